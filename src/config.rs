@@ -1,0 +1,1348 @@
+//! The user's configuration: a serde mirror of `config.example.toml` and where to find it.
+//!
+//! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
+//! `[[account]]`, `[codecs]`), the built-in configuration used when there is no file, and the
+//! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
+//! the position of the offending key, so a person can fix the file without guessing.
+//!
+//! Checking happens in two passes. The first is serde with `deny_unknown_fields` everywhere, so a
+//! misspelt key, a wrong type or an unknown enum value is an error; serde stops at the first such
+//! problem. The second pass checks the values against each other (expiry range, URIs, duplicate
+//! names, port range, …) and reports every problem it finds. Positions come from a span index
+//! built from the same text, so the public types stay plain.
+//!
+//! This module must not open sockets, start the user agent or log: it only turns text into a
+//! checked [`Config`]. The one side effect is [`Account::secret`], which runs the user's
+//! `password_cmd` when asked to.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// The default SIP port, used by [`Network::default`].
+const DEFAULT_SIP_PORT: u16 = 5060;
+/// The allowed range for [`Account::expires`], in seconds.
+const EXPIRES_RANGE: std::ops::RangeInclusive<u32> = 60..=86400;
+/// Level names accepted in [`General::log_level`] (tracing's `EnvFilter` vocabulary).
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// The whole configuration file.
+///
+/// Every section is optional; a missing section takes its defaults. An empty file is a valid
+/// configuration with no accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[general]`: logging and identification.
+    #[serde(default)]
+    pub general: General,
+    /// `[network]`: the SIP socket and the RTP port range.
+    #[serde(default)]
+    pub network: Network,
+    /// `[[account]]` tables, in file order.
+    #[serde(default, rename = "account")]
+    pub accounts: Vec<Account>,
+    /// `[codecs]`: audio codec preference.
+    #[serde(default)]
+    pub codecs: Codecs,
+}
+
+/// The `[general]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct General {
+    /// Where to write the log; a leading `~/` is the home directory. `None`: the caller picks a
+    /// file in the XDG state directory.
+    pub log_file: Option<PathBuf>,
+    /// A tracing filter: a level (`off`, `error`, `warn`, `info`, `debug`, `trace`) or a
+    /// comma-separated list of `level` and `target=level` directives. Default `"info"`.
+    pub log_level: String,
+    /// The `User-Agent` header value; `None` lets the SIP layer use its own.
+    pub user_agent: Option<String>,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        Self {
+            log_file: None,
+            log_level: "info".to_owned(),
+            user_agent: None,
+        }
+    }
+}
+
+/// The `[network]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// Local address of the SIP socket, written `"ip:port"` in TOML. Port 0 means any free
+    /// port. Default `0.0.0.0:5060`.
+    pub bind: SocketAddr,
+    /// Lowest local port used for RTP. Default 16384.
+    pub rtp_port_min: u16,
+    /// Highest local port used for RTP; greater than `rtp_port_min`. Default 32766.
+    pub rtp_port_max: u16,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_SIP_PORT),
+            rtp_port_min: 16384,
+            rtp_port_max: 32766,
+        }
+    }
+}
+
+/// The transport used to reach an account's registrar or proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// SIP over UDP (`"udp"`), the default.
+    #[default]
+    Udp,
+    /// SIP over TCP (`"tcp"`).
+    Tcp,
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+        })
+    }
+}
+
+/// One `[[account]]` table: an identity the phone can register and call from.
+///
+/// `Debug` is written by hand so that a logged account never shows its password.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    /// Short name used to pick the account (`:route`, the status bar); unique among accounts.
+    pub name: String,
+    /// The display name put in `From` headers.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// The user part of the address of record.
+    pub user: String,
+    /// The host part of the address of record (no `sip:` prefix).
+    pub domain: String,
+    /// The registrar URI (`sip:` or `sips:`, no user part); `None` means `sip:{domain}`.
+    #[serde(default)]
+    pub registrar: Option<String>,
+    /// A SIP URI every request is sent to when set.
+    #[serde(default)]
+    pub outbound_proxy: Option<String>,
+    /// Transport to the registrar or proxy. Default UDP.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Digest authentication user name; `None` means [`Account::user`].
+    #[serde(default)]
+    pub auth_user: Option<String>,
+    /// The digest password. At most one of `password` and `password_cmd` is set.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// A shell command (run with `sh -c`) whose standard output, less its trailing newline, is
+    /// the password. See [`Account::secret`].
+    #[serde(default)]
+    pub password_cmd: Option<String>,
+    /// Whether to REGISTER this account. Default `true`.
+    #[serde(default = "default_register")]
+    pub register: bool,
+    /// Requested registration lifetime in seconds, 60..=86400. Default 600.
+    #[serde(default = "default_expires")]
+    pub expires: u32,
+}
+
+fn default_register() -> bool {
+    true
+}
+
+fn default_expires() -> u32 {
+    600
+}
+
+impl fmt::Debug for Account {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Account")
+            .field("name", &self.name)
+            .field("display_name", &self.display_name)
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .field("registrar", &self.registrar)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("transport", &self.transport)
+            .field("auth_user", &self.auth_user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_cmd", &self.password_cmd)
+            .field("register", &self.register)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+impl Account {
+    /// The address of record, `user@domain`.
+    pub fn aor(&self) -> String {
+        format!("{}@{}", self.user, self.domain)
+    }
+
+    /// The secret used for digest authentication.
+    ///
+    /// Returns `password` when set; otherwise runs `password_cmd` with `sh -c` (standard input
+    /// closed, standard error captured so it cannot scribble over a terminal UI) and returns its
+    /// standard output less one trailing newline; `None` when neither is set. This blocks until
+    /// the command exits: call it before starting the UI or from a blocking task.
+    ///
+    /// An error names the account and says what failed; it never contains the command's output.
+    pub fn secret(&self) -> Result<Option<String>, ConfigError> {
+        if let Some(password) = &self.password {
+            return Ok(Some(password.clone()));
+        }
+        let Some(cmd) = &self.password_cmd else {
+            return Ok(None);
+        };
+        let fail = |message: String| ConfigError {
+            file: PathBuf::new(),
+            line: 0,
+            col: 0,
+            key: "password_cmd".to_owned(),
+            message: format!("account `{}`: {message}", self.name),
+        };
+        let output = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| fail(format!("could not run the password command with sh: {e}")))?;
+        if !output.status.success() {
+            return Err(fail(format!(
+                "the password command failed ({}); its output is not shown",
+                output.status
+            )));
+        }
+        let text = String::from_utf8(output.stdout)
+            .map_err(|_| fail("the password command printed something that is not UTF-8".into()))?;
+        let secret = text.strip_suffix('\n').unwrap_or(&text);
+        let secret = secret.strip_suffix('\r').unwrap_or(secret);
+        if secret.is_empty() {
+            return Err(fail(
+                "the password command printed nothing on its standard output".into(),
+            ));
+        }
+        Ok(Some(secret.to_owned()))
+    }
+}
+
+/// An audio codec the phone can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Codec {
+    /// Opus (`"opus"`), 48 kHz.
+    Opus,
+    /// G.711 µ-law (`"pcmu"`).
+    Pcmu,
+    /// G.711 A-law (`"pcma"`).
+    Pcma,
+}
+
+impl fmt::Display for Codec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Codec::Opus => "opus",
+            Codec::Pcmu => "pcmu",
+            Codec::Pcma => "pcma",
+        })
+    }
+}
+
+/// The `[codecs]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Codecs {
+    /// Codecs to offer, most preferred first; non-empty, no duplicates.
+    /// Default `[opus, pcmu, pcma]`.
+    pub order: Vec<Codec>,
+}
+
+impl Default for Codecs {
+    fn default() -> Self {
+        Self {
+            order: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
+        }
+    }
+}
+
+/// One problem in a configuration, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file the problem is in (as given to [`Config::load`] or [`Config::parse`]); empty
+    /// when the problem is not tied to a file, as for [`Account::secret`].
+    pub file: PathBuf,
+    /// 1-based line of the offending key; 0 when there is no position (unreadable file).
+    pub line: usize,
+    /// 1-based column, in characters, of the offending key; 0 when there is no position.
+    pub col: usize,
+    /// Dotted path of the key, e.g. `account[0].transport` or `network.bind`.
+    pub key: String,
+    /// What is wrong and, where possible, how to fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    /// `{file}:{line}:{col}: {key}: {message}`; parts that are unknown (no file, no position,
+    /// no key) are left out with their separators.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.file.as_os_str().is_empty() {
+            write!(f, "{}:", self.file.display())?;
+            if self.line > 0 {
+                write!(f, "{}:{}:", self.line, self.col)?;
+            }
+            f.write_str(" ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Every problem found in a configuration, in file order where known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    /// One error per line, without a trailing newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, error) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+impl Config {
+    /// Reads and validates a file; every problem found is returned.
+    ///
+    /// An unreadable file gives one error with no position.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            col: 0,
+            key: String::new(),
+            message: format!("cannot read the configuration file: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates configuration text; `file` is used in messages only.
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        // Positions are only needed to report problems, so the span index is built lazily.
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let index = SpanIndex::build(text);
+            ConfigErrors(vec![toml_error(&e, text, file, index.as_ref())])
+        })?;
+        let problems = config.problems();
+        if !problems.is_empty() {
+            let index = SpanIndex::build(text);
+            let mut errors: Vec<ConfigError> = problems
+                .into_iter()
+                .map(|p| p.locate(text, file, index.as_ref()))
+                .collect();
+            errors.sort_by_key(|e| (e.line, e.col));
+            return Err(ConfigErrors(errors));
+        }
+        if let Some(log_file) = &config.general.log_file {
+            config.general.log_file = Some(expand_home(log_file));
+        }
+        Ok(config)
+    }
+
+    /// The built-in configuration used when no file exists: one peer-to-peer account named
+    /// `local` (user `switchboard`, domain `localhost`, no registration), bound to `0.0.0.0:0`,
+    /// with the default codecs.
+    pub fn embedded_default() -> Config {
+        Config {
+            general: General::default(),
+            network: Network {
+                bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                ..Network::default()
+            },
+            accounts: vec![Account {
+                name: "local".to_owned(),
+                display_name: None,
+                user: "switchboard".to_owned(),
+                domain: "localhost".to_owned(),
+                registrar: None,
+                outbound_proxy: None,
+                transport: Transport::Udp,
+                auth_user: None,
+                password: None,
+                password_cmd: None,
+                register: false,
+                expires: default_expires(),
+            }],
+            codecs: Codecs::default(),
+        }
+    }
+
+    /// `~/.config/switchboard/config.toml` on Linux (the platform's configuration directory for
+    /// `switchboard` elsewhere), if a home directory exists.
+    pub fn default_path() -> Option<PathBuf> {
+        directories::ProjectDirs::from("", "", "switchboard")
+            .map(|dirs| dirs.config_dir().join("config.toml"))
+    }
+
+    /// The second pass: every problem serde cannot see, with the key paths concerned.
+    fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let general = &self.general;
+        if let Err(message) = check_log_level(&general.log_level) {
+            out.push(Problem::new("general.log_level", message));
+        }
+        if let Some(agent) = &general.user_agent {
+            if agent.trim().is_empty() {
+                out.push(Problem::new(
+                    "general.user_agent",
+                    "must not be empty; remove the key to use the built-in value",
+                ));
+            } else if agent.chars().any(char::is_control) {
+                out.push(Problem::new(
+                    "general.user_agent",
+                    "must not contain control characters",
+                ));
+            }
+        }
+        if let Some(log_file) = &general.log_file {
+            if log_file.as_os_str().is_empty() {
+                out.push(Problem::new(
+                    "general.log_file",
+                    "must not be empty; remove the key to use the default log file",
+                ));
+            }
+        }
+
+        let network = &self.network;
+        if network.rtp_port_min == 0 {
+            out.push(Problem::new(
+                "network.rtp_port_min",
+                "must be at least 1 (it is a real port, not \"any\")",
+            ));
+        } else if network.rtp_port_min >= network.rtp_port_max {
+            out.push(
+                Problem::new(
+                    "network.rtp_port_min",
+                    format!(
+                        "the RTP port range {}..{} is empty: rtp_port_min must be less than \
+                         rtp_port_max",
+                        network.rtp_port_min, network.rtp_port_max
+                    ),
+                )
+                .or_at("network.rtp_port_max"),
+            );
+        }
+
+        for (i, account) in self.accounts.iter().enumerate() {
+            account.problems(i, &mut out);
+            let first = self.accounts[..i]
+                .iter()
+                .position(|other| other.name == account.name);
+            if let Some(first) = first {
+                out.push(Problem::new(
+                    format!("account[{i}].name"),
+                    format!(
+                        "the name `{}` is already used by account[{first}]; account names must be \
+                         unique",
+                        account.name
+                    ),
+                ));
+            }
+        }
+
+        let order = &self.codecs.order;
+        if order.is_empty() {
+            out.push(Problem::new(
+                "codecs.order",
+                "must list at least one codec (\"opus\", \"pcmu\", \"pcma\")",
+            ));
+        }
+        for (i, codec) in order.iter().enumerate() {
+            if order[..i].contains(codec) {
+                out.push(
+                    Problem::new(
+                        format!("codecs.order[{i}]"),
+                        format!("`{codec}` is listed more than once"),
+                    )
+                    .or_at("codecs.order"),
+                );
+            }
+        }
+        out
+    }
+}
+
+impl Account {
+    /// Problems within one account (`index` is its position among the `[[account]]` tables).
+    fn problems(&self, index: usize, out: &mut Vec<Problem>) {
+        let key = |field: &str| format!("account[{index}].{field}");
+        let header = format!("account[{index}]");
+
+        if self.name.trim().is_empty() {
+            out.push(Problem::new(key("name"), "must not be empty"));
+        }
+        if let Err(message) = check_user(&self.user) {
+            out.push(Problem::new(key("user"), message));
+        }
+        if let Err(message) = check_domain(&self.domain) {
+            out.push(Problem::new(key("domain"), message));
+        }
+        if let Some(name) = &self.display_name {
+            if name.chars().any(char::is_control) {
+                out.push(Problem::new(
+                    key("display_name"),
+                    "must not contain control characters",
+                ));
+            }
+        }
+        if let Some(auth_user) = &self.auth_user {
+            if let Err(message) = check_user(auth_user) {
+                out.push(Problem::new(key("auth_user"), message));
+            }
+        }
+        if let Some(uri) = &self.registrar {
+            if let Err(message) = check_sip_uri(uri, true) {
+                out.push(Problem::new(key("registrar"), message));
+            }
+        }
+        if let Some(uri) = &self.outbound_proxy {
+            if let Err(message) = check_sip_uri(uri, false) {
+                out.push(Problem::new(key("outbound_proxy"), message));
+            }
+        }
+        if self.password.is_some() && self.password_cmd.is_some() {
+            out.push(
+                Problem::new(
+                    key("password_cmd"),
+                    "set either `password` or `password_cmd`, not both",
+                )
+                .or_at(&header),
+            );
+        } else if let Some(cmd) = &self.password_cmd {
+            if cmd.trim().is_empty() {
+                out.push(Problem::new(key("password_cmd"), "must not be empty"));
+            }
+        }
+        if !EXPIRES_RANGE.contains(&self.expires) {
+            out.push(Problem::new(
+                key("expires"),
+                format!(
+                    "{} seconds is out of range: use {} to {}",
+                    self.expires,
+                    EXPIRES_RANGE.start(),
+                    EXPIRES_RANGE.end()
+                ),
+            ));
+        }
+    }
+}
+
+/// Checks a tracing filter made of `level` and `target=level` directives.
+fn check_log_level(filter: &str) -> Result<(), String> {
+    let expected = || {
+        format!(
+            "expected one of {}, or a comma-separated list of `target=level` directives",
+            LOG_LEVELS.join(", ")
+        )
+    };
+    if filter.trim().is_empty() {
+        return Err(format!("must not be empty; {}", expected()));
+    }
+    for directive in filter.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) if !target.trim().is_empty() => level.trim(),
+            Some(_) => return Err(format!("`{directive}` has no target; {}", expected())),
+            None => directive,
+        };
+        if !LOG_LEVELS.iter().any(|l| l.eq_ignore_ascii_case(level)) {
+            return Err(format!("unknown log level `{level}`; {}", expected()));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a user name (`user`, `auth_user`).
+fn check_user(user: &str) -> Result<(), String> {
+    if user.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if user.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("must not contain spaces or control characters".to_owned())
+    } else if user.contains('@') {
+        Err("must not contain `@`: put the part after it in `domain`".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks the host part of the address of record.
+fn check_domain(domain: &str) -> Result<(), String> {
+    let lower = domain.to_ascii_lowercase();
+    if domain.is_empty() {
+        Err("must not be empty".to_owned())
+    } else if lower.starts_with("sip:") || lower.starts_with("sips:") {
+        Err("write the host only, without `sip:`".to_owned())
+    } else if domain.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Err("must not contain spaces or control characters".to_owned())
+    } else if domain.contains('@') {
+        Err("must not contain `@`: put the part before it in `user`".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+/// Checks a SIP URI (`sip:` or `sips:` with a host). A registrar URI has no user part
+/// (RFC 3261 §10.2).
+fn check_sip_uri(uri: &str, registrar: bool) -> Result<(), String> {
+    let lower = uri.to_ascii_lowercase();
+    let Some(rest) = lower
+        .strip_prefix("sip:")
+        .or_else(|| lower.strip_prefix("sips:"))
+    else {
+        // Suggest a fix for `host`, `host:port` and `scheme://host`, not for another scheme's
+        // URI such as `tel:+4420…`.
+        let host = uri.split_once("://").map_or(uri, |(_, host)| host);
+        let other_scheme = host
+            .split_once(':')
+            .is_some_and(|(scheme, rest)| !scheme.contains('.') && rest.parse::<u16>().is_err());
+        let hint = if other_scheme || host.is_empty() {
+            String::new()
+        } else {
+            format!(", e.g. `sip:{host}`")
+        };
+        return Err(format!(
+            "`{uri}` is not a SIP URI: it must start with `sip:` or `sips:`{hint}"
+        ));
+    };
+    if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "`{uri}` must not contain spaces or control characters"
+        ));
+    }
+    let address = rest.split([';', '?']).next().unwrap_or_default();
+    let host = address.rsplit_once('@').map_or(address, |(_, host)| host);
+    if host.is_empty() || host.starts_with(':') {
+        return Err(format!("`{uri}` has no host"));
+    }
+    if registrar && address.contains('@') {
+        return Err(format!(
+            "`{uri}` has a user part; a registrar URI names only the host (and port), e.g. \
+             `sip:{host}`"
+        ));
+    }
+    Ok(())
+}
+
+/// Replaces a leading `~/` with the home directory, when there is one.
+fn expand_home(path: &Path) -> PathBuf {
+    match (path.strip_prefix("~"), directories::BaseDirs::new()) {
+        (Ok(rest), Some(base)) => base.home_dir().join(rest),
+        _ => path.to_path_buf(),
+    }
+}
+
+/// A problem found by the second pass, before it is given a position.
+struct Problem {
+    /// Key paths to point at, best first; the first one present in the file is used.
+    keys: Vec<String>,
+    message: String,
+}
+
+impl Problem {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            keys: vec![key.into()],
+            message: message.into(),
+        }
+    }
+
+    /// Adds a key to point at when the preferred ones are not written in the file.
+    fn or_at(mut self, key: &str) -> Self {
+        self.keys.push(key.to_owned());
+        self
+    }
+
+    fn locate(self, text: &str, file: &Path, index: Option<&SpanIndex>) -> ConfigError {
+        let found = index.and_then(|index| {
+            self.keys
+                .iter()
+                .find_map(|key| index.offset_of(key).map(|offset| (key.clone(), offset)))
+        });
+        let (key, (line, col)) = match found {
+            Some((key, offset)) => (key, line_col(text, offset)),
+            None => (self.keys.into_iter().next().unwrap_or_default(), (1, 1)),
+        };
+        ConfigError {
+            file: file.to_path_buf(),
+            line,
+            col,
+            key,
+            message: self.message,
+        }
+    }
+}
+
+/// Turns a serde/TOML error into a [`ConfigError`] pointing at the offending key.
+fn toml_error(
+    error: &toml::de::Error,
+    text: &str,
+    file: &Path,
+    index: Option<&SpanIndex>,
+) -> ConfigError {
+    let raw = error.message().trim();
+    let offset = error.span().map(|span| span.start);
+    // Point at the key the error belongs to (a wrong value's own span is just after it). Text
+    // that is not TOML has no index: guess the key from the lines, and keep the exact position
+    // of the syntax error in the message.
+    let mut detail = String::new();
+    let located = offset.map(
+        |offset| match index.and_then(|index| index.entry_at(offset)) {
+            Some(entry) => entry,
+            None => {
+                let (key, start) = approximate_key(text, offset);
+                if start != offset {
+                    let (line, col) = line_col(text, offset);
+                    detail = format!(" (at {line}:{col})");
+                }
+                (key, start)
+            }
+        },
+    );
+    let (mut key, (line, col)) = match located {
+        Some((key, start)) => (key, line_col(text, start)),
+        None => (String::new(), (0, 0)),
+    };
+    let message = if let Some(field) = backticked_after(raw, "unknown field `") {
+        unknown_key_message(field, raw)
+    } else if let Some(field) = backticked_after(raw, "missing field `") {
+        key = if key.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{key}.{field}")
+        };
+        format!("missing required key `{field}`")
+    } else if raw == "invalid socket address syntax" {
+        format!(
+            "{raw}: write \"ip:port\", e.g. \"0.0.0.0:{DEFAULT_SIP_PORT}\" (port 0 picks any free \
+             port)"
+        )
+    } else {
+        format!("{}{detail}", plain_words(raw))
+    };
+    ConfigError {
+        file: file.to_path_buf(),
+        line,
+        col,
+        key,
+        message,
+    }
+}
+
+/// Rewrites serde's Rust vocabulary in a message into the words of the TOML file.
+fn plain_words(message: &str) -> String {
+    let mut message = message.replace("unknown variant", "unknown value");
+    for (rust, toml) in [
+        ("expected u16", "expected a whole number from 0 to 65535"),
+        (
+            "expected u32",
+            "expected a whole number from 0 to 4294967295",
+        ),
+        ("expected a sequence", "expected an array"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        if let Some(head) = message.strip_suffix(rust) {
+            message = format!("{head}{toml}");
+        }
+    }
+    if let Some(at) = message.find("expected struct ") {
+        message.replace_range(at.., "expected a table");
+    }
+    message
+}
+
+/// The text between `prefix` (which ends with a backtick) and the next backtick.
+fn backticked_after<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
+    message.strip_prefix(prefix)?.split('`').next()
+}
+
+/// "unknown key `transprot`, did you mean `transport`?" from serde's unknown-field message,
+/// whose tail lists the expected names in backticks.
+fn unknown_key_message(field: &str, raw: &str) -> String {
+    let expected: Vec<&str> = raw
+        .split('`')
+        .skip(3)
+        .step_by(2)
+        .filter(|name| !name.is_empty())
+        .collect();
+    let closest = expected
+        .iter()
+        .map(|name| (edit_distance(field, name), *name))
+        .min_by_key(|(distance, _)| *distance)
+        .filter(|(distance, _)| *distance <= (field.chars().count() / 3).max(1));
+    match (closest, expected.is_empty()) {
+        (Some((_, name)), _) => format!("unknown key `{field}`, did you mean `{name}`?"),
+        (None, true) => format!("unknown key `{field}`: this table takes no keys"),
+        (None, false) => {
+            let list: Vec<String> = expected.iter().map(|name| format!("`{name}`")).collect();
+            format!("unknown key `{field}`, expected one of {}", list.join(", "))
+        }
+    }
+}
+
+/// Levenshtein distance over characters, to suggest a key for a misspelt one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// 1-based line and column (in characters) of a byte offset; an offset past the end or inside a
+/// character is clamped.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let col = before[line_start..].chars().count() + 1;
+    (line, col)
+}
+
+/// A best-effort key path for an offset in text that is not valid TOML, and where to point:
+/// the last table header before it (`[[x]]` headers counted to give an index) plus the key on
+/// its line, if the line has one (then the position is that key's).
+fn approximate_key(text: &str, offset: usize) -> (String, usize) {
+    let (line_no, _) = line_col(text, offset);
+    let mut table = String::new();
+    let mut arrays: Vec<(String, usize)> = Vec::new();
+    let mut key = None;
+    let mut line_start = 0;
+    for (n, full_line) in text.split_inclusive('\n').enumerate().take(line_no) {
+        let line = full_line.trim();
+        if let Some(name) = line
+            .strip_prefix("[[")
+            .and_then(|l| l.split("]]").next())
+            .map(str::trim)
+        {
+            let count = match arrays.iter_mut().find(|(seen, _)| seen == name) {
+                Some((_, count)) => {
+                    *count += 1;
+                    *count
+                }
+                None => {
+                    arrays.push((name.to_owned(), 0));
+                    0
+                }
+            };
+            table = format!("{name}[{count}]");
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            table = name.trim().to_owned();
+        } else if n + 1 == line_no && !line.starts_with('#') {
+            if let Some((name, _)) = line.split_once('=') {
+                let indent = full_line.len() - full_line.trim_start().len();
+                let name = name.trim().trim_matches(['"', '\'']).to_owned();
+                key = Some((name, line_start + indent));
+            }
+        }
+        line_start += full_line.len();
+    }
+    match (table.is_empty(), key) {
+        (true, None) => ("(document)".to_owned(), offset),
+        (false, None) => (table, offset),
+        (true, Some((key, start))) => (key, start),
+        (false, Some((key, start))) => (format!("{table}.{key}"), start),
+    }
+}
+
+/// Where each key and array element of a parsed document starts, as dotted paths like
+/// `account[1].name`, in document order.
+struct SpanIndex {
+    entries: Vec<(String, usize)>,
+}
+
+impl SpanIndex {
+    /// `None` when the text is not valid TOML.
+    fn build(text: &str) -> Option<SpanIndex> {
+        let root: Node = toml::from_str(text).ok()?;
+        let mut entries = Vec::new();
+        root.flatten("", &mut entries);
+        entries.sort_by_key(|(_, offset)| *offset);
+        Some(SpanIndex { entries })
+    }
+
+    /// The key or array element that an error at `offset` belongs to, and where it starts: the
+    /// last one starting at or before it. A value follows its key, so a value's error lands on
+    /// its key.
+    fn entry_at(&self, offset: usize) -> Option<(String, usize)> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|(_, start)| *start <= offset)
+            .cloned()
+    }
+
+    /// Where the key at `path` starts, if it is written in the file.
+    fn offset_of(&self, path: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, offset)| *offset)
+    }
+}
+
+/// The shape of a TOML document with the positions of keys and array elements. Values of keys
+/// carry no span of their own because implicit tables (from dotted keys or `[a.b]` headers)
+/// have none; keys and array elements always do.
+enum Node {
+    Table(Vec<(Spanned<String>, Node)>),
+    Array(Vec<Spanned<Node>>),
+    Leaf,
+}
+
+impl Node {
+    fn flatten(&self, prefix: &str, out: &mut Vec<(String, usize)>) {
+        match self {
+            Node::Table(entries) => {
+                for (key, value) in entries {
+                    let path = if prefix.is_empty() {
+                        key.get_ref().clone()
+                    } else {
+                        format!("{prefix}.{}", key.get_ref())
+                    };
+                    out.push((path.clone(), key.span().start));
+                    value.flatten(&path, out);
+                }
+            }
+            Node::Array(elements) => {
+                for (i, element) in elements.iter().enumerate() {
+                    let path = format!("{prefix}[{i}]");
+                    out.push((path.clone(), element.span().start));
+                    element.get_ref().flatten(&path, out);
+                }
+            }
+            Node::Leaf => {}
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Node {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NodeVisitor)
+    }
+}
+
+struct NodeVisitor;
+
+impl<'de> Visitor<'de> for NodeVisitor {
+    type Value = Node;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any TOML value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Node, E> {
+        Ok(Node::Leaf)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Node, A::Error> {
+        let mut elements = Vec::new();
+        while let Some(element) = seq.next_element()? {
+            elements.push(element);
+        }
+        Ok(Node::Array(elements))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Node, A::Error> {
+        let mut entries = Vec::new();
+        loop {
+            // A TOML datetime arrives as a one-entry map whose key has no span; it is a leaf.
+            let key = match map.next_key::<Spanned<String>>() {
+                Ok(Some(key)) => key,
+                Ok(None) => break,
+                Err(_) => return Ok(Node::Leaf),
+            };
+            let value = map.next_value()?;
+            entries.push((key, value));
+        }
+        Ok(Node::Table(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigErrors> {
+        Config::parse(text, Path::new("test.toml"))
+    }
+
+    fn errors(text: &str) -> Vec<String> {
+        match parse(text) {
+            Ok(config) => panic!("expected errors, got {config:?}"),
+            Err(errors) => errors.0.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    const ACCOUNT: &str = "[[account]]\nname = \"a\"\nuser = \"100\"\ndomain = \"pbx.test\"\n";
+
+    #[test]
+    fn empty_text_gives_defaults() {
+        let config = parse("").expect("empty config is valid");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.general.log_level, "info");
+        assert_eq!(config.network.bind, "0.0.0.0:5060".parse().unwrap());
+        assert_eq!(
+            (config.network.rtp_port_min, config.network.rtp_port_max),
+            (16384, 32766)
+        );
+        assert_eq!(config.codecs.order, [Codec::Opus, Codec::Pcmu, Codec::Pcma]);
+        assert!(config.accounts.is_empty());
+    }
+
+    #[test]
+    fn account_defaults() {
+        let config = parse(ACCOUNT).expect("valid");
+        let account = &config.accounts[0];
+        assert_eq!(account.transport, Transport::Udp);
+        assert!(account.register);
+        assert_eq!(account.expires, 600);
+        assert_eq!(account.aor(), "100@pbx.test");
+        assert_eq!(account.secret(), Ok(None));
+    }
+
+    #[test]
+    fn embedded_default_is_peer_to_peer() {
+        let config = Config::embedded_default();
+        assert_eq!(config.network.bind.port(), 0);
+        assert_eq!(config.accounts.len(), 1);
+        let local = &config.accounts[0];
+        assert_eq!(
+            (local.name.as_str(), local.aor().as_str()),
+            ("local", "switchboard@localhost")
+        );
+        assert!(!local.register);
+        assert!(config.problems().is_empty());
+    }
+
+    #[test]
+    fn display_forms() {
+        let mut error = ConfigError {
+            file: "f.toml".into(),
+            line: 3,
+            col: 7,
+            key: "network.bind".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(error.to_string(), "f.toml:3:7: network.bind: bad");
+        error.line = 0;
+        assert_eq!(error.to_string(), "f.toml: network.bind: bad");
+        error.file = PathBuf::new();
+        assert_eq!(error.to_string(), "network.bind: bad");
+        let two = ConfigErrors(vec![error.clone(), error]);
+        assert_eq!(two.to_string(), "network.bind: bad\nnetwork.bind: bad");
+        assert_eq!(Transport::Tcp.to_string(), "tcp");
+        assert_eq!(Codec::Pcma.to_string(), "pcma");
+    }
+
+    #[test]
+    fn unknown_key_points_at_key_and_suggests() {
+        let text = format!("{ACCOUNT}transprot = \"tcp\"\n");
+        assert_eq!(
+            errors(&text),
+            [
+                "test.toml:5:1: account[0].transprot: unknown key `transprot`, did you mean \
+              `transport`?"
+            ]
+        );
+        let errs = errors("[network]\nfoo = 1\n");
+        assert!(
+            errs[0].starts_with(
+                "test.toml:2:1: network.foo: unknown key `foo`, expected one of `bind`"
+            ),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_points_at_key() {
+        let text = format!("{ACCOUNT}\n[[account]]\nname = \"b\"\nuser = \"1\"\ndomain = \"d\"\nexpires = \"600\"\n");
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 1);
+        assert!(
+            errs[0].starts_with("test.toml:10:1: account[1].expires: invalid type"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn missing_key_points_at_table_header() {
+        let errs = errors("[general]\n\n[[account]]\nname = \"a\"\ndomain = \"d\"\n");
+        assert_eq!(
+            errs,
+            ["test.toml:3:1: account[0].user: missing required key `user`"]
+        );
+    }
+
+    #[test]
+    fn array_element_errors_name_the_index() {
+        let errs = errors("[codecs]\norder = [\"opus\", \"g729\"]\n");
+        assert!(
+            errs[0].starts_with("test.toml:2:18: codecs.order[1]: unknown value `g729`"),
+            "{errs:?}"
+        );
+        let errs = errors("[codecs]\norder = [\"opus\", \"pcmu\", \"opus\"]\n");
+        assert_eq!(
+            errs,
+            ["test.toml:2:26: codecs.order[2]: `opus` is listed more than once"]
+        );
+    }
+
+    #[test]
+    fn dotted_keys_inline_tables_and_datetimes_are_located() {
+        let errs = errors("network.bind = \"nowhere\"\n");
+        assert!(
+            errs[0]
+                .starts_with("test.toml:1:9: network.bind: invalid socket address syntax: write"),
+            "{errs:?}"
+        );
+        let errs =
+            errors("account = [{ name = \"a\", user = \"u\", domain = \"d\", expires = 5 }]\n");
+        assert!(
+            errs[0].starts_with("test.toml:1:52: account[0].expires: 5 seconds"),
+            "{errs:?}"
+        );
+        let errs = errors("[general]\nlog_file = 1979-05-27T07:32:00Z\n");
+        assert!(
+            errs[0].starts_with("test.toml:2:1: general.log_file: invalid type"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn syntax_errors_get_an_approximate_key() {
+        let errs = errors(&format!(
+            "{ACCOUNT}\n[[account]]\n  name = \"b\nuser = \"u\"\n"
+        ));
+        assert!(
+            errs[0].starts_with("test.toml:7:3: account[1].name: ")
+                && errs[0].ends_with(" (at 7:12)"),
+            "{errs:?}"
+        );
+        let errs = errors(&format!("{ACCOUNT}name = \"again\"\n"));
+        assert!(
+            errs[0].starts_with("test.toml:5:1: account[0].name: duplicate key"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported_in_file_order() {
+        let text = "\
+[general]
+log_level = \"loud\"
+
+[network]
+rtp_port_min = 30000
+rtp_port_max = 20000
+
+[[account]]
+name = \"a\"
+user = \"u@x\"
+domain = \"sip:d\"
+registrar = \"pbx.test\"
+outbound_proxy = \"sip:\"
+password = \"p\"
+password_cmd = \"pass x\"
+expires = 30
+
+[[account]]
+name = \"a\"
+user = \"u\"
+domain = \"d\"
+registrar = \"sip:100@pbx.test\"
+
+[codecs]
+order = []
+";
+        let errs = errors(text);
+        let keys: Vec<&str> = errs
+            .iter()
+            .map(|e| e.split(": ").nth(1).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "general.log_level",
+                "network.rtp_port_min",
+                "account[0].user",
+                "account[0].domain",
+                "account[0].registrar",
+                "account[0].outbound_proxy",
+                "account[0].password_cmd",
+                "account[0].expires",
+                "account[1].name",
+                "account[1].registrar",
+                "codecs.order",
+            ],
+            "{errs:#?}"
+        );
+        assert!(errs[4].contains("e.g. `sip:pbx.test`"), "{}", errs[4]);
+    }
+
+    #[test]
+    fn rtp_range_points_at_the_key_that_is_written() {
+        let errs = errors("[network]\nrtp_port_max = 100\n");
+        assert!(
+            errs[0].starts_with("test.toml:2:1: network.rtp_port_max: the RTP port range"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn log_level_accepts_filter_directives() {
+        assert!(check_log_level("DEBUG").is_ok());
+        assert!(check_log_level("warn,switchboard::sip=trace").is_ok());
+        assert!(check_log_level("=debug").is_err());
+        assert!(check_log_level("").is_err());
+        assert!(check_log_level("info,switchboard=chatty").is_err());
+    }
+
+    #[test]
+    fn sip_uris() {
+        assert!(check_sip_uri("sip:pbx.example.com:5060", true).is_ok());
+        assert!(check_sip_uri("SIPS:[2001:db8::1]:5061;transport=tcp", true).is_ok());
+        assert!(check_sip_uri("sip:proxy.test;lr", false).is_ok());
+        assert!(check_sip_uri("sip:100@pbx.test", false).is_ok());
+        assert!(check_sip_uri("sip:100@pbx.test", true).is_err());
+        assert!(check_sip_uri("http://pbx.test", false).is_err());
+        assert!(check_sip_uri("sip:pbx test", false).is_err());
+        assert!(check_sip_uri("sip::5060", false).is_err());
+        let hint = |uri| check_sip_uri(uri, false).expect_err("not a SIP URI");
+        assert!(hint("pbx.test:5060").ends_with(", e.g. `sip:pbx.test:5060`"));
+        assert!(hint("http://pbx.test").ends_with(", e.g. `sip:pbx.test`"));
+        assert!(hint("tel:+441234").ends_with("`sips:`"));
+    }
+
+    #[test]
+    fn secret_from_password_or_command() {
+        let mut account = parse(ACCOUNT).expect("valid").accounts.remove(0);
+        account.password = Some("pw".into());
+        assert_eq!(account.secret(), Ok(Some("pw".into())));
+        account.password = None;
+        account.password_cmd = Some("printf 's3cret \\n'".into());
+        assert_eq!(account.secret(), Ok(Some("s3cret ".into())));
+        account.password_cmd = Some("printf 'leaked'; exit 3".into());
+        let error = account.secret().expect_err("non-zero exit");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("password_cmd: account `a`: the password command failed"),
+            "{text}"
+        );
+        assert!(!text.contains("leaked"), "{text}");
+        account.password_cmd = Some("true".into());
+        assert!(account.secret().is_err());
+    }
+
+    #[test]
+    fn debug_redacts_password() {
+        let mut account = parse(ACCOUNT).expect("valid").accounts.remove(0);
+        account.password = Some("hunter2".into());
+        let debug = format!("{account:?}");
+        assert!(
+            !debug.contains("hunter2") && debug.contains("<redacted>"),
+            "{debug}"
+        );
+    }
+
+    #[test]
+    fn log_file_home_is_expanded() {
+        let config = parse("[general]\nlog_file = \"~/sb.log\"\n").expect("valid");
+        let path = config.general.log_file.expect("set");
+        if directories::BaseDirs::new().is_some() {
+            assert!(!path.starts_with("~"), "{path:?}");
+            assert!(path.ends_with("sb.log"));
+        }
+    }
+
+    #[test]
+    fn messages_use_toml_words() {
+        let errs = errors("general = 5\n");
+        assert!(errs[0].ends_with("expected a table"), "{errs:?}");
+        let errs = errors("[network]\nrtp_port_min = -1\n");
+        assert!(
+            errs[0].ends_with("expected a whole number from 0 to 65535"),
+            "{errs:?}"
+        );
+        let errs = errors("[codecs]\norder = [\"g722\"]\n");
+        assert!(errs[0].contains("unknown value `g722`"), "{errs:?}");
+    }
+
+    #[test]
+    fn line_col_counts_characters() {
+        assert_eq!(line_col("a\nbé c", 6), (2, 4));
+        assert_eq!(line_col("abc", 99), (1, 4));
+        assert_eq!(line_col("é", 1), (1, 1));
+    }
+
+    #[test]
+    fn edit_distance_basics() {
+        assert_eq!(edit_distance("transprot", "transport"), 2);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("genral", "general"), 1);
+    }
+}

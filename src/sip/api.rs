@@ -1,0 +1,186 @@
+//! The vocabulary shared by every front end: [`Command`]s in, [`Event`]s out.
+//!
+//! These are the only SIP-layer types the TUI and the headless mode see. Every
+//! event serialises to one JSON object with an `"event"` field; events about a
+//! call carry `"line"` (1-based) and `"call_id"`. Later features extend both
+//! enums; existing words and fields never change meaning.
+
+use serde::Serialize;
+
+/// A line number as the operator sees it: 1, 2, …
+pub type LineNo = u8;
+
+/// What the operator (keys, `:` line or headless stdin) asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Call a number or SIP URI on the selected line.
+    Dial(String),
+    /// Answer the ringing call on the given line (or the first ringing one).
+    Answer(Option<LineNo>),
+    /// Reject a ringing call with 603 Decline.
+    Decline(Option<LineNo>),
+    /// End (or cancel, or reject) the call on the given line (default: selected).
+    Hangup(Option<LineNo>),
+    /// Put the call on hold.
+    Hold(Option<LineNo>),
+    /// Take the call off hold.
+    Resume(Option<LineNo>),
+    /// Select a line; a connected call on the previously selected line is held.
+    Line(LineNo),
+    /// Select the other line (holding the current call).
+    Swap,
+    /// Blind transfer of the selected call.
+    Transfer(String),
+    /// Attended transfer: hold the selected call and call the target.
+    Consult(String),
+    /// Complete the attended transfer.
+    Complete,
+    /// Cancel the attended transfer.
+    Cancel,
+    /// Send DTMF digits on the selected call.
+    Dtmf(String),
+    /// Toggle microphone mute on the selected line.
+    Mute,
+    /// Join the lines in a local conference.
+    Conference,
+    /// Start (`true`) or stop recording the selected call.
+    Record(bool),
+    /// Pick up a call ringing at another extension.
+    Pickup(String),
+    /// Choose the outbound route for the next call.
+    Route(String),
+    /// Un-register, end all calls and stop.
+    Quit,
+}
+
+/// The state of a call as shown to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// Our INVITE is out, nothing heard back yet.
+    Dialing,
+    /// The far end is ringing (180 without early media).
+    Ringing,
+    /// The far end sent early media (183 with SDP).
+    Early,
+    /// Talking.
+    Connected,
+    /// We hold the far end.
+    Held,
+    /// The far end holds us.
+    RemoteHeld,
+    /// The call is over.
+    Ended,
+}
+
+/// Direction of a negotiated media stream, from our point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Both ways.
+    SendRecv,
+    /// We only send (we hold).
+    SendOnly,
+    /// We only receive (the peer holds).
+    RecvOnly,
+    /// No media either way.
+    Inactive,
+}
+
+/// Something that happened, for the screen, the JSON stream and the history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The user agent is up and listening.
+    Started {
+        /// Local SIP address (`ip:port`).
+        local: String,
+        /// Transport of the listening socket(s).
+        transport: String,
+        /// The account in use (`user@domain`).
+        account: String,
+        /// One line about how we run (e.g. that the embedded default is in use).
+        note: String,
+    },
+    /// The registrar accepted our binding.
+    Registered {
+        /// The account (`user@domain`).
+        account: String,
+        /// Granted expiry in seconds.
+        expires: u32,
+    },
+    /// Registration failed; a retry is scheduled.
+    RegistrationFailed {
+        /// The account (`user@domain`).
+        account: String,
+        /// SIP status code, absent on timeout or transport error.
+        status: Option<u16>,
+        /// What went wrong, in words.
+        reason: String,
+        /// Seconds until the next attempt.
+        retry_in: u64,
+    },
+    /// The binding was removed (on quit).
+    Unregistered {
+        /// The account (`user@domain`).
+        account: String,
+    },
+    /// A call arrived and rings on `line`.
+    Incoming {
+        /// The line it rings on.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// The caller's URI.
+        from: String,
+        /// The caller's display name, if any.
+        display_name: Option<String>,
+    },
+    /// A call changed state.
+    Call {
+        /// The line of the call.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// The new state.
+        state: CallState,
+        /// The far end's URI.
+        peer: String,
+        /// The SIP status that ended the call, if any.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        /// Why the call ended, in words.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Media was negotiated (or renegotiated) for a call.
+    Media {
+        /// The line of the call.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// Codec name (`opus`, `PCMU`, `PCMA`).
+        codec: String,
+        /// RTP payload type used for it.
+        payload_type: u8,
+        /// The remote RTP address (`ip:port`).
+        remote: String,
+        /// Direction from our point of view.
+        direction: Direction,
+        /// Payload type of telephone-event, if negotiated.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dtmf_payload_type: Option<u8>,
+    },
+    /// The selected line changed.
+    Line {
+        /// The now selected line.
+        line: LineNo,
+    },
+    /// A command could not be carried out, or input was malformed.
+    Error {
+        /// What went wrong, in words.
+        message: String,
+    },
+    /// The user agent stopped (after `quit`).
+    Stopped,
+}

@@ -1,0 +1,654 @@
+//! The SIP user agent, sans-IO.
+//!
+//! [`UserAgent`] is fed received bytes with their source, the operator's
+//! [`Command`]s and the current [`Instant`]; it is polled for bytes to send
+//! ([`Transmit`]), the next deadline and [`Event`]s. It owns no socket, no
+//! thread and no clock, so every test can run it on simulated time:
+//!
+//! ```text
+//!   handle_datagram(now, transport, src, bytes) ─┐
+//!   handle_timeout(now)                          ├─► UserAgent ─► poll_transmit() -> Transmit
+//!   command(now, Command)                       ─┘              ─► poll_event()    -> Event
+//!                                                                ─► poll_timeout()  -> Instant
+//! ```
+//!
+//! The driver must drain `poll_transmit` and `poll_event` after every input
+//! and sleep until `poll_timeout`. Layers inside: [`msg`] (parsing and
+//! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
+//! usages in `register.rs` (REGISTER) and `call.rs` (INVITE, hold, BYE),
+//! with [`sdp`] for offer/answer and [`auth`] for digest.
+//!
+//! Lines live here too, not in the driver: which call is on which line, and
+//! "only one line talks at a time", is protocol logic worth testing on
+//! simulated time.
+
+pub mod api;
+pub mod auth;
+mod call;
+pub mod dialog;
+pub mod msg;
+mod register;
+pub mod sdp;
+pub mod timer;
+pub mod transaction;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+pub use api::{CallState, Command, Direction, Event, LineNo};
+use call::Call;
+use msg::{Builder, Message, Method};
+use register::Registration;
+use timer::{earliest, TimerValues};
+use transaction::{ClientOutcome, ClientTx, ServerTx, TxKey};
+
+/// A SIP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Datagrams; the transaction layer retransmits.
+    Udp,
+    /// A stream, framed by Content-Length.
+    Tcp,
+}
+
+impl Transport {
+    /// True for stream transports, where nothing is retransmitted.
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Transport::Tcp)
+    }
+
+    /// The token used in Via (`UDP`, `TCP`).
+    pub fn via_token(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+}
+
+/// Bytes the driver must send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// How to send them.
+    pub transport: Transport,
+    /// Where to send them.
+    pub dst: SocketAddr,
+    /// One whole SIP message.
+    pub payload: Vec<u8>,
+}
+
+/// The account the user agent acts for, with addresses already resolved.
+#[derive(Debug, Clone)]
+pub struct Account {
+    /// User part of our address-of-record.
+    pub user: String,
+    /// Domain of our address-of-record.
+    pub domain: String,
+    /// Display name for From.
+    pub display_name: Option<String>,
+    /// User name for digest authentication.
+    pub auth_user: String,
+    /// Secret for digest authentication.
+    pub password: Option<String>,
+    /// Registrar URI (REGISTER's Request-URI).
+    pub registrar: String,
+    /// Where REGISTER goes (the registrar's resolved address), if known.
+    pub registrar_addr: Option<SocketAddr>,
+    /// Outbound proxy URI and address: every out-of-dialog request goes there.
+    pub outbound_proxy: Option<(String, SocketAddr)>,
+    /// Whether to register at all.
+    pub register: bool,
+    /// Requested registration lifetime in seconds.
+    pub expires: u32,
+}
+
+impl Account {
+    /// `user@domain`.
+    pub fn aor(&self) -> String {
+        format!("{}@{}", self.user, self.domain)
+    }
+}
+
+/// Everything the user agent needs to know about its surroundings.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// The account.
+    pub account: Account,
+    /// Transport for requests we originate.
+    pub transport: Transport,
+    /// Our advertised SIP address (Via, Contact).
+    pub local: SocketAddr,
+    /// Our media address (SDP `c=`).
+    pub media_ip: IpAddr,
+    /// The RTP port of each line; its length is the number of lines.
+    pub rtp_ports: Vec<u16>,
+    /// Codecs in order of preference.
+    pub codecs: Vec<sdp::Codec>,
+    /// The User-Agent header value.
+    pub user_agent: String,
+    /// RFC 3261 timer values.
+    pub timers: TimerValues,
+    /// Seed for tags, branches and Call-IDs (the core has no entropy source).
+    pub seed: u64,
+}
+
+/// What the UA supports, for Allow / Supported / Accept.
+const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO";
+const SUPPORTED: &str = "replaces";
+const ACCEPT: &str = "application/sdp";
+
+/// Who is waiting for a client transaction's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    Register,
+    Call(String),
+}
+
+/// A server transaction plus what is needed to answer through it.
+#[derive(Debug)]
+struct Server {
+    tx: ServerTx,
+    reply_to: (Transport, SocketAddr),
+}
+
+/// SplitMix64: deterministic tokens from the seed.
+#[derive(Debug, Clone)]
+struct Tokens(u64);
+
+impl Tokens {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn hex(&mut self) -> String {
+        format!("{:016x}", self.next())
+    }
+}
+
+/// The sans-IO SIP user agent. See the module docs for the contract.
+#[derive(Debug)]
+pub struct UserAgent {
+    cfg: UaConfig,
+    tokens: Tokens,
+    clients: HashMap<TxKey, (ClientTx, Owner)>,
+    servers: HashMap<TxKey, Server>,
+    registration: Option<Registration>,
+    lines: Vec<Option<Call>>,
+    selected: usize,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    quit_deadline: Option<Instant>,
+    stopped: bool,
+}
+
+impl UserAgent {
+    /// Creates the user agent; starts registering when the account says so.
+    pub fn new(cfg: UaConfig, now: Instant) -> UserAgent {
+        let lines = cfg.rtp_ports.iter().map(|_| None).collect();
+        let mut ua = UserAgent {
+            tokens: Tokens(cfg.seed),
+            clients: HashMap::new(),
+            servers: HashMap::new(),
+            registration: None,
+            lines,
+            selected: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            quit_deadline: None,
+            stopped: false,
+            cfg,
+        };
+        if ua.cfg.account.register {
+            let call_id = format!("{}@switchboard", ua.tokens.hex());
+            let tag = ua.tokens.hex();
+            ua.registration = Some(Registration::new(call_id, tag));
+            ua.send_register(now);
+        }
+        ua
+    }
+
+    // ---- getters ----
+
+    /// The configuration in use.
+    pub fn config(&self) -> &UaConfig {
+        &self.cfg
+    }
+
+    /// The selected line (1-based).
+    pub fn selected_line(&self) -> LineNo {
+        line_no(self.selected)
+    }
+
+    /// True after `quit` has finished (calls ended, binding removed).
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    // ---- inputs ----
+
+    /// Feeds one received SIP message (a datagram, or one framed TCP message).
+    pub fn handle_datagram(&mut self, now: Instant, transport: Transport, src: SocketAddr, data: &[u8]) {
+        if data.iter().all(|b| b.is_ascii_whitespace()) {
+            return; // keep-alive (RFC 5626 CRLF)
+        }
+        let msg = match Message::parse(data) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(%src, error = %e, "dropping malformed SIP message");
+                self.reject_malformed(transport, src, data, &e.to_string());
+                return;
+            }
+        };
+        if msg.code().is_some() {
+            self.on_response(now, msg);
+        } else {
+            self.on_request(now, transport, src, msg);
+        }
+        self.collect_finished();
+    }
+
+    /// Runs every timer that is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut out = Vec::new();
+        let mut timed_out = Vec::new();
+        for (key, (tx, owner)) in &mut self.clients {
+            if tx.deadline().is_some_and(|d| d <= now) && tx.on_timeout(now, &mut out) {
+                timed_out.push((key.clone(), owner.clone()));
+            }
+        }
+        for server in self.servers.values_mut() {
+            if server.tx.deadline().is_some_and(|d| d <= now) {
+                server.tx.on_timeout(now, &mut out);
+            }
+        }
+        self.transmits.extend(out);
+        for (key, owner) in timed_out {
+            let request = self.clients.get(&key).map(|(tx, _)| tx.request().clone());
+            if let Some(request) = request {
+                match owner {
+                    Owner::Register => self.on_register_timeout(now),
+                    Owner::Call(call_id) => self.on_call_tx_timeout(now, &call_id, &request),
+                }
+            }
+        }
+        if self.registration.as_ref().is_some_and(|r| r.due(now)) {
+            self.on_register_timer(now);
+        }
+        let due: Vec<String> = self
+            .calls()
+            .filter(|c| c.deadline().is_some_and(|d| d <= now))
+            .map(|c| c.call_id.clone())
+            .collect();
+        for call_id in due {
+            self.on_call_timer(now, &call_id);
+        }
+        if self.quit_deadline.is_some_and(|d| d <= now) {
+            self.finish_quit();
+        }
+        self.collect_finished();
+    }
+
+    /// Carries out an operator command.
+    pub fn command(&mut self, now: Instant, cmd: Command) {
+        if self.quit_deadline.is_some() || self.stopped {
+            return;
+        }
+        match cmd {
+            Command::Dial(target) => self.dial(now, &target),
+            Command::Answer(line) => self.answer(now, line),
+            Command::Decline(line) => self.decline(now, line),
+            Command::Hangup(line) => self.hangup(now, line),
+            Command::Hold(line) => self.set_hold(now, line, true),
+            Command::Resume(line) => self.set_hold(now, line, false),
+            Command::Line(n) => self.select_line(now, n),
+            Command::Swap => {
+                let next = (self.selected + 1) % self.lines.len().max(1);
+                self.select_line(now, line_no(next));
+            }
+            Command::Quit => self.quit(now),
+            other => self.error(format!(
+                "'{}' is not available yet",
+                command_word(&other)
+            )),
+        }
+        self.collect_finished();
+    }
+
+    // ---- outputs ----
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the operator.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest(
+            self.clients
+                .values()
+                .map(|(tx, _)| tx.deadline())
+                .chain(self.servers.values().map(|s| s.tx.deadline()))
+                .chain(self.calls().map(Call::deadline))
+                .chain([
+                    self.registration.as_ref().and_then(Registration::deadline),
+                    self.quit_deadline,
+                ]),
+        )
+    }
+
+    // ---- plumbing shared by the usages ----
+
+    fn calls(&self) -> impl Iterator<Item = &Call> {
+        self.lines.iter().flatten()
+    }
+
+    fn call_mut(&mut self, call_id: &str) -> Option<&mut Call> {
+        self.lines
+            .iter_mut()
+            .flatten()
+            .find(|c| c.call_id == call_id)
+    }
+
+    fn emit(&mut self, ev: Event) {
+        self.events.push_back(ev);
+    }
+
+    fn error(&mut self, message: impl Into<String>) {
+        self.emit(Event::Error {
+            message: message.into(),
+        });
+    }
+
+    fn new_branch(&mut self) -> String {
+        format!("z9hG4bK{}", self.tokens.hex())
+    }
+
+    fn new_tag(&mut self) -> String {
+        self.tokens.hex()[..10].to_string()
+    }
+
+    /// A Via value for a new request, with a fresh branch.
+    fn via(&mut self) -> String {
+        format!(
+            "SIP/2.0/{} {};branch={};rport",
+            self.cfg.transport.via_token(),
+            self.cfg.local,
+            self.new_branch()
+        )
+    }
+
+    /// Our Contact URI.
+    fn contact_uri(&self) -> String {
+        let transport = match self.cfg.transport {
+            Transport::Udp => "",
+            Transport::Tcp => ";transport=tcp",
+        };
+        format!("sip:{}@{}{}", self.cfg.account.user, self.cfg.local, transport)
+    }
+
+    /// Our address-of-record as a From/To name-addr (without tag).
+    fn local_name_addr(&self) -> msg::NameAddr {
+        let mut na = msg::NameAddr::new(&format!(
+            "sip:{}@{}",
+            self.cfg.account.user, self.cfg.account.domain
+        ));
+        na.display = self.cfg.account.display_name.clone();
+        na
+    }
+
+    /// Headers every request and response of ours carries.
+    fn common_headers(&self, b: Builder) -> Builder {
+        b.header("User-Agent", &self.cfg.user_agent)
+    }
+
+    /// Sends a new request in a new client transaction.
+    fn send_request(&mut self, now: Instant, dst: SocketAddr, bytes: Vec<u8>, owner: Owner) -> Option<TxKey> {
+        let Ok(request) = Message::parse(&bytes) else {
+            tracing::error!("built an unparsable request; not sent");
+            return None;
+        };
+        let key = TxKey::of(&request)?;
+        let wire = Transmit {
+            transport: self.cfg.transport,
+            dst,
+            payload: bytes,
+        };
+        self.transmits.push_back(wire.clone());
+        if request.method() != Method::Ack {
+            let tx = ClientTx::new(request, wire, self.cfg.timers, now);
+            self.clients.insert(key.clone(), (tx, owner));
+        }
+        Some(key)
+    }
+
+    /// Where an out-of-dialog request for `uri` goes: the outbound proxy,
+    /// else the registrar of a registering account, else the URI's host.
+    fn first_hop(&self, uri: &str) -> Option<SocketAddr> {
+        if let Some((_, addr)) = &self.cfg.account.outbound_proxy {
+            return Some(*addr);
+        }
+        if self.cfg.account.register {
+            if let Some(addr) = self.cfg.account.registrar_addr {
+                return Some(addr);
+            }
+        }
+        msg::SipUri::parse(uri)?.socket_addr()
+    }
+
+    /// Answers a request through its server transaction.
+    fn respond(&mut self, now: Instant, req: &Message, code: u16, build: impl FnOnce(Builder) -> Builder) {
+        let Some(key) = TxKey::of(req) else { return };
+        let Some(server) = self.servers.get_mut(&key) else {
+            return;
+        };
+        let mut b = Builder::response(req, code, None);
+        b = build(b);
+        b = b.header("User-Agent", &self.cfg.user_agent);
+        let wire = Transmit {
+            transport: server.reply_to.0,
+            dst: server.reply_to.1,
+            payload: b.build(),
+        };
+        let mut out = Vec::new();
+        server.tx.respond(code, wire, now, &mut out);
+        self.transmits.extend(out);
+    }
+
+    /// Answers a datagram that parsed badly with 400, when it looks like a
+    /// request whose Via/From/To/Call-ID/CSeq we can echo (§8.2 / §21.4.1).
+    fn reject_malformed(&mut self, transport: Transport, src: SocketAddr, data: &[u8], why: &str) {
+        let Ok(text) = std::str::from_utf8(data) else { return };
+        let first = text.lines().next().unwrap_or_default();
+        if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
+            return;
+        }
+        let mut b = format!("SIP/2.0 400 Bad Request\r\n");
+        let mut have = [false; 5];
+        for line in text.lines().skip(1) {
+            if line.is_empty() {
+                break;
+            }
+            let Some((name, _)) = line.split_once(':') else { continue };
+            let name = msg::canonical_name(name);
+            let slot = ["Via", "From", "To", "Call-ID", "CSeq"]
+                .iter()
+                .position(|h| *h == name);
+            if let Some(i) = slot {
+                have[i] = true;
+                b.push_str(line);
+                b.push_str("\r\n");
+            }
+        }
+        if !have.iter().all(|h| *h) {
+            return;
+        }
+        let why: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
+        b.push_str(&format!("Warning: 399 switchboard \"{}\"\r\n", why.replace('"', "'")));
+        b.push_str("Content-Length: 0\r\n\r\n");
+        self.transmits.push_back(Transmit {
+            transport,
+            dst: src,
+            payload: b.into_bytes(),
+        });
+    }
+
+    fn on_response(&mut self, now: Instant, resp: Message) {
+        let Some(key) = TxKey::of(&resp) else { return };
+        let mut out = Vec::new();
+        let deliver = match self.clients.get_mut(&key) {
+            Some((tx, owner)) => match tx.on_response(&resp, now, &mut out) {
+                ClientOutcome::Deliver => Some((owner.clone(), tx.request().clone())),
+                ClientOutcome::Absorb => None,
+            },
+            None => {
+                // A retransmitted 2xx to an INVITE whose transaction is gone:
+                // the call re-sends its ACK (§13.2.2.4).
+                if resp.method() == Method::Invite && resp.code().is_some_and(|c| (200..300).contains(&c)) {
+                    self.on_stray_invite_2xx(&resp);
+                }
+                None
+            }
+        };
+        self.transmits.extend(out);
+        if let Some((owner, request)) = deliver {
+            match owner {
+                Owner::Register => self.on_register_response(now, &request, &resp),
+                Owner::Call(call_id) => self.on_call_response(now, &call_id, &request, &resp),
+            }
+        }
+    }
+
+    fn on_request(&mut self, now: Instant, transport: Transport, src: SocketAddr, mut req: Message) {
+        // RFC 3581: record where the request really came from.
+        if let Some((name, value)) = req.headers.iter_mut().find(|(k, _)| k == "Via") {
+            let mut via = req.via.clone();
+            via.params.set("received", Some(&src.ip().to_string()));
+            if via.params.has("rport") {
+                via.params.set("rport", Some(&src.port().to_string()));
+            }
+            debug_assert_eq!(name, "Via");
+            *value = via.to_string();
+            req.via = via;
+        }
+        let Some(key) = TxKey::of(&req) else {
+            tracing::warn!(%src, "request without branch dropped");
+            return;
+        };
+        if req.method() == Method::Ack {
+            match self.servers.get_mut(&key) {
+                Some(server) => server.tx.on_ack(now),
+                None => self.on_ack(now, &req),
+            }
+            return;
+        }
+        if let Some(server) = self.servers.get(&key) {
+            let mut out = Vec::new();
+            server.tx.on_retransmission(&mut out);
+            self.transmits.extend(out);
+            return;
+        }
+        self.servers.insert(
+            key,
+            Server {
+                tx: ServerTx::new(req.method(), transport.is_reliable(), self.cfg.timers),
+                reply_to: (transport, src),
+            },
+        );
+        if req.method() == Method::Invite {
+            self.respond(now, &req, 100, |b| b);
+        }
+        let in_dialog = req.to.tag().is_some();
+        match req.method() {
+            Method::Invite if !in_dialog => self.on_new_invite(now, &req),
+            Method::Cancel => self.on_cancel(now, &req),
+            Method::Options if !in_dialog => {
+                let contact = self.contact_uri();
+                self.respond(now, &req, 200, |b| {
+                    b.header("Contact", format!("<{contact}>"))
+                        .header("Allow", ALLOW)
+                        .header("Accept", ACCEPT)
+                        .header("Supported", SUPPORTED)
+                });
+            }
+            _ if in_dialog => self.on_in_dialog_request(now, &req),
+            Method::Bye | Method::Notify => self.respond(now, &req, 481, |b| b),
+            _ => self.respond(now, &req, 405, |b| b.header("Allow", ALLOW)),
+        }
+    }
+
+    /// Drops finished transactions and ended calls.
+    fn collect_finished(&mut self) {
+        self.clients.retain(|_, (tx, _)| !tx.is_terminated());
+        self.servers.retain(|_, s| !s.tx.is_terminated());
+        for slot in &mut self.lines {
+            if slot.as_ref().is_some_and(Call::is_ended) {
+                *slot = None;
+            }
+        }
+        if self.quit_deadline.is_some()
+            && self.lines.iter().all(Option::is_none)
+            && self.registration.as_ref().map_or(true, Registration::is_idle)
+        {
+            self.finish_quit();
+        }
+    }
+
+    fn quit(&mut self, now: Instant) {
+        let ids: Vec<String> = self.calls().map(|c| c.call_id.clone()).collect();
+        for id in ids {
+            self.end_call(now, &id, "switchboard is shutting down");
+        }
+        self.unregister(now);
+        // Give BYE and un-REGISTER a bounded time to be answered.
+        self.quit_deadline = Some(now + std::time::Duration::from_secs(4));
+        self.collect_finished();
+    }
+
+    fn finish_quit(&mut self) {
+        if !self.stopped {
+            self.stopped = true;
+            self.quit_deadline = None;
+            self.emit(Event::Stopped);
+        }
+    }
+}
+
+/// A line index (0-based) as the operator's number (1-based).
+fn line_no(index: usize) -> LineNo {
+    LineNo::try_from(index + 1).unwrap_or(LineNo::MAX)
+}
+
+/// The headless word of a command, for messages.
+fn command_word(cmd: &Command) -> &'static str {
+    match cmd {
+        Command::Dial(_) => "dial",
+        Command::Answer(_) => "answer",
+        Command::Decline(_) => "decline",
+        Command::Hangup(_) => "hangup",
+        Command::Hold(_) => "hold",
+        Command::Resume(_) => "resume",
+        Command::Line(_) => "line",
+        Command::Swap => "swap",
+        Command::Transfer(_) => "transfer",
+        Command::Consult(_) => "consult",
+        Command::Complete => "complete",
+        Command::Cancel => "cancel",
+        Command::Dtmf(_) => "dtmf",
+        Command::Mute => "mute",
+        Command::Conference => "conference",
+        Command::Record(_) => "record",
+        Command::Pickup(_) => "pickup",
+        Command::Route(_) => "route",
+        Command::Quit => "quit",
+    }
+}

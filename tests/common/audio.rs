@@ -1,0 +1,88 @@
+//! Audio fixtures made with sox at test time (no binary files in the repository): tones for the
+//! peers to send, and a rough look at recordings (did the far end hear a tone?).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::process::run_bounded;
+use super::require_tool;
+
+/// Writes `dir/name` as a WAV of a sine tone: 8 kHz, mono, signed 16-bit (what baresip's
+/// `aufile` and linphonec's `play` want), `seconds` long, at `hz`. Returns its path.
+pub fn tone_wav(dir: &Path, name: &str, hz: u32, seconds: u32) -> PathBuf {
+    let sox = require_tool("sox", "sox");
+    let path = dir.join(name);
+    let done = run_bounded(
+        Command::new(sox)
+            .args([
+                "-n",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+            ])
+            .arg(&path)
+            .args(["synth", &seconds.to_string(), "sine", &hz.to_string()])
+            .args(["vol", "0.5"]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        done.success(),
+        "sox could not make {}: {}",
+        path.display(),
+        done.stderr
+    );
+    path
+}
+
+/// Converts a WAV into raw u-law (`NAME.ulaw` beside it), the format of sipp's
+/// `rtp_stream="FILE,-1,0"`. Returns its path.
+pub fn wav_to_ulaw(wav: &Path) -> PathBuf {
+    let sox = require_tool("sox", "sox");
+    let out = wav.with_extension("ulaw");
+    let done = run_bounded(
+        Command::new(sox)
+            .arg(wav)
+            .args(["-r", "8000", "-c", "1", "-t", "raw", "-e", "u-law"])
+            .arg(&out),
+        Duration::from_secs(20),
+    );
+    assert!(
+        done.success(),
+        "sox could not convert {}: {}",
+        wav.display(),
+        done.stderr
+    );
+    out
+}
+
+/// `sox FILE -n stat` as a map, e.g. `"RMS amplitude" -> 0.35`, `"Rough frequency" -> 1000`,
+/// `"Length (seconds)" -> 2.0`. Panics if sox cannot read the file.
+pub fn wav_stat(path: &Path) -> HashMap<String, f64> {
+    let sox = require_tool("sox", "sox");
+    let done = run_bounded(
+        Command::new(sox).arg(path).args(["-n", "stat"]),
+        Duration::from_secs(20),
+    );
+    assert!(
+        done.success(),
+        "sox cannot read {}: {}",
+        path.display(),
+        done.stderr
+    );
+    // `stat` prints to stderr, lines like "RMS     amplitude:     0.353553".
+    done.stderr
+        .lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            let key = key.split_whitespace().collect::<Vec<_>>().join(" ");
+            Some((key, value.trim().parse::<f64>().ok()?))
+        })
+        .collect()
+}

@@ -1,0 +1,359 @@
+//! kamailio 5.6 as the lab's registrar and record-routing proxy.
+//!
+//! The configuration is `tests/lab/kamailio.cfg`, a template filled in per instance: it listens
+//! on UDP and TCP `127.X.Y.1:5060` (the domain is that IP), keeps registrations in memory, and
+//! puts its ctl/jsonrpc sockets and pid file in the instance's private run directory, so any
+//! number of instances run side by side. Digest credentials come from a `db_text` directory
+//! written from the `users` given to [`Kamailio::start`].
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use super::net::{hosts, Net};
+use super::process::{self, run_bounded, Peer};
+use super::{lab_dir, require_tool, run_dir};
+
+/// Which requests kamailio challenges for digest credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KamailioAuth {
+    /// Nothing is challenged; anyone may register any AOR.
+    None,
+    /// REGISTER is challenged (401 / WWW-Authenticate). Calls are not. The default.
+    Register,
+    /// REGISTER (401) and initial INVITE / REFER / SUBSCRIBE / MESSAGE whose From is a local
+    /// user (407 / Proxy-Authenticate).
+    RegisterAndCalls,
+}
+
+/// A running kamailio. Dropping it kills it.
+#[derive(Debug)]
+pub struct Kamailio {
+    ip: Ipv4Addr,
+    tools_ip: Ipv4Addr,
+    auth: KamailioAuth,
+    users: Vec<(String, String)>,
+    log: PathBuf,
+    // Field order matters: the process dies before its run directory is removed.
+    peer: Peer,
+    dir: tempfile::TempDir,
+}
+
+impl Kamailio {
+    /// Starts kamailio at `net.ip(1)` with digest-authenticated REGISTER for `users`
+    /// (`(name, password)` pairs, domain = the IP) and waits (at most 5 s) until it answers
+    /// OPTIONS. Panics with its log if it does not come up.
+    pub fn start(net: &Net, users: &[(&str, &str)]) -> Kamailio {
+        Kamailio::start_with(net, users, KamailioAuth::Register)
+    }
+
+    /// Starts kamailio with no digest authentication at all.
+    pub fn start_without_auth(net: &Net) -> Kamailio {
+        Kamailio::start_with(net, &[], KamailioAuth::None)
+    }
+
+    /// Starts kamailio with the given authentication policy.
+    pub fn start_with(net: &Net, users: &[(&str, &str)], auth: KamailioAuth) -> Kamailio {
+        let kamailio = require_tool("kamailio", "kamailio");
+        require_tool("sipsak", "sipsak");
+        let ip = net.ip(hosts::KAMAILIO);
+        let dir = run_dir("kamailio");
+        let db_dir = dir.path().join("db");
+        fs::create_dir(&db_dir).expect("creating kamailio's db_text directory");
+        // db_text tables. auth_db reads `subscriber`; its ha1 columns must be nullable or
+        // every REGISTER is refused. `version` must list the table.
+        fs::write(
+            db_dir.join("version"),
+            "table_name(string) table_version(int) \nsubscriber:7\n",
+        )
+        .expect("writing db_text version table");
+        let mut subscriber = String::from(
+            "id(int,auto) username(string) domain(string) password(string) \
+             ha1(string,null) ha1b(string,null) \n",
+        );
+        for (i, (user, password)) in users.iter().enumerate() {
+            assert!(
+                !user.contains(':') && !password.contains(':'),
+                "db_text cannot store ':' in {user:?} / {password:?}"
+            );
+            let _ = writeln!(subscriber, "{}:{user}:{ip}:{password}::", i + 1);
+        }
+        fs::write(db_dir.join("subscriber"), subscriber).expect("writing db_text subscriber");
+
+        let template_path = lab_dir().join("kamailio.cfg");
+        let template = fs::read_to_string(&template_path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", template_path.display()));
+        let cfg = template
+            .replace("@IP@", &ip.to_string())
+            .replace("@RUN_DIR@", &dir.path().display().to_string())
+            .replace("@DB_DIR@", &db_dir.display().to_string());
+        let cfg_path = dir.path().join("kamailio.cfg");
+        fs::write(&cfg_path, cfg).expect("writing kamailio.cfg");
+
+        let log = dir.path().join("kamailio.log");
+        let log_file = fs::File::create(&log).expect("creating kamailio.log");
+        let mut cmd = Command::new(kamailio);
+        cmd.arg("-f").arg(&cfg_path);
+        match auth {
+            KamailioAuth::None => {}
+            KamailioAuth::Register => {
+                cmd.args(["-A", "WITH_AUTH"]);
+            }
+            KamailioAuth::RegisterAndCalls => {
+                cmd.args(["-A", "WITH_AUTH", "-A", "WITH_PROXY_AUTH"]);
+            }
+        }
+        cmd.arg("-P")
+            .arg(dir.path().join("kamailio.pid"))
+            .arg("-Y")
+            .arg(dir.path())
+            .arg("-w")
+            .arg(dir.path())
+            // Foreground (the process we spawn is the main one), log to stderr.
+            .args(["-DD", "-E", "-m", "64", "-M", "8"])
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("cloning a file handle"))
+            .stderr(log_file);
+        let peer = Peer::spawn("kamailio", &mut cmd, vec![log.clone()]);
+        let mut kam = Kamailio {
+            ip,
+            tools_ip: net.ip(hosts::TOOLS),
+            auth,
+            users: users
+                .iter()
+                .map(|(u, p)| ((*u).to_owned(), (*p).to_owned()))
+                .collect(),
+            log,
+            peer,
+            dir,
+        };
+        kam.wait_ready(Duration::from_secs(5));
+        kam
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) {
+        let ready = process::wait_until(timeout, || {
+            if let Some(status) = self.peer.try_wait() {
+                panic!(
+                    "kamailio exited during start-up ({status}):\n{}",
+                    self.log_tail(60)
+                );
+            }
+            // Its UDP socket first (cheap), then a real OPTIONS round trip.
+            (process::udp_bound(self.addr()) && self.ping()).then_some(())
+        });
+        if ready.is_none() {
+            panic!(
+                "kamailio at {} did not answer OPTIONS within {timeout:?}:\n{}",
+                self.addr(),
+                self.log_tail(60)
+            );
+        }
+    }
+
+    /// Its address, `127.X.Y.1`; also the SIP domain of its users.
+    pub fn ip(&self) -> Ipv4Addr {
+        self.ip
+    }
+
+    /// `127.X.Y.1:5060`.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, 5060))
+    }
+
+    /// The SIP domain, i.e. the IP as a string.
+    pub fn domain(&self) -> String {
+        self.ip.to_string()
+    }
+
+    /// `sip:127.X.Y.1:5060`, for registrar / outbound proxy settings.
+    pub fn uri(&self) -> String {
+        format!("sip:{}:5060", self.ip)
+    }
+
+    /// `sip:user@127.X.Y.1`.
+    pub fn aor(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.ip)
+    }
+
+    /// The authentication policy it runs with.
+    pub fn auth(&self) -> KamailioAuth {
+        self.auth
+    }
+
+    /// The users it was given, as `(name, password)`.
+    pub fn users(&self) -> &[(String, String)] {
+        &self.users
+    }
+
+    /// Its private run directory.
+    pub fn run_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Whether kamailio itself answers an OPTIONS with 200 (sipsak, at most 2 s).
+    pub fn ping(&self) -> bool {
+        let done = run_bounded(
+            Command::new("sipsak")
+                .arg("-s")
+                .arg(self.uri())
+                .arg("-H")
+                .arg(self.tools_ip.to_string()),
+            Duration::from_secs(2),
+        );
+        done.success()
+    }
+
+    /// Sends an OPTIONS to any `uri` through kamailio (e.g. an AOR, which kamailio relays to
+    /// the registered contact) and returns sipsak's verbose output if the final answer was
+    /// 2xx, or an error with the output. At most 5 s.
+    pub fn options(&self, uri: &str) -> Result<String, String> {
+        let done = run_bounded(
+            Command::new("sipsak")
+                .args(["-vv", "-s", uri, "-H"])
+                .arg(self.tools_ip.to_string())
+                // Send it to kamailio whatever the URI's host is.
+                .arg("-p")
+                .arg(self.addr().to_string()),
+            Duration::from_secs(5),
+        );
+        if done.success() {
+            Ok(done.stdout)
+        } else {
+            Err(format!(
+                "OPTIONS {uri} via kamailio failed ({:?}):\n{}{}",
+                done.status, done.stdout, done.stderr
+            ))
+        }
+    }
+
+    /// Runs one RPC command through `kamcmd` on this instance's private ctl socket, e.g.
+    /// `rpc(&["ul.dump"])`. Returns stdout, or an error with everything printed.
+    pub fn rpc(&self, args: &[&str]) -> Result<String, String> {
+        let kamcmd = require_tool("kamcmd", "kamailio");
+        let socket = format!("unix:{}/kamailio_ctl", self.dir.path().display());
+        let done = run_bounded(
+            Command::new(kamcmd).arg("-s").arg(&socket).args(args),
+            Duration::from_secs(3),
+        );
+        // kamcmd exits 0 even for RPC errors; it prints "error: CODE - reason" then.
+        if done.success() && !done.stdout.starts_with("error:") && !done.stderr.contains("error") {
+            Ok(done.stdout)
+        } else {
+            Err(format!(
+                "kamcmd {args:?} failed ({:?}): {}{}",
+                done.status, done.stdout, done.stderr
+            ))
+        }
+    }
+
+    /// The registered contacts of `user` (kamcmd `ul.lookup location user`), as the raw
+    /// `Address:` values; empty if none.
+    pub fn contacts(&self, user: &str) -> Vec<String> {
+        let aor = format!("{user}@{}", self.ip);
+        match self.rpc(&["ul.lookup", "location", &aor]) {
+            Ok(out) => out
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("Address: "))
+                .map(str::to_owned)
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Everything in the location table (kamcmd `ul.dump`).
+    pub fn ul_dump(&self) -> String {
+        self.rpc(&["ul.dump"]).unwrap_or_else(|e| e)
+    }
+
+    /// Waits until `user` has at least one registered contact and returns the contacts.
+    /// Panics with kamailio's log on timeout.
+    pub fn wait_registered(&self, user: &str, timeout: Duration) -> Vec<String> {
+        process::wait_until(timeout, || {
+            let contacts = self.contacts(user);
+            (!contacts.is_empty()).then_some(contacts)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{user} did not register at kamailio {} within {timeout:?}:\n{}\n{}",
+                self.ip,
+                self.ul_dump(),
+                self.log_tail(40)
+            )
+        })
+    }
+
+    /// Waits until `user` has no registered contact. Panics with kamailio's log on timeout.
+    pub fn wait_unregistered(&self, user: &str, timeout: Duration) {
+        process::wait_until(timeout, || self.contacts(user).is_empty().then_some(()))
+            .unwrap_or_else(|| {
+                panic!(
+                    "{user} still registered at kamailio {} after {timeout:?}:\n{}",
+                    self.ip,
+                    self.ul_dump()
+                )
+            });
+    }
+
+    /// Registers `contact` (e.g. `sip:bob@127.X.Y.10:5060`, a sipp UAS) as a binding of
+    /// `user`'s AOR for `expires` seconds, with sipsak in usrloc mode (answering the digest
+    /// challenge with `password`), and checks that kamailio has it. Panics on failure.
+    pub fn register_contact(&self, user: &str, password: &str, contact: &str, expires: u32) {
+        // sipsak puts this host in its Via; use the contact's own host.
+        let contact_host = contact
+            .split('@')
+            .nth(1)
+            .and_then(|h| h.split([':', ';', '>']).next())
+            .map_or_else(|| self.tools_ip.to_string(), str::to_owned);
+        let done = run_bounded(
+            Command::new("sipsak")
+                .args(["-U", "-i", "-s", &self.aor(user), "-C", contact])
+                .args(["-a", password, "-x", &expires.to_string(), "-H"])
+                .arg(contact_host)
+                .arg("-p")
+                .arg(self.addr().to_string()),
+            Duration::from_secs(5),
+        );
+        if !done.success() {
+            panic!(
+                "sipsak could not register {contact} for {user} at {} ({:?}):\n{}{}\n{}",
+                self.ip,
+                done.status,
+                done.stdout,
+                done.stderr,
+                self.log_tail(30)
+            );
+        }
+        let want = contact.trim_start_matches('<').trim_end_matches('>');
+        if !self.contacts(user).iter().any(|c| c == want) {
+            panic!(
+                "kamailio does not list {want} for {user} after sipsak registered it:\n{}",
+                self.ul_dump()
+            );
+        }
+    }
+
+    /// kamailio's whole log (stderr; every request is logged as `LAB-REQ`, every relayed
+    /// reply as `LAB-RPL`).
+    pub fn log(&self) -> String {
+        process::read_lossy(&self.log)
+    }
+
+    /// The last `lines` lines of its log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        format!(
+            "----- kamailio {} (last {lines} lines) -----\n{}",
+            self.log.display(),
+            process::tail(&self.log, lines)
+        )
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.peer.try_wait().is_none()
+    }
+}

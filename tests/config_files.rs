@@ -1,0 +1,228 @@
+//! Configuration fixtures: `config.example.toml` must load, and every file in
+//! `tests/invalid_configs/` must be rejected with errors that name the file, the position of the
+//! offending key and the key itself.
+//!
+//! Each invalid file says what it expects in header comments, one line per error, in file order:
+//!
+//! ```toml
+//! # expect: LINE:COL KEY
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use switchboard::config::{Codec, Config, Transport};
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn example_path() -> PathBuf {
+    manifest_dir().join("config.example.toml")
+}
+
+fn invalid_configs() -> Vec<PathBuf> {
+    let dir = manifest_dir().join("tests").join("invalid_configs");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn example_loads() {
+    let config = Config::load(&example_path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        config.accounts.len(),
+        1,
+        "one active account in the example"
+    );
+    let office = &config.accounts[0];
+    assert!(office.register, "the example account registers");
+    assert_eq!(office.transport, Transport::Udp);
+    assert!(office
+        .registrar
+        .as_deref()
+        .is_some_and(|r| r.starts_with("sip:")));
+    assert_eq!(config.codecs.order, [Codec::Opus, Codec::Pcmu, Codec::Pcma]);
+}
+
+/// Every optional setting shown commented out (`#key = …`, `#[[account]]`) is valid too: with
+/// all of them switched on, the example still loads, with the second account over TCP using a
+/// password command.
+#[test]
+fn example_loads_with_every_optional_setting_enabled() {
+    let text = std::fs::read_to_string(example_path()).expect("example is readable");
+    let enabled: String = text
+        .lines()
+        .map(|line| match line.strip_prefix('#') {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_alphabetic() || c == '[') => rest,
+            _ => line,
+        })
+        .flat_map(|line| [line, "\n"])
+        .collect();
+    let config = Config::parse(&enabled, &example_path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.accounts.len(), 2);
+    let second = &config.accounts[1];
+    assert_eq!(second.transport, Transport::Tcp);
+    assert!(second.password_cmd.is_some() && second.password.is_none());
+    assert!(config.general.log_file.is_some() && config.general.user_agent.is_some());
+    assert!(config.accounts[0].outbound_proxy.is_some());
+}
+
+/// The example documents every key the configuration accepts.
+#[test]
+fn example_mentions_every_key() {
+    let text = std::fs::read_to_string(example_path()).expect("example is readable");
+    let keys = [
+        "[general]",
+        "log_file",
+        "log_level",
+        "user_agent",
+        "[network]",
+        "bind",
+        "rtp_port_min",
+        "rtp_port_max",
+        "[[account]]",
+        "name",
+        "display_name",
+        "user",
+        "domain",
+        "registrar",
+        "outbound_proxy",
+        "transport",
+        "auth_user",
+        "password",
+        "password_cmd",
+        "register",
+        "expires",
+        "[codecs]",
+        "order",
+    ];
+    for key in keys {
+        assert!(
+            text.lines().any(|line| {
+                let line = line.trim_start_matches('#').trim_start();
+                line.starts_with(&format!("{key} ")) || line == key
+            }),
+            "config.example.toml does not show `{key}`"
+        );
+    }
+}
+
+/// `(line, col, key)` expectations from a fixture's `# expect:` comments.
+fn expectations(text: &str, path: &Path) -> Vec<(usize, usize, String)> {
+    text.lines()
+        .filter_map(|line| line.strip_prefix("# expect:"))
+        .map(|rest| {
+            let parsed = rest.trim().split_once(' ').and_then(|(position, key)| {
+                let (line, col) = position.split_once(':')?;
+                Some((line.parse().ok()?, col.parse().ok()?, key.trim().to_owned()))
+            });
+            parsed.unwrap_or_else(|| panic!("{}: bad `# expect:` line: {rest}", path.display()))
+        })
+        .collect()
+}
+
+#[test]
+fn invalid_configs_are_rejected_with_file_position_and_key() {
+    let files = invalid_configs();
+    assert!(files.len() >= 10, "expected the invalid_configs fixtures");
+    for path in files {
+        let text = std::fs::read_to_string(&path).expect("fixture is readable");
+        let expected = expectations(&text, &path);
+        assert!(
+            !expected.is_empty(),
+            "{}: no `# expect:` line",
+            path.display()
+        );
+
+        let errors = match Config::load(&path) {
+            Ok(config) => panic!("{} was accepted: {config:?}", path.display()),
+            Err(errors) => errors,
+        };
+        let shown = errors.to_string();
+        assert_eq!(
+            errors.0.len(),
+            expected.len(),
+            "{}: wrong number of errors:\n{shown}",
+            path.display()
+        );
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), expected.len(), "one error per line:\n{shown}");
+
+        for ((line, col, key), (error, shown_line)) in
+            expected.iter().zip(errors.0.iter().zip(&lines))
+        {
+            let prefix = format!("{}:{line}:{col}: {key}: ", path.display());
+            assert!(
+                shown_line.starts_with(&prefix) && shown_line.len() > prefix.len(),
+                "{}: expected `{prefix}…`, got:\n{shown}",
+                path.display()
+            );
+            assert_eq!(
+                (error.line, error.col, error.key.as_str()),
+                (*line, *col, key.as_str())
+            );
+
+            // The position is the key itself: the text there starts with the key's last name
+            // (or, for an array element or a missing key, the element or the table header).
+            let leaf = key.rsplit('.').next().unwrap_or(key);
+            let at = text
+                .lines()
+                .nth(line - 1)
+                .and_then(|l| l.char_indices().nth(col - 1).map(|(i, _)| &l[i..]))
+                .unwrap_or_else(|| panic!("{}: {line}:{col} is outside the file", path.display()));
+            assert!(
+                at.starts_with(leaf) || leaf.ends_with(']') || at.starts_with("[["),
+                "{}: {line}:{col} points at `{at}`, not at `{leaf}`",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn unreadable_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("missing.toml");
+    let errors = Config::load(&path).expect_err("missing file");
+    assert_eq!(errors.0.len(), 1);
+    let shown = errors.to_string();
+    assert!(
+        shown.starts_with(&format!("{}: ", path.display())),
+        "{shown}"
+    );
+}
+
+#[test]
+fn load_reads_a_written_file() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        "[network]\nbind = \"127.0.0.1:0\"\n\n[[account]]\nname = \"lab\"\nuser = \"alice\"\n\
+         domain = \"127.0.0.1\"\nregister = false\npassword_cmd = \"echo pw\"\n",
+    )
+    .expect("write config");
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.network.bind.port(), 0);
+    let lab = &config.accounts[0];
+    assert_eq!(lab.aor(), "alice@127.0.0.1");
+    assert_eq!(lab.secret().expect("echo runs"), Some("pw".to_owned()));
+}
+
+#[test]
+fn embedded_default_and_default_path() {
+    let config = Config::embedded_default();
+    assert_eq!(config.accounts[0].name, "local");
+    if let Some(path) = Config::default_path() {
+        assert!(
+            path.ends_with("switchboard/config.toml"),
+            "{}",
+            path.display()
+        );
+    }
+}
