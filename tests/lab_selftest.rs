@@ -6,6 +6,7 @@
 //! binary, since the real one is tested by the other test files).
 //!
 //! Each test is a few seconds at most. They need the Debian packages listed in tests/common.
+#![allow(clippy::disallowed_methods)] // the lab waits on real processes in real time
 
 mod common;
 

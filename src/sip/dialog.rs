@@ -203,10 +203,17 @@ Record-Route: <sip:10.0.0.9;lr>, <sip:127.0.0.1;lr>\r\n\r\n";
     fn in_dialog_request_carries_tags_routes_and_next_cseq() {
         let mut d = Dialog::from_response(&parse(INVITE), &parse(OK)).expect("dialog");
         let bye = d
-            .request(Method::Bye, "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK2", 70)
+            .request(
+                Method::Bye,
+                "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bK2",
+                70,
+            )
             .build();
         let bye = Message::parse(&bye).expect("bye parses");
-        assert_eq!(bye.request_uri(), Some("sip:bob@127.0.0.3:5062;transport=udp"));
+        assert_eq!(
+            bye.request_uri(),
+            Some("sip:bob@127.0.0.3:5062;transport=udp")
+        );
         assert_eq!(bye.from.tag(), Some("aaa"));
         assert_eq!(bye.to.tag(), Some("bbb"));
         assert_eq!(bye.cseq, (8, Method::Bye));

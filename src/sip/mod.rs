@@ -179,6 +179,9 @@ pub struct UserAgent {
     servers: HashMap<TxKey, Server>,
     registration: Option<Registration>,
     lines: Vec<Option<Call>>,
+    /// Calls the operator has left that still finish their signalling
+    /// (a CANCEL waiting for its 487, a BYE after a crossing 2xx).
+    detached: Vec<Call>,
     selected: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -196,6 +199,7 @@ impl UserAgent {
             servers: HashMap::new(),
             registration: None,
             lines,
+            detached: Vec::new(),
             selected: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -206,7 +210,8 @@ impl UserAgent {
         if ua.cfg.account.register {
             let call_id = format!("{}@switchboard", ua.tokens.hex());
             let tag = ua.tokens.hex();
-            ua.registration = Some(Registration::new(call_id, tag));
+            let expires = ua.cfg.account.expires;
+            ua.registration = Some(Registration::new(call_id, tag, expires));
             ua.send_register(now);
         }
         ua
@@ -232,7 +237,13 @@ impl UserAgent {
     // ---- inputs ----
 
     /// Feeds one received SIP message (a datagram, or one framed TCP message).
-    pub fn handle_datagram(&mut self, now: Instant, transport: Transport, src: SocketAddr, data: &[u8]) {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        src: SocketAddr,
+        data: &[u8],
+    ) {
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             return; // keep-alive (RFC 5626 CRLF)
         }
@@ -311,10 +322,7 @@ impl UserAgent {
                 self.select_line(now, line_no(next));
             }
             Command::Quit => self.quit(now),
-            other => self.error(format!(
-                "'{}' is not available yet",
-                command_word(&other)
-            )),
+            other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }
         self.collect_finished();
     }
@@ -348,14 +356,16 @@ impl UserAgent {
 
     // ---- plumbing shared by the usages ----
 
+    /// Every call, on a line or detached.
     fn calls(&self) -> impl Iterator<Item = &Call> {
-        self.lines.iter().flatten()
+        self.lines.iter().flatten().chain(&self.detached)
     }
 
     fn call_mut(&mut self, call_id: &str) -> Option<&mut Call> {
         self.lines
             .iter_mut()
             .flatten()
+            .chain(&mut self.detached)
             .find(|c| c.call_id == call_id)
     }
 
@@ -379,11 +389,11 @@ impl UserAgent {
 
     /// A Via value for a new request, with a fresh branch.
     fn via(&mut self) -> String {
+        let branch = self.new_branch();
         format!(
-            "SIP/2.0/{} {};branch={};rport",
+            "SIP/2.0/{} {};branch={branch};rport",
             self.cfg.transport.via_token(),
             self.cfg.local,
-            self.new_branch()
         )
     }
 
@@ -393,7 +403,10 @@ impl UserAgent {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
         };
-        format!("sip:{}@{}{}", self.cfg.account.user, self.cfg.local, transport)
+        format!(
+            "sip:{}@{}{}",
+            self.cfg.account.user, self.cfg.local, transport
+        )
     }
 
     /// Our address-of-record as a From/To name-addr (without tag).
@@ -412,7 +425,13 @@ impl UserAgent {
     }
 
     /// Sends a new request in a new client transaction.
-    fn send_request(&mut self, now: Instant, dst: SocketAddr, bytes: Vec<u8>, owner: Owner) -> Option<TxKey> {
+    fn send_request(
+        &mut self,
+        now: Instant,
+        dst: SocketAddr,
+        bytes: Vec<u8>,
+        owner: Owner,
+    ) -> Option<TxKey> {
         let Ok(request) = Message::parse(&bytes) else {
             tracing::error!("built an unparsable request; not sent");
             return None;
@@ -445,13 +464,33 @@ impl UserAgent {
         msg::SipUri::parse(uri)?.socket_addr()
     }
 
-    /// Answers a request through its server transaction.
-    fn respond(&mut self, now: Instant, req: &Message, code: u16, build: impl FnOnce(Builder) -> Builder) {
-        let Some(key) = TxKey::of(req) else { return };
-        let Some(server) = self.servers.get_mut(&key) else {
-            return;
+    /// Answers a request through its server transaction; returns what was
+    /// sent. A response that needs a To tag gets the call's tag (or a new one),
+    /// and responses to INVITE copy Record-Route (§12.1.1).
+    fn respond(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        code: u16,
+        build: impl FnOnce(Builder) -> Builder,
+    ) -> Option<Transmit> {
+        let key = TxKey::of(req)?;
+        let tag = if req.to.tag().is_none() && code > 100 {
+            let call_tag = self
+                .calls()
+                .find(|c| c.answers(req))
+                .map(|c| c.local_tag().to_string());
+            Some(call_tag.unwrap_or_else(|| self.new_tag()))
+        } else {
+            None
         };
-        let mut b = Builder::response(req, code, None);
+        let server = self.servers.get_mut(&key)?;
+        let mut b = Builder::response(req, code, tag.as_deref());
+        if req.method() == Method::Invite && (101..300).contains(&code) {
+            for rr in req.headers("Record-Route") {
+                b = b.header("Record-Route", rr);
+            }
+        }
         b = build(b);
         b = b.header("User-Agent", &self.cfg.user_agent);
         let wire = Transmit {
@@ -460,25 +499,30 @@ impl UserAgent {
             payload: b.build(),
         };
         let mut out = Vec::new();
-        server.tx.respond(code, wire, now, &mut out);
+        server.tx.respond(code, wire.clone(), now, &mut out);
         self.transmits.extend(out);
+        Some(wire)
     }
 
     /// Answers a datagram that parsed badly with 400, when it looks like a
     /// request whose Via/From/To/Call-ID/CSeq we can echo (§8.2 / §21.4.1).
     fn reject_malformed(&mut self, transport: Transport, src: SocketAddr, data: &[u8], why: &str) {
-        let Ok(text) = std::str::from_utf8(data) else { return };
+        let Ok(text) = std::str::from_utf8(data) else {
+            return;
+        };
         let first = text.lines().next().unwrap_or_default();
         if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
             return;
         }
-        let mut b = format!("SIP/2.0 400 Bad Request\r\n");
+        let mut b = "SIP/2.0 400 Bad Request\r\n".to_string();
         let mut have = [false; 5];
         for line in text.lines().skip(1) {
             if line.is_empty() {
                 break;
             }
-            let Some((name, _)) = line.split_once(':') else { continue };
+            let Some((name, _)) = line.split_once(':') else {
+                continue;
+            };
             let name = msg::canonical_name(name);
             let slot = ["Via", "From", "To", "Call-ID", "CSeq"]
                 .iter()
@@ -493,7 +537,10 @@ impl UserAgent {
             return;
         }
         let why: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
-        b.push_str(&format!("Warning: 399 switchboard \"{}\"\r\n", why.replace('"', "'")));
+        b.push_str(&format!(
+            "Warning: 399 switchboard \"{}\"\r\n",
+            why.replace('"', "'")
+        ));
         b.push_str("Content-Length: 0\r\n\r\n");
         self.transmits.push_back(Transmit {
             transport,
@@ -513,7 +560,9 @@ impl UserAgent {
             None => {
                 // A retransmitted 2xx to an INVITE whose transaction is gone:
                 // the call re-sends its ACK (§13.2.2.4).
-                if resp.method() == Method::Invite && resp.code().is_some_and(|c| (200..300).contains(&c)) {
+                if resp.method() == Method::Invite
+                    && resp.code().is_some_and(|c| (200..300).contains(&c))
+                {
                     self.on_stray_invite_2xx(&resp);
                 }
                 None
@@ -528,7 +577,13 @@ impl UserAgent {
         }
     }
 
-    fn on_request(&mut self, now: Instant, transport: Transport, src: SocketAddr, mut req: Message) {
+    fn on_request(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        src: SocketAddr,
+        mut req: Message,
+    ) {
         // RFC 3581: record where the request really came from.
         if let Some((name, value)) = req.headers.iter_mut().find(|(k, _)| k == "Via") {
             let mut via = req.via.clone();
@@ -581,8 +636,12 @@ impl UserAgent {
                 });
             }
             _ if in_dialog => self.on_in_dialog_request(now, &req),
-            Method::Bye | Method::Notify => self.respond(now, &req, 481, |b| b),
-            _ => self.respond(now, &req, 405, |b| b.header("Allow", ALLOW)),
+            Method::Bye | Method::Notify => {
+                self.respond(now, &req, 481, |b| b);
+            }
+            _ => {
+                self.respond(now, &req, 405, |b| b.header("Allow", ALLOW));
+            }
         }
     }
 
@@ -591,13 +650,20 @@ impl UserAgent {
         self.clients.retain(|_, (tx, _)| !tx.is_terminated());
         self.servers.retain(|_, s| !s.tx.is_terminated());
         for slot in &mut self.lines {
-            if slot.as_ref().is_some_and(Call::is_ended) {
-                *slot = None;
+            if slot.as_ref().is_some_and(Call::is_gone) {
+                if let Some(call) = slot.take() {
+                    self.detached.push(call);
+                }
             }
         }
+        self.detached.retain(|c| !c.is_ended());
         if self.quit_deadline.is_some()
             && self.lines.iter().all(Option::is_none)
-            && self.registration.as_ref().map_or(true, Registration::is_idle)
+            && self.detached.is_empty()
+            && self
+                .registration
+                .as_ref()
+                .is_none_or(Registration::is_idle)
         {
             self.finish_quit();
         }

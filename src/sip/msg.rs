@@ -187,7 +187,9 @@ impl Message {
         };
         if let Some(len) = find("Content-Length").and_then(|v| v.trim().parse::<usize>().ok()) {
             if len > body.len() {
-                return Err(ParseError::Syntax("body shorter than Content-Length".into()));
+                return Err(ParseError::Syntax(
+                    "body shorter than Content-Length".into(),
+                ));
             }
             body.truncate(len);
         }
@@ -252,7 +254,7 @@ impl Message {
     }
 
     /// The first value of a header.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub fn header<'a>(&'a self, name: &'a str) -> Option<&'a str> {
         self.headers(name).next()
     }
 
@@ -368,7 +370,11 @@ impl Params {
     /// Sets (or replaces) a parameter.
     pub fn set(&mut self, name: &str, value: Option<&str>) {
         let value = value.map(str::to_string);
-        match self.0.iter_mut().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.0.push((name.to_string(), value)),
         }
@@ -511,8 +517,11 @@ impl Via {
         let v = v.trim();
         let (proto, rest) = v.split_once(|c: char| c.is_whitespace())?;
         let mut proto_parts = proto.split('/');
-        let (name, version, transport) =
-            (proto_parts.next()?, proto_parts.next()?, proto_parts.next()?);
+        let (name, version, transport) = (
+            proto_parts.next()?,
+            proto_parts.next()?,
+            proto_parts.next()?,
+        );
         if !name.eq_ignore_ascii_case("SIP") || version != "2.0" || transport.is_empty() {
             return None;
         }
@@ -825,12 +834,21 @@ From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
     fn uri_parts() {
         let u = SipUri::parse("sip:bob@127.0.0.9:5070;transport=tcp;lr").expect("uri");
         assert_eq!(u.user.as_deref(), Some("bob"));
-        assert_eq!(u.socket_addr(), Some("127.0.0.9:5070".parse().expect("addr")));
+        assert_eq!(
+            u.socket_addr(),
+            Some("127.0.0.9:5070".parse().expect("addr"))
+        );
         assert_eq!(u.transport().as_deref(), Some("tcp"));
         assert!(u.params.has("lr"));
         let u = SipUri::parse("sip:127.0.0.1").expect("uri");
-        assert_eq!(u.socket_addr(), Some("127.0.0.1:5060".parse().expect("addr")));
+        assert_eq!(
+            u.socket_addr(),
+            Some("127.0.0.1:5060".parse().expect("addr"))
+        );
         assert!(SipUri::parse("tel:+123").is_none());
-        assert_eq!(split_host_port("[::1]:5060"), Some(("::1".into(), Some(5060))));
+        assert_eq!(
+            split_host_port("[::1]:5060"),
+            Some(("::1".into(), Some(5060)))
+        );
     }
 }

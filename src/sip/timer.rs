@@ -59,3 +59,10 @@ pub fn earliest(deadlines: impl IntoIterator<Item = Option<Instant>>) -> Option<
 pub fn due(deadline: Option<Instant>, now: Instant) -> bool {
     deadline.is_some_and(|d| d <= now)
 }
+
+/// The origin of simulated time in unit tests: the only clock read they do.
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // reading the clock once is the point
+pub(crate) fn epoch() -> Instant {
+    Instant::now()
+}

@@ -30,8 +30,8 @@ use super::Transmit;
 pub struct TxKey {
     /// The Via branch.
     pub branch: String,
-    /// The method; ACK is stored as INVITE.
-    pub method: Method,
+    /// The method name; ACK is stored as INVITE.
+    pub method: String,
 }
 
 impl TxKey {
@@ -43,7 +43,7 @@ impl TxKey {
         };
         Some(TxKey {
             branch: msg.via.branch()?.to_string(),
-            method,
+            method: method.to_string(),
         })
     }
 }
@@ -117,7 +117,12 @@ impl ClientTx {
     }
 
     /// Takes a response for this transaction; may queue an ACK (non-2xx INVITE).
-    pub fn on_response(&mut self, resp: &Message, now: Instant, out: &mut Vec<Transmit>) -> ClientOutcome {
+    pub fn on_response(
+        &mut self,
+        resp: &Message,
+        now: Instant,
+        out: &mut Vec<Transmit>,
+    ) -> ClientOutcome {
         let Some(code) = resp.code() else {
             return ClientOutcome::Absorb;
         };
@@ -376,8 +381,13 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
 
     #[test]
     fn invite_client_retransmits_doubling_then_times_out_at_64_t1() {
-        let t0 = Instant::now();
-        let mut tx = ClientTx::new(request("INVITE"), wire(Transport::Udp), TimerValues::default(), t0);
+        let t0 = crate::sip::timer::epoch();
+        let mut tx = ClientTx::new(
+            request("INVITE"),
+            wire(Transport::Udp),
+            TimerValues::default(),
+            t0,
+        );
         let (sent, timed_out) = run(&mut tx, t0, Duration::from_secs(40));
         let ms: Vec<u128> = sent.iter().map(|d| d.as_millis()).collect();
         assert_eq!(ms, vec![500, 1500, 3500, 7500, 15500, 31500]);
@@ -386,8 +396,13 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
 
     #[test]
     fn non_invite_client_caps_interval_at_t2() {
-        let t0 = Instant::now();
-        let mut tx = ClientTx::new(request("OPTIONS"), wire(Transport::Udp), TimerValues::default(), t0);
+        let t0 = crate::sip::timer::epoch();
+        let mut tx = ClientTx::new(
+            request("OPTIONS"),
+            wire(Transport::Udp),
+            TimerValues::default(),
+            t0,
+        );
         let (sent, timed_out) = run(&mut tx, t0, Duration::from_secs(40));
         let ms: Vec<u128> = sent.iter().map(|d| d.as_millis()).collect();
         assert_eq!(&ms[..6], &[500, 1500, 3500, 7500, 11500, 15500]);
@@ -396,8 +411,13 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
 
     #[test]
     fn tcp_client_never_retransmits() {
-        let t0 = Instant::now();
-        let mut tx = ClientTx::new(request("INVITE"), wire(Transport::Tcp), TimerValues::default(), t0);
+        let t0 = crate::sip::timer::epoch();
+        let mut tx = ClientTx::new(
+            request("INVITE"),
+            wire(Transport::Tcp),
+            TimerValues::default(),
+            t0,
+        );
         let (sent, timed_out) = run(&mut tx, t0, Duration::from_secs(40));
         assert!(sent.is_empty());
         assert!(timed_out);
@@ -405,17 +425,31 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
 
     #[test]
     fn invite_failure_is_acked_once_per_copy_and_lingers_timer_d() {
-        let t0 = Instant::now();
-        let mut tx = ClientTx::new(request("INVITE"), wire(Transport::Udp), TimerValues::default(), t0);
+        let t0 = crate::sip::timer::epoch();
+        let mut tx = ClientTx::new(
+            request("INVITE"),
+            wire(Transport::Udp),
+            TimerValues::default(),
+            t0,
+        );
         let mut out = Vec::new();
-        assert_eq!(tx.on_response(&response(180, "INVITE"), t0, &mut out), ClientOutcome::Deliver);
-        assert_eq!(tx.on_response(&response(486, "INVITE"), t0, &mut out), ClientOutcome::Deliver);
+        assert_eq!(
+            tx.on_response(&response(180, "INVITE"), t0, &mut out),
+            ClientOutcome::Deliver
+        );
+        assert_eq!(
+            tx.on_response(&response(486, "INVITE"), t0, &mut out),
+            ClientOutcome::Deliver
+        );
         assert_eq!(out.len(), 1);
         let ack = Message::parse(&out[0].payload).expect("ack parses");
         assert_eq!(ack.method(), Method::Ack);
         assert_eq!(ack.via.branch(), Some("z9hG4bKabc"));
         assert_eq!(ack.to.tag(), Some("b"));
-        assert_eq!(tx.on_response(&response(486, "INVITE"), t0, &mut out), ClientOutcome::Absorb);
+        assert_eq!(
+            tx.on_response(&response(486, "INVITE"), t0, &mut out),
+            ClientOutcome::Absorb
+        );
         assert_eq!(out.len(), 2, "retransmitted 486 is ACKed again");
         assert_eq!(tx.deadline(), Some(t0 + Duration::from_secs(32)));
         let (_, timed_out) = run(&mut tx, t0, Duration::from_secs(40));
@@ -424,8 +458,13 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
 
     #[test]
     fn provisional_stops_invite_retransmission() {
-        let t0 = Instant::now();
-        let mut tx = ClientTx::new(request("INVITE"), wire(Transport::Udp), TimerValues::default(), t0);
+        let t0 = crate::sip::timer::epoch();
+        let mut tx = ClientTx::new(
+            request("INVITE"),
+            wire(Transport::Udp),
+            TimerValues::default(),
+            t0,
+        );
         let mut out = Vec::new();
         tx.on_response(&response(100, "INVITE"), t0, &mut out);
         let (sent, _) = run(&mut tx, t0, Duration::from_secs(20));
@@ -434,7 +473,7 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
 
     #[test]
     fn invite_server_resends_failure_until_ack() {
-        let t0 = Instant::now();
+        let t0 = crate::sip::timer::epoch();
         let mut tx = ServerTx::new(Method::Invite, false, TimerValues::default());
         let mut out = Vec::new();
         tx.respond(486, wire(Transport::Udp), t0, &mut out);
@@ -452,14 +491,18 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
         }
         assert_eq!(resent, 2, "timer G at 0.5 s and 1.5 s");
         tx.on_ack(now);
-        assert_eq!(tx.deadline(), Some(now + Duration::from_secs(5)), "timer I = T4");
+        assert_eq!(
+            tx.deadline(),
+            Some(now + Duration::from_secs(5)),
+            "timer I = T4"
+        );
         tx.on_timeout(now + Duration::from_secs(5), &mut out);
         assert!(tx.is_terminated());
     }
 
     #[test]
     fn non_invite_server_absorbs_retransmissions_for_timer_j() {
-        let t0 = Instant::now();
+        let t0 = crate::sip::timer::epoch();
         let mut tx = ServerTx::new(Method::Options, false, TimerValues::default());
         let mut out = Vec::new();
         tx.respond(200, wire(Transport::Udp), t0, &mut out);

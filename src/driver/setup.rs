@@ -1,0 +1,527 @@
+//! Turning the user's configuration into a running start: the chosen account, resolved
+//! addresses, bound sockets and the core's [`UaConfig`].
+//!
+//! This module owns everything that happens once, before the run loop: picking the account,
+//! resolving the registrar and outbound proxy host names, choosing the address we advertise in
+//! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
+//! RTP socket per line, and running the account's `password_cmd`. It blocks (DNS, the password
+//! command) and so runs before the tokio runtime takes over. It must not start the user agent
+//! or read the clock.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+
+use thiserror::Error;
+
+use crate::config::{self, Config, ConfigError};
+use crate::sip::msg::SipUri;
+use crate::sip::sdp::Codec;
+use crate::sip::timer::TimerValues;
+use crate::sip::{Account, Transport, UaConfig};
+
+/// How many lines (simultaneous calls) the phone has.
+pub const LINES: usize = 2;
+
+/// The SIP port used when a URI names none.
+const DEFAULT_SIP_PORT: u16 = 5060;
+/// The SIP port used for a `sips:` URI that names none (as the core does).
+const DEFAULT_SIPS_PORT: u16 = 5061;
+/// How often a free port (`bind` port 0) is drawn again when TCP cannot take the UDP port.
+const FREE_PORT_TRIES: usize = 16;
+
+/// Why switchboard cannot start with this configuration.
+#[derive(Debug, Error)]
+pub enum SetupError {
+    /// The configuration has no `[[account]]`.
+    #[error("the configuration has no [[account]]: add one (see config.example.toml)")]
+    NoAccount,
+    /// `--account NAME` names no account.
+    #[error("no account named `{name}`; the configuration has: {known}")]
+    UnknownAccount {
+        /// The name asked for.
+        name: String,
+        /// The names there are, comma-separated.
+        known: String,
+    },
+    /// The outbound proxy URI cannot be used.
+    #[error("outbound proxy `{uri}`: {message}")]
+    OutboundProxy {
+        /// The URI from the configuration.
+        uri: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The SIP socket cannot be bound.
+    #[error("cannot bind the SIP {transport} socket on {addr}: {source}")]
+    BindSip {
+        /// `UDP` or `TCP`.
+        transport: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// No free even RTP port in the configured range.
+    #[error("no free even UDP port for RTP in {min}..={max} on {ip} (needed {needed})")]
+    BindRtp {
+        /// The local IP address.
+        ip: IpAddr,
+        /// `network.rtp_port_min`.
+        min: u16,
+        /// `network.rtp_port_max`.
+        max: u16,
+        /// How many sockets were needed.
+        needed: usize,
+    },
+    /// Another socket operation failed.
+    #[error("{what}: {source}")]
+    Socket {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+    /// `password_cmd` failed.
+    #[error(transparent)]
+    Secret(#[from] ConfigError),
+}
+
+/// Everything the run loop starts from: the core's configuration and the sockets it serves.
+#[derive(Debug)]
+pub struct Setup {
+    /// The user agent's configuration (account with resolved addresses, advertised address,
+    /// RTP ports, codecs, seed).
+    pub ua: UaConfig,
+    /// The address the SIP sockets are bound to (may be `0.0.0.0:PORT`).
+    pub bound: SocketAddr,
+    /// The SIP UDP socket (non-blocking, ready for tokio).
+    pub sip_udp: UdpSocket,
+    /// The SIP TCP listener on the same port (non-blocking), if it could be bound.
+    pub sip_tcp: Option<TcpListener>,
+    /// One RTP socket per line, in line order, bound to even ports of the configured range.
+    /// Nothing reads them yet: the driver keeps them open (so the ports advertised in SDP stay
+    /// ours) until the media engine, which comes with a later issue, takes them over. They are
+    /// blocking std sockets because the media engine runs on its own thread.
+    pub rtp: Vec<UdpSocket>,
+}
+
+impl Setup {
+    /// Resolves, binds and builds the [`UaConfig`] for `account` of `config`.
+    ///
+    /// A registrar whose host cannot be resolved is not fatal (the core reports
+    /// `registration_failed` and retries); an outbound proxy that cannot be resolved is, since
+    /// calls must not silently bypass it.
+    pub fn new(config: &Config, account: &config::Account) -> Result<Setup, SetupError> {
+        let transport = match account.transport {
+            config::Transport::Udp => Transport::Udp,
+            config::Transport::Tcp => Transport::Tcp,
+        };
+        let registrar = registrar_uri(account);
+        let registrar_addr = if account.register {
+            match resolve_uri(&registrar) {
+                Ok(addr) => Some(addr),
+                Err(message) => {
+                    tracing::warn!(%registrar, %message, "registrar address unknown");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let outbound_proxy = match &account.outbound_proxy {
+            Some(uri) => {
+                let addr = resolve_uri(uri).map_err(|message| SetupError::OutboundProxy {
+                    uri: uri.clone(),
+                    message,
+                })?;
+                Some((uri.clone(), addr))
+            }
+            None => None,
+        };
+        let password = account.secret()?;
+
+        let (sip_udp, sip_tcp) = bind_sip(config.network.bind, transport)?;
+        let bound = sip_udp.local_addr().map_err(|source| SetupError::Socket {
+            what: "reading the SIP socket's address",
+            source,
+        })?;
+        let towards = outbound_proxy.as_ref().map(|(_, a)| *a).or(registrar_addr);
+        let advertised = advertised_ip(bound.ip(), towards);
+        let rtp = bind_rtp(
+            bound.ip(),
+            config.network.rtp_port_min,
+            config.network.rtp_port_max,
+            LINES,
+        )?;
+        let rtp_ports = rtp
+            .iter()
+            .map(|s| s.local_addr().map(|a| a.port()))
+            .collect::<io::Result<Vec<u16>>>()
+            .map_err(|source| SetupError::Socket {
+                what: "reading an RTP socket's address",
+                source,
+            })?;
+
+        let ua = UaConfig {
+            account: Account {
+                user: account.user.clone(),
+                domain: account.domain.clone(),
+                display_name: account.display_name.clone(),
+                auth_user: account
+                    .auth_user
+                    .clone()
+                    .unwrap_or_else(|| account.user.clone()),
+                password,
+                registrar,
+                registrar_addr,
+                outbound_proxy,
+                register: account.register,
+                expires: account.expires,
+            },
+            transport,
+            local: SocketAddr::new(advertised, bound.port()),
+            media_ip: advertised,
+            rtp_ports,
+            codecs: config.codecs.order.iter().map(|c| codec(*c)).collect(),
+            user_agent: config
+                .general
+                .user_agent
+                .clone()
+                .unwrap_or_else(default_user_agent),
+            timers: TimerValues::default(),
+            seed: rand::random(),
+        };
+        Ok(Setup {
+            ua,
+            bound,
+            sip_udp,
+            sip_tcp,
+            rtp,
+        })
+    }
+}
+
+/// The account called `name`, or the first account when no name is given.
+pub fn choose_account<'a>(
+    config: &'a Config,
+    name: Option<&str>,
+) -> Result<&'a config::Account, SetupError> {
+    let Some(name) = name else {
+        return config.accounts.first().ok_or(SetupError::NoAccount);
+    };
+    config
+        .accounts
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| SetupError::UnknownAccount {
+            name: name.to_owned(),
+            known: if config.accounts.is_empty() {
+                "no accounts".to_owned()
+            } else {
+                config
+                    .accounts
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+/// The registrar URI of an account: its `registrar`, else `sip:{domain}`.
+pub fn registrar_uri(account: &config::Account) -> String {
+    account
+        .registrar
+        .clone()
+        .unwrap_or_else(|| format!("sip:{}", account.domain))
+}
+
+/// Resolves the host of a `sip:`/`sips:` URI with the system resolver; the port defaults to
+/// 5060 (5061 for `sips:`). IPv4 answers are preferred. The error says what went wrong.
+pub fn resolve_uri(uri: &str) -> Result<SocketAddr, String> {
+    let parsed = SipUri::parse(uri).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
+    let default = if parsed.secure {
+        DEFAULT_SIPS_PORT
+    } else {
+        DEFAULT_SIP_PORT
+    };
+    let port = parsed.port.unwrap_or(default);
+    let addrs: Vec<SocketAddr> = (parsed.host.as_str(), port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve host `{}`: {e}", parsed.host))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first())
+        .copied()
+        .ok_or_else(|| format!("host `{}` has no address", parsed.host))
+}
+
+/// The IP address to advertise in Via, Contact and SDP: the bound address when it is a real
+/// one; otherwise the local address the OS would use to reach `towards` (found by connecting a
+/// UDP socket, which sends nothing); otherwise 127.0.0.1.
+pub fn advertised_ip(bound: IpAddr, towards: Option<SocketAddr>) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let Some(target) = towards else {
+        return loopback;
+    };
+    let any: SocketAddr = match target {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    let route = UdpSocket::bind(any)
+        .and_then(|s| s.connect(target).and_then(|()| s.local_addr()))
+        .map(|a| a.ip());
+    match route {
+        Ok(ip) if !ip.is_unspecified() => ip,
+        Ok(_) => loopback,
+        Err(e) => {
+            tracing::warn!(%target, error = %e, "no route to the registrar/proxy; advertising 127.0.0.1");
+            loopback
+        }
+    }
+}
+
+/// Binds the SIP UDP socket and a TCP listener on the same port, both non-blocking.
+///
+/// With port 0 a free port is drawn until TCP can share it. With a fixed port, a TCP listener
+/// that cannot be bound is fatal only when the account uses TCP; otherwise it is logged and SIP
+/// runs over UDP alone.
+fn bind_sip(
+    addr: SocketAddr,
+    transport: Transport,
+) -> Result<(UdpSocket, Option<TcpListener>), SetupError> {
+    let mut attempt = 1;
+    loop {
+        let udp = UdpSocket::bind(addr).map_err(|source| SetupError::BindSip {
+            transport: "UDP",
+            addr,
+            source,
+        })?;
+        let port = udp
+            .local_addr()
+            .map_err(|source| SetupError::Socket {
+                what: "reading the SIP socket's address",
+                source,
+            })?
+            .port();
+        let tcp_addr = SocketAddr::new(addr.ip(), port);
+        match TcpListener::bind(tcp_addr) {
+            Ok(tcp) => {
+                set_nonblocking(&udp, Some(&tcp))?;
+                return Ok((udp, Some(tcp)));
+            }
+            // Another free port may suit both transports.
+            Err(_) if addr.port() == 0 && attempt < FREE_PORT_TRIES => attempt += 1,
+            Err(source) if transport == Transport::Tcp => {
+                return Err(SetupError::BindSip {
+                    transport: "TCP",
+                    addr: tcp_addr,
+                    source,
+                })
+            }
+            Err(source) => {
+                tracing::warn!(addr = %tcp_addr, error = %source, "no SIP TCP listener; SIP runs over UDP only");
+                set_nonblocking(&udp, None)?;
+                return Ok((udp, None));
+            }
+        }
+    }
+}
+
+fn set_nonblocking(udp: &UdpSocket, tcp: Option<&TcpListener>) -> Result<(), SetupError> {
+    udp.set_nonblocking(true)
+        .and_then(|()| tcp.map_or(Ok(()), |t| t.set_nonblocking(true)))
+        .map_err(|source| SetupError::Socket {
+            what: "making the SIP sockets non-blocking",
+            source,
+        })
+}
+
+/// Binds `count` UDP sockets on `ip` at even ports of `min..=max`, lowest free first (RTP uses
+/// even ports; RTCP, when it comes, the odd one above).
+pub fn bind_rtp(ip: IpAddr, min: u16, max: u16, count: usize) -> Result<Vec<UdpSocket>, SetupError> {
+    let first = min.saturating_add(min % 2);
+    let mut sockets = Vec::with_capacity(count);
+    for port in (first..=max).step_by(2) {
+        if sockets.len() == count {
+            break;
+        }
+        if let Ok(socket) = UdpSocket::bind((ip, port)) {
+            sockets.push(socket);
+        }
+    }
+    if sockets.len() < count {
+        return Err(SetupError::BindRtp {
+            ip,
+            min,
+            max,
+            needed: count,
+        });
+    }
+    Ok(sockets)
+}
+
+/// The core's codec for a configured one.
+fn codec(c: config::Codec) -> Codec {
+    match c {
+        config::Codec::Opus => Codec::Opus,
+        config::Codec::Pcmu => Codec::Pcmu,
+        config::Codec::Pcma => Codec::Pcma,
+    }
+}
+
+/// `switchboard/VERSION`.
+fn default_user_agent() -> String {
+    format!("switchboard/{}", env!("CARGO_PKG_VERSION"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const ACCOUNT: &str = "[[account]]\nname = \"a\"\nuser = \"100\"\ndomain = \"127.0.0.1\"\n";
+
+    #[test]
+    fn registrar_defaults_to_the_domain() {
+        let cfg = config(ACCOUNT);
+        assert_eq!(registrar_uri(&cfg.accounts[0]), "sip:127.0.0.1");
+        let cfg = config(&format!("{ACCOUNT}registrar = \"sip:127.0.0.1:5070\"\n"));
+        assert_eq!(registrar_uri(&cfg.accounts[0]), "sip:127.0.0.1:5070");
+    }
+
+    #[test]
+    fn uri_hosts_resolve_with_default_ports() {
+        assert_eq!(
+            resolve_uri("sip:127.0.0.1:5070"),
+            Ok("127.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_uri("sip:127.0.0.1;lr"),
+            Ok("127.0.0.1:5060".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_uri("sips:127.0.0.1"),
+            Ok("127.0.0.1:5061".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_uri("sip:[::1]:5080"),
+            Ok("[::1]:5080".parse().unwrap())
+        );
+        assert_eq!(
+            resolve_uri("sip:localhost:5062").map(|a| (a.ip().is_loopback(), a.port())),
+            Ok((true, 5062))
+        );
+        // No lookup of unknown names here: the system resolver is not on loopback.
+        assert_eq!(
+            resolve_uri("pbx:5060"),
+            Err("not a valid sip: or sips: URI".to_owned())
+        );
+    }
+
+    #[test]
+    fn advertised_ip_prefers_the_bound_address() {
+        let bound: IpAddr = "127.0.0.7".parse().unwrap();
+        assert_eq!(advertised_ip(bound, None), bound);
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        assert_eq!(advertised_ip(any, None), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        // Towards a loopback peer the OS picks a loopback source.
+        let towards: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        assert!(advertised_ip(any, Some(towards)).is_loopback());
+    }
+
+    #[test]
+    fn accounts_are_chosen_by_name_or_first() {
+        let cfg = config(&format!(
+            "{ACCOUNT}\n[[account]]\nname = \"b\"\nuser = \"200\"\ndomain = \"d\"\n"
+        ));
+        assert_eq!(choose_account(&cfg, None).map(|a| &a.name[..]).ok(), Some("a"));
+        assert_eq!(choose_account(&cfg, Some("b")).map(|a| &a.name[..]).ok(), Some("b"));
+        let err = choose_account(&cfg, Some("c")).expect_err("no such account");
+        assert_eq!(err.to_string(), "no account named `c`; the configuration has: a, b");
+        assert!(matches!(
+            choose_account(&config(""), None),
+            Err(SetupError::NoAccount)
+        ));
+    }
+
+    #[test]
+    fn rtp_ports_are_even_and_skip_busy_ones() {
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        // Find two free even ports next to each other by probing.
+        let sockets = bind_rtp(ip, 40001, 40100, 2).expect("free ports");
+        let ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().unwrap().port()).collect();
+        assert!(ports.iter().all(|p| p % 2 == 0 && *p >= 40002), "{ports:?}");
+        assert!(ports[0] < ports[1]);
+        // With those held, the next call gets other ports.
+        let more = bind_rtp(ip, 40001, 40100, 1).expect("free port");
+        let port = more[0].local_addr().unwrap().port();
+        assert!(port % 2 == 0 && !ports.contains(&port));
+        // A range with no even port fails with a message naming it.
+        let err = bind_rtp(ip, 40001, 40001, 1).expect_err("no even port");
+        assert_eq!(
+            err.to_string(),
+            "no free even UDP port for RTP in 40001..=40001 on 127.0.0.1 (needed 1)"
+        );
+    }
+
+    #[test]
+    fn setup_of_a_peer_to_peer_account() {
+        let cfg = config(&format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 41000\nrtp_port_max = 41100\n\
+             [codecs]\norder = [\"pcma\", \"pcmu\"]\n{ACCOUNT}register = false\n"
+        ));
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        let ua = &setup.ua;
+        assert_eq!(setup.bound.ip(), ua.local.ip());
+        assert_ne!(ua.local.port(), 0);
+        let tcp = setup.sip_tcp.as_ref().expect("TCP listener");
+        assert_eq!(tcp.local_addr().unwrap(), setup.bound);
+        assert_eq!(ua.rtp_ports.len(), LINES);
+        assert_eq!(ua.codecs, [Codec::Pcma, Codec::Pcmu]);
+        assert_eq!(ua.account.auth_user, "100");
+        assert_eq!(ua.account.registrar_addr, None);
+        assert!(ua.user_agent.starts_with("switchboard/"));
+    }
+
+    #[test]
+    fn setup_resolves_registrar_and_proxy() {
+        let cfg = config(&format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 41200\nrtp_port_max = 41300\n\
+             {ACCOUNT}registrar = \"sip:127.0.0.1:5070\"\n\
+             outbound_proxy = \"sip:127.0.0.1:5080;lr\"\ntransport = \"tcp\"\n"
+        ));
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        let account = &setup.ua.account;
+        assert_eq!(account.registrar_addr, Some("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(
+            account.outbound_proxy,
+            Some((
+                "sip:127.0.0.1:5080;lr".to_owned(),
+                "127.0.0.1:5080".parse().unwrap()
+            ))
+        );
+        assert_eq!(setup.ua.transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn an_unusable_outbound_proxy_is_fatal() {
+        // Built by hand: the configuration check would reject this URI already.
+        let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
+        cfg.accounts[0].outbound_proxy = Some("proxy".to_owned());
+        let err = Setup::new(&cfg, &cfg.accounts[0]).expect_err("unusable");
+        assert_eq!(
+            err.to_string(),
+            "outbound proxy `proxy`: not a valid sip: or sips: URI"
+        );
+    }
+}

@@ -1,0 +1,1378 @@
+//! The INVITE usage (RFC 3261 §13–15, RFC 3264): one [`Call`] per line,
+//! from the first INVITE to the BYE, with hold and resume by re-INVITE.
+//!
+//! ```text
+//!  outgoing:  Dialing ─180─► Ringing ─2xx─► Connected ◄──re-INVITE──► Held
+//!                │  └─183+SDP─► Early ─2xx─┘     │  peer's sendonly ──► RemoteHeld
+//!                └─ ≥300, CANCEL, timeout ─► Ended ◄── BYE either way ┘
+//!  incoming:  INVITE ─► 180 Ringing ─answer─► 200 (resent T1…T2 until ACK) ─► Connected
+//!                         └─ decline: 603, hangup: 603, CANCEL: 487 ─► Ended
+//! ```
+//!
+//! A call the operator hung up before it was answered stays (detached from
+//! its line) until the INVITE transaction finishes: a provisional response
+//! lets us CANCEL, and a 2xx that crosses the CANCEL is ACKed and BYEd.
+//! Glare on re-INVITE (491) is retried after the §14.1 random delay.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::api::{CallState, Direction, Event};
+use super::auth;
+use super::dialog::{Dialog, Role};
+use super::msg::{Builder, Message, Method, NameAddr, SipUri};
+use super::sdp::{self, LocalMedia, Negotiated, Sdp};
+use super::{line_no, Owner, Transmit, UserAgent};
+
+/// How long we resend a 2xx waiting for its ACK: 64·T1 (§13.3.1.4).
+const ACK_WAIT_T1S: u32 = 64;
+
+/// A hold or resume offer in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reinvite {
+    /// True for hold, false for resume.
+    hold: bool,
+    /// Its CSeq number (for the ACK).
+    cseq: u32,
+}
+
+/// Our 2xx to an INVITE, resent until the ACK arrives.
+#[derive(Debug, Clone)]
+struct PendingAck {
+    wire: Transmit,
+    cseq: u32,
+    next: Instant,
+    interval: Duration,
+    give_up: Instant,
+}
+
+impl PendingAck {
+    fn new(wire: Transmit, cseq: u32, now: Instant, t1: Duration) -> PendingAck {
+        PendingAck {
+            wire,
+            cseq,
+            next: now + t1,
+            interval: t1,
+            give_up: now + t1 * ACK_WAIT_T1S,
+        }
+    }
+}
+
+/// One call on one line.
+#[derive(Debug)]
+pub(super) struct Call {
+    /// SIP Call-ID.
+    pub(super) call_id: String,
+    /// Index of the line (0-based).
+    line: usize,
+    state: CallState,
+    role: Role,
+    /// The far end as the operator sees it (URI).
+    peer: String,
+    /// Set once a dialog exists (early or confirmed).
+    dialog: Option<Dialog>,
+    /// Our tag (From for calls we place, To for calls we answer).
+    local_tag: String,
+    /// The initial INVITE: ours (for CANCEL and auth retries) or theirs
+    /// (for answering).
+    invite: Message,
+    /// Where our out-of-dialog requests for this call go.
+    first_hop: Option<SocketAddr>,
+    /// A provisional response arrived (CANCEL is allowed).
+    provisional: bool,
+    /// The initial INVITE got its final response.
+    finalised: bool,
+    /// Digest challenges answered for the INVITE.
+    auth_tries: u32,
+    /// The operator hung up before the call was answered: CANCEL as soon
+    /// as a provisional response allows it.
+    cancel_wanted: bool,
+    /// The operator has been told the call ended.
+    gone: bool,
+    /// The SDP offer the peer sent in its INVITE (callee).
+    remote_offer: Option<Sdp>,
+    /// We sent an offer in a 2xx and expect the answer in the ACK.
+    offer_in_2xx: bool,
+    /// What media was agreed.
+    media: Option<Negotiated>,
+    sdp_session: u64,
+    sdp_version: u64,
+    last_sdp_direction: Option<Direction>,
+    /// We hold the peer.
+    local_hold: bool,
+    /// The peer holds us.
+    remote_hold: bool,
+    reinvite: Option<Reinvite>,
+    /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
+    glare_retry: Option<(Instant, bool)>,
+    pending_ack: Option<PendingAck>,
+    /// The last ACK we sent for a 2xx, resent when the 2xx is.
+    last_ack: Option<(u32, Transmit)>,
+}
+
+impl Call {
+    fn new(
+        call_id: String,
+        line: usize,
+        role: Role,
+        peer: String,
+        local_tag: String,
+        invite: Message,
+    ) -> Call {
+        Call {
+            call_id,
+            line,
+            state: CallState::Dialing,
+            role,
+            peer,
+            dialog: None,
+            local_tag,
+            invite,
+            first_hop: None,
+            provisional: false,
+            finalised: false,
+            auth_tries: 0,
+            cancel_wanted: false,
+            gone: false,
+            remote_offer: None,
+            offer_in_2xx: false,
+            media: None,
+            sdp_session: 0,
+            sdp_version: 0,
+            last_sdp_direction: None,
+            local_hold: false,
+            remote_hold: false,
+            reinvite: None,
+            glare_retry: None,
+            pending_ack: None,
+            last_ack: None,
+        }
+    }
+
+    /// The next time this call needs `on_call_timer`.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let ack = self.pending_ack.as_ref().map(|p| p.next.min(p.give_up));
+        super::timer::earliest([ack, self.glare_retry.map(|(t, _)| t)])
+    }
+
+    /// True when nothing about the call is left to do.
+    pub(super) fn is_ended(&self) -> bool {
+        self.gone && (self.role == Role::Callee || self.finalised)
+    }
+
+    /// Our tag in this call's dialog.
+    pub(super) fn local_tag(&self) -> &str {
+        &self.local_tag
+    }
+
+    /// True if `req` is (a CANCEL of) the INVITE this call answers.
+    pub(super) fn answers(&self, req: &Message) -> bool {
+        self.role == Role::Callee
+            && self.call_id == req.call_id
+            && self.invite.from.tag() == req.from.tag()
+            && self.invite.via.branch() == req.via.branch()
+    }
+
+    /// True once the operator was told it ended (it may linger detached).
+    pub(super) fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    fn is_talking(&self) -> bool {
+        matches!(self.state, CallState::Connected | CallState::RemoteHeld)
+    }
+
+    fn is_established(&self) -> bool {
+        matches!(
+            self.state,
+            CallState::Connected | CallState::Held | CallState::RemoteHeld
+        )
+    }
+
+    fn established_state(&self) -> CallState {
+        if self.local_hold {
+            CallState::Held
+        } else if self.remote_hold {
+            CallState::RemoteHeld
+        } else {
+            CallState::Connected
+        }
+    }
+
+    /// The direction we want given both holds.
+    fn wanted_direction(&self) -> Direction {
+        match (self.local_hold, self.remote_hold) {
+            (false, false) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (true, true) => Direction::Inactive,
+        }
+    }
+
+    /// The version for the next SDP we write (bumped when it changes).
+    fn next_sdp_version(&mut self, dir: Direction) -> u64 {
+        if self.last_sdp_direction != Some(dir) {
+            self.sdp_version += 1;
+            self.last_sdp_direction = Some(dir);
+        }
+        self.sdp_version
+    }
+}
+
+impl UserAgent {
+    // ---- commands ----
+
+    /// `dial`: places a call on the selected line, or on a free one
+    /// (holding the call on the selected line).
+    pub(super) fn dial(&mut self, now: Instant, target: &str) {
+        let uri = match self.target_uri(target) {
+            Ok(uri) => uri,
+            Err(e) => return self.error(e),
+        };
+        let Some(line) = self.free_line(self.selected) else {
+            return self.error("both lines are busy: hang up or transfer a call first");
+        };
+        let Some(dst) = self.first_hop(&uri) else {
+            return self.error(format!(
+                "cannot reach {uri}: give an IP address, or configure a registrar or outbound proxy"
+            ));
+        };
+        self.hold_others(now, line);
+        self.set_selected(line);
+        let call_id = format!("{}@switchboard", self.tokens.hex());
+        let tag = self.new_tag();
+        let session = self.tokens.next() >> 1;
+        let mut to = NameAddr::new(&uri);
+        to.display = None;
+        let placeholder = Message::parse(
+            format!(
+                "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 0.0.0.0;branch=z9hG4bK0\r\nFrom: <{uri}>;tag=0\r\n\
+                 To: {to}\r\nCall-ID: {call_id}\r\nCSeq: 0 INVITE\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        let Ok(placeholder) = placeholder else {
+            return self.error(format!("cannot dial {target}: not a valid address"));
+        };
+        let mut call = Call::new(
+            call_id.clone(),
+            line,
+            Role::Caller,
+            uri.clone(),
+            tag,
+            placeholder,
+        );
+        call.sdp_session = session;
+        call.first_hop = Some(dst);
+        self.lines[line] = Some(call);
+        self.send_invite(now, &call_id, None);
+        self.announce(&call_id, None, None);
+    }
+
+    /// `answer`: accepts the ringing call on `line` (or the first one).
+    pub(super) fn answer(&mut self, now: Instant, line: Option<super::LineNo>) {
+        let found = self.lines.iter().flatten().find(|c| {
+            c.role == Role::Callee
+                && c.state == CallState::Ringing
+                && line.is_none_or(|l| line_no(c.line) == l)
+        });
+        let Some(call) = found else {
+            return self.error(match line {
+                Some(l) => format!("no call is ringing on line {l}"),
+                None => "no call is ringing".to_string(),
+            });
+        };
+        let (call_id, index) = (call.call_id.clone(), call.line);
+        self.hold_others(now, index);
+        self.set_selected(index);
+        let local = self.local_media(index);
+        let contact = self.contact_uri();
+        let Some(call) = self.call_mut(&call_id) else {
+            return;
+        };
+        let (body, negotiated) = match call.remote_offer.clone() {
+            Some(offer) => {
+                let dir = call.wanted_direction();
+                let version = call.next_sdp_version(dir);
+                match sdp::answer(&offer, &local, dir, call.sdp_session, version) {
+                    Ok((body, n)) => (body, Some(n)),
+                    Err(e) => {
+                        let invite = call.invite.clone();
+                        self.respond(now, &invite, 488, |b| {
+                            b.header("Warning", format!("305 switchboard \"{e}\""))
+                        });
+                        return self.finish_call(
+                            &call_id,
+                            Some(488),
+                            "no codec in common with the caller",
+                        );
+                    }
+                }
+            }
+            None => {
+                call.offer_in_2xx = true;
+                let version = call.next_sdp_version(Direction::SendRecv);
+                (
+                    sdp::offer(&local, Direction::SendRecv, call.sdp_session, version),
+                    None,
+                )
+            }
+        };
+        call.media = negotiated;
+        call.state = CallState::Connected;
+        let invite = call.invite.clone();
+        let wire = self.respond(now, &invite, 200, |b| {
+            b.header("Contact", format!("<{contact}>"))
+                .header("Allow", super::ALLOW)
+                .header("Supported", super::SUPPORTED)
+                .body("application/sdp", body)
+        });
+        let t1 = self.cfg.timers.t1;
+        if let (Some(wire), Some(call)) = (wire, self.call_mut(&call_id)) {
+            call.pending_ack = Some(PendingAck::new(wire, invite.cseq.0, now, t1));
+        }
+        self.announce(&call_id, None, None);
+        self.announce_media(&call_id);
+    }
+
+    /// `decline`: rejects a ringing call with 603.
+    pub(super) fn decline(&mut self, now: Instant, line: Option<super::LineNo>) {
+        let found = self.lines.iter().flatten().find(|c| {
+            c.role == Role::Callee
+                && c.state == CallState::Ringing
+                && line.is_none_or(|l| line_no(c.line) == l)
+        });
+        match found.map(|c| c.call_id.clone()) {
+            Some(call_id) => self.end_call(now, &call_id, "you declined the call"),
+            None => self.error("no call is ringing"),
+        }
+    }
+
+    /// `hangup`: ends, cancels or rejects the call on `line`.
+    pub(super) fn hangup(&mut self, now: Instant, line: Option<super::LineNo>) {
+        let index = match line {
+            Some(l) => usize::from(l).wrapping_sub(1),
+            None => self.selected,
+        };
+        match self.lines.get(index).and_then(|c| c.as_ref()) {
+            Some(call) => {
+                let call_id = call.call_id.clone();
+                self.end_call(now, &call_id, "you hung up");
+            }
+            None => self.error(format!("no call on line {}", line_no(index))),
+        }
+    }
+
+    /// `hold` / `resume` on `line` (default: selected).
+    pub(super) fn set_hold(&mut self, now: Instant, line: Option<super::LineNo>, hold: bool) {
+        let index = match line {
+            Some(l) => usize::from(l).wrapping_sub(1),
+            None => self.selected,
+        };
+        let Some(call) = self.lines.get(index).and_then(|c| c.as_ref()) else {
+            return self.error(format!("no call on line {}", line_no(index)));
+        };
+        if !call.is_established() {
+            return self.error(format!(
+                "the call on line {} is not connected",
+                line_no(index)
+            ));
+        }
+        if call.local_hold == hold && call.reinvite.is_none() {
+            return; // already there
+        }
+        if call.reinvite.is_some() || call.pending_ack.is_some() {
+            return self.error("the call is being renegotiated; try again in a moment");
+        }
+        let call_id = call.call_id.clone();
+        if !hold {
+            self.hold_others(now, index);
+            self.set_selected(index);
+        }
+        self.send_reinvite(now, &call_id, hold);
+    }
+
+    /// `line N` / `swap`: selects a line; the call on the line we leave is
+    /// held, a call we held on the line we select is resumed.
+    pub(super) fn select_line(&mut self, now: Instant, n: super::LineNo) {
+        let index = usize::from(n).wrapping_sub(1);
+        if index >= self.lines.len() {
+            return self.error(format!(
+                "there is no line {n}: lines are 1 to {}",
+                self.lines.len()
+            ));
+        }
+        self.hold_others(now, index);
+        self.set_selected(index);
+        let resume = self.lines[index]
+            .as_ref()
+            .filter(|c| c.local_hold && c.reinvite.is_none() && c.is_established())
+            .map(|c| c.call_id.clone());
+        if let Some(call_id) = resume {
+            self.send_reinvite(now, &call_id, false);
+        }
+    }
+
+    /// Ends a call in whatever state it is (hangup, decline, quit).
+    pub(super) fn end_call(&mut self, now: Instant, call_id: &str, reason: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if call.gone {
+            return;
+        }
+        match (call.role, call.state) {
+            (Role::Callee, CallState::Ringing) => {
+                let invite = call.invite.clone();
+                self.respond(now, &invite, 603, |b| b);
+            }
+            (Role::Caller, CallState::Dialing | CallState::Ringing | CallState::Early) => {
+                if call.provisional {
+                    self.send_cancel(now, call_id);
+                } else {
+                    call.cancel_wanted = true;
+                }
+            }
+            _ => {
+                self.send_bye(now, call_id);
+            }
+        }
+        self.finish_call(call_id, None, reason);
+    }
+
+    // ---- requests we send ----
+
+    /// Sends (or re-sends with credentials) the initial INVITE.
+    fn send_invite(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        authorization: Option<(&'static str, String)>,
+    ) {
+        let via = self.via();
+        let contact = self.contact_uri();
+        let mut from = self.local_name_addr();
+        let proxy = self.cfg.account.outbound_proxy.clone();
+        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let local = self.local_media(call.line);
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        from.params.set("tag", Some(&call.local_tag));
+        let cseq = call.invite.cseq.0 + 1;
+        let version = call.next_sdp_version(Direction::SendRecv);
+        let body = sdp::offer(&local, Direction::SendRecv, call.sdp_session, version);
+        let mut b = Builder::request(Method::Invite, &call.peer)
+            .header("Via", &via)
+            .header("Max-Forwards", "70")
+            .header("From", from.to_string())
+            .header("To", NameAddr::new(&call.peer).to_string())
+            .header("Call-ID", call_id)
+            .header("CSeq", format!("{cseq} INVITE"))
+            .header("Contact", format!("<{contact}>"))
+            .header("Allow", super::ALLOW)
+            .header("Supported", super::SUPPORTED);
+        if let Some((uri, _)) = &proxy {
+            b = b.header("Route", format!("<{uri};lr>"));
+        }
+        if let Some((name, value)) = authorization {
+            b = b.header(name, value);
+        }
+        b = self.common_headers(b).body("application/sdp", body);
+        let bytes = b.build();
+        let Ok(invite) = Message::parse(&bytes) else {
+            return self.finish_call(call_id, None, "could not build the INVITE");
+        };
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        call.invite = invite;
+        let dst = call.first_hop;
+        match dst {
+            Some(dst) => {
+                self.send_request(now, dst, bytes, Owner::Call(call_id.to_string()));
+            }
+            None => self.finish_call(call_id, None, "no route to the far end"),
+        }
+    }
+
+    /// CANCEL for our INVITE (§9.1): same Request-URI, Via branch, From,
+    /// To, Call-ID, Route; CSeq number with method CANCEL.
+    fn send_cancel(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let invite = call.invite.clone();
+        let dst = call.first_hop;
+        let mut b = Builder::request(Method::Cancel, invite.request_uri().unwrap_or_default())
+            .header("Via", invite.header("Via").unwrap_or_default())
+            .header("Max-Forwards", "70")
+            .header("From", invite.from.to_string())
+            .header("To", invite.to.to_string())
+            .header("Call-ID", &invite.call_id)
+            .header("CSeq", format!("{} CANCEL", invite.cseq.0));
+        for route in invite.headers("Route") {
+            b = b.header("Route", route);
+        }
+        let bytes = self.common_headers(b).build();
+        if let Some(dst) = dst {
+            self.send_request(now, dst, bytes, Owner::Call(call_id.to_string()));
+        }
+    }
+
+    /// BYE on the call's dialog.
+    fn send_bye(&mut self, now: Instant, call_id: &str) {
+        self.send_in_dialog(now, call_id, Method::Bye, None);
+    }
+
+    /// Hold (`true`) or resume by re-INVITE with a new offer.
+    fn send_reinvite(&mut self, now: Instant, call_id: &str, hold: bool) {
+        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let local = self.local_media(call.line);
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let dir = match (hold, call.remote_hold) {
+            (true, true) => Direction::Inactive,
+            (true, false) => Direction::SendOnly,
+            (false, _) => Direction::SendRecv,
+        };
+        let version = call.next_sdp_version(dir);
+        let body = sdp::offer(&local, dir, call.sdp_session, version);
+        call.glare_retry = None;
+        if let Some(cseq) = self.send_in_dialog(now, call_id, Method::Invite, Some(body)) {
+            if let Some(call) = self.call_mut(call_id) {
+                call.reinvite = Some(Reinvite { hold, cseq });
+            }
+        }
+    }
+
+    /// Sends a request on the call's dialog; returns its CSeq number.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        method: Method,
+        sdp_body: Option<String>,
+    ) -> Option<u32> {
+        let via = self.via();
+        let contact = self.contact_uri();
+        let user_agent = self.cfg.user_agent.clone();
+        let call = self.call_mut(call_id)?;
+        let dialog = call.dialog.as_mut()?;
+        let mut b = dialog.request(method, &via, 70);
+        let cseq = dialog.local_cseq;
+        let dst = dialog.next_hop().or(call.first_hop)?;
+        if method == Method::Invite {
+            b = b
+                .header("Contact", format!("<{contact}>"))
+                .header("Allow", super::ALLOW)
+                .header("Supported", super::SUPPORTED);
+        }
+        b = b.header("User-Agent", user_agent);
+        if let Some(body) = sdp_body {
+            b = b.body("application/sdp", body);
+        }
+        self.send_request(now, dst, b.build(), Owner::Call(call_id.to_string()))?;
+        Some(cseq)
+    }
+
+    /// ACK for a 2xx (its own transaction, §13.2.2.4), kept for resending.
+    fn send_ack(&mut self, call_id: &str, cseq: u32, sdp_body: Option<String>) {
+        let via = self.via();
+        let user_agent = self.cfg.user_agent.clone();
+        let transport = self.cfg.transport;
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let first_hop = call.first_hop;
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
+        let saved = dialog.local_cseq;
+        dialog.local_cseq = cseq;
+        let mut b = dialog
+            .request(Method::Ack, &via, 70)
+            .header("User-Agent", user_agent);
+        dialog.local_cseq = saved;
+        if let Some(body) = sdp_body {
+            b = b.body("application/sdp", body);
+        }
+        let Some(dst) = dialog.next_hop().or(first_hop) else {
+            return;
+        };
+        let wire = Transmit {
+            transport,
+            dst,
+            payload: b.build(),
+        };
+        call.last_ack = Some((cseq, wire.clone()));
+        self.transmits.push_back(wire);
+    }
+
+    // ---- responses to our requests ----
+
+    /// A response to an INVITE, re-INVITE, BYE or CANCEL of call `call_id`.
+    pub(super) fn on_call_response(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        request: &Message,
+        resp: &Message,
+    ) {
+        let Some(code) = resp.code() else { return };
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        match request.method() {
+            Method::Invite
+                if call.dialog.as_ref().is_none_or(|_| !call.finalised)
+                    && request.cseq.0 == call.invite.cseq.0 =>
+            {
+                self.on_invite_response(now, call_id, code, resp)
+            }
+            Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
+            Method::Bye | Method::Cancel => {}
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, now: Instant, call_id: &str, code: u16, resp: &Message) {
+        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let local = self.local_media(call.line);
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        match code {
+            100 => {}
+            101..=199 => {
+                call.provisional = true;
+                if call.dialog.is_none() {
+                    call.dialog = Dialog::from_response(&call.invite, resp);
+                }
+                if call.cancel_wanted {
+                    call.cancel_wanted = false;
+                    return self.send_cancel(now, call_id);
+                }
+                if call.gone {
+                    return;
+                }
+                let early = resp
+                    .body_text()
+                    .and_then(|b| sdp::parse(b.as_bytes()).ok())
+                    .and_then(|s| sdp::negotiate_answer(&s, &local).ok());
+                let state = match early {
+                    Some(n) => {
+                        call.media = Some(n);
+                        CallState::Early
+                    }
+                    None if call.state == CallState::Early => CallState::Early,
+                    None => CallState::Ringing,
+                };
+                let changed = call.state != state;
+                let had_media = call.media.is_some() && state == CallState::Early;
+                call.state = state;
+                if changed {
+                    self.announce(call_id, None, None);
+                    if had_media {
+                        self.announce_media(call_id);
+                    }
+                }
+            }
+            200..=299 => {
+                let fresh = !call.finalised;
+                call.finalised = true;
+                let dialog = Dialog::from_response(&call.invite, resp);
+                match (&call.dialog, dialog) {
+                    (Some(d), Some(new)) if d.remote_tag == new.remote_tag => {
+                        // The early dialog becomes confirmed: take the 2xx's target and routes.
+                        call.dialog = Some(new);
+                    }
+                    (_, Some(new)) => call.dialog = Some(new),
+                    (_, None) => {}
+                }
+                let cseq = call.invite.cseq.0;
+                self.send_ack(call_id, cseq, None);
+                let Some(call) = self.call_mut(call_id) else {
+                    return;
+                };
+                if call.gone || !fresh {
+                    if call.gone {
+                        self.send_bye(now, call_id);
+                    }
+                    return;
+                }
+                let negotiated = resp.body_text().map(|b| {
+                    sdp::parse(b.as_bytes()).and_then(|s| sdp::negotiate_answer(&s, &local))
+                });
+                match negotiated {
+                    Some(Ok(n)) => call.media = Some(n),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "unusable SDP answer; ending the call");
+                        self.send_bye(now, call_id);
+                        return self.finish_call(
+                            call_id,
+                            None,
+                            "the far end answered with media we cannot use",
+                        );
+                    }
+                    None if call.media.is_some() => {}
+                    None => {
+                        self.send_bye(now, call_id);
+                        return self.finish_call(
+                            call_id,
+                            None,
+                            "the far end answered without media",
+                        );
+                    }
+                }
+                call.state = CallState::Connected;
+                self.announce(call_id, None, None);
+                self.announce_media(call_id);
+            }
+            401 | 407 => {
+                call.finalised = false;
+                let (name, header) = if code == 407 {
+                    ("Proxy-Authenticate", "Proxy-Authorization")
+                } else {
+                    ("WWW-Authenticate", "Authorization")
+                };
+                let values: Vec<&str> = resp.headers(name).collect();
+                let challenge = auth::pick_strongest(&values);
+                let password = self.cfg.account.password.clone();
+                let user = self.cfg.account.auth_user.clone();
+                let cnonce = format!("{:08x}", self.tokens.next() as u32);
+                let Some(call) = self.call_mut(call_id) else {
+                    return;
+                };
+                let retry = call.auth_tries == 0 || challenge.as_ref().is_some_and(|c| c.stale);
+                match (challenge, password, retry && !call.gone) {
+                    (Some(ch), Some(pw), true) => {
+                        call.auth_tries += 1;
+                        let uri = call.peer.clone();
+                        let value =
+                            auth::authorization(&ch, &user, &pw, "INVITE", &uri, 1, &cnonce);
+                        self.send_invite(now, call_id, Some((header, value)));
+                    }
+                    _ => {
+                        call.finalised = true;
+                        self.finish_call(
+                            call_id,
+                            Some(code),
+                            "authentication failed: check the user name and password",
+                        );
+                    }
+                }
+            }
+            _ => {
+                call.finalised = true;
+                if call.gone {
+                    return;
+                }
+                let reason = failure_reason(code, resp.reason());
+                self.finish_call(call_id, Some(code), &reason);
+            }
+        }
+    }
+
+    fn on_reinvite_response(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        cseq: u32,
+        code: u16,
+        resp: &Message,
+    ) {
+        if (200..300).contains(&code) {
+            // ACK every 2xx, even a retransmission or a stale one.
+            self.send_ack(call_id, cseq, None);
+        }
+        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let local = self.local_media(call.line);
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let Some(re) = call.reinvite.filter(|r| r.cseq == cseq) else {
+            return;
+        };
+        if code < 200 {
+            return;
+        }
+        call.reinvite = None;
+        let what = if re.hold { "hold" } else { "resume" };
+        match code {
+            200..=299 => {
+                let offered = match (re.hold, call.remote_hold) {
+                    (true, true) => Direction::Inactive,
+                    (true, false) => Direction::SendOnly,
+                    (false, _) => Direction::SendRecv,
+                };
+                if let Some(dialog) = call.dialog.as_mut() {
+                    dialog.refresh_target(resp);
+                }
+                let negotiated = resp
+                    .body_text()
+                    .and_then(|b| sdp::parse(b.as_bytes()).ok())
+                    .and_then(|s| sdp::negotiate_answer(&s, &local).ok());
+                if let Some(mut n) = negotiated {
+                    n.direction = intersect(offered, n.direction);
+                    if matches!(offered, Direction::SendRecv) {
+                        call.remote_hold = !receives(n.direction);
+                    }
+                    call.media = Some(n);
+                }
+                call.local_hold = re.hold;
+                call.state = call.established_state();
+                self.announce(call_id, None, None);
+                self.announce_media(call_id);
+            }
+            491 => {
+                // §14.1: the Call-ID's owner waits 2.1–4 s, the other 0–2 s.
+                let ms = match call.role {
+                    Role::Caller => 2_100 + self.tokens.next() % 1_901,
+                    Role::Callee => self.tokens.next() % 2_001,
+                };
+                let Some(call) = self.call_mut(call_id) else {
+                    return;
+                };
+                call.glare_retry = Some((now + Duration::from_millis(ms), re.hold));
+            }
+            408 | 481 => {
+                self.send_bye(now, call_id);
+                self.finish_call(
+                    call_id,
+                    Some(code),
+                    "the call was lost (the far end no longer knows it)",
+                );
+            }
+            _ => self.error(format!(
+                "{what} failed: the far end answered {code} {}",
+                resp.reason()
+            )),
+        }
+    }
+
+    /// A 2xx for an INVITE whose transaction is gone: resend our ACK.
+    pub(super) fn on_stray_invite_2xx(&mut self, resp: &Message) {
+        let ack = self
+            .calls()
+            .find(|c| c.call_id == resp.call_id)
+            .and_then(|c| c.last_ack.as_ref())
+            .filter(|(cseq, _)| *cseq == resp.cseq.0)
+            .map(|(_, wire)| wire.clone());
+        if let Some(wire) = ack {
+            self.transmits.push_back(wire);
+        }
+    }
+
+    /// A client transaction of the call got no answer (Timer B or F).
+    pub(super) fn on_call_tx_timeout(&mut self, now: Instant, call_id: &str, request: &Message) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        match request.method() {
+            Method::Invite if !call.finalised && request.cseq.0 == call.invite.cseq.0 => {
+                call.finalised = true;
+                self.finish_call(
+                    call_id,
+                    Some(408),
+                    "the far end did not answer (request timed out)",
+                );
+            }
+            Method::Invite => {
+                call.reinvite = None;
+                self.send_bye(now, call_id);
+                self.finish_call(call_id, Some(408), "the far end stopped answering");
+            }
+            _ => {}
+        }
+    }
+
+    /// A call's own timer: 2xx resend, ACK give-up, glare retry.
+    pub(super) fn on_call_timer(&mut self, now: Instant, call_id: &str) {
+        let t2 = self.cfg.timers.t2;
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if let Some(p) = call.pending_ack.as_mut() {
+            if p.give_up <= now {
+                call.pending_ack = None;
+                tracing::warn!(call_id, "no ACK for our 2xx; ending the call");
+                self.send_bye(now, call_id);
+                return self.finish_call(
+                    call_id,
+                    None,
+                    "the far end never confirmed the answer (no ACK)",
+                );
+            }
+            if p.next <= now {
+                let reliable = p.wire.transport.is_reliable();
+                p.interval = (p.interval * 2).min(t2);
+                p.next = now + p.interval;
+                if !reliable {
+                    let wire = p.wire.clone();
+                    self.transmits.push_back(wire);
+                }
+            }
+        }
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if let Some((at, hold)) = call.glare_retry {
+            if at <= now {
+                call.glare_retry = None;
+                if call.is_established() && call.reinvite.is_none() {
+                    self.send_reinvite(now, call_id, hold);
+                }
+            }
+        }
+    }
+
+    // ---- requests we receive ----
+
+    /// A new INVITE (no To tag).
+    pub(super) fn on_new_invite(&mut self, now: Instant, req: &Message) {
+        // A retransmission after our 2xx (its transaction is gone): resend the 2xx.
+        let existing = self.calls().find(|c| {
+            c.call_id == req.call_id
+                && c.role == Role::Callee
+                && c.invite.from.tag() == req.from.tag()
+        });
+        if let Some(call) = existing {
+            if let Some(p) = &call.pending_ack {
+                let wire = p.wire.clone();
+                self.transmits.push_back(wire);
+            }
+            return;
+        }
+        if self.calls().any(|c| c.call_id == req.call_id) {
+            self.respond(now, req, 482, |b| b);
+            return;
+        }
+        let Some(line) = self.free_line(self.selected) else {
+            self.respond(now, req, 486, |b| b);
+            return;
+        };
+        let remote_offer = match req.body_text().filter(|b| !b.trim().is_empty()) {
+            None => None,
+            Some(body) => match sdp::parse(body.as_bytes()) {
+                Ok(offer) => {
+                    let local = self.local_media(line);
+                    if let Err(e) = sdp::answer(&offer, &local, Direction::SendRecv, 0, 0) {
+                        self.respond(now, req, 488, |b| {
+                            b.header("Warning", format!("305 switchboard \"{e}\""))
+                        });
+                        return;
+                    }
+                    Some(offer)
+                }
+                Err(e) => {
+                    self.respond(now, req, 400, |b| {
+                        b.header("Warning", format!("399 switchboard \"bad SDP: {e}\""))
+                    });
+                    return;
+                }
+            },
+        };
+        let tag = self.new_tag();
+        let session = self.tokens.next() >> 1;
+        let mut call = Call::new(
+            req.call_id.clone(),
+            line,
+            Role::Callee,
+            req.from.uri.clone(),
+            tag.clone(),
+            req.clone(),
+        );
+        call.dialog = Some(Dialog::from_request(req, &tag));
+        call.remote_offer = remote_offer;
+        call.sdp_session = session;
+        call.state = CallState::Ringing;
+        call.first_hop = req
+            .contact()
+            .and_then(|c| SipUri::parse(&c.uri)?.socket_addr());
+        self.lines[line] = Some(call);
+        let contact = self.contact_uri();
+        self.respond(now, req, 180, |b| {
+            b.header("Contact", format!("<{contact}>"))
+        });
+        self.emit(Event::Incoming {
+            line: line_no(line),
+            call_id: req.call_id.clone(),
+            from: req.from.uri.clone(),
+            display_name: req.from.display.clone(),
+        });
+        self.announce(&req.call_id, None, None);
+    }
+
+    /// CANCEL of an INVITE we have not answered (§9.2).
+    pub(super) fn on_cancel(&mut self, now: Instant, req: &Message) {
+        let ringing = self
+            .calls()
+            .find(|c| {
+                c.role == Role::Callee
+                    && c.call_id == req.call_id
+                    && c.state == CallState::Ringing
+                    && c.invite.via.branch() == req.via.branch()
+            })
+            .map(|c| (c.call_id.clone(), c.invite.clone()));
+        match ringing {
+            Some((call_id, invite)) => {
+                self.respond(now, req, 200, |b| b);
+                self.respond(now, &invite, 487, |b| b);
+                self.finish_call(&call_id, Some(487), "the caller hung up");
+            }
+            None => {
+                self.respond(now, req, 481, |b| b);
+            }
+        }
+    }
+
+    /// The ACK for our 2xx (its own transaction).
+    pub(super) fn on_ack(&mut self, now: Instant, req: &Message) {
+        let Some(call) = self
+            .lines
+            .iter_mut()
+            .flatten()
+            .find(|c| c.dialog.as_ref().is_some_and(|d| d.matches(req)))
+        else {
+            return;
+        };
+        if call
+            .pending_ack
+            .as_ref()
+            .is_none_or(|p| p.cseq != req.cseq.0)
+        {
+            return;
+        }
+        call.pending_ack = None;
+        if let Some(dialog) = call.dialog.as_mut() {
+            dialog.refresh_target(req);
+        }
+        if !std::mem::take(&mut call.offer_in_2xx) {
+            return;
+        }
+        let call_id = call.call_id.clone();
+        let line = call.line;
+        let local = self.local_media(line);
+        let answer = req
+            .body_text()
+            .map(|b| sdp::parse(b.as_bytes()).and_then(|s| sdp::negotiate_answer(&s, &local)));
+        match answer {
+            Some(Ok(n)) => {
+                if let Some(call) = self.call_mut(&call_id) {
+                    call.remote_hold = !receives(n.direction) && !call.local_hold;
+                    call.media = Some(n);
+                    call.state = call.established_state();
+                }
+                self.announce(&call_id, None, None);
+                self.announce_media(&call_id);
+            }
+            _ => {
+                self.send_bye(now, &call_id);
+                self.finish_call(
+                    &call_id,
+                    None,
+                    "the far end sent no usable answer to our offer",
+                );
+            }
+        }
+    }
+
+    /// A request inside a dialog (To tag present).
+    pub(super) fn on_in_dialog_request(&mut self, now: Instant, req: &Message) {
+        let found = self
+            .lines
+            .iter_mut()
+            .flatten()
+            .find(|c| !c.gone && c.dialog.as_ref().is_some_and(|d| d.matches(req)));
+        let Some(call) = found else {
+            self.respond(now, req, 481, |b| b);
+            return;
+        };
+        let call_id = call.call_id.clone();
+        let Some(dialog) = call.dialog.as_mut() else {
+            return;
+        };
+        if !dialog.accept_remote_cseq(req.cseq.0) {
+            self.respond(now, req, 500, |b| b.header("Retry-After", "1"));
+            return;
+        }
+        match req.method() {
+            Method::Bye => {
+                self.respond(now, req, 200, |b| b);
+                self.finish_call(&call_id, None, "the far end hung up");
+            }
+            Method::Invite => self.on_reinvite(now, &call_id, req),
+            Method::Info | Method::Options => {
+                self.respond(now, req, 200, |b| b);
+            }
+            Method::Refer => {
+                self.respond(now, req, 603, |b| b);
+            }
+            _ => {
+                self.respond(now, req, 405, |b| b.header("Allow", super::ALLOW));
+            }
+        }
+    }
+
+    /// The peer's re-INVITE: hold, resume, or a session refresh.
+    fn on_reinvite(&mut self, now: Instant, call_id: &str, req: &Message) {
+        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        if call.reinvite.is_some() || call.pending_ack.is_some() {
+            self.respond(now, req, 491, |b| b);
+            return;
+        }
+        if !call.is_established() {
+            self.respond(now, req, 500, |b| b.header("Retry-After", "1"));
+            return;
+        }
+        let local = self.local_media(call.line);
+        let contact = self.contact_uri();
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if let Some(dialog) = call.dialog.as_mut() {
+            dialog.refresh_target(req);
+        }
+        let offer = req.body_text().filter(|b| !b.trim().is_empty());
+        let (body, negotiated) = match offer.map(|b| sdp::parse(b.as_bytes())) {
+            Some(Ok(offer)) => {
+                let remote_hold = offer.is_hold();
+                let wish = if call.local_hold {
+                    Direction::SendOnly
+                } else {
+                    Direction::SendRecv
+                };
+                let version = call.next_sdp_version(wish_with(wish, remote_hold));
+                match sdp::answer(&offer, &local, wish, call.sdp_session, version) {
+                    Ok((body, n)) => {
+                        call.remote_hold = remote_hold;
+                        (body, Some(n))
+                    }
+                    Err(e) => {
+                        self.respond(now, req, 488, |b| {
+                            b.header("Warning", format!("305 switchboard \"{e}\""))
+                        });
+                        return;
+                    }
+                }
+            }
+            Some(Err(e)) => {
+                self.respond(now, req, 488, |b| {
+                    b.header("Warning", format!("399 switchboard \"bad SDP: {e}\""))
+                });
+                return;
+            }
+            None => {
+                call.offer_in_2xx = true;
+                let dir = call.wanted_direction();
+                let version = call.next_sdp_version(dir);
+                (sdp::offer(&local, dir, call.sdp_session, version), None)
+            }
+        };
+        if let Some(n) = negotiated {
+            call.media = Some(n);
+        }
+        let before = call.state;
+        call.state = call.established_state();
+        let changed = before != call.state;
+        let wire = self.respond(now, req, 200, |b| {
+            b.header("Contact", format!("<{contact}>"))
+                .header("Allow", super::ALLOW)
+                .header("Supported", super::SUPPORTED)
+                .body("application/sdp", body)
+        });
+        let t1 = self.cfg.timers.t1;
+        if let (Some(wire), Some(call)) = (wire, self.call_mut(call_id)) {
+            call.pending_ack = Some(PendingAck::new(wire, req.cseq.0, now, t1));
+        }
+        if changed {
+            self.announce(call_id, None, None);
+        }
+        self.announce_media(call_id);
+    }
+
+    // ---- helpers ----
+
+    /// Tells the operator the call ended and detaches it from its line.
+    fn finish_call(&mut self, call_id: &str, status: Option<u16>, reason: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if call.gone {
+            return;
+        }
+        call.gone = true;
+        call.state = CallState::Ended;
+        call.pending_ack = None;
+        call.glare_retry = None;
+        self.announce(call_id, status, Some(reason.to_string()));
+    }
+
+    /// Emits the call's current state.
+    fn announce(&mut self, call_id: &str, status: Option<u16>, reason: Option<String>) {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let ev = Event::Call {
+            line: line_no(call.line),
+            call_id: call.call_id.clone(),
+            state: call.state,
+            peer: call.peer.clone(),
+            status,
+            reason,
+        };
+        self.emit(ev);
+    }
+
+    /// Emits the call's negotiated media.
+    fn announce_media(&mut self, call_id: &str) {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let Some(m) = &call.media else { return };
+        let ev = Event::Media {
+            line: line_no(call.line),
+            call_id: call.call_id.clone(),
+            codec: m.codec.name().to_string(),
+            payload_type: m.payload_type,
+            remote: m.remote.to_string(),
+            direction: m.direction,
+            dtmf_payload_type: m.dtmf_payload_type,
+        };
+        self.emit(ev);
+    }
+
+    /// Holds every talking call except the one on line `keep`.
+    fn hold_others(&mut self, now: Instant, keep: usize) {
+        let talking: Vec<String> = self
+            .lines
+            .iter()
+            .flatten()
+            .filter(|c| {
+                c.line != keep && c.is_talking() && c.reinvite.is_none() && c.pending_ack.is_none()
+            })
+            .map(|c| c.call_id.clone())
+            .collect();
+        for call_id in talking {
+            self.send_reinvite(now, &call_id, true);
+        }
+    }
+
+    /// Selects line `index`, telling the operator when it changes.
+    fn set_selected(&mut self, index: usize) {
+        if self.selected != index {
+            self.selected = index;
+            self.emit(Event::Line {
+                line: line_no(index),
+            });
+        }
+    }
+
+    /// `preferred` if free, else the first free line.
+    fn free_line(&self, preferred: usize) -> Option<usize> {
+        if self.lines.get(preferred).is_some_and(Option::is_none) {
+            return Some(preferred);
+        }
+        self.lines.iter().position(Option::is_none)
+    }
+
+    /// What we can receive on line `index`.
+    fn local_media(&self, index: usize) -> LocalMedia {
+        LocalMedia {
+            addr: self.cfg.media_ip,
+            port: self.cfg.rtp_ports.get(index).copied().unwrap_or_default(),
+            codecs: self.cfg.codecs.clone(),
+            dtmf: true,
+        }
+    }
+
+    /// The Request-URI for what the operator typed: a SIP URI, `user@host`,
+    /// or a number in the account's domain.
+    fn target_uri(&self, target: &str) -> Result<String, String> {
+        let target = target.trim();
+        if target.is_empty() {
+            return Err("dial needs a number or a SIP address".to_string());
+        }
+        let lower = target.to_ascii_lowercase();
+        let uri = if lower.starts_with("sip:") || lower.starts_with("sips:") {
+            target.to_string()
+        } else if target.contains('@') {
+            format!("sip:{target}")
+        } else {
+            let number: String = target
+                .chars()
+                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+                .collect();
+            if number.is_empty()
+                || !number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '_'))
+            {
+                return Err(format!("'{target}' is neither a number nor a SIP address"));
+            }
+            format!(
+                "sip:{}@{}",
+                number.replace('#', "%23"),
+                self.cfg.account.domain
+            )
+        };
+        match SipUri::parse(&uri) {
+            Some(_) if !uri.contains(['<', '>', '"', ' ']) => Ok(uri),
+            _ => Err(format!("'{target}' is not a valid SIP address")),
+        }
+    }
+}
+
+/// The operator's words for a failed INVITE.
+fn failure_reason(code: u16, phrase: &str) -> String {
+    match code {
+        404 | 604 => "the number does not exist".to_string(),
+        408 => "the far end did not answer".to_string(),
+        480 => "the far end is not available".to_string(),
+        486 | 600 => "the far end is busy".to_string(),
+        487 => "the call was cancelled".to_string(),
+        488 | 606 => "no codec in common with the far end".to_string(),
+        603 => "the far end declined the call".to_string(),
+        _ => format!("the call failed: {code} {phrase}"),
+    }
+}
+
+/// True if a direction (ours) includes receiving.
+fn receives(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::RecvOnly)
+}
+
+/// The direction allowed by both what we offered and what was answered.
+fn intersect(offered: Direction, answered: Direction) -> Direction {
+    let send = !matches!(offered, Direction::RecvOnly | Direction::Inactive)
+        && !matches!(answered, Direction::RecvOnly | Direction::Inactive);
+    let recv = receives(offered) && receives(answered);
+    match (send, recv) {
+        (true, true) => Direction::SendRecv,
+        (true, false) => Direction::SendOnly,
+        (false, true) => Direction::RecvOnly,
+        (false, false) => Direction::Inactive,
+    }
+}
+
+/// Our direction after answering with `wish` when the peer holds or not
+/// (only for SDP version bookkeeping).
+fn wish_with(wish: Direction, remote_hold: bool) -> Direction {
+    if remote_hold {
+        intersect(wish, Direction::SendOnly)
+    } else {
+        wish
+    }
+}
