@@ -1,1 +1,386 @@
-//! placeholder
+//! Headless mode: command words in, JSON events out, one per line.
+//!
+//! [`parse_command`] turns one input line into a [`Command`] (the same vocabulary the TUI keys
+//! will use); [`read_commands`] applies it to a whole input, ending with [`Command::Quit`] at
+//! EOF; [`write_events`] prints each [`Event`] as one JSON object per line, flushed at once.
+//! Words are case-insensitive; arguments (targets, digits) are kept as written. Blank lines and
+//! lines starting with `#` are ignored. A malformed line gives an error message for the front
+//! end to show (as an `error` event), never a panic.
+//!
+//! This module knows nothing of sockets, the driver or the clock.
+
+use std::io::{self, BufRead, Write};
+
+use crate::sip::{Command, Event, LineNo};
+
+/// Every command word, as listed in error messages and the README.
+pub const WORDS: [&str; 19] = [
+    "dial",
+    "answer",
+    "decline",
+    "hangup",
+    "hold",
+    "resume",
+    "line",
+    "swap",
+    "transfer",
+    "consult",
+    "complete",
+    "cancel",
+    "dtmf",
+    "mute",
+    "conference",
+    "record",
+    "pickup",
+    "route",
+    "quit",
+];
+
+/// Parses one line: `Ok(None)` for a blank line or a `#` comment, `Err` with a message a
+/// person can act on for anything malformed.
+pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Ok(None);
+    }
+    let mut parts = line.split_whitespace();
+    let word = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let args: Vec<&str> = parts.collect();
+    let command = match word.as_str() {
+        "dial" => Command::Dial(one(&word, "a number or SIP URI", &args)?),
+        "answer" => Command::Answer(optional_line(&word, &args)?),
+        "decline" => Command::Decline(optional_line(&word, &args)?),
+        "hangup" => Command::Hangup(optional_line(&word, &args)?),
+        "hold" => Command::Hold(optional_line(&word, &args)?),
+        "resume" => Command::Resume(optional_line(&word, &args)?),
+        "line" => {
+            let n = one(&word, "a line number", &args)?;
+            Command::Line(line_number(&word, &n)?)
+        }
+        "swap" => none(&word, &args, Command::Swap)?,
+        "transfer" => Command::Transfer(one(&word, "a target number or SIP URI", &args)?),
+        "consult" => Command::Consult(one(&word, "a target number or SIP URI", &args)?),
+        "complete" => none(&word, &args, Command::Complete)?,
+        "cancel" => none(&word, &args, Command::Cancel)?,
+        "dtmf" => Command::Dtmf(dtmf_digits(&one(&word, "digits", &args)?)?),
+        "mute" => none(&word, &args, Command::Mute)?,
+        "conference" => none(&word, &args, Command::Conference)?,
+        "record" => {
+            let what = one(&word, "`start` or `stop`", &args)?;
+            match what.to_ascii_lowercase().as_str() {
+                "start" => Command::Record(true),
+                "stop" => Command::Record(false),
+                _ => return Err(format!("record: expected `start` or `stop`, not `{what}`")),
+            }
+        }
+        "pickup" => Command::Pickup(one(&word, "an extension", &args)?),
+        "route" => Command::Route(one(&word, "a route name", &args)?),
+        "quit" => none(&word, &args, Command::Quit)?,
+        _ => {
+            return Err(format!(
+                "unknown command `{word}`; commands: {}",
+                WORDS.join(", ")
+            ))
+        }
+    };
+    Ok(Some(command))
+}
+
+/// Exactly one argument.
+fn one(word: &str, what: &str, args: &[&str]) -> Result<String, String> {
+    match args {
+        [arg] => Ok((*arg).to_owned()),
+        [] => Err(format!("{word}: expected {what}")),
+        _ => Err(format!(
+            "{word}: expected only {what}, got `{}`",
+            args.join(" ")
+        )),
+    }
+}
+
+/// No argument.
+fn none(word: &str, args: &[&str], command: Command) -> Result<Command, String> {
+    if args.is_empty() {
+        Ok(command)
+    } else {
+        Err(format!(
+            "{word}: takes no argument, got `{}`",
+            args.join(" ")
+        ))
+    }
+}
+
+/// An optional line number.
+fn optional_line(word: &str, args: &[&str]) -> Result<Option<LineNo>, String> {
+    match args {
+        [] => Ok(None),
+        [n] => line_number(word, n).map(Some),
+        _ => Err(format!(
+            "{word}: expected at most a line number, got `{}`",
+            args.join(" ")
+        )),
+    }
+}
+
+/// A line number: 1, 2, …
+fn line_number(word: &str, text: &str) -> Result<LineNo, String> {
+    match text.parse::<LineNo>() {
+        Ok(0) => Err(format!("{word}: line numbers start at 1")),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{word}: `{text}` is not a line number")),
+    }
+}
+
+/// DTMF digits `0-9 * # A-D`, upper-cased.
+fn dtmf_digits(text: &str) -> Result<String, String> {
+    match text
+        .chars()
+        .find(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d'))
+    {
+        Some(bad) => Err(format!(
+            "dtmf: `{bad}` is not a DTMF digit (0-9, *, #, A-D)"
+        )),
+        None => Ok(text.to_ascii_uppercase()),
+    }
+}
+
+/// Reads `input` line by line and hands each parsed command (or the message for a malformed
+/// line) to `deliver`, which returns false to stop reading. At EOF, or when the input cannot
+/// be read, delivers [`Command::Quit`]. Blocks; run it on its own thread.
+pub fn read_commands(
+    mut input: impl BufRead,
+    mut deliver: impl FnMut(Result<Command, String>) -> bool,
+) {
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        match input.read_until(b'\n', &mut raw) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read commands; quitting");
+                break;
+            }
+        }
+        let parsed = match std::str::from_utf8(&raw) {
+            Ok(line) => parse_command(line),
+            Err(_) => Err("the line is not valid UTF-8".to_owned()),
+        };
+        let keep_going = match parsed {
+            Ok(Some(command)) => deliver(Ok(command)),
+            Ok(None) => true,
+            Err(message) => deliver(Err(message)),
+        };
+        if !keep_going {
+            return;
+        }
+    }
+    deliver(Ok(Command::Quit));
+}
+
+/// One event as its JSON line (without the newline).
+pub fn event_line(event: &Event) -> String {
+    serde_json::to_string(event).unwrap_or_else(|e| {
+        // Serialising these plain types cannot fail; say so in JSON if it ever does.
+        serde_json::json!({ "event": "error", "message": format!("cannot serialise an event: {e}") })
+            .to_string()
+    })
+}
+
+/// Writes each event as one JSON line to `out`, flushing after each, until `events` ends.
+/// Blocks; run it on its own thread.
+pub fn write_events(
+    events: impl IntoIterator<Item = Event>,
+    mut out: impl Write,
+) -> io::Result<()> {
+    for event in events {
+        writeln!(out, "{}", event_line(&event))?;
+        out.flush()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(line: &str) -> Command {
+        match parse_command(line) {
+            Ok(Some(command)) => command,
+            other => panic!("{line:?} gave {other:?}"),
+        }
+    }
+
+    fn err(line: &str) -> String {
+        match parse_command(line) {
+            Err(message) => message,
+            other => panic!("{line:?} should be an error, gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_word_parses() {
+        let cases = [
+            (
+                "dial sip:bob@127.0.0.1:5070",
+                Command::Dial("sip:bob@127.0.0.1:5070".into()),
+            ),
+            ("dial 0123", Command::Dial("0123".into())),
+            ("answer", Command::Answer(None)),
+            ("answer 2", Command::Answer(Some(2))),
+            ("decline", Command::Decline(None)),
+            ("decline 1", Command::Decline(Some(1))),
+            ("hangup", Command::Hangup(None)),
+            ("hangup 2", Command::Hangup(Some(2))),
+            ("hold", Command::Hold(None)),
+            ("hold 1", Command::Hold(Some(1))),
+            ("resume", Command::Resume(None)),
+            ("resume 2", Command::Resume(Some(2))),
+            ("line 2", Command::Line(2)),
+            ("swap", Command::Swap),
+            ("transfer 200", Command::Transfer("200".into())),
+            (
+                "consult sip:carol@pbx",
+                Command::Consult("sip:carol@pbx".into()),
+            ),
+            ("complete", Command::Complete),
+            ("cancel", Command::Cancel),
+            ("dtmf 12*#ab", Command::Dtmf("12*#AB".into())),
+            ("mute", Command::Mute),
+            ("conference", Command::Conference),
+            ("record start", Command::Record(true)),
+            ("record STOP", Command::Record(false)),
+            ("pickup 201", Command::Pickup("201".into())),
+            ("route intl", Command::Route("intl".into())),
+            ("quit", Command::Quit),
+        ];
+        for (line, expected) in &cases {
+            assert_eq!(&ok(line), expected, "{line}");
+        }
+        let parsed: Vec<&str> = cases
+            .iter()
+            .map(|(l, _)| l.split(' ').next().unwrap_or_default())
+            .collect();
+        for word in WORDS {
+            assert!(parsed.contains(&word), "no case for {word}");
+        }
+    }
+
+    #[test]
+    fn words_are_case_insensitive_and_arguments_kept() {
+        assert_eq!(
+            ok("  DIAL  sip:Bob@Host  "),
+            Command::Dial("sip:Bob@Host".into())
+        );
+        assert_eq!(ok("Quit"), Command::Quit);
+        assert_eq!(ok("HangUp\t1\r\n"), Command::Hangup(Some(1)));
+    }
+
+    #[test]
+    fn blanks_and_comments_are_skipped() {
+        for line in ["", "   ", "\n", "# dial 100", "   #quit"] {
+            assert_eq!(parse_command(line), Ok(None), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_lines_say_what_is_wrong() {
+        let cases = [
+            (
+                "frobnicate",
+                "unknown command `frobnicate`; commands: dial, answer,",
+            ),
+            ("dial", "dial: expected a number or SIP URI"),
+            (
+                "dial a b",
+                "dial: expected only a number or SIP URI, got `a b`",
+            ),
+            ("answer x", "answer: `x` is not a line number"),
+            ("hangup 0", "hangup: line numbers start at 1"),
+            (
+                "hold 1 2",
+                "hold: expected at most a line number, got `1 2`",
+            ),
+            ("resume 300", "resume: `300` is not a line number"),
+            ("decline -1", "decline: `-1` is not a line number"),
+            ("line", "line: expected a line number"),
+            ("line two", "line: `two` is not a line number"),
+            ("swap 1", "swap: takes no argument, got `1`"),
+            ("transfer", "transfer: expected a target number or SIP URI"),
+            ("consult", "consult: expected a target number or SIP URI"),
+            ("complete now", "complete: takes no argument, got `now`"),
+            ("cancel it", "cancel: takes no argument"),
+            ("dtmf", "dtmf: expected digits"),
+            ("dtmf 12x", "dtmf: `x` is not a DTMF digit (0-9, *, #, A-D)"),
+            ("mute on", "mute: takes no argument"),
+            ("conference 3", "conference: takes no argument"),
+            ("record", "record: expected `start` or `stop`"),
+            (
+                "record pause",
+                "record: expected `start` or `stop`, not `pause`",
+            ),
+            ("pickup", "pickup: expected an extension"),
+            ("route", "route: expected a route name"),
+            ("quit now", "quit: takes no argument, got `now`"),
+        ];
+        for (line, start) in cases {
+            let message = err(line);
+            assert!(message.starts_with(start), "{line:?} gave {message:?}");
+        }
+    }
+
+    #[test]
+    fn reading_ends_with_quit_and_reports_errors() {
+        let input = b"dial 100\n\n# comment\nbogus\n\xff\nhangup".as_slice();
+        let mut got = Vec::new();
+        read_commands(input, |item| {
+            got.push(item);
+            true
+        });
+        assert_eq!(
+            got,
+            [
+                Ok(Command::Dial("100".into())),
+                Err(err("bogus")),
+                Err("the line is not valid UTF-8".to_owned()),
+                Ok(Command::Hangup(None)),
+                Ok(Command::Quit),
+            ]
+        );
+        // The consumer can stop the reader.
+        let mut count = 0;
+        read_commands(b"swap\nswap\nswap\n".as_slice(), |_| {
+            count += 1;
+            false
+        });
+        assert_eq!(count, 1);
+    }
+
+    #[test]
+    fn events_are_json_lines() {
+        let mut out = Vec::new();
+        write_events(
+            [
+                Event::Error {
+                    message: "line 3 \"x\"".into(),
+                },
+                Event::Stopped,
+            ],
+            &mut out,
+        )
+        .expect("written");
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "{\"event\":\"error\",\"message\":\"line 3 \\\"x\\\"\"}\n{\"event\":\"stopped\"}\n"
+        );
+        let registered = event_line(&Event::Registered {
+            account: "100@pbx".into(),
+            expires: 600,
+        });
+        assert_eq!(
+            registered,
+            r#"{"event":"registered","account":"100@pbx","expires":600}"#
+        );
+    }
+}

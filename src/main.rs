@@ -1,1 +1,319 @@
-fn main() {}
+//! The `switchboard` command: CLI, choice of configuration, logging, and the wiring of the
+//! front end's channels to the driver. No SIP logic lives here.
+//!
+//! Until the TUI lands, running without `--headless` runs the same line-oriented mode on the
+//! terminal: type command words, read JSON events.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::thread;
+
+use clap::{Parser, Subcommand};
+use tokio::sync::mpsc;
+use tracing_subscriber::EnvFilter;
+
+use switchboard::config::{Config, ConfigError};
+use switchboard::driver::{self, Setup};
+use switchboard::headless;
+use switchboard::sip::Event;
+
+/// Exit code for a configuration or command-line problem.
+const EXIT_CONFIG: u8 = 2;
+/// How many commands may wait for the driver before the reader blocks.
+const COMMAND_QUEUE: usize = 64;
+
+/// A keyboard-driven terminal SIP softphone for call-centre operators.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file [default: ~/.config/switchboard/config.toml, else a built-in
+    /// peer-to-peer account].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Read commands from stdin, one per line; write events to stdout as JSON lines.
+    #[arg(long)]
+    headless: bool,
+    /// Log file [default: general.log_file, else $XDG_STATE_HOME/switchboard/switchboard.log].
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
+    /// The account to use, by name [default: the first one].
+    #[arg(long, value_name = "NAME")]
+    account: Option<String>,
+    #[command(subcommand)]
+    command: Option<Sub>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// Check a configuration file: print each problem as `file:line:col: key: message`.
+    CheckConfig {
+        /// The file to check [default: ~/.config/switchboard/config.toml].
+        file: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Sub::CheckConfig { file }) => check_config(file),
+        None => run(cli),
+    }
+}
+
+/// `switchboard check-config [FILE]`.
+fn check_config(file: Option<PathBuf>) -> ExitCode {
+    let Some(path) = file.or_else(Config::default_path) else {
+        eprintln!("switchboard: no home directory, so no default configuration file; name one");
+        return ExitCode::FAILURE;
+    };
+    let problems = match Config::load(&path) {
+        Ok(config) => no_account_error(&config, &path).into_iter().collect(),
+        Err(errors) => errors.0,
+    };
+    if problems.is_empty() {
+        println!("{}: ok", path.display());
+        return ExitCode::SUCCESS;
+    }
+    for problem in problems {
+        eprintln!("{problem}");
+    }
+    ExitCode::FAILURE
+}
+
+/// switchboard needs an account to run; an empty configuration is valid TOML but not usable.
+fn no_account_error(config: &Config, path: &Path) -> Option<ConfigError> {
+    config.accounts.is_empty().then(|| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        col: 0,
+        key: "account".to_owned(),
+        message: "no [[account]] table; switchboard needs at least one (see config.example.toml)"
+            .to_owned(),
+    })
+}
+
+/// Where the configuration came from, for the started event's note.
+enum Origin {
+    File(PathBuf),
+    Embedded { missing: Option<PathBuf> },
+}
+
+/// The configuration to run with: `--config`, else the default file if it exists, else the
+/// embedded default. Errors are printed lines.
+fn load_config(given: Option<&Path>) -> Result<(Config, Origin), String> {
+    let path = match given {
+        Some(path) if !path.exists() => {
+            return Err(format!("{}: no such configuration file", path.display()))
+        }
+        Some(path) => path.to_path_buf(),
+        None => match Config::default_path() {
+            Some(path) if path.exists() => path,
+            missing => return Ok((Config::embedded_default(), Origin::Embedded { missing })),
+        },
+    };
+    let config = Config::load(&path).map_err(|errors| errors.to_string())?;
+    if let Some(error) = no_account_error(&config, &path) {
+        return Err(error.to_string());
+    }
+    Ok((config, Origin::File(path)))
+}
+
+/// The one line about how we run, for the started event.
+fn note(origin: &Origin, account: &str, bound: std::net::SocketAddr) -> String {
+    match origin {
+        Origin::File(path) => format!("config {}, account {account}", path.display()),
+        Origin::Embedded { missing } => format!(
+            "no config file at {}: running the embedded peer-to-peer default on {bound}",
+            missing.as_ref().map_or_else(
+                || "(no home directory)".to_owned(),
+                |p| p.display().to_string()
+            )
+        ),
+    }
+}
+
+/// The default log file: `$XDG_STATE_HOME/switchboard/switchboard.log`.
+fn default_log_file() -> Option<PathBuf> {
+    let dirs = directories::ProjectDirs::from("", "", "switchboard")?;
+    let state = dirs.state_dir().unwrap_or_else(|| dirs.data_local_dir());
+    Some(state.join("switchboard.log"))
+}
+
+/// Opens (appends to) the log file, creating it with mode 0600 and its directory if needed.
+fn open_log(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Sends logs to `path` at `level`; if that file cannot be opened, says so on stderr and logs
+/// to stderr (never to stdout, which carries the events).
+fn init_logging(path: Option<PathBuf>, level: &str) {
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    let file = match path {
+        Some(path) => {
+            open_log(&path).map_err(|e| format!("cannot open log file {}: {e}", path.display()))
+        }
+        None => Err("no log file location (no home directory)".to_owned()),
+    };
+    match file {
+        Ok(file) => builder.with_writer(Mutex::new(file)).init(),
+        Err(message) => {
+            eprintln!("switchboard: {message}; logging to stderr");
+            builder.with_writer(io::stderr).init();
+        }
+    }
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let (config, origin) = match load_config(cli.config.as_deref()) {
+        Ok(loaded) => loaded,
+        Err(message) => {
+            eprintln!("{message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let log_file = cli
+        .log_file
+        .or_else(|| config.general.log_file.clone())
+        .or_else(default_log_file);
+    init_logging(log_file, &config.general.log_level);
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        headless = cli.headless,
+        "starting"
+    );
+
+    let account = match driver::choose_account(&config, cli.account.as_deref()) {
+        Ok(account) => account,
+        Err(e) => {
+            let file = match &origin {
+                Origin::File(path) => path.display().to_string(),
+                Origin::Embedded { .. } => "the embedded default".to_owned(),
+            };
+            eprintln!("{file}: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let setup = match Setup::new(&config, account) {
+        Ok(setup) => setup,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("switchboard: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let note = note(&origin, &account.name, setup.bound);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    // Events go to stdout from their own thread, so a slow reader never stalls the driver.
+    // The thread ends when the driver and the command reader have dropped their senders.
+    let printer = thread::spawn(move || {
+        let events = std::iter::from_fn(|| event_rx.blocking_recv());
+        headless::write_events(events, io::stdout().lock())
+    });
+    // Commands come from stdin on a thread of their own (a blocking read cannot be cancelled).
+    // It holds the event channel weakly, so the printer ends when the driver does.
+    let errors = event_tx.downgrade();
+    thread::spawn(move || {
+        headless::read_commands(io::stdin().lock(), |item| match item {
+            Ok(command) => command_tx.blocking_send(command).is_ok(),
+            Err(message) => errors
+                .upgrade()
+                .is_some_and(|events| events.send(Event::Error { message }).is_ok()),
+        });
+    });
+
+    let result = runtime.block_on(driver::run(setup, note, command_rx, event_tx));
+    match printer.join() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot write events to stdout"),
+        Err(_) => tracing::error!("the event printer panicked"),
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "driver failed");
+            eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+        let cli = Cli::parse_from(["switchboard", "--headless", "--account", "hq"]);
+        assert!(cli.headless && cli.account.as_deref() == Some("hq"));
+        let cli = Cli::parse_from(["switchboard", "check-config", "x.toml"]);
+        assert!(matches!(
+            cli.command,
+            Some(Sub::CheckConfig { file: Some(_) })
+        ));
+    }
+
+    #[test]
+    fn the_note_says_where_the_config_came_from() {
+        let bound = "0.0.0.0:40000".parse().unwrap();
+        let embedded = Origin::Embedded {
+            missing: Some(PathBuf::from("/home/op/.config/switchboard/config.toml")),
+        };
+        assert_eq!(
+            note(&embedded, "local", bound),
+            "no config file at /home/op/.config/switchboard/config.toml: running the embedded \
+             peer-to-peer default on 0.0.0.0:40000"
+        );
+        let file = Origin::File(PathBuf::from("/etc/sb.toml"));
+        assert_eq!(
+            note(&file, "office", bound),
+            "config /etc/sb.toml, account office"
+        );
+    }
+
+    #[test]
+    fn a_missing_config_file_is_named() {
+        let err = load_config(Some(Path::new("/nonexistent/sb.toml"))).err();
+        assert_eq!(
+            err.as_deref(),
+            Some("/nonexistent/sb.toml: no such configuration file")
+        );
+    }
+
+    #[test]
+    fn the_log_file_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state/switchboard.log");
+        open_log(&path).expect("created");
+        let mode = fs::metadata(&path).expect("exists").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,1 +1,228 @@
-//! placeholder
+//! The driver: the tokio task that owns the sockets and the clock and runs the SIP core.
+//!
+//! ```text
+//!   UDP socket ──────────────┐
+//!   TCP connections (tcp.rs) ┤                        ┌─► UDP send_to / TCP connection
+//!   front end's Commands ────┼─► UserAgent (sans-IO) ─┤
+//!   sleep_until(poll_timeout)┤                        └─► Events to the front end
+//!   SIGINT / SIGTERM ────────┘   (quit)
+//! ```
+//!
+//! [`run`] loops over one `tokio::select!` of those inputs. After every input it drains the
+//! core: every [`Transmit`] is sent (a send error is logged, never fatal) and every [`Event`]
+//! is forwarded; then it sleeps until the next input or the core's next deadline. It ends when
+//! the core says it has stopped (after `quit`). The first SIGINT/SIGTERM is a `quit`; a second
+//! one ends the loop at once.
+//!
+//! [`setup`] prepares everything beforehand (account, addresses, sockets). This module is one
+//! of the two places allowed to read the clock ([`now`]); it holds no SIP logic: which call is
+//! on which line is the core's business.
+
+pub mod setup;
+mod tcp;
+
+use std::future::pending;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use thiserror::Error;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::sip::{Command, Event, Transmit, Transport, UserAgent};
+pub use setup::{choose_account, Setup, SetupError};
+use tcp::{TcpConnections, TcpInput};
+
+/// Receive buffer for one UDP datagram: the largest a UDP datagram can be (the core never
+/// sends more than 64 KiB either).
+const UDP_RECV_BUFFER: usize = 65_535;
+
+/// Why the run loop could not start.
+#[derive(Debug, Error)]
+pub enum DriverError {
+    /// A socket or signal handler could not be handed to tokio.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// Why it failed.
+        source: io::Error,
+    },
+}
+
+/// Runs the user agent until it stops.
+///
+/// Emits [`Event::Started`] (with `note`, one line for the operator) first, then every event of
+/// the core on `events`. Commands come from `commands`; when that channel closes, the driver
+/// quits as if it had received [`Command::Quit`]. Must be called inside a tokio runtime with
+/// I/O and time enabled; a current-thread runtime is enough.
+pub async fn run(
+    setup: Setup,
+    note: String,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::UnboundedSender<Event>,
+) -> Result<(), DriverError> {
+    let Setup {
+        ua: config,
+        bound,
+        sip_udp,
+        sip_tcp,
+        rtp,
+    } = setup;
+    let io_error = |what| move |source| DriverError::Io { what, source };
+    let udp = UdpSocket::from_std(sip_udp).map_err(io_error("registering the SIP UDP socket"))?;
+    let listener = sip_tcp
+        .map(TcpListener::from_std)
+        .transpose()
+        .map_err(io_error("registering the SIP TCP listener"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(io_error("listening for SIGINT"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(io_error("listening for SIGTERM"))?;
+    let (mut tcp, mut tcp_inputs) = TcpConnections::new(bound.ip());
+
+    // The RTP sockets stay bound, unread, for the whole run: the ports are in our SDP, and the
+    // media engine (a later issue) will take the sockets over from here.
+    let rtp_ports: Vec<u16> = rtp
+        .iter()
+        .filter_map(|s| s.local_addr().ok().map(|a| a.port()))
+        .collect();
+    tracing::info!(
+        %bound,
+        advertised = %config.local,
+        tcp = listener.is_some(),
+        ?rtp_ports,
+        "SIP sockets bound"
+    );
+    forward(
+        &events,
+        Event::Started {
+            local: config.local.to_string(),
+            transport: config.transport.via_token().to_ascii_lowercase(),
+            account: config.account.aor(),
+            note,
+        },
+    );
+
+    let mut ua = UserAgent::new(config, now());
+    let mut buf = vec![0u8; UDP_RECV_BUFFER];
+    let mut commands_open = true;
+    let mut signalled = false;
+    loop {
+        drain(&mut ua, &udp, &mut tcp, &events).await;
+        if ua.is_stopped() {
+            break;
+        }
+        let deadline = ua.poll_timeout();
+        tokio::select! {
+            received = udp.recv_from(&mut buf) => match received {
+                Ok((len, src)) => ua.handle_datagram(now(), Transport::Udp, src, &buf[..len]),
+                Err(e) => tracing::debug!(error = %e, "SIP UDP receive failed"),
+            },
+            Some(input) = tcp_inputs.recv() => match input {
+                TcpInput::Message { peer, bytes } => {
+                    ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
+                }
+                TcpInput::Closed { peer, id } => tcp.closed(peer, id),
+            },
+            accepted = accept(listener.as_ref()) => match accepted {
+                Ok((stream, peer)) => tcp.accept(stream, peer),
+                Err(e) => tracing::warn!(error = %e, "SIP TCP accept failed"),
+            },
+            command = commands.recv(), if commands_open => {
+                let command = command.unwrap_or_else(|| {
+                    tracing::info!("the front end closed its commands; quitting");
+                    commands_open = false;
+                    Command::Quit
+                });
+                ua.command(now(), command);
+            }
+            () = sleep_until(deadline) => ua.handle_timeout(now()),
+            _ = interrupt.recv() => {
+                if on_signal("SIGINT", &mut signalled, &mut ua) {
+                    break;
+                }
+            }
+            _ = terminate.recv() => {
+                if on_signal("SIGTERM", &mut signalled, &mut ua) {
+                    break;
+                }
+            }
+        }
+    }
+    drop(rtp);
+    tracing::info!("driver stopped");
+    Ok(())
+}
+
+/// The driver's clock: the one place the run loop reads the time it hands to the core.
+#[allow(clippy::disallowed_methods)] // The driver is where time enters: everything else is given `now`.
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Sends everything the core wants sent and forwards its events.
+async fn drain(
+    ua: &mut UserAgent,
+    udp: &UdpSocket,
+    tcp: &mut TcpConnections,
+    events: &mpsc::UnboundedSender<Event>,
+) {
+    while let Some(Transmit {
+        transport,
+        dst,
+        payload,
+    }) = ua.poll_transmit()
+    {
+        match transport {
+            Transport::Udp => {
+                if let Err(e) = udp.send_to(&payload, dst).await {
+                    tracing::warn!(%dst, len = payload.len(), error = %e, "SIP UDP send failed");
+                }
+            }
+            Transport::Tcp => tcp.send(dst, payload),
+        }
+    }
+    while let Some(event) = ua.poll_event() {
+        forward(events, event);
+    }
+}
+
+fn forward(events: &mpsc::UnboundedSender<Event>, event: Event) {
+    if events.send(event).is_err() {
+        tracing::debug!("the front end is gone; event dropped");
+    }
+}
+
+/// A signal: the first one quits cleanly; the next one says to stop at once (returns true).
+fn on_signal(name: &str, signalled: &mut bool, ua: &mut UserAgent) -> bool {
+    if *signalled {
+        tracing::warn!(
+            signal = name,
+            "second signal; stopping without waiting for the network"
+        );
+        return true;
+    }
+    tracing::info!(signal = name, "quitting");
+    *signalled = true;
+    ua.command(now(), Command::Quit);
+    false
+}
+
+/// The next connection on the listener; never ready without one.
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => pending().await,
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => pending().await,
+    }
+}

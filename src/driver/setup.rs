@@ -344,7 +344,12 @@ fn set_nonblocking(udp: &UdpSocket, tcp: Option<&TcpListener>) -> Result<(), Set
 
 /// Binds `count` UDP sockets on `ip` at even ports of `min..=max`, lowest free first (RTP uses
 /// even ports; RTCP, when it comes, the odd one above).
-pub fn bind_rtp(ip: IpAddr, min: u16, max: u16, count: usize) -> Result<Vec<UdpSocket>, SetupError> {
+pub fn bind_rtp(
+    ip: IpAddr,
+    min: u16,
+    max: u16,
+    count: usize,
+) -> Result<Vec<UdpSocket>, SetupError> {
     let first = min.saturating_add(min % 2);
     let mut sockets = Vec::with_capacity(count);
     for port in (first..=max).step_by(2) {
@@ -444,10 +449,19 @@ mod tests {
         let cfg = config(&format!(
             "{ACCOUNT}\n[[account]]\nname = \"b\"\nuser = \"200\"\ndomain = \"d\"\n"
         ));
-        assert_eq!(choose_account(&cfg, None).map(|a| &a.name[..]).ok(), Some("a"));
-        assert_eq!(choose_account(&cfg, Some("b")).map(|a| &a.name[..]).ok(), Some("b"));
+        assert_eq!(
+            choose_account(&cfg, None).map(|a| &a.name[..]).ok(),
+            Some("a")
+        );
+        assert_eq!(
+            choose_account(&cfg, Some("b")).map(|a| &a.name[..]).ok(),
+            Some("b")
+        );
         let err = choose_account(&cfg, Some("c")).expect_err("no such account");
-        assert_eq!(err.to_string(), "no account named `c`; the configuration has: a, b");
+        assert_eq!(
+            err.to_string(),
+            "no account named `c`; the configuration has: a, b"
+        );
         assert!(matches!(
             choose_account(&config(""), None),
             Err(SetupError::NoAccount)
@@ -459,7 +473,10 @@ mod tests {
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         // Find two free even ports next to each other by probing.
         let sockets = bind_rtp(ip, 40001, 40100, 2).expect("free ports");
-        let ports: Vec<u16> = sockets.iter().map(|s| s.local_addr().unwrap().port()).collect();
+        let ports: Vec<u16> = sockets
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
         assert!(ports.iter().all(|p| p % 2 == 0 && *p >= 40002), "{ports:?}");
         assert!(ports[0] < ports[1]);
         // With those held, the next call gets other ports.
@@ -502,7 +519,10 @@ mod tests {
         ));
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
         let account = &setup.ua.account;
-        assert_eq!(account.registrar_addr, Some("127.0.0.1:5070".parse().unwrap()));
+        assert_eq!(
+            account.registrar_addr,
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
         assert_eq!(
             account.outbound_proxy,
             Some((

@@ -453,7 +453,7 @@ impl UserAgent {
         let contact = self.contact_uri();
         let mut from = self.local_name_addr();
         let proxy = self.cfg.account.outbound_proxy.clone();
-        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
         let local = self.local_media(call.line);
@@ -529,7 +529,7 @@ impl UserAgent {
 
     /// Hold (`true`) or resume by re-INVITE with a new offer.
     fn send_reinvite(&mut self, now: Instant, call_id: &str, hold: bool) {
-        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
         let local = self.local_media(call.line);
@@ -642,7 +642,7 @@ impl UserAgent {
     }
 
     fn on_invite_response(&mut self, now: Instant, call_id: &str, code: u16, resp: &Message) {
-        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
         let local = self.local_media(call.line);
@@ -793,7 +793,7 @@ impl UserAgent {
             // ACK every 2xx, even a retransmission or a stale one.
             self.send_ack(call_id, cseq, None);
         }
-        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
         let local = self.local_media(call.line);
@@ -1126,7 +1126,7 @@ impl UserAgent {
 
     /// The peer's re-INVITE: hold, resume, or a session refresh.
     fn on_reinvite(&mut self, now: Instant, call_id: &str, req: &Message) {
-        let Some(call) = self.lines.iter().flatten().find(|c| c.call_id == call_id) else {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
         if call.reinvite.is_some() || call.pending_ack.is_some() {

@@ -31,6 +31,10 @@ mod register;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
+#[cfg(test)]
+mod garbage_tests;
+#[cfg(test)]
+mod ua_tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -660,10 +664,7 @@ impl UserAgent {
         if self.quit_deadline.is_some()
             && self.lines.iter().all(Option::is_none)
             && self.detached.is_empty()
-            && self
-                .registration
-                .as_ref()
-                .is_none_or(Registration::is_idle)
+            && self.registration.as_ref().is_none_or(Registration::is_idle)
         {
             self.finish_quit();
         }

@@ -145,7 +145,8 @@ impl Message {
             rsip::SipMessage::Request(r) => (
                 StartLine::Request {
                     method: r.method,
-                    uri: r.uri.to_string(),
+                    // As written: rsip re-renders URIs (e.g. upper-cases transport=udp).
+                    uri: uri_from_raw(bytes).unwrap_or_else(|| r.uri.to_string()),
                 },
                 r.headers,
                 r.body,
@@ -300,6 +301,13 @@ fn reason_from_raw(bytes: &[u8]) -> Option<String> {
     parts.next()?;
     parts.next()?;
     Some(parts.next().unwrap_or("").trim().to_string())
+}
+
+/// The Request-URI exactly as written in the request line.
+fn uri_from_raw(bytes: &[u8]) -> Option<String> {
+    let line_end = bytes.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let line = std::str::from_utf8(&bytes[..line_end]).ok()?;
+    line.split(' ').nth(1).map(str::to_string)
 }
 
 fn parse_cseq(v: &str) -> Option<(u32, Method)> {

@@ -50,7 +50,8 @@
 //! `kamailio sip-tester sipsak baresip linphone-cli sox`, plus `tshark` for the opt-in
 //! [`Capture`] (`SWITCHBOARD_LAB_CAPTURE=1`). A missing tool makes the test panic with the
 //! package name, see [`require_tool`].
-#![allow(clippy::disallowed_methods)] // the lab waits on real processes in real time
+#![allow(clippy::disallowed_methods)]
+// the lab waits on real processes in real time
 
 // Each integration test binary compiles this module (`mod common;`) and uses only a part of
 // it; without this, every binary would warn about the helpers and re-exports it happens not to

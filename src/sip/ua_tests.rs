@@ -1,0 +1,799 @@
+//! The user agent on simulated time: every flow of the foundation issue,
+//! with the far end played by hand-written messages.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use md5::{Digest, Md5};
+
+use super::api::{CallState, Command, Direction, Event};
+use super::msg::{Message, Method};
+use super::sdp::Codec;
+use super::timer::{epoch, TimerValues};
+use super::{Account, Transport, UaConfig, UserAgent};
+
+const REGISTRAR: &str = "127.0.0.1:5060";
+const PHONE: &str = "127.0.0.3:5060";
+
+/// A two-line account at 127.0.0.2 with a registrar at 127.0.0.1.
+pub(super) fn config(register: bool) -> UaConfig {
+    UaConfig {
+        account: Account {
+            user: "alice".into(),
+            domain: "127.0.0.1".into(),
+            display_name: Some("Alice".into()),
+            auth_user: "alice".into(),
+            password: Some("secret".into()),
+            registrar: "sip:127.0.0.1".into(),
+            registrar_addr: Some(REGISTRAR.parse().expect("addr")),
+            outbound_proxy: None,
+            register,
+            expires: 120,
+        },
+        transport: Transport::Udp,
+        local: "127.0.0.2:5060".parse().expect("addr"),
+        media_ip: "127.0.0.2".parse().expect("ip"),
+        rtp_ports: vec![40000, 40002],
+        codecs: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
+        user_agent: "switchboard-test".into(),
+        timers: TimerValues::default(),
+        seed: 7,
+    }
+}
+
+/// A user agent and its simulated clock.
+struct Bench {
+    ua: UserAgent,
+    now: Instant,
+}
+
+impl Bench {
+    fn new(register: bool) -> Bench {
+        let now = epoch();
+        Bench {
+            ua: UserAgent::new(config(register), now),
+            now,
+        }
+    }
+
+    /// Everything the UA sent since the last call, parsed.
+    fn sent(&mut self) -> Vec<Message> {
+        std::iter::from_fn(|| self.ua.poll_transmit())
+            .map(|t| Message::parse(&t.payload).expect("the UA sends parsable messages"))
+            .collect()
+    }
+
+    /// The one message sent, which must be a `method` request.
+    fn sent_request(&mut self, method: Method) -> Message {
+        let sent = self.sent();
+        let found: Vec<&Message> = sent
+            .iter()
+            .filter(|m| m.code().is_none() && m.method() == method)
+            .collect();
+        assert_eq!(found.len(), 1, "expected one {method}, sent: {sent:#?}");
+        found[0].clone()
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.ua.poll_event()).collect()
+    }
+
+    fn states(&mut self) -> Vec<CallState> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Call { state, .. } => Some(state),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn recv(&mut self, from: &str, text: &str) {
+        let src: SocketAddr = from.parse().expect("addr");
+        self.ua
+            .handle_datagram(self.now, Transport::Udp, src, text.as_bytes());
+    }
+
+    fn cmd(&mut self, c: Command) {
+        self.ua.command(self.now, c);
+    }
+
+    /// Advances simulated time by `d`, running every timer on the way.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        while let Some(t) = self.ua.poll_timeout().filter(|t| *t <= end) {
+            self.now = t.max(self.now);
+            self.ua.handle_timeout(self.now);
+        }
+        self.now = end;
+    }
+}
+
+/// A response to `req` as the far end writes it.
+fn reply(req: &Message, code: u16, to_tag: &str, extra: &str, sdp: &str) -> String {
+    let mut s = format!("SIP/2.0 {code} Whatever\r\n");
+    for via in req.headers("Via") {
+        s.push_str(&format!("Via: {via}\r\n"));
+    }
+    let to = req.header("To").expect("To");
+    let to = if to.contains("tag=") || to_tag.is_empty() {
+        to.to_string()
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    s.push_str(&format!(
+        "From: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n{extra}",
+        req.header("From").expect("From"),
+        req.call_id,
+        req.cseq.0,
+        req.cseq.1
+    ));
+    if sdp.is_empty() {
+        s.push_str("Content-Length: 0\r\n\r\n");
+    } else {
+        s.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+            sdp.len()
+        ));
+    }
+    s
+}
+
+fn phone_sdp(dir: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n\
+         m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
+         a=fmtp:101 0-16\r\na={dir}\r\n"
+    )
+}
+
+fn sdp_direction(msg: &Message) -> Direction {
+    super::sdp::parse(msg.body.as_slice())
+        .expect("SDP body")
+        .direction()
+}
+
+fn md5_hex(s: &str) -> String {
+    Md5::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn auth_param<'a>(header: &'a str, name: &str) -> &'a str {
+    let start = header
+        .find(&format!("{name}="))
+        .unwrap_or_else(|| panic!("{name} in {header}"))
+        + name.len()
+        + 1;
+    let rest = &header[start..];
+    let rest = rest.strip_prefix('"').unwrap_or(rest);
+    let end = rest.find(['"', ',']).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+// ---- REGISTER ----
+
+#[test]
+fn registers_with_md5_digest_and_refreshes_before_expiry() {
+    let mut b = Bench::new(true);
+    let first = b.sent_request(Method::Register);
+    assert_eq!(first.request_uri(), Some("sip:127.0.0.1"));
+    assert!(first.header("Authorization").is_none());
+    b.recv(
+        REGISTRAR,
+        &reply(
+            &first,
+            401,
+            "r1",
+            "WWW-Authenticate: Digest realm=\"lab\", nonce=\"abc\", qop=\"auth\", algorithm=MD5\r\n",
+            "",
+        ),
+    );
+    let second = b.sent_request(Method::Register);
+    assert_eq!(second.cseq.0, first.cseq.0 + 1);
+    assert_eq!(second.call_id, first.call_id);
+    let auth = second
+        .header("Authorization")
+        .expect("Authorization")
+        .to_string();
+    let (nc, cnonce) = (auth_param(&auth, "nc"), auth_param(&auth, "cnonce"));
+    assert_eq!(nc, "00000001");
+    let ha1 = md5_hex("alice:lab:secret");
+    let ha2 = md5_hex("REGISTER:sip:127.0.0.1");
+    let expected = md5_hex(&format!("{ha1}:abc:{nc}:{cnonce}:auth:{ha2}"));
+    assert_eq!(auth_param(&auth, "response"), expected);
+
+    b.recv(
+        REGISTRAR,
+        &reply(
+            &second,
+            200,
+            "r1",
+            "Contact: <sip:alice@127.0.0.2:5060>;expires=100\r\n",
+            "",
+        ),
+    );
+    assert!(b.events().contains(&Event::Registered {
+        account: "alice@127.0.0.1".into(),
+        expires: 100
+    }));
+
+    b.advance(Duration::from_secs(84));
+    assert!(
+        b.sent().iter().all(|m| m.method() != Method::Register),
+        "refresh too early"
+    );
+    b.advance(Duration::from_millis(1_100));
+    let refresh = b.sent_request(Method::Register);
+    let auth = refresh
+        .header("Authorization")
+        .expect("refresh reuses the nonce");
+    assert_eq!(auth_param(auth, "nc"), "00000002");
+}
+
+#[test]
+fn wrong_password_is_reported_once_and_retried_with_backoff() {
+    let mut b = Bench::new(true);
+    let challenge = "WWW-Authenticate: Digest realm=\"lab\", nonce=\"n1\"\r\n";
+    let first = b.sent_request(Method::Register);
+    b.recv(REGISTRAR, &reply(&first, 401, "r", challenge, ""));
+    let second = b.sent_request(Method::Register);
+    b.recv(REGISTRAR, &reply(&second, 401, "r", challenge, ""));
+    assert!(b.sent().is_empty(), "no loop on refused credentials");
+    let failed: Vec<Event> = b
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::RegistrationFailed { .. }))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![Event::RegistrationFailed {
+            account: "alice@127.0.0.1".into(),
+            status: Some(401),
+            reason: "authentication failed: check the user name and password".into(),
+            retry_in: 5,
+        }]
+    );
+    b.advance(Duration::from_secs(5));
+    let retry = b.sent_request(Method::Register);
+    b.recv(REGISTRAR, &reply(&retry, 503, "r", "", ""));
+    let retry_in: Vec<u64> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RegistrationFailed { retry_in, .. } => Some(retry_in),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(retry_in, vec![10]);
+}
+
+#[test]
+fn stale_nonce_is_answered_again_without_a_failure() {
+    let mut b = Bench::new(true);
+    let first = b.sent_request(Method::Register);
+    b.recv(
+        REGISTRAR,
+        &reply(
+            &first,
+            401,
+            "r",
+            "WWW-Authenticate: Digest realm=\"lab\", nonce=\"n1\", qop=auth\r\n",
+            "",
+        ),
+    );
+    let second = b.sent_request(Method::Register);
+    b.recv(
+        REGISTRAR,
+        &reply(
+            &second,
+            401,
+            "r",
+            "WWW-Authenticate: Digest realm=\"lab\", nonce=\"n2\", qop=auth, stale=true\r\n",
+            "",
+        ),
+    );
+    let third = b.sent_request(Method::Register);
+    let auth = third.header("Authorization").expect("Authorization");
+    assert_eq!(auth_param(auth, "nonce"), "n2");
+    assert!(!b
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::RegistrationFailed { .. })));
+}
+
+#[test]
+fn silent_registrar_times_out_after_64_t1_and_backs_off_exponentially() {
+    let mut b = Bench::new(true);
+    // Sent at 0 s, Timer F at 32 s, retries at 37 s, 79 s, 131 s, failures at 69 s, 111 s, 163 s.
+    b.advance(Duration::from_millis(31_900));
+    let sent = b.sent();
+    assert!(sent.len() > 5, "REGISTER is retransmitted (Timer E)");
+    assert!(sent
+        .iter()
+        .all(|m| m.method() == Method::Register && m.via.branch() == sent[0].via.branch()));
+    assert!(b.events().is_empty());
+    b.advance(Duration::from_secs(140));
+    let mut retries = Vec::new();
+    for e in b.events() {
+        if let Event::RegistrationFailed {
+            status: None,
+            retry_in,
+            reason,
+            ..
+        } = e
+        {
+            assert_eq!(reason, "the registrar did not answer");
+            retries.push(retry_in);
+        }
+    }
+    assert_eq!(retries, vec![5, 10, 20, 40]);
+}
+
+#[test]
+fn quit_unregisters_with_expires_zero_then_stops() {
+    let mut b = Bench::new(true);
+    let first = b.sent_request(Method::Register);
+    b.recv(REGISTRAR, &reply(&first, 200, "r", "Expires: 120\r\n", ""));
+    b.events();
+    b.cmd(Command::Quit);
+    let un = b.sent_request(Method::Register);
+    assert_eq!(un.header("Expires"), Some("0"));
+    assert!(!b.ua.is_stopped());
+    b.recv(REGISTRAR, &reply(&un, 200, "r", "", ""));
+    assert!(b.ua.is_stopped());
+    let events = b.events();
+    assert!(events.contains(&Event::Unregistered {
+        account: "alice@127.0.0.1".into()
+    }));
+    assert_eq!(events.last(), Some(&Event::Stopped));
+}
+
+// ---- outgoing calls ----
+
+/// Dials bob, lets him ring and answer; returns the INVITE and the 200.
+fn connected_call(b: &mut Bench) -> (Message, String) {
+    b.cmd(Command::Dial("bob".into()));
+    let invite = b.sent_request(Method::Invite);
+    assert_eq!(invite.request_uri(), Some("sip:bob@127.0.0.1"));
+    assert_eq!(sdp_direction(&invite), Direction::SendRecv);
+    b.recv(PHONE, &reply(&invite, 100, "", "", ""));
+    b.recv(PHONE, &reply(&invite, 180, "bobtag", "", ""));
+    let ok = reply(
+        &invite,
+        200,
+        "bobtag",
+        "Contact: <sip:bob@127.0.0.3:5060>\r\n",
+        &phone_sdp("sendrecv"),
+    );
+    b.recv(PHONE, &ok);
+    (invite, ok)
+}
+
+#[test]
+fn outgoing_call_rings_connects_acks_and_negotiates_pcmu() {
+    let mut b = Bench::new(false);
+    let (invite, ok) = connected_call(&mut b);
+    let ack = b.sent_request(Method::Ack);
+    assert_eq!(ack.cseq, (invite.cseq.0, Method::Ack));
+    assert_eq!(ack.request_uri(), Some("sip:bob@127.0.0.3:5060"));
+    assert_eq!(ack.to.tag(), Some("bobtag"));
+    assert_ne!(
+        ack.via.branch(),
+        invite.via.branch(),
+        "a 2xx ACK is a new transaction"
+    );
+    let events = b.events();
+    let states: Vec<CallState> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Call { state, .. } => Some(*state),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        vec![CallState::Dialing, CallState::Ringing, CallState::Connected]
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Media { codec, payload_type: 0, remote, dtmf_payload_type: Some(101), direction: Direction::SendRecv, .. }
+            if codec == "PCMU" && remote == "127.0.0.3:30000"
+    )));
+    // A retransmitted 200 is ACKed again.
+    b.recv(PHONE, &ok);
+    b.sent_request(Method::Ack);
+}
+
+#[test]
+fn hold_and_resume_by_reinvite() {
+    let mut b = Bench::new(false);
+    connected_call(&mut b);
+    b.sent();
+    b.events();
+    b.cmd(Command::Hold(None));
+    let hold = b.sent_request(Method::Invite);
+    assert_eq!(sdp_direction(&hold), Direction::SendOnly);
+    assert_eq!(hold.to.tag(), Some("bobtag"));
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    b.sent_request(Method::Ack);
+    assert_eq!(b.states(), vec![CallState::Held]);
+
+    b.cmd(Command::Resume(None));
+    let resume = b.sent_request(Method::Invite);
+    assert_eq!(sdp_direction(&resume), Direction::SendRecv);
+    assert!(resume.cseq.0 > hold.cseq.0);
+    b.recv(PHONE, &reply(&resume, 200, "", "", &phone_sdp("sendrecv")));
+    b.sent_request(Method::Ack);
+    assert_eq!(b.states(), vec![CallState::Connected]);
+
+    b.cmd(Command::Hangup(None));
+    let bye = b.sent_request(Method::Bye);
+    assert_eq!(b.states(), vec![CallState::Ended]);
+    b.recv(PHONE, &reply(&bye, 200, "", "", ""));
+}
+
+#[test]
+fn glare_491_retries_the_hold_after_2_1_to_4_seconds() {
+    let mut b = Bench::new(false);
+    connected_call(&mut b);
+    b.sent();
+    b.cmd(Command::Hold(None));
+    let hold = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&hold, 491, "", "", ""));
+    let sent = b.sent();
+    assert!(
+        sent.iter().all(|m| m.method() == Method::Ack),
+        "only the 491's ACK"
+    );
+    b.advance(Duration::from_millis(2_099));
+    assert!(b.sent().is_empty(), "no retry before 2.1 s");
+    b.advance(Duration::from_millis(1_902));
+    let retries = b.sent();
+    assert!(!retries.is_empty(), "a retry by 4 s");
+    for retry in &retries {
+        assert_eq!(retry.method(), Method::Invite);
+        assert_eq!(
+            retry.via.branch(),
+            retries[0].via.branch(),
+            "one retry (and its retransmissions)"
+        );
+        assert_eq!(sdp_direction(retry), Direction::SendOnly);
+    }
+}
+
+#[test]
+fn peer_hold_shows_remote_held_and_we_answer_recvonly() {
+    let mut b = Bench::new(false);
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.events();
+    let reinvite = format!(
+        "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKre1\r\n\
+         From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: {};tag={}\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:bob@127.0.0.3:5060>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{}",
+        invite.header("From").expect("From").split(";tag=").next().expect("uri"),
+        invite.from.tag().expect("tag"),
+        invite.call_id,
+        phone_sdp("sendonly").len(),
+        phone_sdp("sendonly")
+    );
+    b.recv(PHONE, &reinvite);
+    let sent = b.sent();
+    let ok = sent
+        .iter()
+        .find(|m| m.code() == Some(200))
+        .expect("200 to the re-INVITE");
+    assert_eq!(sdp_direction(ok), Direction::RecvOnly);
+    assert_eq!(b.states(), vec![CallState::RemoteHeld]);
+    // Our hold now offers inactive.
+    let re = Message::parse(reinvite.as_bytes()).expect("parses");
+    let ack = format!(
+        "ACK sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKack\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+        re.header("From").expect("From"),
+        ok.header("To").expect("To"),
+        re.call_id
+    );
+    b.recv(PHONE, &ack);
+    b.cmd(Command::Hold(None));
+    assert_eq!(
+        sdp_direction(&b.sent_request(Method::Invite)),
+        Direction::Inactive
+    );
+}
+
+#[test]
+fn hangup_while_ringing_cancels_and_the_487_is_acked() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("sip:bob@127.0.0.3".into()));
+    let invite = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&invite, 180, "bobtag", "", ""));
+    b.cmd(Command::Hangup(None));
+    let cancel = b.sent_request(Method::Cancel);
+    assert_eq!(cancel.via.branch(), invite.via.branch());
+    assert_eq!(cancel.cseq, (invite.cseq.0, Method::Cancel));
+    assert_eq!(cancel.to.tag(), None);
+    b.recv(PHONE, &reply(&cancel, 200, "bobtag", "", ""));
+    b.recv(PHONE, &reply(&invite, 487, "bobtag", "", ""));
+    let ack = b.sent_request(Method::Ack);
+    assert_eq!(
+        ack.via.branch(),
+        invite.via.branch(),
+        "non-2xx ACK: same transaction"
+    );
+    // The line is free again at once.
+    b.cmd(Command::Dial("sip:carol@127.0.0.3".into()));
+    b.sent_request(Method::Invite);
+}
+
+#[test]
+fn hangup_before_any_answer_waits_for_a_provisional_then_cancels() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("sip:bob@127.0.0.3".into()));
+    let invite = b.sent_request(Method::Invite);
+    b.cmd(Command::Hangup(None));
+    assert!(b.sent().is_empty(), "no CANCEL before a provisional (§9.1)");
+    assert_eq!(b.states(), vec![CallState::Dialing, CallState::Ended]);
+    b.recv(PHONE, &reply(&invite, 180, "t", "", ""));
+    b.sent_request(Method::Cancel);
+}
+
+#[test]
+fn a_2xx_crossing_our_cancel_is_acked_and_byed() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("sip:bob@127.0.0.3".into()));
+    let invite = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&invite, 180, "t", "", ""));
+    b.cmd(Command::Hangup(None));
+    b.sent_request(Method::Cancel);
+    b.recv(
+        PHONE,
+        &reply(
+            &invite,
+            200,
+            "t",
+            "Contact: <sip:bob@127.0.0.3>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    let sent = b.sent();
+    let methods: Vec<Method> = sent.iter().map(Message::method).collect();
+    assert_eq!(methods, vec![Method::Ack, Method::Bye]);
+}
+
+#[test]
+fn busy_and_unknown_failures_end_the_call_in_plain_words() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("sip:bob@127.0.0.3".into()));
+    let invite = b.sent_request(Method::Invite);
+    b.events();
+    b.recv(PHONE, &reply(&invite, 486, "t", "", ""));
+    b.sent_request(Method::Ack);
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Ended, status: Some(486), reason: Some(r), .. } if r == "the far end is busy"
+    )));
+}
+
+#[test]
+fn invite_challenge_is_answered_once_with_proxy_authorization() {
+    let mut b = Bench::new(true);
+    b.sent();
+    b.cmd(Command::Dial("bob".into()));
+    let invite = b.sent_request(Method::Invite);
+    b.recv(
+        REGISTRAR,
+        &reply(
+            &invite,
+            407,
+            "p",
+            "Proxy-Authenticate: Digest realm=\"lab\", nonce=\"x\", qop=\"auth\"\r\n",
+            "",
+        ),
+    );
+    let sent = b.sent();
+    assert!(sent.iter().any(|m| m.method() == Method::Ack));
+    let retry = sent
+        .iter()
+        .find(|m| m.method() == Method::Invite)
+        .expect("INVITE with credentials");
+    assert_eq!(retry.cseq.0, invite.cseq.0 + 1);
+    assert_eq!(retry.from.tag(), invite.from.tag());
+    assert!(retry.header("Proxy-Authorization").is_some());
+    b.recv(
+        REGISTRAR,
+        &reply(
+            retry,
+            407,
+            "p",
+            "Proxy-Authenticate: Digest realm=\"lab\", nonce=\"y\"\r\n",
+            "",
+        ),
+    );
+    assert!(
+        b.sent().iter().all(|m| m.method() == Method::Ack),
+        "no second retry"
+    );
+}
+
+// ---- incoming calls ----
+
+fn incoming_invite(call_id: &str, branch: &str) -> String {
+    let sdp = phone_sdp("sendrecv");
+    format!(
+        "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch={branch};rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:bob@127.0.0.3:5060>\r\n\
+         Record-Route: <sip:127.0.0.1;lr>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+#[test]
+fn incoming_call_rings_is_answered_and_2xx_is_resent_until_ack() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("in1", "z9hG4bKi1"));
+    let sent = b.sent();
+    let codes: Vec<u16> = sent.iter().filter_map(Message::code).collect();
+    assert_eq!(codes, vec![100, 180]);
+    let ringing = &sent[1];
+    let tag = ringing.to.tag().expect("180 has our To tag").to_string();
+    assert_eq!(ringing.header("Record-Route"), Some("<sip:127.0.0.1;lr>"));
+    assert!(b.events().contains(&Event::Incoming {
+        line: 1,
+        call_id: "in1".into(),
+        from: "sip:bob@127.0.0.1".into(),
+        display_name: Some("Bob".into()),
+    }));
+    b.cmd(Command::Answer(None));
+    let ok = b.sent();
+    assert_eq!(ok.len(), 1);
+    assert_eq!(ok[0].code(), Some(200));
+    assert_eq!(ok[0].to.tag(), Some(tag.as_str()));
+    assert_eq!(sdp_direction(&ok[0]), Direction::SendRecv);
+    assert_eq!(b.states(), vec![CallState::Connected]);
+    // No ACK: resent at 0.5 s, 1.5 s, 3.5 s …
+    b.advance(Duration::from_millis(3_600));
+    assert_eq!(b.sent().iter().filter(|m| m.code() == Some(200)).count(), 3);
+    let ack = format!(
+        "ACK sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKa1\r\n\
+         From: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>;tag={tag}\r\n\
+         Call-ID: in1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+    );
+    b.recv(PHONE, &ack);
+    b.advance(Duration::from_secs(10));
+    assert!(b.sent().is_empty(), "the ACK stops the resending");
+    let bye = format!(
+        "BYE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKb1\r\n\
+         From: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>;tag={tag}\r\n\
+         Call-ID: in1\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    );
+    b.recv(PHONE, &bye);
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Ended, reason: Some(r), .. } if r == "the far end hung up"
+    )));
+}
+
+#[test]
+fn a_third_call_gets_486_and_decline_sends_603() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("c1", "z9hG4bK1"));
+    b.recv(PHONE, &incoming_invite("c2", "z9hG4bK2"));
+    b.sent();
+    b.recv(PHONE, &incoming_invite("c3", "z9hG4bK3"));
+    let codes: Vec<u16> = b.sent().iter().filter_map(Message::code).collect();
+    assert_eq!(codes, vec![100, 486]);
+    b.cmd(Command::Decline(Some(2)));
+    let codes: Vec<u16> = b.sent().iter().filter_map(Message::code).collect();
+    assert_eq!(codes, vec![603]);
+}
+
+#[test]
+fn caller_cancel_gets_200_and_487() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("c1", "z9hG4bKc"));
+    b.sent();
+    b.recv(
+        PHONE,
+        "CANCEL sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKc\r\n\
+         From: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>\r\nCall-ID: c1\r\n\
+         CSeq: 1 CANCEL\r\nContent-Length: 0\r\n\r\n",
+    );
+    let sent = b.sent();
+    let codes: Vec<(u16, Method)> = sent
+        .iter()
+        .map(|m| (m.code().unwrap_or(0), m.cseq.1))
+        .collect();
+    assert_eq!(codes, vec![(200, Method::Cancel), (487, Method::Invite)]);
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Ended, reason: Some(r), .. } if r == "the caller hung up"
+    )));
+}
+
+#[test]
+fn answering_line_2_holds_the_call_on_line_1() {
+    let mut b = Bench::new(false);
+    connected_call(&mut b);
+    b.sent();
+    b.recv(PHONE, &incoming_invite("c2", "z9hG4bK2"));
+    assert!(b
+        .events()
+        .iter()
+        .any(|e| matches!(e, Event::Incoming { line: 2, .. })));
+    b.sent();
+    b.cmd(Command::Answer(Some(2)));
+    let sent = b.sent();
+    let hold = sent
+        .iter()
+        .find(|m| m.method() == Method::Invite && m.code().is_none())
+        .expect("re-INVITE holding line 1");
+    assert_eq!(sdp_direction(hold), Direction::SendOnly);
+    assert!(sent.iter().any(|m| m.code() == Some(200)));
+    assert!(b.events().contains(&Event::Line { line: 2 }));
+}
+
+#[test]
+fn requests_outside_any_dialog_get_481_and_options_200() {
+    let mut b = Bench::new(false);
+    b.recv(
+        PHONE,
+        "BYE sip:alice@127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKx\r\n\
+         From: <sip:bob@x>;tag=1\r\nTo: <sip:alice@y>;tag=2\r\nCall-ID: nope\r\nCSeq: 5 BYE\r\n\r\n",
+    );
+    assert_eq!(b.sent()[0].code(), Some(481));
+    b.recv(
+        PHONE,
+        "OPTIONS sip:alice@127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKo\r\n\
+         From: <sip:bob@x>;tag=1\r\nTo: <sip:alice@y>\r\nCall-ID: o\r\nCSeq: 1 OPTIONS\r\n\r\n",
+    );
+    let ok = &b.sent()[0];
+    assert_eq!(ok.code(), Some(200));
+    assert!(ok.has_token("Allow", "REFER"));
+    assert!(ok.has_token("Supported", "replaces"));
+}
+
+#[test]
+fn malformed_request_with_echoable_headers_gets_400() {
+    let mut b = Bench::new(false);
+    b.recv(
+        PHONE,
+        "INVITE sip:alice@127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKm\r\n\
+         From: <sip:bob@x>;tag=1\r\nTo: <sip:alice@y>\r\nCall-ID: m\r\nCSeq: 1 INVITE\r\n\
+         Content-Length: 500\r\n\r\nshort",
+    );
+    let sent = b.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].code(), Some(400));
+}
+
+#[test]
+fn unavailable_words_answer_with_an_error_event() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Conference);
+    assert_eq!(
+        b.events(),
+        vec![Event::Error {
+            message: "'conference' is not available yet".into()
+        }]
+    );
+}
+
+#[test]
+fn selecting_the_other_line_holds_and_coming_back_resumes() {
+    let mut b = Bench::new(false);
+    connected_call(&mut b);
+    b.sent();
+    b.cmd(Command::Line(2));
+    let hold = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    b.sent();
+    b.cmd(Command::Swap);
+    let resume = b.sent_request(Method::Invite);
+    assert_eq!(sdp_direction(&resume), Direction::SendRecv);
+}
