@@ -226,3 +226,128 @@ async fn sleep_until(deadline: Option<Instant>) {
         None => pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::sip::CallState;
+    use std::path::Path;
+    use std::time::Duration;
+
+    /// A peer-to-peer account on 127.0.0.1 (any port) using `transport`.
+    fn setup(user: &str, transport: &str) -> Setup {
+        let text = format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 42000\nrtp_port_max = 42999\n\
+             [[account]]\nname = \"t\"\nuser = \"{user}\"\ndomain = \"127.0.0.1\"\n\
+             register = false\ntransport = \"{transport}\"\n[codecs]\norder = [\"pcmu\"]\n"
+        );
+        let config = Config::parse(&text, Path::new("test.toml")).unwrap_or_else(|e| panic!("{e}"));
+        Setup::new(&config, &config.accounts[0]).expect("setup")
+    }
+
+    /// The next event that `pred` accepts, within 5 s.
+    async fn wait(
+        events: &mut mpsc::UnboundedReceiver<Event>,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
+        let find = async {
+            loop {
+                match events.recv().await {
+                    Some(event) if pred(&event) => return event,
+                    Some(_) => {}
+                    None => panic!("event channel closed"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), find)
+            .await
+            .expect("event within 5 s")
+    }
+
+    fn call_state(state: CallState) -> impl Fn(&Event) -> bool {
+        move |e| matches!(e, Event::Call { state: s, .. } if *s == state)
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn starts_then_stops_on_quit_or_closed_commands() {
+        runtime().block_on(async {
+            let setup = setup("solo", "udp");
+            let local = setup.ua.local.to_string();
+            let (commands, commands_rx) = mpsc::channel(4);
+            let (events_tx, mut events) = mpsc::unbounded_channel();
+            let driver = run(setup, "note".into(), commands_rx, events_tx);
+            let script = async {
+                let started = wait(&mut events, |_| true).await;
+                assert_eq!(
+                    started,
+                    Event::Started {
+                        local,
+                        transport: "udp".into(),
+                        account: "solo@127.0.0.1".into(),
+                        note: "note".into(),
+                    }
+                );
+                drop(commands);
+                wait(&mut events, |e| *e == Event::Stopped).await;
+            };
+            let (result, ()) = tokio::join!(driver, script);
+            result.expect("clean stop");
+        });
+    }
+
+    /// Two drivers on loopback: A calls B over `transport`, B answers, A hangs up.
+    fn call_between_two_drivers(transport: &str) {
+        runtime().block_on(async {
+            let (a, b) = (setup("a", transport), setup("b", transport));
+            let target = match transport {
+                "tcp" => format!("sip:b@{};transport=tcp", b.ua.local),
+                _ => format!("sip:b@{}", b.ua.local),
+            };
+            let (a_cmd, a_cmd_rx) = mpsc::channel(4);
+            let (b_cmd, b_cmd_rx) = mpsc::channel(4);
+            let (a_tx, mut a_events) = mpsc::unbounded_channel();
+            let (b_tx, mut b_events) = mpsc::unbounded_channel();
+            let script = async {
+                a_cmd.send(Command::Dial(target)).await.expect("send");
+                wait(&mut b_events, |e| {
+                    matches!(e, Event::Incoming { line: 1, .. })
+                })
+                .await;
+                b_cmd.send(Command::Answer(None)).await.expect("send");
+                wait(&mut a_events, call_state(CallState::Connected)).await;
+                wait(&mut b_events, call_state(CallState::Connected)).await;
+                a_cmd.send(Command::Hangup(None)).await.expect("send");
+                wait(&mut b_events, call_state(CallState::Ended)).await;
+                a_cmd.send(Command::Quit).await.expect("send");
+                b_cmd.send(Command::Quit).await.expect("send");
+                wait(&mut a_events, |e| *e == Event::Stopped).await;
+                wait(&mut b_events, |e| *e == Event::Stopped).await;
+            };
+            let (ra, rb, ()) = tokio::join!(
+                run(a, String::new(), a_cmd_rx, a_tx),
+                run(b, String::new(), b_cmd_rx, b_tx),
+                script
+            );
+            ra.expect("A stops cleanly");
+            rb.expect("B stops cleanly");
+        });
+    }
+
+    #[test]
+    fn a_call_between_two_drivers_over_udp() {
+        call_between_two_drivers("udp");
+    }
+
+    #[test]
+    fn a_call_between_two_drivers_over_tcp() {
+        call_between_two_drivers("tcp");
+    }
+}

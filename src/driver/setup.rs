@@ -14,7 +14,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs, UdpSock
 use thiserror::Error;
 
 use crate::config::{self, Config, ConfigError};
-use crate::sip::msg::SipUri;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{Account, Transport, UaConfig};
@@ -239,23 +238,53 @@ pub fn registrar_uri(account: &config::Account) -> String {
 /// Resolves the host of a `sip:`/`sips:` URI with the system resolver; the port defaults to
 /// 5060 (5061 for `sips:`). IPv4 answers are preferred. The error says what went wrong.
 pub fn resolve_uri(uri: &str) -> Result<SocketAddr, String> {
-    let parsed = SipUri::parse(uri).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
-    let default = if parsed.secure {
-        DEFAULT_SIPS_PORT
-    } else {
-        DEFAULT_SIP_PORT
-    };
-    let port = parsed.port.unwrap_or(default);
-    let addrs: Vec<SocketAddr> = (parsed.host.as_str(), port)
+    let (host, port) =
+        uri_host_port(uri).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
+    let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve host `{}`: {e}", parsed.host))?
+        .map_err(|e| format!("cannot resolve host `{host}`: {e}"))?
         .collect();
     addrs
         .iter()
         .find(|a| a.is_ipv4())
         .or_else(|| addrs.first())
         .copied()
-        .ok_or_else(|| format!("host `{}` has no address", parsed.host))
+        .ok_or_else(|| format!("host `{host}` has no address"))
+}
+
+/// The host (IPv6 without brackets) and port of a `sip:`/`sips:` URI, with the default port
+/// filled in. Written here rather than through rsip, which rejects IPv6 hosts.
+fn uri_host_port(uri: &str) -> Option<(&str, u16)> {
+    let uri = uri.trim();
+    let (scheme, rest) = uri.split_once(':')?;
+    let default = if scheme.eq_ignore_ascii_case("sip") {
+        DEFAULT_SIP_PORT
+    } else if scheme.eq_ignore_ascii_case("sips") {
+        DEFAULT_SIPS_PORT
+    } else {
+        return None;
+    };
+    let rest = rest.split([';', '?']).next().unwrap_or_default();
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse().ok().filter(|p| *p != 0)?,
+        None => default,
+    };
+    let valid = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_'));
+    valid.then_some((host, port))
 }
 
 /// The IP address to advertise in Via, Contact and SDP: the bound address when it is a real
@@ -428,9 +457,23 @@ mod tests {
         );
         // No lookup of unknown names here: the system resolver is not on loopback.
         assert_eq!(
-            resolve_uri("pbx:5060"),
-            Err("not a valid sip: or sips: URI".to_owned())
+            resolve_uri("SIP:100@127.0.0.1:5071;transport=tcp?x=y"),
+            Ok("127.0.0.1:5071".parse().unwrap())
         );
+        for bad in [
+            "pbx:5060",
+            "sip:",
+            "sip:127.0.0.1:0",
+            "sip:127.0.0.1:x",
+            "sip:[::1",
+            "sip:a b",
+        ] {
+            assert_eq!(
+                resolve_uri(bad),
+                Err("not a valid sip: or sips: URI".to_owned()),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

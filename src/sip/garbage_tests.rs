@@ -66,9 +66,26 @@ impl Rng {
 }
 
 const NASTY: &[&[u8]] = &[
-    b"\r\n", b"\r\n\r\n", b":", b";", b"<", b">", b"\"", b"\0", b"%", b"\xff\xfe", b"SIP/2.0", b"sip:",
-    b"Content-Length: 99999999999\r\n", b"CSeq: 4294967296 INVITE\r\n", b"tag=", b";branch=",
-    b"To: <sip:a@b>;tag=\r\n", b"a=sendonly\r\n", b"m=audio 0 RTP/AVP\r\n", b"c=IN IP6 ::\r\n",
+    b"\r\n",
+    b"\r\n\r\n",
+    b":",
+    b";",
+    b"<",
+    b">",
+    b"\"",
+    b"\0",
+    b"%",
+    b"\xff\xfe",
+    b"SIP/2.0",
+    b"sip:",
+    b"Content-Length: 99999999999\r\n",
+    b"CSeq: 4294967296 INVITE\r\n",
+    b"tag=",
+    b";branch=",
+    b"To: <sip:a@b>;tag=\r\n",
+    b"a=sendonly\r\n",
+    b"m=audio 0 RTP/AVP\r\n",
+    b"c=IN IP6 ::\r\n",
 ];
 
 /// One mutation of `input`: flips, cuts, splices, duplicated lines, nasty tokens.
@@ -165,7 +182,11 @@ fn forty_thousand_mutated_and_random_messages_never_panic_and_state_stays_bounde
             (0..n)
                 .map(|_| {
                     let b = (rng.next() & 0xff) as u8;
-                    if i % 20 == 0 { b % 95 + 32 } else { b }
+                    if i % 20 == 0 {
+                        b % 95 + 32
+                    } else {
+                        b
+                    }
                 })
                 .collect()
         } else {
@@ -177,7 +198,11 @@ fn forty_thousand_mutated_and_random_messages_never_panic_and_state_stays_bounde
                 mutate(&mut rng, bound.as_bytes())
             }
         };
-        let transport = if i % 3 == 0 { Transport::Tcp } else { Transport::Udp };
+        let transport = if i % 3 == 0 {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        };
         ua.handle_datagram(now, transport, phone, &input);
         if i % 50 == 0 {
             let cmd = match rng.below(6) {
@@ -197,8 +222,14 @@ fn forty_thousand_mutated_and_random_messages_never_panic_and_state_stays_bounde
             sent_back += 1;
         }
         while ua.poll_event().is_some() {}
-        assert!(ua.lines.len() == 2 && ua.detached.len() <= 64, "calls bounded");
-        assert!(ua.servers.len() + ua.clients.len() <= 20_000, "transactions bounded");
+        assert!(
+            ua.lines.len() == 2 && ua.detached.len() <= 64,
+            "calls bounded"
+        );
+        assert!(
+            ua.servers.len() + ua.clients.len() <= 20_000,
+            "transactions bounded"
+        );
     }
     // Let every timer run out: transactions end, nothing lingers.
     for _ in 0..200 {
@@ -207,7 +238,10 @@ fn forty_thousand_mutated_and_random_messages_never_panic_and_state_stays_bounde
         while ua.poll_transmit().is_some() {}
         while ua.poll_event().is_some() {}
     }
-    assert!(sent_back > 1_000, "the flood was answered, not just dropped");
+    assert!(
+        sent_back > 1_000,
+        "the flood was answered, not just dropped"
+    );
     assert!(
         ua.servers.is_empty() && ua.clients.len() <= 4,
         "transactions drain: {} server, {} client",

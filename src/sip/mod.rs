@@ -26,13 +26,13 @@ pub mod api;
 pub mod auth;
 mod call;
 pub mod dialog;
+#[cfg(test)]
+mod garbage_tests;
 pub mod msg;
 mod register;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
-#[cfg(test)]
-mod garbage_tests;
 #[cfg(test)]
 mod ua_tests;
 
@@ -508,18 +508,30 @@ impl UserAgent {
         Some(wire)
     }
 
-    /// Answers a datagram that parsed badly with 400, when it looks like a
-    /// request whose Via/From/To/Call-ID/CSeq we can echo (§8.2 / §21.4.1).
+    /// Answers a request that parsed badly (§8.2, §21.4.1, §21.5.6): 505 for
+    /// another SIP version, 501 for a method we do not know, else 400 with
+    /// a Warning. Needs a Via to answer to; ACK and responses get silence.
     fn reject_malformed(&mut self, transport: Transport, src: SocketAddr, data: &[u8], why: &str) {
         let Ok(text) = std::str::from_utf8(data) else {
             return;
         };
         let first = text.lines().next().unwrap_or_default();
-        if first.starts_with("SIP/") || !first.ends_with("SIP/2.0") {
+        let parts: Vec<&str> = first.split(' ').collect();
+        let [method, _uri, version] = parts[..] else {
+            return;
+        };
+        if first.starts_with("SIP/") || !version.starts_with("SIP/") || method == "ACK" {
             return;
         }
-        let mut b = "SIP/2.0 400 Bad Request\r\n".to_string();
-        let mut have = [false; 5];
+        let (status, why) = if version != "SIP/2.0" {
+            ("505 Version Not Supported", format!("{version} is not supported"))
+        } else if method.parse::<Method>().is_err() {
+            ("501 Not Implemented", format!("{method} is not implemented"))
+        } else {
+            ("400 Bad Request", why.to_string())
+        };
+        let mut b = format!("SIP/2.0 {status}\r\n");
+        let mut has_via = false;
         for line in text.lines().skip(1) {
             if line.is_empty() {
                 break;
@@ -528,17 +540,17 @@ impl UserAgent {
                 continue;
             };
             let name = msg::canonical_name(name);
-            let slot = ["Via", "From", "To", "Call-ID", "CSeq"]
-                .iter()
-                .position(|h| *h == name);
-            if let Some(i) = slot {
-                have[i] = true;
+            if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name.as_str()) {
+                has_via |= name == "Via";
                 b.push_str(line);
                 b.push_str("\r\n");
             }
         }
-        if !have.iter().all(|h| *h) {
+        if !has_via {
             return;
+        }
+        if status.starts_with("501") {
+            b.push_str(&format!("Allow: {ALLOW}\r\n"));
         }
         let why: String = why.chars().filter(|c| !c.is_control()).take(100).collect();
         b.push_str(&format!(
@@ -603,6 +615,18 @@ impl UserAgent {
             tracing::warn!(%src, "request without branch dropped");
             return;
         };
+        if req.cseq.1 != req.method() && req.method() != Method::Ack {
+            let why = format!("CSeq method {} does not match {}", req.cseq.1, req.method());
+            let raw = Builder::response(&req, 400, None)
+                .header("Warning", format!("399 switchboard \"{why}\""))
+                .build();
+            self.transmits.push_back(Transmit {
+                transport,
+                dst: src,
+                payload: raw,
+            });
+            return;
+        }
         if req.method() == Method::Ack {
             match self.servers.get_mut(&key) {
                 Some(server) => server.tx.on_ack(now),
