@@ -10,7 +10,7 @@ use common::{hosts, secs, Kamailio, Net, Switchboard, SwitchboardConfig};
 fn registers_with_digest_refreshes_and_unregisters_on_quit() {
     let net = Net::for_test("registration::digest");
     let kam = Kamailio::start(&net, &[("alice", "alicepw")]);
-    let config = SwitchboardConfig::registering(&net, "alice", "alicepw").with_expires(10);
+    let config = SwitchboardConfig::registering(&net, "alice", "alicepw").with_expires(60);
     let mut sb = Switchboard::start(&config.to_toml());
     let started = sb.wait_for(secs(10), "started");
     assert_eq!(
@@ -18,7 +18,7 @@ fn registers_with_digest_refreshes_and_unregisters_on_quit() {
         net.sip_addr(hosts::SWITCHBOARD).to_string()
     );
     let registered = sb.wait_for(secs(10), "registered");
-    assert_eq!(registered["expires"], 10);
+    assert_eq!(registered["expires"], 60);
     let contacts = kam.wait_registered("alice", secs(5));
     assert!(
         contacts
@@ -26,8 +26,8 @@ fn registers_with_digest_refreshes_and_unregisters_on_quit() {
             .any(|c| c.contains(&net.ip(hosts::SWITCHBOARD).to_string())),
         "{contacts:?}"
     );
-    // Refreshed before the 10 s expire (at 85 %).
-    sb.wait_event(secs(12), |e| e["event"] == "registered");
+    // Refreshed before the 60 s expire (at 85 %, 51 s).
+    sb.wait_event(secs(58), |e| e["event"] == "registered");
     assert!(!sb
         .events()
         .iter()
