@@ -102,3 +102,33 @@ fn baresip_calls_us_we_answer_and_each_side_hangs_up_once() {
     });
     assert_eq!(ended["reason"], "the far end hung up");
 }
+
+#[test]
+fn over_tcp_we_register_and_call_baresip_through_kamailio() {
+    let net = Net::for_test("calls_phones::tcp");
+    let kam = Kamailio::start_with(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw")],
+        KamailioAuth::RegisterAndCalls,
+    );
+    let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
+    let mut config = SwitchboardConfig::registering(&net, "alice", "alicepw");
+    config.accounts[0].transport = "tcp".into();
+    let mut sb = Switchboard::start(&config.to_toml());
+    sb.wait_for(secs(10), "registered");
+    let contacts = kam.wait_registered("alice", secs(5));
+    assert!(
+        contacts.iter().any(|c| c.contains("transport=tcp")),
+        "{contacts:?}"
+    );
+    bob.wait_registered(secs(10));
+    sb.send("dial bob");
+    sb.wait_call_state(secs(10), 1, "connected");
+    sb.send("hold");
+    sb.wait_call_state(secs(5), 1, "held");
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    bob.wait_log("session closed", secs(5));
+    assert!(sb.quit_and_wait(secs(10)).success());
+    kam.wait_unregistered("alice", secs(5));
+}

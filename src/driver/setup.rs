@@ -8,6 +8,7 @@
 //! command) and so runs before the tokio runtime takes over. It must not start the user agent
 //! or read the clock.
 
+use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 
@@ -86,7 +87,6 @@ pub enum SetupError {
 }
 
 /// Everything the run loop starts from: the core's configuration and the sockets it serves.
-#[derive(Debug)]
 pub struct Setup {
     /// The user agent's configuration (account with resolved addresses, advertised address,
     /// RTP ports, codecs, seed).
@@ -102,6 +102,18 @@ pub struct Setup {
     /// ours) until the media engine, which comes with a later issue, takes them over. They are
     /// blocking std sockets because the media engine runs on its own thread.
     pub rtp: Vec<UdpSocket>,
+}
+
+impl fmt::Debug for Setup {
+    /// Leaves the account (and so its password) out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Setup")
+            .field("local", &self.ua.local)
+            .field("bound", &self.bound)
+            .field("tcp", &self.sip_tcp.is_some())
+            .field("rtp", &self.rtp)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Setup {

@@ -524,9 +524,15 @@ impl UserAgent {
             return;
         }
         let (status, why) = if version != "SIP/2.0" {
-            ("505 Version Not Supported", format!("{version} is not supported"))
+            (
+                "505 Version Not Supported",
+                format!("{version} is not supported"),
+            )
         } else if method.parse::<Method>().is_err() {
-            ("501 Not Implemented", format!("{method} is not implemented"))
+            (
+                "501 Not Implemented",
+                format!("{method} is not implemented"),
+            )
         } else {
             ("400 Bad Request", why.to_string())
         };
