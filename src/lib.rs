@@ -14,6 +14,23 @@
 //! - [`sip`]: the SIP user agent; no sockets, no clock, no threads.
 //! - [`driver`]: owns the sockets and the clock and runs the user agent.
 //! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
+//!
+//! # Where this differs from the shared architecture sketch, and why
+//!
+//! - **Lines live in the core**, not the driver: "a new call takes the selected
+//!   line, a call arriving takes a free one, selecting a line holds the other"
+//!   is protocol behaviour (it sends re-INVITEs), so it is tested on simulated
+//!   time with everything else in `sip::ua_tests`.
+//! - **rsip parses, we build.** `sip::msg` parses with rsip and keeps headers
+//!   as canonical name/value pairs (compact forms expanded, lists split, the
+//!   Request-URI kept as written); requests and responses are written by a
+//!   small builder, because rsip's typed headers miss Refer-To, Replaces and
+//!   Event and re-render URIs.
+//! - **Timers belong to their machines.** Each transaction, the registration
+//!   and each call keep their own deadlines and report the earliest; there is
+//!   no central timer table to keep in step.
+//! - **The core logs through `tracing`** (a facade, no I/O of its own), so a
+//!   dropped malformed message or a failed registration leaves a trace.
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -118,11 +118,15 @@ pub async fn run(
         let deadline = ua.poll_timeout();
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
-                Ok((len, src)) => ua.handle_datagram(now(), Transport::Udp, src, &buf[..len]),
+                Ok((len, src)) => {
+                    log_message("received", src, &buf[..len]);
+                    ua.handle_datagram(now(), Transport::Udp, src, &buf[..len]);
+                }
                 Err(e) => tracing::debug!(error = %e, "SIP UDP receive failed"),
             },
             Some(input) = tcp_inputs.recv() => match input {
                 TcpInput::Message { peer, bytes } => {
+                    log_message("received", peer, &bytes);
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
                 TcpInput::Closed { peer, id } => tcp.closed(peer, id),
@@ -176,6 +180,7 @@ async fn drain(
         payload,
     }) = ua.poll_transmit()
     {
+        log_message("sending", dst, &payload);
         match transport {
             Transport::Udp => {
                 if let Err(e) = udp.send_to(&payload, dst).await {
@@ -188,6 +193,14 @@ async fn drain(
     while let Some(event) = ua.poll_event() {
         forward(events, event);
     }
+}
+
+/// Logs a SIP message's first line (debug) and the whole message (trace).
+fn log_message(what: &str, peer: SocketAddr, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let first = text.lines().next().unwrap_or_default();
+    tracing::debug!(%peer, len = bytes.len(), "{what}: {first}");
+    tracing::trace!(%peer, "{what}:\n{text}");
 }
 
 fn forward(events: &mpsc::UnboundedSender<Event>, event: Event) {

@@ -506,16 +506,7 @@ impl UserAgent {
         };
         let invite = call.invite.clone();
         let dst = call.first_hop;
-        let mut b = Builder::request(Method::Cancel, invite.request_uri().unwrap_or_default())
-            .header("Via", invite.header("Via").unwrap_or_default())
-            .header("Max-Forwards", "70")
-            .header("From", invite.from.to_string())
-            .header("To", invite.to.to_string())
-            .header("Call-ID", &invite.call_id)
-            .header("CSeq", format!("{} CANCEL", invite.cseq.0));
-        for route in invite.headers("Route") {
-            b = b.header("Route", route);
-        }
+        let b = super::transaction::invite_sibling(&invite, Method::Cancel, &invite.to);
         let bytes = self.common_headers(b).build();
         if let Some(dst) = dst {
             self.send_request(now, dst, bytes, Owner::Call(call_id.to_string()));

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::api::Command;
 use super::timer::epoch;
-use super::{Transport, UserAgent};
+use super::{Tokens, Transport, UserAgent};
 
 /// Real messages of the kinds a softphone meets, matching the dialogs the
 /// test sets up (Call-ID `live`, tags `b1`/our tag), so mutations reach deep.
@@ -48,16 +48,12 @@ From: <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>;tag=OURTAG\r\nCall
 Refer-To: <sip:carol@127.0.0.1?Replaces=abc%3Bto-tag%3D1%3Bfrom-tag%3D2>\r\nContent-Length: 0\r\n\r\n",
 ];
 
-/// Deterministic randomness (SplitMix64).
-struct Rng(u64);
+/// Deterministic randomness: the core's own token generator.
+struct Rng(Tokens);
 
 impl Rng {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next()
     }
 
     fn below(&mut self, n: usize) -> usize {
@@ -172,7 +168,7 @@ fn forty_thousand_mutated_and_random_messages_never_panic_and_state_stays_bounde
             cseq = m.cseq.0;
         }
     }
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng(Tokens(0x5eed));
     let mut sent_back = 0usize;
     let total = 40_000;
     for i in 0..total {

@@ -83,7 +83,7 @@ pub struct Transmit {
 }
 
 /// The account the user agent acts for, with addresses already resolved.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Account {
     /// User part of our address-of-record.
     pub user: String,
@@ -105,6 +105,24 @@ pub struct Account {
     pub register: bool,
     /// Requested registration lifetime in seconds.
     pub expires: u32,
+}
+
+impl std::fmt::Debug for Account {
+    /// Everything but the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("user", &self.user)
+            .field("domain", &self.domain)
+            .field("display_name", &self.display_name)
+            .field("auth_user", &self.auth_user)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("registrar", &self.registrar)
+            .field("registrar_addr", &self.registrar_addr)
+            .field("outbound_proxy", &self.outbound_proxy)
+            .field("register", &self.register)
+            .field("expires", &self.expires)
+            .finish()
+    }
 }
 
 impl Account {

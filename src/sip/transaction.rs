@@ -21,7 +21,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::msg::{Builder, Message, Method};
+use super::msg::{Builder, Message, Method, NameAddr};
 use super::timer::{due, earliest, TimerValues};
 use super::Transmit;
 
@@ -46,6 +46,23 @@ impl TxKey {
             method: method.to_string(),
         })
     }
+}
+
+/// A request in the INVITE's own transaction: CANCEL (§9.1) or the ACK of a
+/// non-2xx final (§17.1.1.3). Both copy the INVITE's Request-URI, top Via,
+/// From, Call-ID, CSeq number and Route; `to` is the To to use.
+pub fn invite_sibling(invite: &Message, method: Method, to: &NameAddr) -> Builder {
+    let mut b = Builder::request(method, invite.request_uri().unwrap_or_default())
+        .header("Via", invite.via.to_string())
+        .header("Max-Forwards", "70")
+        .header("From", invite.from.to_string())
+        .header("To", to.to_string())
+        .header("Call-ID", &invite.call_id)
+        .header("CSeq", format!("{} {method}", invite.cseq.0));
+    for route in invite.headers("Route") {
+        b = b.header("Route", route);
+    }
+    b
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -171,18 +188,7 @@ impl ClientTx {
 
     /// The ACK for a non-2xx final response (§17.1.1.3): same branch, R-URI and Route.
     fn ack_for(&self, resp: &Message) -> Vec<u8> {
-        let req = &self.request;
-        let mut b = Builder::request(Method::Ack, req.request_uri().unwrap_or_default())
-            .header("Via", req.via.to_string())
-            .header("Max-Forwards", "70")
-            .header("From", req.from.to_string())
-            .header("To", resp.to.to_string())
-            .header("Call-ID", &req.call_id)
-            .header("CSeq", format!("{} ACK", req.cseq.0));
-        for route in req.headers("Route") {
-            b = b.header("Route", route);
-        }
-        b.build()
+        invite_sibling(&self.request, Method::Ack, &resp.to).build()
     }
 
     /// The next deadline of this transaction.
