@@ -518,4 +518,32 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
         tx.on_timeout(t0 + Duration::from_secs(32), &mut out);
         assert!(tx.is_terminated());
     }
+
+    #[test]
+    fn non_invite_client_absorbs_response_copies_for_timer_k() {
+        let t0 = crate::sip::timer::epoch();
+        let req = request("OPTIONS");
+        let mut tx = ClientTx::new(
+            req.clone(),
+            wire(Transport::Udp),
+            TimerValues::default(),
+            t0,
+        );
+        let text = format!(
+            "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: {} OPTIONS\r\n\r\n",
+            req.via, req.from, req.to, req.call_id, req.cseq.0
+        );
+        let ok = Message::parse(text.as_bytes()).expect("200 parses");
+        let mut out = Vec::new();
+        assert_eq!(tx.on_response(&ok, t0, &mut out), ClientOutcome::Deliver);
+        assert_eq!(tx.on_response(&ok, t0, &mut out), ClientOutcome::Absorb);
+        assert!(out.is_empty());
+        assert_eq!(
+            tx.deadline(),
+            Some(t0 + Duration::from_secs(5)),
+            "timer K = T4"
+        );
+        assert!(!tx.on_timeout(t0 + Duration::from_secs(5), &mut out));
+        assert!(tx.is_terminated() && !tx.timed_out());
+    }
 }

@@ -797,3 +797,52 @@ fn selecting_the_other_line_holds_and_coming_back_resumes() {
     let resume = b.sent_request(Method::Invite);
     assert_eq!(sdp_direction(&resume), Direction::SendRecv);
 }
+
+#[test]
+fn early_media_183_shows_early_with_media_then_connects() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("sip:bob@127.0.0.3".into()));
+    let invite = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&invite, 183, "t", "", &phone_sdp("sendrecv")));
+    let events = b.events();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: CallState::Early,
+            ..
+        }
+    )));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Media { codec, .. } if codec == "PCMU")));
+    b.recv(
+        PHONE,
+        &reply(&invite, 200, "t", "Contact: <sip:bob@127.0.0.3>\r\n", ""),
+    );
+    b.sent_request(Method::Ack);
+    assert_eq!(
+        b.states(),
+        vec![CallState::Connected],
+        "the 183's answer stands"
+    );
+}
+
+#[test]
+fn answered_call_without_ack_is_ended_with_bye_after_64_t1() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("noack", "z9hG4bKn"));
+    b.cmd(Command::Answer(None));
+    b.sent();
+    b.events();
+    b.advance(Duration::from_millis(31_900));
+    assert!(
+        b.sent().iter().all(|m| m.code() == Some(200)),
+        "only 2xx resends"
+    );
+    b.advance(Duration::from_millis(200));
+    b.sent_request(Method::Bye);
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Ended, reason: Some(r), .. } if r.contains("no ACK")
+    )));
+}
