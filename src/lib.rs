@@ -36,4 +36,5 @@
 pub mod config;
 pub mod driver;
 pub mod headless;
+pub mod media;
 pub mod sip;

@@ -201,6 +201,7 @@ impl Setup {
                 .unwrap_or_else(default_user_agent),
             timers: TimerValues::default(),
             seed: rand::random(),
+            dtmf_info: false,
         };
         Ok(Setup {
             ua,

@@ -171,6 +171,44 @@ pub enum Event {
         #[serde(skip_serializing_if = "Option::is_none")]
         dtmf_payload_type: Option<u8>,
     },
+    /// The microphone of a call was muted or unmuted.
+    Mute {
+        /// The line of the call.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// True when the far end no longer hears the operator.
+        muted: bool,
+    },
+    /// The far end sent a DTMF digit (RFC 4733 or SIP INFO).
+    Dtmf {
+        /// The line of the call.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// `0-9`, `*`, `#`, `A-D`.
+        digit: char,
+    },
+    /// Receive quality of a call, every few seconds while it has media.
+    Quality {
+        /// The line of the call.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// Codec name (`opus`, `PCMU`, `PCMA`).
+        codec: String,
+        /// Packets lost, in percent of those expected.
+        loss_pct: f32,
+        /// Interarrival jitter (RFC 3550) in milliseconds.
+        jitter_ms: f32,
+        /// Round-trip time from RTCP, when known.
+        rtt_ms: Option<f32>,
+    },
+    /// Something happened to the audio devices (e.g. the headset was unplugged).
+    Audio {
+        /// What happened, in words.
+        message: String,
+    },
     /// The selected line changed.
     Line {
         /// The now selected line.

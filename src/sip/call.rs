@@ -14,12 +14,14 @@
 //! lets us CANCEL, and a 2xx that crosses the CANCEL is ACKed and BYEd.
 //! Glare on re-INVITE (491) is retried after the §14.1 random delay.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::api::{CallState, Direction, Event};
 use super::auth;
 use super::dialog::{Dialog, Role};
+use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
 use super::{line_no, Owner, Transmit, UserAgent};
@@ -64,13 +66,13 @@ pub(super) struct Call {
     /// SIP Call-ID.
     pub(super) call_id: String,
     /// Index of the line (0-based).
-    line: usize,
-    state: CallState,
-    role: Role,
+    pub(super) line: usize,
+    pub(super) state: CallState,
+    pub(super) role: Role,
     /// The far end as the operator sees it (URI).
     peer: String,
     /// Set once a dialog exists (early or confirmed).
-    dialog: Option<Dialog>,
+    pub(super) dialog: Option<Dialog>,
     /// Our tag (From for calls we place, To for calls we answer).
     local_tag: String,
     /// The initial INVITE: ours (for CANCEL and auth retries) or theirs
@@ -94,12 +96,12 @@ pub(super) struct Call {
     /// We sent an offer in a 2xx and expect the answer in the ACK.
     offer_in_2xx: bool,
     /// What media was agreed.
-    media: Option<Negotiated>,
+    pub(super) media: Option<Negotiated>,
     sdp_session: u64,
     sdp_version: u64,
     last_sdp_direction: Option<Direction>,
     /// We hold the peer.
-    local_hold: bool,
+    pub(super) local_hold: bool,
     /// The peer holds us.
     remote_hold: bool,
     reinvite: Option<Reinvite>,
@@ -108,6 +110,14 @@ pub(super) struct Call {
     pending_ack: Option<PendingAck>,
     /// The last ACK we sent for a 2xx, resent when the 2xx is.
     last_ack: Option<(u32, Transmit)>,
+    /// The media order last sent for this call (to send only changes).
+    pub(super) media_sent: Option<(Option<Stream>, Option<Tone>)>,
+    /// The operator muted the microphone on this call.
+    pub(super) muted: bool,
+    /// DTMF digits waiting to go as SIP INFO, one request at a time.
+    pub(super) info_queue: VecDeque<char>,
+    /// CSeq of the INFO in flight.
+    pub(super) info_in_flight: Option<u32>,
 }
 
 impl Call {
@@ -146,6 +156,10 @@ impl Call {
             glare_retry: None,
             pending_ack: None,
             last_ack: None,
+            media_sent: None,
+            muted: false,
+            info_queue: VecDeque::new(),
+            info_in_flight: None,
         }
     }
 
@@ -535,20 +549,26 @@ impl UserAgent {
         let version = call.next_sdp_version(dir);
         let body = sdp::offer(&local, dir, call.sdp_session, version);
         call.glare_retry = None;
-        if let Some(cseq) = self.send_in_dialog(now, call_id, Method::Invite, Some(body)) {
+        if let Some(cseq) = self.send_in_dialog(
+            now,
+            call_id,
+            Method::Invite,
+            Some(("application/sdp", body)),
+        ) {
             if let Some(call) = self.call_mut(call_id) {
                 call.reinvite = Some(Reinvite { hold, cseq });
             }
         }
     }
 
-    /// Sends a request on the call's dialog; returns its CSeq number.
-    fn send_in_dialog(
+    /// Sends a request on the call's dialog with an optional
+    /// `(content type, body)`; returns its CSeq number.
+    pub(super) fn send_in_dialog(
         &mut self,
         now: Instant,
         call_id: &str,
         method: Method,
-        sdp_body: Option<String>,
+        body: Option<(&str, String)>,
     ) -> Option<u32> {
         let via = self.via();
         let contact = self.contact_uri();
@@ -565,8 +585,8 @@ impl UserAgent {
                 .header("Supported", super::SUPPORTED);
         }
         b = b.header("User-Agent", user_agent);
-        if let Some(body) = sdp_body {
-            b = b.body("application/sdp", body);
+        if let Some((content_type, body)) = body {
+            b = b.body(content_type, body);
         }
         self.send_request(now, dst, b.build(), Owner::Call(call_id.to_string()))?;
         Some(cseq)
@@ -627,7 +647,7 @@ impl UserAgent {
                 self.on_invite_response(now, call_id, code, resp)
             }
             Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
-            Method::Bye | Method::Cancel => {}
+            Method::Info => self.on_info_response(now, call_id, request.cseq.0, code),
             _ => {}
         }
     }
@@ -1103,7 +1123,8 @@ impl UserAgent {
                 self.finish_call(&call_id, None, "the far end hung up");
             }
             Method::Invite => self.on_reinvite(now, &call_id, req),
-            Method::Info | Method::Options => {
+            Method::Info => self.on_info(now, &call_id, req),
+            Method::Options => {
                 self.respond(now, req, 200, |b| b);
             }
             Method::Refer => {
@@ -1225,6 +1246,7 @@ impl UserAgent {
             reason,
         };
         self.emit(ev);
+        self.sync_media(call_id);
     }
 
     /// Emits the call's negotiated media.
@@ -1243,6 +1265,7 @@ impl UserAgent {
             dtmf_payload_type: m.dtmf_payload_type,
         };
         self.emit(ev);
+        self.sync_media(call_id);
     }
 
     /// Holds every talking call except the one on line `keep`.

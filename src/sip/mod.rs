@@ -28,6 +28,8 @@ mod call;
 pub mod dialog;
 #[cfg(test)]
 mod garbage_tests;
+mod media_control;
+pub mod media_order;
 pub mod msg;
 mod register;
 pub mod sdp;
@@ -42,6 +44,7 @@ use std::time::Instant;
 
 pub use api::{CallState, Command, Direction, Event, LineNo};
 use call::Call;
+pub use media_order::MediaOrder;
 use msg::{Builder, Message, Method};
 use register::Registration;
 use timer::{earliest, TimerValues};
@@ -153,6 +156,8 @@ pub struct UaConfig {
     pub timers: TimerValues,
     /// Seed for tags, branches and Call-IDs (the core has no entropy source).
     pub seed: u64,
+    /// Send DTMF as SIP INFO instead of RFC 4733 telephone-events.
+    pub dtmf_info: bool,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -207,6 +212,7 @@ pub struct UserAgent {
     selected: usize,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
+    media_orders: VecDeque<MediaOrder>,
     quit_deadline: Option<Instant>,
     stopped: bool,
 }
@@ -225,6 +231,7 @@ impl UserAgent {
             selected: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            media_orders: VecDeque::new(),
             quit_deadline: None,
             stopped: false,
             cfg,
@@ -343,6 +350,8 @@ impl UserAgent {
                 let next = (self.selected + 1) % self.lines.len().max(1);
                 self.select_line(now, line_no(next));
             }
+            Command::Dtmf(digits) => self.dtmf(now, &digits),
+            Command::Mute => self.mute(),
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }
@@ -354,6 +363,11 @@ impl UserAgent {
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.transmits.pop_front()
+    }
+
+    /// The next order for the media engine.
+    pub fn poll_media_order(&mut self) -> Option<MediaOrder> {
+        self.media_orders.pop_front()
     }
 
     /// The next event for the operator.

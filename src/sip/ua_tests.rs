@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use md5::{Digest, Md5};
 
 use super::api::{CallState, Command, Direction, Event};
+use super::media_order::{MediaOrder, Source, Stream, Tone};
 use super::msg::{Message, Method};
 use super::sdp::Codec;
 use super::timer::{epoch, TimerValues};
@@ -38,6 +39,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         user_agent: "switchboard-test".into(),
         timers: TimerValues::default(),
         seed: 7,
+        dtmf_info: false,
     }
 }
 
@@ -844,5 +846,196 @@ fn answered_call_without_ack_is_ended_with_bye_after_64_t1() {
     assert!(b.events().iter().any(|e| matches!(
         e,
         Event::Call { state: CallState::Ended, reason: Some(r), .. } if r.contains("no ACK")
+    )));
+}
+
+// ---- media orders, mute, DTMF ----
+
+fn orders(b: &mut Bench) -> Vec<MediaOrder> {
+    std::iter::from_fn(|| b.ua.poll_media_order()).collect()
+}
+
+#[test]
+fn media_orders_follow_ringback_answer_hold_and_hangup() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("sip:bob@127.0.0.3".into()));
+    let invite = b.sent_request(Method::Invite);
+    assert!(orders(&mut b).is_empty(), "nothing to play while dialing");
+    b.recv(PHONE, &reply(&invite, 180, "t", "", ""));
+    assert!(matches!(
+        &orders(&mut b)[..],
+        [MediaOrder::Line {
+            line: 1,
+            stream: None,
+            tone: Some(Tone::Ringback),
+            ..
+        }]
+    ));
+    b.recv(
+        PHONE,
+        &reply(
+            &invite,
+            200,
+            "t",
+            "Contact: <sip:bob@127.0.0.3>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    let got = orders(&mut b);
+    let [MediaOrder::Line {
+        stream: Some(stream),
+        tone: None,
+        ..
+    }] = &got[..]
+    else {
+        panic!("one order with a stream: {got:?}");
+    };
+    assert_eq!(stream.codec, Codec::Pcmu);
+    assert_eq!(stream.remote, "127.0.0.3:30000".parse().expect("addr"));
+    assert_eq!(stream.source, Source::Microphone);
+    assert_eq!(stream.dtmf_payload_type, Some(101));
+    b.sent();
+    b.cmd(Command::Hold(None));
+    let hold = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    let got = orders(&mut b);
+    assert!(
+        got.iter().any(|o| matches!(
+            o,
+            MediaOrder::Line {
+                stream: Some(Stream {
+                    source: Source::MusicOnHold,
+                    direction: Direction::SendOnly,
+                    ..
+                }),
+                ..
+            }
+        )),
+        "{got:?}"
+    );
+    b.cmd(Command::Hangup(None));
+    assert!(matches!(
+        &orders(&mut b)[..],
+        [MediaOrder::Line {
+            stream: None,
+            tone: None,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn incoming_call_rings_the_ring_device_until_answered() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("r1", "z9hG4bKr"));
+    assert!(matches!(
+        &orders(&mut b)[..],
+        [MediaOrder::Line {
+            tone: Some(Tone::Ring),
+            ..
+        }]
+    ));
+    b.cmd(Command::Answer(None));
+    assert!(matches!(
+        &orders(&mut b)[..],
+        [MediaOrder::Line {
+            tone: None,
+            stream: Some(_),
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn mute_toggles_the_stream_and_tells_the_operator() {
+    let mut b = Bench::new(false);
+    connected_call(&mut b);
+    b.events();
+    orders(&mut b);
+    b.cmd(Command::Mute);
+    assert!(matches!(
+        &b.events()[..],
+        [Event::Mute {
+            line: 1,
+            muted: true,
+            ..
+        }]
+    ));
+    assert!(matches!(
+        &orders(&mut b)[..],
+        [MediaOrder::Line {
+            stream: Some(Stream { muted: true, .. }),
+            ..
+        }]
+    ));
+    b.cmd(Command::Mute);
+    assert!(matches!(
+        &b.events()[..],
+        [Event::Mute { muted: false, .. }]
+    ));
+}
+
+#[test]
+fn dtmf_goes_to_the_engine_as_rfc4733_and_bad_digits_are_refused() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dtmf("1".into()));
+    assert!(
+        matches!(&b.events()[..], [Event::Error { message }] if message.contains("no connected call"))
+    );
+    connected_call(&mut b);
+    orders(&mut b);
+    b.events();
+    b.cmd(Command::Dtmf("*1 00#".into()));
+    assert_eq!(
+        orders(&mut b),
+        vec![MediaOrder::Dtmf {
+            line: 1,
+            digits: "*100#".into()
+        }]
+    );
+    b.cmd(Command::Dtmf("12x".into()));
+    assert!(matches!(&b.events()[..], [Event::Error { message }] if message.contains("'X'")));
+}
+
+#[test]
+fn dtmf_as_sip_info_goes_one_digit_per_request_and_received_info_is_an_event() {
+    let now = epoch();
+    let mut cfg = config(false);
+    cfg.dtmf_info = true;
+    let mut b = Bench {
+        ua: UserAgent::new(cfg, now),
+        now,
+    };
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.cmd(Command::Dtmf("12".into()));
+    let info = b.sent_request(Method::Info);
+    assert_eq!(info.header("Content-Type"), Some("application/dtmf-relay"));
+    assert!(info
+        .body_text()
+        .is_some_and(|t| t.starts_with("Signal=1\r\n")));
+    b.recv(PHONE, &reply(&info, 200, "", "", ""));
+    let second = b.sent_request(Method::Info);
+    assert!(second
+        .body_text()
+        .is_some_and(|t| t.starts_with("Signal=2")));
+    b.recv(
+        PHONE,
+        &format!(
+            "INFO sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKinfo\r\n\
+             From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:bob@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+             CSeq: 5 INFO\r\nContent-Type: application/dtmf-relay\r\nContent-Length: 24\r\n\r\nSignal=#\r\nDuration=100\r\n",
+            invite.from.tag().expect("tag"),
+            invite.call_id
+        ),
+    );
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Dtmf {
+            digit: '#',
+            line: 1,
+            ..
+        }
     )));
 }

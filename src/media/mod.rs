@@ -1,0 +1,46 @@
+//! The voice path: headset ⇄ codec ⇄ RTP, one media thread for all lines.
+//!
+//! Never imports `sip`: the driver translates negotiated SDP into
+//! [`CodecKind`] and addresses.
+
+pub mod codec;
+pub mod device;
+pub mod dtmf;
+pub mod jitter;
+pub mod rtp;
+pub mod tones;
+
+/// The engine's internal sample rate (Hz): devices and codecs convert to it.
+pub const SAMPLE_RATE: u32 = 48_000;
+/// Length of one frame in milliseconds: the media clock's tick.
+pub const FRAME_MS: u32 = 20;
+/// Samples in one 20 ms mono frame at [`SAMPLE_RATE`].
+pub const FRAME_SAMPLES: usize = 960;
+/// One 20 ms frame of mono 16-bit PCM at 48 kHz.
+pub type Frame = [i16; FRAME_SAMPLES];
+
+/// The audio codecs the engine speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CodecKind {
+    /// Opus, 48 kHz RTP clock, mono, 20 ms.
+    Opus,
+    /// G.711 µ-law, 8 kHz.
+    Pcmu,
+    /// G.711 A-law, 8 kHz.
+    Pcma,
+}
+
+impl CodecKind {
+    /// The RTP clock rate (Hz).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            CodecKind::Opus => 48_000,
+            CodecKind::Pcmu | CodecKind::Pcma => 8_000,
+        }
+    }
+
+    /// RTP timestamp units in one 20 ms frame.
+    pub fn samples_per_frame(self) -> u32 {
+        self.clock_rate() / (1000 / FRAME_MS)
+    }
+}
