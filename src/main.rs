@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
-use switchboard::config::{Config, ConfigError};
+use switchboard::config::{AudioBackend, Config, ConfigError};
 use switchboard::driver::{self, Setup};
 use switchboard::headless;
 use switchboard::sip::Event;
@@ -43,6 +43,12 @@ struct Cli {
     /// The account to use, by name [default: the first one].
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
+    /// Take the microphone from this WAV file (selects the file audio backend).
+    #[arg(long, value_name = "FILE.wav")]
+    audio_in: Option<PathBuf>,
+    /// Write what the headset would play to this WAV file (selects the file audio backend).
+    #[arg(long, value_name = "FILE.wav")]
+    audio_out: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Sub>,
 }
@@ -54,12 +60,16 @@ enum Sub {
         /// The file to check [default: ~/.config/switchboard/config.toml].
         file: Option<PathBuf>,
     },
+    /// List the audio devices: their ids and names go in `[audio] input`, `output`,
+    /// `ring_output`.
+    Devices,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Sub::CheckConfig { file }) => check_config(file),
+        Some(Sub::Devices) => devices(),
         None => run(cli),
     }
 }
@@ -82,6 +92,54 @@ fn check_config(file: Option<PathBuf>) -> ExitCode {
         eprintln!("{problem}");
     }
     ExitCode::FAILURE
+}
+
+/// `switchboard devices`: one line per device, defaults marked.
+fn devices() -> ExitCode {
+    match switchboard::media::device::list_devices() {
+        Ok(list) if list.is_empty() => {
+            println!("no audio devices found");
+            ExitCode::SUCCESS
+        }
+        Ok(list) => {
+            for d in list {
+                let role = match (d.input, d.output) {
+                    (true, true) => "input+output",
+                    (true, false) => "input",
+                    (false, _) => "output",
+                };
+                let default = if d.is_default { " (default)" } else { "" };
+                println!(
+                    "{role:12} {}{default}: {} [{}]",
+                    d.id, d.name, d.default_config
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard: cannot list audio devices: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--audio-in` / `--audio-out` select the file backend with those files.
+fn apply_audio_flags(config: &mut Config, audio_in: Option<PathBuf>, audio_out: Option<PathBuf>) {
+    if audio_in.is_none() && audio_out.is_none() {
+        return;
+    }
+    let audio = &mut config.audio;
+    if audio.backend != AudioBackend::File {
+        audio.backend = AudioBackend::File;
+        audio.file_in = None;
+        audio.file_out = None;
+    }
+    if audio_in.is_some() {
+        audio.file_in = audio_in;
+    }
+    if audio_out.is_some() {
+        audio.file_out = audio_out;
+    }
 }
 
 /// switchboard needs an account to run; an empty configuration is valid TOML but not usable.
@@ -178,13 +236,14 @@ fn init_logging(path: Option<PathBuf>, level: &str) {
 }
 
 fn run(cli: Cli) -> ExitCode {
-    let (config, origin) = match load_config(cli.config.as_deref()) {
+    let (mut config, origin) = match load_config(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    apply_audio_flags(&mut config, cli.audio_in, cli.audio_out);
     let log_file = cli
         .log_file
         .or_else(|| config.general.log_file.clone())
@@ -296,6 +355,20 @@ mod tests {
             note(&file, "office", bound),
             "config /etc/sb.toml, account office"
         );
+    }
+
+    #[test]
+    fn audio_flags_select_the_file_backend() {
+        let mut config = Config::embedded_default();
+        apply_audio_flags(&mut config, None, None);
+        assert_eq!(config.audio.backend, AudioBackend::Cpal);
+        apply_audio_flags(&mut config, Some(PathBuf::from("in.wav")), None);
+        assert_eq!(config.audio.backend, AudioBackend::File);
+        assert_eq!(config.audio.file_in.as_deref(), Some(Path::new("in.wav")));
+        assert_eq!(config.audio.file_out, None);
+        apply_audio_flags(&mut config, None, Some(PathBuf::from("out.wav")));
+        assert_eq!(config.audio.file_in.as_deref(), Some(Path::new("in.wav")));
+        assert_eq!(config.audio.file_out.as_deref(), Some(Path::new("out.wav")));
     }
 
     #[test]

@@ -96,7 +96,9 @@ fn switchboard_config_builder_renders_the_expected_toml() {
     let toml = SwitchboardConfig::registering(&net, "alice", "al\"ice")
         .with_codecs(&["pcma"])
         .with_outbound_proxy(&format!("sip:{kam}:5060"))
-        .with_extra("[audio]\nbackend = \"null\"")
+        .with_network("rtp_port_min = 30000")
+        .with_audio("backend = \"file\"")
+        .with_extra("[media]\ndtmf = \"info\"")
         .to_toml();
     for line in [
         "[general]".to_owned(),
@@ -113,7 +115,11 @@ fn switchboard_config_builder_renders_the_expected_toml() {
         "register = true".to_owned(),
         "expires = 600".to_owned(),
         "order = [\"pcma\"]".to_owned(),
-        "backend = \"null\"".to_owned(),
+        "rtp_port_min = 30000".to_owned(),
+        "[audio]".to_owned(),
+        "backend = \"file\"".to_owned(),
+        "[media]".to_owned(),
+        "dtmf = \"info\"".to_owned(),
     ] {
         assert!(
             toml.lines().any(|l| l == line),
@@ -122,6 +128,11 @@ fn switchboard_config_builder_renders_the_expected_toml() {
     }
     let p2p = SwitchboardConfig::peer_to_peer(&net).to_toml();
     assert!(p2p.contains("register = false"), "{p2p}");
+    for text in [&toml, &p2p] {
+        if let Err(e) = switchboard::config::Config::parse(text, std::path::Path::new("lab.toml")) {
+            panic!("the builder's TOML is rejected: {e}\n{text}");
+        }
+    }
     assert!(!p2p.contains("password"), "{p2p}");
 }
 

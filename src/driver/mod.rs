@@ -3,14 +3,15 @@
 //! ```text
 //!   UDP socket ──────────────┐
 //!   TCP connections (tcp.rs) ┤                        ┌─► UDP send_to / TCP connection
-//!   front end's Commands ────┼─► UserAgent (sans-IO) ─┤
-//!   sleep_until(poll_timeout)┤                        └─► Events to the front end
+//!   front end's Commands ────┼─► UserAgent (sans-IO) ─┼─► Events to the front end
+//!   media engine's Reports ──┤          │             │
+//!   sleep_until(poll_timeout)┤          └─ MediaOrders ──► media engine (its own thread)
 //!   SIGINT / SIGTERM ────────┘   (quit)
 //! ```
 //!
 //! [`run`] loops over one `tokio::select!` of those inputs. After every input it drains the
-//! core: every [`Transmit`] is sent (a send error is logged, never fatal) and every [`Event`]
-//! is forwarded; then it sleeps until the next input or the core's next deadline. It ends when
+//! core: every [`Transmit`] is sent (a send error is logged, never fatal), every [`Event`]
+//! is forwarded and every media order goes to the media engine (see `media.rs`); then it sleeps until the next input or the core's next deadline. It ends when
 //! the core says it has stopped (after `quit`). The first SIGINT/SIGTERM is a `quit`; a second
 //! one ends the loop at once.
 //!
@@ -18,6 +19,7 @@
 //! of the two places allowed to read the clock ([`now`]); it holds no SIP logic: which call is
 //! on which line is the core's business.
 
+mod media;
 pub mod setup;
 mod tcp;
 
@@ -32,7 +34,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::sip::{Command, Event, Transmit, Transport, UserAgent};
-pub use setup::{choose_account, Setup, SetupError};
+use media::MediaBridge;
+pub use setup::{choose_account, MediaSetup, Setup, SetupError};
 use tcp::{TcpConnections, TcpInput};
 
 /// Receive buffer for one UDP datagram: the largest a UDP datagram can be (the core never
@@ -42,6 +45,9 @@ const UDP_RECV_BUFFER: usize = 65_535;
 /// Why the run loop could not start.
 #[derive(Debug, Error)]
 pub enum DriverError {
+    /// The media engine could not start.
+    #[error("media engine: {0}")]
+    Media(String),
     /// A socket or signal handler could not be handed to tokio.
     #[error("{what}: {source}")]
     Io {
@@ -70,6 +76,7 @@ pub async fn run(
         sip_udp,
         sip_tcp,
         rtp,
+        media: media_setup,
     } = setup;
     let io_error = |what| move |source| DriverError::Io { what, source };
     let udp = UdpSocket::from_std(sip_udp).map_err(io_error("registering the SIP UDP socket"))?;
@@ -83,11 +90,9 @@ pub async fn run(
         signal(SignalKind::terminate()).map_err(io_error("listening for SIGTERM"))?;
     let (mut tcp, mut tcp_inputs) = TcpConnections::new(bound.ip());
 
-    // The RTP sockets stay bound, unread, for the whole run: the ports are in our SDP, and the
-    // media engine (a later issue) will take the sockets over from here.
     let rtp_ports: Vec<u16> = rtp
         .iter()
-        .filter_map(|s| s.local_addr().ok().map(|a| a.port()))
+        .filter_map(|s| s.rtp.local_addr().ok().map(|a| a.port()))
         .collect();
     tracing::info!(
         %bound,
@@ -106,12 +111,24 @@ pub async fn run(
         },
     );
 
+    let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let (engine, notes) = media::start(media_setup, rtp, report_tx).map_err(DriverError::Media)?;
+    for note in notes {
+        forward(&events, note);
+    }
+    let mut bridge = MediaBridge::default();
+
     let mut ua = UserAgent::new(config, now());
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut commands_open = true;
     let mut signalled = false;
     loop {
         drain(&mut ua, &udp, &mut tcp, &events).await;
+        while let Some(order) = ua.poll_media_order() {
+            if let Some(control) = bridge.order(order) {
+                engine.send(control);
+            }
+        }
         if ua.is_stopped() {
             break;
         }
@@ -143,6 +160,11 @@ pub async fn run(
                 });
                 ua.command(now(), command);
             }
+            Some(report) = reports.recv() => {
+                if let Some(event) = bridge.report(report) {
+                    forward(&events, event);
+                }
+            }
             () = sleep_until(deadline) => ua.handle_timeout(now()),
             _ = interrupt.recv() => {
                 if on_signal("SIGINT", &mut signalled, &mut ua) {
@@ -156,7 +178,7 @@ pub async fn run(
             }
         }
     }
-    drop(rtp);
+    drop(engine);
     tracing::info!("driver stopped");
     Ok(())
 }

@@ -11,10 +11,15 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
 
 use thiserror::Error;
 
 use crate::config::{self, Config, ConfigError};
+use crate::media::codec::OpusSettings;
+use crate::media::device::Backend;
+use crate::media::engine::{EngineConfig, LineSockets};
+use crate::media::jitter::JitterConfig;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{Account, Transport, UaConfig};
@@ -97,11 +102,65 @@ pub struct Setup {
     pub sip_udp: UdpSocket,
     /// The SIP TCP listener on the same port (non-blocking), if it could be bound.
     pub sip_tcp: Option<TcpListener>,
-    /// One RTP socket per line, in line order, bound to even ports of the configured range.
-    /// Nothing reads them yet: the driver keeps them open (so the ports advertised in SDP stay
-    /// ours) until the media engine, which comes with a later issue, takes them over. They are
-    /// blocking std sockets because the media engine runs on its own thread.
-    pub rtp: Vec<UdpSocket>,
+    /// One RTP/RTCP socket pair per line, in line order: an even port of the configured
+    /// range and the next one. The media engine takes them over (std sockets: it runs on its
+    /// own thread).
+    pub rtp: Vec<LineSockets>,
+    /// The audio device to open and the media engine's settings.
+    pub media: MediaSetup,
+}
+
+/// What the media engine starts from.
+#[derive(Debug, Clone)]
+pub struct MediaSetup {
+    /// The audio backend and its devices or files.
+    pub backend: Backend,
+    /// Codec and jitter buffer settings.
+    pub engine: EngineConfig,
+    /// The WAV file held parties hear; `None`: silence.
+    pub music_on_hold: Option<PathBuf>,
+}
+
+impl MediaSetup {
+    /// The media settings of `config`, with `cname` (`user@host`) for RTCP.
+    pub fn new(config: &Config, cname: String) -> MediaSetup {
+        let audio = &config.audio;
+        let backend = match audio.backend {
+            config::AudioBackend::Cpal => Backend::Cpal {
+                input: audio.input.clone(),
+                output: audio.output.clone(),
+                ring_output: audio.ring_output.clone(),
+            },
+            config::AudioBackend::File => Backend::File {
+                input: audio.file_in.clone(),
+                looping: audio.file_loop,
+                output: audio.file_out.clone(),
+            },
+            config::AudioBackend::Null => Backend::Null,
+        };
+        let codecs = &config.codecs;
+        let media = &config.media;
+        let engine = EngineConfig {
+            opus: OpusSettings {
+                bitrate: i32::try_from(codecs.opus_bitrate).unwrap_or(i32::MAX),
+                complexity: codecs.opus_complexity,
+                fec: codecs.opus_fec,
+                dtx: codecs.opus_dtx,
+                ..OpusSettings::default()
+            },
+            jitter: JitterConfig {
+                min_ms: media.jitter_min_ms,
+                max_ms: media.jitter_max_ms,
+                start_ms: media.jitter_start_ms,
+            },
+            cname,
+        };
+        MediaSetup {
+            backend,
+            engine,
+            music_on_hold: audio.music_on_hold.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for Setup {
@@ -166,7 +225,7 @@ impl Setup {
         )?;
         let rtp_ports = rtp
             .iter()
-            .map(|s| s.local_addr().map(|a| a.port()))
+            .map(|s| s.rtp.local_addr().map(|a| a.port()))
             .collect::<io::Result<Vec<u16>>>()
             .map_err(|source| SetupError::Socket {
                 what: "reading an RTP socket's address",
@@ -191,7 +250,7 @@ impl Setup {
             },
             transport,
             local: SocketAddr::new(advertised, bound.port()),
-            media_ip: advertised,
+            media_ip: config.network.media_address.unwrap_or(advertised),
             rtp_ports,
             codecs: config.codecs.order.iter().map(|c| codec(*c)).collect(),
             user_agent: config
@@ -201,14 +260,16 @@ impl Setup {
                 .unwrap_or_else(default_user_agent),
             timers: TimerValues::default(),
             seed: rand::random(),
-            dtmf_info: false,
+            dtmf_info: config.media.dtmf == config::DtmfMethod::Info,
         };
+        let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         Ok(Setup {
             ua,
             bound,
             sip_udp,
             sip_tcp,
             rtp,
+            media,
         })
     }
 }
@@ -384,23 +445,25 @@ fn set_nonblocking(udp: &UdpSocket, tcp: Option<&TcpListener>) -> Result<(), Set
         })
 }
 
-/// Binds `count` UDP sockets on `ip` at even ports of `min..=max`, lowest free first (RTP uses
-/// even ports; RTCP, when it comes, the odd one above).
+/// Binds `count` RTP/RTCP socket pairs on `ip`: an even port of `min..=max` for RTP and the
+/// odd one above it for RTCP, lowest free pair first.
 pub fn bind_rtp(
     ip: IpAddr,
     min: u16,
     max: u16,
     count: usize,
-) -> Result<Vec<UdpSocket>, SetupError> {
+) -> Result<Vec<LineSockets>, SetupError> {
     let first = min.saturating_add(min % 2);
     let mut sockets = Vec::with_capacity(count);
-    for port in (first..=max).step_by(2) {
+    for port in (first..max).step_by(2) {
         if sockets.len() == count {
             break;
         }
-        if let Ok(socket) = UdpSocket::bind((ip, port)) {
-            sockets.push(socket);
-        }
+        let (Ok(rtp), Ok(rtcp)) = (UdpSocket::bind((ip, port)), UdpSocket::bind((ip, port + 1)))
+        else {
+            continue;
+        };
+        sockets.push(LineSockets { rtp, rtcp });
     }
     if sockets.len() < count {
         return Err(SetupError::BindRtp {
@@ -531,19 +594,20 @@ mod tests {
         let sockets = bind_rtp(ip, 40001, 40100, 2).expect("free ports");
         let ports: Vec<u16> = sockets
             .iter()
-            .map(|s| s.local_addr().unwrap().port())
+            .map(|s| s.rtp.local_addr().unwrap().port())
             .collect();
         assert!(ports.iter().all(|p| p % 2 == 0 && *p >= 40002), "{ports:?}");
         assert!(ports[0] < ports[1]);
         // With those held, the next call gets other ports.
         let more = bind_rtp(ip, 40001, 40100, 1).expect("free port");
-        let port = more[0].local_addr().unwrap().port();
+        let port = more[0].rtp.local_addr().unwrap().port();
+        assert_eq!(more[0].rtcp.local_addr().unwrap().port(), port + 1);
         assert!(port % 2 == 0 && !ports.contains(&port));
         // A range with no even port fails with a message naming it.
-        let err = bind_rtp(ip, 40001, 40001, 1).expect_err("no even port");
+        let err = bind_rtp(ip, 40001, 40002, 1).expect_err("no even port pair");
         assert_eq!(
             err.to_string(),
-            "no free even UDP port for RTP in 40001..=40001 on 127.0.0.1 (needed 1)"
+            "no free even UDP port for RTP in 40001..=40002 on 127.0.0.1 (needed 1)"
         );
     }
 

@@ -640,7 +640,11 @@ mod tests {
         assert_eq!(ALAW_DECODE[0xAA], 32_256);
         assert_eq!(ALAW_DECODE[0x2A], -32_256);
         for code in 0..=255u8 {
-            assert_eq!(alaw_encode(ALAW_DECODE[usize::from(code)]), code, "code {code:#04x}");
+            assert_eq!(
+                alaw_encode(ALAW_DECODE[usize::from(code)]),
+                code,
+                "code {code:#04x}"
+            );
         }
     }
 
@@ -661,7 +665,10 @@ mod tests {
                 }
             }
             println!("{law:?}: worst relative error above 1024: {worst_relative:.4}");
-            assert!(worst_relative < 0.04, "{law:?} worst relative error {worst_relative}");
+            assert!(
+                worst_relative < 0.04,
+                "{law:?} worst relative error {worst_relative}"
+            );
         }
     }
 
@@ -685,7 +692,10 @@ mod tests {
             let (corr, _) = best_correlation(&input, &output, 9_600, 19_200);
             assert!(corr > 0.999, "{kind:?} correlation {corr}");
             let level = rms(&output[9_600..]) / rms(&input[9_600..]);
-            assert!((0.97..1.03).contains(&level), "{kind:?} level ratio {level}");
+            assert!(
+                (0.97..1.03).contains(&level),
+                "{kind:?} level ratio {level}"
+            );
             // The delay, on a signal that is not periodic: resampling down and
             // up adds two linear-phase delays of 119.5 samples.
             let mut codec = Codec::new(kind, &OpusSettings::default()).expect("g711");
@@ -776,7 +786,10 @@ mod tests {
             snr(err_plc),
             snr(err_fec)
         );
-        assert!(err_fec < 0.5 * err_plc, "FEC {err_fec:.3e} vs PLC {err_plc:.3e}");
+        assert!(
+            err_fec < 0.5 * err_plc,
+            "FEC {err_fec:.3e} vs PLC {err_plc:.3e}"
+        );
     }
 
     #[test]
@@ -791,7 +804,10 @@ mod tests {
         let empty = (0..100)
             .filter(|_| codec.encode(&silence, &mut buf).expect("encode") == 0)
             .count();
-        assert!(empty > 80, "only {empty} of 100 silent frames were suppressed");
+        assert!(
+            empty > 80,
+            "only {empty} of 100 silent frames were suppressed"
+        );
     }
 
     #[test]
@@ -809,7 +825,10 @@ mod tests {
             codec.conceal(None, &mut out).expect("conceal");
             levels.push(rms(&out) / good);
         }
-        assert!(levels[0] > 0.6, "first concealed frame too quiet: {levels:?}");
+        assert!(
+            levels[0] > 0.6,
+            "first concealed frame too quiet: {levels:?}"
+        );
         assert!(levels.windows(2).all(|w| w[1] < w[0]), "{levels:?}");
         assert!(levels[4] < 0.05, "still loud after five losses: {levels:?}");
         assert_eq!(levels[5], 0.0, "not silent after six losses: {levels:?}");
@@ -824,7 +843,10 @@ mod tests {
         let mut out = [0i16; FRAME_SAMPLES];
         for kind in [CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma] {
             let mut codec = Codec::new(kind, &settings).expect("codec");
-            assert!(matches!(codec.decode(&[], &mut out), Err(CodecError::EmptyPayload)));
+            assert!(matches!(
+                codec.decode(&[], &mut out),
+                Err(CodecError::EmptyPayload)
+            ));
             let huge = vec![0u8; MAX_DECODE_PAYLOAD + 1];
             assert!(matches!(
                 codec.decode(&huge, &mut out),
@@ -834,7 +856,10 @@ mod tests {
         let mut pcmu = Codec::new(CodecKind::Pcmu, &settings).expect("pcmu");
         assert!(matches!(
             pcmu.decode(&[0u8; 80], &mut out),
-            Err(CodecError::FrameLength { expected: 160, got: 80 })
+            Err(CodecError::FrameLength {
+                expected: 160,
+                got: 80
+            })
         ));
         let mut opus = Codec::new(CodecKind::Opus, &settings).expect("opus");
         // Code-3 packet declaring zero frames: malformed.
@@ -847,7 +872,8 @@ mod tests {
             Err(CodecError::FrameLength { got: 480, .. })
         ));
         // Concealment with a garbage `next` falls back to PLC.
-        opus.conceal(Some(&[0x03, 0x00]), &mut out).expect("plc fallback");
+        opus.conceal(Some(&[0x03, 0x00]), &mut out)
+            .expect("plc fallback");
         // Random bytes: any result but a panic.
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let mut payload = [0u8; 400];
@@ -871,7 +897,10 @@ mod tests {
             complexity: 11,
             ..OpusSettings::default()
         };
-        assert!(matches!(Codec::new(CodecKind::Opus, &bad), Err(CodecError::Opus(_))));
+        assert!(matches!(
+            Codec::new(CodecKind::Opus, &bad),
+            Err(CodecError::Opus(_))
+        ));
         // G.711 ignores Opus settings.
         assert!(Codec::new(CodecKind::Pcmu, &bad).is_ok());
     }
@@ -882,7 +911,10 @@ mod tests {
         let mut small = [0u8; 100];
         assert!(matches!(
             codec.encode(&[0; FRAME_SAMPLES], &mut small),
-            Err(CodecError::OutputTooSmall { need: 160, got: 100 })
+            Err(CodecError::OutputTooSmall {
+                need: 160,
+                got: 100
+            })
         ));
     }
 }

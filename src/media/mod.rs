@@ -6,7 +6,9 @@
 pub mod codec;
 pub mod device;
 pub mod dtmf;
+pub mod engine;
 pub mod jitter;
+mod pipeline;
 pub mod rtp;
 pub mod tones;
 

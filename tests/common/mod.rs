@@ -67,6 +67,8 @@ pub mod kamailio;
 pub mod linphonec;
 pub mod net;
 pub mod process;
+pub mod relay;
+pub mod signal;
 pub mod sipp;
 pub mod switchboard;
 

@@ -447,6 +447,10 @@ pub struct SwitchboardConfig {
     pub accounts: Vec<AccountConfig>,
     /// `[codecs] order`.
     pub codecs: Vec<String>,
+    /// Raw lines of `[network]` after `bind` (e.g. the RTP port range).
+    pub network: String,
+    /// Raw lines of `[audio]`; default `backend = "null"` (the lab has no sound card).
+    pub audio: String,
     /// Raw TOML appended at the end (for sections this builder does not know).
     pub extra: String,
 }
@@ -475,6 +479,8 @@ impl SwitchboardConfig {
             bind: SocketAddr::from((me, 5060)),
             accounts: vec![AccountConfig::new("lab", "alice", &me.to_string())],
             codecs: vec!["pcmu".to_owned(), "pcma".to_owned()],
+            network: String::new(),
+            audio: "backend = \"null\"\n".to_owned(),
             extra: String::new(),
         }
     }
@@ -513,7 +519,22 @@ impl SwitchboardConfig {
         self
     }
 
-    /// Appends raw TOML (e.g. an `[audio]` section) after everything else.
+    /// Replaces the lines of `[audio]`.
+    pub fn with_audio(mut self, lines: &str) -> Self {
+        self.audio = lines.to_owned();
+        self
+    }
+
+    /// Adds lines to `[network]`.
+    pub fn with_network(mut self, lines: &str) -> Self {
+        self.network.push_str(lines);
+        if !self.network.ends_with('\n') {
+            self.network.push('\n');
+        }
+        self
+    }
+
+    /// Appends raw TOML (a section the builder does not know) after everything else.
     pub fn with_extra(mut self, toml: &str) -> Self {
         self.extra.push_str(toml);
         if !self.extra.ends_with('\n') {
@@ -528,14 +549,16 @@ impl SwitchboardConfig {
         let _ = writeln!(out, "[general]");
         let _ = writeln!(out, "log_level = {}\n", toml_string(&self.log_level));
         let _ = writeln!(out, "[network]");
-        let _ = writeln!(out, "bind = {}\n", toml_string(&self.bind.to_string()));
+        let _ = writeln!(out, "bind = {}", toml_string(&self.bind.to_string()));
+        let _ = writeln!(out, "{}", self.network);
         for account in &self.accounts {
             account.write_toml(&mut out);
             out.push('\n');
         }
         let codecs: Vec<String> = self.codecs.iter().map(|c| toml_string(c)).collect();
         let _ = writeln!(out, "[codecs]");
-        let _ = writeln!(out, "order = [{}]", codecs.join(", "));
+        let _ = writeln!(out, "order = [{}]\n", codecs.join(", "));
+        let _ = writeln!(out, "[audio]\n{}", self.audio);
         if !self.extra.is_empty() {
             out.push('\n');
             out.push_str(&self.extra);

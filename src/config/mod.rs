@@ -1,7 +1,7 @@
 //! The user's configuration: a serde mirror of `config.example.toml` and where to find it.
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
-//! `[[account]]`, `[codecs]`), the built-in configuration used when there is no file, and the
+//! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in [`media`]), the built-in configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -20,6 +20,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod media;
+
+pub use media::{Audio, AudioBackend, DtmfMethod, Media};
+
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
@@ -30,6 +34,8 @@ const DEFAULT_SIP_PORT: u16 = 5060;
 const EXPIRES_RANGE: std::ops::RangeInclusive<u32> = 60..=86400;
 /// Level names accepted in [`General::log_level`] (tracing's `EnvFilter` vocabulary).
 const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+/// The Opus bitrates libopus accepts, in bits per second.
+const OPUS_BITRATE_RANGE: std::ops::RangeInclusive<u32> = 6_000..=510_000;
 
 /// The whole configuration file.
 ///
@@ -47,9 +53,15 @@ pub struct Config {
     /// `[[account]]` tables, in file order.
     #[serde(default, rename = "account")]
     pub accounts: Vec<Account>,
-    /// `[codecs]`: audio codec preference.
+    /// `[codecs]`: audio codec preference and Opus settings.
     #[serde(default)]
     pub codecs: Codecs,
+    /// `[audio]`: where call audio comes from and goes to.
+    #[serde(default)]
+    pub audio: Audio,
+    /// `[media]`: jitter buffer and DTMF.
+    #[serde(default)]
+    pub media: Media,
 }
 
 /// The `[general]` section.
@@ -87,6 +99,8 @@ pub struct Network {
     pub rtp_port_min: u16,
     /// Highest local port used for RTP; greater than `rtp_port_min`. Default 32766.
     pub rtp_port_max: u16,
+    /// The IP address put in SDP for call audio; `None`: the address SIP advertises.
+    pub media_address: Option<IpAddr>,
 }
 
 impl Default for Network {
@@ -95,6 +109,7 @@ impl Default for Network {
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), DEFAULT_SIP_PORT),
             rtp_port_min: 16384,
             rtp_port_max: 32766,
+            media_address: None,
         }
     }
 }
@@ -270,12 +285,24 @@ pub struct Codecs {
     /// Codecs to offer, most preferred first; non-empty, no duplicates.
     /// Default `[opus, pcmu, pcma]`.
     pub order: Vec<Codec>,
+    /// Opus target bitrate in bits per second, 6000 to 510000. Default 24000.
+    pub opus_bitrate: u32,
+    /// Opus encoder complexity, 0 (cheapest) to 10 (best). Default 5.
+    pub opus_complexity: u8,
+    /// Opus in-band forward error correction. Default true.
+    pub opus_fec: bool,
+    /// Opus discontinuous transmission (send almost nothing in silence). Default false.
+    pub opus_dtx: bool,
 }
 
 impl Default for Codecs {
     fn default() -> Self {
         Self {
             order: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
+            opus_bitrate: 24_000,
+            opus_complexity: 5,
+            opus_fec: true,
+            opus_dtx: false,
         }
     }
 }
@@ -376,6 +403,7 @@ impl Config {
         if let Some(log_file) = &config.general.log_file {
             config.general.log_file = Some(expand_home(log_file));
         }
+        config.audio.expand_paths();
         Ok(config)
     }
 
@@ -404,6 +432,8 @@ impl Config {
                 expires: default_expires(),
             }],
             codecs: Codecs::default(),
+            audio: Audio::default(),
+            media: Media::default(),
         }
     }
 
@@ -498,6 +528,26 @@ impl Config {
                 );
             }
         }
+        let codecs = &self.codecs;
+        if !OPUS_BITRATE_RANGE.contains(&codecs.opus_bitrate) {
+            out.push(Problem::new(
+                "codecs.opus_bitrate",
+                format!(
+                    "{} b/s is out of range: use {} to {}",
+                    codecs.opus_bitrate,
+                    OPUS_BITRATE_RANGE.start(),
+                    OPUS_BITRATE_RANGE.end()
+                ),
+            ));
+        }
+        if codecs.opus_complexity > 10 {
+            out.push(Problem::new(
+                "codecs.opus_complexity",
+                format!("{} is out of range: use 0 to 10", codecs.opus_complexity),
+            ));
+        }
+        self.audio.problems(&mut out);
+        self.media.problems(&mut out);
         out
     }
 }

@@ -1,0 +1,249 @@
+//! The bridge between the core and the media engine: [`MediaOrder`]s become
+//! engine [`Control`]s, engine [`Report`]s become operator [`Event`]s; and
+//! [`start`], which opens the audio device and starts the engine.
+//!
+//! The core speaks of lines 1-based with SDP types; the engine of line
+//! indices with its own codec and stream types (it never imports `sip`).
+
+use tokio::sync::mpsc;
+
+use super::setup::MediaSetup;
+use crate::media::device::{self, Backend, DeviceNotice};
+use crate::media::engine::{
+    Control, LineSockets, LineTone, MediaEngine, Report, SendSource, StreamParams,
+};
+use crate::media::tones::MusicOnHold;
+use crate::media::CodecKind;
+use crate::sip::media_order::{Source, Stream, Tone};
+use crate::sip::sdp::Codec;
+use crate::sip::{Direction, Event, LineNo, MediaOrder};
+
+/// Opens the audio device and starts the media engine on `sockets`; its reports arrive on
+/// `reports`. A device that cannot be opened, or music on hold that cannot be loaded, is not
+/// fatal: the returned events say what runs instead (no sound, silence on hold).
+pub fn start(
+    setup: MediaSetup,
+    sockets: Vec<LineSockets>,
+    reports: mpsc::UnboundedSender<Report>,
+) -> Result<(MediaEngine, Vec<Event>), String> {
+    let mut notes = Vec::new();
+    let device = device::open(&setup.backend).or_else(|e| {
+        tracing::warn!(error = %e, "audio device unavailable");
+        notes.push(Event::Audio {
+            message: format!("{e}; running without sound"),
+        });
+        device::open(&Backend::Null)
+    });
+    let device = device.map_err(|e| format!("even the silent audio backend failed: {e}"))?;
+    let moh = setup.music_on_hold.as_ref().and_then(|path| {
+        MusicOnHold::load(path)
+            .map_err(|e| {
+                tracing::warn!(error = %e, "music on hold unavailable");
+                notes.push(Event::Audio {
+                    message: format!(
+                        "music on hold {}: {e}; held callers hear silence",
+                        path.display()
+                    ),
+                });
+            })
+            .ok()
+    });
+    let sink = Box::new(move |report| {
+        // The driver gone means we are stopping; the report no longer matters.
+        let _ = reports.send(report);
+    });
+    let engine =
+        MediaEngine::start(device, sockets, setup.engine, moh, sink).map_err(|e| e.to_string())?;
+    Ok((engine, notes))
+}
+
+/// Which call each line's media belongs to (for naming reports).
+#[derive(Debug, Default)]
+pub struct MediaBridge {
+    calls: Vec<Option<String>>,
+}
+
+impl MediaBridge {
+    /// Translates an order; remembers which call owns the line.
+    pub fn order(&mut self, order: MediaOrder) -> Option<Control> {
+        match order {
+            MediaOrder::Line {
+                line,
+                call_id,
+                stream,
+                tone,
+            } => {
+                let index = index(line)?;
+                if self.calls.len() <= index {
+                    self.calls.resize(index + 1, None);
+                }
+                self.calls[index] = (stream.is_some() || tone.is_some()).then_some(call_id);
+                Some(Control::Line {
+                    line: index,
+                    stream: stream.map(stream_params),
+                    tone: tone.map(|t| match t {
+                        Tone::Ringback => LineTone::Ringback,
+                        Tone::Ring => LineTone::Ring,
+                    }),
+                })
+            }
+            MediaOrder::Dtmf { line, digits } => Some(Control::Dtmf {
+                line: index(line)?,
+                digits,
+            }),
+        }
+    }
+
+    /// Translates a report into an event for the operator, if it is one.
+    pub fn report(&self, report: Report) -> Option<Event> {
+        match report {
+            Report::Quality {
+                line,
+                codec,
+                quality,
+            } => Some(Event::Quality {
+                line: line_no(line),
+                call_id: self.call(line)?,
+                codec: codec_name(codec).to_string(),
+                loss_pct: quality.loss_pct,
+                jitter_ms: quality.jitter_ms,
+                rtt_ms: quality.rtt_ms,
+            }),
+            Report::Dtmf { line, digit } => Some(Event::Dtmf {
+                line: line_no(line),
+                call_id: self.call(line)?,
+                digit,
+            }),
+            Report::Device(notice) => Some(Event::Audio {
+                message: match notice {
+                    DeviceNotice::InputLost(what) => format!("microphone lost: {what}"),
+                    DeviceNotice::OutputLost(what) => format!("headset output lost: {what}"),
+                    DeviceNotice::Xruns { input, output } => {
+                        format!("audio glitches: {input} input and {output} output under/overruns")
+                    }
+                    DeviceNotice::Switched(what) => what,
+                },
+            }),
+            Report::Problem { line, message } => Some(Event::Error {
+                message: format!("line {}: {message}", line_no(line)),
+            }),
+        }
+    }
+
+    fn call(&self, index: usize) -> Option<String> {
+        self.calls.get(index)?.clone()
+    }
+}
+
+fn index(line: LineNo) -> Option<usize> {
+    usize::from(line).checked_sub(1)
+}
+
+fn line_no(index: usize) -> LineNo {
+    LineNo::try_from(index + 1).unwrap_or(LineNo::MAX)
+}
+
+fn codec_kind(codec: Codec) -> CodecKind {
+    match codec {
+        Codec::Opus => CodecKind::Opus,
+        Codec::Pcmu => CodecKind::Pcmu,
+        Codec::Pcma => CodecKind::Pcma,
+    }
+}
+
+fn codec_name(codec: CodecKind) -> &'static str {
+    match codec {
+        CodecKind::Opus => "opus",
+        CodecKind::Pcmu => "PCMU",
+        CodecKind::Pcma => "PCMA",
+    }
+}
+
+fn stream_params(s: Stream) -> StreamParams {
+    StreamParams {
+        codec: codec_kind(s.codec),
+        payload_type: s.payload_type,
+        remote: s.remote,
+        send: matches!(s.direction, Direction::SendRecv | Direction::SendOnly),
+        receive: matches!(s.direction, Direction::SendRecv | Direction::RecvOnly),
+        dtmf_payload_type: s.dtmf_payload_type,
+        source: match s.source {
+            Source::Microphone => SendSource::Microphone,
+            Source::MusicOnHold => SendSource::MusicOnHold,
+        },
+        muted: s.muted,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::Quality;
+
+    fn line_order(direction: Direction) -> MediaOrder {
+        MediaOrder::Line {
+            line: 2,
+            call_id: "c2".into(),
+            stream: Some(Stream {
+                codec: Codec::Opus,
+                payload_type: 111,
+                remote: "127.0.0.3:4000".parse().expect("addr"),
+                direction,
+                dtmf_payload_type: Some(110),
+                source: Source::MusicOnHold,
+                muted: false,
+            }),
+            tone: None,
+        }
+    }
+
+    #[test]
+    fn orders_map_lines_directions_and_sources() {
+        let mut bridge = MediaBridge::default();
+        let Some(Control::Line {
+            line: 1,
+            stream: Some(p),
+            tone: None,
+        }) = bridge.order(line_order(Direction::SendOnly))
+        else {
+            panic!("a line control for index 1");
+        };
+        assert_eq!(p.codec, CodecKind::Opus);
+        assert!(p.send && !p.receive);
+        assert_eq!(p.source, SendSource::MusicOnHold);
+        assert!(bridge
+            .order(MediaOrder::Dtmf {
+                line: 0,
+                digits: "1".into()
+            })
+            .is_none());
+    }
+
+    #[test]
+    fn reports_name_the_call_of_the_line() {
+        let mut bridge = MediaBridge::default();
+        bridge.order(line_order(Direction::SendRecv));
+        let quality = Quality {
+            loss_pct: 1.5,
+            jitter_ms: 3.0,
+            rtt_ms: None,
+            packets_received: 100,
+            packets_lost: 2,
+        };
+        let ev = bridge.report(Report::Quality {
+            line: 1,
+            codec: CodecKind::Opus,
+            quality,
+        });
+        assert!(matches!(ev, Some(Event::Quality { line: 2, ref call_id, .. }) if call_id == "c2"));
+        assert!(
+            bridge
+                .report(Report::Dtmf {
+                    line: 0,
+                    digit: '5'
+                })
+                .is_none(),
+            "no call on line 1"
+        );
+    }
+}

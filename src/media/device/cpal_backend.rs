@@ -1,0 +1,877 @@
+//! The cpal back-end: microphone, headset and ring device on real sound cards.
+//!
+//! Owns the cpal streams, the media-thread ends of their rings (`paths`),
+//! the choice of stream configuration, and the handling of lost devices.
+//! The callbacks themselves are `realtime`'s. Everything here runs on the
+//! media thread (or at open); it must not panic on anything the audio system
+//! does, and it must not read a clock: [`AudioDevice::poll_notice`] is called
+//! once per 20 ms tick, so its calls are this module's clock.
+//!
+//! ```text
+//!   open:  name → exact match (description or id) among the devices of that direction
+//!          (else an error listing them); None → the system default
+//!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
+//!          buffer: 10 ms if the device allows it, else its default
+//!
+//!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s: reopen the
+//!                 ▲            notice *Lost          │   configured device, else
+//!                 └────────── notice Switched ◄──────┘   the default one)
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+use cpal::SupportedStreamConfigRange;
+use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize, SupportedStreamConfig};
+
+use super::paths::{self, CapturePath, PlaybackPath};
+use super::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
+use super::{AudioDevice, DeviceError, DeviceInfo, DeviceNotice, RingMix};
+use crate::media::{Frame, SAMPLE_RATE};
+
+/// How long the audio system may take to build a stream.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ticks (20 ms) between two attempts to reopen a lost device: 2 s.
+const RETRY_TICKS: u64 = 100;
+/// Ticks (20 ms) between two xrun reports at most: 5 s.
+const XRUN_REPORT_TICKS: u64 = 250;
+/// Callback period asked for, in milliseconds.
+const CALLBACK_MS: u32 = 10;
+
+/// Which stream an endpoint is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Input,
+    Output,
+    Ring,
+}
+
+impl Direction {
+    fn label(self) -> &'static str {
+        match self {
+            Direction::Input => "input",
+            Direction::Output => "output",
+            Direction::Ring => "ring output",
+        }
+    }
+}
+
+/// An open stream as the endpoint logic sees it.
+trait OpenStream {
+    /// The error callback reported the stream dead.
+    fn is_lost(&self) -> bool;
+    /// Dropouts so far.
+    fn xruns(&self) -> u64;
+    /// The device's name.
+    fn device(&self) -> &str;
+}
+
+struct Capture {
+    _stream: cpal::Stream,
+    path: CapturePath,
+    flags: Arc<StreamFlags>,
+    device: String,
+}
+
+struct Playback {
+    _stream: cpal::Stream,
+    path: PlaybackPath,
+    flags: Arc<StreamFlags>,
+    device: String,
+}
+
+impl OpenStream for Capture {
+    fn is_lost(&self) -> bool {
+        self.flags.is_lost()
+    }
+    fn xruns(&self) -> u64 {
+        self.flags.xruns() + self.path.glitches()
+    }
+    fn device(&self) -> &str {
+        &self.device
+    }
+}
+
+impl OpenStream for Playback {
+    fn is_lost(&self) -> bool {
+        self.flags.is_lost()
+    }
+    fn xruns(&self) -> u64 {
+        self.flags.xruns() + self.path.glitches()
+    }
+    fn device(&self) -> &str {
+        &self.device
+    }
+}
+
+/// One stream and its recovery: open, or down and retried every 2 s.
+struct Endpoint<T> {
+    direction: Direction,
+    /// The configured device name (`None` = default).
+    wanted: Option<String>,
+    state: State<T>,
+    /// Dropouts of streams that have been dropped.
+    retired_xruns: u64,
+}
+
+enum State<T> {
+    Open(T),
+    Down { retry_at: u64 },
+}
+
+impl<T: OpenStream> Endpoint<T> {
+    fn new(direction: Direction, wanted: Option<&str>, stream: T) -> Self {
+        Endpoint {
+            direction,
+            wanted: wanted.map(str::to_string),
+            state: State::Open(stream),
+            retired_xruns: 0,
+        }
+    }
+
+    fn stream(&mut self) -> Option<&mut T> {
+        match &mut self.state {
+            State::Open(s) => Some(s),
+            State::Down { .. } => None,
+        }
+    }
+
+    fn xruns(&self) -> u64 {
+        self.retired_xruns
+            + match &self.state {
+                State::Open(s) => s.xruns(),
+                State::Down { .. } => 0,
+            }
+    }
+
+    /// Notices a lost stream (dropping it) or retries a down one with `reopen`
+    /// (given the device name, `None` = default).
+    fn poll(
+        &mut self,
+        tick: u64,
+        mut reopen: impl FnMut(Option<&str>) -> Result<T, DeviceError>,
+    ) -> Option<DeviceNotice> {
+        match &self.state {
+            State::Open(s) if s.is_lost() => {
+                let name = s.device().to_string();
+                self.retired_xruns += s.xruns();
+                self.state = State::Down {
+                    retry_at: tick + RETRY_TICKS,
+                };
+                Some(match self.direction {
+                    Direction::Input => DeviceNotice::InputLost(name),
+                    Direction::Output => DeviceNotice::OutputLost(name),
+                    Direction::Ring => DeviceNotice::OutputLost(format!("{name} (ring)")),
+                })
+            }
+            State::Down { retry_at } if tick >= *retry_at => {
+                let label = self.direction.label();
+                let (result, fell_back) = match reopen(self.wanted.as_deref()) {
+                    Err(_) if self.wanted.is_some() => (reopen(None), true),
+                    other => (other, false),
+                };
+                match result {
+                    Ok(stream) => {
+                        let name = stream.device().to_string();
+                        self.state = State::Open(stream);
+                        Some(DeviceNotice::Switched(if fell_back {
+                            format!("{label} fell back to the default device \"{name}\"")
+                        } else {
+                            format!("{label} is back on \"{name}\"")
+                        }))
+                    }
+                    Err(_) => {
+                        self.state = State::Down {
+                            retry_at: tick + RETRY_TICKS,
+                        };
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Turns running dropout totals into at most one notice per 5 s, only when
+/// they changed, as differences since the previous notice.
+#[derive(Debug, Default)]
+struct XrunReporter {
+    reported: (u64, u64),
+    next_at: u64,
+}
+
+impl XrunReporter {
+    fn poll(&mut self, tick: u64, input: u64, output: u64) -> Option<DeviceNotice> {
+        if tick < self.next_at {
+            return None;
+        }
+        if (input, output) == self.reported {
+            return None;
+        }
+        self.next_at = tick + XRUN_REPORT_TICKS;
+        let notice = DeviceNotice::Xruns {
+            input: input.saturating_sub(self.reported.0),
+            output: output.saturating_sub(self.reported.1),
+        };
+        self.reported = (input, output);
+        Some(notice)
+    }
+}
+
+/// Sound cards through cpal.
+pub(super) struct CpalDevice {
+    input: Endpoint<Capture>,
+    output: Endpoint<Playback>,
+    ring: Option<Endpoint<Playback>>,
+    ring_mix: RingMix,
+    tick: u64,
+    xruns: XrunReporter,
+    notices: VecDeque<DeviceNotice>,
+}
+
+impl CpalDevice {
+    /// Opens the input, the output and, if named, the ring output.
+    pub(super) fn open(
+        input: Option<&str>,
+        output: Option<&str>,
+        ring_output: Option<&str>,
+    ) -> Result<CpalDevice, DeviceError> {
+        let capture = open_capture(input)?;
+        let playback = open_playback(output, Direction::Output)?;
+        let ring = match ring_output {
+            Some(name) => Some(Endpoint::new(
+                Direction::Ring,
+                Some(name),
+                open_playback(Some(name), Direction::Ring)?,
+            )),
+            None => None,
+        };
+        Ok(CpalDevice {
+            input: Endpoint::new(Direction::Input, input, capture),
+            output: Endpoint::new(Direction::Output, output, playback),
+            ring,
+            ring_mix: RingMix::new(),
+            tick: 0,
+            // The first report comes after 5 s at the earliest.
+            xruns: XrunReporter {
+                reported: (0, 0),
+                next_at: XRUN_REPORT_TICKS,
+            },
+            notices: VecDeque::new(),
+        })
+    }
+}
+
+impl AudioDevice for CpalDevice {
+    fn read_frame(&mut self, frame: &mut Frame) -> bool {
+        match self.input.stream() {
+            Some(c) => c.path.read(frame),
+            None => false,
+        }
+    }
+
+    fn write_frame(&mut self, frame: &Frame) {
+        let mut out = *frame;
+        self.ring_mix.mix_into(&mut out);
+        if let Some(p) = self.output.stream() {
+            p.path.write(&out);
+        }
+    }
+
+    fn write_ring_frame(&mut self, frame: &Frame) {
+        match self.ring.as_mut().and_then(Endpoint::stream) {
+            Some(p) => p.path.write(frame),
+            // No ring device, or it is down: ring on the headset.
+            None => self.ring_mix.put(frame),
+        }
+    }
+
+    fn poll_notice(&mut self) -> Option<DeviceNotice> {
+        self.tick += 1;
+        let tick = self.tick;
+        if let Some(n) = self.input.poll(tick, open_capture) {
+            self.notices.push_back(n);
+        }
+        if let Some(n) = self
+            .output
+            .poll(tick, |name| open_playback(name, Direction::Output))
+        {
+            self.notices.push_back(n);
+        }
+        if let Some(ring) = &mut self.ring {
+            if let Some(n) = ring.poll(tick, |name| open_playback(name, Direction::Ring)) {
+                self.notices.push_back(n);
+            }
+        }
+        let output_xruns = self.output.xruns() + self.ring.as_ref().map_or(0, Endpoint::xruns);
+        if let Some(n) = self.xruns.poll(tick, self.input.xruns(), output_xruns) {
+            self.notices.push_back(n);
+        }
+        self.notices.pop_front()
+    }
+}
+
+/// A device's name; devices that cannot describe themselves get a placeholder.
+fn device_name(device: &cpal::Device) -> String {
+    device
+        .description()
+        .map(|d| d.name().to_string())
+        .unwrap_or_else(|_| "(unnamed device)".to_string())
+}
+
+/// The device's stable identifier, e.g. `alsa:hw:CARD=Headset,DEV=0`.
+fn device_id(device: &cpal::Device) -> String {
+    device.id().map(|id| id.to_string()).unwrap_or_default()
+}
+
+/// `wanted` names this device: its description, its full id, or its id
+/// without the host prefix (`hw:CARD=Headset,DEV=0`).
+fn is_named(device: &cpal::Device, wanted: &str) -> bool {
+    if device_name(device) == wanted {
+        return true;
+    }
+    device
+        .id()
+        .map(|id| id.id() == wanted || id.to_string() == wanted)
+        .unwrap_or(false)
+}
+
+/// How devices are listed in errors: `description (id)`.
+fn names(devices: impl Iterator<Item = cpal::Device>) -> Vec<String> {
+    devices
+        .map(|d| match d.id() {
+            Ok(id) => format!("{} ({})", device_name(&d), id.id()),
+            Err(_) => device_name(&d),
+        })
+        .collect()
+}
+
+/// The named device (exact match) of that direction, or the default one.
+fn find_device(
+    host: &cpal::Host,
+    name: Option<&str>,
+    direction: Direction,
+) -> Result<(cpal::Device, String), DeviceError> {
+    let input = direction == Direction::Input;
+    let candidates = || -> Vec<cpal::Device> {
+        let listed = if input {
+            host.input_devices().map(|d| d.collect::<Vec<_>>())
+        } else {
+            host.output_devices().map(|d| d.collect::<Vec<_>>())
+        };
+        listed.unwrap_or_default()
+    };
+    match name {
+        Some(wanted) => {
+            let devices = candidates();
+            match devices.iter().position(|d| is_named(d, wanted)) {
+                Some(i) => {
+                    let device = devices.into_iter().nth(i).ok_or_else(|| {
+                        DeviceError::Host("device list changed while searching".into())
+                    })?;
+                    Ok((device, wanted.to_string()))
+                }
+                None => Err(DeviceError::NoSuchDevice {
+                    direction: direction.label(),
+                    name: wanted.to_string(),
+                    available: names(devices.into_iter()),
+                }),
+            }
+        }
+        None => {
+            let default = if input {
+                host.default_input_device()
+            } else {
+                host.default_output_device()
+            };
+            match default {
+                Some(device) => {
+                    let name = device_name(&device);
+                    Ok((device, name))
+                }
+                None => Err(DeviceError::NoDefaultDevice {
+                    direction: direction.label(),
+                    available: names(candidates().into_iter()),
+                }),
+            }
+        }
+    }
+}
+
+/// Rank for a 48 kHz configuration: float before 16-bit, then the preferred
+/// channel count.
+fn rank(range: &SupportedStreamConfigRange, prefer_channels: u16) -> (bool, bool) {
+    (
+        range.sample_format() != SampleFormat::F32,
+        range.channels() != prefer_channels,
+    )
+}
+
+/// Picks a stream configuration: 48 kHz with 1–2 channels in f32 or i16 when
+/// the device offers one (preferring f32 and `prefer_channels`), else the
+/// device's default, else its first range at 48 kHz or its highest rate.
+fn choose_config(
+    ranges: &[SupportedStreamConfigRange],
+    default: Option<SupportedStreamConfig>,
+    prefer_channels: u16,
+) -> Option<SupportedStreamConfig> {
+    let best = ranges
+        .iter()
+        .filter(|r| {
+            r.contains_rate(SAMPLE_RATE)
+                && (1..=2).contains(&r.channels())
+                && matches!(r.sample_format(), SampleFormat::F32 | SampleFormat::I16)
+        })
+        .min_by_key(|r| rank(r, prefer_channels));
+    if let Some(r) = best {
+        return Some(r.with_sample_rate(SAMPLE_RATE));
+    }
+    if default.is_some() {
+        return default;
+    }
+    ranges.first().map(|r| {
+        r.try_with_sample_rate(SAMPLE_RATE)
+            .unwrap_or_else(|| r.with_max_sample_rate())
+    })
+}
+
+/// A 10 ms callback period if the device states a range that allows it.
+fn preferred_buffer(config: &SupportedStreamConfig) -> Option<BufferSize> {
+    match *config.buffer_size() {
+        SupportedBufferSize::Range { min, max } if min <= max => {
+            let want = config.sample_rate() * CALLBACK_MS / 1000;
+            Some(BufferSize::Fixed(want.clamp(min, max)))
+        }
+        _ => None,
+    }
+}
+
+fn describe(config: &SupportedStreamConfig) -> String {
+    format!(
+        "{} Hz, {} ch, {}",
+        config.sample_rate(),
+        config.channels(),
+        config.sample_format()
+    )
+}
+
+/// A built (not yet playing) stream, its ring end and flags.
+type Built<R> = (cpal::Stream, R, Arc<StreamFlags>);
+
+fn unsupported_format(format: SampleFormat) -> cpal::Error {
+    cpal::Error::with_message(
+        cpal::ErrorKind::UnsupportedConfig,
+        format!("sample format {format} is not supported"),
+    )
+}
+
+fn build_capture(
+    device: &cpal::Device,
+    config: &StreamConfig,
+    format: SampleFormat,
+) -> Result<Built<rtrb::Consumer<f32>>, cpal::Error> {
+    let (producer, consumer) = paths::ring(config.sample_rate);
+    let flags = Arc::new(StreamFlags::default());
+    let mut callback = CaptureCallback::new(producer, config.channels, flags.clone());
+    let errors = flags.clone();
+    macro_rules! build {
+        ($($variant:ident => $t:ty),+) => {
+            match format {
+                $(SampleFormat::$variant => device.build_input_stream::<$t, _, _>(
+                    *config,
+                    move |data: &[$t], _: &cpal::InputCallbackInfo| callback.process(data),
+                    move |e: cpal::Error| errors.on_error(e.kind()),
+                    Some(OPEN_TIMEOUT),
+                ),)+
+                other => Err(unsupported_format(other)),
+            }
+        };
+    }
+    let stream = build!(I8 => i8, I16 => i16, I32 => i32, U8 => u8, U16 => u16, U32 => u32,
+        F32 => f32, F64 => f64)?;
+    Ok((stream, consumer, flags))
+}
+
+fn build_playback(
+    device: &cpal::Device,
+    config: &StreamConfig,
+    format: SampleFormat,
+) -> Result<Built<rtrb::Producer<f32>>, cpal::Error> {
+    let (producer, consumer) = paths::ring(config.sample_rate);
+    let flags = Arc::new(StreamFlags::default());
+    let mut callback = PlaybackCallback::new(consumer, config.channels, flags.clone());
+    let errors = flags.clone();
+    macro_rules! build {
+        ($($variant:ident => $t:ty),+) => {
+            match format {
+                $(SampleFormat::$variant => device.build_output_stream::<$t, _, _>(
+                    *config,
+                    move |data: &mut [$t], _: &cpal::OutputCallbackInfo| callback.process(data),
+                    move |e: cpal::Error| errors.on_error(e.kind()),
+                    Some(OPEN_TIMEOUT),
+                ),)+
+                other => Err(unsupported_format(other)),
+            }
+        };
+    }
+    let stream = build!(I8 => i8, I16 => i16, I32 => i32, U8 => u8, U16 => u16, U32 => u32,
+        F32 => f32, F64 => f64)?;
+    Ok((stream, producer, flags))
+}
+
+/// Finds the device, chooses its configuration and builds the stream (with a
+/// 10 ms period, or the device's default period if that fails).
+fn build_on<R>(
+    name: Option<&str>,
+    direction: Direction,
+    build: impl Fn(&cpal::Device, &StreamConfig, SampleFormat) -> Result<Built<R>, cpal::Error>,
+) -> Result<(Built<R>, String, u32), DeviceError> {
+    let host = cpal::default_host();
+    let (device, device_name) = find_device(&host, name, direction)?;
+    let stream_error = |reason: String| DeviceError::Stream {
+        direction: direction.label(),
+        device: device_name.clone(),
+        reason,
+    };
+    let (ranges, default, prefer_channels) = if direction == Direction::Input {
+        (
+            device
+                .supported_input_configs()
+                .map(|r| r.collect::<Vec<_>>())
+                .unwrap_or_default(),
+            device.default_input_config().ok(),
+            1,
+        )
+    } else {
+        (
+            device
+                .supported_output_configs()
+                .map(|r| r.collect::<Vec<_>>())
+                .unwrap_or_default(),
+            device.default_output_config().ok(),
+            2,
+        )
+    };
+    let chosen = choose_config(&ranges, default, prefer_channels)
+        .ok_or_else(|| stream_error("the device offers no stream configuration".into()))?;
+    let mut config = chosen.config();
+    config.buffer_size = BufferSize::Default;
+    let built = match preferred_buffer(&chosen) {
+        Some(buffer) => {
+            let mut fixed = config;
+            fixed.buffer_size = buffer;
+            build(&device, &fixed, chosen.sample_format())
+                .or_else(|_| build(&device, &config, chosen.sample_format()))
+        }
+        None => build(&device, &config, chosen.sample_format()),
+    }
+    .map_err(|e| stream_error(format!("{} ({e})", describe(&chosen))))?;
+    built
+        .0
+        .play()
+        .map_err(|e| stream_error(format!("cannot start: {e}")))?;
+    Ok((built, device_name, config.sample_rate))
+}
+
+fn open_capture(name: Option<&str>) -> Result<Capture, DeviceError> {
+    let ((stream, consumer, flags), device, rate) =
+        build_on(name, Direction::Input, build_capture)?;
+    Ok(Capture {
+        _stream: stream,
+        path: CapturePath::new(consumer, rate)?,
+        flags,
+        device,
+    })
+}
+
+fn open_playback(name: Option<&str>, direction: Direction) -> Result<Playback, DeviceError> {
+    let ((stream, producer, flags), device, rate) = build_on(name, direction, build_playback)?;
+    Ok(Playback {
+        _stream: stream,
+        path: PlaybackPath::new(producer, rate)?,
+        flags,
+        device,
+    })
+}
+
+/// Every device cpal's default host lists.
+pub(super) fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
+    let host = cpal::default_host();
+    let default_in = host.default_input_device().map(|d| device_name(&d));
+    let default_out = host.default_output_device().map(|d| device_name(&d));
+    let devices = host
+        .devices()
+        .map_err(|e| DeviceError::Host(format!("cannot list devices: {e}")))?;
+    Ok(devices
+        .map(|d| {
+            let name = device_name(&d);
+            let input = d.supports_input();
+            let output = d.supports_output();
+            let out_cfg = output
+                .then(|| d.default_output_config().ok())
+                .flatten()
+                .map(|c| describe(&c));
+            let in_cfg = input
+                .then(|| d.default_input_config().ok())
+                .flatten()
+                .map(|c| describe(&c));
+            let default_config = match (out_cfg, in_cfg) {
+                (Some(o), Some(i)) if o != i => format!("{o} (input {i})"),
+                (Some(o), _) => o,
+                (None, Some(i)) => i,
+                (None, None) => "unknown".to_string(),
+            };
+            let is_default =
+                default_in.as_deref() == Some(&name) || default_out.as_deref() == Some(&name);
+            DeviceInfo {
+                id: device_id(&d),
+                name,
+                input,
+                output,
+                default_config,
+                is_default,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::device::{open, Backend};
+    use crate::media::FRAME_SAMPLES;
+    use std::cell::Cell;
+
+    struct Fake {
+        name: String,
+        lost: Cell<bool>,
+        xruns: u64,
+    }
+
+    impl Fake {
+        fn new(name: &str, xruns: u64) -> Fake {
+            Fake {
+                name: name.to_string(),
+                lost: Cell::new(false),
+                xruns,
+            }
+        }
+    }
+
+    impl OpenStream for Fake {
+        fn is_lost(&self) -> bool {
+            self.lost.get()
+        }
+        fn xruns(&self) -> u64 {
+            self.xruns
+        }
+        fn device(&self) -> &str {
+            &self.name
+        }
+    }
+
+    fn never(_: Option<&str>) -> Result<Fake, DeviceError> {
+        Err(DeviceError::Host("no sound card".into()))
+    }
+
+    #[test]
+    fn lost_device_is_reported_once_and_retried_every_2_s() {
+        let mut ep = Endpoint::new(Direction::Output, Some("USB"), Fake::new("USB", 3));
+        assert_eq!(ep.poll(1, never), None);
+        ep.stream().expect("open").lost.set(true);
+        assert_eq!(
+            ep.poll(2, never),
+            Some(DeviceNotice::OutputLost("USB".into()))
+        );
+        assert!(ep.stream().is_none());
+        assert_eq!(ep.xruns(), 3, "the lost stream's dropouts are kept");
+        let mut attempts = Vec::new();
+        for tick in 3..=2 + 2 * RETRY_TICKS {
+            let n = ep.poll(tick, |name| {
+                attempts.push((tick, name.map(str::to_string)));
+                never(name)
+            });
+            assert_eq!(n, None);
+        }
+        assert_eq!(
+            attempts,
+            vec![
+                (102, Some("USB".to_string())),
+                (102, None),
+                (202, Some("USB".to_string())),
+                (202, None)
+            ],
+            "the configured device, then the default, every 100 ticks"
+        );
+    }
+
+    #[test]
+    fn reopen_prefers_the_configured_device_then_falls_back() {
+        let mut ep = Endpoint::new(Direction::Input, Some("Mic"), Fake::new("Mic", 0));
+        ep.stream().expect("open").lost.set(true);
+        assert_eq!(
+            ep.poll(1, never),
+            Some(DeviceNotice::InputLost("Mic".into()))
+        );
+        let n = ep.poll(1 + RETRY_TICKS, |name| match name {
+            Some(_) => never(name),
+            None => Ok(Fake::new("default", 0)),
+        });
+        assert_eq!(
+            n,
+            Some(DeviceNotice::Switched(
+                "input fell back to the default device \"default\"".into()
+            ))
+        );
+        assert_eq!(ep.stream().map(|s| s.name.clone()), Some("default".into()));
+
+        let mut ring = Endpoint::new(Direction::Ring, None, Fake::new("Speakers", 0));
+        ring.stream().expect("open").lost.set(true);
+        assert_eq!(
+            ring.poll(5, never),
+            Some(DeviceNotice::OutputLost("Speakers (ring)".into()))
+        );
+        let n = ring.poll(5 + RETRY_TICKS, |_| Ok(Fake::new("Speakers", 0)));
+        assert_eq!(
+            n,
+            Some(DeviceNotice::Switched(
+                "ring output is back on \"Speakers\"".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn xruns_are_reported_as_differences_at_most_every_5_s() {
+        let mut r = XrunReporter::default();
+        assert_eq!(r.poll(1, 0, 0), None, "nothing to report");
+        assert_eq!(
+            r.poll(2, 2, 1),
+            Some(DeviceNotice::Xruns {
+                input: 2,
+                output: 1
+            })
+        );
+        assert_eq!(r.poll(3, 5, 1), None, "too soon after the last report");
+        assert_eq!(r.poll(2 + XRUN_REPORT_TICKS - 1, 5, 1), None);
+        assert_eq!(
+            r.poll(2 + XRUN_REPORT_TICKS, 5, 4),
+            Some(DeviceNotice::Xruns {
+                input: 3,
+                output: 3
+            })
+        );
+        assert_eq!(r.poll(10_000, 5, 4), None, "unchanged: no report");
+    }
+
+    fn range(
+        channels: u16,
+        min: u32,
+        max: u32,
+        format: SampleFormat,
+    ) -> SupportedStreamConfigRange {
+        SupportedStreamConfigRange::new(
+            channels,
+            min,
+            max,
+            SupportedBufferSize::Range { min: 64, max: 4096 },
+            format,
+        )
+    }
+
+    #[test]
+    fn config_prefers_48k_float_and_the_wanted_channels() {
+        let ranges = [
+            range(2, 8000, 96_000, SampleFormat::I16),
+            range(1, 8000, 96_000, SampleFormat::I16),
+            range(2, 8000, 96_000, SampleFormat::F32),
+            range(6, 8000, 96_000, SampleFormat::F32),
+        ];
+        let c = choose_config(&ranges, None, 1).expect("config");
+        assert_eq!(
+            (c.sample_rate(), c.channels(), c.sample_format()),
+            (48_000, 2, SampleFormat::F32)
+        );
+        let c = choose_config(&ranges[..2], None, 1).expect("config");
+        assert_eq!((c.channels(), c.sample_format()), (1, SampleFormat::I16));
+        let c = choose_config(&ranges[..2], None, 2).expect("config");
+        assert_eq!((c.channels(), c.sample_format()), (2, SampleFormat::I16));
+        assert_eq!(
+            preferred_buffer(&c),
+            Some(BufferSize::Fixed(480)),
+            "10 ms at 48 kHz"
+        );
+    }
+
+    #[test]
+    fn config_falls_back_to_the_default_then_any_range() {
+        let odd = [range(2, 44_100, 44_100, SampleFormat::I32)];
+        let default =
+            SupportedStreamConfig::new(4, 44_100, SupportedBufferSize::Unknown, SampleFormat::I32);
+        let c = choose_config(&odd, Some(default), 2).expect("config");
+        assert_eq!(c, default);
+        assert_eq!(preferred_buffer(&c), None);
+        let c = choose_config(&odd, None, 2).expect("config");
+        assert_eq!(c.sample_rate(), 44_100);
+        assert_eq!(describe(&c), "44100 Hz, 2 ch, i32");
+        assert_eq!(choose_config(&[], None, 2), None);
+    }
+
+    /// Open the real default devices. On a machine with sound this must work
+    /// and run; without a sound card it must fail with a clean error (not a
+    /// panic), and a device name that does not exist must always be an error
+    /// naming it.
+    #[test]
+    fn cpal_smoke_open_default_or_clean_error() {
+        let default = Backend::Cpal {
+            input: None,
+            output: None,
+            ring_output: None,
+        };
+        match open(&default) {
+            Ok(mut dev) => {
+                let mut frame = [0i16; FRAME_SAMPLES];
+                for _ in 0..5 {
+                    dev.read_frame(&mut frame);
+                    dev.write_ring_frame(&frame);
+                    dev.write_frame(&frame);
+                    let _ = dev.poll_notice();
+                }
+            }
+            Err(e) => {
+                let text = e.to_string();
+                assert!(
+                    matches!(
+                        e,
+                        DeviceError::NoDefaultDevice { .. }
+                            | DeviceError::Stream { .. }
+                            | DeviceError::Host(_)
+                    ),
+                    "unexpected error kind: {text}"
+                );
+                assert!(
+                    text.contains("input") || text.contains("output") || text.contains("audio")
+                );
+            }
+        }
+        let bogus = Backend::Cpal {
+            input: Some("no such device 7f3a".into()),
+            output: None,
+            ring_output: None,
+        };
+        let err = open(&bogus).err().expect("a made-up device cannot open");
+        assert!(
+            err.to_string().contains("no such device 7f3a"),
+            "the error names the device: {err}"
+        );
+        // Listing never panics either.
+        if let Ok(devices) = list_devices() {
+            for d in devices {
+                assert!(!d.name.is_empty());
+                assert!(!d.default_config.is_empty());
+            }
+        }
+    }
+}

@@ -1,0 +1,516 @@
+//! The file and null back-ends: a WAV file as the microphone, a WAV file as
+//! the headset.
+//!
+//! Owns the decoded input (read whole at open and converted to 48 kHz mono
+//! 16-bit: any rate, any channel count averaged to mono, 8–32-bit integer or
+//! 32-bit float) and the output writer (48 kHz mono 16-bit, flushed about
+//! once a second so a crash loses at most a second and leaves a valid file,
+//! finalized on drop). It must not read a clock or allocate per frame; a
+//! write error becomes an [`DeviceNotice::OutputLost`], never a panic.
+//!
+//! ```text
+//!   input.wav ─ hound ─► f32, channels averaged ─► rubato FFT → 48 kHz ─► Vec<i16> ─► read_frame
+//!                                                   (once: false after the end; looping: wraps)
+//!   write_ring_frame ─► RingMix ─┐
+//!   write_frame ─────────────────┴─ saturating add ─► hound WavWriter ─► output.wav (flush every 50 frames)
+//! ```
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+use rubato::audioadapter_buffers::direct::InterleavedSlice;
+use rubato::{Fft, FixedSync, Resampler};
+
+use super::{AudioDevice, DeviceError, DeviceNotice, RingMix};
+use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
+
+/// Frames written between two flushes of the output file (1 s).
+const FLUSH_EVERY: u32 = 50;
+
+/// WAV files (or nothing) in place of a sound card.
+pub(super) struct FileDevice {
+    input: Option<FileInput>,
+    output: Option<FileOutput>,
+    ring: RingMix,
+    notices: VecDeque<DeviceNotice>,
+}
+
+struct FileInput {
+    samples: Vec<i16>,
+    pos: usize,
+    looping: bool,
+}
+
+struct FileOutput {
+    path: PathBuf,
+    writer: Option<hound::WavWriter<BufWriter<File>>>,
+    since_flush: u32,
+}
+
+impl FileDevice {
+    /// Reads and converts `input` whole, creates `output`; either may be absent.
+    pub(super) fn open(
+        input: Option<&Path>,
+        looping: bool,
+        output: Option<&Path>,
+    ) -> Result<FileDevice, DeviceError> {
+        let input = match input {
+            Some(path) => Some(FileInput {
+                samples: decode_wav(path)?,
+                pos: 0,
+                looping,
+            }),
+            None => None,
+        };
+        let output = match output {
+            Some(path) => {
+                let spec = hound::WavSpec {
+                    channels: 1,
+                    sample_rate: SAMPLE_RATE,
+                    bits_per_sample: 16,
+                    sample_format: hound::SampleFormat::Int,
+                };
+                let writer =
+                    hound::WavWriter::create(path, spec).map_err(|e| DeviceError::OutputFile {
+                        path: path.to_path_buf(),
+                        reason: e.to_string(),
+                    })?;
+                Some(FileOutput {
+                    path: path.to_path_buf(),
+                    writer: Some(writer),
+                    since_flush: 0,
+                })
+            }
+            None => None,
+        };
+        Ok(FileDevice {
+            input,
+            output,
+            ring: RingMix::new(),
+            notices: VecDeque::new(),
+        })
+    }
+
+    /// No input, no output.
+    pub(super) fn null() -> FileDevice {
+        FileDevice {
+            input: None,
+            output: None,
+            ring: RingMix::new(),
+            notices: VecDeque::new(),
+        }
+    }
+}
+
+impl AudioDevice for FileDevice {
+    fn read_frame(&mut self, frame: &mut Frame) -> bool {
+        let Some(input) = &mut self.input else {
+            return false;
+        };
+        let len = input.samples.len();
+        if len == 0 || (input.pos >= len && !input.looping) {
+            return false;
+        }
+        let mut filled = 0;
+        while filled < FRAME_SAMPLES {
+            if input.pos >= len {
+                if !input.looping {
+                    frame[filled..].fill(0);
+                    break;
+                }
+                input.pos = 0;
+            }
+            let n = (FRAME_SAMPLES - filled).min(len - input.pos);
+            frame[filled..filled + n].copy_from_slice(&input.samples[input.pos..input.pos + n]);
+            input.pos += n;
+            filled += n;
+        }
+        true
+    }
+
+    fn write_frame(&mut self, frame: &Frame) {
+        let mut mixed = *frame;
+        self.ring.mix_into(&mut mixed);
+        let Some(output) = &mut self.output else {
+            return;
+        };
+        let Some(writer) = &mut output.writer else {
+            return;
+        };
+        let mut result = Ok(());
+        for &s in mixed.iter() {
+            result = writer.write_sample(s);
+            if result.is_err() {
+                break;
+            }
+        }
+        output.since_flush += 1;
+        if result.is_ok() && output.since_flush >= FLUSH_EVERY {
+            output.since_flush = 0;
+            result = writer.flush();
+        }
+        if let Err(e) = result {
+            output.writer = None;
+            self.notices.push_back(DeviceNotice::OutputLost(format!(
+                "{}: {e}",
+                output.path.display()
+            )));
+        }
+    }
+
+    fn write_ring_frame(&mut self, frame: &Frame) {
+        self.ring.put(frame);
+    }
+
+    fn poll_notice(&mut self) -> Option<DeviceNotice> {
+        self.notices.pop_front()
+    }
+}
+
+impl Drop for FileOutput {
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            // Nowhere to report to any more; the last flush left a valid file.
+            let _ = writer.finalize();
+        }
+    }
+}
+
+/// Reads a whole WAV file as 48 kHz mono 16-bit.
+fn decode_wav(path: &Path) -> Result<Vec<i16>, DeviceError> {
+    let fail = |reason: String| DeviceError::InputFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut reader = hound::WavReader::open(path).map_err(|e| fail(e.to_string()))?;
+    let spec = reader.spec();
+    let channels = usize::from(spec.channels);
+    if channels == 0 {
+        return Err(fail("the file declares 0 channels".into()));
+    }
+    let interleaved: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => {
+            if spec.bits_per_sample == 0 || spec.bits_per_sample > 32 {
+                return Err(fail(format!(
+                    "{}-bit integer samples are not supported",
+                    spec.bits_per_sample
+                )));
+            }
+            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f64;
+            reader
+                .samples::<i32>()
+                .map(|s| s.map(|s| (f64::from(s) * scale) as f32))
+                .collect::<Result<_, _>>()
+        }
+        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
+    }
+    .map_err(|e| fail(e.to_string()))?;
+    let scale = 1.0 / channels as f32;
+    let mono: Vec<f32> = interleaved
+        .chunks_exact(channels)
+        .map(|frame| frame.iter().sum::<f32>() * scale)
+        .collect();
+    let mono = if spec.sample_rate == SAMPLE_RATE || mono.is_empty() {
+        mono
+    } else {
+        resample_clip(&mono, spec.sample_rate).map_err(fail)?
+    };
+    Ok(mono
+        .iter()
+        .map(|&x| (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
+        .collect())
+}
+
+/// Converts a whole mono clip from `rate` to 48 kHz (delay trimmed).
+fn resample_clip(mono: &[f32], rate: u32) -> Result<Vec<f32>, String> {
+    let mut fft = Fft::<f32>::new(
+        rate as usize,
+        SAMPLE_RATE as usize,
+        1024,
+        1,
+        FixedSync::Input,
+    )
+    .map_err(|e| format!("cannot convert {rate} Hz to {SAMPLE_RATE} Hz: {e}"))?;
+    let input = InterleavedSlice::new(mono, 1, mono.len()).map_err(|e| e.to_string())?;
+    let out = fft
+        .process_all(&input, mono.len(), None)
+        .map_err(|e| format!("resampling from {rate} Hz failed: {e}"))?;
+    Ok(out.take_data())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::f64::consts::PI;
+
+    fn write_wav<S: hound::Sample + Copy>(path: &Path, spec: hound::WavSpec, samples: &[S]) {
+        let mut w = hound::WavWriter::create(path, spec).expect("create test wav");
+        for &s in samples {
+            w.write_sample(s).expect("write test sample");
+        }
+        w.finalize().expect("finalize test wav");
+    }
+
+    fn spec(rate: u32, channels: u16, bits: u16, float: bool) -> hound::WavSpec {
+        hound::WavSpec {
+            channels,
+            sample_rate: rate,
+            bits_per_sample: bits,
+            sample_format: if float {
+                hound::SampleFormat::Float
+            } else {
+                hound::SampleFormat::Int
+            },
+        }
+    }
+
+    fn read_all(dev: &mut dyn AudioDevice, max_frames: usize) -> Vec<i16> {
+        let mut out = Vec::new();
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for _ in 0..max_frames {
+            if !dev.read_frame(&mut frame) {
+                break;
+            }
+            out.extend_from_slice(&frame);
+        }
+        out
+    }
+
+    fn read_wav(path: &Path) -> (hound::WavSpec, Vec<i16>) {
+        let mut r = hound::WavReader::open(path).expect("readable wav");
+        let samples = r
+            .samples::<i16>()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("samples");
+        (r.spec(), samples)
+    }
+
+    #[test]
+    fn mono_48k_16_bit_round_trips_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("in.wav");
+        let samples: Vec<i16> = (0..2 * FRAME_SAMPLES as i32)
+            .map(|i| (i * 37 % 65536 - 32768) as i16)
+            .collect();
+        write_wav(&path, spec(48_000, 1, 16, false), &samples);
+        let mut dev = FileDevice::open(Some(&path), false, None).expect("open");
+        assert_eq!(read_all(&mut dev, 10), samples);
+    }
+
+    #[test]
+    fn stereo_8k_becomes_48k_mono_at_the_same_pitch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("in.wav");
+        // 1 s of 1 kHz: left at 0.6, right at 0.2 → mono 0.4.
+        let mut samples = Vec::new();
+        for n in 0..8000 {
+            let s = (2.0 * PI * 1000.0 * f64::from(n) / 8000.0).sin();
+            samples.push((0.6 * 32767.0 * s).round() as i16);
+            samples.push((0.2 * 32767.0 * s).round() as i16);
+        }
+        write_wav(&path, spec(8000, 2, 16, false), &samples);
+        let mut dev = FileDevice::open(Some(&path), false, None).expect("open");
+        let input = &dev.input.as_ref().expect("input").samples;
+        assert!(
+            (input.len() as i64 - 48_000).abs() <= 1,
+            "{} samples",
+            input.len()
+        );
+        let out = read_all(&mut dev, 100);
+        assert_eq!(out.len(), 50 * FRAME_SAMPLES, "1 s is 50 frames");
+        let mid = &out[4800..43_200];
+        let crossings = mid.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let freq = crossings as f64 * 48_000.0 / mid.len() as f64 / 2.0;
+        assert!((freq - 1000.0).abs() < 3.0, "1 kHz came out as {freq} Hz");
+        let rms = (mid.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / mid.len() as f64)
+            .sqrt()
+            / 32768.0;
+        let expected = 0.4 / 2f64.sqrt();
+        assert!((rms - expected).abs() < 0.02 * expected, "rms {rms}");
+    }
+
+    #[test]
+    fn wide_and_float_samples_are_scaled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p24 = dir.path().join("24.wav");
+        write_wav(
+            &p24,
+            spec(48_000, 1, 24, false),
+            &[4_194_304i32, -8_388_608, 256],
+        );
+        let pf = dir.path().join("f.wav");
+        write_wav(&pf, spec(48_000, 1, 32, true), &[0.5f32, -1.0, 2.0]);
+        let p8 = dir.path().join("8.wav");
+        write_wav(&p8, spec(48_000, 1, 8, false), &[64i8, -128]);
+        let mut frame = [1i16; FRAME_SAMPLES];
+        let mut d24 = FileDevice::open(Some(&p24), false, None).expect("24-bit");
+        assert!(d24.read_frame(&mut frame));
+        assert_eq!(frame[..4], [16384, -32768, 1, 0]);
+        let mut df = FileDevice::open(Some(&pf), false, None).expect("float");
+        assert!(df.read_frame(&mut frame));
+        assert_eq!(frame[..4], [16384, -32768, 32767, 0]);
+        let mut d8 = FileDevice::open(Some(&p8), false, None).expect("8-bit");
+        assert!(d8.read_frame(&mut frame));
+        assert_eq!(frame[..3], [16384, -32768, 0]);
+    }
+
+    #[test]
+    fn once_ends_and_looping_wraps() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("in.wav");
+        let samples: Vec<i16> = (1..=1440).map(|i| i as i16).collect(); // 1.5 frames
+        write_wav(&path, spec(48_000, 1, 16, false), &samples);
+        let mut frame = [0i16; FRAME_SAMPLES];
+
+        let mut once = FileDevice::open(Some(&path), false, None).expect("open");
+        assert!(once.read_frame(&mut frame));
+        assert_eq!(frame[959], 960);
+        frame.fill(-1);
+        assert!(
+            once.read_frame(&mut frame),
+            "the last partial frame is audio"
+        );
+        assert_eq!(frame[0], 961);
+        assert_eq!(frame[479], 1440);
+        assert!(frame[480..].iter().all(|&s| s == 0), "padded with silence");
+        assert!(!once.read_frame(&mut frame), "then the input has ended");
+        assert!(!once.read_frame(&mut frame));
+
+        let mut looping = FileDevice::open(Some(&path), true, None).expect("open");
+        for _ in 0..1000 {
+            assert!(looping.read_frame(&mut frame));
+        }
+        // 1000 frames = 960000 samples = 666 loops + 960 samples: next starts at 961.
+        assert!(looping.read_frame(&mut frame));
+        assert_eq!(frame[0], 961);
+        assert_eq!(frame[479], 1440);
+        assert_eq!(frame[480], 1, "wrapped seamlessly");
+    }
+
+    #[test]
+    fn no_input_file_and_empty_file_are_silent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("empty.wav");
+        write_wav::<i16>(&path, spec(8000, 1, 16, false), &[]);
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut empty = FileDevice::open(Some(&path), true, None).expect("open");
+        assert!(!empty.read_frame(&mut frame));
+        let mut none = FileDevice::open(None, true, None).expect("open");
+        assert!(!none.read_frame(&mut frame));
+    }
+
+    #[test]
+    fn missing_or_bad_input_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = dir.path().join("nope.wav");
+        let err = FileDevice::open(Some(&missing), false, None)
+            .err()
+            .expect("missing file is an error");
+        assert!(matches!(err, DeviceError::InputFile { .. }));
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
+        let junk = dir.path().join("junk.wav");
+        std::fs::write(&junk, b"this is not a wav file at all").expect("write");
+        let err = FileDevice::open(Some(&junk), false, None)
+            .err()
+            .expect("junk is an error");
+        assert!(err.to_string().contains("junk.wav"), "{err}");
+    }
+
+    #[test]
+    fn output_that_cannot_be_created_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("no-such-dir").join("out.wav");
+        let err = FileDevice::open(None, false, Some(&path))
+            .err()
+            .expect("cannot create");
+        assert!(matches!(err, DeviceError::OutputFile { .. }));
+        assert!(
+            err.to_string().contains(&path.display().to_string()),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn output_is_valid_while_open_and_complete_after_drop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.wav");
+        let mut dev = FileDevice::open(None, false, Some(&path)).expect("open");
+        let frame: Frame = std::array::from_fn(|i| i as i16 - 480);
+        for _ in 0..60 {
+            dev.write_frame(&frame);
+        }
+        // Still open, 1.2 s written: the first second was flushed with a valid header.
+        let (spec, samples) = read_wav(&path);
+        assert_eq!(spec.sample_rate, 48_000);
+        assert_eq!(spec.channels, 1);
+        assert_eq!(spec.bits_per_sample, 16);
+        assert!(samples.len() >= 50 * FRAME_SAMPLES, "{}", samples.len());
+        assert_eq!(samples[..FRAME_SAMPLES], frame);
+        drop(dev);
+        let (_, samples) = read_wav(&path);
+        assert_eq!(samples.len(), 60 * FRAME_SAMPLES);
+        assert_eq!(samples[59 * FRAME_SAMPLES..], frame);
+        assert_eq!(FileDevice::null().poll_notice(), None);
+    }
+
+    #[test]
+    fn ring_is_mixed_into_the_next_headset_frame() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("out.wav");
+        let mut dev = FileDevice::open(None, false, Some(&path)).expect("open");
+        let voice = [30_000i16; FRAME_SAMPLES];
+        let mut ring = [1000i16; FRAME_SAMPLES];
+        ring[1] = -5000;
+        dev.write_ring_frame(&ring);
+        dev.write_frame(&voice);
+        dev.write_frame(&voice);
+        drop(dev);
+        let (_, samples) = read_wav(&path);
+        assert_eq!(samples.len(), 2 * FRAME_SAMPLES);
+        assert_eq!(samples[0], 31_000);
+        assert_eq!(samples[1], 25_000);
+        assert_eq!(
+            samples[FRAME_SAMPLES], 30_000,
+            "the ring frame is used once"
+        );
+        let mut loud = FileDevice::open(None, false, Some(&path)).expect("reopen");
+        loud.write_ring_frame(&[10_000; FRAME_SAMPLES]);
+        loud.write_frame(&voice);
+        drop(loud);
+        assert_eq!(read_wav(&path).1[0], i16::MAX, "saturating add");
+    }
+
+    #[test]
+    fn through_open_with_the_public_backend() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.wav");
+        let output = dir.path().join("out.wav");
+        write_wav(&input, spec(16_000, 1, 16, false), &vec![1000i16; 3200]);
+        let mut dev = super::super::open(&super::super::Backend::File {
+            input: Some(input),
+            looping: false,
+            output: Some(output.clone()),
+        })
+        .expect("open");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut frames = 0;
+        while dev.read_frame(&mut frame) {
+            frames += 1;
+            dev.write_frame(&frame);
+        }
+        assert_eq!(frames, 10, "0.2 s at 16 kHz is 10 frames at 48 kHz");
+        drop(dev);
+        let (_, samples) = read_wav(&output);
+        assert_eq!(samples.len(), 10 * FRAME_SAMPLES);
+        assert!(
+            (i32::from(samples[4800]) - 1000).abs() < 20,
+            "{}",
+            samples[4800]
+        );
+    }
+}

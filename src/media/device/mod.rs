@@ -1,0 +1,340 @@
+//! Audio devices: where the engine's 20 ms frames meet the headset, the ring
+//! device, WAV files, or nothing.
+//!
+//! Owns the three back-ends behind one [`AudioDevice`] trait, chosen by
+//! [`Backend`] and built by [`open`]:
+//!
+//! - **cpal** (`cpal_backend`): real sound cards. The only real-time code of
+//!   the program lives in `realtime`: the cpal callbacks, which move samples
+//!   through pre-sized `rtrb` rings and touch atomics, nothing else.
+//! - **file** (`file`): a WAV file as the microphone (converted to 48 kHz
+//!   mono at open) and a WAV file as the headset, for tests, lab calls and
+//!   recordings.
+//! - **null**: silence in, everything out discarded.
+//!
+//! It must not read a clock (the media thread paces it, one call of each
+//! method per 20 ms tick; the devices are not the clock), allocate per frame,
+//! log, or panic on anything a device or a file does.
+//!
+//! ```text
+//!   cpal input callback ──► rtrb ring (200 ms, device rate, mono f32) ──► read_frame ─► Frame
+//!     (downmix to mono,          │ full → xrun                 (prime 40 ms, trim > 120 ms,
+//!      no alloc/lock/log)        ▼                               resample device rate → 48 kHz)
+//!
+//!   Frame ─► write_frame ──► rtrb ring (prefill 40 ms, ≤ 100 ms) ──► cpal output callback
+//!            (+ pending ring frame when there is no ring device,      (copy to every channel,
+//!             resample 48 kHz → device rate)                           empty → silence + xrun)
+//!
+//!   Frame ─► write_ring_frame ─► ring device's own stream, as above (or mixed into the headset)
+//! ```
+//!
+//! Device trouble never stops the media thread: a lost device is reported once
+//! through [`AudioDevice::poll_notice`], reopened every 2 s (the configured
+//! device, then the default one) and in between the device is silent.
+
+mod cpal_backend;
+mod file;
+mod paths;
+mod realtime;
+
+use std::path::PathBuf;
+
+use super::{Frame, FRAME_SAMPLES};
+
+/// Which audio back-end to open, and on which devices or files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// Sound cards through cpal. Names are matched exactly against
+    /// [`DeviceInfo::name`] or [`DeviceInfo::id`]; `None` is the system's
+    /// default device.
+    Cpal {
+        /// Microphone device.
+        input: Option<String>,
+        /// Headset (earpiece) device.
+        output: Option<String>,
+        /// A separate device for the ringer (e.g. loudspeakers); `None` rings
+        /// on the headset.
+        ring_output: Option<String>,
+    },
+    /// WAV files: `input` is the microphone (any rate, 1–2 channels, 8–32-bit
+    /// integer or 32-bit float, converted to 48 kHz mono at open; `None` is
+    /// silence), `looping` replays it forever instead of once; `output`
+    /// records the headset (and ring) audio as 48 kHz mono 16-bit (`None`
+    /// discards it).
+    File {
+        /// WAV file played as the microphone.
+        input: Option<PathBuf>,
+        /// Replay the input from its start when it ends.
+        looping: bool,
+        /// WAV file the headset audio is written to.
+        output: Option<PathBuf>,
+    },
+    /// No audio at all: silence in, output discarded.
+    Null,
+}
+
+/// One audio device as the media thread sees it: 20 ms frames of 48 kHz mono
+/// in and out. Each method is called once per tick, in the order
+/// `read_frame`, `write_ring_frame`, `write_frame`, `poll_notice`.
+pub trait AudioDevice: Send {
+    /// The next 20 ms of microphone audio (48 kHz mono). `false` = none
+    /// available (underrun or input ended) → the caller uses silence.
+    fn read_frame(&mut self, frame: &mut Frame) -> bool;
+    /// 20 ms for the headset.
+    fn write_frame(&mut self, frame: &Frame);
+    /// 20 ms for the ring device; when there is no separate ring device it is
+    /// mixed (saturating) into the next [`write_frame`](Self::write_frame).
+    fn write_ring_frame(&mut self, frame: &Frame);
+    /// Problems seen since the last call (device lost or back, xruns), one
+    /// per call; `None` when there is nothing to report.
+    fn poll_notice(&mut self) -> Option<DeviceNotice>;
+}
+
+/// Something the operator (or the log) should hear about a device.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DeviceNotice {
+    /// The microphone stopped (e.g. unplugged); its name or file. Input is
+    /// silent until it comes back.
+    InputLost(String),
+    /// The headset or ring device stopped (or the output file could not be
+    /// written); its name or file. Output is discarded until it comes back.
+    OutputLost(String),
+    /// Dropouts since the last such notice (reported at most every 5 s, only
+    /// when there were some): microphone audio lost or trimmed (`input`),
+    /// headset/ring audio missing or dropped to bound latency (`output`).
+    Xruns {
+        /// Input dropouts (ring full, underrun at the media thread, latency trim).
+        input: u64,
+        /// Output dropouts (ring empty in the callback, frame dropped because
+        /// the ring was too full).
+        output: u64,
+    },
+    /// A lost device was reopened, or another one took its place, e.g.
+    /// `output fell back to the default device "default"`.
+    Switched(String),
+}
+
+/// Why a device or file could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The input WAV file is missing, unreadable or not audio we can convert.
+    #[error("cannot use {} as microphone input: {reason}", path.display())]
+    InputFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The output WAV file cannot be created.
+    #[error("cannot create the output recording {}: {reason}", path.display())]
+    OutputFile {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No device of that name; lists the names that exist.
+    #[error(
+        "no {direction} device named \"{name}\"; available: {}",
+        list_names(available)
+    )]
+    NoSuchDevice {
+        /// "input", "output" or "ring output".
+        direction: &'static str,
+        /// The name asked for.
+        name: String,
+        /// The names of the devices that can do `direction`.
+        available: Vec<String>,
+    },
+    /// The system has no default device for that direction.
+    #[error(
+        "no default {direction} device (no sound card or sound server?); \
+         available: {}; or use the file or null audio backend",
+        list_names(available)
+    )]
+    NoDefaultDevice {
+        /// "input", "output" or "ring output".
+        direction: &'static str,
+        /// The names of the devices that can do `direction`.
+        available: Vec<String>,
+    },
+    /// The device exists but no stream could be opened on it.
+    #[error("cannot open the {direction} stream on \"{device}\": {reason}")]
+    Stream {
+        /// "input", "output" or "ring output".
+        direction: &'static str,
+        /// The device's name.
+        device: String,
+        /// What the audio system said.
+        reason: String,
+    },
+    /// The audio system itself failed (e.g. listing devices).
+    #[error("audio system: {0}")]
+    Host(String),
+    /// A sample-rate converter could not be built for that rate.
+    #[error("cannot convert between {from} Hz and {to} Hz: {reason}")]
+    Resampler {
+        /// Source rate (Hz).
+        from: u32,
+        /// Target rate (Hz).
+        to: u32,
+        /// What the resampler said.
+        reason: String,
+    },
+}
+
+fn list_names(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One device as listed by [`list_devices`] (for `switchboard devices`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// The device's description, e.g. `USB Headset, USB Audio`; a
+    /// configuration may name a device by this or by [`id`](Self::id).
+    pub name: String,
+    /// Its stable identifier, e.g. `alsa:hw:CARD=Headset,DEV=0` (also
+    /// accepted without the `alsa:` prefix); empty if the system gives none.
+    pub id: String,
+    /// It can record (microphone).
+    pub input: bool,
+    /// It can play (headset, ringer).
+    pub output: bool,
+    /// Its default configuration, e.g. `48000 Hz, 2 ch, f32` (the output's
+    /// when it has both directions and they differ, followed by the input's).
+    pub default_config: String,
+    /// It is the system's default input or output device.
+    pub is_default: bool,
+}
+
+/// Opens `backend`. Named devices or files that do not exist are errors that
+/// name them; the returned device never fails afterwards, it reports.
+pub fn open(backend: &Backend) -> Result<Box<dyn AudioDevice>, DeviceError> {
+    match backend {
+        Backend::Cpal {
+            input,
+            output,
+            ring_output,
+        } => Ok(Box::new(cpal_backend::CpalDevice::open(
+            input.as_deref(),
+            output.as_deref(),
+            ring_output.as_deref(),
+        )?)),
+        Backend::File {
+            input,
+            looping,
+            output,
+        } => Ok(Box::new(file::FileDevice::open(
+            input.as_deref(),
+            *looping,
+            output.as_deref(),
+        )?)),
+        Backend::Null => Ok(Box::new(file::FileDevice::null())),
+    }
+}
+
+/// The sound devices cpal can see, for `switchboard devices`.
+pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
+    cpal_backend::list_devices()
+}
+
+/// The ring frame waiting to be mixed into the next headset frame when there
+/// is no separate ring device.
+struct RingMix {
+    frame: Frame,
+    pending: bool,
+}
+
+impl RingMix {
+    fn new() -> RingMix {
+        RingMix {
+            frame: [0; FRAME_SAMPLES],
+            pending: false,
+        }
+    }
+
+    /// Keeps `frame` for the next [`mix_into`](Self::mix_into) (a newer one replaces it).
+    fn put(&mut self, frame: &Frame) {
+        self.frame.copy_from_slice(frame);
+        self.pending = true;
+    }
+
+    /// Adds (saturating) the pending ring frame, if any, into `out`.
+    fn mix_into(&mut self, out: &mut Frame) {
+        if self.pending {
+            for (o, r) in out.iter_mut().zip(self.frame.iter()) {
+                *o = o.saturating_add(*r);
+            }
+            self.pending = false;
+        }
+    }
+}
+
+/// The allocation checker for the real-time tests: counts allocations made
+/// inside `assert_no_alloc` on the calling thread, passes everything through.
+#[cfg(test)]
+#[global_allocator]
+static ALLOC_CHECK: assert_no_alloc::AllocDisabler = assert_no_alloc::AllocDisabler;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ring_mix_saturates_and_is_used_once() {
+        let mut mix = RingMix::new();
+        let mut out = [30_000i16; FRAME_SAMPLES];
+        mix.mix_into(&mut out);
+        assert_eq!(out[0], 30_000, "nothing pending: unchanged");
+        let mut ring = [0i16; FRAME_SAMPLES];
+        ring[0] = 10_000;
+        ring[1] = -100;
+        ring[2] = i16::MIN;
+        mix.put(&ring);
+        out[2] = -30_000;
+        mix.mix_into(&mut out);
+        assert_eq!(out[0], i16::MAX);
+        assert_eq!(out[1], 29_900);
+        assert_eq!(out[2], i16::MIN);
+        let mut again = [5i16; FRAME_SAMPLES];
+        mix.mix_into(&mut again);
+        assert_eq!(again[0], 5, "a ring frame is mixed once");
+    }
+
+    #[test]
+    fn errors_name_what_is_missing() {
+        let e = DeviceError::NoSuchDevice {
+            direction: "output",
+            name: "USB Headset".into(),
+            available: vec!["default".into(), "pulse".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "no output device named \"USB Headset\"; available: \"default\", \"pulse\""
+        );
+        let e = DeviceError::NoDefaultDevice {
+            direction: "input",
+            available: vec![],
+        };
+        assert!(e.to_string().contains("no default input device"));
+        assert!(e.to_string().contains("available: none"));
+    }
+
+    #[test]
+    fn null_backend_is_silent_and_quiet() {
+        let mut dev = open(&Backend::Null).expect("null always opens");
+        let mut frame = [7i16; FRAME_SAMPLES];
+        assert!(!dev.read_frame(&mut frame));
+        dev.write_ring_frame(&frame);
+        dev.write_frame(&frame);
+        assert_eq!(dev.poll_notice(), None);
+    }
+}

@@ -1,0 +1,275 @@
+//! The real-time side: the bodies of the cpal callbacks.
+//!
+//! Owns the callback state (one ring end, the channel count, shared flags).
+//! Runs on the audio system's thread, so it must not allocate, lock, log,
+//! do I/O, block or panic: it only moves samples through an `rtrb` ring
+//! (downmixing to mono on the way in, copying mono to every channel on the
+//! way out) and touches atomics. Everything slow happens on the media
+//! thread (`paths`, `cpal_backend`).
+//!
+//! ```text
+//!   device (i16/f32/…, N ch) ── CaptureCallback ──► Producer<f32> (mono, device rate)
+//!   Consumer<f32> ── PlaybackCallback ──► device (every channel; empty ring → silence)
+//!   error callback ──► StreamFlags { xruns++, lost = true }
+//! ```
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use cpal::{FromSample, Sample};
+use rtrb::{Consumer, Producer};
+
+/// What a stream's callbacks tell the media thread: dropouts and loss.
+#[derive(Debug, Default)]
+pub(super) struct StreamFlags {
+    /// Dropouts: ring full on input, ring empty on output, and xruns the
+    /// audio system reported. One per dropout, not per sample.
+    xruns: AtomicU64,
+    /// The stream failed (device unplugged, invalidated): it must be rebuilt.
+    lost: AtomicBool,
+}
+
+impl StreamFlags {
+    /// Dropouts counted so far.
+    pub(super) fn xruns(&self) -> u64 {
+        self.xruns.load(Ordering::Relaxed)
+    }
+
+    /// The stream reported a fatal error.
+    pub(super) fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::Acquire)
+    }
+
+    fn count_xrun(&self) {
+        self.xruns.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The error callback's body: an xrun is counted, a rerouting or a refused
+    /// real-time priority is harmless, anything else means the stream is gone.
+    pub(super) fn on_error(&self, kind: cpal::ErrorKind) {
+        match kind {
+            cpal::ErrorKind::Xrun => self.count_xrun(),
+            cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
+            _ => self.lost.store(true, Ordering::Release),
+        }
+    }
+}
+
+/// The input callback's state: device samples in, mono f32 into the ring.
+pub(super) struct CaptureCallback {
+    ring: Producer<f32>,
+    channels: usize,
+    flags: Arc<StreamFlags>,
+    /// The previous callback could not push everything (count a dropout once).
+    overflowing: bool,
+}
+
+impl CaptureCallback {
+    /// `channels` is the stream's channel count (0 is treated as 1).
+    pub(super) fn new(ring: Producer<f32>, channels: u16, flags: Arc<StreamFlags>) -> Self {
+        CaptureCallback {
+            ring,
+            channels: usize::from(channels.max(1)),
+            flags,
+            overflowing: false,
+        }
+    }
+
+    /// The input callback body: averages each interleaved frame of `data` to
+    /// one sample and pushes as many as fit; a full ring drops the rest and
+    /// counts one dropout.
+    pub(super) fn process<T>(&mut self, data: &[T])
+    where
+        T: Sample,
+        f32: FromSample<T>,
+    {
+        let frames = data.len() / self.channels;
+        let room = self.ring.slots();
+        let n = frames.min(room);
+        if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
+            let scale = 1.0 / self.channels as f32;
+            chunk.fill_from_iter(
+                data.chunks_exact(self.channels)
+                    .map(|frame| frame.iter().map(|&s| f32::from_sample_(s)).sum::<f32>() * scale),
+            );
+        }
+        if n < frames {
+            if !self.overflowing {
+                self.overflowing = true;
+                self.flags.count_xrun();
+            }
+        } else {
+            self.overflowing = false;
+        }
+    }
+}
+
+/// The output callback's state: mono f32 from the ring out to every channel.
+pub(super) struct PlaybackCallback {
+    ring: Consumer<f32>,
+    channels: usize,
+    flags: Arc<StreamFlags>,
+    /// The previous callback ran dry (count a dropout once, when audio that
+    /// was flowing runs out). Starts true so the wait for the first samples
+    /// is not a dropout.
+    starved: bool,
+}
+
+impl PlaybackCallback {
+    /// `channels` is the stream's channel count (0 is treated as 1).
+    pub(super) fn new(ring: Consumer<f32>, channels: u16, flags: Arc<StreamFlags>) -> Self {
+        PlaybackCallback {
+            ring,
+            channels: usize::from(channels.max(1)),
+            flags,
+            starved: true,
+        }
+    }
+
+    /// The output callback body: fills each interleaved frame of `data` with
+    /// the next ring sample on every channel; when the ring runs dry the rest
+    /// is silence and one dropout is counted.
+    pub(super) fn process<T>(&mut self, data: &mut [T])
+    where
+        T: Sample + FromSample<f32>,
+    {
+        let frames = data.len() / self.channels;
+        let n = frames.min(self.ring.slots());
+        let mut outs = data.chunks_exact_mut(self.channels);
+        if let Ok(chunk) = self.ring.read_chunk(n) {
+            let (a, b) = chunk.as_slices();
+            for (&s, out) in a.iter().chain(b.iter()).zip(outs.by_ref()) {
+                out.fill(T::from_sample_(s.clamp(-1.0, 1.0)));
+            }
+            chunk.commit_all();
+        }
+        for out in outs.by_ref() {
+            out.fill(T::EQUILIBRIUM);
+        }
+        outs.into_remainder().fill(T::EQUILIBRIUM);
+        if n < frames {
+            // Audio was flowing (before, or during this callback) and ran out.
+            if n > 0 || !self.starved {
+                self.flags.count_xrun();
+            }
+            self.starved = true;
+        } else {
+            self.starved = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rtrb::RingBuffer;
+
+    #[test]
+    fn capture_downmixes_and_counts_one_dropout_per_overflow() {
+        let (prod, mut cons) = RingBuffer::new(4);
+        let flags = Arc::new(StreamFlags::default());
+        let mut cb = CaptureCallback::new(prod, 2, flags.clone());
+        cb.process(&[16384i16, 0, -32768, -32768]);
+        assert_eq!(cons.pop(), Ok(0.25));
+        assert_eq!(cons.pop(), Ok(-1.0));
+        assert_eq!(flags.xruns(), 0);
+        // 3 frames into 4 free slots fits; the next 3 into 1 slot overflows.
+        cb.process(&[0.5f32, 0.5, 0.1, 0.1, 0.2, 0.2].map(|x| (x * 32767.0) as i16));
+        cb.process(&[100i16; 6]);
+        assert_eq!(flags.xruns(), 1);
+        cb.process(&[100i16; 6]);
+        assert_eq!(flags.xruns(), 1, "one dropout while it stays full");
+        while cons.pop().is_ok() {}
+        cb.process(&[100i16; 2]);
+        cb.process(&[100i16; 20]);
+        assert_eq!(flags.xruns(), 2, "a new overflow is a new dropout");
+    }
+
+    #[test]
+    fn capture_from_f32_mono() {
+        let (prod, mut cons) = RingBuffer::new(8);
+        let flags = Arc::new(StreamFlags::default());
+        let mut cb = CaptureCallback::new(prod, 1, flags);
+        cb.process(&[0.5f32, -0.25, 0.125]);
+        assert_eq!(cons.pop(), Ok(0.5));
+        assert_eq!(cons.pop(), Ok(-0.25));
+        assert_eq!(cons.pop(), Ok(0.125));
+        assert!(cons.pop().is_err());
+    }
+
+    #[test]
+    fn playback_copies_to_channels_and_pads_with_silence() {
+        let (mut prod, cons) = RingBuffer::new(8);
+        let flags = Arc::new(StreamFlags::default());
+        let mut cb = PlaybackCallback::new(cons, 2, flags.clone());
+        // Before anything was queued: silence, not a dropout.
+        let mut out = [1i16; 4];
+        cb.process(&mut out);
+        assert_eq!(out, [0; 4]);
+        assert_eq!(flags.xruns(), 0);
+        for s in [0.5f32, -0.5, 2.0] {
+            prod.push(s).expect("room");
+        }
+        let mut out = [7i16; 9]; // 4 stereo frames and a stray sample
+        cb.process(&mut out);
+        assert_eq!(out[..6], [16384, 16384, -16384, -16384, 32767, 32767]);
+        assert_eq!(out[6..], [0, 0, 0], "rest is silence");
+        assert_eq!(flags.xruns(), 1, "ran dry after having audio");
+        let mut out = [0.3f32; 2];
+        cb.process(&mut out);
+        assert_eq!(out, [0.0; 2]);
+        assert_eq!(flags.xruns(), 1, "still the same dropout");
+    }
+
+    #[test]
+    fn stream_errors_sort_into_xruns_and_loss() {
+        let flags = StreamFlags::default();
+        flags.on_error(cpal::ErrorKind::Xrun);
+        flags.on_error(cpal::ErrorKind::DeviceChanged);
+        flags.on_error(cpal::ErrorKind::RealtimeDenied);
+        assert_eq!(flags.xruns(), 1);
+        assert!(!flags.is_lost());
+        flags.on_error(cpal::ErrorKind::DeviceNotAvailable);
+        assert!(flags.is_lost());
+    }
+
+    /// The callback bodies run under the allocation checker, with ring full,
+    /// empty and partial, for integer and float devices.
+    #[test]
+    fn callbacks_do_not_allocate() {
+        let (cap_prod, mut cap_cons) = RingBuffer::<f32>::new(1000);
+        let (mut play_prod, play_cons) = RingBuffer::<f32>::new(1000);
+        let flags = Arc::new(StreamFlags::default());
+        let mut capture = CaptureCallback::new(cap_prod, 2, flags.clone());
+        let mut playback = PlaybackCallback::new(play_cons, 2, flags.clone());
+        let mut capture_f = CaptureCallback::new(RingBuffer::new(100).0, 1, flags.clone());
+        let mut playback_f = PlaybackCallback::new(RingBuffer::new(100).1, 2, flags.clone());
+        let input_i16 = vec![1000i16; 2 * 480];
+        let input_f32 = vec![0.1f32; 480];
+        let mut out_i16 = vec![0i16; 2 * 480];
+        let mut out_f32 = vec![0f32; 2 * 480];
+        let before = assert_no_alloc::violation_count();
+        assert_no_alloc::assert_no_alloc(|| {
+            for round in 0..10 {
+                capture.process(&input_i16); // fills, then overflows
+                capture_f.process(&input_f32);
+                for _ in 0..round * 50 {
+                    let _ = cap_cons.pop();
+                }
+                for _ in 0..round * 100 {
+                    let _ = play_prod.push(0.25);
+                }
+                playback.process(&mut out_i16); // partial, then starved
+                playback_f.process(&mut out_f32);
+            }
+        });
+        assert_eq!(assert_no_alloc::violation_count() - before, 0);
+        assert!(flags.xruns() > 0, "the loops did hit full and empty rings");
+        assert_eq!(
+            out_i16[0],
+            i16::from_sample_(0.25f32),
+            "last round had audio"
+        );
+        assert_ne!(out_i16[0], 0);
+    }
+}

@@ -1,0 +1,248 @@
+//! The media engine: one thread, one 20 ms clock, every line.
+//!
+//! ```text
+//!            ┌──────────────── media thread, every 20 ms ────────────────┐
+//!  headset ─►│ read_frame ─► mic ──► line with the mic: encode ─► RTP ──┼─► far end
+//!            │                  MOH ─► held lines:     encode ─► RTP ──┼─►
+//!  headset ◄─│ write_frame ◄─ mix ◄─ decode ◄─ jitter ◄─ RTP (each line) ┼─◄ far end
+//!  ring dev ◄│ write_ring_frame ◄─ ring tone                             │
+//!            │ RTCP SR/RR every ~5 s, quality and DTMF reports ──────────┼─► driver
+//!            └───────────────────────────────────────────────────────────┘
+//! ```
+//!
+//! The driver sends [`Control`]s (what each line should do) and receives
+//! [`Report`]s through a callback. The thread owns the device and the RTP
+//! sockets; nothing is shared with locks. The audio callbacks of the device
+//! (in `device.rs`) are the only real-time code; this thread may allocate
+//! when a call starts, never per frame.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::codec::OpusSettings;
+use super::device::{AudioDevice, DeviceNotice};
+use super::jitter::JitterConfig;
+use super::pipeline::Pipeline;
+use super::rtp::Quality;
+use super::tones::MusicOnHold;
+use super::{CodecKind, FRAME_MS};
+
+/// Settings of the engine that do not change during a run.
+#[derive(Debug, Clone, Default)]
+pub struct EngineConfig {
+    /// Opus encoder settings.
+    pub opus: OpusSettings,
+    /// Jitter buffer bounds.
+    pub jitter: JitterConfig,
+    /// RTCP CNAME (e.g. `user@host`).
+    pub cname: String,
+}
+
+/// The sockets of one line: RTP and RTCP (the next port).
+#[derive(Debug)]
+pub struct LineSockets {
+    /// RTP, even port.
+    pub rtp: UdpSocket,
+    /// RTCP, RTP port + 1.
+    pub rtcp: UdpSocket,
+}
+
+/// What a line sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendSource {
+    /// The operator's microphone.
+    Microphone,
+    /// Music on hold (silence when none is configured).
+    MusicOnHold,
+}
+
+/// A negotiated RTP stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamParams {
+    /// The codec.
+    pub codec: CodecKind,
+    /// Its RTP payload type.
+    pub payload_type: u8,
+    /// Where RTP goes; RTCP goes to the next port.
+    pub remote: SocketAddr,
+    /// We send.
+    pub send: bool,
+    /// We receive (and play, when the line has the microphone).
+    pub receive: bool,
+    /// telephone-event payload type at the codec's clock rate.
+    pub dtmf_payload_type: Option<u8>,
+    /// What we send.
+    pub source: SendSource,
+    /// The microphone is muted (silence is sent).
+    pub muted: bool,
+}
+
+/// A local tone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineTone {
+    /// Ringback in the headset (the far end rings).
+    Ringback,
+    /// Ringing on the ring device (a call for us).
+    Ring,
+}
+
+/// An order for the media thread.
+#[derive(Debug)]
+pub enum Control {
+    /// The whole desired state of line `line` (0-based).
+    Line {
+        /// Line index.
+        line: usize,
+        /// The stream, if media flows.
+        stream: Option<StreamParams>,
+        /// A tone, if any.
+        tone: Option<LineTone>,
+    },
+    /// Send DTMF digits on line `line` (0-based).
+    Dtmf {
+        /// Line index.
+        line: usize,
+        /// `0-9 * # A-D`.
+        digits: String,
+    },
+}
+
+/// Something the media thread tells the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Receive quality of a line, every few seconds while it has a stream.
+    Quality {
+        /// Line index.
+        line: usize,
+        /// The codec in use.
+        codec: CodecKind,
+        /// The figures.
+        quality: Quality,
+    },
+    /// A DTMF digit arrived as a telephone-event.
+    Dtmf {
+        /// Line index.
+        line: usize,
+        /// The digit.
+        digit: char,
+    },
+    /// An audio device problem.
+    Device(DeviceNotice),
+    /// A line could not do what it was asked (e.g. the codec failed to start).
+    Problem {
+        /// Line index.
+        line: usize,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Why the engine could not start.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// A socket could not be made non-blocking.
+    #[error("RTP socket: {0}")]
+    Socket(#[from] std::io::Error),
+    /// The thread could not be spawned.
+    #[error("cannot start the media thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A running media engine; dropping it stops the thread.
+#[derive(Debug)]
+pub struct MediaEngine {
+    control: Option<mpsc::Sender<Control>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MediaEngine {
+    /// Starts the media thread with its device, one socket pair per line, and the music
+    /// held parties hear (silence when `None`).
+    pub fn start(
+        device: Box<dyn AudioDevice>,
+        sockets: Vec<LineSockets>,
+        config: EngineConfig,
+        moh: Option<MusicOnHold>,
+        reports: Box<dyn FnMut(Report) + Send>,
+    ) -> Result<MediaEngine, EngineError> {
+        for s in &sockets {
+            s.rtp.set_nonblocking(true)?;
+            s.rtcp.set_nonblocking(true)?;
+        }
+        let (tx, rx) = mpsc::channel();
+        let pipeline = Pipeline::new(device, sockets, config, moh, reports);
+        let thread = thread::Builder::new()
+            .name("media".into())
+            .spawn(move || run(pipeline, rx))
+            .map_err(EngineError::Thread)?;
+        Ok(MediaEngine {
+            control: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands an order to the media thread.
+    pub fn send(&self, control: Control) {
+        if let Some(tx) = &self.control {
+            if tx.send(control).is_err() {
+                tracing::warn!("the media thread is gone; order dropped");
+            }
+        }
+    }
+}
+
+impl Drop for MediaEngine {
+    fn drop(&mut self) {
+        self.control = None; // the thread sees the channel close and ends
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the media thread panicked");
+            }
+        }
+    }
+}
+
+/// The media clock: the only place the engine reads the time.
+#[allow(clippy::disallowed_methods)] // the media thread is where its time enters
+fn now() -> Instant {
+    Instant::now()
+}
+
+#[allow(clippy::disallowed_methods)] // RTCP needs wall-clock (NTP) time
+fn wallclock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+/// The media thread: a tick every 20 ms until the driver hangs up.
+fn run(mut pipeline: Pipeline, control: mpsc::Receiver<Control>) {
+    let frame = Duration::from_millis(u64::from(FRAME_MS));
+    let mut next = now();
+    // Tick k reads the k-th microphone frame: with file audio this line lets a test turn
+    // sample positions into wall-clock times (and so measure the mouth-to-ear delay).
+    let unix_ms = wallclock()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    tracing::info!(unix_ms, "media clock started");
+    loop {
+        loop {
+            match control.try_recv() {
+                Ok(c) => pipeline.control(now(), c),
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return,
+            }
+        }
+        pipeline.tick(now(), wallclock());
+        next += frame;
+        let t = now();
+        if t > next + frame * 5 {
+            // We fell far behind (suspend, debugger): restart the clock.
+            next = t;
+        } else if next > t {
+            thread::sleep(next - t);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Test signals and how to compare what came out with what went in.
+//!
+//! [`write_test_signal`] writes a speech-band sweep with a stepped pitch
+//! contour (no period shorter than the whole clip, so the correlation has one
+//! peak). [`best_alignment`] finds the delay that lines the output up with the
+//! reference and the normalised cross-correlation there; [`longest_gap_ms`]
+//! finds the longest run of near-silence inside a span (a dropout).
+
+use std::path::Path;
+
+/// The rate test signals are written at.
+pub const RATE: u32 = 48_000;
+
+/// Writes `seconds` of the test signal (48 kHz mono 16-bit) to `path`.
+pub fn write_test_signal(path: &Path, seconds: f32) -> Vec<f32> {
+    let n = (seconds * RATE as f32) as usize;
+    let mut samples = Vec::with_capacity(n);
+    let mut phase = 0.0f32;
+    let mut phase2 = 0.0f32;
+    for i in 0..n {
+        let t = i as f32 / RATE as f32;
+        // A pitch that wanders 300–2400 Hz without repeating, plus a second partial.
+        let f =
+            900.0 + 600.0 * (t * 1.3).sin() + 450.0 * (t * 3.7).sin() + 300.0 * (t * 0.37).cos();
+        phase += 2.0 * std::f32::consts::PI * f / RATE as f32;
+        phase2 += 2.0 * std::f32::consts::PI * (f * 1.5) / RATE as f32;
+        // A syllable-like envelope (never fully silent).
+        let env = 0.55 + 0.45 * (t * 2.0 * std::f32::consts::PI * 3.1).sin().abs();
+        samples.push(env * (0.5 * phase.sin() + 0.2 * phase2.sin()));
+    }
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("creating the test signal");
+    for s in &samples {
+        w.write_sample((s * 16_000.0) as i16)
+            .expect("writing a sample");
+    }
+    w.finalize().expect("finishing the test signal");
+    samples
+}
+
+/// Reads a mono (or first channel of a) WAV as floats in −1..1, with its rate.
+pub fn read_wav(path: &Path) -> (Vec<f32>, u32) {
+    let mut r =
+        hound::WavReader::open(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let spec = r.spec();
+    let channels = usize::from(spec.channels.max(1));
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => r
+            .samples::<i32>()
+            .map(|s| s.unwrap_or(0) as f32 / (1 << (spec.bits_per_sample - 1)) as f32)
+            .collect(),
+        hound::SampleFormat::Float => r.samples::<f32>().map(|s| s.unwrap_or(0.0)).collect(),
+    };
+    (
+        samples.into_iter().step_by(channels).collect(),
+        spec.sample_rate,
+    )
+}
+
+/// Averages blocks of `factor` samples (a crude low-pass before decimating).
+fn decimate(x: &[f32], factor: usize) -> Vec<f32> {
+    x.chunks(factor)
+        .map(|c| c.iter().sum::<f32>() / c.len() as f32)
+        .collect()
+}
+
+/// The delay (ms) at which `output` best matches a 1.5 s window of
+/// `reference` starting at 0.5 s, and the normalised cross-correlation
+/// there (1.0 = identical shape). Both at 48 kHz; compared at 8 kHz.
+pub fn best_alignment(reference: &[f32], output: &[f32], max_delay_ms: u32) -> (f32, f32) {
+    let factor = 6;
+    let r = decimate(reference, factor);
+    let o = decimate(output, factor);
+    let rate = (RATE as usize / factor) as f32;
+    let start = (0.5 * rate) as usize;
+    let len = (1.5 * rate) as usize;
+    let window = &r[start.min(r.len())..(start + len).min(r.len())];
+    let max_lag = (max_delay_ms as f32 / 1000.0 * rate) as usize;
+    let energy_r: f32 = window.iter().map(|v| v * v).sum();
+    let (mut best, mut best_lag) = (f32::MIN, 0);
+    for lag in 0..=max_lag {
+        let from = start + lag;
+        if from + window.len() > o.len() {
+            break;
+        }
+        let seg = &o[from..from + window.len()];
+        let dot: f32 = window.iter().zip(seg).map(|(a, b)| a * b).sum();
+        let energy_o: f32 = seg.iter().map(|v| v * v).sum();
+        let ncc = dot / (energy_r * energy_o).sqrt().max(1e-9);
+        if ncc > best {
+            best = ncc;
+            best_lag = lag;
+        }
+    }
+    (best_lag as f32 / rate * 1000.0, best)
+}
+
+/// The longest run (ms) of samples below `threshold` in `x[from..to]` (48 kHz).
+pub fn longest_gap_ms(x: &[f32], from_s: f32, to_s: f32, threshold: f32) -> f32 {
+    let from = (from_s * RATE as f32) as usize;
+    let to = ((to_s * RATE as f32) as usize).min(x.len());
+    let (mut run, mut longest) = (0usize, 0usize);
+    for v in &x[from.min(to)..to] {
+        if v.abs() < threshold {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    longest as f32 / RATE as f32 * 1000.0
+}

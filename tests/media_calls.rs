@@ -1,0 +1,292 @@
+//! Voice end to end: two switchboard processes on loopback with file audio
+//! (Opus and PCMU, clean and through an impairment relay), DTMF, music on
+//! hold, and a call to a real phone (baresip) with audio both ways.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use common::relay::{Ends, Impairment, Relay};
+use common::signal::{best_alignment, longest_gap_ms, read_wav, write_test_signal};
+use common::{hosts, secs, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig};
+
+/// The host number of the second switchboard in the test's /24.
+const CALLEE: u8 = 6;
+/// The host number of the impairment relay.
+const RELAY: u8 = 7;
+/// RTP ports of the caller (line 1: 30000/30001, line 2: 30002/30003).
+const CALLER_RTP: u16 = 30_000;
+/// RTP ports of the callee (line 1: 31000/31001, line 2: 31002/31003).
+const CALLEE_RTP: u16 = 31_000;
+
+struct Pair {
+    caller: Switchboard,
+    callee: Switchboard,
+    reference: Vec<f32>,
+    callee_out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The lines of an `[audio]` section for the file backend.
+fn audio_toml(file_in: Option<&Path>, file_out: &Path, extra: &str) -> String {
+    let mut s = String::from("backend = \"file\"\nfile_loop = true\n");
+    if let Some(f) = file_in {
+        s.push_str(&format!("file_in = \"{}\"\n", f.display()));
+    }
+    s.push_str(&format!("file_out = \"{}\"\n{extra}", file_out.display()));
+    s
+}
+
+/// The `[network]` lines fixing RTP ports at `first` and, with a relay, advertising it.
+fn media_network(first: u16, relay: Option<&str>) -> String {
+    let mut lines = format!("rtp_port_min = {first}\nrtp_port_max = {}\n", first + 9);
+    if let Some(addr) = relay {
+        lines.push_str(&format!("media_address = \"{addr}\"\n"));
+    }
+    lines
+}
+
+/// Caller at .2 plays the test signal; callee at .6 records what it hears. With `relay`,
+/// both advertise that address for RTP (the relay stands in for each towards the other).
+fn call_pair(net: &Net, codec: &str, relay: Option<&str>, caller_extra: &str) -> Pair {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signal = dir.path().join("signal.wav");
+    let reference = write_test_signal(&signal, 3.0);
+    let callee_out = dir.path().join("callee_out.wav");
+    let caller_cfg = SwitchboardConfig::peer_to_peer(net)
+        .with_codecs(&[codec])
+        .with_audio(&audio_toml(
+            Some(&signal),
+            &dir.path().join("caller_out.wav"),
+            caller_extra,
+        ))
+        .with_network(&media_network(CALLER_RTP, relay));
+    let mut callee_cfg = SwitchboardConfig::peer_to_peer(net).with_codecs(&[codec]);
+    let ip = net.ip(CALLEE);
+    callee_cfg.bind = (ip, 5060).into();
+    callee_cfg.accounts[0].user = "bob".into();
+    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg
+        .with_audio(&audio_toml(None, &callee_out, ""))
+        .with_network(&media_network(CALLEE_RTP, relay));
+    let callee_toml = callee_cfg.to_toml();
+    let mut caller = Switchboard::start(&caller_cfg.to_toml());
+    let mut callee = Switchboard::start(&callee_toml);
+    caller.wait_for(secs(10), "started");
+    callee.wait_for(secs(10), "started");
+    caller.send(&format!("dial sip:bob@{ip}:5060"));
+    callee.wait_for(secs(5), "incoming");
+    callee.send("answer");
+    caller.wait_call_state(secs(5), 1, "connected");
+    callee.wait_call_state(secs(5), 1, "connected");
+    Pair {
+        caller,
+        callee,
+        reference,
+        callee_out,
+        _dir: dir,
+    }
+}
+
+/// Ends the call from the caller and stops both (the WAV is final then).
+fn finish(pair: &mut Pair) {
+    pair.caller.send("hangup");
+    pair.callee.wait_call_state(secs(5), 1, "ended");
+    assert!(pair.caller.quit_and_wait(secs(10)).success());
+    assert!(pair.callee.quit_and_wait(secs(10)).success());
+}
+
+/// The callee's recording from 1 s after the first sound to its end, and where that
+/// excerpt starts in the recording (samples).
+fn heard(pair: &Pair) -> (Vec<f32>, usize) {
+    let (out, rate) = read_wav(&pair.callee_out);
+    assert_eq!(rate, 48_000);
+    let onset = out
+        .iter()
+        .position(|s| s.abs() > 0.02)
+        .expect("the callee heard something");
+    let last = out
+        .iter()
+        .rposition(|s| s.abs() > 0.02)
+        .unwrap_or(out.len());
+    let start = (onset + 48_000).min(last);
+    (out[start..last].to_vec(), start)
+}
+
+/// When a switchboard's media clock started (Unix ms), from its log.
+fn media_clock_start(sb: &Switchboard) -> Option<f64> {
+    let log = sb.log();
+    let line = log.lines().find(|l| l.contains("media clock started"))?;
+    let value = line.split("unix_ms=").nth(1)?.split_whitespace().next()?;
+    value.parse().ok()
+}
+
+/// Correlation of what the callee heard with the looping reference; prints it with the
+/// mouth-to-ear delay (file in to file out).
+///
+/// The caller's k-th media tick reads the signal at `k·960 mod len` and the callee's j-th
+/// tick writes recording frame j; both clocks log their start, so the alignment's lag turns
+/// into a delay (modulo the signal's length, far longer than any delay).
+fn correlation(pair: &Pair) -> f32 {
+    let (heard, start) = heard(pair);
+    // The reference loops: search the heard audio for its window at any phase.
+    let mut looped = pair.reference.clone();
+    looped.extend_from_slice(&pair.reference);
+    let (lag_ms, ncc) = best_alignment(&heard, &looped, 3_000);
+    println!("normalised cross-correlation {ncc:.3}");
+    if let (Some(caller), Some(callee)) = (
+        media_clock_start(&pair.caller),
+        media_clock_start(&pair.callee),
+    ) {
+        let period = pair.reference.len() as f64 / 48.0;
+        let delay = (callee - caller + start as f64 / 48.0 - f64::from(lag_ms)).rem_euclid(period);
+        println!("mouth-to-ear delay (file to file, jitter buffer included): {delay:.0} ms");
+    }
+    ncc
+}
+
+#[test]
+fn opus_call_between_two_switchboards_carries_the_signal() {
+    let net = Net::for_test("media_calls::opus");
+    let mut pair = call_pair(&net, "opus", None, "");
+    let media = pair.caller.wait_for(secs(2), "media");
+    assert_eq!(media["codec"], "opus");
+    thread::sleep(Duration::from_secs(5));
+    let quality = pair.callee.wait_for(secs(3), "quality");
+    println!("callee quality: {quality}");
+    assert_eq!(quality["loss_pct"], 0.0);
+    finish(&mut pair);
+    let ncc = correlation(&pair);
+    assert!(ncc >= 0.9, "ncc {ncc}");
+}
+
+#[test]
+fn pcmu_call_between_two_switchboards_carries_the_signal() {
+    let net = Net::for_test("media_calls::pcmu");
+    let mut pair = call_pair(&net, "pcmu", None, "");
+    assert_eq!(pair.caller.wait_for(secs(2), "media")["codec"], "PCMU");
+    thread::sleep(Duration::from_secs(5));
+    finish(&mut pair);
+    let ncc = correlation(&pair);
+    assert!(ncc >= 0.9, "ncc {ncc}");
+}
+
+#[test]
+fn opus_through_loss_and_jitter_stays_continuous_and_intelligible() {
+    let net = Net::for_test("media_calls::impaired");
+    let relay_ip = net.ip(RELAY);
+    let relay = Relay::start(
+        relay_ip,
+        Ends {
+            caller: (net.ip(hosts::SWITCHBOARD), CALLER_RTP).into(),
+            callee: (net.ip(CALLEE), CALLEE_RTP).into(),
+        },
+        Impairment {
+            loss: 0.05,
+            jitter: Duration::from_millis(40),
+        },
+        0x5eed,
+    );
+    let mut pair = call_pair(&net, "opus", Some(&relay_ip.to_string()), "");
+    thread::sleep(Duration::from_secs(8));
+    finish(&mut pair);
+    let stats = &relay.stats;
+    let (fwd, dropped, back) = (
+        stats.forwarded.load(std::sync::atomic::Ordering::Relaxed),
+        stats.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        stats.returned.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    println!("relay: {fwd} forwarded, {dropped} dropped, {back} returned");
+    assert!(fwd > 300 && dropped > 5, "the relay carried the call");
+    let (heard, _) = heard(&pair);
+    let gap = longest_gap_ms(&heard, 0.0, heard.len() as f32 / 48_000.0 - 0.5, 0.003);
+    println!("longest silent gap {gap:.1} ms");
+    assert!(gap <= 100.0, "gap {gap} ms");
+    let ncc = correlation(&pair);
+    assert!(ncc >= 0.7, "ncc {ncc}");
+}
+
+#[test]
+fn dtmf_digits_arrive_as_events_at_the_other_switchboard() {
+    let net = Net::for_test("media_calls::dtmf");
+    let mut pair = call_pair(&net, "pcmu", None, "");
+    pair.caller.send("dtmf *1#");
+    for digit in ["*", "1", "#"] {
+        let ev = pair.callee.wait_event(secs(5), |e| e["event"] == "dtmf");
+        assert_eq!(ev["digit"], digit, "{ev}");
+    }
+    pair.callee
+        .expect_no_event(Duration::from_millis(500), |e| e["event"] == "dtmf");
+    finish(&mut pair);
+}
+
+#[test]
+fn the_held_party_hears_music_on_hold() {
+    let net = Net::for_test("media_calls::moh");
+    let moh = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/music_on_hold.wav");
+    let extra = format!("music_on_hold = \"{}\"\n", moh.display());
+    let mut pair = call_pair(&net, "opus", None, &extra);
+    thread::sleep(Duration::from_secs(1));
+    pair.caller.send("hold");
+    pair.caller.wait_call_state(secs(5), 1, "held");
+    pair.callee.wait_call_state(secs(5), 1, "remote_held");
+    thread::sleep(Duration::from_secs(3));
+    finish(&mut pair);
+    let (heard, _) = heard(&pair);
+    let tail = &heard[heard.len().saturating_sub(2 * 48_000)..];
+    let rms = (tail.iter().map(|s| s * s).sum::<f32>() / tail.len().max(1) as f32).sqrt();
+    println!("callee level while held: {rms:.4} RMS");
+    assert!(rms > 0.01, "the held party hears the music");
+}
+
+#[test]
+fn call_with_baresip_carries_audio_both_ways() {
+    let net = Net::for_test("media_calls::baresip");
+    let kam = Kamailio::start(&net, &[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signal = dir.path().join("signal.wav");
+    let reference = write_test_signal(&signal, 3.0);
+    let our_out = dir.path().join("heard.wav");
+    let cfg = SwitchboardConfig::registering(&net, "alice", "alicepw").with_audio(&audio_toml(
+        Some(&signal),
+        &our_out,
+        "",
+    ));
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
+    sb.send("dial bob");
+    sb.wait_call_state(secs(10), 1, "connected");
+    thread::sleep(Duration::from_secs(5));
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    bob.wait_log("session closed", secs(5));
+    assert!(sb.quit_and_wait(secs(10)).success());
+    // We heard baresip's 1 kHz sine.
+    let stat = common::audio::wav_stat(&our_out);
+    println!("we heard: {stat:?}");
+    let freq = stat["Rough frequency"];
+    assert!((900.0..1100.0).contains(&freq), "{stat:?}");
+    // baresip heard our signal.
+    let recordings = bob.heard_recordings();
+    let (theirs, rate) = read_wav(recordings.first().expect("baresip recorded the call"));
+    let theirs: Vec<f32> = if rate == 8_000 {
+        theirs
+            .iter()
+            .flat_map(|s| std::iter::repeat_n(*s, 6))
+            .collect()
+    } else {
+        theirs
+    };
+    let onset = theirs
+        .iter()
+        .position(|s| s.abs() > 0.02)
+        .expect("baresip heard us");
+    let heard = &theirs[(onset + 48_000).min(theirs.len())..];
+    let (_, ncc) = best_alignment(heard, &[reference.clone(), reference].concat(), 3_000);
+    println!("baresip heard our signal with ncc {ncc:.3}");
+    assert!(ncc >= 0.7, "ncc {ncc}");
+}
