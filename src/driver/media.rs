@@ -101,6 +101,7 @@ impl MediaBridge {
                 line,
                 codec,
                 quality,
+                buffer_ms,
             } => Some(Event::Quality {
                 line: line_no(line),
                 call_id: self.call(line)?,
@@ -108,6 +109,7 @@ impl MediaBridge {
                 loss_pct: quality.loss_pct,
                 jitter_ms: quality.jitter_ms,
                 rtt_ms: quality.rtt_ms,
+                buffer_ms,
             }),
             Report::Dtmf { line, digit } => Some(Event::Dtmf {
                 line: line_no(line),
@@ -234,8 +236,12 @@ mod tests {
             line: 1,
             codec: CodecKind::Opus,
             quality,
+            buffer_ms: 45,
         });
-        assert!(matches!(ev, Some(Event::Quality { line: 2, ref call_id, .. }) if call_id == "c2"));
+        assert!(
+            matches!(ev, Some(Event::Quality { line: 2, ref call_id, buffer_ms: 45, loss_pct, .. })
+                if call_id == "c2" && loss_pct == 1.5)
+        );
         assert!(
             bridge
                 .report(Report::Dtmf {

@@ -122,6 +122,8 @@ pub enum Report {
         codec: CodecKind,
         /// The figures.
         quality: Quality,
+        /// How long received audio waits in the jitter buffer now (ms).
+        buffer_ms: u32,
     },
     /// A DTMF digit arrived as a telephone-event.
     Dtmf {

@@ -384,6 +384,7 @@ impl Pipeline {
                 line,
                 codec: stream.params.codec,
                 quality: stream.rtcp.quality(),
+                buffer_ms: stream.jitter.stats().delay_ms,
             });
         }
     }

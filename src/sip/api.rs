@@ -203,6 +203,8 @@ pub enum Event {
         jitter_ms: f32,
         /// Round-trip time from RTCP, when known.
         rtt_ms: Option<f32>,
+        /// How long received audio waits in the jitter buffer (ms).
+        buffer_ms: u32,
     },
     /// Something happened to the audio devices (e.g. the headset was unplugged).
     Audio {
