@@ -176,10 +176,12 @@ impl MediaEngine {
             s.rtcp.set_nonblocking(true)?;
         }
         let (tx, rx) = mpsc::channel();
-        let pipeline = Pipeline::new(device, sockets, config, moh, reports);
+        let mut pipeline = Pipeline::new(device, sockets, config, moh, reports);
+        let poll = mio::Poll::new()?;
+        pipeline.register(poll.registry())?;
         let thread = thread::Builder::new()
             .name("media".into())
-            .spawn(move || run(pipeline, rx))
+            .spawn(move || run(pipeline, poll, rx))
             .map_err(EngineError::Thread)?;
         Ok(MediaEngine {
             control: Some(tx),
@@ -219,9 +221,12 @@ fn wallclock() -> std::time::SystemTime {
     std::time::SystemTime::now()
 }
 
-/// The media thread: a tick every 20 ms until the driver hangs up.
-fn run(mut pipeline: Pipeline, control: mpsc::Receiver<Control>) {
+/// The media thread: a tick every 20 ms until the driver hangs up; in between it sleeps in
+/// `poll` and reads packets the moment they arrive (so their arrival times, which the jitter
+/// buffer and RTCP's round-trip time depend on, are exact rather than rounded to a tick).
+fn run(mut pipeline: Pipeline, mut poll: mio::Poll, control: mpsc::Receiver<Control>) {
     let frame = Duration::from_millis(u64::from(FRAME_MS));
+    let mut events = mio::Events::with_capacity(16);
     let mut next = now();
     // Tick k reads the k-th microphone frame: with file audio this line lets a test turn
     // sample positions into wall-clock times (and so measure the mouth-to-ear delay).
@@ -237,14 +242,25 @@ fn run(mut pipeline: Pipeline, control: mpsc::Receiver<Control>) {
                 Err(mpsc::TryRecvError::Disconnected) => return,
             }
         }
-        pipeline.tick(now(), wallclock());
-        next += frame;
         let t = now();
-        if t > next + frame * 5 {
-            // We fell far behind (suspend, debugger): restart the clock.
-            next = t;
-        } else if next > t {
-            thread::sleep(next - t);
+        if t >= next {
+            pipeline.tick(t, wallclock());
+            next += frame;
+            if t > next + frame * 5 {
+                // We fell far behind (suspend, debugger): restart the clock.
+                next = t + frame;
+            }
+            continue;
+        }
+        match poll.poll(&mut events, Some(next - t)) {
+            Ok(()) if !events.is_empty() => pipeline.receive_all(now(), wallclock()),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // Should never happen; fall back to reading at the ticks.
+                tracing::warn!(error = %e, "media poll failed");
+                thread::sleep(next - t);
+            }
         }
     }
 }

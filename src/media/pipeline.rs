@@ -15,7 +15,7 @@
 //! ```
 
 use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::codec::Codec;
@@ -106,9 +106,15 @@ impl ActiveStream {
     }
 }
 
+/// One line's RTP and RTCP sockets, registered with the media thread's poll.
+struct Sockets {
+    rtp: mio::net::UdpSocket,
+    rtcp: mio::net::UdpSocket,
+}
+
 /// One line: its sockets, stream and tone.
 struct Leg {
-    sockets: LineSockets,
+    sockets: Sockets,
     stream: Option<ActiveStream>,
     tone: Option<(LineTone, ToneGenerator)>,
 }
@@ -145,7 +151,10 @@ impl Pipeline {
             legs: sockets
                 .into_iter()
                 .map(|sockets| Leg {
-                    sockets,
+                    sockets: Sockets {
+                        rtp: mio::net::UdpSocket::from_std(sockets.rtp),
+                        rtcp: mio::net::UdpSocket::from_std(sockets.rtcp),
+                    },
                     stream: None,
                     tone: None,
                 })
@@ -212,9 +221,7 @@ impl Pipeline {
 
     /// One 20 ms step.
     pub(super) fn tick(&mut self, now: Instant, wallclock: SystemTime) {
-        for index in 0..self.legs.len() {
-            self.receive(index, now, wallclock);
-        }
+        self.receive_all(now, wallclock);
         if !self.device.read_frame(&mut self.mic) {
             self.mic.fill(0);
         }
@@ -236,6 +243,31 @@ impl Pipeline {
         self.device.write_frame(&self.headset);
         while let Some(notice) = self.device.poll_notice() {
             (self.reports)(Report::Device(notice));
+        }
+    }
+
+    /// Registers every socket with the media thread's poll, so packets are read (and their
+    /// arrival timed) as they come rather than at the next tick.
+    pub(super) fn register(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+        for (index, leg) in self.legs.iter_mut().enumerate() {
+            registry.register(
+                &mut leg.sockets.rtp,
+                mio::Token(2 * index),
+                mio::Interest::READABLE,
+            )?;
+            registry.register(
+                &mut leg.sockets.rtcp,
+                mio::Token(2 * index + 1),
+                mio::Interest::READABLE,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Reads whatever waits on every line's sockets.
+    pub(super) fn receive_all(&mut self, now: Instant, wallclock: SystemTime) {
+        for index in 0..self.legs.len() {
+            self.receive(index, now, wallclock);
         }
     }
 
@@ -392,7 +424,7 @@ impl Pipeline {
 
 /// The next datagram waiting on `socket`, skipping the errors an earlier ICMP message leaves
 /// behind (port unreachable); `None` when nothing more is waiting.
-fn receive_one(socket: &UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+fn receive_one(socket: &mio::net::UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
     for _ in 0..MAX_SOCKET_ERRORS {
         match socket.recv_from(buf) {
             Ok(received) => return Some(received),
