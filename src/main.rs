@@ -19,6 +19,7 @@ use tracing_subscriber::EnvFilter;
 use switchboard::config::{AudioBackend, Config, ConfigError};
 use switchboard::driver::{self, Setup};
 use switchboard::headless;
+use switchboard::media::device::DeviceInfo;
 use switchboard::sip::Event;
 
 /// Exit code for a configuration or command-line problem.
@@ -97,23 +98,8 @@ fn check_config(file: Option<PathBuf>) -> ExitCode {
 /// `switchboard devices`: one line per device, defaults marked.
 fn devices() -> ExitCode {
     match switchboard::media::device::list_devices() {
-        Ok(list) if list.is_empty() => {
-            println!("no audio devices found");
-            ExitCode::SUCCESS
-        }
         Ok(list) => {
-            for d in list {
-                let role = match (d.input, d.output) {
-                    (true, true) => "input+output",
-                    (true, false) => "input",
-                    (false, _) => "output",
-                };
-                let default = if d.is_default { " (default)" } else { "" };
-                println!(
-                    "{role:12} {}{default}: {} [{}]",
-                    d.id, d.name, d.default_config
-                );
-            }
+            print!("{}", describe_devices(&list));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -121,6 +107,43 @@ fn devices() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `devices` listing: devices that can open now, one per line with their id (for the
+/// configuration), name and format; then those that cannot, on one line; then a plain
+/// sentence when none of them is a sound card.
+fn describe_devices(list: &[DeviceInfo]) -> String {
+    let mut out = String::new();
+    let (usable, unusable): (Vec<&DeviceInfo>, Vec<&DeviceInfo>) =
+        list.iter().partition(|d| d.default_config.is_some());
+    for d in &usable {
+        let role = match (d.input, d.output) {
+            (true, true) => "input+output",
+            (true, false) => "input",
+            (false, _) => "output",
+        };
+        let default = if d.is_default { ", default" } else { "" };
+        let format = d.default_config.as_deref().unwrap_or_default();
+        out.push_str(&format!(
+            "{} ({role}{default}): {} [{format}]\n",
+            d.id, d.name
+        ));
+    }
+    if !unusable.is_empty() {
+        let ids: Vec<&str> = unusable.iter().map(|d| d.id.as_str()).collect();
+        out.push_str(&format!(
+            "not usable now (nothing behind them): {}\n",
+            ids.join(", ")
+        ));
+    }
+    // ALSA's `null` device only discards and makes silence.
+    if !usable.iter().any(|d| d.id != "alsa:null") {
+        out.push_str(
+            "No sound card found: switchboard runs without sound here. Use --audio-in and \
+             --audio-out (WAV files) or [audio] backend = \"null\".\n",
+        );
+    }
+    out
 }
 
 /// `--audio-in` / `--audio-out` select the file backend with those files.
@@ -355,6 +378,35 @@ mod tests {
             note(&file, "office", bound),
             "config /etc/sb.toml, account office"
         );
+    }
+
+    fn device(id: &str, default_config: Option<&str>) -> DeviceInfo {
+        DeviceInfo {
+            name: format!("{id} device"),
+            id: id.to_owned(),
+            input: true,
+            output: true,
+            default_config: default_config.map(str::to_owned),
+            is_default: false,
+        }
+    }
+
+    #[test]
+    fn devices_say_when_there_is_no_sound_card() {
+        let none = describe_devices(&[
+            device("alsa:null", Some("48000 Hz, 2 ch, f32")),
+            device("alsa:pulse", None),
+        ]);
+        assert_eq!(
+            none,
+            "alsa:null (input+output): alsa:null device [48000 Hz, 2 ch, f32]\n\
+             not usable now (nothing behind them): alsa:pulse\n\
+             No sound card found: switchboard runs without sound here. Use --audio-in and \
+             --audio-out (WAV files) or [audio] backend = \"null\".\n"
+        );
+        assert!(describe_devices(&[]).starts_with("No sound card found"));
+        let card = describe_devices(&[device("alsa:hw:CARD=Headset,DEV=0", Some("48000 Hz"))]);
+        assert!(!card.contains("No sound card"), "{card}");
     }
 
     #[test]

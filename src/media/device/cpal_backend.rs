@@ -619,10 +619,10 @@ pub(super) fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
                 .flatten()
                 .map(|c| describe(&c));
             let default_config = match (out_cfg, in_cfg) {
-                (Some(o), Some(i)) if o != i => format!("{o} (input {i})"),
-                (Some(o), _) => o,
-                (None, Some(i)) => i,
-                (None, None) => "unknown".to_string(),
+                (Some(o), Some(i)) if o != i => Some(format!("{o} (input {i})")),
+                (Some(o), _) => Some(o),
+                (None, Some(i)) => Some(i),
+                (None, None) => None,
             };
             let is_default =
                 default_in.as_deref() == Some(&name) || default_out.as_deref() == Some(&name);
@@ -870,7 +870,7 @@ mod tests {
         if let Ok(devices) = list_devices() {
             for d in devices {
                 assert!(!d.name.is_empty());
-                assert!(!d.default_config.is_empty());
+                assert!(d.default_config.as_ref().is_none_or(|c| !c.is_empty()));
             }
         }
     }

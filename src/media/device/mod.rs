@@ -209,8 +209,9 @@ pub struct DeviceInfo {
     /// It can play (headset, ringer).
     pub output: bool,
     /// Its default configuration, e.g. `48000 Hz, 2 ch, f32` (the output's
-    /// when it has both directions and they differ, followed by the input's).
-    pub default_config: String,
+    /// when it has both directions and they differ, followed by the input's);
+    /// `None` when it has none now (a plugin without a card or server behind it).
+    pub default_config: Option<String>,
     /// It is the system's default input or output device.
     pub is_default: bool,
 }
