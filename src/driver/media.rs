@@ -169,6 +169,7 @@ fn stream_params(s: Stream) -> StreamParams {
         send: matches!(s.direction, Direction::SendRecv | Direction::SendOnly),
         receive: matches!(s.direction, Direction::SendRecv | Direction::RecvOnly),
         dtmf_payload_type: s.dtmf_payload_type,
+        max_bitrate: s.max_bitrate,
         source: match s.source {
             Source::Microphone => SendSource::Microphone,
             Source::MusicOnHold => SendSource::MusicOnHold,
@@ -192,6 +193,7 @@ mod tests {
                 remote: "127.0.0.3:4000".parse().expect("addr"),
                 direction,
                 dtmf_payload_type: Some(110),
+                max_bitrate: Some(16_000),
                 source: Source::MusicOnHold,
                 muted: false,
             }),

@@ -261,6 +261,7 @@ impl Setup {
             timers: TimerValues::default(),
             seed: rand::random(),
             dtmf_info: config.media.dtmf == config::DtmfMethod::Info,
+            opus_bitrate: Some(config.codecs.opus_bitrate),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         Ok(Setup {

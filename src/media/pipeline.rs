@@ -65,7 +65,13 @@ impl ActiveStream {
         params: StreamParams,
         config: &EngineConfig,
     ) -> Result<ActiveStream, String> {
-        let codec = Codec::new(params.codec, &config.opus).map_err(|e| e.to_string())?;
+        let mut opus = config.opus;
+        if let Some(cap) = params.max_bitrate {
+            // RFC 7587: never send more than the receiver asked for (libopus' floor is 500).
+            let cap = i32::try_from(cap).unwrap_or(i32::MAX).max(500);
+            opus.bitrate = opus.bitrate.min(cap);
+        }
+        let codec = Codec::new(params.codec, &opus).map_err(|e| e.to_string())?;
         let rate = params.codec.clock_rate();
         let ssrc = rand::random();
         Ok(ActiveStream {
@@ -86,7 +92,10 @@ impl ActiveStream {
 
     /// Takes new parameters; false when the stream must be rebuilt instead.
     fn update(&mut self, params: StreamParams) -> bool {
-        if params.codec != self.params.codec || params.payload_type != self.params.payload_type {
+        if params.codec != self.params.codec
+            || params.payload_type != self.params.payload_type
+            || params.max_bitrate != self.params.max_bitrate
+        {
             return false;
         }
         if params.remote != self.params.remote {

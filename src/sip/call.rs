@@ -1309,6 +1309,7 @@ impl UserAgent {
             port: self.cfg.rtp_ports.get(index).copied().unwrap_or_default(),
             codecs: self.cfg.codecs.clone(),
             dtmf: true,
+            opus_bitrate: self.cfg.opus_bitrate,
         }
     }
 

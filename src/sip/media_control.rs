@@ -41,6 +41,7 @@ fn desired(call: &Call) -> (Option<Stream>, Option<Tone>) {
         remote: m.remote,
         direction: m.direction,
         dtmf_payload_type: m.dtmf_payload_type,
+        max_bitrate: m.max_bitrate,
         source: if call.local_hold {
             Source::MusicOnHold
         } else {

@@ -41,6 +41,8 @@ pub struct Stream {
     pub direction: Direction,
     /// telephone-event payload type (at the codec's clock rate), if negotiated.
     pub dtmf_payload_type: Option<u8>,
+    /// The most the far end wants to receive (Opus `maxaveragebitrate`), bits per second.
+    pub max_bitrate: Option<u32>,
     /// What we send.
     pub source: Source,
     /// The microphone is muted on this line.

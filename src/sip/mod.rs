@@ -158,6 +158,8 @@ pub struct UaConfig {
     pub seed: u64,
     /// Send DTMF as SIP INFO instead of RFC 4733 telephone-events.
     pub dtmf_info: bool,
+    /// The Opus bitrate we send, declared in SDP as the most we want to receive.
+    pub opus_bitrate: Option<u32>,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.

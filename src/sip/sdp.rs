@@ -80,10 +80,16 @@ impl Codec {
         }
     }
 
-    /// The `a=fmtp` parameters we declare for receiving, if any.
-    fn fmtp(&self) -> Option<&'static str> {
+    /// The `a=fmtp` parameters we declare for receiving, if any; `opus_bitrate` is the
+    /// Opus bitrate we would like to receive (RFC 7587 `maxaveragebitrate`).
+    fn fmtp(&self, opus_bitrate: Option<u32>) -> Option<String> {
         match self {
-            Codec::Opus => Some("minptime=10;useinbandfec=1;stereo=0"),
+            Codec::Opus => Some(match opus_bitrate {
+                Some(rate) => {
+                    format!("minptime=10;useinbandfec=1;stereo=0;maxaveragebitrate={rate}")
+                }
+                None => "minptime=10;useinbandfec=1;stereo=0".to_owned(),
+            }),
             Codec::Pcmu | Codec::Pcma => None,
         }
     }
@@ -110,6 +116,8 @@ pub struct LocalMedia {
     /// Offer/accept telephone-event: `telephone-event/8000` as PT 101 with fmtp `0-16`
     /// (and `telephone-event/48000` as PT 110 when Opus is offered).
     pub dtmf: bool,
+    /// The Opus bitrate we send and would like to receive (`maxaveragebitrate`), if set.
+    pub opus_bitrate: Option<u32>,
 }
 
 /// The `o=` line of a session description.
@@ -296,6 +304,20 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Payload type of telephone-event at the codec's clock rate, if negotiated.
     pub dtmf_payload_type: Option<u8>,
+    /// The most the far end wants to receive of the codec (Opus `maxaveragebitrate`), in
+    /// bits per second.
+    pub max_bitrate: Option<u32>,
+}
+
+/// The `maxaveragebitrate` an fmtp line of payload type `pt` sets (RFC 7587 §7.1), if any.
+fn max_average_bitrate(media: &Media, pt: u8) -> Option<u32> {
+    media.fmtp(pt)?.split(';').find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("maxaveragebitrate")
+            .then(|| value.trim().parse().ok())
+            .flatten()
+    })
 }
 
 /// Why SDP could not be parsed or negotiated.
@@ -539,9 +561,9 @@ fn session_header(out: &mut String, addr: IpAddr, session_id: u64, version: u64)
 }
 
 /// `a=rtpmap` (and `a=fmtp`) lines of `codec` under payload type `pt`.
-fn codec_lines(out: &mut String, codec: Codec, pt: u8) {
+fn codec_lines(out: &mut String, codec: Codec, pt: u8, local: &LocalMedia) {
     out.push_str(&format!("a=rtpmap:{pt} {}\r\n", codec.rtpmap()));
-    if let Some(fmtp) = codec.fmtp() {
+    if let Some(fmtp) = codec.fmtp(local.opus_bitrate) {
         out.push_str(&format!("a=fmtp:{pt} {fmtp}\r\n"));
     }
 }
@@ -579,7 +601,7 @@ pub fn offer(local: &LocalMedia, dir: Direction, session_id: u64, version: u64) 
     }
     out.push_str("\r\n");
     for c in &codecs {
-        codec_lines(&mut out, *c, c.payload_type());
+        codec_lines(&mut out, *c, c.payload_type(), local);
     }
     if local.dtmf {
         dtmf_lines(&mut out, DTMF_PT_8K, 8_000);
@@ -661,7 +683,7 @@ pub fn answer(
                 out.push_str(&format!(" {d}"));
             }
             out.push_str("\r\n");
-            codec_lines(&mut out, codec, pt);
+            codec_lines(&mut out, codec, pt, local);
             if let Some(d) = dtmf {
                 dtmf_lines(&mut out, d, codec.clock_rate());
             }
@@ -682,6 +704,7 @@ pub fn answer(
         remote: SocketAddr::new(remote_ip, audio.port),
         direction,
         dtmf_payload_type: dtmf,
+        max_bitrate: max_average_bitrate(audio, pt),
     };
     Ok((out, negotiated))
 }
@@ -719,6 +742,7 @@ pub fn negotiate_answer(answer: &Sdp, local: &LocalMedia) -> Result<Negotiated, 
         remote: SocketAddr::new(remote_ip, audio.port),
         direction: mirror(answer.effective_direction()),
         dtmf_payload_type: dtmf,
+        max_bitrate: max_average_bitrate(audio, pt),
     })
 }
 
@@ -737,6 +761,7 @@ mod tests {
             port: 40000,
             codecs: codecs.to_vec(),
             dtmf,
+            opus_bitrate: None,
         }
     }
 
@@ -900,6 +925,7 @@ mod tests {
                 direction: Direction::SendRecv,
                 // baresip offers telephone-event only at 8 kHz: not usable with opus.
                 dtmf_payload_type: None,
+                max_bitrate: None,
             }
         );
         // Preferring PCMA gives PCMA with the 8 kHz telephone-event.
@@ -975,6 +1001,7 @@ mod tests {
                 remote: "203.0.113.5:17182".parse().expect("addr"),
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(101),
+                max_bitrate: None,
             }
         );
         assert!(!sdp.is_hold());
@@ -1217,6 +1244,7 @@ mod tests {
                 remote: "198.51.100.30:30000".parse().expect("addr"),
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(97),
+                max_bitrate: None,
             }
         );
         // An answer listing several: its first one we support wins; their recvonly = our sendonly.
@@ -1254,6 +1282,41 @@ mod tests {
             (Codec::Pcma, 8, Some(101))
         );
         assert_eq!((theirs.codec, theirs.payload_type), (Codec::Pcma, 8));
+    }
+
+    #[test]
+    fn opus_bitrate_is_declared_and_honoured_both_ways() {
+        let mut ours = all();
+        ours.opus_bitrate = Some(32_000);
+        let text = offer(&ours, Direction::SendRecv, 1, 1);
+        assert!(
+            lines(&text).contains(
+                &"a=fmtp:111 minptime=10;useinbandfec=1;stereo=0;maxaveragebitrate=32000"
+            ),
+            "{text}"
+        );
+        // Their answer caps what we send; a malformed value is ignored.
+        for (fmtp, cap) in [
+            ("useinbandfec=1; maxaveragebitrate=12000", Some(12_000)),
+            ("MaxAverageBitrate=20000", Some(20_000)),
+            ("maxaveragebitrate=lots", None),
+            ("useinbandfec=1", None),
+        ] {
+            let body = format!(
+                "v=0\r\nc=IN IP4 198.51.100.30\r\nm=audio 30000 RTP/AVP 111\r\n\
+                 a=rtpmap:111 opus/48000/2\r\na=fmtp:111 {fmtp}\r\n"
+            );
+            let sdp = parse(body.as_bytes()).expect("parses");
+            let n = negotiate_answer(&sdp, &ours).expect("negotiates");
+            assert_eq!(n.max_bitrate, cap, "{fmtp}");
+            // The same as an offer we answer.
+            let (answer_text, n) = answer(&sdp, &ours, Direction::SendRecv, 2, 2).expect("answers");
+            assert_eq!(n.max_bitrate, cap, "{fmtp}");
+            assert!(
+                answer_text.contains("maxaveragebitrate=32000"),
+                "{answer_text}"
+            );
+        }
     }
 
     #[test]

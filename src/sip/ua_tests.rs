@@ -40,6 +40,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         timers: TimerValues::default(),
         seed: 7,
         dtmf_info: false,
+        opus_bitrate: Some(24_000),
     }
 }
 
