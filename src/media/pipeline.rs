@@ -50,7 +50,8 @@ struct ActiveStream {
     dtmf_in: DtmfReceiver,
     /// Where RTP goes now (the negotiated address, or the latched source).
     send_to: SocketAddr,
-    /// A packet from the expected address has been seen (no more latching).
+    /// A packet from the negotiated address has been seen (no more latching; a
+    /// latched source is dropped from then on).
     heard: bool,
     /// RTP timestamp of the next frame we send.
     timestamp: u32,
@@ -303,16 +304,19 @@ impl Pipeline {
             if !expected {
                 continue;
             }
-            if src != stream.send_to {
+            if src == stream.params.remote {
+                // The negotiated address itself: it ends any latch, for good.
+                stream.send_to = src;
+                stream.heard = true;
+            } else if src != stream.send_to {
                 // Symmetric RTP (NAT): latch to the first valid source until the
                 // negotiated address itself is heard from.
-                if stream.heard {
+                if stream.heard || stream.send_to != stream.params.remote {
                     continue;
                 }
                 tracing::info!(line = index + 1, from = %src, "RTP latched to a new source");
                 stream.send_to = src;
             }
-            stream.heard = true;
             if !stream.params.receive {
                 continue;
             }
@@ -389,7 +393,7 @@ impl Pipeline {
                     let _ = leg.sockets.rtp.send_to(&self.packet, stream.send_to);
                 }
                 stream.spurt = true;
-            } else if !stream.dtmf_out.is_active() {
+            } else {
                 let source = match stream.params.source {
                     SendSource::Microphone if !stream.params.muted => &self.mic,
                     SendSource::Microphone => &self.silence,
@@ -455,5 +459,1034 @@ fn tone_kind(tone: LineTone) -> ToneKind {
 fn mix(dst: &mut Frame, src: &Frame) {
     for (d, s) in dst.iter_mut().zip(src) {
         *d = d.saturating_add(*s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pipeline driven tick by tick with simulated time, real UDP sockets on
+    //! 127.0.0.1 and a scripted audio device: what goes out on the wire, what
+    //! reaches the headset and the ring device, and what is reported.
+
+    use std::io::ErrorKind;
+    use std::net::{SocketAddr, UdpSocket};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    use super::super::codec::{Codec, OpusSettings};
+    use super::super::device::{AudioDevice, DeviceNotice};
+    use super::super::engine::{
+        Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
+    };
+    use super::super::jitter::JitterConfig;
+    use super::super::rtp::{is_rtcp, parse_rtp, RtpSender};
+    use super::super::tones::MusicOnHold;
+    use super::super::{CodecKind, Frame, FRAME_SAMPLES};
+    use super::Pipeline;
+
+    const TICK: Duration = Duration::from_millis(20);
+    const PT_PCMU: u8 = 0;
+    const PT_PCMA: u8 = 8;
+    const PT_OPUS: u8 = 111;
+    const PT_EVENT: u8 = 101;
+    /// RMS above which a frame is "sound", below which [`QUIET`] it is "silence".
+    const LOUD: f64 = 1000.0;
+    const QUIET: f64 = 30.0;
+
+    #[allow(clippy::disallowed_methods)] // the tests' one clock reading: their epoch
+    fn epoch() -> Instant {
+        Instant::now()
+    }
+
+    /// 1 kHz at 48 kHz: exactly 20 periods per frame, so frames join seamlessly.
+    fn sine() -> Frame {
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for (i, s) in frame.iter_mut().enumerate() {
+            let phase = std::f64::consts::TAU * 1000.0 * i as f64 / 48_000.0;
+            *s = (8000.0 * phase.sin()) as i16;
+        }
+        frame
+    }
+
+    fn rms(samples: &[i16]) -> f64 {
+        if samples.is_empty() {
+            return 0.0;
+        }
+        let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+        (sum / samples.len() as f64).sqrt()
+    }
+
+    fn decode(kind: CodecKind, payload: &[u8]) -> Frame {
+        let mut codec = Codec::new(kind, &OpusSettings::default()).expect("codec");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        codec
+            .decode(payload, &mut frame)
+            .expect("a decodable payload");
+        frame
+    }
+
+    type Frames = Arc<Mutex<Vec<Frame>>>;
+
+    /// A microphone that always says the same sine frame; records what it is given.
+    struct TestDevice {
+        mic: Frame,
+        headset: Frames,
+        ring: Frames,
+        notices: Vec<DeviceNotice>,
+    }
+
+    impl AudioDevice for TestDevice {
+        fn read_frame(&mut self, frame: &mut Frame) -> bool {
+            frame.copy_from_slice(&self.mic);
+            true
+        }
+        fn write_frame(&mut self, frame: &Frame) {
+            self.headset.lock().expect("lock").push(*frame);
+        }
+        fn write_ring_frame(&mut self, frame: &Frame) {
+            self.ring.lock().expect("lock").push(*frame);
+        }
+        fn poll_notice(&mut self) -> Option<DeviceNotice> {
+            self.notices.pop()
+        }
+    }
+
+    /// One RTP packet as it went over the wire.
+    #[derive(Debug, Clone)]
+    struct Sent {
+        pt: u8,
+        seq: u16,
+        ts: u32,
+        ssrc: u32,
+        marker: bool,
+        payload: Vec<u8>,
+    }
+
+    fn parse(bytes: &[u8]) -> Sent {
+        let p = parse_rtp(bytes).expect("the pipeline sends valid RTP");
+        Sent {
+            pt: p.payload_type,
+            seq: p.sequence,
+            ts: p.timestamp,
+            ssrc: p.ssrc,
+            marker: p.marker,
+            payload: p.payload.to_vec(),
+        }
+    }
+
+    /// A far end: RTP on an even port, RTCP on the next one.
+    struct Peer {
+        rtp: UdpSocket,
+        rtcp: UdpSocket,
+    }
+
+    impl Peer {
+        fn new() -> Peer {
+            for _ in 0..200 {
+                let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                let port = rtp.local_addr().expect("addr").port();
+                if port % 2 != 0 || port == u16::MAX {
+                    continue;
+                }
+                if let Ok(rtcp) = UdpSocket::bind(("127.0.0.1", port + 1)) {
+                    for s in [&rtp, &rtcp] {
+                        s.set_read_timeout(Some(Duration::from_millis(200)))
+                            .expect("timeout");
+                    }
+                    return Peer { rtp, rtcp };
+                }
+            }
+            panic!("no free even/odd port pair on 127.0.0.1");
+        }
+
+        fn addr(&self) -> SocketAddr {
+            self.rtp.local_addr().expect("addr")
+        }
+
+        /// The next RTP packet, waiting at most 200 ms.
+        fn recv(&self) -> Sent {
+            let mut buf = [0u8; 1500];
+            let (len, _) = self.rtp.recv_from(&mut buf).expect("an RTP packet");
+            parse(&buf[..len])
+        }
+
+        /// The RTP packets already waiting.
+        fn drain(&self) -> Vec<Sent> {
+            drain(&self.rtp).iter().map(|b| parse(b)).collect()
+        }
+    }
+
+    /// Every datagram already waiting on `socket`, without waiting.
+    fn drain(socket: &UdpSocket) -> Vec<Vec<u8>> {
+        socket.set_nonblocking(true).expect("nonblocking");
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok((len, _)) = socket.recv_from(&mut buf) {
+            out.push(buf[..len].to_vec());
+        }
+        socket.set_nonblocking(false).expect("blocking");
+        out
+    }
+
+    /// Builds a far end's RTP stream of one frame per call.
+    struct Talker {
+        sender: RtpSender,
+        codec: Codec,
+        pt: u8,
+        ts: u32,
+        frame: Frame,
+        first: bool,
+    }
+
+    impl Talker {
+        fn new(kind: CodecKind, pt: u8, ssrc: u32) -> Talker {
+            Talker {
+                sender: RtpSender::new(ssrc, 1000),
+                codec: Codec::new(kind, &OpusSettings::default()).expect("codec"),
+                pt,
+                ts: 50_000,
+                frame: sine(),
+                first: true,
+            }
+        }
+
+        fn next(&mut self) -> Vec<u8> {
+            let mut payload = [0u8; 1500];
+            let len = self
+                .codec
+                .encode(&self.frame, &mut payload)
+                .expect("encode");
+            let mut out = Vec::new();
+            self.sender
+                .packet(self.pt, self.ts, self.first, &payload[..len], &mut out);
+            self.first = false;
+            self.ts = self.ts.wrapping_add(self.codec.kind().samples_per_frame());
+            out
+        }
+
+        /// A telephone-event packet (RFC 4733) at `ts`.
+        fn event(&mut self, code: u8, end: bool, duration: u16, ts: u32) -> Vec<u8> {
+            let [hi, lo] = duration.to_be_bytes();
+            let flags = if end { 0x80 | 10 } else { 10 };
+            let mut out = Vec::new();
+            self.sender
+                .packet(PT_EVENT, ts, false, &[code, flags, hi, lo], &mut out);
+            out
+        }
+    }
+
+    /// The pipeline with its device, reports and one socket pair per line.
+    struct Harness {
+        pipeline: Pipeline,
+        t0: Instant,
+        elapsed: Duration,
+        /// Per line: (RTP address, RTCP address).
+        addrs: Vec<(SocketAddr, SocketAddr)>,
+        /// Per line: clones of its (RTP, RTCP) sockets, to see that a datagram waits.
+        probes: Vec<(UdpSocket, UdpSocket)>,
+        reports: Arc<Mutex<Vec<Report>>>,
+        headset: Frames,
+        ring: Frames,
+    }
+
+    impl Harness {
+        fn new(lines: usize) -> Harness {
+            Harness::with(lines, EngineConfig::default(), None, Vec::new())
+        }
+
+        fn with(
+            lines: usize,
+            mut config: EngineConfig,
+            moh: Option<MusicOnHold>,
+            notices: Vec<DeviceNotice>,
+        ) -> Harness {
+            config.jitter = JitterConfig {
+                min_ms: 20,
+                max_ms: 200,
+                start_ms: 40,
+            };
+            config.cname = "test@pipeline".into();
+            let headset = Frames::default();
+            let ring = Frames::default();
+            let device = TestDevice {
+                mic: sine(),
+                headset: Arc::clone(&headset),
+                ring: Arc::clone(&ring),
+                notices,
+            };
+            let mut sockets = Vec::new();
+            let mut addrs = Vec::new();
+            let mut probes = Vec::new();
+            for _ in 0..lines {
+                let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                let rtcp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+                rtp.set_nonblocking(true).expect("nonblocking");
+                rtcp.set_nonblocking(true).expect("nonblocking");
+                addrs.push((
+                    rtp.local_addr().expect("addr"),
+                    rtcp.local_addr().expect("addr"),
+                ));
+                probes.push((
+                    rtp.try_clone().expect("clone"),
+                    rtcp.try_clone().expect("clone"),
+                ));
+                sockets.push(LineSockets { rtp, rtcp });
+            }
+            let reports = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&reports);
+            let pipeline = Pipeline::new(
+                Box::new(device),
+                sockets,
+                config,
+                moh,
+                Box::new(move |r| sink.lock().expect("lock").push(r)),
+            );
+            Harness {
+                pipeline,
+                t0: epoch(),
+                elapsed: Duration::ZERO,
+                addrs,
+                probes,
+                reports,
+                headset,
+                ring,
+            }
+        }
+
+        fn now(&self) -> Instant {
+            self.t0 + self.elapsed
+        }
+
+        fn wallclock(&self) -> SystemTime {
+            UNIX_EPOCH + Duration::from_secs(1_800_000_000) + self.elapsed
+        }
+
+        /// One tick at the current time, then the clock moves 20 ms on.
+        fn tick(&mut self) {
+            let (now, wallclock) = (self.now(), self.wallclock());
+            self.pipeline.tick(now, wallclock);
+            self.elapsed += TICK;
+        }
+
+        fn line(&mut self, line: usize, stream: Option<StreamParams>, tone: Option<LineTone>) {
+            let now = self.now();
+            self.pipeline
+                .control(now, Control::Line { line, stream, tone });
+        }
+
+        fn dtmf(&mut self, line: usize, digits: &str) {
+            let now = self.now();
+            self.pipeline.control(
+                now,
+                Control::Dtmf {
+                    line,
+                    digits: digits.into(),
+                },
+            );
+        }
+
+        /// Sends `bytes` from `from` to line 0's RTP socket and lets the pipeline read it.
+        fn send(&mut self, from: &UdpSocket, bytes: &[u8]) {
+            self.send_to_line(0, false, from, bytes);
+        }
+
+        /// Sends `bytes` to a line's RTP (or RTCP) socket, waits (bounded) until the
+        /// kernel has queued it, then lets the pipeline read its sockets.
+        fn send_to_line(&mut self, line: usize, rtcp: bool, from: &UdpSocket, bytes: &[u8]) {
+            let (to, probe) = if rtcp {
+                (self.addrs[line].1, &self.probes[line].1)
+            } else {
+                (self.addrs[line].0, &self.probes[line].0)
+            };
+            from.send_to(bytes, to).expect("send");
+            let mut buf = [0u8; 1500];
+            for _ in 0..50 {
+                match probe.peek_from(&mut buf) {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    _ => break,
+                }
+            }
+            let (now, wallclock) = (self.now(), self.wallclock());
+            self.pipeline.receive_all(now, wallclock);
+        }
+
+        fn headset(&self) -> Vec<Frame> {
+            self.headset.lock().expect("lock").clone()
+        }
+
+        fn ring(&self) -> Vec<Frame> {
+            self.ring.lock().expect("lock").clone()
+        }
+
+        fn take_reports(&self) -> Vec<Report> {
+            std::mem::take(&mut *self.reports.lock().expect("lock"))
+        }
+    }
+
+    fn params(codec: CodecKind, payload_type: u8, remote: SocketAddr) -> StreamParams {
+        StreamParams {
+            codec,
+            payload_type,
+            remote,
+            send: true,
+            receive: true,
+            dtmf_payload_type: Some(PT_EVENT),
+            max_bitrate: None,
+            source: SendSource::Microphone,
+            muted: false,
+        }
+    }
+
+    fn pcmu(remote: SocketAddr) -> StreamParams {
+        params(CodecKind::Pcmu, PT_PCMU, remote)
+    }
+
+    /// Ticks `n` times and returns, per tick, the RTP packets the peer got.
+    fn tick_and_collect(h: &mut Harness, peer: &Peer, n: usize) -> Vec<Vec<Sent>> {
+        (0..n)
+            .map(|_| {
+                h.tick();
+                peer.drain()
+            })
+            .collect()
+    }
+
+    // ---- sending ----
+
+    fn assert_steady_stream(peer: &Peer, h: &mut Harness, pt: u8, step: u32) {
+        let mut previous: Option<Sent> = None;
+        for i in 0..10 {
+            h.tick();
+            let p = peer.recv();
+            assert!(peer.drain().is_empty(), "one packet per tick (tick {i})");
+            assert_eq!(p.pt, pt);
+            assert_eq!(p.marker, i == 0, "only the first packet is marked");
+            if let Some(prev) = &previous {
+                assert_eq!(p.seq, prev.seq.wrapping_add(1));
+                assert_eq!(p.ts, prev.ts.wrapping_add(step));
+                assert_eq!(p.ssrc, prev.ssrc);
+            }
+            previous = Some(p);
+        }
+    }
+
+    #[test]
+    fn pcmu_stream_sends_one_packet_per_tick() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        assert_steady_stream(&peer, &mut h, PT_PCMU, 160);
+        h.tick();
+        let p = peer.recv();
+        assert_eq!(p.payload.len(), 160, "20 ms of G.711 at 8 kHz");
+        let heard = decode(CodecKind::Pcmu, &p.payload);
+        assert!(rms(&heard) > LOUD, "the microphone's sine is sent");
+        assert!(h.take_reports().is_empty());
+    }
+
+    #[test]
+    fn opus_stream_steps_the_timestamp_by_960() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(params(CodecKind::Opus, PT_OPUS, peer.addr())), None);
+        assert_steady_stream(&peer, &mut h, PT_OPUS, 960);
+    }
+
+    #[test]
+    fn no_stream_sends_nothing_and_removing_it_stops_sending() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        for _ in 0..3 {
+            h.tick();
+        }
+        assert!(peer.drain().is_empty());
+        h.line(0, Some(pcmu(peer.addr())), None);
+        h.tick();
+        assert_eq!(peer.drain().len(), 1);
+        h.line(0, None, None);
+        for _ in 0..3 {
+            h.tick();
+        }
+        assert!(peer.drain().is_empty(), "no stream, no packets");
+        // Orders for lines that do not exist are ignored.
+        h.line(7, Some(pcmu(peer.addr())), None);
+        h.dtmf(7, "1");
+        h.tick();
+        assert!(peer.drain().is_empty());
+    }
+
+    #[test]
+    fn mute_sends_silence_and_unmuting_sends_the_microphone_again() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        let mut muted = pcmu(peer.addr());
+        muted.muted = true;
+        h.line(0, Some(muted.clone()), None);
+        let sent = tick_and_collect(&mut h, &peer, 5);
+        for tick in &sent {
+            assert_eq!(tick.len(), 1, "muted still sends (silence)");
+            assert!(rms(&decode(CodecKind::Pcmu, &tick[0].payload)) < QUIET);
+        }
+        let last_seq = sent[4][0].seq;
+        muted.muted = false;
+        h.line(0, Some(muted), None);
+        let sent = tick_and_collect(&mut h, &peer, 3);
+        assert_eq!(sent[0][0].seq, last_seq.wrapping_add(1), "same stream");
+        for tick in &sent {
+            assert!(rms(&decode(CodecKind::Pcmu, &tick[0].payload)) > LOUD);
+        }
+    }
+
+    #[test]
+    fn music_on_hold_source_without_music_sends_silence() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        let mut held = pcmu(peer.addr());
+        held.source = SendSource::MusicOnHold;
+        h.line(0, Some(held), None);
+        for tick in tick_and_collect(&mut h, &peer, 5) {
+            assert_eq!(tick.len(), 1);
+            assert!(rms(&decode(CodecKind::Pcmu, &tick[0].payload)) < QUIET);
+        }
+    }
+
+    #[test]
+    fn held_line_hears_music_and_its_audio_stays_out_of_the_headset() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/music_on_hold.wav");
+        let moh = MusicOnHold::load(std::path::Path::new(path)).expect("the bundled music");
+        let peer = Peer::new();
+        let mut h = Harness::with(1, EngineConfig::default(), Some(moh), Vec::new());
+        let mut held = pcmu(peer.addr());
+        held.source = SendSource::MusicOnHold;
+        h.line(0, Some(held.clone()), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 7);
+        let mic = {
+            let mut codec = Codec::new(CodecKind::Pcmu, &OpusSettings::default()).expect("codec");
+            let mut out = [0u8; 1500];
+            let len = codec.encode(&sine(), &mut out).expect("encode");
+            out[..len].to_vec()
+        };
+        let mut loudest: f64 = 0.0;
+        for _ in 0..15 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            h.tick();
+            let sent = peer.drain();
+            assert_eq!(sent.len(), 1);
+            assert_ne!(sent[0].payload, mic, "the music, not the microphone");
+            let music = decode(CodecKind::Pcmu, &sent[0].payload);
+            loudest = loudest.max(rms(&music));
+        }
+        assert!(
+            loudest > LOUD,
+            "music is sent (loudest frame rms {loudest})"
+        );
+        assert!(
+            h.headset().iter().all(|f| rms(f) < QUIET),
+            "the held party's audio is not played"
+        );
+        // Taking the line off hold plays the very same stream.
+        held.source = SendSource::Microphone;
+        h.line(0, Some(held), None);
+        for _ in 0..5 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            h.tick();
+        }
+        let headset = h.headset();
+        assert!(rms(&headset[headset.len() - 1]) > LOUD);
+    }
+
+    // ---- receiving ----
+
+    /// The index of the first headset frame with sound.
+    fn first_loud(frames: &[Frame]) -> Option<usize> {
+        frames.iter().position(|f| rms(f) > LOUD)
+    }
+
+    #[test]
+    fn received_audio_reaches_the_headset_after_the_jitter_delay() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 42);
+        for _ in 0..15 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            h.tick();
+        }
+        let frames = h.headset();
+        assert_eq!(frames.len(), 15);
+        // Packets arrive exactly on time: the 40 ms start delay is two frames.
+        assert_eq!(
+            first_loud(&frames),
+            Some(2),
+            "played after the jitter delay"
+        );
+        assert!(frames[..2].iter().all(|f| rms(f) < QUIET));
+        for f in &frames[3..] {
+            let level = rms(f);
+            assert!((4000.0..7000.0).contains(&level), "sine rms {level}");
+        }
+    }
+
+    #[test]
+    fn foreign_source_is_dropped_once_the_peer_is_heard() {
+        let peer = Peer::new();
+        let foreign = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 1);
+        let mut intruder = Talker::new(CodecKind::Pcmu, PT_PCMU, 2);
+        for _ in 0..6 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            h.tick();
+        }
+        assert!(rms(&h.headset()[5]) > LOUD, "the peer is heard");
+        // The peer stops; only the foreign source talks now.
+        for _ in 0..25 {
+            let pkt = intruder.next();
+            h.send(&foreign.rtp, &pkt);
+            h.tick();
+        }
+        let frames = h.headset();
+        assert!(
+            frames[frames.len() - 10..].iter().all(|f| rms(f) < QUIET),
+            "the foreign source is not played"
+        );
+        assert_eq!(peer.drain().len(), 31, "RTP still goes to the peer");
+        assert!(
+            foreign.drain().is_empty(),
+            "no latching once the peer is heard"
+        );
+    }
+
+    #[test]
+    fn unexpected_payload_type_is_dropped_and_does_not_latch() {
+        let peer = Peer::new();
+        let foreign = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        // PCMA (type 8) on a PCMU stream, from the peer and from elsewhere.
+        let mut wrong = Talker::new(CodecKind::Pcma, PT_PCMA, 3);
+        for i in 0..20 {
+            let pkt = wrong.next();
+            let from = if i % 2 == 0 { &peer.rtp } else { &foreign.rtp };
+            h.send(from, &pkt);
+            h.tick();
+        }
+        assert!(h.headset().iter().all(|f| rms(f) < QUIET));
+        assert_eq!(peer.drain().len(), 20);
+        assert!(
+            foreign.drain().is_empty(),
+            "an unexpected type does not latch"
+        );
+    }
+
+    #[test]
+    fn first_valid_source_is_latched_until_the_peer_is_heard() {
+        let negotiated = Peer::new();
+        let nat = Peer::new();
+        let other = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(negotiated.addr())), None);
+        h.tick();
+        assert_eq!(
+            negotiated.drain().len(),
+            1,
+            "RTP starts at the negotiated address"
+        );
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 11);
+        for _ in 0..8 {
+            let pkt = talker.next();
+            h.send(&nat.rtp, &pkt);
+            h.tick();
+        }
+        assert!(negotiated.drain().is_empty(), "latched away");
+        assert_eq!(
+            nat.drain().len(),
+            8,
+            "symmetric RTP: sent where it came from"
+        );
+        assert!(
+            rms(&h.headset()[8]) > LOUD,
+            "and the latched source is played"
+        );
+        // Only the first source latches.
+        let mut third = Talker::new(CodecKind::Pcmu, PT_PCMU, 12);
+        let pkt = third.next();
+        h.send(&other.rtp, &pkt);
+        h.tick();
+        assert!(other.drain().is_empty());
+        assert_eq!(nat.drain().len(), 1);
+        // The negotiated address itself speaks up: it wins, and the latch ends.
+        let mut real = Talker::new(CodecKind::Pcmu, PT_PCMU, 13);
+        let pkt = real.next();
+        h.send(&negotiated.rtp, &pkt);
+        h.tick();
+        assert_eq!(
+            negotiated.drain().len(),
+            1,
+            "back to the negotiated address"
+        );
+        assert!(nat.drain().is_empty());
+        let pkt = talker.next();
+        h.send(&nat.rtp, &pkt);
+        h.tick();
+        assert_eq!(negotiated.drain().len(), 1, "no latching once it is heard");
+        assert!(nat.drain().is_empty());
+    }
+
+    // ---- DTMF ----
+
+    #[test]
+    fn dtmf_digits_are_sent_as_telephone_events_instead_of_voice() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let voice = tick_and_collect(&mut h, &peer, 2);
+        let last_voice = voice[1][0].clone();
+        h.dtmf(0, "12");
+        let ticks = tick_and_collect(&mut h, &peer, 17);
+        // Each tick sends: 5 event packets per digit (the last one 3 times), 3 voice
+        // frames in the gap after each digit.
+        let counts: Vec<usize> = ticks.iter().map(Vec::len).collect();
+        assert_eq!(counts, [1, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1]);
+        let all: Vec<&Sent> = ticks.iter().flatten().collect();
+        let mut seq = last_voice.seq;
+        for p in &all {
+            seq = seq.wrapping_add(1);
+            assert_eq!(p.seq, seq, "one sequence for voice and events");
+        }
+        for (digit, first_tick) in [(1u8, 0usize), (2, 8)] {
+            let start = last_voice.ts.wrapping_add(160 * (first_tick as u32 + 1));
+            for (k, tick) in ticks[first_tick..first_tick + 5].iter().enumerate() {
+                for p in tick {
+                    assert_eq!(p.pt, PT_EVENT);
+                    assert_eq!(p.ts, start, "an event keeps its start timestamp");
+                    assert_eq!(p.marker, k == 0, "marker on the event's first packet");
+                    assert_eq!(p.payload[0], digit);
+                    let end = k == 4;
+                    assert_eq!(p.payload[1] & 0x80 != 0, end);
+                    let duration = u16::from_be_bytes([p.payload[2], p.payload[3]]);
+                    assert_eq!(u32::from(duration), 160 * (k as u32 + 1));
+                }
+            }
+            let gap = &ticks[first_tick + 5..first_tick + 8];
+            for (k, tick) in gap.iter().enumerate() {
+                assert_eq!(tick[0].pt, PT_PCMU, "voice between digits");
+                assert_eq!(tick[0].marker, k == 0, "voice resumes with a marker");
+                let frame = first_tick as u32 + 5 + k as u32 + 1;
+                assert_eq!(tick[0].ts, last_voice.ts.wrapping_add(160 * frame));
+            }
+        }
+        assert!(h.take_reports().is_empty());
+    }
+
+    #[test]
+    fn dtmf_without_telephone_events_is_a_problem() {
+        let peer = Peer::new();
+        let mut h = Harness::new(2);
+        let mut plain = pcmu(peer.addr());
+        plain.dtmf_payload_type = None;
+        h.line(0, Some(plain), None);
+        h.dtmf(0, "5");
+        h.dtmf(1, "5"); // no stream at all
+        h.line(1, Some(pcmu(peer.addr())), None);
+        h.dtmf(1, "5x"); // not a digit: nothing queued
+        let reports = h.take_reports();
+        let lines: Vec<usize> = reports
+            .iter()
+            .map(|r| match r {
+                Report::Problem { line, .. } => *line,
+                other => panic!("unexpected report {other:?}"),
+            })
+            .collect();
+        assert_eq!(lines, [0, 1, 1]);
+        for tick in tick_and_collect(&mut h, &peer, 6) {
+            assert_eq!(tick.len(), 2, "one voice packet per line");
+            assert!(tick.iter().all(|p| p.pt == PT_PCMU), "no event was sent");
+        }
+    }
+
+    #[test]
+    fn received_telephone_events_report_each_digit_once() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 5);
+        for (digit, ts) in [(5u8, 80_000u32), (11, 81_600)] {
+            for k in 1..=5u16 {
+                let end = k == 5;
+                for _ in 0..if end { 3 } else { 1 } {
+                    let pkt = talker.event(digit, end, 160 * k, ts);
+                    h.send(&peer.rtp, &pkt);
+                }
+                h.tick();
+            }
+        }
+        assert_eq!(
+            h.take_reports(),
+            [
+                Report::Dtmf {
+                    line: 0,
+                    digit: '5'
+                },
+                Report::Dtmf {
+                    line: 0,
+                    digit: '#'
+                }
+            ]
+        );
+        assert!(
+            h.headset().iter().all(|f| rms(f) < QUIET),
+            "events are not played as audio"
+        );
+    }
+
+    // ---- tones and device ----
+
+    #[test]
+    fn ringback_plays_in_the_headset_without_a_stream() {
+        let mut h = Harness::new(1);
+        h.line(0, None, Some(LineTone::Ringback));
+        for _ in 0..5 {
+            h.tick();
+        }
+        // Re-sending the same tone keeps it going (no restart).
+        h.line(0, None, Some(LineTone::Ringback));
+        for _ in 0..5 {
+            h.tick();
+        }
+        assert!(h.headset()[1..10].iter().all(|f| rms(f) > LOUD));
+        assert!(h.ring().iter().all(|f| rms(f) < QUIET));
+        h.line(0, None, None);
+        h.tick();
+        assert!(rms(&h.headset()[10]) < QUIET, "the tone stops");
+    }
+
+    #[test]
+    fn ring_goes_to_the_ring_device() {
+        let mut h = Harness::new(1);
+        h.line(0, None, Some(LineTone::Ring));
+        for _ in 0..5 {
+            h.tick();
+        }
+        assert!(h.ring()[1..].iter().all(|f| rms(f) > LOUD));
+        assert!(h.headset().iter().all(|f| rms(f) < QUIET));
+    }
+
+    #[test]
+    fn device_notices_are_reported() {
+        let notice = DeviceNotice::InputLost("mic".into());
+        let mut h = Harness::with(1, EngineConfig::default(), None, vec![notice.clone()]);
+        h.tick();
+        h.tick();
+        assert_eq!(h.take_reports(), [Report::Device(notice)]);
+    }
+
+    #[test]
+    fn codec_that_cannot_start_is_a_problem() {
+        let peer = Peer::new();
+        let mut config = EngineConfig::default();
+        config.opus.complexity = 200;
+        let mut h = Harness::with(1, config, None, Vec::new());
+        h.line(0, Some(params(CodecKind::Opus, PT_OPUS, peer.addr())), None);
+        assert!(matches!(
+            h.take_reports().as_slice(),
+            [Report::Problem { line: 0, .. }]
+        ));
+        h.tick();
+        assert!(peer.drain().is_empty(), "no stream");
+    }
+
+    // ---- RTCP and quality ----
+
+    #[test]
+    fn rtcp_after_a_second_and_quality_every_five_seconds() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 9);
+        let mut quality_at = Vec::new();
+        for i in 0..=500usize {
+            if i < 60 {
+                let pkt = talker.next();
+                h.send(&peer.rtp, &pkt);
+            }
+            h.tick();
+            if i < 60 {
+                let rtcp = drain(&peer.rtcp);
+                if i < 50 {
+                    assert!(rtcp.is_empty(), "no RTCP before 1 s (tick {i})");
+                } else if i == 50 {
+                    assert_eq!(rtcp.len(), 1, "the first report at 1 s");
+                    assert!(is_rtcp(&rtcp[0]));
+                    assert_eq!(rtcp[0][1], 200, "a sender report: we send");
+                    assert!(drain(&peer.rtp).iter().all(|p| !is_rtcp(p)));
+                }
+            }
+            for r in h.take_reports() {
+                match r {
+                    Report::Quality { line, codec, .. } => {
+                        assert_eq!((line, codec), (0, CodecKind::Pcmu));
+                        quality_at.push(i);
+                    }
+                    other => panic!("unexpected report {other:?}"),
+                }
+            }
+        }
+        assert_eq!(quality_at, [250, 500], "every 5 s");
+    }
+
+    // ---- hostile input ----
+
+    /// xorshift32: deterministic noise.
+    struct Noise(u32);
+
+    impl Noise {
+        fn next(&mut self) -> u32 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 17;
+            self.0 ^= self.0 << 5;
+            self.0
+        }
+
+        fn bytes(&mut self, len: usize) -> Vec<u8> {
+            (0..len).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn hostile_datagrams() -> Vec<Vec<u8>> {
+        let mut noise = Noise(0x1234_5678);
+        let mut out = Vec::new();
+        for _ in 0..150 {
+            let len = (noise.next() % 100) as usize;
+            out.push(noise.bytes(len));
+        }
+        let mut good = Vec::new();
+        RtpSender::new(1, 1).packet(PT_PCMU, 0, true, &[0x55; 160], &mut good);
+        for cut in 0..=12 {
+            out.push(good[..cut].to_vec());
+        }
+        let mut csrc = good[..16].to_vec();
+        csrc[0] |= 0x0f; // 15 CSRCs announced, none there
+        out.push(csrc);
+        let mut ext = good[..14].to_vec();
+        ext[0] |= 0x10; // a header extension that is cut off
+        out.push(ext);
+        let mut pad = good.clone();
+        pad[0] |= 0x20;
+        *pad.last_mut().expect("bytes") = 0xff; // more padding than packet
+        out.push(pad);
+        let mut zero_pad = good.clone();
+        zero_pad[0] |= 0x20;
+        *zero_pad.last_mut().expect("bytes") = 0;
+        out.push(zero_pad);
+        let mut odd = good.clone();
+        odd.truncate(12 + 77); // not one frame of G.711
+        out.push(odd);
+        out.push(vec![0x80, 200, 0xff, 0xff]); // RTCP claiming a huge length
+        out.push(vec![0x80, 201, 0x00, 0x07, 1, 2, 3, 4]);
+        out.push(vec![0x81, 200, 0x00, 0x01, 0, 0, 0, 1]); // SR cut short
+        out
+    }
+
+    #[test]
+    fn garbage_never_panics_and_plays_nothing() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        for (i, datagram) in hostile_datagrams().iter().enumerate() {
+            h.send_to_line(0, i % 3 == 0, &peer.rtp, datagram);
+            if i % 4 == 0 {
+                h.tick();
+            }
+        }
+        for _ in 0..5 {
+            h.tick();
+        }
+        assert!(h.headset().iter().all(|f| rms(f) < QUIET), "no audio");
+        // The stream is still alive and still sends to the peer.
+        assert!(!peer.drain().is_empty());
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 77);
+        for _ in 0..5 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            h.tick();
+        }
+        assert!(rms(&h.headset()[h.headset().len() - 1]) > LOUD);
+    }
+
+    #[test]
+    fn garbage_on_an_opus_line_or_a_line_without_stream_never_panics() {
+        let peer = Peer::new();
+        let mut h = Harness::new(2);
+        h.line(0, Some(params(CodecKind::Opus, PT_OPUS, peer.addr())), None);
+        for (i, datagram) in hostile_datagrams().iter().enumerate() {
+            h.send_to_line(i % 2, i % 3 == 0, &peer.rtp, datagram);
+            h.tick();
+        }
+        assert!(!peer.drain().is_empty());
+    }
+
+    // ---- stream updates ----
+
+    #[test]
+    fn new_remote_address_retargets_without_resetting_the_sequence() {
+        let first = Peer::new();
+        let second = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(first.addr())), None);
+        let before = tick_and_collect(&mut h, &first, 3);
+        let last = before[2][0].clone();
+        // The driver repeats the whole state: an identical order changes nothing.
+        h.line(0, Some(pcmu(first.addr())), None);
+        h.tick();
+        let same = first.recv();
+        assert_eq!(same.seq, last.seq.wrapping_add(1));
+        assert!(!same.marker);
+        h.line(0, Some(pcmu(second.addr())), None);
+        h.tick();
+        let moved = second.recv();
+        assert!(first.drain().is_empty(), "nothing more to the old address");
+        assert_eq!(moved.seq, last.seq.wrapping_add(2), "same sequence");
+        assert_eq!(moved.ts, last.ts.wrapping_add(320));
+        assert_eq!(moved.ssrc, last.ssrc, "same stream");
+        // Pausing and resuming sending: same stream, a marker, the clock ran on.
+        let mut paused = pcmu(second.addr());
+        paused.send = false;
+        h.line(0, Some(paused.clone()), None);
+        h.tick();
+        h.tick();
+        assert!(second.drain().is_empty(), "not sending");
+        paused.send = true;
+        h.line(0, Some(paused), None);
+        h.tick();
+        let resumed = second.recv();
+        assert_eq!(resumed.seq, moved.seq.wrapping_add(1));
+        assert_eq!(resumed.ts, moved.ts.wrapping_add(3 * 160));
+        assert!(resumed.marker, "a new talk-spurt");
+    }
+
+    #[test]
+    fn codec_change_rebuilds_the_stream() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let before = tick_and_collect(&mut h, &peer, 3);
+        let old = before[2][0].clone();
+        h.line(0, Some(params(CodecKind::Pcma, PT_PCMA, peer.addr())), None);
+        let after = tick_and_collect(&mut h, &peer, 3);
+        let first = &after[0][0];
+        assert_eq!(first.pt, PT_PCMA);
+        assert!(first.marker, "a new stream starts marked");
+        assert_ne!(first.ssrc, old.ssrc, "with a new SSRC");
+        assert_eq!(after[1][0].seq, first.seq.wrapping_add(1));
+        assert!(rms(&decode(CodecKind::Pcma, &after[2][0].payload)) > LOUD);
+        assert!(h.take_reports().is_empty());
     }
 }
