@@ -9,7 +9,10 @@ use std::thread;
 use std::time::Duration;
 
 use common::relay::{Ends, Impairment, Relay};
-use common::signal::{best_alignment, longest_gap_ms, read_wav, write_test_signal};
+use common::signal::{
+    after_onset, align_with_loop, best_alignment, longest_gap_ms, mouth_to_ear_ms, read_wav,
+    write_test_signal,
+};
 use common::{hosts, secs, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig};
 
 /// The host number of the second switchboard in the test's /24.
@@ -103,45 +106,21 @@ fn finish(pair: &mut Pair) {
 fn heard(pair: &Pair) -> (Vec<f32>, usize) {
     let (out, rate) = read_wav(&pair.callee_out);
     assert_eq!(rate, 48_000);
-    let onset = out
-        .iter()
-        .position(|s| s.abs() > 0.02)
-        .expect("the callee heard something");
-    let last = out
-        .iter()
-        .rposition(|s| s.abs() > 0.02)
-        .unwrap_or(out.len());
-    let start = (onset + 48_000).min(last);
-    (out[start..last].to_vec(), start)
-}
-
-/// When a switchboard's media clock started (Unix ms), from its log.
-fn media_clock_start(sb: &Switchboard) -> Option<f64> {
-    let log = sb.log();
-    let line = log.lines().find(|l| l.contains("media clock started"))?;
-    let value = line.split("unix_ms=").nth(1)?.split_whitespace().next()?;
-    value.parse().ok()
+    let (excerpt, start) = after_onset(&out).expect("the callee heard something");
+    (excerpt.to_vec(), start)
 }
 
 /// Correlation of what the callee heard with the looping reference; prints it with the
-/// mouth-to-ear delay (file in to file out).
-///
-/// The caller's k-th media tick reads the signal at `k·960 mod len` and the callee's j-th
-/// tick writes recording frame j; both clocks log their start, so the alignment's lag turns
-/// into a delay (modulo the signal's length, far longer than any delay).
+/// mouth-to-ear delay (file in to file out, see [`mouth_to_ear_ms`]).
 fn correlation(pair: &Pair) -> f32 {
     let (heard, start) = heard(pair);
-    // The reference loops: search the heard audio for its window at any phase.
-    let mut looped = pair.reference.clone();
-    looped.extend_from_slice(&pair.reference);
-    let (lag_ms, ncc) = best_alignment(&heard, &looped, 3_000);
+    let (lag_ms, ncc) = align_with_loop(&heard, &pair.reference);
     println!("normalised cross-correlation {ncc:.3}");
     if let (Some(caller), Some(callee)) = (
-        media_clock_start(&pair.caller),
-        media_clock_start(&pair.callee),
+        pair.caller.media_clock_start(),
+        pair.callee.media_clock_start(),
     ) {
-        let period = pair.reference.len() as f64 / 48.0;
-        let delay = (callee - caller + start as f64 / 48.0 - f64::from(lag_ms)).rem_euclid(period);
+        let delay = mouth_to_ear_ms(caller, callee, start, lag_ms, pair.reference.len());
         println!("mouth-to-ear delay (file to file, jitter buffer included): {delay:.0} ms");
     }
     ncc

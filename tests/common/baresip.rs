@@ -347,6 +347,11 @@ impl Baresip {
         self.dir.path()
     }
 
+    /// Its process ID (for reading `/proc/<pid>/…`, e.g. CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.peer.pid()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.peer.try_wait().is_none()

@@ -115,3 +115,55 @@ pub fn longest_gap_ms(x: &[f32], from_s: f32, to_s: f32, threshold: f32) -> f32 
     }
     longest as f32 / RATE as f32 * 1000.0
 }
+
+/// When a switchboard's media clock started (Unix ms), from its log text: the line
+/// `media clock started unix_ms=…`. Tick k of that clock reads the k-th microphone frame and
+/// writes the k-th headset frame, so with file audio sample positions become wall-clock times.
+pub fn media_clock_start(log: &str) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains("media clock started"))?;
+    let value = line.split("unix_ms=").nth(1)?.split_whitespace().next()?;
+    value.parse().ok()
+}
+
+/// The part of a 48 kHz recording from 1 s after the first sound (|x| > 0.02) to the last
+/// sound, and where that part starts in the recording (samples); `None` if it is silent.
+pub fn after_onset(recording: &[f32]) -> Option<(&[f32], usize)> {
+    let onset = recording.iter().position(|s| s.abs() > 0.02)?;
+    let last = recording
+        .iter()
+        .rposition(|s| s.abs() > 0.02)
+        .unwrap_or(recording.len());
+    let start = (onset + RATE as usize).min(last);
+    Some((&recording[start..last], start))
+}
+
+/// Where `heard` (a recording of a sender that loops `reference`) lines up with the
+/// reference: `(lag_ms, ncc)` as [`best_alignment`], searched over every phase of the loop.
+pub fn align_with_loop(heard: &[f32], reference: &[f32]) -> (f32, f32) {
+    let mut looped = reference.to_vec();
+    looped.extend_from_slice(reference);
+    let period_ms = (reference.len() as u64 * 1000 / u64::from(RATE)) as u32;
+    best_alignment(heard, &looped, period_ms)
+}
+
+/// The mouth-to-ear delay (ms) of a file-to-file call: the sender's media clock started at
+/// `sender_clock` and the receiver's at `receiver_clock` (Unix ms, [`media_clock_start`]); the
+/// receiver's excerpt starting at sample `excerpt_start` of its recording lines up with the
+/// looping reference (`reference_len` samples) at `lag_ms` ([`align_with_loop`]).
+///
+/// The sender's tick k reads the reference at `k·960 mod len` and the receiver's tick j
+/// writes recording frame j, so the lag turns into a delay modulo the loop's length (far
+/// longer than any delay). The jitter buffer is included; a real microphone would add one
+/// frame (20 ms) of packetisation, which file audio hands over at once.
+pub fn mouth_to_ear_ms(
+    sender_clock: f64,
+    receiver_clock: f64,
+    excerpt_start: usize,
+    lag_ms: f32,
+    reference_len: usize,
+) -> f64 {
+    let rate_khz = f64::from(RATE) / 1000.0;
+    let period = reference_len as f64 / rate_khz;
+    (receiver_clock - sender_clock + excerpt_start as f64 / rate_khz - f64::from(lag_ms))
+        .rem_euclid(period)
+}

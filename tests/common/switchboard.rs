@@ -291,6 +291,17 @@ impl Switchboard {
         self.peer.try_wait().is_none()
     }
 
+    /// Its process ID (for reading `/proc/<pid>/…`, e.g. CPU time and memory).
+    pub fn pid(&self) -> u32 {
+        self.peer.pid()
+    }
+
+    /// When its media clock started (Unix ms), from the log line `media clock started
+    /// unix_ms=…`; see [`super::signal::media_clock_start`].
+    pub fn media_clock_start(&self) -> Option<f64> {
+        super::signal::media_clock_start(&self.log())
+    }
+
     /// The whole log file written by switchboard (`--log-file`).
     pub fn log(&self) -> String {
         process::read_lossy(&self.log_file)

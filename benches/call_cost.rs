@@ -1,0 +1,626 @@
+//! What a call costs, measured on real processes (not a criterion benchmark):
+//!
+//! 1. **CPU and memory of a 60 s headless Opus call**, switchboard and baresip side by side:
+//!    switchboard (file audio: plays the test signal, records what it hears) calls baresip
+//!    directly (peer to peer on 127.0.0.0/8), which auto-answers, plays the same signal and
+//!    records. CPU time (utime + stime of all threads, `/proc/<pid>/stat`) is sampled when the
+//!    call connects and again before the hangup; peak RSS is `VmHWM` of `/proc/<pid>/status`
+//!    at the end of the call.
+//! 2. **Client-added latency**: a 10 s Opus call between two switchboards with file audio.
+//!    The mouth-to-ear delay D (file in to file out) comes from both media clocks and the
+//!    alignment of the recording with the looping signal; the callee's quality events give
+//!    the jitter buffer delay; D − buffer is what the client itself adds.
+//!
+//! Run with `cargo bench --bench call_cost` (the bench profile builds the release
+//! `switchboard`; `$SWITCHBOARD_BIN` overrides the binary). It prints one block for the README
+//! and exits non-zero only if a call fails: timings are reported, never asserted. Every wait
+//! is bounded; the peers are killed by PID when their handles drop.
+#![allow(clippy::disallowed_methods)] // measuring real processes in real time
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::signal::{after_onset, align_with_loop, mouth_to_ear_ms, read_wav, write_test_signal};
+use common::switchboard::switchboard_bin;
+use common::{
+    hosts, secs, AudioSource, Baresip, BaresipOptions, Net, Switchboard, SwitchboardConfig,
+};
+
+/// How long the measured call of part 1 lasts.
+const CALL: Duration = Duration::from_secs(60);
+/// How long the latency call of part 2 lasts (two quality events, every 5 s).
+const LATENCY_CALL: Duration = Duration::from_secs(10);
+/// The host number of the second switchboard in part 2.
+const CALLEE: u8 = 6;
+/// The aims of part 1.
+const AIM_CPU_RATIO: f64 = 0.7;
+const AIM_RSS_MIB: f64 = 15.0;
+/// Where Debian's baresip keeps its modules.
+const BARESIP_MODULES: &str = "/usr/lib/baresip/modules";
+/// switchboard's default Opus encoder settings, given to baresip too for a fair comparison.
+const OPUS_BITRATE: u32 = 24_000;
+const OPUS_COMPLEXITY: u32 = 5;
+
+fn main() {
+    // `cargo bench` passes `--bench`; a filter argument would make no sense here.
+    let bin = switchboard_bin();
+    let ticks = clock_ticks();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "switchboard call cost -- {}",
+        command_line("date", &["-u"])
+    );
+    let _ = writeln!(
+        out,
+        "machine: {}, {} cores",
+        cpu_model(),
+        thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    let _ = writeln!(
+        out,
+        "switchboard binary: {} ({})",
+        bin.display(),
+        build_kind(&bin)
+    );
+    let _ = writeln!(out, "baresip: {}", baresip_version());
+    match ticks {
+        Ok(t) => {
+            let _ = writeln!(out, "clock ticks: {t}/s (getconf CLK_TCK)");
+        }
+        Err(t) => {
+            let _ = writeln!(out, "clock ticks: {t}/s (assumed: getconf CLK_TCK failed)");
+        }
+    }
+    let ticks = ticks.unwrap_or_else(|t| t);
+    out.push('\n');
+
+    eprintln!(
+        "call_cost: part 1, a {} s call to baresip...",
+        CALL.as_secs()
+    );
+    cpu_and_memory(&mut out, ticks);
+    out.push('\n');
+    eprintln!(
+        "call_cost: part 2, a {} s call between two switchboards...",
+        LATENCY_CALL.as_secs()
+    );
+    latency(&mut out);
+    println!("{out}");
+}
+
+// ----- part 1 ------------------------------------------------------------------------------
+
+/// CPU time and peak memory of one process.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    /// utime + stime. (Not split: the kernel apportions the precise total between the two
+    /// by 100 Hz tick samples, which alias with a thread waking every 20 ms.)
+    cpu_s: f64,
+    /// `VmHWM`.
+    peak_mib: f64,
+    /// `VmRSS` at the same moment.
+    now_mib: f64,
+}
+
+fn cpu_and_memory(out: &mut String, ticks: u64) {
+    let net = Net::for_test("bench::call_cost::cpu");
+    let dir = common::run_dir("bench-cpu");
+    // switchboard loops a 3 s clip (file_loop): its file backend decodes the whole input
+    // into memory at open, so a 75 s file would put a test fixture's ~30 MiB into the peak
+    // RSS. baresip's aufile streams, but hangs up when its file ends, so it gets the same
+    // clip repeated for longer than the call.
+    let clip = dir.path().join("signal.wav");
+    let reference = write_test_signal(&clip, 3.0);
+    let long = dir.path().join("signal_long.wav");
+    let repeats = (CALL.as_secs() + 15).div_ceil(3) as usize;
+    write_repeated(&long, &reference, repeats);
+    let ours = dir.path().join("switchboard_heard.wav");
+
+    // Opus if this baresip has the module, else PCMU for both.
+    let has_opus = Path::new(BARESIP_MODULES).join("opus.so").is_file();
+    let (codec, baresip_codecs, mut extra_config) = if has_opus {
+        (
+            "opus",
+            "opus/48000/2",
+            vec![
+                "module\t\t\topus.so".to_owned(),
+                // The same encoder settings as switchboard's defaults ([codecs.opus]).
+                format!("opus_bitrate\t\t{OPUS_BITRATE}"),
+                format!("opus_complexity\t\t{OPUS_COMPLEXITY}"),
+            ],
+        )
+    } else {
+        ("pcmu", "PCMU", Vec::new())
+    };
+    // The file is 48 kHz mono: read it as such (baresip converts to the codec's format).
+    extra_config.push("ausrc_srate\t\t48000".to_owned());
+    extra_config.push("ausrc_channels\t\t1".to_owned());
+    let bob_ip = net.ip(hosts::BARESIP);
+    let bob = Baresip::start(
+        &net,
+        "bob",
+        "bobpw",
+        bob_ip,
+        BaresipOptions {
+            register: false,
+            audio_source: AudioSource::File(long),
+            codecs: baresip_codecs.to_owned(),
+            extra_config,
+            ..BaresipOptions::default()
+        },
+    );
+    let cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_log_level("info")
+        .with_codecs(&[codec])
+        .with_audio(&format!(
+            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+            clip.display(),
+            ours.display()
+        ));
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "started");
+    sb.send(&format!("dial {}", bob.direct_uri()));
+    sb.wait_call_state(secs(10), 1, "connected");
+    let from = (
+        Instant::now(),
+        cpu_seconds(sb.pid(), ticks),
+        cpu_seconds(bob.pid(), ticks),
+    );
+    let threads_from = (thread_ticks(sb.pid()), thread_ticks(bob.pid()));
+    let media = sb.wait_for(secs(3), "media");
+    let our_codec = media["codec"].as_str().unwrap_or("?").to_owned();
+    // What baresip says it encodes and decodes with (bounded: it logs this on answering).
+    let encoder = bob.wait_log("Set audio encoder:", secs(3));
+    let decoder = bob.wait_log("Set audio decoder:", secs(3));
+    let theirs = |line: &str| {
+        let line = common::process::strip_ansi(line);
+        line.rsplit_once(": ")
+            .map_or(String::new(), |(_, r)| r.trim().to_owned())
+    };
+    let (their_enc, their_dec) = (theirs(&encoder), theirs(&decoder));
+    assert!(
+        our_codec.eq_ignore_ascii_case(codec)
+            && their_enc.to_lowercase().starts_with(codec)
+            && their_dec.to_lowercase().starts_with(codec),
+        "the call does not use {codec}: switchboard {our_codec:?}, baresip encoder \
+         {their_enc:?}, decoder {their_dec:?}"
+    );
+
+    thread::sleep(CALL.saturating_sub(from.0.elapsed()));
+    // The call must still be up: no `ended` on our side, baresip alive.
+    assert!(
+        !sb.events()
+            .iter()
+            .any(|e| e["event"] == "call" && e["state"] == "ended"),
+        "the call ended early\n{}",
+        sb.failure_report()
+    );
+    let to = (
+        Instant::now(),
+        cpu_seconds(sb.pid(), ticks),
+        cpu_seconds(bob.pid(), ticks),
+    );
+    let threads = (
+        thread_breakdown(&threads_from.0, &thread_ticks(sb.pid()), ticks),
+        thread_breakdown(&threads_from.1, &thread_ticks(bob.pid()), ticks),
+    );
+    let wall = to.0.duration_since(from.0).as_secs_f64();
+    let total = |(user, sys): (f64, f64)| user + sys;
+    let ours_usage = Usage {
+        cpu_s: total(to.1) - total(from.1),
+        peak_mib: memory_mib(sb.pid(), "VmHWM:"),
+        now_mib: memory_mib(sb.pid(), "VmRSS:"),
+    };
+    let bob_usage = Usage {
+        cpu_s: total(to.2) - total(from.2),
+        peak_mib: memory_mib(bob.pid(), "VmHWM:"),
+        now_mib: memory_mib(bob.pid(), "VmRSS:"),
+    };
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    bob.wait_log("session closed", secs(5));
+    assert!(sb.quit_and_wait(secs(10)).success(), "switchboard quit");
+
+    // Both really heard something (the call carried audio).
+    let (heard, _) = read_wav(&ours);
+    let our_rms = rms(&heard);
+    let recordings = bob.heard_recordings();
+    let bob_rms = recordings
+        .first()
+        .map(|p| rms(&read_wav(p).0))
+        .unwrap_or(0.0);
+    assert!(our_rms > 0.01, "switchboard heard nothing (RMS {our_rms})");
+    assert!(bob_rms > 0.01, "baresip heard nothing (RMS {bob_rms})");
+
+    let _ = writeln!(
+        out,
+        "1. CPU and memory: {:.1} s of a call, peer to peer on loopback, file audio both ways",
+        wall
+    );
+    if !has_opus {
+        let _ = writeln!(
+            out,
+            "   baresip has no opus module ({BARESIP_MODULES}/opus.so): PCMU for both"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "   codec: switchboard {our_codec}; baresip encoder {their_enc}, decoder {their_dec}"
+    );
+    if has_opus {
+        let _ = writeln!(
+            out,
+            "   Opus encoders: {} kbit/s, complexity {OPUS_COMPLEXITY} on both sides",
+            OPUS_BITRATE / 1000
+        );
+    }
+    let _ = writeln!(
+        out,
+        "   heard (RMS): switchboard {our_rms:.3}, baresip {bob_rms:.3}"
+    );
+    let _ = writeln!(
+        out,
+        "   {:<12} {:>7} {:>11} {:>13} {:>12}",
+        "process", "CPU s", "CPU % core", "peak RSS MiB", "RSS now MiB"
+    );
+    for (name, u) in [("switchboard", ours_usage), ("baresip", bob_usage)] {
+        let _ = writeln!(
+            out,
+            "   {:<12} {:>7.2} {:>11.2} {:>13.1} {:>12.1}",
+            name,
+            u.cpu_s,
+            100.0 * u.cpu_s / wall,
+            u.peak_mib,
+            u.now_mib
+        );
+    }
+    let _ = writeln!(out, "   by thread, switchboard: {}", threads.0);
+    let _ = writeln!(out, "   by thread, baresip:     {}", threads.1);
+    let cpu_ratio = ours_usage.cpu_s / bob_usage.cpu_s.max(1e-9);
+    let rss_ratio = ours_usage.peak_mib / bob_usage.peak_mib.max(1e-9);
+    let _ = writeln!(
+        out,
+        "   switchboard/baresip: CPU {cpu_ratio:.2}x (aim <= {AIM_CPU_RATIO}x: {}), \
+         RSS {rss_ratio:.2}x (aim < {AIM_RSS_MIB} MiB: {})",
+        verdict(cpu_ratio <= AIM_CPU_RATIO),
+        verdict(ours_usage.peak_mib < AIM_RSS_MIB)
+    );
+    let _ = writeln!(
+        out,
+        "   (CPU: utime+stime of all threads between connect and hangup; switchboard log \
+         level info;\n    baresip -v, aubridge,nil player, sndfile recording both \
+         directions, console status line)"
+    );
+}
+
+/// `(utime, stime)` of a process (all its threads), in seconds.
+fn cpu_seconds(pid: u32, ticks: u64) -> (f64, f64) {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
+    let (_, user, sys) = stat_fields(&stat);
+    (user as f64 / ticks as f64, sys as f64 / ticks as f64)
+}
+
+/// `(comm, utime + stime in ticks)` from the text of a `/proc/…/stat` file.
+fn stat_ticks(stat: &str) -> (String, u64) {
+    let (comm, user, sys) = stat_fields(stat);
+    (comm, user + sys)
+}
+
+/// `(comm, utime, stime)` in ticks from the text of a `/proc/…/stat` file.
+fn stat_fields(stat: &str) -> (String, u64, u64) {
+    let comm = stat
+        .split_once('(')
+        .and_then(|(_, r)| r.rsplit_once(')'))
+        .map_or(String::new(), |(c, _)| c.to_owned());
+    // "pid (comm) state ppid ..." -- comm may contain spaces: split after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ')': state is field 3 of the man page, so utime (14) and stime (15) are 11, 12.
+    let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    (comm, field(11), field(12))
+}
+
+/// Every thread of a process: tid → (name, CPU ticks so far).
+fn thread_ticks(pid: u32) -> BTreeMap<u32, (String, u64)> {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return BTreeMap::new();
+    };
+    tasks
+        .filter_map(|t| t.ok())
+        .filter_map(|t| {
+            let tid = t.file_name().to_string_lossy().parse().ok()?;
+            let stat = fs::read_to_string(t.path().join("stat")).ok()?;
+            Some((tid, stat_ticks(&stat)))
+        })
+        .collect()
+}
+
+/// CPU seconds per thread name between two [`thread_ticks`] samples, biggest first
+/// (threads born in between count from zero; threads gone by the end are left out).
+fn thread_breakdown(
+    from: &BTreeMap<u32, (String, u64)>,
+    to: &BTreeMap<u32, (String, u64)>,
+    ticks: u64,
+) -> String {
+    let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+    for (tid, (name, t)) in to {
+        let before = from.get(tid).map_or(0, |(_, b)| *b);
+        *by_name.entry(name).or_default() += t.saturating_sub(before);
+    }
+    let mut rows: Vec<(&str, u64)> = by_name.into_iter().collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1));
+    rows.iter()
+        .map(|(name, t)| format!("{name} {:.2}", *t as f64 / ticks as f64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A memory figure of `/proc/<pid>/status` (`"VmHWM:"` peak RSS, `"VmRSS:"` RSS), in MiB.
+fn memory_mib(pid: u32, field: &str) -> f64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kib / 1024.0
+}
+
+/// Writes `clip` (48 kHz mono, −1..1) `times` over into one WAV, as `write_test_signal` does.
+fn write_repeated(path: &Path, clip: &[f32], times: usize) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("creating the long signal");
+    for _ in 0..times {
+        for s in clip {
+            w.write_sample((s * 16_000.0) as i16)
+                .expect("writing a sample");
+        }
+    }
+    w.finalize().expect("finishing the long signal");
+}
+
+fn rms(x: &[f32]) -> f32 {
+    (x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+// ----- part 2 ------------------------------------------------------------------------------
+
+fn latency(out: &mut String) {
+    let net = Net::for_test("bench::call_cost::latency");
+    let dir = common::run_dir("bench-latency");
+    let signal = dir.path().join("signal.wav");
+    let reference = write_test_signal(&signal, 3.0);
+    let callee_out = dir.path().join("callee_out.wav");
+    let file_audio = |file_in: Option<&Path>, file_out: &Path| {
+        let mut s = String::from("backend = \"file\"\nfile_loop = true\n");
+        if let Some(f) = file_in {
+            let _ = writeln!(s, "file_in = \"{}\"", f.display());
+        }
+        let _ = writeln!(s, "file_out = \"{}\"", file_out.display());
+        s
+    };
+    let caller_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_log_level("info")
+        .with_codecs(&["opus"])
+        .with_audio(&file_audio(
+            Some(&signal),
+            &dir.path().join("caller_out.wav"),
+        ));
+    let ip = net.ip(CALLEE);
+    let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_log_level("info")
+        .with_codecs(&["opus"])
+        .with_audio(&file_audio(None, &callee_out));
+    callee_cfg.bind = (ip, 5060).into();
+    callee_cfg.accounts[0].user = "bob".into();
+    callee_cfg.accounts[0].domain = ip.to_string();
+    let mut caller = Switchboard::start(&caller_cfg.to_toml());
+    caller.wait_for(secs(10), "started");
+    let mut callee = callee_in_phase(&caller, &callee_cfg.to_toml());
+    caller.send(&format!("dial sip:bob@{ip}:5060"));
+    callee.wait_for(secs(5), "incoming");
+    callee.send("answer");
+    caller.wait_call_state(secs(5), 1, "connected");
+    callee.wait_call_state(secs(5), 1, "connected");
+    let codec = caller.wait_for(secs(3), "media")["codec"].clone();
+    thread::sleep(LATENCY_CALL);
+    // The second quality event is due about now; wait for it (bounded).
+    let first = callee.wait_for(secs(3), "quality");
+    let second = callee.wait_for(secs(6), "quality");
+    // Audio past the second event, for the delay measured just before it.
+    thread::sleep(Duration::from_secs(1));
+    caller.send("hangup");
+    callee.wait_call_state(secs(5), 1, "ended");
+    assert!(caller.quit_and_wait(secs(10)).success(), "caller quit");
+    assert!(callee.quit_and_wait(secs(10)).success(), "callee quit");
+
+    let (recording, rate) = read_wav(&callee_out);
+    assert_eq!(rate, 48_000, "callee recording rate");
+    let (_, onset_plus_1s) = after_onset(&recording).expect("the callee heard the signal");
+    let (Some(caller_clock), Some(callee_clock)) =
+        (caller.media_clock_start(), callee.media_clock_start())
+    else {
+        panic!("no `media clock started` line in a switchboard log");
+    };
+    // The jitter buffer may still settle after the start, so D is measured in the 1.5 s
+    // before each quality event (5 s and 10 s into the stream): an excerpt starting 3 s
+    // (8 s) after the first sound, whose alignment window is its 0.5..2 s.
+    let _ = writeln!(
+        out,
+        "2. Client-added latency: {} s call switchboard -> switchboard, codec {codec}, \
+         file audio, loopback",
+        LATENCY_CALL.as_secs()
+    );
+    let phase = (callee_clock - caller_clock).rem_euclid(20.0);
+    let _ = writeln!(
+        out,
+        "   media clock phase, callee tick after caller tick: {phase:.0} ms (aimed at \
+         {PHASE_MIN_MS}..{PHASE_MAX_MS}; a real call's is anywhere in 0..20, mean 10)"
+    );
+    let _ = writeln!(
+        out,
+        "   {:<10} {:>7} {:>10} {:>12} {:>20} {:>6}",
+        "stream at", "D ms", "buffer ms", "D-buffer ms", "D-buffer-phase ms", "ncc"
+    );
+    for (at_s, quality) in [(5, &first), (10, &second)] {
+        let start = onset_plus_1s + (at_s as usize * 48_000).saturating_sub(3 * 48_000);
+        let Some(excerpt) = recording.get(start..(start + 2 * 48_000).min(recording.len())) else {
+            continue;
+        };
+        if excerpt.len() < 2 * 48_000 {
+            continue;
+        }
+        let (lag_ms, ncc) = align_with_loop(excerpt, &reference);
+        let delay = mouth_to_ear_ms(caller_clock, callee_clock, start, lag_ms, reference.len());
+        let buffer = quality["buffer_ms"].as_f64().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            out,
+            "   {:<10} {:>7.1} {:>10.0} {:>12.1} {:>20.1} {:>6.3}{}",
+            format!("{at_s} s"),
+            delay,
+            buffer,
+            delay - buffer,
+            delay - buffer - phase,
+            ncc,
+            if ncc < 0.6 {
+                "  (weak alignment: the playout may have moved by a frame here)"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "   (D = mouth-to-ear, file in -> file out; buffer = buffer_ms of the callee's quality \
+         event;\n    file backends have no device buffering: D - buffer is the Opus look-ahead \
+         (6.5 ms),\n    the wait for the callee's next media tick (the phase above, 0-20 ms) \
+         and the loopback network)"
+    );
+    let _ = writeln!(
+        out,
+        "   a sound card adds, by construction (src/media/device/paths.rs, cpal_backend.rs; \
+         not measured):"
+    );
+    let _ = writeln!(
+        out,
+        "     capture ring: 20 ms margin queued beyond the frame read (primes at 40 ms; \
+         trimmed to 40 ms above 120 ms)\n\
+         \x20    packetisation: a microphone frame is complete only after its 20 ms \
+         (file audio hands it over at once)\n\
+         \x20    playback ring: 40 ms of prefill silence ahead of the frames (rebuilt after \
+         an underrun; frames dropped above 100 ms)\n\
+         \x20    device callback period: 10 ms asked for each way (the device's default if \
+         refused)\n\
+         \x20    => about 20 + 20 + 40 + 2 x 10 = 100 ms on top of D - buffer, plus resampler \
+         delay when the device is not at 48 kHz and the driver's own latency"
+    );
+}
+
+/// The callee's media clock should tick this long after the caller's (ms, mod 20): away
+/// from 0/20, where a packet's arrival races the callee's tick and the playout moves by a
+/// frame now and then (seen in a trial run: D jumped by 20 ms within a 10 s call).
+const PHASE_MIN_MS: f64 = 5.0;
+const PHASE_MAX_MS: f64 = 15.0;
+
+/// Starts the callee (`toml`), restarting it (up to 8 tries) until its media clock ticks
+/// [`PHASE_MIN_MS`]..[`PHASE_MAX_MS`] after the caller's, so the measured delay does not
+/// depend on the luck of the start; keeps the last try if none lands there.
+fn callee_in_phase(caller: &Switchboard, toml: &str) -> Switchboard {
+    let clock = |sb: &Switchboard| {
+        common::process::wait_until(secs(3), || sb.media_clock_start())
+            .unwrap_or_else(|| panic!("no `media clock started` line\n{}", sb.failure_report()))
+    };
+    let caller_clock = clock(caller);
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let mut callee = Switchboard::start(toml);
+        callee.wait_for(secs(10), "started");
+        let phase = (clock(&callee) - caller_clock).rem_euclid(20.0);
+        if (PHASE_MIN_MS..=PHASE_MAX_MS).contains(&phase) || tries == 8 {
+            return callee;
+        }
+        assert!(callee.quit_and_wait(secs(10)).success(), "callee quit");
+    }
+}
+
+// ----- the machine -------------------------------------------------------------------------
+
+/// Clock ticks per second: `Ok` from `getconf CLK_TCK`, `Err(100)` if that fails.
+fn clock_ticks() -> Result<u64, u64> {
+    command_line("getconf", &["CLK_TCK"])
+        .parse::<u64>()
+        .ok()
+        .filter(|t| *t > 0)
+        .ok_or(100)
+}
+
+/// The trimmed stdout of a short command, or a note if it failed.
+fn command_line(program: &str, args: &[&str]) -> String {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    let done = common::process::run_bounded(&mut cmd, secs(5));
+    if done.success() {
+        done.stdout.trim().to_owned()
+    } else {
+        format!("({program} failed)")
+    }
+}
+
+fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .and_then(|v| v.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+fn baresip_version() -> String {
+    let Some(path) = common::process::find_in_path("baresip") else {
+        return "not installed".to_owned();
+    };
+    // `dpkg-query` knows the packaged version without starting baresip.
+    let v = command_line("dpkg-query", &["-W", "-f", "${Version}", "baresip"]);
+    format!("{} {v}", path.display())
+}
+
+/// Whether the binary looks like an optimised build, judged by its target directory.
+fn build_kind(bin: &Path) -> &'static str {
+    let parts: Vec<PathBuf> = bin.ancestors().map(Path::to_path_buf).collect();
+    if parts.iter().any(|p| p.ends_with("release")) {
+        "release build"
+    } else if parts.iter().any(|p| p.ends_with("debug")) {
+        "DEBUG build: figures are not representative"
+    } else {
+        "from $SWITCHBOARD_BIN"
+    }
+}
