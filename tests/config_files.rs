@@ -119,6 +119,9 @@ fn example_mentions_every_key() {
         "jitter_start_ms",
         "jitter_max_ms",
         "dtmf",
+        "[transfer]",
+        "blind",
+        "blind_timeout",
     ];
     for key in keys {
         assert!(

@@ -1,7 +1,8 @@
 //! The user's configuration: a serde mirror of `config.example.toml` and where to find it.
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
-//! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in [`media`]), the built-in configuration used when there is no file, and the
+//! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
+//! `transfer.rs`), the built-in configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -21,8 +22,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 mod media;
+mod transfer;
 
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
+pub use transfer::{BlindTransfer, Transfer};
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -62,6 +65,9 @@ pub struct Config {
     /// `[media]`: jitter buffer and DTMF.
     #[serde(default)]
     pub media: Media,
+    /// `[transfer]`: how transfers are carried out.
+    #[serde(default)]
+    pub transfer: Transfer,
 }
 
 /// The `[general]` section.
@@ -434,6 +440,7 @@ impl Config {
             codecs: Codecs::default(),
             audio: Audio::default(),
             media: Media::default(),
+            transfer: Transfer::default(),
         }
     }
 
@@ -548,6 +555,7 @@ impl Config {
         }
         self.audio.problems(&mut out);
         self.media.problems(&mut out);
+        self.transfer.problems(&mut out);
         out
     }
 }

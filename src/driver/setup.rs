@@ -12,6 +12,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::path::PathBuf;
+use std::time::Duration;
 
 use thiserror::Error;
 
@@ -22,7 +23,7 @@ use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
-use crate::sip::{Account, Transport, UaConfig};
+use crate::sip::{Account, BlindMode, TransferConfig, Transport, UaConfig};
 
 /// How many lines (simultaneous calls) the phone has.
 pub const LINES: usize = 2;
@@ -262,6 +263,13 @@ impl Setup {
             seed: rand::random(),
             dtmf_info: config.media.dtmf == config::DtmfMethod::Info,
             opus_bitrate: Some(config.codecs.opus_bitrate),
+            transfer: TransferConfig {
+                blind: match config.transfer.blind {
+                    config::BlindTransfer::Safe => BlindMode::Safe,
+                    config::BlindTransfer::Immediate => BlindMode::Immediate,
+                },
+                timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),
+            },
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         Ok(Setup {

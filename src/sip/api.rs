@@ -73,6 +73,34 @@ pub enum CallState {
     Ended,
 }
 
+/// Blind or attended, as shown in `transfer` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferKind {
+    /// `transfer <target>`.
+    Blind,
+}
+
+/// Where a transfer stands, as shown in `transfer` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferStatus {
+    /// The operator asked for it.
+    Requested,
+    /// The transferee accepted the REFER (202).
+    Accepted,
+    /// The transferee is calling the target.
+    Trying,
+    /// The target is ringing.
+    Ringing,
+    /// The target answered; our call ends.
+    Succeeded,
+    /// It did not work (`reason` says why).
+    Failed,
+    /// The call is back with the operator.
+    Recalled,
+}
+
 /// Direction of a negotiated media stream, from our point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -210,6 +238,25 @@ pub enum Event {
     Audio {
         /// What happened, in words.
         message: String,
+    },
+    /// Progress of a transfer of the call on `line`.
+    Transfer {
+        /// The line of the call being transferred.
+        line: LineNo,
+        /// SIP Call-ID of that call.
+        call_id: String,
+        /// `blind` (or `attended`).
+        kind: TransferKind,
+        /// Where it stands.
+        status: TransferStatus,
+        /// The transfer target (SIP URI).
+        target: String,
+        /// The SIP status behind this step, where there is one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status_code: Option<u16>,
+        /// What happened, in words (failures, recall, success).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// The selected line changed.
     Line {

@@ -24,6 +24,7 @@ use super::dialog::{Dialog, Role};
 use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
+use super::transfer::Transfer;
 use super::{line_no, Owner, Transmit, UserAgent};
 
 /// How long we resend a 2xx waiting for its ACK: 64·T1 (§13.3.1.4).
@@ -118,6 +119,8 @@ pub(super) struct Call {
     pub(super) info_queue: VecDeque<char>,
     /// CSeq of the INFO in flight.
     pub(super) info_in_flight: Option<u32>,
+    /// A transfer of this call in progress.
+    pub(super) transfer: Option<Transfer>,
 }
 
 impl Call {
@@ -160,13 +163,18 @@ impl Call {
             muted: false,
             info_queue: VecDeque::new(),
             info_in_flight: None,
+            transfer: None,
         }
     }
 
     /// The next time this call needs `on_call_timer`.
     pub(super) fn deadline(&self) -> Option<Instant> {
         let ack = self.pending_ack.as_ref().map(|p| p.next.min(p.give_up));
-        super::timer::earliest([ack, self.glare_retry.map(|(t, _)| t)])
+        super::timer::earliest([
+            ack,
+            self.glare_retry.map(|(t, _)| t),
+            self.transfer.as_ref().and_then(Transfer::deadline),
+        ])
     }
 
     /// True when nothing about the call is left to do.
@@ -196,7 +204,12 @@ impl Call {
         matches!(self.state, CallState::Connected | CallState::RemoteHeld)
     }
 
-    fn is_established(&self) -> bool {
+    /// An offer/answer exchange is under way (our re-INVITE, or our 2xx awaiting its ACK).
+    pub(super) fn is_renegotiating(&self) -> bool {
+        self.reinvite.is_some() || self.pending_ack.is_some()
+    }
+
+    pub(super) fn is_established(&self) -> bool {
         matches!(
             self.state,
             CallState::Connected | CallState::Held | CallState::RemoteHeld
@@ -533,7 +546,7 @@ impl UserAgent {
     }
 
     /// Hold (`true`) or resume by re-INVITE with a new offer.
-    fn send_reinvite(&mut self, now: Instant, call_id: &str, hold: bool) {
+    pub(super) fn send_reinvite(&mut self, now: Instant, call_id: &str, hold: bool) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -570,6 +583,18 @@ impl UserAgent {
         method: Method,
         body: Option<(&str, String)>,
     ) -> Option<u32> {
+        self.send_in_dialog_with(now, call_id, method, Vec::new(), body)
+    }
+
+    /// [`Self::send_in_dialog`] with extra headers.
+    pub(super) fn send_in_dialog_with(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        method: Method,
+        headers: Vec<(&str, String)>,
+        body: Option<(&str, String)>,
+    ) -> Option<u32> {
         let via = self.via();
         let contact = self.contact_uri();
         let user_agent = self.cfg.user_agent.clone();
@@ -585,6 +610,9 @@ impl UserAgent {
                 .header("Supported", super::SUPPORTED);
         }
         b = b.header("User-Agent", user_agent);
+        for (name, value) in headers {
+            b = b.header(name, value);
+        }
         if let Some((content_type, body)) = body {
             b = b.body(content_type, body);
         }
@@ -648,6 +676,7 @@ impl UserAgent {
             }
             Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
             Method::Info => self.on_info_response(now, call_id, request.cseq.0, code),
+            Method::Refer => self.on_refer_response(now, call_id, request.cseq.0, code, resp),
             _ => {}
         }
     }
@@ -844,6 +873,7 @@ impl UserAgent {
                 call.state = call.established_state();
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
+                self.on_reinvite_done(now, call_id, re.hold);
             }
             491 => {
                 // §14.1: the Call-ID's owner waits 2.1–4 s, the other 0–2 s.
@@ -864,10 +894,13 @@ impl UserAgent {
                     "the call was lost (the far end no longer knows it)",
                 );
             }
-            _ => self.error(format!(
-                "{what} failed: the far end answered {code} {}",
-                resp.reason()
-            )),
+            _ => {
+                self.error(format!(
+                    "{what} failed: the far end answered {code} {}",
+                    resp.reason()
+                ));
+                self.on_reinvite_done(now, call_id, false);
+            }
         }
     }
 
@@ -903,6 +936,7 @@ impl UserAgent {
                 self.send_bye(now, call_id);
                 self.finish_call(call_id, Some(408), "the far end stopped answering");
             }
+            Method::Refer => self.on_refer_timeout(now, call_id),
             _ => {}
         }
     }
@@ -945,6 +979,7 @@ impl UserAgent {
                 }
             }
         }
+        self.on_transfer_timer(now, call_id);
     }
 
     // ---- requests we receive ----
@@ -1120,8 +1155,10 @@ impl UserAgent {
         match req.method() {
             Method::Bye => {
                 self.respond(now, req, 200, |b| b);
+                self.on_transferee_gone(&call_id);
                 self.finish_call(&call_id, None, "the far end hung up");
             }
+            Method::Notify => self.on_notify(now, &call_id, req),
             Method::Invite => self.on_reinvite(now, &call_id, req),
             Method::Info => self.on_info(now, &call_id, req),
             Method::Options => {
@@ -1229,6 +1266,7 @@ impl UserAgent {
         call.state = CallState::Ended;
         call.pending_ack = None;
         call.glare_retry = None;
+        self.transfer_abandoned(call_id, reason);
         self.announce(call_id, status, Some(reason.to_string()));
     }
 
@@ -1269,7 +1307,7 @@ impl UserAgent {
     }
 
     /// Holds every talking call except the one on line `keep`.
-    fn hold_others(&mut self, now: Instant, keep: usize) {
+    pub(super) fn hold_others(&mut self, now: Instant, keep: usize) {
         let talking: Vec<String> = self
             .lines
             .iter()
@@ -1285,7 +1323,7 @@ impl UserAgent {
     }
 
     /// Selects line `index`, telling the operator when it changes.
-    fn set_selected(&mut self, index: usize) {
+    pub(super) fn set_selected(&mut self, index: usize) {
         if self.selected != index {
             self.selected = index;
             self.emit(Event::Line {

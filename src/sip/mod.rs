@@ -31,10 +31,16 @@ mod garbage_tests;
 mod media_control;
 pub mod media_order;
 pub mod msg;
+// Attended transfer and being transferred (still to come) use the rest of it.
+#[allow(dead_code)]
+mod refer;
 mod register;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
+mod transfer;
+#[cfg(test)]
+mod transfer_tests;
 #[cfg(test)]
 mod ua_tests;
 
@@ -42,13 +48,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-pub use api::{CallState, Command, Direction, Event, LineNo};
+pub use api::{CallState, Command, Direction, Event, LineNo, TransferKind, TransferStatus};
 use call::Call;
 pub use media_order::MediaOrder;
 use msg::{Builder, Message, Method};
 use register::Registration;
 use timer::{earliest, TimerValues};
 use transaction::{ClientOutcome, ClientTx, ServerTx, TxKey};
+pub use transfer::{BlindMode, TransferConfig};
 
 /// A SIP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -160,6 +167,8 @@ pub struct UaConfig {
     pub dtmf_info: bool,
     /// The Opus bitrate we send, declared in SDP as the most we want to receive.
     pub opus_bitrate: Option<u32>,
+    /// How transfers are carried out.
+    pub transfer: TransferConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -354,6 +363,7 @@ impl UserAgent {
             }
             Command::Dtmf(digits) => self.dtmf(now, &digits),
             Command::Mute => self.mute(),
+            Command::Transfer(target) => self.blind_transfer(now, &target),
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }

@@ -11,10 +11,10 @@ use super::media_order::{MediaOrder, Source, Stream, Tone};
 use super::msg::{Message, Method};
 use super::sdp::Codec;
 use super::timer::{epoch, TimerValues};
-use super::{Account, Transport, UaConfig, UserAgent};
+use super::{Account, TransferConfig, Transport, UaConfig, UserAgent};
 
 const REGISTRAR: &str = "127.0.0.1:5060";
-const PHONE: &str = "127.0.0.3:5060";
+pub(super) const PHONE: &str = "127.0.0.3:5060";
 
 /// A two-line account at 127.0.0.2 with a registrar at 127.0.0.1.
 pub(super) fn config(register: bool) -> UaConfig {
@@ -41,17 +41,18 @@ pub(super) fn config(register: bool) -> UaConfig {
         seed: 7,
         dtmf_info: false,
         opus_bitrate: Some(24_000),
+        transfer: TransferConfig::default(),
     }
 }
 
 /// A user agent and its simulated clock.
-struct Bench {
-    ua: UserAgent,
-    now: Instant,
+pub(super) struct Bench {
+    pub(super) ua: UserAgent,
+    pub(super) now: Instant,
 }
 
 impl Bench {
-    fn new(register: bool) -> Bench {
+    pub(super) fn new(register: bool) -> Bench {
         let now = epoch();
         Bench {
             ua: UserAgent::new(config(register), now),
@@ -60,14 +61,14 @@ impl Bench {
     }
 
     /// Everything the UA sent since the last call, parsed.
-    fn sent(&mut self) -> Vec<Message> {
+    pub(super) fn sent(&mut self) -> Vec<Message> {
         std::iter::from_fn(|| self.ua.poll_transmit())
             .map(|t| Message::parse(&t.payload).expect("the UA sends parsable messages"))
             .collect()
     }
 
     /// The one message sent, which must be a `method` request.
-    fn sent_request(&mut self, method: Method) -> Message {
+    pub(super) fn sent_request(&mut self, method: Method) -> Message {
         let sent = self.sent();
         let found: Vec<&Message> = sent
             .iter()
@@ -77,11 +78,11 @@ impl Bench {
         found[0].clone()
     }
 
-    fn events(&mut self) -> Vec<Event> {
+    pub(super) fn events(&mut self) -> Vec<Event> {
         std::iter::from_fn(|| self.ua.poll_event()).collect()
     }
 
-    fn states(&mut self) -> Vec<CallState> {
+    pub(super) fn states(&mut self) -> Vec<CallState> {
         self.events()
             .into_iter()
             .filter_map(|e| match e {
@@ -91,18 +92,18 @@ impl Bench {
             .collect()
     }
 
-    fn recv(&mut self, from: &str, text: &str) {
+    pub(super) fn recv(&mut self, from: &str, text: &str) {
         let src: SocketAddr = from.parse().expect("addr");
         self.ua
             .handle_datagram(self.now, Transport::Udp, src, text.as_bytes());
     }
 
-    fn cmd(&mut self, c: Command) {
+    pub(super) fn cmd(&mut self, c: Command) {
         self.ua.command(self.now, c);
     }
 
     /// Advances simulated time by `d`, running every timer on the way.
-    fn advance(&mut self, d: Duration) {
+    pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         while let Some(t) = self.ua.poll_timeout().filter(|t| *t <= end) {
             self.now = t.max(self.now);
@@ -113,7 +114,7 @@ impl Bench {
 }
 
 /// A response to `req` as the far end writes it.
-fn reply(req: &Message, code: u16, to_tag: &str, extra: &str, sdp: &str) -> String {
+pub(super) fn reply(req: &Message, code: u16, to_tag: &str, extra: &str, sdp: &str) -> String {
     let mut s = format!("SIP/2.0 {code} Whatever\r\n");
     for via in req.headers("Via") {
         s.push_str(&format!("Via: {via}\r\n"));
@@ -142,7 +143,7 @@ fn reply(req: &Message, code: u16, to_tag: &str, extra: &str, sdp: &str) -> Stri
     s
 }
 
-fn phone_sdp(dir: &str) -> String {
+pub(super) fn phone_sdp(dir: &str) -> String {
     format!(
         "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n\
          m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -150,7 +151,7 @@ fn phone_sdp(dir: &str) -> String {
     )
 }
 
-fn sdp_direction(msg: &Message) -> Direction {
+pub(super) fn sdp_direction(msg: &Message) -> Direction {
     super::sdp::parse(msg.body.as_slice())
         .expect("SDP body")
         .direction()
@@ -356,7 +357,7 @@ fn quit_unregisters_with_expires_zero_then_stops() {
 // ---- outgoing calls ----
 
 /// Dials bob, lets him ring and answer; returns the INVITE and the 200.
-fn connected_call(b: &mut Bench) -> (Message, String) {
+pub(super) fn connected_call(b: &mut Bench) -> (Message, String) {
     b.cmd(Command::Dial("bob".into()));
     let invite = b.sent_request(Method::Invite);
     assert_eq!(invite.request_uri(), Some("sip:bob@127.0.0.1"));

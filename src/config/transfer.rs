@@ -1,0 +1,56 @@
+//! The `[transfer]` section: how blind transfers are watched, with its checks.
+
+use serde::Deserialize;
+
+use super::Problem;
+
+/// Bounds for `blind_timeout`, in seconds.
+const TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 5..=300;
+
+/// How a blind transfer is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlindTransfer {
+    /// Keep the call until the target answers; bring it back if the transfer fails.
+    #[default]
+    Safe,
+    /// Drop the call as soon as the transferee accepts the REFER.
+    Immediate,
+}
+
+/// The `[transfer]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Transfer {
+    /// `"safe"` or `"immediate"`. Default `"safe"`.
+    pub blind: BlindTransfer,
+    /// Seconds a safe blind transfer waits for the target to answer before the call comes
+    /// back, 5 to 300. Default 30.
+    pub blind_timeout: u32,
+}
+
+impl Default for Transfer {
+    fn default() -> Self {
+        Self {
+            blind: BlindTransfer::Safe,
+            blind_timeout: 30,
+        }
+    }
+}
+
+impl Transfer {
+    /// Problems within `[transfer]`.
+    pub(super) fn problems(&self, out: &mut Vec<Problem>) {
+        if !TIMEOUT_RANGE.contains(&self.blind_timeout) {
+            out.push(Problem::new(
+                "transfer.blind_timeout",
+                format!(
+                    "{} seconds is out of range: use {} to {}",
+                    self.blind_timeout,
+                    TIMEOUT_RANGE.start(),
+                    TIMEOUT_RANGE.end()
+                ),
+            ));
+        }
+    }
+}

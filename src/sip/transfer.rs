@@ -1,0 +1,459 @@
+//! Blind transfer as the transferor (RFC 3515 REFER, RFC 5589 §6): the
+//! operator hands the call on the selected line to a target and moves on,
+//! and the call comes back if the target never takes it.
+//!
+//! ```text
+//!  transfer <target>
+//!     │ call connected: hold re-INVITE first (a REFER racing it gets 491)
+//!     ▼
+//!  Holding ──hold 2xx──► Referring ──202──► Accepted ──NOTIFY 2xx──► succeeded: BYE, line ends
+//!     │                     │                  │ NOTIFY 1xx: trying / ringing
+//!     │ hold failed         │ ≥300, timeout    │ NOTIFY ≥300, no final NOTIFY in time,
+//!     ▼                     ▼                  ▼ subscription ended without a result
+//!  failed (call stays)    failed ─► recalled: resume re-INVITE, "the call is back on line N"
+//! ```
+//!
+//! "Safe" mode (the default) keeps the dialog until the NOTIFY's sipfrag
+//! gives a final status; "immediate" ends the call as soon as the REFER is
+//! accepted (the classic blind transfer). The transferee hanging up while
+//! the transfer is under way ends it: nothing can be recalled then.
+
+use std::time::{Duration, Instant};
+
+use super::api::{CallState, Event, TransferKind, TransferStatus};
+use super::msg::{Message, Method};
+use super::refer::{self, SubscriptionState};
+use super::{line_no, UserAgent};
+
+/// How a blind transfer is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BlindMode {
+    /// Keep the call until the transferee reports the target's answer; recall on failure.
+    #[default]
+    Safe,
+    /// End the call as soon as the transferee accepts the REFER.
+    Immediate,
+}
+
+/// Transfer settings of the user agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransferConfig {
+    /// How blind transfers are watched.
+    pub blind: BlindMode,
+    /// How long a safe blind transfer waits for the final NOTIFY once the REFER is
+    /// accepted, before the call is recalled.
+    pub timeout: Duration,
+}
+
+impl Default for TransferConfig {
+    fn default() -> Self {
+        TransferConfig {
+            blind: BlindMode::Safe,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How far a transfer has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for our hold re-INVITE to complete.
+    Holding,
+    /// REFER sent (its CSeq), no final answer yet.
+    Referring(u32),
+    /// REFER accepted: waiting for the NOTIFY with the final status, until `deadline`.
+    Accepted { deadline: Instant },
+}
+
+/// A transfer in progress on a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Transfer {
+    kind: TransferKind,
+    /// The Refer-To URI (without angle brackets).
+    target: String,
+    phase: Phase,
+}
+
+impl Transfer {
+    /// When the transfer gives up waiting.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Accepted { deadline } => Some(deadline),
+            _ => None,
+        }
+    }
+}
+
+impl UserAgent {
+    /// `transfer <target>`: blind transfer of the selected call.
+    pub(super) fn blind_transfer(&mut self, now: Instant, typed: &str) {
+        let index = self.selected;
+        let Some(call) = self.lines.get(index).and_then(Option::as_ref) else {
+            return self.error(format!("no call on line {} to transfer", line_no(index)));
+        };
+        if !call.is_established() {
+            return self.error(format!(
+                "the call on line {} is not connected: transfer it once it is",
+                line_no(index)
+            ));
+        }
+        if call.transfer.is_some() {
+            return self.error(format!(
+                "the call on line {} is already being transferred",
+                line_no(index)
+            ));
+        }
+        let target = match refer::refer_target(typed, &self.cfg.account.domain) {
+            Ok(target) => target,
+            Err(e) => return self.error(format!("cannot transfer to '{typed}': {e}")),
+        };
+        let call_id = call.call_id.clone();
+        let busy = call.is_renegotiating();
+        let held = call.local_hold && !busy;
+        if busy && !held {
+            return self
+                .error("the call is being renegotiated; try the transfer again in a moment");
+        }
+        let phase = if held {
+            Phase::Referring(0)
+        } else {
+            Phase::Holding
+        };
+        if let Some(call) = self.call_mut(&call_id) {
+            call.transfer = Some(Transfer {
+                kind: TransferKind::Blind,
+                target: target.clone(),
+                phase,
+            });
+        }
+        self.transfer_event(&call_id, TransferStatus::Requested, None, None);
+        if held {
+            self.send_refer(now, &call_id);
+        } else {
+            self.send_reinvite(now, &call_id, true);
+        }
+    }
+
+    /// A hold or resume re-INVITE finished (`held`: the call is now held).
+    pub(super) fn on_reinvite_done(&mut self, now: Instant, call_id: &str, ok: bool) {
+        let holding = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.phase == Phase::Holding);
+        if !holding {
+            return;
+        }
+        if ok {
+            self.send_refer(now, call_id);
+        } else {
+            self.transfer_failed(
+                now,
+                call_id,
+                None,
+                "the call could not be put on hold first",
+            );
+        }
+    }
+
+    /// Sends the REFER of the call's transfer.
+    fn send_refer(&mut self, now: Instant, call_id: &str) {
+        let Some(target) = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .map(|t| t.target.clone())
+        else {
+            return;
+        };
+        let referred_by = format!(
+            "<sip:{}@{}>",
+            self.cfg.account.user, self.cfg.account.domain
+        );
+        let headers = vec![
+            ("Refer-To", format!("<{target}>")),
+            ("Referred-By", referred_by),
+        ];
+        match self.send_in_dialog_with(now, call_id, Method::Refer, headers, None) {
+            Some(cseq) => {
+                if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
+                    t.phase = Phase::Referring(cseq);
+                }
+            }
+            None => self.transfer_failed(now, call_id, None, "transfer failed (no dialog)"),
+        }
+    }
+
+    /// The transferee's answer to our REFER.
+    pub(super) fn on_refer_response(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        cseq: u32,
+        code: u16,
+        resp: &Message,
+    ) {
+        let Some(t) = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.clone())
+        else {
+            return;
+        };
+        if t.phase != Phase::Referring(cseq) || code < 200 {
+            return;
+        }
+        if (200..300).contains(&code) {
+            self.transfer_accepted(now, call_id);
+        } else {
+            let reason = match code {
+                403 => "transfer refused by the caller's phone (403 Forbidden)".to_string(),
+                405 | 501 => format!(
+                    "the caller's phone cannot be transferred ({code} {})",
+                    resp.reason()
+                ),
+                _ => format!("transfer failed ({code} {})", resp.reason()),
+            };
+            self.transfer_failed(now, call_id, Some(code), &reason);
+        }
+    }
+
+    /// The REFER got no answer at all.
+    pub(super) fn on_refer_timeout(&mut self, now: Instant, call_id: &str) {
+        let referring = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| matches!(t.phase, Phase::Referring(_)));
+        if referring {
+            self.transfer_failed(
+                now,
+                call_id,
+                Some(408),
+                "transfer failed: the caller's phone did not answer the request",
+            );
+        }
+    }
+
+    /// 202 Accepted (or the first NOTIFY, which implies it).
+    fn transfer_accepted(&mut self, now: Instant, call_id: &str) {
+        let mode = self.cfg.transfer.blind;
+        let deadline = now + self.cfg.transfer.timeout;
+        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) else {
+            return;
+        };
+        if matches!(t.phase, Phase::Accepted { .. }) {
+            return;
+        }
+        t.phase = Phase::Accepted { deadline };
+        let target = t.target.clone();
+        self.transfer_event(call_id, TransferStatus::Accepted, Some(202), None);
+        if mode == BlindMode::Immediate {
+            self.transfer_done(
+                now,
+                call_id,
+                TransferStatus::Succeeded,
+                None,
+                &format!("handed over to {target} (not watched: immediate mode)"),
+            );
+        }
+    }
+
+    /// A NOTIFY in the call's dialog: progress of the transfer (RFC 3515 §2.4.4).
+    pub(super) fn on_notify(&mut self, now: Instant, call_id: &str, req: &Message) {
+        let ours = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .is_some_and(|t| t.phase != Phase::Holding);
+        let is_refer = req.header("Event").is_some_and(refer::event_is_refer);
+        if !ours || !is_refer {
+            // No refer subscription of ours in this dialog (RFC 6665 §4.1.3).
+            self.respond(now, req, 481, |b| b);
+            return;
+        }
+        let frag = refer::parse_sipfrag(&req.body);
+        let state = req
+            .header("Subscription-State")
+            .and_then(refer::parse_subscription_state);
+        let Ok(frag) = frag else {
+            self.respond(now, req, 400, |b| {
+                b.header(
+                    "Warning",
+                    "399 switchboard \"expected a message/sipfrag body\"",
+                )
+            });
+            return;
+        };
+        self.respond(now, req, 200, |b| b);
+        self.transfer_accepted(now, call_id);
+        match frag.code {
+            100..=179 | 184..=199 => {
+                self.transfer_event(call_id, TransferStatus::Trying, Some(frag.code), None);
+            }
+            180..=183 => {
+                self.transfer_event(call_id, TransferStatus::Ringing, Some(frag.code), None);
+            }
+            200..=299 => {
+                let target = self
+                    .calls()
+                    .find(|c| c.call_id == call_id)
+                    .and_then(|c| c.transfer.as_ref())
+                    .map(|t| t.target.clone())
+                    .unwrap_or_default();
+                self.transfer_done(
+                    now,
+                    call_id,
+                    TransferStatus::Succeeded,
+                    Some(frag.code),
+                    &format!("transferred to {target}"),
+                );
+                return;
+            }
+            code => {
+                let reason = failure_words(code, &frag.reason);
+                self.transfer_failed(now, call_id, Some(code), &reason);
+                return;
+            }
+        }
+        if matches!(state, Some(SubscriptionState::Terminated { .. })) {
+            self.transfer_failed(
+                now,
+                call_id,
+                None,
+                "transfer failed: the caller's phone stopped reporting before the target answered",
+            );
+        }
+    }
+
+    /// The safe transfer's wait for a final NOTIFY is over.
+    pub(super) fn on_transfer_timer(&mut self, now: Instant, call_id: &str) {
+        let due = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .and_then(Transfer::deadline)
+            .is_some_and(|d| d <= now);
+        if due {
+            self.transfer_failed(now, call_id, None, "target did not answer");
+        }
+    }
+
+    /// The transferee hung up while the transfer was under way.
+    pub(super) fn on_transferee_gone(&mut self, call_id: &str) {
+        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        let reason = match t.phase {
+            Phase::Accepted { .. } => "the caller hung up during the transfer",
+            _ => "the caller hung up before the transfer started",
+        };
+        self.emit_transfer(call_id, &t, TransferStatus::Failed, None, Some(reason));
+    }
+
+    /// The call ended for another reason while a transfer was under way.
+    pub(super) fn transfer_abandoned(&mut self, call_id: &str, why: &str) {
+        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        let reason = format!("transfer abandoned: {why}");
+        self.emit_transfer(call_id, &t, TransferStatus::Failed, None, Some(&reason));
+    }
+
+    /// A successful (or handed-over) transfer: tell the operator, end our call.
+    fn transfer_done(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        status: TransferStatus,
+        code: Option<u16>,
+        reason: &str,
+    ) {
+        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        self.emit_transfer(call_id, &t, status, code, Some(reason));
+        let gone = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .is_none_or(|c| c.is_gone());
+        if !gone {
+            // RFC 5589 §6.1: the transferor ends its dialog with the transferee.
+            self.end_call(now, call_id, reason);
+        }
+    }
+
+    /// A failed transfer: tell the operator why, then bring the call back.
+    fn transfer_failed(&mut self, now: Instant, call_id: &str, code: Option<u16>, reason: &str) {
+        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        if call.is_gone() || call.state == CallState::Ended {
+            return;
+        }
+        let line = call.line;
+        let resume = call.local_hold && !call.is_renegotiating();
+        let back = format!("reconnecting: the call is back on line {}", line_no(line));
+        self.emit_transfer(call_id, &t, TransferStatus::Recalled, None, Some(&back));
+        if resume {
+            self.hold_others(now, line);
+            self.set_selected(line);
+            self.send_reinvite(now, call_id, false);
+        }
+    }
+
+    fn transfer_event(
+        &mut self,
+        call_id: &str,
+        status: TransferStatus,
+        code: Option<u16>,
+        reason: Option<&str>,
+    ) {
+        let Some(t) = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.clone())
+        else {
+            return;
+        };
+        self.emit_transfer(call_id, &t, status, code, reason);
+    }
+
+    fn emit_transfer(
+        &mut self,
+        call_id: &str,
+        t: &Transfer,
+        status: TransferStatus,
+        status_code: Option<u16>,
+        reason: Option<&str>,
+    ) {
+        let Some(line) = self.calls().find(|c| c.call_id == call_id).map(|c| c.line) else {
+            return;
+        };
+        self.emit(Event::Transfer {
+            line: line_no(line),
+            call_id: call_id.to_string(),
+            kind: t.kind,
+            status,
+            target: t.target.clone(),
+            status_code,
+            reason: reason.map(str::to_string),
+        });
+    }
+}
+
+/// The operator's words for the final status of the transferee's call to the target.
+fn failure_words(code: u16, phrase: &str) -> String {
+    match code {
+        486 | 600 => "target is busy".to_string(),
+        408 | 480 | 487 => "target did not answer".to_string(),
+        603 => "target declined the call".to_string(),
+        404 | 604 => "target does not exist".to_string(),
+        _ if phrase.is_empty() => format!("transfer failed ({code})"),
+        _ => format!("transfer failed ({code} {phrase})"),
+    }
+}

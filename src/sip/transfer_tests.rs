@@ -1,0 +1,325 @@
+//! Blind transfer as the transferor, on simulated time: the REFER after the hold, the NOTIFY
+//! progress, success, every failure bringing the call back, and immediate mode.
+
+use std::time::Duration;
+
+use super::api::{CallState, Command, Direction, Event, TransferStatus};
+use super::msg::{Message, Method};
+use super::timer::epoch;
+use super::transfer::BlindMode;
+use super::ua_tests::{config, connected_call, phone_sdp, reply, sdp_direction, Bench, PHONE};
+use super::UserAgent;
+
+/// A NOTIFY from the phone in the call's dialog (the INVITE is ours, so the phone's tag is
+/// `bobtag`), with a sipfrag body.
+fn notify(invite: &Message, cseq: u32, frag: &str, state: &str) -> String {
+    format!(
+        "NOTIFY sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKn{cseq}\r\n\
+         From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+         CSeq: {cseq} NOTIFY\r\nEvent: refer\r\nSubscription-State: {state}\r\n\
+         Content-Type: message/sipfrag;version=2.0\r\nContent-Length: {}\r\n\r\n{frag}",
+        invite.from.tag().expect("tag"),
+        invite.call_id,
+        frag.len()
+    )
+}
+
+/// The transfer events emitted since the last look: (status, code, reason).
+fn transfer_events(b: &mut Bench) -> Vec<(TransferStatus, Option<u16>, Option<String>)> {
+    b.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Transfer {
+                status,
+                status_code,
+                reason,
+                ..
+            } => Some((status, status_code, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A connected call that the operator blind-transfers to 2000: hold, then REFER.
+/// Returns our INVITE and the REFER.
+fn transferring(b: &mut Bench) -> (Message, Message) {
+    let (invite, _) = connected_call(b);
+    b.sent();
+    b.events();
+    b.cmd(Command::Transfer("2000".into()));
+    let hold = b.sent_request(Method::Invite);
+    assert_eq!(
+        sdp_direction(&hold),
+        Direction::SendOnly,
+        "held before REFER"
+    );
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    let sent = b.sent();
+    assert!(sent
+        .iter()
+        .any(|m| m.code().is_none() && m.method() == Method::Ack));
+    let refer = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Refer)
+        .expect("REFER once the hold completed")
+        .clone();
+    (invite, refer)
+}
+
+#[test]
+fn blind_transfer_holds_refers_and_ends_the_call_when_the_target_answers() {
+    let mut b = Bench::new(false);
+    let (invite, refer) = transferring(&mut b);
+    assert_eq!(refer.header("Refer-To"), Some("<sip:2000@127.0.0.1>"));
+    assert_eq!(refer.header("Referred-By"), Some("<sip:alice@127.0.0.1>"));
+    assert_eq!(refer.to.tag(), Some("bobtag"));
+    assert_eq!(
+        transfer_events(&mut b)
+            .into_iter()
+            .map(|(s, _, _)| s)
+            .collect::<Vec<_>>(),
+        [TransferStatus::Requested]
+    );
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(&invite, 10, "SIP/2.0 100 Trying\r\n", "active;expires=60"),
+    );
+    assert_eq!(b.sent()[0].code(), Some(200));
+    b.recv(
+        PHONE,
+        &notify(&invite, 11, "SIP/2.0 180 Ringing\r\n", "active;expires=60"),
+    );
+    b.sent();
+    assert_eq!(
+        transfer_events(&mut b),
+        [
+            (TransferStatus::Accepted, Some(202), None),
+            (TransferStatus::Trying, Some(100), None),
+            (TransferStatus::Ringing, Some(180), None),
+        ]
+    );
+    // Final NOTIFY with LF line endings only (tolerated): success, we BYE.
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            12,
+            "SIP/2.0 200 OK\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(200), "the NOTIFY is answered");
+    assert!(sent
+        .iter()
+        .any(|m| m.code().is_none() && m.method() == Method::Bye));
+    let events = b.events();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Transfer { status: TransferStatus::Succeeded, status_code: Some(200), reason: Some(r), .. }
+            if r == "transferred to sip:2000@127.0.0.1"
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: CallState::Ended,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_busy_target_brings_the_call_back_and_resumes_it() {
+    let mut b = Bench::new(false);
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            10,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(200));
+    let resume = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the call is resumed");
+    assert_eq!(sdp_direction(resume), Direction::SendRecv);
+    assert!(!sent.iter().any(|m| m.method() == Method::Bye));
+    let events = transfer_events(&mut b);
+    assert_eq!(
+        &events[2..],
+        [
+            (
+                TransferStatus::Failed,
+                Some(486),
+                Some("target is busy".into())
+            ),
+            (
+                TransferStatus::Recalled,
+                None,
+                Some("reconnecting: the call is back on line 1".into())
+            ),
+        ]
+    );
+    b.recv(PHONE, &reply(resume, 200, "", "", &phone_sdp("sendrecv")));
+    b.sent();
+    assert_eq!(b.states(), [CallState::Connected]);
+}
+
+#[test]
+fn a_rejected_refer_brings_the_call_back() {
+    let mut b = Bench::new(false);
+    let (_, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 403, "", "", ""));
+    let sent = b.sent();
+    assert!(sent.iter().any(|m| m.code().is_none()
+        && m.method() == Method::Invite
+        && sdp_direction(m) == Direction::SendRecv));
+    let events = transfer_events(&mut b);
+    assert_eq!(
+        events[1],
+        (
+            TransferStatus::Failed,
+            Some(403),
+            Some("transfer refused by the caller's phone (403 Forbidden)".into())
+        )
+    );
+    assert_eq!(events[2].0, TransferStatus::Recalled);
+}
+
+#[test]
+fn no_final_notify_in_time_means_the_target_did_not_answer() {
+    let mut b = Bench::new(false);
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(&invite, 10, "SIP/2.0 180 Ringing\r\n", "active"),
+    );
+    b.sent();
+    transfer_events(&mut b);
+    b.advance(Duration::from_secs(29));
+    assert!(transfer_events(&mut b).is_empty(), "still waiting at 29 s");
+    b.advance(Duration::from_secs(2));
+    assert_eq!(
+        transfer_events(&mut b),
+        [
+            (
+                TransferStatus::Failed,
+                None,
+                Some("target did not answer".into())
+            ),
+            (
+                TransferStatus::Recalled,
+                None,
+                Some("reconnecting: the call is back on line 1".into())
+            ),
+        ]
+    );
+    assert!(b
+        .sent()
+        .iter()
+        .any(|m| m.method() == Method::Invite && sdp_direction(m) == Direction::SendRecv));
+}
+
+#[test]
+fn the_caller_hanging_up_during_the_transfer_is_reported() {
+    let mut b = Bench::new(false);
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.sent();
+    transfer_events(&mut b);
+    b.recv(
+        PHONE,
+        &format!(
+            "BYE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKbye\r\n\
+             From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+             CSeq: 20 BYE\r\nContent-Length: 0\r\n\r\n",
+            invite.from.tag().expect("tag"),
+            invite.call_id
+        ),
+    );
+    assert_eq!(b.sent()[0].code(), Some(200));
+    let events = b.events();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Transfer { status: TransferStatus::Failed, reason: Some(r), .. }
+            if r == "the caller hung up during the transfer"
+    )));
+    assert!(!events.iter().any(|e| matches!(
+        e,
+        Event::Transfer {
+            status: TransferStatus::Recalled,
+            ..
+        }
+    )));
+    // A late NOTIFY for the ended call gets 481.
+    b.recv(
+        PHONE,
+        &notify(&invite, 21, "SIP/2.0 200 OK\r\n", "terminated"),
+    );
+    assert_eq!(b.sent()[0].code(), Some(481));
+}
+
+#[test]
+fn immediate_mode_drops_the_call_once_the_refer_is_accepted() {
+    let now = epoch();
+    let mut cfg = config(false);
+    cfg.transfer.blind = BlindMode::Immediate;
+    let mut b = Bench {
+        ua: UserAgent::new(cfg, now),
+        now,
+    };
+    let (_, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    assert!(b.sent().iter().any(|m| m.method() == Method::Bye));
+    let events = b.events();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Transfer {
+            status: TransferStatus::Succeeded,
+            ..
+        }
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: CallState::Ended,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_held_call_is_referred_at_once_and_bad_requests_are_refused() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Transfer("2000".into()));
+    assert!(matches!(&b.events()[..], [Event::Error { message }] if message.contains("no call")));
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.cmd(Command::Hold(None));
+    let hold = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    b.sent();
+    b.events();
+    b.cmd(Command::Transfer("sip:carol@example.org".into()));
+    let refer = b.sent_request(Method::Refer);
+    assert_eq!(refer.header("Refer-To"), Some("<sip:carol@example.org>"));
+    b.cmd(Command::Transfer("2000".into()));
+    assert!(b.events().iter().any(
+        |e| matches!(e, Event::Error { message } if message.contains("already being transferred"))
+    ));
+    // A NOTIFY that is not about a refer subscription gets 481.
+    b.recv(
+        PHONE,
+        &notify(&invite, 30, "SIP/2.0 200 OK\r\n", "active")
+            .replace("Event: refer", "Event: dialog"),
+    );
+    assert_eq!(b.sent()[0].code(), Some(481));
+}

@@ -1,0 +1,121 @@
+//! Blind transfer with real phones through kamailio: switchboard (alice) calls baresip (bob)
+//! and transfers him to a second baresip (carol), who then really talks with bob; and a
+//! transfer to nobody comes back to the operator.
+
+mod common;
+
+use std::thread;
+use std::time::Duration;
+
+use common::{secs, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig};
+use serde_json::Value;
+
+/// Host number of the second baresip (carol) in the test's /24.
+const CAROL: u8 = 6;
+
+/// kamailio with alice, bob and carol; bob is a baresip playing a 1 kHz sine; switchboard is
+/// alice, in a connected call with bob.
+fn call_with_bob(name: &str) -> (Net, Kamailio, Baresip, Switchboard) {
+    let net = Net::for_test(name);
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
+    let mut sb =
+        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    sb.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
+    sb.send("dial bob");
+    sb.wait_call_state(secs(10), 1, "connected");
+    (net, kam, bob, sb)
+}
+
+/// The next `transfer` event with `status`, within `timeout`.
+fn transfer_status(sb: &mut Switchboard, timeout: Duration, status: &str) -> Value {
+    sb.wait_event(timeout, |e| {
+        e["event"] == "transfer" && e["status"] == status
+    })
+}
+
+#[test]
+fn blind_transfer_hands_bob_to_carol_and_they_talk() {
+    let (net, kam, bob, mut sb) = call_with_bob("transfers::blind_to_carol");
+    let carol = Baresip::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: CAROL,
+            audio_source: common::AudioSource::Sine(500),
+            ..BaresipOptions::default()
+        },
+    );
+    carol.wait_registered(secs(10));
+    sb.send("transfer carol");
+    let requested = transfer_status(&mut sb, secs(2), "requested");
+    assert_eq!(requested["kind"], "blind");
+    assert_eq!(requested["target"], format!("sip:carol@{}", kam.ip()));
+    // We hold bob before referring him (a REFER racing a re-INVITE gets 491).
+    sb.wait_call_state(secs(5), 1, "held");
+    transfer_status(&mut sb, secs(5), "accepted");
+    let done = transfer_status(&mut sb, secs(15), "succeeded");
+    assert_eq!(
+        done["reason"],
+        format!("transferred to sip:carol@{}", kam.ip())
+    );
+    let ended = sb.wait_call_state(secs(5), 1, "ended");
+    println!("our call ended: {ended}");
+    // baresip never BYEs the transferor after a transfer: we did, and nothing is left.
+    thread::sleep(Duration::from_millis(500));
+    let last = sb.events().into_iter().rfind(|e| e["event"] == "call");
+    assert_eq!(last.map(|e| e["state"].clone()), Some("ended".into()));
+    // bob and carol talk: carol hears bob's 1 kHz sine.
+    carol.wait_log("Call established", secs(5));
+    thread::sleep(Duration::from_secs(2));
+    bob.hangup();
+    carol.wait_log("session closed", secs(5));
+    let heard = carol.heard_recordings();
+    let recording = heard.first().expect("carol recorded the call");
+    let stat = common::audio::wav_stat(recording);
+    println!("carol heard: {stat:?}");
+    assert!(
+        (900.0..1100.0).contains(&stat["Rough frequency"]),
+        "carol hears bob's 1 kHz: {stat:?}"
+    );
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn a_transfer_to_nobody_brings_the_call_back() {
+    let (_net, kam, bob, mut sb) = call_with_bob("transfers::blind_to_nobody");
+    sb.send("transfer nobody");
+    transfer_status(&mut sb, secs(2), "requested");
+    sb.wait_call_state(secs(5), 1, "held");
+    let failed = transfer_status(&mut sb, secs(15), "failed");
+    println!("failed: {failed}");
+    assert!(
+        failed["status_code"].as_u64().is_some_and(|c| c >= 400),
+        "{failed}"
+    );
+    let recalled = transfer_status(&mut sb, secs(2), "recalled");
+    assert_eq!(
+        recalled["reason"],
+        "reconnecting: the call is back on line 1"
+    );
+    // The call is resumed and still up with bob.
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.expect_no_event(Duration::from_secs(1), |e| {
+        e["event"] == "call" && e["state"] == "ended"
+    });
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    bob.wait_log("session closed", secs(5));
+    let log = kam.log();
+    assert!(
+        log.contains("LAB-REQ REFER"),
+        "the REFER went through kamailio"
+    );
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
