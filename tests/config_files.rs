@@ -122,6 +122,7 @@ fn example_mentions_every_key() {
         "[transfer]",
         "blind",
         "blind_timeout",
+        "accept_refer",
     ];
     for key in keys {
         assert!(

@@ -1,4 +1,5 @@
-//! The `[transfer]` section: how blind transfers are watched, with its checks.
+//! The `[transfer]` section: how blind transfers are watched and whether we let ourselves be
+//! transferred, with its checks.
 
 use serde::Deserialize;
 
@@ -18,6 +19,17 @@ pub enum BlindTransfer {
     Immediate,
 }
 
+/// What to do when the far end transfers one of our calls (sends REFER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptRefer {
+    /// Call the target and hand the call over (`"accept"`), the default.
+    #[default]
+    Accept,
+    /// Refuse to be transferred (`"reject"`: 603 Decline).
+    Reject,
+}
+
 /// The `[transfer]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,6 +39,8 @@ pub struct Transfer {
     /// Seconds a safe blind transfer waits for the target to answer before the call comes
     /// back, 5 to 300. Default 30.
     pub blind_timeout: u32,
+    /// `"accept"` or `"reject"`. Default `"accept"`.
+    pub accept_refer: AcceptRefer,
 }
 
 impl Default for Transfer {
@@ -34,6 +48,7 @@ impl Default for Transfer {
         Self {
             blind: BlindTransfer::Safe,
             blind_timeout: 30,
+            accept_refer: AcceptRefer::Accept,
         }
     }
 }

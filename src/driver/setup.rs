@@ -269,6 +269,7 @@ impl Setup {
                     config::BlindTransfer::Immediate => BlindMode::Immediate,
                 },
                 timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),
+                accept_refer: config.transfer.accept_refer == config::AcceptRefer::Accept,
             },
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));

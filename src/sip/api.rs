@@ -79,6 +79,8 @@ pub enum CallState {
 pub enum TransferKind {
     /// `transfer <target>`.
     Blind,
+    /// The far end transfers this call (we received its REFER).
+    Incoming,
 }
 
 /// Where a transfer stands, as shown in `transfer` events.

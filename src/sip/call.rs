@@ -25,6 +25,7 @@ use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
 use super::transfer::Transfer;
+use super::transferee::Referral;
 use super::{line_no, Owner, Transmit, UserAgent};
 
 /// How long we resend a 2xx waiting for its ACK: 64·T1 (§13.3.1.4).
@@ -121,6 +122,12 @@ pub(super) struct Call {
     pub(super) info_in_flight: Option<u32>,
     /// A transfer of this call in progress.
     pub(super) transfer: Option<Transfer>,
+    /// Extra headers of our initial INVITE (Referred-By, Replaces).
+    invite_headers: Vec<(&'static str, String)>,
+    /// We are being transferred: the REFER we accepted on this call.
+    pub(super) referred: Option<Referral>,
+    /// This call was placed for a REFER received on that call (its Call-ID).
+    pub(super) referred_from: Option<String>,
 }
 
 impl Call {
@@ -164,6 +171,9 @@ impl Call {
             info_queue: VecDeque::new(),
             info_in_flight: None,
             transfer: None,
+            invite_headers: Vec::new(),
+            referred: None,
+            referred_from: None,
         }
     }
 
@@ -256,11 +266,25 @@ impl UserAgent {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
         };
+        if let Err(e) = self.place_call(now, &uri, Vec::new()) {
+            self.error(e);
+        }
+    }
+
+    /// Places a call to `uri` on the selected line or a free one (holding the others), with
+    /// `headers` added to its INVITE; returns its Call-ID.
+    pub(super) fn place_call(
+        &mut self,
+        now: Instant,
+        uri: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<String, String> {
+        let uri = uri.to_string();
         let Some(line) = self.free_line(self.selected) else {
-            return self.error("both lines are busy: hang up or transfer a call first");
+            return Err("both lines are busy: hang up or transfer a call first".to_string());
         };
         let Some(dst) = self.first_hop(&uri) else {
-            return self.error(format!(
+            return Err(format!(
                 "cannot reach {uri}: give an IP address, or configure a registrar or outbound proxy"
             ));
         };
@@ -279,7 +303,7 @@ impl UserAgent {
             .as_bytes(),
         );
         let Ok(placeholder) = placeholder else {
-            return self.error(format!("cannot dial {target}: not a valid address"));
+            return Err(format!("cannot dial {uri}: not a valid address"));
         };
         let mut call = Call::new(
             call_id.clone(),
@@ -291,9 +315,11 @@ impl UserAgent {
         );
         call.sdp_session = session;
         call.first_hop = Some(dst);
+        call.invite_headers = headers;
         self.lines[line] = Some(call);
         self.send_invite(now, &call_id, None);
         self.announce(&call_id, None, None);
+        Ok(call_id)
     }
 
     /// `answer`: accepts the ringing call on `line` (or the first one).
@@ -505,6 +531,9 @@ impl UserAgent {
             b = b.header("Route", format!("<{uri};lr>"));
         }
         if let Some((name, value)) = authorization {
+            b = b.header(name, value);
+        }
+        for (name, value) in &call.invite_headers {
             b = b.header(name, value);
         }
         b = self.common_headers(b).body("application/sdp", body);
@@ -1164,9 +1193,7 @@ impl UserAgent {
             Method::Options => {
                 self.respond(now, req, 200, |b| b);
             }
-            Method::Refer => {
-                self.respond(now, req, 603, |b| b);
-            }
+            Method::Refer => self.on_refer(now, &call_id, req),
             _ => {
                 self.respond(now, req, 405, |b| b.header("Allow", super::ALLOW));
             }
@@ -1268,6 +1295,7 @@ impl UserAgent {
         call.glare_retry = None;
         self.transfer_abandoned(call_id, reason);
         self.announce(call_id, status, Some(reason.to_string()));
+        self.referred_call_ended(call_id, status);
     }
 
     /// Emits the call's current state.

@@ -41,6 +41,7 @@ pub mod transaction;
 mod transfer;
 #[cfg(test)]
 mod transfer_tests;
+mod transferee;
 #[cfg(test)]
 mod ua_tests;
 
@@ -300,6 +301,7 @@ impl UserAgent {
         } else {
             self.on_request(now, transport, src, msg);
         }
+        self.flush_referrals(now);
         self.collect_finished();
     }
 
@@ -341,6 +343,7 @@ impl UserAgent {
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
+        self.flush_referrals(now);
         self.collect_finished();
     }
 
@@ -367,6 +370,7 @@ impl UserAgent {
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }
+        self.flush_referrals(now);
         self.collect_finished();
     }
 

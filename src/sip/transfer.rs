@@ -43,6 +43,8 @@ pub struct TransferConfig {
     /// How long a safe blind transfer waits for the final NOTIFY once the REFER is
     /// accepted, before the call is recalled.
     pub timeout: Duration,
+    /// Accept REFERs (be transferred); `false` answers them 603.
+    pub accept_refer: bool,
 }
 
 impl Default for TransferConfig {
@@ -50,6 +52,7 @@ impl Default for TransferConfig {
         TransferConfig {
             blind: BlindMode::Safe,
             timeout: Duration::from_secs(30),
+            accept_refer: true,
         }
     }
 }
@@ -447,7 +450,7 @@ impl UserAgent {
 }
 
 /// The operator's words for the final status of the transferee's call to the target.
-fn failure_words(code: u16, phrase: &str) -> String {
+pub(super) fn failure_words(code: u16, phrase: &str) -> String {
     match code {
         486 | 600 => "target is busy".to_string(),
         408 | 480 | 487 => "target did not answer".to_string(),

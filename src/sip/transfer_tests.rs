@@ -323,3 +323,178 @@ fn a_held_call_is_referred_at_once_and_bad_requests_are_refused() {
     );
     assert_eq!(b.sent()[0].code(), Some(481));
 }
+
+// ---- being transferred ----
+
+/// A REFER from the phone in the call's dialog.
+fn refer_from_phone(invite: &Message, cseq: u32, refer_to: &str) -> String {
+    format!(
+        "REFER sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKr{cseq}\r\n\
+         From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+         CSeq: {cseq} REFER\r\nRefer-To: {refer_to}\r\nReferred-By: <sip:bob@127.0.0.1>\r\n\
+         Contact: <sip:bob@127.0.0.3:5060>\r\nContent-Length: 0\r\n\r\n",
+        invite.from.tag().expect("tag"),
+        invite.call_id
+    )
+}
+
+/// The sipfrag status line and Subscription-State of a NOTIFY we sent.
+fn notified(m: &Message) -> (String, String) {
+    assert_eq!(m.header("Event"), Some("refer"));
+    assert_eq!(
+        m.header("Content-Type"),
+        Some("message/sipfrag;version=2.0")
+    );
+    let body = m.body_text().expect("sipfrag").to_string();
+    assert!(body.ends_with("\r\n"), "CRLF sipfrag: {body:?}");
+    (
+        body.trim_end().to_string(),
+        m.header("Subscription-State").expect("state").to_string(),
+    )
+}
+
+/// Sends a REFER on a connected call; returns our first INVITE, the NOTIFY 100 and the
+/// INVITE to the target.
+fn referred(b: &mut Bench, refer_to: &str) -> (Message, Message, Message) {
+    let (invite, _) = connected_call(b);
+    b.sent();
+    b.events();
+    b.recv(PHONE, &refer_from_phone(&invite, 7, refer_to));
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(202), "{sent:#?}");
+    let notify = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Notify)
+        .expect("NOTIFY 100")
+        .clone();
+    assert_eq!(
+        notified(&notify),
+        ("SIP/2.0 100 Trying".into(), "active;expires=60".into())
+    );
+    let new = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite && m.call_id != invite.call_id)
+        .expect("INVITE to the target")
+        .clone();
+    (invite, notify, new)
+}
+
+#[test]
+fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
+    let mut b = Bench::new(false);
+    let (invite, _, new) = referred(&mut b, "<sip:carol@127.0.0.1>");
+    assert_eq!(new.request_uri(), Some("sip:carol@127.0.0.1"));
+    assert_eq!(new.header("Referred-By"), Some("<sip:bob@127.0.0.1>"));
+    assert_eq!(new.header("Replaces"), None);
+    let events = transfer_events(&mut b);
+    assert_eq!(events[0].0, TransferStatus::Requested);
+    b.recv(PHONE, &reply(&new, 180, "caroltag", "", ""));
+    let ringing = b.sent_request(Method::Notify);
+    assert_eq!(
+        notified(&ringing),
+        ("SIP/2.0 180 Ringing".into(), "active;expires=60".into())
+    );
+    b.recv(
+        PHONE,
+        &reply(
+            &new,
+            200,
+            "caroltag",
+            "Contact: <sip:carol@127.0.0.4:5060>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    let sent = b.sent();
+    let last = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Notify)
+        .expect("final NOTIFY");
+    assert_eq!(
+        notified(last),
+        (
+            "SIP/2.0 200 OK".into(),
+            "terminated;reason=noresource".into()
+        )
+    );
+    let bye = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Bye)
+        .expect("the old call is ended");
+    assert_eq!(bye.call_id, invite.call_id);
+    let events = b.events();
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Transfer { status: TransferStatus::Succeeded, reason: Some(r), .. }
+            if r == "transferred to sip:carol@127.0.0.1"
+    )));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Connected, call_id, .. } if *call_id == new.call_id
+    )));
+}
+
+#[test]
+fn a_failed_referred_call_is_reported_and_the_old_call_stays() {
+    let mut b = Bench::new(false);
+    let (invite, _, new) = referred(
+        &mut b,
+        "<sip:carol@127.0.0.1?Replaces=abc%40host%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>",
+    );
+    assert_eq!(
+        new.header("Replaces"),
+        Some("abc@host;to-tag=t1;from-tag=f1")
+    );
+    b.recv(PHONE, &reply(&new, 486, "caroltag", "", ""));
+    let sent = b.sent();
+    let last = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Notify)
+        .expect("final NOTIFY");
+    assert_eq!(
+        notified(last),
+        (
+            "SIP/2.0 486 Busy Here".into(),
+            "terminated;reason=noresource".into()
+        )
+    );
+    assert!(!sent
+        .iter()
+        .any(|m| m.method() == Method::Bye && m.call_id == invite.call_id));
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Transfer {
+            status: TransferStatus::Failed,
+            status_code: Some(486),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn refers_are_refused_when_configured_or_malformed() {
+    let now = epoch();
+    let mut cfg = config(false);
+    cfg.transfer.accept_refer = false;
+    let mut b = Bench {
+        ua: UserAgent::new(cfg, now),
+        now,
+    };
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.recv(
+        PHONE,
+        &refer_from_phone(&invite, 7, "<sip:carol@127.0.0.1>"),
+    );
+    assert_eq!(b.sent()[0].code(), Some(603));
+
+    let mut b = Bench::new(false);
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.recv(PHONE, &refer_from_phone(&invite, 7, "<sip:carol@127.0.0.1"));
+    assert_eq!(b.sent()[0].code(), Some(400));
+    b.recv(
+        PHONE,
+        &refer_from_phone(&invite, 8, "<mailto:carol@example.org>"),
+    );
+    assert_eq!(b.sent()[0].code(), Some(416));
+}
