@@ -119,3 +119,61 @@ fn a_transfer_to_nobody_brings_the_call_back() {
     );
     assert!(sb.quit_and_wait(secs(10)).success());
 }
+
+#[test]
+fn switchboard_transfers_switchboard_to_baresip() {
+    let net = Net::for_test("transfers::sb_to_sb_to_carol");
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let carol = Baresip::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: CAROL,
+            ..BaresipOptions::default()
+        },
+    );
+    let mut alice =
+        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw");
+    bob_cfg.bind = (net.ip(7), 5060).into();
+    let mut bob = Switchboard::start(&bob_cfg.to_toml());
+    alice.wait_for(secs(10), "registered");
+    bob.wait_for(secs(10), "registered");
+    carol.wait_registered(secs(10));
+    alice.send("dial bob");
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    let old = bob.wait_call_state(secs(5), 1, "connected");
+
+    alice.send("transfer carol");
+    // bob is told, calls carol on line 2, and the old call ends once she answers.
+    let told = transfer_status(&mut bob, secs(5), "requested");
+    assert_eq!(told["kind"], "incoming");
+    assert_eq!(told["target"], format!("sip:carol@{}", kam.ip()));
+    let new = bob.wait_call_state(secs(10), 2, "connected");
+    assert_ne!(new["call_id"], old["call_id"]);
+    transfer_status(&mut bob, secs(5), "succeeded");
+    let ended = bob.wait_event(secs(5), |e| {
+        e["event"] == "call" && e["state"] == "ended" && e["call_id"] == old["call_id"]
+    });
+    assert_eq!(
+        ended["reason"],
+        format!("transferred to sip:carol@{}", kam.ip())
+    );
+    // alice saw the whole transfer through bob's NOTIFYs.
+    let done = transfer_status(&mut alice, secs(10), "succeeded");
+    assert_eq!(done["status_code"], 200);
+    alice.wait_call_state(secs(5), 1, "ended");
+    carol.wait_log("Call established", secs(5));
+    bob.send("hangup 2");
+    bob.wait_call_state(secs(5), 2, "ended");
+    carol.wait_log("session closed", secs(5));
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+}
