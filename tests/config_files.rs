@@ -123,6 +123,7 @@ fn example_mentions_every_key() {
         "blind",
         "blind_timeout",
         "accept_refer",
+        "attended_fallback",
     ];
     for key in keys {
         assert!(

@@ -25,7 +25,7 @@ mod media;
 mod transfer;
 
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
-pub use transfer::{AcceptRefer, BlindTransfer, Transfer};
+pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, Transfer};
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};

@@ -30,6 +30,18 @@ pub enum AcceptRefer {
     Reject,
 }
 
+/// What to do when an attended transfer cannot use Replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttendedFallback {
+    /// End the consultation and transfer the caller blind to the target (`"blind"`), the
+    /// default.
+    #[default]
+    Blind,
+    /// Report the failure and leave both calls with the operator (`"none"`).
+    None,
+}
+
 /// The `[transfer]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,6 +53,8 @@ pub struct Transfer {
     pub blind_timeout: u32,
     /// `"accept"` or `"reject"`. Default `"accept"`.
     pub accept_refer: AcceptRefer,
+    /// `"blind"` or `"none"`. Default `"blind"`.
+    pub attended_fallback: AttendedFallback,
 }
 
 impl Default for Transfer {
@@ -49,6 +63,7 @@ impl Default for Transfer {
             blind: BlindTransfer::Safe,
             blind_timeout: 30,
             accept_refer: AcceptRefer::Accept,
+            attended_fallback: AttendedFallback::Blind,
         }
     }
 }

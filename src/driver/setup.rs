@@ -270,6 +270,8 @@ impl Setup {
                 },
                 timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),
                 accept_refer: config.transfer.accept_refer == config::AcceptRefer::Accept,
+                fallback_to_blind: config.transfer.attended_fallback
+                    == config::AttendedFallback::Blind,
             },
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));

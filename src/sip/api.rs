@@ -79,6 +79,8 @@ pub enum CallState {
 pub enum TransferKind {
     /// `transfer <target>`.
     Blind,
+    /// `consult <target>` then `complete` (REFER with Replaces).
+    Attended,
     /// The far end transfers this call (we received its REFER).
     Incoming,
 }
@@ -165,6 +167,13 @@ pub enum Event {
         from: String,
         /// The caller's display name, if any.
         display_name: Option<String>,
+        /// Who transferred the caller to us (the INVITE's Referred-By URI), if anyone.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        referred_by: Option<String>,
+        /// The Call-ID of our call this one replaces (INVITE with Replaces, RFC 3891): it is
+        /// answered at once on that call's line and the old call ends.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaces: Option<String>,
     },
     /// A call changed state.
     Call {

@@ -128,6 +128,12 @@ pub(super) struct Call {
     pub(super) referred: Option<Referral>,
     /// This call was placed for a REFER received on that call (its Call-ID).
     pub(super) referred_from: Option<String>,
+    /// The far end announced `replaces` (it can take part in an attended transfer).
+    pub(super) remote_replaces: bool,
+    /// The SIP status that ended the call, if any.
+    pub(super) end_status: Option<u16>,
+    /// The call had been answered when it ended.
+    pub(super) was_answered: bool,
 }
 
 impl Call {
@@ -174,6 +180,9 @@ impl Call {
             invite_headers: Vec::new(),
             referred: None,
             referred_from: None,
+            remote_replaces: false,
+            end_status: None,
+            was_answered: false,
         }
     }
 
@@ -410,6 +419,9 @@ impl UserAgent {
         match self.lines.get(index).and_then(|c| c.as_ref()) {
             Some(call) => {
                 let call_id = call.call_id.clone();
+                if self.is_consultation(&call_id) {
+                    return self.cancel_consult(now);
+                }
                 self.end_call(now, &call_id, "you hung up");
             }
             None => self.error(format!("no call on line {}", line_no(index))),
@@ -757,6 +769,7 @@ impl UserAgent {
             200..=299 => {
                 let fresh = !call.finalised;
                 call.finalised = true;
+                call.remote_replaces |= super::attended::announces_replaces(resp);
                 let dialog = Dialog::from_response(&call.invite, resp);
                 match (&call.dialog, dialog) {
                     (Some(d), Some(new)) if d.remote_tag == new.remote_tag => {
@@ -1032,9 +1045,24 @@ impl UserAgent {
             self.respond(now, req, 482, |b| b);
             return;
         }
-        let Some(line) = self.free_line(self.selected) else {
-            self.respond(now, req, 486, |b| b);
-            return;
+        let replaced = match self.replaced_call(req) {
+            Ok(replaced) => replaced,
+            Err((code, why)) => {
+                self.respond(now, req, code, |b| {
+                    b.header("Warning", format!("399 switchboard \"{why}\""))
+                });
+                return;
+            }
+        };
+        let line = match &replaced {
+            Some((_, line)) => *line,
+            None => match self.free_line(self.selected) {
+                Some(line) => line,
+                None => {
+                    self.respond(now, req, 486, |b| b);
+                    return;
+                }
+            },
         };
         let remote_offer = match req.body_text().filter(|b| !b.trim().is_empty()) {
             None => None,
@@ -1057,6 +1085,9 @@ impl UserAgent {
                 }
             },
         };
+        if let Some((old, _)) = &replaced {
+            self.end_replaced(now, old, req);
+        }
         let tag = self.new_tag();
         let session = self.tokens.next() >> 1;
         let mut call = Call::new(
@@ -1068,6 +1099,7 @@ impl UserAgent {
             req.clone(),
         );
         call.dialog = Some(Dialog::from_request(req, &tag));
+        call.remote_replaces = super::attended::announces_replaces(req);
         call.remote_offer = remote_offer;
         call.sdp_session = session;
         call.state = CallState::Ringing;
@@ -1075,15 +1107,23 @@ impl UserAgent {
             .contact()
             .and_then(|c| SipUri::parse(&c.uri)?.socket_addr());
         self.lines[line] = Some(call);
-        let contact = self.contact_uri();
-        self.respond(now, req, 180, |b| {
-            b.header("Contact", format!("<{contact}>"))
-        });
         self.emit(Event::Incoming {
             line: line_no(line),
             call_id: req.call_id.clone(),
             from: req.from.uri.clone(),
             display_name: req.from.display.clone(),
+            referred_by: req
+                .header("Referred-By")
+                .and_then(super::replaces::referred_by_uri),
+            replaces: replaced.as_ref().map(|(old, _)| old.clone()),
+        });
+        if replaced.is_some() {
+            // RFC 3891 §3: the new call takes over without alerting the operator.
+            return self.answer(now, Some(line_no(line)));
+        }
+        let contact = self.contact_uri();
+        self.respond(now, req, 180, |b| {
+            b.header("Contact", format!("<{contact}>"))
         });
         self.announce(&req.call_id, None, None);
     }
@@ -1221,6 +1261,7 @@ impl UserAgent {
         if let Some(dialog) = call.dialog.as_mut() {
             dialog.refresh_target(req);
         }
+        call.remote_replaces |= super::attended::announces_replaces(req);
         let offer = req.body_text().filter(|b| !b.trim().is_empty());
         let (body, negotiated) = match offer.map(|b| sdp::parse(b.as_bytes())) {
             Some(Ok(offer)) => {
@@ -1290,6 +1331,8 @@ impl UserAgent {
             return;
         }
         call.gone = true;
+        call.was_answered = call.is_established();
+        call.end_status = status;
         call.state = CallState::Ended;
         call.pending_ack = None;
         call.glare_retry = None;

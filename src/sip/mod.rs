@@ -23,6 +23,9 @@
 //! simulated time.
 
 pub mod api;
+mod attended;
+#[cfg(test)]
+mod attended_tests;
 pub mod auth;
 mod call;
 pub mod dialog;
@@ -35,6 +38,9 @@ pub mod msg;
 #[allow(dead_code)]
 mod refer;
 mod register;
+mod replaces;
+#[cfg(test)]
+mod replaces_tests;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
@@ -222,6 +228,8 @@ pub struct UserAgent {
     /// (a CANCEL waiting for its 487, a BYE after a crossing 2xx).
     detached: Vec<Call>,
     selected: usize,
+    /// An attended transfer being prepared (`consult` until its outcome).
+    consult: Option<attended::Consult>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     media_orders: VecDeque<MediaOrder>,
@@ -241,6 +249,7 @@ impl UserAgent {
             lines,
             detached: Vec::new(),
             selected: 0,
+            consult: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             media_orders: VecDeque::new(),
@@ -302,6 +311,7 @@ impl UserAgent {
             self.on_request(now, transport, src, msg);
         }
         self.flush_referrals(now);
+        self.flush_consult(now);
         self.collect_finished();
     }
 
@@ -344,6 +354,7 @@ impl UserAgent {
             self.finish_quit();
         }
         self.flush_referrals(now);
+        self.flush_consult(now);
         self.collect_finished();
     }
 
@@ -367,10 +378,14 @@ impl UserAgent {
             Command::Dtmf(digits) => self.dtmf(now, &digits),
             Command::Mute => self.mute(),
             Command::Transfer(target) => self.blind_transfer(now, &target),
+            Command::Consult(target) => self.consult(now, &target),
+            Command::Complete => self.complete(now),
+            Command::Cancel => self.cancel_consult(now),
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }
         self.flush_referrals(now);
+        self.flush_consult(now);
         self.collect_finished();
     }
 

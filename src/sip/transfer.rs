@@ -45,6 +45,9 @@ pub struct TransferConfig {
     pub timeout: Duration,
     /// Accept REFERs (be transferred); `false` answers them 603.
     pub accept_refer: bool,
+    /// When an attended transfer cannot be done with Replaces (the caller's phone does not
+    /// announce it, or refuses the REFER), end the consultation and transfer blind instead.
+    pub fallback_to_blind: bool,
 }
 
 impl Default for TransferConfig {
@@ -53,6 +56,7 @@ impl Default for TransferConfig {
             blind: BlindMode::Safe,
             timeout: Duration::from_secs(30),
             accept_refer: true,
+            fallback_to_blind: true,
         }
     }
 }
@@ -71,13 +75,46 @@ enum Phase {
 /// A transfer in progress on a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Transfer {
-    kind: TransferKind,
-    /// The Refer-To URI (without angle brackets).
-    target: String,
+    pub(super) kind: TransferKind,
+    /// The target as the operator sees it (a SIP URI, without angle brackets).
+    pub(super) target: String,
+    /// The Refer-To value to send (with angle brackets) when it is not just `<target>`:
+    /// the consult dialog's target with Replaces.
+    pub(super) refer_to: Option<String>,
+    /// Attended: the consultation call (Call-ID), ended once the transfer succeeds.
+    pub(super) consult: Option<String>,
+    /// Attended while the target still rings: cancel the consultation once the REFER is
+    /// accepted.
+    cancel_consult_on_accept: bool,
     phase: Phase,
 }
 
 impl Transfer {
+    /// A blind transfer to `target` (a SIP URI).
+    pub(super) fn blind(target: String) -> Transfer {
+        Transfer {
+            kind: TransferKind::Blind,
+            target,
+            refer_to: None,
+            consult: None,
+            cancel_consult_on_accept: false,
+            phase: Phase::Holding,
+        }
+    }
+
+    /// An attended transfer to `target` ending the consultation `consult`: REFER with
+    /// `refer_to` (Replaces) when the target answered, else to the target's AOR with the
+    /// ringing consultation cancelled once the REFER is accepted.
+    pub(super) fn attended(target: String, refer_to: Option<String>, consult: String) -> Transfer {
+        Transfer {
+            kind: TransferKind::Attended,
+            cancel_consult_on_accept: refer_to.is_none(),
+            refer_to,
+            consult: Some(consult),
+            ..Transfer::blind(target)
+        }
+    }
+
     /// When the transfer gives up waiting.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.phase {
@@ -88,9 +125,18 @@ impl Transfer {
 }
 
 impl UserAgent {
-    /// `transfer <target>`: blind transfer of the selected call.
+    /// `transfer <target>`: blind transfer of the selected call (while consulting: of the
+    /// held call, and the consultation ends).
     pub(super) fn blind_transfer(&mut self, now: Instant, typed: &str) {
-        let index = self.selected;
+        let index = match self.end_consult_for_blind(now) {
+            Some(index) => index,
+            None => self.selected,
+        };
+        self.blind_transfer_line(now, index, typed);
+    }
+
+    /// Blind transfer of the call on line `index` to what the operator typed.
+    pub(super) fn blind_transfer_line(&mut self, now: Instant, index: usize, typed: &str) {
         let Some(call) = self.lines.get(index).and_then(Option::as_ref) else {
             return self.error(format!("no call on line {} to transfer", line_no(index)));
         };
@@ -111,30 +157,32 @@ impl UserAgent {
             Err(e) => return self.error(format!("cannot transfer to '{typed}': {e}")),
         };
         let call_id = call.call_id.clone();
+        if self.begin_transfer(now, &call_id, Transfer::blind(target)) {
+            self.transfer_event(&call_id, TransferStatus::Requested, None, None);
+        }
+    }
+
+    /// Starts `transfer` on an established call: REFER at once when the call is held, else
+    /// hold first. False (with an error event) when the call is being renegotiated.
+    pub(super) fn begin_transfer(&mut self, now: Instant, call_id: &str, transfer: Transfer) -> bool {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return false;
+        };
         let busy = call.is_renegotiating();
         let held = call.local_hold && !busy;
         if busy && !held {
-            return self
-                .error("the call is being renegotiated; try the transfer again in a moment");
+            self.error("the call is being renegotiated; try the transfer again in a moment");
+            return false;
         }
-        let phase = if held {
-            Phase::Referring(0)
-        } else {
-            Phase::Holding
-        };
-        if let Some(call) = self.call_mut(&call_id) {
-            call.transfer = Some(Transfer {
-                kind: TransferKind::Blind,
-                target: target.clone(),
-                phase,
-            });
+        if let Some(call) = self.call_mut(call_id) {
+            call.transfer = Some(transfer);
         }
-        self.transfer_event(&call_id, TransferStatus::Requested, None, None);
         if held {
-            self.send_refer(now, &call_id);
+            self.send_refer(now, call_id);
         } else {
-            self.send_reinvite(now, &call_id, true);
+            self.send_reinvite(now, call_id, true);
         }
+        true
     }
 
     /// A hold or resume re-INVITE finished (`held`: the call is now held).
@@ -161,11 +209,11 @@ impl UserAgent {
 
     /// Sends the REFER of the call's transfer.
     fn send_refer(&mut self, now: Instant, call_id: &str) {
-        let Some(target) = self
+        let Some(refer_to) = self
             .calls()
             .find(|c| c.call_id == call_id)
             .and_then(|c| c.transfer.as_ref())
-            .map(|t| t.target.clone())
+            .map(|t| t.refer_to.clone().unwrap_or_else(|| format!("<{}>", t.target)))
         else {
             return;
         };
@@ -173,10 +221,7 @@ impl UserAgent {
             "<sip:{}@{}>",
             self.cfg.account.user, self.cfg.account.domain
         );
-        let headers = vec![
-            ("Refer-To", format!("<{target}>")),
-            ("Referred-By", referred_by),
-        ];
+        let headers = vec![("Refer-To", refer_to), ("Referred-By", referred_by)];
         match self.send_in_dialog_with(now, call_id, Method::Refer, headers, None) {
             Some(cseq) => {
                 if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
@@ -250,7 +295,12 @@ impl UserAgent {
         }
         t.phase = Phase::Accepted { deadline };
         let target = t.target.clone();
+        let ringing_consult = t.consult.clone().filter(|_| t.cancel_consult_on_accept);
         self.transfer_event(call_id, TransferStatus::Accepted, Some(202), None);
+        if let Some(consult) = ringing_consult {
+            // The transferee now calls the target itself: stop our ringing consultation.
+            self.end_call(now, &consult, "the caller is now calling the target");
+        }
         if mode == BlindMode::Immediate {
             self.transfer_done(
                 now,
@@ -384,6 +434,11 @@ impl UserAgent {
             // RFC 5589 §6.1: the transferor ends its dialog with the transferee.
             self.end_call(now, call_id, reason);
         }
+        if let Some(consult) = &t.consult {
+            // The target normally ends the replaced consultation itself; make sure.
+            self.end_call(now, consult, reason);
+            self.consult = None;
+        }
     }
 
     /// A failed transfer: tell the operator why, then bring the call back.
@@ -391,6 +446,9 @@ impl UserAgent {
         let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
             return;
         };
+        if self.attended_failed(now, call_id, &t, code, reason) {
+            return;
+        }
         self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
@@ -409,7 +467,7 @@ impl UserAgent {
         }
     }
 
-    fn transfer_event(
+    pub(super) fn transfer_event(
         &mut self,
         call_id: &str,
         status: TransferStatus,
@@ -426,7 +484,7 @@ impl UserAgent {
         self.emit_transfer(call_id, &t, status, code, reason);
     }
 
-    fn emit_transfer(
+    pub(super) fn emit_transfer(
         &mut self,
         call_id: &str,
         t: &Transfer,

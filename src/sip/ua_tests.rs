@@ -651,6 +651,8 @@ fn incoming_call_rings_is_answered_and_2xx_is_resent_until_ack() {
         call_id: "in1".into(),
         from: "sip:bob@127.0.0.1".into(),
         display_name: Some("Bob".into()),
+        referred_by: None,
+        replaces: None,
     }));
     b.cmd(Command::Answer(None));
     let ok = b.sent();

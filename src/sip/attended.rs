@@ -1,0 +1,334 @@
+//! Attended transfer as the transferor (RFC 5589 §7): the operator holds the
+//! caller, consults the target on the other line, then joins them with a
+//! REFER whose Refer-To carries Replaces for the consultation (RFC 3891).
+//!
+//! ```text
+//!  consult <target>: hold the caller (music on hold), call the target on the free line
+//!     │ target busy / no answer / hangs up ──► failed, recalled: the caller is resumed
+//!     │ caller hangs up ─────────────────────► failed; the consultation goes on
+//!     │ cancel (or hang up the consultation) ► recalled: the caller is resumed
+//!     │ consult <other> ─────────────────────► the consultation is replaced
+//!     │ transfer <other> ────────────────────► consultation ends, blind transfer of the caller
+//!     ▼
+//!  complete ─ target answered: REFER <target-contact?Replaces=consult dialog>
+//!     │       target ringing:  REFER <target AOR>, the ringing consultation is cancelled on 202
+//!     │       caller's phone lists no `replaces`, or refuses: fallback (blind) if configured
+//!     ▼
+//!  the blind-transfer machine (`transfer.rs`) watches the NOTIFYs; on success both calls end.
+//!  A failure while the consultation is still up leaves both calls with the operator.
+//! ```
+
+use std::time::Instant;
+
+use super::api::{Event, TransferKind, TransferStatus};
+use super::msg::Message;
+use super::refer::{self, Replaces};
+use super::transfer::Transfer;
+use super::{line_no, UserAgent};
+
+/// An attended transfer being prepared: the caller on hold and the consultation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Consult {
+    /// Call-ID of the call to transfer (held while consulting).
+    held: String,
+    /// Call-ID of the consultation with the target.
+    call: String,
+    /// The target (SIP URI).
+    target: String,
+    /// `complete` was given: the REFER for it is under way on the held call.
+    completing: bool,
+}
+
+impl UserAgent {
+    /// `consult <target>`: hold the selected call and call the target on a free line; while
+    /// consulting, replace the consultation.
+    pub(super) fn consult(&mut self, now: Instant, typed: &str) {
+        let target = match refer::refer_target(typed, &self.cfg.account.domain) {
+            Ok(target) => target,
+            Err(e) => return self.error(format!("cannot consult '{typed}': {e}")),
+        };
+        let held = match self.consult.clone() {
+            Some(c) if c.completing => {
+                return self.error("the transfer is already under way: wait for its outcome")
+            }
+            Some(c) => {
+                self.consult = None;
+                self.end_call(now, &c.call, "consultation replaced");
+                self.detach(&c.call);
+                c.held
+            }
+            None => {
+                let Some(call) = self.lines.get(self.selected).and_then(Option::as_ref) else {
+                    return self.error(format!(
+                        "no call on line {} to transfer",
+                        line_no(self.selected)
+                    ));
+                };
+                if !call.is_established() || call.transfer.is_some() {
+                    return self.error(format!(
+                        "the call on line {} cannot be transferred now",
+                        line_no(self.selected)
+                    ));
+                }
+                call.call_id.clone()
+            }
+        };
+        match self.place_call(now, &target, Vec::new()) {
+            Ok(call) => {
+                let line = self.calls().find(|c| c.call_id == call).map(|c| c.line);
+                self.consult = Some(Consult {
+                    held: held.clone(),
+                    call,
+                    target: target.clone(),
+                    completing: false,
+                });
+                let reason = format!(
+                    "consulting {target} on line {}",
+                    line.map_or(0, line_no)
+                );
+                self.attended_event(&held, &target, TransferStatus::Requested, None, &reason);
+            }
+            Err(e) => {
+                self.error(format!("cannot consult {target}: {e}"));
+                self.recall_held(now, &held, &target, "consultation not possible");
+            }
+        }
+    }
+
+    /// `complete`: join the held caller with the target.
+    pub(super) fn complete(&mut self, now: Instant) {
+        let Some(c) = self.consult.clone() else {
+            return self.error("nothing to complete: start with consult <target>");
+        };
+        if c.completing {
+            return self.error("the transfer is already under way");
+        }
+        let Some(consult) = self.calls().find(|x| x.call_id == c.call) else {
+            return;
+        };
+        let answered = consult.is_established();
+        let replaces = consult
+            .dialog
+            .as_ref()
+            .filter(|_| answered)
+            .map(|d| refer::refer_to_with_replaces(&d.remote_target, &Replaces::from_dialog(d, false)));
+        let supports = self
+            .calls()
+            .find(|x| x.call_id == c.held)
+            .is_some_and(|x| x.remote_replaces);
+        if answered && !supports && self.cfg.transfer.fallback_to_blind {
+            return self.fallback_to_blind(
+                now,
+                &c,
+                "the caller's phone does not announce attended transfer (Replaces)",
+            );
+        }
+        let transfer = Transfer::attended(c.target.clone(), replaces, c.call.clone());
+        if let Some(x) = self.consult.as_mut() {
+            x.completing = true;
+        }
+        if self.begin_transfer(now, &c.held, transfer) {
+            let how = if answered {
+                "connecting the caller with the target"
+            } else {
+                "the target still rings: handing the caller over"
+            };
+            self.transfer_event(&c.held, TransferStatus::Requested, None, Some(how));
+        } else if let Some(x) = self.consult.as_mut() {
+            x.completing = false;
+        }
+    }
+
+    /// `cancel`: end the consultation and take the held caller back.
+    pub(super) fn cancel_consult(&mut self, now: Instant) {
+        let Some(c) = self.consult.clone() else {
+            return self.error("no consultation to cancel");
+        };
+        if c.completing {
+            return self.error("the transfer is already under way: wait for its outcome");
+        }
+        self.consult = None;
+        self.end_call(now, &c.call, "consultation cancelled");
+        self.detach(&c.call);
+        self.recall_held(now, &c.held, &c.target, "consultation cancelled");
+    }
+
+    /// True when `call_id` is the consultation (hanging it up cancels the transfer).
+    pub(super) fn is_consultation(&self, call_id: &str) -> bool {
+        self.consult
+            .as_ref()
+            .is_some_and(|c| c.call == call_id && !c.completing)
+    }
+
+    /// `transfer <other>` while consulting: the consultation ends and the held call is the one
+    /// to transfer; returns its line. `None` when not consulting.
+    pub(super) fn end_consult_for_blind(&mut self, now: Instant) -> Option<usize> {
+        let c = self.consult.clone()?;
+        let line = self.calls().find(|x| x.call_id == c.held).map(|x| x.line)?;
+        if !c.completing {
+            self.consult = None;
+            self.end_call(now, &c.call, "consultation ended for a blind transfer");
+            self.detach(&c.call);
+        }
+        Some(line)
+    }
+
+    /// An attended transfer failed (`transfer.rs` asks before recalling): fall back to a blind
+    /// transfer, or leave both calls with the operator. False when the usual recall applies.
+    pub(super) fn attended_failed(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        t: &Transfer,
+        code: Option<u16>,
+        reason: &str,
+    ) -> bool {
+        if t.kind != TransferKind::Attended {
+            return false;
+        }
+        let consult_up = t
+            .consult
+            .as_ref()
+            .is_some_and(|id| self.calls().any(|x| x.call_id == *id && !x.is_gone()));
+        let Some(c) = self.consult.clone().filter(|c| c.held == call_id && consult_up) else {
+            self.consult = None;
+            return false;
+        };
+        if t.refer_to.is_some() && code.is_some() && self.cfg.transfer.fallback_to_blind {
+            self.fallback_to_blind(now, &c, &format!("attended transfer refused ({reason})"));
+            return true;
+        }
+        if let Some(x) = self.consult.as_mut() {
+            x.completing = false;
+        }
+        let words = format!("{reason}; both calls are still yours: complete, swap or cancel");
+        self.emit(Event::Transfer {
+            line: self.line_of(call_id),
+            call_id: call_id.to_string(),
+            kind: TransferKind::Attended,
+            status: TransferStatus::Failed,
+            target: t.target.clone(),
+            status_code: code,
+            reason: Some(words),
+        });
+        true
+    }
+
+    /// After each input: a consultation that ended or lost its caller.
+    pub(super) fn flush_consult(&mut self, now: Instant) {
+        let Some(c) = self.consult.clone() else {
+            return;
+        };
+        if c.completing {
+            return; // the transfer machine reports from here on
+        }
+        let gone = |id: &str| {
+            self.calls()
+                .find(|x| x.call_id == id)
+                .is_none_or(|x| x.is_gone())
+        };
+        if gone(&c.held) {
+            self.consult = None;
+            self.attended_event(
+                &c.held,
+                &c.target,
+                TransferStatus::Failed,
+                None,
+                "the caller hung up during the transfer",
+            );
+            return;
+        }
+        if !gone(&c.call) {
+            return;
+        }
+        self.consult = None;
+        let (code, answered) = self
+            .calls()
+            .find(|x| x.call_id == c.call)
+            .map_or((None, false), |x| (x.end_status, x.was_answered));
+        let reason = match code {
+            _ if answered => "the target hung up the consultation".to_string(),
+            Some(code) => super::transfer::failure_words(code, ""),
+            None => "the consultation call failed".to_string(),
+        };
+        self.attended_event(&c.held, &c.target, TransferStatus::Failed, code, &reason);
+        self.recall_held(now, &c.held, &c.target, &reason);
+    }
+
+    /// Ends the consultation and blind-transfers the held caller to the target instead.
+    fn fallback_to_blind(&mut self, now: Instant, c: &Consult, why: &str) {
+        self.consult = None;
+        self.end_call(now, &c.call, "handing the caller over to the target");
+        self.detach(&c.call);
+        let words = format!("{why}: falling back to a blind transfer to {}", c.target);
+        self.attended_event(&c.held, &c.target, TransferStatus::Failed, None, &words);
+        if self.begin_transfer(now, &c.held, Transfer::blind(c.target.clone())) {
+            self.transfer_event(&c.held, TransferStatus::Requested, None, Some(&words));
+        }
+    }
+
+    /// Brings the held caller back: `recalled` event, resumed, its line selected.
+    fn recall_held(&mut self, now: Instant, held: &str, target: &str, why: &str) {
+        let Some(call) = self.calls().find(|x| x.call_id == held && !x.is_gone()) else {
+            return;
+        };
+        let line = call.line;
+        let resume = call.local_hold && call.is_established() && !call.is_renegotiating();
+        let words = format!(
+            "{why}: reconnecting, the call is back on line {}",
+            line_no(line)
+        );
+        self.attended_event(held, target, TransferStatus::Recalled, None, &words);
+        self.hold_others(now, line);
+        self.set_selected(line);
+        if resume {
+            self.send_reinvite(now, held, false);
+        }
+    }
+
+    /// A `transfer` event of kind attended about the held call.
+    fn attended_event(
+        &mut self,
+        held: &str,
+        target: &str,
+        status: TransferStatus,
+        code: Option<u16>,
+        reason: &str,
+    ) {
+        self.emit(Event::Transfer {
+            line: self.line_of(held),
+            call_id: held.to_string(),
+            kind: TransferKind::Attended,
+            status,
+            target: target.to_string(),
+            status_code: code,
+            reason: Some(reason.to_string()),
+        });
+    }
+
+    /// The operator's number of the line `call_id` is (or was) on.
+    fn line_of(&self, call_id: &str) -> super::LineNo {
+        self.calls()
+            .find(|x| x.call_id == call_id)
+            .map_or(0, |x| line_no(x.line))
+    }
+
+    /// Moves a call the operator was told has ended off its line, so the line is free now.
+    pub(super) fn detach(&mut self, call_id: &str) {
+        let slot = self
+            .lines
+            .iter_mut()
+            .find(|s| s.as_ref().is_some_and(|c| c.call_id == call_id && c.is_gone()));
+        if let Some(call) = slot.and_then(Option::take) {
+            self.detached.push(call);
+        }
+    }
+}
+
+/// True when `msg` announces support for Replaces (`Supported` or `Require: replaces`).
+pub(super) fn announces_replaces(msg: &Message) -> bool {
+    msg.headers("Supported")
+        .chain(msg.headers("Require"))
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("replaces"))
+}
