@@ -82,10 +82,7 @@ impl UserAgent {
                     target: target.clone(),
                     completing: false,
                 });
-                let reason = format!(
-                    "consulting {target} on line {}",
-                    line.map_or(0, line_no)
-                );
+                let reason = format!("consulting {target} on line {}", line.map_or(0, line_no));
                 self.attended_event(&held, &target, TransferStatus::Requested, None, &reason);
             }
             Err(e) => {
@@ -107,11 +104,9 @@ impl UserAgent {
             return;
         };
         let answered = consult.is_established();
-        let replaces = consult
-            .dialog
-            .as_ref()
-            .filter(|_| answered)
-            .map(|d| refer::refer_to_with_replaces(&d.remote_target, &Replaces::from_dialog(d, false)));
+        let replaces = consult.dialog.as_ref().filter(|_| answered).map(|d| {
+            refer::refer_to_with_replaces(&d.remote_target, &Replaces::from_dialog(d, false))
+        });
         let supports = self
             .calls()
             .find(|x| x.call_id == c.held)
@@ -190,7 +185,11 @@ impl UserAgent {
             .consult
             .as_ref()
             .is_some_and(|id| self.calls().any(|x| x.call_id == *id && !x.is_gone()));
-        let Some(c) = self.consult.clone().filter(|c| c.held == call_id && consult_up) else {
+        let Some(c) = self
+            .consult
+            .clone()
+            .filter(|c| c.held == call_id && consult_up)
+        else {
             self.consult = None;
             return false;
         };
@@ -315,10 +314,10 @@ impl UserAgent {
 
     /// Moves a call the operator was told has ended off its line, so the line is free now.
     pub(super) fn detach(&mut self, call_id: &str) {
-        let slot = self
-            .lines
-            .iter_mut()
-            .find(|s| s.as_ref().is_some_and(|c| c.call_id == call_id && c.is_gone()));
+        let slot = self.lines.iter_mut().find(|s| {
+            s.as_ref()
+                .is_some_and(|c| c.call_id == call_id && c.is_gone())
+        });
         if let Some(call) = slot.and_then(Option::take) {
             self.detached.push(call);
         }

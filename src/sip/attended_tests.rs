@@ -83,7 +83,11 @@ fn consult_ringing(b: &mut Bench, replaces: bool) -> Consulting {
     b.cmd(Command::Consult("carol".into()));
     let sent = b.sent();
     let invites = requests(&sent, Method::Invite);
-    assert_eq!(invites.len(), 2, "hold for bob, INVITE for carol: {sent:#?}");
+    assert_eq!(
+        invites.len(),
+        2,
+        "hold for bob, INVITE for carol: {sent:#?}"
+    );
     let (hold, carol) = if invites[0].call_id == bob.call_id {
         (invites[0].clone(), invites[1].clone())
     } else {
@@ -144,7 +148,12 @@ fn complete_refers_bob_to_carols_dialog_and_both_calls_end_on_success() {
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
     b.recv(
         PHONE,
-        &notify(&c.bob, 20, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource"),
+        &notify(
+            &c.bob,
+            20,
+            "SIP/2.0 200 OK\r\n",
+            "terminated;reason=noresource",
+        ),
     );
     let sent = b.sent();
     let byes = requests(&sent, Method::Bye);
@@ -183,7 +192,12 @@ fn completing_while_the_target_rings_refers_to_her_aor_and_cancels_the_consultat
     assert_eq!(cancels[0].call_id, c.carol.call_id);
     b.recv(
         PHONE,
-        &notify(&c.bob, 20, "SIP/2.0 200 OK\r\n", "terminated;reason=noresource"),
+        &notify(
+            &c.bob,
+            20,
+            "SIP/2.0 200 OK\r\n",
+            "terminated;reason=noresource",
+        ),
     );
     assert_eq!(requests(&b.sent(), Method::Bye).len(), 1, "bob's call ends");
     assert!(transfers(&mut b)
@@ -340,10 +354,7 @@ fn hanging_up_the_consultation_cancels_and_the_caller_hanging_up_is_reported() {
         )]
     );
     b.cmd(Command::Complete);
-    assert!(b
-        .events()
-        .iter()
-        .any(|e| matches!(e, Event::Error { .. })));
+    assert!(b.events().iter().any(|e| matches!(e, Event::Error { .. })));
     assert!(b
         .ua
         .lines

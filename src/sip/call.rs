@@ -223,6 +223,11 @@ impl Call {
         matches!(self.state, CallState::Connected | CallState::RemoteHeld)
     }
 
+    /// Our hold re-INVITE is in flight.
+    pub(super) fn is_holding(&self) -> bool {
+        self.reinvite.is_some_and(|r| r.hold)
+    }
+
     /// An offer/answer exchange is under way (our re-INVITE, or our 2xx awaiting its ACK).
     pub(super) fn is_renegotiating(&self) -> bool {
         self.reinvite.is_some() || self.pending_ack.is_some()

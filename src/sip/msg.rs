@@ -140,6 +140,12 @@ impl Message {
     /// Parses a datagram (or one framed TCP message).
     pub fn parse(bytes: &[u8]) -> Result<Message, ParseError> {
         let parsed = rsip::SipMessage::try_from(bytes)
+            .or_else(|e| match with_plain_request_uri(bytes) {
+                // rsip refuses some valid Request-URIs (a GRUU's `gr=urn:uuid:…`); the URI is
+                // taken from the raw bytes below anyway, so let rsip see a plain one.
+                Some(plain) => rsip::SipMessage::try_from(plain.as_slice()),
+                None => Err(e),
+            })
             .map_err(|e| ParseError::Syntax(short(&e.to_string())))?;
         let (start, raw_headers, mut body) = match parsed {
             rsip::SipMessage::Request(r) => (
@@ -308,6 +314,37 @@ fn uri_from_raw(bytes: &[u8]) -> Option<String> {
     let line_end = bytes.iter().position(|&b| b == b'\r' || b == b'\n')?;
     let line = std::str::from_utf8(&bytes[..line_end]).ok()?;
     line.split(' ').nth(1).map(str::to_string)
+}
+
+/// The request with its Request-URI replaced by a plain one, when the first line is a request
+/// whose URI we can read ourselves; `None` otherwise.
+fn with_plain_request_uri(bytes: &[u8]) -> Option<Vec<u8>> {
+    let end = bytes.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&bytes[..end]).ok()?;
+    let mut parts = line.split(' ');
+    let (method, uri, version) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || version != "SIP/2.0" {
+        return None;
+    }
+    let lower = uri.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("sip:")
+        .or_else(|| lower.strip_prefix("sips:"))?;
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split([';', '?']).next()?;
+    let plain = !host_port.is_empty()
+        && host_port
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    let uri_chars = uri
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%;/?:@&=+$,[]".contains(&b));
+    if !plain || !uri_chars || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+        return None;
+    }
+    let mut out = format!("{method} sip:{host_port} SIP/2.0").into_bytes();
+    out.extend_from_slice(&bytes[end..]);
+    Some(out)
 }
 
 fn parse_cseq(v: &str) -> Option<(u32, Method)> {
@@ -778,6 +815,22 @@ k: replaces, timer\r\n\
 l: 4\r\n\
 \r\n\
 v=0\r\njunk";
+
+    #[test]
+    fn a_gruu_request_uri_is_read_as_written() {
+        let uri = "sip:carol@127.0.0.1;gr=urn:uuid:73541958-c670-0086-b2fe-00a7488617f6";
+        let text = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3;branch=z9hG4bK1\r\n\
+             From: <sip:bob@127.0.0.1>;tag=1\r\nTo: <{uri}>\r\nCall-ID: x\r\n\
+             CSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let msg = Message::parse(text.as_bytes()).expect("a GRUU Request-URI parses");
+        assert_eq!(msg.request_uri(), Some(uri));
+        assert_eq!(msg.to.uri, uri);
+        // Garbage in the Request-URI is still refused.
+        let bad = text.replacen(uri, "sip:carol@127.0.0.1;gr=<x>", 1);
+        assert!(Message::parse(bad.as_bytes()).is_err());
+    }
 
     #[test]
     fn parses_compact_forms_and_lists() {

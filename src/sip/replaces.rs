@@ -42,9 +42,9 @@ impl UserAgent {
                 .chain(&self.detached)
                 .filter(|c| c.is_gone() == gone)
                 .find(|c| {
-                    c.dialog.as_ref().is_some_and(|d| {
-                        replaces.matches(&d.call_id, &d.local_tag, &d.remote_tag)
-                    })
+                    c.dialog
+                        .as_ref()
+                        .is_some_and(|d| replaces.matches(&d.call_id, &d.local_tag, &d.remote_tag))
                 })
         };
         let Some(call) = matching(false) else {

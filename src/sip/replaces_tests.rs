@@ -35,10 +35,7 @@ fn a_transferee_takes_over_our_confirmed_call_on_the_same_line() {
     let ours = invite.from.tag().expect("our tag");
     b.recv(
         CAROL,
-        &invite_with_replaces(&format!(
-            "{};to-tag={ours};from-tag=bobtag",
-            invite.call_id
-        )),
+        &invite_with_replaces(&format!("{};to-tag={ours};from-tag=bobtag", invite.call_id)),
     );
     let sent = b.sent();
     assert_eq!(codes(&sent), [100, 200], "answered at once, no ringing");
@@ -98,11 +95,8 @@ fn replaces_for_an_unknown_dialog_gets_481_and_nothing_changes() {
     let ours = invite.from.tag().expect("our tag");
     b.recv(
         CAROL,
-        &invite_with_replaces(&format!(
-            "{};to-tag=bobtag;from-tag={ours}",
-            invite.call_id
-        ))
-        .replace("z9hG4bKcarol1", "z9hG4bKcarol2"),
+        &invite_with_replaces(&format!("{};to-tag=bobtag;from-tag={ours}", invite.call_id))
+            .replace("z9hG4bKcarol1", "z9hG4bKcarol2"),
     );
     assert_eq!(codes(&b.sent()), [100, 481]);
     assert!(b.events().is_empty(), "our call goes on untouched");
@@ -165,9 +159,9 @@ fn our_own_ringing_call_is_cancelled_when_it_is_picked_up_elsewhere() {
     );
     let sent = b.sent();
     assert_eq!(codes(&sent), [100, 200]);
-    assert!(sent
-        .iter()
-        .any(|m| m.code().is_none() && m.method() == Method::Cancel && m.call_id == invite.call_id));
+    assert!(sent.iter().any(|m| m.code().is_none()
+        && m.method() == Method::Cancel
+        && m.call_id == invite.call_id));
 }
 
 #[test]
@@ -181,10 +175,7 @@ fn a_call_already_hung_up_gets_603_and_a_bad_header_400() {
     let ours = invite.from.tag().expect("our tag");
     b.recv(
         CAROL,
-        &invite_with_replaces(&format!(
-            "{};to-tag={ours};from-tag=bobtag",
-            invite.call_id
-        )),
+        &invite_with_replaces(&format!("{};to-tag={ours};from-tag=bobtag", invite.call_id)),
     );
     assert_eq!(codes(&b.sent()), [100, 603]);
     b.recv(

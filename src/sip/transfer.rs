@@ -164,18 +164,28 @@ impl UserAgent {
 
     /// Starts `transfer` on an established call: REFER at once when the call is held, else
     /// hold first. False (with an error event) when the call is being renegotiated.
-    pub(super) fn begin_transfer(&mut self, now: Instant, call_id: &str, transfer: Transfer) -> bool {
+    pub(super) fn begin_transfer(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        transfer: Transfer,
+    ) -> bool {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return false;
         };
         let busy = call.is_renegotiating();
         let held = call.local_hold && !busy;
-        if busy && !held {
+        // Our hold is on its way already: the REFER follows its answer.
+        let holding = call.is_holding();
+        if busy && !held && !holding {
             self.error("the call is being renegotiated; try the transfer again in a moment");
             return false;
         }
         if let Some(call) = self.call_mut(call_id) {
             call.transfer = Some(transfer);
+        }
+        if holding {
+            return true;
         }
         if held {
             self.send_refer(now, call_id);
@@ -213,7 +223,11 @@ impl UserAgent {
             .calls()
             .find(|c| c.call_id == call_id)
             .and_then(|c| c.transfer.as_ref())
-            .map(|t| t.refer_to.clone().unwrap_or_else(|| format!("<{}>", t.target)))
+            .map(|t| {
+                t.refer_to
+                    .clone()
+                    .unwrap_or_else(|| format!("<{}>", t.target))
+            })
         else {
             return;
         };
