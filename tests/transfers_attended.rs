@@ -11,13 +11,16 @@ use std::thread;
 use std::time::Duration;
 
 use common::{
-    audio, secs, Kamailio, Linphonec, LinphonecOptions, Net, Switchboard, SwitchboardConfig,
+    audio, secs, AudioSource, Baresip, BaresipOptions, Kamailio, Linphonec, LinphonecOptions, Net,
+    Switchboard, SwitchboardConfig,
 };
 use serde_json::Value;
 
 /// Host numbers in the test's /24 for the second and third switchboard.
 const SB_BOB: u8 = 7;
 const SB_CAROL: u8 = 8;
+/// Host number of the second baresip (carol).
+const BARESIP_CAROL: u8 = 6;
 
 /// The next `transfer` event with `status`.
 fn transfer_status(sb: &mut Switchboard, timeout: Duration, status: &str) -> Value {
@@ -253,6 +256,64 @@ fn linphonec_is_transferred_to_a_switchboard_target_by_replaces() {
     assert!(
         level > 0.05 && (900.0..1100.0).contains(&hz),
         "carol heard {hz} Hz at RMS {level} in her call with bob"
+    );
+    assert!(alice.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn baresip_cannot_take_replaces_so_the_transfer_falls_back_to_blind() {
+    let net = Net::for_test("transfers_attended::baresip_fallback");
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
+    let carol = Baresip::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: BARESIP_CAROL,
+            audio_source: AudioSource::Sine(500),
+            ..BaresipOptions::default()
+        },
+    );
+    bob.wait_registered(secs(10));
+    carol.wait_registered(secs(10));
+    let mut alice = alice(&net);
+    alice.send("dial bob");
+    alice.wait_call_state(secs(10), 1, "connected");
+    alice.send("consult carol");
+    alice.wait_call_state(secs(10), 2, "connected");
+    alice.send("complete");
+    // baresip does not announce Replaces (and would not copy it): the consultation ends and
+    // bob is transferred blind to carol.
+    let fallback = alice.wait_event(secs(5), |e| {
+        e["event"] == "transfer" && e["kind"] == "attended" && e["status"] == "failed"
+    });
+    assert!(
+        fallback["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("falling back to a blind transfer")),
+        "{fallback}"
+    );
+    alice.wait_call_state(secs(5), 2, "ended");
+    let done = transfer_status(&mut alice, secs(15), "succeeded");
+    assert_eq!(done["kind"], "blind");
+    alice.wait_call_state(secs(5), 1, "ended");
+    thread::sleep(Duration::from_millis(300));
+    assert!(no_call_left(&mut alice), "alice still has a call");
+    // bob and carol talk: carol hears bob's 1 kHz.
+    thread::sleep(Duration::from_secs(2));
+    bob.hangup();
+    carol.wait_log("session closed", secs(5));
+    let heard = carol.heard_recordings();
+    let last = heard.last().expect("carol recorded her calls");
+    let (hz, level) = loudest_second_hz(last);
+    assert!(
+        level > 0.05 && (900.0..1100.0).contains(&hz),
+        "carol heard {hz} Hz at RMS {level}"
     );
     assert!(alice.quit_and_wait(secs(10)).success());
 }
