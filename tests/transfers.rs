@@ -1,13 +1,16 @@
-//! Blind transfer with real phones through kamailio: switchboard (alice) calls baresip (bob)
-//! and transfers him to a second baresip (carol), who then really talks with bob; and a
-//! transfer to nobody comes back to the operator.
+//! Blind transfer with real phones through kamailio: switchboard (alice) calls baresip or
+//! linphonec (bob) and transfers him to a second baresip (carol), who then really talks with
+//! bob; a transfer to nobody comes back to the operator; and a switchboard is transferred.
 
 mod common;
 
 use std::thread;
 use std::time::Duration;
 
-use common::{secs, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig};
+use common::{
+    secs, Baresip, BaresipOptions, Kamailio, Linphonec, LinphonecOptions, Net, Switchboard,
+    SwitchboardConfig,
+};
 use serde_json::Value;
 
 /// Host number of the second baresip (carol) in the test's /24.
@@ -176,4 +179,62 @@ fn switchboard_transfers_switchboard_to_baresip() {
     carol.wait_log("session closed", secs(5));
     assert!(alice.quit_and_wait(secs(10)).success());
     assert!(bob.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn blind_transfer_of_linphonec_to_baresip() {
+    let net = Net::for_test("transfers::linphonec_to_carol");
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tone = common::audio::tone_wav(dir.path(), "bob-1k.wav", 1000, 60);
+    let bob = Linphonec::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        LinphonecOptions {
+            play_file: Some(tone),
+            ..LinphonecOptions::default()
+        },
+    );
+    let carol = Baresip::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: CAROL,
+            audio_source: common::AudioSource::Sine(500),
+            ..BaresipOptions::default()
+        },
+    );
+    bob.wait_registered(secs(10));
+    carol.wait_registered(secs(10));
+    let mut sb =
+        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    sb.wait_for(secs(10), "registered");
+    sb.send("dial bob");
+    sb.wait_call_state(secs(10), 1, "connected");
+    sb.send("transfer carol");
+    transfer_status(&mut sb, secs(5), "accepted");
+    // linphonec holds us before acting on the REFER and ends its subscription with a
+    // malformed `Subscription-State: terminated;reason=reason=noresource`.
+    let done = transfer_status(&mut sb, secs(15), "succeeded");
+    assert_eq!(done["status_code"], 200);
+    sb.wait_call_state(secs(5), 1, "ended");
+    carol.wait_log("Call established", secs(5));
+    thread::sleep(Duration::from_secs(2));
+    bob.command("terminate all");
+    carol.wait_log("session closed", secs(5));
+    let heard = carol.heard_recordings();
+    let recording = heard.first().expect("carol recorded the call");
+    let stat = common::audio::wav_stat(recording);
+    assert!(
+        (900.0..1100.0).contains(&stat["Rough frequency"]),
+        "carol hears bob's 1 kHz: {stat:?}"
+    );
+    assert!(sb.quit_and_wait(secs(10)).success());
 }
