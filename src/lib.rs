@@ -14,6 +14,9 @@
 //! - [`sip`]: the SIP user agent; no sockets, no clock, no threads.
 //! - [`driver`]: owns the sockets and the clock and runs the user agent.
 //! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
+//! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
+//! - [`hooks`]: the operator's shell commands run on call events (screen pop).
+//! - [`route`]: outbound routes by Asterisk number pattern.
 //!
 //! # Where this differs from the shared architecture sketch, and why
 //!
@@ -36,5 +39,8 @@
 pub mod config;
 pub mod driver;
 pub mod headless;
+pub mod history;
+pub mod hooks;
 pub mod media;
+pub mod route;
 pub mod sip;

@@ -47,6 +47,15 @@ fn example_loads() {
         .as_deref()
         .is_some_and(|r| r.starts_with("sip:")));
     assert_eq!(config.codecs.order, [Codec::Opus, Codec::Pcmu, Codec::Pcma]);
+    assert!(config.routes.is_empty(), "no routes unless switched on");
+    assert_eq!(
+        (config.hooks.on_incoming.as_deref(), config.hooks.timeout),
+        (None, 10)
+    );
+    assert!(config
+        .history
+        .path()
+        .is_some_and(|p| p.ends_with("history.jsonl")));
 }
 
 /// Every optional setting shown commented out (`#key = …`, `#[[account]]`) is valid too: with
@@ -70,6 +79,12 @@ fn example_loads_with_every_optional_setting_enabled() {
     assert!(second.password_cmd.is_some() && second.password.is_none());
     assert!(config.general.log_file.is_some() && config.general.user_agent.is_some());
     assert!(config.accounts[0].outbound_proxy.is_some());
+    let routes: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(routes, ["internal", "outside", "international"]);
+    let hooks = &config.hooks;
+    assert!(hooks.on_incoming.is_some() && hooks.on_answer.is_some());
+    assert!(hooks.on_hangup.is_some() && hooks.on_transfer.is_some());
+    assert!(config.history.file.is_some());
 }
 
 /// The example documents every key the configuration accepts.
@@ -124,6 +139,20 @@ fn example_mentions_every_key() {
         "blind_timeout",
         "accept_refer",
         "attended_fallback",
+        "[history]",
+        "file",
+        "load",
+        "[hooks]",
+        "on_incoming",
+        "on_answer",
+        "on_hangup",
+        "on_transfer",
+        "timeout",
+        "[[route]]",
+        "pattern",
+        "account",
+        "strip",
+        "prefix",
     ];
     for key in keys {
         assert!(

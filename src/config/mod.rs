@@ -2,7 +2,8 @@
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
-//! `transfer.rs`), the built-in configuration used when there is no file, and the
+//! `transfer.rs`, `[history]` in `history.rs`, `[hooks]` in `hooks.rs`, `[[route]]` in
+//! `routes.rs`), the built-in configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -21,10 +22,16 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod history;
+mod hooks;
 mod media;
+mod routes;
 mod transfer;
 
+pub use history::History;
+pub use hooks::Hooks;
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
+pub use routes::Route;
 pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, Transfer};
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
@@ -68,6 +75,15 @@ pub struct Config {
     /// `[transfer]`: how transfers are carried out.
     #[serde(default)]
     pub transfer: Transfer,
+    /// `[history]`: where the call history is kept.
+    #[serde(default)]
+    pub history: History,
+    /// `[hooks]`: commands run on call events.
+    #[serde(default)]
+    pub hooks: Hooks,
+    /// `[[route]]` tables: outbound routes, in file order (the first match wins).
+    #[serde(default, rename = "route")]
+    pub routes: Vec<Route>,
 }
 
 /// The `[general]` section.
@@ -410,6 +426,7 @@ impl Config {
             config.general.log_file = Some(expand_home(log_file));
         }
         config.audio.expand_paths();
+        config.history.expand_paths();
         Ok(config)
     }
 
@@ -441,6 +458,9 @@ impl Config {
             audio: Audio::default(),
             media: Media::default(),
             transfer: Transfer::default(),
+            history: History::default(),
+            hooks: Hooks::default(),
+            routes: Vec::new(),
         }
     }
 
@@ -556,6 +576,11 @@ impl Config {
         self.audio.problems(&mut out);
         self.media.problems(&mut out);
         self.transfer.problems(&mut out);
+        self.history.problems(&mut out);
+        self.hooks.problems(&mut out);
+        for (i, route) in self.routes.iter().enumerate() {
+            route.problems(i, &self.routes, &self.accounts, &mut out);
+        }
         out
     }
 }
