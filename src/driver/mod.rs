@@ -20,6 +20,8 @@
 //! on which line is the core's business.
 
 mod media;
+pub mod outlet;
+pub mod router;
 pub mod setup;
 mod tcp;
 
@@ -35,6 +37,8 @@ use tokio::sync::mpsc;
 
 use crate::sip::{Command, Event, Transmit, Transport, UserAgent};
 use media::MediaBridge;
+use outlet::Outlet;
+use router::Routed;
 pub use setup::{choose_account, MediaSetup, Setup, SetupError};
 use tcp::{TcpConnections, TcpInput};
 
@@ -77,7 +81,10 @@ pub async fn run(
         sip_tcp,
         rtp,
         media: media_setup,
+        observers,
+        mut router,
     } = setup;
+    let mut events = Outlet::new(events, observers);
     let io_error = |what| move |source| DriverError::Io { what, source };
     let udp = UdpSocket::from_std(sip_udp).map_err(io_error("registering the SIP UDP socket"))?;
     let listener = sip_tcp
@@ -101,20 +108,17 @@ pub async fn run(
         ?rtp_ports,
         "SIP sockets bound"
     );
-    forward(
-        &events,
-        Event::Started {
-            local: config.local.to_string(),
-            transport: config.transport.via_token().to_ascii_lowercase(),
-            account: config.account.aor(),
-            note,
-        },
-    );
+    events.send(Event::Started {
+        local: config.local.to_string(),
+        transport: config.transport.via_token().to_ascii_lowercase(),
+        account: config.account.aor(),
+        note,
+    });
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let (engine, notes) = media::start(media_setup, rtp, report_tx).map_err(DriverError::Media)?;
     for note in notes {
-        forward(&events, note);
+        events.send(note);
     }
     let mut bridge = MediaBridge::default();
 
@@ -123,7 +127,7 @@ pub async fn run(
     let mut commands_open = true;
     let mut signalled = false;
     loop {
-        drain(&mut ua, &udp, &mut tcp, &events).await;
+        drain(&mut ua, &udp, &mut tcp, &mut events).await;
         while let Some(order) = ua.poll_media_order() {
             if let Some(control) = bridge.order(order) {
                 engine.send(control);
@@ -158,11 +162,15 @@ pub async fn run(
                     commands_open = false;
                     Command::Quit
                 });
-                ua.command(now(), command);
+                match router.apply(command) {
+                    Ok(Routed::Pass(command)) => ua.command(now(), command),
+                    Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
+                    Err(message) => events.send(Event::Error { message }),
+                }
             }
             Some(report) = reports.recv() => {
                 if let Some(event) = bridge.report(report) {
-                    forward(&events, event);
+                    events.send(event);
                 }
             }
             () = sleep_until(deadline) => ua.handle_timeout(now()),
@@ -190,12 +198,7 @@ fn now() -> Instant {
 }
 
 /// Sends everything the core wants sent and forwards its events.
-async fn drain(
-    ua: &mut UserAgent,
-    udp: &UdpSocket,
-    tcp: &mut TcpConnections,
-    events: &mpsc::UnboundedSender<Event>,
-) {
+async fn drain(ua: &mut UserAgent, udp: &UdpSocket, tcp: &mut TcpConnections, events: &mut Outlet) {
     while let Some(Transmit {
         transport,
         dst,
@@ -213,7 +216,7 @@ async fn drain(
         }
     }
     while let Some(event) = ua.poll_event() {
-        forward(events, event);
+        events.send(event);
     }
 }
 
@@ -223,12 +226,6 @@ fn log_message(what: &str, peer: SocketAddr, bytes: &[u8]) {
     let first = text.lines().next().unwrap_or_default();
     tracing::debug!(%peer, len = bytes.len(), "{what}: {first}");
     tracing::trace!(%peer, "{what}:\n{text}");
-}
-
-fn forward(events: &mpsc::UnboundedSender<Event>, event: Event) {
-    if events.send(event).is_err() {
-        tracing::debug!("the front end is gone; event dropped");
-    }
 }
 
 /// A signal: the first one quits cleanly; the next one says to stop at once (returns true).

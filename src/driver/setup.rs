@@ -8,6 +8,9 @@
 //! command) and so runs before the tokio runtime takes over. It must not start the user agent
 //! or read the clock.
 
+use super::outlet::Observers;
+use super::router::Router;
+use crate::route::Routes;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
@@ -90,6 +93,9 @@ pub enum SetupError {
     /// `password_cmd` failed.
     #[error(transparent)]
     Secret(#[from] ConfigError),
+    /// A `[[route]]` pattern cannot be used.
+    #[error("route pattern: {0}")]
+    Route(String),
 }
 
 /// Everything the run loop starts from: the core's configuration and the sockets it serves.
@@ -109,6 +115,10 @@ pub struct Setup {
     pub rtp: Vec<LineSockets>,
     /// The audio device to open and the media engine's settings.
     pub media: MediaSetup,
+    /// The call history and the hooks, which see every event.
+    pub observers: Observers,
+    /// The outbound routes applied to dialled and transfer numbers.
+    pub router: Router,
 }
 
 /// What the media engine starts from.
@@ -275,6 +285,8 @@ impl Setup {
             },
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
+        let routes =
+            Routes::from_config(&config.routes).map_err(|e| SetupError::Route(e.to_string()))?;
         Ok(Setup {
             ua,
             bound,
@@ -282,6 +294,8 @@ impl Setup {
             sip_tcp,
             rtp,
             media,
+            observers: Observers::new(config),
+            router: Router::new(routes, &account.name),
         })
     }
 }

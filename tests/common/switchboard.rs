@@ -387,6 +387,8 @@ impl Drop for Switchboard {
 pub struct AccountConfig {
     /// Account name.
     pub name: String,
+    /// Display name put in From, if any.
+    pub display_name: Option<String>,
     /// User part of the AOR (and the digest user name).
     pub user: String,
     /// Domain of the AOR.
@@ -410,6 +412,7 @@ impl AccountConfig {
     pub fn new(name: &str, user: &str, domain: &str) -> AccountConfig {
         AccountConfig {
             name: name.to_owned(),
+            display_name: None,
             user: user.to_owned(),
             domain: domain.to_owned(),
             registrar: None,
@@ -424,6 +427,9 @@ impl AccountConfig {
     fn write_toml(&self, out: &mut String) {
         let _ = writeln!(out, "[[account]]");
         let _ = writeln!(out, "name = {}", toml_string(&self.name));
+        if let Some(display) = &self.display_name {
+            let _ = writeln!(out, "display_name = {}", toml_string(display));
+        }
         let _ = writeln!(out, "user = {}", toml_string(&self.user));
         let _ = writeln!(out, "domain = {}", toml_string(&self.domain));
         if let Some(registrar) = &self.registrar {

@@ -1,0 +1,77 @@
+//! Where the core's events go: the call history and the screen-pop hooks see each one, then it
+//! is handed to the front end. Neither observer may hold the run loop up: history appends one
+//! line per finished call, hooks are started in the background.
+
+use std::time::SystemTime;
+
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::history::History;
+use crate::hooks::Hooks;
+use crate::sip::Event;
+
+/// How many past calls are kept in memory when the history file cannot be opened.
+const IN_MEMORY_HISTORY: usize = 1_000;
+
+/// The event sink of the run loop.
+pub struct Outlet {
+    events: mpsc::UnboundedSender<Event>,
+    history: History,
+    hooks: Hooks,
+}
+
+/// The observers built from the configuration, before the run loop starts.
+pub struct Observers {
+    history: History,
+    hooks: Hooks,
+}
+
+impl Observers {
+    /// Opens the history file (`[history]`) and prepares the hooks (`[hooks]`). A history file
+    /// that cannot be opened is logged and replaced by an in-memory history: calls still work.
+    pub fn new(config: &Config) -> Observers {
+        let history = match config.history.path() {
+            Some(path) => History::load(&path, config.history.load).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "call history not available; keeping it in memory");
+                History::in_memory(IN_MEMORY_HISTORY)
+            }),
+            None => {
+                tracing::warn!("no data directory for the call history; keeping it in memory");
+                History::in_memory(IN_MEMORY_HISTORY)
+            }
+        };
+        Observers {
+            history,
+            hooks: Hooks::new(config.hooks.clone()),
+        }
+    }
+}
+
+impl Outlet {
+    /// An outlet to `events` with these observers.
+    pub fn new(events: mpsc::UnboundedSender<Event>, observers: Observers) -> Outlet {
+        Outlet {
+            events,
+            history: observers.history,
+            hooks: observers.hooks,
+        }
+    }
+
+    /// Records `event`, fires its hook, and hands it to the front end.
+    pub fn send(&mut self, event: Event) {
+        if let Err(e) = self.history.observe(&event, wall_clock()) {
+            tracing::warn!(error = %e, "could not write the call history");
+        }
+        self.hooks.observe(&event);
+        if self.events.send(event).is_err() {
+            tracing::debug!("the front end is gone; event dropped");
+        }
+    }
+}
+
+/// The wall clock, for history timestamps.
+#[allow(clippy::disallowed_methods)] // The driver is where time enters.
+fn wall_clock() -> SystemTime {
+    SystemTime::now()
+}

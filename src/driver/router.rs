@@ -1,0 +1,187 @@
+//! Outbound routes applied to the operator's commands before the core sees them: a dialled or
+//! transfer number takes the first `[[route]]` whose pattern matches (or the one chosen with
+//! `route <name>` for the next call), is rewritten by its strip and prefix, and a number no
+//! route takes is refused before anything is sent.
+
+use crate::route::Routes;
+use crate::sip::Command;
+
+/// Routes and the operator's choice for the next call.
+pub struct Router {
+    routes: Routes,
+    /// The name of the account the user agent runs.
+    account: String,
+    /// `route <name>`: forced for the next routed command.
+    next: Option<String>,
+}
+
+/// What became of a command.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Routed {
+    /// Hand this (possibly rewritten) command to the core.
+    Pass(Command),
+    /// A route was chosen for the next call; nothing to send.
+    Chosen(String),
+}
+
+impl Router {
+    /// A router for the account named `account`.
+    pub fn new(routes: Routes, account: &str) -> Router {
+        Router {
+            routes,
+            account: account.to_owned(),
+            next: None,
+        }
+    }
+
+    /// Applies the routes to `command`; `Err` is a message for the operator.
+    pub fn apply(&mut self, command: Command) -> Result<Routed, String> {
+        let target = match &command {
+            Command::Route(name) => {
+                if self.routes.get(name).is_none() {
+                    return Err(format!(
+                        "there is no route `{name}`; routes: {}",
+                        names_or_none(&self.routes)
+                    ));
+                }
+                self.next = Some(name.clone());
+                return Ok(Routed::Chosen(name.clone()));
+            }
+            Command::Dial(t) | Command::Transfer(t) | Command::Consult(t) => t.clone(),
+            _ => return Ok(Routed::Pass(command)),
+        };
+        let routed = self
+            .routes
+            .choose(&target, self.next.as_deref())
+            .map_err(|e| e.to_string())?;
+        self.next = None;
+        if let Some(account) = routed.account.filter(|a| *a != self.account) {
+            return Err(format!(
+                "route `{}` calls from account `{account}`, but switchboard runs account `{}`: \
+                 start it with --account {account}",
+                routed.route.unwrap_or_default(),
+                self.account
+            ));
+        }
+        let number = routed.number;
+        Ok(Routed::Pass(match command {
+            Command::Dial(_) => Command::Dial(number),
+            Command::Transfer(_) => Command::Transfer(number),
+            Command::Consult(_) => Command::Consult(number),
+            other => other,
+        }))
+    }
+}
+
+fn names_or_none(routes: &Routes) -> String {
+    let names = routes.names();
+    if names.is_empty() {
+        "none are configured".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use std::path::Path;
+
+    fn router(toml: &str) -> Router {
+        let config = Config::parse(toml, Path::new("test.toml")).expect("valid config");
+        Router::new(
+            Routes::from_config(&config.routes).expect("routes"),
+            "office",
+        )
+    }
+
+    const ROUTES: &str = r#"
+[[account]]
+name = "office"
+user = "op"
+domain = "pbx.test"
+
+[[account]]
+name = "hq"
+user = "op"
+domain = "hq.test"
+
+[[route]]
+name = "internal"
+pattern = "_XXX"
+
+[[route]]
+name = "outside"
+pattern = "_9X."
+strip = 1
+prefix = "0"
+
+[[route]]
+name = "abroad"
+pattern = "_+X."
+account = "hq"
+"#;
+
+    #[test]
+    fn numbers_are_rewritten_by_the_first_matching_route() {
+        let mut r = router(ROUTES);
+        assert_eq!(
+            r.apply(Command::Dial("9 555-1234".into())),
+            Ok(Routed::Pass(Command::Dial("05551234".into())))
+        );
+        assert_eq!(
+            r.apply(Command::Transfer("201".into())),
+            Ok(Routed::Pass(Command::Transfer("201".into())))
+        );
+        assert_eq!(
+            r.apply(Command::Hangup(None)),
+            Ok(Routed::Pass(Command::Hangup(None)))
+        );
+    }
+
+    #[test]
+    fn a_chosen_route_applies_to_the_next_call_only() {
+        let mut r = router(ROUTES);
+        assert_eq!(
+            r.apply(Command::Route("outside".into())),
+            Ok(Routed::Chosen("outside".into()))
+        );
+        assert_eq!(
+            r.apply(Command::Dial("9201".into())),
+            Ok(Routed::Pass(Command::Dial("0201".into())))
+        );
+        assert_eq!(
+            r.apply(Command::Dial("201".into())),
+            Ok(Routed::Pass(Command::Dial("201".into())))
+        );
+        let err = r.apply(Command::Route("nowhere".into())).unwrap_err();
+        assert_eq!(
+            err,
+            "there is no route `nowhere`; routes: internal, outside, abroad"
+        );
+    }
+
+    #[test]
+    fn no_match_and_another_account_are_refused_before_anything_is_sent() {
+        let mut r = router(ROUTES);
+        let err = r.apply(Command::Dial("12".into())).unwrap_err();
+        assert!(err.contains("12"), "{err}");
+        let err = r.apply(Command::Dial("+3581234".into())).unwrap_err();
+        assert!(err.contains("--account hq"), "{err}");
+        // SIP addresses are never routed.
+        assert_eq!(
+            r.apply(Command::Dial("sip:bob@example.com".into())),
+            Ok(Routed::Pass(Command::Dial("sip:bob@example.com".into())))
+        );
+    }
+
+    #[test]
+    fn without_routes_everything_passes() {
+        let mut r = router("");
+        assert_eq!(
+            r.apply(Command::Dial("12".into())),
+            Ok(Routed::Pass(Command::Dial("12".into())))
+        );
+    }
+}
