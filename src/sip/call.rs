@@ -198,7 +198,7 @@ impl Call {
 
     /// True when nothing about the call is left to do.
     pub(super) fn is_ended(&self) -> bool {
-        self.gone && (self.role == Role::Callee || self.finalised)
+        self.gone && (self.role == Role::Callee || self.finalised) && self.transfer.is_none()
     }
 
     /// Our tag in this call's dialog.
@@ -1209,11 +1209,15 @@ impl UserAgent {
 
     /// A request inside a dialog (To tag present).
     pub(super) fn on_in_dialog_request(&mut self, now: Instant, req: &Message) {
+        // A transfer's subscription outlives the call (RFC 5057): its NOTIFYs still match.
+        let notify = req.method() == Method::Notify;
         let found = self
             .lines
             .iter_mut()
             .flatten()
-            .find(|c| !c.gone && c.dialog.as_ref().is_some_and(|d| d.matches(req)));
+            .chain(&mut self.detached)
+            .filter(|c| !c.gone || (notify && c.transfer.is_some()))
+            .find(|c| c.dialog.as_ref().is_some_and(|d| d.matches(req)));
         let Some(call) = found else {
             self.respond(now, req, 481, |b| b);
             return;
@@ -1229,7 +1233,7 @@ impl UserAgent {
         match req.method() {
             Method::Bye => {
                 self.respond(now, req, 200, |b| b);
-                self.on_transferee_gone(&call_id);
+                self.on_transferee_gone(now, &call_id);
                 self.finish_call(&call_id, None, "the far end hung up");
             }
             Method::Notify => self.on_notify(now, &call_id, req),

@@ -11,12 +11,20 @@
 //!     │ hold failed         │ ≥300, timeout    │ NOTIFY ≥300, no final NOTIFY in time,
 //!     ▼                     ▼                  ▼ subscription ended without a result
 //!  failed (call stays)    failed ─► recalled: resume re-INVITE, "the call is back on line N"
+//!
+//!  Referring, Accepted ──BYE from the transferee──► HungUp (call ended, subscription kept
+//!  a few seconds; a BYE while Holding fails the transfer at once)
+//!     NOTIFY 2xx ─► succeeded;  NOTIFY ≥300, subscription ended, or nothing ─► failed:
+//!     "the caller hung up during the transfer" (no recall: there is no call to bring back)
 //! ```
 //!
 //! "Safe" mode (the default) keeps the dialog until the NOTIFY's sipfrag
 //! gives a final status; "immediate" ends the call as soon as the REFER is
 //! accepted (the classic blind transfer). The transferee hanging up while
-//! the transfer is under way ends it: nothing can be recalled then.
+//! the transfer is under way ends the call, but not the refer subscription
+//! (RFC 5057 §5: the subscription usage outlives the INVITE usage): some
+//! phones (twinkle) BYE the transferor as soon as the target answers and
+//! send the final NOTIFY after, so a success reported then still counts.
 
 use std::time::{Duration, Instant};
 
@@ -70,7 +78,17 @@ enum Phase {
     Referring(u32),
     /// REFER accepted: waiting for the NOTIFY with the final status, until `deadline`.
     Accepted { deadline: Instant },
+    /// The transferee hung up after accepting: its final NOTIFY may still come, until
+    /// `deadline`.
+    HungUp { deadline: Instant },
 }
+
+/// How long the refer subscription is kept after the transferee hung up, for a final NOTIFY
+/// sent after its BYE.
+const AFTER_HANGUP: Duration = Duration::from_secs(4);
+
+/// What the operator is told when the transferee hung up and no success was reported.
+const HUNG_UP: &str = "the caller hung up during the transfer";
 
 /// A transfer in progress on a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +105,9 @@ pub(super) struct Transfer {
     /// accepted.
     cancel_consult_on_accept: bool,
     phase: Phase,
+    /// The CSeq of our REFER once sent: a NOTIFY whose `Event: refer;id=` names another
+    /// REFER (an earlier transfer of this call) is not about this one (RFC 3515 §2.4.6).
+    refer_cseq: Option<u32>,
 }
 
 impl Transfer {
@@ -99,6 +120,7 @@ impl Transfer {
             consult: None,
             cancel_consult_on_accept: false,
             phase: Phase::Holding,
+            refer_cseq: None,
         }
     }
 
@@ -118,8 +140,8 @@ impl Transfer {
     /// When the transfer gives up waiting.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Accepted { deadline } => Some(deadline),
-            _ => None,
+            Phase::Accepted { deadline } | Phase::HungUp { deadline } => Some(deadline),
+            Phase::Holding | Phase::Referring(_) => None,
         }
     }
 }
@@ -240,6 +262,7 @@ impl UserAgent {
             Some(cseq) => {
                 if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
                     t.phase = Phase::Referring(cseq);
+                    t.refer_cseq = Some(cseq);
                 }
             }
             None => self.transfer_failed(now, call_id, None, "transfer failed (no dialog)"),
@@ -304,7 +327,7 @@ impl UserAgent {
         let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) else {
             return;
         };
-        if matches!(t.phase, Phase::Accepted { .. }) {
+        if !matches!(t.phase, Phase::Referring(_)) {
             return;
         }
         t.phase = Phase::Accepted { deadline };
@@ -328,13 +351,21 @@ impl UserAgent {
 
     /// A NOTIFY in the call's dialog: progress of the transfer (RFC 3515 §2.4.4).
     pub(super) fn on_notify(&mut self, now: Instant, call_id: &str, req: &Message) {
-        let ours = self
+        let transfer = self
             .calls()
             .find(|c| c.call_id == call_id)
-            .and_then(|c| c.transfer.as_ref())
-            .is_some_and(|t| t.phase != Phase::Holding);
-        let is_refer = req.header("Event").is_some_and(refer::event_is_refer);
-        if !ours || !is_refer {
+            .and_then(|c| c.transfer.as_ref());
+        let phase = transfer.map(|t| t.phase);
+        let ours = phase.is_some_and(|p| p != Phase::Holding);
+        let hung_up = matches!(phase, Some(Phase::HungUp { .. }));
+        let event = req.header("Event");
+        let is_refer = event.is_some_and(refer::event_is_refer);
+        let other_refer = event.and_then(refer::refer_event_id).is_some_and(|id| {
+            transfer
+                .and_then(|t| t.refer_cseq)
+                .is_some_and(|cseq| cseq != id)
+        });
+        if !ours || !is_refer || other_refer {
             // No refer subscription of ours in this dialog (RFC 6665 §4.1.3).
             self.respond(now, req, 481, |b| b);
             return;
@@ -353,6 +384,10 @@ impl UserAgent {
             return;
         };
         self.respond(now, req, 200, |b| b);
+        let terminated = matches!(state, Some(SubscriptionState::Terminated { .. }));
+        if hung_up {
+            return self.on_notify_after_hangup(now, call_id, frag.code, terminated);
+        }
         self.transfer_accepted(now, call_id);
         match frag.code {
             100..=179 | 184..=199 => {
@@ -383,7 +418,7 @@ impl UserAgent {
                 return;
             }
         }
-        if matches!(state, Some(SubscriptionState::Terminated { .. })) {
+        if terminated {
             self.transfer_failed(
                 now,
                 call_id,
@@ -393,34 +428,78 @@ impl UserAgent {
         }
     }
 
-    /// The safe transfer's wait for a final NOTIFY is over.
-    pub(super) fn on_transfer_timer(&mut self, now: Instant, call_id: &str) {
-        let due = self
-            .calls()
-            .find(|c| c.call_id == call_id)
-            .and_then(|c| c.transfer.as_ref())
-            .and_then(Transfer::deadline)
-            .is_some_and(|d| d <= now);
-        if due {
-            self.transfer_failed(now, call_id, None, "target did not answer");
+    /// A NOTIFY after the transferee hung up: only a success changes what the operator is
+    /// told; anything final ends the subscription with the hang-up words.
+    fn on_notify_after_hangup(&mut self, now: Instant, call_id: &str, code: u16, terminated: bool) {
+        if (200..300).contains(&code) {
+            let target = self
+                .calls()
+                .find(|c| c.call_id == call_id)
+                .and_then(|c| c.transfer.as_ref())
+                .map(|t| t.target.clone())
+                .unwrap_or_default();
+            let reason = format!("transferred to {target}");
+            self.transfer_done(now, call_id, TransferStatus::Succeeded, Some(code), &reason);
+        } else if code >= 300 {
+            self.transfer_failed(now, call_id, Some(code), HUNG_UP);
+        } else if terminated {
+            self.transfer_failed(now, call_id, None, HUNG_UP);
         }
     }
 
-    /// The transferee hung up while the transfer was under way.
-    pub(super) fn on_transferee_gone(&mut self, call_id: &str) {
-        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+    /// The safe transfer's wait for a final NOTIFY is over.
+    pub(super) fn on_transfer_timer(&mut self, now: Instant, call_id: &str) {
+        let Some(phase) = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .filter(|t| t.deadline().is_some_and(|d| d <= now))
+            .map(|t| t.phase)
+        else {
             return;
         };
-        let reason = match t.phase {
-            Phase::Accepted { .. } => "the caller hung up during the transfer",
-            _ => "the caller hung up before the transfer started",
+        let reason = match phase {
+            Phase::HungUp { .. } => HUNG_UP,
+            _ => "target did not answer",
         };
+        self.transfer_failed(now, call_id, None, reason);
+    }
+
+    /// The transferee hung up while the transfer was under way. Once the REFER is out, the
+    /// subscription is kept for [`AFTER_HANGUP`]: its final NOTIFY may follow the BYE.
+    pub(super) fn on_transferee_gone(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if let Some(t) = call.transfer.as_mut() {
+            if matches!(t.phase, Phase::Referring(_) | Phase::Accepted { .. }) {
+                t.phase = Phase::HungUp {
+                    deadline: now + AFTER_HANGUP,
+                };
+                return;
+            }
+        }
+        let Some(t) = call.transfer.take() else {
+            return;
+        };
+        let reason = "the caller hung up before the transfer started";
         self.emit_transfer(call_id, &t, TransferStatus::Failed, None, Some(reason));
     }
 
-    /// The call ended for another reason while a transfer was under way.
+    /// The call ended for another reason while a transfer was under way (a subscription
+    /// outliving the transferee's BYE is kept).
     pub(super) fn transfer_abandoned(&mut self, call_id: &str, why: &str) {
-        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if call
+            .transfer
+            .as_ref()
+            .is_some_and(|t| matches!(t.phase, Phase::HungUp { .. }))
+        {
+            return;
+        }
+        let Some(t) = call.transfer.take() else {
             return;
         };
         let reason = format!("transfer abandoned: {why}");

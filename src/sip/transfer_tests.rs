@@ -228,43 +228,188 @@ fn no_final_notify_in_time_means_the_target_did_not_answer() {
         .any(|m| m.method() == Method::Invite && sdp_direction(m) == Direction::SendRecv));
 }
 
-#[test]
-fn the_caller_hanging_up_during_the_transfer_is_reported() {
-    let mut b = Bench::new(false);
-    let (invite, refer) = transferring(&mut b);
+/// A BYE from the phone in the call's dialog.
+fn bye_from_phone(invite: &Message, cseq: u32) -> String {
+    format!(
+        "BYE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKbye{cseq}\r\n\
+         From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+         CSeq: {cseq} BYE\r\nContent-Length: 0\r\n\r\n",
+        invite.from.tag().expect("tag"),
+        invite.call_id
+    )
+}
+
+/// A transfer accepted and trying, then the phone hangs up: the call ends at once, no
+/// transfer outcome yet. Returns our INVITE.
+fn hung_up_during_transfer(b: &mut Bench) -> Message {
+    let (invite, refer) = transferring(b);
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
-    b.sent();
-    transfer_events(&mut b);
     b.recv(
         PHONE,
-        &format!(
-            "BYE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKbye\r\n\
-             From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
-             CSeq: 20 BYE\r\nContent-Length: 0\r\n\r\n",
-            invite.from.tag().expect("tag"),
-            invite.call_id
-        ),
+        &notify(&invite, 10, "SIP/2.0 100 Trying\r\n", "active;expires=60"),
     );
+    b.sent();
+    transfer_events(b);
+    b.recv(PHONE, &bye_from_phone(&invite, 20));
     assert_eq!(b.sent()[0].code(), Some(200));
     let events = b.events();
     assert!(events.iter().any(|e| matches!(
         e,
-        Event::Transfer { status: TransferStatus::Failed, reason: Some(r), .. }
-            if r == "the caller hung up during the transfer"
+        Event::Call { state: CallState::Ended, reason: Some(r), .. } if r == "the far end hung up"
     )));
-    assert!(!events.iter().any(|e| matches!(
-        e,
-        Event::Transfer {
-            status: TransferStatus::Recalled,
-            ..
-        }
-    )));
-    // A late NOTIFY for the ended call gets 481.
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Transfer { .. })),
+        "the outcome waits for a NOTIFY that may follow the BYE: {events:?}"
+    );
+    invite
+}
+
+#[test]
+fn the_caller_hanging_up_during_the_transfer_is_reported() {
+    let mut b = Bench::new(false);
+    let invite = hung_up_during_transfer(&mut b);
+    b.advance(Duration::from_secs(3));
+    assert!(transfer_events(&mut b).is_empty(), "still listening at 3 s");
+    b.advance(Duration::from_secs(2));
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            None,
+            Some("the caller hung up during the transfer".into())
+        )],
+        "reported once the subscription is given up, and no recall"
+    );
+    assert!(
+        b.sent().is_empty(),
+        "no resume, no BYE for a call that is gone"
+    );
+    // The subscription is gone with the call: a late NOTIFY gets 481.
     b.recv(
         PHONE,
         &notify(&invite, 21, "SIP/2.0 200 OK\r\n", "terminated"),
     );
     assert_eq!(b.sent()[0].code(), Some(481));
+    assert!(transfer_events(&mut b).is_empty());
+}
+
+#[test]
+fn a_success_reported_after_the_callers_bye_still_counts() {
+    // twinkle BYEs the transferor as soon as the target answers, then sends the final NOTIFY.
+    let mut b = Bench::new(false);
+    let invite = hung_up_during_transfer(&mut b);
+    b.advance(Duration::from_millis(300));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            21,
+            "SIP/2.0 200 OK\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    assert_eq!(sent.len(), 1, "only the NOTIFY's 200, no BYE: {sent:#?}");
+    assert_eq!(sent[0].code(), Some(200));
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Succeeded,
+            Some(200),
+            Some("transferred to sip:2000@127.0.0.1".into())
+        )]
+    );
+    b.advance(Duration::from_secs(10));
+    assert!(transfer_events(&mut b).is_empty(), "one outcome only");
+    assert!(b.ua.detached.is_empty(), "the ended call is let go");
+}
+
+#[test]
+fn a_failure_reported_after_the_callers_bye_says_the_caller_hung_up() {
+    let mut b = Bench::new(false);
+    let invite = hung_up_during_transfer(&mut b);
+    // Progress after the BYE changes nothing the operator sees.
+    b.recv(
+        PHONE,
+        &notify(&invite, 21, "SIP/2.0 180 Ringing\r\n", "active;expires=60"),
+    );
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert!(transfer_events(&mut b).is_empty());
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            22,
+            "SIP/2.0 487 Request Terminated\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    assert_eq!(
+        b.sent().iter().map(Message::code).collect::<Vec<_>>(),
+        [Some(200)]
+    );
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            Some(487),
+            Some("the caller hung up during the transfer".into())
+        )]
+    );
+    b.advance(Duration::from_secs(10));
+    assert!(transfer_events(&mut b).is_empty(), "one outcome only");
+}
+
+#[test]
+fn a_bye_before_the_refer_is_answered_still_listens_for_its_outcome() {
+    let mut b = Bench::new(false);
+    let (invite, refer) = transferring(&mut b);
+    transfer_events(&mut b);
+    b.recv(PHONE, &bye_from_phone(&invite, 20));
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert!(transfer_events(&mut b).is_empty());
+    // The 202 crossing the BYE changes nothing; a success NOTIFY still counts.
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            21,
+            "SIP/2.0 200 OK\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Succeeded,
+            Some(200),
+            Some("transferred to sip:2000@127.0.0.1".into())
+        )]
+    );
+}
+
+#[test]
+fn a_bye_while_holding_fails_the_transfer_at_once() {
+    let mut b = Bench::new(false);
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.events();
+    b.cmd(Command::Transfer("2000".into()));
+    b.sent_request(Method::Invite);
+    transfer_events(&mut b);
+    b.recv(PHONE, &bye_from_phone(&invite, 20));
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            None,
+            Some("the caller hung up before the transfer started".into())
+        )]
+    );
+    assert!(b.ua.detached.iter().all(|c| c.transfer.is_none()));
 }
 
 #[test]
@@ -497,4 +642,126 @@ fn refers_are_refused_when_configured_or_malformed() {
         &refer_from_phone(&invite, 8, "<mailto:carol@example.org>"),
     );
     assert_eq!(b.sent()[0].code(), Some(416));
+}
+
+#[test]
+fn glare_on_the_hold_before_refer_retries_the_hold_then_refers() {
+    let mut b = Bench::new(false);
+    let (_, _) = connected_call(&mut b);
+    b.sent();
+    b.events();
+    b.cmd(Command::Transfer("2000".into()));
+    let hold = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&hold, 491, "", "", ""));
+    assert!(
+        !b.sent().iter().any(|m| m.method() == Method::Refer),
+        "no REFER while the hold is not done"
+    );
+    b.advance(Duration::from_millis(2_050));
+    assert!(
+        b.sent().is_empty(),
+        "the caller waits at least 2.1 s (RFC 3261 §14.1)"
+    );
+    b.advance(Duration::from_millis(1_950));
+    let retry = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the hold is retried by 4 s");
+    assert_eq!(sdp_direction(&retry), Direction::SendOnly);
+    assert!(retry.cseq.0 > hold.cseq.0);
+    b.recv(PHONE, &reply(&retry, 200, "", "", &phone_sdp("recvonly")));
+    let refer = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Refer)
+        .expect("REFER once the retried hold completed");
+    assert_eq!(refer.header("Refer-To"), Some("<sip:2000@127.0.0.1>"));
+    let events = transfer_events(&mut b);
+    assert!(
+        !events.iter().any(|(s, _, _)| *s == TransferStatus::Failed),
+        "{events:?}"
+    );
+}
+
+#[test]
+fn a_phone_that_cannot_be_transferred_says_so() {
+    let mut b = Bench::new(false);
+    let (_, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 405, "", "", ""));
+    let events = transfer_events(&mut b);
+    assert_eq!(
+        events[1],
+        (
+            TransferStatus::Failed,
+            Some(405),
+            Some("the caller's phone cannot be transferred (405 Whatever)".into())
+        )
+    );
+    assert_eq!(events[2].0, TransferStatus::Recalled);
+}
+
+#[test]
+fn a_late_notify_of_an_earlier_refer_does_not_decide_the_next_transfer() {
+    let mut b = Bench::new(false);
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.advance(Duration::from_secs(31));
+    let resume = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("recalled and resumed");
+    b.recv(PHONE, &reply(&resume, 200, "", "", &phone_sdp("sendrecv")));
+    b.sent();
+    transfer_events(&mut b);
+    // The operator tries again; the phone's answer to the first REFER comes in late.
+    b.cmd(Command::Transfer("3000".into()));
+    let hold = b.sent_request(Method::Invite);
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    let second = b.sent_request(Method::Refer);
+    b.recv(PHONE, &reply(&second, 202, "", "", ""));
+    b.sent();
+    transfer_events(&mut b);
+    let first_id = format!("Event: refer;id={}", refer.cseq.0);
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            40,
+            "SIP/2.0 200 OK\r\n",
+            "terminated;reason=noresource",
+        )
+        .replace("Event: refer", &first_id),
+    );
+    assert_eq!(
+        b.sent()[0].code(),
+        Some(481),
+        "not this transfer's subscription"
+    );
+    assert!(
+        transfer_events(&mut b).is_empty(),
+        "the second transfer goes on"
+    );
+    // This transfer's own NOTIFY (with or without its id) is taken.
+    let second_id = format!("Event: refer;id={}", second.cseq.0);
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            41,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        )
+        .replace("Event: refer", &second_id),
+    );
+    assert_eq!(b.sent()[0].code(), Some(200));
+    assert_eq!(
+        transfer_events(&mut b)[0],
+        (
+            TransferStatus::Failed,
+            Some(486),
+            Some("target is busy".into())
+        )
+    );
 }
