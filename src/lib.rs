@@ -14,6 +14,7 @@
 //! - [`sip`]: the SIP user agent; no sockets, no clock, no threads.
 //! - [`driver`]: owns the sockets and the clock and runs the user agent.
 //! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
+//! - [`tui`]: the operator's full-screen interface over the same commands and events.
 //!
 //! # Where this differs from the shared architecture sketch, and why
 //!
@@ -38,3 +39,4 @@ pub mod driver;
 pub mod headless;
 pub mod media;
 pub mod sip;
+pub mod tui;

@@ -2,7 +2,7 @@
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
-//! `transfer.rs`), the built-in configuration used when there is no file, and the
+//! `transfer.rs`, `[ui]` and `[keys]` in `ui.rs`), the built-in configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -23,9 +23,11 @@ use std::process::{Command, Stdio};
 
 mod media;
 mod transfer;
+mod ui;
 
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
 pub use transfer::{AcceptRefer, BlindTransfer, Transfer};
+pub use ui::{KeyCode, KeySpec, Keys, NamedKey, Ui};
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -68,6 +70,12 @@ pub struct Config {
     /// `[transfer]`: how transfers are carried out.
     #[serde(default)]
     pub transfer: Transfer,
+    /// `[ui]`: how the screen behaves.
+    #[serde(default)]
+    pub ui: Ui,
+    /// `[keys]`: which key runs which action on the screen.
+    #[serde(default)]
+    pub keys: Keys,
 }
 
 /// The `[general]` section.
@@ -441,6 +449,8 @@ impl Config {
             audio: Audio::default(),
             media: Media::default(),
             transfer: Transfer::default(),
+            ui: Ui::default(),
+            keys: Keys::default(),
         }
     }
 
@@ -556,6 +566,7 @@ impl Config {
         self.audio.problems(&mut out);
         self.media.problems(&mut out);
         self.transfer.problems(&mut out);
+        self.keys.problems(&mut out);
         out
     }
 }
