@@ -17,6 +17,7 @@
 //! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
 //! - [`hooks`]: the operator's shell commands run on call events (screen pop).
 //! - [`route`]: outbound routes by Asterisk number pattern.
+//! - [`tui`]: the operator's full-screen interface over the same commands and events.
 //!
 //! # Where this differs from the shared architecture sketch, and why
 //!
@@ -44,3 +45,4 @@ pub mod hooks;
 pub mod media;
 pub mod route;
 pub mod sip;
+pub mod tui;

@@ -1,8 +1,9 @@
 //! The `switchboard` command: CLI, choice of configuration, logging, and the wiring of the
 //! front end's channels to the driver. No SIP logic lives here.
 //!
-//! Until the TUI lands, running without `--headless` runs the same line-oriented mode on the
-//! terminal: type command words, read JSON events.
+//! With `--headless`, commands come from stdin and events go to stdout as JSON lines, with the
+//! driver on this thread. Without it, the driver runs on a thread of its own and the full-screen
+//! interface ([`switchboard::tui`]) runs here; the terminal is restored however it ends.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -13,6 +14,7 @@ use std::sync::Mutex;
 use std::thread;
 
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
@@ -20,7 +22,8 @@ use switchboard::config::{AudioBackend, Config, ConfigError};
 use switchboard::driver::{self, Setup};
 use switchboard::headless;
 use switchboard::media::device::DeviceInfo;
-use switchboard::sip::Event;
+use switchboard::sip::{Command, Event};
+use switchboard::tui::{self, App, Keymap, ListFinder};
 
 /// Exit code for a configuration or command-line problem.
 const EXIT_CONFIG: u8 = 2;
@@ -237,8 +240,9 @@ fn open_log(path: &Path) -> io::Result<File> {
 }
 
 /// Sends logs to `path` at `level`; if that file cannot be opened, says so on stderr and logs
-/// to stderr (never to stdout, which carries the events).
-fn init_logging(path: Option<PathBuf>, level: &str) {
+/// to stderr (never to stdout, which carries the events), or nowhere under the full-screen
+/// interface (`screen`), where a log line would scribble over the screen.
+fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -251,6 +255,10 @@ fn init_logging(path: Option<PathBuf>, level: &str) {
     };
     match file {
         Ok(file) => builder.with_writer(Mutex::new(file)).init(),
+        Err(message) if screen => {
+            eprintln!("switchboard: {message}; running without a log");
+            builder.with_writer(io::sink).init();
+        }
         Err(message) => {
             eprintln!("switchboard: {message}; logging to stderr");
             builder.with_writer(io::stderr).init();
@@ -271,7 +279,7 @@ fn run(cli: Cli) -> ExitCode {
         .log_file
         .or_else(|| config.general.log_file.clone())
         .or_else(default_log_file);
-    init_logging(log_file, &config.general.log_level);
+    init_logging(log_file, &config.general.log_level, !cli.headless);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         headless = cli.headless,
@@ -310,7 +318,85 @@ fn run(cli: Cli) -> ExitCode {
     };
 
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (event_tx, mut event_rx) = mpsc::unbounded_channel::<Event>();
+    let (event_tx, event_rx) = mpsc::unbounded_channel::<Event>();
+    if cli.headless {
+        return run_headless(
+            runtime, setup, note, command_tx, command_rx, event_tx, event_rx,
+        );
+    }
+    let keymap = match Keymap::new(&config.keys) {
+        Ok(keymap) => keymap,
+        Err(message) => {
+            eprintln!("switchboard: {message}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let app = App::new(keymap, config.ui.bell);
+    // A closed terminal (SIGHUP) quits like `quit`; the driver handles SIGINT and SIGTERM.
+    let hangup_quits = command_tx.downgrade();
+    let driver = thread::Builder::new().name("driver".into()).spawn(move || {
+        runtime.block_on(async move {
+            tokio::spawn(quit_on_hangup(hangup_quits));
+            driver::run(setup, note, command_rx, event_tx).await
+        })
+    });
+    let driver = match driver {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("switchboard: cannot start the driver thread: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Until the directory lands, the picker searches an empty list: typed numbers still work.
+    let mut finder = ListFinder::default();
+    // The screen ends when the driver stops; if the screen fails first, dropping its command
+    // sender makes the driver quit.
+    let screen = tui::run(app, &mut finder, command_tx, event_rx);
+    let result = driver.join();
+    if let Err(e) = &screen {
+        tracing::error!(error = %e, "the screen failed");
+        eprintln!("switchboard: the screen failed: {e}");
+    }
+    match result {
+        Ok(Ok(())) if screen.is_ok() => ExitCode::SUCCESS,
+        Ok(Ok(())) => ExitCode::FAILURE,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "driver failed");
+            eprintln!("switchboard: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            tracing::error!("the driver thread panicked");
+            eprintln!("switchboard: the driver stopped unexpectedly; see the log");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Sends `quit` when the terminal goes away (SIGHUP).
+async fn quit_on_hangup(commands: mpsc::WeakSender<Command>) {
+    let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP");
+        return;
+    };
+    if hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: quitting");
+        if let Some(commands) = commands.upgrade() {
+            let _ = commands.send(Command::Quit).await;
+        }
+    }
+}
+
+/// `--headless`: commands from stdin, JSON events to stdout, the driver on this thread.
+fn run_headless(
+    runtime: tokio::runtime::Runtime,
+    setup: Setup,
+    note: String,
+    command_tx: mpsc::Sender<Command>,
+    command_rx: mpsc::Receiver<Command>,
+    event_tx: mpsc::UnboundedSender<Event>,
+    mut event_rx: mpsc::UnboundedReceiver<Event>,
+) -> ExitCode {
     // Events go to stdout from their own thread, so a slow reader never stalls the driver.
     // The thread ends when the driver and the command reader have dropped their senders.
     let printer = thread::spawn(move || {

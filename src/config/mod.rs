@@ -3,7 +3,8 @@
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
 //! `transfer.rs`, `[history]` in `history.rs`, `[hooks]` in `hooks.rs`, `[[route]]` in
-//! `routes.rs`), the built-in configuration used when there is no file, and the
+//! `routes.rs`, `[ui]` and `[keys]` in `ui.rs`), the built-in configuration used when there is
+//! no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -27,12 +28,14 @@ mod hooks;
 mod media;
 mod routes;
 mod transfer;
+mod ui;
 
 pub use history::History;
 pub use hooks::Hooks;
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
 pub use routes::Route;
 pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, Transfer};
+pub use ui::{KeyCode, KeySpec, Keys, NamedKey, Ui};
 
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -84,6 +87,12 @@ pub struct Config {
     /// `[[route]]` tables: outbound routes, in file order (the first match wins).
     #[serde(default, rename = "route")]
     pub routes: Vec<Route>,
+    /// `[ui]`: how the screen behaves.
+    #[serde(default)]
+    pub ui: Ui,
+    /// `[keys]`: which key runs which action on the screen.
+    #[serde(default)]
+    pub keys: Keys,
 }
 
 /// The `[general]` section.
@@ -461,6 +470,8 @@ impl Config {
             history: History::default(),
             hooks: Hooks::default(),
             routes: Vec::new(),
+            ui: Ui::default(),
+            keys: Keys::default(),
         }
     }
 
@@ -581,6 +592,7 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             route.problems(i, &self.routes, &self.accounts, &mut out);
         }
+        self.keys.problems(&mut out);
         out
     }
 }

@@ -1,0 +1,653 @@
+//! Unit tests of [`App::update`]: keys → commands per state, event sequences → line state,
+//! outcome messages, the picker, paste cleaning and quit confirmation. The state is built by
+//! feeding the events the driver sends.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+
+use super::app::{clean_paste, number_of, Effect, Input, Mode, Purpose, Registration};
+use super::finder::{ListFinder, PickerRow};
+use super::{App, Keymap};
+use crate::config::Keys;
+use crate::sip::{CallState, Command, Event, TransferKind, TransferStatus};
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+fn row(name: &str, number: &str, source: &'static str, internal: bool) -> PickerRow {
+    PickerRow {
+        name: name.into(),
+        number: number.into(),
+        detail: String::new(),
+        source,
+        internal,
+        name_hits: vec![],
+        number_hits: vec![],
+        detail_hits: vec![],
+    }
+}
+
+/// An app with a small directory, at a fixed time.
+struct Rig {
+    app: App,
+    finder: ListFinder,
+    now: Instant,
+}
+
+impl Rig {
+    fn new() -> Self {
+        Self::with_keys(&Keys::default())
+    }
+
+    fn with_keys(keys: &Keys) -> Self {
+        Rig {
+            app: App::new(Keymap::new(keys).expect("valid keys"), true),
+            finder: ListFinder::new(vec![
+                row("Anna Virtanen", "201", "corporate", true),
+                row("Bob Builder", "202", "extension", true),
+                row("Carol Smith", "+358401234567", "personal", false),
+            ]),
+            now: epoch(),
+        }
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Effect> {
+        self.app.update(input, self.now, &mut self.finder)
+    }
+
+    fn event(&mut self, event: Event) -> Vec<Effect> {
+        self.feed(Input::Event(event))
+    }
+
+    fn key(&mut self, code: KeyCode) -> Vec<Effect> {
+        self.feed(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+    }
+
+    fn char(&mut self, c: char) -> Vec<Effect> {
+        let modifiers = if c.is_ascii_uppercase() {
+            KeyModifiers::SHIFT
+        } else {
+            KeyModifiers::NONE
+        };
+        self.feed(Input::Key(KeyEvent::new(KeyCode::Char(c), modifiers)))
+    }
+
+    fn typed(&mut self, text: &str) {
+        for c in text.chars() {
+            self.char(c);
+        }
+    }
+
+    fn later(&mut self, seconds: u64) {
+        self.now += Duration::from_secs(seconds);
+    }
+
+    fn incoming(&mut self, line: u8, id: &str, from: &str) -> Vec<Effect> {
+        let effects = self.event(Event::Incoming {
+            line,
+            call_id: id.into(),
+            from: from.into(),
+            display_name: Some("Display".into()),
+            referred_by: None,
+            replaces: None,
+        });
+        self.call_state(line, id, from, CallState::Ringing);
+        effects
+    }
+
+    fn call_state(&mut self, line: u8, id: &str, peer: &str, state: CallState) {
+        self.event(Event::Call {
+            line,
+            call_id: id.into(),
+            state,
+            peer: peer.into(),
+            status: None,
+            reason: None,
+        });
+    }
+
+    fn ended(&mut self, line: u8, id: &str, peer: &str, reason: &str) {
+        self.event(Event::Call {
+            line,
+            call_id: id.into(),
+            state: CallState::Ended,
+            peer: peer.into(),
+            status: None,
+            reason: Some(reason.into()),
+        });
+    }
+
+    fn transfer(&mut self, line: u8, id: &str, status: TransferStatus, reason: Option<&str>) {
+        self.event(Event::Transfer {
+            line,
+            call_id: id.into(),
+            kind: TransferKind::Blind,
+            status,
+            target: "sip:202@pbx".into(),
+            status_code: None,
+            reason: reason.map(str::to_owned),
+        });
+    }
+
+    /// Line 1 connected with Anna (201).
+    fn connected(&mut self) {
+        self.incoming(1, "c1", "sip:201@pbx");
+        self.call_state(1, "c1", "sip:201@pbx", CallState::Connected);
+    }
+
+    fn word(&self, line: u8) -> &'static str {
+        self.app.call(line).map_or("idle", |c| c.state_word())
+    }
+}
+
+fn send(command: Command) -> Vec<Effect> {
+    vec![Effect::Send(command)]
+}
+
+#[test]
+fn started_and_registration_show_in_the_model() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.app.registration, Registration::Starting);
+    rig.event(Event::Started {
+        local: "127.0.0.1:5060".into(),
+        transport: "udp".into(),
+        account: "1001@pbx".into(),
+        note: String::new(),
+    });
+    assert_eq!(rig.app.account.as_deref(), Some("1001@pbx"));
+    rig.event(Event::RegistrationFailed {
+        account: "1001@pbx".into(),
+        status: Some(403),
+        reason: "forbidden".into(),
+        retry_in: 30,
+    });
+    assert_eq!(
+        rig.app.registration,
+        Registration::Failed {
+            reason: "forbidden".into(),
+            retry_in: 30
+        }
+    );
+    rig.event(Event::Registered {
+        account: "1001@pbx".into(),
+        expires: 600,
+    });
+    assert_eq!(rig.app.registration, Registration::Registered);
+}
+
+#[test]
+fn incoming_call_rings_shows_the_caller_and_answers() {
+    let mut rig = Rig::new();
+    let effects = rig.incoming(1, "c1", "sip:201@pbx");
+    assert_eq!(effects, [Effect::Bell]);
+    let call = rig.app.call(1).expect("ringing");
+    assert_eq!(
+        call.name.as_deref(),
+        Some("Anna Virtanen"),
+        "directory name wins"
+    );
+    assert_eq!(call.number, "201");
+    assert_eq!(rig.word(1), "incoming");
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Answer(Some(1))));
+    assert_eq!(rig.char('a'), send(Command::Answer(Some(1))));
+    // An unknown caller keeps the display name.
+    rig.incoming(2, "c2", "sip:999@pbx");
+    assert_eq!(
+        rig.app.call(2).and_then(|c| c.name.as_deref()),
+        Some("Display")
+    );
+}
+
+#[test]
+fn no_bell_when_switched_off() {
+    let mut app = App::new(Keymap::default(), false);
+    let mut finder = ListFinder::default();
+    let effects = app.update(
+        Input::Event(Event::Incoming {
+            line: 1,
+            call_id: "c".into(),
+            from: "sip:1@h".into(),
+            display_name: None,
+            referred_by: None,
+            replaces: None,
+        }),
+        epoch(),
+        &mut finder,
+    );
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn keys_map_to_commands_when_connected() {
+    let mut rig = Rig::new();
+    rig.connected();
+    assert_eq!(rig.word(1), "connected");
+    assert_eq!(rig.char('h'), send(Command::Hangup(Some(1))));
+    assert_eq!(rig.key(KeyCode::Char(' ')), send(Command::Hold(Some(1))));
+    assert_eq!(rig.key(KeyCode::Tab), send(Command::Swap));
+    assert_eq!(rig.char('m'), send(Command::Mute));
+    assert_eq!(rig.char('r'), send(Command::Record(true)));
+    assert_eq!(rig.char('5'), send(Command::Dtmf("5".into())));
+    assert_eq!(rig.char('#'), send(Command::Dtmf("#".into())));
+    // Only one line busy: no complete, cancel or conference; Enter does nothing.
+    assert!(rig.char('c').is_empty());
+    assert!(rig.char('k').is_empty());
+    assert!(rig.key(KeyCode::Enter).is_empty());
+    assert!(rig.key(KeyCode::Esc).is_empty());
+    // Held: space resumes, digits are not sent.
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Held);
+    assert_eq!(rig.word(1), "on hold");
+    assert_eq!(rig.key(KeyCode::Char(' ')), send(Command::Resume(Some(1))));
+    assert!(rig.char('5').is_empty());
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::RemoteHeld);
+    assert_eq!(rig.word(1), "held by peer");
+}
+
+#[test]
+fn idle_keys_do_nothing_but_open_things() {
+    let mut rig = Rig::new();
+    for c in ['h', ' ', 'm', 'r', 'k', 'c', 't', 'T', '5'] {
+        assert!(rig.char(c).is_empty(), "{c:?} with no call");
+        assert_eq!(rig.app.mode, Mode::Normal, "{c:?}");
+    }
+    rig.char('?');
+    assert_eq!(rig.app.mode, Mode::Help);
+    rig.char('x');
+    assert_eq!(rig.app.mode, Mode::Normal, "any key closes help");
+    rig.char('o');
+    assert_eq!(rig.app.mode, Mode::RoutePrompt(String::new()));
+    rig.typed("intl");
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Route("intl".into())));
+    assert_eq!(rig.app.route.as_deref(), Some("intl"));
+}
+
+#[test]
+fn two_lines_allow_complete_cancel_and_conference() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Held);
+    rig.call_state(2, "c2", "sip:202@pbx", CallState::Dialing);
+    assert_eq!(rig.word(2), "dialing");
+    assert_eq!(
+        rig.app.call(2).and_then(|c| c.name.as_deref()),
+        Some("Bob Builder")
+    );
+    rig.event(Event::Line { line: 2 });
+    assert_eq!(rig.app.selected, 2);
+    assert!(rig.char('c').is_empty(), "line 2 not answered yet");
+    rig.call_state(2, "c2", "sip:202@pbx", CallState::Connected);
+    assert_eq!(rig.char('c'), send(Command::Complete));
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Complete));
+    assert_eq!(rig.key(KeyCode::Esc), send(Command::Cancel));
+    assert_eq!(rig.char('k'), send(Command::Conference));
+    // No free line: no dial, no consult, no pickup.
+    assert!(rig.char('d').is_empty() && rig.char('T').is_empty() && rig.char('p').is_empty());
+    assert_eq!(rig.app.mode, Mode::Normal);
+}
+
+#[test]
+fn second_call_while_busy_waits_on_the_free_line() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.incoming(2, "c2", "sip:202@pbx");
+    assert_eq!((rig.word(1), rig.word(2)), ("connected", "incoming"));
+    // Selected line 1 is not ringing: answer goes to line 2.
+    assert_eq!(rig.char('a'), send(Command::Answer(Some(2))));
+    // The caller gives up.
+    rig.ended(2, "c2", "sip:202@pbx", "the caller hung up");
+    assert!(rig.app.call(2).is_none());
+    let outcome = rig.app.outcome.clone().expect("told");
+    assert_eq!(outcome.text, "Missed call from Bob Builder (202) on Line 2");
+}
+
+#[test]
+fn the_far_end_hanging_up_is_told() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.ended(1, "c1", "sip:201@pbx", "the caller hung up");
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some("Line 1: the caller hung up — Anna Virtanen (201)")
+    );
+    // Our own hangup is no failure.
+    rig.connected();
+    rig.char('h');
+    rig.ended(1, "c1", "sip:201@pbx", "the far end hung up");
+    let outcome = rig.app.outcome.clone().expect("told");
+    assert_eq!(outcome.text, "Line 1: call with Anna Virtanen (201) ended");
+    assert!(!outcome.failure);
+    // A busy callee is.
+    rig.call_state(1, "c3", "sip:555@pbx", CallState::Dialing);
+    rig.ended(1, "c3", "sip:555@pbx", "the far end is busy");
+    let outcome = rig.app.outcome.clone().expect("told");
+    assert_eq!(outcome.text, "Line 1: the far end is busy — 555");
+    assert!(outcome.failure);
+}
+
+#[test]
+fn the_timer_counts_from_the_answer() {
+    let mut rig = Rig::new();
+    let start = rig.now;
+    rig.incoming(1, "c1", "sip:201@pbx");
+    rig.later(5);
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Connected);
+    let call = rig.app.call(1).expect("up");
+    assert_eq!(call.started, start);
+    assert_eq!(call.connected_at, Some(start + Duration::from_secs(5)));
+    rig.later(5);
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Held);
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Connected);
+    assert_eq!(
+        rig.app.call(1).and_then(|c| c.connected_at),
+        Some(start + Duration::from_secs(5)),
+        "a resume does not restart the timer"
+    );
+}
+
+#[test]
+fn media_quality_and_mute_reach_the_line() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.event(Event::Quality {
+        line: 1,
+        call_id: "c1".into(),
+        codec: "opus".into(),
+        loss_pct: 1.5,
+        jitter_ms: 4.0,
+        rtt_ms: None,
+        buffer_ms: 40,
+    });
+    rig.event(Event::Mute {
+        line: 1,
+        call_id: "c1".into(),
+        muted: true,
+    });
+    // An event for another call on the line is ignored.
+    rig.event(Event::Mute {
+        line: 1,
+        call_id: "other".into(),
+        muted: false,
+    });
+    let call = rig.app.call(1).expect("up");
+    assert_eq!(call.codec.as_deref(), Some("opus"));
+    assert_eq!(call.quality, Some((1.5, 4.0)));
+    assert!(call.muted);
+}
+
+#[test]
+fn blind_transfer_from_the_picker_then_failure_brings_the_call_back() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.char('t');
+    let Mode::Picker(picker) = &rig.app.mode else {
+        panic!("t opens the picker: {:?}", rig.app.mode);
+    };
+    assert_eq!(picker.purpose, Purpose::Transfer);
+    assert_eq!(picker.rows.len(), 3, "an empty query lists rows");
+    rig.typed("bob");
+    let Mode::Picker(picker) = &rig.app.mode else {
+        panic!("still open");
+    };
+    assert_eq!(picker.rows.len(), 1);
+    assert_eq!(picker.rows[0].name_hits, [0, 1, 2]);
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Transfer("202".into()))
+    );
+    assert_eq!(rig.app.mode, Mode::Normal);
+    assert_eq!(rig.finder.picked_numbers(), ["202"]);
+
+    rig.transfer(1, "c1", TransferStatus::Requested, None);
+    assert_eq!(rig.word(1), "transferring");
+    assert!(
+        rig.char('t').is_empty(),
+        "no second transfer while one runs"
+    );
+    rig.transfer(1, "c1", TransferStatus::Ringing, None);
+    let t = rig
+        .app
+        .call(1)
+        .and_then(|c| c.transfer.clone())
+        .expect("shown");
+    assert_eq!(
+        (t.target.as_str(), t.target_name.as_deref()),
+        ("202", Some("Bob Builder"))
+    );
+    rig.transfer(1, "c1", TransferStatus::Failed, Some("the target is busy"));
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some("Transfer failed: the target is busy")
+    );
+    rig.transfer(
+        1,
+        "c1",
+        TransferStatus::Recalled,
+        Some("reconnecting: the call is back on line 1"),
+    );
+    let outcome = rig.app.outcome.clone().expect("told");
+    assert_eq!(
+        outcome.text,
+        "Transfer failed: the target is busy — the call is back on Line 1"
+    );
+    assert!(outcome.failure);
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Connected);
+    assert_eq!(rig.word(1), "connected");
+}
+
+#[test]
+fn a_successful_transfer_ends_quietly_with_one_message() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.transfer(1, "c1", TransferStatus::Accepted, None);
+    rig.transfer(
+        1,
+        "c1",
+        TransferStatus::Succeeded,
+        Some("transferred to sip:202@pbx"),
+    );
+    rig.ended(1, "c1", "sip:201@pbx", "transferred to sip:202@pbx");
+    assert!(rig.app.call(1).is_none());
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some("Line 1: Anna Virtanen (201) transferred to Bob Builder (202)")
+    );
+}
+
+#[test]
+fn being_transferred_is_shown() {
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.event(Event::Transfer {
+        line: 1,
+        call_id: "c1".into(),
+        kind: TransferKind::Incoming,
+        status: TransferStatus::Requested,
+        target: "sip:202@pbx".into(),
+        status_code: None,
+        reason: Some("the far end transfers this call to sip:202@pbx".into()),
+    });
+    assert_eq!(rig.word(1), "being transferred");
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some("Line 1: Anna Virtanen (201) is transferring this call to Bob Builder (202)")
+    );
+}
+
+#[test]
+fn picker_purposes_send_their_commands_and_typed_text_is_used_as_is() {
+    let mut rig = Rig::new();
+    rig.char('d');
+    rig.typed("sip:zed@example.org");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Dial("sip:zed@example.org".into()))
+    );
+    rig.char('p');
+    rig.typed("2");
+    rig.key(KeyCode::Down);
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Pickup("202".into())));
+    rig.char('/');
+    rig.typed("carol");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Dial("+358401234567".into()))
+    );
+    // Esc closes without sending; an empty query with no rows does nothing.
+    rig.char('d');
+    rig.typed("zzz");
+    rig.key(KeyCode::Backspace);
+    assert_eq!(rig.key(KeyCode::Esc), []);
+    assert_eq!(rig.app.mode, Mode::Normal);
+    rig.connected();
+    rig.char('T');
+    assert!(matches!(&rig.app.mode, Mode::Picker(p) if p.purpose == Purpose::Consult));
+    rig.typed("201");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Consult("201".into()))
+    );
+}
+
+#[test]
+fn paste_is_cleaned_into_the_picker() {
+    let mut rig = Rig::new();
+    rig.feed(Input::Paste("+358 (40) 123-4567\n".into()));
+    let Mode::Picker(picker) = &rig.app.mode else {
+        panic!("a paste opens the dial picker");
+    };
+    assert_eq!(picker.query, "+358401234567");
+    assert_eq!(picker.rows.len(), 1);
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Dial("+358401234567".into()))
+    );
+}
+
+#[test]
+fn paste_cleaning() {
+    assert_eq!(clean_paste("040 123 45 67"), "0401234567");
+    assert_eq!(clean_paste("(09) 555-0100"), "095550100");
+    assert_eq!(clean_paste("+44 20 7946.0958"), "+442079460958");
+    assert_eq!(
+        clean_paste(" sip:Bob@pbx.example.com;transport=tcp \n"),
+        "sip:Bob@pbx.example.com;transport=tcp"
+    );
+    assert_eq!(clean_paste("bob @ example.com"), "bob@example.com");
+    assert_eq!(clean_paste("Anna\nVirtanen"), "Anna Virtanen");
+    assert_eq!(clean_paste("*72#"), "*72#");
+}
+
+#[test]
+fn numbers_come_from_uris() {
+    assert_eq!(number_of("sip:200@pbx.example.com;user=phone"), "200");
+    assert_eq!(number_of("<sips:+358401234567@sbc>"), "+358401234567");
+    assert_eq!(number_of("sip:pbx.example.com"), "pbx.example.com");
+    assert_eq!(number_of("tel:+44123"), "+44123");
+}
+
+#[test]
+fn command_line_takes_every_headless_word() {
+    let mut rig = Rig::new();
+    rig.char(':');
+    rig.typed("dial 200");
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Dial("200".into())));
+    rig.char(':');
+    rig.typed("route local");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Route("local".into()))
+    );
+    assert_eq!(rig.app.route.as_deref(), Some("local"));
+    rig.char(':');
+    rig.typed("hold 3 4");
+    assert!(rig.key(KeyCode::Enter).is_empty());
+    let outcome = rig.app.outcome.clone().expect("told");
+    assert!(outcome.failure);
+    assert_eq!(
+        outcome.text,
+        "Hold: expected at most a line number, got `3 4`"
+    );
+    // Esc closes; the command line survives arrow keys.
+    rig.char(':');
+    rig.key(KeyCode::Left);
+    assert_eq!(rig.app.mode, Mode::CommandLine(String::new()));
+    rig.key(KeyCode::Esc);
+    assert_eq!(rig.app.mode, Mode::Normal);
+}
+
+#[test]
+fn quit_asks_while_a_call_is_up() {
+    let mut rig = Rig::new();
+    rig.connected();
+    assert!(rig.char('q').is_empty());
+    assert_eq!(rig.app.mode, Mode::ConfirmQuit);
+    assert!(rig.char('n').is_empty());
+    assert_eq!(rig.app.mode, Mode::Normal);
+    assert!(!rig.app.quitting);
+    rig.char('q');
+    assert_eq!(rig.char('y'), send(Command::Quit));
+    assert!(rig.app.quitting);
+    assert!(rig.char('q').is_empty(), "quit is sent once");
+
+    let mut idle = Rig::new();
+    assert_eq!(idle.char('q'), send(Command::Quit), "no call: no question");
+    let mut ctrl_c = Rig::new();
+    let effects = ctrl_c.feed(Input::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(effects, send(Command::Quit));
+}
+
+#[test]
+fn rebound_keys_work_and_old_ones_do_not() {
+    let keys = Keys {
+        hangup: Some("x ctrl-h".into()),
+        hold: Some("f2".into()),
+        ..Keys::default()
+    };
+    let mut rig = Rig::with_keys(&keys);
+    rig.connected();
+    assert!(rig.char('h').is_empty());
+    assert!(rig.key(KeyCode::Char(' ')).is_empty());
+    assert_eq!(rig.key(KeyCode::F(2)), send(Command::Hold(Some(1))));
+    assert_eq!(rig.char('x'), send(Command::Hangup(Some(1))));
+    let effects = rig.feed(Input::Key(KeyEvent::new(
+        KeyCode::Char('h'),
+        KeyModifiers::CONTROL,
+    )));
+    assert_eq!(effects, send(Command::Hangup(Some(1))));
+}
+
+#[test]
+fn errors_and_audio_messages_become_the_outcome() {
+    let mut rig = Rig::new();
+    rig.event(Event::Error {
+        message: "both lines are busy: hang up or transfer a call first".into(),
+    });
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some("Both lines are busy: hang up or transfer a call first")
+    );
+    rig.event(Event::Stopped);
+    assert!(rig.app.stopped);
+}
+
+#[test]
+fn footer_actions_follow_the_state() {
+    use super::Action;
+    let mut rig = Rig::new();
+    let idle = rig.app.available();
+    assert!(idle.contains(&Action::Dial) && !idle.contains(&Action::Hangup));
+    rig.incoming(1, "c1", "sip:201@pbx");
+    let ringing = rig.app.available();
+    assert!(ringing.contains(&Action::Answer) && ringing.contains(&Action::Hangup));
+    assert!(!ringing.contains(&Action::Hold));
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Connected);
+    let talking = rig.app.available();
+    assert!(talking.contains(&Action::Transfer) && talking.contains(&Action::Consult));
+    assert!(!talking.contains(&Action::Answer) && !talking.contains(&Action::Complete));
+}

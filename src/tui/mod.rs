@@ -1,0 +1,134 @@
+//! The operator's screen: a full-screen terminal interface over the [`Command`]/[`Event`]
+//! vocabulary, in the Elm style.
+//!
+//! ```text
+//!   keys, paste, resize (input thread) ──┐
+//!                                        ├─► one channel ─► App::update(input, now) ─► Effects
+//!   driver events (forwarding thread) ───┘         │              (Send(Command), Bell)
+//!                                                  └─ 1 s tick ─► view(&App, now) when changed
+//! ```
+//!
+//! - [`app`]: the model and `update` (inputs → effects); no I/O, no clock.
+//! - [`keymap`]: actions, their default keys and the `[keys]` section.
+//! - [`view`] and [`widgets`]: pure drawing.
+//! - [`finder`]: what the picker searches (the directory implements [`Finder`]).
+//! - [`terminal`]: raw mode, alternate screen and their restoration.
+//!
+//! [`run`] is the only place here that reads the clock or touches the terminal. This module
+//! must not reach into the driver, media or SIP internals: commands go out and events come in
+//! through the channels it is handed.
+
+pub mod app;
+#[cfg(test)]
+mod app_tests;
+pub mod finder;
+pub mod keymap;
+pub mod terminal;
+pub mod view;
+pub mod widgets;
+
+use std::io;
+use std::sync::mpsc as std_mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{self as term_event, Event as TermEvent, KeyEventKind};
+use tokio::sync::mpsc;
+
+use crate::sip::{Command, Event};
+pub use app::{App, Effect, Input};
+pub use finder::{Finder, ListFinder, PickerRow};
+pub use keymap::{Action, Keymap};
+
+/// How often the timers on screen move on.
+const TICK: Duration = Duration::from_secs(1);
+
+/// What reaches the loop.
+enum Message {
+    Input(Input),
+    /// The driver closed its event channel: it has stopped.
+    DriverGone,
+}
+
+/// The clock, read here only (the model is handed `now`).
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// Runs the screen until the driver stops (its event channel closes), sending the operator's
+/// commands to `commands`. The terminal is restored when this returns, errs or panics.
+/// Blocks the calling thread; the driver must run elsewhere.
+pub fn run(
+    mut app: App,
+    finder: &mut dyn Finder,
+    commands: mpsc::Sender<Command>,
+    mut events: mpsc::UnboundedReceiver<Event>,
+) -> io::Result<()> {
+    let mut screen = terminal::enter()?;
+    let (tx, rx) = std_mpsc::channel();
+
+    let driver_tx = tx.clone();
+    thread::Builder::new()
+        .name("tui-events".into())
+        .spawn(move || {
+            while let Some(event) = events.blocking_recv() {
+                if driver_tx.send(Message::Input(Input::Event(event))).is_err() {
+                    return;
+                }
+            }
+            let _ = driver_tx.send(Message::DriverGone);
+        })?;
+    // A blocking terminal read cannot be cancelled: this thread ends with the process.
+    thread::Builder::new()
+        .name("tui-keys".into())
+        .spawn(move || loop {
+            let input = match term_event::read() {
+                Ok(TermEvent::Key(key)) if key.kind != KeyEventKind::Release => Input::Key(key),
+                Ok(TermEvent::Paste(text)) => Input::Paste(text),
+                Ok(TermEvent::Resize(w, h)) => Input::Resize(w, h),
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the terminal");
+                    return;
+                }
+            };
+            if tx.send(Message::Input(input)).is_err() {
+                return;
+            }
+        })?;
+
+    let size = screen.terminal.size()?;
+    app.update(Input::Resize(size.width, size.height), now(), finder);
+    screen.terminal.draw(|f| view::view(&app, now(), f))?;
+    let mut next_tick = now() + TICK;
+    loop {
+        let wait = next_tick.saturating_duration_since(now());
+        let redraw = match rx.recv_timeout(wait) {
+            Ok(Message::Input(input)) => {
+                for effect in app.update(input, now(), finder) {
+                    match effect {
+                        Effect::Send(command) => {
+                            if commands.blocking_send(command).is_err() {
+                                tracing::warn!("the driver no longer takes commands");
+                                return Ok(());
+                            }
+                        }
+                        Effect::Bell => screen.bell()?,
+                    }
+                }
+                true
+            }
+            Ok(Message::DriverGone) | Err(std_mpsc::RecvTimeoutError::Disconnected) => {
+                return Ok(())
+            }
+            Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                next_tick = now() + TICK;
+                app.has_calls()
+            }
+        };
+        if redraw {
+            screen.terminal.draw(|f| view::view(&app, now(), f))?;
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The whole screen from the model: status bar, the two line panes (side by side from
+//! [`WIDE`] columns, stacked below), the outcome line, the footer, and any overlay. Pure: it
+//! reads the app and `now` and draws.
+
+use std::time::Instant;
+
+use ratatui::layout::{Constraint, Layout};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
+use ratatui::Frame;
+
+use super::app::{App, Mode, LINES};
+use super::widgets::{footer, help, line_pane, picker, popup, status_bar};
+use crate::sip::LineNo;
+
+/// From this many columns the panes sit side by side.
+pub const WIDE: u16 = 100;
+
+/// Draws the app as it is at `now`.
+pub fn view(app: &App, now: Instant, frame: &mut Frame) {
+    let area = frame.area();
+    let [top, panes, outcome, keys] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Min(4),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(area);
+    status_bar::render(frame, top, app);
+    let split = if area.width >= WIDE {
+        Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)])
+    } else {
+        Layout::vertical([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)])
+    };
+    let pane_areas = split.split(panes);
+    for (i, pane) in pane_areas.iter().enumerate().take(LINES) {
+        let line = LineNo::try_from(i + 1).unwrap_or(1);
+        line_pane::render(
+            frame,
+            *pane,
+            line,
+            app.call(line),
+            (
+                app.selected == line,
+                app.call(if line == 1 { 2 } else { 1 }).is_some(),
+            ),
+            now,
+        );
+    }
+    status_bar::outcome(frame, outcome, app);
+    footer::render(frame, keys, app);
+    match &app.mode {
+        Mode::Picker(p) => picker::render(frame, area, p),
+        Mode::Help => help::render(frame, area, &app.keymap),
+        Mode::ConfirmQuit => confirm_quit(frame, area),
+        Mode::Normal | Mode::CommandLine(_) | Mode::RoutePrompt(_) => {}
+    }
+}
+
+fn confirm_quit(frame: &mut Frame, area: ratatui::layout::Rect) {
+    let popup = popup::centred(area, 44, 5);
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(vec![
+            Line::raw("A call is up: quitting ends it."),
+            Line::styled(
+                "Quit anyway?  y / n",
+                Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD),
+            ),
+        ])
+        .centered()
+        .block(
+            Block::bordered()
+                .border_type(BorderType::Double)
+                .title(" Quit "),
+        ),
+        popup,
+    );
+}

@@ -1,0 +1,9 @@
+//! Stateless render functions, one per part of the screen. Each takes what it shows and a
+//! frame area and draws; none keeps state or changes the app.
+
+pub mod footer;
+pub mod help;
+pub mod line_pane;
+pub mod picker;
+pub mod popup;
+pub mod status_bar;

@@ -1,0 +1,78 @@
+//! The status bar (account, registration, route) at the top, and the outcome line above the
+//! footer: the last outcome in plain words, or the `:` command line / route prompt being typed.
+
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::app::{App, Mode, Registration};
+
+/// Draws the top bar.
+pub fn render(frame: &mut Frame, area: Rect, app: &App) {
+    let bar = Style::new().bg(Color::Blue).fg(Color::White);
+    let (registration, reg_style) = match &app.registration {
+        Registration::Starting => ("starting…".to_owned(), bar),
+        Registration::NotRegistered => ("not registered".to_owned(), bar),
+        Registration::Registered => (
+            "registered".to_owned(),
+            bar.fg(Color::LightGreen).add_modifier(Modifier::BOLD),
+        ),
+        Registration::Failed { reason, retry_in } => (
+            format!("registration failed: {reason} (retry in {retry_in} s)"),
+            bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
+        ),
+        Registration::Unregistered => ("unregistered".to_owned(), bar),
+    };
+    let mut spans = vec![
+        Span::styled(" switchboard ", bar.add_modifier(Modifier::BOLD)),
+        Span::styled("│ ", bar),
+        Span::styled(app.account.clone().unwrap_or_else(|| "—".to_owned()), bar),
+        Span::styled(" · ", bar),
+        Span::styled(registration, reg_style),
+    ];
+    if let Some(route) = &app.route {
+        spans.push(Span::styled(format!(" │ route: {route}"), bar));
+    }
+    if app.quitting {
+        spans.push(Span::styled(
+            " │ quitting…",
+            bar.add_modifier(Modifier::BOLD),
+        ));
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
+
+/// Draws the outcome line, or the prompt being typed.
+pub fn outcome(frame: &mut Frame, area: Rect, app: &App) {
+    let line = match &app.mode {
+        Mode::CommandLine(text) => prompt(":", text),
+        Mode::RoutePrompt(text) => prompt("Route: ", text),
+        _ => match &app.outcome {
+            Some(outcome) => {
+                let style = if outcome.failure {
+                    Style::new()
+                        .fg(Color::LightRed)
+                        .add_modifier(Modifier::BOLD)
+                } else {
+                    Style::new().fg(Color::LightGreen)
+                };
+                Line::from(vec![
+                    Span::styled(" ● ", style),
+                    Span::styled(outcome.text.clone(), style),
+                ])
+            }
+            None => Line::raw(""),
+        },
+    };
+    frame.render_widget(Paragraph::new(line), area);
+}
+
+fn prompt(label: &str, text: &str) -> Line<'static> {
+    Line::from(vec![
+        Span::styled(label.to_owned(), Style::new().add_modifier(Modifier::BOLD)),
+        Span::raw(text.to_owned()),
+        Span::styled("▏", Style::new().add_modifier(Modifier::SLOW_BLINK)),
+    ])
+}

@@ -1,0 +1,301 @@
+//! Snapshots of the operator's screen drawn on ratatui's `TestBackend`, with the state built
+//! from the events the driver sends. Review changes with `cargo insta review` (or accept by
+//! renaming the `.snap.new` files) after checking them by eye.
+
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::backend::TestBackend;
+use ratatui::style::Modifier;
+use ratatui::Terminal;
+
+use switchboard::sip::{CallState, Event, TransferKind, TransferStatus};
+use switchboard::tui::view::view;
+use switchboard::tui::{App, Input, Keymap, ListFinder, PickerRow};
+
+#[allow(clippy::disallowed_methods)]
+fn epoch() -> Instant {
+    Instant::now()
+}
+
+fn row(name: &str, number: &str, detail: &str, source: &'static str, internal: bool) -> PickerRow {
+    PickerRow {
+        name: name.into(),
+        number: number.into(),
+        detail: detail.into(),
+        source,
+        internal,
+        name_hits: vec![],
+        number_hits: vec![],
+        detail_hits: vec![],
+    }
+}
+
+struct Screen {
+    app: App,
+    finder: ListFinder,
+    start: Instant,
+    now: Instant,
+}
+
+impl Screen {
+    fn new(width: u16, height: u16) -> Self {
+        let start = epoch();
+        let mut screen = Screen {
+            app: App::new(Keymap::default(), true),
+            finder: ListFinder::new(vec![
+                row(
+                    "Anna Virtanen",
+                    "201",
+                    "Sales · Helsinki",
+                    "corporate",
+                    true,
+                ),
+                row("Bob Builder", "202", "Support", "extension", true),
+                row("Annika Berg", "+46701234567", "Acme AB", "personal", false),
+                row(
+                    "Hannu Lehto",
+                    "0401234567",
+                    "missed yesterday",
+                    "history",
+                    false,
+                ),
+            ]),
+            start,
+            now: start,
+        };
+        screen.feed(Input::Resize(width, height));
+        screen.event(Event::Started {
+            local: "192.0.2.10:5060".into(),
+            transport: "udp".into(),
+            account: "1001@pbx.example.com".into(),
+            note: String::new(),
+        });
+        screen.event(Event::Registered {
+            account: "1001@pbx.example.com".into(),
+            expires: 600,
+        });
+        screen
+    }
+
+    fn feed(&mut self, input: Input) {
+        self.app.update(input, self.now, &mut self.finder);
+    }
+
+    fn event(&mut self, event: Event) {
+        self.feed(Input::Event(event));
+    }
+
+    fn key(&mut self, code: KeyCode) {
+        self.feed(Input::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    }
+
+    fn typed(&mut self, text: &str) {
+        for c in text.chars() {
+            self.key(KeyCode::Char(c));
+        }
+    }
+
+    fn at(&mut self, seconds: u64) {
+        self.now = self.start + Duration::from_secs(seconds);
+    }
+
+    fn call(&mut self, line: u8, id: &str, peer: &str, state: CallState) {
+        self.event(Event::Call {
+            line,
+            call_id: id.into(),
+            state,
+            peer: peer.into(),
+            status: None,
+            reason: None,
+        });
+    }
+
+    fn incoming(&mut self, line: u8, id: &str, from: &str) {
+        self.event(Event::Incoming {
+            line,
+            call_id: id.into(),
+            from: from.into(),
+            display_name: None,
+            referred_by: None,
+            replaces: None,
+        });
+        self.call(line, id, from, CallState::Ringing);
+    }
+
+    fn media(&mut self, line: u8, id: &str) {
+        self.event(Event::Quality {
+            line,
+            call_id: id.into(),
+            codec: "opus".into(),
+            loss_pct: 0.4,
+            jitter_ms: 3.2,
+            rtt_ms: Some(21.0),
+            buffer_ms: 40,
+        });
+    }
+
+    fn transfer(&mut self, status: TransferStatus, reason: Option<&str>) {
+        self.event(Event::Transfer {
+            line: 1,
+            call_id: "c1".into(),
+            kind: TransferKind::Blind,
+            status,
+            target: "sip:202@pbx.example.com".into(),
+            status_code: None,
+            reason: reason.map(str::to_owned),
+        });
+    }
+
+    /// Line 1 answered at 0 s, talking; drawn at 65 s.
+    fn connected_call(&mut self) {
+        self.incoming(1, "c1", "sip:201@pbx.example.com");
+        self.call(1, "c1", "sip:201@pbx.example.com", CallState::Connected);
+        self.media(1, "c1");
+        self.at(65);
+    }
+
+    fn draw(&self, width: u16, height: u16) -> Terminal<TestBackend> {
+        let mut terminal = Terminal::new(TestBackend::new(width, height)).expect("test backend");
+        terminal
+            .draw(|frame| view(&self.app, self.now, frame))
+            .expect("drawn");
+        terminal
+    }
+}
+
+#[test]
+fn idle_wide() {
+    let screen = Screen::new(120, 30);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn idle_narrow_80x24_stacks_the_panes() {
+    let screen = Screen::new(80, 24);
+    insta::assert_snapshot!(screen.draw(80, 24).backend());
+}
+
+#[test]
+fn incoming_call() {
+    let mut screen = Screen::new(120, 30);
+    screen.incoming(1, "c1", "sip:201@pbx.example.com");
+    screen.at(3);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn connected_on_line_1_with_line_2_held() {
+    let mut screen = Screen::new(120, 30);
+    screen.incoming(2, "c2", "sip:0401234567@pbx.example.com");
+    screen.call(
+        2,
+        "c2",
+        "sip:0401234567@pbx.example.com",
+        CallState::Connected,
+    );
+    screen.at(30);
+    screen.call(2, "c2", "sip:0401234567@pbx.example.com", CallState::Held);
+    screen.incoming(1, "c1", "sip:201@pbx.example.com");
+    screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Connected);
+    screen.event(Event::Line { line: 1 });
+    screen.media(1, "c1");
+    screen.event(Event::Mute {
+        line: 1,
+        call_id: "c1".into(),
+        muted: true,
+    });
+    screen.at(95);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn connected_80x24() {
+    let mut screen = Screen::new(80, 24);
+    screen.connected_call();
+    screen.incoming(2, "c2", "sip:555@pbx.example.com");
+    insta::assert_snapshot!(screen.draw(80, 24).backend());
+}
+
+#[test]
+fn transfer_in_progress() {
+    let mut screen = Screen::new(120, 30);
+    screen.connected_call();
+    screen.transfer(TransferStatus::Requested, None);
+    screen.transfer(TransferStatus::Accepted, None);
+    screen.transfer(TransferStatus::Ringing, None);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn transfer_failed_with_the_call_back() {
+    let mut screen = Screen::new(120, 30);
+    screen.connected_call();
+    screen.transfer(TransferStatus::Requested, None);
+    screen.transfer(TransferStatus::Failed, Some("the target is busy"));
+    screen.transfer(
+        TransferStatus::Recalled,
+        Some("reconnecting: the call is back on line 1"),
+    );
+    screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Connected);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn picker_with_results_and_highlights() {
+    let mut screen = Screen::new(120, 30);
+    screen.connected_call();
+    screen.key(KeyCode::Char('t'));
+    screen.typed("ann");
+    let terminal = screen.draw(120, 30);
+    insta::assert_snapshot!(terminal.backend());
+    // The matched letters are highlighted: find the picker's "▶ Anna" row and check the style.
+    let buffer = terminal.backend().buffer();
+    let area = buffer.area;
+    let found = (0..area.height).find_map(|y| {
+        (0..area.width.saturating_sub(6)).find_map(|x| {
+            let text: String = (0..6).map(|i| buffer[(x + i, y)].symbol()).collect();
+            (text == "▶ Anna").then_some((x + 2, y))
+        })
+    });
+    let (x, y) = found.expect("Anna is listed and highlighted");
+    for i in 0..3 {
+        assert!(
+            buffer[(x + i, y)].modifier.contains(Modifier::UNDERLINED),
+            "matched letter {i} highlighted"
+        );
+    }
+    assert!(
+        !buffer[(x + 3, y)].modifier.contains(Modifier::UNDERLINED),
+        "the fourth letter did not match"
+    );
+}
+
+#[test]
+fn picker_80x24_with_no_match() {
+    let mut screen = Screen::new(80, 24);
+    screen.key(KeyCode::Char('d'));
+    screen.typed("sip:zed@example.org");
+    insta::assert_snapshot!(screen.draw(80, 24).backend());
+}
+
+#[test]
+fn help_overlay() {
+    let mut screen = Screen::new(120, 30);
+    screen.key(KeyCode::Char('?'));
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn quit_confirmation_and_registration_failure() {
+    let mut screen = Screen::new(80, 24);
+    screen.event(Event::RegistrationFailed {
+        account: "1001@pbx.example.com".into(),
+        status: Some(403),
+        reason: "403 Forbidden: check the password".into(),
+        retry_in: 60,
+    });
+    screen.connected_call();
+    screen.key(KeyCode::Char('q'));
+    insta::assert_snapshot!(screen.draw(80, 24).backend());
+}
