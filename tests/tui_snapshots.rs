@@ -228,6 +228,25 @@ fn transfer_in_progress() {
 }
 
 #[test]
+fn consulting_with_the_caller_on_hold() {
+    let mut screen = Screen::new(120, 30);
+    screen.connected_call();
+    screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Held);
+    screen.event(Event::Transfer {
+        line: 1,
+        call_id: "c1".into(),
+        kind: TransferKind::Attended,
+        status: TransferStatus::Requested,
+        target: "sip:202@pbx.example.com".into(),
+        status_code: None,
+        reason: Some("consulting sip:202@pbx.example.com on line 2".into()),
+    });
+    screen.event(Event::Line { line: 2 });
+    screen.call(2, "c2", "sip:202@pbx.example.com", CallState::Connected);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
 fn transfer_failed_with_the_call_back() {
     let mut screen = Screen::new(120, 30);
     screen.connected_call();

@@ -136,7 +136,7 @@ pub fn transfer_words(t: &TransferView) -> String {
     let head = match t.kind {
         TransferKind::Blind => format!("Transfer to {whom}"),
         TransferKind::Attended if t.status == TransferStatus::Requested => {
-            format!("Consulting {whom}")
+            return format!("Consulting {whom} on the other line: complete or cancel");
         }
         TransferKind::Attended => format!("Attended transfer to {whom}"),
         TransferKind::Incoming => format!("Being transferred to {whom}"),
