@@ -238,3 +238,36 @@ fn blind_transfer_of_linphonec_to_baresip() {
     );
     assert!(sb.quit_and_wait(secs(10)).success());
 }
+
+#[test]
+fn a_pbx_transfer_keys_the_feature_code_as_dtmf_then_hangs_up() {
+    // The "PBX" is a second switchboard: it reports every digit it receives.
+    let net = Net::for_test("transfers::pbx_dtmf");
+    let mut pbx_cfg = SwitchboardConfig::peer_to_peer(&net);
+    pbx_cfg.bind = (net.ip(7), 5060).into();
+    pbx_cfg.accounts[0].user = "pbx".into();
+    let mut pbx = Switchboard::start(&pbx_cfg.to_toml());
+    let mut cfg = SwitchboardConfig::peer_to_peer(&net);
+    cfg.accounts[0].extra = "transfer_method = \"dtmf\"\n".into();
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    pbx.wait_for(secs(10), "started");
+    sb.wait_for(secs(10), "started");
+    sb.send(&format!("dial sip:pbx@{}", net.ip(7)));
+    pbx.wait_for(secs(5), "incoming");
+    pbx.send("answer");
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.send("transfer 200");
+    let asked = transfer_status(&mut sb, secs(2), "requested");
+    assert_eq!(asked["reason"], "keying the PBX's transfer code #1200#");
+    let mut digits = String::new();
+    while digits.len() < 6 {
+        let e = pbx.wait_event(secs(5), |e| e["event"] == "dtmf");
+        digits.push_str(e["digit"].as_str().unwrap_or("?"));
+    }
+    assert_eq!(digits, "#1200#");
+    transfer_status(&mut sb, secs(5), "succeeded");
+    let ended = pbx.wait_call_state(secs(5), 1, "ended");
+    assert_eq!(ended["reason"], "the far end hung up");
+    assert!(sb.quit_and_wait(secs(10)).success());
+    assert!(pbx.quit_and_wait(secs(10)).success());
+}

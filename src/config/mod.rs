@@ -205,6 +205,44 @@ pub struct Account {
     /// Requested registration lifetime in seconds, 60..=86400. Default 600.
     #[serde(default = "default_expires")]
     pub expires: u32,
+    /// How transfers are made: SIP REFER, or the PBX's DTMF feature codes.
+    #[serde(default)]
+    pub transfer_method: TransferMethod,
+    /// DTMF feature code for a blind transfer; `{target}` is the number.
+    #[serde(default = "default_blind_code")]
+    pub transfer_blind_code: String,
+    /// DTMF feature code for an attended transfer; `{target}` is the number.
+    #[serde(default = "default_attended_code")]
+    pub transfer_attended_code: String,
+    /// DTMF feature code that ends an attended transfer's consultation.
+    #[serde(default = "default_cancel_code")]
+    pub transfer_cancel_code: String,
+    /// Whether REFERs carry `Referred-By` with our address. Default `true`.
+    #[serde(default = "default_register")]
+    pub referred_by: bool,
+}
+
+/// How an account's transfers are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransferMethod {
+    /// SIP REFER (`"refer"`), the default.
+    #[default]
+    Refer,
+    /// The PBX's feature codes keyed as DTMF (`"dtmf"`).
+    Dtmf,
+}
+
+fn default_blind_code() -> String {
+    "#1{target}#".to_owned()
+}
+
+fn default_attended_code() -> String {
+    "*2{target}#".to_owned()
+}
+
+fn default_cancel_code() -> String {
+    "*1".to_owned()
 }
 
 fn default_register() -> bool {
@@ -230,6 +268,11 @@ impl fmt::Debug for Account {
             .field("password_cmd", &self.password_cmd)
             .field("register", &self.register)
             .field("expires", &self.expires)
+            .field("transfer_method", &self.transfer_method)
+            .field("transfer_blind_code", &self.transfer_blind_code)
+            .field("transfer_attended_code", &self.transfer_attended_code)
+            .field("transfer_cancel_code", &self.transfer_cancel_code)
+            .field("referred_by", &self.referred_by)
             .finish()
     }
 }
@@ -462,6 +505,11 @@ impl Config {
                 password_cmd: None,
                 register: false,
                 expires: default_expires(),
+                transfer_method: TransferMethod::Refer,
+                transfer_blind_code: default_blind_code(),
+                transfer_attended_code: default_attended_code(),
+                transfer_cancel_code: default_cancel_code(),
+                referred_by: true,
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),
@@ -648,6 +696,15 @@ impl Account {
                 out.push(Problem::new(key("password_cmd"), "must not be empty"));
             }
         }
+        for (field, code, needs_target) in [
+            ("transfer_blind_code", &self.transfer_blind_code, true),
+            ("transfer_attended_code", &self.transfer_attended_code, true),
+            ("transfer_cancel_code", &self.transfer_cancel_code, false),
+        ] {
+            if let Err(message) = check_feature_code(code, needs_target) {
+                out.push(Problem::new(key(field), message));
+            }
+        }
         if !EXPIRES_RANGE.contains(&self.expires) {
             out.push(Problem::new(
                 key("expires"),
@@ -660,6 +717,27 @@ impl Account {
             ));
         }
     }
+}
+
+/// Checks a DTMF feature code: DTMF digits and, where the number goes, `{target}`.
+fn check_feature_code(code: &str, needs_target: bool) -> Result<(), String> {
+    let has_target = code.contains("{target}");
+    let digits = code.replace("{target}", "");
+    if let Some(bad) = digits
+        .chars()
+        .find(|c| !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D'))
+    {
+        return Err(format!(
+            "`{bad}` cannot be keyed as DTMF: use 0-9, *, #, A-D and {{target}}"
+        ));
+    }
+    if needs_target && !has_target {
+        return Err("must contain {target} where the number goes, e.g. \"#1{target}#\"".into());
+    }
+    if code.is_empty() {
+        return Err("must not be empty".into());
+    }
+    Ok(())
 }
 
 /// Checks a tracing filter made of `level` and `target=level` directives.

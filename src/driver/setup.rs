@@ -26,7 +26,7 @@ use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
-use crate::sip::{Account, BlindMode, TransferConfig, Transport, UaConfig};
+use crate::sip::{Account, BlindMode, PbxCodes, TransferConfig, Transport, UaConfig};
 
 /// How many lines (simultaneous calls) the phone has.
 pub const LINES: usize = 2;
@@ -282,6 +282,14 @@ impl Setup {
                 accept_refer: config.transfer.accept_refer == config::AcceptRefer::Accept,
                 fallback_to_blind: config.transfer.attended_fallback
                     == config::AttendedFallback::Blind,
+                referred_by: account.referred_by,
+                pbx_codes: (account.transfer_method == config::TransferMethod::Dtmf).then(|| {
+                    PbxCodes {
+                        blind: account.transfer_blind_code.clone(),
+                        attended: account.transfer_attended_code.clone(),
+                        cancel: account.transfer_cancel_code.clone(),
+                    }
+                }),
             },
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));

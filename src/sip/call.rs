@@ -134,6 +134,8 @@ pub(super) struct Call {
     pub(super) end_status: Option<u16>,
     /// The call had been answered when it ended.
     pub(super) was_answered: bool,
+    /// A transfer by PBX feature codes on this call.
+    pub(super) pbx: Option<super::pbx_transfer::PbxTransfer>,
 }
 
 impl Call {
@@ -183,6 +185,7 @@ impl Call {
             remote_replaces: false,
             end_status: None,
             was_answered: false,
+            pbx: None,
         }
     }
 
@@ -193,6 +196,9 @@ impl Call {
             ack,
             self.glare_retry.map(|(t, _)| t),
             self.transfer.as_ref().and_then(Transfer::deadline),
+            self.pbx
+                .as_ref()
+                .and_then(super::pbx_transfer::PbxTransfer::deadline),
         ])
     }
 
@@ -1027,6 +1033,7 @@ impl UserAgent {
             }
         }
         self.on_transfer_timer(now, call_id);
+        self.on_pbx_timer(now, call_id);
     }
 
     // ---- requests we receive ----

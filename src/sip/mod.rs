@@ -34,6 +34,7 @@ mod garbage_tests;
 mod media_control;
 pub mod media_order;
 pub mod msg;
+mod pbx_transfer;
 // Attended transfer and being transferred (still to come) use the rest of it.
 #[allow(dead_code)]
 mod refer;
@@ -59,6 +60,7 @@ pub use api::{CallState, Command, Direction, Event, LineNo, TransferKind, Transf
 use call::Call;
 pub use media_order::MediaOrder;
 use msg::{Builder, Message, Method};
+pub use pbx_transfer::PbxCodes;
 use register::Registration;
 use timer::{earliest, TimerValues};
 use transaction::{ClientOutcome, ClientTx, ServerTx, TxKey};
@@ -377,10 +379,20 @@ impl UserAgent {
             }
             Command::Dtmf(digits) => self.dtmf(now, &digits),
             Command::Mute => self.mute(),
-            Command::Transfer(target) => self.blind_transfer(now, &target),
-            Command::Consult(target) => self.consult(now, &target),
+            Command::Transfer(target) => match self.cfg.transfer.pbx_codes.clone() {
+                Some(codes) => self.pbx_blind(now, &codes, &target),
+                None => self.blind_transfer(now, &target),
+            },
+            Command::Consult(target) => match self.cfg.transfer.pbx_codes.clone() {
+                Some(codes) => self.pbx_consult(now, &codes, &target),
+                None => self.consult(now, &target),
+            },
+            Command::Complete if self.cfg.transfer.pbx_codes.is_some() => self.pbx_complete(now),
             Command::Complete => self.complete(now),
-            Command::Cancel => self.cancel_consult(now),
+            Command::Cancel => match self.cfg.transfer.pbx_codes.clone() {
+                Some(codes) => self.pbx_cancel(now, &codes),
+                None => self.cancel_consult(now),
+            },
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }

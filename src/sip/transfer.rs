@@ -44,7 +44,7 @@ pub enum BlindMode {
 }
 
 /// Transfer settings of the user agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferConfig {
     /// How blind transfers are watched.
     pub blind: BlindMode,
@@ -56,6 +56,10 @@ pub struct TransferConfig {
     /// When an attended transfer cannot be done with Replaces (the caller's phone does not
     /// announce it, or refuses the REFER), end the consultation and transfer blind instead.
     pub fallback_to_blind: bool,
+    /// Put `Referred-By` (our address) in REFERs.
+    pub referred_by: bool,
+    /// Transfer by keying these PBX feature codes instead of sending REFER.
+    pub pbx_codes: Option<super::PbxCodes>,
 }
 
 impl Default for TransferConfig {
@@ -65,6 +69,8 @@ impl Default for TransferConfig {
             timeout: Duration::from_secs(30),
             accept_refer: true,
             fallback_to_blind: true,
+            referred_by: true,
+            pbx_codes: None,
         }
     }
 }
@@ -257,7 +263,10 @@ impl UserAgent {
             "<sip:{}@{}>",
             self.cfg.account.user, self.cfg.account.domain
         );
-        let headers = vec![("Refer-To", refer_to), ("Referred-By", referred_by)];
+        let mut headers = vec![("Refer-To", refer_to)];
+        if self.cfg.transfer.referred_by {
+            headers.push(("Referred-By", referred_by));
+        }
         match self.send_in_dialog_with(now, call_id, Method::Refer, headers, None) {
             Some(cseq) => {
                 if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {

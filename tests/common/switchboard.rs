@@ -405,6 +405,8 @@ pub struct AccountConfig {
     pub register: bool,
     /// Requested registration lifetime in seconds.
     pub expires: u32,
+    /// Raw lines appended to the table (keys this builder does not know).
+    pub extra: String,
 }
 
 impl AccountConfig {
@@ -421,6 +423,7 @@ impl AccountConfig {
             password: None,
             register: false,
             expires: 600,
+            extra: String::new(),
         }
     }
 
@@ -444,6 +447,7 @@ impl AccountConfig {
         }
         let _ = writeln!(out, "register = {}", self.register);
         let _ = writeln!(out, "expires = {}", self.expires);
+        out.push_str(&self.extra);
     }
 }
 

@@ -1,0 +1,394 @@
+//! Transfer by PBX feature codes (`transfer_method = "dtmf"`): for PBXes that transfer when
+//! the operator keys a code during the call (Asterisk's `#1` blind and `*2` attended transfer)
+//! instead of honouring REFER. The codes go as DTMF (RFC 4733, or SIP INFO when configured).
+//!
+//! ```text
+//!  transfer <n>: DTMF blind code with n ─► hang up once the digits are out ─► succeeded
+//!  consult <n>:  DTMF attended code with n (the PBX holds the caller and calls n on this call)
+//!     ├─ complete: hang up ─► the PBX joins the caller with n ─► succeeded
+//!     └─ cancel:   DTMF cancel code ─► the PBX drops n and returns the caller ─► recalled
+//! ```
+//!
+//! Nothing comes back from the PBX, so the operator sees only what was asked; a failure is
+//! the PBX's to announce (it usually returns the caller to the operator's call).
+
+use std::time::{Duration, Instant};
+
+use super::api::{Event, TransferKind, TransferStatus};
+use super::{line_no, UserAgent};
+
+/// How long one DTMF digit takes on the wire (tone and gap), with room to spare.
+const PER_DIGIT: Duration = Duration::from_millis(200);
+/// Extra wait after the last digit before hanging up, so the PBX has heard it.
+const SETTLE: Duration = Duration::from_millis(800);
+
+/// The account's feature codes; `{target}` stands for the number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PbxCodes {
+    /// Blind transfer, e.g. `#1{target}#`.
+    pub blind: String,
+    /// Attended transfer, e.g. `*2{target}#`.
+    pub attended: String,
+    /// Back to the caller during an attended transfer, e.g. `*1`.
+    pub cancel: String,
+}
+
+/// A transfer the PBX carries out on one of our calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct PbxTransfer {
+    /// The number keyed after the code.
+    target: String,
+    /// Attended (`consult`): the operator talks to the target on this call.
+    attended: bool,
+    /// Blind: when to hang up (the digits are out by then).
+    hangup_at: Option<Instant>,
+}
+
+impl PbxTransfer {
+    /// When the call must be hung up.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.hangup_at
+    }
+}
+
+impl UserAgent {
+    /// `transfer <n>` with feature codes: key the blind code, then hang up.
+    pub(super) fn pbx_blind(&mut self, now: Instant, codes: &PbxCodes, typed: &str) {
+        let Some((call_id, target, digits)) = self.pbx_start(typed, &codes.blind) else {
+            return;
+        };
+        self.dtmf(now, &digits);
+        let wait = PER_DIGIT * u32::try_from(digits.len()).unwrap_or(u32::MAX) + SETTLE;
+        if let Some(call) = self.call_mut(&call_id) {
+            call.pbx = Some(PbxTransfer {
+                target: target.clone(),
+                attended: false,
+                hangup_at: Some(now + wait),
+            });
+        }
+        let words = format!("keying the PBX's transfer code {digits}");
+        self.pbx_event(
+            &call_id,
+            TransferKind::Blind,
+            TransferStatus::Requested,
+            &target,
+            &words,
+        );
+    }
+
+    /// `consult <n>` with feature codes: key the attended code; the PBX calls the target.
+    pub(super) fn pbx_consult(&mut self, now: Instant, codes: &PbxCodes, typed: &str) {
+        let Some((call_id, target, digits)) = self.pbx_start(typed, &codes.attended) else {
+            return;
+        };
+        self.dtmf(now, &digits);
+        if let Some(call) = self.call_mut(&call_id) {
+            call.pbx = Some(PbxTransfer {
+                target: target.clone(),
+                attended: true,
+                hangup_at: None,
+            });
+        }
+        let words =
+            format!("keyed {digits}: the PBX calls {target}; talk, then complete or cancel");
+        self.pbx_event(
+            &call_id,
+            TransferKind::Attended,
+            TransferStatus::Requested,
+            &target,
+            &words,
+        );
+    }
+
+    /// `complete` with feature codes: hang up, the PBX joins the caller with the target.
+    pub(super) fn pbx_complete(&mut self, now: Instant) {
+        let Some((call_id, target)) = self.pbx_consultation() else {
+            return self.error("nothing to complete: start with consult <number>");
+        };
+        if let Some(call) = self.call_mut(&call_id) {
+            call.pbx = None;
+        }
+        let words = format!("handed to the PBX, which joins the caller with {target}");
+        self.pbx_event(
+            &call_id,
+            TransferKind::Attended,
+            TransferStatus::Succeeded,
+            &target,
+            &words,
+        );
+        self.end_call(now, &call_id, &words);
+    }
+
+    /// `cancel` with feature codes: key the cancel code; the PBX returns to the caller.
+    pub(super) fn pbx_cancel(&mut self, now: Instant, codes: &PbxCodes) {
+        let Some((call_id, target)) = self.pbx_consultation() else {
+            return self.error("no consultation to cancel");
+        };
+        let selected = self.lines[self.selected]
+            .as_ref()
+            .is_some_and(|c| c.call_id == call_id);
+        if !selected {
+            return self.error("select the consultation's line first");
+        }
+        self.dtmf(now, &codes.cancel);
+        if let Some(call) = self.call_mut(&call_id) {
+            call.pbx = None;
+        }
+        let words = format!(
+            "keyed {}: the PBX returns to the caller on this call",
+            codes.cancel
+        );
+        self.pbx_event(
+            &call_id,
+            TransferKind::Attended,
+            TransferStatus::Recalled,
+            &target,
+            &words,
+        );
+    }
+
+    /// A blind PBX transfer's digits are out: hang up.
+    pub(super) fn on_pbx_timer(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let Some(t) = call
+            .pbx
+            .clone()
+            .filter(|t| t.hangup_at.is_some_and(|at| at <= now))
+        else {
+            return;
+        };
+        if !call.info_queue.is_empty() || call.info_in_flight.is_some() {
+            // Digits still going out as SIP INFO: wait for them.
+            if let Some(p) = self.call_mut(call_id).and_then(|c| c.pbx.as_mut()) {
+                p.hangup_at = Some(now + PER_DIGIT);
+            }
+            return;
+        }
+        if let Some(call) = self.call_mut(call_id) {
+            call.pbx = None;
+        }
+        let words = format!(
+            "handed to the PBX, which transfers the caller to {}",
+            t.target
+        );
+        self.pbx_event(
+            call_id,
+            TransferKind::Blind,
+            TransferStatus::Succeeded,
+            &t.target,
+            &words,
+        );
+        self.end_call(now, call_id, &words);
+    }
+
+    /// The selected talking call, the number and the digits to key for `code`.
+    fn pbx_start(&mut self, typed: &str, code: &str) -> Option<(String, String, String)> {
+        let target = match dtmf_number(typed) {
+            Ok(n) => n,
+            Err(e) => {
+                self.error(e);
+                return None;
+            }
+        };
+        let call = self.lines[self.selected].as_ref()?;
+        if !call.is_established() || call.local_hold {
+            self.error(format!(
+                "the call on line {} is not connected: transfer it while talking",
+                line_no(self.selected)
+            ));
+            return None;
+        }
+        if call.pbx.is_some() {
+            self.error("a transfer of this call is already under way");
+            return None;
+        }
+        let call_id = call.call_id.clone();
+        Some((call_id, target.clone(), code.replace("{target}", &target)))
+    }
+
+    /// The call with an attended PBX transfer (the selected one first), and its target.
+    fn pbx_consultation(&self) -> Option<(String, String)> {
+        let selected = self.lines[self.selected].iter();
+        let others = self.lines.iter().flatten();
+        selected.chain(others).find_map(|c| {
+            c.pbx
+                .as_ref()
+                .filter(|t| t.attended)
+                .map(|t| (c.call_id.clone(), t.target.clone()))
+        })
+    }
+
+    fn pbx_event(
+        &mut self,
+        call_id: &str,
+        kind: TransferKind,
+        status: TransferStatus,
+        target: &str,
+        reason: &str,
+    ) {
+        let Some(line) = self.calls().find(|c| c.call_id == call_id).map(|c| c.line) else {
+            return;
+        };
+        self.emit(Event::Transfer {
+            line: line_no(line),
+            call_id: call_id.to_string(),
+            kind,
+            status,
+            target: target.to_string(),
+            status_code: None,
+            reason: Some(reason.to_string()),
+        });
+    }
+}
+
+/// The number to key after a feature code: punctuation dropped, the user part of a SIP URI.
+fn dtmf_number(typed: &str) -> Result<String, String> {
+    let t = typed.trim();
+    let lower = t.to_ascii_lowercase();
+    let user = if lower.starts_with("sip:") || lower.starts_with("sips:") || t.contains('@') {
+        let rest = t
+            .split_once(':')
+            .filter(|_| !t.starts_with(|c: char| c.is_ascii_digit()));
+        let rest = rest.map_or(t, |(_, r)| r);
+        rest.split('@').next().unwrap_or_default()
+    } else {
+        t
+    };
+    let number: String = user
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
+        .collect();
+    if number.is_empty()
+        || !number
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
+    {
+        return Err(format!(
+            "'{typed}' cannot be keyed as DTMF: a PBX transfer needs a number (digits, * and #)"
+        ));
+    }
+    Ok(number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dtmf_number;
+    use super::PbxCodes;
+    use crate::sip::api::{CallState, Command, Event, TransferKind, TransferStatus};
+    use crate::sip::media_order::MediaOrder;
+    use crate::sip::msg::Method;
+    use crate::sip::timer::epoch;
+    use crate::sip::ua_tests::{config, connected_call, Bench};
+    use crate::sip::UserAgent;
+    use std::time::Duration;
+
+    /// A bench whose account transfers by Asterisk's feature codes, in a connected call.
+    fn pbx_call() -> Bench {
+        let mut cfg = config(false);
+        cfg.transfer.pbx_codes = Some(PbxCodes {
+            blind: "#1{target}#".into(),
+            attended: "*2{target}#".into(),
+            cancel: "*1".into(),
+        });
+        let mut b = Bench {
+            ua: UserAgent::new(cfg, epoch()),
+            now: epoch(),
+        };
+        connected_call(&mut b);
+        b.sent();
+        b.events();
+        while b.ua.poll_media_order().is_some() {}
+        b
+    }
+
+    fn keyed(b: &mut Bench) -> Vec<String> {
+        std::iter::from_fn(|| b.ua.poll_media_order())
+            .filter_map(|o| match o {
+                MediaOrder::Dtmf { digits, .. } => Some(digits),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn transfers(b: &mut Bench) -> Vec<(TransferKind, TransferStatus)> {
+        b.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Transfer { kind, status, .. } => Some((kind, status)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blind_keys_the_code_then_hangs_up_once_the_digits_are_out() {
+        let mut b = pbx_call();
+        b.cmd(Command::Transfer("sip:200@pbx".into()));
+        assert_eq!(keyed(&mut b), ["#1200#"]);
+        assert!(b.sent().is_empty(), "no REFER, no BYE yet");
+        assert_eq!(
+            transfers(&mut b),
+            [(TransferKind::Blind, TransferStatus::Requested)]
+        );
+        b.advance(Duration::from_millis(1_000));
+        assert!(b.sent().is_empty(), "still keying");
+        b.advance(Duration::from_millis(1_000));
+        assert!(b.sent().iter().any(|m| m.method() == Method::Bye));
+        let events = b.events();
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Transfer { status: TransferStatus::Succeeded, reason: Some(r), .. }
+                if r == "handed to the PBX, which transfers the caller to 200"
+        )));
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                state: CallState::Ended,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn attended_keys_the_code_cancel_returns_and_complete_hangs_up() {
+        let mut b = pbx_call();
+        b.cmd(Command::Consult("201".into()));
+        assert_eq!(keyed(&mut b), ["*2201#"]);
+        b.cmd(Command::Cancel);
+        assert_eq!(keyed(&mut b), ["*1"]);
+        assert!(b.sent().is_empty(), "the call stays up");
+        assert_eq!(
+            transfers(&mut b),
+            [
+                (TransferKind::Attended, TransferStatus::Requested),
+                (TransferKind::Attended, TransferStatus::Recalled)
+            ]
+        );
+        b.cmd(Command::Consult("202".into()));
+        assert_eq!(keyed(&mut b), ["*2202#"]);
+        b.cmd(Command::Complete);
+        assert!(b.sent().iter().any(|m| m.method() == Method::Bye));
+        assert_eq!(
+            transfers(&mut b),
+            [
+                (TransferKind::Attended, TransferStatus::Requested),
+                (TransferKind::Attended, TransferStatus::Succeeded)
+            ]
+        );
+        b.cmd(Command::Complete);
+        assert!(matches!(b.events().as_slice(), [Event::Error { .. }]));
+    }
+
+    #[test]
+    fn numbers_are_cleaned_for_keying() {
+        assert_eq!(dtmf_number(" 20-1 ").as_deref(), Ok("201"));
+        assert_eq!(dtmf_number("sip:201@pbx").as_deref(), Ok("201"));
+        assert_eq!(dtmf_number("201@pbx").as_deref(), Ok("201"));
+        assert_eq!(dtmf_number("*8#").as_deref(), Ok("*8#"));
+        assert!(dtmf_number("+358 40").is_err());
+        assert!(dtmf_number("sip:bob@pbx").is_err());
+        assert!(dtmf_number("").is_err());
+    }
+}
