@@ -776,6 +776,12 @@ impl UserAgent {
     }
 
     fn quit(&mut self, now: Instant) {
+        // A transfer still listening after its call ended has nobody left to tell.
+        for call in self.lines.iter_mut().flatten().chain(&mut self.detached) {
+            if call.is_gone() {
+                call.transfer = None;
+            }
+        }
         let ids: Vec<String> = self.calls().map(|c| c.call_id.clone()).collect();
         for id in ids {
             self.end_call(now, &id, "switchboard is shutting down");
