@@ -690,6 +690,15 @@ impl App {
         self.lines.iter().any(Option::is_none)
     }
 
+    /// An attended transfer is being prepared (a line says `consulting`).
+    fn consulting(&self) -> bool {
+        self.lines.iter().flatten().any(|c| {
+            c.transfer.as_ref().is_some_and(|t| {
+                t.kind == TransferKind::Attended && t.status == TransferStatus::Requested
+            })
+        })
+    }
+
     fn both_established(&self) -> bool {
         self.lines
             .iter()
@@ -712,7 +721,8 @@ impl App {
                     && self.a_line_is_free()
                     && !selected.is_some_and(CallView::transfer_active)
             }
-            Action::Complete | Action::Cancel | Action::Conference => self.both_established(),
+            Action::Complete | Action::Cancel => self.consulting() || self.both_established(),
+            Action::Conference => self.both_established(),
             Action::Mute | Action::Record => established,
             Action::Route | Action::Search | Action::Command | Action::Help => true,
             Action::Quit => !self.quitting,
