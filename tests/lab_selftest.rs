@@ -21,7 +21,7 @@ use common::process::{live_group_members, udp_bound};
 use common::{
     garbage_cases, hosts, millis, secs, send_garbage, sip_options, AnswerMode, AudioSource,
     Baresip, BaresipOptions, Capture, Kamailio, KamailioAuth, Linphonec, LinphonecOptions, Net,
-    Sipp, SippOutcome, Switchboard, SwitchboardConfig,
+    Sipp, SippOutcome, Switchboard, SwitchboardConfig, Twinkle, TwinkleOptions,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -275,6 +275,38 @@ fn linphonec_registers_with_digest() {
             .any(|c| c.contains(&linphonec.ip().to_string())),
         "{contacts:?}"
     );
+}
+
+#[test]
+fn twinkles_register_with_digest_on_their_own_ports_and_answer_options() {
+    let net = Net::for_test("lab_selftest::twinkle_register");
+    let kam = Kamailio::start(&net, &[("bob", "bobpw"), ("carol", "carolpw")]);
+    let mut bob = Twinkle::start(&net, "bob", "bobpw", kam.ip(), TwinkleOptions::default());
+    // twinkle binds 0.0.0.0: a second one in the same subnet needs other ports.
+    let carol = Twinkle::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        TwinkleOptions::default(),
+    );
+    assert_ne!(bob.sip_port(), carol.sip_port());
+    bob.wait_registered(secs(5));
+    carol.wait_registered(secs(5));
+    for (user, twinkle) in [("bob", &bob), ("carol", &carol)] {
+        let contacts = kam.wait_registered(user, secs(2));
+        assert!(
+            contacts
+                .iter()
+                .any(|c| c.contains(&twinkle.addr().to_string())),
+            "{contacts:?}"
+        );
+    }
+    // An OPTIONS to the AOR is relayed by kamailio to twinkle, which answers it.
+    let out = kam.options(&kam.aor("bob")).expect("OPTIONS to the AOR");
+    assert!(out.contains("Twinkle"), "{out}");
+    assert!(bob.sound_server_running());
+    assert!(bob.is_running());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -47,7 +47,8 @@
 //!
 //! # Debian packages the lab needs
 //!
-//! `kamailio sip-tester sipsak baresip linphone-cli sox`, plus `tshark` for the opt-in
+//! `kamailio sip-tester sipsak baresip linphone-cli sox`, for twinkle `twinkle-console
+//! pulseaudio libasound2-plugins` (see [`twinkle`] for its ports), plus `tshark` for the opt-in
 //! [`Capture`] (`SWITCHBOARD_LAB_CAPTURE=1`). A missing tool makes the test panic with the
 //! package name, see [`require_tool`].
 #![allow(clippy::disallowed_methods)]
@@ -71,6 +72,7 @@ pub mod relay;
 pub mod signal;
 pub mod sipp;
 pub mod switchboard;
+pub mod twinkle;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +85,7 @@ pub use linphonec::{Linphonec, LinphonecOptions};
 pub use net::{hosts, Net};
 pub use sipp::{Sipp, SippOutcome, TracedMessage};
 pub use switchboard::{AccountConfig, Switchboard, SwitchboardConfig};
+pub use twinkle::{LoggedSip, Twinkle, TwinkleOptions};
 
 /// The directory holding the lab fixtures (kamailio template, sipp scenarios):
 /// `$SWITCHBOARD_LAB_DIR` if set, else `tests/lab` of this crate.
