@@ -195,21 +195,21 @@ fn check_alice_followed_twinkle(lab: &mut Lab, kind: &str) -> Value {
     // A NOTIFY for every provisional response: at least twinkle's own 100 Trying.
     assert!(notifies.iter().any(|n| n.frag_code == 100), "{notifies:?}");
     let final_notify = notifies.iter().find(|n| n.frag_code >= 200);
-    if let Some(f) = final_notify {
-        assert_eq!(f.frag_code, 200, "twinkle reached carol");
-    }
+    assert_eq!(
+        final_notify.map(|f| f.frag_code),
+        Some(200),
+        "twinkle reached carol: {notifies:?}"
+    );
+    // Every NOTIFY is taken, also one that arrives after twinkle's BYE with a lower CSeq: the
+    // refer subscription outlives the call (RFC 5057).
     for n in &notifies {
-        assert!(
-            n.answer == 200 || matches!(n.answer, 481 | 500),
-            "alice answered a NOTIFY with {}",
-            n.answer
+        assert_eq!(
+            n.answer, 200,
+            "alice refused NOTIFY CSeq {} ({n:?}); twinkle's BYE had CSeq {bye_cseq}",
+            n.cseq
         );
-        if n.answer != 200 {
-            // Refused only because twinkle's BYE ended the dialog first (its CSeq is higher).
-            assert!(n.cseq < bye_cseq, "{n:?}, BYE CSeq {bye_cseq}");
-        }
     }
-    // Every accepted NOTIFY became an event, once.
+    // Progress NOTIFYs became events (those after the BYE need not: the call is over).
     let events = lab.alice.events();
     let count = |status: &str| {
         events
@@ -220,27 +220,16 @@ fn check_alice_followed_twinkle(lab: &mut Lab, kind: &str) -> Value {
     let accepted = |codes: &[u16]| {
         notifies
             .iter()
-            .filter(|n| n.answer == 200 && codes.contains(&n.frag_code))
+            .filter(|n| codes.contains(&n.frag_code))
             .count()
     };
-    assert_eq!(count("trying"), accepted(&[100]), "{notifies:?}");
-    assert_eq!(count("ringing"), accepted(&[180, 183]), "{notifies:?}");
-    if final_notify.is_some_and(|f| f.answer == 200) {
-        assert_eq!(outcome["status"], "succeeded", "{outcome}");
-        assert_eq!(outcome["status_code"], 200);
-    } else {
-        // alice never learnt that carol answered: she can only say that bob hung up.
-        println!(
-            "NOTE: twinkle's BYE (CSeq {bye_cseq}) overtook its final NOTIFY ({final_notify:?}); \
-             alice reports: {}",
-            outcome["reason"]
-        );
-        assert_eq!(outcome["status"], "failed", "{outcome}");
-        assert_eq!(
-            outcome["reason"], "the caller hung up during the transfer",
-            "{outcome}"
-        );
-    }
+    assert!(
+        count("trying") >= 1 && count("trying") <= accepted(&[100]),
+        "{notifies:?}"
+    );
+    assert!(count("ringing") <= accepted(&[180, 183]), "{notifies:?}");
+    assert_eq!(outcome["status"], "succeeded", "{outcome}");
+    assert_eq!(outcome["status_code"], 200);
     outcome
 }
 

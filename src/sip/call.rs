@@ -1233,7 +1233,10 @@ impl UserAgent {
         let Some(dialog) = call.dialog.as_mut() else {
             return;
         };
-        if !dialog.accept_remote_cseq(req.cseq.0) {
+        // A NOTIFY sent together with the transferee's BYE may arrive after it with a lower
+        // CSeq (twinkle does this): the call is over, its subscription is not.
+        let lingering = notify && call.gone;
+        if !dialog.accept_remote_cseq(req.cseq.0) && !lingering {
             self.respond(now, req, 500, |b| b.header("Retry-After", "1"));
             return;
         }
