@@ -2,7 +2,7 @@
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
-//! `transfer.rs`), the built-in configuration used when there is no file, and the
+//! `transfer.rs`, `[directory]` in `directory.rs`), the built-in configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -21,9 +21,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod directory;
 mod media;
 mod transfer;
 
+pub use directory::{Directory, Extension};
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
 pub use transfer::{AcceptRefer, BlindTransfer, Transfer};
 
@@ -68,6 +70,9 @@ pub struct Config {
     /// `[transfer]`: how transfers are carried out.
     #[serde(default)]
     pub transfer: Transfer,
+    /// `[directory]`: contacts for the number picker.
+    #[serde(default)]
+    pub directory: Directory,
 }
 
 /// The `[general]` section.
@@ -410,6 +415,7 @@ impl Config {
             config.general.log_file = Some(expand_home(log_file));
         }
         config.audio.expand_paths();
+        config.directory.expand_paths();
         Ok(config)
     }
 
@@ -441,6 +447,7 @@ impl Config {
             audio: Audio::default(),
             media: Media::default(),
             transfer: Transfer::default(),
+            directory: Directory::default(),
         }
     }
 
@@ -556,6 +563,7 @@ impl Config {
         self.audio.problems(&mut out);
         self.media.problems(&mut out);
         self.transfer.problems(&mut out);
+        self.directory.problems(&mut out);
         out
     }
 }
