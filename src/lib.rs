@@ -12,6 +12,7 @@
 //!
 //! - [`config`]: the TOML configuration and its error reporting.
 //! - [`sip`]: the SIP user agent; no sockets, no clock, no threads.
+//! - [`directory`]: contacts and the fuzzy search behind the number picker.
 //! - [`driver`]: owns the sockets and the clock and runs the user agent.
 //! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
 //! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
@@ -38,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod directory;
 pub mod driver;
 pub mod headless;
 pub mod history;

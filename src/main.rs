@@ -19,11 +19,13 @@ use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::config::{AudioBackend, Config, ConfigError};
+use switchboard::directory::Directory;
 use switchboard::driver::{self, Setup};
 use switchboard::headless;
+use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
 use switchboard::sip::{Command, Event};
-use switchboard::tui::{self, App, Keymap, ListFinder};
+use switchboard::tui::{self, App, DirectoryFinder, Keymap};
 
 /// Exit code for a configuration or command-line problem.
 const EXIT_CONFIG: u8 = 2;
@@ -166,6 +168,33 @@ fn apply_audio_flags(config: &mut Config, audio_in: Option<PathBuf>, audio_out: 
     if audio_out.is_some() {
         audio.file_out = audio_out;
     }
+}
+
+/// The picker's directory: `[directory]` sources (the personal book at its XDG default when
+/// not configured) and the call history's numbers. Problems with a file are logged; the rest
+/// loads.
+fn directory_finder(config: &Config) -> DirectoryFinder {
+    let mut sources = config.directory.clone();
+    if sources.personal.is_none() {
+        sources.personal = switchboard::config::Directory::default_personal();
+    }
+    let (mut directory, warnings) = Directory::load(&sources);
+    for warning in warnings {
+        tracing::warn!(%warning, "directory");
+    }
+    if let Some(path) = config.history.path() {
+        match History::load(&path, config.history.load) {
+            Ok(history) => directory.set_history(history.recent_numbers()),
+            Err(e) => tracing::warn!(error = %e, "call history not loaded for the picker"),
+        }
+    }
+    DirectoryFinder::new(directory, wall_clock)
+}
+
+/// The wall clock, for ranking recently picked numbers.
+fn wall_clock() -> std::time::SystemTime {
+    #[allow(clippy::disallowed_methods)] // main is the edge where time enters
+    std::time::SystemTime::now()
 }
 
 /// switchboard needs an account to run; an empty configuration is valid TOML but not usable.
@@ -347,8 +376,7 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Until the directory lands, the picker searches an empty list: typed numbers still work.
-    let mut finder = ListFinder::default();
+    let mut finder = directory_finder(&config);
     // The screen ends when the driver stops; if the screen fails first, dropping its command
     // sender makes the driver quit.
     let screen = tui::run(app, &mut finder, command_tx, event_rx);

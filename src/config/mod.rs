@@ -3,8 +3,8 @@
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
 //! `transfer.rs`, `[history]` in `history.rs`, `[hooks]` in `hooks.rs`, `[[route]]` in
-//! `routes.rs`, `[ui]` and `[keys]` in `ui.rs`), the built-in configuration used when there is
-//! no file, and the
+//! `routes.rs`, `[ui]` and `[keys]` in `ui.rs`, `[directory]` in `directory.rs`), the built-in
+//! configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
 //! the position of the offending key, so a person can fix the file without guessing.
 //!
@@ -23,6 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod directory;
 mod history;
 mod hooks;
 mod media;
@@ -30,6 +31,7 @@ mod routes;
 mod transfer;
 mod ui;
 
+pub use directory::{Directory, Extension};
 pub use history::History;
 pub use hooks::Hooks;
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
@@ -93,6 +95,9 @@ pub struct Config {
     /// `[keys]`: which key runs which action on the screen.
     #[serde(default)]
     pub keys: Keys,
+    /// `[directory]`: contacts for the number picker.
+    #[serde(default)]
+    pub directory: Directory,
 }
 
 /// The `[general]` section.
@@ -479,6 +484,7 @@ impl Config {
         }
         config.audio.expand_paths();
         config.history.expand_paths();
+        config.directory.expand_paths();
         Ok(config)
     }
 
@@ -520,6 +526,7 @@ impl Config {
             routes: Vec::new(),
             ui: Ui::default(),
             keys: Keys::default(),
+            directory: Directory::default(),
         }
     }
 
@@ -641,6 +648,7 @@ impl Config {
             route.problems(i, &self.routes, &self.accounts, &mut out);
         }
         self.keys.problems(&mut out);
+        self.directory.problems(&mut out);
         out
     }
 }

@@ -21,6 +21,7 @@
 pub mod app;
 #[cfg(test)]
 mod app_tests;
+pub mod directory_finder;
 pub mod finder;
 pub mod keymap;
 pub mod terminal;
@@ -37,6 +38,7 @@ use tokio::sync::mpsc;
 
 use crate::sip::{Command, Event};
 pub use app::{App, Effect, Input};
+pub use directory_finder::DirectoryFinder;
 pub use finder::{Finder, ListFinder, PickerRow};
 pub use keymap::{Action, Keymap};
 

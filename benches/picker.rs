@@ -1,0 +1,296 @@
+//! Cost of the number picker per keystroke over 100,000 directory entries.
+//!
+//! The entries are generated: names from several languages (Spanish and Nordic accents, German,
+//! Polish, Russian in Cyrillic, English), phone numbers in several national formats, e-mail
+//! addresses, companies and departments, two numbers for some people. Realistic queries are
+//! typed one character at a time and then deleted one at a time, as an operator does; every
+//! keystroke is one `Directory::search` for the top 50 rows with their highlights.
+//!
+//! The picker must feel instant: the goal is a median of at most 5 ms and a worst keystroke of
+//! at most 16 ms (one frame at 60 Hz). Run in release: `cargo bench --bench picker`. Prints the
+//! figures; no statistics framework needed.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+use switchboard::directory::{Directory, Entry, Source};
+
+const ENTRIES: usize = 100_000;
+const LIMIT: usize = 50;
+
+const FIRST: &[&str] = &[
+    "José",
+    "María",
+    "Jesús",
+    "Lucía",
+    "Ángel",
+    "Sofía",
+    "John",
+    "Mary",
+    "James",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Aino",
+    "Mikko",
+    "Väinö",
+    "Eetu",
+    "Søren",
+    "Åsa",
+    "Björn",
+    "Øyvind",
+    "Jürgen",
+    "Müller",
+    "Łucja",
+    "Paweł",
+    "Zoë",
+    "François",
+    "Chloé",
+    "Павел",
+    "Анна",
+    "Сергей",
+    "Мария",
+    "Дмитрий",
+    "Ольга",
+    "Wei",
+    "Li",
+    "Ahmed",
+    "Fatima",
+    "Giulia",
+    "Matteo",
+];
+const LAST: &[&str] = &[
+    "García",
+    "Martínez",
+    "López",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Hämeenlinna",
+    "Virtanen",
+    "Korhonen",
+    "Mäkinen",
+    "Jørgensen",
+    "Ström",
+    "Åberg",
+    "Schäfer",
+    "Weiß",
+    "Nowak",
+    "Wiśniewski",
+    "Dubois",
+    "Lefèvre",
+    "Пахомов",
+    "Иванов",
+    "Смирнова",
+    "Кузнецов",
+    "Pahomov",
+    "Wang",
+    "Zhang",
+    "Rossi",
+    "Bianchi",
+    "O'Brien",
+    "Ng",
+];
+const COMPANIES: &[&str] = &[
+    "Acme, S.L.",
+    "Globex",
+    "Initech",
+    "Umbrella Oy",
+    "Hooli",
+    "Stark Industries",
+    "ООО Ромашка",
+    "Dansk Indkøb A/S",
+    "Beispiel GmbH",
+    "Vandelay Import",
+    "Wayne Enterprises",
+];
+const DEPARTMENTS: &[&str] = &[
+    "Sales",
+    "Support",
+    "Engineering",
+    "Finance",
+    "Legal",
+    "Logistics",
+    "Бухгалтерия",
+    "HR",
+    "Marketing",
+    "",
+];
+
+/// A phone number in one of several national formats.
+fn number(rng: &mut StdRng) -> String {
+    let d = |rng: &mut StdRng, n: usize| -> String {
+        (0..n)
+            .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+            .collect()
+    };
+    match rng.gen_range(0..6) {
+        0 => format!("+1 ({}) {}-{}", d(rng, 3), d(rng, 3), d(rng, 4)),
+        1 => format!("+34 {} {} {}", d(rng, 3), d(rng, 3), d(rng, 3)),
+        2 => format!("+358 {} {} {}", d(rng, 2), d(rng, 3), d(rng, 4)),
+        3 => format!("+7 {} {}-{}-{}", d(rng, 3), d(rng, 3), d(rng, 2), d(rng, 2)),
+        4 => format!("0{} {} {}", d(rng, 2), d(rng, 4), d(rng, 4)),
+        _ => d(rng, 4),
+    }
+}
+
+/// An ASCII e-mail local part for a name.
+fn mail_part(name: &str) -> String {
+    name.chars()
+        .filter(char::is_ascii_alphabetic)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+fn entries() -> Vec<Entry> {
+    let mut rng = StdRng::seed_from_u64(5551234);
+    let mut out = Vec::with_capacity(ENTRIES);
+    while out.len() < ENTRIES {
+        let first = FIRST.choose(&mut rng).copied().unwrap_or("Ann");
+        let last = LAST.choose(&mut rng).copied().unwrap_or("Lee");
+        let company = COMPANIES.choose(&mut rng).copied().unwrap_or("");
+        let department = DEPARTMENTS.choose(&mut rng).copied().unwrap_or("");
+        let email = format!(
+            "{}.{}{}@{}.example",
+            mail_part(first),
+            mail_part(last),
+            rng.gen_range(1..100),
+            mail_part(company)
+        );
+        let source = match rng.gen_range(0..20) {
+            0 => Source::Personal,
+            1 => Source::Extension,
+            2 => Source::History,
+            _ => Source::Corporate,
+        };
+        let numbers = if rng.gen_bool(0.3) { 2 } else { 1 };
+        for kind in ["mobile", "office"].iter().take(numbers) {
+            let detail = [*kind, &email, company, department]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" · ");
+            out.push(Entry {
+                name: format!("{first} {last}"),
+                number: number(&mut rng),
+                detail,
+                source,
+                internal: false,
+            });
+        }
+    }
+    out.truncate(ENTRIES);
+    out
+}
+
+#[allow(clippy::disallowed_methods)] // a benchmark measures real time
+fn now() -> Instant {
+    Instant::now()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Median and worst of `times`, in milliseconds.
+fn summary(times: &mut [Duration]) -> (f64, f64) {
+    times.sort_unstable();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    let worst = times.last().copied().unwrap_or_default();
+    (ms(median), ms(worst))
+}
+
+fn main() {
+    let entries = entries();
+    let started = now();
+    let mut directory = Directory::from_entries(entries);
+    println!(
+        "picker: {} entries indexed (folded haystacks) in {:.1} ms",
+        directory.len(),
+        ms(started.elapsed())
+    );
+
+    let queries = [
+        "jose garc",
+        "hameen",
+        "5551",
+        "smith sales",
+        "пахомов",
+        "pahomov",
+        "+34 600",
+        "anna",
+        "globex fin",
+    ];
+    let mut all = Vec::new();
+    let mut typing_all = Vec::new();
+    // Two rounds: the first warms caches and allocators; both are counted.
+    for round in 0..2 {
+        for query in queries {
+            let mut typing = Vec::new();
+            let mut deleting = Vec::new();
+            let chars: Vec<char> = query.chars().collect();
+            let mut rows = 0;
+            for n in 1..=chars.len() {
+                let text: String = chars[..n].iter().collect();
+                let t = now();
+                let hits = black_box(directory.search(&text, LIMIT));
+                typing.push(t.elapsed());
+                rows = hits.len();
+            }
+            for n in (0..chars.len()).rev() {
+                let text: String = chars[..n].iter().collect();
+                let t = now();
+                black_box(directory.search(&text, LIMIT));
+                deleting.push(t.elapsed());
+            }
+            if round == 1 {
+                let top = directory.search(query, 1);
+                let best = top
+                    .first()
+                    .map(|h| directory.entry(h.entry).name.clone())
+                    .unwrap_or_default();
+                typing_all.extend(typing.iter().copied());
+                all.extend(typing.iter().copied());
+                all.extend(deleting.iter().copied());
+                let (tm, tw) = summary(&mut typing);
+                let (dm, dw) = summary(&mut deleting);
+                println!(
+                    "  {query:<12} typing median {tm:6.2} ms worst {tw:6.2} ms | deleting median \
+                     {dm:6.2} ms worst {dw:6.2} ms | {rows} rows, best: {best}"
+                );
+            }
+        }
+    }
+    let keystrokes = all.len();
+    let (median, worst) = summary(&mut all);
+    let (typing_median, typing_worst) = summary(&mut typing_all);
+    println!(
+        "picker: {keystrokes} keystrokes over {ENTRIES} entries: median {median:.2} ms, worst \
+         {worst:.2} ms (typing only: median {typing_median:.2} ms, worst {typing_worst:.2} ms); \
+         goal: median <= 5 ms, worst <= 16 ms"
+    );
+
+    // A pasted query (no earlier results to build on) and the empty query.
+    let mut cold = Vec::new();
+    for query in ["jose garcia", "5551234", "hämeenlinna"] {
+        directory.search("zzzz", LIMIT);
+        let t = now();
+        black_box(directory.search(query, LIMIT));
+        cold.push(t.elapsed());
+    }
+    let (cold_median, cold_worst) = summary(&mut cold);
+    let t = now();
+    black_box(directory.search("", LIMIT));
+    println!(
+        "picker: pasted query median {cold_median:.2} ms, worst {cold_worst:.2} ms; empty query \
+         {:.2} ms",
+        ms(t.elapsed())
+    );
+}

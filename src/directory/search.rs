@@ -1,0 +1,550 @@
+//! Fuzzy search over the directory, fast enough to run on every keystroke.
+//!
+//! Each entry has a haystack, built once at load: its folded name, its number (digits only, so
+//! `5551` finds `+1 (555) 123…`; a SIP URI folded as text) and its folded detail, separated by
+//! spaces, plus a 64-bit mask of the characters in it. A query is folded the same way; a query
+//! written like a phone number (`555-12 3`) is reduced to its digits.
+//!
+//! Ranking: first how the query matches ([`Class`]: in one piece at the start of a word of
+//! the name or number, in one piece inside them, scattered over them, or only with help from
+//! the detail), then how many characters its earliest occurrence spans (fewer is better), then
+//! fuzzy-matcher's score, then the caller's tie order (use, source, name).
+//!
+//! One fuzzy-matcher call costs 0.2 to 1 µs, so scoring 100,000 entries per keystroke would
+//! take 30 ms and more. Speed comes from:
+//! - **A stack of results.** Every entry matching `jos` also matches `jo` (a match is a
+//!   subsequence), so typing one more character only looks at the previous hits, and deleting
+//!   one finds the shorter query's hits and best rows still on the stack. Editing in the middle
+//!   drops back to the longest query on the stack that is still a prefix.
+//! - **Class and span without fuzzy-matcher**: they come from plain string searches, after a
+//!   cheap rejection with 64-bit character masks. fuzzy-matcher then scores only the hits in
+//!   the groups of class and span that reach the rows asked for, usually a few hundred.
+//! - **A window**: fuzzy-matcher is given only the part of the haystack that can hold the
+//!   match, mostly the short name and number (see `Query::window`).
+//! - **Both cores** for large passes, and highlight positions only for the rows returned.
+//!
+//! **fuzzy-matcher 0.3.7 keeps state between calls.** Its cached score matrix is not cleared,
+//! and a matched cell's bonus is read before this call wrote it, so the same text and pattern
+//! can score differently depending on what was matched before (and `use_cache(false)` panics
+//! with "RefCell already borrowed"). A fresh matcher per call would cost a quarter of a
+//! microsecond more per entry. Instead both pattern and text start with a sentinel character
+//! (`\0`, which folding never produces): the matrix rows whose stale bonus could be read then
+//! only ever match the sentinel in column one, which no later cell reads, so the score depends
+//! on the text and pattern alone. The price is a small penalty for alignments that start after
+//! the first occurrence of the query's first character (the gap after the sentinel), the same
+//! for every entry. Highlight positions come from a fresh matcher per returned row.
+//!
+//! This module must not read files or know where entries come from.
+
+use fuzzy_matcher::skim::SkimMatcherV2;
+use fuzzy_matcher::FuzzyMatcher;
+
+use super::fold::{fold, fold_into};
+use super::number::{dial_chars, is_phone_like, is_uri};
+use super::Entry;
+
+/// Passes over fewer candidates than this stay on the calling thread.
+const PARALLEL_THRESHOLD: usize = 16_384;
+/// Most queries kept on the stack.
+const MAX_LEVELS: usize = 64;
+
+/// The matcher used for searching. Text is folded to lower case beforehand, so case is
+/// respected (cheaper than ignoring it). See the module documentation for why every call is
+/// prefixed with a sentinel.
+pub fn matcher() -> SkimMatcherV2 {
+    SkimMatcherV2::default().respect_case()
+}
+
+/// Which field of an entry a haystack character came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Name,
+    Number,
+    Detail,
+    /// A separator between fields.
+    Gap,
+}
+
+/// An entry's text as the matcher sees it.
+#[derive(Debug, Clone)]
+pub struct Hay {
+    /// Folded name, number and detail, separated by spaces.
+    pub text: Box<str>,
+    /// Length in bytes of the folded name at the start of `text`.
+    pub name_len: u32,
+    /// Length in bytes of the name and number at the start of `text` (see [`Query::score`]).
+    primary_len: u32,
+    /// Bit [`char_bit`] set for each character of `text`.
+    mask: u64,
+}
+
+impl Hay {
+    /// The folded name, for sorting.
+    pub fn name(&self) -> &str {
+        self.text.get(..self.name_len as usize).unwrap_or("")
+    }
+}
+
+/// The mask bit of a character.
+fn char_bit(c: char) -> u64 {
+    1 << ((c as u32).wrapping_mul(0x9E37_79B1) >> 26)
+}
+
+fn mask_of(text: &str) -> u64 {
+    text.chars().fold(0, |mask, c| mask | char_bit(c))
+}
+
+/// Builds the haystack of `entry`; with `origins`, also where each of its characters came from
+/// (field and character index in that field).
+/// Also returns the lengths in bytes of the folded name and of the name and number.
+pub fn hay_text(
+    entry: &Entry,
+    mut origins: Option<&mut Vec<(Field, usize)>>,
+) -> (String, u32, u32) {
+    let mut text =
+        String::with_capacity(entry.name.len() + entry.number.len() + entry.detail.len() + 2);
+    let mut note = |field: Field, i: usize| {
+        if let Some(origins) = origins.as_deref_mut() {
+            origins.push((field, i));
+        }
+    };
+    fold_into(&entry.name, &mut text, |i| note(Field::Name, i));
+    let name_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    text.push(' ');
+    note(Field::Gap, 0);
+    if is_uri(&entry.number) {
+        fold_into(&entry.number, &mut text, |i| note(Field::Number, i));
+    } else {
+        for (i, c) in dial_chars(&entry.number) {
+            text.push(c);
+            note(Field::Number, i);
+        }
+    }
+    let primary_len = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    text.push(' ');
+    note(Field::Gap, 0);
+    fold_into(&entry.detail, &mut text, |i| note(Field::Detail, i));
+    (text, name_len, primary_len)
+}
+
+/// The haystack of `entry`.
+pub fn hay(entry: &Entry) -> Hay {
+    let (text, name_len, primary_len) = hay_text(entry, None);
+    Hay {
+        mask: mask_of(&text),
+        text: text.into_boxed_str(),
+        name_len,
+        primary_len,
+    }
+}
+
+/// Put before both pattern and text given to fuzzy-matcher; see the module documentation.
+const SENTINEL: char = '\0';
+
+/// A query ready for matching.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Folded text (or digits); empty matches everything.
+    pub text: String,
+    /// [`SENTINEL`] and `text`: what fuzzy-matcher is given.
+    pattern: String,
+    mask: u64,
+    first: char,
+    last: char,
+}
+
+impl Query {
+    /// Folds `raw`; a phone-number-like query becomes its digits. Leading spaces are dropped
+    /// and runs of spaces count as one.
+    pub fn new(raw: &str) -> Query {
+        let raw = raw.trim_start();
+        let text = if is_phone_like(raw) {
+            raw.chars()
+                .filter(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
+                .collect()
+        } else {
+            let folded = fold(raw);
+            let mut text = String::with_capacity(folded.len());
+            for c in folded.chars() {
+                if !(c == ' ' && text.ends_with(' ')) {
+                    text.push(c);
+                }
+            }
+            text
+        };
+        Query {
+            pattern: format!("{SENTINEL}{text}"),
+            mask: mask_of(&text),
+            first: text.chars().next().unwrap_or(' '),
+            last: text.chars().next_back().unwrap_or(' '),
+            text,
+        }
+    }
+
+    /// The part of `text` (a haystack whose name and number take `primary_len` bytes) that
+    /// fuzzy-matcher is given, with its start in bytes; `None` when the query does not match.
+    ///
+    /// When the query matches within the name and number (most hits, and the ones a person
+    /// expects first), that is the name and number from just before the first occurrence of the
+    /// query's first character to the last occurrence of its last character: nothing outside
+    /// can take part in a match, and the character before the first occurrence decides its
+    /// bonus. Otherwise the query reaches into the detail (`smith sales`), and the window is
+    /// the earliest place where the query's characters occur in order: a short query is found
+    /// somewhere in almost any long detail, and scoring all of it would cost more than a frame
+    /// per 100,000 entries.
+    fn window<'a>(
+        &self,
+        text: &'a str,
+        primary_len: usize,
+        in_primary: bool,
+    ) -> Option<(usize, &'a str)> {
+        let first = text.find(self.first)?;
+        let start = text[..first]
+            .char_indices()
+            .next_back()
+            .map_or(0, |(i, _)| i);
+        let end = if in_primary {
+            text.get(..primary_len)?.rfind(self.last)? + self.last.len_utf8()
+        } else {
+            first + earliest_end(&self.text, &text[first..])?
+        };
+        Some((start, &text[start..end]))
+    }
+
+    /// How `hay` matches, `None` when it does not: its [`Class`] and span (how many characters
+    /// the earliest occurrence of the query covers, at most 255), from the text alone, without
+    /// fuzzy-matcher.
+    pub fn class(&self, hay: &Hay) -> Option<(Class, u8)> {
+        if self.mask & !hay.mask != 0 {
+            return None;
+        }
+        let text = &*hay.text;
+        let primary = text.get(..hay.primary_len as usize).unwrap_or("");
+        let span = |piece: &str| u8::try_from(piece.chars().count()).unwrap_or(u8::MAX);
+        let mut contiguous = None;
+        for (at, found) in primary.match_indices(self.text.as_str()) {
+            let before = primary[..at].chars().next_back();
+            if before.is_none_or(|c| !c.is_alphanumeric()) {
+                return Some((Class::WordStart, span(found)));
+            }
+            contiguous.get_or_insert((Class::Inside, span(found)));
+        }
+        if contiguous.is_some() {
+            return contiguous;
+        }
+        let first = text.find(self.first)?;
+        if let Some(end) = primary
+            .get(first..)
+            .and_then(|rest| earliest_end(&self.text, rest))
+        {
+            return Some((Class::Scattered, span(&primary[first..first + end])));
+        }
+        let end = earliest_end(&self.text, &text[first..])?;
+        Some((Class::Detail, span(&text[first..first + end])))
+    }
+
+    /// The ranking score of `hay`, which matches in `class` with `span`: the class first, then
+    /// the span (shorter is better), then fuzzy-matcher's score. `buffer` is scratch space,
+    /// reused between calls.
+    pub fn score(
+        &self,
+        matcher: &SkimMatcherV2,
+        hay: &Hay,
+        (class, span): (Class, u8),
+        buffer: &mut String,
+    ) -> i64 {
+        let in_primary = class != Class::Detail;
+        let fuzzy = self
+            .window(&hay.text, hay.primary_len as usize, in_primary)
+            .and_then(|(_, window)| {
+                buffer.clear();
+                buffer.push(SENTINEL);
+                buffer.push_str(window);
+                matcher.fuzzy_match(buffer, &self.pattern)
+            })
+            .unwrap_or(0);
+        group_score(class, span) + fuzzy.clamp(-GROUP_WEIGHT / 2, GROUP_WEIGHT / 2 - 1)
+    }
+
+    /// The character indices in `text` (a haystack whose name and number take `primary_len`
+    /// bytes) of the best match, for highlighting.
+    pub fn indices(&self, text: &str, primary_len: u32) -> Vec<usize> {
+        let primary = text.get(..primary_len as usize).unwrap_or("");
+        let in_primary = earliest_end(&self.text, primary).is_some();
+        let Some((start, window)) = self.window(text, primary_len as usize, in_primary) else {
+            return Vec::new();
+        };
+        let offset = text[..start].chars().count();
+        let choice = format!("{SENTINEL}{window}");
+        matcher()
+            .fuzzy_indices(&choice, &self.pattern)
+            .map(|(_, indices)| {
+                indices
+                    .into_iter()
+                    .filter(|&i| i > 0)
+                    .map(|i| i - 1 + offset)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Where the earliest occurrence of `pattern`'s characters in order within `text` ends, in
+/// bytes; `None` when they do not all occur.
+fn earliest_end(pattern: &str, text: &str) -> Option<usize> {
+    let mut wanted = pattern.chars().peekable();
+    for (i, c) in text.char_indices() {
+        if wanted.next_if_eq(&c).is_some() && wanted.peek().is_none() {
+            return Some(i + c.len_utf8());
+        }
+    }
+    None
+}
+
+/// How a query matches an entry, best last. Ranking puts the class before fuzzy-matcher's
+/// score, so fuzzy-matcher only runs for the classes that reach the rows shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Class {
+    /// Only with help from the detail (e-mail, company, department).
+    Detail = 0,
+    /// Scattered over the name and number.
+    Scattered = 1,
+    /// In one piece inside the name or number.
+    Inside = 2,
+    /// In one piece at the start of a word of the name, or of the number.
+    WordStart = 3,
+}
+
+/// A step of span outweighs any fuzzy-matcher score.
+const GROUP_WEIGHT: i64 = 1 << 24;
+
+/// The part of the score given by class and span.
+fn group_score(class: Class, span: u8) -> i64 {
+    ((class as i64) * 256 + 255 - i64::from(span)) * GROUP_WEIGHT
+}
+
+/// The rank of a class and span among the 1024 possible, best first.
+fn group(class: Class, span: u8) -> usize {
+    (3 - class as usize) * 256 + usize::from(span)
+}
+
+/// Hits of one query: entry index, class and span.
+pub type Hits = Vec<(u32, Class, u8)>;
+
+/// One query's hits, with the best rows last computed for it.
+#[derive(Debug)]
+struct Level {
+    query: String,
+    hits: Hits,
+    /// `limit` and the rows [`top`] returned for it, until the ranking changes.
+    top: Option<(usize, Vec<(u32, i64)>)>,
+}
+
+/// The stack of recent queries and their hits.
+#[derive(Debug, Default)]
+pub struct Search {
+    levels: Vec<Level>,
+}
+
+impl Search {
+    /// Forgets every cached result (the entries changed).
+    pub fn clear(&mut self) {
+        self.levels.clear();
+    }
+
+    /// Forgets the cached best rows (the ranking after the score changed).
+    pub fn forget_tops(&mut self) {
+        for level in &mut self.levels {
+            level.top = None;
+        }
+    }
+
+    /// The best `limit` rows for non-empty `query`, best first, with their scores; see [`top`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn best(
+        &mut self,
+        query: &Query,
+        hays: &[Hay],
+        matcher: &SkimMatcherV2,
+        tie: &[u64],
+        limit: usize,
+        threads: usize,
+    ) -> Vec<(u32, i64)> {
+        self.hits(query, hays, threads);
+        let level = self
+            .levels
+            .last_mut()
+            .expect("hits leaves the query's level on top");
+        match &level.top {
+            Some((cached, rows)) if *cached == limit => rows.clone(),
+            _ => {
+                let rows = top(&level.hits, query, hays, matcher, tie, limit, threads);
+                level.top = Some((limit, rows.clone()));
+                rows
+            }
+        }
+    }
+
+    /// The hits of non-empty `query` over `hays`, from the stack when possible.
+    fn hits(&mut self, query: &Query, hays: &[Hay], threads: usize) {
+        while self
+            .levels
+            .last()
+            .is_some_and(|level| !query.text.starts_with(level.query.as_str()))
+        {
+            self.levels.pop();
+        }
+        if self
+            .levels
+            .last()
+            .is_some_and(|level| level.query == query.text)
+        {
+            return;
+        }
+        let class = |&i: &u32, _: &mut String| {
+            hays.get(i as usize)
+                .and_then(|hay| query.class(hay))
+                .map(|(class, span)| (i, class, span))
+        };
+        let candidates: Vec<u32> = match self.levels.last() {
+            Some(previous) => previous.hits.iter().map(|&(i, _, _)| i).collect(),
+            None => (0..u32::try_from(hays.len()).unwrap_or(u32::MAX)).collect(),
+        };
+        let hits = par_filter_map(&candidates, threads, class);
+        if self.levels.len() >= MAX_LEVELS {
+            // The new query extends the one below the top too, so the stack stays a chain.
+            self.levels.pop();
+        }
+        self.levels.push(Level {
+            query: query.text.clone(),
+            hits,
+            top: None,
+        });
+    }
+}
+
+/// The best `limit` of `hits` with their scores, best first: by score, then by `tie` (lower
+/// first). Only the groups of class and span that reach the top `limit` are given to
+/// fuzzy-matcher.
+fn top(
+    hits: &Hits,
+    query: &Query,
+    hays: &[Hay],
+    matcher: &SkimMatcherV2,
+    tie: &[u64],
+    limit: usize,
+    threads: usize,
+) -> Vec<(u32, i64)> {
+    let mut counts = vec![0usize; 4 * 256];
+    for &(_, class, span) in hits {
+        counts[group(class, span)] += 1;
+    }
+    let mut cut = counts.len() - 1;
+    let mut seen = 0;
+    for (g, count) in counts.iter().enumerate() {
+        seen += count;
+        if seen >= limit {
+            cut = g;
+            break;
+        }
+    }
+    let wanted: Vec<(u32, Class, u8)> = hits
+        .iter()
+        .filter(|&&(_, class, span)| group(class, span) <= cut)
+        .copied()
+        .collect();
+    let mut scored = par_filter_map(&wanted, threads, |&(i, class, span), buffer| {
+        let hay = hays.get(i as usize)?;
+        Some((i, query.score(matcher, hay, (class, span), buffer)))
+    });
+    let key = |&(i, score): &(u32, i64)| (std::cmp::Reverse(score), tie.get(i as usize).copied());
+    if scored.len() > limit {
+        scored.select_nth_unstable_by_key(limit - 1, key);
+        scored.truncate(limit);
+    }
+    scored.sort_unstable_by_key(key);
+    scored
+}
+
+/// `f` over `items`, on several threads when there are many; `f` gets a scratch string.
+fn par_filter_map<T: Sync, U: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T, &mut String) -> Option<U> + Sync,
+) -> Vec<U> {
+    let run = |chunk: &[T]| -> Vec<U> {
+        let mut buffer = String::new();
+        chunk
+            .iter()
+            .filter_map(|item| f(item, &mut buffer))
+            .collect()
+    };
+    if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
+        return run(items);
+    }
+    let chunk_len = items.len().div_ceil(threads);
+    let run = &run;
+    std::thread::scope(|scope| {
+        let mut chunks = items.chunks(chunk_len);
+        let mine = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|chunk| (chunk, scope.spawn(move || run(chunk))))
+            .collect();
+        let mut out = run(mine);
+        for (chunk, other) in others {
+            // Matching cannot panic on text; should a thread fail, its share is redone here.
+            out.extend(other.join().unwrap_or_else(|_| run(chunk)));
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A score depends on the text and the query only, not on what was matched before.
+        #[test]
+        fn scores_do_not_depend_on_earlier_calls(
+            pairs in prop::collection::vec(("[a-c .1-2éП]{0,30}", "[a-c .1-2еп]{1,5}"), 1..40),
+        ) {
+            let reused = matcher();
+            let mut buffer = String::new();
+            for (text, pattern) in pairs {
+                let entry = Entry {
+                    name: text,
+                    number: String::new(),
+                    detail: String::new(),
+                    source: super::super::Source::Personal,
+                    internal: false,
+                };
+                let hay = hay(&entry);
+                let query = Query::new(&pattern);
+                if query.text.is_empty() {
+                    continue;
+                }
+                let class = query.class(&hay);
+                if let Some(class) = class {
+                    prop_assert!(class.1 as usize >= query.text.chars().count().min(255));
+                    prop_assert_eq!(
+                        query.score(&reused, &hay, class, &mut buffer),
+                        query.score(&matcher(), &hay, class, &mut String::new())
+                    );
+                }
+                // Highlighting finds a match exactly when the class does.
+                prop_assert_eq!(
+                    !query.indices(&hay.text, hay.primary_len).is_empty(),
+                    class.is_some()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn phone_like_queries_become_digits() {
+        assert_eq!(Query::new("+1 (555) 12-3").text, "1555123");
+        assert_eq!(Query::new("  José  GARCÍA").text, "jose garcia");
+    }
+}
