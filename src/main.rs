@@ -25,6 +25,7 @@ use switchboard::headless;
 use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
 use switchboard::sip::{Command, Event};
+use switchboard::tui::stderr::StderrRedirect;
 use switchboard::tui::{self, App, DirectoryFinder, Keymap};
 
 /// Exit code for a configuration or command-line problem.
@@ -308,7 +309,7 @@ fn run(cli: Cli) -> ExitCode {
         .log_file
         .or_else(|| config.general.log_file.clone())
         .or_else(default_log_file);
-    init_logging(log_file, &config.general.log_level, !cli.headless);
+    init_logging(log_file.clone(), &config.general.log_level, !cli.headless);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         headless = cli.headless,
@@ -361,6 +362,14 @@ fn run(cli: Cli) -> ExitCode {
         }
     };
     let app = App::new(keymap, config.ui.bell);
+    // From here until the screen closes, what libraries print to stderr goes to the log.
+    let quiet = match StderrRedirect::to_log(log_file.as_deref()) {
+        Ok(guard) => Some(guard),
+        Err(e) => {
+            tracing::warn!(error = %e, "stderr stays on the terminal");
+            None
+        }
+    };
     // A closed terminal (SIGHUP) quits like `quit`; the driver handles SIGINT and SIGTERM.
     let hangup_quits = command_tx.downgrade();
     let driver = thread::Builder::new().name("driver".into()).spawn(move || {
@@ -372,6 +381,7 @@ fn run(cli: Cli) -> ExitCode {
     let driver = match driver {
         Ok(handle) => handle,
         Err(e) => {
+            drop(quiet);
             eprintln!("switchboard: cannot start the driver thread: {e}");
             return ExitCode::FAILURE;
         }
@@ -381,6 +391,7 @@ fn run(cli: Cli) -> ExitCode {
     // sender makes the driver quit.
     let screen = tui::run(app, &mut finder, command_tx, event_rx);
     let result = driver.join();
+    drop(quiet);
     if let Err(e) = &screen {
         tracing::error!(error = %e, "the screen failed");
         eprintln!("switchboard: the screen failed: {e}");

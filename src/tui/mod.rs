@@ -24,6 +24,7 @@ mod app_tests;
 pub mod directory_finder;
 pub mod finder;
 pub mod keymap;
+pub mod stderr;
 pub mod terminal;
 pub mod view;
 pub mod widgets;
