@@ -182,6 +182,63 @@ fn switchboard_transfers_switchboard_to_baresip() {
 }
 
 #[test]
+fn a_switchboard_that_asks_first_is_transferred_only_when_its_operator_says_so() {
+    let net = Net::for_test("transfers::ask_before_transfer");
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let carol = Baresip::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: CAROL,
+            ..BaresipOptions::default()
+        },
+    );
+    let mut alice =
+        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw")
+        .with_extra("[transfer]\naccept_refer = \"ask\"\n");
+    bob_cfg.bind = (net.ip(7), 5060).into();
+    let mut bob = Switchboard::start(&bob_cfg.to_toml());
+    alice.wait_for(secs(10), "registered");
+    bob.wait_for(secs(10), "registered");
+    carol.wait_registered(secs(10));
+    alice.send("dial bob");
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    bob.wait_call_state(secs(5), 1, "connected");
+
+    // Bob's operator says no: alice's REFER is refused and her call comes back.
+    alice.send("transfer carol");
+    let asked = transfer_status(&mut bob, secs(5), "asking");
+    assert_eq!(asked["kind"], "incoming");
+    bob.expect_no_event(Duration::from_millis(500), |e| {
+        e["event"] == "call" && e["line"] == 2
+    });
+    bob.send("decline 1");
+    let refused = transfer_status(&mut alice, secs(5), "failed");
+    assert_eq!(refused["status_code"], 603);
+    transfer_status(&mut alice, secs(10), "recalled");
+    alice.wait_call_state(secs(10), 1, "connected");
+
+    // Asked again, bob's operator agrees: bob calls carol and the old call ends.
+    alice.send("transfer carol");
+    transfer_status(&mut bob, secs(5), "asking");
+    bob.send("answer 1");
+    transfer_status(&mut bob, secs(5), "accepted");
+    bob.wait_call_state(secs(10), 2, "connected");
+    transfer_status(&mut alice, secs(10), "succeeded");
+    carol.wait_log("Call established", secs(5));
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+}
+
+#[test]
 fn blind_transfer_of_linphonec_to_baresip() {
     let net = Net::for_test("transfers::linphonec_to_carol");
     let kam = Kamailio::start(

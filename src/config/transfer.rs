@@ -26,6 +26,9 @@ pub enum AcceptRefer {
     /// Call the target and hand the call over (`"accept"`), the default.
     #[default]
     Accept,
+    /// Show the request and wait for the operator's `answer` (go) or `decline` (stay);
+    /// refused after 20 s without a word (`"ask"`).
+    Ask,
     /// Refuse to be transferred (`"reject"`: 603 Decline).
     Reject,
 }
@@ -51,7 +54,7 @@ pub struct Transfer {
     /// Seconds a safe blind transfer waits for the target to answer before the call comes
     /// back, 5 to 300. Default 30.
     pub blind_timeout: u32,
-    /// `"accept"` or `"reject"`. Default `"accept"`.
+    /// `"accept"`, `"ask"` or `"reject"`. Default `"accept"`.
     pub accept_refer: AcceptRefer,
     /// `"blind"` or `"none"`. Default `"blind"`.
     pub attended_fallback: AttendedFallback,

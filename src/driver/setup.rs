@@ -26,7 +26,7 @@ use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
-use crate::sip::{Account, BlindMode, PbxCodes, TransferConfig, Transport, UaConfig};
+use crate::sip::{Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig};
 
 /// How many lines (simultaneous calls) the phone has.
 pub const LINES: usize = 2;
@@ -279,7 +279,11 @@ impl Setup {
                     config::BlindTransfer::Immediate => BlindMode::Immediate,
                 },
                 timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),
-                accept_refer: config.transfer.accept_refer == config::AcceptRefer::Accept,
+                accept_refer: match config.transfer.accept_refer {
+                    config::AcceptRefer::Accept => ReferPolicy::Accept,
+                    config::AcceptRefer::Ask => ReferPolicy::Ask,
+                    config::AcceptRefer::Reject => ReferPolicy::Reject,
+                },
                 fallback_to_blind: config.transfer.attended_fallback
                     == config::AttendedFallback::Blind,
                 referred_by: account.referred_by,

@@ -89,8 +89,11 @@ pub enum TransferKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TransferStatus {
-    /// The operator asked for it.
+    /// The operator asked for it (or, for `incoming`, the far end did).
     Requested,
+    /// The far end asks to transfer this call and waits for the operator's word:
+    /// `answer` goes, `decline` stays (`[transfer] accept_refer = "ask"`).
+    Asking,
     /// The transferee accepted the REFER (202).
     Accepted,
     /// The transferee is calling the target.

@@ -25,7 +25,7 @@ use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
 use super::transfer::Transfer;
-use super::transferee::Referral;
+use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
 
 /// How long we resend a 2xx waiting for its ACK: 64·T1 (§13.3.1.4).
@@ -126,6 +126,8 @@ pub(super) struct Call {
     invite_headers: Vec<(&'static str, String)>,
     /// We are being transferred: the REFER we accepted on this call.
     pub(super) referred: Option<Referral>,
+    /// A REFER on this call waiting for the operator's word (`accept_refer = "ask"`).
+    pub(super) refer_ask: Option<AskedRefer>,
     /// This call was placed for a REFER received on that call (its Call-ID).
     pub(super) referred_from: Option<String>,
     /// The far end announced `replaces` (it can take part in an attended transfer).
@@ -181,6 +183,7 @@ impl Call {
             transfer: None,
             invite_headers: Vec::new(),
             referred: None,
+            refer_ask: None,
             referred_from: None,
             remote_replaces: false,
             end_status: None,
@@ -196,6 +199,7 @@ impl Call {
             ack,
             self.glare_retry.map(|(t, _)| t),
             self.transfer.as_ref().and_then(Transfer::deadline),
+            self.refer_ask.as_ref().map(|a| a.deadline),
             self.pbx
                 .as_ref()
                 .and_then(super::pbx_transfer::PbxTransfer::deadline),
@@ -344,12 +348,17 @@ impl UserAgent {
 
     /// `answer`: accepts the ringing call on `line` (or the first one).
     pub(super) fn answer(&mut self, now: Instant, line: Option<super::LineNo>) {
-        let found = self.lines.iter().flatten().find(|c| {
+        let ringing = |c: &&Call| {
             c.role == Role::Callee
                 && c.state == CallState::Ringing
                 && line.is_none_or(|l| line_no(c.line) == l)
-        });
-        let Some(call) = found else {
+        };
+        if !self.lines.iter().flatten().any(|c| ringing(&c))
+            && self.settle_refer_ask(now, line, true)
+        {
+            return;
+        }
+        let Some(call) = self.lines.iter().flatten().find(ringing) else {
             return self.error(match line {
                 Some(l) => format!("no call is ringing on line {l}"),
                 None => "no call is ringing".to_string(),
@@ -417,6 +426,7 @@ impl UserAgent {
         });
         match found.map(|c| c.call_id.clone()) {
             Some(call_id) => self.end_call(now, &call_id, "you declined the call"),
+            None if self.settle_refer_ask(now, line, false) => {}
             None => self.error("no call is ringing"),
         }
     }
@@ -929,15 +939,12 @@ impl UserAgent {
                 self.on_reinvite_done(now, call_id, re.hold);
             }
             491 => {
-                // §14.1: the Call-ID's owner waits 2.1–4 s, the other 0–2 s.
-                let ms = match call.role {
-                    Role::Caller => 2_100 + self.tokens.next() % 1_901,
-                    Role::Callee => self.tokens.next() % 2_001,
-                };
+                let role = call.role;
+                let wait = self.glare_wait(role);
                 let Some(call) = self.call_mut(call_id) else {
                     return;
                 };
-                call.glare_retry = Some((now + Duration::from_millis(ms), re.hold));
+                call.glare_retry = Some((now + wait, re.hold));
             }
             408 | 481 => {
                 self.send_bye(now, call_id);
@@ -1034,6 +1041,7 @@ impl UserAgent {
         }
         self.on_transfer_timer(now, call_id);
         self.on_pbx_timer(now, call_id);
+        self.on_refer_ask_timer(now, call_id);
     }
 
     // ---- requests we receive ----
@@ -1420,6 +1428,16 @@ impl UserAgent {
                 line: line_no(index),
             });
         }
+    }
+
+    /// How long to wait before asking again after 491 Request Pending (RFC 3261 §14.1): the
+    /// Call-ID's owner 2.1–4 s, the other side 0–2 s.
+    pub(super) fn glare_wait(&mut self, role: Role) -> Duration {
+        let ms = match role {
+            Role::Caller => 2_100 + self.tokens.next() % 1_901,
+            Role::Callee => self.tokens.next() % 2_001,
+        };
+        Duration::from_millis(ms)
     }
 
     /// `preferred` if free, else the first free line.

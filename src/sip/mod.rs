@@ -64,7 +64,7 @@ pub use pbx_transfer::PbxCodes;
 use register::Registration;
 use timer::{earliest, TimerValues};
 use transaction::{ClientOutcome, ClientTx, ServerTx, TxKey};
-pub use transfer::{BlindMode, TransferConfig};
+pub use transfer::{BlindMode, ReferPolicy, TransferConfig};
 
 /// A SIP transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

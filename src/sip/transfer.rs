@@ -43,6 +43,18 @@ pub enum BlindMode {
     Immediate,
 }
 
+/// What to do when the far end asks to transfer one of our calls (REFER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReferPolicy {
+    /// Call the target at once.
+    #[default]
+    Accept,
+    /// Tell the operator and wait for `answer` (go) or `decline` (stay).
+    Ask,
+    /// Refuse with 603 Decline.
+    Reject,
+}
+
 /// Transfer settings of the user agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferConfig {
@@ -51,8 +63,8 @@ pub struct TransferConfig {
     /// How long a safe blind transfer waits for the final NOTIFY once the REFER is
     /// accepted, before the call is recalled.
     pub timeout: Duration,
-    /// Accept REFERs (be transferred); `false` answers them 603.
-    pub accept_refer: bool,
+    /// Whether we let ourselves be transferred.
+    pub accept_refer: ReferPolicy,
     /// When an attended transfer cannot be done with Replaces (the caller's phone does not
     /// announce it, or refuses the REFER), end the consultation and transfer blind instead.
     pub fallback_to_blind: bool,
@@ -67,7 +79,7 @@ impl Default for TransferConfig {
         TransferConfig {
             blind: BlindMode::Safe,
             timeout: Duration::from_secs(30),
-            accept_refer: true,
+            accept_refer: ReferPolicy::Accept,
             fallback_to_blind: true,
             referred_by: true,
             pbx_codes: None,
@@ -82,12 +94,17 @@ enum Phase {
     Holding,
     /// REFER sent (its CSeq), no final answer yet.
     Referring(u32),
+    /// The REFER met a request in progress (491): send it again at this time.
+    RetryAt(Instant),
     /// REFER accepted: waiting for the NOTIFY with the final status, until `deadline`.
     Accepted { deadline: Instant },
     /// The transferee hung up after accepting: its final NOTIFY may still come, until
     /// `deadline`.
     HungUp { deadline: Instant },
 }
+
+/// How many times a REFER answered 491 Request Pending is sent again.
+const GLARE_RETRIES: u8 = 2;
 
 /// How long the refer subscription is kept after the transferee hung up, for a final NOTIFY
 /// sent after its BYE.
@@ -114,6 +131,8 @@ pub(super) struct Transfer {
     /// The CSeq of our REFER once sent: a NOTIFY whose `Event: refer;id=` names another
     /// REFER (an earlier transfer of this call) is not about this one (RFC 3515 §2.4.6).
     refer_cseq: Option<u32>,
+    /// REFERs sent again after 491 so far.
+    glare_retries: u8,
 }
 
 impl Transfer {
@@ -127,6 +146,7 @@ impl Transfer {
             cancel_consult_on_accept: false,
             phase: Phase::Holding,
             refer_cseq: None,
+            glare_retries: 0,
         }
     }
 
@@ -146,7 +166,9 @@ impl Transfer {
     /// When the transfer gives up waiting.
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.phase {
-            Phase::Accepted { deadline } | Phase::HungUp { deadline } => Some(deadline),
+            Phase::Accepted { deadline }
+            | Phase::HungUp { deadline }
+            | Phase::RetryAt(deadline) => Some(deadline),
             Phase::Holding | Phase::Referring(_) => None,
         }
     }
@@ -299,6 +321,15 @@ impl UserAgent {
         }
         if (200..300).contains(&code) {
             self.transfer_accepted(now, call_id);
+        } else if code == 491 && t.glare_retries < GLARE_RETRIES {
+            // A request of the transferee's own is in progress (its re-INVITE, say): wait
+            // as RFC 3261 §14.1 says for re-INVITEs, then ask again.
+            let role = self.calls().find(|c| c.call_id == call_id).map(|c| c.role);
+            let wait = role.map_or(Duration::ZERO, |role| self.glare_wait(role));
+            if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
+                t.glare_retries += 1;
+                t.phase = Phase::RetryAt(now + wait);
+            }
         } else {
             let reason = match code {
                 403 => "transfer refused by the caller's phone (403 Forbidden)".to_string(),
@@ -365,7 +396,12 @@ impl UserAgent {
             .find(|c| c.call_id == call_id)
             .and_then(|c| c.transfer.as_ref());
         let phase = transfer.map(|t| t.phase);
-        let ours = phase.is_some_and(|p| p != Phase::Holding);
+        let ours = phase.is_some_and(|p| {
+            matches!(
+                p,
+                Phase::Referring(_) | Phase::Accepted { .. } | Phase::HungUp { .. }
+            )
+        });
         let hung_up = matches!(phase, Some(Phase::HungUp { .. }));
         let event = req.header("Event");
         let is_refer = event.is_some_and(refer::event_is_refer);
@@ -468,6 +504,7 @@ impl UserAgent {
             return;
         };
         let reason = match phase {
+            Phase::RetryAt(_) => return self.send_refer(now, call_id),
             Phase::HungUp { .. } => HUNG_UP,
             _ => "target did not answer",
         };

@@ -619,7 +619,7 @@ fn a_failed_referred_call_is_reported_and_the_old_call_stays() {
 fn refers_are_refused_when_configured_or_malformed() {
     let now = epoch();
     let mut cfg = config(false);
-    cfg.transfer.accept_refer = false;
+    cfg.transfer.accept_refer = super::ReferPolicy::Reject;
     let mut b = Bench {
         ua: UserAgent::new(cfg, now),
         now,
@@ -642,6 +642,104 @@ fn refers_are_refused_when_configured_or_malformed() {
         &refer_from_phone(&invite, 8, "<mailto:carol@example.org>"),
     );
     assert_eq!(b.sent()[0].code(), Some(416));
+}
+
+/// A bench whose user agent asks the operator before being transferred, with a connected
+/// call that has just received a REFER to carol; returns our INVITE of that call.
+fn asked(b: &mut Bench) -> Message {
+    let (invite, _) = connected_call(b);
+    b.sent();
+    b.events();
+    b.recv(
+        PHONE,
+        &refer_from_phone(&invite, 7, "<sip:carol@127.0.0.1>"),
+    );
+    assert!(b.sent().is_empty(), "the REFER waits for the operator");
+    let events = transfer_events(b);
+    assert_eq!(
+        events,
+        vec![(
+            TransferStatus::Asking,
+            None,
+            Some(
+                "the far end asks to transfer you to sip:carol@127.0.0.1: `answer 1` to go, \
+                 `decline 1` to stay"
+                    .into()
+            )
+        )]
+    );
+    invite
+}
+
+fn asking_bench() -> Bench {
+    let now = epoch();
+    let mut cfg = config(false);
+    cfg.transfer.accept_refer = super::ReferPolicy::Ask;
+    Bench {
+        ua: UserAgent::new(cfg, now),
+        now,
+    }
+}
+
+#[test]
+fn asked_refer_goes_on_when_the_operator_answers() {
+    let mut b = asking_bench();
+    let invite = asked(&mut b);
+    b.cmd(Command::Answer(Some(1)));
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(202), "{sent:#?}");
+    let target = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite && m.call_id != invite.call_id)
+        .expect("INVITE to the target");
+    assert_eq!(target.header("Referred-By"), Some("<sip:bob@127.0.0.1>"));
+    assert_eq!(
+        transfer_events(&mut b)[0],
+        (
+            TransferStatus::Accepted,
+            None,
+            Some("the far end transfers this call to sip:carol@127.0.0.1".into())
+        )
+    );
+}
+
+#[test]
+fn asked_refer_is_refused_on_decline_or_silence() {
+    let mut b = asking_bench();
+    asked(&mut b);
+    b.cmd(Command::Decline(None));
+    assert_eq!(b.sent()[0].code(), Some(603));
+    assert_eq!(
+        transfer_events(&mut b),
+        vec![(
+            TransferStatus::Failed,
+            Some(603),
+            Some("you declined to be transferred".into())
+        )]
+    );
+
+    let mut b = asking_bench();
+    asked(&mut b);
+    b.advance(Duration::from_secs(19));
+    assert!(b.sent().is_empty(), "the operator has 20 s");
+    b.advance(Duration::from_secs(1));
+    assert_eq!(b.sent()[0].code(), Some(603));
+    assert_eq!(
+        transfer_events(&mut b)[0].2.as_deref(),
+        Some("no answer in 20 s: the transfer was refused")
+    );
+    b.cmd(Command::Answer(Some(1)));
+    assert!(b.sent().is_empty(), "nothing left to accept");
+}
+
+#[test]
+fn asked_refer_gets_487_when_the_call_ends_first() {
+    let mut b = asking_bench();
+    let invite = asked(&mut b);
+    b.recv(PHONE, &bye_from_phone(&invite, 8));
+    let codes: Vec<Option<u16>> = b.sent().iter().map(Message::code).collect();
+    assert!(codes.contains(&Some(200)), "{codes:?}");
+    assert!(codes.contains(&Some(487)), "{codes:?}");
 }
 
 #[test]
@@ -681,6 +779,58 @@ fn glare_on_the_hold_before_refer_retries_the_hold_then_refers() {
     assert!(
         !events.iter().any(|(s, _, _)| *s == TransferStatus::Failed),
         "{events:?}"
+    );
+}
+
+/// The first REFER sent since the last look (later ones are its retransmissions).
+fn first_refer(b: &mut Bench) -> Message {
+    b.sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Refer)
+        .expect("a REFER")
+}
+
+#[test]
+fn a_refer_met_by_491_is_sent_again_after_the_glare_wait_then_gives_up() {
+    let mut b = Bench::new(false);
+    let (_, refer) = transferring(&mut b);
+    b.events();
+    b.recv(PHONE, &reply(&refer, 491, "", "", ""));
+    assert!(
+        transfer_events(&mut b).is_empty(),
+        "491 is not a failure yet"
+    );
+    b.advance(Duration::from_millis(2_050));
+    assert!(
+        !b.sent().iter().any(|m| m.method() == Method::Refer),
+        "the caller waits at least 2.1 s"
+    );
+    b.advance(Duration::from_millis(1_950));
+    let again = first_refer(&mut b);
+    assert!(again.cseq.0 > refer.cseq.0);
+    assert_eq!(again.header("Refer-To"), refer.header("Refer-To"));
+    // A second 491 is retried too; a third ends the transfer and recalls the call.
+    b.recv(PHONE, &reply(&again, 491, "", "", ""));
+    b.advance(Duration::from_secs(4));
+    let third = first_refer(&mut b);
+    b.recv(PHONE, &reply(&third, 491, "", "", ""));
+    let events = transfer_events(&mut b);
+    assert_eq!(events[0].0, TransferStatus::Failed, "{events:?}");
+    assert_eq!(events[0].1, Some(491));
+}
+
+#[test]
+fn a_refer_retried_after_491_can_still_succeed() {
+    let mut b = Bench::new(false);
+    let (_, refer) = transferring(&mut b);
+    b.events();
+    b.recv(PHONE, &reply(&refer, 491, "", "", ""));
+    b.advance(Duration::from_secs(4));
+    let again = first_refer(&mut b);
+    b.recv(PHONE, &reply(&again, 202, "", "", ""));
+    assert_eq!(
+        transfer_events(&mut b),
+        vec![(TransferStatus::Accepted, Some(202), None)]
     );
 }
 

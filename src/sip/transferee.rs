@@ -13,17 +13,35 @@
 //!                  for the transferor to take back
 //! ```
 //!
-//! `[transfer] accept_refer = "reject"` answers every REFER 603 instead.
+//! `[transfer] accept_refer = "reject"` answers every REFER 603 instead; `"ask"` holds the
+//! REFER unanswered, tells the operator, and goes on when they say `answer` (go) or stops
+//! with 603 on `decline` (stay) or after [`ASK_WINDOW`] without a word — well inside the
+//! 32 s the transferor's REFER transaction waits.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::api::{CallState, Event, TransferKind, TransferStatus};
 use super::msg::{reason_phrase, Message, Method};
 use super::refer::{self, ReferTo};
+use super::transfer::ReferPolicy;
 use super::{line_no, UserAgent};
 
 /// How long our refer subscription is said to last (s); it ends with the final NOTIFY.
 const SUBSCRIPTION_SECONDS: u32 = 60;
+
+/// How long a REFER waits for the operator's word under `accept_refer = "ask"`.
+pub(super) const ASK_WINDOW: Duration = Duration::from_secs(20);
+
+/// A REFER waiting for the operator (`accept_refer = "ask"`).
+#[derive(Debug, Clone)]
+pub(super) struct AskedRefer {
+    /// The REFER, still unanswered.
+    request: Message,
+    /// Its Refer-To, already checked.
+    refer_to: ReferTo,
+    /// When it is refused for want of an answer.
+    pub(super) deadline: Instant,
+}
 
 /// A REFER we accepted on a call, until its outcome is reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +59,14 @@ pub(super) struct Referral {
 impl UserAgent {
     /// A REFER on the dialog of `call_id`.
     pub(super) fn on_refer(&mut self, now: Instant, call_id: &str, req: &Message) {
-        if !self.cfg.transfer.accept_refer {
+        if self.cfg.transfer.accept_refer == ReferPolicy::Reject {
             self.respond(now, req, 603, |b| b);
             return;
         }
         let busy = self
             .calls()
             .find(|c| c.call_id == call_id)
-            .is_none_or(|c| c.referred.is_some() || !c.is_established());
+            .is_none_or(|c| c.referred.is_some() || c.refer_ask.is_some() || !c.is_established());
         if busy {
             self.respond(now, req, 491, |b| b);
             return;
@@ -72,6 +90,110 @@ impl UserAgent {
                 return;
             }
         };
+        if self.cfg.transfer.accept_refer == ReferPolicy::Ask {
+            return self.ask_operator(now, call_id, req, refer_to);
+        }
+        self.accept_refer(now, call_id, req, refer_to, TransferStatus::Requested);
+    }
+
+    /// Holds the REFER and asks the operator whether to go.
+    fn ask_operator(&mut self, now: Instant, call_id: &str, req: &Message, refer_to: ReferTo) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let line = line_no(call.line);
+        let target = refer_to.uri.clone();
+        call.refer_ask = Some(AskedRefer {
+            request: req.clone(),
+            refer_to,
+            deadline: now + ASK_WINDOW,
+        });
+        self.emit_referral(
+            call_id,
+            &target,
+            TransferStatus::Asking,
+            None,
+            format!(
+                "the far end asks to transfer you to {target}: `answer {line}` to go, \
+                 `decline {line}` to stay"
+            ),
+        );
+    }
+
+    /// The operator's word on the REFER waiting on line `line` (or any line): `go` or stay.
+    /// False when no REFER waits there.
+    pub(super) fn settle_refer_ask(
+        &mut self,
+        now: Instant,
+        line: Option<super::LineNo>,
+        go: bool,
+    ) -> bool {
+        let found = self
+            .lines
+            .iter()
+            .flatten()
+            .find(|c| c.refer_ask.is_some() && line.is_none_or(|l| line_no(c.line) == l))
+            .map(|c| c.call_id.clone());
+        let Some(call_id) = found else {
+            return false;
+        };
+        let Some(asked) = self.call_mut(&call_id).and_then(|c| c.refer_ask.take()) else {
+            return false;
+        };
+        if go {
+            self.accept_refer(
+                now,
+                &call_id,
+                &asked.request,
+                asked.refer_to,
+                TransferStatus::Accepted,
+            );
+        } else {
+            self.refuse_asked(now, &call_id, asked, "you declined to be transferred");
+        }
+        true
+    }
+
+    /// A REFER the operator did not answer in time is refused.
+    pub(super) fn on_refer_ask_timer(&mut self, now: Instant, call_id: &str) {
+        let due = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.refer_ask.as_ref())
+            .is_some_and(|a| a.deadline <= now);
+        if let Some(asked) = due
+            .then(|| self.call_mut(call_id).and_then(|c| c.refer_ask.take()))
+            .flatten()
+        {
+            let reason = format!(
+                "no answer in {} s: the transfer was refused",
+                ASK_WINDOW.as_secs()
+            );
+            self.refuse_asked(now, call_id, asked, &reason);
+        }
+    }
+
+    fn refuse_asked(&mut self, now: Instant, call_id: &str, asked: AskedRefer, reason: &str) {
+        self.respond(now, &asked.request, 603, |b| b);
+        self.emit_referral(
+            call_id,
+            &asked.refer_to.uri,
+            TransferStatus::Failed,
+            Some(603),
+            reason.to_string(),
+        );
+    }
+
+    /// 202, the first NOTIFY and the call to the target; `status` is what the event says
+    /// (`requested` when it happens by itself, `accepted` when the operator said so).
+    fn accept_refer(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        req: &Message,
+        refer_to: ReferTo,
+        status: TransferStatus,
+    ) {
         let ReferTo { uri, replaces, .. } = refer_to;
         let mut headers = Vec::new();
         if let Some(by) = req.header("Referred-By") {
@@ -85,7 +207,7 @@ impl UserAgent {
         self.emit_referral(
             call_id,
             &uri,
-            TransferStatus::Requested,
+            status,
             None,
             format!("the far end transfers this call to {uri}"),
         );
@@ -132,8 +254,21 @@ impl UserAgent {
         }
     }
 
-    /// Reports the progress of every call we placed for a REFER (after each input).
+    /// Reports the progress of every call we placed for a REFER (after each input), and
+    /// answers 487 to a REFER still waiting for the operator when its call has ended
+    /// (RFC 3261 §15.1.2).
     pub(super) fn flush_referrals(&mut self, now: Instant) {
+        let orphaned: Vec<AskedRefer> = self
+            .lines
+            .iter_mut()
+            .flatten()
+            .chain(&mut self.detached)
+            .filter(|c| c.is_gone())
+            .filter_map(|c| c.refer_ask.take())
+            .collect();
+        for asked in orphaned {
+            self.respond(now, &asked.request, 487, |b| b);
+        }
         let pending: Vec<(String, Referral)> = self
             .calls()
             .filter_map(|c| c.referred.clone().map(|r| (c.call_id.clone(), r)))

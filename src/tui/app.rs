@@ -234,6 +234,13 @@ impl CallView {
         }
     }
 
+    /// The far end asks to transfer this call and waits for the operator's word.
+    fn asks_to_transfer(&self) -> bool {
+        self.transfer
+            .as_ref()
+            .is_some_and(|t| t.kind == TransferKind::Incoming && t.status == TransferStatus::Asking)
+    }
+
     fn transfer_active(&self) -> bool {
         self.transfer.as_ref().is_some_and(|t| {
             !matches!(
@@ -577,6 +584,12 @@ impl App {
                 format!("Line {line}: {caller} is transferring this call to {whom}"),
                 false,
             )),
+            (TransferKind::Incoming, TransferStatus::Asking) => Some((
+                format!(
+                    "Line {line}: {caller} asks to transfer you to {whom} — Enter to go, Esc to stay"
+                ),
+                false,
+            )),
             _ => None,
         };
         if let Some((text, failure)) = message {
@@ -699,6 +712,14 @@ impl App {
         })
     }
 
+    /// The line whose far end asks to transfer it (the selected one first).
+    fn asking_line(&self) -> Option<LineNo> {
+        let asks = |line: LineNo| self.call(line).is_some_and(CallView::asks_to_transfer);
+        std::iter::once(self.selected)
+            .chain(1..=LINES as LineNo)
+            .find(|l| asks(*l))
+    }
+
     fn both_established(&self) -> bool {
         self.lines
             .iter()
@@ -711,7 +732,11 @@ impl App {
         let established = selected.is_some_and(CallView::is_established);
         match action {
             Action::Dial | Action::Pickup => self.a_line_is_free() && !self.quitting,
-            Action::Answer => self.lines.iter().flatten().any(CallView::is_incoming),
+            Action::Answer => self
+                .lines
+                .iter()
+                .flatten()
+                .any(|c| c.is_incoming() || c.asks_to_transfer()),
             Action::Hangup => selected.is_some(),
             Action::Hold => established,
             Action::Swap => true,
@@ -721,7 +746,10 @@ impl App {
                     && self.a_line_is_free()
                     && !selected.is_some_and(CallView::transfer_active)
             }
-            Action::Complete | Action::Cancel => self.consulting() || self.both_established(),
+            Action::Complete => self.consulting() || self.both_established(),
+            Action::Cancel => {
+                self.consulting() || self.both_established() || self.asking_line().is_some()
+            }
             Action::Conference => self.both_established(),
             Action::Mute | Action::Record => established,
             Action::Route | Action::Search | Action::Command | Action::Help => true,
@@ -745,7 +773,10 @@ impl App {
                 let line = if ringing(self.selected) {
                     self.selected
                 } else {
-                    (1..=LINES as LineNo).find(|l| ringing(*l)).unwrap_or(1)
+                    (1..=LINES as LineNo)
+                        .find(|l| ringing(*l))
+                        .or_else(|| self.asking_line())
+                        .unwrap_or(1)
                 };
                 send(Command::Answer(Some(line)))
             }
@@ -765,7 +796,10 @@ impl App {
             }
             Action::Swap => send(Command::Swap),
             Action::Complete => send(Command::Complete),
-            Action::Cancel => send(Command::Cancel),
+            Action::Cancel => match self.asking_line() {
+                Some(line) if !self.consulting() => send(Command::Decline(Some(line))),
+                _ => send(Command::Cancel),
+            },
             Action::Mute => send(Command::Mute),
             Action::Record => {
                 let recording = self.selected_call().is_some_and(|c| c.recording);

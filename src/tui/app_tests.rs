@@ -477,6 +477,36 @@ fn being_transferred_is_shown() {
 }
 
 #[test]
+fn a_transfer_that_asks_is_accepted_with_enter_or_refused_with_esc() {
+    let asking = || Event::Transfer {
+        line: 1,
+        call_id: "c1".into(),
+        kind: TransferKind::Incoming,
+        status: TransferStatus::Asking,
+        target: "sip:202@pbx".into(),
+        status_code: None,
+        reason: Some("the far end asks to transfer you to sip:202@pbx".into()),
+    };
+    let mut rig = Rig::new();
+    rig.connected();
+    rig.event(asking());
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some(
+            "Line 1: Anna Virtanen (201) asks to transfer you to Bob Builder (202) — Enter to \
+             go, Esc to stay"
+        )
+    );
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Answer(Some(1))));
+
+    let mut rig = Rig::new();
+    rig.connected();
+    assert_eq!(rig.key(KeyCode::Esc), Vec::new(), "nothing to cancel yet");
+    rig.event(asking());
+    assert_eq!(rig.key(KeyCode::Esc), send(Command::Decline(Some(1))));
+}
+
+#[test]
 fn picker_purposes_send_their_commands_and_typed_text_is_used_as_is() {
     let mut rig = Rig::new();
     rig.char('d');

@@ -45,7 +45,9 @@ mod tests {
     /// Writes straight to descriptor 2, as a C library would.
     fn write_fd2(text: &str) {
         let fd2 = rustix::io::dup(io::stderr().as_fd()).expect("dup fd 2");
-        File::from(fd2).write_all(text.as_bytes()).expect("write to fd 2");
+        File::from(fd2)
+            .write_all(text.as_bytes())
+            .expect("write to fd 2");
     }
 
     fn fd2_target() -> std::path::PathBuf {

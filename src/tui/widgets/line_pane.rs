@@ -143,6 +143,7 @@ pub fn transfer_words(t: &TransferView) -> String {
     };
     let status = match t.status {
         TransferStatus::Requested => "asked".to_owned(),
+        TransferStatus::Asking => "Enter to go, Esc to stay".to_owned(),
         TransferStatus::Accepted => "accepted".to_owned(),
         TransferStatus::Trying => "calling the target".to_owned(),
         TransferStatus::Ringing => "target ringing".to_owned(),
