@@ -1,12 +1,13 @@
 //! switchboard (headless) against sipp scenarios, peer to peer on loopback:
 //! answered, busy, never answered and cancelled, challenged, held and
 //! resumed, hung up by the far end; calls from sipp answered, cancelled and
-//! held by the caller; and garbage.
+//! held by the caller; an INVITE replacing an unknown dialog; and garbage.
 
 mod common;
 
 use common::{assert_garbage_handled, hosts, secs, Net, Sipp, Switchboard, SwitchboardConfig};
 use serde_json::Value;
+use std::time::Duration;
 
 /// switchboard at `.2` as alice, calling straight to sipp (no registrar).
 fn switchboard(net: &Net) -> Switchboard {
@@ -222,6 +223,38 @@ fn busy_lines_reject_a_third_call_with_486() {
         "uac_invite expects a 200, it got 603"
     );
     first.expect_pass(secs(15));
+}
+
+#[test]
+fn invite_replacing_an_unknown_dialog_gets_481_and_the_call_goes_on() {
+    let net = Net::for_test("calls_sipp::replaces_unknown");
+    let mut sb = switchboard(&net);
+    let me = net.sip_addr(hosts::SWITCHBOARD);
+    let mut call = Sipp::uac(
+        &net,
+        hosts::SIPP,
+        "uac_invite",
+        me,
+        "alice",
+        &["-d", "3000"],
+    );
+    sb.wait_for(secs(5), "incoming");
+    sb.send("answer 1");
+    sb.wait_call_state(secs(5), 1, "connected");
+    let mut stranger = Sipp::uac(
+        &net,
+        hosts::SIPP + 1,
+        "uac_replaces_unknown",
+        me,
+        "alice",
+        &[],
+    );
+    stranger.expect_pass(secs(10));
+    sb.expect_no_event(Duration::from_millis(300), |e| {
+        e["event"] == "incoming" || (e["event"] == "call" && e["state"] == "ended")
+    });
+    call.expect_pass(secs(15));
+    sb.wait_call_state(secs(5), 1, "ended");
 }
 
 #[test]
