@@ -72,6 +72,7 @@ pub mod relay;
 pub mod signal;
 pub mod sipp;
 pub mod switchboard;
+pub mod tmux;
 pub mod twinkle;
 
 use std::path::PathBuf;
@@ -85,6 +86,7 @@ pub use linphonec::{Linphonec, LinphonecOptions};
 pub use net::{hosts, Net};
 pub use sipp::{Sipp, SippOutcome, TracedMessage};
 pub use switchboard::{AccountConfig, Switchboard, SwitchboardConfig};
+pub use tmux::TmuxScreen;
 pub use twinkle::{LoggedSip, Twinkle, TwinkleOptions};
 
 /// The directory holding the lab fixtures (kamailio template, sipp scenarios):

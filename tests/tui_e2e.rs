@@ -1,0 +1,98 @@
+//! The operator's screen end to end: the real binary in tmux against the lab. A real phone
+//! (linphonec, bob) calls the operator; a key answers; `T` opens the picker, typing part of a
+//! surname finds the target among look-alikes, Enter consults her (a second switchboard,
+//! carol, who answers); `c` completes, bob is joined to carol by REFER with Replaces, and the
+//! screen says so in words.
+
+mod common;
+
+use common::{
+    audio, secs, Kamailio, Linphonec, LinphonecOptions, Net, Switchboard, SwitchboardConfig,
+    TmuxScreen,
+};
+
+/// Host number of carol's switchboard in the test's /24.
+const SB_CAROL: u8 = 8;
+
+#[test]
+fn incoming_call_answered_by_key_then_attended_transfer_picked_by_name() {
+    let net = Net::for_test("tui_e2e::attended_by_keys");
+    let kam = Kamailio::start(
+        &net,
+        &[("200", "pw200"), ("201", "pw201"), ("202", "pw202")],
+    );
+    let directory = "[directory]\nextensions = [\
+        { number = \"201\", name = \"Bob Builder\" }, \
+        { number = \"202\", name = \"Carol Jansen\" }, \
+        { number = \"203\", name = \"Jan Svensson\" }, \
+        { number = \"204\", name = \"Carl Jensen\" }]\n";
+    let operator = SwitchboardConfig::registering(&net, "200", "pw200").with_extra(directory);
+    let screen = TmuxScreen::start(&operator.to_toml(), 100, 30);
+    screen.wait_for("registered", secs(10));
+
+    let mut carol_cfg = SwitchboardConfig::registering(&net, "202", "pw202");
+    carol_cfg.bind = (net.ip(SB_CAROL), 5060).into();
+    let mut carol = Switchboard::start(&carol_cfg.to_toml());
+    carol.wait_for(secs(10), "registered");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tone = audio::tone_wav(dir.path(), "bob-1k.wav", 1000, 60);
+    let bob = Linphonec::start(
+        &net,
+        "201",
+        "pw201",
+        kam.ip(),
+        LinphonecOptions {
+            play_file: Some(tone),
+            ..LinphonecOptions::default()
+        },
+    );
+    bob.wait_registered(secs(10));
+
+    // The call rings on the screen with the caller's name from the directory.
+    bob.command(&format!("call sip:200@{}", kam.ip()));
+    screen.wait_for("Bob Builder", secs(10));
+    screen.keys(&["Enter"]);
+    screen.wait_for("CONNECTED", secs(10));
+
+    // Attended transfer: T, a few letters of the surname, Enter.
+    screen.keys(&["T"]);
+    screen.type_text("jansen");
+    let picker = screen.wait_for("Carol Jansen", secs(5));
+    assert!(
+        picker.contains("202"),
+        "the row shows the number:\n{picker}"
+    );
+    screen.keys(&["Enter"]);
+    let incoming = carol.wait_for(secs(10), "incoming");
+    assert_eq!(incoming["from"], format!("sip:200@{}", kam.ip()));
+    carol.send("answer");
+    let consult_call = incoming["call_id"].clone();
+    carol.wait_call_state(secs(5), 1, "connected");
+    screen.wait_for("complete or cancel", secs(10));
+
+    // c completes: bob's phone calls carol with Replaces and the operator is free.
+    screen.keys(&["c"]);
+    let done = screen.wait_for("transferred to Carol Jansen (202)", secs(20));
+    assert!(
+        done.contains("Bob Builder (201) transferred to Carol Jansen (202)"),
+        "the outcome names both parties:\n{done}"
+    );
+    let replaced = carol.wait_event(secs(10), |e| {
+        e["event"] == "incoming" && e["replaces"] == consult_call
+    });
+    assert_eq!(replaced["from"], format!("sip:201@{}", kam.ip()));
+    carol.wait_event(secs(5), |e| {
+        e["event"] == "call" && e["call_id"] == replaced["call_id"] && e["state"] == "connected"
+    });
+
+    // No call left on the operator's screen: q quits at once (it would ask during a call).
+    screen.keys(&["q"]);
+    assert!(
+        screen.wait_exit(secs(10)),
+        "switchboard did not quit:\n{}",
+        screen.capture()
+    );
+    carol.send("hangup");
+    carol.wait_call_state(secs(5), 1, "ended");
+    assert!(carol.quit_and_wait(secs(10)).success());
+}
