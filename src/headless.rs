@@ -14,7 +14,7 @@ use std::io::{self, BufRead, Write};
 use crate::sip::{Command, Event, LineNo};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 19] = [
+pub const WORDS: [&str; 20] = [
     "dial",
     "answer",
     "decline",
@@ -33,6 +33,7 @@ pub const WORDS: [&str; 19] = [
     "record",
     "pickup",
     "route",
+    "trace",
     "quit",
 ];
 
@@ -65,6 +66,14 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
         "dtmf" => Command::Dtmf(dtmf_digits(&one(&word, "digits", &args)?)?),
         "mute" => none(&word, &args, Command::Mute)?,
         "conference" => none(&word, &args, Command::Conference)?,
+        "trace" => {
+            let what = one(&word, "`on` or `off`", &args)?;
+            match what.to_ascii_lowercase().as_str() {
+                "on" => Command::Trace(true),
+                "off" => Command::Trace(false),
+                _ => return Err(format!("trace: expected `on` or `off`, not `{what}`")),
+            }
+        }
         "record" => {
             let what = one(&word, "`start` or `stop`", &args)?;
             match what.to_ascii_lowercase().as_str() {
@@ -253,6 +262,8 @@ mod tests {
             ("record STOP", Command::Record(false)),
             ("pickup 201", Command::Pickup("201".into())),
             ("route intl", Command::Route("intl".into())),
+            ("trace on", Command::Trace(true)),
+            ("TRACE off", Command::Trace(false)),
             ("quit", Command::Quit),
         ];
         for (line, expected) in &cases {
@@ -321,6 +332,7 @@ mod tests {
                 "record: expected `start` or `stop`, not `pause`",
             ),
             ("pickup", "pickup: expected an extension"),
+            ("trace loud", "trace: expected `on` or `off`, not `loud`"),
             ("route", "route: expected a route name"),
             ("quit now", "quit: takes no argument, got `now`"),
         ];

@@ -389,7 +389,8 @@ fn run(cli: Cli) -> ExitCode {
     let mut finder = directory_finder(&config);
     // The screen ends when the driver stops; if the screen fails first, dropping its command
     // sender makes the driver quit.
-    let screen = tui::run(app, &mut finder, command_tx, event_rx);
+    let history = config.history.path();
+    let screen = tui::run(app, &mut finder, history.as_deref(), command_tx, event_rx);
     let result = driver.join();
     drop(quiet);
     if let Err(e) = &screen {

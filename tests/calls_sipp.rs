@@ -52,6 +52,45 @@ fn call_answered_by_sipp_connects_with_pcmu_and_our_bye_ends_it() {
 }
 
 #[test]
+fn trace_on_reports_each_sip_message_and_trace_off_stops() {
+    let net = Net::for_test("calls_sipp::trace");
+    let mut uas = Sipp::uas(&net, hosts::SIPP, "uas_busy", &[]);
+    let mut sb = switchboard(&net);
+    sb.send("trace on");
+    sb.send(&format!("dial {}", uas.uri("bob")));
+    let invite = sb.wait_event(secs(5), |e| e["event"] == "sip" && e["direction"] == "out");
+    let text = invite["message"].as_str().unwrap_or_default();
+    assert!(text.starts_with("INVITE sip:bob@"), "{text}");
+    assert!(
+        text.contains("\r\nCall-ID: ") && text.contains("m=audio "),
+        "whole: {text}"
+    );
+    assert_eq!(invite["peer"], uas.addr().to_string());
+    let busy = sb.wait_event(secs(5), |e| {
+        e["event"] == "sip"
+            && e["direction"] == "in"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("SIP/2.0 486"))
+    });
+    assert_eq!(busy["peer"], uas.addr().to_string());
+    sb.wait_call_state(secs(5), 1, "ended");
+    uas.expect_pass(secs(10));
+    // The INVITE of the next call goes out at once (sipp has gone: nobody answers it), but
+    // is not reported.
+    sb.send("trace off");
+    sb.send(&format!("dial {}", uas.uri("bob")));
+    sb.wait_call_state(secs(5), 1, "dialing");
+    sb.expect_no_event(Duration::from_millis(300), |e| {
+        e["event"] == "sip"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("INVITE"))
+    });
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+#[test]
 fn busy_callee_ends_the_call_with_486_in_plain_words() {
     let net = Net::for_test("calls_sipp::busy");
     let mut uas = Sipp::uas(&net, hosts::SIPP, "uas_busy", &[]);

@@ -1,5 +1,6 @@
-//! The operator's screen end to end: the real binary in tmux against the lab. A real phone
-//! (linphonec, bob) calls the operator; a key answers; `T` opens the picker, typing part of a
+//! The operator's screen end to end: the real binary in tmux against the lab. The SIP trace
+//! pane is opened; a real phone (linphonec, bob) calls the operator and the trace shows the
+//! INVITE; a key answers; `T` opens the picker, typing part of a
 //! surname finds the target among look-alikes, Enter consults her (a second switchboard,
 //! carol, who answers); `c` completes, bob is joined to carol by REFER with Replaces, and the
 //! screen says so in words.
@@ -48,9 +49,18 @@ fn incoming_call_answered_by_key_then_attended_transfer_picked_by_name() {
     );
     bob.wait_registered(secs(10));
 
-    // The call rings on the screen with the caller's name from the directory.
+    // The SIP trace pane opens under the lines; Esc gives the keys back to the lines.
+    screen.keys(&["s"]);
+    screen.wait_for("SIP trace", secs(5));
+    screen.keys(&["Escape"]);
+
+    // The call rings on the screen with the caller's name from the directory, and the trace
+    // shows the INVITE that came in and our 180.
     bob.command(&format!("call sip:200@{}", kam.ip()));
     screen.wait_for("Bob Builder", secs(10));
+    let traced = screen.wait_for("SIP/2.0 180 Ringing", secs(5));
+    assert!(traced.contains("← "), "a received message:\n{traced}");
+    assert!(traced.contains("INVITE sip:200@"), "the INVITE:\n{traced}");
     screen.keys(&["Enter"]);
     screen.wait_for("CONNECTED", secs(10));
 

@@ -2,16 +2,18 @@
 //! from the events the driver sends. Review changes with `cargo insta review` (or accept by
 //! renaming the `.snap.new` files) after checking them by eye.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::backend::TestBackend;
 use ratatui::style::Modifier;
 use ratatui::Terminal;
 
-use switchboard::sip::{CallState, Event, TransferKind, TransferStatus};
+use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, Record};
+use switchboard::sip::{CallState, Event, TraceDirection, TransferKind, TransferStatus};
+use switchboard::tui::history_view::HistoryList;
 use switchboard::tui::view::view;
-use switchboard::tui::{App, Input, Keymap, ListFinder, PickerRow};
+use switchboard::tui::{App, Finder, Input, Keymap, ListFinder, PickerRow};
 
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
@@ -317,4 +319,73 @@ fn quit_confirmation_and_registration_failure() {
     screen.connected_call();
     screen.key(KeyCode::Char('q'));
     insta::assert_snapshot!(screen.draw(80, 24).backend());
+}
+
+#[test]
+fn sip_trace_pane_under_a_ringing_call() {
+    let mut screen = Screen::new(120, 30);
+    screen.key(KeyCode::Char('s'));
+    let messages = [
+        (TraceDirection::In, "INVITE sip:1001@192.0.2.10 SIP/2.0"),
+        (TraceDirection::Out, "SIP/2.0 100 Trying"),
+        (TraceDirection::Out, "SIP/2.0 180 Ringing"),
+    ];
+    for (i, (direction, first)) in messages.into_iter().enumerate() {
+        screen.at(i as u64);
+        screen.event(Event::Sip {
+            direction,
+            peer: "192.0.2.1:5060".into(),
+            message: format!("{first}\r\nCall-ID: c1@pbx\r\nCSeq: 1 INVITE\r\n\r\n"),
+        });
+    }
+    screen.incoming(1, "c1", "sip:201@pbx.example.com");
+    screen.at(3);
+    insta::assert_snapshot!("trace_list", screen.draw(120, 30).backend());
+    screen.key(KeyCode::Up);
+    screen.key(KeyCode::Up);
+    screen.key(KeyCode::Enter);
+    insta::assert_snapshot!("trace_full_message", screen.draw(120, 30).backend());
+}
+
+#[test]
+fn call_history_view() {
+    let mut screen = Screen::new(120, 30);
+    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let record = |ago: u64, number: &str, direction, duration_s, outcome| Record {
+        started: base - Duration::from_secs(ago),
+        direction,
+        number: number.into(),
+        uri: format!("sip:{number}@pbx.example.com"),
+        name: None,
+        line: 1,
+        call_id: format!("{number}-{ago}"),
+        duration_s,
+        outcome,
+        reason: None,
+    };
+    let records = vec![
+        record(30, "201", CallDirection::In, 95, CallOutcome::Answered),
+        record(600, "0401234567", CallDirection::In, 0, CallOutcome::Missed),
+        record(
+            7_200,
+            "202",
+            CallDirection::Out,
+            40,
+            CallOutcome::Transferred {
+                to: "sip:300@pbx.example.com".into(),
+            },
+        ),
+        record(
+            90_000,
+            "+46701234567",
+            CallDirection::Out,
+            0,
+            CallOutcome::Busy { status: 486 },
+        ),
+    ];
+    let finder = &mut screen.finder;
+    let list = HistoryList::new(&records, base, |n| finder.name_for(n));
+    screen.feed(Input::History(Ok(list)));
+    screen.key(KeyCode::Down);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
 }

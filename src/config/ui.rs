@@ -61,6 +61,12 @@ pub struct Keys {
     pub search: Option<String>,
     /// Open the `:` command line. Default `":"`.
     pub command: Option<String>,
+    /// Add the selected call's party to the personal book. Default `"b"`.
+    pub add_contact: Option<String>,
+    /// Show the call history (Enter calls back). Default `"H"`.
+    pub history: Option<String>,
+    /// Show or hide the SIP trace pane. Default `"s"`.
+    pub trace: Option<String>,
     /// Show every key. Default `"? f1"`.
     pub help: Option<String>,
     /// Quit (asks first while a call is up). Default `"q"`.
@@ -87,6 +93,9 @@ impl Keys {
             ("route", &self.route),
             ("search", &self.search),
             ("command", &self.command),
+            ("add_contact", &self.add_contact),
+            ("history", &self.history),
+            ("trace", &self.trace),
             ("help", &self.help),
             ("quit", &self.quit),
         ];

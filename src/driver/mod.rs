@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::sip::{Command, Event, Transmit, Transport, UserAgent};
+use crate::sip::{Command, Event, TraceDirection, Transmit, Transport, UserAgent};
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
@@ -140,14 +140,14 @@ pub async fn run(
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
                 Ok((len, src)) => {
-                    log_message("received", src, &buf[..len]);
+                    events.sip(TraceDirection::In, src, &buf[..len]);
                     ua.handle_datagram(now(), Transport::Udp, src, &buf[..len]);
                 }
                 Err(e) => tracing::debug!(error = %e, "SIP UDP receive failed"),
             },
             Some(input) = tcp_inputs.recv() => match input {
                 TcpInput::Message { peer, bytes } => {
-                    log_message("received", peer, &bytes);
+                    events.sip(TraceDirection::In, peer, &bytes);
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
                 TcpInput::Closed { peer, id } => tcp.closed(peer, id),
@@ -163,6 +163,7 @@ pub async fn run(
                     Command::Quit
                 });
                 match router.apply(command) {
+                    Ok(Routed::Pass(Command::Trace(on))) => events.set_trace(on),
                     Ok(Routed::Pass(command)) => ua.command(now(), command),
                     Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
                     Err(message) => events.send(Event::Error { message }),
@@ -205,7 +206,7 @@ async fn drain(ua: &mut UserAgent, udp: &UdpSocket, tcp: &mut TcpConnections, ev
         payload,
     }) = ua.poll_transmit()
     {
-        log_message("sending", dst, &payload);
+        events.sip(TraceDirection::Out, dst, &payload);
         match transport {
             Transport::Udp => {
                 if let Err(e) = udp.send_to(&payload, dst).await {
@@ -218,14 +219,6 @@ async fn drain(ua: &mut UserAgent, udp: &UdpSocket, tcp: &mut TcpConnections, ev
     while let Some(event) = ua.poll_event() {
         events.send(event);
     }
-}
-
-/// Logs a SIP message's first line (debug) and the whole message (trace).
-fn log_message(what: &str, peer: SocketAddr, bytes: &[u8]) {
-    let text = String::from_utf8_lossy(bytes);
-    let first = text.lines().next().unwrap_or_default();
-    tracing::debug!(%peer, len = bytes.len(), "{what}: {first}");
-    tracing::trace!(%peer, "{what}:\n{text}");
 }
 
 /// A signal: the first one quits cleanly; the next one says to stop at once (returns true).

@@ -1,6 +1,7 @@
 //! Where the core's events go: the call history and the screen-pop hooks see each one, then it
 //! is handed to the front end. Neither observer may hold the run loop up: history appends one
-//! line per finished call, hooks are started in the background.
+//! line per finished call, hooks are started in the background. Every SIP message sent or
+//! received passes here too: logged, and reported as a `sip` event while `trace on`.
 
 use std::time::SystemTime;
 
@@ -9,7 +10,9 @@ use tokio::sync::mpsc;
 use crate::config::Config;
 use crate::history::History;
 use crate::hooks::Hooks;
-use crate::sip::Event;
+use std::net::SocketAddr;
+
+use crate::sip::{Event, TraceDirection};
 
 /// How many past calls are kept in memory when the history file cannot be opened.
 const IN_MEMORY_HISTORY: usize = 1_000;
@@ -19,6 +22,7 @@ pub struct Outlet {
     events: mpsc::UnboundedSender<Event>,
     history: History,
     hooks: Hooks,
+    trace: bool,
 }
 
 /// The observers built from the configuration, before the run loop starts.
@@ -55,6 +59,32 @@ impl Outlet {
             events,
             history: observers.history,
             hooks: observers.hooks,
+            trace: false,
+        }
+    }
+
+    /// `trace on|off`: whether SIP messages become `sip` events.
+    pub fn set_trace(&mut self, on: bool) {
+        self.trace = on;
+    }
+
+    /// A SIP message sent to or received from `peer`: its first line is logged (debug), the
+    /// whole message too (trace level), and while tracing it goes to the front end.
+    pub fn sip(&mut self, direction: TraceDirection, peer: SocketAddr, bytes: &[u8]) {
+        let text = String::from_utf8_lossy(bytes);
+        let first = text.lines().next().unwrap_or_default();
+        let what = match direction {
+            TraceDirection::In => "received",
+            TraceDirection::Out => "sending",
+        };
+        tracing::debug!(%peer, len = bytes.len(), "{what}: {first}");
+        tracing::trace!(%peer, "{what}:\n{text}");
+        if self.trace {
+            self.send(Event::Sip {
+                direction,
+                peer: peer.to_string(),
+                message: text.into_owned(),
+            });
         }
     }
 

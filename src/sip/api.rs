@@ -49,6 +49,8 @@ pub enum Command {
     Pickup(String),
     /// Choose the outbound route for the next call.
     Route(String),
+    /// Report every SIP message sent and received as a `sip` event (`true`), or stop.
+    Trace(bool),
     /// Un-register, end all calls and stop.
     Quit,
 }
@@ -106,6 +108,16 @@ pub enum TransferStatus {
     Failed,
     /// The call is back with the operator.
     Recalled,
+}
+
+/// Which way a traced SIP message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceDirection {
+    /// Received.
+    In,
+    /// Sent.
+    Out,
 }
 
 /// Direction of a negotiated media stream, from our point of view.
@@ -280,6 +292,15 @@ pub enum Event {
     /// A command could not be carried out, or input was malformed.
     Error {
         /// What went wrong, in words.
+        message: String,
+    },
+    /// A SIP message sent or received, while `trace on`.
+    Sip {
+        /// `in` (received) or `out` (sent).
+        direction: TraceDirection,
+        /// The other end (`ip:port`).
+        peer: String,
+        /// The whole message as text (bodies that are not UTF-8 are shown lossily).
         message: String,
     },
     /// The user agent stopped (after `quit`).

@@ -56,7 +56,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-pub use api::{CallState, Command, Direction, Event, LineNo, TransferKind, TransferStatus};
+pub use api::{
+    CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferStatus,
+};
 use call::Call;
 pub use media_order::MediaOrder;
 use msg::{Builder, Message, Method};
@@ -827,6 +829,7 @@ fn command_word(cmd: &Command) -> &'static str {
         Command::Record(_) => "record",
         Command::Pickup(_) => "pickup",
         Command::Route(_) => "route",
+        Command::Trace(_) => "trace",
         Command::Quit => "quit",
     }
 }

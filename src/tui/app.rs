@@ -11,7 +11,9 @@ use std::time::Instant;
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::finder::{Finder, PickerRow};
+use super::history_view::HistoryList;
 use super::keymap::{spec_of, Action, Keymap};
+use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
 use crate::sip::{CallState, Command, Event, LineNo, TransferKind, TransferStatus};
 
@@ -29,6 +31,10 @@ pub enum Input {
     Event(Event),
     /// The terminal is now this many columns and rows.
     Resize(u16, u16),
+    /// The call history file was read (for the history view), or why it could not be.
+    History(Result<HistoryList, String>),
+    /// A contact was added to the personal book (its words), or why not.
+    ContactAdded(Result<String, String>),
 }
 
 /// What the run loop must do after an update.
@@ -38,6 +44,16 @@ pub enum Effect {
     Send(Command),
     /// Ring the terminal bell.
     Bell,
+    /// Read the call history file and hand it back as [`Input::History`].
+    LoadHistory,
+    /// Add this contact to the personal book and hand the outcome back as
+    /// [`Input::ContactAdded`].
+    AddContact {
+        /// The name typed.
+        name: String,
+        /// The number of the selected call.
+        number: String,
+    },
 }
 
 /// What a picker's choice is for; it decides the command sent.
@@ -105,6 +121,17 @@ pub enum Mode {
     Help,
     /// "A call is up: quit anyway?"
     ConfirmQuit,
+    /// The SIP trace pane has the arrows and Enter.
+    Trace,
+    /// The call history view.
+    History(HistoryList),
+    /// The name for the contact being added to the personal book, with its number.
+    AddContact {
+        /// The number of the selected call.
+        number: String,
+        /// The name typed so far.
+        name: String,
+    },
 }
 
 /// Where the account's registration stands.
@@ -289,6 +316,8 @@ pub struct App {
     bell: bool,
     /// A failed transfer's reason per line, until its recall is reported.
     failed_transfer: [Option<String>; LINES],
+    /// The SIP trace pane.
+    pub trace: SipTrace,
 }
 
 impl App {
@@ -308,6 +337,7 @@ impl App {
             size: (80, 24),
             bell,
             failed_transfer: [None, None],
+            trace: SipTrace::default(),
         }
     }
 
@@ -331,6 +361,21 @@ impl App {
             }
             Input::Key(key) => self.on_key(key, finder),
             Input::Paste(text) => self.on_paste(&text, finder),
+            Input::History(Ok(list)) => {
+                self.mode = Mode::History(list);
+                Vec::new()
+            }
+            Input::History(Err(problem)) => {
+                self.mode = Mode::History(HistoryList::unavailable(problem));
+                Vec::new()
+            }
+            Input::ContactAdded(result) => {
+                match result {
+                    Ok(text) => self.tell(text, false),
+                    Err(text) => self.tell(text, true),
+                }
+                Vec::new()
+            }
         }
     }
 
@@ -449,6 +494,20 @@ impl App {
             Event::Audio { message } => self.tell(capitalise(&message), true),
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,
+            Event::Sip {
+                direction,
+                peer,
+                message,
+            } => {
+                if self.trace.visible {
+                    self.trace.push(TraceEntry {
+                        at: now,
+                        direction,
+                        peer,
+                        message,
+                    });
+                }
+            }
             // Digits the far end sends are for IVRs, not for the operator's screen.
             Event::Dtmf { .. } => {}
         }
@@ -614,6 +673,43 @@ impl App {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Normal => self.normal_key(key, finder),
             Mode::Help => Vec::new(),
+            Mode::Trace => self.trace_key(key, finder),
+            Mode::History(mut list) => match key.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Enter => match list.current().map(|r| r.number.clone()) {
+                    Some(number) if !number.is_empty() && self.a_line_is_free() => {
+                        finder.picked(&number);
+                        vec![Effect::Send(Command::Dial(number))]
+                    }
+                    _ => {
+                        self.mode = Mode::History(list);
+                        Vec::new()
+                    }
+                },
+                _ => {
+                    match key.code {
+                        KeyCode::Up => list.step(-1),
+                        KeyCode::Down => list.step(1),
+                        KeyCode::PageUp => list.step(-10),
+                        KeyCode::PageDown => list.step(10),
+                        _ => {}
+                    }
+                    self.mode = Mode::History(list);
+                    Vec::new()
+                }
+            },
+            Mode::AddContact { number, mut name } => match key.code {
+                KeyCode::Esc => Vec::new(),
+                KeyCode::Enter if !name.trim().is_empty() => vec![Effect::AddContact {
+                    name: name.trim().to_owned(),
+                    number,
+                }],
+                _ => {
+                    edit_text(&mut name, &key);
+                    self.mode = Mode::AddContact { number, name };
+                    Vec::new()
+                }
+            },
             Mode::ConfirmQuit => match key.code {
                 KeyCode::Char('y' | 'Y') => self.quit(),
                 _ => Vec::new(),
@@ -664,6 +760,39 @@ impl App {
                 Vec::new()
             }
         }
+    }
+
+    /// Keys while the trace pane has the focus: arrows choose, Enter opens or closes the full
+    /// message, Esc gives the keys back to the lines (the pane stays), `s` hides the pane;
+    /// every other key works as usual.
+    fn trace_key(&mut self, key: KeyEvent, finder: &mut dyn Finder) -> Vec<Effect> {
+        let hides = spec_of(&key)
+            .is_some_and(|spec| self.keymap.actions_for(&spec).contains(&Action::Trace));
+        if hides {
+            self.trace.set_visible(false);
+            return vec![Effect::Send(Command::Trace(false))];
+        }
+        self.mode = Mode::Trace;
+        match key.code {
+            KeyCode::Up => self.trace.step(-1),
+            KeyCode::Down => self.trace.step(1),
+            KeyCode::PageUp => self.trace.step(-10),
+            KeyCode::PageDown => self.trace.step(10),
+            KeyCode::Home => self.trace.step(-(super::sip_trace::KEEP as isize)),
+            KeyCode::End => self.trace.selected = None,
+            KeyCode::Enter => self.trace.detail = !self.trace.detail,
+            KeyCode::Esc if self.trace.detail => self.trace.detail = false,
+            KeyCode::Esc => self.mode = Mode::Normal,
+            _ => {
+                self.mode = Mode::Normal;
+                let effects = self.normal_key(key, finder);
+                if matches!(self.mode, Mode::Normal) && self.trace.visible {
+                    self.mode = Mode::Trace;
+                }
+                return effects;
+            }
+        }
+        Vec::new()
     }
 
     fn normal_key(&mut self, key: KeyEvent, finder: &mut dyn Finder) -> Vec<Effect> {
@@ -752,7 +881,13 @@ impl App {
             }
             Action::Conference => self.both_established(),
             Action::Mute | Action::Record => established,
-            Action::Route | Action::Search | Action::Command | Action::Help => true,
+            Action::AddContact => selected.is_some_and(|c| !c.number.is_empty()),
+            Action::Route
+            | Action::Search
+            | Action::Command
+            | Action::Help
+            | Action::Trace
+            | Action::History => true,
             Action::Quit => !self.quitting,
         }
     }
@@ -818,6 +953,25 @@ impl App {
                 self.mode = Mode::Help;
                 Vec::new()
             }
+            Action::Trace => {
+                self.mode = Mode::Trace;
+                if self.trace.visible {
+                    Vec::new()
+                } else {
+                    self.trace.set_visible(true);
+                    send(Command::Trace(true))
+                }
+            }
+            Action::History => vec![Effect::LoadHistory],
+            Action::AddContact => {
+                if let Some(call) = self.selected_call() {
+                    self.mode = Mode::AddContact {
+                        number: call.number.clone(),
+                        name: call.name.clone().unwrap_or_default(),
+                    };
+                }
+                Vec::new()
+            }
             Action::Quit => {
                 if self.has_calls() {
                     self.mode = Mode::ConfirmQuit;
@@ -841,6 +995,7 @@ impl App {
                 match &command {
                     Command::Route(route) => self.route = Some(route.clone()),
                     Command::Quit => self.quitting = true,
+                    Command::Trace(on) => self.trace.set_visible(*on),
                     Command::Hangup(line) => {
                         let line = line.unwrap_or(self.selected);
                         if let Some(call) = index(line).and_then(|i| self.lines[i].as_mut()) {

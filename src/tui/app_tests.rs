@@ -1,5 +1,6 @@
 //! Unit tests of [`App::update`]: keys → commands per state, event sequences → line state,
-//! outcome messages, the picker, paste cleaning and quit confirmation. The state is built by
+//! outcome messages, the picker, paste cleaning, quit confirmation, the SIP trace pane, the
+//! history view and adding a contact. The state is built by
 //! feeding the events the driver sends.
 
 use std::time::{Duration, Instant};
@@ -7,10 +8,11 @@ use std::time::{Duration, Instant};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::app::{clean_paste, number_of, Effect, Input, Mode, Purpose, Registration};
-use super::finder::{ListFinder, PickerRow};
+use super::finder::{Finder, ListFinder, PickerRow};
+use super::history_view::HistoryList;
 use super::{App, Keymap};
 use crate::config::Keys;
-use crate::sip::{CallState, Command, Event, TransferKind, TransferStatus};
+use crate::sip::{CallState, Command, Event, TraceDirection, TransferKind, TransferStatus};
 
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
@@ -680,4 +682,119 @@ fn footer_actions_follow_the_state() {
     let talking = rig.app.available();
     assert!(talking.contains(&Action::Transfer) && talking.contains(&Action::Consult));
     assert!(!talking.contains(&Action::Answer) && !talking.contains(&Action::Complete));
+}
+
+fn sip(direction: TraceDirection, first: &str) -> Event {
+    Event::Sip {
+        direction,
+        peer: "127.0.0.1:5060".into(),
+        message: format!("{first}\r\nCSeq: 1 X\r\n\r\n"),
+    }
+}
+
+#[test]
+fn the_trace_pane_shows_messages_only_while_open_and_hands_keys_back() {
+    let mut rig = Rig::new();
+    rig.event(sip(TraceDirection::Out, "REGISTER sip:pbx SIP/2.0"));
+    assert!(rig.app.trace.entries.is_empty(), "closed: nothing kept");
+    assert_eq!(rig.char('s'), send(Command::Trace(true)));
+    assert!(matches!(rig.app.mode, Mode::Trace));
+    rig.event(sip(TraceDirection::Out, "INVITE sip:201@pbx SIP/2.0"));
+    rig.event(sip(TraceDirection::In, "SIP/2.0 180 Ringing"));
+    assert_eq!(rig.app.trace.entries.len(), 2);
+    rig.key(KeyCode::Up);
+    assert_eq!(rig.app.trace.current(), Some(0));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        Vec::new(),
+        "Enter opens, not answers"
+    );
+    assert!(rig.app.trace.detail);
+    rig.key(KeyCode::Esc);
+    assert!(!rig.app.trace.detail && matches!(rig.app.mode, Mode::Trace));
+    // Other keys still work while the pane has the focus.
+    assert!(matches!(rig.char('d').as_slice(), []));
+    assert!(matches!(rig.app.mode, Mode::Picker(_)));
+    rig.key(KeyCode::Esc);
+    rig.key(KeyCode::Esc);
+    assert!(
+        matches!(rig.app.mode, Mode::Normal),
+        "Esc gives the keys back"
+    );
+    assert!(rig.app.trace.visible, "the pane stays");
+    assert_eq!(rig.char('s'), Vec::new(), "s focuses the open pane");
+    assert_eq!(rig.char('s'), send(Command::Trace(false)));
+    assert!(!rig.app.trace.visible && matches!(rig.app.mode, Mode::Normal));
+}
+
+#[test]
+fn the_history_view_is_read_on_demand_and_enter_calls_back() {
+    use crate::history::{Direction as CallDirection, Outcome as CallOutcome, Record};
+    let mut rig = Rig::new();
+    assert_eq!(rig.char('H'), vec![Effect::LoadHistory]);
+    let start = std::time::SystemTime::UNIX_EPOCH;
+    let record = Record {
+        started: start,
+        direction: CallDirection::In,
+        number: "201".into(),
+        uri: "sip:201@pbx".into(),
+        name: None,
+        line: 1,
+        call_id: "c1".into(),
+        duration_s: 5,
+        outcome: CallOutcome::Missed,
+        reason: None,
+    };
+    let list = HistoryList::new(&[record], start, |n| rig.finder.name_for(n));
+    rig.feed(Input::History(Ok(list)));
+    let Mode::History(view) = &rig.app.mode else {
+        panic!("the history view is open");
+    };
+    assert_eq!(view.rows[0].who, "Anna Virtanen (201)");
+    assert_eq!(rig.key(KeyCode::Enter), send(Command::Dial("201".into())));
+    assert!(matches!(rig.app.mode, Mode::Normal));
+
+    rig.feed(Input::History(Err("no call history file".into())));
+    assert!(matches!(&rig.app.mode, Mode::History(v) if v.problem.is_some()));
+    assert_eq!(rig.key(KeyCode::Enter), Vec::new(), "nothing to call");
+    rig.key(KeyCode::Esc);
+    assert!(matches!(rig.app.mode, Mode::Normal));
+}
+
+#[test]
+fn the_caller_is_added_to_the_personal_book_under_the_name_typed() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.char('b'), Vec::new(), "no call, no contact to add");
+    assert!(matches!(rig.app.mode, Mode::Normal));
+    rig.incoming(1, "c1", "sip:+3581234@pbx");
+    rig.call_state(1, "c1", "sip:+3581234@pbx", CallState::Connected);
+    rig.char('b');
+    assert!(
+        matches!(
+            &rig.app.mode,
+            Mode::AddContact { number, name } if number == "+3581234" && name == "Display"
+        ),
+        "the caller's display name is offered"
+    );
+    for _ in 0.."Display".len() {
+        rig.key(KeyCode::Backspace);
+    }
+    rig.typed("Dana Scully");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        vec![Effect::AddContact {
+            name: "Dana Scully".into(),
+            number: "+3581234".into()
+        }]
+    );
+    rig.feed(Input::ContactAdded(Ok(
+        "Dana Scully (+3581234) is in your personal book now".into(),
+    )));
+    assert_eq!(
+        rig.app
+            .outcome
+            .as_ref()
+            .map(|o| (o.text.as_str(), o.failure)),
+        Some(("Dana Scully (+3581234) is in your personal book now", false))
+    );
 }

@@ -49,6 +49,12 @@ impl Finder for DirectoryFinder {
             .filter(|n| !n.is_empty())
     }
 
+    fn add_contact(&mut self, name: &str, number: &str) -> Result<(), String> {
+        self.directory
+            .add_personal(name, number)
+            .map_err(|e| e.to_string())
+    }
+
     fn picked(&mut self, number: &str) {
         self.directory.record_use(number, (self.clock)());
     }

@@ -34,6 +34,8 @@ pub trait Finder {
     fn name_for(&mut self, number: &str) -> Option<String>;
     /// The operator picked this number (to rank it higher next time).
     fn picked(&mut self, number: &str);
+    /// Adds a contact to the operator's personal book; the error says why not, in words.
+    fn add_contact(&mut self, name: &str, number: &str) -> Result<(), String>;
 }
 
 /// A fixed list of rows searched by case-insensitive substring over name, number and detail.
@@ -103,6 +105,23 @@ impl Finder for ListFinder {
 
     fn picked(&mut self, number: &str) {
         self.picked.push(number.to_owned());
+    }
+
+    fn add_contact(&mut self, name: &str, number: &str) -> Result<(), String> {
+        if name.trim().is_empty() {
+            return Err("no name".to_owned());
+        }
+        self.rows.push(PickerRow {
+            name: name.to_owned(),
+            number: number.to_owned(),
+            detail: String::new(),
+            source: "personal",
+            internal: false,
+            name_hits: Vec::new(),
+            number_hits: Vec::new(),
+            detail_hits: Vec::new(),
+        });
+        Ok(())
     }
 }
 

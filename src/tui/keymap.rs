@@ -44,6 +44,12 @@ pub enum Action {
     Search,
     /// Open the `:` command line.
     Command,
+    /// Show or hide the SIP trace pane.
+    Trace,
+    /// Show the call history.
+    History,
+    /// Add the selected call's party to the personal book.
+    AddContact,
     /// Show every key.
     Help,
     /// Quit.
@@ -51,7 +57,7 @@ pub enum Action {
 }
 
 /// Every action with its `[keys]` name, default keys and help text, in help order.
-const ACTIONS: [(Action, &str, &str, &str); 18] = [
+const ACTIONS: [(Action, &str, &str, &str); 21] = [
     (Action::Dial, "dial", "d", "call a number or a contact"),
     (
         Action::Answer,
@@ -97,6 +103,24 @@ const ACTIONS: [(Action, &str, &str, &str); 18] = [
         "command",
         ":",
         "type a command (dial 200, hold 2, …)",
+    ),
+    (
+        Action::AddContact,
+        "add_contact",
+        "b",
+        "add the caller to your personal book",
+    ),
+    (
+        Action::History,
+        "history",
+        "H",
+        "call history (enter calls back)",
+    ),
+    (
+        Action::Trace,
+        "trace",
+        "s",
+        "SIP trace pane (↑↓ choose, enter full message)",
     ),
     (Action::Help, "help", "? f1", "this help"),
     (Action::Quit, "quit", "q", "quit"),

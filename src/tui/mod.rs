@@ -23,13 +23,17 @@ pub mod app;
 mod app_tests;
 pub mod directory_finder;
 pub mod finder;
+pub mod history_view;
 pub mod keymap;
+pub mod sip_trace;
 pub mod stderr;
 pub mod terminal;
 pub mod view;
 pub mod widgets;
 
+use std::collections::VecDeque;
 use std::io;
+use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,10 +41,12 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self as term_event, Event as TermEvent, KeyEventKind};
 use tokio::sync::mpsc;
 
+use crate::history::History;
 use crate::sip::{Command, Event};
 pub use app::{App, Effect, Input};
 pub use directory_finder::DirectoryFinder;
 pub use finder::{Finder, ListFinder, PickerRow};
+use history_view::HistoryList;
 pub use keymap::{Action, Keymap};
 
 /// How often the timers on screen move on.
@@ -59,12 +65,50 @@ fn now() -> Instant {
     Instant::now()
 }
 
+/// How many past calls the history view reads.
+const HISTORY_VIEW: usize = 500;
+
+/// The wall clock, for the history view's "5 min ago".
+#[allow(clippy::disallowed_methods)] // `run` is where the screen's time enters
+fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+/// Carries out an effect that needs I/O other than the driver's: what it gives back is the
+/// app's next input.
+fn side_effect(effect: Effect, finder: &mut dyn Finder, history: Option<&Path>) -> Option<Input> {
+    match effect {
+        Effect::LoadHistory => {
+            let list = match history {
+                Some(path) if !path.exists() => Ok(HistoryList::new(&[], wall_clock(), |_| None)),
+                Some(path) => History::load(path, HISTORY_VIEW)
+                    .map(|h| {
+                        let records: Vec<_> = h.records().cloned().collect();
+                        HistoryList::new(&records, wall_clock(), |n| finder.name_for(n))
+                    })
+                    .map_err(|e| e.to_string()),
+                None => Err("no call history file (no data directory)".to_owned()),
+            };
+            Some(Input::History(list))
+        }
+        Effect::AddContact { name, number } => Some(Input::ContactAdded(
+            finder
+                .add_contact(&name, &number)
+                .map(|()| format!("{name} ({number}) is in your personal book now"))
+                .map_err(|e| format!("Could not add {name} to your personal book: {e}")),
+        )),
+        Effect::Send(_) | Effect::Bell => None,
+    }
+}
+
 /// Runs the screen until the driver stops (its event channel closes), sending the operator's
-/// commands to `commands`. The terminal is restored when this returns, errs or panics.
-/// Blocks the calling thread; the driver must run elsewhere.
+/// commands to `commands`; the history view reads `history` (the call history file). The
+/// terminal is restored when this returns, errs or panics. Blocks the calling thread; the
+/// driver must run elsewhere.
 pub fn run(
     mut app: App,
     finder: &mut dyn Finder,
+    history: Option<&Path>,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
 ) -> io::Result<()> {
@@ -109,15 +153,19 @@ pub fn run(
         let wait = next_tick.saturating_duration_since(now());
         let redraw = match rx.recv_timeout(wait) {
             Ok(Message::Input(input)) => {
-                for effect in app.update(input, now(), finder) {
-                    match effect {
-                        Effect::Send(command) => {
-                            if commands.blocking_send(command).is_err() {
-                                tracing::warn!("the driver no longer takes commands");
-                                return Ok(());
+                let mut inputs = VecDeque::from([input]);
+                while let Some(input) = inputs.pop_front() {
+                    for effect in app.update(input, now(), finder) {
+                        match effect {
+                            Effect::Send(command) => {
+                                if commands.blocking_send(command).is_err() {
+                                    tracing::warn!("the driver no longer takes commands");
+                                    return Ok(());
+                                }
                             }
+                            Effect::Bell => screen.bell()?,
+                            other => inputs.extend(side_effect(other, finder, history)),
                         }
-                        Effect::Bell => screen.bell()?,
                     }
                 }
                 true

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, Mode, LINES};
-use super::widgets::{footer, help, line_pane, picker, popup, status_bar};
+use super::widgets::{footer, help, history, line_pane, picker, popup, status_bar, trace_pane};
 use crate::sip::LineNo;
 
 /// From this many columns the panes sit side by side.
@@ -20,13 +20,22 @@ pub const WIDE: u16 = 100;
 /// Draws the app as it is at `now`.
 pub fn view(app: &App, now: Instant, frame: &mut Frame) {
     let area = frame.area();
-    let [top, panes, outcome, keys] = Layout::vertical([
+    let [top, middle, outcome, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
     .areas(area);
+    let panes = if app.trace.visible {
+        let [panes, trace] =
+            Layout::vertical([Constraint::Min(6), Constraint::Percentage(45)]).areas(middle);
+        let focused = matches!(app.mode, Mode::Trace);
+        trace_pane::render(frame, trace, &app.trace, focused, now);
+        panes
+    } else {
+        middle
+    };
     status_bar::render(frame, top, app);
     let split = if area.width >= WIDE {
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)])
@@ -54,7 +63,12 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         Mode::Picker(p) => picker::render(frame, area, p),
         Mode::Help => help::render(frame, area, &app.keymap),
         Mode::ConfirmQuit => confirm_quit(frame, area),
-        Mode::Normal | Mode::CommandLine(_) | Mode::RoutePrompt(_) => {}
+        Mode::History(list) => history::render(frame, area, list),
+        Mode::Normal
+        | Mode::CommandLine(_)
+        | Mode::RoutePrompt(_)
+        | Mode::Trace
+        | Mode::AddContact { .. } => {}
     }
 }
 

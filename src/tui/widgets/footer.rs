@@ -1,4 +1,6 @@
 //! The footer: the keys that make sense now, taken from the same key table that matching uses.
+//! The command line, search, route, trace, history and add-contact keys are left to the help
+//! overlay so the call-handling keys always fit.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -17,7 +19,17 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             let mut pairs: Vec<(String, &str)> = app
                 .available()
                 .into_iter()
-                .filter(|a| !matches!(a, Action::Command | Action::Search | Action::Route))
+                .filter(|a| {
+                    !matches!(
+                        a,
+                        Action::Command
+                            | Action::Search
+                            | Action::Route
+                            | Action::Trace
+                            | Action::History
+                            | Action::AddContact
+                    )
+                })
                 .map(|a| (app.keymap.first_key(a), a.name()))
                 .collect();
             if app
@@ -36,6 +48,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Mode::CommandLine(_) | Mode::RoutePrompt(_) => {
             vec![("enter".to_owned(), "run"), ("esc".to_owned(), "close")]
         }
+        Mode::AddContact { .. } => vec![("enter".to_owned(), "add"), ("esc".to_owned(), "close")],
+        Mode::History(_) => vec![
+            ("↑↓".to_owned(), "choose"),
+            ("enter".to_owned(), "call back"),
+            ("esc".to_owned(), "close"),
+        ],
+        Mode::Trace if app.trace.detail => vec![("esc".to_owned(), "back to the list")],
+        Mode::Trace => vec![
+            ("↑↓".to_owned(), "choose"),
+            ("enter".to_owned(), "full message"),
+            ("esc".to_owned(), "keys to the lines"),
+            (app.keymap.first_key(Action::Trace), "hide trace"),
+        ],
         Mode::Help => vec![("any key".to_owned(), "close")],
         Mode::ConfirmQuit => vec![("y".to_owned(), "quit"), ("n".to_owned(), "stay")],
     };

@@ -3,7 +3,9 @@
 
 pub mod footer;
 pub mod help;
+pub mod history;
 pub mod line_pane;
 pub mod picker;
 pub mod popup;
 pub mod status_bar;
+pub mod trace_pane;

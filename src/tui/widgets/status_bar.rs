@@ -49,6 +49,7 @@ pub fn outcome(frame: &mut Frame, area: Rect, app: &App) {
     let line = match &app.mode {
         Mode::CommandLine(text) => prompt(":", text),
         Mode::RoutePrompt(text) => prompt("Route: ", text),
+        Mode::AddContact { number, name } => prompt(&format!("Name for {number}: "), name),
         _ => match &app.outcome {
             Some(outcome) => {
                 let style = if outcome.failure {
