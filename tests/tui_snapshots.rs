@@ -181,6 +181,11 @@ fn idle_narrow_80x24_stacks_the_panes() {
 #[test]
 fn incoming_call() {
     let mut screen = Screen::new(120, 30);
+    screen.event(Event::Devices {
+        input: "Jabra Evolve 65".into(),
+        output: "Jabra Evolve 65".into(),
+        ring: "Built-in speakers".into(),
+    });
     screen.incoming(1, "c1", "sip:201@pbx.example.com");
     screen.at(3);
     insta::assert_snapshot!(screen.draw(120, 30).backend());

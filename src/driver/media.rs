@@ -27,13 +27,24 @@ pub fn start(
     reports: mpsc::UnboundedSender<Report>,
 ) -> Result<(MediaEngine, Vec<Event>), String> {
     let mut notes = Vec::new();
+    let mut opened = setup.backend.clone();
     let device = device::open(&setup.backend).or_else(|e| {
         tracing::warn!(error = %e, "audio device unavailable");
         notes.push(Event::Audio {
             message: format!("{e}; running without sound"),
         });
+        opened = Backend::Null;
         device::open(&Backend::Null)
     });
+    let (input, output, ring) = opened.describe();
+    notes.insert(
+        0,
+        Event::Devices {
+            input,
+            output,
+            ring,
+        },
+    );
     let device = device.map_err(|e| format!("even the silent audio backend failed: {e}"))?;
     let moh = setup.music_on_hold.as_ref().and_then(|path| {
         MusicOnHold::load(path)

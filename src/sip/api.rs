@@ -260,6 +260,15 @@ pub enum Event {
         /// How long received audio waits in the jitter buffer (ms).
         buffer_ms: u32,
     },
+    /// The audio devices in use (after start, and when they change).
+    Devices {
+        /// The microphone: a device name, `default`, a file, `silence` or `none`.
+        input: String,
+        /// The headset: a device name, `default`, a file, `discarded` or `none`.
+        output: String,
+        /// Where ringing goes: a device, `headset` or `none`.
+        ring: String,
+    },
     /// Something happened to the audio devices (e.g. the headset was unplugged).
     Audio {
         /// What happened, in words.

@@ -318,6 +318,8 @@ pub struct App {
     failed_transfer: [Option<String>; LINES],
     /// The SIP trace pane.
     pub trace: SipTrace,
+    /// The audio devices in use, in words: microphone, headset, ringer.
+    pub devices: Option<(String, String, String)>,
 }
 
 impl App {
@@ -338,6 +340,7 @@ impl App {
             bell,
             failed_transfer: [None, None],
             trace: SipTrace::default(),
+            devices: None,
         }
     }
 
@@ -491,6 +494,11 @@ impl App {
                     self.selected = line;
                 }
             }
+            Event::Devices {
+                input,
+                output,
+                ring,
+            } => self.devices = Some((input, output, ring)),
             Event::Audio { message } => self.tell(capitalise(&message), true),
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,

@@ -73,6 +73,39 @@ pub enum Backend {
     Null,
 }
 
+impl Backend {
+    /// What the operator is told about the devices in use: microphone, headset, ringer.
+    pub fn describe(&self) -> (String, String, String) {
+        let file = |p: &Option<PathBuf>, none: &str| {
+            p.as_ref().map_or_else(
+                || none.to_owned(),
+                |p| {
+                    p.file_name()
+                        .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+                },
+            )
+        };
+        match self {
+            Backend::Cpal {
+                input,
+                output,
+                ring_output,
+            } => {
+                let name = |d: &Option<String>| d.clone().unwrap_or_else(|| "default".to_owned());
+                let headset = name(output);
+                let ring = ring_output.clone().unwrap_or_else(|| "headset".to_owned());
+                (name(input), headset, ring)
+            }
+            Backend::File { input, output, .. } => (
+                file(input, "silence"),
+                file(output, "discarded"),
+                "headset".to_owned(),
+            ),
+            Backend::Null => ("none".to_owned(), "none".to_owned(), "none".to_owned()),
+        }
+    }
+}
+
 /// One audio device as the media thread sees it: 20 ms frames of 48 kHz mono
 /// in and out. Each method is called once per tick, in the order
 /// `read_frame`, `write_ring_frame`, `write_frame`, `poll_notice`.

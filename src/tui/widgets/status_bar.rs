@@ -1,4 +1,4 @@
-//! The status bar (account, registration, route) at the top, and the outcome line above the
+//! The status bar (account, registration, route, audio devices) at the top, and the outcome line above the
 //! footer: the last outcome in plain words, or the `:` command line / route prompt being typed.
 
 use ratatui::layout::Rect;
@@ -34,6 +34,19 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     ];
     if let Some(route) = &app.route {
         spans.push(Span::styled(format!(" │ route: {route}"), bar));
+    }
+    if let Some((input, output, ring)) = &app.devices {
+        let ring = if ring == "headset" {
+            String::new()
+        } else {
+            format!(" · ring {ring}")
+        };
+        let devices = if input == output {
+            format!(" │ headset {output}{ring}")
+        } else {
+            format!(" │ mic {input} · headset {output}{ring}")
+        };
+        spans.push(Span::styled(devices, bar));
     }
     if app.quitting {
         spans.push(Span::styled(
