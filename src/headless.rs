@@ -75,10 +75,14 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "record" => {
-            let what = one(&word, "`start` or `stop`", &args)?;
+            let (what, rest) = match args.split_first() {
+                Some((what, rest)) => (*what, rest),
+                None => return Err("record: expected `start` or `stop`".to_owned()),
+            };
+            let line = optional_line(&word, rest)?;
             match what.to_ascii_lowercase().as_str() {
-                "start" => Command::Record(true),
-                "stop" => Command::Record(false),
+                "start" => Command::Record(true, line),
+                "stop" => Command::Record(false, line),
                 _ => return Err(format!("record: expected `start` or `stop`, not `{what}`")),
             }
         }
@@ -258,8 +262,9 @@ mod tests {
             ("dtmf 12*#ab", Command::Dtmf("12*#AB".into())),
             ("mute", Command::Mute),
             ("conference", Command::Conference),
-            ("record start", Command::Record(true)),
-            ("record STOP", Command::Record(false)),
+            ("record start", Command::Record(true, None)),
+            ("record STOP", Command::Record(false, None)),
+            ("record stop 2", Command::Record(false, Some(2))),
             ("pickup 201", Command::Pickup("201".into())),
             ("route intl", Command::Route("intl".into())),
             ("trace on", Command::Trace(true)),

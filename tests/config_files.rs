@@ -85,6 +85,7 @@ fn example_loads_with_every_optional_setting_enabled() {
     assert!(hooks.on_incoming.is_some() && hooks.on_answer.is_some());
     assert!(hooks.on_hangup.is_some() && hooks.on_transfer.is_some());
     assert!(config.history.file.is_some());
+    assert!(config.recording.dir.is_some());
 }
 
 /// The example documents every key the configuration accepts.
@@ -147,6 +148,11 @@ fn example_mentions_every_key() {
         "[history]",
         "file",
         "load",
+        "[recording]",
+        "dir",
+        "format",
+        "template",
+        "auto",
         "[hooks]",
         "on_incoming",
         "on_answer",

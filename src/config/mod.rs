@@ -2,7 +2,8 @@
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
-//! `transfer.rs`, `[history]` in `history.rs`, `[hooks]` in `hooks.rs`, `[[route]]` in
+//! `transfer.rs`, `[history]` in `history.rs`, `[recording]` in `recording.rs`, `[hooks]` in
+//! `hooks.rs`, `[[route]]` in
 //! `routes.rs`, `[ui]` and `[keys]` in `ui.rs`, `[directory]` in `directory.rs`), the built-in
 //! configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
@@ -27,6 +28,7 @@ mod directory;
 mod history;
 mod hooks;
 mod media;
+mod recording;
 mod routes;
 mod transfer;
 mod ui;
@@ -35,6 +37,7 @@ pub use directory::{Directory, Extension};
 pub use history::History;
 pub use hooks::Hooks;
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
+pub use recording::{Recording, RecordingFormat};
 pub use routes::Route;
 pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, Transfer};
 pub use ui::{KeyCode, KeySpec, Keys, NamedKey, Ui};
@@ -83,6 +86,9 @@ pub struct Config {
     /// `[history]`: where the call history is kept.
     #[serde(default)]
     pub history: History,
+    /// `[recording]`: where and how calls are recorded.
+    #[serde(default)]
+    pub recording: Recording,
     /// `[hooks]`: commands run on call events.
     #[serde(default)]
     pub hooks: Hooks,
@@ -484,6 +490,7 @@ impl Config {
         }
         config.audio.expand_paths();
         config.history.expand_paths();
+        config.recording.expand_paths();
         config.directory.expand_paths();
         Ok(config)
     }
@@ -522,6 +529,7 @@ impl Config {
             media: Media::default(),
             transfer: Transfer::default(),
             history: History::default(),
+            recording: Recording::default(),
             hooks: Hooks::default(),
             routes: Vec::new(),
             ui: Ui::default(),
@@ -643,6 +651,7 @@ impl Config {
         self.media.problems(&mut out);
         self.transfer.problems(&mut out);
         self.history.problems(&mut out);
+        self.recording.problems(&mut out);
         self.hooks.problems(&mut out);
         for (i, route) in self.routes.iter().enumerate() {
             route.problems(i, &self.routes, &self.accounts, &mut out);

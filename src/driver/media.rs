@@ -4,14 +4,20 @@
 //!
 //! The core speaks of lines 1-based with SDP types; the engine of line
 //! indices with its own codec and stream types (it never imports `sip`).
+//! Recording orders get their file path here (the template needs the
+//! wall-clock time, which the core never reads), and the engine's recording
+//! reports become `record` events.
+
+use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use super::setup::MediaSetup;
+use super::setup::{MediaSetup, RecordingSetup};
 use crate::media::device::{self, Backend, DeviceNotice};
 use crate::media::engine::{
     Control, LineSockets, LineTone, MediaEngine, Report, SendSource, StreamParams,
 };
+use crate::media::recorder::name::{self, CallFacts};
 use crate::media::tones::MusicOnHold;
 use crate::media::CodecKind;
 use crate::sip::media_order::{Source, Stream, Tone};
@@ -68,15 +74,26 @@ pub fn start(
     Ok((engine, notes))
 }
 
-/// Which call each line's media belongs to (for naming reports).
-#[derive(Debug, Default)]
+/// Which call each line's media belongs to (for naming reports), and how recordings are
+/// named.
+#[derive(Debug)]
 pub struct MediaBridge {
     calls: Vec<Option<String>>,
+    recording: RecordingSetup,
 }
 
 impl MediaBridge {
-    /// Translates an order; remembers which call owns the line.
-    pub fn order(&mut self, order: MediaOrder) -> Option<Control> {
+    /// A bridge naming recordings after `recording`.
+    pub fn new(recording: RecordingSetup) -> MediaBridge {
+        MediaBridge {
+            calls: Vec::new(),
+            recording,
+        }
+    }
+
+    /// Translates an order (`now`: the wall-clock time, for recording names); remembers which
+    /// call owns the line.
+    pub fn order(&mut self, order: MediaOrder, now: SystemTime) -> Option<Control> {
         match order {
             MediaOrder::Line {
                 line,
@@ -101,6 +118,36 @@ impl MediaBridge {
             MediaOrder::Dtmf { line, digits } => Some(Control::Dtmf {
                 line: index(line)?,
                 digits,
+            }),
+            MediaOrder::StartRecording {
+                line,
+                call_id,
+                incoming,
+                peer,
+            } => {
+                let facts = CallFacts {
+                    line,
+                    incoming,
+                    peer: &peer,
+                };
+                let format = self.recording.format;
+                let file =
+                    name::file_name(&self.recording.template, now, &facts, format.extension());
+                Some(Control::StartRecording {
+                    line: index(line)?,
+                    call_id,
+                    path: self.recording.dir.join(file),
+                    format,
+                })
+            }
+            MediaOrder::StopRecording {
+                line,
+                call_id,
+                reason,
+            } => Some(Control::StopRecording {
+                line: index(line)?,
+                call_id,
+                reason,
             }),
         }
     }
@@ -136,6 +183,36 @@ impl MediaBridge {
                     }
                     DeviceNotice::Switched(what) => what,
                 },
+            }),
+            Report::RecordingStarted {
+                line,
+                call_id,
+                path,
+            } => Some(Event::Record {
+                line: line_no(line),
+                call_id,
+                recording: true,
+                path: path.display().to_string(),
+                reason: None,
+                duration_ms: None,
+                dropped_frames: None,
+            }),
+            Report::RecordingStopped {
+                line,
+                call_id,
+                path,
+                reason,
+                duration_ms,
+                dropped_frames,
+                ..
+            } => Some(Event::Record {
+                line: line_no(line),
+                call_id,
+                recording: false,
+                path: path.display().to_string(),
+                reason: Some(reason),
+                duration_ms: Some(duration_ms),
+                dropped_frames: Some(dropped_frames),
             }),
             Report::Problem { line, message } => Some(Event::Error {
                 message: format!("line {}: {message}", line_no(line)),
@@ -192,7 +269,23 @@ fn stream_params(s: Stream) -> StreamParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::recorder::RecordFormat;
     use crate::media::rtp::Quality;
+    use std::path::PathBuf;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn bridge() -> MediaBridge {
+        MediaBridge::new(RecordingSetup {
+            dir: PathBuf::from("/rec"),
+            format: RecordFormat::OggOpus,
+            template: "{date}_{time}_{line}_{direction}_{number}".into(),
+            auto: false,
+        })
+    }
+
+    fn at() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_751_293_503)
+    }
 
     fn line_order(direction: Direction) -> MediaOrder {
         MediaOrder::Line {
@@ -214,12 +307,12 @@ mod tests {
 
     #[test]
     fn orders_map_lines_directions_and_sources() {
-        let mut bridge = MediaBridge::default();
+        let mut bridge = bridge();
         let Some(Control::Line {
             line: 1,
             stream: Some(p),
             tone: None,
-        }) = bridge.order(line_order(Direction::SendOnly))
+        }) = bridge.order(line_order(Direction::SendOnly), at())
         else {
             panic!("a line control for index 1");
         };
@@ -227,17 +320,20 @@ mod tests {
         assert!(p.send && !p.receive);
         assert_eq!(p.source, SendSource::MusicOnHold);
         assert!(bridge
-            .order(MediaOrder::Dtmf {
-                line: 0,
-                digits: "1".into()
-            })
+            .order(
+                MediaOrder::Dtmf {
+                    line: 0,
+                    digits: "1".into()
+                },
+                at()
+            )
             .is_none());
     }
 
     #[test]
     fn reports_name_the_call_of_the_line() {
-        let mut bridge = MediaBridge::default();
-        bridge.order(line_order(Direction::SendRecv));
+        let mut bridge = bridge();
+        bridge.order(line_order(Direction::SendRecv), at());
         let quality = Quality {
             loss_pct: 1.5,
             jitter_ms: 3.0,
@@ -264,5 +360,65 @@ mod tests {
                 .is_none(),
             "no call on line 1"
         );
+    }
+
+    #[test]
+    fn recording_orders_get_a_named_path_and_reports_become_record_events() {
+        let mut bridge = bridge();
+        let control = bridge.order(
+            MediaOrder::StartRecording {
+                line: 2,
+                call_id: "c2".into(),
+                incoming: true,
+                peer: "sip:+4420 7946@pbx".into(),
+            },
+            at(),
+        );
+        let Some(Control::StartRecording {
+            line: 1,
+            call_id,
+            path,
+            format: RecordFormat::OggOpus,
+        }) = control
+        else {
+            panic!("a start control for index 1: {control:?}");
+        };
+        assert_eq!(call_id, "c2");
+        assert_eq!(
+            path,
+            PathBuf::from("/rec/2025-06-30_142503_2_in_+4420_7946.opus")
+        );
+        let ev = bridge.report(Report::RecordingStopped {
+            line: 1,
+            call_id: "c2".into(),
+            path,
+            reason: "the call ended".into(),
+            failed: false,
+            duration_ms: 1500,
+            dropped_frames: 0,
+        });
+        assert_eq!(
+            ev,
+            Some(Event::Record {
+                line: 2,
+                call_id: "c2".into(),
+                recording: false,
+                path: "/rec/2025-06-30_142503_2_in_+4420_7946.opus".into(),
+                reason: Some("the call ended".into()),
+                duration_ms: Some(1500),
+                dropped_frames: Some(0),
+            })
+        );
+        assert!(matches!(
+            bridge.order(
+                MediaOrder::StopRecording {
+                    line: 2,
+                    call_id: "c2".into(),
+                    reason: "stopped by the operator".into()
+                },
+                at()
+            ),
+            Some(Control::StopRecording { line: 1, .. })
+        ));
     }
 }

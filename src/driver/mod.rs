@@ -28,18 +28,19 @@ mod tcp;
 use std::future::pending;
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use thiserror::Error;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::media::engine::Report;
 use crate::sip::{Command, Event, TraceDirection, Transmit, Transport, UserAgent};
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
-pub use setup::{choose_account, MediaSetup, Setup, SetupError};
+pub use setup::{choose_account, MediaSetup, RecordingSetup, Setup, SetupError};
 use tcp::{TcpConnections, TcpInput};
 
 /// Receive buffer for one UDP datagram: the largest a UDP datagram can be (the core never
@@ -116,20 +117,22 @@ pub async fn run(
     });
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
+    let recording = media_setup.recording.clone();
     let (engine, notes) = media::start(media_setup, rtp, report_tx).map_err(DriverError::Media)?;
     for note in notes {
         events.send(note);
     }
-    let mut bridge = MediaBridge::default();
 
     let mut ua = UserAgent::new(config, now());
+    ua.set_record_auto(recording.auto);
+    let mut bridge = MediaBridge::new(recording);
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut commands_open = true;
     let mut signalled = false;
     loop {
         drain(&mut ua, &udp, &mut tcp, &mut events).await;
         while let Some(order) = ua.poll_media_order() {
-            if let Some(control) = bridge.order(order) {
+            if let Some(control) = bridge.order(order, wallclock()) {
                 engine.send(control);
             }
         }
@@ -170,6 +173,9 @@ pub async fn run(
                 }
             }
             Some(report) = reports.recv() => {
+                if let Report::RecordingStopped { failed: true, call_id, .. } = &report {
+                    ua.handle_recording_failed(call_id);
+                }
                 if let Some(event) = bridge.report(report) {
                     events.send(event);
                 }
@@ -196,6 +202,12 @@ pub async fn run(
 #[allow(clippy::disallowed_methods)] // The driver is where time enters: everything else is given `now`.
 fn now() -> Instant {
     Instant::now()
+}
+
+/// The wall-clock time, for naming recordings.
+#[allow(clippy::disallowed_methods)] // The driver is where time enters.
+fn wallclock() -> SystemTime {
+    SystemTime::now()
 }
 
 /// Sends everything the core wants sent and forwards its events.

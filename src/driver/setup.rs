@@ -24,6 +24,7 @@ use crate::media::codec::OpusSettings;
 use crate::media::device::Backend;
 use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
+use crate::media::recorder::RecordFormat;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig};
@@ -130,6 +131,40 @@ pub struct MediaSetup {
     pub engine: EngineConfig,
     /// The WAV file held parties hear; `None`: silence.
     pub music_on_hold: Option<PathBuf>,
+    /// Where and how calls are recorded.
+    pub recording: RecordingSetup,
+}
+
+/// Where and how calls are recorded (`[recording]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordingSetup {
+    /// The directory files go to.
+    pub dir: PathBuf,
+    /// WAV or Ogg Opus.
+    pub format: RecordFormat,
+    /// The file name template (see [`crate::media::recorder::name`]).
+    pub template: String,
+    /// Every call is recorded from answer to end.
+    pub auto: bool,
+}
+
+impl RecordingSetup {
+    /// The `[recording]` settings of `config`; without a home directory (and no `dir`),
+    /// `recordings/` in the working directory.
+    pub fn new(config: &Config) -> RecordingSetup {
+        let recording = &config.recording;
+        RecordingSetup {
+            dir: recording
+                .directory()
+                .unwrap_or_else(|| PathBuf::from("recordings")),
+            format: match recording.format {
+                config::RecordingFormat::Wav => RecordFormat::Wav,
+                config::RecordingFormat::Ogg => RecordFormat::OggOpus,
+            },
+            template: recording.template.clone(),
+            auto: recording.auto,
+        }
+    }
 }
 
 impl MediaSetup {
@@ -170,6 +205,7 @@ impl MediaSetup {
             backend,
             engine,
             music_on_hold: audio.music_on_hold.clone(),
+            recording: RecordingSetup::new(config),
         }
     }
 }

@@ -111,6 +111,29 @@ pub enum Control {
         /// `0-9 * # A-D`.
         digits: String,
     },
+    /// Start recording line `line` (0-based) of call `call_id` into a new file at `path` (a
+    /// `-2`… suffix is added if it exists). Reported by [`Report::RecordingStarted`], or by a
+    /// failed [`Report::RecordingStopped`].
+    StartRecording {
+        /// Line index.
+        line: usize,
+        /// The call being recorded (reports name it).
+        call_id: String,
+        /// The file to create; its directory is created too.
+        path: std::path::PathBuf,
+        /// WAV or Ogg Opus.
+        format: super::recorder::RecordFormat,
+    },
+    /// Stop recording line `line` if it records call `call_id`; the file is finished and
+    /// [`Report::RecordingStopped`] follows.
+    StopRecording {
+        /// Line index.
+        line: usize,
+        /// The call whose recording stops.
+        call_id: String,
+        /// Why, for the report.
+        reason: String,
+    },
 }
 
 /// Something the media thread tells the driver.
@@ -136,6 +159,32 @@ pub enum Report {
     },
     /// An audio device problem.
     Device(DeviceNotice),
+    /// A recording's file is open and being written.
+    RecordingStarted {
+        /// Line index.
+        line: usize,
+        /// The call being recorded.
+        call_id: String,
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// A recording ended: stopped, its call ended, or its file failed.
+    RecordingStopped {
+        /// Line index.
+        line: usize,
+        /// The call that was recorded.
+        call_id: String,
+        /// The file (complete and valid unless `failed`).
+        path: std::path::PathBuf,
+        /// Why it ended, in words.
+        reason: String,
+        /// The file could not be created or written.
+        failed: bool,
+        /// How much audio the file holds (ms).
+        duration_ms: u64,
+        /// Frames lost because the writer fell behind (the audio path never waits for it).
+        dropped_frames: u64,
+    },
     /// A line could not do what it was asked (e.g. the codec failed to start).
     Problem {
         /// Line index.

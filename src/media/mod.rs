@@ -9,6 +9,7 @@ pub mod dtmf;
 pub mod engine;
 pub mod jitter;
 mod pipeline;
+pub mod recorder;
 pub mod rtp;
 pub mod tones;
 

@@ -10,6 +10,7 @@
 //!       receive: jitter.pop ─► decode | conceal ─► mix into headset (if it has the mic)
 //!       send:    DTMF event | encode(mic | MOH | silence) ─► RTP
 //!       RTCP report when due, quality report every 5 s
+//!       recording: (frame sent | silence, frame decoded | silence) ─► recorder ring
 //!    tones ─► headset (ringback) / ring device (ring)
 //!    device.write_ring_frame(ring); device.write_frame(headset)
 //! ```
@@ -25,6 +26,7 @@ use super::engine::{
     Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
 };
 use super::jitter::{JitterBuffer, Playout};
+use super::recorder::Recordings;
 use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
 use super::{Frame, FRAME_SAMPLES};
@@ -136,6 +138,7 @@ pub(super) struct Pipeline {
     config: EngineConfig,
     moh: Option<MusicOnHold>,
     reports: Box<dyn FnMut(Report) + Send>,
+    recordings: Recordings,
     // Scratch space, allocated once.
     mic: Frame,
     headset: Frame,
@@ -172,6 +175,7 @@ impl Pipeline {
             config,
             moh,
             reports,
+            recordings: Recordings::default(),
             mic: [0; FRAME_SAMPLES],
             headset: [0; FRAME_SAMPLES],
             ring: [0; FRAME_SAMPLES],
@@ -226,6 +230,26 @@ impl Pipeline {
                     (self.reports)(Report::Problem { line, message });
                 }
             }
+            Control::StartRecording {
+                line,
+                call_id,
+                path,
+                format,
+            } => {
+                if line >= self.legs.len() {
+                    return;
+                }
+                if let Err(message) = self.recordings.start(line, call_id, path, format) {
+                    (self.reports)(Report::Problem { line, message });
+                }
+            }
+            Control::StopRecording {
+                line,
+                call_id,
+                reason,
+            } => {
+                self.recordings.stop(line, &call_id, &reason);
+            }
         }
     }
 
@@ -254,6 +278,7 @@ impl Pipeline {
         while let Some(notice) = self.device.poll_notice() {
             (self.reports)(Report::Device(notice));
         }
+        self.recordings.poll(&mut self.reports);
     }
 
     /// Registers every socket with the media thread's poll, so packets are read (and their
@@ -354,9 +379,12 @@ impl Pipeline {
             }
         }
         let Some(stream) = leg.stream.as_mut() else {
+            self.recordings.push(index, &self.silence, &self.silence);
             return;
         };
         let line = index;
+        // What this tick sent on the line, for the recording (silence unless voice went out).
+        let mut sent = &self.silence;
         if stream.params.receive {
             let decoded = match stream.jitter.pop(now) {
                 Playout::Packet(payload) => stream.codec.decode(payload, &mut self.scratch),
@@ -399,6 +427,7 @@ impl Pipeline {
                     SendSource::Microphone => &self.silence,
                     SendSource::MusicOnHold => &self.moh_frame,
                 };
+                sent = source;
                 match stream.codec.encode(source, &mut self.payload) {
                     Ok(0) => stream.spurt = true, // DTX: nothing to send
                     Ok(len) => {
@@ -416,6 +445,12 @@ impl Pipeline {
                 }
             }
         }
+        let received = if stream.params.receive {
+            &self.scratch
+        } else {
+            &self.silence
+        };
+        self.recordings.push(line, sent, received);
         if now >= stream.rtcp.next_report() {
             let sender = stream.params.send.then_some((&stream.sender, frame_ts));
             stream

@@ -43,8 +43,8 @@ pub enum Command {
     Mute,
     /// Join the lines in a local conference.
     Conference,
-    /// Start (`true`) or stop recording the selected call.
-    Record(bool),
+    /// Start (`true`) or stop recording the call on the given line (default: selected).
+    Record(bool, Option<LineNo>),
     /// Pick up a call ringing at another extension.
     Pickup(String),
     /// Choose the outbound route for the next call.
@@ -268,6 +268,27 @@ pub enum Event {
         output: String,
         /// Where ringing goes: a device, `headset` or `none`.
         ring: String,
+    },
+    /// Recording of a call started or stopped (by the operator, because the call ended, or
+    /// because the file could not be written).
+    Record {
+        /// The line of the call.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// True from now on the call is being recorded; false: it no longer is.
+        recording: bool,
+        /// The recording file.
+        path: String,
+        /// Why it stopped (only when `recording` is false).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// How much audio the finished file holds, in milliseconds (on stop).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        duration_ms: Option<u64>,
+        /// 20 ms frames lost because the disk could not keep up (on stop).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        dropped_frames: Option<u64>,
     },
     /// Something happened to the audio devices (e.g. the headset was unplugged).
     Audio {

@@ -138,6 +138,10 @@ pub(super) struct Call {
     pub(super) was_answered: bool,
     /// A transfer by PBX feature codes on this call.
     pub(super) pbx: Option<super::pbx_transfer::PbxTransfer>,
+    /// The call is being recorded (a start order went out and no stop since).
+    pub(super) recording: bool,
+    /// Auto-recording has been started once for this call (it is not restarted after a stop).
+    pub(super) auto_recorded: bool,
 }
 
 impl Call {
@@ -189,6 +193,8 @@ impl Call {
             end_status: None,
             was_answered: false,
             pbx: None,
+            recording: false,
+            auto_recorded: false,
         }
     }
 
@@ -241,6 +247,11 @@ impl Call {
     /// An offer/answer exchange is under way (our re-INVITE, or our 2xx awaiting its ACK).
     pub(super) fn is_renegotiating(&self) -> bool {
         self.reinvite.is_some() || self.pending_ack.is_some()
+    }
+
+    /// The far end as the operator sees it (URI).
+    pub(super) fn peer(&self) -> &str {
+        &self.peer
     }
 
     pub(super) fn is_established(&self) -> bool {
@@ -1364,6 +1375,7 @@ impl UserAgent {
         call.pending_ack = None;
         call.glare_retry = None;
         self.transfer_abandoned(call_id, reason);
+        self.stop_recording(call_id, "the call ended");
         self.announce(call_id, status, Some(reason.to_string()));
         self.referred_call_ended(call_id, status);
     }
@@ -1383,6 +1395,7 @@ impl UserAgent {
         };
         self.emit(ev);
         self.sync_media(call_id);
+        self.auto_record(call_id);
     }
 
     /// Emits the call's negotiated media.

@@ -3,7 +3,8 @@
 //! The core emits a [`MediaOrder::Line`] whenever what a line should do
 //! changes (a codec was negotiated, the call was held, ringback should
 //! start, the call ended); the driver hands it to the media engine. Orders
-//! are idempotent descriptions of the whole state, not deltas.
+//! are idempotent descriptions of the whole state, not deltas; recording orders are the
+//! exception, one per start and stop.
 
 use std::net::SocketAddr;
 
@@ -69,5 +70,25 @@ pub enum MediaOrder {
         line: LineNo,
         /// `0-9 * # A-D`.
         digits: String,
+    },
+    /// Start recording the call on the line (both directions, to a new file).
+    StartRecording {
+        /// The line (1-based).
+        line: LineNo,
+        /// The call.
+        call_id: String,
+        /// The far end called us.
+        incoming: bool,
+        /// The far end's URI (for the file name).
+        peer: String,
+    },
+    /// Stop recording the call on the line.
+    StopRecording {
+        /// The line (1-based).
+        line: LineNo,
+        /// The call.
+        call_id: String,
+        /// Why, in words (`stopped by the operator`, `the call ended`).
+        reason: String,
     },
 }

@@ -36,6 +36,9 @@ pub mod media_order;
 pub mod msg;
 mod pbx_transfer;
 // Attended transfer and being transferred (still to come) use the rest of it.
+mod recording;
+#[cfg(test)]
+mod recording_tests;
 #[allow(dead_code)]
 mod refer;
 mod register;
@@ -239,6 +242,8 @@ pub struct UserAgent {
     media_orders: VecDeque<MediaOrder>,
     quit_deadline: Option<Instant>,
     stopped: bool,
+    /// Every call is recorded from answer to end (`[recording] auto`).
+    record_auto: bool,
 }
 
 impl UserAgent {
@@ -259,6 +264,7 @@ impl UserAgent {
             media_orders: VecDeque::new(),
             quit_deadline: None,
             stopped: false,
+            record_auto: false,
             cfg,
         };
         if ua.cfg.account.register {
@@ -395,6 +401,7 @@ impl UserAgent {
                 Some(codes) => self.pbx_cancel(now, &codes),
                 None => self.cancel_consult(now),
             },
+            Command::Record(start, line) => self.record(start, line),
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }
@@ -826,7 +833,7 @@ fn command_word(cmd: &Command) -> &'static str {
         Command::Dtmf(_) => "dtmf",
         Command::Mute => "mute",
         Command::Conference => "conference",
-        Command::Record(_) => "record",
+        Command::Record(..) => "record",
         Command::Pickup(_) => "pickup",
         Command::Route(_) => "route",
         Command::Trace(_) => "trace",

@@ -480,6 +480,25 @@ impl App {
                     call.muted = muted;
                 }
             }
+            Event::Record {
+                line,
+                call_id,
+                recording,
+                reason,
+                ..
+            } => {
+                // Only while the call is shown: when it ended, that says enough.
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.recording = recording;
+                    if let Some(reason) = reason.filter(|_| !recording) {
+                        if reason.starts_with("recording failed") {
+                            self.tell(format!("Line {line}: {reason}"), true);
+                        } else {
+                            self.tell(format!("Line {line}: recording {reason}"), false);
+                        }
+                    }
+                }
+            }
             Event::Transfer {
                 line,
                 call_id,
@@ -946,7 +965,7 @@ impl App {
             Action::Mute => send(Command::Mute),
             Action::Record => {
                 let recording = self.selected_call().is_some_and(|c| c.recording);
-                send(Command::Record(!recording))
+                send(Command::Record(!recording, None))
             }
             Action::Conference => send(Command::Conference),
             Action::Route => {

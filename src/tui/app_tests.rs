@@ -231,7 +231,7 @@ fn keys_map_to_commands_when_connected() {
     assert_eq!(rig.key(KeyCode::Char(' ')), send(Command::Hold(Some(1))));
     assert_eq!(rig.key(KeyCode::Tab), send(Command::Swap));
     assert_eq!(rig.char('m'), send(Command::Mute));
-    assert_eq!(rig.char('r'), send(Command::Record(true)));
+    assert_eq!(rig.char('r'), send(Command::Record(true, None)));
     assert_eq!(rig.char('5'), send(Command::Dtmf("5".into())));
     assert_eq!(rig.char('#'), send(Command::Dtmf("#".into())));
     // Only one line busy: no complete, cancel or conference; Enter does nothing.

@@ -1,0 +1,315 @@
+//! The recorder on real files in a temporary directory: channels come back where they were
+//! put, flushed files are valid while still being written, Ogg pages are laid out as RFC 7845
+//! says, and a full ring drops rather than waits.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::writer::FLUSH_FRAMES;
+use super::*;
+use crate::media::engine::Report;
+
+/// A frame of a sine at `hz` (a whole number of periods per 20 ms frame for 50 Hz steps).
+fn tone(hz: f64) -> Frame {
+    let mut frame = [0i16; FRAME_SAMPLES];
+    for (i, s) in frame.iter_mut().enumerate() {
+        let phase = std::f64::consts::TAU * hz * i as f64 / 48_000.0;
+        *s = (8000.0 * phase.sin()) as i16;
+    }
+    frame
+}
+
+fn rms(samples: &[i16]) -> f64 {
+    let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (sum / samples.len().max(1) as f64).sqrt()
+}
+
+/// Energy at `hz` (Goertzel), normalised so a full-scale-ish sine gives roughly its amplitude.
+fn level_at(samples: &[i16], hz: f64) -> f64 {
+    let w = std::f64::consts::TAU * hz / 48_000.0;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for &x in samples {
+        let s0 = f64::from(x) + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.sqrt() / samples.len().max(1) as f64
+}
+
+/// Stops line 0's recording and waits (bounded) for the writer's reports.
+fn stop_and_collect(recordings: &mut Recordings, call_id: &str) -> Vec<Report> {
+    assert!(recordings.stop(0, call_id, "stopped by the operator"));
+    collect_until_stopped(recordings)
+}
+
+fn collect_until_stopped(recordings: &mut Recordings) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for _ in 0..500 {
+        recordings.poll(&mut |r| reports.push(r));
+        if reports
+            .iter()
+            .any(|r| matches!(r, Report::RecordingStopped { .. }))
+        {
+            return reports;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the writer did not finish within 5 s: {reports:?}");
+}
+
+fn stopped_path(reports: &[Report]) -> PathBuf {
+    reports
+        .iter()
+        .find_map(|r| match r {
+            Report::RecordingStopped { path, .. } => Some(path.clone()),
+            _ => None,
+        })
+        .expect("a stop report")
+}
+
+/// Samples of one channel of an interleaved stereo buffer.
+fn channel(interleaved: &[i16], which: usize) -> Vec<i16> {
+    interleaved.iter().skip(which).step_by(2).copied().collect()
+}
+
+#[test]
+fn wav_keeps_the_operator_left_and_the_far_end_right() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sub/dir/call.wav");
+    let mut recordings = Recordings::default();
+    recordings
+        .start(0, "c1".into(), path.clone(), RecordFormat::Wav)
+        .expect("start");
+    let (left, right) = (tone(1000.0), tone(600.0));
+    for _ in 0..60 {
+        recordings.push(0, &left, &right);
+        recordings.push(1, &right, &left); // another line: not in this file
+    }
+    let reports = stop_and_collect(&mut recordings, "c1");
+    assert!(matches!(
+        &reports[0],
+        Report::RecordingStarted { line: 0, call_id, path: p } if call_id == "c1" && *p == path
+    ));
+    assert!(matches!(
+        reports.last(),
+        Some(Report::RecordingStopped { failed: false, duration_ms: 1200, dropped_frames: 0, reason, .. })
+            if reason == "stopped by the operator"
+    ));
+    let mut reader = hound::WavReader::open(&path).expect("a valid WAV");
+    assert_eq!(reader.spec(), wav::WAV_SPEC);
+    assert_eq!(reader.duration(), 60 * FRAME_SAMPLES as u32);
+    let samples: Vec<i16> = reader
+        .samples::<i16>()
+        .map(|s| s.expect("sample"))
+        .collect();
+    let (l, r) = (channel(&samples, 0), channel(&samples, 1));
+    assert_eq!(&l[..FRAME_SAMPLES], &left[..]);
+    assert_eq!(&r[..FRAME_SAMPLES], &right[..]);
+    assert!(level_at(&l, 1000.0) > 10.0 * level_at(&l, 600.0));
+    assert!(level_at(&r, 600.0) > 10.0 * level_at(&r, 1000.0));
+}
+
+#[test]
+fn an_existing_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("call.wav");
+    std::fs::write(&path, b"keep me").expect("write");
+    let mut recordings = Recordings::default();
+    recordings
+        .start(0, "c1".into(), path.clone(), RecordFormat::Wav)
+        .expect("start");
+    recordings.push(0, &tone(1000.0), &tone(600.0));
+    let reports = stop_and_collect(&mut recordings, "c1");
+    assert_eq!(stopped_path(&reports), dir.path().join("call-2.wav"));
+    assert_eq!(std::fs::read(&path).expect("read"), b"keep me");
+}
+
+#[test]
+fn a_second_start_on_a_recording_line_is_refused_and_stop_needs_the_same_call() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut recordings = Recordings::default();
+    let path = dir.path().join("a.wav");
+    recordings
+        .start(0, "c1".into(), path.clone(), RecordFormat::Wav)
+        .expect("start");
+    let again = recordings.start(0, "c1".into(), dir.path().join("b.wav"), RecordFormat::Wav);
+    assert!(again.is_err_and(|e| e.contains("already recording")));
+    assert!(!recordings.stop(0, "other-call", "x"));
+    assert!(!recordings.stop(1, "c1", "x"));
+    stop_and_collect(&mut recordings, "c1");
+}
+
+#[test]
+fn a_file_that_cannot_be_created_is_a_failed_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blocker = dir.path().join("not-a-dir");
+    std::fs::write(&blocker, b"").expect("write");
+    let mut recordings = Recordings::default();
+    recordings
+        .start(0, "c1".into(), blocker.join("call.wav"), RecordFormat::Wav)
+        .expect("start");
+    let reports = collect_until_stopped(&mut recordings);
+    assert!(matches!(
+        reports.as_slice(),
+        [Report::RecordingStopped { failed: true, reason, .. }] if reason.contains("cannot create")
+    ));
+    // The line is free again.
+    recordings
+        .start(0, "c1".into(), dir.path().join("ok.wav"), RecordFormat::Wav)
+        .expect("start again");
+    stop_and_collect(&mut recordings, "c1");
+}
+
+#[test]
+fn a_full_ring_drops_frames_and_counts_them_without_waiting() {
+    let mut recordings = Recordings::default();
+    // A tap whose writer never reads: the ring fills up.
+    let (producer, consumer) = rtrb::RingBuffer::new(RING_FRAMES);
+    recordings.taps.push(Tap {
+        id: 99,
+        line: 0,
+        call_id: "c1".into(),
+        path: PathBuf::from("unused.wav"),
+        producer: Some(producer),
+        dropped: 0,
+        reason: None,
+        thread: None,
+    });
+    let frame = tone(1000.0);
+    for _ in 0..RING_FRAMES + 10 {
+        recordings.push(0, &frame, &frame);
+    }
+    assert_eq!(consumer.slots(), RING_FRAMES);
+    assert_eq!(recordings.taps[0].dropped, 10);
+}
+
+#[test]
+fn a_flushed_wav_is_valid_while_still_being_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("live.wav");
+    let mut sink = WavSink::new(File::create(&path).expect("create")).expect("sink");
+    let frame = StereoFrame {
+        left: tone(1000.0),
+        right: tone(600.0),
+    };
+    for _ in 0..FLUSH_FRAMES {
+        sink.write(&frame).expect("write");
+    }
+    sink.flush().expect("flush");
+    for _ in 0..10 {
+        sink.write(&frame).expect("write"); // not flushed: as if killed now
+    }
+    let reader = hound::WavReader::open(&path).expect("valid mid-recording");
+    assert_eq!(
+        reader.duration(),
+        FLUSH_FRAMES as u32 * FRAME_SAMPLES as u32
+    );
+    drop(sink);
+}
+
+/// Every packet of an Ogg file, with its page's granule position, tolerating a missing end.
+fn ogg_packets(path: &Path) -> Vec<ogg::Packet> {
+    let mut reader = ogg::PacketReader::new(File::open(path).expect("open"));
+    let mut packets = Vec::new();
+    while let Ok(Some(packet)) = reader.read_packet() {
+        packets.push(packet);
+    }
+    packets
+}
+
+#[test]
+fn ogg_opus_has_its_headers_granules_and_both_channels() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("call.opus");
+    let mut recordings = Recordings::default();
+    recordings
+        .start(0, "c1".into(), path.clone(), RecordFormat::OggOpus)
+        .expect("start");
+    let silence = [0i16; FRAME_SAMPLES];
+    for _ in 0..100 {
+        recordings.push(0, &tone(1000.0), &silence);
+    }
+    let reports = stop_and_collect(&mut recordings, "c1");
+    assert!(matches!(
+        reports.last(),
+        Some(Report::RecordingStopped {
+            failed: false,
+            duration_ms: 2000,
+            ..
+        })
+    ));
+    let packets = ogg_packets(&path);
+    assert_eq!(
+        packets.len(),
+        2 + 100,
+        "OpusHead, OpusTags, one packet per frame"
+    );
+    let head = &packets[0].data;
+    assert_eq!(&head[..8], b"OpusHead");
+    assert_eq!(head.len(), 19);
+    assert_eq!((head[8], head[9]), (1, 2), "version 1, two channels");
+    let pre_skip = u64::from(u16::from_le_bytes([head[10], head[11]]));
+    assert_eq!(
+        u32::from_le_bytes([head[12], head[13], head[14], head[15]]),
+        48_000
+    );
+    assert!(packets[0].first_in_stream() && packets[0].last_in_page());
+    assert_eq!(&packets[1].data[..8], b"OpusTags");
+    assert!(packets[1].last_in_page(), "OpusTags ends its page");
+    assert_eq!(packets[1].absgp_page(), 0);
+    let last = packets.last().expect("audio");
+    assert!(last.last_in_stream(), "the stream is ended");
+    assert_eq!(last.absgp_page(), pre_skip + 100 * FRAME_SAMPLES as u64);
+    // Pages close at least every FLUSH_PACKETS packets.
+    let mut in_page = 0;
+    for p in &packets[2..] {
+        in_page += 1;
+        if p.last_in_page() {
+            assert!(in_page <= ogg_opus::FLUSH_PACKETS);
+            assert_eq!(
+                p.absgp_page() % FRAME_SAMPLES as u64,
+                pre_skip % FRAME_SAMPLES as u64
+            );
+            in_page = 0;
+        }
+    }
+    let mut decoder = opus::Decoder::new(48_000, opus::Channels::Stereo).expect("decoder");
+    let mut pcm = Vec::new();
+    let mut out = [0i16; 2 * FRAME_SAMPLES];
+    for p in &packets[2..] {
+        let n = decoder.decode(&p.data, &mut out, false).expect("decodable");
+        pcm.extend_from_slice(&out[..2 * n]);
+    }
+    let steady = &pcm[pcm.len() / 2..];
+    let (l, r) = (channel(steady, 0), channel(steady, 1));
+    assert!(level_at(&l, 1000.0) > 2000.0, "left carries the tone");
+    assert!(rms(&r) < 300.0, "right stays quiet: rms {}", rms(&r));
+}
+
+#[test]
+fn an_ogg_file_cut_short_still_parses_up_to_its_last_page() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("live.opus");
+    let mut sink = OggOpusSink::new(File::create(&path).expect("create"), 7).expect("sink");
+    let frame = StereoFrame {
+        left: tone(1000.0),
+        right: tone(600.0),
+    };
+    let written = 3 * ogg_opus::FLUSH_PACKETS + 5;
+    for _ in 0..written {
+        sink.write(&frame).expect("write");
+    }
+    sink.flush().expect("flush");
+    // As if killed now: read what is on disk while the sink lives.
+    let packets = ogg_packets(&path);
+    let audio = (packets.len() - 2) as u32;
+    assert!(
+        audio <= written && written - audio <= ogg_opus::FLUSH_PACKETS,
+        "{audio} of {written} packets on disk"
+    );
+    assert!(packets.iter().all(|p| p.stream_serial() == 7));
+    drop(sink);
+}
