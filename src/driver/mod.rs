@@ -150,7 +150,11 @@ pub async fn run(
                     log_message("received", peer, &bytes);
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
-                TcpInput::Closed { peer, id } => tcp.closed(peer, id),
+                TcpInput::Closed { peer, id } => {
+                    if tcp.closed(peer, id) {
+                        ua.handle_connection_lost(now(), peer);
+                    }
+                }
             },
             accepted = accept(listener.as_ref()) => match accepted {
                 Ok((stream, peer)) => tcp.accept(stream, peer),
@@ -169,7 +173,9 @@ pub async fn run(
                 }
             }
             Some(report) = reports.recv() => {
-                if let Some(event) = bridge.report(report) {
+                if let Some((call_id, seconds)) = bridge.silence(&report) {
+                    ua.handle_media_timeout(now(), &call_id, seconds);
+                } else if let Some(event) = bridge.report(report) {
                     events.send(event);
                 }
             }

@@ -26,7 +26,7 @@ use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
-use crate::sip::{Account, BlindMode, PbxCodes, TransferConfig, Transport, UaConfig};
+use crate::sip::{AcceptFrom, Account, BlindMode, PbxCodes, TransferConfig, Transport, UaConfig};
 
 /// How many lines (simultaneous calls) the phone has.
 pub const LINES: usize = 2;
@@ -165,6 +165,8 @@ impl MediaSetup {
                 start_ms: media.jitter_start_ms,
             },
             cname,
+            rtp_timeout: (media.rtp_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
         };
         MediaSetup {
             backend,
@@ -258,6 +260,12 @@ impl Setup {
                 outbound_proxy,
                 register: account.register,
                 expires: account.expires,
+                keepalive: (account.keepalive > 0)
+                    .then(|| Duration::from_secs(u64::from(account.keepalive))),
+                accept_from: match account.accepts_from() {
+                    config::AcceptFrom::Registrar => AcceptFrom::Registrar,
+                    config::AcceptFrom::Any => AcceptFrom::Any,
+                },
             },
             transport,
             local: SocketAddr::new(advertised, bound.port()),
