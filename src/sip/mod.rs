@@ -627,9 +627,13 @@ impl UserAgent {
         }
     }
 
-    /// True when `accept_from` lets `src` start a call with us.
-    fn accepts_calls_from(&self, src: SocketAddr) -> bool {
-        if self.cfg.account.accept_from == AcceptFrom::Any {
+    /// True when `accept_from` lets `src` start this call with us. An INVITE whose Replaces
+    /// names one of our dialogs is always let through: knowing the dialog's Call-ID and both
+    /// tags is its credential (RFC 3891 §6.1), and transferees send it straight to our Contact.
+    fn accepts_calls_from(&self, src: SocketAddr, invite: &Message) -> bool {
+        if self.cfg.account.accept_from == AcceptFrom::Any
+            || matches!(self.replaced_call(invite), Ok(Some(_)))
+        {
             return true;
         }
         let account = &self.cfg.account;
@@ -832,7 +836,7 @@ impl UserAgent {
         }
         let in_dialog = req.to.tag().is_some();
         match req.method() {
-            Method::Invite if !in_dialog && !self.accepts_calls_from(src) => {
+            Method::Invite if !in_dialog && !self.accepts_calls_from(src, &req) => {
                 tracing::warn!(%src, "INVITE from outside the registrar refused (accept_from)");
                 self.respond(now, &req, 403, |b| {
                     b.header(

@@ -151,6 +151,37 @@ fn accept_from_registrar_refuses_other_sources_with_403() {
 }
 
 #[test]
+fn accept_from_registrar_still_takes_a_replaces_for_one_of_our_calls() {
+    let mut b = bench_with(true, |c| c.account.accept_from = AcceptFrom::Registrar);
+    register(&mut b);
+    b.recv(REGISTRAR, &incoming_invite("first", "z9hG4bKf1"));
+    b.cmd(super::Command::Answer(None));
+    let sent = b.sent();
+    let ok = sent
+        .iter()
+        .find(|m| m.code() == Some(200))
+        .expect("200 to the INVITE");
+    let our_tag = ok.to.tag().expect("To tag").to_string();
+    b.events();
+    // The transferee's INVITE comes straight from elsewhere, replacing that call.
+    let replacing = incoming_invite("second", "z9hG4bKs1").replace(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nReplaces: first;to-tag={our_tag};from-tag=b1\r\n"),
+    );
+    b.recv(PHONE, &replacing);
+    let codes: Vec<u16> = b.sent().iter().filter_map(|m| m.code()).collect();
+    assert!(!codes.contains(&403), "{codes:?}");
+    // A Replaces naming no call of ours is refused like any other direct INVITE.
+    let stranger = incoming_invite("third", "z9hG4bKt1").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nReplaces: nothing;to-tag=x;from-tag=y\r\n",
+    );
+    b.recv(PHONE, &stranger);
+    let codes: Vec<u16> = b.sent().iter().filter_map(|m| m.code()).collect();
+    assert_eq!(codes, vec![100, 403]);
+}
+
+#[test]
 fn accept_from_any_takes_calls_from_anywhere() {
     let mut b = bench_with(true, |c| c.account.accept_from = AcceptFrom::Any);
     register(&mut b);
