@@ -12,6 +12,8 @@ use super::Problem;
 
 /// Bounds for the jitter buffer settings, in milliseconds.
 const JITTER_RANGE: std::ops::RangeInclusive<u32> = 20..=1000;
+/// Bounds for `[media] rtp_timeout`, in seconds (0 = off).
+const RTP_TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 0..=3600;
 
 /// Where call audio comes from and goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -86,6 +88,9 @@ pub struct Media {
     pub jitter_max_ms: u32,
     /// `"rfc4733"` or `"info"`. Default `"rfc4733"`.
     pub dtmf: DtmfMethod,
+    /// Seconds without RTP from the far end, while audio should flow both ways, after which
+    /// the call is ended; 0 turns the check off. Default 30.
+    pub rtp_timeout: u32,
 }
 
 impl Default for Media {
@@ -95,6 +100,7 @@ impl Default for Media {
             jitter_start_ms: 40,
             jitter_max_ms: 200,
             dtmf: DtmfMethod::Rfc4733,
+            rtp_timeout: 30,
         }
     }
 }
@@ -146,6 +152,17 @@ impl Audio {
 impl Media {
     /// Problems within `[media]`.
     pub(super) fn problems(&self, out: &mut Vec<Problem>) {
+        if !RTP_TIMEOUT_RANGE.contains(&self.rtp_timeout) {
+            out.push(Problem::new(
+                "media.rtp_timeout",
+                format!(
+                    "{} seconds is out of range: use {} (off) to {}",
+                    self.rtp_timeout,
+                    RTP_TIMEOUT_RANGE.start(),
+                    RTP_TIMEOUT_RANGE.end()
+                ),
+            ));
+        }
         for (key, value) in [
             ("jitter_min_ms", self.jitter_min_ms),
             ("jitter_start_ms", self.jitter_start_ms),

@@ -231,6 +231,42 @@ pub struct Account {
     /// Whether REFERs carry `Referred-By` with our address. Default `true`.
     #[serde(default = "default_register")]
     pub referred_by: bool,
+    /// Seconds between CRLF keep-alives to the registrar or outbound proxy, 0..=3600;
+    /// 0 turns them off. Default 30.
+    #[serde(default = "default_keepalive")]
+    pub keepalive: u32,
+    /// Who may call us: `"registrar"` (only the registrar / outbound proxy) or `"any"`.
+    /// `None`: `registrar` when the account registers, `any` otherwise.
+    #[serde(default)]
+    pub accept_from: Option<AcceptFrom>,
+}
+
+/// Who may send an account a new call (`[[account]] accept_from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AcceptFrom {
+    /// Only the registrar and the outbound proxy (`"registrar"`); others get 403.
+    Registrar,
+    /// Anyone (`"any"`).
+    Any,
+}
+
+impl Account {
+    /// The effective [`Account::accept_from`]: as set, else `registrar` when registering.
+    pub fn accepts_from(&self) -> AcceptFrom {
+        self.accept_from.unwrap_or(if self.register {
+            AcceptFrom::Registrar
+        } else {
+            AcceptFrom::Any
+        })
+    }
+}
+
+/// The allowed range for [`Account::keepalive`], in seconds.
+const KEEPALIVE_RANGE: std::ops::RangeInclusive<u32> = 0..=3600;
+
+fn default_keepalive() -> u32 {
+    30
 }
 
 /// How an account's transfers are made.
@@ -284,6 +320,8 @@ impl fmt::Debug for Account {
             .field("transfer_attended_code", &self.transfer_attended_code)
             .field("transfer_cancel_code", &self.transfer_cancel_code)
             .field("referred_by", &self.referred_by)
+            .field("keepalive", &self.keepalive)
+            .field("accept_from", &self.accept_from)
             .finish()
     }
 }
@@ -523,6 +561,8 @@ impl Config {
                 transfer_attended_code: default_attended_code(),
                 transfer_cancel_code: default_cancel_code(),
                 referred_by: true,
+                keepalive: default_keepalive(),
+                accept_from: None,
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),
@@ -721,6 +761,17 @@ impl Account {
             if let Err(message) = check_feature_code(code, needs_target) {
                 out.push(Problem::new(key(field), message));
             }
+        }
+        if !KEEPALIVE_RANGE.contains(&self.keepalive) {
+            out.push(Problem::new(
+                key("keepalive"),
+                format!(
+                    "{} seconds is out of range: use {} (off) to {}",
+                    self.keepalive,
+                    KEEPALIVE_RANGE.start(),
+                    KEEPALIVE_RANGE.end()
+                ),
+            ));
         }
         if !EXPIRES_RANGE.contains(&self.expires) {
             out.push(Problem::new(
@@ -1339,6 +1390,41 @@ mod tests {
         assert_eq!(
             errs,
             ["test.toml:2:26: codecs.order[2]: `opus` is listed more than once"]
+        );
+    }
+
+    #[test]
+    fn resilience_keys_have_defaults_and_bad_values_name_line_and_key() {
+        let config = parse(ACCOUNT).expect("valid");
+        let account = &config.accounts[0];
+        assert_eq!(account.keepalive, 30);
+        assert_eq!(account.accepts_from(), AcceptFrom::Registrar, "registering");
+        assert_eq!(config.media.rtp_timeout, 30);
+        let p2p = parse(&format!("{ACCOUNT}register = false\n")).expect("valid");
+        assert_eq!(p2p.accounts[0].accepts_from(), AcceptFrom::Any);
+        let set = parse(&format!(
+            "{ACCOUNT}keepalive = 0\naccept_from = \"any\"\n[media]\nrtp_timeout = 0\n"
+        ))
+        .expect("valid");
+        assert_eq!(set.accounts[0].keepalive, 0);
+        assert_eq!(set.accounts[0].accepts_from(), AcceptFrom::Any);
+        assert_eq!(set.media.rtp_timeout, 0);
+
+        let errs = errors(&format!("{ACCOUNT}keepalive = 4000\n"));
+        assert!(
+            errs[0]
+                .starts_with("test.toml:5:1: account[0].keepalive: 4000 seconds is out of range"),
+            "{errs:?}"
+        );
+        let errs = errors(&format!("{ACCOUNT}accept_from = \"nobody\"\n"));
+        assert!(
+            errs[0].starts_with("test.toml:5:1: account[0].accept_from: unknown value `nobody`, expected `registrar` or `any`"),
+            "{errs:?}"
+        );
+        let errs = errors("[media]\nrtp_timeout = 99999\n");
+        assert!(
+            errs[0].starts_with("test.toml:2:1: media.rtp_timeout: 99999 seconds is out of range"),
+            "{errs:?}"
         );
     }
 

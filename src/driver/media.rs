@@ -214,9 +214,19 @@ impl MediaBridge {
                 duration_ms: Some(duration_ms),
                 dropped_frames: Some(dropped_frames),
             }),
+            Report::Silent { .. } => None,
             Report::Problem { line, message } => Some(Event::Error {
                 message: format!("line {}: {message}", line_no(line)),
             }),
+        }
+    }
+
+    /// The call whose line fell silent, and for how long, when `report` says so: the core
+    /// decides whether that ends the call.
+    pub fn silence(&self, report: &Report) -> Option<(String, u64)> {
+        match report {
+            Report::Silent { line, seconds } => Some((self.call(*line)?, *seconds)),
+            _ => None,
         }
     }
 

@@ -153,7 +153,11 @@ pub async fn run(
                     events.sip(TraceDirection::In, peer, &bytes);
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
-                TcpInput::Closed { peer, id } => tcp.closed(peer, id),
+                TcpInput::Closed { peer, id } => {
+                    if tcp.closed(peer, id) {
+                        ua.handle_connection_lost(now(), peer);
+                    }
+                }
             },
             accepted = accept(listener.as_ref()) => match accepted {
                 Ok((stream, peer)) => tcp.accept(stream, peer),
@@ -176,7 +180,9 @@ pub async fn run(
                 if let Report::RecordingStopped { failed: true, call_id, .. } = &report {
                     ua.handle_recording_failed(call_id);
                 }
-                if let Some(event) = bridge.report(report) {
+                if let Some((call_id, seconds)) = bridge.silence(&report) {
+                    ua.handle_media_timeout(now(), &call_id, seconds);
+                } else if let Some(event) = bridge.report(report) {
                     events.send(event);
                 }
             }

@@ -27,7 +27,9 @@ use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
-use crate::sip::{Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig};
+use crate::sip::{
+    AcceptFrom, Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig,
+};
 
 /// How many lines (simultaneous calls) the phone has.
 pub const LINES: usize = 2;
@@ -200,6 +202,8 @@ impl MediaSetup {
                 start_ms: media.jitter_start_ms,
             },
             cname,
+            rtp_timeout: (media.rtp_timeout > 0)
+                .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
         };
         MediaSetup {
             backend,
@@ -294,6 +298,12 @@ impl Setup {
                 outbound_proxy,
                 register: account.register,
                 expires: account.expires,
+                keepalive: (account.keepalive > 0)
+                    .then(|| Duration::from_secs(u64::from(account.keepalive))),
+                accept_from: match account.accepts_from() {
+                    config::AcceptFrom::Registrar => AcceptFrom::Registrar,
+                    config::AcceptFrom::Any => AcceptFrom::Any,
+                },
             },
             transport,
             local: SocketAddr::new(advertised, bound.port()),

@@ -9,7 +9,13 @@
 //! for it. Leading CRLFs (RFC 5626 keep-alives) are skipped. Malformed framing, a message over
 //! [`MAX_MESSAGE`] bytes, EOF or an I/O error closes the connection with a log line.
 //!
-//! This module must not parse SIP beyond the framing headers, and it never reads the clock.
+//! Keep-alive probing (RFC 5626 §4.4.1): when the core sends a CRLF ping (`"\r\n\r\n"`) on a
+//! connection, the far end must answer something (its `"\r\n"` pong, or any bytes) within
+//! [`PONG_TIMEOUT`]; otherwise the connection is taken for dead and closed, and the run loop
+//! hears [`TcpInput::Closed`] like for any other end (the core then registers again).
+//!
+//! This module must not parse SIP beyond the framing headers; the only clock it reads is
+//! tokio's, for the pong timeout.
 
 use std::collections::HashMap;
 use std::io;
@@ -20,6 +26,7 @@ use thiserror::Error;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 /// The largest SIP message accepted or framed, headers and body together (the core's contract:
 /// nothing over 64 KiB).
@@ -35,6 +42,36 @@ const INPUT_QUEUE: usize = 256;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read buffer size of one connection.
 const READ_CHUNK: usize = 16 * 1024;
+/// How long the far end has to answer a keep-alive ping (RFC 5626 §4.4.1: 10 s).
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(10);
+/// A keep-alive ping as the core sends it.
+const PING: &[u8] = b"\r\n\r\n";
+
+/// Whether a connection answered its last keep-alive ping in time.
+#[derive(Debug, Default)]
+pub struct PongWatch {
+    deadline: Option<Instant>,
+}
+
+impl PongWatch {
+    /// `bytes` were written at `now`: a ping starts the wait for a pong (unless one is
+    /// already awaited).
+    pub fn on_sent(&mut self, now: Instant, bytes: &[u8]) {
+        if bytes == PING && self.deadline.is_none() {
+            self.deadline = Some(now + PONG_TIMEOUT);
+        }
+    }
+
+    /// Bytes arrived: the far end is alive.
+    pub fn on_received(&mut self) {
+        self.deadline = None;
+    }
+
+    /// When the connection is to be declared dead, if a pong is awaited.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
 
 /// What a connection task tells the run loop.
 #[derive(Debug)]
@@ -211,11 +248,14 @@ impl TcpConnections {
         }
     }
 
-    /// Forgets connection `id` to `peer` after its task said it is closed.
-    pub fn closed(&mut self, peer: SocketAddr, id: u64) {
-        if self.conns.get(&peer).is_some_and(|c| c.id == id) {
+    /// Forgets connection `id` to `peer` after its task said it is closed. True when it was
+    /// the peer's current connection (not one already replaced by a newer one).
+    pub fn closed(&mut self, peer: SocketAddr, id: u64) -> bool {
+        let current = self.conns.get(&peer).is_some_and(|c| c.id == id);
+        if current {
             self.conns.remove(&peer);
         }
+        current
     }
 
     fn spawn(&mut self, peer: SocketAddr, stream: Option<TcpStream>) -> mpsc::Sender<Vec<u8>> {
@@ -272,8 +312,14 @@ async fn serve(
     let (mut reader, mut writer) = stream.into_split();
     let mut framer = Framer::default();
     let mut chunk = vec![0u8; READ_CHUNK];
+    let mut pong = PongWatch::default();
     loop {
+        let pong_deadline = pong.deadline();
         tokio::select! {
+            () = wait_until(pong_deadline) => {
+                tracing::warn!(%peer, timeout_s = PONG_TIMEOUT.as_secs(), "no answer to a SIP keep-alive; closing the connection");
+                return;
+            }
             read = reader.read(&mut chunk) => {
                 let n = match read {
                     Ok(0) => {
@@ -286,6 +332,7 @@ async fn serve(
                         return;
                     }
                 };
+                pong.on_received();
                 framer.push(&chunk[..n]);
                 loop {
                     match framer.next_message() {
@@ -308,14 +355,69 @@ async fn serve(
                     tracing::warn!(%peer, error = %e, "SIP TCP write failed; closing");
                     return;
                 }
+                pong.on_sent(Instant::now(), &bytes);
             }
         }
+    }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn wait_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ping_waits_for_a_pong_and_any_bytes_answer_it() {
+        let t0 = Instant::now();
+        let mut watch = PongWatch::default();
+        watch.on_sent(t0, b"INVITE sip:x SIP/2.0\r\n\r\n");
+        assert_eq!(watch.deadline(), None, "only a ping awaits an answer");
+        watch.on_sent(t0, PING);
+        assert_eq!(watch.deadline(), Some(t0 + PONG_TIMEOUT));
+        // A second ping does not push the deadline back.
+        watch.on_sent(t0 + Duration::from_secs(5), PING);
+        assert_eq!(watch.deadline(), Some(t0 + PONG_TIMEOUT));
+        watch.on_received();
+        assert_eq!(watch.deadline(), None);
+    }
+
+    #[test]
+    fn a_silent_peer_after_a_ping_closes_the_connection() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            let server_addr = listener.local_addr().expect("addr");
+            let (mut conns, mut inputs) = TcpConnections::new("127.0.0.1".parse().unwrap());
+            conns.send(server_addr, PING.to_vec());
+            // The far end accepts and reads, but never answers.
+            let (mut stream, _) = listener.accept().await.expect("accept");
+            let mut got = [0u8; 4];
+            stream.read_exact(&mut got).await.expect("read the ping");
+            assert_eq!(got, PING);
+            let closed = tokio::time::timeout(PONG_TIMEOUT + Duration::from_secs(5), inputs.recv())
+                .await
+                .expect("closed within the pong timeout");
+            match closed {
+                Some(TcpInput::Closed { peer, id }) => {
+                    assert_eq!(peer, server_addr);
+                    assert!(conns.closed(peer, id), "the current connection");
+                }
+                other => panic!("expected closed, got {other:?}"),
+            }
+        });
+    }
 
     const INVITE: &[u8] =
         b"INVITE sip:bob@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP x\r\nContent-Length: 4\r\n\r\nv=0\n";

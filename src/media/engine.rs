@@ -40,6 +40,8 @@ pub struct EngineConfig {
     pub jitter: JitterConfig,
     /// RTCP CNAME (e.g. `user@host`).
     pub cname: String,
+    /// Report [`Report::Silent`] when a two-way stream receives no RTP for this long.
+    pub rtp_timeout: Option<Duration>,
 }
 
 /// The sockets of one line: RTP and RTCP (the next port).
@@ -184,6 +186,14 @@ pub enum Report {
         duration_ms: u64,
         /// Frames lost because the writer fell behind (the audio path never waits for it).
         dropped_frames: u64,
+    },
+    /// A line whose audio should flow both ways received no RTP for `seconds` (once per
+    /// silence; receiving again re-arms it).
+    Silent {
+        /// Line index.
+        line: usize,
+        /// How long it has been silent.
+        seconds: u64,
     },
     /// A line could not do what it was asked (e.g. the codec failed to start).
     Problem {

@@ -55,6 +55,10 @@ struct ActiveStream {
     /// A packet from the negotiated address has been seen (no more latching; a
     /// latched source is dropped from then on).
     heard: bool,
+    /// When RTP from the far end was last accepted (or two-way audio began).
+    last_heard: Instant,
+    /// The current silence has been reported (re-armed by the next packet).
+    silence_reported: bool,
     /// RTP timestamp of the next frame we send.
     timestamp: u32,
     /// The next packet starts a talk-spurt (marker bit).
@@ -85,6 +89,8 @@ impl ActiveStream {
             dtmf_in: DtmfReceiver::default(),
             send_to: params.remote,
             heard: false,
+            last_heard: now,
+            silence_reported: false,
             timestamp: rand::random(),
             spurt: true,
             next_quality: now + QUALITY_EVERY,
@@ -94,7 +100,7 @@ impl ActiveStream {
     }
 
     /// Takes new parameters; false when the stream must be rebuilt instead.
-    fn update(&mut self, params: StreamParams) -> bool {
+    fn update(&mut self, now: Instant, params: StreamParams) -> bool {
         if params.codec != self.params.codec
             || params.payload_type != self.params.payload_type
             || params.max_bitrate != self.params.max_bitrate
@@ -107,6 +113,11 @@ impl ActiveStream {
         }
         if params.send && !self.params.send {
             self.spurt = true;
+        }
+        if params.send && params.receive && !(self.params.send && self.params.receive) {
+            // Two-way audio (re)starts: the silence clock starts now.
+            self.last_heard = now;
+            self.silence_reported = false;
         }
         self.params = params;
         true
@@ -206,7 +217,7 @@ impl Pipeline {
                         let kept = leg
                             .stream
                             .as_mut()
-                            .is_some_and(|s| s.update(params.clone()));
+                            .is_some_and(|s| s.update(now, params.clone()));
                         if !kept {
                             match ActiveStream::new(now, params, &self.config) {
                                 Ok(s) => leg.stream = Some(s),
@@ -342,6 +353,8 @@ impl Pipeline {
                 tracing::info!(line = index + 1, from = %src, "RTP latched to a new source");
                 stream.send_to = src;
             }
+            stream.last_heard = now;
+            stream.silence_reported = false;
             if !stream.params.receive {
                 continue;
             }
@@ -457,6 +470,20 @@ impl Pipeline {
                 .rtcp
                 .report(now, wallclock, sender, &self.config.cname, &mut self.packet);
             let _ = leg.sockets.rtcp.send_to(&self.packet, stream.rtcp_to());
+        }
+        if let Some(limit) = self.config.rtp_timeout {
+            let silent = now.saturating_duration_since(stream.last_heard);
+            if stream.params.send
+                && stream.params.receive
+                && !stream.silence_reported
+                && silent >= limit
+            {
+                stream.silence_reported = true;
+                (self.reports)(Report::Silent {
+                    line,
+                    seconds: silent.as_secs(),
+                });
+            }
         }
         if now >= stream.next_quality {
             stream.next_quality = now + QUALITY_EVERY;
@@ -1097,6 +1124,106 @@ mod tests {
             foreign.drain().is_empty(),
             "no latching once the peer is heard"
         );
+    }
+
+    #[test]
+    fn a_foreign_flood_during_the_call_leaves_the_peer_clean() {
+        let peer = Peer::new();
+        let foreign = Peer::new();
+        let mut h = Harness::new(1);
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 1);
+        // Valid-looking RTP with another SSRC and a far-off sequence, 20 per tick (1000 pkt/s),
+        // plus junk, all from a foreign address, while the peer talks.
+        let mut intruder = Talker::new(CodecKind::Pcmu, PT_PCMU, 0xdead);
+        intruder.sender = RtpSender::new(0xdead, 30_000);
+        for _ in 0..30 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            for i in 0..20 {
+                let junk = if i % 5 == 0 {
+                    vec![0x80u8; 12]
+                } else {
+                    intruder.next()
+                };
+                foreign
+                    .rtp
+                    .send_to(&junk, h.addrs[0].0)
+                    .expect("send foreign");
+            }
+            h.tick();
+        }
+        let frames = h.headset();
+        for (i, f) in frames[3..].iter().enumerate() {
+            let level = rms(f);
+            assert!(
+                (4000.0..7000.0).contains(&level),
+                "frame {}: the peer's sine, undisturbed (rms {level})",
+                i + 3
+            );
+        }
+        assert!(
+            foreign.drain().is_empty(),
+            "nothing is sent to the intruder"
+        );
+    }
+
+    #[test]
+    fn silence_on_a_two_way_stream_is_reported_once_and_held_lines_never() {
+        let peer = Peer::new();
+        let config = EngineConfig {
+            rtp_timeout: Some(Duration::from_secs(1)),
+            ..EngineConfig::default()
+        };
+        let mut h = Harness::with(2, config, None, Vec::new());
+        h.line(0, Some(pcmu(peer.addr())), None);
+        let held = StreamParams {
+            receive: false,
+            source: SendSource::MusicOnHold,
+            ..pcmu(peer.addr())
+        };
+        h.line(1, Some(held), None);
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 1);
+        // Talking for 0.8 s, then silent for 2 s.
+        for _ in 0..40 {
+            let pkt = talker.next();
+            h.send(&peer.rtp, &pkt);
+            h.tick();
+        }
+        assert!(h
+            .take_reports()
+            .iter()
+            .all(|r| !matches!(r, Report::Silent { .. })));
+        for _ in 0..100 {
+            h.tick();
+        }
+        let silent: Vec<Report> = h
+            .take_reports()
+            .into_iter()
+            .filter(|r| matches!(r, Report::Silent { .. }))
+            .collect();
+        assert!(
+            matches!(
+                silent[..],
+                [Report::Silent {
+                    line: 0,
+                    seconds: 1
+                }]
+            ),
+            "one report for line 0 only: {silent:?}"
+        );
+        // Heard again, then silent again: reported again.
+        let pkt = talker.next();
+        h.send(&peer.rtp, &pkt);
+        for _ in 0..60 {
+            h.tick();
+        }
+        let again = h
+            .take_reports()
+            .into_iter()
+            .filter(|r| matches!(r, Report::Silent { line: 0, .. }))
+            .count();
+        assert_eq!(again, 1);
     }
 
     #[test]

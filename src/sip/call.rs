@@ -254,6 +254,14 @@ impl Call {
         &self.peer
     }
 
+    /// Audio should flow both ways: connected, held by neither side, no re-INVITE under way.
+    pub(super) fn expects_audio(&self) -> bool {
+        self.state == CallState::Connected
+            && !self.local_hold
+            && !self.remote_hold
+            && !self.is_renegotiating()
+    }
+
     pub(super) fn is_established(&self) -> bool {
         matches!(
             self.state,

@@ -31,6 +31,7 @@ mod call;
 pub mod dialog;
 #[cfg(test)]
 mod garbage_tests;
+mod keepalive;
 mod media_control;
 pub mod media_order;
 pub mod msg;
@@ -45,6 +46,8 @@ mod register;
 mod replaces;
 #[cfg(test)]
 mod replaces_tests;
+#[cfg(test)]
+mod resilience_tests;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
@@ -63,6 +66,7 @@ pub use api::{
     CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferStatus,
 };
 use call::Call;
+use keepalive::Keepalive;
 pub use media_order::MediaOrder;
 use msg::{Builder, Message, Method};
 pub use pbx_transfer::PbxCodes;
@@ -129,6 +133,21 @@ pub struct Account {
     pub register: bool,
     /// Requested registration lifetime in seconds.
     pub expires: u32,
+    /// How often to send a CRLF keep-alive to the registrar or outbound proxy; `None`: never.
+    pub keepalive: Option<std::time::Duration>,
+    /// Which sources may start a call with us.
+    pub accept_from: AcceptFrom,
+}
+
+/// Which sources may send us an out-of-dialog INVITE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AcceptFrom {
+    /// Only the registrar and the outbound proxy (compared by IP address); anyone else gets
+    /// 403 and the phone never rings.
+    Registrar,
+    /// Anyone.
+    #[default]
+    Any,
 }
 
 impl std::fmt::Debug for Account {
@@ -145,6 +164,8 @@ impl std::fmt::Debug for Account {
             .field("outbound_proxy", &self.outbound_proxy)
             .field("register", &self.register)
             .field("expires", &self.expires)
+            .field("keepalive", &self.keepalive)
+            .field("accept_from", &self.accept_from)
             .finish()
     }
 }
@@ -230,6 +251,7 @@ pub struct UserAgent {
     clients: HashMap<TxKey, (ClientTx, Owner)>,
     servers: HashMap<TxKey, Server>,
     registration: Option<Registration>,
+    keepalive: Option<Keepalive>,
     lines: Vec<Option<Call>>,
     /// Calls the operator has left that still finish their signalling
     /// (a CANCEL waiting for its 487, a BYE after a crossing 2xx).
@@ -255,6 +277,7 @@ impl UserAgent {
             clients: HashMap::new(),
             servers: HashMap::new(),
             registration: None,
+            keepalive: None,
             lines,
             detached: Vec::new(),
             selected: 0,
@@ -273,6 +296,9 @@ impl UserAgent {
             let expires = ua.cfg.account.expires;
             ua.registration = Some(Registration::new(call_id, tag, expires));
             ua.send_register(now);
+        }
+        if let Some((interval, dst)) = ua.cfg.account.keepalive.zip(ua.keepalive_dst()) {
+            ua.keepalive = Some(Keepalive::new(interval, dst, now));
         }
         ua
     }
@@ -352,6 +378,13 @@ impl UserAgent {
         if self.registration.as_ref().is_some_and(|r| r.due(now)) {
             self.on_register_timer(now);
         }
+        if let Some(ping) = self.keepalive.as_mut().and_then(|k| k.on_timeout(now)) {
+            self.transmits.push_back(Transmit {
+                transport: self.cfg.transport,
+                dst: ping,
+                payload: keepalive::PING.to_vec(),
+            });
+        }
         let due: Vec<String> = self
             .calls()
             .filter(|c| c.deadline().is_some_and(|d| d <= now))
@@ -365,6 +398,36 @@ impl UserAgent {
         }
         self.flush_referrals(now);
         self.flush_consult(now);
+        self.collect_finished();
+    }
+
+    /// The stream connection to `peer` closed, or could not be opened (TCP). When `peer` is
+    /// where REGISTER goes, the binding is renewed at once on a new connection, or, if the
+    /// REGISTER in flight was lost with the connection, counted as a failure and retried after
+    /// the backoff.
+    pub fn handle_connection_lost(&mut self, now: Instant, peer: SocketAddr) {
+        if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
+            return;
+        }
+        self.on_registrar_connection_lost(now);
+        self.collect_finished();
+    }
+
+    /// The media of a call has been silent for `seconds` while it should flow both ways:
+    /// the call is ended with BYE and a reason saying so. Held calls are left alone.
+    pub fn handle_media_timeout(&mut self, now: Instant, call_id: &str, seconds: u64) {
+        let talking = self
+            .calls()
+            .any(|c| c.call_id == call_id && c.is_established() && c.expects_audio());
+        if !talking {
+            return;
+        }
+        tracing::warn!(call_id, seconds, "no RTP from the far end; ending the call");
+        self.end_call(
+            now,
+            call_id,
+            &format!("no audio from the far end for {seconds} s"),
+        );
         self.collect_finished();
     }
 
@@ -437,6 +500,7 @@ impl UserAgent {
                 .chain(self.calls().map(Call::deadline))
                 .chain([
                     self.registration.as_ref().and_then(Registration::deadline),
+                    self.keepalive.as_ref().and_then(Keepalive::deadline),
                     self.quit_deadline,
                 ]),
         )
@@ -550,6 +614,45 @@ impl UserAgent {
             }
         }
         msg::SipUri::parse(uri)?.socket_addr()
+    }
+
+    /// Where REGISTER goes: the outbound proxy, else the registrar.
+    fn register_dst(&self) -> Option<SocketAddr> {
+        let account = &self.cfg.account;
+        match &account.outbound_proxy {
+            Some((_, addr)) => Some(*addr),
+            None => account
+                .registrar_addr
+                .or_else(|| msg::SipUri::parse(&account.registrar).and_then(|u| u.socket_addr())),
+        }
+    }
+
+    /// Where keep-alives go: the outbound proxy, else the registrar of a registering account.
+    fn keepalive_dst(&self) -> Option<SocketAddr> {
+        match &self.cfg.account.outbound_proxy {
+            Some((_, addr)) => Some(*addr),
+            None if self.cfg.account.register => self.register_dst(),
+            None => None,
+        }
+    }
+
+    /// True when `accept_from` lets `src` start this call with us. An INVITE whose Replaces
+    /// names one of our dialogs is always let through: knowing the dialog's Call-ID and both
+    /// tags is its credential (RFC 3891 §6.1), and transferees send it straight to our Contact.
+    fn accepts_calls_from(&self, src: SocketAddr, invite: &Message) -> bool {
+        if self.cfg.account.accept_from == AcceptFrom::Any
+            || matches!(self.replaced_call(invite), Ok(Some(_)))
+        {
+            return true;
+        }
+        let account = &self.cfg.account;
+        let trusted: Vec<IpAddr> = account
+            .outbound_proxy
+            .iter()
+            .map(|(_, a)| a.ip())
+            .chain(self.register_dst().map(|a| a.ip()))
+            .collect();
+        trusted.is_empty() || trusted.contains(&src.ip())
     }
 
     /// Answers a request through its server transaction; returns what was
@@ -742,6 +845,15 @@ impl UserAgent {
         }
         let in_dialog = req.to.tag().is_some();
         match req.method() {
+            Method::Invite if !in_dialog && !self.accepts_calls_from(src, &req) => {
+                tracing::warn!(%src, "INVITE from outside the registrar refused (accept_from)");
+                self.respond(now, &req, 403, |b| {
+                    b.header(
+                        "Warning",
+                        "399 switchboard \"calls are accepted only through the registrar\"",
+                    )
+                });
+            }
             Method::Invite if !in_dialog => self.on_new_invite(now, &req),
             Method::Cancel => self.on_cancel(now, &req),
             Method::Options if !in_dialog => {
@@ -796,6 +908,7 @@ impl UserAgent {
             self.end_call(now, &id, "switchboard is shutting down");
         }
         self.unregister(now);
+        self.keepalive = None;
         // Give BYE and un-REGISTER a bounded time to be answered.
         self.quit_deadline = Some(now + std::time::Duration::from_secs(4));
         self.collect_finished();

@@ -103,12 +103,7 @@ impl UserAgent {
         let aor = self.local_name_addr();
         let account = self.cfg.account.clone();
         let registrar = account.registrar.clone();
-        let dst = match &account.outbound_proxy {
-            Some((_, addr)) => Some(*addr),
-            None => account
-                .registrar_addr
-                .or_else(|| super::msg::SipUri::parse(&registrar)?.socket_addr()),
-        };
+        let dst = self.register_dst();
         let Some(reg) = self.registration.as_mut() else {
             return;
         };
@@ -267,6 +262,34 @@ impl UserAgent {
         reg.answered_challenge = true;
         reg.challenge = Some((challenge, header, 0));
         true
+    }
+
+    /// The stream connection to the registrar is gone (see
+    /// [`UserAgent::handle_connection_lost`]): a binding in place is renewed at once on a new
+    /// connection; a REGISTER in flight is abandoned and counted as a failure.
+    pub(super) fn on_registrar_connection_lost(&mut self, now: Instant) {
+        let Some(phase) = self.registration.as_ref().map(|r| r.phase) else {
+            return;
+        };
+        match phase {
+            Phase::Registered => {
+                tracing::info!("connection to the registrar lost; registering again");
+                self.send_register(now);
+            }
+            Phase::Registering => {
+                self.clients
+                    .retain(|_, (_, owner)| *owner != Owner::Register);
+                self.registration_failed(now, None, "the connection to the registrar was lost");
+            }
+            Phase::Unregistering => {
+                self.clients
+                    .retain(|_, (_, owner)| *owner != Owner::Register);
+                if let Some(reg) = self.registration.as_mut() {
+                    reg.phase = Phase::Idle;
+                }
+            }
+            Phase::Idle | Phase::Failed => {}
+        }
     }
 
     /// The REGISTER transaction timed out (Timer F).

@@ -11,9 +11,9 @@ use super::media_order::{MediaOrder, Source, Stream, Tone};
 use super::msg::{Message, Method};
 use super::sdp::Codec;
 use super::timer::{epoch, TimerValues};
-use super::{Account, TransferConfig, Transport, UaConfig, UserAgent};
+use super::{AcceptFrom, Account, TransferConfig, Transport, UaConfig, UserAgent};
 
-const REGISTRAR: &str = "127.0.0.1:5060";
+pub(super) const REGISTRAR: &str = "127.0.0.1:5060";
 pub(super) const PHONE: &str = "127.0.0.3:5060";
 
 /// A two-line account at 127.0.0.2 with a registrar at 127.0.0.1.
@@ -30,6 +30,8 @@ pub(super) fn config(register: bool) -> UaConfig {
             outbound_proxy: None,
             register,
             expires: 120,
+            keepalive: None,
+            accept_from: AcceptFrom::Any,
         },
         transport: Transport::Udp,
         local: "127.0.0.2:5060".parse().expect("addr"),
@@ -624,7 +626,7 @@ fn invite_challenge_is_answered_once_with_proxy_authorization() {
 
 // ---- incoming calls ----
 
-fn incoming_invite(call_id: &str, branch: &str) -> String {
+pub(super) fn incoming_invite(call_id: &str, branch: &str) -> String {
     let sdp = phone_sdp("sendrecv");
     format!(
         "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch={branch};rport\r\n\
