@@ -35,7 +35,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::sip::{Command, Event, Transmit, Transport, UserAgent};
+use crate::sip::{Command, Event, LineNo, Transmit, Transport, UserAgent};
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
@@ -113,6 +113,7 @@ pub async fn run(
         transport: config.transport.via_token().to_ascii_lowercase(),
         account: config.account.aor(),
         note,
+        lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
@@ -325,6 +326,7 @@ mod tests {
                         transport: "udp".into(),
                         account: "solo@127.0.0.1".into(),
                         note: "note".into(),
+                        lines: 2,
                     }
                 );
                 drop(commands);

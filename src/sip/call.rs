@@ -72,7 +72,7 @@ pub(super) struct Call {
     pub(super) state: CallState,
     pub(super) role: Role,
     /// The far end as the operator sees it (URI).
-    peer: String,
+    pub(super) peer: String,
     /// Set once a dialog exists (early or confirmed).
     pub(super) dialog: Option<Dialog>,
     /// Our tag (From for calls we place, To for calls we answer).
@@ -136,6 +136,8 @@ pub(super) struct Call {
     pub(super) was_answered: bool,
     /// A transfer by PBX feature codes on this call.
     pub(super) pbx: Option<super::pbx_transfer::PbxTransfer>,
+    /// A member of the local conference (`conference.rs`).
+    pub(super) in_conference: bool,
 }
 
 impl Call {
@@ -186,6 +188,7 @@ impl Call {
             end_status: None,
             was_answered: false,
             pbx: None,
+            in_conference: false,
         }
     }
 
@@ -225,7 +228,7 @@ impl Call {
         self.gone
     }
 
-    fn is_talking(&self) -> bool {
+    pub(super) fn is_talking(&self) -> bool {
         matches!(self.state, CallState::Connected | CallState::RemoteHeld)
     }
 
@@ -301,7 +304,7 @@ impl UserAgent {
     ) -> Result<String, String> {
         let uri = uri.to_string();
         let Some(line) = self.free_line(self.selected) else {
-            return Err("both lines are busy: hang up or transfer a call first".to_string());
+            return Err("every line is busy: hang up or transfer a call first".to_string());
         };
         let Some(dst) = self.first_hop(&uri) else {
             return Err(format!(
@@ -445,6 +448,9 @@ impl UserAgent {
             Some(l) => usize::from(l).wrapping_sub(1),
             None => self.selected,
         };
+        if self.is_conference_line(index) {
+            return self.hold_conference(now, hold, index);
+        }
         let Some(call) = self.lines.get(index).and_then(|c| c.as_ref()) else {
             return self.error(format!("no call on line {}", line_no(index)));
         };
@@ -477,6 +483,9 @@ impl UserAgent {
                 "there is no line {n}: lines are 1 to {}",
                 self.lines.len()
             ));
+        }
+        if self.is_conference_line(index) {
+            return self.hold_conference(now, false, index);
         }
         self.hold_others(now, index);
         self.set_selected(index);

@@ -156,6 +156,7 @@ fn started_and_registration_show_in_the_model() {
         transport: "udp".into(),
         account: "1001@pbx".into(),
         note: String::new(),
+        lines: 2,
     });
     assert_eq!(rig.app.account.as_deref(), Some("1001@pbx"));
     rig.event(Event::RegistrationFailed {
