@@ -214,9 +214,9 @@ impl UserAgent {
         if present.len() == conf.members.len() {
             return;
         }
-        let selected_gone = !self.lines[self.selected]
+        let selected_gone = self.lines[self.selected]
             .as_ref()
-            .is_some_and(|c| !c.is_gone());
+            .is_none_or(|c| c.is_gone());
         if let Some(c) = self.conference.as_mut() {
             c.members = present.clone();
         }
