@@ -273,6 +273,37 @@ fn invalid_configs_are_rejected_with_file_position_and_key() {
 }
 
 #[test]
+fn ui_lines_is_two_by_default_and_must_be_two_to_eight() {
+    let example = Config::load(&example_path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(example.ui.lines, 2);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("config.toml");
+    let with_lines = |n: i64| {
+        format!(
+            "[network]\nbind = \"127.0.0.1:0\"\n\n[[account]]\nname = \"lab\"\nuser = \"alice\"\n\
+             domain = \"127.0.0.1\"\nregister = false\n\n[ui]\nlines = {n}\n"
+        )
+    };
+    for n in [2, 5, 8] {
+        std::fs::write(&path, with_lines(n)).expect("write config");
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("lines = {n}: {e}"));
+        assert_eq!(i64::from(config.ui.lines), n);
+    }
+    for n in [0, 1, 9, 300, -1] {
+        std::fs::write(&path, with_lines(n)).expect("write config");
+        let shown = Config::load(&path).expect_err("out of range").to_string();
+        assert!(
+            shown.contains("ui.lines") || shown.contains("lines"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(":11:"),
+            "points at the line of `lines`: {shown}"
+        );
+    }
+}
+
+#[test]
 fn unreadable_file_is_an_error_naming_it() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let path = dir.path().join("missing.toml");

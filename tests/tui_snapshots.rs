@@ -42,6 +42,11 @@ struct Screen {
 
 impl Screen {
     fn new(width: u16, height: u16) -> Self {
+        Screen::with_lines(width, height, 2)
+    }
+
+    /// A screen for a phone with `lines` lines (`[ui] lines`).
+    fn with_lines(width: u16, height: u16, lines: u8) -> Self {
         let start = epoch();
         let mut screen = Screen {
             app: App::new(Keymap::default(), true),
@@ -72,6 +77,7 @@ impl Screen {
             transport: "udp".into(),
             account: "1001@pbx.example.com".into(),
             note: String::new(),
+            lines,
         });
         screen.event(Event::Registered {
             account: "1001@pbx.example.com".into(),
@@ -164,6 +170,33 @@ impl Screen {
             .expect("drawn");
         terminal
     }
+}
+
+#[test]
+fn four_lines_in_a_three_way_conference_with_a_call_waiting() {
+    let mut screen = Screen::with_lines(120, 30, 4);
+    screen.incoming(1, "c1", "sip:201@pbx.example.com");
+    screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Connected);
+    screen.at(20);
+    screen.call(
+        2,
+        "c2",
+        "sip:0401234567@pbx.example.com",
+        CallState::Connected,
+    );
+    screen.call(3, "c3", "sip:202@pbx.example.com", CallState::Connected);
+    screen.event(Event::Conference {
+        lines: vec![1, 2, 3],
+        active: true,
+    });
+    screen.event(Event::Line { line: 2 });
+    screen.incoming(4, "c4", "sip:+46701234567@pbx.example.com");
+    screen.at(95);
+    let drawn = screen.draw(120, 30);
+    let text = format!("{:?}", drawn.backend());
+    assert!(text.contains("CONFERENCE"), "members say conference");
+    assert!(text.contains("Line 4"), "the other lines are listed");
+    insta::assert_snapshot!(drawn.backend());
 }
 
 #[test]

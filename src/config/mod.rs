@@ -696,6 +696,7 @@ impl Config {
         for (i, route) in self.routes.iter().enumerate() {
             route.problems(i, &self.routes, &self.accounts, &mut out);
         }
+        self.ui.problems(&mut out);
         self.keys.problems(&mut out);
         self.directory.problems(&mut out);
         out

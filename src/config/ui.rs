@@ -10,17 +10,42 @@ use serde::Deserialize;
 
 use super::Problem;
 
+/// How many lines the phone may have (`[ui] lines`).
+pub const LINES_RANGE: std::ops::RangeInclusive<u8> = 2..=8;
+
 /// The `[ui]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ui {
     /// Ring the terminal bell when a call arrives. Default true.
     pub bell: bool,
+    /// How many lines (simultaneous calls, each with its RTP port pair): 2 to 8. Default 2.
+    pub lines: u8,
 }
 
 impl Default for Ui {
     fn default() -> Self {
-        Self { bell: true }
+        Self {
+            bell: true,
+            lines: 2,
+        }
+    }
+}
+
+impl Ui {
+    /// Problems within `[ui]`: the line count must be in [`LINES_RANGE`].
+    pub(super) fn problems(&self, out: &mut Vec<Problem>) {
+        if !LINES_RANGE.contains(&self.lines) {
+            out.push(Problem::new(
+                "ui.lines",
+                format!(
+                    "{} lines is out of range: use {} to {}",
+                    self.lines,
+                    LINES_RANGE.start(),
+                    LINES_RANGE.end()
+                ),
+            ));
+        }
     }
 }
 
@@ -51,7 +76,7 @@ pub struct Keys {
     pub mute: Option<String>,
     /// Start or stop recording. Default `"r"`.
     pub record: Option<String>,
-    /// Join both lines in a conference. Default `"k"`.
+    /// Join the lines in a conference, or split it. Default `"k"`.
     pub conference: Option<String>,
     /// Pick up a call ringing elsewhere, extension from the picker. Default `"p"`.
     pub pickup: Option<String>,

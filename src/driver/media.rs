@@ -271,6 +271,7 @@ fn stream_params(s: Stream) -> StreamParams {
         source: match s.source {
             Source::Microphone => SendSource::Microphone,
             Source::MusicOnHold => SendSource::MusicOnHold,
+            Source::Conference => SendSource::Conference,
         },
         muted: s.muted,
     }

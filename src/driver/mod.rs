@@ -36,7 +36,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::media::engine::Report;
-use crate::sip::{Command, Event, TraceDirection, Transmit, Transport, UserAgent};
+use crate::sip::{Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent};
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
@@ -114,6 +114,7 @@ pub async fn run(
         transport: config.transport.via_token().to_ascii_lowercase(),
         account: config.account.aor(),
         note,
+        lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
@@ -336,6 +337,7 @@ mod tests {
                         transport: "udp".into(),
                         account: "solo@127.0.0.1".into(),
                         note: "note".into(),
+                        lines: 2,
                     }
                 );
                 drop(commands);

@@ -31,9 +31,6 @@ use crate::sip::{
     AcceptFrom, Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig,
 };
 
-/// How many lines (simultaneous calls) the phone has.
-pub const LINES: usize = 2;
-
 /// The SIP port used when a URI names none.
 const DEFAULT_SIP_PORT: u16 = 5060;
 /// The SIP port used for a `sips:` URI that names none (as the core does).
@@ -272,7 +269,7 @@ impl Setup {
             bound.ip(),
             config.network.rtp_port_min,
             config.network.rtp_port_max,
-            LINES,
+            usize::from(config.ui.lines),
         )?;
         let rtp_ports = rtp
             .iter()
@@ -707,11 +704,23 @@ mod tests {
         assert_ne!(ua.local.port(), 0);
         let tcp = setup.sip_tcp.as_ref().expect("TCP listener");
         assert_eq!(tcp.local_addr().unwrap(), setup.bound);
-        assert_eq!(ua.rtp_ports.len(), LINES);
+        assert_eq!(ua.rtp_ports.len(), 2, "[ui] lines defaults to 2");
         assert_eq!(ua.codecs, [Codec::Pcma, Codec::Pcmu]);
         assert_eq!(ua.account.auth_user, "100");
         assert_eq!(ua.account.registrar_addr, None);
         assert!(ua.user_agent.starts_with("switchboard/"));
+    }
+
+    #[test]
+    fn ui_lines_sets_how_many_rtp_port_pairs_are_bound() {
+        let cfg = config(&format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 41400\nrtp_port_max = 41500\n\
+             [ui]\nlines = 5\n{ACCOUNT}register = false\n"
+        ));
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        assert_eq!(setup.ua.rtp_ports.len(), 5);
+        assert_eq!(setup.rtp.len(), 5, "one socket pair per line");
+        assert!(setup.ua.rtp_ports.iter().all(|p| p % 2 == 0));
     }
 
     #[test]

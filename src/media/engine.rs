@@ -5,6 +5,7 @@
 //!  headset ─►│ read_frame ─► mic ──► line with the mic: encode ─► RTP ──┼─► far end
 //!            │                  MOH ─► held lines:     encode ─► RTP ──┼─►
 //!  headset ◄─│ write_frame ◄─ mix ◄─ decode ◄─ jitter ◄─ RTP (each line) ┼─◄ far end
+//!            │ conference lines: mic + the other members (mixer.rs) ─► RTP ┼─►
 //!  ring dev ◄│ write_ring_frame ◄─ ring tone                             │
 //!            │ RTCP SR/RR every ~5 s, quality and DTMF reports ──────────┼─► driver
 //!            └───────────────────────────────────────────────────────────┘
@@ -60,6 +61,9 @@ pub enum SendSource {
     Microphone,
     /// Music on hold (silence when none is configured).
     MusicOnHold,
+    /// A local conference member: the microphone and every other member, never itself
+    /// (its received audio goes to the headset and to the other members).
+    Conference,
 }
 
 /// A negotiated RTP stream.

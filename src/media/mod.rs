@@ -8,6 +8,7 @@ pub mod device;
 pub mod dtmf;
 pub mod engine;
 pub mod jitter;
+pub mod mixer;
 mod pipeline;
 pub mod recorder;
 pub mod rtp;

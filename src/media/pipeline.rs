@@ -6,6 +6,7 @@
 //!  tick(now):
 //!    for each line: drain RTP/RTCP sockets ─► jitter buffer / RTCP stats / DTMF in
 //!    mic  = device.read_frame()
+//!    conference members: decode each ─► mix-minus (mixer.rs) ─► headset + what each is sent
 //!    for each line with a stream:
 //!       receive: jitter.pop ─► decode | conceal ─► mix into headset (if it has the mic)
 //!       send:    DTMF event | encode(mic | MOH | silence) ─► RTP
@@ -26,6 +27,7 @@ use super::engine::{
     Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
 };
 use super::jitter::{JitterBuffer, Playout};
+use super::mixer::Mixer;
 use super::recorder::Recordings;
 use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
@@ -142,6 +144,31 @@ struct Leg {
     tone: Option<(LineTone, ToneGenerator)>,
 }
 
+/// The local conference's buffers, allocated once for every line.
+struct Conference {
+    mixer: Mixer,
+    /// Per line: its place among this frame's members.
+    slot: Vec<Option<usize>>,
+    /// Per member: what it said this frame (decoded).
+    heard: Vec<Frame>,
+    /// Per member: what it is sent this frame (the operator and the others).
+    sends: Vec<Frame>,
+    /// What the operator hears of the conference.
+    operator: Frame,
+}
+
+impl Conference {
+    fn new(lines: usize) -> Conference {
+        Conference {
+            mixer: Mixer::new(),
+            slot: vec![None; lines],
+            heard: vec![[0; FRAME_SAMPLES]; lines],
+            sends: vec![[0; FRAME_SAMPLES]; lines],
+            operator: [0; FRAME_SAMPLES],
+        }
+    }
+}
+
 /// Everything the media thread owns.
 pub(super) struct Pipeline {
     device: Box<dyn AudioDevice>,
@@ -157,6 +184,7 @@ pub(super) struct Pipeline {
     scratch: Frame,
     moh_frame: Frame,
     silence: Frame,
+    conference: Conference,
     packet: Vec<u8>,
     payload: Vec<u8>,
     recv: Vec<u8>,
@@ -170,6 +198,7 @@ impl Pipeline {
         moh: Option<MusicOnHold>,
         reports: Box<dyn FnMut(Report) + Send>,
     ) -> Pipeline {
+        let lines = sockets.len();
         Pipeline {
             device,
             legs: sockets
@@ -193,6 +222,7 @@ impl Pipeline {
             scratch: [0; FRAME_SAMPLES],
             moh_frame: [0; FRAME_SAMPLES],
             silence: [0; FRAME_SAMPLES],
+            conference: Conference::new(lines),
             packet: Vec::with_capacity(MAX_PACKET),
             payload: vec![0; MAX_PACKET],
             recv: vec![0; MAX_PACKET],
@@ -281,6 +311,7 @@ impl Pipeline {
         }
         self.headset.fill(0);
         self.ring.fill(0);
+        self.mix_conference(now);
         for index in 0..self.legs.len() {
             self.play_and_send(index, now, wallclock);
         }
@@ -381,6 +412,43 @@ impl Pipeline {
         }
     }
 
+    /// Decodes this frame of every conference member and mixes them (mix-minus): the
+    /// operator's share goes into the headset, each member's waits in its send buffer.
+    fn mix_conference(&mut self, now: Instant) {
+        let conf = &mut self.conference;
+        let mut members = 0;
+        let mut muted = false;
+        for (index, leg) in self.legs.iter_mut().enumerate() {
+            conf.slot[index] = None;
+            let Some(stream) = leg
+                .stream
+                .as_mut()
+                .filter(|s| s.params.source == SendSource::Conference)
+            else {
+                continue;
+            };
+            conf.slot[index] = Some(members);
+            muted |= stream.params.muted;
+            if stream.params.receive {
+                decode_next(stream, now, &mut conf.heard[members]);
+            } else {
+                conf.heard[members].fill(0);
+            }
+            members += 1;
+        }
+        if members == 0 {
+            return;
+        }
+        let mic = if muted { &self.silence } else { &self.mic };
+        conf.mixer.mix_minus(
+            mic,
+            &conf.heard[..members],
+            &mut conf.sends[..members],
+            &mut conf.operator,
+        );
+        mix(&mut self.headset, &conf.operator);
+    }
+
     /// Plays a line's audio and tones, and sends its frame.
     fn play_and_send(&mut self, index: usize, now: Instant, wallclock: SystemTime) {
         let leg = &mut self.legs[index];
@@ -398,18 +466,9 @@ impl Pipeline {
         let line = index;
         // What this tick sent on the line, for the recording (silence unless voice went out).
         let mut sent = &self.silence;
-        if stream.params.receive {
-            let decoded = match stream.jitter.pop(now) {
-                Playout::Packet(payload) => stream.codec.decode(payload, &mut self.scratch),
-                Playout::Missed { next } => stream.codec.conceal(next, &mut self.scratch),
-                Playout::Filling => {
-                    self.scratch.fill(0);
-                    Ok(())
-                }
-            };
-            if decoded.is_err() {
-                self.scratch.fill(0);
-            }
+        // A conference member's frame was decoded by `mix_conference`.
+        if stream.params.receive && stream.params.source != SendSource::Conference {
+            decode_next(stream, now, &mut self.scratch);
             if stream.params.source == SendSource::Microphone {
                 mix(&mut self.headset, &self.scratch);
             }
@@ -439,6 +498,10 @@ impl Pipeline {
                     SendSource::Microphone if !stream.params.muted => &self.mic,
                     SendSource::Microphone => &self.silence,
                     SendSource::MusicOnHold => &self.moh_frame,
+                    SendSource::Conference => match self.conference.slot[index] {
+                        Some(k) => &self.conference.sends[k],
+                        None => &self.silence,
+                    },
                 };
                 sent = source;
                 match stream.codec.encode(source, &mut self.payload) {
@@ -458,10 +521,12 @@ impl Pipeline {
                 }
             }
         }
-        let received = if stream.params.receive {
-            &self.scratch
-        } else {
-            &self.silence
+        let received = match (stream.params.source, self.conference.slot[index]) {
+            (SendSource::Conference, Some(k)) if stream.params.receive => {
+                &self.conference.heard[k]
+            }
+            _ if stream.params.receive => &self.scratch,
+            _ => &self.silence,
         };
         self.recordings.push(line, sent, received);
         if now >= stream.rtcp.next_report() {
@@ -508,6 +573,21 @@ fn receive_one(socket: &mio::net::UdpSocket, buf: &mut [u8]) -> Option<(usize, S
         }
     }
     None
+}
+
+/// The stream's next frame out of its jitter buffer: decoded, concealed, or silence.
+fn decode_next(stream: &mut ActiveStream, now: Instant, out: &mut Frame) {
+    let decoded = match stream.jitter.pop(now) {
+        Playout::Packet(payload) => stream.codec.decode(payload, out),
+        Playout::Missed { next } => stream.codec.conceal(next, out),
+        Playout::Filling => {
+            out.fill(0);
+            Ok(())
+        }
+    };
+    if decoded.is_err() {
+        out.fill(0);
+    }
 }
 
 fn tone_kind(tone: LineTone) -> ToneKind {
@@ -1059,6 +1139,96 @@ mod tests {
         }
         let headset = h.headset();
         assert!(rms(&headset[headset.len() - 1]) > LOUD);
+    }
+
+    /// A sine of `hz` (a multiple of 50 Hz, so frames join seamlessly) at 48 kHz.
+    fn tone_frame(hz: f64) -> Frame {
+        let mut frame = [0i16; FRAME_SAMPLES];
+        for (i, s) in frame.iter_mut().enumerate() {
+            let phase = std::f64::consts::TAU * hz * i as f64 / 48_000.0;
+            *s = (6000.0 * phase.sin()) as i16;
+        }
+        frame
+    }
+
+    /// The amplitude of the `hz` tone in `x` (correlation with a sine/cosine pair).
+    fn amplitude(x: &Frame, hz: f64) -> f64 {
+        let (mut s, mut c) = (0.0, 0.0);
+        for (i, v) in x.iter().enumerate() {
+            let ph = std::f64::consts::TAU * hz * i as f64 / 48_000.0;
+            s += f64::from(*v) * ph.sin();
+            c += f64::from(*v) * ph.cos();
+        }
+        2.0 * (s * s + c * c).sqrt() / x.len() as f64
+    }
+
+    #[test]
+    fn conference_members_hear_the_operator_and_each_other_but_not_themselves() {
+        let (a, b) = (Peer::new(), Peer::new());
+        let mut h = Harness::new(2);
+        for (line, peer) in [(0, &a), (1, &b)] {
+            let mut p = pcmu(peer.addr());
+            p.source = SendSource::Conference;
+            h.line(line, Some(p), None);
+        }
+        let mut talk_a = Talker::new(CodecKind::Pcmu, PT_PCMU, 1);
+        talk_a.frame = tone_frame(400.0);
+        let mut talk_b = Talker::new(CodecKind::Pcmu, PT_PCMU, 2);
+        talk_b.frame = tone_frame(600.0);
+        let (mut to_a, mut to_b) = (Vec::new(), Vec::new());
+        for _ in 0..12 {
+            let (pa, pb) = (talk_a.next(), talk_b.next());
+            h.send_to_line(0, false, &a.rtp, &pa);
+            h.send_to_line(1, false, &b.rtp, &pb);
+            h.tick();
+            to_a.extend(a.drain());
+            to_b.extend(b.drain());
+        }
+        assert_eq!(
+            (to_a.len(), to_b.len()),
+            (12, 12),
+            "one packet per tick each"
+        );
+        // Decoded by one decoder each, as the phones would (its filter state carries over).
+        let last = |sent: &[Sent]| {
+            let mut codec = Codec::new(CodecKind::Pcmu, &OpusSettings::default()).expect("codec");
+            let mut frame = [0i16; FRAME_SAMPLES];
+            for p in sent {
+                codec.decode(&p.payload, &mut frame).expect("decodable");
+            }
+            frame
+        };
+        let (heard_a, heard_b) = (last(&to_a), last(&to_b));
+        let headset = h.headset();
+        let headset = &headset[11];
+        let loud = |x: f64| x > 3000.0;
+        let absent = |x: f64| x < 300.0;
+        // The microphone says 1 kHz.
+        assert!(loud(amplitude(&heard_a, 1000.0)) && loud(amplitude(&heard_a, 600.0)));
+        assert!(absent(amplitude(&heard_a, 400.0)), "A does not hear itself");
+        assert!(loud(amplitude(&heard_b, 1000.0)) && loud(amplitude(&heard_b, 400.0)));
+        assert!(absent(amplitude(&heard_b, 600.0)), "B does not hear itself");
+        assert!(loud(amplitude(headset, 400.0)) && loud(amplitude(headset, 600.0)));
+        assert!(absent(amplitude(headset, 1000.0)), "no sidetone of the mic");
+
+        // Muting the operator takes the microphone out of every member's mix.
+        for (line, peer) in [(0, &a), (1, &b)] {
+            let mut p = pcmu(peer.addr());
+            p.source = SendSource::Conference;
+            p.muted = true;
+            h.line(line, Some(p), None);
+        }
+        for _ in 0..3 {
+            let (pa, pb) = (talk_a.next(), talk_b.next());
+            h.send_to_line(0, false, &a.rtp, &pa);
+            h.send_to_line(1, false, &b.rtp, &pb);
+            h.tick();
+            to_a.extend(a.drain());
+        }
+        let heard_a = last(&to_a);
+        assert!(absent(amplitude(&heard_a, 1000.0)), "muted");
+        assert!(loud(amplitude(&heard_a, 600.0)), "still hears B");
+        b.drain();
     }
 
     // ---- receiving ----

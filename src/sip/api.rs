@@ -41,7 +41,8 @@ pub enum Command {
     Dtmf(String),
     /// Toggle microphone mute on the selected line.
     Mute,
-    /// Join the lines in a local conference.
+    /// Join every line with an answered call in a local conference; while joined, split it
+    /// (the selected line talks, the others are held).
     Conference,
     /// Start (`true`) or stop recording the call on the given line (default: selected).
     Record(bool, Option<LineNo>),
@@ -148,6 +149,8 @@ pub enum Event {
         account: String,
         /// One line about how we run (e.g. that the embedded default is in use).
         note: String,
+        /// How many lines the phone has (`[ui] lines`).
+        lines: LineNo,
     },
     /// The registrar accepted our binding.
     Registered {
@@ -313,6 +316,14 @@ pub enum Event {
         /// What happened, in words (failures, recall, success).
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    /// Calls were joined in a local conference (`active`), its members changed, or it ended
+    /// (`active: false`: split, left, or one member left).
+    Conference {
+        /// The members' lines, in order.
+        lines: Vec<LineNo>,
+        /// True while the calls are joined.
+        active: bool,
     },
     /// The selected line changed.
     Line {

@@ -39,6 +39,24 @@ pub(super) struct Consult {
     completing: bool,
 }
 
+impl Consult {
+    /// Two calls the operator already has, about to be joined by `complete` (leaving a
+    /// conference): `held` is referred to `call`, whose far end is `target`.
+    pub(super) fn joined(held: String, call: String, target: String) -> Consult {
+        Consult {
+            held,
+            call,
+            target,
+            completing: false,
+        }
+    }
+
+    /// `complete` was given and its REFER is under way.
+    pub(super) fn is_completing(&self) -> bool {
+        self.completing
+    }
+}
+
 impl UserAgent {
     /// `consult <target>`: hold the selected call and call the target on a free line; while
     /// consulting, replace the consultation.

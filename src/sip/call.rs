@@ -72,7 +72,7 @@ pub(super) struct Call {
     pub(super) state: CallState,
     pub(super) role: Role,
     /// The far end as the operator sees it (URI).
-    peer: String,
+    pub(super) peer: String,
     /// Set once a dialog exists (early or confirmed).
     pub(super) dialog: Option<Dialog>,
     /// Our tag (From for calls we place, To for calls we answer).
@@ -142,6 +142,8 @@ pub(super) struct Call {
     pub(super) recording: bool,
     /// Auto-recording has been started once for this call (it is not restarted after a stop).
     pub(super) auto_recorded: bool,
+    /// A member of the local conference (`conference.rs`).
+    pub(super) in_conference: bool,
 }
 
 impl Call {
@@ -195,6 +197,7 @@ impl Call {
             pbx: None,
             recording: false,
             auto_recorded: false,
+            in_conference: false,
         }
     }
 
@@ -235,7 +238,7 @@ impl Call {
         self.gone
     }
 
-    fn is_talking(&self) -> bool {
+    pub(super) fn is_talking(&self) -> bool {
         matches!(self.state, CallState::Connected | CallState::RemoteHeld)
     }
 
@@ -324,7 +327,7 @@ impl UserAgent {
     ) -> Result<String, String> {
         let uri = uri.to_string();
         let Some(line) = self.free_line(self.selected) else {
-            return Err("both lines are busy: hang up or transfer a call first".to_string());
+            return Err("every line is busy: hang up or transfer a call first".to_string());
         };
         let Some(dst) = self.first_hop(&uri) else {
             return Err(format!(
@@ -474,6 +477,9 @@ impl UserAgent {
             Some(l) => usize::from(l).wrapping_sub(1),
             None => self.selected,
         };
+        if self.is_conference_line(index) {
+            return self.hold_conference(now, hold, index);
+        }
         let Some(call) = self.lines.get(index).and_then(|c| c.as_ref()) else {
             return self.error(format!("no call on line {}", line_no(index)));
         };
@@ -506,6 +512,9 @@ impl UserAgent {
                 "there is no line {n}: lines are 1 to {}",
                 self.lines.len()
             ));
+        }
+        if self.is_conference_line(index) {
+            return self.hold_conference(now, false, index);
         }
         self.hold_others(now, index);
         self.set_selected(index);

@@ -44,6 +44,8 @@ fn desired(call: &Call) -> (Option<Stream>, Option<Tone>) {
         max_bitrate: m.max_bitrate,
         source: if call.local_hold {
             Source::MusicOnHold
+        } else if call.in_conference {
+            Source::Conference
         } else {
             Source::Microphone
         },
@@ -96,6 +98,9 @@ impl UserAgent {
 
     /// `mute`: toggles the microphone of the selected call.
     pub(super) fn mute(&mut self) {
+        if self.mute_conference() {
+            return;
+        }
         let Some(call_id) = self.selected_talking("mute") else {
             return;
         };

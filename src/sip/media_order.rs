@@ -27,6 +27,9 @@ pub enum Source {
     Microphone,
     /// Music on hold (we hold the call), or silence when none is configured.
     MusicOnHold,
+    /// A member of the local conference: the microphone plus every other member (never
+    /// this call's own audio); what this call says goes to the headset and the others.
+    Conference,
 }
 
 /// An RTP stream as negotiated.

@@ -28,6 +28,9 @@ mod attended;
 mod attended_tests;
 pub mod auth;
 mod call;
+mod conference;
+#[cfg(test)]
+mod conference_tests;
 pub mod dialog;
 #[cfg(test)]
 mod garbage_tests;
@@ -259,6 +262,8 @@ pub struct UserAgent {
     selected: usize,
     /// An attended transfer being prepared (`consult` until its outcome).
     consult: Option<attended::Consult>,
+    /// The local conference, while calls are joined.
+    conference: Option<conference::Conference>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     media_orders: VecDeque<MediaOrder>,
@@ -282,6 +287,7 @@ impl UserAgent {
             detached: Vec::new(),
             selected: 0,
             consult: None,
+            conference: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             media_orders: VecDeque::new(),
@@ -348,6 +354,7 @@ impl UserAgent {
         }
         self.flush_referrals(now);
         self.flush_consult(now);
+        self.flush_conference();
         self.collect_finished();
     }
 
@@ -398,6 +405,7 @@ impl UserAgent {
         }
         self.flush_referrals(now);
         self.flush_consult(now);
+        self.flush_conference();
         self.collect_finished();
     }
 
@@ -458,6 +466,7 @@ impl UserAgent {
                 Some(codes) => self.pbx_consult(now, &codes, &target),
                 None => self.consult(now, &target),
             },
+            Command::Complete if self.conference.is_some() => self.leave_conference(now),
             Command::Complete if self.cfg.transfer.pbx_codes.is_some() => self.pbx_complete(now),
             Command::Complete => self.complete(now),
             Command::Cancel => match self.cfg.transfer.pbx_codes.clone() {
@@ -465,11 +474,13 @@ impl UserAgent {
                 None => self.cancel_consult(now),
             },
             Command::Record(start, line) => self.record(start, line),
+            Command::Conference => self.conference(now),
             Command::Quit => self.quit(now),
             other => self.error(format!("'{}' is not available yet", command_word(&other))),
         }
         self.flush_referrals(now);
         self.flush_consult(now);
+        self.flush_conference();
         self.collect_finished();
     }
 

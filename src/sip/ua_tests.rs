@@ -783,11 +783,11 @@ fn malformed_request_with_echoable_headers_gets_400() {
 #[test]
 fn unavailable_words_answer_with_an_error_event() {
     let mut b = Bench::new(false);
-    b.cmd(Command::Conference);
+    b.cmd(Command::Pickup("201".into()));
     assert_eq!(
         b.events(),
         vec![Event::Error {
-            message: "'conference' is not available yet".into()
+            message: "'pickup' is not available yet".into()
         }]
     );
 }

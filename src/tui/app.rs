@@ -17,8 +17,11 @@ use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
 use crate::sip::{CallState, Command, Event, LineNo, TransferKind, TransferStatus};
 
-/// How many lines the screen shows.
+/// How many lines the screen shows until the driver says (`started`): the default of
+/// `[ui] lines`.
 pub const LINES: usize = 2;
+/// The most lines the screen shows (the top of `[ui] lines`).
+pub const MAX_LINES: usize = 8;
 
 /// Something that happened, for [`App::update`].
 #[derive(Debug, Clone, PartialEq)]
@@ -204,11 +207,13 @@ pub struct CallView {
     transferred: bool,
     /// Who transferred this caller to us (from Referred-By), by name when known.
     pub transferred_by: Option<String>,
+    /// Joined in the local conference.
+    pub in_conference: bool,
 }
 
 impl CallView {
     /// The state in words: idle, dialing, ringing, incoming, connected, on hold, held by
-    /// peer, transferring, being transferred.
+    /// peer, conference, conference on hold, transferring, being transferred.
     pub fn state_word(&self) -> &'static str {
         if let Some(t) = &self.transfer {
             let active = !matches!(
@@ -224,6 +229,8 @@ impl CallView {
             }
         }
         match self.state {
+            CallState::Connected | CallState::RemoteHeld if self.in_conference => "conference",
+            CallState::Held if self.in_conference => "conference on hold",
             CallState::Dialing | CallState::Ringing | CallState::Early if self.incoming => {
                 "incoming"
             }
@@ -290,8 +297,8 @@ pub struct Outcome {
 /// The whole screen's state.
 #[derive(Debug, Clone)]
 pub struct App {
-    /// Line 1 and line 2.
-    pub lines: [Option<CallView>; LINES],
+    /// Every line, 1 to N (`[ui] lines`, as the driver's `started` event says).
+    pub lines: Vec<Option<CallView>>,
     /// The selected line (1-based).
     pub selected: LineNo,
     /// The account (`user@domain`), once started.
@@ -315,7 +322,7 @@ pub struct App {
     /// Ring the bell on incoming calls.
     bell: bool,
     /// A failed transfer's reason per line, until its recall is reported.
-    failed_transfer: [Option<String>; LINES],
+    failed_transfer: Vec<Option<String>>,
     /// The SIP trace pane.
     pub trace: SipTrace,
     /// The audio devices in use, in words: microphone, headset, ringer.
@@ -326,7 +333,7 @@ impl App {
     /// An idle screen with these keys; `bell` rings the terminal bell on incoming calls.
     pub fn new(keymap: Keymap, bell: bool) -> Self {
         Self {
-            lines: [None, None],
+            lines: vec![None; LINES],
             selected: 1,
             account: None,
             registration: Registration::Starting,
@@ -338,7 +345,7 @@ impl App {
             stopped: false,
             size: (80, 24),
             bell,
-            failed_transfer: [None, None],
+            failed_transfer: vec![None; LINES],
             trace: SipTrace::default(),
             devices: None,
         }
@@ -346,7 +353,18 @@ impl App {
 
     /// The call on `line` (1-based), if any.
     pub fn call(&self, line: LineNo) -> Option<&CallView> {
-        index(line).and_then(|i| self.lines[i].as_ref())
+        self.index(line).and_then(|i| self.lines[i].as_ref())
+    }
+
+    /// How many lines the phone has.
+    pub fn line_count(&self) -> usize {
+        self.lines.len()
+    }
+
+    /// 1-based line → index into [`App::lines`].
+    fn index(&self, line: LineNo) -> Option<usize> {
+        let i = usize::from(line).checked_sub(1)?;
+        (i < self.lines.len()).then_some(i)
     }
 
     /// True while any line has a call (the timers need a redraw every second).
@@ -392,7 +410,10 @@ impl App {
     fn on_event(&mut self, event: Event, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
         let mut effects = Vec::new();
         match event {
-            Event::Started { account, .. } => {
+            Event::Started { account, lines, .. } => {
+                let n = usize::from(lines).clamp(LINES, MAX_LINES);
+                self.lines.resize(n, None);
+                self.failed_transfer.resize(n, None);
                 self.account = Some(account);
                 self.registration = Registration::NotRegistered;
             }
@@ -409,7 +430,7 @@ impl App {
                 referred_by,
                 ..
             } => {
-                let Some(i) = index(line) else {
+                let Some(i) = self.index(line) else {
                     return effects;
                 };
                 let number = number_of(&from);
@@ -435,6 +456,7 @@ impl App {
                     hangup_sent: false,
                     transferred: false,
                     transferred_by,
+                    in_conference: false,
                 });
                 if self.bell {
                     effects.push(Effect::Bell);
@@ -509,7 +531,7 @@ impl App {
                 ..
             } => self.on_transfer(line, &call_id, kind, status, &target, reason, finder),
             Event::Line { line } => {
-                if index(line).is_some() {
+                if self.index(line).is_some() {
                     self.selected = line;
                 }
             }
@@ -537,6 +559,25 @@ impl App {
             }
             // Digits the far end sends are for IVRs, not for the operator's screen.
             Event::Dtmf { .. } => {}
+            Event::Conference { lines, active } => {
+                for (i, call) in self.lines.iter_mut().enumerate() {
+                    if let Some(call) = call {
+                        let line = LineNo::try_from(i + 1).unwrap_or(LineNo::MAX);
+                        call.in_conference = active && lines.contains(&line);
+                    }
+                }
+                let list = lines
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let text = if active {
+                    format!("Conference: lines {list} hear each other")
+                } else {
+                    "Conference ended".to_owned()
+                };
+                self.tell(text, false);
+            }
         }
         effects
     }
@@ -552,7 +593,7 @@ impl App {
         now: Instant,
         finder: &mut dyn Finder,
     ) {
-        let Some(i) = index(line) else {
+        let Some(i) = self.index(line) else {
             return;
         };
         let known = self.lines[i].as_ref().is_some_and(|c| c.call_id == call_id);
@@ -584,6 +625,7 @@ impl App {
                 hangup_sent: false,
                 transferred: false,
                 transferred_by: None,
+                in_conference: false,
             });
         }
         if let Some(call) = self.lines[i].as_mut() {
@@ -624,7 +666,7 @@ impl App {
         reason: Option<String>,
         finder: &mut dyn Finder,
     ) {
-        let Some(i) = index(line) else {
+        let Some(i) = self.index(line) else {
             return;
         };
         let number = number_of(target);
@@ -688,7 +730,7 @@ impl App {
     }
 
     fn call_mut(&mut self, line: LineNo, call_id: &str) -> Option<&mut CallView> {
-        index(line)
+        self.index(line)
             .and_then(|i| self.lines[i].as_mut())
             .filter(|c| c.call_id == call_id)
     }
@@ -872,14 +914,18 @@ impl App {
     fn asking_line(&self) -> Option<LineNo> {
         let asks = |line: LineNo| self.call(line).is_some_and(CallView::asks_to_transfer);
         std::iter::once(self.selected)
-            .chain(1..=LINES as LineNo)
+            .chain(1..=LineNo::try_from(self.lines.len()).unwrap_or(LineNo::MAX))
             .find(|l| asks(*l))
     }
 
-    fn both_established(&self) -> bool {
+    /// Two or more lines have answered calls (to join, or to transfer one to the other).
+    fn two_established(&self) -> bool {
         self.lines
             .iter()
-            .all(|l| l.as_ref().is_some_and(CallView::is_established))
+            .flatten()
+            .filter(|c| c.is_established())
+            .count()
+            >= 2
     }
 
     /// Whether `action` makes sense now.
@@ -902,11 +948,11 @@ impl App {
                     && self.a_line_is_free()
                     && !selected.is_some_and(CallView::transfer_active)
             }
-            Action::Complete => self.consulting() || self.both_established(),
+            Action::Complete => self.consulting() || self.two_established(),
             Action::Cancel => {
-                self.consulting() || self.both_established() || self.asking_line().is_some()
+                self.consulting() || self.two_established() || self.asking_line().is_some()
             }
-            Action::Conference => self.both_established(),
+            Action::Conference => self.two_established(),
             Action::Mute | Action::Record => established,
             Action::AddContact => selected.is_some_and(|c| !c.number.is_empty()),
             Action::Route
@@ -935,7 +981,7 @@ impl App {
                 let line = if ringing(self.selected) {
                     self.selected
                 } else {
-                    (1..=LINES as LineNo)
+                    (1..=LineNo::try_from(self.lines.len()).unwrap_or(LineNo::MAX))
                         .find(|l| ringing(*l))
                         .or_else(|| self.asking_line())
                         .unwrap_or(1)
@@ -944,7 +990,7 @@ impl App {
             }
             Action::Hangup => {
                 let line = self.selected;
-                if let Some(call) = index(line).and_then(|i| self.lines[i].as_mut()) {
+                if let Some(call) = self.index(line).and_then(|i| self.lines[i].as_mut()) {
                     call.hangup_sent = true;
                 }
                 send(Command::Hangup(Some(line)))
@@ -1025,7 +1071,7 @@ impl App {
                     Command::Trace(on) => self.trace.set_visible(*on),
                     Command::Hangup(line) => {
                         let line = line.unwrap_or(self.selected);
-                        if let Some(call) = index(line).and_then(|i| self.lines[i].as_mut()) {
+                        if let Some(call) = self.index(line).and_then(|i| self.lines[i].as_mut()) {
                             call.hangup_sent = true;
                         }
                     }
@@ -1129,12 +1175,6 @@ fn edit_text(text: &mut String, key: &KeyEvent) -> bool {
         }
         _ => false,
     }
-}
-
-/// 1-based line → index into [`App::lines`].
-fn index(line: LineNo) -> Option<usize> {
-    let i = usize::from(line).checked_sub(1)?;
-    (i < LINES).then_some(i)
 }
 
 /// The number in a SIP URI: its user part (`sip:200@pbx;x=y` → `200`), else its host.

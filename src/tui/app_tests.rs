@@ -158,6 +158,7 @@ fn started_and_registration_show_in_the_model() {
         transport: "udp".into(),
         account: "1001@pbx".into(),
         note: String::new(),
+        lines: 2,
     });
     assert_eq!(rig.app.account.as_deref(), Some("1001@pbx"));
     rig.event(Event::RegistrationFailed {
@@ -264,6 +265,41 @@ fn idle_keys_do_nothing_but_open_things() {
     rig.typed("intl");
     assert_eq!(rig.key(KeyCode::Enter), send(Command::Route("intl".into())));
     assert_eq!(rig.app.route.as_deref(), Some("intl"));
+}
+
+#[test]
+fn started_sizes_the_lines_and_conference_events_show_on_the_members() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.app.line_count(), 2);
+    rig.event(Event::Started {
+        local: "127.0.0.1:5060".into(),
+        transport: "udp".into(),
+        account: "1001@pbx".into(),
+        note: String::new(),
+        lines: 4,
+    });
+    assert_eq!(rig.app.line_count(), 4);
+    for (line, id) in [(1, "c1"), (3, "c3"), (4, "c4")] {
+        rig.call_state(line, id, "sip:201@pbx", CallState::Connected);
+    }
+    assert_eq!(rig.word(4), "connected", "line 4 exists now");
+    rig.event(Event::Conference {
+        lines: vec![1, 3],
+        active: true,
+    });
+    assert_eq!(rig.word(1), "conference");
+    assert_eq!(rig.word(3), "conference");
+    assert_eq!(rig.word(4), "connected", "not a member");
+    rig.call_state(1, "c1", "sip:201@pbx", CallState::Held);
+    assert_eq!(rig.word(1), "conference on hold");
+    rig.event(Event::Conference {
+        lines: vec![1, 3],
+        active: false,
+    });
+    assert_eq!(rig.word(3), "connected");
+    assert_eq!(rig.word(1), "on hold");
+    // Two answered calls among four lines are enough to join.
+    assert_eq!(rig.char('k'), send(Command::Conference));
 }
 
 #[test]

@@ -84,7 +84,12 @@ const ACTIONS: [(Action, &str, &str, &str); 21] = [
     (Action::Cancel, "cancel", "esc", "cancel the transfer"),
     (Action::Mute, "mute", "m", "mute / unmute"),
     (Action::Record, "record", "r", "record / stop"),
-    (Action::Conference, "conference", "k", "join both lines"),
+    (
+        Action::Conference,
+        "conference",
+        "k",
+        "join the lines / split",
+    ),
     (
         Action::Pickup,
         "pickup",

@@ -1,6 +1,7 @@
-//! The whole screen from the model: status bar, the two line panes (side by side from
-//! [`WIDE`] columns, stacked below), the outcome line, the footer, and any overlay. Pure: it
-//! reads the app and `now` and draws.
+//! The whole screen from the model: status bar, two line panes (side by side from [`WIDE`]
+//! columns, stacked below) — lines 1 and 2, or with more lines the selected one and its
+//! neighbour above one row per other line — the outcome line, the footer, and any overlay.
+//! Pure: it reads the app and `now` and draws.
 
 use std::time::Instant;
 
@@ -10,8 +11,10 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
-use super::app::{App, Mode, LINES};
-use super::widgets::{footer, help, history, line_pane, picker, popup, status_bar, trace_pane};
+use super::app::{App, Mode};
+use super::widgets::{
+    footer, help, history, line_list, line_pane, picker, popup, status_bar, trace_pane,
+};
 use crate::sip::LineNo;
 
 /// From this many columns the panes sit side by side.
@@ -37,26 +40,37 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         middle
     };
     status_bar::render(frame, top, app);
+    let count = app.line_count();
+    let shown = panes_shown(app.selected, count);
+    let rest: Vec<LineNo> = (1..=count)
+        .filter_map(|l| LineNo::try_from(l).ok())
+        .filter(|l| !shown.contains(l))
+        .collect();
+    let [panes, list] = Layout::vertical([
+        Constraint::Min(4),
+        Constraint::Length(u16::try_from(rest.len()).unwrap_or(u16::MAX)),
+    ])
+    .areas(panes);
     let split = if area.width >= WIDE {
         Layout::horizontal([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)])
     } else {
         Layout::vertical([Constraint::Ratio(1, 2), Constraint::Ratio(1, 2)])
     };
     let pane_areas = split.split(panes);
-    for (i, pane) in pane_areas.iter().enumerate().take(LINES) {
-        let line = LineNo::try_from(i + 1).unwrap_or(1);
+    for (pane, line) in pane_areas.iter().zip(shown) {
+        let other_busy = (1..=count)
+            .filter_map(|l| LineNo::try_from(l).ok())
+            .any(|l| l != line && app.call(l).is_some());
         line_pane::render(
             frame,
             *pane,
             line,
             app.call(line),
-            (
-                app.selected == line,
-                app.call(if line == 1 { 2 } else { 1 }).is_some(),
-            ),
+            (app.selected == line, other_busy),
             now,
         );
     }
+    line_list::render(frame, list, app, &rest, now);
     status_bar::outcome(frame, outcome, app);
     footer::render(frame, keys, app);
     match &app.mode {
@@ -70,6 +84,13 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         | Mode::Trace
         | Mode::AddContact { .. } => {}
     }
+}
+
+/// The two lines with panes: the selected one and the next (the one before for the last).
+fn panes_shown(selected: LineNo, count: usize) -> [LineNo; 2] {
+    let last = LineNo::try_from(count.max(2)).unwrap_or(LineNo::MAX);
+    let first = selected.clamp(1, last - 1);
+    [first, first + 1]
 }
 
 fn confirm_quit(frame: &mut Frame, area: ratatui::layout::Rect) {

@@ -59,7 +59,8 @@ fn call_lines(call: &CallView, other_busy: bool, now: Instant) -> Vec<Line<'stat
     let colour = match word {
         "incoming" | "waiting" => Color::Yellow,
         "connected" => Color::Green,
-        "on hold" | "held by peer" => Color::Blue,
+        "on hold" | "held by peer" | "conference on hold" => Color::Blue,
+        "conference" => Color::LightGreen,
         "transferring" | "being transferred" | "consulting" => Color::Magenta,
         _ => Color::White,
     };

@@ -4,6 +4,7 @@
 pub mod footer;
 pub mod help;
 pub mod history;
+pub mod line_list;
 pub mod line_pane;
 pub mod picker;
 pub mod popup;
