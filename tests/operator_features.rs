@@ -1,6 +1,6 @@
 //! Operator features through the real binary: the call history file, a screen-pop hook with
-//! the caller in its environment, and outbound routes refusing a number before anything is
-//! sent.
+//! the caller in its environment, outbound routes refusing a number before anything is sent,
+//! and a route placing its call through another account (a trunk).
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::fs;
 use std::thread;
 use std::time::Duration;
 
-use common::{secs, Net, Switchboard, SwitchboardConfig};
+use common::{hosts, secs, AccountConfig, Net, Sipp, Switchboard, SwitchboardConfig};
 use serde_json::Value;
 
 /// Host number of the called switchboard (bob).
@@ -101,6 +101,41 @@ fn a_number_no_route_takes_is_refused_before_anything_is_sent() {
         "there is no route `nowhere`; routes: internal"
     );
     sb.expect_no_event(Duration::from_millis(300), |e| e["event"] == "call");
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn a_route_through_another_account_calls_with_its_identity_and_credentials() {
+    let net = Net::for_test("operator_features::trunk_route");
+    let mut carrier = Sipp::uas(&net, hosts::SIPP, "uas_challenge", &[]);
+    let mut trunk = AccountConfig::new("carrier", "4420", "carrier.test");
+    trunk.outbound_proxy = Some(format!("sip:{}", carrier.addr()));
+    trunk.password = Some("trunkpw".into());
+    let cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_account(trunk)
+        .with_extra("[[route]]\nname = \"abroad\"\npattern = \"_+X.\"\naccount = \"carrier\"\n");
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "started");
+    sb.send("dial +358401234");
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    carrier.expect_pass(secs(10));
+    let invite = &carrier.received()[0];
+    assert_eq!(
+        invite.start_line(),
+        "INVITE sip:+358401234@carrier.test SIP/2.0"
+    );
+    assert!(
+        invite
+            .header("From")
+            .is_some_and(|f| f.contains("<sip:4420@carrier.test>")),
+        "{:?}",
+        invite.header("From")
+    );
+    carrier
+        .verify_digest("4420", "trunkpw")
+        .expect("the trunk's credentials");
     assert!(sb.quit_and_wait(secs(10)).success());
 }
 

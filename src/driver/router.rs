@@ -55,15 +55,24 @@ impl Router {
             .choose(&target, self.next.as_deref())
             .map_err(|e| e.to_string())?;
         self.next = None;
-        if let Some(account) = routed.account.filter(|a| *a != self.account) {
-            return Err(format!(
-                "route `{}` calls from account `{account}`, but switchboard runs account `{}`: \
-                 start it with --account {account}",
-                routed.route.unwrap_or_default(),
-                self.account
-            ));
-        }
         let number = routed.number;
+        if let Some(account) = routed.account.filter(|a| *a != self.account) {
+            // A new call can go out through another account; a transfer is the far end's
+            // call, made through our own.
+            return match command {
+                Command::Dial(_) => Ok(Routed::Pass(Command::DialVia {
+                    account,
+                    target: number,
+                })),
+                _ => Err(format!(
+                    "route `{}` goes out through account `{account}`, but a transfer is placed \
+                     through this call's account `{}`: dial the number instead, or choose \
+                     another route",
+                    routed.route.unwrap_or_default(),
+                    self.account
+                )),
+            };
+        }
         Ok(Routed::Pass(match command {
             Command::Dial(_) => Command::Dial(number),
             Command::Transfer(_) => Command::Transfer(number),
@@ -163,12 +172,19 @@ account = "hq"
     }
 
     #[test]
-    fn no_match_and_another_account_are_refused_before_anything_is_sent() {
+    fn no_match_is_refused_and_another_account_dials_through_it() {
         let mut r = router(ROUTES);
         let err = r.apply(Command::Dial("12".into())).unwrap_err();
         assert!(err.contains("12"), "{err}");
-        let err = r.apply(Command::Dial("+3581234".into())).unwrap_err();
-        assert!(err.contains("--account hq"), "{err}");
+        assert_eq!(
+            r.apply(Command::Dial("+3581234".into())),
+            Ok(Routed::Pass(Command::DialVia {
+                account: "hq".into(),
+                target: "+3581234".into()
+            }))
+        );
+        let err = r.apply(Command::Transfer("+3581234".into())).unwrap_err();
+        assert!(err.contains("account `hq`"), "{err}");
         // SIP addresses are never routed.
         assert_eq!(
             r.apply(Command::Dial("sip:bob@example.com".into())),

@@ -211,6 +211,57 @@ impl MediaSetup {
     }
 }
 
+/// The core's view of `account`: names, credentials (`password_cmd` runs here), registrar and
+/// outbound proxy resolved. The registrar is resolved when `resolve_registrar` (a registering
+/// account, or a trunk whose calls go there); failing that is not fatal. An outbound proxy
+/// that cannot be resolved is.
+fn sip_account(account: &config::Account, resolve_registrar: bool) -> Result<Account, SetupError> {
+    let registrar = registrar_uri(account);
+    let registrar_addr = if resolve_registrar {
+        match resolve_uri(&registrar) {
+            Ok(addr) => Some(addr),
+            Err(message) => {
+                tracing::warn!(%registrar, %message, "registrar address unknown");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let outbound_proxy = match &account.outbound_proxy {
+        Some(uri) => {
+            let addr = resolve_uri(uri).map_err(|message| SetupError::OutboundProxy {
+                uri: uri.clone(),
+                message,
+            })?;
+            Some((uri.clone(), addr))
+        }
+        None => None,
+    };
+    let password = account.secret()?;
+    Ok(Account {
+        user: account.user.clone(),
+        domain: account.domain.clone(),
+        display_name: account.display_name.clone(),
+        auth_user: account
+            .auth_user
+            .clone()
+            .unwrap_or_else(|| account.user.clone()),
+        password,
+        registrar,
+        registrar_addr,
+        outbound_proxy,
+        register: account.register,
+        expires: account.expires,
+        keepalive: (account.keepalive > 0)
+            .then(|| Duration::from_secs(u64::from(account.keepalive))),
+        accept_from: match account.accepts_from() {
+            config::AcceptFrom::Registrar => AcceptFrom::Registrar,
+            config::AcceptFrom::Any => AcceptFrom::Any,
+        },
+    })
+}
+
 impl fmt::Debug for Setup {
     /// Leaves the account (and so its password) out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -234,29 +285,31 @@ impl Setup {
             config::Transport::Udp => Transport::Udp,
             config::Transport::Tcp => Transport::Tcp,
         };
-        let registrar = registrar_uri(account);
-        let registrar_addr = if account.register {
-            match resolve_uri(&registrar) {
-                Ok(addr) => Some(addr),
-                Err(message) => {
-                    tracing::warn!(%registrar, %message, "registrar address unknown");
-                    None
+        let ua_account = sip_account(account, account.register)?;
+        let (registrar_addr, outbound_proxy) =
+            (ua_account.registrar_addr, ua_account.outbound_proxy.clone());
+        let trunks = config
+            .accounts
+            .iter()
+            .filter(|other| other.name != account.name)
+            .filter_map(|other| {
+                if other.transport != account.transport {
+                    tracing::warn!(
+                        account = %other.name,
+                        "not usable by routes: its transport differs from the running account's"
+                    );
+                    return None;
                 }
-            }
-        } else {
-            None
-        };
-        let outbound_proxy = match &account.outbound_proxy {
-            Some(uri) => {
-                let addr = resolve_uri(uri).map_err(|message| SetupError::OutboundProxy {
-                    uri: uri.clone(),
-                    message,
-                })?;
-                Some((uri.clone(), addr))
-            }
-            None => None,
-        };
-        let password = account.secret()?;
+                // A trunk's calls go to its outbound proxy, else to its registrar's host.
+                match sip_account(other, other.outbound_proxy.is_none()) {
+                    Ok(trunk) => Some((other.name.clone(), trunk)),
+                    Err(e) => {
+                        tracing::warn!(account = %other.name, error = %e, "not usable by routes");
+                        None
+                    }
+                }
+            })
+            .collect();
 
         let (sip_udp, sip_tcp) = bind_sip(config.network.bind, transport)?;
         let bound = sip_udp.local_addr().map_err(|source| SetupError::Socket {
@@ -281,27 +334,8 @@ impl Setup {
             })?;
 
         let ua = UaConfig {
-            account: Account {
-                user: account.user.clone(),
-                domain: account.domain.clone(),
-                display_name: account.display_name.clone(),
-                auth_user: account
-                    .auth_user
-                    .clone()
-                    .unwrap_or_else(|| account.user.clone()),
-                password,
-                registrar,
-                registrar_addr,
-                outbound_proxy,
-                register: account.register,
-                expires: account.expires,
-                keepalive: (account.keepalive > 0)
-                    .then(|| Duration::from_secs(u64::from(account.keepalive))),
-                accept_from: match account.accepts_from() {
-                    config::AcceptFrom::Registrar => AcceptFrom::Registrar,
-                    config::AcceptFrom::Any => AcceptFrom::Any,
-                },
-            },
+            account: ua_account,
+            trunks,
             transport,
             local: SocketAddr::new(advertised, bound.port()),
             media_ip: config.network.media_address.unwrap_or(advertised),

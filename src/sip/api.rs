@@ -15,6 +15,14 @@ pub type LineNo = u8;
 pub enum Command {
     /// Call a number or SIP URI on the selected line.
     Dial(String),
+    /// Call a number or SIP URI through another configured account (a trunk): its identity,
+    /// credentials and proxy. Outbound routes produce it.
+    DialVia {
+        /// The account's name (`[[account]] name`).
+        account: String,
+        /// The number or SIP URI.
+        target: String,
+    },
     /// Answer the ringing call on the given line (or the first ringing one).
     Answer(Option<LineNo>),
     /// Reject a ringing call with 603 Decline.

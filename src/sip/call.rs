@@ -138,6 +138,9 @@ pub(super) struct Call {
     pub(super) was_answered: bool,
     /// A transfer by PBX feature codes on this call.
     pub(super) pbx: Option<super::pbx_transfer::PbxTransfer>,
+    /// The trunk (index into `UaConfig::trunks`) an outgoing call went out through; `None`
+    /// for the main account.
+    pub(super) trunk: Option<usize>,
     /// The call is being recorded (a start order went out and no stop since).
     pub(super) recording: bool,
     /// Auto-recording has been started once for this call (it is not restarted after a stop).
@@ -195,6 +198,7 @@ impl Call {
             end_status: None,
             was_answered: false,
             pbx: None,
+            trunk: None,
             recording: false,
             auto_recorded: false,
             in_conference: false,
@@ -308,11 +312,27 @@ impl UserAgent {
     /// `dial`: places a call on the selected line, or on a free one
     /// (holding the call on the selected line).
     pub(super) fn dial(&mut self, now: Instant, target: &str) {
-        let uri = match self.target_uri(target) {
+        let uri = match self.target_uri(target, &self.cfg.account.domain) {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
         };
         if let Err(e) = self.place_call(now, &uri, Vec::new()) {
+            self.error(e);
+        }
+    }
+
+    /// A call through the trunk named `account`: its domain completes a number, its identity
+    /// goes in From, its proxy is the first hop and its credentials answer challenges.
+    pub(super) fn dial_via(&mut self, now: Instant, account: &str, target: &str) {
+        let Some(trunk) = self.cfg.trunks.iter().position(|(name, _)| name == account) else {
+            return self.error(format!("there is no account `{account}` to call through"));
+        };
+        let domain = self.account_of(Some(trunk)).domain.clone();
+        let uri = match self.target_uri(target, &domain) {
+            Ok(uri) => uri,
+            Err(e) => return self.error(e),
+        };
+        if let Err(e) = self.place_call_via(now, Some(trunk), &uri, Vec::new()) {
             self.error(e);
         }
     }
@@ -325,11 +345,22 @@ impl UserAgent {
         uri: &str,
         headers: Vec<(&'static str, String)>,
     ) -> Result<String, String> {
+        self.place_call_via(now, None, uri, headers)
+    }
+
+    /// [`Self::place_call`] through trunk `trunk` (`None`: the main account).
+    fn place_call_via(
+        &mut self,
+        now: Instant,
+        trunk: Option<usize>,
+        uri: &str,
+        headers: Vec<(&'static str, String)>,
+    ) -> Result<String, String> {
         let uri = uri.to_string();
         let Some(line) = self.free_line(self.selected) else {
             return Err("every line is busy: hang up or transfer a call first".to_string());
         };
-        let Some(dst) = self.first_hop(&uri) else {
+        let Some(dst) = self.first_hop_via(trunk, &uri) else {
             return Err(format!(
                 "cannot reach {uri}: give an IP address, or configure a registrar or outbound proxy"
             ));
@@ -362,6 +393,7 @@ impl UserAgent {
         call.sdp_session = session;
         call.first_hop = Some(dst);
         call.invite_headers = headers;
+        call.trunk = trunk;
         self.lines[line] = Some(call);
         self.send_invite(now, &call_id, None);
         self.announce(&call_id, None, None);
@@ -565,11 +597,11 @@ impl UserAgent {
     ) {
         let via = self.via();
         let contact = self.contact_uri();
-        let mut from = self.local_name_addr();
-        let proxy = self.cfg.account.outbound_proxy.clone();
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
+        let mut from = self.name_addr_of(call.trunk);
+        let proxy = self.account_of(call.trunk).outbound_proxy.clone();
         let local = self.local_media(call.line);
         let Some(call) = self.call_mut(call_id) else {
             return;
@@ -876,8 +908,10 @@ impl UserAgent {
                 };
                 let values: Vec<&str> = resp.headers(name).collect();
                 let challenge = auth::pick_strongest(&values);
-                let password = self.cfg.account.password.clone();
-                let user = self.cfg.account.auth_user.clone();
+                let trunk = call.trunk;
+                let account = self.account_of(trunk);
+                let password = account.password.clone();
+                let user = account.auth_user.clone();
                 let cnonce = format!("{:08x}", self.tokens.next() as u32);
                 let Some(call) = self.call_mut(call_id) else {
                     return;
@@ -1490,8 +1524,8 @@ impl UserAgent {
     }
 
     /// The Request-URI for what the operator typed: a SIP URI, `user@host`,
-    /// or a number in the account's domain.
-    fn target_uri(&self, target: &str) -> Result<String, String> {
+    /// or a number in `domain`.
+    fn target_uri(&self, target: &str, domain: &str) -> Result<String, String> {
         let target = target.trim();
         if target.is_empty() {
             return Err("dial needs a number or a SIP address".to_string());
@@ -1513,11 +1547,7 @@ impl UserAgent {
             {
                 return Err(format!("'{target}' is neither a number nor a SIP address"));
             }
-            format!(
-                "sip:{}@{}",
-                number.replace('#', "%23"),
-                self.cfg.account.domain
-            )
+            format!("sip:{}@{}", number.replace('#', "%23"), domain)
         };
         match SipUri::parse(&uri) {
             Some(_) if !uri.contains(['<', '>', '"', ' ']) => Ok(uri),

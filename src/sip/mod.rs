@@ -185,6 +185,9 @@ impl Account {
 pub struct UaConfig {
     /// The account.
     pub account: Account,
+    /// Other accounts, by name, that calls can be placed through ([`Command::DialVia`]);
+    /// they are not registered.
+    pub trunks: Vec<(String, Account)>,
     /// Transport for requests we originate.
     pub transport: Transport,
     /// Our advertised SIP address (Via, Contact).
@@ -446,6 +449,7 @@ impl UserAgent {
         }
         match cmd {
             Command::Dial(target) => self.dial(now, &target),
+            Command::DialVia { account, target } => self.dial_via(now, &account, &target),
             Command::Answer(line) => self.answer(now, line),
             Command::Decline(line) => self.decline(now, line),
             Command::Hangup(line) => self.hangup(now, line),
@@ -574,11 +578,21 @@ impl UserAgent {
 
     /// Our address-of-record as a From/To name-addr (without tag).
     fn local_name_addr(&self) -> msg::NameAddr {
-        let mut na = msg::NameAddr::new(&format!(
-            "sip:{}@{}",
-            self.cfg.account.user, self.cfg.account.domain
-        ));
-        na.display = self.cfg.account.display_name.clone();
+        self.name_addr_of(None)
+    }
+
+    /// The account a call goes out through: trunk `index`, else the main account.
+    fn account_of(&self, trunk: Option<usize>) -> &Account {
+        trunk
+            .and_then(|i| self.cfg.trunks.get(i))
+            .map_or(&self.cfg.account, |(_, account)| account)
+    }
+
+    /// The address-of-record of trunk `trunk` (else the main account) as a name-addr.
+    fn name_addr_of(&self, trunk: Option<usize>) -> msg::NameAddr {
+        let account = self.account_of(trunk);
+        let mut na = msg::NameAddr::new(&format!("sip:{}@{}", account.user, account.domain));
+        na.display = account.display_name.clone();
         na
     }
 
@@ -613,14 +627,16 @@ impl UserAgent {
         Some(key)
     }
 
-    /// Where an out-of-dialog request for `uri` goes: the outbound proxy,
-    /// else the registrar of a registering account, else the URI's host.
-    fn first_hop(&self, uri: &str) -> Option<SocketAddr> {
-        if let Some((_, addr)) = &self.cfg.account.outbound_proxy {
+    /// Where an out-of-dialog request for `uri` through trunk `trunk` (`None`: the main
+    /// account) goes: the outbound proxy, else the registrar of a registering account or of a
+    /// trunk (a trunk is not registered, but that is where its calls go), else the URI's host.
+    fn first_hop_via(&self, trunk: Option<usize>, uri: &str) -> Option<SocketAddr> {
+        let account = self.account_of(trunk);
+        if let Some((_, addr)) = &account.outbound_proxy {
             return Some(*addr);
         }
-        if self.cfg.account.register {
-            if let Some(addr) = self.cfg.account.registrar_addr {
+        if account.register || trunk.is_some() {
+            if let Some(addr) = account.registrar_addr {
                 return Some(addr);
             }
         }
@@ -942,7 +958,7 @@ fn line_no(index: usize) -> LineNo {
 /// The headless word of a command, for messages.
 fn command_word(cmd: &Command) -> &'static str {
     match cmd {
-        Command::Dial(_) => "dial",
+        Command::Dial(_) | Command::DialVia { .. } => "dial",
         Command::Answer(_) => "answer",
         Command::Decline(_) => "decline",
         Command::Hangup(_) => "hangup",

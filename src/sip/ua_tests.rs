@@ -44,6 +44,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
+        trunks: Vec::new(),
     }
 }
 
@@ -622,6 +623,76 @@ fn invite_challenge_is_answered_once_with_proxy_authorization() {
         b.sent().iter().all(|m| m.method() == Method::Ack),
         "no second retry"
     );
+}
+
+#[test]
+fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
+    let now = epoch();
+    let mut cfg = config(true);
+    let trunk_proxy: std::net::SocketAddr = "127.0.0.9:5080".parse().expect("addr");
+    cfg.trunks.push((
+        "carrier".into(),
+        Account {
+            user: "4420".into(),
+            domain: "carrier.test".into(),
+            display_name: Some("Reception".into()),
+            auth_user: "acct4420".into(),
+            password: Some("trunkpw".into()),
+            registrar: "sip:carrier.test".into(),
+            registrar_addr: None,
+            outbound_proxy: Some(("sip:127.0.0.9:5080".into(), trunk_proxy)),
+            register: false,
+            expires: 600,
+            keepalive: None,
+            accept_from: AcceptFrom::Any,
+        },
+    ));
+    let mut b = Bench {
+        ua: UserAgent::new(cfg, now),
+        now,
+    };
+    b.sent();
+    b.cmd(Command::DialVia {
+        account: "carrier".into(),
+        target: "+3581234".into(),
+    });
+    let wire = b.ua.poll_transmit().expect("the INVITE goes out");
+    assert_eq!(wire.dst, trunk_proxy, "through the trunk's proxy");
+    let invite = Message::parse(&wire.payload).expect("parsable");
+    assert_eq!(invite.request_uri(), Some("sip:+3581234@carrier.test"));
+    assert_eq!(
+        invite
+            .header("From")
+            .map(|f| f.split(';').next().unwrap_or_default()),
+        Some("\"Reception\" <sip:4420@carrier.test>")
+    );
+    assert_eq!(invite.header("Route"), Some("<sip:127.0.0.9:5080;lr>"));
+    b.recv(
+        "127.0.0.9:5080",
+        &reply(
+            &invite,
+            407,
+            "p",
+            "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n\"\r\n",
+            "",
+        ),
+    );
+    let retry = b
+        .sent()
+        .into_iter()
+        .find(|m| m.method() == Method::Invite)
+        .expect("INVITE with the trunk's credentials");
+    let auth = retry.header("Proxy-Authorization").expect("credentials");
+    assert!(auth.contains("username=\"acct4420\""), "{auth}");
+
+    b.cmd(Command::DialVia {
+        account: "nobody".into(),
+        target: "1".into(),
+    });
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Error { message } if message == "there is no account `nobody` to call through"
+    )));
 }
 
 // ---- incoming calls ----
