@@ -12,7 +12,6 @@ mod common;
 use std::time::Duration;
 
 use common::{hosts, secs, Net, Sipp, Switchboard, SwitchboardConfig, TracedMessage};
-use serde_json::Value;
 
 /// A call from switchboard to a sipp transferee, with the transfer under way.
 struct Transfer {
@@ -43,7 +42,7 @@ fn transfer_to_carol(test: &str, scenario: &str, keys: &[(&str, &str)]) -> Trans
     });
     let target = format!("sip:carol@{}", uas.ip());
     sb.send(&format!("transfer {target}"));
-    let requested = status(&mut sb, secs(2), "requested");
+    let requested = sb.wait_transfer(secs(2), "requested");
     assert_eq!(requested["kind"], "blind");
     assert_eq!(requested["target"], target.as_str());
     assert_eq!(requested["line"], 1);
@@ -56,16 +55,9 @@ fn transfer_to_carol(test: &str, scenario: &str, keys: &[(&str, &str)]) -> Trans
     }
 }
 
-/// The next `transfer` event with `status`, within `timeout`.
-fn status(sb: &mut Switchboard, timeout: Duration, status: &str) -> Value {
-    sb.wait_event(timeout, |e| {
-        e["event"] == "transfer" && e["status"] == status
-    })
-}
-
 /// The failure event: its `(status_code, reason)`.
 fn failed(sb: &mut Switchboard, timeout: Duration) -> (Option<u64>, String) {
-    let ev = status(sb, timeout, "failed");
+    let ev = sb.wait_transfer(timeout, "failed");
     (
         ev["status_code"].as_u64(),
         ev["reason"].as_str().unwrap_or_default().to_owned(),
@@ -75,7 +67,7 @@ fn failed(sb: &mut Switchboard, timeout: Duration) -> (Option<u64>, String) {
 /// The operator gets the call back: `recalled` with the words, the call connected again and
 /// media both ways.
 fn assert_recalled(sb: &mut Switchboard) {
-    let recalled = status(sb, secs(2), "recalled");
+    let recalled = sb.wait_transfer(secs(2), "recalled");
     assert_eq!(
         recalled["reason"],
         "reconnecting: the call is back on line 1"
@@ -189,9 +181,9 @@ fn target_failed(test: &str, code: &str, phrase: &str, words: &str) {
         "uas_refer_notify_final",
         &[("code", code), ("phrase", phrase)],
     );
-    let accepted = status(&mut t.sb, secs(5), "accepted");
+    let accepted = t.sb.wait_transfer(secs(5), "accepted");
     assert_eq!(accepted["status_code"], 202);
-    let trying = status(&mut t.sb, secs(5), "trying");
+    let trying = t.sb.wait_transfer(secs(5), "trying");
     assert_eq!(trying["status_code"], 100);
     let (status_code, reason) = failed(&mut t.sb, secs(5));
     assert_eq!(status_code, code.parse().ok());
@@ -242,7 +234,7 @@ fn target_failure_503_comes_back_with_the_status() {
 /// resumed; a late NOTIFY gets 481 (no subscription kept).
 fn no_final_notify(test: &str, scenario: &str, notify_codes: &[u16]) {
     let mut t = transfer_to_carol(test, scenario, &[]);
-    status(&mut t.sb, secs(5), "accepted");
+    t.sb.wait_transfer(secs(5), "accepted");
     // Nothing else happens before the timeout.
     t.sb.expect_no_event(secs(3), |e| {
         e["event"] == "transfer" && e["status"] == "failed"
@@ -280,7 +272,7 @@ fn no_notify_at_all_times_out_and_comes_back() {
 #[test]
 fn the_caller_hanging_up_during_the_transfer_is_reported_without_recall() {
     let mut t = transfer_to_carol("hangup", "uas_refer_hangup", &[]);
-    status(&mut t.sb, secs(5), "trying");
+    t.sb.wait_transfer(secs(5), "trying");
     let ended = t.sb.wait_call_state(secs(5), 1, "ended");
     assert_eq!(ended["reason"], "the far end hung up");
     // The subscription outlives the call for a few seconds, then the operator is told.
@@ -305,9 +297,9 @@ fn a_success_notified_after_the_callers_bye_counts_as_success() {
         "uas_refer_hangup_then_notify",
         &[("code", "200"), ("phrase", "OK")],
     );
-    status(&mut t.sb, secs(5), "trying");
+    t.sb.wait_transfer(secs(5), "trying");
     t.sb.wait_call_state(secs(5), 1, "ended");
-    let done = status(&mut t.sb, secs(5), "succeeded");
+    let done = t.sb.wait_transfer(secs(5), "succeeded");
     assert_eq!(done["status_code"], 200);
     assert_eq!(done["reason"], format!("transferred to {}", t.target));
     t.uas.expect_pass(secs(10));
@@ -325,7 +317,7 @@ fn a_failure_notified_after_the_callers_bye_says_the_caller_hung_up() {
         "uas_refer_hangup_then_notify",
         &[("code", "487"), ("phrase", "Request Terminated")],
     );
-    status(&mut t.sb, secs(5), "trying");
+    t.sb.wait_transfer(secs(5), "trying");
     t.sb.wait_call_state(secs(5), 1, "ended");
     let (status_code, reason) = failed(&mut t.sb, secs(5));
     assert_eq!(
@@ -347,14 +339,14 @@ fn a_notify_for_every_provisional_then_success_and_no_bye_from_the_transferee() 
         "uas_refer_provisionals",
         &[("final", "SIP/2.0 200 OK\n")],
     );
-    status(&mut t.sb, secs(5), "accepted");
-    let trying = status(&mut t.sb, secs(5), "trying");
+    t.sb.wait_transfer(secs(5), "accepted");
+    let trying = t.sb.wait_transfer(secs(5), "trying");
     assert_eq!(trying["status_code"], 100);
     for _ in 0..2 {
-        let ringing = status(&mut t.sb, secs(5), "ringing");
+        let ringing = t.sb.wait_transfer(secs(5), "ringing");
         assert_eq!(ringing["status_code"], 180);
     }
-    let done = status(&mut t.sb, secs(5), "succeeded");
+    let done = t.sb.wait_transfer(secs(5), "succeeded");
     assert_eq!(done["status_code"], 200);
     assert_eq!(done["reason"], format!("transferred to {}", t.target));
     // sipp never hangs up: we do.
@@ -374,9 +366,9 @@ fn a_notify_for_every_provisional_then_success_and_no_bye_from_the_transferee() 
 #[test]
 fn the_transferee_holding_first_and_a_malformed_subscription_state_still_succeed() {
     let mut t = transfer_to_carol("holds_first", "uas_refer_holds_first", &[]);
-    status(&mut t.sb, secs(5), "accepted");
-    status(&mut t.sb, secs(5), "trying");
-    let done = status(&mut t.sb, secs(5), "succeeded");
+    t.sb.wait_transfer(secs(5), "accepted");
+    t.sb.wait_transfer(secs(5), "trying");
+    let done = t.sb.wait_transfer(secs(5), "succeeded");
     assert_eq!(done["status_code"], 200);
     t.sb.wait_call_state(secs(5), 1, "ended");
     t.uas.expect_pass(secs(10));
@@ -400,8 +392,8 @@ fn the_transferee_holding_first_and_a_malformed_subscription_state_still_succeed
 #[test]
 fn glare_on_the_hold_is_retried_and_the_transfer_completes() {
     let mut t = transfer_to_carol("glare", "uas_refer_glare", &[]);
-    status(&mut t.sb, secs(8), "accepted");
-    let done = status(&mut t.sb, secs(5), "succeeded");
+    t.sb.wait_transfer(secs(8), "accepted");
+    let done = t.sb.wait_transfer(secs(5), "succeeded");
     assert_eq!(done["status_code"], 200);
     t.sb.wait_call_state(secs(5), 1, "ended");
     t.uas.expect_pass(secs(10));

@@ -34,13 +34,6 @@ fn call_with_bob(name: &str) -> (Net, Kamailio, Baresip, Switchboard) {
     (net, kam, bob, sb)
 }
 
-/// The next `transfer` event with `status`, within `timeout`.
-fn transfer_status(sb: &mut Switchboard, timeout: Duration, status: &str) -> Value {
-    sb.wait_event(timeout, |e| {
-        e["event"] == "transfer" && e["status"] == status
-    })
-}
-
 #[test]
 fn blind_transfer_hands_bob_to_carol_and_they_talk() {
     let (net, kam, bob, mut sb) = call_with_bob("transfers::blind_to_carol");
@@ -57,13 +50,13 @@ fn blind_transfer_hands_bob_to_carol_and_they_talk() {
     );
     carol.wait_registered(secs(10));
     sb.send("transfer carol");
-    let requested = transfer_status(&mut sb, secs(2), "requested");
+    let requested = sb.wait_transfer(secs(2), "requested");
     assert_eq!(requested["kind"], "blind");
     assert_eq!(requested["target"], format!("sip:carol@{}", kam.ip()));
     // We hold bob before referring him (a REFER racing a re-INVITE gets 491).
     sb.wait_call_state(secs(5), 1, "held");
-    transfer_status(&mut sb, secs(5), "accepted");
-    let done = transfer_status(&mut sb, secs(15), "succeeded");
+    sb.wait_transfer(secs(5), "accepted");
+    let done = sb.wait_transfer(secs(15), "succeeded");
     assert_eq!(
         done["reason"],
         format!("transferred to sip:carol@{}", kam.ip())
@@ -94,15 +87,15 @@ fn blind_transfer_hands_bob_to_carol_and_they_talk() {
 fn a_transfer_to_nobody_brings_the_call_back() {
     let (_net, kam, bob, mut sb) = call_with_bob("transfers::blind_to_nobody");
     sb.send("transfer nobody");
-    transfer_status(&mut sb, secs(2), "requested");
+    sb.wait_transfer(secs(2), "requested");
     sb.wait_call_state(secs(5), 1, "held");
-    let failed = transfer_status(&mut sb, secs(15), "failed");
+    let failed = sb.wait_transfer(secs(15), "failed");
     println!("failed: {failed}");
     assert!(
         failed["status_code"].as_u64().is_some_and(|c| c >= 400),
         "{failed}"
     );
-    let recalled = transfer_status(&mut sb, secs(2), "recalled");
+    let recalled = sb.wait_transfer(secs(2), "recalled");
     assert_eq!(
         recalled["reason"],
         "reconnecting: the call is back on line 1"
@@ -123,9 +116,20 @@ fn a_transfer_to_nobody_brings_the_call_back() {
     assert!(sb.quit_and_wait(secs(10)).success());
 }
 
-#[test]
-fn switchboard_transfers_switchboard_to_baresip() {
-    let net = Net::for_test("transfers::sb_to_sb_to_carol");
+/// Three parties through kamailio: alice and bob are switchboards (bob with `bob_extra` in
+/// his config), carol a baresip; alice has called bob and he answered (`bob_call` is bob's
+/// `connected` event). Keep `kam` and `_net` alive while the test runs.
+struct SbToSb {
+    kam: Kamailio,
+    carol: Baresip,
+    alice: Switchboard,
+    bob: Switchboard,
+    bob_call: Value,
+    _net: Net,
+}
+
+fn alice_calls_switchboard_bob(name: &str, bob_extra: &str) -> SbToSb {
+    let net = Net::for_test(name);
     let kam = Kamailio::start(
         &net,
         &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
@@ -142,7 +146,7 @@ fn switchboard_transfers_switchboard_to_baresip() {
     );
     let mut alice =
         Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
-    let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw");
+    let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw").with_extra(bob_extra);
     bob_cfg.bind = (net.ip(7), 5060).into();
     let mut bob = Switchboard::start(&bob_cfg.to_toml());
     alice.wait_for(secs(10), "registered");
@@ -152,16 +156,36 @@ fn switchboard_transfers_switchboard_to_baresip() {
     bob.wait_for(secs(10), "incoming");
     bob.send("answer");
     alice.wait_call_state(secs(10), 1, "connected");
-    let old = bob.wait_call_state(secs(5), 1, "connected");
+    let bob_call = bob.wait_call_state(secs(5), 1, "connected");
+    SbToSb {
+        kam,
+        carol,
+        alice,
+        bob,
+        bob_call,
+        _net: net,
+    }
+}
+
+#[test]
+fn switchboard_transfers_switchboard_to_baresip() {
+    let SbToSb {
+        kam,
+        carol,
+        mut alice,
+        mut bob,
+        bob_call: old,
+        _net,
+    } = alice_calls_switchboard_bob("transfers::sb_to_sb_to_carol", "");
 
     alice.send("transfer carol");
     // bob is told, calls carol on line 2, and the old call ends once she answers.
-    let told = transfer_status(&mut bob, secs(5), "requested");
+    let told = bob.wait_transfer(secs(5), "requested");
     assert_eq!(told["kind"], "incoming");
     assert_eq!(told["target"], format!("sip:carol@{}", kam.ip()));
     let new = bob.wait_call_state(secs(10), 2, "connected");
     assert_ne!(new["call_id"], old["call_id"]);
-    transfer_status(&mut bob, secs(5), "succeeded");
+    bob.wait_transfer(secs(5), "succeeded");
     let ended = bob.wait_event(secs(5), |e| {
         e["event"] == "call" && e["state"] == "ended" && e["call_id"] == old["call_id"]
     });
@@ -170,7 +194,7 @@ fn switchboard_transfers_switchboard_to_baresip() {
         format!("transferred to sip:carol@{}", kam.ip())
     );
     // alice saw the whole transfer through bob's NOTIFYs.
-    let done = transfer_status(&mut alice, secs(10), "succeeded");
+    let done = alice.wait_transfer(secs(10), "succeeded");
     assert_eq!(done["status_code"], 200);
     alice.wait_call_state(secs(5), 1, "ended");
     carol.wait_log("Call established", secs(5));
@@ -183,56 +207,38 @@ fn switchboard_transfers_switchboard_to_baresip() {
 
 #[test]
 fn a_switchboard_that_asks_first_is_transferred_only_when_its_operator_says_so() {
-    let net = Net::for_test("transfers::ask_before_transfer");
-    let kam = Kamailio::start(
-        &net,
-        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    let SbToSb {
+        kam: _kam,
+        carol,
+        mut alice,
+        mut bob,
+        _net,
+        ..
+    } = alice_calls_switchboard_bob(
+        "transfers::ask_before_transfer",
+        "[transfer]\naccept_refer = \"ask\"\n",
     );
-    let carol = Baresip::start(
-        &net,
-        "carol",
-        "carolpw",
-        kam.ip(),
-        BaresipOptions {
-            host: CAROL,
-            ..BaresipOptions::default()
-        },
-    );
-    let mut alice =
-        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
-    let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw")
-        .with_extra("[transfer]\naccept_refer = \"ask\"\n");
-    bob_cfg.bind = (net.ip(7), 5060).into();
-    let mut bob = Switchboard::start(&bob_cfg.to_toml());
-    alice.wait_for(secs(10), "registered");
-    bob.wait_for(secs(10), "registered");
-    carol.wait_registered(secs(10));
-    alice.send("dial bob");
-    bob.wait_for(secs(10), "incoming");
-    bob.send("answer");
-    alice.wait_call_state(secs(10), 1, "connected");
-    bob.wait_call_state(secs(5), 1, "connected");
 
     // Bob's operator says no: alice's REFER is refused and her call comes back.
     alice.send("transfer carol");
-    let asked = transfer_status(&mut bob, secs(5), "asking");
+    let asked = bob.wait_transfer(secs(5), "asking");
     assert_eq!(asked["kind"], "incoming");
     bob.expect_no_event(Duration::from_millis(500), |e| {
         e["event"] == "call" && e["line"] == 2
     });
     bob.send("decline 1");
-    let refused = transfer_status(&mut alice, secs(5), "failed");
+    let refused = alice.wait_transfer(secs(5), "failed");
     assert_eq!(refused["status_code"], 603);
-    transfer_status(&mut alice, secs(10), "recalled");
+    alice.wait_transfer(secs(10), "recalled");
     alice.wait_call_state(secs(10), 1, "connected");
 
     // Asked again, bob's operator agrees: bob calls carol and the old call ends.
     alice.send("transfer carol");
-    transfer_status(&mut bob, secs(5), "asking");
+    bob.wait_transfer(secs(5), "asking");
     bob.send("answer 1");
-    transfer_status(&mut bob, secs(5), "accepted");
+    bob.wait_transfer(secs(5), "accepted");
     bob.wait_call_state(secs(10), 2, "connected");
-    transfer_status(&mut alice, secs(10), "succeeded");
+    alice.wait_transfer(secs(10), "succeeded");
     carol.wait_log("Call established", secs(5));
     assert!(alice.quit_and_wait(secs(10)).success());
     assert!(bob.quit_and_wait(secs(10)).success());
@@ -276,10 +282,10 @@ fn blind_transfer_of_linphonec_to_baresip() {
     sb.send("dial bob");
     sb.wait_call_state(secs(10), 1, "connected");
     sb.send("transfer carol");
-    transfer_status(&mut sb, secs(5), "accepted");
+    sb.wait_transfer(secs(5), "accepted");
     // linphonec holds us before acting on the REFER and ends its subscription with a
     // malformed `Subscription-State: terminated;reason=reason=noresource`.
-    let done = transfer_status(&mut sb, secs(15), "succeeded");
+    let done = sb.wait_transfer(secs(15), "succeeded");
     assert_eq!(done["status_code"], 200);
     sb.wait_call_state(secs(5), 1, "ended");
     carol.wait_log("Call established", secs(5));
@@ -314,7 +320,7 @@ fn a_pbx_transfer_keys_the_feature_code_as_dtmf_then_hangs_up() {
     pbx.send("answer");
     sb.wait_call_state(secs(5), 1, "connected");
     sb.send("transfer 200");
-    let asked = transfer_status(&mut sb, secs(2), "requested");
+    let asked = sb.wait_transfer(secs(2), "requested");
     assert_eq!(asked["reason"], "keying the PBX's transfer code #1200#");
     let mut digits = String::new();
     while digits.len() < 6 {
@@ -322,7 +328,7 @@ fn a_pbx_transfer_keys_the_feature_code_as_dtmf_then_hangs_up() {
         digits.push_str(e["digit"].as_str().unwrap_or("?"));
     }
     assert_eq!(digits, "#1200#");
-    transfer_status(&mut sb, secs(5), "succeeded");
+    sb.wait_transfer(secs(5), "succeeded");
     let ended = pbx.wait_call_state(secs(5), 1, "ended");
     assert_eq!(ended["reason"], "the far end hung up");
     assert!(sb.quit_and_wait(secs(10)).success());

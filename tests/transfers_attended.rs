@@ -22,13 +22,6 @@ const SB_CAROL: u8 = 8;
 /// Host number of the second baresip (carol).
 const BARESIP_CAROL: u8 = 6;
 
-/// The next `transfer` event with `status`.
-fn transfer_status(sb: &mut Switchboard, timeout: Duration, status: &str) -> Value {
-    sb.wait_event(timeout, |e| {
-        e["event"] == "transfer" && e["status"] == status
-    })
-}
-
 /// A switchboard registering as `user` at host `host` with file audio: it plays `file_in`
 /// (if any) and writes what it hears to `file_out`.
 fn switchboard_with_audio(
@@ -64,7 +57,7 @@ fn alice(net: &Net) -> Switchboard {
 /// the succeeded event. Both of alice's calls must end.
 fn consult_and_complete(alice: &mut Switchboard, kam: &Kamailio) -> Value {
     alice.send("consult carol");
-    let requested = transfer_status(alice, secs(2), "requested");
+    let requested = alice.wait_transfer(secs(2), "requested");
     assert_eq!(requested["kind"], "attended");
     assert_eq!(requested["line"], 1);
     assert_eq!(requested["target"], format!("sip:carol@{}", kam.ip()));
@@ -73,24 +66,13 @@ fn consult_and_complete(alice: &mut Switchboard, kam: &Kamailio) -> Value {
     // A moment of consultation, then the operator joins them.
     thread::sleep(Duration::from_millis(500));
     alice.send("complete");
-    transfer_status(alice, secs(5), "accepted");
-    let done = transfer_status(alice, secs(15), "succeeded");
+    alice.wait_transfer(secs(5), "accepted");
+    let done = alice.wait_transfer(secs(15), "succeeded");
     assert_eq!(done["kind"], "attended");
     alice.wait_event(secs(5), |e| {
         e["event"] == "call" && e["line"] == 1 && e["state"] == "ended"
     });
     done
-}
-
-/// True when every call alice has been told of has ended.
-fn no_call_left(alice: &mut Switchboard) -> bool {
-    let mut last = std::collections::HashMap::new();
-    for e in alice.events() {
-        if e["event"] == "call" {
-            last.insert(e["call_id"].to_string(), e["state"].clone());
-        }
-    }
-    last.values().all(|s| s == "ended")
 }
 
 /// The frequency of the loudest second of a recording (from its zero crossings), and that
@@ -154,7 +136,7 @@ fn switchboard_transfers_a_switchboard_caller_to_linphonec_and_they_talk() {
 
     consult_and_complete(&mut alice, &kam);
     // bob was transferred: he called carol with Replaces on his free line.
-    let told = transfer_status(&mut bob, secs(5), "succeeded");
+    let told = bob.wait_transfer(secs(5), "succeeded");
     assert_eq!(told["kind"], "incoming");
     assert_eq!(told["call_id"], old["call_id"]);
     let new = bob.wait_call_state(secs(5), 2, "connected");
@@ -164,7 +146,7 @@ fn switchboard_transfers_a_switchboard_caller_to_linphonec_and_they_talk() {
         e["event"] == "call" && e["line"] == 2 && e["state"] == "ended"
     });
     thread::sleep(Duration::from_millis(300));
-    assert!(no_call_left(&mut alice), "alice still has a call");
+    assert!(alice.no_call_left(), "alice still has a call");
     // bob and carol talk: carol's recording holds bob's 1 kHz.
     thread::sleep(Duration::from_secs(3));
     bob.send("hangup 2");
@@ -220,7 +202,7 @@ fn linphonec_is_transferred_to_a_switchboard_target_by_replaces() {
     let consult_call = incoming["call_id"].clone();
     alice.wait_call_state(secs(10), 2, "connected");
     alice.send("complete");
-    let done = transfer_status(&mut alice, secs(15), "succeeded");
+    let done = alice.wait_transfer(secs(15), "succeeded");
     assert_eq!(done["kind"], "attended");
     alice.wait_event(secs(5), |e| {
         e["event"] == "call" && e["line"] == 1 && e["state"] == "ended"
@@ -248,7 +230,7 @@ fn linphonec_is_transferred_to_a_switchboard_target_by_replaces() {
         e["event"] == "call" && e["line"] == 2 && e["state"] == "ended"
     });
     thread::sleep(Duration::from_secs(3));
-    assert!(no_call_left(&mut alice), "alice still has a call");
+    assert!(alice.no_call_left(), "alice still has a call");
     carol.send("hangup");
     carol.wait_call_state(secs(5), 1, "ended");
     assert!(carol.quit_and_wait(secs(10)).success());
@@ -299,11 +281,11 @@ fn baresip_cannot_take_replaces_so_the_transfer_falls_back_to_blind() {
         "{fallback}"
     );
     alice.wait_call_state(secs(5), 2, "ended");
-    let done = transfer_status(&mut alice, secs(15), "succeeded");
+    let done = alice.wait_transfer(secs(15), "succeeded");
     assert_eq!(done["kind"], "blind");
     alice.wait_call_state(secs(5), 1, "ended");
     thread::sleep(Duration::from_millis(300));
-    assert!(no_call_left(&mut alice), "alice still has a call");
+    assert!(alice.no_call_left(), "alice still has a call");
     // bob and carol talk: carol hears bob's 1 kHz.
     thread::sleep(Duration::from_secs(2));
     bob.hangup();

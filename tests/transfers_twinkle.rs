@@ -73,24 +73,6 @@ fn alice_talks_to_twinkle(name: &str) -> Lab {
     }
 }
 
-/// The next `transfer` event with `status`.
-fn transfer_status(sb: &mut Switchboard, timeout: Duration, status: &str) -> Value {
-    sb.wait_event(timeout, |e| {
-        e["event"] == "transfer" && e["status"] == status
-    })
-}
-
-/// True when every call alice has been told of has ended.
-fn no_call_left(alice: &mut Switchboard) -> bool {
-    let mut last = std::collections::HashMap::new();
-    for e in alice.events() {
-        if e["event"] == "call" {
-            last.insert(e["call_id"].to_string(), e["state"].clone());
-        }
-    }
-    last.values().all(|s| s == "ended")
-}
-
 /// One NOTIFY of the refer subscription that twinkle sent, and alice's answer.
 #[derive(Debug)]
 struct ReferNotify {
@@ -238,11 +220,11 @@ fn twinkle_is_transferred_blind_to_a_switchboard() {
     let mut lab = alice_talks_to_twinkle("transfers_twinkle::blind");
     let target = format!("sip:carol@{}", lab.kam.ip());
     lab.alice.send("transfer carol");
-    let requested = transfer_status(&mut lab.alice, secs(2), "requested");
+    let requested = lab.alice.wait_transfer(secs(2), "requested");
     assert_eq!(requested["kind"], "blind");
     assert_eq!(requested["target"], target);
     lab.alice.wait_call_state(secs(5), 1, "held");
-    let accepted = transfer_status(&mut lab.alice, secs(10), "accepted");
+    let accepted = lab.alice.wait_transfer(secs(10), "accepted");
     assert_eq!(accepted["status_code"], 202);
     lab.bob
         .wait_console(&format!("Line 1: transferring call to {target}"), secs(5));
@@ -264,7 +246,7 @@ fn twinkle_is_transferred_blind_to_a_switchboard() {
 
     check_alice_followed_twinkle(&mut lab, "blind");
     thread::sleep(Duration::from_millis(300));
-    assert!(no_call_left(&mut lab.alice), "alice still has a call");
+    assert!(lab.alice.no_call_left(), "alice still has a call");
 
     // bob and carol are in a call: carol hangs up and bob gets her BYE.
     lab.carol.send("hangup");
@@ -293,7 +275,7 @@ fn twinkle_is_transferred_blind_to_a_switchboard() {
 fn twinkle_is_transferred_attended_to_a_switchboard_by_replaces() {
     let mut lab = alice_talks_to_twinkle("transfers_twinkle::attended");
     lab.alice.send("consult carol");
-    let requested = transfer_status(&mut lab.alice, secs(2), "requested");
+    let requested = lab.alice.wait_transfer(secs(2), "requested");
     assert_eq!(requested["kind"], "attended");
     lab.alice.wait_call_state(secs(5), 1, "held");
     let consult = lab.carol.wait_for(secs(10), "incoming");
@@ -302,7 +284,7 @@ fn twinkle_is_transferred_attended_to_a_switchboard_by_replaces() {
     lab.carol.send("answer");
     lab.alice.wait_call_state(secs(10), 2, "connected");
     lab.alice.send("complete");
-    let accepted = transfer_status(&mut lab.alice, secs(10), "accepted");
+    let accepted = lab.alice.wait_transfer(secs(10), "accepted");
     assert_eq!(accepted["status_code"], 202);
 
     // twinkle copied Replaces from the Refer-To into its INVITE to carol.
@@ -351,7 +333,7 @@ fn twinkle_is_transferred_attended_to_a_switchboard_by_replaces() {
     lab.alice.wait_call_state(secs(10), 2, "ended");
     check_alice_followed_twinkle(&mut lab, "attended");
     thread::sleep(Duration::from_millis(300));
-    assert!(no_call_left(&mut lab.alice), "alice still has a call");
+    assert!(lab.alice.no_call_left(), "alice still has a call");
 
     lab.carol.send("hangup");
     lab.carol.wait_call_state(secs(5), 1, "ended");

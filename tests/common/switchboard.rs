@@ -211,6 +211,24 @@ impl Switchboard {
         self.wait_event(timeout, |ev| ev["event"] == name)
     }
 
+    /// True when every call this switchboard has reported has ended.
+    pub fn no_call_left(&mut self) -> bool {
+        let mut last = std::collections::HashMap::new();
+        for e in self.events() {
+            if e["event"] == "call" {
+                last.insert(e["call_id"].to_string(), e["state"].clone());
+            }
+        }
+        last.values().all(|s| s == "ended")
+    }
+
+    /// The next `transfer` event with `status` (`requested`, `accepted`, `succeeded`, …).
+    pub fn wait_transfer(&mut self, timeout: Duration, status: &str) -> Value {
+        self.wait_event(timeout, |e| {
+            e["event"] == "transfer" && e["status"] == status
+        })
+    }
+
     /// Waits for a `call` event with `"state": state` on `line` (see
     /// [`Switchboard::wait_event`]).
     #[track_caller]
