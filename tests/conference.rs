@@ -1,7 +1,8 @@
 //! A local three-way conference end to end: the operator's switchboard (file audio saying a
-//! 500 Hz tone) calls two other switchboards, bob (800 Hz) and carol (1300 Hz), each
-//! recording what it hears, and joins them with `conference`. Each party must hear the
-//! other party and the operator, never itself; the operator hears both parties.
+//! 500 Hz tone) calls two parties, bob (800 Hz) and carol (1300 Hz), each recording what it
+//! hears, and joins them with `conference`. Each party must hear the other party and the
+//! operator, never itself; the operator hears both parties. The parties are two other
+//! switchboards, then two real phones from the lab (baresip and linphonec through kamailio).
 
 mod common;
 
@@ -11,7 +12,10 @@ use std::thread;
 use std::time::Duration;
 
 use common::signal::read_wav;
-use common::{hosts, secs, Net, Switchboard, SwitchboardConfig};
+use common::{
+    audio, hosts, secs, AudioSource, Baresip, BaresipOptions, Kamailio, Linphonec,
+    LinphonecOptions, Net, Switchboard, SwitchboardConfig,
+};
 
 /// Host numbers of the parties in the test's /24.
 const BOB: u8 = 6;
@@ -60,11 +64,12 @@ fn party(net: &Net, n: u8, user: &str, file_in: &Path, file_out: &Path, rtp: u16
     .to_toml()
 }
 
-/// Amplitude of the `hz` tone in `x` (48 kHz), by correlation with a sine/cosine pair.
-fn level(x: &[f32], hz: f64) -> f64 {
+/// Amplitude of the `hz` tone in `x` (sampled at `rate`), by correlation with a sine/cosine
+/// pair.
+fn level(x: &[f32], rate: u32, hz: f64) -> f64 {
     let (mut s, mut c) = (0.0f64, 0.0f64);
     for (i, v) in x.iter().enumerate() {
-        let ph = TAU * hz * i as f64 / 48_000.0;
+        let ph = TAU * hz * i as f64 / f64::from(rate);
         s += f64::from(*v) * ph.sin();
         c += f64::from(*v) * ph.cos();
     }
@@ -72,25 +77,25 @@ fn level(x: &[f32], hz: f64) -> f64 {
 }
 
 /// The last 2 s of sound in a recording (ending 0.5 s before the sound stops): the
-/// conference, which is the last thing every party hears.
-fn last_sound(path: &Path) -> Vec<f32> {
+/// conference, which is the last thing every party hears. Returns the samples and their rate.
+fn last_sound(path: &Path) -> (Vec<f32>, u32) {
     let (samples, rate) = read_wav(path);
-    assert_eq!(rate, 48_000);
+    let second = rate as usize;
     let end = samples
         .iter()
         .rposition(|s| s.abs() > 0.02)
         .unwrap_or_else(|| panic!("{} holds no sound", path.display()));
-    let end = end.saturating_sub(24_000);
-    let start = end.saturating_sub(96_000);
-    assert!(end - start == 96_000, "{} is too short", path.display());
-    samples[start..end].to_vec()
+    let end = end.saturating_sub(second / 2);
+    let start = end.saturating_sub(2 * second);
+    assert!(end - start == 2 * second, "{} is too short", path.display());
+    (samples[start..end].to_vec(), rate)
 }
 
 /// Tone levels heard by `who`: prints them and checks `present` are loud, `absent` is not.
-fn check(who: &str, heard: &[f32], present: &[f64], absent: f64) {
+fn check(who: &str, (heard, rate): &(Vec<f32>, u32), present: &[f64], absent: f64) {
     let levels: Vec<(f64, f64)> = [OPERATOR_HZ, BOB_HZ, CAROL_HZ]
         .iter()
-        .map(|hz| (*hz, level(heard, *hz)))
+        .map(|hz| (*hz, level(heard, *rate, *hz)))
         .collect();
     println!("{who} hears (Hz, amplitude): {levels:?}");
     for (hz, l) in &levels {
@@ -177,6 +182,103 @@ fn three_way_conference_each_party_hears_the_others_and_not_itself() {
     check(
         "carol",
         &last_sound(&carol_out),
+        &[OPERATOR_HZ, BOB_HZ],
+        CAROL_HZ,
+    );
+    check(
+        "the operator",
+        &last_sound(&op_out),
+        &[BOB_HZ, CAROL_HZ],
+        OPERATOR_HZ,
+    );
+}
+
+/// Waits (at most 5 s) until `path` is a WAV of at least `seconds`: linphonec writes the
+/// header only when the call's recorder closes.
+fn wait_for_wav(path: &Path, seconds: u32) {
+    for _ in 0..50 {
+        let long = hound::WavReader::open(path)
+            .is_ok_and(|r| r.duration() >= seconds * r.spec().sample_rate);
+        if long {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{} is not a WAV of {seconds} s after 5 s", path.display());
+}
+
+#[test]
+fn three_way_conference_with_two_real_phones() {
+    let net = Net::for_test("conference::real_phones");
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let op_out = d.join("operator_out.wav");
+    let bob_out = d.join("bob_out.wav");
+    // bob (line 1) is held while carol is called and resumed when they are joined; carol
+    // (line 2) talks throughout. (baresip's recorder restarts its file on a re-INVITE, so it
+    // plays carol.)
+    let bob = Linphonec::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        LinphonecOptions {
+            play_file: Some(audio::tone_wav(d, "bob.wav", BOB_HZ as u32, 60)),
+            record_file: Some(bob_out.clone()),
+            ..LinphonecOptions::default()
+        },
+    );
+    let carol = Baresip::start(
+        &net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: 6,
+            audio_source: AudioSource::Sine(CAROL_HZ as u32),
+            ..BaresipOptions::default()
+        },
+    );
+    let op_cfg = SwitchboardConfig::registering(&net, "alice", "alicepw")
+        .with_codecs(&["pcmu"])
+        .with_audio(&format!(
+            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+            tone_file(d, "op.wav", OPERATOR_HZ).display(),
+            op_out.display()
+        ));
+    let mut op = Switchboard::start(&op_cfg.to_toml());
+    op.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
+    carol.wait_registered(secs(10));
+
+    op.send("dial bob");
+    op.wait_call_state(secs(10), 1, "connected");
+    op.send("dial carol");
+    op.wait_call_state(secs(10), 2, "connected");
+    op.send("conference");
+    let joined = op.wait_for(secs(5), "conference");
+    assert_eq!(joined["lines"], serde_json::json!([1, 2]), "{joined}");
+    op.wait_call_state(secs(5), 1, "connected");
+    thread::sleep(Duration::from_secs(4));
+    assert!(op.quit_and_wait(secs(10)).success());
+    carol.wait_log("session closed", secs(5));
+    wait_for_wav(&bob_out, 3);
+
+    check(
+        "bob (linphonec)",
+        &last_sound(&bob_out),
+        &[OPERATOR_HZ, CAROL_HZ],
+        BOB_HZ,
+    );
+    let carol_heard = carol.heard_recordings();
+    let carol_out = carol_heard.last().expect("carol recorded the call");
+    check(
+        "carol (baresip)",
+        &last_sound(carol_out),
         &[OPERATOR_HZ, BOB_HZ],
         CAROL_HZ,
     );

@@ -30,6 +30,19 @@ pub(super) struct Conference {
 }
 
 impl UserAgent {
+    /// A re-INVITE finished: a `conference` that waited for it is carried out now (if no
+    /// other call is still renegotiating; else at the next one).
+    pub(super) fn join_wanted_conference(&mut self, now: Instant) {
+        if !self.conference_wanted {
+            return;
+        }
+        if self.conference.is_some() {
+            self.conference_wanted = false;
+            return;
+        }
+        self.conference(now);
+    }
+
     /// `conference`: join every line with an answered call; while joined, split.
     pub(super) fn conference(&mut self, now: Instant) {
         if self.conference.is_some() {
@@ -58,12 +71,13 @@ impl UserAgent {
                 joinable.len()
             ));
         }
-        if let Some((_, line, _, _)) = joinable.iter().find(|(_, _, _, busy)| *busy) {
-            return self.error(format!(
-                "conference: the call on line {} is being renegotiated; try again in a moment",
-                line_no(*line)
-            ));
+        if joinable.iter().any(|(_, _, _, busy)| *busy) {
+            // A hold or resume still in flight (the operator pressed the key right after the
+            // second call was answered): join once it is done.
+            self.conference_wanted = true;
+            return;
         }
+        self.conference_wanted = false;
         // A consultation joined in a conference is no longer a transfer in preparation.
         self.consult = None;
         let members: Vec<String> = joinable.iter().map(|(id, ..)| id.clone()).collect();

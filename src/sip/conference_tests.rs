@@ -415,3 +415,41 @@ fn mute_in_a_conference_mutes_the_operator_for_every_member() {
         MediaOrder::Line { stream: Some(s), .. } if s.muted && s.source == Source::Conference
     )));
 }
+
+#[test]
+fn conference_asked_while_a_hold_is_in_flight_joins_once_it_is_done() {
+    let mut b = bench(2);
+    let bob = dial(&mut b, BOB, &[]);
+    // carol is called and answers; bob's hold is not answered yet.
+    b.cmd(Command::Dial("carol".into()));
+    let sent = b.sent();
+    let invite = sent
+        .iter()
+        .find(|m| {
+            m.code().is_none() && m.method() == Method::Invite && m.call_id != bob.invite.call_id
+        })
+        .cloned()
+        .expect("carol's INVITE");
+    let contact = "Contact: <sip:carol@127.0.0.4:5060>\r\n";
+    b.recv(
+        CAROL.1,
+        &reply(&invite, 200, CAROL.2, contact, &phone_sdp("sendrecv")),
+    );
+    b.sent();
+    b.events();
+    b.cmd(Command::Conference);
+    let events = b.events();
+    assert!(errors(&events).is_empty(), "no error: {events:?}");
+    assert!(conference_events(&events).is_empty(), "not yet joined");
+    assert!(
+        reinvites(&b.sent()).is_empty(),
+        "nothing while bob's hold is pending"
+    );
+    // bob's phone accepts the hold: the conference goes ahead and resumes him.
+    answer_reinvites(&mut b, &sent, &[&bob]);
+    assert_eq!(
+        reinvites(&b.sent()),
+        [(bob.invite.call_id.clone(), Direction::SendRecv)]
+    );
+    assert_eq!(conference_events(&b.events()), [(vec![1, 2], true)]);
+}

@@ -267,6 +267,8 @@ pub struct UserAgent {
     consult: Option<attended::Consult>,
     /// The local conference, while calls are joined.
     conference: Option<conference::Conference>,
+    /// `conference` was asked for while a call was renegotiating: join when it is done.
+    conference_wanted: bool,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     media_orders: VecDeque<MediaOrder>,
@@ -291,6 +293,7 @@ impl UserAgent {
             selected: 0,
             consult: None,
             conference: None,
+            conference_wanted: false,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             media_orders: VecDeque::new(),

@@ -247,6 +247,7 @@ impl UserAgent {
 
     /// A hold or resume re-INVITE finished (`held`: the call is now held).
     pub(super) fn on_reinvite_done(&mut self, now: Instant, call_id: &str, ok: bool) {
+        self.join_wanted_conference(now);
         let holding = self
             .calls()
             .find(|c| c.call_id == call_id)
