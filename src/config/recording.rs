@@ -34,7 +34,7 @@ pub struct Recording {
     pub dir: Option<PathBuf>,
     /// `"wav"` or `"ogg"`. Default `"wav"`.
     pub format: RecordingFormat,
-    /// The file name without extension: `{date}` (UTC, `2025-06-30`), `{time}` (UTC, `142503`),
+    /// The file name without extension: `{date}` (local, `2025-06-30`), `{time}` (local, `142503`),
     /// `{line}`, `{direction}` (`in` or `out`) and `{number}` are replaced. Default
     /// `"{date}_{time}_line{line}_{direction}_{number}"`.
     pub template: String,

@@ -131,8 +131,9 @@ impl MediaBridge {
                     peer: &peer,
                 };
                 let format = self.recording.format;
+                let local = chrono::DateTime::<chrono::Local>::from(now).fixed_offset();
                 let file =
-                    name::file_name(&self.recording.template, now, &facts, format.extension());
+                    name::file_name(&self.recording.template, local, &facts, format.extension());
                 Some(Control::StartRecording {
                     line: index(line)?,
                     call_id,

@@ -2,10 +2,10 @@
 //!
 //! `{date}` (`2025-06-30`), `{time}` (`142503`), `{line}` (`1`), `{direction}` (`in` or `out`)
 //! and `{number}` (the far end's user part, made safe for a file name) are replaced; the
-//! format's extension is appended. Date and time are UTC (no time zone database is
-//! carried). Pure: the caller passes the wall-clock time it read.
+//! format's extension is appended. Date and time are the operator's local time, with the
+//! offset the caller gives. Pure: the caller passes the wall-clock time it read.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use chrono::{DateTime, FixedOffset};
 
 /// The longest `{number}` kept (characters).
 const MAX_NUMBER: usize = 64;
@@ -21,22 +21,16 @@ pub struct CallFacts<'a> {
     pub peer: &'a str,
 }
 
-/// The file name (without directory) for a recording that starts at `when`.
-pub fn file_name(template: &str, when: SystemTime, facts: &CallFacts, extension: &str) -> String {
-    let secs = when.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (year, month, day) = civil_from_days(secs / 86_400);
-    let of_day = secs % 86_400;
+/// The file name (without directory) for a recording that starts at `when` (local time).
+pub fn file_name(
+    template: &str,
+    when: DateTime<FixedOffset>,
+    facts: &CallFacts,
+    extension: &str,
+) -> String {
     let stem = template
-        .replace("{date}", &format!("{year:04}-{month:02}-{day:02}"))
-        .replace(
-            "{time}",
-            &format!(
-                "{:02}{:02}{:02}",
-                of_day / 3600,
-                (of_day / 60) % 60,
-                of_day % 60
-            ),
-        )
+        .replace("{date}", &when.format("%Y-%m-%d").to_string())
+        .replace("{time}", &when.format("%H%M%S").to_string())
         .replace("{line}", &facts.line.to_string())
         .replace("{direction}", if facts.incoming { "in" } else { "out" })
         .replace("{number}", &number(facts.peer));
@@ -76,30 +70,16 @@ pub fn number(peer: &str) -> String {
     }
 }
 
-/// Year, month, day of the proleptic Gregorian calendar for a count of days since 1970-01-01
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
-    fn template_fills_every_placeholder_in_utc() {
-        // 2025-06-30 14:25:03 UTC
-        let when = UNIX_EPOCH + Duration::from_secs(1_751_293_503);
+    fn template_fills_every_placeholder_in_local_time() {
+        // 2025-06-30 14:25:03 UTC, in Helsinki (UTC+3 in summer).
+        let when = DateTime::from_timestamp(1_751_293_503, 0)
+            .expect("a valid time")
+            .with_timezone(&FixedOffset::east_opt(3 * 3600).expect("an offset"));
         let facts = CallFacts {
             line: 2,
             incoming: true,
@@ -112,16 +92,16 @@ mod tests {
                 &facts,
                 "wav"
             ),
-            "2025-06-30_142503_L2_in_+33_1_23.wav"
+            "2025-06-30_172503_L2_in_+33_1_23.wav"
         );
-    }
-
-    #[test]
-    fn calendar_handles_leap_days_and_the_epoch() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        // 2024-02-29 is day 19782.
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
-        assert_eq!(civil_from_days(19_783), (2024, 3, 1));
+        let late = DateTime::from_timestamp(1_751_327_999, 0)
+            .expect("a valid time")
+            .with_timezone(&FixedOffset::east_opt(3 * 3600).expect("an offset"));
+        assert_eq!(
+            file_name("{date}_{time}", late, &facts, "opus"),
+            "2025-07-01_025959.opus",
+            "the local date, not UTC's"
+        );
     }
 
     #[test]
