@@ -28,7 +28,8 @@ use crate::media::recorder::RecordFormat;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig,
+    AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy,
+    TransferConfig, Transport, UaConfig,
 };
 
 /// How many lines (simultaneous calls) the phone has.
@@ -341,6 +342,14 @@ impl Setup {
                     }
                 }),
             },
+            pickup: PickupConfig {
+                method: match account.pickup_method() {
+                    config::PickupMethod::Dialog => PickupMethod::Dialog,
+                    config::PickupMethod::Code => PickupMethod::Code,
+                },
+                code: account.pickup_code.clone(),
+            },
+            blf: account.blf.clone(),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         let routes =

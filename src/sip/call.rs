@@ -897,7 +897,9 @@ impl UserAgent {
                 if call.gone {
                     return;
                 }
-                let reason = failure_reason(code, resp.reason());
+                let reason = self
+                    .pickup_failure_words(call_id, code)
+                    .unwrap_or_else(|| failure_reason(code, resp.reason()));
                 self.finish_call(call_id, Some(code), &reason);
             }
         }
@@ -1462,7 +1464,7 @@ impl UserAgent {
     }
 
     /// `preferred` if free, else the first free line.
-    fn free_line(&self, preferred: usize) -> Option<usize> {
+    pub(super) fn free_line(&self, preferred: usize) -> Option<usize> {
         if self.lines.get(preferred).is_some_and(Option::is_none) {
             return Some(preferred);
         }
@@ -1482,7 +1484,7 @@ impl UserAgent {
 
     /// The Request-URI for what the operator typed: a SIP URI, `user@host`,
     /// or a number in the account's domain.
-    fn target_uri(&self, target: &str) -> Result<String, String> {
+    pub(super) fn target_uri(&self, target: &str) -> Result<String, String> {
         let target = target.trim();
         if target.is_empty() {
             return Err("dial needs a number or a SIP address".to_string());

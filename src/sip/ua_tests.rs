@@ -44,6 +44,8 @@ pub(super) fn config(register: bool) -> UaConfig {
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
+        pickup: super::PickupConfig::default(),
+        blf: Vec::new(),
     }
 }
 

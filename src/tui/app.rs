@@ -15,7 +15,7 @@ use super::history_view::HistoryList;
 use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
-use crate::sip::{CallState, Command, Event, LineNo, TransferKind, TransferStatus};
+use crate::sip::{BlfState, CallState, Command, Event, LineNo, TransferKind, TransferStatus};
 
 /// How many lines the screen shows.
 pub const LINES: usize = 2;
@@ -320,6 +320,8 @@ pub struct App {
     pub trace: SipTrace,
     /// The audio devices in use, in words: microphone, headset, ringer.
     pub devices: Option<(String, String, String)>,
+    /// Busy lamps in the order first reported: extension and state.
+    pub blf: Vec<(String, BlfState)>,
 }
 
 impl App {
@@ -341,6 +343,7 @@ impl App {
             failed_transfer: [None, None],
             trace: SipTrace::default(),
             devices: None,
+            blf: Vec::new(),
         }
     }
 
@@ -392,6 +395,10 @@ impl App {
     fn on_event(&mut self, event: Event, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
         let mut effects = Vec::new();
         match event {
+            Event::Blf { ext, state } => match self.blf.iter_mut().find(|(e, _)| *e == ext) {
+                Some(lamp) => lamp.1 = state,
+                None => self.blf.push((ext, state)),
+            },
             Event::Started { account, .. } => {
                 self.account = Some(account);
                 self.registration = Registration::NotRegistered;

@@ -1,6 +1,6 @@
 //! The whole screen from the model: status bar, the two line panes (side by side from
-//! [`WIDE`] columns, stacked below), the outcome line, the footer, and any overlay. Pure: it
-//! reads the app and `now` and draws.
+//! [`WIDE`] columns, stacked below), the busy lamp row (only when lamps are watched), the
+//! outcome line, the footer, and any overlay. Pure: it reads the app and `now` and draws.
 
 use std::time::Instant;
 
@@ -11,7 +11,9 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, Mode, LINES};
-use super::widgets::{footer, help, history, line_pane, picker, popup, status_bar, trace_pane};
+use super::widgets::{
+    blf_row, footer, help, history, line_pane, picker, popup, status_bar, trace_pane,
+};
 use crate::sip::LineNo;
 
 /// From this many columns the panes sit side by side.
@@ -20,9 +22,11 @@ pub const WIDE: u16 = 100;
 /// Draws the app as it is at `now`.
 pub fn view(app: &App, now: Instant, frame: &mut Frame) {
     let area = frame.area();
-    let [top, middle, outcome, keys] = Layout::vertical([
+    let blf_rows = u16::from(!app.blf.is_empty());
+    let [top, middle, lamps, outcome, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),
+        Constraint::Length(blf_rows),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -56,6 +60,9 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
             ),
             now,
         );
+    }
+    if blf_rows > 0 {
+        blf_row::render(frame, lamps, &app.blf);
     }
     status_bar::outcome(frame, outcome, app);
     footer::render(frame, keys, app);
