@@ -10,7 +10,7 @@ use ratatui::style::Modifier;
 use ratatui::Terminal;
 
 use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, Record};
-use switchboard::sip::{CallState, Event, TraceDirection, TransferKind, TransferStatus};
+use switchboard::sip::{BlfState, CallState, Event, TraceDirection, TransferKind, TransferStatus};
 use switchboard::tui::history_view::HistoryList;
 use switchboard::tui::view::view;
 use switchboard::tui::{App, Finder, Input, Keymap, ListFinder, PickerRow};
@@ -425,5 +425,27 @@ fn call_history_view() {
     let list = HistoryList::new(&records, base, |n| finder.name_for(n));
     screen.feed(Input::History(Ok(list)));
     screen.key(KeyCode::Down);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn busy_lamps_row_with_a_call() {
+    let mut screen = Screen::new(120, 30);
+    for (ext, state) in [
+        ("201", BlfState::Idle),
+        ("202", BlfState::Ringing),
+        ("203", BlfState::Busy),
+        ("204", BlfState::Unknown),
+    ] {
+        screen.event(Event::Blf {
+            ext: ext.into(),
+            state,
+        });
+    }
+    screen.event(Event::Blf {
+        ext: "201".into(),
+        state: BlfState::Busy,
+    });
+    screen.connected_call();
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }

@@ -239,6 +239,31 @@ pub struct Account {
     /// `None`: `registrar` when the account registers, `any` otherwise.
     #[serde(default)]
     pub accept_from: Option<AcceptFrom>,
+    /// How `pickup` works: `"dialog"` or `"code"`. `None`: `code` when [`Account::pickup_code`]
+    /// is set, else `dialog`. See [`Account::pickup_method`].
+    #[serde(default, rename = "pickup_method")]
+    pub pickup_method_setting: Option<PickupMethod>,
+    /// The PBX's call pickup feature code, dialled as a call; `{ext}` is the extension
+    /// (e.g. `"*8{ext}"`).
+    #[serde(default)]
+    pub pickup_code: Option<String>,
+    /// Extensions whose busy lamps are watched (dialog event package), at most [`MAX_BLF`].
+    #[serde(default)]
+    pub blf: Vec<String>,
+}
+
+/// The most extensions in [`Account::blf`].
+pub const MAX_BLF: usize = 50;
+
+/// How an account picks up calls ringing elsewhere (`[[account]] pickup_method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PickupMethod {
+    /// Subscribe to the extension's dialog state and replace the ringing dialog (`"dialog"`);
+    /// the feature code is dialled instead where the PBX does not tell enough, when one is set.
+    Dialog,
+    /// Dial the feature code (`"code"`).
+    Code,
 }
 
 /// Who may send an account a new call (`[[account]] accept_from`).
@@ -252,6 +277,16 @@ pub enum AcceptFrom {
 }
 
 impl Account {
+    /// The effective pickup method: as set, else `code` when a pickup code is set, else
+    /// `dialog`.
+    pub fn pickup_method(&self) -> PickupMethod {
+        self.pickup_method_setting
+            .unwrap_or(match self.pickup_code {
+                Some(_) => PickupMethod::Code,
+                None => PickupMethod::Dialog,
+            })
+    }
+
     /// The effective [`Account::accept_from`]: as set, else `registrar` when registering.
     pub fn accepts_from(&self) -> AcceptFrom {
         self.accept_from.unwrap_or(if self.register {
@@ -322,6 +357,9 @@ impl fmt::Debug for Account {
             .field("referred_by", &self.referred_by)
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
+            .field("pickup_method", &self.pickup_method_setting)
+            .field("pickup_code", &self.pickup_code)
+            .field("blf", &self.blf)
             .finish()
     }
 }
@@ -563,6 +601,9 @@ impl Config {
                 referred_by: true,
                 keepalive: default_keepalive(),
                 accept_from: None,
+                pickup_method_setting: None,
+                pickup_code: None,
+                blf: Vec::new(),
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),
@@ -763,6 +804,7 @@ impl Account {
                 out.push(Problem::new(key(field), message));
             }
         }
+        self.pickup_problems(index, out);
         if !KEEPALIVE_RANGE.contains(&self.keepalive) {
             out.push(Problem::new(
                 key("keepalive"),
@@ -786,6 +828,60 @@ impl Account {
             ));
         }
     }
+}
+
+impl Account {
+    /// Problems with `pickup_method`, `pickup_code` and `blf`.
+    fn pickup_problems(&self, index: usize, out: &mut Vec<Problem>) {
+        let key = |field: &str| format!("account[{index}].{field}");
+        if let Some(code) = &self.pickup_code {
+            let rest = code.replace("{ext}", "");
+            if !code.contains("{ext}") {
+                out.push(Problem::new(
+                    key("pickup_code"),
+                    "must contain {ext} where the extension goes, e.g. \"*8{ext}\"",
+                ));
+            } else if let Some(bad) = rest.chars().find(|c| !dialable(*c)) {
+                out.push(Problem::new(
+                    key("pickup_code"),
+                    format!("`{bad}` cannot be dialled: use digits, letters, *, #, + and {{ext}}"),
+                ));
+            }
+        }
+        if self.pickup_method_setting == Some(PickupMethod::Code) && self.pickup_code.is_none() {
+            out.push(Problem::new(
+                key("pickup_method"),
+                "\"code\" needs pickup_code, e.g. pickup_code = \"*8{ext}\"",
+            ));
+        }
+        if self.blf.len() > MAX_BLF {
+            out.push(Problem::new(
+                key("blf"),
+                format!(
+                    "{} extensions is too many: watch at most {MAX_BLF}",
+                    self.blf.len()
+                ),
+            ));
+        }
+        for (i, ext) in self.blf.iter().enumerate() {
+            let ok = !ext.is_empty()
+                && (ext.starts_with("sip:") && check_sip_uri(ext, false).is_ok()
+                    || ext.chars().all(|c| dialable(c) || matches!(c, '.' | '-')));
+            if !ok {
+                out.push(Problem::new(
+                    key("blf"),
+                    format!("`{ext}` is neither an extension nor a sip: URI"),
+                ));
+            } else if self.blf[..i].contains(ext) {
+                out.push(Problem::new(key("blf"), format!("`{ext}` is listed twice")));
+            }
+        }
+    }
+}
+
+/// A character that can be part of a dialled number or extension.
+fn dialable(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '*' | '#' | '+' | '_')
 }
 
 /// Checks a DTMF feature code: DTMF digits and, where the number goes, `{target}`.

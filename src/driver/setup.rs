@@ -28,7 +28,8 @@ use crate::media::recorder::RecordFormat;
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig,
+    AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy,
+    TransferConfig, Transport, UaConfig,
 };
 
 /// The SIP port used when a URI names none.
@@ -372,6 +373,14 @@ impl Setup {
                     }
                 }),
             },
+            pickup: PickupConfig {
+                method: match account.pickup_method() {
+                    config::PickupMethod::Dialog => PickupMethod::Dialog,
+                    config::PickupMethod::Code => PickupMethod::Code,
+                },
+                code: account.pickup_code.clone(),
+            },
+            blf: account.blf.clone(),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         let routes =

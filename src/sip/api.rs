@@ -352,6 +352,13 @@ pub enum Event {
         /// The whole message as text (bodies that are not UTF-8 are shown lossily).
         message: String,
     },
+    /// The busy lamp of a watched extension changed (`[[account]] blf`).
+    Blf {
+        /// The extension as configured.
+        ext: String,
+        /// `idle`, `ringing`, `busy` or `unknown`.
+        state: super::dialog_info::BlfState,
+    },
     /// The user agent stopped (after `quit`).
     Stopped,
 }

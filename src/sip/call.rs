@@ -312,7 +312,7 @@ impl UserAgent {
     /// `dial`: places a call on the selected line, or on a free one
     /// (holding the call on the selected line).
     pub(super) fn dial(&mut self, now: Instant, target: &str) {
-        let uri = match self.target_uri(target, &self.cfg.account.domain) {
+        let uri = match self.target_uri(target) {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
         };
@@ -328,7 +328,7 @@ impl UserAgent {
             return self.error(format!("there is no account `{account}` to call through"));
         };
         let domain = self.account_of(Some(trunk)).domain.clone();
-        let uri = match self.target_uri(target, &domain) {
+        let uri = match self.target_uri_in(target, &domain) {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
         };
@@ -940,7 +940,9 @@ impl UserAgent {
                 if call.gone {
                     return;
                 }
-                let reason = failure_reason(code, resp.reason());
+                let reason = self
+                    .pickup_failure_words(call_id, code)
+                    .unwrap_or_else(|| failure_reason(code, resp.reason()));
                 self.finish_call(call_id, Some(code), &reason);
             }
         }
@@ -1505,7 +1507,7 @@ impl UserAgent {
     }
 
     /// `preferred` if free, else the first free line.
-    fn free_line(&self, preferred: usize) -> Option<usize> {
+    pub(super) fn free_line(&self, preferred: usize) -> Option<usize> {
         if self.lines.get(preferred).is_some_and(Option::is_none) {
             return Some(preferred);
         }
@@ -1524,8 +1526,13 @@ impl UserAgent {
     }
 
     /// The Request-URI for what the operator typed: a SIP URI, `user@host`,
-    /// or a number in `domain`.
-    fn target_uri(&self, target: &str, domain: &str) -> Result<String, String> {
+    /// or a number in the account's domain.
+    pub(super) fn target_uri(&self, target: &str) -> Result<String, String> {
+        self.target_uri_in(target, &self.cfg.account.domain)
+    }
+
+    /// [`Self::target_uri`] with a number completed in `domain` (a trunk's).
+    fn target_uri_in(&self, target: &str, domain: &str) -> Result<String, String> {
         let target = target.trim();
         if target.is_empty() {
             return Err("dial needs a number or a SIP address".to_string());

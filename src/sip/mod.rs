@@ -32,6 +32,7 @@ mod conference;
 #[cfg(test)]
 mod conference_tests;
 pub mod dialog;
+pub mod dialog_info;
 #[cfg(test)]
 mod garbage_tests;
 mod keepalive;
@@ -39,6 +40,9 @@ mod media_control;
 pub mod media_order;
 pub mod msg;
 mod pbx_transfer;
+mod pickup;
+#[cfg(test)]
+mod pickup_tests;
 // Attended transfer and being transferred (still to come) use the rest of it.
 mod recording;
 #[cfg(test)]
@@ -52,6 +56,7 @@ mod replaces_tests;
 #[cfg(test)]
 mod resilience_tests;
 pub mod sdp;
+mod subscription;
 pub mod timer;
 pub mod transaction;
 mod transfer;
@@ -69,11 +74,14 @@ pub use api::{
     CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferStatus,
 };
 use call::Call;
+pub use dialog_info::BlfState;
 use keepalive::Keepalive;
 pub use media_order::MediaOrder;
 use msg::{Builder, Message, Method};
 pub use pbx_transfer::PbxCodes;
+pub use pickup::{PickupConfig, PickupMethod};
 use register::Registration;
+pub use subscription::MAX_BLF;
 use timer::{earliest, TimerValues};
 use transaction::{ClientOutcome, ClientTx, ServerTx, TxKey};
 pub use transfer::{BlindMode, ReferPolicy, TransferConfig};
@@ -210,6 +218,10 @@ pub struct UaConfig {
     pub opus_bitrate: Option<u32>,
     /// How transfers are carried out.
     pub transfer: TransferConfig,
+    /// How `pickup` works.
+    pub pickup: PickupConfig,
+    /// Extensions whose busy lamps are watched (at most [`MAX_BLF`]).
+    pub blf: Vec<String>,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -222,6 +234,8 @@ const ACCEPT: &str = "application/sdp";
 enum Owner {
     Register,
     Call(String),
+    /// A dialog-state subscription, by its Call-ID.
+    Subscription(String),
 }
 
 /// A server transaction plus what is needed to answer through it.
@@ -276,6 +290,10 @@ pub struct UserAgent {
     stopped: bool,
     /// Every call is recorded from answer to end (`[recording] auto`).
     record_auto: bool,
+    /// Dialog-state subscriptions (busy lamps, pickups).
+    subscriptions: Vec<subscription::Subscription>,
+    /// Calls placed by `pickup`, with the extension picked up from.
+    pickups: Vec<(String, String)>,
 }
 
 impl UserAgent {
@@ -300,6 +318,8 @@ impl UserAgent {
             quit_deadline: None,
             stopped: false,
             record_auto: false,
+            subscriptions: Vec::new(),
+            pickups: Vec::new(),
             cfg,
         };
         if ua.cfg.account.register {
@@ -311,6 +331,9 @@ impl UserAgent {
         }
         if let Some((interval, dst)) = ua.cfg.account.keepalive.zip(ua.keepalive_dst()) {
             ua.keepalive = Some(Keepalive::new(interval, dst, now));
+        }
+        for ext in ua.cfg.blf.clone().iter().take(MAX_BLF) {
+            ua.subscribe(now, ext, subscription::Purpose::Blf);
         }
         ua
     }
@@ -385,6 +408,7 @@ impl UserAgent {
                 match owner {
                     Owner::Register => self.on_register_timeout(now),
                     Owner::Call(call_id) => self.on_call_tx_timeout(now, &call_id, &request),
+                    Owner::Subscription(call_id) => self.on_subscribe_timeout(now, &call_id),
                 }
             }
         }
@@ -406,6 +430,7 @@ impl UserAgent {
         for call_id in due {
             self.on_call_timer(now, &call_id);
         }
+        self.on_subscription_timers(now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
@@ -482,8 +507,10 @@ impl UserAgent {
             },
             Command::Record(start, line) => self.record(start, line),
             Command::Conference => self.conference(now),
+            Command::Pickup(ext) => self.pickup(now, &ext),
             Command::Quit => self.quit(now),
-            other => self.error(format!("'{}' is not available yet", command_word(&other))),
+            // The driver carries these out (outbound routes, SIP trace); nothing for the core.
+            Command::Route(_) | Command::Trace(_) => {}
         }
         self.flush_referrals(now);
         self.flush_consult(now);
@@ -520,6 +547,7 @@ impl UserAgent {
                     self.registration.as_ref().and_then(Registration::deadline),
                     self.keepalive.as_ref().and_then(Keepalive::deadline),
                     self.quit_deadline,
+                    self.subscriptions_deadline(),
                 ]),
         )
     }
@@ -628,6 +656,11 @@ impl UserAgent {
             self.clients.insert(key.clone(), (tx, owner));
         }
         Some(key)
+    }
+
+    /// Where an out-of-dialog request for `uri` goes (through the main account).
+    fn first_hop(&self, uri: &str) -> Option<SocketAddr> {
+        self.first_hop_via(None, uri)
     }
 
     /// Where an out-of-dialog request for `uri` through trunk `trunk` (`None`: the main
@@ -812,6 +845,9 @@ impl UserAgent {
             match owner {
                 Owner::Register => self.on_register_response(now, &request, &resp),
                 Owner::Call(call_id) => self.on_call_response(now, &call_id, &request, &resp),
+                Owner::Subscription(call_id) => {
+                    self.on_subscribe_response(now, &call_id, &request, &resp)
+                }
             }
         }
     }
@@ -873,6 +909,12 @@ impl UserAgent {
         if req.method() == Method::Invite {
             self.respond(now, &req, 100, |b| b);
         }
+        if req.method() == Method::Notify {
+            if let Some(index) = self.subscription_of(&req) {
+                self.on_subscription_notify(now, index, &req);
+                return;
+            }
+        }
         let in_dialog = req.to.tag().is_some();
         match req.method() {
             Method::Invite if !in_dialog && !self.accepts_calls_from(src, &req) => {
@@ -917,10 +959,12 @@ impl UserAgent {
             }
         }
         self.detached.retain(|c| !c.is_ended());
+        self.forget_pickups();
         if self.quit_deadline.is_some()
             && self.lines.iter().all(Option::is_none)
             && self.detached.is_empty()
             && self.registration.as_ref().is_none_or(Registration::is_idle)
+            && self.subscriptions_finished()
         {
             self.finish_quit();
         }
@@ -938,6 +982,7 @@ impl UserAgent {
             self.end_call(now, &id, "switchboard is shutting down");
         }
         self.unregister(now);
+        self.unsubscribe_all(now);
         self.keepalive = None;
         // Give BYE and un-REGISTER a bounded time to be answered.
         self.quit_deadline = Some(now + std::time::Duration::from_secs(4));
@@ -958,28 +1003,3 @@ fn line_no(index: usize) -> LineNo {
     LineNo::try_from(index + 1).unwrap_or(LineNo::MAX)
 }
 
-/// The headless word of a command, for messages.
-fn command_word(cmd: &Command) -> &'static str {
-    match cmd {
-        Command::Dial(_) | Command::DialVia { .. } => "dial",
-        Command::Answer(_) => "answer",
-        Command::Decline(_) => "decline",
-        Command::Hangup(_) => "hangup",
-        Command::Hold(_) => "hold",
-        Command::Resume(_) => "resume",
-        Command::Line(_) => "line",
-        Command::Swap => "swap",
-        Command::Transfer(_) => "transfer",
-        Command::Consult(_) => "consult",
-        Command::Complete => "complete",
-        Command::Cancel => "cancel",
-        Command::Dtmf(_) => "dtmf",
-        Command::Mute => "mute",
-        Command::Conference => "conference",
-        Command::Record(..) => "record",
-        Command::Pickup(_) => "pickup",
-        Command::Route(_) => "route",
-        Command::Trace(_) => "trace",
-        Command::Quit => "quit",
-    }
-}

@@ -45,6 +45,8 @@ pub(super) fn config(register: bool) -> UaConfig {
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
         trunks: Vec::new(),
+        pickup: super::PickupConfig::default(),
+        blf: Vec::new(),
     }
 }
 
@@ -852,15 +854,12 @@ fn malformed_request_with_echoable_headers_gets_400() {
 }
 
 #[test]
-fn unavailable_words_answer_with_an_error_event() {
+fn driver_words_reaching_the_core_do_nothing() {
     let mut b = Bench::new(false);
-    b.cmd(Command::Pickup("201".into()));
-    assert_eq!(
-        b.events(),
-        vec![Event::Error {
-            message: "'pickup' is not available yet".into()
-        }]
-    );
+    b.cmd(Command::Route("abroad".into()));
+    b.cmd(Command::Trace(true));
+    assert!(b.events().is_empty());
+    assert!(b.sent().is_empty());
 }
 
 #[test]

@@ -15,7 +15,7 @@ use super::history_view::HistoryList;
 use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
-use crate::sip::{CallState, Command, Event, LineNo, TransferKind, TransferStatus};
+use crate::sip::{BlfState, CallState, Command, Event, LineNo, TransferKind, TransferStatus};
 
 /// How many lines the screen shows until the driver says (`started`): the default of
 /// `[ui] lines`.
@@ -327,6 +327,8 @@ pub struct App {
     pub trace: SipTrace,
     /// The audio devices in use, in words: microphone, headset, ringer.
     pub devices: Option<(String, String, String)>,
+    /// Busy lamps in the order first reported: extension and state.
+    pub blf: Vec<(String, BlfState)>,
 }
 
 impl App {
@@ -348,6 +350,7 @@ impl App {
             failed_transfer: vec![None; LINES],
             trace: SipTrace::default(),
             devices: None,
+            blf: Vec::new(),
         }
     }
 
@@ -410,6 +413,10 @@ impl App {
     fn on_event(&mut self, event: Event, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
         let mut effects = Vec::new();
         match event {
+            Event::Blf { ext, state } => match self.blf.iter_mut().find(|(e, _)| *e == ext) {
+                Some(lamp) => lamp.1 = state,
+                None => self.blf.push((ext, state)),
+            },
             Event::Started { account, lines, .. } => {
                 let n = usize::from(lines).clamp(LINES, MAX_LINES);
                 self.lines.resize(n, None);

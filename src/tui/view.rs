@@ -1,7 +1,7 @@
 //! The whole screen from the model: status bar, two line panes (side by side from [`WIDE`]
 //! columns, stacked below) — lines 1 and 2, or with more lines the selected one and its
-//! neighbour above one row per other line — the outcome line, the footer, and any overlay.
-//! Pure: it reads the app and `now` and draws.
+//! neighbour above one row per other line — the busy lamp row (only when lamps are watched),
+//! the outcome line, the footer, and any overlay. Pure: it reads the app and `now` and draws.
 
 use std::time::Instant;
 
@@ -13,7 +13,7 @@ use ratatui::Frame;
 
 use super::app::{App, Mode};
 use super::widgets::{
-    footer, help, history, line_list, line_pane, picker, popup, status_bar, trace_pane,
+    blf_row, footer, help, history, line_list, line_pane, picker, popup, status_bar, trace_pane,
 };
 use crate::sip::LineNo;
 
@@ -23,9 +23,11 @@ pub const WIDE: u16 = 100;
 /// Draws the app as it is at `now`.
 pub fn view(app: &App, now: Instant, frame: &mut Frame) {
     let area = frame.area();
-    let [top, middle, outcome, keys] = Layout::vertical([
+    let blf_rows = u16::from(!app.blf.is_empty());
+    let [top, middle, lamps, outcome, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),
+        Constraint::Length(blf_rows),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -71,6 +73,9 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         );
     }
     line_list::render(frame, list, app, &rest, now);
+    if blf_rows > 0 {
+        blf_row::render(frame, lamps, &app.blf);
+    }
     status_bar::outcome(frame, outcome, app);
     footer::render(frame, keys, app);
     match &app.mode {

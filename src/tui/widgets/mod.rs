@@ -1,6 +1,7 @@
 //! Stateless render functions, one per part of the screen. Each takes what it shows and a
 //! frame area and draws; none keeps state or changes the app.
 
+pub mod blf_row;
 pub mod footer;
 pub mod help;
 pub mod history;

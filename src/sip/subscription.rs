@@ -1,0 +1,689 @@
+//! The dialog event package subscriptions (RFC 6665 subscriber, RFC 4235 `Event: dialog`):
+//! one per watched extension of the busy lamp field, and short ones that fetch an
+//! extension's calls for `pickup`. Each is its own dialog usage, found by Call-ID and tags.
+//!
+//! ```text
+//!   start ──► Subscribing ──2xx or NOTIFY──► Active ──85 % of expiry──► refresh (in dialog)
+//!               │  ▲ 401/407: answer once        │  ▲                      │
+//!               │  └──── (again when stale) ─────┘  └───────── 2xx ────────┘
+//!               │ 4xx–6xx, timeout,                 NOTIFY terminated / 481 to a refresh
+//!               ▼ terminated NOTIFY                 │ (deactivated, timeout: at once)
+//!            Failed ── backoff 5 s … 300 s ──► Subscribing (new Call-ID) ◄──┘
+//!
+//!   quit / pickup decided: SUBSCRIBE Expires: 0 ──► Done (answers NOTIFYs for 2 s, then gone)
+//! ```
+//!
+//! Every NOTIFY that matches is answered 200 (489 for another event package); one that
+//! matches no subscription falls through to the calls, which answer 481. The lamp state goes
+//! out as [`Event::Blf`] when it changes. This module builds and reads messages and keeps
+//! deadlines; it never reads the clock.
+
+use std::time::{Duration, Instant};
+
+use super::api::Event;
+use super::auth::{self, Challenge};
+use super::dialog::{Dialog, Role};
+use super::dialog_info::{self, BlfState, DialogEntry};
+use super::msg::{Builder, Message, Method, NameAddr};
+use super::refer::{parse_subscription_state, SubscriptionState};
+use super::{Owner, UserAgent};
+
+/// The lifetime asked for a busy lamp's subscription.
+const BLF_EXPIRES: u32 = 600;
+/// The lifetime asked for a pickup's fetch (it is ended as soon as the state is known).
+const PICKUP_EXPIRES: u32 = 60;
+/// First retry delay after a failure; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest delay between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Shortest refresh interval, whatever the notifier grants.
+const MIN_REFRESH: Duration = Duration::from_secs(5);
+/// How long a finished subscription still answers NOTIFYs (the final `terminated` one).
+const LINGER: Duration = Duration::from_secs(2);
+/// The most busy lamps watched at once.
+pub const MAX_BLF: usize = 50;
+
+/// What a subscription is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Purpose {
+    /// A busy lamp: kept up for as long as switchboard runs.
+    Blf,
+    /// A `pickup`: decide on the first state reported, unless `give_up` passes first
+    /// (`None` once decided).
+    Pickup {
+        /// When to stop waiting for the state.
+        give_up: Option<Instant>,
+    },
+}
+
+/// Where a subscription stands; see the module diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Subscribing,
+    Active,
+    Failed,
+    Unsubscribing,
+    Done,
+}
+
+/// One subscription to an extension's dialog state.
+#[derive(Debug)]
+pub(super) struct Subscription {
+    /// The extension as configured or typed.
+    pub(super) ext: String,
+    /// Its SIP URI (the SUBSCRIBE's Request-URI and To).
+    uri: String,
+    /// What it is for.
+    pub(super) purpose: Purpose,
+    /// Call-ID of the current attempt.
+    pub(super) call_id: String,
+    /// Our From tag in the current attempt.
+    local_tag: String,
+    /// The last SUBSCRIBE sent outside the dialog (From/To for the dialog).
+    request: Option<Message>,
+    /// Set by the first 2xx or NOTIFY.
+    dialog: Option<Dialog>,
+    /// CSeq of SUBSCRIBEs sent outside the dialog.
+    cseq: u32,
+    phase: Phase,
+    /// Refresh, retry, or the end of lingering.
+    next_at: Option<Instant>,
+    /// Consecutive failures, for the backoff.
+    failures: u32,
+    /// The last challenge, the header that answers it and its nonce-count.
+    challenge: Option<(Challenge, &'static str, u32)>,
+    /// The SUBSCRIBE in flight already answered a fresh challenge.
+    answered_challenge: bool,
+    /// The dialogs the extension has now, as reported.
+    pub(super) dialogs: Vec<DialogEntry>,
+    /// A NOTIFY has told the state since the last (re)start.
+    pub(super) known: bool,
+    /// The lamp as last reported to the operator.
+    pub(super) lamp: BlfState,
+    /// The last dialog-info version seen (older documents are ignored).
+    version: Option<u64>,
+}
+
+impl Subscription {
+    /// When this subscription needs [`UserAgent::on_subscription_timers`].
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        let give_up = match self.purpose {
+            Purpose::Pickup { give_up } => give_up,
+            Purpose::Blf => None,
+        };
+        match (self.next_at, give_up) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// True while a SUBSCRIBE or un-SUBSCRIBE is in flight or NOTIFYs are still expected.
+    fn is_active(&self) -> bool {
+        !matches!(self.phase, Phase::Done | Phase::Failed)
+    }
+
+    fn backoff(&self) -> Duration {
+        let shift = self.failures.saturating_sub(1).min(6);
+        (FIRST_BACKOFF * (1 << shift)).min(MAX_BACKOFF)
+    }
+
+    fn expires(&self) -> u32 {
+        match self.purpose {
+            Purpose::Blf => BLF_EXPIRES,
+            Purpose::Pickup { .. } => PICKUP_EXPIRES,
+        }
+    }
+}
+
+impl UserAgent {
+    /// Starts watching `ext` (busy lamp or pickup); the first SUBSCRIBE goes out now.
+    pub(super) fn subscribe(&mut self, now: Instant, ext: &str, purpose: Purpose) {
+        let uri = match self.target_uri(ext) {
+            Ok(uri) => uri,
+            Err(e) => return self.error(e),
+        };
+        let sub = Subscription {
+            ext: ext.to_string(),
+            uri,
+            purpose,
+            call_id: String::new(),
+            local_tag: String::new(),
+            request: None,
+            dialog: None,
+            cseq: 0,
+            phase: Phase::Subscribing,
+            next_at: None,
+            failures: 0,
+            challenge: None,
+            answered_challenge: false,
+            dialogs: Vec::new(),
+            known: false,
+            lamp: BlfState::Unknown,
+            version: None,
+        };
+        self.subscriptions.push(sub);
+        let index = self.subscriptions.len() - 1;
+        self.restart_subscription(now, index);
+    }
+
+    /// A new attempt from scratch: new Call-ID and tag, no dialog.
+    fn restart_subscription(&mut self, now: Instant, index: usize) {
+        let call_id = format!("{}@switchboard", self.tokens.hex());
+        let tag = self.new_tag();
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        sub.call_id = call_id;
+        sub.local_tag = tag;
+        sub.dialog = None;
+        sub.request = None;
+        sub.cseq = 0;
+        sub.challenge = None;
+        sub.answered_challenge = false;
+        sub.phase = Phase::Subscribing;
+        sub.version = None;
+        sub.known = false;
+        self.send_subscribe(now, index);
+    }
+
+    /// Sends a SUBSCRIBE for subscription `index`: in its dialog when there is one, else a
+    /// new one; `Expires: 0` when unsubscribing.
+    fn send_subscribe(&mut self, now: Instant, index: usize) {
+        let via = self.via();
+        let contact = self.contact_uri();
+        let mut from = self.local_name_addr();
+        let account = self.cfg.account.clone();
+        let user_agent = self.cfg.user_agent.clone();
+        let cnonce = format!("{:08x}", self.tokens.next() as u32);
+        let Some(dst_default) = self
+            .subscriptions
+            .get(index)
+            .and_then(|s| self.first_hop(&s.uri))
+        else {
+            return self.subscription_failed(now, index, None, "cannot reach the PBX");
+        };
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        let expires = if sub.phase == Phase::Unsubscribing {
+            0
+        } else {
+            sub.expires()
+        };
+        sub.next_at = None;
+        let (mut b, request_uri, dst) = match sub.dialog.as_mut() {
+            Some(dialog) => {
+                let b = dialog.request(Method::Subscribe, &via, 70);
+                let dst = dialog.next_hop().unwrap_or(dst_default);
+                (b, dialog.remote_target.clone(), dst)
+            }
+            None => {
+                sub.cseq += 1;
+                from.params.set("tag", Some(&sub.local_tag));
+                let mut b = Builder::request(Method::Subscribe, &sub.uri)
+                    .header("Via", &via)
+                    .header("Max-Forwards", "70")
+                    .header("From", from.to_string())
+                    .header("To", NameAddr::new(&sub.uri).to_string())
+                    .header("Call-ID", &sub.call_id)
+                    .header("CSeq", format!("{} SUBSCRIBE", sub.cseq));
+                if let Some((proxy, _)) = &account.outbound_proxy {
+                    b = b.header("Route", format!("<{proxy};lr>"));
+                }
+                (b, sub.uri.clone(), dst_default)
+            }
+        };
+        b = b
+            .header("Contact", format!("<{contact}>"))
+            .header("Event", "dialog")
+            .header("Accept", dialog_info::CONTENT_TYPE)
+            .header("Expires", expires.to_string())
+            .header("Allow", super::ALLOW);
+        if let (Some((challenge, header, nc)), Some(password)) =
+            (sub.challenge.as_mut(), account.password.as_deref())
+        {
+            *nc += 1;
+            let value = auth::authorization(
+                challenge,
+                &account.auth_user,
+                password,
+                "SUBSCRIBE",
+                &request_uri,
+                *nc,
+                &cnonce,
+            );
+            b = b.header(header, value);
+        }
+        let bytes = b.header("User-Agent", user_agent).build();
+        if sub.dialog.is_none() {
+            sub.request = Message::parse(&bytes).ok();
+        }
+        let owner = Owner::Subscription(sub.call_id.clone());
+        if self.send_request(now, dst, bytes, owner).is_none() {
+            self.subscription_failed(now, index, None, "could not build SUBSCRIBE");
+        }
+    }
+
+    /// A response to one of our SUBSCRIBEs.
+    pub(super) fn on_subscribe_response(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        request: &Message,
+        resp: &Message,
+    ) {
+        let Some(code) = resp.code().filter(|c| *c >= 200) else {
+            return;
+        };
+        let Some(index) = self.subscriptions.iter().position(|s| s.call_id == call_id) else {
+            return;
+        };
+        let asked = request
+            .header("Expires")
+            .and_then(|e| e.trim().parse::<u32>().ok());
+        let password = self.cfg.account.password.is_some();
+        let sub = &mut self.subscriptions[index];
+        if sub.phase == Phase::Done {
+            return;
+        }
+        if sub.phase == Phase::Unsubscribing && asked == Some(0) {
+            if matches!(code, 401 | 407) && password && take_challenge(sub, resp) {
+                return self.send_subscribe(now, index);
+            }
+            sub.phase = Phase::Done;
+            sub.next_at = Some(now + LINGER);
+            return;
+        }
+        match code {
+            200..=299 => {
+                if sub.dialog.is_none() {
+                    sub.dialog = sub
+                        .request
+                        .as_ref()
+                        .and_then(|r| Dialog::from_response(r, resp));
+                }
+                if let Some(d) = sub.dialog.as_mut() {
+                    d.local_cseq = d.local_cseq.max(request.cseq.0);
+                    d.refresh_target(resp);
+                }
+                sub.answered_challenge = false;
+                sub.failures = 0;
+                if sub.phase == Phase::Unsubscribing {
+                    // Quit or a decided pickup came while the first SUBSCRIBE was out.
+                    return self.send_subscribe(now, index);
+                }
+                sub.phase = Phase::Active;
+                let granted = resp
+                    .header("Expires")
+                    .and_then(|e| e.trim().parse::<u32>().ok())
+                    .unwrap_or(asked.unwrap_or(BLF_EXPIRES));
+                if granted == 0 {
+                    // The notifier ends it at once (a fetch); its NOTIFY carries the state.
+                    sub.next_at = None;
+                } else {
+                    let refresh =
+                        Duration::from_secs(u64::from(granted) * 85 / 100).max(MIN_REFRESH);
+                    sub.next_at = Some(now + refresh);
+                }
+            }
+            401 | 407 if password && take_challenge(sub, resp) => {
+                self.send_subscribe(now, index);
+            }
+            401 | 407 => self.subscription_failed(
+                now,
+                index,
+                Some(code),
+                "authentication failed: check the user name and password",
+            ),
+            423 => {
+                // Interval too brief: our lifetimes are far above any sane minimum; count it
+                // as a failure rather than loop.
+                self.subscription_failed(now, index, Some(code), "the PBX wants a longer expiry")
+            }
+            481 if sub.dialog.is_some() => {
+                // The refresh found no subscription: start again at once.
+                tracing::info!(ext = %sub.ext, "subscription lost; subscribing again");
+                self.restart_subscription(now, index);
+            }
+            405 | 489 | 501 => self.subscription_failed(
+                now,
+                index,
+                Some(code),
+                &format!(
+                    "the PBX does not offer the dialog event package ({code} {})",
+                    resp.reason()
+                ),
+            ),
+            _ => self.subscription_failed(
+                now,
+                index,
+                Some(code),
+                &format!("the PBX answered {code} {}", resp.reason()),
+            ),
+        }
+    }
+
+    /// A SUBSCRIBE got no answer (Timer F).
+    pub(super) fn on_subscribe_timeout(&mut self, now: Instant, call_id: &str) {
+        let Some(index) = self.subscriptions.iter().position(|s| s.call_id == call_id) else {
+            return;
+        };
+        let sub = &mut self.subscriptions[index];
+        if sub.phase == Phase::Unsubscribing {
+            sub.phase = Phase::Done;
+            sub.next_at = Some(now);
+            return;
+        }
+        self.subscription_failed(now, index, None, "the PBX did not answer SUBSCRIBE");
+    }
+
+    /// The attempt failed: the lamp goes unknown and a retry is scheduled (busy lamps), or
+    /// the pickup is told (pickups).
+    fn subscription_failed(
+        &mut self,
+        now: Instant,
+        index: usize,
+        status: Option<u16>,
+        reason: &str,
+    ) {
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        sub.phase = Phase::Failed;
+        sub.failures += 1;
+        sub.answered_challenge = false;
+        sub.dialogs.clear();
+        sub.known = false;
+        let retry = sub.backoff();
+        tracing::warn!(ext = %sub.ext, ?status, reason, "dialog subscription failed");
+        match sub.purpose {
+            Purpose::Blf => {
+                sub.next_at = Some(now + retry);
+                self.set_lamp(index, BlfState::Unknown);
+            }
+            Purpose::Pickup { .. } => {
+                sub.phase = Phase::Done;
+                sub.next_at = Some(now);
+                let ext = sub.ext.clone();
+                self.pickup_not_possible(now, index, &ext, reason);
+            }
+        }
+    }
+
+    /// Runs the refreshes, retries and give-ups that are due.
+    pub(super) fn on_subscription_timers(&mut self, now: Instant) {
+        for index in 0..self.subscriptions.len() {
+            let Some(sub) = self.subscriptions.get_mut(index) else {
+                break;
+            };
+            if let Purpose::Pickup {
+                give_up: Some(at), ..
+            } = sub.purpose
+            {
+                if at <= now {
+                    let ext = sub.ext.clone();
+                    self.pickup_not_possible(
+                        now,
+                        index,
+                        &ext,
+                        "the PBX did not report the extension's calls in time",
+                    );
+                    continue;
+                }
+            }
+            let Some(sub) = self.subscriptions.get_mut(index) else {
+                break;
+            };
+            if sub.next_at.is_none_or(|t| t > now) {
+                continue;
+            }
+            match sub.phase {
+                Phase::Active => {
+                    sub.answered_challenge = false;
+                    self.send_subscribe(now, index);
+                }
+                Phase::Failed => self.restart_subscription(now, index),
+                Phase::Done => sub.next_at = None,
+                Phase::Subscribing | Phase::Unsubscribing => sub.next_at = None,
+            }
+        }
+        self.subscriptions
+            .retain(|s| s.phase != Phase::Done || s.next_at.is_some());
+    }
+
+    /// Ends subscription `index` with `Expires: 0` (or at once when nothing was set up).
+    pub(super) fn unsubscribe(&mut self, now: Instant, index: usize) {
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        if let Purpose::Pickup { give_up } = &mut sub.purpose {
+            *give_up = None;
+        }
+        match sub.phase {
+            Phase::Active => {
+                sub.phase = Phase::Unsubscribing;
+                sub.answered_challenge = false;
+                self.send_subscribe(now, index);
+            }
+            Phase::Subscribing => sub.phase = Phase::Unsubscribing,
+            Phase::Failed => {
+                sub.phase = Phase::Done;
+                sub.next_at = Some(now);
+            }
+            Phase::Unsubscribing | Phase::Done => {}
+        }
+    }
+
+    /// On quit: every subscription is ended.
+    pub(super) fn unsubscribe_all(&mut self, now: Instant) {
+        for index in 0..self.subscriptions.len() {
+            self.unsubscribe(now, index);
+        }
+        self.subscriptions
+            .retain(|s| s.phase != Phase::Done || s.next_at.is_some());
+    }
+
+    /// True when no subscription still waits for an answer or a final NOTIFY.
+    pub(super) fn subscriptions_finished(&self) -> bool {
+        self.subscriptions.iter().all(|s| !s.is_active())
+            && self
+                .subscriptions
+                .iter()
+                .all(|s| s.phase != Phase::Done || s.next_at.is_none())
+    }
+
+    /// The index of the subscription a NOTIFY belongs to, if any (Call-ID, our tag, and the
+    /// notifier's tag once the dialog has one).
+    pub(super) fn subscription_of(&self, req: &Message) -> Option<usize> {
+        self.subscriptions.iter().position(|s| {
+            req.call_id == s.call_id
+                && req.to.tag() == Some(s.local_tag.as_str())
+                && s.dialog.as_ref().is_none_or(|d| {
+                    d.remote_tag.is_empty() || req.from.tag() == Some(d.remote_tag.as_str())
+                })
+        })
+    }
+
+    /// A NOTIFY for subscription `index`: answered, then its state and body applied.
+    pub(super) fn on_subscription_notify(&mut self, now: Instant, index: usize, req: &Message) {
+        let is_dialog = req
+            .header("Event")
+            .map(|e| e.split(';').next().unwrap_or("").trim())
+            .is_some_and(|p| p.eq_ignore_ascii_case("dialog"));
+        if !is_dialog {
+            self.respond(now, req, 489, |b| b.header("Allow-Events", "dialog"));
+            return;
+        }
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        if sub.dialog.is_none() {
+            sub.dialog = sub
+                .request
+                .as_ref()
+                .map(|r| dialog_from_notify(r, req, sub.cseq));
+        }
+        let Some(dialog) = sub.dialog.as_mut() else {
+            self.respond(now, req, 481, |b| b);
+            return;
+        };
+        if !dialog.accept_remote_cseq(req.cseq.0) {
+            self.respond(now, req, 500, |b| b.header("Retry-After", "1"));
+            return;
+        }
+        dialog.refresh_target(req);
+        self.respond(now, req, 200, |b| b);
+        let state = req
+            .header("Subscription-State")
+            .and_then(parse_subscription_state);
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        if sub.phase == Phase::Done {
+            if matches!(state, Some(SubscriptionState::Terminated { .. })) {
+                self.subscriptions.remove(index);
+            }
+            return;
+        }
+        let body = req.body_text().map(str::trim).unwrap_or_default();
+        if !body.is_empty() {
+            match dialog_info::parse(body) {
+                Ok(info) if info.version.is_some() && info.version < sub.version => {
+                    tracing::debug!(ext = %sub.ext, "stale dialog-info ignored");
+                }
+                Ok(info) => {
+                    sub.version = info.version.or(sub.version);
+                    dialog_info::merge(&mut sub.dialogs, info);
+                    sub.known = true;
+                }
+                Err(e) => tracing::warn!(ext = %sub.ext, error = %e, "unreadable dialog-info"),
+            }
+        } else if matches!(state, Some(SubscriptionState::Active { .. })) {
+            // kamailio notifies an empty body when nothing is published: no calls.
+            sub.dialogs.clear();
+            sub.known = true;
+        }
+        if sub.phase == Phase::Subscribing {
+            sub.phase = Phase::Active;
+        }
+        let lamp = if sub.known {
+            dialog_info::lamp(&sub.dialogs)
+        } else {
+            sub.lamp
+        };
+        self.set_lamp(index, lamp);
+        let deciding = matches!(
+            self.subscriptions.get(index).map(|s| &s.purpose),
+            Some(Purpose::Pickup { give_up: Some(_) })
+        );
+        let known = self.subscriptions.get(index).is_some_and(|s| s.known);
+        if deciding && known {
+            self.pickup_decide(now, index);
+        }
+        if let Some(SubscriptionState::Terminated { reason }) = state {
+            self.subscription_terminated(now, index, reason.as_deref());
+        }
+    }
+
+    /// The notifier ended the subscription (RFC 6665 §4.1.3).
+    fn subscription_terminated(&mut self, now: Instant, index: usize, reason: Option<&str>) {
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        if sub.phase == Phase::Unsubscribing {
+            // The final NOTIFY came before the answer to our Expires: 0; nothing is left.
+            self.subscriptions.remove(index);
+            return;
+        }
+        if let Purpose::Pickup { give_up } = &sub.purpose {
+            if give_up.is_some() {
+                let ext = sub.ext.clone();
+                let why = format!(
+                    "the PBX ended the subscription ({})",
+                    reason.unwrap_or("no reason given")
+                );
+                return self.pickup_not_possible(now, index, &ext, &why);
+            }
+            sub.phase = Phase::Done;
+            sub.next_at = Some(now);
+            return;
+        }
+        match reason {
+            Some("deactivated") | Some("timeout") => self.restart_subscription(now, index),
+            other => {
+                let why = format!(
+                    "the PBX ended the subscription ({})",
+                    other.unwrap_or("no reason given")
+                );
+                self.subscription_failed(now, index, None, &why);
+            }
+        }
+    }
+
+    /// Records the lamp of subscription `index`; a busy lamp's change goes to the operator.
+    fn set_lamp(&mut self, index: usize, state: BlfState) {
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        if sub.lamp == state {
+            return;
+        }
+        sub.lamp = state;
+        if sub.purpose == Purpose::Blf {
+            let ext = sub.ext.clone();
+            self.emit(Event::Blf { ext, state });
+        }
+    }
+
+    /// The earliest deadline of any subscription.
+    pub(super) fn subscriptions_deadline(&self) -> Option<Instant> {
+        self.subscriptions
+            .iter()
+            .filter_map(Subscription::deadline)
+            .min()
+    }
+}
+
+/// Stores a 401/407's challenge on the subscription; false when it must not be answered
+/// (none usable, or the same credentials were just refused).
+fn take_challenge(sub: &mut Subscription, resp: &Message) -> bool {
+    let (name, header) = if resp.code() == Some(407) {
+        ("Proxy-Authenticate", "Proxy-Authorization")
+    } else {
+        ("WWW-Authenticate", "Authorization")
+    };
+    let values: Vec<&str> = resp.headers(name).collect();
+    let Some(challenge) = auth::pick_strongest(&values) else {
+        return false;
+    };
+    if sub.answered_challenge && !challenge.stale {
+        return false;
+    }
+    sub.answered_challenge = true;
+    sub.challenge = Some((challenge, header, 0));
+    true
+}
+
+/// The subscriber's dialog made by a NOTIFY that came before the SUBSCRIBE's 2xx
+/// (RFC 6665 §4.1.2.4): the notifier's tag and Contact, Record-Route in order.
+fn dialog_from_notify(subscribe: &Message, notify: &Message, cseq: u32) -> Dialog {
+    let bare = |na: &NameAddr| NameAddr {
+        display: na.display.clone(),
+        uri: na.uri.clone(),
+        params: Default::default(),
+    };
+    Dialog {
+        role: Role::Caller,
+        call_id: subscribe.call_id.clone(),
+        local_tag: subscribe.from.tag().unwrap_or_default().to_string(),
+        remote_tag: notify.from.tag().unwrap_or_default().to_string(),
+        local_uri: bare(&subscribe.from),
+        remote_uri: bare(&subscribe.to),
+        remote_target: notify
+            .contact()
+            .map_or_else(|| subscribe.to.uri.clone(), |c| c.uri),
+        route_set: notify.headers("Record-Route").map(str::to_string).collect(),
+        local_cseq: cseq,
+        remote_cseq: None,
+    }
+}

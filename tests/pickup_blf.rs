@@ -1,0 +1,113 @@
+//! Busy lamps and call pickup against sipp playing the PBX (issue 6): a presence server that
+//! answers SUBSCRIBE (Event: dialog) and walks extension 201 through idle, ringing, busy and
+//! idle; a presence server showing a ringing call whose originator (a second sipp) must get
+//! an INVITE with `Replaces: …;early-only`; and pickup by feature code (`*8201`).
+
+mod common;
+
+use common::{hosts, secs, AccountConfig, Net, Sipp, Switchboard, SwitchboardConfig};
+
+/// Peer-to-peer switchboard whose account has these extra `[[account]]` lines.
+fn switchboard(net: &Net, domain: Option<&str>, account_extra: &str) -> Switchboard {
+    let mut config = SwitchboardConfig::peer_to_peer(net);
+    if let Some(domain) = domain {
+        config.accounts = vec![AccountConfig::new("lab", "alice", domain)];
+    }
+    if let Some(account) = config.accounts.first_mut() {
+        account.extra = account_extra.to_owned();
+    }
+    let mut sb = Switchboard::start(&config.to_toml());
+    sb.wait_for(secs(10), "started");
+    sb
+}
+
+#[test]
+fn busy_lamp_reports_idle_ringing_busy_idle_in_order_and_unsubscribes_on_quit() {
+    let net = Net::for_test("pickup_blf::busy_lamp");
+    let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_dialog_notifier", &[]);
+    let ext = pbx.uri("201");
+    let mut sb = switchboard(&net, None, &format!("blf = [\"{ext}\"]\n"));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let ev = sb.wait_event(secs(5), |e| e["event"] == "blf");
+        assert_eq!(ev["ext"], ext.as_str());
+        seen.push(ev["state"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(seen, ["idle", "ringing", "busy", "idle"]);
+    let status = sb.quit_and_wait(secs(6));
+    assert!(status.success(), "{}", sb.failure_report());
+    pbx.expect_pass(secs(5));
+    let subscribes: Vec<_> = pbx
+        .received()
+        .into_iter()
+        .filter(|m| m.method() == Some("SUBSCRIBE"))
+        .collect();
+    assert_eq!(subscribes.len(), 2, "subscribe, then unsubscribe");
+    assert_eq!(subscribes[0].header("Event"), Some("dialog"));
+    assert_eq!(
+        subscribes[0].header("Accept"),
+        Some("application/dialog-info+xml")
+    );
+    assert_eq!(subscribes[1].header("Expires"), Some("0"));
+}
+
+#[test]
+fn pickup_by_dialog_replaces_the_early_dialog_at_its_originator() {
+    let net = Net::for_test("pickup_blf::pickup_dialog");
+    let caller_n = hosts::SIPP + 1;
+    let mut caller = Sipp::uas(&net, caller_n, "uas_answer", &[]);
+    let caller_uri = caller.uri("300");
+    let mut pbx = Sipp::uas(
+        &net,
+        hosts::SIPP,
+        "uas_pickup_notifier",
+        &["-key", "caller", &caller_uri],
+    );
+    let mut sb = switchboard(&net, None, "");
+    sb.send(&format!("pickup {}", pbx.uri("201")));
+    let connected = sb.wait_call_state(secs(5), 1, "connected");
+    assert_eq!(connected["peer"], caller_uri.as_str());
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    pbx.expect_pass(secs(5));
+    caller.expect_pass(secs(5));
+    let invite = caller
+        .received()
+        .into_iter()
+        .find(|m| m.method() == Some("INVITE"))
+        .expect("the caller got the INVITE");
+    assert_eq!(
+        invite.header("Replaces"),
+        Some("ring-201@pbx;to-tag=tcaller;from-tag=t201;early-only")
+    );
+    let status = sb.quit_and_wait(secs(6));
+    assert!(status.success(), "{}", sb.failure_report());
+}
+
+#[test]
+fn pickup_by_feature_code_dials_it_as_a_normal_call() {
+    let net = Net::for_test("pickup_blf::pickup_code");
+    let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_answer", &[]);
+    let domain = pbx.ip().to_string();
+    let mut sb = switchboard(&net, Some(&domain), "pickup_code = \"*8{ext}\"\n");
+    sb.send("pickup 201");
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    pbx.expect_pass(secs(5));
+    let invite = pbx
+        .received()
+        .into_iter()
+        .find(|m| m.method() == Some("INVITE"))
+        .expect("the PBX got the INVITE");
+    assert!(
+        invite
+            .start_line()
+            .starts_with(&format!("INVITE sip:*8201@{domain}")),
+        "{}",
+        invite.start_line()
+    );
+    assert_eq!(invite.header("Replaces"), None);
+    let status = sb.quit_and_wait(secs(6));
+    assert!(status.success(), "{}", sb.failure_report());
+}
