@@ -165,6 +165,8 @@ pub enum Transport {
     Udp,
     /// SIP over TCP (`"tcp"`).
     Tcp,
+    /// SIP over TLS (`"tls"`): `sips:`, port 5061 by default, the server's certificate checked.
+    Tls,
 }
 
 impl fmt::Display for Transport {
@@ -172,6 +174,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         })
     }
 }
@@ -239,6 +242,32 @@ pub struct Account {
     /// `None`: `registrar` when the account registers, `any` otherwise.
     #[serde(default)]
     pub accept_from: Option<AcceptFrom>,
+    /// A PEM file of CA certificates that TLS servers' certificates are checked against,
+    /// instead of the system's roots. Only used with `transport = "tls"`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Media encryption (SRTP with SDES keys): `"off"`, `"optional"` or `"mandatory"`.
+    #[serde(default)]
+    pub srtp: Srtp,
+    /// Offer and accept SDES keys even when SIP is not carried over TLS (the keys then cross
+    /// the network in clear text). Default `false`.
+    #[serde(default)]
+    pub srtp_over_insecure: bool,
+}
+
+/// Whether an account's calls use SRTP (`[[account]] srtp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Srtp {
+    /// Plain RTP only (`"off"`), the default.
+    #[default]
+    Off,
+    /// Offer keys in an RTP/AVP offer and use SRTP when the peer answers with keys; accept
+    /// plain calls too (`"optional"`).
+    Optional,
+    /// RTP/SAVP only: calls without keys are refused, clear media is never sent
+    /// (`"mandatory"`).
+    Mandatory,
 }
 
 /// Who may send an account a new call (`[[account]] accept_from`).
@@ -322,6 +351,9 @@ impl fmt::Debug for Account {
             .field("referred_by", &self.referred_by)
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("srtp", &self.srtp)
+            .field("srtp_over_insecure", &self.srtp_over_insecure)
             .finish()
     }
 }
@@ -563,6 +595,9 @@ impl Config {
                 referred_by: true,
                 keepalive: default_keepalive(),
                 accept_from: None,
+                tls_ca_file: None,
+                srtp: Srtp::Off,
+                srtp_over_insecure: false,
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),

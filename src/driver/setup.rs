@@ -10,6 +10,7 @@
 
 use super::outlet::Observers;
 use super::router::Router;
+use super::tls::TlsClient;
 use crate::route::Routes;
 use std::fmt;
 use std::io;
@@ -99,6 +100,9 @@ pub enum SetupError {
     /// A `[[route]]` pattern cannot be used.
     #[error("route pattern: {0}")]
     Route(String),
+    /// TLS cannot be set up (the CA file).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Everything the run loop starts from: the core's configuration and the sockets it serves.
@@ -112,6 +116,8 @@ pub struct Setup {
     pub sip_udp: UdpSocket,
     /// The SIP TCP listener on the same port (non-blocking), if it could be bound.
     pub sip_tcp: Option<TcpListener>,
+    /// The TLS client (trusted roots, server names) when the account uses TLS.
+    pub tls: Option<TlsClient>,
     /// One RTP/RTCP socket pair per line, in line order: an even port of the configured
     /// range and the next one. The media engine takes them over (std sockets: it runs on its
     /// own thread).
@@ -236,10 +242,12 @@ impl Setup {
         let transport = match account.transport {
             config::Transport::Udp => Transport::Udp,
             config::Transport::Tcp => Transport::Tcp,
+            config::Transport::Tls => Transport::Tls,
         };
+        let over_tls = transport == Transport::Tls;
         let registrar = registrar_uri(account);
         let registrar_addr = if account.register {
-            match resolve_uri(&registrar) {
+            match resolve_uri_with(&registrar, over_tls) {
                 Ok(addr) => Some(addr),
                 Err(message) => {
                     tracing::warn!(%registrar, %message, "registrar address unknown");
@@ -251,15 +259,32 @@ impl Setup {
         };
         let outbound_proxy = match &account.outbound_proxy {
             Some(uri) => {
-                let addr = resolve_uri(uri).map_err(|message| SetupError::OutboundProxy {
-                    uri: uri.clone(),
-                    message,
+                let addr = resolve_uri_with(uri, over_tls).map_err(|message| {
+                    SetupError::OutboundProxy {
+                        uri: uri.clone(),
+                        message,
+                    }
                 })?;
                 Some((uri.clone(), addr))
             }
             None => None,
         };
         let password = account.secret()?;
+        let tls = if over_tls {
+            let mut names = Vec::new();
+            if let (Some(addr), Some((host, _))) = (registrar_addr, uri_host_port(&registrar, true))
+            {
+                names.push((addr, host));
+            }
+            if let Some((uri, addr)) = &outbound_proxy {
+                if let Some((host, _)) = uri_host_port(uri, true) {
+                    names.push((*addr, host));
+                }
+            }
+            Some(TlsClient::new(account.tls_ca_file.as_deref(), &names).map_err(SetupError::Tls)?)
+        } else {
+            None
+        };
 
         let (sip_udp, sip_tcp) = bind_sip(config.network.bind, transport)?;
         let bound = sip_udp.local_addr().map_err(|source| SetupError::Socket {
@@ -350,6 +375,7 @@ impl Setup {
             bound,
             sip_udp,
             sip_tcp,
+            tls,
             rtp,
             media,
             observers: Observers::new(config),
@@ -385,19 +411,28 @@ pub fn choose_account<'a>(
         })
 }
 
-/// The registrar URI of an account: its `registrar`, else `sip:{domain}`.
+/// The registrar URI of an account: its `registrar`, else `sip:{domain}` (`sips:` over TLS).
 pub fn registrar_uri(account: &config::Account) -> String {
+    let scheme = match account.transport {
+        config::Transport::Tls => "sips",
+        config::Transport::Udp | config::Transport::Tcp => "sip",
+    };
     account
         .registrar
         .clone()
-        .unwrap_or_else(|| format!("sip:{}", account.domain))
+        .unwrap_or_else(|| format!("{scheme}:{}", account.domain))
 }
 
 /// Resolves the host of a `sip:`/`sips:` URI with the system resolver; the port defaults to
 /// 5060 (5061 for `sips:`). IPv4 answers are preferred. The error says what went wrong.
 pub fn resolve_uri(uri: &str) -> Result<SocketAddr, String> {
+    resolve_uri_with(uri, false)
+}
+
+/// Like [`resolve_uri`]; with `tls` the default port is 5061 for `sip:` URIs too.
+pub fn resolve_uri_with(uri: &str, tls: bool) -> Result<SocketAddr, String> {
     let (host, port) =
-        uri_host_port(uri).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
+        uri_host_port(uri, tls).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve host `{host}`: {e}"))?
@@ -411,11 +446,14 @@ pub fn resolve_uri(uri: &str) -> Result<SocketAddr, String> {
 }
 
 /// The host (IPv6 without brackets) and port of a `sip:`/`sips:` URI, with the default port
-/// filled in. Written here rather than through rsip, which rejects IPv6 hosts.
-fn uri_host_port(uri: &str) -> Option<(&str, u16)> {
+/// filled in (5061 for `sips:`, or any URI with `tls`). Written here rather than through rsip,
+/// which rejects IPv6 hosts.
+fn uri_host_port(uri: &str, tls: bool) -> Option<(&str, u16)> {
     let uri = uri.trim();
     let (scheme, rest) = uri.split_once(':')?;
-    let default = if scheme.eq_ignore_ascii_case("sip") {
+    let default = if tls && scheme.eq_ignore_ascii_case("sip") {
+        DEFAULT_SIPS_PORT
+    } else if scheme.eq_ignore_ascii_case("sip") {
         DEFAULT_SIP_PORT
     } else if scheme.eq_ignore_ascii_case("sips") {
         DEFAULT_SIPS_PORT
