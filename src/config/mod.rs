@@ -797,6 +797,16 @@ impl Account {
                 out.push(Problem::new(key(field), message));
             }
         }
+        if self.srtp == Srtp::Mandatory
+            && self.transport != Transport::Tls
+            && !self.srtp_over_insecure
+        {
+            out.push(Problem::new(
+                key("srtp"),
+                "\"mandatory\" sends SRTP keys in the SDP, which only TLS keeps secret: \
+                 set transport = \"tls\", or srtp_over_insecure = true to send them anyway",
+            ));
+        }
         if !KEEPALIVE_RANGE.contains(&self.keepalive) {
             out.push(Problem::new(
                 key("keepalive"),

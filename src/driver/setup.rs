@@ -26,11 +26,13 @@ use crate::media::device::Backend;
 use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
+use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
     AcceptFrom, Account, BlindMode, PbxCodes, ReferPolicy, TransferConfig, Transport, UaConfig,
 };
+use rand::RngCore;
 
 /// How many lines (simultaneous calls) the phone has.
 pub const LINES: usize = 2;
@@ -308,7 +310,7 @@ impl Setup {
                 source,
             })?;
 
-        let ua = UaConfig {
+        let mut ua = UaConfig {
             account: Account {
                 user: account.user.clone(),
                 domain: account.domain.clone(),
@@ -366,8 +368,10 @@ impl Setup {
                     }
                 }),
             },
+            srtp: SrtpConfig::default(),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
+        ua.srtp = srtp_config(account);
         let routes =
             Routes::from_config(&config.routes).map_err(|e| SetupError::Route(e.to_string()))?;
         Ok(Setup {
@@ -381,6 +385,33 @@ impl Setup {
             observers: Observers::new(config),
             router: Router::new(routes, &account.name),
         })
+    }
+}
+
+/// The SRTP policy in force for `account`, with keys from the operating system's secure
+/// generator. Keys are only sent over TLS unless `srtp_over_insecure` allows otherwise:
+/// `optional` without either is turned off (with a warning); `mandatory` without either is
+/// refused by the configuration check.
+fn srtp_config(account: &config::Account) -> SrtpConfig {
+    let keys_may_travel = account.transport == config::Transport::Tls || account.srtp_over_insecure;
+    let mode = match account.srtp {
+        config::Srtp::Off => SrtpMode::Off,
+        config::Srtp::Optional if !keys_may_travel => {
+            tracing::warn!(account = %account.name, "srtp = \"optional\" needs transport = \"tls\" (or srtp_over_insecure = true): SRTP is off");
+            SrtpMode::Off
+        }
+        config::Srtp::Optional => SrtpMode::Optional,
+        config::Srtp::Mandatory => SrtpMode::Mandatory,
+    };
+    SrtpConfig {
+        mode,
+        keys: (mode != SrtpMode::Off).then(|| {
+            KeySource::new(|| {
+                let mut key = [0u8; KEY_LEN];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                key
+            })
+        }),
     }
 }
 

@@ -11,6 +11,7 @@ pub mod jitter;
 mod pipeline;
 pub mod recorder;
 pub mod rtp;
+pub mod srtp;
 pub mod tones;
 
 /// The engine's internal sample rate (Hz): devices and codecs convert to it.

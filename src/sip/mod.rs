@@ -48,6 +48,7 @@ mod replaces;
 mod replaces_tests;
 #[cfg(test)]
 mod resilience_tests;
+pub mod sdes;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
@@ -207,6 +208,8 @@ pub struct UaConfig {
     pub opus_bitrate: Option<u32>,
     /// How transfers are carried out.
     pub transfer: TransferConfig,
+    /// SRTP policy and key source.
+    pub srtp: sdes::SrtpConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -269,6 +272,8 @@ pub struct UserAgent {
     stopped: bool,
     /// Every call is recorded from answer to end (`[recording] auto`).
     record_auto: bool,
+    /// Each line's SRTP keys for the suites we offer, fresh for every new call.
+    srtp_keys: Vec<[sdes::Key; 2]>,
 }
 
 impl UserAgent {
@@ -291,6 +296,11 @@ impl UserAgent {
             quit_deadline: None,
             stopped: false,
             record_auto: false,
+            srtp_keys: cfg
+                .rtp_ports
+                .iter()
+                .map(|_| [[0; sdes::KEY_LEN]; 2])
+                .collect(),
             cfg,
         };
         if ua.cfg.account.register {

@@ -44,6 +44,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
+        srtp: super::sdes::SrtpConfig::default(),
     }
 }
 
