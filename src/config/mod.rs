@@ -165,6 +165,8 @@ pub enum Transport {
     Udp,
     /// SIP over TCP (`"tcp"`).
     Tcp,
+    /// SIP over TLS (`"tls"`): `sips:`, port 5061 by default, the server's certificate checked.
+    Tls,
 }
 
 impl fmt::Display for Transport {
@@ -172,6 +174,7 @@ impl fmt::Display for Transport {
         f.write_str(match self {
             Transport::Udp => "udp",
             Transport::Tcp => "tcp",
+            Transport::Tls => "tls",
         })
     }
 }
@@ -250,6 +253,17 @@ pub struct Account {
     /// Extensions whose busy lamps are watched (dialog event package), at most [`MAX_BLF`].
     #[serde(default)]
     pub blf: Vec<String>,
+    /// A PEM file of CA certificates that TLS servers' certificates are checked against,
+    /// instead of the system's roots. Only used with `transport = "tls"`.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Media encryption (SRTP with SDES keys): `"off"`, `"optional"` or `"mandatory"`.
+    #[serde(default)]
+    pub srtp: Srtp,
+    /// Offer and accept SDES keys even when SIP is not carried over TLS (the keys then cross
+    /// the network in clear text). Default `false`.
+    #[serde(default)]
+    pub srtp_over_insecure: bool,
 }
 
 /// The most extensions in [`Account::blf`].
@@ -264,6 +278,21 @@ pub enum PickupMethod {
     Dialog,
     /// Dial the feature code (`"code"`).
     Code,
+}
+
+/// Whether an account's calls use SRTP (`[[account]] srtp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Srtp {
+    /// Plain RTP only (`"off"`), the default.
+    #[default]
+    Off,
+    /// Offer keys in an RTP/AVP offer and use SRTP when the peer answers with keys; accept
+    /// plain calls too (`"optional"`).
+    Optional,
+    /// RTP/SAVP only: calls without keys are refused, clear media is never sent
+    /// (`"mandatory"`).
+    Mandatory,
 }
 
 /// Who may send an account a new call (`[[account]] accept_from`).
@@ -360,6 +389,9 @@ impl fmt::Debug for Account {
             .field("pickup_method", &self.pickup_method_setting)
             .field("pickup_code", &self.pickup_code)
             .field("blf", &self.blf)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("srtp", &self.srtp)
+            .field("srtp_over_insecure", &self.srtp_over_insecure)
             .finish()
     }
 }
@@ -604,6 +636,9 @@ impl Config {
                 pickup_method_setting: None,
                 pickup_code: None,
                 blf: Vec::new(),
+                tls_ca_file: None,
+                srtp: Srtp::Off,
+                srtp_over_insecure: false,
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),
@@ -805,6 +840,16 @@ impl Account {
             }
         }
         self.pickup_problems(index, out);
+        if self.srtp == Srtp::Mandatory
+            && self.transport != Transport::Tls
+            && !self.srtp_over_insecure
+        {
+            out.push(Problem::new(
+                key("srtp"),
+                "\"mandatory\" sends SRTP keys in the SDP, which only TLS keeps secret: \
+                 set transport = \"tls\", or srtp_over_insecure = true to send them anyway",
+            ));
+        }
         if !KEEPALIVE_RANGE.contains(&self.keepalive) {
             out.push(Problem::new(
                 key("keepalive"),

@@ -15,12 +15,14 @@ use tokio::sync::mpsc;
 use super::setup::{MediaSetup, RecordingSetup};
 use crate::media::device::{self, Backend, DeviceNotice};
 use crate::media::engine::{
-    Control, LineSockets, LineTone, MediaEngine, Report, SendSource, StreamParams,
+    Control, LineSockets, LineTone, MediaEngine, Report, SendSource, SrtpKeys, SrtpSuite,
+    StreamParams,
 };
 use crate::media::recorder::name::{self, CallFacts};
 use crate::media::tones::MusicOnHold;
 use crate::media::CodecKind;
 use crate::sip::media_order::{Source, Stream, Tone};
+use crate::sip::sdes::CryptoSuite;
 use crate::sip::sdp::Codec;
 use crate::sip::{Direction, Event, LineNo, MediaOrder};
 
@@ -275,6 +277,14 @@ fn stream_params(s: Stream) -> StreamParams {
             Source::Conference => SendSource::Conference,
         },
         muted: s.muted,
+        srtp: s.srtp.map(|m| SrtpKeys {
+            suite: match m.suite {
+                CryptoSuite::AesCm128HmacSha1_80 => SrtpSuite::AesCm128HmacSha1_80,
+                CryptoSuite::AesCm128HmacSha1_32 => SrtpSuite::AesCm128HmacSha1_32,
+            },
+            local: m.local,
+            remote: m.remote,
+        }),
     }
 }
 
@@ -312,6 +322,7 @@ mod tests {
                 max_bitrate: Some(16_000),
                 source: Source::MusicOnHold,
                 muted: false,
+                srtp: None,
             }),
             tone: None,
         }

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!   UDP socket ──────────────┐
-//!   TCP connections (tcp.rs) ┤                        ┌─► UDP send_to / TCP connection
+//!   TCP connections (tcp.rs) ┤
+//!   TLS connections (tls.rs) ┤                        ┌─► UDP send_to / TCP connection
 //!   front end's Commands ────┼─► UserAgent (sans-IO) ─┼─► Events to the front end
 //!   media engine's Reports ──┤          │             │
 //!   sleep_until(poll_timeout)┤          └─ MediaOrders ──► media engine (its own thread)
@@ -24,6 +25,7 @@ pub mod outlet;
 pub mod router;
 pub mod setup;
 mod tcp;
+mod tls;
 
 use std::future::pending;
 use std::io;
@@ -80,6 +82,7 @@ pub async fn run(
         bound,
         sip_udp,
         sip_tcp,
+        tls: tls_client,
         rtp,
         media: media_setup,
         observers,
@@ -97,6 +100,7 @@ pub async fn run(
     let mut terminate =
         signal(SignalKind::terminate()).map_err(io_error("listening for SIGTERM"))?;
     let (mut tcp, mut tcp_inputs) = TcpConnections::new(bound.ip());
+    let (mut tls, mut tls_inputs) = TcpConnections::with_tls(bound.ip(), tls_client);
 
     let rtp_ports: Vec<u16> = rtp
         .iter()
@@ -131,7 +135,7 @@ pub async fn run(
     let mut commands_open = true;
     let mut signalled = false;
     loop {
-        drain(&mut ua, &udp, &mut tcp, &mut events).await;
+        drain(&mut ua, &udp, &mut tcp, &mut tls, &mut events).await;
         while let Some(order) = ua.poll_media_order() {
             if let Some(control) = bridge.order(order, wallclock()) {
                 engine.send(control);
@@ -154,9 +158,23 @@ pub async fn run(
                     events.sip(TraceDirection::In, peer, &bytes);
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
-                TcpInput::Closed { peer, id } => {
+                TcpInput::Closed { peer, id, .. } => {
                     if tcp.closed(peer, id) {
                         ua.handle_connection_lost(now(), peer);
+                    }
+                }
+            },
+            Some(input) = tls_inputs.recv() => match input {
+                TcpInput::Message { peer, bytes } => {
+                    events.sip(TraceDirection::In, peer, &bytes);
+                    ua.handle_datagram(now(), Transport::Tls, peer, &bytes);
+                }
+                TcpInput::Closed { peer, id, error } => {
+                    if tls.closed(peer, id) {
+                        match error {
+                            Some(reason) => ua.handle_connection_failed(now(), peer, &reason),
+                            None => ua.handle_connection_lost(now(), peer),
+                        }
                     }
                 }
             },
@@ -218,7 +236,13 @@ fn wallclock() -> SystemTime {
 }
 
 /// Sends everything the core wants sent and forwards its events.
-async fn drain(ua: &mut UserAgent, udp: &UdpSocket, tcp: &mut TcpConnections, events: &mut Outlet) {
+async fn drain(
+    ua: &mut UserAgent,
+    udp: &UdpSocket,
+    tcp: &mut TcpConnections,
+    tls: &mut TcpConnections,
+    events: &mut Outlet,
+) {
     while let Some(Transmit {
         transport,
         dst,
@@ -233,6 +257,7 @@ async fn drain(ua: &mut UserAgent, udp: &UdpSocket, tcp: &mut TcpConnections, ev
                 }
             }
             Transport::Tcp => tcp.send(dst, payload),
+            Transport::Tls => tls.send(dst, payload),
         }
     }
     while let Some(event) = ua.poll_event() {

@@ -78,7 +78,9 @@ impl Outlet {
             TraceDirection::Out => "sending",
         };
         tracing::debug!(%peer, len = bytes.len(), "{what}: {first}");
-        tracing::trace!(%peer, "{what}:\n{text}");
+        if tracing::enabled!(tracing::Level::TRACE) {
+            tracing::trace!(%peer, "{what}:\n{}", redact_secrets(&text));
+        }
         if self.trace {
             self.send(Event::Sip {
                 direction,
@@ -104,4 +106,65 @@ impl Outlet {
 #[allow(clippy::disallowed_methods)] // The driver is where time enters.
 fn wall_clock() -> SystemTime {
     SystemTime::now()
+}
+
+/// A SIP message fit for a log file: the values of `Authorization` and
+/// `Proxy-Authorization` headers and SDES keys (`a=crypto … inline:KEY`) are replaced by
+/// `<redacted>`.
+pub fn redact_secrets(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for line in message.split_inclusive('\n') {
+        let (content, end) = match line.strip_suffix("\r\n") {
+            Some(c) => (c, "\r\n"),
+            None => match line.strip_suffix('\n') {
+                Some(c) => (c, "\n"),
+                None => (line, ""),
+            },
+        };
+        let name = content.split_once(':').map(|(n, _)| n.trim());
+        let credentials = name.is_some_and(|n| {
+            n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("proxy-authorization")
+        });
+        if credentials {
+            out.push_str(name.unwrap_or_default());
+            out.push_str(": <redacted>");
+        } else if let Some(at) = content
+            .to_ascii_lowercase()
+            .starts_with("a=crypto:")
+            .then(|| content.to_ascii_lowercase().find("inline:"))
+            .flatten()
+        {
+            out.push_str(&content[..at + "inline:".len()]);
+            out.push_str("<redacted>");
+        } else {
+            out.push_str(content);
+        }
+        out.push_str(end);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_srtp_keys_are_redacted_from_logged_messages() {
+        let message = "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+            Authorization: Digest username=\"alice\", response=\"0123abcd\", nonce=\"n\"\r\n\
+            proxy-authorization:Digest response=\"ffff\"\r\n\
+            Content-Length: 0\r\n\r\n\
+            a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd\r\n";
+        let logged = redact_secrets(message);
+        assert!(
+            !logged.contains("0123abcd") && !logged.contains("ffff"),
+            "{logged}"
+        );
+        assert!(!logged.contains("AAECAwQF"), "{logged}");
+        assert!(logged.contains("Authorization: <redacted>\r\n"));
+        assert!(logged.contains("proxy-authorization: <redacted>\r\n"));
+        assert!(logged.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>\r\n"));
+        assert!(logged.starts_with("REGISTER sip:127.0.0.1 SIP/2.0\r\n"));
+        assert!(logged.contains("Content-Length: 0\r\n\r\n"));
+    }
 }

@@ -10,6 +10,7 @@
 
 use super::outlet::Observers;
 use super::router::Router;
+use super::tls::TlsClient;
 use crate::route::Routes;
 use std::fmt;
 use std::io;
@@ -25,12 +26,14 @@ use crate::media::device::Backend;
 use crate::media::engine::{EngineConfig, LineSockets};
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
+use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
     AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy,
     TransferConfig, Transport, UaConfig,
 };
+use rand::RngCore;
 
 /// The SIP port used when a URI names none.
 const DEFAULT_SIP_PORT: u16 = 5060;
@@ -97,6 +100,9 @@ pub enum SetupError {
     /// A `[[route]]` pattern cannot be used.
     #[error("route pattern: {0}")]
     Route(String),
+    /// TLS cannot be set up (the CA file).
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Everything the run loop starts from: the core's configuration and the sockets it serves.
@@ -110,6 +116,8 @@ pub struct Setup {
     pub sip_udp: UdpSocket,
     /// The SIP TCP listener on the same port (non-blocking), if it could be bound.
     pub sip_tcp: Option<TcpListener>,
+    /// The TLS client (trusted roots, server names) when the account uses TLS.
+    pub tls: Option<TlsClient>,
     /// One RTP/RTCP socket pair per line, in line order: an even port of the configured
     /// range and the next one. The media engine takes them over (std sockets: it runs on its
     /// own thread).
@@ -213,13 +221,17 @@ impl MediaSetup {
 }
 
 /// The core's view of `account`: names, credentials (`password_cmd` runs here), registrar and
-/// outbound proxy resolved. The registrar is resolved when `resolve_registrar` (a registering
+/// outbound proxy resolved (with TLS's default port 5061 when `over_tls`). The registrar is resolved when `resolve_registrar` (a registering
 /// account, or a trunk whose calls go there); failing that is not fatal. An outbound proxy
 /// that cannot be resolved is.
-fn sip_account(account: &config::Account, resolve_registrar: bool) -> Result<Account, SetupError> {
+fn sip_account(
+    account: &config::Account,
+    resolve_registrar: bool,
+    over_tls: bool,
+) -> Result<Account, SetupError> {
     let registrar = registrar_uri(account);
     let registrar_addr = if resolve_registrar {
-        match resolve_uri(&registrar) {
+        match resolve_uri_with(&registrar, over_tls) {
             Ok(addr) => Some(addr),
             Err(message) => {
                 tracing::warn!(%registrar, %message, "registrar address unknown");
@@ -231,10 +243,11 @@ fn sip_account(account: &config::Account, resolve_registrar: bool) -> Result<Acc
     };
     let outbound_proxy = match &account.outbound_proxy {
         Some(uri) => {
-            let addr = resolve_uri(uri).map_err(|message| SetupError::OutboundProxy {
-                uri: uri.clone(),
-                message,
-            })?;
+            let addr =
+                resolve_uri_with(uri, over_tls).map_err(|message| SetupError::OutboundProxy {
+                    uri: uri.clone(),
+                    message,
+                })?;
             Some((uri.clone(), addr))
         }
         None => None,
@@ -285,10 +298,28 @@ impl Setup {
         let transport = match account.transport {
             config::Transport::Udp => Transport::Udp,
             config::Transport::Tcp => Transport::Tcp,
+            config::Transport::Tls => Transport::Tls,
         };
-        let ua_account = sip_account(account, account.register)?;
+        let over_tls = transport == Transport::Tls;
+        let ua_account = sip_account(account, account.register, over_tls)?;
         let (registrar_addr, outbound_proxy) =
             (ua_account.registrar_addr, ua_account.outbound_proxy.clone());
+        let tls = if over_tls {
+            let mut names = Vec::new();
+            if let (Some(addr), Some((host, _))) =
+                (registrar_addr, uri_host_port(&ua_account.registrar, true))
+            {
+                names.push((addr, host));
+            }
+            if let Some((uri, addr)) = &outbound_proxy {
+                if let Some((host, _)) = uri_host_port(uri, true) {
+                    names.push((*addr, host));
+                }
+            }
+            Some(TlsClient::new(account.tls_ca_file.as_deref(), &names).map_err(SetupError::Tls)?)
+        } else {
+            None
+        };
         let trunks = config
             .accounts
             .iter()
@@ -302,7 +333,7 @@ impl Setup {
                     return None;
                 }
                 // A trunk's calls go to its outbound proxy, else to its registrar's host.
-                match sip_account(other, other.outbound_proxy.is_none()) {
+                match sip_account(other, other.outbound_proxy.is_none(), over_tls) {
                     Ok(trunk) => Some((other.name.clone(), trunk)),
                     Err(e) => {
                         tracing::warn!(account = %other.name, error = %e, "not usable by routes");
@@ -334,7 +365,7 @@ impl Setup {
                 source,
             })?;
 
-        let ua = UaConfig {
+        let mut ua = UaConfig {
             account: ua_account,
             trunks,
             transport,
@@ -381,8 +412,10 @@ impl Setup {
                 code: account.pickup_code.clone(),
             },
             blf: account.blf.clone(),
+            srtp: SrtpConfig::default(),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
+        ua.srtp = srtp_config(account);
         let routes =
             Routes::from_config(&config.routes).map_err(|e| SetupError::Route(e.to_string()))?;
         Ok(Setup {
@@ -390,11 +423,39 @@ impl Setup {
             bound,
             sip_udp,
             sip_tcp,
+            tls,
             rtp,
             media,
             observers: Observers::new(config),
             router: Router::new(routes, &account.name),
         })
+    }
+}
+
+/// The SRTP policy in force for `account`, with keys from the operating system's secure
+/// generator. Keys are only sent over TLS unless `srtp_over_insecure` allows otherwise:
+/// `optional` without either is turned off (with a warning); `mandatory` without either is
+/// refused by the configuration check.
+fn srtp_config(account: &config::Account) -> SrtpConfig {
+    let keys_may_travel = account.transport == config::Transport::Tls || account.srtp_over_insecure;
+    let mode = match account.srtp {
+        config::Srtp::Off => SrtpMode::Off,
+        config::Srtp::Optional if !keys_may_travel => {
+            tracing::warn!(account = %account.name, "srtp = \"optional\" needs transport = \"tls\" (or srtp_over_insecure = true): SRTP is off");
+            SrtpMode::Off
+        }
+        config::Srtp::Optional => SrtpMode::Optional,
+        config::Srtp::Mandatory => SrtpMode::Mandatory,
+    };
+    SrtpConfig {
+        mode,
+        keys: (mode != SrtpMode::Off).then(|| {
+            KeySource::new(|| {
+                let mut key = [0u8; KEY_LEN];
+                rand::rngs::OsRng.fill_bytes(&mut key);
+                key
+            })
+        }),
     }
 }
 
@@ -425,19 +486,28 @@ pub fn choose_account<'a>(
         })
 }
 
-/// The registrar URI of an account: its `registrar`, else `sip:{domain}`.
+/// The registrar URI of an account: its `registrar`, else `sip:{domain}` (`sips:` over TLS).
 pub fn registrar_uri(account: &config::Account) -> String {
+    let scheme = match account.transport {
+        config::Transport::Tls => "sips",
+        config::Transport::Udp | config::Transport::Tcp => "sip",
+    };
     account
         .registrar
         .clone()
-        .unwrap_or_else(|| format!("sip:{}", account.domain))
+        .unwrap_or_else(|| format!("{scheme}:{}", account.domain))
 }
 
 /// Resolves the host of a `sip:`/`sips:` URI with the system resolver; the port defaults to
 /// 5060 (5061 for `sips:`). IPv4 answers are preferred. The error says what went wrong.
 pub fn resolve_uri(uri: &str) -> Result<SocketAddr, String> {
+    resolve_uri_with(uri, false)
+}
+
+/// Like [`resolve_uri`]; with `tls` the default port is 5061 for `sip:` URIs too.
+pub fn resolve_uri_with(uri: &str, tls: bool) -> Result<SocketAddr, String> {
     let (host, port) =
-        uri_host_port(uri).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
+        uri_host_port(uri, tls).ok_or_else(|| "not a valid sip: or sips: URI".to_owned())?;
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| format!("cannot resolve host `{host}`: {e}"))?
@@ -451,11 +521,14 @@ pub fn resolve_uri(uri: &str) -> Result<SocketAddr, String> {
 }
 
 /// The host (IPv6 without brackets) and port of a `sip:`/`sips:` URI, with the default port
-/// filled in. Written here rather than through rsip, which rejects IPv6 hosts.
-fn uri_host_port(uri: &str) -> Option<(&str, u16)> {
+/// filled in (5061 for `sips:`, or any URI with `tls`). Written here rather than through rsip,
+/// which rejects IPv6 hosts.
+fn uri_host_port(uri: &str, tls: bool) -> Option<(&str, u16)> {
     let uri = uri.trim();
     let (scheme, rest) = uri.split_once(':')?;
-    let default = if scheme.eq_ignore_ascii_case("sip") {
+    let default = if tls && scheme.eq_ignore_ascii_case("sip") {
+        DEFAULT_SIPS_PORT
+    } else if scheme.eq_ignore_ascii_case("sip") {
         DEFAULT_SIP_PORT
     } else if scheme.eq_ignore_ascii_case("sips") {
         DEFAULT_SIPS_PORT

@@ -1,6 +1,8 @@
-//! SIP over TCP: one task per connection, messages framed by Content-Length.
+//! SIP over TCP and TLS: one task per connection, messages framed by Content-Length.
 //!
-//! [`TcpConnections`] is owned by the run loop. It keeps one connection per peer address,
+//! [`TcpConnections`] is owned by the run loop; one instance serves TCP, another TLS (its
+//! outgoing connections run the handshake of [`TlsClient`] first; TLS connections are never
+//! accepted). Both share the framing and the connection task, written for any byte stream. It keeps one connection per peer address,
 //! reused for every message to that peer whichever side opened it: connections accepted on the
 //! listener are registered under the peer's address (so responses go back on them), and a
 //! [`Transmit`](crate::sip::Transmit) to a peer with no connection opens one. Each connection
@@ -23,10 +25,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use thiserror::Error;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
+
+use super::tls::TlsClient;
 
 /// The largest SIP message accepted or framed, headers and body together (the core's contract:
 /// nothing over 64 KiB).
@@ -89,6 +93,9 @@ pub enum TcpInput {
         peer: SocketAddr,
         /// Which connection (a newer one to the same peer may exist).
         id: u64,
+        /// Why it could not be set up, when that is worth telling the user (a TLS connection
+        /// whose handshake failed, or that could not be opened at all).
+        error: Option<String>,
     },
 }
 
@@ -183,31 +190,55 @@ struct Connection {
     outgoing: mpsc::Sender<Vec<u8>>,
 }
 
-/// The open TCP connections, by peer address. Owned by the run loop.
+/// The open TCP (or TLS) connections, by peer address. Owned by the run loop.
 #[derive(Debug)]
 pub struct TcpConnections {
     conns: HashMap<SocketAddr, Connection>,
     next_id: u64,
     inputs: mpsc::Sender<TcpInput>,
     local_ip: IpAddr,
+    tls: Option<TlsClient>,
 }
 
 impl TcpConnections {
     /// No connections yet; outgoing ones are bound to `local_ip` unless it is unspecified.
     /// The receiver yields what the connection tasks read.
     pub fn new(local_ip: IpAddr) -> (TcpConnections, mpsc::Receiver<TcpInput>) {
+        TcpConnections::with_tls(local_ip, None)
+    }
+
+    /// Like [`TcpConnections::new`]; with `tls`, every outgoing connection is a TLS one
+    /// checked by it.
+    pub fn with_tls(
+        local_ip: IpAddr,
+        tls: Option<TlsClient>,
+    ) -> (TcpConnections, mpsc::Receiver<TcpInput>) {
         let (inputs, rx) = mpsc::channel(INPUT_QUEUE);
         let conns = TcpConnections {
             conns: HashMap::new(),
             next_id: 0,
             inputs,
             local_ip,
+            tls,
         };
         (conns, rx)
     }
 
+    /// `TCP` or `TLS`, for log lines.
+    fn label(&self) -> &'static str {
+        if self.tls.is_some() {
+            "TLS"
+        } else {
+            "TCP"
+        }
+    }
+
     /// Takes over a connection accepted on the listener. Must be called inside the runtime.
     pub fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+        if self.tls.is_some() {
+            tracing::warn!(%peer, "incoming TLS connections are not served; closing");
+            return;
+        }
         if self.conns.len() >= MAX_CONNECTIONS {
             tracing::warn!(%peer, "too many SIP TCP connections; refusing a new one");
             return;
@@ -219,6 +250,7 @@ impl TcpConnections {
     /// Sends one message to `peer`, on its connection or a new one. Never blocks; a message
     /// that cannot be queued is dropped with a log line. Must be called inside the runtime.
     pub fn send(&mut self, peer: SocketAddr, payload: Vec<u8>) {
+        let label = self.label();
         if payload.len() > MAX_MESSAGE {
             tracing::warn!(%peer, len = payload.len(), "not sending an oversized SIP message");
             return;
@@ -227,7 +259,7 @@ impl TcpConnections {
             Some(conn) => match conn.outgoing.try_send(payload) {
                 Ok(()) => return,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(%peer, "SIP TCP send queue full; message dropped");
+                    tracing::warn!(%peer, label, "SIP stream send queue full; message dropped");
                     return;
                 }
                 Err(mpsc::error::TrySendError::Closed(payload)) => {
@@ -238,13 +270,13 @@ impl TcpConnections {
             None => payload,
         };
         if self.conns.len() >= MAX_CONNECTIONS {
-            tracing::warn!(%peer, "too many SIP TCP connections; message dropped");
+            tracing::warn!(%peer, label, "too many SIP stream connections; message dropped");
             return;
         }
         let outgoing = self.spawn(peer, None);
         // A fresh queue has room for one message.
         if outgoing.try_send(payload).is_err() {
-            tracing::warn!(%peer, "SIP TCP connection ended at once; message dropped");
+            tracing::warn!(%peer, label, "SIP stream connection ended at once; message dropped");
         }
     }
 
@@ -271,19 +303,52 @@ impl TcpConnections {
         );
         let inputs = self.inputs.clone();
         let local_ip = self.local_ip;
+        let tls = self.tls.clone();
         tokio::spawn(async move {
-            let stream = match stream {
-                Some(stream) => Ok(stream),
-                None => connect(local_ip, peer).await,
+            let error = match stream {
+                Some(stream) => {
+                    serve(peer, stream, rx, &inputs).await;
+                    None
+                }
+                None => open_and_serve(local_ip, peer, tls.as_ref(), rx, &inputs).await,
             };
-            match stream {
-                Ok(stream) => serve(peer, stream, rx, &inputs).await,
-                Err(e) => tracing::warn!(%peer, error = %e, "cannot open a SIP TCP connection"),
-            }
             // The run loop may be gone already; nothing to tell then.
-            let _ = inputs.send(TcpInput::Closed { peer, id }).await;
+            let _ = inputs.send(TcpInput::Closed { peer, id, error }).await;
         });
         outgoing
+    }
+}
+
+/// Opens a connection to `peer` (a TLS one with `tls`) and serves it until it ends. Returns
+/// why a TLS connection could not be set up.
+async fn open_and_serve(
+    local_ip: IpAddr,
+    peer: SocketAddr,
+    tls: Option<&TlsClient>,
+    rx: mpsc::Receiver<Vec<u8>>,
+    inputs: &mpsc::Sender<TcpInput>,
+) -> Option<String> {
+    let tcp = match connect(local_ip, peer).await {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            tracing::warn!(%peer, error = %e, "cannot open a SIP stream connection");
+            return tls.map(|_| format!("TLS: cannot connect to {peer}: {e}"));
+        }
+    };
+    let Some(tls) = tls else {
+        serve(peer, tcp, rx, inputs).await;
+        return None;
+    };
+    match tls.handshake(tcp, peer).await {
+        Ok(stream) => {
+            tracing::debug!(%peer, "SIP TLS connection established");
+            serve(peer, stream, rx, inputs).await;
+            None
+        }
+        Err(reason) => {
+            tracing::warn!(%peer, %reason, "SIP TLS handshake failed; nothing is sent in clear text");
+            Some(reason)
+        }
     }
 }
 
@@ -302,14 +367,14 @@ async fn connect(local_ip: IpAddr, peer: SocketAddr) -> io::Result<TcpStream> {
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
 }
 
-/// Reads and writes one connection until it ends.
-async fn serve(
+/// Reads and writes one connection (plain TCP or TLS) until it ends.
+async fn serve<S: AsyncRead + AsyncWrite>(
     peer: SocketAddr,
-    stream: TcpStream,
+    stream: S,
     mut outgoing: mpsc::Receiver<Vec<u8>>,
     inputs: &mpsc::Sender<TcpInput>,
 ) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let mut framer = Framer::default();
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut pong = PongWatch::default();
@@ -352,7 +417,11 @@ async fn serve(
             message = outgoing.recv() => {
                 let Some(bytes) = message else { return };
                 if let Err(e) = writer.write_all(&bytes).await {
-                    tracing::warn!(%peer, error = %e, "SIP TCP write failed; closing");
+                    tracing::warn!(%peer, error = %e, "SIP stream write failed; closing");
+                    return;
+                }
+                if let Err(e) = writer.flush().await {
+                    tracing::warn!(%peer, error = %e, "SIP stream write failed; closing");
                     return;
                 }
                 pong.on_sent(Instant::now(), &bytes);
@@ -410,7 +479,7 @@ mod tests {
                 .await
                 .expect("closed within the pong timeout");
             match closed {
-                Some(TcpInput::Closed { peer, id }) => {
+                Some(TcpInput::Closed { peer, id, .. }) => {
                     assert_eq!(peer, server_addr);
                     assert!(conns.closed(peer, id), "the current connection");
                 }
@@ -519,7 +588,7 @@ mod tests {
                 .await
                 .expect("write");
             match inputs.recv().await {
-                Some(TcpInput::Closed { peer, id }) => {
+                Some(TcpInput::Closed { peer, id, .. }) => {
                     assert_eq!(peer, server_addr);
                     conns.closed(peer, id);
                     assert!(conns.conns.is_empty());

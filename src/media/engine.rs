@@ -29,6 +29,7 @@ use super::device::{AudioDevice, DeviceNotice};
 use super::jitter::JitterConfig;
 use super::pipeline::Pipeline;
 use super::rtp::Quality;
+pub use super::srtp::{SrtpKeys, SrtpSuite};
 use super::tones::MusicOnHold;
 use super::{CodecKind, FRAME_MS};
 
@@ -87,6 +88,8 @@ pub struct StreamParams {
     pub source: SendSource,
     /// The microphone is muted (silence is sent).
     pub muted: bool,
+    /// SRTP keys: every packet is protected and must authenticate; `None`: plain RTP.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// A local tone.

@@ -12,6 +12,7 @@ pub mod mixer;
 mod pipeline;
 pub mod recorder;
 pub mod rtp;
+pub mod srtp;
 pub mod tones;
 
 /// The engine's internal sample rate (Hz): devices and codecs convert to it.

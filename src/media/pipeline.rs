@@ -30,6 +30,7 @@ use super::jitter::{JitterBuffer, Playout};
 use super::mixer::Mixer;
 use super::recorder::Recordings;
 use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
+use super::srtp::SrtpSession;
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
 use super::{Frame, FRAME_SAMPLES};
 
@@ -66,6 +67,10 @@ struct ActiveStream {
     /// The next packet starts a talk-spurt (marker bit).
     spurt: bool,
     next_quality: Instant,
+    /// SRTP contexts when the stream is encrypted.
+    srtp: Option<SrtpSession>,
+    /// Received packets dropped because they failed SRTP authentication.
+    srtp_failures: u64,
 }
 
 impl ActiveStream {
@@ -81,6 +86,12 @@ impl ActiveStream {
             opus.bitrate = opus.bitrate.min(cap);
         }
         let codec = Codec::new(params.codec, &opus).map_err(|e| e.to_string())?;
+        let srtp = params
+            .srtp
+            .clone()
+            .map(SrtpSession::new)
+            .transpose()
+            .map_err(|e| e.to_string())?;
         let rate = params.codec.clock_rate();
         let ssrc = rand::random();
         Ok(ActiveStream {
@@ -96,6 +107,8 @@ impl ActiveStream {
             timestamp: rand::random(),
             spurt: true,
             next_quality: now + QUALITY_EVERY,
+            srtp,
+            srtp_failures: 0,
             codec,
             params,
         })
@@ -108,6 +121,13 @@ impl ActiveStream {
             || params.max_bitrate != self.params.max_bitrate
         {
             return false;
+        }
+        if params.srtp != self.params.srtp {
+            // New keys (the far end rekeyed): new contexts, or a rebuild if they are refused.
+            match params.srtp.clone().map(SrtpSession::new).transpose() {
+                Ok(srtp) => self.srtp = srtp,
+                Err(_) => return false,
+            }
         }
         if params.remote != self.params.remote {
             self.send_to = params.remote;
@@ -188,6 +208,8 @@ pub(super) struct Pipeline {
     packet: Vec<u8>,
     payload: Vec<u8>,
     recv: Vec<u8>,
+    /// A received SRTP packet once unprotected.
+    plain: Vec<u8>,
 }
 
 impl Pipeline {
@@ -226,6 +248,7 @@ impl Pipeline {
             packet: Vec::with_capacity(MAX_PACKET),
             payload: vec![0; MAX_PACKET],
             recv: vec![0; MAX_PACKET],
+            plain: Vec::with_capacity(MAX_PACKET),
         }
     }
 
@@ -358,8 +381,21 @@ impl Pipeline {
             let Some(stream) = leg.stream.as_mut() else {
                 continue;
             };
-            let buf = &self.recv[..len];
-            if is_rtcp(buf) {
+            let mut buf = &self.recv[..len];
+            let rtcp = is_rtcp(buf);
+            if let Some(srtp) = stream.srtp.as_mut() {
+                let unprotected = if rtcp {
+                    srtp.unprotect_rtcp(buf, &mut self.plain)
+                } else {
+                    srtp.unprotect_rtp(buf, &mut self.plain)
+                };
+                if let Err(e) = unprotected {
+                    count_srtp_failure(index, &mut stream.srtp_failures, src, &e);
+                    continue;
+                }
+                buf = &self.plain;
+            }
+            if rtcp {
                 if src.ip() == stream.send_to.ip() {
                     let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
                 }
@@ -405,8 +441,16 @@ impl Pipeline {
                 break;
             };
             if let Some(stream) = leg.stream.as_mut() {
+                let mut buf = &self.recv[..len];
+                if let Some(srtp) = stream.srtp.as_mut() {
+                    if let Err(e) = srtp.unprotect_rtcp(buf, &mut self.plain) {
+                        count_srtp_failure(index, &mut stream.srtp_failures, src, &e);
+                        continue;
+                    }
+                    buf = &self.plain;
+                }
                 if src.ip() == stream.send_to.ip() {
-                    let _ = stream.rtcp.on_rtcp(now, wallclock, &self.recv[..len]);
+                    let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
                 }
             }
         }
@@ -490,7 +534,13 @@ impl Pipeline {
                         &event.payload,
                         &mut self.packet,
                     );
-                    let _ = leg.sockets.rtp.send_to(&self.packet, stream.send_to);
+                    send_protected(
+                        &leg.sockets.rtp,
+                        stream.srtp.as_mut(),
+                        false,
+                        &mut self.packet,
+                        stream.send_to,
+                    );
                 }
                 stream.spurt = true;
             } else {
@@ -515,7 +565,13 @@ impl Pipeline {
                             &mut self.packet,
                         );
                         stream.spurt = false;
-                        let _ = leg.sockets.rtp.send_to(&self.packet, stream.send_to);
+                        send_protected(
+                            &leg.sockets.rtp,
+                            stream.srtp.as_mut(),
+                            false,
+                            &mut self.packet,
+                            stream.send_to,
+                        );
                     }
                     Err(e) => tracing::warn!(line = line + 1, error = %e, "encoding failed"),
                 }
@@ -532,7 +588,14 @@ impl Pipeline {
             stream
                 .rtcp
                 .report(now, wallclock, sender, &self.config.cname, &mut self.packet);
-            let _ = leg.sockets.rtcp.send_to(&self.packet, stream.rtcp_to());
+            let to = stream.rtcp_to();
+            send_protected(
+                &leg.sockets.rtcp,
+                stream.srtp.as_mut(),
+                true,
+                &mut self.packet,
+                to,
+            );
         }
         if let Some(limit) = self.config.rtp_timeout {
             let silent = now.saturating_duration_since(stream.last_heard);
@@ -557,6 +620,42 @@ impl Pipeline {
                 buffer_ms: stream.jitter.stats().delay_ms,
             });
         }
+    }
+}
+
+/// Sends an RTP (or, with `rtcp`, RTCP) packet, protected first when the stream has SRTP.
+/// A packet that cannot be protected is not sent: clear media never leaves an SRTP stream.
+fn send_protected(
+    socket: &mio::net::UdpSocket,
+    srtp: Option<&mut SrtpSession>,
+    rtcp: bool,
+    packet: &mut Vec<u8>,
+    to: SocketAddr,
+) {
+    if let Some(srtp) = srtp {
+        let protected = if rtcp {
+            srtp.protect_rtcp(packet)
+        } else {
+            srtp.protect_rtp(packet)
+        };
+        if let Err(e) = protected {
+            tracing::warn!(error = %e, "not sending a packet that could not be protected");
+            return;
+        }
+    }
+    let _ = socket.send_to(packet, to);
+}
+
+/// Counts a received packet that failed SRTP checks; logs the first and then every 256th.
+fn count_srtp_failure(
+    index: usize,
+    failures: &mut u64,
+    src: SocketAddr,
+    error: &super::srtp::SrtpError,
+) {
+    *failures += 1;
+    if *failures % 256 == 1 {
+        tracing::warn!(line = index + 1, from = %src, %error, dropped = *failures, "dropping SRTP packets that fail authentication");
     }
 }
 
@@ -976,6 +1075,7 @@ mod tests {
             max_bitrate: None,
             source: SendSource::Microphone,
             muted: false,
+            srtp: None,
         }
     }
 

@@ -23,6 +23,7 @@ use super::auth;
 use super::dialog::{Dialog, Role};
 use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
+use super::sdes::SrtpMode;
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
 use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
@@ -395,6 +396,7 @@ impl UserAgent {
         call.invite_headers = headers;
         call.trunk = trunk;
         self.lines[line] = Some(call);
+        self.new_srtp_keys(line);
         self.send_invite(now, &call_id, None);
         self.announce(&call_id, None, None);
         Ok(call_id)
@@ -879,11 +881,11 @@ impl UserAgent {
                     Some(Err(e)) => {
                         tracing::warn!(error = %e, "unusable SDP answer; ending the call");
                         self.send_bye(now, call_id);
-                        return self.finish_call(
-                            call_id,
-                            None,
-                            "the far end answered with media we cannot use",
-                        );
+                        let reason = match e {
+                            sdp::SdpError::NoCrypto | sdp::SdpError::SrtpOff => e.to_string(),
+                            _ => "the far end answered with media we cannot use".to_owned(),
+                        };
+                        return self.finish_call(call_id, None, &reason);
                     }
                     None if call.media.is_some() => {}
                     None => {
@@ -940,9 +942,14 @@ impl UserAgent {
                 if call.gone {
                     return;
                 }
-                let reason = self
+                let mut reason = self
                     .pickup_failure_words(call_id, code)
                     .unwrap_or_else(|| failure_reason(code, resp.reason()));
+                if matches!(code, 488 | 606) && self.cfg.srtp.effective() == SrtpMode::Mandatory {
+                    reason = format!(
+                        "{reason} (this account requires SRTP: the far end may not support it)"
+                    );
+                }
                 self.finish_call(call_id, Some(code), &reason);
             }
         }
@@ -1157,6 +1164,9 @@ impl UserAgent {
                         self.respond(now, req, 488, |b| {
                             b.header("Warning", format!("305 switchboard \"{e}\""))
                         });
+                        if matches!(e, sdp::SdpError::NoCrypto | sdp::SdpError::SrtpOff) {
+                            self.error(format!("refused a call from {}: {e}", req.from.uri));
+                        }
                         return;
                     }
                     Some(offer)
@@ -1191,6 +1201,7 @@ impl UserAgent {
             .contact()
             .and_then(|c| SipUri::parse(&c.uri)?.socket_addr());
         self.lines[line] = Some(call);
+        self.new_srtp_keys(line);
         self.emit(Event::Incoming {
             line: line_no(line),
             call_id: req.call_id.clone(),
@@ -1522,6 +1533,20 @@ impl UserAgent {
             codecs: self.cfg.codecs.clone(),
             dtmf: true,
             opus_bitrate: self.cfg.opus_bitrate,
+            srtp: self.cfg.srtp.effective(),
+            keys: self.srtp_keys.get(index).copied().unwrap_or_default(),
+        }
+    }
+
+    /// Fresh SRTP keys for a new call on line `index` (kept for the call's life, through
+    /// hold and resume).
+    fn new_srtp_keys(&mut self, index: usize) {
+        let Some(source) = self.cfg.srtp.keys.as_ref() else {
+            return;
+        };
+        let keys = [source.key(), source.key()];
+        if let Some(slot) = self.srtp_keys.get_mut(index) {
+            *slot = keys;
         }
     }
 

@@ -50,6 +50,7 @@ fn desired(call: &Call) -> (Option<Stream>, Option<Tone>) {
             Source::Microphone
         },
         muted: call.muted,
+        srtp: m.srtp.clone(),
     });
     (stream, tone)
 }

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use super::api::{Direction, LineNo};
+use super::sdes::SrtpMaterial;
 use super::sdp::Codec;
 
 /// A local tone for a line.
@@ -51,6 +52,8 @@ pub struct Stream {
     pub source: Source,
     /// The microphone is muted on this line.
     pub muted: bool,
+    /// The SRTP keys, when the stream is encrypted; `None`: plain RTP.
+    pub srtp: Option<SrtpMaterial>,
 }
 
 /// An order for the media engine.

@@ -55,6 +55,7 @@ mod replaces;
 mod replaces_tests;
 #[cfg(test)]
 mod resilience_tests;
+pub mod sdes;
 pub mod sdp;
 mod subscription;
 pub mod timer;
@@ -93,12 +94,14 @@ pub enum Transport {
     Udp,
     /// A stream, framed by Content-Length.
     Tcp,
+    /// A TLS stream, framed like TCP (`sips:`, port 5061 by default).
+    Tls,
 }
 
 impl Transport {
     /// True for stream transports, where nothing is retransmitted.
     pub fn is_reliable(self) -> bool {
-        matches!(self, Transport::Tcp)
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     /// The token used in Via (`UDP`, `TCP`).
@@ -106,6 +109,7 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
     }
 }
@@ -222,6 +226,8 @@ pub struct UaConfig {
     pub pickup: PickupConfig,
     /// Extensions whose busy lamps are watched (at most [`MAX_BLF`]).
     pub blf: Vec<String>,
+    /// SRTP policy and key source.
+    pub srtp: sdes::SrtpConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -294,6 +300,8 @@ pub struct UserAgent {
     subscriptions: Vec<subscription::Subscription>,
     /// Calls placed by `pickup`, with the extension picked up from.
     pickups: Vec<(String, String)>,
+    /// Each line's SRTP keys for the suites we offer, fresh for every new call.
+    srtp_keys: Vec<[sdes::Key; 2]>,
 }
 
 impl UserAgent {
@@ -320,6 +328,11 @@ impl UserAgent {
             record_auto: false,
             subscriptions: Vec::new(),
             pickups: Vec::new(),
+            srtp_keys: cfg
+                .rtp_ports
+                .iter()
+                .map(|_| [[0; sdes::KEY_LEN]; 2])
+                .collect(),
             cfg,
         };
         if ua.cfg.account.register {
@@ -448,7 +461,18 @@ impl UserAgent {
         if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
             return;
         }
-        self.on_registrar_connection_lost(now);
+        self.on_registrar_connection_lost(now, None);
+        self.collect_finished();
+    }
+
+    /// The stream connection to `peer` could not be set up, for `reason` (a TLS handshake
+    /// that failed: an untrusted certificate, a name that does not match). Like
+    /// [`UserAgent::handle_connection_lost`], but a REGISTER in flight fails with `reason`.
+    pub fn handle_connection_failed(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
+        if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
+            return;
+        }
+        self.on_registrar_connection_lost(now, Some(reason));
         self.collect_finished();
     }
 
@@ -585,24 +609,32 @@ impl UserAgent {
         self.tokens.hex()[..10].to_string()
     }
 
-    /// A Via value for a new request, with a fresh branch.
+    /// A Via value for a new request, with a fresh branch. Over TLS it carries `alias`
+    /// (RFC 5923): we accept no TLS connections, so the far end must send its requests back
+    /// on ours.
     fn via(&mut self) -> String {
         let branch = self.new_branch();
+        let alias = if self.cfg.transport == Transport::Tls {
+            ";alias"
+        } else {
+            ""
+        };
         format!(
-            "SIP/2.0/{} {};branch={branch};rport",
+            "SIP/2.0/{} {};branch={branch};rport{alias}",
             self.cfg.transport.via_token(),
             self.cfg.local,
         )
     }
 
-    /// Our Contact URI.
+    /// Our Contact URI: `sips:` over TLS.
     fn contact_uri(&self) -> String {
-        let transport = match self.cfg.transport {
-            Transport::Udp => "",
-            Transport::Tcp => ";transport=tcp",
+        let (scheme, transport) = match self.cfg.transport {
+            Transport::Udp => ("sip", ""),
+            Transport::Tcp => ("sip", ";transport=tcp"),
+            Transport::Tls => ("sips", ""),
         };
         format!(
-            "sip:{}@{}{}",
+            "{scheme}:{}@{}{}",
             self.cfg.account.user, self.cfg.local, transport
         )
     }
@@ -1002,4 +1034,3 @@ impl UserAgent {
 fn line_no(index: usize) -> LineNo {
     LineNo::try_from(index + 1).unwrap_or(LineNo::MAX)
 }
-

@@ -266,8 +266,9 @@ impl UserAgent {
 
     /// The stream connection to the registrar is gone (see
     /// [`UserAgent::handle_connection_lost`]): a binding in place is renewed at once on a new
-    /// connection; a REGISTER in flight is abandoned and counted as a failure.
-    pub(super) fn on_registrar_connection_lost(&mut self, now: Instant) {
+    /// connection; a REGISTER in flight is abandoned and counted as a failure, for `why` when
+    /// the connection could not be set up.
+    pub(super) fn on_registrar_connection_lost(&mut self, now: Instant, why: Option<&str>) {
         let Some(phase) = self.registration.as_ref().map(|r| r.phase) else {
             return;
         };
@@ -279,7 +280,11 @@ impl UserAgent {
             Phase::Registering => {
                 self.clients
                     .retain(|_, (_, owner)| *owner != Owner::Register);
-                self.registration_failed(now, None, "the connection to the registrar was lost");
+                self.registration_failed(
+                    now,
+                    None,
+                    why.unwrap_or("the connection to the registrar was lost"),
+                );
             }
             Phase::Unregistering => {
                 self.clients

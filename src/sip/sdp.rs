@@ -17,6 +17,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use super::api::Direction;
+#[cfg(test)]
+use super::sdes::KEY_LEN;
+use super::sdes::{Crypto, CryptoSuite, Key, SrtpMaterial, SrtpMode};
 
 /// Payload type of telephone-event at 8 kHz in our offers.
 const DTMF_PT_8K: u8 = 101;
@@ -118,6 +121,22 @@ pub struct LocalMedia {
     pub dtmf: bool,
     /// The Opus bitrate we send and would like to receive (`maxaveragebitrate`), if set.
     pub opus_bitrate: Option<u32>,
+    /// Whether SRTP is offered, accepted or required.
+    pub srtp: SrtpMode,
+    /// Our keys for the suites of [`CryptoSuite::OFFERED`], in that order (the call's; unused
+    /// with [`SrtpMode::Off`]).
+    pub keys: [Key; 2],
+}
+
+impl LocalMedia {
+    /// Our key for `suite`.
+    fn key_for(&self, suite: CryptoSuite) -> Key {
+        let index = CryptoSuite::OFFERED
+            .iter()
+            .position(|(_, s)| *s == suite)
+            .unwrap_or_default();
+        self.keys[index]
+    }
 }
 
 /// The `o=` line of a session description.
@@ -176,6 +195,8 @@ pub struct Media {
     pub direction: Option<Direction>,
     /// `a=ptime` in milliseconds, if any.
     pub ptime: Option<u32>,
+    /// The `a=crypto` lines we can use, in order.
+    pub cryptos: Vec<Crypto>,
 }
 
 impl Media {
@@ -201,13 +222,19 @@ impl Media {
             .map(|f| f.params.as_str())
     }
 
-    /// True for an enabled (`port != 0`) audio stream over RTP/AVP or RTP/AVPF, the
-    /// only profiles we speak (no SRTP).
+    /// True for an enabled (`port != 0`) audio stream over RTP/AVP, RTP/AVPF or their SRTP
+    /// forms RTP/SAVP and RTP/SAVPF, the profiles we speak.
     pub fn is_usable_audio(&self) -> bool {
         self.kind.eq_ignore_ascii_case("audio")
             && self.port != 0
-            && (self.proto.eq_ignore_ascii_case("RTP/AVP")
-                || self.proto.eq_ignore_ascii_case("RTP/AVPF"))
+            && ["RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF"]
+                .iter()
+                .any(|p| self.proto.eq_ignore_ascii_case(p))
+    }
+
+    /// True for RTP/SAVP(F): the stream must be SRTP.
+    pub fn is_secure_profile(&self) -> bool {
+        self.proto.to_ascii_uppercase().starts_with("RTP/SAVP")
     }
 
     /// The codec payload type `pt` stands for in this stream: its rtpmap (name,
@@ -307,6 +334,8 @@ pub struct Negotiated {
     /// The most the far end wants to receive of the codec (Opus `maxaveragebitrate`), in
     /// bits per second.
     pub max_bitrate: Option<u32>,
+    /// The SRTP keys both sides agreed on; `None`: plain RTP.
+    pub srtp: Option<SrtpMaterial>,
 }
 
 /// The `maxaveragebitrate` an fmtp line of payload type `pt` sets (RFC 7587 §7.1), if any.
@@ -346,6 +375,12 @@ pub enum SdpError {
     /// None of our codecs is in the remote's list (the caller answers 488).
     #[error("no codec in common")]
     NoCommonCodec,
+    /// SRTP is mandatory but the far end gave no SRTP key we can use.
+    #[error("SRTP is mandatory but the far end offered no usable SRTP key (a=crypto AES_CM_128_HMAC_SHA1_80/32)")]
+    NoCrypto,
+    /// The far end requires SRTP (RTP/SAVP) but this account has it off.
+    #[error("the far end requires SRTP (RTP/SAVP) but srtp is off for this account")]
+    SrtpOff,
 }
 
 /// Parses a session description.
@@ -488,6 +523,10 @@ fn parse_media_attribute(m: &mut Media, attr: &str) {
         if let Ok(p) = value.parse::<u32>() {
             m.ptime.get_or_insert(p);
         }
+    } else if name.eq_ignore_ascii_case("crypto") {
+        if let Some(crypto) = Crypto::parse(value) {
+            m.cryptos.push(crypto);
+        }
     }
 }
 
@@ -595,7 +634,11 @@ pub fn offer(local: &LocalMedia, dir: Direction, session_id: u64, version: u64) 
     }
     let mut out = String::new();
     session_header(&mut out, local.addr, session_id, version);
-    out.push_str(&format!("m=audio {} RTP/AVP", local.port));
+    let proto = match local.srtp {
+        SrtpMode::Mandatory => "RTP/SAVP",
+        SrtpMode::Off | SrtpMode::Optional => "RTP/AVP",
+    };
+    out.push_str(&format!("m=audio {} {proto}", local.port));
     for pt in &pts {
         out.push_str(&format!(" {pt}"));
     }
@@ -611,7 +654,69 @@ pub fn offer(local: &LocalMedia, dir: Direction, session_id: u64, version: u64) 
     }
     out.push_str(&format!("a=ptime:{PTIME_MS}\r\n"));
     out.push_str(&format!("a={}\r\n", direction_attr(dir)));
+    if local.srtp != SrtpMode::Off {
+        for ((tag, suite), key) in CryptoSuite::OFFERED.iter().zip(&local.keys) {
+            out.push_str(&Crypto::line(*tag, *suite, key));
+        }
+    }
     out
+}
+
+/// The SRTP keys of an offer we answer: the first `a=crypto` of a suite we speak, with the
+/// tag to echo. Errors when the policy and the offer cannot meet.
+fn answer_crypto(
+    audio: &Media,
+    local: &LocalMedia,
+) -> Result<Option<(u32, SrtpMaterial)>, SdpError> {
+    if local.srtp == SrtpMode::Off {
+        return if audio.is_secure_profile() {
+            Err(SdpError::SrtpOff)
+        } else {
+            Ok(None)
+        };
+    }
+    match audio.cryptos.first() {
+        Some(c) => Ok(Some((
+            c.tag,
+            SrtpMaterial {
+                suite: c.suite,
+                local: local.key_for(c.suite),
+                remote: c.key,
+            },
+        ))),
+        None if local.srtp == SrtpMode::Mandatory || audio.is_secure_profile() => {
+            Err(SdpError::NoCrypto)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The SRTP keys of an answer to our offer: its `a=crypto` whose tag and suite are one we
+/// offered. Errors when the policy and the answer cannot meet.
+fn answered_crypto(audio: &Media, local: &LocalMedia) -> Result<Option<SrtpMaterial>, SdpError> {
+    if local.srtp == SrtpMode::Off {
+        return if audio.is_secure_profile() {
+            Err(SdpError::SrtpOff)
+        } else {
+            Ok(None)
+        };
+    }
+    let chosen = audio.cryptos.iter().find(|c| {
+        CryptoSuite::OFFERED
+            .iter()
+            .any(|(tag, suite)| *tag == c.tag && *suite == c.suite)
+    });
+    match chosen {
+        Some(c) => Ok(Some(SrtpMaterial {
+            suite: c.suite,
+            local: local.key_for(c.suite),
+            remote: c.key,
+        })),
+        None if local.srtp == SrtpMode::Mandatory || audio.is_secure_profile() => {
+            Err(SdpError::NoCrypto)
+        }
+        None => Ok(None),
+    }
 }
 
 /// Our direction in an answer, from the offerer's (effective) direction and our wish.
@@ -673,6 +778,7 @@ pub fn answer(
         None
     };
     let direction = answer_direction(offer.effective_direction(), wish);
+    let crypto = answer_crypto(audio, local)?;
 
     let mut out = String::new();
     session_header(&mut out, local.addr, session_id, version);
@@ -689,6 +795,9 @@ pub fn answer(
             }
             out.push_str(&format!("a=ptime:{PTIME_MS}\r\n"));
             out.push_str(&format!("a={}\r\n", direction_attr(direction)));
+            if let Some((tag, material)) = &crypto {
+                out.push_str(&Crypto::line(*tag, material.suite, &material.local));
+            }
         } else {
             out.push_str(&format!("m={} 0 {}", m.kind, m.proto));
             for f in &m.formats {
@@ -705,6 +814,7 @@ pub fn answer(
         direction,
         dtmf_payload_type: dtmf,
         max_bitrate: max_average_bitrate(audio, pt),
+        srtp: crypto.map(|(_, material)| material),
     };
     Ok((out, negotiated))
 }
@@ -736,6 +846,7 @@ pub fn negotiate_answer(answer: &Sdp, local: &LocalMedia) -> Result<Negotiated, 
     } else {
         None
     };
+    let srtp = answered_crypto(audio, local)?;
     Ok(Negotiated {
         codec,
         payload_type: pt,
@@ -743,6 +854,7 @@ pub fn negotiate_answer(answer: &Sdp, local: &LocalMedia) -> Result<Negotiated, 
         direction: mirror(answer.effective_direction()),
         dtmf_payload_type: dtmf,
         max_bitrate: max_average_bitrate(audio, pt),
+        srtp,
     })
 }
 
@@ -762,6 +874,8 @@ mod tests {
             codecs: codecs.to_vec(),
             dtmf,
             opus_bitrate: None,
+            srtp: SrtpMode::Off,
+            keys: [[0; KEY_LEN]; 2],
         }
     }
 
@@ -926,6 +1040,7 @@ mod tests {
                 // baresip offers telephone-event only at 8 kHz: not usable with opus.
                 dtmf_payload_type: None,
                 max_bitrate: None,
+                srtp: None,
             }
         );
         // Preferring PCMA gives PCMA with the 8 kHz telephone-event.
@@ -1002,6 +1117,7 @@ mod tests {
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(101),
                 max_bitrate: None,
+                srtp: None,
             }
         );
         assert!(!sdp.is_hold());
@@ -1245,6 +1361,7 @@ mod tests {
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(97),
                 max_bitrate: None,
+                srtp: None,
             }
         );
         // An answer listing several: its first one we support wins; their recvonly = our sendonly.
@@ -1448,5 +1565,139 @@ mod tests {
             exercise(junk);
         }
         assert!(runs >= 12_000);
+    }
+
+    fn secure(mode: SrtpMode) -> LocalMedia {
+        LocalMedia {
+            srtp: mode,
+            keys: [[1; KEY_LEN], [2; KEY_LEN]],
+            ..local(&[Codec::Pcmu], false)
+        }
+    }
+
+    const THEIR_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd";
+
+    fn plain_offer(proto: &str, crypto: &str) -> Sdp {
+        parse(
+            crlf(&format!(
+                "v=0\no=- 1 1 IN IP4 198.51.100.7\ns=-\nc=IN IP4 198.51.100.7\nt=0 0\n\
+             m=audio 9000 {proto} 0\na=rtpmap:0 PCMU/8000\n{crypto}"
+            ))
+            .as_bytes(),
+        )
+        .expect("sdp")
+    }
+
+    #[test]
+    fn srtp_offers_carry_both_suites_and_the_profile_of_the_mode() {
+        let mandatory = offer(&secure(SrtpMode::Mandatory), Direction::SendRecv, 1, 1);
+        assert!(
+            mandatory.contains("m=audio 40000 RTP/SAVP 0"),
+            "{mandatory}"
+        );
+        assert!(mandatory.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(mandatory.contains("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:"));
+        let optional = offer(&secure(SrtpMode::Optional), Direction::SendRecv, 1, 1);
+        assert!(optional.contains("m=audio 40000 RTP/AVP 0"), "{optional}");
+        assert!(optional.contains("a=crypto:1 "));
+        let off = offer(&secure(SrtpMode::Off), Direction::SendRecv, 1, 1);
+        assert!(!off.contains("crypto") && off.contains("RTP/AVP"), "{off}");
+        // Our own offer parses back with both keys.
+        let parsed = parse(mandatory.as_bytes()).expect("sdp");
+        let keys: Vec<Key> = parsed.media[0].cryptos.iter().map(|c| c.key).collect();
+        assert_eq!(keys, vec![[1; KEY_LEN], [2; KEY_LEN]]);
+    }
+
+    #[test]
+    fn answering_an_srtp_offer_echoes_its_tag_with_our_key() {
+        let offer = plain_offer(
+            "RTP/SAVP",
+            &format!("a=crypto:7 AES_CM_128_HMAC_SHA1_32 inline:{THEIR_KEY}\n"),
+        );
+        for mode in [SrtpMode::Optional, SrtpMode::Mandatory] {
+            let (body, n) =
+                answer(&offer, &secure(mode), Direction::SendRecv, 1, 1).expect("answer");
+            assert!(body.contains("m=audio 40000 RTP/SAVP 0"), "{body}");
+            let srtp = n.srtp.expect("keys");
+            assert_eq!(srtp.suite, CryptoSuite::AesCm128HmacSha1_32);
+            assert_eq!(srtp.local, [2; KEY_LEN], "our _32 key");
+            assert_eq!(srtp.remote[..3], [0, 1, 2]);
+            let ours = parse(body.as_bytes()).expect("sdp");
+            assert_eq!(ours.media[0].cryptos.len(), 1);
+            assert_eq!(ours.media[0].cryptos[0].tag, 7);
+            assert_eq!(ours.media[0].cryptos[0].key, [2; KEY_LEN]);
+        }
+        assert_eq!(
+            answer(&offer, &secure(SrtpMode::Off), Direction::SendRecv, 1, 1).map(|_| ()),
+            Err(SdpError::SrtpOff)
+        );
+    }
+
+    #[test]
+    fn plain_offers_are_refused_only_when_srtp_is_mandatory() {
+        let offer = plain_offer("RTP/AVP", "");
+        assert_eq!(
+            answer(
+                &offer,
+                &secure(SrtpMode::Mandatory),
+                Direction::SendRecv,
+                1,
+                1
+            )
+            .map(|_| ()),
+            Err(SdpError::NoCrypto)
+        );
+        let (body, n) = answer(
+            &offer,
+            &secure(SrtpMode::Optional),
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .expect("plain");
+        assert_eq!(n.srtp, None);
+        assert!(!body.contains("crypto"));
+        // Best-effort SDES: RTP/AVP with keys is taken as SRTP.
+        let best_effort = plain_offer(
+            "RTP/AVP",
+            &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}\n"),
+        );
+        let (_, n) = answer(
+            &best_effort,
+            &secure(SrtpMode::Mandatory),
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .expect("srtp");
+        assert_eq!(n.srtp.map(|k| k.local), Some([1; KEY_LEN]));
+    }
+
+    #[test]
+    fn an_answer_must_pick_one_of_our_crypto_lines() {
+        let ours = secure(SrtpMode::Mandatory);
+        let good = plain_offer(
+            "RTP/SAVP",
+            &format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}\n"),
+        );
+        let n = negotiate_answer(&good, &ours).expect("srtp");
+        assert_eq!(
+            n.srtp.map(|k| (k.suite, k.local)),
+            Some((CryptoSuite::AesCm128HmacSha1_80, [1; KEY_LEN]))
+        );
+        let wrong_tag = plain_offer(
+            "RTP/SAVP",
+            &format!("a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}\n"),
+        );
+        assert_eq!(negotiate_answer(&wrong_tag, &ours), Err(SdpError::NoCrypto));
+        assert_eq!(
+            negotiate_answer(&plain_offer("RTP/AVP", ""), &ours),
+            Err(SdpError::NoCrypto)
+        );
+        let optional = secure(SrtpMode::Optional);
+        assert_eq!(
+            negotiate_answer(&plain_offer("RTP/AVP", ""), &optional).map(|n| n.srtp),
+            Ok(None)
+        );
     }
 }

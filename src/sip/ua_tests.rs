@@ -47,6 +47,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         trunks: Vec::new(),
         pickup: super::PickupConfig::default(),
         blf: Vec::new(),
+        srtp: super::sdes::SrtpConfig::default(),
     }
 }
 

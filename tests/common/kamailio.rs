@@ -29,6 +29,15 @@ pub enum KamailioAuth {
     RegisterAndCalls,
 }
 
+/// The certificate kamailio's TLS listener (`127.X.Y.1:5061`) presents.
+#[derive(Debug, Clone)]
+pub struct KamailioTls {
+    /// The certificate chain, PEM (server certificate first).
+    pub cert_pem: String,
+    /// Its private key, PEM.
+    pub key_pem: String,
+}
+
 /// A running kamailio. Dropping it kills it.
 #[derive(Debug)]
 pub struct Kamailio {
@@ -57,6 +66,21 @@ impl Kamailio {
 
     /// Starts kamailio with the given authentication policy.
     pub fn start_with(net: &Net, users: &[(&str, &str)], auth: KamailioAuth) -> Kamailio {
+        Kamailio::launch(net, users, auth, None)
+    }
+
+    /// Starts kamailio with digest-authenticated REGISTER for `users` and, besides UDP and
+    /// TCP on 5060, a TLS listener on `127.X.Y.1:5061` presenting `tls`.
+    pub fn start_tls(net: &Net, users: &[(&str, &str)], tls: &KamailioTls) -> Kamailio {
+        Kamailio::launch(net, users, KamailioAuth::Register, Some(tls))
+    }
+
+    fn launch(
+        net: &Net,
+        users: &[(&str, &str)],
+        auth: KamailioAuth,
+        tls: Option<&KamailioTls>,
+    ) -> Kamailio {
         let kamailio = require_tool("kamailio", "kamailio");
         require_tool("sipsak", "sipsak");
         let ip = net.ip(hosts::KAMAILIO);
@@ -93,6 +117,29 @@ impl Kamailio {
         let cfg_path = dir.path().join("kamailio.cfg");
         fs::write(&cfg_path, cfg).expect("writing kamailio.cfg");
 
+        if let Some(tls) = tls {
+            assert!(
+                has_tls_module(),
+                "the lab needs kamailio's TLS module, which is not installed: \
+                 apt-get install --no-install-recommends kamailio-tls-modules"
+            );
+            let cert = dir.path().join("server-cert.pem");
+            let key = dir.path().join("server-key.pem");
+            fs::write(&cert, &tls.cert_pem).expect("writing kamailio's TLS certificate");
+            fs::write(&key, &tls.key_pem).expect("writing kamailio's TLS key");
+            fs::write(
+                dir.path().join("tls.cfg"),
+                format!(
+                    "[server:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                     require_certificate = no\nprivate_key = {}\ncertificate = {}\n\n\
+                     [client:default]\nmethod = TLSv1.2+\nverify_certificate = no\n\
+                     require_certificate = no\n",
+                    key.display(),
+                    cert.display()
+                ),
+            )
+            .expect("writing kamailio's tls.cfg");
+        }
         let log = dir.path().join("kamailio.log");
         let log_file = fs::File::create(&log).expect("creating kamailio.log");
         let mut cmd = Command::new(kamailio);
@@ -105,6 +152,9 @@ impl Kamailio {
             KamailioAuth::RegisterAndCalls => {
                 cmd.args(["-A", "WITH_AUTH", "-A", "WITH_PROXY_AUTH"]);
             }
+        }
+        if tls.is_some() {
+            cmd.args(["-A", "WITH_TLS"]);
         }
         cmd.arg("-P")
             .arg(dir.path().join("kamailio.pid"))
@@ -168,6 +218,11 @@ impl Kamailio {
     /// The SIP domain, i.e. the IP as a string.
     pub fn domain(&self) -> String {
         self.ip.to_string()
+    }
+
+    /// `127.X.Y.1:5061`, the TLS listener (with [`Kamailio::start_tls`]).
+    pub fn tls_addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, 5061))
     }
 
     /// `sip:127.X.Y.1:5060`, for registrar / outbound proxy settings.
@@ -356,4 +411,13 @@ impl Kamailio {
     pub fn is_running(&mut self) -> bool {
         self.peer.try_wait().is_none()
     }
+}
+
+/// Whether kamailio's `tls.so` is installed (`/usr/lib/<triplet>/kamailio/modules/`).
+fn has_tls_module() -> bool {
+    let Ok(dirs) = fs::read_dir("/usr/lib") else {
+        return false;
+    };
+    dirs.flatten()
+        .any(|d| d.path().join("kamailio/modules/tls.so").exists())
 }

@@ -72,6 +72,7 @@ pub mod relay;
 pub mod signal;
 pub mod sipp;
 pub mod switchboard;
+pub mod tls;
 pub mod tmux;
 pub mod twinkle;
 
@@ -81,11 +82,12 @@ use std::time::Duration;
 pub use baresip::{AnswerMode, AudioSource, Baresip, BaresipOptions};
 pub use capture::Capture;
 pub use garbage::{assert_garbage_handled, garbage_cases, send_garbage, sip_options, GarbageCase};
-pub use kamailio::{Kamailio, KamailioAuth};
+pub use kamailio::{Kamailio, KamailioAuth, KamailioTls};
 pub use linphonec::{Linphonec, LinphonecOptions};
 pub use net::{hosts, Net};
 pub use sipp::{Sipp, SippOutcome, TracedMessage};
 pub use switchboard::{AccountConfig, Switchboard, SwitchboardConfig};
+pub use tls::TestCa;
 pub use tmux::TmuxScreen;
 pub use twinkle::{LoggedSip, Twinkle, TwinkleOptions};
 

@@ -36,7 +36,12 @@ pub struct RelayStats {
     pub dropped: AtomicU64,
     /// Packets handed back to the caller.
     pub returned: AtomicU64,
+    /// The first [`CAPTURED`] packets from the caller, as they crossed the relay.
+    pub captured: std::sync::Mutex<Vec<Vec<u8>>>,
 }
+
+/// How many caller packets [`RelayStats::captured`] keeps.
+pub const CAPTURED: usize = 50;
 
 /// A running relay.
 #[derive(Debug)]
@@ -129,6 +134,11 @@ fn relay(
         // Caller → callee: impaired. (This read waits up to 1 ms: the loop's pace.)
         if let Ok((len, src)) = for_caller.recv_from(&mut buf) {
             if src == ends.caller {
+                if let Ok(mut captured) = stats.captured.lock() {
+                    if captured.len() < CAPTURED {
+                        captured.push(buf[..len].to_vec());
+                    }
+                }
                 if (rand() % 10_000) as f64 / 10_000.0 < imp.loss {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
