@@ -522,9 +522,7 @@ impl Pipeline {
             }
         }
         let received = match (stream.params.source, self.conference.slot[index]) {
-            (SendSource::Conference, Some(k)) if stream.params.receive => {
-                &self.conference.heard[k]
-            }
+            (SendSource::Conference, Some(k)) if stream.params.receive => &self.conference.heard[k],
             _ if stream.params.receive => &self.scratch,
             _ => &self.silence,
         };

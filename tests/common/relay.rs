@@ -10,7 +10,8 @@
 //!
 //! Each end advertises the relay's IP as its media address with its own RTP port, so the
 //! relay listens on the relay IP at both ports. Only the caller → callee direction is
-//! impaired. Dropping the relay stops its thread.
+//! impaired; [`Relay::cut`] blocks both directions at once (a network cut). Dropping the
+//! relay stops its thread.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -36,12 +37,15 @@ pub struct RelayStats {
     pub dropped: AtomicU64,
     /// Packets handed back to the caller.
     pub returned: AtomicU64,
+    /// Packets (either direction) lost to a cut.
+    pub cut: AtomicU64,
 }
 
 /// A running relay.
 #[derive(Debug)]
 pub struct Relay {
     stop: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Its counters.
     pub stats: Arc<RelayStats>,
@@ -76,8 +80,9 @@ impl Relay {
         let for_caller = bind(ends.callee.port());
         let for_callee = bind(ends.caller.port());
         let stop = Arc::new(AtomicBool::new(false));
+        let blocked = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(RelayStats::default());
-        let (stop2, stats2) = (stop.clone(), stats.clone());
+        let (stop2, blocked2, stats2) = (stop.clone(), blocked.clone(), stats.clone());
         let thread = thread::spawn(move || {
             relay(
                 &for_caller,
@@ -85,16 +90,33 @@ impl Relay {
                 ends,
                 impairment,
                 seed,
-                &stop2,
+                &Switches {
+                    stop: &stop2,
+                    blocked: &blocked2,
+                },
                 &stats2,
             )
         });
         Relay {
             stop,
+            blocked,
             thread: Some(thread),
             stats,
         }
     }
+}
+
+impl Relay {
+    /// Cuts the network (`true`: every packet either way is lost) or mends it (`false`).
+    pub fn cut(&self, on: bool) {
+        self.blocked.store(on, Ordering::Relaxed);
+    }
+}
+
+/// What the test flips while the relay runs.
+struct Switches<'a> {
+    stop: &'a AtomicBool,
+    blocked: &'a AtomicBool,
 }
 
 impl Drop for Relay {
@@ -113,7 +135,7 @@ fn relay(
     ends: Ends,
     imp: Impairment,
     mut seed: u64,
-    stop: &AtomicBool,
+    switches: &Switches<'_>,
     stats: &RelayStats,
 ) {
     let mut rand = move || {
@@ -125,11 +147,14 @@ fn relay(
     for_callee.set_nonblocking(true).expect("non-blocking");
     let mut queue: Vec<(Instant, Vec<u8>)> = Vec::new();
     let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
+    while !switches.stop.load(Ordering::Relaxed) {
+        let blocked = switches.blocked.load(Ordering::Relaxed);
         // Caller → callee: impaired. (This read waits up to 1 ms: the loop's pace.)
         if let Ok((len, src)) = for_caller.recv_from(&mut buf) {
             if src == ends.caller {
-                if (rand() % 10_000) as f64 / 10_000.0 < imp.loss {
+                if blocked {
+                    stats.cut.fetch_add(1, Ordering::Relaxed);
+                } else if (rand() % 10_000) as f64 / 10_000.0 < imp.loss {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
                     let max = imp.jitter.as_micros().max(1) as u64;
@@ -140,7 +165,9 @@ fn relay(
         }
         // Callee → caller: as is.
         while let Ok((len, src)) = for_callee.recv_from(&mut buf) {
-            if src == ends.callee {
+            if src == ends.callee && blocked {
+                stats.cut.fetch_add(1, Ordering::Relaxed);
+            } else if src == ends.callee {
                 let _ = for_caller.send_to(&buf[..len], ends.caller);
                 stats.returned.fetch_add(1, Ordering::Relaxed);
             }
