@@ -52,6 +52,9 @@ mod replaces_tests;
 #[cfg(test)]
 mod resilience_tests;
 pub mod sdp;
+mod session_timer;
+#[cfg(test)]
+mod session_timer_tests;
 pub mod timer;
 pub mod transaction;
 mod transfer;
@@ -211,7 +214,7 @@ pub struct UaConfig {
 
 /// What the UA supports, for Allow / Supported / Accept.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO";
-const SUPPORTED: &str = "replaces";
+const SUPPORTED: &str = "replaces, timer";
 const ACCEPT: &str = "application/sdp";
 
 /// Who is waiting for a client transaction's result.
