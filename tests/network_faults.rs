@@ -6,7 +6,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -271,7 +271,7 @@ fn hang_up(caller: &mut Switchboard, callee: &mut Switchboard) {
 }
 
 /// The recording at `path` as 48 kHz samples.
-fn recording(path: &PathBuf) -> Vec<f32> {
+fn recording(path: &Path) -> Vec<f32> {
     let (samples, rate) = common::signal::read_wav(path);
     assert_eq!(rate, RATE, "recordings are 48 kHz");
     samples
