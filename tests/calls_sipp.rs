@@ -309,3 +309,46 @@ fn garbage_is_answered_or_dropped_and_the_phone_keeps_working() {
     uas.expect_pass(secs(10));
     assert!(sb.quit_and_wait(secs(10)).success());
 }
+
+#[test]
+fn a_session_timer_asked_by_the_caller_is_negotiated_after_a_422() {
+    let net = Net::for_test("calls_sipp::session_timer");
+    let mut sb = switchboard(&net);
+    let me = net.sip_addr(hosts::SWITCHBOARD);
+    let mut uac = Sipp::uac(
+        &net,
+        hosts::SIPP,
+        "uac_session_timer",
+        me,
+        "alice",
+        &["-d", "500"],
+    );
+    // Only the second INVITE (90 s) rings: the 30 s one was refused before the operator.
+    let incoming = sb.wait_for(secs(10), "incoming");
+    assert_eq!(incoming["line"], 1);
+    sb.send("answer");
+    sb.wait_call_state(secs(5), 1, "connected");
+    let ended = sb.wait_call_state(secs(5), 1, "ended");
+    assert_eq!(ended_with(&ended).1, "the far end hung up");
+    uac.expect_pass(secs(10));
+    let received = uac.received();
+    let too_brief = received
+        .iter()
+        .find(|m| m.status() == Some(422))
+        .expect("sipp got our 422");
+    assert_eq!(too_brief.header("Min-SE"), Some("90"));
+    let ok = received
+        .iter()
+        .find(|m| m.status() == Some(200) && m.header("Session-Expires").is_some())
+        .expect("sipp got our 200 with Session-Expires");
+    assert_eq!(ok.header("Session-Expires"), Some("90;refresher=uas"));
+    assert!(ok.header("Require").is_some_and(|r| r.contains("timer")));
+    assert!(ok.header("Supported").is_some_and(|s| s.contains("timer")));
+    assert_eq!(
+        sb.events()
+            .iter()
+            .filter(|e| e["event"] == "incoming")
+            .count(),
+        1
+    );
+}

@@ -275,8 +275,8 @@ fn the_caller_hanging_up_during_the_transfer_is_reported_without_recall() {
     t.sb.wait_transfer(secs(5), "trying");
     let ended = t.sb.wait_call_state(secs(5), 1, "ended");
     assert_eq!(ended["reason"], "the far end hung up");
-    // The subscription outlives the call for a few seconds, then the operator is told.
-    let (status_code, reason) = failed(&mut t.sb, secs(7));
+    // The subscription outlives the call for 16 s, then the operator is told.
+    let (status_code, reason) = failed(&mut t.sb, secs(19));
     assert_eq!(
         (status_code, reason.as_str()),
         (None, "the caller hung up during the transfer")

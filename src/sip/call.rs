@@ -25,6 +25,7 @@ use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdes::SrtpMode;
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
+use super::session_timer::{self, SessionTimer};
 use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
@@ -39,6 +40,8 @@ struct Reinvite {
     hold: bool,
     /// Its CSeq number (for the ACK).
     cseq: u32,
+    /// Sent only to refresh the session (RFC 4028): its failure is not the operator's.
+    refresh: bool,
 }
 
 /// Our 2xx to an INVITE, resent until the ACK arrives.
@@ -148,6 +151,10 @@ pub(super) struct Call {
     pub(super) auto_recorded: bool,
     /// A member of the local conference (`conference.rs`).
     pub(super) in_conference: bool,
+    /// The session timer (RFC 4028) the last offer/answer set, if any.
+    session: Option<SessionTimer>,
+    /// The `Session-Expires` our initial INVITE asks for (raised by a 422).
+    session_asked: u32,
 }
 
 impl Call {
@@ -203,6 +210,8 @@ impl Call {
             recording: false,
             auto_recorded: false,
             in_conference: false,
+            session: None,
+            session_asked: session_timer::WANTED,
         }
     }
 
@@ -217,6 +226,7 @@ impl Call {
             self.pbx
                 .as_ref()
                 .and_then(super::pbx_transfer::PbxTransfer::deadline),
+            self.session.map(|s| s.due),
         ])
     }
 
@@ -459,8 +469,14 @@ impl UserAgent {
         call.media = negotiated;
         call.state = CallState::Connected;
         let invite = call.invite.clone();
+        let (session, session_headers) = session_timer::answer(&invite, now).unzip();
+        call.session = session;
         let wire = self.respond(now, &invite, 200, |b| {
-            b.header("Contact", format!("<{contact}>"))
+            session_headers
+                .into_iter()
+                .flatten()
+                .fold(b, |b, (name, value)| b.header(name, value))
+                .header("Contact", format!("<{contact}>"))
                 .header("Allow", super::ALLOW)
                 .header("Supported", super::SUPPORTED)
                 .body("application/sdp", body)
@@ -622,6 +638,9 @@ impl UserAgent {
             .header("Contact", format!("<{contact}>"))
             .header("Allow", super::ALLOW)
             .header("Supported", super::SUPPORTED);
+        for (name, value) in session_timer::invite_headers(call.session_asked) {
+            b = b.header(name, value);
+        }
         if let Some((uri, _)) = &proxy {
             b = b.header("Route", format!("<{uri};lr>"));
         }
@@ -693,7 +712,11 @@ impl UserAgent {
             Some(("application/sdp", body)),
         ) {
             if let Some(call) = self.call_mut(call_id) {
-                call.reinvite = Some(Reinvite { hold, cseq });
+                call.reinvite = Some(Reinvite {
+                    hold,
+                    cseq,
+                    refresh: false,
+                });
             }
         }
     }
@@ -723,6 +746,7 @@ impl UserAgent {
         let contact = self.contact_uri();
         let user_agent = self.cfg.user_agent.clone();
         let call = self.call_mut(call_id)?;
+        let session = call.session;
         let dialog = call.dialog.as_mut()?;
         let mut b = dialog.request(method, &via, 70);
         let cseq = dialog.local_cseq;
@@ -732,6 +756,9 @@ impl UserAgent {
                 .header("Contact", format!("<{contact}>"))
                 .header("Allow", super::ALLOW)
                 .header("Supported", super::SUPPORTED);
+            for (name, value) in session.map(|s| s.request_headers()).unwrap_or_default() {
+                b = b.header(name, value);
+            }
         }
         b = b.header("User-Agent", user_agent);
         for (name, value) in headers {
@@ -898,9 +925,11 @@ impl UserAgent {
                     }
                 }
                 call.state = CallState::Connected;
+                call.session = session_timer::from_response(resp, now);
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
             }
+            422 if !call.gone => self.on_session_too_brief(now, call_id, resp),
             401 | 407 => {
                 call.finalised = false;
                 let (name, header) = if code == 407 {
@@ -982,7 +1011,15 @@ impl UserAgent {
         }
         call.reinvite = None;
         let what = if re.hold { "hold" } else { "resume" };
+        if (200..300).contains(&code) {
+            call.session = session_timer::from_response(resp, now);
+        }
         match code {
+            200..=299 if re.refresh => {
+                if let Some(dialog) = call.dialog.as_mut() {
+                    dialog.refresh_target(resp);
+                }
+            }
             200..=299 => {
                 let offered = match (re.hold, call.remote_hold) {
                     (true, true) => Direction::Inactive,
@@ -1024,6 +1061,10 @@ impl UserAgent {
                     Some(code),
                     "the call was lost (the far end no longer knows it)",
                 );
+            }
+            _ if re.refresh => {
+                // The session goes on until its timer says otherwise.
+                tracing::warn!(call_id, code, "session refresh refused");
             }
             _ => {
                 self.error(format!(
@@ -1113,6 +1154,7 @@ impl UserAgent {
         self.on_transfer_timer(now, call_id);
         self.on_pbx_timer(now, call_id);
         self.on_refer_ask_timer(now, call_id);
+        self.on_session_timer(now, call_id);
     }
 
     // ---- requests we receive ----
@@ -1134,6 +1176,12 @@ impl UserAgent {
         }
         if self.calls().any(|c| c.call_id == req.call_id) {
             self.respond(now, req, 482, |b| b);
+            return;
+        }
+        if session_timer::too_brief(req) {
+            self.respond(now, req, 422, |b| {
+                b.header("Min-SE", session_timer::MIN_SE.to_string())
+            });
             return;
         }
         let replaced = match self.replaced_call(req) {
@@ -1355,6 +1403,12 @@ impl UserAgent {
             self.respond(now, req, 500, |b| b.header("Retry-After", "1"));
             return;
         }
+        if session_timer::too_brief(req) {
+            self.respond(now, req, 422, |b| {
+                b.header("Min-SE", session_timer::MIN_SE.to_string())
+            });
+            return;
+        }
         let local = self.local_media(call.line);
         let contact = self.contact_uri();
         let Some(call) = self.call_mut(call_id) else {
@@ -1406,8 +1460,15 @@ impl UserAgent {
         let before = call.state;
         call.state = call.established_state();
         let changed = before != call.state;
+        // Every re-INVITE refreshes the session, or ends its timer if it asks for none (§9).
+        let (session, session_headers) = session_timer::answer(req, now).unzip();
+        call.session = session;
         let wire = self.respond(now, req, 200, |b| {
-            b.header("Contact", format!("<{contact}>"))
+            session_headers
+                .into_iter()
+                .flatten()
+                .fold(b, |b, (name, value)| b.header(name, value))
+                .header("Contact", format!("<{contact}>"))
                 .header("Allow", super::ALLOW)
                 .header("Supported", super::SUPPORTED)
                 .body("application/sdp", body)
@@ -1420,6 +1481,70 @@ impl UserAgent {
             self.announce(call_id, None, None);
         }
         self.announce_media(call_id);
+    }
+
+    // ---- session timer (RFC 4028) ----
+
+    /// The call's session timer is due: refresh by re-INVITE, or end a call the far end
+    /// stopped refreshing.
+    fn on_session_timer(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let Some(timer) = call.session.filter(|s| s.due <= now) else {
+            return;
+        };
+        if !timer.we_refresh {
+            tracing::warn!(
+                call_id,
+                "no session refresh from the far end; ending the call"
+            );
+            self.send_bye(now, call_id);
+            return self.finish_call(
+                call_id,
+                None,
+                "session timer expired: the far end stopped refreshing the call",
+            );
+        }
+        // Whatever happens next (a 2xx restarts it), do not fire again before the expiry.
+        call.session = Some(SessionTimer {
+            due: now + Duration::from_secs(u64::from(timer.interval) / 2),
+            ..timer
+        });
+        if !call.is_established() || call.is_renegotiating() {
+            return; // the re-INVITE or 2xx under way refreshes the session itself
+        }
+        let hold = call.local_hold;
+        self.send_reinvite(now, call_id, hold);
+        if let Some(re) = self.call_mut(call_id).and_then(|c| c.reinvite.as_mut()) {
+            re.refresh = true;
+        }
+    }
+
+    /// A 422 to our INVITE: ask again with the far end's larger `Min-SE` (RFC 4028 §7.4),
+    /// with the same credentials, or give up.
+    fn on_session_too_brief(&mut self, now: Instant, call_id: &str, resp: &Message) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        match session_timer::retry_after_422(resp, call.session_asked) {
+            Some(interval) => {
+                call.session_asked = interval;
+                call.finalised = false;
+                let credentials = ["Proxy-Authorization", "Authorization"]
+                    .into_iter()
+                    .find_map(|name| Some((name, call.invite.header(name)?.to_string())));
+                self.send_invite(now, call_id, credentials);
+            }
+            None => {
+                call.finalised = true;
+                self.finish_call(
+                    call_id,
+                    Some(422),
+                    "the far end wants an unusable session timer (422 Session Interval Too Small)",
+                );
+            }
+        }
     }
 
     // ---- helpers ----
@@ -1438,6 +1563,7 @@ impl UserAgent {
         call.state = CallState::Ended;
         call.pending_ack = None;
         call.glare_retry = None;
+        call.session = None;
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
         self.announce(call_id, status, Some(reason.to_string()));

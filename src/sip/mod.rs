@@ -57,6 +57,9 @@ mod replaces_tests;
 mod resilience_tests;
 pub mod sdes;
 pub mod sdp;
+mod session_timer;
+#[cfg(test)]
+mod session_timer_tests;
 mod subscription;
 pub mod timer;
 pub mod transaction;
@@ -232,7 +235,7 @@ pub struct UaConfig {
 
 /// What the UA supports, for Allow / Supported / Accept.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO";
-const SUPPORTED: &str = "replaces";
+const SUPPORTED: &str = "replaces, timer";
 const ACCEPT: &str = "application/sdp";
 
 /// Who is waiting for a client transaction's result.

@@ -107,8 +107,10 @@ enum Phase {
 const GLARE_RETRIES: u8 = 2;
 
 /// How long the refer subscription is kept after the transferee hung up, for a final NOTIFY
-/// sent after its BYE.
-const AFTER_HANGUP: Duration = Duration::from_secs(4);
+/// sent after its BYE (or sent before it and lost): long enough for seven transmissions of
+/// that NOTIFY (0, 0.5, 1.5, 3.5, 7.5, 11.5, 15.5 s), so 30 % loss on each of two hops still
+/// reports a success as one (tests/network_faults.rs).
+const AFTER_HANGUP: Duration = Duration::from_secs(16);
 
 /// What the operator is told when the transferee hung up and no success was reported.
 const HUNG_UP: &str = "the caller hung up during the transfer";

@@ -70,6 +70,7 @@ pub mod net;
 pub mod process;
 pub mod relay;
 pub mod signal;
+pub mod sip_relay;
 pub mod sipp;
 pub mod switchboard;
 pub mod tls;

@@ -10,7 +10,8 @@
 //!
 //! Each end advertises the relay's IP as its media address with its own RTP port, so the
 //! relay listens on the relay IP at both ports. Only the caller → callee direction is
-//! impaired. Dropping the relay stops its thread.
+//! impaired; [`Relay::cut`] blocks both directions at once (a network cut). Dropping the
+//! relay stops its thread.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -38,6 +39,8 @@ pub struct RelayStats {
     pub returned: AtomicU64,
     /// The first [`CAPTURED`] packets from the caller, as they crossed the relay.
     pub captured: std::sync::Mutex<Vec<Vec<u8>>>,
+    /// Packets (either direction) lost to a cut.
+    pub cut: AtomicU64,
 }
 
 /// How many caller packets [`RelayStats::captured`] keeps.
@@ -47,6 +50,7 @@ pub const CAPTURED: usize = 50;
 #[derive(Debug)]
 pub struct Relay {
     stop: Arc<AtomicBool>,
+    blocked: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// Its counters.
     pub stats: Arc<RelayStats>,
@@ -81,8 +85,9 @@ impl Relay {
         let for_caller = bind(ends.callee.port());
         let for_callee = bind(ends.caller.port());
         let stop = Arc::new(AtomicBool::new(false));
+        let blocked = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(RelayStats::default());
-        let (stop2, stats2) = (stop.clone(), stats.clone());
+        let (stop2, blocked2, stats2) = (stop.clone(), blocked.clone(), stats.clone());
         let thread = thread::spawn(move || {
             relay(
                 &for_caller,
@@ -90,16 +95,33 @@ impl Relay {
                 ends,
                 impairment,
                 seed,
-                &stop2,
+                &Switches {
+                    stop: &stop2,
+                    blocked: &blocked2,
+                },
                 &stats2,
             )
         });
         Relay {
             stop,
+            blocked,
             thread: Some(thread),
             stats,
         }
     }
+}
+
+impl Relay {
+    /// Cuts the network (`true`: every packet either way is lost) or mends it (`false`).
+    pub fn cut(&self, on: bool) {
+        self.blocked.store(on, Ordering::Relaxed);
+    }
+}
+
+/// What the test flips while the relay runs.
+struct Switches<'a> {
+    stop: &'a AtomicBool,
+    blocked: &'a AtomicBool,
 }
 
 impl Drop for Relay {
@@ -118,7 +140,7 @@ fn relay(
     ends: Ends,
     imp: Impairment,
     mut seed: u64,
-    stop: &AtomicBool,
+    switches: &Switches<'_>,
     stats: &RelayStats,
 ) {
     let mut rand = move || {
@@ -130,7 +152,8 @@ fn relay(
     for_callee.set_nonblocking(true).expect("non-blocking");
     let mut queue: Vec<(Instant, Vec<u8>)> = Vec::new();
     let mut buf = [0u8; 2048];
-    while !stop.load(Ordering::Relaxed) {
+    while !switches.stop.load(Ordering::Relaxed) {
+        let blocked = switches.blocked.load(Ordering::Relaxed);
         // Caller → callee: impaired. (This read waits up to 1 ms: the loop's pace.)
         if let Ok((len, src)) = for_caller.recv_from(&mut buf) {
             if src == ends.caller {
@@ -139,7 +162,9 @@ fn relay(
                         captured.push(buf[..len].to_vec());
                     }
                 }
-                if (rand() % 10_000) as f64 / 10_000.0 < imp.loss {
+                if blocked {
+                    stats.cut.fetch_add(1, Ordering::Relaxed);
+                } else if (rand() % 10_000) as f64 / 10_000.0 < imp.loss {
                     stats.dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
                     let max = imp.jitter.as_micros().max(1) as u64;
@@ -150,7 +175,9 @@ fn relay(
         }
         // Callee → caller: as is.
         while let Ok((len, src)) = for_callee.recv_from(&mut buf) {
-            if src == ends.callee {
+            if src == ends.callee && blocked {
+                stats.cut.fetch_add(1, Ordering::Relaxed);
+            } else if src == ends.callee {
                 let _ = for_caller.send_to(&buf[..len], ends.caller);
                 stats.returned.fetch_add(1, Ordering::Relaxed);
             }
