@@ -85,6 +85,27 @@ fn registrar_restart_over_tcp_is_noticed_and_registration_comes_back_by_itself()
 }
 
 #[test]
+fn registrar_restart_over_udp_is_noticed_at_the_refresh_and_registration_comes_back() {
+    // Over UDP nothing tells switchboard that kamailio died: the next refresh (at 85 % of the
+    // 60 s binding) goes unanswered for timer F (32 s). The test waits for that, about 85 s.
+    let net = Net::for_test("resilience::registrar_restart_udp");
+    let users = [("alice", "alicepw")];
+    let kam = Kamailio::start(&net, &users);
+    let cfg = SwitchboardConfig::registering(&net, "alice", "alicepw").with_expires(60);
+    let mut alice = Switchboard::start(&cfg.to_toml());
+    let registered = alice.wait_for(secs(10), "registered");
+    assert_eq!(registered["expires"], 60, "{registered}");
+    drop(kam);
+    let failed = alice.wait_event(secs(100), |e| e["event"] == "registration_failed");
+    assert!(failed["status"].is_null(), "a timeout, not a SIP status: {failed}");
+    assert!(failed["retry_in"].as_u64().is_some_and(|s| s > 0), "{failed}");
+    let kam = Kamailio::start(&net, &users);
+    alice.wait_event(secs(30), |e| e["event"] == "registered");
+    kam.wait_registered("alice", secs(5));
+    assert!(alice.quit_and_wait(secs(10)).success());
+}
+
+#[test]
 fn udp_keepalives_reach_the_outbound_proxy_at_the_configured_interval() {
     let net = Net::for_test("resilience::udp_keepalive");
     let proxy = UdpSocket::bind(net.sip_addr(PROXY)).expect("binding the fake proxy");

@@ -69,6 +69,9 @@ impl Capture {
                 process::read_lossy(&capture.stderr)
             );
         }
+        // "Capturing on" is printed when dumpcap opens the interface; on a loaded machine its
+        // capture loop starts a moment later, and the first packets of the test were lost.
+        thread::sleep(Duration::from_millis(500));
         capture
     }
 
