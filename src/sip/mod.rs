@@ -37,7 +37,7 @@ pub mod msg;
 mod pbx_transfer;
 // Attended transfer and being transferred (still to come) use the rest of it.
 #[allow(dead_code)]
-mod refer;
+pub(crate) mod refer;
 mod register;
 mod replaces;
 #[cfg(test)]
