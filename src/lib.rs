@@ -14,6 +14,7 @@
 //! - [`sip`]: the SIP user agent; no sockets, no clock, no threads.
 //! - [`directory`]: contacts and the fuzzy search behind the number picker.
 //! - [`driver`]: owns the sockets and the clock and runs the user agent.
+//! - [`fuzzing`]: entry points for the fuzz targets and the corpus replay test.
 //! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
 //! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
 //! - [`hooks`]: the operator's shell commands run on call events (screen pop).
@@ -41,6 +42,7 @@
 pub mod config;
 pub mod directory;
 pub mod driver;
+pub mod fuzzing;
 pub mod headless;
 pub mod history;
 pub mod hooks;

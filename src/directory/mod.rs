@@ -21,15 +21,15 @@
 //! never reads the clock (times are arguments), never panics on file content and never logs:
 //! problems come back as warning strings (`file:line: message`) for the caller to show.
 
-mod contact;
-mod csv_source;
+pub(crate) mod contact;
+pub(crate) mod csv_source;
 mod fold;
 mod number;
 mod personal;
 mod search;
 mod sources;
 mod usage;
-mod vcard;
+pub(crate) mod vcard;
 
 #[cfg(test)]
 mod tests;

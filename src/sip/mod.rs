@@ -48,7 +48,7 @@ mod recording;
 #[cfg(test)]
 mod recording_tests;
 #[allow(dead_code)]
-mod refer;
+pub(crate) mod refer;
 mod register;
 mod replaces;
 #[cfg(test)]

@@ -1,0 +1,432 @@
+//! Entry points for the fuzz targets (`fuzz/`) and the corpus replay test
+//! (`tests/fuzz_corpus.rs`): each takes untrusted bytes and drives one parser
+//! the way the program does, then discards the result.
+//!
+//! This module owns no behaviour of its own: it wires inputs to the real
+//! parsers and state machines. It must not catch panics (a panic is the
+//! finding) and must not read the clock: time is a fixed origin plus
+//! simulated steps. Every function is deterministic, so a crashing input
+//! replays exactly.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::directory::{Directory, Entry, Source};
+use crate::media::codec::{Codec as MediaCodec, OpusSettings};
+use crate::media::dtmf::DtmfReceiver;
+use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::media::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
+use crate::media::{CodecKind, Frame, FRAME_SAMPLES};
+use crate::sip::msg::{Message, Method};
+use crate::sip::sdp::{self, Codec, LocalMedia};
+use crate::sip::timer::TimerValues;
+use crate::sip::{Account, Command, Direction, TransferConfig, Transport, UaConfig, UserAgent};
+
+/// Where the far end of the fuzzed dialogs sends from.
+const PHONE: &str = "127.0.0.3:5060";
+
+/// A fixed origin for simulated time; nothing is measured against it.
+#[allow(clippy::disallowed_methods)]
+fn origin() -> Instant {
+    Instant::now()
+}
+
+/// A fixed wall clock for RTCP's NTP fields.
+fn wallclock() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000)
+}
+
+// ───────────────────────────── SIP user agent ─────────────────────────────
+
+/// The user agent the SIP target fuzzes: two lines, seed 7, no registration.
+fn ua_config() -> UaConfig {
+    UaConfig {
+        account: Account {
+            user: "alice".into(),
+            domain: "127.0.0.1".into(),
+            display_name: Some("Alice".into()),
+            auth_user: "alice".into(),
+            password: Some("secret".into()),
+            registrar: "sip:127.0.0.1".into(),
+            registrar_addr: None,
+            outbound_proxy: None,
+            register: false,
+            expires: 120,
+        },
+        transport: Transport::Udp,
+        local: SocketAddr::from(([127, 0, 0, 2], 5060)),
+        media_ip: [127, 0, 0, 2].into(),
+        rtp_ports: vec![40000, 40002],
+        codecs: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
+        user_agent: "switchboard-fuzz".into(),
+        timers: TimerValues::default(),
+        seed: 7,
+        dtmf_info: false,
+        opus_bitrate: Some(24_000),
+        transfer: TransferConfig::default(),
+    }
+}
+
+/// The far end's SDP offer or answer.
+fn phone_sdp() -> &'static str {
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.3\r\ns=-\r\nc=IN IP4 127.0.0.3\r\nt=0 0\r\n\
+     m=audio 30000 RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
+     a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=sendrecv\r\n"
+}
+
+/// A response to `req` as the far end writes it.
+fn reply(req: &Message, code: u16, to_tag: &str, body: &str) -> String {
+    let mut s = format!("SIP/2.0 {code} Whatever\r\n");
+    for via in req.headers("Via") {
+        s.push_str(&format!("Via: {via}\r\n"));
+    }
+    let to = req.header("To").unwrap_or_default();
+    s.push_str(&format!(
+        "From: {}\r\nTo: {to};tag={to_tag}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n\
+         Contact: <sip:bob@127.0.0.3:5060>\r\n",
+        req.header("From").unwrap_or_default(),
+        req.call_id,
+        req.cseq.0,
+        req.cseq.1
+    ));
+    if body.is_empty() {
+        s.push_str("Content-Length: 0\r\n\r\n");
+    } else {
+        s.push_str(&format!(
+            "Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    }
+    s
+}
+
+/// Every output of the user agent, consumed as the driver would; returns
+/// the messages it sent, parsed where they parse.
+fn drain(ua: &mut UserAgent) -> Vec<Message> {
+    let mut sent = Vec::new();
+    while let Some(t) = ua.poll_transmit() {
+        if let Ok(m) = Message::parse(&t.payload) {
+            sent.push(m);
+        }
+    }
+    while let Some(event) = ua.poll_event() {
+        std::hint::black_box(format!("{event:?}"));
+    }
+    while let Some(order) = ua.poll_media_order() {
+        std::hint::black_box(format!("{order:?}"));
+    }
+    sent
+}
+
+/// A user agent with two live dialogs, on simulated time:
+///
+/// - line 1: Bob's call `live` (From tag `b1`), answered and acknowledged;
+/// - line 2: our call to `carol` (To tag `c1`), answered, which put line 1
+///   on hold with a re-INVITE whose answer is still outstanding.
+///
+/// Every token is derived from the seed, so the corpus can name the tags
+/// and branches these dialogs use: they are in the messages returned, which
+/// are everything the user agent sent while setting up.
+pub fn ua_with_dialogs() -> (UserAgent, Instant, Vec<Message>) {
+    let mut now = origin();
+    let mut ua = UserAgent::new(ua_config(), now);
+    let mut log = Vec::new();
+    let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
+    let offer = phone_sdp();
+    let invite = format!(
+        "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\n\
+         Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-live;rport\r\n\
+         Max-Forwards: 70\r\nFrom: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\n\
+         To: <sip:alice@127.0.0.1>\r\nCall-ID: live\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:bob@127.0.0.3:5060>\r\nRecord-Route: <sip:127.0.0.1;lr>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{offer}",
+        offer.len()
+    );
+    ua.handle_datagram(now, Transport::Udp, phone, invite.as_bytes());
+    log.extend(drain(&mut ua));
+    ua.command(now, Command::Answer(None));
+    let ok = drain(&mut ua);
+    if let Some(ok) = ok.iter().find(|m| m.code() == Some(200)) {
+        let ack = format!(
+            "ACK sip:alice@127.0.0.2:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bK-liveack\r\n\
+             From: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\nTo: {}\r\nCall-ID: live\r\n\
+             CSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n",
+            ok.header("To").unwrap_or_default()
+        );
+        ua.handle_datagram(now, Transport::Udp, phone, ack.as_bytes());
+    }
+    log.extend(ok);
+    log.extend(drain(&mut ua));
+
+    now += Duration::from_millis(500);
+    ua.command(now, Command::Line(2));
+    ua.command(now, Command::Dial("carol".into()));
+    let sent = drain(&mut ua);
+    let outgoing = sent.iter().find(|m| {
+        m.code().is_none() && m.method() == Method::Invite && m.call_id.as_str() != "live"
+    });
+    let outgoing = outgoing.cloned();
+    log.extend(sent);
+    if let Some(invite) = outgoing {
+        for response in [
+            reply(&invite, 100, "", ""),
+            reply(&invite, 180, "c1", ""),
+            reply(&invite, 200, "c1", offer),
+        ] {
+            ua.handle_datagram(now, Transport::Udp, phone, response.as_bytes());
+            log.extend(drain(&mut ua));
+        }
+    }
+    (ua, now, log)
+}
+
+/// Feeds `data` as one UDP datagram from the far end into a user agent with
+/// live dialogs ([`ua_with_dialogs`]), drains every output, then lets 40 s
+/// of simulated time pass (retransmissions, timeouts), draining after each
+/// timer.
+pub fn sip_datagram(data: &[u8]) {
+    let (mut ua, mut now, _) = ua_with_dialogs();
+    let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
+    ua.handle_datagram(now, Transport::Udp, phone, data);
+    drain(&mut ua);
+    let end = now + Duration::from_secs(40);
+    // Bounded: a user agent that keeps asking for `now` must not hang the fuzzer.
+    for _ in 0..1000 {
+        let Some(t) = ua.poll_timeout().filter(|t| *t <= end) else {
+            break;
+        };
+        now = t.max(now);
+        ua.handle_timeout(now);
+        drain(&mut ua);
+    }
+}
+
+// ───────────────────────────── SDP ─────────────────────────────
+
+/// Parses `data` as SDP, then answers it as an offer and reads it as an
+/// answer to ours, with and without telephone-event, for each hold wish.
+pub fn sdp_body(data: &[u8]) {
+    let Ok(parsed) = sdp::parse(data) else { return };
+    std::hint::black_box((
+        parsed.direction(),
+        parsed.is_hold(),
+        parsed.audio_connection(),
+    ));
+    if let Some(audio) = parsed.audio() {
+        for pt in audio.payload_types() {
+            std::hint::black_box((audio.rtpmap(pt), audio.fmtp(pt)));
+        }
+        std::hint::black_box(audio.is_usable_audio());
+    }
+    for (codecs, dtmf) in [
+        (vec![Codec::Opus, Codec::Pcmu, Codec::Pcma], true),
+        (vec![Codec::Pcma], false),
+    ] {
+        let local = LocalMedia {
+            addr: [127, 0, 0, 2].into(),
+            port: 40000,
+            codecs,
+            dtmf,
+            opus_bitrate: Some(24_000),
+        };
+        for wish in [
+            Direction::SendRecv,
+            Direction::SendOnly,
+            Direction::Inactive,
+        ] {
+            if let Ok((answer, negotiated)) = sdp::answer(&parsed, &local, wish, 1, 2) {
+                // Our answer must read back as SDP.
+                std::hint::black_box((sdp::parse(answer.as_bytes()).is_ok(), negotiated));
+            }
+        }
+        std::hint::black_box(sdp::negotiate_answer(&parsed, &local).ok());
+    }
+}
+
+// ───────────────────────────── RTP / RTCP ─────────────────────────────
+
+/// One line's receive path, as the media pipeline runs it.
+struct Receiver {
+    rtcp: RtcpSession,
+    jitter: JitterBuffer,
+    dtmf: DtmfReceiver,
+    codec: MediaCodec,
+    payload_type: u8,
+    dtmf_payload_type: u8,
+    frame: Box<Frame>,
+}
+
+impl Receiver {
+    fn new(kind: CodecKind, payload_type: u8, now: Instant) -> Option<Receiver> {
+        Some(Receiver {
+            rtcp: RtcpSession::new(0x1234_5678, kind.clock_rate(), now),
+            jitter: JitterBuffer::new(
+                kind.clock_rate(),
+                kind.samples_per_frame(),
+                JitterConfig::default(),
+            ),
+            dtmf: DtmfReceiver::default(),
+            codec: MediaCodec::new(kind, &OpusSettings::default()).ok()?,
+            payload_type,
+            dtmf_payload_type: 101,
+            frame: Box::new([0; FRAME_SAMPLES]),
+        })
+    }
+
+    /// One datagram on the RTP port: RTCP (RFC 5761 mux) or RTP.
+    fn receive(&mut self, now: Instant, buf: &[u8]) {
+        if is_rtcp(buf) {
+            std::hint::black_box(self.rtcp.on_rtcp(now, wallclock(), buf).is_ok());
+            return;
+        }
+        let Ok(pkt) = parse_rtp(buf) else { return };
+        if pkt.payload_type != self.payload_type && pkt.payload_type != self.dtmf_payload_type {
+            return;
+        }
+        self.rtcp.on_rtp(now, &pkt);
+        if pkt.payload_type == self.dtmf_payload_type {
+            std::hint::black_box(self.dtmf.on_packet(pkt.timestamp, pkt.payload));
+        } else {
+            self.jitter
+                .push(now, pkt.sequence, pkt.timestamp, pkt.ssrc, pkt.payload);
+        }
+    }
+
+    /// One 20 ms tick of playout.
+    fn tick(&mut self, now: Instant) {
+        let decoded = match self.jitter.pop(now) {
+            Playout::Packet(payload) => self.codec.decode(payload, &mut self.frame),
+            Playout::Missed { next } => self.codec.conceal(next, &mut self.frame),
+            Playout::Filling => Ok(()),
+        };
+        std::hint::black_box(decoded.is_ok());
+    }
+}
+
+/// A valid PCMU packet of the primed stream.
+fn primer(sequence: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&sequence.to_be_bytes());
+    p.extend_from_slice(&(u32::from(sequence) * 160).to_be_bytes());
+    p.extend_from_slice(&0xCAFE_F00Du32.to_be_bytes());
+    p.extend(std::iter::repeat_n(0xFF, 160));
+    p
+}
+
+/// Feeds `data` into the media receive path of a PCMU line (payload type 0,
+/// telephone-event 101) and of an Opus line (payload type 111) that already
+/// hold a stream (four packets buffered): first as one datagram, then read
+/// as a sequence of datagrams each prefixed by a one-byte length (the first
+/// 16), one per 20 ms tick. Frames are played out (decoded or concealed)
+/// after each, and an RTCP report is written at the end.
+pub fn rtp_packet(data: &[u8]) {
+    let mut now = origin();
+    for (kind, pt) in [(CodecKind::Pcmu, 0), (CodecKind::Opus, 111)] {
+        let Some(mut rx) = Receiver::new(kind, pt, now) else {
+            continue;
+        };
+        let tick = Duration::from_millis(20);
+        for seq in 100..104u16 {
+            let mut p = primer(seq);
+            p[1] = pt;
+            rx.receive(now, &p);
+            now += tick;
+        }
+        rx.receive(now, data);
+        for _ in 0..3 {
+            now += tick;
+            rx.tick(now);
+        }
+        let mut rest = data;
+        // At most 16 ticks: a run of zero lengths must not make every input cost hundreds.
+        for _ in 0..16 {
+            let Some((&len, tail)) = rest.split_first() else {
+                break;
+            };
+            let (datagram, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            rx.receive(now, datagram);
+            now += tick;
+            rx.tick(now);
+            rest = tail;
+        }
+        let sender = RtpSender::new(1, 1);
+        let mut report = Vec::new();
+        rx.rtcp.report(
+            now,
+            wallclock(),
+            Some((&sender, 0)),
+            "fuzz@127.0.0.2",
+            &mut report,
+        );
+        std::hint::black_box((rx.rtcp.quality(), rx.jitter.stats(), report.len()));
+    }
+}
+
+// ───────────────────────────── sipfrag ─────────────────────────────
+
+/// Parses `data` as the `message/sipfrag` body of a transfer NOTIFY.
+pub fn sipfrag_body(data: &[u8]) {
+    if let Ok(frag) = crate::sip::refer::parse_sipfrag(data) {
+        std::hint::black_box((frag.is_final(), frag.is_success(), frag.reason));
+    }
+}
+
+// ───────────────────────────── configuration ─────────────────────────────
+
+/// Parses `data` (as UTF-8, lossily) as the configuration file, and formats
+/// the errors as the program prints them.
+pub fn config_file(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match crate::config::Config::parse(&text, Path::new("fuzz.toml")) {
+        Ok(config) => std::hint::black_box(format!("{config:?}")),
+        Err(errors) => std::hint::black_box(errors.to_string()),
+    };
+}
+
+// ───────────────────────────── directory files ─────────────────────────────
+
+/// Builds a directory from contacts and searches it the way the picker
+/// does as the operator types the first entry's name and number (a few
+/// prefixes of each), then looks the number up as a caller's. Only the first
+/// 32 entries are searched: the fuzzy matcher's cost grows with the file,
+/// and the target is the parser.
+fn search_contacts(contacts: Vec<crate::directory::contact::Contact>) {
+    let mut entries: Vec<Entry> = Vec::new();
+    for contact in contacts {
+        contact.into_entries(Source::Corporate, &mut entries);
+    }
+    let queries: Vec<String> = entries
+        .first()
+        .map(|e| vec![e.name.clone(), e.number.clone()])
+        .unwrap_or_default();
+    entries.truncate(32);
+    let mut directory = Directory::from_entries(entries);
+    for query in &queries {
+        let chars: Vec<char> = query.chars().take(8).collect();
+        for n in [1, chars.len()] {
+            let prefix: String = chars.iter().take(n).collect();
+            for hit in directory.search(&prefix, 5) {
+                std::hint::black_box(directory.entry(hit.entry));
+            }
+        }
+        std::hint::black_box(directory.lookup_number(query));
+    }
+}
+
+/// Parses `data` as a vCard file (UTF-8, lossily, as the loader reads it),
+/// then searches the contacts found.
+pub fn vcard_file(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (contacts, warnings) = crate::directory::vcard::parse(&text, Path::new("fuzz.vcf"));
+    std::hint::black_box(warnings);
+    search_contacts(contacts);
+}
+
+/// Parses `data` as a CSV directory file, then searches the contacts found.
+pub fn csv_file(data: &[u8]) {
+    let (contacts, warnings) = crate::directory::csv_source::parse(data, Path::new("fuzz.csv"));
+    std::hint::black_box(warnings);
+    search_contacts(contacts);
+}
