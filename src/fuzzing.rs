@@ -19,9 +19,13 @@ use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
 use crate::media::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
 use crate::media::{CodecKind, Frame, FRAME_SAMPLES};
 use crate::sip::msg::{Message, Method};
+use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::timer::TimerValues;
-use crate::sip::{Account, Command, Direction, TransferConfig, Transport, UaConfig, UserAgent};
+use crate::sip::{
+    AcceptFrom, Account, Command, Direction, PickupConfig, TransferConfig, Transport, UaConfig,
+    UserAgent,
+};
 
 /// Where the far end of the fuzzed dialogs sends from.
 const PHONE: &str = "127.0.0.3:5060";
@@ -53,6 +57,8 @@ fn ua_config() -> UaConfig {
             outbound_proxy: None,
             register: false,
             expires: 120,
+            keepalive: None,
+            accept_from: AcceptFrom::Any,
         },
         transport: Transport::Udp,
         local: SocketAddr::from(([127, 0, 0, 2], 5060)),
@@ -65,6 +71,14 @@ fn ua_config() -> UaConfig {
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
+        trunks: Vec::new(),
+        pickup: PickupConfig::default(),
+        blf: Vec::new(),
+        // Keys from a fixed generator: the fuzzed calls offer and take SDES too.
+        srtp: SrtpConfig {
+            mode: SrtpMode::Optional,
+            keys: Some(KeySource::new(|| [7; KEY_LEN])),
+        },
     }
 }
 
@@ -220,9 +234,14 @@ pub fn sdp_body(data: &[u8]) {
         }
         std::hint::black_box(audio.is_usable_audio());
     }
-    for (codecs, dtmf) in [
-        (vec![Codec::Opus, Codec::Pcmu, Codec::Pcma], true),
-        (vec![Codec::Pcma], false),
+    for (codecs, dtmf, srtp) in [
+        (
+            vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
+            true,
+            SrtpMode::Optional,
+        ),
+        (vec![Codec::Pcma], false, SrtpMode::Mandatory),
+        (vec![Codec::Pcmu], true, SrtpMode::Off),
     ] {
         let local = LocalMedia {
             addr: [127, 0, 0, 2].into(),
@@ -230,6 +249,8 @@ pub fn sdp_body(data: &[u8]) {
             codecs,
             dtmf,
             opus_bitrate: Some(24_000),
+            srtp,
+            keys: [[9; KEY_LEN]; 2],
         };
         for wish in [
             Direction::SendRecv,

@@ -97,8 +97,14 @@ fn registrar_restart_over_udp_is_noticed_at_the_refresh_and_registration_comes_b
     assert_eq!(registered["expires"], 60, "{registered}");
     drop(kam);
     let failed = alice.wait_event(secs(100), |e| e["event"] == "registration_failed");
-    assert!(failed["status"].is_null(), "a timeout, not a SIP status: {failed}");
-    assert!(failed["retry_in"].as_u64().is_some_and(|s| s > 0), "{failed}");
+    assert!(
+        failed["status"].is_null(),
+        "a timeout, not a SIP status: {failed}"
+    );
+    assert!(
+        failed["retry_in"].as_u64().is_some_and(|s| s > 0),
+        "{failed}"
+    );
     let kam = Kamailio::start(&net, &users);
     alice.wait_event(secs(30), |e| e["event"] == "registered");
     kam.wait_registered("alice", secs(5));
