@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::directory::{Directory, Entry, Source};
@@ -201,7 +202,13 @@ pub fn ua_with_dialogs() -> (UserAgent, Instant, Vec<Message>) {
 /// of simulated time pass (retransmissions, timeouts), draining after each
 /// timer.
 pub fn sip_datagram(data: &[u8]) {
-    let (mut ua, mut now, _) = ua_with_dialogs();
+    // Building the calls costs far more than one datagram: do it once, start from a copy.
+    static PREPARED: OnceLock<(UserAgent, Instant)> = OnceLock::new();
+    let (ua, now) = PREPARED.get_or_init(|| {
+        let (ua, now, _) = ua_with_dialogs();
+        (ua, now)
+    });
+    let (mut ua, mut now) = (ua.clone(), *now);
     let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
     ua.handle_datagram(now, Transport::Udp, phone, data);
     drain(&mut ua);

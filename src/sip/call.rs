@@ -67,7 +67,7 @@ impl PendingAck {
 }
 
 /// One call on one line.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Call {
     /// SIP Call-ID.
     pub(super) call_id: String,

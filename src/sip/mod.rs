@@ -248,7 +248,7 @@ enum Owner {
 }
 
 /// A server transaction plus what is needed to answer through it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Server {
     tx: ServerTx,
     reply_to: (Transport, SocketAddr),
@@ -273,7 +273,7 @@ impl Tokens {
 }
 
 /// The sans-IO SIP user agent. See the module docs for the contract.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct UserAgent {
     cfg: UaConfig,
     tokens: Tokens,

@@ -39,7 +39,7 @@ enum Phase {
 }
 
 /// The state of the account's registration.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Registration {
     call_id: String,
     tag: String,

@@ -67,7 +67,7 @@ enum Phase {
 }
 
 /// One subscription to an extension's dialog state.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Subscription {
     /// The extension as configured or typed.
     pub(super) ext: String,

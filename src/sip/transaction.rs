@@ -83,7 +83,7 @@ pub enum ClientOutcome {
 }
 
 /// A client transaction (INVITE or non-INVITE).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ClientTx {
     request: Message,
     wire: Transmit,
@@ -233,7 +233,7 @@ enum ServerState {
 }
 
 /// A server transaction (INVITE or non-INVITE).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ServerTx {
     invite: bool,
     reliable: bool,
