@@ -14,7 +14,7 @@ use std::io::{self, BufRead, Write};
 use crate::sip::{Command, Event, LineNo};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 20] = [
+pub const WORDS: [&str; 21] = [
     "dial",
     "answer",
     "decline",
@@ -32,6 +32,7 @@ pub const WORDS: [&str; 20] = [
     "conference",
     "record",
     "pickup",
+    "watch",
     "route",
     "trace",
     "quit",
@@ -87,6 +88,7 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
             }
         }
         "pickup" => Command::Pickup(one(&word, "an extension", &args)?),
+        "watch" => Command::Watch(args.iter().map(|a| (*a).to_owned()).collect()),
         "route" => Command::Route(one(&word, "a route name", &args)?),
         "quit" => none(&word, &args, Command::Quit)?,
         _ => {
@@ -266,6 +268,11 @@ mod tests {
             ("record STOP", Command::Record(false, None)),
             ("record stop 2", Command::Record(false, Some(2))),
             ("pickup 201", Command::Pickup("201".into())),
+            (
+                "watch 201 202",
+                Command::Watch(vec!["201".into(), "202".into()]),
+            ),
+            ("watch", Command::Watch(Vec::new())),
             ("route intl", Command::Route("intl".into())),
             ("trace on", Command::Trace(true)),
             ("TRACE off", Command::Trace(false)),

@@ -361,7 +361,7 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let app = App::new(keymap, config.ui.bell);
+    let app = App::new(keymap, config.ui.bell, setup.ua.blf.clone());
     // From here until the screen closes, what libraries print to stderr goes to the log.
     let quiet = match StderrRedirect::to_log(log_file.as_deref()) {
         Ok(guard) => Some(guard),

@@ -1,6 +1,6 @@
 //! Busy lamps and call pickup against sipp playing the PBX (issue 6): a presence server that
 //! answers SUBSCRIBE (Event: dialog) and walks extension 201 through idle, ringing, busy and
-//! idle; a presence server showing a ringing call whose originator (a second sipp) must get
+//! idle, watched from the configuration or because it is in view (`watch`); a presence server showing a ringing call whose originator (a second sipp) must get
 //! an INVITE with `Replaces: …;early-only`; and pickup by feature code (`*8201`).
 
 mod common;
@@ -49,6 +49,57 @@ fn busy_lamp_reports_idle_ringing_busy_idle_in_order_and_unsubscribes_on_quit() 
         Some("application/dialog-info+xml")
     );
     assert_eq!(subscribes[1].header("Expires"), Some("0"));
+}
+
+#[test]
+fn watch_subscribes_to_an_extension_in_view_and_reports_its_lamp() {
+    let net = Net::for_test("pickup_blf::watch");
+    let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_dialog_notifier", &[]);
+    let ext = pbx.uri("201");
+    let mut sb = switchboard(&net, None, "");
+    sb.send(&format!("watch {ext}"));
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let ev = sb.wait_event(secs(5), |e| e["event"] == "blf");
+        assert_eq!(ev["ext"], ext.as_str());
+        seen.push(ev["state"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(seen, ["idle", "ringing", "busy", "idle"]);
+    // Out of view: the lamp is kept for the grace period (longer than this test), then
+    // ended; quitting ends it at once.
+    sb.send("watch");
+    let status = sb.quit_and_wait(secs(6));
+    assert!(status.success(), "{}", sb.failure_report());
+    pbx.expect_pass(secs(5));
+    let subscribes: Vec<_> = pbx
+        .received()
+        .into_iter()
+        .filter(|m| m.method() == Some("SUBSCRIBE"))
+        .collect();
+    assert_eq!(subscribes.len(), 2, "subscribe, then unsubscribe");
+    assert_eq!(subscribes[0].header("Expires"), Some("600"));
+    assert_eq!(subscribes[1].header("Expires"), Some("0"));
+}
+
+#[test]
+fn interval_too_brief_is_answered_with_the_pbx_minimum() {
+    let net = Net::for_test("pickup_blf::min_expires");
+    let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_dialog_notifier_423", &[]);
+    let ext = pbx.uri("201");
+    let mut sb = switchboard(&net, None, "");
+    sb.send(&format!("watch {ext}"));
+    let ev = sb.wait_event(secs(5), |e| e["event"] == "blf");
+    assert_eq!(ev["state"], "ringing");
+    let status = sb.quit_and_wait(secs(6));
+    assert!(status.success(), "{}", sb.failure_report());
+    pbx.expect_pass(secs(5));
+    let expires: Vec<_> = pbx
+        .received()
+        .into_iter()
+        .filter(|m| m.method() == Some("SUBSCRIBE"))
+        .map(|m| m.header("Expires").unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(expires, ["600", "3600", "0"]);
 }
 
 #[test]

@@ -47,9 +47,19 @@ impl Screen {
 
     /// A screen for a phone with `lines` lines (`[ui] lines`).
     fn with_lines(width: u16, height: u16, lines: u8) -> Self {
+        Screen::build(width, height, lines, &[])
+    }
+
+    /// A two-line screen for an account with these busy lamps (`[[account]] blf`).
+    fn with_blf(width: u16, height: u16, blf: &[&str]) -> Self {
+        Screen::build(width, height, 2, blf)
+    }
+
+    fn build(width: u16, height: u16, lines: u8, blf: &[&str]) -> Self {
         let start = epoch();
+        let blf = blf.iter().map(|e| e.to_string()).collect();
         let mut screen = Screen {
-            app: App::new(Keymap::default(), true),
+            app: App::new(Keymap::default(), true, blf),
             finder: ListFinder::new(vec![
                 row(
                     "Anna Virtanen",
@@ -430,12 +440,11 @@ fn call_history_view() {
 
 #[test]
 fn busy_lamps_row_with_a_call() {
-    let mut screen = Screen::new(120, 30);
+    let mut screen = Screen::with_blf(120, 30, &["201", "202", "203", "204"]);
     for (ext, state) in [
         ("201", BlfState::Idle),
         ("202", BlfState::Ringing),
         ("203", BlfState::Busy),
-        ("204", BlfState::Unknown),
     ] {
         screen.event(Event::Blf {
             ext: ext.into(),
@@ -447,5 +456,20 @@ fn busy_lamps_row_with_a_call() {
         state: BlfState::Busy,
     });
     screen.connected_call();
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn picker_with_busy_lamps() {
+    let mut screen = Screen::with_blf(120, 30, &["201"]);
+    screen.connected_call();
+    screen.key(KeyCode::Char('t'));
+    // 201 is configured; 202 is watched because it is in view.
+    for (ext, state) in [("201", BlfState::Busy), ("202", BlfState::Ringing)] {
+        screen.event(Event::Blf {
+            ext: ext.into(),
+            state,
+        });
+    }
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }

@@ -56,6 +56,10 @@ pub enum Command {
     Record(bool, Option<LineNo>),
     /// Pick up a call ringing at another extension.
     Pickup(String),
+    /// These extensions are in view now (the picker's rows): keep busy lamps for them beside
+    /// the configured ones, within a bound; those that left the view are ended after a grace
+    /// period. Empty: nothing is in view.
+    Watch(Vec<String>),
     /// Choose the outbound route for the next call.
     Route(String),
     /// Report every SIP message sent and received as a `sip` event (`true`), or stop.
@@ -352,7 +356,8 @@ pub enum Event {
         /// The whole message as text (bodies that are not UTF-8 are shown lossily).
         message: String,
     },
-    /// The busy lamp of a watched extension changed (`[[account]] blf`).
+    /// The busy lamp of a watched extension changed (`[[account]] blf`, or `watch`); a lamp
+    /// from the view goes `unknown` when it is no longer watched.
     Blf {
         /// The extension as configured.
         ext: String,

@@ -69,6 +69,8 @@ mod transfer_tests;
 mod transferee;
 #[cfg(test)]
 mod ua_tests;
+#[cfg(test)]
+mod watch_tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -85,7 +87,7 @@ use msg::{Builder, Message, Method};
 pub use pbx_transfer::PbxCodes;
 pub use pickup::{PickupConfig, PickupMethod};
 use register::Registration;
-pub use subscription::MAX_BLF;
+pub use subscription::{MAX_BLF, VIEW_GRACE, VIEW_LIMIT};
 use timer::{earliest, TimerValues};
 use transaction::{ClientOutcome, ClientTx, ServerTx, TxKey};
 pub use transfer::{BlindMode, ReferPolicy, TransferConfig};
@@ -535,6 +537,7 @@ impl UserAgent {
             Command::Record(start, line) => self.record(start, line),
             Command::Conference => self.conference(now),
             Command::Pickup(ext) => self.pickup(now, &ext),
+            Command::Watch(exts) => self.watch(now, &exts),
             Command::Quit => self.quit(now),
             // The driver carries these out (outbound routes, SIP trace); nothing for the core.
             Command::Route(_) | Command::Trace(_) => {}

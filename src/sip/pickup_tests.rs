@@ -11,7 +11,7 @@ use super::ua_tests::{config, reply, Bench, REGISTRAR};
 use super::{PickupConfig, PickupMethod, UserAgent};
 
 /// A bench watching `blf`, with these pickup settings, not registering.
-fn bench(blf: &[&str], pickup: PickupConfig) -> Bench {
+pub(super) fn bench(blf: &[&str], pickup: PickupConfig) -> Bench {
     let mut cfg = config(false);
     cfg.blf = blf.iter().map(|s| s.to_string()).collect();
     cfg.pickup = pickup;
@@ -30,7 +30,7 @@ fn code_pickup(method: PickupMethod) -> PickupConfig {
 }
 
 /// A NOTIFY from the PBX in `sub`'s dialog (`to_tag` is the PBX's tag).
-fn notify(sub: &Message, to_tag: &str, cseq: u32, state: &str, body: &str) -> String {
+pub(super) fn notify(sub: &Message, to_tag: &str, cseq: u32, state: &str, body: &str) -> String {
     let mut s = format!(
         "NOTIFY sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKn{cseq}x{}\r\n\
          From: {};tag={to_tag}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {cseq} NOTIFY\r\n\
@@ -52,7 +52,7 @@ fn notify(sub: &Message, to_tag: &str, cseq: u32, state: &str, body: &str) -> St
 }
 
 /// A dialog-info body with one dialog of 201 (none when `state` is empty).
-fn info(version: u32, state: &str, direction: &str) -> String {
+pub(super) fn info(version: u32, state: &str, direction: &str) -> String {
     let dialog = if state.is_empty() {
         String::new()
     } else {
@@ -69,7 +69,7 @@ fn info(version: u32, state: &str, direction: &str) -> String {
     )
 }
 
-fn lamps(b: &mut Bench) -> Vec<(String, BlfState)> {
+pub(super) fn lamps(b: &mut Bench) -> Vec<(String, BlfState)> {
     b.events()
         .into_iter()
         .filter_map(|e| match e {
@@ -79,7 +79,7 @@ fn lamps(b: &mut Bench) -> Vec<(String, BlfState)> {
         .collect()
 }
 
-fn errors(events: &[Event]) -> Vec<String> {
+pub(super) fn errors(events: &[Event]) -> Vec<String> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -90,7 +90,7 @@ fn errors(events: &[Event]) -> Vec<String> {
 }
 
 /// The SUBSCRIBEs sent since the last look, retransmissions left out.
-fn subscribes(b: &mut Bench) -> Vec<Message> {
+pub(super) fn subscribes(b: &mut Bench) -> Vec<Message> {
     let mut seen: Vec<Message> = Vec::new();
     for m in b.sent() {
         let fresh = m.code().is_none()
@@ -104,14 +104,14 @@ fn subscribes(b: &mut Bench) -> Vec<Message> {
 }
 
 /// The one new SUBSCRIBE sent since the last look.
-fn one_subscribe(b: &mut Bench) -> Message {
+pub(super) fn one_subscribe(b: &mut Bench) -> Message {
     let mut all = subscribes(b);
     assert_eq!(all.len(), 1, "expected one SUBSCRIBE: {all:#?}");
     all.remove(0)
 }
 
 /// The responses among `sent`, as codes.
-fn codes(sent: &[Message]) -> Vec<u16> {
+pub(super) fn codes(sent: &[Message]) -> Vec<u16> {
     sent.iter().filter_map(Message::code).collect()
 }
 

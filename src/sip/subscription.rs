@@ -13,6 +13,22 @@
 //!   quit / pickup decided: SUBSCRIBE Expires: 0 ──► Done (answers NOTIFYs for 2 s, then gone)
 //! ```
 //!
+//! A 423 Interval Too Brief is retried at once with the answer's Min-Expires; a `terminated`
+//! NOTIFY with `retry-after` waits that long before subscribing again.
+//!
+//! Busy lamps come from two places: the account's `blf` list (always kept, counted first)
+//! and the extensions in view (`watch`, sent by the screen's picker). A lamp that leaves the
+//! view stays subscribed for [`VIEW_GRACE`], so scrolling back does not churn, then ends with
+//! `Expires: 0`; at most [`VIEW_LIMIT`] come from the view and [`MAX_BLF`] in all.
+//!
+//! ```text
+//!   watch names it ──► subscribed, in view ──watch leaves it out──► leaving (grace)
+//!                          ▲                                           │ │
+//!                          └──────── watch names it again ─────────────┘ │ grace over, or
+//!                                                                        ▼ room needed
+//!                                                lamp unknown, SUBSCRIBE Expires: 0
+//! ```
+//!
 //! Every NOTIFY that matches is answered 200 (489 for another event package); one that
 //! matches no subscription falls through to the calls, which answer 481. The lamp state goes
 //! out as [`Event::Blf`] when it changes. This module builds and reads messages and keeps
@@ -24,7 +40,7 @@ use super::api::Event;
 use super::auth::{self, Challenge};
 use super::dialog::{Dialog, Role};
 use super::dialog_info::{self, BlfState, DialogEntry};
-use super::msg::{Builder, Message, Method, NameAddr};
+use super::msg::{Builder, Message, Method, NameAddr, Params};
 use super::refer::{parse_subscription_state, SubscriptionState};
 use super::{Owner, UserAgent};
 
@@ -42,6 +58,12 @@ const MIN_REFRESH: Duration = Duration::from_secs(5);
 const LINGER: Duration = Duration::from_secs(2);
 /// The most busy lamps watched at once.
 pub const MAX_BLF: usize = 50;
+/// The most busy lamps the view (`watch`) adds to the configured ones.
+pub const VIEW_LIMIT: usize = 20;
+/// How long a lamp that left the view stays subscribed.
+pub const VIEW_GRACE: Duration = Duration::from_secs(30);
+/// The longest Min-Expires (423) or retry-after (terminated NOTIFY) followed.
+const MAX_ASKED_WAIT: u32 = 24 * 3600;
 
 /// What a subscription is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +124,10 @@ pub(super) struct Subscription {
     pub(super) lamp: BlfState,
     /// The last dialog-info version seen (older documents are ignored).
     version: Option<u64>,
+    /// The notifier's Min-Expires from a 423: the lifetime asked is at least this.
+    min_expires: Option<u32>,
+    /// A lamp from the view that left it: ended at this time unless it comes back.
+    leave_at: Option<Instant>,
 }
 
 impl Subscription {
@@ -111,10 +137,15 @@ impl Subscription {
             Purpose::Pickup { give_up } => give_up,
             Purpose::Blf => None,
         };
-        match (self.next_at, give_up) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.next_at, give_up, self.leave_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A busy lamp that is not being ended.
+    fn is_live_lamp(&self) -> bool {
+        self.purpose == Purpose::Blf && !matches!(self.phase, Phase::Unsubscribing | Phase::Done)
     }
 
     /// True while a SUBSCRIBE or un-SUBSCRIBE is in flight or NOTIFYs are still expected.
@@ -128,10 +159,11 @@ impl Subscription {
     }
 
     fn expires(&self) -> u32 {
-        match self.purpose {
+        let asked = match self.purpose {
             Purpose::Blf => BLF_EXPIRES,
             Purpose::Pickup { .. } => PICKUP_EXPIRES,
-        }
+        };
+        asked.max(self.min_expires.unwrap_or(0))
     }
 }
 
@@ -160,6 +192,8 @@ impl UserAgent {
             known: false,
             lamp: BlfState::Unknown,
             version: None,
+            min_expires: None,
+            leave_at: None,
         };
         self.subscriptions.push(sub);
         let index = self.subscriptions.len() - 1;
@@ -336,9 +370,25 @@ impl UserAgent {
                 "authentication failed: check the user name and password",
             ),
             423 => {
-                // Interval too brief: our lifetimes are far above any sane minimum; count it
-                // as a failure rather than loop.
-                self.subscription_failed(now, index, Some(code), "the PBX wants a longer expiry")
+                // Interval too brief (RFC 6665 §4.1.2.1): ask again at once with the notifier's
+                // minimum, once per minimum above what was asked; anything else is a failure.
+                let min = resp
+                    .header("Min-Expires")
+                    .and_then(|e| e.trim().parse::<u32>().ok())
+                    .filter(|m| asked.is_none_or(|a| *m > a) && *m <= MAX_ASKED_WAIT);
+                match min {
+                    Some(min) => {
+                        tracing::info!(ext = %sub.ext, min, "PBX wants a longer expiry; asking again");
+                        sub.min_expires = Some(min);
+                        self.send_subscribe(now, index);
+                    }
+                    None => self.subscription_failed(
+                        now,
+                        index,
+                        Some(code),
+                        "the PBX wants a longer expiry but gives no usable Min-Expires",
+                    ),
+                }
             }
             481 if sub.dialog.is_some() => {
                 // The refresh found no subscription: start again at once.
@@ -434,6 +484,10 @@ impl UserAgent {
             let Some(sub) = self.subscriptions.get_mut(index) else {
                 break;
             };
+            if sub.leave_at.is_some_and(|t| t <= now) {
+                self.end_view_lamp(now, index);
+                continue;
+            }
             if sub.next_at.is_none_or(|t| t > now) {
                 continue;
             }
@@ -472,6 +526,83 @@ impl UserAgent {
             }
             Phase::Unsubscribing | Phase::Done => {}
         }
+    }
+
+    /// `watch`: `exts` are the extensions in view now. New ones are subscribed (within
+    /// [`VIEW_LIMIT`] and [`MAX_BLF`], the configured lamps counted first; the rest are named
+    /// in an error event), those that left it are ended after [`VIEW_GRACE`], those that came
+    /// back keep their subscription. Configured lamps are never touched.
+    pub(super) fn watch(&mut self, now: Instant, exts: &[String]) {
+        let configured: Vec<String> = self.cfg.blf.iter().take(MAX_BLF).cloned().collect();
+        let budget = VIEW_LIMIT.min(MAX_BLF - configured.len());
+        let mut wanted: Vec<String> = Vec::new();
+        for ext in exts.iter().map(|e| e.trim()) {
+            if !ext.is_empty()
+                && !configured.iter().any(|c| c == ext)
+                && !wanted.iter().any(|w| w == ext)
+            {
+                wanted.push(ext.to_string());
+            }
+        }
+        if wanted.len() > budget {
+            let left_out = wanted.split_off(budget);
+            tracing::warn!(
+                budget,
+                left_out = left_out.len(),
+                "busy lamp bound reached; some extensions in view are not watched"
+            );
+            self.error(format!(
+                "busy lamps: {} extensions in view have no lamp ({}): at most {MAX_BLF} lamps, \
+                 {VIEW_LIMIT} of them from the view, the configured ones first",
+                left_out.len(),
+                left_out.join(" ")
+            ));
+        }
+        let mut new = wanted.clone();
+        for sub in self.subscriptions.iter_mut().filter(|s| s.is_live_lamp()) {
+            if configured.contains(&sub.ext) {
+                continue;
+            }
+            if wanted.contains(&sub.ext) {
+                sub.leave_at = None;
+                new.retain(|n| *n != sub.ext);
+            } else if sub.leave_at.is_none() {
+                sub.leave_at = Some(now + VIEW_GRACE);
+            }
+        }
+        // Room for the new ones: the lamps leaving the view go first, oldest first.
+        let from_view = self
+            .subscriptions
+            .iter()
+            .filter(|s| s.is_live_lamp() && !configured.contains(&s.ext))
+            .count();
+        for _ in budget..from_view + new.len() {
+            let oldest = self
+                .subscriptions
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.is_live_lamp())
+                .filter_map(|(i, s)| s.leave_at.map(|t| (t, i)))
+                .min();
+            match oldest {
+                Some((_, index)) => self.end_view_lamp(now, index),
+                None => break,
+            }
+        }
+        for ext in new {
+            self.subscribe(now, &ext, Purpose::Blf);
+        }
+    }
+
+    /// A lamp from the view is no longer shown: its state goes unknown and it is ended.
+    fn end_view_lamp(&mut self, now: Instant, index: usize) {
+        let Some(sub) = self.subscriptions.get_mut(index) else {
+            return;
+        };
+        sub.leave_at = None;
+        tracing::debug!(ext = %sub.ext, "busy lamp left the view");
+        self.set_lamp(index, BlfState::Unknown);
+        self.unsubscribe(now, index);
     }
 
     /// On quit: every subscription is ended.
@@ -581,12 +712,20 @@ impl UserAgent {
             self.pickup_decide(now, index);
         }
         if let Some(SubscriptionState::Terminated { reason }) = state {
-            self.subscription_terminated(now, index, reason.as_deref());
+            let wait = req.header("Subscription-State").and_then(retry_after);
+            self.subscription_terminated(now, index, reason.as_deref(), wait);
         }
     }
 
-    /// The notifier ended the subscription (RFC 6665 §4.1.3).
-    fn subscription_terminated(&mut self, now: Instant, index: usize, reason: Option<&str>) {
+    /// The notifier ended the subscription (RFC 6665 §4.1.3); a busy lamp subscribes again
+    /// after `retry_after` when the NOTIFY gave one.
+    fn subscription_terminated(
+        &mut self,
+        now: Instant,
+        index: usize,
+        reason: Option<&str>,
+        retry_after: Option<Duration>,
+    ) {
         let Some(sub) = self.subscriptions.get_mut(index) else {
             return;
         };
@@ -606,6 +745,19 @@ impl UserAgent {
             }
             sub.phase = Phase::Done;
             sub.next_at = Some(now);
+            return;
+        }
+        let why = || {
+            format!(
+                "the PBX ended the subscription ({})",
+                reason.unwrap_or("no reason given")
+            )
+        };
+        if let Some(wait) = retry_after {
+            self.subscription_failed(now, index, None, &why());
+            if let Some(sub) = self.subscriptions.get_mut(index) {
+                sub.next_at = Some(now + wait);
+            }
             return;
         }
         match reason {
@@ -642,6 +794,17 @@ impl UserAgent {
             .filter_map(Subscription::deadline)
             .min()
     }
+}
+
+/// The `retry-after` parameter of a Subscription-State value, bounded.
+fn retry_after(value: &str) -> Option<Duration> {
+    let (_, params) = value.split_once(';')?;
+    let seconds = Params::parse(params)
+        .get("retry-after")?
+        .trim()
+        .parse::<u32>()
+        .ok()?;
+    Some(Duration::from_secs(u64::from(seconds.min(MAX_ASKED_WAIT))))
 }
 
 /// Stores a 401/407's challenge on the subscription; false when it must not be answered

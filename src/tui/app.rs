@@ -15,7 +15,9 @@ use super::history_view::HistoryList;
 use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
-use crate::sip::{BlfState, CallState, Command, Event, LineNo, TransferKind, TransferStatus};
+use crate::sip::{
+    BlfState, CallState, Command, Event, LineNo, TransferKind, TransferStatus, MAX_BLF, VIEW_LIMIT,
+};
 
 /// How many lines the screen shows until the driver says (`started`): the default of
 /// `[ui] lines`.
@@ -327,13 +329,19 @@ pub struct App {
     pub trace: SipTrace,
     /// The audio devices in use, in words: microphone, headset, ringer.
     pub devices: Option<(String, String, String)>,
-    /// Busy lamps in the order first reported: extension and state.
+    /// The configured busy lamps (`[[account]] blf`), in their order: extension and state
+    /// (`unknown` until the PBX tells).
     pub blf: Vec<(String, BlfState)>,
+    /// Lamps of other extensions, watched while they are in the picker's view.
+    view_lamps: Vec<(String, BlfState)>,
+    /// The extensions last sent as [`Command::Watch`].
+    watching: Vec<String>,
 }
 
 impl App {
-    /// An idle screen with these keys; `bell` rings the terminal bell on incoming calls.
-    pub fn new(keymap: Keymap, bell: bool) -> Self {
+    /// An idle screen with these keys; `bell` rings the terminal bell on incoming calls;
+    /// `blf` are the configured busy lamps, shown from the start.
+    pub fn new(keymap: Keymap, bell: bool, blf: Vec<String>) -> Self {
         Self {
             lines: vec![None; LINES],
             selected: 1,
@@ -350,7 +358,63 @@ impl App {
             failed_transfer: vec![None; LINES],
             trace: SipTrace::default(),
             devices: None,
-            blf: Vec::new(),
+            blf: blf
+                .into_iter()
+                .take(MAX_BLF)
+                .map(|ext| (ext, BlfState::Unknown))
+                .collect(),
+            view_lamps: Vec::new(),
+            watching: Vec::new(),
+        }
+    }
+
+    /// The lamp of `ext`, when it is watched (configured, or in the picker's view).
+    pub fn lamp(&self, ext: &str) -> Option<BlfState> {
+        self.blf
+            .iter()
+            .chain(&self.view_lamps)
+            .find(|(e, _)| e == ext)
+            .map(|(_, state)| *state)
+    }
+
+    /// Records a lamp: a configured one in place; one from the view is kept while watched
+    /// (`unknown` means it no longer is).
+    fn set_lamp(&mut self, ext: String, state: BlfState) {
+        if let Some(lamp) = self.blf.iter_mut().find(|(e, _)| *e == ext) {
+            lamp.1 = state;
+            return;
+        }
+        self.view_lamps.retain(|(e, _)| *e != ext);
+        if state != BlfState::Unknown {
+            self.view_lamps.push((ext, state));
+        }
+    }
+
+    /// The internal extensions in the open picker's view (number only digits), not
+    /// configured ones, at most [`VIEW_LIMIT`], best rows first.
+    fn in_view(&self) -> Vec<String> {
+        let Mode::Picker(picker) = &self.mode else {
+            return Vec::new();
+        };
+        let mut exts: Vec<String> = Vec::new();
+        for ext in picker.rows.iter().filter_map(PickerRow::extension) {
+            if !self.blf.iter().any(|(e, _)| e == ext) && !exts.iter().any(|e| e == ext) {
+                exts.push(ext.to_owned());
+            }
+        }
+        exts.truncate(VIEW_LIMIT);
+        exts
+    }
+
+    /// Tells the core which extensions are in view, when that changed.
+    fn sync_watch(&mut self, effects: &mut Vec<Effect>) {
+        if self.quitting || self.stopped {
+            return;
+        }
+        let view = self.in_view();
+        if view != self.watching {
+            self.watching = view.clone();
+            effects.push(Effect::Send(Command::Watch(view)));
         }
     }
 
@@ -377,6 +441,13 @@ impl App {
 
     /// Handles one input at `now`; returns what to do.
     pub fn update(&mut self, input: Input, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
+        let mut effects = self.apply(input, now, finder);
+        self.sync_watch(&mut effects);
+        effects
+    }
+
+    /// [`App::update`] before the picker's view is told to the core.
+    fn apply(&mut self, input: Input, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
         match input {
             Input::Event(event) => self.on_event(event, now, finder),
             Input::Resize(w, h) => {
@@ -413,10 +484,7 @@ impl App {
     fn on_event(&mut self, event: Event, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
         let mut effects = Vec::new();
         match event {
-            Event::Blf { ext, state } => match self.blf.iter_mut().find(|(e, _)| *e == ext) {
-                Some(lamp) => lamp.1 = state,
-                None => self.blf.push((ext, state)),
-            },
+            Event::Blf { ext, state } => self.set_lamp(ext, state),
             Event::Started { account, lines, .. } => {
                 let n = usize::from(lines).clamp(LINES, MAX_LINES);
                 self.lines.resize(n, None);

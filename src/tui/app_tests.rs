@@ -12,7 +12,9 @@ use super::finder::{Finder, ListFinder, PickerRow};
 use super::history_view::HistoryList;
 use super::{App, Keymap};
 use crate::config::Keys;
-use crate::sip::{CallState, Command, Event, TraceDirection, TransferKind, TransferStatus};
+use crate::sip::{
+    BlfState, CallState, Command, Event, TraceDirection, TransferKind, TransferStatus,
+};
 
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
@@ -37,6 +39,8 @@ struct Rig {
     app: App,
     finder: ListFinder,
     now: Instant,
+    /// The [`Command::Watch`] effects, kept apart from the others.
+    watched: Vec<Vec<String>>,
 }
 
 impl Rig {
@@ -46,18 +50,28 @@ impl Rig {
 
     fn with_keys(keys: &Keys) -> Self {
         Rig {
-            app: App::new(Keymap::new(keys).expect("valid keys"), true),
+            app: App::new(Keymap::new(keys).expect("valid keys"), true, Vec::new()),
             finder: ListFinder::new(vec![
                 row("Anna Virtanen", "201", "corporate", true),
                 row("Bob Builder", "202", "extension", true),
                 row("Carol Smith", "+358401234567", "personal", false),
             ]),
             now: epoch(),
+            watched: Vec::new(),
         }
     }
 
+    /// The effects of `input`, the picker's `watch` set apart in [`Rig::watched`].
     fn feed(&mut self, input: Input) -> Vec<Effect> {
-        self.app.update(input, self.now, &mut self.finder)
+        let mut effects = self.app.update(input, self.now, &mut self.finder);
+        effects.retain(|e| match e {
+            Effect::Send(Command::Watch(exts)) => {
+                self.watched.push(exts.clone());
+                false
+            }
+            _ => true,
+        });
+        effects
     }
 
     fn event(&mut self, event: Event) -> Vec<Effect> {
@@ -206,7 +220,7 @@ fn incoming_call_rings_shows_the_caller_and_answers() {
 
 #[test]
 fn no_bell_when_switched_off() {
-    let mut app = App::new(Keymap::default(), false);
+    let mut app = App::new(Keymap::default(), false, Vec::new());
     let mut finder = ListFinder::default();
     let effects = app.update(
         Input::Event(Event::Incoming {
@@ -833,4 +847,68 @@ fn the_caller_is_added_to_the_personal_book_under_the_name_typed() {
             .map(|o| (o.text.as_str(), o.failure)),
         Some(("Dana Scully (+3581234) is in your personal book now", false))
     );
+}
+
+#[test]
+fn the_picker_watches_the_extensions_in_view_and_shows_their_lamps() {
+    let mut rig = Rig::new();
+    rig.app = App::new(Keymap::default(), true, vec!["202".into()]);
+    assert_eq!(
+        rig.app.blf,
+        vec![("202".to_string(), BlfState::Unknown)],
+        "configured lamps show from the start"
+    );
+    rig.finder = ListFinder::new(vec![
+        row("Anna Virtanen", "201", "corporate", true),
+        row("Bob Builder", "202", "extension", true),
+        row("Carol Smith", "+358401234567", "personal", false),
+        row("Reception", "sip:desk@pbx", "extension", true),
+        row("Dan Dare", "203", "extension", true),
+    ]);
+    rig.char('d'); // opens the dial picker with every row
+    assert_eq!(
+        rig.watched,
+        vec![vec!["201".to_string(), "203".to_string()]],
+        "internal, digits only, not configured"
+    );
+    rig.event(Event::Blf {
+        ext: "201".into(),
+        state: BlfState::Busy,
+    });
+    rig.event(Event::Blf {
+        ext: "202".into(),
+        state: BlfState::Ringing,
+    });
+    assert_eq!(rig.app.lamp("201"), Some(BlfState::Busy));
+    assert_eq!(rig.app.lamp("202"), Some(BlfState::Ringing));
+    assert_eq!(rig.app.lamp("203"), None);
+    assert_eq!(rig.app.blf, vec![("202".to_string(), BlfState::Ringing)]);
+    assert_eq!(rig.watched.len(), 1, "events do not change the view");
+
+    rig.typed("dan");
+    assert_eq!(rig.watched.len(), 2);
+    assert_eq!(rig.watched.last(), Some(&vec!["203".to_string()]));
+    let count = rig.watched.len();
+    rig.key(KeyCode::Down);
+    assert_eq!(rig.watched.len(), count, "same rows, nothing sent");
+    rig.key(KeyCode::Esc);
+    assert_eq!(
+        rig.watched.last(),
+        Some(&Vec::new()),
+        "closing empties the view"
+    );
+    rig.key(KeyCode::Esc);
+    assert_eq!(rig.watched.len(), count + 1);
+
+    // A lamp from the view that is no longer watched is forgotten; configured ones stay.
+    rig.event(Event::Blf {
+        ext: "201".into(),
+        state: BlfState::Unknown,
+    });
+    assert_eq!(rig.app.lamp("201"), None);
+    rig.event(Event::Blf {
+        ext: "202".into(),
+        state: BlfState::Unknown,
+    });
+    assert_eq!(rig.app.lamp("202"), Some(BlfState::Unknown));
 }

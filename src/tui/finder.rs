@@ -25,6 +25,16 @@ pub struct PickerRow {
     pub detail_hits: Vec<usize>,
 }
 
+impl PickerRow {
+    /// The internal extension this row dials (number only digits), which can have a busy
+    /// lamp.
+    pub fn extension(&self) -> Option<&str> {
+        let number = self.number.as_str();
+        (self.internal && !number.is_empty() && number.chars().all(|c| c.is_ascii_digit()))
+            .then_some(number)
+    }
+}
+
 /// What the picker searches; the directory implements it.
 pub trait Finder {
     /// The best `limit` rows for `query`, best first; an empty query gives recent or

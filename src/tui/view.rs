@@ -1,6 +1,6 @@
 //! The whole screen from the model: status bar, two line panes (side by side from [`WIDE`]
 //! columns, stacked below) — lines 1 and 2, or with more lines the selected one and its
-//! neighbour above one row per other line — the busy lamp row (only when lamps are watched),
+//! neighbour above one row per other line — the busy lamp row (only when lamps are configured),
 //! the outcome line, the footer, and any overlay. Pure: it reads the app and `now` and draws.
 
 use std::time::Instant;
@@ -79,7 +79,7 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
     status_bar::outcome(frame, outcome, app);
     footer::render(frame, keys, app);
     match &app.mode {
-        Mode::Picker(p) => picker::render(frame, area, p),
+        Mode::Picker(p) => picker::render(frame, area, p, &|ext| app.lamp(ext)),
         Mode::Help => help::render(frame, area, &app.keymap),
         Mode::ConfirmQuit => confirm_quit(frame, area),
         Mode::History(list) => history::render(frame, area, list),

@@ -1,5 +1,6 @@
 //! The picker overlay: the query being typed, then the rows found with their matched
-//! characters highlighted, a source tag and an internal/external mark.
+//! characters highlighted, a source tag, an internal/external mark and, for internal
+//! extensions, their busy lamp.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -7,16 +8,24 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Cell, Clear, Paragraph, Row, Table, TableState};
 use ratatui::Frame;
 
+use super::blf_row;
 use super::popup::centred;
+use crate::sip::BlfState;
 use crate::tui::app::Picker;
+use crate::tui::finder::PickerRow;
 
 /// The style of a matched character.
 pub const HIT: Style = Style::new()
     .fg(Color::Yellow)
     .add_modifier(Modifier::BOLD.union(Modifier::UNDERLINED));
 
-/// Draws the picker over `area`.
-pub fn render(frame: &mut Frame, area: Rect, picker: &Picker) {
+/// Draws the picker over `area`; `lamp` gives the busy lamp of an extension that has one.
+pub fn render(
+    frame: &mut Frame,
+    area: Rect,
+    picker: &Picker,
+    lamp: &dyn Fn(&str) -> Option<BlfState>,
+) {
     let popup = centred(
         area,
         area.width.saturating_sub(4).min(96),
@@ -65,6 +74,7 @@ pub fn render(frame: &mut Frame, area: Rect, picker: &Picker) {
             Cell::from(highlighted(&row.detail, &row.detail_hits)),
             Cell::from(Line::styled(row.source, Style::new().fg(Color::Gray))),
             Cell::from(if row.internal { "int" } else { "ext" }),
+            Cell::from(lamp_of(row, lamp)),
         ])
     });
     let table = Table::new(
@@ -75,6 +85,7 @@ pub fn render(frame: &mut Frame, area: Rect, picker: &Picker) {
             Constraint::Fill(2),
             Constraint::Length(9),
             Constraint::Length(3),
+            Constraint::Length(9),
         ],
     )
     .row_highlight_style(
@@ -85,6 +96,15 @@ pub fn render(frame: &mut Frame, area: Rect, picker: &Picker) {
     .highlight_symbol("▶ ");
     let mut state = TableState::new().with_selected(Some(picker.selected));
     frame.render_stateful_widget(table, list, &mut state);
+}
+
+/// The lamp cell: for an internal extension, its lamp (`unknown` until the PBX tells);
+/// nothing for other rows.
+fn lamp_of(row: &PickerRow, lamp: &dyn Fn(&str) -> Option<BlfState>) -> Line<'static> {
+    match row.extension() {
+        Some(ext) => Line::from(blf_row::lamp(lamp(ext).unwrap_or(BlfState::Unknown))),
+        None => Line::default(),
+    }
 }
 
 /// `text` with the characters at `hits` (char indices) in the [`HIT`] style.
