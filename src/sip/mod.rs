@@ -294,6 +294,8 @@ pub struct UserAgent {
     conference: Option<conference::Conference>,
     /// `conference` was asked for while a call was renegotiating: join when it is done.
     conference_wanted: bool,
+    /// The extensions the last `watch` could not give a lamp (said once per set).
+    watch_left_out: Vec<String>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     media_orders: VecDeque<MediaOrder>,
@@ -325,6 +327,7 @@ impl UserAgent {
             consult: None,
             conference: None,
             conference_wanted: false,
+            watch_left_out: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             media_orders: VecDeque::new(),

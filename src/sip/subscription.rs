@@ -544,8 +544,13 @@ impl UserAgent {
                 wanted.push(ext.to_string());
             }
         }
-        if wanted.len() > budget {
-            let left_out = wanted.split_off(budget);
+        let left_out = if wanted.len() > budget {
+            wanted.split_off(budget)
+        } else {
+            Vec::new()
+        };
+        // Said once per set left out: the screen sends a new view at every keystroke.
+        if !left_out.is_empty() && left_out != self.watch_left_out {
             tracing::warn!(
                 budget,
                 left_out = left_out.len(),
@@ -558,6 +563,7 @@ impl UserAgent {
                 left_out.join(" ")
             ));
         }
+        self.watch_left_out = left_out;
         let mut new = wanted.clone();
         for sub in self.subscriptions.iter_mut().filter(|s| s.is_live_lamp()) {
             if configured.contains(&sub.ext) {
