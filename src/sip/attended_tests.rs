@@ -5,9 +5,7 @@
 use super::api::{CallState, Command, Direction, Event, TransferKind, TransferStatus};
 use super::msg::{Message, Method};
 use super::refer;
-use super::timer::epoch;
 use super::ua_tests::{config, phone_sdp, reply, sdp_direction, Bench, PHONE};
-use super::UserAgent;
 
 /// Where the target (carol) answers from.
 const CAROL: &str = "127.0.0.4:5060";
@@ -251,10 +249,7 @@ fn a_refused_replaces_falls_back_to_blind() {
 fn without_fallback_a_refusal_leaves_both_calls_and_cancel_takes_bob_back() {
     let mut cfg = config(false);
     cfg.transfer.fallback_to_blind = false;
-    let mut b = Bench {
-        ua: UserAgent::new(cfg, epoch()),
-        now: epoch(),
-    };
+    let mut b = Bench::with_config(cfg);
     let c = consulting(&mut b, false);
     b.cmd(Command::Complete);
     let refer = b.sent_request(Method::Refer);

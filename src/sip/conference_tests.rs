@@ -6,9 +6,8 @@ use super::api::{Command, Direction, Event};
 use super::media_order::{MediaOrder, Source};
 use super::msg::{Message, Method};
 use super::refer;
-use super::timer::epoch;
 use super::ua_tests::{config, phone_sdp, reply, sdp_direction, Bench};
-use super::{LineNo, UserAgent};
+use super::LineNo;
 
 /// The phones: name, address, To tag.
 const BOB: (&str, &str, &str) = ("bob", "127.0.0.3:5060", "bobtag");
@@ -19,11 +18,7 @@ const DAVE: (&str, &str, &str) = ("dave", "127.0.0.5:5060", "davetag");
 fn bench(lines: usize) -> Bench {
     let mut cfg = config(false);
     cfg.rtp_ports = (0..lines).map(|i| 40_000 + 2 * i as u16).collect();
-    let now = epoch();
-    Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    }
+    Bench::with_config(cfg)
 }
 
 /// What each phone was sent and answered: our INVITE creating its call.

@@ -6,20 +6,15 @@ use std::time::Duration;
 use super::api::{CallState, Command, Event};
 use super::dialog_info::BlfState;
 use super::msg::{Message, Method};
-use super::timer::epoch;
 use super::ua_tests::{config, reply, Bench, REGISTRAR};
-use super::{PickupConfig, PickupMethod, UserAgent};
+use super::{PickupConfig, PickupMethod};
 
 /// A bench watching `blf`, with these pickup settings, not registering.
 pub(super) fn bench(blf: &[&str], pickup: PickupConfig) -> Bench {
     let mut cfg = config(false);
     cfg.blf = blf.iter().map(|s| s.to_string()).collect();
     cfg.pickup = pickup;
-    let now = epoch();
-    Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    }
+    Bench::with_config(cfg)
 }
 
 fn code_pickup(method: PickupMethod) -> PickupConfig {

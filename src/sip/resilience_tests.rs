@@ -9,17 +9,13 @@ use super::msg::Method;
 use super::ua_tests::{
     config, connected_call, incoming_invite, phone_sdp, reply, Bench, PHONE, REGISTRAR,
 };
-use super::{AcceptFrom, Transmit, Transport, UserAgent};
+use super::{AcceptFrom, Transmit, Transport};
 
 /// A bench whose account is changed by `edit` before the user agent starts.
 fn bench_with(register: bool, edit: impl FnOnce(&mut super::UaConfig)) -> Bench {
-    let now = super::timer::epoch();
     let mut cfg = config(register);
     edit(&mut cfg);
-    Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    }
+    Bench::with_config(cfg)
 }
 
 /// Everything sent, raw.

@@ -5,10 +5,8 @@ use std::time::Duration;
 
 use super::api::{CallState, Command, Direction, Event, TransferStatus};
 use super::msg::{Message, Method};
-use super::timer::epoch;
 use super::transfer::BlindMode;
 use super::ua_tests::{config, connected_call, phone_sdp, reply, sdp_direction, Bench, PHONE};
-use super::UserAgent;
 
 /// A NOTIFY from the phone in the call's dialog (the INVITE is ours, so the phone's tag is
 /// `bobtag`), with a sipfrag body.
@@ -417,13 +415,9 @@ fn a_bye_while_holding_fails_the_transfer_at_once() {
 
 #[test]
 fn immediate_mode_drops_the_call_once_the_refer_is_accepted() {
-    let now = epoch();
     let mut cfg = config(false);
     cfg.transfer.blind = BlindMode::Immediate;
-    let mut b = Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    };
+    let mut b = Bench::with_config(cfg);
     let (_, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
     assert!(b.sent().iter().any(|m| m.method() == Method::Bye));
@@ -620,13 +614,9 @@ fn a_failed_referred_call_is_reported_and_the_old_call_stays() {
 
 #[test]
 fn refers_are_refused_when_configured_or_malformed() {
-    let now = epoch();
     let mut cfg = config(false);
     cfg.transfer.accept_refer = super::ReferPolicy::Reject;
-    let mut b = Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    };
+    let mut b = Bench::with_config(cfg);
     let (invite, _) = connected_call(&mut b);
     b.sent();
     b.recv(
@@ -675,13 +665,9 @@ fn asked(b: &mut Bench) -> Message {
 }
 
 fn asking_bench() -> Bench {
-    let now = epoch();
     let mut cfg = config(false);
     cfg.transfer.accept_refer = super::ReferPolicy::Ask;
-    Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    }
+    Bench::with_config(cfg)
 }
 
 #[test]

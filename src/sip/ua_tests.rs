@@ -59,9 +59,14 @@ pub(super) struct Bench {
 
 impl Bench {
     pub(super) fn new(register: bool) -> Bench {
+        Bench::with_config(config(register))
+    }
+
+    /// A bench whose user agent starts with `cfg` (usually [`config`] with a change).
+    pub(super) fn with_config(cfg: UaConfig) -> Bench {
         let now = epoch();
         Bench {
-            ua: UserAgent::new(config(register), now),
+            ua: UserAgent::new(cfg, now),
             now,
         }
     }
@@ -630,7 +635,6 @@ fn invite_challenge_is_answered_once_with_proxy_authorization() {
 
 #[test]
 fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
-    let now = epoch();
     let mut cfg = config(true);
     let trunk_proxy: std::net::SocketAddr = "127.0.0.9:5080".parse().expect("addr");
     cfg.trunks.push((
@@ -650,10 +654,7 @@ fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
             accept_from: AcceptFrom::Any,
         },
     ));
-    let mut b = Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    };
+    let mut b = Bench::with_config(cfg);
     b.sent();
     b.cmd(Command::DialVia {
         account: "carrier".into(),
@@ -1076,13 +1077,9 @@ fn dtmf_goes_to_the_engine_as_rfc4733_and_bad_digits_are_refused() {
 
 #[test]
 fn dtmf_as_sip_info_goes_one_digit_per_request_and_received_info_is_an_event() {
-    let now = epoch();
     let mut cfg = config(false);
     cfg.dtmf_info = true;
-    let mut b = Bench {
-        ua: UserAgent::new(cfg, now),
-        now,
-    };
+    let mut b = Bench::with_config(cfg);
     let (invite, _) = connected_call(&mut b);
     b.sent();
     b.cmd(Command::Dtmf("12".into()));
