@@ -16,6 +16,21 @@ use serde_json::Value;
 /// Host number of the second baresip (carol) in the test's /24.
 const CAROL: u8 = 6;
 
+/// carol: a baresip at [`CAROL`] registering at `kam`, playing a 500 Hz sine.
+fn carol_baresip(net: &Net, kam: &Kamailio) -> Baresip {
+    Baresip::start(
+        net,
+        "carol",
+        "carolpw",
+        kam.ip(),
+        BaresipOptions {
+            host: CAROL,
+            audio_source: common::AudioSource::Sine(500),
+            ..BaresipOptions::default()
+        },
+    )
+}
+
 /// kamailio with alice, bob and carol; bob is a baresip playing a 1 kHz sine; switchboard is
 /// alice, in a connected call with bob.
 fn call_with_bob(name: &str) -> (Net, Kamailio, Baresip, Switchboard) {
@@ -37,17 +52,7 @@ fn call_with_bob(name: &str) -> (Net, Kamailio, Baresip, Switchboard) {
 #[test]
 fn blind_transfer_hands_bob_to_carol_and_they_talk() {
     let (net, kam, bob, mut sb) = call_with_bob("transfers::blind_to_carol");
-    let carol = Baresip::start(
-        &net,
-        "carol",
-        "carolpw",
-        kam.ip(),
-        BaresipOptions {
-            host: CAROL,
-            audio_source: common::AudioSource::Sine(500),
-            ..BaresipOptions::default()
-        },
-    );
+    let carol = carol_baresip(&net, &kam);
     carol.wait_registered(secs(10));
     sb.send("transfer carol");
     let requested = sb.wait_transfer(secs(2), "requested");
@@ -134,16 +139,7 @@ fn alice_calls_switchboard_bob(name: &str, bob_extra: &str) -> SbToSb {
         &net,
         &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
     );
-    let carol = Baresip::start(
-        &net,
-        "carol",
-        "carolpw",
-        kam.ip(),
-        BaresipOptions {
-            host: CAROL,
-            ..BaresipOptions::default()
-        },
-    );
+    let carol = carol_baresip(&net, &kam);
     let mut alice =
         Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
     let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw").with_extra(bob_extra);
@@ -263,17 +259,7 @@ fn blind_transfer_of_linphonec_to_baresip() {
             ..LinphonecOptions::default()
         },
     );
-    let carol = Baresip::start(
-        &net,
-        "carol",
-        "carolpw",
-        kam.ip(),
-        BaresipOptions {
-            host: CAROL,
-            audio_source: common::AudioSource::Sine(500),
-            ..BaresipOptions::default()
-        },
-    );
+    let carol = carol_baresip(&net, &kam);
     bob.wait_registered(secs(10));
     carol.wait_registered(secs(10));
     let mut sb =
