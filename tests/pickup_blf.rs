@@ -5,7 +5,9 @@
 
 mod common;
 
-use common::{hosts, secs, AccountConfig, Net, Sipp, Switchboard, SwitchboardConfig};
+use common::{
+    hosts, secs, AccountConfig, Net, Sipp, Switchboard, SwitchboardConfig, TracedMessage,
+};
 
 /// Peer-to-peer switchboard whose account has these extra `[[account]]` lines.
 fn switchboard(net: &Net, domain: Option<&str>, account_extra: &str) -> Switchboard {
@@ -21,27 +23,37 @@ fn switchboard(net: &Net, domain: Option<&str>, account_extra: &str) -> Switchbo
     sb
 }
 
+/// The states of the next `n` lamp events, which must all be about `ext`.
+fn lamps(sb: &mut Switchboard, ext: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let ev = sb.wait_event(secs(5), |e| e["event"] == "blf");
+            assert_eq!(ev["ext"], ext);
+            ev["state"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect()
+}
+
+/// Quits switchboard (which must end cleanly), lets the sipp notifier finish, and returns the
+/// SUBSCRIBEs it received, in order.
+fn quit_then_subscribes(sb: &mut Switchboard, pbx: &mut Sipp) -> Vec<TracedMessage> {
+    let status = sb.quit_and_wait(secs(6));
+    assert!(status.success(), "{}", sb.failure_report());
+    pbx.expect_pass(secs(5));
+    pbx.received()
+        .into_iter()
+        .filter(|m| m.method() == Some("SUBSCRIBE"))
+        .collect()
+}
+
 #[test]
 fn busy_lamp_reports_idle_ringing_busy_idle_in_order_and_unsubscribes_on_quit() {
     let net = Net::for_test("pickup_blf::busy_lamp");
     let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_dialog_notifier", &[]);
     let ext = pbx.uri("201");
     let mut sb = switchboard(&net, None, &format!("blf = [\"{ext}\"]\n"));
-    let mut seen = Vec::new();
-    for _ in 0..4 {
-        let ev = sb.wait_event(secs(5), |e| e["event"] == "blf");
-        assert_eq!(ev["ext"], ext.as_str());
-        seen.push(ev["state"].as_str().unwrap_or_default().to_owned());
-    }
-    assert_eq!(seen, ["idle", "ringing", "busy", "idle"]);
-    let status = sb.quit_and_wait(secs(6));
-    assert!(status.success(), "{}", sb.failure_report());
-    pbx.expect_pass(secs(5));
-    let subscribes: Vec<_> = pbx
-        .received()
-        .into_iter()
-        .filter(|m| m.method() == Some("SUBSCRIBE"))
-        .collect();
+    assert_eq!(lamps(&mut sb, &ext, 4), ["idle", "ringing", "busy", "idle"]);
+    let subscribes = quit_then_subscribes(&mut sb, &mut pbx);
     assert_eq!(subscribes.len(), 2, "subscribe, then unsubscribe");
     assert_eq!(subscribes[0].header("Event"), Some("dialog"));
     assert_eq!(
@@ -58,24 +70,11 @@ fn watch_subscribes_to_an_extension_in_view_and_reports_its_lamp() {
     let ext = pbx.uri("201");
     let mut sb = switchboard(&net, None, "");
     sb.send(&format!("watch {ext}"));
-    let mut seen = Vec::new();
-    for _ in 0..4 {
-        let ev = sb.wait_event(secs(5), |e| e["event"] == "blf");
-        assert_eq!(ev["ext"], ext.as_str());
-        seen.push(ev["state"].as_str().unwrap_or_default().to_owned());
-    }
-    assert_eq!(seen, ["idle", "ringing", "busy", "idle"]);
+    assert_eq!(lamps(&mut sb, &ext, 4), ["idle", "ringing", "busy", "idle"]);
     // Out of view: the lamp is kept for the grace period (longer than this test), then
     // ended; quitting ends it at once.
     sb.send("watch");
-    let status = sb.quit_and_wait(secs(6));
-    assert!(status.success(), "{}", sb.failure_report());
-    pbx.expect_pass(secs(5));
-    let subscribes: Vec<_> = pbx
-        .received()
-        .into_iter()
-        .filter(|m| m.method() == Some("SUBSCRIBE"))
-        .collect();
+    let subscribes = quit_then_subscribes(&mut sb, &mut pbx);
     assert_eq!(subscribes.len(), 2, "subscribe, then unsubscribe");
     assert_eq!(subscribes[0].header("Expires"), Some("600"));
     assert_eq!(subscribes[1].header("Expires"), Some("0"));
