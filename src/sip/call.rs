@@ -1044,7 +1044,7 @@ impl UserAgent {
                 call.state = call.established_state();
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
-                self.on_reinvite_done(now, call_id, re.hold);
+                self.reinvite_finished(now, call_id, re.hold);
             }
             491 => {
                 let role = call.role;
@@ -1071,7 +1071,7 @@ impl UserAgent {
                     "{what} failed: the far end answered {code} {}",
                     resp.reason()
                 ));
-                self.on_reinvite_done(now, call_id, false);
+                self.reinvite_finished(now, call_id, false);
             }
         }
     }
@@ -1631,6 +1631,13 @@ impl UserAgent {
                 line: line_no(index),
             });
         }
+    }
+
+    /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it
+    /// goes on — a transfer's REFER, a `conference` asked for meanwhile.
+    fn reinvite_finished(&mut self, now: Instant, call_id: &str, held: bool) {
+        self.transfer_after_hold(now, call_id, held);
+        self.join_wanted_conference(now);
     }
 
     /// How long to wait before asking again after 491 Request Pending (RFC 3261 §14.1): the

@@ -247,9 +247,9 @@ impl UserAgent {
         true
     }
 
-    /// A hold or resume re-INVITE finished (`held`: the call is now held).
-    pub(super) fn on_reinvite_done(&mut self, now: Instant, call_id: &str, ok: bool) {
-        self.join_wanted_conference(now);
+    /// The hold before a transfer's REFER finished (`ok`: the call is now held): REFER, or
+    /// fail the transfer.
+    pub(super) fn transfer_after_hold(&mut self, now: Instant, call_id: &str, ok: bool) {
         let holding = self
             .calls()
             .find(|c| c.call_id == call_id)
