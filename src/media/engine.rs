@@ -15,7 +15,8 @@
 //! [`Report`]s through a callback. The thread owns the device and the RTP
 //! sockets; nothing is shared with locks. The audio callbacks of the device
 //! (in `device.rs`) are the only real-time code; this thread may allocate
-//! when a call starts, never per frame.
+//! when a call starts, never per frame — with one exception: an SRTP line's packets go through
+//! `rtc-srtp`, which has no in-place API and returns a new buffer per packet (see `srtp.rs`).
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::mpsc;

@@ -108,7 +108,9 @@ impl SrtpSession {
         &self.keys
     }
 
-    /// Protects the RTP packet in `packet` in place (it grows by the tag).
+    /// Protects the RTP packet in `packet` in place (it grows by the tag). The crate hands back
+    /// a new buffer, copied into `packet`: one allocation per packet on the media thread (never
+    /// on the audio callbacks).
     pub fn protect_rtp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
         let out = self
             .outbound
