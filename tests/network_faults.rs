@@ -108,7 +108,9 @@ fn register_call_hold_resume_and_blind_transfer_survive_30_percent_sip_loss() {
     // Blind transfer: alice REFERs bob to carol; bob calls carol on line 2.
     alice.send("transfer carol");
     transfer_status(&mut alice, secs(5), "requested");
-    carol.wait_for(secs(40), "incoming");
+    // Two transactions in a row before carol rings (alice's REFER to bob, then bob's INVITE),
+    // each of which may take up to timer F/B (32 s) through this loss.
+    carol.wait_for(secs(64), "incoming");
     carol.send("answer");
     let new = bob.wait_call_state(secs(40), 2, "connected");
     assert_ne!(new["call_id"], old["call_id"]);
