@@ -47,6 +47,10 @@ struct Cli {
     /// Log file [default: general.log_file, else $XDG_STATE_HOME/switchboard/switchboard.log].
     #[arg(long, value_name = "FILE")]
     log_file: Option<PathBuf>,
+    /// Append every SIP message sent and received, whole and unredacted (credentials and
+    /// SRTP keys included), to FILE (mode 0600), for debugging with a PBX's engineer.
+    #[arg(long, value_name = "FILE")]
+    sip_capture: Option<PathBuf>,
     /// The account to use, by name [default: the first one].
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
@@ -327,7 +331,7 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let setup = match Setup::new(&config, account) {
+    let mut setup = match Setup::new(&config, account) {
         Ok(setup) => setup,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -335,6 +339,15 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(path) = &cli.sip_capture {
+        if let Err(e) = setup.observers.capture_sip(path) {
+            eprintln!(
+                "switchboard: cannot write the SIP capture {}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let note = note(&origin, &account.name, setup.bound);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -20,6 +20,7 @@
 //! of the two places allowed to read the clock ([`now`]); it holds no SIP logic: which call is
 //! on which line is the core's business.
 
+pub mod capture;
 mod media;
 pub mod outlet;
 pub mod router;

@@ -1,12 +1,16 @@
 //! Where the core's events go: the call history and the screen-pop hooks see each one, then it
 //! is handed to the front end. Neither observer may hold the run loop up: history appends one
 //! line per finished call, hooks are started in the background. Every SIP message sent or
-//! received passes here too: logged, and reported as a `sip` event while `trace on`.
+//! received passes here too: logged, captured with `--sip-capture`, and reported as a `sip`
+//! event while `trace on`.
 
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
+use std::path::Path;
+
+use super::capture::SipCapture;
 use crate::config::Config;
 use crate::history::History;
 use crate::hooks::Hooks;
@@ -23,12 +27,14 @@ pub struct Outlet {
     history: History,
     hooks: Hooks,
     trace: bool,
+    capture: Option<SipCapture>,
 }
 
 /// The observers built from the configuration, before the run loop starts.
 pub struct Observers {
     history: History,
     hooks: Hooks,
+    capture: Option<SipCapture>,
 }
 
 impl Observers {
@@ -48,7 +54,14 @@ impl Observers {
         Observers {
             history,
             hooks: Hooks::new(config.hooks.clone()),
+            capture: None,
         }
+    }
+
+    /// Appends every SIP message, whole and unredacted, to `path` (`--sip-capture`).
+    pub fn capture_sip(&mut self, path: &Path) -> std::io::Result<()> {
+        self.capture = Some(SipCapture::create(path)?);
+        Ok(())
     }
 }
 
@@ -60,6 +73,7 @@ impl Outlet {
             history: observers.history,
             hooks: observers.hooks,
             trace: false,
+            capture: observers.capture,
         }
     }
 
@@ -78,6 +92,9 @@ impl Outlet {
             TraceDirection::Out => "sending",
         };
         tracing::debug!(%peer, len = bytes.len(), "{what}: {first}");
+        if let Some(capture) = &self.capture {
+            capture.record(direction, peer, bytes);
+        }
         if tracing::enabled!(tracing::Level::TRACE) {
             tracing::trace!(%peer, "{what}:\n{}", redact_secrets(&text));
         }

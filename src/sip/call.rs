@@ -751,9 +751,13 @@ impl UserAgent {
         let mut b = dialog.request(method, &via, 70);
         let cseq = dialog.local_cseq;
         let dst = dialog.next_hop().or(call.first_hop)?;
+        if method_needs_contact(method) {
+            // RFC 3261 §8.1.1.8 (INVITE, UPDATE), RFC 3515 §2.4.1 and RFC 6665 §4.1.2.1 /
+            // §4.2.2 (REFER, SUBSCRIBE, NOTIFY): a strict PBX refuses them without one.
+            b = b.header("Contact", format!("<{contact}>"));
+        }
         if method == Method::Invite {
             b = b
-                .header("Contact", format!("<{contact}>"))
                 .header("Allow", super::ALLOW)
                 .header("Supported", super::SUPPORTED);
             for (name, value) in session.map(|s| s.request_headers()).unwrap_or_default() {
@@ -1381,7 +1385,11 @@ impl UserAgent {
             Method::Invite => self.on_reinvite(now, &call_id, req),
             Method::Info => self.on_info(now, &call_id, req),
             Method::Options => {
-                self.respond(now, req, 200, |b| b);
+                self.respond(now, req, 200, |b| {
+                    b.header("Allow", super::ALLOW)
+                        .header("Accept", super::ACCEPT)
+                        .header("Supported", super::SUPPORTED)
+                });
             }
             Method::Refer => self.on_refer(now, &call_id, req),
             _ => {
@@ -1761,4 +1769,13 @@ fn wish_with(wish: Direction, remote_hold: bool) -> Direction {
     } else {
         wish
     }
+}
+
+/// True for the requests that must carry our Contact: those that create a dialog or a
+/// subscription, or refresh the remote target.
+fn method_needs_contact(method: Method) -> bool {
+    matches!(
+        method,
+        Method::Invite | Method::Refer | Method::Subscribe | Method::Notify | Method::Update
+    )
 }

@@ -31,6 +31,7 @@ mod call;
 mod conference;
 #[cfg(test)]
 mod conference_tests;
+pub mod conformance;
 pub mod dialog;
 pub mod dialog_info;
 #[cfg(test)]
@@ -555,7 +556,13 @@ impl UserAgent {
 
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let transmit = self.transmits.pop_front();
+        #[cfg(test)]
+        if let Some(t) = &transmit {
+            // Every message of every unit test meets the RFC tables.
+            conformance::assert_conformant(&t.payload);
+        }
+        transmit
     }
 
     /// The next order for the media engine.
@@ -827,7 +834,9 @@ impl UserAgent {
         } else {
             ("400 Bad Request", why.to_string())
         };
+        let tag = self.new_tag();
         let mut b = format!("SIP/2.0 {status}\r\n");
+        let mut echoed: Vec<String> = Vec::new();
         let mut has_via = false;
         for line in text.lines().skip(1) {
             if line.is_empty() {
@@ -837,9 +846,21 @@ impl UserAgent {
                 continue;
             };
             let name = msg::canonical_name(name);
-            if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name.as_str()) {
+            let repeated = name != "Via" && echoed.contains(&name);
+            if ["Via", "From", "To", "Call-ID", "CSeq"].contains(&name.as_str()) && !repeated {
                 has_via |= name == "Via";
-                b.push_str(line);
+                echoed.push(name.clone());
+                match line
+                    .split_once(':')
+                    .map(|(_, v)| msg::NameAddr::parse(v.trim()))
+                {
+                    // §8.2.6.2: a final response carries a To tag.
+                    Some(Some(mut to)) if name == "To" && to.tag().is_none_or(str::is_empty) => {
+                        to.params.set("tag", Some(&tag));
+                        b.push_str(&format!("To: {to}"));
+                    }
+                    _ => b.push_str(line),
+                }
                 b.push_str("\r\n");
             }
         }
@@ -917,7 +938,8 @@ impl UserAgent {
         };
         if req.cseq.1 != req.method() && req.method() != Method::Ack {
             let why = format!("CSeq method {} does not match {}", req.cseq.1, req.method());
-            let raw = Builder::response(&req, 400, None)
+            let tag = req.to.tag().is_none().then(|| self.new_tag());
+            let raw = Builder::response(&req, 400, tag.as_deref())
                 .header("Warning", format!("399 switchboard \"{why}\""))
                 .build();
             self.transmits.push_back(Transmit {

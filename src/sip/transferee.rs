@@ -202,7 +202,11 @@ impl UserAgent {
         if let Some(r) = &replaces {
             headers.push(("Replaces", r.to_header_value()));
         }
-        self.respond(now, req, 202, |b| b);
+        let contact = self.contact_uri();
+        // The 202 creates the refer subscription's dialog usage (RFC 6665 §4.2.1.1).
+        self.respond(now, req, 202, |b| {
+            b.header("Contact", format!("<{contact}>"))
+        });
         self.send_refer_notify(now, call_id, 100, false);
         self.emit_referral(
             call_id,
@@ -335,7 +339,6 @@ impl UserAgent {
         let headers = vec![
             ("Event", "refer".to_string()),
             ("Subscription-State", state),
-            ("Contact", format!("<{}>", self.contact_uri())),
         ];
         let body = refer::sipfrag_body(code, reason_phrase(code));
         self.send_in_dialog_with(

@@ -76,6 +76,7 @@ pub mod switchboard;
 pub mod tls;
 pub mod tmux;
 pub mod twinkle;
+pub mod wire;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 use super::net::{hosts, Net};
 use super::process::{self, Peer};
 use super::run_dir;
+use super::wire;
 
 /// The switchboard binary to run.
 pub fn switchboard_bin() -> PathBuf {
@@ -50,6 +51,8 @@ pub struct Switchboard {
     config_path: PathBuf,
     log_file: PathBuf,
     stderr_file: PathBuf,
+    /// The far end of this test deliberately leaves a 2xx of ours un-ACKed.
+    peer_skips_ack: bool,
     // Field order matters: the process dies before its run directory is removed.
     peer: Peer,
     dir: tempfile::TempDir,
@@ -85,6 +88,8 @@ impl Switchboard {
             .arg(&config_path)
             .arg("--log-file")
             .arg(&log_file)
+            .arg("--sip-capture")
+            .arg(dir.path().join(CAPTURE))
             .current_dir(dir.path())
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
@@ -137,9 +142,16 @@ impl Switchboard {
             config_path,
             log_file,
             stderr_file,
+            peer_skips_ack: false,
             peer,
             dir,
         }
+    }
+
+    /// Tells the end-of-test wire check that the far end deliberately never ACKs a 2xx of
+    /// ours (a scenario testing what switchboard does then).
+    pub fn peer_skips_ack(&mut self) {
+        self.peer_skips_ack = true;
     }
 
     /// Writes one command line to switchboard's stdin. Panics (with the events and log) if
@@ -397,8 +409,22 @@ impl Drop for Switchboard {
         if let Some(reader) = self.reader.take() {
             process::join_bounded(reader, Duration::from_secs(2));
         }
+        if !thread::panicking() {
+            let capture = self.dir.path().join(CAPTURE);
+            let problems = wire::problems(&capture, SystemTime::now(), self.peer_skips_ack);
+            if !problems.is_empty() {
+                panic!(
+                    "switchboard's SIP ({}) breaks the RFCs:\n{}",
+                    capture.display(),
+                    problems.join("\n")
+                );
+            }
+        }
     }
 }
+
+/// The `--sip-capture` file in the run directory.
+const CAPTURE: &str = "sip.capture";
 
 /// One `[[account]]` of the switchboard config.
 #[derive(Debug, Clone, PartialEq, Eq)]
