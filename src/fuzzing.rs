@@ -68,7 +68,7 @@ fn ua_config() -> UaConfig {
         codecs: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
         user_agent: "switchboard-fuzz".into(),
         timers: TimerValues::default(),
-        seed: 7,
+        seed: crate::sip::Seed::fixed(7),
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),

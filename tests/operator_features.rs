@@ -44,7 +44,7 @@ fn a_call_is_written_to_history_and_fires_the_hooks() {
     bob.wait_call_state(secs(5), 1, "ended");
 
     // The hook ran with the caller in its environment (bounded wait for the background job).
-    let env = wait_for_file(&incoming);
+    let env = common::wait_for_file(&incoming);
     assert!(env.contains("SWITCHBOARD_EVENT=incoming"), "{env}");
     assert!(env.contains("SWITCHBOARD_NAME=Alice Ahonen"), "{env}");
     assert!(env.contains("SWITCHBOARD_NUMBER=alice"), "{env}");
@@ -54,7 +54,7 @@ fn a_call_is_written_to_history_and_fires_the_hooks() {
         env.contains(&format!("SWITCHBOARD_CALL_ID={call_id}")),
         "{env}"
     );
-    let env = wait_for_file(&hangup);
+    let env = common::wait_for_file(&hangup);
     assert!(env.contains("SWITCHBOARD_EVENT=hangup"), "{env}");
 
     // The history holds the answered call, written as it ended.
@@ -137,17 +137,4 @@ fn a_route_through_another_account_calls_with_its_identity_and_credentials() {
         .verify_digest("4420", "trunkpw")
         .expect("the trunk's credentials");
     assert!(sb.quit_and_wait(secs(10)).success());
-}
-
-/// The text of `path` once a background hook has written it (at most 5 s).
-fn wait_for_file(path: &std::path::Path) -> String {
-    for _ in 0..100 {
-        if let Ok(text) = fs::read_to_string(path) {
-            if !text.is_empty() {
-                return text;
-            }
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{} was not written within 5 s", path.display());
 }

@@ -320,3 +320,63 @@ fn a_pbx_transfer_keys_the_feature_code_as_dtmf_then_hangs_up() {
     assert!(sb.quit_and_wait(secs(10)).success());
     assert!(pbx.quit_and_wait(secs(10)).success());
 }
+
+#[test]
+fn a_pbx_that_hangs_up_after_the_feature_code_took_the_call() {
+    // Asterisk's blindxfer ends the operator's leg about 0.8 s after the last digit, before
+    // switchboard's own BYE: the "PBX" here (a second switchboard that reports each digit)
+    // hangs up as soon as it has the whole code. That is the hand-over succeeding.
+    let net = Net::for_test("transfers::pbx_dtmf_hangup");
+    let mut pbx_cfg = SwitchboardConfig::peer_to_peer(&net);
+    pbx_cfg.bind = (net.ip(7), 5060).into();
+    pbx_cfg.accounts[0].user = "pbx".into();
+    let mut pbx = Switchboard::start(&pbx_cfg.to_toml());
+    let hook_dir = tempfile::tempdir().expect("temp dir");
+    let hook_env = hook_dir.path().join("transfer.env");
+    let mut cfg = SwitchboardConfig::peer_to_peer(&net).with_extra(&format!(
+        "[hooks]\non_transfer = \"env | grep ^SWITCHBOARD_ > {}\"\n",
+        hook_env.display()
+    ));
+    cfg.accounts[0].extra = "transfer_method = \"dtmf\"\n".into();
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    pbx.wait_for(secs(10), "started");
+    sb.wait_for(secs(10), "started");
+    sb.send(&format!("dial sip:pbx@{}", net.ip(7)));
+    pbx.wait_for(secs(5), "incoming");
+    pbx.send("answer");
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.send("transfer 200");
+    sb.wait_transfer(secs(2), "requested");
+    let mut digits = String::new();
+    while digits.len() < 6 {
+        let e = pbx.wait_event(secs(5), |e| e["event"] == "dtmf");
+        digits.push_str(e["digit"].as_str().unwrap_or("?"));
+    }
+    assert_eq!(digits, "#1200#");
+    pbx.send("hangup");
+    let done = sb.wait_transfer(secs(5), "succeeded");
+    assert!(
+        done["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("the PBX took the call")),
+        "{done}"
+    );
+    let ended = sb.wait_call_state(secs(5), 1, "ended");
+    assert_eq!(ended["reason"], "handed to the PBX for 200", "{ended}");
+    // The far end hung up first: switchboard sent no BYE of its own.
+    let pbx_ended = pbx.wait_call_state(secs(5), 1, "ended");
+    assert_ne!(pbx_ended["reason"], "the far end hung up", "{pbx_ended}");
+    sb.expect_no_event(Duration::from_millis(500), |e| {
+        e["event"] == "transfer" && e["status"] != "succeeded"
+    });
+    // The hook ran for the transfer, and the history says where the call went.
+    let env = common::wait_for_file(&hook_env);
+    assert!(env.contains("SWITCHBOARD_EVENT=transfer"), "{env}");
+    let history = sb
+        .run_dir()
+        .join("home/.local/share/switchboard/history.jsonl");
+    let text = common::wait_for_file(&history);
+    assert!(text.contains("\"transferred\""), "{text}");
+    assert!(sb.quit_and_wait(secs(10)).success());
+    assert!(pbx.quit_and_wait(secs(10)).success());
+}

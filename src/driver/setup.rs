@@ -30,7 +30,7 @@ use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy,
+    AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy, Seed,
     TransferConfig, Transport, UaConfig,
 };
 use rand::RngCore;
@@ -379,7 +379,7 @@ impl Setup {
                 .clone()
                 .unwrap_or_else(default_user_agent),
             timers: TimerValues::default(),
-            seed: rand::random(),
+            seed: os_seed(),
             dtmf_info: config.media.dtmf == config::DtmfMethod::Info,
             opus_bitrate: Some(config.codecs.opus_bitrate),
             transfer: TransferConfig {
@@ -685,6 +685,13 @@ fn codec(c: config::Codec) -> Codec {
 /// `switchboard/VERSION`.
 fn default_user_agent() -> String {
     format!("switchboard/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// A seed for the user agent's tokens from the operating system's entropy.
+fn os_seed() -> Seed {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Seed(bytes)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdes::SrtpMode;
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
 use super::session_timer::{self, SessionTimer};
+use super::transaction::TxKey;
 use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
@@ -1172,9 +1173,19 @@ impl UserAgent {
                 && c.invite.from.tag() == req.from.tag()
         });
         if let Some(call) = existing {
+            if call.invite.via.branch() != req.via.branch() {
+                // The same request by another path (§8.2.2.2): a merged request.
+                self.respond(now, req, 482, |b| b);
+                return;
+            }
             if let Some(p) = &call.pending_ack {
                 let wire = p.wire.clone();
                 self.transmits.push_back(wire);
+            }
+            // The call answers this INVITE itself: the transaction just made for the
+            // retransmission would otherwise wait for a final response forever.
+            if let Some(key) = TxKey::of(req) {
+                self.servers.remove(&key);
             }
             return;
         }
@@ -1378,8 +1389,20 @@ impl UserAgent {
         match req.method() {
             Method::Bye => {
                 self.respond(now, req, 200, |b| b);
+                // A BYE in the early dialog of a call still ringing here: its INVITE is still
+                // owed a final response (§15.1.2 recommends 487), or its transaction lingers.
+                let unanswered = self
+                    .calls()
+                    .find(|c| c.call_id == call_id && c.role == Role::Callee)
+                    .filter(|c| !c.is_established() && !c.finalised)
+                    .map(|c| c.invite.clone());
+                if let Some(invite) = unanswered {
+                    self.respond(now, &invite, 487, |b| b);
+                }
                 self.on_transferee_gone(now, &call_id);
-                self.finish_call(&call_id, None, "the far end hung up");
+                let words = self.pbx_far_end_hung_up(now, &call_id);
+                let words = words.as_deref().unwrap_or("the far end hung up");
+                self.finish_call(&call_id, None, words);
             }
             Method::Notify => self.on_notify(now, &call_id, req),
             Method::Invite => self.on_reinvite(now, &call_id, req),

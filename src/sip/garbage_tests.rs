@@ -168,7 +168,7 @@ fn forty_thousand_mutated_and_random_messages_never_panic_and_state_stays_bounde
             cseq = m.cseq.0;
         }
     }
-    let mut rng = Rng(Tokens(0x5eed));
+    let mut rng = Rng(Tokens::new(&super::Seed::fixed(0x5eed)));
     let mut sent_back = 0usize;
     let total = 40_000;
     for i in 0..total {

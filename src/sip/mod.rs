@@ -220,8 +220,9 @@ pub struct UaConfig {
     pub user_agent: String,
     /// RFC 3261 timer values.
     pub timers: TimerValues,
-    /// Seed for tags, branches and Call-IDs (the core has no entropy source).
-    pub seed: u64,
+    /// Seed for tags, branches, Call-IDs and cnonces (the core has no entropy source): from
+    /// the operating system in the driver, fixed in tests.
+    pub seed: Seed,
     /// Send DTMF as SIP INFO instead of RFC 4733 telephone-events.
     pub dtmf_info: bool,
     /// The Opus bitrate we send, declared in SDP as the most we want to receive.
@@ -257,17 +258,42 @@ struct Server {
     reply_to: (Transport, SocketAddr),
 }
 
-/// SplitMix64: deterministic tokens from the seed.
+/// 256 bits that seed the user agent's tokens. Its `Debug` prints nothing of it: whoever
+/// knows the seed can predict every tag and branch.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seed(pub [u8; 32]);
+
+impl Seed {
+    /// A fixed seed for tests and fuzzing, spread from `n`.
+    pub fn fixed(n: u64) -> Seed {
+        let mut bytes = [0u8; 32];
+        for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+            let word = n.rotate_left(u32::try_from(i).unwrap_or(0) * 16) ^ (i as u64);
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        Seed(bytes)
+    }
+}
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Seed(<redacted>)")
+    }
+}
+
+/// The tokens the network sees (RFC 3261 §19.3 wants tags and branches cryptographically
+/// random: responses are matched by branch, so a predictable one lets anyone who saw one
+/// message forge answers to the next): a ChaCha stream cipher keyed by the [`Seed`].
 #[derive(Debug, Clone)]
-struct Tokens(u64);
+struct Tokens(rand::rngs::StdRng);
 
 impl Tokens {
+    fn new(seed: &Seed) -> Tokens {
+        Tokens(rand::SeedableRng::from_seed(seed.0))
+    }
+
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        rand::RngCore::next_u64(&mut self.0)
     }
 
     fn hex(&mut self) -> String {
@@ -317,7 +343,7 @@ impl UserAgent {
     pub fn new(cfg: UaConfig, now: Instant) -> UserAgent {
         let lines = cfg.rtp_ports.iter().map(|_| None).collect();
         let mut ua = UserAgent {
-            tokens: Tokens(cfg.seed),
+            tokens: Tokens::new(&cfg.seed),
             clients: HashMap::new(),
             servers: HashMap::new(),
             registration: None,

@@ -9,8 +9,11 @@
 //!     └─ cancel:   DTMF cancel code ─► the PBX drops n and returns the caller ─► recalled
 //! ```
 //!
-//! Nothing comes back from the PBX, so the operator sees only what was asked; a failure is
-//! the PBX's to announce (it usually returns the caller to the operator's call).
+//! Nothing comes back from the PBX but its hang-up: a PBX that takes the call over ends the
+//! operator's leg once it has the code (Asterisk about 0.8 s after the last digit, before our
+//! own planned BYE). A BYE after the last digit went out is therefore the hand-over succeeding
+//! (`succeeded`, "the PBX took the call"); a BYE before it is the caller hanging up. A failure
+//! after the hand-over is the PBX's to announce (it usually returns the caller to the operator).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,9 @@ use super::{line_no, UserAgent};
 const PER_DIGIT: Duration = Duration::from_millis(200);
 /// Extra wait after the last digit before hanging up, so the PBX has heard it.
 const SETTLE: Duration = Duration::from_millis(800);
+/// From the start of one RFC 4733 digit to the next as the media engine keys them (100 ms of
+/// tone, 60 ms of gap: `media::dtmf`); the last digit starts (n − 1) of these after the first.
+const DIGIT_SPACING: Duration = Duration::from_millis(160);
 
 /// The account's feature codes; `{target}` stands for the number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +48,9 @@ pub(super) struct PbxTransfer {
     attended: bool,
     /// Blind: when to hang up (the digits are out by then).
     hangup_at: Option<Instant>,
+    /// When the last digit of the code starts to go out: a hang-up from then on is the PBX
+    /// taking the call.
+    last_digit_at: Instant,
 }
 
 impl PbxTransfer {
@@ -58,12 +67,14 @@ impl UserAgent {
             return;
         };
         self.dtmf(now, &digits);
-        let wait = PER_DIGIT * u32::try_from(digits.len()).unwrap_or(u32::MAX) + SETTLE;
+        let count = u32::try_from(digits.len()).unwrap_or(u32::MAX);
+        let wait = PER_DIGIT * count + SETTLE;
         if let Some(call) = self.call_mut(&call_id) {
             call.pbx = Some(PbxTransfer {
                 target: target.clone(),
                 attended: false,
                 hangup_at: Some(now + wait),
+                last_digit_at: now + DIGIT_SPACING * count.saturating_sub(1),
             });
         }
         let words = format!("keying the PBX's transfer code {digits}");
@@ -82,11 +93,13 @@ impl UserAgent {
             return;
         };
         self.dtmf(now, &digits);
+        let count = u32::try_from(digits.len()).unwrap_or(u32::MAX);
         if let Some(call) = self.call_mut(&call_id) {
             call.pbx = Some(PbxTransfer {
                 target: target.clone(),
                 attended: true,
                 hangup_at: None,
+                last_digit_at: now + DIGIT_SPACING * count.saturating_sub(1),
             });
         }
         let words =
@@ -181,6 +194,41 @@ impl UserAgent {
             &words,
         );
         self.end_call(now, call_id, &words);
+    }
+
+    /// The far end hung up call `call_id`. During a blind PBX transfer whose code is out, that
+    /// is the PBX taking the call: the transfer succeeded, and the call ends with the words
+    /// returned. Before the code is out, the transfer failed: the caller hung up.
+    pub(super) fn pbx_far_end_hung_up(&mut self, now: Instant, call_id: &str) -> Option<String> {
+        let call = self.calls().find(|c| c.call_id == call_id)?;
+        let t = call.pbx.clone().filter(|t| !t.attended)?;
+        let digits_out = call.info_queue.is_empty() && now >= t.last_digit_at;
+        if let Some(call) = self.call_mut(call_id) {
+            call.pbx = None;
+        }
+        if digits_out {
+            let words = format!(
+                "the PBX took the call after the transfer code and transfers the caller to {}",
+                t.target
+            );
+            self.pbx_event(
+                call_id,
+                TransferKind::Blind,
+                TransferStatus::Succeeded,
+                &t.target,
+                &words,
+            );
+            Some(format!("handed to the PBX for {}", t.target))
+        } else {
+            self.pbx_event(
+                call_id,
+                TransferKind::Blind,
+                TransferStatus::Failed,
+                &t.target,
+                "the caller hung up before the transfer code was out",
+            );
+            None
+        }
     }
 
     /// The selected talking call, the number and the digits to key for `code`.
@@ -280,12 +328,18 @@ mod tests {
     use crate::sip::media_order::MediaOrder;
     use crate::sip::msg::Method;
     use crate::sip::timer::epoch;
-    use crate::sip::ua_tests::{config, connected_call, Bench};
+    use crate::sip::transfer_tests::bye_from_phone;
+    use crate::sip::ua_tests::{config, connected_call, Bench, PHONE};
     use crate::sip::UserAgent;
     use std::time::Duration;
 
     /// A bench whose account transfers by Asterisk's feature codes, in a connected call.
     fn pbx_call() -> Bench {
+        pbx_call_with_invite().0
+    }
+
+    /// [`pbx_call`] and our INVITE of the call.
+    fn pbx_call_with_invite() -> (Bench, crate::sip::msg::Message) {
         let mut cfg = config(false);
         cfg.transfer.pbx_codes = Some(PbxCodes {
             blind: "#1{target}#".into(),
@@ -296,11 +350,74 @@ mod tests {
             ua: UserAgent::new(cfg, epoch()),
             now: epoch(),
         };
-        connected_call(&mut b);
+        let (invite, _) = connected_call(&mut b);
         b.sent();
         b.events();
         while b.ua.poll_media_order().is_some() {}
-        b
+        (b, invite)
+    }
+
+    /// The call's end reason among `events`.
+    fn end_reason(events: &[Event]) -> Option<String> {
+        events.iter().find_map(|e| match e {
+            Event::Call {
+                state: CallState::Ended,
+                reason,
+                ..
+            } => reason.clone(),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn the_pbx_hanging_up_after_the_code_is_the_transfer_succeeding() {
+        let (mut b, invite) = pbx_call_with_invite();
+        b.cmd(Command::Transfer("200".into()));
+        assert_eq!(keyed(&mut b), ["#1200#"]);
+        b.events();
+        // Asterisk's blindxfer: the operator's leg is hung up 0.8 s after the last digit,
+        // before our own BYE (6 digits · 200 ms + 800 ms).
+        b.advance(Duration::from_millis(1_600));
+        assert!(b.sent().is_empty());
+        b.recv(PHONE, &bye_from_phone(&invite, 2));
+        let sent = b.sent();
+        assert!(sent.iter().all(|m| m.code() == Some(200)), "{sent:#?}");
+        let events = b.events();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::Transfer { status: TransferStatus::Succeeded, reason: Some(r), .. }
+                    if r.contains("the PBX took the call")
+            )),
+            "{events:#?}"
+        );
+        assert_eq!(
+            end_reason(&events).as_deref(),
+            Some("handed to the PBX for 200")
+        );
+        b.advance(Duration::from_secs(2));
+        assert!(b.sent().is_empty(), "no BYE of ours after the PBX's");
+        assert!(transfers(&mut b).is_empty(), "one outcome only");
+    }
+
+    #[test]
+    fn a_hang_up_before_the_code_is_out_is_the_caller_leaving() {
+        let (mut b, invite) = pbx_call_with_invite();
+        b.cmd(Command::Transfer("200".into()));
+        keyed(&mut b);
+        b.events();
+        b.advance(Duration::from_millis(300));
+        b.recv(PHONE, &bye_from_phone(&invite, 2));
+        let events = b.events();
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::Transfer { status: TransferStatus::Failed, reason: Some(r), .. }
+                    if r == "the caller hung up before the transfer code was out"
+            )),
+            "{events:#?}"
+        );
+        assert_eq!(end_reason(&events).as_deref(), Some("the far end hung up"));
     }
 
     fn keyed(b: &mut Bench) -> Vec<String> {

@@ -227,7 +227,7 @@ fn no_final_notify_in_time_means_the_target_did_not_answer() {
 }
 
 /// A BYE from the phone in the call's dialog.
-fn bye_from_phone(invite: &Message, cseq: u32) -> String {
+pub(super) fn bye_from_phone(invite: &Message, cseq: u32) -> String {
     format!(
         "BYE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKbye{cseq}\r\n\
          From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\

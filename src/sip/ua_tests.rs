@@ -40,7 +40,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         codecs: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
         user_agent: "switchboard-test".into(),
         timers: TimerValues::default(),
-        seed: 7,
+        seed: super::Seed::fixed(7),
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
@@ -701,6 +701,51 @@ fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
 
 // ---- incoming calls ----
 
+#[test]
+fn a_merged_invite_gets_482_and_nothing_lingers() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("merged", "z9hG4bKm1"));
+    b.sent();
+    // The same INVITE forked back to us by another path: another branch (§8.2.2.2).
+    b.recv(PHONE, &incoming_invite("merged", "z9hG4bKm2"));
+    let codes: Vec<u16> = b.sent().iter().filter_map(Message::code).collect();
+    assert_eq!(codes, [100, 482]);
+    b.cmd(Command::Answer(None));
+    assert_eq!(b.sent()[0].code(), Some(200));
+    // The first INVITE retransmitted after our 2xx: the 2xx again, and no new transaction.
+    b.recv(PHONE, &incoming_invite("merged", "z9hG4bKm1"));
+    let codes: Vec<u16> = b.sent().iter().filter_map(Message::code).collect();
+    assert!(codes.ends_with(&[200]), "{codes:?}");
+    b.advance(Duration::from_secs(40));
+    assert!(b.ua.servers.is_empty(), "no transaction lingers");
+}
+
+#[test]
+fn a_bye_while_ringing_ends_the_call_and_answers_its_invite_487() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("in-bye", "z9hG4bKib"));
+    let ringing = b.sent().pop().expect("180");
+    let tag = ringing.to.tag().expect("our tag").to_owned();
+    b.recv(
+        PHONE,
+        &format!(
+            "BYE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKib2\r\n\
+             Max-Forwards: 70\r\nFrom: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\n\
+             To: <sip:alice@127.0.0.1>;tag={tag}\r\nCall-ID: in-bye\r\nCSeq: 2 BYE\r\n\
+             Content-Length: 0\r\n\r\n"
+        ),
+    );
+    let answers: Vec<(u16, Method)> = b
+        .sent()
+        .iter()
+        .filter_map(|m| m.code().map(|c| (c, m.cseq.1)))
+        .collect();
+    assert_eq!(answers, [(200, Method::Bye), (487, Method::Invite)]);
+    assert!(b.states().contains(&CallState::Ended));
+    b.advance(Duration::from_secs(40));
+    assert!(b.ua.servers.is_empty(), "no transaction lingers");
+}
+
 pub(super) fn incoming_invite(call_id: &str, branch: &str) -> String {
     let sdp = phone_sdp("sendrecv");
     format!(
@@ -1112,4 +1157,63 @@ fn dtmf_as_sip_info_goes_one_digit_per_request_and_received_info_is_an_event() {
             ..
         }
     )));
+}
+
+#[test]
+fn tokens_from_two_os_seeds_share_nothing() {
+    // What the network sees of one run (Call-ID, tag, branch, cnonce) tells nothing of another.
+    let tokens = |seed: [u8; 32]| {
+        let mut cfg = config(true);
+        cfg.seed = super::Seed(seed);
+        let mut b = Bench::with_config(cfg);
+        let register = b.sent_request(Method::Register);
+        b.recv(
+            REGISTRAR,
+            &reply(
+                &register,
+                401,
+                "r",
+                "WWW-Authenticate: Digest realm=\"lab\", nonce=\"n1\", qop=\"auth\"\r\n",
+                "",
+            ),
+        );
+        let again = b.sent_request(Method::Register);
+        let cnonce = again
+            .header("Authorization")
+            .and_then(|a| a.split("cnonce=\"").nth(1))
+            .and_then(|c| c.split('"').next())
+            .expect("cnonce")
+            .to_owned();
+        let branch = |m: &Message| {
+            m.via
+                .branch()
+                .expect("branch")
+                .trim_start_matches("z9hG4bK")
+                .to_owned()
+        };
+        vec![
+            register.call_id.clone(),
+            register.from.tag().expect("tag").to_owned(),
+            branch(&register),
+            branch(&again),
+            cnonce,
+        ]
+    };
+    let (a, b) = (tokens(rand::random()), tokens(rand::random()));
+    for x in &a {
+        for y in &b {
+            let (x, y) = (
+                x.trim_end_matches("@switchboard"),
+                y.trim_end_matches("@switchboard"),
+            );
+            let shared = (0..x.len().saturating_sub(7))
+                .any(|i| x.get(i..i + 8).is_some_and(|part| y.contains(part)));
+            assert!(!shared, "{x} and {y} share 8 characters");
+        }
+    }
+    assert_eq!(
+        tokens([7; 32]),
+        tokens([7; 32]),
+        "a fixed seed repeats itself"
+    );
 }

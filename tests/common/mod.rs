@@ -139,3 +139,17 @@ pub fn run_dir(peer: &str) -> tempfile::TempDir {
     }
     dir
 }
+
+/// The text of `path` once something has written it (a hook run in the background, the
+/// history); panics after 5 s.
+pub fn wait_for_file(path: &std::path::Path) -> String {
+    for _ in 0..100 {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if !text.is_empty() {
+                return text;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{} was not written within 5 s", path.display());
+}
