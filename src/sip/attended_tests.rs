@@ -5,6 +5,7 @@
 use super::api::{CallState, Command, Direction, Event, TransferKind, TransferStatus};
 use super::msg::{Message, Method};
 use super::refer;
+use super::transfer::BlindMode;
 use super::ua_tests::{config, phone_sdp, reply, sdp_direction, Bench, PHONE};
 
 /// Where the target (carol) answers from.
@@ -360,7 +361,9 @@ fn hanging_up_the_consultation_cancels_and_the_caller_hanging_up_is_reported() {
 
 #[test]
 fn transfer_while_consulting_sends_bob_elsewhere_and_consult_replaces_the_target() {
-    let mut b = Bench::new(false);
+    let mut cfg = config(false);
+    cfg.transfer.blind = BlindMode::Notify;
+    let mut b = Bench::with_config(cfg);
     let c = consulting(&mut b, true);
     b.cmd(Command::Consult("dave".into()));
     let sent = b.sent();
