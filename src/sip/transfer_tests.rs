@@ -924,3 +924,138 @@ fn a_late_notify_of_an_earlier_refer_does_not_decide_the_next_transfer() {
         )
     );
 }
+
+// ---- a PBX that takes the REFER over and drops the caller on failure ----
+
+#[test]
+fn a_failure_notify_then_the_pbx_bye_is_one_dropped_caller_outcome() {
+    let mut b = notify_bench();
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            10,
+            "SIP/2.0 503 Service Unavailable\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    let resume = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the recall starts")
+        .clone();
+    let events = transfer_events(&mut b);
+    assert!(
+        !events
+            .iter()
+            .any(|(s, _, _)| matches!(s, TransferStatus::Failed | TransferStatus::Recalled)),
+        "nothing said before the resume is answered: {events:?}"
+    );
+    // The PBX hangs the caller up a millisecond later, while our resume is out.
+    b.advance(Duration::from_millis(1));
+    b.recv(PHONE, &bye_from_phone(&invite, 11));
+    assert_eq!(b.sent()[0].code(), Some(200));
+    let events = b.events();
+    let outcome: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transfer {
+                status,
+                status_code,
+                reason,
+                ..
+            } => Some((*status, *status_code, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [(
+            TransferStatus::Failed,
+            Some(503),
+            Some(
+                "the PBX could not reach 2000 (503 Service Unavailable) and ended the caller's call"
+                    .into()
+            )
+        )]
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: CallState::Ended,
+            ..
+        }
+    )));
+    // A 2xx to the resume crossing the BYE is still ACKed, and changes nothing.
+    b.recv(PHONE, &reply(&resume, 200, "", "", &phone_sdp("sendrecv")));
+    let sent = b.sent();
+    let ack = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Ack)
+        .expect("the crossing 2xx is ACKed");
+    assert_eq!(ack.cseq.0, resume.cseq.0);
+    assert!(b.events().is_empty(), "the ended call stays ended");
+    b.advance(Duration::from_secs(40));
+    assert!(b.events().is_empty());
+    assert!(b.ua.detached.is_empty(), "the call is let go");
+}
+
+#[test]
+fn the_pbx_bye_then_its_failure_notify_is_one_dropped_caller_outcome() {
+    let mut b = notify_bench();
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.sent();
+    transfer_events(&mut b);
+    b.recv(PHONE, &bye_from_phone(&invite, 10));
+    b.advance(Duration::from_millis(1));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            11,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    assert!(
+        !sent.iter().any(|m| m.code().is_none()),
+        "no resume for a call that is gone: {sent:#?}"
+    );
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            Some(486),
+            Some("the PBX could not reach 2000 (busy) and ended the caller's call".into())
+        )]
+    );
+}
+
+#[test]
+fn a_failure_notify_long_after_the_callers_bye_says_the_caller_hung_up() {
+    let mut b = notify_bench();
+    let invite = hung_up_during_transfer(&mut b);
+    b.advance(Duration::from_secs(3));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            21,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            Some(486),
+            Some("the caller hung up during the transfer".into())
+        )]
+    );
+}
