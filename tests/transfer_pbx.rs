@@ -128,7 +128,7 @@ fn office_phone(net: &Net, user: &str, host: u8, hz: f64, dir: &Path, extra: &st
         tone_file.display()
     );
     let cfg = cfg
-        .with_codecs(&["opus", "PCMU"])
+        .with_codecs(&["opus", "pcmu"])
         .with_audio(&audio)
         .with_extra(&format!(
             "[recording]\ndir = \"{}\"\nformat = \"wav\"\n{extra}",

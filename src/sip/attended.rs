@@ -491,6 +491,7 @@ impl UserAgent {
         };
         let line = call.line;
         let resume = call.local_hold && call.is_established() && !call.is_renegotiating();
+        let holding = call.is_holding();
         let words = format!(
             "{why}: reconnecting, the call is back on line {}",
             line_no(line)
@@ -500,6 +501,9 @@ impl UserAgent {
         self.set_selected(line);
         if resume {
             self.send_reinvite(now, &c.held, false);
+        } else if holding {
+            // The target failed before the hold was answered (busy at once).
+            self.resume_after_hold(&c.held);
         }
     }
 

@@ -841,3 +841,50 @@ fn an_attended_failure_notify_then_the_pbx_bye_is_one_dropped_caller_outcome() {
         .flatten()
         .any(|call| call.call_id == c.carol.call_id && call.state == CallState::Connected));
 }
+
+#[test]
+fn a_target_busy_before_the_hold_is_answered_still_gets_bob_resumed() {
+    let mut b = Bench::new(false);
+    b.cmd(Command::Dial("bob".into()));
+    let bob = b.sent_request(Method::Invite);
+    b.recv(
+        PHONE,
+        &reply(
+            &bob,
+            200,
+            "bobtag",
+            "Contact: <sip:bob@127.0.0.3:5060>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    b.sent();
+    b.events();
+    b.cmd(Command::Transfer("carol".into()));
+    let invites = requests(&b.sent(), Method::Invite);
+    let hold = invites
+        .iter()
+        .find(|m| m.call_id == bob.call_id)
+        .expect("hold")
+        .clone();
+    let carol = invites
+        .iter()
+        .find(|m| m.call_id != bob.call_id)
+        .expect("carol")
+        .clone();
+    // carol is busy at once, while bob's hold is still out.
+    b.recv(CAROL, &reply(&carol, 486, "caroltag", "", ""));
+    let sent = b.sent();
+    assert!(
+        requests(&sent, Method::Invite).is_empty(),
+        "no re-INVITE over the hold"
+    );
+    let events = blind_events(&mut b);
+    assert_eq!(events.last().map(|e| e.1), Some(TransferStatus::Recalled));
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    let resume = requests(&b.sent(), Method::Invite);
+    assert_eq!(resume.len(), 1, "resumed once the hold is answered");
+    assert_eq!(resume[0].call_id, bob.call_id);
+    assert_eq!(sdp_direction(&resume[0]), Direction::SendRecv);
+    assert!(blind_events(&mut b).is_empty());
+    assert!(b.ua.lines[0].as_ref().is_some_and(|c| c.transfer.is_none()));
+}

@@ -130,6 +130,9 @@ enum Phase {
     /// The far end hung up during the recall (outcome told): kept until `deadline` so the
     /// call lingers for the resume's answer (a crossing 2xx is still ACKed).
     Dropped { deadline: Instant },
+    /// Nothing to transfer: a consultation failed while its hold re-INVITE was still out
+    /// (a target busy at once); resume the call once the hold is answered.
+    ResumeAfterHold,
 }
 
 /// Why a transfer failed, kept while the outcome waits (Failing, Recalling).
@@ -234,7 +237,9 @@ impl Transfer {
             | Phase::Failing { deadline }
             | Phase::Dropped { deadline }
             | Phase::RetryAt(deadline) => Some(deadline),
-            Phase::Holding | Phase::Referring(_) | Phase::Recalling => None,
+            Phase::Holding | Phase::Referring(_) | Phase::Recalling | Phase::ResumeAfterHold => {
+                None
+            }
         }
     }
 }
@@ -336,6 +341,16 @@ impl UserAgent {
             Some(Phase::Dropped { .. }) => {
                 if let Some(call) = self.call_mut(call_id) {
                     call.transfer = None;
+                }
+                return;
+            }
+            Some(Phase::ResumeAfterHold) => {
+                let Some(call) = self.call_mut(call_id) else {
+                    return;
+                };
+                call.transfer = None;
+                if ok && call.is_established() && !call.is_renegotiating() {
+                    self.send_reinvite(now, call_id, false);
                 }
                 return;
             }
@@ -642,6 +657,16 @@ impl UserAgent {
         self.transfer_failed(now, call_id, None, reason);
     }
 
+    /// A recalled call whose hold re-INVITE is still out: resume it once the hold is answered.
+    pub(super) fn resume_after_hold(&mut self, call_id: &str) {
+        if let Some(call) = self.call_mut(call_id).filter(|c| c.transfer.is_none()) {
+            call.transfer = Some(Transfer {
+                phase: Phase::ResumeAfterHold,
+                ..Transfer::blind(String::new(), TransferMechanism::Notify)
+            });
+        }
+    }
+
     /// The transferee hung up while the transfer was under way. Once the REFER is out, the
     /// subscription is kept for [`AFTER_HANGUP`]: its final NOTIFY may follow the BYE.
     pub(super) fn on_transferee_gone(&mut self, now: Instant, call_id: &str) {
@@ -655,6 +680,10 @@ impl UserAgent {
                         deadline: now + AFTER_HANGUP,
                         since: now,
                     };
+                    return;
+                }
+                Phase::ResumeAfterHold => {
+                    call.transfer = None;
                     return;
                 }
                 Phase::Failing { .. } | Phase::Recalling => {
@@ -684,12 +713,13 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if call
-            .transfer
-            .as_ref()
-            .is_some_and(|t| matches!(t.phase, Phase::HungUp { .. } | Phase::Dropped { .. }))
-        {
-            return;
+        match call.transfer.as_ref().map(|t| t.phase) {
+            Some(Phase::HungUp { .. } | Phase::Dropped { .. }) => return,
+            Some(Phase::ResumeAfterHold) => {
+                call.transfer = None;
+                return;
+            }
+            _ => {}
         }
         let Some(t) = call.transfer.take() else {
             return;
