@@ -4,8 +4,9 @@
 //! target is busy: NOTIFY 503 terminated, then BYE, within a millisecond (shared/LAB.md). So:
 //!
 //! - `blind = "notify"` against sipp playing such a PBX (peer to peer): a success (NOTIFY
-//!   100/180/200, then the PBX's BYE crossing ours) is one `succeeded`; a dropped caller is one
-//!   `failed` outcome saying so, never `recalled` then `ended`.
+//!   100/180/200, then our BYE) is one `succeeded`; a dropped caller (NOTIFY 503 terminated,
+//!   then the PBX's BYE crossing our recall) is one `failed` outcome saying so, never
+//!   `recalled` then `ended`.
 //! - `blind = "safe"` (ring-first) through kamailio: alice holds bob (a switchboard playing
 //!   1 kHz) and rings the target herself. linphonec answering is joined to bob by REFER with
 //!   Replaces and hears bob's tone; a busy sipp (486), a sipp that never answers
@@ -64,7 +65,7 @@ fn a_pbx_that_takes_the_refer_over_and_reaches_the_target_is_one_success() {
     sb.expect_no_event(Duration::from_millis(1500), |e| {
         is_transfer(e, &["failed", "recalled"])
     });
-    // sipp got our BYE and our 481 for its own crossing BYE.
+    // sipp got our 200s and our BYE.
     uas.expect_pass(secs(10));
     assert!(sb.quit_and_wait(secs(10)).success());
 }
