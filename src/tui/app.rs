@@ -1004,6 +1004,19 @@ impl App {
         })
     }
 
+    /// A ring-first blind transfer still rings its target (`cancel` takes the caller back).
+    fn ringing_first(&self) -> bool {
+        self.lines.iter().flatten().any(|c| {
+            c.transfer.as_ref().is_some_and(|t| {
+                t.mechanism == Some(TransferMechanism::RingFirst)
+                    && matches!(
+                        t.status,
+                        TransferStatus::Requested | TransferStatus::Ringing
+                    )
+            })
+        })
+    }
+
     /// The line whose far end asks to transfer it (the selected one first).
     fn asking_line(&self) -> Option<LineNo> {
         let asks = |line: LineNo| self.call(line).is_some_and(CallView::asks_to_transfer);
@@ -1044,7 +1057,10 @@ impl App {
             }
             Action::Complete => self.consulting() || self.two_established(),
             Action::Cancel => {
-                self.consulting() || self.two_established() || self.asking_line().is_some()
+                self.consulting()
+                    || self.ringing_first()
+                    || self.two_established()
+                    || self.asking_line().is_some()
             }
             Action::Conference => self.two_established(),
             Action::Mute | Action::Record => established,
@@ -1099,7 +1115,9 @@ impl App {
             Action::Swap => send(Command::Swap),
             Action::Complete => send(Command::Complete),
             Action::Cancel => match self.asking_line() {
-                Some(line) if !self.consulting() => send(Command::Decline(Some(line))),
+                Some(line) if !self.consulting() && !self.ringing_first() => {
+                    send(Command::Decline(Some(line)))
+                }
                 _ => send(Command::Cancel),
             },
             Action::Mute => send(Command::Mute),

@@ -948,6 +948,11 @@ fn a_ring_first_transfer_says_the_target_rings_first_and_a_dropped_caller_in_one
         "Transfer to Bob Builder (202): ringing the target first on the other line, the caller \
          is on hold"
     );
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        send(Command::Cancel),
+        "Esc takes the caller back while the target rings"
+    );
     rig.event(ring_first(TransferStatus::Trying, "the target answered"));
     assert_eq!(
         words(&rig),
