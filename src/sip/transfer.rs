@@ -157,7 +157,7 @@ const HUNG_UP: &str = "the caller hung up during the transfer";
 /// A failure NOTIFY and the far end's BYE this close together (either order) are one event:
 /// a PBX that took the REFER over and dropped the caller (Asterisk sends both within a
 /// millisecond).
-pub(super) const DROP_WINDOW: Duration = Duration::from_millis(1_000);
+const DROP_WINDOW: Duration = Duration::from_millis(1_000);
 
 /// How long a dropped call lingers for the answer to its resume re-INVITE (64 × T1).
 const RESUME_LINGER: Duration = Duration::from_secs(32);
