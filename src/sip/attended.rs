@@ -193,6 +193,11 @@ impl UserAgent {
         if c.completing {
             return self.error("the transfer is already under way");
         }
+        if c.ring_first {
+            return self.error(
+                "the transfer joins by itself once the target answers; cancel takes the caller back",
+            );
+        }
         let Some(consult) = self.calls().find(|x| x.call_id == c.call) else {
             return;
         };

@@ -577,6 +577,12 @@ fn ring_first_joins_bob_and_carol_with_replaces_once_she_answers() {
 fn ring_first_brings_bob_back_when_carol_is_busy() {
     let mut b = Bench::new(false);
     let c = ring_first_ringing(&mut b, true);
+    b.cmd(Command::Complete);
+    assert!(b.sent().is_empty(), "nothing to press: it joins by itself");
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Error { message } if message.starts_with("the transfer joins by itself")
+    )));
     b.recv(CAROL, &reply(&c.carol, 486, "caroltag", "", ""));
     let sent = b.sent();
     assert!(requests(&sent, Method::Refer).is_empty());
