@@ -93,6 +93,11 @@ fn a_pbx_that_drops_the_caller_after_a_failure_is_one_outcome_never_recalled() {
 
 // ---- ring-first (`blind = "safe"`) through kamailio -----------------------------------------
 
+#[allow(clippy::disallowed_methods)] // the test's own stopwatch, for printed figures only
+fn clock() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// Host number of the switchboard playing bob, the caller.
 const SB_BOB: u8 = 7;
 /// alice's and bob's tones (Hz), and the rate of the tone files and recordings.
@@ -292,15 +297,23 @@ fn ring_first_joins_bob_with_linphonec_once_she_answers_and_they_talk() {
         },
     );
     carol.wait_registered(secs(10));
+    let start = clock();
     transfer_to_carol(&mut o);
     // carol answers by herself; alice joins them without a key.
     o.alice.wait_call_state(secs(10), 2, "connected");
+    let answered = clock();
     let joining = o.alice.wait_transfer(secs(5), "trying");
     assert_eq!(
         joining["reason"],
         "the target answered: connecting the caller"
     );
     let done = o.alice.wait_transfer(secs(15), "succeeded");
+    // Figures, not assertions: how long the target's answer waits for the join.
+    println!(
+        "transfer → carol answered {:?}; answered → succeeded {:?}",
+        answered - start,
+        clock() - answered
+    );
     assert_eq!(done["mechanism"], "ring-first");
     assert_eq!(done["kind"], "blind");
     let told = o.bob.wait_transfer(secs(5), "succeeded");
