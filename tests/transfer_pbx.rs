@@ -11,7 +11,9 @@
 //!   1 kHz) and rings the target herself. linphonec answering is joined to bob by REFER with
 //!   Replaces and hears bob's tone; a busy sipp (486), a sipp that never answers
 //!   (`blind_timeout`, CANCEL) and a target nobody registered (404) bring bob back, and both
-//!   alice's and bob's recordings after the recall hold the other's tone.
+//!   alice's and bob's recordings after the recall hold the other's tone. A real phone as the
+//!   caller: linphonec (it copies Replaces from Refer-To) is handed to a switchboard target,
+//!   whose recording holds linphonec's tone.
 
 mod common;
 
@@ -404,4 +406,67 @@ fn ring_first_brings_bob_back_when_the_target_cannot_be_reached() {
         !log.contains("LAB-REQ REFER"),
         "nothing was handed over to the proxy"
     );
+}
+
+#[test]
+fn ring_first_hands_a_linphonec_caller_to_a_switchboard_target_by_replaces() {
+    let net = Net::for_test("transfer_pbx::ring_first_linphonec_caller");
+    let kam = Kamailio::start(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tone = common::audio::tone_wav(dir.path(), "bob-1k.wav", 1000, 60);
+    let bob = Linphonec::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        LinphonecOptions {
+            play_file: Some(tone),
+            ..LinphonecOptions::default()
+        },
+    );
+    bob.wait_registered(secs(10));
+    let mut carol = office_phone(&net, "carol", 8, ALICE_HZ, dir.path(), "");
+    let mut alice =
+        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    alice.wait_for(secs(10), "registered");
+    alice.send("dial bob");
+    alice.wait_call_state(secs(10), 1, "connected");
+    alice.send("transfer carol");
+    let requested = alice.wait_transfer(secs(2), "requested");
+    assert_eq!(requested["mechanism"], "ring-first");
+    // carol's phone rings; nothing was handed to bob's phone yet.
+    let incoming = carol.wait_for(secs(10), "incoming");
+    assert_eq!(incoming["from"], format!("sip:alice@{}", kam.ip()));
+    alice.wait_transfer(secs(5), "ringing");
+    carol.send("answer");
+    let done = alice.wait_transfer(secs(15), "succeeded");
+    assert_eq!(done["mechanism"], "ring-first");
+    // bob's INVITE with Replaces took alice's call to carol over.
+    let replaced = carol.wait_event(secs(10), |e| {
+        e["event"] == "incoming" && e["replaces"] == incoming["call_id"]
+    });
+    assert_eq!(replaced["from"], format!("sip:bob@{}", kam.ip()));
+    carol.wait_event(secs(5), |e| {
+        e["event"] == "call" && e["call_id"] == replaced["call_id"] && e["state"] == "connected"
+    });
+    alice.wait_event(secs(10), |e| {
+        e["event"] == "call" && e["line"] == 2 && e["state"] == "ended"
+    });
+    thread::sleep(Duration::from_millis(500));
+    assert!(alice.no_call_left(), "alice still has a call");
+    // carol hears bob's 1 kHz.
+    let heard = record_a_moment(&mut carol);
+    let window = RATE as usize;
+    let far = far_end(&heard);
+    assert!(far.len() >= 2 * window, "at least 2 s recorded");
+    let mid = far.len() / 2;
+    let level = level_at(&far[mid - window / 2..mid + window / 2], BOB_HZ);
+    println!("carol hears bob's 1 kHz at {level:.0}");
+    assert!(level > 500.0, "carol hears bob's 1 kHz");
+    carol.send("hangup");
+    assert!(carol.quit_and_wait(secs(10)).success());
+    assert!(alice.quit_and_wait(secs(10)).success());
 }
