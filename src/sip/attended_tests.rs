@@ -894,3 +894,73 @@ fn a_target_busy_before_the_hold_is_answered_still_gets_bob_resumed() {
     assert!(blind_events(&mut b).is_empty());
     assert!(b.ua.lines[0].as_ref().is_some_and(|c| c.transfer.is_none()));
 }
+
+#[test]
+fn an_attended_failure_notify_without_a_bye_is_told_after_the_drop_window() {
+    let mut cfg = config(false);
+    cfg.transfer.fallback_to_blind = false;
+    let mut b = Bench::with_config(cfg);
+    let c = consulting(&mut b, true);
+    b.cmd(Command::Complete);
+    let refer = b.sent_request(Method::Refer);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(
+            &c.bob,
+            20,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    b.sent();
+    let told = |b: &mut Bench| {
+        transfers(b)
+            .into_iter()
+            .filter(|e| e.1 == TransferStatus::Failed)
+            .collect::<Vec<_>>()
+    };
+    assert!(told(&mut b).is_empty(), "a PBX's BYE may still follow");
+    b.advance(Duration::from_millis(999));
+    assert!(told(&mut b).is_empty());
+    b.advance(Duration::from_millis(2));
+    assert_eq!(
+        told(&mut b),
+        [(
+            TransferKind::Attended,
+            TransferStatus::Failed,
+            Some(486),
+            "target is busy; both calls are still yours: complete, swap or cancel".to_string()
+        )]
+    );
+    assert!(b.sent().is_empty(), "both calls stay as they are");
+}
+
+#[test]
+fn ring_first_join_refused_without_fallback_leaves_both_calls() {
+    let mut cfg = config(false);
+    cfg.transfer.fallback_to_blind = false;
+    let mut b = Bench::with_config(cfg);
+    let c = ring_first_ringing(&mut b, true);
+    carol_answers(&mut b, &c);
+    let refer = b.sent_request(Method::Refer);
+    b.events();
+    b.recv(PHONE, &reply(&refer, 403, "", "", ""));
+    let sent = b.sent();
+    assert!(requests(&sent, Method::Bye).is_empty(), "both calls stay");
+    assert!(requests(&sent, Method::Refer).is_empty());
+    assert_eq!(
+        blind_events(&mut b),
+        [(
+            RING_FIRST,
+            TransferStatus::Failed,
+            Some(403),
+            "transfer refused by the caller's phone (403 Forbidden); both calls are still yours: \
+             complete, swap or cancel"
+                .to_string()
+        )]
+    );
+    // Now an ordinary consultation: the operator may try `complete` again.
+    b.cmd(Command::Complete);
+    assert_eq!(requests(&b.sent(), Method::Refer).len(), 1);
+}
