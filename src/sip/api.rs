@@ -126,7 +126,8 @@ pub enum TransferStatus {
     Asking,
     /// The transferee accepted the REFER (202).
     Accepted,
-    /// The transferee is calling the target.
+    /// The transferee is calling the target (ring-first: the target answered and the caller
+    /// is being joined to it).
     Trying,
     /// The target is ringing.
     Ringing,
