@@ -1,4 +1,4 @@
-//! The `[transfer]` section: how blind transfers are watched and whether we let ourselves be
+//! The `[transfer]` section: how blind transfers are carried out (safe, notify, immediate) and
 //! transferred, with its checks.
 
 use serde::Deserialize;
