@@ -1,5 +1,5 @@
-//! The `[transfer]` section: how blind transfers are carried out (safe, notify, immediate) and
-//! transferred, with its checks.
+//! The `[transfer]` section: how blind transfers are carried out (safe, notify, immediate)
+//! and whether we let ourselves be transferred, with its checks.
 
 use serde::Deserialize;
 
