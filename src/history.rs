@@ -558,6 +558,7 @@ mod tests {
             line: 1,
             call_id: call_id.into(),
             kind: TransferKind::Blind,
+            mechanism: None,
             status,
             target: target.into(),
             status_code: None,

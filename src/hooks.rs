@@ -485,6 +485,7 @@ mod tests {
             line: 2,
             call_id: "abc@host".into(),
             kind: TransferKind::Blind,
+            mechanism: Some(crate::sip::TransferMechanism::Notify),
             status: TransferStatus::Failed,
             target: "sip:2001@pbx.test".into(),
             status_code: Some(486),

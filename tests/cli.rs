@@ -43,6 +43,23 @@ fn check_config_names_file_line_and_key_of_a_misspelt_key() {
 }
 
 #[test]
+fn check_config_names_the_values_of_transfer_blind() {
+    let bad = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/invalid_configs/bad_blind_transfer.toml"
+    );
+    let out = bin().args(["check-config", bad]).output().expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "transfer.blind: unknown value `watch`, expected one of `safe`, `notify`, `immediate`"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn headless_without_config_starts_on_the_embedded_default_and_quits() {
     let home = tempfile::tempdir().expect("tempdir");
     let mut child = bin()

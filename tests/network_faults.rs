@@ -45,10 +45,12 @@ fn party(net: &Net, n: u8) -> Party {
     }
 }
 
-/// A switchboard at host `n` registering `user` at kamailio's relay alias.
+/// A switchboard at host `n` registering `user` at kamailio's relay alias; its blind
+/// transfers REFER and watch the NOTIFYs (`blind = "notify"`: the transferee calls the target).
 fn behind_relay(net: &Net, n: u8, user: &str) -> Switchboard {
     let kamailio = net.ip(hosts::KAMAILIO + ALIAS);
-    let mut cfg = SwitchboardConfig::registering(net, user, &format!("{user}pw"));
+    let mut cfg = SwitchboardConfig::registering(net, user, &format!("{user}pw"))
+        .with_extra("[transfer]\nblind = \"notify\"");
     cfg.bind = net.sip_addr(n);
     cfg.accounts[0].domain = kamailio.to_string();
     cfg.accounts[0].registrar = Some(format!("sip:{kamailio}:5060"));

@@ -1,5 +1,5 @@
 //! Blind transfer when things go wrong, with sipp as the transferee (issue 4): switchboard
-//! (peer to peer, `[transfer] blind_timeout = 5`) calls a sipp UAS, transfers it to
+//! (peer to peer, `[transfer] blind = "notify"`, `blind_timeout = 5`) calls a sipp UAS, transfers it to
 //! `sip:carol@<sipp's IP>`, and sipp answers the REFER as each scenario says: refused (403,
 //! 405), a final NOTIFY with a failure (486, 408, 480, 503), no final NOTIFY or none at all, a
 //! hang-up during the transfer (with and without a NOTIFY after the BYE), the quirks of real
@@ -32,7 +32,8 @@ fn transfer_to_carol(test: &str, scenario: &str, keys: &[(&str, &str)]) -> Trans
         args.extend(["-key", name, value]);
     }
     let uas = Sipp::uas(&net, hosts::SIPP, scenario, &args);
-    let config = SwitchboardConfig::peer_to_peer(&net).with_extra("[transfer]\nblind_timeout = 5");
+    let config = SwitchboardConfig::peer_to_peer(&net)
+        .with_extra("[transfer]\nblind = \"notify\"\nblind_timeout = 5");
     let mut sb = Switchboard::start(&config.to_toml());
     sb.wait_for(secs(10), "started");
     sb.send(&format!("dial {}", uas.uri("bob")));

@@ -13,6 +13,13 @@ use common::{
 };
 use serde_json::Value;
 
+/// alice's config: blind transfers REFER and watch the NOTIFYs (`blind = "notify"`), as
+/// these tests are about the transferee's NOTIFYs (ring-first is `tests/transfer_pbx.rs`).
+fn alice_notify(net: &Net) -> SwitchboardConfig {
+    SwitchboardConfig::registering(net, "alice", "alicepw")
+        .with_extra("[transfer]\nblind = \"notify\"")
+}
+
 /// Host number of the second baresip (carol) in the test's /24.
 const CAROL: u8 = 6;
 
@@ -40,8 +47,7 @@ fn call_with_bob(name: &str) -> (Net, Kamailio, Baresip, Switchboard) {
         &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
     );
     let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
-    let mut sb =
-        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    let mut sb = Switchboard::start(&alice_notify(&net).to_toml());
     sb.wait_for(secs(10), "registered");
     bob.wait_registered(secs(10));
     sb.send("dial bob");
@@ -140,8 +146,7 @@ fn alice_calls_switchboard_bob(name: &str, bob_extra: &str) -> SbToSb {
         &[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")],
     );
     let carol = carol_baresip(&net, &kam);
-    let mut alice =
-        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    let mut alice = Switchboard::start(&alice_notify(&net).to_toml());
     let mut bob_cfg = SwitchboardConfig::registering(&net, "bob", "bobpw").with_extra(bob_extra);
     bob_cfg.bind = (net.ip(7), 5060).into();
     let mut bob = Switchboard::start(&bob_cfg.to_toml());
@@ -262,8 +267,7 @@ fn blind_transfer_of_linphonec_to_baresip() {
     let carol = carol_baresip(&net, &kam);
     bob.wait_registered(secs(10));
     carol.wait_registered(secs(10));
-    let mut sb =
-        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    let mut sb = Switchboard::start(&alice_notify(&net).to_toml());
     sb.wait_for(secs(10), "registered");
     sb.send("dial bob");
     sb.wait_call_state(secs(10), 1, "connected");

@@ -51,8 +51,11 @@ fn alice_talks_to_twinkle(name: &str) -> Lab {
     let mut carol_cfg = SwitchboardConfig::registering(&net, "carol", "carolpw");
     carol_cfg.bind = (net.ip(SB_CAROL), 5060).into();
     let mut carol = Switchboard::start(&carol_cfg.to_toml());
-    let mut alice =
-        Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
+    let mut alice = Switchboard::start(
+        &SwitchboardConfig::registering(&net, "alice", "alicepw")
+            .with_extra("[transfer]\nblind = \"notify\"")
+            .to_toml(),
+    );
     bob.wait_registered(secs(10));
     alice.wait_for(secs(10), "registered");
     carol.wait_for(secs(10), "registered");

@@ -10,7 +10,9 @@ use ratatui::style::Modifier;
 use ratatui::Terminal;
 
 use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, Record};
-use switchboard::sip::{BlfState, CallState, Event, TraceDirection, TransferKind, TransferStatus};
+use switchboard::sip::{
+    BlfState, CallState, Event, TraceDirection, TransferKind, TransferMechanism, TransferStatus,
+};
 use switchboard::tui::history_view::HistoryList;
 use switchboard::tui::view::view;
 use switchboard::tui::{App, Finder, Input, Keymap, ListFinder, PickerRow};
@@ -154,10 +156,20 @@ impl Screen {
     }
 
     fn transfer(&mut self, status: TransferStatus, reason: Option<&str>) {
+        self.transfer_by(TransferMechanism::Notify, status, reason);
+    }
+
+    fn transfer_by(
+        &mut self,
+        mechanism: TransferMechanism,
+        status: TransferStatus,
+        reason: Option<&str>,
+    ) {
         self.event(Event::Transfer {
             line: 1,
             call_id: "c1".into(),
             kind: TransferKind::Blind,
+            mechanism: Some(mechanism),
             status,
             target: "sip:202@pbx.example.com".into(),
             status_code: None,
@@ -286,6 +298,7 @@ fn consulting_with_the_caller_on_hold() {
         line: 1,
         call_id: "c1".into(),
         kind: TransferKind::Attended,
+        mechanism: None,
         status: TransferStatus::Requested,
         target: "sip:202@pbx.example.com".into(),
         status_code: None,
@@ -293,6 +306,26 @@ fn consulting_with_the_caller_on_hold() {
     });
     screen.event(Event::Line { line: 2 });
     screen.call(2, "c2", "sip:202@pbx.example.com", CallState::Connected);
+    insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+#[test]
+fn ring_first_transfer_with_the_target_ringing_on_line_2() {
+    let mut screen = Screen::new(120, 30);
+    screen.connected_call();
+    screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Held);
+    screen.transfer_by(
+        TransferMechanism::RingFirst,
+        TransferStatus::Requested,
+        Some("ringing sip:202@pbx.example.com on line 2 first; the caller hears music on hold"),
+    );
+    screen.event(Event::Line { line: 2 });
+    screen.call(2, "c2", "sip:202@pbx.example.com", CallState::Ringing);
+    screen.transfer_by(
+        TransferMechanism::RingFirst,
+        TransferStatus::Ringing,
+        Some("sip:202@pbx.example.com rings on line 2"),
+    );
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
 

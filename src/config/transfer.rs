@@ -1,5 +1,5 @@
-//! The `[transfer]` section: how blind transfers are watched and whether we let ourselves be
-//! transferred, with its checks.
+//! The `[transfer]` section: how blind transfers are carried out (safe, notify, immediate)
+//! and whether we let ourselves be transferred, with its checks.
 
 use serde::Deserialize;
 
@@ -8,13 +8,18 @@ use super::Problem;
 /// Bounds for `blind_timeout`, in seconds.
 const TIMEOUT_RANGE: std::ops::RangeInclusive<u32> = 5..=300;
 
-/// How a blind transfer is watched.
+/// How a blind transfer is carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BlindTransfer {
-    /// Keep the call until the target answers; bring it back if the transfer fails.
+    /// Hold the caller, ring the target from a free line, and join them (REFER with
+    /// Replaces) only once the target answered; bring the call back otherwise. Works behind
+    /// a B2BUA PBX. With no free line, as `Notify`.
     #[default]
     Safe,
+    /// REFER, keep the call until the NOTIFYs report the target's answer; bring it back if
+    /// the transfer fails (a PBX that takes the REFER over drops the caller instead).
+    Notify,
     /// Drop the call as soon as the transferee accepts the REFER.
     Immediate,
 }
@@ -49,10 +54,10 @@ pub enum AttendedFallback {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Transfer {
-    /// `"safe"` or `"immediate"`. Default `"safe"`.
+    /// `"safe"`, `"notify"` or `"immediate"`. Default `"safe"`.
     pub blind: BlindTransfer,
-    /// Seconds a safe blind transfer waits for the target to answer before the call comes
-    /// back, 5 to 300. Default 30.
+    /// Seconds a blind transfer (`safe` or `notify`) waits for the target to answer before the
+    /// call comes back, 5 to 300. Default 30.
     pub blind_timeout: u32,
     /// `"accept"`, `"ask"` or `"reject"`. Default `"accept"`.
     pub accept_refer: AcceptRefer,

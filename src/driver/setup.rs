@@ -384,7 +384,8 @@ impl Setup {
             opus_bitrate: Some(config.codecs.opus_bitrate),
             transfer: TransferConfig {
                 blind: match config.transfer.blind {
-                    config::BlindTransfer::Safe => BlindMode::Safe,
+                    config::BlindTransfer::Safe => BlindMode::RingFirst,
+                    config::BlindTransfer::Notify => BlindMode::Notify,
                     config::BlindTransfer::Immediate => BlindMode::Immediate,
                 },
                 timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),

@@ -100,6 +100,21 @@ pub enum TransferKind {
     Incoming,
 }
 
+/// How a blind transfer is carried out, as shown in `transfer` events (`"mechanism"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferMechanism {
+    /// `blind = "safe"`: the caller is held and the target rung from a free line first; only
+    /// once the target answers are they joined (REFER with Replaces). Nothing is handed over
+    /// before the target took the call, so a PBX cannot drop the caller on failure.
+    RingFirst,
+    /// `blind = "notify"` (or `"safe"` with no free line): REFER, then the call stays until
+    /// the NOTIFYs report the target's answer; on failure the call comes back.
+    Notify,
+    /// `blind = "immediate"`: REFER, and the call ends once the REFER is accepted.
+    Immediate,
+}
+
 /// Where a transfer stands, as shown in `transfer` events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -111,7 +126,8 @@ pub enum TransferStatus {
     Asking,
     /// The transferee accepted the REFER (202).
     Accepted,
-    /// The transferee is calling the target.
+    /// The transferee is calling the target (ring-first: the target answered and the caller
+    /// is being joined to it).
     Trying,
     /// The target is ringing.
     Ringing,
@@ -318,6 +334,10 @@ pub enum Event {
         call_id: String,
         /// `blind` (or `attended`).
         kind: TransferKind,
+        /// How a blind transfer is carried out: `ring-first`, `notify` or `immediate`
+        /// (absent for attended and incoming transfers, and for PBX feature codes).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mechanism: Option<TransferMechanism>,
         /// Where it stands.
         status: TransferStatus,
         /// The transfer target (SIP URI).

@@ -17,13 +17,26 @@
 //!  the blind-transfer machine (`transfer.rs`) watches the NOTIFYs; on success both calls end.
 //!  A failure while the consultation is still up leaves both calls with the operator.
 //! ```
+//!
+//! The ring-first blind transfer (`blind = "safe"`) is a consultation that completes itself:
+//!
+//! ```text
+//!  transfer <target>: hold the caller, ring the target on the free line (operator hears ringback)
+//!     │ target busy / declines / unreachable ──► failed (its words), recalled: caller resumed
+//!     │ no answer within blind_timeout ─────────► CANCEL, "target did not answer", recalled
+//!     │ caller hangs up ────────────────────────► CANCEL, failed: "the caller hung up"
+//!     │ target answers, caller announced `replaces` ► REFER with Replaces (as `complete`)
+//!     │ target answers, no `replaces` ──────────► attended_fallback: "blind" hangs the target
+//!     ▼                                            up and REFERs (notify); "none" leaves both
+//!  joined: success ends both calls; a refused REFER follows attended_fallback the same way
+//! ```
 
 use std::time::Instant;
 
-use super::api::{Event, TransferKind, TransferStatus};
+use super::api::{Event, TransferKind, TransferMechanism, TransferStatus};
 use super::msg::Message;
 use super::refer::{self, Replaces};
-use super::transfer::Transfer;
+use super::transfer::{BlindMode, Transfer};
 use super::{line_no, UserAgent};
 
 /// An attended transfer being prepared: the caller on hold and the consultation.
@@ -37,23 +50,60 @@ pub(super) struct Consult {
     target: String,
     /// `complete` was given: the REFER for it is under way on the held call.
     completing: bool,
+    /// A ring-first blind transfer: completes itself when the target answers.
+    ring_first: bool,
+    /// Ring-first: when the ringing target is given up (`blind_timeout`).
+    deadline: Option<Instant>,
+    /// Ring-first: the target's ringing was reported.
+    rang: bool,
 }
 
 impl Consult {
-    /// Two calls the operator already has, about to be joined by `complete` (leaving a
-    /// conference): `held` is referred to `call`, whose far end is `target`.
-    pub(super) fn joined(held: String, call: String, target: String) -> Consult {
+    /// A consultation of `target` on `call` for the held call `held`.
+    fn new(held: String, call: String, target: String) -> Consult {
         Consult {
             held,
             call,
             target,
             completing: false,
+            ring_first: false,
+            deadline: None,
+            rang: false,
         }
+    }
+
+    /// Two calls the operator already has, about to be joined by `complete` (leaving a
+    /// conference): `held` is referred to `call`, whose far end is `target`.
+    pub(super) fn joined(held: String, call: String, target: String) -> Consult {
+        Consult::new(held, call, target)
     }
 
     /// `complete` was given and its REFER is under way.
     pub(super) fn is_completing(&self) -> bool {
         self.completing
+    }
+
+    /// The Call-ID of the held call (the one to transfer).
+    pub(super) fn held(&self) -> &str {
+        &self.held
+    }
+
+    /// When the ring-first target is given up, while it rings.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        self.deadline.filter(|_| !self.completing)
+    }
+
+    /// `blind` for a ring-first transfer, else `attended`.
+    fn kind(&self) -> TransferKind {
+        if self.ring_first {
+            TransferKind::Blind
+        } else {
+            TransferKind::Attended
+        }
+    }
+
+    fn mechanism(&self) -> Option<TransferMechanism> {
+        self.ring_first.then_some(TransferMechanism::RingFirst)
     }
 }
 
@@ -91,21 +141,46 @@ impl UserAgent {
                 call.call_id.clone()
             }
         };
-        match self.place_call(now, &target, Vec::new()) {
+        self.start_consult(now, Consult::new(held, String::new(), target));
+    }
+
+    /// `transfer <target>` with `blind = "safe"`: hold the call `held` and ring the target
+    /// on a free line; joined once the target answers (see the module docs).
+    pub(super) fn ring_first(&mut self, now: Instant, held: String, target: String) {
+        let c = Consult {
+            ring_first: true,
+            deadline: Some(now + self.cfg.transfer.timeout),
+            ..Consult::new(held, String::new(), target)
+        };
+        self.start_consult(now, c);
+    }
+
+    /// Calls the consultation's target (holding the others) and reports it.
+    fn start_consult(&mut self, now: Instant, mut c: Consult) {
+        match self.place_call(now, &c.target, Vec::new()) {
             Ok(call) => {
-                let line = self.calls().find(|c| c.call_id == call).map(|c| c.line);
-                self.consult = Some(Consult {
-                    held: held.clone(),
-                    call,
-                    target: target.clone(),
-                    completing: false,
-                });
-                let reason = format!("consulting {target} on line {}", line.map_or(0, line_no));
-                self.attended_event(&held, &target, TransferStatus::Requested, None, &reason);
+                let line = self.calls().find(|x| x.call_id == call).map(|x| x.line);
+                let line = line.map_or(0, line_no);
+                c.call = call;
+                let reason = if c.ring_first {
+                    format!(
+                        "ringing {} on line {line} first; the caller hears music on hold",
+                        c.target
+                    )
+                } else {
+                    format!("consulting {} on line {line}", c.target)
+                };
+                self.consult_event(&c, TransferStatus::Requested, None, &reason);
+                self.consult = Some(c);
+            }
+            Err(e) if c.ring_first => {
+                let reason = format!("cannot ring {}: {e}", c.target);
+                self.consult_event(&c, TransferStatus::Failed, None, &reason);
+                self.recall_held(now, &c, "transfer not possible");
             }
             Err(e) => {
-                self.error(format!("cannot consult {target}: {e}"));
-                self.recall_held(now, &held, &target, "consultation not possible");
+                self.error(format!("cannot consult {}: {e}", c.target));
+                self.recall_held(now, &c, "consultation not possible");
             }
         }
     }
@@ -117,6 +192,11 @@ impl UserAgent {
         };
         if c.completing {
             return self.error("the transfer is already under way");
+        }
+        if c.ring_first {
+            return self.error(
+                "the transfer joins by itself once the target answers; cancel takes the caller back",
+            );
         }
         let Some(consult) = self.calls().find(|x| x.call_id == c.call) else {
             return;
@@ -161,9 +241,14 @@ impl UserAgent {
             return self.error("the transfer is already under way: wait for its outcome");
         }
         self.consult = None;
-        self.end_call(now, &c.call, "consultation cancelled");
+        let why = if c.ring_first {
+            "transfer cancelled"
+        } else {
+            "consultation cancelled"
+        };
+        self.end_call(now, &c.call, why);
         self.detach(&c.call);
-        self.recall_held(now, &c.held, &c.target, "consultation cancelled");
+        self.recall_held(now, &c, why);
     }
 
     /// True when `call_id` is the consultation (hanging it up cancels the transfer).
@@ -196,7 +281,7 @@ impl UserAgent {
         code: Option<u16>,
         reason: &str,
     ) -> bool {
-        if t.kind != TransferKind::Attended {
+        if t.consult.is_none() {
             return false;
         }
         let consult_up = t
@@ -218,11 +303,17 @@ impl UserAgent {
         if let Some(x) = self.consult.as_mut() {
             x.completing = false;
         }
+        if let Some(x) = self.consult.as_mut() {
+            // No longer completes itself: the operator decides.
+            x.ring_first = false;
+            x.deadline = None;
+        }
         let words = format!("{reason}; both calls are still yours: complete, swap or cancel");
         self.emit(Event::Transfer {
             line: self.line_of(call_id),
             call_id: call_id.to_string(),
-            kind: TransferKind::Attended,
+            kind: t.kind,
+            mechanism: t.mechanism,
             status: TransferStatus::Failed,
             target: t.target.clone(),
             status_code: code,
@@ -246,9 +337,15 @@ impl UserAgent {
         };
         if gone(&c.held) {
             self.consult = None;
-            self.attended_event(
-                &c.held,
-                &c.target,
+            if c.ring_first {
+                // Nobody is left to hand over: stop ringing the target.
+                self.end_call(now, &c.call, "the caller hung up");
+                self.detach(&c.call);
+                self.consult_event(&c, TransferStatus::Failed, None, "the caller hung up");
+                return;
+            }
+            self.consult_event(
+                &c,
                 TransferStatus::Failed,
                 None,
                 "the caller hung up during the transfer",
@@ -256,6 +353,9 @@ impl UserAgent {
             return;
         }
         if !gone(&c.call) {
+            if c.ring_first {
+                self.ring_first_progress(now, &c);
+            }
             return;
         }
         self.consult = None;
@@ -268,56 +368,166 @@ impl UserAgent {
             Some(code) => super::transfer::failure_words(code, ""),
             None => "the consultation call failed".to_string(),
         };
-        self.attended_event(&c.held, &c.target, TransferStatus::Failed, code, &reason);
-        self.recall_held(now, &c.held, &c.target, &reason);
+        self.consult_event(&c, TransferStatus::Failed, code, &reason);
+        self.recall_held(now, &c, &reason);
     }
 
-    /// Ends the consultation and blind-transfers the held caller to the target instead.
+    /// Ring-first: the target rings (reported once) or answered (joined at once).
+    fn ring_first_progress(&mut self, now: Instant, c: &Consult) {
+        let Some(call) = self.calls().find(|x| x.call_id == c.call) else {
+            return;
+        };
+        if call.is_established() {
+            return self.join_ring_first(now, c);
+        }
+        let ringing = matches!(
+            call.state,
+            super::CallState::Ringing | super::CallState::Early
+        );
+        let line = line_no(call.line);
+        if ringing && !c.rang {
+            if let Some(x) = self.consult.as_mut() {
+                x.rang = true;
+            }
+            let words = format!("{} rings on line {line}", c.target);
+            self.consult_event(c, TransferStatus::Ringing, Some(180), &words);
+        }
+    }
+
+    /// Ring-first: the target answered; REFER the caller with Replaces (the caller's phone
+    /// announced it), else follow `attended_fallback`.
+    fn join_ring_first(&mut self, now: Instant, c: &Consult) {
+        let supports = self
+            .calls()
+            .find(|x| x.call_id == c.held)
+            .is_some_and(|x| x.remote_replaces);
+        let refer_to = self
+            .calls()
+            .find(|x| x.call_id == c.call)
+            .and_then(|x| x.dialog.as_ref())
+            .map(|d| {
+                refer::refer_to_with_replaces(&d.remote_target, &Replaces::from_dialog(d, false))
+            });
+        let why = "the caller's phone does not announce attended transfer (Replaces)";
+        let refer_to = match refer_to {
+            Some(r) if supports => r,
+            _ if self.cfg.transfer.fallback_to_blind => {
+                return self.fallback_to_blind(now, c, why);
+            }
+            _ => return self.ring_first_to_operator(c, why),
+        };
+        if let Some(x) = self.consult.as_mut() {
+            x.completing = true;
+        }
+        let transfer = Transfer::ring_first_join(c.target.clone(), refer_to, c.call.clone());
+        if self.begin_transfer(now, &c.held, transfer) {
+            let words = "the target answered: connecting the caller";
+            self.transfer_event(&c.held, TransferStatus::Trying, None, Some(words));
+        } else {
+            self.ring_first_to_operator(c, "the caller's call is busy");
+        }
+    }
+
+    /// Ring-first cannot join by itself: the target (answered) and the held caller stay with
+    /// the operator as an ordinary consultation.
+    fn ring_first_to_operator(&mut self, c: &Consult, why: &str) {
+        if let Some(x) = self.consult.as_mut() {
+            x.completing = false;
+            x.ring_first = false;
+            x.deadline = None;
+        }
+        let words = format!("{why}; both calls are still yours: complete, swap or cancel");
+        self.consult_event(c, TransferStatus::Failed, None, &words);
+    }
+
+    /// Ring-first: the target did not answer within `blind_timeout`: cancel its call and
+    /// resume the caller.
+    pub(super) fn on_consult_timer(&mut self, now: Instant) {
+        let Some(c) = self
+            .consult
+            .clone()
+            .filter(|c| c.deadline().is_some_and(|d| d <= now))
+        else {
+            return;
+        };
+        let answered = self
+            .calls()
+            .any(|x| x.call_id == c.call && x.is_established());
+        if answered {
+            return; // joined on the next flush
+        }
+        self.consult = None;
+        let reason = super::transfer::NO_ANSWER;
+        self.end_call(now, &c.call, reason);
+        self.detach(&c.call);
+        self.consult_event(&c, TransferStatus::Failed, None, reason);
+        self.recall_held(now, &c, reason);
+    }
+
+    /// Ends the consultation and blind-transfers the held caller to the target instead
+    /// (REFER watched by NOTIFY, or immediate when so configured).
     fn fallback_to_blind(&mut self, now: Instant, c: &Consult, why: &str) {
         self.consult = None;
         self.end_call(now, &c.call, "handing the caller over to the target");
         self.detach(&c.call);
-        let words = format!("{why}: falling back to a blind transfer to {}", c.target);
-        self.attended_event(&c.held, &c.target, TransferStatus::Failed, None, &words);
-        if self.begin_transfer(now, &c.held, Transfer::blind(c.target.clone())) {
+        let words = if c.ring_first {
+            format!(
+                "{why}: handing the caller over by REFER instead; {} rings again",
+                c.target
+            )
+        } else {
+            let words = format!("{why}: falling back to a blind transfer to {}", c.target);
+            self.consult_event(c, TransferStatus::Failed, None, &words);
+            words
+        };
+        let mechanism = match self.cfg.transfer.blind {
+            BlindMode::Immediate => TransferMechanism::Immediate,
+            BlindMode::RingFirst | BlindMode::Notify => TransferMechanism::Notify,
+        };
+        if self.begin_transfer(now, &c.held, Transfer::blind(c.target.clone(), mechanism)) {
             self.transfer_event(&c.held, TransferStatus::Requested, None, Some(&words));
         }
     }
 
     /// Brings the held caller back: `recalled` event, resumed, its line selected.
-    fn recall_held(&mut self, now: Instant, held: &str, target: &str, why: &str) {
-        let Some(call) = self.calls().find(|x| x.call_id == held && !x.is_gone()) else {
+    fn recall_held(&mut self, now: Instant, c: &Consult, why: &str) {
+        let Some(call) = self.calls().find(|x| x.call_id == c.held && !x.is_gone()) else {
             return;
         };
         let line = call.line;
         let resume = call.local_hold && call.is_established() && !call.is_renegotiating();
+        let holding = call.is_holding();
         let words = format!(
             "{why}: reconnecting, the call is back on line {}",
             line_no(line)
         );
-        self.attended_event(held, target, TransferStatus::Recalled, None, &words);
+        self.consult_event(c, TransferStatus::Recalled, None, &words);
         self.hold_others(now, line);
         self.set_selected(line);
         if resume {
-            self.send_reinvite(now, held, false);
+            self.send_reinvite(now, &c.held, false);
+        } else if holding {
+            // The target failed before the hold was answered (busy at once).
+            self.resume_after_hold(&c.held);
         }
     }
 
-    /// A `transfer` event of kind attended about the held call.
-    fn attended_event(
+    /// A `transfer` event about the held call of consultation `c` (attended, or blind
+    /// ring-first).
+    fn consult_event(
         &mut self,
-        held: &str,
-        target: &str,
+        c: &Consult,
         status: TransferStatus,
         code: Option<u16>,
         reason: &str,
     ) {
         self.emit(Event::Transfer {
-            line: self.line_of(held),
-            call_id: held.to_string(),
-            kind: TransferKind::Attended,
+            line: self.line_of(&c.held),
+            call_id: c.held.clone(),
+            kind: c.kind(),
+            mechanism: c.mechanism(),
             status,
-            target: target.to_string(),
+            target: c.target.clone(),
             status_code: code,
             reason: Some(reason.to_string()),
         });

@@ -1594,6 +1594,8 @@ impl UserAgent {
         call.state = CallState::Ended;
         call.pending_ack = None;
         call.glare_retry = None;
+        // A re-INVITE still out is only ACKed when answered: an ended call does not change.
+        call.reinvite = None;
         call.session = None;
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");

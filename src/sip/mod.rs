@@ -78,7 +78,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferStatus,
+    CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferMechanism,
+    TransferStatus,
 };
 use call::Call;
 pub use dialog_info::BlfState;
@@ -479,6 +480,7 @@ impl UserAgent {
             self.on_call_timer(now, &call_id);
         }
         self.on_subscription_timers(now);
+        self.on_consult_timer(now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
@@ -614,6 +616,7 @@ impl UserAgent {
                     self.keepalive.as_ref().and_then(Keepalive::deadline),
                     self.quit_deadline,
                     self.subscriptions_deadline(),
+                    self.consult.as_ref().and_then(attended::Consult::deadline),
                 ]),
         )
     }

@@ -283,6 +283,7 @@ impl UserAgent {
             line: line_no(line),
             call_id: call_id.to_string(),
             kind,
+            mechanism: None,
             status,
             target: target.to_string(),
             status_code: None,

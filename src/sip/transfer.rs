@@ -2,6 +2,14 @@
 //! operator hands the call on the selected line to a target and moves on,
 //! and the call comes back if the target never takes it.
 //!
+//! Three mechanisms ([`BlindMode`]). `ring-first` (`blind = "safe"`, the default) rings the
+//! target from a free line while the caller hears music on hold and joins them with REFER +
+//! Replaces once the target answered (`attended.rs`: a consultation that completes itself);
+//! behind a B2BUA PBX this is the only way a failure can still bring the caller back, since a
+//! PBX that takes a REFER over drops the caller when the target is busy. `notify` (and
+//! `ring-first` with no free line) is the REFER-and-watch machine below; `immediate` ends the
+//! call once the REFER is accepted.
+//!
 //! ```text
 //!  transfer <target>
 //!     │ call connected: hold re-INVITE first (a REFER racing it gets 491)
@@ -10,36 +18,48 @@
 //!     │                     │                  │ NOTIFY 1xx: trying / ringing
 //!     │ hold failed         │ ≥300, timeout    │ NOTIFY ≥300, no final NOTIFY in time,
 //!     ▼                     ▼                  ▼ subscription ended without a result
-//!  failed (call stays)    failed ─► recalled: resume re-INVITE, "the call is back on line N"
+//!  failed (call stays)    Recalling: resume re-INVITE sent, nothing told yet
+//!                            │ resume answered ─► failed + recalled, "the call is back on line N"
+//!                            │ BYE first ──────► Dropped: one outcome, "the PBX could not reach
+//!                            ▼                   103 (busy) and ended the caller's call"
+//!
+//!  With a consultation (attended, ring-first join) a NOTIFY ≥300 waits DROP_WINDOW in Failing
+//!  (no resume is needed: the target's call stays), so a PBX's BYE right after it reads as
+//!  one dropped-caller outcome too.
 //!
 //!  Referring, Accepted ──BYE from the transferee──► HungUp (call ended, subscription kept
 //!  a few seconds; a BYE while Holding fails the transfer at once)
-//!     NOTIFY 2xx ─► succeeded;  NOTIFY ≥300, subscription ended, or nothing ─► failed:
+//!     NOTIFY 2xx ─► succeeded;  NOTIFY ≥300 within DROP_WINDOW of the BYE ─► dropped words;
+//!     later, subscription ended, or nothing ─► failed:
 //!     "the caller hung up during the transfer" (no recall: there is no call to bring back)
 //! ```
 //!
-//! "Safe" mode (the default) keeps the dialog until the NOTIFY's sipfrag
-//! gives a final status; "immediate" ends the call as soon as the REFER is
-//! accepted (the classic blind transfer). The transferee hanging up while
-//! the transfer is under way ends the call, but not the refer subscription
-//! (RFC 5057 §5: the subscription usage outlives the INVITE usage): some
-//! phones (twinkle) BYE the transferor as soon as the target answers and
-//! send the final NOTIFY after, so a success reported then still counts.
+//! The `notify` mechanism keeps the dialog until the NOTIFY's sipfrag gives a
+//! final status. The transferee hanging up while the transfer is under way
+//! ends the call, but not the refer subscription (RFC 5057 §5: the
+//! subscription usage outlives the INVITE usage): some phones (twinkle) BYE
+//! the transferor as soon as the target answers and send the final NOTIFY
+//! after, so a success reported then still counts.
 
 use std::time::{Duration, Instant};
 
-use super::api::{CallState, Event, TransferKind, TransferStatus};
+use super::api::{CallState, Event, TransferKind, TransferMechanism, TransferStatus};
 use super::msg::{Message, Method};
 use super::refer::{self, SubscriptionState};
 use super::{line_no, UserAgent};
 
-/// How a blind transfer is watched.
+/// How a blind transfer is carried out (`[transfer] blind`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum BlindMode {
-    /// Keep the call until the transferee reports the target's answer; recall on failure.
+    /// `"safe"`: hold the caller, ring the target from a free line, join them (REFER with
+    /// Replaces) once the target answered; resume the caller on failure. With no free line,
+    /// [`BlindMode::Notify`].
     #[default]
-    Safe,
-    /// End the call as soon as the transferee accepts the REFER.
+    RingFirst,
+    /// `"notify"`: REFER, keep the call until the transferee reports the target's answer;
+    /// recall on failure.
+    Notify,
+    /// `"immediate"`: end the call as soon as the transferee accepts the REFER.
     Immediate,
 }
 
@@ -58,10 +78,10 @@ pub enum ReferPolicy {
 /// Transfer settings of the user agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransferConfig {
-    /// How blind transfers are watched.
+    /// How blind transfers are carried out.
     pub blind: BlindMode,
-    /// How long a safe blind transfer waits for the final NOTIFY once the REFER is
-    /// accepted, before the call is recalled.
+    /// How long a safe blind transfer lets the target ring (ring-first), or waits for the
+    /// final NOTIFY once the REFER is accepted (notify), before the call is recalled.
     pub timeout: Duration,
     /// Whether we let ourselves be transferred.
     pub accept_refer: ReferPolicy,
@@ -77,7 +97,7 @@ pub struct TransferConfig {
 impl Default for TransferConfig {
     fn default() -> Self {
         TransferConfig {
-            blind: BlindMode::Safe,
+            blind: BlindMode::RingFirst,
             timeout: Duration::from_secs(30),
             accept_refer: ReferPolicy::Accept,
             fallback_to_blind: true,
@@ -98,9 +118,28 @@ enum Phase {
     RetryAt(Instant),
     /// REFER accepted: waiting for the NOTIFY with the final status, until `deadline`.
     Accepted { deadline: Instant },
-    /// The transferee hung up after accepting: its final NOTIFY may still come, until
-    /// `deadline`.
-    HungUp { deadline: Instant },
+    /// The transferee hung up (at `since`) after accepting: its final NOTIFY may still come,
+    /// until `deadline`.
+    HungUp { deadline: Instant, since: Instant },
+    /// A NOTIFY reported a failure while a consultation is up: told at `deadline` unless the
+    /// far end hangs up first (a PBX that dropped the caller).
+    Failing { deadline: Instant },
+    /// The transfer failed and the resume re-INVITE is out: the outcome is told when it is
+    /// answered, or as a dropped caller if the far end hangs up first.
+    Recalling,
+    /// The far end hung up during the recall (outcome told): kept until `deadline` so the
+    /// call lingers for the resume's answer (a crossing 2xx is still ACKed).
+    Dropped { deadline: Instant },
+    /// Nothing to transfer: a consultation failed while its hold re-INVITE was still out
+    /// (a target busy at once); resume the call once the hold is answered.
+    ResumeAfterHold,
+}
+
+/// Why a transfer failed, kept while the outcome waits (Failing, Recalling).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Failure {
+    code: Option<u16>,
+    reason: String,
 }
 
 /// How many times a REFER answered 491 Request Pending is sent again.
@@ -115,10 +154,20 @@ const AFTER_HANGUP: Duration = Duration::from_secs(16);
 /// What the operator is told when the transferee hung up and no success was reported.
 const HUNG_UP: &str = "the caller hung up during the transfer";
 
+/// A failure NOTIFY and the far end's BYE this close together (either order) are one event:
+/// a PBX that took the REFER over and dropped the caller (Asterisk sends both within a
+/// millisecond).
+const DROP_WINDOW: Duration = Duration::from_millis(1_000);
+
+/// How long a dropped call lingers for the answer to its resume re-INVITE (64 × T1).
+const RESUME_LINGER: Duration = Duration::from_secs(32);
+
 /// A transfer in progress on a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Transfer {
     pub(super) kind: TransferKind,
+    /// How a blind transfer is carried out (`None` for attended).
+    pub(super) mechanism: Option<TransferMechanism>,
     /// The target as the operator sees it (a SIP URI, without angle brackets).
     pub(super) target: String,
     /// The Refer-To value to send (with angle brackets) when it is not just `<target>`:
@@ -135,13 +184,16 @@ pub(super) struct Transfer {
     refer_cseq: Option<u32>,
     /// REFERs sent again after 491 so far.
     glare_retries: u8,
+    /// The failure waiting to be told (Failing, Recalling).
+    failure: Option<Failure>,
 }
 
 impl Transfer {
-    /// A blind transfer to `target` (a SIP URI).
-    pub(super) fn blind(target: String) -> Transfer {
+    /// A blind transfer to `target` (a SIP URI) by REFER, watched as `mechanism` says.
+    pub(super) fn blind(target: String, mechanism: TransferMechanism) -> Transfer {
         Transfer {
             kind: TransferKind::Blind,
+            mechanism: Some(mechanism),
             target,
             refer_to: None,
             consult: None,
@@ -149,6 +201,7 @@ impl Transfer {
             phase: Phase::Holding,
             refer_cseq: None,
             glare_retries: 0,
+            failure: None,
         }
     }
 
@@ -158,10 +211,21 @@ impl Transfer {
     pub(super) fn attended(target: String, refer_to: Option<String>, consult: String) -> Transfer {
         Transfer {
             kind: TransferKind::Attended,
+            mechanism: None,
             cancel_consult_on_accept: refer_to.is_none(),
             refer_to,
             consult: Some(consult),
-            ..Transfer::blind(target)
+            ..Transfer::blind(target, TransferMechanism::Notify)
+        }
+    }
+
+    /// The join of a ring-first blind transfer: the target answered the consultation
+    /// `consult`, REFER the caller with `refer_to` (Replaces).
+    pub(super) fn ring_first_join(target: String, refer_to: String, consult: String) -> Transfer {
+        Transfer {
+            refer_to: Some(refer_to),
+            consult: Some(consult),
+            ..Transfer::blind(target, TransferMechanism::RingFirst)
         }
     }
 
@@ -169,9 +233,13 @@ impl Transfer {
     pub(super) fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Accepted { deadline }
-            | Phase::HungUp { deadline }
+            | Phase::HungUp { deadline, .. }
+            | Phase::Failing { deadline }
+            | Phase::Dropped { deadline }
             | Phase::RetryAt(deadline) => Some(deadline),
-            Phase::Holding | Phase::Referring(_) => None,
+            Phase::Holding | Phase::Referring(_) | Phase::Recalling | Phase::ResumeAfterHold => {
+                None
+            }
         }
     }
 }
@@ -209,8 +277,19 @@ impl UserAgent {
             Err(e) => return self.error(format!("cannot transfer to '{typed}': {e}")),
         };
         let call_id = call.call_id.clone();
-        if self.begin_transfer(now, &call_id, Transfer::blind(target)) {
-            self.transfer_event(&call_id, TransferStatus::Requested, None, None);
+        let (mechanism, why) = match self.cfg.transfer.blind {
+            BlindMode::RingFirst if self.free_line(index).is_some() => {
+                return self.ring_first(now, call_id, target);
+            }
+            BlindMode::RingFirst => (
+                TransferMechanism::Notify,
+                Some("no free line to ring the target first: handing the call over by REFER"),
+            ),
+            BlindMode::Notify => (TransferMechanism::Notify, None),
+            BlindMode::Immediate => (TransferMechanism::Immediate, None),
+        };
+        if self.begin_transfer(now, &call_id, Transfer::blind(target, mechanism)) {
+            self.transfer_event(&call_id, TransferStatus::Requested, None, why);
         }
     }
 
@@ -247,16 +326,35 @@ impl UserAgent {
         true
     }
 
-    /// The hold before a transfer's REFER finished (`ok`: the call is now held): REFER, or
-    /// fail the transfer.
+    /// A hold or resume re-INVITE of the call finished (`ok`: the call is now held): after
+    /// the hold before a transfer's REFER, REFER or fail the transfer; after the resume of a
+    /// recall, tell the outcome.
     pub(super) fn transfer_after_hold(&mut self, now: Instant, call_id: &str, ok: bool) {
-        let holding = self
+        let phase = self
             .calls()
             .find(|c| c.call_id == call_id)
             .and_then(|c| c.transfer.as_ref())
-            .is_some_and(|t| t.phase == Phase::Holding);
-        if !holding {
-            return;
+            .map(|t| t.phase);
+        match phase {
+            Some(Phase::Holding) => {}
+            Some(Phase::Recalling) => return self.recalled(call_id),
+            Some(Phase::Dropped { .. }) => {
+                if let Some(call) = self.call_mut(call_id) {
+                    call.transfer = None;
+                }
+                return;
+            }
+            Some(Phase::ResumeAfterHold) => {
+                let Some(call) = self.call_mut(call_id) else {
+                    return;
+                };
+                call.transfer = None;
+                if ok && call.is_established() && !call.is_renegotiating() {
+                    self.send_reinvite(now, call_id, false);
+                }
+                return;
+            }
+            _ => return,
         }
         if ok {
             self.send_refer(now, call_id);
@@ -365,7 +463,6 @@ impl UserAgent {
 
     /// 202 Accepted (or the first NOTIFY, which implies it).
     fn transfer_accepted(&mut self, now: Instant, call_id: &str) {
-        let mode = self.cfg.transfer.blind;
         let deadline = now + self.cfg.transfer.timeout;
         let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) else {
             return;
@@ -374,6 +471,7 @@ impl UserAgent {
             return;
         }
         t.phase = Phase::Accepted { deadline };
+        let immediate = t.mechanism == Some(TransferMechanism::Immediate);
         let target = t.target.clone();
         let ringing_consult = t.consult.clone().filter(|_| t.cancel_consult_on_accept);
         self.transfer_event(call_id, TransferStatus::Accepted, Some(202), None);
@@ -381,7 +479,7 @@ impl UserAgent {
             // The transferee now calls the target itself: stop our ringing consultation.
             self.end_call(now, &consult, "the caller is now calling the target");
         }
-        if mode == BlindMode::Immediate {
+        if immediate {
             self.transfer_done(
                 now,
                 call_id,
@@ -406,6 +504,7 @@ impl UserAgent {
             )
         });
         let hung_up = matches!(phase, Some(Phase::HungUp { .. }));
+        let consulting = transfer.is_some_and(|t| t.consult.is_some());
         let event = req.header("Event");
         let is_refer = event.is_some_and(refer::event_is_refer);
         let other_refer = event.and_then(refer::refer_event_id).is_some_and(|id| {
@@ -434,7 +533,7 @@ impl UserAgent {
         self.respond(now, req, 200, |b| b);
         let terminated = matches!(state, Some(SubscriptionState::Terminated { .. }));
         if hung_up {
-            return self.on_notify_after_hangup(now, call_id, frag.code, terminated);
+            return self.on_notify_after_hangup(now, call_id, frag.code, &frag.reason, terminated);
         }
         self.transfer_accepted(now, call_id);
         match frag.code {
@@ -462,7 +561,11 @@ impl UserAgent {
             }
             code => {
                 let reason = failure_words(code, &frag.reason);
-                self.transfer_failed(now, call_id, Some(code), &reason);
+                if consulting {
+                    self.transfer_failing(now, call_id, Some(code), reason);
+                } else {
+                    self.transfer_failed(now, call_id, Some(code), &reason);
+                }
                 return;
             }
         }
@@ -477,8 +580,25 @@ impl UserAgent {
     }
 
     /// A NOTIFY after the transferee hung up: only a success changes what the operator is
-    /// told; anything final ends the subscription with the hang-up words.
-    fn on_notify_after_hangup(&mut self, now: Instant, call_id: &str, code: u16, terminated: bool) {
+    /// told; a failure right after the BYE means the far end (a PBX) dropped the caller;
+    /// anything else final ends the subscription with the hang-up words.
+    fn on_notify_after_hangup(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        code: u16,
+        phrase: &str,
+        terminated: bool,
+    ) {
+        let since = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .and_then(|c| c.transfer.as_ref())
+            .and_then(|t| match t.phase {
+                Phase::HungUp { since, .. } => Some(since),
+                _ => None,
+            });
+        let dropped = since.is_some_and(|s| now <= s + DROP_WINDOW);
         if (200..300).contains(&code) {
             let target = self
                 .calls()
@@ -488,6 +608,12 @@ impl UserAgent {
                 .unwrap_or_default();
             let reason = format!("transferred to {target}");
             self.transfer_done(now, call_id, TransferStatus::Succeeded, Some(code), &reason);
+        } else if code >= 300 && code != 487 && dropped {
+            let failure = Failure {
+                code: Some(code),
+                reason: failure_words(code, phrase),
+            };
+            self.transfer_dropped(call_id, &failure, None);
         } else if code >= 300 {
             self.transfer_failed(now, call_id, Some(code), HUNG_UP);
         } else if terminated {
@@ -509,9 +635,36 @@ impl UserAgent {
         let reason = match phase {
             Phase::RetryAt(_) => return self.send_refer(now, call_id),
             Phase::HungUp { .. } => HUNG_UP,
-            _ => "target did not answer",
+            Phase::Failing { .. } => {
+                let failure = self
+                    .call_mut(call_id)
+                    .and_then(|c| c.transfer.as_mut())
+                    .and_then(|t| t.failure.take());
+                if let Some(f) = failure {
+                    self.transfer_failed(now, call_id, f.code, &f.reason);
+                }
+                return;
+            }
+            Phase::Dropped { .. } => {
+                // The resume was never answered: nothing is left to tell.
+                if let Some(call) = self.call_mut(call_id) {
+                    call.transfer = None;
+                }
+                return;
+            }
+            _ => NO_ANSWER,
         };
         self.transfer_failed(now, call_id, None, reason);
+    }
+
+    /// A recalled call whose hold re-INVITE is still out: resume it once the hold is answered.
+    pub(super) fn resume_after_hold(&mut self, call_id: &str) {
+        if let Some(call) = self.call_mut(call_id).filter(|c| c.transfer.is_none()) {
+            call.transfer = Some(Transfer {
+                phase: Phase::ResumeAfterHold,
+                ..Transfer::blind(String::new(), TransferMechanism::Notify)
+            });
+        }
     }
 
     /// The transferee hung up while the transfer was under way. Once the REFER is out, the
@@ -521,11 +674,30 @@ impl UserAgent {
             return;
         };
         if let Some(t) = call.transfer.as_mut() {
-            if matches!(t.phase, Phase::Referring(_) | Phase::Accepted { .. }) {
-                t.phase = Phase::HungUp {
-                    deadline: now + AFTER_HANGUP,
-                };
-                return;
+            match t.phase {
+                Phase::Referring(_) | Phase::Accepted { .. } => {
+                    t.phase = Phase::HungUp {
+                        deadline: now + AFTER_HANGUP,
+                        since: now,
+                    };
+                    return;
+                }
+                Phase::ResumeAfterHold => {
+                    call.transfer = None;
+                    return;
+                }
+                Phase::Failing { .. } | Phase::Recalling => {
+                    let recalling = t.phase == Phase::Recalling;
+                    let failure = t.failure.clone().unwrap_or(Failure {
+                        code: None,
+                        reason: NO_ANSWER.to_string(),
+                    });
+                    // Our resume re-INVITE may still be out: its answer must find the call.
+                    let linger = recalling.then_some(now + RESUME_LINGER);
+                    self.transfer_dropped(call_id, &failure, linger);
+                    return;
+                }
+                _ => {}
             }
         }
         let Some(t) = call.transfer.take() else {
@@ -541,17 +713,22 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if call
-            .transfer
-            .as_ref()
-            .is_some_and(|t| matches!(t.phase, Phase::HungUp { .. }))
-        {
-            return;
+        match call.transfer.as_ref().map(|t| t.phase) {
+            Some(Phase::HungUp { .. } | Phase::Dropped { .. }) => return,
+            Some(Phase::ResumeAfterHold) => {
+                call.transfer = None;
+                return;
+            }
+            _ => {}
         }
         let Some(t) = call.transfer.take() else {
             return;
         };
-        let reason = format!("transfer abandoned: {why}");
+        let reason = match &t.failure {
+            // The transfer had failed already; say both in one outcome.
+            Some(f) => format!("{}; {why}", f.reason),
+            None => format!("transfer abandoned: {why}"),
+        };
         self.emit_transfer(call_id, &t, TransferStatus::Failed, None, Some(&reason));
     }
 
@@ -583,29 +760,108 @@ impl UserAgent {
         }
     }
 
-    /// A failed transfer: tell the operator why, then bring the call back.
+    /// A NOTIFY reported a failure while a consultation is up: wait [`DROP_WINDOW`] for a
+    /// BYE (a PBX that dropped the caller) before telling the operator.
+    fn transfer_failing(&mut self, now: Instant, call_id: &str, code: Option<u16>, reason: String) {
+        if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
+            t.phase = Phase::Failing {
+                deadline: now + DROP_WINDOW,
+            };
+            t.failure = Some(Failure { code, reason });
+        }
+    }
+
+    /// A failed transfer: bring the call back (resume), and tell the operator why once the
+    /// resume is answered.
     fn transfer_failed(&mut self, now: Instant, call_id: &str, code: Option<u16>, reason: &str) {
-        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+        let Some(mut t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
             return;
         };
         if self.attended_failed(now, call_id, &t, code, reason) {
             return;
         }
-        self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
         if call.is_gone() || call.state == CallState::Ended {
+            self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
             return;
         }
         let line = call.line;
         let resume = call.local_hold && !call.is_renegotiating();
-        let back = format!("reconnecting: the call is back on line {}", line_no(line));
+        t.failure = Some(Failure {
+            code,
+            reason: reason.to_string(),
+        });
+        if !resume {
+            // Not held: the call is with the operator already.
+            if let Some(call) = self.call_mut(call_id) {
+                call.transfer = Some(t);
+            }
+            return self.recalled(call_id);
+        }
+        // Told once the resume is answered: a PBX that took the REFER over may hang the
+        // caller up first, and "the call is back" must not precede "ended".
+        t.phase = Phase::Recalling;
+        if let Some(call) = self.call_mut(call_id) {
+            call.transfer = Some(t);
+        }
+        self.hold_others(now, line);
+        self.set_selected(line);
+        self.send_reinvite(now, call_id, false);
+    }
+
+    /// The recall of a failed transfer can happen: `failed` with the reason, then
+    /// `recalled`.
+    fn recalled(&mut self, call_id: &str) {
+        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        let (code, reason) = t
+            .failure
+            .clone()
+            .map_or((None, String::new()), |f| (f.code, f.reason));
+        self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(&reason));
+        let line = self.calls().find(|c| c.call_id == call_id).map(|c| c.line);
+        let back = format!(
+            "reconnecting: the call is back on line {}",
+            line_no(line.unwrap_or_default())
+        );
         self.emit_transfer(call_id, &t, TransferStatus::Recalled, None, Some(&back));
-        if resume {
-            self.hold_others(now, line);
-            self.set_selected(line);
-            self.send_reinvite(now, call_id, false);
+    }
+
+    /// The far end ended the call of a failed transfer (a PBX that took the REFER over and
+    /// dropped the caller): one `failed` outcome saying so; a consultation stays with the
+    /// operator. With `linger`, the call is kept until then for the answer to our resume.
+    fn transfer_dropped(&mut self, call_id: &str, failure: &Failure, linger: Option<Instant>) {
+        let Some(mut t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+            return;
+        };
+        let mut words = dropped_words(&t.target, failure.code, &failure.reason);
+        if let Some(consult) = &t.consult {
+            if self.consult.as_ref().is_some_and(|c| c.held() == call_id) {
+                self.consult = None;
+            }
+            let line = self
+                .calls()
+                .find(|c| c.call_id == *consult && !c.is_gone())
+                .map(|c| c.line);
+            if let Some(line) = line {
+                words.push_str(&format!("; the target is still on line {}", line_no(line)));
+            }
+        }
+        self.emit_transfer(
+            call_id,
+            &t,
+            TransferStatus::Failed,
+            failure.code,
+            Some(&words),
+        );
+        if let Some(deadline) = linger {
+            t.phase = Phase::Dropped { deadline };
+            if let Some(call) = self.call_mut(call_id) {
+                call.transfer = Some(t);
+            }
         }
     }
 
@@ -641,6 +897,7 @@ impl UserAgent {
             line: line_no(line),
             call_id: call_id.to_string(),
             kind: t.kind,
+            mechanism: t.mechanism,
             status,
             target: t.target.clone(),
             status_code,
@@ -649,14 +906,38 @@ impl UserAgent {
     }
 }
 
+/// What the operator is told when the target never answered in time.
+pub(super) const NO_ANSWER: &str = "target did not answer";
+
 /// The operator's words for the final status of the transferee's call to the target.
 pub(super) fn failure_words(code: u16, phrase: &str) -> String {
     match code {
         486 | 600 => "target is busy".to_string(),
-        408 | 480 | 487 => "target did not answer".to_string(),
+        408 | 480 | 487 => NO_ANSWER.to_string(),
         603 => "target declined the call".to_string(),
         404 | 604 => "target does not exist".to_string(),
         _ if phrase.is_empty() => format!("transfer failed ({code})"),
         _ => format!("transfer failed ({code} {phrase})"),
     }
+}
+
+/// The one outcome of a transfer whose failure the far end answered by hanging the caller up:
+/// `the PBX could not reach 103 (busy) and ended the caller's call`.
+fn dropped_words(target: &str, code: Option<u16>, reason: &str) -> String {
+    let why = match code {
+        Some(486 | 600) => "busy",
+        Some(408 | 480 | 487) => "no answer",
+        Some(603) => "declined",
+        Some(404 | 604) => "no such number",
+        None if reason == NO_ANSWER => "no answer",
+        _ => reason
+            .strip_prefix("transfer failed (")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or(reason),
+    };
+    let bare = target
+        .trim_start_matches("sips:")
+        .trim_start_matches("sip:");
+    let who = bare.split('@').next().unwrap_or(bare);
+    format!("the PBX could not reach {who} ({why}) and ended the caller's call")
 }

@@ -22,6 +22,13 @@ fn notify(invite: &Message, cseq: u32, frag: &str, state: &str) -> String {
     )
 }
 
+/// A bench whose blind transfers REFER and watch the NOTIFYs (`blind = "notify"`).
+fn notify_bench() -> Bench {
+    let mut cfg = config(false);
+    cfg.transfer.blind = BlindMode::Notify;
+    Bench::with_config(cfg)
+}
+
 /// The transfer events emitted since the last look: (status, code, reason).
 fn transfer_events(b: &mut Bench) -> Vec<(TransferStatus, Option<u16>, Option<String>)> {
     b.events()
@@ -36,6 +43,27 @@ fn transfer_events(b: &mut Bench) -> Vec<(TransferStatus, Option<u16>, Option<St
             _ => None,
         })
         .collect()
+}
+
+/// The recall of a failed transfer: the resume re-INVITE among `sent` (sendrecv) is answered;
+/// returns the transfer events, which wait for that answer.
+fn answer_resume(
+    b: &mut Bench,
+    sent: &[Message],
+) -> Vec<(TransferStatus, Option<u16>, Option<String>)> {
+    assert!(
+        transfer_events(b)
+            .iter()
+            .all(|(s, _, _)| !matches!(s, TransferStatus::Failed | TransferStatus::Recalled)),
+        "no outcome before the resume is answered"
+    );
+    let resume = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the call is resumed");
+    assert_eq!(sdp_direction(resume), Direction::SendRecv);
+    b.recv(PHONE, &reply(resume, 200, "", "", &phone_sdp("sendrecv")));
+    transfer_events(b)
 }
 
 /// A connected call that the operator blind-transfers to 2000: hold, then REFER.
@@ -66,7 +94,7 @@ fn transferring(b: &mut Bench) -> (Message, Message) {
 
 #[test]
 fn blind_transfer_holds_refers_and_ends_the_call_when_the_target_answers() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, refer) = transferring(&mut b);
     assert_eq!(refer.header("Refer-To"), Some("<sip:2000@127.0.0.1>"));
     assert_eq!(refer.header("Referred-By"), Some("<sip:alice@127.0.0.1>"));
@@ -129,7 +157,7 @@ fn blind_transfer_holds_refers_and_ends_the_call_when_the_target_answers() {
 
 #[test]
 fn a_busy_target_brings_the_call_back_and_resumes_it() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
     b.recv(
@@ -143,15 +171,10 @@ fn a_busy_target_brings_the_call_back_and_resumes_it() {
     );
     let sent = b.sent();
     assert_eq!(sent[0].code(), Some(200));
-    let resume = sent
-        .iter()
-        .find(|m| m.code().is_none() && m.method() == Method::Invite)
-        .expect("the call is resumed");
-    assert_eq!(sdp_direction(resume), Direction::SendRecv);
     assert!(!sent.iter().any(|m| m.method() == Method::Bye));
-    let events = transfer_events(&mut b);
+    let events = answer_resume(&mut b, &sent);
     assert_eq!(
-        &events[2..],
+        events,
         [
             (
                 TransferStatus::Failed,
@@ -165,35 +188,32 @@ fn a_busy_target_brings_the_call_back_and_resumes_it() {
             ),
         ]
     );
-    b.recv(PHONE, &reply(resume, 200, "", "", &phone_sdp("sendrecv")));
     b.sent();
-    assert_eq!(b.states(), [CallState::Connected]);
+    let line1 = b.ua.lines[0].as_ref().expect("the call is on line 1");
+    assert_eq!(line1.state, CallState::Connected);
 }
 
 #[test]
 fn a_rejected_refer_brings_the_call_back() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (_, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 403, "", "", ""));
     let sent = b.sent();
-    assert!(sent.iter().any(|m| m.code().is_none()
-        && m.method() == Method::Invite
-        && sdp_direction(m) == Direction::SendRecv));
-    let events = transfer_events(&mut b);
+    let events = answer_resume(&mut b, &sent);
     assert_eq!(
-        events[1],
+        events[0],
         (
             TransferStatus::Failed,
             Some(403),
             Some("transfer refused by the caller's phone (403 Forbidden)".into())
         )
     );
-    assert_eq!(events[2].0, TransferStatus::Recalled);
+    assert_eq!(events[1].0, TransferStatus::Recalled);
 }
 
 #[test]
 fn no_final_notify_in_time_means_the_target_did_not_answer() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
     b.recv(
@@ -205,8 +225,9 @@ fn no_final_notify_in_time_means_the_target_did_not_answer() {
     b.advance(Duration::from_secs(29));
     assert!(transfer_events(&mut b).is_empty(), "still waiting at 29 s");
     b.advance(Duration::from_secs(2));
+    let sent = b.sent();
     assert_eq!(
-        transfer_events(&mut b),
+        answer_resume(&mut b, &sent),
         [
             (
                 TransferStatus::Failed,
@@ -220,10 +241,6 @@ fn no_final_notify_in_time_means_the_target_did_not_answer() {
             ),
         ]
     );
-    assert!(b
-        .sent()
-        .iter()
-        .any(|m| m.method() == Method::Invite && sdp_direction(m) == Direction::SendRecv));
 }
 
 /// A BYE from the phone in the call's dialog.
@@ -264,7 +281,7 @@ fn hung_up_during_transfer(b: &mut Bench) -> Message {
 
 #[test]
 fn the_caller_hanging_up_during_the_transfer_is_reported() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let invite = hung_up_during_transfer(&mut b);
     b.advance(Duration::from_secs(15));
     assert!(
@@ -297,7 +314,7 @@ fn the_caller_hanging_up_during_the_transfer_is_reported() {
 #[test]
 fn a_success_reported_after_the_callers_bye_still_counts() {
     // twinkle BYEs the transferor as soon as the target answers, then sends the final NOTIFY.
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let invite = hung_up_during_transfer(&mut b);
     b.advance(Duration::from_millis(300));
     b.recv(
@@ -327,7 +344,7 @@ fn a_success_reported_after_the_callers_bye_still_counts() {
 
 #[test]
 fn a_failure_reported_after_the_callers_bye_says_the_caller_hung_up() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let invite = hung_up_during_transfer(&mut b);
     // Progress after the BYE changes nothing the operator sees.
     b.recv(
@@ -363,7 +380,7 @@ fn a_failure_reported_after_the_callers_bye_says_the_caller_hung_up() {
 
 #[test]
 fn a_bye_before_the_refer_is_answered_still_listens_for_its_outcome() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, refer) = transferring(&mut b);
     transfer_events(&mut b);
     b.recv(PHONE, &bye_from_phone(&invite, 20));
@@ -393,7 +410,7 @@ fn a_bye_before_the_refer_is_answered_still_listens_for_its_outcome() {
 
 #[test]
 fn a_bye_while_holding_fails_the_transfer_at_once() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, _) = connected_call(&mut b);
     b.sent();
     b.events();
@@ -440,7 +457,7 @@ fn immediate_mode_drops_the_call_once_the_refer_is_accepted() {
 
 #[test]
 fn a_held_call_is_referred_at_once_and_bad_requests_are_refused() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     b.cmd(Command::Transfer("2000".into()));
     assert!(matches!(&b.events()[..], [Event::Error { message }] if message.contains("no call")));
     let (invite, _) = connected_call(&mut b);
@@ -523,7 +540,7 @@ fn referred(b: &mut Bench, refer_to: &str) -> (Message, Message, Message) {
 
 #[test]
 fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, _, new) = referred(&mut b, "<sip:carol@127.0.0.1>");
     assert_eq!(new.request_uri(), Some("sip:carol@127.0.0.1"));
     assert_eq!(new.header("Referred-By"), Some("<sip:bob@127.0.0.1>"));
@@ -577,7 +594,7 @@ fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
 
 #[test]
 fn a_failed_referred_call_is_reported_and_the_old_call_stays() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, _, new) = referred(
         &mut b,
         "<sip:carol@127.0.0.1?Replaces=abc%40host%3Bto-tag%3Dt1%3Bfrom-tag%3Df1>",
@@ -625,7 +642,7 @@ fn refers_are_refused_when_configured_or_malformed() {
     );
     assert_eq!(b.sent()[0].code(), Some(603));
 
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, _) = connected_call(&mut b);
     b.sent();
     b.recv(PHONE, &refer_from_phone(&invite, 7, "<sip:carol@127.0.0.1"));
@@ -733,7 +750,7 @@ fn asked_refer_gets_487_when_the_call_ends_first() {
 
 #[test]
 fn glare_on_the_hold_before_refer_retries_the_hold_then_refers() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (_, _) = connected_call(&mut b);
     b.sent();
     b.events();
@@ -781,7 +798,7 @@ fn first_refer(b: &mut Bench) -> Message {
 
 #[test]
 fn a_refer_met_by_491_is_sent_again_after_the_glare_wait_then_gives_up() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (_, refer) = transferring(&mut b);
     b.events();
     b.recv(PHONE, &reply(&refer, 491, "", "", ""));
@@ -803,14 +820,15 @@ fn a_refer_met_by_491_is_sent_again_after_the_glare_wait_then_gives_up() {
     b.advance(Duration::from_secs(4));
     let third = first_refer(&mut b);
     b.recv(PHONE, &reply(&third, 491, "", "", ""));
-    let events = transfer_events(&mut b);
+    let sent = b.sent();
+    let events = answer_resume(&mut b, &sent);
     assert_eq!(events[0].0, TransferStatus::Failed, "{events:?}");
     assert_eq!(events[0].1, Some(491));
 }
 
 #[test]
 fn a_refer_retried_after_491_can_still_succeed() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (_, refer) = transferring(&mut b);
     b.events();
     b.recv(PHONE, &reply(&refer, 491, "", "", ""));
@@ -825,24 +843,25 @@ fn a_refer_retried_after_491_can_still_succeed() {
 
 #[test]
 fn a_phone_that_cannot_be_transferred_says_so() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (_, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 405, "", "", ""));
-    let events = transfer_events(&mut b);
+    let sent = b.sent();
+    let events = answer_resume(&mut b, &sent);
     assert_eq!(
-        events[1],
+        events[0],
         (
             TransferStatus::Failed,
             Some(405),
             Some("the caller's phone cannot be transferred (405 Whatever)".into())
         )
     );
-    assert_eq!(events[2].0, TransferStatus::Recalled);
+    assert_eq!(events[1].0, TransferStatus::Recalled);
 }
 
 #[test]
 fn a_late_notify_of_an_earlier_refer_does_not_decide_the_next_transfer() {
-    let mut b = Bench::new(false);
+    let mut b = notify_bench();
     let (invite, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
     b.advance(Duration::from_secs(31));
@@ -894,13 +913,149 @@ fn a_late_notify_of_an_earlier_refer_does_not_decide_the_next_transfer() {
         )
         .replace("Event: refer", &second_id),
     );
-    assert_eq!(b.sent()[0].code(), Some(200));
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(200));
     assert_eq!(
-        transfer_events(&mut b)[0],
+        answer_resume(&mut b, &sent)[0],
         (
             TransferStatus::Failed,
             Some(486),
             Some("target is busy".into())
         )
+    );
+}
+
+// ---- a PBX that takes the REFER over and drops the caller on failure ----
+
+#[test]
+fn a_failure_notify_then_the_pbx_bye_is_one_dropped_caller_outcome() {
+    let mut b = notify_bench();
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            10,
+            "SIP/2.0 503 Service Unavailable\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    let resume = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the recall starts")
+        .clone();
+    let events = transfer_events(&mut b);
+    assert!(
+        !events
+            .iter()
+            .any(|(s, _, _)| matches!(s, TransferStatus::Failed | TransferStatus::Recalled)),
+        "nothing said before the resume is answered: {events:?}"
+    );
+    // The PBX hangs the caller up a millisecond later, while our resume is out.
+    b.advance(Duration::from_millis(1));
+    b.recv(PHONE, &bye_from_phone(&invite, 11));
+    assert_eq!(b.sent()[0].code(), Some(200));
+    let events = b.events();
+    let outcome: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Transfer {
+                status,
+                status_code,
+                reason,
+                ..
+            } => Some((*status, *status_code, reason.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        outcome,
+        [(
+            TransferStatus::Failed,
+            Some(503),
+            Some(
+                "the PBX could not reach 2000 (503 Service Unavailable) and ended the caller's call"
+                    .into()
+            )
+        )]
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: CallState::Ended,
+            ..
+        }
+    )));
+    // A 2xx to the resume crossing the BYE is still ACKed, and changes nothing.
+    b.recv(PHONE, &reply(&resume, 200, "", "", &phone_sdp("sendrecv")));
+    let sent = b.sent();
+    let ack = sent
+        .iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Ack)
+        .expect("the crossing 2xx is ACKed");
+    assert_eq!(ack.cseq.0, resume.cseq.0);
+    assert!(b.events().is_empty(), "the ended call stays ended");
+    b.advance(Duration::from_secs(40));
+    assert!(b.events().is_empty());
+    assert!(b.ua.detached.is_empty(), "the call is let go");
+}
+
+#[test]
+fn the_pbx_bye_then_its_failure_notify_is_one_dropped_caller_outcome() {
+    let mut b = notify_bench();
+    let (invite, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.sent();
+    transfer_events(&mut b);
+    b.recv(PHONE, &bye_from_phone(&invite, 10));
+    b.advance(Duration::from_millis(1));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            11,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    let sent = b.sent();
+    assert!(
+        !sent.iter().any(|m| m.code().is_none()),
+        "no resume for a call that is gone: {sent:#?}"
+    );
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            Some(486),
+            Some("the PBX could not reach 2000 (busy) and ended the caller's call".into())
+        )]
+    );
+}
+
+#[test]
+fn a_failure_notify_long_after_the_callers_bye_says_the_caller_hung_up() {
+    let mut b = notify_bench();
+    let invite = hung_up_during_transfer(&mut b);
+    b.advance(Duration::from_secs(3));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            21,
+            "SIP/2.0 486 Busy Here\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            Some(486),
+            Some("the caller hung up during the transfer".into())
+        )]
     );
 }

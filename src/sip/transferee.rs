@@ -365,6 +365,7 @@ impl UserAgent {
             line: line_no(line),
             call_id: call_id.to_string(),
             kind: TransferKind::Incoming,
+            mechanism: None,
             status,
             target: target.to_string(),
             status_code,

@@ -16,7 +16,8 @@ use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
 use crate::sip::{
-    BlfState, CallState, Command, Event, LineNo, TransferKind, TransferStatus, MAX_BLF, VIEW_LIMIT,
+    BlfState, CallState, Command, Event, LineNo, TransferKind, TransferMechanism, TransferStatus,
+    MAX_BLF, VIEW_LIMIT,
 };
 
 /// How many lines the screen shows until the driver says (`started`): the default of
@@ -164,6 +165,8 @@ pub enum Registration {
 pub struct TransferView {
     /// Blind, or the far end transferring us.
     pub kind: TransferKind,
+    /// How a blind transfer is carried out (ring-first, notify, immediate).
+    pub mechanism: Option<TransferMechanism>,
     /// Where it stands.
     pub status: TransferStatus,
     /// The target as a number (user part of the URI).
@@ -172,6 +175,14 @@ pub struct TransferView {
     pub target_name: Option<String>,
     /// The last reason given.
     pub reason: Option<String>,
+}
+
+/// The reason of the call's failed outgoing transfer, if that was the last word about it.
+fn failed_transfer_words(call: &CallView) -> Option<String> {
+    call.transfer
+        .as_ref()
+        .filter(|t| t.status == TransferStatus::Failed && t.kind != TransferKind::Incoming)
+        .and_then(|t| t.reason.clone())
 }
 
 /// A call on a line, as the operator sees it.
@@ -600,11 +611,15 @@ impl App {
                 line,
                 call_id,
                 kind,
+                mechanism,
                 status,
                 target,
                 reason,
                 ..
-            } => self.on_transfer(line, &call_id, kind, status, &target, reason, finder),
+            } => {
+                let how = (kind, mechanism);
+                self.on_transfer(line, &call_id, how, status, &target, reason, finder)
+            }
             Event::Line { line } => {
                 if self.index(line).is_some() {
                     self.selected = line;
@@ -720,6 +735,9 @@ impl App {
             (format!("Missed call from {who} on Line {line}"), false)
         } else if call.hangup_sent {
             (format!("Line {line}: call with {who} ended"), false)
+        } else if let Some(why) = failed_transfer_words(call) {
+            // The failed transfer explains the end (a PBX that dropped the caller): one line.
+            (format!("Transfer failed: {why} — {who}"), true)
         } else {
             let reason = reason.unwrap_or_else(|| "the call ended".to_owned());
             (
@@ -735,7 +753,7 @@ impl App {
         &mut self,
         line: LineNo,
         call_id: &str,
-        kind: TransferKind,
+        (kind, mechanism): (TransferKind, Option<TransferMechanism>),
         status: TransferStatus,
         target: &str,
         reason: Option<String>,
@@ -755,6 +773,7 @@ impl App {
         };
         call.transfer = Some(TransferView {
             kind,
+            mechanism,
             status,
             target: number,
             target_name,
@@ -985,6 +1004,19 @@ impl App {
         })
     }
 
+    /// A ring-first blind transfer still rings its target (`cancel` takes the caller back).
+    fn ringing_first(&self) -> bool {
+        self.lines.iter().flatten().any(|c| {
+            c.transfer.as_ref().is_some_and(|t| {
+                t.mechanism == Some(TransferMechanism::RingFirst)
+                    && matches!(
+                        t.status,
+                        TransferStatus::Requested | TransferStatus::Ringing
+                    )
+            })
+        })
+    }
+
     /// The line whose far end asks to transfer it (the selected one first).
     fn asking_line(&self) -> Option<LineNo> {
         let asks = |line: LineNo| self.call(line).is_some_and(CallView::asks_to_transfer);
@@ -1025,7 +1057,10 @@ impl App {
             }
             Action::Complete => self.consulting() || self.two_established(),
             Action::Cancel => {
-                self.consulting() || self.two_established() || self.asking_line().is_some()
+                self.consulting()
+                    || self.ringing_first()
+                    || self.two_established()
+                    || self.asking_line().is_some()
             }
             Action::Conference => self.two_established(),
             Action::Mute | Action::Record => established,
@@ -1080,7 +1115,9 @@ impl App {
             Action::Swap => send(Command::Swap),
             Action::Complete => send(Command::Complete),
             Action::Cancel => match self.asking_line() {
-                Some(line) if !self.consulting() => send(Command::Decline(Some(line))),
+                Some(line) if !self.consulting() && !self.ringing_first() => {
+                    send(Command::Decline(Some(line)))
+                }
                 _ => send(Command::Cancel),
             },
             Action::Mute => send(Command::Mute),

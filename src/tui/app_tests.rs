@@ -141,6 +141,7 @@ impl Rig {
             line,
             call_id: id.into(),
             kind: TransferKind::Blind,
+            mechanism: None,
             status,
             target: "sip:202@pbx".into(),
             status_code: None,
@@ -516,6 +517,7 @@ fn being_transferred_is_shown() {
         line: 1,
         call_id: "c1".into(),
         kind: TransferKind::Incoming,
+        mechanism: None,
         status: TransferStatus::Requested,
         target: "sip:202@pbx".into(),
         status_code: None,
@@ -534,6 +536,7 @@ fn a_transfer_that_asks_is_accepted_with_enter_or_refused_with_esc() {
         line: 1,
         call_id: "c1".into(),
         kind: TransferKind::Incoming,
+        mechanism: None,
         status: TransferStatus::Asking,
         target: "sip:202@pbx".into(),
         status_code: None,
@@ -911,4 +914,64 @@ fn the_picker_watches_the_extensions_in_view_and_shows_their_lamps() {
         state: BlfState::Unknown,
     });
     assert_eq!(rig.app.lamp("202"), Some(BlfState::Unknown));
+}
+
+#[test]
+fn a_ring_first_transfer_says_the_target_rings_first_and_a_dropped_caller_in_one_line() {
+    let mut rig = Rig::new();
+    rig.connected();
+    let ring_first = |status, reason: &str| Event::Transfer {
+        line: 1,
+        call_id: "c1".into(),
+        kind: TransferKind::Blind,
+        mechanism: Some(crate::sip::TransferMechanism::RingFirst),
+        status,
+        target: "sip:202@pbx".into(),
+        status_code: None,
+        reason: Some(reason.into()),
+    };
+    rig.event(ring_first(
+        TransferStatus::Requested,
+        "ringing sip:202@pbx on line 2 first; the caller hears music on hold",
+    ));
+    assert_eq!(rig.word(1), "transferring");
+    let words = |rig: &Rig| {
+        let t = rig
+            .app
+            .call(1)
+            .and_then(|c| c.transfer.clone())
+            .expect("shown");
+        crate::tui::widgets::line_pane::transfer_words(&t)
+    };
+    assert_eq!(
+        words(&rig),
+        "Transfer to Bob Builder (202): ringing the target first on the other line, the caller \
+         is on hold"
+    );
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        send(Command::Cancel),
+        "Esc takes the caller back while the target rings"
+    );
+    rig.event(ring_first(TransferStatus::Trying, "the target answered"));
+    assert_eq!(
+        words(&rig),
+        "Transfer to Bob Builder (202): target answered: joining them"
+    );
+
+    // The notify mechanism behind a PBX that dropped the caller: one plain outcome.
+    rig.transfer(
+        1,
+        "c1",
+        TransferStatus::Failed,
+        Some("the PBX could not reach 202 (busy) and ended the caller's call"),
+    );
+    rig.ended(1, "c1", "sip:201@pbx", "the far end hung up");
+    assert_eq!(
+        rig.app.outcome.as_ref().map(|o| o.text.as_str()),
+        Some(
+            "Transfer failed: the PBX could not reach 202 (busy) and ended the caller's call — \
+             Anna Virtanen (201)"
+        )
+    );
 }

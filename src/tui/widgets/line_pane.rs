@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::sip::{LineNo, TransferKind, TransferStatus};
+use crate::sip::{LineNo, TransferKind, TransferMechanism, TransferStatus};
 use crate::tui::app::{CallView, TransferView};
 
 /// Draws line `line` holding `call` (or idle) into `area`; `other_busy` says the other line
@@ -142,8 +142,18 @@ pub fn transfer_words(t: &TransferView) -> String {
         TransferKind::Attended => format!("Attended transfer to {whom}"),
         TransferKind::Incoming => format!("Being transferred to {whom}"),
     };
+    let ring_first = t.mechanism == Some(TransferMechanism::RingFirst);
     let status = match t.status {
-        TransferStatus::Requested => "asked".to_owned(),
+        TransferStatus::Requested if ring_first => {
+            "ringing the target first on the other line, the caller is on hold".to_owned()
+        }
+        TransferStatus::Ringing if ring_first => "target ringing, the caller is on hold".to_owned(),
+        TransferStatus::Trying if ring_first => "target answered: joining them".to_owned(),
+        TransferStatus::Requested => match &t.reason {
+            // `safe` with no free line says it hands the call over by REFER instead.
+            Some(reason) if t.kind == TransferKind::Blind => reason.clone(),
+            _ => "asked".to_owned(),
+        },
         TransferStatus::Asking => "Enter to go, Esc to stay".to_owned(),
         TransferStatus::Accepted => "accepted".to_owned(),
         TransferStatus::Trying => "calling the target".to_owned(),
