@@ -11,7 +11,8 @@ Commands, one a line (CALL is the number from the `incoming`/`dialing` event):
   answer CALL                answer a ringing call (200)
   hangup CALL | hangup all   end a call (or every call)
   hold CALL / unhold CALL    re-INVITE sendonly / sendrecv
-  xfer CALL URI              blind transfer: REFER with Refer-To URI
+  xfer CALL URI              blind transfer: REFER with Refer-To URI (like the pjsua
+                             application, the call is hung up once a NOTIFY says 2xx)
   xfer_replaces CALL OTHER   attended transfer: REFER to CALL's peer with Refer-To OTHER's
                              peer and Replaces for the OTHER dialog
   refer accept | refuse      how incoming REFERs are answered from now on (202 / 603)
@@ -193,6 +194,12 @@ class PeerCall(pj.Call):
             final=bool(prm.finalNotify),
         )
         prm.cont = True
+        if prm.statusCode // 100 == 2 and self.isActive():
+            # As the pjsua application does: the transfer worked, so leave the call.
+            prm.cont = False
+            op = pj.CallOpParam()
+            op.statusCode = 410
+            self.hangup(op)
 
     def onCallReplaced(self, prm):
         new = PeerCall(self.peer, prm.newCallId)
