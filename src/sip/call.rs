@@ -114,6 +114,9 @@ pub(super) struct Call {
     /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
     glare_retry: Option<(Instant, bool)>,
     pending_ack: Option<PendingAck>,
+    /// Another line wanted this call held while our 2xx waited for its ACK (no re-INVITE
+    /// may go before it): the hold is sent when the ACK comes.
+    hold_after_ack: bool,
     /// The last ACK we sent for a 2xx, resent when the 2xx is.
     last_ack: Option<(u32, Transmit)>,
     /// The media order last sent for this call (to send only changes).
@@ -192,6 +195,7 @@ impl Call {
             reinvite: None,
             glare_retry: None,
             pending_ack: None,
+            hold_after_ack: false,
             last_ack: None,
             media_sent: None,
             muted: false,
@@ -1315,10 +1319,25 @@ impl UserAgent {
         if let Some(dialog) = call.dialog.as_mut() {
             dialog.refresh_target(req);
         }
-        if !std::mem::take(&mut call.offer_in_2xx) {
-            return;
-        }
+        let hold = std::mem::take(&mut call.hold_after_ack);
         let call_id = call.call_id.clone();
+        if std::mem::take(&mut call.offer_in_2xx) {
+            self.answer_in_ack(now, &call_id, req);
+        }
+        if hold
+            && self
+                .calls()
+                .any(|c| c.call_id == call_id && c.is_talking() && c.reinvite.is_none())
+        {
+            self.send_reinvite(now, &call_id, true);
+        }
+    }
+
+    /// The ACK carrying the answer to the offer we put in our 2xx.
+    fn answer_in_ack(&mut self, now: Instant, call_id: &str, req: &Message) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
         let line = call.line;
         let local = self.local_media(line);
         let answer = req
@@ -1326,18 +1345,18 @@ impl UserAgent {
             .map(|b| sdp::parse(b.as_bytes()).and_then(|s| sdp::negotiate_answer(&s, &local)));
         match answer {
             Some(Ok(n)) => {
-                if let Some(call) = self.call_mut(&call_id) {
+                if let Some(call) = self.call_mut(call_id) {
                     call.remote_hold = !receives(n.direction) && !call.local_hold;
                     call.media = Some(n);
                     call.state = call.established_state();
                 }
-                self.announce(&call_id, None, None);
-                self.announce_media(&call_id);
+                self.announce(call_id, None, None);
+                self.announce_media(call_id);
             }
             _ => {
                 self.send_bye(now, &call_id);
                 self.finish_call(
-                    &call_id,
+                    call_id,
                     None,
                     "the far end sent no usable answer to our offer",
                 );
@@ -1613,13 +1632,18 @@ impl UserAgent {
             .lines
             .iter()
             .flatten()
-            .filter(|c| {
-                c.line != keep && c.is_talking() && c.reinvite.is_none() && c.pending_ack.is_none()
-            })
+            .filter(|c| c.line != keep && c.is_talking() && c.reinvite.is_none())
             .map(|c| c.call_id.clone())
             .collect();
         for call_id in talking {
-            self.send_reinvite(now, &call_id, true);
+            match self.call_mut(&call_id) {
+                // No re-INVITE before the ACK of our 2xx: hold when it comes.
+                Some(c) if c.pending_ack.is_some() => c.hold_after_ack = true,
+                _ => self.send_reinvite(now, &call_id, true),
+            }
+        }
+        if let Some(c) = self.lines.get_mut(keep).and_then(Option::as_mut) {
+            c.hold_after_ack = false;
         }
     }
 
