@@ -137,6 +137,9 @@ pub(super) struct Call {
     pub(super) refer_ask: Option<AskedRefer>,
     /// This call was placed for a REFER received on that call (its Call-ID).
     pub(super) referred_from: Option<String>,
+    /// We were transferred: the CSeq of our final NOTIFY, whose answer this call's BYE
+    /// waits for, and the reason it ends with.
+    pub(super) bye_after_notify: Option<(u32, String)>,
     /// The far end announced `replaces` (it can take part in an attended transfer).
     pub(super) remote_replaces: bool,
     /// The SIP status that ended the call, if any.
@@ -206,6 +209,7 @@ impl Call {
             referred: None,
             refer_ask: None,
             referred_from: None,
+            bye_after_notify: None,
             remote_replaces: false,
             end_status: None,
             was_answered: false,
@@ -832,6 +836,7 @@ impl UserAgent {
             Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
             Method::Info => self.on_info_response(now, call_id, request.cseq.0, code),
             Method::Refer => self.on_refer_response(now, call_id, request.cseq.0, code, resp),
+            Method::Notify => self.on_refer_notify_answered(now, call_id, request.cseq.0, code),
             _ => {}
         }
     }
@@ -1113,6 +1118,7 @@ impl UserAgent {
                 self.finish_call(call_id, Some(408), "the far end stopped answering");
             }
             Method::Refer => self.on_refer_timeout(now, call_id),
+            Method::Notify => self.on_refer_notify_answered(now, call_id, request.cseq.0, 408),
             _ => {}
         }
     }
@@ -1392,9 +1398,14 @@ impl UserAgent {
         }
         match req.method() {
             Method::Bye => {
+                // The transferor hanging up once told of our transfer's success.
+                let reason = call
+                    .bye_after_notify
+                    .take()
+                    .map_or_else(|| "the far end hung up".to_string(), |(_, r)| r);
                 self.respond(now, req, 200, |b| b);
                 self.on_transferee_gone(now, &call_id);
-                self.finish_call(&call_id, None, "the far end hung up");
+                self.finish_call(&call_id, None, &reason);
             }
             Method::Notify => self.on_notify(now, &call_id, req),
             Method::Invite => self.on_reinvite(now, &call_id, req),

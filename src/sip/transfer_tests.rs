@@ -550,18 +550,22 @@ fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
     let last = sent
         .iter()
         .find(|m| m.code().is_none() && m.method() == Method::Notify)
-        .expect("final NOTIFY");
+        .expect("final NOTIFY")
+        .clone();
     assert_eq!(
-        notified(last),
+        notified(&last),
         (
             "SIP/2.0 200 OK".into(),
             "terminated;reason=noresource".into()
         )
     );
-    let bye = sent
-        .iter()
-        .find(|m| m.code().is_none() && m.method() == Method::Bye)
-        .expect("the old call is ended");
+    // The BYE waits for the NOTIFY's answer, so that a proxy cannot deliver it first.
+    assert!(
+        !sent.iter().any(|m| m.method() == Method::Bye),
+        "BYE before the final NOTIFY was answered: {sent:#?}"
+    );
+    b.recv(PHONE, &reply(&last, 200, "", "", ""));
+    let bye = b.sent_request(Method::Bye);
     assert_eq!(bye.call_id, invite.call_id);
     let events = b.events();
     assert!(events.iter().any(|e| matches!(
@@ -572,6 +576,62 @@ fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
     assert!(events.iter().any(|e| matches!(
         e,
         Event::Call { state: CallState::Connected, call_id, .. } if *call_id == new.call_id
+    )));
+}
+
+#[test]
+fn the_old_call_ends_even_when_the_final_notify_gets_no_answer() {
+    let mut b = Bench::new(false);
+    let (invite, _, new) = referred(&mut b, "<sip:carol@127.0.0.1>");
+    b.recv(
+        PHONE,
+        &reply(
+            &new,
+            200,
+            "caroltag",
+            "Contact: <sip:carol@127.0.0.4:5060>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    let sent = b.sent();
+    assert!(sent.iter().any(|m| m.method() == Method::Notify));
+    assert!(!sent.iter().any(|m| m.method() == Method::Bye));
+    // Timer F: 64·T1 = 32 s without an answer to the NOTIFY.
+    b.advance(Duration::from_secs(33));
+    let bye = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Bye)
+        .expect("the old call is ended after the NOTIFY timed out");
+    assert_eq!(bye.call_id, invite.call_id);
+}
+
+#[test]
+fn a_transferor_hanging_up_on_the_final_notify_ends_the_old_call_as_transferred() {
+    let mut b = Bench::new(false);
+    let (invite, _, new) = referred(&mut b, "<sip:carol@127.0.0.1>");
+    b.recv(
+        PHONE,
+        &reply(
+            &new,
+            200,
+            "caroltag",
+            "Contact: <sip:carol@127.0.0.4:5060>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    b.sent();
+    b.events();
+    b.recv(PHONE, &bye_from_phone(&invite, 8));
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(200));
+    assert!(!sent
+        .iter()
+        .any(|m| m.method() == Method::Bye && m.code().is_none()));
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Ended, call_id, reason: Some(r), .. }
+            if *call_id == invite.call_id && r == "transferred to sip:carol@127.0.0.1"
     )));
 }
 

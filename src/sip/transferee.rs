@@ -8,7 +8,8 @@
 //!        │             Replaces header and the REFER's Referred-By
 //!        ▼
 //!  B rings     ──► NOTIFY "180 Ringing" (active)
-//!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource), BYE on A
+//!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource); once it is
+//!                  answered (or timed out), BYE on A
 //!  B failed    ──► NOTIFY "<final status>" (terminated;reason=noresource); A stays,
 //!                  for the transferor to take back
 //! ```
@@ -293,7 +294,7 @@ impl UserAgent {
                     );
                 }
                 (None, Some(CallState::Connected | CallState::Held | CallState::RemoteHeld)) => {
-                    self.send_refer_notify(now, &old, 200, true);
+                    let notify = self.send_refer_notify(now, &old, 200, true);
                     if let Some(c) = self.call_mut(&old) {
                         c.referred = None;
                     }
@@ -305,7 +306,13 @@ impl UserAgent {
                         Some(200),
                         reason.clone(),
                     );
-                    self.end_call(now, &old, &reason);
+                    // Sent together, a proxy may deliver the BYE first, and the transferor
+                    // then refuses the NOTIFY (pjsip: 500 Invalid CSeq) and never hears the
+                    // outcome: the BYE waits for the NOTIFY's answer.
+                    match (notify, self.call_mut(&old)) {
+                        (Some(cseq), Some(c)) => c.bye_after_notify = Some((cseq, reason)),
+                        _ => self.end_call(now, &old, &reason),
+                    }
                 }
                 (None, Some(CallState::Ringing | CallState::Early)) if referral.reported < 180 => {
                     self.send_refer_notify(now, &old, 180, false);
@@ -325,8 +332,39 @@ impl UserAgent {
         }
     }
 
-    /// NOTIFY of the refer subscription on `call_id` with a sipfrag of `code`.
-    fn send_refer_notify(&mut self, now: Instant, call_id: &str, code: u16, last: bool) {
+    /// The answer to a NOTIFY we sent on `call_id` (408 when none came): the final one of a
+    /// transfer lets the old call end.
+    pub(super) fn on_refer_notify_answered(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        cseq: u32,
+        code: u16,
+    ) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if code < 200
+            || call
+                .bye_after_notify
+                .as_ref()
+                .is_none_or(|(c, _)| *c != cseq)
+        {
+            return;
+        }
+        if let Some((_, reason)) = call.bye_after_notify.take() {
+            self.end_call(now, call_id, &reason);
+        }
+    }
+
+    /// NOTIFY of the refer subscription on `call_id` with a sipfrag of `code`; its CSeq.
+    fn send_refer_notify(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        code: u16,
+        last: bool,
+    ) -> Option<u32> {
         let state = if last {
             "terminated;reason=noresource".to_string()
         } else {
@@ -344,7 +382,7 @@ impl UserAgent {
             Method::Notify,
             headers,
             Some((refer::SIPFRAG_CONTENT_TYPE, body)),
-        );
+        )
     }
 
     fn emit_referral(
