@@ -36,9 +36,9 @@ fn kamailio(net: &Net) -> Kamailio {
     )
 }
 
-/// A tone of `hz` for a minute, in `dir`.
+/// A tone of `hz` for 10 s (players loop it), in `dir`.
 fn tone(dir: &Path, hz: u32) -> PathBuf {
-    audio::tone_wav(dir, &format!("tone-{hz}.wav"), hz, 60)
+    audio::tone_wav(dir, &format!("tone-{hz}.wav"), hz, 10)
 }
 
 /// A registered pjsua `user` at `host`, playing `play` (if any), answering by itself when
@@ -80,7 +80,7 @@ fn switchboard(net: &Net, user: &str, host: u8, audio: Option<(&Path, &Path)>) -
         ));
     }
     let mut sb = Switchboard::start(&cfg.to_toml());
-    sb.wait_for(secs(10), "registered");
+    sb.wait_for(secs(20), "registered");
     sb
 }
 
@@ -124,6 +124,27 @@ fn assert_transfer_succeeded(transferor: &mut Pjsua, call: u64) {
         e["event"] == "xfer_status" && e["call"] == call && e["final"] == true
     });
     assert_eq!(done["code"], 200, "the final NOTIFY: {done}");
+}
+
+/// Sends the transfer command `cmd` until switchboard takes it (`requested`): right after
+/// answering, while its 2xx waits for the ACK, it asks to try again in a moment.
+#[track_caller]
+fn transfer_once_acked(sb: &mut Switchboard, cmd: &str) {
+    for _ in 0..20 {
+        sb.send(cmd);
+        let ev = sb.wait_event(secs(2), |e| {
+            (e["event"] == "transfer" && e["status"] == "requested")
+                || (e["event"] == "error"
+                    && e["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("try the transfer again")))
+        });
+        if ev["event"] == "transfer" {
+            return;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("switchboard never took {cmd:?}\n{}", sb.failure_report());
 }
 
 /// The first SIP request `method` in `messages` (pjsua's logged ones).
@@ -372,8 +393,7 @@ fn switchboard_blind_transfers_a_pjsua_caller_to_baresip_and_they_talk() {
     alice.wait_call_state(secs(10), 1, "connected");
     bob.wait_state(secs(5), old, "confirmed");
 
-    alice.send("transfer carol");
-    alice.wait_transfer(secs(2), "requested");
+    transfer_once_acked(&mut alice, "transfer carol");
     alice.wait_transfer(secs(5), "accepted");
     let request = bob.wait_for(secs(5), "xfer_request");
     assert_eq!(request["target"], format!("<{}>", kam.aor("carol")));
