@@ -1360,7 +1360,7 @@ impl UserAgent {
                 self.announce_media(call_id);
             }
             _ => {
-                self.send_bye(now, &call_id);
+                self.send_bye(now, call_id);
                 self.finish_call(
                     call_id,
                     None,
