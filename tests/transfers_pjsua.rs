@@ -2,8 +2,9 @@
 //! switchboard, through kamailio: pjsua as the transferor that refers switchboard (blind, and
 //! attended with Replaces with switchboard as transferee or as target), as the transferee of
 //! switchboard's blind transfer, as the target of switchboard's attended transfer, and as a
-//! second operator, busy with a call of its own, whose line switchboard completes against.
-//! Every test checks that the two parties left talking hear each other's tone.
+//! second operator, busy with a call of its own, whose line switchboard completes against; and
+//! a pjsua that refuses the REFER comes back to the operator. Every test checks that the two
+//! parties left talking hear each other's tone.
 
 mod common;
 
@@ -570,4 +571,58 @@ fn switchboard_completes_against_a_pjsua_second_operator_busy_with_her_own_calle
     assert!(alice.quit_and_wait(secs(10)).success());
     bob.quit(secs(5));
     carol.quit(secs(5));
+}
+
+#[test]
+fn a_pjsua_refusing_the_refer_comes_back_to_the_operator_and_they_talk_again() {
+    let net = Net::for_test("transfers_pjsua::refer_refused");
+    let kam = kamailio(&net);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let alice_heard = dir.path().join("alice-heard.wav");
+    let mut alice = switchboard(
+        &net,
+        "alice",
+        common::hosts::SWITCHBOARD,
+        Some((&tone(dir.path(), 1000), &alice_heard)),
+    );
+    let mut bob = Pjsua::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        PjsuaOptions {
+            play: Some(tone(dir.path(), 500)),
+            accept_refer: false,
+            ..PjsuaOptions::default()
+        },
+    );
+    bob.wait_registered(secs(5));
+
+    let call = bob.dial(&kam.aor("alice"));
+    alice.wait_for(secs(10), "incoming");
+    alice.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    bob.wait_state(secs(5), call, "confirmed");
+    transfer_once_acked(&mut alice, "transfer carol");
+    let refused = bob.wait_for(secs(5), "xfer_request");
+    assert_eq!(refused["answer"], 603);
+    let failed = alice.wait_transfer(secs(5), "failed");
+    assert_eq!(failed["status_code"], 603, "{failed}");
+    alice.wait_transfer(secs(5), "recalled");
+    alice.wait_call_state(secs(5), 1, "connected");
+    // bob was held for the REFER and is resumed.
+    bob.wait_event(secs(5), |e| {
+        e["event"] == "media" && e["call"] == call && e["status"] == "remote_hold"
+    });
+    bob.wait_event(secs(5), |e| {
+        e["event"] == "media" && e["call"] == call && e["status"] == "active"
+    });
+    thread::sleep(Duration::from_secs(2));
+    alice.send("hangup");
+    alice.wait_call_state(secs(5), 1, "ended");
+    bob.wait_state(secs(5), call, "disconnected");
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert_heard(&alice_heard, 500.0, "alice");
+    assert_heard(&bob.recording(secs(5), call), 1000.0, "bob");
+    bob.quit(secs(5));
 }
