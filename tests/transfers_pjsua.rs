@@ -626,3 +626,60 @@ fn a_pjsua_refusing_the_refer_comes_back_to_the_operator_and_they_talk_again() {
     assert_heard(&bob.recording(secs(5), call), 1000.0, "bob");
     bob.quit(secs(5));
 }
+
+#[test]
+fn a_switchboard_referred_to_nobody_stays_with_the_pjsua_transferor_and_they_talk_again() {
+    let net = Net::for_test("transfers_pjsua::referred_to_nobody");
+    let kam = kamailio(&net);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let bob_heard = dir.path().join("bob-heard.wav");
+    let mut bob = switchboard(
+        &net,
+        "bob",
+        SB_BOB,
+        Some((&tone(dir.path(), 1000), &bob_heard)),
+    );
+    let mut alice = pjsua(
+        &net,
+        &kam,
+        "alice",
+        common::hosts::PJSUA,
+        Some(tone(dir.path(), 500)),
+        true,
+    );
+    let call = alice.dial(&kam.aor("bob"));
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_state(secs(10), call, "confirmed");
+    bob.wait_call_state(secs(5), 1, "connected");
+    alice.send(&format!("hold {call}"));
+    bob.wait_call_state(secs(5), 1, "remote_held");
+
+    alice.send(&format!("xfer {call} {}", kam.aor("nobody")));
+    let failed = bob.wait_transfer(secs(10), "failed");
+    assert_eq!(failed["kind"], "incoming");
+    let told = alice.wait_event(secs(10), |e| {
+        e["event"] == "xfer_status" && e["call"] == call && e["final"] == true
+    });
+    assert!(told["code"].as_u64().is_some_and(|c| c >= 400), "{told}");
+    // bob had held alice to call the target: the call comes back to his line 1, resumed.
+    bob.wait_event(secs(5), |e| e["event"] == "line" && e["line"] == 1);
+    bob.wait_call_state(secs(5), 1, "held");
+    bob.wait_event(secs(5), |e| {
+        e["event"] == "call"
+            && e["line"] == 1
+            && (e["state"] == "connected" || e["state"] == "remote_held")
+    });
+    // alice takes bob back; they talk again.
+    alice.send(&format!("unhold {call}"));
+    alice.wait_event(secs(5), |e| {
+        e["event"] == "media" && e["call"] == call && e["status"] == "active"
+    });
+    thread::sleep(Duration::from_secs(3));
+    alice.send(&format!("hangup {call}"));
+    bob.wait_call_state(secs(5), 1, "ended");
+    assert!(bob.quit_and_wait(secs(10)).success());
+    assert_heard(&alice.recording(secs(5), call), 1000.0, "alice");
+    assert_heard(&bob_heard, 500.0, "bob");
+    alice.quit(secs(5));
+}

@@ -117,6 +117,9 @@ pub(super) struct Call {
     /// Another line wanted this call held while our 2xx waited for its ACK (no re-INVITE
     /// may go before it): the hold is sent when the ACK comes.
     hold_after_ack: bool,
+    /// The call is wanted back (a failed transfer of us) while its hold re-INVITE is in
+    /// flight: resumed when that finishes.
+    pub(super) resume_after_hold: bool,
     /// The last ACK we sent for a 2xx, resent when the 2xx is.
     last_ack: Option<(u32, Transmit)>,
     /// The media order last sent for this call (to send only changes).
@@ -199,6 +202,7 @@ impl Call {
             glare_retry: None,
             pending_ack: None,
             hold_after_ack: false,
+            resume_after_hold: false,
             last_ack: None,
             media_sent: None,
             muted: false,
@@ -1669,9 +1673,18 @@ impl UserAgent {
     }
 
     /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it
-    /// goes on — a transfer's REFER, a `conference` asked for meanwhile.
+    /// goes on — a transfer's REFER, a `conference` asked for meanwhile, a resume wanted after
+    /// a failed transfer of us.
     fn reinvite_finished(&mut self, now: Instant, call_id: &str, held: bool) {
         self.transfer_after_hold(now, call_id, held);
+        let t1 = self.cfg.timers.t1;
+        if let Some(c) = self.call_mut(call_id) {
+            if std::mem::take(&mut c.resume_after_hold) && held {
+                // T1 after the hold's ACK: sent at once, the resume could pass the ACK in a
+                // proxy, and the far end refuses it (pjsip: 500, INVITE in progress).
+                c.glare_retry = Some((now + t1, false));
+            }
+        }
         self.join_wanted_conference(now);
     }
 

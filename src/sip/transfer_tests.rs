@@ -672,6 +672,70 @@ fn a_failed_referred_call_is_reported_and_the_old_call_stays() {
     )));
 }
 
+/// A REFER on a connected call: returns our INVITE, the re-INVITE holding the call for the
+/// transfer (unanswered) and the INVITE to the target.
+fn referred_and_held(b: &mut Bench) -> (Message, Message, Message) {
+    let (invite, _) = connected_call(b);
+    b.sent();
+    b.recv(
+        PHONE,
+        &refer_from_phone(&invite, 7, "<sip:nobody@127.0.0.1>"),
+    );
+    let sent = b.sent();
+    let find = |same: bool| {
+        sent.iter()
+            .find(|m| {
+                m.code().is_none()
+                    && m.method() == Method::Invite
+                    && (m.call_id == invite.call_id) == same
+            })
+            .cloned()
+            .expect("an INVITE")
+    };
+    let (hold, new) = (find(true), find(false));
+    assert_eq!(
+        sdp_direction(&hold),
+        Direction::SendOnly,
+        "held for the transfer"
+    );
+    b.events();
+    (invite, hold, new)
+}
+
+#[test]
+fn a_failed_transfer_of_us_resumes_the_call_we_held_for_it() {
+    let mut b = Bench::new(false);
+    let (invite, hold, new) = referred_and_held(&mut b);
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    b.recv(PHONE, &reply(&new, 404, "nobodytag", "", ""));
+    let resume = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the call is resumed");
+    assert_eq!(resume.call_id, invite.call_id);
+    assert_eq!(sdp_direction(&resume), Direction::SendRecv);
+    assert!(b.events().contains(&Event::Line { line: 1 }));
+}
+
+#[test]
+fn a_transfer_of_us_failing_while_the_hold_is_in_flight_resumes_after_it() {
+    let mut b = Bench::new(false);
+    let (invite, hold, new) = referred_and_held(&mut b);
+    b.recv(PHONE, &reply(&new, 404, "nobodytag", "", ""));
+    assert!(b.events().contains(&Event::Line { line: 1 }));
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    // The ACK of the hold goes now; the resume a moment (T1) later, so it cannot pass the ACK.
+    assert!(!b
+        .sent()
+        .iter()
+        .any(|m| m.code().is_none() && m.method() == Method::Invite));
+    b.advance(Duration::from_millis(600));
+    let resume = b.sent_request(Method::Invite);
+    assert_eq!(resume.call_id, invite.call_id);
+    assert_eq!(sdp_direction(&resume), Direction::SendRecv);
+}
+
 #[test]
 fn refers_are_refused_when_configured_or_malformed() {
     let mut cfg = config(false);

@@ -11,7 +11,8 @@
 //!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource); once it is
 //!                  answered (or timed out), BYE on A
 //!  B failed    ──► NOTIFY "<final status>" (terminated;reason=noresource); A stays,
-//!                  for the transferor to take back
+//!                  for the transferor to take back (resumed and selected, if we held it
+//!                  to call the target)
 //! ```
 //!
 //! `[transfer] accept_refer = "reject"` answers every REFER 603 instead; `"ask"` holds the
@@ -55,6 +56,8 @@ pub(super) struct Referral {
     reported: u16,
     /// The final status of the call to the target, when it failed.
     outcome: Option<u16>,
+    /// We held this call to call the target (it was talking): a failure resumes it.
+    held_for_it: bool,
 }
 
 impl UserAgent {
@@ -212,6 +215,7 @@ impl UserAgent {
             None,
             format!("the far end transfers this call to {uri}"),
         );
+        let talking = self.calls().any(|c| c.call_id == call_id && c.is_talking());
         match self.place_call(now, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
@@ -223,6 +227,7 @@ impl UserAgent {
                         target: uri,
                         reported: 100,
                         outcome: None,
+                        held_for_it: talking,
                     });
                 }
             }
@@ -292,6 +297,9 @@ impl UserAgent {
                         Some(code),
                         super::transfer::failure_words(code, reason_phrase(code)),
                     );
+                    if referral.held_for_it {
+                        self.take_back_referred(now, &old);
+                    }
                 }
                 (None, Some(CallState::Connected | CallState::Held | CallState::RemoteHeld)) => {
                     let notify = self.send_refer_notify(now, &old, 200, true);
@@ -329,6 +337,27 @@ impl UserAgent {
                 }
                 _ => {}
             }
+        }
+    }
+
+    /// Our call to the target failed and the call `call_id` stays, for the transferor to take
+    /// back: we held it to call the target, so its line is selected and the call resumed.
+    fn take_back_referred(&mut self, now: Instant, call_id: &str) {
+        let Some((line, holding)) = self
+            .calls()
+            .find(|c| c.call_id == call_id && c.is_established())
+            .map(|c| (c.line, c.is_holding()))
+        else {
+            return;
+        };
+        if holding {
+            // The hold is still under way (the target failed at once): resume after it.
+            if let Some(c) = self.call_mut(call_id) {
+                c.resume_after_hold = true;
+            }
+            self.set_selected(line);
+        } else {
+            self.select_line(now, line_no(line));
         }
     }
 
