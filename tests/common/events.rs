@@ -1,5 +1,6 @@
 //! JSON-lines event streams from a peer's stdout: a reader thread, the history of every event,
-//! and bounded waits that each return an event at most once (used by [`super::pjsua`]).
+//! and bounded waits that each return an event at most once (used by [`super::switchboard`]
+//! and [`super::pjsua`]).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
@@ -101,9 +102,9 @@ impl EventStream {
         &self.history
     }
 
-    /// The history, one event a line, `*` marking those returned by a wait.
-    pub fn report(&mut self) -> String {
-        self.drain();
+    /// The history so far (see [`EventStream::drain`]), one event a line, `*` marking those
+    /// returned by a wait.
+    pub fn report(&self) -> String {
         let mut out = String::new();
         for (ev, consumed) in self.history.iter().zip(&self.consumed) {
             let _ = writeln!(out, "{} {ev}", if *consumed { "*" } else { " " });
@@ -122,7 +123,8 @@ impl EventStream {
         self.drain();
     }
 
-    fn drain(&mut self) {
+    /// Moves events that have arrived into the history without waiting.
+    pub fn drain(&mut self) {
         while let Ok(ev) = self.rx.try_recv() {
             self.history.push(ev);
             self.consumed.push(false);

@@ -325,6 +325,7 @@ impl Pjsua {
 
     /// Events and the tail of pjsip's log, for failure messages.
     pub fn failure_report(&mut self) -> String {
+        self.events.drain();
         format!(
             "----- pjsua {} events (* = returned by a wait) -----\n{}{}",
             self.user,
@@ -338,6 +339,7 @@ impl Drop for Pjsua {
     fn drop(&mut self) {
         self.stdin = None;
         if std::thread::panicking() {
+            self.events.drain();
             eprintln!(
                 "lab: test failed; pjsua {} events:\n{}",
                 self.user,
