@@ -21,7 +21,8 @@ use common::process::{live_group_members, udp_bound};
 use common::{
     garbage_cases, hosts, millis, secs, send_garbage, sip_options, AnswerMode, AudioSource,
     Baresip, BaresipOptions, Capture, Kamailio, KamailioAuth, Linphonec, LinphonecOptions, Net,
-    Sipp, SippOutcome, Switchboard, SwitchboardConfig, Twinkle, TwinkleOptions,
+    Pjsua, PjsuaOptions, Sipp, SippOutcome, Switchboard, SwitchboardConfig, Twinkle,
+    TwinkleOptions,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -307,6 +308,125 @@ fn twinkles_register_with_digest_on_their_own_ports_and_answer_options() {
     assert!(out.contains("Twinkle"), "{out}");
     assert!(bob.sound_server_running());
     assert!(bob.is_running());
+}
+
+#[test]
+fn pjsua_registers_with_digest_and_talks_both_ways_with_baresip_through_kamailio() {
+    let net = Net::for_test("lab_selftest::pjsua_register_and_talk");
+    let kam = Kamailio::start(&net, &[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tone = audio::tone_wav(dir.path(), "alice-1k.wav", 1000, 30);
+    let mut alice = Pjsua::start(
+        &net,
+        "alice",
+        "alicepw",
+        kam.ip(),
+        PjsuaOptions {
+            play: Some(tone),
+            ..PjsuaOptions::default()
+        },
+    );
+    let bob = Baresip::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        BaresipOptions {
+            audio_source: AudioSource::Sine(500),
+            ..BaresipOptions::default()
+        },
+    );
+    alice.wait_registered(secs(5));
+    bob.wait_registered(secs(5));
+    let contacts = kam.wait_registered("alice", secs(2));
+    assert!(
+        contacts.iter().any(|c| c.contains(&alice.ip().to_string())),
+        "{contacts:?}"
+    );
+    let call = alice.dial(&format!("sip:bob@{}", kam.ip()));
+    alice.wait_state(secs(10), call, "confirmed");
+    std::thread::sleep(millis(2500));
+    alice.send(&format!("hangup {call}"));
+    alice.wait_state(secs(5), call, "disconnected");
+    let heard = alice.recording(secs(5), call);
+    let stat = audio::wav_stat(&heard);
+    assert!(stat["RMS amplitude"] > 0.05, "alice heard {stat:?}");
+    assert!(
+        (450.0..550.0).contains(&stat["Rough frequency"]),
+        "alice hears bob's 500 Hz: {stat:?}"
+    );
+    bob.wait_log("session closed", secs(5));
+    let bob_heard = bob.heard_recordings();
+    let stat = audio::wav_stat(bob_heard.first().expect("bob recorded the call"));
+    assert!(
+        (900.0..1100.0).contains(&stat["Rough frequency"]),
+        "bob hears alice's 1 kHz: {stat:?}"
+    );
+    // The log parser finds the REGISTER challenge and the INVITE.
+    let sent = alice.sent_messages();
+    assert!(sent
+        .iter()
+        .any(|m| m.starts_with("REGISTER ") && m.contains("Authorization:")));
+    assert!(sent.iter().any(|m| m.starts_with("INVITE sip:bob@")));
+    assert!(alice
+        .received_messages()
+        .iter()
+        .any(|m| m.starts_with("SIP/2.0 401")));
+    alice.quit(secs(5));
+}
+
+#[test]
+fn pjsua_transfers_a_pjsua_peer_to_peer_and_the_target_takes_replaces() {
+    // Three pjsuas without kamailio: alice talks to bob and consults carol, then refers bob to
+    // carol with Replaces; bob's INVITE replaces alice's call at carol.
+    let net = Net::for_test("lab_selftest::pjsua_attended_p2p");
+    let p2p = |host| PjsuaOptions {
+        host,
+        register: false,
+        ..PjsuaOptions::default()
+    };
+    let domain = net.ip(hosts::KAMAILIO);
+    let mut alice = Pjsua::start(&net, "alice", "", domain, p2p(hosts::PJSUA));
+    let mut bob = Pjsua::start(&net, "bob", "", domain, p2p(hosts::PJSUA + 1));
+    let mut carol = Pjsua::start(&net, "carol", "", domain, p2p(hosts::PJSUA + 2));
+    let to_bob = alice.dial(&bob.direct_uri());
+    alice.wait_state(secs(5), to_bob, "confirmed");
+    alice.send(&format!("hold {to_bob}"));
+    alice.wait_event(secs(5), |e| {
+        e["event"] == "media" && e["status"] == "local_hold"
+    });
+    bob.wait_event(secs(5), |e| {
+        e["event"] == "media" && e["status"] == "remote_hold"
+    });
+    let to_carol = alice.dial(&carol.direct_uri());
+    alice.wait_state(secs(5), to_carol, "confirmed");
+    let consult = carol.wait_incoming(secs(2));
+    alice.send(&format!("xfer_replaces {to_bob} {to_carol}"));
+    let request = bob.wait_for(secs(5), "xfer_request");
+    assert!(
+        request["target"]
+            .as_str()
+            .is_some_and(|t| t.contains("Replaces=")),
+        "{request}"
+    );
+    let done = alice.wait_event(secs(10), |e| {
+        e["event"] == "xfer_status" && e["final"] == true
+    });
+    assert_eq!(done["code"], 200, "{done}");
+    let replaced = carol.wait_for(secs(5), "replaced");
+    assert_eq!(replaced["call"], consult["call"]);
+    carol.wait_state(
+        secs(5),
+        consult["call"].as_u64().expect("call"),
+        "disconnected",
+    );
+    alice.wait_state(secs(5), to_carol, "disconnected");
+    alice.send(&format!("hangup {to_bob}"));
+    alice.wait_state(secs(5), to_bob, "disconnected");
+    carol.send("hangup all");
+    bob.wait_event(secs(5), |e| {
+        e["event"] == "state" && e["state"] == "disconnected"
+    });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -75,30 +75,6 @@ fn consult_and_complete(alice: &mut Switchboard, kam: &Kamailio) -> Value {
     done
 }
 
-/// The frequency of the loudest second of a recording (from its zero crossings), and that
-/// second's RMS.
-fn loudest_second_hz(recording: &Path) -> (f64, f32) {
-    let (samples, rate) = common::signal::read_wav(recording);
-    let second = rate as usize;
-    let loudest = samples
-        .chunks(second)
-        .filter(|c| c.len() == second)
-        .map(|c| (rms(c), c))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let Some((level, chunk)) = loudest else {
-        return (0.0, 0.0);
-    };
-    let crossings = chunk
-        .windows(2)
-        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
-        .count();
-    (crossings as f64 / 2.0, level)
-}
-
-fn rms(x: &[f32]) -> f32 {
-    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
-}
-
 #[test]
 fn switchboard_transfers_a_switchboard_caller_to_linphonec_and_they_talk() {
     let net = Net::for_test("transfers_attended::sb_to_linphonec");
@@ -154,7 +130,7 @@ fn switchboard_transfers_a_switchboard_caller_to_linphonec_and_they_talk() {
     // linphonec writes the WAV header when the call's recorder closes: poll for it.
     let mut heard = (0.0, 0.0);
     for _ in 0..50 {
-        heard = loudest_second_hz(&carol_heard);
+        heard = audio::loudest_second_hz(&carol_heard);
         if heard.1 > 0.05 {
             break;
         }
@@ -234,7 +210,7 @@ fn linphonec_is_transferred_to_a_switchboard_target_by_replaces() {
     carol.send("hangup");
     carol.wait_call_state(secs(5), 1, "ended");
     assert!(carol.quit_and_wait(secs(10)).success());
-    let (hz, level) = loudest_second_hz(&carol_heard);
+    let (hz, level) = audio::loudest_second_hz(&carol_heard);
     assert!(
         level > 0.05 && (900.0..1100.0).contains(&hz),
         "carol heard {hz} Hz at RMS {level} in her call with bob"
@@ -292,7 +268,7 @@ fn baresip_cannot_take_replaces_so_the_transfer_falls_back_to_blind() {
     carol.wait_log("session closed", secs(5));
     let heard = carol.heard_recordings();
     let last = heard.last().expect("carol recorded her calls");
-    let (hz, level) = loudest_second_hz(last);
+    let (hz, level) = audio::loudest_second_hz(last);
     assert!(
         level > 0.05 && (900.0..1100.0).contains(&hz),
         "carol heard {hz} Hz at RMS {level}"

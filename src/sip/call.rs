@@ -115,6 +115,12 @@ pub(super) struct Call {
     /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
     glare_retry: Option<(Instant, bool)>,
     pending_ack: Option<PendingAck>,
+    /// Another line wanted this call held while our 2xx waited for its ACK (no re-INVITE
+    /// may go before it): the hold is sent when the ACK comes.
+    hold_after_ack: bool,
+    /// The call is wanted back (a failed transfer of us) while its hold re-INVITE is in
+    /// flight: resumed when that finishes.
+    pub(super) resume_after_hold: bool,
     /// The last ACK we sent for a 2xx, resent when the 2xx is.
     last_ack: Option<(u32, Transmit)>,
     /// The media order last sent for this call (to send only changes).
@@ -135,6 +141,9 @@ pub(super) struct Call {
     pub(super) refer_ask: Option<AskedRefer>,
     /// This call was placed for a REFER received on that call (its Call-ID).
     pub(super) referred_from: Option<String>,
+    /// We were transferred: the CSeq of our final NOTIFY, whose answer this call's BYE
+    /// waits for, and the reason it ends with.
+    pub(super) bye_after_notify: Option<(u32, String)>,
     /// The far end announced `replaces` (it can take part in an attended transfer).
     pub(super) remote_replaces: bool,
     /// The SIP status that ended the call, if any.
@@ -193,6 +202,8 @@ impl Call {
             reinvite: None,
             glare_retry: None,
             pending_ack: None,
+            hold_after_ack: false,
+            resume_after_hold: false,
             last_ack: None,
             media_sent: None,
             muted: false,
@@ -203,6 +214,7 @@ impl Call {
             referred: None,
             refer_ask: None,
             referred_from: None,
+            bye_after_notify: None,
             remote_replaces: false,
             end_status: None,
             was_answered: false,
@@ -833,6 +845,7 @@ impl UserAgent {
             Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
             Method::Info => self.on_info_response(now, call_id, request.cseq.0, code),
             Method::Refer => self.on_refer_response(now, call_id, request.cseq.0, code, resp),
+            Method::Notify => self.on_refer_notify_answered(now, call_id, request.cseq.0, code),
             _ => {}
         }
     }
@@ -1114,6 +1127,7 @@ impl UserAgent {
                 self.finish_call(call_id, Some(408), "the far end stopped answering");
             }
             Method::Refer => self.on_refer_timeout(now, call_id),
+            Method::Notify => self.on_refer_notify_answered(now, call_id, request.cseq.0, 408),
             _ => {}
         }
     }
@@ -1330,10 +1344,25 @@ impl UserAgent {
         if let Some(dialog) = call.dialog.as_mut() {
             dialog.refresh_target(req);
         }
-        if !std::mem::take(&mut call.offer_in_2xx) {
-            return;
-        }
+        let hold = std::mem::take(&mut call.hold_after_ack);
         let call_id = call.call_id.clone();
+        if std::mem::take(&mut call.offer_in_2xx) {
+            self.answer_in_ack(now, &call_id, req);
+        }
+        if hold
+            && self
+                .calls()
+                .any(|c| c.call_id == call_id && c.is_talking() && c.reinvite.is_none())
+        {
+            self.send_reinvite(now, &call_id, true);
+        }
+    }
+
+    /// The ACK carrying the answer to the offer we put in our 2xx.
+    fn answer_in_ack(&mut self, now: Instant, call_id: &str, req: &Message) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
         let line = call.line;
         let local = self.local_media(line);
         let answer = req
@@ -1341,18 +1370,18 @@ impl UserAgent {
             .map(|b| sdp::parse(b.as_bytes()).and_then(|s| sdp::negotiate_answer(&s, &local)));
         match answer {
             Some(Ok(n)) => {
-                if let Some(call) = self.call_mut(&call_id) {
+                if let Some(call) = self.call_mut(call_id) {
                     call.remote_hold = !receives(n.direction) && !call.local_hold;
                     call.media = Some(n);
                     call.state = call.established_state();
                 }
-                self.announce(&call_id, None, None);
-                self.announce_media(&call_id);
+                self.announce(call_id, None, None);
+                self.announce_media(call_id);
             }
             _ => {
-                self.send_bye(now, &call_id);
+                self.send_bye(now, call_id);
                 self.finish_call(
-                    &call_id,
+                    call_id,
                     None,
                     "the far end sent no usable answer to our offer",
                 );
@@ -1388,6 +1417,11 @@ impl UserAgent {
         }
         match req.method() {
             Method::Bye => {
+                // The transferor hanging up once told of our transfer's success.
+                let reason = call
+                    .bye_after_notify
+                    .take()
+                    .map_or_else(|| "the far end hung up".to_string(), |(_, r)| r);
                 self.respond(now, req, 200, |b| b);
                 // A BYE in the early dialog of a call still ringing here: its INVITE is still
                 // owed a final response (§15.1.2 recommends 487), or its transaction lingers.
@@ -1401,8 +1435,8 @@ impl UserAgent {
                 }
                 self.on_transferee_gone(now, &call_id);
                 let words = self.pbx_far_end_hung_up(now, &call_id);
-                let words = words.as_deref().unwrap_or("the far end hung up");
-                self.finish_call(&call_id, None, words);
+                let words = words.unwrap_or(reason);
+                self.finish_call(&call_id, None, &words);
             }
             Method::Notify => self.on_notify(now, &call_id, req),
             Method::Invite => self.on_reinvite(now, &call_id, req),
@@ -1646,13 +1680,18 @@ impl UserAgent {
             .lines
             .iter()
             .flatten()
-            .filter(|c| {
-                c.line != keep && c.is_talking() && c.reinvite.is_none() && c.pending_ack.is_none()
-            })
+            .filter(|c| c.line != keep && c.is_talking() && c.reinvite.is_none())
             .map(|c| c.call_id.clone())
             .collect();
         for call_id in talking {
-            self.send_reinvite(now, &call_id, true);
+            match self.call_mut(&call_id) {
+                // No re-INVITE before the ACK of our 2xx: hold when it comes.
+                Some(c) if c.pending_ack.is_some() => c.hold_after_ack = true,
+                _ => self.send_reinvite(now, &call_id, true),
+            }
+        }
+        if let Some(c) = self.lines.get_mut(keep).and_then(Option::as_mut) {
+            c.hold_after_ack = false;
         }
     }
 
@@ -1667,9 +1706,18 @@ impl UserAgent {
     }
 
     /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it
-    /// goes on — a transfer's REFER, a `conference` asked for meanwhile.
+    /// goes on — a transfer's REFER, a `conference` asked for meanwhile, a resume wanted after
+    /// a failed transfer of us.
     fn reinvite_finished(&mut self, now: Instant, call_id: &str, held: bool) {
         self.transfer_after_hold(now, call_id, held);
+        let t1 = self.cfg.timers.t1;
+        if let Some(c) = self.call_mut(call_id) {
+            if std::mem::take(&mut c.resume_after_hold) && held {
+                // T1 after the hold's ACK: sent at once, the resume could pass the ACK in a
+                // proxy, and the far end refuses it (pjsip: 500, INVITE in progress).
+                c.glare_retry = Some((now + t1, false));
+            }
+        }
         self.join_wanted_conference(now);
     }
 

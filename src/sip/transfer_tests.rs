@@ -567,18 +567,22 @@ fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
     let last = sent
         .iter()
         .find(|m| m.code().is_none() && m.method() == Method::Notify)
-        .expect("final NOTIFY");
+        .expect("final NOTIFY")
+        .clone();
     assert_eq!(
-        notified(last),
+        notified(&last),
         (
             "SIP/2.0 200 OK".into(),
             "terminated;reason=noresource".into()
         )
     );
-    let bye = sent
-        .iter()
-        .find(|m| m.code().is_none() && m.method() == Method::Bye)
-        .expect("the old call is ended");
+    // The BYE waits for the NOTIFY's answer, so that a proxy cannot deliver it first.
+    assert!(
+        !sent.iter().any(|m| m.method() == Method::Bye),
+        "BYE before the final NOTIFY was answered: {sent:#?}"
+    );
+    b.recv(PHONE, &reply(&last, 200, "", "", ""));
+    let bye = b.sent_request(Method::Bye);
     assert_eq!(bye.call_id, invite.call_id);
     let events = b.events();
     assert!(events.iter().any(|e| matches!(
@@ -589,6 +593,62 @@ fn being_transferred_calls_the_target_reports_and_ends_the_old_call() {
     assert!(events.iter().any(|e| matches!(
         e,
         Event::Call { state: CallState::Connected, call_id, .. } if *call_id == new.call_id
+    )));
+}
+
+#[test]
+fn the_old_call_ends_even_when_the_final_notify_gets_no_answer() {
+    let mut b = Bench::new(false);
+    let (invite, _, new) = referred(&mut b, "<sip:carol@127.0.0.1>");
+    b.recv(
+        PHONE,
+        &reply(
+            &new,
+            200,
+            "caroltag",
+            "Contact: <sip:carol@127.0.0.4:5060>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    let sent = b.sent();
+    assert!(sent.iter().any(|m| m.method() == Method::Notify));
+    assert!(!sent.iter().any(|m| m.method() == Method::Bye));
+    // Timer F: 64·T1 = 32 s without an answer to the NOTIFY.
+    b.advance(Duration::from_secs(33));
+    let bye = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Bye)
+        .expect("the old call is ended after the NOTIFY timed out");
+    assert_eq!(bye.call_id, invite.call_id);
+}
+
+#[test]
+fn a_transferor_hanging_up_on_the_final_notify_ends_the_old_call_as_transferred() {
+    let mut b = Bench::new(false);
+    let (invite, _, new) = referred(&mut b, "<sip:carol@127.0.0.1>");
+    b.recv(
+        PHONE,
+        &reply(
+            &new,
+            200,
+            "caroltag",
+            "Contact: <sip:carol@127.0.0.4:5060>\r\n",
+            &phone_sdp("sendrecv"),
+        ),
+    );
+    b.sent();
+    b.events();
+    b.recv(PHONE, &bye_from_phone(&invite, 8));
+    let sent = b.sent();
+    assert_eq!(sent[0].code(), Some(200));
+    assert!(!sent
+        .iter()
+        .any(|m| m.method() == Method::Bye && m.code().is_none()));
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call { state: CallState::Ended, call_id, reason: Some(r), .. }
+            if *call_id == invite.call_id && r == "transferred to sip:carol@127.0.0.1"
     )));
 }
 
@@ -627,6 +687,70 @@ fn a_failed_referred_call_is_reported_and_the_old_call_stays() {
             ..
         }
     )));
+}
+
+/// A REFER on a connected call: returns our INVITE, the re-INVITE holding the call for the
+/// transfer (unanswered) and the INVITE to the target.
+fn referred_and_held(b: &mut Bench) -> (Message, Message, Message) {
+    let (invite, _) = connected_call(b);
+    b.sent();
+    b.recv(
+        PHONE,
+        &refer_from_phone(&invite, 7, "<sip:nobody@127.0.0.1>"),
+    );
+    let sent = b.sent();
+    let find = |same: bool| {
+        sent.iter()
+            .find(|m| {
+                m.code().is_none()
+                    && m.method() == Method::Invite
+                    && (m.call_id == invite.call_id) == same
+            })
+            .cloned()
+            .expect("an INVITE")
+    };
+    let (hold, new) = (find(true), find(false));
+    assert_eq!(
+        sdp_direction(&hold),
+        Direction::SendOnly,
+        "held for the transfer"
+    );
+    b.events();
+    (invite, hold, new)
+}
+
+#[test]
+fn a_failed_transfer_of_us_resumes_the_call_we_held_for_it() {
+    let mut b = Bench::new(false);
+    let (invite, hold, new) = referred_and_held(&mut b);
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    b.recv(PHONE, &reply(&new, 404, "nobodytag", "", ""));
+    let resume = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the call is resumed");
+    assert_eq!(resume.call_id, invite.call_id);
+    assert_eq!(sdp_direction(&resume), Direction::SendRecv);
+    assert!(b.events().contains(&Event::Line { line: 1 }));
+}
+
+#[test]
+fn a_transfer_of_us_failing_while_the_hold_is_in_flight_resumes_after_it() {
+    let mut b = Bench::new(false);
+    let (invite, hold, new) = referred_and_held(&mut b);
+    b.recv(PHONE, &reply(&new, 404, "nobodytag", "", ""));
+    assert!(b.events().contains(&Event::Line { line: 1 }));
+    b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    // The ACK of the hold goes now; the resume a moment (T1) later, so it cannot pass the ACK.
+    assert!(!b
+        .sent()
+        .iter()
+        .any(|m| m.code().is_none() && m.method() == Method::Invite));
+    b.advance(Duration::from_millis(600));
+    let resume = b.sent_request(Method::Invite);
+    assert_eq!(resume.call_id, invite.call_id);
+    assert_eq!(sdp_direction(&resume), Direction::SendRecv);
 }
 
 #[test]

@@ -8,9 +8,11 @@
 //!        │             Replaces header and the REFER's Referred-By
 //!        ▼
 //!  B rings     ──► NOTIFY "180 Ringing" (active)
-//!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource), BYE on A
+//!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource); once it is
+//!                  answered (or timed out), BYE on A
 //!  B failed    ──► NOTIFY "<final status>" (terminated;reason=noresource); A stays,
-//!                  for the transferor to take back
+//!                  for the transferor to take back (resumed and selected, if we held it
+//!                  to call the target)
 //! ```
 //!
 //! `[transfer] accept_refer = "reject"` answers every REFER 603 instead; `"ask"` holds the
@@ -54,6 +56,8 @@ pub(super) struct Referral {
     reported: u16,
     /// The final status of the call to the target, when it failed.
     outcome: Option<u16>,
+    /// We held this call to call the target (it was talking): a failure resumes it.
+    held_for_it: bool,
 }
 
 impl UserAgent {
@@ -215,6 +219,7 @@ impl UserAgent {
             None,
             format!("the far end transfers this call to {uri}"),
         );
+        let talking = self.calls().any(|c| c.call_id == call_id && c.is_talking());
         match self.place_call(now, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
@@ -226,6 +231,7 @@ impl UserAgent {
                         target: uri,
                         reported: 100,
                         outcome: None,
+                        held_for_it: talking,
                     });
                 }
             }
@@ -295,9 +301,12 @@ impl UserAgent {
                         Some(code),
                         super::transfer::failure_words(code, reason_phrase(code)),
                     );
+                    if referral.held_for_it {
+                        self.take_back_referred(now, &old);
+                    }
                 }
                 (None, Some(CallState::Connected | CallState::Held | CallState::RemoteHeld)) => {
-                    self.send_refer_notify(now, &old, 200, true);
+                    let notify = self.send_refer_notify(now, &old, 200, true);
                     if let Some(c) = self.call_mut(&old) {
                         c.referred = None;
                     }
@@ -309,7 +318,13 @@ impl UserAgent {
                         Some(200),
                         reason.clone(),
                     );
-                    self.end_call(now, &old, &reason);
+                    // Sent together, a proxy may deliver the BYE first, and the transferor
+                    // then refuses the NOTIFY (pjsip: 500 Invalid CSeq) and never hears the
+                    // outcome: the BYE waits for the NOTIFY's answer.
+                    match (notify, self.call_mut(&old)) {
+                        (Some(cseq), Some(c)) => c.bye_after_notify = Some((cseq, reason)),
+                        _ => self.end_call(now, &old, &reason),
+                    }
                 }
                 (None, Some(CallState::Ringing | CallState::Early)) if referral.reported < 180 => {
                     self.send_refer_notify(now, &old, 180, false);
@@ -329,8 +344,60 @@ impl UserAgent {
         }
     }
 
-    /// NOTIFY of the refer subscription on `call_id` with a sipfrag of `code`.
-    fn send_refer_notify(&mut self, now: Instant, call_id: &str, code: u16, last: bool) {
+    /// Our call to the target failed and the call `call_id` stays, for the transferor to take
+    /// back: we held it to call the target, so its line is selected and the call resumed.
+    fn take_back_referred(&mut self, now: Instant, call_id: &str) {
+        let Some((line, holding)) = self
+            .calls()
+            .find(|c| c.call_id == call_id && c.is_established())
+            .map(|c| (c.line, c.is_holding()))
+        else {
+            return;
+        };
+        if holding {
+            // The hold is still under way (the target failed at once): resume after it.
+            if let Some(c) = self.call_mut(call_id) {
+                c.resume_after_hold = true;
+            }
+            self.set_selected(line);
+        } else {
+            self.select_line(now, line_no(line));
+        }
+    }
+
+    /// The answer to a NOTIFY we sent on `call_id` (408 when none came): the final one of a
+    /// transfer lets the old call end.
+    pub(super) fn on_refer_notify_answered(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        cseq: u32,
+        code: u16,
+    ) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if code < 200
+            || call
+                .bye_after_notify
+                .as_ref()
+                .is_none_or(|(c, _)| *c != cseq)
+        {
+            return;
+        }
+        if let Some((_, reason)) = call.bye_after_notify.take() {
+            self.end_call(now, call_id, &reason);
+        }
+    }
+
+    /// NOTIFY of the refer subscription on `call_id` with a sipfrag of `code`; its CSeq.
+    fn send_refer_notify(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        code: u16,
+        last: bool,
+    ) -> Option<u32> {
         let state = if last {
             "terminated;reason=noresource".to_string()
         } else {
@@ -347,7 +414,7 @@ impl UserAgent {
             Method::Notify,
             headers,
             Some((refer::SIPFRAG_CONTENT_TYPE, body)),
-        );
+        )
     }
 
     fn emit_referral(

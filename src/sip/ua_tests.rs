@@ -867,6 +867,39 @@ fn answering_line_2_holds_the_call_on_line_1() {
 }
 
 #[test]
+fn a_call_answered_but_not_yet_acked_is_held_when_the_ack_comes() {
+    let mut b = Bench::new(false);
+    b.recv(PHONE, &incoming_invite("in1", "z9hG4bKi1"));
+    b.sent();
+    b.cmd(Command::Answer(None));
+    let ok = b.sent();
+    let tag = ok[0].to.tag().expect("our To tag").to_string();
+    // The operator calls someone else at once: no re-INVITE may go before the ACK.
+    b.cmd(Command::Dial("carol".into()));
+    let sent = b.sent();
+    assert!(
+        sent.iter()
+            .all(|m| m.method() != Method::Invite || m.call_id != "in1"),
+        "a re-INVITE before the ACK: {sent:#?}"
+    );
+    b.recv(
+        PHONE,
+        &format!(
+            "ACK sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKa1\r\n\
+             From: \"Bob\" <sip:bob@127.0.0.1>;tag=b1\r\nTo: <sip:alice@127.0.0.1>;tag={tag}\r\n\
+             Call-ID: in1\r\nCSeq: 1 ACK\r\nContent-Length: 0\r\n\r\n"
+        ),
+    );
+    let hold = b.sent_request(Method::Invite);
+    assert_eq!(hold.call_id, "in1");
+    assert_eq!(
+        sdp_direction(&hold),
+        Direction::SendOnly,
+        "the caller is held"
+    );
+}
+
+#[test]
 fn requests_outside_any_dialog_get_481_and_options_200() {
     let mut b = Bench::new(false);
     b.recv(

@@ -86,3 +86,27 @@ pub fn wav_stat(path: &Path) -> HashMap<String, f64> {
         })
         .collect()
 }
+
+/// The frequency of the loudest second of a recording (from its zero crossings), and that
+/// second's RMS.
+pub fn loudest_second_hz(recording: &Path) -> (f64, f32) {
+    let (samples, rate) = super::signal::read_wav(recording);
+    let second = rate as usize;
+    let loudest = samples
+        .chunks(second)
+        .filter(|c| c.len() == second)
+        .map(|c| (rms(c), c))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let Some((level, chunk)) = loudest else {
+        return (0.0, 0.0);
+    };
+    let crossings = chunk
+        .windows(2)
+        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+        .count();
+    (crossings as f64 / 2.0, level)
+}
+
+fn rms(x: &[f32]) -> f32 {
+    (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
+}

@@ -29,7 +29,8 @@
 //! as threads of one `cargo test` process or as separate nextest processes. Host numbers inside
 //! the /24 follow a convention, see [`hosts`]: `.1` kamailio, `.2` switchboard, `.3` baresip,
 //! `.4` linphonec, `.5` twinkle, `.9` harness tools (sipsak, the garbage sender, the baresip
-//! console client), `.10` and up sipp instances. Tests only ever send traffic to 127.0.0.0/8.
+//! console client), `.10` and up sipp instances, `.20` and up pjsua. Tests only ever send
+//! traffic to 127.0.0.0/8.
 //!
 //! # Processes
 //!
@@ -50,7 +51,8 @@
 //! `kamailio sip-tester sipsak baresip linphone-cli sox`, for twinkle `twinkle-console
 //! pulseaudio libasound2-plugins` (see [`twinkle`] for its ports), plus `tshark` for the opt-in
 //! [`Capture`] (`SWITCHBOARD_LAB_CAPTURE=1`). A missing tool makes the test panic with the
-//! package name, see [`require_tool`].
+//! package name, see [`require_tool`]. The pjsip peer ([`pjsua`]) runs in a virtualenv that
+//! `scripts/ensure-pjsua` makes (`python3-venv`).
 #![allow(clippy::disallowed_methods)]
 // the lab waits on real processes in real time
 
@@ -63,10 +65,12 @@ pub mod audio;
 pub mod baresip;
 pub mod capture;
 pub mod digest;
+pub mod events;
 pub mod garbage;
 pub mod kamailio;
 pub mod linphonec;
 pub mod net;
+pub mod pjsua;
 pub mod process;
 pub mod relay;
 pub mod signal;
@@ -87,6 +91,7 @@ pub use garbage::{assert_garbage_handled, garbage_cases, send_garbage, sip_optio
 pub use kamailio::{Kamailio, KamailioAuth, KamailioTls};
 pub use linphonec::{Linphonec, LinphonecOptions};
 pub use net::{hosts, Net};
+pub use pjsua::{Pjsua, PjsuaOptions};
 pub use sipp::{Sipp, SippOutcome, TracedMessage};
 pub use switchboard::{AccountConfig, Switchboard, SwitchboardConfig};
 pub use tls::TestCa;

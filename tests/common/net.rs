@@ -34,6 +34,8 @@ pub mod hosts {
     pub const TOOLS: u8 = 9;
     /// The first sipp instance; further ones use 11, 12, ...
     pub const SIPP: u8 = 10;
+    /// The first pjsua; further ones use 21, 22, ...
+    pub const PJSUA: u8 = 20;
 }
 
 /// Number of /24 slots: X in 1..=254, Y in 0..=255.

@@ -11,16 +11,16 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant, SystemTime};
+use std::thread;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use super::events::{EventStream, WaitFailed};
 use super::net::{hosts, Net};
 use super::process::{self, Peer};
 use super::run_dir;
@@ -43,15 +43,12 @@ pub fn switchboard_bin() -> PathBuf {
 /// A running `switchboard --headless`. Dropping it kills it.
 #[derive(Debug)]
 pub struct Switchboard {
-    events_rx: Receiver<Value>,
-    history: Vec<Value>,
-    consumed: Vec<bool>,
+    events: EventStream,
     stdin: Option<ChildStdin>,
-    reader: Option<JoinHandle<()>>,
     config_path: PathBuf,
     log_file: PathBuf,
     stderr_file: PathBuf,
-    /// The far end of this test deliberately leaves a 2xx of ours un-ACKed.
+    /// A 2xx of ours may go un-ACKed in this test (see [`Switchboard::expect_unacked_2xx`]).
     unacked_2xx_ok: bool,
     // Field order matters: the process dies before its run directory is removed.
     peer: Peer,
@@ -111,34 +108,10 @@ impl Switchboard {
             .stdout
             .take()
             .expect("switchboard stdout is piped");
-        let (tx, events_rx) = mpsc::channel();
-        let reader = thread::Builder::new()
-            .name("switchboard-stdout".to_owned())
-            .spawn(move || {
-                for line in BufReader::new(stdout).lines() {
-                    let Ok(line) = line else { break };
-                    if line.trim().is_empty() {
-                        continue;
-                    }
-                    let event = serde_json::from_str::<Value>(&line).unwrap_or_else(|e| {
-                        serde_json::json!({
-                            "event": "_not_json",
-                            "line": line,
-                            "error": e.to_string(),
-                        })
-                    });
-                    if tx.send(event).is_err() {
-                        break;
-                    }
-                }
-            })
-            .expect("spawning the stdout reader thread");
+        let events = EventStream::read("switchboard-stdout", stdout);
         Switchboard {
-            events_rx,
-            history: Vec::new(),
-            consumed: Vec::new(),
+            events,
             stdin,
-            reader: Some(reader),
             config_path,
             log_file,
             stderr_file,
@@ -164,7 +137,7 @@ impl Switchboard {
             None => Err(std::io::Error::other("stdin was closed")),
         };
         if let Err(e) = result {
-            self.drain();
+            self.events.drain();
             panic!(
                 "cannot send {cmd:?} to switchboard: {e}\n{}",
                 self.failure_report()
@@ -184,36 +157,20 @@ impl Switchboard {
     /// Panics with the whole event history and the tail of the log on timeout, or at once if
     /// switchboard's stdout ends first.
     #[track_caller]
-    pub fn wait_event(&mut self, timeout: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
-        if let Some(ev) = self.take_matching(&mut pred) {
-            return ev;
-        }
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events_rx.recv_timeout(left) {
-                Ok(ev) => {
-                    let matches = pred(&ev);
-                    self.history.push(ev.clone());
-                    self.consumed.push(matches);
-                    if matches {
-                        return ev;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "switchboard: no matching event within {timeout:?}\n{}",
-                        self.failure_report()
-                    );
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.peer.wait_timeout(Duration::from_secs(2));
-                    panic!(
-                        "switchboard's stdout ended (exit status {status:?}) before a matching \
-                         event arrived\n{}",
-                        self.failure_report()
-                    );
-                }
+    pub fn wait_event(&mut self, timeout: Duration, pred: impl FnMut(&Value) -> bool) -> Value {
+        match self.events.wait(timeout, pred) {
+            Ok(ev) => ev,
+            Err(WaitFailed::Timeout) => panic!(
+                "switchboard: no matching event within {timeout:?}\n{}",
+                self.failure_report()
+            ),
+            Err(WaitFailed::Ended) => {
+                let status = self.peer.wait_timeout(Duration::from_secs(2));
+                panic!(
+                    "switchboard's stdout ended (exit status {status:?}) before a matching \
+                     event arrived\n{}",
+                    self.failure_report()
+                );
             }
         }
     }
@@ -255,32 +212,18 @@ impl Switchboard {
     /// there and not yet returned by a wait.
     #[track_caller]
     pub fn expect_no_event(&mut self, duration: Duration, mut pred: impl FnMut(&Value) -> bool) {
-        let deadline = Instant::now() + duration;
-        loop {
-            self.drain();
-            if let Some(ev) = self
-                .history
-                .iter()
-                .zip(&self.consumed)
-                .find(|(ev, consumed)| !**consumed && pred(ev))
-                .map(|(ev, _)| ev.clone())
-            {
-                panic!(
-                    "switchboard: unexpected event {ev}\n{}",
-                    self.failure_report()
-                );
-            }
-            if Instant::now() >= deadline {
-                return;
-            }
-            thread::sleep(process::POLL);
+        let found = process::wait_until(duration, || self.events.unconsumed(&mut pred));
+        if let Some(ev) = found {
+            panic!(
+                "switchboard: unexpected event {ev}\n{}",
+                self.failure_report()
+            );
         }
     }
 
     /// Every event received so far (including ones returned by waits), in order.
     pub fn events(&mut self) -> Vec<Value> {
-        self.drain();
-        self.history.clone()
+        self.events.history().to_vec()
     }
 
     /// Sends `quit` and waits at most `timeout` for switchboard to exit; returns its exit
@@ -303,11 +246,8 @@ impl Switchboard {
         match self.peer.wait_timeout(timeout) {
             Some(status) => {
                 self.stdin = None;
-                if let Some(reader) = self.reader.take() {
-                    // stdout is closed once the process is gone, so this ends promptly.
-                    process::join_bounded(reader, Duration::from_secs(2));
-                }
-                self.drain();
+                // stdout is closed once the process is gone, so this ends promptly.
+                self.events.finish();
                 status
             }
             None => panic!(
@@ -356,12 +296,7 @@ impl Switchboard {
     /// Events history, stderr and the tail of the log, for failure messages.
     pub fn failure_report(&self) -> String {
         let mut out = String::from("----- switchboard events (* = returned by a wait) -----\n");
-        for (ev, consumed) in self.history.iter().zip(&self.consumed) {
-            let _ = writeln!(out, "{} {ev}", if *consumed { "*" } else { " " });
-        }
-        if self.history.is_empty() {
-            out.push_str("(none)\n");
-        }
+        out.push_str(&self.events.report());
         let _ = write!(
             out,
             "----- switchboard stderr -----\n{}\n\
@@ -372,44 +307,22 @@ impl Switchboard {
         );
         out
     }
-
-    /// Moves events that have arrived into the history without waiting.
-    fn drain(&mut self) {
-        while let Ok(ev) = self.events_rx.try_recv() {
-            self.history.push(ev);
-            self.consumed.push(false);
-        }
-    }
-
-    fn take_matching(&mut self, pred: &mut impl FnMut(&Value) -> bool) -> Option<Value> {
-        self.drain();
-        let index = self
-            .history
-            .iter()
-            .zip(&self.consumed)
-            .position(|(ev, consumed)| !consumed && pred(ev))?;
-        self.consumed[index] = true;
-        Some(self.history[index].clone())
-    }
 }
 
 impl Drop for Switchboard {
     fn drop(&mut self) {
         self.stdin = None;
         if thread::panicking() {
-            self.drain();
-            let mut events = String::new();
-            for ev in &self.history {
-                let _ = writeln!(events, "  {ev}");
-            }
-            eprintln!("lab: test failed; switchboard events:\n{events}");
+            self.events.drain();
+            eprintln!(
+                "lab: test failed; switchboard events:\n{}",
+                self.events.report()
+            );
         }
         // The peer's own Drop kills it and prints the log tails when panicking; kill here
         // already so the reader thread sees EOF and can be joined.
         self.peer.kill();
-        if let Some(reader) = self.reader.take() {
-            process::join_bounded(reader, Duration::from_secs(2));
-        }
+        self.events.finish();
         if !thread::panicking() {
             let capture = self.dir.path().join(CAPTURE);
             let problems = wire::problems(&capture, SystemTime::now(), self.unacked_2xx_ok);
