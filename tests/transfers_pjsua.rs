@@ -71,7 +71,10 @@ fn pjsua(
 /// A registered switchboard `user` at `host`. With `audio`, it plays the first file and writes
 /// what it hears to the second; without, it has no sound.
 fn switchboard(net: &Net, user: &str, host: u8, audio: Option<(&Path, &Path)>) -> Switchboard {
-    let mut cfg = SwitchboardConfig::registering(net, user, &format!("{user}pw"));
+    // `transfer` by REFER at once (`notify`): these tests put pjsip in the transferee's seat.
+    // Ring-first's join is the attended completion, tested with pjsua as caller and target.
+    let mut cfg = SwitchboardConfig::registering(net, user, &format!("{user}pw"))
+        .with_extra("[transfer]\nblind = \"notify\"\n");
     cfg.bind = (net.ip(host), 5060).into();
     if let Some((file_in, file_out)) = audio {
         cfg = cfg.with_audio(&format!(
