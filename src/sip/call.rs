@@ -66,6 +66,18 @@ impl PendingAck {
     }
 }
 
+/// An ACK we sent for a 2xx to one of our INVITEs, kept to answer the 2xx's retransmissions
+/// for as long as the far end may resend it (64·T1), whether or not its call is still with us.
+#[derive(Debug, Clone)]
+pub(super) struct SentAck {
+    call_id: String,
+    cseq: u32,
+    /// The To tag of the 2xx (forked answers each get their own ACK).
+    to_tag: String,
+    wire: Transmit,
+    until: Instant,
+}
+
 /// One call on one line.
 #[derive(Debug, Clone)]
 pub(super) struct Call {
@@ -113,9 +125,9 @@ pub(super) struct Call {
     reinvite: Option<Reinvite>,
     /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
     glare_retry: Option<(Instant, bool)>,
+    /// A failed transfer of us resumes this call at this time (`transferee.rs`).
+    pub(super) resume_at: Option<Instant>,
     pending_ack: Option<PendingAck>,
-    /// The last ACK we sent for a 2xx, resent when the 2xx is.
-    last_ack: Option<(u32, Transmit)>,
     /// The media order last sent for this call (to send only changes).
     pub(super) media_sent: Option<(Option<Stream>, Option<Tone>)>,
     /// The operator muted the microphone on this call.
@@ -191,8 +203,8 @@ impl Call {
             remote_hold: false,
             reinvite: None,
             glare_retry: None,
+            resume_at: None,
             pending_ack: None,
-            last_ack: None,
             media_sent: None,
             muted: false,
             info_queue: VecDeque::new(),
@@ -221,6 +233,7 @@ impl Call {
         super::timer::earliest([
             ack,
             self.glare_retry.map(|(t, _)| t),
+            self.resume_at,
             self.transfer.as_ref().and_then(Transfer::deadline),
             self.refer_ask.as_ref().map(|a| a.deadline),
             self.pbx
@@ -246,6 +259,16 @@ impl Call {
             && self.call_id == req.call_id
             && self.invite.from.tag() == req.from.tag()
             && self.invite.via.branch() == req.via.branch()
+    }
+
+    /// True if `request` is our initial INVITE (its latest auth or 422 retry), not one of the
+    /// re-INVITEs in the dialog: only a call we placed has one. A callee's `invite` is the
+    /// one it received, whose CSeq may well equal that of its own first re-INVITE.
+    fn is_initial_invite(&self, request: &Message) -> bool {
+        self.role == Role::Caller
+            && request.method() == Method::Invite
+            && request.to.tag().is_none()
+            && request.cseq.0 == self.invite.cseq.0
     }
 
     /// True once the operator was told it ended (it may linger detached).
@@ -771,37 +794,35 @@ impl UserAgent {
         Some(cseq)
     }
 
-    /// ACK for a 2xx (its own transaction, §13.2.2.4), kept for resending.
-    fn send_ack(&mut self, call_id: &str, cseq: u32, sdp_body: Option<String>) {
+    /// ACK for a 2xx to our INVITE `request` (its own transaction, §13.2.2.4), sent in every
+    /// state of the call, even one already ended and forgotten, and kept for resending.
+    pub(super) fn ack_2xx(
+        &mut self,
+        now: Instant,
+        request: &Message,
+        resp: &Message,
+        sent_to: SocketAddr,
+    ) {
         let via = self.via();
-        let user_agent = self.cfg.user_agent.clone();
-        let transport = self.cfg.transport;
-        let Some(call) = self.call_mut(call_id) else {
+        let Some((b, hop)) = Dialog::ack_for_2xx(request, resp, &via, 70) else {
+            tracing::warn!(call_id = %resp.call_id, "a 2xx without a To tag cannot be ACKed");
             return;
         };
-        let first_hop = call.first_hop;
-        let Some(dialog) = call.dialog.as_mut() else {
-            return;
-        };
-        let saved = dialog.local_cseq;
-        dialog.local_cseq = cseq;
-        let mut b = dialog
-            .request(Method::Ack, &via, 70)
-            .header("User-Agent", user_agent);
-        dialog.local_cseq = saved;
-        if let Some(body) = sdp_body {
-            b = b.body("application/sdp", body);
-        }
-        let Some(dst) = dialog.next_hop().or(first_hop) else {
-            return;
-        };
+        let b = b.header("User-Agent", &self.cfg.user_agent);
         let wire = Transmit {
-            transport,
-            dst,
+            transport: self.cfg.transport,
+            dst: hop.unwrap_or(sent_to),
             payload: b.build(),
         };
-        call.last_ack = Some((cseq, wire.clone()));
-        self.transmits.push_back(wire);
+        self.transmits.push_back(wire.clone());
+        self.acks.retain(|a| a.until > now);
+        self.acks.push(SentAck {
+            call_id: resp.call_id.clone(),
+            cseq: resp.cseq.0,
+            to_tag: resp.to.tag().unwrap_or_default().to_string(),
+            wire,
+            until: now + self.cfg.timers.t1 * ACK_WAIT_T1S,
+        });
     }
 
     // ---- responses to our requests ----
@@ -819,10 +840,7 @@ impl UserAgent {
             return;
         };
         match request.method() {
-            Method::Invite
-                if call.dialog.as_ref().is_none_or(|_| !call.finalised)
-                    && request.cseq.0 == call.invite.cseq.0 =>
-            {
+            Method::Invite if call.is_initial_invite(request) => {
                 self.on_invite_response(now, call_id, code, resp)
             }
             Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
@@ -889,11 +907,6 @@ impl UserAgent {
                     (_, Some(new)) => call.dialog = Some(new),
                     (_, None) => {}
                 }
-                let cseq = call.invite.cseq.0;
-                self.send_ack(call_id, cseq, None);
-                let Some(call) = self.call_mut(call_id) else {
-                    return;
-                };
                 if call.gone || !fresh {
                     if call.gone {
                         self.send_bye(now, call_id);
@@ -992,10 +1005,6 @@ impl UserAgent {
         code: u16,
         resp: &Message,
     ) {
-        if (200..300).contains(&code) {
-            // ACK every 2xx, even a retransmission or a stale one.
-            self.send_ack(call_id, cseq, None);
-        }
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -1034,10 +1043,8 @@ impl UserAgent {
                     .and_then(|b| sdp::parse(b.as_bytes()).ok())
                     .and_then(|s| sdp::negotiate_answer(&s, &local).ok());
                 if let Some(mut n) = negotiated {
+                    call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
                     n.direction = intersect(offered, n.direction);
-                    if matches!(offered, Direction::SendRecv) {
-                        call.remote_hold = !receives(n.direction);
-                    }
                     call.media = Some(n);
                 }
                 call.local_hold = re.hold;
@@ -1077,13 +1084,18 @@ impl UserAgent {
     }
 
     /// A 2xx for an INVITE whose transaction is gone: resend our ACK.
-    pub(super) fn on_stray_invite_2xx(&mut self, resp: &Message) {
+    pub(super) fn on_stray_invite_2xx(&mut self, now: Instant, resp: &Message) {
+        let to_tag = resp.to.tag().unwrap_or_default();
         let ack = self
-            .calls()
-            .find(|c| c.call_id == resp.call_id)
-            .and_then(|c| c.last_ack.as_ref())
-            .filter(|(cseq, _)| *cseq == resp.cseq.0)
-            .map(|(_, wire)| wire.clone());
+            .acks
+            .iter()
+            .find(|a| {
+                a.until > now
+                    && a.call_id == resp.call_id
+                    && a.cseq == resp.cseq.0
+                    && a.to_tag == to_tag
+            })
+            .map(|a| a.wire.clone());
         if let Some(wire) = ack {
             self.transmits.push_back(wire);
         }
@@ -1095,7 +1107,7 @@ impl UserAgent {
             return;
         };
         match request.method() {
-            Method::Invite if !call.finalised && request.cseq.0 == call.invite.cseq.0 => {
+            Method::Invite if !call.finalised && call.is_initial_invite(request) => {
                 call.finalised = true;
                 self.finish_call(
                     call_id,
@@ -1150,6 +1162,13 @@ impl UserAgent {
                     self.send_reinvite(now, call_id, hold);
                 }
             }
+        }
+        if let Some(call) = self
+            .call_mut(call_id)
+            .filter(|c| c.resume_at.is_some_and(|at| at <= now))
+        {
+            call.resume_at = None;
+            self.resume_after_referral(now, call_id);
         }
         self.on_transfer_timer(now, call_id);
         self.on_pbx_timer(now, call_id);
@@ -1327,7 +1346,8 @@ impl UserAgent {
         match answer {
             Some(Ok(n)) => {
                 if let Some(call) = self.call_mut(&call_id) {
-                    call.remote_hold = !receives(n.direction) && !call.local_hold;
+                    let offered = call.last_sdp_direction.unwrap_or(Direction::SendRecv);
+                    call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
                     call.media = Some(n);
                     call.state = call.established_state();
                 }
@@ -1563,6 +1583,7 @@ impl UserAgent {
         call.state = CallState::Ended;
         call.pending_ack = None;
         call.glare_retry = None;
+        call.resume_at = None;
         call.session = None;
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
@@ -1738,6 +1759,22 @@ fn failure_reason(code: u16, phrase: &str) -> String {
 /// True if a direction (ours) includes receiving.
 fn receives(d: Direction) -> bool {
     matches!(d, Direction::SendRecv | Direction::RecvOnly)
+}
+
+/// True if a direction (ours) includes sending.
+fn sends(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::SendOnly)
+}
+
+/// Whether the far end holds us after answering our offer of `offered` (`ours`: our
+/// direction as its answer leaves it): it takes no audio from us (RFC 3264 §8.4: its answer
+/// is `sendonly` or `inactive`). An answer to an `inactive` offer says nothing: `before` stays.
+fn held_by_answer(offered: Direction, ours: Direction, before: bool) -> bool {
+    if offered == Direction::Inactive {
+        before
+    } else {
+        !sends(ours)
+    }
 }
 
 /// The direction allowed by both what we offered and what was answered.

@@ -82,6 +82,45 @@ impl Dialog {
         }
     }
 
+    /// The ACK for a 2xx to our `invite` (RFC 3261 §13.2.2.4), built from that request and
+    /// the response alone, so it can go whatever became of the call. For the initial INVITE
+    /// the dialog is the one the 2xx creates (To tag, reversed Record-Route, Contact); for a
+    /// re-INVITE it is the INVITE's own: its From, To, Call-ID and Route, sent to the remote
+    /// target the 2xx refreshes. Returns the ACK and where it goes (`None`: where the INVITE
+    /// went).
+    pub fn ack_for_2xx(
+        invite: &Message,
+        resp: &Message,
+        via: &str,
+        max_forwards: u8,
+    ) -> Option<(Builder, Option<SocketAddr>)> {
+        if invite.to.tag().is_none() {
+            let mut dialog = Dialog::from_response(invite, resp)?;
+            let hop = dialog.next_hop();
+            return Some((dialog.request(Method::Ack, via, max_forwards), hop));
+        }
+        let target = resp
+            .contact()
+            .map(|c| c.uri)
+            .or_else(|| invite.request_uri().map(str::to_string))?;
+        let routes: Vec<&str> = invite.headers("Route").collect();
+        let hop = match routes.first() {
+            Some(route) => NameAddr::parse(route).and_then(|r| SipUri::parse(&r.uri)?.socket_addr()),
+            None => SipUri::parse(&target).and_then(|u| u.socket_addr()),
+        };
+        let mut b = Builder::request(Method::Ack, &target)
+            .header("Via", via)
+            .header("Max-Forwards", max_forwards.to_string())
+            .header("From", invite.header("From")?)
+            .header("To", invite.header("To")?)
+            .header("Call-ID", &invite.call_id)
+            .header("CSeq", format!("{} ACK", invite.cseq.0));
+        for route in routes {
+            b = b.header("Route", route);
+        }
+        Some((b, hop))
+    }
+
     /// True if `msg` (a request or response) belongs to this dialog.
     pub fn matches(&self, msg: &Message) -> bool {
         let (local, remote) = if msg.code().is_some() {

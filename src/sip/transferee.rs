@@ -10,7 +10,7 @@
 //!  B rings     ──► NOTIFY "180 Ringing" (active)
 //!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource), BYE on A
 //!  B failed    ──► NOTIFY "<final status>" (terminated;reason=noresource); A stays,
-//!                  for the transferor to take back
+//!                  for the transferor to take back, and is resumed if calling B held it
 //! ```
 //!
 //! `[transfer] accept_refer = "reject"` answers every REFER 603 instead; `"ask"` holds the
@@ -28,6 +28,9 @@ use super::{line_no, UserAgent};
 
 /// How long our refer subscription is said to last (s); it ends with the final NOTIFY.
 const SUBSCRIPTION_SECONDS: u32 = 60;
+
+/// How long the resume after a failed transfer waits for a re-INVITE under way on the call.
+const RESUME_RETRY: Duration = Duration::from_millis(500);
 
 /// How long a REFER waits for the operator's word under `accept_refer = "ask"`.
 pub(super) const ASK_WINDOW: Duration = Duration::from_secs(20);
@@ -54,6 +57,8 @@ pub(super) struct Referral {
     reported: u16,
     /// The final status of the call to the target, when it failed.
     outcome: Option<u16>,
+    /// Calling the target put this call on hold (it was talking): a failure resumes it.
+    held: bool,
 }
 
 impl UserAgent {
@@ -211,6 +216,10 @@ impl UserAgent {
             None,
             format!("the far end transfers this call to {uri}"),
         );
+        let talking = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .is_some_and(|c| c.is_talking() && !c.local_hold);
         match self.place_call(now, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
@@ -222,6 +231,7 @@ impl UserAgent {
                         target: uri,
                         reported: 100,
                         outcome: None,
+                        held: talking,
                     });
                 }
             }
@@ -291,6 +301,9 @@ impl UserAgent {
                         Some(code),
                         super::transfer::failure_words(code, reason_phrase(code)),
                     );
+                    if referral.held {
+                        self.resume_after_referral(now, &old);
+                    }
                 }
                 (None, Some(CallState::Connected | CallState::Held | CallState::RemoteHeld)) => {
                     self.send_refer_notify(now, &old, 200, true);
@@ -323,6 +336,26 @@ impl UserAgent {
                 _ => {}
             }
         }
+    }
+
+    /// The call to the transfer target failed: take back the call its INVITE held, unless the
+    /// operator moved on meanwhile (hung up, or resumed or held it themselves). A re-INVITE
+    /// under way on it (ours or theirs) is let finish first.
+    pub(super) fn resume_after_referral(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        if call.is_gone() || !call.is_established() || !call.local_hold {
+            return;
+        }
+        if call.is_renegotiating() {
+            if let Some(call) = self.call_mut(call_id) {
+                call.resume_at = Some(now + RESUME_RETRY);
+            }
+            return;
+        }
+        let line = line_no(call.line);
+        self.select_line(now, line);
     }
 
     /// NOTIFY of the refer subscription on `call_id` with a sipfrag of `code`.
