@@ -237,7 +237,16 @@ impl UserAgent {
             return;
         };
         if c.completing {
-            return; // the transfer machine reports from here on
+            // The transfer machine reports from here on; if the caller's call ended under
+            // it (a hold never answered, a BYE), nothing is left to complete.
+            let abandoned = self
+                .calls()
+                .find(|x| x.call_id == c.held)
+                .is_none_or(|x| x.is_gone() && x.transfer.is_none());
+            if abandoned {
+                self.consult = None;
+            }
+            return;
         }
         let gone = |id: &str| {
             self.calls()

@@ -39,6 +39,8 @@ mod keepalive;
 mod media_control;
 pub mod media_order;
 pub mod msg;
+#[cfg(test)]
+mod p2p_tests;
 mod pbx_transfer;
 mod pickup;
 #[cfg(test)]
