@@ -271,6 +271,16 @@ impl Call {
             && request.cseq.0 == self.invite.cseq.0
     }
 
+    /// The far end holds us.
+    pub(super) fn is_remote_held(&self) -> bool {
+        self.remote_hold
+    }
+
+    /// Stop holding the far end (the answer to its re-INVITE under way says so).
+    pub(super) fn release_local_hold(&mut self) {
+        self.local_hold = false;
+    }
+
     /// True once the operator was told it ended (it may linger detached).
     pub(super) fn is_gone(&self) -> bool {
         self.gone
@@ -1431,6 +1441,7 @@ impl UserAgent {
         }
         let local = self.local_media(call.line);
         let contact = self.contact_uri();
+        self.taken_back(now, call_id, req);
         let Some(call) = self.call_mut(call_id) else {
             return;
         };

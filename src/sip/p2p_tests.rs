@@ -565,3 +565,42 @@ fn a_hold_that_never_settles_does_not_wedge_complete() {
         |e| matches!(e, Event::Error { message } if message.starts_with("nothing to complete"))
     ));
 }
+
+#[test]
+fn a_transferee_recalled_while_the_target_rings_cancels_it_and_resumes() {
+    let mut lab = Lab::new(3);
+    lab.uas[0] = UserAgent::new(
+        UaConfig {
+            transfer: super::TransferConfig {
+                timeout: Duration::from_secs(5),
+                ..peer_config(0).transfer
+            },
+            ..peer_config(0)
+        },
+        lab.now,
+    );
+    let call_id = lab.connect(0, 1);
+    lab.cmd(0, Command::Transfer(uri(2)));
+    lab.run();
+    // Carol rings and nobody answers: Alice's safe blind transfer recalls Bob after 5 s.
+    lab.advance(Duration::from_secs(10));
+    let alice = transfer_events(&lab.events[0]);
+    assert!(
+        alice.contains(&(TransferKind::Blind, TransferStatus::Recalled)),
+        "{alice:?}"
+    );
+    assert!(lab
+        .events[2]
+        .iter()
+        .any(|e| matches!(e, Event::Call { state: CallState::Ended, .. })));
+    assert_eq!(lab.requests(1, Method::Cancel).len(), 1, "Bob cancels Carol");
+    for who in [0, 1] {
+        assert_eq!(
+            lab.last_state(who, &call_id),
+            (Some(CallState::Connected), Some(Direction::SendRecv)),
+            "{}",
+            NAMES[who]
+        );
+    }
+    lab.assert_every_2xx_acked();
+}

@@ -11,6 +11,8 @@
 //!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource), BYE on A
 //!  B failed    ──► NOTIFY "<final status>" (terminated;reason=noresource); A stays,
 //!                  for the transferor to take back, and is resumed if calling B held it
+//!  A resumed by the transferor while B rings ──► the transferor took A back: B is
+//!                  cancelled (NOTIFY "487"), A is resumed if calling B held it
 //! ```
 //!
 //! `[transfer] accept_refer = "reject"` answers every REFER 603 instead; `"ask"` holds the
@@ -356,6 +358,33 @@ impl UserAgent {
         }
         let line = line_no(call.line);
         self.select_line(now, line);
+    }
+
+    /// The transferor's re-INVITE `req` on `call_id`: if it resumes the call it held while we
+    /// call the target (its `safe` blind transfer gave up and recalled us), it took the call
+    /// back: the call to the target ends (the last NOTIFY says 487) and, if calling the target
+    /// held this call, the answer to `req` resumes it.
+    pub(super) fn taken_back(&mut self, now: Instant, call_id: &str, req: &Message) {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
+            return;
+        };
+        let Some(referral) = call.referred.clone() else {
+            return;
+        };
+        let resumes = req
+            .body_text()
+            .and_then(|b| super::sdp::parse(b.as_bytes()).ok())
+            .is_some_and(|offer| !offer.is_hold());
+        if !resumes || !call.is_remote_held() {
+            return;
+        }
+        tracing::info!(call_id, "the transferor took the call back");
+        self.end_call(now, &referral.new_call, "the transferor took the call back");
+        if referral.held {
+            if let Some(call) = self.call_mut(call_id) {
+                call.release_local_hold();
+            }
+        }
     }
 
     /// NOTIFY of the refer subscription on `call_id` with a sipfrag of `code`.
