@@ -299,7 +299,6 @@ impl UserAgent {
             return;
         };
         let line = call.line;
-        let resume = call.local_hold && call.is_established() && !call.is_renegotiating();
         let words = format!(
             "{why}: reconnecting, the call is back on line {}",
             line_no(line)
@@ -307,9 +306,8 @@ impl UserAgent {
         self.attended_event(held, target, TransferStatus::Recalled, None, &words);
         self.hold_others(now, line);
         self.set_selected(line);
-        if resume {
-            self.send_reinvite(now, held, false);
-        }
+        // The hold of `consult` may still be in flight (a target busy at once): resume after it.
+        self.resume_when_settled(now, held);
     }
 
     /// A `transfer` event of kind attended about the held call.

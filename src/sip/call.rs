@@ -30,6 +30,9 @@ use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
 
+/// How long a wanted resume waits for a re-INVITE under way on the call before looking again.
+const RESUME_RETRY: Duration = Duration::from_millis(500);
+
 /// How long we resend a 2xx waiting for its ACK: 64·T1 (§13.3.1.4).
 const ACK_WAIT_T1S: u32 = 64;
 
@@ -125,8 +128,8 @@ pub(super) struct Call {
     reinvite: Option<Reinvite>,
     /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
     glare_retry: Option<(Instant, bool)>,
-    /// A failed transfer of us resumes this call at this time (`transferee.rs`).
-    pub(super) resume_at: Option<Instant>,
+    /// A resume waits for the re-INVITE under way: look again at this time.
+    resume_at: Option<Instant>,
     pending_ack: Option<PendingAck>,
     /// The media order last sent for this call (to send only changes).
     pub(super) media_sent: Option<(Option<Stream>, Option<Tone>)>,
@@ -1178,7 +1181,7 @@ impl UserAgent {
             .filter(|c| c.resume_at.is_some_and(|at| at <= now))
         {
             call.resume_at = None;
-            self.resume_after_referral(now, call_id);
+            self.resume_when_settled(now, call_id);
         }
         self.on_transfer_timer(now, call_id);
         self.on_pbx_timer(now, call_id);
@@ -1663,6 +1666,32 @@ impl UserAgent {
                 line: line_no(index),
             });
         }
+    }
+
+    /// Takes the call back from our hold (a recall): resumes it, selecting its line and holding
+    /// the others, now or, when a re-INVITE is under way on it (our hold still in flight, the
+    /// far end's offer), once that is over. Nothing when the call is not held by us.
+    pub(super) fn resume_when_settled(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if call.gone || !call.is_established() {
+            return;
+        }
+        if matches!(call.glare_retry, Some((_, true))) && !call.local_hold {
+            call.glare_retry = None; // the hold a 491 postponed is no longer wanted
+        }
+        if call.is_renegotiating() || call.glare_retry.is_some() {
+            call.resume_at = Some(now + RESUME_RETRY);
+            return;
+        }
+        if !call.local_hold {
+            return;
+        }
+        let line = call.line;
+        self.hold_others(now, line);
+        self.set_selected(line);
+        self.send_reinvite(now, call_id, false);
     }
 
     /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it

@@ -105,7 +105,9 @@ impl Dialog {
             .or_else(|| invite.request_uri().map(str::to_string))?;
         let routes: Vec<&str> = invite.headers("Route").collect();
         let hop = match routes.first() {
-            Some(route) => NameAddr::parse(route).and_then(|r| SipUri::parse(&r.uri)?.socket_addr()),
+            Some(route) => {
+                NameAddr::parse(route).and_then(|r| SipUri::parse(&r.uri)?.socket_addr())
+            }
             None => SipUri::parse(&target).and_then(|u| u.socket_addr()),
         };
         let mut b = Builder::request(Method::Ack, &target)

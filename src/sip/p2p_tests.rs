@@ -69,7 +69,9 @@ impl Lab {
         let now = epoch();
         Lab {
             now,
-            uas: (0..n).map(|i| UserAgent::new(peer_config(i), now)).collect(),
+            uas: (0..n)
+                .map(|i| UserAgent::new(peer_config(i), now))
+                .collect(),
             queue: VecDeque::new(),
             wire: Vec::new(),
             events: vec![Vec::new(); n],
@@ -221,7 +223,8 @@ impl Lab {
     fn assert_every_2xx_acked(&self) -> usize {
         let mut reinvites = 0;
         for ok in self.wire.iter().filter(|s| {
-            s.msg.method() == Method::Invite && s.msg.code().is_some_and(|c| (200..300).contains(&c))
+            s.msg.method() == Method::Invite
+                && s.msg.code().is_some_and(|c| (200..300).contains(&c))
         }) {
             let invite = self
                 .wire
@@ -365,12 +368,20 @@ fn a_2xx_to_a_reinvite_that_crosses_the_bye_is_acked_and_so_is_its_retransmissio
         assert_eq!(kept.len(), 1);
         lab.cmd(other, Command::Hangup(None));
         lab.run();
-        assert!(lab
-            .take_events(holder)
-            .iter()
-            .any(|e| matches!(e, Event::Call { state: CallState::Ended, .. })));
+        assert!(lab.take_events(holder).iter().any(|e| matches!(
+            e,
+            Event::Call {
+                state: CallState::Ended,
+                ..
+            }
+        )));
         // The 200 arrives after the call ended (and was forgotten): ACKed all the same.
-        let hold_cseq = lab.requests(holder, Method::Invite).last().expect("hold").cseq.0;
+        let hold_cseq = lab
+            .requests(holder, Method::Invite)
+            .last()
+            .expect("hold")
+            .cseq
+            .0;
         let acks = |lab: &Lab| {
             lab.requests(holder, Method::Ack)
                 .iter()
@@ -476,14 +487,12 @@ fn a_transferred_switchboard_acks_the_hold_answered_after_its_bye() {
     lab.cmd(0, Command::Transfer(uri(2)));
     // Alice's 200 to Bob's hold re-INVITE is late: Bob calls Carol, she answers, Bob's BYE
     // to Alice goes first.
-    let kept = lab.run_holding(|from, m| {
-        from == 0 && m.method() == Method::Invite && m.code() == Some(200)
-    });
+    let kept = lab
+        .run_holding(|from, m| from == 0 && m.method() == Method::Invite && m.code() == Some(200));
     assert_eq!(kept.len(), 1);
     lab.cmd(2, Command::Answer(None));
-    let kept_more = lab.run_holding(|from, m| {
-        from == 0 && m.method() == Method::Invite && m.code() == Some(200)
-    });
+    let kept_more = lab
+        .run_holding(|from, m| from == 0 && m.method() == Method::Invite && m.code() == Some(200));
     assert!(kept_more.is_empty());
     assert_eq!(lab.requests(1, Method::Bye).len(), 1);
     lab.deliver(kept);
@@ -589,11 +598,18 @@ fn a_transferee_recalled_while_the_target_rings_cancels_it_and_resumes() {
         alice.contains(&(TransferKind::Blind, TransferStatus::Recalled)),
         "{alice:?}"
     );
-    assert!(lab
-        .events[2]
-        .iter()
-        .any(|e| matches!(e, Event::Call { state: CallState::Ended, .. })));
-    assert_eq!(lab.requests(1, Method::Cancel).len(), 1, "Bob cancels Carol");
+    assert!(lab.events[2].iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: CallState::Ended,
+            ..
+        }
+    )));
+    assert_eq!(
+        lab.requests(1, Method::Cancel).len(),
+        1,
+        "Bob cancels Carol"
+    );
     for who in [0, 1] {
         assert_eq!(
             lab.last_state(who, &call_id),

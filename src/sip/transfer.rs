@@ -599,14 +599,9 @@ impl UserAgent {
             return;
         }
         let line = call.line;
-        let resume = call.local_hold && !call.is_renegotiating();
         let back = format!("reconnecting: the call is back on line {}", line_no(line));
         self.emit_transfer(call_id, &t, TransferStatus::Recalled, None, Some(&back));
-        if resume {
-            self.hold_others(now, line);
-            self.set_selected(line);
-            self.send_reinvite(now, call_id, false);
-        }
+        self.resume_when_settled(now, call_id);
     }
 
     pub(super) fn transfer_event(

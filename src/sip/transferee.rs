@@ -31,9 +31,6 @@ use super::{line_no, UserAgent};
 /// How long our refer subscription is said to last (s); it ends with the final NOTIFY.
 const SUBSCRIPTION_SECONDS: u32 = 60;
 
-/// How long the resume after a failed transfer waits for a re-INVITE under way on the call.
-const RESUME_RETRY: Duration = Duration::from_millis(500);
-
 /// How long a REFER waits for the operator's word under `accept_refer = "ask"`.
 pub(super) const ASK_WINDOW: Duration = Duration::from_secs(20);
 
@@ -304,7 +301,8 @@ impl UserAgent {
                         super::transfer::failure_words(code, reason_phrase(code)),
                     );
                     if referral.held {
-                        self.resume_after_referral(now, &old);
+                        // Unless the operator moved on meanwhile (hung up, or resumed it).
+                        self.resume_when_settled(now, &old);
                     }
                 }
                 (None, Some(CallState::Connected | CallState::Held | CallState::RemoteHeld)) => {
@@ -338,26 +336,6 @@ impl UserAgent {
                 _ => {}
             }
         }
-    }
-
-    /// The call to the transfer target failed: take back the call its INVITE held, unless the
-    /// operator moved on meanwhile (hung up, or resumed or held it themselves). A re-INVITE
-    /// under way on it (ours or theirs) is let finish first.
-    pub(super) fn resume_after_referral(&mut self, now: Instant, call_id: &str) {
-        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
-            return;
-        };
-        if call.is_gone() || !call.is_established() || !call.local_hold {
-            return;
-        }
-        if call.is_renegotiating() {
-            if let Some(call) = self.call_mut(call_id) {
-                call.resume_at = Some(now + RESUME_RETRY);
-            }
-            return;
-        }
-        let line = line_no(call.line);
-        self.select_line(now, line);
     }
 
     /// The transferor's re-INVITE `req` on `call_id`: if it resumes the call it held while we
