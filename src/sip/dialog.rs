@@ -241,6 +241,60 @@ Record-Route: <sip:10.0.0.9;lr>, <sip:127.0.0.1;lr>\r\n\r\n";
     }
 
     #[test]
+    fn ack_of_a_reinvite_copies_its_from_to_call_id_and_routes_and_follows_the_new_contact() {
+        // A callee's re-INVITE: From is the callee, To the caller; CSeq 1 like the caller's
+        // INVITE.
+        let reinvite = parse(
+            "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bKre\r\n\
+From: <sip:bob@127.0.0.1>;tag=bbb\r\nTo: \"Alice\" <sip:alice@127.0.0.1>;tag=aaa\r\n\
+Call-ID: cid\r\nCSeq: 1 INVITE\r\nRoute: <sip:127.0.0.1;lr>\r\n\r\n",
+        );
+        let ok = parse(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bKre\r\n\
+From: <sip:bob@127.0.0.1>;tag=bbb\r\nTo: \"Alice\" <sip:alice@127.0.0.1>;tag=aaa\r\n\
+Call-ID: cid\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.9:5070>\r\n\r\n",
+        );
+        let (b, hop) = Dialog::ack_for_2xx(
+            &reinvite,
+            &ok,
+            "SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bKa",
+            70,
+        )
+        .expect("an ACK");
+        let ack = Message::parse(&b.build()).expect("the ACK parses");
+        assert_eq!(ack.method(), Method::Ack);
+        assert_eq!(ack.header("From"), reinvite.header("From"));
+        assert_eq!(ack.header("To"), reinvite.header("To"));
+        assert_eq!(ack.call_id, "cid");
+        assert_eq!(ack.cseq, (1, Method::Ack));
+        assert_eq!(ack.request_uri(), Some("sip:alice@127.0.0.9:5070"));
+        assert_eq!(ack.header("Route"), Some("<sip:127.0.0.1;lr>"));
+        assert_eq!(hop, Some("127.0.0.1:5060".parse().expect("addr")));
+    }
+
+    #[test]
+    fn ack_of_an_initial_invite_takes_the_dialog_of_its_2xx() {
+        let (b, hop) = Dialog::ack_for_2xx(
+            &parse(INVITE),
+            &parse(OK),
+            "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKa",
+            70,
+        )
+        .expect("an ACK");
+        let ack = Message::parse(&b.build()).expect("the ACK parses");
+        assert_eq!(ack.from.tag(), Some("aaa"));
+        assert_eq!(ack.to.tag(), Some("bbb"));
+        assert_eq!(ack.cseq, (7, Method::Ack));
+        assert_eq!(
+            ack.request_uri(),
+            Some("sip:bob@127.0.0.3:5062;transport=udp")
+        );
+        assert_eq!(ack.headers("Route").count(), 2);
+        assert_eq!(hop, Some("127.0.0.1:5060".parse().expect("addr")));
+    }
+
+    #[test]
     fn in_dialog_request_carries_tags_routes_and_next_cseq() {
         let mut d = Dialog::from_response(&parse(INVITE), &parse(OK)).expect("dialog");
         let bye = d
