@@ -2,8 +2,9 @@
 //! linphonec, each playing a tone through kamailio, call the operator (a switchboard playing
 //! its own tone and recording what it hears), who transfers them blind with `blind = "safe"`
 //! to a busy target, one that declines, one that does not answer, to nobody, and consults a
-//! target then cancels, and a busy one. After each recall a window of the operator's recording (and linphonec's)
-//! taken after the recall must hold the other side's tone.
+//! target then cancels, and a busy one. After each recall a window of the operator's
+//! recording (and linphonec's) taken after the recall must hold the other side's tone.
+//! linphonec skips the blind transfer to a busy target: it keeps the operator on hold after it.
 
 mod common;
 
