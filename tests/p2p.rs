@@ -75,6 +75,8 @@ fn connect(from: &mut Party, to: &mut Party) {
         p.sb.wait_call_state(secs(5), 1, "connected");
         wait_media(&mut p.sb, "sendrecv");
     }
+    // Let the ACK of the answer arrive: until then a transfer is refused as renegotiating.
+    thread::sleep(millis(500));
 }
 
 /// The next `media` event on line 1 with `direction`.
@@ -128,6 +130,8 @@ fn assert_heard_both_ways(operator_out: &Path, caller_out: &Path, windows: &[Win
 
 /// Hangs the call up from `a`, waits for `b` to see it end, and quits both.
 fn finish(a: &mut Party, b: &mut Party) {
+    // The last window must be on disk (written on the media clock, flushed every second).
+    thread::sleep(millis(1_500));
     a.sb.send("hangup");
     b.sb.wait_call_state(secs(5), 1, "ended");
     assert!(a.sb.quit_and_wait(secs(10)).success());
@@ -209,11 +213,12 @@ fn every_blind_recall_brings_a_switchboard_caller_back_with_audio_both_ways() {
     );
     let mut bob = party(&net, dir.path(), CALLER, "bob", CALLER_HZ, 31_000);
     let mut carol = party(&net, dir.path(), TARGET, "carol", TARGET_HZ, 32_000);
-    let mut busy = Sipp::uas(&net, SIPP_BUSY, "uas_busy", &[]);
-    let mut silent = Sipp::uas(&net, SIPP_SILENT, "uas_no_answer", &[]);
-    // Bob calls the operator, who answers.
+    // Bob calls the operator, who answers. (Each sipp gives up after 30 s: started just
+    // before use.)
     connect(&mut bob, &mut alice);
     let mut windows = Vec::new();
+
+    let mut busy = Sipp::uas(&net, SIPP_BUSY, "uas_busy", &[]);
 
     alice.sb.send(&format!("transfer {}", busy.uri("carol")));
     let failed = alice.sb.wait_transfer(secs(10), "failed");
@@ -236,6 +241,7 @@ fn every_blind_recall_brings_a_switchboard_caller_back_with_audio_both_ways() {
     recalled(&mut alice, &mut bob);
     windows.push(talk("blind, target absent", &alice, &bob));
 
+    let mut silent = Sipp::uas(&net, SIPP_SILENT, "uas_no_answer", &[]);
     alice.sb.send(&format!("transfer {}", silent.uri("carol")));
     recalled(&mut alice, &mut bob);
     windows.push(talk("blind, no answer", &alice, &bob));
@@ -260,7 +266,6 @@ fn every_attended_recall_brings_a_switchboard_caller_back_with_audio_both_ways()
     );
     let mut bob = party(&net, dir.path(), CALLER, "bob", CALLER_HZ, 31_000);
     let mut carol = party(&net, dir.path(), TARGET, "carol", TARGET_HZ, 32_000);
-    let mut busy = Sipp::uas(&net, SIPP_BUSY_2, "uas_busy", &[]);
     connect(&mut bob, &mut alice);
     let mut windows = Vec::new();
 
@@ -275,6 +280,7 @@ fn every_attended_recall_brings_a_switchboard_caller_back_with_audio_both_ways()
     recalled(&mut alice, &mut bob);
     windows.push(talk("attended, cancelled", &alice, &bob));
 
+    let mut busy = Sipp::uas(&net, SIPP_BUSY_2, "uas_busy", &[]);
     alice.sb.send(&format!("consult {}", busy.uri("carol")));
     let failed = alice.sb.wait_transfer(secs(10), "failed");
     assert_eq!(failed["status_code"], 486, "{failed}");

@@ -248,6 +248,7 @@ fn baresip_calling_the_operator_is_heard_after_every_recall() {
     // pipeline is rebuilt; the file is not reopened), so only the operator's ear is checked
     // here; the switchboard caller (tests/p2p.rs) and linphonec are checked both ways.
     let marks = recalls(&mut alice, &alice_out, &mut carol, None, (&net, &kam), true);
+    thread::sleep(millis(1_500)); // the last window on disk
     alice.send("hangup");
     bob.wait_log("session closed", secs(10));
     assert!(alice.quit_and_wait(secs(10)).success());
@@ -289,6 +290,7 @@ fn linphonec_calling_the_operator_is_heard_both_ways_after_each_recall() {
         // operator shows `remote_held` for good), so that recall cannot be talked through.
         false,
     );
+    thread::sleep(millis(1_500)); // the last window on disk
     alice.send("hangup");
     alice.wait_call_state(secs(5), 1, "ended");
     thread::sleep(secs(1));

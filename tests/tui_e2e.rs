@@ -194,7 +194,7 @@ fn the_operator_who_answered_completes_an_attended_transfer_from_the_screen() {
         audio::recorded_samples(&bob_out),
         audio::recorded_samples(&carol_out),
     );
-    std::thread::sleep(secs(4));
+    std::thread::sleep(common::millis(5_500));
     bob.send("hangup");
     carol.wait_event(secs(5), |e| {
         e["event"] == "call" && e["call_id"] == replaced["call_id"] && e["state"] == "ended"
