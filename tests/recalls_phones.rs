@@ -149,7 +149,8 @@ fn recalls(
 
     alice.send("transfer carol");
     carol.wait_for(secs(10), "incoming");
-    alice.wait_transfer(secs(15), "recalled");
+    let failed = failed_for(alice, "carol");
+    assert_eq!(failed["reason"], "target did not answer", "{failed}");
     // The phone goes on calling carol after the recall (it cannot know), and linphonec keeps
     // the operator on hold meanwhile (she says so: `remote_held`): carol declines it.
     carol.send("decline");
