@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::f64::consts::TAU;
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::Duration;
@@ -27,21 +26,7 @@ const CAROL_HZ: f64 = 1300.0;
 
 /// Writes a 48 kHz mono WAV of a sine at `hz`, 4 s long (the file backend loops it).
 fn tone_file(dir: &Path, name: &str, hz: f64) -> PathBuf {
-    let path = dir.join(name);
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&path, spec).expect("creating a WAV");
-    for i in 0..4 * 48_000 {
-        let s = 0.3 * (TAU * hz * f64::from(i) / 48_000.0).sin();
-        w.write_sample((s * f64::from(i16::MAX)) as i16)
-            .expect("writing a WAV");
-    }
-    w.finalize().expect("finishing a WAV");
-    path
+    audio::sine_wav48(dir, name, hz)
 }
 
 /// A switchboard config at host `n` as `user`, playing `file_in`, recording to `file_out`,
@@ -64,16 +49,9 @@ fn party(net: &Net, n: u8, user: &str, file_in: &Path, file_out: &Path, rtp: u16
     .to_toml()
 }
 
-/// Amplitude of the `hz` tone in `x` (sampled at `rate`), by correlation with a sine/cosine
-/// pair.
+/// Amplitude of the `hz` tone in `x` (sampled at `rate`).
 fn level(x: &[f32], rate: u32, hz: f64) -> f64 {
-    let (mut s, mut c) = (0.0f64, 0.0f64);
-    for (i, v) in x.iter().enumerate() {
-        let ph = TAU * hz * i as f64 / f64::from(rate);
-        s += f64::from(*v) * ph.sin();
-        c += f64::from(*v) * ph.cos();
-    }
-    2.0 * (s * s + c * c).sqrt() / x.len().max(1) as f64
+    audio::tone_level(x, rate, hz)
 }
 
 /// The last 2 s of sound in a recording (ending 0.5 s before the sound stops): the

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{
-    audio, secs, Kamailio, Linphonec, LinphonecOptions, Net, Switchboard, SwitchboardConfig,
+    audio, hosts, secs, Kamailio, Linphonec, LinphonecOptions, Net, Switchboard, SwitchboardConfig,
     TmuxScreen,
 };
 
@@ -105,4 +105,119 @@ fn incoming_call_answered_by_key_then_attended_transfer_picked_by_name() {
     carol.send("hangup");
     carol.wait_call_state(secs(5), 1, "ended");
     assert!(carol.quit_and_wait(secs(10)).success());
+}
+
+/// A headless switchboard at host `n` as `user`, peer to peer, playing a `hz` tone and
+/// recording what it hears to `dir/<user>_out.wav` (returned), RTP from `rtp`.
+fn tone_party(
+    net: &Net,
+    dir: &std::path::Path,
+    n: u8,
+    user: &str,
+    hz: f64,
+    rtp: u16,
+) -> (Switchboard, std::path::PathBuf) {
+    let ip = net.ip(n);
+    let file_in = audio::sine_wav48(dir, &format!("{user}.wav"), hz);
+    let out = dir.join(format!("{user}_out.wav"));
+    let mut cfg = SwitchboardConfig::peer_to_peer(net).with_codecs(&["pcmu"]);
+    cfg.bind = (ip, 5060).into();
+    cfg.accounts[0].user = user.into();
+    cfg.accounts[0].domain = ip.to_string();
+    let toml = cfg
+        .with_audio(&format!(
+            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+            file_in.display(),
+            out.display()
+        ))
+        .with_network(&format!(
+            "rtp_port_min = {rtp}\nrtp_port_max = {}\n",
+            rtp + 9
+        ))
+        .to_toml();
+    let mut sb = Switchboard::start(&toml);
+    sb.wait_for(secs(10), "started");
+    (sb, out)
+}
+
+/// Three switchboards peer to peer: bob calls the operator, who answers on the screen
+/// (Enter), consults carol with `T` (her address typed in the picker), and completes with `c`.
+/// The operator is the one who answered, so every re-INVITE of hers is a callee's: her hold
+/// must be ACKed in her own dialog for `complete` to go ahead. Bob then talks with carol.
+#[test]
+fn the_operator_who_answered_completes_an_attended_transfer_from_the_screen() {
+    let net = Net::for_test("tui_e2e::answered_then_attended_p2p");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let screen = TmuxScreen::start(&SwitchboardConfig::peer_to_peer(&net).to_toml(), 100, 30);
+    screen.wait_for("Line 1", secs(10));
+    let (mut bob, bob_out) = tone_party(&net, dir.path(), 6, "bob", 800.0, 31_000);
+    let (mut carol, carol_out) = tone_party(&net, dir.path(), SB_CAROL, "carol", 1300.0, 32_000);
+
+    bob.send(&format!(
+        "dial sip:alice@{}:5060",
+        net.ip(hosts::SWITCHBOARD)
+    ));
+    screen.wait_for("INCOMING", secs(10));
+    screen.keys(&["Enter"]);
+    screen.wait_for("CONNECTED", secs(10));
+    bob.wait_call_state(secs(5), 1, "connected");
+
+    screen.keys(&["T"]);
+    screen.type_text(&format!("carol@{}", net.ip(SB_CAROL)));
+    screen.keys(&["Enter"]);
+    let incoming = carol.wait_for(secs(10), "incoming");
+    let consult_call = incoming["call_id"].clone();
+    carol.send("answer");
+    carol.wait_call_state(secs(5), 1, "connected");
+    bob.wait_call_state(secs(5), 1, "remote_held");
+    screen.wait_for("Consulting carol on the other line", secs(10));
+
+    screen.keys(&["c"]);
+    let replaced = carol.wait_event(secs(10), |e| {
+        e["event"] == "incoming" && e["replaces"] == consult_call
+    });
+    carol.wait_event(secs(5), |e| {
+        e["event"] == "call" && e["call_id"] == replaced["call_id"] && e["state"] == "connected"
+    });
+    bob.wait_event(secs(10), |e| {
+        e["event"] == "call" && e["line"] == 2 && e["state"] == "connected"
+    });
+    let screen_text = screen.wait_for("transferred to", secs(10));
+    assert!(
+        !screen_text.contains("already under way"),
+        "complete went ahead:\n{screen_text}"
+    );
+
+    // Bob and carol hear each other: marks now, a window 1.5–3.5 s later.
+    std::thread::sleep(common::millis(300));
+    let (mb, mc) = (
+        audio::recorded_samples(&bob_out),
+        audio::recorded_samples(&carol_out),
+    );
+    std::thread::sleep(common::millis(5_500));
+    bob.send("hangup");
+    carol.wait_event(secs(5), |e| {
+        e["event"] == "call" && e["call_id"] == replaced["call_id"] && e["state"] == "ended"
+    });
+    screen.keys(&["q"]);
+    assert!(
+        screen.wait_exit(secs(10)),
+        "switchboard did not quit:\n{}",
+        screen.capture()
+    );
+    assert!(bob.quit_and_wait(secs(10)).success());
+    assert!(carol.quit_and_wait(secs(10)).success());
+    for (who, out, mark, hz) in [
+        ("bob", &bob_out, mb, 1300.0),
+        ("carol", &carol_out, mc, 800.0),
+    ] {
+        let (heard, rate) = common::signal::read_wav(out);
+        let window = &heard[mark + 72_000..(mark + 168_000).min(heard.len())];
+        let level = audio::tone_level(window, rate, hz);
+        println!("{who} hears {hz} Hz at {level:.3}");
+        assert!(
+            level > 0.1,
+            "{who} does not hear the other party ({level:.3})"
+        );
+    }
 }

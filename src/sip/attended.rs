@@ -328,7 +328,16 @@ impl UserAgent {
             return;
         };
         if c.completing {
-            return; // the transfer machine reports from here on
+            // The transfer machine reports from here on; if the caller's call ended under
+            // it (a hold never answered, a BYE), nothing is left to complete.
+            let abandoned = self
+                .calls()
+                .find(|x| x.call_id == c.held)
+                .is_none_or(|x| x.is_gone() && x.transfer.is_none());
+            if abandoned {
+                self.consult = None;
+            }
+            return;
         }
         let gone = |id: &str| {
             self.calls()
@@ -495,8 +504,6 @@ impl UserAgent {
             return;
         };
         let line = call.line;
-        let resume = call.local_hold && call.is_established() && !call.is_renegotiating();
-        let holding = call.is_holding();
         let words = format!(
             "{why}: reconnecting, the call is back on line {}",
             line_no(line)
@@ -504,12 +511,8 @@ impl UserAgent {
         self.consult_event(c, TransferStatus::Recalled, None, &words);
         self.hold_others(now, line);
         self.set_selected(line);
-        if resume {
-            self.send_reinvite(now, &c.held, false);
-        } else if holding {
-            // The target failed before the hold was answered (busy at once).
-            self.resume_after_hold(&c.held);
-        }
+        // The hold of `consult` may still be in flight (a target busy at once): resume after it.
+        self.resume_when_settled(now, &c.held);
     }
 
     /// A `transfer` event about the held call of consultation `c` (attended, or blind

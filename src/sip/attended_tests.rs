@@ -887,6 +887,9 @@ fn a_target_busy_before_the_hold_is_answered_still_gets_bob_resumed() {
     let events = blind_events(&mut b);
     assert_eq!(events.last().map(|e| e.1), Some(TransferStatus::Recalled));
     b.recv(PHONE, &reply(&hold, 200, "", "", &phone_sdp("recvonly")));
+    // T1 after the hold's ACK, so that the resume cannot pass it in a proxy.
+    assert!(requests(&b.sent(), Method::Invite).is_empty());
+    b.advance(Duration::from_millis(600));
     let resume = requests(&b.sent(), Method::Invite);
     assert_eq!(resume.len(), 1, "resumed once the hold is answered");
     assert_eq!(resume[0].call_id, bob.call_id);

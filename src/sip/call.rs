@@ -31,6 +31,9 @@ use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
 
+/// How long a wanted resume waits for a re-INVITE under way on the call before looking again.
+const RESUME_RETRY: Duration = Duration::from_millis(500);
+
 /// How long we resend a 2xx waiting for its ACK: 64·T1 (§13.3.1.4).
 const ACK_WAIT_T1S: u32 = 64;
 
@@ -65,6 +68,18 @@ impl PendingAck {
             give_up: now + t1 * ACK_WAIT_T1S,
         }
     }
+}
+
+/// An ACK we sent for a 2xx to one of our INVITEs, kept to answer the 2xx's retransmissions
+/// for as long as the far end may resend it (64·T1), whether or not its call is still with us.
+#[derive(Debug, Clone)]
+pub(super) struct SentAck {
+    call_id: String,
+    cseq: u32,
+    /// The To tag of the 2xx (forked answers each get their own ACK).
+    to_tag: String,
+    wire: Transmit,
+    until: Instant,
 }
 
 /// One call on one line.
@@ -114,15 +129,12 @@ pub(super) struct Call {
     reinvite: Option<Reinvite>,
     /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
     glare_retry: Option<(Instant, bool)>,
+    /// A resume waits for the re-INVITE under way: look again at this time.
+    resume_at: Option<Instant>,
     pending_ack: Option<PendingAck>,
     /// Another line wanted this call held while our 2xx waited for its ACK (no re-INVITE
     /// may go before it): the hold is sent when the ACK comes.
     hold_after_ack: bool,
-    /// The call is wanted back (a failed transfer of us) while its hold re-INVITE is in
-    /// flight: resumed when that finishes.
-    pub(super) resume_after_hold: bool,
-    /// The last ACK we sent for a 2xx, resent when the 2xx is.
-    last_ack: Option<(u32, Transmit)>,
     /// The media order last sent for this call (to send only changes).
     pub(super) media_sent: Option<(Option<Stream>, Option<Tone>)>,
     /// The operator muted the microphone on this call.
@@ -201,10 +213,9 @@ impl Call {
             remote_hold: false,
             reinvite: None,
             glare_retry: None,
+            resume_at: None,
             pending_ack: None,
             hold_after_ack: false,
-            resume_after_hold: false,
-            last_ack: None,
             media_sent: None,
             muted: false,
             info_queue: VecDeque::new(),
@@ -234,6 +245,7 @@ impl Call {
         super::timer::earliest([
             ack,
             self.glare_retry.map(|(t, _)| t),
+            self.resume_at,
             self.transfer.as_ref().and_then(Transfer::deadline),
             self.refer_ask.as_ref().map(|a| a.deadline),
             self.pbx
@@ -259,6 +271,26 @@ impl Call {
             && self.call_id == req.call_id
             && self.invite.from.tag() == req.from.tag()
             && self.invite.via.branch() == req.via.branch()
+    }
+
+    /// True if `request` is our initial INVITE (its latest auth or 422 retry), not one of the
+    /// re-INVITEs in the dialog: only a call we placed has one. A callee's `invite` is the
+    /// one it received, whose CSeq may well equal that of its own first re-INVITE.
+    fn is_initial_invite(&self, request: &Message) -> bool {
+        self.role == Role::Caller
+            && request.method() == Method::Invite
+            && request.to.tag().is_none()
+            && request.cseq.0 == self.invite.cseq.0
+    }
+
+    /// The far end holds us.
+    pub(super) fn is_remote_held(&self) -> bool {
+        self.remote_hold
+    }
+
+    /// Stop holding the far end (the answer to its re-INVITE under way says so).
+    pub(super) fn release_local_hold(&mut self) {
+        self.local_hold = false;
     }
 
     /// True once the operator was told it ended (it may linger detached).
@@ -788,37 +820,35 @@ impl UserAgent {
         Some(cseq)
     }
 
-    /// ACK for a 2xx (its own transaction, §13.2.2.4), kept for resending.
-    fn send_ack(&mut self, call_id: &str, cseq: u32, sdp_body: Option<String>) {
+    /// ACK for a 2xx to our INVITE `request` (its own transaction, §13.2.2.4), sent in every
+    /// state of the call, even one already ended and forgotten, and kept for resending.
+    pub(super) fn ack_2xx(
+        &mut self,
+        now: Instant,
+        request: &Message,
+        resp: &Message,
+        sent_to: SocketAddr,
+    ) {
         let via = self.via();
-        let user_agent = self.cfg.user_agent.clone();
-        let transport = self.cfg.transport;
-        let Some(call) = self.call_mut(call_id) else {
+        let Some((b, hop)) = Dialog::ack_for_2xx(request, resp, &via, 70) else {
+            tracing::warn!(call_id = %resp.call_id, "a 2xx without a To tag cannot be ACKed");
             return;
         };
-        let first_hop = call.first_hop;
-        let Some(dialog) = call.dialog.as_mut() else {
-            return;
-        };
-        let saved = dialog.local_cseq;
-        dialog.local_cseq = cseq;
-        let mut b = dialog
-            .request(Method::Ack, &via, 70)
-            .header("User-Agent", user_agent);
-        dialog.local_cseq = saved;
-        if let Some(body) = sdp_body {
-            b = b.body("application/sdp", body);
-        }
-        let Some(dst) = dialog.next_hop().or(first_hop) else {
-            return;
-        };
+        let b = b.header("User-Agent", &self.cfg.user_agent);
         let wire = Transmit {
-            transport,
-            dst,
+            transport: self.cfg.transport,
+            dst: hop.unwrap_or(sent_to),
             payload: b.build(),
         };
-        call.last_ack = Some((cseq, wire.clone()));
-        self.transmits.push_back(wire);
+        self.transmits.push_back(wire.clone());
+        self.acks.retain(|a| a.until > now);
+        self.acks.push(SentAck {
+            call_id: resp.call_id.clone(),
+            cseq: resp.cseq.0,
+            to_tag: resp.to.tag().unwrap_or_default().to_string(),
+            wire,
+            until: now + self.cfg.timers.t1 * ACK_WAIT_T1S,
+        });
     }
 
     // ---- responses to our requests ----
@@ -836,10 +866,7 @@ impl UserAgent {
             return;
         };
         match request.method() {
-            Method::Invite
-                if call.dialog.as_ref().is_none_or(|_| !call.finalised)
-                    && request.cseq.0 == call.invite.cseq.0 =>
-            {
+            Method::Invite if call.is_initial_invite(request) => {
                 self.on_invite_response(now, call_id, code, resp)
             }
             Method::Invite => self.on_reinvite_response(now, call_id, request.cseq.0, code, resp),
@@ -907,11 +934,6 @@ impl UserAgent {
                     (_, Some(new)) => call.dialog = Some(new),
                     (_, None) => {}
                 }
-                let cseq = call.invite.cseq.0;
-                self.send_ack(call_id, cseq, None);
-                let Some(call) = self.call_mut(call_id) else {
-                    return;
-                };
                 if call.gone || !fresh {
                     if call.gone {
                         self.send_bye(now, call_id);
@@ -1010,10 +1032,6 @@ impl UserAgent {
         code: u16,
         resp: &Message,
     ) {
-        if (200..300).contains(&code) {
-            // ACK every 2xx, even a retransmission or a stale one.
-            self.send_ack(call_id, cseq, None);
-        }
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -1052,10 +1070,8 @@ impl UserAgent {
                     .and_then(|b| sdp::parse(b.as_bytes()).ok())
                     .and_then(|s| sdp::negotiate_answer(&s, &local).ok());
                 if let Some(mut n) = negotiated {
+                    call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
                     n.direction = intersect(offered, n.direction);
-                    if matches!(offered, Direction::SendRecv) {
-                        call.remote_hold = !receives(n.direction);
-                    }
                     call.media = Some(n);
                 }
                 call.local_hold = re.hold;
@@ -1095,13 +1111,18 @@ impl UserAgent {
     }
 
     /// A 2xx for an INVITE whose transaction is gone: resend our ACK.
-    pub(super) fn on_stray_invite_2xx(&mut self, resp: &Message) {
+    pub(super) fn on_stray_invite_2xx(&mut self, now: Instant, resp: &Message) {
+        let to_tag = resp.to.tag().unwrap_or_default();
         let ack = self
-            .calls()
-            .find(|c| c.call_id == resp.call_id)
-            .and_then(|c| c.last_ack.as_ref())
-            .filter(|(cseq, _)| *cseq == resp.cseq.0)
-            .map(|(_, wire)| wire.clone());
+            .acks
+            .iter()
+            .find(|a| {
+                a.until > now
+                    && a.call_id == resp.call_id
+                    && a.cseq == resp.cseq.0
+                    && a.to_tag == to_tag
+            })
+            .map(|a| a.wire.clone());
         if let Some(wire) = ack {
             self.transmits.push_back(wire);
         }
@@ -1113,7 +1134,7 @@ impl UserAgent {
             return;
         };
         match request.method() {
-            Method::Invite if !call.finalised && request.cseq.0 == call.invite.cseq.0 => {
+            Method::Invite if !call.finalised && call.is_initial_invite(request) => {
                 call.finalised = true;
                 self.finish_call(
                     call_id,
@@ -1169,6 +1190,13 @@ impl UserAgent {
                     self.send_reinvite(now, call_id, hold);
                 }
             }
+        }
+        if let Some(call) = self
+            .call_mut(call_id)
+            .filter(|c| c.resume_at.is_some_and(|at| at <= now))
+        {
+            call.resume_at = None;
+            self.resume_when_settled(now, call_id);
         }
         self.on_transfer_timer(now, call_id);
         self.on_pbx_timer(now, call_id);
@@ -1370,8 +1398,9 @@ impl UserAgent {
             .map(|b| sdp::parse(b.as_bytes()).and_then(|s| sdp::negotiate_answer(&s, &local)));
         match answer {
             Some(Ok(n)) => {
-                if let Some(call) = self.call_mut(call_id) {
-                    call.remote_hold = !receives(n.direction) && !call.local_hold;
+                if let Some(call) = self.call_mut(&call_id) {
+                    let offered = call.last_sdp_direction.unwrap_or(Direction::SendRecv);
+                    call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
                     call.media = Some(n);
                     call.state = call.established_state();
                 }
@@ -1476,6 +1505,7 @@ impl UserAgent {
         }
         let local = self.local_media(call.line);
         let contact = self.contact_uri();
+        self.taken_back(now, call_id, req);
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1630,6 +1660,7 @@ impl UserAgent {
         call.glare_retry = None;
         // A re-INVITE still out is only ACKed when answered: an ended call does not change.
         call.reinvite = None;
+        call.resume_at = None;
         call.session = None;
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
@@ -1705,6 +1736,38 @@ impl UserAgent {
         }
     }
 
+    /// Takes the call back from our hold (a recall): resumes it, selecting its line and holding
+    /// the others, now or, when a re-INVITE is under way on it (our hold still in flight, the
+    /// far end's offer), once that is over. Nothing when the call is not held by us.
+    pub(super) fn resume_when_settled(&mut self, now: Instant, call_id: &str) {
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if call.gone || !call.is_established() {
+            return;
+        }
+        if matches!(call.glare_retry, Some((_, true))) && !call.local_hold {
+            call.glare_retry = None; // the hold a 491 postponed is no longer wanted
+        }
+        if call.is_renegotiating() || call.glare_retry.is_some() {
+            let first = call.resume_at.is_none();
+            call.resume_at = Some(now + RESUME_RETRY);
+            if first {
+                // The operator has the line at once; the resume follows the re-INVITE.
+                let line = call.line;
+                self.set_selected(line);
+            }
+            return;
+        }
+        if !call.local_hold {
+            return;
+        }
+        let line = call.line;
+        self.hold_others(now, line);
+        self.set_selected(line);
+        self.send_reinvite(now, call_id, false);
+    }
+
     /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it
     /// goes on — a transfer's REFER, a `conference` asked for meanwhile, a resume wanted after
     /// a failed transfer of us.
@@ -1712,10 +1775,10 @@ impl UserAgent {
         self.transfer_after_hold(now, call_id, held);
         let t1 = self.cfg.timers.t1;
         if let Some(c) = self.call_mut(call_id) {
-            if std::mem::take(&mut c.resume_after_hold) && held {
-                // T1 after the hold's ACK: sent at once, the resume could pass the ACK in a
-                // proxy, and the far end refuses it (pjsip: 500, INVITE in progress).
-                c.glare_retry = Some((now + t1, false));
+            if let Some(at) = c.resume_at.as_mut() {
+                // A resume waiting for this re-INVITE goes T1 after its ACK: sent at once, it
+                // could pass the ACK in a proxy, and the far end refuses it (pjsip: 500).
+                *at = (*at).max(now + t1);
             }
         }
         self.join_wanted_conference(now);
@@ -1819,6 +1882,22 @@ fn failure_reason(code: u16, phrase: &str) -> String {
 /// True if a direction (ours) includes receiving.
 fn receives(d: Direction) -> bool {
     matches!(d, Direction::SendRecv | Direction::RecvOnly)
+}
+
+/// True if a direction (ours) includes sending.
+fn sends(d: Direction) -> bool {
+    matches!(d, Direction::SendRecv | Direction::SendOnly)
+}
+
+/// Whether the far end holds us after answering our offer of `offered` (`ours`: our
+/// direction as its answer leaves it): it takes no audio from us (RFC 3264 §8.4: its answer
+/// is `sendonly` or `inactive`). An answer to an `inactive` offer says nothing: `before` stays.
+fn held_by_answer(offered: Direction, ours: Direction, before: bool) -> bool {
+    if offered == Direction::Inactive {
+        before
+    } else {
+        !sends(ours)
+    }
 }
 
 /// The direction allowed by both what we offered and what was answered.

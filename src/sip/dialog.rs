@@ -82,6 +82,47 @@ impl Dialog {
         }
     }
 
+    /// The ACK for a 2xx to our `invite` (RFC 3261 §13.2.2.4), built from that request and
+    /// the response alone, so it can go whatever became of the call. For the initial INVITE
+    /// the dialog is the one the 2xx creates (To tag, reversed Record-Route, Contact); for a
+    /// re-INVITE it is the INVITE's own: its From, To, Call-ID and Route, sent to the remote
+    /// target the 2xx refreshes. Returns the ACK and where it goes (`None`: where the INVITE
+    /// went).
+    pub fn ack_for_2xx(
+        invite: &Message,
+        resp: &Message,
+        via: &str,
+        max_forwards: u8,
+    ) -> Option<(Builder, Option<SocketAddr>)> {
+        if invite.to.tag().is_none() {
+            let mut dialog = Dialog::from_response(invite, resp)?;
+            let hop = dialog.next_hop();
+            return Some((dialog.request(Method::Ack, via, max_forwards), hop));
+        }
+        let target = resp
+            .contact()
+            .map(|c| c.uri)
+            .or_else(|| invite.request_uri().map(str::to_string))?;
+        let routes: Vec<&str> = invite.headers("Route").collect();
+        let hop = match routes.first() {
+            Some(route) => {
+                NameAddr::parse(route).and_then(|r| SipUri::parse(&r.uri)?.socket_addr())
+            }
+            None => SipUri::parse(&target).and_then(|u| u.socket_addr()),
+        };
+        let mut b = Builder::request(Method::Ack, &target)
+            .header("Via", via)
+            .header("Max-Forwards", max_forwards.to_string())
+            .header("From", invite.header("From")?)
+            .header("To", invite.header("To")?)
+            .header("Call-ID", &invite.call_id)
+            .header("CSeq", format!("{} ACK", invite.cseq.0));
+        for route in routes {
+            b = b.header("Route", route);
+        }
+        Some((b, hop))
+    }
+
     /// True if `msg` (a request or response) belongs to this dialog.
     pub fn matches(&self, msg: &Message) -> bool {
         let (local, remote) = if msg.code().is_some() {
@@ -197,6 +238,60 @@ Record-Route: <sip:10.0.0.9;lr>, <sip:127.0.0.1;lr>\r\n\r\n";
         assert_eq!(d.remote_target, "sip:alice@127.0.0.2:5060");
         assert!(!d.accept_remote_cseq(6));
         assert!(d.accept_remote_cseq(8));
+    }
+
+    #[test]
+    fn ack_of_a_reinvite_copies_its_from_to_call_id_and_routes_and_follows_the_new_contact() {
+        // A callee's re-INVITE: From is the callee, To the caller; CSeq 1 like the caller's
+        // INVITE.
+        let reinvite = parse(
+            "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bKre\r\n\
+From: <sip:bob@127.0.0.1>;tag=bbb\r\nTo: \"Alice\" <sip:alice@127.0.0.1>;tag=aaa\r\n\
+Call-ID: cid\r\nCSeq: 1 INVITE\r\nRoute: <sip:127.0.0.1;lr>\r\n\r\n",
+        );
+        let ok = parse(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bKre\r\n\
+From: <sip:bob@127.0.0.1>;tag=bbb\r\nTo: \"Alice\" <sip:alice@127.0.0.1>;tag=aaa\r\n\
+Call-ID: cid\r\nCSeq: 1 INVITE\r\nContact: <sip:alice@127.0.0.9:5070>\r\n\r\n",
+        );
+        let (b, hop) = Dialog::ack_for_2xx(
+            &reinvite,
+            &ok,
+            "SIP/2.0/UDP 127.0.0.3:5062;branch=z9hG4bKa",
+            70,
+        )
+        .expect("an ACK");
+        let ack = Message::parse(&b.build()).expect("the ACK parses");
+        assert_eq!(ack.method(), Method::Ack);
+        assert_eq!(ack.header("From"), reinvite.header("From"));
+        assert_eq!(ack.header("To"), reinvite.header("To"));
+        assert_eq!(ack.call_id, "cid");
+        assert_eq!(ack.cseq, (1, Method::Ack));
+        assert_eq!(ack.request_uri(), Some("sip:alice@127.0.0.9:5070"));
+        assert_eq!(ack.header("Route"), Some("<sip:127.0.0.1;lr>"));
+        assert_eq!(hop, Some("127.0.0.1:5060".parse().expect("addr")));
+    }
+
+    #[test]
+    fn ack_of_an_initial_invite_takes_the_dialog_of_its_2xx() {
+        let (b, hop) = Dialog::ack_for_2xx(
+            &parse(INVITE),
+            &parse(OK),
+            "SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKa",
+            70,
+        )
+        .expect("an ACK");
+        let ack = Message::parse(&b.build()).expect("the ACK parses");
+        assert_eq!(ack.from.tag(), Some("aaa"));
+        assert_eq!(ack.to.tag(), Some("bbb"));
+        assert_eq!(ack.cseq, (7, Method::Ack));
+        assert_eq!(
+            ack.request_uri(),
+            Some("sip:bob@127.0.0.3:5062;transport=udp")
+        );
+        assert_eq!(ack.headers("Route").count(), 2);
+        assert_eq!(hop, Some("127.0.0.1:5060".parse().expect("addr")));
     }
 
     #[test]

@@ -40,6 +40,8 @@ mod keepalive;
 mod media_control;
 pub mod media_order;
 pub mod msg;
+#[cfg(test)]
+mod p2p_tests;
 mod pbx_transfer;
 mod pickup;
 #[cfg(test)]
@@ -315,6 +317,8 @@ pub struct UserAgent {
     /// Calls the operator has left that still finish their signalling
     /// (a CANCEL waiting for its 487, a BYE after a crossing 2xx).
     detached: Vec<Call>,
+    /// ACKs we sent for 2xx responses to our INVITEs, resent when a 2xx is (§13.2.2.4).
+    acks: Vec<call::SentAck>,
     selected: usize,
     /// An attended transfer being prepared (`consult` until its outcome).
     consult: Option<attended::Consult>,
@@ -351,6 +355,7 @@ impl UserAgent {
             keepalive: None,
             lines,
             detached: Vec::new(),
+            acks: Vec::new(),
             selected: 0,
             consult: None,
             conference: None,
@@ -917,7 +922,9 @@ impl UserAgent {
         let mut out = Vec::new();
         let deliver = match self.clients.get_mut(&key) {
             Some((tx, owner)) => match tx.on_response(&resp, now, &mut out) {
-                ClientOutcome::Deliver => Some((owner.clone(), tx.request().clone())),
+                ClientOutcome::Deliver => {
+                    Some((owner.clone(), tx.request().clone(), tx.destination()))
+                }
                 ClientOutcome::Absorb => None,
             },
             None => {
@@ -926,13 +933,19 @@ impl UserAgent {
                 if resp.method() == Method::Invite
                     && resp.code().is_some_and(|c| (200..300).contains(&c))
                 {
-                    self.on_stray_invite_2xx(&resp);
+                    self.on_stray_invite_2xx(now, &resp);
                 }
                 None
             }
         };
         self.transmits.extend(out);
-        if let Some((owner, request)) = deliver {
+        if let Some((owner, request, sent_to)) = deliver {
+            if request.method() == Method::Invite
+                && resp.code().is_some_and(|c| (200..300).contains(&c))
+            {
+                // Every 2xx is ACKed, whatever became of its call.
+                self.ack_2xx(now, &request, &resp, sent_to);
+            }
             match owner {
                 Owner::Register => self.on_register_response(now, &request, &resp),
                 Owner::Call(call_id) => self.on_call_response(now, &call_id, &request, &resp),

@@ -123,6 +123,11 @@ impl ClientTx {
         &self.request
     }
 
+    /// Where the request went.
+    pub fn destination(&self) -> std::net::SocketAddr {
+        self.wire.dst
+    }
+
     /// True once the transaction can be forgotten.
     pub fn is_terminated(&self) -> bool {
         self.state == ClientState::Terminated

@@ -130,9 +130,6 @@ enum Phase {
     /// The far end hung up during the recall (outcome told): kept until `deadline` so the
     /// call lingers for the resume's answer (a crossing 2xx is still ACKed).
     Dropped { deadline: Instant },
-    /// Nothing to transfer: a consultation failed while its hold re-INVITE was still out
-    /// (a target busy at once); resume the call once the hold is answered.
-    ResumeAfterHold,
 }
 
 /// Why a transfer failed, kept while the outcome waits (Failing, Recalling).
@@ -237,9 +234,7 @@ impl Transfer {
             | Phase::Failing { deadline }
             | Phase::Dropped { deadline }
             | Phase::RetryAt(deadline) => Some(deadline),
-            Phase::Holding | Phase::Referring(_) | Phase::Recalling | Phase::ResumeAfterHold => {
-                None
-            }
+            Phase::Holding | Phase::Referring(_) | Phase::Recalling => None,
         }
     }
 }
@@ -341,16 +336,6 @@ impl UserAgent {
             Some(Phase::Dropped { .. }) => {
                 if let Some(call) = self.call_mut(call_id) {
                     call.transfer = None;
-                }
-                return;
-            }
-            Some(Phase::ResumeAfterHold) => {
-                let Some(call) = self.call_mut(call_id) else {
-                    return;
-                };
-                call.transfer = None;
-                if ok && call.is_established() && !call.is_renegotiating() {
-                    self.send_reinvite(now, call_id, false);
                 }
                 return;
             }
@@ -657,16 +642,6 @@ impl UserAgent {
         self.transfer_failed(now, call_id, None, reason);
     }
 
-    /// A recalled call whose hold re-INVITE is still out: resume it once the hold is answered.
-    pub(super) fn resume_after_hold(&mut self, call_id: &str) {
-        if let Some(call) = self.call_mut(call_id).filter(|c| c.transfer.is_none()) {
-            call.transfer = Some(Transfer {
-                phase: Phase::ResumeAfterHold,
-                ..Transfer::blind(String::new(), TransferMechanism::Notify)
-            });
-        }
-    }
-
     /// The transferee hung up while the transfer was under way. Once the REFER is out, the
     /// subscription is kept for [`AFTER_HANGUP`]: its final NOTIFY may follow the BYE.
     pub(super) fn on_transferee_gone(&mut self, now: Instant, call_id: &str) {
@@ -680,10 +655,6 @@ impl UserAgent {
                         deadline: now + AFTER_HANGUP,
                         since: now,
                     };
-                    return;
-                }
-                Phase::ResumeAfterHold => {
-                    call.transfer = None;
                     return;
                 }
                 Phase::Failing { .. } | Phase::Recalling => {
@@ -715,10 +686,6 @@ impl UserAgent {
         };
         match call.transfer.as_ref().map(|t| t.phase) {
             Some(Phase::HungUp { .. } | Phase::Dropped { .. }) => return,
-            Some(Phase::ResumeAfterHold) => {
-                call.transfer = None;
-                return;
-            }
             _ => {}
         }
         let Some(t) = call.transfer.take() else {
@@ -787,13 +754,13 @@ impl UserAgent {
             self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
             return;
         }
-        let line = call.line;
-        let resume = call.local_hold && !call.is_renegotiating();
+        // Held, or its hold still in flight: resumed, once that is over.
+        let held = call.local_hold || call.is_holding();
         t.failure = Some(Failure {
             code,
             reason: reason.to_string(),
         });
-        if !resume {
+        if !held {
             // Not held: the call is with the operator already.
             if let Some(call) = self.call_mut(call_id) {
                 call.transfer = Some(t);
@@ -806,9 +773,7 @@ impl UserAgent {
         if let Some(call) = self.call_mut(call_id) {
             call.transfer = Some(t);
         }
-        self.hold_others(now, line);
-        self.set_selected(line);
-        self.send_reinvite(now, call_id, false);
+        self.resume_when_settled(now, call_id);
     }
 
     /// The recall of a failed transfer can happen: `failed` with the reason, then

@@ -11,8 +11,10 @@
 //!  B answered  ──► NOTIFY "200 OK" (terminated;reason=noresource); once it is
 //!                  answered (or timed out), BYE on A
 //!  B failed    ──► NOTIFY "<final status>" (terminated;reason=noresource); A stays,
-//!                  for the transferor to take back (resumed and selected, if we held it
-//!                  to call the target)
+//!                  for the transferor to take back: resumed (and its line selected) if
+//!                  calling B held it
+//!  A resumed by the transferor while B rings ──► the transferor took A back: B is
+//!                  cancelled (NOTIFY "487"), A is resumed if calling B held it
 //! ```
 //!
 //! `[transfer] accept_refer = "reject"` answers every REFER 603 instead; `"ask"` holds the
@@ -56,8 +58,8 @@ pub(super) struct Referral {
     reported: u16,
     /// The final status of the call to the target, when it failed.
     outcome: Option<u16>,
-    /// We held this call to call the target (it was talking): a failure resumes it.
-    held_for_it: bool,
+    /// Calling the target put this call on hold (it was talking): a failure resumes it.
+    held: bool,
 }
 
 impl UserAgent {
@@ -219,7 +221,10 @@ impl UserAgent {
             None,
             format!("the far end transfers this call to {uri}"),
         );
-        let talking = self.calls().any(|c| c.call_id == call_id && c.is_talking());
+        let talking = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .is_some_and(|c| c.is_talking() && !c.local_hold);
         match self.place_call(now, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
@@ -231,7 +236,7 @@ impl UserAgent {
                         target: uri,
                         reported: 100,
                         outcome: None,
-                        held_for_it: talking,
+                        held: talking,
                     });
                 }
             }
@@ -301,8 +306,9 @@ impl UserAgent {
                         Some(code),
                         super::transfer::failure_words(code, reason_phrase(code)),
                     );
-                    if referral.held_for_it {
-                        self.take_back_referred(now, &old);
+                    if referral.held {
+                        // Unless the operator moved on meanwhile (hung up, or resumed it).
+                        self.resume_when_settled(now, &old);
                     }
                 }
                 (None, Some(CallState::Connected | CallState::Held | CallState::RemoteHeld)) => {
@@ -344,24 +350,30 @@ impl UserAgent {
         }
     }
 
-    /// Our call to the target failed and the call `call_id` stays, for the transferor to take
-    /// back: we held it to call the target, so its line is selected and the call resumed.
-    fn take_back_referred(&mut self, now: Instant, call_id: &str) {
-        let Some((line, holding)) = self
-            .calls()
-            .find(|c| c.call_id == call_id && c.is_established())
-            .map(|c| (c.line, c.is_holding()))
-        else {
+    /// The transferor's re-INVITE `req` on `call_id`: if it resumes the call it held while we
+    /// call the target (its `safe` blind transfer gave up and recalled us), it took the call
+    /// back: the call to the target ends (the last NOTIFY says 487) and, if calling the target
+    /// held this call, the answer to `req` resumes it.
+    pub(super) fn taken_back(&mut self, now: Instant, call_id: &str, req: &Message) {
+        let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
-        if holding {
-            // The hold is still under way (the target failed at once): resume after it.
-            if let Some(c) = self.call_mut(call_id) {
-                c.resume_after_hold = true;
+        let Some(referral) = call.referred.clone() else {
+            return;
+        };
+        let resumes = req
+            .body_text()
+            .and_then(|b| super::sdp::parse(b.as_bytes()).ok())
+            .is_some_and(|offer| !offer.is_hold());
+        if !resumes || !call.is_remote_held() {
+            return;
+        }
+        tracing::info!(call_id, "the transferor took the call back");
+        self.end_call(now, &referral.new_call, "the transferor took the call back");
+        if referral.held {
+            if let Some(call) = self.call_mut(call_id) {
+                call.release_local_hold();
             }
-            self.set_selected(line);
-        } else {
-            self.select_line(now, line_no(line));
         }
     }
 

@@ -110,3 +110,44 @@ pub fn loudest_second_hz(recording: &Path) -> (f64, f32) {
 fn rms(x: &[f32]) -> f32 {
     (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt()
 }
+
+/// Writes `dir/name` as a 48 kHz mono 16-bit WAV of a sine at `hz`, 4 s long (switchboard's
+/// file backend loops it). Returns its path.
+pub fn sine_wav48(dir: &Path, name: &str, hz: f64) -> PathBuf {
+    let path = dir.join(name);
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).expect("creating a WAV");
+    for i in 0..4 * 48_000 {
+        let s = 0.3 * (std::f64::consts::TAU * hz * f64::from(i) / 48_000.0).sin();
+        w.write_sample((s * f64::from(i16::MAX)) as i16)
+            .expect("writing a WAV");
+    }
+    w.finalize().expect("finishing a WAV");
+    path
+}
+
+/// Amplitude of the `hz` tone in `x` (sampled at `rate`), by correlation with a sine/cosine
+/// pair.
+pub fn tone_level(x: &[f32], rate: u32, hz: f64) -> f64 {
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for (i, v) in x.iter().enumerate() {
+        let ph = std::f64::consts::TAU * hz * i as f64 / f64::from(rate);
+        s += f64::from(*v) * ph.sin();
+        c += f64::from(*v) * ph.cos();
+    }
+    2.0 * (s * s + c * c).sqrt() / x.len().max(1) as f64
+}
+
+/// How many samples a switchboard's `file_out` (48 kHz mono 16-bit WAV, flushed about once a
+/// second) holds on disk now: a mark of "now" in the recording without reading a clock, at
+/// most a second behind. Sample `mark + 48_000 · 1.5` and later were heard after the mark
+/// was taken.
+pub fn recorded_samples(path: &Path) -> usize {
+    let len = std::fs::metadata(path).map_or(0, |m| m.len());
+    usize::try_from(len.saturating_sub(44) / 2).unwrap_or(usize::MAX)
+}
