@@ -2,16 +2,17 @@
 //! run directory, so parallel tests never share one) runs the binary in a window of a fixed
 //! size; the test types with `send-keys` and reads the screen with `capture-pane`, as a person
 //! would. The server is killed when the handle drops; on a failing test the last screen is
-//! printed.
+//! printed, on a passing one its `--sip-capture` is checked like the headless harness's
+//! ([`super::wire`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::switchboard::switchboard_bin;
-use super::{require_tool, run_dir};
+use super::{require_tool, run_dir, wire};
 
 /// A switchboard running its screen inside tmux.
 pub struct TmuxScreen {
@@ -37,11 +38,12 @@ impl TmuxScreen {
         let command = format!(
             "exec env HOME={home} XDG_DATA_HOME={home}/.local/share \
              XDG_STATE_HOME={home}/.local/state XDG_CONFIG_HOME={home}/.config TERM=xterm-256color \
-             {bin} --config {config} --log-file {log}",
+             {bin} --config {config} --log-file {log} --sip-capture {capture}",
             home = home.display(),
             bin = switchboard_bin().display(),
             config = config.display(),
             log = log.display(),
+            capture = dir.path().join(CAPTURE).display(),
         );
         let status = Command::new(&tmux)
             .arg("-S")
@@ -177,5 +179,18 @@ impl Drop for TmuxScreen {
                 .args(["-KILL", &pid.to_string()])
                 .output();
         }
+        if !thread::panicking() {
+            let capture = self.dir.path().join(CAPTURE);
+            let problems = wire::problems(&capture, SystemTime::now(), false);
+            assert!(
+                problems.is_empty(),
+                "the screen's SIP ({}) breaks the RFCs:\n{}",
+                capture.display(),
+                problems.join("\n")
+            );
+        }
     }
 }
+
+/// The `--sip-capture` file in the run directory.
+const CAPTURE: &str = "sip.capture";
