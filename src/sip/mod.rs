@@ -77,7 +77,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferStatus,
+    CallState, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
+    TransferStatus,
 };
 use call::Call;
 pub use dialog_info::BlfState;

@@ -16,7 +16,8 @@ use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
 use crate::sip::{
-    BlfState, CallState, Command, Event, LineNo, TransferKind, TransferStatus, MAX_BLF, VIEW_LIMIT,
+    BlfState, CallState, Command, Event, LineNo, TraceMode, TransferKind, TransferStatus, MAX_BLF,
+    VIEW_LIMIT,
 };
 
 /// How many lines the screen shows until the driver says (`started`): the default of
@@ -622,6 +623,7 @@ impl App {
                 direction,
                 peer,
                 message,
+                raw,
             } => {
                 if self.trace.visible {
                     self.trace.push(TraceEntry {
@@ -629,7 +631,14 @@ impl App {
                         direction,
                         peer,
                         message,
+                        raw,
                     });
+                }
+            }
+            Event::Trace { mode, shows } => {
+                self.trace.raw = mode == TraceMode::Raw;
+                if self.trace.raw {
+                    self.tell(format!("SIP trace shows {shows}"), true);
                 }
             }
             // Digits the far end sends are for IVRs, not for the operator's screen.
@@ -914,7 +923,7 @@ impl App {
             .is_some_and(|spec| self.keymap.actions_for(&spec).contains(&Action::Trace));
         if hides {
             self.trace.set_visible(false);
-            return vec![Effect::Send(Command::Trace(false))];
+            return vec![Effect::Send(Command::Trace(TraceMode::Off))];
         }
         self.mode = Mode::Trace;
         match key.code {
@@ -1107,7 +1116,7 @@ impl App {
                     Vec::new()
                 } else {
                     self.trace.set_visible(true);
-                    send(Command::Trace(true))
+                    send(Command::Trace(TraceMode::On))
                 }
             }
             Action::History => vec![Effect::LoadHistory],
@@ -1143,7 +1152,7 @@ impl App {
                 match &command {
                     Command::Route(route) => self.route = Some(route.clone()),
                     Command::Quit => self.quitting = true,
-                    Command::Trace(on) => self.trace.set_visible(*on),
+                    Command::Trace(mode) => self.trace.set_visible(*mode != TraceMode::Off),
                     Command::Hangup(line) => {
                         let line = line.unwrap_or(self.selected);
                         if let Some(call) = self.index(line).and_then(|i| self.lines[i].as_mut()) {
