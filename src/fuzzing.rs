@@ -443,11 +443,11 @@ fn search_contacts(contacts: Vec<crate::directory::contact::Contact>) {
     }
 }
 
-/// Parses `data` as a vCard file (UTF-8, lossily, as the loader reads it),
-/// then searches the contacts found.
+/// Parses `data` as a vCard file (decoded by its byte order mark, else UTF-8 or Windows-1252,
+/// as the loader reads it), then searches the contacts found.
 pub fn vcard_file(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let (contacts, warnings) = crate::directory::vcard::parse(&text, Path::new("fuzz.vcf"));
+    let decoded = crate::directory::text::decode(data);
+    let (contacts, warnings) = crate::directory::vcard::parse(&decoded.text, Path::new("fuzz.vcf"));
     std::hint::black_box(warnings);
     search_contacts(contacts);
 }
