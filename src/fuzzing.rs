@@ -265,12 +265,33 @@ pub fn sdp_body(data: &[u8]) {
             Direction::Inactive,
         ] {
             if let Ok((answer, negotiated)) = sdp::answer(&parsed, &local, wish, 1, 2) {
-                // Our answer must read back as SDP.
-                std::hint::black_box((sdp::parse(answer.as_bytes()).is_ok(), negotiated));
+                assert_answer_reads_back(&answer, &negotiated, &local);
             }
         }
         std::hint::black_box(sdp::negotiate_answer(&parsed, &local).ok());
     }
+}
+
+/// Our answer must read back as SDP saying what was negotiated: our port, the codec's
+/// payload type, our direction, and SDES keys exactly when SRTP was agreed.
+fn assert_answer_reads_back(answer: &str, negotiated: &sdp::Negotiated, local: &LocalMedia) {
+    let reread = sdp::parse(answer.as_bytes())
+        .unwrap_or_else(|e| panic!("our answer does not parse ({e}):\n{answer}"));
+    let audio = reread
+        .audio()
+        .unwrap_or_else(|| panic!("our answer has no audio line:\n{answer}"));
+    assert_eq!(audio.port, local.port, "{answer}");
+    assert!(
+        audio.payload_types().contains(&negotiated.payload_type),
+        "payload type {} missing:\n{answer}",
+        negotiated.payload_type
+    );
+    assert_eq!(reread.direction(), negotiated.direction, "{answer}");
+    assert_eq!(
+        audio.cryptos.is_empty(),
+        negotiated.srtp.is_none(),
+        "keys exactly with SRTP:\n{answer}"
+    );
 }
 
 // ───────────────────────────── RTP / RTCP ─────────────────────────────

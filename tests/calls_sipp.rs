@@ -258,7 +258,10 @@ fn busy_lines_reject_a_third_call_with_486() {
     sb.send("decline 2");
     sb.wait_call_state(secs(5), 2, "ended");
     // uac_invite expects a 200, so sipp fails; what it got instead must be the 603.
-    assert!(!second.wait(secs(10)).passed(), "the second caller was declined");
+    assert!(
+        !second.wait(secs(10)).passed(),
+        "the second caller was declined"
+    );
     let finals: Vec<u16> = second
         .received()
         .iter()
