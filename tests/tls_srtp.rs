@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{hosts, secs, Kamailio, Net, Switchboard, SwitchboardConfig, TestCa};
+use common::{hosts, secs, Capture, Kamailio, Net, Switchboard, SwitchboardConfig, TestCa};
 
 /// switchboard registering `user` at kamailio over TLS, trusting the CA in `ca_file`.
 fn tls_config(
@@ -293,6 +293,7 @@ fn mandatory_srtp_ends_a_call_answered_without_keys() {
         .push_str("srtp = \"mandatory\"\nsrtp_over_insecure = true\n");
     let mut sb = Switchboard::start(&config.to_toml());
     sb.wait_for(secs(10), "started");
+    let mut wire = Capture::start(&net);
     sb.send(&format!("dial {}", uas.uri("bob")));
     let ended = sb.wait_call_state(secs(10), 1, "ended");
     assert!(
@@ -308,6 +309,25 @@ fn mandatory_srtp_ends_a_call_answered_without_keys() {
         .body()
         .contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
     uas.wait(secs(10));
+    // Nothing at all went to the media address of the plain answer, neither before the BYE
+    // nor after: no clear RTP (and no SRTP to a peer without keys). The capture itself saw
+    // the call's SIP, so an empty result is not an empty capture.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let media = uas.media_addr();
+    let sip = wire.frames("sip");
+    assert!(
+        sip.iter().any(|f| f.contains("INVITE")),
+        "the capture saw the call: {sip:#?}"
+    );
+    let leaked = wire.frames(&format!(
+        "ip.dst == {} && udp.dstport == {}",
+        media.ip(),
+        media.port()
+    ));
+    assert!(
+        leaked.is_empty(),
+        "media went to the plain answer: {leaked:#?}"
+    );
     assert!(sb.quit_and_wait(secs(10)).success());
 }
 
