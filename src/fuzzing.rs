@@ -265,12 +265,33 @@ pub fn sdp_body(data: &[u8]) {
             Direction::Inactive,
         ] {
             if let Ok((answer, negotiated)) = sdp::answer(&parsed, &local, wish, 1, 2) {
-                // Our answer must read back as SDP.
-                std::hint::black_box((sdp::parse(answer.as_bytes()).is_ok(), negotiated));
+                assert_answer_reads_back(&answer, &negotiated, &local);
             }
         }
         std::hint::black_box(sdp::negotiate_answer(&parsed, &local).ok());
     }
+}
+
+/// Our answer must read back as SDP saying what was negotiated: our port, the codec's
+/// payload type, our direction, and SDES keys exactly when SRTP was agreed.
+fn assert_answer_reads_back(answer: &str, negotiated: &sdp::Negotiated, local: &LocalMedia) {
+    let reread = sdp::parse(answer.as_bytes())
+        .unwrap_or_else(|e| panic!("our answer does not parse ({e}):\n{answer}"));
+    let audio = reread
+        .audio()
+        .unwrap_or_else(|| panic!("our answer has no audio line:\n{answer}"));
+    assert_eq!(audio.port, local.port, "{answer}");
+    assert!(
+        audio.payload_types().contains(&negotiated.payload_type),
+        "payload type {} missing:\n{answer}",
+        negotiated.payload_type
+    );
+    assert_eq!(reread.direction(), negotiated.direction, "{answer}");
+    assert_eq!(
+        audio.cryptos.is_empty(),
+        negotiated.srtp.is_none(),
+        "keys exactly with SRTP:\n{answer}"
+    );
 }
 
 // ───────────────────────────── RTP / RTCP ─────────────────────────────
@@ -443,11 +464,11 @@ fn search_contacts(contacts: Vec<crate::directory::contact::Contact>) {
     }
 }
 
-/// Parses `data` as a vCard file (UTF-8, lossily, as the loader reads it),
-/// then searches the contacts found.
+/// Parses `data` as a vCard file (decoded by its byte order mark, else UTF-8 or Windows-1252,
+/// as the loader reads it), then searches the contacts found.
 pub fn vcard_file(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let (contacts, warnings) = crate::directory::vcard::parse(&text, Path::new("fuzz.vcf"));
+    let decoded = crate::directory::text::decode(data);
+    let (contacts, warnings) = crate::directory::vcard::parse(&decoded.text, Path::new("fuzz.vcf"));
     std::hint::black_box(warnings);
     search_contacts(contacts);
 }

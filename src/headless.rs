@@ -11,7 +11,7 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::sip::{Command, Event, LineNo};
+use crate::sip::{Command, Event, LineNo, TraceMode};
 
 /// Every command word, as listed in error messages and the README.
 pub const WORDS: [&str; 21] = [
@@ -68,11 +68,22 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
         "mute" => none(&word, &args, Command::Mute)?,
         "conference" => none(&word, &args, Command::Conference)?,
         "trace" => {
-            let what = one(&word, "`on` or `off`", &args)?;
-            match what.to_ascii_lowercase().as_str() {
-                "on" => Command::Trace(true),
-                "off" => Command::Trace(false),
-                _ => return Err(format!("trace: expected `on` or `off`, not `{what}`")),
+            let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
+            match words
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .as_slice()
+            {
+                ["on"] => Command::Trace(TraceMode::On),
+                ["on", "raw"] => Command::Trace(TraceMode::Raw),
+                ["off"] => Command::Trace(TraceMode::Off),
+                _ => {
+                    return Err(format!(
+                        "trace: expected `on`, `on raw` or `off`, not `{}`",
+                        args.join(" ")
+                    ))
+                }
             }
         }
         "record" => {
@@ -274,8 +285,9 @@ mod tests {
             ),
             ("watch", Command::Watch(Vec::new())),
             ("route intl", Command::Route("intl".into())),
-            ("trace on", Command::Trace(true)),
-            ("TRACE off", Command::Trace(false)),
+            ("trace on", Command::Trace(TraceMode::On)),
+            ("trace on RAW", Command::Trace(TraceMode::Raw)),
+            ("TRACE off", Command::Trace(TraceMode::Off)),
             ("quit", Command::Quit),
         ];
         for (line, expected) in &cases {
@@ -344,7 +356,15 @@ mod tests {
                 "record: expected `start` or `stop`, not `pause`",
             ),
             ("pickup", "pickup: expected an extension"),
-            ("trace loud", "trace: expected `on` or `off`, not `loud`"),
+            (
+                "trace loud",
+                "trace: expected `on`, `on raw` or `off`, not `loud`",
+            ),
+            ("trace", "trace: expected `on`, `on raw` or `off`, not ``"),
+            (
+                "trace off raw",
+                "trace: expected `on`, `on raw` or `off`, not `off raw`",
+            ),
             ("route", "route: expected a route name"),
             ("quit now", "quit: takes no argument, got `now`"),
         ];

@@ -1,6 +1,7 @@
 //! Configuration fixtures: `config.example.toml` must load, and every file in
 //! `tests/invalid_configs/` must be rejected with errors that name the file, the position of the
-//! offending key and the key itself.
+//! offending value (of the key, when the key itself is unknown) and the key, every problem of a
+//! file in one run.
 //!
 //! Each invalid file says what it expects in header comments, one line per error, in file order:
 //!
@@ -261,17 +262,22 @@ fn invalid_configs_are_rejected_with_file_position_and_key() {
                 (*line, *col, key.as_str())
             );
 
-            // The position is the key itself: the text there starts with the key's last name
-            // (or, for an array element or a missing key, the element or the table header).
+            // The position is the key's value (the text before it is `leaf =`), or the key
+            // itself when the key is what is wrong (or, for an array element or a missing key,
+            // the element or the table header).
             let leaf = key.rsplit('.').next().unwrap_or(key);
-            let at = text
+            let (before, at) = text
                 .lines()
                 .nth(line - 1)
-                .and_then(|l| l.char_indices().nth(col - 1).map(|(i, _)| &l[i..]))
+                .and_then(|l| l.char_indices().nth(col - 1).map(|(i, _)| l.split_at(i)))
                 .unwrap_or_else(|| panic!("{}: {line}:{col} is outside the file", path.display()));
+            let at_value = before
+                .trim_end()
+                .strip_suffix('=')
+                .is_some_and(|k| k.trim().trim_matches('"') == leaf);
             assert!(
-                at.starts_with(leaf) || leaf.ends_with(']') || at.starts_with("[["),
-                "{}: {line}:{col} points at `{at}`, not at `{leaf}`",
+                at_value || at.starts_with(leaf) || leaf.ends_with(']') || at.starts_with("[["),
+                "{}: {line}:{col} points at `{at}`, neither at `{leaf}` nor at its value",
                 path.display()
             );
         }

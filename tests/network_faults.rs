@@ -1,7 +1,7 @@
 //! switchboard on a bad network: 30 % of SIP datagrams lost in every direction (register,
 //! call, hold, resume and blind transfer complete through retransmission), a 2-second cut of
-//! the media path mid-call, a flood of foreign RTP at our RTP port, and a UDP registrar that
-//! restarts.
+//! the media path mid-call, and a flood of foreign RTP at our RTP port. (A registrar that
+//! restarts is in `resilience.rs`.)
 
 mod common;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{hosts, secs, Kamailio, Net, Switchboard, SwitchboardConfig, TestCa};
+use common::{hosts, secs, Capture, Kamailio, Net, Switchboard, SwitchboardConfig, TestCa};
 
 /// switchboard registering `user` at kamailio over TLS, trusting the CA in `ca_file`.
 fn tls_config(
@@ -293,6 +293,7 @@ fn mandatory_srtp_ends_a_call_answered_without_keys() {
         .push_str("srtp = \"mandatory\"\nsrtp_over_insecure = true\n");
     let mut sb = Switchboard::start(&config.to_toml());
     sb.wait_for(secs(10), "started");
+    let mut wire = Capture::start(&net);
     sb.send(&format!("dial {}", uas.uri("bob")));
     let ended = sb.wait_call_state(secs(10), 1, "ended");
     assert!(
@@ -308,6 +309,25 @@ fn mandatory_srtp_ends_a_call_answered_without_keys() {
         .body()
         .contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
     uas.wait(secs(10));
+    // Nothing at all went to the media address of the plain answer, neither before the BYE
+    // nor after: no clear RTP (and no SRTP to a peer without keys). The capture itself saw
+    // the call's SIP, so an empty result is not an empty capture.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let media = uas.media_addr();
+    let sip = wire.frames("sip");
+    assert!(
+        sip.iter().any(|f| f.contains("INVITE")),
+        "the capture saw the call: {sip:#?}"
+    );
+    let leaked = wire.frames(&format!(
+        "ip.dst == {} && udp.dstport == {}",
+        media.ip(),
+        media.port()
+    ));
+    assert!(
+        leaked.is_empty(),
+        "media went to the plain answer: {leaked:#?}"
+    );
     assert!(sb.quit_and_wait(secs(10)).success());
 }
 
@@ -373,4 +393,142 @@ fn an_srtp_call_with_baresip_both_sides_mandatory_is_heard_both_ways() {
         (500.0..700.0).contains(&bob_heard["Rough frequency"]),
         "bob hears alice's 600 Hz through SRTP: {bob_heard:?}"
     );
+}
+
+/// Every `a=crypto` key and digest parameter of a traced message: `(keys, digest responses)`
+/// as they appear after `inline:` and `response=`.
+fn secrets_in(message: &str) -> (Vec<String>, Vec<String>) {
+    let after = |needle: &str| -> Vec<String> {
+        message
+            .match_indices(needle)
+            .map(|(at, _)| {
+                message[at + needle.len()..]
+                    .chars()
+                    .take_while(|c| !matches!(c, ';' | ' ' | ',' | '\r' | '\n'))
+                    .collect()
+            })
+            .collect()
+    };
+    (after("inline:"), after("response="))
+}
+
+#[test]
+fn the_trace_of_a_digest_challenged_srtp_call_holds_no_keys_unless_raw() {
+    // kamailio challenges our INVITE (407, so the retry carries Proxy-Authorization) and
+    // baresip answers with SDES keys: `trace on` reports every message with the digest
+    // response and both sides' keys redacted; `trace on raw` is the explicit way to see them.
+    use common::{Baresip, BaresipOptions, KamailioAuth};
+    let net = Net::for_test("tls::trace_secrets");
+    let kam = Kamailio::start_with(
+        &net,
+        &[("alice", "alicepw"), ("bob", "bobpw")],
+        KamailioAuth::RegisterAndCalls,
+    );
+    let bob = Baresip::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        BaresipOptions {
+            extra_config: vec!["module\t\t\tsrtp.so".to_owned()],
+            extra_account_params: ";mediaenc=srtp-mand".to_owned(),
+            ..BaresipOptions::default()
+        },
+    );
+    let mut cfg = SwitchboardConfig::registering(&net, "alice", "alicepw").with_codecs(&["pcmu"]);
+    cfg.accounts[0]
+        .extra
+        .push_str("srtp = \"mandatory\"\nsrtp_over_insecure = true\n");
+    let mut alice = Switchboard::start(&cfg.to_toml());
+    alice.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
+
+    /// One call to bob traced in `mode`: the `trace` event, then the `sip` events.
+    fn call(alice: &mut Switchboard, mode: &str) -> Vec<serde_json::Value> {
+        alice.send(&format!("trace {mode}"));
+        let said = alice.wait_for(secs(5), "trace");
+        alice.send("dial bob");
+        alice.wait_call_state(secs(10), 1, "connected");
+        alice.send("hangup");
+        alice.wait_call_state(secs(5), 1, "ended");
+        alice.send("trace off");
+        alice.wait_event(secs(5), |e| e["event"] == "trace" && e["mode"] == "off");
+        let mut sip: Vec<serde_json::Value> = alice
+            .events()
+            .into_iter()
+            .filter(|e| e["event"] == "sip")
+            .collect();
+        sip.retain(|e| e["raw"] == (mode == "on raw"));
+        sip.insert(0, said);
+        sip
+    }
+
+    let redacted = call(&mut alice, "on");
+    assert_eq!(redacted[0]["mode"], "on", "{}", redacted[0]);
+    assert!(
+        redacted[0]["shows"]
+            .as_str()
+            .is_some_and(|s| s.contains("<redacted>")),
+        "{}",
+        redacted[0]
+    );
+    let messages: Vec<&str> = redacted[1..]
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default())
+        .collect();
+    let authorized = messages
+        .iter()
+        .find(|m| m.starts_with("INVITE ") && m.contains("\r\nProxy-Authorization: "))
+        .expect("the INVITE answering kamailio's 407 was traced");
+    assert!(
+        authorized.contains("\r\nProxy-Authorization: <redacted>\r\n"),
+        "{authorized}"
+    );
+    let answer = messages
+        .iter()
+        .find(|m| m.starts_with("SIP/2.0 200") && m.contains("INVITE\r\n") && m.contains("m=audio"))
+        .expect("baresip's 200 OK with its SDP was traced");
+    assert!(answer.contains("RTP/SAVP"), "{answer}");
+    for message in &messages {
+        let (keys, responses) = secrets_in(message);
+        assert!(keys.iter().all(|k| k == "<redacted>"), "a key: {message}");
+        assert!(responses.is_empty(), "a digest response: {message}");
+        assert!(!message.contains("cnonce="), "a cnonce: {message}");
+    }
+    let keyed = messages.iter().filter(|m| m.contains("a=crypto:")).count();
+    assert!(
+        keyed >= 2,
+        "our offer and bob's answer carry a=crypto lines"
+    );
+
+    let raw = call(&mut alice, "on raw");
+    assert_eq!(raw[0]["mode"], "raw", "{}", raw[0]);
+    assert!(
+        raw[0]["shows"]
+            .as_str()
+            .is_some_and(|s| s.contains("UNREDACTED")),
+        "{}",
+        raw[0]
+    );
+    let (keys, responses) = raw[1..]
+        .iter()
+        .map(|e| secrets_in(e["message"].as_str().unwrap_or_default()))
+        .fold((Vec::new(), Vec::new()), |(mut k, mut r), (k2, r2)| {
+            k.extend(k2);
+            r.extend(r2);
+            (k, r)
+        });
+    // SDES AES_CM_128 keys are 30 bytes of key and salt: 40 base64 characters.
+    assert!(
+        keys.iter()
+            .filter(|k| k.len() >= 40 && *k != "<redacted>")
+            .count()
+            >= 2,
+        "both sides' keys shown raw: {keys:?}"
+    );
+    assert!(
+        responses.iter().any(|r| r.len() >= 34),
+        "the digest response shown raw: {responses:?}"
+    );
+    assert!(alice.quit_and_wait(secs(10)).success());
 }

@@ -417,6 +417,7 @@ fn sip_trace_pane_under_a_ringing_call() {
             direction,
             peer: "192.0.2.1:5060".into(),
             message: format!("{first}\r\nCall-ID: c1@pbx\r\nCSeq: 1 INVITE\r\n\r\n"),
+            raw: false,
         });
     }
     screen.incoming(1, "c1", "sip:201@pbx.example.com");

@@ -7,13 +7,17 @@
 //! `routes.rs`, `[ui]` and `[keys]` in `ui.rs`, `[directory]` in `directory.rs`), the built-in
 //! configuration used when there is no file, and the
 //! XDG location of the file. Every problem is reported as `file:line:col: key: message`, with
-//! the position of the offending key, so a person can fix the file without guessing.
+//! the position of the offending value (of the key when the key itself is unknown), so a person
+//! can fix the file without guessing.
 //!
-//! Checking happens in two passes. The first is serde with `deny_unknown_fields` everywhere, so a
-//! misspelt key, a wrong type or an unknown enum value is an error; serde stops at the first such
-//! problem. The second pass checks the values against each other (expiry range, URIs, duplicate
-//! names, port range, …) and reports every problem it finds. Positions come from a span index
-//! built from the same text, so the public types stay plain.
+//! Checking happens in two passes, and both report every problem in one run. The first is serde
+//! with `deny_unknown_fields` everywhere, so a misspelt key, a wrong type or an unknown enum
+//! value is an error; serde stops at the first such problem, so the key is dropped from the
+//! document (`toml_edit`) and the rest is read again, until it reads. The second pass checks the
+//! values against each other (expiry range, URIs, duplicate names, port range, …), leaving out
+//! dropped keys. Messages about allowed values come from the types (serde's variant lists), so
+//! an enum gains a value in one place. Positions come from a span index built from the same
+//! text, so the public types stay plain.
 //!
 //! This module must not open sockets, start the user agent or log: it only turns text into a
 //! checked [`Config`]. The one side effect is [`Account::secret`], which runs the user's
@@ -576,23 +580,31 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Parses and validates configuration text; `file` is used in messages only.
+    /// Parses and validates configuration text; `file` is used in messages only. Every problem
+    /// is reported in one run (see [`Config::read_all`]), in file order.
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+        let (config, mut errors, dropped) = Self::read_all(text, file)?;
         // Positions are only needed to report problems, so the span index is built lazily.
-        let mut config: Config = toml::from_str(text).map_err(|e| {
-            let index = SpanIndex::build(text);
-            ConfigErrors(vec![toml_error(&e, text, file, index.as_ref())])
-        })?;
-        let problems = config.problems();
+        let problems: Vec<Problem> = config
+            .problems()
+            .into_iter()
+            // A dropped key stands at its default: problems about it would be about a value
+            // the file does not hold.
+            .filter(|p| !p.keys.iter().any(|k| dropped.iter().any(|d| under(k, d))))
+            .collect();
         if !problems.is_empty() {
             let index = SpanIndex::build(text);
-            let mut errors: Vec<ConfigError> = problems
-                .into_iter()
-                .map(|p| p.locate(text, file, index.as_ref()))
-                .collect();
+            errors.extend(
+                problems
+                    .into_iter()
+                    .map(|p| p.locate(text, file, index.as_ref())),
+            );
+        }
+        if !errors.is_empty() {
             errors.sort_by_key(|e| (e.line, e.col));
             return Err(ConfigErrors(errors));
         }
+        let mut config = config;
         if let Some(log_file) = &config.general.log_file {
             config.general.log_file = Some(expand_home(log_file));
         }
@@ -601,6 +613,74 @@ impl Config {
         config.recording.expand_paths();
         config.directory.expand_paths();
         Ok(config)
+    }
+
+    /// The first pass, done until every key has been seen: serde stops at the first wrong
+    /// type, unknown key or unknown value, so each one is recorded (at its value, or at the key
+    /// when the key is what is wrong), its key dropped from the document, and the rest read
+    /// again. Returns the configuration read without the dropped keys (they take their
+    /// defaults), the errors, and the dropped key paths. Text that is not TOML, and a required
+    /// key missing, end the reading with the errors found so far.
+    fn read_all(
+        text: &str,
+        file: &Path,
+    ) -> Result<(Config, Vec<ConfigError>, Vec<String>), ConfigErrors> {
+        let first = match toml::from_str::<Config>(text) {
+            Ok(config) => return Ok((config, Vec::new(), Vec::new())),
+            Err(first) => first,
+        };
+        let (Some(index), Ok(mut document)) = (
+            SpanIndex::build(text),
+            text.parse::<toml_edit::DocumentMut>(),
+        ) else {
+            let index = SpanIndex::build(text);
+            return Err(toml_error(&first, text, file, index.as_ref()).into());
+        };
+        let mut errors = Vec::new();
+        let mut dropped: Vec<String> = Vec::new();
+        let mut error = first;
+        let mut current = text.to_owned();
+        // Each round drops one key, so the file's own key count bounds the rounds.
+        for _ in 0..=index.entries.len() {
+            let here = SpanIndex::build(&current);
+            let entry = error
+                .span()
+                .and_then(|span| here.as_ref()?.entry_at(span.start).map(|e| (e, span)));
+            let Some(((path, key_start), span)) = entry else {
+                errors.push(toml_error(&error, text, file, Some(&index)));
+                break;
+            };
+            // The same key in the original text: at its value when the error is about the
+            // value (it starts after the key), else at the key.
+            let at = if span.start > key_start {
+                index.value_of(&path).or_else(|| index.offset_of(&path))
+            } else {
+                index.offset_of(&path)
+            };
+            let mut located = toml_error(&error, text, file, Some(&index));
+            if !located.message.starts_with("missing required key") {
+                located.key.clone_from(&path);
+                (located.line, located.col) = at.map_or((1, 1), |at| line_col(text, at));
+            }
+            let missing = located.message.starts_with("missing required key");
+            // A required key that was dropped for its wrong value is not missing as well.
+            if !(missing && dropped.contains(&located.key)) {
+                errors.push(located);
+            }
+            // An element's key goes as a whole: dropping one element would renumber the rest.
+            let drop = droppable(&path);
+            if missing || dropped.contains(&drop) || !remove_key(&mut document, &drop) {
+                break;
+            }
+            dropped.push(drop);
+            current = document.to_string();
+            match toml::from_str::<Config>(&current) {
+                Ok(config) => return Ok((config, errors, dropped)),
+                Err(next) => error = next,
+            }
+        }
+        errors.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(errors))
     }
 
     /// The built-in configuration used when no file exists: one peer-to-peer account named
@@ -1074,11 +1154,16 @@ impl Problem {
         self
     }
 
+    /// Points at the value of the first key written in the file (at the key itself when it
+    /// is a table).
     fn locate(self, text: &str, file: &Path, index: Option<&SpanIndex>) -> ConfigError {
         let found = index.and_then(|index| {
-            self.keys
-                .iter()
-                .find_map(|key| index.offset_of(key).map(|offset| (key.clone(), offset)))
+            self.keys.iter().find_map(|key| {
+                index
+                    .value_of(key)
+                    .or_else(|| index.offset_of(key))
+                    .map(|offset| (key.clone(), offset))
+            })
         });
         let (key, (line, col)) = match found {
             Some((key, offset)) => (key, line_col(text, offset)),
@@ -1161,6 +1246,7 @@ fn plain_words(message: &str) -> String {
         ),
         ("expected a sequence", "expected an array"),
         ("expected a boolean", "expected true or false"),
+        ("wanted string or table", "expected a string"),
     ] {
         if let Some(head) = message.strip_suffix(rust) {
             message = format!("{head}{toml}");
@@ -1276,10 +1362,66 @@ fn approximate_key(text: &str, offset: usize) -> (String, usize) {
     }
 }
 
+/// Whether the key path `key` is `prefix` or lies under it (`a.b` is under `a`, `a[0].b` under
+/// `a`).
+fn under(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
+}
+
+/// The key to drop for a problem at `path`: the path itself, or for an array element
+/// (`codecs.order[1]`) the array's key, since dropping one element would renumber the rest.
+fn droppable(path: &str) -> String {
+    match path.strip_suffix(']').and_then(|p| p.rsplit_once('[')) {
+        Some((key, _)) if !key.is_empty() => key.to_owned(),
+        _ => path.to_owned(),
+    }
+}
+
+/// Removes the key at a dotted `path` (`account[0].transport`, `transfer.blind`) from the
+/// document; false when it is not there.
+fn remove_key(document: &mut toml_edit::DocumentMut, path: &str) -> bool {
+    use toml_edit::{Item, TableLike, Value};
+    let (parent, leaf) = match path.rsplit_once('.') {
+        Some((parent, leaf)) => (Some(parent), leaf),
+        None => (None, path),
+    };
+    let mut table: &mut dyn TableLike = document.as_table_mut();
+    for segment in parent.into_iter().flat_map(|p| p.split('.')) {
+        let (name, index) = match segment.split_once('[') {
+            Some((name, rest)) => match rest.strip_suffix(']').map(str::parse::<usize>) {
+                Some(Ok(i)) => (name, Some(i)),
+                _ => return false,
+            },
+            None => (segment, None),
+        };
+        let Some(item) = table.get_mut(name) else {
+            return false;
+        };
+        let next: Option<&mut dyn TableLike> = match (index, item) {
+            (None, item) => item.as_table_like_mut(),
+            (Some(i), Item::ArrayOfTables(tables)) => {
+                tables.get_mut(i).map(|t| t as &mut dyn TableLike)
+            }
+            (Some(i), Item::Value(Value::Array(array))) => array
+                .get_mut(i)
+                .and_then(Value::as_inline_table_mut)
+                .map(|t| t as &mut dyn TableLike),
+            _ => None,
+        };
+        let Some(next) = next else {
+            return false;
+        };
+        table = next;
+    }
+    table.remove(leaf).is_some()
+}
+
 /// Where each key and array element of a parsed document starts, as dotted paths like
-/// `account[1].name`, in document order.
+/// `account[1].name`, in document order, and where the values of keys start.
 struct SpanIndex {
     entries: Vec<(String, usize)>,
+    values: Vec<(String, usize)>,
 }
 
 impl SpanIndex {
@@ -1289,7 +1431,20 @@ impl SpanIndex {
         let mut entries = Vec::new();
         root.flatten("", &mut entries);
         entries.sort_by_key(|(_, offset)| *offset);
-        Some(SpanIndex { entries })
+        let mut values = Vec::new();
+        if let Ok(document) = toml_edit::ImDocument::parse(text) {
+            value_starts(document.as_item(), "", &mut values);
+        }
+        Some(SpanIndex { entries, values })
+    }
+
+    /// Where the value of the key or element at `path` starts, if it is a value written in
+    /// the file (not a table).
+    fn value_of(&self, path: &str) -> Option<usize> {
+        self.values
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, offset)| *offset)
     }
 
     /// The key or array element that an error at `offset` belongs to, and where it starts: the
@@ -1309,6 +1464,57 @@ impl SpanIndex {
             .iter()
             .find(|(p, _)| p == path)
             .map(|(_, offset)| *offset)
+    }
+}
+
+/// Collects where each value below `item` starts, with paths named as in [`Node::flatten`].
+fn value_starts(item: &toml_edit::Item, prefix: &str, out: &mut Vec<(String, usize)>) {
+    use toml_edit::Item;
+    match item {
+        Item::Table(table) => {
+            for (key, item) in table.iter() {
+                value_starts(item, &join_key(prefix, key), out);
+            }
+        }
+        Item::ArrayOfTables(tables) => {
+            for (i, table) in tables.iter().enumerate() {
+                for (key, item) in table.iter() {
+                    value_starts(item, &join_key(&format!("{prefix}[{i}]"), key), out);
+                }
+            }
+        }
+        Item::Value(value) => inline_value_starts(value, prefix, out),
+        Item::None => {}
+    }
+}
+
+/// [`value_starts`] for a value written inline (arrays and inline tables included).
+fn inline_value_starts(value: &toml_edit::Value, path: &str, out: &mut Vec<(String, usize)>) {
+    use toml_edit::Value;
+    if let Some(span) = value.span() {
+        out.push((path.to_owned(), span.start));
+    }
+    match value {
+        Value::Array(array) => {
+            for (i, element) in array.iter().enumerate() {
+                inline_value_starts(element, &format!("{path}[{i}]"), out);
+            }
+        }
+        Value::InlineTable(table) => {
+            for (key, element) in table.iter() {
+                inline_value_starts(element, &join_key(path, key), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `prefix.key`, or `key` at the top.
+fn join_key(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
     }
 }
 
@@ -1502,12 +1708,12 @@ mod tests {
     }
 
     #[test]
-    fn wrong_type_points_at_key() {
+    fn wrong_type_points_at_the_value() {
         let text = format!("{ACCOUNT}\n[[account]]\nname = \"b\"\nuser = \"1\"\ndomain = \"d\"\nexpires = \"600\"\n");
         let errs = errors(&text);
         assert_eq!(errs.len(), 1);
         assert!(
-            errs[0].starts_with("test.toml:10:1: account[1].expires: invalid type"),
+            errs[0].starts_with("test.toml:10:11: account[1].expires: invalid type"),
             "{errs:?}"
         );
     }
@@ -1555,17 +1761,17 @@ mod tests {
         let errs = errors(&format!("{ACCOUNT}keepalive = 4000\n"));
         assert!(
             errs[0]
-                .starts_with("test.toml:5:1: account[0].keepalive: 4000 seconds is out of range"),
+                .starts_with("test.toml:5:13: account[0].keepalive: 4000 seconds is out of range"),
             "{errs:?}"
         );
         let errs = errors(&format!("{ACCOUNT}accept_from = \"nobody\"\n"));
         assert!(
-            errs[0].starts_with("test.toml:5:1: account[0].accept_from: unknown value `nobody`, expected `registrar` or `any`"),
+            errs[0].starts_with("test.toml:5:15: account[0].accept_from: unknown value `nobody`, expected `registrar` or `any`"),
             "{errs:?}"
         );
         let errs = errors("[media]\nrtp_timeout = 99999\n");
         assert!(
-            errs[0].starts_with("test.toml:2:1: media.rtp_timeout: 99999 seconds is out of range"),
+            errs[0].starts_with("test.toml:2:15: media.rtp_timeout: 99999 seconds is out of range"),
             "{errs:?}"
         );
     }
@@ -1575,18 +1781,18 @@ mod tests {
         let errs = errors("network.bind = \"nowhere\"\n");
         assert!(
             errs[0]
-                .starts_with("test.toml:1:9: network.bind: invalid socket address syntax: write"),
+                .starts_with("test.toml:1:16: network.bind: invalid socket address syntax: write"),
             "{errs:?}"
         );
         let errs =
             errors("account = [{ name = \"a\", user = \"u\", domain = \"d\", expires = 5 }]\n");
         assert!(
-            errs[0].starts_with("test.toml:1:52: account[0].expires: 5 seconds"),
+            errs[0].starts_with("test.toml:1:62: account[0].expires: 5 seconds"),
             "{errs:?}"
         );
         let errs = errors("[general]\nlog_file = 1979-05-27T07:32:00Z\n");
         assert!(
-            errs[0].starts_with("test.toml:2:1: general.log_file: invalid type"),
+            errs[0].starts_with("test.toml:2:12: general.log_file: invalid type"),
             "{errs:?}"
         );
     }
@@ -1605,6 +1811,69 @@ mod tests {
         assert!(
             errs[0].starts_with("test.toml:5:1: account[0].name: duplicate key"),
             "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn every_type_value_and_key_problem_is_reported_in_one_run_at_its_value() {
+        let text = "\
+[[account]]
+name = \"a\"
+user = \"100\"
+domain = \"pbx.test\"
+transport = \"udp6\"
+password = 1234
+colour = \"red\"
+expires = 30
+
+[codecs]
+order = [\"opus\", \"g729\"]
+
+[transfer]
+blind = \"sometimes\"
+blind_timeout = \"soon\"
+";
+        assert_eq!(
+            errors(text),
+            [
+                "test.toml:5:13: account[0].transport: unknown value `udp6`, expected one of \
+                 `udp`, `tcp`, `tls`",
+                "test.toml:6:12: account[0].password: invalid type: integer `1234`, expected a \
+                 string",
+                "test.toml:7:1: account[0].colour: unknown key `colour`, expected one of `name`, \
+                 `display_name`, `user`, `domain`, `registrar`, `outbound_proxy`, `transport`, \
+                 `auth_user`, `password`, `password_cmd`, `register`, `expires`, \
+                 `transfer_method`, `transfer_blind_code`, `transfer_attended_code`, \
+                 `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, \
+                 `pickup_method`, `pickup_code`, `blf`, `tls_ca_file`, `srtp`, \
+                 `srtp_over_insecure`",
+                "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
+                "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
+                 `pcmu`, `pcma`",
+                "test.toml:14:9: transfer.blind: unknown value `sometimes`, expected `safe` or \
+                 `immediate`",
+                "test.toml:15:17: transfer.blind_timeout: invalid type: string \"soon\", \
+                 expected a whole number from 0 to 4294967295",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_missing_key_ends_the_reading_with_what_was_found() {
+        let errs = errors("[[account]]\nname = \"a\"\ndomain = \"d\"\ntransport = 5\n");
+        assert_eq!(
+            errs,
+            [
+                "test.toml:1:1: account[0].user: missing required key `user`",
+                "test.toml:4:13: account[0].transport: expected a string",
+            ],
+            "{errs:#?}"
+        );
+        let errs = errors("[[account]]\nname = \"a\"\nuser = 5\ndomain = \"d\"\n");
+        assert_eq!(
+            errs,
+            ["test.toml:3:8: account[0].user: invalid type: integer `5`, expected a string"],
+            "a dropped required key is not reported again as missing: {errs:#?}"
         );
     }
 
@@ -1666,7 +1935,7 @@ order = []
     fn rtp_range_points_at_the_key_that_is_written() {
         let errs = errors("[network]\nrtp_port_max = 100\n");
         assert!(
-            errs[0].starts_with("test.toml:2:1: network.rtp_port_max: the RTP port range"),
+            errs[0].starts_with("test.toml:2:16: network.rtp_port_max: the RTP port range"),
             "{errs:?}"
         );
     }

@@ -4,7 +4,8 @@
 //! `Display name`, `First name`/`Given name` with `Last name`/`Surname`, any column about a
 //! phone (`Phone`, `Mobile`, `Office`, `Work phone`, `Extension`, `Number`, …; each becomes one
 //! number whose kind is the header less words like "phone"), `E-mail`, `Company`/
-//! `Organisation`, `Department`. A UTF-8 byte order mark is skipped, quoted fields follow RFC
+//! `Organisation`, `Department`. The bytes are decoded first (UTF-8 or UTF-16 by their byte
+//! order mark, else UTF-8 if valid, else Windows-1252: see `text`), quoted fields follow RFC
 //! 4180, and the separator (`,`, `;` or tab) is guessed from the header row.
 //!
 //! This module turns bytes into contacts; it must not decide what is internal or how entries
@@ -13,6 +14,7 @@
 use std::path::Path;
 
 use super::contact::{Contact, Phone};
+use super::text;
 
 /// What a column holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,20 +93,26 @@ fn guess_separator(bytes: &[u8]) -> u8 {
     [b',', b';', b'\t'][best]
 }
 
-/// Reads contacts from CSV `bytes`; problems are warnings naming `path` and the line.
+/// Reads contacts from CSV `bytes` in any encoding [`text::decode`] knows; problems are
+/// warnings naming `path` and the line.
 pub fn parse(bytes: &[u8], path: &Path) -> (Vec<Contact>, Vec<String>) {
-    let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let decoded = text::decode(bytes);
+    let mut warnings = Vec::new();
+    if decoded.replaced {
+        warnings.push(format!(
+            "{}: not valid {} text; unreadable characters were replaced",
+            path.display(),
+            decoded.encoding
+        ));
+    }
+    let bytes = decoded.text.as_bytes();
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(guess_separator(bytes))
         .flexible(true)
         .has_headers(true)
         .from_reader(bytes);
-    let mut warnings = Vec::new();
-    let columns: Vec<Column> = match reader.byte_headers() {
-        Ok(headers) => headers
-            .iter()
-            .map(|h| column(&String::from_utf8_lossy(h)))
-            .collect(),
+    let columns: Vec<Column> = match reader.headers() {
+        Ok(headers) => headers.iter().map(column).collect(),
         Err(e) => {
             warnings.push(format!(
                 "{}:1: cannot read the header row: {e}",
@@ -128,9 +136,9 @@ pub fn parse(bytes: &[u8], path: &Path) -> (Vec<Contact>, Vec<String>) {
     }
 
     let mut contacts = Vec::new();
-    let mut record = csv::ByteRecord::new();
+    let mut record = csv::StringRecord::new();
     loop {
-        match reader.read_byte_record(&mut record) {
+        match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -142,22 +150,7 @@ pub fn parse(bytes: &[u8], path: &Path) -> (Vec<Contact>, Vec<String>) {
                 continue;
             }
         }
-        let line = record.position().map_or(0, |p| p.line());
-        let mut fields = Vec::with_capacity(record.len());
-        let mut utf8 = true;
-        for field in record.iter() {
-            match std::str::from_utf8(field) {
-                Ok(text) => fields.push(text.trim()),
-                Err(_) => utf8 = false,
-            }
-        }
-        if !utf8 {
-            warnings.push(format!(
-                "{}:{line}: row skipped: not UTF-8 text (save the file as UTF-8)",
-                path.display()
-            ));
-            continue;
-        }
+        let fields: Vec<&str> = record.iter().map(str::trim).collect();
         let mut contact = Contact::default();
         let (mut first, mut last) = ("", "");
         for (column, value) in columns.iter().zip(&fields) {

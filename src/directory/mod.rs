@@ -14,6 +14,9 @@
 //! match score, then recent and frequent use, then source (personal, extension, corporate,
 //! history), then name.
 //!
+//! Files are read in the encoding they were saved in: UTF-8 or UTF-16 by their byte order mark,
+//! else UTF-8 when valid, else Windows-1252 (see `text`).
+//!
 //! A number is internal when it is a configured extension or a plain number (no `+`, not a URI)
 //! of at most `internal_digits` digits (default 5).
 //!
@@ -28,6 +31,7 @@ mod number;
 mod personal;
 mod search;
 mod sources;
+pub(crate) mod text;
 mod usage;
 pub(crate) mod vcard;
 

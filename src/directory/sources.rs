@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use crate::config;
 
 use super::contact::Contact;
-use super::{csv_source, personal, vcard, Entry, Source};
+use super::{csv_source, personal, text, vcard, Entry, Source};
 
 /// What a file looked like when it was read: modification time and length. `None` fields when
 /// the file was missing.
@@ -136,18 +136,13 @@ fn read_corporate(bytes: &[u8], path: &Path) -> (Vec<Contact>, Vec<String>) {
     match extension.as_str() {
         "csv" => csv_source::parse(bytes, path),
         "vcf" | "vcard" => {
-            let text = String::from_utf8_lossy(bytes);
-            let (contacts, mut warnings) = vcard::parse(&text, path);
-            if let Err(e) = std::str::from_utf8(bytes) {
-                let line = bytes[..e.valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-                    + 1;
+            let decoded = text::decode(bytes);
+            let (contacts, mut warnings) = vcard::parse(&decoded.text, path);
+            if decoded.replaced {
                 warnings.push(format!(
-                    "{}:{line}: not UTF-8 text; unreadable characters were replaced (save the \
-                     file as UTF-8)",
-                    path.display()
+                    "{}: not valid {} text; unreadable characters were replaced",
+                    path.display(),
+                    decoded.encoding
                 ));
             }
             (contacts, warnings)

@@ -190,7 +190,7 @@ pub async fn run(
                     Command::Quit
                 });
                 match router.apply(command) {
-                    Ok(Routed::Pass(Command::Trace(on))) => events.set_trace(on),
+                    Ok(Routed::Pass(Command::Trace(mode))) => events.set_trace(mode),
                     Ok(Routed::Pass(command)) => ua.command(now(), command),
                     Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
                     Err(message) => events.send(Event::Error { message }),

@@ -1,8 +1,9 @@
 //! Where the core's events go: the call history and the screen-pop hooks see each one, then it
 //! is handed to the front end. Neither observer may hold the run loop up: history appends one
 //! line per finished call, hooks are started in the background. Every SIP message sent or
-//! received passes here too: logged, captured with `--sip-capture`, and reported as a `sip`
-//! event while `trace on`.
+//! received passes here too: logged with its secrets redacted, captured whole with
+//! `--sip-capture`, and reported as a `sip` event while `trace on` (redacted the same way) or
+//! `trace on raw` (as on the wire).
 
 use std::time::SystemTime;
 
@@ -16,7 +17,7 @@ use crate::history::History;
 use crate::hooks::Hooks;
 use std::net::SocketAddr;
 
-use crate::sip::{Event, TraceDirection};
+use crate::sip::{Event, TraceDirection, TraceMode};
 
 /// How many past calls are kept in memory when the history file cannot be opened.
 const IN_MEMORY_HISTORY: usize = 1_000;
@@ -26,7 +27,7 @@ pub struct Outlet {
     events: mpsc::UnboundedSender<Event>,
     history: History,
     hooks: Hooks,
-    trace: bool,
+    trace: TraceMode,
     capture: Option<SipCapture>,
 }
 
@@ -72,18 +73,27 @@ impl Outlet {
             events,
             history: observers.history,
             hooks: observers.hooks,
-            trace: false,
+            trace: TraceMode::Off,
             capture: observers.capture,
         }
     }
 
-    /// `trace on|off`: whether SIP messages become `sip` events.
-    pub fn set_trace(&mut self, on: bool) {
-        self.trace = on;
+    /// `trace on|on raw|off`: whether SIP messages become `sip` events, and whether redacted;
+    /// a `trace` event says what they now carry.
+    pub fn set_trace(&mut self, mode: TraceMode) {
+        self.trace = mode;
+        if mode == TraceMode::Raw {
+            tracing::warn!("trace on raw: sip events carry credentials and SRTP keys");
+        }
+        self.send(Event::Trace {
+            mode,
+            shows: mode.shows().to_owned(),
+        });
     }
 
     /// A SIP message sent to or received from `peer`: its first line is logged (debug), the
-    /// whole message too (trace level), and while tracing it goes to the front end.
+    /// whole message too (trace level, redacted), and while tracing it goes to the front end
+    /// (redacted unless `trace on raw`).
     pub fn sip(&mut self, direction: TraceDirection, peer: SocketAddr, bytes: &[u8]) {
         let text = String::from_utf8_lossy(bytes);
         let first = text.lines().next().unwrap_or_default();
@@ -98,13 +108,17 @@ impl Outlet {
         if tracing::enabled!(tracing::Level::TRACE) {
             tracing::trace!(%peer, "{what}:\n{}", redact_secrets(&text));
         }
-        if self.trace {
-            self.send(Event::Sip {
-                direction,
-                peer: peer.to_string(),
-                message: text.into_owned(),
-            });
-        }
+        let (message, raw) = match self.trace {
+            TraceMode::Off => return,
+            TraceMode::On => (redact_secrets(&text), false),
+            TraceMode::Raw => (text.into_owned(), true),
+        };
+        self.send(Event::Sip {
+            direction,
+            peer: peer.to_string(),
+            message,
+            raw,
+        });
     }
 
     /// Records `event`, fires its hook, and hands it to the front end.
@@ -125,9 +139,9 @@ fn wall_clock() -> SystemTime {
     SystemTime::now()
 }
 
-/// A SIP message fit for a log file: the values of `Authorization` and
-/// `Proxy-Authorization` headers and SDES keys (`a=crypto … inline:KEY`) are replaced by
-/// `<redacted>`.
+/// A SIP message fit for a log file or the trace: the values of `Authorization`,
+/// `Proxy-Authorization` and `(Proxy-)Authentication-Info` headers (digest responses, cnonces)
+/// and SDES keys (`a=crypto … inline:KEY`, every key of the line) are replaced by `<redacted>`.
 pub fn redact_secrets(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     for line in message.split_inclusive('\n') {
@@ -139,26 +153,56 @@ pub fn redact_secrets(message: &str) -> String {
             },
         };
         let name = content.split_once(':').map(|(n, _)| n.trim());
-        let credentials = name.is_some_and(|n| {
-            n.eq_ignore_ascii_case("authorization") || n.eq_ignore_ascii_case("proxy-authorization")
-        });
+        let credentials =
+            name.is_some_and(|n| CREDENTIAL_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h)));
         if credentials {
             out.push_str(name.unwrap_or_default());
             out.push_str(": <redacted>");
-        } else if let Some(at) = content
-            .to_ascii_lowercase()
-            .starts_with("a=crypto:")
-            .then(|| content.to_ascii_lowercase().find("inline:"))
-            .flatten()
+        } else if content.len() >= CRYPTO.len()
+            && content.as_bytes()[..CRYPTO.len()].eq_ignore_ascii_case(CRYPTO.as_bytes())
         {
-            out.push_str(&content[..at + "inline:".len()]);
-            out.push_str("<redacted>");
+            redact_inline_keys(content, &mut out);
         } else {
             out.push_str(content);
         }
         out.push_str(end);
     }
     out
+}
+
+/// Headers whose values are digest credentials.
+const CREDENTIAL_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "authentication-info",
+    "proxy-authentication-info",
+];
+
+/// The SDES attribute that carries keys.
+const CRYPTO: &str = "a=crypto:";
+
+/// Copies an `a=crypto` line with each `inline:` key (RFC 4568 §9.1: a line may carry several,
+/// each up to the next `;` or space) replaced by `<redacted>`.
+fn redact_inline_keys(line: &str, out: &mut String) {
+    let mut rest = line;
+    while let Some(at) = find_ignore_case(rest, "inline:") {
+        let start = at + "inline:".len();
+        out.push_str(&rest[..start]);
+        out.push_str("<redacted>");
+        let key_len = rest[start..]
+            .find([';', ' ', '\t'])
+            .unwrap_or(rest.len() - start);
+        rest = &rest[start + key_len..];
+    }
+    out.push_str(rest);
+}
+
+/// The byte offset of `needle` (ASCII) in `haystack`, ignoring ASCII case.
+fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .position(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]
@@ -183,5 +227,118 @@ mod tests {
         assert!(logged.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:<redacted>\r\n"));
         assert!(logged.starts_with("REGISTER sip:127.0.0.1 SIP/2.0\r\n"));
         assert!(logged.contains("Content-Length: 0\r\n\r\n"));
+    }
+
+    #[test]
+    fn every_key_of_a_crypto_line_and_the_authentication_info_are_redacted() {
+        let message = "SIP/2.0 200 OK\r\n\
+            Authentication-Info: rspauth=\"abba\", cnonce=\"c0ffee\", nc=00000001\r\n\
+            \r\n\
+            A=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:KEYONE|2^20|1:4;inline:KEYTWO|2^20|2:4 \
+            UNENCRYPTED_SRTCP\n\
+            a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:\n\
+            a=cryptic inline:not-a-key\n";
+        let logged = redact_secrets(message);
+        for secret in ["abba", "c0ffee", "KEYONE", "KEYTWO", "1:4"] {
+            assert!(!logged.contains(secret), "{secret} in {logged}");
+        }
+        assert!(logged.contains(
+            "A=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:<redacted>;inline:<redacted> \
+             UNENCRYPTED_SRTCP\n"
+        ));
+        assert!(
+            logged.contains("inline:<redacted>\n"),
+            "an empty key: {logged}"
+        );
+        assert!(logged.contains("a=cryptic inline:not-a-key\n"), "{logged}");
+    }
+
+    #[test]
+    fn malformed_messages_never_panic_the_redaction() {
+        for message in [
+            "",
+            "\r\n",
+            ":",
+            "a=crypto:",
+            "a=crypto:inline:",
+            "é:é\r\na=crypto:é",
+        ] {
+            let _ = redact_secrets(message);
+        }
+    }
+
+    fn outlet() -> (Outlet, mpsc::UnboundedReceiver<Event>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let observers = Observers {
+            history: History::in_memory(10),
+            hooks: Hooks::new(crate::config::Config::default().hooks),
+        };
+        (Outlet::new(tx, observers), rx)
+    }
+
+    const INVITE: &str = "INVITE sip:bob@127.0.0.1 SIP/2.0\r\n\
+        Proxy-Authorization: Digest username=\"alice\", response=\"5ec2e7\", cnonce=\"0a4f\"\r\n\
+        \r\n\
+        a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+
+    fn traced(mode: TraceMode) -> Vec<Event> {
+        let (mut outlet, mut rx) = outlet();
+        outlet.set_trace(mode);
+        let peer: SocketAddr = "127.0.0.1:5060".parse().expect("an address");
+        outlet.sip(TraceDirection::Out, peer, INVITE.as_bytes());
+        std::iter::from_fn(|| rx.try_recv().ok()).collect()
+    }
+
+    #[test]
+    fn trace_on_reports_messages_redacted_and_says_so() {
+        let events = traced(TraceMode::On);
+        assert!(
+            matches!(&events[0], Event::Trace { mode: TraceMode::On, shows } if shows.contains("<redacted>")),
+            "{events:?}"
+        );
+        let Event::Sip { message, raw, .. } = &events[1] else {
+            panic!("{events:?}")
+        };
+        assert!(!raw);
+        assert!(
+            !message.contains("5ec2e7") && !message.contains("0a4f"),
+            "{message}"
+        );
+        assert!(!message.contains("WVNfX19z"), "{message}");
+        assert!(message.contains("Proxy-Authorization: <redacted>\r\n"));
+        assert!(message.contains("inline:<redacted>\r\n"));
+    }
+
+    #[test]
+    fn trace_on_raw_reports_messages_as_sent_and_says_so() {
+        let events = traced(TraceMode::Raw);
+        assert!(
+            matches!(&events[0], Event::Trace { mode: TraceMode::Raw, shows } if shows.contains("UNREDACTED")),
+            "{events:?}"
+        );
+        assert_eq!(
+            events[1],
+            Event::Sip {
+                direction: TraceDirection::Out,
+                peer: "127.0.0.1:5060".into(),
+                message: INVITE.into(),
+                raw: true,
+            }
+        );
+    }
+
+    #[test]
+    fn trace_off_reports_nothing() {
+        let events = traced(TraceMode::Off);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::Trace {
+                    mode: TraceMode::Off,
+                    ..
+                }]
+            ),
+            "{events:?}"
+        );
     }
 }

@@ -62,8 +62,9 @@ pub enum Command {
     Watch(Vec<String>),
     /// Choose the outbound route for the next call.
     Route(String),
-    /// Report every SIP message sent and received as a `sip` event (`true`), or stop.
-    Trace(bool),
+    /// Report every SIP message sent and received as a `sip` event (secrets redacted, or raw),
+    /// or stop.
+    Trace(TraceMode),
     /// Un-register, end all calls and stop.
     Quit,
 }
@@ -147,6 +148,36 @@ pub enum TraceDirection {
     In,
     /// Sent.
     Out,
+}
+
+/// What `trace` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceMode {
+    /// No `sip` events.
+    Off,
+    /// `trace on`: every message, with digest credentials and SRTP keys redacted.
+    On,
+    /// `trace on raw`: every message as on the wire, credentials and SRTP keys included.
+    Raw,
+}
+
+impl TraceMode {
+    /// In words, what the `sip` events carry in this mode.
+    pub fn shows(self) -> &'static str {
+        match self {
+            TraceMode::Off => "no SIP messages",
+            TraceMode::On => {
+                "every SIP message, with digest credentials (Authorization, \
+                 Proxy-Authorization, Authentication-Info) and SRTP keys (a=crypto inline:) \
+                 replaced by <redacted>"
+            }
+            TraceMode::Raw => {
+                "every SIP message as sent and received, UNREDACTED: digest credentials \
+                 and SRTP media keys included; do not keep these logs"
+            }
+        }
+    }
 }
 
 /// Direction of a negotiated media stream, from our point of view.
@@ -367,14 +398,24 @@ pub enum Event {
         /// What went wrong, in words.
         message: String,
     },
-    /// A SIP message sent or received, while `trace on`.
+    /// A SIP message sent or received, while `trace on` or `trace on raw`.
     Sip {
         /// `in` (received) or `out` (sent).
         direction: TraceDirection,
         /// The other end (`ip:port`).
         peer: String,
-        /// The whole message as text (bodies that are not UTF-8 are shown lossily).
+        /// The whole message as text (bodies that are not UTF-8 are shown lossily); secrets
+        /// redacted unless `raw`.
         message: String,
+        /// The message is unredacted (`trace on raw`).
+        raw: bool,
+    },
+    /// The trace mode changed (`trace …`): what the `sip` events now carry.
+    Trace {
+        /// `off`, `on` (redacted) or `raw`.
+        mode: TraceMode,
+        /// In words, what the `sip` events show.
+        shows: String,
     },
     /// The busy lamp of a watched extension changed (`[[account]] blf`, or `watch`); a lamp
     /// from the view goes `unknown` when it is no longer watched.

@@ -80,7 +80,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Command, Direction, Event, LineNo, TraceDirection, TransferKind, TransferMechanism,
+    CallState, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
+    TransferMechanism,
     TransferStatus,
 };
 use call::Call;

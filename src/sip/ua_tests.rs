@@ -937,7 +937,7 @@ fn malformed_request_with_echoable_headers_gets_400() {
 fn driver_words_reaching_the_core_do_nothing() {
     let mut b = Bench::new(false);
     b.cmd(Command::Route("abroad".into()));
-    b.cmd(Command::Trace(true));
+    b.cmd(Command::Trace(crate::sip::TraceMode::On));
     assert!(b.events().is_empty());
     assert!(b.sent().is_empty());
 }

@@ -16,8 +16,8 @@ use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
 use crate::sip::{
-    BlfState, CallState, Command, Event, LineNo, TransferKind, TransferMechanism, TransferStatus,
-    MAX_BLF, VIEW_LIMIT,
+    BlfState, CallState, Command, Event, LineNo, TraceMode, TransferKind, TransferMechanism,
+    TransferStatus, MAX_BLF, VIEW_LIMIT,
 };
 
 /// How many lines the screen shows until the driver says (`started`): the default of
@@ -637,6 +637,7 @@ impl App {
                 direction,
                 peer,
                 message,
+                raw,
             } => {
                 if self.trace.visible {
                     self.trace.push(TraceEntry {
@@ -644,7 +645,14 @@ impl App {
                         direction,
                         peer,
                         message,
+                        raw,
                     });
+                }
+            }
+            Event::Trace { mode, shows } => {
+                self.trace.raw = mode == TraceMode::Raw;
+                if self.trace.raw {
+                    self.tell(format!("SIP trace shows {shows}"), true);
                 }
             }
             // Digits the far end sends are for IVRs, not for the operator's screen.
@@ -933,7 +941,7 @@ impl App {
             .is_some_and(|spec| self.keymap.actions_for(&spec).contains(&Action::Trace));
         if hides {
             self.trace.set_visible(false);
-            return vec![Effect::Send(Command::Trace(false))];
+            return vec![Effect::Send(Command::Trace(TraceMode::Off))];
         }
         self.mode = Mode::Trace;
         match key.code {
@@ -1144,7 +1152,7 @@ impl App {
                     Vec::new()
                 } else {
                     self.trace.set_visible(true);
-                    send(Command::Trace(true))
+                    send(Command::Trace(TraceMode::On))
                 }
             }
             Action::History => vec![Effect::LoadHistory],
@@ -1180,7 +1188,7 @@ impl App {
                 match &command {
                     Command::Route(route) => self.route = Some(route.clone()),
                     Command::Quit => self.quitting = true,
-                    Command::Trace(on) => self.trace.set_visible(*on),
+                    Command::Trace(mode) => self.trace.set_visible(*mode != TraceMode::Off),
                     Command::Hangup(line) => {
                         let line = line.unwrap_or(self.selected);
                         if let Some(call) = self.index(line).and_then(|i| self.lines[i].as_mut()) {

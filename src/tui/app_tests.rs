@@ -13,7 +13,7 @@ use super::history_view::HistoryList;
 use super::{App, Keymap};
 use crate::config::Keys;
 use crate::sip::{
-    BlfState, CallState, Command, Event, TraceDirection, TransferKind, TransferStatus,
+    BlfState, CallState, Command, Event, TraceDirection, TraceMode, TransferKind, TransferStatus,
 };
 
 #[allow(clippy::disallowed_methods)]
@@ -742,6 +742,7 @@ fn sip(direction: TraceDirection, first: &str) -> Event {
         direction,
         peer: "127.0.0.1:5060".into(),
         message: format!("{first}\r\nCSeq: 1 X\r\n\r\n"),
+        raw: false,
     }
 }
 
@@ -750,7 +751,7 @@ fn the_trace_pane_shows_messages_only_while_open_and_hands_keys_back() {
     let mut rig = Rig::new();
     rig.event(sip(TraceDirection::Out, "REGISTER sip:pbx SIP/2.0"));
     assert!(rig.app.trace.entries.is_empty(), "closed: nothing kept");
-    assert_eq!(rig.char('s'), send(Command::Trace(true)));
+    assert_eq!(rig.char('s'), send(Command::Trace(TraceMode::On)));
     assert!(matches!(rig.app.mode, Mode::Trace));
     rig.event(sip(TraceDirection::Out, "INVITE sip:201@pbx SIP/2.0"));
     rig.event(sip(TraceDirection::In, "SIP/2.0 180 Ringing"));
@@ -776,8 +777,34 @@ fn the_trace_pane_shows_messages_only_while_open_and_hands_keys_back() {
     );
     assert!(rig.app.trace.visible, "the pane stays");
     assert_eq!(rig.char('s'), Vec::new(), "s focuses the open pane");
-    assert_eq!(rig.char('s'), send(Command::Trace(false)));
+    assert_eq!(rig.char('s'), send(Command::Trace(TraceMode::Off)));
     assert!(!rig.app.trace.visible && matches!(rig.app.mode, Mode::Normal));
+}
+
+#[test]
+fn raw_tracing_is_asked_for_on_the_command_line_and_said_on_screen() {
+    let mut rig = Rig::new();
+    rig.char(':');
+    for c in "trace on raw".chars() {
+        rig.char(c);
+    }
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Trace(TraceMode::Raw))
+    );
+    assert!(rig.app.trace.visible);
+    rig.event(Event::Trace {
+        mode: TraceMode::Raw,
+        shows: TraceMode::Raw.shows().to_owned(),
+    });
+    assert!(rig.app.trace.raw, "the pane's title says RAW");
+    let told = rig.app.outcome.as_ref().expect("a notice");
+    assert!(told.text.contains("UNREDACTED"), "{}", told.text);
+    rig.event(Event::Trace {
+        mode: TraceMode::On,
+        shows: TraceMode::On.shows().to_owned(),
+    });
+    assert!(!rig.app.trace.raw);
 }
 
 #[test]

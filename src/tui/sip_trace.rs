@@ -19,8 +19,10 @@ pub struct TraceEntry {
     pub direction: TraceDirection,
     /// The other end (`ip:port`).
     pub peer: String,
-    /// The whole message.
+    /// The whole message (secrets redacted unless `raw`).
     pub message: String,
+    /// Traced with `trace on raw`: credentials and SRTP keys are in the text.
+    pub raw: bool,
 }
 
 impl TraceEntry {
@@ -41,6 +43,8 @@ pub struct SipTrace {
     pub selected: Option<usize>,
     /// The selected message is shown in full.
     pub detail: bool,
+    /// The driver traces raw messages (`trace on raw`): the pane says so.
+    pub raw: bool,
 }
 
 impl SipTrace {
@@ -92,6 +96,7 @@ mod tests {
             direction: TraceDirection::Out,
             peer: "127.0.0.1:5060".into(),
             message: format!("OPTIONS sip:{n}@x SIP/2.0\r\nCSeq: {n} OPTIONS\r\n\r\n"),
+            raw: false,
         }
     }
 

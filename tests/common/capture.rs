@@ -112,6 +112,15 @@ impl Capture {
         self.read(&["-Y", "sip", "-V", "-o", "sip.display_raw_text:TRUE"])
     }
 
+    /// Stops the capture and returns one summary line per frame that matches a display
+    /// filter (`tshark -r FILE -Y FILTER`), e.g. `udp.dstport == 16000`.
+    pub fn frames(&mut self, display_filter: &str) -> Vec<String> {
+        self.read(&["-Y", display_filter])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
     fn read(&mut self, args: &[&str]) -> String {
         self.stop();
         let done = run_bounded(

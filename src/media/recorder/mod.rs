@@ -11,8 +11,9 @@
 //! [`Recordings`] is the media thread's side: it starts and stops recordings, pushes one stereo
 //! frame per tick into each recording's ring without ever waiting or allocating, and turns what
 //! the writers tell it into [`Report`]s. The writers (`writer.rs`) own the files: they open
-//! them, encode (`wav.rs`, `ogg_opus.rs`) and make what is on disk a valid file at least every
-//! half second, so a SIGKILL loses at most that. File names come from `name.rs` (the driver's
+//! them, encode (`wav.rs`: WAV, RF64 past 4 GiB; `ogg_opus.rs`) and make what is on disk a
+//! valid file at least every half second, so a SIGKILL loses at most that (plus frames still
+//! in the ring). File names come from `name.rs` (the driver's
 //! business: it has the clock). This module never reads the clock and knows nothing of SIP.
 //!
 //! The recording is 48 kHz (the engine's rate, whatever the codec), 16-bit, stereo: left is the
@@ -91,9 +92,6 @@ pub enum RecordError {
     /// The file or its directory could not be created or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// The WAV writer failed.
-    #[error("WAV: {0}")]
-    Wav(#[from] hound::Error),
     /// The Opus encoder failed.
     #[error("Opus encoder: {0}")]
     Opus(#[from] opus::Error),

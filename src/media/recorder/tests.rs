@@ -99,7 +99,15 @@ fn wav_keeps_the_operator_left_and_the_far_end_right() {
             if reason == "stopped by the operator"
     ));
     let mut reader = hound::WavReader::open(&path).expect("a valid WAV");
-    assert_eq!(reader.spec(), wav::WAV_SPEC);
+    assert_eq!(
+        reader.spec(),
+        hound::WavSpec {
+            channels: 2,
+            sample_rate: 48_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        }
+    );
     assert_eq!(reader.duration(), 60 * FRAME_SAMPLES as u32);
     let samples: Vec<i16> = reader
         .samples::<i16>()
@@ -208,6 +216,135 @@ fn a_flushed_wav_is_valid_while_still_being_written() {
         FLUSH_FRAMES as u32 * FRAME_SAMPLES as u32
     );
     drop(sink);
+}
+
+/// A WAV or RF64 file read by its own sizes (EBU Tech 3306): whether it is RF64, the `ds64`
+/// sample count if any, and the interleaved samples the header covers.
+fn read_wav_or_rf64(path: &Path) -> (bool, Option<u64>, Vec<i16>) {
+    let bytes = std::fs::read(path).expect("read");
+    let u32_at = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let rf64 = match &bytes[..4] {
+        b"RF64" => true,
+        b"RIFF" => false,
+        other => panic!("not a WAV: {other:?}"),
+    };
+    assert_eq!(&bytes[8..12], b"WAVE");
+    assert_eq!(
+        u32_at(4) == u32::MAX,
+        rf64,
+        "an RF64 RIFF size is 0xFFFFFFFF"
+    );
+    let (mut at, mut ds64, mut fmt) = (12, None, false);
+    loop {
+        let (id, size) = (&bytes[at..at + 4], u32_at(at + 4));
+        let body = at + 8;
+        match id {
+            b"ds64" => {
+                assert!(rf64, "ds64 only in RF64");
+                assert_eq!(at, 12, "ds64 is the first chunk");
+                // Samples written after the last flush may follow what the sizes cover.
+                assert!(u64_at(body) <= bytes.len() as u64 - 8, "64-bit RIFF size");
+                assert_eq!(u64_at(body), wav::HEADER_BYTES - 8 + u64_at(body + 8));
+                ds64 = Some((u64_at(body + 8), u64_at(body + 16)));
+            }
+            b"fmt " => {
+                assert_eq!(u16::from_le_bytes([bytes[body], bytes[body + 1]]), 1, "PCM");
+                assert_eq!(u16::from_le_bytes([bytes[body + 2], bytes[body + 3]]), 2);
+                assert_eq!(u32_at(body + 4), 48_000);
+                fmt = true;
+            }
+            b"data" => {
+                assert!(fmt, "fmt before data");
+                let len = match ds64 {
+                    Some((data, _)) => {
+                        assert_eq!(size, u32::MAX);
+                        data
+                    }
+                    None => u64::from(size),
+                };
+                let end = body + usize::try_from(len).expect("fits");
+                assert!(end <= bytes.len(), "the header covers only what is on disk");
+                let samples = bytes[body..end]
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]]))
+                    .collect();
+                return (rf64, ds64.map(|(_, count)| count), samples);
+            }
+            _ => {}
+        }
+        at = body + size as usize + (size as usize & 1);
+    }
+}
+
+#[test]
+fn a_wav_turns_rf64_past_the_riff_limit_and_stays_valid_at_every_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("long.wav");
+    let frame_bytes = 4 * FRAME_SAMPLES as u64;
+    // Room for exactly 10 frames as a plain WAV.
+    let limit = wav::HEADER_BYTES - 8 + 10 * frame_bytes;
+    let mut sink = WavSink::with_limit(File::create(&path).expect("create"), limit).expect("sink");
+    let frame = |n: i16| StereoFrame {
+        left: [n; FRAME_SAMPLES],
+        right: [-n; FRAME_SAMPLES],
+    };
+    for n in 0..10 {
+        sink.write(&frame(n)).expect("write");
+    }
+    sink.flush().expect("flush");
+    // At the limit: a plain WAV that any reader takes (hound skips the JUNK chunk).
+    let (rf64, _, samples) = read_wav_or_rf64(&path);
+    assert!(!rf64);
+    assert_eq!(samples.len(), 10 * 2 * FRAME_SAMPLES);
+    let reader = hound::WavReader::open(&path).expect("a plain WAV under the limit");
+    assert_eq!(reader.duration(), 10 * FRAME_SAMPLES as u32);
+
+    // One frame more: RF64, with every sample still there, in order.
+    sink.write(&frame(10)).expect("write");
+    sink.flush().expect("flush");
+    let (rf64, count, samples) = read_wav_or_rf64(&path);
+    assert!(rf64, "past the limit");
+    assert_eq!(count, Some(11 * FRAME_SAMPLES as u64), "ds64 sample count");
+    assert_eq!(samples.len(), 11 * 2 * FRAME_SAMPLES);
+    for (i, pair) in samples.chunks_exact(2).enumerate() {
+        let n = (i / FRAME_SAMPLES) as i16;
+        assert_eq!(pair, [n, -n], "sample frame {i}");
+    }
+
+    // Killed between flushes: the header covers what was flushed, the rest is ignored.
+    for n in 11..11 + FLUSH_FRAMES as i16 {
+        sink.write(&frame(n)).expect("write");
+    }
+    sink.flush().expect("flush");
+    for n in 0..FLUSH_FRAMES as i16 - 1 {
+        sink.write(&frame(n)).expect("write"); // not flushed: as if killed now
+    }
+    let (_, count, samples) = read_wav_or_rf64(&path);
+    let flushed = 11 + FLUSH_FRAMES;
+    assert_eq!(count, Some(flushed * FRAME_SAMPLES as u64));
+    assert_eq!(samples.len() as u64, flushed * 2 * FRAME_SAMPLES as u64);
+    std::mem::forget(sink);
+
+    // Finished: the whole recording.
+    let path = dir.path().join("finished.wav");
+    let mut sink: Box<dyn Sink> =
+        Box::new(WavSink::with_limit(File::create(&path).expect("create"), limit).expect("sink"));
+    for n in 0..30 {
+        sink.write(&frame(n)).expect("write");
+    }
+    sink.finish().expect("finish");
+    let (rf64, count, samples) = read_wav_or_rf64(&path);
+    assert!(rf64 && count == Some(30 * FRAME_SAMPLES as u64));
+    assert_eq!(samples.len(), 30 * 2 * FRAME_SAMPLES);
+}
+
+#[test]
+fn the_real_limit_is_the_4_gib_of_a_32_bit_riff_size() {
+    assert_eq!(wav::RIFF_LIMIT, u64::from(u32::MAX));
+    // Stereo 48 kHz 16-bit: 192,000 bytes a second, so about 6 h 12 min fit in a plain WAV.
+    let seconds = (wav::RIFF_LIMIT - (wav::HEADER_BYTES - 8)) / (48_000 * 4);
+    assert_eq!(seconds / 60, 372);
 }
 
 /// Every packet of an Ogg file, with its page's granule position, tolerating a missing end.

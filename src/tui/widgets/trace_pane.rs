@@ -1,5 +1,6 @@
 //! The SIP trace pane: one row per message (age, direction arrow, peer, first line), the
-//! selected one highlighted; with the full message open, that message fills the pane.
+//! selected one highlighted; with the full message open, that message fills the pane. The
+//! titles say when messages are raw (`trace on raw`: credentials and SRTP keys shown).
 
 use std::time::Instant;
 
@@ -21,7 +22,16 @@ pub fn render(frame: &mut Frame, area: Rect, trace: &SipTrace, focused: bool, no
     };
     let current = trace.current();
     if let Some(entry) = current.filter(|_| trace.detail).map(|i| &trace.entries[i]) {
-        let title = format!(" {} {} — esc closes ", arrow(entry.direction), entry.peer);
+        let raw = if entry.raw {
+            " — RAW: credentials and SRTP keys shown"
+        } else {
+            ""
+        };
+        let title = format!(
+            " {} {}{raw} — esc closes ",
+            arrow(entry.direction),
+            entry.peer
+        );
         let lines: Vec<Line> = entry.message.lines().map(Line::raw).collect();
         frame.render_widget(
             Paragraph::new(lines).wrap(Wrap { trim: false }).block(
@@ -59,10 +69,15 @@ pub fn render(frame: &mut Frame, area: Rect, trace: &SipTrace, focused: bool, no
             .style(style)
         })
         .collect();
-    let title = if trace.entries.is_empty() {
-        " SIP trace — waiting for messages ".to_owned()
+    let raw = if trace.raw {
+        " — RAW: credentials and SRTP keys shown"
     } else {
-        format!(" SIP trace ({}) ", trace.entries.len())
+        ""
+    };
+    let title = if trace.entries.is_empty() {
+        format!(" SIP trace — waiting for messages{raw} ")
+    } else {
+        format!(" SIP trace ({}){raw} ", trace.entries.len())
     };
     frame.render_widget(
         Paragraph::new(lines).block(
