@@ -272,6 +272,7 @@ mod tests {
         let observers = Observers {
             history: History::in_memory(10),
             hooks: Hooks::new(crate::config::Config::default().hooks),
+            capture: None,
         };
         (Outlet::new(tx, observers), rx)
     }
