@@ -679,6 +679,7 @@ fn codec(c: config::Codec) -> Codec {
         config::Codec::Opus => Codec::Opus,
         config::Codec::Pcmu => Codec::Pcmu,
         config::Codec::Pcma => Codec::Pcma,
+        config::Codec::G722 => Codec::G722,
     }
 }
 
