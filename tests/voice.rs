@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use common::signal::read_wav;
 use common::{
-    secs, AudioSource, Baresip, BaresipOptions, Kamailio, Net, Switchboard,
-    SwitchboardConfig,
+    secs, AudioSource, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig,
 };
 
 /// The host number of the second switchboard in the test's /24.
@@ -118,7 +117,10 @@ fn g722_call_with_baresip_is_wideband_both_ways() {
     let (ours, rate) = read_wav(&our_out);
     let (tone_db, total_db) = tone_and_total_db(steady(&ours, rate, 0.5, 2.0), rate, 6_000.0);
     println!("we heard 6 kHz at {tone_db:.1} dBFS of {total_db:.1} dBFS");
-    assert!(tone_db > -30.0, "no 6 kHz tone from baresip: {tone_db:.1} dBFS");
+    assert!(
+        tone_db > -30.0,
+        "no 6 kHz tone from baresip: {tone_db:.1} dBFS"
+    );
     assert!(
         total_db - tone_db < 1.0,
         "the 6 kHz tone is not what we heard: {tone_db:.1} of {total_db:.1} dBFS"
