@@ -528,8 +528,8 @@ fn noise_suppression_takes_office_noise_out_of_the_pauses_and_keeps_the_speech()
         .map(|b| rms(b.iter().copied()) < 0.3 * noise_rms)
         .collect();
     let toggle = (3..=quiet.len())
-        .filter(|&i| quiet[i - 3..i].iter().all(|&q| q))
-        .last()
+        .rev()
+        .find(|&i| quiet[i - 3..i].iter().all(|&q| q))
         .map_or(0, |i| i * 4_800);
     println!(
         "recording: {:.1} s, sound from {:.1} s, noise suppression off from {:.1} s",
