@@ -915,6 +915,26 @@ mod tests {
     }
 
     #[test]
+    fn g711_and_g722_allocate_nothing_per_frame() {
+        for kind in [CodecKind::Pcmu, CodecKind::G722] {
+            let mut codec = Codec::new(kind, &OpusSettings::default()).expect("codec");
+            let input = sine(6_000.0, 8_000.0, 3);
+            let mut frame = [0i16; FRAME_SAMPLES];
+            let mut payload = [0u8; 1500];
+            let before = assert_no_alloc::violation_count();
+            assert_no_alloc::assert_no_alloc(|| {
+                for chunk in input.chunks_exact(FRAME_SAMPLES) {
+                    frame.copy_from_slice(chunk);
+                    let len = codec.encode(&frame, &mut payload).expect("encode");
+                    codec.decode(&payload[..len], &mut frame).expect("decode");
+                    codec.conceal(None, &mut frame).expect("conceal");
+                }
+            });
+            assert_eq!(assert_no_alloc::violation_count() - before, 0, "{kind:?}");
+        }
+    }
+
+    #[test]
     fn g722_concealment_repeats_then_fades_to_silence() {
         let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
         let input = sine(440.0, 8_000.0, 10);
