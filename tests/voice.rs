@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use common::signal::read_wav;
 use common::{
-    secs, AudioSource, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig,
+    secs, AudioSource, Baresip, BaresipOptions, Kamailio, Linphonec, LinphonecOptions, Net,
+    Switchboard, SwitchboardConfig,
 };
 
 /// The host number of the second switchboard in the test's /24.
@@ -559,5 +560,80 @@ fn noise_suppression_takes_office_noise_out_of_the_pauses_and_keeps_the_speech()
     assert!(
         pause_off > -3.0,
         "switched off live, the noise should pass: {pause_off:.1} dB"
+    );
+}
+
+#[test]
+fn g722_call_with_linphonec_is_wideband_both_ways() {
+    let net = Net::for_test("voice::g722_linphonec");
+    let kam = Kamailio::start(&net, &[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // linphonec plays a 16 kHz file of a 6 kHz tone and records what it hears.
+    let theirs_in = dir.path().join("tone6k_16k.wav");
+    let theirs_out = dir.path().join("linphonec_heard.wav");
+    run_tool(
+        "sox",
+        &[
+            "-n",
+            "-r",
+            "16000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            &theirs_in.to_string_lossy(),
+            "synth",
+            "30",
+            "sine",
+            "6000",
+            "vol",
+            "0.4",
+        ],
+    );
+    let bob = Linphonec::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        LinphonecOptions {
+            play_file: Some(theirs_in),
+            record_file: Some(theirs_out.clone()),
+            // Debian's linphonec has G.722 but does not enable it by default.
+            extra_rc: "[audio_codec_0]\nmime=G722\nrate=8000\nchannels=1\nenabled=1\n".to_owned(),
+            ..LinphonecOptions::default()
+        },
+    );
+    let tone = dir.path().join("tone6k.wav");
+    tone_48k(&tone, 6_000.0, 3.0);
+    let our_out = dir.path().join("heard.wav");
+    let cfg = SwitchboardConfig::registering(&net, "alice", "alicepw")
+        .with_codecs(&["g722"])
+        .with_audio(&audio_toml(Some(&tone), &our_out, ""));
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
+    sb.send("dial bob");
+    let media = sb.wait_for(secs(10), "media");
+    assert_eq!(media["codec"], "G722", "{media}");
+    sb.wait_call_state(secs(10), 1, "connected");
+    thread::sleep(Duration::from_secs(4));
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    assert!(sb.quit_and_wait(secs(10)).success());
+    thread::sleep(Duration::from_millis(500));
+
+    let (ours, rate) = read_wav(&our_out);
+    let (tone_db, total_db) = tone_and_total_db(steady(&ours, rate, 0.5, 2.0), rate, 6_000.0);
+    println!("we heard 6 kHz from linphonec at {tone_db:.1} dBFS of {total_db:.1} dBFS");
+    assert!(
+        tone_db > -30.0 && total_db - tone_db < 3.0,
+        "no 6 kHz tone from linphonec: {tone_db:.1} of {total_db:.1} dBFS"
+    );
+    let (theirs, rate) = read_wav(&theirs_out);
+    let (tone_db, total_db) = tone_and_total_db(steady(&theirs, rate, 0.5, 2.0), rate, 6_000.0);
+    println!("linphonec heard 6 kHz at {tone_db:.1} dBFS of {total_db:.1} dBFS ({rate} Hz)");
+    assert!(
+        tone_db > -30.0 && total_db - tone_db < 3.0,
+        "linphonec heard no 6 kHz tone: {tone_db:.1} of {total_db:.1} dBFS"
     );
 }
