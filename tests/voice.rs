@@ -335,7 +335,7 @@ fn loop_offset(heard: &[f32], clean: &[f32]) -> (usize, f32) {
 /// correlation with the clean speech while it speaks). Each 1 s chunk is lined up with the
 /// loop on its own (a loaded machine's media clocks can skip ticks: the streams then jump);
 /// chunks whose envelope does not match `sent` (what should be heard) well (correlation
-/// < 0.7) are left out.
+/// < 0.7), or whose second half lines up elsewhere (a skip inside), are left out.
 fn judge(heard: &[f32], clean: &[f32], noise: &[f32], sent: &[f32]) -> (f32, f32) {
     const CHUNK: usize = 48_000;
     let period = clean.len();
@@ -350,8 +350,12 @@ fn judge(heard: &[f32], clean: &[f32], noise: &[f32], sent: &[f32]) -> (f32, f32
     let (mut hc, mut hh, mut cc) = (0.0f64, 0.0f64, 0.0f64);
     let mut used = 0;
     for chunk in heard.chunks_exact(CHUNK) {
+        // Lined up as a whole and by its second half alone, the same way: no skipped tick
+        // inside it.
         let (offset, sure) = loop_offset(chunk, sent);
-        if sure < 0.7 {
+        let (second, sure_second) = loop_offset(&chunk[CHUNK / 2..], sent);
+        let drift = (second + period - (offset + CHUNK / 2) % period) % period;
+        if sure < 0.7 || sure_second < 0.4 || (480..period - 480).contains(&drift) {
             continue;
         }
         used += 1;
