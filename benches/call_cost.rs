@@ -1,6 +1,7 @@
 //! What a call costs, measured on real processes (not a criterion benchmark):
 //!
-//! 1. **CPU and memory of a 60 s headless Opus call**, switchboard and baresip side by side:
+//! 1. **CPU and memory of a 60 s headless call**, switchboard and baresip side by side, three
+//!    times: Opus, G.722, and Opus with noise suppression and AGC on in switchboard:
 //!    switchboard (file audio: plays the test signal, records what it hears) calls baresip
 //!    directly (peer to peer on 127.0.0.0/8), which auto-answers, plays the same signal and
 //!    records. CPU time (utime + stime of all threads, `/proc/<pid>/stat`) is sampled when the
@@ -83,12 +84,15 @@ fn main() {
     let ticks = ticks.unwrap_or_else(|t| t);
     out.push('\n');
 
-    eprintln!(
-        "call_cost: part 1, a {} s call to baresip...",
-        CALL.as_secs()
-    );
-    cpu_and_memory(&mut out, ticks);
-    out.push('\n');
+    for variant in VARIANTS {
+        eprintln!(
+            "call_cost: part 1 ({}), a {} s call to baresip...",
+            variant.name,
+            CALL.as_secs()
+        );
+        cpu_and_memory(&mut out, ticks, &variant);
+        out.push('\n');
+    }
     eprintln!(
         "call_cost: part 2, a {} s call between two switchboards...",
         LATENCY_CALL.as_secs()
@@ -98,6 +102,36 @@ fn main() {
 }
 
 // ----- part 1 ------------------------------------------------------------------------------
+
+/// One measured call of part 1.
+struct Variant {
+    /// Its heading.
+    name: &'static str,
+    /// The codec both sides use: `"opus"` (PCMU when baresip has no Opus) or `"g722"`.
+    codec: &'static str,
+    /// Extra `[audio]` lines for switchboard.
+    audio: &'static str,
+}
+
+/// The calls of part 1: the default Opus call, G.722, and Opus with the microphone's noise
+/// suppression and AGC on (the added CPU per call of each is the difference to the first).
+const VARIANTS: [Variant; 3] = [
+    Variant {
+        name: "Opus, noise suppression and AGC off",
+        codec: "opus",
+        audio: "",
+    },
+    Variant {
+        name: "G.722, noise suppression and AGC off",
+        codec: "g722",
+        audio: "",
+    },
+    Variant {
+        name: "Opus, noise suppression and AGC on",
+        codec: "opus",
+        audio: "noise_suppression = true\nagc = true\n",
+    },
+];
 
 /// CPU time and peak memory of one process.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +145,7 @@ struct Usage {
     now_mib: f64,
 }
 
-fn cpu_and_memory(out: &mut String, ticks: u64) {
+fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
     let net = Net::for_test("bench::call_cost::cpu");
     let dir = common::run_dir("bench-cpu");
     // switchboard loops a 3 s clip (file_loop): its file backend decodes the whole input
@@ -125,9 +159,11 @@ fn cpu_and_memory(out: &mut String, ticks: u64) {
     write_repeated(&long, &reference, repeats);
     let ours = dir.path().join("switchboard_heard.wav");
 
-    // Opus if this baresip has the module, else PCMU for both.
+    // Opus if this baresip has the module, else PCMU for both; or G.722 for both.
     let has_opus = Path::new(BARESIP_MODULES).join("opus.so").is_file();
-    let (codec, baresip_codecs, mut extra_config) = if has_opus {
+    let (codec, baresip_codecs, mut extra_config) = if variant.codec == "g722" {
+        ("g722", "G722", vec!["module\t\t\tg722.so".to_owned()])
+    } else if has_opus {
         (
             "opus",
             "opus/48000/2",
@@ -167,9 +203,10 @@ fn cpu_and_memory(out: &mut String, ticks: u64) {
         .with_log_level("info")
         .with_codecs(&[codec])
         .with_audio(&format!(
-            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n{}",
             clip.display(),
-            ours.display()
+            ours.display(),
+            variant.audio
         ));
     let mut sb = Switchboard::start(&cfg.to_toml());
     sb.wait_for(secs(10), "started");
@@ -248,10 +285,10 @@ fn cpu_and_memory(out: &mut String, ticks: u64) {
 
     let _ = writeln!(
         out,
-        "1. CPU and memory: {:.1} s of a call, peer to peer on loopback, file audio both ways",
-        wall
+        "1. CPU and memory, {}: {:.1} s of a call, peer to peer on loopback, file audio both ways",
+        variant.name, wall
     );
-    if !has_opus {
+    if !has_opus && codec != "g722" {
         let _ = writeln!(
             out,
             "   baresip has no opus module ({BARESIP_MODULES}/opus.so): PCMU for both"
@@ -261,7 +298,7 @@ fn cpu_and_memory(out: &mut String, ticks: u64) {
         out,
         "   codec: switchboard {our_codec}; baresip encoder {their_enc}, decoder {their_dec}"
     );
-    if has_opus {
+    if codec == "opus" {
         let _ = writeln!(
             out,
             "   Opus encoders: {} kbit/s, complexity {OPUS_COMPLEXITY}, VoIP, in-band FEC for 10 % loss, on both sides",

@@ -2,7 +2,8 @@
 //!
 //! - send path: encode the microphone frame and build its RTP packet;
 //! - receive path: parse the RTP packet, pass it through the jitter buffer, decode it;
-//! - a lost Opus frame rebuilt from the next packet's FEC.
+//! - a lost Opus frame rebuilt from the next packet's FEC;
+//! - the microphone's clean-up: noise suppression, AGC, both.
 //!
 //! A frame must cost far less than its 20 ms for the media thread to keep up with every line
 //! on a busy machine. `cargo bench --bench frame_cost`.
@@ -16,6 +17,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use switchboard::media::codec::{Codec, OpusSettings};
 use switchboard::media::jitter::{JitterBuffer, JitterConfig, Playout};
 use switchboard::media::rtp::{parse_rtp, RtpSender};
+use switchboard::media::voice::{MicCleanup, VoiceSettings};
 use switchboard::media::{CodecKind, Frame, FRAME_SAMPLES, SAMPLE_RATE};
 
 /// A frame of speech-like sound: two partials with a slow vibrato.
@@ -37,7 +39,11 @@ fn epoch() -> Instant {
 
 fn frame_paths(c: &mut Criterion) {
     let frames: Vec<Frame> = (0..50).map(voice_frame).collect();
-    for (kind, pt) in [(CodecKind::Opus, 111u8), (CodecKind::Pcmu, 0)] {
+    for (kind, pt) in [
+        (CodecKind::Opus, 111u8),
+        (CodecKind::G722, 9),
+        (CodecKind::Pcmu, 0),
+    ] {
         let name = format!("{kind:?}").to_lowercase();
         let spf = kind.samples_per_frame();
 
@@ -114,6 +120,28 @@ fn frame_paths(c: &mut Criterion) {
             black_box(out[0])
         })
     });
+
+    // The microphone's clean-up (noise suppression, AGC) of one frame.
+    for (name, noise_suppression, agc) in [
+        ("noise suppression", true, false),
+        ("agc", false, true),
+        ("noise suppression + agc", true, true),
+    ] {
+        let mut cleanup = MicCleanup::new(VoiceSettings {
+            noise_suppression,
+            agc,
+        });
+        let mut frame = frames[0];
+        let mut i = 0;
+        c.bench_function(&format!("mic/{name}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % frames.len();
+                frame.copy_from_slice(&frames[i]);
+                cleanup.process(&mut frame);
+                black_box(frame[0])
+            })
+        });
+    }
 }
 
 criterion_group!(benches, frame_paths);

@@ -11,10 +11,10 @@
 
 use std::io::{self, BufRead, Write};
 
-use crate::sip::{Command, Event, LineNo, TraceMode};
+use crate::sip::{Command, Event, LineNo, TraceMode, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 21] = [
+pub const WORDS: [&str; 23] = [
     "dial",
     "answer",
     "decline",
@@ -35,6 +35,8 @@ pub const WORDS: [&str; 21] = [
     "watch",
     "route",
     "trace",
+    "ns",
+    "agc",
     "quit",
 ];
 
@@ -86,6 +88,8 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
                 }
             }
         }
+        "ns" => Command::Voice(VoiceStage::NoiseSuppression, switch(&word, &args)?),
+        "agc" => Command::Voice(VoiceStage::Agc, switch(&word, &args)?),
         "record" => {
             let (what, rest) = match args.split_first() {
                 Some((what, rest)) => (*what, rest),
@@ -119,6 +123,22 @@ fn one(word: &str, what: &str, args: &[&str]) -> Result<String, String> {
         [] => Err(format!("{word}: expected {what}")),
         _ => Err(format!(
             "{word}: expected only {what}, got `{}`",
+            args.join(" ")
+        )),
+    }
+}
+
+/// `on`, `off`, or nothing (switch over).
+fn switch(word: &str, args: &[&str]) -> Result<Option<bool>, String> {
+    match args {
+        [] => Ok(None),
+        [what] => match what.to_ascii_lowercase().as_str() {
+            "on" => Ok(Some(true)),
+            "off" => Ok(Some(false)),
+            _ => Err(format!("{word}: expected `on` or `off`, not `{what}`")),
+        },
+        _ => Err(format!(
+            "{word}: expected `on`, `off` or nothing, got `{}`",
             args.join(" ")
         )),
     }
@@ -288,6 +308,12 @@ mod tests {
             ("trace on", Command::Trace(TraceMode::On)),
             ("trace on RAW", Command::Trace(TraceMode::Raw)),
             ("TRACE off", Command::Trace(TraceMode::Off)),
+            (
+                "ns on",
+                Command::Voice(VoiceStage::NoiseSuppression, Some(true)),
+            ),
+            ("ns", Command::Voice(VoiceStage::NoiseSuppression, None)),
+            ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
             ("quit", Command::Quit),
         ];
         for (line, expected) in &cases {
@@ -349,6 +375,11 @@ mod tests {
             ("dtmf", "dtmf: expected digits"),
             ("dtmf 12x", "dtmf: `x` is not a DTMF digit (0-9, *, #, A-D)"),
             ("mute on", "mute: takes no argument"),
+            ("ns loud", "ns: expected `on` or `off`, not `loud`"),
+            (
+                "agc on off",
+                "agc: expected `on`, `off` or nothing, got `on off`",
+            ),
             ("conference 3", "conference: takes no argument"),
             ("record", "record: expected `start` or `stop`"),
             (

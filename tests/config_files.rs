@@ -47,7 +47,10 @@ fn example_loads() {
         .registrar
         .as_deref()
         .is_some_and(|r| r.starts_with("sip:")));
-    assert_eq!(config.codecs.order, [Codec::Opus, Codec::Pcmu, Codec::Pcma]);
+    assert_eq!(
+        config.codecs.order,
+        [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma]
+    );
     assert!(config.routes.is_empty(), "no routes unless switched on");
     assert_eq!(
         (config.hooks.on_incoming.as_deref(), config.hooks.timeout),

@@ -48,6 +48,10 @@ pub struct Audio {
     pub file_out: Option<PathBuf>,
     /// A WAV file held parties hear; `None`: they hear silence.
     pub music_on_hold: Option<PathBuf>,
+    /// RNNoise noise suppression on the microphone. Default false.
+    pub noise_suppression: bool,
+    /// Automatic gain control on the microphone. Default false.
+    pub agc: bool,
 }
 
 impl Default for Audio {
@@ -61,6 +65,8 @@ impl Default for Audio {
             file_loop: true,
             file_out: None,
             music_on_hold: None,
+            noise_suppression: false,
+            agc: false,
         }
     }
 }

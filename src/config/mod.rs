@@ -463,6 +463,8 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law (`"pcma"`).
     Pcma,
+    /// G.722 (`"g722"`), 16 kHz wideband at 64 kbit/s.
+    G722,
 }
 
 impl fmt::Display for Codec {
@@ -471,6 +473,7 @@ impl fmt::Display for Codec {
             Codec::Opus => "opus",
             Codec::Pcmu => "pcmu",
             Codec::Pcma => "pcma",
+            Codec::G722 => "g722",
         })
     }
 }
@@ -480,7 +483,7 @@ impl fmt::Display for Codec {
 #[serde(deny_unknown_fields, default)]
 pub struct Codecs {
     /// Codecs to offer, most preferred first; non-empty, no duplicates.
-    /// Default `[opus, pcmu, pcma]`.
+    /// Default `[opus, g722, pcmu, pcma]`.
     pub order: Vec<Codec>,
     /// Opus target bitrate in bits per second, 6000 to 510000. Default 24000.
     pub opus_bitrate: u32,
@@ -495,7 +498,7 @@ pub struct Codecs {
 impl Default for Codecs {
     fn default() -> Self {
         Self {
-            order: vec![Codec::Opus, Codec::Pcmu, Codec::Pcma],
+            order: vec![Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma],
             opus_bitrate: 24_000,
             opus_complexity: 5,
             opus_fec: true,
@@ -811,7 +814,7 @@ impl Config {
         if order.is_empty() {
             out.push(Problem::new(
                 "codecs.order",
-                "must list at least one codec (\"opus\", \"pcmu\", \"pcma\")",
+                "must list at least one codec (\"opus\", \"g722\", \"pcmu\", \"pcma\")",
             ));
         }
         for (i, codec) in order.iter().enumerate() {
@@ -1639,7 +1642,10 @@ mod tests {
             (config.network.rtp_port_min, config.network.rtp_port_max),
             (16384, 32766)
         );
-        assert_eq!(config.codecs.order, [Codec::Opus, Codec::Pcmu, Codec::Pcma]);
+        assert_eq!(
+            config.codecs.order,
+            [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma]
+        );
         assert!(config.accounts.is_empty());
     }
 
@@ -2015,8 +2021,8 @@ order = []
             errs[0].ends_with("expected a whole number from 0 to 65535"),
             "{errs:?}"
         );
-        let errs = errors("[codecs]\norder = [\"g722\"]\n");
-        assert!(errs[0].contains("unknown value `g722`"), "{errs:?}");
+        let errs = errors("[codecs]\norder = [\"g729\"]\n");
+        assert!(errs[0].contains("unknown value `g729`"), "{errs:?}");
     }
 
     #[test]

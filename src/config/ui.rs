@@ -92,6 +92,10 @@ pub struct Keys {
     pub history: Option<String>,
     /// Show or hide the SIP trace pane. Default `"s"`.
     pub trace: Option<String>,
+    /// Noise suppression on / off. Default `"n"`.
+    pub noise_suppression: Option<String>,
+    /// Automatic gain control on / off. Default `"g"`.
+    pub agc: Option<String>,
     /// Show every key. Default `"? f1"`.
     pub help: Option<String>,
     /// Quit (asks first while a call is up). Default `"q"`.
@@ -121,6 +125,8 @@ impl Keys {
             ("add_contact", &self.add_contact),
             ("history", &self.history),
             ("trace", &self.trace),
+            ("noise_suppression", &self.noise_suppression),
+            ("agc", &self.agc),
             ("help", &self.help),
             ("quit", &self.quit),
         ];

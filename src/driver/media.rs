@@ -251,6 +251,7 @@ fn codec_kind(codec: Codec) -> CodecKind {
         Codec::Opus => CodecKind::Opus,
         Codec::Pcmu => CodecKind::Pcmu,
         Codec::Pcma => CodecKind::Pcma,
+        Codec::G722 => CodecKind::G722,
     }
 }
 
@@ -259,6 +260,7 @@ fn codec_name(codec: CodecKind) -> &'static str {
         CodecKind::Opus => "opus",
         CodecKind::Pcmu => "PCMU",
         CodecKind::Pcma => "PCMA",
+        CodecKind::G722 => "G722",
     }
 }
 

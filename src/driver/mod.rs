@@ -38,8 +38,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::media::engine::Report;
-use crate::sip::{Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent};
+use crate::media::engine::{Control, Report, VoiceSettings};
+use crate::sip::{
+    Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent, VoiceStage,
+};
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
@@ -124,10 +126,12 @@ pub async fn run(
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let recording = media_setup.recording.clone();
+    let mut voice = media_setup.engine.voice;
     let (engine, notes) = media::start(media_setup, rtp, report_tx).map_err(DriverError::Media)?;
     for note in notes {
         events.send(note);
     }
+    events.send(voice_event(voice));
 
     let mut ua = UserAgent::new(config, now());
     ua.set_record_auto(recording.auto);
@@ -191,6 +195,16 @@ pub async fn run(
                 });
                 match router.apply(command) {
                     Ok(Routed::Pass(Command::Trace(mode))) => events.set_trace(mode),
+                    Ok(Routed::Pass(Command::Voice(stage, on))) => {
+                        let flag = match stage {
+                            VoiceStage::NoiseSuppression => &mut voice.noise_suppression,
+                            VoiceStage::Agc => &mut voice.agc,
+                        };
+                        *flag = on.unwrap_or(!*flag);
+                        engine.send(Control::Voice(voice));
+                        tracing::info!(?voice, "microphone clean-up switched");
+                        events.send(voice_event(voice));
+                    }
                     Ok(Routed::Pass(command)) => ua.command(now(), command),
                     Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
                     Err(message) => events.send(Event::Error { message }),
@@ -222,6 +236,14 @@ pub async fn run(
     drop(engine);
     tracing::info!("driver stopped");
     Ok(())
+}
+
+/// The `voice` event for the microphone's clean-up stages.
+fn voice_event(voice: VoiceSettings) -> Event {
+    Event::Voice {
+        noise_suppression: voice.noise_suppression,
+        agc: voice.agc,
+    }
 }
 
 /// The driver's clock: the one place the run loop reads the time it hands to the core.

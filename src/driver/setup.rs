@@ -23,7 +23,7 @@ use thiserror::Error;
 use crate::config::{self, Config, ConfigError};
 use crate::media::codec::OpusSettings;
 use crate::media::device::Backend;
-use crate::media::engine::{EngineConfig, LineSockets};
+use crate::media::engine::{EngineConfig, LineSockets, VoiceSettings};
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
@@ -210,6 +210,10 @@ impl MediaSetup {
             cname,
             rtp_timeout: (media.rtp_timeout > 0)
                 .then(|| Duration::from_secs(u64::from(media.rtp_timeout))),
+            voice: VoiceSettings {
+                noise_suppression: audio.noise_suppression,
+                agc: audio.agc,
+            },
         };
         MediaSetup {
             backend,
@@ -680,6 +684,7 @@ fn codec(c: config::Codec) -> Codec {
         config::Codec::Opus => Codec::Opus,
         config::Codec::Pcmu => Codec::Pcmu,
         config::Codec::Pcma => Codec::Pcma,
+        config::Codec::G722 => Codec::G722,
     }
 }
 

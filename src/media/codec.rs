@@ -2,27 +2,32 @@
 //!
 //! Owns one encoder and one decoder per call leg ([`Codec`]): Opus through
 //! libopus (the `opus` crate), G.711 µ-law (PCMU) and A-law (PCMA) written
-//! here from ITU-T G.711, with the 48 kHz ⇄ 8 kHz conversion G.711 needs.
+//! here from ITU-T G.711, with the 48 kHz ⇄ 8 kHz conversion G.711 needs, and
+//! G.722 (`g722.rs`) with the 48 kHz ⇄ 16 kHz conversion it needs.
 //! It must not read clocks, allocate per frame, log, or panic on a payload.
 //!
 //! ```text
 //!  encode:  Frame (960 @ 48k) ─┬─ Opus ───────────────────────────────► payload (≈60 B @ 24 kb/s)
-//!                              └─ low-pass FIR ─► ↓6 ─► 160 @ 8k ─ G.711 ─► payload (160 B)
+//!                              ├─ low-pass FIR ─► ↓6 ─► 160 @ 8k ─ G.711 ─► payload (160 B)
+//!                              └─ low-pass FIR ─► ↓3 ─► 320 @ 16k ─ G.722 ─► payload (160 B)
 //!
 //!  decode:  payload ─┬─ Opus ─────────────────────────────────────────► Frame
-//!                    └─ G.711 ─► 160 @ 8k ─► ↑6 polyphase FIR ─────────► Frame
+//!                    ├─ G.711 ─► 160 @ 8k ─► ↑6 polyphase FIR ─────────► Frame
+//!                    └─ G.722 ─► 320 @ 16k ─► ↑3 polyphase FIR ────────► Frame
 //!
 //!  conceal: Opus  next packet given ─► in-band FEC of the lost frame
 //!                 none              ─► libopus PLC (decode of an empty packet)
-//!           G.711 last good frame repeated, fading by half per frame, then silence
+//!           G.711, G.722  last good frame repeated, fading by half per frame, then silence
 //! ```
 //!
-//! The resampling filter is one 240-tap Kaiser-windowed sinc (cut-off 3.7 kHz,
-//! transition ≈ 3.4–4.0 kHz, ≈ 50 dB stop band) used both to band-limit before
-//! decimating by 6 and, split into six 40-tap phases, to interpolate by 6. Its
-//! linear-phase delay is 119.5 samples at 48 kHz (2.5 ms) in each direction.
+//! Each resampling filter is one 240-tap Kaiser-windowed sinc (≈ 50 dB stop band) used both
+//! to band-limit before decimating and, split into phases, to interpolate: for G.711 cut-off
+//! 3.7 kHz (transition ≈ 3.4–4.0 kHz), six 40-tap phases; for G.722 cut-off 7.4 kHz
+//! (transition ≈ 7.1–7.7 kHz), three 80-tap phases. Its linear-phase delay is 119.5 samples
+//! at 48 kHz (2.5 ms) in each direction. G.722 keeps the RTP clock at 8 kHz although it
+//! samples at 16 kHz (RFC 3551 §4.5.2): a 20 ms frame is 160 timestamp units.
 
-use super::{CodecKind, Frame, FRAME_SAMPLES};
+use super::{g722, CodecKind, Frame, FRAME_SAMPLES};
 
 /// Largest payload `decode`/`conceal` accept: 120 ms of Opus at the maximum
 /// frame size (6 × 1275 bytes) rounded up; anything bigger is not audio.
@@ -31,14 +36,27 @@ const MAX_DECODE_PAYLOAD: usize = 8000;
 /// Samples of one 20 ms frame at G.711's 8 kHz.
 const NARROW_SAMPLES: usize = 160;
 
-/// Decimation / interpolation factor between 48 kHz and 8 kHz.
-const FACTOR: usize = 6;
+/// Samples of one 20 ms frame at G.722's 16 kHz.
+const WIDE_SAMPLES: usize = 320;
 
-/// Taps of the resampling low-pass filter (a multiple of [`FACTOR`]).
+/// Bytes of one 20 ms G.722 frame at 64 kbit/s.
+const G722_BYTES: usize = WIDE_SAMPLES / 2;
+
+/// Decimation / interpolation factor between 48 kHz and 8 kHz.
+const NARROW_FACTOR: usize = 6;
+
+/// Decimation / interpolation factor between 48 kHz and 16 kHz.
+const WIDE_FACTOR: usize = 3;
+
+/// Taps of the resampling low-pass filters (a multiple of both factors).
 const TAPS: usize = 240;
 
-/// Taps in each interpolation phase.
-const PHASE_TAPS: usize = TAPS / FACTOR;
+/// Cut-off of the 8 kHz filter (Hz): transition ≈ 3.4–4.0 kHz.
+const NARROW_CUTOFF_HZ: f64 = 3_700.0;
+
+/// Cut-off of the 16 kHz filter (Hz): transition ≈ 7.1–7.7 kHz, so G.722's band to 7 kHz
+/// passes and little above 8 kHz folds back.
+const WIDE_CUTOFF_HZ: f64 = 7_400.0;
 
 /// Gain applied to each successive concealed G.711 frame (from its start to its end).
 const G711_FADE: f32 = 0.5;
@@ -114,6 +132,7 @@ pub struct Codec {
 enum Inner {
     Opus(OpusCodec),
     G711(Box<G711Codec>),
+    G722(Box<G722Codec>),
 }
 
 struct OpusCodec {
@@ -131,6 +150,7 @@ impl Codec {
             CodecKind::Opus => Inner::Opus(OpusCodec::new(opus)?),
             CodecKind::Pcmu => Inner::G711(Box::new(G711Codec::new(Law::Mu))),
             CodecKind::Pcma => Inner::G711(Box::new(G711Codec::new(Law::A))),
+            CodecKind::G722 => Inner::G722(Box::new(G722Codec::new())),
         };
         Ok(Codec { kind, inner })
     }
@@ -146,6 +166,7 @@ impl Codec {
         match &mut self.inner {
             Inner::Opus(c) => c.encode(frame, out),
             Inner::G711(c) => c.encode(frame, out),
+            Inner::G722(c) => c.encode(frame, out),
         }
     }
 
@@ -161,17 +182,22 @@ impl Codec {
         match &mut self.inner {
             Inner::Opus(c) => c.decode(payload, out),
             Inner::G711(c) => c.decode(payload, out),
+            Inner::G722(c) => c.decode(payload, out),
         }
     }
 
     /// Conceals a lost frame: Opus uses the in-band FEC of `next` (the packet
-    /// after the lost one) when given, else its PLC; G.711 repeats the last
-    /// good frame, halving its level on each further loss, then plays silence.
+    /// after the lost one) when given, else its PLC; G.711 and G.722 repeat the
+    /// last good frame, halving its level on each further loss, then play silence.
     pub fn conceal(&mut self, next: Option<&[u8]>, out: &mut Frame) -> Result<(), CodecError> {
         let next = next.filter(|p| !p.is_empty() && p.len() <= MAX_DECODE_PAYLOAD);
         match &mut self.inner {
             Inner::Opus(c) => c.conceal(next, out),
             Inner::G711(c) => {
+                c.conceal(out);
+                Ok(())
+            }
+            Inner::G722(c) => {
                 c.conceal(out);
                 Ok(())
             }
@@ -363,11 +389,11 @@ struct G711Codec {
 
 impl G711Codec {
     fn new(law: Law) -> G711Codec {
-        let taps = lowpass_taps();
+        let taps = lowpass_taps(NARROW_CUTOFF_HZ);
         G711Codec {
             law,
-            down: Decimator::new(&taps),
-            up: Interpolator::new(&taps),
+            down: Decimator::new(&taps, NARROW_FACTOR),
+            up: Interpolator::new(&taps, NARROW_FACTOR),
             last: [0.0; NARROW_SAMPLES],
             conceal_gain: 0.0,
         }
@@ -405,29 +431,103 @@ impl G711Codec {
 
     fn conceal(&mut self, out: &mut Frame) {
         let mut narrow = [0.0f32; NARROW_SAMPLES];
-        let start = self.conceal_gain;
-        if start > G711_SILENT_GAIN {
-            let end = start * G711_FADE;
-            let step = (end - start) / NARROW_SAMPLES as f32;
-            for (i, (n, &s)) in narrow.iter_mut().zip(self.last.iter()).enumerate() {
-                *n = s * (start + step * i as f32);
-            }
-            self.conceal_gain = end;
-        }
+        self.conceal_gain = fade(&self.last, self.conceal_gain, &mut narrow);
         // Silence still runs through the interpolator so its history stays in step.
         self.up.process(&narrow, out);
     }
+}
+
+// ---------------------------------------------------------------------------
+// G.722
+
+/// A G.722 leg: the sub-band ADPCM of `g722.rs` plus the 48 kHz ⇄ 16 kHz resamplers.
+struct G722Codec {
+    encoder: g722::Encoder,
+    decoder: g722::Decoder,
+    down: Decimator,
+    up: Interpolator,
+    /// The last good frame at 16 kHz, repeated by concealment.
+    last: [f32; WIDE_SAMPLES],
+    /// Level of the next concealed frame (1 after a good frame).
+    conceal_gain: f32,
+}
+
+impl G722Codec {
+    fn new() -> G722Codec {
+        let taps = lowpass_taps(WIDE_CUTOFF_HZ);
+        G722Codec {
+            encoder: g722::Encoder::new(),
+            decoder: g722::Decoder::new(),
+            down: Decimator::new(&taps, WIDE_FACTOR),
+            up: Interpolator::new(&taps, WIDE_FACTOR),
+            last: [0.0; WIDE_SAMPLES],
+            conceal_gain: 0.0,
+        }
+    }
+
+    fn encode(&mut self, frame: &Frame, out: &mut [u8]) -> Result<usize, CodecError> {
+        let Some(out) = out.get_mut(..G722_BYTES) else {
+            return Err(CodecError::OutputTooSmall {
+                need: G722_BYTES,
+                got: out.len(),
+            });
+        };
+        let mut wide = [0.0f32; WIDE_SAMPLES];
+        self.down.process(frame, &mut wide);
+        let mut pcm = [0i16; WIDE_SAMPLES];
+        for (p, &s) in pcm.iter_mut().zip(wide.iter()) {
+            *p = to_i16(s);
+        }
+        Ok(self.encoder.encode(&pcm, out))
+    }
+
+    fn decode(&mut self, payload: &[u8], out: &mut Frame) -> Result<(), CodecError> {
+        if payload.len() != G722_BYTES {
+            return Err(CodecError::FrameLength {
+                expected: WIDE_SAMPLES,
+                got: 2 * payload.len(),
+            });
+        }
+        let mut pcm = [0i16; WIDE_SAMPLES];
+        self.decoder.decode(payload, &mut pcm);
+        for (s, &p) in self.last.iter_mut().zip(pcm.iter()) {
+            *s = f32::from(p);
+        }
+        self.conceal_gain = 1.0;
+        self.up.process(&self.last, out);
+        Ok(())
+    }
+
+    fn conceal(&mut self, out: &mut Frame) {
+        let mut wide = [0.0f32; WIDE_SAMPLES];
+        self.conceal_gain = fade(&self.last, self.conceal_gain, &mut wide);
+        // Silence still runs through the interpolator so its history stays in step.
+        self.up.process(&wide, out);
+    }
+}
+
+/// Writes `last` into `out` fading from `start` to half of it; returns the next frame's
+/// gain. Below [`G711_SILENT_GAIN`] `out` is left silent.
+fn fade(last: &[f32], start: f32, out: &mut [f32]) -> f32 {
+    if start <= G711_SILENT_GAIN {
+        return start;
+    }
+    let end = start * G711_FADE;
+    let step = (end - start) / out.len() as f32;
+    for (i, (n, &s)) in out.iter_mut().zip(last.iter()).enumerate() {
+        *n = s * (start + step * i as f32);
+    }
+    end
 }
 
 fn to_i16(x: f32) -> i16 {
     x.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16
 }
 
-/// The resampling low-pass at 48 kHz: Kaiser-windowed sinc, unity DC gain.
-fn lowpass_taps() -> [f32; TAPS] {
-    const CUTOFF_HZ: f64 = 3_700.0;
+/// A resampling low-pass at 48 kHz: Kaiser-windowed sinc, unity DC gain.
+fn lowpass_taps(cutoff_hz: f64) -> [f32; TAPS] {
     const BETA: f64 = 4.53; // Kaiser β for ≈ 50 dB stop-band attenuation
-    let fc = CUTOFF_HZ / f64::from(super::SAMPLE_RATE);
+    let fc = cutoff_hz / f64::from(super::SAMPLE_RATE);
     let centre = (TAPS - 1) as f64 / 2.0;
     let mut taps = [0.0f64; TAPS];
     for (k, tap) in taps.iter_mut().enumerate() {
@@ -464,69 +564,81 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// 48 kHz → 8 kHz: low-pass then keep every sixth sample.
+/// 48 kHz → `48 / factor` kHz: low-pass then keep every `factor`-th sample.
 struct Decimator {
     taps: [f32; TAPS],
+    factor: usize,
     /// The last `TAPS - 1` input samples.
     history: [f32; TAPS - 1],
 }
 
 impl Decimator {
-    fn new(taps: &[f32; TAPS]) -> Decimator {
+    fn new(taps: &[f32; TAPS], factor: usize) -> Decimator {
         Decimator {
             taps: *taps,
+            factor,
             history: [0.0; TAPS - 1],
         }
     }
 
-    fn process(&mut self, input: &Frame, out: &mut [f32; NARROW_SAMPLES]) {
+    /// `out` holds `FRAME_SAMPLES / factor` samples.
+    fn process(&mut self, input: &Frame, out: &mut [f32]) {
         let mut buf = [0.0f32; TAPS - 1 + FRAME_SAMPLES];
         buf[..TAPS - 1].copy_from_slice(&self.history);
         for (b, &s) in buf[TAPS - 1..].iter_mut().zip(input.iter()) {
             *b = f32::from(s);
         }
         // The taps are symmetric, so the convolution is a plain dot product.
+        let factor = self.factor;
         for (m, o) in out.iter_mut().enumerate() {
-            let n = FACTOR * m + FACTOR - 1;
+            let n = factor * m + factor - 1;
             *o = dot(&self.taps, &buf[n..n + TAPS]);
         }
         self.history.copy_from_slice(&buf[FRAME_SAMPLES..]);
     }
 }
 
-/// 8 kHz → 48 kHz: zero-stuffing by six and the same low-pass, as six phases.
+/// `48 / factor` kHz → 48 kHz: zero-stuffing by `factor` and the same low-pass, as
+/// `factor` phases of `TAPS / factor` taps.
 struct Interpolator {
-    /// `phases[p][r]` = 6 · taps[p + 6 · (PHASE_TAPS - 1 - r)].
-    phases: [[f32; PHASE_TAPS]; FACTOR],
-    /// The last `PHASE_TAPS - 1` input samples.
-    history: [f32; PHASE_TAPS - 1],
+    /// Phase `p` is `phases[p * len .. (p + 1) * len]` with `len = TAPS / factor`:
+    /// `phases[p * len + r]` = factor · taps[p + factor · (len - 1 - r)].
+    phases: [f32; TAPS],
+    factor: usize,
+    /// The last `TAPS / factor - 1` input samples (the front of the array).
+    history: [f32; TAPS],
 }
 
 impl Interpolator {
-    fn new(taps: &[f32; TAPS]) -> Interpolator {
-        let mut phases = [[0.0f32; PHASE_TAPS]; FACTOR];
-        for (p, phase) in phases.iter_mut().enumerate() {
+    fn new(taps: &[f32; TAPS], factor: usize) -> Interpolator {
+        let len = TAPS / factor;
+        let mut phases = [0.0f32; TAPS];
+        for (p, phase) in phases.chunks_exact_mut(len).enumerate() {
             for (r, c) in phase.iter_mut().enumerate() {
-                *c = FACTOR as f32 * taps[p + FACTOR * (PHASE_TAPS - 1 - r)];
+                *c = factor as f32 * taps[p + factor * (len - 1 - r)];
             }
         }
         Interpolator {
             phases,
-            history: [0.0; PHASE_TAPS - 1],
+            factor,
+            history: [0.0; TAPS],
         }
     }
 
-    fn process(&mut self, input: &[f32; NARROW_SAMPLES], out: &mut Frame) {
-        let mut buf = [0.0f32; PHASE_TAPS - 1 + NARROW_SAMPLES];
-        buf[..PHASE_TAPS - 1].copy_from_slice(&self.history);
-        buf[PHASE_TAPS - 1..].copy_from_slice(input);
-        for (i, group) in out.chunks_exact_mut(FACTOR).enumerate() {
-            let window = &buf[i..i + PHASE_TAPS];
-            for (o, phase) in group.iter_mut().zip(self.phases.iter()) {
+    /// `input` holds `FRAME_SAMPLES / factor` samples.
+    fn process(&mut self, input: &[f32], out: &mut Frame) {
+        let len = TAPS / self.factor;
+        let keep = len - 1;
+        let mut buf = [0.0f32; TAPS + WIDE_SAMPLES];
+        buf[..keep].copy_from_slice(&self.history[..keep]);
+        buf[keep..keep + input.len()].copy_from_slice(input);
+        for (i, group) in out.chunks_exact_mut(self.factor).enumerate() {
+            let window = &buf[i..i + len];
+            for (o, phase) in group.iter_mut().zip(self.phases.chunks_exact(len)) {
                 *o = to_i16(dot(phase, window));
             }
         }
-        self.history.copy_from_slice(&buf[NARROW_SAMPLES..]);
+        self.history[..keep].copy_from_slice(&buf[input.len()..input.len() + keep]);
     }
 }
 
@@ -674,7 +786,7 @@ mod tests {
 
     #[test]
     fn resampling_filter_is_unity_at_dc_and_symmetric() {
-        let taps = lowpass_taps();
+        let taps = lowpass_taps(NARROW_CUTOFF_HZ);
         let sum: f32 = taps.iter().sum();
         assert!((sum - 1.0).abs() < 1e-4);
         for k in 0..TAPS {
@@ -716,6 +828,127 @@ mod tests {
         let ratio_db = 20.0 * (rms(&output[9_600..]) / rms(&input[9_600..])).log10();
         println!("5 kHz tone through PCMU: {ratio_db:.1} dB");
         assert!(ratio_db < -40.0, "5 kHz leaked through at {ratio_db:.1} dB");
+    }
+
+    /// Signal-to-noise ratio (dB) of `output` against `input` delayed by `delay`, over
+    /// `len` samples from `start`, after the best least-squares gain.
+    fn snr_db(input: &[i16], output: &[i16], delay: usize, start: usize, len: usize) -> f64 {
+        let a = &input[start..start + len];
+        let b = &output[start + delay..start + delay + len];
+        let (mut ab, mut aa) = (0.0, 0.0);
+        for (&x, &y) in a.iter().zip(b) {
+            ab += f64::from(x) * f64::from(y);
+            aa += f64::from(x) * f64::from(x);
+        }
+        let gain = ab / aa.max(1e-9);
+        let (mut signal, mut noise) = (0.0, 0.0);
+        for (&x, &y) in a.iter().zip(b) {
+            let x = gain * f64::from(x);
+            signal += x * x;
+            noise += (f64::from(y) - x).powi(2);
+        }
+        10.0 * (signal / noise.max(1e-9)).log10()
+    }
+
+    #[test]
+    fn g722_carries_1khz_and_6khz_tones() {
+        for freq in [1_000.0, 6_000.0] {
+            let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
+            assert_eq!(codec.kind(), CodecKind::G722);
+            let input = sine(freq, 10_000.0, 50);
+            let output = round_trip(&mut codec, &input);
+            let (corr, delay) = best_correlation(&input, &output, 9_600, 19_200);
+            let snr = snr_db(&input, &output, delay, 9_600, 19_200);
+            let level = rms(&output[9_600..]) / rms(&input[9_600..]);
+            println!("G.722 {freq} Hz: correlation {corr:.4}, SNR {snr:.1} dB, level {level:.3}");
+            assert!(corr > 0.99, "{freq} Hz correlation {corr}");
+            assert!(snr > 20.0, "{freq} Hz SNR {snr:.1} dB");
+            assert!((0.9..1.1).contains(&level), "{freq} Hz level ratio {level}");
+        }
+    }
+
+    #[test]
+    fn g722_is_wideband_where_g711_is_not() {
+        let input = sine(6_000.0, 10_000.0, 50);
+        let through = |kind| {
+            let mut codec = Codec::new(kind, &OpusSettings::default()).expect("codec");
+            let output = round_trip(&mut codec, &input);
+            20.0 * (rms(&output[9_600..]) / rms(&input[9_600..])).log10()
+        };
+        let (wide, narrow) = (through(CodecKind::G722), through(CodecKind::Pcmu));
+        println!("6 kHz tone: G.722 {wide:.1} dB, PCMU {narrow:.1} dB");
+        assert!(wide > -1.0, "G.722 lost the 6 kHz tone: {wide:.1} dB");
+        assert!(narrow < -40.0, "PCMU passed the 6 kHz tone: {narrow:.1} dB");
+    }
+
+    #[test]
+    fn g722_carries_speech_with_a_fixed_delay() {
+        let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
+        let speech = speechlike(50);
+        let output = round_trip(&mut codec, &speech);
+        let (corr, delay) = best_correlation(&speech, &output, 9_600, 19_200);
+        let snr = snr_db(&speech, &output, delay, 9_600, 19_200);
+        println!("G.722 speech-like: correlation {corr:.4}, SNR {snr:.1} dB at delay {delay}");
+        assert!(corr > 0.99, "correlation {corr}");
+        // Two resampling filters (2 × 119.5 samples) and the two QMFs (23 samples at 16 kHz).
+        assert!((290..=320).contains(&delay), "delay {delay}");
+    }
+
+    #[test]
+    fn g722_payload_is_160_bytes_and_timestamps_run_at_8khz() {
+        let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
+        let mut payload = [0u8; 1500];
+        let len = codec
+            .encode(&[0; FRAME_SAMPLES], &mut payload)
+            .expect("encode");
+        assert_eq!(len, 160);
+        assert_eq!(CodecKind::G722.clock_rate(), 8_000);
+        assert_eq!(CodecKind::G722.samples_per_frame(), 160);
+        let mut small = [0u8; 159];
+        assert!(matches!(
+            codec.encode(&[0; FRAME_SAMPLES], &mut small),
+            Err(CodecError::OutputTooSmall {
+                need: 160,
+                got: 159
+            })
+        ));
+    }
+
+    #[test]
+    fn g711_and_g722_allocate_nothing_per_frame() {
+        for kind in [CodecKind::Pcmu, CodecKind::G722] {
+            let mut codec = Codec::new(kind, &OpusSettings::default()).expect("codec");
+            let input = sine(6_000.0, 8_000.0, 3);
+            let mut frame = [0i16; FRAME_SAMPLES];
+            let mut payload = [0u8; 1500];
+            let before = assert_no_alloc::violation_count();
+            assert_no_alloc::assert_no_alloc(|| {
+                for chunk in input.chunks_exact(FRAME_SAMPLES) {
+                    frame.copy_from_slice(chunk);
+                    let len = codec.encode(&frame, &mut payload).expect("encode");
+                    codec.decode(&payload[..len], &mut frame).expect("decode");
+                    codec.conceal(None, &mut frame).expect("conceal");
+                }
+            });
+            assert_eq!(assert_no_alloc::violation_count() - before, 0, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn g722_concealment_repeats_then_fades_to_silence() {
+        let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
+        let input = sine(440.0, 8_000.0, 10);
+        let decoded = round_trip(&mut codec, &input);
+        let good = rms(&decoded[8 * FRAME_SAMPLES..]);
+        let mut out = [0i16; FRAME_SAMPLES];
+        let mut levels = Vec::new();
+        for _ in 0..7 {
+            codec.conceal(None, &mut out).expect("conceal");
+            levels.push(rms(&out) / good);
+        }
+        assert!(levels[0] > 0.6, "first concealed frame: {levels:?}");
+        assert!(levels[4] < 0.05, "still loud after five losses: {levels:?}");
+        assert_eq!(levels[6], 0.0, "not silent after seven losses: {levels:?}");
     }
 
     #[test]
@@ -841,7 +1074,12 @@ mod tests {
     fn garbage_payloads_are_errors_not_panics() {
         let settings = OpusSettings::default();
         let mut out = [0i16; FRAME_SAMPLES];
-        for kind in [CodecKind::Opus, CodecKind::Pcmu, CodecKind::Pcma] {
+        for kind in [
+            CodecKind::Opus,
+            CodecKind::Pcmu,
+            CodecKind::Pcma,
+            CodecKind::G722,
+        ] {
             let mut codec = Codec::new(kind, &settings).expect("codec");
             assert!(matches!(
                 codec.decode(&[], &mut out),
@@ -859,6 +1097,14 @@ mod tests {
             Err(CodecError::FrameLength {
                 expected: 160,
                 got: 80
+            })
+        ));
+        let mut g722 = Codec::new(CodecKind::G722, &settings).expect("g722");
+        assert!(matches!(
+            g722.decode(&[0u8; 80], &mut out),
+            Err(CodecError::FrameLength {
+                expected: 320,
+                got: 160
             })
         ));
         let mut opus = Codec::new(CodecKind::Opus, &settings).expect("opus");
@@ -888,6 +1134,18 @@ mod tests {
             let _ = opus.decode(&payload[..len], &mut out);
             let _ = opus.conceal(Some(&payload[..len]), &mut out);
             let _ = pcmu.decode(&payload[..len], &mut out);
+            let _ = g722.decode(&payload[..len], &mut out);
+        }
+        // Any 160 bytes are a valid G.722 frame.
+        for _ in 0..200 {
+            for b in payload.iter_mut().take(160) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                *b = state as u8;
+            }
+            g722.decode(&payload[..160], &mut out)
+                .expect("any byte decodes");
         }
     }
 

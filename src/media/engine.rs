@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!            ┌──────────────── media thread, every 20 ms ────────────────┐
-//!  headset ─►│ read_frame ─► mic ──► line with the mic: encode ─► RTP ──┼─► far end
+//!  headset ─►│ read_frame ─► clean-up (voice.rs: noise suppression, AGC) │
+//!            │               mic ──► line with the mic: encode ─► RTP ──┼─► far end
 //!            │                  MOH ─► held lines:     encode ─► RTP ──┼─►
 //!  headset ◄─│ write_frame ◄─ mix ◄─ decode ◄─ jitter ◄─ RTP (each line) ┼─◄ far end
 //!            │ conference lines: mic + the other members (mixer.rs) ─► RTP ┼─►
@@ -32,6 +33,7 @@ use super::pipeline::Pipeline;
 use super::rtp::Quality;
 pub use super::srtp::{SrtpKeys, SrtpSuite};
 use super::tones::MusicOnHold;
+pub use super::voice::VoiceSettings;
 use super::{CodecKind, FRAME_MS};
 
 /// Settings of the engine that do not change during a run.
@@ -45,6 +47,8 @@ pub struct EngineConfig {
     pub cname: String,
     /// Report [`Report::Silent`] when a two-way stream receives no RTP for this long.
     pub rtp_timeout: Option<Duration>,
+    /// Microphone clean-up at start ([`Control::Voice`] changes it).
+    pub voice: VoiceSettings,
 }
 
 /// The sockets of one line: RTP and RTCP (the next port).
@@ -134,6 +138,8 @@ pub enum Control {
         /// WAV or Ogg Opus.
         format: super::recorder::RecordFormat,
     },
+    /// Switch the microphone's noise suppression and AGC (from the next frame).
+    Voice(VoiceSettings),
     /// Stop recording line `line` if it records call `call_id`; the file is finished and
     /// [`Report::RecordingStopped`] follows.
     StopRecording {

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod device;
 pub mod dtmf;
 pub mod engine;
+pub mod g722;
 pub mod jitter;
 pub mod mixer;
 mod pipeline;
@@ -14,6 +15,7 @@ pub mod recorder;
 pub mod rtp;
 pub mod srtp;
 pub mod tones;
+pub mod voice;
 
 /// The engine's internal sample rate (Hz): devices and codecs convert to it.
 pub const SAMPLE_RATE: u32 = 48_000;
@@ -33,6 +35,8 @@ pub enum CodecKind {
     Pcmu,
     /// G.711 A-law, 8 kHz.
     Pcma,
+    /// G.722 at 64 kbit/s: samples at 16 kHz, RTP clock at 8 kHz (RFC 3551 §4.5.2).
+    G722,
 }
 
 impl CodecKind {
@@ -40,7 +44,7 @@ impl CodecKind {
     pub fn clock_rate(self) -> u32 {
         match self {
             CodecKind::Opus => 48_000,
-            CodecKind::Pcmu | CodecKind::Pcma => 8_000,
+            CodecKind::Pcmu | CodecKind::Pcma | CodecKind::G722 => 8_000,
         }
     }
 

@@ -5,7 +5,7 @@
 //! ```text
 //!  tick(now):
 //!    for each line: drain RTP/RTCP sockets ─► jitter buffer / RTCP stats / DTMF in
-//!    mic  = device.read_frame()
+//!    mic  = device.read_frame(); noise suppression + AGC (voice.rs) when a line sends it
 //!    conference members: decode each ─► mix-minus (mixer.rs) ─► headset + what each is sent
 //!    for each line with a stream:
 //!       receive: jitter.pop ─► decode | conceal ─► mix into headset (if it has the mic)
@@ -32,6 +32,7 @@ use super::recorder::Recordings;
 use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
 use super::srtp::SrtpSession;
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
+use super::voice::MicCleanup;
 use super::{Frame, FRAME_SAMPLES};
 
 /// How often a line reports its receive quality.
@@ -197,6 +198,8 @@ pub(super) struct Pipeline {
     moh: Option<MusicOnHold>,
     reports: Box<dyn FnMut(Report) + Send>,
     recordings: Recordings,
+    /// Noise suppression and AGC of the microphone.
+    cleanup: MicCleanup,
     // Scratch space, allocated once.
     mic: Frame,
     headset: Frame,
@@ -234,10 +237,11 @@ impl Pipeline {
                     tone: None,
                 })
                 .collect(),
-            config,
             moh,
             reports,
             recordings: Recordings::default(),
+            cleanup: MicCleanup::new(config.voice),
+            config,
             mic: [0; FRAME_SAMPLES],
             headset: [0; FRAME_SAMPLES],
             ring: [0; FRAME_SAMPLES],
@@ -307,6 +311,7 @@ impl Pipeline {
                     (self.reports)(Report::Problem { line, message });
                 }
             }
+            Control::Voice(settings) => self.cleanup.set(settings),
             Control::StopRecording {
                 line,
                 call_id,
@@ -322,6 +327,9 @@ impl Pipeline {
         self.receive_all(now, wallclock);
         if !self.device.read_frame(&mut self.mic) {
             self.mic.fill(0);
+        }
+        if self.sends_mic() {
+            self.cleanup.process(&mut self.mic);
         }
         let needs_moh = self.legs.iter().any(|l| {
             l.stream
@@ -344,6 +352,20 @@ impl Pipeline {
             (self.reports)(Report::Device(notice));
         }
         self.recordings.poll(&mut self.reports);
+    }
+
+    /// Whether some line sends the microphone now (the clean-up runs only then).
+    fn sends_mic(&self) -> bool {
+        self.legs.iter().any(|l| {
+            l.stream.as_ref().is_some_and(|s| {
+                s.params.send
+                    && !s.params.muted
+                    && matches!(
+                        s.params.source,
+                        SendSource::Microphone | SendSource::Conference
+                    )
+            })
+        })
     }
 
     /// Registers every socket with the media thread's poll, so packets are read (and their

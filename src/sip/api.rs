@@ -65,8 +65,19 @@ pub enum Command {
     /// Report every SIP message sent and received as a `sip` event (secrets redacted, or raw),
     /// or stop.
     Trace(TraceMode),
+    /// Switch a microphone clean-up stage on (`Some(true)`), off, or over (`None`).
+    Voice(VoiceStage, Option<bool>),
     /// Un-register, end all calls and stop.
     Quit,
+}
+
+/// A microphone clean-up stage the operator can switch live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceStage {
+    /// RNNoise noise suppression (`ns`).
+    NoiseSuppression,
+    /// Automatic gain control (`agc`).
+    Agc,
 }
 
 /// The state of a call as shown to the operator.
@@ -321,6 +332,13 @@ pub enum Event {
         rtt_ms: Option<f32>,
         /// How long received audio waits in the jitter buffer (ms).
         buffer_ms: u32,
+    },
+    /// The microphone's clean-up stages (after start, and after each change).
+    Voice {
+        /// Noise suppression is on.
+        noise_suppression: bool,
+        /// Automatic gain control is on.
+        agc: bool,
     },
     /// The audio devices in use (after start, and when they change).
     Devices {

@@ -81,8 +81,7 @@ use std::time::Instant;
 
 pub use api::{
     CallState, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
-    TransferMechanism,
-    TransferStatus,
+    TransferMechanism, TransferStatus, VoiceStage,
 };
 use call::Call;
 pub use dialog_info::BlfState;
@@ -577,8 +576,9 @@ impl UserAgent {
             Command::Pickup(ext) => self.pickup(now, &ext),
             Command::Watch(exts) => self.watch(now, &exts),
             Command::Quit => self.quit(now),
-            // The driver carries these out (outbound routes, SIP trace); nothing for the core.
-            Command::Route(_) | Command::Trace(_) => {}
+            // The driver carries these out (outbound routes, SIP trace, microphone clean-up);
+            // nothing for the core.
+            Command::Route(_) | Command::Trace(_) | Command::Voice(..) => {}
         }
         self.flush_referrals(now);
         self.flush_consult(now);

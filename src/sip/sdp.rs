@@ -1,6 +1,6 @@
 //! Audio SDP offer/answer (RFC 3264 on RFC 4566): parsing a remote session
 //! description, building our offer, answering a remote offer and reading the
-//! answer to ours. Codecs: Opus, PCMU, PCMA, plus telephone-event (RFC 4733).
+//! answer to ours. Codecs: Opus, PCMU, PCMA, G.722, plus telephone-event (RFC 4733).
 //!
 //! This module owns the SDP text and the negotiation rules only. It must stay
 //! pure: no I/O, no clock, no randomness (session id and version come from the
@@ -37,49 +37,57 @@ pub enum Codec {
     Pcmu,
     /// G.711 A-law: static payload type 8, `PCMA/8000`.
     Pcma,
+    /// G.722: static payload type 9, `G722/8000` (the RTP clock is 8 kHz although it samples
+    /// at 16 kHz, RFC 3551 §4.5.2).
+    G722,
 }
 
 impl Codec {
-    /// Encoding name as in `a=rtpmap` (`opus`, `PCMU`, `PCMA`).
+    /// Encoding name as in `a=rtpmap` (`opus`, `PCMU`, `PCMA`, `G722`).
     pub fn name(&self) -> &'static str {
         match self {
             Codec::Opus => "opus",
             Codec::Pcmu => "PCMU",
             Codec::Pcma => "PCMA",
+            Codec::G722 => "G722",
         }
     }
 
-    /// RTP clock rate in Hz (48000 for Opus whatever its real sampling rate, 8000 for G.711).
+    /// RTP clock rate in Hz (48000 for Opus whatever its real sampling rate, 8000 for G.711
+    /// and for G.722, whose samples are at 16 kHz).
     pub fn clock_rate(&self) -> u32 {
         match self {
             Codec::Opus => 48_000,
-            Codec::Pcmu | Codec::Pcma => 8_000,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => 8_000,
         }
     }
 
-    /// The payload type we use for it in our own offers (111, 0, 8). The peer sends
+    /// The payload type we use for it in our own offers (111, 0, 8, 9). The peer sends
     /// to us with this number after answering our offer, even if it renumbers its own.
     pub fn payload_type(&self) -> u8 {
         match self {
             Codec::Opus => 111,
             Codec::Pcmu => 0,
             Codec::Pcma => 8,
+            Codec::G722 => 9,
         }
     }
 
-    /// Looks a codec up by its encoding name, ignoring ASCII case (`opus`, `pcmu`, `PCMA`).
+    /// Looks a codec up by its encoding name, ignoring ASCII case (`opus`, `pcmu`, `g722`).
     pub fn from_name(name: &str) -> Option<Codec> {
-        [Codec::Opus, Codec::Pcmu, Codec::Pcma]
+        [Codec::Opus, Codec::Pcmu, Codec::Pcma, Codec::G722]
             .into_iter()
             .find(|c| c.name().eq_ignore_ascii_case(name))
     }
 
-    /// The `a=rtpmap` value after the payload type (`opus/48000/2`, `PCMU/8000`, `PCMA/8000`).
+    /// The `a=rtpmap` value after the payload type (`opus/48000/2`, `PCMU/8000`, `PCMA/8000`,
+    /// `G722/8000`).
     fn rtpmap(&self) -> &'static str {
         match self {
             Codec::Opus => "opus/48000/2",
             Codec::Pcmu => "PCMU/8000",
             Codec::Pcma => "PCMA/8000",
+            Codec::G722 => "G722/8000",
         }
     }
 
@@ -93,7 +101,7 @@ impl Codec {
                 }
                 None => "minptime=10;useinbandfec=1;stereo=0".to_owned(),
             }),
-            Codec::Pcmu | Codec::Pcma => None,
+            Codec::Pcmu | Codec::Pcma | Codec::G722 => None,
         }
     }
 
@@ -102,6 +110,7 @@ impl Codec {
         match pt {
             0 => Some(Codec::Pcmu),
             8 => Some(Codec::Pcma),
+            9 => Some(Codec::G722),
             _ => None,
         }
     }
@@ -238,7 +247,7 @@ impl Media {
     }
 
     /// The codec payload type `pt` stands for in this stream: its rtpmap (name,
-    /// case-insensitive, and clock rate), else the static assignment (0, 8).
+    /// case-insensitive, and clock rate), else the static assignment (0, 8, 9).
     fn codec_of(&self, pt: u8) -> Option<Codec> {
         match self.rtpmap(pt) {
             Some(map) => {
@@ -615,7 +624,7 @@ fn dtmf_lines(out: &mut String, pt: u8, rate: u32) {
 
 /// Builds our offer. session_id/version are chosen by the caller (o= line); the version must increase on each re-offer.
 ///
-/// One audio `m=` line over RTP/AVP listing our codecs in preference order (Opus 111, PCMU 0,
+/// One audio `m=` line over RTP/AVP listing our codecs in preference order (Opus 111, G.722 9, PCMU 0,
 /// PCMA 8), then telephone-event 101 (8 kHz) and 110 (48 kHz, only with Opus) when `dtmf`,
 /// `a=ptime:20` and `a=<dir>` (`dir` from our point of view). An empty codec list offers
 /// PCMU alone, so the SDP stays valid (the configuration layer should forbid it).
@@ -1100,6 +1109,63 @@ mod tests {
         )
         .expect("answers");
         assert_eq!(n.dtmf_payload_type, Some(100));
+    }
+
+    #[test]
+    fn g722_is_payload_9_at_the_8000_clock() {
+        let g722 = local(&[Codec::Opus, Codec::G722, Codec::Pcmu], true);
+        let o = offer(&g722, Direction::SendRecv, 1, 1);
+        let l = lines(&o);
+        assert!(l.contains(&"m=audio 40000 RTP/AVP 111 9 0 101 110"), "{o}");
+        assert!(l.contains(&"a=rtpmap:9 G722/8000"), "{o}");
+        assert!(!o.contains("a=fmtp:9"), "{o}");
+        assert_eq!(Codec::from_name("g722"), Some(Codec::G722));
+        assert_eq!(Codec::G722.clock_rate(), 8_000);
+        // baresip offers opus 96, G722 9, PCMU, PCMA: preferring G.722 answers 9 with the
+        // 8 kHz telephone-event (RFC 4733 at the codec's RTP clock).
+        let sdp = parse(crlf(BARESIP).as_bytes()).expect("parses");
+        let (text, n) = answer(
+            &sdp,
+            &local(&[Codec::G722, Codec::Pcmu], true),
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .expect("answers");
+        assert!(text.contains("m=audio 40000 RTP/AVP 9 101\r\n"), "{text}");
+        assert!(text.contains("a=rtpmap:9 G722/8000\r\n"), "{text}");
+        assert!(
+            text.contains("a=rtpmap:101 telephone-event/8000\r\n"),
+            "{text}"
+        );
+        assert_eq!(
+            (n.codec, n.payload_type, n.dtmf_payload_type),
+            (Codec::G722, 9, Some(101))
+        );
+        // A phone that lists 9 without an rtpmap still means G.722 (static assignment); one
+        // that maps G722 to a 16000 clock does not (the RFC 3551 clock is 8000).
+        let bare = parse(crlf("v=0\nc=IN IP4 203.0.113.9\nm=audio 5004 RTP/AVP 9 0").as_bytes())
+            .expect("parses");
+        let (_, n) = answer(&bare, &g722, Direction::SendRecv, 1, 1).expect("answers");
+        assert_eq!((n.codec, n.payload_type), (Codec::G722, 9));
+        let wrong = parse(
+            crlf("v=0\nc=IN IP4 203.0.113.9\nm=audio 5004 RTP/AVP 9 0\na=rtpmap:9 G722/16000")
+                .as_bytes(),
+        )
+        .expect("parses");
+        let (_, n) = answer(&wrong, &g722, Direction::SendRecv, 1, 1).expect("answers");
+        assert_eq!((n.codec, n.payload_type), (Codec::Pcmu, 0));
+        // Their answer choosing G.722 to our offer.
+        let their = parse(
+            crlf("v=0\nc=IN IP4 203.0.113.9\nm=audio 5004 RTP/AVP 9 101\na=rtpmap:9 G722/8000\na=rtpmap:101 telephone-event/8000")
+                .as_bytes(),
+        )
+        .expect("parses");
+        let n = negotiate_answer(&their, &g722).expect("negotiates");
+        assert_eq!(
+            (n.codec, n.payload_type, n.dtmf_payload_type),
+            (Codec::G722, 9, Some(101))
+        );
     }
 
     #[test]

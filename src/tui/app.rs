@@ -17,7 +17,7 @@ use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
 use crate::sip::{
     BlfState, CallState, Command, Event, LineNo, TraceMode, TransferKind, TransferMechanism,
-    TransferStatus, MAX_BLF, VIEW_LIMIT,
+    TransferStatus, VoiceStage, MAX_BLF, VIEW_LIMIT,
 };
 
 /// How many lines the screen shows until the driver says (`started`): the default of
@@ -340,6 +340,8 @@ pub struct App {
     pub trace: SipTrace,
     /// The audio devices in use, in words: microphone, headset, ringer.
     pub devices: Option<(String, String, String)>,
+    /// The microphone's clean-up: noise suppression and AGC on.
+    pub voice: (bool, bool),
     /// The configured busy lamps (`[[account]] blf`), in their order: extension and state
     /// (`unknown` until the PBX tells).
     pub blf: Vec<(String, BlfState)>,
@@ -369,6 +371,7 @@ impl App {
             failed_transfer: vec![None; LINES],
             trace: SipTrace::default(),
             devices: None,
+            voice: (false, false),
             blf: blf
                 .into_iter()
                 .take(MAX_BLF)
@@ -630,6 +633,10 @@ impl App {
                 output,
                 ring,
             } => self.devices = Some((input, output, ring)),
+            Event::Voice {
+                noise_suppression,
+                agc,
+            } => self.voice = (noise_suppression, agc),
             Event::Audio { message } => self.tell(capitalise(&message), true),
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,
@@ -1078,6 +1085,8 @@ impl App {
             | Action::Command
             | Action::Help
             | Action::Trace
+            | Action::NoiseSuppression
+            | Action::Agc
             | Action::History => true,
             Action::Quit => !self.quitting,
         }
@@ -1155,6 +1164,8 @@ impl App {
                     send(Command::Trace(TraceMode::On))
                 }
             }
+            Action::NoiseSuppression => send(Command::Voice(VoiceStage::NoiseSuppression, None)),
+            Action::Agc => send(Command::Voice(VoiceStage::Agc, None)),
             Action::History => vec![Effect::LoadHistory],
             Action::AddContact => {
                 if let Some(call) = self.selected_call() {

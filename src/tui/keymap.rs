@@ -46,6 +46,10 @@ pub enum Action {
     Command,
     /// Show or hide the SIP trace pane.
     Trace,
+    /// Switch noise suppression on or off.
+    NoiseSuppression,
+    /// Switch automatic gain control on or off.
+    Agc,
     /// Show the call history.
     History,
     /// Add the selected call's party to the personal book.
@@ -57,7 +61,7 @@ pub enum Action {
 }
 
 /// Every action with its `[keys]` name, default keys and help text, in help order.
-const ACTIONS: [(Action, &str, &str, &str); 21] = [
+const ACTIONS: [(Action, &str, &str, &str); 23] = [
     (Action::Dial, "dial", "d", "call a number or a contact"),
     (
         Action::Answer,
@@ -127,6 +131,13 @@ const ACTIONS: [(Action, &str, &str, &str); 21] = [
         "s",
         "SIP trace pane (↑↓ choose, enter full message)",
     ),
+    (
+        Action::NoiseSuppression,
+        "noise_suppression",
+        "n",
+        "noise suppression on / off",
+    ),
+    (Action::Agc, "agc", "g", "automatic gain control on / off"),
     (Action::Help, "help", "? f1", "this help"),
     (Action::Quit, "quit", "q", "quit"),
 ];

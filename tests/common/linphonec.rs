@@ -35,6 +35,8 @@ pub struct LinphonecOptions {
     pub play_file: Option<PathBuf>,
     /// If set: `soundcard use files` and `record FILE`.
     pub record_file: Option<PathBuf>,
+    /// Extra sections appended to `linphonerc` (e.g. `[audio_codec_0]` to enable G.722).
+    pub extra_rc: String,
 }
 
 impl Default for LinphonecOptions {
@@ -45,6 +47,7 @@ impl Default for LinphonecOptions {
             auto_answer: true,
             play_file: None,
             record_file: None,
+            extra_rc: String::new(),
         }
     }
 }
@@ -116,8 +119,10 @@ impl Linphonec {
              username={user}\n\
              passwd={password}\n\
              realm={kamailio_ip}\n\
-             domain={kamailio_ip}\n",
-            u8::from(opts.register)
+             domain={kamailio_ip}\n\
+             {}",
+            u8::from(opts.register),
+            opts.extra_rc
         );
         let rc_path = dir.path().join("linphonerc");
         fs::write(&rc_path, rc).expect("writing linphonerc");

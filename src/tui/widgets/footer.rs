@@ -26,6 +26,8 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                             | Action::Search
                             | Action::Route
                             | Action::Trace
+                            | Action::NoiseSuppression
+                            | Action::Agc
                             | Action::History
                             | Action::AddContact
                     )

@@ -1,4 +1,4 @@
-//! The status bar (account, registration, route, audio devices) at the top, and the outcome line above the
+//! The status bar (account, registration, route, audio devices, microphone clean-up) at the top, and the outcome line above the
 //! footer: the last outcome in plain words, or the `:` command line / route prompt being typed.
 
 use ratatui::layout::Rect;
@@ -47,6 +47,15 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             format!(" │ mic {input} · headset {output}{ring}")
         };
         spans.push(Span::styled(devices, bar));
+    }
+    let voice = match app.voice {
+        (true, true) => Some(" │ ns · agc"),
+        (true, false) => Some(" │ ns"),
+        (false, true) => Some(" │ agc"),
+        (false, false) => None,
+    };
+    if let Some(voice) = voice {
+        spans.push(Span::styled(voice, bar));
     }
     if app.quitting {
         spans.push(Span::styled(
