@@ -1855,9 +1855,9 @@ blind_timeout = \"soon\"
                  `srtp_over_insecure`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
                 "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
-                 `pcmu`, `pcma`",
-                "test.toml:14:9: transfer.blind: unknown value `sometimes`, expected `safe` or \
-                 `immediate`",
+                 `pcmu`, `pcma`, `g722`",
+                "test.toml:14:9: transfer.blind: unknown value `sometimes`, expected one of \
+                 `safe`, `notify`, `immediate`",
                 "test.toml:15:17: transfer.blind_timeout: invalid type: string \"soon\", \
                  expected a whole number from 0 to 4294967295",
             ]

@@ -179,20 +179,11 @@ impl UserAgent {
             }
             return;
         }
-        if let Some(call) = self.call_mut(call_id) {
-            call.pbx = None;
-        }
         let words = format!(
             "handed to the PBX, which transfers the caller to {}",
             t.target
         );
-        self.pbx_event(
-            call_id,
-            TransferKind::Blind,
-            TransferStatus::Succeeded,
-            &t.target,
-            &words,
-        );
+        self.blind_pbx_outcome(call_id, &t.target, TransferStatus::Succeeded, &words);
         self.end_call(now, call_id, &words);
     }
 
@@ -202,33 +193,32 @@ impl UserAgent {
     pub(super) fn pbx_far_end_hung_up(&mut self, now: Instant, call_id: &str) -> Option<String> {
         let call = self.calls().find(|c| c.call_id == call_id)?;
         let t = call.pbx.clone().filter(|t| !t.attended)?;
-        let digits_out = call.info_queue.is_empty() && now >= t.last_digit_at;
-        if let Some(call) = self.call_mut(call_id) {
-            call.pbx = None;
-        }
-        if digits_out {
+        if call.info_queue.is_empty() && now >= t.last_digit_at {
             let words = format!(
                 "the PBX took the call after the transfer code and transfers the caller to {}",
                 t.target
             );
-            self.pbx_event(
-                call_id,
-                TransferKind::Blind,
-                TransferStatus::Succeeded,
-                &t.target,
-                &words,
-            );
+            self.blind_pbx_outcome(call_id, &t.target, TransferStatus::Succeeded, &words);
             Some(format!("handed to the PBX for {}", t.target))
         } else {
-            self.pbx_event(
-                call_id,
-                TransferKind::Blind,
-                TransferStatus::Failed,
-                &t.target,
-                "the caller hung up before the transfer code was out",
-            );
+            let words = "the caller hung up before the transfer code was out";
+            self.blind_pbx_outcome(call_id, &t.target, TransferStatus::Failed, words);
             None
         }
+    }
+
+    /// A blind PBX transfer on `call_id` is over: the call forgets it, the operator is told.
+    fn blind_pbx_outcome(
+        &mut self,
+        call_id: &str,
+        target: &str,
+        status: TransferStatus,
+        words: &str,
+    ) {
+        if let Some(call) = self.call_mut(call_id) {
+            call.pbx = None;
+        }
+        self.pbx_event(call_id, TransferKind::Blind, status, target, words);
     }
 
     /// The selected talking call, the number and the digits to key for `code`.
