@@ -21,6 +21,7 @@
 //! on which line is the core's business.
 
 pub mod capture;
+mod followers;
 mod media;
 pub mod outlet;
 pub mod router;
@@ -220,6 +221,7 @@ pub async fn run(
         }
     }
     drop(engine);
+    events.close();
     tracing::info!("driver stopped");
     Ok(())
 }
