@@ -14,6 +14,7 @@ pub mod recorder;
 pub mod rtp;
 pub mod srtp;
 pub mod tones;
+mod warnings;
 
 /// The engine's internal sample rate (Hz): devices and codecs convert to it.
 pub const SAMPLE_RATE: u32 = 48_000;
