@@ -351,24 +351,51 @@ impl History {
             .map_err(open_error)?;
         let mut history = History::in_memory(limit);
         let regular = file.metadata().map_err(open_error)?.is_file();
-        if !regular {
-            history.journal = Some(Journal {
-                path: path.to_path_buf(),
-                file,
-                regular,
-                dirty: false,
-            });
-            return Ok(history);
+        if regular && !history.read_records(&file, path).map_err(open_error)? {
+            file.write_all(b"\n").map_err(open_error)?;
         }
-        let mut reader = BufReader::new(&file);
+        history.journal = Some(Journal {
+            path: path.to_path_buf(),
+            file,
+            regular,
+            dirty: false,
+        });
+        Ok(history)
+    }
+
+    /// The last `limit` records of the history file at `path`, read without opening it for
+    /// writing (for the history view and the picker, while the history thread appends): a
+    /// missing file is an empty history, and so is a path that is not a regular file (a named
+    /// pipe is never opened: that could wait for a writer). Lines that are not records are
+    /// skipped as by [`History::load`].
+    pub fn read(path: &Path, limit: usize) -> Result<History, HistoryError> {
+        let open_error = |source| HistoryError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut history = History::in_memory(limit);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Ok(history),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(history),
+            Err(e) => return Err(open_error(e)),
+        }
+        let file = File::open(path).map_err(open_error)?;
+        history.read_records(&file, path).map_err(open_error)?;
+        Ok(history)
+    }
+
+    /// Reads every record of `file` into memory, skipping (with a warning) lines that are not
+    /// records; returns whether the last line was terminated.
+    fn read_records(&mut self, file: &File, path: &Path) -> io::Result<bool> {
+        let mut reader = BufReader::new(file);
         let mut line = Vec::new();
         let mut number = 0usize;
         let mut terminated = true;
         loop {
             line.clear();
-            let read = reader.read_until(b'\n', &mut line).map_err(open_error)?;
-            if read == 0 {
-                break;
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(terminated);
             }
             number += 1;
             terminated = line.last() == Some(&b'\n');
@@ -377,7 +404,7 @@ impl History {
                 continue;
             }
             match serde_json::from_slice::<Record>(text) {
-                Ok(record) => history.remember(record),
+                Ok(record) => self.remember(record),
                 Err(error) if !terminated => tracing::warn!(
                     path = %path.display(), line = number, %error,
                     "skipping the incomplete last line of the call history (left by a crash?)"
@@ -388,16 +415,6 @@ impl History {
                 ),
             }
         }
-        if !terminated {
-            file.write_all(b"\n").map_err(open_error)?;
-        }
-        history.journal = Some(Journal {
-            path: path.to_path_buf(),
-            file,
-            regular,
-            dirty: false,
-        });
-        Ok(history)
     }
 
     /// The history file, when there is one.
@@ -848,6 +865,35 @@ mod tests {
             ids,
             ["a", "b"],
             "the new record was not glued to the torn line"
+        );
+    }
+
+    #[test]
+    fn reading_never_writes_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("history.jsonl");
+        assert_eq!(
+            History::read(&path, 10).expect("missing").records().len(),
+            0
+        );
+        assert!(!path.exists(), "reading created nothing");
+        let mut history = History::load(&path, 10).expect("new file");
+        run(
+            &mut history,
+            &[(0, call("a", CallState::Ended, ALICE, Some(486)))],
+        );
+        drop(history);
+        let mut file = OpenOptions::new().append(true).open(&path).expect("append");
+        file.write_all(b"{\"started\":17000")
+            .expect("a line being written");
+        drop(file);
+        let read = History::read(&path, 10).expect("reads");
+        assert_eq!(read.records().len(), 1);
+        assert_eq!(read.path(), None, "not open for writing");
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(
+            text.ends_with("{\"started\":17000"),
+            "left as it was: {text}"
         );
     }
 

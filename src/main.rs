@@ -188,7 +188,7 @@ fn directory_finder(config: &Config) -> DirectoryFinder {
         tracing::warn!(%warning, "directory");
     }
     if let Some(path) = config.history.path() {
-        match History::load(&path, config.history.load) {
+        match History::read(&path, config.history.load) {
             Ok(history) => directory.set_history(history.recent_numbers()),
             Err(e) => tracing::warn!(error = %e, "call history not loaded for the picker"),
         }
