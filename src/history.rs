@@ -1,15 +1,19 @@
 //! Call history: every finished call as one [`Record`], appended to a JSON Lines file.
 //!
 //! This module owns turning the [`Event`] stream into records (who, when, how long, how it
-//! ended, including transfers) and the history file: one JSON object per line, appended and
-//! synced per record so that a crash loses nothing already shown; loading tolerates a torn or
-//! malformed line (skipped with a warning). It must not read the clock (`now` is an argument),
-//! send anything or know how the records are shown.
+//! ended, including transfers) and the history file: one JSON object per line, appended as
+//! each call ends and synced by [`History::sync`] (the driver's history thread syncs after
+//! each batch of records, so a crash loses at most the calls of the last moment); loading
+//! tolerates a torn or malformed line (skipped with a warning). A path that is not a regular
+//! file (a named pipe a logger reads, `/dev/null`) is only written to: never read back or
+//! synced. It must not read the clock (`now` is an argument), send anything or know how the
+//! records are shown.
 //!
 //! ```text
 //!   Incoming ─┐                         ┌─ Connected (first time): answered at `now`
 //!             ├─► call pending ─────────┼─ Transfer succeeded / failed: noted
-//!   Call (first seen, outgoing) ─┘      └─ Call Ended ─► Record ─► file (write + sync) + memory
+//!   Call (first seen, outgoing) ─┘      └─ Call Ended ─► Record ─► file (write) + memory
+//!                                                        sync() ─► file synced to disk
 //! ```
 //!
 //! Outcomes, decided when the call ends, first rule that applies:
@@ -166,6 +170,14 @@ pub enum HistoryError {
         /// The record that was not written.
         record: Box<Record>,
     },
+    /// The records written could not be synced to disk.
+    #[error("cannot sync the call history {}: {source}", path.display())]
+    Sync {
+        /// The history file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
 }
 
 /// The user part of a SIP or tel URI, percent-decoded: `"Bob" <sip:2001@pbx;x=y>` → `2001`,
@@ -290,6 +302,10 @@ impl Pending {
 struct Journal {
     path: PathBuf,
     file: File,
+    /// A regular file (synced), not a pipe or a device (only written to).
+    regular: bool,
+    /// Written since the last sync.
+    dirty: bool,
 }
 
 /// The call history: calls under way, the latest finished records and the file.
@@ -317,7 +333,8 @@ impl History {
     ///
     /// A line that is not a record (torn by a crash, edited by hand) is skipped with a warning;
     /// only a file that cannot be opened or read is an error. An unterminated last line is
-    /// closed with a newline so that the next record starts on its own line.
+    /// closed with a newline so that the next record starts on its own line. A path that is
+    /// not a regular file (a named pipe, a device) is opened for writing only: nothing is read.
     pub fn load(path: &Path, limit: usize) -> Result<History, HistoryError> {
         let open_error = |source| HistoryError::Open {
             path: path.to_path_buf(),
@@ -333,15 +350,52 @@ impl History {
             .open(path)
             .map_err(open_error)?;
         let mut history = History::in_memory(limit);
-        let mut reader = BufReader::new(&file);
+        let regular = file.metadata().map_err(open_error)?.is_file();
+        if regular && !history.read_records(&file, path).map_err(open_error)? {
+            file.write_all(b"\n").map_err(open_error)?;
+        }
+        history.journal = Some(Journal {
+            path: path.to_path_buf(),
+            file,
+            regular,
+            dirty: false,
+        });
+        Ok(history)
+    }
+
+    /// The last `limit` records of the history file at `path`, read without opening it for
+    /// writing (for the history view and the picker, while the history thread appends): a
+    /// missing file is an empty history, and so is a path that is not a regular file (a named
+    /// pipe is never opened: that could wait for a writer). Lines that are not records are
+    /// skipped as by [`History::load`].
+    pub fn read(path: &Path, limit: usize) -> Result<History, HistoryError> {
+        let open_error = |source| HistoryError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut history = History::in_memory(limit);
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Ok(history),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(history),
+            Err(e) => return Err(open_error(e)),
+        }
+        let file = File::open(path).map_err(open_error)?;
+        history.read_records(&file, path).map_err(open_error)?;
+        Ok(history)
+    }
+
+    /// Reads every record of `file` into memory, skipping (with a warning) lines that are not
+    /// records; returns whether the last line was terminated.
+    fn read_records(&mut self, file: &File, path: &Path) -> io::Result<bool> {
+        let mut reader = BufReader::new(file);
         let mut line = Vec::new();
         let mut number = 0usize;
         let mut terminated = true;
         loop {
             line.clear();
-            let read = reader.read_until(b'\n', &mut line).map_err(open_error)?;
-            if read == 0 {
-                break;
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(terminated);
             }
             number += 1;
             terminated = line.last() == Some(&b'\n');
@@ -350,7 +404,7 @@ impl History {
                 continue;
             }
             match serde_json::from_slice::<Record>(text) {
-                Ok(record) => history.remember(record),
+                Ok(record) => self.remember(record),
                 Err(error) if !terminated => tracing::warn!(
                     path = %path.display(), line = number, %error,
                     "skipping the incomplete last line of the call history (left by a crash?)"
@@ -361,14 +415,6 @@ impl History {
                 ),
             }
         }
-        if !terminated {
-            file.write_all(b"\n").map_err(open_error)?;
-        }
-        history.journal = Some(Journal {
-            path: path.to_path_buf(),
-            file,
-        });
-        Ok(history)
     }
 
     /// The history file, when there is one.
@@ -377,7 +423,8 @@ impl History {
     }
 
     /// Follows one event; when it ends a call, returns the call's record, already written to
-    /// the file and kept in memory. Events that are not about calls are ignored.
+    /// the file (not yet synced: see [`History::sync`]) and kept in memory. Events that are not
+    /// about calls are ignored.
     ///
     /// A write error returns [`HistoryError::Write`] carrying the record, which is still kept
     /// in memory; the next record is written as usual.
@@ -391,6 +438,7 @@ impl History {
         };
         self.remember(record.clone());
         if let Some(journal) = &mut self.journal {
+            journal.dirty = true;
             if let Err(source) = append(&mut journal.file, &record) {
                 return Err(HistoryError::Write {
                     path: journal.path.clone(),
@@ -400,6 +448,25 @@ impl History {
             }
         }
         Ok(Some(record))
+    }
+
+    /// Syncs the records written since the last sync to disk (a regular file only); a
+    /// no-op when nothing was written.
+    pub fn sync(&mut self) -> Result<(), HistoryError> {
+        let Some(journal) = self.journal.as_mut().filter(|j| j.dirty) else {
+            return Ok(());
+        };
+        journal.dirty = false;
+        if !journal.regular {
+            return Ok(());
+        }
+        journal
+            .file
+            .sync_data()
+            .map_err(|source| HistoryError::Sync {
+                path: journal.path.clone(),
+                source,
+            })
     }
 
     /// The records in memory, oldest first (at most the `limit` given when created).
@@ -511,13 +578,11 @@ impl History {
     }
 }
 
-/// Writes one record as a line and syncs it to disk.
+/// Writes one record as a line.
 fn append(file: &mut File, record: &Record) -> io::Result<()> {
     let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
     line.push(b'\n');
-    file.write_all(&line)?;
-    file.flush()?;
-    file.sync_data()
+    file.write_all(&line)
 }
 
 #[cfg(test)]
@@ -733,6 +798,7 @@ mod tests {
             ],
         );
         assert_eq!(records.len(), 3);
+        history.sync().expect("synced");
         drop(history);
 
         let text = std::fs::read_to_string(&path).expect("written");
@@ -800,6 +866,47 @@ mod tests {
             ["a", "b"],
             "the new record was not glued to the torn line"
         );
+    }
+
+    #[test]
+    fn reading_never_writes_and_a_missing_file_is_empty() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("history.jsonl");
+        assert_eq!(
+            History::read(&path, 10).expect("missing").records().len(),
+            0
+        );
+        assert!(!path.exists(), "reading created nothing");
+        let mut history = History::load(&path, 10).expect("new file");
+        run(
+            &mut history,
+            &[(0, call("a", CallState::Ended, ALICE, Some(486)))],
+        );
+        drop(history);
+        let mut file = OpenOptions::new().append(true).open(&path).expect("append");
+        file.write_all(b"{\"started\":17000")
+            .expect("a line being written");
+        drop(file);
+        let read = History::read(&path, 10).expect("reads");
+        assert_eq!(read.records().len(), 1);
+        assert_eq!(read.path(), None, "not open for writing");
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(
+            text.ends_with("{\"started\":17000"),
+            "left as it was: {text}"
+        );
+    }
+
+    #[test]
+    fn a_device_is_only_written_to() {
+        let mut history = History::load(Path::new("/dev/null"), 10).expect("opens");
+        assert_eq!(history.records().len(), 0);
+        let records = run(
+            &mut history,
+            &[(0, call("a", CallState::Ended, ALICE, Some(486)))],
+        );
+        assert_eq!(records.len(), 1);
+        history.sync().expect("nothing to sync on a device");
     }
 
     #[test]

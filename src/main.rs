@@ -10,12 +10,12 @@ use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::thread;
 
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
+use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
 use switchboard::config::{AudioBackend, Config, ConfigError};
@@ -188,7 +188,7 @@ fn directory_finder(config: &Config) -> DirectoryFinder {
         tracing::warn!(%warning, "directory");
     }
     if let Some(path) = config.history.path() {
-        match History::load(&path, config.history.load) {
+        match History::read(&path, config.history.load) {
             Ok(history) => directory.set_history(history.recent_numbers()),
             Err(e) => tracing::warn!(error = %e, "call history not loaded for the picker"),
         }
@@ -276,7 +276,11 @@ fn open_log(path: &Path) -> io::Result<File> {
 /// Sends logs to `path` at `level`; if that file cannot be opened, says so on stderr and logs
 /// to stderr (never to stdout, which carries the events), or nowhere under the full-screen
 /// interface (`screen`), where a log line would scribble over the screen.
-fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) {
+///
+/// Lines go to the file from a writer thread of their own, so neither the run loop nor the
+/// media thread waits on the disk (a line logged while the thread's queue is full is dropped).
+/// The returned guard flushes what is queued when dropped: keep it for the program's life.
+fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -288,14 +292,20 @@ fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) {
         None => Err("no log file location (no home directory)".to_owned()),
     };
     match file {
-        Ok(file) => builder.with_writer(Mutex::new(file)).init(),
+        Ok(file) => {
+            let (writer, guard) = tracing_appender::non_blocking(file);
+            builder.with_writer(writer).init();
+            Some(guard)
+        }
         Err(message) if screen => {
             eprintln!("switchboard: {message}; running without a log");
             builder.with_writer(io::sink).init();
+            None
         }
         Err(message) => {
             eprintln!("switchboard: {message}; logging to stderr");
             builder.with_writer(io::stderr).init();
+            None
         }
     }
 }
@@ -313,7 +323,8 @@ fn run(cli: Cli) -> ExitCode {
         .log_file
         .or_else(|| config.general.log_file.clone())
         .or_else(default_log_file);
-    init_logging(log_file.clone(), &config.general.log_level, !cli.headless);
+    // Dropped when `run` returns, after everything else: what is queued reaches the file.
+    let _log = init_logging(log_file.clone(), &config.general.log_level, !cli.headless);
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         headless = cli.headless,

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::fs;
 use std::thread;
 use std::time::Duration;
 
@@ -57,11 +56,12 @@ fn a_call_is_written_to_history_and_fires_the_hooks() {
     let env = common::wait_for_file(&hangup);
     assert!(env.contains("SWITCHBOARD_EVENT=hangup"), "{env}");
 
-    // The history holds the answered call, written as it ended.
+    // The history holds the answered call, written by the history thread as it ended
+    // (bounded wait: the run loop does not wait for the disk).
     let history = bob
         .run_dir()
         .join("home/.local/share/switchboard/history.jsonl");
-    let text = fs::read_to_string(&history).expect("bob's history file exists");
+    let text = common::wait_for_file(&history);
     let records: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON record per line"))

@@ -12,15 +12,19 @@
 //!
 //! [`run`] loops over one `tokio::select!` of those inputs. After every input it drains the
 //! core: every [`Transmit`] is sent (a send error is logged, never fatal), every [`Event`]
-//! is forwarded and every media order goes to the media engine (see `media.rs`); then it sleeps until the next input or the core's next deadline. It ends when
-//! the core says it has stopped (after `quit`). The first SIGINT/SIGTERM is a `quit`; a second
-//! one ends the loop at once.
+//! is forwarded (`outlet.rs`: events about calls also go to the history and hooks threads of
+//! `followers.rs`, so the loop never waits on a disk or a `fork`) and every media order goes
+//! to the media engine (see `media.rs`); then it sleeps until the next input or the core's
+//! next deadline. It ends when the core says it has stopped (after `quit`), after a bounded
+//! wait for the history and hooks threads to finish what is queued. The first SIGINT/SIGTERM
+//! is a `quit`; a second one ends the loop at once.
 //!
 //! [`setup`] prepares everything beforehand (account, addresses, sockets). This module is one
 //! of the two places allowed to read the clock ([`now`]); it holds no SIP logic: which call is
 //! on which line is the core's business.
 
 pub mod capture;
+mod followers;
 mod media;
 pub mod outlet;
 pub mod router;
@@ -234,6 +238,7 @@ pub async fn run(
         }
     }
     drop(engine);
+    events.close();
     tracing::info!("driver stopped");
     Ok(())
 }

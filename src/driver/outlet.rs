@@ -1,59 +1,48 @@
-//! Where the core's events go: the call history and the screen-pop hooks see each one, then it
-//! is handed to the front end. Neither observer may hold the run loop up: history appends one
-//! line per finished call, hooks are started in the background. Every SIP message sent or
-//! received passes here too: logged with its secrets redacted, captured whole with
-//! `--sip-capture`, and reported as a `sip` event while `trace on` (redacted the same way) or
+//! Where the core's events go: every event about a call is handed to the history and hooks
+//! threads (`followers.rs`), then every event goes to the front end. The run loop only sends
+//! here: the history file is written and synced, and hooks are spawned, on threads of their
+//! own, so no disk or `fork` holds SIP or TLS up. Every SIP message sent or received passes
+//! here too: logged with its secrets redacted, captured whole with `--sip-capture` (its own
+//! writer thread), and reported as a `sip` event while `trace on` (redacted the same way) or
 //! `trace on raw` (as on the wire).
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use std::path::Path;
-
 use super::capture::SipCapture;
+use super::followers::{Followers, HistoryFile};
 use crate::config::Config;
-use crate::history::History;
 use crate::hooks::Hooks;
-use std::net::SocketAddr;
-
 use crate::sip::{Event, TraceDirection, TraceMode};
-
-/// How many past calls are kept in memory when the history file cannot be opened.
-const IN_MEMORY_HISTORY: usize = 1_000;
 
 /// The event sink of the run loop.
 pub struct Outlet {
     events: mpsc::UnboundedSender<Event>,
-    history: History,
-    hooks: Hooks,
+    followers: Followers,
     trace: TraceMode,
     capture: Option<SipCapture>,
 }
 
 /// The observers built from the configuration, before the run loop starts.
 pub struct Observers {
-    history: History,
+    history: HistoryFile,
     hooks: Hooks,
     capture: Option<SipCapture>,
 }
 
 impl Observers {
-    /// Opens the history file (`[history]`) and prepares the hooks (`[hooks]`). A history file
-    /// that cannot be opened is logged and replaced by an in-memory history: calls still work.
+    /// Names the history file (`[history]`) and prepares the hooks (`[hooks]`). The history
+    /// thread opens the file when the run loop starts; a file that cannot be opened is logged
+    /// and replaced by an in-memory history: calls still work.
     pub fn new(config: &Config) -> Observers {
-        let history = match config.history.path() {
-            Some(path) => History::load(&path, config.history.load).unwrap_or_else(|e| {
-                tracing::warn!(error = %e, "call history not available; keeping it in memory");
-                History::in_memory(IN_MEMORY_HISTORY)
-            }),
-            None => {
-                tracing::warn!("no data directory for the call history; keeping it in memory");
-                History::in_memory(IN_MEMORY_HISTORY)
-            }
-        };
         Observers {
-            history,
+            history: HistoryFile {
+                path: config.history.path(),
+                load: config.history.load,
+            },
             hooks: Hooks::new(config.hooks.clone()),
             capture: None,
         }
@@ -67,12 +56,11 @@ impl Observers {
 }
 
 impl Outlet {
-    /// An outlet to `events` with these observers.
+    /// An outlet to `events` with these observers; starts the history and hooks threads.
     pub fn new(events: mpsc::UnboundedSender<Event>, observers: Observers) -> Outlet {
         Outlet {
             events,
-            history: observers.history,
-            hooks: observers.hooks,
+            followers: Followers::start(observers.history, observers.hooks),
             trace: TraceMode::Off,
             capture: observers.capture,
         }
@@ -121,15 +109,19 @@ impl Outlet {
         });
     }
 
-    /// Records `event`, fires its hook, and hands it to the front end.
+    /// Queues `event` for the history and hooks threads and hands it to the front end.
+    /// Never waits.
     pub fn send(&mut self, event: Event) {
-        if let Err(e) = self.history.observe(&event, wall_clock()) {
-            tracing::warn!(error = %e, "could not write the call history");
-        }
-        self.hooks.observe(&event);
+        self.followers.observe(&event, wall_clock());
         if self.events.send(event).is_err() {
             tracing::debug!("the front end is gone; event dropped");
         }
+    }
+
+    /// At the end of the run loop: lets the history and hooks threads finish what is queued
+    /// (a bounded wait).
+    pub fn close(self) {
+        self.followers.close();
     }
 }
 
@@ -208,6 +200,79 @@ fn find_ignore_case(haystack: &str, needle: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    use crate::sip::CallState;
+
+    fn ended(i: usize) -> Event {
+        Event::Call {
+            line: 1,
+            call_id: format!("call-{i}"),
+            state: CallState::Ended,
+            peer: "sip:2002@pbx.test".into(),
+            status: Some(486),
+            reason: None,
+        }
+    }
+
+    /// The history file is a named pipe nobody reads: once its buffer (64 KiB) is full, every
+    /// write of the history thread blocks. The outlet still hands every event on at once, and
+    /// the records all arrive, in order, once someone reads the pipe.
+    #[test]
+    fn events_flow_while_the_history_file_is_blocked() {
+        const CALLS: usize = 5_000; // about 1 MB of records
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("history.jsonl");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        let mut config = Config::embedded_default();
+        config.history.file = Some(fifo.clone());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let observers = Observers::new(&config);
+        // The sends run on a thread of their own so that an outlet that blocks fails the test
+        // instead of hanging it.
+        let (sent_tx, sent) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut outlet = Outlet::new(tx, observers);
+            for i in 0..CALLS {
+                outlet.send(ended(i));
+            }
+            let _ = sent_tx.send(outlet);
+        });
+        let outlet = sent
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the outlet blocked on the history file");
+        for i in 0..CALLS {
+            match rx.try_recv() {
+                Ok(Event::Call { call_id, .. }) => assert_eq!(call_id, format!("call-{i}")),
+                other => panic!("event {i}: {other:?}"),
+            }
+        }
+
+        // Now drain the pipe (on a thread: a read blocks) and wait, bounded, for every record.
+        let (lines_tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let reader = BufReader::new(std::fs::File::open(&fifo).expect("open the pipe"));
+            for line in reader.lines().take(CALLS) {
+                let Ok(line) = line else { return };
+                if lines_tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        for i in 0..CALLS {
+            let line = lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|e| panic!("record {i} not written: {e}"));
+            let record: crate::history::Record = serde_json::from_str(&line).expect("a record");
+            assert_eq!(record.call_id, format!("call-{i}"));
+        }
+        outlet.close();
+    }
 
     #[test]
     fn credentials_and_srtp_keys_are_redacted_from_logged_messages() {

@@ -16,6 +16,7 @@ pub mod rtp;
 pub mod srtp;
 pub mod tones;
 pub mod voice;
+mod warnings;
 
 /// The engine's internal sample rate (Hz): devices and codecs convert to it.
 pub const SAMPLE_RATE: u32 = 48_000;

@@ -33,6 +33,7 @@ use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
 use super::srtp::SrtpSession;
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
 use super::voice::MicCleanup;
+use super::warnings::{Limiter, Warnings};
 use super::{Frame, FRAME_SAMPLES};
 
 /// How often a line reports its receive quality.
@@ -213,6 +214,8 @@ pub(super) struct Pipeline {
     recv: Vec<u8>,
     /// A received SRTP packet once unprotected.
     plain: Vec<u8>,
+    /// Per-frame warnings, each logged at most once per period.
+    warnings: Warnings,
 }
 
 impl Pipeline {
@@ -253,6 +256,7 @@ impl Pipeline {
             payload: vec![0; MAX_PACKET],
             recv: vec![0; MAX_PACKET],
             plain: Vec::with_capacity(MAX_PACKET),
+            warnings: Warnings::default(),
         }
     }
 
@@ -412,7 +416,14 @@ impl Pipeline {
                     srtp.unprotect_rtp(buf, &mut self.plain)
                 };
                 if let Err(e) = unprotected {
-                    count_srtp_failure(index, &mut stream.srtp_failures, src, &e);
+                    count_srtp_failure(
+                        index,
+                        &mut stream.srtp_failures,
+                        src,
+                        &e,
+                        &mut self.warnings.srtp_in,
+                        now,
+                    );
                     continue;
                 }
                 buf = &self.plain;
@@ -466,7 +477,14 @@ impl Pipeline {
                 let mut buf = &self.recv[..len];
                 if let Some(srtp) = stream.srtp.as_mut() {
                     if let Err(e) = srtp.unprotect_rtcp(buf, &mut self.plain) {
-                        count_srtp_failure(index, &mut stream.srtp_failures, src, &e);
+                        count_srtp_failure(
+                            index,
+                            &mut stream.srtp_failures,
+                            src,
+                            &e,
+                            &mut self.warnings.srtp_in,
+                            now,
+                        );
                         continue;
                     }
                     buf = &self.plain;
@@ -562,6 +580,8 @@ impl Pipeline {
                         false,
                         &mut self.packet,
                         stream.send_to,
+                        &mut self.warnings.protect,
+                        now,
                     );
                 }
                 stream.spurt = true;
@@ -593,9 +613,15 @@ impl Pipeline {
                             false,
                             &mut self.packet,
                             stream.send_to,
+                            &mut self.warnings.protect,
+                            now,
                         );
                     }
-                    Err(e) => tracing::warn!(line = line + 1, error = %e, "encoding failed"),
+                    Err(e) => {
+                        if let Some(suppressed) = self.warnings.encode.allow(now) {
+                            tracing::warn!(line = line + 1, error = %e, suppressed, "encoding failed");
+                        }
+                    }
                 }
             }
         }
@@ -617,6 +643,8 @@ impl Pipeline {
                 true,
                 &mut self.packet,
                 to,
+                &mut self.warnings.protect,
+                now,
             );
         }
         if let Some(limit) = self.config.rtp_timeout {
@@ -653,6 +681,8 @@ fn send_protected(
     rtcp: bool,
     packet: &mut Vec<u8>,
     to: SocketAddr,
+    warned: &mut Limiter,
+    now: Instant,
 ) {
     if let Some(srtp) = srtp {
         let protected = if rtcp {
@@ -661,22 +691,27 @@ fn send_protected(
             srtp.protect_rtp(packet)
         };
         if let Err(e) = protected {
-            tracing::warn!(error = %e, "not sending a packet that could not be protected");
+            if let Some(suppressed) = warned.allow(now) {
+                tracing::warn!(error = %e, suppressed, "not sending a packet that could not be protected");
+            }
             return;
         }
     }
     let _ = socket.send_to(packet, to);
 }
 
-/// Counts a received packet that failed SRTP checks; logs the first and then every 256th.
+/// Counts a received packet that failed SRTP checks; logs at most one line per period (all
+/// lines share `warned`), with this stream's total so far.
 fn count_srtp_failure(
     index: usize,
     failures: &mut u64,
     src: SocketAddr,
     error: &super::srtp::SrtpError,
+    warned: &mut Limiter,
+    now: Instant,
 ) {
     *failures += 1;
-    if *failures % 256 == 1 {
+    if warned.allow(now).is_some() {
         tracing::warn!(line = index + 1, from = %src, %error, dropped = *failures, "dropping SRTP packets that fail authentication");
     }
 }

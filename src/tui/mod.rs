@@ -80,8 +80,7 @@ fn side_effect(effect: Effect, finder: &mut dyn Finder, history: Option<&Path>) 
     match effect {
         Effect::LoadHistory => {
             let list = match history {
-                Some(path) if !path.exists() => Ok(HistoryList::new(&[], wall_clock(), |_| None)),
-                Some(path) => History::load(path, HISTORY_VIEW)
+                Some(path) => History::read(path, HISTORY_VIEW)
                     .map(|h| {
                         let records: Vec<_> = h.records().cloned().collect();
                         HistoryList::new(&records, wall_clock(), |n| finder.name_for(n))
