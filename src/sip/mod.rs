@@ -64,6 +64,7 @@ mod session_timer;
 #[cfg(test)]
 mod session_timer_tests;
 mod subscription;
+pub mod target;
 pub mod timer;
 pub mod transaction;
 mod transfer;
