@@ -65,6 +65,8 @@ mod session_timer;
 mod session_timer_tests;
 mod subscription;
 pub mod target;
+#[cfg(test)]
+mod target_tests;
 pub mod timer;
 pub mod transaction;
 mod transfer;
