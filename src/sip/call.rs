@@ -1399,7 +1399,7 @@ impl UserAgent {
             .map(|b| sdp::parse(b.as_bytes()).and_then(|s| sdp::negotiate_answer(&s, &local)));
         match answer {
             Some(Ok(n)) => {
-                if let Some(call) = self.call_mut(&call_id) {
+                if let Some(call) = self.call_mut(call_id) {
                     let offered = call.last_sdp_direction.unwrap_or(Direction::SendRecv);
                     call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
                     call.media = Some(n);

@@ -685,9 +685,10 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        match call.transfer.as_ref().map(|t| t.phase) {
-            Some(Phase::HungUp { .. } | Phase::Dropped { .. }) => return,
-            _ => {}
+        if let Some(Phase::HungUp { .. } | Phase::Dropped { .. }) =
+            call.transfer.as_ref().map(|t| t.phase)
+        {
+            return;
         }
         let Some(t) = call.transfer.take() else {
             return;
