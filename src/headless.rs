@@ -11,6 +11,7 @@
 
 use std::io::{self, BufRead, Write};
 
+use crate::sip::target::{TargetError, Typed};
 use crate::sip::{Command, Event, LineNo, TraceMode, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
@@ -48,10 +49,13 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
         return Ok(None);
     }
     let mut parts = line.split_whitespace();
-    let word = parts.next().unwrap_or_default().to_ascii_lowercase();
+    let first = parts.next().unwrap_or_default();
+    let word = first.to_ascii_lowercase();
     let args: Vec<&str> = parts.collect();
+    // A target is the rest of the line: `dial 555 123-4567`, `dial "Carol" <sip:carol@pbx>`.
+    let rest = line[first.len()..].trim();
     let command = match word.as_str() {
-        "dial" => Command::Dial(one(&word, "a number or SIP URI", &args)?),
+        "dial" => Command::Dial(target(&word, "a number or SIP URI", rest)?),
         "answer" => Command::Answer(optional_line(&word, &args)?),
         "decline" => Command::Decline(optional_line(&word, &args)?),
         "hangup" => Command::Hangup(optional_line(&word, &args)?),
@@ -62,8 +66,8 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
             Command::Line(line_number(&word, &n)?)
         }
         "swap" => none(&word, &args, Command::Swap)?,
-        "transfer" => Command::Transfer(one(&word, "a target number or SIP URI", &args)?),
-        "consult" => Command::Consult(one(&word, "a target number or SIP URI", &args)?),
+        "transfer" => Command::Transfer(target(&word, "a target number or SIP URI", rest)?),
+        "consult" => Command::Consult(target(&word, "a target number or SIP URI", rest)?),
         "complete" => none(&word, &args, Command::Complete)?,
         "cancel" => none(&word, &args, Command::Cancel)?,
         "dtmf" => Command::Dtmf(dtmf_digits(&one(&word, "digits", &args)?)?),
@@ -102,7 +106,7 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
                 _ => return Err(format!("record: expected `start` or `stop`, not `{what}`")),
             }
         }
-        "pickup" => Command::Pickup(one(&word, "an extension", &args)?),
+        "pickup" => Command::Pickup(target(&word, "an extension", rest)?),
         "watch" => Command::Watch(args.iter().map(|a| (*a).to_owned()).collect()),
         "route" => Command::Route(one(&word, "a route name", &args)?),
         "quit" => none(&word, &args, Command::Quit)?,
@@ -141,6 +145,16 @@ fn switch(word: &str, args: &[&str]) -> Result<Option<bool>, String> {
             "{word}: expected `on`, `off` or nothing, got `{}`",
             args.join(" ")
         )),
+    }
+}
+
+/// The rest of the line as a call target, checked by the one target parser
+/// ([`Typed::parse`]) and passed on as typed.
+fn target(word: &str, what: &str, rest: &str) -> Result<String, String> {
+    match Typed::parse(rest) {
+        Ok(_) => Ok(rest.to_owned()),
+        Err(TargetError::Empty) => Err(format!("{word}: expected {what}")),
+        Err(e) => Err(format!("{word}: {e}")),
     }
 }
 
@@ -334,6 +348,15 @@ mod tests {
             ok("  DIAL  sip:Bob@Host  "),
             Command::Dial("sip:Bob@Host".into())
         );
+        assert_eq!(
+            ok("dial  555 123-4567 "),
+            Command::Dial("555 123-4567".into())
+        );
+        assert_eq!(
+            ok("consult \"Carol\" <sip:carol@pbx>"),
+            Command::Consult("\"Carol\" <sip:carol@pbx>".into())
+        );
+        assert_eq!(ok("pickup 20-1"), Command::Pickup("20-1".into()));
         assert_eq!(ok("Quit"), Command::Quit);
         assert_eq!(ok("HangUp\t1\r\n"), Command::Hangup(Some(1)));
     }
@@ -355,7 +378,11 @@ mod tests {
             ("dial", "dial: expected a number or SIP URI"),
             (
                 "dial a b",
-                "dial: expected only a number or SIP URI, got `a b`",
+                "dial: 'a b' is neither a number (digits, +, * and #), an extension nor a SIP",
+            ),
+            (
+                "transfer <sip:x",
+                "transfer: '<sip:x' has an unclosed '<…>'",
             ),
             ("answer x", "answer: `x` is not a line number"),
             ("hangup 0", "hangup: line numbers start at 1"),

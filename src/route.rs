@@ -27,13 +27,16 @@
 //!
 //! # Choosing a route
 //!
-//! - The number is cleaned first: spaces, `-`, `(`, `)`, `.` and `/` are removed
+//! - The number is cleaned first, as the target parser reads a number
+//!   ([`crate::sip::target`]: punctuation removed, `(0)` after `+` dropped, angle brackets
+//!   from a paste removed); other text loses spaces, `-`, `(`, `)`, `.` and `/`
 //!   ([`clean_number`]).
 //! - **The first route in configuration order whose pattern matches wins.** This differs from
 //!   Asterisk, which sorts a context's patterns by specificity; here the operator's file is read
 //!   top to bottom, so put narrow routes (`_XXX` internal) before broad ones (`_X.`).
-//! - A SIP address (it contains `@` or starts with `sip:`/`sips:`) bypasses routing: it is
-//!   returned as typed, with no route and no account, even when a route is overridden.
+//! - An address (it contains `@`, starts with `sip:`/`sips:`, or is a `tel:` URI or a
+//!   bracketed address) bypasses routing: it is returned as typed, with no route and no
+//!   account, even when a route is overridden.
 //! - With no routes configured, every number passes through (cleaned), with no route and no
 //!   account: the caller uses its default account.
 //! - An override (`route <name>`) forces that route for the number, whether or not its pattern
@@ -44,6 +47,7 @@
 use std::fmt;
 
 use crate::config;
+use crate::sip::target::Typed;
 
 /// One element of a parsed pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,10 +283,14 @@ pub fn clean_number(number: &str) -> String {
         .collect()
 }
 
-/// True for what routing leaves alone: a SIP address (`@` anywhere, or a `sip:`/`sips:` scheme).
+/// True for what routing leaves alone: an address (`@` anywhere, a `sip:`/`sips:` scheme, or
+/// what the target parser reads as an address or a `tel:` URI, such as `<sip:…>`).
 pub fn is_sip_address(target: &str) -> bool {
     let lower = target.trim().to_ascii_lowercase();
-    lower.contains('@') || lower.starts_with("sip:") || lower.starts_with("sips:")
+    lower.contains('@')
+        || lower.starts_with("sip:")
+        || lower.starts_with("sips:")
+        || matches!(Typed::parse(target), Ok(Typed::Uri(_) | Typed::Tel { .. }))
 }
 
 /// One outbound route: numbers matching `pattern` go out through `account`, rewritten.
@@ -432,7 +440,11 @@ impl Routes {
                 number: number.trim().to_owned(),
             });
         }
-        let cleaned = clean_number(number);
+        // A number as the target parser reads it (`+44 (0)20…` → `+4420…`, `<201>` → `201`).
+        let cleaned = match Typed::parse(number) {
+            Ok(Typed::Number(n)) => n,
+            _ => clean_number(number),
+        };
         if cleaned.is_empty() {
             return Err(RouteError::Empty);
         }
@@ -685,7 +697,14 @@ mod tests {
     #[test]
     fn sip_addresses_and_empty_routes_pass_through() {
         let routes = office();
-        for uri in ["sip:alice@pbx.test", "bob@10.0.0.1", "SIP:pbx.test"] {
+        for uri in [
+            "sip:alice@pbx.test",
+            "bob@10.0.0.1",
+            "SIP:pbx.test",
+            "tel:+1-555-0100",
+            "<sip:pbx.test>",
+            "\"Carol\" <sip:carol@pbx.test>",
+        ] {
             let routed = routes.choose(uri, Some("outside")).expect("bypass");
             assert_eq!(
                 routed,
@@ -708,6 +727,11 @@ mod tests {
             }
         );
         assert!(Routes::default().is_empty() && !routes.is_empty());
+        // Numbers are read as the core reads them.
+        for (typed, number) in [("+44 (0)20 7946 0000", "+442079460000"), (" <201> ", "201")] {
+            let routed = Routes::default().choose(typed, None).expect("no routes");
+            assert_eq!(routed.number, number, "{typed:?}");
+        }
     }
 
     #[test]

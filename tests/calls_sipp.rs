@@ -1,7 +1,7 @@
 //! switchboard (headless) against sipp scenarios, peer to peer on loopback:
 //! answered, busy, never answered and cancelled, challenged, held and
 //! resumed, hung up by the far end; calls from sipp answered, cancelled and
-//! held by the caller; an INVITE replacing an unknown dialog; and garbage.
+//! held by the caller; an INVITE replacing an unknown dialog; garbage; and a `tel:` target.
 
 mod common;
 
@@ -48,6 +48,29 @@ fn call_answered_by_sipp_connects_with_pcmu_and_our_bye_ends_it() {
         .header("Via")
         .is_some_and(|v| v.contains(";branch=z9hG4bK") && v.contains("rport")));
     assert!(invite.header("User-Agent").is_some());
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+/// `dial` takes what `transfer` takes: a pasted `tel:` URI with a display name becomes a SIP
+/// URI in the account's domain with `user=phone`, sent through the outbound proxy (sipp).
+#[test]
+fn dial_takes_a_pasted_tel_uri_as_a_number_in_the_accounts_domain() {
+    let net = Net::for_test("calls_sipp::dial_tel");
+    let mut uas = Sipp::uas(&net, hosts::SIPP, "uas_answer", &[]);
+    let config =
+        SwitchboardConfig::peer_to_peer(&net).with_outbound_proxy(&format!("sip:{}", uas.addr()));
+    let mut sb = Switchboard::start(&config.to_toml());
+    sb.wait_for(secs(10), "started");
+    sb.send("dial \"Bob\" <tel:+1-555-0100>");
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.send("hangup");
+    sb.wait_call_state(secs(5), 1, "ended");
+    uas.expect_pass(secs(10));
+    let me = net.ip(hosts::SWITCHBOARD);
+    assert_eq!(
+        uas.received()[0].start_line(),
+        format!("INVITE sip:+15550100@{me};user=phone SIP/2.0")
+    );
     assert!(sb.quit_and_wait(secs(10)).success());
 }
 

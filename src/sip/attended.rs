@@ -36,6 +36,7 @@ use std::time::Instant;
 use super::api::{Event, TransferKind, TransferMechanism, TransferStatus};
 use super::msg::Message;
 use super::refer::{self, Replaces};
+use super::target::Target;
 use super::transfer::{BlindMode, Transfer};
 use super::{line_no, UserAgent};
 
@@ -111,8 +112,8 @@ impl UserAgent {
     /// `consult <target>`: hold the selected call and call the target on a free line; while
     /// consulting, replace the consultation.
     pub(super) fn consult(&mut self, now: Instant, typed: &str) {
-        let target = match refer::refer_target(typed, &self.cfg.account.domain) {
-            Ok(target) => target,
+        let target = match Target::parse(typed, &self.cfg.account.domain) {
+            Ok(target) => target.to_string(),
             Err(e) => return self.error(format!("cannot consult '{typed}': {e}")),
         };
         let held = match self.consult.clone() {

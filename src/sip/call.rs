@@ -26,6 +26,7 @@ use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdes::SrtpMode;
 use super::sdp::{self, LocalMedia, Negotiated, Sdp};
 use super::session_timer::{self, SessionTimer};
+use super::target::Target;
 use super::transaction::TxKey;
 use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
@@ -384,7 +385,7 @@ impl UserAgent {
             return self.error(format!("there is no account `{account}` to call through"));
         };
         let domain = self.account_of(Some(trunk)).domain.clone();
-        let uri = match self.target_uri_in(target, &domain) {
+        let uri = match target_uri_in(target, &domain) {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
         };
@@ -1827,42 +1828,18 @@ impl UserAgent {
         }
     }
 
-    /// The Request-URI for what the operator typed: a SIP URI, `user@host`,
-    /// or a number in the account's domain.
-    pub(super) fn target_uri(&self, target: &str) -> Result<String, String> {
-        self.target_uri_in(target, &self.cfg.account.domain)
+    /// The Request-URI for what the operator typed, completed in the account's domain
+    /// ([`Target::parse`]).
+    pub(super) fn target_uri(&self, typed: &str) -> Result<String, String> {
+        target_uri_in(typed, &self.cfg.account.domain)
     }
+}
 
-    /// [`Self::target_uri`] with a number completed in `domain` (a trunk's).
-    fn target_uri_in(&self, target: &str, domain: &str) -> Result<String, String> {
-        let target = target.trim();
-        if target.is_empty() {
-            return Err("dial needs a number or a SIP address".to_string());
-        }
-        let lower = target.to_ascii_lowercase();
-        let uri = if lower.starts_with("sip:") || lower.starts_with("sips:") {
-            target.to_string()
-        } else if target.contains('@') {
-            format!("sip:{target}")
-        } else {
-            let number: String = target
-                .chars()
-                .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
-                .collect();
-            if number.is_empty()
-                || !number
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '_'))
-            {
-                return Err(format!("'{target}' is neither a number nor a SIP address"));
-            }
-            format!("sip:{}@{}", number.replace('#', "%23"), domain)
-        };
-        match SipUri::parse(&uri) {
-            Some(_) if !uri.contains(['<', '>', '"', ' ']) => Ok(uri),
-            _ => Err(format!("'{target}' is not a valid SIP address")),
-        }
-    }
+/// The Request-URI for what the operator typed, a number completed in `domain`.
+fn target_uri_in(typed: &str, domain: &str) -> Result<String, String> {
+    Target::parse(typed, domain)
+        .map(|t| t.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// The operator's words for a failed INVITE.

@@ -16,7 +16,9 @@
 //! and sleep until `poll_timeout`. Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call.rs` (INVITE, hold, BYE),
-//! with [`sdp`] for offer/answer and [`auth`] for digest.
+//! with [`sdp`] for offer/answer and [`auth`] for digest. Whatever the
+//! operator typed as a target becomes a URI in [`target`], the one parser
+//! every command uses.
 //!
 //! Lines live here too, not in the driver: which call is on which line, and
 //! "only one line talks at a time", is protocol logic worth testing on
@@ -64,6 +66,9 @@ mod session_timer;
 #[cfg(test)]
 mod session_timer_tests;
 mod subscription;
+pub mod target;
+#[cfg(test)]
+mod target_tests;
 pub mod timer;
 pub mod transaction;
 mod transfer;

@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use super::api::{Event, TransferKind, TransferStatus};
+use super::target::Target;
 use super::{line_no, UserAgent};
 
 /// How long one DTMF digit takes on the wire (tone and gap), with room to spare.
@@ -223,7 +224,7 @@ impl UserAgent {
 
     /// The selected talking call, the number and the digits to key for `code`.
     fn pbx_start(&mut self, typed: &str, code: &str) -> Option<(String, String, String)> {
-        let target = match dtmf_number(typed) {
+        let target = match dtmf_number(typed, &self.cfg.account.domain) {
             Ok(n) => n,
             Err(e) => {
                 self.error(e);
@@ -282,33 +283,15 @@ impl UserAgent {
     }
 }
 
-/// The number to key after a feature code: punctuation dropped, the user part of a SIP URI.
-fn dtmf_number(typed: &str) -> Result<String, String> {
-    let t = typed.trim();
-    let lower = t.to_ascii_lowercase();
-    let user = if lower.starts_with("sip:") || lower.starts_with("sips:") || t.contains('@') {
-        let rest = t
-            .split_once(':')
-            .filter(|_| !t.starts_with(|c: char| c.is_ascii_digit()));
-        let rest = rest.map_or(t, |(_, r)| r);
-        rest.split('@').next().unwrap_or_default()
-    } else {
-        t
-    };
-    let number: String = user
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')' | '.'))
-        .collect();
-    if number.is_empty()
-        || !number
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '*' | '#'))
-    {
-        return Err(format!(
-            "'{typed}' cannot be keyed as DTMF: a PBX transfer needs a number (digits, * and #)"
-        ));
-    }
-    Ok(number)
+/// The number to key after a feature code: the digits of the target typed ([`Target::digits`]).
+fn dtmf_number(typed: &str, domain: &str) -> Result<String, String> {
+    let target = Target::parse(typed, domain).map_err(|e| e.to_string())?;
+    target.digits().ok_or_else(|| {
+        format!(
+            "'{}' cannot be keyed as DTMF: a PBX transfer needs a number (digits, * and #)",
+            typed.trim()
+        )
+    })
 }
 
 #[cfg(test)]
@@ -491,12 +474,12 @@ mod tests {
 
     #[test]
     fn numbers_are_cleaned_for_keying() {
-        assert_eq!(dtmf_number(" 20-1 ").as_deref(), Ok("201"));
-        assert_eq!(dtmf_number("sip:201@pbx").as_deref(), Ok("201"));
-        assert_eq!(dtmf_number("201@pbx").as_deref(), Ok("201"));
-        assert_eq!(dtmf_number("*8#").as_deref(), Ok("*8#"));
-        assert!(dtmf_number("+358 40").is_err());
-        assert!(dtmf_number("sip:bob@pbx").is_err());
-        assert!(dtmf_number("").is_err());
+        assert_eq!(dtmf_number(" 20-1 ", "pbx").as_deref(), Ok("201"));
+        assert_eq!(dtmf_number("sip:201@pbx", "pbx").as_deref(), Ok("201"));
+        assert_eq!(dtmf_number("201@pbx", "pbx").as_deref(), Ok("201"));
+        assert_eq!(dtmf_number("*8#", "pbx").as_deref(), Ok("*8#"));
+        assert!(dtmf_number("+358 40", "pbx").is_err());
+        assert!(dtmf_number("sip:bob@pbx", "pbx").is_err());
+        assert!(dtmf_number("", "pbx").is_err());
     }
 }

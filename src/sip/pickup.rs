@@ -25,6 +25,7 @@ use super::dialog_info::DialogEntry;
 use super::msg::SipUri;
 use super::refer::Replaces;
 use super::subscription::Purpose;
+use super::target::Target;
 use super::UserAgent;
 
 /// How long a pickup waits for the PBX to report the extension's calls.
@@ -56,6 +57,9 @@ impl UserAgent {
         let ext = ext.trim();
         if ext.is_empty() {
             return self.error("pickup needs an extension");
+        }
+        if let Err(e) = Target::parse(ext, &self.cfg.account.domain) {
+            return self.error(format!("pickup: {e}"));
         }
         if self.free_line(self.selected).is_none() {
             return self.error("both lines are busy: hang up or transfer a call first");
@@ -154,9 +158,17 @@ impl UserAgent {
         }
     }
 
-    /// Dials the feature code for `ext`.
+    /// Dials the feature code for `ext` (its digits: `20-1` and `sip:201@pbx` key `201`).
     fn pickup_by_code(&mut self, now: Instant, ext: &str, code: &str) {
-        let number = code.replace("{ext}", ext);
+        let digits = Target::parse(ext, &self.cfg.account.domain)
+            .ok()
+            .and_then(|t| t.digits());
+        let Some(digits) = digits else {
+            return self.error(format!(
+                "pickup {ext}: the pickup code needs an extension number (digits, * and #)"
+            ));
+        };
+        let number = code.replace("{ext}", &digits);
         let placed = self
             .target_uri(&number)
             .and_then(|uri| self.place_call(now, &uri, Vec::new()));

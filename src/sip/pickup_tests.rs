@@ -449,6 +449,27 @@ fn pickup_by_code_and_fallback_to_the_code() {
     let invite = b.sent_request(Method::Invite);
     assert_eq!(invite.request_uri(), Some("sip:*8201@127.0.0.1"));
     assert!(invite.header("Replaces").is_none());
+    // The code keys the target's digits, however the extension was written.
+    for typed in ["20-1", "sip:201@127.0.0.1", "<201@pbx>"] {
+        let mut b = bench(&[], code_pickup(PickupMethod::Code));
+        b.cmd(Command::Pickup(typed.into()));
+        let invite = b.sent_request(Method::Invite);
+        assert_eq!(
+            invite.request_uri(),
+            Some("sip:*8201@127.0.0.1"),
+            "{typed:?}"
+        );
+    }
+    // A name or a `+` number has no digits to key; what cannot be called says why.
+    for (typed, words) in [
+        ("alice", "pickup alice: the pickup code needs an extension number (digits, * and #)"),
+        ("a b", "pickup: 'a b' is neither a number (digits, +, * and #), an extension nor a SIP address (user@host, sip:…, tel:…)"),
+    ] {
+        let mut b = bench(&[], code_pickup(PickupMethod::Code));
+        b.cmd(Command::Pickup(typed.into()));
+        assert!(b.sent().is_empty(), "{typed:?}");
+        assert_eq!(errors(&b.events()), vec![words], "{typed:?}");
+    }
 
     // Dialog first; the PBX hides the ringing call's identity: the code is dialled.
     let mut b = bench(&[], code_pickup(PickupMethod::Dialog));

@@ -3,16 +3,16 @@
 //!
 //! Owns the small grammars a transfer needs: the sipfrag status line carried
 //! in NOTIFY bodies, the Replaces header and its escaped form inside a
-//! Refer-To URI, completion of what the operator typed into a Refer-To
-//! target, and the Event / Subscription-State values of the implicit refer
-//! subscription. It must not hold state, build whole messages, read clocks,
+//! Refer-To URI, and the Event / Subscription-State values of the implicit
+//! refer subscription (what the operator typed becomes a target in
+//! [`super::target`]). It must not hold state, build whole messages, read clocks,
 //! or panic on any input: every parser returns an error (or `None`) for
 //! garbage.
 //!
 //! ```text
 //!  transferor (us)                          transferee                 target
 //!  ───────────────                          ──────────                 ──────
-//!  refer_target("555 1234", dom) ─► Refer-To: <sip:5551234@dom>
+//!  Target::parse("555 1234", dom) ─► Refer-To: <sip:5551234@dom>
 //!  attended: Replaces::from_dialog(consult)
 //!        refer_to_with_replaces(contact, &r) ─► Refer-To: <contact?Replaces=cid%3Bto-tag%3D…>
 //!                                           parse_refer_to() ─► uri + Replaces ─► INVITE uri
@@ -501,114 +501,6 @@ fn find_unquoted(s: &str, target: char) -> Option<usize> {
         }
     }
     None
-}
-
-// ───────────────────────── Refer-To completion ──────────────────────
-
-/// Why what the operator typed is not a transfer target.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum TargetError {
-    /// Nothing typed.
-    #[error("no transfer target given")]
-    Empty,
-    /// A bare user or number, but the account has no domain to complete it.
-    #[error("no domain to complete the transfer target with")]
-    NoDomain,
-    /// Characters that cannot form a SIP URI.
-    #[error("'{0}' is not a valid transfer target")]
-    Invalid(String),
-}
-
-/// Completes what the operator typed into a Refer-To URI (bare, no brackets;
-/// the caller writes `Refer-To: <…>`).
-///
-/// - `sip:…` / `sips:…` (any case) is kept as typed;
-/// - `user@host` gets `sip:`;
-/// - a user or number gets `sip:<user>@<domain>`;
-/// - `tel:+1…` becomes a number at `domain`.
-///
-/// Surrounding whitespace and one pair of angle brackets are removed. A user
-/// part that is a phone number (digits, `*`, `#`, with spaces, dashes, dots
-/// and parentheses between them, and an optional leading `+`) loses its
-/// punctuation: `+1 (555) 123-4567` → `sip:+15551234567@domain`; `#` is
-/// escaped as `%23`. Other users must be valid URI user characters.
-pub(crate) fn refer_target(typed: &str, domain: &str) -> Result<String, TargetError> {
-    let t = bare_uri(typed);
-    if t.is_empty() {
-        return Err(TargetError::Empty);
-    }
-    let invalid = || TargetError::Invalid(typed.trim().to_string());
-    if let Some(rest) = strip_prefix_ci(t, "sip:").or_else(|| strip_prefix_ci(t, "sips:")) {
-        if rest.is_empty() || t.contains(|c: char| c.is_whitespace() || c.is_control()) {
-            return Err(invalid());
-        }
-        return Ok(t.to_string());
-    }
-    let (user, host) = match t.rsplit_once('@') {
-        Some((user, host)) => (user.trim(), host.trim()),
-        None => {
-            let user = strip_prefix_ci(t, "tel:").unwrap_or(t);
-            let domain = domain.trim();
-            if domain.is_empty() {
-                return Err(TargetError::NoDomain);
-            }
-            (user.trim(), domain)
-        }
-    };
-    let user = normalize_user(user).ok_or_else(invalid)?;
-    let host_ok = !host.is_empty()
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']' | b'_')
-        });
-    if !host_ok {
-        return Err(invalid());
-    }
-    Ok(format!("sip:{user}@{host}"))
-}
-
-/// A phone number without punctuation, or a user checked against the URI
-/// user grammar; `None` if neither.
-fn normalize_user(user: &str) -> Option<String> {
-    let (plus, digits) = match user.strip_prefix('+') {
-        Some(rest) => ("+", rest),
-        None => ("", user),
-    };
-    let dial = |c: char| c.is_ascii_digit() || c == '*' || c == '#';
-    let punct = |c: char| matches!(c, ' ' | '\t' | '-' | '.' | '(' | ')');
-    if digits.chars().any(dial) && digits.chars().all(|c| dial(c) || punct(c)) {
-        let mut out = String::from(plus);
-        for c in digits.chars().filter(|&c| dial(c)) {
-            if c == '#' {
-                out.push_str("%23");
-            } else {
-                out.push(c);
-            }
-        }
-        return Some(out);
-    }
-    let user_char = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(
-                b,
-                b'-' | b'_'
-                    | b'.'
-                    | b'!'
-                    | b'~'
-                    | b'*'
-                    | b'\''
-                    | b'('
-                    | b')'
-                    | b'&'
-                    | b'='
-                    | b'+'
-                    | b'$'
-                    | b','
-                    | b'/'
-                    | b'%'
-            )
-    };
-    let ok = user.bytes().any(|b| b.is_ascii_alphanumeric()) && user.bytes().all(user_char);
-    ok.then(|| user.to_string())
 }
 
 // ─────────────────── Event / Subscription-State ─────────────────────
@@ -1231,71 +1123,6 @@ Content-Length: 0\r\nFrom: <sip:a@b>;tag=1\r\n\r\n";
         assert_eq!(unescape("%3b%3D%40%2"), ";=@%2");
     }
 
-    // ── target completion ──
-
-    #[test]
-    fn refer_target_completion() {
-        let d = "pbx.example.com";
-        for (typed, want) in [
-            ("1001", "sip:1001@pbx.example.com"),
-            ("  alice \n", "sip:alice@pbx.example.com"),
-            ("john.doe", "sip:john.doe@pbx.example.com"),
-            ("+1 (555) 123-4567", "sip:+15551234567@pbx.example.com"),
-            ("555.123.4567", "sip:5551234567@pbx.example.com"),
-            ("0049 30 1234-56", "sip:004930123456@pbx.example.com"),
-            ("*97", "sip:*97@pbx.example.com"),
-            ("*72#", "sip:*72%23@pbx.example.com"),
-            ("tel:+44-20-7946-0000", "sip:+442079460000@pbx.example.com"),
-            ("bob@other.example.org", "sip:bob@other.example.org"),
-            (
-                "555-1234@gw.example.org:5070",
-                "sip:5551234@gw.example.org:5070",
-            ),
-            ("bob@10.0.0.1", "sip:bob@10.0.0.1"),
-            ("sip:bob@host;transport=tcp", "sip:bob@host;transport=tcp"),
-            ("SIPS:Bob@Host", "SIPS:Bob@Host"),
-            ("<sip:carol@h>", "sip:carol@h"),
-            ("sip:host-only", "sip:host-only"),
-        ] {
-            assert_eq!(refer_target(typed, d).as_deref(), Ok(want), "{typed:?}");
-        }
-        // Domain is trimmed.
-        assert_eq!(
-            refer_target("42", " d.example ").as_deref(),
-            Ok("sip:42@d.example")
-        );
-
-        for typed in ["", "   ", "<>"] {
-            assert_eq!(refer_target(typed, d), Err(TargetError::Empty), "{typed:?}");
-        }
-        assert_eq!(refer_target("1001", "  "), Err(TargetError::NoDomain));
-        // A full address needs no domain.
-        assert_eq!(
-            refer_target("bob@h.example", "").as_deref(),
-            Ok("sip:bob@h.example")
-        );
-        for typed in [
-            "alice smith",
-            "sip:",
-            "sip:bob @host",
-            "@host",
-            "bob@",
-            "bob@ho st",
-            "bob@host>x",
-            "b<o>b",
-            "()",
-            "+",
-            "12\"3",
-            "a;b",
-        ] {
-            assert!(
-                matches!(refer_target(typed, d), Err(TargetError::Invalid(_))),
-                "{typed:?} → {:?}",
-                refer_target(typed, d)
-            );
-        }
-    }
-
     // ── Event / Subscription-State ──
 
     #[test]
@@ -1411,10 +1238,6 @@ Content-Length: 0\r\nFrom: <sip:a@b>;tag=1\r\n\r\n";
                 let back = parse_refer_to(&refer_to_with_replaces("sip:x@y", &r))
                     .unwrap_or_else(|e| panic!("{s:?}: {e}"));
                 assert_eq!(back.replaces.as_ref(), Some(&r), "{s:?}");
-            }
-            if let Ok(t) = refer_target(&s, "example.com") {
-                assert!(t.to_ascii_lowercase().starts_with("sip"), "{s:?} → {t}");
-                assert!(!t.contains(char::is_whitespace), "{s:?} → {t}");
             }
             let _ = parse_subscription_state(&s);
             let _ = event_is_refer(&s);

@@ -46,6 +46,7 @@ use std::time::{Duration, Instant};
 use super::api::{CallState, Event, TransferKind, TransferMechanism, TransferStatus};
 use super::msg::{Message, Method};
 use super::refer::{self, SubscriptionState};
+use super::target::Target;
 use super::{line_no, UserAgent};
 
 /// How a blind transfer is carried out (`[transfer] blind`).
@@ -267,8 +268,8 @@ impl UserAgent {
                 line_no(index)
             ));
         }
-        let target = match refer::refer_target(typed, &self.cfg.account.domain) {
-            Ok(target) => target,
+        let target = match Target::parse(typed, &self.cfg.account.domain) {
+            Ok(target) => target.to_string(),
             Err(e) => return self.error(format!("cannot transfer to '{typed}': {e}")),
         };
         let call_id = call.call_id.clone();

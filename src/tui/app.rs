@@ -15,6 +15,7 @@ use super::history_view::HistoryList;
 use super::keymap::{spec_of, Action, Keymap};
 use super::sip_trace::{SipTrace, TraceEntry};
 use crate::headless;
+use crate::sip::target::Typed;
 use crate::sip::{
     BlfState, CallState, Command, Event, LineNo, TraceMode, TransferKind, TransferMechanism,
     TransferStatus, VoiceStage, MAX_BLF, VIEW_LIMIT,
@@ -1246,15 +1247,25 @@ impl App {
         picker.selected = 0;
     }
 
+    /// Enter in the picker: the chosen row's number, else what was typed, through the one
+    /// target parser ([`Typed`]); what cannot be called is said, and the picker stays open.
     fn pick(&mut self, picker: Picker, finder: &mut dyn Finder) -> Vec<Effect> {
-        let target = match picker.rows.get(picker.selected) {
+        let text = match picker.rows.get(picker.selected) {
             Some(row) => row.number.clone(),
-            None => clean_paste(&picker.query),
+            None => one_line(&picker.query),
         };
-        if target.is_empty() {
+        if text.trim().is_empty() {
             self.mode = Mode::Picker(picker);
             return Vec::new();
         }
+        let target = match Typed::parse(&text) {
+            Ok(typed) => typed.to_string(),
+            Err(e) => {
+                self.tell(capitalise(&e.to_string()), true);
+                self.mode = Mode::Picker(picker);
+                return Vec::new();
+            }
+        };
         finder.picked(&target);
         vec![Effect::Send(picker.purpose.command(target))]
     }
@@ -1326,26 +1337,14 @@ pub fn number_of(uri: &str) -> String {
     }
 }
 
-/// Pasted text made fit for a number field: a SIP URI loses its whitespace; a phone number
-/// loses spaces, dashes, dots, slashes and brackets (keeping `+`, `*`, `#`); anything else (a
-/// name) is kept as one line.
+/// Pasted text made fit for the picker: what the target parser understands in its canonical
+/// form ([`Typed`]: `+44 (0)20 7946 0958` → `+442079460958`, `"Bob" <sip:bob@pbx>` →
+/// `sip:bob@pbx`); anything else (a name to search for) on one line.
 pub fn clean_paste(text: &str) -> String {
     let text = one_line(text);
-    let text = text.trim();
-    let lower = text.to_ascii_lowercase();
-    if lower.starts_with("sip:") || lower.starts_with("sips:") || text.contains('@') {
-        return text.chars().filter(|c| !c.is_whitespace()).collect();
-    }
-    let phone_like = text.chars().any(|c| c.is_ascii_digit())
-        && text
-            .chars()
-            .all(|c| c.is_ascii_digit() || " -()[]./+*#\u{a0}".contains(c));
-    if phone_like {
-        text.chars()
-            .filter(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
-            .collect()
-    } else {
-        text.to_owned()
+    match Typed::parse(&text) {
+        Ok(typed) => typed.to_string(),
+        Err(_) => text.trim().to_owned(),
     }
 }
 

@@ -620,9 +620,33 @@ fn paste_cleaning() {
         clean_paste(" sip:Bob@pbx.example.com;transport=tcp \n"),
         "sip:Bob@pbx.example.com;transport=tcp"
     );
-    assert_eq!(clean_paste("bob @ example.com"), "bob@example.com");
+    assert_eq!(clean_paste("bob @ example.com"), "sip:bob@example.com");
     assert_eq!(clean_paste("Anna\nVirtanen"), "Anna Virtanen");
     assert_eq!(clean_paste("*72#"), "*72#");
+    assert_eq!(clean_paste("+44 (0)20 7946 0958"), "+442079460958");
+    assert_eq!(clean_paste("\"Carol\" <sip:carol@pbx>\n"), "sip:carol@pbx");
+    assert_eq!(clean_paste(" <tel:+1-555-0100> "), "tel:+15550100");
+}
+
+#[test]
+fn picker_enter_parses_the_typed_target_and_says_what_cannot_be_called() {
+    let mut rig = Rig::new();
+    rig.char('d');
+    rig.typed("<zzz@h");
+    assert_eq!(rig.key(KeyCode::Enter), []);
+    assert!(matches!(&rig.app.mode, Mode::Picker(p) if p.query == "<zzz@h"));
+    let outcome = rig.app.outcome.clone().expect("an outcome");
+    assert!(
+        outcome.failure && outcome.text.contains("'<zzz@h'"),
+        "{outcome:?}"
+    );
+    rig.key(KeyCode::Esc);
+    rig.char('d');
+    rig.typed("tel:+1-555-0100");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Dial("tel:+15550100".into()))
+    );
 }
 
 #[test]
