@@ -27,10 +27,12 @@ use std::thread;
 
 use crate::sip::TraceDirection;
 
-/// The sending end of a capture file.
+/// The sending end of a capture file. Dropping it waits for the writer to write what is
+/// queued (at exit: the capture ends with the last message).
 #[derive(Debug)]
 pub struct SipCapture {
-    records: mpsc::Sender<Vec<u8>>,
+    records: Option<mpsc::Sender<Vec<u8>>>,
+    writer: Option<thread::JoinHandle<()>>,
 }
 
 impl SipCapture {
@@ -44,10 +46,13 @@ impl SipCapture {
             .mode(0o600)
             .open(path)?;
         let (records, rx) = mpsc::channel::<Vec<u8>>();
-        thread::Builder::new()
+        let writer = thread::Builder::new()
             .name("sip-capture".into())
             .spawn(move || write_records(file, &rx))?;
-        Ok(SipCapture { records })
+        Ok(SipCapture {
+            records: Some(records),
+            writer: Some(writer),
+        })
     }
 
     /// Queues one message; a writer that died (disk full) is logged once per message.
@@ -60,8 +65,19 @@ impl SipCapture {
         let mut record = format!("== {arrow} {peer} {} {at_ms}\n", bytes.len()).into_bytes();
         record.extend_from_slice(bytes);
         record.push(b'\n');
-        if self.records.send(record).is_err() {
+        let sent = self.records.as_ref().map(|tx| tx.send(record));
+        if !matches!(sent, Some(Ok(()))) {
             tracing::warn!("the SIP capture writer stopped; message not captured");
+        }
+    }
+}
+
+impl Drop for SipCapture {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer once it has written the queue.
+        self.records = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
         }
     }
 }
@@ -147,15 +163,8 @@ mod tests {
         let peer: SocketAddr = "127.0.0.1:5060".parse().expect("addr");
         capture.record(TraceDirection::Out, peer, b"OPTIONS sip:a SIP/2.0\r\n\r\n");
         capture.record(TraceDirection::In, peer, b"SIP/2.0 200 OK\r\n\r\n== out");
-        drop(capture);
-        let mut data = Vec::new();
-        for _ in 0..200 {
-            data = std::fs::read(&path).expect("read capture");
-            if parse(&data).len() == 2 {
-                break;
-            }
-            thread::sleep(std::time::Duration::from_millis(10));
-        }
+        drop(capture); // waits for the writer
+        let mut data = std::fs::read(&path).expect("read capture");
         let records = parse(&data);
         assert_eq!(records.len(), 2);
         assert_eq!(records[0].direction, TraceDirection::Out);

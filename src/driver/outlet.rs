@@ -335,7 +335,10 @@ mod tests {
     fn outlet() -> (Outlet, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let observers = Observers {
-            history: History::in_memory(10),
+            history: HistoryFile {
+                path: None,
+                load: 10,
+            },
             hooks: Hooks::new(crate::config::Config::default().hooks),
             capture: None,
         };
