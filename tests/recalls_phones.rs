@@ -4,7 +4,8 @@
 //! to a busy target, one that declines, one that does not answer, to nobody, and consults a
 //! target then cancels, and a busy one. After each recall a window of the operator's
 //! recording (and linphonec's) taken after the recall must hold the other side's tone.
-//! linphonec skips the blind transfer to a busy target: it keeps the operator on hold after it.
+//! linphonec skips the blind transfers to a busy and to an absent target: it keeps the operator
+//! on hold after them.
 
 mod common;
 
@@ -116,7 +117,7 @@ fn recalls(
     carol: &mut Switchboard,
     phone_out: Option<&Path>,
     (net, kam): (&Net, &Kamailio),
-    blind_busy: bool,
+    blind_busy_and_absent: bool,
 ) -> Vec<(&'static str, u64, u64)> {
     let mut marks = Vec::new();
     let mut take = |what: &'static str, alice: &mut Switchboard| {
@@ -134,18 +135,18 @@ fn recalls(
     assert_eq!(failed["status_code"], 603, "{failed}");
     take("blind, target declines", alice);
 
-    if blind_busy {
+    if blind_busy_and_absent {
         let mut busy = busy_target(net, kam, hosts::SIPP, "erin");
         alice.send("transfer erin");
         let failed = failed_for(alice, "erin");
         assert_eq!(failed["status_code"], 486, "{failed}");
         take("blind, target busy", alice);
         busy.expect_pass(secs(5));
-    }
 
-    alice.send("transfer nobody");
-    failed_for(alice, "nobody");
-    take("blind, target absent", alice);
+        alice.send("transfer nobody");
+        failed_for(alice, "nobody");
+        take("blind, target absent", alice);
+    }
 
     alice.send("transfer carol");
     carol.wait_for(secs(10), "incoming");
@@ -287,8 +288,10 @@ fn linphonec_calling_the_operator_is_heard_both_ways_after_each_recall() {
         &mut carol,
         Some(&bob_out),
         (&net, &kam),
-        // linphonec keeps the operator on hold after its call to a busy target (measured: the
-        // operator shows `remote_held` for good), so that recall cannot be talked through.
+        // linphonec 5.1 keeps the operator on hold after its call to a busy target (always)
+        // or to an absent one (about one run in two; it then refuses to resume: "There is
+        // already a call in process"): the operator shows `remote_held` for good, so those
+        // recalls cannot be talked through. baresip and switchboard callers cover them.
         false,
     );
     thread::sleep(millis(1_500)); // the last window on disk
