@@ -1160,9 +1160,16 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if let Some(p) = call.pending_ack.as_mut() {
-            if p.give_up <= now {
-                call.pending_ack = None;
+        let initial_cseq = (call.role == Role::Callee).then_some(call.invite.cseq.0);
+        let answer_awaited = call.offer_in_2xx;
+        let gave_up = call
+            .pending_ack
+            .as_ref()
+            .filter(|p| p.give_up <= now)
+            .map(|p| p.cseq);
+        if let Some(cseq) = gave_up {
+            call.pending_ack = None;
+            if initial_cseq == Some(cseq) || answer_awaited {
                 tracing::warn!(call_id, "no ACK for our 2xx; ending the call");
                 self.send_bye(now, call_id);
                 return self.finish_call(
@@ -1171,6 +1178,22 @@ impl UserAgent {
                     "the far end never confirmed the answer (no ACK)",
                 );
             }
+            // A lost ACK to the 2xx of a re-INVITE (hold, resume, refresh) leaves the session
+            // as that 2xx set it. §13.3.1.4 says the session SHOULD end; a caller lost to
+            // dropped ACKs is worse, so the call goes on.
+            tracing::warn!(
+                call_id,
+                "no ACK for our 2xx to a re-INVITE; the call goes on"
+            );
+            let hold = std::mem::take(&mut call.hold_after_ack);
+            if hold && call.is_talking() && call.reinvite.is_none() {
+                self.send_reinvite(now, call_id, true);
+            }
+        }
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        if let Some(p) = call.pending_ack.as_mut() {
             if p.next <= now {
                 let reliable = p.wire.transport.is_reliable();
                 p.interval = (p.interval * 2).min(t2);

@@ -1250,3 +1250,30 @@ fn tokens_from_two_os_seeds_share_nothing() {
         "a fixed seed repeats itself"
     );
 }
+
+#[test]
+fn a_re_invite_answered_but_never_acked_leaves_the_call_up() {
+    let mut b = Bench::new(false);
+    let (invite, _) = connected_call(&mut b);
+    b.sent();
+    b.events();
+    let sdp = phone_sdp("sendonly");
+    let hold = format!(
+        "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP {PHONE};branch=z9hG4bKreinv\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@127.0.0.1>;tag=bobtag\r\n\
+         To: \"Alice\" <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\nCSeq: 7 INVITE\r\n\
+         Contact: <sip:bob@127.0.0.3:5060>\r\nContent-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        invite.from.tag().expect("our tag"),
+        invite.call_id,
+        sdp.len()
+    );
+    b.recv(PHONE, &hold);
+    assert!(b.sent().iter().any(|m| m.code() == Some(200)));
+    // Every ACK is lost: the 2xx is resent until 64·T1, then the call simply goes on.
+    b.advance(Duration::from_secs(40));
+    let sent = b.sent();
+    assert!(sent.iter().all(|m| m.code() == Some(200)), "{sent:#?}");
+    assert!(!b.states().contains(&CallState::Ended));
+    assert!(b.ua.lines[0].as_ref().is_some_and(|c| c.is_established()));
+}
