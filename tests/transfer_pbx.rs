@@ -332,7 +332,7 @@ fn ring_first_joins_bob_with_linphonec_once_she_answers_and_they_talk() {
     o.bob.wait_call_state(secs(5), 2, "ended");
     let mut heard = (0.0, 0.0);
     for _ in 0..50 {
-        heard = loudest_second_hz(&carol_heard);
+        heard = common::audio::loudest_second_hz(&carol_heard);
         if heard.1 > 0.05 {
             break;
         }
@@ -345,27 +345,6 @@ fn ring_first_joins_bob_with_linphonec_once_she_answers_and_they_talk() {
     );
     assert!(o.alice.quit_and_wait(secs(10)).success());
     assert!(o.bob.quit_and_wait(secs(10)).success());
-}
-
-/// The frequency of the loudest second of a recording (from its zero crossings), and that
-/// second's RMS.
-fn loudest_second_hz(recording: &Path) -> (f64, f32) {
-    let (samples, rate) = common::signal::read_wav(recording);
-    let second = rate as usize;
-    let rms = |x: &[f32]| (x.iter().map(|v| v * v).sum::<f32>() / x.len().max(1) as f32).sqrt();
-    let loudest = samples
-        .chunks(second)
-        .filter(|c| c.len() == second)
-        .map(|c| (rms(c), c))
-        .max_by(|a, b| a.0.total_cmp(&b.0));
-    let Some((level, chunk)) = loudest else {
-        return (0.0, 0.0);
-    };
-    let crossings = chunk
-        .windows(2)
-        .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
-        .count();
-    (crossings as f64 / 2.0, level)
 }
 
 /// A sipp UAS running `scenario`, registered at kamailio as carol.
