@@ -29,7 +29,7 @@ mod media;
 pub mod outlet;
 pub mod router;
 pub mod setup;
-mod tcp;
+pub(crate) mod tcp;
 mod tls;
 
 use std::future::pending;
