@@ -15,7 +15,7 @@ use crate::sip::target::{TargetError, Typed};
 use crate::sip::{Command, Event, LineNo, TraceMode, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 23] = [
+pub const WORDS: [&str; 24] = [
     "dial",
     "answer",
     "decline",
@@ -38,6 +38,7 @@ pub const WORDS: [&str; 23] = [
     "trace",
     "ns",
     "agc",
+    "stats",
     "quit",
 ];
 
@@ -92,6 +93,7 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
                 }
             }
         }
+        "stats" => none(&word, &args, Command::Stats)?,
         "ns" => Command::Voice(VoiceStage::NoiseSuppression, switch(&word, &args)?),
         "agc" => Command::Voice(VoiceStage::Agc, switch(&word, &args)?),
         "record" => {
@@ -327,6 +329,7 @@ mod tests {
                 Command::Voice(VoiceStage::NoiseSuppression, Some(true)),
             ),
             ("ns", Command::Voice(VoiceStage::NoiseSuppression, None)),
+            ("stats", Command::Stats),
             ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
             ("quit", Command::Quit),
         ];

@@ -49,6 +49,10 @@ use crate::sip::{
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
+/// The bytes the program's allocator has handed out and not taken back, when the program
+/// counts them (the `switchboard` binary does; tests of the library do not): `stats` reports it.
+pub static HEAP_IN_USE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
 pub use setup::{choose_account, MediaSetup, RecordingSetup, Setup, SetupError};
 use tcp::{TcpConnections, TcpInput};
 
@@ -209,6 +213,7 @@ pub async fn run(
                         tracing::info!(?voice, "microphone clean-up switched");
                         events.send(voice_event(voice));
                     }
+                    Ok(Routed::Pass(Command::Stats)) => events.send(stats_event(ua.census())),
                     Ok(Routed::Pass(command)) => ua.command(now(), command),
                     Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
                     Err(message) => events.send(Event::Error { message }),
@@ -244,6 +249,29 @@ pub async fn run(
 }
 
 /// The `voice` event for the microphone's clean-up stages.
+/// The `stats` event: the core's census and the process's threads, files and memory.
+fn stats_event(core: crate::sip::Census) -> Event {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|dir| dir.count() as u64);
+    Event::Stats {
+        core,
+        threads: field("Threads:"),
+        fds,
+        rss_kib: field("VmRSS:"),
+        rss_anon_kib: field("RssAnon:"),
+        heap_kib: HEAP_IN_USE.get().map(|in_use| in_use() / 1024),
+    }
+}
+
 fn voice_event(voice: VoiceSettings) -> Event {
     Event::Voice {
         noise_suppression: voice.noise_suppression,

@@ -83,6 +83,13 @@ pub(super) struct SentAck {
     until: Instant,
 }
 
+impl SentAck {
+    /// When the ACK is no longer kept (64·T1 after it was sent).
+    pub(super) fn until(&self) -> Instant {
+        self.until
+    }
+}
+
 /// One call on one line.
 #[derive(Debug, Clone)]
 pub(super) struct Call {

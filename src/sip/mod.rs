@@ -85,7 +85,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
+    CallState, Census, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
     TransferMechanism, TransferStatus, VoiceStage,
 };
 use call::Call;
@@ -414,6 +414,18 @@ impl UserAgent {
         self.stopped
     }
 
+    /// How much state the core holds now.
+    pub fn census(&self) -> Census {
+        Census {
+            client_transactions: self.clients.len(),
+            server_transactions: self.servers.len(),
+            calls: self.calls().count(),
+            subscriptions: self.subscriptions.len(),
+            acks: self.acks.len(),
+            pickups: self.pickups.len(),
+        }
+    }
+
     // ---- inputs ----
 
     /// Feeds one received SIP message (a datagram, or one framed TCP message).
@@ -491,6 +503,7 @@ impl UserAgent {
         }
         self.on_subscription_timers(now);
         self.on_consult_timer(now);
+        self.acks.retain(|a| a.until() > now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
@@ -583,7 +596,7 @@ impl UserAgent {
             Command::Quit => self.quit(now),
             // The driver carries these out (outbound routes, SIP trace, microphone clean-up);
             // nothing for the core.
-            Command::Route(_) | Command::Trace(_) | Command::Voice(..) => {}
+            Command::Route(_) | Command::Trace(_) | Command::Voice(..) | Command::Stats => {}
         }
         self.flush_referrals(now);
         self.flush_consult(now);
@@ -628,6 +641,7 @@ impl UserAgent {
                     self.quit_deadline,
                     self.subscriptions_deadline(),
                     self.consult.as_ref().and_then(attended::Consult::deadline),
+                    self.acks.iter().map(call::SentAck::until).min(),
                 ]),
         )
     }

@@ -294,6 +294,7 @@ fn callee_hold_and_resume_are_acked_in_the_dialog_and_the_call_stays_up() {
     let hold = lab.requests(1, Method::Invite).remove(0);
     assert_eq!(hold.cseq.0, lab.requests(0, Method::Invite)[0].cseq.0);
     let ack = lab.requests(1, Method::Ack).remove(0);
+    assert_eq!(lab.uas[1].census().acks, 1, "Bob keeps his ACK for a while");
     assert_eq!(ack.from.tag(), hold.from.tag(), "Bob's own tag in From");
     assert_eq!(ack.to.tag(), hold.to.tag(), "Alice's tag in To");
     assert_ne!(ack.from.tag(), ack.to.tag());
@@ -325,6 +326,13 @@ fn callee_hold_and_resume_are_acked_in_the_dialog_and_the_call_stays_up() {
     assert_eq!(lab.states(1), vec![CallState::Ended]);
     assert_eq!(lab.assert_every_2xx_acked(), 3, "hold, resume, hold");
     assert!(lab.wire.iter().all(|s| s.msg.call_id == call_id));
+
+    // Once the wait states have run out, neither side keeps anything of the call: no
+    // transaction, and no ACK kept for a retransmitted 2xx (they once stayed until the next).
+    lab.advance(Duration::from_secs(40));
+    for ua in &lab.uas {
+        assert_eq!(ua.census(), super::Census::default());
+    }
 }
 
 #[test]

@@ -641,6 +641,7 @@ impl App {
             Event::Audio { message } => self.tell(capitalise(&message), true),
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,
+            Event::Stats { .. } => {}
             Event::Sip {
                 direction,
                 peer,
