@@ -12,7 +12,8 @@
 use std::io::{self, BufRead, Write};
 
 use crate::sip::target::{TargetError, Typed};
-use crate::sip::{Command, Event, LineNo, TraceMode, VoiceStage};
+use crate::sip::{Command, Event, LineNo, TraceMode};
+use crate::sound::VoiceStage;
 
 /// Every command word, as listed in error messages and the README.
 pub const WORDS: [&str; 24] = [

@@ -19,6 +19,7 @@
 //! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
 //! - [`hooks`]: the operator's shell commands run on call events (screen pop).
 //! - [`route`]: outbound routes by Asterisk number pattern.
+//! - [`sound`]: the microphone and headset vocabulary of commands that are not SIP.
 //! - [`tui`]: the operator's full-screen interface over the same commands and events.
 //!
 //! # Where this differs from the shared architecture sketch, and why
@@ -49,4 +50,5 @@ pub mod hooks;
 pub mod media;
 pub mod route;
 pub mod sip;
+pub mod sound;
 pub mod tui;

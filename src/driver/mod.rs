@@ -43,9 +43,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::media::engine::{Control, Report, VoiceSettings};
-use crate::sip::{
-    Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent, VoiceStage,
-};
+use crate::sip::{Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent};
+use crate::sound::VoiceStage;
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;

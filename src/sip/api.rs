@@ -3,9 +3,12 @@
 //! These are the only SIP-layer types the TUI and the headless mode see. Every
 //! event serialises to one JSON object with an `"event"` field; events about a
 //! call carry `"line"` (1-based) and `"call_id"`. Later features extend both
-//! enums; existing words and fields never change meaning.
+//! enums; existing words and fields never change meaning. Non-SIP payloads (the sound
+//! vocabulary) live in [`crate::sound`].
 
 use serde::Serialize;
+
+use crate::sound::VoiceStage;
 
 /// A line number as the operator sees it: 1, 2, …
 pub type LineNo = u8;
@@ -72,15 +75,6 @@ pub enum Command {
     Stats,
     /// Un-register, end all calls and stop.
     Quit,
-}
-
-/// A microphone clean-up stage the operator can switch live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VoiceStage {
-    /// RNNoise noise suppression (`ns`).
-    NoiseSuppression,
-    /// Automatic gain control (`agc`).
-    Agc,
 }
 
 /// The state of a call as shown to the operator.

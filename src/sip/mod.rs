@@ -86,7 +86,7 @@ use std::time::Instant;
 
 pub use api::{
     CallState, Census, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
-    TransferMechanism, TransferStatus, VoiceStage,
+    TransferMechanism, TransferStatus,
 };
 use call::Call;
 pub use dialog_info::BlfState;
