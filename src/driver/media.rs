@@ -13,11 +13,11 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::setup::{MediaSetup, RecordingSetup};
-use crate::media::device::{self, Backend, DeviceNotice};
-use crate::media::engine::{
-    Control, LineSockets, LineTone, MediaEngine, Report, SendSource, SrtpKeys, SrtpSuite,
-    StreamParams,
+use crate::media::api::{
+    Control, LineSockets, LineTone, Report, SendSource, SrtpKeys, SrtpSuite, StreamParams,
 };
+use crate::media::device::{self, Backend, DeviceNotice};
+use crate::media::engine::MediaEngine;
 use crate::media::recorder::name::{self, CallFacts};
 use crate::media::tones::MusicOnHold;
 use crate::media::CodecKind;
@@ -294,7 +294,7 @@ fn stream_params(s: Stream) -> StreamParams {
 mod tests {
     use super::*;
     use crate::media::recorder::RecordFormat;
-    use crate::media::rtp::Quality;
+    use crate::media::rtcp::Quality;
     use std::path::PathBuf;
     use std::time::{Duration, UNIX_EPOCH};
 

@@ -21,9 +21,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::{self, Config, ConfigError};
+use crate::media::api::{EngineConfig, LineSockets, VoiceSettings};
 use crate::media::codec::OpusSettings;
 use crate::media::device::Backend;
-use crate::media::engine::{EngineConfig, LineSockets, VoiceSettings};
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};

@@ -20,16 +20,15 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::api::{Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams};
 use super::codec::Codec;
 use super::device::AudioDevice;
 use super::dtmf::{DtmfReceiver, DtmfSender};
-use super::engine::{
-    Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
-};
 use super::jitter::{JitterBuffer, Playout};
 use super::mixer::Mixer;
 use super::recorder::Recordings;
-use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
+use super::rtcp::RtcpSession;
+use super::rtp::{is_rtcp, parse_rtp, RtpSender};
 use super::srtp::SrtpSession;
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
 use super::voice::MicCleanup;
@@ -769,11 +768,11 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use super::super::codec::{Codec, OpusSettings};
-    use super::super::device::{AudioDevice, DeviceNotice};
-    use super::super::engine::{
+    use super::super::api::{
         Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
     };
+    use super::super::codec::{Codec, OpusSettings};
+    use super::super::device::{AudioDevice, DeviceNotice};
     use super::super::jitter::JitterConfig;
     use super::super::rtp::{is_rtcp, parse_rtp, RtpSender};
     use super::super::tones::MusicOnHold;
