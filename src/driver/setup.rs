@@ -214,6 +214,8 @@ impl MediaSetup {
                 noise_suppression: audio.noise_suppression,
                 agc: audio.agc,
             },
+            // Random unless a test asks (`driver::media::SEQUENCE_START_VAR`).
+            rtp_sequence_start: None,
         };
         MediaSetup {
             backend,

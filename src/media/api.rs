@@ -29,6 +29,9 @@ pub struct EngineConfig {
     pub rtp_timeout: Option<Duration>,
     /// Microphone clean-up at start ([`Control::Voice`] changes it).
     pub voice: VoiceSettings,
+    /// The first RTP sequence number of every stream we send; `None` (always, outside tests):
+    /// random, as RFC 3550 §5.1 asks. Tests set it just below 65535 to cross the wrap.
+    pub rtp_sequence_start: Option<u16>,
 }
 
 /// The sockets of one line: RTP and RTCP (the next port).
