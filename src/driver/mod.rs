@@ -42,7 +42,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::media::engine::{Control, Report, VoiceSettings};
+use crate::media::api::{Control, Report, VoiceSettings};
 use crate::sip::{Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent};
 use crate::sound::VoiceStage;
 use media::MediaBridge;
