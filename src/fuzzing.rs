@@ -24,8 +24,8 @@ use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, Command, Direction, PickupConfig, TransferConfig, Transport, UaConfig,
-    UserAgent,
+    AcceptFrom, Account, Command, Direction, Output, PickupConfig, TransferConfig, Transport,
+    UaConfig, UserAgent,
 };
 
 /// Where the far end of the fuzzed dialogs sends from.
@@ -119,19 +119,29 @@ fn reply(req: &Message, code: u16, to_tag: &str, body: &str) -> String {
 /// Every output of the user agent, consumed as the driver would; returns
 /// the messages it sent, parsed where they parse.
 fn drain(ua: &mut UserAgent) -> Vec<Message> {
+    drain_until_timeout(ua).0
+}
+
+/// [`drain`], also returning the user agent's next deadline.
+fn drain_until_timeout(ua: &mut UserAgent) -> (Vec<Message>, Option<Instant>) {
     let mut sent = Vec::new();
-    while let Some(t) = ua.poll_transmit() {
-        if let Ok(m) = Message::parse(&t.payload) {
-            sent.push(m);
+    loop {
+        match ua.poll_output() {
+            Some(Output::Transmit(t)) => {
+                if let Ok(m) = Message::parse(&t.payload) {
+                    sent.push(m);
+                }
+            }
+            Some(Output::Event(event)) => {
+                std::hint::black_box(format!("{event:?}"));
+            }
+            Some(Output::Media(order)) => {
+                std::hint::black_box(format!("{order:?}"));
+            }
+            Some(Output::Timeout(deadline)) => return (sent, Some(deadline)),
+            None => return (sent, None),
         }
     }
-    while let Some(event) = ua.poll_event() {
-        std::hint::black_box(format!("{event:?}"));
-    }
-    while let Some(order) = ua.poll_media_order() {
-        std::hint::black_box(format!("{order:?}"));
-    }
-    sent
 }
 
 /// A user agent with two live dialogs, on simulated time:
@@ -211,16 +221,16 @@ pub fn sip_datagram(data: &[u8]) {
     let (mut ua, mut now) = (ua.clone(), *now);
     let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
     ua.handle_datagram(now, Transport::Udp, phone, data);
-    drain(&mut ua);
+    let (_, mut deadline) = drain_until_timeout(&mut ua);
     let end = now + Duration::from_secs(40);
     // Bounded: a user agent that keeps asking for `now` must not hang the fuzzer.
     for _ in 0..1000 {
-        let Some(t) = ua.poll_timeout().filter(|t| *t <= end) else {
+        let Some(t) = deadline.filter(|t| *t <= end) else {
             break;
         };
         now = t.max(now);
         ua.handle_timeout(now);
-        drain(&mut ua);
+        deadline = drain_until_timeout(&mut ua).1;
     }
 }
 
