@@ -1,11 +1,11 @@
 //! The REGISTER usage (RFC 3261 §10): one binding for the account, kept
-//! alive by refreshes, answered challenges and backoff after failures.
+//! alive by refreshes and backoff after failures.
 //!
 //! ```text
 //!            send                 2xx                 85 % of expiry
 //!   Idle ──────────► Registering ─────► Registered ──────────────────┐
-//!    ▲                 │   ▲  401/407: answer the challenge once      │
-//!    │      failure    │   └──── (again only when stale=true) ───────┘ refresh
+//!    ▲                 │   ▲                                          │
+//!    │      failure    │   └──────────────────────────────────────────┘ refresh
 //!    │  (4xx–6xx,      ▼
 //!    │   timeout)   Failed ── backoff (refresh.rs), or Retry-After ──► Registering
 //!    │

@@ -4,8 +4,8 @@
 //!
 //! ```text
 //!   start ──► Subscribing ──2xx or NOTIFY──► Active ──85 % of expiry──► refresh (in dialog)
-//!               │  ▲ 401/407: answer once        │  ▲                      │
-//!               │  └──── (again when stale) ─────┘  └───────── 2xx ────────┘
+//!               │                                │  ▲                      │
+//!               │                                   └───────── 2xx ────────┘
 //!               │ 4xx–6xx, timeout,                 NOTIFY terminated / 481 to a refresh
 //!               ▼ terminated NOTIFY                 │ (deactivated, timeout: at once)
 //!            Failed ── backoff or Retry-After ──► Subscribing (new Call-ID) ◄──┘

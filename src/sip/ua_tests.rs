@@ -1358,3 +1358,39 @@ fn a_re_invite_answered_but_never_acked_leaves_the_call_up() {
     assert!(!b.states().contains(&CallState::Ended));
     assert!(b.ua.lines[0].as_ref().is_some_and(|c| c.is_established()));
 }
+
+// ---- the output queue ----
+
+#[test]
+fn poll_output_drains_transmits_events_media_then_the_deadline_and_leaves_nothing() {
+    let idle = UserAgent::new(config(false), epoch());
+    assert_eq!(
+        idle.clone().poll_output(),
+        None,
+        "nothing queued and no deadline"
+    );
+    let mut b = Bench::new(true); // the REGISTER in flight has a deadline
+                                  // The 200 that connects the call queues an ACK, call and media events and media orders.
+    connected_call(&mut b);
+    let mut kinds = Vec::new();
+    let deadline = loop {
+        match b.ua.poll_output() {
+            Some(Output::Transmit(_)) => kinds.push(0),
+            Some(Output::Event(_)) => kinds.push(1),
+            Some(Output::Media(_)) => kinds.push(2),
+            Some(Output::Timeout(t)) => break t,
+            None => panic!("a REGISTER in flight has a deadline"),
+        }
+    };
+    assert!(
+        kinds.windows(2).all(|w| w[0] <= w[1]),
+        "transmits, then events, then media orders: {kinds:?}"
+    );
+    for kind in 0..3 {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    assert!(deadline >= b.now);
+    // Nothing is left behind the deadline: asking again gives it again, at once.
+    assert_eq!(b.ua.poll_output(), Some(Output::Timeout(deadline)));
+    assert!(b.ua.transmits.is_empty() && b.ua.events.is_empty() && b.ua.media_orders.is_empty());
+}
