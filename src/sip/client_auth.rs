@@ -31,6 +31,10 @@ use super::msg::{Builder, Message, Method};
 use super::transaction::TxKey;
 use super::{Owner, UserAgent};
 
+/// The most realms remembered (the oldest is forgotten first): a peer inventing a realm per
+/// challenge cannot grow the list.
+const MAX_REALMS: usize = 16;
+
 /// The header that carries a challenge in a 401 (`WWW-Authenticate`) or a 407
 /// (`Proxy-Authenticate`), and the one that answers it.
 fn header_names(code: u16) -> (&'static str, &'static str) {
@@ -235,6 +239,9 @@ impl UserAgent {
             nc,
             &cnonce,
         );
+        if self.auth.realms.len() >= MAX_REALMS {
+            self.auth.realms.remove(0);
+        }
         self.auth.realms.push(Realm {
             account: account_index,
             hop,
