@@ -1,7 +1,7 @@
 //! Every request answers a challenge (issue 16.3), against a real peer: sipp plays a PBX
 //! that challenges in-dialog requests, as FreeSWITCH and several hosted PBXes do. switchboard
 //! (headless, peer to peer, `[transfer] blind = "notify"`) calls it, transfers the call, and
-//! sipp answers the REFER and then the BYE with 407 before accepting them
+//! sipp answers the hold re-INVITE, the REFER and then the BYE with 407 before accepting them
 //! (`tests/lab/uas_challenge_refer_bye.xml`). The test checks that the transfer succeeds and
 //! the call ends as if nothing had been challenged, and that what sipp received carries
 //! digests that check out, with a new branch and a higher CSeq for each request sent again.
@@ -30,7 +30,7 @@ fn cseq(m: &TracedMessage) -> u32 {
 }
 
 #[test]
-fn a_peer_that_challenges_refer_and_bye_gets_credentials_and_the_transfer_completes() {
+fn a_peer_that_challenges_hold_refer_and_bye_gets_credentials_and_the_transfer_completes() {
     let net = Net::for_test("auth::refer_bye");
     let mut uas = Sipp::uas(&net, hosts::SIPP, "uas_challenge_refer_bye", &[]);
     let mut config = SwitchboardConfig::peer_to_peer(&net)
@@ -57,7 +57,10 @@ fn a_peer_that_challenges_refer_and_bye_gets_credentials_and_the_transfer_comple
     let checked = uas
         .verify_digest("alice", "alicepw")
         .expect("digests sipp accepts");
-    assert!(checked.len() >= 2, "REFER and BYE carried credentials");
+    assert!(
+        checked.len() >= 3,
+        "re-INVITE, REFER and BYE carried credentials"
+    );
     assert!(uas.verify_digest("alice", "wrong").is_err());
     let received = uas.received();
     for method in ["REFER", "BYE"] {
@@ -75,10 +78,17 @@ fn a_peer_that_challenges_refer_and_bye_gets_credentials_and_the_transfer_comple
             cseq(sent[1])
         );
     }
+    // The call's INVITE, the challenged hold and the hold sent again with credentials.
+    let invites = requests(&received, "INVITE");
+    assert_eq!(invites.len(), 3, "{invites:#?}");
+    assert!(invites[1].header("Proxy-Authorization").is_none());
+    assert!(invites[2].header("Proxy-Authorization").is_some());
+    assert!(invites[2].body().contains("a=sendonly"));
+    assert!(cseq(invites[2]) > cseq(invites[1]));
     let refer = requests(&received, "REFER");
     let bye = requests(&received, "BYE");
     assert!(
-        cseq(bye[0]) > cseq(refer[1]),
-        "the dialog's CSeq went past the REFER sent again"
+        cseq(refer[0]) > cseq(invites[2]) && cseq(bye[0]) > cseq(refer[1]),
+        "the dialog's CSeq went past each request sent again"
     );
 }
