@@ -25,8 +25,8 @@ use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, Command, Direction, PickupConfig, TransferConfig, Transport, UaConfig,
-    UserAgent,
+    AcceptFrom, Account, Command, Direction, Output, PickupConfig, TransferConfig, Transport,
+    UaConfig, UserAgent,
 };
 
 /// Where the far end of the fuzzed dialogs sends from.
@@ -120,19 +120,29 @@ fn reply(req: &Message, code: u16, to_tag: &str, body: &str) -> String {
 /// Every output of the user agent, consumed as the driver would; returns
 /// the messages it sent, parsed where they parse.
 fn drain(ua: &mut UserAgent) -> Vec<Message> {
+    drain_until_timeout(ua).0
+}
+
+/// [`drain`], also returning the user agent's next deadline.
+fn drain_until_timeout(ua: &mut UserAgent) -> (Vec<Message>, Option<Instant>) {
     let mut sent = Vec::new();
-    while let Some(t) = ua.poll_transmit() {
-        if let Ok(m) = Message::parse(&t.payload) {
-            sent.push(m);
+    loop {
+        match ua.poll_output() {
+            Some(Output::Transmit(t)) => {
+                if let Ok(m) = Message::parse(&t.payload) {
+                    sent.push(m);
+                }
+            }
+            Some(Output::Event(event)) => {
+                std::hint::black_box(format!("{event:?}"));
+            }
+            Some(Output::Media(order)) => {
+                std::hint::black_box(format!("{order:?}"));
+            }
+            Some(Output::Timeout(deadline)) => return (sent, Some(deadline)),
+            None => return (sent, None),
         }
     }
-    while let Some(event) = ua.poll_event() {
-        std::hint::black_box(format!("{event:?}"));
-    }
-    while let Some(order) = ua.poll_media_order() {
-        std::hint::black_box(format!("{order:?}"));
-    }
-    sent
 }
 
 /// A user agent with two live dialogs, on simulated time:
@@ -206,7 +216,6 @@ pub fn sip_datagram(data: &[u8]) {
     let (mut ua, now) = prepared_ua();
     let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
     ua.handle_datagram(now, Transport::Udp, phone, data);
-    drain(&mut ua);
     run_timers(&mut ua, now);
 }
 
@@ -221,17 +230,18 @@ fn prepared_ua() -> (UserAgent, Instant) {
     (ua.clone(), *now)
 }
 
-/// Runs 40 s of simulated timers, draining every output.
+/// Drains every output, then runs 40 s of simulated timers, draining after each.
 fn run_timers(ua: &mut UserAgent, mut now: Instant) {
+    let (_, mut deadline) = drain_until_timeout(ua);
     let end = now + Duration::from_secs(40);
     // Bounded: a user agent that keeps asking for `now` must not hang the fuzzer.
     for _ in 0..1000 {
-        let Some(t) = ua.poll_timeout().filter(|t| *t <= end) else {
+        let Some(t) = deadline.filter(|t| *t <= end) else {
             break;
         };
         now = t.max(now);
         ua.handle_timeout(now);
-        drain(ua);
+        deadline = drain_until_timeout(ua).1;
     }
 }
 
@@ -613,14 +623,16 @@ mod tests {
         let server: SocketAddr = PRESENCE.parse().expect("address literal");
         ua.handle_datagram(now, Transport::Udp, server, notify.as_bytes());
         let mut answered = false;
-        while let Some(t) = ua.poll_transmit() {
-            let m = Message::parse(&t.payload).expect("our own message parses");
-            answered |= m.code() == Some(200) && m.method() == Method::Notify;
-        }
         let mut lamps = Vec::new();
-        while let Some(ev) = ua.poll_event() {
-            if let Event::Blf { state, .. } = ev {
-                lamps.push(state);
+        while let Some(output) = ua.poll_output() {
+            match output {
+                Output::Transmit(t) => {
+                    let m = Message::parse(&t.payload).expect("our own message parses");
+                    answered |= m.code() == Some(200) && m.method() == Method::Notify;
+                }
+                Output::Event(Event::Blf { state, .. }) => lamps.push(state),
+                Output::Timeout(_) => break,
+                _ => {}
             }
         }
         assert!(answered, "the NOTIFY was not answered 200");

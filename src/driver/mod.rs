@@ -6,12 +6,12 @@
 //!   TLS connections (tls.rs) ┤                        ┌─► UDP send_to / TCP connection
 //!   front end's Commands ────┼─► UserAgent (sans-IO) ─┼─► Events to the front end
 //!   media engine's Reports ──┤          │             │
-//!   sleep_until(poll_timeout)┤          └─ MediaOrders ──► media engine (its own thread)
+//!   sleep_until(Timeout) ────┤          └─ MediaOrders ──► media engine (its own thread)
 //!   SIGINT / SIGTERM ────────┘   (quit)
 //! ```
 //!
 //! [`run`] loops over one `tokio::select!` of those inputs. After every input it drains the
-//! core: every [`Transmit`] is sent (a send error is logged, never fatal), every [`Event`]
+//! core's `poll_output` until its `Timeout`: every [`Transmit`] is sent (a send error is logged, never fatal), every [`Event`]
 //! is forwarded (`outlet.rs`: events about calls also go to the history and hooks threads of
 //! `followers.rs`, so the loop never waits on a disk or a `fork`) and every media order goes
 //! to the media engine (see `media.rs`); then it sleeps until the next input or the core's
@@ -43,7 +43,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::media::api::{Control, Report, VoiceSettings};
-use crate::sip::{Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent};
+use crate::media::engine::MediaEngine;
+use crate::sip::{Command, Event, LineNo, Output, TraceDirection, Transmit, Transport, UserAgent};
 use crate::sound::VoiceStage;
 use media::MediaBridge;
 use outlet::Outlet;
@@ -147,16 +148,18 @@ pub async fn run(
     let mut commands_open = true;
     let mut signalled = false;
     loop {
-        drain(&mut ua, &udp, &mut tcp, &mut tls, &mut events).await;
-        while let Some(order) = ua.poll_media_order() {
-            if let Some(control) = bridge.order(order, wallclock()) {
-                engine.send(control);
-            }
-        }
+        let mut outputs = Outputs {
+            udp: &udp,
+            tcp: &mut tcp,
+            tls: &mut tls,
+            events: &mut events,
+            bridge: &mut bridge,
+            engine: &engine,
+        };
+        let deadline = outputs.drain(&mut ua).await;
         if ua.is_stopped() {
             break;
         }
-        let deadline = ua.poll_timeout();
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
                 Ok((len, src)) => {
@@ -290,33 +293,47 @@ fn wallclock() -> SystemTime {
     SystemTime::now()
 }
 
-/// Sends everything the core wants sent and forwards its events.
-async fn drain(
-    ua: &mut UserAgent,
-    udp: &UdpSocket,
-    tcp: &mut TcpConnections,
-    tls: &mut TcpConnections,
-    events: &mut Outlet,
-) {
-    while let Some(Transmit {
-        transport,
-        dst,
-        payload,
-    }) = ua.poll_transmit()
-    {
-        events.sip(TraceDirection::Out, dst, &payload);
-        match transport {
-            Transport::Udp => {
-                if let Err(e) = udp.send_to(&payload, dst).await {
-                    tracing::warn!(%dst, len = payload.len(), error = %e, "SIP UDP send failed");
+/// Where the core's outputs go.
+struct Outputs<'a> {
+    udp: &'a UdpSocket,
+    tcp: &'a mut TcpConnections,
+    tls: &'a mut TcpConnections,
+    events: &'a mut Outlet,
+    bridge: &'a mut MediaBridge,
+    engine: &'a MediaEngine,
+}
+
+impl Outputs<'_> {
+    /// Takes every output of the core until its next deadline (returned; `None`: none):
+    /// messages are sent, events forwarded, media orders handed to the media engine.
+    async fn drain(&mut self, ua: &mut UserAgent) -> Option<Instant> {
+        loop {
+            match ua.poll_output()? {
+                Output::Transmit(Transmit {
+                    transport,
+                    dst,
+                    payload,
+                }) => {
+                    self.events.sip(TraceDirection::Out, dst, &payload);
+                    match transport {
+                        Transport::Udp => {
+                            if let Err(e) = self.udp.send_to(&payload, dst).await {
+                                tracing::warn!(%dst, len = payload.len(), error = %e, "SIP UDP send failed");
+                            }
+                        }
+                        Transport::Tcp => self.tcp.send(dst, payload),
+                        Transport::Tls => self.tls.send(dst, payload),
+                    }
                 }
+                Output::Event(event) => self.events.send(event),
+                Output::Media(order) => {
+                    if let Some(control) = self.bridge.order(order, wallclock()) {
+                        self.engine.send(control);
+                    }
+                }
+                Output::Timeout(deadline) => return Some(deadline),
             }
-            Transport::Tcp => tcp.send(dst, payload),
-            Transport::Tls => tls.send(dst, payload),
         }
-    }
-    while let Some(event) = ua.poll_event() {
-        events.send(event);
     }
 }
 

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::api::{CallState, Direction, Event};
-use super::auth;
 use super::dialog::{Dialog, Role};
 use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
@@ -114,8 +113,6 @@ pub(super) struct Call {
     provisional: bool,
     /// The initial INVITE got its final response.
     finalised: bool,
-    /// Digest challenges answered for the INVITE.
-    auth_tries: u32,
     /// The operator hung up before the call was answered: CANCEL as soon
     /// as a provisional response allows it.
     cancel_wanted: bool,
@@ -208,7 +205,6 @@ impl Call {
             first_hop: None,
             provisional: false,
             finalised: false,
-            auth_tries: 0,
             cancel_wanted: false,
             gone: false,
             remote_offer: None,
@@ -289,6 +285,14 @@ impl Call {
             && request.method() == Method::Invite
             && request.to.tag().is_none()
             && request.cseq.0 == self.invite.cseq.0
+    }
+
+    /// Our initial INVITE was sent again as `invite` (with credentials, by `client_auth.rs`):
+    /// CANCEL, ACK and the dialog follow the new one.
+    pub(super) fn reissued_invite(&mut self, invite: Message) {
+        if self.role == Role::Caller && invite.to.tag().is_none() {
+            self.invite = invite;
+        }
     }
 
     /// The far end holds us.
@@ -979,40 +983,16 @@ impl UserAgent {
             }
             422 if !call.gone => self.on_session_too_brief(now, call_id, resp),
             401 | 407 => {
-                call.finalised = false;
-                let (name, header) = if code == 407 {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
+                // The authentication layer (`client_auth.rs`) answered what it could: this
+                // challenge is one it may not answer.
+                call.finalised = true;
+                let call_trunk = call.trunk;
+                let reason = if self.account_of(call_trunk).password.is_none() {
+                    "the far end asks for a password and none is configured"
                 } else {
-                    ("WWW-Authenticate", "Authorization")
+                    "authentication failed: check the user name and password"
                 };
-                let values: Vec<&str> = resp.headers(name).collect();
-                let challenge = auth::pick_strongest(&values);
-                let trunk = call.trunk;
-                let account = self.account_of(trunk);
-                let password = account.password.clone();
-                let user = account.auth_user.clone();
-                let cnonce = format!("{:08x}", self.tokens.next() as u32);
-                let Some(call) = self.call_mut(call_id) else {
-                    return;
-                };
-                let retry = call.auth_tries == 0 || challenge.as_ref().is_some_and(|c| c.stale);
-                match (challenge, password, retry && !call.gone) {
-                    (Some(ch), Some(pw), true) => {
-                        call.auth_tries += 1;
-                        let uri = call.peer.clone();
-                        let value =
-                            auth::authorization(&ch, &user, &pw, "INVITE", &uri, 1, &cnonce);
-                        self.send_invite(now, call_id, Some((header, value)));
-                    }
-                    _ => {
-                        call.finalised = true;
-                        self.finish_call(
-                            call_id,
-                            Some(code),
-                            "authentication failed: check the user name and password",
-                        );
-                    }
-                }
+                self.finish_call(call_id, Some(code), reason);
             }
             _ => {
                 call.finalised = true;

@@ -16,7 +16,7 @@ use super::msg::{Message, Method};
 use super::timer::epoch;
 use super::transfer::BlindMode;
 use super::ua_tests::config;
-use super::{Transport, UaConfig, UserAgent};
+use super::{Output, Transport, UaConfig, UserAgent};
 
 /// Alice, Bob, Carol and Dave: switchboards at 127.0.0.2, .3, .4 and .5 (port 5060), no
 /// registrar.
@@ -66,6 +66,8 @@ struct Lab {
     events: Vec<Vec<Event>>,
     /// Links (from, to) whose messages are lost.
     cut: Vec<(usize, usize)>,
+    /// Each user agent's next deadline, as its last output said.
+    deadlines: Vec<Option<Instant>>,
 }
 
 impl Lab {
@@ -79,6 +81,7 @@ impl Lab {
             queue: VecDeque::new(),
             wire: Vec::new(),
             events: vec![Vec::new(); n],
+            deadlines: vec![None; n],
             cut: Vec::new(),
         }
     }
@@ -86,15 +89,26 @@ impl Lab {
     /// Moves what each user agent sent into the network and its events into `events`.
     fn collect(&mut self) {
         for (i, ua) in self.uas.iter_mut().enumerate() {
-            while let Some(t) = ua.poll_transmit() {
-                let to = (0..NAMES.len()).find(|j| addr(*j) == t.dst);
-                let msg = Message::parse(&t.payload).expect("switchboard sends parsable messages");
-                if let Some(to) = to {
-                    self.wire.push(Sent { from: i, to, msg });
+            self.deadlines[i] = None;
+            while let Some(output) = ua.poll_output() {
+                match output {
+                    Output::Transmit(t) => {
+                        let to = (0..NAMES.len()).find(|j| addr(*j) == t.dst);
+                        let msg = Message::parse(&t.payload)
+                            .expect("switchboard sends parsable messages");
+                        if let Some(to) = to {
+                            self.wire.push(Sent { from: i, to, msg });
+                        }
+                        self.queue.push_back((i, t.payload, t.dst));
+                    }
+                    Output::Event(event) => self.events[i].push(event),
+                    Output::Media(_) => {}
+                    Output::Timeout(t) => {
+                        self.deadlines[i] = Some(t);
+                        break;
+                    }
                 }
-                self.queue.push_back((i, t.payload, t.dst));
             }
-            self.events[i].extend(std::iter::from_fn(|| ua.poll_event()));
         }
     }
 
@@ -146,7 +160,7 @@ impl Lab {
         let end = self.now + d;
         self.run();
         for _ in 0..1_000_000 {
-            let next = self.uas.iter().filter_map(UserAgent::poll_timeout).min();
+            let next = self.deadlines.iter().flatten().min().copied();
             match next.filter(|t| *t <= end) {
                 Some(t) => {
                     self.now = t.max(self.now);
