@@ -14,7 +14,7 @@ use super::msg::{Message, Method};
 use super::pickup_tests::one_subscribe;
 use super::transfer_tests::{notify_bench, referred, transferring};
 use super::ua_tests::{config, connected_call, reply, Bench, REGISTRAR};
-use super::PickupConfig;
+use super::{AcceptFrom, Account, PickupConfig};
 
 /// The parameters of a `Digest` credentials value, unquoted.
 fn params(value: &str) -> HashMap<String, String> {
@@ -55,12 +55,17 @@ fn hash(algorithm: &str, text: &str) -> String {
 /// Checks `value` (our credentials for `req`) against the account's password, recomputing
 /// the digest here (RFC 7616 §3.4.1, qop=auth); returns its parameters.
 fn verified(req: &Message, value: &str) -> HashMap<String, String> {
+    verified_for(req, value, "alice", "secret")
+}
+
+/// [`verified`] for the account `user` with `password`.
+fn verified_for(req: &Message, value: &str, user: &str, password: &str) -> HashMap<String, String> {
     let p = params(value);
     let algorithm = p["algorithm"].clone();
-    assert_eq!(p["username"], "alice");
+    assert_eq!(p["username"], user);
     assert_eq!(Some(p["uri"].as_str()), req.request_uri());
     assert_eq!(p["qop"], "auth");
-    let ha1 = hash(&algorithm, &format!("alice:{}:secret", p["realm"]));
+    let ha1 = hash(&algorithm, &format!("{user}:{}:{password}", p["realm"]));
     let ha2 = hash(&algorithm, &format!("{}:{}", req.method(), p["uri"]));
     let expected = hash(
         &algorithm,
@@ -397,4 +402,50 @@ fn an_invite_answered_with_credentials_is_the_one_cancel_and_ack_follow() {
     let cancel = b.sent_request(Method::Cancel);
     assert_eq!(cancel.via.branch(), again[0].via.branch());
     assert_eq!(cancel.cseq.0, again[0].cseq.0);
+}
+
+#[test]
+fn a_trunk_calls_bye_is_answered_with_the_trunks_credentials_after_the_call_ended() {
+    let proxy = "127.0.0.9:5080";
+    let mut cfg = config(false);
+    cfg.trunks.push((
+        "carrier".into(),
+        Account {
+            user: "4420".into(),
+            domain: "carrier.test".into(),
+            display_name: None,
+            auth_user: "acct4420".into(),
+            password: Some("trunkpw".into()),
+            registrar: "sip:carrier.test".into(),
+            registrar_addr: None,
+            outbound_proxy: Some(("sip:127.0.0.9:5080".into(), proxy.parse().expect("addr"))),
+            register: false,
+            expires: 600,
+            keepalive: None,
+            accept_from: AcceptFrom::Any,
+        },
+    ));
+    let mut b = Bench::with_config(cfg);
+    b.cmd(Command::DialVia {
+        account: "carrier".into(),
+        target: "+3581234".into(),
+    });
+    let invite = b.sent_request(Method::Invite);
+    let ok = reply(
+        &invite,
+        200,
+        "far",
+        "Contact: <sip:far@127.0.0.9:5080>\r\n",
+        &super::ua_tests::phone_sdp("sendrecv"),
+    );
+    b.recv(proxy, &ok);
+    b.sent();
+    b.events();
+    b.cmd(Command::Hangup(None));
+    let bye = b.sent_request(Method::Bye);
+    let extra = challenge_header(407, "n1", false, "MD5");
+    b.recv(proxy, &reply(&bye, 407, "", &extra, ""));
+    let again = b.sent_request(Method::Bye);
+    let value = again.header("Proxy-Authorization").expect("credentials");
+    verified_for(&again, value, "acct4420", "trunkpw");
 }
