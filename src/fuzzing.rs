@@ -60,6 +60,7 @@ fn ua_config() -> UaConfig {
             expires: 120,
             keepalive: None,
             accept_from: AcceptFrom::Any,
+            nat: false,
         },
         transport: Transport::Udp,
         local: SocketAddr::from(([127, 0, 0, 2], 5060)),

@@ -6,7 +6,8 @@
 //!   TLS connections (tls.rs) ┤                        ┌─► UDP send_to / TCP connection
 //!   front end's Commands ────┼─► UserAgent (sans-IO) ─┼─► Events to the front end
 //!   media engine's Reports ──┤          │             │
-//!   sleep_until(poll_timeout)┤          └─ MediaOrders ──► media engine (its own thread)
+//!   sleep_until(poll_timeout)┤          ├─ MediaOrders ──► media engine (its own thread)
+//!   DNS answers (resolve.rs) ┤          └─ Resolves ─────► DNS lookup tasks (resolve.rs)
 //!   SIGINT / SIGTERM ────────┘   (quit)
 //! ```
 //!
@@ -27,6 +28,7 @@ pub mod capture;
 mod followers;
 mod media;
 pub mod outlet;
+mod resolve;
 pub mod router;
 pub mod setup;
 mod tcp;
@@ -94,7 +96,9 @@ pub async fn run(
         media: media_setup,
         observers,
         mut router,
+        dns_servers,
     } = setup;
+    let (dns, mut dns_answers) = resolve::Dns::new(&dns_servers);
     let mut events = Outlet::new(events, observers);
     let io_error = |what| move |source| DriverError::Io { what, source };
     let udp = UdpSocket::from_std(sip_udp).map_err(io_error("registering the SIP UDP socket"))?;
@@ -145,6 +149,9 @@ pub async fn run(
     let mut signalled = false;
     loop {
         drain(&mut ua, &udp, &mut tcp, &mut tls, &mut events).await;
+        while let Some(request) = ua.poll_resolve() {
+            dns.start(request);
+        }
         while let Some(order) = ua.poll_media_order() {
             if let Some(control) = bridge.order(order, wallclock()) {
                 engine.send(control);
@@ -223,6 +230,20 @@ pub async fn run(
                 } else if let Some(event) = bridge.report(report) {
                     events.send(event);
                 }
+            }
+            Some((uri, answer)) = dns_answers.recv() => {
+                if let Ok(located) = &answer {
+                    if let (Some((first, _)), true) = (located.targets.first(), bound.ip().is_unspecified()) {
+                        // Bound to every interface: advertise the one that reaches the server.
+                        ua.set_local_ip(setup::advertised_ip(bound.ip(), Some(*first)));
+                    }
+                    if let Some(host) = crate::sip::locate::Plan::of_uri(&uri).and_then(|p| p.host()) {
+                        for (target, _) in &located.targets {
+                            tls.add_server_name(*target, &host);
+                        }
+                    }
+                }
+                ua.handle_resolved(now(), &uri, answer);
             }
             () = sleep_until(deadline) => ua.handle_timeout(now()),
             _ = interrupt.recv() => {

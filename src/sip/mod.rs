@@ -36,12 +36,17 @@ mod conference_tests;
 pub mod conformance;
 pub mod dialog;
 pub mod dialog_info;
+mod failover;
+#[cfg(test)]
+mod failover_tests;
 #[cfg(test)]
 mod garbage_tests;
 mod keepalive;
+pub mod locate;
 mod media_control;
 pub mod media_order;
 pub mod msg;
+mod nat;
 #[cfg(test)]
 mod p2p_tests;
 mod pbx_transfer;
@@ -128,6 +133,18 @@ impl Transport {
     }
 }
 
+/// A DNS lookup the driver must make (RFC 3263) and feed back through
+/// [`UserAgent::handle_resolved`] with the same `uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolve {
+    /// The URI whose server is looked for (the key of the answer).
+    pub uri: String,
+    /// What to look up.
+    pub plan: locate::Plan,
+    /// The transport the answer must serve (the account fixes it).
+    pub transport: Transport,
+}
+
 /// Bytes the driver must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
@@ -166,6 +183,9 @@ pub struct Account {
     pub keepalive: Option<std::time::Duration>,
     /// Which sources may start a call with us.
     pub accept_from: AcceptFrom,
+    /// Correct our Contact (and Via, and SDP's address) from the `received`/`rport` the
+    /// registrar reports (contact rewrite behind NAT, over UDP).
+    pub nat: bool,
 }
 
 /// Which sources may send us an out-of-dialog INVITE.
@@ -195,6 +215,7 @@ impl std::fmt::Debug for Account {
             .field("expires", &self.expires)
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
+            .field("nat", &self.nat)
             .finish()
     }
 }
@@ -346,6 +367,14 @@ pub struct UserAgent {
     pickups: Vec<(String, String)>,
     /// Each line's SRTP keys for the suites we offer, fresh for every new call.
     srtp_keys: Vec<[sdes::Key; 2]>,
+    /// The registrar's targets (RFC 3263) and the one in use.
+    registrar_targets: locate::Targets,
+    /// DNS lookups for the driver to make.
+    resolves: VecDeque<Resolve>,
+    /// A lookup of the registrar is out: REGISTER waits for its answer.
+    awaiting_dns: bool,
+    /// A Contact replaced by NAT contact rewrite, removed (`expires=0`) by the next REGISTER.
+    stale_contact: Option<String>,
 }
 
 impl UserAgent {
@@ -379,6 +408,12 @@ impl UserAgent {
                 .iter()
                 .map(|_| [[0; sdes::KEY_LEN]; 2])
                 .collect(),
+            registrar_targets: locate::Targets::fixed(
+                cfg.account.registrar_addr.into_iter().collect(),
+            ),
+            resolves: VecDeque::new(),
+            awaiting_dns: false,
+            stale_contact: None,
             cfg,
         };
         if ua.cfg.account.register {
@@ -602,6 +637,11 @@ impl UserAgent {
             conformance::assert_conformant(&t.payload);
         }
         transmit
+    }
+
+    /// The next DNS lookup to make; its answer goes to [`UserAgent::handle_resolved`].
+    pub fn poll_resolve(&mut self) -> Option<Resolve> {
+        self.resolves.pop_front()
     }
 
     /// The next order for the media engine.

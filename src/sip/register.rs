@@ -98,6 +98,17 @@ impl Registration {
 impl UserAgent {
     /// Sends a REGISTER for the account (`Expires: 0` when unregistering).
     pub(super) fn send_register(&mut self, now: Instant) {
+        let unregistering = self
+            .registration
+            .as_ref()
+            .is_some_and(|r| r.phase == Phase::Unregistering);
+        if !unregistering && self.registrar_lookup_needed(now) {
+            if let Some(reg) = self.registration.as_mut() {
+                reg.phase = Phase::Registering;
+                reg.next_at = None;
+            }
+            return;
+        }
         let via = self.via();
         let contact = self.contact_uri();
         let aor = self.local_name_addr();
@@ -123,7 +134,11 @@ impl UserAgent {
             .header("To", aor.to_string())
             .header("Call-ID", &reg.call_id)
             .header("CSeq", format!("{} REGISTER", reg.cseq))
-            .header("Contact", format!("<{contact}>"))
+            .header("Contact", format!("<{contact}>"));
+        if let Some(stale) = &self.stale_contact {
+            b = b.header("Contact", format!("<{stale}>;expires=0"));
+        }
+        b = b
             .header("Expires", expires.to_string())
             .header("Allow", super::ALLOW)
             .header("Supported", super::SUPPORTED);
@@ -199,6 +214,8 @@ impl UserAgent {
                     account,
                     expires: granted,
                 });
+                self.stale_contact = None;
+                self.rewrite_contact_behind_nat(now, resp);
             }
             401 | 407 => {
                 if self.cfg.account.password.is_none() {
@@ -234,6 +251,7 @@ impl UserAgent {
                     ),
                 }
             }
+            503 if self.registrar_fail_over(now) => {}
             _ => {
                 let reason = format!("the registrar answered {code} {}", resp.reason());
                 self.registration_failed(now, Some(code), &reason);
@@ -280,6 +298,9 @@ impl UserAgent {
             Phase::Registering => {
                 self.clients
                     .retain(|_, (_, owner)| *owner != Owner::Register);
+                if self.registrar_fail_over(now) {
+                    return;
+                }
                 self.registration_failed(
                     now,
                     None,
@@ -309,15 +330,33 @@ impl UserAgent {
             }
             return;
         }
-        self.registration_failed(now, None, "the registrar did not answer");
+        if !self.registrar_fail_over(now) {
+            self.registration_failed(now, None, "the registrar did not answer");
+        }
     }
 
     /// A refresh or a retry is due.
     pub(super) fn on_register_timer(&mut self, now: Instant) {
-        if let Some(reg) = self.registration.as_mut() {
-            reg.answered_challenge = false;
+        let refresh = self
+            .registration
+            .as_mut()
+            .map(|reg| {
+                reg.answered_challenge = false;
+                reg.phase == Phase::Registered
+            })
+            .unwrap_or(false);
+        if refresh {
+            self.registrar_back_to_first();
         }
         self.send_register(now);
+    }
+
+    /// Forgets the registrar's challenge: another registrar target has its own nonces.
+    pub(super) fn forget_register_challenge(&mut self) {
+        if let Some(reg) = self.registration.as_mut() {
+            reg.challenge = None;
+            reg.answered_challenge = false;
+        }
     }
 
     /// Removes the binding (on quit). Nothing is sent when none exists.
@@ -337,7 +376,7 @@ impl UserAgent {
         }
     }
 
-    fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: &str) {
+    pub(super) fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: &str) {
         let Some(reg) = self.registration.as_mut() else {
             return;
         };

@@ -32,6 +32,7 @@ pub(super) fn config(register: bool) -> UaConfig {
             expires: 120,
             keepalive: None,
             accept_from: AcceptFrom::Any,
+            nat: false,
         },
         transport: Transport::Udp,
         local: "127.0.0.2:5060".parse().expect("addr"),
@@ -652,6 +653,7 @@ fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
             expires: 600,
             keepalive: None,
             accept_from: AcceptFrom::Any,
+            nat: false,
         },
     ));
     let mut b = Bench::with_config(cfg);
