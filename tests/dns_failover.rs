@@ -2,6 +2,7 @@
 //! `pbx.test`, pointing at a primary and a backup kamailio on different loopback addresses.
 //! switchboard finds the primary through DNS, moves to the backup when the primary dies
 //! (calls go there too), and comes back once the primary is up again.
+#![allow(clippy::disallowed_methods)] // the lab waits on real processes in real time
 
 mod common;
 
@@ -9,6 +10,7 @@ use common::{
     hosts, secs, AccountConfig, DnsRecord, Dnsmasq, Kamailio, Net, Switchboard, SwitchboardConfig,
 };
 use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
 
 const DOMAIN: &str = "pbx.test";
 /// Where the lab's DNS server listens, inside the primary's subnet.
@@ -105,7 +107,12 @@ fn registers_by_dns_fails_over_to_the_backup_and_returns_to_the_primary() {
     // The primary dies: at the next refresh (51 s) REGISTER times out (timer F, 32 s) and
     // goes to the backup at once.
     drop(primary.take());
+    let killed = Instant::now();
     backup.wait_registered("alice", secs(100));
+    eprintln!(
+        "dns_failover: on the backup {:?} after the primary died",
+        killed.elapsed()
+    );
     backup.wait_registered("bob", secs(30));
     assert!(
         !alice
@@ -127,7 +134,12 @@ fn registers_by_dns_fails_over_to_the_backup_and_returns_to_the_primary() {
 
     // The primary is back (with an empty location table): the next refresh goes there.
     let primary = Kamailio::start_for_domain(&net, DOMAIN);
+    let back = Instant::now();
     let contacts = primary.wait_registered("alice", secs(70));
+    eprintln!(
+        "dns_failover: on the primary {:?} after it came back",
+        back.elapsed()
+    );
     assert!(
         contacts
             .iter()

@@ -141,11 +141,15 @@ pub async fn run(
     }
     events.send(voice_event(voice));
 
+    let config_registrar_unknown = config.account.registrar_addr.is_none();
     let mut ua = UserAgent::new(config, now());
     ua.set_record_auto(recording.auto);
     let mut bridge = MediaBridge::new(recording);
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut commands_open = true;
+    // Bound to every interface with no registrar address yet: the first DNS answer tells
+    // which local address to advertise.
+    let mut route_unknown = bound.ip().is_unspecified() && config_registrar_unknown;
     let mut signalled = false;
     loop {
         drain(&mut ua, &udp, &mut tcp, &mut tls, &mut events).await;
@@ -233,9 +237,11 @@ pub async fn run(
             }
             Some((uri, answer)) = dns_answers.recv() => {
                 if let Ok(located) = &answer {
-                    if let (Some((first, _)), true) = (located.targets.first(), bound.ip().is_unspecified()) {
-                        // Bound to every interface: advertise the one that reaches the server.
+                    if let (Some((first, _)), true) = (located.targets.first(), route_unknown) {
+                        // Bound to every interface: advertise the one that reaches the server
+                        // (once: NAT rewrite may replace it with the public address later).
                         ua.set_local_ip(setup::advertised_ip(bound.ip(), Some(*first)));
+                        route_unknown = false;
                     }
                     if let Some(host) = crate::sip::locate::Plan::of_uri(&uri).and_then(|p| p.host()) {
                         for (target, _) in &located.targets {

@@ -8,11 +8,16 @@
 //! ```text
 //!   handle_datagram(now, transport, src, bytes) ─┐
 //!   handle_timeout(now)                          ├─► UserAgent ─► poll_transmit() -> Transmit
-//!   command(now, Command)                       ─┘              ─► poll_event()    -> Event
-//!                                                                ─► poll_timeout()  -> Instant
+//!   command(now, Command)                        │              ─► poll_event()    -> Event
+//!   handle_resolved(now, uri, Located | error)  ─┘              ─► poll_timeout()  -> Instant
+//!                                                                ─► poll_resolve()  -> Resolve
 //! ```
 //!
-//! The driver must drain `poll_transmit` and `poll_event` after every input
+//! A registrar known by name is located through DNS the same way: the core asks
+//! ([`Resolve`], rules in [`locate`]) and is fed the answer; which target is in use and the
+//! failover between them live in `failover.rs`, NAT contact rewrite in `nat.rs`.
+//!
+//! The driver must drain `poll_transmit`, `poll_event` and `poll_resolve` after every input
 //! and sleep until `poll_timeout`. Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call.rs` (INVITE, hold, BYE),
