@@ -20,13 +20,27 @@ const BOB_HOST: u8 = 6;
 
 /// The zone: NAPTR to the UDP SRV name, SRV priority 10 to the primary and 20 to the backup.
 fn zone(primary: Ipv4Addr, backup: Ipv4Addr) -> Vec<DnsRecord> {
-    let srv = format!("_sip._udp.{DOMAIN}");
+    zone_for("SIP+D2U", "_sip._udp", primary, backup)
+}
+
+/// The zone for one NAPTR `service` and its SRV name `prefix`: NAPTR records for the other
+/// transports too (the account's transport picks one), SRV priority 10 to the primary and 20
+/// to the backup.
+fn zone_for(service: &str, prefix: &str, primary: Ipv4Addr, backup: Ipv4Addr) -> Vec<DnsRecord> {
+    let srv = format!("{prefix}.{DOMAIN}");
     vec![
+        DnsRecord::Naptr {
+            name: DOMAIN.into(),
+            order: 5,
+            preference: 10,
+            service: "SIPS+D2T".into(),
+            replacement: format!("_sips._tcp.{DOMAIN}"),
+        },
         DnsRecord::Naptr {
             name: DOMAIN.into(),
             order: 10,
             preference: 10,
-            service: "SIP+D2U".into(),
+            service: service.into(),
             replacement: srv.clone(),
         },
         DnsRecord::Srv {
@@ -57,7 +71,19 @@ fn zone(primary: Ipv4Addr, backup: Ipv4Addr) -> Vec<DnsRecord> {
 /// `user@pbx.test` registering by domain (no registrar address anywhere in the config),
 /// asking `dns` and bound at `bind`.
 fn by_domain(net: &Net, user: &str, bind: SocketAddr, dns: SocketAddr) -> String {
+    by_domain_over(net, user, bind, dns, "udp")
+}
+
+/// Like [`by_domain`], over `transport`.
+fn by_domain_over(
+    net: &Net,
+    user: &str,
+    bind: SocketAddr,
+    dns: SocketAddr,
+    transport: &str,
+) -> String {
     let mut account = AccountConfig::new("hosted", user, DOMAIN);
+    account.transport = transport.to_owned();
     account.register = true;
     account.expires = 60;
     let mut config =
@@ -151,4 +177,56 @@ fn registers_by_dns_fails_over_to_the_backup_and_returns_to_the_primary() {
     assert!(naptr_queries >= 2, "looked up once only:\n{}", dns.log());
     assert!(alice.quit_and_wait(secs(10)).success());
     assert!(bob.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn over_tcp_the_naptr_picks_tcp_and_a_lost_connection_moves_to_the_backup_at_once() {
+    let net = Net::for_test("dns_failover::tcp_primary");
+    let backup_net = Net::for_test("dns_failover::tcp_backup");
+    let mut primary = Some(Kamailio::start_for_domain(&net, DOMAIN));
+    let backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        20,
+        &zone_for(
+            "SIP+D2T",
+            "_sip._tcp",
+            net.ip(hosts::KAMAILIO),
+            backup_net.ip(hosts::KAMAILIO),
+        ),
+    );
+    let mut alice = Switchboard::start(&by_domain_over(
+        &net,
+        "alice",
+        net.sip_addr(hosts::SWITCHBOARD),
+        dns.addr(),
+        "tcp",
+    ));
+    alice.wait_for(secs(10), "registered");
+    primary
+        .as_ref()
+        .expect("primary")
+        .wait_registered("alice", secs(5));
+    let log = dns.log();
+    assert!(
+        log.contains("query[SRV] _sip._tcp.pbx.test") && !log.contains("_sips._tcp"),
+        "the TCP service is chosen from the NAPTR records:\n{log}"
+    );
+    // Killing the primary closes the connection: REGISTER goes to the backup at once.
+    drop(primary.take());
+    let killed = Instant::now();
+    backup.wait_registered("alice", secs(10));
+    eprintln!(
+        "dns_failover (tcp): on the backup {:?} after the primary died",
+        killed.elapsed()
+    );
+    assert!(
+        !alice
+            .events()
+            .iter()
+            .any(|e| e["event"] == "registration_failed"),
+        "a backup was left: no failure is reported"
+    );
+    assert!(alice.quit_and_wait(secs(10)).success());
 }
