@@ -61,6 +61,7 @@ fn ua_config() -> UaConfig {
             expires: 120,
             keepalive: None,
             accept_from: AcceptFrom::Any,
+            nat: false,
         },
         transport: Transport::Udp,
         local: SocketAddr::from(([127, 0, 0, 2], 5060)),
@@ -138,6 +139,9 @@ fn drain_until_timeout(ua: &mut UserAgent) -> (Vec<Message>, Option<Instant>) {
             }
             Some(Output::Media(order)) => {
                 std::hint::black_box(format!("{order:?}"));
+            }
+            Some(Output::Resolve(request)) => {
+                std::hint::black_box(format!("{request:?}"));
             }
             Some(Output::Timeout(deadline)) => return (sent, Some(deadline)),
             None => return (sent, None),

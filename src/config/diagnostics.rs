@@ -233,6 +233,8 @@ pub(super) fn toml_error(
             format!("{key}.{field}")
         };
         format!("missing required key `{field}`")
+    } else if raw == "invalid socket address syntax" && key.starts_with("network.dns_servers") {
+        format!("{raw}: write a DNS server as \"ip:port\", e.g. \"192.0.2.53:53\" (no host names)")
     } else if raw == "invalid socket address syntax" {
         format!(
             "{raw}: write \"ip:port\", e.g. \"0.0.0.0:{DEFAULT_SIP_PORT}\" (port 0 picks any free \

@@ -142,6 +142,9 @@ pub struct Network {
     pub rtp_port_max: u16,
     /// The IP address put in SDP for call audio; `None`: the address SIP advertises.
     pub media_address: Option<IpAddr>,
+    /// DNS servers (`"ip:port"`) that look up registrars by name (RFC 3263 NAPTR, SRV,
+    /// A/AAAA); empty: the system's resolver configuration (`/etc/resolv.conf`).
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 impl Default for Network {
@@ -151,6 +154,7 @@ impl Default for Network {
             rtp_port_min: 16384,
             rtp_port_max: 32766,
             media_address: None,
+            dns_servers: Vec::new(),
         }
     }
 }
@@ -234,13 +238,17 @@ pub struct Account {
     #[serde(default = "default_register")]
     pub referred_by: bool,
     /// Seconds between CRLF keep-alives to the registrar or outbound proxy, 0..=3600;
-    /// 0 turns them off. Default 30.
+    /// 0 turns them off. Default 25, below common NAT routers' UDP timeouts (30 s).
     #[serde(default = "default_keepalive")]
     pub keepalive: u32,
     /// Who may call us: `"registrar"` (only the registrar / outbound proxy) or `"any"`.
     /// `None`: `registrar` when the account registers, `any` otherwise.
     #[serde(default)]
     pub accept_from: Option<AcceptFrom>,
+    /// NAT contact rewrite: `"auto"` (default) takes the public address the registrar reports
+    /// (`received`/`rport`) into Contact, Via and SDP and registers it; `"off"` never does.
+    #[serde(default)]
+    pub nat: Nat,
     /// How `pickup` works: `"dialog"` or `"code"`. `None`: `code` when [`Account::pickup_code`]
     /// is set, else `dialog`. See [`Account::pickup_method`].
     #[serde(default, rename = "pickup_method")]
@@ -294,6 +302,17 @@ pub enum Srtp {
     Mandatory,
 }
 
+/// Whether an account corrects its Contact behind NAT (`[[account]] nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Nat {
+    /// Rewrite from the registrar's `received`/`rport` (`"auto"`), the default.
+    #[default]
+    Auto,
+    /// Never (`"off"`).
+    Off,
+}
+
 /// Who may send an account a new call (`[[account]] accept_from`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -329,7 +348,7 @@ impl Account {
 const KEEPALIVE_RANGE: std::ops::RangeInclusive<u32> = 0..=3600;
 
 fn default_keepalive() -> u32 {
-    30
+    25
 }
 
 /// How an account's transfers are made.
@@ -385,6 +404,7 @@ impl fmt::Debug for Account {
             .field("referred_by", &self.referred_by)
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
+            .field("nat", &self.nat)
             .field("pickup_method", &self.pickup_method_setting)
             .field("pickup_code", &self.pickup_code)
             .field("blf", &self.blf)
@@ -582,6 +602,7 @@ impl Config {
                 referred_by: true,
                 keepalive: default_keepalive(),
                 accept_from: None,
+                nat: Nat::Auto,
                 pickup_method_setting: None,
                 pickup_code: None,
                 blf: Vec::new(),
@@ -1001,6 +1022,7 @@ fn expand_home(path: &Path) -> PathBuf {
         _ => path.to_path_buf(),
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1137,7 +1159,8 @@ mod tests {
     fn resilience_keys_have_defaults_and_bad_values_name_line_and_key() {
         let config = parse(ACCOUNT).expect("valid");
         let account = &config.accounts[0];
-        assert_eq!(account.keepalive, 30);
+        assert_eq!(account.keepalive, 25);
+        assert_eq!(account.nat, Nat::Auto);
         assert_eq!(account.accepts_from(), AcceptFrom::Registrar, "registering");
         assert_eq!(config.media.rtp_timeout, 30);
         let p2p = parse(&format!("{ACCOUNT}register = false\n")).expect("valid");
@@ -1236,7 +1259,7 @@ blind_timeout = \"soon\"
                  `display_name`, `user`, `domain`, `registrar`, `outbound_proxy`, `transport`, \
                  `auth_user`, `password`, `password_cmd`, `register`, `expires`, \
                  `transfer_method`, `transfer_blind_code`, `transfer_attended_code`, \
-                 `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, \
+                 `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, `nat`, \
                  `pickup_method`, `pickup_code`, `blf`, `tls_ca_file`, `srtp`, \
                  `srtp_over_insecure`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",

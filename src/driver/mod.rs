@@ -6,7 +6,8 @@
 //!   TLS connections (tls.rs) ┤                        ┌─► UDP send_to / TCP connection
 //!   front end's Commands ────┼─► UserAgent (sans-IO) ─┼─► Events to the front end
 //!   media engine's Reports ──┤          │             │
-//!   sleep_until(Timeout) ────┤          └─ MediaOrders ──► media engine (its own thread)
+//!   sleep_until(Timeout) ────┤          ├─ MediaOrders ──► media engine (its own thread)
+//!   DNS answers (resolve.rs) ┤          └─ Resolves ─────► DNS lookup tasks (resolve.rs)
 //!   SIGINT / SIGTERM ────────┘   (quit)
 //! ```
 //!
@@ -27,6 +28,7 @@ pub mod capture;
 mod followers;
 mod media;
 pub mod outlet;
+mod resolve;
 pub mod router;
 pub mod setup;
 pub(crate) mod tcp;
@@ -98,7 +100,9 @@ pub async fn run(
         media: media_setup,
         observers,
         mut router,
+        dns_servers,
     } = setup;
+    let (dns, mut dns_answers) = resolve::Dns::new(&dns_servers);
     let mut events = Outlet::new(events, observers);
     let io_error = |what| move |source| DriverError::Io { what, source };
     let udp = UdpSocket::from_std(sip_udp).map_err(io_error("registering the SIP UDP socket"))?;
@@ -141,11 +145,15 @@ pub async fn run(
     }
     events.send(voice_event(voice));
 
+    let config_registrar_unknown = config.account.registrar_addr.is_none();
     let mut ua = UserAgent::new(config, now());
     ua.set_record_auto(recording.auto);
     let mut bridge = MediaBridge::new(recording);
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut commands_open = true;
+    // Bound to every interface with no registrar address yet: the first DNS answer tells
+    // which local address to advertise.
+    let mut route_unknown = bound.ip().is_unspecified() && config_registrar_unknown;
     let mut signalled = false;
     loop {
         let mut outputs = Outputs {
@@ -155,6 +163,7 @@ pub async fn run(
             events: &mut events,
             bridge: &mut bridge,
             engine: &engine,
+            dns: &dns,
         };
         let deadline = outputs.drain(&mut ua).await;
         if ua.is_stopped() {
@@ -231,6 +240,22 @@ pub async fn run(
                     events.send(event);
                 }
             }
+            Some((uri, answer)) = dns_answers.recv() => {
+                if let Ok(located) = &answer {
+                    if let (Some((first, _)), true) = (located.targets.first(), route_unknown) {
+                        // Bound to every interface: advertise the one that reaches the server
+                        // (once: NAT rewrite may replace it with the public address later).
+                        ua.set_local_ip(setup::advertised_ip(bound.ip(), Some(*first)));
+                        route_unknown = false;
+                    }
+                    if let Some(host) = crate::sip::locate::Plan::of_uri(&uri).and_then(|p| p.host()) {
+                        for (target, _) in &located.targets {
+                            tls.add_server_name(*target, &host);
+                        }
+                    }
+                }
+                ua.handle_resolved(now(), &uri, answer);
+            }
             () = sleep_until(deadline) => ua.handle_timeout(now()),
             _ = interrupt.recv() => {
                 if on_signal("SIGINT", &mut signalled, &mut ua) {
@@ -301,11 +326,13 @@ struct Outputs<'a> {
     events: &'a mut Outlet,
     bridge: &'a mut MediaBridge,
     engine: &'a MediaEngine,
+    dns: &'a resolve::Dns,
 }
 
 impl Outputs<'_> {
     /// Takes every output of the core until its next deadline (returned; `None`: none):
-    /// messages are sent, events forwarded, media orders handed to the media engine.
+    /// messages are sent, DNS lookups started, events forwarded, media orders handed to the
+    /// media engine.
     async fn drain(&mut self, ua: &mut UserAgent) -> Option<Instant> {
         loop {
             match ua.poll_output()? {
@@ -325,6 +352,7 @@ impl Outputs<'_> {
                         Transport::Tls => self.tls.send(dst, payload),
                     }
                 }
+                Output::Resolve(request) => self.dns.start(request),
                 Output::Event(event) => self.events.send(event),
                 Output::Media(order) => {
                     if let Some(control) = self.bridge.order(order, wallclock()) {

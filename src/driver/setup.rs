@@ -2,7 +2,9 @@
 //! addresses, bound sockets and the core's [`UaConfig`].
 //!
 //! This module owns everything that happens once, before the run loop: picking the account,
-//! resolving the registrar and outbound proxy host names, choosing the address we advertise in
+//! resolving the outbound proxy's and other accounts' host names (the running account's
+//! registrar, when named by a host name, is located later by the core through the driver's
+//! asynchronous DNS, `resolve.rs`), choosing the address we advertise in
 //! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
 //! RTP socket per line, and running the account's `password_cmd`. It blocks (DNS, the password
 //! command) and so runs before the tokio runtime takes over. It must not start the user agent
@@ -26,6 +28,7 @@ use crate::media::codec::OpusSettings;
 use crate::media::device::Backend;
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
+use crate::sip::locate::Plan;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
@@ -128,6 +131,8 @@ pub struct Setup {
     pub observers: Observers,
     /// The outbound routes applied to dialled and transfer numbers.
     pub router: Router,
+    /// The DNS servers that locate the registrar; empty: the system's configuration.
+    pub dns_servers: Vec<SocketAddr>,
 }
 
 /// What the media engine starts from.
@@ -279,6 +284,7 @@ fn sip_account(
             config::AcceptFrom::Registrar => AcceptFrom::Registrar,
             config::AcceptFrom::Any => AcceptFrom::Any,
         },
+        nat: account.nat == config::Nat::Auto,
     })
 }
 
@@ -307,7 +313,13 @@ impl Setup {
             config::Transport::Tls => Transport::Tls,
         };
         let over_tls = transport == Transport::Tls;
-        let ua_account = sip_account(account, account.register, over_tls)?;
+        // A registrar named by a host name is located by the core through the driver's
+        // asynchronous DNS (RFC 3263), with failover; only an IP address is taken here.
+        let mut ua_account = sip_account(account, false, over_tls)?;
+        if account.register && matches!(Plan::of_uri(&ua_account.registrar), Some(Plan::Literal(_)))
+        {
+            ua_account.registrar_addr = resolve_uri_with(&ua_account.registrar, over_tls).ok();
+        }
         let (registrar_addr, outbound_proxy) =
             (ua_account.registrar_addr, ua_account.outbound_proxy.clone());
         let tls = if over_tls {
@@ -435,6 +447,7 @@ impl Setup {
             media,
             observers: Observers::new(config),
             router: Router::new(routes, &account.name),
+            dns_servers: config.network.dns_servers.clone(),
         })
     }
 }

@@ -224,6 +224,13 @@ impl TcpConnections {
         (conns, rx)
     }
 
+    /// TLS: `peer`'s certificate must carry `host` (see [`TlsClient::add_name`]).
+    pub fn add_server_name(&mut self, peer: SocketAddr, host: &str) {
+        if let Some(tls) = self.tls.as_mut() {
+            tls.add_name(peer, host);
+        }
+    }
+
     /// `TCP` or `TLS`, for log lines.
     fn label(&self) -> &'static str {
         if self.tls.is_some() {

@@ -100,6 +100,14 @@ impl TlsClient {
         })
     }
 
+    /// From now on `peer`'s certificate must carry `host` (a server located through DNS
+    /// proves the name of the domain asked for, RFC 5922 §4).
+    pub fn add_name(&mut self, peer: SocketAddr, host: &str) {
+        if let Ok(name) = ServerName::try_from(host.to_owned()) {
+            self.names.insert(peer, name);
+        }
+    }
+
     /// The name `peer`'s certificate must carry: the configured host name, else its address.
     pub fn server_name(&self, peer: SocketAddr) -> ServerName<'static> {
         self.names

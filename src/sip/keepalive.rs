@@ -29,6 +29,11 @@ impl Keepalive {
         }
     }
 
+    /// Sends the next pings to `dst` (the registrar moved to another target).
+    pub(super) fn set_dst(&mut self, dst: SocketAddr) {
+        self.dst = dst;
+    }
+
     /// When the next ping is due.
     pub(super) fn deadline(&self) -> Option<Instant> {
         Some(self.next_at)

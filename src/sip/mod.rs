@@ -7,13 +7,17 @@
 //!
 //! ```text
 //!   handle_datagram(now, transport, src, bytes) ─┐                   ┌► Output::Transmit
-//!   handle_timeout(now)                          ├─► UserAgent ──────┼► Output::Event
-//!   command(now, Command)                       ─┘   poll_output()   ├► Output::Media
+//!   handle_timeout(now)                          │                   ├► Output::Resolve
+//!   command(now, Command)                        ├─► UserAgent ──────┼► Output::Event
+//!   handle_resolved(now, uri, Located | error)  ─┘   poll_output()   ├► Output::Media
 //!                                                                     └► Output::Timeout (last)
 //! ```
 //!
 //! The driver must call `poll_output` after every input until it returns
 //! `Timeout` (or `None`), and sleep until that deadline; no queue can be forgotten.
+//! A registrar known by name is located through DNS the same way: the core asks
+//! ([`Output::Resolve`], rules in [`locate`]) and is fed the answer; which target is in use
+//! and the failover between them live in `failover.rs`, NAT contact rewrite in `nat.rs`.
 //! Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call.rs` (INVITE, hold, BYE),
@@ -42,12 +46,17 @@ mod conference_tests;
 pub mod conformance;
 pub mod dialog;
 pub mod dialog_info;
+mod failover;
+#[cfg(test)]
+mod failover_tests;
 #[cfg(test)]
 mod garbage_tests;
 mod keepalive;
+pub mod locate;
 mod media_control;
 pub mod media_order;
 pub mod msg;
+mod nat;
 #[cfg(test)]
 mod p2p_tests;
 mod pbx_transfer;
@@ -135,6 +144,18 @@ impl Transport {
     }
 }
 
+/// A DNS lookup the driver must make (RFC 3263) and feed back through
+/// [`UserAgent::handle_resolved`] with the same `uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolve {
+    /// The URI whose server is looked for (the key of the answer).
+    pub uri: String,
+    /// What to look up.
+    pub plan: locate::Plan,
+    /// The transport the answer must serve (the account fixes it).
+    pub transport: Transport,
+}
+
 /// Bytes the driver must send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transmit {
@@ -151,6 +172,8 @@ pub struct Transmit {
 pub enum Output {
     /// Bytes to send.
     Transmit(Transmit),
+    /// A DNS lookup to make; its answer goes to [`UserAgent::handle_resolved`].
+    Resolve(Resolve),
     /// Something for the operator (screen, JSON line, history).
     Event(Event),
     /// An order for the media engine.
@@ -187,6 +210,9 @@ pub struct Account {
     pub keepalive: Option<std::time::Duration>,
     /// Which sources may start a call with us.
     pub accept_from: AcceptFrom,
+    /// Correct our Contact (and Via, and SDP's address) from the `received`/`rport` the
+    /// registrar reports (contact rewrite behind NAT, over UDP).
+    pub nat: bool,
 }
 
 /// Which sources may send us an out-of-dialog INVITE.
@@ -216,6 +242,7 @@ impl std::fmt::Debug for Account {
             .field("expires", &self.expires)
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
+            .field("nat", &self.nat)
             .finish()
     }
 }
@@ -369,6 +396,14 @@ pub struct UserAgent {
     pickups: Vec<(String, String)>,
     /// Each line's SRTP keys for the suites we offer, fresh for every new call.
     srtp_keys: Vec<[sdes::Key; 2]>,
+    /// The registrar's targets (RFC 3263) and the one in use.
+    registrar_targets: locate::Targets,
+    /// DNS lookups for the driver to make.
+    resolves: VecDeque<Resolve>,
+    /// A lookup of the registrar is out: REGISTER waits for its answer.
+    awaiting_dns: bool,
+    /// A Contact replaced by NAT contact rewrite, removed (`expires=0`) by the next REGISTER.
+    stale_contact: Option<String>,
 }
 
 impl UserAgent {
@@ -403,6 +438,12 @@ impl UserAgent {
                 .iter()
                 .map(|_| [[0; sdes::KEY_LEN]; 2])
                 .collect(),
+            registrar_targets: locate::Targets::fixed(
+                cfg.account.registrar_addr.into_iter().collect(),
+            ),
+            resolves: VecDeque::new(),
+            awaiting_dns: false,
+            stale_contact: None,
             cfg,
         };
         if ua.cfg.account.register {
@@ -641,6 +682,9 @@ impl UserAgent {
             #[cfg(test)]
             conformance::assert_conformant(&transmit.payload);
             return Some(Output::Transmit(transmit));
+        }
+        if let Some(resolve) = self.resolves.pop_front() {
+            return Some(Output::Resolve(resolve));
         }
         if let Some(event) = self.events.pop_front() {
             return Some(Output::Event(event));

@@ -102,7 +102,8 @@ impl Lab {
                         self.queue.push_back((i, t.payload, t.dst));
                     }
                     Output::Event(event) => self.events[i].push(event),
-                    Output::Media(_) => {}
+                    // Peers are addressed by IP: nothing to look up.
+                    Output::Media(_) | Output::Resolve(_) => {}
                     Output::Timeout(t) => {
                         self.deadlines[i] = Some(t);
                         break;

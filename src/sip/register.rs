@@ -87,6 +87,17 @@ impl Registration {
 impl UserAgent {
     /// Sends a REGISTER for the account (`Expires: 0` when unregistering).
     pub(super) fn send_register(&mut self, now: Instant) {
+        let unregistering = self
+            .registration
+            .as_ref()
+            .is_some_and(|r| r.phase == Phase::Unregistering);
+        if !unregistering && self.registrar_lookup_needed(now) {
+            if let Some(reg) = self.registration.as_mut() {
+                reg.phase = Phase::Registering;
+                reg.refresh.clear();
+            }
+            return;
+        }
         let via = self.via();
         let contact = self.contact_uri();
         let aor = self.local_name_addr();
@@ -112,7 +123,11 @@ impl UserAgent {
             .header("To", aor.to_string())
             .header("Call-ID", &reg.call_id)
             .header("CSeq", format!("{} REGISTER", reg.cseq))
-            .header("Contact", format!("<{contact}>"))
+            .header("Contact", format!("<{contact}>"));
+        if let Some(stale) = &self.stale_contact {
+            b = b.header("Contact", format!("<{stale}>;expires=0"));
+        }
+        b = b
             .header("Expires", expires.to_string())
             .header("Allow", super::ALLOW)
             .header("Supported", super::SUPPORTED);
@@ -163,6 +178,8 @@ impl UserAgent {
                     account,
                     expires: granted,
                 });
+                self.stale_contact = None;
+                self.rewrite_contact_behind_nat(now, resp);
             }
             401 | 407 => {
                 if self.cfg.account.password.is_none() {
@@ -196,6 +213,7 @@ impl UserAgent {
                     ),
                 }
             }
+            503 if self.registrar_fail_over(now) => {}
             _ => {
                 let reason = format!("the registrar answered {code} {}", resp.reason());
                 let wait = refresh::retry_after(resp);
@@ -220,6 +238,9 @@ impl UserAgent {
             Phase::Registering => {
                 self.clients
                     .retain(|_, (_, owner)| *owner != Owner::Register);
+                if self.registrar_fail_over(now) {
+                    return;
+                }
                 self.registration_failed(
                     now,
                     None,
@@ -249,11 +270,20 @@ impl UserAgent {
             }
             return;
         }
-        self.registration_failed(now, None, "the registrar did not answer");
+        if !self.registrar_fail_over(now) {
+            self.registration_failed(now, None, "the registrar did not answer");
+        }
     }
 
     /// A refresh or a retry is due.
     pub(super) fn on_register_timer(&mut self, now: Instant) {
+        let refresh = self
+            .registration
+            .as_ref()
+            .is_some_and(|reg| reg.phase == Phase::Registered);
+        if refresh {
+            self.registrar_back_to_first();
+        }
         self.send_register(now);
     }
 
@@ -273,7 +303,7 @@ impl UserAgent {
         }
     }
 
-    fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: &str) {
+    pub(super) fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: &str) {
         self.registration_failed_after(now, status, reason, None);
     }
 

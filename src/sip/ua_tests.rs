@@ -12,7 +12,7 @@ use super::msg::{Message, Method};
 use super::sdp::Codec;
 use super::timer::{epoch, TimerValues};
 use super::{
-    AcceptFrom, Account, Output, TransferConfig, Transmit, Transport, UaConfig, UserAgent,
+    AcceptFrom, Account, Output, Resolve, TransferConfig, Transmit, Transport, UaConfig, UserAgent,
 };
 
 pub(super) const REGISTRAR: &str = "127.0.0.1:5060";
@@ -34,6 +34,7 @@ pub(super) fn config(register: bool) -> UaConfig {
             expires: 120,
             keepalive: None,
             accept_from: AcceptFrom::Any,
+            nat: false,
         },
         transport: Transport::Udp,
         local: "127.0.0.2:5060".parse().expect("addr"),
@@ -58,6 +59,7 @@ pub(super) struct Bench {
     pub(super) ua: UserAgent,
     pub(super) now: Instant,
     transmits: Vec<Transmit>,
+    resolves: Vec<Resolve>,
     events: Vec<Event>,
     media: Vec<MediaOrder>,
     deadline: Option<Instant>,
@@ -75,6 +77,7 @@ impl Bench {
             ua: UserAgent::new(cfg, now),
             now,
             transmits: Vec::new(),
+            resolves: Vec::new(),
             events: Vec::new(),
             media: Vec::new(),
             deadline: None,
@@ -82,7 +85,7 @@ impl Bench {
     }
 
     /// Takes every output of the user agent, as the driver does, until its deadline;
-    /// asserts the order (messages, events, media orders, then the deadline once).
+    /// asserts the order (messages, DNS lookups, events, media orders, then the deadline once).
     fn pump(&mut self) {
         let mut rank = 0;
         loop {
@@ -91,26 +94,30 @@ impl Bench {
                     self.transmits.push(t);
                     (0, false)
                 }
+                Some(Output::Resolve(r)) => {
+                    self.resolves.push(r);
+                    (1, false)
+                }
                 Some(Output::Event(e)) => {
                     self.events.push(e);
-                    (1, false)
+                    (2, false)
                 }
                 Some(Output::Media(m)) => {
                     self.media.push(m);
-                    (2, false)
+                    (3, false)
                 }
                 Some(Output::Timeout(t)) => {
                     self.deadline = Some(t);
-                    (3, true)
+                    (4, true)
                 }
                 None => {
                     self.deadline = None;
-                    (3, true)
+                    (4, true)
                 }
             };
             assert!(
                 this >= rank,
-                "outputs come in order: transmits, events, media, timeout"
+                "outputs come in order: transmits, resolves, events, media, timeout"
             );
             rank = this;
             if done {
@@ -131,6 +138,12 @@ impl Bench {
             .into_iter()
             .map(|t| Message::parse(&t.payload).expect("the UA sends parsable messages"))
             .collect()
+    }
+
+    /// The next DNS lookup the user agent asked for, if any.
+    pub(super) fn next_resolve(&mut self) -> Option<Resolve> {
+        self.pump();
+        (!self.resolves.is_empty()).then(|| self.resolves.remove(0))
     }
 
     /// The media orders since the last look.
@@ -729,6 +742,7 @@ fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
             expires: 600,
             keepalive: None,
             accept_from: AcceptFrom::Any,
+            nat: false,
         },
     ));
     let mut b = Bench::with_config(cfg);
@@ -1376,8 +1390,9 @@ fn poll_output_drains_transmits_events_media_then_the_deadline_and_leaves_nothin
     let deadline = loop {
         match b.ua.poll_output() {
             Some(Output::Transmit(_)) => kinds.push(0),
-            Some(Output::Event(_)) => kinds.push(1),
-            Some(Output::Media(_)) => kinds.push(2),
+            Some(Output::Resolve(_)) => kinds.push(1),
+            Some(Output::Event(_)) => kinds.push(2),
+            Some(Output::Media(_)) => kinds.push(3),
             Some(Output::Timeout(t)) => break t,
             None => panic!("a REGISTER in flight has a deadline"),
         }
@@ -1386,7 +1401,7 @@ fn poll_output_drains_transmits_events_media_then_the_deadline_and_leaves_nothin
         kinds.windows(2).all(|w| w[0] <= w[1]),
         "transmits, then events, then media orders: {kinds:?}"
     );
-    for kind in 0..3 {
+    for kind in [0, 2, 3] {
         assert!(kinds.contains(&kind), "{kinds:?}");
     }
     assert!(deadline >= b.now);

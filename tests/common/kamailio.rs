@@ -66,13 +66,19 @@ impl Kamailio {
 
     /// Starts kamailio with the given authentication policy.
     pub fn start_with(net: &Net, users: &[(&str, &str)], auth: KamailioAuth) -> Kamailio {
-        Kamailio::launch(net, users, auth, None)
+        Kamailio::launch(net, users, auth, None, None)
+    }
+
+    /// Starts kamailio without digest authentication that also serves SIP `domain` (a name
+    /// the lab's DNS points at it, see [`super::Dnsmasq`]), as one of a hosted PBX's servers.
+    pub fn start_for_domain(net: &Net, domain: &str) -> Kamailio {
+        Kamailio::launch(net, &[], KamailioAuth::None, None, Some(domain))
     }
 
     /// Starts kamailio with digest-authenticated REGISTER for `users` and, besides UDP and
     /// TCP on 5060, a TLS listener on `127.X.Y.1:5061` presenting `tls`.
     pub fn start_tls(net: &Net, users: &[(&str, &str)], tls: &KamailioTls) -> Kamailio {
-        Kamailio::launch(net, users, KamailioAuth::Register, Some(tls))
+        Kamailio::launch(net, users, KamailioAuth::Register, Some(tls), None)
     }
 
     fn launch(
@@ -80,6 +86,7 @@ impl Kamailio {
         users: &[(&str, &str)],
         auth: KamailioAuth,
         tls: Option<&KamailioTls>,
+        domain: Option<&str>,
     ) -> Kamailio {
         let kamailio = require_tool("kamailio", "kamailio");
         require_tool("sipsak", "sipsak");
@@ -110,7 +117,12 @@ impl Kamailio {
         let template_path = lab_dir().join("kamailio.cfg");
         let template = fs::read_to_string(&template_path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", template_path.display()));
+        let aliases = match domain {
+            Some(domain) => format!("alias=\"@IP@\"\nalias=\"{domain}\""),
+            None => "alias=\"@IP@\"".to_owned(),
+        };
         let cfg = template
+            .replace("alias=\"@IP@\"", &aliases)
             .replace("@IP@", &ip.to_string())
             .replace("@RUN_DIR@", &dir.path().display().to_string())
             .replace("@DB_DIR@", &db_dir.display().to_string());

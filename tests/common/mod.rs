@@ -48,8 +48,8 @@
 //!
 //! # Debian packages the lab needs
 //!
-//! `kamailio sip-tester sipsak baresip linphone-cli sox`, for twinkle `twinkle-console
-//! pulseaudio libasound2-plugins` (see [`twinkle`] for its ports), plus `tshark` for the opt-in
+//! `kamailio sip-tester sipsak baresip linphone-cli sox`, `dnsmasq-base` for the DNS tests, for
+//! twinkle `twinkle-console pulseaudio libasound2-plugins` (see [`twinkle`] for its ports), plus `tshark` for the opt-in
 //! [`Capture`] (`SWITCHBOARD_LAB_CAPTURE=1`). A missing tool makes the test panic with the
 //! package name, see [`require_tool`]. The pjsip peer ([`pjsua`]) runs in a virtualenv that
 //! `scripts/ensure-pjsua` makes (`python3-venv`).
@@ -65,10 +65,12 @@ pub mod audio;
 pub mod baresip;
 pub mod capture;
 pub mod digest;
+pub mod dns;
 pub mod events;
 pub mod garbage;
 pub mod kamailio;
 pub mod linphonec;
+pub mod nat;
 pub mod net;
 pub mod pjsua;
 pub mod process;
@@ -87,9 +89,11 @@ use std::time::Duration;
 
 pub use baresip::{AnswerMode, AudioSource, Baresip, BaresipOptions};
 pub use capture::Capture;
+pub use dns::{DnsRecord, Dnsmasq, DNS_PORT};
 pub use garbage::{assert_garbage_handled, garbage_cases, send_garbage, sip_options, GarbageCase};
 pub use kamailio::{Kamailio, KamailioAuth, KamailioTls};
 pub use linphonec::{Linphonec, LinphonecOptions};
+pub use nat::UdpNat;
 pub use net::{hosts, Net};
 pub use pjsua::{Pjsua, PjsuaOptions};
 pub use sipp::{Sipp, SippOutcome, TracedMessage};

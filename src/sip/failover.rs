@@ -1,0 +1,142 @@
+//! Which registrar target REGISTER goes to (RFC 3263 §4.3 failover): asking the driver to
+//! look the registrar up, taking its answer, moving to the next target when one fails, and
+//! going back to the first (the primary) at the next refresh.
+//!
+//! ```text
+//!   registrar is a name ──► Resolve output ──► handle_resolved ──► targets [primary, backup…]
+//!   REGISTER: timeout (timer F), 503, connection lost ──► next target, REGISTER at once
+//!                                  none left ──► back to the first; registration failed, backoff
+//!   refresh while on a backup ──► first target again (the primary may be back)
+//!   answer expired (TTL) at a refresh or retry ──► looked up again before REGISTER
+//! ```
+//!
+//! The address in use is kept in `cfg.account.registrar_addr`, which calls and keep-alives
+//! follow. This module owns no socket and does no DNS.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::locate::{Located, Plan};
+use super::{Resolve, UserAgent};
+
+impl UserAgent {
+    /// The answer to a [`Resolve`] for `uri`: the targets in order, or why there are none.
+    /// A REGISTER waiting for it is sent (or, without targets, the registration fails and is
+    /// retried after the backoff).
+    pub fn handle_resolved(&mut self, now: Instant, uri: &str, answer: Result<Located, String>) {
+        if uri != self.cfg.account.registrar || !self.awaiting_dns || self.quit_deadline.is_some() {
+            return;
+        }
+        self.awaiting_dns = false;
+        match answer {
+            Ok(located) => {
+                let list: Vec<SocketAddr> = located
+                    .targets
+                    .iter()
+                    .filter(|(_, t)| *t == self.cfg.transport)
+                    .map(|(a, _)| *a)
+                    .collect();
+                tracing::info!(registrar = %uri, targets = ?list, ttl = ?located.ttl, "registrar located");
+                self.registrar_targets.replace(list, located.ttl, now);
+                self.use_registrar_target();
+                if self.registrar_targets.is_empty() {
+                    self.registration_failed(now, None, "DNS gives the registrar no address");
+                    return;
+                }
+                self.start_keepalive(now);
+                self.send_register(now);
+            }
+            Err(why) => {
+                tracing::warn!(registrar = %uri, error = %why, "registrar lookup failed");
+                self.registration_failed(
+                    now,
+                    None,
+                    &format!("cannot resolve the registrar: {why}"),
+                );
+            }
+        }
+        self.collect_finished();
+    }
+
+    /// Before a REGISTER: true when it must wait for a DNS answer (asked for here), because
+    /// the registrar is a name not yet looked up or whose answer has expired.
+    pub(super) fn registrar_lookup_needed(&mut self, now: Instant) -> bool {
+        if self.awaiting_dns {
+            return true;
+        }
+        let uri = self.cfg.account.registrar.clone();
+        let needs_dns = matches!(
+            Plan::of_uri(&uri),
+            Some(Plan::Host { .. } | Plan::Domain { .. })
+        );
+        if !needs_dns || self.cfg.account.outbound_proxy.is_some() {
+            return false;
+        }
+        if !self.registrar_targets.is_empty() && !self.registrar_targets.is_stale(now) {
+            return false;
+        }
+        let Some(plan) = Plan::of_uri(&uri) else {
+            return false;
+        };
+        self.awaiting_dns = true;
+        self.resolves.push_back(Resolve {
+            uri,
+            plan,
+            transport: self.cfg.transport,
+        });
+        true
+    }
+
+    /// REGISTER failed at the target in use (timeout, 503, connection lost): when another
+    /// target is left, it is used and REGISTER sent there at once (true). Otherwise the first
+    /// target is used again for the next retry (false: the caller reports the failure).
+    pub(super) fn registrar_fail_over(&mut self, now: Instant) -> bool {
+        if self.cfg.account.outbound_proxy.is_some() {
+            return false;
+        }
+        let failed = self.registrar_targets.current();
+        if !self.registrar_targets.advance() {
+            self.use_registrar_target();
+            return false;
+        }
+        self.use_registrar_target();
+        tracing::warn!(
+            failed = ?failed,
+            next = ?self.cfg.account.registrar_addr,
+            "registrar target failed; trying the next one"
+        );
+        self.clients
+            .retain(|_, (_, owner)| *owner != super::Owner::Register);
+        self.send_register(now);
+        true
+    }
+
+    /// A refresh is due: while on a backup target, the first one is tried again.
+    pub(super) fn registrar_back_to_first(&mut self) {
+        if self.registrar_targets.on_backup() {
+            self.registrar_targets.first();
+            self.use_registrar_target();
+            tracing::info!(registrar = ?self.cfg.account.registrar_addr, "trying the first registrar target again");
+        }
+    }
+
+    /// Makes the target in use the address REGISTER, calls and keep-alives go to.
+    fn use_registrar_target(&mut self) {
+        if let Some(addr) = self.registrar_targets.current() {
+            self.cfg.account.registrar_addr = Some(addr);
+            if let Some(keepalive) = self.keepalive.as_mut() {
+                keepalive.set_dst(addr);
+            }
+        }
+    }
+
+    /// Keep-alives start once the registrar's address is known.
+    fn start_keepalive(&mut self, now: Instant) {
+        if self.keepalive.is_some() || self.quit_deadline.is_some() {
+            return;
+        }
+        if let Some((interval, dst)) = self.cfg.account.keepalive.zip(self.keepalive_dst()) {
+            self.keepalive = Some(super::keepalive::Keepalive::new(interval, dst, now));
+        }
+    }
+}

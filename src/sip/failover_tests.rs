@@ -1,0 +1,278 @@
+//! Registrar location, failover and NAT contact rewrite on simulated time: the core asks
+//! for DNS, is fed answers, and moves REGISTER (and calls) between targets.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::api::{Command, Event};
+use super::locate::{Located, Plan};
+use super::msg::{Message, Method};
+use super::ua_tests::{config, reply, Bench};
+use super::{Resolve, Transport, UaConfig};
+
+const PRIMARY: &str = "127.0.0.21:5060";
+const BACKUP: &str = "127.0.0.22:5060";
+const DOMAIN_URI: &str = "sip:pbx.example.test";
+
+fn addr(a: &str) -> SocketAddr {
+    a.parse().expect("addr")
+}
+
+/// An account whose registrar is known by a domain only.
+fn by_domain() -> UaConfig {
+    let mut cfg = config(true);
+    cfg.account.registrar = DOMAIN_URI.into();
+    cfg.account.registrar_addr = None;
+    cfg.account.keepalive = Some(Duration::from_secs(25));
+    cfg
+}
+
+fn answer(targets: &[&str], ttl: u64) -> Result<Located, String> {
+    Ok(Located {
+        targets: targets.iter().map(|t| (addr(t), Transport::Udp)).collect(),
+        ttl: Duration::from_secs(ttl),
+    })
+}
+
+/// Everything sent since the last call, with where it went.
+fn sent_to(b: &mut Bench) -> Vec<(SocketAddr, Message)> {
+    b.transmits()
+        .into_iter()
+        .filter(|t| !t.payload.iter().all(u8::is_ascii_whitespace))
+        .map(|t| (t.dst, Message::parse(&t.payload).expect("parsable")))
+        .collect()
+}
+
+/// The one REGISTER sent (retransmissions aside) and where it went.
+fn register_sent(b: &mut Bench) -> (SocketAddr, Message) {
+    let mut sent: Vec<(SocketAddr, Message)> = sent_to(b)
+        .into_iter()
+        .filter(|(_, m)| m.code().is_none() && m.method() == Method::Register)
+        .collect();
+    sent.dedup_by(|a, b| a.1.via.branch() == b.1.via.branch());
+    assert_eq!(sent.len(), 1, "one REGISTER expected: {sent:#?}");
+    sent.remove(0)
+}
+
+fn ok_from(b: &mut Bench, from: &str, req: &Message) {
+    let text = reply(req, 200, "reg", "Expires: 120\r\n", "");
+    b.recv(from, &text);
+}
+
+fn registered(b: &mut Bench) -> bool {
+    b.events()
+        .iter()
+        .any(|e| matches!(e, Event::Registered { .. }))
+}
+
+#[test]
+fn a_domain_registrar_is_looked_up_before_register() {
+    let mut b = Bench::with_config(by_domain());
+    assert!(
+        sent_to(&mut b).is_empty(),
+        "nothing sent before DNS answers"
+    );
+    assert_eq!(
+        b.next_resolve(),
+        Some(Resolve {
+            uri: DOMAIN_URI.into(),
+            plan: Plan::Domain {
+                domain: "pbx.example.test".into(),
+                secure: false
+            },
+            transport: Transport::Udp,
+        })
+    );
+    assert_eq!(b.next_resolve(), None, "asked once");
+    // Answers for something else are ignored.
+    b.ua.handle_resolved(b.now, "sip:other.test", answer(&[BACKUP], 60));
+    assert!(sent_to(&mut b).is_empty());
+    b.ua.handle_resolved(b.now, DOMAIN_URI, answer(&[PRIMARY, BACKUP], 600));
+    let (dst, req) = register_sent(&mut b);
+    assert_eq!(dst, addr(PRIMARY));
+    assert_eq!(
+        req.request_uri(),
+        Some(DOMAIN_URI),
+        "the Request-URI keeps the domain"
+    );
+    ok_from(&mut b, PRIMARY, &req);
+    assert!(registered(&mut b));
+    // Keep-alives started once the address was known, towards the primary.
+    b.advance(Duration::from_secs(25));
+    let pings: Vec<SocketAddr> = b
+        .transmits()
+        .into_iter()
+        .filter(|t| t.payload == b"\r\n\r\n")
+        .map(|t| t.dst)
+        .collect();
+    assert_eq!(pings, [addr(PRIMARY)]);
+}
+
+#[test]
+fn a_silent_primary_moves_register_and_calls_to_the_backup_and_back() {
+    let mut b = Bench::with_config(by_domain());
+    b.next_resolve();
+    b.ua.handle_resolved(b.now, DOMAIN_URI, answer(&[PRIMARY, BACKUP], 3600));
+    let (_, req) = register_sent(&mut b);
+    ok_from(&mut b, PRIMARY, &req);
+    assert!(registered(&mut b));
+    // The refresh (85 % of 120 s) gets no answer: Timer F, then at once the backup.
+    b.advance(Duration::from_secs(102));
+    let (dst, _) = register_sent(&mut b);
+    assert_eq!(dst, addr(PRIMARY));
+    b.advance(Duration::from_secs(32));
+    let (dst, req) = sent_to(&mut b)
+        .into_iter()
+        .rfind(|(_, m)| m.method() == Method::Register)
+        .expect("REGISTER");
+    assert_eq!(dst, addr(BACKUP), "failed over within one retry");
+    assert!(
+        !b.events()
+            .iter()
+            .any(|e| matches!(e, Event::RegistrationFailed { .. })),
+        "a backup left: no failure to report"
+    );
+    ok_from(&mut b, BACKUP, &req);
+    assert!(registered(&mut b));
+    // A call placed meanwhile goes through the live registrar.
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    let invite: Vec<SocketAddr> = sent_to(&mut b)
+        .into_iter()
+        .filter(|(_, m)| m.method() == Method::Invite)
+        .map(|(dst, _)| dst)
+        .collect();
+    assert_eq!(invite, [addr(BACKUP)]);
+    b.cmd(Command::Hangup(None));
+    sent_to(&mut b);
+    // At the next refresh the primary is tried first again; it answers.
+    b.advance(Duration::from_secs(102));
+    let (dst, req) = register_sent(&mut b);
+    assert_eq!(dst, addr(PRIMARY), "back to the primary at refresh");
+    ok_from(&mut b, PRIMARY, &req);
+    assert!(registered(&mut b));
+}
+
+#[test]
+fn a_503_fails_over_at_once_and_when_all_fail_the_retry_starts_at_the_primary() {
+    let mut b = Bench::with_config(by_domain());
+    b.next_resolve();
+    b.ua.handle_resolved(b.now, DOMAIN_URI, answer(&[PRIMARY, BACKUP], 3600));
+    let (_, req) = register_sent(&mut b);
+    b.recv(PRIMARY, &reply(&req, 503, "x", "", ""));
+    let (dst, req) = register_sent(&mut b);
+    assert_eq!(dst, addr(BACKUP));
+    b.recv(BACKUP, &reply(&req, 503, "x", "", ""));
+    let failed: Vec<(Option<u16>, u64)> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RegistrationFailed {
+                status, retry_in, ..
+            } => Some((status, retry_in)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [(Some(503), 5)]);
+    assert!(sent_to(&mut b).is_empty());
+    // 5 s, plus up to a fifth of jitter.
+    b.advance(Duration::from_secs(6));
+    let (dst, _) = register_sent(&mut b);
+    assert_eq!(dst, addr(PRIMARY), "the retry starts from the best target");
+}
+
+#[test]
+fn an_expired_answer_is_looked_up_again_and_a_failed_lookup_backs_off() {
+    let mut b = Bench::with_config(by_domain());
+    b.next_resolve();
+    b.ua.handle_resolved(b.now, DOMAIN_URI, answer(&[PRIMARY], 60));
+    let (_, req) = register_sent(&mut b);
+    ok_from(&mut b, PRIMARY, &req);
+    registered(&mut b);
+    // Refresh at 102 s, past the 60 s TTL: DNS first.
+    b.advance(Duration::from_secs(102));
+    assert!(sent_to(&mut b).is_empty());
+    assert!(b.next_resolve().is_some(), "looked up again");
+    b.ua.handle_resolved(b.now, DOMAIN_URI, Err("SERVFAIL".into()));
+    let reasons: Vec<String> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::RegistrationFailed { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["cannot resolve the registrar: SERVFAIL"]);
+    b.advance(Duration::from_secs(6));
+    assert!(b.next_resolve().is_some(), "the retry asks DNS again");
+    b.ua.handle_resolved(b.now, DOMAIN_URI, answer(&[BACKUP], 60));
+    let (dst, _) = register_sent(&mut b);
+    assert_eq!(dst, addr(BACKUP));
+}
+
+/// The 200 to `req` as a registrar behind which we are NATed writes it.
+fn ok_seen_at(req: &Message, public: &str) -> String {
+    let (ip, port) = public.split_once(':').expect("ip:port");
+    reply(req, 200, "reg", "Expires: 120\r\n", "").replacen(
+        ";rport",
+        &format!(";rport={port};received={ip}"),
+        1,
+    )
+}
+
+#[test]
+fn behind_nat_the_public_address_is_registered_and_used() {
+    let mut cfg = config(true);
+    cfg.account.nat = true;
+    let mut b = Bench::with_config(cfg);
+    let req = b.sent_request(Method::Register);
+    assert_eq!(
+        req.header("Contact"),
+        Some("<sip:alice@127.0.0.2:5060>"),
+        "first the local address"
+    );
+    b.recv("127.0.0.1:5060", &ok_seen_at(&req, "203.0.113.7:40123"));
+    let again = b.sent_request(Method::Register);
+    let contacts: Vec<&str> = again.headers("Contact").collect();
+    assert_eq!(
+        contacts,
+        [
+            "<sip:alice@203.0.113.7:40123>",
+            "<sip:alice@127.0.0.2:5060>;expires=0"
+        ]
+    );
+    assert!(again
+        .header("Via")
+        .is_some_and(|v| v.contains("203.0.113.7:40123")));
+    // The registrar now sees what we say: nothing more to correct, the old Contact is gone.
+    b.recv("127.0.0.1:5060", &ok_seen_at(&again, "203.0.113.7:40123"));
+    assert!(b.sent().is_empty());
+    b.advance(Duration::from_secs(102));
+    let refresh = b.sent_request(Method::Register);
+    assert_eq!(
+        refresh.headers("Contact").collect::<Vec<_>>(),
+        ["<sip:alice@203.0.113.7:40123>"]
+    );
+    // Calls carry the public address in Contact and SDP.
+    b.cmd(Command::Dial("sip:bob@127.0.0.1".into()));
+    let invite = b.sent_request(Method::Invite);
+    assert_eq!(
+        invite.header("Contact"),
+        Some("<sip:alice@203.0.113.7:40123>")
+    );
+    let sdp = String::from_utf8_lossy(&invite.body).into_owned();
+    assert!(sdp.contains("c=IN IP4 203.0.113.7"), "{sdp}");
+}
+
+#[test]
+fn with_nat_off_or_no_difference_the_contact_stays() {
+    let mut b = Bench::new(true);
+    let req = b.sent_request(Method::Register);
+    b.recv("127.0.0.1:5060", &ok_seen_at(&req, "203.0.113.7:40123"));
+    assert!(b.sent().is_empty(), "nat off: no second REGISTER");
+    let mut cfg = config(true);
+    cfg.account.nat = true;
+    let mut b = Bench::with_config(cfg);
+    let req = b.sent_request(Method::Register);
+    b.recv("127.0.0.1:5060", &ok_seen_at(&req, "127.0.0.2:5060"));
+    assert!(b.sent().is_empty(), "seen where we are: nothing to do");
+}

@@ -1,0 +1,232 @@
+//! A hosted PBX known by its domain only (RFC 3263): dnsmasq serves NAPTR → SRV → A for
+//! `pbx.test`, pointing at a primary and a backup kamailio on different loopback addresses.
+//! switchboard finds the primary through DNS, moves to the backup when the primary dies
+//! (calls go there too), and comes back once the primary is up again.
+#![allow(clippy::disallowed_methods)] // the lab waits on real processes in real time
+
+mod common;
+
+use common::{
+    hosts, secs, AccountConfig, DnsRecord, Dnsmasq, Kamailio, Net, Switchboard, SwitchboardConfig,
+};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+const DOMAIN: &str = "pbx.test";
+/// Where the lab's DNS server listens, inside the primary's subnet.
+const DNS_HOST: u8 = 53;
+/// bob's switchboard, next to alice's (`hosts::SWITCHBOARD`).
+const BOB_HOST: u8 = 6;
+
+/// The zone: NAPTR to the UDP SRV name, SRV priority 10 to the primary and 20 to the backup.
+fn zone(primary: Ipv4Addr, backup: Ipv4Addr) -> Vec<DnsRecord> {
+    zone_for("SIP+D2U", "_sip._udp", primary, backup)
+}
+
+/// The zone for one NAPTR `service` and its SRV name `prefix`: NAPTR records for the other
+/// transports too (the account's transport picks one), SRV priority 10 to the primary and 20
+/// to the backup.
+fn zone_for(service: &str, prefix: &str, primary: Ipv4Addr, backup: Ipv4Addr) -> Vec<DnsRecord> {
+    let srv = format!("{prefix}.{DOMAIN}");
+    vec![
+        DnsRecord::Naptr {
+            name: DOMAIN.into(),
+            order: 5,
+            preference: 10,
+            service: "SIPS+D2T".into(),
+            replacement: format!("_sips._tcp.{DOMAIN}"),
+        },
+        DnsRecord::Naptr {
+            name: DOMAIN.into(),
+            order: 10,
+            preference: 10,
+            service: service.into(),
+            replacement: srv.clone(),
+        },
+        DnsRecord::Srv {
+            name: srv.clone(),
+            priority: 10,
+            weight: 10,
+            port: 5060,
+            target: format!("primary.{DOMAIN}"),
+        },
+        DnsRecord::Srv {
+            name: srv,
+            priority: 20,
+            weight: 10,
+            port: 5060,
+            target: format!("backup.{DOMAIN}"),
+        },
+        DnsRecord::A {
+            name: format!("primary.{DOMAIN}"),
+            ip: primary,
+        },
+        DnsRecord::A {
+            name: format!("backup.{DOMAIN}"),
+            ip: backup,
+        },
+    ]
+}
+
+/// `user@pbx.test` registering by domain (no registrar address anywhere in the config),
+/// asking `dns` and bound at `bind`.
+fn by_domain(net: &Net, user: &str, bind: SocketAddr, dns: SocketAddr) -> String {
+    by_domain_over(net, user, bind, dns, "udp")
+}
+
+/// Like [`by_domain`], over `transport`.
+fn by_domain_over(
+    net: &Net,
+    user: &str,
+    bind: SocketAddr,
+    dns: SocketAddr,
+    transport: &str,
+) -> String {
+    let mut account = AccountConfig::new("hosted", user, DOMAIN);
+    account.transport = transport.to_owned();
+    account.register = true;
+    account.expires = 60;
+    let mut config =
+        SwitchboardConfig::peer_to_peer(net).with_network(&format!("dns_servers = [\"{dns}\"]"));
+    config.bind = bind;
+    config.accounts = vec![account];
+    config.to_toml()
+}
+
+#[test]
+fn registers_by_dns_fails_over_to_the_backup_and_returns_to_the_primary() {
+    let net = Net::for_test("dns_failover::primary");
+    let backup_net = Net::for_test("dns_failover::backup");
+    let mut primary = Some(Kamailio::start_for_domain(&net, DOMAIN));
+    let backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        20,
+        &zone(net.ip(hosts::KAMAILIO), backup_net.ip(hosts::KAMAILIO)),
+    );
+    let mut alice = Switchboard::start(&by_domain(
+        &net,
+        "alice",
+        net.sip_addr(hosts::SWITCHBOARD),
+        dns.addr(),
+    ));
+    let mut bob = Switchboard::start(&by_domain(&net, "bob", net.sip_addr(BOB_HOST), dns.addr()));
+    alice.wait_for(secs(10), "registered");
+    bob.wait_for(secs(10), "registered");
+    let first = primary.as_ref().expect("primary");
+    first.wait_registered("alice", secs(5));
+    first.wait_registered("bob", secs(5));
+    assert!(
+        backup.contacts("alice").is_empty(),
+        "the backup is not used while the primary lives"
+    );
+    let log = dns.log();
+    for query in [
+        "query[NAPTR] pbx.test",
+        "query[SRV] _sip._udp.pbx.test",
+        "query[A] primary.pbx.test",
+    ] {
+        assert!(log.contains(query), "no `{query}` in the DNS log:\n{log}");
+    }
+
+    // The primary dies: at the next refresh (51 s) REGISTER times out (timer F, 32 s) and
+    // goes to the backup at once.
+    drop(primary.take());
+    let killed = Instant::now();
+    backup.wait_registered("alice", secs(100));
+    eprintln!(
+        "dns_failover: on the backup {:?} after the primary died",
+        killed.elapsed()
+    );
+    backup.wait_registered("bob", secs(30));
+    assert!(
+        !alice
+            .events()
+            .iter()
+            .any(|e| e["event"] == "registration_failed"),
+        "a backup was left: no failure is reported"
+    );
+
+    // A call placed meanwhile goes through the live registrar.
+    alice.send(&format!("dial sip:bob@{DOMAIN}"));
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_event(secs(10), |e| {
+        e["event"] == "call" && e["state"] == "connected"
+    });
+    alice.send("hangup");
+    bob.wait_event(secs(10), |e| e["event"] == "call" && e["state"] == "ended");
+
+    // The primary is back (with an empty location table): the next refresh goes there.
+    let primary = Kamailio::start_for_domain(&net, DOMAIN);
+    let back = Instant::now();
+    let contacts = primary.wait_registered("alice", secs(70));
+    eprintln!(
+        "dns_failover: on the primary {:?} after it came back",
+        back.elapsed()
+    );
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c.contains(&net.ip(hosts::SWITCHBOARD).to_string())),
+        "{contacts:?}"
+    );
+    // The answer's 20 s TTL ran out meanwhile: the registrar was looked up again.
+    let naptr_queries = dns.log().matches("query[NAPTR] pbx.test").count();
+    assert!(naptr_queries >= 2, "looked up once only:\n{}", dns.log());
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn over_tcp_the_naptr_picks_tcp_and_a_lost_connection_moves_to_the_backup_at_once() {
+    let net = Net::for_test("dns_failover::tcp_primary");
+    let backup_net = Net::for_test("dns_failover::tcp_backup");
+    let mut primary = Some(Kamailio::start_for_domain(&net, DOMAIN));
+    let backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        20,
+        &zone_for(
+            "SIP+D2T",
+            "_sip._tcp",
+            net.ip(hosts::KAMAILIO),
+            backup_net.ip(hosts::KAMAILIO),
+        ),
+    );
+    let mut alice = Switchboard::start(&by_domain_over(
+        &net,
+        "alice",
+        net.sip_addr(hosts::SWITCHBOARD),
+        dns.addr(),
+        "tcp",
+    ));
+    alice.wait_for(secs(10), "registered");
+    primary
+        .as_ref()
+        .expect("primary")
+        .wait_registered("alice", secs(5));
+    let log = dns.log();
+    assert!(
+        log.contains("query[SRV] _sip._tcp.pbx.test") && !log.contains("_sips._tcp"),
+        "the TCP service is chosen from the NAPTR records:\n{log}"
+    );
+    // Killing the primary closes the connection: REGISTER goes to the backup at once.
+    drop(primary.take());
+    let killed = Instant::now();
+    backup.wait_registered("alice", secs(10));
+    eprintln!(
+        "dns_failover (tcp): on the backup {:?} after the primary died",
+        killed.elapsed()
+    );
+    assert!(
+        !alice
+            .events()
+            .iter()
+            .any(|e| e["event"] == "registration_failed"),
+        "a backup was left: no failure is reported"
+    );
+    assert!(alice.quit_and_wait(secs(10)).success());
+}
