@@ -193,13 +193,7 @@ fn directory_finder(config: &Config) -> DirectoryFinder {
             Err(e) => tracing::warn!(error = %e, "call history not loaded for the picker"),
         }
     }
-    DirectoryFinder::new(directory, wall_clock)
-}
-
-/// The wall clock, for ranking recently picked numbers.
-fn wall_clock() -> std::time::SystemTime {
-    #[allow(clippy::disallowed_methods)] // main is the edge where time enters
-    std::time::SystemTime::now()
+    DirectoryFinder::new(directory)
 }
 
 /// switchboard needs an account to run; an empty configuration is valid TOML but not usable.

@@ -15,7 +15,7 @@ use switchboard::sip::{
 };
 use switchboard::tui::history_view::HistoryList;
 use switchboard::tui::view::view;
-use switchboard::tui::{App, Finder, Input, Keymap, ListFinder, PickerRow};
+use switchboard::tui::{App, Effect, Finder, Input, Keymap, ListFinder, PickerRow};
 
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
@@ -98,8 +98,17 @@ impl Screen {
         screen
     }
 
+    /// Feeds `input`, carrying out the searches it asks for as the run loop does.
     fn feed(&mut self, input: Input) {
-        self.app.update(input, self.now, &mut self.finder);
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            for effect in self.app.update(input, self.now, &self.finder) {
+                if let Effect::Search { query, limit, .. } = effect {
+                    let rows = self.finder.find(&query, limit);
+                    inputs.push(Input::Found { query, rows });
+                }
+            }
+        }
     }
 
     fn event(&mut self, event: Event) {
@@ -465,7 +474,7 @@ fn call_history_view() {
             CallOutcome::Busy { status: 486 },
         ),
     ];
-    let finder = &mut screen.finder;
+    let finder = &screen.finder;
     let list = HistoryList::new(&records, base, |n| finder.name_for(n));
     screen.feed(Input::History(Ok(list)));
     screen.key(KeyCode::Down);

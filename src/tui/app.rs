@@ -3,8 +3,10 @@
 //! returns the [`Effect`]s to carry out (commands to send, the bell).
 //!
 //! Everything shown is built from events: the app never guesses what the core did with a
-//! command. It reads no clock, draws nothing and does no I/O; the picker's rows come from the
-//! [`Finder`] handed to `update`.
+//! command. It reads no clock (the time is handed in), draws nothing and does no I/O: the
+//! [`Finder`] handed to `update` is only asked for names; searching the directory (and reading
+//! again the files that changed) and recording a pick are [`Effect`]s the run loop carries
+//! out, the picker's rows coming back as [`Input::Found`].
 //!
 //! This file owns the model's types and `update`'s dispatch; [`projection`] turns driver
 //! events into the model, [`keys`] turns keys and pastes into modes and commands.
@@ -47,6 +49,14 @@ pub enum Input {
     History(Result<HistoryList, String>),
     /// A contact was added to the personal book (its words), or why not.
     ContactAdded(Result<String, String>),
+    /// The rows found for a picker query ([`Effect::Search`]); ignored unless the picker still
+    /// shows that query.
+    Found {
+        /// The query searched.
+        query: String,
+        /// Its rows, best first.
+        rows: Vec<PickerRow>,
+    },
 }
 
 /// What the run loop must do after an update.
@@ -58,6 +68,18 @@ pub enum Effect {
     Bell,
     /// Read the call history file and hand it back as [`Input::History`].
     LoadHistory,
+    /// Search the directory for the picker and hand the rows back as [`Input::Found`].
+    Search {
+        /// What the operator typed.
+        query: String,
+        /// How many rows fit.
+        limit: usize,
+        /// The picker just opened: read again the directory files that changed first.
+        fresh: bool,
+    },
+    /// The operator picked this number: record its use (with the wall-clock time) to rank it
+    /// higher next time.
+    Picked(String),
     /// Add this contact to the personal book and hand the outcome back as
     /// [`Input::ContactAdded`].
     AddContact {
@@ -460,22 +482,31 @@ impl App {
     }
 
     /// Handles one input at `now`; returns what to do.
-    pub fn update(&mut self, input: Input, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
+    pub fn update(&mut self, input: Input, now: Instant, finder: &dyn Finder) -> Vec<Effect> {
         let mut effects = self.apply(input, now, finder);
         self.sync_watch(&mut effects);
         effects
     }
 
     /// [`App::update`] before the picker's view is told to the core.
-    fn apply(&mut self, input: Input, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
+    fn apply(&mut self, input: Input, now: Instant, finder: &dyn Finder) -> Vec<Effect> {
         match input {
             Input::Event(event) => self.on_event(event, now, finder),
             Input::Resize(w, h) => {
                 self.size = (w, h);
                 Vec::new()
             }
-            Input::Key(key) => self.on_key(key, finder),
-            Input::Paste(text) => self.on_paste(&text, finder),
+            Input::Key(key) => self.on_key(key),
+            Input::Paste(text) => self.on_paste(&text),
+            Input::Found { query, rows } => {
+                if let Mode::Picker(picker) = &mut self.mode {
+                    if picker.query == query {
+                        picker.rows = rows;
+                        picker.selected = 0;
+                    }
+                }
+                Vec::new()
+            }
             Input::History(Ok(list)) => {
                 self.mode = Mode::History(list);
                 Vec::new()

@@ -4,7 +4,8 @@
 //! ```text
 //!   keys, paste, resize (input thread) ──┐
 //!                                        ├─► one channel ─► App::update(input, now) ─► Effects
-//!   driver events (forwarding thread) ───┘         │              (Send(Command), Bell)
+//!   driver events (forwarding thread) ───┘         │    (Send(Command), Bell, Search, Picked…)
+//!   what the effects read (rows found, history) ◄──┤    carried out here, fed back as Inputs
 //!                                                  └─ 1 s tick ─► view(&App, now) when changed
 //! ```
 //!
@@ -90,6 +91,21 @@ fn side_effect(effect: Effect, finder: &mut dyn Finder, history: Option<&Path>) 
             };
             Some(Input::History(list))
         }
+        Effect::Search {
+            query,
+            limit,
+            fresh,
+        } => {
+            if fresh {
+                finder.reload();
+            }
+            let rows = finder.find(&query, limit);
+            Some(Input::Found { query, rows })
+        }
+        Effect::Picked(number) => {
+            finder.picked(&number, wall_clock());
+            None
+        }
         Effect::AddContact { name, number } => Some(Input::ContactAdded(
             finder
                 .add_contact(&name, &number)
@@ -145,7 +161,7 @@ pub fn run(
         })?;
 
     let size = screen.terminal.size()?;
-    app.update(Input::Resize(size.width, size.height), now(), finder);
+    app.update(Input::Resize(size.width, size.height), now(), &*finder);
     screen.terminal.draw(|f| view::view(&app, now(), f))?;
     let mut next_tick = now() + TICK;
     loop {
@@ -154,7 +170,7 @@ pub fn run(
             Ok(Message::Input(input)) => {
                 let mut inputs = VecDeque::from([input]);
                 while let Some(input) = inputs.pop_front() {
-                    for effect in app.update(input, now(), finder) {
+                    for effect in app.update(input, now(), &*finder) {
                         match effect {
                             Effect::Send(command) => {
                                 if commands.blocking_send(command).is_err() {

@@ -20,7 +20,7 @@ impl App {
         &mut self,
         event: Event,
         now: Instant,
-        finder: &mut dyn Finder,
+        finder: &dyn Finder,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
         match event {
@@ -222,7 +222,7 @@ impl App {
         peer: String,
         reason: Option<String>,
         now: Instant,
-        finder: &mut dyn Finder,
+        finder: &dyn Finder,
     ) {
         let Some(i) = self.index(line) else {
             return;
@@ -298,7 +298,7 @@ impl App {
         status: TransferStatus,
         target: &str,
         reason: Option<String>,
-        finder: &mut dyn Finder,
+        finder: &dyn Finder,
     ) {
         let Some(i) = self.index(line) else {
             return;
