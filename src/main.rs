@@ -18,13 +18,14 @@ use tokio::sync::mpsc;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-use switchboard::config::{AudioBackend, Config, ConfigError};
+use switchboard::config::{self, AudioBackend, Config, ConfigError};
 use switchboard::directory::Directory;
 use switchboard::driver::{self, Setup};
 use switchboard::headless;
 use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
 use switchboard::sip::{Command, Event};
+use switchboard::sound::{DeviceRole, SoundCommand};
 use switchboard::tui::stderr::StderrRedirect;
 use switchboard::tui::{self, App, DirectoryFinder, Keymap};
 
@@ -368,8 +369,19 @@ fn run(cli: Cli) -> ExitCode {
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::unbounded_channel::<Event>();
     if cli.headless {
+        let config_file = match &origin {
+            Origin::File(path) => Some(path.clone()),
+            Origin::Embedded { .. } => None,
+        };
         return run_headless(
-            runtime, setup, note, command_tx, command_rx, event_tx, event_rx,
+            runtime,
+            config_file,
+            setup,
+            note,
+            command_tx,
+            command_rx,
+            event_tx,
+            event_rx,
         );
     }
     let keymap = match Keymap::new(&config.keys) {
@@ -445,9 +457,33 @@ async fn quit_on_hangup(commands: mpsc::WeakSender<Command>) {
     }
 }
 
+/// `use-device`: writes the device into the configuration file (comments kept); the event
+/// says what was written, or why not.
+fn use_device(file: Option<&Path>, role: DeviceRole, device: String) -> Event {
+    let Some(file) = file else {
+        return Event::Error {
+            message: "use-device: running the embedded default; there is no configuration \
+                      file to write the device into"
+                .to_owned(),
+        };
+    };
+    match config::edit::set_audio_device(file, role.key(), &device) {
+        Ok(()) => Event::DeviceChosen {
+            role: role.key().to_owned(),
+            device,
+            file: file.display().to_string(),
+        },
+        Err(message) => Event::Error {
+            message: format!("use-device: {message}"),
+        },
+    }
+}
+
 /// `--headless`: commands from stdin, JSON events to stdout, the driver on this thread.
+#[allow(clippy::too_many_arguments)]
 fn run_headless(
     runtime: tokio::runtime::Runtime,
+    config_file: Option<PathBuf>,
     setup: Setup,
     note: String,
     command_tx: mpsc::Sender<Command>,
@@ -466,6 +502,12 @@ fn run_headless(
     let errors = event_tx.downgrade();
     thread::spawn(move || {
         headless::read_commands(io::stdin().lock(), |item| match item {
+            Ok(Command::Sound(SoundCommand::UseDevice(role, device))) => {
+                let event = use_device(config_file.as_deref(), role, device);
+                errors
+                    .upgrade()
+                    .is_some_and(|events| events.send(event).is_ok())
+            }
             Ok(command) => command_tx.blocking_send(command).is_ok(),
             Err(message) => errors
                 .upgrade()

@@ -13,6 +13,7 @@ pub mod mixer;
 mod pipeline;
 pub mod recorder;
 pub mod rtp;
+pub mod sound_check;
 pub mod srtp;
 pub mod tones;
 pub mod voice;

@@ -370,6 +370,8 @@ pub struct App {
     pub devices: Option<(String, String, String)>,
     /// The microphone's clean-up: noise suppression and AGC on.
     pub voice: (bool, bool),
+    /// The microphone's last level (dBFS) while the sound check's meter is on.
+    pub level: Option<f32>,
     /// The configured busy lamps (`[[account]] blf`), in their order: extension and state
     /// (`unknown` until the PBX tells).
     pub blf: Vec<(String, BlfState)>,
@@ -400,6 +402,7 @@ impl App {
             trace: SipTrace::default(),
             devices: None,
             voice: (false, false),
+            level: None,
             blf: blf
                 .into_iter()
                 .take(MAX_BLF)

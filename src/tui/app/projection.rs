@@ -164,6 +164,18 @@ impl App {
                 agc,
             } => self.voice = (noise_suppression, agc),
             Event::Audio { message } => self.tell(capitalise(&message), true),
+            Event::Level { dbfs } => self.level = Some(dbfs),
+            Event::DeviceChosen { role, device, file } => {
+                let what = match role.as_str() {
+                    "input" => "Microphone",
+                    "output" => "Headset",
+                    _ => "Ring device",
+                };
+                self.tell(
+                    format!("{what}: {device}, written to {file} (used from the next start)"),
+                    false,
+                );
+            }
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,
             Event::Sip {
