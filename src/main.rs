@@ -25,7 +25,7 @@ use switchboard::headless;
 use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
 use switchboard::sip::{Command, Event};
-use switchboard::sound::{DeviceRole, SoundCommand};
+use switchboard::sound::{AudioDevice, DeviceRole, SoundCommand};
 use switchboard::tui::stderr::StderrRedirect;
 use switchboard::tui::{self, App, DirectoryFinder, Keymap};
 
@@ -420,7 +420,23 @@ fn run(cli: Cli) -> ExitCode {
     // The screen ends when the driver stops; if the screen fails first, dropping its command
     // sender makes the driver quit.
     let history = config.history.path();
-    let screen = tui::run(app, &mut finder, history.as_deref(), command_tx, event_rx);
+    let config_file = match &origin {
+        Origin::File(path) => Some(path.clone()),
+        Origin::Embedded { .. } => None,
+    };
+    let use_device = |role, device| use_device(config_file.as_deref(), role, device);
+    let desk = tui::Workstation {
+        list_devices: &sound_devices,
+        use_device: &use_device,
+    };
+    let screen = tui::run(
+        app,
+        &mut finder,
+        history.as_deref(),
+        &desk,
+        command_tx,
+        event_rx,
+    );
     let result = driver.join();
     drop(quiet);
     if let Err(e) = &screen {
@@ -455,6 +471,21 @@ async fn quit_on_hangup(commands: mpsc::WeakSender<Command>) {
             let _ = commands.send(Command::Quit).await;
         }
     }
+}
+
+/// The sound check's device list: every device that can open now, by name.
+fn sound_devices() -> Result<Vec<AudioDevice>, String> {
+    switchboard::media::device::list_devices()
+        .map(|list| {
+            list.into_iter()
+                .map(|d| AudioDevice {
+                    name: d.name,
+                    input: d.input,
+                    output: d.output,
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string())
 }
 
 /// `use-device`: writes the device into the configuration file (comments kept); the event

@@ -49,3 +49,14 @@ pub enum SoundCommand {
     /// used from the next start.
     UseDevice(DeviceRole, String),
 }
+
+/// An audio device as the sound check lists it (`switchboard devices`' data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioDevice {
+    /// The name a configuration uses for it.
+    pub name: String,
+    /// It can record (a microphone).
+    pub input: bool,
+    /// It can play (a headset, a ringer).
+    pub output: bool,
+}

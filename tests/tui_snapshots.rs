@@ -13,6 +13,7 @@ use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, R
 use switchboard::sip::{
     BlfState, CallState, Event, TraceDirection, TransferKind, TransferMechanism, TransferStatus,
 };
+use switchboard::sound::AudioDevice;
 use switchboard::tui::history_view::HistoryList;
 use switchboard::tui::view::view;
 use switchboard::tui::{App, Effect, Finder, Input, Keymap, ListFinder, PickerRow};
@@ -395,6 +396,31 @@ fn help_overlay() {
     let mut screen = Screen::new(120, 30);
     screen.key(KeyCode::Char('?'));
     insta::assert_snapshot!(screen.draw(120, 30).backend());
+}
+
+/// The sound check: devices in use, the level bar, the devices found with the highlighted one.
+#[test]
+fn sound_check_screen() {
+    let mut screen = Screen::new(100, 24);
+    screen.event(Event::Devices {
+        input: "default".into(),
+        output: "default".into(),
+        ring: "headset".into(),
+    });
+    screen.key(KeyCode::Char('v'));
+    let device = |name: &str, input, output| AudioDevice {
+        name: name.into(),
+        input,
+        output,
+    };
+    screen.feed(Input::DevicesListed(Ok(vec![
+        device("USB Headset Mono", true, false),
+        device("USB Headset Stereo", false, true),
+        device("Built-in Audio Analog Stereo", true, true),
+    ])));
+    screen.key(KeyCode::Down);
+    screen.event(Event::Level { dbfs: -21.0 });
+    insta::assert_snapshot!(screen.draw(100, 24).backend());
 }
 
 #[test]

@@ -26,6 +26,7 @@ use crate::sip::{
     BlfState, CallState, Command, Event, LineNo, TransferKind, TransferMechanism, TransferStatus,
     MAX_BLF, VIEW_LIMIT,
 };
+use crate::sound::AudioDevice;
 pub use keys::clean_paste;
 
 /// How many lines the screen shows until the driver says (`started`): the default of
@@ -49,6 +50,8 @@ pub enum Input {
     History(Result<HistoryList, String>),
     /// A contact was added to the personal book (its words), or why not.
     ContactAdded(Result<String, String>),
+    /// The audio devices found for the sound check, or why they could not be listed.
+    DevicesListed(Result<Vec<AudioDevice>, String>),
     /// The rows found for a picker query ([`Effect::Search`]); ignored unless the picker still
     /// shows that query.
     Found {
@@ -77,6 +80,8 @@ pub enum Effect {
         /// The picker just opened: read again the directory files that changed first.
         fresh: bool,
     },
+    /// List the audio devices and hand them back as [`Input::DevicesListed`].
+    ListDevices,
     /// The operator picked this number: record its use (with the wall-clock time) to rank it
     /// higher next time.
     Picked(String),
@@ -159,6 +164,8 @@ pub enum Mode {
     Trace,
     /// The call history view.
     History(HistoryList),
+    /// The sound check: devices, level meter, test tone, echo.
+    Sound(SoundView),
     /// The name for the contact being added to the personal book, with its number.
     AddContact {
         /// The number of the selected call.
@@ -166,6 +173,17 @@ pub enum Mode {
         /// The name typed so far.
         name: String,
     },
+}
+
+/// The sound check screen's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SoundView {
+    /// The devices found (`None` until listed), or why they could not be.
+    pub devices: Option<Result<Vec<AudioDevice>, String>>,
+    /// Index of the highlighted device.
+    pub selected: usize,
+    /// The echo is on.
+    pub echo: bool,
 }
 
 /// Where the account's registration stands.
@@ -501,6 +519,13 @@ impl App {
             }
             Input::Key(key) => self.on_key(key),
             Input::Paste(text) => self.on_paste(&text),
+            Input::DevicesListed(devices) => {
+                if let Mode::Sound(check) = &mut self.mode {
+                    check.devices = Some(devices);
+                    check.selected = 0;
+                }
+                Vec::new()
+            }
             Input::Found { query, rows } => {
                 if let Mode::Picker(picker) = &mut self.mode {
                     if picker.query == query {

@@ -1088,3 +1088,57 @@ fn search_reload_and_pick_are_effects_of_the_run_loop() {
         ]
     );
 }
+
+/// The sound check: `v` lists the devices and starts the meter; the keys choose a device for
+/// a role it can play, play the tone and switch the echo; Esc stops the meter and the echo.
+#[test]
+fn the_sound_check_chooses_devices_and_switches_meter_tone_and_echo() {
+    use crate::sound::{AudioDevice, DeviceRole, SoundCommand};
+    let sound = |c| Effect::Send(Command::Sound(c));
+    let mut rig = Rig::new();
+    assert_eq!(
+        rig.char('v'),
+        [Effect::ListDevices, sound(SoundCommand::Level(true))]
+    );
+    let device = |name: &str, input, output| AudioDevice {
+        name: name.into(),
+        input,
+        output,
+    };
+    rig.feed(Input::DevicesListed(Ok(vec![
+        device("Desk Speaker", false, true),
+        device("USB Headset", true, true),
+    ])));
+    assert!(
+        rig.char('m').is_empty(),
+        "a speaker cannot be the microphone"
+    );
+    assert_eq!(
+        rig.char('r'),
+        [sound(SoundCommand::UseDevice(
+            DeviceRole::Ring,
+            "Desk Speaker".into()
+        ))]
+    );
+    rig.key(KeyCode::Down);
+    assert_eq!(
+        rig.char('h'),
+        [sound(SoundCommand::UseDevice(
+            DeviceRole::Output,
+            "USB Headset".into()
+        ))]
+    );
+    rig.event(Event::Level { dbfs: -20.0 });
+    assert_eq!(rig.app.level, Some(-20.0));
+    assert_eq!(rig.char('t'), [sound(SoundCommand::Tone)]);
+    assert_eq!(rig.char('e'), [sound(SoundCommand::Echo(true))]);
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        [
+            sound(SoundCommand::Level(false)),
+            sound(SoundCommand::Echo(false))
+        ]
+    );
+    assert_eq!(rig.app.mode, Mode::Normal);
+    assert_eq!(rig.app.level, None);
+}

@@ -44,6 +44,7 @@ use tokio::sync::mpsc;
 
 use crate::history::History;
 use crate::sip::{Command, Event};
+use crate::sound::{AudioDevice, DeviceRole, SoundCommand};
 pub use app::{App, Effect, Input};
 pub use directory_finder::DirectoryFinder;
 pub use finder::{Finder, ListFinder, PickerRow};
@@ -75,10 +76,29 @@ fn wall_clock() -> std::time::SystemTime {
     std::time::SystemTime::now()
 }
 
+/// What the sound check needs from the workstation, handed in by `main` (the screen does not
+/// reach into the media layer or the configuration file itself).
+pub struct Workstation<'a> {
+    /// The audio devices that can open now.
+    pub list_devices: &'a dyn Fn() -> Result<Vec<AudioDevice>, String>,
+    /// Writes a device into the configuration file; the event says what was written or why
+    /// not.
+    pub use_device: &'a dyn Fn(DeviceRole, String) -> Event,
+}
+
 /// Carries out an effect that needs I/O other than the driver's: what it gives back is the
 /// app's next input.
-fn side_effect(effect: Effect, finder: &mut dyn Finder, history: Option<&Path>) -> Option<Input> {
+fn side_effect(
+    effect: Effect,
+    finder: &mut dyn Finder,
+    history: Option<&Path>,
+    desk: &Workstation,
+) -> Option<Input> {
     match effect {
+        Effect::ListDevices => Some(Input::DevicesListed((desk.list_devices)())),
+        Effect::Send(Command::Sound(SoundCommand::UseDevice(role, device))) => {
+            Some(Input::Event((desk.use_device)(role, device)))
+        }
         Effect::LoadHistory => {
             let list = match history {
                 Some(path) => History::read(path, HISTORY_VIEW)
@@ -124,6 +144,7 @@ pub fn run(
     mut app: App,
     finder: &mut dyn Finder,
     history: Option<&Path>,
+    desk: &Workstation,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
 ) -> io::Result<()> {
@@ -172,6 +193,9 @@ pub fn run(
                 while let Some(input) = inputs.pop_front() {
                     for effect in app.update(input, now(), &*finder) {
                         match effect {
+                            Effect::Send(Command::Sound(SoundCommand::UseDevice(..))) => {
+                                inputs.extend(side_effect(effect, finder, history, desk));
+                            }
                             Effect::Send(command) => {
                                 if commands.blocking_send(command).is_err() {
                                     tracing::warn!("the driver no longer takes commands");
@@ -179,7 +203,7 @@ pub fn run(
                                 }
                             }
                             Effect::Bell => screen.bell()?,
-                            other => inputs.extend(side_effect(other, finder, history)),
+                            other => inputs.extend(side_effect(other, finder, history, desk)),
                         }
                     }
                 }

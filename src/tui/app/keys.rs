@@ -7,13 +7,13 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::{capitalise, App, CallView, Effect, Mode, Picker, Purpose};
+use super::{capitalise, App, CallView, Effect, Mode, Picker, Purpose, SoundView};
 use crate::headless;
 use crate::sip::target::Typed;
 use crate::sip::{
     CallState, Command, LineNo, TraceMode, TransferKind, TransferMechanism, TransferStatus,
 };
-use crate::sound::VoiceStage;
+use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 use crate::tui::keymap::{spec_of, Action};
 
 impl App {
@@ -87,6 +87,7 @@ impl App {
                     Vec::new()
                 }
             },
+            Mode::Sound(check) => self.sound_key(key, check),
             Mode::Picker(mut picker) => {
                 let mut effects = Vec::new();
                 match key.code {
@@ -112,6 +113,60 @@ impl App {
                 effects
             }
         }
+    }
+
+    /// Keys in the sound check: ↑↓ choose a device, `m`/`h`/`r` make it the microphone, the
+    /// headset or the ring device (written to the configuration file), `t` plays the test
+    /// tone, `e` switches the echo, Esc closes (meter and echo off).
+    fn sound_key(&mut self, key: KeyEvent, mut check: SoundView) -> Vec<Effect> {
+        let device = match &check.devices {
+            Some(Ok(list)) => list.get(check.selected).cloned(),
+            _ => None,
+        };
+        let count = match &check.devices {
+            Some(Ok(list)) => list.len(),
+            _ => 0,
+        };
+        let use_device = |role, ok: bool| match &device {
+            Some(d) if ok => vec![sound(SoundCommand::UseDevice(role, d.name.clone()))],
+            _ => Vec::new(),
+        };
+        let effects = match key.code {
+            KeyCode::Esc => {
+                let mut effects = vec![sound(SoundCommand::Level(false))];
+                if check.echo {
+                    effects.push(sound(SoundCommand::Echo(false)));
+                }
+                self.level = None;
+                return effects;
+            }
+            KeyCode::Up => {
+                check.selected = check.selected.saturating_sub(1);
+                Vec::new()
+            }
+            KeyCode::Down => {
+                check.selected = (check.selected + 1).min(count.max(1) - 1);
+                Vec::new()
+            }
+            KeyCode::Char('m') => {
+                use_device(DeviceRole::Input, device.as_ref().is_some_and(|d| d.input))
+            }
+            KeyCode::Char('h') => use_device(
+                DeviceRole::Output,
+                device.as_ref().is_some_and(|d| d.output),
+            ),
+            KeyCode::Char('r') => {
+                use_device(DeviceRole::Ring, device.as_ref().is_some_and(|d| d.output))
+            }
+            KeyCode::Char('t') => vec![sound(SoundCommand::Tone)],
+            KeyCode::Char('e') => {
+                check.echo = !check.echo;
+                vec![sound(SoundCommand::Echo(check.echo))]
+            }
+            _ => Vec::new(),
+        };
+        self.mode = Mode::Sound(check);
+        effects
     }
 
     /// Keys while the trace pane has the focus: arrows choose, Enter opens or closes the full
@@ -261,7 +316,8 @@ impl App {
             | Action::Trace
             | Action::NoiseSuppression
             | Action::Agc
-            | Action::History => true,
+            | Action::History
+            | Action::SoundCheck => true,
             Action::Quit => !self.quitting,
         }
     }
@@ -341,6 +397,11 @@ impl App {
             Action::NoiseSuppression => send(Command::Voice(VoiceStage::NoiseSuppression, None)),
             Action::Agc => send(Command::Voice(VoiceStage::Agc, None)),
             Action::History => vec![Effect::LoadHistory],
+            Action::SoundCheck => {
+                self.mode = Mode::Sound(SoundView::default());
+                self.level = None;
+                vec![Effect::ListDevices, sound(SoundCommand::Level(true))]
+            }
             Action::AddContact => {
                 if let Some(call) = self.selected_call() {
                     self.mode = Mode::AddContact {
@@ -512,4 +573,9 @@ fn one_line(text: &str) -> String {
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The effect that sends a sound-check command.
+fn sound(command: SoundCommand) -> Effect {
+    Effect::Send(Command::Sound(command))
 }
