@@ -235,18 +235,35 @@ fn load_config(given: Option<&Path>) -> Result<(Config, Origin), String> {
     Ok((config, Origin::File(path)))
 }
 
-/// The one line about how we run, for the started event.
+/// The one line about how we run, for the started event. For the embedded default it says
+/// where others reach us, how to call another switchboard, and where the config goes.
 fn note(origin: &Origin, account: &str, bound: std::net::SocketAddr) -> String {
     match origin {
         Origin::File(path) => format!("config {}, account {account}", path.display()),
         Origin::Embedded { missing } => format!(
-            "no config file at {}: running the embedded peer-to-peer default on {bound}",
+            "no config file: trying out the peer-to-peer default; others call you at \
+             sip:switchboard@{}:{}; call another switchboard with sip:user@host:port; \
+             your config goes in {} (see config.example.toml)",
+            reachable_ip(),
+            bound.port(),
             missing.as_ref().map_or_else(
                 || "(no home directory)".to_owned(),
                 |p| p.display().to_string()
             )
         ),
     }
+}
+
+/// This machine's address on the network others would call it on: the source address of
+/// the default route (a UDP `connect` sends nothing), else loopback.
+fn reachable_ip() -> std::net::IpAddr {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:9")?; // TEST-NET-1: only the routing table is asked
+            socket.local_addr()
+        })
+        .map_or(loopback, |addr| addr.ip())
 }
 
 /// The default log file: `$XDG_STATE_HOME/switchboard/switchboard.log`.
@@ -314,6 +331,10 @@ fn run(cli: Cli) -> ExitCode {
         }
     };
     apply_audio_flags(&mut config, cli.audio_in, cli.audio_out);
+    if let (Origin::Embedded { .. }, Some(account)) = (&origin, config.accounts.first_mut()) {
+        // Others reach the embedded default at this machine's address, not `localhost`.
+        account.domain = reachable_ip().to_string();
+    }
     let log_file = cli
         .log_file
         .or_else(|| config.general.log_file.clone())
@@ -585,10 +606,15 @@ mod tests {
         let embedded = Origin::Embedded {
             missing: Some(PathBuf::from("/home/op/.config/switchboard/config.toml")),
         };
-        assert_eq!(
-            note(&embedded, "local", bound),
-            "no config file at /home/op/.config/switchboard/config.toml: running the embedded \
-             peer-to-peer default on 0.0.0.0:40000"
+        let said = note(&embedded, "local", bound);
+        assert!(said.starts_with("no config file: "), "{said}");
+        assert!(
+            said.contains(&format!("sip:switchboard@{}:40000;", reachable_ip())),
+            "{said}"
+        );
+        assert!(
+            said.contains("/home/op/.config/switchboard/config.toml"),
+            "{said}"
         );
         let file = Origin::File(PathBuf::from("/etc/sb.toml"));
         assert_eq!(

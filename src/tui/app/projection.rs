@@ -25,7 +25,16 @@ impl App {
         let mut effects = Vec::new();
         match event {
             Event::Blf { ext, state } => self.set_lamp(ext, state),
-            Event::Started { account, lines, .. } => {
+            Event::Started {
+                account,
+                lines,
+                note,
+                ..
+            } => {
+                if note.starts_with("no config file") {
+                    // The embedded default: how to be called and to call, where the config goes.
+                    self.tell(note, false);
+                }
                 let n = usize::from(lines).clamp(LINES, MAX_LINES);
                 self.lines.resize(n, None);
                 self.failed_transfer.resize(n, None);
