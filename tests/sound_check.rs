@@ -1,7 +1,8 @@
 //! The sound check in headless mode, through switchboard's file audio backend: the level
 //! meter's `level` events rise when the microphone file starts talking, the echo plays the
 //! microphone back in the headset file one second later, and `use-device` writes the chosen
-//! device into the configuration file with its comments kept.
+//! device into the configuration file with its comments kept; on the screen (tmux), `v` opens
+//! the sound check with the live level and the echo switch.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::signal::read_wav;
-use common::{secs, Net, Switchboard, SwitchboardConfig};
+use common::{secs, Net, Switchboard, SwitchboardConfig, TmuxScreen};
 
 /// Writes a 48 kHz mono WAV: `silent` seconds of silence, then `tone` seconds of `hz`.
 fn wav(path: &Path, silent: f64, tone: f64, hz: f64) {
@@ -141,4 +142,40 @@ fn use_device_writes_the_config_file_keeping_its_comments() {
         "{error}"
     );
     assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn the_screen_shows_the_level_and_switches_the_echo() {
+    let net = Net::for_test("sound_check::screen");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_in = dir.path().join("in.wav");
+    wav(&file_in, 0.0, 4.0, 440.0);
+    let cfg = SwitchboardConfig::peer_to_peer(&net).with_audio(&format!(
+        "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\n",
+        file_in.display()
+    ));
+    let screen = TmuxScreen::start(&cfg.to_toml(), 100, 30);
+    screen.wait_for("Line 1", secs(10));
+    screen.keys(&["v"]);
+    screen.wait_for("Sound check", secs(5));
+    // The tone at 0.3 of full scale reads −13.5 dBFS: the bar shows −13 or −14.
+    let shown = screen.wait_for(" dBFS", secs(10));
+    assert!(
+        shown.contains("-13 dBFS") || shown.contains("-14 dBFS"),
+        "{shown}"
+    );
+    screen.keys(&["e"]);
+    screen.wait_for("echo on", secs(5));
+    screen.keys(&["Escape"]);
+    let mut closed = false;
+    for _ in 0..50 {
+        if !screen.capture().contains("Sound check") {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed, "Esc closes the sound check: {}", screen.capture());
+    screen.keys(&["q"]);
+    assert!(screen.wait_exit(secs(10)), "{}", screen.log_tail(20));
 }
