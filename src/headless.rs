@@ -13,10 +13,10 @@ use std::io::{self, BufRead, Write};
 
 use crate::sip::target::{TargetError, Typed};
 use crate::sip::{Command, Event, LineNo, TraceMode};
-use crate::sound::VoiceStage;
+use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 24] = [
+pub const WORDS: [&str; 28] = [
     "dial",
     "answer",
     "decline",
@@ -40,6 +40,10 @@ pub const WORDS: [&str; 24] = [
     "ns",
     "agc",
     "stats",
+    "level",
+    "tone",
+    "echo",
+    "use-device",
     "quit",
 ];
 
@@ -97,6 +101,30 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
         "stats" => none(&word, &args, Command::Stats)?,
         "ns" => Command::Voice(VoiceStage::NoiseSuppression, switch(&word, &args)?),
         "agc" => Command::Voice(VoiceStage::Agc, switch(&word, &args)?),
+        "level" => Command::Sound(SoundCommand::Level(on_off(&word, &args)?)),
+        "tone" => none(&word, &args, Command::Sound(SoundCommand::Tone))?,
+        "echo" => Command::Sound(SoundCommand::Echo(on_off(&word, &args)?)),
+        "use-device" => {
+            let (role, name) = match args.split_first() {
+                Some((role, name)) if !name.is_empty() => (*role, name.join(" ")),
+                _ => {
+                    return Err(
+                        "use-device: expected `in`, `out` or `ring` and a device name".to_owned(),
+                    )
+                }
+            };
+            let role = match role.to_ascii_lowercase().as_str() {
+                "in" => DeviceRole::Input,
+                "out" => DeviceRole::Output,
+                "ring" => DeviceRole::Ring,
+                _ => {
+                    return Err(format!(
+                        "use-device: expected `in`, `out` or `ring`, not `{role}`"
+                    ))
+                }
+            };
+            Command::Sound(SoundCommand::UseDevice(role, name))
+        }
         "record" => {
             let (what, rest) = match args.split_first() {
                 Some((what, rest)) => (*what, rest),
@@ -149,6 +177,11 @@ fn switch(word: &str, args: &[&str]) -> Result<Option<bool>, String> {
             args.join(" ")
         )),
     }
+}
+
+/// `on` or `off`, nothing else.
+fn on_off(word: &str, args: &[&str]) -> Result<bool, String> {
+    switch(word, args)?.ok_or_else(|| format!("{word}: expected `on` or `off`"))
 }
 
 /// The rest of the line as a call target, checked by the one target parser
@@ -325,6 +358,16 @@ mod tests {
             ("trace on", Command::Trace(TraceMode::On)),
             ("trace on RAW", Command::Trace(TraceMode::Raw)),
             ("TRACE off", Command::Trace(TraceMode::Off)),
+            ("level on", Command::Sound(SoundCommand::Level(true))),
+            ("tone", Command::Sound(SoundCommand::Tone)),
+            ("echo OFF", Command::Sound(SoundCommand::Echo(false))),
+            (
+                "use-device out USB Headset Stereo",
+                Command::Sound(SoundCommand::UseDevice(
+                    DeviceRole::Output,
+                    "USB Headset Stereo".into(),
+                )),
+            ),
             (
                 "ns on",
                 Command::Voice(VoiceStage::NoiseSuppression, Some(true)),
@@ -380,6 +423,15 @@ mod tests {
                 "unknown command `frobnicate`; commands: dial, answer,",
             ),
             ("dial", "dial: expected a number or SIP URI"),
+            ("level", "level: expected `on` or `off`"),
+            (
+                "use-device mic x",
+                "use-device: expected `in`, `out` or `ring`, not `mic`",
+            ),
+            (
+                "use-device in",
+                "use-device: expected `in`, `out` or `ring` and a device",
+            ),
             (
                 "dial a b",
                 "dial: 'a b' is neither a number (digits, +, * and #), an extension nor a SIP",

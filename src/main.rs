@@ -18,13 +18,14 @@ use tokio::sync::mpsc;
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
-use switchboard::config::{AudioBackend, Config, ConfigError};
+use switchboard::config::{self, AudioBackend, Config, ConfigError};
 use switchboard::directory::Directory;
 use switchboard::driver::{self, Setup};
 use switchboard::headless;
 use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
 use switchboard::sip::{Command, Event};
+use switchboard::sound::{AudioDevice, DeviceRole, SoundCommand};
 use switchboard::tui::stderr::StderrRedirect;
 use switchboard::tui::{self, App, DirectoryFinder, Keymap};
 
@@ -199,13 +200,7 @@ fn directory_finder(config: &Config) -> DirectoryFinder {
             Err(e) => tracing::warn!(error = %e, "call history not loaded for the picker"),
         }
     }
-    DirectoryFinder::new(directory, wall_clock)
-}
-
-/// The wall clock, for ranking recently picked numbers.
-fn wall_clock() -> std::time::SystemTime {
-    #[allow(clippy::disallowed_methods)] // main is the edge where time enters
-    std::time::SystemTime::now()
+    DirectoryFinder::new(directory)
 }
 
 /// switchboard needs an account to run; an empty configuration is valid TOML but not usable.
@@ -246,18 +241,35 @@ fn load_config(given: Option<&Path>) -> Result<(Config, Origin), String> {
     Ok((config, Origin::File(path)))
 }
 
-/// The one line about how we run, for the started event.
+/// The one line about how we run, for the started event. For the embedded default it says
+/// where others reach us, how to call another switchboard, and where the config goes.
 fn note(origin: &Origin, account: &str, bound: std::net::SocketAddr) -> String {
     match origin {
         Origin::File(path) => format!("config {}, account {account}", path.display()),
         Origin::Embedded { missing } => format!(
-            "no config file at {}: running the embedded peer-to-peer default on {bound}",
+            "no config file: trying out the peer-to-peer default; others call you at \
+             sip:switchboard@{}:{}; call another switchboard with sip:user@host:port; \
+             your config goes in {} (see config.example.toml)",
+            reachable_ip(),
+            bound.port(),
             missing.as_ref().map_or_else(
                 || "(no home directory)".to_owned(),
                 |p| p.display().to_string()
             )
         ),
     }
+}
+
+/// This machine's address on the network others would call it on: the source address of
+/// the default route (a UDP `connect` sends nothing), else loopback.
+fn reachable_ip() -> std::net::IpAddr {
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:9")?; // TEST-NET-1: only the routing table is asked
+            socket.local_addr()
+        })
+        .map_or(loopback, |addr| addr.ip())
 }
 
 /// The default log file: `$XDG_STATE_HOME/switchboard/switchboard.log`.
@@ -334,6 +346,10 @@ fn run(cli: Cli) -> ExitCode {
         }
     };
     apply_audio_flags(&mut config, cli.audio_in, cli.audio_out);
+    if let (Origin::Embedded { .. }, Some(account)) = (&origin, config.accounts.first_mut()) {
+        // Others reach the embedded default at this machine's address, not `localhost`.
+        account.domain = reachable_ip().to_string();
+    }
     let log_file = cli
         .log_file
         .or_else(|| config.general.log_file.clone())
@@ -389,8 +405,19 @@ fn run(cli: Cli) -> ExitCode {
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::unbounded_channel::<Event>();
     if cli.headless {
+        let config_file = match &origin {
+            Origin::File(path) => Some(path.clone()),
+            Origin::Embedded { .. } => None,
+        };
         return run_headless(
-            runtime, setup, note, command_tx, command_rx, event_tx, event_rx,
+            runtime,
+            config_file,
+            setup,
+            note,
+            command_tx,
+            command_rx,
+            event_tx,
+            event_rx,
         );
     }
     let keymap = match Keymap::new(&config.keys) {
@@ -429,7 +456,23 @@ fn run(cli: Cli) -> ExitCode {
     // The screen ends when the driver stops; if the screen fails first, dropping its command
     // sender makes the driver quit.
     let history = config.history.path();
-    let screen = tui::run(app, &mut finder, history.as_deref(), command_tx, event_rx);
+    let config_file = match &origin {
+        Origin::File(path) => Some(path.clone()),
+        Origin::Embedded { .. } => None,
+    };
+    let use_device = |role, device| use_device(config_file.as_deref(), role, device);
+    let desk = tui::Workstation {
+        list_devices: &sound_devices,
+        use_device: &use_device,
+    };
+    let screen = tui::run(
+        app,
+        &mut finder,
+        history.as_deref(),
+        &desk,
+        command_tx,
+        event_rx,
+    );
     let result = driver.join();
     drop(quiet);
     if let Err(e) = &screen {
@@ -466,9 +509,48 @@ async fn quit_on_hangup(commands: mpsc::WeakSender<Command>) {
     }
 }
 
+/// The sound check's device list: every device that can open now, by name.
+fn sound_devices() -> Result<Vec<AudioDevice>, String> {
+    switchboard::media::device::list_devices()
+        .map(|list| {
+            list.into_iter()
+                .map(|d| AudioDevice {
+                    name: d.name,
+                    input: d.input,
+                    output: d.output,
+                })
+                .collect()
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// `use-device`: writes the device into the configuration file (comments kept); the event
+/// says what was written, or why not.
+fn use_device(file: Option<&Path>, role: DeviceRole, device: String) -> Event {
+    let Some(file) = file else {
+        return Event::Error {
+            message: "use-device: running the embedded default; there is no configuration \
+                      file to write the device into"
+                .to_owned(),
+        };
+    };
+    match config::edit::set_audio_device(file, role.key(), &device) {
+        Ok(()) => Event::DeviceChosen {
+            role: role.key().to_owned(),
+            device,
+            file: file.display().to_string(),
+        },
+        Err(message) => Event::Error {
+            message: format!("use-device: {message}"),
+        },
+    }
+}
+
 /// `--headless`: commands from stdin, JSON events to stdout, the driver on this thread.
+#[allow(clippy::too_many_arguments)]
 fn run_headless(
     runtime: tokio::runtime::Runtime,
+    config_file: Option<PathBuf>,
     setup: Setup,
     note: String,
     command_tx: mpsc::Sender<Command>,
@@ -487,6 +569,12 @@ fn run_headless(
     let errors = event_tx.downgrade();
     thread::spawn(move || {
         headless::read_commands(io::stdin().lock(), |item| match item {
+            Ok(Command::Sound(SoundCommand::UseDevice(role, device))) => {
+                let event = use_device(config_file.as_deref(), role, device);
+                errors
+                    .upgrade()
+                    .is_some_and(|events| events.send(event).is_ok())
+            }
             Ok(command) => command_tx.blocking_send(command).is_ok(),
             Err(message) => errors
                 .upgrade()
@@ -533,10 +621,15 @@ mod tests {
         let embedded = Origin::Embedded {
             missing: Some(PathBuf::from("/home/op/.config/switchboard/config.toml")),
         };
-        assert_eq!(
-            note(&embedded, "local", bound),
-            "no config file at /home/op/.config/switchboard/config.toml: running the embedded \
-             peer-to-peer default on 0.0.0.0:40000"
+        let said = note(&embedded, "local", bound);
+        assert!(said.starts_with("no config file: "), "{said}");
+        assert!(
+            said.contains(&format!("sip:switchboard@{}:40000;", reachable_ip())),
+            "{said}"
+        );
+        assert!(
+            said.contains("/home/op/.config/switchboard/config.toml"),
+            "{said}"
         );
         let file = Origin::File(PathBuf::from("/etc/sb.toml"));
         assert_eq!(

@@ -93,10 +93,16 @@ fn headless_without_config_starts_on_the_embedded_default_and_quits() {
             .is_ok_and(|a| a.port() != 0),
         "{local}"
     );
+    // The note says how others reach this switchboard: its address and port, not localhost.
+    let port = local.rsplit(':').next().unwrap_or_default();
+    let note = started["note"].as_str().unwrap_or_default();
+    assert!(note.starts_with("no config file"), "{first}");
+    assert!(note.contains(&format!(":{port};")), "{first}");
+    assert!(note.contains("sip:user@host:port"), "{first}");
     assert!(
-        started["note"]
+        started["account"]
             .as_str()
-            .is_some_and(|n| n.contains("embedded")),
+            .is_some_and(|a| !a.ends_with("@localhost")),
         "{first}"
     );
     let mut stdin = child.stdin.take().expect("stdin");

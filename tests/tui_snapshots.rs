@@ -13,9 +13,10 @@ use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, R
 use switchboard::sip::{
     BlfState, CallState, Event, TraceDirection, TransferKind, TransferMechanism, TransferStatus,
 };
+use switchboard::sound::AudioDevice;
 use switchboard::tui::history_view::HistoryList;
 use switchboard::tui::view::view;
-use switchboard::tui::{App, Finder, Input, Keymap, ListFinder, PickerRow};
+use switchboard::tui::{App, Effect, Finder, Input, Keymap, ListFinder, PickerRow};
 
 #[allow(clippy::disallowed_methods)]
 fn epoch() -> Instant {
@@ -98,8 +99,17 @@ impl Screen {
         screen
     }
 
+    /// Feeds `input`, carrying out the searches it asks for as the run loop does.
     fn feed(&mut self, input: Input) {
-        self.app.update(input, self.now, &mut self.finder);
+        let mut inputs = vec![input];
+        while let Some(input) = inputs.pop() {
+            for effect in self.app.update(input, self.now, &self.finder) {
+                if let Effect::Search { query, limit, .. } = effect {
+                    let rows = self.finder.find(&query, limit);
+                    inputs.push(Input::Found { query, rows });
+                }
+            }
+        }
     }
 
     fn event(&mut self, event: Event) {
@@ -388,6 +398,31 @@ fn help_overlay() {
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
 
+/// The sound check: devices in use, the level bar, the devices found with the highlighted one.
+#[test]
+fn sound_check_screen() {
+    let mut screen = Screen::new(100, 24);
+    screen.event(Event::Devices {
+        input: "default".into(),
+        output: "default".into(),
+        ring: "headset".into(),
+    });
+    screen.key(KeyCode::Char('v'));
+    let device = |name: &str, input, output| AudioDevice {
+        name: name.into(),
+        input,
+        output,
+    };
+    screen.feed(Input::DevicesListed(Ok(vec![
+        device("USB Headset Mono", true, false),
+        device("USB Headset Stereo", false, true),
+        device("Built-in Audio Analog Stereo", true, true),
+    ])));
+    screen.key(KeyCode::Down);
+    screen.event(Event::Level { dbfs: -21.0 });
+    insta::assert_snapshot!(screen.draw(100, 24).backend());
+}
+
 #[test]
 fn quit_confirmation_and_registration_failure() {
     let mut screen = Screen::new(80, 24);
@@ -465,7 +500,7 @@ fn call_history_view() {
             CallOutcome::Busy { status: 486 },
         ),
     ];
-    let finder = &mut screen.finder;
+    let finder = &screen.finder;
     let list = HistoryList::new(&records, base, |n| finder.name_for(n));
     screen.feed(Input::History(Ok(list)));
     screen.key(KeyCode::Down);

@@ -24,6 +24,7 @@ use std::process::{Command, Stdio};
 
 mod diagnostics;
 mod directory;
+pub mod edit;
 mod history;
 mod hooks;
 mod media;

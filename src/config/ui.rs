@@ -96,6 +96,8 @@ pub struct Keys {
     pub noise_suppression: Option<String>,
     /// Automatic gain control on / off. Default `"g"`.
     pub agc: Option<String>,
+    /// Open the sound check. Default `"v"`.
+    pub sound_check: Option<String>,
     /// Show every key. Default `"? f1"`.
     pub help: Option<String>,
     /// Quit (asks first while a call is up). Default `"q"`.
@@ -127,6 +129,7 @@ impl Keys {
             ("trace", &self.trace),
             ("noise_suppression", &self.noise_suppression),
             ("agc", &self.agc),
+            ("sound_check", &self.sound_check),
             ("help", &self.help),
             ("quit", &self.quit),
         ];

@@ -205,6 +205,7 @@ impl MediaBridge {
                 call_id: self.call(line)?,
                 digit,
             }),
+            Report::Level { dbfs } => Some(Event::Level { dbfs }),
             Report::Device(notice) => Some(Event::Audio {
                 message: match notice {
                     DeviceNotice::InputLost(what) => format!("microphone lost: {what}"),

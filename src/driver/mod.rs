@@ -44,10 +44,10 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::media::api::{Control, Report, VoiceSettings};
+use crate::media::api::{Control, Report, SoundOrder, VoiceSettings};
 use crate::media::engine::MediaEngine;
 use crate::sip::{Command, Event, LineNo, Output, TraceDirection, Transmit, Transport, UserAgent};
-use crate::sound::VoiceStage;
+use crate::sound::{SoundCommand, VoiceStage};
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
@@ -225,6 +225,10 @@ pub async fn run(
                         events.send(voice_event(voice));
                     }
                     Ok(Routed::Pass(Command::Stats)) => events.send(stats_event(ua.census())),
+                    Ok(Routed::Pass(Command::Sound(sound))) => match sound_order(sound) {
+                        Ok(order) => engine.send(Control::SoundCheck(order)),
+                        Err(message) => events.send(Event::Error { message }),
+                    },
                     Ok(Routed::Pass(command)) => ua.command(now(), command),
                     Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
                     Err(message) => events.send(Event::Error { message }),
@@ -303,6 +307,19 @@ fn voice_event(voice: VoiceSettings) -> Event {
     Event::Voice {
         noise_suppression: voice.noise_suppression,
         agc: voice.agc,
+    }
+}
+
+/// The media engine's order for a sound-check command; choosing a device is the front end's
+/// business (it edits the configuration file).
+fn sound_order(command: SoundCommand) -> Result<SoundOrder, String> {
+    match command {
+        SoundCommand::Level(on) => Ok(SoundOrder::Meter(on)),
+        SoundCommand::Tone => Ok(SoundOrder::Tone),
+        SoundCommand::Echo(on) => Ok(SoundOrder::Echo(on)),
+        SoundCommand::UseDevice(..) => {
+            Err("use-device: this front end cannot edit the configuration file".to_owned())
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use super::codec::OpusSettings;
 use super::device::DeviceNotice;
 use super::jitter::JitterConfig;
 use super::rtcp::Quality;
+pub use super::sound_check::SoundOrder;
 pub use super::srtp::{SrtpKeys, SrtpSuite};
 pub use super::voice::VoiceSettings;
 use super::CodecKind;
@@ -123,6 +124,8 @@ pub enum Control {
     },
     /// Switch the microphone's noise suppression and AGC (from the next frame).
     Voice(VoiceSettings),
+    /// A sound-check order: level meter, test tone, echo (`sound_check.rs`).
+    SoundCheck(SoundOrder),
     /// Stop recording line `line` if it records call `call_id`; the file is finished and
     /// [`Report::RecordingStopped`] follows.
     StopRecording {
@@ -158,6 +161,11 @@ pub enum Report {
     },
     /// An audio device problem.
     Device(DeviceNotice),
+    /// The microphone's level over the last 100 ms, while the meter is on.
+    Level {
+        /// RMS in dB relative to full scale (−96 for silence).
+        dbfs: f32,
+    },
     /// A recording's file is open and being written.
     RecordingStarted {
         /// Line index.

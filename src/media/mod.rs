@@ -21,6 +21,7 @@ mod pipeline;
 pub mod recorder;
 pub mod rtcp;
 pub mod rtp;
+pub mod sound_check;
 pub mod srtp;
 pub mod tones;
 pub mod voice;

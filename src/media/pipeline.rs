@@ -13,6 +13,7 @@
 //!       RTCP report when due, quality report every 5 s
 //!       recording: (frame sent | silence, frame decoded | silence) ─► recorder ring
 //!    tones ─► headset (ringback) / ring device (ring)
+//!    sound check (sound_check.rs): mic level report; test tone and echo ─► headset
 //!    device.write_ring_frame(ring); device.write_frame(headset)
 //! ```
 
@@ -29,6 +30,7 @@ use super::mixer::Mixer;
 use super::recorder::Recordings;
 use super::rtcp::RtcpSession;
 use super::rtp::{is_rtcp, parse_rtp, RtpSender};
+use super::sound_check::SoundCheck;
 use super::srtp::SrtpSession;
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
 use super::voice::MicCleanup;
@@ -225,6 +227,8 @@ pub(super) struct Pipeline {
     recordings: Recordings,
     /// Noise suppression and AGC of the microphone.
     cleanup: MicCleanup,
+    /// Level meter, test tone and echo of the sound check.
+    check: SoundCheck,
     // Scratch space, allocated once.
     mic: Frame,
     headset: Frame,
@@ -268,6 +272,7 @@ impl Pipeline {
             reports,
             recordings: Recordings::default(),
             cleanup: MicCleanup::new(config.voice),
+            check: SoundCheck::default(),
             config,
             mic: [0; FRAME_SAMPLES],
             headset: [0; FRAME_SAMPLES],
@@ -341,6 +346,7 @@ impl Pipeline {
                 }
             }
             Control::Voice(settings) => self.cleanup.set(settings),
+            Control::SoundCheck(order) => self.check.order(order),
             Control::StopRecording {
                 line,
                 call_id,
@@ -374,6 +380,9 @@ impl Pipeline {
         self.mix_conference(now);
         for index in 0..self.legs.len() {
             self.play_and_send(index, now, wallclock);
+        }
+        if let Some(dbfs) = self.check.frame(&self.mic, &mut self.headset) {
+            (self.reports)(Report::Level { dbfs });
         }
         self.device.write_ring_frame(&self.ring);
         self.device.write_frame(&self.headset);

@@ -8,7 +8,7 @@
 
 use serde::Serialize;
 
-use crate::sound::VoiceStage;
+use crate::sound::{SoundCommand, VoiceStage};
 
 /// A line number as the operator sees it: 1, 2, …
 pub type LineNo = u8;
@@ -73,6 +73,9 @@ pub enum Command {
     /// Report what is alive (a `stats` event): transactions, calls, subscriptions, threads,
     /// open files and memory, for leak checks over a shift.
     Stats,
+    /// A sound check: level meter, test tone, echo, device choice (not SIP; the core passes
+    /// it by).
+    Sound(SoundCommand),
     /// Un-register, end all calls and stop.
     Quit,
 }
@@ -345,6 +348,20 @@ pub enum Event {
         output: String,
         /// Where ringing goes: a device, `headset` or `none`.
         ring: String,
+    },
+    /// The microphone's level over the last 100 ms, while `level on`.
+    Level {
+        /// RMS in dB relative to full scale (−96 for silence, 0 for a full-scale square).
+        dbfs: f32,
+    },
+    /// A device was written into the configuration file (`use-device`).
+    DeviceChosen {
+        /// `input`, `output` or `ring_output` (the `[audio]` key).
+        role: String,
+        /// The device as written.
+        device: String,
+        /// The configuration file changed.
+        file: String,
     },
     /// Recording of a call started or stopped (by the operator, because the call ended, or
     /// because the file could not be written).

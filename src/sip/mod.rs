@@ -662,7 +662,11 @@ impl UserAgent {
             Command::Quit => self.quit(now),
             // The driver carries these out (outbound routes, SIP trace, microphone clean-up);
             // nothing for the core.
-            Command::Route(_) | Command::Trace(_) | Command::Voice(..) | Command::Stats => {}
+            Command::Route(_)
+            | Command::Trace(_)
+            | Command::Voice(..)
+            | Command::Stats
+            | Command::Sound(_) => {}
         }
         self.flush_referrals(now);
         self.flush_consult(now);

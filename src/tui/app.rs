@@ -3,8 +3,10 @@
 //! returns the [`Effect`]s to carry out (commands to send, the bell).
 //!
 //! Everything shown is built from events: the app never guesses what the core did with a
-//! command. It reads no clock, draws nothing and does no I/O; the picker's rows come from the
-//! [`Finder`] handed to `update`.
+//! command. It reads no clock (the time is handed in), draws nothing and does no I/O: the
+//! [`Finder`] handed to `update` is only asked for names; searching the directory (and reading
+//! again the files that changed) and recording a pick are [`Effect`]s the run loop carries
+//! out, the picker's rows coming back as [`Input::Found`].
 //!
 //! This file owns the model's types and `update`'s dispatch; [`projection`] turns driver
 //! events into the model, [`keys`] turns keys and pastes into modes and commands.
@@ -24,6 +26,7 @@ use crate::sip::{
     BlfState, CallState, Command, Event, LineNo, TransferKind, TransferMechanism, TransferStatus,
     MAX_BLF, VIEW_LIMIT,
 };
+use crate::sound::AudioDevice;
 pub use keys::clean_paste;
 
 /// How many lines the screen shows until the driver says (`started`): the default of
@@ -47,6 +50,16 @@ pub enum Input {
     History(Result<HistoryList, String>),
     /// A contact was added to the personal book (its words), or why not.
     ContactAdded(Result<String, String>),
+    /// The audio devices found for the sound check, or why they could not be listed.
+    DevicesListed(Result<Vec<AudioDevice>, String>),
+    /// The rows found for a picker query ([`Effect::Search`]); ignored unless the picker still
+    /// shows that query.
+    Found {
+        /// The query searched.
+        query: String,
+        /// Its rows, best first.
+        rows: Vec<PickerRow>,
+    },
 }
 
 /// What the run loop must do after an update.
@@ -58,6 +71,20 @@ pub enum Effect {
     Bell,
     /// Read the call history file and hand it back as [`Input::History`].
     LoadHistory,
+    /// Search the directory for the picker and hand the rows back as [`Input::Found`].
+    Search {
+        /// What the operator typed.
+        query: String,
+        /// How many rows fit.
+        limit: usize,
+        /// The picker just opened: read again the directory files that changed first.
+        fresh: bool,
+    },
+    /// List the audio devices and hand them back as [`Input::DevicesListed`].
+    ListDevices,
+    /// The operator picked this number: record its use (with the wall-clock time) to rank it
+    /// higher next time.
+    Picked(String),
     /// Add this contact to the personal book and hand the outcome back as
     /// [`Input::ContactAdded`].
     AddContact {
@@ -137,6 +164,8 @@ pub enum Mode {
     Trace,
     /// The call history view.
     History(HistoryList),
+    /// The sound check: devices, level meter, test tone, echo.
+    Sound(SoundView),
     /// The name for the contact being added to the personal book, with its number.
     AddContact {
         /// The number of the selected call.
@@ -144,6 +173,17 @@ pub enum Mode {
         /// The name typed so far.
         name: String,
     },
+}
+
+/// The sound check screen's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SoundView {
+    /// The devices found (`None` until listed), or why they could not be.
+    pub devices: Option<Result<Vec<AudioDevice>, String>>,
+    /// Index of the highlighted device.
+    pub selected: usize,
+    /// The echo is on.
+    pub echo: bool,
 }
 
 /// Where the account's registration stands.
@@ -348,6 +388,8 @@ pub struct App {
     pub devices: Option<(String, String, String)>,
     /// The microphone's clean-up: noise suppression and AGC on.
     pub voice: (bool, bool),
+    /// The microphone's last level (dBFS) while the sound check's meter is on.
+    pub level: Option<f32>,
     /// The configured busy lamps (`[[account]] blf`), in their order: extension and state
     /// (`unknown` until the PBX tells).
     pub blf: Vec<(String, BlfState)>,
@@ -378,6 +420,7 @@ impl App {
             trace: SipTrace::default(),
             devices: None,
             voice: (false, false),
+            level: None,
             blf: blf
                 .into_iter()
                 .take(MAX_BLF)
@@ -460,22 +503,38 @@ impl App {
     }
 
     /// Handles one input at `now`; returns what to do.
-    pub fn update(&mut self, input: Input, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
+    pub fn update(&mut self, input: Input, now: Instant, finder: &dyn Finder) -> Vec<Effect> {
         let mut effects = self.apply(input, now, finder);
         self.sync_watch(&mut effects);
         effects
     }
 
     /// [`App::update`] before the picker's view is told to the core.
-    fn apply(&mut self, input: Input, now: Instant, finder: &mut dyn Finder) -> Vec<Effect> {
+    fn apply(&mut self, input: Input, now: Instant, finder: &dyn Finder) -> Vec<Effect> {
         match input {
             Input::Event(event) => self.on_event(event, now, finder),
             Input::Resize(w, h) => {
                 self.size = (w, h);
                 Vec::new()
             }
-            Input::Key(key) => self.on_key(key, finder),
-            Input::Paste(text) => self.on_paste(&text, finder),
+            Input::Key(key) => self.on_key(key),
+            Input::Paste(text) => self.on_paste(&text),
+            Input::DevicesListed(devices) => {
+                if let Mode::Sound(check) = &mut self.mode {
+                    check.devices = Some(devices);
+                    check.selected = 0;
+                }
+                Vec::new()
+            }
+            Input::Found { query, rows } => {
+                if let Mode::Picker(picker) = &mut self.mode {
+                    if picker.query == query {
+                        picker.rows = rows;
+                        picker.selected = 0;
+                    }
+                }
+                Vec::new()
+            }
             Input::History(Ok(list)) => {
                 self.mode = Mode::History(list);
                 Vec::new()

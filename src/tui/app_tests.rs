@@ -3,7 +3,7 @@
 //! history view and adding a contact. The state is built by
 //! feeding the events the driver sends.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
@@ -61,17 +61,25 @@ impl Rig {
         }
     }
 
-    /// The effects of `input`, the picker's `watch` set apart in [`Rig::watched`].
+    /// The effects of `input`, the picker's `watch` set apart in [`Rig::watched`]; searches
+    /// and picks are carried out on the finder as the run loop does (their rows fed back).
     fn feed(&mut self, input: Input) -> Vec<Effect> {
-        let mut effects = self.app.update(input, self.now, &mut self.finder);
-        effects.retain(|e| match e {
-            Effect::Send(Command::Watch(exts)) => {
-                self.watched.push(exts.clone());
-                false
+        let mut inputs = vec![input];
+        let mut out = Vec::new();
+        while let Some(input) = inputs.pop() {
+            for effect in self.app.update(input, self.now, &self.finder) {
+                match effect {
+                    Effect::Send(Command::Watch(exts)) => self.watched.push(exts),
+                    Effect::Search { query, limit, .. } => {
+                        let rows = self.finder.find(&query, limit);
+                        inputs.push(Input::Found { query, rows });
+                    }
+                    Effect::Picked(number) => self.finder.picked(&number, SystemTime::UNIX_EPOCH),
+                    other => out.push(other),
+                }
             }
-            _ => true,
-        });
-        effects
+        }
+        out
     }
 
     fn event(&mut self, event: Event) -> Vec<Effect> {
@@ -222,7 +230,7 @@ fn incoming_call_rings_shows_the_caller_and_answers() {
 #[test]
 fn no_bell_when_switched_off() {
     let mut app = App::new(Keymap::default(), false, Vec::new());
-    let mut finder = ListFinder::default();
+    let finder = ListFinder::default();
     let effects = app.update(
         Input::Event(Event::Incoming {
             line: 1,
@@ -233,7 +241,7 @@ fn no_bell_when_switched_off() {
             replaces: None,
         }),
         epoch(),
-        &mut finder,
+        &finder,
     );
     assert!(effects.is_empty());
 }
@@ -1025,4 +1033,112 @@ fn a_ring_first_transfer_says_the_target_rings_first_and_a_dropped_caller_in_one
              Anna Virtanen (201)"
         )
     );
+}
+
+/// `update` searches nothing itself: opening the picker and typing ask the run loop for a
+/// search (the first one rereading changed files), the rows come back as `Found` and only
+/// count while the picker still shows their query; a pick is an effect too.
+#[test]
+fn search_reload_and_pick_are_effects_of_the_run_loop() {
+    let mut app = App::new(Keymap::default(), false, Vec::new());
+    let finder = ListFinder::new(vec![row("Bob Builder", "202", "extension", true)]);
+    let now = epoch();
+    let key = |c| Input::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
+    let search = |query: &str, fresh| Effect::Search {
+        query: query.into(),
+        limit: 16,
+        fresh,
+    };
+    assert_eq!(app.update(key('d'), now, &finder), [search("", true)]);
+    assert_eq!(app.update(key('b'), now, &finder), [search("b", false)]);
+    let picker_rows = |app: &App| match &app.mode {
+        Mode::Picker(p) => p.rows.clone(),
+        other => panic!("the picker is open: {other:?}"),
+    };
+    assert!(
+        picker_rows(&app).is_empty(),
+        "no rows until the search is done"
+    );
+    let stale = Input::Found {
+        query: String::new(),
+        rows: vec![row("Stale", "1", "corporate", false)],
+    };
+    assert!(app.update(stale, now, &finder).is_empty());
+    assert!(
+        picker_rows(&app).is_empty(),
+        "rows of an older query are dropped"
+    );
+    let found = Input::Found {
+        query: "b".into(),
+        rows: vec![row("Bob Builder", "202", "extension", true)],
+    };
+    assert_eq!(
+        app.update(found, now, &finder),
+        [Effect::Send(Command::Watch(vec!["202".into()]))],
+        "the extension in view gets a lamp"
+    );
+    assert_eq!(picker_rows(&app).len(), 1);
+    let enter = Input::Key(KeyEvent::new(KeyCode::Enter, KeyModifiers::NONE));
+    assert_eq!(
+        app.update(enter, now, &finder),
+        [
+            Effect::Picked("202".into()),
+            Effect::Send(Command::Dial("202".into())),
+            Effect::Send(Command::Watch(Vec::new())),
+        ]
+    );
+}
+
+/// The sound check: `v` lists the devices and starts the meter; the keys choose a device for
+/// a role it can play, play the tone and switch the echo; Esc stops the meter and the echo.
+#[test]
+fn the_sound_check_chooses_devices_and_switches_meter_tone_and_echo() {
+    use crate::sound::{AudioDevice, DeviceRole, SoundCommand};
+    let sound = |c| Effect::Send(Command::Sound(c));
+    let mut rig = Rig::new();
+    assert_eq!(
+        rig.char('v'),
+        [Effect::ListDevices, sound(SoundCommand::Level(true))]
+    );
+    let device = |name: &str, input, output| AudioDevice {
+        name: name.into(),
+        input,
+        output,
+    };
+    rig.feed(Input::DevicesListed(Ok(vec![
+        device("Desk Speaker", false, true),
+        device("USB Headset", true, true),
+    ])));
+    assert!(
+        rig.char('m').is_empty(),
+        "a speaker cannot be the microphone"
+    );
+    assert_eq!(
+        rig.char('r'),
+        [sound(SoundCommand::UseDevice(
+            DeviceRole::Ring,
+            "Desk Speaker".into()
+        ))]
+    );
+    rig.key(KeyCode::Down);
+    assert_eq!(
+        rig.char('h'),
+        [sound(SoundCommand::UseDevice(
+            DeviceRole::Output,
+            "USB Headset".into()
+        ))]
+    );
+    rig.event(Event::Level { dbfs: -20.0 });
+    assert_eq!(rig.app.level, Some(-20.0));
+    assert_eq!(rig.char('t'), [sound(SoundCommand::Tone)]);
+    assert_eq!(rig.char('e'), [sound(SoundCommand::Echo(true))]);
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        [
+            sound(SoundCommand::Level(false)),
+            sound(SoundCommand::Echo(false))
+        ]
+    );
+    assert_eq!(rig.app.mode, Mode::Normal);
+    assert_eq!(rig.app.level, None);
 }

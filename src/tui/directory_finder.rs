@@ -1,5 +1,6 @@
 //! The picker over the real directory: [`Finder`] for [`Directory`], with the call history's
-//! numbers merged in and each pick remembered for ranking.
+//! numbers merged in and each pick remembered for ranking. Reading the files again is
+//! [`Finder::reload`], which the run loop calls when the picker opens, not every search.
 
 use std::time::SystemTime;
 
@@ -9,20 +10,17 @@ use crate::tui::finder::{Finder, PickerRow};
 /// The directory as the picker sees it.
 pub struct DirectoryFinder {
     directory: Directory,
-    /// Wall-clock time of the last pick, given by the run loop's caller.
-    clock: fn() -> SystemTime,
 }
 
 impl DirectoryFinder {
-    /// A finder over `directory`; `clock` gives the time a pick is recorded at.
-    pub fn new(directory: Directory, clock: fn() -> SystemTime) -> DirectoryFinder {
-        DirectoryFinder { directory, clock }
+    /// A finder over `directory`.
+    pub fn new(directory: Directory) -> DirectoryFinder {
+        DirectoryFinder { directory }
     }
 }
 
 impl Finder for DirectoryFinder {
     fn find(&mut self, query: &str, limit: usize) -> Vec<PickerRow> {
-        self.directory.reload_if_changed();
         self.directory
             .search(query, limit)
             .into_iter()
@@ -42,7 +40,7 @@ impl Finder for DirectoryFinder {
             .collect()
     }
 
-    fn name_for(&mut self, number: &str) -> Option<String> {
+    fn name_for(&self, number: &str) -> Option<String> {
         self.directory
             .lookup_number(number)
             .map(|e| e.name.clone())
@@ -55,8 +53,12 @@ impl Finder for DirectoryFinder {
             .map_err(|e| e.to_string())
     }
 
-    fn picked(&mut self, number: &str) {
-        self.directory.record_use(number, (self.clock)());
+    fn picked(&mut self, number: &str, at: SystemTime) {
+        self.directory.record_use(number, at);
+    }
+
+    fn reload(&mut self) {
+        self.directory.reload_if_changed();
     }
 }
 
@@ -64,10 +66,6 @@ impl Finder for DirectoryFinder {
 mod tests {
     use super::*;
     use crate::directory::{Entry, Source};
-
-    fn epoch_clock() -> SystemTime {
-        SystemTime::UNIX_EPOCH
-    }
 
     #[test]
     fn rows_carry_the_directorys_entries_and_highlights() {
@@ -87,7 +85,7 @@ mod tests {
                 internal: false,
             },
         ]);
-        let mut finder = DirectoryFinder::new(directory, epoch_clock);
+        let mut finder = DirectoryFinder::new(directory);
         let rows = finder.find("jose", 10);
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].number, "201");
@@ -99,6 +97,6 @@ mod tests {
             Some("Anna Virtanen")
         );
         assert_eq!(finder.name_for("999"), None);
-        finder.picked("201");
+        finder.picked("201", SystemTime::UNIX_EPOCH);
     }
 }

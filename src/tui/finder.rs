@@ -2,7 +2,10 @@
 //! it returns, and [`ListFinder`], a plain list with substring matching used until (and beside)
 //! the real directory.
 //!
-//! This module draws nothing and reads no file: rows come ready to draw.
+//! This module draws nothing and reads no file: rows come ready to draw. The screen's model
+//! only asks a finder for names; the run loop searches, reloads and records picks.
+
+use std::time::SystemTime;
 
 /// One picker row, ready to draw.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +44,11 @@ pub trait Finder {
     /// frequent entries (or nothing).
     fn find(&mut self, query: &str, limit: usize) -> Vec<PickerRow>;
     /// The name to show for a number (a caller, a dialled number), if one is known.
-    fn name_for(&mut self, number: &str) -> Option<String>;
-    /// The operator picked this number (to rank it higher next time).
-    fn picked(&mut self, number: &str);
+    fn name_for(&self, number: &str) -> Option<String>;
+    /// The operator picked this number at wall-clock time `at` (to rank it higher next time).
+    fn picked(&mut self, number: &str, at: SystemTime);
+    /// Reads again what changed on disk since it was read (nothing, for a fixed list).
+    fn reload(&mut self) {}
     /// Adds a contact to the operator's personal book; the error says why not, in words.
     fn add_contact(&mut self, name: &str, number: &str) -> Result<(), String>;
 }
@@ -106,14 +111,14 @@ impl Finder for ListFinder {
             .collect()
     }
 
-    fn name_for(&mut self, number: &str) -> Option<String> {
+    fn name_for(&self, number: &str) -> Option<String> {
         self.rows
             .iter()
             .find(|row| row.number == number)
             .map(|row| row.name.clone())
     }
 
-    fn picked(&mut self, number: &str) {
+    fn picked(&mut self, number: &str, _at: SystemTime) {
         self.picked.push(number.to_owned());
     }
 
@@ -162,7 +167,7 @@ mod tests {
         assert_eq!(finder.find("", 1).len(), 1);
         assert_eq!(finder.name_for("202").as_deref(), Some("Bob"));
         assert_eq!(finder.name_for("999"), None);
-        finder.picked("202");
+        finder.picked("202", SystemTime::UNIX_EPOCH);
         assert_eq!(finder.picked_numbers(), ["202"]);
     }
 }

@@ -52,6 +52,8 @@ pub enum Action {
     Agc,
     /// Show the call history.
     History,
+    /// Open the sound check (devices, level meter, test tone, echo).
+    SoundCheck,
     /// Add the selected call's party to the personal book.
     AddContact,
     /// Show every key.
@@ -61,7 +63,7 @@ pub enum Action {
 }
 
 /// Every action with its `[keys]` name, default keys and help text, in help order.
-const ACTIONS: [(Action, &str, &str, &str); 23] = [
+const ACTIONS: [(Action, &str, &str, &str); 24] = [
     (Action::Dial, "dial", "d", "call a number or a contact"),
     (
         Action::Answer,
@@ -138,6 +140,12 @@ const ACTIONS: [(Action, &str, &str, &str); 23] = [
         "noise suppression on / off",
     ),
     (Action::Agc, "agc", "g", "automatic gain control on / off"),
+    (
+        Action::SoundCheck,
+        "sound_check",
+        "v",
+        "sound check: devices, level, tone, echo",
+    ),
     (Action::Help, "help", "? f1", "this help"),
     (Action::Quit, "quit", "q", "quit"),
 ];

@@ -4,7 +4,8 @@
 //! ```text
 //!   keys, paste, resize (input thread) ──┐
 //!                                        ├─► one channel ─► App::update(input, now) ─► Effects
-//!   driver events (forwarding thread) ───┘         │              (Send(Command), Bell)
+//!   driver events (forwarding thread) ───┘         │    (Send(Command), Bell, Search, Picked…)
+//!   what the effects read (rows found, history) ◄──┤    carried out here, fed back as Inputs
 //!                                                  └─ 1 s tick ─► view(&App, now) when changed
 //! ```
 //!
@@ -43,6 +44,7 @@ use tokio::sync::mpsc;
 
 use crate::history::History;
 use crate::sip::{Command, Event};
+use crate::sound::{AudioDevice, DeviceRole, SoundCommand};
 pub use app::{App, Effect, Input};
 pub use directory_finder::DirectoryFinder;
 pub use finder::{Finder, ListFinder, PickerRow};
@@ -74,10 +76,29 @@ fn wall_clock() -> std::time::SystemTime {
     std::time::SystemTime::now()
 }
 
+/// What the sound check needs from the workstation, handed in by `main` (the screen does not
+/// reach into the media layer or the configuration file itself).
+pub struct Workstation<'a> {
+    /// The audio devices that can open now.
+    pub list_devices: &'a dyn Fn() -> Result<Vec<AudioDevice>, String>,
+    /// Writes a device into the configuration file; the event says what was written or why
+    /// not.
+    pub use_device: &'a dyn Fn(DeviceRole, String) -> Event,
+}
+
 /// Carries out an effect that needs I/O other than the driver's: what it gives back is the
 /// app's next input.
-fn side_effect(effect: Effect, finder: &mut dyn Finder, history: Option<&Path>) -> Option<Input> {
+fn side_effect(
+    effect: Effect,
+    finder: &mut dyn Finder,
+    history: Option<&Path>,
+    desk: &Workstation,
+) -> Option<Input> {
     match effect {
+        Effect::ListDevices => Some(Input::DevicesListed((desk.list_devices)())),
+        Effect::Send(Command::Sound(SoundCommand::UseDevice(role, device))) => {
+            Some(Input::Event((desk.use_device)(role, device)))
+        }
         Effect::LoadHistory => {
             let list = match history {
                 Some(path) => History::read(path, HISTORY_VIEW)
@@ -89,6 +110,21 @@ fn side_effect(effect: Effect, finder: &mut dyn Finder, history: Option<&Path>) 
                 None => Err("no call history file (no data directory)".to_owned()),
             };
             Some(Input::History(list))
+        }
+        Effect::Search {
+            query,
+            limit,
+            fresh,
+        } => {
+            if fresh {
+                finder.reload();
+            }
+            let rows = finder.find(&query, limit);
+            Some(Input::Found { query, rows })
+        }
+        Effect::Picked(number) => {
+            finder.picked(&number, wall_clock());
+            None
         }
         Effect::AddContact { name, number } => Some(Input::ContactAdded(
             finder
@@ -108,6 +144,7 @@ pub fn run(
     mut app: App,
     finder: &mut dyn Finder,
     history: Option<&Path>,
+    desk: &Workstation,
     commands: mpsc::Sender<Command>,
     mut events: mpsc::UnboundedReceiver<Event>,
 ) -> io::Result<()> {
@@ -145,7 +182,7 @@ pub fn run(
         })?;
 
     let size = screen.terminal.size()?;
-    app.update(Input::Resize(size.width, size.height), now(), finder);
+    app.update(Input::Resize(size.width, size.height), now(), &*finder);
     screen.terminal.draw(|f| view::view(&app, now(), f))?;
     let mut next_tick = now() + TICK;
     loop {
@@ -154,8 +191,11 @@ pub fn run(
             Ok(Message::Input(input)) => {
                 let mut inputs = VecDeque::from([input]);
                 while let Some(input) = inputs.pop_front() {
-                    for effect in app.update(input, now(), finder) {
+                    for effect in app.update(input, now(), &*finder) {
                         match effect {
+                            Effect::Send(Command::Sound(SoundCommand::UseDevice(..))) => {
+                                inputs.extend(side_effect(effect, finder, history, desk));
+                            }
                             Effect::Send(command) => {
                                 if commands.blocking_send(command).is_err() {
                                     tracing::warn!("the driver no longer takes commands");
@@ -163,7 +203,7 @@ pub fn run(
                                 }
                             }
                             Effect::Bell => screen.bell()?,
-                            other => inputs.extend(side_effect(other, finder, history)),
+                            other => inputs.extend(side_effect(other, finder, history, desk)),
                         }
                     }
                 }

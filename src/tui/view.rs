@@ -13,7 +13,8 @@ use ratatui::Frame;
 
 use super::app::{App, Mode};
 use super::widgets::{
-    blf_row, footer, help, history, line_list, line_pane, picker, popup, status_bar, trace_pane,
+    blf_row, footer, help, history, line_list, line_pane, picker, popup, sound_check, status_bar,
+    trace_pane,
 };
 use crate::sip::LineNo;
 
@@ -83,6 +84,7 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         Mode::Help => help::render(frame, area, &app.keymap),
         Mode::ConfirmQuit => confirm_quit(frame, area),
         Mode::History(list) => history::render(frame, area, list),
+        Mode::Sound(check) => sound_check::render(frame, area, check, app),
         Mode::Normal
         | Mode::CommandLine(_)
         | Mode::RoutePrompt(_)

@@ -7,29 +7,30 @@
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-use super::{capitalise, App, CallView, Effect, Mode, Picker, Purpose};
+use super::{capitalise, App, CallView, Effect, Mode, Picker, Purpose, SoundView};
 use crate::headless;
 use crate::sip::target::Typed;
 use crate::sip::{
     CallState, Command, LineNo, TraceMode, TransferKind, TransferMechanism, TransferStatus,
 };
-use crate::sound::VoiceStage;
-use crate::tui::finder::Finder;
+use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 use crate::tui::keymap::{spec_of, Action};
 
 impl App {
-    pub(super) fn on_key(&mut self, key: KeyEvent, finder: &mut dyn Finder) -> Vec<Effect> {
+    pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match std::mem::replace(&mut self.mode, Mode::Normal) {
-            Mode::Normal => self.normal_key(key, finder),
+            Mode::Normal => self.normal_key(key),
             Mode::Help => Vec::new(),
-            Mode::Trace => self.trace_key(key, finder),
+            Mode::Trace => self.trace_key(key),
             Mode::History(mut list) => match key.code {
                 KeyCode::Esc => Vec::new(),
                 KeyCode::Enter => match list.current().map(|r| r.number.clone()) {
                     Some(number) if !number.is_empty() && self.a_line_is_free() => {
-                        finder.picked(&number);
-                        vec![Effect::Send(Command::Dial(number))]
+                        vec![
+                            Effect::Picked(number.clone()),
+                            Effect::Send(Command::Dial(number)),
+                        ]
                     }
                     _ => {
                         self.mode = Mode::History(list);
@@ -86,10 +87,12 @@ impl App {
                     Vec::new()
                 }
             },
+            Mode::Sound(check) => self.sound_key(key, check),
             Mode::Picker(mut picker) => {
+                let mut effects = Vec::new();
                 match key.code {
                     KeyCode::Esc => return Vec::new(),
-                    KeyCode::Enter => return self.pick(picker, finder),
+                    KeyCode::Enter => return self.pick(picker),
                     KeyCode::Up => picker.selected = picker.selected.saturating_sub(1),
                     KeyCode::Char('p') if ctrl => {
                         picker.selected = picker.selected.saturating_sub(1);
@@ -102,20 +105,74 @@ impl App {
                     }
                     _ => {
                         if edit_text(&mut picker.query, &key) {
-                            self.refresh(&mut picker, finder);
+                            effects.push(self.search(&mut picker, false));
                         }
                     }
                 }
                 self.mode = Mode::Picker(picker);
-                Vec::new()
+                effects
             }
         }
+    }
+
+    /// Keys in the sound check: ↑↓ choose a device, `m`/`h`/`r` make it the microphone, the
+    /// headset or the ring device (written to the configuration file), `t` plays the test
+    /// tone, `e` switches the echo, Esc closes (meter and echo off).
+    fn sound_key(&mut self, key: KeyEvent, mut check: SoundView) -> Vec<Effect> {
+        let device = match &check.devices {
+            Some(Ok(list)) => list.get(check.selected).cloned(),
+            _ => None,
+        };
+        let count = match &check.devices {
+            Some(Ok(list)) => list.len(),
+            _ => 0,
+        };
+        let use_device = |role, ok: bool| match &device {
+            Some(d) if ok => vec![sound(SoundCommand::UseDevice(role, d.name.clone()))],
+            _ => Vec::new(),
+        };
+        let effects = match key.code {
+            KeyCode::Esc => {
+                let mut effects = vec![sound(SoundCommand::Level(false))];
+                if check.echo {
+                    effects.push(sound(SoundCommand::Echo(false)));
+                }
+                self.level = None;
+                return effects;
+            }
+            KeyCode::Up => {
+                check.selected = check.selected.saturating_sub(1);
+                Vec::new()
+            }
+            KeyCode::Down => {
+                check.selected = (check.selected + 1).min(count.max(1) - 1);
+                Vec::new()
+            }
+            KeyCode::Char('m') => {
+                use_device(DeviceRole::Input, device.as_ref().is_some_and(|d| d.input))
+            }
+            KeyCode::Char('h') => use_device(
+                DeviceRole::Output,
+                device.as_ref().is_some_and(|d| d.output),
+            ),
+            KeyCode::Char('r') => {
+                use_device(DeviceRole::Ring, device.as_ref().is_some_and(|d| d.output))
+            }
+            KeyCode::Char('t') => vec![sound(SoundCommand::Tone)],
+            KeyCode::Char('e') => {
+                check.echo = !check.echo;
+                vec![sound(SoundCommand::Echo(check.echo))]
+            }
+            _ => Vec::new(),
+        };
+        self.mode = Mode::Sound(check);
+        effects
     }
 
     /// Keys while the trace pane has the focus: arrows choose, Enter opens or closes the full
     /// message, Esc gives the keys back to the lines (the pane stays), `s` hides the pane;
     /// every other key works as usual.
-    fn trace_key(&mut self, key: KeyEvent, finder: &mut dyn Finder) -> Vec<Effect> {
+    fn trace_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let hides = spec_of(&key)
             .is_some_and(|spec| self.keymap.actions_for(&spec).contains(&Action::Trace));
         if hides {
@@ -135,7 +192,7 @@ impl App {
             KeyCode::Esc => self.mode = Mode::Normal,
             _ => {
                 self.mode = Mode::Normal;
-                let effects = self.normal_key(key, finder);
+                let effects = self.normal_key(key);
                 if matches!(self.mode, Mode::Normal) && self.trace.visible {
                     self.mode = Mode::Trace;
                 }
@@ -145,9 +202,9 @@ impl App {
         Vec::new()
     }
 
-    fn normal_key(&mut self, key: KeyEvent, finder: &mut dyn Finder) -> Vec<Effect> {
+    fn normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
-            return self.act(Action::Quit, finder);
+            return self.act(Action::Quit);
         }
         let Some(spec) = spec_of(&key) else {
             return Vec::new();
@@ -158,7 +215,7 @@ impl App {
             .into_iter()
             .find(|a| self.applicable(*a))
         {
-            return self.act(action, finder);
+            return self.act(action);
         }
         match key.code {
             KeyCode::Char(c @ ('0'..='9' | '*' | '#'))
@@ -259,22 +316,23 @@ impl App {
             | Action::Trace
             | Action::NoiseSuppression
             | Action::Agc
-            | Action::History => true,
+            | Action::History
+            | Action::SoundCheck => true,
             Action::Quit => !self.quitting,
         }
     }
 
-    fn act(&mut self, action: Action, finder: &mut dyn Finder) -> Vec<Effect> {
+    fn act(&mut self, action: Action) -> Vec<Effect> {
         if !self.applicable(action) {
             return Vec::new();
         }
         let send = |command| vec![Effect::Send(command)];
         match action {
-            Action::Dial => self.open_picker(Purpose::Dial, String::new(), finder),
-            Action::Transfer => self.open_picker(Purpose::Transfer, String::new(), finder),
-            Action::Consult => self.open_picker(Purpose::Consult, String::new(), finder),
-            Action::Pickup => self.open_picker(Purpose::Pickup, String::new(), finder),
-            Action::Search => self.open_picker(Purpose::Search, String::new(), finder),
+            Action::Dial => self.open_picker(Purpose::Dial, String::new()),
+            Action::Transfer => self.open_picker(Purpose::Transfer, String::new()),
+            Action::Consult => self.open_picker(Purpose::Consult, String::new()),
+            Action::Pickup => self.open_picker(Purpose::Pickup, String::new()),
+            Action::Search => self.open_picker(Purpose::Search, String::new()),
             Action::Answer => {
                 let ringing = |line: LineNo| self.call(line).is_some_and(CallView::is_incoming);
                 let line = if ringing(self.selected) {
@@ -339,6 +397,11 @@ impl App {
             Action::NoiseSuppression => send(Command::Voice(VoiceStage::NoiseSuppression, None)),
             Action::Agc => send(Command::Voice(VoiceStage::Agc, None)),
             Action::History => vec![Effect::LoadHistory],
+            Action::SoundCheck => {
+                self.mode = Mode::Sound(SoundView::default());
+                self.level = None;
+                vec![Effect::ListDevices, sound(SoundCommand::Level(true))]
+            }
             Action::AddContact => {
                 if let Some(call) = self.selected_call() {
                     self.mode = Mode::AddContact {
@@ -396,31 +459,34 @@ impl App {
         usize::from(self.size.1.saturating_sub(8)).max(3)
     }
 
-    fn open_picker(
-        &mut self,
-        purpose: Purpose,
-        query: String,
-        finder: &mut dyn Finder,
-    ) -> Vec<Effect> {
+    /// Opens the picker on `query`; its rows come back as [`super::Input::Found`] from the
+    /// search (files that changed read again first) the run loop carries out.
+    fn open_picker(&mut self, purpose: Purpose, query: String) -> Vec<Effect> {
         let mut picker = Picker {
             purpose,
             query,
             rows: Vec::new(),
             selected: 0,
         };
-        self.refresh(&mut picker, finder);
+        let search = self.search(&mut picker, true);
         self.mode = Mode::Picker(picker);
-        Vec::new()
+        vec![search]
     }
 
-    fn refresh(&self, picker: &mut Picker, finder: &mut dyn Finder) {
-        picker.rows = finder.find(&picker.query, self.picker_limit());
+    /// The search for the picker's query (`fresh`: reread changed files first); the
+    /// highlight goes back to the top.
+    fn search(&self, picker: &mut Picker, fresh: bool) -> Effect {
         picker.selected = 0;
+        Effect::Search {
+            query: picker.query.clone(),
+            limit: self.picker_limit(),
+            fresh,
+        }
     }
 
     /// Enter in the picker: the chosen row's number, else what was typed, through the one
     /// target parser ([`Typed`]); what cannot be called is said, and the picker stays open.
-    fn pick(&mut self, picker: Picker, finder: &mut dyn Finder) -> Vec<Effect> {
+    fn pick(&mut self, picker: Picker) -> Vec<Effect> {
         let text = match picker.rows.get(picker.selected) {
             Some(row) => row.number.clone(),
             None => one_line(&picker.query),
@@ -437,17 +503,19 @@ impl App {
                 return Vec::new();
             }
         };
-        finder.picked(&target);
-        vec![Effect::Send(picker.purpose.command(target))]
+        vec![
+            Effect::Picked(target.clone()),
+            Effect::Send(picker.purpose.command(target)),
+        ]
     }
 
-    pub(super) fn on_paste(&mut self, text: &str, finder: &mut dyn Finder) -> Vec<Effect> {
+    pub(super) fn on_paste(&mut self, text: &str) -> Vec<Effect> {
         match std::mem::replace(&mut self.mode, Mode::Normal) {
             Mode::Picker(mut picker) => {
                 picker.query.push_str(&clean_paste(text));
-                self.refresh(&mut picker, finder);
+                let search = self.search(&mut picker, false);
                 self.mode = Mode::Picker(picker);
-                Vec::new()
+                vec![search]
             }
             Mode::CommandLine(line) => {
                 self.mode = Mode::CommandLine(line + &one_line(text));
@@ -458,7 +526,7 @@ impl App {
                 Vec::new()
             }
             Mode::Normal if self.applicable(Action::Dial) => {
-                self.open_picker(Purpose::Dial, clean_paste(text), finder)
+                self.open_picker(Purpose::Dial, clean_paste(text))
             }
             other => {
                 self.mode = other;
@@ -505,4 +573,9 @@ fn one_line(text: &str) -> String {
         .filter(|part| !part.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The effect that sends a sound-check command.
+fn sound(command: SoundCommand) -> Effect {
+    Effect::Send(Command::Sound(command))
 }

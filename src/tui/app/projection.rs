@@ -20,12 +20,21 @@ impl App {
         &mut self,
         event: Event,
         now: Instant,
-        finder: &mut dyn Finder,
+        finder: &dyn Finder,
     ) -> Vec<Effect> {
         let mut effects = Vec::new();
         match event {
             Event::Blf { ext, state } => self.set_lamp(ext, state),
-            Event::Started { account, lines, .. } => {
+            Event::Started {
+                account,
+                lines,
+                note,
+                ..
+            } => {
+                if note.starts_with("no config file") {
+                    // The embedded default: how to be called and to call, where the config goes.
+                    self.tell(note, false);
+                }
                 let n = usize::from(lines).clamp(LINES, MAX_LINES);
                 self.lines.resize(n, None);
                 self.failed_transfer.resize(n, None);
@@ -164,6 +173,18 @@ impl App {
                 agc,
             } => self.voice = (noise_suppression, agc),
             Event::Audio { message } => self.tell(capitalise(&message), true),
+            Event::Level { dbfs } => self.level = Some(dbfs),
+            Event::DeviceChosen { role, device, file } => {
+                let what = match role.as_str() {
+                    "input" => "Microphone",
+                    "output" => "Headset",
+                    _ => "Ring device",
+                };
+                self.tell(
+                    format!("{what}: {device}, written to {file} (used from the next start)"),
+                    false,
+                );
+            }
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,
             Event::Stats { .. } => {}
@@ -223,7 +244,7 @@ impl App {
         peer: String,
         reason: Option<String>,
         now: Instant,
-        finder: &mut dyn Finder,
+        finder: &dyn Finder,
     ) {
         let Some(i) = self.index(line) else {
             return;
@@ -299,7 +320,7 @@ impl App {
         status: TransferStatus,
         target: &str,
         reason: Option<String>,
-        finder: &mut dyn Finder,
+        finder: &dyn Finder,
     ) {
         let Some(i) = self.index(line) else {
             return;

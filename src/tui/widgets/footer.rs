@@ -29,6 +29,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                             | Action::NoiseSuppression
                             | Action::Agc
                             | Action::History
+                            | Action::SoundCheck
                             | Action::AddContact
                     )
                 })
@@ -64,6 +65,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
             (app.keymap.first_key(Action::Trace), "hide trace"),
         ],
         Mode::Help => vec![("any key".to_owned(), "close")],
+        Mode::Sound(_) => vec![
+            ("↑↓".to_owned(), "choose"),
+            ("m h r".to_owned(), "mic headset ring"),
+            ("t".to_owned(), "tone"),
+            ("e".to_owned(), "echo"),
+            ("esc".to_owned(), "close"),
+        ],
         Mode::ConfirmQuit => vec![("y".to_owned(), "quit"), ("n".to_owned(), "stay")],
     };
     let key = Style::new()

@@ -9,5 +9,6 @@ pub mod line_list;
 pub mod line_pane;
 pub mod picker;
 pub mod popup;
+pub mod sound_check;
 pub mod status_bar;
 pub mod trace_pane;

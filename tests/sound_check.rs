@@ -1,0 +1,181 @@
+//! The sound check in headless mode, through switchboard's file audio backend: the level
+//! meter's `level` events rise when the microphone file starts talking, the echo plays the
+//! microphone back in the headset file one second later, and `use-device` writes the chosen
+//! device into the configuration file with its comments kept; on the screen (tmux), `v` opens
+//! the sound check with the live level and the echo switch.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::signal::read_wav;
+use common::{secs, Net, Switchboard, SwitchboardConfig, TmuxScreen};
+
+/// Writes a 48 kHz mono WAV: `silent` seconds of silence, then `tone` seconds of `hz`.
+fn wav(path: &Path, silent: f64, tone: f64, hz: f64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("creating a WAV");
+    let quiet = (silent * 48_000.0) as usize;
+    let loud = (tone * 48_000.0) as usize;
+    for i in 0..quiet + loud {
+        let s = if i < quiet {
+            0.0
+        } else {
+            0.3 * (std::f64::consts::TAU * hz * i as f64 / 48_000.0).sin()
+        };
+        w.write_sample((s * f64::from(i16::MAX)) as i16)
+            .expect("writing a WAV");
+    }
+    w.finalize().expect("finishing a WAV");
+}
+
+fn start(net: &Net, file_in: &Path, file_out: &Path) -> Switchboard {
+    let cfg = SwitchboardConfig::peer_to_peer(net).with_audio(&format!(
+        "backend = \"file\"\nfile_loop = false\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+        file_in.display(),
+        file_out.display()
+    ));
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "started");
+    sb
+}
+
+#[test]
+fn level_events_rise_when_the_microphone_talks() {
+    let net = Net::for_test("sound_check::level");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_in = dir.path().join("in.wav");
+    wav(&file_in, 3.0, 3.0, 440.0);
+    let mut sb = start(&net, &file_in, &dir.path().join("out.wav"));
+    sb.send("level on");
+    let dbfs = |e: &serde_json::Value| e["dbfs"].as_f64().unwrap_or(0.0);
+    let quiet = sb.wait_event(secs(10), |e| e["event"] == "level");
+    assert!(dbfs(&quiet) < -90.0, "silence first: {quiet}");
+    let loud = sb.wait_event(secs(10), |e| e["event"] == "level" && dbfs(e) > -20.0);
+    // 0.3 of full scale, a sine: −13.5 dBFS.
+    assert!(
+        (dbfs(&loud) - -13.5).abs() < 1.5,
+        "the tone's level: {loud}"
+    );
+    sb.send("level off");
+    // Readings already on their way may still arrive; after a settling second, none.
+    let levels =
+        |sb: &mut Switchboard| sb.events().iter().filter(|e| e["event"] == "level").count();
+    std::thread::sleep(Duration::from_secs(1));
+    let settled = levels(&mut sb);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(levels(&mut sb), settled, "the meter stopped");
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn the_echo_plays_the_microphone_back_one_second_later() {
+    let net = Net::for_test("sound_check::echo");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_in = dir.path().join("in.wav");
+    let file_out = dir.path().join("out.wav");
+    // Two seconds of tone from the first frame, then silence.
+    wav(&file_in, 0.0, 2.0, 700.0);
+    let mut sb = start(&net, &file_in, &file_out);
+    sb.send("echo on");
+    // Wait until the headset file holds 4 s (the tone's echo ends at 3 s), bounded.
+    let mut waited = 0;
+    while common::audio::recorded_samples(&file_out) < 5 * 48_000 && waited < 200 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(sb.quit_and_wait(secs(10)).success());
+    let (out, rate) = read_wav(&file_out);
+    assert_eq!(rate, 48_000);
+    let frame = 960;
+    let loud: Vec<usize> = out
+        .chunks(frame)
+        .enumerate()
+        .filter(|(_, c)| c.iter().map(|v| v * v).sum::<f32>() / frame as f32 > 0.01)
+        .map(|(i, _)| i)
+        .collect();
+    let first = *loud.first().expect("the echo is heard");
+    let last = *loud.last().expect("the echo is heard");
+    assert!(
+        first >= 50,
+        "nothing comes back before one second: frame {first}"
+    );
+    // The microphone's tone ends at frame 100 (2 s); its echo one second later.
+    assert!(
+        (149..=151).contains(&last),
+        "the echo ends at 3 s: frame {last}"
+    );
+    let tone = &out[last * frame - 4800..last * frame];
+    assert!(
+        common::audio::tone_level(tone, rate, 700.0) > 0.2,
+        "it is the microphone's tone"
+    );
+}
+
+#[test]
+fn use_device_writes_the_config_file_keeping_its_comments() {
+    let net = Net::for_test("sound_check::use_device");
+    let cfg = SwitchboardConfig::peer_to_peer(&net);
+    let commented = format!("# my desk's phone\n{}", cfg.to_toml());
+    let mut sb = Switchboard::start(&commented);
+    sb.wait_for(secs(10), "started");
+    sb.send("use-device out USB Headset Stereo");
+    let chosen = sb.wait_for(secs(10), "device_chosen");
+    assert_eq!(chosen["role"], "output");
+    assert_eq!(chosen["device"], "USB Headset Stereo");
+    let text = std::fs::read_to_string(sb.config_path()).expect("config");
+    assert!(text.starts_with("# my desk's phone\n"), "{text}");
+    assert!(text.contains("output = \"USB Headset Stereo\""), "{text}");
+    sb.send("use-device sideways x");
+    let error = sb.wait_for(secs(10), "error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("use-device"),
+        "{error}"
+    );
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn the_screen_shows_the_level_and_switches_the_echo() {
+    let net = Net::for_test("sound_check::screen");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_in = dir.path().join("in.wav");
+    wav(&file_in, 0.0, 4.0, 440.0);
+    let cfg = SwitchboardConfig::peer_to_peer(&net).with_audio(&format!(
+        "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\n",
+        file_in.display()
+    ));
+    let screen = TmuxScreen::start(&cfg.to_toml(), 100, 30);
+    screen.wait_for("Line 1", secs(10));
+    screen.keys(&["v"]);
+    screen.wait_for("Sound check", secs(5));
+    // The tone at 0.3 of full scale reads −13.5 dBFS: the bar shows −13 or −14.
+    let shown = screen.wait_for(" dBFS", secs(10));
+    assert!(
+        shown.contains("-13 dBFS") || shown.contains("-14 dBFS"),
+        "{shown}"
+    );
+    screen.keys(&["e"]);
+    screen.wait_for("echo on", secs(5));
+    screen.keys(&["Escape"]);
+    let mut closed = false;
+    for _ in 0..50 {
+        if !screen.capture().contains("Sound check") {
+            closed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(closed, "Esc closes the sound check: {}", screen.capture());
+    screen.keys(&["q"]);
+    assert!(screen.wait_exit(secs(10)), "{}", screen.log_tail(20));
+}
