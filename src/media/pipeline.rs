@@ -1114,6 +1114,14 @@ mod tests {
         /// Sends `bytes` to a line's RTP (or RTCP) socket, waits (bounded) until the
         /// kernel has queued it, then lets the pipeline read its sockets.
         fn send_to_line(&mut self, line: usize, rtcp: bool, from: &UdpSocket, bytes: &[u8]) {
+            self.queue(line, rtcp, from, bytes);
+            let (now, wallclock) = (self.now(), self.wallclock());
+            self.pipeline.receive_all(now, wallclock);
+        }
+
+        /// Sends `bytes` to a line's RTP (or RTCP) socket and waits (bounded) until the
+        /// kernel has queued it; the pipeline reads it at its next tick.
+        fn queue(&mut self, line: usize, rtcp: bool, from: &UdpSocket, bytes: &[u8]) {
             let (to, probe) = if rtcp {
                 (self.addrs[line].1, &self.probes[line].1)
             } else {
@@ -1129,8 +1137,6 @@ mod tests {
                     _ => break,
                 }
             }
-            let (now, wallclock) = (self.now(), self.wallclock());
-            self.pipeline.receive_all(now, wallclock);
         }
 
         fn headset(&self) -> Vec<Frame> {
@@ -1409,6 +1415,48 @@ mod tests {
         assert!(absent(amplitude(&heard_a, 1000.0)), "muted");
         assert!(loud(amplitude(&heard_a, 600.0)), "still hears B");
         b.drain();
+    }
+
+    /// The per-frame path allocates nothing once a stream is set up: receiving (socket,
+    /// jitter buffer, RTCP statistics), decoding and mixing into the headset, encoding the
+    /// microphone and sending, RTCP reports and the quality report, for seven seconds of
+    /// ticks with PCMU and with Opus. (An SRTP line is the documented exception, see
+    /// `srtp.rs`; Opus' own buffers are libopus', allocated when the codec starts.)
+    #[test]
+    fn the_per_frame_path_does_not_allocate() {
+        for (kind, pt) in [(CodecKind::Pcmu, PT_PCMU), (CodecKind::Opus, PT_OPUS)] {
+            let peer = Peer::new();
+            let mut h = Harness::new(1);
+            h.line(0, Some(params(kind, pt, peer.addr())), None);
+            let mut talker = Talker::new(kind, pt, 42);
+            let ticks = 350;
+            // The test device and report sink keep what they get: room for all of it now.
+            h.headset.lock().expect("lock").reserve(ticks);
+            h.ring.lock().expect("lock").reserve(ticks);
+            h.reports.lock().expect("lock").reserve(ticks);
+            let before = assert_no_alloc::violation_count();
+            for _ in 0..ticks {
+                let pkt = talker.next();
+                h.queue(0, false, &peer.rtp, &pkt); // read by the tick, inside the check
+                assert_no_alloc::assert_no_alloc(|| h.tick());
+                drain(&peer.rtp);
+                drain(&peer.rtcp);
+            }
+            assert_eq!(
+                assert_no_alloc::violation_count() - before,
+                0,
+                "{kind:?}: allocations on the per-frame path"
+            );
+            let reports = h.take_reports();
+            assert!(
+                reports.iter().any(|r| matches!(r, Report::Quality { .. })),
+                "{kind:?}: the quality report ran inside the check: {reports:?}"
+            );
+            assert!(
+                rms(&h.headset()[ticks - 1]) > LOUD,
+                "{kind:?}: the far end is heard"
+            );
+        }
     }
 
     // ---- receiving ----
