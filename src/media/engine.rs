@@ -14,11 +14,12 @@
 //!
 //! This module owns the thread and its clock only: the driver sends [`Control`]s (what each
 //! line should do) and receives [`Report`]s through a callback (both in [`super::api`]); the
-//! work of a tick is `pipeline.rs`. The thread owns the device and the RTP sockets; nothing is
-//! shared with locks. The audio callbacks of the device (`device/realtime.rs`) are the only
-//! real-time code; this thread may allocate when a call starts, never per frame — with one
-//! exception: an SRTP line's packets go through `rtc-srtp`, which has no in-place API and
-//! returns a new buffer per packet (see `srtp.rs`).
+//! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline as
+//! they arrive, its packets sent after each tick). The thread owns the device and the RTP
+//! sockets; nothing is shared with locks. The audio callbacks of the device
+//! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
+//! starts, never per frame — with one exception: an SRTP line's packets go through
+//! `rtc-srtp`, which has no in-place API and returns a new buffer per packet (see `srtp.rs`).
 
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
