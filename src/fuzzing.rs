@@ -19,6 +19,7 @@ use crate::media::dtmf::DtmfReceiver;
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
 use crate::media::rtcp::RtcpSession;
 use crate::media::rtp::{is_rtcp, parse_rtp, RtpSender};
+use crate::media::srtp::{self, SrtpKeys, SrtpSession, SrtpSuite};
 use crate::media::{CodecKind, Frame, FRAME_SAMPLES};
 use crate::sip::msg::{Message, Method};
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
@@ -536,6 +537,65 @@ pub fn rtp_packet(data: &[u8]) {
             &mut report,
         );
         std::hint::black_box((rx.rtcp.quality(), rx.jitter.stats(), report.len()));
+    }
+}
+
+// ───────────────────────────── SRTP ─────────────────────────────
+
+/// Feeds `data` to SRTP unprotect (RTP and RTCP, both suites) the way the media receive path
+/// does: first whole, then as datagrams each prefixed by a one-byte length (the first 16).
+/// Each context first accepts a few genuine packets, so the rollover counter and replay
+/// window hold state; what unprotects must parse as RTP or RTCP without a panic. Asserts
+/// that a genuine packet carrying `data` as its payload still round-trips afterwards.
+pub fn srtp_packet(data: &[u8]) {
+    for suite in [
+        SrtpSuite::AesCm128HmacSha1_80,
+        SrtpSuite::AesCm128HmacSha1_32,
+    ] {
+        let keys = |local: u8, remote: u8| SrtpKeys {
+            suite,
+            local: [local; srtp::KEY_LEN + srtp::SALT_LEN],
+            remote: [remote; srtp::KEY_LEN + srtp::SALT_LEN],
+        };
+        let (Ok(mut far), Ok(mut us)) =
+            (SrtpSession::new(keys(1, 2)), SrtpSession::new(keys(2, 1)))
+        else {
+            continue;
+        };
+        let mut sender = RtpSender::new(0xCAFE_F00D, 65_530);
+        let mut plain = Vec::new();
+        let mut wire = Vec::new();
+        for i in 0..8u32 {
+            sender.packet(0, i * 160, false, &[0xFF; 160], &mut wire);
+            if far.protect_rtp(&mut wire).is_ok() {
+                let _ = us.unprotect_rtp(&wire, &mut plain);
+            }
+        }
+        let mut feed = |datagram: &[u8]| {
+            if us.unprotect_rtp(datagram, &mut plain).is_ok() {
+                std::hint::black_box(parse_rtp(&plain).is_ok());
+            }
+            if us.unprotect_rtcp(datagram, &mut plain).is_ok() {
+                std::hint::black_box(is_rtcp(&plain));
+            }
+        };
+        feed(data);
+        let mut rest = data;
+        for _ in 0..16 {
+            let Some((&len, tail)) = rest.split_first() else {
+                break;
+            };
+            let (datagram, tail) = tail.split_at(usize::from(len).min(tail.len()));
+            feed(datagram);
+            rest = tail;
+        }
+        let payload = &data[..data.len().min(1000)];
+        sender.packet(0, 8 * 160, false, payload, &mut wire);
+        far.protect_rtp(&mut wire)
+            .expect("a packet of ours can be protected");
+        us.unprotect_rtp(&wire, &mut plain)
+            .expect("a genuine packet still unprotects after the fuzzed ones");
+        assert_eq!(parse_rtp(&plain).map(|p| p.payload), Ok(payload));
     }
 }
 

@@ -64,6 +64,11 @@ fn dialog_info_body_corpus() {
 }
 
 #[test]
+fn srtp_packet_corpus() {
+    replay("srtp_packet", fuzzing::srtp_packet);
+}
+
+#[test]
 fn sipfrag_body_corpus() {
     replay("sipfrag_body", fuzzing::sipfrag_body);
 }

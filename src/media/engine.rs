@@ -14,11 +14,12 @@
 //!
 //! This module owns the thread and its clock only: the driver sends [`Control`]s (what each
 //! line should do) and receives [`Report`]s through a callback (both in [`super::api`]); the
-//! work of a tick is `pipeline.rs`. The thread owns the device and the RTP sockets; nothing is
-//! shared with locks. The audio callbacks of the device (`device/realtime.rs`) are the only
-//! real-time code; this thread may allocate when a call starts, never per frame — with one
-//! exception: an SRTP line's packets go through `rtc-srtp`, which has no in-place API and
-//! returns a new buffer per packet (see `srtp.rs`).
+//! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline as
+//! they arrive, its packets sent after each tick). The thread owns the device and the RTP
+//! sockets; nothing is shared with locks. The audio callbacks of the device
+//! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
+//! starts, never per frame — with one exception: an SRTP line's packets go through
+//! `rtc-srtp`, which has no in-place API and returns a new buffer per packet (see `srtp.rs`).
 
 use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
@@ -28,6 +29,7 @@ use thiserror::Error;
 
 use super::api::{Control, EngineConfig, LineSockets, Report};
 use super::device::AudioDevice;
+use super::net::LineNet;
 use super::pipeline::Pipeline;
 use super::tones::MusicOnHold;
 use super::FRAME_MS;
@@ -65,12 +67,13 @@ impl MediaEngine {
             s.rtcp.set_nonblocking(true)?;
         }
         let (tx, rx) = mpsc::channel();
-        let mut pipeline = Pipeline::new(device, sockets, config, moh, reports);
+        let mut net = LineNet::new(sockets);
+        let pipeline = Pipeline::new(device, net.lines(), config, moh, reports);
         let poll = mio::Poll::new()?;
-        pipeline.register(poll.registry())?;
+        net.register(poll.registry())?;
         let thread = thread::Builder::new()
             .name("media".into())
-            .spawn(move || run(pipeline, poll, rx))
+            .spawn(move || run(pipeline, net, poll, rx))
             .map_err(EngineError::Thread)?;
         Ok(MediaEngine {
             control: Some(tx),
@@ -113,7 +116,12 @@ fn wallclock() -> std::time::SystemTime {
 /// The media thread: a tick every 20 ms until the driver hangs up; in between it sleeps in
 /// `poll` and reads packets the moment they arrive (so their arrival times, which the jitter
 /// buffer and RTCP's round-trip time depend on, are exact rather than rounded to a tick).
-fn run(mut pipeline: Pipeline, mut poll: mio::Poll, control: mpsc::Receiver<Control>) {
+fn run(
+    mut pipeline: Pipeline,
+    mut net: LineNet,
+    mut poll: mio::Poll,
+    control: mpsc::Receiver<Control>,
+) {
     let frame = Duration::from_millis(u64::from(FRAME_MS));
     let mut events = mio::Events::with_capacity(16);
     let mut next = now();
@@ -133,7 +141,10 @@ fn run(mut pipeline: Pipeline, mut poll: mio::Poll, control: mpsc::Receiver<Cont
         }
         let t = now();
         if t >= next {
-            pipeline.tick(t, wallclock());
+            let wall = wallclock();
+            net.receive_all(&mut pipeline, t, wall);
+            pipeline.tick(t, wall);
+            net.flush(&mut pipeline);
             next += frame;
             if t > next + frame * 5 {
                 // We fell far behind (suspend, debugger): restart the clock.
@@ -142,7 +153,7 @@ fn run(mut pipeline: Pipeline, mut poll: mio::Poll, control: mpsc::Receiver<Cont
             continue;
         }
         match poll.poll(&mut events, Some(next - t)) {
-            Ok(()) if !events.is_empty() => pipeline.receive_all(now(), wallclock()),
+            Ok(()) if !events.is_empty() => net.receive_all(&mut pipeline, now(), wallclock()),
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod g722;
 pub mod jitter;
 pub mod mixer;
+mod net;
 mod pipeline;
 pub mod recorder;
 pub mod rtcp;

@@ -1,10 +1,13 @@
 //! One tick of the media thread: receive, play out, capture, send — for
 //! every line. Pure with respect to time (`now` is given) so the engine's
-//! thread is the only clock.
+//! thread is the only clock, and without sockets: datagrams come in through
+//! [`Pipeline::handle_datagram`] and what to send goes out through
+//! [`Pipeline::poll_transmit`] (`net.rs` moves them between the two and the
+//! sockets), so two pipelines can talk to each other in a test with no network.
 //!
 //! ```text
+//!  handle_datagram(now, line, port, src, bytes) ─► SRTP ─► jitter buffer / RTCP stats / DTMF in
 //!  tick(now):
-//!    for each line: drain RTP/RTCP sockets ─► jitter buffer / RTCP stats / DTMF in
 //!    mic  = device.read_frame(); noise suppression + AGC (voice.rs) when a line sends it
 //!    conference members: decode each ─► mix-minus (mixer.rs) ─► headset + what each is sent
 //!    for each line with a stream:
@@ -17,11 +20,10 @@
 //!    device.write_ring_frame(ring); device.write_frame(headset)
 //! ```
 
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::api::{Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams};
+use super::api::{Control, EngineConfig, LineTone, Report, SendSource, StreamParams};
 use super::codec::Codec;
 use super::device::AudioDevice;
 use super::dtmf::{DtmfReceiver, DtmfSender};
@@ -39,13 +41,84 @@ use super::{Frame, FRAME_SAMPLES};
 
 /// How often a line reports its receive quality.
 const QUALITY_EVERY: Duration = Duration::from_secs(5);
-/// Largest datagram we read.
-const MAX_PACKET: usize = 1500;
-/// Datagrams read from one socket per tick at most, so a flood cannot stall the clock
-/// (a 20 ms stream delivers one; the rest wait for the next tick).
-const MAX_PACKETS_PER_TICK: usize = 64;
-/// Socket errors skipped in a row before giving up until the next tick.
-const MAX_SOCKET_ERRORS: usize = 4;
+/// Largest datagram we read or send.
+pub(super) const MAX_PACKET: usize = 1500;
+/// Packets one line may queue for sending between two drains: a voice frame, DTMF's
+/// redundant end packets and an RTCP report, with room to spare.
+const OUTBOX_PER_LINE: usize = 8;
+
+/// Which of a line's two ports a datagram uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Port {
+    /// RTP (even port; RTCP may arrive here too, RFC 5761).
+    Rtp,
+    /// RTCP (RTP port + 1).
+    Rtcp,
+}
+
+/// A packet the pipeline wants sent, borrowed until the next [`Pipeline::poll_transmit`].
+#[derive(Debug)]
+pub(super) struct Transmit<'a> {
+    /// The line whose socket sends it.
+    pub(super) line: usize,
+    /// Which of its sockets.
+    pub(super) port: Port,
+    /// Where to.
+    pub(super) to: SocketAddr,
+    /// The datagram (already protected on an SRTP line).
+    pub(super) bytes: &'a [u8],
+}
+
+/// One queued packet: line, port, destination and bytes.
+type Queued = (usize, Port, SocketAddr, Vec<u8>);
+
+/// Packets waiting to be sent: buffers allocated once, reused for every tick.
+struct Outbox {
+    slots: Vec<Queued>,
+    queued: usize,
+    next: usize,
+}
+
+impl Outbox {
+    fn new(lines: usize) -> Outbox {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Outbox {
+            slots: (0..lines.max(1) * OUTBOX_PER_LINE)
+                .map(|_| (0, Port::Rtp, unspecified, Vec::with_capacity(MAX_PACKET)))
+                .collect(),
+            queued: 0,
+            next: 0,
+        }
+    }
+
+    /// Queues a copy of `bytes`; false when the outbox is full (nobody drained it).
+    fn push(&mut self, line: usize, port: Port, to: SocketAddr, bytes: &[u8]) -> bool {
+        let Some(slot) = self.slots.get_mut(self.queued) else {
+            return false;
+        };
+        slot.3.clear();
+        slot.3
+            .extend_from_slice(&bytes[..bytes.len().min(MAX_PACKET)]);
+        (slot.0, slot.1, slot.2) = (line, port, to);
+        self.queued += 1;
+        true
+    }
+
+    fn pop(&mut self) -> Option<Transmit<'_>> {
+        if self.next >= self.queued {
+            (self.queued, self.next) = (0, 0);
+            return None;
+        }
+        let (line, port, to, bytes) = &self.slots[self.next];
+        self.next += 1;
+        Some(Transmit {
+            line: *line,
+            port: *port,
+            to: *to,
+            bytes,
+        })
+    }
+}
 
 /// The random starting points of a stream we send (RFC 3550 §5.1): drawn by the pipeline in
 /// one place, an input of [`ActiveStream::new`].
@@ -179,15 +252,8 @@ impl ActiveStream {
     }
 }
 
-/// One line's RTP and RTCP sockets, registered with the media thread's poll.
-struct Sockets {
-    rtp: mio::net::UdpSocket,
-    rtcp: mio::net::UdpSocket,
-}
-
-/// One line: its sockets, stream and tone.
+/// One line: its stream and tone.
 struct Leg {
-    sockets: Sockets,
     stream: Option<ActiveStream>,
     tone: Option<(LineTone, ToneGenerator)>,
 }
@@ -239,7 +305,8 @@ pub(super) struct Pipeline {
     conference: Conference,
     packet: Vec<u8>,
     payload: Vec<u8>,
-    recv: Vec<u8>,
+    /// What waits to be sent.
+    outbox: Outbox,
     /// A received SRTP packet once unprotected.
     plain: Vec<u8>,
     /// Per-frame warnings, each logged at most once per period.
@@ -249,21 +316,15 @@ pub(super) struct Pipeline {
 impl Pipeline {
     pub(super) fn new(
         device: Box<dyn AudioDevice>,
-        sockets: Vec<LineSockets>,
+        lines: usize,
         config: EngineConfig,
         moh: Option<MusicOnHold>,
         reports: Box<dyn FnMut(Report) + Send>,
     ) -> Pipeline {
-        let lines = sockets.len();
         Pipeline {
             device,
-            legs: sockets
-                .into_iter()
-                .map(|sockets| Leg {
-                    sockets: Sockets {
-                        rtp: mio::net::UdpSocket::from_std(sockets.rtp),
-                        rtcp: mio::net::UdpSocket::from_std(sockets.rtcp),
-                    },
+            legs: (0..lines)
+                .map(|_| Leg {
                     stream: None,
                     tone: None,
                 })
@@ -283,7 +344,7 @@ impl Pipeline {
             conference: Conference::new(lines),
             packet: Vec::with_capacity(MAX_PACKET),
             payload: vec![0; MAX_PACKET],
-            recv: vec![0; MAX_PACKET],
+            outbox: Outbox::new(lines),
             plain: Vec::with_capacity(MAX_PACKET),
             warnings: Warnings::default(),
         }
@@ -357,9 +418,8 @@ impl Pipeline {
         }
     }
 
-    /// One 20 ms step.
+    /// One 20 ms step (after the datagrams that arrived since the last one).
     pub(super) fn tick(&mut self, now: Instant, wallclock: SystemTime) {
-        self.receive_all(now, wallclock);
         if !self.device.read_frame(&mut self.mic) {
             self.mic.fill(0);
         }
@@ -406,128 +466,88 @@ impl Pipeline {
         })
     }
 
-    /// Registers every socket with the media thread's poll, so packets are read (and their
-    /// arrival timed) as they come rather than at the next tick.
-    pub(super) fn register(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
-        for (index, leg) in self.legs.iter_mut().enumerate() {
-            registry.register(
-                &mut leg.sockets.rtp,
-                mio::Token(2 * index),
-                mio::Interest::READABLE,
-            )?;
-            registry.register(
-                &mut leg.sockets.rtcp,
-                mio::Token(2 * index + 1),
-                mio::Interest::READABLE,
-            )?;
-        }
-        Ok(())
-    }
-
-    /// Reads whatever waits on every line's sockets.
-    pub(super) fn receive_all(&mut self, now: Instant, wallclock: SystemTime) {
-        for index in 0..self.legs.len() {
-            self.receive(index, now, wallclock);
-        }
-    }
-
-    /// Drains a line's sockets into its jitter buffer and statistics.
-    fn receive(&mut self, index: usize, now: Instant, wallclock: SystemTime) {
-        let leg = &mut self.legs[index];
-        for _ in 0..MAX_PACKETS_PER_TICK {
-            let Some((len, src)) = receive_one(&leg.sockets.rtp, &mut self.recv) else {
-                break;
-            };
-            let Some(stream) = leg.stream.as_mut() else {
-                continue;
-            };
-            let mut buf = &self.recv[..len];
-            let rtcp = is_rtcp(buf);
-            if let Some(srtp) = stream.srtp.as_mut() {
-                let unprotected = if rtcp {
-                    srtp.unprotect_rtcp(buf, &mut self.plain)
-                } else {
-                    srtp.unprotect_rtp(buf, &mut self.plain)
-                };
-                if let Err(e) = unprotected {
-                    count_srtp_failure(
-                        index,
-                        &mut stream.srtp_failures,
-                        src,
-                        &e,
-                        &mut self.warnings.srtp_in,
-                        now,
-                    );
-                    continue;
-                }
-                buf = &self.plain;
-            }
-            if rtcp {
-                if src.ip() == stream.send_to.ip() {
-                    let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
-                }
-                continue;
-            }
-            let Ok(pkt) = parse_rtp(buf) else { continue };
-            let expected = pkt.payload_type == stream.params.payload_type
-                || Some(pkt.payload_type) == stream.params.dtmf_payload_type;
-            if !expected {
-                continue;
-            }
-            if src == stream.params.remote {
-                // The negotiated address itself: it ends any latch, for good.
-                stream.send_to = src;
-                stream.heard = true;
-            } else if src != stream.send_to {
-                // Symmetric RTP (NAT): latch to the first valid source until the
-                // negotiated address itself is heard from.
-                if stream.heard || stream.send_to != stream.params.remote {
-                    continue;
-                }
-                tracing::info!(line = index + 1, from = %src, "RTP latched to a new source");
-                stream.send_to = src;
-            }
-            stream.last_heard = now;
-            stream.silence_reported = false;
-            if !stream.params.receive {
-                continue;
-            }
-            stream.rtcp.on_rtp(now, &pkt);
-            if Some(pkt.payload_type) == stream.params.dtmf_payload_type {
-                if let Some(digit) = stream.dtmf_in.on_packet(pkt.timestamp, pkt.payload) {
-                    (self.reports)(Report::Dtmf { line: index, digit });
-                }
+    /// Takes one datagram that arrived on line `line`'s `port` from `src`: SRTP checks, then
+    /// RTCP statistics, or (RTP from the far end or the first valid source, symmetric RTP)
+    /// the jitter buffer or DTMF. Anything else is dropped; nothing here can panic.
+    pub(super) fn handle_datagram(
+        &mut self,
+        now: Instant,
+        wallclock: SystemTime,
+        line: usize,
+        port: Port,
+        src: SocketAddr,
+        bytes: &[u8],
+    ) {
+        let Some(stream) = self.legs.get_mut(line).and_then(|l| l.stream.as_mut()) else {
+            return;
+        };
+        let rtcp = port == Port::Rtcp || is_rtcp(bytes);
+        let mut buf = bytes;
+        if let Some(srtp) = stream.srtp.as_mut() {
+            let unprotected = if rtcp {
+                srtp.unprotect_rtcp(buf, &mut self.plain)
             } else {
-                stream
-                    .jitter
-                    .push(now, pkt.sequence, pkt.timestamp, pkt.ssrc, pkt.payload);
-            }
-        }
-        for _ in 0..MAX_PACKETS_PER_TICK {
-            let Some((len, src)) = receive_one(&leg.sockets.rtcp, &mut self.recv) else {
-                break;
+                srtp.unprotect_rtp(buf, &mut self.plain)
             };
-            if let Some(stream) = leg.stream.as_mut() {
-                let mut buf = &self.recv[..len];
-                if let Some(srtp) = stream.srtp.as_mut() {
-                    if let Err(e) = srtp.unprotect_rtcp(buf, &mut self.plain) {
-                        count_srtp_failure(
-                            index,
-                            &mut stream.srtp_failures,
-                            src,
-                            &e,
-                            &mut self.warnings.srtp_in,
-                            now,
-                        );
-                        continue;
-                    }
-                    buf = &self.plain;
-                }
-                if src.ip() == stream.send_to.ip() {
-                    let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
-                }
+            if let Err(e) = unprotected {
+                count_srtp_failure(
+                    line,
+                    &mut stream.srtp_failures,
+                    src,
+                    &e,
+                    &mut self.warnings.srtp_in,
+                    now,
+                );
+                return;
             }
+            buf = &self.plain;
         }
+        if rtcp {
+            if src.ip() == stream.send_to.ip() {
+                let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
+            }
+            return;
+        }
+        let Ok(pkt) = parse_rtp(buf) else { return };
+        let expected = pkt.payload_type == stream.params.payload_type
+            || Some(pkt.payload_type) == stream.params.dtmf_payload_type;
+        if !expected {
+            return;
+        }
+        if src == stream.params.remote {
+            // The negotiated address itself: it ends any latch, for good.
+            stream.send_to = src;
+            stream.heard = true;
+        } else if src != stream.send_to {
+            // Symmetric RTP (NAT): latch to the first valid source until the
+            // negotiated address itself is heard from.
+            if stream.heard || stream.send_to != stream.params.remote {
+                return;
+            }
+            tracing::info!(line = line + 1, from = %src, "RTP latched to a new source");
+            stream.send_to = src;
+        }
+        stream.last_heard = now;
+        stream.silence_reported = false;
+        if !stream.params.receive {
+            return;
+        }
+        stream.rtcp.on_rtp(now, &pkt);
+        if Some(pkt.payload_type) == stream.params.dtmf_payload_type {
+            if let Some(digit) = stream.dtmf_in.on_packet(pkt.timestamp, pkt.payload) {
+                (self.reports)(Report::Dtmf { line, digit });
+            }
+        } else {
+            stream
+                .jitter
+                .push(now, pkt.sequence, pkt.timestamp, pkt.ssrc, pkt.payload);
+        }
+    }
+
+    /// The next packet to send, until `None`; drain it after every tick (packets queued
+    /// beyond [`OUTBOX_PER_LINE`] per line between two drains are dropped).
+    pub(super) fn poll_transmit(&mut self) -> Option<Transmit<'_>> {
+        self.outbox.pop()
     }
 
     /// Decodes this frame of every conference member and mixes them (mix-minus): the
@@ -609,11 +629,10 @@ impl Pipeline {
                         &mut self.packet,
                     );
                     send_protected(
-                        &leg.sockets.rtp,
+                        &mut self.outbox,
+                        (line, Port::Rtp, stream.send_to),
                         stream.srtp.as_mut(),
-                        false,
                         &mut self.packet,
-                        stream.send_to,
                         &mut self.warnings.protect,
                         now,
                     );
@@ -642,11 +661,10 @@ impl Pipeline {
                         );
                         stream.spurt = false;
                         send_protected(
-                            &leg.sockets.rtp,
+                            &mut self.outbox,
+                            (line, Port::Rtp, stream.send_to),
                             stream.srtp.as_mut(),
-                            false,
                             &mut self.packet,
-                            stream.send_to,
                             &mut self.warnings.protect,
                             now,
                         );
@@ -672,11 +690,10 @@ impl Pipeline {
                 .report(now, wallclock, sender, &self.config.cname, &mut self.packet);
             let to = stream.rtcp_to();
             send_protected(
-                &leg.sockets.rtcp,
+                &mut self.outbox,
+                (line, Port::Rtcp, to),
                 stream.srtp.as_mut(),
-                true,
                 &mut self.packet,
-                to,
                 &mut self.warnings.protect,
                 now,
             );
@@ -707,19 +724,19 @@ impl Pipeline {
     }
 }
 
-/// Sends an RTP (or, with `rtcp`, RTCP) packet, protected first when the stream has SRTP.
-/// A packet that cannot be protected is not sent: clear media never leaves an SRTP stream.
+/// Queues an RTP (or, to the RTCP port, RTCP) packet for `(line, port, to)`, protected first
+/// when the stream has SRTP. A packet that cannot be protected is not sent: clear media never
+/// leaves an SRTP stream.
 fn send_protected(
-    socket: &mio::net::UdpSocket,
+    outbox: &mut Outbox,
+    (line, port, to): (usize, Port, SocketAddr),
     srtp: Option<&mut SrtpSession>,
-    rtcp: bool,
     packet: &mut Vec<u8>,
-    to: SocketAddr,
     warned: &mut Limiter,
     now: Instant,
 ) {
     if let Some(srtp) = srtp {
-        let protected = if rtcp {
+        let protected = if port == Port::Rtcp {
             srtp.protect_rtcp(packet)
         } else {
             srtp.protect_rtp(packet)
@@ -731,7 +748,12 @@ fn send_protected(
             return;
         }
     }
-    let _ = socket.send_to(packet, to);
+    if !outbox.push(line, port, to, packet) && warned.allow(now).is_some() {
+        tracing::warn!(
+            line = line + 1,
+            "outgoing packets dropped: nobody drained them"
+        );
+    }
 }
 
 /// Counts a received packet that failed SRTP checks; logs at most one line per period (all
@@ -748,19 +770,6 @@ fn count_srtp_failure(
     if warned.allow(now).is_some() {
         tracing::warn!(line = index + 1, from = %src, %error, dropped = *failures, "dropping SRTP packets that fail authentication");
     }
-}
-
-/// The next datagram waiting on `socket`, skipping the errors an earlier ICMP message leaves
-/// behind (port unreachable); `None` when nothing more is waiting.
-fn receive_one(socket: &mio::net::UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    for _ in 0..MAX_SOCKET_ERRORS {
-        match socket.recv_from(buf) {
-            Ok(received) => return Some(received),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
-            Err(_) => {}
-        }
-    }
-    None
 }
 
 /// The stream's next frame out of its jitter buffer: decoded, concealed, or silence.
@@ -809,6 +818,7 @@ mod tests {
     use super::super::codec::{Codec, OpusSettings};
     use super::super::device::{AudioDevice, DeviceNotice};
     use super::super::jitter::JitterConfig;
+    use super::super::net::LineNet;
     use super::super::rtp::{is_rtcp, parse_rtp, RtpSender};
     use super::super::tones::MusicOnHold;
     use super::super::{CodecKind, Frame, FRAME_SAMPLES};
@@ -1008,6 +1018,7 @@ mod tests {
     /// The pipeline with its device, reports and one socket pair per line.
     struct Harness {
         pipeline: Pipeline,
+        net: LineNet,
         t0: Instant,
         elapsed: Duration,
         /// Per line: (RTP address, RTCP address).
@@ -1064,15 +1075,17 @@ mod tests {
             }
             let reports = Arc::new(Mutex::new(Vec::new()));
             let sink = Arc::clone(&reports);
+            let net = LineNet::new(sockets);
             let pipeline = Pipeline::new(
                 Box::new(device),
-                sockets,
+                lines,
                 config,
                 moh,
                 Box::new(move |r| sink.lock().expect("lock").push(r)),
             );
             Harness {
                 pipeline,
+                net,
                 t0: epoch(),
                 elapsed: Duration::ZERO,
                 addrs,
@@ -1094,7 +1107,9 @@ mod tests {
         /// One tick at the current time, then the clock moves 20 ms on.
         fn tick(&mut self) {
             let (now, wallclock) = (self.now(), self.wallclock());
+            self.net.receive_all(&mut self.pipeline, now, wallclock);
             self.pipeline.tick(now, wallclock);
+            self.net.flush(&mut self.pipeline);
             self.elapsed += TICK;
         }
 
@@ -1123,6 +1138,14 @@ mod tests {
         /// Sends `bytes` to a line's RTP (or RTCP) socket, waits (bounded) until the
         /// kernel has queued it, then lets the pipeline read its sockets.
         fn send_to_line(&mut self, line: usize, rtcp: bool, from: &UdpSocket, bytes: &[u8]) {
+            self.queue(line, rtcp, from, bytes);
+            let (now, wallclock) = (self.now(), self.wallclock());
+            self.net.receive_all(&mut self.pipeline, now, wallclock);
+        }
+
+        /// Sends `bytes` to a line's RTP (or RTCP) socket and waits (bounded) until the
+        /// kernel has queued it; the pipeline reads it at its next tick.
+        fn queue(&mut self, line: usize, rtcp: bool, from: &UdpSocket, bytes: &[u8]) {
             let (to, probe) = if rtcp {
                 (self.addrs[line].1, &self.probes[line].1)
             } else {
@@ -1138,8 +1161,6 @@ mod tests {
                     _ => break,
                 }
             }
-            let (now, wallclock) = (self.now(), self.wallclock());
-            self.pipeline.receive_all(now, wallclock);
         }
 
         fn headset(&self) -> Vec<Frame> {
@@ -1418,6 +1439,124 @@ mod tests {
         assert!(absent(amplitude(&heard_a, 1000.0)), "muted");
         assert!(loud(amplitude(&heard_a, 600.0)), "still hears B");
         b.drain();
+    }
+
+    /// The per-frame path allocates nothing once a stream is set up: receiving (socket,
+    /// jitter buffer, RTCP statistics), decoding and mixing into the headset, encoding the
+    /// microphone and sending, RTCP reports and the quality report, for seven seconds of
+    /// ticks with PCMU and with Opus. (An SRTP line is the documented exception, see
+    /// `srtp.rs`; Opus' own buffers are libopus', allocated when the codec starts.)
+    #[test]
+    fn the_per_frame_path_does_not_allocate() {
+        for (kind, pt) in [(CodecKind::Pcmu, PT_PCMU), (CodecKind::Opus, PT_OPUS)] {
+            let peer = Peer::new();
+            let mut h = Harness::new(1);
+            h.line(0, Some(params(kind, pt, peer.addr())), None);
+            let mut talker = Talker::new(kind, pt, 42);
+            let ticks = 350;
+            // The test device and report sink keep what they get: room for all of it now.
+            h.headset.lock().expect("lock").reserve(ticks);
+            h.ring.lock().expect("lock").reserve(ticks);
+            h.reports.lock().expect("lock").reserve(ticks);
+            let before = assert_no_alloc::violation_count();
+            for _ in 0..ticks {
+                let pkt = talker.next();
+                h.queue(0, false, &peer.rtp, &pkt); // read by the tick, inside the check
+                assert_no_alloc::assert_no_alloc(|| h.tick());
+                drain(&peer.rtp);
+                drain(&peer.rtcp);
+            }
+            assert_eq!(
+                assert_no_alloc::violation_count() - before,
+                0,
+                "{kind:?}: allocations on the per-frame path"
+            );
+            let reports = h.take_reports();
+            assert!(
+                reports.iter().any(|r| matches!(r, Report::Quality { .. })),
+                "{kind:?}: the quality report ran inside the check: {reports:?}"
+            );
+            assert!(
+                rms(&h.headset()[ticks - 1]) > LOUD,
+                "{kind:?}: the far end is heard"
+            );
+        }
+    }
+
+    /// Two pipelines wired back to back through `poll_transmit` and `handle_datagram`, no
+    /// socket anywhere: an SRTP call whose sequence numbers start just below the wrap on both
+    /// sides, each side hearing the other well after both wrapped.
+    #[test]
+    fn two_pipelines_talk_without_sockets_over_srtp_across_the_wrap() {
+        use super::super::srtp::{SrtpKeys, SrtpSuite, KEY_LEN, SALT_LEN};
+        use super::Port;
+        let addr = |s: &str| s.parse::<SocketAddr>().expect("address");
+        let (a_addr, b_addr) = (addr("192.0.2.1:4000"), addr("192.0.2.2:5000"));
+        let side = |mic: Frame, remote: SocketAddr, local: u8, far: u8| {
+            let headset = Frames::default();
+            let device = TestDevice {
+                mic,
+                headset: Arc::clone(&headset),
+                ring: Frames::default(),
+                notices: Vec::new(),
+            };
+            let config = EngineConfig {
+                rtp_sequence_start: Some(65_500),
+                ..EngineConfig::default()
+            };
+            let mut pipeline = Pipeline::new(Box::new(device), 1, config, None, Box::new(|_| {}));
+            let stream = StreamParams {
+                srtp: Some(SrtpKeys {
+                    suite: SrtpSuite::AesCm128HmacSha1_80,
+                    local: [local; KEY_LEN + SALT_LEN],
+                    remote: [far; KEY_LEN + SALT_LEN],
+                }),
+                ..pcmu(remote)
+            };
+            pipeline.control(
+                epoch(),
+                Control::Line {
+                    line: 0,
+                    stream: Some(stream),
+                    tone: None,
+                },
+            );
+            (pipeline, headset)
+        };
+        let (mut a, a_heard) = side(sine(), b_addr, 1, 2);
+        let (mut b, b_heard) = side(tone_frame(600.0), a_addr, 2, 1);
+        let t0 = epoch();
+        let wall = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let mut sequences = Vec::new();
+        for k in 0..200u32 {
+            let now = t0 + TICK * k;
+            a.tick(now, wall);
+            b.tick(now, wall);
+            while let Some(t) = a.poll_transmit() {
+                let rtcp_to = SocketAddr::new(b_addr.ip(), b_addr.port() + 1);
+                assert_eq!(t.to, if t.port == Port::Rtp { b_addr } else { rtcp_to });
+                if t.port == Port::Rtp {
+                    sequences.push(parse(t.bytes).seq);
+                }
+                b.handle_datagram(now, wall, 0, t.port, a_addr, t.bytes);
+            }
+            while let Some(t) = b.poll_transmit() {
+                let rtcp_to = SocketAddr::new(a_addr.ip(), a_addr.port() + 1);
+                assert_eq!(t.to, if t.port == Port::Rtp { a_addr } else { rtcp_to });
+                a.handle_datagram(now, wall, 0, t.port, b_addr, t.bytes);
+            }
+        }
+        assert_eq!(sequences.first(), Some(&65_500));
+        assert!(
+            sequences.contains(&65_535) && sequences.contains(&0),
+            "wrapped"
+        );
+        let heard = |frames: &Frames, hz: f64| {
+            let frames = frames.lock().expect("lock");
+            frames[100..].iter().all(|f| amplitude(f, hz) > 3000.0)
+        };
+        assert!(heard(&b_heard, 1000.0), "B hears A after the wrap");
+        assert!(heard(&a_heard, 600.0), "A hears B after the wrap");
     }
 
     // ---- receiving ----
