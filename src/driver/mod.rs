@@ -20,9 +20,10 @@
 //! wait for the history and hooks threads to finish what is queued. The first SIGINT/SIGTERM
 //! is a `quit`; a second one ends the loop at once.
 //!
-//! [`setup`] prepares everything beforehand (account, addresses, sockets). This module is one
-//! of the two places allowed to read the clock ([`now`]); it holds no SIP logic: which call is
-//! on which line is the core's business.
+//! [`setup`] prepares everything beforehand (account, addresses, sockets). The run loop reads
+//! the clock in one place ([`now`]) and hands it to the core, which never reads it (nor does
+//! the TUI's model; the media thread keeps its own clock); it holds no SIP logic: which call
+//! is on which line is the core's business.
 
 pub mod capture;
 mod followers;
