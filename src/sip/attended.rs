@@ -323,9 +323,15 @@ impl UserAgent {
         true
     }
 
-    /// After each input: a consultation that ended or lost its caller.
-    pub(super) fn flush_consult(&mut self, now: Instant) {
-        let Some(c) = self.consult.clone() else {
+    /// Something happened to call `call_id`: if it is one of the consultation's, the
+    /// consultation follows — it ended or lost its caller, or (ring-first) the target rings
+    /// or answered.
+    pub(super) fn consult_follows(&mut self, now: Instant, call_id: &str) {
+        let Some(c) = self
+            .consult
+            .clone()
+            .filter(|c| c.held == call_id || c.call == call_id)
+        else {
             return;
         };
         if c.completing {
@@ -464,7 +470,7 @@ impl UserAgent {
             .calls()
             .any(|x| x.call_id == c.call && x.is_established());
         if answered {
-            return; // joined on the next flush
+            return; // its `Answered` happening joins it
         }
         self.consult = None;
         let reason = super::transfer::NO_ANSWER;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use super::api::{CallState, Direction, Event};
 use super::auth;
 use super::dialog::{Dialog, Role};
+use super::happening::Happening;
 use super::media_order::{Stream, Tone};
 use super::msg::{Builder, Message, Method, NameAddr, SipUri};
 use super::sdes::SrtpMode;
@@ -533,6 +534,7 @@ impl UserAgent {
         }
         self.announce(&call_id, None, None);
         self.announce_media(&call_id);
+        self.happen(Happening::Answered(call_id));
     }
 
     /// `decline`: rejects a ringing call with 603.
@@ -920,6 +922,7 @@ impl UserAgent {
                     if had_media {
                         self.announce_media(call_id);
                     }
+                    self.happen(Happening::Alerting(call_id.to_string()));
                 }
             }
             200..=299 => {
@@ -969,6 +972,7 @@ impl UserAgent {
                 call.session = session_timer::from_response(resp, now);
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
+                self.happen(Happening::Answered(call_id.to_string()));
             }
             422 if !call.gone => self.on_session_too_brief(now, call_id, resp),
             401 | 407 => {
@@ -1079,7 +1083,10 @@ impl UserAgent {
                 call.state = call.established_state();
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
-                self.reinvite_finished(now, call_id, re.hold);
+                self.happen(Happening::HoldSettled {
+                    call_id: call_id.to_string(),
+                    held: re.hold,
+                });
             }
             491 => {
                 let role = call.role;
@@ -1106,7 +1113,10 @@ impl UserAgent {
                     "{what} failed: the far end answered {code} {}",
                     resp.reason()
                 ));
-                self.reinvite_finished(now, call_id, false);
+                self.happen(Happening::HoldSettled {
+                    call_id: call_id.to_string(),
+                    held: false,
+                });
             }
         }
     }
@@ -1689,7 +1699,7 @@ impl UserAgent {
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
         self.announce(call_id, status, Some(reason.to_string()));
-        self.referred_call_ended(call_id, status);
+        self.happen(Happening::CallEnded(call_id.to_string()));
     }
 
     /// Emits the call's current state.
@@ -1795,7 +1805,7 @@ impl UserAgent {
     /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it
     /// goes on — a transfer's REFER, a `conference` asked for meanwhile, a resume wanted after
     /// a failed transfer of us.
-    fn reinvite_finished(&mut self, now: Instant, call_id: &str, held: bool) {
+    pub(super) fn hold_settled(&mut self, now: Instant, call_id: &str, held: bool) {
         self.transfer_after_hold(now, call_id, held);
         let t1 = self.cfg.timers.t1;
         if let Some(c) = self.call_mut(call_id) {

@@ -38,6 +38,7 @@ pub mod dialog;
 pub mod dialog_info;
 #[cfg(test)]
 mod garbage_tests;
+mod happening;
 mod keepalive;
 mod media_control;
 pub mod media_order;
@@ -331,6 +332,8 @@ pub struct UserAgent {
     conference: Option<conference::Conference>,
     /// `conference` was asked for while a call was renegotiating: join when it is done.
     conference_wanted: bool,
+    /// What happened to calls during the current input, for the features to react to.
+    happenings: happening::Happenings,
     /// The extensions the last `watch` could not give a lamp (said once per set).
     watch_left_out: Vec<String>,
     transmits: VecDeque<Transmit>,
@@ -365,6 +368,7 @@ impl UserAgent {
             consult: None,
             conference: None,
             conference_wanted: false,
+            happenings: happening::Happenings::new(),
             watch_left_out: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -440,10 +444,7 @@ impl UserAgent {
         } else {
             self.on_request(now, transport, src, msg);
         }
-        self.flush_referrals(now);
-        self.flush_consult(now);
-        self.flush_conference();
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// Runs every timer that is due at `now`.
@@ -494,10 +495,7 @@ impl UserAgent {
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
-        self.flush_referrals(now);
-        self.flush_consult(now);
-        self.flush_conference();
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// The stream connection to `peer` closed, or could not be opened (TCP). When `peer` is
@@ -509,7 +507,7 @@ impl UserAgent {
             return;
         }
         self.on_registrar_connection_lost(now, None);
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// The stream connection to `peer` could not be set up, for `reason` (a TLS handshake
@@ -520,7 +518,7 @@ impl UserAgent {
             return;
         }
         self.on_registrar_connection_lost(now, Some(reason));
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// The media of a call has been silent for `seconds` while it should flow both ways:
@@ -538,7 +536,7 @@ impl UserAgent {
             call_id,
             &format!("no audio from the far end for {seconds} s"),
         );
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// Carries out an operator command.
@@ -585,10 +583,7 @@ impl UserAgent {
             // nothing for the core.
             Command::Route(_) | Command::Trace(_) | Command::Voice(..) => {}
         }
-        self.flush_referrals(now);
-        self.flush_consult(now);
-        self.flush_conference();
-        self.collect_finished();
+        self.settle(now);
     }
 
     // ---- outputs ----
