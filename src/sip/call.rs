@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::api::{CallState, Direction, Event};
 use super::auth;
+use super::call_timer::{CallTimer, TimerTable};
 use super::dialog::{Dialog, Role};
 use super::happening::Happening;
 use super::media_order::{Stream, Tone};
@@ -50,26 +51,14 @@ struct Reinvite {
     refresh: bool,
 }
 
-/// Our 2xx to an INVITE, resent until the ACK arrives.
+/// Our 2xx to an INVITE, resent until the ACK arrives ([`CallTimer::AckResend`], given up at
+/// [`CallTimer::AckGiveUp`]).
 #[derive(Debug, Clone)]
 struct PendingAck {
     wire: Transmit,
     cseq: u32,
-    next: Instant,
+    /// The wait before the next resend.
     interval: Duration,
-    give_up: Instant,
-}
-
-impl PendingAck {
-    fn new(wire: Transmit, cseq: u32, now: Instant, t1: Duration) -> PendingAck {
-        PendingAck {
-            wire,
-            cseq,
-            next: now + t1,
-            interval: t1,
-            give_up: now + t1 * ACK_WAIT_T1S,
-        }
-    }
 }
 
 /// An ACK we sent for a 2xx to one of our INVITEs, kept to answer the 2xx's retransmissions
@@ -129,11 +118,13 @@ pub(super) struct Call {
     /// The peer holds us.
     remote_hold: bool,
     reinvite: Option<Reinvite>,
-    /// A 491 asked us to retry hold (`Some(true)`) or resume at this time.
-    glare_retry: Option<(Instant, bool)>,
-    /// A resume waits for the re-INVITE under way: look again at this time.
-    resume_at: Option<Instant>,
+    /// What the re-INVITE a 491 refused asked for (hold: `true`), sent again at
+    /// [`CallTimer::GlareRetry`].
+    glare_hold: bool,
+    /// Our 2xx waiting for its ACK.
     pending_ack: Option<PendingAck>,
+    /// The call's own timers.
+    timers: TimerTable,
     /// Another line wanted this call held while our 2xx waited for its ACK (no re-INVITE
     /// may go before it): the hold is sent when the ACK comes.
     hold_after_ack: bool,
@@ -214,9 +205,9 @@ impl Call {
             local_hold: false,
             remote_hold: false,
             reinvite: None,
-            glare_retry: None,
-            resume_at: None,
+            glare_hold: false,
             pending_ack: None,
+            timers: TimerTable::default(),
             hold_after_ack: false,
             media_sent: None,
             muted: false,
@@ -241,19 +232,16 @@ impl Call {
         }
     }
 
-    /// The next time this call needs `on_call_timer`.
+    /// The next time this call needs `on_call_timer`: its timer table's earliest, or a
+    /// deadline of the feature machines riding on it.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        let ack = self.pending_ack.as_ref().map(|p| p.next.min(p.give_up));
         super::timer::earliest([
-            ack,
-            self.glare_retry.map(|(t, _)| t),
-            self.resume_at,
+            self.timers.earliest(),
             self.transfer.as_ref().and_then(Transfer::deadline),
             self.refer_ask.as_ref().map(|a| a.deadline),
             self.pbx
                 .as_ref()
                 .and_then(super::pbx_transfer::PbxTransfer::deadline),
-            self.session.map(|s| s.due),
         ])
     }
 
@@ -351,6 +339,34 @@ impl Call {
             (true, false) => Direction::SendOnly,
             (false, true) => Direction::RecvOnly,
             (true, true) => Direction::Inactive,
+        }
+    }
+
+    /// Starts resending our 2xx `wire` (to the INVITE with CSeq `cseq`) until its ACK comes.
+    fn await_ack(&mut self, wire: Transmit, cseq: u32, now: Instant, t1: Duration) {
+        self.pending_ack = Some(PendingAck {
+            wire,
+            cseq,
+            interval: t1,
+        });
+        self.timers.set(CallTimer::AckResend, now + t1);
+        self.timers
+            .set(CallTimer::AckGiveUp, now + t1 * ACK_WAIT_T1S);
+    }
+
+    /// The ACK came, or is no longer waited for.
+    fn ack_settled(&mut self) {
+        self.pending_ack = None;
+        self.timers.stop(CallTimer::AckResend);
+        self.timers.stop(CallTimer::AckGiveUp);
+    }
+
+    /// The session timer the last offer/answer set (`None`: none), armed in the table.
+    fn set_session(&mut self, session: Option<SessionTimer>) {
+        self.session = session;
+        match session {
+            Some(s) => self.timers.set(CallTimer::Session, s.due),
+            None => self.timers.stop(CallTimer::Session),
         }
     }
 
@@ -517,7 +533,7 @@ impl UserAgent {
         call.state = CallState::Connected;
         let invite = call.invite.clone();
         let (session, session_headers) = session_timer::answer(&invite, now).unzip();
-        call.session = session;
+        call.set_session(session);
         let wire = self.respond(now, &invite, 200, |b| {
             session_headers
                 .into_iter()
@@ -530,7 +546,7 @@ impl UserAgent {
         });
         let t1 = self.cfg.timers.t1;
         if let (Some(wire), Some(call)) = (wire, self.call_mut(&call_id)) {
-            call.pending_ack = Some(PendingAck::new(wire, invite.cseq.0, now, t1));
+            call.await_ack(wire, invite.cseq.0, now, t1);
         }
         self.announce(&call_id, None, None);
         self.announce_media(&call_id);
@@ -752,7 +768,7 @@ impl UserAgent {
         };
         let version = call.next_sdp_version(dir);
         let body = sdp::offer(&local, dir, call.sdp_session, version);
-        call.glare_retry = None;
+        call.timers.stop(CallTimer::GlareRetry);
         if let Some(cseq) = self.send_in_dialog(
             now,
             call_id,
@@ -969,7 +985,7 @@ impl UserAgent {
                     }
                 }
                 call.state = CallState::Connected;
-                call.session = session_timer::from_response(resp, now);
+                call.set_session(session_timer::from_response(resp, now));
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
                 self.happen(Happening::Answered(call_id.to_string()));
@@ -1053,7 +1069,7 @@ impl UserAgent {
         call.reinvite = None;
         let what = if re.hold { "hold" } else { "resume" };
         if (200..300).contains(&code) {
-            call.session = session_timer::from_response(resp, now);
+            call.set_session(session_timer::from_response(resp, now));
         }
         match code {
             200..=299 if re.refresh => {
@@ -1094,7 +1110,8 @@ impl UserAgent {
                 let Some(call) = self.call_mut(call_id) else {
                     return;
                 };
-                call.glare_retry = Some((now + wait, re.hold));
+                call.glare_hold = re.hold;
+                call.timers.set(CallTimer::GlareRetry, now + wait);
             }
             408 | 481 => {
                 self.send_bye(now, call_id);
@@ -1164,78 +1181,88 @@ impl UserAgent {
         }
     }
 
-    /// A call's own timer: 2xx resend, ACK give-up, glare retry.
+    /// A call's timers: its own table's expired ones, handled in one `match`, then the
+    /// feature machines riding on it.
     pub(super) fn on_call_timer(&mut self, now: Instant, call_id: &str) {
-        let t2 = self.cfg.timers.t2;
-        let Some(call) = self.call_mut(call_id) else {
-            return;
-        };
-        let initial_cseq = (call.role == Role::Callee).then_some(call.invite.cseq.0);
-        let answer_awaited = call.offer_in_2xx;
-        let gave_up = call
-            .pending_ack
-            .as_ref()
-            .filter(|p| p.give_up <= now)
-            .map(|p| p.cseq);
-        if let Some(cseq) = gave_up {
-            call.pending_ack = None;
-            if initial_cseq == Some(cseq) || answer_awaited {
-                tracing::warn!(call_id, "no ACK for our 2xx; ending the call");
-                self.send_bye(now, call_id);
-                return self.finish_call(
-                    call_id,
-                    None,
-                    "the far end never confirmed the answer (no ACK)",
-                );
-            }
-            // A lost ACK to the 2xx of a re-INVITE (hold, resume, refresh) leaves the session
-            // as that 2xx set it. §13.3.1.4 says the session SHOULD end; a caller lost to
-            // dropped ACKs is worse, so the call goes on.
-            tracing::warn!(
-                call_id,
-                "no ACK for our 2xx to a re-INVITE; the call goes on"
-            );
-            let hold = std::mem::take(&mut call.hold_after_ack);
-            if hold && call.is_talking() && call.reinvite.is_none() {
-                self.send_reinvite(now, call_id, true);
-            }
-        }
-        let Some(call) = self.call_mut(call_id) else {
-            return;
-        };
-        if let Some(p) = call.pending_ack.as_mut() {
-            if p.next <= now {
-                let reliable = p.wire.transport.is_reliable();
-                p.interval = (p.interval * 2).min(t2);
-                p.next = now + p.interval;
-                if !reliable {
-                    let wire = p.wire.clone();
-                    self.transmits.push_back(wire);
+        for _ in CallTimer::ALL {
+            let Some(timer) = self
+                .call_mut(call_id)
+                .and_then(|c| c.timers.next_expired(now))
+            else {
+                break;
+            };
+            match timer {
+                CallTimer::AckGiveUp if self.ack_given_up(now, call_id) => return,
+                CallTimer::AckGiveUp => {}
+                CallTimer::AckResend => self.resend_2xx(now, call_id),
+                CallTimer::GlareRetry => {
+                    let Some(call) = self.call_mut(call_id) else {
+                        return;
+                    };
+                    if call.is_established() && call.reinvite.is_none() {
+                        let hold = call.glare_hold;
+                        self.send_reinvite(now, call_id, hold);
+                    }
                 }
+                CallTimer::ResumeRetry => self.resume_when_settled(now, call_id),
+                CallTimer::Session => self.on_session_timer(now, call_id),
             }
-        }
-        let Some(call) = self.call_mut(call_id) else {
-            return;
-        };
-        if let Some((at, hold)) = call.glare_retry {
-            if at <= now {
-                call.glare_retry = None;
-                if call.is_established() && call.reinvite.is_none() {
-                    self.send_reinvite(now, call_id, hold);
-                }
-            }
-        }
-        if let Some(call) = self
-            .call_mut(call_id)
-            .filter(|c| c.resume_at.is_some_and(|at| at <= now))
-        {
-            call.resume_at = None;
-            self.resume_when_settled(now, call_id);
         }
         self.on_transfer_timer(now, call_id);
         self.on_pbx_timer(now, call_id);
         self.on_refer_ask_timer(now, call_id);
-        self.on_session_timer(now, call_id);
+    }
+
+    /// No ACK came for our 2xx: the call ends (`true`) if it was the initial INVITE's (or
+    /// carried our offer), else it goes on, and a hold that waited for the ACK is sent.
+    fn ack_given_up(&mut self, now: Instant, call_id: &str) -> bool {
+        let Some(call) = self.call_mut(call_id) else {
+            return false;
+        };
+        let initial_cseq = (call.role == Role::Callee).then_some(call.invite.cseq.0);
+        let Some(cseq) = call.pending_ack.as_ref().map(|p| p.cseq) else {
+            return false;
+        };
+        call.ack_settled();
+        if initial_cseq == Some(cseq) || call.offer_in_2xx {
+            tracing::warn!(call_id, "no ACK for our 2xx; ending the call");
+            self.send_bye(now, call_id);
+            self.finish_call(
+                call_id,
+                None,
+                "the far end never confirmed the answer (no ACK)",
+            );
+            return true;
+        }
+        // A lost ACK to the 2xx of a re-INVITE (hold, resume, refresh) leaves the session
+        // as that 2xx set it. §13.3.1.4 says the session SHOULD end; a caller lost to
+        // dropped ACKs is worse, so the call goes on.
+        tracing::warn!(
+            call_id,
+            "no ACK for our 2xx to a re-INVITE; the call goes on"
+        );
+        let hold = std::mem::take(&mut call.hold_after_ack);
+        if hold && call.is_talking() && call.reinvite.is_none() {
+            self.send_reinvite(now, call_id, true);
+        }
+        false
+    }
+
+    /// Resends our 2xx still waiting for its ACK (over UDP), the interval doubling up to T2.
+    fn resend_2xx(&mut self, now: Instant, call_id: &str) {
+        let t2 = self.cfg.timers.t2;
+        let Some(call) = self.call_mut(call_id) else {
+            return;
+        };
+        let Some(p) = call.pending_ack.as_mut() else {
+            return;
+        };
+        p.interval = (p.interval * 2).min(t2);
+        let (interval, wire) = (p.interval, p.wire.clone());
+        call.timers.set(CallTimer::AckResend, now + interval);
+        if !wire.transport.is_reliable() {
+            self.transmits.push_back(wire);
+        }
     }
 
     // ---- requests we receive ----
@@ -1402,7 +1429,7 @@ impl UserAgent {
         {
             return;
         }
-        call.pending_ack = None;
+        call.ack_settled();
         if let Some(dialog) = call.dialog.as_mut() {
             dialog.refresh_target(req);
         }
@@ -1591,7 +1618,7 @@ impl UserAgent {
         let changed = before != call.state;
         // Every re-INVITE refreshes the session, or ends its timer if it asks for none (§9).
         let (session, session_headers) = session_timer::answer(req, now).unzip();
-        call.session = session;
+        call.set_session(session);
         let wire = self.respond(now, req, 200, |b| {
             session_headers
                 .into_iter()
@@ -1604,7 +1631,7 @@ impl UserAgent {
         });
         let t1 = self.cfg.timers.t1;
         if let (Some(wire), Some(call)) = (wire, self.call_mut(call_id)) {
-            call.pending_ack = Some(PendingAck::new(wire, req.cseq.0, now, t1));
+            call.await_ack(wire, req.cseq.0, now, t1);
         }
         if changed {
             self.announce(call_id, None, None);
@@ -1620,7 +1647,7 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        let Some(timer) = call.session.filter(|s| s.due <= now) else {
+        let Some(timer) = call.session else {
             return;
         };
         if !timer.we_refresh {
@@ -1636,10 +1663,10 @@ impl UserAgent {
             );
         }
         // Whatever happens next (a 2xx restarts it), do not fire again before the expiry.
-        call.session = Some(SessionTimer {
+        call.set_session(Some(SessionTimer {
             due: now + Duration::from_secs(u64::from(timer.interval) / 2),
             ..timer
-        });
+        }));
         if !call.is_established() || call.is_renegotiating() {
             return; // the re-INVITE or 2xx under way refreshes the session itself
         }
@@ -1690,12 +1717,11 @@ impl UserAgent {
         call.was_answered = call.is_established();
         call.end_status = status;
         call.state = CallState::Ended;
-        call.pending_ack = None;
-        call.glare_retry = None;
+        call.ack_settled();
         // A re-INVITE still out is only ACKed when answered: an ended call does not change.
         call.reinvite = None;
-        call.resume_at = None;
-        call.session = None;
+        call.set_session(None);
+        call.timers.stop_all();
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
         self.announce(call_id, status, Some(reason.to_string()));
@@ -1780,12 +1806,13 @@ impl UserAgent {
         if call.gone || !call.is_established() {
             return;
         }
-        if matches!(call.glare_retry, Some((_, true))) && !call.local_hold {
-            call.glare_retry = None; // the hold a 491 postponed is no longer wanted
+        if call.timers.is_set(CallTimer::GlareRetry) && call.glare_hold && !call.local_hold {
+            // The hold a 491 postponed is no longer wanted.
+            call.timers.stop(CallTimer::GlareRetry);
         }
-        if call.is_renegotiating() || call.glare_retry.is_some() {
-            let first = call.resume_at.is_none();
-            call.resume_at = Some(now + RESUME_RETRY);
+        if call.is_renegotiating() || call.timers.is_set(CallTimer::GlareRetry) {
+            let first = !call.timers.is_set(CallTimer::ResumeRetry);
+            call.timers.set(CallTimer::ResumeRetry, now + RESUME_RETRY);
             if first {
                 // The operator has the line at once; the resume follows the re-INVITE.
                 let line = call.line;
@@ -1809,10 +1836,10 @@ impl UserAgent {
         self.transfer_after_hold(now, call_id, held);
         let t1 = self.cfg.timers.t1;
         if let Some(c) = self.call_mut(call_id) {
-            if let Some(at) = c.resume_at.as_mut() {
+            if let Some(at) = c.timers.get(CallTimer::ResumeRetry) {
                 // A resume waiting for this re-INVITE goes T1 after its ACK: sent at once, it
                 // could pass the ACK in a proxy, and the far end refuses it (pjsip: 500).
-                *at = (*at).max(now + t1);
+                c.timers.set(CallTimer::ResumeRetry, at.max(now + t1));
             }
         }
         self.join_wanted_conference(now);
