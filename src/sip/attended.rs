@@ -378,7 +378,7 @@ impl UserAgent {
         let (code, answered) = self
             .calls()
             .find(|x| x.call_id == c.call)
-            .map_or((None, false), |x| (x.end_status, x.was_answered));
+            .map_or((None, false), |x| (x.end_status(), x.was_answered()));
         let reason = match code {
             _ if answered => "the target hung up the consultation".to_string(),
             Some(code) => super::transfer::failure_words(code, ""),
@@ -397,7 +397,7 @@ impl UserAgent {
             return self.join_ring_first(now, c);
         }
         let ringing = matches!(
-            call.state,
+            call.state(),
             super::CallState::Ringing | super::CallState::Early
         );
         let line = line_no(call.line);

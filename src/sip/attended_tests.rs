@@ -360,7 +360,7 @@ fn hanging_up_the_consultation_cancels_and_the_caller_hanging_up_is_reported() {
         .lines
         .iter()
         .flatten()
-        .any(|call| call.call_id == c.carol.call_id && call.state == CallState::Connected));
+        .any(|call| call.call_id == c.carol.call_id && call.state() == CallState::Connected));
 }
 
 #[test]
@@ -845,7 +845,7 @@ fn an_attended_failure_notify_then_the_pbx_bye_is_one_dropped_caller_outcome() {
         .lines
         .iter()
         .flatten()
-        .any(|call| call.call_id == c.carol.call_id && call.state == CallState::Connected));
+        .any(|call| call.call_id == c.carol.call_id && call.state() == CallState::Connected));
 }
 
 #[test]

@@ -59,6 +59,40 @@ struct PendingAck {
     cseq: u32,
     /// The wait before the next resend.
     interval: Duration,
+    /// The 2xx carries our offer (their INVITE had none): the answer comes in the ACK.
+    offer: bool,
+    /// Another line wanted this call held meanwhile (no re-INVITE may go before the ACK):
+    /// the hold is sent when the ACK comes.
+    hold_after: bool,
+}
+
+/// Where a call is in its life (RFC 3261 §13): what its INVITE has done, seen from the line.
+/// The operator's [`CallState`] is a view of it and of the holds ([`Call::state`]).
+///
+/// ```text
+///  ours:    Dialing ──1xx──► Alerting { early } ──2xx──► Confirmed
+///  theirs:  Ringing { offer } ──answer──► Confirmed
+///  any ── hangup, failure, CANCEL, BYE ──► Ended { status, answered, cancel_owed }
+/// ```
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Ours: the INVITE is out and no provisional response came (no CANCEL before one, §9.1).
+    Dialing,
+    /// Ours: a provisional response came, so a CANCEL may go; `early`: one brought media.
+    Alerting { early: bool },
+    /// Theirs: it rings here; `offer` is the SDP offer of their INVITE, if any.
+    Ringing { offer: Option<Sdp> },
+    /// Answered (a 2xx sent or received).
+    Confirmed,
+    /// The operator was told it ended; the INVITE's signalling may go on detached.
+    Ended {
+        /// The SIP status that ended it, if any.
+        status: Option<u16>,
+        /// It had been answered.
+        answered: bool,
+        /// Hung up before any provisional response: CANCEL as soon as one comes.
+        cancel_owed: bool,
+    },
 }
 
 /// An ACK we sent for a 2xx to one of our INVITEs, kept to answer the 2xx's retransmissions
@@ -80,7 +114,8 @@ pub(super) struct Call {
     pub(super) call_id: String,
     /// Index of the line (0-based).
     pub(super) line: usize,
-    pub(super) state: CallState,
+    /// Where the call is in its life.
+    phase: Phase,
     pub(super) role: Role,
     /// The far end as the operator sees it (URI).
     pub(super) peer: String,
@@ -93,21 +128,13 @@ pub(super) struct Call {
     invite: Message,
     /// Where our out-of-dialog requests for this call go.
     first_hop: Option<SocketAddr>,
-    /// A provisional response arrived (CANCEL is allowed).
-    provisional: bool,
     /// The initial INVITE got its final response.
     finalised: bool,
     /// Digest challenges answered for the INVITE.
     auth_tries: u32,
-    /// The operator hung up before the call was answered: CANCEL as soon
-    /// as a provisional response allows it.
-    cancel_wanted: bool,
-    /// The operator has been told the call ended.
+    /// The operator has been told the call ended: set with [`Phase::Ended`], which it mirrors
+    /// for the INVITE's digest-challenge handling (to go with it into the auth layer).
     gone: bool,
-    /// The SDP offer the peer sent in its INVITE (callee).
-    remote_offer: Option<Sdp>,
-    /// We sent an offer in a 2xx and expect the answer in the ACK.
-    offer_in_2xx: bool,
     /// What media was agreed.
     pub(super) media: Option<Negotiated>,
     sdp_session: u64,
@@ -125,9 +152,6 @@ pub(super) struct Call {
     pending_ack: Option<PendingAck>,
     /// The call's own timers.
     timers: TimerTable,
-    /// Another line wanted this call held while our 2xx waited for its ACK (no re-INVITE
-    /// may go before it): the hold is sent when the ACK comes.
-    hold_after_ack: bool,
     /// The media order last sent for this call (to send only changes).
     pub(super) media_sent: Option<(Option<Stream>, Option<Tone>)>,
     /// The operator muted the microphone on this call.
@@ -151,10 +175,6 @@ pub(super) struct Call {
     pub(super) bye_after_notify: Option<(u32, String)>,
     /// The far end announced `replaces` (it can take part in an attended transfer).
     pub(super) remote_replaces: bool,
-    /// The SIP status that ended the call, if any.
-    pub(super) end_status: Option<u16>,
-    /// The call had been answered when it ended.
-    pub(super) was_answered: bool,
     /// A transfer by PBX feature codes on this call.
     pub(super) pbx: Option<super::pbx_transfer::PbxTransfer>,
     /// The trunk (index into `UaConfig::trunks`) an outgoing call went out through; `None`
@@ -184,20 +204,16 @@ impl Call {
         Call {
             call_id,
             line,
-            state: CallState::Dialing,
+            phase: Phase::Dialing,
             role,
             peer,
             dialog: None,
             local_tag,
             invite,
             first_hop: None,
-            provisional: false,
             finalised: false,
             auth_tries: 0,
-            cancel_wanted: false,
             gone: false,
-            remote_offer: None,
-            offer_in_2xx: false,
             media: None,
             sdp_session: 0,
             sdp_version: 0,
@@ -208,7 +224,6 @@ impl Call {
             glare_hold: false,
             pending_ack: None,
             timers: TimerTable::default(),
-            hold_after_ack: false,
             media_sent: None,
             muted: false,
             info_queue: VecDeque::new(),
@@ -220,8 +235,6 @@ impl Call {
             referred_from: None,
             bye_after_notify: None,
             remote_replaces: false,
-            end_status: None,
-            was_answered: false,
             pbx: None,
             trunk: None,
             recording: false,
@@ -245,9 +258,35 @@ impl Call {
         ])
     }
 
+    /// The call's state as the operator sees it.
+    pub(super) fn state(&self) -> CallState {
+        match self.phase {
+            Phase::Dialing => CallState::Dialing,
+            Phase::Alerting { early: false } | Phase::Ringing { .. } => CallState::Ringing,
+            Phase::Alerting { early: true } => CallState::Early,
+            Phase::Confirmed if self.local_hold => CallState::Held,
+            Phase::Confirmed if self.remote_hold => CallState::RemoteHeld,
+            Phase::Confirmed => CallState::Connected,
+            Phase::Ended { .. } => CallState::Ended,
+        }
+    }
+
+    /// The SIP status that ended the call, if it ended with one.
+    pub(super) fn end_status(&self) -> Option<u16> {
+        match self.phase {
+            Phase::Ended { status, .. } => status,
+            _ => None,
+        }
+    }
+
+    /// The call ended after it had been answered.
+    pub(super) fn was_answered(&self) -> bool {
+        matches!(self.phase, Phase::Ended { answered: true, .. })
+    }
+
     /// True when nothing about the call is left to do.
     pub(super) fn is_ended(&self) -> bool {
-        self.gone && (self.role == Role::Callee || self.finalised) && self.transfer.is_none()
+        self.is_gone() && (self.role == Role::Callee || self.finalised) && self.transfer.is_none()
     }
 
     /// Our tag in this call's dialog.
@@ -285,11 +324,11 @@ impl Call {
 
     /// True once the operator was told it ended (it may linger detached).
     pub(super) fn is_gone(&self) -> bool {
-        self.gone
+        matches!(self.phase, Phase::Ended { .. })
     }
 
     pub(super) fn is_talking(&self) -> bool {
-        matches!(self.state, CallState::Connected | CallState::RemoteHeld)
+        matches!(self.state(), CallState::Connected | CallState::RemoteHeld)
     }
 
     /// Our hold re-INVITE is in flight.
@@ -309,27 +348,14 @@ impl Call {
 
     /// Audio should flow both ways: connected, held by neither side, no re-INVITE under way.
     pub(super) fn expects_audio(&self) -> bool {
-        self.state == CallState::Connected
+        self.state() == CallState::Connected
             && !self.local_hold
             && !self.remote_hold
             && !self.is_renegotiating()
     }
 
     pub(super) fn is_established(&self) -> bool {
-        matches!(
-            self.state,
-            CallState::Connected | CallState::Held | CallState::RemoteHeld
-        )
-    }
-
-    fn established_state(&self) -> CallState {
-        if self.local_hold {
-            CallState::Held
-        } else if self.remote_hold {
-            CallState::RemoteHeld
-        } else {
-            CallState::Connected
-        }
+        matches!(self.phase, Phase::Confirmed)
     }
 
     /// The direction we want given both holds.
@@ -343,11 +369,14 @@ impl Call {
     }
 
     /// Starts resending our 2xx `wire` (to the INVITE with CSeq `cseq`) until its ACK comes.
-    fn await_ack(&mut self, wire: Transmit, cseq: u32, now: Instant, t1: Duration) {
+    /// `offer`: the 2xx carries our offer.
+    fn await_ack(&mut self, wire: Transmit, cseq: u32, offer: bool, now: Instant, t1: Duration) {
         self.pending_ack = Some(PendingAck {
             wire,
             cseq,
             interval: t1,
+            offer,
+            hold_after: false,
         });
         self.timers.set(CallTimer::AckResend, now + t1);
         self.timers
@@ -479,7 +508,7 @@ impl UserAgent {
     pub(super) fn answer(&mut self, now: Instant, line: Option<super::LineNo>) {
         let ringing = |c: &&Call| {
             c.role == Role::Callee
-                && c.state == CallState::Ringing
+                && c.state() == CallState::Ringing
                 && line.is_none_or(|l| line_no(c.line) == l)
         };
         if !self.lines.iter().flatten().any(|c| ringing(&c))
@@ -501,7 +530,11 @@ impl UserAgent {
         let Some(call) = self.call_mut(&call_id) else {
             return;
         };
-        let (body, negotiated) = match call.remote_offer.clone() {
+        let remote_offer = match &call.phase {
+            Phase::Ringing { offer } => offer.clone(),
+            _ => None,
+        };
+        let (body, negotiated) = match remote_offer {
             Some(offer) => {
                 let dir = call.wanted_direction();
                 let version = call.next_sdp_version(dir);
@@ -521,7 +554,6 @@ impl UserAgent {
                 }
             }
             None => {
-                call.offer_in_2xx = true;
                 let version = call.next_sdp_version(Direction::SendRecv);
                 (
                     sdp::offer(&local, Direction::SendRecv, call.sdp_session, version),
@@ -529,8 +561,9 @@ impl UserAgent {
                 )
             }
         };
+        let offer_in_2xx = negotiated.is_none();
         call.media = negotiated;
-        call.state = CallState::Connected;
+        call.phase = Phase::Confirmed;
         let invite = call.invite.clone();
         let (session, session_headers) = session_timer::answer(&invite, now).unzip();
         call.set_session(session);
@@ -546,7 +579,7 @@ impl UserAgent {
         });
         let t1 = self.cfg.timers.t1;
         if let (Some(wire), Some(call)) = (wire, self.call_mut(&call_id)) {
-            call.await_ack(wire, invite.cseq.0, now, t1);
+            call.await_ack(wire, invite.cseq.0, offer_in_2xx, now, t1);
         }
         self.announce(&call_id, None, None);
         self.announce_media(&call_id);
@@ -557,7 +590,7 @@ impl UserAgent {
     pub(super) fn decline(&mut self, now: Instant, line: Option<super::LineNo>) {
         let found = self.lines.iter().flatten().find(|c| {
             c.role == Role::Callee
-                && c.state == CallState::Ringing
+                && c.state() == CallState::Ringing
                 && line.is_none_or(|l| line_no(c.line) == l)
         });
         match found.map(|c| c.call_id.clone()) {
@@ -646,19 +679,20 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if call.gone {
+        if call.is_gone() {
             return;
         }
-        match (call.role, call.state) {
+        let mut cancel_owed = false;
+        match (call.role, call.state()) {
             (Role::Callee, CallState::Ringing) => {
                 let invite = call.invite.clone();
                 self.respond(now, &invite, 603, |b| b);
             }
             (Role::Caller, CallState::Dialing | CallState::Ringing | CallState::Early) => {
-                if call.provisional {
+                if matches!(call.phase, Phase::Alerting { .. }) {
                     self.send_cancel(now, call_id);
                 } else {
-                    call.cancel_wanted = true;
+                    cancel_owed = true;
                 }
             }
             _ => {
@@ -666,6 +700,12 @@ impl UserAgent {
             }
         }
         self.finish_call(call_id, None, reason);
+        if let Some(Phase::Ended {
+            cancel_owed: owed, ..
+        }) = self.call_mut(call_id).map(|c| &mut c.phase)
+        {
+            *owed = cancel_owed;
+        }
     }
 
     // ---- requests we send ----
@@ -907,16 +947,19 @@ impl UserAgent {
         match code {
             100 => {}
             101..=199 => {
-                call.provisional = true;
                 if call.dialog.is_none() {
                     call.dialog = Dialog::from_response(&call.invite, resp);
                 }
-                if call.cancel_wanted {
-                    call.cancel_wanted = false;
-                    return self.send_cancel(now, call_id);
-                }
-                if call.gone {
-                    return;
+                match &mut call.phase {
+                    Phase::Ended {
+                        cancel_owed: owed @ true,
+                        ..
+                    } => {
+                        *owed = false;
+                        return self.send_cancel(now, call_id);
+                    }
+                    Phase::Dialing | Phase::Alerting { .. } => {}
+                    _ => return,
                 }
                 let early = resp
                     .body_text()
@@ -927,12 +970,14 @@ impl UserAgent {
                         call.media = Some(n);
                         CallState::Early
                     }
-                    None if call.state == CallState::Early => CallState::Early,
+                    None if call.state() == CallState::Early => CallState::Early,
                     None => CallState::Ringing,
                 };
-                let changed = call.state != state;
+                let changed = call.state() != state;
                 let had_media = call.media.is_some() && state == CallState::Early;
-                call.state = state;
+                call.phase = Phase::Alerting {
+                    early: state == CallState::Early,
+                };
                 if changed {
                     self.announce(call_id, None, None);
                     if had_media {
@@ -954,8 +999,8 @@ impl UserAgent {
                     (_, Some(new)) => call.dialog = Some(new),
                     (_, None) => {}
                 }
-                if call.gone || !fresh {
-                    if call.gone {
+                if call.is_gone() || !fresh {
+                    if call.is_gone() {
                         self.send_bye(now, call_id);
                     }
                     return;
@@ -984,13 +1029,13 @@ impl UserAgent {
                         );
                     }
                 }
-                call.state = CallState::Connected;
+                call.phase = Phase::Confirmed;
                 call.set_session(session_timer::from_response(resp, now));
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
                 self.happen(Happening::Answered(call_id.to_string()));
             }
-            422 if !call.gone => self.on_session_too_brief(now, call_id, resp),
+            422 if !call.is_gone() => self.on_session_too_brief(now, call_id, resp),
             401 | 407 => {
                 call.finalised = false;
                 let (name, header) = if code == 407 {
@@ -1029,7 +1074,7 @@ impl UserAgent {
             }
             _ => {
                 call.finalised = true;
-                if call.gone {
+                if call.is_gone() {
                     return;
                 }
                 let mut reason = self
@@ -1096,7 +1141,6 @@ impl UserAgent {
                     call.media = Some(n);
                 }
                 call.local_hold = re.hold;
-                call.state = call.established_state();
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
                 self.happen(Happening::HoldSettled {
@@ -1220,11 +1264,15 @@ impl UserAgent {
             return false;
         };
         let initial_cseq = (call.role == Role::Callee).then_some(call.invite.cseq.0);
-        let Some(cseq) = call.pending_ack.as_ref().map(|p| p.cseq) else {
+        let Some((cseq, offer, hold)) = call
+            .pending_ack
+            .as_ref()
+            .map(|p| (p.cseq, p.offer, p.hold_after))
+        else {
             return false;
         };
         call.ack_settled();
-        if initial_cseq == Some(cseq) || call.offer_in_2xx {
+        if initial_cseq == Some(cseq) || offer {
             tracing::warn!(call_id, "no ACK for our 2xx; ending the call");
             self.send_bye(now, call_id);
             self.finish_call(
@@ -1241,7 +1289,6 @@ impl UserAgent {
             call_id,
             "no ACK for our 2xx to a re-INVITE; the call goes on"
         );
-        let hold = std::mem::take(&mut call.hold_after_ack);
         if hold && call.is_talking() && call.reinvite.is_none() {
             self.send_reinvite(now, call_id, true);
         }
@@ -1360,9 +1407,10 @@ impl UserAgent {
         );
         call.dialog = Some(Dialog::from_request(req, &tag));
         call.remote_replaces = super::attended::announces_replaces(req);
-        call.remote_offer = remote_offer;
+        call.phase = Phase::Ringing {
+            offer: remote_offer,
+        };
         call.sdp_session = session;
-        call.state = CallState::Ringing;
         call.first_hop = req
             .contact()
             .and_then(|c| SipUri::parse(&c.uri)?.socket_addr());
@@ -1396,7 +1444,7 @@ impl UserAgent {
             .find(|c| {
                 c.role == Role::Callee
                     && c.call_id == req.call_id
-                    && c.state == CallState::Ringing
+                    && c.state() == CallState::Ringing
                     && c.invite.via.branch() == req.via.branch()
             })
             .map(|c| (c.call_id.clone(), c.invite.clone()));
@@ -1429,13 +1477,16 @@ impl UserAgent {
         {
             return;
         }
+        let (offer, hold) = call
+            .pending_ack
+            .as_ref()
+            .map_or((false, false), |p| (p.offer, p.hold_after));
         call.ack_settled();
         if let Some(dialog) = call.dialog.as_mut() {
             dialog.refresh_target(req);
         }
-        let hold = std::mem::take(&mut call.hold_after_ack);
         let call_id = call.call_id.clone();
-        if std::mem::take(&mut call.offer_in_2xx) {
+        if offer {
             self.answer_in_ack(now, &call_id, req);
         }
         if hold
@@ -1463,7 +1514,6 @@ impl UserAgent {
                     let offered = call.last_sdp_direction.unwrap_or(Direction::SendRecv);
                     call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
                     call.media = Some(n);
-                    call.state = call.established_state();
                 }
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
@@ -1488,19 +1538,20 @@ impl UserAgent {
             .iter_mut()
             .flatten()
             .chain(&mut self.detached)
-            .filter(|c| !c.gone || (notify && c.transfer.is_some()))
+            .filter(|c| !c.is_gone() || (notify && c.transfer.is_some()))
             .find(|c| c.dialog.as_ref().is_some_and(|d| d.matches(req)));
         let Some(call) = found else {
             self.respond(now, req, 481, |b| b);
             return;
         };
         let call_id = call.call_id.clone();
+        let gone = call.is_gone();
         let Some(dialog) = call.dialog.as_mut() else {
             return;
         };
         // A NOTIFY sent together with the transferee's BYE may arrive after it with a lower
         // CSeq (twinkle does this): the call is over, its subscription is not.
-        let lingering = notify && call.gone;
+        let lingering = notify && gone;
         if !dialog.accept_remote_cseq(req.cseq.0) && !lingering {
             self.respond(now, req, 500, |b| b.header("Retry-After", "1"));
             return;
@@ -1566,6 +1617,7 @@ impl UserAgent {
         }
         let local = self.local_media(call.line);
         let contact = self.contact_uri();
+        let before = call.state();
         self.taken_back(now, call_id, req);
         let Some(call) = self.call_mut(call_id) else {
             return;
@@ -1604,18 +1656,16 @@ impl UserAgent {
                 return;
             }
             None => {
-                call.offer_in_2xx = true;
                 let dir = call.wanted_direction();
                 let version = call.next_sdp_version(dir);
                 (sdp::offer(&local, dir, call.sdp_session, version), None)
             }
         };
+        let offer_in_2xx = negotiated.is_none();
         if let Some(n) = negotiated {
             call.media = Some(n);
         }
-        let before = call.state;
-        call.state = call.established_state();
-        let changed = before != call.state;
+        let changed = before != call.state();
         // Every re-INVITE refreshes the session, or ends its timer if it asks for none (§9).
         let (session, session_headers) = session_timer::answer(req, now).unzip();
         call.set_session(session);
@@ -1631,7 +1681,7 @@ impl UserAgent {
         });
         let t1 = self.cfg.timers.t1;
         if let (Some(wire), Some(call)) = (wire, self.call_mut(call_id)) {
-            call.await_ack(wire, req.cseq.0, now, t1);
+            call.await_ack(wire, req.cseq.0, offer_in_2xx, now, t1);
         }
         if changed {
             self.announce(call_id, None, None);
@@ -1710,13 +1760,15 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if call.gone {
+        if call.is_gone() {
             return;
         }
         call.gone = true;
-        call.was_answered = call.is_established();
-        call.end_status = status;
-        call.state = CallState::Ended;
+        call.phase = Phase::Ended {
+            status,
+            answered: call.is_established(),
+            cancel_owed: false,
+        };
         call.ack_settled();
         // A re-INVITE still out is only ACKed when answered: an ended call does not change.
         call.reinvite = None;
@@ -1736,7 +1788,7 @@ impl UserAgent {
         let ev = Event::Call {
             line: line_no(call.line),
             call_id: call.call_id.clone(),
-            state: call.state,
+            state: call.state(),
             peer: call.peer.clone(),
             status,
             reason,
@@ -1777,12 +1829,17 @@ impl UserAgent {
         for call_id in talking {
             match self.call_mut(&call_id) {
                 // No re-INVITE before the ACK of our 2xx: hold when it comes.
-                Some(c) if c.pending_ack.is_some() => c.hold_after_ack = true,
+                Some(Call {
+                    pending_ack: Some(p),
+                    ..
+                }) => p.hold_after = true,
                 _ => self.send_reinvite(now, &call_id, true),
             }
         }
         if let Some(c) = self.lines.get_mut(keep).and_then(Option::as_mut) {
-            c.hold_after_ack = false;
+            if let Some(p) = c.pending_ack.as_mut() {
+                p.hold_after = false;
+            }
         }
     }
 
@@ -1803,7 +1860,7 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if call.gone || !call.is_established() {
+        if call.is_gone() || !call.is_established() {
             return;
         }
         if call.timers.is_set(CallTimer::GlareRetry) && call.glare_hold && !call.local_hold {

@@ -758,7 +758,7 @@ impl UserAgent {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
-        if call.is_gone() || call.state == CallState::Ended {
+        if call.is_gone() || call.state() == CallState::Ended {
             self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
             return;
         }

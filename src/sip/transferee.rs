@@ -258,7 +258,7 @@ impl UserAgent {
         let Some((old, status)) = self
             .calls()
             .find(|c| c.call_id == call_id)
-            .and_then(|c| Some((c.referred_from.clone()?, c.end_status)))
+            .and_then(|c| Some((c.referred_from.clone()?, c.end_status())))
         else {
             return;
         };
@@ -294,7 +294,7 @@ impl UserAgent {
             let state = self
                 .calls()
                 .find(|c| c.call_id == referral.new_call)
-                .map(|c| c.state);
+                .map(|c| c.state());
             match (referral.outcome, state) {
                 (Some(code), _) => {
                     self.send_refer_notify(now, &old, code, true);
