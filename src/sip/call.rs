@@ -414,7 +414,7 @@ impl UserAgent {
 
     /// `dial`: places a call on the selected line, or on a free one
     /// (holding the call on the selected line).
-    pub(super) fn dial(&mut self, now: Instant, target: &str) {
+    pub(in crate::sip) fn dial(&mut self, now: Instant, target: &str) {
         let uri = match self.target_uri(target) {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
@@ -426,7 +426,7 @@ impl UserAgent {
 
     /// A call through the trunk named `account`: its domain completes a number, its identity
     /// goes in From, its proxy is the first hop and its credentials answer challenges.
-    pub(super) fn dial_via(&mut self, now: Instant, account: &str, target: &str) {
+    pub(in crate::sip) fn dial_via(&mut self, now: Instant, account: &str, target: &str) {
         let Some(trunk) = self.cfg.trunks.iter().position(|(name, _)| name == account) else {
             return self.error(format!("there is no account `{account}` to call through"));
         };
@@ -442,7 +442,7 @@ impl UserAgent {
 
     /// Places a call to `uri` on the selected line or a free one (holding the others), with
     /// `headers` added to its INVITE; returns its Call-ID.
-    pub(super) fn place_call(
+    pub(in crate::sip) fn place_call(
         &mut self,
         now: Instant,
         uri: &str,
@@ -452,7 +452,7 @@ impl UserAgent {
     }
 
     /// [`Self::place_call`] through trunk `trunk` (`None`: the main account).
-    fn place_call_via(
+    pub(in crate::sip::call) fn place_call_via(
         &mut self,
         now: Instant,
         trunk: Option<usize>,
@@ -505,7 +505,7 @@ impl UserAgent {
     }
 
     /// `answer`: accepts the ringing call on `line` (or the first one).
-    pub(super) fn answer(&mut self, now: Instant, line: Option<super::LineNo>) {
+    pub(in crate::sip) fn answer(&mut self, now: Instant, line: Option<super::LineNo>) {
         let ringing = |c: &&Call| {
             c.role == Role::Callee
                 && c.state() == CallState::Ringing
@@ -587,7 +587,7 @@ impl UserAgent {
     }
 
     /// `decline`: rejects a ringing call with 603.
-    pub(super) fn decline(&mut self, now: Instant, line: Option<super::LineNo>) {
+    pub(in crate::sip) fn decline(&mut self, now: Instant, line: Option<super::LineNo>) {
         let found = self.lines.iter().flatten().find(|c| {
             c.role == Role::Callee
                 && c.state() == CallState::Ringing
@@ -601,7 +601,7 @@ impl UserAgent {
     }
 
     /// `hangup`: ends, cancels or rejects the call on `line`.
-    pub(super) fn hangup(&mut self, now: Instant, line: Option<super::LineNo>) {
+    pub(in crate::sip) fn hangup(&mut self, now: Instant, line: Option<super::LineNo>) {
         let index = match line {
             Some(l) => usize::from(l).wrapping_sub(1),
             None => self.selected,
@@ -619,7 +619,12 @@ impl UserAgent {
     }
 
     /// `hold` / `resume` on `line` (default: selected).
-    pub(super) fn set_hold(&mut self, now: Instant, line: Option<super::LineNo>, hold: bool) {
+    pub(in crate::sip) fn set_hold(
+        &mut self,
+        now: Instant,
+        line: Option<super::LineNo>,
+        hold: bool,
+    ) {
         let index = match line {
             Some(l) => usize::from(l).wrapping_sub(1),
             None => self.selected,
@@ -652,7 +657,7 @@ impl UserAgent {
 
     /// `line N` / `swap`: selects a line; the call on the line we leave is
     /// held, a call we held on the line we select is resumed.
-    pub(super) fn select_line(&mut self, now: Instant, n: super::LineNo) {
+    pub(in crate::sip) fn select_line(&mut self, now: Instant, n: super::LineNo) {
         let index = usize::from(n).wrapping_sub(1);
         if index >= self.lines.len() {
             return self.error(format!(
@@ -675,7 +680,7 @@ impl UserAgent {
     }
 
     /// Ends a call in whatever state it is (hangup, decline, quit).
-    pub(super) fn end_call(&mut self, now: Instant, call_id: &str, reason: &str) {
+    pub(in crate::sip) fn end_call(&mut self, now: Instant, call_id: &str, reason: &str) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -711,7 +716,7 @@ impl UserAgent {
     // ---- requests we send ----
 
     /// Sends (or re-sends with credentials) the initial INVITE.
-    fn send_invite(
+    pub(in crate::sip::call) fn send_invite(
         &mut self,
         now: Instant,
         call_id: &str,
@@ -774,7 +779,7 @@ impl UserAgent {
 
     /// CANCEL for our INVITE (§9.1): same Request-URI, Via branch, From,
     /// To, Call-ID, Route; CSeq number with method CANCEL.
-    fn send_cancel(&mut self, now: Instant, call_id: &str) {
+    pub(in crate::sip::call) fn send_cancel(&mut self, now: Instant, call_id: &str) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -788,12 +793,12 @@ impl UserAgent {
     }
 
     /// BYE on the call's dialog.
-    fn send_bye(&mut self, now: Instant, call_id: &str) {
+    pub(in crate::sip::call) fn send_bye(&mut self, now: Instant, call_id: &str) {
         self.send_in_dialog(now, call_id, Method::Bye, None);
     }
 
     /// Hold (`true`) or resume by re-INVITE with a new offer.
-    pub(super) fn send_reinvite(&mut self, now: Instant, call_id: &str, hold: bool) {
+    pub(in crate::sip) fn send_reinvite(&mut self, now: Instant, call_id: &str, hold: bool) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -827,7 +832,7 @@ impl UserAgent {
 
     /// Sends a request on the call's dialog with an optional
     /// `(content type, body)`; returns its CSeq number.
-    pub(super) fn send_in_dialog(
+    pub(in crate::sip) fn send_in_dialog(
         &mut self,
         now: Instant,
         call_id: &str,
@@ -838,7 +843,7 @@ impl UserAgent {
     }
 
     /// [`Self::send_in_dialog`] with extra headers.
-    pub(super) fn send_in_dialog_with(
+    pub(in crate::sip) fn send_in_dialog_with(
         &mut self,
         now: Instant,
         call_id: &str,
@@ -881,7 +886,7 @@ impl UserAgent {
 
     /// ACK for a 2xx to our INVITE `request` (its own transaction, §13.2.2.4), sent in every
     /// state of the call, even one already ended and forgotten, and kept for resending.
-    pub(super) fn ack_2xx(
+    pub(in crate::sip) fn ack_2xx(
         &mut self,
         now: Instant,
         request: &Message,
@@ -913,7 +918,7 @@ impl UserAgent {
     // ---- responses to our requests ----
 
     /// A response to an INVITE, re-INVITE, BYE or CANCEL of call `call_id`.
-    pub(super) fn on_call_response(
+    pub(in crate::sip) fn on_call_response(
         &mut self,
         now: Instant,
         call_id: &str,
@@ -936,7 +941,13 @@ impl UserAgent {
         }
     }
 
-    fn on_invite_response(&mut self, now: Instant, call_id: &str, code: u16, resp: &Message) {
+    pub(in crate::sip::call) fn on_invite_response(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        code: u16,
+        resp: &Message,
+    ) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -1090,7 +1101,7 @@ impl UserAgent {
         }
     }
 
-    fn on_reinvite_response(
+    pub(in crate::sip::call) fn on_reinvite_response(
         &mut self,
         now: Instant,
         call_id: &str,
@@ -1183,7 +1194,7 @@ impl UserAgent {
     }
 
     /// A 2xx for an INVITE whose transaction is gone: resend our ACK.
-    pub(super) fn on_stray_invite_2xx(&mut self, now: Instant, resp: &Message) {
+    pub(in crate::sip) fn on_stray_invite_2xx(&mut self, now: Instant, resp: &Message) {
         let to_tag = resp.to.tag().unwrap_or_default();
         let ack = self
             .acks
@@ -1201,7 +1212,12 @@ impl UserAgent {
     }
 
     /// A client transaction of the call got no answer (Timer B or F).
-    pub(super) fn on_call_tx_timeout(&mut self, now: Instant, call_id: &str, request: &Message) {
+    pub(in crate::sip) fn on_call_tx_timeout(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        request: &Message,
+    ) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1227,7 +1243,7 @@ impl UserAgent {
 
     /// A call's timers: its own table's expired ones, handled in one `match`, then the
     /// feature machines riding on it.
-    pub(super) fn on_call_timer(&mut self, now: Instant, call_id: &str) {
+    pub(in crate::sip) fn on_call_timer(&mut self, now: Instant, call_id: &str) {
         for _ in CallTimer::ALL {
             let Some(timer) = self
                 .call_mut(call_id)
@@ -1259,7 +1275,7 @@ impl UserAgent {
 
     /// No ACK came for our 2xx: the call ends (`true`) if it was the initial INVITE's (or
     /// carried our offer), else it goes on, and a hold that waited for the ACK is sent.
-    fn ack_given_up(&mut self, now: Instant, call_id: &str) -> bool {
+    pub(in crate::sip::call) fn ack_given_up(&mut self, now: Instant, call_id: &str) -> bool {
         let Some(call) = self.call_mut(call_id) else {
             return false;
         };
@@ -1296,7 +1312,7 @@ impl UserAgent {
     }
 
     /// Resends our 2xx still waiting for its ACK (over UDP), the interval doubling up to T2.
-    fn resend_2xx(&mut self, now: Instant, call_id: &str) {
+    pub(in crate::sip::call) fn resend_2xx(&mut self, now: Instant, call_id: &str) {
         let t2 = self.cfg.timers.t2;
         let Some(call) = self.call_mut(call_id) else {
             return;
@@ -1315,7 +1331,7 @@ impl UserAgent {
     // ---- requests we receive ----
 
     /// A new INVITE (no To tag).
-    pub(super) fn on_new_invite(&mut self, now: Instant, req: &Message) {
+    pub(in crate::sip) fn on_new_invite(&mut self, now: Instant, req: &Message) {
         // A retransmission after our 2xx (its transaction is gone): resend the 2xx.
         let existing = self.calls().find(|c| {
             c.call_id == req.call_id
@@ -1438,7 +1454,7 @@ impl UserAgent {
     }
 
     /// CANCEL of an INVITE we have not answered (§9.2).
-    pub(super) fn on_cancel(&mut self, now: Instant, req: &Message) {
+    pub(in crate::sip) fn on_cancel(&mut self, now: Instant, req: &Message) {
         let ringing = self
             .calls()
             .find(|c| {
@@ -1461,7 +1477,7 @@ impl UserAgent {
     }
 
     /// The ACK for our 2xx (its own transaction).
-    pub(super) fn on_ack(&mut self, now: Instant, req: &Message) {
+    pub(in crate::sip) fn on_ack(&mut self, now: Instant, req: &Message) {
         let Some(call) = self
             .lines
             .iter_mut()
@@ -1499,7 +1515,12 @@ impl UserAgent {
     }
 
     /// The ACK carrying the answer to the offer we put in our 2xx.
-    fn answer_in_ack(&mut self, now: Instant, call_id: &str, req: &Message) {
+    pub(in crate::sip::call) fn answer_in_ack(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        req: &Message,
+    ) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1530,7 +1551,7 @@ impl UserAgent {
     }
 
     /// A request inside a dialog (To tag present).
-    pub(super) fn on_in_dialog_request(&mut self, now: Instant, req: &Message) {
+    pub(in crate::sip) fn on_in_dialog_request(&mut self, now: Instant, req: &Message) {
         // A transfer's subscription outlives the call (RFC 5057): its NOTIFYs still match.
         let notify = req.method() == Method::Notify;
         let found = self
@@ -1597,7 +1618,7 @@ impl UserAgent {
     }
 
     /// The peer's re-INVITE: hold, resume, or a session refresh.
-    fn on_reinvite(&mut self, now: Instant, call_id: &str, req: &Message) {
+    pub(in crate::sip::call) fn on_reinvite(&mut self, now: Instant, call_id: &str, req: &Message) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -1693,7 +1714,7 @@ impl UserAgent {
 
     /// The call's session timer is due: refresh by re-INVITE, or end a call the far end
     /// stopped refreshing.
-    fn on_session_timer(&mut self, now: Instant, call_id: &str) {
+    pub(in crate::sip::call) fn on_session_timer(&mut self, now: Instant, call_id: &str) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1729,7 +1750,12 @@ impl UserAgent {
 
     /// A 422 to our INVITE: ask again with the far end's larger `Min-SE` (RFC 4028 §7.4),
     /// with the same credentials, or give up.
-    fn on_session_too_brief(&mut self, now: Instant, call_id: &str, resp: &Message) {
+    pub(in crate::sip::call) fn on_session_too_brief(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        resp: &Message,
+    ) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1756,7 +1782,12 @@ impl UserAgent {
     // ---- helpers ----
 
     /// Tells the operator the call ended and detaches it from its line.
-    fn finish_call(&mut self, call_id: &str, status: Option<u16>, reason: &str) {
+    pub(in crate::sip::call) fn finish_call(
+        &mut self,
+        call_id: &str,
+        status: Option<u16>,
+        reason: &str,
+    ) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1781,7 +1812,12 @@ impl UserAgent {
     }
 
     /// Emits the call's current state.
-    fn announce(&mut self, call_id: &str, status: Option<u16>, reason: Option<String>) {
+    pub(in crate::sip::call) fn announce(
+        &mut self,
+        call_id: &str,
+        status: Option<u16>,
+        reason: Option<String>,
+    ) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -1799,7 +1835,7 @@ impl UserAgent {
     }
 
     /// Emits the call's negotiated media.
-    fn announce_media(&mut self, call_id: &str) {
+    pub(in crate::sip::call) fn announce_media(&mut self, call_id: &str) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
@@ -1818,7 +1854,7 @@ impl UserAgent {
     }
 
     /// Holds every talking call except the one on line `keep`.
-    pub(super) fn hold_others(&mut self, now: Instant, keep: usize) {
+    pub(in crate::sip) fn hold_others(&mut self, now: Instant, keep: usize) {
         let talking: Vec<String> = self
             .lines
             .iter()
@@ -1844,7 +1880,7 @@ impl UserAgent {
     }
 
     /// Selects line `index`, telling the operator when it changes.
-    pub(super) fn set_selected(&mut self, index: usize) {
+    pub(in crate::sip) fn set_selected(&mut self, index: usize) {
         if self.selected != index {
             self.selected = index;
             self.emit(Event::Line {
@@ -1856,7 +1892,7 @@ impl UserAgent {
     /// Takes the call back from our hold (a recall): resumes it, selecting its line and holding
     /// the others, now or, when a re-INVITE is under way on it (our hold still in flight, the
     /// far end's offer), once that is over. Nothing when the call is not held by us.
-    pub(super) fn resume_when_settled(&mut self, now: Instant, call_id: &str) {
+    pub(in crate::sip) fn resume_when_settled(&mut self, now: Instant, call_id: &str) {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -1889,7 +1925,7 @@ impl UserAgent {
     /// A hold or resume re-INVITE finished (`held`: the call is now held): what waited for it
     /// goes on — a transfer's REFER, a `conference` asked for meanwhile, a resume wanted after
     /// a failed transfer of us.
-    pub(super) fn hold_settled(&mut self, now: Instant, call_id: &str, held: bool) {
+    pub(in crate::sip) fn hold_settled(&mut self, now: Instant, call_id: &str, held: bool) {
         self.transfer_after_hold(now, call_id, held);
         let t1 = self.cfg.timers.t1;
         if let Some(c) = self.call_mut(call_id) {
@@ -1904,7 +1940,7 @@ impl UserAgent {
 
     /// How long to wait before asking again after 491 Request Pending (RFC 3261 §14.1): the
     /// Call-ID's owner 2.1–4 s, the other side 0–2 s.
-    pub(super) fn glare_wait(&mut self, role: Role) -> Duration {
+    pub(in crate::sip) fn glare_wait(&mut self, role: Role) -> Duration {
         let ms = match role {
             Role::Caller => 2_100 + self.tokens.next() % 1_901,
             Role::Callee => self.tokens.next() % 2_001,
@@ -1913,7 +1949,7 @@ impl UserAgent {
     }
 
     /// `preferred` if free, else the first free line.
-    pub(super) fn free_line(&self, preferred: usize) -> Option<usize> {
+    pub(in crate::sip) fn free_line(&self, preferred: usize) -> Option<usize> {
         if self.lines.get(preferred).is_some_and(Option::is_none) {
             return Some(preferred);
         }
@@ -1921,7 +1957,7 @@ impl UserAgent {
     }
 
     /// What we can receive on line `index`.
-    fn local_media(&self, index: usize) -> LocalMedia {
+    pub(in crate::sip::call) fn local_media(&self, index: usize) -> LocalMedia {
         LocalMedia {
             addr: self.cfg.media_ip,
             port: self.cfg.rtp_ports.get(index).copied().unwrap_or_default(),
@@ -1935,7 +1971,7 @@ impl UserAgent {
 
     /// Fresh SRTP keys for a new call on line `index` (kept for the call's life, through
     /// hold and resume).
-    fn new_srtp_keys(&mut self, index: usize) {
+    pub(in crate::sip::call) fn new_srtp_keys(&mut self, index: usize) {
         let Some(source) = self.cfg.srtp.keys.as_ref() else {
             return;
         };
@@ -1947,20 +1983,20 @@ impl UserAgent {
 
     /// The Request-URI for what the operator typed, completed in the account's domain
     /// ([`Target::parse`]).
-    pub(super) fn target_uri(&self, typed: &str) -> Result<String, String> {
+    pub(in crate::sip) fn target_uri(&self, typed: &str) -> Result<String, String> {
         target_uri_in(typed, &self.cfg.account.domain)
     }
 }
 
 /// The Request-URI for what the operator typed, a number completed in `domain`.
-fn target_uri_in(typed: &str, domain: &str) -> Result<String, String> {
+pub(in crate::sip::call) fn target_uri_in(typed: &str, domain: &str) -> Result<String, String> {
     Target::parse(typed, domain)
         .map(|t| t.to_string())
         .map_err(|e| e.to_string())
 }
 
 /// The operator's words for a failed INVITE.
-fn failure_reason(code: u16, phrase: &str) -> String {
+pub(in crate::sip::call) fn failure_reason(code: u16, phrase: &str) -> String {
     match code {
         404 | 604 => "the number does not exist".to_string(),
         408 => "the far end did not answer".to_string(),
@@ -1974,19 +2010,23 @@ fn failure_reason(code: u16, phrase: &str) -> String {
 }
 
 /// True if a direction (ours) includes receiving.
-fn receives(d: Direction) -> bool {
+pub(in crate::sip::call) fn receives(d: Direction) -> bool {
     matches!(d, Direction::SendRecv | Direction::RecvOnly)
 }
 
 /// True if a direction (ours) includes sending.
-fn sends(d: Direction) -> bool {
+pub(in crate::sip::call) fn sends(d: Direction) -> bool {
     matches!(d, Direction::SendRecv | Direction::SendOnly)
 }
 
 /// Whether the far end holds us after answering our offer of `offered` (`ours`: our
 /// direction as its answer leaves it): it takes no audio from us (RFC 3264 §8.4: its answer
 /// is `sendonly` or `inactive`). An answer to an `inactive` offer says nothing: `before` stays.
-fn held_by_answer(offered: Direction, ours: Direction, before: bool) -> bool {
+pub(in crate::sip::call) fn held_by_answer(
+    offered: Direction,
+    ours: Direction,
+    before: bool,
+) -> bool {
     if offered == Direction::Inactive {
         before
     } else {
@@ -1995,7 +2035,7 @@ fn held_by_answer(offered: Direction, ours: Direction, before: bool) -> bool {
 }
 
 /// The direction allowed by both what we offered and what was answered.
-fn intersect(offered: Direction, answered: Direction) -> Direction {
+pub(in crate::sip::call) fn intersect(offered: Direction, answered: Direction) -> Direction {
     let send = !matches!(offered, Direction::RecvOnly | Direction::Inactive)
         && !matches!(answered, Direction::RecvOnly | Direction::Inactive);
     let recv = receives(offered) && receives(answered);
@@ -2009,7 +2049,7 @@ fn intersect(offered: Direction, answered: Direction) -> Direction {
 
 /// Our direction after answering with `wish` when the peer holds or not
 /// (only for SDP version bookkeeping).
-fn wish_with(wish: Direction, remote_hold: bool) -> Direction {
+pub(in crate::sip::call) fn wish_with(wish: Direction, remote_hold: bool) -> Direction {
     if remote_hold {
         intersect(wish, Direction::SendOnly)
     } else {
