@@ -30,7 +30,6 @@ mod attended;
 mod attended_tests;
 pub mod auth;
 mod call;
-mod call_timer;
 mod conference;
 #[cfg(test)]
 mod conference_tests;

@@ -86,8 +86,8 @@ impl TimerTable {
 mod tests {
     use std::time::Duration;
 
-    use super::super::timer::epoch;
     use super::{CallTimer, TimerTable};
+    use crate::sip::timer::epoch;
 
     #[test]
     fn an_empty_table_has_no_deadline_and_nothing_expires() {
