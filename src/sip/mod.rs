@@ -15,7 +15,8 @@
 //! The driver must drain `poll_transmit` and `poll_event` after every input
 //! and sleep until `poll_timeout`. Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
-//! usages in `register.rs` (REGISTER) and `call.rs` (INVITE, hold, BYE),
+//! usages in `register.rs` (REGISTER) and `call/` (INVITE, hold, BYE: a call's
+//! `Phase`, its timer table, and the happenings the features react to, in `happening.rs`),
 //! with [`sdp`] for offer/answer and [`auth`] for digest. Whatever the
 //! operator typed as a target becomes a URI in [`target`], the one parser
 //! every command uses.
@@ -49,11 +50,9 @@ mod pbx_transfer;
 mod pickup;
 #[cfg(test)]
 mod pickup_tests;
-// Attended transfer and being transferred (still to come) use the rest of it.
 mod recording;
 #[cfg(test)]
 mod recording_tests;
-#[allow(dead_code)]
 pub(crate) mod refer;
 mod register;
 mod replaces;

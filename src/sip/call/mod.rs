@@ -1,6 +1,15 @@
 //! The INVITE usage (RFC 3261 §13–15, RFC 3264): one [`Call`] per line,
 //! from the first INVITE to the BYE, with hold and resume by re-INVITE.
 //!
+//! This file owns the [`Call`]: its [`Phase`] (where its INVITE is, with the data each phase
+//! needs), its [`TimerTable`] (`timer.rs`; expired timers handled in one `match` in
+//! `on_call_timer`), the in-dialog dispatch, and ending and announcing a call. News for the
+//! features goes out as happenings (`happening.rs`: `Answered`, `HoldSettled`, `CallEnded`);
+//! only the transfer's abandonment and the recording's stop are called straight from
+//! `finish_call`, as their outcome must precede the `ended` event. The seams live beside it:
+//! `line.rs` (the operator's line policy), `invite_client.rs` (our INVITE), `invite_server.rs`
+//! (theirs), `reinvite.rs` (hold, resume, glare, session timer). Must not read a clock.
+//!
 //! ```text
 //!  outgoing:  Dialing ─180─► Ringing ─2xx─► Connected ◄──re-INVITE──► Held
 //!                │  └─183+SDP─► Early ─2xx─┘     │  peer's sendonly ──► RemoteHeld
