@@ -17,15 +17,16 @@ use crate::directory::{Directory, Entry, Source};
 use crate::media::codec::{Codec as MediaCodec, OpusSettings};
 use crate::media::dtmf::DtmfReceiver;
 use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
-use crate::media::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
+use crate::media::rtcp::RtcpSession;
+use crate::media::rtp::{is_rtcp, parse_rtp, RtpSender};
 use crate::media::{CodecKind, Frame, FRAME_SAMPLES};
 use crate::sip::msg::{Message, Method};
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, Command, Direction, PickupConfig, TransferConfig, Transport, UaConfig,
-    UserAgent,
+    AcceptFrom, Account, Command, Direction, Output, PickupConfig, TransferConfig, Transport,
+    UaConfig, UserAgent,
 };
 
 /// Where the far end of the fuzzed dialogs sends from.
@@ -119,19 +120,29 @@ fn reply(req: &Message, code: u16, to_tag: &str, body: &str) -> String {
 /// Every output of the user agent, consumed as the driver would; returns
 /// the messages it sent, parsed where they parse.
 fn drain(ua: &mut UserAgent) -> Vec<Message> {
+    drain_until_timeout(ua).0
+}
+
+/// [`drain`], also returning the user agent's next deadline.
+fn drain_until_timeout(ua: &mut UserAgent) -> (Vec<Message>, Option<Instant>) {
     let mut sent = Vec::new();
-    while let Some(t) = ua.poll_transmit() {
-        if let Ok(m) = Message::parse(&t.payload) {
-            sent.push(m);
+    loop {
+        match ua.poll_output() {
+            Some(Output::Transmit(t)) => {
+                if let Ok(m) = Message::parse(&t.payload) {
+                    sent.push(m);
+                }
+            }
+            Some(Output::Event(event)) => {
+                std::hint::black_box(format!("{event:?}"));
+            }
+            Some(Output::Media(order)) => {
+                std::hint::black_box(format!("{order:?}"));
+            }
+            Some(Output::Timeout(deadline)) => return (sent, Some(deadline)),
+            None => return (sent, None),
         }
     }
-    while let Some(event) = ua.poll_event() {
-        std::hint::black_box(format!("{event:?}"));
-    }
-    while let Some(order) = ua.poll_media_order() {
-        std::hint::black_box(format!("{order:?}"));
-    }
-    sent
 }
 
 /// A user agent with two live dialogs, on simulated time:
@@ -202,26 +213,137 @@ pub fn ua_with_dialogs() -> (UserAgent, Instant, Vec<Message>) {
 /// of simulated time pass (retransmissions, timeouts), draining after each
 /// timer.
 pub fn sip_datagram(data: &[u8]) {
-    // Building the calls costs far more than one datagram: do it once, start from a copy.
+    let (mut ua, now) = prepared_ua();
+    let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
+    ua.handle_datagram(now, Transport::Udp, phone, data);
+    run_timers(&mut ua, now);
+}
+
+/// A copy of the user agent of [`ua_with_dialogs`], built once: building the calls costs far
+/// more than one input.
+fn prepared_ua() -> (UserAgent, Instant) {
     static PREPARED: OnceLock<(UserAgent, Instant)> = OnceLock::new();
     let (ua, now) = PREPARED.get_or_init(|| {
         let (ua, now, _) = ua_with_dialogs();
         (ua, now)
     });
-    let (mut ua, mut now) = (ua.clone(), *now);
-    let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
-    ua.handle_datagram(now, Transport::Udp, phone, data);
-    drain(&mut ua);
+    (ua.clone(), *now)
+}
+
+/// Drains every output, then runs 40 s of simulated timers, draining after each.
+fn run_timers(ua: &mut UserAgent, mut now: Instant) {
+    let (_, mut deadline) = drain_until_timeout(ua);
     let end = now + Duration::from_secs(40);
     // Bounded: a user agent that keeps asking for `now` must not hang the fuzzer.
     for _ in 0..1000 {
-        let Some(t) = ua.poll_timeout().filter(|t| *t <= end) else {
+        let Some(t) = deadline.filter(|t| *t <= end) else {
             break;
         };
         now = t.max(now);
         ua.handle_timeout(now);
-        drain(&mut ua);
+        deadline = drain_until_timeout(ua).1;
     }
+}
+
+// ───────────────────────────── SIP over a stream ─────────────────────────────
+
+/// Feeds `data` as the bytes of a TCP/TLS connection from the far end, cut into segments of
+/// varying sizes (the first byte seeds them), through the stream framer; every whole message
+/// goes into the user agent of [`ua_with_dialogs`] as the run loop does. A framing error ends
+/// the stream, as it closes the connection.
+pub fn sip_stream(data: &[u8]) {
+    let Some((&seed, stream)) = data.split_first() else {
+        return;
+    };
+    let (mut ua, now) = prepared_ua();
+    let phone: SocketAddr = PHONE.parse().expect("PHONE is an address literal");
+    let mut framer = crate::driver::tcp::Framer::default();
+    let mut sizes = u32::from(seed) | 0x100;
+    let mut rest = stream;
+    'stream: while !rest.is_empty() {
+        // xorshift: segment sizes from 1 to 1500 bytes, as TCP reads come.
+        sizes ^= sizes << 13;
+        sizes ^= sizes >> 17;
+        sizes ^= sizes << 5;
+        let len = usize::try_from(sizes % 1500).unwrap_or(0) + 1;
+        let (segment, tail) = rest.split_at(len.min(rest.len()));
+        rest = tail;
+        framer.push(segment);
+        loop {
+            match framer.next_message() {
+                Ok(Some(message)) => {
+                    ua.handle_datagram(now, Transport::Tcp, phone, &message);
+                    drain(&mut ua);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    std::hint::black_box(e.to_string());
+                    break 'stream;
+                }
+            }
+        }
+    }
+    run_timers(&mut ua, now);
+}
+
+// ───────────────────────────── dialog-info ─────────────────────────────
+
+/// The presence server the busy-lamp user agent subscribes to.
+const PRESENCE: &str = "127.0.0.1:5060";
+
+/// A user agent watching extension 201's busy lamp, its SUBSCRIBE answered 200; returns it
+/// with the NOTIFY head (without Content-Length) the presence server sends in that dialog.
+pub fn ua_with_lamp() -> (UserAgent, Instant, String) {
+    let now = origin();
+    let mut cfg = ua_config();
+    cfg.blf = vec!["201".into()];
+    let mut ua = UserAgent::new(cfg, now);
+    let sent = drain(&mut ua);
+    let Some(subscribe) = sent.iter().find(|m| m.method() == Method::Subscribe) else {
+        return (ua, now, String::new());
+    };
+    let server: SocketAddr = PRESENCE.parse().expect("PRESENCE is an address literal");
+    let ok = reply(subscribe, 200, "p1", "")
+        .replace("Content-Length: 0", "Expires: 600\r\nContent-Length: 0");
+    ua.handle_datagram(now, Transport::Udp, server, ok.as_bytes());
+    drain(&mut ua);
+    let head = format!(
+        "NOTIFY {contact} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {PRESENCE};branch=z9hG4bK-lamp\r\nMax-Forwards: 70\r\n\
+         From: <sip:201@127.0.0.1>;tag=p1\r\nTo: {from}\r\nCall-ID: {call_id}\r\n\
+         CSeq: 1 NOTIFY\r\nContact: <sip:201@{PRESENCE}>\r\nEvent: dialog\r\n\
+         Subscription-State: active;expires=600\r\n\
+         Content-Type: application/dialog-info+xml\r\n",
+        contact = subscribe
+            .header("Contact")
+            .unwrap_or_default()
+            .trim_matches(['<', '>']),
+        from = subscribe.header("From").unwrap_or_default(),
+        call_id = subscribe.call_id,
+    );
+    (ua, now, head)
+}
+
+/// Reads `data` as a dialog-info body (RFC 4235): parsed, merged into known dialogs and turned
+/// into a lamp; then sent as the body of a NOTIFY to a user agent watching a busy lamp.
+pub fn dialog_info_body(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(info) = crate::sip::dialog_info::parse(&text) {
+        let mut known = Vec::new();
+        crate::sip::dialog_info::merge(&mut known, info.clone());
+        crate::sip::dialog_info::merge(&mut known, info);
+        std::hint::black_box(crate::sip::dialog_info::lamp(&known));
+    }
+    static PREPARED: OnceLock<(UserAgent, Instant, String)> = OnceLock::new();
+    let (ua, now, head) = PREPARED.get_or_init(ua_with_lamp);
+    let (mut ua, now) = (ua.clone(), *now);
+    let server: SocketAddr = PRESENCE.parse().expect("PRESENCE is an address literal");
+    let mut notify = head.clone().into_bytes();
+    notify.extend_from_slice(format!("Content-Length: {}\r\n\r\n", data.len()).as_bytes());
+    notify.extend_from_slice(data);
+    ua.handle_datagram(now, Transport::Udp, server, &notify);
+    drain(&mut ua);
+    run_timers(&mut ua, now);
 }
 
 // ───────────────────────────── SDP ─────────────────────────────
@@ -478,4 +600,61 @@ pub fn csv_file(data: &[u8]) {
     let (contacts, warnings) = crate::directory::csv_source::parse(data, Path::new("fuzz.csv"));
     std::hint::black_box(warnings);
     search_contacts(contacts);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::{BlfState, Event};
+
+    /// The lamp user agent really reads the fuzzed body: a confirmed dialog lights the lamp
+    /// busy and the NOTIFY is answered 200.
+    #[test]
+    fn the_lamp_user_agent_takes_the_notify() {
+        let (mut ua, now, head) = ua_with_lamp();
+        assert!(
+            head.starts_with("NOTIFY sip:alice@127.0.0.2:5060"),
+            "{head}"
+        );
+        let body = r#"<?xml version="1.0"?>
+<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:201@127.0.0.1">
+<dialog id="d1" direction="recipient"><state>confirmed</state></dialog></dialog-info>"#;
+        let notify = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
+        let server: SocketAddr = PRESENCE.parse().expect("address literal");
+        ua.handle_datagram(now, Transport::Udp, server, notify.as_bytes());
+        let mut answered = false;
+        let mut lamps = Vec::new();
+        while let Some(output) = ua.poll_output() {
+            match output {
+                Output::Transmit(t) => {
+                    let m = Message::parse(&t.payload).expect("our own message parses");
+                    answered |= m.code() == Some(200) && m.method() == Method::Notify;
+                }
+                Output::Event(Event::Blf { state, .. }) => lamps.push(state),
+                Output::Timeout(_) => break,
+                _ => {}
+            }
+        }
+        assert!(answered, "the NOTIFY was not answered 200");
+        assert_eq!(lamps.last(), Some(&BlfState::Busy), "{lamps:?}");
+    }
+
+    /// Stream input is framed: two messages in one segment both reach the user agent, and
+    /// garbage after them ends the stream without a panic.
+    #[test]
+    fn the_stream_entry_frames_messages() {
+        let options = "OPTIONS sip:alice@127.0.0.2:5060 SIP/2.0\r\n\
+            Via: SIP/2.0/TCP 127.0.0.3:5060;branch=z9hG4bK-o1\r\nMax-Forwards: 70\r\n\
+            From: <sip:bob@127.0.0.1>;tag=o1\r\nTo: <sip:alice@127.0.0.1>\r\n\
+            Call-ID: o1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+        let mut framer = crate::driver::tcp::Framer::default();
+        framer.push(format!("{options}{options}").as_bytes());
+        assert!(matches!(framer.next_message(), Ok(Some(_))));
+        assert!(matches!(framer.next_message(), Ok(Some(_))));
+        assert!(matches!(framer.next_message(), Ok(None)));
+        let mut input = vec![3u8];
+        input.extend_from_slice(options.as_bytes());
+        input.extend_from_slice(b"garbage\r\n\r\n");
+        sip_stream(&input);
+    }
 }

@@ -12,10 +12,11 @@
 use std::io::{self, BufRead, Write};
 
 use crate::sip::target::{TargetError, Typed};
-use crate::sip::{Command, Event, LineNo, TraceMode, VoiceStage};
+use crate::sip::{Command, Event, LineNo, TraceMode};
+use crate::sound::VoiceStage;
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 23] = [
+pub const WORDS: [&str; 24] = [
     "dial",
     "answer",
     "decline",
@@ -38,6 +39,7 @@ pub const WORDS: [&str; 23] = [
     "trace",
     "ns",
     "agc",
+    "stats",
     "quit",
 ];
 
@@ -92,6 +94,7 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
                 }
             }
         }
+        "stats" => none(&word, &args, Command::Stats)?,
         "ns" => Command::Voice(VoiceStage::NoiseSuppression, switch(&word, &args)?),
         "agc" => Command::Voice(VoiceStage::Agc, switch(&word, &args)?),
         "record" => {
@@ -327,6 +330,7 @@ mod tests {
                 Command::Voice(VoiceStage::NoiseSuppression, Some(true)),
             ),
             ("ns", Command::Voice(VoiceStage::NoiseSuppression, None)),
+            ("stats", Command::Stats),
             ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
             ("quit", Command::Quit),
         ];

@@ -18,7 +18,10 @@
 //! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
 //! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
 //! - [`hooks`]: the operator's shell commands run on call events (screen pop).
+//! - [`media`]: the voice path (devices, codecs, RTP/RTCP, SRTP, jitter buffer, recording) on
+//!   its own thread; never imports [`sip`].
 //! - [`route`]: outbound routes by Asterisk number pattern.
+//! - [`sound`]: the microphone and headset vocabulary of commands that are not SIP.
 //! - [`tui`]: the operator's full-screen interface over the same commands and events.
 //!
 //! # Where this differs from the shared architecture sketch, and why
@@ -49,4 +52,5 @@ pub mod hooks;
 pub mod media;
 pub mod route;
 pub mod sip;
+pub mod sound;
 pub mod tui;

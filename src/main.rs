@@ -76,7 +76,13 @@ enum Sub {
     Devices,
 }
 
+mod heap;
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
+
 fn main() -> ExitCode {
+    let _ = driver::HEAP_IN_USE.set(heap::in_use);
     let cli = Cli::parse();
     match cli.command {
         Some(Sub::CheckConfig { file }) => check_config(file),
@@ -280,6 +286,9 @@ fn open_log(path: &Path) -> io::Result<File> {
 /// Lines go to the file from a writer thread of their own, so neither the run loop nor the
 /// media thread waits on the disk (a line logged while the thread's queue is full is dropped).
 /// The returned guard flushes what is queued when dropped: keep it for the program's life.
+/// How many log lines may wait for the log file's writer thread.
+const LOG_QUEUE_LINES: usize = 4_096;
+
 fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) -> Option<WorkerGuard> {
     let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -293,7 +302,13 @@ fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) -> Option<Work
     };
     match file {
         Ok(file) => {
-            let (writer, guard) = tracing_appender::non_blocking(file);
+            // The writer's queue is a ring allocated whole at start and touched slot by slot:
+            // its default of 128,000 lines grows the resident memory by 4 MiB over a shift.
+            // A few thousand lines is ample for a file; beyond them lines are dropped, never
+            // waited for.
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .buffered_lines_limit(LOG_QUEUE_LINES)
+                .finish(file);
             builder.with_writer(writer).init();
             Some(guard)
         }

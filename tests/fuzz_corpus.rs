@@ -54,6 +54,16 @@ fn rtp_packet_corpus() {
 }
 
 #[test]
+fn sip_stream_corpus() {
+    replay("sip_stream", fuzzing::sip_stream);
+}
+
+#[test]
+fn dialog_info_body_corpus() {
+    replay("dialog_info_body", fuzzing::dialog_info_body);
+}
+
+#[test]
 fn sipfrag_body_corpus() {
     replay("sipfrag_body", fuzzing::sipfrag_body);
 }

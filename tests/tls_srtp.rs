@@ -532,3 +532,175 @@ fn the_trace_of_a_digest_challenged_srtp_call_holds_no_keys_unless_raw() {
     );
     assert!(alice.quit_and_wait(secs(10)).success());
 }
+
+/// Where both switchboards start their RTP sequence numbers in the wrap tests: 50 packets
+/// (one second of 20 ms frames) before 65535, so the sequence wraps a second into the call.
+const NEAR_THE_WRAP: &str = "65485";
+
+/// How many whole seconds of `path` carry a tone of about `hz` (zero crossings within 10 %)
+/// at a clear level: a stream that broke at the wrap would stop being heard about a second
+/// into the call, so counting tone seconds tells audio heard well after the wrap.
+fn seconds_with_tone(path: &std::path::Path, hz: f64) -> usize {
+    let (samples, rate) = common::signal::read_wav(path);
+    let second = rate as usize;
+    samples
+        .chunks(second)
+        .filter(|c| c.len() == second)
+        .filter(|c| {
+            let rms = (c.iter().map(|v| v * v).sum::<f32>() / c.len() as f32).sqrt();
+            let crossings = c
+                .windows(2)
+                .filter(|w| (w[0] < 0.0) != (w[1] < 0.0))
+                .count();
+            let heard_hz = crossings as f64 / 2.0;
+            rms > 0.02 && (heard_hz - hz).abs() < hz * 0.1
+        })
+        .count()
+}
+
+/// Seconds the calls of the wrap tests last once connected.
+const WRAP_CALL_SECS: u64 = 8;
+/// Whole seconds of tone each side must hear: a stream broken at the wrap gives at most one.
+const WRAP_HEARD_SECS: usize = 5;
+
+#[test]
+fn an_srtp_call_with_baresip_is_heard_well_after_our_sequence_wraps() {
+    // RFC 3711 §3.3.1: the rollover counter (ROC) must advance on both sides when the 16-bit
+    // sequence wraps, or every later packet fails authentication (a call crosses it within
+    // ~22 minutes). switchboard starts its sequence a second before the wrap; baresip
+    // (`srtp-mand`) must keep hearing it after, and we must keep hearing baresip (whose own
+    // start is random: this direction crosses the wrap only in the two-switchboard test).
+    use common::{audio, AudioSource, Baresip, BaresipOptions};
+    let net = Net::for_test("tls::srtp_wrap_baresip");
+    let kam = Kamailio::start(&net, &[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Baresip::start(
+        &net,
+        "bob",
+        "bobpw",
+        kam.ip(),
+        BaresipOptions {
+            audio_source: AudioSource::Sine(1000),
+            extra_config: vec!["module\t\t\tsrtp.so".to_owned()],
+            extra_account_params: ";mediaenc=srtp-mand".to_owned(),
+            ..BaresipOptions::default()
+        },
+    );
+    let dir = common::run_dir("srtp-wrap-baresip");
+    let heard = dir.path().join("alice_heard.wav");
+    let mut cfg = SwitchboardConfig::registering(&net, "alice", "alicepw")
+        .with_codecs(&["pcmu"])
+        .with_audio(&format!(
+            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+            audio::tone_wav(dir.path(), "alice-600.wav", 600, 10).display(),
+            heard.display()
+        ));
+    cfg.accounts[0]
+        .extra
+        .push_str("srtp = \"mandatory\"\nsrtp_over_insecure = true\n");
+    let mut alice = Switchboard::start_with_env(
+        &cfg.to_toml(),
+        &[("SWITCHBOARD_TEST_RTP_SEQ_START", NEAR_THE_WRAP)],
+    );
+    alice.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
+    alice.send("dial bob");
+    alice.wait_call_state(secs(10), 1, "connected");
+    bob.wait_log("Call established", secs(5));
+    std::thread::sleep(std::time::Duration::from_secs(WRAP_CALL_SECS));
+    alice.send("hangup");
+    alice.wait_call_state(secs(5), 1, "ended");
+    bob.wait_log("session closed", secs(5));
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(
+        alice
+            .log()
+            .contains("RTP sequence numbers start at a fixed value"),
+        "the test setting reached the media engine"
+    );
+
+    let recordings = bob.heard_recordings();
+    let bob_heard = recordings.first().expect("bob recorded the call");
+    let bob_secs = seconds_with_tone(bob_heard, 600.0);
+    let alice_secs = seconds_with_tone(&heard, 1000.0);
+    println!("seconds of tone: bob heard {bob_secs}, alice heard {alice_secs}");
+    assert!(
+        bob_secs >= WRAP_HEARD_SECS,
+        "bob hears alice's 600 Hz for {bob_secs} s of a {WRAP_CALL_SECS} s call whose \
+         sequence wrapped after 1 s: {:?}",
+        audio::wav_stat(bob_heard)
+    );
+    assert!(
+        alice_secs >= 4,
+        "alice hears bob's 1 kHz for {alice_secs} s"
+    );
+}
+
+#[test]
+fn two_switchboards_keep_hearing_each_other_over_srtp_across_the_wrap() {
+    // Both sides start their sequence a second before 65535: each side's sending context
+    // and the other's receiving context must both move to ROC 1 together.
+    use common::audio;
+    let net = Net::for_test("tls::srtp_wrap_pair");
+    let dir = common::run_dir("srtp-wrap-pair");
+    let file_audio = |tone: &std::path::Path, out: &std::path::Path| {
+        format!(
+            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+            tone.display(),
+            out.display()
+        )
+    };
+    let srtp = "srtp = \"mandatory\"\nsrtp_over_insecure = true\n";
+    let caller_heard = dir.path().join("caller_heard.wav");
+    let callee_heard = dir.path().join("callee_heard.wav");
+    let mut caller_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_codecs(&["pcmu"])
+        .with_audio(&file_audio(
+            &audio::tone_wav(dir.path(), "caller-600.wav", 600, 10),
+            &caller_heard,
+        ));
+    caller_cfg.accounts[0].extra.push_str(srtp);
+    let callee_ip = net.ip(6);
+    let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_codecs(&["pcmu"])
+        .with_audio(&file_audio(
+            &audio::tone_wav(dir.path(), "callee-1000.wav", 1000, 10),
+            &callee_heard,
+        ));
+    callee_cfg.bind = (callee_ip, 5060).into();
+    callee_cfg.accounts[0].user = "bob".into();
+    callee_cfg.accounts[0].domain = callee_ip.to_string();
+    callee_cfg.accounts[0].extra.push_str(srtp);
+    let env = [("SWITCHBOARD_TEST_RTP_SEQ_START", NEAR_THE_WRAP)];
+    let mut caller = Switchboard::start_with_env(&caller_cfg.to_toml(), &env);
+    let mut callee = Switchboard::start_with_env(&callee_cfg.to_toml(), &env);
+    caller.wait_for(secs(10), "started");
+    callee.wait_for(secs(10), "started");
+    caller.send(&format!("dial sip:bob@{callee_ip}:5060"));
+    callee.wait_for(secs(5), "incoming");
+    callee.send("answer");
+    caller.wait_call_state(secs(5), 1, "connected");
+    callee.wait_call_state(secs(5), 1, "connected");
+    std::thread::sleep(std::time::Duration::from_secs(WRAP_CALL_SECS));
+    caller.send("hangup");
+    callee.wait_call_state(secs(5), 1, "ended");
+    assert!(caller.quit_and_wait(secs(10)).success());
+    assert!(callee.quit_and_wait(secs(10)).success());
+
+    let caller_secs = seconds_with_tone(&caller_heard, 1000.0);
+    let callee_secs = seconds_with_tone(&callee_heard, 600.0);
+    println!("seconds of tone: caller heard {caller_secs}, callee heard {callee_secs}");
+    for (who, log) in [("caller", caller.log()), ("callee", callee.log())] {
+        assert!(
+            !log.contains("fail authentication"),
+            "the {who} dropped SRTP packets"
+        );
+    }
+    assert!(
+        caller_secs >= 4,
+        "the caller hears 1 kHz for {caller_secs} s"
+    );
+    assert!(
+        callee_secs >= 4,
+        "the callee hears 600 Hz for {callee_secs} s"
+    );
+}

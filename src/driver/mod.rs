@@ -6,12 +6,12 @@
 //!   TLS connections (tls.rs) ┤                        ┌─► UDP send_to / TCP connection
 //!   front end's Commands ────┼─► UserAgent (sans-IO) ─┼─► Events to the front end
 //!   media engine's Reports ──┤          │             │
-//!   sleep_until(poll_timeout)┤          └─ MediaOrders ──► media engine (its own thread)
+//!   sleep_until(Timeout) ────┤          └─ MediaOrders ──► media engine (its own thread)
 //!   SIGINT / SIGTERM ────────┘   (quit)
 //! ```
 //!
 //! [`run`] loops over one `tokio::select!` of those inputs. After every input it drains the
-//! core: every [`Transmit`] is sent (a send error is logged, never fatal), every [`Event`]
+//! core's `poll_output` until its `Timeout`: every [`Transmit`] is sent (a send error is logged, never fatal), every [`Event`]
 //! is forwarded (`outlet.rs`: events about calls also go to the history and hooks threads of
 //! `followers.rs`, so the loop never waits on a disk or a `fork`) and every media order goes
 //! to the media engine (see `media.rs`); then it sleeps until the next input or the core's
@@ -29,7 +29,7 @@ mod media;
 pub mod outlet;
 pub mod router;
 pub mod setup;
-mod tcp;
+pub(crate) mod tcp;
 mod tls;
 
 use std::future::pending;
@@ -42,13 +42,17 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-use crate::media::engine::{Control, Report, VoiceSettings};
-use crate::sip::{
-    Command, Event, LineNo, TraceDirection, Transmit, Transport, UserAgent, VoiceStage,
-};
+use crate::media::api::{Control, Report, VoiceSettings};
+use crate::media::engine::MediaEngine;
+use crate::sip::{Command, Event, LineNo, Output, TraceDirection, Transmit, Transport, UserAgent};
+use crate::sound::VoiceStage;
 use media::MediaBridge;
 use outlet::Outlet;
 use router::Routed;
+/// The bytes the program's allocator has handed out and not taken back, when the program
+/// counts them (the `switchboard` binary does; tests of the library do not): `stats` reports it.
+pub static HEAP_IN_USE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
 pub use setup::{choose_account, MediaSetup, RecordingSetup, Setup, SetupError};
 use tcp::{TcpConnections, TcpInput};
 
@@ -144,16 +148,18 @@ pub async fn run(
     let mut commands_open = true;
     let mut signalled = false;
     loop {
-        drain(&mut ua, &udp, &mut tcp, &mut tls, &mut events).await;
-        while let Some(order) = ua.poll_media_order() {
-            if let Some(control) = bridge.order(order, wallclock()) {
-                engine.send(control);
-            }
-        }
+        let mut outputs = Outputs {
+            udp: &udp,
+            tcp: &mut tcp,
+            tls: &mut tls,
+            events: &mut events,
+            bridge: &mut bridge,
+            engine: &engine,
+        };
+        let deadline = outputs.drain(&mut ua).await;
         if ua.is_stopped() {
             break;
         }
-        let deadline = ua.poll_timeout();
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
                 Ok((len, src)) => {
@@ -209,6 +215,7 @@ pub async fn run(
                         tracing::info!(?voice, "microphone clean-up switched");
                         events.send(voice_event(voice));
                     }
+                    Ok(Routed::Pass(Command::Stats)) => events.send(stats_event(ua.census())),
                     Ok(Routed::Pass(command)) => ua.command(now(), command),
                     Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
                     Err(message) => events.send(Event::Error { message }),
@@ -244,6 +251,29 @@ pub async fn run(
 }
 
 /// The `voice` event for the microphone's clean-up stages.
+/// The `stats` event: the core's census and the process's threads, files and memory.
+fn stats_event(core: crate::sip::Census) -> Event {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .ok()
+        .map(|dir| dir.count() as u64);
+    Event::Stats {
+        core,
+        threads: field("Threads:"),
+        fds,
+        rss_kib: field("VmRSS:"),
+        rss_anon_kib: field("RssAnon:"),
+        heap_kib: HEAP_IN_USE.get().map(|in_use| in_use() / 1024),
+    }
+}
+
 fn voice_event(voice: VoiceSettings) -> Event {
     Event::Voice {
         noise_suppression: voice.noise_suppression,
@@ -263,33 +293,47 @@ fn wallclock() -> SystemTime {
     SystemTime::now()
 }
 
-/// Sends everything the core wants sent and forwards its events.
-async fn drain(
-    ua: &mut UserAgent,
-    udp: &UdpSocket,
-    tcp: &mut TcpConnections,
-    tls: &mut TcpConnections,
-    events: &mut Outlet,
-) {
-    while let Some(Transmit {
-        transport,
-        dst,
-        payload,
-    }) = ua.poll_transmit()
-    {
-        events.sip(TraceDirection::Out, dst, &payload);
-        match transport {
-            Transport::Udp => {
-                if let Err(e) = udp.send_to(&payload, dst).await {
-                    tracing::warn!(%dst, len = payload.len(), error = %e, "SIP UDP send failed");
+/// Where the core's outputs go.
+struct Outputs<'a> {
+    udp: &'a UdpSocket,
+    tcp: &'a mut TcpConnections,
+    tls: &'a mut TcpConnections,
+    events: &'a mut Outlet,
+    bridge: &'a mut MediaBridge,
+    engine: &'a MediaEngine,
+}
+
+impl Outputs<'_> {
+    /// Takes every output of the core until its next deadline (returned; `None`: none):
+    /// messages are sent, events forwarded, media orders handed to the media engine.
+    async fn drain(&mut self, ua: &mut UserAgent) -> Option<Instant> {
+        loop {
+            match ua.poll_output()? {
+                Output::Transmit(Transmit {
+                    transport,
+                    dst,
+                    payload,
+                }) => {
+                    self.events.sip(TraceDirection::Out, dst, &payload);
+                    match transport {
+                        Transport::Udp => {
+                            if let Err(e) = self.udp.send_to(&payload, dst).await {
+                                tracing::warn!(%dst, len = payload.len(), error = %e, "SIP UDP send failed");
+                            }
+                        }
+                        Transport::Tcp => self.tcp.send(dst, payload),
+                        Transport::Tls => self.tls.send(dst, payload),
+                    }
                 }
+                Output::Event(event) => self.events.send(event),
+                Output::Media(order) => {
+                    if let Some(control) = self.bridge.order(order, wallclock()) {
+                        self.engine.send(control);
+                    }
+                }
+                Output::Timeout(deadline) => return Some(deadline),
             }
-            Transport::Tcp => tcp.send(dst, payload),
-            Transport::Tls => tls.send(dst, payload),
         }
-    }
-    while let Some(event) = ua.poll_event() {
-        events.send(event);
     }
 }
 

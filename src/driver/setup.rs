@@ -21,9 +21,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::config::{self, Config, ConfigError};
+use crate::media::api::{EngineConfig, LineSockets, VoiceSettings};
 use crate::media::codec::OpusSettings;
 use crate::media::device::Backend;
-use crate::media::engine::{EngineConfig, LineSockets, VoiceSettings};
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
@@ -214,6 +214,8 @@ impl MediaSetup {
                 noise_suppression: audio.noise_suppression,
                 agc: audio.agc,
             },
+            // Random unless a test asks (`driver::media::SEQUENCE_START_VAR`).
+            rtp_sequence_start: None,
         };
         MediaSetup {
             backend,

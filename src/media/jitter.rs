@@ -1383,6 +1383,93 @@ mod tests {
         }
     }
 
+    /// An hour-long call (180 000 frames, the RTP sequence wrapping twice) whose far end's
+    /// clock is `ppm` off, with up to 5 ms of network jitter and ticks up to 6 ms late. Asserts
+    /// that the buffer neither grows (its depth and delay in the last ten minutes stay within
+    /// those of the first ten, plus one frame) nor underruns repeatedly (a handful of
+    /// concealed frames at most; the slow clock's frames are stretched on purpose, about one
+    /// per 10 000), and that the RTCP receive statistics of the same packets stay sane:
+    /// nothing lost across the wraps, jitter near the network's.
+    fn hour_long_drift(ppm: f64) -> JitterStats {
+        use crate::media::rtcp::RtcpSession;
+        use crate::media::rtp::RtpPacket;
+        const TICKS: usize = 180_000;
+        const TEN_MINUTES: usize = 30_000;
+        let mut jb = opus_buffer();
+        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let interval = 20.0 / (1.0 + ppm * 1e-6);
+        let n = (TICKS as f64 * 20.0 / interval) as u32 + 10;
+        let arrivals = stream(0, n, 0.0, interval, 65_000, 0, 42, |_| 5.0 * rng.unit());
+        let t0 = epoch();
+        let mut rtcp = RtcpSession::new(7, CLOCK, t0);
+        let mut tick_rng = Rng(0x0DDB_1A5E_5BAD_5EED);
+        let tick = |k: usize| 13.0 + k as f64 * 20.0 + 6.0 * tick_rng.unit();
+        // (worst depth, worst delay) in the first and the last ten minutes.
+        let (mut first, mut last) = ((0, 0), (0, 0));
+        let outs = run_ticks(&mut jb, &arrivals, TICKS, tick, |k, jb, _| {
+            let s = jb.stats();
+            let window = match k {
+                100..TEN_MINUTES => &mut first,
+                _ if k >= TICKS - TEN_MINUTES => &mut last,
+                _ => return,
+            };
+            window.0 = window.0.max(s.depth_ms);
+            window.1 = window.1.max(s.delay_ms);
+        });
+        for a in arrivals.iter().filter(|a| a.at <= 20.0 * TICKS as f64) {
+            let packet = RtpPacket {
+                payload_type: 111,
+                sequence: a.seq,
+                timestamp: a.ts,
+                ssrc: a.ssrc,
+                marker: false,
+                payload: &[0; 40],
+            };
+            rtcp.on_rtp(at(t0, a.at), &packet);
+        }
+        let stats = jb.stats();
+        let quality = rtcp.quality();
+        println!(
+            "an hour at {ppm:+} ppm: played {}, concealed {}, expanded {}, dropped {}, late {}, \
+             worst depth/delay first 10 min {first:?} ms, last 10 min {last:?} ms, \
+             RTCP loss {} %, jitter {:.2} ms",
+            stats.played,
+            stats.concealed,
+            stats.expanded,
+            stats.dropped,
+            stats.late,
+            quality.loss_pct,
+            quality.jitter_ms
+        );
+        assert!(strictly_increasing(&played(&outs)));
+        assert_eq!((stats.late, stats.resets), (0, 0), "{stats:?}");
+        assert!(
+            last.0 <= first.0 + 20 && last.1 <= first.1 + 20,
+            "the buffer grew: first ten minutes {first:?} ms, last ten {last:?} ms"
+        );
+        assert!(last.0 <= 100 && last.1 <= 100, "{last:?}");
+        assert!(stats.concealed <= 5, "repeated underruns: {stats:?}");
+        assert_eq!(quality.packets_lost, 0, "{quality:?}");
+        assert!(quality.jitter_ms < 5.0, "{quality:?}");
+        stats
+    }
+
+    #[test]
+    fn far_end_clock_100_ppm_fast_for_an_hour() {
+        let stats = hour_long_drift(100.0);
+        // 100 ppm of 180 000 frames is 18 surplus frames: each dropped, none stretched.
+        assert!((10..=30).contains(&stats.dropped), "{stats:?}");
+        assert!(stats.expanded <= 5, "{stats:?}");
+    }
+
+    #[test]
+    fn far_end_clock_100_ppm_slow_for_an_hour() {
+        let stats = hour_long_drift(-100.0);
+        // 18 frames short over the hour: each tick without one is stretched, none dropped.
+        assert!((10..=30).contains(&stats.expanded), "{stats:?}");
+        assert!(stats.dropped <= 5, "{stats:?}");
+    }
+
     #[test]
     fn network_delay_steps_up_and_down_are_followed() {
         let mut jb = opus_buffer();

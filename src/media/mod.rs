@@ -2,7 +2,14 @@
 //!
 //! Never imports `sip`: the driver translates negotiated SDP into
 //! [`CodecKind`] and addresses.
+//!
+//! - [`api`]: the vocabulary between the driver and the media thread (orders, reports).
+//! - [`engine`]: the media thread and its clock; `pipeline` is the work of one tick.
+//! - [`device`]: headset and ring device (cpal, WAV files, null).
+//! - [`rtp`] / [`rtcp`]: the RTP wire format and one leg's RTCP state; [`srtp`] protects both.
+//! - [`jitter`], [`codec`], [`g722`], [`dtmf`], [`mixer`], [`tones`], [`voice`], [`recorder`].
 
+pub mod api;
 pub mod codec;
 pub mod device;
 pub mod dtmf;
@@ -12,6 +19,7 @@ pub mod jitter;
 pub mod mixer;
 mod pipeline;
 pub mod recorder;
+pub mod rtcp;
 pub mod rtp;
 pub mod srtp;
 pub mod tones;

@@ -20,16 +20,15 @@ use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use super::api::{Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams};
 use super::codec::Codec;
 use super::device::AudioDevice;
 use super::dtmf::{DtmfReceiver, DtmfSender};
-use super::engine::{
-    Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
-};
 use super::jitter::{JitterBuffer, Playout};
 use super::mixer::Mixer;
 use super::recorder::Recordings;
-use super::rtp::{is_rtcp, parse_rtp, RtcpSession, RtpSender};
+use super::rtcp::RtcpSession;
+use super::rtp::{is_rtcp, parse_rtp, RtpSender};
 use super::srtp::SrtpSession;
 use super::tones::{MusicOnHold, ToneGenerator, ToneKind};
 use super::voice::MicCleanup;
@@ -45,6 +44,26 @@ const MAX_PACKET: usize = 1500;
 const MAX_PACKETS_PER_TICK: usize = 64;
 /// Socket errors skipped in a row before giving up until the next tick.
 const MAX_SOCKET_ERRORS: usize = 4;
+
+/// The random starting points of a stream we send (RFC 3550 §5.1): drawn by the pipeline in
+/// one place, an input of [`ActiveStream::new`].
+#[derive(Debug, Clone, Copy)]
+struct StreamSeeds {
+    ssrc: u32,
+    sequence: u16,
+    timestamp: u32,
+}
+
+impl StreamSeeds {
+    /// Fresh random seeds; the sequence start is `sequence` when the engine was given one.
+    fn draw(sequence: Option<u16>) -> StreamSeeds {
+        StreamSeeds {
+            ssrc: rand::random(),
+            sequence: sequence.unwrap_or_else(rand::random),
+            timestamp: rand::random(),
+        }
+    }
+}
 
 /// An RTP stream in flight on a line.
 struct ActiveStream {
@@ -80,6 +99,7 @@ impl ActiveStream {
         now: Instant,
         params: StreamParams,
         config: &EngineConfig,
+        seeds: StreamSeeds,
     ) -> Result<ActiveStream, String> {
         let mut opus = config.opus;
         if let Some(cap) = params.max_bitrate {
@@ -95,10 +115,14 @@ impl ActiveStream {
             .transpose()
             .map_err(|e| e.to_string())?;
         let rate = params.codec.clock_rate();
-        let ssrc = rand::random();
+        let StreamSeeds {
+            ssrc,
+            sequence,
+            timestamp,
+        } = seeds;
         Ok(ActiveStream {
             jitter: JitterBuffer::new(rate, params.codec.samples_per_frame(), config.jitter),
-            sender: RtpSender::new(ssrc, rand::random()),
+            sender: RtpSender::new(ssrc, sequence),
             rtcp: RtcpSession::new(ssrc, rate, now),
             dtmf_out: DtmfSender::new(rate),
             dtmf_in: DtmfReceiver::default(),
@@ -106,7 +130,7 @@ impl ActiveStream {
             heard: false,
             last_heard: now,
             silence_reported: false,
-            timestamp: rand::random(),
+            timestamp,
             spurt: true,
             next_quality: now + QUALITY_EVERY,
             srtp,
@@ -280,7 +304,8 @@ impl Pipeline {
                             .as_mut()
                             .is_some_and(|s| s.update(now, params.clone()));
                         if !kept {
-                            match ActiveStream::new(now, params, &self.config) {
+                            let seeds = StreamSeeds::draw(self.config.rtp_sequence_start);
+                            match ActiveStream::new(now, params, &self.config, seeds) {
                                 Ok(s) => leg.stream = Some(s),
                                 Err(message) => {
                                     leg.stream = None;
@@ -769,11 +794,11 @@ mod tests {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-    use super::super::codec::{Codec, OpusSettings};
-    use super::super::device::{AudioDevice, DeviceNotice};
-    use super::super::engine::{
+    use super::super::api::{
         Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
     };
+    use super::super::codec::{Codec, OpusSettings};
+    use super::super::device::{AudioDevice, DeviceNotice};
     use super::super::jitter::JitterConfig;
     use super::super::rtp::{is_rtcp, parse_rtp, RtpSender};
     use super::super::tones::MusicOnHold;

@@ -3,9 +3,12 @@
 //! These are the only SIP-layer types the TUI and the headless mode see. Every
 //! event serialises to one JSON object with an `"event"` field; events about a
 //! call carry `"line"` (1-based) and `"call_id"`. Later features extend both
-//! enums; existing words and fields never change meaning.
+//! enums; existing words and fields never change meaning. Non-SIP payloads (the sound
+//! vocabulary) live in [`crate::sound`].
 
 use serde::Serialize;
+
+use crate::sound::VoiceStage;
 
 /// A line number as the operator sees it: 1, 2, …
 pub type LineNo = u8;
@@ -67,17 +70,11 @@ pub enum Command {
     Trace(TraceMode),
     /// Switch a microphone clean-up stage on (`Some(true)`), off, or over (`None`).
     Voice(VoiceStage, Option<bool>),
+    /// Report what is alive (a `stats` event): transactions, calls, subscriptions, threads,
+    /// open files and memory, for leak checks over a shift.
+    Stats,
     /// Un-register, end all calls and stop.
     Quit,
-}
-
-/// A microphone clean-up stage the operator can switch live.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VoiceStage {
-    /// RNNoise noise suppression (`ns`).
-    NoiseSuppression,
-    /// Automatic gain control (`agc`).
-    Agc,
 }
 
 /// The state of a call as shown to the operator.
@@ -443,6 +440,42 @@ pub enum Event {
         /// `idle`, `ringing`, `busy` or `unknown`.
         state: super::dialog_info::BlfState,
     },
+    /// What is alive, after `stats`.
+    Stats {
+        /// The SIP core's state.
+        core: Census,
+        /// The process: threads, open file descriptors, resident memory (from `/proc`;
+        /// `None` where it cannot be read).
+        threads: Option<u64>,
+        /// Open file descriptors (sockets, files).
+        fds: Option<u64>,
+        /// Resident set size in KiB.
+        rss_kib: Option<u64>,
+        /// The anonymous part of it (heap, stacks) in KiB: what grows if memory leaks, unlike
+        /// the program's code paged in as new paths run.
+        rss_anon_kib: Option<u64>,
+        /// Bytes the program has allocated and not released, in KiB: unlike the resident
+        /// size, it does not count what the allocator keeps of freed memory.
+        heap_kib: Option<u64>,
+    },
     /// The user agent stopped (after `quit`).
     Stopped,
+}
+
+/// How much state the SIP core holds: after every call and subscription has ended and the
+/// transactions' wait states have run out, everything but `history` is back at zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Census {
+    /// Client transactions (requests we sent, not yet finished).
+    pub client_transactions: usize,
+    /// Server transactions (requests we received, including their wait states).
+    pub server_transactions: usize,
+    /// Calls on a line or still finishing their signalling.
+    pub calls: usize,
+    /// Dialog-state subscriptions (busy lamps, pickups).
+    pub subscriptions: usize,
+    /// ACKs kept to answer retransmitted 2xx responses.
+    pub acks: usize,
+    /// Calls placed by `pickup` still remembered.
+    pub pickups: usize,
 }

@@ -5,7 +5,7 @@
 //! This module owns the digest arithmetic and nothing else. It must stay pure:
 //! no I/O, no clock, no randomness (the caller passes the `cnonce` and keeps
 //! the `nc` counter), no panics on any input, no `unsafe`. Which request to
-//! retry, and when, belongs to `register.rs` / `call.rs`.
+//! retry, and when, belongs to `client_auth.rs`.
 //!
 //! rsip's own digest generator is not used: it prints `nc` in decimal, gets
 //! `-sess` wrong and rejects `qop="auth,auth-int"`.

@@ -96,7 +96,8 @@ fn reinvites(sent: &[Message]) -> Vec<(String, Direction)> {
 
 /// The media sources ordered since the last look, as (line, source).
 fn sources(b: &mut Bench) -> Vec<(LineNo, Option<Source>)> {
-    std::iter::from_fn(|| b.ua.poll_media_order())
+    b.media_orders()
+        .into_iter()
         .filter_map(|o| match o {
             MediaOrder::Line { line, stream, .. } => Some((line, stream.map(|s| s.source))),
             _ => None,
@@ -403,7 +404,7 @@ fn mute_in_a_conference_mutes_the_operator_for_every_member() {
         })
         .collect();
     assert_eq!(muted, [(1, true), (2, true)]);
-    let orders: Vec<MediaOrder> = std::iter::from_fn(|| b.ua.poll_media_order()).collect();
+    let orders: Vec<MediaOrder> = b.media_orders();
     assert_eq!(orders.len(), 2);
     assert!(orders.iter().all(|o| matches!(
         o,

@@ -1,22 +1,25 @@
 //! The SIP user agent, sans-IO.
 //!
 //! [`UserAgent`] is fed received bytes with their source, the operator's
-//! [`Command`]s and the current [`Instant`]; it is polled for bytes to send
-//! ([`Transmit`]), the next deadline and [`Event`]s. It owns no socket, no
-//! thread and no clock, so every test can run it on simulated time:
+//! [`Command`]s and the current [`Instant`]; it is polled for one [`Output`] at a
+//! time: bytes to send, events, media orders and, last, the next deadline. It owns
+//! no socket, no thread and no clock, so every test can run it on simulated time:
 //!
 //! ```text
-//!   handle_datagram(now, transport, src, bytes) ─┐
-//!   handle_timeout(now)                          ├─► UserAgent ─► poll_transmit() -> Transmit
-//!   command(now, Command)                       ─┘              ─► poll_event()    -> Event
-//!                                                                ─► poll_timeout()  -> Instant
+//!   handle_datagram(now, transport, src, bytes) ─┐                   ┌► Output::Transmit
+//!   handle_timeout(now)                          ├─► UserAgent ──────┼► Output::Event
+//!   command(now, Command)                       ─┘   poll_output()   ├► Output::Media
+//!                                                                     └► Output::Timeout (last)
 //! ```
 //!
-//! The driver must drain `poll_transmit` and `poll_event` after every input
-//! and sleep until `poll_timeout`. Layers inside: [`msg`] (parsing and
+//! The driver must call `poll_output` after every input until it returns
+//! `Timeout` (or `None`), and sleep until that deadline; no queue can be forgotten.
+//! Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call/` (INVITE, hold, BYE: a call's
 //! `Phase`, its timer table, and the happenings the features react to, in `happening.rs`),
+//! `client_auth.rs` under every client transaction (401/407 answered once),
+//! `refresh.rs` for the REGISTER and SUBSCRIBE refresh and backoff schedule,
 //! with [`sdp`] for offer/answer and [`auth`] for digest. Whatever the
 //! operator typed as a target becomes a URI in [`target`], the one parser
 //! every command uses.
@@ -31,6 +34,9 @@ mod attended;
 mod attended_tests;
 pub mod auth;
 mod call;
+mod client_auth;
+#[cfg(test)]
+mod client_auth_tests;
 mod conference;
 #[cfg(test)]
 mod conference_tests;
@@ -54,6 +60,7 @@ mod recording;
 #[cfg(test)]
 mod recording_tests;
 pub(crate) mod refer;
+mod refresh;
 mod register;
 mod replaces;
 #[cfg(test)]
@@ -85,8 +92,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
-    TransferMechanism, TransferStatus, VoiceStage,
+    CallState, Census, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
+    TransferMechanism, TransferStatus,
 };
 use call::Call;
 pub use dialog_info::BlfState;
@@ -137,6 +144,20 @@ pub struct Transmit {
     pub dst: SocketAddr,
     /// One whole SIP message.
     pub payload: Vec<u8>,
+}
+
+/// What the user agent wants done, from [`UserAgent::poll_output`] (str0m's shape).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Bytes to send.
+    Transmit(Transmit),
+    /// Something for the operator (screen, JSON line, history).
+    Event(Event),
+    /// An order for the media engine.
+    Media(MediaOrder),
+    /// Nothing else is queued: call [`UserAgent::handle_timeout`] at this time (or sooner,
+    /// with the next input).
+    Timeout(Instant),
 }
 
 /// The account the user agent acts for, with addresses already resolved.
@@ -315,6 +336,8 @@ pub struct UserAgent {
     cfg: UaConfig,
     tokens: Tokens,
     clients: HashMap<TxKey, (ClientTx, Owner)>,
+    /// The client-authentication layer under `clients` (`client_auth.rs`).
+    auth: client_auth::ClientAuth,
     servers: HashMap<TxKey, Server>,
     registration: Option<Registration>,
     keepalive: Option<Keepalive>,
@@ -357,6 +380,7 @@ impl UserAgent {
         let mut ua = UserAgent {
             tokens: Tokens::new(&cfg.seed),
             clients: HashMap::new(),
+            auth: client_auth::ClientAuth::default(),
             servers: HashMap::new(),
             registration: None,
             keepalive: None,
@@ -417,6 +441,18 @@ impl UserAgent {
         self.stopped
     }
 
+    /// How much state the core holds now.
+    pub fn census(&self) -> Census {
+        Census {
+            client_transactions: self.clients.len(),
+            server_transactions: self.servers.len(),
+            calls: self.calls().count(),
+            subscriptions: self.subscriptions.len(),
+            acks: self.acks.len(),
+            pickups: self.pickups.len(),
+        }
+    }
+
     // ---- inputs ----
 
     /// Feeds one received SIP message (a datagram, or one framed TCP message).
@@ -464,6 +500,7 @@ impl UserAgent {
         for (key, owner) in timed_out {
             let request = self.clients.get(&key).map(|(tx, _)| tx.request().clone());
             if let Some(request) = request {
+                let request = self.auth.as_owner_knows(&key, &owner, request);
                 match owner {
                     Owner::Register => self.on_register_timeout(now),
                     Owner::Call(call_id) => self.on_call_tx_timeout(now, &call_id, &request),
@@ -491,6 +528,7 @@ impl UserAgent {
         }
         self.on_subscription_timers(now);
         self.on_consult_timer(now);
+        self.acks.retain(|a| a.until() > now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
@@ -580,36 +618,35 @@ impl UserAgent {
             Command::Quit => self.quit(now),
             // The driver carries these out (outbound routes, SIP trace, microphone clean-up);
             // nothing for the core.
-            Command::Route(_) | Command::Trace(_) | Command::Voice(..) => {}
+            Command::Route(_) | Command::Trace(_) | Command::Voice(..) | Command::Stats => {}
         }
         self.settle(now);
     }
 
     // ---- outputs ----
 
-    /// The next message to send.
-    pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let transmit = self.transmits.pop_front();
-        #[cfg(test)]
-        if let Some(t) = &transmit {
+    /// The next thing to do: messages to send first, then events for the operator, then
+    /// orders for the media engine, and last, once those are all taken, when
+    /// [`UserAgent::handle_timeout`] must be called next. `None`: nothing queued and no
+    /// deadline. Call it after every input until it returns `Timeout` or `None`.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if let Some(transmit) = self.transmits.pop_front() {
             // Every message of every unit test meets the RFC tables.
-            conformance::assert_conformant(&t.payload);
+            #[cfg(test)]
+            conformance::assert_conformant(&transmit.payload);
+            return Some(Output::Transmit(transmit));
         }
-        transmit
-    }
-
-    /// The next order for the media engine.
-    pub fn poll_media_order(&mut self) -> Option<MediaOrder> {
-        self.media_orders.pop_front()
-    }
-
-    /// The next event for the operator.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        if let Some(event) = self.events.pop_front() {
+            return Some(Output::Event(event));
+        }
+        if let Some(order) = self.media_orders.pop_front() {
+            return Some(Output::Media(order));
+        }
+        self.next_timeout().map(Output::Timeout)
     }
 
     /// When `handle_timeout` must be called next.
-    pub fn poll_timeout(&self) -> Option<Instant> {
+    fn next_timeout(&self) -> Option<Instant> {
         earliest(
             self.clients
                 .values()
@@ -622,6 +659,7 @@ impl UserAgent {
                     self.quit_deadline,
                     self.subscriptions_deadline(),
                     self.consult.as_ref().and_then(attended::Consult::deadline),
+                    self.acks.iter().map(call::SentAck::until).min(),
                 ]),
         )
     }
@@ -726,7 +764,10 @@ impl UserAgent {
             tracing::error!("built an unparsable request; not sent");
             return None;
         };
+        let (request, bytes) = self.with_known_credentials(&owner, dst, request, bytes);
         let key = TxKey::of(&request)?;
+        let account = self.account_index_of(&owner);
+        self.auth.sent_through(key.clone(), account);
         let wire = Transmit {
             transport: self.cfg.transport,
             dst,
@@ -946,6 +987,10 @@ impl UserAgent {
                 // Every 2xx is ACKed, whatever became of its call.
                 self.ack_2xx(now, &request, &resp, sent_to);
             }
+            if self.answer_challenge(now, &key, &owner, &request, &resp, sent_to) {
+                return;
+            }
+            let request = self.auth.as_owner_knows(&key, &owner, request);
             match owner {
                 Owner::Register => self.on_register_response(now, &request, &resp),
                 Owner::Call(call_id) => self.on_call_response(now, &call_id, &request, &resp),
@@ -1055,6 +1100,8 @@ impl UserAgent {
     /// Drops finished transactions and ended calls.
     fn collect_finished(&mut self) {
         self.clients.retain(|_, (tx, _)| !tx.is_terminated());
+        let clients = &self.clients;
+        self.auth.retain(|key| clients.contains_key(key));
         self.servers.retain(|_, s| !s.tx.is_terminated());
         for slot in &mut self.lines {
             if slot.as_ref().is_some_and(Call::is_gone) {

@@ -1,8 +1,11 @@
 //! Switchboard against switchboard, peer to peer, on simulated time: two or three user
 //! agents wired together by a lossless in-memory network whose deliveries a test can hold
 //! back or reorder. Covers the ACK of every re-INVITE from both sides of a dialog, the 2xx
-//! that crosses a BYE, the state each side reports when held, and a transferee taking its
-//! call back after a failed transfer.
+//! that crosses a BYE, the state each side reports when held, a transferee taking its
+//! call back after a failed transfer, and the races an operator hits (re-INVITE glare, BYE
+//! crossing a re-INVITE, a call arriving while consulting, `complete` twice, the caller
+//! hanging up between the REFER's 202 and its NOTIFY, a transfer to the caller itself);
+//! each ends with nothing left in any user agent.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -13,10 +16,11 @@ use super::msg::{Message, Method};
 use super::timer::epoch;
 use super::transfer::BlindMode;
 use super::ua_tests::config;
-use super::{Transport, UaConfig, UserAgent};
+use super::{Output, Transport, UaConfig, UserAgent};
 
-/// Alice, Bob and Carol: switchboards at 127.0.0.2, .3 and .4 (port 5060), no registrar.
-const NAMES: [&str; 3] = ["alice", "bob", "carol"];
+/// Alice, Bob, Carol and Dave: switchboards at 127.0.0.2, .3, .4 and .5 (port 5060), no
+/// registrar.
+const NAMES: [&str; 4] = ["alice", "bob", "carol", "dave"];
 
 fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 2 + i as u8], 5060))
@@ -62,6 +66,8 @@ struct Lab {
     events: Vec<Vec<Event>>,
     /// Links (from, to) whose messages are lost.
     cut: Vec<(usize, usize)>,
+    /// Each user agent's next deadline, as its last output said.
+    deadlines: Vec<Option<Instant>>,
 }
 
 impl Lab {
@@ -75,6 +81,7 @@ impl Lab {
             queue: VecDeque::new(),
             wire: Vec::new(),
             events: vec![Vec::new(); n],
+            deadlines: vec![None; n],
             cut: Vec::new(),
         }
     }
@@ -82,15 +89,26 @@ impl Lab {
     /// Moves what each user agent sent into the network and its events into `events`.
     fn collect(&mut self) {
         for (i, ua) in self.uas.iter_mut().enumerate() {
-            while let Some(t) = ua.poll_transmit() {
-                let to = (0..NAMES.len()).find(|j| addr(*j) == t.dst);
-                let msg = Message::parse(&t.payload).expect("switchboard sends parsable messages");
-                if let Some(to) = to {
-                    self.wire.push(Sent { from: i, to, msg });
+            self.deadlines[i] = None;
+            while let Some(output) = ua.poll_output() {
+                match output {
+                    Output::Transmit(t) => {
+                        let to = (0..NAMES.len()).find(|j| addr(*j) == t.dst);
+                        let msg = Message::parse(&t.payload)
+                            .expect("switchboard sends parsable messages");
+                        if let Some(to) = to {
+                            self.wire.push(Sent { from: i, to, msg });
+                        }
+                        self.queue.push_back((i, t.payload, t.dst));
+                    }
+                    Output::Event(event) => self.events[i].push(event),
+                    Output::Media(_) => {}
+                    Output::Timeout(t) => {
+                        self.deadlines[i] = Some(t);
+                        break;
+                    }
                 }
-                self.queue.push_back((i, t.payload, t.dst));
             }
-            self.events[i].extend(std::iter::from_fn(|| ua.poll_event()));
         }
     }
 
@@ -142,7 +160,7 @@ impl Lab {
         let end = self.now + d;
         self.run();
         for _ in 0..1_000_000 {
-            let next = self.uas.iter().filter_map(UserAgent::poll_timeout).min();
+            let next = self.deadlines.iter().flatten().min().copied();
             match next.filter(|t| *t <= end) {
                 Some(t) => {
                     self.now = t.max(self.now);
@@ -294,6 +312,7 @@ fn callee_hold_and_resume_are_acked_in_the_dialog_and_the_call_stays_up() {
     let hold = lab.requests(1, Method::Invite).remove(0);
     assert_eq!(hold.cseq.0, lab.requests(0, Method::Invite)[0].cseq.0);
     let ack = lab.requests(1, Method::Ack).remove(0);
+    assert_eq!(lab.uas[1].census().acks, 1, "Bob keeps his ACK for a while");
     assert_eq!(ack.from.tag(), hold.from.tag(), "Bob's own tag in From");
     assert_eq!(ack.to.tag(), hold.to.tag(), "Alice's tag in To");
     assert_ne!(ack.from.tag(), ack.to.tag());
@@ -325,6 +344,13 @@ fn callee_hold_and_resume_are_acked_in_the_dialog_and_the_call_stays_up() {
     assert_eq!(lab.states(1), vec![CallState::Ended]);
     assert_eq!(lab.assert_every_2xx_acked(), 3, "hold, resume, hold");
     assert!(lab.wire.iter().all(|s| s.msg.call_id == call_id));
+
+    // Once the wait states have run out, neither side keeps anything of the call: no
+    // transaction, and no ACK kept for a retransmitted 2xx (they once stayed until the next).
+    lab.advance(Duration::from_secs(40));
+    for ua in &lab.uas {
+        assert_eq!(ua.census(), super::Census::default());
+    }
 }
 
 #[test]
@@ -619,4 +645,239 @@ fn a_transferee_recalled_while_the_target_rings_cancels_it_and_resumes() {
         );
     }
     lab.assert_every_2xx_acked();
+}
+
+// ───────────────────────────── races ─────────────────────────────
+
+impl Lab {
+    /// Lets every wait state run out, then checks that no user agent holds anything.
+    fn assert_nothing_left(&mut self) {
+        self.advance(Duration::from_secs(40));
+        for (i, ua) in self.uas.iter().enumerate() {
+            assert_eq!(
+                ua.census(),
+                super::Census::default(),
+                "{} keeps state",
+                NAMES[i]
+            );
+        }
+    }
+}
+
+#[test]
+fn reinvite_glare_is_491_both_ways_and_both_holds_succeed_on_retry() {
+    let mut lab = Lab::new(2);
+    let call_id = lab.connect(0, 1);
+    lab.states(0);
+    lab.states(1);
+    // Both hold at once: each re-INVITE is in flight when the other arrives.
+    lab.cmd(0, Command::Hold(None));
+    lab.cmd(1, Command::Hold(None));
+    lab.run();
+    for side in [0, 1] {
+        let codes: Vec<u16> = lab
+            .responses(side, Method::Invite)
+            .iter()
+            .filter_map(Message::code)
+            .collect();
+        assert!(codes.contains(&491), "{} answered {codes:?}", NAMES[side]);
+    }
+    // §14.1: the Call-ID's owner (Alice) retries after 2.1–4 s, Bob after 0–2 s.
+    lab.advance(Duration::from_secs(5));
+    let reinvites = |lab: &Lab, side: usize| {
+        lab.requests(side, Method::Invite)
+            .iter()
+            .filter(|m| m.to.tag().is_some())
+            .count()
+    };
+    assert_eq!(reinvites(&lab, 1), 2, "Bob's hold was retried once");
+    assert_eq!(reinvites(&lab, 0), 2, "Alice's hold was retried once");
+    for side in [0, 1] {
+        assert_eq!(
+            lab.last_state(side, &call_id),
+            (Some(CallState::Held), Some(Direction::Inactive)),
+            "{}",
+            NAMES[side]
+        );
+    }
+    lab.assert_every_2xx_acked();
+    lab.cmd(0, Command::Hangup(None));
+    lab.assert_nothing_left();
+}
+
+#[test]
+fn a_bye_crossing_our_reinvite_ends_the_call_on_both_sides_cleanly() {
+    for holder in [0, 1] {
+        let mut lab = Lab::new(2);
+        let call_id = lab.connect(0, 1);
+        let other = 1 - holder;
+        lab.cmd(holder, Command::Hold(None));
+        lab.cmd(other, Command::Hangup(None));
+        lab.run();
+        lab.advance(Duration::from_secs(1));
+        for side in [0, 1] {
+            assert_eq!(
+                lab.last_state(side, &call_id).0,
+                Some(CallState::Ended),
+                "{}",
+                NAMES[side]
+            );
+        }
+        lab.assert_every_2xx_acked();
+        lab.assert_nothing_left();
+    }
+}
+
+#[test]
+fn a_call_arriving_while_consulting_is_refused_busy() {
+    let mut lab = Lab::new(4);
+    lab.connect(1, 0);
+    lab.cmd(0, Command::Consult(uri(2)));
+    lab.run();
+    lab.cmd(2, Command::Answer(None));
+    lab.run();
+    lab.take_events(0);
+    // Both of Alice's lines are taken: Dave's call gets 486 and Alice is not disturbed.
+    lab.cmd(3, Command::Dial(uri(0)));
+    lab.run();
+    let answers: Vec<u16> = lab
+        .responses(0, Method::Invite)
+        .iter()
+        .filter(|m| m.call_id != lab.requests(1, Method::Invite)[0].call_id)
+        .filter_map(Message::code)
+        .filter(|c| *c >= 200)
+        .collect();
+    assert!(answers.contains(&486), "{answers:?}");
+    let alice = lab.take_events(0);
+    assert!(
+        !alice.iter().any(|e| matches!(e, Event::Incoming { .. })),
+        "{alice:#?}"
+    );
+    assert_eq!(
+        lab.states(3).last(),
+        Some(&CallState::Ended),
+        "Dave's call ended"
+    );
+    // The consultation goes on: complete joins Bob and Carol.
+    lab.cmd(0, Command::Complete);
+    lab.advance(Duration::from_secs(5));
+    assert!(transfer_events(&lab.take_events(0))
+        .contains(&(TransferKind::Attended, TransferStatus::Succeeded)));
+    for side in [1, 2] {
+        lab.cmd(side, Command::Hangup(None));
+    }
+    lab.assert_nothing_left();
+}
+
+#[test]
+fn complete_pressed_twice_sends_one_refer() {
+    let mut lab = Lab::new(3);
+    lab.connect(1, 0);
+    lab.cmd(0, Command::Consult(uri(2)));
+    lab.run();
+    lab.cmd(2, Command::Answer(None));
+    lab.run();
+    lab.take_events(0);
+    lab.cmd(0, Command::Complete);
+    lab.cmd(0, Command::Complete);
+    lab.advance(Duration::from_secs(5));
+    assert_eq!(lab.requests(0, Method::Refer).len(), 1);
+    let alice = lab.take_events(0);
+    assert!(
+        transfer_events(&alice).contains(&(TransferKind::Attended, TransferStatus::Succeeded)),
+        "{alice:#?}"
+    );
+    lab.assert_every_2xx_acked();
+    for side in [1, 2] {
+        lab.cmd(side, Command::Hangup(None));
+    }
+    lab.assert_nothing_left();
+}
+
+#[test]
+fn the_caller_hanging_up_between_the_202_and_the_notify_is_reported_once() {
+    let mut lab = Lab::new(3);
+    lab.connect(1, 0);
+    lab.take_events(0);
+    lab.cmd(0, Command::Transfer(uri(2)));
+    // Bob accepts the REFER (202) but his NOTIFY is held back while he hangs up.
+    let kept = lab.run_holding(|from, m| from == 1 && m.method() == Method::Notify);
+    assert_eq!(
+        lab.responses(1, Method::Refer)
+            .iter()
+            .filter_map(Message::code)
+            .collect::<Vec<_>>(),
+        vec![202]
+    );
+    let bob_alice = lab.requests(0, Method::Refer)[0].call_id.clone();
+    lab.cmd(1, Command::Line(1));
+    lab.cmd(1, Command::Hangup(None));
+    lab.run();
+    lab.deliver(kept);
+    lab.advance(Duration::from_secs(20));
+    let alice = lab.take_events(0);
+    let ended: Vec<&Event> = alice
+        .iter()
+        .filter(|e| {
+            matches!(e, Event::Call { state: CallState::Ended, call_id, .. } if *call_id == bob_alice)
+        })
+        .collect();
+    assert_eq!(ended.len(), 1, "{alice:#?}");
+    let finals: Vec<TransferStatus> = transfer_events(&alice)
+        .into_iter()
+        .map(|(_, s)| s)
+        .filter(|s| {
+            matches!(
+                s,
+                TransferStatus::Succeeded | TransferStatus::Failed | TransferStatus::Recalled
+            )
+        })
+        .collect();
+    assert!(finals.len() <= 1, "one outcome at most: {finals:?}");
+    for side in [1, 2] {
+        lab.cmd(side, Command::Hangup(None));
+    }
+    lab.assert_every_2xx_acked();
+    lab.assert_nothing_left();
+}
+
+#[test]
+fn a_transfer_to_the_callers_own_address_fails_and_the_call_comes_back() {
+    let mut lab = Lab::new(2);
+    let call_id = lab.connect(1, 0);
+    lab.take_events(0);
+    lab.cmd(0, Command::Transfer(uri(1)));
+    lab.advance(Duration::from_secs(60));
+    let alice = lab.take_events(0);
+    let outcomes: Vec<TransferStatus> = transfer_events(&alice)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    assert!(
+        outcomes
+            .iter()
+            .any(|s| matches!(s, TransferStatus::Failed | TransferStatus::Recalled)),
+        "{alice:#?}"
+    );
+    // Bob's INVITE to himself is refused as a loop (482); the call is back with Alice, both
+    // talking.
+    assert!(lab
+        .responses(1, Method::Invite)
+        .iter()
+        .any(|m| m.code() == Some(482)));
+    let last = alice.iter().rev().find_map(|e| match e {
+        Event::Call {
+            state, call_id: c, ..
+        } if *c == call_id => Some(*state),
+        _ => None,
+    });
+    assert_eq!(last, Some(CallState::Connected), "{alice:#?}");
+    assert_eq!(
+        lab.last_state(1, &call_id),
+        (Some(CallState::Connected), Some(Direction::SendRecv)),
+        "Bob talks with Alice again"
+    );
+    lab.assert_every_2xx_acked();
+    lab.cmd(0, Command::Hangup(None));
+    lab.assert_nothing_left();
 }

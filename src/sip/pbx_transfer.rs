@@ -301,10 +301,8 @@ mod tests {
     use crate::sip::api::{CallState, Command, Event, TransferKind, TransferStatus};
     use crate::sip::media_order::MediaOrder;
     use crate::sip::msg::Method;
-    use crate::sip::timer::epoch;
     use crate::sip::transfer_tests::bye_from_phone;
     use crate::sip::ua_tests::{config, connected_call, Bench, PHONE};
-    use crate::sip::UserAgent;
     use std::time::Duration;
 
     /// A bench whose account transfers by Asterisk's feature codes, in a connected call.
@@ -320,14 +318,11 @@ mod tests {
             attended: "*2{target}#".into(),
             cancel: "*1".into(),
         });
-        let mut b = Bench {
-            ua: UserAgent::new(cfg, epoch()),
-            now: epoch(),
-        };
+        let mut b = Bench::with_config(cfg);
         let (invite, _) = connected_call(&mut b);
         b.sent();
         b.events();
-        while b.ua.poll_media_order().is_some() {}
+        b.media_orders();
         (b, invite)
     }
 
@@ -395,7 +390,8 @@ mod tests {
     }
 
     fn keyed(b: &mut Bench) -> Vec<String> {
-        std::iter::from_fn(|| b.ua.poll_media_order())
+        b.media_orders()
+            .into_iter()
             .filter_map(|o| match o {
                 MediaOrder::Dtmf { digits, .. } => Some(digits),
                 _ => None,

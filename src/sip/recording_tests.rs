@@ -9,7 +9,7 @@ use super::msg::Method;
 use super::ua_tests::{connected_call, Bench, PHONE};
 
 fn orders(b: &mut Bench) -> Vec<MediaOrder> {
-    std::iter::from_fn(|| b.ua.poll_media_order()).collect()
+    b.media_orders()
 }
 
 fn recording_orders(b: &mut Bench) -> Vec<MediaOrder> {

@@ -1,32 +1,26 @@
 //! The REGISTER usage (RFC 3261 §10): one binding for the account, kept
-//! alive by refreshes, answered challenges and backoff after failures.
+//! alive by refreshes and backoff after failures.
 //!
 //! ```text
 //!            send                 2xx                 85 % of expiry
 //!   Idle ──────────► Registering ─────► Registered ──────────────────┐
-//!    ▲                 │   ▲  401/407: answer the challenge once      │
-//!    │      failure    │   └──── (again only when stale=true) ───────┘ refresh
+//!    ▲                 │   ▲                                          │
+//!    │      failure    │   └──────────────────────────────────────────┘ refresh
 //!    │  (4xx–6xx,      ▼
-//!    │   timeout)   Failed ── backoff 5 s, 10 s, 20 s … 300 s ──► Registering
+//!    │   timeout)   Failed ── backoff (refresh.rs), or Retry-After ──► Registering
 //!    │
 //!    └── quit: REGISTER Expires: 0 (Unregistering) ──► Idle
 //! ```
 //!
-//! Digest answers reuse the nonce with a growing nonce-count on refreshes;
-//! a 423 takes the registrar's Min-Expires.
+//! Challenges are answered by the authentication layer (`client_auth.rs`) before this usage
+//! sees the response, and refreshes carry the credentials again with a growing nonce-count;
+//! a 401/407 that reaches this usage is a failure. A 423 takes the registrar's Min-Expires.
 
 use std::time::{Duration, Instant};
 
-use super::auth::{self, Challenge};
 use super::msg::{Builder, Message, Method};
+use super::refresh::{self, Refresh};
 use super::{Event, Owner, UserAgent};
-
-/// First retry delay after a failure; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(5);
-/// Longest delay between attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Shortest refresh interval, whatever the registrar grants.
-const MIN_REFRESH: Duration = Duration::from_secs(5);
 
 /// The binding's state; see the module diagram.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,14 +40,7 @@ pub(super) struct Registration {
     cseq: u32,
     phase: Phase,
     /// When to send the next REGISTER (refresh or retry).
-    next_at: Option<Instant>,
-    /// Consecutive failures, for the backoff.
-    failures: u32,
-    /// The last challenge, its header (`Authorization` or
-    /// `Proxy-Authorization`) and the nonce-count used with it.
-    challenge: Option<(Challenge, &'static str, u32)>,
-    /// Whether the REGISTER in flight already answered a fresh challenge.
-    answered_challenge: bool,
+    refresh: Refresh,
     /// The expiry we ask for (raised by 423 Min-Expires).
     expires: u32,
 }
@@ -66,32 +53,34 @@ impl Registration {
             tag,
             cseq: 0,
             phase: Phase::Idle,
-            next_at: None,
-            failures: 0,
-            challenge: None,
-            answered_challenge: false,
+            refresh: Refresh::default(),
             expires,
         }
     }
 
     /// True when a refresh or retry is due.
     pub(super) fn due(&self, now: Instant) -> bool {
-        self.next_at.is_some_and(|t| t <= now)
+        self.refresh.due(now)
     }
 
     /// When the next refresh or retry is due.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        self.next_at
+        self.refresh.deadline()
+    }
+
+    /// The CSeq of the last REGISTER sent.
+    pub(super) fn cseq(&self) -> u32 {
+        self.cseq
+    }
+
+    /// The last REGISTER was sent again with CSeq `cseq` (by the authentication layer).
+    pub(super) fn set_cseq(&mut self, cseq: u32) {
+        self.cseq = self.cseq.max(cseq);
     }
 
     /// True when no REGISTER is in flight (quit may finish).
     pub(super) fn is_idle(&self) -> bool {
         !matches!(self.phase, Phase::Registering | Phase::Unregistering)
-    }
-
-    fn backoff(&self) -> Duration {
-        let shift = self.failures.saturating_sub(1).min(6);
-        (FIRST_BACKOFF * (1 << shift)).min(MAX_BACKOFF)
     }
 }
 
@@ -111,7 +100,7 @@ impl UserAgent {
         if !unregister {
             reg.phase = Phase::Registering;
         }
-        reg.next_at = None;
+        reg.refresh.clear();
         reg.cseq += 1;
         let expires = if unregister { 0 } else { reg.expires };
         let mut from = aor.clone();
@@ -129,22 +118,6 @@ impl UserAgent {
             .header("Supported", super::SUPPORTED);
         if let Some((proxy, _)) = &account.outbound_proxy {
             b = b.header("Route", format!("<{proxy};lr>"));
-        }
-        if let (Some((challenge, header, nc)), Some(password)) =
-            (reg.challenge.as_mut(), account.password.as_deref())
-        {
-            *nc += 1;
-            let cnonce = format!("{:08x}", self.tokens.next() as u32);
-            let value = auth::authorization(
-                challenge,
-                &account.auth_user,
-                password,
-                "REGISTER",
-                &registrar,
-                *nc,
-                &cnonce,
-            );
-            b = b.header(header, value);
         }
         b = self.common_headers(b);
         let Some(dst) = dst else {
@@ -175,15 +148,9 @@ impl UserAgent {
         }
         let account = self.cfg.account.aor();
         if reg.phase == Phase::Unregistering {
-            if (200..300).contains(&code) || !matches!(code, 401 | 407) {
-                reg.phase = Phase::Idle;
+            reg.phase = Phase::Idle;
+            if !matches!(code, 401 | 407) {
                 self.emit(Event::Unregistered { account });
-            } else if !self.answer_challenge(resp) {
-                if let Some(reg) = self.registration.as_mut() {
-                    reg.phase = Phase::Idle;
-                }
-            } else {
-                self.send_register(now);
             }
             return;
         }
@@ -191,10 +158,7 @@ impl UserAgent {
             200..=299 => {
                 let granted = granted_expires(resp, &contact).unwrap_or(reg.expires);
                 reg.phase = Phase::Registered;
-                reg.failures = 0;
-                reg.answered_challenge = false;
-                let refresh = Duration::from_secs(u64::from(granted) * 85 / 100).max(MIN_REFRESH);
-                reg.next_at = Some(now + refresh);
+                reg.refresh.granted(now, granted);
                 self.emit(Event::Registered {
                     account,
                     expires: granted,
@@ -207,8 +171,6 @@ impl UserAgent {
                         Some(code),
                         "the registrar asks for a password and none is configured",
                     );
-                } else if self.answer_challenge(resp) {
-                    self.send_register(now);
                 } else {
                     self.registration_failed(
                         now,
@@ -236,32 +198,10 @@ impl UserAgent {
             }
             _ => {
                 let reason = format!("the registrar answered {code} {}", resp.reason());
-                self.registration_failed(now, Some(code), &reason);
+                let wait = refresh::retry_after(resp);
+                self.registration_failed_after(now, Some(code), &reason, wait);
             }
         }
-    }
-
-    /// Stores the challenge of a 401/407. False when it must not be
-    /// answered: none usable, or the same credentials were just refused.
-    fn answer_challenge(&mut self, resp: &Message) -> bool {
-        let (name, header) = if resp.code() == Some(407) {
-            ("Proxy-Authenticate", "Proxy-Authorization")
-        } else {
-            ("WWW-Authenticate", "Authorization")
-        };
-        let values: Vec<&str> = resp.headers(name).collect();
-        let Some(challenge) = auth::pick_strongest(&values) else {
-            return false;
-        };
-        let Some(reg) = self.registration.as_mut() else {
-            return false;
-        };
-        if reg.answered_challenge && !challenge.stale {
-            return false;
-        }
-        reg.answered_challenge = true;
-        reg.challenge = Some((challenge, header, 0));
-        true
     }
 
     /// The stream connection to the registrar is gone (see
@@ -314,9 +254,6 @@ impl UserAgent {
 
     /// A refresh or a retry is due.
     pub(super) fn on_register_timer(&mut self, now: Instant) {
-        if let Some(reg) = self.registration.as_mut() {
-            reg.answered_challenge = false;
-        }
         self.send_register(now);
     }
 
@@ -325,11 +262,10 @@ impl UserAgent {
         let Some(reg) = self.registration.as_mut() else {
             return;
         };
-        reg.next_at = None;
+        reg.refresh.clear();
         match reg.phase {
             Phase::Registered | Phase::Registering => {
                 reg.phase = Phase::Unregistering;
-                reg.answered_challenge = false;
                 // The REGISTER in flight (if any) is left to finish on its own.
                 self.send_register(now);
             }
@@ -338,14 +274,23 @@ impl UserAgent {
     }
 
     fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: &str) {
+        self.registration_failed_after(now, status, reason, None);
+    }
+
+    /// The attempt failed: retry after `wait` (the registrar's Retry-After) or the backoff.
+    fn registration_failed_after(
+        &mut self,
+        now: Instant,
+        status: Option<u16>,
+        reason: &str,
+        wait: Option<Duration>,
+    ) {
+        let random = self.tokens.next();
         let Some(reg) = self.registration.as_mut() else {
             return;
         };
         reg.phase = Phase::Failed;
-        reg.failures += 1;
-        reg.answered_challenge = false;
-        let retry = reg.backoff();
-        reg.next_at = Some(now + retry);
+        let retry = reg.refresh.failed(now, wait, random);
         tracing::warn!(
             ?status,
             reason,

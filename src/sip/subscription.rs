@@ -4,17 +4,20 @@
 //!
 //! ```text
 //!   start ──► Subscribing ──2xx or NOTIFY──► Active ──85 % of expiry──► refresh (in dialog)
-//!               │  ▲ 401/407: answer once        │  ▲                      │
-//!               │  └──── (again when stale) ─────┘  └───────── 2xx ────────┘
+//!               │                                │  ▲                      │
+//!               │                                   └───────── 2xx ────────┘
 //!               │ 4xx–6xx, timeout,                 NOTIFY terminated / 481 to a refresh
 //!               ▼ terminated NOTIFY                 │ (deactivated, timeout: at once)
-//!            Failed ── backoff 5 s … 300 s ──► Subscribing (new Call-ID) ◄──┘
+//!            Failed ── backoff or Retry-After ──► Subscribing (new Call-ID) ◄──┘
 //!
 //!   quit / pickup decided: SUBSCRIBE Expires: 0 ──► Done (answers NOTIFYs for 2 s, then gone)
 //! ```
 //!
-//! A 423 Interval Too Brief is retried at once with the answer's Min-Expires; a `terminated`
-//! NOTIFY with `retry-after` waits that long before subscribing again.
+//! Challenges are answered by the authentication layer (`client_auth.rs`) before this usage
+//! sees the response; refreshes and retries follow the schedule of `refresh.rs`, shared with
+//! REGISTER. A 423 Interval Too Brief is retried at once with the answer's Min-Expires; a
+//! `terminated` NOTIFY with `retry-after`, or a failure with `Retry-After`, waits that long
+//! before subscribing again.
 //!
 //! Busy lamps come from two places: the account's `blf` list (always kept, counted first)
 //! and the extensions in view (`watch`, sent by the screen's picker). A lamp that leaves the
@@ -37,23 +40,17 @@
 use std::time::{Duration, Instant};
 
 use super::api::Event;
-use super::auth::{self, Challenge};
 use super::dialog::{Dialog, Role};
 use super::dialog_info::{self, BlfState, DialogEntry};
 use super::msg::{Builder, Message, Method, NameAddr, Params};
 use super::refer::{parse_subscription_state, SubscriptionState};
+use super::refresh::{self, Refresh, MAX_ASKED_WAIT};
 use super::{Owner, UserAgent};
 
 /// The lifetime asked for a busy lamp's subscription.
 const BLF_EXPIRES: u32 = 600;
 /// The lifetime asked for a pickup's fetch (it is ended as soon as the state is known).
 const PICKUP_EXPIRES: u32 = 60;
-/// First retry delay after a failure; it doubles up to [`MAX_BACKOFF`].
-const FIRST_BACKOFF: Duration = Duration::from_secs(5);
-/// Longest delay between attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(300);
-/// Shortest refresh interval, whatever the notifier grants.
-const MIN_REFRESH: Duration = Duration::from_secs(5);
 /// How long a finished subscription still answers NOTIFYs (the final `terminated` one).
 const LINGER: Duration = Duration::from_secs(2);
 /// The most busy lamps watched at once.
@@ -62,8 +59,6 @@ pub const MAX_BLF: usize = 50;
 pub const VIEW_LIMIT: usize = 20;
 /// How long a lamp that left the view stays subscribed.
 pub const VIEW_GRACE: Duration = Duration::from_secs(30);
-/// The longest Min-Expires (423) or retry-after (terminated NOTIFY) followed.
-const MAX_ASKED_WAIT: u32 = 24 * 3600;
 
 /// What a subscription is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +104,7 @@ pub(super) struct Subscription {
     cseq: u32,
     phase: Phase,
     /// Refresh, retry, or the end of lingering.
-    next_at: Option<Instant>,
-    /// Consecutive failures, for the backoff.
-    failures: u32,
-    /// The last challenge, the header that answers it and its nonce-count.
-    challenge: Option<(Challenge, &'static str, u32)>,
-    /// The SUBSCRIBE in flight already answered a fresh challenge.
-    answered_challenge: bool,
+    refresh: Refresh,
     /// The dialogs the extension has now, as reported.
     pub(super) dialogs: Vec<DialogEntry>,
     /// A NOTIFY has told the state since the last (re)start.
@@ -137,10 +126,26 @@ impl Subscription {
             Purpose::Pickup { give_up } => give_up,
             Purpose::Blf => None,
         };
-        [self.next_at, give_up, self.leave_at]
+        [self.refresh.deadline(), give_up, self.leave_at]
             .into_iter()
             .flatten()
             .min()
+    }
+
+    /// The subscription's dialog, once made.
+    pub(super) fn dialog(&self) -> Option<&Dialog> {
+        self.dialog.as_ref()
+    }
+
+    /// The subscription's dialog, to record a CSeq used by the authentication layer.
+    pub(super) fn dialog_mut(&mut self) -> Option<&mut Dialog> {
+        self.dialog.as_mut()
+    }
+
+    /// Its SUBSCRIBE outside the dialog was sent again as `request` (with credentials).
+    pub(super) fn reissued(&mut self, request: &Message) {
+        self.cseq = self.cseq.max(request.cseq.0);
+        self.request = Some(request.clone());
     }
 
     /// A busy lamp that is not being ended.
@@ -151,11 +156,6 @@ impl Subscription {
     /// True while a SUBSCRIBE or un-SUBSCRIBE is in flight or NOTIFYs are still expected.
     fn is_active(&self) -> bool {
         !matches!(self.phase, Phase::Done | Phase::Failed)
-    }
-
-    fn backoff(&self) -> Duration {
-        let shift = self.failures.saturating_sub(1).min(6);
-        (FIRST_BACKOFF * (1 << shift)).min(MAX_BACKOFF)
     }
 
     fn expires(&self) -> u32 {
@@ -184,10 +184,7 @@ impl UserAgent {
             dialog: None,
             cseq: 0,
             phase: Phase::Subscribing,
-            next_at: None,
-            failures: 0,
-            challenge: None,
-            answered_challenge: false,
+            refresh: Refresh::default(),
             dialogs: Vec::new(),
             known: false,
             lamp: BlfState::Unknown,
@@ -212,8 +209,6 @@ impl UserAgent {
         sub.dialog = None;
         sub.request = None;
         sub.cseq = 0;
-        sub.challenge = None;
-        sub.answered_challenge = false;
         sub.phase = Phase::Subscribing;
         sub.version = None;
         sub.known = false;
@@ -228,7 +223,6 @@ impl UserAgent {
         let mut from = self.local_name_addr();
         let account = self.cfg.account.clone();
         let user_agent = self.cfg.user_agent.clone();
-        let cnonce = format!("{:08x}", self.tokens.next() as u32);
         let Some(dst_default) = self
             .subscriptions
             .get(index)
@@ -244,12 +238,12 @@ impl UserAgent {
         } else {
             sub.expires()
         };
-        sub.next_at = None;
-        let (mut b, request_uri, dst) = match sub.dialog.as_mut() {
+        sub.refresh.clear();
+        let (mut b, dst) = match sub.dialog.as_mut() {
             Some(dialog) => {
                 let b = dialog.request(Method::Subscribe, &via, 70);
                 let dst = dialog.next_hop().unwrap_or(dst_default);
-                (b, dialog.remote_target.clone(), dst)
+                (b, dst)
             }
             None => {
                 sub.cseq += 1;
@@ -264,7 +258,7 @@ impl UserAgent {
                 if let Some((proxy, _)) = &account.outbound_proxy {
                     b = b.header("Route", format!("<{proxy};lr>"));
                 }
-                (b, sub.uri.clone(), dst_default)
+                (b, dst_default)
             }
         };
         b = b
@@ -273,21 +267,6 @@ impl UserAgent {
             .header("Accept", dialog_info::CONTENT_TYPE)
             .header("Expires", expires.to_string())
             .header("Allow", super::ALLOW);
-        if let (Some((challenge, header, nc)), Some(password)) =
-            (sub.challenge.as_mut(), account.password.as_deref())
-        {
-            *nc += 1;
-            let value = auth::authorization(
-                challenge,
-                &account.auth_user,
-                password,
-                "SUBSCRIBE",
-                &request_uri,
-                *nc,
-                &cnonce,
-            );
-            b = b.header(header, value);
-        }
         let bytes = b.header("User-Agent", user_agent).build();
         if sub.dialog.is_none() {
             sub.request = Message::parse(&bytes).ok();
@@ -315,17 +294,13 @@ impl UserAgent {
         let asked = request
             .header("Expires")
             .and_then(|e| e.trim().parse::<u32>().ok());
-        let password = self.cfg.account.password.is_some();
         let sub = &mut self.subscriptions[index];
         if sub.phase == Phase::Done {
             return;
         }
         if sub.phase == Phase::Unsubscribing && asked == Some(0) {
-            if matches!(code, 401 | 407) && password && take_challenge(sub, resp) {
-                return self.send_subscribe(now, index);
-            }
             sub.phase = Phase::Done;
-            sub.next_at = Some(now + LINGER);
+            sub.refresh.at(now + LINGER);
             return;
         }
         match code {
@@ -340,8 +315,7 @@ impl UserAgent {
                     d.local_cseq = d.local_cseq.max(request.cseq.0);
                     d.refresh_target(resp);
                 }
-                sub.answered_challenge = false;
-                sub.failures = 0;
+                sub.refresh.succeeded();
                 if sub.phase == Phase::Unsubscribing {
                     // Quit or a decided pickup came while the first SUBSCRIBE was out.
                     return self.send_subscribe(now, index);
@@ -353,15 +327,10 @@ impl UserAgent {
                     .unwrap_or(asked.unwrap_or(BLF_EXPIRES));
                 if granted == 0 {
                     // The notifier ends it at once (a fetch); its NOTIFY carries the state.
-                    sub.next_at = None;
+                    sub.refresh.clear();
                 } else {
-                    let refresh =
-                        Duration::from_secs(u64::from(granted) * 85 / 100).max(MIN_REFRESH);
-                    sub.next_at = Some(now + refresh);
+                    sub.refresh.granted(now, granted);
                 }
-            }
-            401 | 407 if password && take_challenge(sub, resp) => {
-                self.send_subscribe(now, index);
             }
             401 | 407 => self.subscription_failed(
                 now,
@@ -404,11 +373,12 @@ impl UserAgent {
                     resp.reason()
                 ),
             ),
-            _ => self.subscription_failed(
+            _ => self.subscription_failed_after(
                 now,
                 index,
                 Some(code),
                 &format!("the PBX answered {code} {}", resp.reason()),
+                refresh::retry_after(resp),
             ),
         }
     }
@@ -421,7 +391,7 @@ impl UserAgent {
         let sub = &mut self.subscriptions[index];
         if sub.phase == Phase::Unsubscribing {
             sub.phase = Phase::Done;
-            sub.next_at = Some(now);
+            sub.refresh.at(now);
             return;
         }
         self.subscription_failed(now, index, None, "the PBX did not answer SUBSCRIBE");
@@ -436,24 +406,36 @@ impl UserAgent {
         status: Option<u16>,
         reason: &str,
     ) {
+        self.subscription_failed_after(now, index, status, reason, None);
+    }
+
+    /// [`Self::subscription_failed`], a busy lamp retrying after `wait` when the PBX said
+    /// (Retry-After, `retry-after`) rather than after the backoff.
+    fn subscription_failed_after(
+        &mut self,
+        now: Instant,
+        index: usize,
+        status: Option<u16>,
+        reason: &str,
+        wait: Option<Duration>,
+    ) {
+        let random = self.tokens.next();
         let Some(sub) = self.subscriptions.get_mut(index) else {
             return;
         };
         sub.phase = Phase::Failed;
-        sub.failures += 1;
-        sub.answered_challenge = false;
         sub.dialogs.clear();
         sub.known = false;
-        let retry = sub.backoff();
+        let retry = sub.refresh.failed(now, wait, random);
         tracing::warn!(ext = %sub.ext, ?status, reason, "dialog subscription failed");
         match sub.purpose {
             Purpose::Blf => {
-                sub.next_at = Some(now + retry);
+                tracing::debug!(ext = %sub.ext, retry_in = retry.as_secs(), "retrying later");
                 self.set_lamp(index, BlfState::Unknown);
             }
             Purpose::Pickup { .. } => {
                 sub.phase = Phase::Done;
-                sub.next_at = Some(now);
+                sub.refresh.at(now);
                 let ext = sub.ext.clone();
                 self.pickup_not_possible(now, index, &ext, reason);
             }
@@ -488,21 +470,17 @@ impl UserAgent {
                 self.end_view_lamp(now, index);
                 continue;
             }
-            if sub.next_at.is_none_or(|t| t > now) {
+            if !sub.refresh.due(now) {
                 continue;
             }
             match sub.phase {
-                Phase::Active => {
-                    sub.answered_challenge = false;
-                    self.send_subscribe(now, index);
-                }
+                Phase::Active => self.send_subscribe(now, index),
                 Phase::Failed => self.restart_subscription(now, index),
-                Phase::Done => sub.next_at = None,
-                Phase::Subscribing | Phase::Unsubscribing => sub.next_at = None,
+                Phase::Done | Phase::Subscribing | Phase::Unsubscribing => sub.refresh.clear(),
             }
         }
         self.subscriptions
-            .retain(|s| s.phase != Phase::Done || s.next_at.is_some());
+            .retain(|s| s.phase != Phase::Done || s.refresh.deadline().is_some());
     }
 
     /// Ends subscription `index` with `Expires: 0` (or at once when nothing was set up).
@@ -516,13 +494,12 @@ impl UserAgent {
         match sub.phase {
             Phase::Active => {
                 sub.phase = Phase::Unsubscribing;
-                sub.answered_challenge = false;
                 self.send_subscribe(now, index);
             }
             Phase::Subscribing => sub.phase = Phase::Unsubscribing,
             Phase::Failed => {
                 sub.phase = Phase::Done;
-                sub.next_at = Some(now);
+                sub.refresh.at(now);
             }
             Phase::Unsubscribing | Phase::Done => {}
         }
@@ -617,7 +594,7 @@ impl UserAgent {
             self.unsubscribe(now, index);
         }
         self.subscriptions
-            .retain(|s| s.phase != Phase::Done || s.next_at.is_some());
+            .retain(|s| s.phase != Phase::Done || s.refresh.deadline().is_some());
     }
 
     /// True when no subscription still waits for an answer or a final NOTIFY.
@@ -626,7 +603,7 @@ impl UserAgent {
             && self
                 .subscriptions
                 .iter()
-                .all(|s| s.phase != Phase::Done || s.next_at.is_none())
+                .all(|s| s.phase != Phase::Done || s.refresh.deadline().is_none())
     }
 
     /// The index of the subscription a NOTIFY belongs to, if any (Call-ID, our tag, and the
@@ -750,7 +727,7 @@ impl UserAgent {
                 return self.pickup_not_possible(now, index, &ext, &why);
             }
             sub.phase = Phase::Done;
-            sub.next_at = Some(now);
+            sub.refresh.at(now);
             return;
         }
         let why = || {
@@ -760,11 +737,7 @@ impl UserAgent {
             )
         };
         if let Some(wait) = retry_after {
-            self.subscription_failed(now, index, None, &why());
-            if let Some(sub) = self.subscriptions.get_mut(index) {
-                sub.next_at = Some(now + wait);
-            }
-            return;
+            return self.subscription_failed_after(now, index, None, &why(), Some(wait));
         }
         match reason {
             Some("deactivated") | Some("timeout") => self.restart_subscription(now, index),
@@ -811,26 +784,6 @@ fn retry_after(value: &str) -> Option<Duration> {
         .parse::<u32>()
         .ok()?;
     Some(Duration::from_secs(u64::from(seconds.min(MAX_ASKED_WAIT))))
-}
-
-/// Stores a 401/407's challenge on the subscription; false when it must not be answered
-/// (none usable, or the same credentials were just refused).
-fn take_challenge(sub: &mut Subscription, resp: &Message) -> bool {
-    let (name, header) = if resp.code() == Some(407) {
-        ("Proxy-Authenticate", "Proxy-Authorization")
-    } else {
-        ("WWW-Authenticate", "Authorization")
-    };
-    let values: Vec<&str> = resp.headers(name).collect();
-    let Some(challenge) = auth::pick_strongest(&values) else {
-        return false;
-    };
-    if sub.answered_challenge && !challenge.stale {
-        return false;
-    }
-    sub.answered_challenge = true;
-    sub.challenge = Some((challenge, header, 0));
-    true
 }
 
 /// The subscriber's dialog made by a NOTIFY that came before the SUBSCRIBE's 2xx

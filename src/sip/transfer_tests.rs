@@ -23,7 +23,7 @@ fn notify(invite: &Message, cseq: u32, frag: &str, state: &str) -> String {
 }
 
 /// A bench whose blind transfers REFER and watch the NOTIFYs (`blind = "notify"`).
-fn notify_bench() -> Bench {
+pub(super) fn notify_bench() -> Bench {
     let mut cfg = config(false);
     cfg.transfer.blind = BlindMode::Notify;
     Bench::with_config(cfg)
@@ -68,7 +68,7 @@ fn answer_resume(
 
 /// A connected call that the operator blind-transfers to 2000: hold, then REFER.
 /// Returns our INVITE and the REFER.
-fn transferring(b: &mut Bench) -> (Message, Message) {
+pub(super) fn transferring(b: &mut Bench) -> (Message, Message) {
     let (invite, _) = connected_call(b);
     b.sent();
     b.events();
@@ -514,7 +514,7 @@ fn notified(m: &Message) -> (String, String) {
 
 /// Sends a REFER on a connected call; returns our first INVITE, the NOTIFY 100 and the
 /// INVITE to the target.
-fn referred(b: &mut Bench, refer_to: &str) -> (Message, Message, Message) {
+pub(super) fn referred(b: &mut Bench, refer_to: &str) -> (Message, Message, Message) {
     let (invite, _) = connected_call(b);
     b.sent();
     b.events();

@@ -11,7 +11,9 @@ use super::media_order::{MediaOrder, Source, Stream, Tone};
 use super::msg::{Message, Method};
 use super::sdp::Codec;
 use super::timer::{epoch, TimerValues};
-use super::{AcceptFrom, Account, TransferConfig, Transport, UaConfig, UserAgent};
+use super::{
+    AcceptFrom, Account, Output, TransferConfig, Transmit, Transport, UaConfig, UserAgent,
+};
 
 pub(super) const REGISTRAR: &str = "127.0.0.1:5060";
 pub(super) const PHONE: &str = "127.0.0.3:5060";
@@ -51,10 +53,14 @@ pub(super) fn config(register: bool) -> UaConfig {
     }
 }
 
-/// A user agent and its simulated clock.
+/// A user agent and its simulated clock, with what it output not yet looked at.
 pub(super) struct Bench {
     pub(super) ua: UserAgent,
     pub(super) now: Instant,
+    transmits: Vec<Transmit>,
+    events: Vec<Event>,
+    media: Vec<MediaOrder>,
+    deadline: Option<Instant>,
 }
 
 impl Bench {
@@ -68,14 +74,69 @@ impl Bench {
         Bench {
             ua: UserAgent::new(cfg, now),
             now,
+            transmits: Vec::new(),
+            events: Vec::new(),
+            media: Vec::new(),
+            deadline: None,
         }
     }
 
-    /// Everything the UA sent since the last call, parsed.
+    /// Takes every output of the user agent, as the driver does, until its deadline;
+    /// asserts the order (messages, events, media orders, then the deadline once).
+    fn pump(&mut self) {
+        let mut rank = 0;
+        loop {
+            let (this, done) = match self.ua.poll_output() {
+                Some(Output::Transmit(t)) => {
+                    self.transmits.push(t);
+                    (0, false)
+                }
+                Some(Output::Event(e)) => {
+                    self.events.push(e);
+                    (1, false)
+                }
+                Some(Output::Media(m)) => {
+                    self.media.push(m);
+                    (2, false)
+                }
+                Some(Output::Timeout(t)) => {
+                    self.deadline = Some(t);
+                    (3, true)
+                }
+                None => {
+                    self.deadline = None;
+                    (3, true)
+                }
+            };
+            assert!(
+                this >= rank,
+                "outputs come in order: transmits, events, media, timeout"
+            );
+            rank = this;
+            if done {
+                return;
+            }
+        }
+    }
+
+    /// Everything the UA sent since the last look, as it went out.
+    pub(super) fn transmits(&mut self) -> Vec<Transmit> {
+        self.pump();
+        std::mem::take(&mut self.transmits)
+    }
+
+    /// Everything the UA sent since the last look, parsed.
     pub(super) fn sent(&mut self) -> Vec<Message> {
-        std::iter::from_fn(|| self.ua.poll_transmit())
+        self.transmits()
+            .into_iter()
             .map(|t| Message::parse(&t.payload).expect("the UA sends parsable messages"))
             .collect()
+    }
+
+    /// The media orders since the last look.
+    pub(super) fn media_orders(&mut self) -> Vec<MediaOrder> {
+        self.pump();
+        std::mem::take(&mut self.media)
     }
 
     /// The one message sent, which must be a `method` request.
@@ -90,7 +151,8 @@ impl Bench {
     }
 
     pub(super) fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.ua.poll_event()).collect()
+        self.pump();
+        std::mem::take(&mut self.events)
     }
 
     pub(super) fn states(&mut self) -> Vec<CallState> {
@@ -116,7 +178,11 @@ impl Bench {
     /// Advances simulated time by `d`, running every timer on the way.
     pub(super) fn advance(&mut self, d: Duration) {
         let end = self.now + d;
-        while let Some(t) = self.ua.poll_timeout().filter(|t| *t <= end) {
+        loop {
+            self.pump();
+            let Some(t) = self.deadline.filter(|t| *t <= end) else {
+                break;
+            };
             self.now = t.max(self.now);
             self.ua.handle_timeout(self.now);
         }
@@ -270,8 +336,12 @@ fn wrong_password_is_reported_once_and_retried_with_backoff() {
             retry_in: 5,
         }]
     );
-    b.advance(Duration::from_secs(5));
-    let retry = b.sent_request(Method::Register);
+    b.advance(Duration::from_secs(6)); // 5 s and up to a fifth more of jitter
+    let retry = b
+        .sent()
+        .into_iter()
+        .find(|m| m.method() == Method::Register)
+        .expect("the retry (and maybe its retransmission)");
     b.recv(REGISTRAR, &reply(&retry, 503, "r", "", ""));
     let retry_in: Vec<u64> = b
         .events()
@@ -281,7 +351,10 @@ fn wrong_password_is_reported_once_and_retried_with_backoff() {
             _ => None,
         })
         .collect();
-    assert_eq!(retry_in, vec![10]);
+    assert!(
+        retry_in.len() == 1 && (10..12).contains(&retry_in[0]),
+        "{retry_in:?}"
+    );
 }
 
 #[test]
@@ -343,7 +416,11 @@ fn silent_registrar_times_out_after_64_t1_and_backs_off_exponentially() {
             retries.push(retry_in);
         }
     }
-    assert_eq!(retries, vec![5, 10, 20, 40]);
+    // Doubling, each with up to a fifth more of jitter (whole seconds shown).
+    assert_eq!(retries.len(), 4, "{retries:?}");
+    for (retry, base) in retries.iter().zip([5, 10, 20, 40]) {
+        assert!((base..base + base / 5).contains(retry), "{retries:?}");
+    }
 }
 
 #[test]
@@ -660,7 +737,11 @@ fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
         account: "carrier".into(),
         target: "+3581234".into(),
     });
-    let wire = b.ua.poll_transmit().expect("the INVITE goes out");
+    let wire = b
+        .transmits()
+        .into_iter()
+        .next()
+        .expect("the INVITE goes out");
     assert_eq!(wire.dst, trunk_proxy, "through the trunk's proxy");
     let invite = Message::parse(&wire.payload).expect("parsable");
     assert_eq!(invite.request_uri(), Some("sip:+3581234@carrier.test"));
@@ -1008,7 +1089,7 @@ fn answered_call_without_ack_is_ended_with_bye_after_64_t1() {
 // ---- media orders, mute, DTMF ----
 
 fn orders(b: &mut Bench) -> Vec<MediaOrder> {
-    std::iter::from_fn(|| b.ua.poll_media_order()).collect()
+    b.media_orders()
 }
 
 #[test]
@@ -1276,4 +1357,40 @@ fn a_re_invite_answered_but_never_acked_leaves_the_call_up() {
     assert!(sent.iter().all(|m| m.code() == Some(200)), "{sent:#?}");
     assert!(!b.states().contains(&CallState::Ended));
     assert!(b.ua.lines[0].as_ref().is_some_and(|c| c.is_established()));
+}
+
+// ---- the output queue ----
+
+#[test]
+fn poll_output_drains_transmits_events_media_then_the_deadline_and_leaves_nothing() {
+    let idle = UserAgent::new(config(false), epoch());
+    assert_eq!(
+        idle.clone().poll_output(),
+        None,
+        "nothing queued and no deadline"
+    );
+    let mut b = Bench::new(true); // the REGISTER in flight has a deadline
+                                  // The 200 that connects the call queues an ACK, call and media events and media orders.
+    connected_call(&mut b);
+    let mut kinds = Vec::new();
+    let deadline = loop {
+        match b.ua.poll_output() {
+            Some(Output::Transmit(_)) => kinds.push(0),
+            Some(Output::Event(_)) => kinds.push(1),
+            Some(Output::Media(_)) => kinds.push(2),
+            Some(Output::Timeout(t)) => break t,
+            None => panic!("a REGISTER in flight has a deadline"),
+        }
+    };
+    assert!(
+        kinds.windows(2).all(|w| w[0] <= w[1]),
+        "transmits, then events, then media orders: {kinds:?}"
+    );
+    for kind in 0..3 {
+        assert!(kinds.contains(&kind), "{kinds:?}");
+    }
+    assert!(deadline >= b.now);
+    // Nothing is left behind the deadline: asking again gives it again, at once.
+    assert_eq!(b.ua.poll_output(), Some(Output::Timeout(deadline)));
+    assert!(b.ua.transmits.is_empty() && b.ua.events.is_empty() && b.ua.media_orders.is_empty());
 }

@@ -65,6 +65,16 @@ impl Switchboard {
 
     /// Like [`Switchboard::start`] with another binary (the selftest uses a fake one).
     pub fn start_binary(bin: &Path, config_toml: &str) -> Switchboard {
+        Switchboard::start_binary_with_env(bin, config_toml, &[])
+    }
+
+    /// Like [`Switchboard::start`] with these environment variables set too (test-only
+    /// settings such as `SWITCHBOARD_TEST_RTP_SEQ_START`).
+    pub fn start_with_env(config_toml: &str, env: &[(&str, &str)]) -> Switchboard {
+        Switchboard::start_binary_with_env(&switchboard_bin(), config_toml, env)
+    }
+
+    fn start_binary_with_env(bin: &Path, config_toml: &str, env: &[(&str, &str)]) -> Switchboard {
         assert!(
             bin.is_file(),
             "switchboard binary {} does not exist",
@@ -94,6 +104,7 @@ impl Switchboard {
             .env("XDG_STATE_HOME", home.join(".local/state"))
             .env("XDG_CACHE_HOME", home.join(".cache"))
             .env("RUST_BACKTRACE", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);

@@ -3,9 +3,13 @@
 //! Owns the cpal streams, the media-thread ends of their rings (`paths`),
 //! the choice of stream configuration, and the handling of lost devices.
 //! The callbacks themselves are `realtime`'s. Everything here runs on the
-//! media thread (or at open); it must not panic on anything the audio system
-//! does, and it must not read a clock: [`AudioDevice::poll_notice`] is called
-//! once per 20 ms tick, so its calls are this module's clock.
+//! media thread (or at open), except reopening a lost device: listing devices
+//! and building a stream can take the audio system seconds, so a helper thread
+//! does it and hands the stream back through a channel while the media thread
+//! goes on sending RTP, playing out and mixing every 20 ms. It must not panic
+//! on anything the audio system does, and it must not read a clock:
+//! [`AudioDevice::poll_notice`] is called once per 20 ms tick, so its calls are
+//! this module's clock.
 //!
 //! ```text
 //!   open:  name → exact match (description or id) among the devices of that direction
@@ -13,13 +17,15 @@
 //!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
 //!          buffer: 10 ms if the device allows it, else its default
 //!
-//!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s: reopen the
-//!                 ▲            notice *Lost          │   configured device, else
-//!                 └────────── notice Switched ◄──────┘   the default one)
+//!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s)──► Reopening
+//!                 ▲            notice *Lost          ▲                    │ helper thread: the
+//!                 │                                  └──── it failed ─────┤ configured device,
+//!                 └──────────── notice Switched ◄──── a stream came back ─┘ else the default
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::thread;
 use std::time::Duration;
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
@@ -118,7 +124,45 @@ struct Endpoint<T> {
 
 enum State<T> {
     Open(T),
-    Down { retry_at: u64 },
+    Down {
+        retry_at: u64,
+    },
+    /// A helper thread is opening the device; its answer arrives here.
+    Reopening(mpsc::Receiver<Reopened<T>>),
+}
+
+/// What a reopen attempt hands back: the stream and whether it fell back to the default
+/// device, or why neither opened.
+type Reopened<T> = Result<(T, bool), DeviceError>;
+
+/// One reopen attempt: the configured device, else the default one.
+fn attempt<T>(
+    wanted: Option<&str>,
+    mut open: impl FnMut(Option<&str>) -> Result<T, DeviceError>,
+) -> Reopened<T> {
+    match open(wanted) {
+        Err(_) if wanted.is_some() => open(None).map(|s| (s, true)),
+        other => other.map(|s| (s, false)),
+    }
+}
+
+/// Runs [`attempt`] on a helper thread; its answer comes through the returned channel (which
+/// reports disconnection instead if the thread cannot start or dies).
+fn reopen_in_background<T: Send + 'static>(
+    wanted: Option<String>,
+    open: impl FnMut(Option<&str>) -> Result<T, DeviceError> + Send + 'static,
+) -> mpsc::Receiver<Reopened<T>> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("audio-reopen".into())
+        .spawn(move || {
+            // The endpoint may be gone (the engine stopped): the stream is then dropped here.
+            let _ = tx.send(attempt(wanted.as_deref(), open));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a thread to reopen the audio device");
+    }
+    rx
 }
 
 impl<T: OpenStream> Endpoint<T> {
@@ -134,7 +178,7 @@ impl<T: OpenStream> Endpoint<T> {
     fn stream(&mut self) -> Option<&mut T> {
         match &mut self.state {
             State::Open(s) => Some(s),
-            State::Down { .. } => None,
+            State::Down { .. } | State::Reopening(_) => None,
         }
     }
 
@@ -142,17 +186,21 @@ impl<T: OpenStream> Endpoint<T> {
         self.retired_xruns
             + match &self.state {
                 State::Open(s) => s.xruns(),
-                State::Down { .. } => 0,
+                State::Down { .. } | State::Reopening(_) => 0,
             }
     }
 
-    /// Notices a lost stream (dropping it) or retries a down one with `reopen`
-    /// (given the device name, `None` = default).
+    /// Notices a lost stream (dropping it); when a down one is due for a retry, starts a
+    /// reopen with `reopen` (given the configured device name; it answers through the
+    /// channel it returns, never blocking this thread); takes the answer of one under way.
     fn poll(
         &mut self,
         tick: u64,
-        mut reopen: impl FnMut(Option<&str>) -> Result<T, DeviceError>,
+        reopen: impl FnOnce(Option<String>) -> mpsc::Receiver<Reopened<T>>,
     ) -> Option<DeviceNotice> {
+        if matches!(&self.state, State::Down { retry_at } if tick >= *retry_at) {
+            self.state = State::Reopening(reopen(self.wanted.clone()));
+        }
         match &self.state {
             State::Open(s) if s.is_lost() => {
                 let name = s.device().to_string();
@@ -166,14 +214,17 @@ impl<T: OpenStream> Endpoint<T> {
                     Direction::Ring => DeviceNotice::OutputLost(format!("{name} (ring)")),
                 })
             }
-            State::Down { retry_at } if tick >= *retry_at => {
+            State::Reopening(answer) => {
                 let label = self.direction.label();
-                let (result, fell_back) = match reopen(self.wanted.as_deref()) {
-                    Err(_) if self.wanted.is_some() => (reopen(None), true),
-                    other => (other, false),
+                let result = match answer.try_recv() {
+                    Err(mpsc::TryRecvError::Empty) => return None,
+                    Ok(result) => result,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        Err(DeviceError::Host("the reopening thread ended".into()))
+                    }
                 };
                 match result {
-                    Ok(stream) => {
+                    Ok((stream, fell_back)) => {
                         let name = stream.device().to_string();
                         self.state = State::Open(stream);
                         Some(DeviceNotice::Switched(if fell_back {
@@ -292,17 +343,22 @@ impl AudioDevice for CpalDevice {
     fn poll_notice(&mut self) -> Option<DeviceNotice> {
         self.tick += 1;
         let tick = self.tick;
-        if let Some(n) = self.input.poll(tick, open_capture) {
+        let open_output = |name: Option<&str>| open_playback(name, Direction::Output);
+        let open_ring = |name: Option<&str>| open_playback(name, Direction::Ring);
+        if let Some(n) = self
+            .input
+            .poll(tick, |name| reopen_in_background(name, open_capture))
+        {
             self.notices.push_back(n);
         }
         if let Some(n) = self
             .output
-            .poll(tick, |name| open_playback(name, Direction::Output))
+            .poll(tick, |name| reopen_in_background(name, open_output))
         {
             self.notices.push_back(n);
         }
         if let Some(ring) = &mut self.ring {
-            if let Some(n) = ring.poll(tick, |name| open_playback(name, Direction::Ring)) {
+            if let Some(n) = ring.poll(tick, |name| reopen_in_background(name, open_ring)) {
                 self.notices.push_back(n);
             }
         }
@@ -643,11 +699,11 @@ mod tests {
     use super::*;
     use crate::media::device::{open, Backend};
     use crate::media::FRAME_SAMPLES;
-    use std::cell::Cell;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     struct Fake {
         name: String,
-        lost: Cell<bool>,
+        lost: AtomicBool,
         xruns: u64,
     }
 
@@ -655,7 +711,7 @@ mod tests {
         fn new(name: &str, xruns: u64) -> Fake {
             Fake {
                 name: name.to_string(),
-                lost: Cell::new(false),
+                lost: AtomicBool::new(false),
                 xruns,
             }
         }
@@ -663,7 +719,7 @@ mod tests {
 
     impl OpenStream for Fake {
         fn is_lost(&self) -> bool {
-            self.lost.get()
+            self.lost.load(Ordering::Relaxed)
         }
         fn xruns(&self) -> u64 {
             self.xruns
@@ -677,23 +733,40 @@ mod tests {
         Err(DeviceError::Host("no sound card".into()))
     }
 
+    /// A reopen that has already answered when `poll` looks (the attempt runs right here).
+    fn at_once<T>(
+        open: impl FnMut(Option<&str>) -> Result<T, DeviceError>,
+    ) -> impl FnOnce(Option<String>) -> mpsc::Receiver<Reopened<T>> {
+        move |wanted| {
+            let (tx, rx) = mpsc::channel();
+            let _ = tx.send(attempt(wanted.as_deref(), open));
+            rx
+        }
+    }
+
     #[test]
     fn lost_device_is_reported_once_and_retried_every_2_s() {
         let mut ep = Endpoint::new(Direction::Output, Some("USB"), Fake::new("USB", 3));
-        assert_eq!(ep.poll(1, never), None);
-        ep.stream().expect("open").lost.set(true);
+        assert_eq!(ep.poll(1, at_once(never)), None);
+        ep.stream()
+            .expect("open")
+            .lost
+            .store(true, Ordering::Relaxed);
         assert_eq!(
-            ep.poll(2, never),
+            ep.poll(2, at_once(never)),
             Some(DeviceNotice::OutputLost("USB".into()))
         );
         assert!(ep.stream().is_none());
         assert_eq!(ep.xruns(), 3, "the lost stream's dropouts are kept");
         let mut attempts = Vec::new();
         for tick in 3..=2 + 2 * RETRY_TICKS {
-            let n = ep.poll(tick, |name| {
-                attempts.push((tick, name.map(str::to_string)));
-                never(name)
-            });
+            let n = ep.poll(
+                tick,
+                at_once(|name: Option<&str>| {
+                    attempts.push((tick, name.map(str::to_string)));
+                    never(name)
+                }),
+            );
             assert_eq!(n, None);
         }
         assert_eq!(
@@ -708,18 +781,82 @@ mod tests {
         );
     }
 
+    /// A device that takes long to open must not stall the media thread: while a helper
+    /// thread is stuck opening it, every tick's `poll` returns at once (the pipeline goes on
+    /// sending RTP and playing out); the stream arrives on a later tick once the open ends.
+    #[test]
+    fn a_slow_reopen_runs_on_a_helper_thread_and_never_blocks_a_tick() {
+        let mut ep = Endpoint::new(Direction::Output, None, Fake::new("USB", 0));
+        ep.stream()
+            .expect("open")
+            .lost
+            .store(true, Ordering::Relaxed);
+        assert_eq!(
+            ep.poll(1, at_once(never)),
+            Some(DeviceNotice::OutputLost("USB".into()))
+        );
+        let (release, released) = mpsc::channel::<()>();
+        let (started, has_started) = mpsc::channel();
+        let slow = move |_: Option<&str>| {
+            let _ = started.send(());
+            // Bounded: if `poll` waited for this open, the ticks below could not run, the
+            // wait would time out and the open would fail.
+            match released.recv_timeout(Duration::from_secs(10)) {
+                Ok(()) => Ok(Fake::new("USB", 0)),
+                Err(_) => Err(DeviceError::Host("never released".into())),
+            }
+        };
+        let mut tick = 1 + RETRY_TICKS;
+        assert_eq!(ep.poll(tick, |name| reopen_in_background(name, slow)), None);
+        has_started
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the helper thread runs the open");
+        // A second of ticks while the open is stuck: nothing blocks, nothing is reported.
+        for _ in 0..50 {
+            tick += 1;
+            assert_eq!(ep.poll(tick, |_| unreachable_reopen()), None);
+            assert!(matches!(ep.state, State::Reopening(_)), "still opening");
+        }
+        release.send(()).expect("the helper waits");
+        let mut notice = None;
+        for _ in 0..10_000 {
+            tick += 1;
+            notice = ep.poll(tick, |_| unreachable_reopen());
+            if notice.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(
+            notice,
+            Some(DeviceNotice::Switched("output is back on \"USB\"".into()))
+        );
+        assert!(ep.stream().is_some());
+    }
+
+    /// For polls that must not start another reopen (one is under way).
+    fn unreachable_reopen() -> mpsc::Receiver<Reopened<Fake>> {
+        panic!("a second reopen was started while one is under way")
+    }
+
     #[test]
     fn reopen_prefers_the_configured_device_then_falls_back() {
         let mut ep = Endpoint::new(Direction::Input, Some("Mic"), Fake::new("Mic", 0));
-        ep.stream().expect("open").lost.set(true);
+        ep.stream()
+            .expect("open")
+            .lost
+            .store(true, Ordering::Relaxed);
         assert_eq!(
-            ep.poll(1, never),
+            ep.poll(1, at_once(never)),
             Some(DeviceNotice::InputLost("Mic".into()))
         );
-        let n = ep.poll(1 + RETRY_TICKS, |name| match name {
-            Some(_) => never(name),
-            None => Ok(Fake::new("default", 0)),
-        });
+        let n = ep.poll(
+            1 + RETRY_TICKS,
+            at_once(|name: Option<&str>| match name {
+                Some(_) => never(name),
+                None => Ok(Fake::new("default", 0)),
+            }),
+        );
         assert_eq!(
             n,
             Some(DeviceNotice::Switched(
@@ -729,12 +866,15 @@ mod tests {
         assert_eq!(ep.stream().map(|s| s.name.clone()), Some("default".into()));
 
         let mut ring = Endpoint::new(Direction::Ring, None, Fake::new("Speakers", 0));
-        ring.stream().expect("open").lost.set(true);
+        ring.stream()
+            .expect("open")
+            .lost
+            .store(true, Ordering::Relaxed);
         assert_eq!(
-            ring.poll(5, never),
+            ring.poll(5, at_once(never)),
             Some(DeviceNotice::OutputLost("Speakers (ring)".into()))
         );
-        let n = ring.poll(5 + RETRY_TICKS, |_| Ok(Fake::new("Speakers", 0)));
+        let n = ring.poll(5 + RETRY_TICKS, at_once(|_| Ok(Fake::new("Speakers", 0))));
         assert_eq!(
             n,
             Some(DeviceNotice::Switched(

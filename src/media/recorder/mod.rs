@@ -32,7 +32,7 @@ use std::thread::{self, JoinHandle};
 
 use thiserror::Error;
 
-use super::engine::Report;
+use super::api::Report;
 use super::{Frame, FRAME_MS, FRAME_SAMPLES};
 
 pub use ogg_opus::OggOpusSink;

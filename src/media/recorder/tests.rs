@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::writer::FLUSH_FRAMES;
 use super::*;
-use crate::media::engine::Report;
+use crate::media::api::Report;
 
 /// A frame of a sine at `hz` (a whole number of periods per 20 ms frame for 50 Hz steps).
 fn tone(hz: f64) -> Frame {

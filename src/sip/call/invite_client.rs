@@ -226,40 +226,16 @@ impl UserAgent {
             }
             422 if !call.is_gone() => self.on_session_too_brief(now, call_id, resp),
             401 | 407 => {
-                call.finalised = false;
-                let (name, header) = if code == 407 {
-                    ("Proxy-Authenticate", "Proxy-Authorization")
+                // The authentication layer (`client_auth.rs`) answered what it could: this
+                // challenge is one it may not answer.
+                call.finalised = true;
+                let call_trunk = call.trunk;
+                let reason = if self.account_of(call_trunk).password.is_none() {
+                    "the far end asks for a password and none is configured"
                 } else {
-                    ("WWW-Authenticate", "Authorization")
+                    "authentication failed: check the user name and password"
                 };
-                let values: Vec<&str> = resp.headers(name).collect();
-                let challenge = auth::pick_strongest(&values);
-                let trunk = call.trunk;
-                let account = self.account_of(trunk);
-                let password = account.password.clone();
-                let user = account.auth_user.clone();
-                let cnonce = format!("{:08x}", self.tokens.next() as u32);
-                let Some(call) = self.call_mut(call_id) else {
-                    return;
-                };
-                let retry = call.auth_tries == 0 || challenge.as_ref().is_some_and(|c| c.stale);
-                match (challenge, password, retry && !call.gone) {
-                    (Some(ch), Some(pw), true) => {
-                        call.auth_tries += 1;
-                        let uri = call.peer.clone();
-                        let value =
-                            auth::authorization(&ch, &user, &pw, "INVITE", &uri, 1, &cnonce);
-                        self.send_invite(now, call_id, Some((header, value)));
-                    }
-                    _ => {
-                        call.finalised = true;
-                        self.finish_call(
-                            call_id,
-                            Some(code),
-                            "authentication failed: check the user name and password",
-                        );
-                    }
-                }
+                self.finish_call(call_id, Some(code), reason);
             }
             _ => {
                 call.finalised = true;

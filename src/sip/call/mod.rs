@@ -28,7 +28,6 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::api::{CallState, Direction, Event};
-use super::auth;
 use super::dialog::{Dialog, Role};
 use super::happening::Happening;
 use super::media_order::{Stream, Tone};
@@ -122,6 +121,13 @@ pub(super) struct SentAck {
     until: Instant,
 }
 
+impl SentAck {
+    /// When the ACK is no longer kept (64·T1 after it was sent).
+    pub(super) fn until(&self) -> Instant {
+        self.until
+    }
+}
+
 /// One call on one line.
 #[derive(Debug, Clone)]
 pub(super) struct Call {
@@ -145,8 +151,6 @@ pub(super) struct Call {
     first_hop: Option<SocketAddr>,
     /// The initial INVITE got its final response.
     finalised: bool,
-    /// Digest challenges answered for the INVITE.
-    auth_tries: u32,
     /// The operator has been told the call ended: set with [`Phase::Ended`], which it mirrors
     /// for the INVITE's digest-challenge handling (to go with it into the auth layer).
     gone: bool,
@@ -227,7 +231,6 @@ impl Call {
             invite,
             first_hop: None,
             finalised: false,
-            auth_tries: 0,
             gone: false,
             media: None,
             sdp_session: 0,
@@ -325,6 +328,14 @@ impl Call {
             && request.method() == Method::Invite
             && request.to.tag().is_none()
             && request.cseq.0 == self.invite.cseq.0
+    }
+
+    /// Our initial INVITE was sent again as `invite` (with credentials, by `client_auth.rs`):
+    /// CANCEL, ACK and the dialog follow the new one.
+    pub(super) fn reissued_invite(&mut self, invite: Message) {
+        if self.role == Role::Caller && invite.to.tag().is_none() {
+            self.invite = invite;
+        }
     }
 
     /// The far end holds us.

@@ -1,0 +1,363 @@
+//! Event projection: what the driver's [`Event`]s make of the screen's model — the calls on
+//! each line, registration, lamps, devices, the trace and the outcome line.
+//!
+//! Nothing here reads keys or decides commands; names come from the [`Finder`]'s lookups.
+
+use std::time::Instant;
+
+use super::{
+    capitalise, failed_transfer_words, number_of, App, CallView, Effect, Registration,
+    TransferView, LINES, MAX_LINES,
+};
+use crate::sip::{
+    CallState, Event, LineNo, TraceMode, TransferKind, TransferMechanism, TransferStatus,
+};
+use crate::tui::finder::Finder;
+use crate::tui::sip_trace::TraceEntry;
+
+impl App {
+    pub(super) fn on_event(
+        &mut self,
+        event: Event,
+        now: Instant,
+        finder: &mut dyn Finder,
+    ) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match event {
+            Event::Blf { ext, state } => self.set_lamp(ext, state),
+            Event::Started { account, lines, .. } => {
+                let n = usize::from(lines).clamp(LINES, MAX_LINES);
+                self.lines.resize(n, None);
+                self.failed_transfer.resize(n, None);
+                self.account = Some(account);
+                self.registration = Registration::NotRegistered;
+            }
+            Event::Registered { .. } => self.registration = Registration::Registered,
+            Event::RegistrationFailed {
+                reason, retry_in, ..
+            } => self.registration = Registration::Failed { reason, retry_in },
+            Event::Unregistered { .. } => self.registration = Registration::Unregistered,
+            Event::Incoming {
+                line,
+                call_id,
+                from,
+                display_name,
+                referred_by,
+                ..
+            } => {
+                let Some(i) = self.index(line) else {
+                    return effects;
+                };
+                let number = number_of(&from);
+                let transferred_by = referred_by.map(|by| {
+                    let number = number_of(&by);
+                    finder.name_for(&number).unwrap_or(number)
+                });
+                let name = finder.name_for(&number).or(display_name);
+                self.lines[i] = Some(CallView {
+                    call_id,
+                    peer: from,
+                    number,
+                    name,
+                    state: CallState::Ringing,
+                    incoming: true,
+                    started: now,
+                    connected_at: None,
+                    codec: None,
+                    quality: None,
+                    muted: false,
+                    recording: false,
+                    transfer: None,
+                    hangup_sent: false,
+                    transferred: false,
+                    transferred_by,
+                    in_conference: false,
+                });
+                if self.bell {
+                    effects.push(Effect::Bell);
+                }
+            }
+            Event::Call {
+                line,
+                call_id,
+                state,
+                peer,
+                reason,
+                ..
+            } => self.on_call(line, call_id, state, peer, reason, now, finder),
+            Event::Media {
+                line,
+                call_id,
+                codec,
+                ..
+            } => {
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.codec = Some(codec);
+                }
+            }
+            Event::Quality {
+                line,
+                call_id,
+                codec,
+                loss_pct,
+                jitter_ms,
+                ..
+            } => {
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.codec = Some(codec);
+                    call.quality = Some((loss_pct, jitter_ms));
+                }
+            }
+            Event::Mute {
+                line,
+                call_id,
+                muted,
+            } => {
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.muted = muted;
+                }
+            }
+            Event::Record {
+                line,
+                call_id,
+                recording,
+                reason,
+                ..
+            } => {
+                // Only while the call is shown: when it ended, that says enough.
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.recording = recording;
+                    if let Some(reason) = reason.filter(|_| !recording) {
+                        if reason.starts_with("recording failed") {
+                            self.tell(format!("Line {line}: {reason}"), true);
+                        } else {
+                            self.tell(format!("Line {line}: recording {reason}"), false);
+                        }
+                    }
+                }
+            }
+            Event::Transfer {
+                line,
+                call_id,
+                kind,
+                mechanism,
+                status,
+                target,
+                reason,
+                ..
+            } => {
+                let how = (kind, mechanism);
+                self.on_transfer(line, &call_id, how, status, &target, reason, finder)
+            }
+            Event::Line { line } => {
+                if self.index(line).is_some() {
+                    self.selected = line;
+                }
+            }
+            Event::Devices {
+                input,
+                output,
+                ring,
+            } => self.devices = Some((input, output, ring)),
+            Event::Voice {
+                noise_suppression,
+                agc,
+            } => self.voice = (noise_suppression, agc),
+            Event::Audio { message } => self.tell(capitalise(&message), true),
+            Event::Error { message } => self.tell(capitalise(&message), true),
+            Event::Stopped => self.stopped = true,
+            Event::Stats { .. } => {}
+            Event::Sip {
+                direction,
+                peer,
+                message,
+                raw,
+            } => {
+                if self.trace.visible {
+                    self.trace.push(TraceEntry {
+                        at: now,
+                        direction,
+                        peer,
+                        message,
+                        raw,
+                    });
+                }
+            }
+            Event::Trace { mode, shows } => {
+                self.trace.raw = mode == TraceMode::Raw;
+                if self.trace.raw {
+                    self.tell(format!("SIP trace shows {shows}"), true);
+                }
+            }
+            // Digits the far end sends are for IVRs, not for the operator's screen.
+            Event::Dtmf { .. } => {}
+            Event::Conference { lines, active } => {
+                for (i, call) in self.lines.iter_mut().enumerate() {
+                    if let Some(call) = call {
+                        let line = LineNo::try_from(i + 1).unwrap_or(LineNo::MAX);
+                        call.in_conference = active && lines.contains(&line);
+                    }
+                }
+                let list = lines
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let text = if active {
+                    format!("Conference: lines {list} hear each other")
+                } else {
+                    "Conference ended".to_owned()
+                };
+                self.tell(text, false);
+            }
+        }
+        effects
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_call(
+        &mut self,
+        line: LineNo,
+        call_id: String,
+        state: CallState,
+        peer: String,
+        reason: Option<String>,
+        now: Instant,
+        finder: &mut dyn Finder,
+    ) {
+        let Some(i) = self.index(line) else {
+            return;
+        };
+        let known = self.lines[i].as_ref().is_some_and(|c| c.call_id == call_id);
+        if state == CallState::Ended {
+            if known {
+                if let Some(call) = self.lines[i].take() {
+                    self.call_ended(line, &call, reason);
+                }
+            }
+            return;
+        }
+        if !known {
+            let number = number_of(&peer);
+            let name = finder.name_for(&number);
+            self.lines[i] = Some(CallView {
+                call_id,
+                peer,
+                number,
+                name,
+                state,
+                incoming: false,
+                started: now,
+                connected_at: None,
+                codec: None,
+                quality: None,
+                muted: false,
+                recording: false,
+                transfer: None,
+                hangup_sent: false,
+                transferred: false,
+                transferred_by: None,
+                in_conference: false,
+            });
+        }
+        if let Some(call) = self.lines[i].as_mut() {
+            call.state = state;
+            if state == CallState::Connected && call.connected_at.is_none() {
+                call.connected_at = Some(now);
+            }
+        }
+    }
+
+    fn call_ended(&mut self, line: LineNo, call: &CallView, reason: Option<String>) {
+        if call.transferred {
+            return;
+        }
+        let who = call.who();
+        let (text, failure) = if call.is_incoming() && !call.hangup_sent {
+            (format!("Missed call from {who} on Line {line}"), false)
+        } else if call.hangup_sent {
+            (format!("Line {line}: call with {who} ended"), false)
+        } else if let Some(why) = failed_transfer_words(call) {
+            // The failed transfer explains the end (a PBX that dropped the caller): one line.
+            (format!("Transfer failed: {why} — {who}"), true)
+        } else {
+            let reason = reason.unwrap_or_else(|| "the call ended".to_owned());
+            (
+                format!("Line {line}: {reason} — {who}"),
+                call.connected_at.is_none(),
+            )
+        };
+        self.tell(text, failure);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_transfer(
+        &mut self,
+        line: LineNo,
+        call_id: &str,
+        (kind, mechanism): (TransferKind, Option<TransferMechanism>),
+        status: TransferStatus,
+        target: &str,
+        reason: Option<String>,
+        finder: &mut dyn Finder,
+    ) {
+        let Some(i) = self.index(line) else {
+            return;
+        };
+        let number = number_of(target);
+        let target_name = finder.name_for(&number);
+        let Some(call) = self.call_mut(line, call_id) else {
+            return;
+        };
+        let whom = match &target_name {
+            Some(name) => format!("{name} ({number})"),
+            None => number.clone(),
+        };
+        call.transfer = Some(TransferView {
+            kind,
+            mechanism,
+            status,
+            target: number,
+            target_name,
+            reason: reason.clone(),
+        });
+        let caller = call.who();
+        let message = match (kind, status) {
+            (_, TransferStatus::Succeeded) => {
+                call.transferred = true;
+                Some((
+                    format!("Line {line}: {caller} transferred to {whom}"),
+                    false,
+                ))
+            }
+            (_, TransferStatus::Failed) => {
+                let why = reason.unwrap_or_else(|| "no reason given".to_owned());
+                let text = format!("Transfer failed: {why}");
+                self.failed_transfer[i] = Some(text.clone());
+                Some((text, true))
+            }
+            (_, TransferStatus::Recalled) => {
+                let back = format!("the call is back on Line {line}");
+                let text = match self.failed_transfer[i].take() {
+                    Some(failed) => format!("{failed} — {back}"),
+                    None => capitalise(&back),
+                };
+                Some((text, true))
+            }
+            (TransferKind::Incoming, TransferStatus::Requested) => Some((
+                format!("Line {line}: {caller} is transferring this call to {whom}"),
+                false,
+            )),
+            (TransferKind::Incoming, TransferStatus::Asking) => Some((
+                format!(
+                    "Line {line}: {caller} asks to transfer you to {whom} — Enter to go, Esc to stay"
+                ),
+                false,
+            )),
+            _ => None,
+        };
+        if let Some((text, failure)) = message {
+            self.tell(text, failure);
+        }
+    }
+}
