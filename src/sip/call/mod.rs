@@ -151,9 +151,6 @@ pub(super) struct Call {
     first_hop: Option<SocketAddr>,
     /// The initial INVITE got its final response.
     finalised: bool,
-    /// The operator has been told the call ended: set with [`Phase::Ended`], which it mirrors
-    /// for the INVITE's digest-challenge handling (to go with it into the auth layer).
-    gone: bool,
     /// What media was agreed.
     pub(super) media: Option<Negotiated>,
     sdp_session: u64,
@@ -231,7 +228,6 @@ impl Call {
             invite,
             first_hop: None,
             finalised: false,
-            gone: false,
             media: None,
             sdp_session: 0,
             sdp_version: 0,
@@ -673,7 +669,6 @@ impl UserAgent {
         if call.is_gone() {
             return;
         }
-        call.gone = true;
         call.phase = Phase::Ended {
             status,
             answered: call.is_established(),
