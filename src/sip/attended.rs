@@ -323,9 +323,15 @@ impl UserAgent {
         true
     }
 
-    /// After each input: a consultation that ended or lost its caller.
-    pub(super) fn flush_consult(&mut self, now: Instant) {
-        let Some(c) = self.consult.clone() else {
+    /// Something happened to call `call_id`: if it is one of the consultation's, the
+    /// consultation follows — it ended or lost its caller, or (ring-first) the target rings
+    /// or answered.
+    pub(super) fn consult_follows(&mut self, now: Instant, call_id: &str) {
+        let Some(c) = self
+            .consult
+            .clone()
+            .filter(|c| c.held == call_id || c.call == call_id)
+        else {
             return;
         };
         if c.completing {
@@ -372,7 +378,7 @@ impl UserAgent {
         let (code, answered) = self
             .calls()
             .find(|x| x.call_id == c.call)
-            .map_or((None, false), |x| (x.end_status, x.was_answered));
+            .map_or((None, false), |x| (x.end_status(), x.was_answered()));
         let reason = match code {
             _ if answered => "the target hung up the consultation".to_string(),
             Some(code) => super::transfer::failure_words(code, ""),
@@ -391,7 +397,7 @@ impl UserAgent {
             return self.join_ring_first(now, c);
         }
         let ringing = matches!(
-            call.state,
+            call.state(),
             super::CallState::Ringing | super::CallState::Early
         );
         let line = line_no(call.line);
@@ -464,7 +470,7 @@ impl UserAgent {
             .calls()
             .any(|x| x.call_id == c.call && x.is_established());
         if answered {
-            return; // joined on the next flush
+            return; // its `Answered` happening joins it
         }
         self.consult = None;
         let reason = super::transfer::NO_ANSWER;

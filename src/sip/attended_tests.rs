@@ -360,7 +360,7 @@ fn hanging_up_the_consultation_cancels_and_the_caller_hanging_up_is_reported() {
         .lines
         .iter()
         .flatten()
-        .any(|call| call.call_id == c.carol.call_id && call.state == CallState::Connected));
+        .any(|call| call.call_id == c.carol.call_id && call.state() == CallState::Connected));
 }
 
 #[test]
@@ -845,7 +845,7 @@ fn an_attended_failure_notify_then_the_pbx_bye_is_one_dropped_caller_outcome() {
         .lines
         .iter()
         .flatten()
-        .any(|call| call.call_id == c.carol.call_id && call.state == CallState::Connected));
+        .any(|call| call.call_id == c.carol.call_id && call.state() == CallState::Connected));
 }
 
 #[test]
@@ -966,4 +966,26 @@ fn ring_first_join_refused_without_fallback_leaves_both_calls() {
     // Now an ordinary consultation: the operator may try `complete` again.
     b.cmd(Command::Complete);
     assert_eq!(requests(&b.sent(), Method::Refer).len(), 1);
+}
+
+#[test]
+fn a_consultation_lost_by_media_timeout_brings_bob_back_like_a_hangup() {
+    let mut b = Bench::new(false);
+    let c = consulting(&mut b, true);
+    // The media thread saw no RTP from carol: the same reactions as any other ending.
+    b.ua.handle_media_timeout(b.now, &c.carol.call_id, 10);
+    let sent = b.sent();
+    assert_eq!(requests(&sent, Method::Bye)[0].call_id, c.carol.call_id);
+    let resume = requests(&sent, Method::Invite);
+    assert_eq!(resume.len(), 1, "bob is resumed: {sent:#?}");
+    assert_eq!(resume[0].call_id, c.bob.call_id);
+    assert_eq!(sdp_direction(&resume[0]), Direction::SendRecv);
+    let events = transfers(&mut b);
+    assert_eq!(
+        events.iter().map(|e| e.1).collect::<Vec<_>>(),
+        [TransferStatus::Failed, TransferStatus::Recalled],
+        "{events:?}"
+    );
+    assert!(b.ua.consult.is_none(), "the consultation is over");
+    assert_eq!(b.ua.selected_line(), 1);
 }

@@ -209,9 +209,14 @@ impl UserAgent {
         self.complete(now);
     }
 
-    /// After each input: members that ended leave; one member left is a normal call.
-    pub(super) fn flush_conference(&mut self) {
-        let Some(conf) = self.conference.clone() else {
+    /// The call `call_id` ended: if it was a member it leaves; one member left is a normal
+    /// call.
+    pub(super) fn conference_member_ended(&mut self, call_id: &str) {
+        let Some(conf) = self
+            .conference
+            .clone()
+            .filter(|c| c.members.iter().any(|m| m == call_id))
+        else {
             return;
         };
         let present: Vec<String> = conf

@@ -26,13 +26,13 @@ fn desired(call: &Call) -> (Option<Stream>, Option<Tone>) {
     if call.is_gone() {
         return (None, None);
     }
-    let tone = match (call.state, call.role) {
+    let tone = match (call.state(), call.role) {
         (CallState::Ringing, Role::Caller) => Some(Tone::Ringback),
         (CallState::Ringing, Role::Callee) => Some(Tone::Ring),
         _ => None,
     };
     let flows = matches!(
-        call.state,
+        call.state(),
         CallState::Early | CallState::Connected | CallState::Held | CallState::RemoteHeld
     );
     let stream = call.media.as_ref().filter(|_| flows).map(|m| Stream {
@@ -83,7 +83,7 @@ impl UserAgent {
             .as_ref()
             .filter(|c| {
                 matches!(
-                    c.state,
+                    c.state(),
                     CallState::Connected
                         | CallState::RemoteHeld
                         | CallState::Held

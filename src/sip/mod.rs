@@ -20,7 +20,8 @@
 //! and the failover between them live in `failover.rs`, NAT contact rewrite in `nat.rs`.
 //! Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
-//! usages in `register.rs` (REGISTER) and `call.rs` (INVITE, hold, BYE),
+//! usages in `register.rs` (REGISTER) and `call/` (INVITE, hold, BYE: a call's
+//! `Phase`, its timer table, and the happenings the features react to, in `happening.rs`),
 //! `client_auth.rs` under every client transaction (401/407 answered once),
 //! `refresh.rs` for the REGISTER and SUBSCRIBE refresh and backoff schedule,
 //! with [`sdp`] for offer/answer and [`auth`] for digest. Whatever the
@@ -51,6 +52,7 @@ mod failover;
 mod failover_tests;
 #[cfg(test)]
 mod garbage_tests;
+mod happening;
 mod keepalive;
 pub mod locate;
 mod media_control;
@@ -63,11 +65,9 @@ mod pbx_transfer;
 mod pickup;
 #[cfg(test)]
 mod pickup_tests;
-// Attended transfer and being transferred (still to come) use the rest of it.
 mod recording;
 #[cfg(test)]
 mod recording_tests;
-#[allow(dead_code)]
 pub(crate) mod refer;
 mod refresh;
 mod register;
@@ -381,6 +381,8 @@ pub struct UserAgent {
     conference: Option<conference::Conference>,
     /// `conference` was asked for while a call was renegotiating: join when it is done.
     conference_wanted: bool,
+    /// What happened to calls during the current input, for the features to react to.
+    happenings: happening::Happenings,
     /// The extensions the last `watch` could not give a lamp (said once per set).
     watch_left_out: Vec<String>,
     transmits: VecDeque<Transmit>,
@@ -424,6 +426,7 @@ impl UserAgent {
             consult: None,
             conference: None,
             conference_wanted: false,
+            happenings: happening::Happenings::new(),
             watch_left_out: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -517,10 +520,7 @@ impl UserAgent {
         } else {
             self.on_request(now, transport, src, msg);
         }
-        self.flush_referrals(now);
-        self.flush_consult(now);
-        self.flush_conference();
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// Runs every timer that is due at `now`.
@@ -573,10 +573,7 @@ impl UserAgent {
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
-        self.flush_referrals(now);
-        self.flush_consult(now);
-        self.flush_conference();
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// The stream connection to `peer` closed, or could not be opened (TCP). When `peer` is
@@ -588,7 +585,7 @@ impl UserAgent {
             return;
         }
         self.on_registrar_connection_lost(now, None);
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// The stream connection to `peer` could not be set up, for `reason` (a TLS handshake
@@ -599,7 +596,7 @@ impl UserAgent {
             return;
         }
         self.on_registrar_connection_lost(now, Some(reason));
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// The media of a call has been silent for `seconds` while it should flow both ways:
@@ -617,7 +614,7 @@ impl UserAgent {
             call_id,
             &format!("no audio from the far end for {seconds} s"),
         );
-        self.collect_finished();
+        self.settle(now);
     }
 
     /// Carries out an operator command.
@@ -668,10 +665,7 @@ impl UserAgent {
             | Command::Stats
             | Command::Sound(_) => {}
         }
-        self.flush_referrals(now);
-        self.flush_consult(now);
-        self.flush_conference();
-        self.collect_finished();
+        self.settle(now);
     }
 
     // ---- outputs ----

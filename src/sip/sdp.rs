@@ -6,7 +6,7 @@
 //! pure: no I/O, no clock, no randomness (session id and version come from the
 //! caller), no panics on any input (malformed input gives an `Err`), no
 //! `unsafe`. Binding RTP sockets and running media belong to the driver and
-//! `media/`; when to offer or answer belongs to `call.rs`.
+//! `media/`; when to offer or answer belongs to `call/`.
 //!
 //! Directions: [`Direction`] in [`Negotiated`] and in the arguments of
 //! [`offer`]/[`answer`] is from OUR point of view; [`Sdp::direction`] is what

@@ -1,6 +1,6 @@
 //! Session timers (RFC 4028): the `Session-Expires` / `Min-SE` negotiation of an INVITE
 //! dialog and the one deadline it leaves: refresh (we are the refresher) or expiry (the far
-//! end is). Pure functions over messages and `now`; the INVITE usage (`call.rs`) sends the
+//! end is). Pure functions over messages and `now`; the INVITE usage (`call/`) sends the
 //! refreshing re-INVITE, the 422 and the BYE. No UPDATE: we refresh by re-INVITE.
 //!
 //! ```text

@@ -44,6 +44,7 @@
 use std::time::{Duration, Instant};
 
 use super::api::{CallState, Event, TransferKind, TransferMechanism, TransferStatus};
+use super::happening::Happening;
 use super::msg::{Message, Method};
 use super::refer::{self, SubscriptionState};
 use super::target::Target;
@@ -335,9 +336,7 @@ impl UserAgent {
             Some(Phase::Holding) => {}
             Some(Phase::Recalling) => return self.recalled(call_id),
             Some(Phase::Dropped { .. }) => {
-                if let Some(call) = self.call_mut(call_id) {
-                    call.transfer = None;
-                }
+                self.take_transfer(call_id);
                 return;
             }
             _ => return,
@@ -633,9 +632,7 @@ impl UserAgent {
             }
             Phase::Dropped { .. } => {
                 // The resume was never answered: nothing is left to tell.
-                if let Some(call) = self.call_mut(call_id) {
-                    call.transfer = None;
-                }
+                self.take_transfer(call_id);
                 return;
             }
             _ => NO_ANSWER,
@@ -675,8 +672,16 @@ impl UserAgent {
         let Some(t) = call.transfer.take() else {
             return;
         };
+        self.happen(Happening::TransferOver(call_id.to_string()));
         let reason = "the caller hung up before the transfer started";
         self.emit_transfer(call_id, &t, TransferStatus::Failed, None, Some(reason));
+    }
+
+    /// Ends the call's transfer machine, if it has one (its outcome is the caller's to tell).
+    fn take_transfer(&mut self, call_id: &str) -> Option<Transfer> {
+        let t = self.call_mut(call_id)?.transfer.take()?;
+        self.happen(Happening::TransferOver(call_id.to_string()));
+        Some(t)
     }
 
     /// The call ended for another reason while a transfer was under way (a subscription
@@ -693,6 +698,7 @@ impl UserAgent {
         let Some(t) = call.transfer.take() else {
             return;
         };
+        self.happen(Happening::TransferOver(call_id.to_string()));
         let reason = match &t.failure {
             // The transfer had failed already; say both in one outcome.
             Some(f) => format!("{}; {why}", f.reason),
@@ -710,7 +716,7 @@ impl UserAgent {
         code: Option<u16>,
         reason: &str,
     ) {
-        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.take_transfer(call_id) else {
             return;
         };
         self.emit_transfer(call_id, &t, status, code, Some(reason));
@@ -743,7 +749,7 @@ impl UserAgent {
     /// A failed transfer: bring the call back (resume), and tell the operator why once the
     /// resume is answered.
     fn transfer_failed(&mut self, now: Instant, call_id: &str, code: Option<u16>, reason: &str) {
-        let Some(mut t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+        let Some(mut t) = self.take_transfer(call_id) else {
             return;
         };
         if self.attended_failed(now, call_id, &t, code, reason) {
@@ -752,7 +758,7 @@ impl UserAgent {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
-        if call.is_gone() || call.state == CallState::Ended {
+        if call.is_gone() || call.state() == CallState::Ended {
             self.emit_transfer(call_id, &t, TransferStatus::Failed, code, Some(reason));
             return;
         }
@@ -781,7 +787,7 @@ impl UserAgent {
     /// The recall of a failed transfer can happen: `failed` with the reason, then
     /// `recalled`.
     fn recalled(&mut self, call_id: &str) {
-        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+        let Some(t) = self.take_transfer(call_id) else {
             return;
         };
         let (code, reason) = t
@@ -801,7 +807,7 @@ impl UserAgent {
     /// dropped the caller): one `failed` outcome saying so; a consultation stays with the
     /// operator. With `linger`, the call is kept until then for the answer to our resume.
     fn transfer_dropped(&mut self, call_id: &str, failure: &Failure, linger: Option<Instant>) {
-        let Some(mut t) = self.call_mut(call_id).and_then(|c| c.transfer.take()) else {
+        let Some(mut t) = self.take_transfer(call_id) else {
             return;
         };
         let mut words = dropped_words(&t.target, failure.code, &failure.reason);

@@ -190,7 +190,7 @@ fn a_busy_target_brings_the_call_back_and_resumes_it() {
     );
     b.sent();
     let line1 = b.ua.lines[0].as_ref().expect("the call is on line 1");
-    assert_eq!(line1.state, CallState::Connected);
+    assert_eq!(line1.state(), CallState::Connected);
 }
 
 #[test]

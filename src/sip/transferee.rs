@@ -253,12 +253,12 @@ impl UserAgent {
         }
     }
 
-    /// The call `call_id` ended with `status`: if we placed it for a REFER, remember how.
-    pub(super) fn referred_call_ended(&mut self, call_id: &str, status: Option<u16>) {
-        let Some(old) = self
+    /// The call `call_id` ended: if we placed it for a REFER, remember how.
+    pub(super) fn referred_call_ended(&mut self, call_id: &str) {
+        let Some((old, status)) = self
             .calls()
             .find(|c| c.call_id == call_id)
-            .and_then(|c| c.referred_from.clone())
+            .and_then(|c| Some((c.referred_from.clone()?, c.end_status())))
         else {
             return;
         };
@@ -269,30 +269,32 @@ impl UserAgent {
         }
     }
 
-    /// Reports the progress of every call we placed for a REFER (after each input), and
-    /// answers 487 to a REFER still waiting for the operator when its call has ended
+    /// The call `call_id` ended: a REFER on it still waiting for the operator is answered 487
     /// (RFC 3261 §15.1.2).
-    pub(super) fn flush_referrals(&mut self, now: Instant) {
-        let orphaned: Vec<AskedRefer> = self
-            .lines
-            .iter_mut()
-            .flatten()
-            .chain(&mut self.detached)
+    pub(super) fn refer_ask_orphaned(&mut self, now: Instant, call_id: &str) {
+        let Some(asked) = self
+            .call_mut(call_id)
             .filter(|c| c.is_gone())
-            .filter_map(|c| c.refer_ask.take())
-            .collect();
-        for asked in orphaned {
-            self.respond(now, &asked.request, 487, |b| b);
-        }
+            .and_then(|c| c.refer_ask.take())
+        else {
+            return;
+        };
+        self.respond(now, &asked.request, 487, |b| b);
+    }
+
+    /// Something happened to `new_call`: if we placed it for a REFER, report its progress to
+    /// the transferor (NOTIFY) and the operator.
+    pub(super) fn referral_progress(&mut self, now: Instant, new_call: &str) {
         let pending: Vec<(String, Referral)> = self
             .calls()
             .filter_map(|c| c.referred.clone().map(|r| (c.call_id.clone(), r)))
+            .filter(|(_, r)| r.new_call == new_call)
             .collect();
         for (old, referral) in pending {
             let state = self
                 .calls()
                 .find(|c| c.call_id == referral.new_call)
-                .map(|c| c.state);
+                .map(|c| c.state());
             match (referral.outcome, state) {
                 (Some(code), _) => {
                     self.send_refer_notify(now, &old, code, true);
