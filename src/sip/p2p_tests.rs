@@ -882,3 +882,60 @@ fn a_transfer_to_the_callers_own_address_fails_and_the_call_comes_back() {
     lab.cmd(0, Command::Hangup(None));
     lab.assert_nothing_left();
 }
+
+#[test]
+fn a_session_refresh_crossing_a_hold_ends_with_both_done_and_the_call_up() {
+    let mut lab = Lab::new(2);
+    let call_id = lab.connect(0, 1);
+    lab.states(0);
+    lab.states(1);
+    // Bob holds a moment before the session refresh is due at half the 1800 s interval; his
+    // re-INVITE is still on its way when the refresh goes out.
+    lab.advance(Duration::from_millis(899_900));
+    lab.cmd(1, Command::Hold(None));
+    let kept = lab.run_holding(|from, m| from == 1 && m.method() == Method::Invite);
+    assert_eq!(kept.len(), 1, "Bob's hold");
+    lab.advance(Duration::from_millis(200));
+    let refreshes = lab
+        .requests(0, Method::Invite)
+        .iter()
+        .chain(&lab.requests(1, Method::Invite))
+        .filter(|m| m.to.tag().is_some())
+        .count();
+    assert!(
+        refreshes >= 1,
+        "the refresh went out while the hold was on its way"
+    );
+    lab.deliver(kept);
+    lab.advance(Duration::from_secs(10));
+    let glare: Vec<u16> = [0, 1]
+        .iter()
+        .flat_map(|side| lab.responses(*side, Method::Invite))
+        .filter_map(|m| m.code())
+        .filter(|c| *c == 491)
+        .collect();
+    assert!(!glare.is_empty(), "the crossing re-INVITEs met with 491");
+    assert_eq!(
+        lab.last_state(1, &call_id),
+        (Some(CallState::Held), Some(Direction::SendOnly))
+    );
+    assert_eq!(lab.last_state(0, &call_id).0, Some(CallState::RemoteHeld));
+    // Two more session intervals: the refreshes go on while held; nobody's timer expires.
+    lab.advance(Duration::from_secs(3_700));
+    for side in [0, 1] {
+        assert!(
+            !lab.take_events(side).iter().any(|e| matches!(
+                e,
+                Event::Call {
+                    state: CallState::Ended,
+                    ..
+                }
+            )),
+            "{} ended the call",
+            NAMES[side]
+        );
+    }
+    lab.assert_every_2xx_acked();
+    lab.cmd(1, Command::Hangup(None));
+    lab.assert_nothing_left();
+}
