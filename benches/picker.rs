@@ -354,28 +354,30 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
     let key = |code| Input::Key(KeyEvent::new(code, KeyModifiers::NONE));
     feed(&mut app, &mut finder, key(KeyCode::Char('d')));
     for round in 0..2 {
-        let mut all = Vec::new();
+        let (mut typing, mut deleting) = (Vec::new(), Vec::new());
         for query in queries {
-            for c in query
+            let n = query.chars().count();
+            let keys = query
                 .chars()
-                .chain(std::iter::repeat_n('\u{8}', query.chars().count()))
-            {
-                let code = if c == '\u{8}' {
-                    KeyCode::Backspace
-                } else {
-                    KeyCode::Char(c)
-                };
+                .map(KeyCode::Char)
+                .chain(std::iter::repeat_n(KeyCode::Backspace, n));
+            for (i, code) in keys.enumerate() {
                 let t = now();
                 feed(&mut app, &mut finder, key(code));
                 terminal.draw(|frame| view(&app, at, frame)).expect("drawn");
-                all.push(t.elapsed());
+                if i < n { &mut typing } else { &mut deleting }.push(t.elapsed());
             }
         }
-        let keystrokes = all.len();
+        let keystrokes = typing.len() + deleting.len();
+        let mut all: Vec<Duration> = typing.iter().chain(&deleting).copied().collect();
         let (median, worst) = summary(&mut all);
+        let (typing_median, typing_worst) = summary(&mut typing);
+        let (deleting_median, deleting_worst) = summary(&mut deleting);
         println!(
-            "screen path, round {} ({}): {keystrokes} keystrokes (typed and deleted): median \
-             {median:.2} ms, worst {worst:.2} ms; goal: median <= 5 ms, worst <= 16 ms",
+            "screen path, round {} ({}): {keystrokes} keystrokes: median {median:.2} ms, worst \
+             {worst:.2} ms (typing: median {typing_median:.2} ms, worst {typing_worst:.2} ms; \
+             deleting: median {deleting_median:.2} ms, worst {deleting_worst:.2} ms); goal: \
+             median <= 5 ms, worst <= 16 ms",
             round + 1,
             if round == 0 { "cold" } else { "warm" },
         );
