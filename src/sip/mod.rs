@@ -1009,12 +1009,23 @@ impl UserAgent {
     fn on_response(&mut self, now: Instant, resp: Message) {
         let Some(key) = TxKey::of(&resp) else { return };
         let mut out = Vec::new();
+        let is_invite_2xx =
+            resp.method() == Method::Invite && resp.code().is_some_and(|c| (200..300).contains(&c));
+        let mut absorbed_2xx = None;
         let deliver = match self.clients.get_mut(&key) {
             Some((tx, owner)) => match tx.on_response(&resp, now, &mut out) {
                 ClientOutcome::Deliver => {
                     Some((owner.clone(), tx.request().clone(), tx.destination()))
                 }
-                ClientOutcome::Absorb => None,
+                ClientOutcome::Absorb => {
+                    // A 2xx after this INVITE already had a final answer (a 491, say, when a
+                    // relay made the far end see two INVITEs): ACKed all the same, else the
+                    // far end resends it for 32 s and refuses every new re-INVITE meanwhile.
+                    if is_invite_2xx {
+                        absorbed_2xx = Some((tx.request().clone(), tx.destination()));
+                    }
+                    None
+                }
             },
             None => {
                 // A retransmitted 2xx to an INVITE whose transaction is gone:
@@ -1028,6 +1039,9 @@ impl UserAgent {
             }
         };
         self.transmits.extend(out);
+        if let Some((request, sent_to)) = absorbed_2xx {
+            self.ack_2xx(now, &request, &resp, sent_to);
+        }
         if let Some((owner, request, sent_to)) = deliver {
             if request.method() == Method::Invite
                 && resp.code().is_some_and(|c| (200..300).contains(&c))

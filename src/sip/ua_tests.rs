@@ -1409,3 +1409,38 @@ fn poll_output_drains_transmits_events_media_then_the_deadline_and_leaves_nothin
     assert_eq!(b.ua.poll_output(), Some(Output::Timeout(deadline)));
     assert!(b.ua.transmits.is_empty() && b.ua.events.is_empty() && b.ua.media_orders.is_empty());
 }
+
+#[test]
+fn a_2xx_after_a_491_to_the_same_reinvite_is_still_acked() {
+    let mut b = Bench::new(false);
+    connected_call(&mut b);
+    b.sent();
+    b.cmd(Command::Hold(None));
+    b.advance(Duration::from_millis(600));
+    let hold = b
+        .sent()
+        .into_iter()
+        .find(|m| m.code().is_none() && m.method() == Method::Invite)
+        .expect("the hold re-INVITE");
+    b.recv(PHONE, &reply(&hold, 491, "bobtag", "", ""));
+    let acks = |sent: &[Message]| {
+        sent.iter()
+            .filter(|m| m.method() == Method::Ack && m.cseq.0 == hold.cseq.0)
+            .count()
+    };
+    assert_eq!(acks(&b.sent()), 1, "the 491 is ACKed by the transaction");
+    // The far end, which saw the re-INVITE twice through a relay, also answered it 200.
+    let ok = reply(&hold, 200, "bobtag", "", &phone_sdp("recvonly"));
+    b.recv(PHONE, &ok);
+    let sent = b.sent();
+    let ack = sent
+        .iter()
+        .find(|m| m.method() == Method::Ack && m.cseq.0 == hold.cseq.0)
+        .unwrap_or_else(|| panic!("the 2xx was not ACKed: {sent:#?}"));
+    assert_eq!(ack.to.tag(), Some("bobtag"));
+    assert_ne!(
+        ack.via.branch(),
+        hold.via.branch(),
+        "a 2xx's ACK is its own transaction"
+    );
+}
