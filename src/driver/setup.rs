@@ -541,36 +541,14 @@ pub fn resolve_uri_with(uri: &str, tls: bool) -> Result<SocketAddr, String> {
 }
 
 /// The host (IPv6 without brackets) and port of a `sip:`/`sips:` URI, with the default port
-/// filled in (5061 for `sips:`, or any URI with `tls`). Written here rather than through rsip,
-/// which rejects IPv6 hosts.
+/// filled in (5061 for `sips:`, or any URI with `tls`).
 fn uri_host_port(uri: &str, tls: bool) -> Option<(&str, u16)> {
-    let uri = uri.trim();
-    let (scheme, rest) = uri.split_once(':')?;
-    let default = if tls && scheme.eq_ignore_ascii_case("sip") {
-        DEFAULT_SIPS_PORT
-    } else if scheme.eq_ignore_ascii_case("sip") {
-        DEFAULT_SIP_PORT
-    } else if scheme.eq_ignore_ascii_case("sips") {
+    let (secure, host, port) = crate::sip::locate::split_uri(uri)?;
+    let port = port.unwrap_or(if secure || tls {
         DEFAULT_SIPS_PORT
     } else {
-        return None;
-    };
-    let rest = rest.split([';', '?']).next().unwrap_or_default();
-    let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
-    let (host, port) = match host_port.strip_prefix('[') {
-        Some(v6) => {
-            let (host, after) = v6.split_once(']')?;
-            (host, after.strip_prefix(':'))
-        }
-        None => match host_port.split_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        },
-    };
-    let port = match port {
-        Some(port) => port.parse().ok().filter(|p| *p != 0)?,
-        None => default,
-    };
+        DEFAULT_SIP_PORT
+    });
     let valid = !host.is_empty()
         && host
             .chars()

@@ -52,34 +52,41 @@ pub enum Plan {
     },
 }
 
+/// The parts of a `sip:`/`sips:` URI's host: whether it is `sips:`, the host (IPv6 without
+/// brackets) and the port when one is written; `None` for another scheme or a bad port.
+/// Written here rather than through rsip, which rejects IPv6 hosts.
+pub fn split_uri(uri: &str) -> Option<(bool, &str, Option<u16>)> {
+    let (scheme, rest) = uri.trim().split_once(':')?;
+    let secure = if scheme.eq_ignore_ascii_case("sips") {
+        true
+    } else if scheme.eq_ignore_ascii_case("sip") {
+        false
+    } else {
+        return None;
+    };
+    let rest = rest.split([';', '?']).next().unwrap_or_default();
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match host_port.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let port = match port {
+        Some(port) => Some(port.parse::<u16>().ok().filter(|p| *p != 0)?),
+        None => None,
+    };
+    Some((secure, host, port))
+}
+
 impl Plan {
     /// The plan for the host of a `sip:`/`sips:` URI; `None` when it is no such URI.
     pub fn of_uri(uri: &str) -> Option<Plan> {
-        let uri = uri.trim();
-        let (scheme, rest) = uri.split_once(':')?;
-        let secure = if scheme.eq_ignore_ascii_case("sips") {
-            true
-        } else if scheme.eq_ignore_ascii_case("sip") {
-            false
-        } else {
-            return None;
-        };
-        let rest = rest.split([';', '?']).next().unwrap_or_default();
-        let host_port = rest.rsplit_once('@').map_or(rest, |(_, hp)| hp);
-        let (host, port) = match host_port.strip_prefix('[') {
-            Some(v6) => {
-                let (host, after) = v6.split_once(']')?;
-                (host, after.strip_prefix(':'))
-            }
-            None => match host_port.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (host_port, None),
-            },
-        };
-        let port = match port {
-            Some(port) => Some(port.parse::<u16>().ok().filter(|p| *p != 0)?),
-            None => None,
-        };
+        let (secure, host, port) = split_uri(uri)?;
         if let Ok(ip) = host.parse::<IpAddr>() {
             let default = if secure { 5061 } else { 5060 };
             return Some(Plan::Literal(SocketAddr::new(ip, port.unwrap_or(default))));
