@@ -101,8 +101,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Census, Command, Direction, Event, LineNo, TraceDirection, TraceMode, TransferKind,
-    TransferMechanism, TransferStatus,
+    CallState, Census, Command, Direction, Event, LineNo, TransferKind, TransferMechanism,
+    TransferStatus,
 };
 use call::Call;
 pub use dialog_info::BlfState;
@@ -657,13 +657,6 @@ impl UserAgent {
             Command::Pickup(ext) => self.pickup(now, &ext),
             Command::Watch(exts) => self.watch(now, &exts),
             Command::Quit => self.quit(now),
-            // The driver carries these out (outbound routes, SIP trace, microphone clean-up);
-            // nothing for the core.
-            Command::Route(_)
-            | Command::Trace(_)
-            | Command::Voice(..)
-            | Command::Stats
-            | Command::Sound(_) => {}
         }
         self.settle(now);
     }
