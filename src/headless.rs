@@ -16,7 +16,7 @@ use crate::sip::{Command, Event, LineNo, TraceMode};
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 28] = [
+pub const WORDS: [&str; 32] = [
     "dial",
     "answer",
     "decline",
@@ -45,6 +45,10 @@ pub const WORDS: [&str; 28] = [
     "echo",
     "use-device",
     "quit",
+    "favourite",
+    "favourites",
+    "park",
+    "unpark",
 ];
 
 /// Parses one line: `Ok(None)` for a blank line or a `#` comment, `Err` with a message a
@@ -141,6 +145,13 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
         "watch" => Command::Watch(args.iter().map(|a| (*a).to_owned()).collect()),
         "route" => Command::Route(one(&word, "a route name", &args)?),
         "quit" => none(&word, &args, Command::Quit)?,
+        "favourite" if rest.is_empty() => {
+            return Err("favourite: expected its position, label or number".to_owned())
+        }
+        "favourite" => Command::Favourite(rest.to_owned()),
+        "favourites" => none(&word, &args, Command::Favourites)?,
+        "park" => Command::Park(optional_line(&word, &args)?),
+        "unpark" => Command::Unpark(one(&word, "a park slot", &args)?),
         _ => {
             return Err(format!(
                 "unknown command `{word}`; commands: {}",
@@ -376,6 +387,15 @@ mod tests {
             ("stats", Command::Stats),
             ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
             ("quit", Command::Quit),
+            ("favourite 3", Command::Favourite("3".into())),
+            (
+                "favourite Front desk",
+                Command::Favourite("Front desk".into()),
+            ),
+            ("favourites", Command::Favourites),
+            ("park", Command::Park(None)),
+            ("park 2", Command::Park(Some(2))),
+            ("unpark 701", Command::Unpark("701".into())),
         ];
         for (line, expected) in &cases {
             assert_eq!(&ok(line), expected, "{line}");
@@ -481,6 +501,13 @@ mod tests {
             ),
             ("route", "route: expected a route name"),
             ("quit now", "quit: takes no argument, got `now`"),
+            (
+                "favourite",
+                "favourite: expected its position, label or number",
+            ),
+            ("favourites 2", "favourites: takes no argument"),
+            ("park x", "park: `x` is not a line number"),
+            ("unpark", "unpark: expected a park slot"),
         ];
         for (line, start) in cases {
             let message = err(line);

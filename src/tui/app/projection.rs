@@ -81,6 +81,7 @@ impl App {
                     transferred: false,
                     transferred_by,
                     in_conference: false,
+                    park_return: None,
                 });
                 if self.bell {
                     effects.push(Effect::Bell);
@@ -187,7 +188,33 @@ impl App {
             }
             Event::Error { message } => self.tell(capitalise(&message), true),
             Event::Stopped => self.stopped = true,
-            Event::Stats { .. } => {}
+            Event::Stats { .. } | Event::Favourites { .. } => {}
+            Event::Parked { peer, slot, .. } => {
+                let who = number_of(&peer);
+                let who = finder.name_for(&who).unwrap_or(who);
+                self.tell(
+                    match slot {
+                        Some(slot) => format!("Parked {who} in slot {slot} (unpark {slot})"),
+                        None => format!("Parked {who}"),
+                    },
+                    false,
+                );
+            }
+            Event::ParkReturned {
+                line,
+                call_id,
+                slot,
+                ..
+            } => {
+                let words = match slot {
+                    Some(slot) => format!("parked call returned from slot {slot}"),
+                    None => "parked call returned".to_owned(),
+                };
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.park_return = Some(words.clone());
+                }
+                self.tell(format!("Line {line}: {words}"), false);
+            }
             Event::Sip {
                 direction,
                 peer,
@@ -279,6 +306,7 @@ impl App {
                 transferred: false,
                 transferred_by: None,
                 in_conference: false,
+                park_return: None,
             });
         }
         if let Some(call) = self.lines[i].as_mut() {
