@@ -156,7 +156,7 @@ const ACTIONS: [(Action, &str, &str, &str); 26] = [
         Action::Favourites,
         "favourites",
         "f",
-        "favourites panel on / off (F1–F12: transfer, pick up or call)",
+        "favourites panel on / off",
     ),
     (Action::Park, "park", "P", "park the call on the PBX"),
 ];

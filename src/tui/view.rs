@@ -1,7 +1,7 @@
 //! The whole screen from the model: status bar, two line panes (side by side from [`WIDE`]
 //! columns, stacked below) — lines 1 and 2, or with more lines the selected one and its
 //! neighbour above one row per other line — the favourites panel (while shown), the busy lamp
-//! row (only when lamps other than the shown favourites' are configured),
+//! row (only when lamps other than the favourites' are configured),
 //! the outcome line, the footer, and any overlay. Pure: it reads the app and `now` and draws.
 
 use std::time::Instant;
@@ -26,11 +26,11 @@ pub const WIDE: u16 = 100;
 /// Draws the app as it is at `now`.
 pub fn view(app: &App, now: Instant, frame: &mut Frame) {
     let area = frame.area();
-    // Lamps of favourites are on the panel while it shows; the row keeps the others.
+    // Lamps of favourites are on their panel (hidden with it); the row keeps the others.
     let row_lamps: Vec<(String, crate::sip::BlfState)> = app
         .blf
         .iter()
-        .filter(|(ext, _)| !(app.favourites.shown && app.favourites.contains(ext)))
+        .filter(|(ext, _)| !app.favourites.contains(ext))
         .cloned()
         .collect();
     let blf_rows = u16::from(!row_lamps.is_empty());
