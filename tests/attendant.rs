@@ -100,15 +100,18 @@ fn a_favourite_whose_lamp_rings_is_picked_up() {
 #[test]
 fn an_idle_favourites_key_calls_it() {
     let net = Net::for_test("attendant::favourite_dial");
-    let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_answer", &[]);
-    let domain = pbx.ip().to_string();
-    let mut sb = switchboard(&net, Some(&domain), "", &favourite("Front desk", "200"));
+    let kam = Kamailio::start(&net, &[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
+    let config = SwitchboardConfig::registering(&net, "alice", "alicepw")
+        .with_extra(&favourite("Front desk", "bob"));
+    let mut sb = Switchboard::start(&config.to_toml());
+    sb.wait_for(secs(10), "registered");
+    bob.wait_registered(secs(10));
     sb.send("favourite front DESK");
-    let connected = sb.wait_call_state(secs(5), 1, "connected");
-    assert_eq!(connected["peer"], format!("sip:200@{domain}"));
+    let connected = sb.wait_call_state(secs(10), 1, "connected");
+    assert_eq!(connected["peer"], format!("sip:bob@{}", kam.ip()));
     sb.send("hangup");
     sb.wait_call_state(secs(5), 1, "ended");
-    pbx.expect_pass(secs(5));
     sb.send("favourite 7");
     let error = sb.wait_for(secs(2), "error");
     assert_eq!(
