@@ -13,8 +13,9 @@
 //! Park is a blind transfer (REFER, NOTIFY-reported) to the account's park extension. The
 //! slot is learnt where the PBX tells it: a `*park*` header of the final NOTIFY's
 //! `message/sipfrag` body (`Park-Slot: 701`), or a number in its reason phrase
-//! (`SIP/2.0 200 Parked at 701`); Asterisk only says it aloud to the caller, then the slot's
-//! lamp (a favourite) is the way to see it. A call that rings from a party parked a moment ago
+//! (`SIP/2.0 200 Parked at 701`); Asterisk only says it aloud to the caller: then the first
+//! slot lamp (a favourite or `blf` lamp numbered like the park extension: 700 → 701…799) to
+//! light after the park is its slot, told by a second [`Event::Parked`]. A call that rings from a party parked a moment ago
 //! (same user part), from the park extension (Referred-By), or whose display name says
 //! "park" is reported as a parked call come back ([`Event::ParkReturned`]).
 //!
@@ -154,6 +155,23 @@ impl Parking {
                     call_id: call_id.clone(),
                     from: from.clone(),
                     slot,
+                })
+            }
+            Event::Blf {
+                ext,
+                state: BlfState::Busy | BlfState::Ringing,
+            } if park_ext.is_some_and(|p| slot_like(ext, p)) => {
+                // The newest park, accepted without a slot: the first slot lamp to light is it.
+                let park = self
+                    .parks
+                    .back_mut()
+                    .filter(|p| p.parked && p.slot.is_none())?;
+                park.slot = Some(ext.clone());
+                Some(Event::Parked {
+                    line: park.line,
+                    call_id: park.call_id.clone(),
+                    peer: park.peer.clone(),
+                    slot: park.slot.clone(),
                 })
             }
             _ => None,
@@ -356,6 +374,17 @@ fn slot_of(body: &[u8]) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Whether the lamp `ext` can be a slot of the park extension `park`: digits, as long as it
+/// and starting with the same digit (700 → 701…799, as Asterisk numbers its slots).
+fn slot_like(ext: &str, park: &str) -> bool {
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    digits(ext)
+        && digits(park)
+        && ext != park
+        && ext.len() == park.len()
+        && ext.as_bytes()[0] == park.as_bytes()[0]
+}
+
 /// A short run of dialable characters.
 fn is_slot(text: &str) -> bool {
     (1..=16).contains(&text.len())
@@ -478,6 +507,45 @@ mod tests {
         assert!(matches!(by, Some(Event::ParkReturned { slot: None, .. })));
         let named = parking.follow(&incoming("sip:x@pbx", Some("Parked: 701"), None), None);
         assert!(matches!(named, Some(Event::ParkReturned { .. })));
+    }
+
+    #[test]
+    fn without_a_slot_in_the_notify_the_first_slot_lamp_to_light_is_the_slot() {
+        let lamp = |ext: &str, state| Event::Blf {
+            ext: ext.into(),
+            state,
+        };
+        let mut parking = Parking::default();
+        assert_eq!(
+            parking.follow(&lamp("701", BlfState::Busy), Some("700")),
+            None
+        );
+        parked(&mut parking, "c1", "sip:carol@pbx", b"SIP/2.0 200 OK");
+        // Not slots: another extension, the park extension itself, a lamp going idle.
+        assert_eq!(
+            parking.follow(&lamp("201", BlfState::Busy), Some("700")),
+            None
+        );
+        assert_eq!(
+            parking.follow(&lamp("700", BlfState::Busy), Some("700")),
+            None
+        );
+        assert_eq!(
+            parking.follow(&lamp("702", BlfState::Idle), Some("700")),
+            None
+        );
+        let told = parking.follow(&lamp("702", BlfState::Busy), Some("700"));
+        assert!(
+            matches!(&told, Some(Event::Parked { slot: Some(s), .. }) if s == "702"),
+            "{told:?}"
+        );
+        assert_eq!(
+            parking.follow(&lamp("703", BlfState::Busy), Some("700")),
+            None,
+            "the slot is known"
+        );
+        let back = parking.follow(&incoming("sip:carol@pbx", None, None), Some("700"));
+        assert!(matches!(back, Some(Event::ParkReturned { slot: Some(s), .. }) if s == "702"));
     }
 
     #[test]
