@@ -263,7 +263,8 @@ fn favourites_panel_and_one_key_blind_transfer() {
     screen.keys(&["a"]);
     screen.wait_for("CONNECTED", secs(10));
     screen.keys(&["F2"]);
-    screen.wait_for("transferred to 202", secs(20));
+    // The favourite's label names the target.
+    screen.wait_for("transferred to Carol Jansen (202)", secs(20));
     carol.wait_log("Call established", secs(5));
     // The panel is still there, and `f` hides it.
     screen.keys(&["f"]);

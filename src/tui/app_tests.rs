@@ -1263,3 +1263,19 @@ fn parked_and_returned_calls_are_told() {
         Some("parked call returned from slot 701")
     );
 }
+
+#[test]
+fn a_favourites_label_names_a_number_the_directory_does_not_know() {
+    let mut rig = with_favourites();
+    rig.incoming(1, "c9", "sip:701@pbx");
+    assert_eq!(
+        rig.app.call(1).and_then(|c| c.name.clone()).as_deref(),
+        Some("Park 701")
+    );
+    rig.incoming(2, "c8", "sip:202@pbx");
+    assert_eq!(
+        rig.app.call(2).and_then(|c| c.name.clone()).as_deref(),
+        Some("Bob Builder"),
+        "the directory's name first"
+    );
+}

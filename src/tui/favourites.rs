@@ -61,6 +61,14 @@ impl Favourites {
         self.list.iter().find(|f| f.key.as_ref() == Some(spec))
     }
 
+    /// The label of the favourite with `number`.
+    pub fn label_of(&self, number: &str) -> Option<String> {
+        self.list
+            .iter()
+            .find(|f| f.number == number)
+            .map(|f| f.label.clone())
+    }
+
     /// True when `number` is a favourite's.
     pub fn contains(&self, number: &str) -> bool {
         self.list.iter().any(|f| f.number == number)

@@ -1,7 +1,8 @@
 //! Event projection: what the driver's [`Event`]s make of the screen's model — the calls on
 //! each line, registration, lamps, devices, the trace and the outcome line.
 //!
-//! Nothing here reads keys or decides commands; names come from the [`Finder`]'s lookups.
+//! Nothing here reads keys or decides commands; names come from the [`Finder`]'s lookups, else
+//! the favourites' labels.
 
 use std::time::Instant;
 
@@ -16,6 +17,13 @@ use crate::tui::finder::Finder;
 use crate::tui::sip_trace::TraceEntry;
 
 impl App {
+    /// The name of `number`: from the directory, else a favourite's label.
+    fn name_for(&self, finder: &dyn Finder, number: &str) -> Option<String> {
+        finder
+            .name_for(number)
+            .or_else(|| self.favourites.label_of(number))
+    }
+
     pub(super) fn on_event(
         &mut self,
         event: Event,
@@ -60,9 +68,9 @@ impl App {
                 let number = number_of(&from);
                 let transferred_by = referred_by.map(|by| {
                     let number = number_of(&by);
-                    finder.name_for(&number).unwrap_or(number)
+                    self.name_for(finder, &number).unwrap_or(number)
                 });
-                let name = finder.name_for(&number).or(display_name);
+                let name = self.name_for(finder, &number).or(display_name);
                 self.lines[i] = Some(CallView {
                     call_id,
                     peer: from,
@@ -191,7 +199,7 @@ impl App {
             Event::Stats { .. } | Event::Favourites { .. } => {}
             Event::Parked { peer, slot, .. } => {
                 let who = number_of(&peer);
-                let who = finder.name_for(&who).unwrap_or(who);
+                let who = self.name_for(finder, &who).unwrap_or(who);
                 self.tell(
                     match slot {
                         Some(slot) => format!("Parked {who} in slot {slot} (unpark {slot})"),
@@ -287,7 +295,7 @@ impl App {
         }
         if !known {
             let number = number_of(&peer);
-            let name = finder.name_for(&number);
+            let name = self.name_for(finder, &number);
             self.lines[i] = Some(CallView {
                 call_id,
                 peer,
@@ -354,7 +362,7 @@ impl App {
             return;
         };
         let number = number_of(target);
-        let target_name = finder.name_for(&number);
+        let target_name = self.name_for(finder, &number);
         let Some(call) = self.call_mut(line, call_id) else {
             return;
         };
