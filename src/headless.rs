@@ -17,7 +17,7 @@ use crate::sip::{Command as SipCommand, LineNo};
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 28] = [
+pub const WORDS: [&str; 32] = [
     "dial",
     "answer",
     "decline",
@@ -46,6 +46,10 @@ pub const WORDS: [&str; 28] = [
     "echo",
     "use-device",
     "quit",
+    "favourite",
+    "favourites",
+    "park",
+    "unpark",
 ];
 
 /// Parses one line: `Ok(None)` for a blank line or a `#` comment, `Err` with a message a
@@ -150,6 +154,13 @@ fn sip_command(word: &str, args: &[&str], rest: &str) -> Result<SipCommand, Stri
         "pickup" => SipCommand::Pickup(target(word, "an extension", rest)?),
         "watch" => SipCommand::Watch(args.iter().map(|a| (*a).to_owned()).collect()),
         "quit" => none(word, args, SipCommand::Quit)?,
+        "favourite" if rest.is_empty() => {
+            return Err("favourite: expected its position, label or number".to_owned())
+        }
+        "favourite" => SipCommand::Favourite(rest.to_owned()),
+        "favourites" => none(word, args, SipCommand::Favourites)?,
+        "park" => SipCommand::Park(optional_line(word, args)?),
+        "unpark" => SipCommand::Unpark(one(word, "a park slot", args)?),
         _ => {
             return Err(format!(
                 "unknown command `{word}`; commands: {}",
@@ -395,6 +406,18 @@ mod tests {
             ("stats", Command::Stats),
             ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
             ("quit", Command::Sip(SipCommand::Quit)),
+            (
+                "favourite 3",
+                Command::Sip(SipCommand::Favourite("3".into())),
+            ),
+            (
+                "favourite Front desk",
+                Command::Sip(SipCommand::Favourite("Front desk".into())),
+            ),
+            ("favourites", Command::Sip(SipCommand::Favourites)),
+            ("park", Command::Sip(SipCommand::Park(None))),
+            ("park 2", Command::Sip(SipCommand::Park(Some(2)))),
+            ("unpark 701", Command::Sip(SipCommand::Unpark("701".into()))),
         ];
         for (line, expected) in &cases {
             assert_eq!(&ok(line), expected, "{line}");
@@ -506,6 +529,13 @@ mod tests {
             ),
             ("route", "route: expected a route name"),
             ("quit now", "quit: takes no argument, got `now`"),
+            (
+                "favourite",
+                "favourite: expected its position, label or number",
+            ),
+            ("favourites 2", "favourites: takes no argument"),
+            ("park x", "park: `x` is not a line number"),
+            ("unpark", "unpark: expected a park slot"),
         ];
         for (line, start) in cases {
             let message = err(line);

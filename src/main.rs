@@ -428,7 +428,10 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let app = App::new(keymap, config.ui.bell, setup.ua.blf.clone());
+    let app = App::new(keymap, config.ui.bell, setup.ua.blf.clone()).with_favourites(
+        switchboard::tui::favourites::Favourites::from_config(&config.favourites),
+        setup.ua.attendant.park.is_some(),
+    );
     // From here until the screen closes, what libraries print to stderr goes to the log.
     let quiet = match StderrRedirect::to_log(log_file.as_deref()) {
         Ok(guard) => Some(guard),

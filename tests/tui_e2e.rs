@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    audio, hosts, secs, Kamailio, Linphonec, LinphonecOptions, Net, Switchboard, SwitchboardConfig,
-    TmuxScreen,
+    audio, hosts, secs, Baresip, BaresipOptions, Kamailio, Linphonec, LinphonecOptions, Net,
+    Switchboard, SwitchboardConfig, TmuxScreen,
 };
 
 /// Host number of carol's switchboard in the test's /24.
@@ -220,4 +220,64 @@ fn the_operator_who_answered_completes_an_attended_transfer_from_the_screen() {
             "{who} does not hear the other party ({level:.3})"
         );
     }
+}
+
+/// The favourites panel at 80×24 and its one key: bob (baresip) calls the operator, who
+/// answers with `a` and presses F2 (carol's favourite key): the call is transferred blind to
+/// carol (another baresip), who answers; the panel shows both favourites with their keys.
+#[test]
+fn favourites_panel_and_one_key_blind_transfer() {
+    let net = Net::for_test("tui_e2e::favourite_key");
+    let kam = Kamailio::start(
+        &net,
+        &[("200", "pw200"), ("201", "pw201"), ("202", "pw202")],
+    );
+    let favourites = "[transfer]\nblind = \"notify\"\n\n\
+        [[favourite]]\nlabel = \"Reception\"\nnumber = \"205\"\n\n\
+        [[favourite]]\nlabel = \"Carol Jansen\"\nnumber = \"202\"\n";
+    let operator = SwitchboardConfig::registering(&net, "200", "pw200").with_extra(favourites);
+    let screen = TmuxScreen::start(&operator.to_toml(), 80, 24);
+    screen.wait_for("registered", secs(10));
+    let panel = screen.wait_for("Carol Jansen", secs(5));
+    assert!(
+        panel.contains("F1") && panel.contains("Reception"),
+        "{panel}"
+    );
+    assert!(panel.contains("F2"), "{panel}");
+
+    let bob = Baresip::start(&net, "201", "pw201", kam.ip(), BaresipOptions::default());
+    let carol = Baresip::start(
+        &net,
+        "202",
+        "pw202",
+        kam.ip(),
+        BaresipOptions {
+            host: 6,
+            ..BaresipOptions::default()
+        },
+    );
+    bob.wait_registered(secs(10));
+    carol.wait_registered(secs(10));
+    bob.dial(&format!("sip:200@{}", kam.ip()));
+    screen.wait_for("INCOMING", secs(10));
+    screen.keys(&["a"]);
+    screen.wait_for("CONNECTED", secs(10));
+    screen.keys(&["F2"]);
+    // The favourite's label names the target.
+    screen.wait_for("transferred to Carol Jansen (202)", secs(20));
+    carol.wait_log("Call established", secs(5));
+    // The panel is still there, and `f` hides it.
+    screen.keys(&["f"]);
+    let hidden = (0..50).find_map(|_| {
+        let text = screen.capture();
+        if text.contains("Reception") {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            None
+        } else {
+            Some(text)
+        }
+    });
+    assert!(hidden.is_some(), "f hides the panel:\n{}", screen.capture());
+    screen.keys(&["q"]);
+    assert!(screen.wait_exit(secs(10)), "{}", screen.log_tail(40));
 }

@@ -543,3 +543,97 @@ fn picker_with_busy_lamps() {
     }
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
+
+/// A screen with twelve favourites (F1–F12), their numbers watched as lamps.
+fn with_favourites(width: u16, height: u16) -> Screen {
+    let favourites: Vec<switchboard::config::Favourite> = [
+        ("Reception", "200"),
+        ("Anna Virtanen", "201"),
+        ("Bob Builder", "202"),
+        ("Sales queue", "203"),
+        ("Support queue", "204"),
+        ("Night service", "205"),
+        ("Facilities and maintenance", "206"),
+        ("CEO office", "207"),
+        ("Park 701", "701"),
+        ("Park 702", "702"),
+        ("Security", "208"),
+        ("Taxi", "+35891234567"),
+    ]
+    .into_iter()
+    .map(|(label, number)| switchboard::config::Favourite {
+        label: label.into(),
+        number: number.into(),
+        key: None,
+    })
+    .collect();
+    let numbers: Vec<&str> = favourites.iter().map(|f| f.number.as_str()).collect();
+    let mut screen = Screen::with_blf(width, height, &numbers);
+    screen.app = screen.app.clone().with_favourites(
+        switchboard::tui::favourites::Favourites::from_config(&favourites),
+        true,
+    );
+    for (ext, state) in [
+        ("200", BlfState::Idle),
+        ("201", BlfState::Busy),
+        ("202", BlfState::Ringing),
+        ("203", BlfState::Idle),
+        ("701", BlfState::Busy),
+        ("702", BlfState::Idle),
+    ] {
+        screen.event(Event::Sip(SipEvent::Blf {
+            ext: ext.into(),
+            state,
+        }));
+    }
+    screen
+}
+
+#[test]
+fn favourites_panel_80x24_with_two_lines() {
+    let mut screen = with_favourites(80, 24);
+    screen.connected_call();
+    screen.incoming(2, "c2", "sip:555@pbx.example.com");
+    let terminal = screen.draw(80, 24);
+    let text: String = terminal
+        .backend()
+        .buffer()
+        .content()
+        .iter()
+        .map(|c| c.symbol())
+        .collect();
+    // Both panes and all twelve favourites fit.
+    assert!(text.contains("Line 1") && text.contains("Line 2"), "{text}");
+    assert!(text.contains("F12") && text.contains("Taxi"), "{text}");
+    insta::assert_snapshot!(terminal.backend());
+}
+
+#[test]
+fn favourites_panel_hidden_with_f() {
+    let mut screen = with_favourites(80, 24);
+    screen.key(KeyCode::Char('f'));
+    assert!(!screen.app.favourites.shown);
+    insta::assert_snapshot!(screen.draw(80, 24).backend());
+}
+
+#[test]
+fn picker_puts_favourites_first_marked() {
+    let mut screen = with_favourites(100, 30);
+    screen.key(KeyCode::Char('d'));
+    screen.typed("b");
+    insta::assert_snapshot!(screen.draw(100, 30).backend());
+}
+
+#[test]
+fn a_parked_call_coming_back_says_so() {
+    let mut screen = with_favourites(80, 24);
+    screen.incoming(1, "back", "sip:555@pbx.example.com");
+    screen.event(Event::Sip(SipEvent::ParkReturned {
+        line: 1,
+        call_id: "back".into(),
+        from: "sip:555@pbx.example.com".into(),
+        slot: Some("701".into()),
+    }));
+    let terminal = screen.draw(80, 24);
+    insta::assert_snapshot!(terminal.backend());
+}

@@ -3,8 +3,8 @@
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
 //! `transfer.rs`, `[history]` in `history.rs`, `[recording]` in `recording.rs`, `[hooks]` in
-//! `hooks.rs`, `[[route]]` in
-//! `routes.rs`, `[ui]` and `[keys]` in `ui.rs`, `[directory]` in `directory.rs`), the built-in
+//! `hooks.rs`, `[[route]]` in `routes.rs`, `[[favourite]]` in `favourites.rs`, `[ui]` and
+//! `[keys]` in `ui.rs`, `[directory]` in `directory.rs`), the built-in
 //! configuration used when there is no file, and the
 //! XDG location of the file, and the second pass of checking: the values against each other
 //! (expiry range, URIs, duplicate names, port range, …), leaving out keys the first pass
@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 mod diagnostics;
 mod directory;
 pub mod edit;
+mod favourites;
 mod history;
 mod hooks;
 mod media;
@@ -35,12 +36,13 @@ mod ui;
 
 pub use diagnostics::{ConfigError, ConfigErrors};
 pub use directory::{Directory, Extension};
+pub use favourites::{favourite_key, Favourite, MAX_FAVOURITES};
 pub use history::History;
 pub use hooks::Hooks;
 pub use media::{Audio, AudioBackend, DtmfMethod, Media};
 pub use recording::{Recording, RecordingFormat};
 pub use routes::Route;
-pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, Transfer};
+pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, FavouriteAction, Transfer};
 pub use ui::{KeyCode, KeySpec, Keys, NamedKey, Ui};
 
 use diagnostics::{read_all, under, Problem, SpanIndex};
@@ -104,6 +106,9 @@ pub struct Config {
     /// `[directory]`: contacts for the number picker.
     #[serde(default)]
     pub directory: Directory,
+    /// `[[favourite]]` tables: the favourites panel, in file order.
+    #[serde(default, rename = "favourite")]
+    pub favourites: Vec<Favourite>,
 }
 
 /// The `[general]` section.
@@ -272,6 +277,13 @@ pub struct Account {
     /// the network in clear text). Default `false`.
     #[serde(default)]
     pub srtp_over_insecure: bool,
+    /// The PBX's park extension: `park` blind-transfers the call there (`"700"`).
+    #[serde(default)]
+    pub park: Option<String>,
+    /// What is dialled before a slot number to take a parked call back (`unpark 701`);
+    /// default none: the slot itself is dialled, as Asterisk wants.
+    #[serde(default)]
+    pub unpark: String,
 }
 
 /// The most extensions in [`Account::blf`].
@@ -412,6 +424,8 @@ impl fmt::Debug for Account {
             .field("tls_ca_file", &self.tls_ca_file)
             .field("srtp", &self.srtp)
             .field("srtp_over_insecure", &self.srtp_over_insecure)
+            .field("park", &self.park)
+            .field("unpark", &self.unpark)
             .finish()
     }
 }
@@ -610,6 +624,8 @@ impl Config {
                 tls_ca_file: None,
                 srtp: Srtp::Off,
                 srtp_over_insecure: false,
+                park: None,
+                unpark: String::new(),
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),
@@ -622,6 +638,7 @@ impl Config {
             ui: Ui::default(),
             keys: Keys::default(),
             directory: Directory::default(),
+            favourites: Vec::new(),
         }
     }
 
@@ -746,6 +763,7 @@ impl Config {
         self.ui.problems(&mut out);
         self.keys.problems(&mut out);
         self.directory.problems(&mut out);
+        self.favourite_problems(&mut out);
         out
     }
 }
@@ -847,9 +865,26 @@ impl Account {
 }
 
 impl Account {
-    /// Problems with `pickup_method`, `pickup_code` and `blf`.
+    /// Problems with `pickup_method`, `pickup_code`, `blf`, `park` and `unpark`.
     fn pickup_problems(&self, index: usize, out: &mut Vec<Problem>) {
         let key = |field: &str| format!("account[{index}].{field}");
+        for (field, code) in [
+            ("park", self.park.as_deref()),
+            ("unpark", Some(&*self.unpark)),
+        ] {
+            let Some(code) = code else { continue };
+            if field == "park" && code.is_empty() {
+                out.push(Problem::new(
+                    key(field),
+                    "must not be empty: leave it out instead",
+                ));
+            } else if let Some(bad) = code.chars().find(|c| !dialable(*c)) {
+                out.push(Problem::new(
+                    key(field),
+                    format!("`{bad}` cannot be dialled: use digits, letters, *, # and +"),
+                ));
+            }
+        }
         if let Some(code) = &self.pickup_code {
             let rest = code.replace("{ext}", "");
             if !code.contains("{ext}") {
@@ -1262,7 +1297,7 @@ blind_timeout = \"soon\"
                  `transfer_method`, `transfer_blind_code`, `transfer_attended_code`, \
                  `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, `nat`, \
                  `pickup_method`, `pickup_code`, `blf`, `tls_ca_file`, `srtp`, \
-                 `srtp_over_insecure`",
+                 `srtp_over_insecure`, `park`, `unpark`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
                 "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
                  `pcmu`, `pcma`, `g722`",

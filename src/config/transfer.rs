@@ -1,5 +1,5 @@
-//! The `[transfer]` section: how blind transfers are carried out (safe, notify, immediate)
-//! and whether we let ourselves be transferred, with its checks.
+//! The `[transfer]` section: how blind transfers are carried out (safe, notify, immediate),
+//! whether we let ourselves be transferred, and what a favourite's key does, with its checks.
 
 use serde::Deserialize;
 
@@ -50,6 +50,17 @@ pub enum AttendedFallback {
     None,
 }
 
+/// What a favourite's key does with a call selected (`favourite_action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FavouriteAction {
+    /// A blind transfer, carried out as `blind` says (`"blind"`), the default.
+    #[default]
+    Blind,
+    /// Consult the favourite first: an attended transfer (`"consult"`).
+    Consult,
+}
+
 /// The `[transfer]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +74,9 @@ pub struct Transfer {
     pub accept_refer: AcceptRefer,
     /// `"blind"` or `"none"`. Default `"blind"`.
     pub attended_fallback: AttendedFallback,
+    /// `"blind"` or `"consult"`: what a favourite's key does with a call selected. Default
+    /// `"blind"`.
+    pub favourite_action: FavouriteAction,
 }
 
 impl Default for Transfer {
@@ -72,6 +86,7 @@ impl Default for Transfer {
             blind_timeout: 30,
             accept_refer: AcceptRefer::Accept,
             attended_fallback: AttendedFallback::Blind,
+            favourite_action: FavouriteAction::Blind,
         }
     }
 }

@@ -102,6 +102,10 @@ pub struct Keys {
     pub help: Option<String>,
     /// Quit (asks first while a call is up). Default `"q"`.
     pub quit: Option<String>,
+    /// Show or hide the favourites panel. Default `"f"`.
+    pub favourites: Option<String>,
+    /// Park the selected call at the account's park extension. Default `"P"`.
+    pub park: Option<String>,
 }
 
 impl Keys {
@@ -132,6 +136,8 @@ impl Keys {
             ("sound_check", &self.sound_check),
             ("help", &self.help),
             ("quit", &self.quit),
+            ("favourites", &self.favourites),
+            ("park", &self.park),
         ];
         all.into_iter()
             .filter_map(|(name, keys)| keys.as_deref().map(|k| (name, k)))

@@ -33,8 +33,8 @@ use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy, Seed,
-    TransferConfig, Transport, UaConfig,
+    AcceptFrom, Account, AttendantConfig, BlindMode, FavouriteTarget, PbxCodes, PickupConfig,
+    PickupMethod, ReferPolicy, Seed, TransferConfig, Transport, UaConfig,
 };
 use rand::RngCore;
 
@@ -430,8 +430,9 @@ impl Setup {
                 },
                 code: account.pickup_code.clone(),
             },
-            blf: account.blf.clone(),
+            blf: config.watched(account),
             srtp: SrtpConfig::default(),
+            attendant: attendant_config(config, account),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         ua.srtp = srtp_config(account);
@@ -449,6 +450,25 @@ impl Setup {
             router: Router::new(routes, &account.name),
             dns_servers: config.network.dns_servers.clone(),
         })
+    }
+}
+
+/// The favourites (with their screen keys) and park settings for `account`.
+fn attendant_config(config: &Config, account: &config::Account) -> AttendantConfig {
+    AttendantConfig {
+        favourites: config
+            .favourites
+            .iter()
+            .enumerate()
+            .map(|(i, f)| FavouriteTarget {
+                label: f.label.clone(),
+                number: f.number.clone(),
+                key: config::favourite_key(i, f).map(|k| k.to_string()),
+            })
+            .collect(),
+        consult: config.transfer.favourite_action == config::FavouriteAction::Consult,
+        park: account.park.clone(),
+        unpark: account.unpark.clone(),
     }
 }
 

@@ -64,6 +64,16 @@ pub enum Command {
     Watch(Vec<String>),
     /// Un-register, end all calls and stop.
     Quit,
+    /// A favourite's key (by position from 1, label or number): with a call selected the
+    /// configured transfer to it, on a ringing lamp its pickup, else a call to it.
+    Favourite(String),
+    /// List the favourites with their lamps.
+    Favourites,
+    /// Park the call on this line (the selected one by default) at the account's park
+    /// extension.
+    Park(Option<LineNo>),
+    /// Take back the call parked in this slot.
+    Unpark(String),
 }
 
 /// The state of a call as shown to the operator.
@@ -300,6 +310,49 @@ pub enum Event {
     },
     /// The user agent stopped (after `quit`).
     Stopped,
+    /// The favourites with their lamps, after `favourites`.
+    Favourites {
+        /// In their configured order.
+        favourites: Vec<FavouriteLamp>,
+    },
+    /// A call was parked: the PBX accepted the transfer to the park extension.
+    Parked {
+        /// The line the call was on.
+        line: LineNo,
+        /// SIP Call-ID of the parked call.
+        call_id: String,
+        /// The parked party's URI.
+        peer: String,
+        /// The slot it waits in, when the PBX said (`unpark <slot>` takes it back).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        slot: Option<String>,
+    },
+    /// A call that rings now is one we parked, come back (the PBX's park timeout).
+    ParkReturned {
+        /// The line it rings on.
+        line: LineNo,
+        /// SIP Call-ID of the new call.
+        call_id: String,
+        /// The caller's URI.
+        from: String,
+        /// The slot it was parked in, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        slot: Option<String>,
+    },
+}
+
+/// One favourite as `favourites` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FavouriteLamp {
+    /// The configured label.
+    pub label: String,
+    /// The extension or URI.
+    pub number: String,
+    /// Its key on the screen (`f1`, `alt-1`), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Its busy lamp: `idle`, `ringing`, `busy` or `unknown`.
+    pub lamp: super::dialog_info::BlfState,
 }
 
 /// How much state the SIP core holds: after every call and subscription has ended and the

@@ -33,6 +33,9 @@
 //! simulated time.
 
 pub mod api;
+mod attendant;
+#[cfg(test)]
+mod attendant_tests;
 mod attended;
 #[cfg(test)]
 mod attended_tests;
@@ -101,9 +104,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Census, Command, Direction, Event, LineNo, TransferKind, TransferMechanism,
-    TransferStatus,
+    CallState, Census, Command, Direction, Event, FavouriteLamp, LineNo, TransferKind,
+    TransferMechanism, TransferStatus,
 };
+pub use attendant::{AttendantConfig, FavouriteTarget};
 use call::Call;
 pub use dialog_info::BlfState;
 use keepalive::Keepalive;
@@ -291,6 +295,8 @@ pub struct UaConfig {
     pub blf: Vec<String>,
     /// SRTP policy and key source.
     pub srtp: sdes::SrtpConfig,
+    /// Favourites (one key each) and call park.
+    pub attendant: AttendantConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -406,6 +412,8 @@ pub struct UserAgent {
     awaiting_dns: bool,
     /// A Contact replaced by NAT contact rewrite, removed (`expires=0`) by the next REGISTER.
     stale_contact: Option<String>,
+    /// Calls we parked, to tell where and to recognise them when they come back.
+    parking: attendant::Parking,
 }
 
 impl UserAgent {
@@ -447,6 +455,7 @@ impl UserAgent {
             resolves: VecDeque::new(),
             awaiting_dns: false,
             stale_contact: None,
+            parking: attendant::Parking::default(),
             cfg,
         };
         if ua.cfg.account.register {
@@ -657,6 +666,10 @@ impl UserAgent {
             Command::Pickup(ext) => self.pickup(now, &ext),
             Command::Watch(exts) => self.watch(now, &exts),
             Command::Quit => self.quit(now),
+            command @ (Command::Favourite(_)
+            | Command::Favourites
+            | Command::Park(_)
+            | Command::Unpark(_)) => self.attendant_command(now, command),
         }
         self.settle(now);
     }
@@ -721,7 +734,9 @@ impl UserAgent {
     }
 
     fn emit(&mut self, ev: Event) {
+        let follow = self.parking.follow(&ev, self.cfg.attendant.park.as_deref());
         self.events.push_back(ev);
+        self.events.extend(follow);
     }
 
     fn error(&mut self, message: impl Into<String>) {

@@ -516,6 +516,7 @@ impl UserAgent {
             return;
         };
         self.respond(now, req, 200, |b| b);
+        self.parking.notified(call_id, &req.body);
         let terminated = matches!(state, Some(SubscriptionState::Terminated { .. }));
         if hung_up {
             return self.on_notify_after_hangup(now, call_id, frag.code, &frag.reason, terminated);

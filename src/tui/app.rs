@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use crossterm::event::KeyEvent;
 
+use super::favourites::{with_favourites, Favourites};
 use super::finder::{Finder, PickerRow};
 use super::history_view::HistoryList;
 use super::keymap::{Action, Keymap};
@@ -269,6 +270,8 @@ pub struct CallView {
     pub transferred_by: Option<String>,
     /// Joined in the local conference.
     pub in_conference: bool,
+    /// The call is one we parked, come back (the PBX's park timeout), in words.
+    pub park_return: Option<String>,
 }
 
 impl CallView {
@@ -398,6 +401,10 @@ pub struct App {
     view_lamps: Vec<(String, BlfState)>,
     /// The extensions last sent as [`Command::Sip(SipCommand::Watch)`].
     watching: Vec<String>,
+    /// The favourites panel (`[[favourite]]`).
+    pub favourites: Favourites,
+    /// The account has a park extension (the park key applies).
+    pub parkable: bool,
 }
 
 impl App {
@@ -429,7 +436,18 @@ impl App {
                 .collect(),
             view_lamps: Vec::new(),
             watching: Vec::new(),
+            favourites: Favourites::default(),
+            parkable: false,
         }
+    }
+
+    /// The same screen with a favourites panel, and the park key when `parkable`. Their
+    /// numbers must be among the lamps given to [`App::new`] to show a lamp.
+    #[must_use]
+    pub fn with_favourites(mut self, favourites: Favourites, parkable: bool) -> Self {
+        self.favourites = favourites;
+        self.parkable = parkable;
+        self
     }
 
     /// The lamp of `ext`, when it is watched (configured, or in the picker's view).
@@ -530,7 +548,8 @@ impl App {
             Input::Found { query, rows } => {
                 if let Mode::Picker(picker) = &mut self.mode {
                     if picker.query == query {
-                        picker.rows = rows;
+                        // Favourites first, marked: the panel and the picker agree.
+                        picker.rows = with_favourites(&self.favourites, &query, rows);
                         picker.selected = 0;
                     }
                 }

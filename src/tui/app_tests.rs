@@ -1207,3 +1207,152 @@ fn the_sound_check_chooses_devices_and_switches_meter_tone_and_echo() {
     assert_eq!(rig.app.mode, Mode::Normal);
     assert_eq!(rig.app.level, None);
 }
+
+/// A rig with favourites Anna (F1), Bob (`alt-1`) and Park 701 (F3), and a park extension.
+fn with_favourites() -> Rig {
+    let mut rig = Rig::new();
+    let favourites: Vec<crate::config::Favourite> = [
+        ("Anna", "201", None),
+        ("Bob", "202", Some("alt-1")),
+        ("Park 701", "701", None),
+    ]
+    .into_iter()
+    .map(|(label, number, key)| crate::config::Favourite {
+        label: label.into(),
+        number: number.into(),
+        key: key.map(Into::into),
+    })
+    .collect();
+    rig.app = rig.app.clone().with_favourites(
+        super::favourites::Favourites::from_config(&favourites),
+        true,
+    );
+    rig
+}
+
+#[test]
+fn a_favourites_key_sends_its_favourite_and_wins_over_help() {
+    let mut rig = with_favourites();
+    assert_eq!(
+        rig.key(KeyCode::F(1)),
+        [Effect::Send(Command::Sip(SipCommand::Favourite(
+            "201".into()
+        )))]
+    );
+    assert_eq!(rig.app.mode, Mode::Normal, "F1 is Anna's, not help");
+    let alt_1 = rig.feed(Input::Key(KeyEvent::new(
+        KeyCode::Char('1'),
+        KeyModifiers::ALT,
+    )));
+    assert_eq!(
+        alt_1,
+        [Effect::Send(Command::Sip(SipCommand::Favourite(
+            "202".into()
+        )))]
+    );
+    assert_eq!(
+        rig.key(KeyCode::F(3)),
+        [Effect::Send(Command::Sip(SipCommand::Favourite(
+            "701".into()
+        )))]
+    );
+    // Only the first twelve by position get a key; Bob has his own, so F2 is nobody's.
+    assert_eq!(rig.key(KeyCode::F(2)), []);
+    // Without favourites F1 is help again.
+    let mut plain = Rig::new();
+    plain.key(KeyCode::F(1));
+    assert_eq!(plain.app.mode, Mode::Help);
+}
+
+#[test]
+fn f_toggles_the_panel_and_park_needs_an_answered_call() {
+    let mut rig = with_favourites();
+    assert!(rig.app.favourites.shown);
+    rig.char('f');
+    assert!(!rig.app.favourites.shown);
+    rig.char('f');
+    assert!(rig.app.favourites.shown);
+    assert_eq!(rig.char('P'), [], "no call: nothing to park");
+    rig.connected();
+    assert_eq!(
+        rig.char('P'),
+        [Effect::Send(Command::Sip(SipCommand::Park(Some(1))))]
+    );
+    let mut no_park = Rig::new();
+    no_park.connected();
+    assert_eq!(no_park.char('P'), [], "no park extension configured");
+}
+
+#[test]
+fn the_picker_lists_favourites_first_with_a_star() {
+    let mut rig = with_favourites();
+    rig.char('d');
+    rig.typed("b");
+    let Mode::Picker(picker) = &rig.app.mode else {
+        panic!("picker open: {:?}", rig.app.mode);
+    };
+    let rows: Vec<(&str, &str)> = picker
+        .rows
+        .iter()
+        .map(|r| (r.name.as_str(), r.number.as_str()))
+        .collect();
+    // Bob is a directory row too: one row, marked; Anna matches "b" nowhere.
+    assert_eq!(rows[0], ("★ Bob Builder", "202"), "{rows:?}");
+    assert!(!rows.iter().any(|(n, _)| *n == "★ Bob"), "{rows:?}");
+    rig.key(KeyCode::Esc);
+    rig.char('d');
+    rig.typed("park");
+    let Mode::Picker(picker) = &rig.app.mode else {
+        panic!("picker open");
+    };
+    assert_eq!(picker.rows[0].name, "★ Park 701");
+    assert_eq!(picker.rows[0].source, "favourite");
+    assert_eq!(picker.rows[0].name_hits, [2, 3, 4, 5]);
+}
+
+#[test]
+fn parked_and_returned_calls_are_told() {
+    let mut rig = with_favourites();
+    rig.connected();
+    rig.event(Event::Sip(SipEvent::Parked {
+        line: 1,
+        call_id: "c1".into(),
+        peer: "sip:201@pbx".into(),
+        slot: Some("701".into()),
+    }));
+    let outcome = rig.app.outcome.clone().expect("told");
+    assert_eq!(
+        outcome.text,
+        "Parked Anna Virtanen in slot 701 (unpark 701)"
+    );
+    rig.incoming(2, "back", "sip:201@pbx");
+    rig.event(Event::Sip(SipEvent::ParkReturned {
+        line: 2,
+        call_id: "back".into(),
+        from: "sip:201@pbx".into(),
+        slot: Some("701".into()),
+    }));
+    assert_eq!(
+        rig.app
+            .call(2)
+            .and_then(|c| c.park_return.clone())
+            .as_deref(),
+        Some("parked call returned from slot 701")
+    );
+}
+
+#[test]
+fn a_favourites_label_names_a_number_the_directory_does_not_know() {
+    let mut rig = with_favourites();
+    rig.incoming(1, "c9", "sip:701@pbx");
+    assert_eq!(
+        rig.app.call(1).and_then(|c| c.name.clone()).as_deref(),
+        Some("Park 701")
+    );
+    rig.incoming(2, "c8", "sip:202@pbx");
+    assert_eq!(
+        rig.app.call(2).and_then(|c| c.name.clone()).as_deref(),
+        Some("Bob Builder"),
+        "the directory's name first"
+    );
+}

@@ -60,10 +60,14 @@ pub enum Action {
     Help,
     /// Quit.
     Quit,
+    /// Show or hide the favourites panel.
+    Favourites,
+    /// Park the selected call on the PBX.
+    Park,
 }
 
 /// Every action with its `[keys]` name, default keys and help text, in help order.
-const ACTIONS: [(Action, &str, &str, &str); 24] = [
+const ACTIONS: [(Action, &str, &str, &str); 26] = [
     (Action::Dial, "dial", "d", "call a number or a contact"),
     (
         Action::Answer,
@@ -148,6 +152,13 @@ const ACTIONS: [(Action, &str, &str, &str); 24] = [
     ),
     (Action::Help, "help", "? f1", "this help"),
     (Action::Quit, "quit", "q", "quit"),
+    (
+        Action::Favourites,
+        "favourites",
+        "f",
+        "favourites panel on / off",
+    ),
+    (Action::Park, "park", "P", "park the call on the PBX"),
 ];
 
 impl Action {

@@ -23,6 +23,7 @@ pub mod app;
 #[cfg(test)]
 mod app_tests;
 pub mod directory_finder;
+pub mod favourites;
 pub mod finder;
 pub mod history_view;
 pub mod keymap;

@@ -1,6 +1,7 @@
 //! The whole screen from the model: status bar, two line panes (side by side from [`WIDE`]
 //! columns, stacked below) — lines 1 and 2, or with more lines the selected one and its
-//! neighbour above one row per other line — the busy lamp row (only when lamps are configured),
+//! neighbour above one row per other line — the favourites panel (while shown), the busy lamp
+//! row (only when lamps other than the favourites' are configured),
 //! the outcome line, the footer, and any overlay. Pure: it reads the app and `now` and draws.
 
 use std::time::Instant;
@@ -12,6 +13,7 @@ use ratatui::widgets::{Block, BorderType, Clear, Paragraph};
 use ratatui::Frame;
 
 use super::app::{App, Mode};
+use super::favourites;
 use super::widgets::{
     blf_row, footer, help, history, line_list, line_pane, picker, popup, sound_check, status_bar,
     trace_pane,
@@ -24,10 +26,19 @@ pub const WIDE: u16 = 100;
 /// Draws the app as it is at `now`.
 pub fn view(app: &App, now: Instant, frame: &mut Frame) {
     let area = frame.area();
-    let blf_rows = u16::from(!app.blf.is_empty());
-    let [top, middle, lamps, outcome, keys] = Layout::vertical([
+    // Lamps of favourites are on their panel (hidden with it); the row keeps the others.
+    let row_lamps: Vec<(String, crate::sip::BlfState)> = app
+        .blf
+        .iter()
+        .filter(|(ext, _)| !app.favourites.contains(ext))
+        .cloned()
+        .collect();
+    let blf_rows = u16::from(!row_lamps.is_empty());
+    let favourite_rows = app.favourites.rows(area.width);
+    let [top, middle, panel, lamps, outcome, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),
+        Constraint::Length(favourite_rows),
         Constraint::Length(blf_rows),
         Constraint::Length(1),
         Constraint::Length(1),
@@ -74,8 +85,11 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         );
     }
     line_list::render(frame, list, app, &rest, now);
+    if favourite_rows > 0 {
+        favourites::render(frame, panel, &app.favourites, &|ext| app.lamp(ext));
+    }
     if blf_rows > 0 {
-        blf_row::render(frame, lamps, &app.blf);
+        blf_row::render(frame, lamps, &row_lamps);
     }
     status_bar::outcome(frame, outcome, app);
     footer::render(frame, keys, app);

@@ -210,6 +210,18 @@ impl App {
         let Some(spec) = spec_of(&key) else {
             return Vec::new();
         };
+        if let Some(favourite) = self.favourites.by_key(&spec) {
+            // The core decides: transfer with a call selected, pickup on a ringing lamp, dial.
+            if self.quitting {
+                return Vec::new();
+            }
+            return vec![
+                Effect::Picked(favourite.number.clone()),
+                Effect::Send(Command::Sip(SipCommand::Favourite(
+                    favourite.number.clone(),
+                ))),
+            ];
+        }
         if let Some(action) = self
             .keymap
             .actions_for(&spec)
@@ -320,6 +332,10 @@ impl App {
             | Action::History
             | Action::SoundCheck => true,
             Action::Quit => !self.quitting,
+            Action::Favourites => !self.favourites.list.is_empty(),
+            Action::Park => {
+                established && self.parkable && !selected.is_some_and(CallView::transfer_active)
+            }
         }
     }
 
@@ -420,6 +436,11 @@ impl App {
                     self.quit()
                 }
             }
+            Action::Favourites => {
+                self.favourites.shown = !self.favourites.shown;
+                Vec::new()
+            }
+            Action::Park => send(Command::Sip(SipCommand::Park(Some(self.selected)))),
         }
     }
 

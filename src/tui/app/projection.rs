@@ -1,7 +1,8 @@
 //! Event projection: what the driver's [`Event`]s make of the screen's model — the calls on
 //! each line, registration, lamps, devices, the trace and the outcome line.
 //!
-//! Nothing here reads keys or decides commands; names come from the [`Finder`]'s lookups.
+//! Nothing here reads keys or decides commands; names come from the [`Finder`]'s lookups, else
+//! the favourites' labels.
 
 use std::time::Instant;
 
@@ -17,6 +18,13 @@ use crate::tui::finder::Finder;
 use crate::tui::sip_trace::TraceEntry;
 
 impl App {
+    /// The name of `number`: from the directory, else a favourite's label.
+    fn name_for(&self, finder: &dyn Finder, number: &str) -> Option<String> {
+        finder
+            .name_for(number)
+            .or_else(|| self.favourites.label_of(number))
+    }
+
     pub(super) fn on_event(
         &mut self,
         event: Event,
@@ -145,9 +153,9 @@ impl App {
                 let number = number_of(&from);
                 let transferred_by = referred_by.map(|by| {
                     let number = number_of(&by);
-                    finder.name_for(&number).unwrap_or(number)
+                    self.name_for(finder, &number).unwrap_or(number)
                 });
-                let name = finder.name_for(&number).or(display_name);
+                let name = self.name_for(finder, &number).or(display_name);
                 self.lines[i] = Some(CallView {
                     call_id,
                     peer: from,
@@ -166,6 +174,7 @@ impl App {
                     transferred: false,
                     transferred_by,
                     in_conference: false,
+                    park_return: None,
                 });
                 if self.bell {
                     effects.push(Effect::Bell);
@@ -218,6 +227,33 @@ impl App {
             }
             SipEvent::Error { message } => self.tell(capitalise(&message), true),
             SipEvent::Stopped => self.stopped = true,
+            SipEvent::Favourites { .. } => {}
+            SipEvent::Parked { peer, slot, .. } => {
+                let who = number_of(&peer);
+                let who = self.name_for(finder, &who).unwrap_or(who);
+                self.tell(
+                    match slot {
+                        Some(slot) => format!("Parked {who} in slot {slot} (unpark {slot})"),
+                        None => format!("Parked {who}"),
+                    },
+                    false,
+                );
+            }
+            SipEvent::ParkReturned {
+                line,
+                call_id,
+                slot,
+                ..
+            } => {
+                let words = match slot {
+                    Some(slot) => format!("parked call returned from slot {slot}"),
+                    None => "parked call returned".to_owned(),
+                };
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.park_return = Some(words.clone());
+                }
+                self.tell(format!("Line {line}: {words}"), false);
+            }
             // Digits the far end sends are for IVRs, not for the operator's screen.
             SipEvent::Dtmf { .. } => {}
             SipEvent::Conference { lines, active } => {
@@ -268,7 +304,7 @@ impl App {
         }
         if !known {
             let number = number_of(&peer);
-            let name = finder.name_for(&number);
+            let name = self.name_for(finder, &number);
             self.lines[i] = Some(CallView {
                 call_id,
                 peer,
@@ -287,6 +323,7 @@ impl App {
                 transferred: false,
                 transferred_by: None,
                 in_conference: false,
+                park_return: None,
             });
         }
         if let Some(call) = self.lines[i].as_mut() {
@@ -334,7 +371,7 @@ impl App {
             return;
         };
         let number = number_of(target);
-        let target_name = finder.name_for(&number);
+        let target_name = self.name_for(finder, &number);
         let Some(call) = self.call_mut(line, call_id) else {
             return;
         };

@@ -92,6 +92,9 @@ fn call_lines(call: &CallView, other_busy: bool, now: Instant) -> Vec<Line<'stat
             Style::new().fg(Color::Magenta),
         ));
     }
+    if let Some(words) = &call.park_return {
+        lines.push(Line::styled(words.clone(), Style::new().fg(Color::Yellow)));
+    }
     if let Some(codec) = &call.codec {
         let quality = match call.quality {
             Some((loss, jitter)) => format!(" · loss {loss:.1}% · jitter {jitter:.0} ms"),
