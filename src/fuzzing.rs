@@ -83,6 +83,7 @@ fn ua_config() -> UaConfig {
             mode: SrtpMode::Optional,
             keys: Some(KeySource::new(|| [7; KEY_LEN])),
         },
+        answer: crate::sip::AnswerConfig::default(),
     }
 }
 

@@ -22,8 +22,12 @@
 //! the caller (or the network) → `missed`, by the operator (decline, hangup) → `declined`;
 //! an outgoing call with status 486/600 → `busy`, 403/603/607/608 → `rejected`, 487 or no
 //! status (ended here: hangup, nothing sent) → `cancelled`, any other status → `failed`.
+//! A call refused without ringing (`refused`: do not disturb, busy wrap-up) is `missed`, with
+//! line 0 and the reason. A call whose `wrapup` started waits for the wrap-up's outcome
+//! (saved, skipped, expired: the core closes every open wrap-up when it quits) and is
+//! written with it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -32,7 +36,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sip::{CallState, Event, LineNo, TransferStatus};
+use crate::sip::{CallState, Event, LineNo, TransferStatus, WrapupStatus};
 
 /// Who placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +132,22 @@ pub struct Record {
     /// Why it ended, in the user agent's words, when it said.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The after-call wrap-up (`[wrapup]`), when one ran; absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapup: Option<WrapupRecord>,
+}
+
+/// What the operator recorded after a call (the `wrapup` events' outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapupRecord {
+    /// `saved`, `skipped` or `expired`.
+    pub status: WrapupStatus,
+    /// The disposition code chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The note typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Serialises a [`SystemTime`] as whole seconds since the Unix epoch.
@@ -293,6 +313,7 @@ impl Pending {
             duration_s,
             outcome,
             reason,
+            wrapup: None,
         }
     }
 }
@@ -312,6 +333,10 @@ struct Journal {
 #[derive(Debug)]
 pub struct History {
     calls: HashMap<String, Pending>,
+    /// Calls whose wrap-up started: their records wait for its outcome.
+    wrapping: HashSet<String>,
+    /// Records of ended calls waiting for their wrap-up's outcome.
+    parked: HashMap<String, Record>,
     records: VecDeque<Record>,
     limit: usize,
     journal: Option<Journal>,
@@ -322,6 +347,8 @@ impl History {
     pub fn in_memory(limit: usize) -> History {
         History {
             calls: HashMap::new(),
+            wrapping: HashSet::new(),
+            parked: HashMap::new(),
             records: VecDeque::new(),
             limit: limit.max(1),
             journal: None,
@@ -525,7 +552,49 @@ impl History {
                     .calls
                     .remove(call_id)
                     .unwrap_or_else(|| Pending::new(now, Direction::Out, peer, *line));
-                Some(pending.finish(call_id, *status, reason.clone(), now))
+                let record = pending.finish(call_id, *status, reason.clone(), now);
+                if self.wrapping.remove(call_id) {
+                    self.parked.insert(call_id.clone(), record);
+                    return None;
+                }
+                Some(record)
+            }
+            Event::Refused {
+                call_id,
+                from,
+                display_name,
+                status,
+                reason,
+            } => {
+                let mut pending = Pending::new(now, Direction::In, from, 0);
+                pending.name.clone_from(display_name);
+                Some(pending.finish(call_id, Some(*status), Some(reason.clone()), now))
+            }
+            Event::Wrapup {
+                call_id,
+                status: WrapupStatus::Started,
+                ..
+            } => {
+                if self.calls.contains_key(call_id) {
+                    self.wrapping.insert(call_id.clone());
+                }
+                None
+            }
+            Event::Wrapup {
+                call_id,
+                status,
+                code,
+                note,
+                ..
+            } => {
+                self.wrapping.remove(call_id);
+                let mut record = self.parked.remove(call_id)?;
+                record.wrapup = Some(WrapupRecord {
+                    status: *status,
+                    code: code.clone(),
+                    note: note.clone(),
+                });
+                Some(record)
             }
             Event::Call {
                 line,

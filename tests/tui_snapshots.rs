@@ -480,6 +480,7 @@ fn call_history_view() {
         duration_s,
         outcome,
         reason: None,
+        wrapup: None,
     };
     let records = vec![
         record(30, "201", CallDirection::In, 95, CallOutcome::Answered),

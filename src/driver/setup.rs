@@ -33,8 +33,8 @@ use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, BlindMode, PbxCodes, PickupConfig, PickupMethod, ReferPolicy, Seed,
-    TransferConfig, Transport, UaConfig,
+    AcceptFrom, Account, AnswerConfig, AutoAnswer, BlindMode, PbxCodes, PickupConfig, PickupMethod,
+    ReferPolicy, Seed, TransferConfig, Transport, UaConfig, WrapupConfig,
 };
 use rand::RngCore;
 
@@ -432,6 +432,7 @@ impl Setup {
             },
             blf: account.blf.clone(),
             srtp: SrtpConfig::default(),
+            answer: answer_config(account, &config.wrapup),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         ua.srtp = srtp_config(account);
@@ -449,6 +450,28 @@ impl Setup {
             router: Router::new(routes, &account.name),
             dns_servers: config.network.dns_servers.clone(),
         })
+    }
+}
+
+/// The answering policy of `account`: do not disturb, auto-answer, and `[wrapup]`.
+fn answer_config(account: &config::Account, wrapup: &config::Wrapup) -> AnswerConfig {
+    AnswerConfig {
+        auto_answer: match account.auto_answer {
+            config::AutoAnswer::Off => AutoAnswer::Off,
+            config::AutoAnswer::On => AutoAnswer::On,
+            config::AutoAnswer::Intercom => AutoAnswer::Intercom,
+        },
+        delay: Duration::from_millis(u64::from(account.auto_answer_delay)),
+        second: account.auto_answer_second,
+        dnd_status: account.dnd_response,
+        dnd_on_code: account.dnd_on_code.clone(),
+        dnd_off_code: account.dnd_off_code.clone(),
+        wrapup: WrapupConfig {
+            codes: wrapup.codes.clone(),
+            required: wrapup.required,
+            limit: (wrapup.seconds > 0).then(|| Duration::from_secs(u64::from(wrapup.seconds))),
+            busy: wrapup.busy_during_wrapup,
+        },
     }
 }
 

@@ -32,6 +32,9 @@
 //! "only one line talks at a time", is protocol logic worth testing on
 //! simulated time.
 
+pub mod answer_policy;
+#[cfg(test)]
+mod answer_policy_tests;
 pub mod api;
 mod attended;
 #[cfg(test)]
@@ -100,6 +103,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+pub use answer_policy::{AnswerConfig, AutoAnswer, WrapupChoice, WrapupConfig, WrapupStatus};
 pub use api::{
     CallState, Census, Command, Direction, Event, LineNo, TransferKind, TransferMechanism,
     TransferStatus,
@@ -291,6 +295,8 @@ pub struct UaConfig {
     pub blf: Vec<String>,
     /// SRTP policy and key source.
     pub srtp: sdes::SrtpConfig,
+    /// Do not disturb, auto-answer and wrap-up.
+    pub answer: AnswerConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -406,6 +412,8 @@ pub struct UserAgent {
     awaiting_dns: bool,
     /// A Contact replaced by NAT contact rewrite, removed (`expires=0`) by the next REGISTER.
     stale_contact: Option<String>,
+    /// Do not disturb, auto-answer and wrap-up (`answer_policy.rs`).
+    answering: answer_policy::Answering,
 }
 
 impl UserAgent {
@@ -447,6 +455,7 @@ impl UserAgent {
             resolves: VecDeque::new(),
             awaiting_dns: false,
             stale_contact: None,
+            answering: answer_policy::Answering::default(),
             cfg,
         };
         if ua.cfg.account.register {
@@ -569,6 +578,7 @@ impl UserAgent {
         }
         self.on_subscription_timers(now);
         self.on_consult_timer(now);
+        self.on_answer_policy_timer(now);
         self.acks.retain(|a| a.until() > now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
@@ -622,6 +632,9 @@ impl UserAgent {
         if self.quit_deadline.is_some() || self.stopped {
             return;
         }
+        if self.answer_policy_command(now, &cmd) {
+            return self.settle(now);
+        }
         match cmd {
             Command::Dial(target) => self.dial(now, &target),
             Command::DialVia { account, target } => self.dial_via(now, &account, &target),
@@ -656,7 +669,12 @@ impl UserAgent {
             Command::Conference => self.conference(now),
             Command::Pickup(ext) => self.pickup(now, &ext),
             Command::Watch(exts) => self.watch(now, &exts),
-            Command::Quit => self.quit(now),
+            Command::Quit => {
+                self.close_wrapups_for_quit(now);
+                self.quit(now);
+            }
+            // The answering policy's (`answer_policy_command` above).
+            Command::Dnd(_) | Command::Wrapup(_) => {}
         }
         self.settle(now);
     }
@@ -701,6 +719,7 @@ impl UserAgent {
                     self.subscriptions_deadline(),
                     self.consult.as_ref().and_then(attended::Consult::deadline),
                     self.acks.iter().map(call::SentAck::until).min(),
+                    self.answering.deadline(),
                 ]),
         )
     }

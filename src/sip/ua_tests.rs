@@ -51,6 +51,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         pickup: super::PickupConfig::default(),
         blf: Vec::new(),
         srtp: super::sdes::SrtpConfig::default(),
+        answer: crate::sip::AnswerConfig::default(),
     }
 }
 

@@ -22,6 +22,7 @@ use super::finder::{Finder, PickerRow};
 use super::history_view::HistoryList;
 use super::keymap::{Action, Keymap};
 use super::sip_trace::SipTrace;
+use super::wrapup::WrapupView;
 use crate::front::{Command, Event};
 use crate::sip::{
     BlfState, CallState, Command as SipCommand, LineNo, TransferKind, TransferMechanism,
@@ -398,6 +399,10 @@ pub struct App {
     view_lamps: Vec<(String, BlfState)>,
     /// The extensions last sent as [`Command::Sip(SipCommand::Watch)`].
     watching: Vec<String>,
+    /// Do not disturb is on.
+    pub dnd: bool,
+    /// Open wrap-ups, oldest (the one shown) first.
+    pub wrapups: Vec<WrapupView>,
 }
 
 impl App {
@@ -429,6 +434,8 @@ impl App {
                 .collect(),
             view_lamps: Vec::new(),
             watching: Vec::new(),
+            dnd: false,
+            wrapups: Vec::new(),
         }
     }
 

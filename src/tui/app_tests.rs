@@ -914,6 +914,7 @@ fn the_history_view_is_read_on_demand_and_enter_calls_back() {
         duration_s: 5,
         outcome: CallOutcome::Missed,
         reason: None,
+        wrapup: None,
     };
     let list = HistoryList::new(&[record], start, |n| rig.finder.name_for(n));
     rig.feed(Input::History(Ok(list)));

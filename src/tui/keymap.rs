@@ -56,6 +56,8 @@ pub enum Action {
     SoundCheck,
     /// Add the selected call's party to the personal book.
     AddContact,
+    /// Do not disturb on or off.
+    Dnd,
     /// Show every key.
     Help,
     /// Quit.
@@ -63,7 +65,7 @@ pub enum Action {
 }
 
 /// Every action with its `[keys]` name, default keys and help text, in help order.
-const ACTIONS: [(Action, &str, &str, &str); 24] = [
+const ACTIONS: [(Action, &str, &str, &str); 25] = [
     (Action::Dial, "dial", "d", "call a number or a contact"),
     (
         Action::Answer,
@@ -145,6 +147,12 @@ const ACTIONS: [(Action, &str, &str, &str); 24] = [
         "sound_check",
         "v",
         "sound check: devices, level, tone, echo",
+    ),
+    (
+        Action::Dnd,
+        "dnd",
+        "D",
+        "do not disturb on / off (new calls answered busy)",
     ),
     (Action::Help, "help", "? f1", "this help"),
     (Action::Quit, "quit", "q", "quit"),
