@@ -194,7 +194,10 @@ fn wrap_up_code_and_note_reach_the_history_and_the_hook() {
         env.contains("SWITCHBOARD_WRAPUP_NOTE=two seats, paid by card"),
         "{env}"
     );
-    assert!(env.contains(&format!("SWITCHBOARD_CALL_ID={call_id}")), "{env}");
+    assert!(
+        env.contains(&format!("SWITCHBOARD_CALL_ID={call_id}")),
+        "{env}"
+    );
     assert!(env.contains("SWITCHBOARD_DIRECTION=in"), "{env}");
     assert!(sb.quit_and_wait(secs(10)).success());
 }
@@ -202,9 +205,8 @@ fn wrap_up_code_and_note_reach_the_history_and_the_hook() {
 #[test]
 fn busy_during_wrapup_refuses_a_call_until_the_wrap_up_is_skipped() {
     let net = Net::for_test("answering::wrapup_busy");
-    let config = with_account_lines(&net, "auto_answer = \"on\"\n").with_extra(
-        "[wrapup]\ncodes = [\"sale\"]\nseconds = 0\nbusy_during_wrapup = true\n",
-    );
+    let config = with_account_lines(&net, "auto_answer = \"on\"\n")
+        .with_extra("[wrapup]\ncodes = [\"sale\"]\nseconds = 0\nbusy_during_wrapup = true\n");
     let mut sb = Switchboard::start(&config.to_toml());
     sb.wait_for(secs(10), "started");
     let me = net.ip(hosts::SWITCHBOARD);

@@ -148,12 +148,7 @@ const ACTIONS: [(Action, &str, &str, &str); 25] = [
         "v",
         "sound check: devices, level, tone, echo",
     ),
-    (
-        Action::Dnd,
-        "dnd",
-        "D",
-        "do not disturb on / off (new calls answered busy)",
-    ),
+    (Action::Dnd, "dnd", "D", "do not disturb on / off"),
     (Action::Help, "help", "? f1", "this help"),
     (Action::Quit, "quit", "q", "quit"),
 ];

@@ -137,7 +137,7 @@ impl WrapupView {
 /// Draws the modal for `wrapup` over `area` at `now`; `more` wrap-ups wait behind it.
 pub fn render(frame: &mut Frame, area: Rect, wrapup: &WrapupView, more: usize, now: Instant) {
     let codes = u16::try_from(wrapup.codes.len()).unwrap_or(u16::MAX);
-    let height = (codes + 4 + u16::from(!wrapup.required)).min(area.height);
+    let height = (codes + 3 + u16::from(!wrapup.required)).min(area.height);
     let popup = centred(area, 60, height);
     frame.render_widget(Clear, popup);
     let chosen = Style::new().fg(Color::Yellow).add_modifier(Modifier::BOLD);
