@@ -900,6 +900,91 @@ mod tests {
         );
     }
 
+    fn wrapup(call_id: &str, status: WrapupStatus, code: Option<&str>) -> Event {
+        Event::Wrapup {
+            line: 2,
+            call_id: call_id.into(),
+            peer: ALICE.into(),
+            status,
+            codes: Vec::new(),
+            seconds: None,
+            required: false,
+            code: code.map(Into::into),
+            note: code.map(|_| "two seats".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_wrapped_up_call_is_written_with_its_wrap_up_and_read_back() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("history.jsonl");
+        let mut history = History::load(&path, 10).expect("new file");
+        let records = run(
+            &mut history,
+            &[
+                (0, incoming("a", ALICE, None)),
+                (1, call("a", CallState::Connected, ALICE, None)),
+                (9, wrapup("a", WrapupStatus::Started, None)),
+                (9, call("a", CallState::Ended, ALICE, None)),
+            ],
+        );
+        assert!(records.is_empty(), "the record waits for the wrap-up");
+        let records = run(
+            &mut history,
+            &[(20, wrapup("a", WrapupStatus::Saved, Some("sale")))],
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].duration_s, 8,
+            "timed at the end, not the wrap-up"
+        );
+        assert_eq!(
+            records[0].wrapup,
+            Some(WrapupRecord {
+                status: WrapupStatus::Saved,
+                code: Some("sale".into()),
+                note: Some("two seats".into()),
+            })
+        );
+        drop(history);
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(
+            text.contains(r#""wrapup":{"status":"saved","code":"sale","note":"two seats"}"#),
+            "{text}"
+        );
+        let loaded = History::read(&path, 10).expect("read back");
+        assert_eq!(loaded.records().next(), Some(&records[0]));
+    }
+
+    #[test]
+    fn a_refused_call_is_missed_with_its_reason_and_older_records_still_load() {
+        let mut history = History::in_memory(10);
+        let records = run(
+            &mut history,
+            &[(
+                0,
+                Event::Refused {
+                    call_id: "r".into(),
+                    from: ALICE.into(),
+                    display_name: Some("Alice".into()),
+                    status: 486,
+                    reason: "do not disturb".into(),
+                },
+            )],
+        );
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(
+            (r.direction, r.line, r.outcome.clone()),
+            (Direction::In, 0, Outcome::Missed)
+        );
+        assert_eq!(r.reason.as_deref(), Some("do not disturb"));
+        assert_eq!(r.name.as_deref(), Some("Alice"));
+        let old = r#"{"started":1700000000,"direction":"in","number":"1","uri":"sip:1@x","line":1,"call_id":"c","duration_s":0,"outcome":{"kind":"missed"}}"#;
+        let record: Record = serde_json::from_str(old).expect("a record without wrapup");
+        assert_eq!(record.wrapup, None);
+    }
+
     #[test]
     fn torn_and_garbage_lines_are_skipped() {
         let dir = tempfile::tempdir().expect("temporary directory");

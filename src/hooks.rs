@@ -567,6 +567,51 @@ mod tests {
     }
 
     #[test]
+    fn on_wrapup_gets_the_code_and_note_after_the_hangup() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let out = dir.path().join("wrapup");
+        let mut hooks = hooks(|c| c.on_wrapup = Some(dump_env(&out)));
+        let wrapup = |status, code: Option<&str>, note: Option<&str>| Event::Wrapup {
+            line: 2,
+            call_id: "abc@host".into(),
+            peer: "sip:+4420794600@pbx.test".into(),
+            status,
+            codes: vec!["sale".into()],
+            seconds: Some(30),
+            required: false,
+            code: code.map(Into::into),
+            note: note.map(Into::into),
+        };
+        hooks.observe(&incoming());
+        hooks.observe(&call(CallState::Connected));
+        assert_eq!(
+            hooks.observe(&wrapup(WrapupStatus::Started, None, None)),
+            None
+        );
+        assert_eq!(hooks.observe(&call(CallState::Ended)), None);
+        assert_eq!(
+            hooks.observe(&wrapup(WrapupStatus::Saved, Some("sale"), Some("2 seats"))),
+            Some(Hook::Wrapup)
+        );
+        assert!(hooks.wrapping.is_empty(), "a closed wrap-up is forgotten");
+        assert_eq!(
+            read_env(&out),
+            [
+                "SWITCHBOARD_CALL_ID=abc@host",
+                "SWITCHBOARD_DIRECTION=in",
+                "SWITCHBOARD_EVENT=wrapup",
+                "SWITCHBOARD_LINE=2",
+                "SWITCHBOARD_NAME=José García",
+                "SWITCHBOARD_NUMBER=+4420794600",
+                "SWITCHBOARD_URI=sip:+4420794600@pbx.test;user=phone",
+                "SWITCHBOARD_WRAPUP_CODE=sale",
+                "SWITCHBOARD_WRAPUP_NOTE=2 seats",
+                "SWITCHBOARD_WRAPUP_STATUS=saved",
+            ]
+        );
+    }
+
+    #[test]
     fn outgoing_calls_fire_answer_and_hangup() {
         let dir = tempfile::tempdir().expect("temporary directory");
         let out = dir.path().join("answer");
