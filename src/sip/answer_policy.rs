@@ -428,6 +428,16 @@ impl UserAgent {
             .calls()
             .find(|c| c.call_id == call_id)
             .map(|c| (c.was_answered(), line_no(c.line), c.peer().to_owned()));
+        if let Some((false, _, peer)) = call.as_ref().filter(|_| code_call) {
+            let status = self
+                .calls()
+                .find(|c| c.call_id == call_id)
+                .and_then(|c| c.end_status())
+                .map_or_else(|| "no answer".to_owned(), |s| s.to_string());
+            self.error(format!(
+                "dnd: the PBX did not take the feature code ({peer}: {status})"
+            ));
+        }
         let wanted = self.cfg.answer.wrapup.enabled() && self.quit_deadline.is_none();
         if let Some((true, line, peer)) = call.filter(|_| wanted && !code_call) {
             self.open_wrapup(now, call_id, line, peer);

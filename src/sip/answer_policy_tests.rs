@@ -150,6 +150,26 @@ fn dnd_with_a_feature_code_dials_it_and_hangs_up_when_the_pbx_answers() {
     assert!(b.ua.dnd());
 }
 
+#[test]
+fn a_feature_code_the_pbx_refuses_is_an_error() {
+    let mut b = with_answer(AnswerConfig {
+        dnd_on_code: Some("*78".into()),
+        ..AnswerConfig::default()
+    });
+    b.cmd(Command::Dnd(Some(true)));
+    let invite = b.sent_request(Method::Invite);
+    b.events();
+    b.recv(PHONE, &reply(&invite, 404, "pbx", "", ""));
+    let events = b.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Error { message } if message.contains("*78") && message.contains("404")
+        )),
+        "{events:#?}"
+    );
+}
+
 // ---- auto-answer ----
 
 #[test]
