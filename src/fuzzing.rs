@@ -84,6 +84,7 @@ fn ua_config() -> UaConfig {
             keys: Some(KeySource::new(|| [7; KEY_LEN])),
         },
         attendant: crate::sip::AttendantConfig::default(),
+        answer: crate::sip::AnswerConfig::default(),
     }
 }
 

@@ -13,11 +13,11 @@ use std::io::{self, BufRead, Write};
 
 use crate::front::{Command, Event, TraceMode};
 use crate::sip::target::{TargetError, Typed};
-use crate::sip::{Command as SipCommand, LineNo};
+use crate::sip::{Command as SipCommand, LineNo, WrapupChoice};
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 32] = [
+pub const WORDS: [&str; 34] = [
     "dial",
     "answer",
     "decline",
@@ -45,6 +45,8 @@ pub const WORDS: [&str; 32] = [
     "tone",
     "echo",
     "use-device",
+    "dnd",
+    "wrapup",
     "quit",
     "favourite",
     "favourites",
@@ -161,6 +163,8 @@ fn sip_command(word: &str, args: &[&str], rest: &str) -> Result<SipCommand, Stri
         "favourites" => none(word, args, SipCommand::Favourites)?,
         "park" => SipCommand::Park(optional_line(word, args)?),
         "unpark" => SipCommand::Unpark(one(word, "a park slot", args)?),
+        "dnd" => SipCommand::Dnd(switch(word, args)?),
+        "wrapup" => SipCommand::Wrapup(wrapup_choice(rest)?),
         _ => {
             return Err(format!(
                 "unknown command `{word}`; commands: {}",
@@ -169,6 +173,25 @@ fn sip_command(word: &str, args: &[&str], rest: &str) -> Result<SipCommand, Stri
         }
     };
     Ok(command)
+}
+
+/// `wrapup skip`, `wrapup CODE [note…]` or `wrapup - note…` (a note, no code); the note is
+/// the rest of the line as typed.
+fn wrapup_choice(rest: &str) -> Result<WrapupChoice, String> {
+    let (code, note) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+    match code {
+        "" => Err("wrapup: expected a code (and a note), `- note` or `skip`".to_owned()),
+        _ if code.eq_ignore_ascii_case("skip") && note.trim().is_empty() => Ok(WrapupChoice::Skip),
+        "-" if note.trim().is_empty() => Err("wrapup: `-` needs a note after it".to_owned()),
+        "-" => Ok(WrapupChoice::Save {
+            code: None,
+            note: note.trim().to_owned(),
+        }),
+        _ => Ok(WrapupChoice::Save {
+            code: Some(code.to_owned()),
+            note: note.trim().to_owned(),
+        }),
+    }
 }
 
 /// Exactly one argument.
@@ -405,6 +428,26 @@ mod tests {
             ("ns", Command::Voice(VoiceStage::NoiseSuppression, None)),
             ("stats", Command::Stats),
             ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
+            ("dnd on", Command::Sip(SipCommand::Dnd(Some(true)))),
+            ("dnd", Command::Sip(SipCommand::Dnd(None))),
+            (
+                "wrapup skip",
+                Command::Sip(SipCommand::Wrapup(WrapupChoice::Skip)),
+            ),
+            (
+                "wrapup sale  paid by card, 2 seats",
+                Command::Sip(SipCommand::Wrapup(WrapupChoice::Save {
+                    code: Some("sale".into()),
+                    note: "paid by card, 2 seats".into(),
+                })),
+            ),
+            (
+                "wrapup - call back Monday",
+                Command::Sip(SipCommand::Wrapup(WrapupChoice::Save {
+                    code: None,
+                    note: "call back Monday".into(),
+                })),
+            ),
             ("quit", Command::Sip(SipCommand::Quit)),
             (
                 "favourite 3",
@@ -497,6 +540,12 @@ mod tests {
             ("resume 300", "resume: `300` is not a line number"),
             ("decline -1", "decline: `-1` is not a line number"),
             ("line", "line: expected a line number"),
+            ("dnd maybe", "dnd: expected `on` or `off`, not `maybe`"),
+            (
+                "wrapup",
+                "wrapup: expected a code (and a note), `- note` or `skip`",
+            ),
+            ("wrapup -", "wrapup: `-` needs a note after it"),
             ("line two", "line: `two` is not a line number"),
             ("swap 1", "swap: takes no argument, got `1`"),
             ("transfer", "transfer: expected a target number or SIP URI"),

@@ -22,8 +22,12 @@
 //! the caller (or the network) → `missed`, by the operator (decline, hangup) → `declined`;
 //! an outgoing call with status 486/600 → `busy`, 403/603/607/608 → `rejected`, 487 or no
 //! status (ended here: hangup, nothing sent) → `cancelled`, any other status → `failed`.
+//! A call refused without ringing (`refused`: do not disturb, busy wrap-up) is `missed`, with
+//! line 0 and the reason. A call whose `wrapup` started waits for the wrap-up's outcome
+//! (saved, skipped, expired: the core closes every open wrap-up when it quits) and is
+//! written with it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
@@ -32,7 +36,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sip::{CallState, Event, LineNo, TransferStatus};
+use crate::sip::{CallState, Event, LineNo, TransferStatus, WrapupStatus};
 
 /// Who placed the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +132,22 @@ pub struct Record {
     /// Why it ended, in the user agent's words, when it said.
     #[serde(default)]
     pub reason: Option<String>,
+    /// The after-call wrap-up (`[wrapup]`), when one ran; absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapup: Option<WrapupRecord>,
+}
+
+/// What the operator recorded after a call (the `wrapup` events' outcome).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrapupRecord {
+    /// `saved`, `skipped` or `expired`.
+    pub status: WrapupStatus,
+    /// The disposition code chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The note typed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// Serialises a [`SystemTime`] as whole seconds since the Unix epoch.
@@ -293,6 +313,7 @@ impl Pending {
             duration_s,
             outcome,
             reason,
+            wrapup: None,
         }
     }
 }
@@ -312,6 +333,10 @@ struct Journal {
 #[derive(Debug)]
 pub struct History {
     calls: HashMap<String, Pending>,
+    /// Calls whose wrap-up started: their records wait for its outcome.
+    wrapping: HashSet<String>,
+    /// Records of ended calls waiting for their wrap-up's outcome.
+    parked: HashMap<String, Record>,
     records: VecDeque<Record>,
     limit: usize,
     journal: Option<Journal>,
@@ -322,6 +347,8 @@ impl History {
     pub fn in_memory(limit: usize) -> History {
         History {
             calls: HashMap::new(),
+            wrapping: HashSet::new(),
+            parked: HashMap::new(),
             records: VecDeque::new(),
             limit: limit.max(1),
             journal: None,
@@ -525,7 +552,49 @@ impl History {
                     .calls
                     .remove(call_id)
                     .unwrap_or_else(|| Pending::new(now, Direction::Out, peer, *line));
-                Some(pending.finish(call_id, *status, reason.clone(), now))
+                let record = pending.finish(call_id, *status, reason.clone(), now);
+                if self.wrapping.remove(call_id) {
+                    self.parked.insert(call_id.clone(), record);
+                    return None;
+                }
+                Some(record)
+            }
+            Event::Refused {
+                call_id,
+                from,
+                display_name,
+                status,
+                reason,
+            } => {
+                let mut pending = Pending::new(now, Direction::In, from, 0);
+                pending.name.clone_from(display_name);
+                Some(pending.finish(call_id, Some(*status), Some(reason.clone()), now))
+            }
+            Event::Wrapup {
+                call_id,
+                status: WrapupStatus::Started,
+                ..
+            } => {
+                if self.calls.contains_key(call_id) {
+                    self.wrapping.insert(call_id.clone());
+                }
+                None
+            }
+            Event::Wrapup {
+                call_id,
+                status,
+                code,
+                note,
+                ..
+            } => {
+                self.wrapping.remove(call_id);
+                let mut record = self.parked.remove(call_id)?;
+                record.wrapup = Some(WrapupRecord {
+                    status: *status,
+                    code: code.clone(),
+                    note: note.clone(),
+                });
+                Some(record)
             }
             Event::Call {
                 line,
@@ -829,6 +898,91 @@ mod tests {
             ("1001".to_owned(), Some("Alice".to_owned()), at(30)),
             "the name from an older call fills in"
         );
+    }
+
+    fn wrapup(call_id: &str, status: WrapupStatus, code: Option<&str>) -> Event {
+        Event::Wrapup {
+            line: 2,
+            call_id: call_id.into(),
+            peer: ALICE.into(),
+            status,
+            codes: Vec::new(),
+            seconds: None,
+            required: false,
+            code: code.map(Into::into),
+            note: code.map(|_| "two seats".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_wrapped_up_call_is_written_with_its_wrap_up_and_read_back() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let path = dir.path().join("history.jsonl");
+        let mut history = History::load(&path, 10).expect("new file");
+        let records = run(
+            &mut history,
+            &[
+                (0, incoming("a", ALICE, None)),
+                (1, call("a", CallState::Connected, ALICE, None)),
+                (9, wrapup("a", WrapupStatus::Started, None)),
+                (9, call("a", CallState::Ended, ALICE, None)),
+            ],
+        );
+        assert!(records.is_empty(), "the record waits for the wrap-up");
+        let records = run(
+            &mut history,
+            &[(20, wrapup("a", WrapupStatus::Saved, Some("sale")))],
+        );
+        assert_eq!(records.len(), 1);
+        assert_eq!(
+            records[0].duration_s, 8,
+            "timed at the end, not the wrap-up"
+        );
+        assert_eq!(
+            records[0].wrapup,
+            Some(WrapupRecord {
+                status: WrapupStatus::Saved,
+                code: Some("sale".into()),
+                note: Some("two seats".into()),
+            })
+        );
+        drop(history);
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(
+            text.contains(r#""wrapup":{"status":"saved","code":"sale","note":"two seats"}"#),
+            "{text}"
+        );
+        let loaded = History::read(&path, 10).expect("read back");
+        assert_eq!(loaded.records().next(), Some(&records[0]));
+    }
+
+    #[test]
+    fn a_refused_call_is_missed_with_its_reason_and_older_records_still_load() {
+        let mut history = History::in_memory(10);
+        let records = run(
+            &mut history,
+            &[(
+                0,
+                Event::Refused {
+                    call_id: "r".into(),
+                    from: ALICE.into(),
+                    display_name: Some("Alice".into()),
+                    status: 486,
+                    reason: "do not disturb".into(),
+                },
+            )],
+        );
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!(
+            (r.direction, r.line, r.outcome.clone()),
+            (Direction::In, 0, Outcome::Missed)
+        );
+        assert_eq!(r.reason.as_deref(), Some("do not disturb"));
+        assert_eq!(r.name.as_deref(), Some("Alice"));
+        let old = r#"{"started":1700000000,"direction":"in","number":"1","uri":"sip:1@x","line":1,"call_id":"c","duration_s":0,"outcome":{"kind":"missed"}}"#;
+        let record: Record = serde_json::from_str(old).expect("a record without wrapup");
+        assert_eq!(record.wrapup, None);
     }
 
     #[test]

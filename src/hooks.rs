@@ -13,12 +13,15 @@
 //! | `on_answer`   | a call (either direction) connects the first time | `answer`       |
 //! | `on_hangup`   | a call ends, answered or not                 | `hangup`            |
 //! | `on_transfer` | a transfer succeeds or fails                 | `transfer`          |
+//! | `on_wrapup`   | a call's wrap-up closes (saved, skipped, expired) | `wrapup`       |
 //!
 //! Every hook gets `SWITCHBOARD_EVENT`, `SWITCHBOARD_NUMBER` (the far end's user part),
 //! `SWITCHBOARD_URI`, `SWITCHBOARD_NAME` (display name, empty when unknown),
 //! `SWITCHBOARD_LINE`, `SWITCHBOARD_CALL_ID` and `SWITCHBOARD_DIRECTION` (`in`/`out`);
 //! `SWITCHBOARD_REASON` when the event gives one; transfers add
-//! `SWITCHBOARD_TRANSFER_STATUS` (`succeeded`/`failed`) and `SWITCHBOARD_TRANSFER_TARGET`.
+//! `SWITCHBOARD_TRANSFER_STATUS` (`succeeded`/`failed`) and `SWITCHBOARD_TRANSFER_TARGET`;
+//! wrap-ups add `SWITCHBOARD_WRAPUP_STATUS` (`saved`/`skipped`/`expired`),
+//! `SWITCHBOARD_WRAPUP_CODE` and `SWITCHBOARD_WRAPUP_NOTE` (empty when none).
 //! Variables of that family that do not apply are removed from the inherited environment.
 //!
 //! ```text
@@ -41,13 +44,13 @@ use std::time::Duration;
 
 use crate::config;
 use crate::history::peer_number;
-use crate::sip::{CallState, Event, TransferStatus};
+use crate::sip::{CallState, Event, TransferStatus, WrapupStatus};
 
 /// How often the watcher looks at running hooks.
 const TICK: Duration = Duration::from_millis(50);
 
 /// Every variable a hook may get; those not set for an event are removed.
-const VARIABLES: [&str; 10] = [
+const VARIABLES: [&str; 13] = [
     "SWITCHBOARD_EVENT",
     "SWITCHBOARD_NUMBER",
     "SWITCHBOARD_URI",
@@ -58,6 +61,9 @@ const VARIABLES: [&str; 10] = [
     "SWITCHBOARD_REASON",
     "SWITCHBOARD_TRANSFER_STATUS",
     "SWITCHBOARD_TRANSFER_TARGET",
+    "SWITCHBOARD_WRAPUP_STATUS",
+    "SWITCHBOARD_WRAPUP_CODE",
+    "SWITCHBOARD_WRAPUP_NOTE",
 ];
 
 /// Which hook fired.
@@ -71,6 +77,8 @@ pub enum Hook {
     Hangup,
     /// `on_transfer`.
     Transfer,
+    /// `on_wrapup`.
+    Wrapup,
 }
 
 impl Hook {
@@ -81,6 +89,7 @@ impl Hook {
             Hook::Answer => "on_answer",
             Hook::Hangup => "on_hangup",
             Hook::Transfer => "on_transfer",
+            Hook::Wrapup => "on_wrapup",
         }
     }
 
@@ -91,6 +100,7 @@ impl Hook {
             Hook::Answer => "answer",
             Hook::Hangup => "hangup",
             Hook::Transfer => "transfer",
+            Hook::Wrapup => "wrapup",
         }
     }
 }
@@ -188,6 +198,8 @@ fn watch(rx: mpsc::Receiver<Running>) {
 pub struct Hooks {
     config: config::Hooks,
     calls: HashMap<String, CallInfo>,
+    /// Calls whose wrap-up is open, kept past their hangup for `on_wrapup`.
+    wrapping: HashMap<String, CallInfo>,
     /// Hands started hooks to the watcher thread; `None` until the first hook.
     watcher: Option<mpsc::Sender<Running>>,
 }
@@ -198,6 +210,7 @@ impl Hooks {
         Hooks {
             config,
             calls: HashMap::new(),
+            wrapping: HashMap::new(),
             watcher: None,
         }
     }
@@ -212,6 +225,7 @@ impl Hooks {
             Hook::Answer => self.config.on_answer.as_deref(),
             Hook::Hangup => self.config.on_hangup.as_deref(),
             Hook::Transfer => self.config.on_transfer.as_deref(),
+            Hook::Wrapup => self.config.on_wrapup.as_deref(),
         }?
         .to_owned();
         self.start(hook, &command, &vars).then_some(hook)
@@ -274,12 +288,28 @@ impl Hooks {
                 status: TransferStatus::Succeeded | TransferStatus::Failed,
                 ..
             } => (Hook::Transfer, call_id, *line),
+            Event::Wrapup {
+                call_id,
+                status: WrapupStatus::Started,
+                peer,
+                ..
+            } => {
+                let info = self.calls.get(call_id).cloned().unwrap_or(CallInfo {
+                    uri: peer.clone(),
+                    name: None,
+                    incoming: false,
+                    answered: true,
+                });
+                self.wrapping.insert(call_id.clone(), info);
+                return None;
+            }
+            Event::Wrapup { line, call_id, .. } => (Hook::Wrapup, call_id, *line),
             _ => return None,
         };
-        let info = if hook == Hook::Hangup {
-            self.calls.remove(call_id)
-        } else {
-            self.calls.get(call_id).cloned()
+        let info = match hook {
+            Hook::Hangup => self.calls.remove(call_id),
+            Hook::Wrapup => self.wrapping.remove(call_id),
+            _ => self.calls.get(call_id).cloned(),
         }?;
         let mut vars = vec![
             ("SWITCHBOARD_EVENT", hook.event().to_owned()),
@@ -313,6 +343,18 @@ impl Hooks {
                 if let Some(reason) = reason {
                     vars.push(("SWITCHBOARD_REASON", reason.clone()));
                 }
+            }
+            Event::Wrapup {
+                status, code, note, ..
+            } => {
+                let status = match status {
+                    WrapupStatus::Saved => "saved",
+                    WrapupStatus::Skipped => "skipped",
+                    WrapupStatus::Expired | WrapupStatus::Started => "expired",
+                };
+                vars.push(("SWITCHBOARD_WRAPUP_STATUS", status.to_owned()));
+                vars.push(("SWITCHBOARD_WRAPUP_CODE", code.clone().unwrap_or_default()));
+                vars.push(("SWITCHBOARD_WRAPUP_NOTE", note.clone().unwrap_or_default()));
             }
             _ => {}
         }
@@ -522,6 +564,51 @@ mod tests {
         expected.push("SWITCHBOARD_TRANSFER_TARGET=sip:2001@pbx.test".to_owned());
         expected.push(uri);
         assert_eq!(read_env(&file("transfer")), expected);
+    }
+
+    #[test]
+    fn on_wrapup_gets_the_code_and_note_after_the_hangup() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let out = dir.path().join("wrapup");
+        let mut hooks = hooks(|c| c.on_wrapup = Some(dump_env(&out)));
+        let wrapup = |status, code: Option<&str>, note: Option<&str>| Event::Wrapup {
+            line: 2,
+            call_id: "abc@host".into(),
+            peer: "sip:+4420794600@pbx.test".into(),
+            status,
+            codes: vec!["sale".into()],
+            seconds: Some(30),
+            required: false,
+            code: code.map(Into::into),
+            note: note.map(Into::into),
+        };
+        hooks.observe(&incoming());
+        hooks.observe(&call(CallState::Connected));
+        assert_eq!(
+            hooks.observe(&wrapup(WrapupStatus::Started, None, None)),
+            None
+        );
+        assert_eq!(hooks.observe(&call(CallState::Ended)), None);
+        assert_eq!(
+            hooks.observe(&wrapup(WrapupStatus::Saved, Some("sale"), Some("2 seats"))),
+            Some(Hook::Wrapup)
+        );
+        assert!(hooks.wrapping.is_empty(), "a closed wrap-up is forgotten");
+        assert_eq!(
+            read_env(&out),
+            [
+                "SWITCHBOARD_CALL_ID=abc@host",
+                "SWITCHBOARD_DIRECTION=in",
+                "SWITCHBOARD_EVENT=wrapup",
+                "SWITCHBOARD_LINE=2",
+                "SWITCHBOARD_NAME=José García",
+                "SWITCHBOARD_NUMBER=+4420794600",
+                "SWITCHBOARD_URI=sip:+4420794600@pbx.test;user=phone",
+                "SWITCHBOARD_WRAPUP_CODE=sale",
+                "SWITCHBOARD_WRAPUP_NOTE=2 seats",
+                "SWITCHBOARD_WRAPUP_STATUS=saved",
+            ]
+        );
     }
 
     #[test]

@@ -469,6 +469,22 @@ fn sipp_uas_answer_with_uac_invite() {
     assert_eq!(answer.header("content-type"), Some("application/sdp"));
 }
 
+/// uac_intercom is uac_invite with `Call-Info: <sip:…>;answer-after=0` on its INVITE.
+#[test]
+fn sipp_uas_answer_with_uac_intercom() {
+    let (_net, server, _client) = sipp_pair(
+        "lab_selftest::sipp_intercom",
+        "uas_answer",
+        &[],
+        "uac_intercom",
+        &[],
+    );
+    let invite = &server.received()[0];
+    assert!(invite
+        .header("Call-Info")
+        .is_some_and(|v| v.ends_with(";answer-after=0")));
+}
+
 #[test]
 fn sipp_uas_answer_pcma_with_uac_invite() {
     let (_net, server, client) = sipp_pair(

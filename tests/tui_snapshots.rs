@@ -13,6 +13,7 @@ use switchboard::front::{Event, TraceDirection};
 use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, Record};
 use switchboard::sip::{
     BlfState, CallState, Event as SipEvent, TransferKind, TransferMechanism, TransferStatus,
+    WrapupStatus,
 };
 use switchboard::sound::AudioDevice;
 use switchboard::tui::history_view::HistoryList;
@@ -480,6 +481,7 @@ fn call_history_view() {
         duration_s,
         outcome,
         reason: None,
+        wrapup: None,
     };
     let records = vec![
         record(30, "201", CallDirection::In, 95, CallOutcome::Answered),
@@ -636,4 +638,37 @@ fn a_parked_call_coming_back_says_so() {
     }));
     let terminal = screen.draw(80, 24);
     insta::assert_snapshot!(terminal.backend());
+}
+/// After a call: the wrap-up modal at 80×24, a code chosen and a note being typed, the time
+/// left in its corner, another wrap-up waiting; do not disturb shown in the status bar.
+#[test]
+fn wrap_up_modal_80x24_with_dnd() {
+    let mut screen = Screen::new(80, 24);
+    screen.event(Event::Sip(SipEvent::Dnd {
+        on: true,
+        code: None,
+    }));
+    screen.connected_call();
+    for (id, peer) in [
+        ("c1", "sip:201@pbx.example.com"),
+        ("c9", "sip:555@pbx.example.com"),
+    ] {
+        screen.event(Event::Sip(SipEvent::Wrapup {
+            line: 1,
+            call_id: id.into(),
+            peer: peer.into(),
+            status: WrapupStatus::Started,
+            codes: vec!["sale".into(), "callback".into(), "complaint".into()],
+            seconds: Some(30),
+            required: false,
+            code: None,
+            note: None,
+        }));
+    }
+    screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Ended);
+    screen.key(KeyCode::Down);
+    screen.key(KeyCode::Down);
+    screen.typed("call back Monday");
+    screen.at(65 + 4);
+    insta::assert_snapshot!(screen.draw(80, 24).backend());
 }

@@ -22,6 +22,8 @@ pub struct Hooks {
     pub on_hangup: Option<String>,
     /// Run when a transfer succeeds or fails.
     pub on_transfer: Option<String>,
+    /// Run when a call's wrap-up closes (`[wrapup]`): saved, skipped or expired.
+    pub on_wrapup: Option<String>,
     /// Seconds a hook may run before it is killed, 1 to 3600. Default 10.
     pub timeout: u32,
 }
@@ -33,6 +35,7 @@ impl Default for Hooks {
             on_answer: None,
             on_hangup: None,
             on_transfer: None,
+            on_wrapup: None,
             timeout: 10,
         }
     }
@@ -46,6 +49,7 @@ impl Hooks {
             ("on_answer", &self.on_answer),
             ("on_hangup", &self.on_hangup),
             ("on_transfer", &self.on_transfer),
+            ("on_wrapup", &self.on_wrapup),
         ] {
             if let Some(command) = command {
                 if command.trim().is_empty() {

@@ -2,9 +2,10 @@
 //!
 //! This module owns reading, checking and defaulting the TOML file (`[general]`, `[network]`,
 //! `[[account]]`, `[codecs]`; `[audio]` and `[media]` live in `media.rs`, `[transfer]` in
-//! `transfer.rs`, `[history]` in `history.rs`, `[recording]` in `recording.rs`, `[hooks]` in
-//! `hooks.rs`, `[[route]]` in `routes.rs`, `[[favourite]]` in `favourites.rs`, `[ui]` and
-//! `[keys]` in `ui.rs`, `[directory]` in `directory.rs`), the built-in
+//! `transfer.rs`, `[wrapup]` and the account's answering keys in `answer.rs`, `[history]` in
+//! `history.rs`, `[recording]` in `recording.rs`, `[hooks]` in `hooks.rs`, `[[route]]` in
+//! `routes.rs`, `[[favourite]]` in `favourites.rs`, `[ui]` and `[keys]` in `ui.rs`,
+//! `[directory]` in `directory.rs`), the built-in
 //! configuration used when there is no file, and the
 //! XDG location of the file, and the second pass of checking: the values against each other
 //! (expiry range, URIs, duplicate names, port range, …), leaving out keys the first pass
@@ -22,6 +23,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+mod answer;
 mod diagnostics;
 mod directory;
 pub mod edit;
@@ -34,6 +36,7 @@ mod routes;
 mod transfer;
 mod ui;
 
+pub use answer::{AutoAnswer, Wrapup};
 pub use diagnostics::{ConfigError, ConfigErrors};
 pub use directory::{Directory, Extension};
 pub use favourites::{favourite_key, Favourite, MAX_FAVOURITES};
@@ -109,6 +112,9 @@ pub struct Config {
     /// `[[favourite]]` tables: the favourites panel, in file order.
     #[serde(default, rename = "favourite")]
     pub favourites: Vec<Favourite>,
+    /// `[wrapup]`: the after-call step (disposition codes and a note).
+    #[serde(default)]
+    pub wrapup: Wrapup,
 }
 
 /// The `[general]` section.
@@ -251,6 +257,24 @@ pub struct Account {
     /// `None`: `registrar` when the account registers, `any` otherwise.
     #[serde(default)]
     pub accept_from: Option<AcceptFrom>,
+    /// Which calls are answered without the operator: `"off"`, `"on"`, `"intercom"`.
+    #[serde(default)]
+    pub auto_answer: AutoAnswer,
+    /// Milliseconds an auto-answered call rings first, 0 to 60000. Default 0.
+    #[serde(default)]
+    pub auto_answer_delay: u32,
+    /// Auto-answer a call while another one is up. Default `false`.
+    #[serde(default)]
+    pub auto_answer_second: bool,
+    /// The status new calls get while do-not-disturb is on: 486 (default) or 480.
+    #[serde(default = "answer::default_dnd_response")]
+    pub dnd_response: u16,
+    /// The PBX feature code `dnd on` dials instead of refusing calls here (e.g. `"*78"`).
+    #[serde(default)]
+    pub dnd_on_code: Option<String>,
+    /// The PBX feature code `dnd off` dials (e.g. `"*79"`).
+    #[serde(default)]
+    pub dnd_off_code: Option<String>,
     /// NAT contact rewrite: `"auto"` (default) takes the public address the registrar reports
     /// (`received`/`rport`) into Contact, Via and SDP and registers it; `"off"` never does.
     #[serde(default)]
@@ -417,6 +441,12 @@ impl fmt::Debug for Account {
             .field("referred_by", &self.referred_by)
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
+            .field("auto_answer", &self.auto_answer)
+            .field("auto_answer_delay", &self.auto_answer_delay)
+            .field("auto_answer_second", &self.auto_answer_second)
+            .field("dnd_response", &self.dnd_response)
+            .field("dnd_on_code", &self.dnd_on_code)
+            .field("dnd_off_code", &self.dnd_off_code)
             .field("nat", &self.nat)
             .field("pickup_method", &self.pickup_method_setting)
             .field("pickup_code", &self.pickup_code)
@@ -617,6 +647,12 @@ impl Config {
                 referred_by: true,
                 keepalive: default_keepalive(),
                 accept_from: None,
+                auto_answer: AutoAnswer::Off,
+                auto_answer_delay: 0,
+                auto_answer_second: false,
+                dnd_response: answer::default_dnd_response(),
+                dnd_on_code: None,
+                dnd_off_code: None,
                 nat: Nat::Auto,
                 pickup_method_setting: None,
                 pickup_code: None,
@@ -639,6 +675,7 @@ impl Config {
             keys: Keys::default(),
             directory: Directory::default(),
             favourites: Vec::new(),
+            wrapup: Wrapup::default(),
         }
     }
 
@@ -764,6 +801,7 @@ impl Config {
         self.keys.problems(&mut out);
         self.directory.problems(&mut out);
         self.favourite_problems(&mut out);
+        self.wrapup.problems(&mut out);
         out
     }
 }
@@ -829,6 +867,7 @@ impl Account {
             }
         }
         self.pickup_problems(index, out);
+        self.answer_problems(index, out);
         if self.srtp == Srtp::Mandatory
             && self.transport != Transport::Tls
             && !self.srtp_over_insecure
@@ -1295,9 +1334,10 @@ blind_timeout = \"soon\"
                  `display_name`, `user`, `domain`, `registrar`, `outbound_proxy`, `transport`, \
                  `auth_user`, `password`, `password_cmd`, `register`, `expires`, \
                  `transfer_method`, `transfer_blind_code`, `transfer_attended_code`, \
-                 `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, `nat`, \
-                 `pickup_method`, `pickup_code`, `blf`, `tls_ca_file`, `srtp`, \
-                 `srtp_over_insecure`, `park`, `unpark`",
+                 `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, \
+                 `auto_answer`, `auto_answer_delay`, `auto_answer_second`, `dnd_response`, \
+                 `dnd_on_code`, `dnd_off_code`, `nat`, `pickup_method`, `pickup_code`, `blf`, \
+                 `tls_ca_file`, `srtp`, `srtp_over_insecure`, `park`, `unpark`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
                 "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
                  `pcmu`, `pcma`, `g722`",

@@ -98,6 +98,8 @@ pub struct Keys {
     pub agc: Option<String>,
     /// Open the sound check. Default `"v"`.
     pub sound_check: Option<String>,
+    /// Do not disturb on / off. Default `"D"`.
+    pub dnd: Option<String>,
     /// Show every key. Default `"? f1"`.
     pub help: Option<String>,
     /// Quit (asks first while a call is up). Default `"q"`.
@@ -134,6 +136,7 @@ impl Keys {
             ("noise_suppression", &self.noise_suppression),
             ("agc", &self.agc),
             ("sound_check", &self.sound_check),
+            ("dnd", &self.dnd),
             ("help", &self.help),
             ("quit", &self.quit),
             ("favourites", &self.favourites),

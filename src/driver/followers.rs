@@ -92,7 +92,11 @@ impl Followers {
     pub fn observe(&self, event: &Event, at: SystemTime) {
         if !matches!(
             event,
-            Event::Incoming { .. } | Event::Call { .. } | Event::Transfer { .. }
+            Event::Incoming { .. }
+                | Event::Call { .. }
+                | Event::Transfer { .. }
+                | Event::Refused { .. }
+                | Event::Wrapup { .. }
         ) {
             return;
         }

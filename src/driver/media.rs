@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use super::setup::{MediaSetup, RecordingSetup};
 use crate::front::Event;
 use crate::media::api::{
-    Control, LineSockets, LineTone, Report, SendSource, SrtpKeys, SrtpSuite, StreamParams,
+    Control, LineSockets, LineTone, Report, SendSource, SoundOrder, SrtpKeys, SrtpSuite,
+    StreamParams,
 };
 use crate::media::device::{self, Backend, DeviceNotice};
 use crate::media::engine::MediaEngine;
@@ -146,6 +147,7 @@ impl MediaBridge {
                     }),
                 })
             }
+            MediaOrder::Beep => Some(Control::SoundCheck(SoundOrder::Beep)),
             MediaOrder::Dtmf { line, digits } => Some(Control::Dtmf {
                 line: index(line)?,
                 digits,

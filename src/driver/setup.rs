@@ -33,8 +33,9 @@ use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
 use crate::sip::{
-    AcceptFrom, Account, AttendantConfig, BlindMode, FavouriteTarget, PbxCodes, PickupConfig,
-    PickupMethod, ReferPolicy, Seed, TransferConfig, Transport, UaConfig,
+    AcceptFrom, Account, AnswerConfig, AttendantConfig, AutoAnswer, BlindMode, FavouriteTarget,
+    PbxCodes, PickupConfig, PickupMethod, ReferPolicy, Seed, TransferConfig, Transport, UaConfig,
+    WrapupConfig,
 };
 use rand::RngCore;
 
@@ -433,6 +434,7 @@ impl Setup {
             blf: config.watched(account),
             srtp: SrtpConfig::default(),
             attendant: attendant_config(config, account),
+            answer: answer_config(account, &config.wrapup),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         ua.srtp = srtp_config(account);
@@ -469,6 +471,28 @@ fn attendant_config(config: &Config, account: &config::Account) -> AttendantConf
         consult: config.transfer.favourite_action == config::FavouriteAction::Consult,
         park: account.park.clone(),
         unpark: account.unpark.clone(),
+    }
+}
+
+/// The answering policy of `account`: do not disturb, auto-answer, and `[wrapup]`.
+fn answer_config(account: &config::Account, wrapup: &config::Wrapup) -> AnswerConfig {
+    AnswerConfig {
+        auto_answer: match account.auto_answer {
+            config::AutoAnswer::Off => AutoAnswer::Off,
+            config::AutoAnswer::On => AutoAnswer::On,
+            config::AutoAnswer::Intercom => AutoAnswer::Intercom,
+        },
+        delay: Duration::from_millis(u64::from(account.auto_answer_delay)),
+        second: account.auto_answer_second,
+        dnd_status: account.dnd_response,
+        dnd_on_code: account.dnd_on_code.clone(),
+        dnd_off_code: account.dnd_off_code.clone(),
+        wrapup: WrapupConfig {
+            codes: wrapup.codes.clone(),
+            required: wrapup.required,
+            limit: (wrapup.seconds > 0).then(|| Duration::from_secs(u64::from(wrapup.seconds))),
+            busy: wrapup.busy_during_wrapup,
+        },
     }
 }
 

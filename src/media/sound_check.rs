@@ -25,6 +25,8 @@ const TONE_HZ: f64 = 1000.0;
 const TONE_AMPLITUDE: f64 = 8192.0;
 /// How long the test tone plays: two seconds of frames.
 const TONE_FRAMES: u32 = 100;
+/// How long the auto-answer beep plays: 200 ms of frames.
+const BEEP_FRAMES: u32 = 10;
 /// The level reported for digital silence.
 pub const SILENCE_DBFS: f32 = -96.0;
 
@@ -35,6 +37,8 @@ pub enum SoundOrder {
     Meter(bool),
     /// Play the test tone in the headset once (two seconds).
     Tone,
+    /// A short beep (the test tone for 200 ms): a call is being answered by itself.
+    Beep,
     /// Play the microphone back in the headset one second later (`true`), or stop.
     Echo(bool),
 }
@@ -65,6 +69,10 @@ impl SoundCheck {
             }
             SoundOrder::Tone => {
                 self.tone_left = TONE_FRAMES;
+                self.tone_at = 0;
+            }
+            SoundOrder::Beep => {
+                self.tone_left = BEEP_FRAMES;
                 self.tone_at = 0;
             }
             SoundOrder::Echo(true) => {

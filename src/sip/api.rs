@@ -74,6 +74,10 @@ pub enum Command {
     Park(Option<LineNo>),
     /// Take back the call parked in this slot.
     Unpark(String),
+    /// Do not disturb on (`Some(true)`), off, or the other way (`None`).
+    Dnd(Option<bool>),
+    /// Close the oldest open wrap-up with a code and note, or skip it.
+    Wrapup(super::answer_policy::WrapupChoice),
 }
 
 /// The state of a call as shown to the operator.
@@ -310,6 +314,65 @@ pub enum Event {
     },
     /// The user agent stopped (after `quit`).
     Stopped,
+    /// Do not disturb was switched on or off (`dnd`).
+    Dnd {
+        /// New calls are refused (or the PBX was told, by `code`).
+        on: bool,
+        /// The PBX feature code dialled to tell it (`dnd_on_code` / `dnd_off_code`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+    },
+    /// A new call was answered busy without ringing: do not disturb, or a wrap-up under way
+    /// with `busy_during_wrapup`. It took no line.
+    Refused {
+        /// SIP Call-ID.
+        call_id: String,
+        /// The caller's URI.
+        from: String,
+        /// The caller's display name, if any.
+        display_name: Option<String>,
+        /// The status sent (486 or 480).
+        status: u16,
+        /// Why, in words (`do not disturb`, …).
+        reason: String,
+    },
+    /// The ringing call on `line` will be answered by itself after `after_ms`
+    /// (`auto_answer = "on"`, or an intercom call).
+    AutoAnswer {
+        /// The line it rings on.
+        line: LineNo,
+        /// SIP Call-ID.
+        call_id: String,
+        /// Milliseconds until it is answered.
+        after_ms: u64,
+    },
+    /// The after-call wrap-up of a call (`[wrapup]`): `started` as the call ends (just before
+    /// its `ended` state), then `saved`, `skipped` or `expired`.
+    Wrapup {
+        /// The line the call was on.
+        line: LineNo,
+        /// SIP Call-ID of the call.
+        call_id: String,
+        /// The far end's URI.
+        peer: String,
+        /// Where it stands.
+        status: super::answer_policy::WrapupStatus,
+        /// The codes offered (on `started`).
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        codes: Vec<String>,
+        /// Seconds until it closes itself (on `started`, when limited).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        seconds: Option<u64>,
+        /// A code must be chosen (on `started`).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        required: bool,
+        /// The code chosen (on `saved`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        /// The note typed (on `saved`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
     /// The favourites with their lamps, after `favourites`.
     Favourites {
         /// In their configured order.

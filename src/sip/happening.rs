@@ -61,6 +61,7 @@ impl UserAgent {
                 Happening::Answered(call_id) => {
                     self.referral_progress(now, &call_id);
                     self.consult_follows(now, &call_id);
+                    self.answered_by_policy(now, &call_id);
                 }
                 Happening::HoldSettled { call_id, held } => {
                     self.hold_settled(now, &call_id, held);
@@ -71,6 +72,7 @@ impl UserAgent {
                     self.referral_progress(now, &call_id);
                     self.consult_follows(now, &call_id);
                     self.conference_member_ended(&call_id);
+                    self.ended_by_policy(now, &call_id);
                 }
                 Happening::TransferOver(call_id) => self.consult_follows(now, &call_id),
             }

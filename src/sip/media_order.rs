@@ -88,6 +88,8 @@ pub enum MediaOrder {
         /// The far end's URI (for the file name).
         peer: String,
     },
+    /// A short beep in the headset: a call is being answered by itself (auto-answer).
+    Beep,
     /// Stop recording the call on the line.
     StopRecording {
         /// The line (1-based).

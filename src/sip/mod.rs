@@ -32,6 +32,9 @@
 //! "only one line talks at a time", is protocol logic worth testing on
 //! simulated time.
 
+pub mod answer_policy;
+#[cfg(test)]
+mod answer_policy_tests;
 pub mod api;
 mod attendant;
 #[cfg(test)]
@@ -103,6 +106,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
+pub use answer_policy::{AnswerConfig, AutoAnswer, WrapupChoice, WrapupConfig, WrapupStatus};
 pub use api::{
     CallState, Census, Command, Direction, Event, FavouriteLamp, LineNo, TransferKind,
     TransferMechanism, TransferStatus,
@@ -297,6 +301,8 @@ pub struct UaConfig {
     pub srtp: sdes::SrtpConfig,
     /// Favourites (one key each) and call park.
     pub attendant: AttendantConfig,
+    /// Do not disturb, auto-answer and wrap-up.
+    pub answer: AnswerConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -414,6 +420,8 @@ pub struct UserAgent {
     stale_contact: Option<String>,
     /// Calls we parked, to tell where and to recognise them when they come back.
     parking: attendant::Parking,
+    /// Do not disturb, auto-answer and wrap-up (`answer_policy.rs`).
+    answering: answer_policy::Answering,
 }
 
 impl UserAgent {
@@ -456,6 +464,7 @@ impl UserAgent {
             awaiting_dns: false,
             stale_contact: None,
             parking: attendant::Parking::default(),
+            answering: answer_policy::Answering::default(),
             cfg,
         };
         if ua.cfg.account.register {
@@ -578,6 +587,7 @@ impl UserAgent {
         }
         self.on_subscription_timers(now);
         self.on_consult_timer(now);
+        self.on_answer_policy_timer(now);
         self.acks.retain(|a| a.until() > now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
@@ -631,6 +641,9 @@ impl UserAgent {
         if self.quit_deadline.is_some() || self.stopped {
             return;
         }
+        if self.answer_policy_command(now, &cmd) {
+            return self.settle(now);
+        }
         match cmd {
             Command::Dial(target) => self.dial(now, &target),
             Command::DialVia { account, target } => self.dial_via(now, &account, &target),
@@ -665,7 +678,12 @@ impl UserAgent {
             Command::Conference => self.conference(now),
             Command::Pickup(ext) => self.pickup(now, &ext),
             Command::Watch(exts) => self.watch(now, &exts),
-            Command::Quit => self.quit(now),
+            Command::Quit => {
+                self.close_wrapups_for_quit(now);
+                self.quit(now);
+            }
+            // The answering policy's (`answer_policy_command` above).
+            Command::Dnd(_) | Command::Wrapup(_) => {}
             command @ (Command::Favourite(_)
             | Command::Favourites
             | Command::Park(_)
@@ -714,6 +732,7 @@ impl UserAgent {
                     self.subscriptions_deadline(),
                     self.consult.as_ref().and_then(attended::Consult::deadline),
                     self.acks.iter().map(call::SentAck::until).min(),
+                    self.answering.deadline(),
                 ]),
         )
     }

@@ -52,6 +52,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         blf: Vec::new(),
         srtp: super::sdes::SrtpConfig::default(),
         attendant: super::AttendantConfig::default(),
+        answer: crate::sip::AnswerConfig::default(),
     }
 }
 

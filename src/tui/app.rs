@@ -23,6 +23,7 @@ use super::finder::{Finder, PickerRow};
 use super::history_view::HistoryList;
 use super::keymap::{Action, Keymap};
 use super::sip_trace::SipTrace;
+use super::wrapup::WrapupView;
 use crate::front::{Command, Event};
 use crate::sip::{
     BlfState, CallState, Command as SipCommand, LineNo, TransferKind, TransferMechanism,
@@ -405,6 +406,10 @@ pub struct App {
     pub favourites: Favourites,
     /// The account has a park extension (the park key applies).
     pub parkable: bool,
+    /// Do not disturb is on.
+    pub dnd: bool,
+    /// Open wrap-ups, oldest (the one shown) first.
+    pub wrapups: Vec<WrapupView>,
 }
 
 impl App {
@@ -438,6 +443,8 @@ impl App {
             watching: Vec::new(),
             favourites: Favourites::default(),
             parkable: false,
+            dnd: false,
+            wrapups: Vec::new(),
         }
     }
 

@@ -15,6 +15,7 @@ use crate::config::Keys;
 use crate::front::{Command, Event, TraceDirection, TraceMode};
 use crate::sip::{
     BlfState, CallState, Command as SipCommand, Event as SipEvent, TransferKind, TransferStatus,
+    WrapupChoice, WrapupStatus,
 };
 
 #[allow(clippy::disallowed_methods)]
@@ -914,6 +915,7 @@ fn the_history_view_is_read_on_demand_and_enter_calls_back() {
         duration_s: 5,
         outcome: CallOutcome::Missed,
         reason: None,
+        wrapup: None,
     };
     let list = HistoryList::new(&[record], start, |n| rig.finder.name_for(n));
     rig.feed(Input::History(Ok(list)));
@@ -1354,5 +1356,100 @@ fn a_favourites_label_names_a_number_the_directory_does_not_know() {
         rig.app.call(2).and_then(|c| c.name.clone()).as_deref(),
         Some("Bob Builder"),
         "the directory's name first"
+    );
+}
+
+fn wrapup_started(call_id: &str, required: bool) -> Event {
+    Event::Sip(SipEvent::Wrapup {
+        line: 1,
+        call_id: call_id.into(),
+        peer: "sip:201@pbx".into(),
+        status: WrapupStatus::Started,
+        codes: vec!["sale".into(), "callback".into()],
+        seconds: Some(30),
+        required,
+        code: None,
+        note: None,
+    })
+}
+
+#[test]
+fn d_switches_do_not_disturb_and_the_event_sets_the_status() {
+    let mut rig = Rig::new();
+    assert_eq!(
+        rig.char('D'),
+        vec![Effect::Send(Command::Sip(SipCommand::Dnd(None)))]
+    );
+    assert!(!rig.app.dnd, "the screen waits for the core's word");
+    rig.event(Event::Sip(SipEvent::Dnd {
+        on: true,
+        code: None,
+    }));
+    assert!(rig.app.dnd);
+}
+
+#[test]
+fn the_wrap_up_modal_takes_the_keys_and_saves_a_code_and_note() {
+    let mut rig = Rig::new();
+    rig.event(wrapup_started("c1", false));
+    assert!(
+        rig.char('a').is_empty(),
+        "typing goes to the note, not to answer"
+    );
+    rig.key(KeyCode::Backspace);
+    rig.key(KeyCode::Down);
+    rig.key(KeyCode::Down);
+    rig.typed("ring at 5");
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        vec![Effect::Send(Command::Sip(SipCommand::Wrapup(
+            WrapupChoice::Save {
+                code: Some("callback".into()),
+                note: "ring at 5".into(),
+            }
+        )))]
+    );
+    rig.event(Event::Sip(SipEvent::Wrapup {
+        line: 1,
+        call_id: "c1".into(),
+        peer: "sip:201@pbx".into(),
+        status: WrapupStatus::Saved,
+        codes: Vec::new(),
+        seconds: None,
+        required: false,
+        code: Some("callback".into()),
+        note: Some("ring at 5".into()),
+    }));
+    assert!(rig.app.wrapups.is_empty());
+    assert_eq!(
+        rig.char('D'),
+        vec![Effect::Send(Command::Sip(SipCommand::Dnd(None)))],
+        "keys are back"
+    );
+}
+
+#[test]
+fn a_required_wrap_up_cannot_be_skipped_and_esc_skips_otherwise() {
+    let mut rig = Rig::new();
+    rig.event(wrapup_started("c1", true));
+    assert!(rig.key(KeyCode::Esc).is_empty());
+    assert!(rig.app.outcome.as_ref().is_some_and(|o| o.failure));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        vec![Effect::Send(Command::Sip(SipCommand::Wrapup(
+            WrapupChoice::Save {
+                code: Some("sale".into()),
+                note: String::new(),
+            }
+        )))],
+        "a required wrap-up starts on the first code"
+    );
+    let mut rig = Rig::new();
+    rig.event(wrapup_started("c2", false));
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        vec![Effect::Send(Command::Sip(SipCommand::Wrapup(
+            WrapupChoice::Skip
+        )))]
     );
 }

@@ -130,6 +130,7 @@ mod tests {
             duration_s: 83,
             outcome,
             reason: None,
+            wrapup: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub enum Action {
     SoundCheck,
     /// Add the selected call's party to the personal book.
     AddContact,
+    /// Do not disturb on or off.
+    Dnd,
     /// Show every key.
     Help,
     /// Quit.
@@ -67,7 +69,7 @@ pub enum Action {
 }
 
 /// Every action with its `[keys]` name, default keys and help text, in help order.
-const ACTIONS: [(Action, &str, &str, &str); 26] = [
+const ACTIONS: [(Action, &str, &str, &str); 27] = [
     (Action::Dial, "dial", "d", "call a number or a contact"),
     (
         Action::Answer,
@@ -150,8 +152,7 @@ const ACTIONS: [(Action, &str, &str, &str); 26] = [
         "v",
         "sound check: devices, level, tone, echo",
     ),
-    (Action::Help, "help", "? f1", "this help"),
-    (Action::Quit, "quit", "q", "quit"),
+    (Action::Dnd, "dnd", "D", "do not disturb on / off"),
     (
         Action::Favourites,
         "favourites",
@@ -159,6 +160,8 @@ const ACTIONS: [(Action, &str, &str, &str); 26] = [
         "favourites panel on / off",
     ),
     (Action::Park, "park", "P", "park the call on the PBX"),
+    (Action::Help, "help", "? f1", "this help"),
+    (Action::Quit, "quit", "q", "quit"),
 ];
 
 impl Action {

@@ -32,6 +32,7 @@ pub mod stderr;
 pub mod terminal;
 pub mod view;
 pub mod widgets;
+pub mod wrapup;
 
 use std::collections::VecDeque;
 use std::io;
@@ -215,7 +216,7 @@ pub fn run(
             }
             Err(std_mpsc::RecvTimeoutError::Timeout) => {
                 next_tick = now() + TICK;
-                app.has_calls()
+                app.has_calls() || !app.wrapups.is_empty()
             }
         };
         if redraw {

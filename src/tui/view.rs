@@ -18,6 +18,7 @@ use super::widgets::{
     blf_row, footer, help, history, line_list, line_pane, picker, popup, sound_check, status_bar,
     trace_pane,
 };
+use super::wrapup;
 use crate::sip::LineNo;
 
 /// From this many columns the panes sit side by side.
@@ -99,6 +100,11 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         Mode::ConfirmQuit => confirm_quit(frame, area),
         Mode::History(list) => history::render(frame, area, list),
         Mode::Sound(check) => sound_check::render(frame, area, check, app),
+        Mode::Normal if !app.wrapups.is_empty() => {
+            if let Some(first) = app.wrapups.first() {
+                wrapup::render(frame, area, first, app.wrapups.len() - 1, now);
+            }
+        }
         Mode::Normal
         | Mode::CommandLine(_)
         | Mode::RoutePrompt(_)

@@ -138,6 +138,9 @@ impl UserAgent {
                 return;
             }
         };
+        if replaced.is_none() && self.refused_by_policy(now, req) {
+            return;
+        }
         let line = match &replaced {
             Some((_, line)) => *line,
             None => match self.free_line(self.selected) {
@@ -215,6 +218,7 @@ impl UserAgent {
             b.header("Contact", format!("<{contact}>"))
         });
         self.announce(&req.call_id, None, None);
+        self.ringing_by_policy(now, &req.call_id, req);
     }
 
     /// CANCEL of an INVITE we have not answered (§9.2).

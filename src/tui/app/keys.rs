@@ -21,6 +21,7 @@ impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
         match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal if !self.wrapups.is_empty() => self.wrapup_key(&key),
             Mode::Normal => self.normal_key(key),
             Mode::Help => Vec::new(),
             Mode::Trace => self.trace_key(key),
@@ -203,6 +204,21 @@ impl App {
         Vec::new()
     }
 
+    /// A key for the wrap-up modal (the oldest open wrap-up).
+    fn wrapup_key(&mut self, key: &KeyEvent) -> Vec<Effect> {
+        let Some(wrapup) = self.wrapups.first_mut() else {
+            return Vec::new();
+        };
+        match wrapup.key(key) {
+            Ok(Some(command)) => vec![Effect::Send(Command::Sip(command))],
+            Ok(None) => Vec::new(),
+            Err(words) => {
+                self.tell(words, true);
+                Vec::new()
+            }
+        }
+    }
+
     fn normal_key(&mut self, key: KeyEvent) -> Vec<Effect> {
         if key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c') {
             return self.act(Action::Quit);
@@ -330,7 +346,8 @@ impl App {
             | Action::NoiseSuppression
             | Action::Agc
             | Action::History
-            | Action::SoundCheck => true,
+            | Action::SoundCheck
+            | Action::Dnd => true,
             Action::Quit => !self.quitting,
             Action::Favourites => !self.favourites.list.is_empty(),
             Action::Park => {
@@ -414,6 +431,7 @@ impl App {
             Action::NoiseSuppression => send(Command::Voice(VoiceStage::NoiseSuppression, None)),
             Action::Agc => send(Command::Voice(VoiceStage::Agc, None)),
             Action::History => vec![Effect::LoadHistory],
+            Action::Dnd => send(Command::Sip(SipCommand::Dnd(None))),
             Action::SoundCheck => {
                 self.mode = Mode::Sound(SoundView::default());
                 self.level = None;
@@ -545,6 +563,12 @@ impl App {
             }
             Mode::RoutePrompt(line) => {
                 self.mode = Mode::RoutePrompt(line + &one_line(text));
+                Vec::new()
+            }
+            Mode::Normal if !self.wrapups.is_empty() => {
+                if let Some(wrapup) = self.wrapups.first_mut() {
+                    wrapup.paste(text);
+                }
                 Vec::new()
             }
             Mode::Normal if self.applicable(Action::Dial) => {

@@ -13,9 +13,11 @@ use super::{
 use crate::front::{Event, TraceMode};
 use crate::sip::{
     CallState, Event as SipEvent, LineNo, TransferKind, TransferMechanism, TransferStatus,
+    WrapupStatus,
 };
 use crate::tui::finder::Finder;
 use crate::tui::sip_trace::TraceEntry;
+use crate::tui::wrapup::WrapupView;
 
 impl App {
     /// The name of `number`: from the directory, else a favourite's label.
@@ -134,6 +136,77 @@ impl App {
         let mut effects = Vec::new();
         match event {
             SipEvent::Blf { ext, state } => self.set_lamp(ext, state),
+            SipEvent::Dnd { on, code } => {
+                self.dnd = on;
+                let told = code.map_or(String::new(), |c| format!(" (told the PBX: {c})"));
+                let words = if on {
+                    "do not disturb: new calls are answered busy"
+                } else {
+                    "do not disturb is off"
+                };
+                self.tell(format!("{words}{told}"), false);
+            }
+            SipEvent::Refused {
+                from,
+                display_name,
+                reason,
+                ..
+            } => {
+                let number = number_of(&from);
+                let who = match finder.name_for(&number).or(display_name) {
+                    Some(name) => format!("{name} ({number})"),
+                    None => number,
+                };
+                self.tell(format!("{who} was answered busy: {reason}"), false);
+            }
+            SipEvent::AutoAnswer { line, after_ms, .. } => {
+                self.tell(
+                    format!(
+                        "auto-answer: line {line} in {:.1} s",
+                        after_ms as f64 / 1000.0
+                    ),
+                    false,
+                );
+            }
+            SipEvent::Wrapup {
+                call_id,
+                peer,
+                status: WrapupStatus::Started,
+                codes,
+                seconds,
+                required,
+                ..
+            } => {
+                let who = self
+                    .lines
+                    .iter()
+                    .flatten()
+                    .find(|c| c.call_id == call_id)
+                    .map_or_else(|| number_of(&peer), CallView::who);
+                self.wrapups
+                    .push(WrapupView::new(call_id, who, codes, required, seconds));
+                if let Some(first) = self.wrapups.first_mut() {
+                    first.show(now);
+                }
+            }
+            SipEvent::Wrapup {
+                call_id,
+                status,
+                code,
+                ..
+            } => {
+                self.wrapups.retain(|w| w.call_id != call_id);
+                if let Some(first) = self.wrapups.first_mut() {
+                    first.show(now);
+                }
+                let words = match (status, code) {
+                    (WrapupStatus::Saved, Some(code)) => format!("wrap-up saved: {code}"),
+                    (WrapupStatus::Saved, None) => "wrap-up saved".to_owned(),
+                    (WrapupStatus::Expired, _) => "wrap-up closed itself (time is up)".to_owned(),
+                    _ => "wrap-up skipped".to_owned(),
+                };
+                self.tell(words, false);
+            }
             SipEvent::Registered { .. } => self.registration = Registration::Registered,
             SipEvent::RegistrationFailed {
                 reason, retry_in, ..

@@ -1,6 +1,7 @@
 //! The footer: the keys that make sense now, taken from the same key table that matching uses.
-//! The command line, search, route, trace, history and add-contact keys are left to the help
-//! overlay so the call-handling keys always fit.
+//! The command line, search, route, trace, history, add-contact and do-not-disturb keys are
+//! left to the help overlay so the call-handling keys always fit; while a wrap-up is shown,
+//! its keys.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -15,6 +16,13 @@ use crate::tui::keymap::Action;
 /// Draws the key hints for the current mode.
 pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let pairs: Vec<(String, &str)> = match &app.mode {
+        Mode::Normal if !app.wrapups.is_empty() => {
+            let mut pairs = vec![("↑↓".to_owned(), "code"), ("enter".to_owned(), "save")];
+            if app.wrapups.first().is_some_and(|w| !w.required) {
+                pairs.push(("esc".to_owned(), "skip"));
+            }
+            pairs
+        }
         Mode::Normal => {
             let mut pairs: Vec<(String, &str)> = app
                 .available()
@@ -31,6 +39,7 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
                             | Action::History
                             | Action::SoundCheck
                             | Action::AddContact
+                            | Action::Dnd
                     )
                 })
                 .map(|a| (app.keymap.first_key(a), a.name()))

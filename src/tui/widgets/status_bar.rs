@@ -57,6 +57,12 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     if let Some(voice) = voice {
         spans.push(Span::styled(voice, bar));
     }
+    if app.dnd {
+        spans.push(Span::styled(
+            " │ DND",
+            bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
+        ));
+    }
     if app.quitting {
         spans.push(Span::styled(
             " │ quitting…",
