@@ -250,6 +250,10 @@ pub struct Account {
     /// (`received`/`rport`) into Contact, Via and SDP and registers it; `"off"` never does.
     #[serde(default)]
     pub nat: Nat,
+    /// A STUN server (`stun:host[:port]`) asked for each RTP socket's public address at
+    /// start, which SDP then offers; `None`: SDP carries the local (or NAT-corrected) address.
+    #[serde(default)]
+    pub stun_server: Option<String>,
     /// How `pickup` works: `"dialog"` or `"code"`. `None`: `code` when [`Account::pickup_code`]
     /// is set, else `dialog`. See [`Account::pickup_method`].
     #[serde(default, rename = "pickup_method")]
@@ -406,6 +410,7 @@ impl fmt::Debug for Account {
             .field("keepalive", &self.keepalive)
             .field("accept_from", &self.accept_from)
             .field("nat", &self.nat)
+            .field("stun_server", &self.stun_server)
             .field("pickup_method", &self.pickup_method_setting)
             .field("pickup_code", &self.pickup_code)
             .field("blf", &self.blf)
@@ -604,6 +609,7 @@ impl Config {
                 keepalive: default_keepalive(),
                 accept_from: None,
                 nat: Nat::Auto,
+                stun_server: None,
                 pickup_method_setting: None,
                 pickup_code: None,
                 blf: Vec::new(),
@@ -786,6 +792,11 @@ impl Account {
         if let Some(uri) = &self.outbound_proxy {
             if let Err(message) = check_sip_uri(uri, false) {
                 out.push(Problem::new(key("outbound_proxy"), message));
+            }
+        }
+        if let Some(uri) = &self.stun_server {
+            if let Err(message) = crate::sip::stun::StunServer::parse(uri) {
+                out.push(Problem::new(key("stun_server"), message));
             }
         }
         if self.password.is_some() && self.password_cmd.is_some() {
@@ -1261,7 +1272,7 @@ blind_timeout = \"soon\"
                  `auth_user`, `password`, `password_cmd`, `register`, `expires`, \
                  `transfer_method`, `transfer_blind_code`, `transfer_attended_code`, \
                  `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, `nat`, \
-                 `pickup_method`, `pickup_code`, `blf`, `tls_ca_file`, `srtp`, \
+                 `stun_server`, `pickup_method`, `pickup_code`, `blf`, `tls_ca_file`, `srtp`, \
                  `srtp_over_insecure`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
                 "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
@@ -1309,6 +1320,7 @@ user = \"u@x\"
 domain = \"sip:d\"
 registrar = \"pbx.test\"
 outbound_proxy = \"sip:\"
+stun_server = \"stun.example.com\"
 password = \"p\"
 password_cmd = \"pass x\"
 expires = 30
@@ -1336,6 +1348,7 @@ order = []
                 "account[0].domain",
                 "account[0].registrar",
                 "account[0].outbound_proxy",
+                "account[0].stun_server",
                 "account[0].password_cmd",
                 "account[0].expires",
                 "account[1].name",

@@ -477,6 +477,11 @@ pub enum Event {
     },
     /// The user agent stopped (after `quit`).
     Stopped,
+    /// What was learnt about reaching us through the network (a STUN answer, or its absence).
+    Network {
+        /// What happened, in words.
+        message: String,
+    },
 }
 
 /// How much state the SIP core holds: after every call and subscription has ended and the

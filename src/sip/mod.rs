@@ -81,6 +81,7 @@ pub mod sdp;
 mod session_timer;
 #[cfg(test)]
 mod session_timer_tests;
+pub mod stun;
 mod subscription;
 pub mod target;
 #[cfg(test)]
@@ -442,7 +443,7 @@ impl UserAgent {
                 .map(|_| [[0; sdes::KEY_LEN]; 2])
                 .collect(),
             registrar_targets: locate::Targets::fixed(
-                cfg.account.registrar_addr.into_iter().collect(),
+                cfg.account.server_addr().into_iter().collect(),
             ),
             resolves: VecDeque::new(),
             awaiting_dns: false,
@@ -839,8 +840,8 @@ impl UserAgent {
     /// trunk (a trunk is not registered, but that is where its calls go), else the URI's host.
     fn first_hop_via(&self, trunk: Option<usize>, uri: &str) -> Option<SocketAddr> {
         let account = self.account_of(trunk);
-        if let Some((_, addr)) = &account.outbound_proxy {
-            return Some(*addr);
+        if account.outbound_proxy.is_some() {
+            return account.proxy_addr();
         }
         if account.register || trunk.is_some() {
             if let Some(addr) = account.registrar_addr {
@@ -854,7 +855,7 @@ impl UserAgent {
     fn register_dst(&self) -> Option<SocketAddr> {
         let account = &self.cfg.account;
         match &account.outbound_proxy {
-            Some((_, addr)) => Some(*addr),
+            Some(_) => account.proxy_addr(),
             None => account
                 .registrar_addr
                 .or_else(|| msg::SipUri::parse(&account.registrar).and_then(|u| u.socket_addr())),
@@ -864,7 +865,7 @@ impl UserAgent {
     /// Where keep-alives go: the outbound proxy, else the registrar of a registering account.
     fn keepalive_dst(&self) -> Option<SocketAddr> {
         match &self.cfg.account.outbound_proxy {
-            Some((_, addr)) => Some(*addr),
+            Some(_) => self.cfg.account.proxy_addr(),
             None if self.cfg.account.register => self.register_dst(),
             None => None,
         }
@@ -881,10 +882,11 @@ impl UserAgent {
         }
         let account = &self.cfg.account;
         let trusted: Vec<IpAddr> = account
-            .outbound_proxy
+            .proxy_addr()
             .iter()
-            .map(|(_, a)| a.ip())
-            .chain(self.register_dst().map(|a| a.ip()))
+            .chain(self.register_dst().iter())
+            .chain(self.registrar_targets.all())
+            .map(SocketAddr::ip)
             .collect();
         trusted.is_empty() || trusted.contains(&src.ip())
     }
