@@ -188,6 +188,8 @@ fn a_blind_transfer_from_behind_the_nat_reaches_the_target() {
     alice.wait_for(secs(10), "incoming");
     alice.send("answer");
     bob.wait_call_state(secs(10), 1, "connected");
+    // Only once alice has the ACK is the call hers to transfer.
+    alice.wait_call_state(secs(10), 1, "connected");
     alice.send("transfer carol");
     carol.wait_for(secs(10), "incoming");
     carol.send("answer");

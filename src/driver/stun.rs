@@ -14,6 +14,8 @@ use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 use tokio::time::{sleep_until, Instant};
 
+use super::now;
+
 use crate::media::api::LineSockets;
 use crate::sip::stun::{Binding, Outcome, TransactionId};
 use crate::sip::Event;
@@ -91,10 +93,10 @@ async fn bind_one(
 async fn run(server: SocketAddr, socket: &UdpSocket) -> Result<SocketAddr, String> {
     let mut id: TransactionId = [0; 12];
     rand::rngs::OsRng.fill_bytes(&mut id);
-    let mut binding = Binding::new(Instant::now().into_std(), server, id);
+    let mut binding = Binding::new(now(), server, id);
     let mut buf = [0u8; 1500];
     loop {
-        while let Some((to, request)) = binding.poll_transmit(Instant::now().into_std()) {
+        while let Some((to, request)) = binding.poll_transmit(now()) {
             if let Err(e) = socket.send_to(&request, to).await {
                 tracing::debug!(error = %e, "STUN request not sent");
             }
@@ -114,7 +116,7 @@ async fn run(server: SocketAddr, socket: &UdpSocket) -> Result<SocketAddr, Strin
                 }
             }
             () = sleep_until(Instant::from_std(deadline)) => {
-                binding.handle_timeout(Instant::now().into_std());
+                binding.handle_timeout(now());
             }
         }
     }

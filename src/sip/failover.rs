@@ -23,9 +23,13 @@ use super::{Account, Resolve, UserAgent};
 
 impl UserAgent {
     /// The answer to a [`Resolve`] for `uri`: the targets in order, or why there are none.
-    /// A REGISTER waiting for it is sent (or, without targets, the registration fails and is
+    /// Calls to that URI waiting for it send their INVITE; a REGISTER waiting for it is sent (or, without targets, the registration fails and is
     /// retried after the backoff).
     pub fn handle_resolved(&mut self, now: Instant, uri: &str, answer: Result<Located, String>) {
+        if self.call_resolved(now, uri, &answer) {
+            self.collect_finished();
+            return;
+        }
         if uri != self.cfg.account.server_uri()
             || !self.awaiting_dns
             || self.quit_deadline.is_some()

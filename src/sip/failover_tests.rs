@@ -253,9 +253,17 @@ fn an_invite_the_primary_never_answers_goes_to_the_backup_as_the_same_call() {
     assert_eq!(first[0].0, addr(PRIMARY));
     // Timer B (64·T1 = 32 s) runs out: the next target, before telling anyone.
     b.advance(Duration::from_secs(31));
-    assert_eq!(invites_sent(&mut b).len(), 0, "only retransmissions so far");
+    assert!(
+        invites_sent(&mut b)
+            .iter()
+            .all(|(dst, m)| *dst == addr(PRIMARY) && m.via.branch() == first[0].1.via.branch()),
+        "only retransmissions so far"
+    );
     b.advance(Duration::from_secs(2));
-    let second = invites_sent(&mut b);
+    let second: Vec<(SocketAddr, Message)> = invites_sent(&mut b)
+        .into_iter()
+        .filter(|(_, m)| m.via.branch() != first[0].1.via.branch())
+        .collect();
     assert_eq!(second.len(), 1, "{second:#?}");
     let (dst, again) = &second[0];
     assert_eq!(*dst, addr(BACKUP));
@@ -315,6 +323,65 @@ fn other_failures_and_calls_past_ringing_do_not_fail_over() {
     b.recv(PRIMARY, &reply(&invite, 503, "y", "", ""));
     assert!(invites_sent(&mut b).is_empty());
     assert_eq!(call_ended(&mut b), [Some(503)]);
+}
+
+#[test]
+fn a_call_to_another_domain_is_located_by_dns_and_fails_over_across_its_targets() {
+    let mut b = registered_at_primary();
+    b.cmd(Command::Dial("sip:carol@Other.example".into()));
+    assert!(
+        invites_sent(&mut b).is_empty(),
+        "nothing before DNS answers"
+    );
+    let asked = b.next_resolve().expect("a lookup for the call");
+    assert_eq!(asked.uri, "sip:carol@Other.example");
+    assert_eq!(
+        asked.plan,
+        Plan::Domain {
+            domain: "other.example".into(),
+            secure: false
+        }
+    );
+    // An answer for another URI changes nothing.
+    b.ua.handle_resolved(b.now, "sip:x@elsewhere.example", answer(&[BACKUP], 60));
+    assert!(invites_sent(&mut b).is_empty());
+    const FIRST: &str = "127.0.0.31:5060";
+    const SECOND: &str = "127.0.0.32:5070";
+    b.ua.handle_resolved(b.now, &asked.uri, answer(&[FIRST, SECOND], 60));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(FIRST), "straight to the domain's server");
+    assert_eq!(sent[0].1.request_uri(), Some("sip:carol@Other.example"));
+    b.recv(FIRST, &reply(&sent[0].1, 503, "x", "", ""));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(SECOND), "its next target");
+    assert!(call_ended(&mut b).is_empty());
+}
+
+#[test]
+fn a_domain_dns_cannot_locate_ends_the_call_with_the_reason() {
+    let mut b = Bench::with_config(config(false));
+    b.cmd(Command::Dial("sip:carol@nowhere.example".into()));
+    let asked = b.next_resolve().expect("a lookup for the call");
+    b.ua.handle_resolved(b.now, &asked.uri, Err("NXDOMAIN".into()));
+    let reasons: Vec<String> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call {
+                state: super::api::CallState::Ended,
+                reason,
+                ..
+            } => reason,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["cannot locate sip:carol@nowhere.example: NXDOMAIN"]
+    );
+    assert!(invites_sent(&mut b).is_empty());
 }
 
 /// The 200 to `req` as a registrar behind which we are NATed writes it.

@@ -407,6 +407,9 @@ pub struct UserAgent {
     awaiting_dns: bool,
     /// A Contact replaced by NAT contact rewrite, removed (`expires=0`) by the next REGISTER.
     stale_contact: Option<String>,
+    /// Calls to a domain not ours, located by DNS: Call-ID, the URI asked about, and the
+    /// targets once answered (for INVITE failover).
+    call_lookups: Vec<(String, String, Option<locate::Targets>)>,
 }
 
 impl UserAgent {
@@ -448,6 +451,7 @@ impl UserAgent {
             resolves: VecDeque::new(),
             awaiting_dns: false,
             stale_contact: None,
+            call_lookups: Vec::new(),
             cfg,
         };
         if ua.cfg.account.register {
