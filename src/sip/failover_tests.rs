@@ -293,6 +293,39 @@ fn an_invite_the_primary_never_answers_goes_to_the_backup_as_the_same_call() {
 }
 
 #[test]
+fn over_tcp_a_lost_connection_moves_a_dialing_call_to_the_backup_at_once() {
+    let mut cfg = by_domain();
+    cfg.transport = Transport::Tcp;
+    let mut b = Bench::with_config(cfg);
+    let asked = b.next_resolve().expect("lookup");
+    let targets = [PRIMARY, BACKUP]
+        .iter()
+        .map(|t| (addr(t), Transport::Tcp))
+        .collect();
+    b.ua.handle_resolved(
+        b.now,
+        &asked.uri,
+        Ok(Located {
+            targets,
+            ttl: Duration::from_secs(3600),
+        }),
+    );
+    let (_, req) = register_sent(&mut b);
+    ok_from(&mut b, PRIMARY, &req);
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    assert_eq!(invites_sent(&mut b)[0].0, addr(PRIMARY));
+    b.ua.handle_connection_lost(b.now, addr(PRIMARY));
+    let sent = invites_sent(&mut b);
+    let Some((_, at_backup)) = sent.iter().find(|(dst, _)| *dst == addr(BACKUP)) else {
+        panic!("the INVITE did not go to the backup: {sent:#?}");
+    };
+    b.recv(BACKUP, &reply(at_backup, 180, "bob", "", ""));
+    // It rings there; the old transaction's timer B no longer ends the call.
+    b.advance(Duration::from_secs(33));
+    assert!(call_ended(&mut b).is_empty());
+}
+
+#[test]
 fn a_503_to_an_invite_tries_the_backup_and_fails_when_none_is_left() {
     let mut b = registered_at_primary();
     b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));

@@ -581,11 +581,15 @@ impl UserAgent {
         self.settle(now);
     }
 
-    /// The stream connection to `peer` closed, or could not be opened (TCP). When `peer` is
+    /// The stream connection to `peer` closed, or could not be opened (TCP). Calls still
+    /// dialing there fail over to the next target of their server. When `peer` is
     /// where REGISTER goes, the binding is renewed at once on a new connection, or, if the
     /// REGISTER in flight was lost with the connection, counted as a failure and retried after
     /// the backoff.
     pub fn handle_connection_lost(&mut self, now: Instant, peer: SocketAddr) {
+        if self.cfg.transport.is_reliable() {
+            self.calls_lost_connection(now, peer);
+        }
         if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
             return;
         }
@@ -597,6 +601,9 @@ impl UserAgent {
     /// that failed: an untrusted certificate, a name that does not match). Like
     /// [`UserAgent::handle_connection_lost`], but a REGISTER in flight fails with `reason`.
     pub fn handle_connection_failed(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
+        if self.cfg.transport.is_reliable() {
+            self.calls_lost_connection(now, peer);
+        }
         if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
             return;
         }

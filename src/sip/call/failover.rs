@@ -160,4 +160,33 @@ impl UserAgent {
         }
         !waiting.is_empty()
     }
+
+    /// The stream connection to `peer` closed or could not be opened: calls still dialing
+    /// there move to the next target at once, as after a timeout (their INVITE transaction
+    /// on the dead connection is dropped, so its timer B cannot end the call later).
+    pub(in crate::sip) fn calls_lost_connection(&mut self, now: Instant, peer: SocketAddr) {
+        let dialing: Vec<String> = self
+            .calls()
+            .filter(|c| c.first_hop == Some(peer) && matches!(c.phase, Phase::Dialing))
+            .map(|c| c.call_id.clone())
+            .collect();
+        for call_id in dialing {
+            if !self.invite_fail_over(now, &call_id, "connection lost") {
+                continue;
+            }
+            let Some(cseq) = self
+                .calls()
+                .find(|c| c.call_id == call_id)
+                .map(|c| c.invite.cseq.0)
+            else {
+                continue;
+            };
+            self.clients.retain(|_, (tx, owner)| {
+                let request = tx.request();
+                !(matches!(owner, Owner::Call(id) if *id == call_id)
+                    && request.method() == Method::Invite
+                    && request.cseq.0 < cseq)
+            });
+        }
+    }
 }
