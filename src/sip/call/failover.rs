@@ -1,7 +1,7 @@
-//! INVITE failover (RFC 3263 §4.3): a new call sent to the registration's server (registrar or
-//! outbound proxy) that gets no answer (timer B) or a 503 goes to the next target of its DNS answer
-//! (a new branch and CSeq, the same Call-ID and From tag), before the operator is told it
-//! failed. The registration is left where it is: it moves by its own rules (`failover.rs`).
+//! INVITE failover (RFC 3263 §4.3): a new call sent to the registration's server (registrar
+//! or outbound proxy) that gets no answer (timer B), a 503 or a lost connection goes to the
+//! next target of its DNS answer (a new branch and CSeq, the same Call-ID and From tag),
+//! before the operator is told it failed. The registration is left where it is: it moves by its own rules (`failover.rs`).
 //!
 //! ```text
 //!   INVITE ─► target k ── timer B / 503, still Dialing ──► target k+1 exists? ─► INVITE there
@@ -20,9 +20,9 @@ use crate::sip::locate;
 
 impl UserAgent {
     /// The initial INVITE of `call_id` failed at its first hop (`why`: for the log). When the
-    /// call still dials through the registration's server and another target of its DNS answer
-    /// is left after the one it used, the INVITE goes there and true is returned; otherwise false (the caller
-    /// ends the call as before).
+    /// call still dials and another target of its server's DNS answer is left after the one
+    /// it used, the INVITE goes there and true is returned; otherwise false (the caller ends
+    /// the call as before).
     pub(in crate::sip::call) fn invite_fail_over(
         &mut self,
         now: Instant,
