@@ -913,6 +913,26 @@ mod tests {
     }
 
     #[test]
+    fn the_stun_server_is_resolved_at_start_and_its_mistakes_are_kept_for_an_event() {
+        let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
+        assert_eq!(
+            Setup::new(&cfg, &cfg.accounts[0]).expect("setup").stun,
+            None
+        );
+        cfg.accounts[0].stun_server = Some("stun:127.0.0.1".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        assert_eq!(setup.stun, Some(Ok("127.0.0.1:3478".parse().unwrap())));
+        // Built by hand: the configuration check would reject it already.
+        cfg.accounts[0].stun_server = Some("127.0.0.1".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not fatal");
+        assert!(
+            matches!(&setup.stun, Some(Err(e)) if e.starts_with("stun_server `127.0.0.1`")),
+            "{:?}",
+            setup.stun
+        );
+    }
+
+    #[test]
     fn a_registering_accounts_proxy_named_by_domain_is_left_to_the_core() {
         let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
         cfg.accounts[0].outbound_proxy = Some("sip:proxy.invalid".to_owned());
