@@ -169,6 +169,11 @@ pub enum Event {
         /// size, it does not count what the allocator keeps of freed memory.
         heap_kib: Option<u64>,
     },
+    /// What was learnt about reaching us through the network (a STUN answer, or its absence).
+    Network {
+        /// What happened, in words.
+        message: String,
+    },
     /// From the SIP core: serialised as the core's event itself. Stays the last variant
     /// (serde wants untagged variants at the end): add new ones above it.
     #[serde(untagged)]

@@ -230,3 +230,142 @@ fn over_tcp_the_naptr_picks_tcp_and_a_lost_connection_moves_to_the_backup_at_onc
     );
     assert!(alice.quit_and_wait(secs(10)).success());
 }
+
+#[test]
+fn a_call_placed_while_the_primary_is_dead_goes_through_the_backup_before_any_registration() {
+    let net = Net::for_test("dns_failover::invite_primary");
+    let backup_net = Net::for_test("dns_failover::invite_backup");
+    let mut primary = Some(Kamailio::start_for_domain(&net, DOMAIN));
+    let backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        300,
+        &zone(net.ip(hosts::KAMAILIO), backup_net.ip(hosts::KAMAILIO)),
+    );
+    // alice finds the primary by DNS and registers there, for 10 minutes.
+    let mut account = AccountConfig::new("hosted", "alice", DOMAIN);
+    account.register = true;
+    account.expires = 600;
+    let mut alice_config = SwitchboardConfig::peer_to_peer(&net)
+        .with_network(&format!("dns_servers = [\"{}\"]", dns.addr()));
+    alice_config.accounts = vec![account];
+    let mut alice = Switchboard::start(&alice_config.to_toml());
+    alice.wait_for(secs(10), "registered");
+    primary
+        .as_ref()
+        .expect("primary")
+        .wait_registered("alice", secs(5));
+    // bob is registered at the backup only (his registrar is its address).
+    let bob_ip = backup_net.ip(BOB_HOST);
+    let mut bob_account = AccountConfig::new("hosted", "bob", DOMAIN);
+    bob_account.registrar = Some(format!("sip:{}:5060", backup_net.ip(hosts::KAMAILIO)));
+    bob_account.register = true;
+    let mut bob_config = SwitchboardConfig::peer_to_peer(&backup_net);
+    bob_config.bind = SocketAddr::from((bob_ip, 5060));
+    bob_config.accounts = vec![bob_account];
+    let mut bob = Switchboard::start(&bob_config.to_toml());
+    bob.wait_for(secs(10), "registered");
+    backup.wait_registered("bob", secs(5));
+
+    // The primary dies; alice's registration still names it (its refresh is minutes away).
+    drop(primary.take());
+    let dialled = Instant::now();
+    alice.send(&format!("dial sip:bob@{DOMAIN}"));
+    // Timer B (32 s) at the primary, then the same call at the backup.
+    bob.wait_for(secs(45), "incoming");
+    eprintln!(
+        "dns_failover: the call reached bob through the backup {:?} after dialling",
+        dialled.elapsed()
+    );
+    assert!(
+        backup.contacts("alice").is_empty(),
+        "alice did not wait for a registration at the backup"
+    );
+    assert!(
+        !alice
+            .events()
+            .iter()
+            .any(|e| e["event"] == "call" && e["state"] == "ended"),
+        "the operator is not told of the primary's failure"
+    );
+    bob.send("answer");
+    alice.wait_event(secs(10), |e| {
+        e["event"] == "call" && e["state"] == "connected"
+    });
+    alice.send("hangup");
+    bob.wait_event(secs(10), |e| e["event"] == "call" && e["state"] == "ended");
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+}
+
+#[test]
+fn an_outbound_proxy_and_another_domain_are_located_by_dns() {
+    let net = Net::for_test("dns_failover::proxy_primary");
+    let backup_net = Net::for_test("dns_failover::proxy_backup");
+    let other_net = Net::for_test("dns_failover::other_domain");
+    const OTHER: &str = "other.test";
+    let primary = Kamailio::start_for_domain(&net, DOMAIN);
+    let _backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    let other = Kamailio::start_for_domain(&other_net, OTHER);
+    let mut records = zone(net.ip(hosts::KAMAILIO), backup_net.ip(hosts::KAMAILIO));
+    // other.test has no NAPTR: its UDP SRV name is asked directly (RFC 3263 §4.1).
+    records.push(DnsRecord::Srv {
+        name: format!("_sip._udp.{OTHER}"),
+        priority: 10,
+        weight: 10,
+        port: 5060,
+        target: format!("sip.{OTHER}"),
+    });
+    records.push(DnsRecord::A {
+        name: format!("sip.{OTHER}"),
+        ip: other_net.ip(hosts::KAMAILIO),
+    });
+    let dns = Dnsmasq::start(net.ip(DNS_HOST), "test", 60, &records);
+
+    // carol's outbound proxy is the domain: located by NAPTR/SRV/A, she registers through it.
+    let mut carol_account = AccountConfig::new("hosted", "carol", DOMAIN);
+    carol_account.outbound_proxy = Some(format!("sip:{DOMAIN}"));
+    carol_account.register = true;
+    let mut carol_config = SwitchboardConfig::peer_to_peer(&net)
+        .with_network(&format!("dns_servers = [\"{}\"]", dns.addr()));
+    carol_config.bind = net.sip_addr(BOB_HOST);
+    carol_config.accounts = vec![carol_account];
+    let mut carol = Switchboard::start(&carol_config.to_toml());
+    carol.wait_for(secs(10), "registered");
+    primary.wait_registered("carol", secs(5));
+
+    // bob lives at other.test; alice (of pbx.test) dials him by his address.
+    let mut bob_account = AccountConfig::new("other", "bob", OTHER);
+    bob_account.registrar = Some(format!("sip:{}:5060", other_net.ip(hosts::KAMAILIO)));
+    bob_account.register = true;
+    let mut bob_config = SwitchboardConfig::peer_to_peer(&other_net);
+    bob_config.bind = SocketAddr::from((other_net.ip(BOB_HOST), 5060));
+    bob_config.accounts = vec![bob_account];
+    let mut bob = Switchboard::start(&bob_config.to_toml());
+    bob.wait_for(secs(10), "registered");
+    other.wait_registered("bob", secs(5));
+    let mut alice = Switchboard::start(&by_domain(
+        &net,
+        "alice",
+        net.sip_addr(hosts::SWITCHBOARD),
+        dns.addr(),
+    ));
+    alice.wait_for(secs(10), "registered");
+    alice.send(&format!("dial sip:bob@{OTHER}"));
+    bob.wait_for(secs(10), "incoming");
+    assert!(
+        dns.log().contains(&format!("query[SRV] _sip._udp.{OTHER}")),
+        "the other domain was located by SRV:\n{}",
+        dns.log()
+    );
+    bob.send("answer");
+    alice.wait_event(secs(10), |e| {
+        e["event"] == "call" && e["state"] == "connected"
+    });
+    alice.send("hangup");
+    bob.wait_event(secs(10), |e| e["event"] == "call" && e["state"] == "ended");
+    for sb in [&mut alice, &mut bob, &mut carol] {
+        assert!(sb.quit_and_wait(secs(10)).success());
+    }
+}

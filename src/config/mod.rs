@@ -279,6 +279,10 @@ pub struct Account {
     /// (`received`/`rport`) into Contact, Via and SDP and registers it; `"off"` never does.
     #[serde(default)]
     pub nat: Nat,
+    /// A STUN server (`stun:host[:port]`) asked for each RTP socket's public address at
+    /// start, which SDP then offers; `None`: SDP carries the local (or NAT-corrected) address.
+    #[serde(default)]
+    pub stun_server: Option<String>,
     /// How `pickup` works: `"dialog"` or `"code"`. `None`: `code` when [`Account::pickup_code`]
     /// is set, else `dialog`. See [`Account::pickup_method`].
     #[serde(default, rename = "pickup_method")]
@@ -448,6 +452,7 @@ impl fmt::Debug for Account {
             .field("dnd_on_code", &self.dnd_on_code)
             .field("dnd_off_code", &self.dnd_off_code)
             .field("nat", &self.nat)
+            .field("stun_server", &self.stun_server)
             .field("pickup_method", &self.pickup_method_setting)
             .field("pickup_code", &self.pickup_code)
             .field("blf", &self.blf)
@@ -654,6 +659,7 @@ impl Config {
                 dnd_on_code: None,
                 dnd_off_code: None,
                 nat: Nat::Auto,
+                stun_server: None,
                 pickup_method_setting: None,
                 pickup_code: None,
                 blf: Vec::new(),
@@ -842,6 +848,11 @@ impl Account {
         if let Some(uri) = &self.outbound_proxy {
             if let Err(message) = check_sip_uri(uri, false) {
                 out.push(Problem::new(key("outbound_proxy"), message));
+            }
+        }
+        if let Some(uri) = &self.stun_server {
+            if let Err(message) = crate::sip::stun::StunServer::parse(uri) {
+                out.push(Problem::new(key("stun_server"), message));
             }
         }
         if self.password.is_some() && self.password_cmd.is_some() {
@@ -1336,8 +1347,8 @@ blind_timeout = \"soon\"
                  `transfer_method`, `transfer_blind_code`, `transfer_attended_code`, \
                  `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, \
                  `auto_answer`, `auto_answer_delay`, `auto_answer_second`, `dnd_response`, \
-                 `dnd_on_code`, `dnd_off_code`, `nat`, `pickup_method`, `pickup_code`, `blf`, \
-                 `tls_ca_file`, `srtp`, `srtp_over_insecure`, `park`, `unpark`",
+                 `dnd_on_code`, `dnd_off_code`, `nat`, `stun_server`, `pickup_method`, \
+                 `pickup_code`, `blf`, `tls_ca_file`, `srtp`, `srtp_over_insecure`, `park`, `unpark`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
                 "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
                  `pcmu`, `pcma`, `g722`",
@@ -1384,6 +1395,7 @@ user = \"u@x\"
 domain = \"sip:d\"
 registrar = \"pbx.test\"
 outbound_proxy = \"sip:\"
+stun_server = \"stun.example.com\"
 password = \"p\"
 password_cmd = \"pass x\"
 expires = 30
@@ -1411,6 +1423,7 @@ order = []
                 "account[0].domain",
                 "account[0].registrar",
                 "account[0].outbound_proxy",
+                "account[0].stun_server",
                 "account[0].password_cmd",
                 "account[0].expires",
                 "account[1].name",

@@ -32,6 +32,7 @@ pub mod outlet;
 mod resolve;
 pub mod router;
 pub mod setup;
+mod stun;
 pub(crate) mod tcp;
 mod tls;
 
@@ -92,7 +93,7 @@ pub async fn run(
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<(), DriverError> {
     let Setup {
-        ua: config,
+        ua: mut config,
         bound,
         sip_udp,
         sip_tcp,
@@ -102,6 +103,7 @@ pub async fn run(
         observers,
         mut router,
         dns_servers,
+        stun: stun_server,
     } = setup;
     let (dns, mut dns_answers) = resolve::Dns::new(&dns_servers);
     let mut events = Outlet::new(events, observers);
@@ -137,6 +139,22 @@ pub async fn run(
         lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
+    let rtp = match stun_server {
+        Some(Ok(server)) => {
+            let (rtp, mappings) = stun::learn(server, rtp).await;
+            for event in stun::apply(&mut config.media_ip, &mut config.rtp_ports, &mappings) {
+                events.send(event);
+            }
+            rtp
+        }
+        Some(Err(message)) => {
+            tracing::warn!(%message, "no STUN");
+            events.send(Event::Network { message });
+            rtp
+        }
+        None => rtp,
+    };
+
     let (report_tx, mut reports) = mpsc::unbounded_channel();
     let recording = media_setup.recording.clone();
     let mut voice = media_setup.engine.voice;
@@ -146,7 +164,7 @@ pub async fn run(
     }
     events.send(voice_event(voice));
 
-    let config_registrar_unknown = config.account.registrar_addr.is_none();
+    let config_registrar_unknown = config.account.server_addr().is_none();
     let mut ua = UserAgent::new(config, now());
     ua.set_record_auto(recording.auto);
     let mut bridge = MediaBridge::new(recording);

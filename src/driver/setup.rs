@@ -134,6 +134,9 @@ pub struct Setup {
     pub router: Router,
     /// The DNS servers that locate the registrar; empty: the system's configuration.
     pub dns_servers: Vec<SocketAddr>,
+    /// The account's STUN server (`stun_server`), resolved, or why it cannot be used; `None`
+    /// when none is configured.
+    pub stun: Option<Result<SocketAddr, String>>,
 }
 
 /// What the media engine starts from.
@@ -233,12 +236,15 @@ impl MediaSetup {
 }
 
 /// The core's view of `account`: names, credentials (`password_cmd` runs here), registrar and
-/// outbound proxy resolved (with TLS's default port 5061 when `over_tls`). The registrar is resolved when `resolve_registrar` (a registering
-/// account, or a trunk whose calls go there); failing that is not fatal. An outbound proxy
-/// that cannot be resolved is.
+/// outbound proxy resolved (with TLS's default port 5061 when `over_tls`). The registrar is
+/// resolved when `resolve_registrar` (a trunk whose calls go there); failing that is not
+/// fatal. An outbound proxy that cannot be resolved is, unless `locate_proxy_later` (the
+/// registering account: the core locates a proxy known by name through RFC 3263 before the
+/// first REGISTER, so it gets the unspecified address here).
 fn sip_account(
     account: &config::Account,
     resolve_registrar: bool,
+    locate_proxy_later: bool,
     over_tls: bool,
 ) -> Result<Account, SetupError> {
     let registrar = registrar_uri(account);
@@ -254,6 +260,18 @@ fn sip_account(
         None
     };
     let outbound_proxy = match &account.outbound_proxy {
+        Some(uri)
+            if locate_proxy_later
+                && matches!(
+                    Plan::of_uri(uri),
+                    Some(Plan::Host { .. } | Plan::Domain { .. })
+                ) =>
+        {
+            Some((
+                uri.clone(),
+                SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
+            ))
+        }
         Some(uri) => {
             let addr =
                 resolve_uri_with(uri, over_tls).map_err(|message| SetupError::OutboundProxy {
@@ -316,13 +334,18 @@ impl Setup {
         let over_tls = transport == Transport::Tls;
         // A registrar named by a host name is located by the core through the driver's
         // asynchronous DNS (RFC 3263), with failover; only an IP address is taken here.
-        let mut ua_account = sip_account(account, false, over_tls)?;
+        let mut ua_account = sip_account(account, false, account.register, over_tls)?;
         if account.register && matches!(Plan::of_uri(&ua_account.registrar), Some(Plan::Literal(_)))
         {
             ua_account.registrar_addr = resolve_uri_with(&ua_account.registrar, over_tls).ok();
         }
-        let (registrar_addr, outbound_proxy) =
-            (ua_account.registrar_addr, ua_account.outbound_proxy.clone());
+        let (registrar_addr, outbound_proxy) = (
+            ua_account.registrar_addr,
+            ua_account
+                .outbound_proxy
+                .clone()
+                .filter(|(_, addr)| !addr.ip().is_unspecified()),
+        );
         let tls = if over_tls {
             let mut names = Vec::new();
             if let (Some(addr), Some((host, _))) =
@@ -352,7 +375,7 @@ impl Setup {
                     return None;
                 }
                 // A trunk's calls go to its outbound proxy, else to its registrar's host.
-                match sip_account(other, other.outbound_proxy.is_none(), over_tls) {
+                match sip_account(other, other.outbound_proxy.is_none(), false, over_tls) {
                     Ok(trunk) => Some((other.name.clone(), trunk)),
                     Err(e) => {
                         tracing::warn!(account = %other.name, error = %e, "not usable by routes");
@@ -451,6 +474,10 @@ impl Setup {
             observers: Observers::new(config),
             router: Router::new(routes, &account.name),
             dns_servers: config.network.dns_servers.clone(),
+            stun: account
+                .stun_server
+                .as_deref()
+                .map(|uri| resolve_stun(uri, bound.ip())),
         })
     }
 }
@@ -715,6 +742,23 @@ pub fn bind_rtp(
     Ok(sockets)
 }
 
+/// The address of a `stun:host[:port]` server, of the same family as `local` when the name
+/// has both; the error says why there is none.
+fn resolve_stun(uri: &str, local: IpAddr) -> Result<SocketAddr, String> {
+    let server = crate::sip::stun::StunServer::parse(uri)
+        .map_err(|e| format!("stun_server `{uri}`: {e}"))?;
+    let addrs: Vec<SocketAddr> = (server.host.as_str(), server.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("stun_server `{uri}` cannot be resolved: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4() == local.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("stun_server `{uri}` has no address"))
+}
+
 /// The core's codec for a configured one.
 fn codec(c: config::Codec) -> Codec {
     match c {
@@ -910,6 +954,38 @@ mod tests {
             ))
         );
         assert_eq!(setup.ua.transport, Transport::Tcp);
+    }
+
+    #[test]
+    fn the_stun_server_is_resolved_at_start_and_its_mistakes_are_kept_for_an_event() {
+        let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
+        assert_eq!(
+            Setup::new(&cfg, &cfg.accounts[0]).expect("setup").stun,
+            None
+        );
+        cfg.accounts[0].stun_server = Some("stun:127.0.0.1".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        assert_eq!(setup.stun, Some(Ok("127.0.0.1:3478".parse().unwrap())));
+        // Built by hand: the configuration check would reject it already.
+        cfg.accounts[0].stun_server = Some("127.0.0.1".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not fatal");
+        assert!(
+            matches!(&setup.stun, Some(Err(e)) if e.starts_with("stun_server `127.0.0.1`")),
+            "{:?}",
+            setup.stun
+        );
+    }
+
+    #[test]
+    fn a_registering_accounts_proxy_named_by_domain_is_left_to_the_core() {
+        let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
+        cfg.accounts[0].outbound_proxy = Some("sip:proxy.invalid".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not looked up here");
+        assert_eq!(setup.ua.account.server_uri(), "sip:proxy.invalid");
+        assert_eq!(setup.ua.account.proxy_addr(), None, "no address before DNS");
+        // Not registering: nothing locates it later, so it must resolve now.
+        cfg.accounts[0].register = false;
+        assert!(Setup::new(&cfg, &cfg.accounts[0]).is_err());
     }
 
     #[test]

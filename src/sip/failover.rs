@@ -1,30 +1,39 @@
-//! Which registrar target REGISTER goes to (RFC 3263 §4.3 failover): asking the driver to
-//! look the registrar up, taking its answer, moving to the next target when one fails, and
-//! going back to the first (the primary) at the next refresh.
+//! Which target of the registration's server REGISTER goes to (RFC 3263 §4.3 failover): the
+//! outbound proxy when there is one, else the registrar. Asking the driver to look it up,
+//! taking its answer, moving to the next target when one fails, and going back to the first
+//! (the primary) at the next refresh.
 //!
 //! ```text
-//!   registrar is a name ──► Resolve output ──► handle_resolved ──► targets [primary, backup…]
+//!   server is a name ──► Resolve output ──► handle_resolved ──► targets [primary, backup…]
 //!   REGISTER: timeout (timer F), 503, connection lost ──► next target, REGISTER at once
 //!                                  none left ──► back to the first; registration failed, backoff
 //!   refresh while on a backup ──► first target again (the primary may be back)
 //!   answer expired (TTL) at a refresh or retry ──► looked up again before REGISTER
 //! ```
 //!
-//! The address in use is kept in `cfg.account.registrar_addr`, which calls and keep-alives
-//! follow. This module owns no socket and does no DNS.
+//! The address in use is kept in the account (`outbound_proxy`'s address, else
+//! `registrar_addr`), which calls and keep-alives follow. This module owns no socket and does
+//! no DNS.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::locate::{Located, Plan};
-use super::{Resolve, UserAgent};
+use super::{Account, Resolve, UserAgent};
 
 impl UserAgent {
     /// The answer to a [`Resolve`] for `uri`: the targets in order, or why there are none.
-    /// A REGISTER waiting for it is sent (or, without targets, the registration fails and is
+    /// Calls to that URI waiting for it send their INVITE; a REGISTER waiting for it is sent (or, without targets, the registration fails and is
     /// retried after the backoff).
     pub fn handle_resolved(&mut self, now: Instant, uri: &str, answer: Result<Located, String>) {
-        if uri != self.cfg.account.registrar || !self.awaiting_dns || self.quit_deadline.is_some() {
+        if self.call_resolved(now, uri, &answer) {
+            self.collect_finished();
+            return;
+        }
+        if uri != self.cfg.account.server_uri()
+            || !self.awaiting_dns
+            || self.quit_deadline.is_some()
+        {
             return;
         }
         self.awaiting_dns = false;
@@ -64,12 +73,12 @@ impl UserAgent {
         if self.awaiting_dns {
             return true;
         }
-        let uri = self.cfg.account.registrar.clone();
+        let uri = self.cfg.account.server_uri().to_owned();
         let needs_dns = matches!(
             Plan::of_uri(&uri),
             Some(Plan::Host { .. } | Plan::Domain { .. })
         );
-        if !needs_dns || self.cfg.account.outbound_proxy.is_some() {
+        if !needs_dns {
             return false;
         }
         if !self.registrar_targets.is_empty() && !self.registrar_targets.is_stale(now) {
@@ -91,9 +100,6 @@ impl UserAgent {
     /// target is left, it is used and REGISTER sent there at once (true). Otherwise the first
     /// target is used again for the next retry (false: the caller reports the failure).
     pub(super) fn registrar_fail_over(&mut self, now: Instant) -> bool {
-        if self.cfg.account.outbound_proxy.is_some() {
-            return false;
-        }
         let failed = self.registrar_targets.current();
         if !self.registrar_targets.advance() {
             self.use_registrar_target();
@@ -102,7 +108,7 @@ impl UserAgent {
         self.use_registrar_target();
         tracing::warn!(
             failed = ?failed,
-            next = ?self.cfg.account.registrar_addr,
+            next = ?self.cfg.account.server_addr(),
             "registrar target failed; trying the next one"
         );
         self.clients
@@ -116,14 +122,18 @@ impl UserAgent {
         if self.registrar_targets.on_backup() {
             self.registrar_targets.first();
             self.use_registrar_target();
-            tracing::info!(registrar = ?self.cfg.account.registrar_addr, "trying the first registrar target again");
+            tracing::info!(server = ?self.cfg.account.server_addr(), "trying the first registrar target again");
         }
     }
 
-    /// Makes the target in use the address REGISTER, calls and keep-alives go to.
+    /// Makes the target in use the address REGISTER, calls and keep-alives go to: the
+    /// outbound proxy's when there is one, else the registrar's.
     fn use_registrar_target(&mut self) {
         if let Some(addr) = self.registrar_targets.current() {
-            self.cfg.account.registrar_addr = Some(addr);
+            match self.cfg.account.outbound_proxy.as_mut() {
+                Some((_, proxy)) => *proxy = addr,
+                None => self.cfg.account.registrar_addr = Some(addr),
+            }
             if let Some(keepalive) = self.keepalive.as_mut() {
                 keepalive.set_dst(addr);
             }
@@ -137,6 +147,33 @@ impl UserAgent {
         }
         if let Some((interval, dst)) = self.cfg.account.keepalive.zip(self.keepalive_dst()) {
             self.keepalive = Some(super::keepalive::Keepalive::new(interval, dst, now));
+        }
+    }
+}
+
+impl Account {
+    /// The server REGISTER goes to first and whose DNS answer [`Targets`](super::locate::Targets)
+    /// holds: the outbound proxy when there is one, else the registrar.
+    pub fn server_uri(&self) -> &str {
+        self.outbound_proxy
+            .as_ref()
+            .map_or(&self.registrar, |(uri, _)| uri)
+    }
+
+    /// The outbound proxy's address in use; `None` without a proxy, or while a proxy known
+    /// by name waits for its first DNS answer (its address is then unspecified).
+    pub fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.outbound_proxy
+            .as_ref()
+            .map(|(_, addr)| *addr)
+            .filter(|addr| !addr.ip().is_unspecified())
+    }
+
+    /// The address of the server REGISTER goes to, when known.
+    pub fn server_addr(&self) -> Option<SocketAddr> {
+        match &self.outbound_proxy {
+            Some(_) => self.proxy_addr(),
+            None => self.registrar_addr,
         }
     }
 }

@@ -209,6 +209,225 @@ fn an_expired_answer_is_looked_up_again_and_a_failed_lookup_backs_off() {
     assert_eq!(dst, addr(BACKUP));
 }
 
+/// Registered at the primary of `[PRIMARY, BACKUP]`; nothing left to read.
+fn registered_at_primary() -> Bench {
+    let mut b = Bench::with_config(by_domain());
+    b.next_resolve();
+    b.ua.handle_resolved(b.now, DOMAIN_URI, answer(&[PRIMARY, BACKUP], 3600));
+    let (_, req) = register_sent(&mut b);
+    ok_from(&mut b, PRIMARY, &req);
+    assert!(registered(&mut b));
+    b
+}
+
+/// The INVITEs sent since the last look (retransmissions aside), with where they went.
+fn invites_sent(b: &mut Bench) -> Vec<(SocketAddr, Message)> {
+    let mut sent: Vec<(SocketAddr, Message)> = sent_to(b)
+        .into_iter()
+        .filter(|(_, m)| m.code().is_none() && m.method() == Method::Invite)
+        .collect();
+    sent.dedup_by(|a, b| a.1.via.branch() == b.1.via.branch());
+    sent
+}
+
+fn call_ended(b: &mut Bench) -> Vec<Option<u16>> {
+    b.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call {
+                state: super::api::CallState::Ended,
+                status,
+                ..
+            } => Some(status),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_invite_the_primary_never_answers_goes_to_the_backup_as_the_same_call() {
+    let mut b = registered_at_primary();
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    let first = invites_sent(&mut b);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, addr(PRIMARY));
+    // Timer B (64·T1 = 32 s) runs out: the next target, before telling anyone.
+    b.advance(Duration::from_secs(31));
+    assert!(
+        invites_sent(&mut b)
+            .iter()
+            .all(|(dst, m)| *dst == addr(PRIMARY) && m.via.branch() == first[0].1.via.branch()),
+        "only retransmissions so far"
+    );
+    b.advance(Duration::from_secs(2));
+    let second: Vec<(SocketAddr, Message)> = invites_sent(&mut b)
+        .into_iter()
+        .filter(|(_, m)| m.via.branch() != first[0].1.via.branch())
+        .collect();
+    assert_eq!(second.len(), 1, "{second:#?}");
+    let (dst, again) = &second[0];
+    assert_eq!(*dst, addr(BACKUP));
+    let old = &first[0].1;
+    assert_eq!(again.call_id, old.call_id, "same Call-ID (RFC 3263 §4.3)");
+    assert_eq!(again.from.tag(), old.from.tag(), "same From tag");
+    assert_ne!(again.via.branch(), old.via.branch(), "a new transaction");
+    assert!(again.cseq.0 > old.cseq.0);
+    assert!(call_ended(&mut b).is_empty(), "the call goes on");
+    // The registration stays where it was: the primary.
+    b.advance(Duration::from_secs(1));
+    assert!(
+        !sent_to(&mut b)
+            .iter()
+            .any(|(_, m)| m.method() == Method::Register),
+        "no REGISTER moved by the call"
+    );
+    // The backup answers: the call rings there.
+    b.recv(BACKUP, &reply(again, 180, "bob", "", ""));
+    assert!(b.events().iter().any(|e| matches!(
+        e,
+        Event::Call {
+            state: super::api::CallState::Ringing,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn over_tcp_a_lost_connection_moves_a_dialing_call_to_the_backup_at_once() {
+    let mut cfg = by_domain();
+    cfg.transport = Transport::Tcp;
+    let mut b = Bench::with_config(cfg);
+    let asked = b.next_resolve().expect("lookup");
+    let targets = [PRIMARY, BACKUP]
+        .iter()
+        .map(|t| (addr(t), Transport::Tcp))
+        .collect();
+    b.ua.handle_resolved(
+        b.now,
+        &asked.uri,
+        Ok(Located {
+            targets,
+            ttl: Duration::from_secs(3600),
+        }),
+    );
+    let (_, req) = register_sent(&mut b);
+    ok_from(&mut b, PRIMARY, &req);
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    assert_eq!(invites_sent(&mut b)[0].0, addr(PRIMARY));
+    b.ua.handle_connection_lost(b.now, addr(PRIMARY));
+    let sent = invites_sent(&mut b);
+    let Some((_, at_backup)) = sent.iter().find(|(dst, _)| *dst == addr(BACKUP)) else {
+        panic!("the INVITE did not go to the backup: {sent:#?}");
+    };
+    let ringing = reply(at_backup, 180, "bob", "", "");
+    b.ua.handle_datagram(b.now, Transport::Tcp, addr(BACKUP), ringing.as_bytes());
+    // It rings there; the old transaction's timer B no longer ends the call.
+    b.advance(Duration::from_secs(33));
+    let events = b.events();
+    assert!(
+        !events.iter().any(|e| matches!(
+            e,
+            Event::Call {
+                state: super::api::CallState::Ended,
+                ..
+            }
+        )),
+        "{events:#?}"
+    );
+}
+
+#[test]
+fn a_503_to_an_invite_tries_the_backup_and_fails_when_none_is_left() {
+    let mut b = registered_at_primary();
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    let (_, invite) = invites_sent(&mut b).remove(0);
+    b.recv(PRIMARY, &reply(&invite, 503, "x", "", ""));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(BACKUP));
+    assert!(call_ended(&mut b).is_empty());
+    // The last target answers 503 too: now the call fails, with that status.
+    b.recv(BACKUP, &reply(&sent[0].1, 503, "x", "", ""));
+    assert!(invites_sent(&mut b).is_empty());
+    assert_eq!(call_ended(&mut b), [Some(503)]);
+}
+
+#[test]
+fn other_failures_and_calls_past_ringing_do_not_fail_over() {
+    let mut b = registered_at_primary();
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    let (_, invite) = invites_sent(&mut b).remove(0);
+    b.recv(PRIMARY, &reply(&invite, 486, "x", "", ""));
+    assert!(invites_sent(&mut b).is_empty());
+    assert_eq!(call_ended(&mut b), [Some(486)]);
+    // Ringing at the primary: a later 503 comes from beyond it.
+    b.cmd(Command::Dial("sip:bob@pbx.example.test".into()));
+    let (_, invite) = invites_sent(&mut b).remove(0);
+    b.recv(PRIMARY, &reply(&invite, 180, "y", "", ""));
+    b.recv(PRIMARY, &reply(&invite, 503, "y", "", ""));
+    assert!(invites_sent(&mut b).is_empty());
+    assert_eq!(call_ended(&mut b), [Some(503)]);
+}
+
+#[test]
+fn a_call_to_another_domain_is_located_by_dns_and_fails_over_across_its_targets() {
+    let mut b = registered_at_primary();
+    b.cmd(Command::Dial("sip:carol@Other.example".into()));
+    assert!(
+        invites_sent(&mut b).is_empty(),
+        "nothing before DNS answers"
+    );
+    let asked = b.next_resolve().expect("a lookup for the call");
+    assert_eq!(asked.uri, "sip:carol@Other.example");
+    assert_eq!(
+        asked.plan,
+        Plan::Domain {
+            domain: "other.example".into(),
+            secure: false
+        }
+    );
+    // An answer for another URI changes nothing.
+    b.ua.handle_resolved(b.now, "sip:x@elsewhere.example", answer(&[BACKUP], 60));
+    assert!(invites_sent(&mut b).is_empty());
+    const FIRST: &str = "127.0.0.31:5060";
+    const SECOND: &str = "127.0.0.32:5070";
+    b.ua.handle_resolved(b.now, &asked.uri, answer(&[FIRST, SECOND], 60));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(FIRST), "straight to the domain's server");
+    assert_eq!(sent[0].1.request_uri(), Some("sip:carol@Other.example"));
+    b.recv(FIRST, &reply(&sent[0].1, 503, "x", "", ""));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(SECOND), "its next target");
+    assert!(call_ended(&mut b).is_empty());
+}
+
+#[test]
+fn a_domain_dns_cannot_locate_ends_the_call_with_the_reason() {
+    let mut b = Bench::with_config(config(false));
+    b.cmd(Command::Dial("sip:carol@nowhere.example".into()));
+    let asked = b.next_resolve().expect("a lookup for the call");
+    b.ua.handle_resolved(b.now, &asked.uri, Err("NXDOMAIN".into()));
+    let reasons: Vec<String> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call {
+                state: super::api::CallState::Ended,
+                reason,
+                ..
+            } => reason,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["cannot locate sip:carol@nowhere.example: NXDOMAIN"]
+    );
+    assert!(invites_sent(&mut b).is_empty());
+}
+
 /// The 200 to `req` as a registrar behind which we are NATed writes it.
 fn ok_seen_at(req: &Message, public: &str) -> String {
     let (ip, port) = public.split_once(':').expect("ip:port");

@@ -313,6 +313,13 @@ impl Targets {
         self.current > 0 && !self.list.is_empty()
     }
 
+    /// The target after `failed` in the list (for a request that failed there); `None` when
+    /// `failed` is the last or not among them.
+    pub fn after(&self, failed: SocketAddr) -> Option<SocketAddr> {
+        let at = self.list.iter().position(|a| *a == failed)?;
+        self.list.get(at + 1).copied()
+    }
+
     /// Moves to the next target; false (and back to the first) when there is none.
     pub fn advance(&mut self) -> bool {
         if self.current + 1 < self.list.len() {
@@ -332,6 +339,11 @@ impl Targets {
     /// True when the answer has expired and must be looked up again.
     pub fn is_stale(&self, now: Instant) -> bool {
         self.expires.is_some_and(|e| e <= now)
+    }
+
+    /// Every target of the answer, best first.
+    pub fn all(&self) -> impl Iterator<Item = &SocketAddr> {
+        self.list.iter()
     }
 
     /// True when nothing is known yet.

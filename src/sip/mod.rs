@@ -87,6 +87,7 @@ pub mod sdp;
 mod session_timer;
 #[cfg(test)]
 mod session_timer_tests;
+pub mod stun;
 mod subscription;
 pub mod target;
 #[cfg(test)]
@@ -422,6 +423,9 @@ pub struct UserAgent {
     parking: attendant::Parking,
     /// Do not disturb, auto-answer and wrap-up (`answer_policy.rs`).
     answering: answer_policy::Answering,
+    /// Calls to a domain not ours, located by DNS: Call-ID, the URI asked about, and the
+    /// targets once answered (for INVITE failover).
+    call_lookups: Vec<(String, String, Option<locate::Targets>)>,
 }
 
 impl UserAgent {
@@ -458,13 +462,14 @@ impl UserAgent {
                 .map(|_| [[0; sdes::KEY_LEN]; 2])
                 .collect(),
             registrar_targets: locate::Targets::fixed(
-                cfg.account.registrar_addr.into_iter().collect(),
+                cfg.account.server_addr().into_iter().collect(),
             ),
             resolves: VecDeque::new(),
             awaiting_dns: false,
             stale_contact: None,
             parking: attendant::Parking::default(),
             answering: answer_policy::Answering::default(),
+            call_lookups: Vec::new(),
             cfg,
         };
         if ua.cfg.account.register {
@@ -595,11 +600,15 @@ impl UserAgent {
         self.settle(now);
     }
 
-    /// The stream connection to `peer` closed, or could not be opened (TCP). When `peer` is
+    /// The stream connection to `peer` closed, or could not be opened (TCP). Calls still
+    /// dialing there fail over to the next target of their server. When `peer` is
     /// where REGISTER goes, the binding is renewed at once on a new connection, or, if the
     /// REGISTER in flight was lost with the connection, counted as a failure and retried after
     /// the backoff.
     pub fn handle_connection_lost(&mut self, now: Instant, peer: SocketAddr) {
+        if self.cfg.transport.is_reliable() {
+            self.calls_lost_connection(now, peer);
+        }
         if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
             return;
         }
@@ -611,6 +620,9 @@ impl UserAgent {
     /// that failed: an untrusted certificate, a name that does not match). Like
     /// [`UserAgent::handle_connection_lost`], but a REGISTER in flight fails with `reason`.
     pub fn handle_connection_failed(&mut self, now: Instant, peer: SocketAddr, reason: &str) {
+        if self.cfg.transport.is_reliable() {
+            self.calls_lost_connection(now, peer);
+        }
         if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
             return;
         }
@@ -866,8 +878,8 @@ impl UserAgent {
     /// trunk (a trunk is not registered, but that is where its calls go), else the URI's host.
     fn first_hop_via(&self, trunk: Option<usize>, uri: &str) -> Option<SocketAddr> {
         let account = self.account_of(trunk);
-        if let Some((_, addr)) = &account.outbound_proxy {
-            return Some(*addr);
+        if account.outbound_proxy.is_some() {
+            return account.proxy_addr();
         }
         if account.register || trunk.is_some() {
             if let Some(addr) = account.registrar_addr {
@@ -881,7 +893,7 @@ impl UserAgent {
     fn register_dst(&self) -> Option<SocketAddr> {
         let account = &self.cfg.account;
         match &account.outbound_proxy {
-            Some((_, addr)) => Some(*addr),
+            Some(_) => account.proxy_addr(),
             None => account
                 .registrar_addr
                 .or_else(|| msg::SipUri::parse(&account.registrar).and_then(|u| u.socket_addr())),
@@ -891,7 +903,7 @@ impl UserAgent {
     /// Where keep-alives go: the outbound proxy, else the registrar of a registering account.
     fn keepalive_dst(&self) -> Option<SocketAddr> {
         match &self.cfg.account.outbound_proxy {
-            Some((_, addr)) => Some(*addr),
+            Some(_) => self.cfg.account.proxy_addr(),
             None if self.cfg.account.register => self.register_dst(),
             None => None,
         }
@@ -908,10 +920,11 @@ impl UserAgent {
         }
         let account = &self.cfg.account;
         let trusted: Vec<IpAddr> = account
-            .outbound_proxy
+            .proxy_addr()
             .iter()
-            .map(|(_, a)| a.ip())
-            .chain(self.register_dst().map(|a| a.ip()))
+            .chain(self.register_dst().iter())
+            .chain(self.registrar_targets.all())
+            .map(SocketAddr::ip)
             .collect();
         trusted.is_empty() || trusted.contains(&src.ip())
     }

@@ -5,7 +5,7 @@
 //! ```text
 //! INVITE client (§17.1.1)              non-INVITE client (§17.1.2)
 //!   Calling --1xx--> Proceeding           Trying --1xx--> Proceeding
-//!     |  A: resend, B: timeout              |  E: resend, F: timeout
+//!     |  A: resend, B: timeout (Calling)    |  E: resend, F: timeout
 //!     +--2xx--> Terminated (TU ACKs)        +--final--> Completed --K--> Terminated
 //!     +--300-699 (ACK)--> Completed --D--> Terminated
 //!
@@ -153,8 +153,10 @@ impl ClientTx {
             (ClientState::Calling | ClientState::Proceeding, 100..=199) => {
                 self.state = ClientState::Proceeding;
                 if self.invite {
-                    // Timer A stops once a provisional arrives.
+                    // Timer A stops once a provisional arrives, and timer B only matters
+                    // while Calling (§17.1.1.2): a call may ring as long as it likes.
                     self.resend_at = None;
+                    self.timeout_at = None;
                 } else if !reliable {
                     self.interval = self.values.t2;
                 }
@@ -478,8 +480,12 @@ From: <sip:alice@127.0.0.2>;tag=a\r\nTo: <sip:bob@127.0.0.1>;tag=b\r\nCall-ID: c
         );
         let mut out = Vec::new();
         tx.on_response(&response(100, "INVITE"), t0, &mut out);
-        let (sent, _) = run(&mut tx, t0, Duration::from_secs(20));
+        let (sent, timed_out) = run(&mut tx, t0, Duration::from_secs(120));
         assert!(sent.is_empty());
+        assert!(
+            !timed_out,
+            "timer B only runs in Calling: a ringing call does not time out"
+        );
     }
 
     #[test]

@@ -72,6 +72,7 @@ pub mod kamailio;
 pub mod linphonec;
 pub mod nat;
 pub mod net;
+pub mod netns;
 pub mod pjsua;
 pub mod process;
 pub mod relay;

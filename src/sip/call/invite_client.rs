@@ -126,6 +126,9 @@ impl UserAgent {
         code: u16,
         resp: &Message,
     ) {
+        if code == 503 && self.invite_fail_over(now, call_id, "503") {
+            return;
+        }
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };

@@ -58,11 +58,13 @@ impl UserAgent {
         let Some(line) = self.free_line(self.selected) else {
             return Err("every line is busy: hang up or transfer a call first".to_string());
         };
-        let Some(dst) = self.first_hop_via(trunk, &uri) else {
+        let lookup = self.located_by_dns(trunk, &uri);
+        let dst = self.first_hop_via(trunk, &uri);
+        if dst.is_none() && lookup.is_none() {
             return Err(format!(
                 "cannot reach {uri}: give an IP address, or configure a registrar or outbound proxy"
             ));
-        };
+        }
         self.hold_others(now, line);
         self.set_selected(line);
         let call_id = format!("{}@switchboard", self.tokens.hex());
@@ -89,12 +91,16 @@ impl UserAgent {
             placeholder,
         );
         call.sdp_session = session;
-        call.first_hop = Some(dst);
+        call.first_hop = if lookup.is_some() { None } else { dst };
         call.invite_headers = headers;
         call.trunk = trunk;
         self.lines[line] = Some(call);
         self.new_srtp_keys(line);
-        self.send_invite(now, &call_id, None);
+        match lookup {
+            // The INVITE goes once DNS answers (`call_resolved`).
+            Some(plan) => self.look_up_call(&call_id, &uri, plan),
+            None => self.send_invite(now, &call_id, None),
+        }
         self.announce(&call_id, None, None);
         Ok(call_id)
     }

@@ -42,6 +42,7 @@ use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
 use timer::{CallTimer, TimerTable};
 
+mod failover;
 mod invite_client;
 mod invite_server;
 mod line;
@@ -528,6 +529,12 @@ impl UserAgent {
         call_id: &str,
         request: &Message,
     ) {
+        let initial = self
+            .calls()
+            .any(|c| c.call_id == call_id && c.is_initial_invite(request));
+        if initial && self.invite_fail_over(now, call_id, "no answer (timer B)") {
+            return;
+        }
         let Some(call) = self.call_mut(call_id) else {
             return;
         };

@@ -92,6 +92,7 @@ impl App {
                 agc,
             } => self.voice = (noise_suppression, agc),
             Event::Audio { message } => self.tell(capitalise(&message), true),
+            Event::Network { message } => self.tell(capitalise(&message), false),
             Event::Level { dbfs } => self.level = Some(dbfs),
             Event::DeviceChosen { role, device, file } => {
                 let what = match role.as_str() {

@@ -1,0 +1,240 @@
+//! Learning the public address of every line's RTP and RTCP sockets from a STUN server at
+//! start, before the media engine takes the sockets over: the socket side of
+//! [`crate::sip::stun::Binding`], which holds the rules.
+//!
+//! Each socket runs its own binding transaction at the same time as the others, so start-up
+//! waits at most one transaction's bounded retransmissions (3.5 s) when the server is silent.
+//! This module only sends, receives and reads the clock; what the answers mean for SDP is
+//! [`apply`]'s business.
+
+use std::net::{IpAddr, SocketAddr};
+
+use rand::RngCore;
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+use tokio::time::{sleep_until, Instant};
+
+use super::now;
+
+use crate::front::Event;
+use crate::media::api::LineSockets;
+use crate::sip::stun::{Binding, Outcome, TransactionId};
+
+/// The public address of one line's sockets, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineMapping {
+    /// The RTP socket's public address.
+    pub rtp: Result<SocketAddr, String>,
+    /// The RTCP socket's public address.
+    pub rtcp: Result<SocketAddr, String>,
+}
+
+/// Asks `server` for the public address of every socket in `sockets`; gives the sockets back
+/// (still non-blocking, in order) with one [`LineMapping`] per line.
+pub async fn learn(
+    server: SocketAddr,
+    sockets: Vec<LineSockets>,
+) -> (Vec<LineSockets>, Vec<LineMapping>) {
+    let mut tasks = JoinSet::new();
+    let lines = sockets.len();
+    for (line, pair) in sockets.into_iter().enumerate() {
+        for (k, socket) in [pair.rtp, pair.rtcp].into_iter().enumerate() {
+            tasks.spawn(async move {
+                let (socket, outcome) = bind_one(server, socket).await;
+                (2 * line + k, socket, outcome)
+            });
+        }
+    }
+    let mut slots: Vec<Option<(std::net::UdpSocket, Result<SocketAddr, String>)>> =
+        (0..2 * lines).map(|_| None).collect();
+    while let Some(done) = tasks.join_next().await {
+        match done {
+            Ok((index, socket, outcome)) => slots[index] = Some((socket, outcome)),
+            // A task only ends without an answer if it panicked: its socket is lost.
+            Err(e) => tracing::error!(error = %e, "STUN task failed"),
+        }
+    }
+    let mut out_sockets = Vec::with_capacity(lines);
+    let mut mappings = Vec::with_capacity(lines);
+    let mut slots = slots.into_iter();
+    while let (Some(Some((rtp, rtp_out))), Some(Some((rtcp, rtcp_out)))) =
+        (slots.next(), slots.next())
+    {
+        out_sockets.push(LineSockets { rtp, rtcp });
+        mappings.push(LineMapping {
+            rtp: rtp_out,
+            rtcp: rtcp_out,
+        });
+    }
+    (out_sockets, mappings)
+}
+
+/// One socket's binding transaction, to its end.
+async fn bind_one(
+    server: SocketAddr,
+    socket: std::net::UdpSocket,
+) -> (std::net::UdpSocket, Result<SocketAddr, String>) {
+    let keep = match socket.try_clone() {
+        Ok(keep) => keep,
+        Err(e) => return (socket, Err(format!("cannot use the socket: {e}"))),
+    };
+    let outcome = match socket
+        .set_nonblocking(true)
+        .and_then(|()| UdpSocket::from_std(socket))
+    {
+        Ok(socket) => run(server, &socket).await,
+        Err(e) => Err(format!("cannot use the socket: {e}")),
+    };
+    // The tokio socket is dropped (deregistered) above; its twin keeps the port.
+    (keep, outcome)
+}
+
+/// Drives one [`Binding`] on `socket`.
+async fn run(server: SocketAddr, socket: &UdpSocket) -> Result<SocketAddr, String> {
+    let mut id: TransactionId = [0; 12];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    let mut binding = Binding::new(now(), server, id);
+    let mut buf = [0u8; 1500];
+    loop {
+        while let Some((to, request)) = binding.poll_transmit(now()) {
+            if let Err(e) = socket.send_to(&request, to).await {
+                tracing::debug!(error = %e, "STUN request not sent");
+            }
+        }
+        match binding.outcome() {
+            Some(Outcome::Mapped(addr)) => return Ok(*addr),
+            Some(Outcome::Failed(why)) => return Err(why.clone()),
+            None => {}
+        }
+        let Some(deadline) = binding.poll_timeout() else {
+            return Err("the STUN transaction stopped".into());
+        };
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                if let Ok((len, src)) = received {
+                    binding.handle_datagram(src, &buf[..len]);
+                }
+            }
+            () = sleep_until(Instant::from_std(deadline)) => {
+                binding.handle_timeout(now());
+            }
+        }
+    }
+}
+
+/// Puts what STUN learnt into what SDP offers (the core's `media_ip` and `rtp_ports`): each
+/// line's public RTP port, and the public address of the first line that has one. Returns the
+/// events that tell the operator what happened (a line without an answer keeps its local
+/// address).
+pub fn apply(media_ip: &mut IpAddr, rtp_ports: &mut [u16], mappings: &[LineMapping]) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut public_ip = None;
+    for (line, mapping) in mappings.iter().enumerate() {
+        match &mapping.rtp {
+            Ok(addr) => {
+                let ip = *public_ip.get_or_insert(addr.ip());
+                if ip != addr.ip() {
+                    tracing::warn!(line, %addr, %ip, "STUN maps lines to different addresses; SDP uses the first");
+                }
+                if let Some(port) = rtp_ports.get_mut(line) {
+                    *port = addr.port();
+                }
+                let rtcp = match &mapping.rtcp {
+                    Ok(rtcp) if rtcp.port() == addr.port().wrapping_add(1) => String::new(),
+                    Ok(rtcp) => format!(
+                        "; its RTCP is mapped to {rtcp}, not the next port: RTCP from the far end may be lost"
+                    ),
+                    Err(why) => format!("; RTCP: {why}"),
+                };
+                tracing::info!(line = line + 1, public = %addr, rtcp = ?mapping.rtcp, "STUN: public RTP address");
+                events.push(Event::Network {
+                    message: format!("line {}: RTP is reached at {addr} (STUN){rtcp}", line + 1),
+                });
+            }
+            Err(why) => {
+                tracing::warn!(line = line + 1, error = %why, "STUN failed: SDP keeps the local address");
+                events.push(Event::Network {
+                    message: format!(
+                        "line {}: {why}; SDP offers the local address {}:{}",
+                        line + 1,
+                        media_ip,
+                        rtp_ports.get(line).copied().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+    }
+    if let Some(ip) = public_ip {
+        *media_ip = ip;
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::setup::bind_rtp;
+
+    /// A STUN server on loopback answers with the address it sees: the sockets' own, since
+    /// there is no NAT between them (the NAT lab, `tests/nat_namespaces.rs`, has one).
+    #[tokio::test]
+    async fn every_socket_learns_its_address_from_a_stun_server() {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let server_addr = server.local_addr().expect("addr");
+        let responder = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            for _ in 0..4 {
+                let (_, src) = server.recv_from(&mut buf).expect("recv");
+                let mut resp = vec![0x01, 0x01, 0x00, 0x0c];
+                resp.extend_from_slice(&buf[4..20]);
+                resp.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+                let cookie = crate::sip::stun::MAGIC_COOKIE.to_be_bytes();
+                let port = src.port() ^ 0x2112;
+                resp.extend_from_slice(&port.to_be_bytes());
+                let std::net::IpAddr::V4(ip) = src.ip() else {
+                    panic!("v4")
+                };
+                for (o, c) in ip.octets().iter().zip(cookie) {
+                    resp.push(o ^ c);
+                }
+                server.send_to(&resp, src).expect("send");
+            }
+        });
+        let sockets = bind_rtp("127.0.0.1".parse().unwrap(), 43100, 43199, 2).expect("rtp");
+        let locals: Vec<SocketAddr> = sockets
+            .iter()
+            .flat_map(|s| [s.rtp.local_addr().unwrap(), s.rtcp.local_addr().unwrap()])
+            .collect();
+        let (sockets, mappings) = learn(server_addr, sockets).await;
+        responder.join().expect("responder");
+        assert_eq!(sockets.len(), 2);
+        let learnt: Vec<SocketAddr> = mappings
+            .iter()
+            .flat_map(|m| [m.rtp.clone().unwrap(), m.rtcp.clone().unwrap()])
+            .collect();
+        assert_eq!(learnt, locals);
+        // The sockets come back in order, still bound to their ports.
+        assert_eq!(sockets[1].rtcp.local_addr().unwrap(), locals[3]);
+    }
+
+    #[test]
+    fn apply_puts_public_ports_in_sdp_and_warns_for_the_rest() {
+        let mut media_ip: IpAddr = "192.168.1.20".parse().unwrap();
+        let mut rtp_ports = [40000, 40002];
+        let mappings = [
+            LineMapping {
+                rtp: Ok("203.0.113.5:61000".parse().unwrap()),
+                rtcp: Ok("203.0.113.5:61001".parse().unwrap()),
+            },
+            LineMapping {
+                rtp: Err("no answer from the STUN server".into()),
+                rtcp: Err("no answer".into()),
+            },
+        ];
+        let events = apply(&mut media_ip, &mut rtp_ports, &mappings);
+        assert_eq!(media_ip.to_string(), "203.0.113.5");
+        assert_eq!(rtp_ports, [61000, 40002]);
+        assert_eq!(events.len(), 2);
+        assert!(matches!(&events[1], Event::Network { message } if message.contains("no answer")));
+    }
+}

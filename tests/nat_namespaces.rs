@@ -1,0 +1,224 @@
+//! Behind a real NAT (`common::netns`): switchboard (alice) in a "home" network namespace
+//! behind a "router" namespace that masquerades with a 3 s UDP timeout; kamailio (which does
+//! not fix NATed contacts), other switchboards as phones and coturn as STUN server in an
+//! "internet" namespace. Needs root: without namespaces these tests fail and say why.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::netns::{NatLab, NsKamailio, NsStun, HOME_IP, KAMAILIO_IP, PHONE_IP, PUBLIC_IP};
+use common::signal::{after_onset, read_wav, write_test_signal};
+use common::{secs, AccountConfig, Switchboard, SwitchboardConfig};
+use std::net::Ipv4Addr;
+
+/// The router forgets an idle UDP mapping after this long.
+const ROUTER_TIMEOUT: Duration = Duration::from_secs(3);
+/// Every user of the lab's kamailio, with their passwords.
+const USERS: [(&str, &str); 3] = [("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")];
+
+/// A switchboard at `ip` registering `user` at the lab's kamailio, keep-alives every second,
+/// with `[audio]` lines `audio` and `account_extra` in its account.
+fn config(ip: Ipv4Addr, user: &str, audio: &str, account_extra: &str) -> String {
+    let password = USERS
+        .iter()
+        .find(|(u, _)| *u == user)
+        .map(|(_, p)| *p)
+        .expect("a lab user");
+    let mut account = AccountConfig::new("lab", user, &KAMAILIO_IP.to_string());
+    account.registrar = Some(format!("sip:{KAMAILIO_IP}:5060"));
+    account.password = Some(password.to_owned());
+    account.register = true;
+    account.expires = 60;
+    account.extra = format!("keepalive = 1\n{account_extra}");
+    SwitchboardConfig {
+        log_level: "debug".to_owned(),
+        bind: (ip, 5060).into(),
+        accounts: vec![account],
+        codecs: vec!["pcmu".to_owned()],
+        network: "rtp_port_min = 40000\nrtp_port_max = 40099\n".to_owned(),
+        audio: audio.to_owned(),
+        extra: "[transfer]\nblind = \"notify\"\n".to_owned(),
+    }
+    .to_toml()
+}
+
+/// `[audio]` lines playing `signal` in a loop and recording to `out`.
+fn file_audio(signal: &Path, out: &Path) -> String {
+    format!(
+        "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n",
+        signal.display(),
+        out.display()
+    )
+}
+
+/// Starts a phone (a switchboard on the internet side) registered as `user`.
+fn phone(lab: &NatLab, n: u8, user: &str, audio: &str) -> Switchboard {
+    let ip = Ipv4Addr::new(203, 0, 113, PHONE_IP.octets()[3] + n);
+    let mut sb = lab.switchboard(&lab.internet, &config(ip, user, audio, ""));
+    sb.wait_for(secs(10), "registered");
+    sb
+}
+
+/// alice at home, registered; her Contact at kamailio is the router's public address.
+fn alice_registered(lab: &NatLab, kam: &NsKamailio, audio: &str, extra: &str) -> Switchboard {
+    let mut alice = lab.switchboard(
+        &lab.home,
+        &config(HOME_IP, "alice", audio, &format!("nat = \"auto\"\n{extra}")),
+    );
+    alice.wait_for(secs(10), "registered");
+    let contacts = common::process::wait_until(secs(10), || {
+        let contacts = kam.contacts("alice");
+        (contacts.len() == 1 && contacts[0].contains(&PUBLIC_IP.to_string())).then_some(contacts)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "alice's Contact is not only the public {PUBLIC_IP}: {:?}\n{}",
+            kam.contacts("alice"),
+            alice.log()
+        )
+    });
+    assert!(
+        !contacts[0].contains(&HOME_IP.to_string()),
+        "the private address is registered: {contacts:?}"
+    );
+    alice
+}
+
+#[test]
+fn registers_from_behind_the_nat_and_a_call_comes_in_after_three_router_timeouts() {
+    let lab = NatLab::new(ROUTER_TIMEOUT);
+    let kam = NsKamailio::start(&lab, &USERS);
+    let mut alice = alice_registered(&lab, &kam, "backend = \"null\"\n", "");
+    let mut bob = phone(&lab, 0, "bob", "backend = \"null\"\n");
+
+    // Three router timeouts with nothing but keep-alives: the mapping kamailio knows holds.
+    std::thread::sleep(ROUTER_TIMEOUT * 3);
+    let mappings = lab.router_udp_mappings();
+    assert!(
+        mappings.contains(&format!(
+            "src={HOME_IP} dst={KAMAILIO_IP} sport=5060 dport=5060"
+        )),
+        "the router lost alice's SIP mapping:\n{mappings}"
+    );
+    bob.send("dial alice");
+    alice.wait_for(secs(10), "incoming");
+    alice.send("answer");
+    bob.wait_call_state(secs(10), 1, "connected");
+    alice.wait_call_state(secs(10), 1, "connected");
+    bob.send("hangup");
+    alice.wait_call_state(secs(10), 1, "ended");
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+    drop(kam);
+}
+
+#[test]
+fn stun_gives_sdp_the_public_address_and_audio_flows_both_ways() {
+    let lab = NatLab::new(ROUTER_TIMEOUT);
+    let kam = NsKamailio::start(&lab, &USERS);
+    let stun = NsStun::start(&lab);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signal = dir.path().join("signal.wav");
+    write_test_signal(&signal, 3.0);
+    let (alice_out, bob_out) = (dir.path().join("alice.wav"), dir.path().join("bob.wav"));
+    // NAT contact rewrite off: only STUN can tell alice her public address (she calls out, so
+    // her private Contact does no harm here).
+    let mut alice = lab.switchboard(
+        &lab.home,
+        &config(
+            HOME_IP,
+            "alice",
+            &file_audio(&signal, &alice_out),
+            &format!("nat = \"off\"\nstun_server = \"{}\"\n", stun.uri()),
+        ),
+    );
+    alice.wait_for(secs(10), "registered");
+    // STUN answered for line 1 with the router's public address.
+    let learnt = alice.wait_event(secs(10), |e| {
+        e["event"] == "network"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1:"))
+    });
+    let message = learnt["message"].as_str().unwrap_or_default().to_owned();
+    let public = format!("{PUBLIC_IP}:");
+    let port: u16 = message
+        .split_once(&public)
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no public RTP address learnt: {message}"));
+
+    let mut bob = phone(&lab, 0, "bob", &file_audio(&signal, &bob_out));
+    alice.send("trace on");
+    alice.send("dial bob");
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    let invite = alice.wait_event(secs(5), |e| {
+        e["event"] == "sip"
+            && e["direction"] == "out"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("INVITE "))
+    });
+    let sdp = invite["message"].as_str().unwrap_or_default();
+    assert!(
+        sdp.contains(&format!("c=IN IP4 {PUBLIC_IP}")) && sdp.contains(&format!("m=audio {port} ")),
+        "the offer does not carry the STUN address {PUBLIC_IP}:{port}:\n{sdp}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send("hangup");
+    bob.wait_call_state(secs(10), 1, "ended");
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+    for (who, out) in [("alice", &alice_out), ("bob", &bob_out)] {
+        let (heard, _) = read_wav(out);
+        assert!(
+            after_onset(&heard).is_some(),
+            "{who} heard nothing through the NAT"
+        );
+    }
+    drop((kam, stun));
+}
+
+#[test]
+fn a_blind_transfer_from_behind_the_nat_reaches_the_target() {
+    let lab = NatLab::new(ROUTER_TIMEOUT);
+    let kam = NsKamailio::start(&lab, &USERS);
+    let mut alice = alice_registered(&lab, &kam, "backend = \"null\"\n", "");
+    let mut bob = phone(&lab, 0, "bob", "backend = \"null\"\n");
+    let mut carol = phone(&lab, 1, "carol", "backend = \"null\"\n");
+    bob.send("dial alice");
+    alice.wait_for(secs(10), "incoming");
+    alice.send("answer");
+    bob.wait_call_state(secs(10), 1, "connected");
+    alice.wait_call_state(secs(10), 1, "connected");
+    // Until bob's ACK reaches alice the answer is still being settled and a transfer is
+    // refused ("try the transfer again in a moment"): the operator tries again, so does this.
+    let mut tries = 0;
+    loop {
+        alice.send("transfer carol");
+        let answer = alice.wait_event(secs(5), |e| {
+            e["event"] == "error" || (e["event"] == "transfer" && e["status"] == "requested")
+        });
+        if answer["event"] == "transfer" {
+            break;
+        }
+        tries += 1;
+        assert!(tries < 10, "the transfer is still refused: {answer}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    carol.wait_for(secs(10), "incoming");
+    carol.send("answer");
+    let done = alice.wait_transfer(secs(15), "succeeded");
+    assert_eq!(done["target"], format!("sip:carol@{KAMAILIO_IP}"), "{done}");
+    carol.wait_call_state(secs(10), 1, "connected");
+    carol.send("hangup");
+    bob.wait_event(secs(10), |e| e["event"] == "call" && e["state"] == "ended");
+    for sb in [&mut alice, &mut bob, &mut carol] {
+        assert!(sb.quit_and_wait(secs(10)).success());
+    }
+    drop(kam);
+}
