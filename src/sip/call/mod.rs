@@ -2,7 +2,8 @@
 //! from the first INVITE to the BYE, with hold and resume by re-INVITE.
 //!
 //! This file owns the [`Call`]: its [`Phase`] (where its INVITE is, with the data each phase
-//! needs), its [`TimerTable`] (`timer.rs`; expired timers handled in one `match` in
+//! needs), its timer table (`timer.rs`, with the deadlines of the transfer machines riding on
+//! the call; expired timers handled in one `match` in
 //! `on_call_timer`), the in-dialog dispatch, and ending and announcing a call. News for the
 //! features goes out as happenings (`happening.rs`: `Answered`, `HoldSettled`, `CallEnded`);
 //! only the transfer's abandonment and the recording's stop are called straight from
@@ -40,7 +41,8 @@ use super::transaction::TxKey;
 use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
-use timer::{CallTimer, TimerTable};
+pub(super) use timer::CallTimer;
+use timer::TimerTable;
 
 mod invite_client;
 mod invite_server;
@@ -259,17 +261,19 @@ impl Call {
         }
     }
 
-    /// The next time this call needs `on_call_timer`: its timer table's earliest, or a
-    /// deadline of the feature machines riding on it.
+    /// The next time this call needs `on_call_timer`: its timer table's earliest.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        super::timer::earliest([
-            self.timers.earliest(),
-            self.transfer.as_ref().and_then(Transfer::deadline),
-            self.refer_ask.as_ref().map(|a| a.deadline),
-            self.pbx
-                .as_ref()
-                .and_then(super::pbx_transfer::PbxTransfer::deadline),
-        ])
+        self.timers.earliest()
+    }
+
+    /// Arms `timer` for `at` (a feature riding on the call: transfer, PBX, asked REFER).
+    pub(in crate::sip) fn arm(&mut self, timer: CallTimer, at: Instant) {
+        self.timers.set(timer, at);
+    }
+
+    /// Disarms `timer`.
+    pub(in crate::sip) fn disarm(&mut self, timer: CallTimer) {
+        self.timers.stop(timer);
     }
 
     /// The call's state as the operator sees it.
@@ -551,8 +555,7 @@ impl UserAgent {
         }
     }
 
-    /// A call's timers: its own table's expired ones, handled in one `match`, then the
-    /// feature machines riding on it.
+    /// A call's expired timers, the INVITE usage's and its features', handled in one `match`.
     pub(in crate::sip) fn on_call_timer(&mut self, now: Instant, call_id: &str) {
         for _ in CallTimer::ALL {
             let Some(timer) = self
@@ -576,11 +579,12 @@ impl UserAgent {
                 }
                 CallTimer::ResumeRetry => self.resume_when_settled(now, call_id),
                 CallTimer::Session => self.on_session_timer(now, call_id),
+                CallTimer::Transfer => self.on_transfer_timer(now, call_id),
+                CallTimer::RingFirst => self.on_ring_first_timer(now, call_id),
+                CallTimer::PbxHangup => self.on_pbx_timer(now, call_id),
+                CallTimer::ReferAsk => self.on_refer_ask_timer(now, call_id),
             }
         }
-        self.on_transfer_timer(now, call_id);
-        self.on_pbx_timer(now, call_id);
-        self.on_refer_ask_timer(now, call_id);
     }
 
     // ---- requests we receive ----
@@ -678,7 +682,7 @@ impl UserAgent {
         // A re-INVITE still out is only ACKed when answered: an ended call does not change.
         call.reinvite = None;
         call.set_session(None);
-        call.timers.stop_all();
+        call.timers.stop_invite_timers();
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
         self.announce(call_id, status, Some(reason.to_string()));
