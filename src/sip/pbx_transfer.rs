@@ -221,7 +221,7 @@ impl UserAgent {
             }
         };
         let call = self.lines[self.selected].as_ref()?;
-        if !call.is_established() || call.local_hold {
+        if !call.is_established() || call.local_hold() {
             self.error(format!(
                 "the call on line {} is not connected: transfer it while talking",
                 line_no(self.selected)

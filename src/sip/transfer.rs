@@ -296,7 +296,7 @@ impl UserAgent {
             return false;
         };
         let busy = call.is_renegotiating();
-        let held = call.local_hold && !busy;
+        let held = call.local_hold() && !busy;
         // Our hold is on its way already: the REFER follows its answer.
         let holding = call.is_holding();
         if busy && !held && !holding {
@@ -772,7 +772,7 @@ impl UserAgent {
             return;
         }
         // Held, or its hold still in flight: resumed, once that is over.
-        let held = call.local_hold || call.is_holding();
+        let held = call.local_hold() || call.is_holding();
         t.failure = Some(Failure {
             code,
             reason: reason.to_string(),

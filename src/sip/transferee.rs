@@ -219,7 +219,7 @@ impl UserAgent {
         let talking = self
             .calls()
             .find(|c| c.call_id == call_id)
-            .is_some_and(|c| c.is_talking() && !c.local_hold);
+            .is_some_and(|c| c.is_talking() && !c.local_hold());
         match self.place_call(now, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
@@ -372,7 +372,7 @@ impl UserAgent {
         self.end_call(now, &referral.new_call, "the transferor took the call back");
         if referral.held {
             if let Some(call) = self.call_mut(call_id) {
-                call.release_local_hold();
+                call.set_local_hold(false);
             }
         }
     }

@@ -86,8 +86,8 @@ struct PendingAck {
 /// The operator's [`CallState`] is a view of it and of the holds ([`Call::state`]).
 ///
 /// ```text
-///  ours:    Dialing ──1xx──► Alerting { early } ──2xx──► Confirmed
-///  theirs:  Ringing { offer } ──answer──► Confirmed
+///  ours:    Dialing ──1xx──► Alerting { early } ──2xx──► Confirmed { local_hold, remote_hold }
+///  theirs:  Ringing { offer } ──answer──► Confirmed { .. }  (holds change by re-INVITE)
 ///  any ── hangup, failure, CANCEL, BYE ──► Ended { status, answered, cancel_owed }
 /// ```
 #[derive(Debug, Clone)]
@@ -98,8 +98,13 @@ enum Phase {
     Alerting { early: bool },
     /// Theirs: it rings here; `offer` is the SDP offer of their INVITE, if any.
     Ringing { offer: Option<Sdp> },
-    /// Answered (a 2xx sent or received).
-    Confirmed,
+    /// Answered (a 2xx sent or received): only such a call can be held, either way.
+    Confirmed {
+        /// We hold the far end.
+        local_hold: bool,
+        /// The far end holds us.
+        remote_hold: bool,
+    },
     /// The operator was told it ended; the INVITE's signalling may go on detached.
     Ended {
         /// The SIP status that ended it, if any.
@@ -158,10 +163,6 @@ pub(super) struct Call {
     sdp_session: u64,
     sdp_version: u64,
     last_sdp_direction: Option<Direction>,
-    /// We hold the peer.
-    pub(super) local_hold: bool,
-    /// The peer holds us.
-    remote_hold: bool,
     reinvite: Option<Reinvite>,
     /// What the re-INVITE a 491 refused asked for (hold: `true`), sent again at
     /// [`CallTimer::GlareRetry`].
@@ -234,8 +235,6 @@ impl Call {
             sdp_session: 0,
             sdp_version: 0,
             last_sdp_direction: None,
-            local_hold: false,
-            remote_hold: false,
             reinvite: None,
             glare_hold: false,
             pending_ack: None,
@@ -282,9 +281,13 @@ impl Call {
             Phase::Dialing => CallState::Dialing,
             Phase::Alerting { early: false } | Phase::Ringing { .. } => CallState::Ringing,
             Phase::Alerting { early: true } => CallState::Early,
-            Phase::Confirmed if self.local_hold => CallState::Held,
-            Phase::Confirmed if self.remote_hold => CallState::RemoteHeld,
-            Phase::Confirmed => CallState::Connected,
+            Phase::Confirmed {
+                local_hold: true, ..
+            } => CallState::Held,
+            Phase::Confirmed {
+                remote_hold: true, ..
+            } => CallState::RemoteHeld,
+            Phase::Confirmed { .. } => CallState::Connected,
             Phase::Ended { .. } => CallState::Ended,
         }
     }
@@ -338,14 +341,40 @@ impl Call {
         }
     }
 
-    /// The far end holds us.
-    pub(super) fn is_remote_held(&self) -> bool {
-        self.remote_hold
+    /// We hold the far end (only an answered call can be held).
+    pub(super) fn local_hold(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Confirmed {
+                local_hold: true,
+                ..
+            }
+        )
     }
 
-    /// Stop holding the far end (the answer to its re-INVITE under way says so).
-    pub(super) fn release_local_hold(&mut self) {
-        self.local_hold = false;
+    /// The far end holds us.
+    pub(super) fn is_remote_held(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Confirmed {
+                remote_hold: true,
+                ..
+            }
+        )
+    }
+
+    /// We hold the far end, or stop holding it (nothing unless the call is answered).
+    pub(super) fn set_local_hold(&mut self, on: bool) {
+        if let Phase::Confirmed { local_hold, .. } = &mut self.phase {
+            *local_hold = on;
+        }
+    }
+
+    /// The far end holds us, or stopped (nothing unless the call is answered).
+    fn set_remote_hold(&mut self, on: bool) {
+        if let Phase::Confirmed { remote_hold, .. } = &mut self.phase {
+            *remote_hold = on;
+        }
     }
 
     /// True once the operator was told it ended (it may linger detached).
@@ -374,19 +403,16 @@ impl Call {
 
     /// Audio should flow both ways: connected, held by neither side, no re-INVITE under way.
     pub(super) fn expects_audio(&self) -> bool {
-        self.state() == CallState::Connected
-            && !self.local_hold
-            && !self.remote_hold
-            && !self.is_renegotiating()
+        self.state() == CallState::Connected && !self.is_renegotiating()
     }
 
     pub(super) fn is_established(&self) -> bool {
-        matches!(self.phase, Phase::Confirmed)
+        matches!(self.phase, Phase::Confirmed { .. })
     }
 
     /// The direction we want given both holds.
     fn wanted_direction(&self) -> Direction {
-        match (self.local_hold, self.remote_hold) {
+        match (self.local_hold(), self.is_remote_held()) {
             (false, false) => Direction::SendRecv,
             (true, false) => Direction::SendOnly,
             (false, true) => Direction::RecvOnly,
