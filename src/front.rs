@@ -31,7 +31,7 @@ pub enum Command {
     /// Report what is alive (a `stats` event): transactions, calls, subscriptions, threads,
     /// open files and memory, for leak checks over a shift.
     Stats,
-    /// A sound check: level meter, test tone, echo, device choice .
+    /// A sound check: level meter, test tone, echo, device choice.
     Sound(SoundCommand),
 }
 

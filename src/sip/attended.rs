@@ -34,6 +34,7 @@
 use std::time::Instant;
 
 use super::api::{Event, TransferKind, TransferMechanism, TransferStatus};
+use super::call::CallTimer;
 use super::msg::Message;
 use super::refer::{self, Replaces};
 use super::target::Target;
@@ -51,10 +52,9 @@ pub(super) struct Consult {
     target: String,
     /// `complete` was given: the REFER for it is under way on the held call.
     completing: bool,
-    /// A ring-first blind transfer: completes itself when the target answers.
+    /// A ring-first blind transfer: completes itself when the target answers, and gives the
+    /// ringing target up when the held call's [`CallTimer::RingFirst`] expires.
     ring_first: bool,
-    /// Ring-first: when the ringing target is given up (`blind_timeout`).
-    deadline: Option<Instant>,
     /// Ring-first: the target's ringing was reported.
     rang: bool,
 }
@@ -68,7 +68,6 @@ impl Consult {
             target,
             completing: false,
             ring_first: false,
-            deadline: None,
             rang: false,
         }
     }
@@ -87,11 +86,6 @@ impl Consult {
     /// The Call-ID of the held call (the one to transfer).
     pub(super) fn held(&self) -> &str {
         &self.held
-    }
-
-    /// When the ring-first target is given up, while it rings.
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.deadline.filter(|_| !self.completing)
     }
 
     /// `blind` for a ring-first transfer, else `attended`.
@@ -148,9 +142,12 @@ impl UserAgent {
     /// `transfer <target>` with `blind = "safe"`: hold the call `held` and ring the target
     /// on a free line; joined once the target answers (see the module docs).
     pub(super) fn ring_first(&mut self, now: Instant, held: String, target: String) {
+        let deadline = now + self.cfg.transfer.timeout;
+        if let Some(call) = self.call_mut(&held) {
+            call.arm(CallTimer::RingFirst, deadline);
+        }
         let c = Consult {
             ring_first: true,
-            deadline: Some(now + self.cfg.transfer.timeout),
             ..Consult::new(held, String::new(), target)
         };
         self.start_consult(now, c);
@@ -307,7 +304,10 @@ impl UserAgent {
         if let Some(x) = self.consult.as_mut() {
             // No longer completes itself: the operator decides.
             x.ring_first = false;
-            x.deadline = None;
+            let held = x.held.clone();
+            if let Some(call) = self.call_mut(&held) {
+                call.disarm(CallTimer::RingFirst);
+            }
         }
         let words = format!("{reason}; both calls are still yours: complete, swap or cancel");
         self.emit(Event::Transfer {
@@ -450,19 +450,23 @@ impl UserAgent {
         if let Some(x) = self.consult.as_mut() {
             x.completing = false;
             x.ring_first = false;
-            x.deadline = None;
+            let held = x.held.clone();
+            if let Some(call) = self.call_mut(&held) {
+                call.disarm(CallTimer::RingFirst);
+            }
         }
         let words = format!("{why}; both calls are still yours: complete, swap or cancel");
         self.consult_event(c, TransferStatus::Failed, None, &words);
     }
 
-    /// Ring-first: the target did not answer within `blind_timeout`: cancel its call and
-    /// resume the caller.
-    pub(super) fn on_consult_timer(&mut self, now: Instant) {
+    /// Ring-first: the target did not answer within `blind_timeout` (the held call's
+    /// [`CallTimer::RingFirst`]): cancel its call and resume the caller. Nothing while the
+    /// join's REFER is under way.
+    pub(super) fn on_ring_first_timer(&mut self, now: Instant, held: &str) {
         let Some(c) = self
             .consult
             .clone()
-            .filter(|c| c.deadline().is_some_and(|d| d <= now))
+            .filter(|c| c.held == held && c.ring_first && !c.completing)
         else {
             return;
         };

@@ -60,7 +60,7 @@ impl UserAgent {
                 (
                     c.call_id.clone(),
                     c.line,
-                    c.local_hold,
+                    c.local_hold(),
                     c.is_renegotiating(),
                 )
             })
@@ -133,7 +133,7 @@ impl UserAgent {
             let Some(call) = self.calls().find(|c| c.call_id == *call_id) else {
                 continue;
             };
-            if call.local_hold == hold || !call.is_established() {
+            if call.local_hold() == hold || !call.is_established() {
                 continue;
             }
             if call.is_renegotiating() {
@@ -272,7 +272,7 @@ impl UserAgent {
         self.set_selected(keep);
         let resume = self.lines[keep]
             .as_ref()
-            .filter(|c| c.local_hold && c.is_established() && !c.is_renegotiating())
+            .filter(|c| c.local_hold() && c.is_established() && !c.is_renegotiating())
             .map(|c| c.call_id.clone());
         if let Some(call_id) = resume {
             self.send_reinvite(now, &call_id, false);

@@ -591,7 +591,6 @@ impl UserAgent {
             self.on_call_timer(now, &call_id);
         }
         self.on_subscription_timers(now);
-        self.on_consult_timer(now);
         self.on_answer_policy_timer(now);
         self.acks.retain(|a| a.until() > now);
         if self.quit_deadline.is_some_and(|d| d <= now) {
@@ -742,7 +741,6 @@ impl UserAgent {
                     self.keepalive.as_ref().and_then(Keepalive::deadline),
                     self.quit_deadline,
                     self.subscriptions_deadline(),
-                    self.consult.as_ref().and_then(attended::Consult::deadline),
                     self.acks.iter().map(call::SentAck::until).min(),
                     self.answering.deadline(),
                 ]),

@@ -18,6 +18,7 @@
 use std::time::{Duration, Instant};
 
 use super::api::{Event, TransferKind, TransferStatus};
+use super::call::CallTimer;
 use super::target::Target;
 use super::{line_no, UserAgent};
 
@@ -45,20 +46,12 @@ pub struct PbxCodes {
 pub(super) struct PbxTransfer {
     /// The number keyed after the code.
     target: String,
-    /// Attended (`consult`): the operator talks to the target on this call.
+    /// Attended (`consult`): the operator talks to the target on this call. Blind: the call
+    /// is hung up when its [`CallTimer::PbxHangup`] expires (the digits are out by then).
     attended: bool,
-    /// Blind: when to hang up (the digits are out by then).
-    hangup_at: Option<Instant>,
     /// When the last digit of the code starts to go out: a hang-up from then on is the PBX
     /// taking the call.
     last_digit_at: Instant,
-}
-
-impl PbxTransfer {
-    /// When the call must be hung up.
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        self.hangup_at
-    }
 }
 
 impl UserAgent {
@@ -74,9 +67,9 @@ impl UserAgent {
             call.pbx = Some(PbxTransfer {
                 target: target.clone(),
                 attended: false,
-                hangup_at: Some(now + wait),
                 last_digit_at: now + DIGIT_SPACING * count.saturating_sub(1),
             });
+            call.arm(CallTimer::PbxHangup, now + wait);
         }
         let words = format!("keying the PBX's transfer code {digits}");
         self.pbx_event(
@@ -99,7 +92,6 @@ impl UserAgent {
             call.pbx = Some(PbxTransfer {
                 target: target.clone(),
                 attended: true,
-                hangup_at: None,
                 last_digit_at: now + DIGIT_SPACING * count.saturating_sub(1),
             });
         }
@@ -161,22 +153,18 @@ impl UserAgent {
         );
     }
 
-    /// A blind PBX transfer's digits are out: hang up.
+    /// A blind PBX transfer's digits are out ([`CallTimer::PbxHangup`]): hang up.
     pub(super) fn on_pbx_timer(&mut self, now: Instant, call_id: &str) {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
-        let Some(t) = call
-            .pbx
-            .clone()
-            .filter(|t| t.hangup_at.is_some_and(|at| at <= now))
-        else {
+        let Some(t) = call.pbx.clone().filter(|t| !t.attended) else {
             return;
         };
         if !call.info_queue.is_empty() || call.info_in_flight.is_some() {
             // Digits still going out as SIP INFO: wait for them.
-            if let Some(p) = self.call_mut(call_id).and_then(|c| c.pbx.as_mut()) {
-                p.hangup_at = Some(now + PER_DIGIT);
+            if let Some(call) = self.call_mut(call_id) {
+                call.arm(CallTimer::PbxHangup, now + PER_DIGIT);
             }
             return;
         }
@@ -218,6 +206,7 @@ impl UserAgent {
     ) {
         if let Some(call) = self.call_mut(call_id) {
             call.pbx = None;
+            call.disarm(CallTimer::PbxHangup);
         }
         self.pbx_event(call_id, TransferKind::Blind, status, target, words);
     }
@@ -232,7 +221,7 @@ impl UserAgent {
             }
         };
         let call = self.lines[self.selected].as_ref()?;
-        if !call.is_established() || call.local_hold {
+        if !call.is_established() || call.local_hold() {
             self.error(format!(
                 "the call on line {} is not connected: transfer it while talking",
                 line_no(self.selected)
@@ -436,6 +425,19 @@ mod tests {
                 ..
             }
         )));
+    }
+
+    /// The hang-up is the call's PBX timer: six digits take 6 × 200 ms + 800 ms, and the BYE
+    /// goes exactly then on simulated time.
+    #[test]
+    fn the_blind_hang_up_comes_exactly_when_the_digits_are_out() {
+        let mut b = pbx_call();
+        b.cmd(Command::Transfer("200".into()));
+        assert_eq!(keyed(&mut b), ["#1200#"]);
+        b.advance(Duration::from_millis(1_999));
+        assert!(b.sent().is_empty(), "still keying at 1.999 s");
+        b.advance(Duration::from_millis(1));
+        assert!(b.sent().iter().any(|m| m.method() == Method::Bye));
     }
 
     #[test]

@@ -40,10 +40,15 @@
 //! subscription usage outlives the INVITE usage): some phones (twinkle) BYE
 //! the transferor as soon as the target answers and send the final NOTIFY
 //! after, so a success reported then still counts.
+//!
+//! Every wait of the machine (the REFER sent again after 491, the final NOTIFY, the BYE after
+//! a failure NOTIFY, the lingering of a dropped call) is the call's one
+//! [`CallTimer::Transfer`], armed as the phase changes and handled in the call's timer `match`.
 
 use std::time::{Duration, Instant};
 
 use super::api::{CallState, Event, TransferKind, TransferMechanism, TransferStatus};
+use super::call::CallTimer;
 use super::happening::Happening;
 use super::msg::{Message, Method};
 use super::refer::{self, SubscriptionState};
@@ -116,22 +121,23 @@ enum Phase {
     Holding,
     /// REFER sent (its CSeq), no final answer yet.
     Referring(u32),
-    /// The REFER met a request in progress (491): send it again at this time.
-    RetryAt(Instant),
-    /// REFER accepted: waiting for the NOTIFY with the final status, until `deadline`.
-    Accepted { deadline: Instant },
+    /// The REFER met a request in progress (491): send it again when the call's
+    /// [`CallTimer::Transfer`] expires.
+    RetryAt,
+    /// REFER accepted: waiting for the NOTIFY with the final status, until the timer.
+    Accepted,
     /// The transferee hung up (at `since`) after accepting: its final NOTIFY may still come,
-    /// until `deadline`.
-    HungUp { deadline: Instant, since: Instant },
-    /// A NOTIFY reported a failure while a consultation is up: told at `deadline` unless the
-    /// far end hangs up first (a PBX that dropped the caller).
-    Failing { deadline: Instant },
+    /// until the timer.
+    HungUp { since: Instant },
+    /// A NOTIFY reported a failure while a consultation is up: told when the timer expires
+    /// unless the far end hangs up first (a PBX that dropped the caller).
+    Failing,
     /// The transfer failed and the resume re-INVITE is out: the outcome is told when it is
     /// answered, or as a dropped caller if the far end hangs up first.
     Recalling,
-    /// The far end hung up during the recall (outcome told): kept until `deadline` so the
+    /// The far end hung up during the recall (outcome told): kept until the timer so the
     /// call lingers for the resume's answer (a crossing 2xx is still ACKed).
-    Dropped { deadline: Instant },
+    Dropped,
 }
 
 /// Why a transfer failed, kept while the outcome waits (Failing, Recalling).
@@ -227,18 +233,6 @@ impl Transfer {
             ..Transfer::blind(target, TransferMechanism::RingFirst)
         }
     }
-
-    /// When the transfer gives up waiting.
-    pub(super) fn deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Accepted { deadline }
-            | Phase::HungUp { deadline, .. }
-            | Phase::Failing { deadline }
-            | Phase::Dropped { deadline }
-            | Phase::RetryAt(deadline) => Some(deadline),
-            Phase::Holding | Phase::Referring(_) | Phase::Recalling => None,
-        }
-    }
 }
 
 impl UserAgent {
@@ -302,7 +296,7 @@ impl UserAgent {
             return false;
         };
         let busy = call.is_renegotiating();
-        let held = call.local_hold && !busy;
+        let held = call.local_hold() && !busy;
         // Our hold is on its way already: the REFER follows its answer.
         let holding = call.is_holding();
         if busy && !held && !holding {
@@ -335,7 +329,7 @@ impl UserAgent {
         match phase {
             Some(Phase::Holding) => {}
             Some(Phase::Recalling) => return self.recalled(call_id),
-            Some(Phase::Dropped { .. }) => {
+            Some(Phase::Dropped) => {
                 self.take_transfer(call_id);
                 return;
             }
@@ -377,9 +371,12 @@ impl UserAgent {
         }
         match self.send_in_dialog_with(now, call_id, Method::Refer, headers, None) {
             Some(cseq) => {
-                if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
-                    t.phase = Phase::Referring(cseq);
-                    t.refer_cseq = Some(cseq);
+                if let Some(call) = self.call_mut(call_id) {
+                    call.disarm(CallTimer::Transfer);
+                    if let Some(t) = call.transfer.as_mut() {
+                        t.phase = Phase::Referring(cseq);
+                        t.refer_cseq = Some(cseq);
+                    }
                 }
             }
             None => self.transfer_failed(now, call_id, None, "transfer failed (no dialog)"),
@@ -412,9 +409,12 @@ impl UserAgent {
             // as RFC 3261 §14.1 says for re-INVITEs, then ask again.
             let role = self.calls().find(|c| c.call_id == call_id).map(|c| c.role);
             let wait = role.map_or(Duration::ZERO, |role| self.glare_wait(role));
-            if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
-                t.glare_retries += 1;
-                t.phase = Phase::RetryAt(now + wait);
+            if let Some(call) = self.call_mut(call_id) {
+                if let Some(t) = call.transfer.as_mut() {
+                    t.glare_retries += 1;
+                    t.phase = Phase::RetryAt;
+                    call.arm(CallTimer::Transfer, now + wait);
+                }
             }
         } else {
             let reason = match code {
@@ -449,13 +449,18 @@ impl UserAgent {
     /// 202 Accepted (or the first NOTIFY, which implies it).
     fn transfer_accepted(&mut self, now: Instant, call_id: &str) {
         let deadline = now + self.cfg.transfer.timeout;
-        let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) else {
+        let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if !matches!(t.phase, Phase::Referring(_)) {
+        let referring = call.transfer.as_ref().map(|t| t.phase);
+        if !matches!(referring, Some(Phase::Referring(_))) {
             return;
         }
-        t.phase = Phase::Accepted { deadline };
+        call.arm(CallTimer::Transfer, deadline);
+        let Some(t) = call.transfer.as_mut() else {
+            return;
+        };
+        t.phase = Phase::Accepted;
         let immediate = t.mechanism == Some(TransferMechanism::Immediate);
         let target = t.target.clone();
         let ringing_consult = t.consult.clone().filter(|_| t.cancel_consult_on_accept);
@@ -485,7 +490,7 @@ impl UserAgent {
         let ours = phase.is_some_and(|p| {
             matches!(
                 p,
-                Phase::Referring(_) | Phase::Accepted { .. } | Phase::HungUp { .. }
+                Phase::Referring(_) | Phase::Accepted | Phase::HungUp { .. }
             )
         });
         let hung_up = matches!(phase, Some(Phase::HungUp { .. }));
@@ -607,21 +612,22 @@ impl UserAgent {
         }
     }
 
-    /// The safe transfer's wait for a final NOTIFY is over.
+    /// The call's [`CallTimer::Transfer`] expired: send the REFER again after a 491, or stop
+    /// waiting (for the final NOTIFY, for a BYE after a failure, for the resume's answer).
     pub(super) fn on_transfer_timer(&mut self, now: Instant, call_id: &str) {
         let Some(phase) = self
             .calls()
             .find(|c| c.call_id == call_id)
             .and_then(|c| c.transfer.as_ref())
-            .filter(|t| t.deadline().is_some_and(|d| d <= now))
             .map(|t| t.phase)
         else {
             return;
         };
         let reason = match phase {
-            Phase::RetryAt(_) => return self.send_refer(now, call_id),
+            Phase::RetryAt => return self.send_refer(now, call_id),
+            Phase::Accepted => NO_ANSWER,
             Phase::HungUp { .. } => HUNG_UP,
-            Phase::Failing { .. } => {
+            Phase::Failing => {
                 let failure = self
                     .call_mut(call_id)
                     .and_then(|c| c.transfer.as_mut())
@@ -631,12 +637,13 @@ impl UserAgent {
                 }
                 return;
             }
-            Phase::Dropped { .. } => {
+            Phase::Dropped => {
                 // The resume was never answered: nothing is left to tell.
                 self.take_transfer(call_id);
                 return;
             }
-            _ => NO_ANSWER,
+            // No timer runs in these phases.
+            Phase::Holding | Phase::Referring(_) | Phase::Recalling => return,
         };
         self.transfer_failed(now, call_id, None, reason);
     }
@@ -649,14 +656,12 @@ impl UserAgent {
         };
         if let Some(t) = call.transfer.as_mut() {
             match t.phase {
-                Phase::Referring(_) | Phase::Accepted { .. } => {
-                    t.phase = Phase::HungUp {
-                        deadline: now + AFTER_HANGUP,
-                        since: now,
-                    };
+                Phase::Referring(_) | Phase::Accepted => {
+                    t.phase = Phase::HungUp { since: now };
+                    call.arm(CallTimer::Transfer, now + AFTER_HANGUP);
                     return;
                 }
-                Phase::Failing { .. } | Phase::Recalling => {
+                Phase::Failing | Phase::Recalling => {
                     let recalling = t.phase == Phase::Recalling;
                     let failure = t.failure.clone().unwrap_or(Failure {
                         code: None,
@@ -670,6 +675,7 @@ impl UserAgent {
                 _ => {}
             }
         }
+        call.disarm(CallTimer::Transfer);
         let Some(t) = call.transfer.take() else {
             return;
         };
@@ -680,7 +686,9 @@ impl UserAgent {
 
     /// Ends the call's transfer machine, if it has one (its outcome is the caller's to tell).
     fn take_transfer(&mut self, call_id: &str) -> Option<Transfer> {
-        let t = self.call_mut(call_id)?.transfer.take()?;
+        let call = self.call_mut(call_id)?;
+        call.disarm(CallTimer::Transfer);
+        let t = call.transfer.take()?;
         self.happen(Happening::TransferOver(call_id.to_string()));
         Some(t)
     }
@@ -691,11 +699,11 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        if let Some(Phase::HungUp { .. } | Phase::Dropped { .. }) =
-            call.transfer.as_ref().map(|t| t.phase)
+        if let Some(Phase::HungUp { .. } | Phase::Dropped) = call.transfer.as_ref().map(|t| t.phase)
         {
             return;
         }
+        call.disarm(CallTimer::Transfer);
         let Some(t) = call.transfer.take() else {
             return;
         };
@@ -739,11 +747,12 @@ impl UserAgent {
     /// A NOTIFY reported a failure while a consultation is up: wait [`DROP_WINDOW`] for a
     /// BYE (a PBX that dropped the caller) before telling the operator.
     fn transfer_failing(&mut self, now: Instant, call_id: &str, code: Option<u16>, reason: String) {
-        if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
-            t.phase = Phase::Failing {
-                deadline: now + DROP_WINDOW,
-            };
-            t.failure = Some(Failure { code, reason });
+        if let Some(call) = self.call_mut(call_id) {
+            if let Some(t) = call.transfer.as_mut() {
+                t.phase = Phase::Failing;
+                t.failure = Some(Failure { code, reason });
+                call.arm(CallTimer::Transfer, now + DROP_WINDOW);
+            }
         }
     }
 
@@ -764,7 +773,7 @@ impl UserAgent {
             return;
         }
         // Held, or its hold still in flight: resumed, once that is over.
-        let held = call.local_hold || call.is_holding();
+        let held = call.local_hold() || call.is_holding();
         t.failure = Some(Failure {
             code,
             reason: reason.to_string(),
@@ -832,9 +841,10 @@ impl UserAgent {
             Some(&words),
         );
         if let Some(deadline) = linger {
-            t.phase = Phase::Dropped { deadline };
+            t.phase = Phase::Dropped;
             if let Some(call) = self.call_mut(call_id) {
                 call.transfer = Some(t);
+                call.arm(CallTimer::Transfer, deadline);
             }
         }
     }

@@ -243,6 +243,38 @@ fn no_final_notify_in_time_means_the_target_did_not_answer() {
     );
 }
 
+/// The wait for the final NOTIFY is the call's transfer timer: the recall starts exactly at
+/// the deadline (`[transfer] timeout` after the 202) on simulated time, not a millisecond
+/// before.
+#[test]
+fn a_transfer_whose_target_never_answers_recalls_exactly_at_its_deadline() {
+    let mut b = notify_bench();
+    let (_, refer) = transferring(&mut b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.sent();
+    transfer_events(&mut b);
+    b.advance(Duration::from_secs(30) - Duration::from_millis(1));
+    assert!(b.sent().is_empty(), "no resume before the deadline");
+    assert!(transfer_events(&mut b).is_empty());
+    b.advance(Duration::from_millis(1));
+    let sent = b.sent();
+    assert_eq!(
+        answer_resume(&mut b, &sent),
+        [
+            (
+                TransferStatus::Failed,
+                None,
+                Some("target did not answer".into())
+            ),
+            (
+                TransferStatus::Recalled,
+                None,
+                Some("reconnecting: the call is back on line 1".into())
+            ),
+        ]
+    );
+}
+
 /// A BYE from the phone in the call's dialog.
 pub(super) fn bye_from_phone(invite: &Message, cseq: u32) -> String {
     format!(
@@ -309,6 +341,25 @@ fn the_caller_hanging_up_during_the_transfer_is_reported() {
     );
     assert_eq!(b.sent()[0].code(), Some(481));
     assert!(transfer_events(&mut b).is_empty());
+}
+
+/// The call's end stops its INVITE timers but not its transfer's: the subscription kept
+/// after the caller's BYE is given up exactly 16 s later.
+#[test]
+fn the_wait_after_the_callers_bye_outlives_the_call_and_ends_exactly_on_time() {
+    let mut b = notify_bench();
+    hung_up_during_transfer(&mut b);
+    b.advance(Duration::from_secs(16) - Duration::from_millis(1));
+    assert!(transfer_events(&mut b).is_empty(), "still listening");
+    b.advance(Duration::from_millis(1));
+    assert_eq!(
+        transfer_events(&mut b),
+        [(
+            TransferStatus::Failed,
+            None,
+            Some("the caller hung up during the transfer".into())
+        )]
+    );
 }
 
 #[test]

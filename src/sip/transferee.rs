@@ -25,6 +25,7 @@
 use std::time::{Duration, Instant};
 
 use super::api::{CallState, Event, TransferKind, TransferStatus};
+use super::call::CallTimer;
 use super::msg::{reason_phrase, Message, Method};
 use super::refer::{self, ReferTo};
 use super::transfer::ReferPolicy;
@@ -36,15 +37,14 @@ const SUBSCRIPTION_SECONDS: u32 = 60;
 /// How long a REFER waits for the operator's word under `accept_refer = "ask"`.
 pub(super) const ASK_WINDOW: Duration = Duration::from_secs(20);
 
-/// A REFER waiting for the operator (`accept_refer = "ask"`).
+/// A REFER waiting for the operator (`accept_refer = "ask"`), refused for want of an answer
+/// when the call's [`CallTimer::ReferAsk`] expires.
 #[derive(Debug, Clone)]
 pub(super) struct AskedRefer {
     /// The REFER, still unanswered.
     request: Message,
     /// Its Refer-To, already checked.
     refer_to: ReferTo,
-    /// When it is refused for want of an answer.
-    pub(super) deadline: Instant,
 }
 
 /// A REFER we accepted on a call, until its outcome is reported.
@@ -112,8 +112,8 @@ impl UserAgent {
         call.refer_ask = Some(AskedRefer {
             request: req.clone(),
             refer_to,
-            deadline: now + ASK_WINDOW,
         });
+        call.arm(CallTimer::ReferAsk, now + ASK_WINDOW);
         self.emit_referral(
             call_id,
             &target,
@@ -143,7 +143,10 @@ impl UserAgent {
         let Some(call_id) = found else {
             return false;
         };
-        let Some(asked) = self.call_mut(&call_id).and_then(|c| c.refer_ask.take()) else {
+        let Some(asked) = self.call_mut(&call_id).and_then(|c| {
+            c.disarm(CallTimer::ReferAsk);
+            c.refer_ask.take()
+        }) else {
             return false;
         };
         if go {
@@ -160,17 +163,9 @@ impl UserAgent {
         true
     }
 
-    /// A REFER the operator did not answer in time is refused.
+    /// A REFER the operator did not answer in time ([`CallTimer::ReferAsk`]) is refused.
     pub(super) fn on_refer_ask_timer(&mut self, now: Instant, call_id: &str) {
-        let due = self
-            .calls()
-            .find(|c| c.call_id == call_id)
-            .and_then(|c| c.refer_ask.as_ref())
-            .is_some_and(|a| a.deadline <= now);
-        if let Some(asked) = due
-            .then(|| self.call_mut(call_id).and_then(|c| c.refer_ask.take()))
-            .flatten()
-        {
+        if let Some(asked) = self.call_mut(call_id).and_then(|c| c.refer_ask.take()) {
             let reason = format!(
                 "no answer in {} s: the transfer was refused",
                 ASK_WINDOW.as_secs()
@@ -224,7 +219,7 @@ impl UserAgent {
         let talking = self
             .calls()
             .find(|c| c.call_id == call_id)
-            .is_some_and(|c| c.is_talking() && !c.local_hold);
+            .is_some_and(|c| c.is_talking() && !c.local_hold());
         match self.place_call(now, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
@@ -275,7 +270,10 @@ impl UserAgent {
         let Some(asked) = self
             .call_mut(call_id)
             .filter(|c| c.is_gone())
-            .and_then(|c| c.refer_ask.take())
+            .and_then(|c| {
+                c.disarm(CallTimer::ReferAsk);
+                c.refer_ask.take()
+            })
         else {
             return;
         };
@@ -374,7 +372,7 @@ impl UserAgent {
         self.end_call(now, &referral.new_call, "the transferor took the call back");
         if referral.held {
             if let Some(call) = self.call_mut(call_id) {
-                call.release_local_hold();
+                call.set_local_hold(false);
             }
         }
     }

@@ -221,7 +221,10 @@ impl UserAgent {
                         );
                     }
                 }
-                call.phase = Phase::Confirmed;
+                call.phase = Phase::Confirmed {
+                    local_hold: false,
+                    remote_hold: false,
+                };
                 call.set_session(session_timer::from_response(resp, now));
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);

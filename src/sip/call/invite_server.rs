@@ -71,7 +71,10 @@ impl UserAgent {
         };
         let offer_in_2xx = negotiated.is_none();
         call.media = negotiated;
-        call.phase = Phase::Confirmed;
+        call.phase = Phase::Confirmed {
+            local_hold: false,
+            remote_hold: false,
+        };
         let invite = call.invite.clone();
         let (session, session_headers) = session_timer::answer(&invite, now).unzip();
         call.set_session(session);
@@ -301,7 +304,8 @@ impl UserAgent {
             Some(Ok(n)) => {
                 if let Some(call) = self.call_mut(call_id) {
                     let offered = call.last_sdp_direction.unwrap_or(Direction::SendRecv);
-                    call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
+                    let held = held_by_answer(offered, n.direction, call.is_remote_held());
+                    call.set_remote_hold(held);
                     call.media = Some(n);
                 }
                 self.announce(call_id, None, None);

@@ -160,7 +160,7 @@ impl UserAgent {
                 line_no(index)
             ));
         }
-        if call.local_hold == hold && call.reinvite.is_none() {
+        if call.local_hold() == hold && call.reinvite.is_none() {
             return; // already there
         }
         if call.reinvite.is_some() || call.pending_ack.is_some() {
@@ -191,7 +191,7 @@ impl UserAgent {
         self.set_selected(index);
         let resume = self.lines[index]
             .as_ref()
-            .filter(|c| c.local_hold && c.reinvite.is_none() && c.is_established())
+            .filter(|c| c.local_hold() && c.reinvite.is_none() && c.is_established())
             .map(|c| c.call_id.clone());
         if let Some(call_id) = resume {
             self.send_reinvite(now, &call_id, false);
@@ -278,7 +278,7 @@ impl UserAgent {
         if call.is_gone() || !call.is_established() {
             return;
         }
-        if call.timers.is_set(CallTimer::GlareRetry) && call.glare_hold && !call.local_hold {
+        if call.timers.is_set(CallTimer::GlareRetry) && call.glare_hold && !call.local_hold() {
             // The hold a 491 postponed is no longer wanted.
             call.timers.stop(CallTimer::GlareRetry);
         }
@@ -292,7 +292,7 @@ impl UserAgent {
             }
             return;
         }
-        if !call.local_hold {
+        if !call.local_hold() {
             return;
         }
         let line = call.line;

@@ -2,7 +2,8 @@
 //! from the first INVITE to the BYE, with hold and resume by re-INVITE.
 //!
 //! This file owns the [`Call`]: its [`Phase`] (where its INVITE is, with the data each phase
-//! needs), its [`TimerTable`] (`timer.rs`; expired timers handled in one `match` in
+//! needs), its timer table (`timer.rs`, with the deadlines of the transfer machines riding on
+//! the call; expired timers handled in one `match` in
 //! `on_call_timer`), the in-dialog dispatch, and ending and announcing a call. News for the
 //! features goes out as happenings (`happening.rs`: `Answered`, `HoldSettled`, `CallEnded`);
 //! only the transfer's abandonment and the recording's stop are called straight from
@@ -40,7 +41,8 @@ use super::transaction::TxKey;
 use super::transfer::Transfer;
 use super::transferee::{AskedRefer, Referral};
 use super::{line_no, Owner, Transmit, UserAgent};
-use timer::{CallTimer, TimerTable};
+pub(super) use timer::CallTimer;
+use timer::TimerTable;
 
 mod failover;
 mod invite_client;
@@ -85,8 +87,8 @@ struct PendingAck {
 /// The operator's [`CallState`] is a view of it and of the holds ([`Call::state`]).
 ///
 /// ```text
-///  ours:    Dialing ──1xx──► Alerting { early } ──2xx──► Confirmed
-///  theirs:  Ringing { offer } ──answer──► Confirmed
+///  ours:    Dialing ──1xx──► Alerting { early } ──2xx──► Confirmed { local_hold, remote_hold }
+///  theirs:  Ringing { offer } ──answer──► Confirmed { .. }  (holds change by re-INVITE)
 ///  any ── hangup, failure, CANCEL, BYE ──► Ended { status, answered, cancel_owed }
 /// ```
 #[derive(Debug, Clone)]
@@ -97,8 +99,13 @@ enum Phase {
     Alerting { early: bool },
     /// Theirs: it rings here; `offer` is the SDP offer of their INVITE, if any.
     Ringing { offer: Option<Sdp> },
-    /// Answered (a 2xx sent or received).
-    Confirmed,
+    /// Answered (a 2xx sent or received): only such a call can be held, either way.
+    Confirmed {
+        /// We hold the far end.
+        local_hold: bool,
+        /// The far end holds us.
+        remote_hold: bool,
+    },
     /// The operator was told it ended; the INVITE's signalling may go on detached.
     Ended {
         /// The SIP status that ended it, if any.
@@ -157,10 +164,6 @@ pub(super) struct Call {
     sdp_session: u64,
     sdp_version: u64,
     last_sdp_direction: Option<Direction>,
-    /// We hold the peer.
-    pub(super) local_hold: bool,
-    /// The peer holds us.
-    remote_hold: bool,
     reinvite: Option<Reinvite>,
     /// What the re-INVITE a 491 refused asked for (hold: `true`), sent again at
     /// [`CallTimer::GlareRetry`].
@@ -233,8 +236,6 @@ impl Call {
             sdp_session: 0,
             sdp_version: 0,
             last_sdp_direction: None,
-            local_hold: false,
-            remote_hold: false,
             reinvite: None,
             glare_hold: false,
             pending_ack: None,
@@ -260,17 +261,19 @@ impl Call {
         }
     }
 
-    /// The next time this call needs `on_call_timer`: its timer table's earliest, or a
-    /// deadline of the feature machines riding on it.
+    /// The next time this call needs `on_call_timer`: its timer table's earliest.
     pub(super) fn deadline(&self) -> Option<Instant> {
-        super::timer::earliest([
-            self.timers.earliest(),
-            self.transfer.as_ref().and_then(Transfer::deadline),
-            self.refer_ask.as_ref().map(|a| a.deadline),
-            self.pbx
-                .as_ref()
-                .and_then(super::pbx_transfer::PbxTransfer::deadline),
-        ])
+        self.timers.earliest()
+    }
+
+    /// Arms `timer` for `at` (a feature riding on the call: transfer, PBX, asked REFER).
+    pub(in crate::sip) fn arm(&mut self, timer: CallTimer, at: Instant) {
+        self.timers.set(timer, at);
+    }
+
+    /// Disarms `timer`.
+    pub(in crate::sip) fn disarm(&mut self, timer: CallTimer) {
+        self.timers.stop(timer);
     }
 
     /// The call's state as the operator sees it.
@@ -279,9 +282,13 @@ impl Call {
             Phase::Dialing => CallState::Dialing,
             Phase::Alerting { early: false } | Phase::Ringing { .. } => CallState::Ringing,
             Phase::Alerting { early: true } => CallState::Early,
-            Phase::Confirmed if self.local_hold => CallState::Held,
-            Phase::Confirmed if self.remote_hold => CallState::RemoteHeld,
-            Phase::Confirmed => CallState::Connected,
+            Phase::Confirmed {
+                local_hold: true, ..
+            } => CallState::Held,
+            Phase::Confirmed {
+                remote_hold: true, ..
+            } => CallState::RemoteHeld,
+            Phase::Confirmed { .. } => CallState::Connected,
             Phase::Ended { .. } => CallState::Ended,
         }
     }
@@ -335,14 +342,40 @@ impl Call {
         }
     }
 
-    /// The far end holds us.
-    pub(super) fn is_remote_held(&self) -> bool {
-        self.remote_hold
+    /// We hold the far end (only an answered call can be held).
+    pub(super) fn local_hold(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Confirmed {
+                local_hold: true,
+                ..
+            }
+        )
     }
 
-    /// Stop holding the far end (the answer to its re-INVITE under way says so).
-    pub(super) fn release_local_hold(&mut self) {
-        self.local_hold = false;
+    /// The far end holds us.
+    pub(super) fn is_remote_held(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Confirmed {
+                remote_hold: true,
+                ..
+            }
+        )
+    }
+
+    /// We hold the far end, or stop holding it (nothing unless the call is answered).
+    pub(super) fn set_local_hold(&mut self, on: bool) {
+        if let Phase::Confirmed { local_hold, .. } = &mut self.phase {
+            *local_hold = on;
+        }
+    }
+
+    /// The far end holds us, or stopped (nothing unless the call is answered).
+    fn set_remote_hold(&mut self, on: bool) {
+        if let Phase::Confirmed { remote_hold, .. } = &mut self.phase {
+            *remote_hold = on;
+        }
     }
 
     /// True once the operator was told it ended (it may linger detached).
@@ -371,19 +404,16 @@ impl Call {
 
     /// Audio should flow both ways: connected, held by neither side, no re-INVITE under way.
     pub(super) fn expects_audio(&self) -> bool {
-        self.state() == CallState::Connected
-            && !self.local_hold
-            && !self.remote_hold
-            && !self.is_renegotiating()
+        self.state() == CallState::Connected && !self.is_renegotiating()
     }
 
     pub(super) fn is_established(&self) -> bool {
-        matches!(self.phase, Phase::Confirmed)
+        matches!(self.phase, Phase::Confirmed { .. })
     }
 
     /// The direction we want given both holds.
     fn wanted_direction(&self) -> Direction {
-        match (self.local_hold, self.remote_hold) {
+        match (self.local_hold(), self.is_remote_held()) {
             (false, false) => Direction::SendRecv,
             (true, false) => Direction::SendOnly,
             (false, true) => Direction::RecvOnly,
@@ -558,8 +588,7 @@ impl UserAgent {
         }
     }
 
-    /// A call's timers: its own table's expired ones, handled in one `match`, then the
-    /// feature machines riding on it.
+    /// A call's expired timers, the INVITE usage's and its features', handled in one `match`.
     pub(in crate::sip) fn on_call_timer(&mut self, now: Instant, call_id: &str) {
         for _ in CallTimer::ALL {
             let Some(timer) = self
@@ -583,11 +612,12 @@ impl UserAgent {
                 }
                 CallTimer::ResumeRetry => self.resume_when_settled(now, call_id),
                 CallTimer::Session => self.on_session_timer(now, call_id),
+                CallTimer::Transfer => self.on_transfer_timer(now, call_id),
+                CallTimer::RingFirst => self.on_ring_first_timer(now, call_id),
+                CallTimer::PbxHangup => self.on_pbx_timer(now, call_id),
+                CallTimer::ReferAsk => self.on_refer_ask_timer(now, call_id),
             }
         }
-        self.on_transfer_timer(now, call_id);
-        self.on_pbx_timer(now, call_id);
-        self.on_refer_ask_timer(now, call_id);
     }
 
     // ---- requests we receive ----
@@ -685,7 +715,7 @@ impl UserAgent {
         // A re-INVITE still out is only ACKed when answered: an ended call does not change.
         call.reinvite = None;
         call.set_session(None);
-        call.timers.stop_all();
+        call.timers.stop_invite_timers();
         self.transfer_abandoned(call_id, reason);
         self.stop_recording(call_id, "the call ended");
         self.announce(call_id, status, Some(reason.to_string()));

@@ -1,7 +1,8 @@
 //! Re-INVITE and hold (RFC 3261 §14, RFC 3264 §8.4): our hold and resume offers and their
 //! answers, the far end's re-INVITEs (hold, resume, refresh), glare (491, retried after the
 //! §14.1 random wait), the session timer's refreshes (RFC 4028), and what waited for a hold
-//! to settle (reported as a `HoldSettled` happening).
+//! to settle (reported as a `HoldSettled` happening). Who holds whom is data of
+//! `Phase::Confirmed { local_hold, remote_hold }`: a call not answered cannot be held.
 //!
 //! ```text
 //!  Confirmed ─hold─► re-INVITE sendonly ─2xx─► Held ─resume─► re-INVITE sendrecv ─2xx─► Connected
@@ -20,7 +21,7 @@ impl UserAgent {
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
-        let dir = match (hold, call.remote_hold) {
+        let dir = match (hold, call.is_remote_held()) {
             (true, true) => Direction::Inactive,
             (true, false) => Direction::SendOnly,
             (false, _) => Direction::SendRecv,
@@ -77,7 +78,7 @@ impl UserAgent {
                 }
             }
             200..=299 => {
-                let offered = match (re.hold, call.remote_hold) {
+                let offered = match (re.hold, call.is_remote_held()) {
                     (true, true) => Direction::Inactive,
                     (true, false) => Direction::SendOnly,
                     (false, _) => Direction::SendRecv,
@@ -90,11 +91,12 @@ impl UserAgent {
                     .and_then(|b| sdp::parse(b.as_bytes()).ok())
                     .and_then(|s| sdp::negotiate_answer(&s, &local).ok());
                 if let Some(mut n) = negotiated {
-                    call.remote_hold = held_by_answer(offered, n.direction, call.remote_hold);
+                    let held = held_by_answer(offered, n.direction, call.is_remote_held());
+                    call.set_remote_hold(held);
                     n.direction = intersect(offered, n.direction);
                     call.media = Some(n);
                 }
-                call.local_hold = re.hold;
+                call.set_local_hold(re.hold);
                 self.announce(call_id, None, None);
                 self.announce_media(call_id);
                 self.happen(Happening::HoldSettled {
@@ -170,7 +172,7 @@ impl UserAgent {
         let (body, negotiated) = match offer.map(|b| sdp::parse(b.as_bytes())) {
             Some(Ok(offer)) => {
                 let remote_hold = offer.is_hold();
-                let wish = if call.local_hold {
+                let wish = if call.local_hold() {
                     Direction::SendOnly
                 } else {
                     Direction::SendRecv
@@ -178,7 +180,7 @@ impl UserAgent {
                 let version = call.next_sdp_version(wish_with(wish, remote_hold));
                 match sdp::answer(&offer, &local, wish, call.sdp_session, version) {
                     Ok((body, n)) => {
-                        call.remote_hold = remote_hold;
+                        call.set_remote_hold(remote_hold);
                         (body, Some(n))
                     }
                     Err(e) => {
@@ -258,7 +260,7 @@ impl UserAgent {
         if !call.is_established() || call.is_renegotiating() {
             return; // the re-INVITE or 2xx under way refreshes the session itself
         }
-        let hold = call.local_hold;
+        let hold = call.local_hold();
         self.send_reinvite(now, call_id, hold);
         if let Some(re) = self.call_mut(call_id).and_then(|c| c.reinvite.as_mut()) {
             re.refresh = true;

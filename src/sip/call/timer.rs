@@ -1,14 +1,16 @@
-//! A call's own timers, quinn-proto's `TimerTable` shape: one optional deadline per
-//! [`CallTimer`] in an array indexed by the enum. The call's deadline is the table's earliest;
-//! expired timers are handed out one at a time ([`TimerTable::next_expired`]) for the one
-//! `match` in the call that handles them. Pure data: it never reads a clock.
+//! A call's timers, quinn-proto's `TimerTable` shape: one optional deadline per [`CallTimer`]
+//! in an array indexed by the enum — the INVITE usage's (ACK, glare, resume, session refresh)
+//! and those of the features riding on the call (its transfer, a ring-first transfer's
+//! ringing target, a PBX transfer's hang-up, a REFER waiting for the operator). The call's
+//! deadline is the table's earliest; expired timers are handed out one at a time
+//! ([`TimerTable::next_expired`]) for the one `match` in the call that handles them. Pure
+//! data: it never reads a clock.
 
 use std::time::Instant;
 
-/// The timers a call keeps itself (the transfer, PBX-transfer and asked-REFER machines keep
-/// their deadlines in their own phases).
+/// The timers a call keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CallTimer {
+pub(in crate::sip) enum CallTimer {
     /// Stop waiting for the ACK of our 2xx (64·T1, RFC 3261 §13.3.1.4).
     AckGiveUp,
     /// Resend our 2xx, the interval doubling from T1 up to T2 (§13.3.1.4).
@@ -19,20 +21,48 @@ pub(super) enum CallTimer {
     ResumeRetry,
     /// Refresh the session, or end it when the far end stopped refreshing (RFC 4028).
     Session,
+    /// The call's transfer (`transfer.rs`) sends its REFER again after a 491, or stops
+    /// waiting: for the final NOTIFY, for a BYE after a failure NOTIFY, for the answer to
+    /// the resume of a dropped call.
+    Transfer,
+    /// A ring-first blind transfer of this call gives up on the target still ringing
+    /// (`attended.rs`, `blind_timeout`).
+    RingFirst,
+    /// A blind PBX transfer's digits are out: hang up (`pbx_transfer.rs`).
+    PbxHangup,
+    /// A REFER waiting for the operator's word is refused (`transferee.rs`).
+    ReferAsk,
 }
 
 impl CallTimer {
     /// Every timer, in the order expired ones are handled.
-    pub(super) const ALL: [CallTimer; 5] = [
+    pub(super) const ALL: [CallTimer; 9] = [
         CallTimer::AckGiveUp,
         CallTimer::AckResend,
         CallTimer::GlareRetry,
         CallTimer::ResumeRetry,
         CallTimer::Session,
+        CallTimer::Transfer,
+        CallTimer::RingFirst,
+        CallTimer::PbxHangup,
+        CallTimer::ReferAsk,
     ];
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// A timer of the INVITE usage itself, stopped when the call ends; the others belong to
+    /// features that may outlive the call's end (a transfer waiting for its final NOTIFY).
+    fn is_invite(self) -> bool {
+        matches!(
+            self,
+            CallTimer::AckGiveUp
+                | CallTimer::AckResend
+                | CallTimer::GlareRetry
+                | CallTimer::ResumeRetry
+                | CallTimer::Session
+        )
     }
 }
 
@@ -51,9 +81,11 @@ impl TimerTable {
         self.0[timer.index()] = None;
     }
 
-    /// Disarms every timer.
-    pub(super) fn stop_all(&mut self) {
-        self.0 = [None; CallTimer::ALL.len()];
+    /// Disarms the INVITE usage's timers ([`CallTimer::is_invite`]), leaving the features'.
+    pub(super) fn stop_invite_timers(&mut self) {
+        for timer in CallTimer::ALL.into_iter().filter(|t| t.is_invite()) {
+            self.stop(timer);
+        }
     }
 
     /// The deadline of `timer`, if armed.
@@ -115,7 +147,10 @@ mod tests {
             table.get(CallTimer::Session),
             Some(t0 + Duration::from_secs(10))
         );
-        table.stop_all();
+        table.set(CallTimer::Transfer, t0 + Duration::from_secs(30));
+        table.stop_invite_timers();
+        assert_eq!(table.earliest(), Some(t0 + Duration::from_secs(30)));
+        table.stop(CallTimer::Transfer);
         assert_eq!(table.earliest(), None);
     }
 
@@ -142,5 +177,12 @@ mod tests {
             Some(CallTimer::GlareRetry)
         );
         assert_eq!(table.earliest(), None);
+    }
+
+    #[test]
+    fn every_timer_has_its_own_slot() {
+        for (i, timer) in CallTimer::ALL.into_iter().enumerate() {
+            assert_eq!(timer.index(), i, "{timer:?}");
+        }
     }
 }
