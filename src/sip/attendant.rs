@@ -6,6 +6,7 @@
 //! ```text
 //!  favourite <n|label|number>
 //!    ├─ a call on the selected line ─► the configured transfer: blind (as `transfer`) or consult
+//!    ├─ a park slot (701 for 700) ──► unpark (as `unpark`)
 //!    ├─ its lamp rings ─────────────► pickup (as `pickup`)
 //!    └─ otherwise ──────────────────► dial
 //! ```
@@ -215,6 +216,11 @@ impl UserAgent {
                 (false, Some(codes)) => self.pbx_blind(now, &codes, &number),
                 (false, None) => self.blind_transfer(now, &number),
             };
+        }
+        let park = self.cfg.attendant.park.as_deref();
+        if park.is_some_and(|p| slot_like(&number, p)) {
+            // A park slot's key takes back the call parked there.
+            return self.unpark(now, &number);
         }
         if self.lamp_of(&number) == BlfState::Ringing {
             return self.pickup(now, &number);
