@@ -287,7 +287,12 @@ fn favourites_panel_and_one_key_blind_transfer() {
 #[test]
 fn the_park_key_parks_the_call_and_tells_the_slot() {
     let net = Net::for_test("tui_e2e::park_key");
-    let mut pbx = common::Sipp::uas(&net, hosts::SIPP, "uas_park", &[]);
+    let mut pbx = common::Sipp::uas(
+        &net,
+        hosts::SIPP,
+        "uas_park",
+        &["-key", "slot_header", "Park-Slot: 701"],
+    );
     let mut config = SwitchboardConfig::peer_to_peer(&net);
     if let Some(account) = config.accounts.first_mut() {
         account.domain = pbx.ip().to_string();
