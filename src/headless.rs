@@ -11,8 +11,9 @@
 
 use std::io::{self, BufRead, Write};
 
+use crate::front::{Command, Event, TraceMode};
 use crate::sip::target::{TargetError, Typed};
-use crate::sip::{Command, Event, LineNo, TraceMode};
+use crate::sip::{Command as SipCommand, LineNo};
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
@@ -65,24 +66,6 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
     // A target is the rest of the line: `dial 555 123-4567`, `dial "Carol" <sip:carol@pbx>`.
     let rest = line[first.len()..].trim();
     let command = match word.as_str() {
-        "dial" => Command::Dial(target(&word, "a number or SIP URI", rest)?),
-        "answer" => Command::Answer(optional_line(&word, &args)?),
-        "decline" => Command::Decline(optional_line(&word, &args)?),
-        "hangup" => Command::Hangup(optional_line(&word, &args)?),
-        "hold" => Command::Hold(optional_line(&word, &args)?),
-        "resume" => Command::Resume(optional_line(&word, &args)?),
-        "line" => {
-            let n = one(&word, "a line number", &args)?;
-            Command::Line(line_number(&word, &n)?)
-        }
-        "swap" => none(&word, &args, Command::Swap)?,
-        "transfer" => Command::Transfer(target(&word, "a target number or SIP URI", rest)?),
-        "consult" => Command::Consult(target(&word, "a target number or SIP URI", rest)?),
-        "complete" => none(&word, &args, Command::Complete)?,
-        "cancel" => none(&word, &args, Command::Cancel)?,
-        "dtmf" => Command::Dtmf(dtmf_digits(&one(&word, "digits", &args)?)?),
-        "mute" => none(&word, &args, Command::Mute)?,
-        "conference" => none(&word, &args, Command::Conference)?,
         "trace" => {
             let words: Vec<String> = args.iter().map(|a| a.to_ascii_lowercase()).collect();
             match words
@@ -129,29 +112,55 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
             };
             Command::Sound(SoundCommand::UseDevice(role, name))
         }
+        "route" => Command::Route(one(&word, "a route name", &args)?),
+        _ => Command::Sip(sip_command(&word, &args, rest)?),
+    };
+    Ok(Some(command))
+}
+
+/// The words for the SIP core.
+fn sip_command(word: &str, args: &[&str], rest: &str) -> Result<SipCommand, String> {
+    let command = match word {
+        "dial" => SipCommand::Dial(target(word, "a number or SIP URI", rest)?),
+        "answer" => SipCommand::Answer(optional_line(word, args)?),
+        "decline" => SipCommand::Decline(optional_line(word, args)?),
+        "hangup" => SipCommand::Hangup(optional_line(word, args)?),
+        "hold" => SipCommand::Hold(optional_line(word, args)?),
+        "resume" => SipCommand::Resume(optional_line(word, args)?),
+        "line" => {
+            let n = one(word, "a line number", args)?;
+            SipCommand::Line(line_number(word, &n)?)
+        }
+        "swap" => none(word, args, SipCommand::Swap)?,
+        "transfer" => SipCommand::Transfer(target(word, "a target number or SIP URI", rest)?),
+        "consult" => SipCommand::Consult(target(word, "a target number or SIP URI", rest)?),
+        "complete" => none(word, args, SipCommand::Complete)?,
+        "cancel" => none(word, args, SipCommand::Cancel)?,
+        "dtmf" => SipCommand::Dtmf(dtmf_digits(&one(word, "digits", args)?)?),
+        "mute" => none(word, args, SipCommand::Mute)?,
+        "conference" => none(word, args, SipCommand::Conference)?,
         "record" => {
             let (what, rest) = match args.split_first() {
                 Some((what, rest)) => (*what, rest),
                 None => return Err("record: expected `start` or `stop`".to_owned()),
             };
-            let line = optional_line(&word, rest)?;
+            let line = optional_line(word, rest)?;
             match what.to_ascii_lowercase().as_str() {
-                "start" => Command::Record(true, line),
-                "stop" => Command::Record(false, line),
+                "start" => SipCommand::Record(true, line),
+                "stop" => SipCommand::Record(false, line),
                 _ => return Err(format!("record: expected `start` or `stop`, not `{what}`")),
             }
         }
-        "pickup" => Command::Pickup(target(&word, "an extension", rest)?),
-        "watch" => Command::Watch(args.iter().map(|a| (*a).to_owned()).collect()),
-        "route" => Command::Route(one(&word, "a route name", &args)?),
-        "quit" => none(&word, &args, Command::Quit)?,
+        "pickup" => SipCommand::Pickup(target(word, "an extension", rest)?),
+        "watch" => SipCommand::Watch(args.iter().map(|a| (*a).to_owned()).collect()),
+        "quit" => none(word, args, SipCommand::Quit)?,
         "favourite" if rest.is_empty() => {
             return Err("favourite: expected its position, label or number".to_owned())
         }
-        "favourite" => Command::Favourite(rest.to_owned()),
-        "favourites" => none(&word, &args, Command::Favourites)?,
-        "park" => Command::Park(optional_line(&word, &args)?),
-        "unpark" => Command::Unpark(one(&word, "a park slot", &args)?),
+        "favourite" => SipCommand::Favourite(rest.to_owned()),
+        "favourites" => none(word, args, SipCommand::Favourites)?,
+        "park" => SipCommand::Park(optional_line(word, args)?),
+        "unpark" => SipCommand::Unpark(one(word, "a park slot", args)?),
         _ => {
             return Err(format!(
                 "unknown command `{word}`; commands: {}",
@@ -159,7 +168,7 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
             ))
         }
     };
-    Ok(Some(command))
+    Ok(command)
 }
 
 /// Exactly one argument.
@@ -206,7 +215,7 @@ fn target(word: &str, what: &str, rest: &str) -> Result<String, String> {
 }
 
 /// No argument.
-fn none(word: &str, args: &[&str], command: Command) -> Result<Command, String> {
+fn none<C>(word: &str, args: &[&str], command: C) -> Result<C, String> {
     if args.is_empty() {
         Ok(command)
     } else {
@@ -253,7 +262,7 @@ fn dtmf_digits(text: &str) -> Result<String, String> {
 
 /// Reads `input` line by line and hands each parsed command (or the message for a malformed
 /// line) to `deliver`, which returns false to stop reading. At EOF, or when the input cannot
-/// be read, delivers [`Command::Quit`]. Blocks; run it on its own thread.
+/// be read, delivers `quit`. Blocks; run it on its own thread.
 pub fn read_commands(
     mut input: impl BufRead,
     mut deliver: impl FnMut(Result<Command, String>) -> bool,
@@ -283,7 +292,7 @@ pub fn read_commands(
             return;
         }
     }
-    deliver(Ok(Command::Quit));
+    deliver(Ok(SipCommand::Quit.into()));
 }
 
 /// One event as its JSON line (without the newline).
@@ -311,6 +320,7 @@ pub fn write_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::Event as SipEvent;
 
     fn ok(line: &str) -> Command {
         match parse_command(line) {
@@ -331,40 +341,49 @@ mod tests {
         let cases = [
             (
                 "dial sip:bob@127.0.0.1:5070",
-                Command::Dial("sip:bob@127.0.0.1:5070".into()),
+                Command::Sip(SipCommand::Dial("sip:bob@127.0.0.1:5070".into())),
             ),
-            ("dial 0123", Command::Dial("0123".into())),
-            ("answer", Command::Answer(None)),
-            ("answer 2", Command::Answer(Some(2))),
-            ("decline", Command::Decline(None)),
-            ("decline 1", Command::Decline(Some(1))),
-            ("hangup", Command::Hangup(None)),
-            ("hangup 2", Command::Hangup(Some(2))),
-            ("hold", Command::Hold(None)),
-            ("hold 1", Command::Hold(Some(1))),
-            ("resume", Command::Resume(None)),
-            ("resume 2", Command::Resume(Some(2))),
-            ("line 2", Command::Line(2)),
-            ("swap", Command::Swap),
-            ("transfer 200", Command::Transfer("200".into())),
+            ("dial 0123", Command::Sip(SipCommand::Dial("0123".into()))),
+            ("answer", Command::Sip(SipCommand::Answer(None))),
+            ("answer 2", Command::Sip(SipCommand::Answer(Some(2)))),
+            ("decline", Command::Sip(SipCommand::Decline(None))),
+            ("decline 1", Command::Sip(SipCommand::Decline(Some(1)))),
+            ("hangup", Command::Sip(SipCommand::Hangup(None))),
+            ("hangup 2", Command::Sip(SipCommand::Hangup(Some(2)))),
+            ("hold", Command::Sip(SipCommand::Hold(None))),
+            ("hold 1", Command::Sip(SipCommand::Hold(Some(1)))),
+            ("resume", Command::Sip(SipCommand::Resume(None))),
+            ("resume 2", Command::Sip(SipCommand::Resume(Some(2)))),
+            ("line 2", Command::Sip(SipCommand::Line(2))),
+            ("swap", Command::Sip(SipCommand::Swap)),
+            (
+                "transfer 200",
+                Command::Sip(SipCommand::Transfer("200".into())),
+            ),
             (
                 "consult sip:carol@pbx",
-                Command::Consult("sip:carol@pbx".into()),
+                Command::Sip(SipCommand::Consult("sip:carol@pbx".into())),
             ),
-            ("complete", Command::Complete),
-            ("cancel", Command::Cancel),
-            ("dtmf 12*#ab", Command::Dtmf("12*#AB".into())),
-            ("mute", Command::Mute),
-            ("conference", Command::Conference),
-            ("record start", Command::Record(true, None)),
-            ("record STOP", Command::Record(false, None)),
-            ("record stop 2", Command::Record(false, Some(2))),
-            ("pickup 201", Command::Pickup("201".into())),
+            ("complete", Command::Sip(SipCommand::Complete)),
+            ("cancel", Command::Sip(SipCommand::Cancel)),
+            (
+                "dtmf 12*#ab",
+                Command::Sip(SipCommand::Dtmf("12*#AB".into())),
+            ),
+            ("mute", Command::Sip(SipCommand::Mute)),
+            ("conference", Command::Sip(SipCommand::Conference)),
+            ("record start", Command::Sip(SipCommand::Record(true, None))),
+            ("record STOP", Command::Sip(SipCommand::Record(false, None))),
+            (
+                "record stop 2",
+                Command::Sip(SipCommand::Record(false, Some(2))),
+            ),
+            ("pickup 201", Command::Sip(SipCommand::Pickup("201".into()))),
             (
                 "watch 201 202",
-                Command::Watch(vec!["201".into(), "202".into()]),
+                Command::Sip(SipCommand::Watch(vec!["201".into(), "202".into()])),
             ),
-            ("watch", Command::Watch(Vec::new())),
+            ("watch", Command::Sip(SipCommand::Watch(Vec::new()))),
             ("route intl", Command::Route("intl".into())),
             ("trace on", Command::Trace(TraceMode::On)),
             ("trace on RAW", Command::Trace(TraceMode::Raw)),
@@ -386,16 +405,19 @@ mod tests {
             ("ns", Command::Voice(VoiceStage::NoiseSuppression, None)),
             ("stats", Command::Stats),
             ("agc OFF", Command::Voice(VoiceStage::Agc, Some(false))),
-            ("quit", Command::Quit),
-            ("favourite 3", Command::Favourite("3".into())),
+            ("quit", Command::Sip(SipCommand::Quit)),
+            (
+                "favourite 3",
+                Command::Sip(SipCommand::Favourite("3".into())),
+            ),
             (
                 "favourite Front desk",
-                Command::Favourite("Front desk".into()),
+                Command::Sip(SipCommand::Favourite("Front desk".into())),
             ),
-            ("favourites", Command::Favourites),
-            ("park", Command::Park(None)),
-            ("park 2", Command::Park(Some(2))),
-            ("unpark 701", Command::Unpark("701".into())),
+            ("favourites", Command::Sip(SipCommand::Favourites)),
+            ("park", Command::Sip(SipCommand::Park(None))),
+            ("park 2", Command::Sip(SipCommand::Park(Some(2)))),
+            ("unpark 701", Command::Sip(SipCommand::Unpark("701".into()))),
         ];
         for (line, expected) in &cases {
             assert_eq!(&ok(line), expected, "{line}");
@@ -413,19 +435,25 @@ mod tests {
     fn words_are_case_insensitive_and_arguments_kept() {
         assert_eq!(
             ok("  DIAL  sip:Bob@Host  "),
-            Command::Dial("sip:Bob@Host".into())
+            Command::Sip(SipCommand::Dial("sip:Bob@Host".into()))
         );
         assert_eq!(
             ok("dial  555 123-4567 "),
-            Command::Dial("555 123-4567".into())
+            Command::Sip(SipCommand::Dial("555 123-4567".into()))
         );
         assert_eq!(
             ok("consult \"Carol\" <sip:carol@pbx>"),
-            Command::Consult("\"Carol\" <sip:carol@pbx>".into())
+            Command::Sip(SipCommand::Consult("\"Carol\" <sip:carol@pbx>".into()))
         );
-        assert_eq!(ok("pickup 20-1"), Command::Pickup("20-1".into()));
-        assert_eq!(ok("Quit"), Command::Quit);
-        assert_eq!(ok("HangUp\t1\r\n"), Command::Hangup(Some(1)));
+        assert_eq!(
+            ok("pickup 20-1"),
+            Command::Sip(SipCommand::Pickup("20-1".into()))
+        );
+        assert_eq!(ok("Quit"), Command::Sip(SipCommand::Quit));
+        assert_eq!(
+            ok("HangUp\t1\r\n"),
+            Command::Sip(SipCommand::Hangup(Some(1)))
+        );
     }
 
     #[test]
@@ -526,11 +554,11 @@ mod tests {
         assert_eq!(
             got,
             [
-                Ok(Command::Dial("100".into())),
+                Ok(Command::Sip(SipCommand::Dial("100".into()))),
                 Err(err("bogus")),
                 Err("the line is not valid UTF-8".to_owned()),
-                Ok(Command::Hangup(None)),
-                Ok(Command::Quit),
+                Ok(Command::Sip(SipCommand::Hangup(None))),
+                Ok(Command::Sip(SipCommand::Quit)),
             ]
         );
         // The consumer can stop the reader.
@@ -547,10 +575,10 @@ mod tests {
         let mut out = Vec::new();
         write_events(
             [
-                Event::Error {
+                Event::Sip(SipEvent::Error {
                     message: "line 3 \"x\"".into(),
-                },
-                Event::Stopped,
+                }),
+                Event::Sip(SipEvent::Stopped),
             ],
             &mut out,
         )
@@ -559,13 +587,134 @@ mod tests {
             String::from_utf8(out).expect("utf-8"),
             "{\"event\":\"error\",\"message\":\"line 3 \\\"x\\\"\"}\n{\"event\":\"stopped\"}\n"
         );
-        let registered = event_line(&Event::Registered {
+        let registered = event_line(&Event::Sip(SipEvent::Registered {
             account: "100@pbx".into(),
             expires: 600,
-        });
+        }));
         assert_eq!(
             registered,
             r#"{"event":"registered","account":"100@pbx","expires":600}"#
         );
+    }
+
+    /// The JSON of events is what it was when the core's and the driver's events were one
+    /// enum: flat objects, `"event"` first, fields in their order, absent options left out.
+    #[test]
+    fn events_keep_their_json_shape_across_the_split() {
+        use crate::front::TraceDirection;
+        use crate::sip::{CallState, Census};
+        let cases: Vec<(Event, &str)> = vec![
+            (
+                Event::Started {
+                    local: "127.0.0.1:5060".into(),
+                    transport: "udp".into(),
+                    account: "100@pbx".into(),
+                    note: "n".into(),
+                    lines: 2,
+                },
+                r#"{"event":"started","local":"127.0.0.1:5060","transport":"udp","account":"100@pbx","note":"n","lines":2}"#,
+            ),
+            (
+                Event::Sip(SipEvent::Call {
+                    line: 1,
+                    call_id: "c1".into(),
+                    state: CallState::RemoteHeld,
+                    peer: "sip:bob@pbx".into(),
+                    status: None,
+                    reason: None,
+                }),
+                r#"{"event":"call","line":1,"call_id":"c1","state":"remote_held","peer":"sip:bob@pbx"}"#,
+            ),
+            (
+                Event::Quality {
+                    line: 2,
+                    call_id: "c2".into(),
+                    codec: "opus".into(),
+                    loss_pct: 1.5,
+                    jitter_ms: 2.0,
+                    rtt_ms: None,
+                    buffer_ms: 40,
+                },
+                r#"{"event":"quality","line":2,"call_id":"c2","codec":"opus","loss_pct":1.5,"jitter_ms":2.0,"rtt_ms":null,"buffer_ms":40}"#,
+            ),
+            (
+                Event::Voice {
+                    noise_suppression: true,
+                    agc: false,
+                },
+                r#"{"event":"voice","noise_suppression":true,"agc":false}"#,
+            ),
+            (
+                Event::Devices {
+                    input: "default".into(),
+                    output: "discarded".into(),
+                    ring: "headset".into(),
+                },
+                r#"{"event":"devices","input":"default","output":"discarded","ring":"headset"}"#,
+            ),
+            (
+                Event::Level { dbfs: -96.0 },
+                r#"{"event":"level","dbfs":-96.0}"#,
+            ),
+            (
+                Event::DeviceChosen {
+                    role: "input".into(),
+                    device: "USB".into(),
+                    file: "/c.toml".into(),
+                },
+                r#"{"event":"device_chosen","role":"input","device":"USB","file":"/c.toml"}"#,
+            ),
+            (
+                Event::Record {
+                    line: 1,
+                    call_id: "c1".into(),
+                    recording: true,
+                    path: "/r.ogg".into(),
+                    reason: None,
+                    duration_ms: None,
+                    dropped_frames: None,
+                },
+                r#"{"event":"record","line":1,"call_id":"c1","recording":true,"path":"/r.ogg"}"#,
+            ),
+            (
+                Event::Audio {
+                    message: "microphone lost".into(),
+                },
+                r#"{"event":"audio","message":"microphone lost"}"#,
+            ),
+            (
+                Event::SipMessage {
+                    direction: TraceDirection::In,
+                    peer: "127.0.0.1:5060".into(),
+                    message: "OPTIONS".into(),
+                    raw: false,
+                },
+                r#"{"event":"sip","direction":"in","peer":"127.0.0.1:5060","message":"OPTIONS","raw":false}"#,
+            ),
+            (
+                Event::Trace {
+                    mode: TraceMode::Off,
+                    shows: "no SIP messages".into(),
+                },
+                r#"{"event":"trace","mode":"off","shows":"no SIP messages"}"#,
+            ),
+            (
+                Event::Stats {
+                    core: Census {
+                        calls: 1,
+                        ..Census::default()
+                    },
+                    threads: Some(3),
+                    fds: None,
+                    rss_kib: None,
+                    rss_anon_kib: None,
+                    heap_kib: None,
+                },
+                r#"{"event":"stats","core":{"client_transactions":0,"server_transactions":0,"calls":1,"subscriptions":0,"acks":0,"pickups":0},"threads":3,"fds":null,"rss_kib":null,"rss_anon_kib":null,"heap_kib":null}"#,
+            ),
+        ];
+        for (event, json) in cases {
+            assert_eq!(event_line(&event), json);
+        }
     }
 }

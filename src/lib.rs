@@ -14,8 +14,11 @@
 //! - [`sip`]: the SIP user agent; no sockets, no clock, no threads.
 //! - [`directory`]: contacts and the fuzzy search behind the number picker.
 //! - [`driver`]: owns the sockets and the clock and runs the user agent.
+//! - [`front`]: the front ends' [`front::Command`]s and [`front::Event`]s: the core's
+//!   [`sip::Command`] and [`sip::Event`] plus what only the driver and the media engine handle
+//!   (routes, trace, sound check, devices, quality, recording files, stats).
 //! - [`fuzzing`]: entry points for the fuzz targets and the corpus replay test.
-//! - [`headless`]: stdin words → [`sip::Command`], [`sip::Event`] → JSON lines.
+//! - [`headless`]: stdin words → [`front::Command`], [`front::Event`] → JSON lines.
 //! - [`history`]: finished calls from the [`sip::Event`] stream, kept in a JSON Lines file.
 //! - [`hooks`]: the operator's shell commands run on call events (screen pop).
 //! - [`media`]: the voice path (devices, codecs, RTP/RTCP, SRTP, jitter buffer, recording) on
@@ -45,6 +48,7 @@
 pub mod config;
 pub mod directory;
 pub mod driver;
+pub mod front;
 pub mod fuzzing;
 pub mod headless;
 pub mod history;

@@ -21,10 +21,11 @@ use tracing_subscriber::EnvFilter;
 use switchboard::config::{self, AudioBackend, Config, ConfigError};
 use switchboard::directory::Directory;
 use switchboard::driver::{self, Setup};
+use switchboard::front::{Command, Event};
 use switchboard::headless;
 use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
-use switchboard::sip::{Command, Event};
+use switchboard::sip;
 use switchboard::sound::{AudioDevice, DeviceRole, SoundCommand};
 use switchboard::tui::stderr::StderrRedirect;
 use switchboard::tui::{self, App, DirectoryFinder, Keymap};
@@ -507,7 +508,7 @@ async fn quit_on_hangup(commands: mpsc::WeakSender<Command>) {
     if hangup.recv().await.is_some() {
         tracing::info!("SIGHUP: quitting");
         if let Some(commands) = commands.upgrade() {
-            let _ = commands.send(Command::Quit).await;
+            let _ = commands.send(sip::Command::Quit.into()).await;
         }
     }
 }
@@ -531,11 +532,11 @@ fn sound_devices() -> Result<Vec<AudioDevice>, String> {
 /// says what was written, or why not.
 fn use_device(file: Option<&Path>, role: DeviceRole, device: String) -> Event {
     let Some(file) = file else {
-        return Event::Error {
+        return Event::Sip(sip::Event::Error {
             message: "use-device: running the embedded default; there is no configuration \
                       file to write the device into"
                 .to_owned(),
-        };
+        });
     };
     match config::edit::set_audio_device(file, role.key(), &device) {
         Ok(()) => Event::DeviceChosen {
@@ -543,9 +544,9 @@ fn use_device(file: Option<&Path>, role: DeviceRole, device: String) -> Event {
             device,
             file: file.display().to_string(),
         },
-        Err(message) => Event::Error {
+        Err(message) => Event::Sip(sip::Event::Error {
             message: format!("use-device: {message}"),
-        },
+        }),
     }
 }
 
@@ -581,7 +582,7 @@ fn run_headless(
             Ok(command) => command_tx.blocking_send(command).is_ok(),
             Err(message) => errors
                 .upgrade()
-                .is_some_and(|events| events.send(Event::Error { message }).is_ok()),
+                .is_some_and(|events| events.send(sip::Event::Error { message }.into()).is_ok()),
         });
     });
 

@@ -1,5 +1,6 @@
 //! The sound vocabulary the front ends share with the driver: what the operator can switch or
-//! check about the microphone and the headset. Not SIP: the core passes these commands by.
+//! check about the microphone and the headset. Not SIP: the core never sees these commands
+//! (they travel in [`crate::front::Command`]).
 //!
 //! Plain types only; the media engine carries them out (`driver/mod.rs` translates), except
 //! [`SoundCommand::UseDevice`], which the front end carries out on the configuration file

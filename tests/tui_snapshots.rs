@@ -9,9 +9,10 @@ use ratatui::backend::TestBackend;
 use ratatui::style::Modifier;
 use ratatui::Terminal;
 
+use switchboard::front::{Event, TraceDirection};
 use switchboard::history::{Direction as CallDirection, Outcome as CallOutcome, Record};
 use switchboard::sip::{
-    BlfState, CallState, Event, TraceDirection, TransferKind, TransferMechanism, TransferStatus,
+    BlfState, CallState, Event as SipEvent, TransferKind, TransferMechanism, TransferStatus,
 };
 use switchboard::sound::AudioDevice;
 use switchboard::tui::history_view::HistoryList;
@@ -92,10 +93,10 @@ impl Screen {
             note: String::new(),
             lines,
         });
-        screen.event(Event::Registered {
+        screen.event(Event::Sip(SipEvent::Registered {
             account: "1001@pbx.example.com".into(),
             expires: 600,
-        });
+        }));
         screen
     }
 
@@ -131,25 +132,25 @@ impl Screen {
     }
 
     fn call(&mut self, line: u8, id: &str, peer: &str, state: CallState) {
-        self.event(Event::Call {
+        self.event(Event::Sip(SipEvent::Call {
             line,
             call_id: id.into(),
             state,
             peer: peer.into(),
             status: None,
             reason: None,
-        });
+        }));
     }
 
     fn incoming(&mut self, line: u8, id: &str, from: &str) {
-        self.event(Event::Incoming {
+        self.event(Event::Sip(SipEvent::Incoming {
             line,
             call_id: id.into(),
             from: from.into(),
             display_name: None,
             referred_by: None,
             replaces: None,
-        });
+        }));
         self.call(line, id, from, CallState::Ringing);
     }
 
@@ -175,7 +176,7 @@ impl Screen {
         status: TransferStatus,
         reason: Option<&str>,
     ) {
-        self.event(Event::Transfer {
+        self.event(Event::Sip(SipEvent::Transfer {
             line: 1,
             call_id: "c1".into(),
             kind: TransferKind::Blind,
@@ -184,7 +185,7 @@ impl Screen {
             target: "sip:202@pbx.example.com".into(),
             status_code: None,
             reason: reason.map(str::to_owned),
-        });
+        }));
     }
 
     /// Line 1 answered at 0 s, talking; drawn at 65 s.
@@ -217,11 +218,11 @@ fn four_lines_in_a_three_way_conference_with_a_call_waiting() {
         CallState::Connected,
     );
     screen.call(3, "c3", "sip:202@pbx.example.com", CallState::Connected);
-    screen.event(Event::Conference {
+    screen.event(Event::Sip(SipEvent::Conference {
         lines: vec![1, 2, 3],
         active: true,
-    });
-    screen.event(Event::Line { line: 2 });
+    }));
+    screen.event(Event::Sip(SipEvent::Line { line: 2 }));
     screen.incoming(4, "c4", "sip:+46701234567@pbx.example.com");
     screen.at(95);
     let drawn = screen.draw(120, 30);
@@ -270,13 +271,13 @@ fn connected_on_line_1_with_line_2_held() {
     screen.call(2, "c2", "sip:0401234567@pbx.example.com", CallState::Held);
     screen.incoming(1, "c1", "sip:201@pbx.example.com");
     screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Connected);
-    screen.event(Event::Line { line: 1 });
+    screen.event(Event::Sip(SipEvent::Line { line: 1 }));
     screen.media(1, "c1");
-    screen.event(Event::Mute {
+    screen.event(Event::Sip(SipEvent::Mute {
         line: 1,
         call_id: "c1".into(),
         muted: true,
-    });
+    }));
     screen.at(95);
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
@@ -304,7 +305,7 @@ fn consulting_with_the_caller_on_hold() {
     let mut screen = Screen::new(120, 30);
     screen.connected_call();
     screen.call(1, "c1", "sip:201@pbx.example.com", CallState::Held);
-    screen.event(Event::Transfer {
+    screen.event(Event::Sip(SipEvent::Transfer {
         line: 1,
         call_id: "c1".into(),
         kind: TransferKind::Attended,
@@ -313,8 +314,8 @@ fn consulting_with_the_caller_on_hold() {
         target: "sip:202@pbx.example.com".into(),
         status_code: None,
         reason: Some("consulting sip:202@pbx.example.com on line 2".into()),
-    });
-    screen.event(Event::Line { line: 2 });
+    }));
+    screen.event(Event::Sip(SipEvent::Line { line: 2 }));
     screen.call(2, "c2", "sip:202@pbx.example.com", CallState::Connected);
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
@@ -329,7 +330,7 @@ fn ring_first_transfer_with_the_target_ringing_on_line_2() {
         TransferStatus::Requested,
         Some("ringing sip:202@pbx.example.com on line 2 first; the caller hears music on hold"),
     );
-    screen.event(Event::Line { line: 2 });
+    screen.event(Event::Sip(SipEvent::Line { line: 2 }));
     screen.call(2, "c2", "sip:202@pbx.example.com", CallState::Ringing);
     screen.transfer_by(
         TransferMechanism::RingFirst,
@@ -426,12 +427,12 @@ fn sound_check_screen() {
 #[test]
 fn quit_confirmation_and_registration_failure() {
     let mut screen = Screen::new(80, 24);
-    screen.event(Event::RegistrationFailed {
+    screen.event(Event::Sip(SipEvent::RegistrationFailed {
         account: "1001@pbx.example.com".into(),
         status: Some(403),
         reason: "403 Forbidden: check the password".into(),
         retry_in: 60,
-    });
+    }));
     screen.connected_call();
     screen.key(KeyCode::Char('q'));
     insta::assert_snapshot!(screen.draw(80, 24).backend());
@@ -448,7 +449,7 @@ fn sip_trace_pane_under_a_ringing_call() {
     ];
     for (i, (direction, first)) in messages.into_iter().enumerate() {
         screen.at(i as u64);
-        screen.event(Event::Sip {
+        screen.event(Event::SipMessage {
             direction,
             peer: "192.0.2.1:5060".into(),
             message: format!("{first}\r\nCall-ID: c1@pbx\r\nCSeq: 1 INVITE\r\n\r\n"),
@@ -515,15 +516,15 @@ fn busy_lamps_row_with_a_call() {
         ("202", BlfState::Ringing),
         ("203", BlfState::Busy),
     ] {
-        screen.event(Event::Blf {
+        screen.event(Event::Sip(SipEvent::Blf {
             ext: ext.into(),
             state,
-        });
+        }));
     }
-    screen.event(Event::Blf {
+    screen.event(Event::Sip(SipEvent::Blf {
         ext: "201".into(),
         state: BlfState::Busy,
-    });
+    }));
     screen.connected_call();
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
@@ -535,10 +536,10 @@ fn picker_with_busy_lamps() {
     screen.key(KeyCode::Char('t'));
     // 201 is configured; 202 is watched because it is in view.
     for (ext, state) in [("201", BlfState::Busy), ("202", BlfState::Ringing)] {
-        screen.event(Event::Blf {
+        screen.event(Event::Sip(SipEvent::Blf {
             ext: ext.into(),
             state,
-        });
+        }));
     }
     insta::assert_snapshot!(screen.draw(120, 30).backend());
 }
@@ -580,10 +581,10 @@ fn with_favourites(width: u16, height: u16) -> Screen {
         ("701", BlfState::Busy),
         ("702", BlfState::Idle),
     ] {
-        screen.event(Event::Blf {
+        screen.event(Event::Sip(SipEvent::Blf {
             ext: ext.into(),
             state,
-        });
+        }));
     }
     screen
 }
@@ -627,12 +628,12 @@ fn picker_puts_favourites_first_marked() {
 fn a_parked_call_coming_back_says_so() {
     let mut screen = with_favourites(80, 24);
     screen.incoming(1, "back", "sip:555@pbx.example.com");
-    screen.event(Event::ParkReturned {
+    screen.event(Event::Sip(SipEvent::ParkReturned {
         line: 1,
         call_id: "back".into(),
         from: "sip:555@pbx.example.com".into(),
         slot: Some("701".into()),
-    });
+    }));
     let terminal = screen.draw(80, 24);
     insta::assert_snapshot!(terminal.backend());
 }

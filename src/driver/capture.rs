@@ -25,7 +25,7 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::thread;
 
-use crate::sip::TraceDirection;
+use crate::front::TraceDirection;
 
 /// The sending end of a capture file. Dropping it waits for the writer to write what is
 /// queued (at exit: the capture ends with the last message).

@@ -13,6 +13,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::setup::{MediaSetup, RecordingSetup};
+use crate::front::Event;
 use crate::media::api::{
     Control, LineSockets, LineTone, Report, SendSource, SrtpKeys, SrtpSuite, StreamParams,
 };
@@ -24,7 +25,7 @@ use crate::media::CodecKind;
 use crate::sip::media_order::{Source, Stream, Tone};
 use crate::sip::sdes::CryptoSuite;
 use crate::sip::sdp::Codec;
-use crate::sip::{Direction, Event, LineNo, MediaOrder};
+use crate::sip::{self, Direction, LineNo, MediaOrder};
 
 /// Opens the audio device and starts the media engine on `sockets`; its reports arrive on
 /// `reports`. A device that cannot be opened, or music on hold that cannot be loaded, is not
@@ -200,11 +201,11 @@ impl MediaBridge {
                 rtt_ms: quality.rtt_ms,
                 buffer_ms,
             }),
-            Report::Dtmf { line, digit } => Some(Event::Dtmf {
+            Report::Dtmf { line, digit } => Some(Event::Sip(sip::Event::Dtmf {
                 line: line_no(line),
                 call_id: self.call(line)?,
                 digit,
-            }),
+            })),
             Report::Level { dbfs } => Some(Event::Level { dbfs }),
             Report::Device(notice) => Some(Event::Audio {
                 message: match notice {
@@ -247,9 +248,9 @@ impl MediaBridge {
                 dropped_frames: Some(dropped_frames),
             }),
             Report::Silent { .. } => None,
-            Report::Problem { line, message } => Some(Event::Error {
+            Report::Problem { line, message } => Some(Event::Sip(sip::Event::Error {
                 message: format!("line {}: {message}", line_no(line)),
-            }),
+            })),
         }
     }
 

@@ -45,13 +45,13 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+use crate::front::{Command, Event, TraceDirection};
 use crate::media::api::{Control, Report, SoundOrder, VoiceSettings};
 use crate::media::engine::MediaEngine;
-use crate::sip::{Command, Event, LineNo, Output, TraceDirection, Transmit, Transport, UserAgent};
+use crate::sip::{LineNo, Output, Transmit, Transport, UserAgent};
 use crate::sound::{SoundCommand, VoiceStage};
 use media::MediaBridge;
 use outlet::Outlet;
-use router::Routed;
 /// The bytes the program's allocator has handed out and not taken back, when the program
 /// counts them (the `switchboard` binary does; tests of the library do not): `stats` reports it.
 pub static HEAP_IN_USE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
@@ -83,7 +83,7 @@ pub enum DriverError {
 ///
 /// Emits [`Event::Started`] (with `note`, one line for the operator) first, then every event of
 /// the core on `events`. Commands come from `commands`; when that channel closes, the driver
-/// quits as if it had received [`Command::Quit`]. Must be called inside a tokio runtime with
+/// quits as if it had received `quit`. Must be called inside a tokio runtime with
 /// I/O and time enabled; a current-thread runtime is enough.
 pub async fn run(
     setup: Setup,
@@ -211,11 +211,19 @@ pub async fn run(
                 let command = command.unwrap_or_else(|| {
                     tracing::info!("the front end closed its commands; quitting");
                     commands_open = false;
-                    Command::Quit
+                    Command::Sip(crate::sip::Command::Quit)
                 });
-                match router.apply(command) {
-                    Ok(Routed::Pass(Command::Trace(mode))) => events.set_trace(mode),
-                    Ok(Routed::Pass(Command::Voice(stage, on))) => {
+                match command {
+                    Command::Sip(command) => match router.apply(command) {
+                        Ok(command) => ua.command(now(), command),
+                        Err(message) => events.send(error(message)),
+                    },
+                    Command::Route(name) => match router.choose(&name) {
+                        Ok(()) => tracing::info!(route = %name, "route chosen for the next call"),
+                        Err(message) => events.send(error(message)),
+                    },
+                    Command::Trace(mode) => events.set_trace(mode),
+                    Command::Voice(stage, on) => {
                         let flag = match stage {
                             VoiceStage::NoiseSuppression => &mut voice.noise_suppression,
                             VoiceStage::Agc => &mut voice.agc,
@@ -225,14 +233,11 @@ pub async fn run(
                         tracing::info!(?voice, "microphone clean-up switched");
                         events.send(voice_event(voice));
                     }
-                    Ok(Routed::Pass(Command::Stats)) => events.send(stats_event(ua.census())),
-                    Ok(Routed::Pass(Command::Sound(sound))) => match sound_order(sound) {
+                    Command::Stats => events.send(stats_event(ua.census())),
+                    Command::Sound(sound) => match sound_order(sound) {
                         Ok(order) => engine.send(Control::SoundCheck(order)),
-                        Err(message) => events.send(Event::Error { message }),
+                        Err(message) => events.send(error(message)),
                     },
-                    Ok(Routed::Pass(command)) => ua.command(now(), command),
-                    Ok(Routed::Chosen(name)) => tracing::info!(route = %name, "route chosen for the next call"),
-                    Err(message) => events.send(Event::Error { message }),
                 }
             }
             Some(report) = reports.recv() => {
@@ -280,7 +285,11 @@ pub async fn run(
     Ok(())
 }
 
-/// The `voice` event for the microphone's clean-up stages.
+/// An `error` event (the core's vocabulary).
+fn error(message: String) -> Event {
+    Event::Sip(crate::sip::Event::Error { message })
+}
+
 /// The `stats` event: the core's census and the process's threads, files and memory.
 fn stats_event(core: crate::sip::Census) -> Event {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -304,6 +313,7 @@ fn stats_event(core: crate::sip::Census) -> Event {
     }
 }
 
+/// The `voice` event for the microphone's clean-up stages.
 fn voice_event(voice: VoiceSettings) -> Event {
     Event::Voice {
         noise_suppression: voice.noise_suppression,
@@ -394,7 +404,7 @@ fn on_signal(name: &str, signalled: &mut bool, ua: &mut UserAgent) -> bool {
     }
     tracing::info!(signal = name, "quitting");
     *signalled = true;
-    ua.command(now(), Command::Quit);
+    ua.command(now(), crate::sip::Command::Quit);
     false
 }
 
@@ -418,7 +428,7 @@ async fn sleep_until(deadline: Option<Instant>) {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::sip::CallState;
+    use crate::sip::{self, CallState};
     use std::path::Path;
     use std::time::Duration;
 
@@ -453,7 +463,7 @@ mod tests {
     }
 
     fn call_state(state: CallState) -> impl Fn(&Event) -> bool {
-        move |e| matches!(e, Event::Call { state: s, .. } if *s == state)
+        move |e| matches!(e, Event::Sip(sip::Event::Call { state: s, .. }) if *s == state)
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -484,7 +494,7 @@ mod tests {
                     }
                 );
                 drop(commands);
-                wait(&mut events, |e| *e == Event::Stopped).await;
+                wait(&mut events, |e| *e == Event::Sip(sip::Event::Stopped)).await;
             };
             let (result, ()) = tokio::join!(driver, script);
             result.expect("clean stop");
@@ -504,20 +514,29 @@ mod tests {
             let (a_tx, mut a_events) = mpsc::unbounded_channel();
             let (b_tx, mut b_events) = mpsc::unbounded_channel();
             let script = async {
-                a_cmd.send(Command::Dial(target)).await.expect("send");
+                a_cmd
+                    .send(sip::Command::Dial(target).into())
+                    .await
+                    .expect("send");
                 wait(&mut b_events, |e| {
-                    matches!(e, Event::Incoming { line: 1, .. })
+                    matches!(e, Event::Sip(sip::Event::Incoming { line: 1, .. }))
                 })
                 .await;
-                b_cmd.send(Command::Answer(None)).await.expect("send");
+                b_cmd
+                    .send(sip::Command::Answer(None).into())
+                    .await
+                    .expect("send");
                 wait(&mut a_events, call_state(CallState::Connected)).await;
                 wait(&mut b_events, call_state(CallState::Connected)).await;
-                a_cmd.send(Command::Hangup(None)).await.expect("send");
+                a_cmd
+                    .send(sip::Command::Hangup(None).into())
+                    .await
+                    .expect("send");
                 wait(&mut b_events, call_state(CallState::Ended)).await;
-                a_cmd.send(Command::Quit).await.expect("send");
-                b_cmd.send(Command::Quit).await.expect("send");
-                wait(&mut a_events, |e| *e == Event::Stopped).await;
-                wait(&mut b_events, |e| *e == Event::Stopped).await;
+                a_cmd.send(sip::Command::Quit.into()).await.expect("send");
+                b_cmd.send(sip::Command::Quit.into()).await.expect("send");
+                wait(&mut a_events, |e| *e == Event::Sip(sip::Event::Stopped)).await;
+                wait(&mut b_events, |e| *e == Event::Sip(sip::Event::Stopped)).await;
             };
             let (ra, rb, ()) = tokio::join!(
                 run(a, String::new(), a_cmd_rx, a_tx),

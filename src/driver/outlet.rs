@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use super::capture::SipCapture;
 use super::followers::{Followers, HistoryFile};
 use crate::config::Config;
+use crate::front::{Event, TraceDirection, TraceMode};
 use crate::hooks::Hooks;
-use crate::sip::{Event, TraceDirection, TraceMode};
 
 /// The event sink of the run loop.
 pub struct Outlet {
@@ -101,7 +101,7 @@ impl Outlet {
             TraceMode::On => (redact_secrets(&text), false),
             TraceMode::Raw => (text.into_owned(), true),
         };
-        self.send(Event::Sip {
+        self.send(Event::SipMessage {
             direction,
             peer: peer.to_string(),
             message,
@@ -111,8 +111,11 @@ impl Outlet {
 
     /// Queues `event` for the history and hooks threads and hands it to the front end.
     /// Never waits.
-    pub fn send(&mut self, event: Event) {
-        self.followers.observe(&event, wall_clock());
+    pub fn send(&mut self, event: impl Into<Event>) {
+        let event = event.into();
+        if let Event::Sip(event) = &event {
+            self.followers.observe(event, wall_clock());
+        }
         if self.events.send(event).is_err() {
             tracing::debug!("the front end is gone; event dropped");
         }
@@ -203,10 +206,10 @@ mod tests {
     use std::io::{BufRead, BufReader};
     use std::time::Duration;
 
-    use crate::sip::CallState;
+    use crate::sip::{self, CallState};
 
-    fn ended(i: usize) -> Event {
-        Event::Call {
+    fn ended(i: usize) -> sip::Event {
+        sip::Event::Call {
             line: 1,
             call_id: format!("call-{i}"),
             state: CallState::Ended,
@@ -248,7 +251,9 @@ mod tests {
             .expect("the outlet blocked on the history file");
         for i in 0..CALLS {
             match rx.try_recv() {
-                Ok(Event::Call { call_id, .. }) => assert_eq!(call_id, format!("call-{i}")),
+                Ok(Event::Sip(sip::Event::Call { call_id, .. })) => {
+                    assert_eq!(call_id, format!("call-{i}"))
+                }
                 other => panic!("event {i}: {other:?}"),
             }
         }
@@ -365,7 +370,7 @@ mod tests {
             matches!(&events[0], Event::Trace { mode: TraceMode::On, shows } if shows.contains("<redacted>")),
             "{events:?}"
         );
-        let Event::Sip { message, raw, .. } = &events[1] else {
+        let Event::SipMessage { message, raw, .. } = &events[1] else {
             panic!("{events:?}")
         };
         assert!(!raw);
@@ -387,7 +392,7 @@ mod tests {
         );
         assert_eq!(
             events[1],
-            Event::Sip {
+            Event::SipMessage {
                 direction: TraceDirection::Out,
                 peer: "127.0.0.1:5060".into(),
                 message: INVITE.into(),

@@ -15,15 +15,6 @@ pub struct Router {
     next: Option<String>,
 }
 
-/// What became of a command.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Routed {
-    /// Hand this (possibly rewritten) command to the core.
-    Pass(Command),
-    /// A route was chosen for the next call; nothing to send.
-    Chosen(String),
-}
-
 impl Router {
     /// A router for the account named `account`.
     pub fn new(routes: Routes, account: &str) -> Router {
@@ -34,21 +25,25 @@ impl Router {
         }
     }
 
-    /// Applies the routes to `command`; `Err` is a message for the operator.
-    pub fn apply(&mut self, command: Command) -> Result<Routed, String> {
+    /// `route <name>`: the route for the next routed command; `Err` is a message for the
+    /// operator.
+    pub fn choose(&mut self, name: &str) -> Result<(), String> {
+        if self.routes.get(name).is_none() {
+            return Err(format!(
+                "there is no route `{name}`; routes: {}",
+                names_or_none(&self.routes)
+            ));
+        }
+        self.next = Some(name.to_owned());
+        Ok(())
+    }
+
+    /// Applies the routes to `command`: the command for the core (a dial, transfer or consult
+    /// target rewritten), or a message for the operator.
+    pub fn apply(&mut self, command: Command) -> Result<Command, String> {
         let target = match &command {
-            Command::Route(name) => {
-                if self.routes.get(name).is_none() {
-                    return Err(format!(
-                        "there is no route `{name}`; routes: {}",
-                        names_or_none(&self.routes)
-                    ));
-                }
-                self.next = Some(name.clone());
-                return Ok(Routed::Chosen(name.clone()));
-            }
             Command::Dial(t) | Command::Transfer(t) | Command::Consult(t) => t.clone(),
-            _ => return Ok(Routed::Pass(command)),
+            _ => return Ok(command),
         };
         let routed = self
             .routes
@@ -60,10 +55,10 @@ impl Router {
             // A new call can go out through another account; a transfer is the far end's
             // call, made through our own.
             return match command {
-                Command::Dial(_) => Ok(Routed::Pass(Command::DialVia {
+                Command::Dial(_) => Ok(Command::DialVia {
                     account,
                     target: number,
-                })),
+                }),
                 _ => Err(format!(
                     "route `{}` goes out through account `{account}`, but a transfer is placed \
                      through this call's account `{}`: dial the number instead, or choose \
@@ -73,12 +68,12 @@ impl Router {
                 )),
             };
         }
-        Ok(Routed::Pass(match command {
+        Ok(match command {
             Command::Dial(_) => Command::Dial(number),
             Command::Transfer(_) => Command::Transfer(number),
             Command::Consult(_) => Command::Consult(number),
             other => other,
-        }))
+        })
     }
 }
 
@@ -137,34 +132,28 @@ account = "hq"
         let mut r = router(ROUTES);
         assert_eq!(
             r.apply(Command::Dial("9 555-1234".into())),
-            Ok(Routed::Pass(Command::Dial("05551234".into())))
+            Ok(Command::Dial("05551234".into()))
         );
         assert_eq!(
             r.apply(Command::Transfer("201".into())),
-            Ok(Routed::Pass(Command::Transfer("201".into())))
+            Ok(Command::Transfer("201".into()))
         );
-        assert_eq!(
-            r.apply(Command::Hangup(None)),
-            Ok(Routed::Pass(Command::Hangup(None)))
-        );
+        assert_eq!(r.apply(Command::Hangup(None)), Ok(Command::Hangup(None)));
     }
 
     #[test]
     fn a_chosen_route_applies_to_the_next_call_only() {
         let mut r = router(ROUTES);
-        assert_eq!(
-            r.apply(Command::Route("outside".into())),
-            Ok(Routed::Chosen("outside".into()))
-        );
+        assert_eq!(r.choose("outside"), Ok(()));
         assert_eq!(
             r.apply(Command::Dial("9201".into())),
-            Ok(Routed::Pass(Command::Dial("0201".into())))
+            Ok(Command::Dial("0201".into()))
         );
         assert_eq!(
             r.apply(Command::Dial("201".into())),
-            Ok(Routed::Pass(Command::Dial("201".into())))
+            Ok(Command::Dial("201".into()))
         );
-        let err = r.apply(Command::Route("nowhere".into())).unwrap_err();
+        let err = r.choose("nowhere").unwrap_err();
         assert_eq!(
             err,
             "there is no route `nowhere`; routes: internal, outside, abroad"
@@ -178,17 +167,17 @@ account = "hq"
         assert!(err.contains("12"), "{err}");
         assert_eq!(
             r.apply(Command::Dial("+3581234".into())),
-            Ok(Routed::Pass(Command::DialVia {
+            Ok(Command::DialVia {
                 account: "hq".into(),
                 target: "+3581234".into()
-            }))
+            })
         );
         let err = r.apply(Command::Transfer("+3581234".into())).unwrap_err();
         assert!(err.contains("account `hq`"), "{err}");
         // SIP addresses are never routed.
         assert_eq!(
             r.apply(Command::Dial("sip:bob@example.com".into())),
-            Ok(Routed::Pass(Command::Dial("sip:bob@example.com".into())))
+            Ok(Command::Dial("sip:bob@example.com".into()))
         );
     }
 
@@ -197,7 +186,7 @@ account = "hq"
         let mut r = router("");
         assert_eq!(
             r.apply(Command::Dial("12".into())),
-            Ok(Routed::Pass(Command::Dial("12".into())))
+            Ok(Command::Dial("12".into()))
         );
     }
 }

@@ -1,14 +1,13 @@
-//! The vocabulary shared by every front end: [`Command`]s in, [`Event`]s out.
+//! The SIP core's vocabulary: [`Command`]s in, [`Event`]s out.
 //!
 //! These are the only SIP-layer types the TUI and the headless mode see. Every
 //! event serialises to one JSON object with an `"event"` field; events about a
 //! call carry `"line"` (1-based) and `"call_id"`. Later features extend both
-//! enums; existing words and fields never change meaning. Non-SIP payloads (the sound
-//! vocabulary) live in [`crate::sound`].
+//! enums; existing words and fields never change meaning. Only the SIP core's words are
+//! here: what the driver, the media engine and the screen add (routes, trace, sound, devices,
+//! quality, recording files, stats) is in [`crate::front`], which wraps these.
 
 use serde::Serialize;
-
-use crate::sound::{SoundCommand, VoiceStage};
 
 /// A line number as the operator sees it: 1, 2, …
 pub type LineNo = u8;
@@ -63,19 +62,6 @@ pub enum Command {
     /// the configured ones, within a bound; those that left the view are ended after a grace
     /// period. Empty: nothing is in view.
     Watch(Vec<String>),
-    /// Choose the outbound route for the next call.
-    Route(String),
-    /// Report every SIP message sent and received as a `sip` event (secrets redacted, or raw),
-    /// or stop.
-    Trace(TraceMode),
-    /// Switch a microphone clean-up stage on (`Some(true)`), off, or over (`None`).
-    Voice(VoiceStage, Option<bool>),
-    /// Report what is alive (a `stats` event): transactions, calls, subscriptions, threads,
-    /// open files and memory, for leak checks over a shift.
-    Stats,
-    /// A sound check: level meter, test tone, echo, device choice (not SIP; the core passes
-    /// it by).
-    Sound(SoundCommand),
     /// Un-register, end all calls and stop.
     Quit,
     /// A favourite's key (by position from 1, label or number): with a call selected the
@@ -161,46 +147,6 @@ pub enum TransferStatus {
     Recalled,
 }
 
-/// Which way a traced SIP message went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TraceDirection {
-    /// Received.
-    In,
-    /// Sent.
-    Out,
-}
-
-/// What `trace` reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TraceMode {
-    /// No `sip` events.
-    Off,
-    /// `trace on`: every message, with digest credentials and SRTP keys redacted.
-    On,
-    /// `trace on raw`: every message as on the wire, credentials and SRTP keys included.
-    Raw,
-}
-
-impl TraceMode {
-    /// In words, what the `sip` events carry in this mode.
-    pub fn shows(self) -> &'static str {
-        match self {
-            TraceMode::Off => "no SIP messages",
-            TraceMode::On => {
-                "every SIP message, with digest credentials (Authorization, \
-                 Proxy-Authorization, Authentication-Info) and SRTP keys (a=crypto inline:) \
-                 replaced by <redacted>"
-            }
-            TraceMode::Raw => {
-                "every SIP message as sent and received, UNREDACTED: digest credentials \
-                 and SRTP media keys included; do not keep these logs"
-            }
-        }
-    }
-}
-
 /// Direction of a negotiated media stream, from our point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -219,19 +165,6 @@ pub enum Direction {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
-    /// The user agent is up and listening.
-    Started {
-        /// Local SIP address (`ip:port`).
-        local: String,
-        /// Transport of the listening socket(s).
-        transport: String,
-        /// The account in use (`user@domain`).
-        account: String,
-        /// One line about how we run (e.g. that the embedded default is in use).
-        note: String,
-        /// How many lines the phone has (`[ui] lines`).
-        lines: LineNo,
-    },
     /// The registrar accepted our binding.
     Registered {
         /// The account (`user@domain`).
@@ -326,79 +259,6 @@ pub enum Event {
         /// `0-9`, `*`, `#`, `A-D`.
         digit: char,
     },
-    /// Receive quality of a call, every few seconds while it has media.
-    Quality {
-        /// The line of the call.
-        line: LineNo,
-        /// SIP Call-ID.
-        call_id: String,
-        /// Codec name (`opus`, `PCMU`, `PCMA`).
-        codec: String,
-        /// Packets lost, in percent of those expected.
-        loss_pct: f32,
-        /// Interarrival jitter (RFC 3550) in milliseconds.
-        jitter_ms: f32,
-        /// Round-trip time from RTCP, when known.
-        rtt_ms: Option<f32>,
-        /// How long received audio waits in the jitter buffer (ms).
-        buffer_ms: u32,
-    },
-    /// The microphone's clean-up stages (after start, and after each change).
-    Voice {
-        /// Noise suppression is on.
-        noise_suppression: bool,
-        /// Automatic gain control is on.
-        agc: bool,
-    },
-    /// The audio devices in use (after start, and when they change).
-    Devices {
-        /// The microphone: a device name, `default`, a file, `silence` or `none`.
-        input: String,
-        /// The headset: a device name, `default`, a file, `discarded` or `none`.
-        output: String,
-        /// Where ringing goes: a device, `headset` or `none`.
-        ring: String,
-    },
-    /// The microphone's level over the last 100 ms, while `level on`.
-    Level {
-        /// RMS in dB relative to full scale (−96 for silence, 0 for a full-scale square).
-        dbfs: f32,
-    },
-    /// A device was written into the configuration file (`use-device`).
-    DeviceChosen {
-        /// `input`, `output` or `ring_output` (the `[audio]` key).
-        role: String,
-        /// The device as written.
-        device: String,
-        /// The configuration file changed.
-        file: String,
-    },
-    /// Recording of a call started or stopped (by the operator, because the call ended, or
-    /// because the file could not be written).
-    Record {
-        /// The line of the call.
-        line: LineNo,
-        /// SIP Call-ID.
-        call_id: String,
-        /// True from now on the call is being recorded; false: it no longer is.
-        recording: bool,
-        /// The recording file.
-        path: String,
-        /// Why it stopped (only when `recording` is false).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-        /// How much audio the finished file holds, in milliseconds (on stop).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        duration_ms: Option<u64>,
-        /// 20 ms frames lost because the disk could not keep up (on stop).
-        #[serde(skip_serializing_if = "Option::is_none")]
-        dropped_frames: Option<u64>,
-    },
-    /// Something happened to the audio devices (e.g. the headset was unplugged).
-    Audio {
-        /// What happened, in words.
-        message: String,
-    },
     /// Progress of a transfer of the call on `line`.
     Transfer {
         /// The line of the call being transferred.
@@ -440,25 +300,6 @@ pub enum Event {
         /// What went wrong, in words.
         message: String,
     },
-    /// A SIP message sent or received, while `trace on` or `trace on raw`.
-    Sip {
-        /// `in` (received) or `out` (sent).
-        direction: TraceDirection,
-        /// The other end (`ip:port`).
-        peer: String,
-        /// The whole message as text (bodies that are not UTF-8 are shown lossily); secrets
-        /// redacted unless `raw`.
-        message: String,
-        /// The message is unredacted (`trace on raw`).
-        raw: bool,
-    },
-    /// The trace mode changed (`trace …`): what the `sip` events now carry.
-    Trace {
-        /// `off`, `on` (redacted) or `raw`.
-        mode: TraceMode,
-        /// In words, what the `sip` events show.
-        shows: String,
-    },
     /// The busy lamp of a watched extension changed (`[[account]] blf`, or `watch`); a lamp
     /// from the view goes `unknown` when it is no longer watched.
     Blf {
@@ -466,24 +307,6 @@ pub enum Event {
         ext: String,
         /// `idle`, `ringing`, `busy` or `unknown`.
         state: super::dialog_info::BlfState,
-    },
-    /// What is alive, after `stats`.
-    Stats {
-        /// The SIP core's state.
-        core: Census,
-        /// The process: threads, open file descriptors, resident memory (from `/proc`;
-        /// `None` where it cannot be read).
-        threads: Option<u64>,
-        /// Open file descriptors (sockets, files).
-        fds: Option<u64>,
-        /// Resident set size in KiB.
-        rss_kib: Option<u64>,
-        /// The anonymous part of it (heap, stacks) in KiB: what grows if memory leaks, unlike
-        /// the program's code paged in as new paths run.
-        rss_anon_kib: Option<u64>,
-        /// Bytes the program has allocated and not released, in KiB: unlike the resident
-        /// size, it does not count what the allocator keeps of freed memory.
-        heap_kib: Option<u64>,
     },
     /// The user agent stopped (after `quit`).
     Stopped,

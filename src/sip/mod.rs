@@ -104,8 +104,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 pub use api::{
-    CallState, Census, Command, Direction, Event, FavouriteLamp, LineNo, TraceDirection, TraceMode,
-    TransferKind, TransferMechanism, TransferStatus,
+    CallState, Census, Command, Direction, Event, FavouriteLamp, LineNo, TransferKind,
+    TransferMechanism, TransferStatus,
 };
 pub use attendant::{AttendantConfig, FavouriteTarget};
 use call::Call;
@@ -670,13 +670,6 @@ impl UserAgent {
             | Command::Favourites
             | Command::Park(_)
             | Command::Unpark(_)) => self.attendant_command(now, command),
-            // The driver carries these out (outbound routes, SIP trace, microphone clean-up);
-            // nothing for the core.
-            Command::Route(_)
-            | Command::Trace(_)
-            | Command::Voice(..)
-            | Command::Stats
-            | Command::Sound(_) => {}
         }
         self.settle(now);
     }

@@ -1030,15 +1030,6 @@ fn malformed_request_with_echoable_headers_gets_400() {
 }
 
 #[test]
-fn driver_words_reaching_the_core_do_nothing() {
-    let mut b = Bench::new(false);
-    b.cmd(Command::Route("abroad".into()));
-    b.cmd(Command::Trace(crate::sip::TraceMode::On));
-    assert!(b.events().is_empty());
-    assert!(b.sent().is_empty());
-}
-
-#[test]
 fn selecting_the_other_line_holds_and_coming_back_resumes() {
     let mut b = Bench::new(false);
     connected_call(&mut b);

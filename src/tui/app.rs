@@ -23,9 +23,10 @@ use super::finder::{Finder, PickerRow};
 use super::history_view::HistoryList;
 use super::keymap::{Action, Keymap};
 use super::sip_trace::SipTrace;
+use crate::front::{Command, Event};
 use crate::sip::{
-    BlfState, CallState, Command, Event, LineNo, TransferKind, TransferMechanism, TransferStatus,
-    MAX_BLF, VIEW_LIMIT,
+    BlfState, CallState, Command as SipCommand, LineNo, TransferKind, TransferMechanism,
+    TransferStatus, MAX_BLF, VIEW_LIMIT,
 };
 use crate::sound::AudioDevice;
 pub use keys::clean_paste;
@@ -125,10 +126,10 @@ impl Purpose {
 
     fn command(self, target: String) -> Command {
         match self {
-            Purpose::Dial | Purpose::Search => Command::Dial(target),
-            Purpose::Transfer => Command::Transfer(target),
-            Purpose::Consult => Command::Consult(target),
-            Purpose::Pickup => Command::Pickup(target),
+            Purpose::Dial | Purpose::Search => Command::Sip(SipCommand::Dial(target)),
+            Purpose::Transfer => Command::Sip(SipCommand::Transfer(target)),
+            Purpose::Consult => Command::Sip(SipCommand::Consult(target)),
+            Purpose::Pickup => Command::Sip(SipCommand::Pickup(target)),
         }
     }
 }
@@ -398,7 +399,7 @@ pub struct App {
     pub blf: Vec<(String, BlfState)>,
     /// Lamps of other extensions, watched while they are in the picker's view.
     view_lamps: Vec<(String, BlfState)>,
-    /// The extensions last sent as [`Command::Watch`].
+    /// The extensions last sent as [`Command::Sip(SipCommand::Watch)`].
     watching: Vec<String>,
     /// The favourites panel (`[[favourite]]`).
     pub favourites: Favourites,
@@ -495,7 +496,7 @@ impl App {
         let view = self.in_view();
         if view != self.watching {
             self.watching = view.clone();
-            effects.push(Effect::Send(Command::Watch(view)));
+            effects.push(Effect::Send(Command::Sip(SipCommand::Watch(view))));
         }
     }
 

@@ -12,8 +12,9 @@ use super::finder::{Finder, ListFinder, PickerRow};
 use super::history_view::HistoryList;
 use super::{App, Keymap};
 use crate::config::Keys;
+use crate::front::{Command, Event, TraceDirection, TraceMode};
 use crate::sip::{
-    BlfState, CallState, Command, Event, TraceDirection, TraceMode, TransferKind, TransferStatus,
+    BlfState, CallState, Command as SipCommand, Event as SipEvent, TransferKind, TransferStatus,
 };
 
 #[allow(clippy::disallowed_methods)]
@@ -39,7 +40,7 @@ struct Rig {
     app: App,
     finder: ListFinder,
     now: Instant,
-    /// The [`Command::Watch`] effects, kept apart from the others.
+    /// The [`Command::Sip(SipCommand::Watch)`] effects, kept apart from the others.
     watched: Vec<Vec<String>>,
 }
 
@@ -69,7 +70,7 @@ impl Rig {
         while let Some(input) = inputs.pop() {
             for effect in self.app.update(input, self.now, &self.finder) {
                 match effect {
-                    Effect::Send(Command::Watch(exts)) => self.watched.push(exts),
+                    Effect::Send(Command::Sip(SipCommand::Watch(exts))) => self.watched.push(exts),
                     Effect::Search { query, limit, .. } => {
                         let rows = self.finder.find(&query, limit);
                         inputs.push(Input::Found { query, rows });
@@ -110,42 +111,42 @@ impl Rig {
     }
 
     fn incoming(&mut self, line: u8, id: &str, from: &str) -> Vec<Effect> {
-        let effects = self.event(Event::Incoming {
+        let effects = self.event(Event::Sip(SipEvent::Incoming {
             line,
             call_id: id.into(),
             from: from.into(),
             display_name: Some("Display".into()),
             referred_by: None,
             replaces: None,
-        });
+        }));
         self.call_state(line, id, from, CallState::Ringing);
         effects
     }
 
     fn call_state(&mut self, line: u8, id: &str, peer: &str, state: CallState) {
-        self.event(Event::Call {
+        self.event(Event::Sip(SipEvent::Call {
             line,
             call_id: id.into(),
             state,
             peer: peer.into(),
             status: None,
             reason: None,
-        });
+        }));
     }
 
     fn ended(&mut self, line: u8, id: &str, peer: &str, reason: &str) {
-        self.event(Event::Call {
+        self.event(Event::Sip(SipEvent::Call {
             line,
             call_id: id.into(),
             state: CallState::Ended,
             peer: peer.into(),
             status: None,
             reason: Some(reason.into()),
-        });
+        }));
     }
 
     fn transfer(&mut self, line: u8, id: &str, status: TransferStatus, reason: Option<&str>) {
-        self.event(Event::Transfer {
+        self.event(Event::Sip(SipEvent::Transfer {
             line,
             call_id: id.into(),
             kind: TransferKind::Blind,
@@ -154,7 +155,7 @@ impl Rig {
             target: "sip:202@pbx".into(),
             status_code: None,
             reason: reason.map(str::to_owned),
-        });
+        }));
     }
 
     /// Line 1 connected with Anna (201).
@@ -184,12 +185,12 @@ fn started_and_registration_show_in_the_model() {
         lines: 2,
     });
     assert_eq!(rig.app.account.as_deref(), Some("1001@pbx"));
-    rig.event(Event::RegistrationFailed {
+    rig.event(Event::Sip(SipEvent::RegistrationFailed {
         account: "1001@pbx".into(),
         status: Some(403),
         reason: "forbidden".into(),
         retry_in: 30,
-    });
+    }));
     assert_eq!(
         rig.app.registration,
         Registration::Failed {
@@ -197,10 +198,10 @@ fn started_and_registration_show_in_the_model() {
             retry_in: 30
         }
     );
-    rig.event(Event::Registered {
+    rig.event(Event::Sip(SipEvent::Registered {
         account: "1001@pbx".into(),
         expires: 600,
-    });
+    }));
     assert_eq!(rig.app.registration, Registration::Registered);
 }
 
@@ -217,8 +218,14 @@ fn incoming_call_rings_shows_the_caller_and_answers() {
     );
     assert_eq!(call.number, "201");
     assert_eq!(rig.word(1), "incoming");
-    assert_eq!(rig.key(KeyCode::Enter), send(Command::Answer(Some(1))));
-    assert_eq!(rig.char('a'), send(Command::Answer(Some(1))));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Sip(SipCommand::Answer(Some(1))))
+    );
+    assert_eq!(
+        rig.char('a'),
+        send(Command::Sip(SipCommand::Answer(Some(1))))
+    );
     // An unknown caller keeps the display name.
     rig.incoming(2, "c2", "sip:999@pbx");
     assert_eq!(
@@ -232,14 +239,14 @@ fn no_bell_when_switched_off() {
     let mut app = App::new(Keymap::default(), false, Vec::new());
     let finder = ListFinder::default();
     let effects = app.update(
-        Input::Event(Event::Incoming {
+        Input::Event(Event::Sip(SipEvent::Incoming {
             line: 1,
             call_id: "c".into(),
             from: "sip:1@h".into(),
             display_name: None,
             referred_by: None,
             replaces: None,
-        }),
+        })),
         epoch(),
         &finder,
     );
@@ -251,13 +258,28 @@ fn keys_map_to_commands_when_connected() {
     let mut rig = Rig::new();
     rig.connected();
     assert_eq!(rig.word(1), "connected");
-    assert_eq!(rig.char('h'), send(Command::Hangup(Some(1))));
-    assert_eq!(rig.key(KeyCode::Char(' ')), send(Command::Hold(Some(1))));
-    assert_eq!(rig.key(KeyCode::Tab), send(Command::Swap));
-    assert_eq!(rig.char('m'), send(Command::Mute));
-    assert_eq!(rig.char('r'), send(Command::Record(true, None)));
-    assert_eq!(rig.char('5'), send(Command::Dtmf("5".into())));
-    assert_eq!(rig.char('#'), send(Command::Dtmf("#".into())));
+    assert_eq!(
+        rig.char('h'),
+        send(Command::Sip(SipCommand::Hangup(Some(1))))
+    );
+    assert_eq!(
+        rig.key(KeyCode::Char(' ')),
+        send(Command::Sip(SipCommand::Hold(Some(1))))
+    );
+    assert_eq!(rig.key(KeyCode::Tab), send(Command::Sip(SipCommand::Swap)));
+    assert_eq!(rig.char('m'), send(Command::Sip(SipCommand::Mute)));
+    assert_eq!(
+        rig.char('r'),
+        send(Command::Sip(SipCommand::Record(true, None)))
+    );
+    assert_eq!(
+        rig.char('5'),
+        send(Command::Sip(SipCommand::Dtmf("5".into())))
+    );
+    assert_eq!(
+        rig.char('#'),
+        send(Command::Sip(SipCommand::Dtmf("#".into())))
+    );
     // Only one line busy: no complete, cancel or conference; Enter does nothing.
     assert!(rig.char('c').is_empty());
     assert!(rig.char('k').is_empty());
@@ -266,7 +288,10 @@ fn keys_map_to_commands_when_connected() {
     // Held: space resumes, digits are not sent.
     rig.call_state(1, "c1", "sip:201@pbx", CallState::Held);
     assert_eq!(rig.word(1), "on hold");
-    assert_eq!(rig.key(KeyCode::Char(' ')), send(Command::Resume(Some(1))));
+    assert_eq!(
+        rig.key(KeyCode::Char(' ')),
+        send(Command::Sip(SipCommand::Resume(Some(1))))
+    );
     assert!(rig.char('5').is_empty());
     rig.call_state(1, "c1", "sip:201@pbx", CallState::RemoteHeld);
     assert_eq!(rig.word(1), "held by peer");
@@ -306,23 +331,23 @@ fn started_sizes_the_lines_and_conference_events_show_on_the_members() {
         rig.call_state(line, id, "sip:201@pbx", CallState::Connected);
     }
     assert_eq!(rig.word(4), "connected", "line 4 exists now");
-    rig.event(Event::Conference {
+    rig.event(Event::Sip(SipEvent::Conference {
         lines: vec![1, 3],
         active: true,
-    });
+    }));
     assert_eq!(rig.word(1), "conference");
     assert_eq!(rig.word(3), "conference");
     assert_eq!(rig.word(4), "connected", "not a member");
     rig.call_state(1, "c1", "sip:201@pbx", CallState::Held);
     assert_eq!(rig.word(1), "conference on hold");
-    rig.event(Event::Conference {
+    rig.event(Event::Sip(SipEvent::Conference {
         lines: vec![1, 3],
         active: false,
-    });
+    }));
     assert_eq!(rig.word(3), "connected");
     assert_eq!(rig.word(1), "on hold");
     // Two answered calls among four lines are enough to join.
-    assert_eq!(rig.char('k'), send(Command::Conference));
+    assert_eq!(rig.char('k'), send(Command::Sip(SipCommand::Conference)));
 }
 
 #[test]
@@ -336,14 +361,20 @@ fn two_lines_allow_complete_cancel_and_conference() {
         rig.app.call(2).and_then(|c| c.name.as_deref()),
         Some("Bob Builder")
     );
-    rig.event(Event::Line { line: 2 });
+    rig.event(Event::Sip(SipEvent::Line { line: 2 }));
     assert_eq!(rig.app.selected, 2);
     assert!(rig.char('c').is_empty(), "line 2 not answered yet");
     rig.call_state(2, "c2", "sip:202@pbx", CallState::Connected);
-    assert_eq!(rig.char('c'), send(Command::Complete));
-    assert_eq!(rig.key(KeyCode::Enter), send(Command::Complete));
-    assert_eq!(rig.key(KeyCode::Esc), send(Command::Cancel));
-    assert_eq!(rig.char('k'), send(Command::Conference));
+    assert_eq!(rig.char('c'), send(Command::Sip(SipCommand::Complete)));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Sip(SipCommand::Complete))
+    );
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        send(Command::Sip(SipCommand::Cancel))
+    );
+    assert_eq!(rig.char('k'), send(Command::Sip(SipCommand::Conference)));
     // No free line: no dial, no consult, no pickup.
     assert!(rig.char('d').is_empty() && rig.char('T').is_empty() && rig.char('p').is_empty());
     assert_eq!(rig.app.mode, Mode::Normal);
@@ -356,7 +387,10 @@ fn second_call_while_busy_waits_on_the_free_line() {
     rig.incoming(2, "c2", "sip:202@pbx");
     assert_eq!((rig.word(1), rig.word(2)), ("connected", "incoming"));
     // Selected line 1 is not ringing: answer goes to line 2.
-    assert_eq!(rig.char('a'), send(Command::Answer(Some(2))));
+    assert_eq!(
+        rig.char('a'),
+        send(Command::Sip(SipCommand::Answer(Some(2))))
+    );
     // The caller gives up.
     rig.ended(2, "c2", "sip:202@pbx", "the caller hung up");
     assert!(rig.app.call(2).is_none());
@@ -421,17 +455,17 @@ fn media_quality_and_mute_reach_the_line() {
         rtt_ms: None,
         buffer_ms: 40,
     });
-    rig.event(Event::Mute {
+    rig.event(Event::Sip(SipEvent::Mute {
         line: 1,
         call_id: "c1".into(),
         muted: true,
-    });
+    }));
     // An event for another call on the line is ignored.
-    rig.event(Event::Mute {
+    rig.event(Event::Sip(SipEvent::Mute {
         line: 1,
         call_id: "other".into(),
         muted: false,
-    });
+    }));
     let call = rig.app.call(1).expect("up");
     assert_eq!(call.codec.as_deref(), Some("opus"));
     assert_eq!(call.quality, Some((1.5, 4.0)));
@@ -456,7 +490,7 @@ fn blind_transfer_from_the_picker_then_failure_brings_the_call_back() {
     assert_eq!(picker.rows[0].name_hits, [0, 1, 2]);
     assert_eq!(
         rig.key(KeyCode::Enter),
-        send(Command::Transfer("202".into()))
+        send(Command::Sip(SipCommand::Transfer("202".into())))
     );
     assert_eq!(rig.app.mode, Mode::Normal);
     assert_eq!(rig.finder.picked_numbers(), ["202"]);
@@ -521,7 +555,7 @@ fn a_successful_transfer_ends_quietly_with_one_message() {
 fn being_transferred_is_shown() {
     let mut rig = Rig::new();
     rig.connected();
-    rig.event(Event::Transfer {
+    rig.event(Event::Sip(SipEvent::Transfer {
         line: 1,
         call_id: "c1".into(),
         kind: TransferKind::Incoming,
@@ -530,7 +564,7 @@ fn being_transferred_is_shown() {
         target: "sip:202@pbx".into(),
         status_code: None,
         reason: Some("the far end transfers this call to sip:202@pbx".into()),
-    });
+    }));
     assert_eq!(rig.word(1), "being transferred");
     assert_eq!(
         rig.app.outcome.as_ref().map(|o| o.text.as_str()),
@@ -540,15 +574,17 @@ fn being_transferred_is_shown() {
 
 #[test]
 fn a_transfer_that_asks_is_accepted_with_enter_or_refused_with_esc() {
-    let asking = || Event::Transfer {
-        line: 1,
-        call_id: "c1".into(),
-        kind: TransferKind::Incoming,
-        mechanism: None,
-        status: TransferStatus::Asking,
-        target: "sip:202@pbx".into(),
-        status_code: None,
-        reason: Some("the far end asks to transfer you to sip:202@pbx".into()),
+    let asking = || {
+        Event::Sip(SipEvent::Transfer {
+            line: 1,
+            call_id: "c1".into(),
+            kind: TransferKind::Incoming,
+            mechanism: None,
+            status: TransferStatus::Asking,
+            target: "sip:202@pbx".into(),
+            status_code: None,
+            reason: Some("the far end asks to transfer you to sip:202@pbx".into()),
+        })
     };
     let mut rig = Rig::new();
     rig.connected();
@@ -560,13 +596,19 @@ fn a_transfer_that_asks_is_accepted_with_enter_or_refused_with_esc() {
              go, Esc to stay"
         )
     );
-    assert_eq!(rig.key(KeyCode::Enter), send(Command::Answer(Some(1))));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Sip(SipCommand::Answer(Some(1))))
+    );
 
     let mut rig = Rig::new();
     rig.connected();
     assert_eq!(rig.key(KeyCode::Esc), Vec::new(), "nothing to cancel yet");
     rig.event(asking());
-    assert_eq!(rig.key(KeyCode::Esc), send(Command::Decline(Some(1))));
+    assert_eq!(
+        rig.key(KeyCode::Esc),
+        send(Command::Sip(SipCommand::Decline(Some(1))))
+    );
 }
 
 #[test]
@@ -576,17 +618,20 @@ fn picker_purposes_send_their_commands_and_typed_text_is_used_as_is() {
     rig.typed("sip:zed@example.org");
     assert_eq!(
         rig.key(KeyCode::Enter),
-        send(Command::Dial("sip:zed@example.org".into()))
+        send(Command::Sip(SipCommand::Dial("sip:zed@example.org".into())))
     );
     rig.char('p');
     rig.typed("2");
     rig.key(KeyCode::Down);
-    assert_eq!(rig.key(KeyCode::Enter), send(Command::Pickup("202".into())));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Sip(SipCommand::Pickup("202".into())))
+    );
     rig.char('/');
     rig.typed("carol");
     assert_eq!(
         rig.key(KeyCode::Enter),
-        send(Command::Dial("+358401234567".into()))
+        send(Command::Sip(SipCommand::Dial("+358401234567".into())))
     );
     // Esc closes without sending; an empty query with no rows does nothing.
     rig.char('d');
@@ -600,7 +645,7 @@ fn picker_purposes_send_their_commands_and_typed_text_is_used_as_is() {
     rig.typed("201");
     assert_eq!(
         rig.key(KeyCode::Enter),
-        send(Command::Consult("201".into()))
+        send(Command::Sip(SipCommand::Consult("201".into())))
     );
 }
 
@@ -615,7 +660,7 @@ fn paste_is_cleaned_into_the_picker() {
     assert_eq!(picker.rows.len(), 1);
     assert_eq!(
         rig.key(KeyCode::Enter),
-        send(Command::Dial("+358401234567".into()))
+        send(Command::Sip(SipCommand::Dial("+358401234567".into())))
     );
 }
 
@@ -653,7 +698,7 @@ fn picker_enter_parses_the_typed_target_and_says_what_cannot_be_called() {
     rig.typed("tel:+1-555-0100");
     assert_eq!(
         rig.key(KeyCode::Enter),
-        send(Command::Dial("tel:+15550100".into()))
+        send(Command::Sip(SipCommand::Dial("tel:+15550100".into())))
     );
 }
 
@@ -670,7 +715,10 @@ fn command_line_takes_every_headless_word() {
     let mut rig = Rig::new();
     rig.char(':');
     rig.typed("dial 200");
-    assert_eq!(rig.key(KeyCode::Enter), send(Command::Dial("200".into())));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Sip(SipCommand::Dial("200".into())))
+    );
     rig.char(':');
     rig.typed("route local");
     assert_eq!(
@@ -705,18 +753,22 @@ fn quit_asks_while_a_call_is_up() {
     assert_eq!(rig.app.mode, Mode::Normal);
     assert!(!rig.app.quitting);
     rig.char('q');
-    assert_eq!(rig.char('y'), send(Command::Quit));
+    assert_eq!(rig.char('y'), send(Command::Sip(SipCommand::Quit)));
     assert!(rig.app.quitting);
     assert!(rig.char('q').is_empty(), "quit is sent once");
 
     let mut idle = Rig::new();
-    assert_eq!(idle.char('q'), send(Command::Quit), "no call: no question");
+    assert_eq!(
+        idle.char('q'),
+        send(Command::Sip(SipCommand::Quit)),
+        "no call: no question"
+    );
     let mut ctrl_c = Rig::new();
     let effects = ctrl_c.feed(Input::Key(KeyEvent::new(
         KeyCode::Char('c'),
         KeyModifiers::CONTROL,
     )));
-    assert_eq!(effects, send(Command::Quit));
+    assert_eq!(effects, send(Command::Sip(SipCommand::Quit)));
 }
 
 #[test]
@@ -730,26 +782,32 @@ fn rebound_keys_work_and_old_ones_do_not() {
     rig.connected();
     assert!(rig.char('h').is_empty());
     assert!(rig.key(KeyCode::Char(' ')).is_empty());
-    assert_eq!(rig.key(KeyCode::F(2)), send(Command::Hold(Some(1))));
-    assert_eq!(rig.char('x'), send(Command::Hangup(Some(1))));
+    assert_eq!(
+        rig.key(KeyCode::F(2)),
+        send(Command::Sip(SipCommand::Hold(Some(1))))
+    );
+    assert_eq!(
+        rig.char('x'),
+        send(Command::Sip(SipCommand::Hangup(Some(1))))
+    );
     let effects = rig.feed(Input::Key(KeyEvent::new(
         KeyCode::Char('h'),
         KeyModifiers::CONTROL,
     )));
-    assert_eq!(effects, send(Command::Hangup(Some(1))));
+    assert_eq!(effects, send(Command::Sip(SipCommand::Hangup(Some(1)))));
 }
 
 #[test]
 fn errors_and_audio_messages_become_the_outcome() {
     let mut rig = Rig::new();
-    rig.event(Event::Error {
+    rig.event(Event::Sip(SipEvent::Error {
         message: "both lines are busy: hang up or transfer a call first".into(),
-    });
+    }));
     assert_eq!(
         rig.app.outcome.as_ref().map(|o| o.text.as_str()),
         Some("Both lines are busy: hang up or transfer a call first")
     );
-    rig.event(Event::Stopped);
+    rig.event(Event::Sip(SipEvent::Stopped));
     assert!(rig.app.stopped);
 }
 
@@ -770,7 +828,7 @@ fn footer_actions_follow_the_state() {
 }
 
 fn sip(direction: TraceDirection, first: &str) -> Event {
-    Event::Sip {
+    Event::SipMessage {
         direction,
         peer: "127.0.0.1:5060".into(),
         message: format!("{first}\r\nCSeq: 1 X\r\n\r\n"),
@@ -863,7 +921,10 @@ fn the_history_view_is_read_on_demand_and_enter_calls_back() {
         panic!("the history view is open");
     };
     assert_eq!(view.rows[0].who, "Anna Virtanen (201)");
-    assert_eq!(rig.key(KeyCode::Enter), send(Command::Dial("201".into())));
+    assert_eq!(
+        rig.key(KeyCode::Enter),
+        send(Command::Sip(SipCommand::Dial("201".into())))
+    );
     assert!(matches!(rig.app.mode, Mode::Normal));
 
     rig.feed(Input::History(Err("no call history file".into())));
@@ -933,14 +994,14 @@ fn the_picker_watches_the_extensions_in_view_and_shows_their_lamps() {
         vec![vec!["201".to_string(), "203".to_string()]],
         "internal, digits only, not configured"
     );
-    rig.event(Event::Blf {
+    rig.event(Event::Sip(SipEvent::Blf {
         ext: "201".into(),
         state: BlfState::Busy,
-    });
-    rig.event(Event::Blf {
+    }));
+    rig.event(Event::Sip(SipEvent::Blf {
         ext: "202".into(),
         state: BlfState::Ringing,
-    });
+    }));
     assert_eq!(rig.app.lamp("201"), Some(BlfState::Busy));
     assert_eq!(rig.app.lamp("202"), Some(BlfState::Ringing));
     assert_eq!(rig.app.lamp("203"), None);
@@ -963,15 +1024,15 @@ fn the_picker_watches_the_extensions_in_view_and_shows_their_lamps() {
     assert_eq!(rig.watched.len(), count + 1);
 
     // A lamp from the view that is no longer watched is forgotten; configured ones stay.
-    rig.event(Event::Blf {
+    rig.event(Event::Sip(SipEvent::Blf {
         ext: "201".into(),
         state: BlfState::Unknown,
-    });
+    }));
     assert_eq!(rig.app.lamp("201"), None);
-    rig.event(Event::Blf {
+    rig.event(Event::Sip(SipEvent::Blf {
         ext: "202".into(),
         state: BlfState::Unknown,
-    });
+    }));
     assert_eq!(rig.app.lamp("202"), Some(BlfState::Unknown));
 }
 
@@ -979,15 +1040,17 @@ fn the_picker_watches_the_extensions_in_view_and_shows_their_lamps() {
 fn a_ring_first_transfer_says_the_target_rings_first_and_a_dropped_caller_in_one_line() {
     let mut rig = Rig::new();
     rig.connected();
-    let ring_first = |status, reason: &str| Event::Transfer {
-        line: 1,
-        call_id: "c1".into(),
-        kind: TransferKind::Blind,
-        mechanism: Some(crate::sip::TransferMechanism::RingFirst),
-        status,
-        target: "sip:202@pbx".into(),
-        status_code: None,
-        reason: Some(reason.into()),
+    let ring_first = |status, reason: &str| {
+        Event::Sip(SipEvent::Transfer {
+            line: 1,
+            call_id: "c1".into(),
+            kind: TransferKind::Blind,
+            mechanism: Some(crate::sip::TransferMechanism::RingFirst),
+            status,
+            target: "sip:202@pbx".into(),
+            status_code: None,
+            reason: Some(reason.into()),
+        })
     };
     rig.event(ring_first(
         TransferStatus::Requested,
@@ -1009,7 +1072,7 @@ fn a_ring_first_transfer_says_the_target_rings_first_and_a_dropped_caller_in_one
     );
     assert_eq!(
         rig.key(KeyCode::Esc),
-        send(Command::Cancel),
+        send(Command::Sip(SipCommand::Cancel)),
         "Esc takes the caller back while the target rings"
     );
     rig.event(ring_first(TransferStatus::Trying, "the target answered"));
@@ -1074,7 +1137,9 @@ fn search_reload_and_pick_are_effects_of_the_run_loop() {
     };
     assert_eq!(
         app.update(found, now, &finder),
-        [Effect::Send(Command::Watch(vec!["202".into()]))],
+        [Effect::Send(Command::Sip(SipCommand::Watch(vec![
+            "202".into()
+        ])))],
         "the extension in view gets a lamp"
     );
     assert_eq!(picker_rows(&app).len(), 1);
@@ -1083,8 +1148,8 @@ fn search_reload_and_pick_are_effects_of_the_run_loop() {
         app.update(enter, now, &finder),
         [
             Effect::Picked("202".into()),
-            Effect::Send(Command::Dial("202".into())),
-            Effect::Send(Command::Watch(Vec::new())),
+            Effect::Send(Command::Sip(SipCommand::Dial("202".into()))),
+            Effect::Send(Command::Sip(SipCommand::Watch(Vec::new()))),
         ]
     );
 }
@@ -1170,17 +1235,26 @@ fn a_favourites_key_sends_its_favourite_and_wins_over_help() {
     let mut rig = with_favourites();
     assert_eq!(
         rig.key(KeyCode::F(1)),
-        [Effect::Send(Command::Favourite("201".into()))]
+        [Effect::Send(Command::Sip(SipCommand::Favourite(
+            "201".into()
+        )))]
     );
     assert_eq!(rig.app.mode, Mode::Normal, "F1 is Anna's, not help");
     let alt_1 = rig.feed(Input::Key(KeyEvent::new(
         KeyCode::Char('1'),
         KeyModifiers::ALT,
     )));
-    assert_eq!(alt_1, [Effect::Send(Command::Favourite("202".into()))]);
+    assert_eq!(
+        alt_1,
+        [Effect::Send(Command::Sip(SipCommand::Favourite(
+            "202".into()
+        )))]
+    );
     assert_eq!(
         rig.key(KeyCode::F(3)),
-        [Effect::Send(Command::Favourite("701".into()))]
+        [Effect::Send(Command::Sip(SipCommand::Favourite(
+            "701".into()
+        )))]
     );
     // Only the first twelve by position get a key; Bob has his own, so F2 is nobody's.
     assert_eq!(rig.key(KeyCode::F(2)), []);
@@ -1200,7 +1274,10 @@ fn f_toggles_the_panel_and_park_needs_an_answered_call() {
     assert!(rig.app.favourites.shown);
     assert_eq!(rig.char('P'), [], "no call: nothing to park");
     rig.connected();
-    assert_eq!(rig.char('P'), [Effect::Send(Command::Park(Some(1)))]);
+    assert_eq!(
+        rig.char('P'),
+        [Effect::Send(Command::Sip(SipCommand::Park(Some(1))))]
+    );
     let mut no_park = Rig::new();
     no_park.connected();
     assert_eq!(no_park.char('P'), [], "no park extension configured");
@@ -1237,24 +1314,24 @@ fn the_picker_lists_favourites_first_with_a_star() {
 fn parked_and_returned_calls_are_told() {
     let mut rig = with_favourites();
     rig.connected();
-    rig.event(Event::Parked {
+    rig.event(Event::Sip(SipEvent::Parked {
         line: 1,
         call_id: "c1".into(),
         peer: "sip:201@pbx".into(),
         slot: Some("701".into()),
-    });
+    }));
     let outcome = rig.app.outcome.clone().expect("told");
     assert_eq!(
         outcome.text,
         "Parked Anna Virtanen in slot 701 (unpark 701)"
     );
     rig.incoming(2, "back", "sip:201@pbx");
-    rig.event(Event::ParkReturned {
+    rig.event(Event::Sip(SipEvent::ParkReturned {
         line: 2,
         call_id: "back".into(),
         from: "sip:201@pbx".into(),
         slot: Some("701".into()),
-    });
+    }));
     assert_eq!(
         rig.app
             .call(2)

@@ -43,8 +43,8 @@ use std::time::{Duration, Instant};
 use crossterm::event::{self as term_event, Event as TermEvent, KeyEventKind};
 use tokio::sync::mpsc;
 
+use crate::front::{Command, Event};
 use crate::history::History;
-use crate::sip::{Command, Event};
 use crate::sound::{AudioDevice, DeviceRole, SoundCommand};
 pub use app::{App, Effect, Input};
 pub use directory_finder::DirectoryFinder;

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use crate::sip::TraceDirection;
+use crate::front::TraceDirection;
 
 /// How many messages the pane keeps.
 pub const KEEP: usize = 500;

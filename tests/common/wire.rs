@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use switchboard::driver::capture::{self, Captured};
+use switchboard::front::TraceDirection;
 use switchboard::sip::conformance;
 use switchboard::sip::msg::{Message, Method};
-use switchboard::sip::TraceDirection;
 
 /// How long a peer has to ACK our 2xx before the test's end counts against it: the first
 /// retransmission of the 2xx goes at T1 (0.5 s), so a live peer has ACKed well within this.

@@ -8,10 +8,11 @@
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::{capitalise, App, CallView, Effect, Mode, Picker, Purpose, SoundView};
+use crate::front::{Command, TraceMode};
 use crate::headless;
 use crate::sip::target::Typed;
 use crate::sip::{
-    CallState, Command, LineNo, TraceMode, TransferKind, TransferMechanism, TransferStatus,
+    CallState, Command as SipCommand, LineNo, TransferKind, TransferMechanism, TransferStatus,
 };
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 use crate::tui::keymap::{spec_of, Action};
@@ -29,7 +30,7 @@ impl App {
                     Some(number) if !number.is_empty() && self.a_line_is_free() => {
                         vec![
                             Effect::Picked(number.clone()),
-                            Effect::Send(Command::Dial(number)),
+                            Effect::Send(Command::Sip(SipCommand::Dial(number))),
                         ]
                     }
                     _ => {
@@ -216,7 +217,9 @@ impl App {
             }
             return vec![
                 Effect::Picked(favourite.number.clone()),
-                Effect::Send(Command::Favourite(favourite.number.clone())),
+                Effect::Send(Command::Sip(SipCommand::Favourite(
+                    favourite.number.clone(),
+                ))),
             ];
         }
         if let Some(action) = self
@@ -231,7 +234,7 @@ impl App {
             KeyCode::Char(c @ ('0'..='9' | '*' | '#'))
                 if !spec.ctrl && !spec.alt && self.selected_call_is(CallState::Connected) =>
             {
-                vec![Effect::Send(Command::Dtmf(c.to_string()))]
+                vec![Effect::Send(Command::Sip(SipCommand::Dtmf(c.to_string())))]
             }
             _ => Vec::new(),
         }
@@ -357,36 +360,36 @@ impl App {
                         .or_else(|| self.asking_line())
                         .unwrap_or(1)
                 };
-                send(Command::Answer(Some(line)))
+                send(Command::Sip(SipCommand::Answer(Some(line))))
             }
             Action::Hangup => {
                 let line = self.selected;
                 if let Some(call) = self.index(line).and_then(|i| self.lines[i].as_mut()) {
                     call.hangup_sent = true;
                 }
-                send(Command::Hangup(Some(line)))
+                send(Command::Sip(SipCommand::Hangup(Some(line))))
             }
             Action::Hold => {
                 if self.selected_call_is(CallState::Held) {
-                    send(Command::Resume(Some(self.selected)))
+                    send(Command::Sip(SipCommand::Resume(Some(self.selected))))
                 } else {
-                    send(Command::Hold(Some(self.selected)))
+                    send(Command::Sip(SipCommand::Hold(Some(self.selected))))
                 }
             }
-            Action::Swap => send(Command::Swap),
-            Action::Complete => send(Command::Complete),
+            Action::Swap => send(Command::Sip(SipCommand::Swap)),
+            Action::Complete => send(Command::Sip(SipCommand::Complete)),
             Action::Cancel => match self.asking_line() {
                 Some(line) if !self.consulting() && !self.ringing_first() => {
-                    send(Command::Decline(Some(line)))
+                    send(Command::Sip(SipCommand::Decline(Some(line))))
                 }
-                _ => send(Command::Cancel),
+                _ => send(Command::Sip(SipCommand::Cancel)),
             },
-            Action::Mute => send(Command::Mute),
+            Action::Mute => send(Command::Sip(SipCommand::Mute)),
             Action::Record => {
                 let recording = self.selected_call().is_some_and(|c| c.recording);
-                send(Command::Record(!recording, None))
+                send(Command::Sip(SipCommand::Record(!recording, None)))
             }
-            Action::Conference => send(Command::Conference),
+            Action::Conference => send(Command::Sip(SipCommand::Conference)),
             Action::Route => {
                 self.mode = Mode::RoutePrompt(self.route.clone().unwrap_or_default());
                 Vec::new()
@@ -437,13 +440,13 @@ impl App {
                 self.favourites.shown = !self.favourites.shown;
                 Vec::new()
             }
-            Action::Park => send(Command::Park(Some(self.selected))),
+            Action::Park => send(Command::Sip(SipCommand::Park(Some(self.selected)))),
         }
     }
 
     fn quit(&mut self) -> Vec<Effect> {
         self.quitting = true;
-        vec![Effect::Send(Command::Quit)]
+        vec![Effect::Send(Command::Sip(SipCommand::Quit))]
     }
 
     fn run_command_line(&mut self, text: &str) -> Vec<Effect> {
@@ -452,9 +455,9 @@ impl App {
             Ok(Some(command)) => {
                 match &command {
                     Command::Route(route) => self.route = Some(route.clone()),
-                    Command::Quit => self.quitting = true,
+                    Command::Sip(SipCommand::Quit) => self.quitting = true,
                     Command::Trace(mode) => self.trace.set_visible(*mode != TraceMode::Off),
-                    Command::Hangup(line) => {
+                    Command::Sip(SipCommand::Hangup(line)) => {
                         let line = line.unwrap_or(self.selected);
                         if let Some(call) = self.index(line).and_then(|i| self.lines[i].as_mut()) {
                             call.hangup_sent = true;

@@ -10,8 +10,9 @@ use super::{
     capitalise, failed_transfer_words, number_of, App, CallView, Effect, Registration,
     TransferView, LINES, MAX_LINES,
 };
+use crate::front::{Event, TraceMode};
 use crate::sip::{
-    CallState, Event, LineNo, TraceMode, TransferKind, TransferMechanism, TransferStatus,
+    CallState, Event as SipEvent, LineNo, TransferKind, TransferMechanism, TransferStatus,
 };
 use crate::tui::finder::Finder;
 use crate::tui::sip_trace::TraceEntry;
@@ -30,9 +31,7 @@ impl App {
         now: Instant,
         finder: &dyn Finder,
     ) -> Vec<Effect> {
-        let mut effects = Vec::new();
         match event {
-            Event::Blf { ext, state } => self.set_lamp(ext, state),
             Event::Started {
                 account,
                 lines,
@@ -49,12 +48,98 @@ impl App {
                 self.account = Some(account);
                 self.registration = Registration::NotRegistered;
             }
-            Event::Registered { .. } => self.registration = Registration::Registered,
-            Event::RegistrationFailed {
+            Event::Quality {
+                line,
+                call_id,
+                codec,
+                loss_pct,
+                jitter_ms,
+                ..
+            } => {
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.codec = Some(codec);
+                    call.quality = Some((loss_pct, jitter_ms));
+                }
+            }
+            Event::Record {
+                line,
+                call_id,
+                recording,
+                reason,
+                ..
+            } => {
+                // Only while the call is shown: when it ended, that says enough.
+                if let Some(call) = self.call_mut(line, &call_id) {
+                    call.recording = recording;
+                    if let Some(reason) = reason.filter(|_| !recording) {
+                        if reason.starts_with("recording failed") {
+                            self.tell(format!("Line {line}: {reason}"), true);
+                        } else {
+                            self.tell(format!("Line {line}: recording {reason}"), false);
+                        }
+                    }
+                }
+            }
+            Event::Devices {
+                input,
+                output,
+                ring,
+            } => self.devices = Some((input, output, ring)),
+            Event::Voice {
+                noise_suppression,
+                agc,
+            } => self.voice = (noise_suppression, agc),
+            Event::Audio { message } => self.tell(capitalise(&message), true),
+            Event::Level { dbfs } => self.level = Some(dbfs),
+            Event::DeviceChosen { role, device, file } => {
+                let what = match role.as_str() {
+                    "input" => "Microphone",
+                    "output" => "Headset",
+                    _ => "Ring device",
+                };
+                self.tell(
+                    format!("{what}: {device}, written to {file} (used from the next start)"),
+                    false,
+                );
+            }
+            Event::Stats { .. } => {}
+            Event::SipMessage {
+                direction,
+                peer,
+                message,
+                raw,
+            } => {
+                if self.trace.visible {
+                    self.trace.push(TraceEntry {
+                        at: now,
+                        direction,
+                        peer,
+                        message,
+                        raw,
+                    });
+                }
+            }
+            Event::Trace { mode, shows } => {
+                self.trace.raw = mode == TraceMode::Raw;
+                if self.trace.raw {
+                    self.tell(format!("SIP trace shows {shows}"), true);
+                }
+            }
+            Event::Sip(event) => return self.on_sip_event(event, now, finder),
+        }
+        Vec::new()
+    }
+
+    fn on_sip_event(&mut self, event: SipEvent, now: Instant, finder: &dyn Finder) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        match event {
+            SipEvent::Blf { ext, state } => self.set_lamp(ext, state),
+            SipEvent::Registered { .. } => self.registration = Registration::Registered,
+            SipEvent::RegistrationFailed {
                 reason, retry_in, ..
             } => self.registration = Registration::Failed { reason, retry_in },
-            Event::Unregistered { .. } => self.registration = Registration::Unregistered,
-            Event::Incoming {
+            SipEvent::Unregistered { .. } => self.registration = Registration::Unregistered,
+            SipEvent::Incoming {
                 line,
                 call_id,
                 from,
@@ -95,7 +180,7 @@ impl App {
                     effects.push(Effect::Bell);
                 }
             }
-            Event::Call {
+            SipEvent::Call {
                 line,
                 call_id,
                 state,
@@ -103,7 +188,7 @@ impl App {
                 reason,
                 ..
             } => self.on_call(line, call_id, state, peer, reason, now, finder),
-            Event::Media {
+            SipEvent::Media {
                 line,
                 call_id,
                 codec,
@@ -113,20 +198,7 @@ impl App {
                     call.codec = Some(codec);
                 }
             }
-            Event::Quality {
-                line,
-                call_id,
-                codec,
-                loss_pct,
-                jitter_ms,
-                ..
-            } => {
-                if let Some(call) = self.call_mut(line, &call_id) {
-                    call.codec = Some(codec);
-                    call.quality = Some((loss_pct, jitter_ms));
-                }
-            }
-            Event::Mute {
+            SipEvent::Mute {
                 line,
                 call_id,
                 muted,
@@ -135,26 +207,7 @@ impl App {
                     call.muted = muted;
                 }
             }
-            Event::Record {
-                line,
-                call_id,
-                recording,
-                reason,
-                ..
-            } => {
-                // Only while the call is shown: when it ended, that says enough.
-                if let Some(call) = self.call_mut(line, &call_id) {
-                    call.recording = recording;
-                    if let Some(reason) = reason.filter(|_| !recording) {
-                        if reason.starts_with("recording failed") {
-                            self.tell(format!("Line {line}: {reason}"), true);
-                        } else {
-                            self.tell(format!("Line {line}: recording {reason}"), false);
-                        }
-                    }
-                }
-            }
-            Event::Transfer {
+            SipEvent::Transfer {
                 line,
                 call_id,
                 kind,
@@ -167,37 +220,15 @@ impl App {
                 let how = (kind, mechanism);
                 self.on_transfer(line, &call_id, how, status, &target, reason, finder)
             }
-            Event::Line { line } => {
+            SipEvent::Line { line } => {
                 if self.index(line).is_some() {
                     self.selected = line;
                 }
             }
-            Event::Devices {
-                input,
-                output,
-                ring,
-            } => self.devices = Some((input, output, ring)),
-            Event::Voice {
-                noise_suppression,
-                agc,
-            } => self.voice = (noise_suppression, agc),
-            Event::Audio { message } => self.tell(capitalise(&message), true),
-            Event::Level { dbfs } => self.level = Some(dbfs),
-            Event::DeviceChosen { role, device, file } => {
-                let what = match role.as_str() {
-                    "input" => "Microphone",
-                    "output" => "Headset",
-                    _ => "Ring device",
-                };
-                self.tell(
-                    format!("{what}: {device}, written to {file} (used from the next start)"),
-                    false,
-                );
-            }
-            Event::Error { message } => self.tell(capitalise(&message), true),
-            Event::Stopped => self.stopped = true,
-            Event::Stats { .. } | Event::Favourites { .. } => {}
-            Event::Parked { peer, slot, .. } => {
+            SipEvent::Error { message } => self.tell(capitalise(&message), true),
+            SipEvent::Stopped => self.stopped = true,
+            SipEvent::Favourites { .. } => {}
+            SipEvent::Parked { peer, slot, .. } => {
                 let who = number_of(&peer);
                 let who = self.name_for(finder, &who).unwrap_or(who);
                 self.tell(
@@ -208,7 +239,7 @@ impl App {
                     false,
                 );
             }
-            Event::ParkReturned {
+            SipEvent::ParkReturned {
                 line,
                 call_id,
                 slot,
@@ -223,31 +254,9 @@ impl App {
                 }
                 self.tell(format!("Line {line}: {words}"), false);
             }
-            Event::Sip {
-                direction,
-                peer,
-                message,
-                raw,
-            } => {
-                if self.trace.visible {
-                    self.trace.push(TraceEntry {
-                        at: now,
-                        direction,
-                        peer,
-                        message,
-                        raw,
-                    });
-                }
-            }
-            Event::Trace { mode, shows } => {
-                self.trace.raw = mode == TraceMode::Raw;
-                if self.trace.raw {
-                    self.tell(format!("SIP trace shows {shows}"), true);
-                }
-            }
             // Digits the far end sends are for IVRs, not for the operator's screen.
-            Event::Dtmf { .. } => {}
-            Event::Conference { lines, active } => {
+            SipEvent::Dtmf { .. } => {}
+            SipEvent::Conference { lines, active } => {
                 for (i, call) in self.lines.iter_mut().enumerate() {
                     if let Some(call) = call {
                         let line = LineNo::try_from(i + 1).unwrap_or(LineNo::MAX);

@@ -10,7 +10,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Paragraph, Wrap};
 use ratatui::Frame;
 
-use crate::sip::TraceDirection;
+use crate::front::TraceDirection;
 use crate::tui::sip_trace::SipTrace;
 
 /// Draws the pane in `area`; `focused` when it has the arrows.
