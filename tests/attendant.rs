@@ -205,7 +205,12 @@ fn with_favourite_action_consult_the_key_consults_first() {
 #[test]
 fn park_tells_the_slot_and_the_parked_caller_coming_back_is_recognised() {
     let net = Net::for_test("attendant::park");
-    let mut pbx = Sipp::uas(&net, hosts::SIPP, "uas_park", &[]);
+    let mut pbx = Sipp::uas(
+        &net,
+        hosts::SIPP,
+        "uas_park",
+        &["-key", "slot_header", "Park-Slot: 701"],
+    );
     let domain = pbx.ip().to_string();
     let mut sb = switchboard(&net, Some(&domain), "park = \"700\"\n", "");
     let caller = pbx.uri("sipp");
@@ -245,6 +250,54 @@ fn park_tells_the_slot_and_the_parked_caller_coming_back_is_recognised() {
         "{}",
         sb.failure_report()
     );
+}
+
+#[test]
+fn without_a_slot_in_the_notify_the_slot_lamp_that_lights_tells_it() {
+    let net = Net::for_test("attendant::park_slot_lamp");
+    // Asterisk-like: the NOTIFY names no slot.
+    let mut pbx = Sipp::uas(
+        &net,
+        hosts::SIPP,
+        "uas_park",
+        &["-key", "slot_header", "X-Asterisk: no slot here"],
+    );
+    let mut slots = Sipp::uas(&net, hosts::SIPP + 2, "uas_dialog_notifier", &[]);
+    let domain = pbx.ip().to_string();
+    let mut sb = switchboard(&net, Some(&domain), "park = \"700\"\n", "");
+    sb.send(&format!("dial {}", pbx.uri("sipp")));
+    sb.wait_call_state(secs(5), 1, "connected");
+    sb.send("park");
+    let parked = sb.wait_for(secs(10), "parked");
+    assert_eq!(parked["slot"], serde_json::Value::Null, "{parked}");
+    pbx.expect_pass(secs(5));
+    // The slot's lamp (here watched as the picker would) lights: that is where the call waits.
+    let slot = slots.uri("701");
+    sb.send(&format!("watch {slot}"));
+    let lamp = |sb: &mut Switchboard| {
+        let ev = sb.wait_for(secs(5), "blf");
+        ev["state"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(lamp(&mut sb), "idle");
+    assert_eq!(lamp(&mut sb), "ringing");
+    let told = sb.wait_for(secs(2), "parked");
+    assert_eq!(told["call_id"], parked["call_id"]);
+    assert_eq!(told["slot"], "701");
+    // The notifier walks on (busy, idle); nothing more is told about the park.
+    assert_eq!([lamp(&mut sb), lamp(&mut sb)], ["busy", "idle"]);
+    let parks = sb
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "parked")
+        .count();
+    assert_eq!(parks, 2, "told once without the slot, once with it");
+    sb.send("watch");
+    assert!(
+        sb.quit_and_wait(secs(6)).success(),
+        "{}",
+        sb.failure_report()
+    );
+    slots.expect_pass(secs(5));
 }
 
 #[test]

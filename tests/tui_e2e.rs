@@ -281,3 +281,32 @@ fn favourites_panel_and_one_key_blind_transfer() {
     screen.keys(&["q"]);
     assert!(screen.wait_exit(secs(10)), "{}", screen.log_tail(40));
 }
+
+/// Park from the screen: the operator calls sipp (playing a PBX's park, `uas_park`) with the
+/// `:` line, presses `P`, and the outcome line tells the slot the PBX's NOTIFY named.
+#[test]
+fn the_park_key_parks_the_call_and_tells_the_slot() {
+    let net = Net::for_test("tui_e2e::park_key");
+    let mut pbx = common::Sipp::uas(
+        &net,
+        hosts::SIPP,
+        "uas_park",
+        &["-key", "slot_header", "Park-Slot: 701"],
+    );
+    let mut config = SwitchboardConfig::peer_to_peer(&net);
+    if let Some(account) = config.accounts.first_mut() {
+        account.domain = pbx.ip().to_string();
+        account.extra = "park = \"700\"\n".to_owned();
+    }
+    let screen = TmuxScreen::start(&config.to_toml(), 80, 24);
+    screen.wait_for("Line 1", secs(10));
+    screen.keys(&[":"]);
+    screen.type_text(&format!("dial {}", pbx.uri("sipp")));
+    screen.keys(&["Enter"]);
+    screen.wait_for("CONNECTED", secs(10));
+    screen.keys(&["P"]);
+    screen.wait_for("in slot 701 (unpark 701)", secs(10));
+    pbx.expect_pass(secs(10));
+    screen.keys(&["q"]);
+    assert!(screen.wait_exit(secs(10)), "{}", screen.log_tail(40));
+}

@@ -6,6 +6,7 @@
 //! ```text
 //!  favourite <n|label|number>
 //!    ├─ a call on the selected line ─► the configured transfer: blind (as `transfer`) or consult
+//!    ├─ a park slot (701 for 700) ──► unpark (as `unpark`)
 //!    ├─ its lamp rings ─────────────► pickup (as `pickup`)
 //!    └─ otherwise ──────────────────► dial
 //! ```
@@ -14,8 +15,8 @@
 //! slot is learnt where the PBX tells it: a `*park*` header of the final NOTIFY's
 //! `message/sipfrag` body (`Park-Slot: 701`), or a number in its reason phrase
 //! (`SIP/2.0 200 Parked at 701`); Asterisk only says it aloud to the caller: then the first
-//! slot lamp (a favourite or `blf` lamp numbered like the park extension: 700 → 701…799) to
-//! light after the park is its slot, told by a second [`Event::Parked`]. A call that rings from a party parked a moment ago
+//! slot lamp (a watched extension, or `sip:` URI's user, numbered like the park extension:
+//! 700 → 701…799) to light after the park is its slot, told by a second [`Event::Parked`]. A call that rings from a party parked a moment ago
 //! (same user part), from the park extension (Referred-By), or whose display name says
 //! "park" is reported as a parked call come back ([`Event::ParkReturned`]).
 //!
@@ -160,13 +161,13 @@ impl Parking {
             Event::Blf {
                 ext,
                 state: BlfState::Busy | BlfState::Ringing,
-            } if park_ext.is_some_and(|p| slot_like(ext, p)) => {
+            } if park_ext.is_some_and(|p| slot_like(user_of(ext), p)) => {
                 // The newest park, accepted without a slot: the first slot lamp to light is it.
                 let park = self
                     .parks
                     .back_mut()
                     .filter(|p| p.parked && p.slot.is_none())?;
-                park.slot = Some(ext.clone());
+                park.slot = Some(user_of(ext).to_owned());
                 Some(Event::Parked {
                     line: park.line,
                     call_id: park.call_id.clone(),
@@ -215,6 +216,11 @@ impl UserAgent {
                 (false, Some(codes)) => self.pbx_blind(now, &codes, &number),
                 (false, None) => self.blind_transfer(now, &number),
             };
+        }
+        let park = self.cfg.attendant.park.as_deref();
+        if park.is_some_and(|p| slot_like(&number, p)) {
+            // A park slot's key takes back the call parked there.
+            return self.unpark(now, &number);
         }
         if self.lamp_of(&number) == BlfState::Ringing {
             return self.pickup(now, &number);
@@ -534,7 +540,7 @@ mod tests {
             parking.follow(&lamp("702", BlfState::Idle), Some("700")),
             None
         );
-        let told = parking.follow(&lamp("702", BlfState::Busy), Some("700"));
+        let told = parking.follow(&lamp("sip:702@pbx:5060", BlfState::Busy), Some("700"));
         assert!(
             matches!(&told, Some(Event::Parked { slot: Some(s), .. }) if s == "702"),
             "{told:?}"

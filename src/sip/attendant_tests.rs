@@ -14,11 +14,18 @@ fn bench(consult: bool) -> Bench {
     let mut cfg = config(false);
     cfg.transfer.blind = BlindMode::Notify;
     cfg.attendant = AttendantConfig {
-        favourites: vec![FavouriteTarget {
-            label: "Sales".into(),
-            number: "2000".into(),
-            key: Some("f1".into()),
-        }],
+        favourites: vec![
+            FavouriteTarget {
+                label: "Sales".into(),
+                number: "2000".into(),
+                key: Some("f1".into()),
+            },
+            FavouriteTarget {
+                label: "Park 701".into(),
+                number: "701".into(),
+                key: None,
+            },
+        ],
         consult,
         park: Some("700".into()),
         unpark: "*85".into(),
@@ -90,16 +97,31 @@ fn an_idle_key_calls_and_the_list_tells_the_lamps() {
     assert_eq!(
         b.events(),
         [Event::Favourites {
-            favourites: vec![FavouriteLamp {
-                label: "Sales".into(),
-                number: "2000".into(),
-                key: Some("f1".into()),
-                lamp: BlfState::Unknown,
-            }]
+            favourites: vec![
+                FavouriteLamp {
+                    label: "Sales".into(),
+                    number: "2000".into(),
+                    key: Some("f1".into()),
+                    lamp: BlfState::Unknown,
+                },
+                FavouriteLamp {
+                    label: "Park 701".into(),
+                    number: "701".into(),
+                    key: None,
+                    lamp: BlfState::Unknown,
+                }
+            ]
         }]
     );
     b.cmd(Command::Favourite("Nobody".into()));
-    assert!(matches!(&b.events()[..], [Event::Error { message }] if message.contains("(Sales)")));
+    assert!(
+        matches!(&b.events()[..], [Event::Error { message }] if message.contains("(Sales, Park 701)"))
+    );
+    // Idle, a park slot's key unparks: the prefix, then the slot.
+    let mut b = bench(false);
+    b.cmd(Command::Favourite("park 701".into()));
+    let unpark = b.sent_request(Method::Invite);
+    assert_eq!(unpark.request_uri(), Some("sip:*85701@127.0.0.1"));
 }
 
 #[test]

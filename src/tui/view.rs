@@ -35,7 +35,8 @@ pub fn view(app: &App, now: Instant, frame: &mut Frame) {
         .cloned()
         .collect();
     let blf_rows = u16::from(!row_lamps.is_empty());
-    let favourite_rows = app.favourites.rows(area.width);
+    // At most a quarter of the screen: the line panes keep their room on small terminals.
+    let favourite_rows = app.favourites.rows(area.width).min(area.height / 4);
     let [top, middle, panel, lamps, outcome, keys] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Min(4),
