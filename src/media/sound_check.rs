@@ -188,6 +188,22 @@ mod tests {
     }
 
     #[test]
+    fn the_auto_answer_beep_plays_200_ms() {
+        let mut check = SoundCheck::default();
+        check.order(SoundOrder::Beep);
+        let quiet = [0; FRAME_SAMPLES];
+        let heard: Vec<bool> = (0..20)
+            .map(|_| {
+                let mut headset = [0; FRAME_SAMPLES];
+                check.frame(&quiet, &mut headset);
+                headset.iter().any(|&s| s != 0)
+            })
+            .collect();
+        assert_eq!(heard.iter().filter(|h| **h).count(), 10);
+        assert!(heard[..10].iter().all(|h| *h), "from the first frame on");
+    }
+
+    #[test]
     fn the_tone_plays_two_seconds_then_stops_without_allocating() {
         let mut check = SoundCheck::default();
         check.order(SoundOrder::Tone);
