@@ -8,7 +8,7 @@
 mod common;
 
 use common::{
-    audio, hosts, secs, Baresip, BaresipOptions, Kamailio, Linphonec, LinphonecOptions, Net,
+    audio, hosts, secs, Baresip, BaresipOptions, Kamailio, Linphonec, LinphonecOptions, Net, Sipp,
     Switchboard, SwitchboardConfig, TmuxScreen,
 };
 
@@ -309,4 +309,58 @@ fn the_park_key_parks_the_call_and_tells_the_slot() {
     pbx.expect_pass(secs(10));
     screen.keys(&["q"]);
     assert!(screen.wait_exit(secs(10)), "{}", screen.log_tail(40));
+}
+
+/// Do not disturb and wrap-up from the keyboard, with sipp calling: `D` puts DND in the status
+/// bar and a call is answered busy without ringing; `D` again, a call rings, Enter answers;
+/// when the caller hangs up the wrap-up modal opens, ↓ picks a code, the note is typed, Enter
+/// saves it into the history file.
+#[test]
+fn dnd_and_wrap_up_from_the_keyboard() {
+    let net = Net::for_test("tui_e2e::dnd_wrapup");
+    let operator = SwitchboardConfig::peer_to_peer(&net)
+        .with_extra("[wrapup]\ncodes = [\"sale\", \"callback\"]\nseconds = 0\n");
+    let screen = TmuxScreen::start(&operator.to_toml(), 80, 24);
+    let me = net.ip(hosts::SWITCHBOARD);
+    screen.wait_for(&format!("alice@{me}"), secs(10));
+    screen.keys(&["D"]);
+    screen.wait_for("DND", secs(5));
+    let mut busy = Sipp::uac(
+        &net,
+        hosts::SIPP,
+        "uac_expect_busy",
+        (me, 5060).into(),
+        "alice",
+        &[],
+    );
+    busy.expect_pass(secs(10));
+    screen.wait_for("answered busy: do not disturb", secs(5));
+    screen.keys(&["D"]);
+    screen.wait_for("do not disturb is off", secs(5));
+
+    let mut caller = Sipp::uac(
+        &net,
+        hosts::SIPP + 1,
+        "uac_invite",
+        (me, 5060).into(),
+        "alice",
+        &[],
+    );
+    screen.wait_for("INCOMING", secs(10));
+    screen.keys(&["Enter"]);
+    caller.expect_pass(secs(10));
+    screen.wait_for("Wrap-up: sipp", secs(5));
+    screen.keys(&["Down", "Down"]);
+    screen.type_text("ring back at 5");
+    screen.keys(&["Enter"]);
+    screen.wait_for("wrap-up saved: callback", secs(5));
+    let history = screen
+        .run_dir()
+        .join("home/.local/share/switchboard/history.jsonl");
+    let text = common::wait_for_file(&history);
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(r#""wrapup":{"status":"saved","code":"callback","note":"ring back at 5"}"#),
+        "{text}"
+    );
 }

@@ -32,6 +32,13 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         Span::styled(" · ", bar),
         Span::styled(registration, reg_style),
     ];
+    // Before the details that may not fit: it changes what happens to every call.
+    if app.dnd {
+        spans.push(Span::styled(
+            " │ DND",
+            bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
+        ));
+    }
     if let Some(route) = &app.route {
         spans.push(Span::styled(format!(" │ route: {route}"), bar));
     }
@@ -56,12 +63,6 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     };
     if let Some(voice) = voice {
         spans.push(Span::styled(voice, bar));
-    }
-    if app.dnd {
-        spans.push(Span::styled(
-            " │ DND",
-            bar.fg(Color::LightRed).add_modifier(Modifier::BOLD),
-        ));
     }
     if app.quitting {
         spans.push(Span::styled(
