@@ -1,12 +1,19 @@
 //! What a call costs, measured on real processes (not a criterion benchmark):
 //!
-//! 1. **CPU and memory of a 60 s headless call**, switchboard and baresip side by side, three
-//!    times: Opus, G.722, and Opus with noise suppression and AGC on in switchboard:
-//!    switchboard (file audio: plays the test signal, records what it hears) calls baresip
-//!    directly (peer to peer on 127.0.0.0/8), which auto-answers, plays the same signal and
-//!    records. CPU time (utime + stime of all threads, `/proc/<pid>/stat`) is sampled when the
-//!    call connects and again before the hangup; peak RSS is `VmHWM` of `/proc/<pid>/status`
-//!    at the end of the call.
+//! 0. **Idle**: switchboard (file audio) and baresip started with no call, side by side for
+//!    10 s: CPU time and wake-ups (context switches) of every thread, and of switchboard's media
+//!    thread alone.
+//! 1. **CPU and memory of a headless call** (60 s; `$CALL_COST_SECONDS`), switchboard calling
+//!    baresip peer to peer on 127.0.0.0/8, in three variants: Opus, G.722, and Opus with the
+//!    microphone's noise suppression and AGC on (baresip: its `speex_pp` denoiser and AGC). The
+//!    variants run in interleaved rounds (3; `$CALL_COST_ROUNDS`): round 1 of each, then round 2
+//!    of each, … so a burst of load elsewhere spreads over all of them. Both sides do the same
+//!    work: each plays the same speech file (espeak-ng phrases, 48 kHz mono, streamed from disk
+//!    by both), records nothing and discards what it hears, runs without debug output, and
+//!    encodes Opus at 24 kbit/s, complexity 5, VoIP, in-band FEC for 10 % loss, mono. CPU time
+//!    (utime + stime of all threads, `/proc/<pid>/stat`) is sampled when the call connects and
+//!    again before the hangup; peak RSS is `VmHWM` of `/proc/<pid>/status` at the end of the
+//!    call. Each variant reports every round, then the median and the spread (min–max).
 //! 2. **Client-added latency**: a 10 s Opus call between two switchboards with file audio.
 //!    The mouth-to-ear delay D (file in to file out) comes from both media clocks and the
 //!    alignment of the recording with the looping signal; the callee's quality events give
@@ -35,15 +42,19 @@ use common::{
     hosts, secs, AudioSource, Baresip, BaresipOptions, Net, Switchboard, SwitchboardConfig,
 };
 
-/// How long the measured call of part 1 lasts.
-const CALL: Duration = Duration::from_secs(60);
+/// How long a measured call of part 1 lasts, unless `$CALL_COST_SECONDS` says otherwise.
+const CALL_SECONDS: u64 = 60;
+/// Rounds of part 1, unless `$CALL_COST_ROUNDS` says otherwise.
+const ROUNDS: usize = 3;
+/// How long part 0 watches the idle processes.
+const IDLE: Duration = Duration::from_secs(10);
 /// How long the latency call of part 2 lasts (two quality events, every 5 s).
 const LATENCY_CALL: Duration = Duration::from_secs(10);
 /// The host number of the second switchboard in part 2.
 const CALLEE: u8 = 6;
-/// The aims of part 1.
+/// The aims of part 1 (issue 17): CPU per end at most 0.7 × baresip's, peak RSS at most 8 MiB.
 const AIM_CPU_RATIO: f64 = 0.7;
-const AIM_RSS_MIB: f64 = 15.0;
+const AIM_RSS_MIB: f64 = 8.0;
 /// Where Debian's baresip keeps its modules.
 const BARESIP_MODULES: &str = "/usr/lib/baresip/modules";
 /// switchboard's default Opus encoder settings, given to baresip too for a fair comparison.
@@ -54,6 +65,8 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter argument would make no sense here.
     let bin = switchboard_bin();
     let ticks = clock_ticks();
+    let call = Duration::from_secs(env_number("CALL_COST_SECONDS", CALL_SECONDS));
+    let rounds = env_number("CALL_COST_ROUNDS", ROUNDS as u64).max(1) as usize;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -62,9 +75,10 @@ fn main() {
     );
     let _ = writeln!(
         out,
-        "machine: {}, {} cores",
+        "machine: {}, {} cores; load average at the start: {}",
         cpu_model(),
-        thread::available_parallelism().map_or(0, |n| n.get())
+        thread::available_parallelism().map_or(0, |n| n.get()),
+        load_average()
     );
     let _ = writeln!(
         out,
@@ -84,21 +98,174 @@ fn main() {
     let ticks = ticks.unwrap_or_else(|t| t);
     out.push('\n');
 
-    for variant in VARIANTS {
-        eprintln!(
-            "call_cost: part 1 ({}), a {} s call to baresip...",
-            variant.name,
-            CALL.as_secs()
-        );
-        cpu_and_memory(&mut out, ticks, &variant);
+    let dir = common::run_dir("bench-cost");
+    let speech = speech_file(dir.path(), call.as_secs() + 15);
+
+    eprintln!("call_cost: part 0, idle for {} s...", IDLE.as_secs());
+    idle(&mut out, ticks, &speech);
+    out.push('\n');
+
+    let mut results: Vec<Vec<CallCost>> = VARIANTS.iter().map(|_| Vec::new()).collect();
+    for round in 1..=rounds {
+        for (variant, done) in VARIANTS.iter().zip(results.iter_mut()) {
+            eprintln!(
+                "call_cost: part 1, round {round}/{rounds} ({}), a {} s call to baresip...",
+                variant.name,
+                call.as_secs()
+            );
+            done.push(measure_call(ticks, variant, &speech, call));
+        }
+    }
+    for (variant, done) in VARIANTS.iter().zip(&results) {
+        report_variant(&mut out, variant, done);
         out.push('\n');
     }
+    let _ = writeln!(out, "load average after part 1: {}", load_average());
+    out.push('\n');
     eprintln!(
         "call_cost: part 2, a {} s call between two switchboards...",
         LATENCY_CALL.as_secs()
     );
     latency(&mut out);
     println!("{out}");
+}
+
+/// A positive whole number from the environment, or `default`.
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".to_owned())
+}
+
+/// Speech for both sides: espeak-ng phrases with pauses, 48 kHz mono 16-bit, repeated to at
+/// least `seconds` (baresip's `aufile` hangs up when its file ends).
+fn speech_file(dir: &Path, seconds: u64) -> PathBuf {
+    let phrases = dir.join("phrases.wav");
+    let clip = dir.join("phrases_48k.wav");
+    let long = dir.join("speech.wav");
+    let espeak = common::require_tool("espeak-ng", "espeak-ng");
+    let sox = common::require_tool("sox", "sox");
+    let text = "Good morning, thank you for calling the support desk. \
+                Could you give me your customer number, please? \
+                I am putting you through to a colleague now, one moment.";
+    let run = |cmd: &mut Command| {
+        let done = common::process::run_bounded(cmd, secs(60));
+        assert!(done.success(), "{cmd:?} failed: {}", done.stderr);
+    };
+    run(Command::new(&espeak).arg("-w").arg(&phrases).arg(text));
+    run(Command::new(&sox)
+        .arg(&phrases)
+        .args(["-r", "48000", "-c", "1", "-b", "16"])
+        .arg(&clip)
+        .args(["pad", "0", "0.8"]));
+    let (samples, _) = read_wav(&clip);
+    let clip_s = samples.len() as f64 / 48_000.0;
+    let repeats = (seconds as f64 / clip_s).ceil().max(1.0) as u64;
+    run(Command::new(&sox)
+        .arg(&clip)
+        .arg(&long)
+        .args(["repeat", &(repeats - 1).to_string()]));
+    long
+}
+
+// ----- part 0 ------------------------------------------------------------------------------
+
+/// Both programs started, no call: CPU and wake-ups over [`IDLE`].
+fn idle(out: &mut String, ticks: u64, speech: &Path) {
+    let net = Net::for_test("bench::call_cost::idle");
+    let bob = Baresip::start(
+        &net,
+        "bob",
+        "bobpw",
+        net.ip(hosts::BARESIP),
+        BaresipOptions {
+            register: false,
+            audio_source: AudioSource::File(speech.to_path_buf()),
+            record: false,
+            verbose: false,
+            extra_config: vec!["statmode_default\toff".to_owned()],
+            ..BaresipOptions::default()
+        },
+    );
+    let cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_log_level("info")
+        .with_audio(&format!(
+            "backend = \"file\"\nfile_in = \"{}\"\n",
+            speech.display()
+        ));
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "started");
+    thread::sleep(Duration::from_millis(500));
+    let from = (
+        cpu_seconds(sb.pid(), ticks),
+        cpu_seconds(bob.pid(), ticks),
+        switches(sb.pid(), None),
+        switches(sb.pid(), Some("media")),
+        switches(bob.pid(), None),
+    );
+    thread::sleep(IDLE);
+    let to = (
+        cpu_seconds(sb.pid(), ticks),
+        cpu_seconds(bob.pid(), ticks),
+        switches(sb.pid(), None),
+        switches(sb.pid(), Some("media")),
+        switches(bob.pid(), None),
+    );
+    let per_minute = 60.0 / IDLE.as_secs_f64();
+    let total = |(user, sys): (f64, f64)| user + sys;
+    let per_s = |n: u64| n as f64 / IDLE.as_secs_f64();
+    let _ = writeln!(
+        out,
+        "0. Idle, no call, {} s (switchboard with file audio, baresip with aufile):",
+        IDLE.as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "   switchboard: CPU {:.3} s per minute, {:.1} wake-ups/s in all threads, {:.1} in the media thread",
+        (total(to.0) - total(from.0)) * per_minute,
+        per_s(to.2 - from.2),
+        per_s(to.3 - from.3)
+    );
+    let _ = writeln!(
+        out,
+        "   baresip:     CPU {:.3} s per minute, {:.1} wake-ups/s in all threads",
+        (total(to.1) - total(from.1)) * per_minute,
+        per_s(to.4 - from.4)
+    );
+    assert!(sb.quit_and_wait(secs(10)).success(), "switchboard quit");
+}
+
+/// Context switches (voluntary + involuntary) of the threads of `pid`, or of those named
+/// `name`: each is a wake-up.
+fn switches(pid: u32, name: Option<&str>) -> u64 {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .filter_map(Result::ok)
+        .filter(|t| {
+            name.is_none_or(|n| {
+                fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == n)
+            })
+        })
+        .filter_map(|t| fs::read_to_string(t.path().join("status")).ok())
+        .map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .sum::<u64>()
+        })
+        .sum()
 }
 
 // ----- part 1 ------------------------------------------------------------------------------
@@ -111,6 +278,8 @@ struct Variant {
     codec: &'static str,
     /// Extra `[audio]` lines for switchboard.
     audio: &'static str,
+    /// Extra `config` lines for baresip doing the same.
+    baresip: &'static [&'static str],
 }
 
 /// The calls of part 1: the default Opus call, G.722, and Opus with the microphone's noise
@@ -120,44 +289,47 @@ const VARIANTS: [Variant; 3] = [
         name: "Opus, noise suppression and AGC off",
         codec: "opus",
         audio: "",
+        baresip: &[],
     },
     Variant {
         name: "G.722, noise suppression and AGC off",
         codec: "g722",
         audio: "",
+        baresip: &[],
     },
     Variant {
         name: "Opus, noise suppression and AGC on",
         codec: "opus",
         audio: "noise_suppression = true\nagc = true\n",
+        baresip: &["module\t\t\tspeex_pp.so"],
     },
 ];
 
 /// CPU time and peak memory of one process.
 #[derive(Debug, Clone, Copy)]
 struct Usage {
-    /// utime + stime. (Not split: the kernel apportions the precise total between the two
-    /// by 100 Hz tick samples, which alias with a thread waking every 20 ms.)
-    cpu_s: f64,
+    /// utime + stime, per minute of call. (Not split: the kernel apportions the precise total
+    /// between the two by 100 Hz tick samples, which alias with a thread waking every 20 ms.)
+    cpu_per_min: f64,
     /// `VmHWM`.
     peak_mib: f64,
-    /// `VmRSS` at the same moment.
-    now_mib: f64,
 }
 
-fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
+/// What one call of part 1 measured.
+struct CallCost {
+    wall: f64,
+    ours: Usage,
+    theirs: Usage,
+    /// CPU seconds by thread name, for each side.
+    threads: (String, String),
+    /// The codecs each side reported.
+    codecs: String,
+    /// switchboard's receive loss (percent) and jitter buffer (ms) in its last quality report.
+    heard: (f64, u64),
+}
+
+fn measure_call(ticks: u64, variant: &Variant, speech: &Path, call: Duration) -> CallCost {
     let net = Net::for_test("bench::call_cost::cpu");
-    let dir = common::run_dir("bench-cpu");
-    // switchboard loops a 3 s clip (file_loop): its file backend decodes the whole input
-    // into memory at open, so a 75 s file would put a test fixture's ~30 MiB into the peak
-    // RSS. baresip's aufile streams, but hangs up when its file ends, so it gets the same
-    // clip repeated for longer than the call.
-    let clip = dir.path().join("signal.wav");
-    let reference = write_test_signal(&clip, 3.0);
-    let long = dir.path().join("signal_long.wav");
-    let repeats = (CALL.as_secs() + 15).div_ceil(3) as usize;
-    write_repeated(&long, &reference, repeats);
-    let ours = dir.path().join("switchboard_heard.wav");
 
     // Opus if this baresip has the module, else PCMU for both; or G.722 for both.
     let has_opus = Path::new(BARESIP_MODULES).join("opus.so").is_file();
@@ -170,13 +342,15 @@ fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
             vec![
                 "module\t\t\topus.so".to_owned(),
                 // The same encoder work as switchboard's defaults ([codecs] opus_*): the
-                // VoIP application, bitrate, complexity, and in-band FEC for 10 % loss (FEC
-                // encodes each frame a second time, at low rate).
+                // VoIP application, bitrate, complexity, in-band FEC for 10 % loss (FEC
+                // encodes each frame a second time, at low rate), and mono.
                 format!("opus_bitrate\t\t{OPUS_BITRATE}"),
                 format!("opus_complexity\t\t{OPUS_COMPLEXITY}"),
                 "opus_application\tvoip".to_owned(),
                 "opus_inbandfec\t\tyes".to_owned(),
                 "opus_packet_loss\t10".to_owned(),
+                "opus_stereo\t\tno".to_owned(),
+                "opus_sprop_stereo\tno".to_owned(),
             ],
         )
     } else {
@@ -185,6 +359,9 @@ fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
     // The file is 48 kHz mono: read it as such (baresip converts to the codec's format).
     extra_config.push("ausrc_srate\t\t48000".to_owned());
     extra_config.push("ausrc_channels\t\t1".to_owned());
+    // No call status line every second on the console.
+    extra_config.push("statmode_default\toff".to_owned());
+    extra_config.extend(variant.baresip.iter().map(|l| (*l).to_owned()));
     let bob_ip = net.ip(hosts::BARESIP);
     let bob = Baresip::start(
         &net,
@@ -193,9 +370,11 @@ fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
         bob_ip,
         BaresipOptions {
             register: false,
-            audio_source: AudioSource::File(long),
+            audio_source: AudioSource::File(speech.to_path_buf()),
             codecs: baresip_codecs.to_owned(),
             extra_config,
+            record: false,
+            verbose: false,
             ..BaresipOptions::default()
         },
     );
@@ -203,9 +382,8 @@ fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
         .with_log_level("info")
         .with_codecs(&[codec])
         .with_audio(&format!(
-            "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\nfile_out = \"{}\"\n{}",
-            clip.display(),
-            ours.display(),
+            "backend = \"file\"\nfile_in = \"{}\"\n{}",
+            speech.display(),
             variant.audio
         ));
     let mut sb = Switchboard::start(&cfg.to_toml());
@@ -236,11 +414,14 @@ fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
         "the call does not use {codec}: switchboard {our_codec:?}, baresip encoder \
          {their_enc:?}, decoder {their_dec:?}"
     );
+    // baresip heard our RTP (it logs the first packet of a stream).
+    bob.wait_log("incoming rtp for 'audio' established", secs(5));
 
-    thread::sleep(CALL.saturating_sub(from.0.elapsed()));
+    thread::sleep(call.saturating_sub(from.0.elapsed()));
     // The call must still be up: no `ended` on our side, baresip alive.
+    let events = sb.events();
     assert!(
-        !sb.events()
+        !events
             .iter()
             .any(|e| e["event"] == "call" && e["state"] == "ended"),
         "the call ended early\n{}",
@@ -257,91 +438,141 @@ fn cpu_and_memory(out: &mut String, ticks: u64, variant: &Variant) {
     );
     let wall = to.0.duration_since(from.0).as_secs_f64();
     let total = |(user, sys): (f64, f64)| user + sys;
-    let ours_usage = Usage {
-        cpu_s: total(to.1) - total(from.1),
+    let per_min = 60.0 / wall;
+    let ours = Usage {
+        cpu_per_min: (total(to.1) - total(from.1)) * per_min,
         peak_mib: memory_mib(sb.pid(), "VmHWM:"),
-        now_mib: memory_mib(sb.pid(), "VmRSS:"),
     };
-    let bob_usage = Usage {
-        cpu_s: total(to.2) - total(from.2),
+    let theirs = Usage {
+        cpu_per_min: (total(to.2) - total(from.2)) * per_min,
         peak_mib: memory_mib(bob.pid(), "VmHWM:"),
-        now_mib: memory_mib(bob.pid(), "VmRSS:"),
     };
+    // switchboard heard baresip: its last quality report has audio waiting in the jitter
+    // buffer and little loss.
+    let quality = events
+        .iter()
+        .rfind(|e| e["event"] == "quality")
+        .cloned()
+        .unwrap_or_default();
+    let buffer_ms = quality["buffer_ms"].as_u64().unwrap_or(0);
+    let loss_pct = quality["loss_pct"].as_f64().unwrap_or(100.0);
+    assert!(
+        buffer_ms > 0 && loss_pct < 5.0,
+        "switchboard hears no audio from baresip: last quality event {quality}"
+    );
     sb.send("hangup");
     sb.wait_call_state(secs(5), 1, "ended");
     bob.wait_log("session closed", secs(5));
     assert!(sb.quit_and_wait(secs(10)).success(), "switchboard quit");
+    CallCost {
+        wall,
+        ours,
+        theirs,
+        threads,
+        codecs: format!(
+            "switchboard {our_codec}; baresip encoder {their_enc}, decoder {their_dec}"
+        ),
+        heard: (loss_pct, buffer_ms),
+    }
+}
 
-    // Both really heard something (the call carried audio).
-    let (heard, _) = read_wav(&ours);
-    let our_rms = rms(&heard);
-    let recordings = bob.heard_recordings();
-    let bob_rms = recordings
-        .first()
-        .map(|p| rms(&read_wav(p).0))
-        .unwrap_or(0.0);
-    assert!(our_rms > 0.01, "switchboard heard nothing (RMS {our_rms})");
-    assert!(bob_rms > 0.01, "baresip heard nothing (RMS {bob_rms})");
+/// Median and spread of `values`: `median (min–max)`.
+fn spread(values: &[f64], decimals: usize) -> String {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = if v.is_empty() {
+        f64::NAN
+    } else if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    let (min, max) = (
+        v.first().copied().unwrap_or(f64::NAN),
+        v.last().copied().unwrap_or(f64::NAN),
+    );
+    format!("{median:.decimals$} ({min:.decimals$}-{max:.decimals$})")
+}
 
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn report_variant(out: &mut String, variant: &Variant, calls: &[CallCost]) {
     let _ = writeln!(
         out,
-        "1. CPU and memory, {}: {:.1} s of a call, peer to peer on loopback, file audio both ways",
-        variant.name, wall
+        "1. CPU and memory, {}: {} calls of {:.0} s, switchboard -> baresip peer to peer on loopback",
+        variant.name,
+        calls.len(),
+        calls.first().map_or(0.0, |c| c.wall)
     );
-    if !has_opus && codec != "g722" {
-        let _ = writeln!(
-            out,
-            "   baresip has no opus module ({BARESIP_MODULES}/opus.so): PCMU for both"
-        );
+    if let Some(first) = calls.first() {
+        let _ = writeln!(out, "   codec: {}", first.codecs);
     }
     let _ = writeln!(
         out,
-        "   codec: switchboard {our_codec}; baresip encoder {their_enc}, decoder {their_dec}"
+        "   {:<7} {:>16} {:>16} {:>7} {:>14} {:>14} {:>25}",
+        "round",
+        "sb CPU s/min",
+        "bs CPU s/min",
+        "ratio",
+        "sb peak MiB",
+        "bs peak MiB",
+        "sb rx loss %, buffer ms"
     );
-    if codec == "opus" {
+    for (i, c) in calls.iter().enumerate() {
         let _ = writeln!(
             out,
-            "   Opus encoders: {} kbit/s, complexity {OPUS_COMPLEXITY}, VoIP, in-band FEC for 10 % loss, on both sides",
-            OPUS_BITRATE / 1000
+            "   {:<7} {:>16.3} {:>16.3} {:>7.2} {:>14.1} {:>14.1} {:>25}",
+            i + 1,
+            c.ours.cpu_per_min,
+            c.theirs.cpu_per_min,
+            c.ours.cpu_per_min / c.theirs.cpu_per_min.max(1e-9),
+            c.ours.peak_mib,
+            c.theirs.peak_mib,
+            format!("{:.1}, {}", c.heard.0, c.heard.1)
         );
     }
+    let pick = |f: &dyn Fn(&CallCost) -> f64| calls.iter().map(f).collect::<Vec<_>>();
+    let ratios = pick(&|c| c.ours.cpu_per_min / c.theirs.cpu_per_min.max(1e-9));
+    let ours_peak = pick(&|c| c.ours.peak_mib);
     let _ = writeln!(
         out,
-        "   heard (RMS): switchboard {our_rms:.3}, baresip {bob_rms:.3}"
+        "   median (min-max): switchboard {} s CPU per minute, baresip {}; ratio {}",
+        spread(&pick(&|c| c.ours.cpu_per_min), 3),
+        spread(&pick(&|c| c.theirs.cpu_per_min), 3),
+        spread(&ratios, 2)
     );
     let _ = writeln!(
         out,
-        "   {:<12} {:>7} {:>11} {:>13} {:>12}",
-        "process", "CPU s", "CPU % core", "peak RSS MiB", "RSS now MiB"
+        "   peak RSS (VmHWM) MiB: switchboard {}, baresip {}",
+        spread(&ours_peak, 1),
+        spread(&pick(&|c| c.theirs.peak_mib), 1)
     );
-    for (name, u) in [("switchboard", ours_usage), ("baresip", bob_usage)] {
+    let _ = writeln!(
+        out,
+        "   aims: CPU ratio <= {AIM_CPU_RATIO}: {}; switchboard peak RSS <= {AIM_RSS_MIB} MiB: {}",
+        verdict(median(&ratios) <= AIM_CPU_RATIO),
+        verdict(median(&ours_peak) <= AIM_RSS_MIB)
+    );
+    if let Some(last) = calls.last() {
         let _ = writeln!(
             out,
-            "   {:<12} {:>7.2} {:>11.2} {:>13.1} {:>12.1}",
-            name,
-            u.cpu_s,
-            100.0 * u.cpu_s / wall,
-            u.peak_mib,
-            u.now_mib
+            "   by thread (last round), switchboard: {}",
+            last.threads.0
+        );
+        let _ = writeln!(
+            out,
+            "   by thread (last round), baresip:     {}",
+            last.threads.1
         );
     }
-    let _ = writeln!(out, "   by thread, switchboard: {}", threads.0);
-    let _ = writeln!(out, "   by thread, baresip:     {}", threads.1);
-    let cpu_ratio = ours_usage.cpu_s / bob_usage.cpu_s.max(1e-9);
-    let rss_ratio = ours_usage.peak_mib / bob_usage.peak_mib.max(1e-9);
-    let _ = writeln!(
-        out,
-        "   switchboard/baresip: CPU {cpu_ratio:.2}x (aim <= {AIM_CPU_RATIO}x: {}), \
-         RSS {rss_ratio:.2}x (aim < {AIM_RSS_MIB} MiB: {})",
-        verdict(cpu_ratio <= AIM_CPU_RATIO),
-        verdict(ours_usage.peak_mib < AIM_RSS_MIB)
-    );
-    let _ = writeln!(
-        out,
-        "   (CPU: utime+stime of all threads between connect and hangup; switchboard log \
-         level info;\n    baresip -v, aubridge,nil player, sndfile recording both \
-         directions, console status line)"
-    );
 }
 
 /// `(utime, stime)` of a process (all its threads), in seconds.
@@ -418,28 +649,6 @@ fn memory_mib(pid: u32, field: &str) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     kib / 1024.0
-}
-
-/// Writes `clip` (48 kHz mono, −1..1) `times` over into one WAV, as `write_test_signal` does.
-fn write_repeated(path: &Path, clip: &[f32], times: usize) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 48_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).expect("creating the long signal");
-    for _ in 0..times {
-        for s in clip {
-            w.write_sample((s * 16_000.0) as i16)
-                .expect("writing a sample");
-        }
-    }
-    w.finalize().expect("finishing the long signal");
-}
-
-fn rms(x: &[f32]) -> f32 {
-    (x.iter().map(|s| s * s).sum::<f32>() / x.len().max(1) as f32).sqrt()
 }
 
 fn verdict(met: bool) -> &'static str {

@@ -12,6 +12,10 @@
 //!            └───────────────────────────────────────────────────────────┘
 //! ```
 //!
+//! With no stream, tone, sound check or recording the thread does not tick: it sleeps on the
+//! order channel, the device paused, and the ticks it skipped are skipped on the clock's grid
+//! (a file device skips their input and writes their silence).
+//!
 //! This module owns the thread and its clock only: the driver sends [`Control`]s (what each
 //! line should do) and receives [`Report`]s through a callback (both in [`super::api`]); the
 //! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline as
@@ -116,6 +120,8 @@ fn wallclock() -> std::time::SystemTime {
 /// The media thread: a tick every 20 ms until the driver hangs up; in between it sleeps in
 /// `poll` and reads packets the moment they arrive (so their arrival times, which the jitter
 /// buffer and RTCP's round-trip time depend on, are exact rather than rounded to a tick).
+/// While nothing needs the clock (no call, tone, sound check or recording) it sleeps on the
+/// order channel alone: no timer, no wake-up until the driver says something.
 fn run(
     mut pipeline: Pipeline,
     mut net: LineNet,
@@ -150,6 +156,9 @@ fn run(
                 // We fell far behind (suspend, debugger): restart the clock.
                 next = t + frame;
             }
+            if pipeline.is_idle() && !idle(&mut pipeline, &mut net, &control, &mut next) {
+                return;
+            }
             continue;
         }
         match poll.poll(&mut events, Some(next - t)) {
@@ -163,4 +172,33 @@ fn run(
             }
         }
     }
+}
+
+/// Sleeps until the next order while the pipeline is idle (the device paused), then applies
+/// it, skipping the ticks that went by so the clock keeps its grid (`next` is moved past
+/// now); false when the driver has hung up.
+fn idle(
+    pipeline: &mut Pipeline,
+    net: &mut LineNet,
+    control: &mpsc::Receiver<Control>,
+    next: &mut Instant,
+) -> bool {
+    pipeline.pause();
+    let Ok(order) = control.recv() else {
+        return false;
+    };
+    let t = now();
+    let frame = Duration::from_millis(u64::from(FRAME_MS));
+    let missed = if t >= *next {
+        u64::try_from(t.duration_since(*next).as_nanos() / frame.as_nanos()).unwrap_or(u64::MAX) + 1
+    } else {
+        0
+    };
+    *next += frame.saturating_mul(u32::try_from(missed).unwrap_or(u32::MAX));
+    pipeline.resume(missed);
+    // Datagrams that came while idle belong to no stream: read (and drop) them now, before
+    // the order can start one.
+    net.receive_all(pipeline, t, wallclock());
+    pipeline.control(t, order);
+    true
 }

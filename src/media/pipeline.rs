@@ -452,6 +452,26 @@ impl Pipeline {
         self.recordings.poll(&mut self.reports);
     }
 
+    /// Nothing needs the clock: no stream, tone, sound check or recording. The media thread
+    /// then sleeps until the next order instead of ticking.
+    pub(super) fn is_idle(&self) -> bool {
+        self.legs
+            .iter()
+            .all(|l| l.stream.is_none() && l.tone.is_none())
+            && self.check.is_idle()
+            && self.recordings.is_idle()
+    }
+
+    /// The device stops until [`Pipeline::resume`].
+    pub(super) fn pause(&mut self) {
+        self.device.pause();
+    }
+
+    /// Ticking again after `missed` ticks were skipped.
+    pub(super) fn resume(&mut self, missed: u64) {
+        self.device.resume(missed);
+    }
+
     /// Whether some line sends the microphone now (the clean-up runs only then).
     fn sends_mic(&self) -> bool {
         self.legs.iter().any(|l| {
@@ -813,7 +833,7 @@ mod tests {
     use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
     use super::super::api::{
-        Control, EngineConfig, LineSockets, LineTone, Report, SendSource, StreamParams,
+        Control, EngineConfig, LineSockets, LineTone, Report, SendSource, SoundOrder, StreamParams,
     };
     use super::super::codec::{Codec, OpusSettings};
     use super::super::device::{AudioDevice, DeviceNotice};
@@ -1244,6 +1264,38 @@ mod tests {
         let mut h = Harness::new(1);
         h.line(0, Some(params(CodecKind::Opus, PT_OPUS, peer.addr())), None);
         assert_steady_stream(&peer, &mut h, PT_OPUS, 960);
+    }
+
+    #[test]
+    fn idle_only_when_nothing_needs_the_clock() {
+        let peer = Peer::new();
+        let mut h = Harness::new(2);
+        assert!(h.pipeline.is_idle(), "no stream, tone or sound check");
+        h.line(1, None, Some(LineTone::Ring));
+        assert!(!h.pipeline.is_idle(), "a ring tone needs ticks");
+        h.line(1, None, None);
+        assert!(h.pipeline.is_idle());
+        h.line(0, Some(pcmu(peer.addr())), None);
+        assert!(!h.pipeline.is_idle(), "a stream needs ticks");
+        h.line(0, None, None);
+        assert!(h.pipeline.is_idle());
+        for (on, off) in [
+            (SoundOrder::Meter(true), SoundOrder::Meter(false)),
+            (SoundOrder::Echo(true), SoundOrder::Echo(false)),
+        ] {
+            h.pipeline.control(h.t0, Control::SoundCheck(on));
+            assert!(!h.pipeline.is_idle(), "the sound check needs ticks");
+            h.pipeline.control(h.t0, Control::SoundCheck(off));
+            assert!(h.pipeline.is_idle());
+        }
+        // The test tone plays for two seconds, then the clock may stop.
+        h.pipeline
+            .control(h.t0, Control::SoundCheck(SoundOrder::Tone));
+        assert!(!h.pipeline.is_idle());
+        for _ in 0..100 {
+            h.tick();
+        }
+        assert!(h.pipeline.is_idle(), "the tone has ended");
     }
 
     #[test]

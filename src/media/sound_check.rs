@@ -85,6 +85,11 @@ impl SoundCheck {
         }
     }
 
+    /// Nothing is under way: no meter, tone or echo.
+    pub fn is_idle(&self) -> bool {
+        !self.meter && self.tone_left == 0 && self.echo.is_none()
+    }
+
     /// One 20 ms frame: measures `mic`, mixes the tone and the echo into `headset`; returns a
     /// level reading (dBFS) when one is complete. Never allocates.
     pub fn frame(&mut self, mic: &Frame, headset: &mut Frame) -> Option<f32> {

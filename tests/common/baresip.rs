@@ -56,6 +56,10 @@ pub struct BaresipOptions {
     pub extra_config: Vec<String>,
     /// Extra `;name=value` parameters appended to the account line.
     pub extra_account_params: String,
+    /// Load `sndfile`, recording both directions of every call into `DIR/rec` (default on).
+    pub record: bool,
+    /// Run with `-v` (debug output; default on).
+    pub verbose: bool,
 }
 
 impl Default for BaresipOptions {
@@ -68,6 +72,8 @@ impl Default for BaresipOptions {
             codecs: "PCMU,PCMA".to_owned(),
             extra_config: Vec::new(),
             extra_account_params: String::new(),
+            record: true,
+            verbose: true,
         }
     }
 }
@@ -124,7 +130,6 @@ impl Baresip {
              module_path\t\t/usr/lib/baresip/modules\n\
              module\t\t\tcons.so\n\
              module\t\t\tg711.so\n\
-             module\t\t\tsndfile.so\n\
              module\t\t\taufile.so\n\
              module\t\t\tausine.so\n\
              module\t\t\taubridge.so\n\
@@ -136,6 +141,9 @@ impl Baresip {
              snd_path\t\t{}\n",
             rec_dir.display()
         );
+        if opts.record {
+            config.push_str("module\t\t\tsndfile.so\n");
+        }
         for line in &opts.extra_config {
             let _ = writeln!(config, "{line}");
         }
@@ -160,10 +168,11 @@ impl Baresip {
         let log = dir.path().join("baresip.log");
         let log_file = fs::File::create(&log).expect("creating baresip.log");
         let mut cmd = Command::new(baresip);
-        cmd.arg("-f")
-            .arg(dir.path())
-            .arg("-v")
-            .current_dir(dir.path())
+        cmd.arg("-f").arg(dir.path());
+        if opts.verbose {
+            cmd.arg("-v");
+        }
+        cmd.current_dir(dir.path())
             .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("cloning a file handle"))

@@ -72,17 +72,19 @@ trait OpenStream {
     fn xruns(&self) -> u64;
     /// The device's name.
     fn device(&self) -> &str;
+    /// Starts or stops the stream (best effort: a device that cannot pause keeps running).
+    fn set_running(&self, running: bool);
 }
 
 struct Capture {
-    _stream: cpal::Stream,
+    stream: cpal::Stream,
     path: CapturePath,
     flags: Arc<StreamFlags>,
     device: String,
 }
 
 struct Playback {
-    _stream: cpal::Stream,
+    stream: cpal::Stream,
     path: PlaybackPath,
     flags: Arc<StreamFlags>,
     device: String,
@@ -98,6 +100,9 @@ impl OpenStream for Capture {
     fn device(&self) -> &str {
         &self.device
     }
+    fn set_running(&self, running: bool) {
+        set_running(&self.stream, running);
+    }
 }
 
 impl OpenStream for Playback {
@@ -109,6 +114,22 @@ impl OpenStream for Playback {
     }
     fn device(&self) -> &str {
         &self.device
+    }
+    fn set_running(&self, running: bool) {
+        set_running(&self.stream, running);
+    }
+}
+
+/// Plays or pauses a cpal stream; a refusal (some ALSA devices cannot pause) only costs the
+/// callbacks' CPU while idle, so it is logged, not reported.
+fn set_running(stream: &cpal::Stream, running: bool) {
+    let result = if running {
+        stream.play().map_err(|e| e.to_string())
+    } else {
+        stream.pause().map_err(|e| e.to_string())
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, running, "audio stream cannot change state");
     }
 }
 
@@ -179,6 +200,12 @@ impl<T: OpenStream> Endpoint<T> {
         match &mut self.state {
             State::Open(s) => Some(s),
             State::Down { .. } | State::Reopening(_) => None,
+        }
+    }
+
+    fn set_running(&self, running: bool) {
+        if let State::Open(s) = &self.state {
+            s.set_running(running);
         }
     }
 
@@ -362,11 +389,39 @@ impl AudioDevice for CpalDevice {
                 self.notices.push_back(n);
             }
         }
-        let output_xruns = self.output.xruns() + self.ring.as_ref().map_or(0, Endpoint::xruns);
-        if let Some(n) = self.xruns.poll(tick, self.input.xruns(), output_xruns) {
+        if let Some(n) = self
+            .xruns
+            .poll(tick, self.input.xruns(), self.output_xruns())
+        {
             self.notices.push_back(n);
         }
         self.notices.pop_front()
+    }
+
+    fn pause(&mut self) {
+        self.input.set_running(false);
+        self.output.set_running(false);
+        if let Some(ring) = &self.ring {
+            ring.set_running(false);
+        }
+    }
+
+    fn resume(&mut self, missed: u64) {
+        self.input.set_running(true);
+        self.output.set_running(true);
+        if let Some(ring) = &self.ring {
+            ring.set_running(true);
+        }
+        self.tick += missed;
+        // Rings that ran dry or over while nobody ticked are not dropouts of a call.
+        self.xruns.reported = (self.input.xruns(), self.output_xruns());
+    }
+}
+
+impl CpalDevice {
+    /// Dropouts of the headset and ring streams so far.
+    fn output_xruns(&self) -> u64 {
+        self.output.xruns() + self.ring.as_ref().map_or(0, Endpoint::xruns)
     }
 }
 
@@ -636,7 +691,7 @@ fn open_capture(name: Option<&str>) -> Result<Capture, DeviceError> {
     let ((stream, consumer, flags), device, rate) =
         build_on(name, Direction::Input, build_capture)?;
     Ok(Capture {
-        _stream: stream,
+        stream,
         path: CapturePath::new(consumer, rate)?,
         flags,
         device,
@@ -646,7 +701,7 @@ fn open_capture(name: Option<&str>) -> Result<Capture, DeviceError> {
 fn open_playback(name: Option<&str>, direction: Direction) -> Result<Playback, DeviceError> {
     let ((stream, producer, flags), device, rate) = build_on(name, direction, build_playback)?;
     Ok(Playback {
-        _stream: stream,
+        stream,
         path: PlaybackPath::new(producer, rate)?,
         flags,
         device,
@@ -704,6 +759,7 @@ mod tests {
     struct Fake {
         name: String,
         lost: AtomicBool,
+        running: AtomicBool,
         xruns: u64,
     }
 
@@ -712,6 +768,7 @@ mod tests {
             Fake {
                 name: name.to_string(),
                 lost: AtomicBool::new(false),
+                running: AtomicBool::new(true),
                 xruns,
             }
         }
@@ -727,6 +784,25 @@ mod tests {
         fn device(&self) -> &str {
             &self.name
         }
+        fn set_running(&self, running: bool) {
+            self.running.store(running, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn pausing_reaches_an_open_stream_and_skips_a_down_one() {
+        let mut ep = Endpoint::new(Direction::Output, None, Fake::new("card", 0));
+        ep.set_running(false);
+        let running = |ep: &mut Endpoint<Fake>| {
+            ep.stream()
+                .map(|s| s.running.load(Ordering::Relaxed))
+                .expect("open")
+        };
+        assert!(!running(&mut ep), "paused");
+        ep.set_running(true);
+        assert!(running(&mut ep), "playing again");
+        ep.state = State::Down { retry_at: 0 };
+        ep.set_running(false); // nothing to pause: no panic, nothing to do
     }
 
     fn never(_: Option<&str>) -> Result<Fake, DeviceError> {

@@ -1,18 +1,19 @@
 //! The file and null back-ends: a WAV file as the microphone, a WAV file as
 //! the headset.
 //!
-//! Owns the decoded input (read whole at open and converted to 48 kHz mono
-//! 16-bit: any rate, any channel count averaged to mono, 8–32-bit integer or
-//! 32-bit float) and the output writer (48 kHz mono 16-bit, flushed about
-//! once a second so a crash loses at most a second and leaves a valid file,
-//! finalized on drop). It must not read a clock or allocate per frame; a
+//! Owns the output writer (48 kHz mono 16-bit, flushed about once a second so
+//! a crash loses at most a second and leaves a valid file, finalized on drop)
+//! and the input's media-thread end; the input is streamed by
+//! `file_input.rs` (any rate and format converted to 48 kHz mono 16-bit, two
+//! seconds in memory). It must not read a clock or allocate per frame; a
 //! write error becomes an [`DeviceNotice::OutputLost`], never a panic.
 //!
 //! ```text
-//!   input.wav ─ hound ─► f32, channels averaged ─► rubato FFT → 48 kHz ─► Vec<i16> ─► read_frame
+//!   input.wav ─ reader thread (file_input.rs) ─► ring (2 s, 48 kHz i16) ─► read_frame
 //!                                                   (once: false after the end; looping: wraps)
 //!   write_ring_frame ─► RingMix ─┐
 //!   write_frame ─────────────────┴─ saturating add ─► hound WavWriter ─► output.wav (flush every 50 frames)
+//!   resume(missed): the input skips, the output gets silence: tick k stays the file's frame k
 //! ```
 
 use std::collections::VecDeque;
@@ -20,9 +21,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
-
+use super::file_input::FileInput;
 use super::{AudioDevice, DeviceError, DeviceNotice, RingMix};
 use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
 
@@ -37,12 +36,6 @@ pub(super) struct FileDevice {
     notices: VecDeque<DeviceNotice>,
 }
 
-struct FileInput {
-    samples: Vec<i16>,
-    pos: usize,
-    looping: bool,
-}
-
 struct FileOutput {
     path: PathBuf,
     writer: Option<hound::WavWriter<BufWriter<File>>>,
@@ -50,18 +43,14 @@ struct FileOutput {
 }
 
 impl FileDevice {
-    /// Reads and converts `input` whole, creates `output`; either may be absent.
+    /// Opens `input` (streamed) and creates `output`; either may be absent.
     pub(super) fn open(
         input: Option<&Path>,
         looping: bool,
         output: Option<&Path>,
     ) -> Result<FileDevice, DeviceError> {
         let input = match input {
-            Some(path) => Some(FileInput {
-                samples: decode_wav(path)?,
-                pos: 0,
-                looping,
-            }),
+            Some(path) => Some(FileInput::open(path, looping)?),
             None => None,
         };
         let output = match output {
@@ -106,28 +95,10 @@ impl FileDevice {
 
 impl AudioDevice for FileDevice {
     fn read_frame(&mut self, frame: &mut Frame) -> bool {
-        let Some(input) = &mut self.input else {
-            return false;
-        };
-        let len = input.samples.len();
-        if len == 0 || (input.pos >= len && !input.looping) {
-            return false;
+        match &mut self.input {
+            Some(input) => input.read(frame),
+            None => false,
         }
-        let mut filled = 0;
-        while filled < FRAME_SAMPLES {
-            if input.pos >= len {
-                if !input.looping {
-                    frame[filled..].fill(0);
-                    break;
-                }
-                input.pos = 0;
-            }
-            let n = (FRAME_SAMPLES - filled).min(len - input.pos);
-            frame[filled..filled + n].copy_from_slice(&input.samples[input.pos..input.pos + n]);
-            input.pos += n;
-            filled += n;
-        }
-        true
     }
 
     fn write_frame(&mut self, frame: &Frame) {
@@ -167,6 +138,18 @@ impl AudioDevice for FileDevice {
     fn poll_notice(&mut self) -> Option<DeviceNotice> {
         self.notices.pop_front()
     }
+
+    fn resume(&mut self, missed: u64) {
+        if let Some(input) = &mut self.input {
+            input.skip(missed);
+        }
+        if self.output.as_ref().is_some_and(|o| o.writer.is_some()) {
+            let silence = [0; FRAME_SAMPLES];
+            for _ in 0..missed {
+                self.write_frame(&silence);
+            }
+        }
+    }
 }
 
 impl Drop for FileOutput {
@@ -176,68 +159,6 @@ impl Drop for FileOutput {
             let _ = writer.finalize();
         }
     }
-}
-
-/// Reads a whole WAV file as 48 kHz mono 16-bit.
-fn decode_wav(path: &Path) -> Result<Vec<i16>, DeviceError> {
-    let fail = |reason: String| DeviceError::InputFile {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut reader = hound::WavReader::open(path).map_err(|e| fail(e.to_string()))?;
-    let spec = reader.spec();
-    let channels = usize::from(spec.channels);
-    if channels == 0 {
-        return Err(fail("the file declares 0 channels".into()));
-    }
-    let interleaved: Vec<f32> = match spec.sample_format {
-        hound::SampleFormat::Int => {
-            if spec.bits_per_sample == 0 || spec.bits_per_sample > 32 {
-                return Err(fail(format!(
-                    "{}-bit integer samples are not supported",
-                    spec.bits_per_sample
-                )));
-            }
-            let scale = 1.0 / (1u64 << (spec.bits_per_sample - 1)) as f64;
-            reader
-                .samples::<i32>()
-                .map(|s| s.map(|s| (f64::from(s) * scale) as f32))
-                .collect::<Result<_, _>>()
-        }
-        hound::SampleFormat::Float => reader.samples::<f32>().collect::<Result<_, _>>(),
-    }
-    .map_err(|e| fail(e.to_string()))?;
-    let scale = 1.0 / channels as f32;
-    let mono: Vec<f32> = interleaved
-        .chunks_exact(channels)
-        .map(|frame| frame.iter().sum::<f32>() * scale)
-        .collect();
-    let mono = if spec.sample_rate == SAMPLE_RATE || mono.is_empty() {
-        mono
-    } else {
-        resample_clip(&mono, spec.sample_rate).map_err(fail)?
-    };
-    Ok(mono
-        .iter()
-        .map(|&x| (x * 32768.0).round().clamp(-32768.0, 32767.0) as i16)
-        .collect())
-}
-
-/// Converts a whole mono clip from `rate` to 48 kHz (delay trimmed).
-fn resample_clip(mono: &[f32], rate: u32) -> Result<Vec<f32>, String> {
-    let mut fft = Fft::<f32>::new(
-        rate as usize,
-        SAMPLE_RATE as usize,
-        1024,
-        1,
-        FixedSync::Input,
-    )
-    .map_err(|e| format!("cannot convert {rate} Hz to {SAMPLE_RATE} Hz: {e}"))?;
-    let input = InterleavedSlice::new(mono, 1, mono.len()).map_err(|e| e.to_string())?;
-    let out = fft
-        .process_all(&input, mono.len(), None)
-        .map_err(|e| format!("resampling from {rate} Hz failed: {e}"))?;
-    Ok(out.take_data())
 }
 
 #[cfg(test)]
@@ -266,11 +187,30 @@ mod tests {
         }
     }
 
-    fn read_all(dev: &mut dyn AudioDevice, max_frames: usize) -> Vec<i16> {
+    /// Waits (at most 5 s) until the reader thread has queued a whole frame or ended, so a
+    /// test reading faster than real time never sees an underrun.
+    fn settle(dev: &FileDevice) {
+        let Some(input) = &dev.input else { return };
+        for _ in 0..5000 {
+            if input.queued() >= FRAME_SAMPLES || input.ended() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("the file reader did not keep up");
+    }
+
+    /// [`AudioDevice::read_frame`] once the reader has caught up.
+    fn read_settled(dev: &mut FileDevice, frame: &mut Frame) -> bool {
+        settle(dev);
+        dev.read_frame(frame)
+    }
+
+    fn read_all(dev: &mut FileDevice, max_frames: usize) -> Vec<i16> {
         let mut out = Vec::new();
         let mut frame = [0i16; FRAME_SAMPLES];
         for _ in 0..max_frames {
-            if !dev.read_frame(&mut frame) {
+            if !read_settled(dev, &mut frame) {
                 break;
             }
             out.extend_from_slice(&frame);
@@ -312,12 +252,6 @@ mod tests {
         }
         write_wav(&path, spec(8000, 2, 16, false), &samples);
         let mut dev = FileDevice::open(Some(&path), false, None).expect("open");
-        let input = &dev.input.as_ref().expect("input").samples;
-        assert!(
-            (input.len() as i64 - 48_000).abs() <= 1,
-            "{} samples",
-            input.len()
-        );
         let out = read_all(&mut dev, 100);
         assert_eq!(out.len(), 50 * FRAME_SAMPLES, "1 s is 50 frames");
         let mid = &out[4800..43_200];
@@ -380,13 +314,73 @@ mod tests {
 
         let mut looping = FileDevice::open(Some(&path), true, None).expect("open");
         for _ in 0..1000 {
-            assert!(looping.read_frame(&mut frame));
+            assert!(read_settled(&mut looping, &mut frame));
         }
         // 1000 frames = 960000 samples = 666 loops + 960 samples: next starts at 961.
-        assert!(looping.read_frame(&mut frame));
+        assert!(read_settled(&mut looping, &mut frame));
         assert_eq!(frame[0], 961);
         assert_eq!(frame[479], 1440);
         assert_eq!(frame[480], 1, "wrapped seamlessly");
+    }
+
+    /// `n` samples counting up (wrapping at 30 000), so a sample's value says where it is.
+    fn ramp(n: usize) -> Vec<i16> {
+        (0..n).map(|i| (i % 30_000) as i16).collect()
+    }
+
+    #[test]
+    fn a_file_longer_than_the_ring_streams_exactly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("long.wav");
+        let samples = ramp(5 * 48_000); // 5 s: more than twice the ring
+        write_wav(&path, spec(48_000, 1, 16, false), &samples);
+        let mut dev = FileDevice::open(Some(&path), false, None).expect("open");
+        assert_eq!(read_all(&mut dev, 1000), samples);
+    }
+
+    #[test]
+    fn resuming_skips_the_input_and_pads_the_output() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("long.wav");
+        let out = dir.path().join("out.wav");
+        let samples = ramp(5 * 48_000);
+        write_wav(&path, spec(48_000, 1, 16, false), &samples);
+        let mut dev = FileDevice::open(Some(&path), false, Some(&out)).expect("open");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        assert!(read_settled(&mut dev, &mut frame));
+        dev.write_frame(&frame);
+        // Idle for 3 s (150 ticks): more than is queued, so the reader owes the rest.
+        dev.pause();
+        dev.resume(150);
+        assert!(read_settled(&mut dev, &mut frame));
+        assert_eq!(
+            frame[..],
+            samples[151 * FRAME_SAMPLES..152 * FRAME_SAMPLES],
+            "tick 151 reads the file's frame 151"
+        );
+        dev.write_frame(&frame);
+        drop(dev);
+        let (_, written) = read_wav(&out);
+        assert_eq!(written.len(), 152 * FRAME_SAMPLES, "one frame per tick");
+        assert!(written[FRAME_SAMPLES..151 * FRAME_SAMPLES]
+            .iter()
+            .all(|&s| s == 0));
+        assert_eq!(written[151 * FRAME_SAMPLES..], frame);
+
+        // Looping: a skip of many passes lands where the clock says.
+        let clip = ramp(3 * FRAME_SAMPLES / 2);
+        write_wav(&path, spec(48_000, 1, 16, false), &clip);
+        let mut looping = FileDevice::open(Some(&path), true, None).expect("open");
+        looping.resume(1001);
+        assert!(read_settled(&mut looping, &mut frame));
+        // Frame 1001 starts at 1001 × 960 = 667 passes of 1440 + 480.
+        assert_eq!(frame[0], 480);
+        assert_eq!(frame[959], 1439);
+
+        // Played once and skipped past its end: ended.
+        let mut once = FileDevice::open(Some(&path), false, None).expect("open");
+        once.resume(5);
+        assert!(!once.read_frame(&mut frame));
     }
 
     #[test]

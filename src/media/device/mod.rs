@@ -7,9 +7,9 @@
 //! - **cpal** (`cpal_backend`): real sound cards. The only real-time code of
 //!   the program lives in `realtime`: the cpal callbacks, which move samples
 //!   through pre-sized `rtrb` rings and touch atomics, nothing else.
-//! - **file** (`file`): a WAV file as the microphone (converted to 48 kHz
-//!   mono at open) and a WAV file as the headset, for tests, lab calls and
-//!   recordings.
+//! - **file** (`file`, `file_input`): a WAV file as the microphone (streamed
+//!   by a reader thread and converted to 48 kHz mono, two seconds in memory)
+//!   and a WAV file as the headset, for tests, lab calls and recordings.
 //! - **null**: silence in, everything out discarded.
 //!
 //! It must not read a clock (the media thread paces it, one call of each
@@ -34,6 +34,7 @@
 
 mod cpal_backend;
 mod file;
+mod file_input;
 mod paths;
 mod realtime;
 
@@ -57,8 +58,8 @@ pub enum Backend {
         ring_output: Option<String>,
     },
     /// WAV files: `input` is the microphone (any rate, 1–2 channels, 8–32-bit
-    /// integer or 32-bit float, converted to 48 kHz mono at open; `None` is
-    /// silence), `looping` replays it forever instead of once; `output`
+    /// integer or 32-bit float, converted to 48 kHz mono as it streams; `None`
+    /// is silence), `looping` replays it forever instead of once; `output`
     /// records the headset (and ring) audio as 48 kHz mono 16-bit (`None`
     /// discards it).
     File {
@@ -121,6 +122,15 @@ pub trait AudioDevice: Send {
     /// Problems seen since the last call (device lost or back, xruns), one
     /// per call; `None` when there is nothing to report.
     fn poll_notice(&mut self) -> Option<DeviceNotice>;
+    /// The media thread stops ticking (no call, tone or sound check needs it) until
+    /// [`resume`](Self::resume): a sound card's streams stop. Default: nothing to do.
+    fn pause(&mut self) {}
+    /// The media thread ticks again after `missed` ticks went by without any call: a file
+    /// skips that much input and writes that much silence (so tick `k` still reads and writes
+    /// the `k`-th frame), a sound card restarts its streams and forgets the pause's dropouts.
+    fn resume(&mut self, missed: u64) {
+        let _ = missed;
+    }
 }
 
 /// Something the operator (or the log) should hear about a device.

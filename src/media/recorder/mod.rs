@@ -242,6 +242,11 @@ impl Recordings {
         }
     }
 
+    /// No recording is running or finishing (every report has been made).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.taps.is_empty()
+    }
+
     /// Turns what the writers said since the last call into reports.
     pub(crate) fn poll(&mut self, reports: &mut dyn FnMut(Report)) {
         while let Ok(notice) = self.notices.try_recv() {
