@@ -25,6 +25,7 @@ use std::process::{Command, Stdio};
 mod diagnostics;
 mod directory;
 pub mod edit;
+pub mod first_start;
 mod history;
 mod hooks;
 mod media;
