@@ -346,11 +346,17 @@ fn run(cli: Cli) -> ExitCode {
         }
     };
     // First start on a screen: offer to write the file; Esc keeps the embedded default.
-    if let (false, Origin::Embedded { missing: Some(path) }) = (cli.headless, &origin) {
-        match tui::first_start::run(path) {
+    let first_start = match &origin {
+        Origin::Embedded {
+            missing: Some(path),
+        } if !cli.headless => Some(path.clone()),
+        _ => None,
+    };
+    if let Some(path) = first_start {
+        match tui::first_start::run(&path) {
             Ok(Some(written)) => {
                 config = written;
-                origin = Origin::File(path.clone());
+                origin = Origin::File(path);
             }
             Ok(None) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return ExitCode::SUCCESS,

@@ -254,13 +254,19 @@ fn first_start_writes_the_config_from_the_form_and_registers() {
     screen.wait_for("registered", secs(15));
 
     let written = std::fs::read_to_string(&path).expect("the config file is written");
-    assert!(written.contains("# switchboard — example configuration"), "{written}");
+    assert!(
+        written.contains("# switchboard — example configuration"),
+        "{written}"
+    );
     assert!(written.contains("\nuser = \"300\"\n"), "{written}");
     assert!(
         written.contains(&format!("\nregistrar = \"sip:{}:5060\"\n", kam.ip())),
         "{written}"
     );
-    let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+    let mode = std::fs::metadata(&path)
+        .expect("exists")
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600, "it holds the password");
     assert!(switchboard::config::Config::load(&path).is_ok());
 

@@ -275,7 +275,9 @@ mod tests {
         assert_eq!(config.network.bind.port(), 0);
         // The commented-out line stays under its own comment.
         let display = text.find("#display_name").expect("commented out");
-        let about = text.find("# Name shown to the people you call").expect("its comment");
+        let about = text
+            .find("# Name shown to the people you call")
+            .expect("its comment");
         assert!(about < display && display < text.find("user = \"alice\"").expect("user"));
     }
 
@@ -283,15 +285,14 @@ mod tests {
     fn a_password_command_takes_the_passwords_place_and_an_empty_registrar_its_default() {
         let text = config_text(
             EXAMPLE,
-            &answers(
-                Secret::Command("pass show sip".into()),
-                " ",
-                Transport::Tls,
-            ),
+            &answers(Secret::Command("pass show sip".into()), " ", Transport::Tls),
         )
         .expect("written");
         assert!(in_order(&comments(EXAMPLE), &comments(&text)), "{text}");
-        assert!(text.contains("\npassword_cmd = \"pass show sip\"\n"), "{text}");
+        assert!(
+            text.contains("\npassword_cmd = \"pass show sip\"\n"),
+            "{text}"
+        );
         assert!(!text.contains("\npassword = "), "{text}");
         assert!(text.contains("\n#registrar = \"sip:pbx.example.com:5060\"\n"));
         // In the password's place: after auth_user, before register.
@@ -309,7 +310,10 @@ mod tests {
     fn a_host_registrar_gets_its_scheme_and_bad_answers_are_check_config_problems() {
         let tls = answers(Secret::None, "edge.example.org", Transport::Tls);
         let text = config_text(EXAMPLE, &tls).expect("written");
-        assert!(text.contains("\nregistrar = \"sips:edge.example.org\"\n"), "{text}");
+        assert!(
+            text.contains("\nregistrar = \"sips:edge.example.org\"\n"),
+            "{text}"
+        );
         assert!(text.contains("\n#password = \"change-me\"\n"), "{text}");
 
         let dir = tempfile::tempdir().expect("temp dir");
@@ -322,14 +326,21 @@ mod tests {
         };
         let problems = write_config(&path, &bad).expect_err("refused");
         let keys: Vec<&str> = problems.0.iter().map(|p| p.key.as_str()).collect();
-        assert_eq!(keys, ["account[0].domain", "account[0].registrar"], "{problems}");
+        assert_eq!(
+            keys,
+            ["account[0].domain", "account[0].registrar"],
+            "{problems}"
+        );
         assert!(!path.exists(), "nothing written");
 
         let good = answers(Secret::Password("pw".into()), "", Transport::Udp);
         let config = write_config(&path, &good).expect("written");
         assert_eq!(config.accounts[0].user, "alice");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).expect("exists").permissions().mode();
+        let mode = std::fs::metadata(&path)
+            .expect("exists")
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "private: it holds a password");
         assert!(Config::load(&path).is_ok());
         assert!(write_config(&path, &good).is_err(), "never overwritten");

@@ -702,8 +702,23 @@ mod tests {
 
     fn word() -> impl Strategy<Value = String> {
         prop::sample::select(vec![
-            "José", "Jose", "García", "jo", "Åsa", "Søren", "Пахомов", "Анна", "anna", "Ann-Marie",
-            "O'Brien", "Weiß", "Nguyễn", "sales", "j", "ja", "x",
+            "José",
+            "Jose",
+            "García",
+            "jo",
+            "Åsa",
+            "Søren",
+            "Пахомов",
+            "Анна",
+            "anna",
+            "Ann-Marie",
+            "O'Brien",
+            "Weiß",
+            "Nguyễn",
+            "sales",
+            "j",
+            "ja",
+            "x",
         ])
         .prop_map(str::to_owned)
     }

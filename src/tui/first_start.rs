@@ -214,8 +214,34 @@ impl FirstStart {
     }
 }
 
-/// The label, value (or hint when empty) and problems of one field, as lines.
-fn field_lines(form: &FirstStart, field: Field) -> Vec<Line<'static>> {
+/// `message` as lines of at most `width` characters after `indent` (`✗ ` on the first).
+fn problem_lines(message: &str, indent: usize, width: usize) -> Vec<Line<'static>> {
+    let style = Style::new().fg(Color::Red);
+    let width = width.saturating_sub(indent + 2).max(20);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in message.split_whitespace() {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    lines.push(line);
+    lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mark = if i == 0 { "✗ " } else { "  " };
+            Line::styled(format!("{:indent$}{mark}{text}", ""), style)
+        })
+        .collect()
+}
+
+/// The label, value (or hint when empty) and problems of one field, as lines `width` wide.
+fn field_lines(form: &FirstStart, field: Field, width: usize) -> Vec<Line<'static>> {
     let dim = Style::new().fg(Color::DarkGray);
     let focused = form.focus == field;
     let (label, value, hint) = match field {
@@ -277,9 +303,8 @@ fn field_lines(form: &FirstStart, field: Field) -> Vec<Line<'static>> {
         }
     }
     let mut lines = vec![Line::from(spans)];
-    let problem = Style::new().fg(Color::Red);
     for (_, message) in form.problems.iter().filter(|(f, _)| *f == Some(field)) {
-        lines.push(Line::styled(format!("              ✗ {message}"), problem));
+        lines.extend(problem_lines(message, 14, width));
     }
     lines
 }
@@ -298,22 +323,15 @@ pub fn view(form: &FirstStart, frame: &mut Frame) {
         ),
         Line::raw(""),
     ];
+    let width = usize::from(area.width.saturating_sub(2));
     for field in FIELDS {
-        lines.extend(field_lines(form, field));
+        lines.extend(field_lines(form, field, width));
     }
-    let general: Vec<&String> = form
-        .problems
-        .iter()
-        .filter(|(f, _)| f.is_none())
-        .map(|(_, message)| message)
-        .collect();
-    if !general.is_empty() {
+    let mut general = form.problems.iter().filter(|(f, _)| f.is_none()).peekable();
+    if general.peek().is_some() {
         lines.push(Line::raw(""));
-        for message in general {
-            lines.push(Line::styled(
-                format!(" ✗ {message}"),
-                Style::new().fg(Color::Red),
-            ));
+        for (_, message) in general {
+            lines.extend(problem_lines(message, 1, width));
         }
     }
     lines.push(Line::raw(""));
@@ -403,9 +421,7 @@ mod tests {
         assert_eq!(form.focus, Field::Registrar);
 
         let mut terminal = Terminal::new(TestBackend::new(80, 24)).expect("test backend");
-        terminal
-            .draw(|frame| view(&form, frame))
-            .expect("drawn");
+        terminal.draw(|frame| view(&form, frame)).expect("drawn");
         insta::assert_snapshot!(terminal.backend());
     }
 
