@@ -10,10 +10,18 @@
 //! (cold, then warm caches) and both rounds are reported.
 //!
 //! The picker must feel instant: the goal is a median of at most 5 ms and a worst keystroke of
-//! at most 16 ms (one frame at 60 Hz). Run in release: `cargo bench --bench picker`. Prints the
-//! figures; no statistics framework needed.
+//! at most 16 ms (one frame at 60 Hz), with another core busy: the keystrokes are measured
+//! while a thread of the benchmark spins (as a browser or a build would on the operator's
+//! machine), and the load average is printed with the figures, since other programs on the
+//! machine weigh on them too. Keystrokes come 100 ms apart, as from a fast typist. Run in
+//! release: `cargo bench --bench picker` (on a machine shared with other work, under
+//! `chrt -f 1` so that the benchmark's two threads have the two cores). Prints the figures; no
+//! statistics framework needed.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -218,7 +226,60 @@ fn summary(times: &mut [Duration]) -> (f64, f64) {
     (ms(median), ms(worst))
 }
 
+/// A thread spinning on a core of its own until dropped: the other program on the machine.
+struct Spinner {
+    stop: Arc<AtomicBool>,
+    thread: Option<thread::JoinHandle<u64>>,
+}
+
+impl Spinner {
+    fn start() -> Spinner {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = thread::spawn(move || {
+            let mut n = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                n = black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            n
+        });
+        Spinner {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The time between two keystrokes of a fast typist (10 a second), spent idle as the picker
+/// is: the timed work is each keystroke's, not a back-to-back stream of them.
+fn pause() {
+    thread::sleep(Duration::from_millis(100));
+}
+
+/// The load average over the last minute, as the kernel reports it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 fn main() {
+    let cores = thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "picker: {cores} cores, one kept busy by a spinning thread while keystrokes are timed; \
+         load average {} at start",
+        load_average()
+    );
     let entries = entries();
     let started = now();
     let mut directory = Directory::from_entries(entries.clone());
@@ -239,6 +300,7 @@ fn main() {
         "anna",
         "globex fin",
     ];
+    let spinner = Spinner::start();
     // Two rounds: the first runs on cold caches and allocators, the second on warm ones; each
     // is reported on its own.
     for round in 0..2 {
@@ -251,6 +313,7 @@ fn main() {
             let mut rows = 0;
             for n in 1..=chars.len() {
                 let text: String = chars[..n].iter().collect();
+                pause();
                 let t = now();
                 let hits = black_box(directory.search(&text, LIMIT));
                 typing.push(t.elapsed());
@@ -258,6 +321,7 @@ fn main() {
             }
             for n in (0..chars.len()).rev() {
                 let text: String = chars[..n].iter().collect();
+                pause();
                 let t = now();
                 black_box(directory.search(&text, LIMIT));
                 deleting.push(t.elapsed());
@@ -308,7 +372,10 @@ fn main() {
         ms(t.elapsed())
     );
 
+    drop(spinner);
+
     screen_path(&entries, &queries);
+    println!("picker: load average {} at the end", load_average());
 }
 
 /// The same keystrokes through the screen's own path, over the entries written to a CSV file
@@ -353,6 +420,7 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
     feed(&mut app, &mut finder, Input::Resize(120, 40));
     let key = |code| Input::Key(KeyEvent::new(code, KeyModifiers::NONE));
     feed(&mut app, &mut finder, key(KeyCode::Char('d')));
+    let _spinner = Spinner::start();
     for round in 0..2 {
         let (mut typing, mut deleting) = (Vec::new(), Vec::new());
         for query in queries {
@@ -362,6 +430,7 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
                 .map(KeyCode::Char)
                 .chain(std::iter::repeat_n(KeyCode::Backspace, n));
             for (i, code) in keys.enumerate() {
+                pause();
                 let t = now();
                 feed(&mut app, &mut finder, key(code));
                 terminal.draw(|frame| view(&app, at, frame)).expect("drawn");

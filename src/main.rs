@@ -339,13 +339,31 @@ fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) -> Option<Work
 }
 
 fn run(cli: Cli) -> ExitCode {
-    let (mut config, origin) = match load_config(cli.config.as_deref()) {
+    let (mut config, mut origin) = match load_config(cli.config.as_deref()) {
         Ok(loaded) => loaded,
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // First start on a screen: offer to write the file; Esc keeps the embedded default.
+    let first_start = match &origin {
+        Origin::Embedded {
+            missing: Some(path),
+        } if !cli.headless => Some(path.clone()),
+        _ => None,
+    };
+    if let Some(path) = first_start {
+        match tui::first_start::run(&path) {
+            Ok(Some(written)) => {
+                config = written;
+                origin = Origin::File(path);
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return ExitCode::SUCCESS,
+            Err(e) => eprintln!("switchboard: cannot show the first-start form: {e}"),
+        }
+    }
     apply_audio_flags(&mut config, cli.audio_in, cli.audio_out);
     if let (Origin::Embedded { .. }, Some(account)) = (&origin, config.accounts.first_mut()) {
         // Others reach the embedded default at this machine's address, not `localhost`.

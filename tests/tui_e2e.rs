@@ -364,3 +364,59 @@ fn dnd_and_wrap_up_from_the_keyboard() {
         "{text}"
     );
 }
+
+/// First start: no `--config` and no file at the default path. The screen offers the form;
+/// an address without a domain is refused in the form with check-config's words; the fixed
+/// answers are written to `$XDG_CONFIG_HOME/switchboard/config.toml` (the example's comments
+/// kept, mode 0600) and switchboard starts with them and registers to kamailio.
+#[test]
+fn first_start_writes_the_config_from_the_form_and_registers() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let net = Net::for_test("tui_e2e::first_start");
+    let kam = Kamailio::start(&net, &[("300", "pw300")]);
+    let screen = TmuxScreen::first_start(100, 30);
+    screen.wait_for("first start", secs(10));
+    let path = screen.config_home().join("switchboard/config.toml");
+    assert!(!path.exists(), "nothing written before Enter");
+
+    // No domain: check-config's rule, shown under the address, and nothing written.
+    screen.type_text("300");
+    screen.keys(&["Tab"]);
+    screen.type_text("pw300");
+    screen.keys(&["Enter"]);
+    let refused = screen.wait_for("domain part: must not be empty", secs(5));
+    assert!(refused.contains("SIP address"), "{refused}");
+    assert!(!path.exists(), "a refused form writes nothing");
+
+    // The address in focus again: complete it; the registrar as host:port gets `sip:`.
+    screen.type_text(&format!("@{}", kam.ip()));
+    screen.keys(&["Tab", "Tab", "Tab"]);
+    screen.type_text(&format!("{}:5060", kam.ip()));
+    screen.keys(&["Enter"]);
+    screen.wait_for("registered", secs(15));
+
+    let written = std::fs::read_to_string(&path).expect("the config file is written");
+    assert!(
+        written.contains("# switchboard — example configuration"),
+        "{written}"
+    );
+    assert!(written.contains("\nuser = \"300\"\n"), "{written}");
+    assert!(
+        written.contains(&format!("\nregistrar = \"sip:{}:5060\"\n", kam.ip())),
+        "{written}"
+    );
+    let mode = std::fs::metadata(&path)
+        .expect("exists")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "it holds the password");
+    assert!(switchboard::config::Config::load(&path).is_ok());
+
+    screen.keys(&["q"]);
+    assert!(
+        screen.wait_exit(secs(10)),
+        "switchboard did not quit:\n{}",
+        screen.capture()
+    );
+}

@@ -28,6 +28,7 @@ mod diagnostics;
 mod directory;
 pub mod edit;
 mod favourites;
+pub mod first_start;
 mod history;
 mod hooks;
 mod media;

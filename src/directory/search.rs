@@ -16,11 +16,16 @@
 //!   subsequence), so typing one more character only looks at the previous hits, and deleting
 //!   one finds the shorter query's hits and best rows still on the stack. Editing in the middle
 //!   drops back to the longest query on the stack that is still a prefix.
-//! - **Class and span without fuzzy-matcher**: they come from plain string searches, after a
-//!   cheap rejection with 64-bit character masks. fuzzy-matcher then scores only the hits in
-//!   the groups of class and span that reach the rows asked for, usually a few hundred.
+//! - **Class and span without fuzzy-matcher**: they come from byte searches (`memchr`, and a
+//!   substring searcher built once per query), after a cheap rejection with 64-bit character
+//!   masks (a second mask of the name and number sends a query that needs the detail straight
+//!   to it). fuzzy-matcher then scores only the hits in the groups of class and span that reach
+//!   the rows asked for: a few hundred, or tens of thousands for a first character.
 //! - **A window**: fuzzy-matcher is given only the part of the haystack that can hold the
 //!   match, mostly the short name and number (see `Query::window`).
+//! - **Scores remembered by window** within a pass: the score depends on the window and the
+//!   query alone, and thousands of entries share one (` j` in every John's name), so `j`
+//!   costs a few hundred fuzzy-matcher calls instead of 23,000.
 //! - **Both cores** for large passes, and highlight positions only for the rows returned.
 //!
 //! **fuzzy-matcher 0.3.7 keeps state between calls.** Its cached score matrix is not cleared,
@@ -36,8 +41,12 @@
 //!
 //! This module must not read files or know where entries come from.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use fuzzy_matcher::skim::SkimMatcherV2;
 use fuzzy_matcher::FuzzyMatcher;
+use memchr::memmem;
 
 use super::fold::{fold, fold_into};
 use super::number::{dial_chars, is_phone_like, is_uri};
@@ -76,6 +85,9 @@ pub struct Hay {
     primary_len: u32,
     /// Bit [`char_bit`] set for each character of `text`.
     mask: u64,
+    /// The same for the name and number alone: a query with a character outside it can only
+    /// match with help from the detail.
+    primary_mask: u64,
 }
 
 impl Hay {
@@ -132,6 +144,7 @@ pub fn hay(entry: &Entry) -> Hay {
     let (text, name_len, primary_len) = hay_text(entry, None);
     Hay {
         mask: mask_of(&text),
+        primary_mask: mask_of(text.get(..primary_len as usize).unwrap_or("")),
         text: text.into_boxed_str(),
         name_len,
         primary_len,
@@ -142,7 +155,7 @@ pub fn hay(entry: &Entry) -> Hay {
 const SENTINEL: char = '\0';
 
 /// A query ready for matching.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Query {
     /// Folded text (or digits); empty matches everything.
     pub text: String,
@@ -151,6 +164,10 @@ pub struct Query {
     mask: u64,
     first: char,
     last: char,
+    /// `text` in characters, at most 255: the span of a match in one piece.
+    chars: u8,
+    /// A substring searcher for `text`, built once per query rather than once per entry.
+    finder: memmem::Finder<'static>,
 }
 
 impl Query {
@@ -177,6 +194,8 @@ impl Query {
             mask: mask_of(&text),
             first: text.chars().next().unwrap_or(' '),
             last: text.chars().next_back().unwrap_or(' '),
+            chars: u8::try_from(text.chars().count()).unwrap_or(u8::MAX),
+            finder: memmem::Finder::new(text.as_bytes()).into_owned(),
             text,
         }
     }
@@ -219,15 +238,22 @@ impl Query {
             return None;
         }
         let text = &*hay.text;
-        let primary = text.get(..hay.primary_len as usize).unwrap_or("");
         let span = |piece: &str| u8::try_from(piece.chars().count()).unwrap_or(u8::MAX);
+        if self.mask & !hay.primary_mask != 0 {
+            // A character of the query is missing from the name and number.
+            let first = text.find(self.first)?;
+            let end = earliest_end(&self.text, &text[first..])?;
+            return Some((Class::Detail, span(&text[first..first + end])));
+        }
+        let primary = text.get(..hay.primary_len as usize).unwrap_or("");
         let mut contiguous = None;
-        for (at, found) in primary.match_indices(self.text.as_str()) {
-            let before = primary[..at].chars().next_back();
+        // A match of valid UTF-8 in valid UTF-8 starts on a character boundary.
+        for at in self.finder.find_iter(primary.as_bytes()) {
+            let before = primary.get(..at).and_then(|head| head.chars().next_back());
             if before.is_none_or(|c| !c.is_alphanumeric()) {
-                return Some((Class::WordStart, span(found)));
+                return Some((Class::WordStart, self.chars));
             }
-            contiguous.get_or_insert((Class::Inside, span(found)));
+            contiguous.get_or_insert((Class::Inside, self.chars));
         }
         if contiguous.is_some() {
             return contiguous;
@@ -245,7 +271,8 @@ impl Query {
 
     /// The ranking score of `hay`, which matches in `class` with `span`: the class first, then
     /// the span (shorter is better), then fuzzy-matcher's score. `buffer` is scratch space,
-    /// reused between calls.
+    /// reused between calls. The plain form of [`Query::score_cached`], for tests.
+    #[cfg(test)]
     pub fn score(
         &self,
         matcher: &SkimMatcherV2,
@@ -253,17 +280,45 @@ impl Query {
         (class, span): (Class, u8),
         buffer: &mut String,
     ) -> i64 {
-        let in_primary = class != Class::Detail;
         let fuzzy = self
-            .window(&hay.text, hay.primary_len as usize, in_primary)
-            .and_then(|(_, window)| {
-                buffer.clear();
-                buffer.push(SENTINEL);
-                buffer.push_str(window);
-                matcher.fuzzy_match(buffer, &self.pattern)
-            })
-            .unwrap_or(0);
-        group_score(class, span) + fuzzy.clamp(-GROUP_WEIGHT / 2, GROUP_WEIGHT / 2 - 1)
+            .window(&hay.text, hay.primary_len as usize, class != Class::Detail)
+            .map_or(0, |(_, window)| self.fuzzy(matcher, window, buffer));
+        group_score(class, span) + fuzzy
+    }
+
+    /// [`Query::score`], with fuzzy-matcher's scores remembered by window in `scratch`: the
+    /// score depends on the window's text and the query alone (see the module documentation),
+    /// and many entries share a window (`jos` in every José's name).
+    fn score_cached<'h>(
+        &self,
+        matcher: &SkimMatcherV2,
+        hay: &'h Hay,
+        (class, span): (Class, u8),
+        scratch: &mut Scratch<'h>,
+    ) -> i64 {
+        let fuzzy = self
+            .window(&hay.text, hay.primary_len as usize, class != Class::Detail)
+            .map_or(0, |(_, window)| {
+                if let Some(&known) = scratch.scores.get(window) {
+                    return known;
+                }
+                let fuzzy = self.fuzzy(matcher, window, &mut scratch.buffer);
+                scratch.scores.insert(window, fuzzy);
+                fuzzy
+            });
+        group_score(class, span) + fuzzy
+    }
+
+    /// fuzzy-matcher's score of `window`, kept within a group's range (0 when it does not
+    /// match).
+    fn fuzzy(&self, matcher: &SkimMatcherV2, window: &str, buffer: &mut String) -> i64 {
+        buffer.clear();
+        buffer.push(SENTINEL);
+        buffer.push_str(window);
+        matcher
+            .fuzzy_match(buffer, &self.pattern)
+            .unwrap_or(0)
+            .clamp(-GROUP_WEIGHT / 2, GROUP_WEIGHT / 2 - 1)
     }
 
     /// The character indices in `text` (a haystack whose name and number take `primary_len`
@@ -290,15 +345,26 @@ impl Query {
 }
 
 /// Where the earliest occurrence of `pattern`'s characters in order within `text` ends, in
-/// bytes; `None` when they do not all occur.
+/// bytes; `None` when they do not all occur (or `pattern` is empty). Each character is looked
+/// for in the bytes after the previous one's (`memchr` for ASCII): an encoded character found
+/// in UTF-8 is that character.
 fn earliest_end(pattern: &str, text: &str) -> Option<usize> {
-    let mut wanted = pattern.chars().peekable();
-    for (i, c) in text.char_indices() {
-        if wanted.next_if_eq(&c).is_some() && wanted.peek().is_none() {
-            return Some(i + c.len_utf8());
-        }
+    if pattern.is_empty() {
+        return None;
     }
-    None
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    for c in pattern.chars() {
+        let mut encoded = [0; 4];
+        let encoded = c.encode_utf8(&mut encoded).as_bytes();
+        let rest = bytes.get(at..)?;
+        let found = match encoded {
+            [byte] => memchr::memchr(*byte, rest)?,
+            _ => memmem::find(rest, encoded)?,
+        };
+        at += found + encoded.len();
+    }
+    Some(at)
 }
 
 /// How a query matches an entry, best last. Ranking puts the class before fuzzy-matcher's
@@ -401,7 +467,7 @@ impl Search {
         {
             return;
         }
-        let class = |&i: &u32, _: &mut String| {
+        let class = |&i: &u32, _: &mut ()| {
             hays.get(i as usize)
                 .and_then(|hay| query.class(hay))
                 .map(|(class, span)| (i, class, span))
@@ -453,9 +519,9 @@ fn top(
         .filter(|&&(_, class, span)| group(class, span) <= cut)
         .copied()
         .collect();
-    let mut scored = par_filter_map(&wanted, threads, |&(i, class, span), buffer| {
+    let mut scored = par_filter_map(&wanted, threads, |&(i, class, span), scratch| {
         let hay = hays.get(i as usize)?;
-        Some((i, query.score(matcher, hay, (class, span), buffer)))
+        Some((i, query.score_cached(matcher, hay, (class, span), scratch)))
     });
     let key = |&(i, score): &(u32, i64)| (std::cmp::Reverse(score), tie.get(i as usize).copied());
     if scored.len() > limit {
@@ -466,17 +532,56 @@ fn top(
     scored
 }
 
-/// `f` over `items`, on several threads when there are many; `f` gets a scratch string.
-fn par_filter_map<T: Sync, U: Send>(
+/// Scratch space of one thread while scoring: the string handed to fuzzy-matcher and the
+/// scores of the windows seen.
+#[derive(Default)]
+struct Scratch<'h> {
+    buffer: String,
+    scores: HashMap<&'h str, i64, BuildHasherDefault<WindowHasher>>,
+}
+
+/// A fast hash for short window strings (FxHash's multiply-rotate, a word at a time); the
+/// keys come from the directory, not from an attacker.
+#[derive(Default)]
+struct WindowHasher(u64);
+
+impl Hasher for WindowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut last = [0; 8];
+        let rest = chunks.remainder();
+        last[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(last) ^ ((rest.len() as u64) << 59));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl WindowHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// `f` over `items`, on several threads when there are many; `f` gets scratch space of its
+/// thread.
+fn par_filter_map<T: Sync, U: Send, S: Default>(
     items: &[T],
     threads: usize,
-    f: impl Fn(&T, &mut String) -> Option<U> + Sync,
+    f: impl Fn(&T, &mut S) -> Option<U> + Sync,
 ) -> Vec<U> {
     let run = |chunk: &[T]| -> Vec<U> {
-        let mut buffer = String::new();
+        let mut scratch = S::default();
         chunk
             .iter()
-            .filter_map(|item| f(item, &mut buffer))
+            .filter_map(|item| f(item, &mut scratch))
             .collect()
     };
     if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
@@ -538,6 +643,132 @@ mod tests {
                     !query.indices(&hay.text, hay.primary_len).is_empty(),
                     class.is_some()
                 );
+            }
+        }
+    }
+
+    /// How an entry matches, by the plain definition: `str` searches, character by character.
+    fn plain_class(query: &Query, hay: &Hay) -> Option<(Class, u8)> {
+        let text = &*hay.text;
+        let primary = &text[..hay.primary_len as usize];
+        let span = |piece: &str| u8::try_from(piece.chars().count()).unwrap_or(u8::MAX);
+        let earliest = |text: &str| {
+            let mut wanted = query.text.chars().peekable();
+            for (i, c) in text.char_indices() {
+                if wanted.next_if_eq(&c).is_some() && wanted.peek().is_none() {
+                    return Some(i + c.len_utf8());
+                }
+            }
+            None
+        };
+        let mut contiguous = None;
+        for (at, found) in primary.match_indices(query.text.as_str()) {
+            if primary[..at]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric())
+            {
+                return Some((Class::WordStart, span(found)));
+            }
+            contiguous.get_or_insert((Class::Inside, span(found)));
+        }
+        if contiguous.is_some() {
+            return contiguous;
+        }
+        let first = text.find(query.first)?;
+        if let Some(end) = primary.get(first..).and_then(earliest) {
+            return Some((Class::Scattered, span(&primary[first..first + end])));
+        }
+        let end = earliest(&text[first..])?;
+        Some((Class::Detail, span(&text[first..first + end])))
+    }
+
+    /// The best `limit` rows by the plain definition: every entry classified, scored by a
+    /// fresh fuzzy-matcher, all sorted.
+    fn plain_best(query: &Query, hays: &[Hay], tie: &[u64], limit: usize) -> Vec<(u32, i64)> {
+        let mut all: Vec<(u32, i64)> = hays
+            .iter()
+            .enumerate()
+            .filter_map(|(i, hay)| {
+                let class = plain_class(query, hay)?;
+                let score = query.score(&matcher(), hay, class, &mut String::new());
+                Some((i as u32, score))
+            })
+            .collect();
+        all.sort_by_key(|&(i, score)| (std::cmp::Reverse(score), tie[i as usize]));
+        all.truncate(limit);
+        all
+    }
+
+    fn word() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "José",
+            "Jose",
+            "García",
+            "jo",
+            "Åsa",
+            "Søren",
+            "Пахомов",
+            "Анна",
+            "anna",
+            "Ann-Marie",
+            "O'Brien",
+            "Weiß",
+            "Nguyễn",
+            "sales",
+            "j",
+            "ja",
+            "x",
+        ])
+        .prop_map(str::to_owned)
+    }
+
+    fn entry() -> impl Strategy<Value = Entry> {
+        (
+            prop::collection::vec(word(), 1..4),
+            "(\\+?[0-9 ()-]{0,12})|(sip:[a-z]{1,6}@[a-z.]{1,8})",
+            prop::collection::vec(word(), 0..3),
+        )
+            .prop_map(|(name, number, detail)| Entry {
+                name: name.join(" "),
+                number,
+                detail: detail.join(" · "),
+                source: super::super::Source::Corporate,
+                internal: false,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// The fast path (query stack, byte searches, groups cut before scoring, scores
+        /// remembered by window) ranks exactly as the plain definition does, while a query
+        /// is typed, edited and deleted.
+        #[test]
+        fn the_fast_path_ranks_as_the_plain_matcher(
+            entries in prop::collection::vec(entry(), 1..150),
+            typed in prop::collection::vec(
+                prop::sample::select(vec!["j", "o", "s", "e", " ", "g", "a", "5", "1", "п", "а", "ö", "n", "-"]),
+                1..8,
+            ),
+            limit in 1usize..12,
+            threads in 1usize..3,
+        ) {
+            let hays: Vec<Hay> = entries.iter().map(hay).collect();
+            let tie: Vec<u64> = (0..hays.len() as u64).map(|i| (i * 7 + 3) % 1_000_003).collect();
+            let mut search = Search::default();
+            let mut queries: Vec<String> = (1..=typed.len()).map(|n| typed[..n].concat()).collect();
+            queries.extend((1..typed.len()).rev().map(|n| typed[..n].concat()));
+            queries.push(typed.iter().rev().copied().collect::<Vec<_>>().concat());
+            for raw in queries {
+                let query = Query::new(&raw);
+                if query.text.is_empty() {
+                    continue;
+                }
+                for hay in &hays {
+                    prop_assert_eq!(query.class(hay), plain_class(&query, hay), "{:?} {:?}", raw, hay.text);
+                }
+                let fast = search.best(&query, &hays, &matcher(), &tie, limit, threads);
+                prop_assert_eq!(fast, plain_best(&query, &hays, &tie, limit), "query {:?}", raw);
             }
         }
     }

@@ -14,10 +14,11 @@
 //! - [`view`] and [`widgets`]: pure drawing.
 //! - [`finder`]: what the picker searches (the directory implements [`Finder`]).
 //! - [`terminal`]: raw mode, alternate screen and their restoration.
+//! - [`first_start`]: the form that writes a configuration file when there is none.
 //!
-//! [`run`] is the only place here that reads the clock or touches the terminal. This module
-//! must not reach into the driver, media or SIP internals: commands go out and events come in
-//! through the channels it is handed.
+//! [`run`] (and [`first_start::run`], before it) is the only place here that reads the clock
+//! or touches the terminal. This module must not reach into the driver, media or SIP
+//! internals: commands go out and events come in through the channels it is handed.
 
 pub mod app;
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod app_tests;
 pub mod directory_finder;
 pub mod favourites;
 pub mod finder;
+pub mod first_start;
 pub mod history_view;
 pub mod keymap;
 pub mod sip_trace;

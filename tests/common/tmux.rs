@@ -27,10 +27,26 @@ impl TmuxScreen {
     /// Starts `switchboard --config FILE` (no `--headless`) with `config_toml`, in a
     /// `width`×`height` window, with its own HOME and XDG directories in the run directory.
     pub fn start(config_toml: &str, width: u16, height: u16) -> TmuxScreen {
+        TmuxScreen::launch(Some(config_toml), width, height)
+    }
+
+    /// Starts switchboard without `--config` and with no file at its default path
+    /// ([`TmuxScreen::config_home`]`/switchboard/config.toml`): a first start.
+    pub fn first_start(width: u16, height: u16) -> TmuxScreen {
+        TmuxScreen::launch(None, width, height)
+    }
+
+    fn launch(config_toml: Option<&str>, width: u16, height: u16) -> TmuxScreen {
         let tmux = require_tool("tmux", "tmux");
         let dir = run_dir("tmux");
-        let config = dir.path().join("switchboard.toml");
-        fs::write(&config, config_toml).expect("writing the switchboard config");
+        let config = match config_toml {
+            Some(text) => {
+                let config = dir.path().join("switchboard.toml");
+                fs::write(&config, text).expect("writing the switchboard config");
+                format!("--config {}", config.display())
+            }
+            None => String::new(),
+        };
         let home = dir.path().join("home");
         fs::create_dir(&home).expect("creating switchboard's HOME");
         let log = dir.path().join("switchboard.log");
@@ -38,10 +54,9 @@ impl TmuxScreen {
         let command = format!(
             "exec env HOME={home} XDG_DATA_HOME={home}/.local/share \
              XDG_STATE_HOME={home}/.local/state XDG_CONFIG_HOME={home}/.config TERM=xterm-256color \
-             {bin} --config {config} --log-file {log} --sip-capture {capture}",
+             {bin} {config} --log-file {log} --sip-capture {capture}",
             home = home.display(),
             bin = switchboard_bin().display(),
-            config = config.display(),
             log = log.display(),
             capture = dir.path().join(CAPTURE).display(),
         );
@@ -152,6 +167,11 @@ impl TmuxScreen {
     /// The run directory (config, log, HOME).
     pub fn run_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// switchboard's `XDG_CONFIG_HOME`.
+    pub fn config_home(&self) -> PathBuf {
+        self.dir.path().join("home/.config")
     }
 
     /// The last `lines` lines of switchboard's log.
