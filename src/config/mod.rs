@@ -315,8 +315,8 @@ pub struct Account {
     pub unpark: String,
 }
 
-/// The most extensions in [`Account::blf`].
-pub const MAX_BLF: usize = 50;
+/// The most extensions in [`Account::blf`]: the core's bound on busy lamps.
+pub use crate::sip::MAX_BLF;
 
 /// How an account picks up calls ringing elsewhere (`[[account]] pickup_method`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
