@@ -92,42 +92,7 @@ impl Kamailio {
         require_tool("sipsak", "sipsak");
         let ip = net.ip(hosts::KAMAILIO);
         let dir = run_dir("kamailio");
-        let db_dir = dir.path().join("db");
-        fs::create_dir(&db_dir).expect("creating kamailio's db_text directory");
-        // db_text tables. auth_db reads `subscriber`; its ha1 columns must be nullable or
-        // every REGISTER is refused. `version` must list the table.
-        fs::write(
-            db_dir.join("version"),
-            "table_name(string) table_version(int) \nsubscriber:7\n",
-        )
-        .expect("writing db_text version table");
-        let mut subscriber = String::from(
-            "id(int,auto) username(string) domain(string) password(string) \
-             ha1(string,null) ha1b(string,null) \n",
-        );
-        for (i, (user, password)) in users.iter().enumerate() {
-            assert!(
-                !user.contains(':') && !password.contains(':'),
-                "db_text cannot store ':' in {user:?} / {password:?}"
-            );
-            let _ = writeln!(subscriber, "{}:{user}:{ip}:{password}::", i + 1);
-        }
-        fs::write(db_dir.join("subscriber"), subscriber).expect("writing db_text subscriber");
-
-        let template_path = lab_dir().join("kamailio.cfg");
-        let template = fs::read_to_string(&template_path)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", template_path.display()));
-        let aliases = match domain {
-            Some(domain) => format!("alias=\"@IP@\"\nalias=\"{domain}\""),
-            None => "alias=\"@IP@\"".to_owned(),
-        };
-        let cfg = template
-            .replace("alias=\"@IP@\"", &aliases)
-            .replace("@IP@", &ip.to_string())
-            .replace("@RUN_DIR@", &dir.path().display().to_string())
-            .replace("@DB_DIR@", &db_dir.display().to_string());
-        let cfg_path = dir.path().join("kamailio.cfg");
-        fs::write(&cfg_path, cfg).expect("writing kamailio.cfg");
+        let cfg_path = write_config(dir.path(), ip.into(), users, domain);
 
         if let Some(tls) = tls {
             assert!(
@@ -423,6 +388,54 @@ impl Kamailio {
     pub fn is_running(&mut self) -> bool {
         self.peer.try_wait().is_none()
     }
+}
+
+/// Writes kamailio's db_text tables (`users` as `(name, password)` in domain `ip`) and its
+/// configuration from the lab's template into `dir`; returns the configuration's path. Shared
+/// by the loopback lab and the NAT lab's namespace.
+pub fn write_config(
+    dir: &std::path::Path,
+    ip: std::net::IpAddr,
+    users: &[(&str, &str)],
+    domain: Option<&str>,
+) -> PathBuf {
+    let db_dir = dir.join("db");
+    fs::create_dir(&db_dir).expect("creating kamailio's db_text directory");
+    // db_text tables. auth_db reads `subscriber`; its ha1 columns must be nullable or
+    // every REGISTER is refused. `version` must list the table.
+    fs::write(
+        db_dir.join("version"),
+        "table_name(string) table_version(int) \nsubscriber:7\n",
+    )
+    .expect("writing db_text version table");
+    let mut subscriber = String::from(
+        "id(int,auto) username(string) domain(string) password(string) \
+         ha1(string,null) ha1b(string,null) \n",
+    );
+    for (i, (user, password)) in users.iter().enumerate() {
+        assert!(
+            !user.contains(':') && !password.contains(':'),
+            "db_text cannot store ':' in {user:?} / {password:?}"
+        );
+        let _ = writeln!(subscriber, "{}:{user}:{ip}:{password}::", i + 1);
+    }
+    fs::write(db_dir.join("subscriber"), subscriber).expect("writing db_text subscriber");
+
+    let template_path = lab_dir().join("kamailio.cfg");
+    let template = fs::read_to_string(&template_path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", template_path.display()));
+    let aliases = match domain {
+        Some(domain) => format!("alias=\"@IP@\"\nalias=\"{domain}\""),
+        None => "alias=\"@IP@\"".to_owned(),
+    };
+    let cfg = template
+        .replace("alias=\"@IP@\"", &aliases)
+        .replace("@IP@", &ip.to_string())
+        .replace("@RUN_DIR@", &dir.display().to_string())
+        .replace("@DB_DIR@", &db_dir.display().to_string());
+    let cfg_path = dir.join("kamailio.cfg");
+    fs::write(&cfg_path, cfg).expect("writing kamailio.cfg");
+    cfg_path
 }
 
 /// Whether kamailio's `tls.so` is installed (`/usr/lib/<triplet>/kamailio/modules/`).

@@ -256,28 +256,7 @@ impl NsKamailio {
         let kamailio = require_tool("kamailio", "kamailio");
         require_tool("sipsak", "sipsak");
         let dir = run_dir("ns-kamailio");
-        let db_dir = dir.path().join("db");
-        fs::create_dir(&db_dir).expect("creating kamailio's db_text directory");
-        fs::write(
-            db_dir.join("version"),
-            "table_name(string) table_version(int) \nsubscriber:7\n",
-        )
-        .expect("writing db_text version table");
-        let mut subscriber = String::from(
-            "id(int,auto) username(string) domain(string) password(string) \
-             ha1(string,null) ha1b(string,null) \n",
-        );
-        for (i, (user, password)) in users.iter().enumerate() {
-            let _ = writeln!(subscriber, "{}:{user}:{KAMAILIO_IP}:{password}::", i + 1);
-        }
-        fs::write(db_dir.join("subscriber"), subscriber).expect("writing db_text subscriber");
-        let template = fs::read_to_string(lab_dir().join("kamailio.cfg")).expect("template");
-        let cfg = template
-            .replace("@IP@", &KAMAILIO_IP.to_string())
-            .replace("@RUN_DIR@", &dir.path().display().to_string())
-            .replace("@DB_DIR@", &db_dir.display().to_string());
-        let cfg_path = dir.path().join("kamailio.cfg");
-        fs::write(&cfg_path, cfg).expect("writing kamailio.cfg");
+        let cfg_path = super::kamailio::write_config(dir.path(), KAMAILIO_IP.into(), users, None);
         let log = dir.path().join("kamailio.log");
         let log_file = fs::File::create(&log).expect("creating kamailio.log");
         let mut cmd = lab.exec(&lab.internet, kamailio);
