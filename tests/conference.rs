@@ -49,9 +49,13 @@ fn party(net: &Net, n: u8, user: &str, file_in: &Path, file_out: &Path, rtp: u16
     .to_toml()
 }
 
-/// Amplitude of the `hz` tone in `x` (sampled at `rate`).
+/// Amplitude of the `hz` tone in `x` (sampled at `rate`): the upper quartile of its level
+/// over 100 ms blocks. One coherent sum over the whole window is cancelled in part by every
+/// phase jump (a concealed or late frame), and on a loaded machine the parties' playback has
+/// gaps of a few hundred milliseconds; a tone that is mixed in is still loud in most blocks,
+/// one that is not is absent from all of them.
 fn level(x: &[f32], rate: u32, hz: f64) -> f64 {
-    audio::tone_level(x, rate, hz)
+    audio::tone_level_quantile(x, rate, hz, 0.75)
 }
 
 /// The last 2 s of sound in a recording (ending 0.5 s before the sound stops): the
@@ -80,9 +84,10 @@ fn check(who: &str, (heard, rate): &(Vec<f32>, u32), present: &[f64], absent: f6
         if present.contains(hz) {
             assert!(*l > 0.1, "{who} must hear {hz} Hz: {levels:?}");
         } else if *hz == absent {
+            let loudest = audio::tone_level_quantile(heard, *rate, *hz, 1.0);
             assert!(
-                *l < 0.02,
-                "{who} must not hear {hz} Hz (its own): {levels:?}"
+                loudest < 0.02,
+                "{who} must not hear {hz} Hz (its own) in any 100 ms: {loudest} ({levels:?})"
             );
         }
     }

@@ -128,6 +128,10 @@ fn run(
     mut poll: mio::Poll,
     control: mpsc::Receiver<Control>,
 ) {
+    match super::priority::raise_this_thread() {
+        Ok(nice) => tracing::info!(nice, "media thread priority raised"),
+        Err(e) => tracing::info!(error = %e, "media thread keeps the default priority"),
+    }
     let frame = Duration::from_millis(u64::from(FRAME_MS));
     let mut events = mio::Events::with_capacity(16);
     let mut next = now();

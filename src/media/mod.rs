@@ -19,6 +19,7 @@ pub mod jitter;
 pub mod mixer;
 mod net;
 mod pipeline;
+pub mod priority;
 pub mod recorder;
 pub mod rtcp;
 pub mod rtp;

@@ -143,6 +143,22 @@ pub fn tone_level(x: &[f32], rate: u32, hz: f64) -> f64 {
     2.0 * (s * s + c * c).sqrt() / x.len().max(1) as f64
 }
 
+/// The `q` quantile (0 = quietest, 1 = loudest) of [`tone_level`] over the 100 ms blocks of
+/// `x`: how loud the `hz` tone is in most of the sound, robust where one coherent sum over
+/// seconds is not (a phase jump from a concealed or dropped frame cancels part of a long sum
+/// although the tone never stopped). 0 for less than one block.
+pub fn tone_level_quantile(x: &[f32], rate: u32, hz: f64, q: f64) -> f64 {
+    let block = (rate as usize / 10).max(1);
+    let mut levels: Vec<f64> = x
+        .chunks_exact(block)
+        .map(|b| tone_level(b, rate, hz))
+        .collect();
+    levels.sort_by(f64::total_cmp);
+    let last = levels.len().saturating_sub(1);
+    let at = ((last as f64) * q.clamp(0.0, 1.0)).round() as usize;
+    levels.get(at).copied().unwrap_or(0.0)
+}
+
 /// How many samples a switchboard's `file_out` (48 kHz mono 16-bit WAV, flushed about once a
 /// second) holds on disk now: a mark of "now" in the recording without reading a clock, at
 /// most a second behind. Sample `mark + 48_000 · 1.5` and later were heard after the mark

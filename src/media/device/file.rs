@@ -1,32 +1,30 @@
 //! The file and null back-ends: a WAV file as the microphone, a WAV file as
 //! the headset.
 //!
-//! Owns the output writer (48 kHz mono 16-bit, flushed about once a second so
-//! a crash loses at most a second and leaves a valid file, finalized on drop)
-//! and the input's media-thread end; the input is streamed by
-//! `file_input.rs` (any rate and format converted to 48 kHz mono 16-bit, two
-//! seconds in memory). It must not read a clock or allocate per frame; a
-//! write error becomes an [`DeviceNotice::OutputLost`], never a panic.
+//! Owns the media-thread ends of the input and the output: the input is
+//! streamed by `file_input.rs` (any rate and format converted to 48 kHz mono
+//! 16-bit, two seconds in memory), the output written by `file_output.rs`'s
+//! thread (48 kHz mono 16-bit, flushed about once a second so a crash loses at
+//! most a second and leaves a valid file, finalized on drop). Neither side
+//! touches the disk on the media thread. It must not read a clock or allocate
+//! per frame; a write error becomes an [`DeviceNotice::OutputLost`], never a
+//! panic.
 //!
 //! ```text
 //!   input.wav ─ reader thread (file_input.rs) ─► ring (2 s, 48 kHz i16) ─► read_frame
 //!                                                   (once: false after the end; looping: wraps)
 //!   write_ring_frame ─► RingMix ─┐
-//!   write_frame ─────────────────┴─ saturating add ─► hound WavWriter ─► output.wav (flush every 50 frames)
+//!   write_frame ─────────────────┴─ saturating add ─► ring ─► writer thread (file_output.rs) ─► output.wav
 //!   resume(missed): the input skips, the output gets silence: tick k stays the file's frame k
 //! ```
 
 use std::collections::VecDeque;
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::file_input::FileInput;
+use super::file_output::FileOutput;
 use super::{AudioDevice, DeviceError, DeviceNotice, RingMix};
-use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
-
-/// Frames written between two flushes of the output file (1 s).
-const FLUSH_EVERY: u32 = 50;
+use crate::media::Frame;
 
 /// WAV files (or nothing) in place of a sound card.
 pub(super) struct FileDevice {
@@ -34,12 +32,6 @@ pub(super) struct FileDevice {
     output: Option<FileOutput>,
     ring: RingMix,
     notices: VecDeque<DeviceNotice>,
-}
-
-struct FileOutput {
-    path: PathBuf,
-    writer: Option<hound::WavWriter<BufWriter<File>>>,
-    since_flush: u32,
 }
 
 impl FileDevice {
@@ -54,24 +46,7 @@ impl FileDevice {
             None => None,
         };
         let output = match output {
-            Some(path) => {
-                let spec = hound::WavSpec {
-                    channels: 1,
-                    sample_rate: SAMPLE_RATE,
-                    bits_per_sample: 16,
-                    sample_format: hound::SampleFormat::Int,
-                };
-                let writer =
-                    hound::WavWriter::create(path, spec).map_err(|e| DeviceError::OutputFile {
-                        path: path.to_path_buf(),
-                        reason: e.to_string(),
-                    })?;
-                Some(FileOutput {
-                    path: path.to_path_buf(),
-                    writer: Some(writer),
-                    since_flush: 0,
-                })
-            }
+            Some(path) => Some(FileOutput::create(path)?),
             None => None,
         };
         Ok(FileDevice {
@@ -107,27 +82,10 @@ impl AudioDevice for FileDevice {
         let Some(output) = &mut self.output else {
             return;
         };
-        let Some(writer) = &mut output.writer else {
-            return;
-        };
-        let mut result = Ok(());
-        for &s in mixed.iter() {
-            result = writer.write_sample(s);
-            if result.is_err() {
-                break;
-            }
-        }
-        output.since_flush += 1;
-        if result.is_ok() && output.since_flush >= FLUSH_EVERY {
-            output.since_flush = 0;
-            result = writer.flush();
-        }
-        if let Err(e) = result {
-            output.writer = None;
-            self.notices.push_back(DeviceNotice::OutputLost(format!(
-                "{}: {e}",
-                output.path.display()
-            )));
+        output.push(&mixed);
+        if let Some(why) = output.lost() {
+            self.notices
+                .push_back(DeviceNotice::OutputLost(why.to_owned()));
         }
     }
 
@@ -143,20 +101,8 @@ impl AudioDevice for FileDevice {
         if let Some(input) = &mut self.input {
             input.skip(missed);
         }
-        if self.output.as_ref().is_some_and(|o| o.writer.is_some()) {
-            let silence = [0; FRAME_SAMPLES];
-            for _ in 0..missed {
-                self.write_frame(&silence);
-            }
-        }
-    }
-}
-
-impl Drop for FileOutput {
-    fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            // Nowhere to report to any more; the last flush left a valid file.
-            let _ = writer.finalize();
+        if let Some(output) = &mut self.output {
+            output.pad(missed);
         }
     }
 }
@@ -164,6 +110,7 @@ impl Drop for FileOutput {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::FRAME_SAMPLES;
     use std::f64::consts::PI;
 
     fn write_wav<S: hound::Sample + Copy>(path: &Path, spec: hound::WavSpec, samples: &[S]) {
@@ -438,12 +385,21 @@ mod tests {
         for _ in 0..60 {
             dev.write_frame(&frame);
         }
-        // Still open, 1.2 s written: the first second was flushed with a valid header.
-        let (spec, samples) = read_wav(&path);
+        // Still open, 1.2 s queued: the writer thread flushes within about a second, with a
+        // valid header (waited for, at most 5 s).
+        let mut flushed = read_wav(&path);
+        for _ in 0..500 {
+            if flushed.1.len() >= 40 * FRAME_SAMPLES {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            flushed = read_wav(&path);
+        }
+        let (spec, samples) = flushed;
         assert_eq!(spec.sample_rate, 48_000);
         assert_eq!(spec.channels, 1);
         assert_eq!(spec.bits_per_sample, 16);
-        assert!(samples.len() >= 50 * FRAME_SAMPLES, "{}", samples.len());
+        assert!(samples.len() >= 40 * FRAME_SAMPLES, "{}", samples.len());
         assert_eq!(samples[..FRAME_SAMPLES], frame);
         drop(dev);
         let (_, samples) = read_wav(&path);

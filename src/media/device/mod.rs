@@ -35,6 +35,7 @@
 mod cpal_backend;
 mod file;
 mod file_input;
+mod file_output;
 mod paths;
 mod realtime;
 
