@@ -146,8 +146,8 @@ impl Default for General {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
-    /// Local address of the SIP socket, written `"ip:port"` in TOML. Port 0 means any free
-    /// port. Default `0.0.0.0:5060`.
+    /// Local address of the SIP socket, written `"ip:port"` in TOML (`"[::1]:5060"` for IPv6;
+    /// `"[::]:5060"` is dual-stack). Port 0 means any free port. Default `0.0.0.0:5060`.
     pub bind: SocketAddr,
     /// Lowest local port used for RTP. Default 16384.
     pub rtp_port_min: u16,
