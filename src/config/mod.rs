@@ -281,7 +281,8 @@ pub struct Account {
     #[serde(default)]
     pub nat: Nat,
     /// A STUN server (`stun:host[:port]`) asked for each RTP socket's public address at
-    /// start, which SDP then offers; `None`: SDP carries the local (or NAT-corrected) address.
+    /// start (and again before a call when the answer is older than 20 s), which SDP then
+    /// offers; `None`: SDP carries the local (or NAT-corrected) address.
     #[serde(default)]
     pub stun_server: Option<String>,
     /// How `pickup` works: `"dialog"` or `"code"`. `None`: `code` when [`Account::pickup_code`]

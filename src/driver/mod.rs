@@ -139,20 +139,22 @@ pub async fn run(
         lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
-    let rtp = match stun_server {
+    let (rtp, mut stun_refresher) = match stun_server {
         Some(Ok(server)) => {
+            let asked = now();
             let (rtp, mappings) = stun::learn(server, rtp).await;
             for event in stun::apply(&mut config.media_ip, &mut config.rtp_ports, &mappings) {
                 events.send(event);
             }
-            rtp
+            let refresher = stun::Refresher::new(server, &rtp, &mappings, asked);
+            (rtp, refresher)
         }
         Some(Err(message)) => {
             tracing::warn!(%message, "no STUN");
             events.send(Event::Network { message });
-            rtp
+            (rtp, None)
         }
-        None => rtp,
+        None => (rtp, None),
     };
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
@@ -191,7 +193,12 @@ pub async fn run(
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
                 Ok((len, src)) => {
+                    let src = crate::sip::msg::unmapped(src);
                     events.sip(TraceDirection::In, src, &buf[..len]);
+                    let invite = stun::is_invite(&buf[..len]);
+                    for event in stun::before_call(stun_refresher.as_mut(), &mut ua, invite).await {
+                        events.send(event);
+                    }
                     ua.handle_datagram(now(), Transport::Udp, src, &buf[..len]);
                 }
                 Err(e) => tracing::debug!(error = %e, "SIP UDP receive failed"),
@@ -199,6 +206,10 @@ pub async fn run(
             Some(input) = tcp_inputs.recv() => match input {
                 TcpInput::Message { peer, bytes } => {
                     events.sip(TraceDirection::In, peer, &bytes);
+                    let invite = stun::is_invite(&bytes);
+                    for event in stun::before_call(stun_refresher.as_mut(), &mut ua, invite).await {
+                        events.send(event);
+                    }
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
                 TcpInput::Closed { peer, id, .. } => {
@@ -210,6 +221,10 @@ pub async fn run(
             Some(input) = tls_inputs.recv() => match input {
                 TcpInput::Message { peer, bytes } => {
                     events.sip(TraceDirection::In, peer, &bytes);
+                    let invite = stun::is_invite(&bytes);
+                    for event in stun::before_call(stun_refresher.as_mut(), &mut ua, invite).await {
+                        events.send(event);
+                    }
                     ua.handle_datagram(now(), Transport::Tls, peer, &bytes);
                 }
                 TcpInput::Closed { peer, id, error } => {
@@ -233,7 +248,13 @@ pub async fn run(
                 });
                 match command {
                     Command::Sip(command) => match router.apply(command) {
-                        Ok(command) => ua.command(now(), command),
+                        Ok(command) => {
+                            let starts = stun::starts_call(&command);
+                            for event in stun::before_call(stun_refresher.as_mut(), &mut ua, starts).await {
+                                events.send(event);
+                            }
+                            ua.command(now(), command)
+                        }
                         Err(message) => events.send(error(message)),
                     },
                     Command::Route(name) => match router.choose(&name) {

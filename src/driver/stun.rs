@@ -1,13 +1,22 @@
 //! Learning the public address of every line's RTP and RTCP sockets from a STUN server at
-//! start, before the media engine takes the sockets over: the socket side of
+//! start, before the media engine takes the sockets over, and again before a call when the
+//! last answer may be stale ([`Refresher`]): the socket side of
 //! [`crate::sip::stun::Binding`], which holds the rules.
 //!
 //! Each socket runs its own binding transaction at the same time as the others, so start-up
 //! waits at most one transaction's bounded retransmissions (3.5 s) when the server is silent.
 //! This module only sends, receives and reads the clock; what the answers mean for SDP is
 //! [`apply`]'s business.
+//!
+//! A router forgets an idle mapping (often after 30 s to a few minutes) and may give the socket
+//! another public port when it next sends: so before a call starts with no other call up, if
+//! the last answer is older than [`STALE_AFTER`], every line's RTP socket asks again, and the
+//! call waits for the answers at most [`REFRESH_WAIT`] (then SDP carries the last known
+//! address). The media thread is asleep then (no call), so the answers wait unread on the
+//! sockets for the driver's duplicates of them. Nothing runs while idle: no timer, no wake-up.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use rand::RngCore;
 use tokio::net::UdpSocket;
@@ -120,6 +129,174 @@ async fn run(server: SocketAddr, socket: &UdpSocket) -> Result<SocketAddr, Strin
             }
         }
     }
+}
+
+/// How old the last STUN answer may be before a new call asks again: below common routers'
+/// UDP timeouts (30 s and more), so a mapping the router may have forgotten is not offered.
+pub const STALE_AFTER: Duration = Duration::from_secs(20);
+/// A test-only environment variable that shortens [`STALE_AFTER`] (milliseconds): the NAT
+/// lab's router forgets mappings after 3 s, and a test waits seconds, not minutes. Not a
+/// configuration key: operators have no reason to change the bound.
+pub const STALE_AFTER_VAR: &str = "SWITCHBOARD_TEST_STUN_STALE_MS";
+
+/// [`STALE_AFTER`], or what [`STALE_AFTER_VAR`] asks for.
+fn stale_after() -> Duration {
+    let Ok(value) = std::env::var(STALE_AFTER_VAR) else {
+        return STALE_AFTER;
+    };
+    match value.trim().parse() {
+        Ok(ms) => {
+            tracing::warn!(
+                ms,
+                "STUN answers count as stale after {ms} ms (test setting)"
+            );
+            Duration::from_millis(ms)
+        }
+        Err(_) => {
+            tracing::warn!(%value, "ignoring {STALE_AFTER_VAR}: not a number of milliseconds");
+            STALE_AFTER
+        }
+    }
+}
+/// How long a new call waits for fresh STUN answers before using the last known ones.
+pub const REFRESH_WAIT: Duration = Duration::from_millis(500);
+
+/// Learns the lines' public RTP addresses again when they may be stale (see the module docs).
+pub struct Refresher {
+    server: SocketAddr,
+    /// A duplicate of each line's RTP socket (the media engine has the originals).
+    sockets: Vec<std::net::UdpSocket>,
+    /// The last address learnt per line.
+    mapped: Vec<Option<SocketAddr>>,
+    /// When STUN was last asked.
+    asked: std::time::Instant,
+    /// How old an answer may be ([`STALE_AFTER`] unless a test says otherwise).
+    stale_after: Duration,
+}
+
+impl Refresher {
+    /// A refresher for `sockets` (duplicated here), asked at `asked` with `mappings` as the
+    /// answers. `None` when a socket cannot be duplicated.
+    pub fn new(
+        server: SocketAddr,
+        sockets: &[LineSockets],
+        mappings: &[LineMapping],
+        asked: std::time::Instant,
+    ) -> Option<Refresher> {
+        let duplicates = sockets
+            .iter()
+            .map(|s| s.rtp.try_clone())
+            .collect::<std::io::Result<Vec<_>>>();
+        match duplicates {
+            Ok(sockets) => Some(Refresher {
+                server,
+                sockets,
+                mapped: mappings.iter().map(|m| m.rtp.clone().ok()).collect(),
+                asked,
+                stale_after: stale_after(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "STUN: the RTP sockets cannot be shared; addresses are learnt at start only");
+                None
+            }
+        }
+    }
+
+    /// Whether the last answers are older than [`STALE_AFTER`] at `now`.
+    pub fn stale(&self, now: std::time::Instant) -> bool {
+        now.saturating_duration_since(self.asked) >= self.stale_after
+    }
+
+    /// Asks again for every line (all at once), waiting at most [`REFRESH_WAIT`]; returns the
+    /// lines whose public address changed, with the new address. A line without an answer
+    /// keeps its last known address. Call it only while no call is up (the media thread
+    /// would read the answers otherwise).
+    pub async fn refresh(&mut self) -> Vec<(usize, SocketAddr)> {
+        self.asked = now();
+        let mut tasks = JoinSet::new();
+        for (line, socket) in self.sockets.iter().enumerate() {
+            let socket = match socket.try_clone().and_then(UdpSocket::from_std) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tracing::debug!(line, error = %e, "STUN refresh: socket unusable");
+                    continue;
+                }
+            };
+            let server = self.server;
+            tasks.spawn(async move {
+                let answer = tokio::time::timeout(REFRESH_WAIT, run(server, &socket)).await;
+                (line, answer)
+            });
+        }
+        let mut changed = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let Ok((line, answer)) = done else { continue };
+            match answer {
+                Ok(Ok(public)) => {
+                    let Some(slot) = self.mapped.get_mut(line) else {
+                        continue;
+                    };
+                    if *slot != Some(public) {
+                        tracing::info!(line = line + 1, %public, old = ?slot, "STUN: the public RTP address changed");
+                        *slot = Some(public);
+                        changed.push((line, public));
+                    }
+                }
+                Ok(Err(why)) => {
+                    tracing::warn!(line = line + 1, error = %why, "STUN refresh failed; SDP keeps the last known address");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        line = line + 1,
+                        "no STUN answer within {REFRESH_WAIT:?}; SDP keeps the last known address"
+                    );
+                }
+            }
+        }
+        changed.sort_unstable();
+        changed
+    }
+}
+
+/// Before something that may start a call (`starts_call`: a dial command, an incoming INVITE)
+/// with no call up: learns the public RTP addresses again if they are stale and gives them to
+/// the core. Returns the events that tell the operator about a changed address.
+pub async fn before_call(
+    refresher: Option<&mut Refresher>,
+    ua: &mut crate::sip::UserAgent,
+    starts_call: bool,
+) -> Vec<Event> {
+    let Some(refresher) = refresher else {
+        return Vec::new();
+    };
+    if !starts_call || !refresher.stale(now()) || ua.census().calls > 0 {
+        return Vec::new();
+    }
+    let mut events = Vec::new();
+    for (line, public) in refresher.refresh().await {
+        ua.set_public_rtp(line, public);
+        events.push(Event::Network {
+            message: format!(
+                "line {}: RTP is reached at {public} (STUN, renewed)",
+                line + 1
+            ),
+        });
+    }
+    events
+}
+
+/// Whether `bytes` is an INVITE (a new call coming in, when no call is up).
+pub fn is_invite(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"INVITE ")
+}
+
+/// Whether `command` may start a call (and so make an offer).
+pub fn starts_call(command: &crate::sip::Command) -> bool {
+    use crate::sip::Command as C;
+    matches!(
+        command,
+        C::Dial(_) | C::DialVia { .. } | C::Pickup(_) | C::Favourite(_) | C::Unpark(_)
+    )
 }
 
 /// Puts what STUN learnt into what SDP offers (the core's `media_ip` and `rtp_ports`): each
