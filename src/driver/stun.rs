@@ -215,7 +215,11 @@ impl Refresher {
         self.asked = now();
         let mut tasks = JoinSet::new();
         for (line, socket) in self.sockets.iter().enumerate() {
-            let socket = match socket.try_clone().and_then(UdpSocket::from_std) {
+            // Non-blocking, as the media engine keeps it (the flag is shared by duplicates).
+            let duplicate = socket
+                .try_clone()
+                .and_then(|s| s.set_nonblocking(true).map(|()| s));
+            let socket = match duplicate.and_then(UdpSocket::from_std) {
                 Ok(socket) => socket,
                 Err(e) => {
                     tracing::debug!(line, error = %e, "STUN refresh: socket unusable");
@@ -392,6 +396,96 @@ mod tests {
         assert_eq!(learnt, locals);
         // The sockets come back in order, still bound to their ports.
         assert_eq!(sockets[1].rtcp.local_addr().unwrap(), locals[3]);
+    }
+
+    /// A STUN server on loopback that answers every request with `mapped` as the address.
+    fn answering(mapped: SocketAddr) -> (SocketAddr, std::thread::JoinHandle<usize>) {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let addr = server.local_addr().expect("addr");
+        let responder = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            let mut answered = 0;
+            while let Ok((_, src)) = server.recv_from(&mut buf) {
+                let mut resp = vec![0x01, 0x01, 0x00, 0x0c];
+                resp.extend_from_slice(&buf[4..20]);
+                resp.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+                let cookie = crate::sip::stun::MAGIC_COOKIE.to_be_bytes();
+                resp.extend_from_slice(&(mapped.port() ^ 0x2112).to_be_bytes());
+                let std::net::IpAddr::V4(ip) = mapped.ip() else {
+                    panic!("v4")
+                };
+                for (o, c) in ip.octets().iter().zip(cookie) {
+                    resp.push(o ^ c);
+                }
+                server.send_to(&resp, src).expect("send");
+                answered += 1;
+            }
+            answered
+        });
+        (addr, responder)
+    }
+
+    #[tokio::test]
+    async fn a_stale_mapping_is_asked_again_and_a_fresh_one_is_not() {
+        let public: SocketAddr = "203.0.113.9:47000".parse().unwrap();
+        let (server, responder) = answering(public);
+        let sockets = bind_rtp("127.0.0.1".parse().unwrap(), 43300, 43399, 1).expect("rtp");
+        let old: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        let mappings = [LineMapping {
+            rtp: Ok(old),
+            rtcp: Err("unused".into()),
+        }];
+        let t0 = now();
+        let mut refresher = Refresher::new(server, &sockets, &mappings, t0).expect("refresher");
+        assert!(!refresher.stale(t0 + STALE_AFTER / 2));
+        assert!(refresher.stale(t0 + STALE_AFTER));
+        // The new mapping is learnt through a duplicate of the line's socket.
+        assert_eq!(refresher.refresh().await, vec![(0, public)]);
+        // Asked again with the same answer: nothing changed, nothing to tell.
+        assert_eq!(refresher.refresh().await, Vec::new());
+        assert!(!refresher.stale(now()));
+        // The media engine's socket is still usable and bound where it was.
+        assert!(sockets[0].rtp.local_addr().is_ok());
+        assert_eq!(responder.join().expect("responder"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_ends_the_refresh_and_keeps_the_last_address() {
+        // A bound socket that never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let sockets = bind_rtp("127.0.0.1".parse().unwrap(), 43400, 43499, 1).expect("rtp");
+        let mappings = [LineMapping {
+            rtp: Ok("203.0.113.9:40000".parse().unwrap()),
+            rtcp: Err("unused".into()),
+        }];
+        let mut refresher = Refresher::new(
+            silent.local_addr().expect("addr"),
+            &sockets,
+            &mappings,
+            now(),
+        )
+        .expect("refresher");
+        // The wait is bounded (REFRESH_WAIT): the refresh ends, and keeps the last address.
+        assert_eq!(refresher.refresh().await, Vec::new());
+        assert_eq!(
+            refresher.mapped,
+            vec![Some("203.0.113.9:40000".parse().unwrap())]
+        );
+    }
+
+    #[test]
+    fn only_dials_and_invites_start_calls() {
+        use crate::sip::Command as C;
+        assert!(starts_call(&C::Dial("201".into())));
+        assert!(starts_call(&C::Pickup("201".into())));
+        assert!(!starts_call(&C::Hangup(None)));
+        assert!(!starts_call(&C::Answer(None)));
+        assert!(is_invite(b"INVITE sip:a@b SIP/2.0\r\n"));
+        assert!(!is_invite(b"SIP/2.0 200 OK\r\n"));
+        assert!(!is_invite(b"OPTIONS sip:a@b SIP/2.0\r\n"));
     }
 
     #[test]
