@@ -2,9 +2,10 @@
 //! `[::1]` registering, calling, receiving calls with audio both ways over IPv6 and transferring
 //! blind; and a dual-stack switchboard (`[::]`) registered to an IPv4 kamailio on 127.X.Y.1.
 //!
-//! The peers are switchboards (the file audio backend plays a test signal and records what it
-//! hears): sipsak, which the IPv4 lab uses, has no IPv6. Traffic stays on `::1` and 127.0.0.0/8.
-//! If `::1` cannot be bound, the tests fail and say so.
+//! The phones are switchboards (the file audio backend plays a test signal and records what it
+//! hears) and sipp on `::1` (`-i ::1`): a UAS that echoes RTP and a UAC that calls in. sipsak,
+//! which the IPv4 lab uses to register sipp, has no IPv6, so sipp is dialled by its address.
+//! Traffic stays on `::1` and 127.0.0.0/8. If `::1` cannot be bound, the tests fail and say so.
 
 mod common;
 
@@ -12,8 +13,12 @@ use std::net::{Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use common::process::Peer;
 use common::signal::{after_onset, read_wav, write_test_signal};
-use common::{secs, AccountConfig, Kamailio, Net, Switchboard, SwitchboardConfig};
+use common::sipp::scenario_path;
+use common::{
+    require_tool, run_dir, secs, AccountConfig, Kamailio, Net, Switchboard, SwitchboardConfig,
+};
 use serde_json::Value;
 
 /// The SIP domain kamailio serves on `[::1]` (no DNS: accounts name kamailio by address).
@@ -85,12 +90,14 @@ fn traced(sb: &mut Switchboard, direction: &str, start: &str) -> String {
     event["message"].as_str().unwrap_or_default().to_owned()
 }
 
-/// Asserts that the recording at `out` holds sound.
+/// Asserts that the recording at `out` holds at least 2 s of sound: the far end's signal
+/// for most of a 3 s call, not only a moment of ring-back tone.
 fn heard(who: &str, out: &Path) {
-    let (recording, _) = read_wav(out);
+    let (recording, rate) = read_wav(out);
+    let sound = after_onset(&recording).map_or(0, |(after, _)| after.len());
     assert!(
-        after_onset(&recording).is_some(),
-        "{who} heard nothing over IPv6"
+        sound >= rate as usize,
+        "{who} heard less than 2 s of sound over IPv6 ({sound} samples after the first second)"
     );
 }
 
@@ -268,4 +275,128 @@ fn a_dual_stack_switchboard_reaches_an_ipv4_kamailio() {
     assert!(bob.quit_and_wait(secs(10)).success());
     heard("alice", &alice_out);
     heard("bob", &bob_out);
+}
+
+/// A port free for UDP on `::1` (asked of the system).
+fn free_v6_port() -> u16 {
+    std::net::UdpSocket::bind((Ipv6Addr::LOCALHOST, 0))
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("the IPv6 lab needs ::1, which cannot be bound: {e}"))
+}
+
+/// sipp running `scenario` on `[::1]` (SIP and media), one call, calling `service@target`
+/// when `target` is given; its message trace is kept in its run directory.
+struct SippV6 {
+    sip: SocketAddr,
+    messages: std::path::PathBuf,
+    peer: Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl SippV6 {
+    fn start(scenario: &str, target: Option<(SocketAddr, &str)>, extra: &[&str]) -> SippV6 {
+        let sipp = require_tool("sipp", "sip-tester");
+        let dir = run_dir("sipp");
+        let messages = dir.path().join("messages.log");
+        let sip = SocketAddr::from((Ipv6Addr::LOCALHOST, free_v6_port()));
+        let media_port = (free_v6_port() & !1).max(20000);
+        let mut cmd = std::process::Command::new(sipp);
+        if let Some((target, _)) = target {
+            cmd.arg(target.to_string());
+        }
+        cmd.arg("-sf")
+            .arg(scenario_path(scenario))
+            .args(["-i", "::1", "-p", &sip.port().to_string(), "-bind_local"])
+            .args(["-mi", "::1", "-mp", &media_port.to_string()])
+            .args(["-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error"])
+            .args(["-d", "3000", "-trace_msg", "-message_file"])
+            .arg(&messages);
+        if let Some((_, service)) = target {
+            cmd.args(["-s", service]);
+        }
+        let out = std::fs::File::create(dir.path().join("stdout.log")).expect("sipp log");
+        cmd.args(extra)
+            .current_dir(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("a file handle"))
+            .stderr(out);
+        let peer = Peer::spawn(
+            &format!("sipp {scenario} @{sip}"),
+            &mut cmd,
+            vec![messages.clone(), dir.path().join("stdout.log")],
+        );
+        SippV6 {
+            sip,
+            messages,
+            peer,
+            _dir: dir,
+        }
+    }
+
+    /// Waits (bounded) for sipp to end its call; panics with its trace unless it passed.
+    fn expect_pass(&mut self) {
+        let status = self.peer.wait_timeout(secs(40));
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "sipp did not pass ({status:?}):\n{}",
+            common::process::read_lossy(&self.messages)
+        );
+    }
+}
+
+#[test]
+fn a_sipp_peer_on_ipv6_answers_and_echoes_the_audio() {
+    let net = Net::for_test("ipv6::a_sipp_peer_answers_and_echoes");
+    let kam = Kamailio::start_ipv6(&net, &USERS, DOMAIN);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signal = dir.path().join("signal.wav");
+    write_test_signal(&signal, 3.0);
+    let alice_out = dir.path().join("alice.wav");
+    let mut echo = SippV6::start("uas_answer", None, &["-rtp_echo"]);
+    let mut alice = phone(&kam, "alice", "udp", &file_audio(&signal, &alice_out));
+    // Through kamailio (the outbound proxy) to sipp's IPv6 address.
+    alice.send(&format!("dial sip:echo@{}", echo.sip));
+    let invite = traced(&mut alice, "out", "INVITE ");
+    assert!(
+        invite.starts_with(&format!("INVITE sip:echo@{} SIP/2.0", echo.sip)),
+        "{invite}"
+    );
+    alice.wait_call_state(secs(10), 1, "connected");
+    let answer = traced(&mut alice, "in", "SIP/2.0 200 OK");
+    assert!(
+        answer.contains("c=IN IP6 ::1"),
+        "sipp's answer is not IPv6:\n{answer}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send("hangup");
+    alice.wait_call_state(secs(10), 1, "ended");
+    echo.expect_pass();
+    assert!(alice.quit_and_wait(secs(10)).success());
+    // What alice heard is her own signal, sent back by sipp over IPv6.
+    heard("alice", &alice_out);
+}
+
+#[test]
+fn a_sipp_caller_on_ipv6_reaches_a_registered_switchboard() {
+    let net = Net::for_test("ipv6::a_sipp_caller_reaches_switchboard");
+    let kam = Kamailio::start_ipv6(&net, &USERS, DOMAIN);
+    let mut alice = phone(&kam, "alice", "udp", NULL_AUDIO);
+    v6_contact(&kam, "alice");
+    // sipp calls alice@[::1]:PORT at kamailio, which finds her registration.
+    let mut caller = SippV6::start("uac_invite", Some((kam.addr(), "alice")), &[]);
+    alice.wait_for(secs(10), "incoming");
+    let invite = traced(&mut alice, "in", "INVITE ");
+    assert!(invite.contains("c=IN IP6 ::1"), "{invite}");
+    assert!(
+        invite.contains(&format!("Via: SIP/2.0/UDP {}", caller.sip)),
+        "{invite}"
+    );
+    alice.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    let ok = traced(&mut alice, "out", "SIP/2.0 200 OK");
+    assert!(ok.contains("c=IN IP6 ::1"), "{ok}");
+    caller.expect_pass();
+    alice.wait_call_state(secs(10), 1, "ended");
+    assert!(alice.quit_and_wait(secs(10)).success());
 }
