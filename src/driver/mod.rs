@@ -18,7 +18,9 @@
 //! to the media engine (see `media.rs`); then it sleeps until the next input or the core's
 //! next deadline. It ends when the core says it has stopped (after `quit`), after a bounded
 //! wait for the history and hooks threads to finish what is queued. The first SIGINT/SIGTERM
-//! is a `quit`; a second one ends the loop at once.
+//! is a `quit`; a second one ends the loop at once. With a STUN server, a dial command or an
+//! incoming INVITE while no call is up first renews stale public RTP addresses (`stun.rs`,
+//! at most 500 ms); IPv4-mapped sources of the dual-stack socket are read as IPv4.
 //!
 //! [`setup`] prepares everything beforehand (account, addresses, sockets). The run loop reads
 //! the clock in one place ([`now`]) and hands it to the core, which never reads it (nor does

@@ -6,7 +6,7 @@
 //! registrar, when named by a host name, is located later by the core through the driver's
 //! asynchronous DNS, `resolve.rs`), choosing the address we advertise in
 //! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
-//! RTP socket per line, and running the account's `password_cmd`. It blocks (DNS, the password
+//! RTP socket per line (dual-stack when bound to `[::]`), and running the account's `password_cmd`. It blocks (DNS, the password
 //! command) and so runs before the tokio runtime takes over. It must not start the user agent
 //! or read the clock.
 

@@ -213,6 +213,10 @@ impl Refresher {
     /// would read the answers otherwise).
     pub async fn refresh(&mut self) -> Vec<(usize, SocketAddr)> {
         self.asked = now();
+        tracing::debug!(
+            lines = self.sockets.len(),
+            "STUN: asking again before a call"
+        );
         let mut tasks = JoinSet::new();
         for (line, socket) in self.sockets.iter().enumerate() {
             // Non-blocking, as the media engine keeps it (the flag is shared by duplicates).
@@ -258,6 +262,7 @@ impl Refresher {
             }
         }
         changed.sort_unstable();
+        tracing::debug!(took = ?now().saturating_duration_since(self.asked), "STUN: asked again");
         changed
     }
 }
