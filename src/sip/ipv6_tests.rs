@@ -230,3 +230,32 @@ fn malformed_ipv6_references_in_a_call_never_panic() {
         b.events();
     }
 }
+
+#[test]
+fn a_registrar_with_a_and_aaaa_records_is_reached_in_the_family_we_are_bound_to() {
+    let mut cfg = config(true);
+    cfg.account.registrar = "sip:pbx.example.test".into();
+    cfg.account.registrar_addr = None;
+    cfg.local = LOCAL.parse().expect("addr");
+    cfg.media_ip = "::1".parse().expect("ip");
+    let mut b = Bench::with_config(cfg);
+    assert!(b.next_resolve().is_some(), "the domain is looked up");
+    // The SRV target has an A and an AAAA record; the A comes first in the answer.
+    let located = super::locate::Located {
+        targets: ["192.0.2.10:5060", "[2001:db8::10]:5060"]
+            .iter()
+            .map(|a| (a.parse().expect("addr"), super::Transport::Udp))
+            .collect(),
+        ttl: std::time::Duration::from_secs(60),
+    };
+    b.ua.handle_resolved(b.now, "sip:pbx.example.test", Ok(located));
+    let register = b
+        .transmits()
+        .into_iter()
+        .find(|t| t.payload.starts_with(b"REGISTER "))
+        .expect("a REGISTER");
+    assert_eq!(
+        register.dst,
+        "[2001:db8::10]:5060".parse::<SocketAddr>().expect("addr")
+    );
+}
