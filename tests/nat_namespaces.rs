@@ -222,3 +222,138 @@ fn a_blind_transfer_from_behind_the_nat_reaches_the_target() {
     }
     drop(kam);
 }
+
+/// The line-1 RTP port in the SDP of the next INVITE `sb` sends (its trace must be on).
+fn offered_port(sb: &mut Switchboard) -> (u16, String) {
+    let invite = sb.wait_event(secs(5), |e| {
+        e["event"] == "sip"
+            && e["direction"] == "out"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("INVITE "))
+    });
+    let sdp = invite["message"].as_str().unwrap_or_default().to_owned();
+    let port = sdp
+        .lines()
+        .find_map(|l| l.strip_prefix("m=audio "))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no m=audio line:\n{sdp}"));
+    (port, sdp)
+}
+
+#[test]
+fn a_call_after_the_router_forgot_the_rtp_mapping_offers_the_new_one() {
+    let lab = NatLab::new(ROUTER_TIMEOUT);
+    let kam = NsKamailio::start(&lab, &USERS);
+    let stun = NsStun::start(&lab);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let signal = dir.path().join("signal.wav");
+    write_test_signal(&signal, 3.0);
+    let (alice_out, carol_out) = (dir.path().join("alice.wav"), dir.path().join("carol.wav"));
+    // STUN answers count as stale after 2 s here (20 s in use): the router forgets in 3 s.
+    let wrapper = dir.path().join("alice-switchboard");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nSWITCHBOARD_TEST_STUN_STALE_MS=2000 exec ip netns exec '{}' '{}' \"$@\"\n",
+            lab.home,
+            common::switchboard::switchboard_bin().display()
+        ),
+    )
+    .expect("writing alice's wrapper");
+    let mut permissions = std::fs::metadata(&wrapper).expect("wrapper").permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&wrapper, permissions).expect("chmod");
+    let mut alice = Switchboard::start_binary(
+        &wrapper,
+        &config(
+            HOME_IP,
+            "alice",
+            &file_audio(&signal, &alice_out),
+            &format!("nat = \"off\"\nstun_server = \"{}\"\n", stun.uri()),
+        ),
+    );
+    alice.wait_for(secs(10), "registered");
+    alice.send("trace on");
+    let mut bob = phone(&lab, 0, "bob", "backend = \"null\"\n");
+
+    // First call: the mapping learnt at start.
+    alice.send("dial bob");
+    let (first_port, _) = offered_port(&mut alice);
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    std::thread::sleep(Duration::from_secs(1));
+    alice.send("hangup");
+    bob.wait_call_state(secs(10), 1, "ended");
+
+    // Once it has forgotten the current mapping, the router gives alice's RTP socket (the
+    // first port of her range) a public port from 47000-47099 (a range: a far end that sends
+    // first makes the router pick another one, which symmetric RTP follows).
+    let nft = lab
+        .exec(&lab.router, "nft")
+        .args(["insert", "rule", "ip", "nat", "post"])
+        .args(["ip", "saddr", &HOME_IP.to_string(), "udp", "sport", "40000"])
+        .args(["snat", "to", &format!("{PUBLIC_IP}:47000-47099")])
+        .output()
+        .expect("running nft");
+    assert!(
+        nft.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    std::thread::sleep(Duration::from_secs(10));
+    let mappings = lab.router_udp_mappings();
+    assert!(
+        !mappings.contains("sport=40000"),
+        "the router still holds alice's RTP mapping:\n{mappings}"
+    );
+
+    // Second call, 10 s later: STUN is asked again before the offer, which carries the new port.
+    let mut carol = phone(&lab, 1, "carol", &file_audio(&signal, &carol_out));
+    alice.send("dial carol");
+    let renewed = alice.wait_event(secs(5), |e| {
+        e["event"] == "network"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1:") && m.contains("renewed"))
+    });
+    let message = renewed["message"].as_str().unwrap_or_default();
+    let public = format!("{PUBLIC_IP}:");
+    let new_port: u16 = message
+        .split_once(&public)
+        .and_then(|(_, rest)| rest.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no public RTP address renewed: {message}"));
+    assert!(
+        (47000..=47099).contains(&new_port) && new_port != first_port,
+        "{message}"
+    );
+    let (second_port, sdp) = offered_port(&mut alice);
+    assert_eq!(
+        second_port, new_port,
+        "the second offer does not carry the router's new mapping:\n{sdp}"
+    );
+    assert!(sdp.contains(&format!("c=IN IP4 {PUBLIC_IP}")), "{sdp}");
+    carol.wait_for(secs(10), "incoming");
+    carol.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    std::thread::sleep(Duration::from_secs(3));
+    let during = lab.router_udp_mappings();
+    alice.send("hangup");
+    carol.wait_call_state(secs(10), 1, "ended");
+    for sb in [&mut alice, &mut bob, &mut carol] {
+        assert!(sb.quit_and_wait(secs(10)).success());
+    }
+    let deaf: Vec<&str> = [("alice", &alice_out), ("carol", &carol_out)]
+        .into_iter()
+        .filter(|(_, out)| after_onset(&read_wav(out).0).is_none())
+        .map(|(who, _)| who)
+        .collect();
+    assert!(
+        deaf.is_empty(),
+        "{deaf:?} heard nothing on the second call; the router held:\n{during}"
+    );
+    drop((kam, stun));
+}

@@ -235,6 +235,15 @@ pub(super) fn toml_error(
         format!("missing required key `{field}`")
     } else if raw == "invalid socket address syntax" && key.starts_with("network.dns_servers") {
         format!("{raw}: write a DNS server as \"ip:port\", e.g. \"192.0.2.53:53\" (no host names)")
+    } else if let Some(fixed) = (raw == "invalid socket address syntax")
+        .then(|| error.span().and_then(|span| text.get(span)))
+        .flatten()
+        .and_then(bracketed_ipv6)
+    {
+        format!(
+            "{raw}: an IPv6 address is written in brackets before its port, e.g. \"{fixed}\" \
+             (\"[::]:{DEFAULT_SIP_PORT}\" listens on IPv6 and IPv4)"
+        )
     } else if raw == "invalid socket address syntax" {
         format!(
             "{raw}: write \"ip:port\", e.g. \"0.0.0.0:{DEFAULT_SIP_PORT}\" (port 0 picks any free \
@@ -250,6 +259,22 @@ pub(super) fn toml_error(
         key,
         message,
     }
+}
+
+/// The bracketed form of an IPv6 address and port written without brackets (`"::1:5060"` →
+/// `[::1]:5060`, `"::1"` → `[::1]:5060`); `None` when `value` is no such thing.
+fn bracketed_ipv6(value: &str) -> Option<String> {
+    let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
+    if value.contains('[') || value.matches(':').count() < 2 {
+        return None;
+    }
+    if let Some((host, port)) = value.rsplit_once(':') {
+        if let (Ok(ip), Ok(port)) = (host.parse::<std::net::Ipv6Addr>(), port.parse::<u16>()) {
+            return Some(format!("[{ip}]:{port}"));
+        }
+    }
+    let ip = value.parse::<std::net::Ipv6Addr>().ok()?;
+    Some(format!("[{ip}]:{DEFAULT_SIP_PORT}"))
 }
 
 /// Rewrites serde's Rust vocabulary in a message into the words of the TOML file.
@@ -645,5 +670,27 @@ mod tests {
         assert_eq!(edit_distance("transprot", "transport"), 2);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("genral", "general"), 1);
+    }
+
+    #[test]
+    fn an_ipv6_bind_without_brackets_is_explained() {
+        assert_eq!(
+            bracketed_ipv6("\"::1:5060\"").as_deref(),
+            Some("[::1]:5060")
+        );
+        assert_eq!(
+            bracketed_ipv6("\"2001:db8::7\""),
+            Some("[2001:db8::7]:5060".into())
+        );
+        assert_eq!(bracketed_ipv6("\"0.0.0.0\""), None);
+        assert_eq!(bracketed_ipv6("\"[::1]:x\""), None);
+        assert_eq!(bracketed_ipv6("\"::g:1\""), None);
+        let Err(errors) = Config::parse("[network]\nbind = \"::1:5060\"\n", Path::new("t.toml"))
+        else {
+            panic!("an IPv6 bind without brackets is refused");
+        };
+        let shown = errors.to_string();
+        assert!(shown.contains("\"[::1]:5060\""), "{shown}");
+        assert!(shown.contains("network.bind"), "{shown}");
     }
 }

@@ -146,8 +146,8 @@ impl Default for General {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Network {
-    /// Local address of the SIP socket, written `"ip:port"` in TOML. Port 0 means any free
-    /// port. Default `0.0.0.0:5060`.
+    /// Local address of the SIP socket, written `"ip:port"` in TOML (`"[::1]:5060"` for IPv6;
+    /// `"[::]:5060"` is dual-stack). Port 0 means any free port. Default `0.0.0.0:5060`.
     pub bind: SocketAddr,
     /// Lowest local port used for RTP. Default 16384.
     pub rtp_port_min: u16,
@@ -281,7 +281,8 @@ pub struct Account {
     #[serde(default)]
     pub nat: Nat,
     /// A STUN server (`stun:host[:port]`) asked for each RTP socket's public address at
-    /// start, which SDP then offers; `None`: SDP carries the local (or NAT-corrected) address.
+    /// start (and again before a call when the answer is older than 20 s), which SDP then
+    /// offers; `None`: SDP carries the local (or NAT-corrected) address.
     #[serde(default)]
     pub stun_server: Option<String>,
     /// How `pickup` works: `"dialog"` or `"code"`. `None`: `code` when [`Account::pickup_code`]
@@ -1090,6 +1091,33 @@ fn check_sip_uri(uri: &str, registrar: bool) -> Result<(), String> {
     }
     let address = rest.split([';', '?']).next().unwrap_or_default();
     let host = address.rsplit_once('@').map_or(address, |(_, host)| host);
+    if let Some(reference) = host.strip_prefix('[') {
+        let valid = reference.split_once(']').is_some_and(|(ip, port)| {
+            ip.parse::<std::net::Ipv6Addr>().is_ok()
+                && (port.is_empty()
+                    || port
+                        .strip_prefix(':')
+                        .is_some_and(|p| p.parse::<u16>().is_ok()))
+        });
+        if !valid {
+            return Err(format!(
+                "`{uri}`: write an IPv6 address in brackets, then the port, e.g. `sip:[::1]:5060`"
+            ));
+        }
+    } else if host.matches(':').count() >= 2 {
+        let (ip, port) = match host.rsplit_once(':') {
+            Some((ip, port))
+                if ip.parse::<std::net::Ipv6Addr>().is_ok() && port.parse::<u16>().is_ok() =>
+            {
+                (ip, format!(":{port}"))
+            }
+            _ => (host, String::new()),
+        };
+        return Err(format!(
+            "`{uri}`: an IPv6 address is written in brackets (RFC 3261 §25.1), e.g. \
+             `sip:[{ip}]{port}`"
+        ));
+    }
     if host.is_empty() || host.starts_with(':') {
         return Err(format!("`{uri}` has no host"));
     }
@@ -1468,6 +1496,14 @@ order = []
         assert!(hint("pbx.test:5060").ends_with(", e.g. `sip:pbx.test:5060`"));
         assert!(hint("http://pbx.test").ends_with(", e.g. `sip:pbx.test`"));
         assert!(hint("tel:+441234").ends_with("`sips:`"));
+        // IPv6 addresses without brackets, or broken ones, say how to write them.
+        assert!(hint("sip:2001:db8::1:5070").ends_with("e.g. `sip:[2001:db8::1]:5070`"));
+        assert!(hint("sip:::1").ends_with("e.g. `sip:[::1]`"));
+        assert!(hint("sip:[::1").contains("in brackets, then the port"));
+        assert!(hint("sip:[::1]5060").contains("in brackets, then the port"));
+        assert!(hint("sip:[nope]:5060").contains("in brackets, then the port"));
+        assert!(check_sip_uri("sip:[::1]:5070", true).is_ok());
+        assert!(check_sip_uri("sip:201@[::1]", false).is_ok());
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! to the media engine (see `media.rs`); then it sleeps until the next input or the core's
 //! next deadline. It ends when the core says it has stopped (after `quit`), after a bounded
 //! wait for the history and hooks threads to finish what is queued. The first SIGINT/SIGTERM
-//! is a `quit`; a second one ends the loop at once.
+//! is a `quit`; a second one ends the loop at once. With a STUN server, a dial command or an
+//! incoming INVITE while no call is up first renews stale public RTP addresses (`stun.rs`,
+//! at most 500 ms); IPv4-mapped sources of the dual-stack socket are read as IPv4.
 //!
 //! [`setup`] prepares everything beforehand (account, addresses, sockets). The run loop reads
 //! the clock in one place ([`now`]) and hands it to the core, which never reads it (nor does
@@ -139,20 +141,22 @@ pub async fn run(
         lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
-    let rtp = match stun_server {
+    let (rtp, mut stun_refresher) = match stun_server {
         Some(Ok(server)) => {
+            let asked = now();
             let (rtp, mappings) = stun::learn(server, rtp).await;
             for event in stun::apply(&mut config.media_ip, &mut config.rtp_ports, &mappings) {
                 events.send(event);
             }
-            rtp
+            let refresher = stun::Refresher::new(server, &rtp, &mappings, asked);
+            (rtp, refresher)
         }
         Some(Err(message)) => {
             tracing::warn!(%message, "no STUN");
             events.send(Event::Network { message });
-            rtp
+            (rtp, None)
         }
-        None => rtp,
+        None => (rtp, None),
     };
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
@@ -191,7 +195,12 @@ pub async fn run(
         tokio::select! {
             received = udp.recv_from(&mut buf) => match received {
                 Ok((len, src)) => {
+                    let src = crate::sip::msg::unmapped(src);
                     events.sip(TraceDirection::In, src, &buf[..len]);
+                    let invite = stun::is_invite(&buf[..len]);
+                    for event in stun::before_call(stun_refresher.as_mut(), &mut ua, invite).await {
+                        events.send(event);
+                    }
                     ua.handle_datagram(now(), Transport::Udp, src, &buf[..len]);
                 }
                 Err(e) => tracing::debug!(error = %e, "SIP UDP receive failed"),
@@ -199,6 +208,10 @@ pub async fn run(
             Some(input) = tcp_inputs.recv() => match input {
                 TcpInput::Message { peer, bytes } => {
                     events.sip(TraceDirection::In, peer, &bytes);
+                    let invite = stun::is_invite(&bytes);
+                    for event in stun::before_call(stun_refresher.as_mut(), &mut ua, invite).await {
+                        events.send(event);
+                    }
                     ua.handle_datagram(now(), Transport::Tcp, peer, &bytes);
                 }
                 TcpInput::Closed { peer, id, .. } => {
@@ -210,6 +223,10 @@ pub async fn run(
             Some(input) = tls_inputs.recv() => match input {
                 TcpInput::Message { peer, bytes } => {
                     events.sip(TraceDirection::In, peer, &bytes);
+                    let invite = stun::is_invite(&bytes);
+                    for event in stun::before_call(stun_refresher.as_mut(), &mut ua, invite).await {
+                        events.send(event);
+                    }
                     ua.handle_datagram(now(), Transport::Tls, peer, &bytes);
                 }
                 TcpInput::Closed { peer, id, error } => {
@@ -233,7 +250,13 @@ pub async fn run(
                 });
                 match command {
                     Command::Sip(command) => match router.apply(command) {
-                        Ok(command) => ua.command(now(), command),
+                        Ok(command) => {
+                            let starts = stun::starts_call(&command);
+                            for event in stun::before_call(stun_refresher.as_mut(), &mut ua, starts).await {
+                                events.send(event);
+                            }
+                            ua.command(now(), command)
+                        }
                         Err(message) => events.send(error(message)),
                     },
                     Command::Route(name) => match router.choose(&name) {

@@ -14,7 +14,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
+use hickory_resolver::config::{LookupIpStrategy, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::name_server::TokioConnectionProvider;
 use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::proto::xfer::Protocol;
@@ -44,7 +44,10 @@ impl Dns {
         let (answers, rx) = mpsc::unbounded_channel();
         let resolver = if servers.is_empty() {
             TokioResolver::builder_tokio()
-                .map(|b| b.build())
+                .map(|mut b| {
+                    b.options_mut().ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+                    b.build()
+                })
                 .map_err(|e| format!("cannot read the system's DNS configuration: {e}"))
         } else {
             let mut config = ResolverConfig::new();
@@ -55,6 +58,7 @@ impl Dns {
             let mut options = ResolverOpts::default();
             options.timeout = Duration::from_secs(2);
             options.attempts = 2;
+            options.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
             Ok(
                 TokioResolver::builder_with_config(config, TokioConnectionProvider::default())
                     .with_options(options)
@@ -217,7 +221,8 @@ async fn srv(resolver: &TokioResolver, name: &str, ttl: &mut Ttl) -> Vec<Srv> {
         .collect()
 }
 
-/// The A and AAAA addresses of `host`.
+/// The A and AAAA addresses of `host` (both are asked for: the core orders them by the
+/// family it is bound to, `Located::preferring`).
 async fn addresses(
     resolver: &TokioResolver,
     host: &str,

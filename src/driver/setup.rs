@@ -6,7 +6,7 @@
 //! registrar, when named by a host name, is located later by the core through the driver's
 //! asynchronous DNS, `resolve.rs`), choosing the address we advertise in
 //! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
-//! RTP socket per line, and running the account's `password_cmd`. It blocks (DNS, the password
+//! RTP socket per line (dual-stack when bound to `[::]`), and running the account's `password_cmd`. It blocks (DNS, the password
 //! command) and so runs before the tokio runtime takes over. It must not start the user agent
 //! or read the clock.
 
@@ -477,7 +477,7 @@ impl Setup {
             stun: account
                 .stun_server
                 .as_deref()
-                .map(|uri| resolve_stun(uri, bound.ip())),
+                .map(|uri| resolve_stun(uri, advertised)),
         })
     }
 }
@@ -666,7 +666,7 @@ fn bind_sip(
 ) -> Result<(UdpSocket, Option<TcpListener>), SetupError> {
     let mut attempt = 1;
     loop {
-        let udp = UdpSocket::bind(addr).map_err(|source| SetupError::BindSip {
+        let udp = bind_udp(addr).map_err(|source| SetupError::BindSip {
             transport: "UDP",
             addr,
             source,
@@ -679,7 +679,7 @@ fn bind_sip(
             })?
             .port();
         let tcp_addr = SocketAddr::new(addr.ip(), port);
-        match TcpListener::bind(tcp_addr) {
+        match bind_tcp(tcp_addr) {
             Ok(tcp) => {
                 set_nonblocking(&udp, Some(&tcp))?;
                 return Ok((udp, Some(tcp)));
@@ -699,6 +699,43 @@ fn bind_sip(
                 return Ok((udp, None));
             }
         }
+    }
+}
+
+/// A UDP socket bound to `addr`. On the IPv6 unspecified address (`[::]`) it is dual-stack
+/// (`IPV6_V6ONLY` off, whatever the system's default): IPv4 peers reach it and are seen as
+/// IPv4-mapped addresses, which the driver and the media thread turn back into IPv4 ones.
+fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )?;
+    dual_stack(&socket, addr)?;
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+/// A TCP listener on `addr`, dual-stack on `[::]` like [`bind_udp`].
+fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    dual_stack(&socket, addr)?;
+    // As std's listener does: a restarted switchboard gets its port back at once.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
+}
+
+/// Turns `IPV6_V6ONLY` off on a socket about to be bound to the IPv6 unspecified address.
+fn dual_stack(socket: &socket2::Socket, addr: SocketAddr) -> io::Result<()> {
+    match addr {
+        SocketAddr::V6(v6) if v6.ip().is_unspecified() => socket.set_only_v6(false),
+        _ => Ok(()),
     }
 }
 
@@ -725,8 +762,10 @@ pub fn bind_rtp(
         if sockets.len() == count {
             break;
         }
-        let (Ok(rtp), Ok(rtcp)) = (UdpSocket::bind((ip, port)), UdpSocket::bind((ip, port + 1)))
-        else {
+        let (Ok(rtp), Ok(rtcp)) = (
+            bind_udp(SocketAddr::new(ip, port)),
+            bind_udp(SocketAddr::new(ip, port + 1)),
+        ) else {
             continue;
         };
         sockets.push(LineSockets { rtp, rtcp });
@@ -852,6 +891,40 @@ mod tests {
         // Towards a loopback peer the OS picks a loopback source.
         let towards: SocketAddr = "127.0.0.1:5060".parse().unwrap();
         assert!(advertised_ip(any, Some(towards)).is_loopback());
+    }
+
+    #[test]
+    fn a_sip_socket_on_the_ipv6_unspecified_address_is_dual_stack() {
+        let (udp, tcp) = bind_sip("[::]:0".parse().unwrap(), Transport::Udp).expect("binds");
+        let port = udp.local_addr().expect("addr").port();
+        assert!(tcp.is_some(), "TCP shares the port");
+        // An IPv4 peer reaches it, seen as an IPv4-mapped address.
+        let peer = UdpSocket::bind("127.0.0.1:0").expect("peer");
+        peer.send_to(b"v4", ("127.0.0.1", port)).expect("send");
+        udp.set_nonblocking(false).expect("blocking");
+        udp.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let mut buf = [0u8; 8];
+        let (n, from) = udp.recv_from(&mut buf).expect("the IPv4 datagram arrives");
+        assert_eq!(&buf[..n], b"v4");
+        assert_eq!(
+            crate::sip::msg::unmapped(from),
+            peer.local_addr().expect("addr")
+        );
+        // And an IPv6 one, as itself.
+        let peer6 = UdpSocket::bind("[::1]:0").expect("::1 must be available");
+        peer6.send_to(b"v6", ("::1", port)).expect("send");
+        let (_, from) = udp.recv_from(&mut buf).expect("the IPv6 datagram arrives");
+        assert_eq!(from, peer6.local_addr().expect("addr"));
+        // RTP sockets on [::] are dual-stack too.
+        let rtp = bind_rtp("::".parse().unwrap(), 43200, 43299, 1).expect("rtp");
+        let rtp_port = rtp[0].rtp.local_addr().expect("addr").port();
+        peer.send_to(b"rtp", ("127.0.0.1", rtp_port)).expect("send");
+        rtp[0]
+            .rtp
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        assert!(rtp[0].rtp.recv_from(&mut buf).is_ok());
     }
 
     #[test]

@@ -1,13 +1,22 @@
 //! Learning the public address of every line's RTP and RTCP sockets from a STUN server at
-//! start, before the media engine takes the sockets over: the socket side of
+//! start, before the media engine takes the sockets over, and again before a call when the
+//! last answer may be stale ([`Refresher`]): the socket side of
 //! [`crate::sip::stun::Binding`], which holds the rules.
 //!
 //! Each socket runs its own binding transaction at the same time as the others, so start-up
 //! waits at most one transaction's bounded retransmissions (3.5 s) when the server is silent.
 //! This module only sends, receives and reads the clock; what the answers mean for SDP is
 //! [`apply`]'s business.
+//!
+//! A router forgets an idle mapping (often after 30 s to a few minutes) and may give the socket
+//! another public port when it next sends: so before a call starts with no other call up, if
+//! the last answer is older than [`STALE_AFTER`], every line's RTP socket asks again, and the
+//! call waits for the answers at most [`REFRESH_WAIT`] (then SDP carries the last known
+//! address). The media thread is asleep then (no call), so the answers wait unread on the
+//! sockets for the driver's duplicates of them. Nothing runs while idle: no timer, no wake-up.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use rand::RngCore;
 use tokio::net::UdpSocket;
@@ -122,6 +131,183 @@ async fn run(server: SocketAddr, socket: &UdpSocket) -> Result<SocketAddr, Strin
     }
 }
 
+/// How old the last STUN answer may be before a new call asks again: below common routers'
+/// UDP timeouts (30 s and more), so a mapping the router may have forgotten is not offered.
+pub const STALE_AFTER: Duration = Duration::from_secs(20);
+/// A test-only environment variable that shortens [`STALE_AFTER`] (milliseconds): the NAT
+/// lab's router forgets mappings after 3 s, and a test waits seconds, not minutes. Not a
+/// configuration key: operators have no reason to change the bound.
+pub const STALE_AFTER_VAR: &str = "SWITCHBOARD_TEST_STUN_STALE_MS";
+
+/// [`STALE_AFTER`], or what [`STALE_AFTER_VAR`] asks for.
+fn stale_after() -> Duration {
+    let Ok(value) = std::env::var(STALE_AFTER_VAR) else {
+        return STALE_AFTER;
+    };
+    match value.trim().parse() {
+        Ok(ms) => {
+            tracing::warn!(
+                ms,
+                "STUN answers count as stale after {ms} ms (test setting)"
+            );
+            Duration::from_millis(ms)
+        }
+        Err(_) => {
+            tracing::warn!(%value, "ignoring {STALE_AFTER_VAR}: not a number of milliseconds");
+            STALE_AFTER
+        }
+    }
+}
+/// How long a new call waits for fresh STUN answers before using the last known ones.
+pub const REFRESH_WAIT: Duration = Duration::from_millis(500);
+
+/// Learns the lines' public RTP addresses again when they may be stale (see the module docs).
+pub struct Refresher {
+    server: SocketAddr,
+    /// A duplicate of each line's RTP socket (the media engine has the originals).
+    sockets: Vec<std::net::UdpSocket>,
+    /// The last address learnt per line.
+    mapped: Vec<Option<SocketAddr>>,
+    /// When STUN was last asked.
+    asked: std::time::Instant,
+    /// How old an answer may be ([`STALE_AFTER`] unless a test says otherwise).
+    stale_after: Duration,
+}
+
+impl Refresher {
+    /// A refresher for `sockets` (duplicated here), asked at `asked` with `mappings` as the
+    /// answers. `None` when a socket cannot be duplicated.
+    pub fn new(
+        server: SocketAddr,
+        sockets: &[LineSockets],
+        mappings: &[LineMapping],
+        asked: std::time::Instant,
+    ) -> Option<Refresher> {
+        let duplicates = sockets
+            .iter()
+            .map(|s| s.rtp.try_clone())
+            .collect::<std::io::Result<Vec<_>>>();
+        match duplicates {
+            Ok(sockets) => Some(Refresher {
+                server,
+                sockets,
+                mapped: mappings.iter().map(|m| m.rtp.clone().ok()).collect(),
+                asked,
+                stale_after: stale_after(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "STUN: the RTP sockets cannot be shared; addresses are learnt at start only");
+                None
+            }
+        }
+    }
+
+    /// Whether the last answers are older than [`STALE_AFTER`] at `now`.
+    pub fn stale(&self, now: std::time::Instant) -> bool {
+        now.saturating_duration_since(self.asked) >= self.stale_after
+    }
+
+    /// Asks again for every line (all at once), waiting at most [`REFRESH_WAIT`]; returns the
+    /// lines whose public address changed, with the new address. A line without an answer
+    /// keeps its last known address. Call it only while no call is up (the media thread
+    /// would read the answers otherwise).
+    pub async fn refresh(&mut self) -> Vec<(usize, SocketAddr)> {
+        self.asked = now();
+        tracing::debug!(
+            lines = self.sockets.len(),
+            "STUN: asking again before a call"
+        );
+        let mut tasks = JoinSet::new();
+        for (line, socket) in self.sockets.iter().enumerate() {
+            // Non-blocking, as the media engine keeps it (the flag is shared by duplicates).
+            let duplicate = socket
+                .try_clone()
+                .and_then(|s| s.set_nonblocking(true).map(|()| s));
+            let socket = match duplicate.and_then(UdpSocket::from_std) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    tracing::debug!(line, error = %e, "STUN refresh: socket unusable");
+                    continue;
+                }
+            };
+            let server = self.server;
+            tasks.spawn(async move {
+                let answer = tokio::time::timeout(REFRESH_WAIT, run(server, &socket)).await;
+                (line, answer)
+            });
+        }
+        let mut changed = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            let Ok((line, answer)) = done else { continue };
+            match answer {
+                Ok(Ok(public)) => {
+                    let Some(slot) = self.mapped.get_mut(line) else {
+                        continue;
+                    };
+                    if *slot != Some(public) {
+                        tracing::info!(line = line + 1, %public, old = ?slot, "STUN: the public RTP address changed");
+                        *slot = Some(public);
+                        changed.push((line, public));
+                    }
+                }
+                Ok(Err(why)) => {
+                    tracing::warn!(line = line + 1, error = %why, "STUN refresh failed; SDP keeps the last known address");
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        line = line + 1,
+                        "no STUN answer within {REFRESH_WAIT:?}; SDP keeps the last known address"
+                    );
+                }
+            }
+        }
+        changed.sort_unstable();
+        tracing::debug!(took = ?now().saturating_duration_since(self.asked), "STUN: asked again");
+        changed
+    }
+}
+
+/// Before something that may start a call (`starts_call`: a dial command, an incoming INVITE)
+/// with no call up: learns the public RTP addresses again if they are stale and gives them to
+/// the core. Returns the events that tell the operator about a changed address.
+pub async fn before_call(
+    refresher: Option<&mut Refresher>,
+    ua: &mut crate::sip::UserAgent,
+    starts_call: bool,
+) -> Vec<Event> {
+    let Some(refresher) = refresher else {
+        return Vec::new();
+    };
+    if !starts_call || !refresher.stale(now()) || ua.census().calls > 0 {
+        return Vec::new();
+    }
+    let mut events = Vec::new();
+    for (line, public) in refresher.refresh().await {
+        ua.set_public_rtp(line, public);
+        events.push(Event::Network {
+            message: format!(
+                "line {}: RTP is reached at {public} (STUN, renewed)",
+                line + 1
+            ),
+        });
+    }
+    events
+}
+
+/// Whether `bytes` is an INVITE (a new call coming in, when no call is up).
+pub fn is_invite(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"INVITE ")
+}
+
+/// Whether `command` may start a call (and so make an offer).
+pub fn starts_call(command: &crate::sip::Command) -> bool {
+    use crate::sip::Command as C;
+    matches!(
+        command,
+        C::Dial(_) | C::DialVia { .. } | C::Pickup(_) | C::Favourite(_) | C::Unpark(_)
+    )
+}
+
 /// Puts what STUN learnt into what SDP offers (the core's `media_ip` and `rtp_ports`): each
 /// line's public RTP port, and the public address of the first line that has one. Returns the
 /// events that tell the operator what happened (a line without an answer keeps its local
@@ -215,6 +401,96 @@ mod tests {
         assert_eq!(learnt, locals);
         // The sockets come back in order, still bound to their ports.
         assert_eq!(sockets[1].rtcp.local_addr().unwrap(), locals[3]);
+    }
+
+    /// A STUN server on loopback that answers every request with `mapped` as the address.
+    fn answering(mapped: SocketAddr) -> (SocketAddr, std::thread::JoinHandle<usize>) {
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+            .expect("timeout");
+        let addr = server.local_addr().expect("addr");
+        let responder = std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            let mut answered = 0;
+            while let Ok((_, src)) = server.recv_from(&mut buf) {
+                let mut resp = vec![0x01, 0x01, 0x00, 0x0c];
+                resp.extend_from_slice(&buf[4..20]);
+                resp.extend_from_slice(&[0x00, 0x20, 0x00, 0x08, 0x00, 0x01]);
+                let cookie = crate::sip::stun::MAGIC_COOKIE.to_be_bytes();
+                resp.extend_from_slice(&(mapped.port() ^ 0x2112).to_be_bytes());
+                let std::net::IpAddr::V4(ip) = mapped.ip() else {
+                    panic!("v4")
+                };
+                for (o, c) in ip.octets().iter().zip(cookie) {
+                    resp.push(o ^ c);
+                }
+                server.send_to(&resp, src).expect("send");
+                answered += 1;
+            }
+            answered
+        });
+        (addr, responder)
+    }
+
+    #[tokio::test]
+    async fn a_stale_mapping_is_asked_again_and_a_fresh_one_is_not() {
+        let public: SocketAddr = "203.0.113.9:47000".parse().unwrap();
+        let (server, responder) = answering(public);
+        let sockets = bind_rtp("127.0.0.1".parse().unwrap(), 43300, 43399, 1).expect("rtp");
+        let old: SocketAddr = "203.0.113.9:40000".parse().unwrap();
+        let mappings = [LineMapping {
+            rtp: Ok(old),
+            rtcp: Err("unused".into()),
+        }];
+        let t0 = now();
+        let mut refresher = Refresher::new(server, &sockets, &mappings, t0).expect("refresher");
+        assert!(!refresher.stale(t0 + STALE_AFTER / 2));
+        assert!(refresher.stale(t0 + STALE_AFTER));
+        // The new mapping is learnt through a duplicate of the line's socket.
+        assert_eq!(refresher.refresh().await, vec![(0, public)]);
+        // Asked again with the same answer: nothing changed, nothing to tell.
+        assert_eq!(refresher.refresh().await, Vec::new());
+        assert!(!refresher.stale(now()));
+        // The media engine's socket is still usable and bound where it was.
+        assert!(sockets[0].rtp.local_addr().is_ok());
+        assert_eq!(responder.join().expect("responder"), 2);
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_ends_the_refresh_and_keeps_the_last_address() {
+        // A bound socket that never answers.
+        let silent = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let sockets = bind_rtp("127.0.0.1".parse().unwrap(), 43400, 43499, 1).expect("rtp");
+        let mappings = [LineMapping {
+            rtp: Ok("203.0.113.9:40000".parse().unwrap()),
+            rtcp: Err("unused".into()),
+        }];
+        let mut refresher = Refresher::new(
+            silent.local_addr().expect("addr"),
+            &sockets,
+            &mappings,
+            now(),
+        )
+        .expect("refresher");
+        // The wait is bounded (REFRESH_WAIT): the refresh ends, and keeps the last address.
+        assert_eq!(refresher.refresh().await, Vec::new());
+        assert_eq!(
+            refresher.mapped,
+            vec![Some("203.0.113.9:40000".parse().unwrap())]
+        );
+    }
+
+    #[test]
+    fn only_dials_and_invites_start_calls() {
+        use crate::sip::Command as C;
+        assert!(starts_call(&C::Dial("201".into())));
+        assert!(starts_call(&C::Pickup("201".into())));
+        assert!(!starts_call(&C::Hangup(None)));
+        assert!(!starts_call(&C::Answer(None)));
+        assert!(is_invite(b"INVITE sip:a@b SIP/2.0\r\n"));
+        assert!(!is_invite(b"SIP/2.0 200 OK\r\n"));
+        assert!(!is_invite(b"OPTIONS sip:a@b SIP/2.0\r\n"));
     }
 
     #[test]

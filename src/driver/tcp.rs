@@ -242,6 +242,8 @@ impl TcpConnections {
 
     /// Takes over a connection accepted on the listener. Must be called inside the runtime.
     pub fn accept(&mut self, stream: TcpStream, peer: SocketAddr) {
+        // On a dual-stack listener an IPv4 peer is seen as an IPv4-mapped address.
+        let peer = crate::sip::msg::unmapped(peer);
         if self.tls.is_some() {
             tracing::warn!(%peer, "incoming TLS connections are not served; closing");
             return;

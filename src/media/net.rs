@@ -95,7 +95,11 @@ impl LineNet {
 fn receive_one(socket: &mio::net::UdpSocket, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
     for _ in 0..MAX_SOCKET_ERRORS {
         match socket.recv_from(buf) {
-            Ok(received) => return Some(received),
+            // A dual-stack socket reports an IPv4 peer as IPv4-mapped: give the IPv4 address
+            // the call's SDP names, so symmetric RTP sees the same peer.
+            Ok((len, src)) => {
+                return Some((len, SocketAddr::new(src.ip().to_canonical(), src.port())))
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => return None,
             Err(_) => {}
         }

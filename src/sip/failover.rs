@@ -26,6 +26,7 @@ impl UserAgent {
     /// Calls to that URI waiting for it send their INVITE; a REGISTER waiting for it is sent (or, without targets, the registration fails and is
     /// retried after the backoff).
     pub fn handle_resolved(&mut self, now: Instant, uri: &str, answer: Result<Located, String>) {
+        let answer = answer.map(|located| located.preferring(self.cfg.local.ip()));
         if self.call_resolved(now, uri, &answer) {
             self.collect_finished();
             return;

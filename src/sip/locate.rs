@@ -247,6 +247,19 @@ pub struct Located {
     pub ttl: Duration,
 }
 
+impl Located {
+    /// The same targets with those `local` can reach best first: RFC 3263 keeps the A and
+    /// AAAA addresses of each target, and a socket bound to an IPv6 address (`[::1]`) reaches
+    /// IPv6 targets only, an IPv4 one IPv4 only. The other family stays, last (a dual-stack
+    /// socket reaches both). The order within each family is kept.
+    pub fn preferring(mut self, local: IpAddr) -> Located {
+        let v6 = local.to_canonical().is_ipv6();
+        self.targets
+            .sort_by_key(|(addr, _)| addr.ip().to_canonical().is_ipv6() != v6);
+        self
+    }
+}
+
 /// The shortest time an answer is kept, whatever its TTL (no re-resolution storm on TTL 0).
 pub const MIN_TTL: Duration = Duration::from_secs(5);
 
@@ -540,6 +553,51 @@ mod tests {
                 ("127.0.0.22:5080".parse().unwrap(), Transport::Udp),
             ]
         );
+    }
+
+    #[test]
+    fn the_bound_family_comes_first_and_srv_order_is_kept_within_it() {
+        let located = Located {
+            targets: [
+                "192.0.2.1:5060",
+                "[2001:db8::1]:5060",
+                "192.0.2.2:5070",
+                "[2001:db8::2]:5070",
+            ]
+            .iter()
+            .map(|a| (a.parse().unwrap(), Transport::Udp))
+            .collect(),
+            ttl: MIN_TTL,
+        };
+        let order = |local: &str| -> Vec<String> {
+            located
+                .clone()
+                .preferring(local.parse().unwrap())
+                .targets
+                .iter()
+                .map(|(a, _)| a.to_string())
+                .collect()
+        };
+        assert_eq!(
+            order("::1"),
+            [
+                "[2001:db8::1]:5060",
+                "[2001:db8::2]:5070",
+                "192.0.2.1:5060",
+                "192.0.2.2:5070"
+            ]
+        );
+        assert_eq!(
+            order("192.168.1.20"),
+            [
+                "192.0.2.1:5060",
+                "192.0.2.2:5070",
+                "[2001:db8::1]:5060",
+                "[2001:db8::2]:5070"
+            ]
+        );
+        // An IPv4-mapped local address counts as IPv4.
+        assert_eq!(order("::ffff:192.168.1.20")[0], "192.0.2.1:5060");
     }
 
     #[test]

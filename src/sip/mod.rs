@@ -59,6 +59,8 @@ mod failover_tests;
 #[cfg(test)]
 mod garbage_tests;
 mod happening;
+#[cfg(test)]
+mod ipv6_tests;
 mod keepalive;
 pub mod locate;
 mod media_control;

@@ -342,6 +342,13 @@ fn with_plain_request_uri(bytes: &[u8]) -> Option<Vec<u8>> {
     if !plain || !uri_chars || !method.bytes().all(|b| b.is_ascii_uppercase()) {
         return None;
     }
+    // rsip cannot read an IPv6 reference: a valid one is replaced by a name.
+    let host_port = if host_port.starts_with('[') {
+        split_host_port(host_port)?;
+        "ipv6.invalid"
+    } else {
+        host_port
+    };
     let mut out = format!("{method} sip:{host_port} SIP/2.0").into_bytes();
     out.extend_from_slice(&bytes[end..]);
     Some(out)
@@ -589,7 +596,7 @@ impl Via {
 
 impl std::fmt::Display for Via {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SIP/2.0/{} {}", self.transport, self.host)?;
+        write!(f, "SIP/2.0/{} {}", self.transport, bracketed(&self.host))?;
         if let Some(p) = self.port {
             write!(f, ":{p}")?;
         }
@@ -597,13 +604,17 @@ impl std::fmt::Display for Via {
     }
 }
 
-/// Splits `host`, `host:port` or `[v6]:port`.
+/// Splits `host`, `host:port` or `[v6]:port` (RFC 3261 §25.1: an IPv6 address is written in
+/// brackets when a port may follow). The brackets are dropped; what they enclose must be an
+/// IPv6 address. A bare IPv6 address (more than one colon, no brackets) is taken as a host
+/// without port, as lenient peers write it in `received`.
 pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     if s.is_empty() {
         return None;
     }
     if let Some(rest) = s.strip_prefix('[') {
         let (host, after) = rest.split_once(']')?;
+        host.parse::<std::net::Ipv6Addr>().ok()?;
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p.parse().ok()?),
             None if after.is_empty() => None,
@@ -613,8 +624,40 @@ pub fn split_host_port(s: &str) -> Option<(String, Option<u16>)> {
     }
     match s.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') => Some((h.to_string(), Some(p.parse().ok()?))),
-        _ => Some((s.to_string(), None)),
+        Some(_) => s
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .map(|_| (s.to_string(), None)),
+        None => Some((s.to_string(), None)),
     }
+}
+
+/// A host as written in a URI or Via: an IPv6 address in brackets (`[::1]`), anything else as
+/// it is. Brackets already there are kept.
+pub fn bracketed(host: &str) -> std::borrow::Cow<'_, str> {
+    if host.contains(':') && !host.starts_with('[') {
+        std::borrow::Cow::Owned(format!("[{host}]"))
+    } else {
+        std::borrow::Cow::Borrowed(host)
+    }
+}
+
+/// An IP address written as a host, `received` or `maddr` value: bare or in brackets
+/// (RFC 5118 §4.5 accepts both); an IPv4-mapped IPv6 address is read as the IPv4 one.
+pub fn parse_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    let ip = match text.strip_prefix('[') {
+        Some(reference) => IpAddr::V6(reference.strip_suffix(']')?.parse().ok()?),
+        None => text.parse().ok()?,
+    };
+    Some(ip.to_canonical())
+}
+
+/// `addr` with an IPv4-mapped IPv6 address (`[::ffff:192.0.2.1]:5060`, as a dual-stack socket
+/// reports an IPv4 peer) given as the IPv4 one, so that a peer has one address whichever
+/// socket saw it.
+pub fn unmapped(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
 }
 
 /// The parts of a SIP URI the core routes by.
@@ -633,22 +676,41 @@ pub struct SipUri {
 }
 
 impl SipUri {
-    /// Parses a `sip:` or `sips:` URI through rsip, with headers (`?…`) ignored.
+    /// Parses a `sip:` or `sips:` URI through rsip, with headers (`?…`) ignored. An IPv6
+    /// reference (`sip:bob@[2001:db8::1]:5070`) is read here, since rsip cannot: what the
+    /// brackets enclose must be an IPv6 address.
     pub fn parse(s: &str) -> Option<SipUri> {
         let s = s.trim();
         let without_headers = s.split_once('?').map_or(s, |(a, _)| a);
-        let uri = rsip::Uri::try_from(without_headers).ok()?;
+        let scheme_end = without_headers.find(':')? + 1;
+        let host_start = without_headers[scheme_end..]
+            .rfind('@')
+            .map_or(scheme_end, |at| scheme_end + at + 1);
+        let (for_rsip, v6) = match without_headers[host_start..].strip_prefix('[') {
+            Some(reference) => {
+                let (host, after) = reference.split_once(']')?;
+                host.parse::<std::net::Ipv6Addr>().ok()?;
+                if !(after.is_empty() || after.starts_with([':', ';'])) {
+                    return None;
+                }
+                let placeholder = format!("{}ipv6.invalid{after}", &without_headers[..host_start]);
+                (std::borrow::Cow::Owned(placeholder), Some(host))
+            }
+            None => (std::borrow::Cow::Borrowed(without_headers), None),
+        };
+        let uri = rsip::Uri::try_from(for_rsip.as_ref()).ok()?;
         let secure = matches!(uri.scheme, Some(rsip::Scheme::Sips));
         if !matches!(uri.scheme, Some(rsip::Scheme::Sip | rsip::Scheme::Sips)) {
             return None;
         }
-        let host = match &uri.host_with_port.host {
-            rsip::Host::Domain(d) => d.to_string(),
-            rsip::Host::IpAddr(ip) => ip.to_string(),
+        let host = match (v6, &uri.host_with_port.host) {
+            (Some(v6), _) => v6.to_string(),
+            (None, rsip::Host::Domain(d)) => d.to_string(),
+            (None, rsip::Host::IpAddr(ip)) => ip.to_string(),
         };
-        let params_text = without_headers
+        let params_text = for_rsip
             .split_once('@')
-            .map_or(without_headers, |(_, hp)| hp);
+            .map_or(for_rsip.as_ref(), |(_, hp)| hp);
         let params = params_text
             .split_once(';')
             .map(|(_, p)| Params::parse(p))
@@ -662,12 +724,14 @@ impl SipUri {
         })
     }
 
-    /// The socket address, when the host is an IP literal (or `localhost`).
+    /// The socket address, when the host (or a `maddr` parameter, which RFC 3261 §19.1.1 lets
+    /// override it) is an IP literal (or `localhost`). An IPv4-mapped IPv6 address is given as
+    /// the IPv4 one.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        let ip: IpAddr = if self.host.eq_ignore_ascii_case("localhost") {
-            IpAddr::from([127, 0, 0, 1])
-        } else {
-            self.host.parse().ok()?
+        let ip: IpAddr = match self.params.get("maddr").and_then(parse_ip) {
+            Some(ip) => ip,
+            None if self.host.eq_ignore_ascii_case("localhost") => IpAddr::from([127, 0, 0, 1]),
+            None => parse_ip(&self.host)?,
         };
         let default = if self.secure { 5061 } else { 5060 };
         Some(SocketAddr::new(ip, self.port.unwrap_or(default)))
@@ -911,5 +975,176 @@ From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
             split_host_port("[::1]:5060"),
             Some(("::1".into(), Some(5060)))
         );
+    }
+
+    /// A request in the shape of RFC 5118's examples, with `uri` as Request-URI and
+    /// `extra` headers.
+    fn v6_request(uri: &str, via: &str, extra: &str) -> String {
+        format!(
+            "REGISTER {uri} SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n\
+             From: \"Caller\" <sip:caller@[2001:db8::1]>;tag=1\r\n\
+             To: \"Caller\" <sip:caller@[2001:db8::1]>\r\nCall-ID: SSG95523997077@hlau_4100\r\n\
+             CSeq: 166 REGISTER\r\nContact: \"Caller\" <sip:caller@[2001:db8::1]>\r\n{extra}\
+             Content-Length: 0\r\n\r\n"
+        )
+    }
+
+    #[test]
+    fn rfc5118_ipv6_references_parse() {
+        // §4.1: an IPv6 reference in the Request-URI, Via, From/To and Contact.
+        let text = v6_request(
+            "sip:[2001:db8::10]",
+            "SIP/2.0/UDP [2001:db8::9:1];branch=z9hG4bKas3-111",
+            "",
+        );
+        let m = Message::parse(text.as_bytes()).expect("§4.1 parses");
+        assert_eq!(m.request_uri(), Some("sip:[2001:db8::10]"));
+        assert_eq!((m.via.host.as_str(), m.via.port), ("2001:db8::9:1", None));
+        let contact = SipUri::parse(&m.contact().expect("contact").uri).expect("uri");
+        assert_eq!(contact.host, "2001:db8::1");
+        assert_eq!(contact.user.as_deref(), Some("caller"));
+        assert_eq!(
+            SipUri::parse("sip:[2001:db8::10]").and_then(|u| u.socket_addr()),
+            Some("[2001:db8::10]:5060".parse().expect("addr"))
+        );
+        // §4.3: the port is inside the brackets, so there is none; §4.4: outside, 5070.
+        let ambiguous = SipUri::parse("sip:[2001:db8::10:5070]").expect("§4.3");
+        assert_eq!(
+            (ambiguous.host.as_str(), ambiguous.port),
+            ("2001:db8::10:5070", None)
+        );
+        let port = SipUri::parse("sip:[2001:db8::10]:5070").expect("§4.4");
+        assert_eq!(
+            (port.host.as_str(), port.port),
+            ("2001:db8::10", Some(5070))
+        );
+        // §4.2: an IPv6 address without brackets is no sip: host.
+        assert_eq!(
+            SipUri::parse("sip:2001:db8::10").and_then(|u| u.socket_addr()),
+            None
+        );
+    }
+
+    #[test]
+    fn rfc5118_received_with_and_without_brackets() {
+        // §4.5: both forms of `received` name the same address.
+        for received in ["2001:db8::9:255", "[2001:db8::9:255]"] {
+            let via = Via::parse(&format!(
+                "SIP/2.0/UDP [2001:db8::9:1];received={received};branch=z9hG4bKas3"
+            ))
+            .expect("via");
+            assert_eq!(
+                via.params.get("received").and_then(parse_ip),
+                Some("2001:db8::9:255".parse().expect("ip"))
+            );
+        }
+        // §4.7: a list of Route headers, IPv4 and IPv6 mixed.
+        let text = v6_request(
+            "sip:[2001:db8::10]:5070",
+            "SIP/2.0/UDP [2001:db8::9:1]:6050;branch=z9hG4bKas3-111",
+            "Route: <sip:[2001:db8::9:255];lr>, <sip:192.0.2.1;lr>\r\n",
+        );
+        let m = Message::parse(text.as_bytes()).expect("§4.7 parses");
+        assert_eq!(m.via.port, Some(6050));
+        let routes: Vec<_> = m
+            .headers("Route")
+            .filter_map(NameAddr::parse)
+            .filter_map(|r| SipUri::parse(&r.uri)?.socket_addr())
+            .collect();
+        assert_eq!(
+            routes,
+            ["[2001:db8::9:255]:5060", "192.0.2.1:5060"].map(|a| a.parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn rfc5118_ipv4_mapped_addresses_are_ipv4() {
+        // §4.9: an IPv4-mapped IPv6 address is the IPv4 one, wherever it is written.
+        let u = SipUri::parse("sip:[::ffff:192.0.2.10]").expect("uri");
+        assert_eq!(
+            u.socket_addr(),
+            Some("192.0.2.10:5060".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_ip("::ffff:192.0.2.128"),
+            Some("192.0.2.128".parse().expect("ip"))
+        );
+        assert_eq!(
+            unmapped("[::ffff:127.0.0.1]:5062".parse().expect("addr")),
+            "127.0.0.1:5062".parse().expect("addr")
+        );
+        assert_eq!(
+            unmapped("[::1]:5062".parse().expect("addr")),
+            "[::1]:5062".parse().expect("addr")
+        );
+    }
+
+    #[test]
+    fn ipv6_hosts_are_written_in_brackets() {
+        let via = Via::parse("SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1;rport").expect("via");
+        assert_eq!(via.host, "::1");
+        assert_eq!(
+            via.to_string(),
+            "SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1;rport"
+        );
+        let mut no_port = via.clone();
+        no_port.port = None;
+        no_port.params.set("received", Some("::1"));
+        assert_eq!(
+            no_port.to_string(),
+            "SIP/2.0/UDP [::1];branch=z9hG4bK1;rport;received=::1"
+        );
+        assert_eq!(bracketed("::1"), "[::1]");
+        assert_eq!(bracketed("[::1]"), "[::1]");
+        assert_eq!(bracketed("pbx.example.com"), "pbx.example.com");
+    }
+
+    #[test]
+    fn uri_with_ipv6_host_keeps_user_port_and_parameters() {
+        let u =
+            SipUri::parse("sips:201@[::1]:5071;transport=tcp;maddr=[::2]?Subject=x").expect("uri");
+        assert!(u.secure);
+        assert_eq!(u.user.as_deref(), Some("201"));
+        assert_eq!((u.host.as_str(), u.port), ("::1", Some(5071)));
+        assert_eq!(u.transport().as_deref(), Some("tcp"));
+        // maddr overrides the host as the destination (RFC 3261 §19.1.1).
+        assert_eq!(u.socket_addr(), Some("[::2]:5071".parse().expect("addr")));
+        let u = SipUri::parse("sip:bob@example.com;maddr=192.0.2.7").expect("uri");
+        assert_eq!(
+            u.socket_addr(),
+            Some("192.0.2.7:5060".parse().expect("addr"))
+        );
+    }
+
+    #[test]
+    fn malformed_ipv6_references_are_refused_without_panic() {
+        for uri in [
+            "sip:[::1",
+            "sip:bob@[::1",
+            "sip:[]",
+            "sip:[::1]x",
+            "sip:[::1]:",
+            "sip:[::1]:99999",
+            "sip:[zz::1]:5060",
+            "sip:[192.0.2.1]",
+            "sip:[2001:db8::1::2]",
+            "sip:[[::1]]",
+            "sip:[",
+            "sip:@[",
+            "sip:]",
+        ] {
+            let addr = SipUri::parse(uri).and_then(|u| u.socket_addr());
+            assert_eq!(addr, None, "{uri}");
+        }
+        for sent_by in [
+            "[::1", "[::1]x", "[]:5060", "[nope]:1", "1::2::3", "[::1]:x",
+        ] {
+            assert_eq!(split_host_port(sent_by), None, "{sent_by}");
+        }
+        for text in ["[::1", "::1]", "[]", "[1.2.3.4]", "[::1]]"] {
+            assert_eq!(parse_ip(text), None, "{text}");
+        }
+        let garbage = v6_request("sip:[::1", "SIP/2.0/UDP [::1;branch=z9hG4bK1", "");
+        assert!(Message::parse(garbage.as_bytes()).is_err());
     }
 }

@@ -32,8 +32,8 @@ pub(super) fn seen_at(resp: &Message, sent_from: SocketAddr) -> Option<SocketAdd
         return None;
     }
     let ip = match received {
-        Some(ip) => ip.trim().parse::<IpAddr>().ok()?,
-        None => sent_from.ip(),
+        Some(ip) => super::msg::parse_ip(ip)?,
+        None => sent_from.ip().to_canonical(),
     };
     let port = match rport {
         Some(port) => port.trim().parse::<u16>().ok().filter(|p| *p != 0)?,

@@ -472,12 +472,13 @@ fn parse_origin(value: &str) -> Option<Origin> {
     }
 }
 
-/// `IN IP4 <addr>[/ttl[/n]]` or `IN IP6 <addr>`; only IP literals are accepted.
+/// `IN IP4 <addr>[/ttl[/n]]` or `IN IP6 <addr>`; only IP literals are accepted. An
+/// IPv4-mapped IPv6 address (`IN IP6 ::ffff:192.0.2.2`, RFC 5118 §4.9) is the IPv4 one.
 fn parse_connection(value: &str) -> Option<IpAddr> {
     let mut f = value.split_whitespace();
     let (_net, _addrtype, addr) = (f.next()?, f.next()?, f.next()?);
     let addr = addr.split('/').next()?;
-    addr.parse().ok()
+    addr.parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
 }
 
 /// `<media> <port>[/<count>] <proto> <fmt> ...`.

@@ -273,6 +273,18 @@ impl Binding {
     }
 }
 
+impl super::UserAgent {
+    /// STUN learnt line `line`'s RTP socket anew at `public` (the driver asks again before a
+    /// call when the last answer may be stale): offers and answers made from now on carry that
+    /// address and port; calls already set up keep theirs.
+    pub fn set_public_rtp(&mut self, line: usize, public: SocketAddr) {
+        if let Some(port) = self.cfg.rtp_ports.get_mut(line) {
+            *port = public.port();
+        }
+        self.cfg.media_ip = public.ip();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@
 //!  *72#                                sip:*72%23@pbx.example
 //!  alice                               sip:alice@pbx.example
 //!  bob@gw.example:5070                 sip:bob@gw.example:5070
+//!  bob@[2001:db8::7]:5070              sip:bob@[2001:db8::7]:5070
 //!  555-1234@gw.example                 sip:5551234@gw.example
 //!  SIPS:Bob@Host;transport=tls         sips:Bob@Host;transport=tls
 //!  sip:b@h?Replaces=a%3Bto-tag%3D1     sip:b@h?Replaces=a%3Bto-tag%3D1
@@ -308,9 +309,12 @@ fn uri(rest: &str, secure: bool) -> Result<Target, TargetError> {
     })
 }
 
-/// `host[:port]`: a name or IPv4 address (the message layer takes no IPv6 literal); the
-/// port is 1–5 digits.
+/// `host[:port]`: a name, an IPv4 address or an IPv6 reference (`[2001:db8::1]`, RFC 3261
+/// §25.1); the port is 1–5 digits.
 fn hostport_ok(hostport: &str) -> bool {
+    if hostport.starts_with('[') {
+        return super::msg::split_host_port(hostport).is_some_and(|(_, port)| port != Some(0));
+    }
     let (host, port) = match hostport.split_once(':') {
         Some((host, port)) => (host, Some(port)),
         None => (hostport, None),
@@ -450,6 +454,23 @@ pub(super) mod tests {
     ];
 
     #[test]
+    fn ipv6_references_are_called() {
+        for (typed, uri) in [
+            ("sip:201@[::1]:5070", "sip:201@[::1]:5070"),
+            ("bob@[2001:db8::7]", "sip:bob@[2001:db8::7]"),
+            (
+                "sips:bob@[::1];transport=tls",
+                "sips:bob@[::1];transport=tls",
+            ),
+        ] {
+            let target = Target::parse(typed, D).unwrap_or_else(|e| panic!("{typed}: {e}"));
+            assert_eq!(target.to_string(), uri);
+        }
+        let target = Target::parse("201", "[::1]").expect("an IPv6 account domain");
+        assert_eq!(target.to_string(), "sip:201@[::1]");
+    }
+
+    #[test]
     fn every_form_gives_its_target() {
         for (typed, want) in FORMS {
             let got = Target::parse(typed, D).map(|t| t.to_string());
@@ -498,7 +519,12 @@ pub(super) mod tests {
             "sip:bob@-x",
             "bob@h:123456",
             "bob@h:",
-            "bob@[::1]:5060",
+            "bob@[::1",
+            "bob@[::1]x",
+            "bob@[zz::1]:5060",
+            "sip:bob@[::1]:0",
+            "sip:bob@[::1]:99999",
+            "sip:bob@[127.0.0.1]",
         ] {
             assert!(
                 matches!(

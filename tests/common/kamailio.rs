@@ -4,11 +4,12 @@
 //! on UDP and TCP `127.X.Y.1:5060` (the domain is that IP), keeps registrations in memory, and
 //! puts its ctl/jsonrpc sockets and pid file in the instance's private run directory, so any
 //! number of instances run side by side. Digest credentials come from a `db_text` directory
-//! written from the `users` given to [`Kamailio::start`].
+//! written from the `users` given to [`Kamailio::start`]. [`Kamailio::start_ipv6`] listens on
+//! `[::1]` instead, on a free port, serving a SIP domain by name.
 
 use std::fmt::Write as _;
 use std::fs;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,6 +43,10 @@ pub struct KamailioTls {
 #[derive(Debug)]
 pub struct Kamailio {
     ip: Ipv4Addr,
+    /// Where it listens for SIP (UDP and TCP).
+    sip: SocketAddr,
+    /// The SIP domain of its users.
+    domain: String,
     tools_ip: Ipv4Addr,
     auth: KamailioAuth,
     users: Vec<(String, String)>,
@@ -88,12 +93,55 @@ impl Kamailio {
         tls: Option<&KamailioTls>,
         domain: Option<&str>,
     ) -> Kamailio {
-        let kamailio = require_tool("kamailio", "kamailio");
         require_tool("sipsak", "sipsak");
         let ip = net.ip(hosts::KAMAILIO);
         let dir = run_dir("kamailio");
         let cfg_path = write_config(dir.path(), ip.into(), users, domain);
+        Kamailio::run(
+            net,
+            users,
+            auth,
+            tls,
+            dir,
+            cfg_path,
+            SocketAddr::from((ip, 5060)),
+            ip.to_string(),
+        )
+    }
 
+    /// Starts kamailio listening on UDP and TCP `[::1]:PORT` (a free port) only, serving SIP
+    /// `domain` (no DNS: its users name the registrar by address) with digest-authenticated
+    /// REGISTER for `users`. Panics with a clear message when `::1` is unavailable.
+    pub fn start_ipv6(net: &Net, users: &[(&str, &str)], domain: &str) -> Kamailio {
+        let port = free_ipv6_port();
+        let sip = SocketAddr::from((Ipv6Addr::LOCALHOST, port));
+        let dir = run_dir("kamailio");
+        let cfg_path = write_config_listening(dir.path(), &[sip], domain, users, None);
+        Kamailio::run(
+            net,
+            users,
+            KamailioAuth::Register,
+            None,
+            dir,
+            cfg_path,
+            sip,
+            domain.to_owned(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        net: &Net,
+        users: &[(&str, &str)],
+        auth: KamailioAuth,
+        tls: Option<&KamailioTls>,
+        dir: tempfile::TempDir,
+        cfg_path: PathBuf,
+        sip: SocketAddr,
+        domain: String,
+    ) -> Kamailio {
+        let kamailio = require_tool("kamailio", "kamailio");
+        let ip = net.ip(hosts::KAMAILIO);
         if let Some(tls) = tls {
             assert!(
                 has_tls_module(),
@@ -148,6 +196,8 @@ impl Kamailio {
         let peer = Peer::spawn("kamailio", &mut cmd, vec![log.clone()]);
         let mut kam = Kamailio {
             ip,
+            sip,
+            domain,
             tools_ip: net.ip(hosts::TOOLS),
             auth,
             users: users
@@ -171,7 +221,7 @@ impl Kamailio {
                 );
             }
             // Its UDP socket first (cheap), then a real OPTIONS round trip.
-            (process::udp_bound(self.addr()) && self.ping()).then_some(())
+            ((self.sip.is_ipv6() || process::udp_bound(self.addr())) && self.ping()).then_some(())
         });
         if ready.is_none() {
             panic!(
@@ -187,14 +237,14 @@ impl Kamailio {
         self.ip
     }
 
-    /// `127.X.Y.1:5060`.
+    /// `127.X.Y.1:5060` (`[::1]:PORT` with [`Kamailio::start_ipv6`]).
     pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from((self.ip, 5060))
+        self.sip
     }
 
-    /// The SIP domain, i.e. the IP as a string.
+    /// The SIP domain: the IP as a string (the name given to [`Kamailio::start_ipv6`]).
     pub fn domain(&self) -> String {
-        self.ip.to_string()
+        self.domain.clone()
     }
 
     /// `127.X.Y.1:5061`, the TLS listener (with [`Kamailio::start_tls`]).
@@ -202,14 +252,14 @@ impl Kamailio {
         SocketAddr::from((self.ip, 5061))
     }
 
-    /// `sip:127.X.Y.1:5060`, for registrar / outbound proxy settings.
+    /// `sip:127.X.Y.1:5060` (`sip:[::1]:PORT`), for registrar / outbound proxy settings.
     pub fn uri(&self) -> String {
-        format!("sip:{}:5060", self.ip)
+        format!("sip:{}", self.sip)
     }
 
-    /// `sip:user@127.X.Y.1`.
+    /// `sip:user@127.X.Y.1` (`sip:user@DOMAIN`).
     pub fn aor(&self, user: &str) -> String {
-        format!("sip:{user}@{}", self.ip)
+        format!("sip:{user}@{}", self.domain)
     }
 
     /// The authentication policy it runs with.
@@ -227,8 +277,12 @@ impl Kamailio {
         self.dir.path()
     }
 
-    /// Whether kamailio itself answers an OPTIONS with 200 (sipsak, at most 2 s).
+    /// Whether kamailio itself answers an OPTIONS with 200 (sipsak, at most 2 s; over IPv6,
+    /// where sipsak cannot go, one OPTIONS from a socket of our own).
     pub fn ping(&self) -> bool {
+        if self.sip.is_ipv6() {
+            return options_ping(self.sip);
+        }
         let done = run_bounded(
             Command::new("sipsak")
                 .arg("-s")
@@ -286,7 +340,7 @@ impl Kamailio {
     /// The registered contacts of `user` (kamcmd `ul.lookup location user`), as the raw
     /// `Address:` values; empty if none.
     pub fn contacts(&self, user: &str) -> Vec<String> {
-        let aor = format!("{user}@{}", self.ip);
+        let aor = format!("{user}@{}", self.domain);
         match self.rpc(&["ul.lookup", "location", &aor]) {
             Ok(out) => out
                 .lines()
@@ -399,6 +453,19 @@ pub fn write_config(
     users: &[(&str, &str)],
     domain: Option<&str>,
 ) -> PathBuf {
+    let listen = [SocketAddr::new(ip, 5060)];
+    write_config_listening(dir, &listen, &ip.to_string(), users, domain)
+}
+
+/// [`write_config`] listening on UDP and TCP at each of `listen`, with `realm` (an IPv4
+/// address or a name) as the users' domain and first alias.
+fn write_config_listening(
+    dir: &std::path::Path,
+    listen: &[SocketAddr],
+    realm: &str,
+    users: &[(&str, &str)],
+    domain: Option<&str>,
+) -> PathBuf {
     let db_dir = dir.join("db");
     fs::create_dir(&db_dir).expect("creating kamailio's db_text directory");
     // db_text tables. auth_db reads `subscriber`; its ha1 columns must be nullable or
@@ -417,7 +484,7 @@ pub fn write_config(
             !user.contains(':') && !password.contains(':'),
             "db_text cannot store ':' in {user:?} / {password:?}"
         );
-        let _ = writeln!(subscriber, "{}:{user}:{ip}:{password}::", i + 1);
+        let _ = writeln!(subscriber, "{}:{user}:{realm}:{password}::", i + 1);
     }
     fs::write(db_dir.join("subscriber"), subscriber).expect("writing db_text subscriber");
 
@@ -428,9 +495,17 @@ pub fn write_config(
         Some(domain) => format!("alias=\"@IP@\"\nalias=\"{domain}\""),
         None => "alias=\"@IP@\"".to_owned(),
     };
+    let listen_lines: String = listen
+        .iter()
+        .map(|addr| format!("listen=udp:{addr}\nlisten=tcp:{addr}\n"))
+        .collect();
     let cfg = template
+        .replace(
+            "listen=udp:@IP@:5060\nlisten=tcp:@IP@:5060\n",
+            &listen_lines,
+        )
         .replace("alias=\"@IP@\"", &aliases)
-        .replace("@IP@", &ip.to_string())
+        .replace("@IP@", realm)
         .replace("@RUN_DIR@", &dir.display().to_string())
         .replace("@DB_DIR@", &db_dir.display().to_string());
     let cfg_path = dir.join("kamailio.cfg");
@@ -445,4 +520,49 @@ fn has_tls_module() -> bool {
     };
     dirs.flatten()
         .any(|d| d.path().join("kamailio/modules/tls.so").exists())
+}
+
+/// A port free for UDP and TCP on `::1` (asked of the system). Panics, saying so, when `::1`
+/// cannot be bound (IPv6 off on this machine).
+fn free_ipv6_port() -> u16 {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind((Ipv6Addr::LOCALHOST, 0)).unwrap_or_else(|e| {
+            panic!("the IPv6 lab needs ::1 on the loopback interface, which cannot be bound: {e}")
+        });
+        let port = udp.local_addr().expect("a bound socket's address").port();
+        if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on ::1");
+}
+
+/// Whether `server` answers one OPTIONS (sent from `[::1]` or `127.0.0.1`) with 200 within 1 s.
+fn options_ping(server: SocketAddr) -> bool {
+    let local: IpAddr = if server.is_ipv6() {
+        Ipv6Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::LOCALHOST.into()
+    };
+    let Ok(socket) = UdpSocket::bind((local, 0)) else {
+        return false;
+    };
+    let Ok(me) = socket.local_addr() else {
+        return false;
+    };
+    let request = format!(
+        "OPTIONS sip:{server} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKping{port}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:ping@{me}>;tag=ping\r\nTo: <sip:{server}>\r\n\
+         Call-ID: ping-{port}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        port = me.port()
+    );
+    if socket
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .is_err()
+        || socket.send_to(request.as_bytes(), server).is_err()
+    {
+        return false;
+    }
+    let mut buf = [0u8; 2048];
+    matches!(socket.recv_from(&mut buf), Ok((n, _)) if buf[..n].starts_with(b"SIP/2.0 200"))
 }
