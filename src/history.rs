@@ -673,6 +673,7 @@ mod tests {
             display_name: name.map(Into::into),
             referred_by: None,
             replaces: None,
+            account: "desk".into(),
         }
     }
 

@@ -465,6 +465,7 @@ mod tests {
             display_name: Some("José García".into()),
             referred_by: None,
             replaces: None,
+            account: "desk".into(),
         }
     }
 

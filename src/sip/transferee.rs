@@ -203,7 +203,7 @@ impl UserAgent {
         if let Some(r) = &replaces {
             headers.push(("Replaces", r.to_header_value()));
         }
-        let contact = self.contact_uri();
+        let contact = self.contact_uri(self.call_account(&req.call_id));
         // The 202 creates the refer subscription's dialog usage (RFC 6665 §4.2.1.1).
         self.respond(now, req, 202, |b| {
             b.header("Contact", format!("<{contact}>"))

@@ -1,0 +1,1 @@
+//! Several accounts at once, on simulated time.
