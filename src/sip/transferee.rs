@@ -220,7 +220,8 @@ impl UserAgent {
             .calls()
             .find(|c| c.call_id == call_id)
             .is_some_and(|c| c.is_talking() && !c.local_hold());
-        match self.place_call(now, &uri, headers) {
+        let account = self.call_account(call_id);
+        match self.place_call_via(now, account, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
                     c.referred_from = Some(call_id.to_string());

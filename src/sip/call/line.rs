@@ -48,7 +48,7 @@ impl UserAgent {
     }
 
     /// [`Self::place_call`] through account `account`.
-    pub(in crate::sip::call) fn place_call_via(
+    pub(in crate::sip) fn place_call_via(
         &mut self,
         now: Instant,
         account: usize,
@@ -310,10 +310,10 @@ impl UserAgent {
         self.lines.iter().position(Option::is_none)
     }
 
-    /// The Request-URI for what the operator typed, completed in the account's domain
-    /// ([`Target::parse`]).
+    /// The Request-URI for what the operator typed, completed in the default account's
+    /// domain ([`Target::parse`]).
     pub(in crate::sip) fn target_uri(&self, typed: &str) -> Result<String, String> {
-        target_uri_in(typed, &self.cfg.account.domain)
+        target_uri_in(typed, &self.account(self.default_account).domain)
     }
 }
 
