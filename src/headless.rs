@@ -632,6 +632,7 @@ mod tests {
 
     #[test]
     fn events_are_json_lines() {
+        use crate::sip::CallState;
         let mut out = Vec::new();
         write_events(
             [
@@ -688,6 +689,18 @@ mod tests {
                 r#"{"event":"incoming","line":2,"call_id":"c9","from":"sip:bob@pbx2","display_name":null,"account":"queue"}"#,
             ),
             (
+                SipEvent::Call {
+                    line: 2,
+                    call_id: "c9".into(),
+                    state: CallState::Connected,
+                    peer: "sip:bob@pbx2".into(),
+                    status: None,
+                    reason: None,
+                    account: Some("queue".into()),
+                },
+                r#"{"event":"call","line":2,"call_id":"c9","state":"connected","peer":"sip:bob@pbx2","account":"queue"}"#,
+            ),
+            (
                 SipEvent::AccountSelected {
                     account: "queue".into(),
                 },
@@ -724,6 +737,7 @@ mod tests {
                     peer: "sip:bob@pbx".into(),
                     status: None,
                     reason: None,
+                    account: None,
                 }),
                 r#"{"event":"call","line":1,"call_id":"c1","state":"remote_held","peer":"sip:bob@pbx"}"#,
             ),

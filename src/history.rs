@@ -547,6 +547,7 @@ impl History {
                 peer,
                 status,
                 reason,
+                ..
             } => {
                 let pending = self
                     .calls
@@ -685,6 +686,7 @@ mod tests {
             peer: peer.into(),
             status,
             reason: (state == CallState::Ended).then(|| "ended".to_owned()),
+            account: None,
         }
     }
 

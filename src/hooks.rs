@@ -477,6 +477,7 @@ mod tests {
             peer: "sip:+4420794600@pbx.test".into(),
             status: None,
             reason: (state == CallState::Ended).then(|| "the far end hung up".to_owned()),
+            account: None,
         }
     }
 

@@ -49,12 +49,14 @@ fn take_call(sb: &mut Switchboard) -> Value {
     incoming
 }
 
-/// We dial `number`; the phone answers (auto-answer); we hang up.
-fn place_call(sb: &mut Switchboard, number: &str) {
+/// We dial `number`; the phone answers (auto-answer); we hang up. Returns the account the
+/// `call` events name.
+fn place_call(sb: &mut Switchboard, number: &str) -> Value {
     sb.send(&format!("dial {number}"));
-    sb.wait_call_state(secs(10), 1, "connected");
+    let connected = sb.wait_call_state(secs(10), 1, "connected");
     sb.send("hangup");
     sb.wait_call_state(secs(10), 1, "ended");
+    connected["account"].clone()
 }
 
 #[test]
@@ -111,7 +113,7 @@ fn two_accounts_on_two_kamailios_take_and_place_calls_each_through_its_own() {
 
     // Routed to the queue: through kamailio 2 (which challenges it: the queue's credentials),
     // carol's phone rings, From is the queue's address.
-    place_call(&mut sb, "301");
+    assert_eq!(place_call(&mut sb, "301"), "queue");
     let carol_rang = carol.wait_log("answering call on line", secs(5));
     assert!(
         carol_rang.contains(&format!("from {}", queue.aor("200"))),
@@ -122,7 +124,7 @@ fn two_accounts_on_two_kamailios_take_and_place_calls_each_through_its_own() {
         "the INVITE went through kamailio 2"
     );
     // The default account: through kamailio 1, bob's phone rings, From is alice.
-    place_call(&mut sb, "101");
+    assert_eq!(place_call(&mut sb, "101"), "desk");
     let bob_rang = bob.wait_log("answering call on line", secs(5));
     assert!(
         bob_rang.contains(&format!("from {}", desk_kam.aor("alice"))),

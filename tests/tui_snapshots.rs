@@ -141,6 +141,7 @@ impl Screen {
             peer: peer.into(),
             status: None,
             reason: None,
+            account: None,
         }));
     }
 

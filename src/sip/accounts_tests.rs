@@ -288,6 +288,14 @@ fn dial_goes_through_the_default_account_and_account_switches_it() {
         .header("From")
         .is_some_and(|f| f.contains("sip:200@127.0.0.4")));
     assert_eq!(second.header("Contact"), Some("<sip:200@127.0.0.2:5060>"));
+    let events = b.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Call { account: Some(a), .. } if a == "queue"
+        )),
+        "the call's events name its account: {events:#?}"
+    );
 
     b.cmd(Command::Account("nobody".into()));
     let events = b.events();

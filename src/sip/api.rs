@@ -237,6 +237,9 @@ pub enum Event {
         /// Why the call ended, in words.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The account (its name) the call belongs to, when several accounts run.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
     },
     /// Media was negotiated (or renegotiated) for a call.
     Media {

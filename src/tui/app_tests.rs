@@ -133,6 +133,7 @@ impl Rig {
             peer: peer.into(),
             status: None,
             reason: None,
+            account: None,
         }));
     }
 
@@ -144,6 +145,7 @@ impl Rig {
             peer: peer.into(),
             status: None,
             reason: Some(reason.into()),
+            account: None,
         }));
     }
 

@@ -740,6 +740,7 @@ impl UserAgent {
             peer: call.peer.clone(),
             status,
             reason,
+            account: (self.account_count() > 1).then(|| self.account(call.account).name.clone()),
         };
         self.emit(ev);
         self.sync_media(call_id);
