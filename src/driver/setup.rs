@@ -406,10 +406,15 @@ impl Setup {
                 let built = if all_register && other.register {
                     registering_account(other, over_tls)
                 } else {
-                    // Its calls go to its outbound proxy, else to its registrar's host.
+                    // Its calls go to its outbound proxy, else to its registrar's host. Beside
+                    // an account run alone (`--account`) it only serves routes: not registered,
+                    // not kept alive.
                     sip_account(other, other.outbound_proxy.is_none(), false, over_tls).map(
                         |mut a| {
                             a.register = false;
+                            if !all_register {
+                                a.keepalive = None;
+                            }
                             a
                         },
                     )
@@ -968,6 +973,42 @@ mod tests {
             choose_account(&config(""), None),
             Err(SetupError::NoAccount)
         ));
+    }
+
+    #[test]
+    fn every_enabled_account_runs_and_one_named_runs_alone() {
+        let cfg = config(&format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 41200\nrtp_port_max = 41300\n\
+             [[account]]\nname = \"off\"\nuser = \"9\"\ndomain = \"127.0.0.9\"\nenabled = false\n\
+             {ACCOUNT}registrar = \"sip:127.0.0.1:5070\"\n\
+             [[account]]\nname = \"b\"\nuser = \"200\"\ndomain = \"127.0.0.2\"\n"
+        ));
+        // All: the first enabled account first, the disabled one left out, both registering.
+        let all = Setup::all(&cfg).expect("setup");
+        assert_eq!(all.ua.account.name, "a");
+        assert_eq!(
+            all.ua.account.registrar_addr,
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
+        let others: Vec<(&str, bool)> = all
+            .ua
+            .others
+            .iter()
+            .map(|a| (a.name.as_str(), a.register))
+            .collect();
+        assert_eq!(others, [("b", true)]);
+        assert!(all.ua.others[0].keepalive.is_some());
+        drop(all);
+        // `--account b`: b registers; a is there for routes, neither registered nor pinged.
+        let alone = Setup::new(&cfg, choose_account(&cfg, Some("b")).expect("b")).expect("setup");
+        assert_eq!(alone.ua.account.name, "b");
+        let others: Vec<(&str, bool, bool)> = alone
+            .ua
+            .others
+            .iter()
+            .map(|a| (a.name.as_str(), a.register, a.keepalive.is_some()))
+            .collect();
+        assert_eq!(others, [("a", false, false)]);
     }
 
     #[test]
