@@ -18,6 +18,8 @@
 //! A registrar known by name is located through DNS the same way: the core asks
 //! ([`Output::Resolve`], rules in [`locate`]) and is fed the answer; which target is in use
 //! and the failover between them live in `failover.rs`, NAT contact rewrite in `nat.rs`.
+//! Several accounts run at once, each with its own registration, targets, keep-alive and
+//! NAT address (`accounts.rs`, which also says which account an incoming call is for).
 //! Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call/` (INVITE, hold, BYE: a call's
@@ -575,12 +577,12 @@ impl UserAgent {
             }
         }
         for index in 0..self.accounts.len() {
-            let state = &mut self.accounts[index];
-            if state.registration.as_ref().is_some_and(|r| r.due(now)) {
+            let due = &self.accounts[index].registration;
+            if due.as_ref().is_some_and(|r| r.due(now)) {
                 self.on_register_timer(now, index);
             }
-            let state = &mut self.accounts[index];
-            if let Some(ping) = state.keepalive.as_mut().and_then(|k| k.on_timeout(now)) {
+            let keepalive = self.accounts[index].keepalive.as_mut();
+            if let Some(ping) = keepalive.and_then(|k| k.on_timeout(now)) {
                 self.transmits.push_back(Transmit {
                     transport: self.cfg.transport,
                     dst: ping,
