@@ -42,6 +42,9 @@ pub(super) struct AccountState {
     pub(super) stale_contact: Option<String>,
     /// Our address in this account's Via and Contact (learnt from its registrar behind NAT).
     pub(super) local: SocketAddr,
+    /// The address its calls' SDP carries, when NAT rewrite made it differ from
+    /// `UaConfig::media_ip`.
+    pub(super) media_ip: Option<std::net::IpAddr>,
     /// The user part of this account's Contact.
     pub(super) contact_user: String,
 }
@@ -57,6 +60,7 @@ impl AccountState {
             awaiting_dns: false,
             stale_contact: None,
             local,
+            media_ip: None,
             contact_user: contact_user(index, all),
         }
     }
@@ -167,6 +171,19 @@ impl UserAgent {
         (0..count)
             .find(|&i| self.servers_of(i).contains(&src.ip()))
             .unwrap_or(0)
+    }
+
+    /// The address the SDP of a call on line `line` carries: its account's.
+    pub(super) fn media_ip_of_line(&self, line: usize) -> std::net::IpAddr {
+        let account = self
+            .lines
+            .get(line)
+            .and_then(Option::as_ref)
+            .map_or(self.default_account, |c| c.account);
+        self.accounts
+            .get(account)
+            .and_then(|a| a.media_ip)
+            .unwrap_or(self.cfg.media_ip)
     }
 
     /// The account of the call `call_id` (the first when there is no such call).

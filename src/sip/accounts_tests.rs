@@ -427,3 +427,67 @@ fn each_account_looks_up_its_own_registrar_and_fails_over_alone() {
         "{sent:#?}"
     );
 }
+
+#[test]
+fn an_account_behind_nat_learns_its_own_address_and_the_other_keeps_its_own() {
+    let mut cfg = two_accounts();
+    cfg.others[0].nat = true;
+    let mut b = Bench::with_config(cfg);
+    let sent = sent_to(&mut b);
+    let desk = request_to(&sent, REGISTRAR, Method::Register);
+    let queue = request_to(&sent, QUEUE_REGISTRAR, Method::Register);
+    b.recv(REGISTRAR, &reply(&desk, 200, "r1", "Expires: 120\r\n", ""));
+    // The queue's registrar is across a NAT: it saw us at a public address.
+    let seen = reply(&queue, 200, "r2", "Expires: 300\r\n", "").replacen(
+        ";rport",
+        ";rport=40123;received=203.0.113.7",
+        1,
+    );
+    b.recv(QUEUE_REGISTRAR, &seen);
+    let sent = sent_to(&mut b);
+    let again = request_to(&sent, QUEUE_REGISTRAR, Method::Register);
+    let contacts: Vec<&str> = again.headers("Contact").collect();
+    assert_eq!(
+        contacts,
+        [
+            "<sip:200@203.0.113.7:40123>",
+            "<sip:200@127.0.0.2:5060>;expires=0"
+        ]
+    );
+    // desk's calls still say where desk's registrar reaches us.
+    b.cmd(Command::Dial("300".into()));
+    let sent = sent_to(&mut b);
+    let invite = request_to(&sent, REGISTRAR, Method::Invite);
+    assert_eq!(invite.header("Contact"), Some("<sip:alice@127.0.0.2:5060>"));
+    assert!(invite
+        .header("Via")
+        .is_some_and(|v| v.contains("127.0.0.2:5060")));
+    assert!(
+        invite
+            .body_text()
+            .is_some_and(|sdp| sdp.contains("c=IN IP4 127.0.0.2")),
+        "desk's SDP keeps its address"
+    );
+    b.cmd(Command::Hangup(None));
+    b.transmits();
+    // The queue's calls carry the public address in Via, Contact and SDP.
+    b.cmd(Command::DialVia {
+        account: "queue".into(),
+        target: "301".into(),
+    });
+    let sent = sent_to(&mut b);
+    let invite = request_to(&sent, QUEUE_REGISTRAR, Method::Invite);
+    assert_eq!(
+        invite.header("Contact"),
+        Some("<sip:200@203.0.113.7:40123>")
+    );
+    assert!(invite
+        .header("Via")
+        .is_some_and(|v| v.contains("203.0.113.7:40123")));
+    assert!(
+        invite
+            .body_text()
+            .is_some_and(|sdp| sdp.contains("c=IN IP4 203.0.113.7")),
+        "the queue's SDP has the public address"
+    );
+}

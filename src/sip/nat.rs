@@ -45,8 +45,8 @@ pub(super) fn seen_at(resp: &Message, sent_from: SocketAddr) -> Option<SocketAdd
 impl UserAgent {
     /// After a 2xx to REGISTER: when NAT rewrite is on and the registrar saw us elsewhere than
     /// our Contact says, takes that address and registers it (see the module docs).
-    /// Each account learns its own address from its own registrar; the first account's is
-    /// also the user agent's (`UaConfig::local`), and SDP follows whichever account learnt last.
+    /// Each account learns its own address from its own registrar, for its Via, Contact and
+    /// SDP; the first account's is also the user agent's (`UaConfig::local`, `media_ip`).
     pub(super) fn rewrite_contact_behind_nat(
         &mut self,
         now: Instant,
@@ -65,8 +65,17 @@ impl UserAgent {
         }
         let old = self.contact_uri(index);
         tracing::info!(%local, %public, "behind NAT: registering the public address");
-        if self.cfg.media_ip == local.ip() {
-            self.cfg.media_ip = public.ip();
+        let media_ip = self.accounts[index].media_ip.unwrap_or(self.cfg.media_ip);
+        if media_ip == local.ip() {
+            if index == 0 {
+                // The others keep the address they announce until their registrar says more.
+                for state in self.accounts.iter_mut().skip(1) {
+                    state.media_ip.get_or_insert(media_ip);
+                }
+                self.cfg.media_ip = public.ip();
+            } else {
+                self.accounts[index].media_ip = Some(public.ip());
+            }
         }
         if index == 0 {
             self.cfg.local = public;

@@ -769,7 +769,7 @@ impl UserAgent {
     /// What we can receive on line `index`.
     pub(in crate::sip::call) fn local_media(&self, index: usize) -> LocalMedia {
         LocalMedia {
-            addr: self.cfg.media_ip,
+            addr: self.media_ip_of_line(index),
             port: self.cfg.rtp_ports.get(index).copied().unwrap_or_default(),
             codecs: self.cfg.codecs.clone(),
             dtmf: true,
