@@ -50,6 +50,7 @@ fn wallclock() -> SystemTime {
 fn ua_config() -> UaConfig {
     UaConfig {
         account: Account {
+            name: "desk".into(),
             user: "alice".into(),
             domain: "127.0.0.1".into(),
             display_name: Some("Alice".into()),
@@ -75,7 +76,7 @@ fn ua_config() -> UaConfig {
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
-        trunks: Vec::new(),
+        others: Vec::new(),
         pickup: PickupConfig::default(),
         blf: Vec::new(),
         // Keys from a fixed generator: the fuzzed calls offer and take SDES too.

@@ -17,7 +17,7 @@ use crate::sip::{Command as SipCommand, LineNo, WrapupChoice};
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 34] = [
+pub const WORDS: [&str; 35] = [
     "dial",
     "answer",
     "decline",
@@ -52,6 +52,7 @@ pub const WORDS: [&str; 34] = [
     "favourites",
     "park",
     "unpark",
+    "account",
 ];
 
 /// Parses one line: `Ok(None)` for a blank line or a `#` comment, `Err` with a message a
@@ -165,6 +166,7 @@ fn sip_command(word: &str, args: &[&str], rest: &str) -> Result<SipCommand, Stri
         "unpark" => SipCommand::Unpark(one(word, "a park slot", args)?),
         "dnd" => SipCommand::Dnd(switch(word, args)?),
         "wrapup" => SipCommand::Wrapup(wrapup_choice(rest)?),
+        "account" => SipCommand::Account(one(word, "an account name", args)?),
         _ => {
             return Err(format!(
                 "unknown command `{word}`; commands: {}",
@@ -461,6 +463,10 @@ mod tests {
             ("park", Command::Sip(SipCommand::Park(None))),
             ("park 2", Command::Sip(SipCommand::Park(Some(2)))),
             ("unpark 701", Command::Sip(SipCommand::Unpark("701".into()))),
+            (
+                "account queue",
+                Command::Sip(SipCommand::Account("queue".into())),
+            ),
         ];
         for (line, expected) in &cases {
             assert_eq!(&ok(line), expected, "{line}");
@@ -585,6 +591,11 @@ mod tests {
             ("favourites 2", "favourites: takes no argument"),
             ("park x", "park: `x` is not a line number"),
             ("unpark", "unpark: expected a park slot"),
+            ("account", "account: expected an account name"),
+            (
+                "account a b",
+                "account: expected only an account name, got `a b`",
+            ),
         ];
         for (line, start) in cases {
             let message = err(line);
@@ -621,6 +632,7 @@ mod tests {
 
     #[test]
     fn events_are_json_lines() {
+        use crate::sip::CallState;
         let mut out = Vec::new();
         write_events(
             [
@@ -637,13 +649,67 @@ mod tests {
             "{\"event\":\"error\",\"message\":\"line 3 \\\"x\\\"\"}\n{\"event\":\"stopped\"}\n"
         );
         let registered = event_line(&Event::Sip(SipEvent::Registered {
-            account: "100@pbx".into(),
+            account: "desk".into(),
+            aor: "100@pbx".into(),
             expires: 600,
         }));
         assert_eq!(
             registered,
-            r#"{"event":"registered","account":"100@pbx","expires":600}"#
+            r#"{"event":"registered","account":"desk","aor":"100@pbx","expires":600}"#
         );
+        // Several accounts: every registration event and every incoming call names its own.
+        let cases = [
+            (
+                SipEvent::RegistrationFailed {
+                    account: "queue".into(),
+                    aor: "200@pbx2".into(),
+                    status: None,
+                    reason: "the registrar did not answer".into(),
+                    retry_in: 30,
+                },
+                r#"{"event":"registration_failed","account":"queue","aor":"200@pbx2","status":null,"reason":"the registrar did not answer","retry_in":30}"#,
+            ),
+            (
+                SipEvent::Unregistered {
+                    account: "queue".into(),
+                    aor: "200@pbx2".into(),
+                },
+                r#"{"event":"unregistered","account":"queue","aor":"200@pbx2"}"#,
+            ),
+            (
+                SipEvent::Incoming {
+                    line: 2,
+                    call_id: "c9".into(),
+                    from: "sip:bob@pbx2".into(),
+                    display_name: None,
+                    referred_by: None,
+                    replaces: None,
+                    account: "queue".into(),
+                },
+                r#"{"event":"incoming","line":2,"call_id":"c9","from":"sip:bob@pbx2","display_name":null,"account":"queue"}"#,
+            ),
+            (
+                SipEvent::Call {
+                    line: 2,
+                    call_id: "c9".into(),
+                    state: CallState::Connected,
+                    peer: "sip:bob@pbx2".into(),
+                    status: None,
+                    reason: None,
+                    account: Some("queue".into()),
+                },
+                r#"{"event":"call","line":2,"call_id":"c9","state":"connected","peer":"sip:bob@pbx2","account":"queue"}"#,
+            ),
+            (
+                SipEvent::AccountSelected {
+                    account: "queue".into(),
+                },
+                r#"{"event":"account_selected","account":"queue"}"#,
+            ),
+        ];
+        for (event, json) in cases {
+            assert_eq!(event_line(&Event::Sip(event)), json);
+        }
     }
 
     /// The JSON of events is what it was when the core's and the driver's events were one
@@ -671,6 +737,7 @@ mod tests {
                     peer: "sip:bob@pbx".into(),
                     status: None,
                     reason: None,
+                    account: None,
                 }),
                 r#"{"event":"call","line":1,"call_id":"c1","state":"remote_held","peer":"sip:bob@pbx"}"#,
             ),

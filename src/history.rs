@@ -547,6 +547,7 @@ impl History {
                 peer,
                 status,
                 reason,
+                ..
             } => {
                 let pending = self
                     .calls
@@ -673,6 +674,7 @@ mod tests {
             display_name: name.map(Into::into),
             referred_by: None,
             replaces: None,
+            account: "desk".into(),
         }
     }
 
@@ -684,6 +686,7 @@ mod tests {
             peer: peer.into(),
             status,
             reason: (state == CallState::Ended).then(|| "ended".to_owned()),
+            account: None,
         }
     }
 

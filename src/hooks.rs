@@ -465,6 +465,7 @@ mod tests {
             display_name: Some("José García".into()),
             referred_by: None,
             replaces: None,
+            account: "desk".into(),
         }
     }
 
@@ -476,6 +477,7 @@ mod tests {
             peer: "sip:+4420794600@pbx.test".into(),
             status: None,
             reason: (state == CallState::Ended).then(|| "the far end hung up".to_owned()),
+            account: None,
         }
     }
 

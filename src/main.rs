@@ -53,7 +53,8 @@ struct Cli {
     /// SRTP keys included), to FILE (mode 0600), for debugging with a PBX's engineer.
     #[arg(long, value_name = "FILE")]
     sip_capture: Option<PathBuf>,
-    /// The account to use, by name [default: the first one].
+    /// Run only this account, by name (the others serve routes without registering)
+    /// [default: every account with `enabled = true`, at once].
     #[arg(long, value_name = "NAME")]
     account: Option<String>,
     /// Take the microphone from this WAV file (selects the file audio backend).
@@ -87,20 +88,34 @@ fn main() -> ExitCode {
     let _ = driver::HEAP_IN_USE.set(heap::in_use);
     let cli = Cli::parse();
     match cli.command {
-        Some(Sub::CheckConfig { file }) => check_config(file),
+        Some(Sub::CheckConfig { file }) => check_config(file, cli.account.as_deref()),
         Some(Sub::Devices) => devices(),
         None => run(cli),
     }
 }
 
-/// `switchboard check-config [FILE]`.
-fn check_config(file: Option<PathBuf>) -> ExitCode {
+/// `switchboard [--account NAME] check-config [FILE]`: the file's problems, then whether the
+/// accounts it would run (`--account NAME`, else every enabled one) can run together.
+fn check_config(file: Option<PathBuf>, account: Option<&str>) -> ExitCode {
     let Some(path) = file.or_else(Config::default_path) else {
         eprintln!("switchboard: no home directory, so no default configuration file; name one");
         return ExitCode::FAILURE;
     };
     let problems = match Config::load(&path) {
-        Ok(config) => no_account_error(&config, &path).into_iter().collect(),
+        Ok(config) => match no_account_error(&config, &path) {
+            Some(problem) => vec![problem],
+            None => driver::check_accounts(&config, account)
+                .err()
+                .map(|e| ConfigError {
+                    file: path.clone(),
+                    line: 0,
+                    col: 0,
+                    key: account.map_or_else(|| "account".to_owned(), |_| "--account".to_owned()),
+                    message: e.to_string(),
+                })
+                .into_iter()
+                .collect(),
+        },
         Err(errors) => errors.0,
     };
     if problems.is_empty() {
@@ -392,7 +407,11 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let mut setup = match Setup::new(&config, account) {
+    let setup = match cli.account {
+        Some(_) => Setup::new(&config, account),
+        None => Setup::all(&config),
+    };
+    let mut setup = match setup {
         Ok(setup) => setup,
         Err(e) => {
             tracing::error!(error = %e, "cannot start");
@@ -446,10 +465,17 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let app = App::new(keymap, config.ui.bell, setup.ua.blf.clone()).with_favourites(
-        switchboard::tui::favourites::Favourites::from_config(&config.favourites),
-        setup.ua.attendant.park.is_some(),
-    );
+    let running: Vec<String> = std::iter::once(&setup.ua.account)
+        .chain(&setup.ua.others)
+        .filter(|a| cli.account.is_none() || a.name == account.name)
+        .map(|a| a.name.clone())
+        .collect();
+    let app = App::new(keymap, config.ui.bell, setup.ua.blf.clone())
+        .with_favourites(
+            switchboard::tui::favourites::Favourites::from_config(&config.favourites),
+            setup.ua.attendant.park.is_some(),
+        )
+        .with_accounts(running);
     // From here until the screen closes, what libraries print to stderr goes to the log.
     let quiet = match StderrRedirect::to_log(log_file.as_deref()) {
         Ok(guard) => Some(guard),

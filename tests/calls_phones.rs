@@ -22,7 +22,8 @@ fn lab(name: &str) -> (Net, Kamailio, Baresip, Switchboard) {
         Switchboard::start(&SwitchboardConfig::registering(&net, "alice", "alicepw").to_toml());
     sb.wait_for(secs(10), "started");
     let registered = sb.wait_for(secs(10), "registered");
-    assert_eq!(registered["account"], format!("alice@{}", kam.ip()));
+    assert_eq!(registered["account"], "lab");
+    assert_eq!(registered["aor"], format!("alice@{}", kam.ip()));
     bob.wait_registered(secs(10));
     kam.wait_registered("alice", secs(5));
     (net, kam, bob, sb)

@@ -42,6 +42,61 @@ fn check_config_names_file_line_and_key_of_a_misspelt_key() {
     assert!(stderr.contains("registar"), "{stderr}");
 }
 
+/// Two accounts, the second over `transport`, `enabled` as given.
+fn two_accounts(transport: &str, enabled: bool) -> String {
+    format!(
+        "[[account]]\nname = \"desk\"\nuser = \"a\"\ndomain = \"pbx.test\"\n\n\
+         [[account]]\nname = \"queue\"\nuser = \"b\"\ndomain = \"pbx2.test\"\n\
+         transport = \"{transport}\"\nenabled = {enabled}\n"
+    )
+}
+
+#[test]
+fn check_config_explains_accounts_that_cannot_run_together_and_an_unknown_account() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("two.toml");
+    std::fs::write(&path, two_accounts("tcp", true)).expect("write");
+    let out = bin().arg("check-config").arg(&path).output().expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("account `queue` uses tcp, but account `desk` uses udp")
+            && stderr.contains("enabled = false")
+            && stderr.contains("--account NAME"),
+        "{stderr}"
+    );
+    // Run alone, or with the other one disabled, it is fine.
+    let out = bin()
+        .args(["--account", "queue", "check-config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&path, two_accounts("tcp", false)).expect("write");
+    let out = bin().arg("check-config").arg(&path).output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An account that is not there.
+    let out = bin()
+        .args(["--account", "nobody", "check-config"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no account named `nobody`; the configuration has: desk, queue"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn check_config_names_the_values_of_transfer_blind() {
     let bad = concat!(

@@ -138,6 +138,7 @@ fn example_mentions_every_key() {
         "pickup_method",
         "pickup_code",
         "blf",
+        "enabled",
         "media_address",
         "dns_servers",
         "[codecs]",

@@ -95,7 +95,8 @@ impl Screen {
             lines,
         });
         screen.event(Event::Sip(SipEvent::Registered {
-            account: "1001@pbx.example.com".into(),
+            account: "office".into(),
+            aor: "1001@pbx.example.com".into(),
             expires: 600,
         }));
         screen
@@ -140,10 +141,16 @@ impl Screen {
             peer: peer.into(),
             status: None,
             reason: None,
+            account: None,
         }));
     }
 
     fn incoming(&mut self, line: u8, id: &str, from: &str) {
+        self.incoming_for(line, id, from, "office");
+    }
+
+    /// A call ringing on `line` that came in for the account named `account`.
+    fn incoming_for(&mut self, line: u8, id: &str, from: &str, account: &str) {
         self.event(Event::Sip(SipEvent::Incoming {
             line,
             call_id: id.into(),
@@ -151,6 +158,7 @@ impl Screen {
             display_name: None,
             referred_by: None,
             replaces: None,
+            account: account.into(),
         }));
         self.call(line, id, from, CallState::Ringing);
     }
@@ -231,6 +239,53 @@ fn four_lines_in_a_three_way_conference_with_a_call_waiting() {
     assert!(text.contains("CONFERENCE"), "members say conference");
     assert!(text.contains("Line 4"), "the other lines are listed");
     insta::assert_snapshot!(drawn.backend());
+}
+
+#[test]
+fn two_accounts_at_80x24_show_each_state_the_default_and_the_line_they_ring_on() {
+    let mut screen = Screen::new(80, 24);
+    screen.app = screen
+        .app
+        .clone()
+        .with_accounts(vec!["desk".into(), "queue".into()]);
+    screen.event(Event::Sip(SipEvent::Registered {
+        account: "desk".into(),
+        aor: "1001@pbx.example.com".into(),
+        expires: 600,
+    }));
+    screen.event(Event::Sip(SipEvent::RegistrationFailed {
+        account: "queue".into(),
+        aor: "2001@queue.example.net".into(),
+        status: None,
+        reason: "the registrar did not answer".into(),
+        retry_in: 30,
+    }));
+    screen.incoming_for(1, "c1", "sip:201@pbx.example.com", "queue");
+    screen.at(2);
+    let drawn = screen.draw(80, 24);
+    let text = format!("{:?}", drawn.backend());
+    assert!(text.contains("desk ✓ queue ✗"), "each account's mark");
+    assert!(
+        text.contains("for queue"),
+        "the line says which account rings"
+    );
+    assert!(
+        text.contains("queue: registration failed"),
+        "the reason is told on the outcome line"
+    );
+    insta::assert_snapshot!(drawn.backend());
+    // The default account for new calls is underlined: desk, then queue once selected.
+    let underlined = |screen: &Screen, x: u16| {
+        screen.draw(80, 24).backend().buffer()[(x, 0)]
+            .modifier
+            .contains(Modifier::UNDERLINED)
+    };
+    let (desk, queue) = (16, 23);
+    assert!(underlined(&screen, desk) && !underlined(&screen, queue));
+    screen.event(Event::Sip(SipEvent::AccountSelected {
+        account: "queue".into(),
+    }));
+    assert!(!underlined(&screen, desk) && underlined(&screen, queue));
 }
 
 #[test]
@@ -429,7 +484,8 @@ fn sound_check_screen() {
 fn quit_confirmation_and_registration_failure() {
     let mut screen = Screen::new(80, 24);
     screen.event(Event::Sip(SipEvent::RegistrationFailed {
-        account: "1001@pbx.example.com".into(),
+        account: "office".into(),
+        aor: "1001@pbx.example.com".into(),
         status: Some(403),
         reason: "403 Forbidden: check the password".into(),
         retry_in: 60,

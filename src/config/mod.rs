@@ -314,6 +314,10 @@ pub struct Account {
     /// default none: the slot itself is dialled, as Asterisk wants.
     #[serde(default)]
     pub unpark: String,
+    /// Whether the account runs (registers, takes and places calls) alongside the others.
+    /// Default `true`; `--account NAME` runs the named one alone, enabled or not.
+    #[serde(default = "default_register")]
+    pub enabled: bool,
 }
 
 /// The most extensions in [`Account::blf`]: the core's bound on busy lamps.
@@ -429,6 +433,7 @@ impl fmt::Debug for Account {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Account")
             .field("name", &self.name)
+            .field("enabled", &self.enabled)
             .field("display_name", &self.display_name)
             .field("user", &self.user)
             .field("domain", &self.domain)
@@ -670,6 +675,7 @@ impl Config {
                 srtp_over_insecure: false,
                 park: None,
                 unpark: String::new(),
+                enabled: true,
             }],
             codecs: Codecs::default(),
             audio: Audio::default(),
@@ -757,6 +763,23 @@ impl Config {
                         account.name
                     ),
                 ));
+            }
+            let same_aor = self.accounts[..i].iter().position(|other| {
+                other.user == account.user && other.domain.eq_ignore_ascii_case(&account.domain)
+            });
+            if let Some(first) = same_aor {
+                out.push(
+                    Problem::new(
+                        format!("account[{i}].user"),
+                        format!(
+                            "{} is already account[{first}] (`{}`): two accounts with one \
+                             address of record would register the same binding; remove one",
+                            account.aor(),
+                            self.accounts[first].name
+                        ),
+                    )
+                    .or_at(&format!("account[{i}]")),
+                );
             }
         }
 
@@ -1377,7 +1400,8 @@ blind_timeout = \"soon\"
                  `transfer_cancel_code`, `referred_by`, `keepalive`, `accept_from`, \
                  `auto_answer`, `auto_answer_delay`, `auto_answer_second`, `dnd_response`, \
                  `dnd_on_code`, `dnd_off_code`, `nat`, `stun_server`, `pickup_method`, \
-                 `pickup_code`, `blf`, `tls_ca_file`, `srtp`, `srtp_over_insecure`, `park`, `unpark`",
+                 `pickup_code`, `blf`, `tls_ca_file`, `srtp`, `srtp_over_insecure`, `park`, \
+                 `unpark`, `enabled`",
                 "test.toml:8:11: account[0].expires: 30 seconds is out of range: use 60 to 86400",
                 "test.toml:11:18: codecs.order[1]: unknown value `g729`, expected one of `opus`, \
                  `pcmu`, `pcma`, `g722`",

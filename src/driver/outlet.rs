@@ -216,6 +216,7 @@ mod tests {
             peer: "sip:2002@pbx.test".into(),
             status: Some(486),
             reason: None,
+            account: None,
         }
     }
 

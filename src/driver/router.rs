@@ -9,20 +9,29 @@ use crate::sip::Command;
 /// Routes and the operator's choice for the next call.
 pub struct Router {
     routes: Routes,
-    /// The name of the account the user agent runs.
+    /// The name of the account new calls go out through (the selected default).
     account: String,
+    /// The names of the accounts that run.
+    accounts: Vec<String>,
     /// `route <name>`: forced for the next routed command.
     next: Option<String>,
 }
 
 impl Router {
-    /// A router for the account named `account`.
+    /// A router for the account named `account`, the only one.
     pub fn new(routes: Routes, account: &str) -> Router {
         Router {
             routes,
             account: account.to_owned(),
+            accounts: vec![account.to_owned()],
             next: None,
         }
+    }
+
+    /// With these accounts running (`account <name>` may select one of them).
+    pub fn with_accounts(mut self, names: Vec<String>) -> Router {
+        self.accounts = names;
+        self
     }
 
     /// `route <name>`: the route for the next routed command; `Err` is a message for the
@@ -43,6 +52,13 @@ impl Router {
     pub fn apply(&mut self, command: Command) -> Result<Command, String> {
         let target = match &command {
             Command::Dial(t) | Command::Transfer(t) | Command::Consult(t) => t.clone(),
+            Command::Account(name) => {
+                // A plain dial goes out through the selected account; the core says so.
+                if self.accounts.contains(name) {
+                    self.account.clone_from(name);
+                }
+                return Ok(command);
+            }
             _ => return Ok(command),
         };
         let routed = self

@@ -50,7 +50,10 @@ const FREE_PORT_TRIES: usize = 16;
 #[derive(Debug, Error)]
 pub enum SetupError {
     /// The configuration has no `[[account]]`.
-    #[error("the configuration has no [[account]]: add one (see config.example.toml)")]
+    #[error(
+        "the configuration has no enabled [[account]]: add one, or set `enabled = true` (see \
+         config.example.toml)"
+    )]
     NoAccount,
     /// `--account NAME` names no account.
     #[error("no account named `{name}`; the configuration has: {known}")]
@@ -89,6 +92,22 @@ pub enum SetupError {
         max: u16,
         /// How many sockets were needed.
         needed: usize,
+    },
+    /// Two enabled accounts use different transports.
+    #[error(
+        "account `{account}` uses {transport}, but account `{first}` uses {first_transport}: the \
+         accounts of one run share one transport. Set `enabled = false` on one of them, or run \
+         one alone with --account NAME"
+    )]
+    MixedTransports {
+        /// The account whose transport differs.
+        account: String,
+        /// Its transport.
+        transport: String,
+        /// The first enabled account.
+        first: String,
+        /// Its transport.
+        first_transport: String,
     },
     /// Another socket operation failed.
     #[error("{what}: {source}")]
@@ -284,6 +303,7 @@ fn sip_account(
     };
     let password = account.secret()?;
     Ok(Account {
+        name: account.name.clone(),
         user: account.user.clone(),
         domain: account.domain.clone(),
         display_name: account.display_name.clone(),
@@ -307,6 +327,17 @@ fn sip_account(
     })
 }
 
+/// The core's view of an account that registers: a registrar named by a host name is located
+/// by the core through the driver's asynchronous DNS (RFC 3263), with failover; only an IP
+/// address is taken here.
+fn registering_account(account: &config::Account, over_tls: bool) -> Result<Account, SetupError> {
+    let mut ua_account = sip_account(account, false, account.register, over_tls)?;
+    if account.register && matches!(Plan::of_uri(&ua_account.registrar), Some(Plan::Literal(_))) {
+        ua_account.registrar_addr = resolve_uri_with(&ua_account.registrar, over_tls).ok();
+    }
+    Ok(ua_account)
+}
+
 impl fmt::Debug for Setup {
     /// Leaves the account (and so its password) out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -325,20 +356,34 @@ impl Setup {
     /// A registrar whose host cannot be resolved is not fatal (the core reports
     /// `registration_failed` and retries); an outbound proxy that cannot be resolved is, since
     /// calls must not silently bypass it.
+    ///
+    /// Only `account` registers; the other enabled accounts are there for routes, as
+    /// non-registering accounts (`--account NAME`).
     pub fn new(config: &Config, account: &config::Account) -> Result<Setup, SetupError> {
+        Setup::build(config, account, false)
+    }
+
+    /// Like [`Setup::new`] for every enabled account at once: the first one is
+    /// [`UaConfig::account`], the others each register when their `register` says so. They
+    /// must share the first one's transport.
+    pub fn all(config: &Config) -> Result<Setup, SetupError> {
+        check_accounts(config, None)?;
+        Setup::build(config, choose_account(config, None)?, true)
+    }
+
+    /// [`Setup::new`] (`all_register` false) or [`Setup::all`].
+    fn build(
+        config: &Config,
+        account: &config::Account,
+        all_register: bool,
+    ) -> Result<Setup, SetupError> {
         let transport = match account.transport {
             config::Transport::Udp => Transport::Udp,
             config::Transport::Tcp => Transport::Tcp,
             config::Transport::Tls => Transport::Tls,
         };
         let over_tls = transport == Transport::Tls;
-        // A registrar named by a host name is located by the core through the driver's
-        // asynchronous DNS (RFC 3263), with failover; only an IP address is taken here.
-        let mut ua_account = sip_account(account, false, account.register, over_tls)?;
-        if account.register && matches!(Plan::of_uri(&ua_account.registrar), Some(Plan::Literal(_)))
-        {
-            ua_account.registrar_addr = resolve_uri_with(&ua_account.registrar, over_tls).ok();
-        }
+        let ua_account = registering_account(account, over_tls)?;
         let (registrar_addr, outbound_proxy) = (
             ua_account.registrar_addr,
             ua_account
@@ -346,26 +391,10 @@ impl Setup {
                 .clone()
                 .filter(|(_, addr)| !addr.ip().is_unspecified()),
         );
-        let tls = if over_tls {
-            let mut names = Vec::new();
-            if let (Some(addr), Some((host, _))) =
-                (registrar_addr, uri_host_port(&ua_account.registrar, true))
-            {
-                names.push((addr, host));
-            }
-            if let Some((uri, addr)) = &outbound_proxy {
-                if let Some((host, _)) = uri_host_port(uri, true) {
-                    names.push((*addr, host));
-                }
-            }
-            Some(TlsClient::new(account.tls_ca_file.as_deref(), &names).map_err(SetupError::Tls)?)
-        } else {
-            None
-        };
-        let trunks = config
+        let others: Vec<Account> = config
             .accounts
             .iter()
-            .filter(|other| other.name != account.name)
+            .filter(|other| other.name != account.name && other.enabled)
             .filter_map(|other| {
                 if other.transport != account.transport {
                     tracing::warn!(
@@ -374,16 +403,53 @@ impl Setup {
                     );
                     return None;
                 }
-                // A trunk's calls go to its outbound proxy, else to its registrar's host.
-                match sip_account(other, other.outbound_proxy.is_none(), false, over_tls) {
-                    Ok(trunk) => Some((other.name.clone(), trunk)),
+                let built = if all_register && other.register {
+                    registering_account(other, over_tls)
+                } else {
+                    // Its calls go to its outbound proxy, else to its registrar's host. Beside
+                    // an account run alone (`--account`) it only serves routes: not registered,
+                    // not kept alive.
+                    sip_account(other, other.outbound_proxy.is_none(), false, over_tls).map(
+                        |mut a| {
+                            a.register = false;
+                            if !all_register {
+                                a.keepalive = None;
+                            }
+                            a
+                        },
+                    )
+                };
+                match built {
+                    Ok(other) => Some(other),
                     Err(e) => {
-                        tracing::warn!(account = %other.name, error = %e, "not usable by routes");
+                        tracing::warn!(account = %other.name, error = %e, "not usable");
                         None
                     }
                 }
             })
             .collect();
+        let tls = if over_tls {
+            let mut names = Vec::new();
+            for a in std::iter::once(&ua_account).chain(&others) {
+                if let (Some(addr), Some((host, _))) =
+                    (a.registrar_addr, uri_host_port(&a.registrar, true))
+                {
+                    names.push((addr, host));
+                }
+                let proxy = a
+                    .outbound_proxy
+                    .as_ref()
+                    .filter(|(_, addr)| !addr.ip().is_unspecified());
+                if let Some((uri, addr)) = proxy {
+                    if let Some((host, _)) = uri_host_port(uri, true) {
+                        names.push((*addr, host));
+                    }
+                }
+            }
+            Some(TlsClient::new(account.tls_ca_file.as_deref(), &names).map_err(SetupError::Tls)?)
+        } else {
+            None
+        };
 
         let (sip_udp, sip_tcp) = bind_sip(config.network.bind, transport)?;
         let bound = sip_udp.local_addr().map_err(|source| SetupError::Socket {
@@ -409,7 +475,7 @@ impl Setup {
 
         let mut ua = UaConfig {
             account: ua_account,
-            trunks,
+            others,
             transport,
             local: SocketAddr::new(advertised, bound.port()),
             media_ip: config.network.media_address.unwrap_or(advertised),
@@ -461,6 +527,10 @@ impl Setup {
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
         ua.srtp = srtp_config(account);
+        let account_names = std::iter::once(&ua.account)
+            .chain(&ua.others)
+            .map(|a| a.name.clone())
+            .collect();
         let routes =
             Routes::from_config(&config.routes).map_err(|e| SetupError::Route(e.to_string()))?;
         Ok(Setup {
@@ -472,7 +542,7 @@ impl Setup {
             rtp,
             media,
             observers: Observers::new(config),
-            router: Router::new(routes, &account.name),
+            router: Router::new(routes, &account.name).with_accounts(account_names),
             dns_servers: config.network.dns_servers.clone(),
             stun: account
                 .stun_server
@@ -550,13 +620,40 @@ fn srtp_config(account: &config::Account) -> SrtpConfig {
     }
 }
 
-/// The account called `name`, or the first account when no name is given.
+/// Whether the accounts `config` runs can run together: the one called `name` (it must exist),
+/// else every enabled account, all over the first one's transport.
+pub fn check_accounts(config: &Config, name: Option<&str>) -> Result<(), SetupError> {
+    let first = choose_account(config, name)?;
+    if name.is_some() {
+        return Ok(());
+    }
+    match config
+        .accounts
+        .iter()
+        .find(|a| a.enabled && a.transport != first.transport)
+    {
+        Some(other) => Err(SetupError::MixedTransports {
+            account: other.name.clone(),
+            transport: other.transport.to_string(),
+            first: first.name.clone(),
+            first_transport: first.transport.to_string(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The account called `name` (enabled or not: naming it chooses it), or the first enabled
+/// account when no name is given.
 pub fn choose_account<'a>(
     config: &'a Config,
     name: Option<&str>,
 ) -> Result<&'a config::Account, SetupError> {
     let Some(name) = name else {
-        return config.accounts.first().ok_or(SetupError::NoAccount);
+        return config
+            .accounts
+            .iter()
+            .find(|a| a.enabled)
+            .ok_or(SetupError::NoAccount);
     };
     config
         .accounts
@@ -949,6 +1046,42 @@ mod tests {
             choose_account(&config(""), None),
             Err(SetupError::NoAccount)
         ));
+    }
+
+    #[test]
+    fn every_enabled_account_runs_and_one_named_runs_alone() {
+        let cfg = config(&format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 41200\nrtp_port_max = 41300\n\
+             [[account]]\nname = \"off\"\nuser = \"9\"\ndomain = \"127.0.0.9\"\nenabled = false\n\
+             {ACCOUNT}registrar = \"sip:127.0.0.1:5070\"\n\
+             [[account]]\nname = \"b\"\nuser = \"200\"\ndomain = \"127.0.0.2\"\n"
+        ));
+        // All: the first enabled account first, the disabled one left out, both registering.
+        let all = Setup::all(&cfg).expect("setup");
+        assert_eq!(all.ua.account.name, "a");
+        assert_eq!(
+            all.ua.account.registrar_addr,
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
+        let others: Vec<(&str, bool)> = all
+            .ua
+            .others
+            .iter()
+            .map(|a| (a.name.as_str(), a.register))
+            .collect();
+        assert_eq!(others, [("b", true)]);
+        assert!(all.ua.others[0].keepalive.is_some());
+        drop(all);
+        // `--account b`: b registers; a is there for routes, neither registered nor pinged.
+        let alone = Setup::new(&cfg, choose_account(&cfg, Some("b")).expect("b")).expect("setup");
+        assert_eq!(alone.ua.account.name, "b");
+        let others: Vec<(&str, bool, bool)> = alone
+            .ua
+            .others
+            .iter()
+            .map(|a| (a.name.as_str(), a.register, a.keepalive.is_some()))
+            .collect();
+        assert_eq!(others, [("a", false, false)]);
     }
 
     #[test]

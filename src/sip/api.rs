@@ -17,8 +17,8 @@ pub type LineNo = u8;
 pub enum Command {
     /// Call a number or SIP URI on the selected line.
     Dial(String),
-    /// Call a number or SIP URI through another configured account (a trunk): its identity,
-    /// credentials and proxy. Outbound routes produce it.
+    /// Call a number or SIP URI through the configured account named `account`: its identity,
+    /// credentials and proxy or registrar. Outbound routes produce it.
     DialVia {
         /// The account's name (`[[account]] name`).
         account: String,
@@ -78,6 +78,9 @@ pub enum Command {
     Dnd(Option<bool>),
     /// Close the oldest open wrap-up with a code and note, or skip it.
     Wrapup(super::answer_policy::WrapupChoice),
+    /// Make the account with this name the one new calls go out through (when no route names
+    /// one).
+    Account(String),
 }
 
 /// The state of a call as shown to the operator.
@@ -171,15 +174,19 @@ pub enum Direction {
 pub enum Event {
     /// The registrar accepted our binding.
     Registered {
-        /// The account (`user@domain`).
+        /// The account's name (`[[account]] name`).
         account: String,
+        /// Its address-of-record (`user@domain`).
+        aor: String,
         /// Granted expiry in seconds.
         expires: u32,
     },
     /// Registration failed; a retry is scheduled.
     RegistrationFailed {
-        /// The account (`user@domain`).
+        /// The account's name (`[[account]] name`).
         account: String,
+        /// Its address-of-record (`user@domain`).
+        aor: String,
         /// SIP status code, absent on timeout or transport error.
         status: Option<u16>,
         /// What went wrong, in words.
@@ -189,8 +196,10 @@ pub enum Event {
     },
     /// The binding was removed (on quit).
     Unregistered {
-        /// The account (`user@domain`).
+        /// The account's name (`[[account]] name`).
         account: String,
+        /// Its address-of-record (`user@domain`).
+        aor: String,
     },
     /// A call arrived and rings on `line`.
     Incoming {
@@ -209,6 +218,8 @@ pub enum Event {
         /// answered at once on that call's line and the old call ends.
         #[serde(skip_serializing_if = "Option::is_none")]
         replaces: Option<String>,
+        /// The account (its name) the call came in for: the line it rings on.
+        account: String,
     },
     /// A call changed state.
     Call {
@@ -226,6 +237,9 @@ pub enum Event {
         /// Why the call ended, in words.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// The account (its name) the call belongs to, when several accounts run.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
     },
     /// Media was negotiated (or renegotiated) for a call.
     Media {
@@ -401,6 +415,11 @@ pub enum Event {
         /// The slot it was parked in, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         slot: Option<String>,
+    },
+    /// New calls now go out through this account (its name) when no route names one.
+    AccountSelected {
+        /// The account's name.
+        account: String,
     },
 }
 

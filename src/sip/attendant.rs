@@ -132,6 +132,7 @@ impl Parking {
                 display_name,
                 referred_by,
                 replaces: None,
+                ..
             } => {
                 let user = user_of(from);
                 let by_park = referred_by
@@ -475,6 +476,7 @@ mod tests {
             display_name: display.map(Into::into),
             referred_by: by.map(Into::into),
             replaces: None,
+            account: "desk".into(),
         }
     }
 

@@ -106,7 +106,16 @@ impl UserAgent {
     /// `consult <target>`: hold the selected call and call the target on a free line; while
     /// consulting, replace the consultation.
     pub(super) fn consult(&mut self, now: Instant, typed: &str) {
-        let target = match Target::parse(typed, &self.cfg.account.domain) {
+        // The consultation goes out through the account of the call it transfers.
+        let held_account = match &self.consult {
+            Some(c) => self.call_account(&c.held),
+            None => self
+                .lines
+                .get(self.selected)
+                .and_then(Option::as_ref)
+                .map_or(0, |c| c.account),
+        };
+        let target = match Target::parse(typed, &self.account(held_account).domain) {
             Ok(target) => target.to_string(),
             Err(e) => return self.error(format!("cannot consult '{typed}': {e}")),
         };
@@ -155,7 +164,8 @@ impl UserAgent {
 
     /// Calls the consultation's target (holding the others) and reports it.
     fn start_consult(&mut self, now: Instant, mut c: Consult) {
-        match self.place_call(now, &c.target, Vec::new()) {
+        let account = self.call_account(&c.held);
+        match self.place_call_via(now, account, &c.target, Vec::new()) {
             Ok(call) => {
                 let line = self.calls().find(|x| x.call_id == call).map(|x| x.line);
                 let line = line.map_or(0, line_no);

@@ -11,8 +11,8 @@
 //!
 //! The hook sits in `UserAgent::on_response` before the owner (registration, subscription,
 //! call) sees the response: a challenge to a request we sent (not ACK, not CANCEL) is answered
-//! with the credentials of the account the request went out through (the main account, or the
-//! call's trunk). The owner is told the new CSeq so that its later requests stay higher (the
+//! with the credentials of the account the request went out through (the call's account, the
+//! registration's, or the first for subscriptions). The owner is told the new CSeq so that its later requests stay higher (the
 //! dialog's local CSeq, the registration's and subscription's counters, the call's current
 //! INVITE for CANCEL and ACK). Without a password, or for an unusable challenge, the response
 //! goes to the owner, which reports it.
@@ -57,8 +57,8 @@ struct Retried {
 /// A challenge we answered, kept to answer the next requests to the same hop pre-emptively.
 #[derive(Debug, Clone)]
 struct Realm {
-    /// Which account's credentials (`None`: the main account; else a trunk index).
-    account: Option<usize>,
+    /// Which account's credentials (its index, `accounts.rs`).
+    account: usize,
     /// Where the challenged request went.
     hop: SocketAddr,
     challenge: Challenge,
@@ -73,9 +73,9 @@ struct Realm {
 pub(super) struct ClientAuth {
     retried: HashMap<TxKey, Retried>,
     realms: Vec<Realm>,
-    /// The account (`None`: the main one; else a trunk) each request in flight went out
-    /// through, kept for when its owner is gone (a BYE outlives its call).
-    accounts: HashMap<TxKey, Option<usize>>,
+    /// The account each request in flight went out through, kept for when its owner is gone
+    /// (a BYE outlives its call).
+    accounts: HashMap<TxKey, usize>,
 }
 
 impl ClientAuth {
@@ -86,7 +86,7 @@ impl ClientAuth {
     }
 
     /// Records that the request of transaction `key` went out through `account`.
-    pub(super) fn sent_through(&mut self, key: TxKey, account: Option<usize>) {
+    pub(super) fn sent_through(&mut self, key: TxKey, account: usize) {
         self.accounts.insert(key, account);
     }
 
@@ -138,15 +138,16 @@ fn rewrite(
 }
 
 impl UserAgent {
-    /// Which account's credentials answer for requests of `owner`: a call's trunk, else the
-    /// main account.
-    pub(super) fn account_index_of(&self, owner: &Owner) -> Option<usize> {
+    /// Which account's credentials answer for requests of `owner`: a call's account, a
+    /// registration's, else the first account.
+    pub(super) fn account_index_of(&self, owner: &Owner) -> usize {
         match owner {
             Owner::Call(call_id) => self
                 .calls()
                 .find(|c| &c.call_id == call_id)
-                .and_then(|c| c.trunk),
-            Owner::Register | Owner::Subscription(_) => None,
+                .map_or(0, |c| c.account),
+            Owner::Register(index) => *index,
+            Owner::Subscription(_) => 0,
         }
     }
 
@@ -154,9 +155,10 @@ impl UserAgent {
     /// INVITE was answered does not; a REGISTER superseded by another does not).
     fn still_wanted(&self, owner: &Owner, request: &Message) -> bool {
         match owner {
-            Owner::Register => self
-                .registration
-                .as_ref()
+            Owner::Register(index) => self
+                .accounts
+                .get(*index)
+                .and_then(|a| a.registration.as_ref())
                 .is_some_and(|r| r.cseq() == request.cseq.0),
             Owner::Subscription(call_id) => {
                 self.subscriptions.iter().any(|s| &s.call_id == call_id)
@@ -193,7 +195,7 @@ impl UserAgent {
             Some(account) => *account,
             None => self.account_index_of(owner),
         };
-        let account = self.account_of(account_index);
+        let account = self.account(account_index);
         let Some(password) = account.password.clone() else {
             return false;
         };
@@ -258,7 +260,7 @@ impl UserAgent {
             }
         }
         credentials.push((answer_header, value));
-        let via = self.via();
+        let via = self.via(account_index);
         let Some(bytes) = rewrite(request, Some(&via), cseq, &credentials) else {
             return false;
         };
@@ -290,8 +292,12 @@ impl UserAgent {
                 cseq = cseq.max(dialog.local_cseq);
             }
         }
-        if *owner == Owner::Register {
-            if let Some(reg) = &self.registration {
+        if let Owner::Register(index) = owner {
+            if let Some(reg) = self
+                .accounts
+                .get(*index)
+                .and_then(|a| a.registration.as_ref())
+            {
                 cseq = cseq.max(reg.cseq());
             }
         }
@@ -341,8 +347,12 @@ impl UserAgent {
             return;
         }
         match owner {
-            Owner::Register => {
-                if let Some(reg) = self.registration.as_mut() {
+            Owner::Register(index) => {
+                if let Some(reg) = self
+                    .accounts
+                    .get_mut(*index)
+                    .and_then(|a| a.registration.as_mut())
+                {
                     reg.set_cseq(cseq);
                 }
             }
@@ -381,7 +391,7 @@ impl UserAgent {
             return (request, bytes);
         }
         let account_index = self.account_index_of(owner);
-        let account = self.account_of(account_index);
+        let account = self.account(account_index);
         let Some(password) = account.password.clone() else {
             return (request, bytes);
         };

@@ -408,24 +408,22 @@ fn an_invite_answered_with_credentials_is_the_one_cancel_and_ack_follow() {
 fn a_trunk_calls_bye_is_answered_with_the_trunks_credentials_after_the_call_ended() {
     let proxy = "127.0.0.9:5080";
     let mut cfg = config(false);
-    cfg.trunks.push((
-        "carrier".into(),
-        Account {
-            user: "4420".into(),
-            domain: "carrier.test".into(),
-            display_name: None,
-            auth_user: "acct4420".into(),
-            password: Some("trunkpw".into()),
-            registrar: "sip:carrier.test".into(),
-            registrar_addr: None,
-            outbound_proxy: Some(("sip:127.0.0.9:5080".into(), proxy.parse().expect("addr"))),
-            register: false,
-            expires: 600,
-            keepalive: None,
-            accept_from: AcceptFrom::Any,
-            nat: false,
-        },
-    ));
+    cfg.others.push(Account {
+        name: "carrier".into(),
+        user: "4420".into(),
+        domain: "carrier.test".into(),
+        display_name: None,
+        auth_user: "acct4420".into(),
+        password: Some("trunkpw".into()),
+        registrar: "sip:carrier.test".into(),
+        registrar_addr: None,
+        outbound_proxy: Some(("sip:127.0.0.9:5080".into(), proxy.parse().expect("addr"))),
+        register: false,
+        expires: 600,
+        keepalive: None,
+        accept_from: AcceptFrom::Any,
+        nat: false,
+    });
     let mut b = Bench::with_config(cfg);
     b.cmd(Command::DialVia {
         account: "carrier".into(),

@@ -1,4 +1,4 @@
-//! Which target of the registration's server REGISTER goes to (RFC 3263 §4.3 failover): the
+//! Which target of each registration's server REGISTER goes to (RFC 3263 §4.3 failover): the
 //! outbound proxy when there is one, else the registrar. Asking the driver to look it up,
 //! taking its answer, moving to the next target when one fails, and going back to the first
 //! (the primary) at the next refresh.
@@ -11,9 +11,9 @@
 //!   answer expired (TTL) at a refresh or retry ──► looked up again before REGISTER
 //! ```
 //!
-//! The address in use is kept in the account (`outbound_proxy`'s address, else
-//! `registrar_addr`), which calls and keep-alives follow. This module owns no socket and does
-//! no DNS.
+//! Every account has its own targets and lookup (`accounts.rs`). The address in use is kept
+//! in the account (`outbound_proxy`'s address, else `registrar_addr`), which calls and
+//! keep-alives follow. This module owns no socket and does no DNS.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -31,13 +31,27 @@ impl UserAgent {
             self.collect_finished();
             return;
         }
-        if uri != self.cfg.account.server_uri()
-            || !self.awaiting_dns
-            || self.quit_deadline.is_some()
-        {
+        if self.quit_deadline.is_some() {
             return;
         }
-        self.awaiting_dns = false;
+        let waiting: Vec<usize> = (0..self.accounts.len())
+            .filter(|&i| self.accounts[i].awaiting_dns && self.account(i).server_uri() == uri)
+            .collect();
+        for index in waiting {
+            self.registrar_resolved(now, index, uri, &answer);
+        }
+        self.collect_finished();
+    }
+
+    /// The answer to account `index`'s lookup of its registrar (or outbound proxy) `uri`.
+    fn registrar_resolved(
+        &mut self,
+        now: Instant,
+        index: usize,
+        uri: &str,
+        answer: &Result<Located, String>,
+    ) {
+        self.accounts[index].awaiting_dns = false;
         match answer {
             Ok(located) => {
                 let list: Vec<SocketAddr> = located
@@ -47,34 +61,41 @@ impl UserAgent {
                     .map(|(a, _)| *a)
                     .collect();
                 tracing::info!(registrar = %uri, targets = ?list, ttl = ?located.ttl, "registrar located");
-                self.registrar_targets.replace(list, located.ttl, now);
-                self.use_registrar_target();
-                if self.registrar_targets.is_empty() {
-                    self.registration_failed(now, None, "DNS gives the registrar no address");
+                self.accounts[index]
+                    .registrar_targets
+                    .replace(list, located.ttl, now);
+                self.use_registrar_target(index);
+                if self.accounts[index].registrar_targets.is_empty() {
+                    self.registration_failed(
+                        now,
+                        index,
+                        None,
+                        "DNS gives the registrar no address",
+                    );
                     return;
                 }
-                self.start_keepalive(now);
-                self.send_register(now);
+                self.start_keepalive(now, index);
+                self.send_register(now, index);
             }
             Err(why) => {
                 tracing::warn!(registrar = %uri, error = %why, "registrar lookup failed");
                 self.registration_failed(
                     now,
+                    index,
                     None,
                     &format!("cannot resolve the registrar: {why}"),
                 );
             }
         }
-        self.collect_finished();
     }
 
     /// Before a REGISTER: true when it must wait for a DNS answer (asked for here), because
     /// the registrar is a name not yet looked up or whose answer has expired.
-    pub(super) fn registrar_lookup_needed(&mut self, now: Instant) -> bool {
-        if self.awaiting_dns {
+    pub(super) fn registrar_lookup_needed(&mut self, now: Instant, index: usize) -> bool {
+        if self.accounts[index].awaiting_dns {
             return true;
         }
-        let uri = self.cfg.account.server_uri().to_owned();
+        let uri = self.account(index).server_uri().to_owned();
         let needs_dns = matches!(
             Plan::of_uri(&uri),
             Some(Plan::Host { .. } | Plan::Domain { .. })
@@ -82,13 +103,18 @@ impl UserAgent {
         if !needs_dns {
             return false;
         }
-        if !self.registrar_targets.is_empty() && !self.registrar_targets.is_stale(now) {
+        let targets = &self.accounts[index].registrar_targets;
+        if !targets.is_empty() && !targets.is_stale(now) {
             return false;
         }
         let Some(plan) = Plan::of_uri(&uri) else {
             return false;
         };
-        self.awaiting_dns = true;
+        self.accounts[index].awaiting_dns = true;
+        // Two accounts with one registrar ask once; the answer serves both.
+        if self.resolves.iter().any(|r| r.uri == uri) {
+            return true;
+        }
         self.resolves.push_back(Resolve {
             uri,
             plan,
@@ -100,54 +126,58 @@ impl UserAgent {
     /// REGISTER failed at the target in use (timeout, 503, connection lost): when another
     /// target is left, it is used and REGISTER sent there at once (true). Otherwise the first
     /// target is used again for the next retry (false: the caller reports the failure).
-    pub(super) fn registrar_fail_over(&mut self, now: Instant) -> bool {
-        let failed = self.registrar_targets.current();
-        if !self.registrar_targets.advance() {
-            self.use_registrar_target();
+    pub(super) fn registrar_fail_over(&mut self, now: Instant, index: usize) -> bool {
+        let failed = self.accounts[index].registrar_targets.current();
+        if !self.accounts[index].registrar_targets.advance() {
+            self.use_registrar_target(index);
             return false;
         }
-        self.use_registrar_target();
+        self.use_registrar_target(index);
         tracing::warn!(
             failed = ?failed,
-            next = ?self.cfg.account.server_addr(),
+            next = ?self.account(index).server_addr(),
             "registrar target failed; trying the next one"
         );
         self.clients
-            .retain(|_, (_, owner)| *owner != super::Owner::Register);
-        self.send_register(now);
+            .retain(|_, (_, owner)| *owner != super::Owner::Register(index));
+        self.send_register(now, index);
         true
     }
 
-    /// A refresh is due: while on a backup target, the first one is tried again.
-    pub(super) fn registrar_back_to_first(&mut self) {
-        if self.registrar_targets.on_backup() {
-            self.registrar_targets.first();
-            self.use_registrar_target();
-            tracing::info!(server = ?self.cfg.account.server_addr(), "trying the first registrar target again");
+    /// A refresh of account `index` is due: while on a backup target, the first one is tried
+    /// again.
+    pub(super) fn registrar_back_to_first(&mut self, index: usize) {
+        if self.accounts[index].registrar_targets.on_backup() {
+            self.accounts[index].registrar_targets.first();
+            self.use_registrar_target(index);
+            tracing::info!(server = ?self.account(index).server_addr(), "trying the first registrar target again");
         }
     }
 
-    /// Makes the target in use the address REGISTER, calls and keep-alives go to: the
-    /// outbound proxy's when there is one, else the registrar's.
-    fn use_registrar_target(&mut self) {
-        if let Some(addr) = self.registrar_targets.current() {
-            match self.cfg.account.outbound_proxy.as_mut() {
+    /// Makes the target in use the address account `index`'s REGISTER, calls and keep-alives
+    /// go to: the outbound proxy's when there is one, else the registrar's.
+    fn use_registrar_target(&mut self, index: usize) {
+        if let Some(addr) = self.accounts[index].registrar_targets.current() {
+            let account = self.account_mut(index);
+            match account.outbound_proxy.as_mut() {
                 Some((_, proxy)) => *proxy = addr,
-                None => self.cfg.account.registrar_addr = Some(addr),
+                None => account.registrar_addr = Some(addr),
             }
-            if let Some(keepalive) = self.keepalive.as_mut() {
+            if let Some(keepalive) = self.accounts[index].keepalive.as_mut() {
                 keepalive.set_dst(addr);
             }
         }
     }
 
-    /// Keep-alives start once the registrar's address is known.
-    fn start_keepalive(&mut self, now: Instant) {
-        if self.keepalive.is_some() || self.quit_deadline.is_some() {
+    /// Account `index`'s keep-alives start once its registrar's address is known.
+    fn start_keepalive(&mut self, now: Instant, index: usize) {
+        if self.accounts[index].keepalive.is_some() || self.quit_deadline.is_some() {
             return;
         }
-        if let Some((interval, dst)) = self.cfg.account.keepalive.zip(self.keepalive_dst()) {
-            self.keepalive = Some(super::keepalive::Keepalive::new(interval, dst, now));
+        let interval = self.account(index).keepalive;
+        if let Some((interval, dst)) = interval.zip(self.keepalive_dst(index)) {
+            self.accounts[index].keepalive =
+                Some(super::keepalive::Keepalive::new(interval, dst, now));
         }
     }
 }

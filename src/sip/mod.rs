@@ -18,6 +18,8 @@
 //! A registrar known by name is located through DNS the same way: the core asks
 //! ([`Output::Resolve`], rules in [`locate`]) and is fed the answer; which target is in use
 //! and the failover between them live in `failover.rs`, NAT contact rewrite in `nat.rs`.
+//! Several accounts run at once, each with its own registration, targets, keep-alive and
+//! NAT address (`accounts.rs`, which also says which account an incoming call is for).
 //! Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call/` (INVITE, hold, BYE: a call's
@@ -32,6 +34,9 @@
 //! "only one line talks at a time", is protocol logic worth testing on
 //! simulated time.
 
+mod accounts;
+#[cfg(test)]
+mod accounts_tests;
 pub mod answer_policy;
 #[cfg(test)]
 mod answer_policy_tests;
@@ -197,6 +202,8 @@ pub enum Output {
 /// The account the user agent acts for, with addresses already resolved.
 #[derive(Clone)]
 pub struct Account {
+    /// The account's name (`[[account]] name`), as events and routes call it.
+    pub name: String,
     /// User part of our address-of-record.
     pub user: String,
     /// Domain of our address-of-record.
@@ -241,6 +248,7 @@ impl std::fmt::Debug for Account {
     /// Everything but the password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Account")
+            .field("name", &self.name)
             .field("user", &self.user)
             .field("domain", &self.domain)
             .field("display_name", &self.display_name)
@@ -268,11 +276,12 @@ impl Account {
 /// Everything the user agent needs to know about its surroundings.
 #[derive(Debug, Clone)]
 pub struct UaConfig {
-    /// The account.
+    /// The first account (account 0): calls go out through it unless another is chosen.
     pub account: Account,
-    /// Other accounts, by name, that calls can be placed through ([`Command::DialVia`]);
-    /// they are not registered.
-    pub trunks: Vec<(String, Account)>,
+    /// The other accounts that run at once (account 1, 2, …): each registers when its
+    /// `register` says so, and calls go out through it when a route names it
+    /// ([`Command::DialVia`]) or it is selected as the default (`Command::Account`).
+    pub others: Vec<Account>,
     /// Transport for requests we originate.
     pub transport: Transport,
     /// Our advertised SIP address (Via, Contact).
@@ -316,7 +325,8 @@ const ACCEPT: &str = "application/sdp";
 /// Who is waiting for a client transaction's result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Owner {
-    Register,
+    /// The registration of an account, by its index.
+    Register(usize),
     Call(String),
     /// A dialog-state subscription, by its Call-ID.
     Subscription(String),
@@ -381,8 +391,10 @@ pub struct UserAgent {
     /// The client-authentication layer under `clients` (`client_auth.rs`).
     auth: client_auth::ClientAuth,
     servers: HashMap<TxKey, Server>,
-    registration: Option<Registration>,
-    keepalive: Option<Keepalive>,
+    /// Each account's registration, keep-alive, targets and NAT state (`accounts.rs`).
+    accounts: Vec<accounts::AccountState>,
+    /// The account new calls go out through when no route names one.
+    default_account: usize,
     lines: Vec<Option<Call>>,
     /// Calls the operator has left that still finish their signalling
     /// (a CANCEL waiting for its 487, a BYE after a crossing 2xx).
@@ -413,14 +425,8 @@ pub struct UserAgent {
     pickups: Vec<(String, String)>,
     /// Each line's SRTP keys for the suites we offer, fresh for every new call.
     srtp_keys: Vec<[sdes::Key; 2]>,
-    /// The registrar's targets (RFC 3263) and the one in use.
-    registrar_targets: locate::Targets,
     /// DNS lookups for the driver to make.
     resolves: VecDeque<Resolve>,
-    /// A lookup of the registrar is out: REGISTER waits for its answer.
-    awaiting_dns: bool,
-    /// A Contact replaced by NAT contact rewrite, removed (`expires=0`) by the next REGISTER.
-    stale_contact: Option<String>,
     /// Calls we parked, to tell where and to recognise them when they come back.
     parking: attendant::Parking,
     /// Do not disturb, auto-answer and wrap-up (`answer_policy.rs`).
@@ -439,8 +445,8 @@ impl UserAgent {
             clients: HashMap::new(),
             auth: client_auth::ClientAuth::default(),
             servers: HashMap::new(),
-            registration: None,
-            keepalive: None,
+            accounts: accounts::states(&cfg.account, &cfg.others, cfg.local),
+            default_account: 0,
             lines,
             detached: Vec::new(),
             acks: Vec::new(),
@@ -463,26 +469,24 @@ impl UserAgent {
                 .iter()
                 .map(|_| [[0; sdes::KEY_LEN]; 2])
                 .collect(),
-            registrar_targets: locate::Targets::fixed(
-                cfg.account.server_addr().into_iter().collect(),
-            ),
             resolves: VecDeque::new(),
-            awaiting_dns: false,
-            stale_contact: None,
             parking: attendant::Parking::default(),
             answering: answer_policy::Answering::default(),
             call_lookups: Vec::new(),
             cfg,
         };
-        if ua.cfg.account.register {
-            let call_id = format!("{}@switchboard", ua.tokens.hex());
-            let tag = ua.tokens.hex();
-            let expires = ua.cfg.account.expires;
-            ua.registration = Some(Registration::new(call_id, tag, expires));
-            ua.send_register(now);
-        }
-        if let Some((interval, dst)) = ua.cfg.account.keepalive.zip(ua.keepalive_dst()) {
-            ua.keepalive = Some(Keepalive::new(interval, dst, now));
+        for index in 0..ua.account_count() {
+            if ua.account(index).register {
+                let call_id = format!("{}@switchboard", ua.tokens.hex());
+                let tag = ua.tokens.hex();
+                let expires = ua.account(index).expires;
+                ua.accounts[index].registration = Some(Registration::new(call_id, tag, expires));
+                ua.send_register(now, index);
+            }
+            if let Some((interval, dst)) = ua.account(index).keepalive.zip(ua.keepalive_dst(index))
+            {
+                ua.accounts[index].keepalive = Some(Keepalive::new(interval, dst, now));
+            }
         }
         for ext in ua.cfg.blf.clone().iter().take(MAX_BLF) {
             ua.subscribe(now, ext, subscription::Purpose::Blf);
@@ -568,21 +572,25 @@ impl UserAgent {
             if let Some(request) = request {
                 let request = self.auth.as_owner_knows(&key, &owner, request);
                 match owner {
-                    Owner::Register => self.on_register_timeout(now),
+                    Owner::Register(index) => self.on_register_timeout(now, index),
                     Owner::Call(call_id) => self.on_call_tx_timeout(now, &call_id, &request),
                     Owner::Subscription(call_id) => self.on_subscribe_timeout(now, &call_id),
                 }
             }
         }
-        if self.registration.as_ref().is_some_and(|r| r.due(now)) {
-            self.on_register_timer(now);
-        }
-        if let Some(ping) = self.keepalive.as_mut().and_then(|k| k.on_timeout(now)) {
-            self.transmits.push_back(Transmit {
-                transport: self.cfg.transport,
-                dst: ping,
-                payload: keepalive::PING.to_vec(),
-            });
+        for index in 0..self.accounts.len() {
+            let due = &self.accounts[index].registration;
+            if due.as_ref().is_some_and(|r| r.due(now)) {
+                self.on_register_timer(now, index);
+            }
+            let keepalive = self.accounts[index].keepalive.as_mut();
+            if let Some(ping) = keepalive.and_then(|k| k.on_timeout(now)) {
+                self.transmits.push_back(Transmit {
+                    transport: self.cfg.transport,
+                    dst: ping,
+                    payload: keepalive::PING.to_vec(),
+                });
+            }
         }
         let due: Vec<String> = self
             .calls()
@@ -610,10 +618,14 @@ impl UserAgent {
         if self.cfg.transport.is_reliable() {
             self.calls_lost_connection(now, peer);
         }
-        if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
+        if !self.cfg.transport.is_reliable() {
             return;
         }
-        self.on_registrar_connection_lost(now, None);
+        for index in 0..self.accounts.len() {
+            if self.register_dst(index) == Some(peer) {
+                self.on_registrar_connection_lost(now, index, None);
+            }
+        }
         self.settle(now);
     }
 
@@ -624,10 +636,14 @@ impl UserAgent {
         if self.cfg.transport.is_reliable() {
             self.calls_lost_connection(now, peer);
         }
-        if !self.cfg.transport.is_reliable() || self.register_dst() != Some(peer) {
+        if !self.cfg.transport.is_reliable() {
             return;
         }
-        self.on_registrar_connection_lost(now, Some(reason));
+        for index in 0..self.accounts.len() {
+            if self.register_dst(index) == Some(peer) {
+                self.on_registrar_connection_lost(now, index, Some(reason));
+            }
+        }
         self.settle(now);
     }
 
@@ -701,6 +717,7 @@ impl UserAgent {
             | Command::Favourites
             | Command::Park(_)
             | Command::Unpark(_)) => self.attendant_command(now, command),
+            Command::Account(name) => self.select_account(&name),
         }
         self.settle(now);
     }
@@ -739,8 +756,14 @@ impl UserAgent {
                 .chain(self.servers.values().map(|s| s.tx.deadline()))
                 .chain(self.calls().map(Call::deadline))
                 .chain([
-                    self.registration.as_ref().and_then(Registration::deadline),
-                    self.keepalive.as_ref().and_then(Keepalive::deadline),
+                    self.accounts
+                        .iter()
+                        .filter_map(|a| a.registration.as_ref().and_then(Registration::deadline))
+                        .min(),
+                    self.accounts
+                        .iter()
+                        .filter_map(|a| a.keepalive.as_ref().and_then(Keepalive::deadline))
+                        .min(),
                     self.quit_deadline,
                     self.subscriptions_deadline(),
                     self.acks.iter().map(call::SentAck::until).min(),
@@ -787,7 +810,7 @@ impl UserAgent {
     /// A Via value for a new request, with a fresh branch. Over TLS it carries `alias`
     /// (RFC 5923): we accept no TLS connections, so the far end must send its requests back
     /// on ours.
-    fn via(&mut self) -> String {
+    fn via(&mut self, account: usize) -> String {
         let branch = self.new_branch();
         let alias = if self.cfg.transport == Transport::Tls {
             ";alias"
@@ -797,38 +820,34 @@ impl UserAgent {
         format!(
             "SIP/2.0/{} {};branch={branch};rport{alias}",
             self.cfg.transport.via_token(),
-            self.cfg.local,
+            self.local_of(account),
         )
     }
 
-    /// Our Contact URI: `sips:` over TLS.
-    fn contact_uri(&self) -> String {
+    /// Our address in account `account`'s Via and Contact.
+    fn local_of(&self, account: usize) -> SocketAddr {
+        self.accounts
+            .get(account)
+            .map_or(self.cfg.local, |a| a.local)
+    }
+
+    /// Account `account`'s Contact URI (its own user part): `sips:` over TLS.
+    fn contact_uri(&self, account: usize) -> String {
         let (scheme, transport) = match self.cfg.transport {
             Transport::Udp => ("sip", ""),
             Transport::Tcp => ("sip", ";transport=tcp"),
             Transport::Tls => ("sips", ""),
         };
-        format!(
-            "{scheme}:{}@{}{}",
-            self.cfg.account.user, self.cfg.local, transport
-        )
+        let user = self
+            .accounts
+            .get(account)
+            .map_or(&self.cfg.account.user, |a| &a.contact_user);
+        format!("{scheme}:{user}@{}{transport}", self.local_of(account))
     }
 
-    /// Our address-of-record as a From/To name-addr (without tag).
-    fn local_name_addr(&self) -> msg::NameAddr {
-        self.name_addr_of(None)
-    }
-
-    /// The account a call goes out through: trunk `index`, else the main account.
-    fn account_of(&self, trunk: Option<usize>) -> &Account {
-        trunk
-            .and_then(|i| self.cfg.trunks.get(i))
-            .map_or(&self.cfg.account, |(_, account)| account)
-    }
-
-    /// The address-of-record of trunk `trunk` (else the main account) as a name-addr.
-    fn name_addr_of(&self, trunk: Option<usize>) -> msg::NameAddr {
-        let account = self.account_of(trunk);
+    /// The address-of-record of account `index` as a name-addr (without tag).
+    fn name_addr_of(&self, index: usize) -> msg::NameAddr {
+        let account = self.account(index);
         let mut na = msg::NameAddr::new(&format!("sip:{}@{}", account.user, account.domain));
         na.display = account.display_name.clone();
         na
@@ -870,18 +889,18 @@ impl UserAgent {
 
     /// Where an out-of-dialog request for `uri` goes (through the main account).
     fn first_hop(&self, uri: &str) -> Option<SocketAddr> {
-        self.first_hop_via(None, uri)
+        self.first_hop_via(0, uri)
     }
 
-    /// Where an out-of-dialog request for `uri` through trunk `trunk` (`None`: the main
-    /// account) goes: the outbound proxy, else the registrar of a registering account or of a
-    /// trunk (a trunk is not registered, but that is where its calls go), else the URI's host.
-    fn first_hop_via(&self, trunk: Option<usize>, uri: &str) -> Option<SocketAddr> {
-        let account = self.account_of(trunk);
+    /// Where an out-of-dialog request for `uri` through account `index` goes: the outbound
+    /// proxy, else the registrar of a registering account or of any account but the first (one
+    /// that does not register still sends its calls there), else the URI's host.
+    fn first_hop_via(&self, index: usize, uri: &str) -> Option<SocketAddr> {
+        let account = self.account(index);
         if account.outbound_proxy.is_some() {
             return account.proxy_addr();
         }
-        if account.register || trunk.is_some() {
+        if account.register || index > 0 {
             if let Some(addr) = account.registrar_addr {
                 return Some(addr);
             }
@@ -889,9 +908,9 @@ impl UserAgent {
         msg::SipUri::parse(uri)?.socket_addr()
     }
 
-    /// Where REGISTER goes: the outbound proxy, else the registrar.
-    fn register_dst(&self) -> Option<SocketAddr> {
-        let account = &self.cfg.account;
+    /// Where account `index`'s REGISTER goes: the outbound proxy, else the registrar.
+    fn register_dst(&self, index: usize) -> Option<SocketAddr> {
+        let account = self.account(index);
         match &account.outbound_proxy {
             Some(_) => account.proxy_addr(),
             None => account
@@ -901,10 +920,11 @@ impl UserAgent {
     }
 
     /// Where keep-alives go: the outbound proxy, else the registrar of a registering account.
-    fn keepalive_dst(&self) -> Option<SocketAddr> {
-        match &self.cfg.account.outbound_proxy {
-            Some(_) => self.cfg.account.proxy_addr(),
-            None if self.cfg.account.register => self.register_dst(),
+    fn keepalive_dst(&self, index: usize) -> Option<SocketAddr> {
+        let account = self.account(index);
+        match &account.outbound_proxy {
+            Some(_) => account.proxy_addr(),
+            None if account.register => self.register_dst(index),
             None => None,
         }
     }
@@ -912,19 +932,15 @@ impl UserAgent {
     /// True when `accept_from` lets `src` start this call with us. An INVITE whose Replaces
     /// names one of our dialogs is always let through: knowing the dialog's Call-ID and both
     /// tags is its credential (RFC 3891 §6.1), and transferees send it straight to our Contact.
-    fn accepts_calls_from(&self, src: SocketAddr, invite: &Message) -> bool {
-        if self.cfg.account.accept_from == AcceptFrom::Any
+    /// The servers trusted are those of every account: the call is for account `account`.
+    fn accepts_calls_from(&self, src: SocketAddr, invite: &Message, account: usize) -> bool {
+        if self.account(account).accept_from == AcceptFrom::Any
             || matches!(self.replaced_call(invite), Ok(Some(_)))
         {
             return true;
         }
-        let account = &self.cfg.account;
-        let trusted: Vec<IpAddr> = account
-            .proxy_addr()
-            .iter()
-            .chain(self.register_dst().iter())
-            .chain(self.registrar_targets.all())
-            .map(SocketAddr::ip)
+        let trusted: Vec<IpAddr> = (0..self.account_count())
+            .flat_map(|i| self.servers_of(i))
             .collect();
         trusted.is_empty() || trusted.contains(&src.ip())
     }
@@ -1094,7 +1110,7 @@ impl UserAgent {
             }
             let request = self.auth.as_owner_knows(&key, &owner, request);
             match owner {
-                Owner::Register => self.on_register_response(now, &request, &resp),
+                Owner::Register(index) => self.on_register_response(now, index, &request, &resp),
                 Owner::Call(call_id) => self.on_call_response(now, &call_id, &request, &resp),
                 Owner::Subscription(call_id) => {
                     self.on_subscribe_response(now, &call_id, &request, &resp)
@@ -1168,8 +1184,9 @@ impl UserAgent {
             }
         }
         let in_dialog = req.to.tag().is_some();
+        let account = self.account_for_invite(src, &req);
         match req.method() {
-            Method::Invite if !in_dialog && !self.accepts_calls_from(src, &req) => {
+            Method::Invite if !in_dialog && !self.accepts_calls_from(src, &req, account) => {
                 tracing::warn!(%src, "INVITE from outside the registrar refused (accept_from)");
                 self.respond(now, &req, 403, |b| {
                     b.header(
@@ -1178,10 +1195,10 @@ impl UserAgent {
                     )
                 });
             }
-            Method::Invite if !in_dialog => self.on_new_invite(now, &req),
+            Method::Invite if !in_dialog => self.on_new_invite(now, &req, account),
             Method::Cancel => self.on_cancel(now, &req),
             Method::Options if !in_dialog => {
-                let contact = self.contact_uri();
+                let contact = self.contact_uri(account);
                 self.respond(now, &req, 200, |b| {
                     b.header("Contact", format!("<{contact}>"))
                         .header("Allow", ALLOW)
@@ -1217,7 +1234,10 @@ impl UserAgent {
         if self.quit_deadline.is_some()
             && self.lines.iter().all(Option::is_none)
             && self.detached.is_empty()
-            && self.registration.as_ref().is_none_or(Registration::is_idle)
+            && self
+                .accounts
+                .iter()
+                .all(|a| a.registration.as_ref().is_none_or(Registration::is_idle))
             && self.subscriptions_finished()
         {
             self.finish_quit();
@@ -1237,7 +1257,9 @@ impl UserAgent {
         }
         self.unregister(now);
         self.unsubscribe_all(now);
-        self.keepalive = None;
+        for state in &mut self.accounts {
+            state.keepalive = None;
+        }
         // Give BYE and un-REGISTER a bounded time to be answered.
         self.quit_deadline = Some(now + std::time::Duration::from_secs(4));
         self.collect_finished();

@@ -1,4 +1,4 @@
-//! NAT contact rewrite: learning our public address from the registrar's answer.
+//! NAT contact rewrite: learning our public address from each registrar's answer.
 //!
 //! Behind a NAT router the registrar sees our REGISTER come from the router's public address
 //! and port, and says so in the top Via of its response (`received`, and `rport` per RFC
@@ -45,24 +45,44 @@ pub(super) fn seen_at(resp: &Message, sent_from: SocketAddr) -> Option<SocketAdd
 impl UserAgent {
     /// After a 2xx to REGISTER: when NAT rewrite is on and the registrar saw us elsewhere than
     /// our Contact says, takes that address and registers it (see the module docs).
-    pub(super) fn rewrite_contact_behind_nat(&mut self, now: Instant, resp: &Message) {
-        if !self.cfg.account.nat || self.cfg.transport != Transport::Udp {
+    /// Each account learns its own address from its own registrar, for its Via, Contact and
+    /// SDP; the first account's is also the user agent's (`UaConfig::local`, `media_ip`).
+    pub(super) fn rewrite_contact_behind_nat(
+        &mut self,
+        now: Instant,
+        index: usize,
+        resp: &Message,
+    ) {
+        if !self.account(index).nat || self.cfg.transport != Transport::Udp {
             return;
         }
-        let Some(public) = seen_at(resp, self.cfg.local) else {
+        let local = self.local_of(index);
+        let Some(public) = seen_at(resp, local) else {
             return;
         };
-        if public == self.cfg.local {
+        if public == local {
             return;
         }
-        let old = self.contact_uri();
-        tracing::info!(local = %self.cfg.local, %public, "behind NAT: registering the public address");
-        if self.cfg.media_ip == self.cfg.local.ip() {
-            self.cfg.media_ip = public.ip();
+        let old = self.contact_uri(index);
+        tracing::info!(%local, %public, "behind NAT: registering the public address");
+        let media_ip = self.accounts[index].media_ip.unwrap_or(self.cfg.media_ip);
+        if media_ip == local.ip() {
+            if index == 0 {
+                // The others keep the address they announce until their registrar says more.
+                for state in self.accounts.iter_mut().skip(1) {
+                    state.media_ip.get_or_insert(media_ip);
+                }
+                self.cfg.media_ip = public.ip();
+            } else {
+                self.accounts[index].media_ip = Some(public.ip());
+            }
         }
-        self.cfg.local = public;
-        self.stale_contact = Some(old);
-        self.send_register(now);
+        if index == 0 {
+            self.cfg.local = public;
+        }
+        self.accounts[index].local = public;
+        self.accounts[index].stale_contact = Some(old);
+        self.send_register(now, index);
     }
 
     /// The driver found which local address reaches the registrar (bound to every
@@ -74,6 +94,12 @@ impl UserAgent {
         }
         if self.cfg.media_ip == self.cfg.local.ip() {
             self.cfg.media_ip = ip;
+        }
+        let old = self.cfg.local;
+        for state in &mut self.accounts {
+            if state.local == old {
+                state.local.set_ip(ip);
+            }
         }
         self.cfg.local.set_ip(ip);
     }

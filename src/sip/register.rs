@@ -1,5 +1,5 @@
-//! The REGISTER usage (RFC 3261 §10): one binding for the account, kept
-//! alive by refreshes and backoff after failures.
+//! The REGISTER usage (RFC 3261 §10): one binding per registering account (`accounts.rs`),
+//! kept alive by refreshes and backoff after failures.
 //!
 //! ```text
 //!            send                 2xx                 85 % of expiry
@@ -85,26 +85,33 @@ impl Registration {
 }
 
 impl UserAgent {
-    /// Sends a REGISTER for the account (`Expires: 0` when unregistering).
-    pub(super) fn send_register(&mut self, now: Instant) {
+    /// The registration of account `index`, if it registers.
+    fn registration_mut(&mut self, index: usize) -> Option<&mut Registration> {
+        self.accounts
+            .get_mut(index)
+            .and_then(|a| a.registration.as_mut())
+    }
+
+    /// Sends a REGISTER for account `index` (`Expires: 0` when unregistering).
+    pub(super) fn send_register(&mut self, now: Instant, index: usize) {
         let unregistering = self
-            .registration
-            .as_ref()
+            .registration_mut(index)
             .is_some_and(|r| r.phase == Phase::Unregistering);
-        if !unregistering && self.registrar_lookup_needed(now) {
-            if let Some(reg) = self.registration.as_mut() {
+        if !unregistering && self.registrar_lookup_needed(now, index) {
+            if let Some(reg) = self.registration_mut(index) {
                 reg.phase = Phase::Registering;
                 reg.refresh.clear();
             }
             return;
         }
-        let via = self.via();
-        let contact = self.contact_uri();
-        let aor = self.local_name_addr();
-        let account = self.cfg.account.clone();
+        let via = self.via(index);
+        let contact = self.contact_uri(index);
+        let aor = self.name_addr_of(index);
+        let account = self.account(index).clone();
         let registrar = account.registrar.clone();
-        let dst = self.register_dst();
-        let Some(reg) = self.registration.as_mut() else {
+        let dst = self.register_dst(index);
+        let stale = self.accounts[index].stale_contact.clone();
+        let Some(reg) = self.registration_mut(index) else {
             return;
         };
         let unregister = reg.phase == Phase::Unregistering;
@@ -124,7 +131,7 @@ impl UserAgent {
             .header("Call-ID", &reg.call_id)
             .header("CSeq", format!("{} REGISTER", reg.cseq))
             .header("Contact", format!("<{contact}>"));
-        if let Some(stale) = &self.stale_contact {
+        if let Some(stale) = &stale {
             b = b.header("Contact", format!("<{stale}>;expires=0"));
         }
         b = b
@@ -136,36 +143,43 @@ impl UserAgent {
         }
         b = self.common_headers(b);
         let Some(dst) = dst else {
-            self.registration_failed(now, None, "cannot resolve the registrar's address");
+            self.registration_failed(now, index, None, "cannot resolve the registrar's address");
             return;
         };
         let bytes = b.build();
         if self
-            .send_request(now, dst, bytes, Owner::Register)
+            .send_request(now, dst, bytes, Owner::Register(index))
             .is_none()
         {
-            self.registration_failed(now, None, "could not build REGISTER");
+            self.registration_failed(now, index, None, "could not build REGISTER");
         }
     }
 
     /// A final (or provisional) response to our REGISTER.
-    pub(super) fn on_register_response(&mut self, now: Instant, request: &Message, resp: &Message) {
+    pub(super) fn on_register_response(
+        &mut self,
+        now: Instant,
+        index: usize,
+        request: &Message,
+        resp: &Message,
+    ) {
         let Some(code) = resp.code() else { return };
         if code < 200 {
             return;
         }
-        let contact = self.contact_uri();
-        let Some(reg) = self.registration.as_mut() else {
+        let contact = self.contact_uri(index);
+        let (name, aor) = (self.account(index).name.clone(), self.account(index).aor());
+        let has_password = self.account(index).password.is_some();
+        let Some(reg) = self.registration_mut(index) else {
             return;
         };
         if request.cseq.0 != reg.cseq {
             return; // a late answer to a REGISTER we have given up on
         }
-        let account = self.cfg.account.aor();
         if reg.phase == Phase::Unregistering {
             reg.phase = Phase::Idle;
             if !matches!(code, 401 | 407) {
-                self.emit(Event::Unregistered { account });
+                self.emit(Event::Unregistered { account: name, aor });
             }
             return;
         }
@@ -175,22 +189,25 @@ impl UserAgent {
                 reg.phase = Phase::Registered;
                 reg.refresh.granted(now, granted);
                 self.emit(Event::Registered {
-                    account,
+                    account: name,
+                    aor,
                     expires: granted,
                 });
-                self.stale_contact = None;
-                self.rewrite_contact_behind_nat(now, resp);
+                self.accounts[index].stale_contact = None;
+                self.rewrite_contact_behind_nat(now, index, resp);
             }
             401 | 407 => {
-                if self.cfg.account.password.is_none() {
+                if !has_password {
                     self.registration_failed(
                         now,
+                        index,
                         Some(code),
                         "the registrar asks for a password and none is configured",
                     );
                 } else {
                     self.registration_failed(
                         now,
+                        index,
                         Some(code),
                         "authentication failed: check the user name and password",
                     );
@@ -204,20 +221,21 @@ impl UserAgent {
                 match min {
                     Some(min) => {
                         reg.expires = min;
-                        self.send_register(now);
+                        self.send_register(now, index);
                     }
                     None => self.registration_failed(
                         now,
+                        index,
                         Some(code),
                         "the registrar wants a longer expiry",
                     ),
                 }
             }
-            503 if self.registrar_fail_over(now) => {}
+            503 if self.registrar_fail_over(now, index) => {}
             _ => {
                 let reason = format!("the registrar answered {code} {}", resp.reason());
                 let wait = refresh::retry_after(resp);
-                self.registration_failed_after(now, Some(code), &reason, wait);
+                self.registration_failed_after(now, index, Some(code), &reason, wait);
             }
         }
     }
@@ -226,31 +244,37 @@ impl UserAgent {
     /// [`UserAgent::handle_connection_lost`]): a binding in place is renewed at once on a new
     /// connection; a REGISTER in flight is abandoned and counted as a failure, for `why` when
     /// the connection could not be set up.
-    pub(super) fn on_registrar_connection_lost(&mut self, now: Instant, why: Option<&str>) {
-        let Some(phase) = self.registration.as_ref().map(|r| r.phase) else {
+    pub(super) fn on_registrar_connection_lost(
+        &mut self,
+        now: Instant,
+        index: usize,
+        why: Option<&str>,
+    ) {
+        let Some(phase) = self.registration_mut(index).map(|r| r.phase) else {
             return;
         };
         match phase {
             Phase::Registered => {
                 tracing::info!("connection to the registrar lost; registering again");
-                self.send_register(now);
+                self.send_register(now, index);
             }
             Phase::Registering => {
                 self.clients
-                    .retain(|_, (_, owner)| *owner != Owner::Register);
-                if self.registrar_fail_over(now) {
+                    .retain(|_, (_, owner)| *owner != Owner::Register(index));
+                if self.registrar_fail_over(now, index) {
                     return;
                 }
                 self.registration_failed(
                     now,
+                    index,
                     None,
                     why.unwrap_or("the connection to the registrar was lost"),
                 );
             }
             Phase::Unregistering => {
                 self.clients
-                    .retain(|_, (_, owner)| *owner != Owner::Register);
-                if let Some(reg) = self.registration.as_mut() {
+                    .retain(|_, (_, owner)| *owner != Owner::Register(index));
+                if let Some(reg) = self.registration_mut(index) {
                     reg.phase = Phase::Idle;
                 }
             }
@@ -259,76 +283,86 @@ impl UserAgent {
     }
 
     /// The REGISTER transaction timed out (Timer F).
-    pub(super) fn on_register_timeout(&mut self, now: Instant) {
+    pub(super) fn on_register_timeout(&mut self, now: Instant, index: usize) {
         let unregistering = self
-            .registration
-            .as_ref()
+            .registration_mut(index)
             .is_some_and(|r| r.phase == Phase::Unregistering);
         if unregistering {
-            if let Some(reg) = self.registration.as_mut() {
+            if let Some(reg) = self.registration_mut(index) {
                 reg.phase = Phase::Idle;
             }
             return;
         }
-        if !self.registrar_fail_over(now) {
-            self.registration_failed(now, None, "the registrar did not answer");
+        if !self.registrar_fail_over(now, index) {
+            self.registration_failed(now, index, None, "the registrar did not answer");
         }
     }
 
-    /// A refresh or a retry is due.
-    pub(super) fn on_register_timer(&mut self, now: Instant) {
+    /// A refresh or a retry of account `index` is due.
+    pub(super) fn on_register_timer(&mut self, now: Instant, index: usize) {
         let refresh = self
-            .registration
-            .as_ref()
+            .registration_mut(index)
             .is_some_and(|reg| reg.phase == Phase::Registered);
         if refresh {
-            self.registrar_back_to_first();
+            self.registrar_back_to_first(index);
         }
-        self.send_register(now);
+        self.send_register(now, index);
     }
 
-    /// Removes the binding (on quit). Nothing is sent when none exists.
+    /// Removes every binding (on quit). Nothing is sent for an account without one.
     pub(super) fn unregister(&mut self, now: Instant) {
-        let Some(reg) = self.registration.as_mut() else {
-            return;
-        };
-        reg.refresh.clear();
-        match reg.phase {
-            Phase::Registered | Phase::Registering => {
-                reg.phase = Phase::Unregistering;
-                // The REGISTER in flight (if any) is left to finish on its own.
-                self.send_register(now);
+        for index in 0..self.accounts.len() {
+            let Some(reg) = self.registration_mut(index) else {
+                continue;
+            };
+            reg.refresh.clear();
+            match reg.phase {
+                Phase::Registered | Phase::Registering => {
+                    reg.phase = Phase::Unregistering;
+                    // The REGISTER in flight (if any) is left to finish on its own.
+                    self.send_register(now, index);
+                }
+                Phase::Idle | Phase::Failed | Phase::Unregistering => reg.phase = Phase::Idle,
             }
-            Phase::Idle | Phase::Failed | Phase::Unregistering => reg.phase = Phase::Idle,
         }
     }
 
-    pub(super) fn registration_failed(&mut self, now: Instant, status: Option<u16>, reason: &str) {
-        self.registration_failed_after(now, status, reason, None);
+    pub(super) fn registration_failed(
+        &mut self,
+        now: Instant,
+        index: usize,
+        status: Option<u16>,
+        reason: &str,
+    ) {
+        self.registration_failed_after(now, index, status, reason, None);
     }
 
     /// The attempt failed: retry after `wait` (the registrar's Retry-After) or the backoff.
     fn registration_failed_after(
         &mut self,
         now: Instant,
+        index: usize,
         status: Option<u16>,
         reason: &str,
         wait: Option<Duration>,
     ) {
         let random = self.tokens.next();
-        let Some(reg) = self.registration.as_mut() else {
+        let (name, aor) = (self.account(index).name.clone(), self.account(index).aor());
+        let Some(reg) = self.registration_mut(index) else {
             return;
         };
         reg.phase = Phase::Failed;
         let retry = reg.refresh.failed(now, wait, random);
         tracing::warn!(
+            account = %name,
             ?status,
             reason,
             retry_in = retry.as_secs(),
             "registration failed"
         );
         self.emit(Event::RegistrationFailed {
-            account: self.cfg.account.aor(),
+            account: name,
+            aor,
             status,
             reason: reason.to_string(),
             retry_in: retry.as_secs(),

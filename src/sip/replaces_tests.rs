@@ -52,6 +52,7 @@ fn a_transferee_takes_over_our_confirmed_call_on_the_same_line() {
         display_name: Some("Carol".into()),
         referred_by: Some("sip:bob@127.0.0.1".into()),
         replaces: Some(invite.call_id.clone()),
+        account: "desk".into(),
     }));
     let states: Vec<(String, CallState, u8)> = events
         .iter()

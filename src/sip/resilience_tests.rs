@@ -90,7 +90,8 @@ fn a_lost_registrar_connection_registers_again_then_backs_off() {
     assert_eq!(
         failed,
         vec![Event::RegistrationFailed {
-            account: "alice@127.0.0.1".into(),
+            account: "desk".into(),
+            aor: "alice@127.0.0.1".into(),
             status: None,
             reason: "the connection to the registrar was lost".into(),
             retry_in: 5,

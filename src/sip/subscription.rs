@@ -218,9 +218,9 @@ impl UserAgent {
     /// Sends a SUBSCRIBE for subscription `index`: in its dialog when there is one, else a
     /// new one; `Expires: 0` when unsubscribing.
     fn send_subscribe(&mut self, now: Instant, index: usize) {
-        let via = self.via();
-        let contact = self.contact_uri();
-        let mut from = self.local_name_addr();
+        let via = self.via(0);
+        let contact = self.contact_uri(0);
+        let mut from = self.name_addr_of(0);
         let account = self.cfg.account.clone();
         let user_agent = self.cfg.user_agent.clone();
         let Some(dst_default) = self

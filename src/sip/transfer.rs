@@ -263,7 +263,8 @@ impl UserAgent {
                 line_no(index)
             ));
         }
-        let target = match Target::parse(typed, &self.cfg.account.domain) {
+        let domain = &self.account(call.account).domain;
+        let target = match Target::parse(typed, domain) {
             Ok(target) => target.to_string(),
             Err(e) => return self.error(format!("cannot transfer to '{typed}': {e}")),
         };
@@ -361,10 +362,8 @@ impl UserAgent {
         else {
             return;
         };
-        let referred_by = format!(
-            "<sip:{}@{}>",
-            self.cfg.account.user, self.cfg.account.domain
-        );
+        let account = self.account(self.call_account(call_id));
+        let referred_by = format!("<sip:{}@{}>", account.user, account.domain);
         let mut headers = vec![("Refer-To", refer_to)];
         if self.cfg.transfer.referred_by {
             headers.push(("Referred-By", referred_by));

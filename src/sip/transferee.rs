@@ -203,7 +203,7 @@ impl UserAgent {
         if let Some(r) = &replaces {
             headers.push(("Replaces", r.to_header_value()));
         }
-        let contact = self.contact_uri();
+        let contact = self.contact_uri(self.call_account(&req.call_id));
         // The 202 creates the refer subscription's dialog usage (RFC 6665 §4.2.1.1).
         self.respond(now, req, 202, |b| {
             b.header("Contact", format!("<{contact}>"))
@@ -220,7 +220,8 @@ impl UserAgent {
             .calls()
             .find(|c| c.call_id == call_id)
             .is_some_and(|c| c.is_talking() && !c.local_hold());
-        match self.place_call(now, &uri, headers) {
+        let account = self.call_account(call_id);
+        match self.place_call_via(now, account, &uri, headers) {
             Ok(new_call) => {
                 if let Some(c) = self.call_mut(&new_call) {
                     c.referred_from = Some(call_id.to_string());

@@ -22,6 +22,7 @@ pub(super) const PHONE: &str = "127.0.0.3:5060";
 pub(super) fn config(register: bool) -> UaConfig {
     UaConfig {
         account: Account {
+            name: "desk".into(),
             user: "alice".into(),
             domain: "127.0.0.1".into(),
             display_name: Some("Alice".into()),
@@ -47,7 +48,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         dtmf_info: false,
         opus_bitrate: Some(24_000),
         transfer: TransferConfig::default(),
-        trunks: Vec::new(),
+        others: Vec::new(),
         pickup: super::PickupConfig::default(),
         blf: Vec::new(),
         srtp: super::sdes::SrtpConfig::default(),
@@ -311,7 +312,8 @@ fn registers_with_md5_digest_and_refreshes_before_expiry() {
         ),
     );
     assert!(b.events().contains(&Event::Registered {
-        account: "alice@127.0.0.1".into(),
+        account: "desk".into(),
+        aor: "alice@127.0.0.1".into(),
         expires: 100
     }));
 
@@ -345,7 +347,8 @@ fn wrong_password_is_reported_once_and_retried_with_backoff() {
     assert_eq!(
         failed,
         vec![Event::RegistrationFailed {
-            account: "alice@127.0.0.1".into(),
+            account: "desk".into(),
+            aor: "alice@127.0.0.1".into(),
             status: Some(401),
             reason: "authentication failed: check the user name and password".into(),
             retry_in: 5,
@@ -452,7 +455,8 @@ fn quit_unregisters_with_expires_zero_then_stops() {
     assert!(b.ua.is_stopped());
     let events = b.events();
     assert!(events.contains(&Event::Unregistered {
-        account: "alice@127.0.0.1".into()
+        account: "desk".into(),
+        aor: "alice@127.0.0.1".into(),
     }));
     assert_eq!(events.last(), Some(&Event::Stopped));
 }
@@ -729,24 +733,22 @@ fn invite_challenge_is_answered_once_with_proxy_authorization() {
 fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
     let mut cfg = config(true);
     let trunk_proxy: std::net::SocketAddr = "127.0.0.9:5080".parse().expect("addr");
-    cfg.trunks.push((
-        "carrier".into(),
-        Account {
-            user: "4420".into(),
-            domain: "carrier.test".into(),
-            display_name: Some("Reception".into()),
-            auth_user: "acct4420".into(),
-            password: Some("trunkpw".into()),
-            registrar: "sip:carrier.test".into(),
-            registrar_addr: None,
-            outbound_proxy: Some(("sip:127.0.0.9:5080".into(), trunk_proxy)),
-            register: false,
-            expires: 600,
-            keepalive: None,
-            accept_from: AcceptFrom::Any,
-            nat: false,
-        },
-    ));
+    cfg.others.push(Account {
+        name: "carrier".into(),
+        user: "4420".into(),
+        domain: "carrier.test".into(),
+        display_name: Some("Reception".into()),
+        auth_user: "acct4420".into(),
+        password: Some("trunkpw".into()),
+        registrar: "sip:carrier.test".into(),
+        registrar_addr: None,
+        outbound_proxy: Some(("sip:127.0.0.9:5080".into(), trunk_proxy)),
+        register: false,
+        expires: 600,
+        keepalive: None,
+        accept_from: AcceptFrom::Any,
+        nat: false,
+    });
     let mut b = Bench::with_config(cfg);
     b.sent();
     b.cmd(Command::DialVia {
@@ -872,6 +874,7 @@ fn incoming_call_rings_is_answered_and_2xx_is_resent_until_ack() {
         display_name: Some("Bob".into()),
         referred_by: None,
         replaces: None,
+        account: "desk".into(),
     }));
     b.cmd(Command::Answer(None));
     let ok = b.sent();

@@ -273,6 +273,8 @@ pub struct CallView {
     pub in_conference: bool,
     /// The call is one we parked, come back (the PBX's park timeout), in words.
     pub park_return: Option<String>,
+    /// The account (its name) the call came in on, when several accounts run.
+    pub account: Option<String>,
 }
 
 impl CallView {
@@ -369,6 +371,11 @@ pub struct App {
     pub account: Option<String>,
     /// Registration state.
     pub registration: Registration,
+    /// Each account's name and registration state, when several run (else empty: the bar
+    /// shows [`App::account`] and [`App::registration`]).
+    pub accounts: Vec<(String, Registration)>,
+    /// The account new calls go out through, when several run (`account <name>`).
+    pub default_account: Option<String>,
     /// The outbound route the operator chose.
     pub route: Option<String>,
     /// The last outcome message.
@@ -421,6 +428,8 @@ impl App {
             selected: 1,
             account: None,
             registration: Registration::Starting,
+            accounts: Vec::new(),
+            default_account: None,
             route: None,
             outcome: None,
             mode: Mode::Normal,
@@ -451,6 +460,28 @@ impl App {
     /// The same screen with a favourites panel, and the park key when `parkable`. Their
     /// numbers must be among the lamps given to [`App::new`] to show a lamp.
     #[must_use]
+    /// With the names of the accounts that run, the first being the default for new calls.
+    /// With one account the screen shows its address and registration, as before.
+    pub fn with_accounts(mut self, names: Vec<String>) -> Self {
+        if names.len() > 1 {
+            self.default_account = names.first().cloned();
+            self.accounts = names
+                .into_iter()
+                .map(|name| (name, Registration::Starting))
+                .collect();
+        }
+        self
+    }
+
+    /// Account `name`'s registration becomes `state`; true when several accounts run (the
+    /// bar shows each), false when the one registration is [`App::registration`].
+    fn set_account_state(&mut self, name: &str, state: &Registration) -> bool {
+        if let Some((_, s)) = self.accounts.iter_mut().find(|(n, _)| n == name) {
+            *s = state.clone();
+        }
+        !self.accounts.is_empty()
+    }
+
     pub fn with_favourites(mut self, favourites: Favourites, parkable: bool) -> Self {
         self.favourites = favourites;
         self.parkable = parkable;

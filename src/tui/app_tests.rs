@@ -119,6 +119,7 @@ impl Rig {
             display_name: Some("Display".into()),
             referred_by: None,
             replaces: None,
+            account: "desk".into(),
         }));
         self.call_state(line, id, from, CallState::Ringing);
         effects
@@ -132,6 +133,7 @@ impl Rig {
             peer: peer.into(),
             status: None,
             reason: None,
+            account: None,
         }));
     }
 
@@ -143,6 +145,7 @@ impl Rig {
             peer: peer.into(),
             status: None,
             reason: Some(reason.into()),
+            account: None,
         }));
     }
 
@@ -187,7 +190,8 @@ fn started_and_registration_show_in_the_model() {
     });
     assert_eq!(rig.app.account.as_deref(), Some("1001@pbx"));
     rig.event(Event::Sip(SipEvent::RegistrationFailed {
-        account: "1001@pbx".into(),
+        account: "desk".into(),
+        aor: "1001@pbx".into(),
         status: Some(403),
         reason: "forbidden".into(),
         retry_in: 30,
@@ -200,7 +204,8 @@ fn started_and_registration_show_in_the_model() {
         }
     );
     rig.event(Event::Sip(SipEvent::Registered {
-        account: "1001@pbx".into(),
+        account: "desk".into(),
+        aor: "1001@pbx".into(),
         expires: 600,
     }));
     assert_eq!(rig.app.registration, Registration::Registered);
@@ -247,6 +252,7 @@ fn no_bell_when_switched_off() {
             display_name: None,
             referred_by: None,
             replaces: None,
+            account: "desk".into(),
         })),
         epoch(),
         &finder,

@@ -11,9 +11,9 @@
 //! A call to a domain not ours goes straight to that domain's server, located by DNS like the
 //! registrar (`located_by_dns`, `call_resolved`), and fails over across its targets the same way.
 //!
-//! Only calls of the registering account fail over, through the server its registration uses
-//! (the outbound proxy when there is one, located by DNS like the registrar); trunks have one
-//! address.
+//! Calls of a registering account fail over through the server its registration uses (the
+//! outbound proxy when there is one, located by DNS like the registrar); an account that does
+//! not register has one address.
 
 use super::*;
 use crate::sip::locate;
@@ -32,7 +32,8 @@ impl UserAgent {
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return false;
         };
-        if call.trunk.is_some() || call.finalised || !matches!(call.phase, Phase::Dialing) {
+        let account = call.account;
+        if call.finalised || !matches!(call.phase, Phase::Dialing) {
             return false;
         }
         let own = self
@@ -43,7 +44,7 @@ impl UserAgent {
         let targets = match own {
             Some(Some(targets)) => targets,
             Some(None) => return false,
-            None if self.cfg.account.register => &self.registrar_targets,
+            None if self.account(account).register => &self.accounts[account].registrar_targets,
             None => return false,
         };
         let Some(next) = call.first_hop.and_then(|failed| targets.after(failed)) else {
@@ -60,16 +61,17 @@ impl UserAgent {
     }
 
     /// When a call to `uri` goes straight to the URI's server, located by DNS (RFC 3263):
-    /// the main account, no outbound proxy, and a host name that is not the account's domain
+    /// the first account, no outbound proxy, and a host name that is not the account's domain
     /// or registrar (those calls go through the registrar, which knows its users), or any
-    /// host name when the account has no registrar route.
+    /// host name when the account has no registrar route; any other account with no outbound
+    /// proxy that registers, for a host name not its own.
     pub(in crate::sip::call) fn located_by_dns(
         &self,
-        trunk: Option<usize>,
+        index: usize,
         uri: &str,
     ) -> Option<locate::Plan> {
-        let account = &self.cfg.account;
-        if trunk.is_some() || account.outbound_proxy.is_some() {
+        let account = self.account(index);
+        if account.outbound_proxy.is_some() || (index > 0 && !account.register) {
             return None;
         }
         let plan = locate::Plan::of_uri(uri)?;

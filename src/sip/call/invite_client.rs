@@ -18,13 +18,20 @@ impl UserAgent {
         call_id: &str,
         authorization: Option<(&'static str, String)>,
     ) {
-        let via = self.via();
-        let contact = self.contact_uri();
+        let Some(account) = self
+            .calls()
+            .find(|c| c.call_id == call_id)
+            .map(|c| c.account)
+        else {
+            return;
+        };
+        let via = self.via(account);
+        let contact = self.contact_uri(account);
         let Some(call) = self.calls().find(|c| c.call_id == call_id) else {
             return;
         };
-        let mut from = self.name_addr_of(call.trunk);
-        let proxy = self.account_of(call.trunk).outbound_proxy.clone();
+        let mut from = self.name_addr_of(account);
+        let proxy = self.account(account).outbound_proxy.clone();
         let local = self.local_media(call.line);
         let Some(call) = self.call_mut(call_id) else {
             return;
@@ -97,7 +104,7 @@ impl UserAgent {
         resp: &Message,
         sent_to: SocketAddr,
     ) {
-        let via = self.via();
+        let via = self.via(self.call_account(&request.call_id));
         let Some((b, hop)) = Dialog::ack_for_2xx(request, resp, &via, 70) else {
             tracing::warn!(call_id = %resp.call_id, "a 2xx without a To tag cannot be ACKed");
             return;
@@ -235,8 +242,8 @@ impl UserAgent {
                 // The authentication layer (`client_auth.rs`) answered what it could: this
                 // challenge is one it may not answer.
                 call.finalised = true;
-                let call_trunk = call.trunk;
-                let reason = if self.account_of(call_trunk).password.is_none() {
+                let account = call.account;
+                let reason = if self.account(account).password.is_none() {
                     "the far end asks for a password and none is configured"
                 } else {
                     "authentication failed: check the user name and password"

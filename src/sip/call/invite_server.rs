@@ -30,11 +30,11 @@ impl UserAgent {
                 None => "no call is ringing".to_string(),
             });
         };
-        let (call_id, index) = (call.call_id.clone(), call.line);
+        let (call_id, index, account) = (call.call_id.clone(), call.line, call.account);
         self.hold_others(now, index);
         self.set_selected(index);
         let local = self.local_media(index);
-        let contact = self.contact_uri();
+        let contact = self.contact_uri(account);
         let Some(call) = self.call_mut(&call_id) else {
             return;
         };
@@ -97,8 +97,8 @@ impl UserAgent {
         self.happen(Happening::Answered(call_id));
     }
 
-    /// A new INVITE (no To tag).
-    pub(in crate::sip) fn on_new_invite(&mut self, now: Instant, req: &Message) {
+    /// A new INVITE (no To tag), for account `account` (`accounts.rs`).
+    pub(in crate::sip) fn on_new_invite(&mut self, now: Instant, req: &Message, account: usize) {
         // A retransmission after our 2xx (its transaction is gone): resend the 2xx.
         let existing = self.calls().find(|c| {
             c.call_id == req.call_id
@@ -178,6 +178,11 @@ impl UserAgent {
                 }
             },
         };
+        // A call that replaces one of ours belongs to the same account.
+        let account = replaced
+            .as_ref()
+            .and_then(|(old, _)| self.calls().find(|c| &c.call_id == old))
+            .map_or(account, |c| c.account);
         if let Some((old, _)) = &replaced {
             self.end_replaced(now, old, req);
         }
@@ -197,6 +202,7 @@ impl UserAgent {
             offer: remote_offer,
         };
         call.sdp_session = session;
+        call.account = account;
         call.first_hop = req
             .contact()
             .and_then(|c| SipUri::parse(&c.uri)?.socket_addr());
@@ -211,12 +217,13 @@ impl UserAgent {
                 .header("Referred-By")
                 .and_then(crate::sip::replaces::referred_by_uri),
             replaces: replaced.as_ref().map(|(old, _)| old.clone()),
+            account: self.account(account).name.clone(),
         });
         if replaced.is_some() {
             // RFC 3891 §3: the new call takes over without alerting the operator.
             return self.answer(now, Some(line_no(line)));
         }
-        let contact = self.contact_uri();
+        let contact = self.contact_uri(account);
         self.respond(now, req, 180, |b| {
             b.header("Contact", format!("<{contact}>"))
         });

@@ -19,18 +19,19 @@ impl UserAgent {
         }
     }
 
-    /// A call through the trunk named `account`: its domain completes a number, its identity
-    /// goes in From, its proxy is the first hop and its credentials answer challenges.
+    /// A call through the account named `account`: its domain completes a number, its
+    /// identity goes in From, its proxy or registrar is the first hop and its credentials
+    /// answer challenges.
     pub(in crate::sip) fn dial_via(&mut self, now: Instant, account: &str, target: &str) {
-        let Some(trunk) = self.cfg.trunks.iter().position(|(name, _)| name == account) else {
+        let Some(index) = self.account_named(account) else {
             return self.error(format!("there is no account `{account}` to call through"));
         };
-        let domain = self.account_of(Some(trunk)).domain.clone();
+        let domain = self.account(index).domain.clone();
         let uri = match target_uri_in(target, &domain) {
             Ok(uri) => uri,
             Err(e) => return self.error(e),
         };
-        if let Err(e) = self.place_call_via(now, Some(trunk), &uri, Vec::new()) {
+        if let Err(e) = self.place_call_via(now, index, &uri, Vec::new()) {
             self.error(e);
         }
     }
@@ -43,14 +44,14 @@ impl UserAgent {
         uri: &str,
         headers: Vec<(&'static str, String)>,
     ) -> Result<String, String> {
-        self.place_call_via(now, None, uri, headers)
+        self.place_call_via(now, self.default_account, uri, headers)
     }
 
-    /// [`Self::place_call`] through trunk `trunk` (`None`: the main account).
-    pub(in crate::sip::call) fn place_call_via(
+    /// [`Self::place_call`] through account `account`.
+    pub(in crate::sip) fn place_call_via(
         &mut self,
         now: Instant,
-        trunk: Option<usize>,
+        account: usize,
         uri: &str,
         headers: Vec<(&'static str, String)>,
     ) -> Result<String, String> {
@@ -58,8 +59,8 @@ impl UserAgent {
         let Some(line) = self.free_line(self.selected) else {
             return Err("every line is busy: hang up or transfer a call first".to_string());
         };
-        let lookup = self.located_by_dns(trunk, &uri);
-        let dst = self.first_hop_via(trunk, &uri);
+        let lookup = self.located_by_dns(account, &uri);
+        let dst = self.first_hop_via(account, &uri);
         if dst.is_none() && lookup.is_none() {
             return Err(format!(
                 "cannot reach {uri}: give an IP address, or configure a registrar or outbound proxy"
@@ -93,7 +94,7 @@ impl UserAgent {
         call.sdp_session = session;
         call.first_hop = if lookup.is_some() { None } else { dst };
         call.invite_headers = headers;
-        call.trunk = trunk;
+        call.account = account;
         self.lines[line] = Some(call);
         self.new_srtp_keys(line);
         match lookup {
@@ -309,10 +310,10 @@ impl UserAgent {
         self.lines.iter().position(Option::is_none)
     }
 
-    /// The Request-URI for what the operator typed, completed in the account's domain
-    /// ([`Target::parse`]).
+    /// The Request-URI for what the operator typed, completed in the default account's
+    /// domain ([`Target::parse`]).
     pub(in crate::sip) fn target_uri(&self, typed: &str) -> Result<String, String> {
-        target_uri_in(typed, &self.cfg.account.domain)
+        target_uri_in(typed, &self.account(self.default_account).domain)
     }
 }
 

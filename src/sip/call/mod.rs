@@ -197,9 +197,9 @@ pub(super) struct Call {
     pub(super) remote_replaces: bool,
     /// A transfer by PBX feature codes on this call.
     pub(super) pbx: Option<super::pbx_transfer::PbxTransfer>,
-    /// The trunk (index into `UaConfig::trunks`) an outgoing call went out through; `None`
-    /// for the main account.
-    pub(super) trunk: Option<usize>,
+    /// The account (`accounts.rs`) the call went out through or came in for: its identity,
+    /// Contact and credentials serve every request of the call.
+    pub(super) account: usize,
     /// The call is being recorded (a start order went out and no stop since).
     pub(super) recording: bool,
     /// Auto-recording has been started once for this call (it is not restarted after a stop).
@@ -252,7 +252,7 @@ impl Call {
             bye_after_notify: None,
             remote_replaces: false,
             pbx: None,
-            trunk: None,
+            account: 0,
             recording: false,
             auto_recorded: false,
             in_conference: false,
@@ -493,8 +493,9 @@ impl UserAgent {
         headers: Vec<(&str, String)>,
         body: Option<(&str, String)>,
     ) -> Option<u32> {
-        let via = self.via();
-        let contact = self.contact_uri();
+        let account = self.calls().find(|c| c.call_id == call_id)?.account;
+        let via = self.via(account);
+        let contact = self.contact_uri(account);
         let user_agent = self.cfg.user_agent.clone();
         let call = self.call_mut(call_id)?;
         let session = call.session;
@@ -739,6 +740,7 @@ impl UserAgent {
             peer: call.peer.clone(),
             status,
             reason,
+            account: (self.account_count() > 1).then(|| self.account(call.account).name.clone()),
         };
         self.emit(ev);
         self.sync_media(call_id);
@@ -767,7 +769,7 @@ impl UserAgent {
     /// What we can receive on line `index`.
     pub(in crate::sip::call) fn local_media(&self, index: usize) -> LocalMedia {
         LocalMedia {
-            addr: self.cfg.media_ip,
+            addr: self.media_ip_of_line(index),
             port: self.cfg.rtp_ports.get(index).copied().unwrap_or_default(),
             codecs: self.cfg.codecs.clone(),
             dtmf: true,

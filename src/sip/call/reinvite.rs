@@ -158,7 +158,7 @@ impl UserAgent {
             return;
         }
         let local = self.local_media(call.line);
-        let contact = self.contact_uri();
+        let contact = self.contact_uri(call.account);
         let before = call.state();
         self.taken_back(now, call_id, req);
         let Some(call) = self.call_mut(call_id) else {

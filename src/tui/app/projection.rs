@@ -49,6 +49,9 @@ impl App {
                 self.failed_transfer.resize(n, None);
                 self.account = Some(account);
                 self.registration = Registration::NotRegistered;
+                for (_, state) in &mut self.accounts {
+                    *state = Registration::NotRegistered;
+                }
             }
             Event::Quality {
                 line,
@@ -208,19 +211,48 @@ impl App {
                 };
                 self.tell(words, false);
             }
-            SipEvent::Registered { .. } => self.registration = Registration::Registered,
+            SipEvent::Registered { account, .. } => {
+                self.set_account_state(&account, &Registration::Registered);
+                self.registration = Registration::Registered;
+            }
             SipEvent::RegistrationFailed {
-                reason, retry_in, ..
-            } => self.registration = Registration::Failed { reason, retry_in },
-            SipEvent::Unregistered { .. } => self.registration = Registration::Unregistered,
+                account,
+                reason,
+                retry_in,
+                ..
+            } => {
+                let state = Registration::Failed { reason, retry_in };
+                if self.set_account_state(&account, &state) {
+                    // The bar has room for a mark per account, not for the reason.
+                    if let Registration::Failed { reason, retry_in } = &state {
+                        self.tell(
+                            format!(
+                                "{account}: registration failed: {reason} (retry in {retry_in} s)"
+                            ),
+                            true,
+                        );
+                    }
+                }
+                self.registration = state;
+            }
+            SipEvent::Unregistered { account, .. } => {
+                self.set_account_state(&account, &Registration::Unregistered);
+                self.registration = Registration::Unregistered;
+            }
+            SipEvent::AccountSelected { account } => {
+                self.tell(format!("new calls go out through {account}"), false);
+                self.default_account = Some(account);
+            }
             SipEvent::Incoming {
                 line,
                 call_id,
                 from,
                 display_name,
                 referred_by,
+                account,
                 ..
             } => {
+                let account = (!self.accounts.is_empty()).then_some(account);
                 let Some(i) = self.index(line) else {
                     return effects;
                 };
@@ -249,6 +281,7 @@ impl App {
                     transferred_by,
                     in_conference: false,
                     park_return: None,
+                    account,
                 });
                 if self.bell {
                     effects.push(Effect::Bell);
@@ -398,6 +431,7 @@ impl App {
                 transferred_by: None,
                 in_conference: false,
                 park_return: None,
+                account: None,
             });
         }
         if let Some(call) = self.lines[i].as_mut() {

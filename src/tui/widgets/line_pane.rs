@@ -86,6 +86,12 @@ fn call_lines(call: &CallView, other_busy: bool, now: Instant) -> Vec<Line<'stat
             Style::new().add_modifier(Modifier::BOLD),
         )),
     }
+    if let Some(account) = &call.account {
+        lines.push(Line::styled(
+            format!("for {account}"),
+            Style::new().fg(Color::Cyan),
+        ));
+    }
     if let Some(by) = &call.transferred_by {
         lines.push(Line::styled(
             format!("transferred by {by}"),

@@ -1,5 +1,7 @@
 //! The status bar (account, registration, route, audio devices, microphone clean-up) at the top, and the outcome line above the
 //! footer: the last outcome in plain words, or the `:` command line / route prompt being typed.
+//! With several accounts the bar shows each one's name and a mark (`desk ✓ queue ✗`), the
+//! default account for new calls underlined.
 
 use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
@@ -28,10 +30,28 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
     let mut spans = vec![
         Span::styled(" switchboard ", bar.add_modifier(Modifier::BOLD)),
         Span::styled("│ ", bar),
-        Span::styled(app.account.clone().unwrap_or_else(|| "—".to_owned()), bar),
-        Span::styled(" · ", bar),
-        Span::styled(registration, reg_style),
     ];
+    if app.accounts.is_empty() {
+        spans.push(Span::styled(
+            app.account.clone().unwrap_or_else(|| "—".to_owned()),
+            bar,
+        ));
+        spans.push(Span::styled(" · ", bar));
+        spans.push(Span::styled(registration, reg_style));
+    } else {
+        for (i, (name, state)) in app.accounts.iter().enumerate() {
+            if i > 0 {
+                spans.push(Span::styled(" ", bar));
+            }
+            let name_style = if app.default_account.as_ref() == Some(name) {
+                bar.add_modifier(Modifier::UNDERLINED)
+            } else {
+                bar
+            };
+            spans.push(Span::styled(name.clone(), name_style));
+            spans.push(account_mark(state, bar));
+        }
+    }
     // Before the details that may not fit: it changes what happens to every call.
     if app.dnd {
         spans.push(Span::styled(
@@ -71,6 +91,22 @@ pub fn render(frame: &mut Frame, area: Rect, app: &App) {
         ));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(bar), area);
+}
+
+/// One account's registration as a mark after its name: ✓ registered, ✗ failed, … starting,
+/// – not registered (or not registering), ○ unregistered.
+fn account_mark(state: &Registration, bar: Style) -> Span<'static> {
+    match state {
+        Registration::Registered => {
+            Span::styled(" ✓", bar.fg(Color::LightGreen).add_modifier(Modifier::BOLD))
+        }
+        Registration::Failed { .. } => {
+            Span::styled(" ✗", bar.fg(Color::LightRed).add_modifier(Modifier::BOLD))
+        }
+        Registration::Starting => Span::styled(" …", bar),
+        Registration::NotRegistered => Span::styled(" –", bar),
+        Registration::Unregistered => Span::styled(" ○", bar),
+    }
 }
 
 /// Draws the outcome line, or the prompt being typed.
