@@ -14,16 +14,20 @@
 //!   write_ring_frame ─► RingMix ─┐
 //!   write_frame ─────────────────┴─ saturating add ─► hound WavWriter ─► output.wav (flush every 50 frames)
 //!   resume(missed): the input skips, the output gets silence: tick k stays the file's frame k
+//!   switch(in|out, PATH): opened on a helper thread, takes over between two frames
 //! ```
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use super::file_input::FileInput;
 use super::{AudioDevice, DeviceError, DeviceNotice, RingMix};
 use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::sound::DeviceRole;
 
 /// Frames written between two flushes of the output file (1 s).
 const FLUSH_EVERY: u32 = 50;
@@ -31,9 +35,24 @@ const FLUSH_EVERY: u32 = 50;
 /// WAV files (or nothing) in place of a sound card.
 pub(super) struct FileDevice {
     input: Option<FileInput>,
+    looping: bool,
+    /// The null back-end: no files, nothing to switch to.
+    null: bool,
     output: Option<FileOutput>,
     ring: RingMix,
     notices: VecDeque<DeviceNotice>,
+    /// A switch under way: the role, the file, and the helper thread's answer.
+    switching: Option<(
+        DeviceRole,
+        String,
+        mpsc::Receiver<Result<Opened, DeviceError>>,
+    )>,
+}
+
+/// A file opened for a switch.
+enum Opened {
+    Input(FileInput),
+    Output(FileOutput),
 }
 
 struct FileOutput {
@@ -54,31 +73,17 @@ impl FileDevice {
             None => None,
         };
         let output = match output {
-            Some(path) => {
-                let spec = hound::WavSpec {
-                    channels: 1,
-                    sample_rate: SAMPLE_RATE,
-                    bits_per_sample: 16,
-                    sample_format: hound::SampleFormat::Int,
-                };
-                let writer =
-                    hound::WavWriter::create(path, spec).map_err(|e| DeviceError::OutputFile {
-                        path: path.to_path_buf(),
-                        reason: e.to_string(),
-                    })?;
-                Some(FileOutput {
-                    path: path.to_path_buf(),
-                    writer: Some(writer),
-                    since_flush: 0,
-                })
-            }
+            Some(path) => Some(FileOutput::create(path)?),
             None => None,
         };
         Ok(FileDevice {
             input,
+            looping,
+            null: false,
             output,
             ring: RingMix::new(),
             notices: VecDeque::new(),
+            switching: None,
         })
     }
 
@@ -86,10 +91,69 @@ impl FileDevice {
     pub(super) fn null() -> FileDevice {
         FileDevice {
             input: None,
+            looping: false,
+            null: true,
             output: None,
             ring: RingMix::new(),
             notices: VecDeque::new(),
+            switching: None,
         }
+    }
+
+    /// The answer of a switch under way, once it is in.
+    fn poll_switch(&mut self) -> Option<DeviceNotice> {
+        let (role, name, answer) = self.switching.as_ref()?;
+        let result = match answer.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => return None,
+            Ok(result) => result,
+            Err(mpsc::TryRecvError::Disconnected) => Err(DeviceError::Host(
+                "the thread opening the file ended".into(),
+            )),
+        };
+        let (role, device) = (*role, name.clone());
+        self.switching = None;
+        Some(match result {
+            Ok(opened) => {
+                match opened {
+                    Opened::Input(input) => self.input = Some(input),
+                    // The old file is finished on the helper's way out, not here.
+                    Opened::Output(output) => {
+                        if let Some(old) = self.output.replace(output) {
+                            let _ = thread::Builder::new()
+                                .name("audio-close".into())
+                                .spawn(move || drop(old));
+                        }
+                    }
+                }
+                DeviceNotice::Chosen { role, device }
+            }
+            Err(e) => DeviceNotice::NotChosen {
+                role,
+                device,
+                reason: e.to_string(),
+            },
+        })
+    }
+}
+
+impl FileOutput {
+    /// Creates `path` as a 48 kHz mono 16-bit WAV file.
+    fn create(path: &Path) -> Result<FileOutput, DeviceError> {
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: SAMPLE_RATE,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let writer = hound::WavWriter::create(path, spec).map_err(|e| DeviceError::OutputFile {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        Ok(FileOutput {
+            path: path.to_path_buf(),
+            writer: Some(writer),
+            since_flush: 0,
+        })
     }
 }
 
@@ -136,7 +200,53 @@ impl AudioDevice for FileDevice {
     }
 
     fn poll_notice(&mut self) -> Option<DeviceNotice> {
+        if let Some(notice) = self.poll_switch() {
+            self.notices.push_back(notice);
+        }
         self.notices.pop_front()
+    }
+
+    /// `name` is a WAV file: the microphone's input (played from its start, looping as
+    /// configured) or the headset's new recording. The ring has no file of its own.
+    fn switch(&mut self, role: DeviceRole, name: &str) -> Option<DeviceNotice> {
+        let refuse = |reason: &str| {
+            Some(DeviceNotice::NotChosen {
+                role,
+                device: name.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.null {
+            return refuse("the null audio backend has no devices to choose");
+        }
+        if self.switching.is_some() {
+            return refuse("another device switch is under way");
+        }
+        let path = PathBuf::from(name);
+        let looping = self.looping;
+        let open: Box<dyn FnOnce() -> Result<Opened, DeviceError> + Send> = match role {
+            DeviceRole::Input => {
+                Box::new(move || FileInput::open(&path, looping).map(Opened::Input))
+            }
+            DeviceRole::Output => Box::new(move || FileOutput::create(&path).map(Opened::Output)),
+            DeviceRole::Ring => return refuse("the file backend rings in the headset's file"),
+        };
+        let (tx, rx) = mpsc::channel();
+        let spawned = thread::Builder::new()
+            .name("audio-open".into())
+            .spawn(move || {
+                // The device may be gone by now (the engine stopped): the file then closes here.
+                let _ = tx.send(open());
+            });
+        if let Err(e) = spawned {
+            return refuse(&format!("cannot start a thread to open it: {e}"));
+        }
+        self.switching = Some((role, name.to_owned(), rx));
+        None
+    }
+
+    fn is_switching(&self) -> bool {
+        self.switching.is_some()
     }
 
     fn resume(&mut self, missed: u64) {

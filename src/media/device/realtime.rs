@@ -11,25 +11,63 @@
 //!   device (i16/f32/…, N ch) ── CaptureCallback ──► Producer<f32> (mono, device rate)
 //!   Consumer<f32> ── PlaybackCallback ──► device (every channel; empty ring → silence)
 //!   error callback ──► StreamFlags { xruns++, lost = true }
+//!   every callback ──► StreamFlags { period = max(frames), low water = min(ring fill) }
 //! ```
+//!
+//! The period and low water are what the media thread's adaptive cushion (`cushion.rs`)
+//! learns the device's timing from; it takes them once per tick.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cpal::{FromSample, Sample};
 use rtrb::{Consumer, Producer};
 
-/// What a stream's callbacks tell the media thread: dropouts and loss.
-#[derive(Debug, Default)]
+/// What a stream's callbacks tell the media thread: dropouts, loss, and their timing.
+#[derive(Debug)]
 pub(super) struct StreamFlags {
     /// Dropouts: ring full on input, ring empty on output, and xruns the
     /// audio system reported. One per dropout, not per sample.
     xruns: AtomicU64,
     /// The stream failed (device unplugged, invalidated): it must be rebuilt.
     lost: AtomicBool,
+    /// Most frames one callback carried since the media thread last took it.
+    period: AtomicUsize,
+    /// Least ring fill an output callback found before taking its frames, since the media
+    /// thread last took it (`usize::MAX`: none ran).
+    low_water: AtomicUsize,
+}
+
+impl Default for StreamFlags {
+    fn default() -> Self {
+        StreamFlags {
+            xruns: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
+            period: AtomicUsize::new(0),
+            low_water: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl StreamFlags {
+    /// The largest callback (in frames) since the last call; 0 when none ran.
+    pub(super) fn take_period(&self) -> usize {
+        self.period.swap(0, Ordering::Relaxed)
+    }
+
+    /// The least ring fill an output callback found since the last call; `None` when none ran.
+    pub(super) fn take_low_water(&self) -> Option<usize> {
+        match self.low_water.swap(usize::MAX, Ordering::Relaxed) {
+            usize::MAX => None,
+            low => Some(low),
+        }
+    }
+
+    /// A callback carried `frames` (lock-free: one atomic max).
+    fn saw_callback(&self, frames: usize) {
+        self.period.fetch_max(frames, Ordering::Relaxed);
+    }
+
     /// Dropouts counted so far.
     pub(super) fn xruns(&self) -> u64 {
         self.xruns.load(Ordering::Relaxed)
@@ -84,6 +122,7 @@ impl CaptureCallback {
         f32: FromSample<T>,
     {
         let frames = data.len() / self.channels;
+        self.flags.saw_callback(frames);
         let room = self.ring.slots();
         let n = frames.min(room);
         if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
@@ -134,7 +173,13 @@ impl PlaybackCallback {
         T: Sample + FromSample<f32>,
     {
         let frames = data.len() / self.channels;
-        let n = frames.min(self.ring.slots());
+        let queued = self.ring.slots();
+        self.flags.saw_callback(frames);
+        if queued > 0 || !self.starved {
+            // Flowing (waiting for the first samples is no measure of the cushion).
+            self.flags.low_water.fetch_min(queued, Ordering::Relaxed);
+        }
+        let n = frames.min(queued);
         let mut outs = data.chunks_exact_mut(self.channels);
         if let Ok(chunk) = self.ring.read_chunk(n) {
             let (a, b) = chunk.as_slices();
