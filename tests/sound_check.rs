@@ -189,8 +189,14 @@ fn use_device_switches_the_headset_now_and_keeps_it_when_the_new_one_fails() {
     );
 
     sb.send(&format!("use-device out {}", second.display()));
-    let devices = sb.wait_event(secs(10), |e| e["event"] == "devices");
-    assert_eq!(devices["output"], second.display().to_string(), "{devices}");
+    let wanted = second.display().to_string();
+    let devices = sb.wait_event(secs(10), |e| {
+        e["event"] == "devices" && e["output"] == *wanted
+    });
+    assert_eq!(
+        devices["input"], "in.wav",
+        "the microphone is untouched: {devices}"
+    );
     wait_recorded(&second, 2);
     assert!(sb.quit_and_wait(secs(10)).success());
 
