@@ -92,6 +92,7 @@ impl Cushion {
     }
 
     /// Times it grew and shrank so far.
+    #[cfg(test)]
     pub(super) fn moves(&self) -> (u64, u64) {
         (self.grows, self.shrinks)
     }

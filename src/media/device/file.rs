@@ -42,12 +42,11 @@ pub(super) struct FileDevice {
     ring: RingMix,
     notices: VecDeque<DeviceNotice>,
     /// A switch under way: the role, the file, and the helper thread's answer.
-    switching: Option<(
-        DeviceRole,
-        String,
-        mpsc::Receiver<Result<Opened, DeviceError>>,
-    )>,
+    switching: Option<(DeviceRole, String, mpsc::Receiver<Opening>)>,
 }
+
+/// What the helper thread of a switch hands back.
+type Opening = Result<Opened, DeviceError>;
 
 /// A file opened for a switch.
 enum Opened {

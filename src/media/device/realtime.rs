@@ -82,13 +82,18 @@ impl StreamFlags {
         self.xruns.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The error callback's body: an xrun is counted, a rerouting or a refused
-    /// real-time priority is harmless, anything else means the stream is gone.
+    /// The error callback's body: a device that is gone, or a stream that must be rebuilt,
+    /// is lost; a rerouting or a refused real-time priority is harmless; anything else is
+    /// counted as a dropout — the stream goes on (ALSA's worker, for one, reports a failed
+    /// restart after an xrun this way and then keeps running; treating it as lost would
+    /// silence the device for the 2 s until a reopen).
     pub(super) fn on_error(&self, kind: cpal::ErrorKind) {
         match kind {
-            cpal::ErrorKind::Xrun => self.count_xrun(),
+            cpal::ErrorKind::DeviceNotAvailable
+            | cpal::ErrorKind::HostUnavailable
+            | cpal::ErrorKind::StreamInvalidated => self.lost.store(true, Ordering::Release),
             cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
-            _ => self.lost.store(true, Ordering::Release),
+            _ => self.count_xrun(),
         }
     }
 }
@@ -273,9 +278,18 @@ mod tests {
         flags.on_error(cpal::ErrorKind::DeviceChanged);
         flags.on_error(cpal::ErrorKind::RealtimeDenied);
         assert_eq!(flags.xruns(), 1);
+        flags.on_error(cpal::ErrorKind::BackendError);
+        assert_eq!(
+            flags.xruns(),
+            2,
+            "a failed restart after an xrun: the stream goes on"
+        );
         assert!(!flags.is_lost());
         flags.on_error(cpal::ErrorKind::DeviceNotAvailable);
         assert!(flags.is_lost());
+        let invalid = StreamFlags::default();
+        invalid.on_error(cpal::ErrorKind::StreamInvalidated);
+        assert!(invalid.is_lost(), "a stream that must be rebuilt is lost");
     }
 
     /// The callback bodies run under the allocation checker, with ring full,
