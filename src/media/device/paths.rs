@@ -13,8 +13,9 @@
 //!             ran dry → prime again with a larger margin; steady → leave out up to 2 ms per window
 //!             more than 120 ms queued (the media thread stalled) → drop down to the margin
 //!   playback: Frame ─► resample → ≈ 20 ms @ device rate ─► ring
-//!             ring empty → one period + margin of silence first; the callback ran dry → the
-//!             margin grows by a period (silence queued now); steady → frames lose up to 2 ms
+//!             ring empty → one period + margin of silence first; the callback found the ring
+//!             empty → the margin grows by a period (silence queued now; an xrun the audio
+//!             system reports below the ring does not grow it); steady → frames lose up to 2 ms
 //!             per window; more than period + margin + 60 ms queued → drop the frame
 //! ```
 //!
@@ -198,8 +199,8 @@ pub(super) struct PlaybackPath {
     scratch_out: Vec<f32>,
     cushion: Cushion,
     slack: usize,
-    /// The callback's dropouts already fed to the cushion.
-    xruns_seen: u64,
+    /// The times the callback ran dry already fed to the cushion.
+    dry_seen: u64,
     /// The stream was paused: its first dropout after that is the pause's, not the device's.
     resuming: bool,
     glitches: u64,
@@ -233,7 +234,7 @@ impl PlaybackPath {
             scratch_out: vec![0.0; max_out.max(FRAME_SAMPLES)],
             cushion: Cushion::new(rate, period),
             slack: samples(rate, PLAYBACK_SLACK_MS),
-            xruns_seen: 0,
+            dry_seen: 0,
             resuming: false,
             glitches: 0,
             dropping: false,
@@ -276,9 +277,9 @@ impl PlaybackPath {
     fn adapt(&mut self) -> Move {
         let period = self.flags.take_period();
         let low = self.flags.take_low_water();
-        let xruns = self.flags.xruns();
-        let ran_dry = xruns > self.xruns_seen && !self.resuming;
-        self.xruns_seen = xruns;
+        let dry = self.flags.ran_dry();
+        let ran_dry = dry > self.dry_seen && !self.resuming;
+        self.dry_seen = dry;
         self.resuming = false;
         let taken = period.max(self.cushion.period());
         self.cushion
@@ -489,6 +490,32 @@ mod tests {
         assert_eq!(cons.slots(), samples(48_000, 75), "room again: queued");
         path.write(&frame);
         assert_eq!(path.glitches(), 2, "a new run of drops");
+    }
+
+    /// A flood of xruns from the audio system (cpal restarting a stream) is counted but
+    /// does not grow the cushion: only the ring running dry does.
+    #[test]
+    fn only_a_dry_ring_grows_the_playback_cushion() {
+        let (prod, cons) = ring(48_000);
+        let shared = flags();
+        let mut cb = PlaybackCallback::new(cons, 1, shared.clone());
+        let mut path = PlaybackPath::new(prod, 48_000, shared.clone(), 480).expect("48k");
+        let frame = [1000i16; FRAME_SAMPLES];
+        let mut device = [0f32; 480];
+        path.write(&frame);
+        cb.process(&mut device);
+        for _ in 0..500 {
+            shared.on_error(cpal::ErrorKind::Xrun);
+        }
+        path.write(&frame);
+        assert_eq!(shared.xruns(), 500);
+        assert_eq!(path.cushion().0, 240, "the margin did not move");
+        // The callback drains everything and finds the ring empty: that grows it.
+        for _ in 0..5 {
+            cb.process(&mut device);
+        }
+        path.write(&frame);
+        assert_eq!(path.cushion().0, 720, "grown by a period");
     }
 
     #[test]

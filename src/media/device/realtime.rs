@@ -31,6 +31,10 @@ pub(super) struct StreamFlags {
     xruns: AtomicU64,
     /// The stream failed (device unplugged, invalidated): it must be rebuilt.
     lost: AtomicBool,
+    /// Of the dropouts, those where the output callback found the ring empty: the only
+    /// ones a larger cushion prevents (an xrun the audio system reports happens below the
+    /// ring, and during cpal's restart after one it may report hundreds).
+    dry: AtomicU64,
     /// Most frames one callback carried since the media thread last took it.
     period: AtomicUsize,
     /// Least ring fill an output callback found before taking its frames, since the media
@@ -43,6 +47,7 @@ impl Default for StreamFlags {
         StreamFlags {
             xruns: AtomicU64::new(0),
             lost: AtomicBool::new(false),
+            dry: AtomicU64::new(0),
             period: AtomicUsize::new(0),
             low_water: AtomicUsize::new(usize::MAX),
         }
@@ -71,6 +76,11 @@ impl StreamFlags {
     /// Dropouts counted so far.
     pub(super) fn xruns(&self) -> u64 {
         self.xruns.load(Ordering::Relaxed)
+    }
+
+    /// Times the output callback found the ring empty while audio was flowing.
+    pub(super) fn ran_dry(&self) -> u64 {
+        self.dry.load(Ordering::Relaxed)
     }
 
     /// The stream reported a fatal error.
@@ -201,6 +211,7 @@ impl PlaybackCallback {
             // Audio was flowing (before, or during this callback) and ran out.
             if n > 0 || !self.starved {
                 self.flags.count_xrun();
+                self.flags.dry.fetch_add(1, Ordering::Relaxed);
             }
             self.starved = true;
         } else {
