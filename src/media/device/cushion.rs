@@ -9,20 +9,21 @@
 //! tests drive it with a simulated device clock.
 //!
 //! ```text
-//!   ran dry ──► Grow(one period) now; the next shrink waits twice as long (2 s … 64 s)
-//!   a whole window without running dry, least margin m > half a period
-//!           ──► Shrink(min(m − period/4, 2 ms))            (the margin settles in ¼–½ period)
+//!   ran dry ──► Grow(one period) now; the next shrink waits twice as long (2 s … 16 s)
+//!   a whole window without running dry, least margin m > half a period, excess e = m − period/4
+//!           ──► Shrink(min(e, max(2 ms, e/4)))             (the margin settles in ¼–½ period)
 //!   otherwise ─► Hold
 //! ```
 //!
 //! So a stream starts small (half a requested period), grows quickly when the device's
-//! timing is irregular, and gives latency back slowly when it is steady.
+//! timing is irregular, and gives latency back slowly when it is steady: a quarter of a large
+//! excess per window, 2 ms at a time near the aim.
 
 /// Ticks (20 ms) of the first shrink window: 2 s.
 const BASE_WINDOW: u32 = 100;
-/// The longest shrink window, reached after repeated dropouts: 64 s.
-const MAX_WINDOW: u32 = 3200;
-/// Most the cushion shrinks in one window (ms).
+/// The longest shrink window, reached after repeated dropouts: 16 s.
+const MAX_WINDOW: u32 = 800;
+/// Most the cushion shrinks in one window near its aim (ms); a larger excess loses a quarter.
 const MAX_SHRINK_MS: u32 = 2;
 /// Most margin the cushion grows to (ms).
 const MAX_MARGIN_MS: u32 = 80;
@@ -128,7 +129,8 @@ impl Cushion {
         if low == usize::MAX || low <= period / 2 {
             return Move::Hold;
         }
-        let shrink = (low - period / 4).min(self.max_shrink);
+        let excess = low - period / 4;
+        let shrink = excess.min(self.max_shrink.max(excess / 4));
         self.margin = self.margin.saturating_sub(shrink);
         self.shrinks += 1;
         Move::Shrink(shrink)
@@ -154,12 +156,12 @@ mod tests {
         assert_eq!(c.margin(), 1200);
         // The next window is 4 s long: 199 quiet ticks hold, the 200th shrinks.
         for _ in 0..199 {
-            assert_eq!(c.tick(Some(5000), 960, false), Move::Hold);
+            assert_eq!(c.tick(Some(500), 960, false), Move::Hold);
         }
         assert_eq!(
-            c.tick(Some(5000), 960, false),
+            c.tick(Some(500), 960, false),
             Move::Shrink(96),
-            "2 ms at most"
+            "2 ms at most near the aim"
         );
         assert_eq!(c.margin(), 1104);
         let mut c = Cushion::new(48_000, 160);
@@ -170,6 +172,15 @@ mod tests {
             c.tick(Some(100), 160, false),
             Move::Shrink(60),
             "down to a quarter period"
+        );
+        let mut c = Cushion::new(48_000, 480);
+        for _ in 0..99 {
+            c.tick(Some(5000), 480, false);
+        }
+        assert_eq!(
+            c.tick(Some(5000), 480, false),
+            Move::Shrink(1220),
+            "a quarter of a large excess"
         );
     }
 

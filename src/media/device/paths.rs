@@ -10,13 +10,14 @@
 //!
 //! ```text
 //!   capture:  ring (device rate) ─► [prime: one frame + margin] ─► resample → 960 @ 48 kHz ─► Frame
-//!             ran dry → prime again with a larger margin; steady → leave out up to 2 ms per window
+//!             ran dry → prime again, with a larger margin unless the device reported an xrun
+//!             (audio lost, not late); steady → leave out some of the excess per window
 //!             more than 120 ms queued (the media thread stalled) → drop down to the margin
 //!   playback: Frame ─► resample → ≈ 20 ms @ device rate ─► ring
 //!             ring empty → one period + margin of silence first; the callback found the ring
 //!             empty → the margin grows by a period (silence queued now; an xrun the audio
-//!             system reports below the ring does not grow it); steady → frames lose up to 2 ms
-//!             per window; more than period + margin + 60 ms queued → drop the frame
+//!             system reports below the ring does not grow it); steady → frames lose some of
+//!             the excess per window; more than period + margin + 60 ms queued → drop the frame
 //! ```
 //!
 //! The margin starts at half the period asked of the device (5 ms) and settles
@@ -80,6 +81,9 @@ pub(super) struct CapturePath {
     cushion: Cushion,
     max_queued: usize,
     glitches: u64,
+    /// The stream's dropouts as of the last read: a shortfall right after one is lost audio,
+    /// not late callbacks, and does not grow the margin.
+    xruns_seen: u64,
 }
 
 impl CapturePath {
@@ -113,6 +117,7 @@ impl CapturePath {
             cushion: Cushion::new(rate, period),
             max_queued: samples(rate, CAPTURE_MAX_MS),
             glitches: 0,
+            xruns_seen: 0,
         })
     }
 
@@ -149,9 +154,12 @@ impl CapturePath {
             }
             self.primed = true;
         }
+        let xruns = self.flags.xruns();
+        let device_trouble = xruns != self.xruns_seen;
+        self.xruns_seen = xruns;
         if queued < need || need > self.scratch_in.len() {
-            // Ran dry: the cushion grows, and priming waits for it.
-            self.cushion.tick(None, period, true);
+            // Ran dry: the cushion grows (unless the device lost audio), and priming waits.
+            self.cushion.tick(None, period, !device_trouble);
             self.primed = false;
             self.glitches += 1;
             return false;
