@@ -174,6 +174,14 @@ pub enum Event {
         /// What happened, in words.
         message: String,
     },
+    /// Every audio device the system offers (`list-devices`), or why none could be listed.
+    DeviceList {
+        /// The devices, in the system's order.
+        devices: Vec<ListedDevice>,
+        /// Why listing failed (`devices` is then empty).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// From the SIP core: serialised as the core's event itself. Stays the last variant
     /// (serde wants untagged variants at the end): add new ones above it.
     #[serde(untagged)]
@@ -184,6 +192,23 @@ impl From<sip::Event> for Event {
     fn from(event: sip::Event) -> Event {
         Event::Sip(event)
     }
+}
+
+/// One audio device in a [`Event::DeviceList`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedDevice {
+    /// Its name, as `use-device` and the configuration take it.
+    pub name: String,
+    /// Its stable identifier (also accepted as a name); empty if the system gives none.
+    pub id: String,
+    /// It can record (a microphone).
+    pub input: bool,
+    /// It can play (a headset, a ringer).
+    pub output: bool,
+    /// Its default format, e.g. `48000 Hz, 2 ch, f32`; `None` when it has none now.
+    pub default_config: Option<String>,
+    /// It is the system's default input or output.
+    pub default: bool,
 }
 
 /// Which way a traced SIP message went.

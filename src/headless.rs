@@ -45,6 +45,7 @@ pub const WORDS: [&str; 35] = [
     "tone",
     "echo",
     "use-device",
+    "list-devices",
     "dnd",
     "wrapup",
     "quit",
@@ -93,6 +94,7 @@ pub fn parse_command(line: &str) -> Result<Option<Command>, String> {
         "agc" => Command::Voice(VoiceStage::Agc, switch(&word, &args)?),
         "level" => Command::Sound(SoundCommand::Level(on_off(&word, &args)?)),
         "tone" => none(&word, &args, Command::Sound(SoundCommand::Tone))?,
+        "list-devices" => none(&word, &args, Command::Sound(SoundCommand::ListDevices))?,
         "echo" => Command::Sound(SoundCommand::Echo(on_off(&word, &args)?)),
         "use-device" => {
             let (role, name) = match args.split_first() {
@@ -415,6 +417,7 @@ mod tests {
             ("TRACE off", Command::Trace(TraceMode::Off)),
             ("level on", Command::Sound(SoundCommand::Level(true))),
             ("tone", Command::Sound(SoundCommand::Tone)),
+            ("list-devices", Command::Sound(SoundCommand::ListDevices)),
             ("echo OFF", Command::Sound(SoundCommand::Echo(false))),
             (
                 "use-device out USB Headset Stereo",
@@ -767,6 +770,27 @@ mod tests {
                     ring: "headset".into(),
                 },
                 r#"{"event":"devices","input":"default","output":"discarded","ring":"headset"}"#,
+            ),
+            (
+                Event::DeviceList {
+                    devices: vec![crate::front::ListedDevice {
+                        name: "pulse".into(),
+                        id: "alsa:pulse".into(),
+                        input: true,
+                        output: true,
+                        default_config: Some("44100 Hz, 2 ch, i16".into()),
+                        default: false,
+                    }],
+                    error: None,
+                },
+                r#"{"event":"device_list","devices":[{"name":"pulse","id":"alsa:pulse","input":true,"output":true,"default_config":"44100 Hz, 2 ch, i16","default":false}]}"#,
+            ),
+            (
+                Event::DeviceList {
+                    devices: vec![],
+                    error: Some("audio system: cannot list devices".into()),
+                },
+                r#"{"event":"device_list","devices":[],"error":"audio system: cannot list devices"}"#,
             ),
             (
                 Event::Level { dbfs: -96.0 },

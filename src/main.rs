@@ -21,7 +21,7 @@ use tracing_subscriber::EnvFilter;
 use switchboard::config::{self, AudioBackend, Config, ConfigError};
 use switchboard::directory::Directory;
 use switchboard::driver::{self, Setup};
-use switchboard::front::{Command, Event};
+use switchboard::front::{Command, Event, ListedDevice};
 use switchboard::headless;
 use switchboard::history::History;
 use switchboard::media::device::DeviceInfo;
@@ -572,6 +572,30 @@ fn sound_devices() -> Result<Vec<AudioDevice>, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `list-devices`: every device the audio system offers, as one event.
+fn device_list() -> Event {
+    match switchboard::media::device::list_devices() {
+        Ok(list) => Event::DeviceList {
+            devices: list
+                .into_iter()
+                .map(|d| ListedDevice {
+                    name: d.name,
+                    id: d.id,
+                    input: d.input,
+                    output: d.output,
+                    default_config: d.default_config,
+                    default: d.is_default,
+                })
+                .collect(),
+            error: None,
+        },
+        Err(e) => Event::DeviceList {
+            devices: Vec::new(),
+            error: Some(e.to_string()),
+        },
+    }
+}
+
 /// `use-device`: writes the device into the configuration file (comments kept); the event
 /// says what was written, or why not.
 fn use_device(file: Option<&Path>, role: DeviceRole, device: String) -> Event {
@@ -618,10 +642,30 @@ fn run_headless(
     thread::spawn(move || {
         headless::read_commands(io::stdin().lock(), |item| match item {
             Ok(Command::Sound(SoundCommand::UseDevice(role, device))) => {
-                let event = use_device(config_file.as_deref(), role, device);
-                errors
+                // Written for the next start, and switched now by the media engine.
+                let event = use_device(config_file.as_deref(), role, device.clone());
+                let written = errors
                     .upgrade()
-                    .is_some_and(|events| events.send(event).is_ok())
+                    .is_some_and(|events| events.send(event).is_ok());
+                written
+                    && command_tx
+                        .blocking_send(Command::Sound(SoundCommand::UseDevice(role, device)))
+                        .is_ok()
+            }
+            Ok(Command::Sound(SoundCommand::ListDevices)) => {
+                // Listing can block on the audio system: off this thread and the run loop.
+                let events = errors.clone();
+                let spawned = thread::Builder::new()
+                    .name("list-devices".into())
+                    .spawn(move || {
+                        if let Some(events) = events.upgrade() {
+                            let _ = events.send(device_list());
+                        }
+                    });
+                if let Err(e) = spawned {
+                    tracing::warn!(error = %e, "cannot start a thread to list devices");
+                }
+                true
             }
             Ok(command) => command_tx.blocking_send(command).is_ok(),
             Err(message) => errors

@@ -2,9 +2,10 @@
 //! check about the microphone and the headset. Not SIP: the core never sees these commands
 //! (they travel in [`crate::front::Command`]).
 //!
-//! Plain types only; the media engine carries them out (`driver/mod.rs` translates), except
-//! [`SoundCommand::UseDevice`], which the front end carries out on the configuration file
-//! (`config::edit`).
+//! Plain types only; the media engine carries them out (`driver/mod.rs` translates).
+//! [`SoundCommand::UseDevice`] also has the front end write the device into the configuration
+//! file (`config::edit`), and [`SoundCommand::ListDevices`] is answered by the front end alone
+//! (listing devices can block, so it runs on a thread of its own).
 
 /// A microphone clean-up stage the operator can switch live.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +47,12 @@ pub enum SoundCommand {
     Tone,
     /// Play the microphone back in the headset one second later (`true`), or stop.
     Echo(bool),
-    /// Write this device for this role into the configuration file (comments kept); it is
-    /// used from the next start.
+    /// Use this device for this role now (the media engine switches between two frames; if
+    /// it cannot open, the old one stays) and write it into the configuration file (comments
+    /// kept) for the next start.
     UseDevice(DeviceRole, String),
+    /// List every audio device the system offers (a `device_list` event).
+    ListDevices,
 }
 
 /// An audio device as the sound check lists it (`switchboard devices`' data).

@@ -1,8 +1,10 @@
 //! The sound check in headless mode, through switchboard's file audio backend: the level
 //! meter's `level` events rise when the microphone file starts talking, the echo plays the
-//! microphone back in the headset file one second later, and `use-device` writes the chosen
-//! device into the configuration file with its comments kept; on the screen (tmux), `v` opens
-//! the sound check with the live level and the echo switch.
+//! microphone back in the headset file one second later, `use-device` writes the chosen
+//! device into the configuration file with its comments kept and switches to it at once (the
+//! echo going on across the switch; a device that cannot open leaves the old one in use), and
+//! `list-devices` answers with one `device_list` event while the run loop goes on; on the
+//! screen (tmux), `v` opens the sound check with the live level and the echo switch.
 
 mod common;
 
@@ -141,6 +143,197 @@ fn use_device_writes_the_config_file_keeping_its_comments() {
             .contains("use-device"),
         "{error}"
     );
+    assert!(sb.quit_and_wait(secs(10)).success());
+}
+
+/// Waits (at most 20 s) until `path` holds `seconds` of 48 kHz audio.
+fn wait_recorded(path: &Path, seconds: usize) {
+    let mut waited = 0;
+    while common::audio::recorded_samples(path) < seconds * 48_000 && waited < 200 {
+        std::thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+}
+
+#[test]
+fn use_device_switches_the_headset_now_and_keeps_it_when_the_new_one_fails() {
+    let net = Net::for_test("sound_check::live_switch");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_in = dir.path().join("in.wav");
+    let first = dir.path().join("first.wav");
+    let second = dir.path().join("second.wav");
+    // A tone from the first frame for 20 s: its echo is heard from the second second on.
+    wav(&file_in, 0.0, 20.0, 700.0);
+    let mut sb = start(&net, &file_in, &first);
+    sb.send("echo on");
+    wait_recorded(&first, 2);
+
+    let nowhere = dir.path().join("no such dir").join("x.wav");
+    sb.send(&format!("use-device out {}", nowhere.display()));
+    let refused = sb.wait_event(secs(10), |e| {
+        e["event"] == "audio"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("cannot use"))
+    });
+    let message = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("x.wav") && message.contains("the headset stays"),
+        "{refused}"
+    );
+    let before = common::audio::recorded_samples(&first);
+    wait_recorded(&first, before / 48_000 + 1);
+    assert!(
+        common::audio::recorded_samples(&first) > before,
+        "the old headset file still records after the failed switch"
+    );
+
+    sb.send(&format!("use-device out {}", second.display()));
+    let wanted = second.display().to_string();
+    let devices = sb.wait_event(secs(10), |e| {
+        e["event"] == "devices" && e["output"] == *wanted
+    });
+    assert_eq!(
+        devices["input"], "in.wav",
+        "the microphone is untouched: {devices}"
+    );
+    wait_recorded(&second, 2);
+    assert!(sb.quit_and_wait(secs(10)).success());
+
+    let (out, rate) = read_wav(&second);
+    assert!(out.len() >= 2 * 48_000, "{} samples", out.len());
+    // The echo goes on from the second file's first frames: no restart, no second of silence.
+    assert!(
+        common::audio::tone_level(&out[..4800], rate, 700.0) > 0.2,
+        "the echo is in the new headset file from its start"
+    );
+    let (old, _) = read_wav(&first);
+    let tail = &old[old.len() - 4800..];
+    assert!(
+        common::audio::tone_level(tail, rate, 700.0) > 0.2,
+        "the old file is finished with the echo up to the switch"
+    );
+}
+
+/// Records `source` of `server` as raw 48 kHz mono 16-bit into `path` until stopped.
+fn record(server: &common::pulse::SoundServer, source: &str, path: &Path) -> common::process::Peer {
+    let mut cmd = server.tool("parec");
+    cmd.args([
+        "-d",
+        source,
+        "--raw",
+        "--format=s16le",
+        "--rate=48000",
+        "--channels=1",
+    ])
+    .arg(path)
+    .stdin(std::process::Stdio::null());
+    common::process::Peer::spawn("parec", &mut cmd, Vec::new())
+}
+
+/// Raw 16-bit samples as −1..1.
+fn raw_samples(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|c| f32::from(i16::from_le_bytes([c[0], c[1]])) / 32768.0)
+        .collect()
+}
+
+/// cpal on a private PulseAudio: two ALSA devices, each a null sink; `use-device out` moves the
+/// headset from the first to the second while switchboard runs, and the test tone played
+/// after it is heard on the second sink only.
+#[test]
+fn use_device_moves_the_headset_between_pulse_sinks_live() {
+    let net = Net::for_test("sound_check::pulse_switch");
+    let dir = common::run_dir("pulse-switch");
+    let server = common::pulse::SoundServer::start(
+        dir.path(),
+        &[
+            "module-null-sink sink_name=mic rate=48000 channels=1",
+            "module-null-sink sink_name=one rate=48000 channels=1",
+            "module-null-sink sink_name=two rate=48000 channels=1",
+        ],
+    );
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    std::fs::write(
+        home.join(".asoundrc"),
+        "pcm.desk_one { type pulse device \"one\" hint { show on description \"Desk one\" } }\n\
+         pcm.desk_two { type pulse device \"two\" hint { show on description \"Desk two\" } }\n",
+    )
+    .expect(".asoundrc");
+    let mut env = server.client_env("mic.monitor", "one");
+    env.push(("HOME".into(), home.display().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_audio("backend = \"cpal\"\ninput = \"pulse\"\noutput = \"desk_one\"\n");
+    let mut sb = Switchboard::start_with_env(&cfg.to_toml(), &env);
+    sb.wait_for(secs(10), "started");
+    let devices = sb.wait_for(secs(5), "devices");
+    assert_eq!(devices["output"], "desk_one", "{devices}");
+
+    sb.send("use-device out desk_two");
+    let switched = sb.wait_event(secs(10), |e| {
+        (e["event"] == "devices" && e["output"] == "desk_two")
+            || (e["event"] == "audio"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("cannot use")))
+    });
+    assert_eq!(switched["event"], "devices", "{switched}");
+
+    let (one, two) = (dir.path().join("one.raw"), dir.path().join("two.raw"));
+    let mut rec_one = record(&server, "one.monitor", &one);
+    let mut rec_two = record(&server, "two.monitor", &two);
+    std::thread::sleep(Duration::from_millis(500));
+    sb.send("tone");
+    std::thread::sleep(Duration::from_millis(2500));
+    for rec in [&mut rec_one, &mut rec_two] {
+        rec.signal("INT");
+        let _ = rec.wait_timeout(Duration::from_secs(5));
+    }
+    assert!(sb.quit_and_wait(secs(10)).success());
+    let level = |path: &Path| {
+        let x = raw_samples(path);
+        x.chunks(4800)
+            .map(|c| common::audio::tone_level(c, 48_000, 1000.0))
+            .fold(0.0, f64::max)
+    };
+    let (heard_one, heard_two) = (level(&one), level(&two));
+    assert!(
+        heard_two > 0.1,
+        "the tone reaches the new headset sink: {heard_two}"
+    );
+    assert!(
+        heard_one < 0.01,
+        "nothing reaches the old one after the switch: {heard_one}"
+    );
+}
+
+#[test]
+fn list_devices_answers_with_one_event_off_the_run_loop() {
+    let net = Net::for_test("sound_check::list_devices");
+    let cfg = SwitchboardConfig::peer_to_peer(&net);
+    let mut sb = Switchboard::start(&cfg.to_toml());
+    sb.wait_for(secs(10), "started");
+    sb.send("list-devices");
+    sb.send("stats");
+    sb.wait_for(secs(10), "stats");
+    let list = sb.wait_for(secs(20), "device_list");
+    // Without a sound card cpal may list nothing or fail; either is one well-formed event.
+    let devices = list["devices"].as_array().expect("a devices array");
+    if devices.is_empty() {
+        assert!(
+            list["error"].is_string() || list.get("error").is_none(),
+            "{list}"
+        );
+    }
+    for d in devices {
+        assert!(d["name"].as_str().is_some_and(|n| !n.is_empty()), "{d}");
+        assert!(d["input"].is_boolean() && d["output"].is_boolean(), "{d}");
+        assert!(d["default"].is_boolean(), "{d}");
+    }
     assert!(sb.quit_and_wait(secs(10)).success());
 }
 

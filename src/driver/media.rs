@@ -27,6 +27,7 @@ use crate::sip::media_order::{Source, Stream, Tone};
 use crate::sip::sdes::CryptoSuite;
 use crate::sip::sdp::Codec;
 use crate::sip::{self, Direction, LineNo, MediaOrder};
+use crate::sound::DeviceRole;
 
 /// Opens the audio device and starts the media engine on `sockets`; its reports arrive on
 /// `reports`. A device that cannot be opened, or music on hold that cannot be loaded, is not
@@ -106,12 +107,22 @@ fn test_sequence_start() -> Option<u16> {
     }
 }
 
-/// Which call each line's media belongs to (for naming reports), and how recordings are
-/// named.
+/// What the operator calls a device role.
+fn role_name(role: DeviceRole) -> &'static str {
+    match role {
+        DeviceRole::Input => "microphone",
+        DeviceRole::Output => "headset",
+        DeviceRole::Ring => "ring device",
+    }
+}
+
+/// Which call each line's media belongs to (for naming reports), how recordings are named,
+/// and which devices are in use (microphone, headset, ring: what a `devices` event says).
 #[derive(Debug)]
 pub struct MediaBridge {
     calls: Vec<Option<String>>,
     recording: RecordingSetup,
+    devices: (String, String, String),
 }
 
 impl MediaBridge {
@@ -120,6 +131,34 @@ impl MediaBridge {
         MediaBridge {
             calls: Vec::new(),
             recording,
+            devices: Default::default(),
+        }
+    }
+
+    /// Learns the devices in use from a `devices` event among [`start`]'s notes.
+    pub fn note(&mut self, event: &Event) {
+        if let Event::Devices {
+            input,
+            output,
+            ring,
+        } = event
+        {
+            self.devices = (input.clone(), output.clone(), ring.clone());
+        }
+    }
+
+    /// The `devices` event after `role` switched to `device`.
+    fn chosen(&mut self, role: DeviceRole, device: String) -> Event {
+        match role {
+            DeviceRole::Input => self.devices.0 = device,
+            DeviceRole::Output => self.devices.1 = device,
+            DeviceRole::Ring => self.devices.2 = device,
+        }
+        let (input, output, ring) = self.devices.clone();
+        Event::Devices {
+            input,
+            output,
+            ring,
         }
     }
 
@@ -187,7 +226,7 @@ impl MediaBridge {
     }
 
     /// Translates a report into an event for the operator, if it is one.
-    pub fn report(&self, report: Report) -> Option<Event> {
+    pub fn report(&mut self, report: Report) -> Option<Event> {
         match report {
             Report::Quality {
                 line,
@@ -209,6 +248,9 @@ impl MediaBridge {
                 digit,
             })),
             Report::Level { dbfs } => Some(Event::Level { dbfs }),
+            Report::Device(DeviceNotice::Chosen { role, device }) => {
+                Some(self.chosen(role, device))
+            }
             Report::Device(notice) => Some(Event::Audio {
                 message: match notice {
                     DeviceNotice::InputLost(what) => format!("microphone lost: {what}"),
@@ -217,6 +259,16 @@ impl MediaBridge {
                         format!("audio glitches: {input} input and {output} output under/overruns")
                     }
                     DeviceNotice::Switched(what) => what,
+                    DeviceNotice::NotChosen {
+                        role,
+                        device,
+                        reason,
+                    } => format!(
+                        "cannot use \"{device}\" as the {}: {reason}; the {} stays",
+                        role_name(role),
+                        role_name(role)
+                    ),
+                    DeviceNotice::Chosen { device, .. } => format!("now using \"{device}\""),
                 },
             }),
             Report::RecordingStarted {
@@ -477,5 +529,40 @@ mod tests {
             ),
             Some(Control::StopRecording { line: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_chosen_device_updates_the_devices_in_use() {
+        let mut bridge = bridge();
+        bridge.note(&Event::Devices {
+            input: "default".into(),
+            output: "default".into(),
+            ring: "headset".into(),
+        });
+        let ev = bridge.report(Report::Device(DeviceNotice::Chosen {
+            role: DeviceRole::Output,
+            device: "USB Headset".into(),
+        }));
+        assert_eq!(
+            ev,
+            Some(Event::Devices {
+                input: "default".into(),
+                output: "USB Headset".into(),
+                ring: "headset".into(),
+            })
+        );
+        let ev = bridge.report(Report::Device(DeviceNotice::NotChosen {
+            role: DeviceRole::Input,
+            device: "Gone".into(),
+            reason: "no input device named \"Gone\"".into(),
+        }));
+        assert_eq!(
+            ev,
+            Some(Event::Audio {
+                message: "cannot use \"Gone\" as the microphone: no input device named \"Gone\"; \
+                          the microphone stays"
+                    .into()
+            })
+        );
     }
 }

@@ -163,7 +163,9 @@ pub async fn run(
     let recording = media_setup.recording.clone();
     let mut voice = media_setup.engine.voice;
     let (engine, notes) = media::start(media_setup, rtp, report_tx).map_err(DriverError::Media)?;
+    let mut bridge = MediaBridge::new(recording.clone());
     for note in notes {
+        bridge.note(&note);
         events.send(note);
     }
     events.send(voice_event(voice));
@@ -171,7 +173,6 @@ pub async fn run(
     let config_registrar_unknown = config.account.server_addr().is_none();
     let mut ua = UserAgent::new(config, now());
     ua.set_record_auto(recording.auto);
-    let mut bridge = MediaBridge::new(recording);
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut commands_open = true;
     // Bound to every interface with no registrar address yet: the first DNS answer tells
@@ -275,9 +276,9 @@ pub async fn run(
                         events.send(voice_event(voice));
                     }
                     Command::Stats => events.send(stats_event(ua.census())),
-                    Command::Sound(sound) => match sound_order(sound) {
-                        Ok(order) => engine.send(Control::SoundCheck(order)),
-                        Err(message) => events.send(error(message)),
+                    Command::Sound(sound) => match sound_control(sound) {
+                        Some(control) => engine.send(control),
+                        None => tracing::debug!("device listing is the front end's to answer"),
                     },
                 }
             }
@@ -362,17 +363,17 @@ fn voice_event(voice: VoiceSettings) -> Event {
     }
 }
 
-/// The media engine's order for a sound-check command; choosing a device is the front end's
-/// business (it edits the configuration file).
-fn sound_order(command: SoundCommand) -> Result<SoundOrder, String> {
-    match command {
-        SoundCommand::Level(on) => Ok(SoundOrder::Meter(on)),
-        SoundCommand::Tone => Ok(SoundOrder::Tone),
-        SoundCommand::Echo(on) => Ok(SoundOrder::Echo(on)),
-        SoundCommand::UseDevice(..) => {
-            Err("use-device: this front end cannot edit the configuration file".to_owned())
-        }
-    }
+/// The media engine's order for a sound-check command. Choosing a device switches it live
+/// here; writing it into the configuration file, and listing devices, are the front end's
+/// business (`None`).
+fn sound_control(command: SoundCommand) -> Option<Control> {
+    Some(match command {
+        SoundCommand::Level(on) => Control::SoundCheck(SoundOrder::Meter(on)),
+        SoundCommand::Tone => Control::SoundCheck(SoundOrder::Tone),
+        SoundCommand::Echo(on) => Control::SoundCheck(SoundOrder::Echo(on)),
+        SoundCommand::UseDevice(role, device) => Control::SwitchDevice { role, device },
+        SoundCommand::ListDevices => return None,
+    })
 }
 
 /// The driver's clock: the one place the run loop reads the time it hands to the core.

@@ -136,6 +136,14 @@ pub enum Control {
         /// Why, for the report.
         reason: String,
     },
+    /// Use the device (or, with the file backend, the WAV file) `device` for `role` from now
+    /// on; the outcome comes back as a [`Report::Device`] (`Chosen` or `NotChosen`).
+    SwitchDevice {
+        /// Microphone, headset or ring device.
+        role: crate::sound::DeviceRole,
+        /// The device's name.
+        device: String,
+    },
 }
 
 /// Something the media thread tells the driver.

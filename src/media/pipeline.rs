@@ -408,6 +408,11 @@ impl Pipeline {
             }
             Control::Voice(settings) => self.cleanup.set(settings),
             Control::SoundCheck(order) => self.check.order(order),
+            Control::SwitchDevice { role, device } => {
+                if let Some(notice) = self.device.switch(role, &device) {
+                    (self.reports)(Report::Device(notice));
+                }
+            }
             Control::StopRecording {
                 line,
                 call_id,
@@ -452,14 +457,15 @@ impl Pipeline {
         self.recordings.poll(&mut self.reports);
     }
 
-    /// Nothing needs the clock: no stream, tone, sound check or recording. The media thread
-    /// then sleeps until the next order instead of ticking.
+    /// Nothing needs the clock: no stream, tone, sound check, recording or device switch
+    /// under way. The media thread then sleeps until the next order instead of ticking.
     pub(super) fn is_idle(&self) -> bool {
         self.legs
             .iter()
             .all(|l| l.stream.is_none() && l.tone.is_none())
             && self.check.is_idle()
             && self.recordings.is_idle()
+            && !self.device.is_switching()
     }
 
     /// The device stops until [`Pipeline::resume`].

@@ -197,8 +197,19 @@ pub fn run(
                 while let Some(input) = inputs.pop_front() {
                     for effect in app.update(input, now(), &*finder) {
                         match effect {
-                            Effect::Send(Command::Sound(SoundCommand::UseDevice(..))) => {
-                                inputs.extend(side_effect(effect, finder, history, desk));
+                            Effect::Send(Command::Sound(SoundCommand::UseDevice(role, device))) => {
+                                // Written for the next start, and switched now by the driver.
+                                let switch = Command::Sound(SoundCommand::UseDevice(role, device));
+                                inputs.extend(side_effect(
+                                    Effect::Send(switch.clone()),
+                                    finder,
+                                    history,
+                                    desk,
+                                ));
+                                if commands.blocking_send(switch).is_err() {
+                                    tracing::warn!("the driver no longer takes commands");
+                                    return Ok(());
+                                }
                             }
                             Effect::Send(command) => {
                                 if commands.blocking_send(command).is_err() {

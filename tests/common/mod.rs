@@ -75,6 +75,7 @@ pub mod net;
 pub mod netns;
 pub mod pjsua;
 pub mod process;
+pub mod pulse;
 pub mod relay;
 pub mod signal;
 pub mod sip_relay;

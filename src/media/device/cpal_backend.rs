@@ -21,6 +21,10 @@
 //!                 ▲            notice *Lost          ▲                    │ helper thread: the
 //!                 │                                  └──── it failed ─────┤ configured device,
 //!                 └──────────── notice Switched ◄──── a stream came back ─┘ else the default
+//!
+//!   switch(role, name): helper thread opens `name` ─► ok: it replaces the stream between two
+//!          frames (the old one is closed on another thread), notice Chosen
+//!                                                  └► error: the old stream stays, notice NotChosen
 //! ```
 
 use std::collections::VecDeque;
@@ -36,6 +40,7 @@ use super::paths::{self, CapturePath, PlaybackPath};
 use super::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
 use super::{AudioDevice, DeviceError, DeviceInfo, DeviceNotice, RingMix};
 use crate::media::{Frame, SAMPLE_RATE};
+use crate::sound::DeviceRole;
 
 /// How long the audio system may take to build a stream.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -60,6 +65,14 @@ impl Direction {
             Direction::Input => "input",
             Direction::Output => "output",
             Direction::Ring => "ring output",
+        }
+    }
+
+    fn role(self) -> DeviceRole {
+        match self {
+            Direction::Input => DeviceRole::Input,
+            Direction::Output => DeviceRole::Output,
+            Direction::Ring => DeviceRole::Ring,
         }
     }
 }
@@ -141,6 +154,8 @@ struct Endpoint<T> {
     state: State<T>,
     /// Dropouts of streams that have been dropped.
     retired_xruns: u64,
+    /// A switch the operator asked for: the device and the helper thread's answer.
+    switching: Option<(String, mpsc::Receiver<Result<T, DeviceError>>)>,
 }
 
 enum State<T> {
@@ -164,6 +179,37 @@ fn attempt<T>(
     match open(wanted) {
         Err(_) if wanted.is_some() => open(None).map(|s| (s, true)),
         other => other.map(|s| (s, false)),
+    }
+}
+
+/// Opens `name` on a helper thread, without falling back (the operator chose it); the
+/// answer comes through the returned channel (disconnected if the thread cannot start).
+fn open_in_background<T: Send + 'static>(
+    name: String,
+    open: impl FnOnce(Option<&str>) -> Result<T, DeviceError> + Send + 'static,
+) -> mpsc::Receiver<Result<T, DeviceError>> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = thread::Builder::new()
+        .name("audio-open".into())
+        .spawn(move || {
+            // The endpoint may have moved on (another switch, the engine stopped): the stream
+            // is then dropped here.
+            let _ = tx.send(open(Some(&name)));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a thread to open the audio device");
+    }
+    rx
+}
+
+/// Drops a replaced stream on a thread of its own: closing a device can take the audio
+/// system a while, and the media thread does not wait for it.
+fn close_elsewhere<T: Send + 'static>(old: T) {
+    let spawned = thread::Builder::new()
+        .name("audio-close".into())
+        .spawn(move || drop(old));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a thread to close the audio device");
     }
 }
 
@@ -193,7 +239,62 @@ impl<T: OpenStream> Endpoint<T> {
             wanted: wanted.map(str::to_string),
             state: State::Open(stream),
             retired_xruns: 0,
+            switching: None,
         }
+    }
+
+    /// An endpoint with no device yet (a ring device chosen live): silent until a switch.
+    fn without_stream(direction: Direction) -> Self {
+        Endpoint {
+            direction,
+            wanted: None,
+            state: State::Down { retry_at: u64::MAX },
+            retired_xruns: 0,
+            switching: None,
+        }
+    }
+
+    /// Switches to `name` once `answer` brings its stream (a switch under way is dropped).
+    fn switch(&mut self, name: &str, answer: mpsc::Receiver<Result<T, DeviceError>>) {
+        self.switching = Some((name.to_owned(), answer));
+    }
+
+    fn is_switching(&self) -> bool {
+        self.switching.is_some()
+    }
+
+    /// The answer of a switch under way, once it is in: the new stream replaces the old one
+    /// (closed elsewhere), or the old one stays.
+    fn poll_switch(&mut self) -> Option<DeviceNotice>
+    where
+        T: Send + 'static,
+    {
+        let (name, answer) = self.switching.as_ref()?;
+        let result = match answer.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => return None,
+            Ok(result) => result,
+            Err(mpsc::TryRecvError::Disconnected) => Err(DeviceError::Host(
+                "the thread opening the device ended".into(),
+            )),
+        };
+        let device = name.clone();
+        let role = self.direction.role();
+        self.switching = None;
+        Some(match result {
+            Ok(stream) => {
+                if let State::Open(old) = std::mem::replace(&mut self.state, State::Open(stream)) {
+                    self.retired_xruns += old.xruns();
+                    close_elsewhere(old);
+                }
+                self.wanted = Some(device.clone());
+                DeviceNotice::Chosen { role, device }
+            }
+            Err(e) => DeviceNotice::NotChosen {
+                role,
+                device,
+                reason: e.to_string(),
+            },
+        })
     }
 
     fn stream(&mut self) -> Option<&mut T> {
@@ -224,7 +325,13 @@ impl<T: OpenStream> Endpoint<T> {
         &mut self,
         tick: u64,
         reopen: impl FnOnce(Option<String>) -> mpsc::Receiver<Reopened<T>>,
-    ) -> Option<DeviceNotice> {
+    ) -> Option<DeviceNotice>
+    where
+        T: Send + 'static,
+    {
+        if let Some(notice) = self.poll_switch() {
+            return Some(notice);
+        }
         if matches!(&self.state, State::Down { retry_at } if tick >= *retry_at) {
             self.state = State::Reopening(reopen(self.wanted.clone()));
         }
@@ -308,6 +415,8 @@ pub(super) struct CpalDevice {
     tick: u64,
     xruns: XrunReporter,
     notices: VecDeque<DeviceNotice>,
+    /// The cushions last logged: capture margin, headset margin and period (device samples).
+    cushions: (usize, usize, usize),
 }
 
 impl CpalDevice {
@@ -339,6 +448,7 @@ impl CpalDevice {
                 next_at: XRUN_REPORT_TICKS,
             },
             notices: VecDeque::new(),
+            cushions: (0, 0, 0),
         })
     }
 }
@@ -395,7 +505,35 @@ impl AudioDevice for CpalDevice {
         {
             self.notices.push_back(n);
         }
+        self.log_cushions();
         self.notices.pop_front()
+    }
+
+    fn switch(&mut self, role: DeviceRole, name: &str) -> Option<DeviceNotice> {
+        let owned = name.to_owned();
+        match role {
+            DeviceRole::Input => self
+                .input
+                .switch(name, open_in_background(owned, open_capture)),
+            DeviceRole::Output => self.output.switch(
+                name,
+                open_in_background(owned, |n| open_playback(n, Direction::Output)),
+            ),
+            DeviceRole::Ring => self
+                .ring
+                .get_or_insert_with(|| Endpoint::without_stream(Direction::Ring))
+                .switch(
+                    name,
+                    open_in_background(owned, |n| open_playback(n, Direction::Ring)),
+                ),
+        }
+        None
+    }
+
+    fn is_switching(&self) -> bool {
+        self.input.is_switching()
+            || self.output.is_switching()
+            || self.ring.as_ref().is_some_and(Endpoint::is_switching)
     }
 
     fn pause(&mut self) {
@@ -415,10 +553,31 @@ impl AudioDevice for CpalDevice {
         self.tick += missed;
         // Rings that ran dry or over while nobody ticked are not dropouts of a call.
         self.xruns.reported = (self.input.xruns(), self.output_xruns());
+        if let Some(p) = self.output.stream() {
+            p.path.resume();
+        }
+        if let Some(p) = self.ring.as_mut().and_then(Endpoint::stream) {
+            p.path.resume();
+        }
     }
 }
 
 impl CpalDevice {
+    /// Logs the rings' cushions when they moved (at most every 2 s: they move once a window).
+    fn log_cushions(&mut self) {
+        let capture = self.input.stream().map_or(0, |c| c.path.margin());
+        let (margin, period) = self.output.stream().map_or((0, 0), |p| p.path.cushion());
+        if (capture, margin, period) != self.cushions {
+            self.cushions = (capture, margin, period);
+            tracing::info!(
+                capture_margin = capture,
+                headset_margin = margin,
+                headset_period = period,
+                "audio cushions (device samples)"
+            );
+        }
+    }
+
     /// Dropouts of the headset and ring streams so far.
     fn output_xruns(&self) -> u64 {
         self.output.xruns() + self.ring.as_ref().map_or(0, Endpoint::xruns)
@@ -687,12 +846,17 @@ fn build_on<R>(
     Ok((built, device_name, config.sample_rate))
 }
 
+/// The callback period asked of a device at `rate` Hz, in samples: where its cushion starts.
+fn asked_period(rate: u32) -> usize {
+    (u64::from(rate) * u64::from(CALLBACK_MS) / 1000) as usize
+}
+
 fn open_capture(name: Option<&str>) -> Result<Capture, DeviceError> {
     let ((stream, consumer, flags), device, rate) =
         build_on(name, Direction::Input, build_capture)?;
     Ok(Capture {
         stream,
-        path: CapturePath::new(consumer, rate)?,
+        path: CapturePath::new(consumer, rate, flags.clone(), asked_period(rate))?,
         flags,
         device,
     })
@@ -702,7 +866,7 @@ fn open_playback(name: Option<&str>, direction: Direction) -> Result<Playback, D
     let ((stream, producer, flags), device, rate) = build_on(name, direction, build_playback)?;
     Ok(Playback {
         stream,
-        path: PlaybackPath::new(producer, rate)?,
+        path: PlaybackPath::new(producer, rate, flags.clone(), asked_period(rate))?,
         flags,
         device,
     })
@@ -913,6 +1077,78 @@ mod tests {
     /// For polls that must not start another reopen (one is under way).
     fn unreachable_reopen() -> mpsc::Receiver<Reopened<Fake>> {
         panic!("a second reopen was started while one is under way")
+    }
+
+    /// An answer that is already in when `poll` looks.
+    fn answered<T>(result: Result<T, DeviceError>) -> mpsc::Receiver<Result<T, DeviceError>> {
+        let (tx, rx) = mpsc::channel();
+        let _ = tx.send(result);
+        rx
+    }
+
+    #[test]
+    fn a_chosen_device_replaces_the_stream_and_a_failed_one_keeps_it() {
+        let mut ep = Endpoint::new(Direction::Output, None, Fake::new("Speakers", 2));
+        let (tx, pending) = mpsc::channel();
+        ep.switch("USB", pending);
+        assert!(ep.is_switching());
+        assert_eq!(
+            ep.poll(1, at_once(never)),
+            None,
+            "not opened yet: nothing changes"
+        );
+        assert_eq!(ep.stream().map(|s| s.name.clone()), Some("Speakers".into()));
+        tx.send(Ok(Fake::new("USB", 0))).expect("waiting");
+        assert_eq!(
+            ep.poll(2, at_once(never)),
+            Some(DeviceNotice::Chosen {
+                role: DeviceRole::Output,
+                device: "USB".into()
+            })
+        );
+        assert!(!ep.is_switching());
+        assert_eq!(ep.stream().map(|s| s.name.clone()), Some("USB".into()));
+        assert_eq!(
+            ep.wanted.as_deref(),
+            Some("USB"),
+            "a lost USB is reopened as USB"
+        );
+        assert_eq!(ep.xruns(), 2, "the old stream's dropouts are kept");
+
+        ep.switch("Nope", answered(never(Some("Nope"))));
+        assert_eq!(
+            ep.poll(3, at_once(never)),
+            Some(DeviceNotice::NotChosen {
+                role: DeviceRole::Output,
+                device: "Nope".into(),
+                reason: "audio system: no sound card".into()
+            })
+        );
+        assert_eq!(
+            ep.stream().map(|s| s.name.clone()),
+            Some("USB".into()),
+            "kept"
+        );
+
+        // A ring device chosen where there was none: silent until it opens.
+        let mut ring = Endpoint::<Fake>::without_stream(Direction::Ring);
+        assert!(ring.stream().is_none());
+        for tick in 0..300 {
+            assert_eq!(
+                ring.poll(tick, |_| unreachable_reopen()),
+                None,
+                "never retried"
+            );
+        }
+        ring.switch("Loud", answered(Ok(Fake::new("Loud", 0))));
+        assert_eq!(
+            ring.poll(301, |_| unreachable_reopen()),
+            Some(DeviceNotice::Chosen {
+                role: DeviceRole::Ring,
+                device: "Loud".into()
+            })
+        );
+        assert!(ring.stream().is_some());
     }
 
     #[test]

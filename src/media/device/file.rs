@@ -16,22 +16,40 @@
 //!   write_ring_frame ─► RingMix ─┐
 //!   write_frame ─────────────────┴─ saturating add ─► ring ─► writer thread (file_output.rs) ─► output.wav
 //!   resume(missed): the input skips, the output gets silence: tick k stays the file's frame k
+//!   switch(in|out, PATH): opened on a helper thread, takes over between two frames
 //! ```
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread;
 
 use super::file_input::FileInput;
 use super::file_output::FileOutput;
 use super::{AudioDevice, DeviceError, DeviceNotice, RingMix};
 use crate::media::Frame;
+use crate::sound::DeviceRole;
 
 /// WAV files (or nothing) in place of a sound card.
 pub(super) struct FileDevice {
     input: Option<FileInput>,
+    looping: bool,
+    /// The null back-end: no files, nothing to switch to.
+    null: bool,
     output: Option<FileOutput>,
     ring: RingMix,
     notices: VecDeque<DeviceNotice>,
+    /// A switch under way: the role, the file, and the helper thread's answer.
+    switching: Option<(DeviceRole, String, mpsc::Receiver<Opening>)>,
+}
+
+/// What the helper thread of a switch hands back.
+type Opening = Result<Opened, DeviceError>;
+
+/// A file opened for a switch.
+enum Opened {
+    Input(FileInput),
+    Output(FileOutput),
 }
 
 impl FileDevice {
@@ -51,9 +69,12 @@ impl FileDevice {
         };
         Ok(FileDevice {
             input,
+            looping,
+            null: false,
             output,
             ring: RingMix::new(),
             notices: VecDeque::new(),
+            switching: None,
         })
     }
 
@@ -61,10 +82,48 @@ impl FileDevice {
     pub(super) fn null() -> FileDevice {
         FileDevice {
             input: None,
+            looping: false,
+            null: true,
             output: None,
             ring: RingMix::new(),
             notices: VecDeque::new(),
+            switching: None,
         }
+    }
+
+    /// The answer of a switch under way, once it is in.
+    fn poll_switch(&mut self) -> Option<DeviceNotice> {
+        let (role, name, answer) = self.switching.as_ref()?;
+        let result = match answer.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => return None,
+            Ok(result) => result,
+            Err(mpsc::TryRecvError::Disconnected) => Err(DeviceError::Host(
+                "the thread opening the file ended".into(),
+            )),
+        };
+        let (role, device) = (*role, name.clone());
+        self.switching = None;
+        Some(match result {
+            Ok(opened) => {
+                match opened {
+                    Opened::Input(input) => self.input = Some(input),
+                    // The old file is finished on the helper's way out, not here.
+                    Opened::Output(output) => {
+                        if let Some(old) = self.output.replace(output) {
+                            let _ = thread::Builder::new()
+                                .name("audio-close".into())
+                                .spawn(move || drop(old));
+                        }
+                    }
+                }
+                DeviceNotice::Chosen { role, device }
+            }
+            Err(e) => DeviceNotice::NotChosen {
+                role,
+                device,
+                reason: e.to_string(),
+            },
+        })
     }
 }
 
@@ -94,7 +153,53 @@ impl AudioDevice for FileDevice {
     }
 
     fn poll_notice(&mut self) -> Option<DeviceNotice> {
+        if let Some(notice) = self.poll_switch() {
+            self.notices.push_back(notice);
+        }
         self.notices.pop_front()
+    }
+
+    /// `name` is a WAV file: the microphone's input (played from its start, looping as
+    /// configured) or the headset's new recording. The ring has no file of its own.
+    fn switch(&mut self, role: DeviceRole, name: &str) -> Option<DeviceNotice> {
+        let refuse = |reason: &str| {
+            Some(DeviceNotice::NotChosen {
+                role,
+                device: name.to_owned(),
+                reason: reason.to_owned(),
+            })
+        };
+        if self.null {
+            return refuse("the null audio backend has no devices to choose");
+        }
+        if self.switching.is_some() {
+            return refuse("another device switch is under way");
+        }
+        let path = PathBuf::from(name);
+        let looping = self.looping;
+        let open: Box<dyn FnOnce() -> Result<Opened, DeviceError> + Send> = match role {
+            DeviceRole::Input => {
+                Box::new(move || FileInput::open(&path, looping).map(Opened::Input))
+            }
+            DeviceRole::Output => Box::new(move || FileOutput::create(&path).map(Opened::Output)),
+            DeviceRole::Ring => return refuse("the file backend rings in the headset's file"),
+        };
+        let (tx, rx) = mpsc::channel();
+        let spawned = thread::Builder::new()
+            .name("audio-open".into())
+            .spawn(move || {
+                // The device may be gone by now (the engine stopped): the file then closes here.
+                let _ = tx.send(open());
+            });
+        if let Err(e) = spawned {
+            return refuse(&format!("cannot start a thread to open it: {e}"));
+        }
+        self.switching = Some((role, name.to_owned(), rx));
+        None
+    }
+
+    fn is_switching(&self) -> bool {
+        self.switching.is_some()
     }
 
     fn resume(&mut self, missed: u64) {

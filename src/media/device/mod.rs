@@ -31,8 +31,14 @@
 //! Device trouble never stops the media thread: a lost device is reported once
 //! through [`AudioDevice::poll_notice`], reopened every 2 s (the configured
 //! device, then the default one) and in between the device is silent.
+//!
+//! The operator may switch a device live ([`AudioDevice::switch`]): the new one
+//! is opened on a helper thread while the old one keeps playing, and takes over
+//! between two frames ([`DeviceNotice::Chosen`]); if it cannot open, the old one
+//! stays ([`DeviceNotice::NotChosen`], with the reason).
 
 mod cpal_backend;
+mod cushion;
 mod file;
 mod file_input;
 mod file_output;
@@ -42,6 +48,7 @@ mod realtime;
 use std::path::PathBuf;
 
 use super::{Frame, FRAME_SAMPLES};
+use crate::sound::DeviceRole;
 
 /// Which audio back-end to open, and on which devices or files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +139,23 @@ pub trait AudioDevice: Send {
     fn resume(&mut self, missed: u64) {
         let _ = missed;
     }
+    /// Starts using the device (or file) `name` for `role` in place of the current one. It
+    /// opens off the media thread; the outcome arrives through
+    /// [`poll_notice`](Self::poll_notice) as [`DeviceNotice::Chosen`] (the old one is closed)
+    /// or [`DeviceNotice::NotChosen`] (the old one stays). What is returned is an outcome
+    /// known at once. Default: this back-end has no devices to choose.
+    fn switch(&mut self, role: DeviceRole, name: &str) -> Option<DeviceNotice> {
+        Some(DeviceNotice::NotChosen {
+            role,
+            device: name.to_owned(),
+            reason: "this audio backend has no devices to choose".to_owned(),
+        })
+    }
+    /// A [`switch`](Self::switch) is under way: the media thread must keep ticking (polling)
+    /// until its outcome is in.
+    fn is_switching(&self) -> bool {
+        false
+    }
 }
 
 /// Something the operator (or the log) should hear about a device.
@@ -156,6 +180,22 @@ pub enum DeviceNotice {
     /// A lost device was reopened, or another one took its place, e.g.
     /// `output fell back to the default device "default"`.
     Switched(String),
+    /// The device the operator chose for `role` is in use now (the old one is closed).
+    Chosen {
+        /// What it is used for.
+        role: DeviceRole,
+        /// The device (or file) as chosen.
+        device: String,
+    },
+    /// The device the operator chose for `role` could not be opened: the old one stays.
+    NotChosen {
+        /// What it was chosen for.
+        role: DeviceRole,
+        /// The device (or file) as chosen.
+        device: String,
+        /// Why it cannot be used.
+        reason: String,
+    },
 }
 
 /// Why a device or file could not be opened.

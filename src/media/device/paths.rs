@@ -2,37 +2,45 @@
 //! out, sample-rate conversion, and latency bounds.
 //!
 //! Owns one ring end per stream, a fixed-ratio FFT resampler (rubato) when
-//! the device does not run at 48 kHz, and pre-sized scratch buffers. It must
-//! not allocate per frame, read a clock or block; it never talks to cpal, so
-//! it is tested with bare rings.
+//! the device does not run at 48 kHz, pre-sized scratch buffers, and each
+//! ring's adaptive cushion (`cushion.rs`), fed with the timing the callbacks
+//! leave in their [`StreamFlags`]. It must not allocate per frame, read a
+//! clock or block; it never talks to cpal, so it is tested with bare rings
+//! and a simulated device clock.
 //!
 //! ```text
-//!   capture:  ring (device rate) ─► [prime 40 ms] ─► resample → 960 @ 48 kHz ─► Frame
-//!             more than 120 ms queued → drop the oldest down to 40 ms
+//!   capture:  ring (device rate) ─► [prime: one frame + margin] ─► resample → 960 @ 48 kHz ─► Frame
+//!             ran dry → prime again, with a larger margin unless the device reported an xrun
+//!             (audio lost, not late); steady → leave out some of the excess per window
+//!             more than 120 ms queued (the media thread stalled) → drop down to the margin
 //!   playback: Frame ─► resample → ≈ 20 ms @ device rate ─► ring
-//!             ring ran dry → 40 ms of silence first; more than 100 ms queued → drop the frame
+//!             ring empty → one period + margin of silence first; the callback found the ring
+//!             empty → the margin grows by a period (silence queued now; an xrun the audio
+//!             system reports below the ring does not grow it); steady → frames lose some of
+//!             the excess per window; more than period + margin + 60 ms queued → drop the frame
 //! ```
+//!
+//! The margin starts at half the period asked of the device (5 ms) and settles
+//! where the device's observed timing needs it (see `cushion.rs`).
+
+use std::sync::Arc;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
+use super::cushion::{Cushion, Move};
+use super::realtime::StreamFlags;
 use super::DeviceError;
 use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Capacity of each ring.
 const RING_MS: u32 = 200;
-/// Extra input (beyond one frame) to collect before reading, to ride out
-/// bursty callbacks.
-const CAPTURE_MARGIN_MS: u32 = 20;
-/// Queued input above this is stale: trim it.
+/// Queued input above this is stale (the media thread stalled): trim it.
 const CAPTURE_MAX_MS: u32 = 120;
-/// What trimming leaves queued.
-const CAPTURE_KEEP_MS: u32 = 40;
-/// Silence queued ahead of the output when it starts or has run dry.
-const PLAYBACK_PREFILL_MS: u32 = 40;
-/// Queued output above this would only add delay: drop the frame instead.
-const PLAYBACK_MAX_MS: u32 = 100;
+/// Queued output beyond one period and the margin that is tolerated before frames are
+/// dropped (a device slower than the media clock, or stalled).
+const PLAYBACK_SLACK_MS: u32 = 60;
 
 /// Samples of `ms` milliseconds at `rate` Hz.
 fn samples(rate: u32, ms: u32) -> usize {
@@ -65,19 +73,29 @@ fn to_f32(x: i16) -> f32 {
 /// Microphone audio: device-rate samples from the callback's ring → frames.
 pub(super) struct CapturePath {
     ring: Consumer<f32>,
+    flags: Arc<StreamFlags>,
     resampler: Option<Fft<f32>>,
     scratch_in: Vec<f32>,
     scratch_out: Vec<f32>,
     primed: bool,
-    margin: usize,
+    cushion: Cushion,
     max_queued: usize,
-    keep_queued: usize,
     glitches: u64,
+    /// The stream's dropouts as of the last read: a shortfall right after one is lost audio,
+    /// not late callbacks, and does not grow the margin.
+    xruns_seen: u64,
 }
 
 impl CapturePath {
-    /// Reads from `ring`, filled at `rate` Hz by a [`super::realtime::CaptureCallback`].
-    pub(super) fn new(ring: Consumer<f32>, rate: u32) -> Result<CapturePath, DeviceError> {
+    /// Reads from `ring`, filled at `rate` Hz by a [`super::realtime::CaptureCallback`]
+    /// whose timing arrives in `flags`; the device was asked for callbacks of `period`
+    /// samples.
+    pub(super) fn new(
+        ring: Consumer<f32>,
+        rate: u32,
+        flags: Arc<StreamFlags>,
+        period: usize,
+    ) -> Result<CapturePath, DeviceError> {
         let resampler = if rate == SAMPLE_RATE {
             None
         } else {
@@ -91,14 +109,15 @@ impl CapturePath {
             .map_or(FRAME_SAMPLES, |r| r.output_frames_max());
         Ok(CapturePath {
             ring,
+            flags,
             resampler,
             scratch_in: vec![0.0; max_in],
             scratch_out: vec![0.0; max_out.max(FRAME_SAMPLES)],
             primed: false,
-            margin: samples(rate, CAPTURE_MARGIN_MS),
+            cushion: Cushion::new(rate, period),
             max_queued: samples(rate, CAPTURE_MAX_MS),
-            keep_queued: samples(rate, CAPTURE_KEEP_MS),
             glitches: 0,
+            xruns_seen: 0,
         })
     }
 
@@ -107,31 +126,48 @@ impl CapturePath {
         self.glitches
     }
 
+    /// The margin the cushion keeps now, in device samples.
+    pub(super) fn margin(&self) -> usize {
+        self.cushion.margin()
+    }
+
     /// The next 20 ms at 48 kHz, or `false` while priming or on underrun.
     pub(super) fn read(&mut self, frame: &mut Frame) -> bool {
         let need = self
             .resampler
             .as_ref()
             .map_or(FRAME_SAMPLES, |r| r.input_frames_next());
+        let period = self.flags.take_period();
         let mut queued = self.ring.slots();
-        if queued > self.max_queued.max(need + self.margin) {
-            let drop = queued - self.keep_queued.max(need);
-            if let Ok(chunk) = self.ring.read_chunk(drop) {
+        let keep = need + self.cushion.margin();
+        if queued > self.max_queued.max(keep + self.cushion.period()) {
+            if let Ok(chunk) = self.ring.read_chunk(queued - keep) {
                 chunk.commit_all();
-                queued -= drop;
+                queued = keep;
                 self.glitches += 1;
             }
         }
         if !self.primed {
-            if queued < need + self.margin {
+            self.cushion.tick(None, period, false);
+            if queued < keep {
                 return false;
             }
             self.primed = true;
         }
+        let xruns = self.flags.xruns();
+        let device_trouble = xruns != self.xruns_seen;
+        self.xruns_seen = xruns;
         if queued < need || need > self.scratch_in.len() {
+            // Ran dry: the cushion grows (unless the device lost audio), and priming waits.
+            self.cushion.tick(None, period, !device_trouble);
             self.primed = false;
             self.glitches += 1;
             return false;
+        }
+        if let Move::Shrink(n) = self.cushion.tick(Some(queued - need), period, false) {
+            if let Ok(chunk) = self.ring.read_chunk(n.min(queued - need)) {
+                chunk.commit_all();
+            }
         }
         if self
             .ring
@@ -165,20 +201,31 @@ impl CapturePath {
 /// Headset or ring audio: frames → device-rate samples into the callback's ring.
 pub(super) struct PlaybackPath {
     ring: Producer<f32>,
+    flags: Arc<StreamFlags>,
     resampler: Option<Fft<f32>>,
     scratch_in: Vec<f32>,
     scratch_out: Vec<f32>,
-    prefill: usize,
-    max_queued: usize,
+    cushion: Cushion,
+    slack: usize,
+    /// The times the callback ran dry already fed to the cushion.
+    dry_seen: u64,
+    /// The stream was paused: its first dropout after that is the pause's, not the device's.
+    resuming: bool,
     glitches: u64,
     /// The previous frame was dropped too (one glitch per run of drops).
     dropping: bool,
 }
 
 impl PlaybackPath {
-    /// Writes to `ring`, drained at `rate` Hz by a
-    /// [`super::realtime::PlaybackCallback`]; queues the start-up silence.
-    pub(super) fn new(ring: Producer<f32>, rate: u32) -> Result<PlaybackPath, DeviceError> {
+    /// Writes to `ring`, drained at `rate` Hz by a [`super::realtime::PlaybackCallback`]
+    /// whose timing arrives in `flags`; the device was asked for callbacks of `period`
+    /// samples. Queues the start-up silence.
+    pub(super) fn new(
+        ring: Producer<f32>,
+        rate: u32,
+        flags: Arc<StreamFlags>,
+        period: usize,
+    ) -> Result<PlaybackPath, DeviceError> {
         let resampler = if rate == SAMPLE_RATE {
             None
         } else {
@@ -189,15 +236,18 @@ impl PlaybackPath {
             .map_or(FRAME_SAMPLES, |r| r.output_frames_max());
         let mut path = PlaybackPath {
             ring,
+            flags,
             resampler,
             scratch_in: vec![0.0; FRAME_SAMPLES],
             scratch_out: vec![0.0; max_out.max(FRAME_SAMPLES)],
-            prefill: samples(rate, PLAYBACK_PREFILL_MS),
-            max_queued: samples(rate, PLAYBACK_MAX_MS),
+            cushion: Cushion::new(rate, period),
+            slack: samples(rate, PLAYBACK_SLACK_MS),
+            dry_seen: 0,
+            resuming: false,
             glitches: 0,
             dropping: false,
         };
-        path.queue_silence();
+        path.queue_silence(path.cushion.period() + path.cushion.margin());
         Ok(path)
     }
 
@@ -207,16 +257,48 @@ impl PlaybackPath {
         self.glitches
     }
 
-    fn queue_silence(&mut self) {
-        let n = self.prefill.min(self.ring.slots());
+    /// The margin the cushion keeps now and the device's observed period, in device samples.
+    pub(super) fn cushion(&self) -> (usize, usize) {
+        (self.cushion.margin(), self.cushion.period())
+    }
+
+    /// Samples waiting in the ring now (for the simulated-clock tests).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.ring.buffer().capacity() - self.ring.slots()
+    }
+
+    /// The stream plays again after a pause: a dropout the pause caused does not grow the
+    /// cushion.
+    pub(super) fn resume(&mut self) {
+        self.resuming = true;
+    }
+
+    fn queue_silence(&mut self, n: usize) {
+        let n = n.min(self.ring.slots());
         if let Ok(chunk) = self.ring.write_chunk(n) {
             chunk.commit_all(); // `write_chunk` fills with 0.0
         }
     }
 
-    /// Converts and queues one frame; drops it if the ring already holds
-    /// more than 100 ms.
+    /// Feeds the callbacks' timing since the last frame to the cushion; the move to make.
+    fn adapt(&mut self) -> Move {
+        let period = self.flags.take_period();
+        let low = self.flags.take_low_water();
+        let dry = self.flags.ran_dry();
+        let ran_dry = dry > self.dry_seen && !self.resuming;
+        self.dry_seen = dry;
+        self.resuming = false;
+        let taken = period.max(self.cushion.period());
+        self.cushion
+            .tick(low.map(|l| l.saturating_sub(taken)), period, ran_dry)
+    }
+
+    /// Converts and queues one frame, building, growing or trimming the cushion first as the
+    /// callbacks' timing asks; drops the frame if the ring already holds more than a period,
+    /// the margin and 60 ms.
     pub(super) fn write(&mut self, frame: &Frame) {
+        let adapt = self.adapt();
         let out: &[f32] = match &mut self.resampler {
             None => {
                 for (o, &s) in self.scratch_out.iter_mut().zip(frame.iter()) {
@@ -243,21 +325,33 @@ impl PlaybackPath {
         };
         let queued = self.ring.buffer().capacity() - self.ring.slots();
         let n = out.len();
+        let mut skip = 0;
         if queued == 0 {
             // The callback ran dry (or never had audio): rebuild the cushion.
-            let fill = self.prefill.min(self.ring.slots());
+            let fill = (self.cushion.period() + self.cushion.margin()).min(self.ring.slots());
             if let Ok(chunk) = self.ring.write_chunk(fill) {
                 chunk.commit_all();
             }
-        } else if queued + n > self.max_queued {
+        } else if queued + n > self.cushion.period() + self.cushion.margin() + self.slack {
             if !self.dropping {
                 self.dropping = true;
                 self.glitches += 1;
             }
             return;
+        } else {
+            match adapt {
+                Move::Grow(extra) => {
+                    let extra = extra.min(self.ring.slots());
+                    if let Ok(chunk) = self.ring.write_chunk(extra) {
+                        chunk.commit_all();
+                    }
+                }
+                Move::Shrink(less) => skip = less.min(n),
+                Move::Hold => {}
+            }
         }
         self.dropping = false;
-        let _ = self.ring.push_partial_slice(out);
+        let _ = self.ring.push_partial_slice(&out[skip..]);
     }
 }
 
@@ -267,6 +361,10 @@ mod tests {
     use crate::media::device::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
     use std::f64::consts::PI;
     use std::sync::Arc;
+
+    fn flags() -> Arc<StreamFlags> {
+        Arc::new(StreamFlags::default())
+    }
 
     /// Zero crossings per second of `x` sampled at `rate`: twice the frequency of a sine.
     fn crossings_per_second(x: &[f32], rate: f64) -> f64 {
@@ -286,13 +384,13 @@ mod tests {
     #[test]
     fn capture_at_48k_primes_then_passes_frames_through() {
         let (mut prod, cons) = ring(48_000);
-        let mut path = CapturePath::new(cons, 48_000).expect("48k");
+        let mut path = CapturePath::new(cons, 48_000, flags(), 480).expect("48k");
         let mut frame = [0i16; FRAME_SAMPLES];
         let ramp: Vec<f32> = (0..3 * FRAME_SAMPLES).map(|i| i as f32 / 4096.0).collect();
         let _ = prod.push_partial_slice(&ramp[..FRAME_SAMPLES]);
         assert!(
             !path.read(&mut frame),
-            "one frame queued is not primed (needs +20 ms)"
+            "one frame queued is not primed (needs + 5 ms, half the asked period)"
         );
         let _ = prod.push_partial_slice(&ramp[FRAME_SAMPLES..]);
         assert!(path.read(&mut frame));
@@ -303,30 +401,38 @@ mod tests {
         assert!(path.read(&mut frame));
         assert!(!path.read(&mut frame), "ring empty: underrun");
         assert_eq!(path.glitches(), 1);
-        let _ = prod.push_partial_slice(&ramp[..FRAME_SAMPLES]);
+        assert_eq!(
+            path.margin(),
+            720,
+            "running dry grew the margin by a period"
+        );
+        let _ = prod.push_partial_slice(&ramp[..FRAME_SAMPLES + 600]);
         assert!(!path.read(&mut frame), "after an underrun it primes again");
         assert_eq!(path.glitches(), 1, "no new glitch while priming");
+        let _ = prod.push_partial_slice(&ramp[..120]);
+        assert!(path.read(&mut frame), "primed with the larger margin");
     }
 
     #[test]
     fn capture_trims_stale_audio() {
         let (mut prod, cons) = ring(48_000);
-        let mut path = CapturePath::new(cons, 48_000).expect("48k");
+        let mut path = CapturePath::new(cons, 48_000, flags(), 480).expect("48k");
         let old = vec![0.5f32; samples(48_000, 150)];
         let _ = prod.push_partial_slice(&old);
         let mut frame = [0i16; FRAME_SAMPLES];
         assert!(path.read(&mut frame));
         assert_eq!(path.glitches(), 1, "the trim counts as a glitch");
-        // 40 ms kept, one frame read: 20 ms left.
-        assert_eq!(prod.buffer().capacity() - prod.slots(), samples(48_000, 20));
+        // A frame and the 5 ms margin kept, one frame read: the margin is left.
+        assert_eq!(prod.buffer().capacity() - prod.slots(), samples(48_000, 5));
     }
 
     #[test]
     fn capture_resamples_44k1_to_48k() {
         let rate = 44_100.0;
         let (prod, cons) = ring(44_100);
-        let mut cb = CaptureCallback::new(prod, 1, Arc::new(StreamFlags::default()));
-        let mut path = CapturePath::new(cons, 44_100).expect("44.1k");
+        let shared = flags();
+        let mut cb = CaptureCallback::new(prod, 1, shared.clone());
+        let mut path = CapturePath::new(cons, 44_100, shared, 441).expect("44.1k");
         let mut out = Vec::new();
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut fed = 0;
@@ -353,44 +459,79 @@ mod tests {
     #[test]
     fn playback_at_48k_prefills_then_queues_frames() {
         let (prod, mut cons) = ring(48_000);
-        let mut path = PlaybackPath::new(prod, 48_000).expect("48k");
-        assert_eq!(cons.slots(), samples(48_000, 40), "40 ms of silence queued");
+        let mut path = PlaybackPath::new(prod, 48_000, flags(), 480).expect("48k");
+        assert_eq!(
+            cons.slots(),
+            samples(48_000, 15),
+            "a period (10 ms asked) and half of one of silence queued"
+        );
         let mut frame = [0i16; FRAME_SAMPLES];
         frame[0] = 16384;
         path.write(&frame);
-        assert_eq!(cons.slots(), samples(48_000, 60));
+        assert_eq!(cons.slots(), samples(48_000, 35));
         let mut all = vec![0f32; cons.slots()];
         cons.pop_entire_slice(&mut all).expect("queued");
-        assert!(all[..1920].iter().all(|&s| s == 0.0));
-        assert_eq!(all[1920], 0.5);
+        assert!(all[..720].iter().all(|&s| s == 0.0));
+        assert_eq!(all[720], 0.5);
         // Ring empty (the callback ran dry): silence is queued again first.
         path.write(&frame);
-        assert_eq!(cons.slots(), samples(48_000, 60));
+        assert_eq!(cons.slots(), samples(48_000, 35));
     }
 
     #[test]
-    fn playback_drops_frames_beyond_100_ms() {
+    fn playback_drops_frames_beyond_the_slack() {
         let (prod, mut cons) = ring(48_000);
-        let mut path = PlaybackPath::new(prod, 48_000).expect("48k");
+        let mut path = PlaybackPath::new(prod, 48_000, flags(), 480).expect("48k");
         let frame = [1000i16; FRAME_SAMPLES];
         for _ in 0..10 {
             path.write(&frame);
         }
-        assert_eq!(cons.slots(), samples(48_000, 100), "40 ms + 3 frames");
+        assert_eq!(
+            cons.slots(),
+            samples(48_000, 75),
+            "15 ms + 3 frames: no more than 60 ms beyond the cushion"
+        );
         assert_eq!(path.glitches(), 1, "7 frames dropped in one run");
         let mut drained = vec![0f32; 960];
         cons.pop_entire_slice(&mut drained).expect("queued");
         path.write(&frame);
-        assert_eq!(cons.slots(), samples(48_000, 100), "room again: queued");
+        assert_eq!(cons.slots(), samples(48_000, 75), "room again: queued");
         path.write(&frame);
         assert_eq!(path.glitches(), 2, "a new run of drops");
+    }
+
+    /// A flood of xruns from the audio system (cpal restarting a stream) is counted but
+    /// does not grow the cushion: only the ring running dry does.
+    #[test]
+    fn only_a_dry_ring_grows_the_playback_cushion() {
+        let (prod, cons) = ring(48_000);
+        let shared = flags();
+        let mut cb = PlaybackCallback::new(cons, 1, shared.clone());
+        let mut path = PlaybackPath::new(prod, 48_000, shared.clone(), 480).expect("48k");
+        let frame = [1000i16; FRAME_SAMPLES];
+        let mut device = [0f32; 480];
+        path.write(&frame);
+        cb.process(&mut device);
+        for _ in 0..500 {
+            shared.on_error(cpal::ErrorKind::Xrun);
+        }
+        path.write(&frame);
+        assert_eq!(shared.xruns(), 500);
+        assert_eq!(path.cushion().0, 240, "the margin did not move");
+        // The callback drains everything and finds the ring empty: that grows it.
+        for _ in 0..5 {
+            cb.process(&mut device);
+        }
+        path.write(&frame);
+        assert_eq!(path.cushion().0, 720, "grown by a period");
     }
 
     #[test]
     fn playback_resamples_48k_to_44k1() {
         let (prod, cons) = ring(44_100);
-        let mut cb = PlaybackCallback::new(cons, 2, Arc::new(StreamFlags::default()));
-        let mut path = PlaybackPath::new(prod, 44_100).expect("44.1k");
+        let shared = flags();
+        let mut cb = PlaybackCallback::new(cons, 2, shared.clone());
+        let mut path = PlaybackPath::new(prod, 44_100, shared, 441).expect("44.1k");
         let input = sine(1000.0, 0.5, 48_000.0, 100 * FRAME_SAMPLES, 0);
         let mut device = vec![0f32; 2 * 882];
         let mut left = Vec::new();
@@ -415,11 +556,12 @@ mod tests {
     fn paths_do_not_allocate_per_frame() {
         let (cap_prod, cap_cons) = ring(44_100);
         let (play_prod, play_cons) = ring(16_000);
-        let flags = Arc::new(StreamFlags::default());
-        let mut capture_cb = CaptureCallback::new(cap_prod, 2, flags.clone());
-        let mut playback_cb = PlaybackCallback::new(play_cons, 1, flags);
-        let mut capture = CapturePath::new(cap_cons, 44_100).expect("44.1k");
-        let mut playback = PlaybackPath::new(play_prod, 16_000).expect("16k");
+        let cap_flags = flags();
+        let play_flags = flags();
+        let mut capture_cb = CaptureCallback::new(cap_prod, 2, cap_flags.clone());
+        let mut playback_cb = PlaybackCallback::new(play_cons, 1, play_flags.clone());
+        let mut capture = CapturePath::new(cap_cons, 44_100, cap_flags, 441).expect("44.1k");
+        let mut playback = PlaybackPath::new(play_prod, 16_000, play_flags, 160).expect("16k");
         let device_in = vec![0.25f32; 2 * 441];
         let mut device_out = vec![0i16; 320];
         let mut frame = [0i16; FRAME_SAMPLES];
@@ -440,5 +582,208 @@ mod tests {
         assert!(reads > 190);
         assert_eq!(frame[500], 8192);
         assert!(device_out.iter().all(|&s| (s - 8192).abs() < 200));
+    }
+
+    /// A deterministic pseudo-random source for the simulated clocks (xorshift).
+    struct Dice(u64);
+
+    impl Dice {
+        /// Uniform in `0..n`.
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+    }
+
+    /// A device's callbacks on a simulated clock: when each runs (µs) and how many frames it
+    /// carries. `irregular` mixes 256-, 480- and 1024-frame callbacks fired up to 4 ms late
+    /// (a sound server's timing); otherwise exactly 480 frames every 10 ms.
+    fn device_clock(irregular: bool, until_us: u64, dice: &mut Dice) -> Vec<(u64, usize)> {
+        let mut out = Vec::new();
+        let mut frames_done = 0u64;
+        while frames_done * 1_000_000 / 48_000 < until_us {
+            let n = if irregular {
+                [256, 480, 1024][dice.below(3) as usize]
+            } else {
+                480
+            };
+            // A callback for frames [done, done + n) runs when the device has played up to
+            // `done` (it must deliver them before it needs them), possibly late.
+            let due = frames_done * 1_000_000 / 48_000;
+            let late = if irregular { dice.below(4000) } else { 0 };
+            out.push((due + late, n));
+            frames_done += n as u64;
+        }
+        out.sort_by_key(|&(t, _)| t);
+        out
+    }
+
+    /// The media thread's 20 ms ticks on the simulated clock, starting at `phase_us`, each up
+    /// to `jitter_us` late.
+    fn media_clock(phase_us: u64, jitter_us: u64, until_us: u64, dice: &mut Dice) -> Vec<u64> {
+        (0..until_us / 20_000)
+            .map(|k| phase_us + k * 20_000 + dice.below(jitter_us))
+            .collect()
+    }
+
+    /// What a simulated playback run saw after `settle_s` seconds.
+    struct PlaybackRun {
+        /// Dropouts (callback ran dry) after settling.
+        late_xruns: u64,
+        /// Frames dropped for latency after settling.
+        late_glitches: u64,
+        /// Least and mean ring fill found by a callback after settling (ms).
+        low_ms: f64,
+        mean_ms: f64,
+        /// The cushion's final margin and period (ms).
+        margin_ms: f64,
+        period_ms: f64,
+    }
+
+    /// Runs a headset stream for `seconds` on simulated clocks: the media thread writes a
+    /// frame per tick, the device's callbacks drain the ring, in time order.
+    fn simulate_playback(
+        irregular: bool,
+        jitter_us: u64,
+        seconds: u64,
+        settle_s: u64,
+    ) -> PlaybackRun {
+        let mut dice = Dice(0x2545_f491_4f6c_dd1d);
+        let until = seconds * 1_000_000;
+        let callbacks = device_clock(irregular, until, &mut dice);
+        let ticks = media_clock(3_000, jitter_us, until, &mut dice);
+        let (prod, cons) = ring(48_000);
+        let shared = flags();
+        let mut cb = PlaybackCallback::new(cons, 1, shared.clone());
+        let mut path = PlaybackPath::new(prod, 48_000, shared.clone(), 480).expect("48k");
+        let frame = [1000i16; FRAME_SAMPLES];
+        let mut device = vec![0f32; 1024];
+        let (mut c, mut t) = (0, 0);
+        let settle = settle_s * 1_000_000;
+        let (mut xruns_at_settle, mut glitches_at_settle) = (None, None);
+        let (mut low, mut sum, mut count) = (usize::MAX, 0usize, 0usize);
+        while c < callbacks.len() || t < ticks.len() {
+            let next_cb = callbacks.get(c).map_or(u64::MAX, |&(at, _)| at);
+            let next_tick = ticks.get(t).copied().unwrap_or(u64::MAX);
+            let now = next_cb.min(next_tick);
+            if now >= settle && xruns_at_settle.is_none() {
+                xruns_at_settle = Some(shared.xruns());
+                glitches_at_settle = Some(path.glitches());
+            }
+            if next_tick <= next_cb {
+                path.write(&frame);
+                t += 1;
+            } else {
+                let n = callbacks[c].1;
+                if now >= settle {
+                    let fill = path.queued();
+                    low = low.min(fill);
+                    sum += fill;
+                    count += 1;
+                }
+                cb.process(&mut device[..n]);
+                c += 1;
+            }
+        }
+        let ms = |samples: usize| samples as f64 / 48.0;
+        let (margin, period) = path.cushion();
+        PlaybackRun {
+            late_xruns: shared.xruns() - xruns_at_settle.unwrap_or(0),
+            late_glitches: path.glitches() - glitches_at_settle.unwrap_or(0),
+            low_ms: ms(low),
+            mean_ms: ms(sum) / count.max(1) as f64,
+            margin_ms: ms(margin),
+            period_ms: ms(period),
+        }
+    }
+
+    /// A steady device (480 frames every 10 ms, media ticks on time): the cushion shrinks
+    /// from its start and settles with the least fill a callback finds within one to two
+    /// periods — enough to never run dry, no more.
+    #[test]
+    fn playback_cushion_settles_within_two_periods_on_a_steady_device() {
+        let run = simulate_playback(false, 1, 120, 60);
+        assert_eq!(run.late_xruns, 0, "a steady device never runs dry");
+        assert_eq!(run.late_glitches, 0);
+        assert_eq!(run.period_ms, 10.0, "the period is observed");
+        assert!(
+            (10.0..=20.0).contains(&run.low_ms),
+            "least fill at a callback {} ms, not within 1–2 periods",
+            run.low_ms
+        );
+        assert!(run.margin_ms <= 10.0, "margin {} ms", run.margin_ms);
+    }
+
+    /// An irregular device (256/480/1024-frame callbacks up to 4 ms late) and a media thread
+    /// up to 5 ms late: the cushion grows on the first dropouts, and after a minute of
+    /// adaptation a ten-minute call has none, with the headset's queue still short.
+    #[test]
+    fn playback_cushion_adapts_to_an_irregular_device_then_never_runs_dry() {
+        let run = simulate_playback(true, 5_000, 660, 60);
+        assert_eq!(run.late_xruns, 0, "dropouts after adapting");
+        assert_eq!(run.late_glitches, 0);
+        assert!(
+            run.period_ms > 20.0,
+            "the 1024-frame callbacks were observed: {} ms",
+            run.period_ms
+        );
+        assert!(
+            run.mean_ms < 45.0,
+            "mean fill {} ms (least {} ms, margin {} ms)",
+            run.mean_ms,
+            run.low_ms,
+            run.margin_ms
+        );
+    }
+
+    /// The microphone on the same irregular device: the capture margin grows on the first
+    /// underruns, then a ten-minute call reads every frame.
+    #[test]
+    fn capture_margin_adapts_to_an_irregular_device_then_never_runs_dry() {
+        let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
+        let until = 660 * 1_000_000;
+        // A capture callback runs once its frames are recorded: at the end of its span.
+        let mut callbacks: Vec<_> = device_clock(true, until, &mut dice)
+            .into_iter()
+            .map(|(at, n)| (at + n as u64 * 1_000_000 / 48_000, n))
+            .collect();
+        callbacks.sort_by_key(|&(at, _)| at);
+        let ticks = media_clock(7_000, 5_000, until, &mut dice);
+        let (prod, cons) = ring(48_000);
+        let shared = flags();
+        let mut cb = CaptureCallback::new(prod, 1, shared.clone());
+        let mut path = CapturePath::new(cons, 48_000, shared, 480).expect("48k");
+        let input = vec![0.25f32; 1024];
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let (mut c, mut t) = (0, 0);
+        let (mut late_misses, mut late_reads) = (0, 0);
+        while c < callbacks.len() || t < ticks.len() {
+            let next_cb = callbacks.get(c).map_or(u64::MAX, |&(at, _)| at);
+            let next_tick = ticks.get(t).copied().unwrap_or(u64::MAX);
+            if next_tick <= next_cb {
+                let ok = path.read(&mut frame);
+                if next_tick >= 60_000_000 {
+                    if ok {
+                        late_reads += 1;
+                    } else {
+                        late_misses += 1;
+                    }
+                }
+                t += 1;
+            } else {
+                // The device delivers a callback's frames once it has recorded them.
+                cb.process(&input[..callbacks[c].1]);
+                c += 1;
+            }
+        }
+        assert_eq!(late_misses, 0, "underruns after adapting");
+        assert!(late_reads > 29_000, "{late_reads} frames read");
+        assert!(
+            path.margin() < samples(48_000, 40),
+            "margin {} samples",
+            path.margin()
+        );
     }
 }

@@ -11,28 +11,76 @@
 //!   device (i16/f32/…, N ch) ── CaptureCallback ──► Producer<f32> (mono, device rate)
 //!   Consumer<f32> ── PlaybackCallback ──► device (every channel; empty ring → silence)
 //!   error callback ──► StreamFlags { xruns++, lost = true }
+//!   every callback ──► StreamFlags { period = max(frames), low water = min(ring fill) }
 //! ```
+//!
+//! The period and low water are what the media thread's adaptive cushion (`cushion.rs`)
+//! learns the device's timing from; it takes them once per tick.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cpal::{FromSample, Sample};
 use rtrb::{Consumer, Producer};
 
-/// What a stream's callbacks tell the media thread: dropouts and loss.
-#[derive(Debug, Default)]
+/// What a stream's callbacks tell the media thread: dropouts, loss, and their timing.
+#[derive(Debug)]
 pub(super) struct StreamFlags {
     /// Dropouts: ring full on input, ring empty on output, and xruns the
     /// audio system reported. One per dropout, not per sample.
     xruns: AtomicU64,
     /// The stream failed (device unplugged, invalidated): it must be rebuilt.
     lost: AtomicBool,
+    /// Of the dropouts, those where the output callback found the ring empty: the only
+    /// ones a larger cushion prevents (an xrun the audio system reports happens below the
+    /// ring, and during cpal's restart after one it may report hundreds).
+    dry: AtomicU64,
+    /// Most frames one callback carried since the media thread last took it.
+    period: AtomicUsize,
+    /// Least ring fill an output callback found before taking its frames, since the media
+    /// thread last took it (`usize::MAX`: none ran).
+    low_water: AtomicUsize,
+}
+
+impl Default for StreamFlags {
+    fn default() -> Self {
+        StreamFlags {
+            xruns: AtomicU64::new(0),
+            lost: AtomicBool::new(false),
+            dry: AtomicU64::new(0),
+            period: AtomicUsize::new(0),
+            low_water: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl StreamFlags {
+    /// The largest callback (in frames) since the last call; 0 when none ran.
+    pub(super) fn take_period(&self) -> usize {
+        self.period.swap(0, Ordering::Relaxed)
+    }
+
+    /// The least ring fill an output callback found since the last call; `None` when none ran.
+    pub(super) fn take_low_water(&self) -> Option<usize> {
+        match self.low_water.swap(usize::MAX, Ordering::Relaxed) {
+            usize::MAX => None,
+            low => Some(low),
+        }
+    }
+
+    /// A callback carried `frames` (lock-free: one atomic max).
+    fn saw_callback(&self, frames: usize) {
+        self.period.fetch_max(frames, Ordering::Relaxed);
+    }
+
     /// Dropouts counted so far.
     pub(super) fn xruns(&self) -> u64 {
         self.xruns.load(Ordering::Relaxed)
+    }
+
+    /// Times the output callback found the ring empty while audio was flowing.
+    pub(super) fn ran_dry(&self) -> u64 {
+        self.dry.load(Ordering::Relaxed)
     }
 
     /// The stream reported a fatal error.
@@ -44,13 +92,18 @@ impl StreamFlags {
         self.xruns.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The error callback's body: an xrun is counted, a rerouting or a refused
-    /// real-time priority is harmless, anything else means the stream is gone.
+    /// The error callback's body: a device that is gone, or a stream that must be rebuilt,
+    /// is lost; a rerouting or a refused real-time priority is harmless; anything else is
+    /// counted as a dropout — the stream goes on (ALSA's worker, for one, reports a failed
+    /// restart after an xrun this way and then keeps running; treating it as lost would
+    /// silence the device for the 2 s until a reopen).
     pub(super) fn on_error(&self, kind: cpal::ErrorKind) {
         match kind {
-            cpal::ErrorKind::Xrun => self.count_xrun(),
+            cpal::ErrorKind::DeviceNotAvailable
+            | cpal::ErrorKind::HostUnavailable
+            | cpal::ErrorKind::StreamInvalidated => self.lost.store(true, Ordering::Release),
             cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
-            _ => self.lost.store(true, Ordering::Release),
+            _ => self.count_xrun(),
         }
     }
 }
@@ -84,6 +137,7 @@ impl CaptureCallback {
         f32: FromSample<T>,
     {
         let frames = data.len() / self.channels;
+        self.flags.saw_callback(frames);
         let room = self.ring.slots();
         let n = frames.min(room);
         if let Ok(chunk) = self.ring.write_chunk_uninit(n) {
@@ -134,7 +188,13 @@ impl PlaybackCallback {
         T: Sample + FromSample<f32>,
     {
         let frames = data.len() / self.channels;
-        let n = frames.min(self.ring.slots());
+        let queued = self.ring.slots();
+        self.flags.saw_callback(frames);
+        if queued > 0 || !self.starved {
+            // Flowing (waiting for the first samples is no measure of the cushion).
+            self.flags.low_water.fetch_min(queued, Ordering::Relaxed);
+        }
+        let n = frames.min(queued);
         let mut outs = data.chunks_exact_mut(self.channels);
         if let Ok(chunk) = self.ring.read_chunk(n) {
             let (a, b) = chunk.as_slices();
@@ -151,6 +211,7 @@ impl PlaybackCallback {
             // Audio was flowing (before, or during this callback) and ran out.
             if n > 0 || !self.starved {
                 self.flags.count_xrun();
+                self.flags.dry.fetch_add(1, Ordering::Relaxed);
             }
             self.starved = true;
         } else {
@@ -228,9 +289,18 @@ mod tests {
         flags.on_error(cpal::ErrorKind::DeviceChanged);
         flags.on_error(cpal::ErrorKind::RealtimeDenied);
         assert_eq!(flags.xruns(), 1);
+        flags.on_error(cpal::ErrorKind::BackendError);
+        assert_eq!(
+            flags.xruns(),
+            2,
+            "a failed restart after an xrun: the stream goes on"
+        );
         assert!(!flags.is_lost());
         flags.on_error(cpal::ErrorKind::DeviceNotAvailable);
         assert!(flags.is_lost());
+        let invalid = StreamFlags::default();
+        invalid.on_error(cpal::ErrorKind::StreamInvalidated);
+        assert!(invalid.is_lost(), "a stream that must be rebuilt is lost");
     }
 
     /// The callback bodies run under the allocation checker, with ring full,

@@ -118,7 +118,7 @@ impl App {
     }
 
     /// Keys in the sound check: ↑↓ choose a device, `m`/`h`/`r` make it the microphone, the
-    /// headset or the ring device (written to the configuration file), `t` plays the test
+    /// headset or the ring device (used now, and written to the configuration file), `t` plays the test
     /// tone, `e` switches the echo, Esc closes (meter and echo off).
     fn sound_key(&mut self, key: KeyEvent, mut check: SoundView) -> Vec<Effect> {
         let device = match &check.devices {

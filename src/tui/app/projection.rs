@@ -104,11 +104,11 @@ impl App {
                     _ => "Ring device",
                 };
                 self.tell(
-                    format!("{what}: {device}, written to {file} (used from the next start)"),
+                    format!("{what}: {device} (written to {file} for the next start)"),
                     false,
                 );
             }
-            Event::Stats { .. } => {}
+            Event::Stats { .. } | Event::DeviceList { .. } => {}
             Event::SipMessage {
                 direction,
                 peer,

@@ -1,0 +1,381 @@
+//! Mouth-to-ear latency through a real sound server (not a criterion benchmark).
+//!
+//! A private PulseAudio (`tests/common/pulse.rs`) with null sinks, paced by a real clock, and
+//! two switchboards whose cpal devices are ALSA's `pulse` device pointed at their own source
+//! and sink. A click track is played once into a combine sink that feeds both A's microphone
+//! sink and, directly, the left channel of the listening sink; B's headset is that sink's
+//! right channel. One stereo recording of the listening sink's monitor therefore holds each
+//! click twice on one clock: left as played, right as B played it after the call.
+//!
+//! ```text
+//!                      ┌─► a_mic ─► a_mic.monitor ─► switchboard A ─RTP─► switchboard B ─► b_ear ─┐
+//!   paplay ─► click ───┤                                                    (right channel)      ├─► listen
+//!   (clicks every 1 s) └─► ref (left channel) ──────────────────────────────────────────────────┘  (parec)
+//! ```
+//!
+//! 1. **The server's own loopback**: the same recording with `module-loopback` (a_mic.monitor
+//!    → b_ear, its minimum latency) in place of the two switchboards.
+//! 2. **The call**: A calls B peer to peer on 127.0.0.0/8 (Opus); clicks for
+//!    `$LATENCY_PULSE_SECONDS` (30 s; 600 for the ten-minute run), the jitter buffer's depth
+//!    from B's `quality` events, the dropouts from both ends' `audio` events.
+//!
+//! Client-added latency = median(call delay) − median(loopback delay) − mean(B's jitter
+//! buffer): capture ring, packetisation and Opus look-ahead on A, the wait for B's media
+//! tick, B's playback cushion, and both ends' ALSA/pulse client buffers beyond the minimal
+//! loopback client's. Run with `cargo bench --bench latency_pulse`; it prints one block for
+//! the README and exits non-zero only if the call fails: figures are reported, not asserted.
+#![allow(clippy::disallowed_methods)] // measuring real processes in real time
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::Duration;
+
+use common::process::{self, Peer};
+use common::pulse::SoundServer;
+use common::signal::read_wav;
+use common::{secs, Net, Switchboard, SwitchboardConfig};
+
+/// How long clicks play during the call, unless `$LATENCY_PULSE_SECONDS` says otherwise.
+const CALL_SECONDS: u64 = 30;
+/// How long clicks play through the server's own loopback.
+const LOOPBACK_SECONDS: u64 = 10;
+/// The host number of the callee.
+const CALLEE: u8 = 6;
+/// A click: 10 ms of 2 kHz under a Hann window, at half of full scale, once a second.
+const CLICK_MS: usize = 10;
+const CLICK_HZ: f64 = 2000.0;
+/// What counts as a click in the recording (fraction of full scale), and the silence that
+/// separates two of them.
+const THRESHOLD: f32 = 0.05;
+const GAP_MS: usize = 200;
+/// A microphone frame is complete only after its 20 ms; Opus' encoder looks 6.5 ms ahead.
+const PACKET_MS: f64 = 20.0;
+const LOOK_AHEAD_MS: f64 = 6.5;
+/// The aim of issue 17: client-added latency at most this, with no dropouts.
+const AIM_MS: f64 = 40.0;
+
+/// The server's modules: four mono null sinks (A's and B's microphones and headsets), the
+/// stereo listening sink with its two mono halves, and the click's combine sink.
+const MODULES: &[&str] = &[
+    "module-null-sink sink_name=a_mic rate=48000 channels=1",
+    "module-null-sink sink_name=a_spk rate=48000 channels=1",
+    "module-null-sink sink_name=b_mic rate=48000 channels=1",
+    "module-null-sink sink_name=listen rate=48000 channels=2 channel_map=front-left,front-right",
+    "module-remap-sink sink_name=ref master=listen channels=1 channel_map=mono \
+     master_channel_map=front-left remix=no",
+    "module-remap-sink sink_name=b_ear master=listen channels=1 channel_map=mono \
+     master_channel_map=front-right remix=no",
+    "module-combine-sink sink_name=click slaves=a_mic,ref",
+];
+
+fn main() {
+    let seconds = std::env::var("LATENCY_PULSE_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CALL_SECONDS);
+    let dir = common::run_dir("bench-latency-pulse");
+    let server = SoundServer::start(dir.path(), MODULES);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "switchboard latency through PulseAudio -- {}",
+        command_line("date", &["-u"])
+    );
+    let _ = writeln!(
+        out,
+        "pulseaudio {}, null sinks at 48 kHz; load average at the start: {}",
+        command_line("pulseaudio", &["--version"]).replace("pulseaudio ", ""),
+        fs_first_fields("/proc/loadavg", 3)
+    );
+
+    // 1. The server's own loopback.
+    let module = server.pactl_output(&[
+        "load-module",
+        "module-loopback",
+        "source=a_mic.monitor",
+        "sink=b_ear",
+        "latency_msec=1",
+    ]);
+    thread::sleep(Duration::from_secs(1));
+    let loopback = clicks_through(&server, dir.path(), "loopback", LOOPBACK_SECONDS);
+    server.pactl(&["unload-module", module.trim()]);
+    let _ = writeln!(
+        out,
+        "1. server loopback (module-loopback a_mic.monitor -> b_ear, minimum latency): {}",
+        summary(&loopback)
+    );
+
+    // 2. Two switchboards in a call.
+    let net = Net::for_test("bench::latency_pulse");
+    let audio = "backend = \"cpal\"\ninput = \"pulse\"\noutput = \"pulse\"\n\
+                 noise_suppression = false\nagc = false\n";
+    let caller_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_codecs(&["opus"])
+        .with_audio(audio);
+    let ip = net.ip(CALLEE);
+    let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_codecs(&["opus"])
+        .with_audio(audio);
+    callee_cfg.bind = (ip, 5060).into();
+    callee_cfg.accounts[0].user = "bob".into();
+    callee_cfg.accounts[0].domain = ip.to_string();
+    let env = |source: &str, sink: &str| server.client_env(source, sink);
+    let a_env = env("a_mic.monitor", "a_spk");
+    let b_env = env("b_mic.monitor", "b_ear");
+    let mut caller = Switchboard::start_with_env(&caller_cfg.to_toml(), &pairs(&a_env));
+    let mut callee = Switchboard::start_with_env(&callee_cfg.to_toml(), &pairs(&b_env));
+    caller.wait_for(secs(10), "started");
+    callee.wait_for(secs(10), "started");
+    let devices = [
+        caller.wait_for(secs(5), "devices"),
+        callee.wait_for(secs(5), "devices"),
+    ];
+    caller.send(&format!("dial sip:bob@{ip}:5060"));
+    callee.wait_for(secs(5), "incoming");
+    callee.send("answer");
+    caller.wait_call_state(secs(5), 1, "connected");
+    callee.wait_call_state(secs(5), 1, "connected");
+    // Let the jitter buffer and the device cushions settle before clicking.
+    thread::sleep(Duration::from_secs(3));
+    let call = clicks_through(&server, dir.path(), "call", seconds);
+    caller.send("hangup");
+    callee.wait_call_state(secs(5), 1, "ended");
+    let buffers: Vec<f64> = callee
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "quality")
+        .filter_map(|e| e["buffer_ms"].as_f64())
+        .collect();
+    let glitches = |sb: &mut Switchboard| -> Vec<String> {
+        sb.events()
+            .iter()
+            .filter(|e| e["event"] == "audio")
+            .filter_map(|e| e["message"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let (a_audio, b_audio) = (glitches(&mut caller), glitches(&mut callee));
+    // How long after A's media tick B's comes (ms, 0..20): audio waits that long for B's tick.
+    let phase = match (caller.media_clock_start(), callee.media_clock_start()) {
+        (Some(a), Some(b)) => (b - a).rem_euclid(20.0),
+        _ => f64::NAN,
+    };
+    assert!(caller.quit_and_wait(secs(10)).success(), "caller quit");
+    assert!(callee.quit_and_wait(secs(10)).success(), "callee quit");
+
+    let _ = writeln!(
+        out,
+        "2. call A -> B (Opus, cpal on ALSA `pulse`, loopback network), {seconds} s of clicks: {}",
+        summary(&call)
+    );
+    let _ = writeln!(
+        out,
+        "   devices: A {} / B {}",
+        describe_devices(&devices[0]),
+        describe_devices(&devices[1])
+    );
+    let buffer = mean(&buffers);
+    let _ = writeln!(
+        out,
+        "   B's jitter buffer (quality events, n = {}): mean {buffer:.1} ms",
+        buffers.len()
+    );
+    let _ = writeln!(out, "   audio events: A {:?}, B {:?}", a_audio, b_audio);
+    let added = median(&call) - median(&loopback) - buffer;
+    let dropouts = a_audio
+        .iter()
+        .chain(&b_audio)
+        .any(|m| m.contains("glitches"));
+    let _ = writeln!(
+        out,
+        "   client-added latency = {:.1} - {:.1} - {:.1} = {added:.1} ms (aim <= {AIM_MS} ms, \
+         no dropouts): {}",
+        median(&call),
+        median(&loopback),
+        buffer,
+        if added <= AIM_MS && !dropouts {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+    let devices_part = added - PACKET_MS - LOOK_AHEAD_MS - phase;
+    let _ = writeln!(
+        out,
+        "   of which: packetisation {PACKET_MS} ms + Opus look-ahead {LOOK_AHEAD_MS} ms + B's \
+         tick after A's {phase:.1} ms (the same with any device),\n   \
+         and {devices_part:.1} ms for the two sound paths (A's capture, B's playback: \
+         switchboard's rings and cushions, cpal's two ALSA periods each way, the pulse \
+         plugin's streams) beyond the server's own loopback"
+    );
+    print!("{out}");
+    drop(server);
+}
+
+/// Borrowed `(name, value)` pairs for [`Switchboard::start_with_env`].
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// Plays `seconds` of clicks into the `click` sink while recording the listening sink, and
+/// returns each click's delay (ms) from its left (as played) to its right (as heard) copy.
+fn clicks_through(server: &SoundServer, dir: &Path, name: &str, seconds: u64) -> Vec<f64> {
+    let track = dir.join(format!("{name}-clicks.wav"));
+    write_clicks(&track, seconds);
+    let recording = dir.join(format!("{name}-heard.wav"));
+    let mut rec_cmd = server.tool("parec");
+    rec_cmd
+        .args([
+            "-d",
+            "listen.monitor",
+            "--file-format=wav",
+            "--rate=48000",
+            "--channels=2",
+        ])
+        .arg(&recording)
+        .stdin(Stdio::null());
+    let mut rec = Peer::spawn("parec", &mut rec_cmd, Vec::new());
+    thread::sleep(Duration::from_millis(500));
+    let mut play = server.tool("paplay");
+    play.args(["-d", "click"]).arg(&track);
+    let played = process::run_bounded(&mut play, Duration::from_secs(seconds + 30));
+    assert!(played.success(), "paplay failed:\n{}", server.log_tail(20));
+    thread::sleep(Duration::from_millis(1500));
+    rec.signal("INT");
+    let _ = rec.wait_timeout(Duration::from_secs(5));
+    drop(rec);
+    let (samples, rate) = read_wav_stereo(&recording);
+    assert_eq!(rate, 48_000, "recording rate");
+    let left: Vec<f32> = samples.iter().map(|s| s.0).collect();
+    let right: Vec<f32> = samples.iter().map(|s| s.1).collect();
+    let heard = onsets(&right);
+    onsets(&left)
+        .into_iter()
+        .filter_map(|l| {
+            heard
+                .iter()
+                .find(|&&r| r > l && r < l + 48_000 / 2)
+                .map(|&r| (r - l) as f64 / 48.0)
+        })
+        .collect()
+}
+
+/// A 48 kHz mono click track: one click at the start of every second.
+fn write_clicks(path: &Path, seconds: u64) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 48_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).expect("creating the click track");
+    let click = CLICK_MS * 48;
+    for i in 0..seconds as usize * 48_000 {
+        let n = i % 48_000;
+        let s = if n < click {
+            let window = 0.5 - 0.5 * (std::f64::consts::TAU * n as f64 / click as f64).cos();
+            0.5 * window * (std::f64::consts::TAU * CLICK_HZ * n as f64 / 48_000.0).sin()
+        } else {
+            0.0
+        };
+        w.write_sample((s * 32767.0) as i16)
+            .expect("writing the click track");
+    }
+    w.finalize().expect("finishing the click track");
+}
+
+/// The samples where a click starts: above [`THRESHOLD`] after at least [`GAP_MS`] below it.
+fn onsets(x: &[f32]) -> Vec<usize> {
+    let gap = GAP_MS * 48;
+    let mut last_loud: Option<usize> = None;
+    let mut found = Vec::new();
+    for (i, &v) in x.iter().enumerate() {
+        if v.abs() > THRESHOLD {
+            if last_loud.is_none_or(|l| i - l > gap) {
+                found.push(i);
+            }
+            last_loud = Some(i);
+        }
+    }
+    found
+}
+
+/// A stereo 16-bit WAV as (left, right) pairs in −1..1, and its rate; `parec` may leave the
+/// header's length unset when stopped, so the samples are read until the data ends.
+fn read_wav_stereo(path: &Path) -> (Vec<(f32, f32)>, u32) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let Some(at) = bytes.windows(4).position(|w| w == b"data") else {
+        let (mono, rate) = read_wav(path);
+        return (mono.into_iter().map(|s| (s, s)).collect(), rate);
+    };
+    let rate = u32::from_le_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
+    let data = &bytes[(at + 8).min(bytes.len())..];
+    let samples = data
+        .chunks_exact(4)
+        .map(|c| {
+            let l = i16::from_le_bytes([c[0], c[1]]);
+            let r = i16::from_le_bytes([c[2], c[3]]);
+            (f32::from(l) / 32768.0, f32::from(r) / 32768.0)
+        })
+        .collect();
+    (samples, rate)
+}
+
+fn describe_devices(event: &serde_json::Value) -> String {
+    format!(
+        "in {} / out {}",
+        event["input"].as_str().unwrap_or("?"),
+        event["output"].as_str().unwrap_or("?")
+    )
+}
+
+fn summary(delays: &[f64]) -> String {
+    if delays.is_empty() {
+        return "no click came through".to_owned();
+    }
+    let min = delays.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = delays.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!(
+        "{} clicks, delay median {:.1} ms (min {min:.1}, max {max:.1})",
+        delays.len(),
+        median(delays)
+    )
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+fn command_line(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn fs_first_fields(path: &str, n: usize) -> String {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(n)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

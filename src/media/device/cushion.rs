@@ -1,0 +1,224 @@
+//! How much audio waits in a device ring: the adaptive cushion between the media thread's
+//! 20 ms ticks and the device's own callbacks.
+//!
+//! Owns one controller per stream, fed once per tick with what the ring's two sides saw:
+//! the least *margin* since the last tick (samples beyond what the consumer took at once —
+//! a playback callback's request, or a capture read's frame), the largest callback the device
+//! made (its period, as observed), and whether the consumer ran dry. It answers with a move
+//! for the ring's media-thread end to make. Pure arithmetic: no clock, no allocation, no ring;
+//! tests drive it with a simulated device clock.
+//!
+//! ```text
+//!   ran dry ──► Grow(one period) now; the next shrink waits twice as long (2 s … 16 s)
+//!   a whole window without running dry, least margin m > half a period, excess e = m − period/4
+//!           ──► Shrink(min(e, max(2 ms, e/4)))             (the margin settles in ¼–½ period)
+//!   otherwise ─► Hold
+//! ```
+//!
+//! So a stream starts small (half a requested period), grows quickly when the device's
+//! timing is irregular, and gives latency back slowly when it is steady: a quarter of a large
+//! excess per window, 2 ms at a time near the aim.
+
+/// Ticks (20 ms) of the first shrink window: 2 s.
+const BASE_WINDOW: u32 = 100;
+/// The longest shrink window, reached after repeated dropouts: 16 s.
+const MAX_WINDOW: u32 = 800;
+/// Most the cushion shrinks in one window near its aim (ms); a larger excess loses a quarter.
+const MAX_SHRINK_MS: u32 = 2;
+/// Most margin the cushion grows to (ms).
+const MAX_MARGIN_MS: u32 = 80;
+
+/// What the ring's media-thread end should do now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Move {
+    /// Nothing.
+    Hold,
+    /// Queue this many samples of silence (playback) or wait for this many more (capture).
+    Grow(usize),
+    /// Leave out this many samples: latency given back.
+    Shrink(usize),
+}
+
+/// The controller of one ring's cushion (all counts in samples at the device's rate).
+#[derive(Debug)]
+pub(super) struct Cushion {
+    /// The margin to build when the stream starts or has run dry.
+    margin: usize,
+    max_margin: usize,
+    max_shrink: usize,
+    /// Least margin seen in this window (`usize::MAX`: none yet).
+    window_low: usize,
+    ticks: u32,
+    window: u32,
+    /// Largest period seen in this window and in the one before.
+    period_now: usize,
+    period_before: usize,
+    /// The period assumed until the device has shown its own.
+    period_hint: usize,
+    grows: u64,
+    shrinks: u64,
+}
+
+impl Cushion {
+    /// A cushion for a stream at `rate` Hz whose callbacks were asked to carry `period_hint`
+    /// samples: it starts at half that.
+    pub(super) fn new(rate: u32, period_hint: usize) -> Cushion {
+        let ms = |ms: u32| (u64::from(rate) * u64::from(ms) / 1000) as usize;
+        Cushion {
+            margin: period_hint / 2,
+            max_margin: ms(MAX_MARGIN_MS),
+            max_shrink: ms(MAX_SHRINK_MS).max(1),
+            window_low: usize::MAX,
+            ticks: 0,
+            window: BASE_WINDOW,
+            period_now: 0,
+            period_before: 0,
+            period_hint: period_hint.max(1),
+            grows: 0,
+            shrinks: 0,
+        }
+    }
+
+    /// The margin a (re)starting stream builds.
+    pub(super) fn margin(&self) -> usize {
+        self.margin
+    }
+
+    /// The device's period as observed lately (the hint until a callback has run).
+    pub(super) fn period(&self) -> usize {
+        match self.period_now.max(self.period_before) {
+            0 => self.period_hint,
+            p => p,
+        }
+    }
+
+    /// Times it grew and shrank so far.
+    #[cfg(test)]
+    pub(super) fn moves(&self) -> (u64, u64) {
+        (self.grows, self.shrinks)
+    }
+
+    /// One tick's observations: the least margin since the last tick (`None`: the device did
+    /// not run), the largest callback since then (0: none), and whether the consumer ran dry.
+    pub(super) fn tick(&mut self, low: Option<usize>, period: usize, ran_dry: bool) -> Move {
+        self.period_now = self.period_now.max(period);
+        if ran_dry {
+            let grow = self
+                .period()
+                .min(self.max_margin.saturating_sub(self.margin));
+            self.margin += grow;
+            self.grows += u64::from(grow > 0);
+            self.window = (self.window * 2).min(MAX_WINDOW);
+            self.new_window();
+            return if grow > 0 {
+                Move::Grow(grow)
+            } else {
+                Move::Hold
+            };
+        }
+        if let Some(low) = low {
+            self.window_low = self.window_low.min(low);
+        }
+        self.ticks += 1;
+        if self.ticks < self.window {
+            return Move::Hold;
+        }
+        let low = self.window_low;
+        let period = self.period();
+        self.new_window();
+        if low == usize::MAX || low <= period / 2 {
+            return Move::Hold;
+        }
+        let excess = low - period / 4;
+        let shrink = excess.min(self.max_shrink.max(excess / 4));
+        self.margin = self.margin.saturating_sub(shrink);
+        self.shrinks += 1;
+        Move::Shrink(shrink)
+    }
+
+    fn new_window(&mut self) {
+        self.window_low = usize::MAX;
+        self.ticks = 0;
+        self.period_before = self.period_now;
+        self.period_now = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_by_a_period_at_once_and_waits_longer_to_shrink() {
+        let mut c = Cushion::new(48_000, 480);
+        assert_eq!(c.margin(), 240, "starts at half a period");
+        assert_eq!(c.tick(Some(100), 960, true), Move::Grow(960));
+        assert_eq!(c.margin(), 1200);
+        // The next window is 4 s long: 199 quiet ticks hold, the 200th shrinks.
+        for _ in 0..199 {
+            assert_eq!(c.tick(Some(500), 960, false), Move::Hold);
+        }
+        assert_eq!(
+            c.tick(Some(500), 960, false),
+            Move::Shrink(96),
+            "2 ms at most near the aim"
+        );
+        assert_eq!(c.margin(), 1104);
+        let mut c = Cushion::new(48_000, 160);
+        for _ in 0..99 {
+            c.tick(Some(100), 160, false);
+        }
+        assert_eq!(
+            c.tick(Some(100), 160, false),
+            Move::Shrink(60),
+            "down to a quarter period"
+        );
+        let mut c = Cushion::new(48_000, 480);
+        for _ in 0..99 {
+            c.tick(Some(5000), 480, false);
+        }
+        assert_eq!(
+            c.tick(Some(5000), 480, false),
+            Move::Shrink(1220),
+            "a quarter of a large excess"
+        );
+    }
+
+    #[test]
+    fn holds_when_the_margin_is_within_half_a_period() {
+        let mut c = Cushion::new(48_000, 480);
+        for _ in 0..1000 {
+            assert_eq!(c.tick(Some(240), 480, false), Move::Hold);
+        }
+        assert_eq!(c.moves(), (0, 0));
+        // No callback at all (paused device): nothing to learn, nothing to do.
+        for _ in 0..1000 {
+            assert_eq!(c.tick(None, 0, false), Move::Hold);
+        }
+    }
+
+    #[test]
+    fn growth_stops_at_80_ms() {
+        let mut c = Cushion::new(48_000, 480);
+        for _ in 0..20 {
+            c.tick(Some(0), 1920, true);
+        }
+        assert_eq!(c.margin(), 3840);
+        assert_eq!(c.tick(Some(0), 1920, true), Move::Hold);
+    }
+
+    #[test]
+    fn the_period_is_the_largest_callback_of_the_last_two_windows() {
+        let mut c = Cushion::new(48_000, 480);
+        assert_eq!(c.period(), 480, "the hint before any callback");
+        c.tick(Some(1000), 2048, false); // one large first callback
+        for _ in 0..99 {
+            c.tick(Some(1000), 512, false);
+        }
+        assert_eq!(c.period(), 2048, "still this window's largest");
+        for _ in 0..100 {
+            c.tick(Some(1000), 512, false);
+        }
+        assert_eq!(c.period(), 512, "forgotten two windows later");
+    }
+}
