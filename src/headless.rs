@@ -17,7 +17,7 @@ use crate::sip::{Command as SipCommand, LineNo, WrapupChoice};
 use crate::sound::{DeviceRole, SoundCommand, VoiceStage};
 
 /// Every command word, as listed in error messages and the README.
-pub const WORDS: [&str; 35] = [
+pub const WORDS: [&str; 36] = [
     "dial",
     "answer",
     "decline",
