@@ -438,7 +438,10 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
                 let took = t.elapsed();
                 if i < n { &mut typing } else { &mut deleting }.push(took);
                 if took > slowest.0 {
-                    let typed: String = query.chars().take(if i < n { i + 1 } else { 2 * n - i - 1 }).collect();
+                    let typed: String = query
+                        .chars()
+                        .take(if i < n { i + 1 } else { 2 * n - i - 1 })
+                        .collect();
                     slowest = (took, typed);
                 }
             }

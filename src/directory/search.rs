@@ -2,8 +2,8 @@
 //!
 //! Each entry has a haystack, built once at load: its folded name, its number (digits only, so
 //! `5551` finds `+1 (555) 123…`; a SIP URI folded as text) and its folded detail, separated by
-//! spaces, plus a 64-bit mask of the characters in it. A query is folded the same way; a query
-//! written like a phone number (`555-12 3`) is reduced to its digits.
+//! spaces, plus a 128-bit mask of the characters in it (exact for ASCII). A query is folded
+//! the same way; a query written like a phone number (`555-12 3`) is reduced to its digits.
 //!
 //! Ranking: first how the query matches ([`Class`]: in one piece at the start of a word of
 //! the name or number, in one piece inside them, scattered over them, or only with help from
@@ -22,7 +22,7 @@
 //!   and looks at them only when names and numbers give fewer hits than the rows asked for. A
 //!   query that is no subsequence of a name and number does not become one when it grows.
 //! - **Class and span without fuzzy-matcher**: they come from byte searches (`memchr`, and a
-//!   substring searcher built once per query), after a cheap rejection with 64-bit character
+//!   substring searcher built once per query), after a cheap rejection with 128-bit character
 //!   masks of the whole haystack and of the name and number. fuzzy-matcher then scores only the
 //!   hits in the groups of class and span that reach the rows asked for: a few hundred, or
 //!   tens of thousands for a first character.
@@ -90,10 +90,10 @@ pub struct Hay {
     /// Length in bytes of the name and number at the start of `text` (see [`Query::score`]).
     primary_len: u32,
     /// Bit [`char_bit`] set for each character of `text`.
-    mask: u64,
+    mask: u128,
     /// The same for the name and number alone: a query with a character outside it can only
     /// match with help from the detail.
-    primary_mask: u64,
+    primary_mask: u128,
 }
 
 impl Hay {
@@ -103,12 +103,17 @@ impl Hay {
     }
 }
 
-/// The mask bit of a character.
-fn char_bit(c: char) -> u64 {
-    1 << ((c as u32).wrapping_mul(0x9E37_79B1) >> 26)
+/// The mask bit of a character: one of its own for each printable ASCII character (96 bits),
+/// so a query with one the entry lacks (`+`, `q`, a digit) is always rejected by the mask;
+/// other characters share the remaining 32 bits by a hash.
+fn char_bit(c: char) -> u128 {
+    match c {
+        ' '..='~' => 1 << (c as u32 - 0x20),
+        _ => 1 << (96 + ((c as u32).wrapping_mul(0x9E37_79B1) >> 27)),
+    }
 }
 
-fn mask_of(text: &str) -> u64 {
+fn mask_of(text: &str) -> u128 {
     text.chars().fold(0, |mask, c| mask | char_bit(c))
 }
 
@@ -167,7 +172,7 @@ pub struct Query {
     pub text: String,
     /// [`SENTINEL`] and `text`: what fuzzy-matcher is given.
     pattern: String,
-    mask: u64,
+    mask: u128,
     first: char,
     last: char,
     /// `text` in characters, at most 255: the span of a match in one piece.
@@ -244,8 +249,7 @@ impl Query {
         if !self.may_match(hay) {
             return None;
         }
-        self.primary_class(hay)
-            .or_else(|| self.detail_class(hay))
+        self.primary_class(hay).or_else(|| self.detail_class(hay))
     }
 
     /// Whether every character of the query occurs in `hay` (by the mask: it may still not
@@ -320,9 +324,7 @@ impl Query {
             .window(&hay.text, hay.primary_len as usize, class != Class::Detail)
             .map_or(0, |(_, window)| {
                 scratch.tokens.clear();
-                scratch
-                    .tokens
-                    .extend(window.chars().map(|c| self.token(c)));
+                scratch.tokens.extend(window.chars().map(|c| self.token(c)));
                 if let Some(&known) = scratch.scores.get(scratch.tokens.as_slice()) {
                     return known;
                 }
@@ -454,7 +456,7 @@ pub type Hits = Vec<(u32, Class, u8)>;
 struct Level {
     query: String,
     /// The query's character mask.
-    mask: u64,
+    mask: u128,
     /// Entries matching within the name and number, and, once looked at, those matching with
     /// help from the detail.
     hits: Hits,
@@ -504,11 +506,13 @@ impl Search {
         if level.hits.len() < limit && !level.unresolved.is_empty() {
             // Too few hits in names and numbers: the detail's are needed.
             let unresolved = std::mem::take(&mut level.unresolved);
-            level.hits.extend(par_filter_map(&unresolved, threads, |&i, _: &mut ()| {
-                hays.get(i as usize)
-                    .and_then(|hay| query.detail_class(hay))
-                    .map(|(class, span)| (i, class, span))
-            }));
+            level
+                .hits
+                .extend(par_filter_map(&unresolved, threads, |&i, _: &mut ()| {
+                    hays.get(i as usize)
+                        .and_then(|hay| query.detail_class(hay))
+                        .map(|(class, span)| (i, class, span))
+                }));
             level.top = None;
         }
         match &level.top {
