@@ -423,6 +423,7 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
     let _spinner = Spinner::start();
     for round in 0..2 {
         let (mut typing, mut deleting) = (Vec::new(), Vec::new());
+        let mut slowest = (Duration::ZERO, String::new());
         for query in queries {
             let n = query.chars().count();
             let keys = query
@@ -434,7 +435,15 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
                 let t = now();
                 feed(&mut app, &mut finder, key(code));
                 terminal.draw(|frame| view(&app, at, frame)).expect("drawn");
-                if i < n { &mut typing } else { &mut deleting }.push(t.elapsed());
+                let took = t.elapsed();
+                if i < n { &mut typing } else { &mut deleting }.push(took);
+                if took > slowest.0 {
+                    let typed: String = query
+                        .chars()
+                        .take(if i < n { i + 1 } else { 2 * n - i - 1 })
+                        .collect();
+                    slowest = (took, typed);
+                }
             }
         }
         let keystrokes = typing.len() + deleting.len();
@@ -445,10 +454,11 @@ fn screen_path(entries: &[Entry], queries: &[&str]) {
         println!(
             "screen path, round {} ({}): {keystrokes} keystrokes: median {median:.2} ms, worst \
              {worst:.2} ms (typing: median {typing_median:.2} ms, worst {typing_worst:.2} ms; \
-             deleting: median {deleting_median:.2} ms, worst {deleting_worst:.2} ms); goal: \
-             median <= 5 ms, worst <= 16 ms",
+             deleting: median {deleting_median:.2} ms, worst {deleting_worst:.2} ms; the worst \
+             with {:?} typed); goal: median <= 5 ms, worst <= 16 ms",
             round + 1,
             if round == 0 { "cold" } else { "warm" },
+            slowest.1,
         );
     }
 }

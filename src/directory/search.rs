@@ -2,8 +2,8 @@
 //!
 //! Each entry has a haystack, built once at load: its folded name, its number (digits only, so
 //! `5551` finds `+1 (555) 123…`; a SIP URI folded as text) and its folded detail, separated by
-//! spaces, plus a 64-bit mask of the characters in it. A query is folded the same way; a query
-//! written like a phone number (`555-12 3`) is reduced to its digits.
+//! spaces, plus a 128-bit mask of the characters in it (exact for ASCII). A query is folded
+//! the same way; a query written like a phone number (`555-12 3`) is reduced to its digits.
 //!
 //! Ranking: first how the query matches ([`Class`]: in one piece at the start of a word of
 //! the name or number, in one piece inside them, scattered over them, or only with help from
@@ -16,16 +16,22 @@
 //!   subsequence), so typing one more character only looks at the previous hits, and deleting
 //!   one finds the shorter query's hits and best rows still on the stack. Editing in the middle
 //!   drops back to the longest query on the stack that is still a prefix.
+//! - **The detail only when needed.** A short query is a subsequence of almost any long detail
+//!   (`anna` of most e-mail addresses and companies), and such matches rank last, so each level
+//!   of the stack leaves the entries that could match only with help from the detail unresolved
+//!   and looks at them only when names and numbers give fewer hits than the rows asked for. A
+//!   query that is no subsequence of a name and number does not become one when it grows.
 //! - **Class and span without fuzzy-matcher**: they come from byte searches (`memchr`, and a
-//!   substring searcher built once per query), after a cheap rejection with 64-bit character
-//!   masks (a second mask of the name and number sends a query that needs the detail straight
-//!   to it). fuzzy-matcher then scores only the hits in the groups of class and span that reach
-//!   the rows asked for: a few hundred, or tens of thousands for a first character.
+//!   substring searcher built once per query), after a cheap rejection with 128-bit character
+//!   masks of the whole haystack and of the name and number. fuzzy-matcher then scores only the
+//!   hits in the groups of class and span that reach the rows asked for: a few hundred, or
+//!   tens of thousands for a first character.
 //! - **A window**: fuzzy-matcher is given only the part of the haystack that can hold the
 //!   match, mostly the short name and number (see `Query::window`).
-//! - **Scores remembered by window** within a pass: the score depends on the window and the
-//!   query alone, and thousands of entries share one (` j` in every John's name), so `j`
-//!   costs a few hundred fuzzy-matcher calls instead of 23,000.
+//! - **Scores remembered by what fuzzy-matcher can tell of a window** within a pass: it sees
+//!   a character only as equal to one of the pattern's or not, and by its kind (see
+//!   `Query::token`), so ` jose` and ` joan` score alike for `j`, and the 35,000 numbers
+//!   starting with `3` share a few dozen scores instead of costing a call each.
 //! - **Both cores** for large passes, and highlight positions only for the rows returned.
 //!
 //! **fuzzy-matcher 0.3.7 keeps state between calls.** Its cached score matrix is not cleared,
@@ -84,10 +90,10 @@ pub struct Hay {
     /// Length in bytes of the name and number at the start of `text` (see [`Query::score`]).
     primary_len: u32,
     /// Bit [`char_bit`] set for each character of `text`.
-    mask: u64,
+    mask: u128,
     /// The same for the name and number alone: a query with a character outside it can only
     /// match with help from the detail.
-    primary_mask: u64,
+    primary_mask: u128,
 }
 
 impl Hay {
@@ -97,12 +103,17 @@ impl Hay {
     }
 }
 
-/// The mask bit of a character.
-fn char_bit(c: char) -> u64 {
-    1 << ((c as u32).wrapping_mul(0x9E37_79B1) >> 26)
+/// The mask bit of a character: one of its own for each printable ASCII character (96 bits),
+/// so a query with one the entry lacks (`+`, `q`, a digit) is always rejected by the mask;
+/// other characters share the remaining 32 bits by a hash.
+fn char_bit(c: char) -> u128 {
+    match c {
+        ' '..='~' => 1 << (c as u32 - 0x20),
+        _ => 1 << (96 + ((c as u32).wrapping_mul(0x9E37_79B1) >> 27)),
+    }
 }
 
-fn mask_of(text: &str) -> u64 {
+fn mask_of(text: &str) -> u128 {
     text.chars().fold(0, |mask, c| mask | char_bit(c))
 }
 
@@ -161,7 +172,7 @@ pub struct Query {
     pub text: String,
     /// [`SENTINEL`] and `text`: what fuzzy-matcher is given.
     pattern: String,
-    mask: u64,
+    mask: u128,
     first: char,
     last: char,
     /// `text` in characters, at most 255: the span of a match in one piece.
@@ -233,19 +244,29 @@ impl Query {
     /// How `hay` matches, `None` when it does not: its [`Class`] and span (how many characters
     /// the earliest occurrence of the query covers, at most 255), from the text alone, without
     /// fuzzy-matcher.
+    #[cfg(test)]
     pub fn class(&self, hay: &Hay) -> Option<(Class, u8)> {
-        if self.mask & !hay.mask != 0 {
+        if !self.may_match(hay) {
             return None;
         }
-        let text = &*hay.text;
-        let span = |piece: &str| u8::try_from(piece.chars().count()).unwrap_or(u8::MAX);
+        self.primary_class(hay).or_else(|| self.detail_class(hay))
+    }
+
+    /// Whether every character of the query occurs in `hay` (by the mask: it may still not
+    /// match).
+    fn may_match(&self, hay: &Hay) -> bool {
+        self.mask & !hay.mask == 0
+    }
+
+    /// [`Query::class`] when the query matches within the name and number, else `None` (it
+    /// may still match with help from the detail). A query that does not match there does
+    /// not either when it grows: its characters are a subsequence of every match.
+    fn primary_class(&self, hay: &Hay) -> Option<(Class, u8)> {
         if self.mask & !hay.primary_mask != 0 {
             // A character of the query is missing from the name and number.
-            let first = text.find(self.first)?;
-            let end = earliest_end(&self.text, &text[first..])?;
-            return Some((Class::Detail, span(&text[first..first + end])));
+            return None;
         }
-        let primary = text.get(..hay.primary_len as usize).unwrap_or("");
+        let primary = hay.text.get(..hay.primary_len as usize).unwrap_or("");
         let mut contiguous = None;
         // A match of valid UTF-8 in valid UTF-8 starts on a character boundary.
         for at in self.finder.find_iter(primary.as_bytes()) {
@@ -258,13 +279,16 @@ impl Query {
         if contiguous.is_some() {
             return contiguous;
         }
+        let first = primary.find(self.first)?;
+        let end = earliest_end(&self.text, &primary[first..])?;
+        Some((Class::Scattered, span(&primary[first..first + end])))
+    }
+
+    /// [`Class::Detail`] and the span, for a `hay` that does not match within its name and
+    /// number; `None` when it does not match at all.
+    fn detail_class(&self, hay: &Hay) -> Option<(Class, u8)> {
+        let text = &*hay.text;
         let first = text.find(self.first)?;
-        if let Some(end) = primary
-            .get(first..)
-            .and_then(|rest| earliest_end(&self.text, rest))
-        {
-            return Some((Class::Scattered, span(&primary[first..first + end])));
-        }
         let end = earliest_end(&self.text, &text[first..])?;
         Some((Class::Detail, span(&text[first..first + end])))
     }
@@ -289,24 +313,49 @@ impl Query {
     /// [`Query::score`], with fuzzy-matcher's scores remembered by window in `scratch`: the
     /// score depends on the window's text and the query alone (see the module documentation),
     /// and many entries share a window (`jos` in every José's name).
-    fn score_cached<'h>(
+    fn score_cached(
         &self,
         matcher: &SkimMatcherV2,
-        hay: &'h Hay,
+        hay: &Hay,
         (class, span): (Class, u8),
-        scratch: &mut Scratch<'h>,
+        scratch: &mut Scratch,
     ) -> i64 {
         let fuzzy = self
             .window(&hay.text, hay.primary_len as usize, class != Class::Detail)
             .map_or(0, |(_, window)| {
-                if let Some(&known) = scratch.scores.get(window) {
+                scratch.tokens.clear();
+                scratch.tokens.extend(window.chars().map(|c| self.token(c)));
+                if let Some(&known) = scratch.scores.get(scratch.tokens.as_slice()) {
                     return known;
                 }
                 let fuzzy = self.fuzzy(matcher, window, &mut scratch.buffer);
-                scratch.scores.insert(window, fuzzy);
+                scratch
+                    .scores
+                    .insert(scratch.tokens.as_slice().into(), fuzzy);
                 fuzzy
             });
         group_score(class, span) + fuzzy
+    }
+
+    /// What fuzzy-matcher can tell of window character `c`: the character itself when the
+    /// query has it or when it is ASCII punctuation or space (whose kinds of separator differ),
+    /// else only whether it is a digit or a letter: fuzzy-matcher compares a text character
+    /// only with the pattern's and, for its bonuses, looks only at its kind (separator, digit,
+    /// upper case, other), and every character but ASCII ones counts as a lower-case letter.
+    fn token(&self, c: char) -> u32 {
+        /// Any letter or non-ASCII character the query does not have.
+        const LETTER: u32 = 0x11_0000;
+        /// Any digit the query does not have.
+        const DIGIT: u32 = 0x11_0001;
+        if self.mask & char_bit(c) != 0 && self.text.contains(c) {
+            return c as u32;
+        }
+        match c {
+            '0'..='9' => DIGIT,
+            'a'..='z' => LETTER,
+            _ if !c.is_ascii() => LETTER,
+            _ => c as u32,
+        }
     }
 
     /// fuzzy-matcher's score of `window`, kept within a group's range (0 when it does not
@@ -342,6 +391,11 @@ impl Query {
             })
             .unwrap_or_default()
     }
+}
+
+/// The length of `piece` in characters, at most 255.
+fn span(piece: &str) -> u8 {
+    u8::try_from(piece.chars().count()).unwrap_or(u8::MAX)
 }
 
 /// Where the earliest occurrence of `pattern`'s characters in order within `text` ends, in
@@ -401,7 +455,15 @@ pub type Hits = Vec<(u32, Class, u8)>;
 #[derive(Debug)]
 struct Level {
     query: String,
+    /// The query's character mask.
+    mask: u128,
+    /// Entries matching within the name and number, and, once looked at, those matching with
+    /// help from the detail.
     hits: Hits,
+    /// Entries that may match with help from the detail, not looked at yet: only needed
+    /// when the name and number give fewer hits than the rows asked for, since every match
+    /// there ranks first ([`Class::Detail`] is the lowest class).
+    unresolved: Vec<u32>,
     /// `limit` and the rows [`top`] returned for it, until the ranking changes.
     top: Option<(usize, Vec<(u32, i64)>)>,
 }
@@ -441,6 +503,18 @@ impl Search {
             .levels
             .last_mut()
             .expect("hits leaves the query's level on top");
+        if level.hits.len() < limit && !level.unresolved.is_empty() {
+            // Too few hits in names and numbers: the detail's are needed.
+            let unresolved = std::mem::take(&mut level.unresolved);
+            level
+                .hits
+                .extend(par_filter_map(&unresolved, threads, |&i, _: &mut ()| {
+                    hays.get(i as usize)
+                        .and_then(|hay| query.detail_class(hay))
+                        .map(|(class, span)| (i, class, span))
+                }));
+            level.top = None;
+        }
         match &level.top {
             Some((cached, rows)) if *cached == limit => rows.clone(),
             _ => {
@@ -451,7 +525,8 @@ impl Search {
         }
     }
 
-    /// The hits of non-empty `query` over `hays`, from the stack when possible.
+    /// The hits of non-empty `query` over `hays` within names and numbers, from the stack when
+    /// possible, with the entries that may match with help from the detail.
     fn hits(&mut self, query: &Query, hays: &[Hay], threads: usize) {
         while self
             .levels
@@ -467,23 +542,49 @@ impl Search {
         {
             return;
         }
-        let class = |&i: &u32, _: &mut ()| {
-            hays.get(i as usize)
-                .and_then(|hay| query.class(hay))
-                .map(|(class, span)| (i, class, span))
+        let may_match = |&i: &u32| hays.get(i as usize).is_some_and(|h| query.may_match(h));
+        let sort = |i: u32| -> Option<Result<(u32, Class, u8), u32>> {
+            let hay = hays.get(i as usize)?;
+            if !query.may_match(hay) {
+                return None;
+            }
+            Some(match query.primary_class(hay) {
+                Some((class, span)) => Ok((i, class, span)),
+                None => Err(i),
+            })
         };
-        let candidates: Vec<u32> = match self.levels.last() {
-            Some(previous) => previous.hits.iter().map(|&(i, _, _)| i).collect(),
-            None => (0..u32::try_from(hays.len()).unwrap_or(u32::MAX)).collect(),
+        let (hits, unresolved) = match self.levels.last() {
+            Some(previous) => {
+                let (hits, mut unresolved) =
+                    par_sort_out(&previous.hits, threads, |&(i, class, _)| {
+                        if class == Class::Detail {
+                            // No match in the name and number then, none now.
+                            may_match(&i).then_some(Err(i))
+                        } else {
+                            sort(i)
+                        }
+                    });
+                if previous.mask == query.mask {
+                    unresolved.extend_from_slice(&previous.unresolved);
+                } else {
+                    unresolved.extend(previous.unresolved.iter().filter(|i| may_match(i)));
+                }
+                (hits, unresolved)
+            }
+            None => {
+                let all: Vec<u32> = (0..u32::try_from(hays.len()).unwrap_or(u32::MAX)).collect();
+                par_sort_out(&all, threads, |&i| sort(i))
+            }
         };
-        let hits = par_filter_map(&candidates, threads, class);
         if self.levels.len() >= MAX_LEVELS {
             // The new query extends the one below the top too, so the stack stays a chain.
             self.levels.pop();
         }
         self.levels.push(Level {
             query: query.text.clone(),
+            mask: query.mask,
             hits,
+            unresolved,
             top: None,
         });
     }
@@ -532,12 +633,13 @@ fn top(
     scored
 }
 
-/// Scratch space of one thread while scoring: the string handed to fuzzy-matcher and the
-/// scores of the windows seen.
+/// Scratch space of one thread while scoring: the string handed to fuzzy-matcher, and the
+/// scores of the windows seen by what fuzzy-matcher can tell of them ([`Query::token`]).
 #[derive(Default)]
-struct Scratch<'h> {
+struct Scratch {
     buffer: String,
-    scores: HashMap<&'h str, i64, BuildHasherDefault<WindowHasher>>,
+    tokens: Vec<u32>,
+    scores: HashMap<Box<[u32]>, i64, BuildHasherDefault<WindowHasher>>,
 }
 
 /// A fast hash for short window strings (FxHash's multiply-rotate, a word at a time); the
@@ -568,6 +670,45 @@ impl WindowHasher {
     fn add(&mut self, word: u64) {
         self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
     }
+}
+
+/// `f` over `items`, on several threads when there are many, sorting out hits (`Ok`) from
+/// entries to look at later (`Err`); `None` drops the item.
+fn par_sort_out<T: Sync>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Option<Result<(u32, Class, u8), u32>> + Sync,
+) -> (Hits, Vec<u32>) {
+    let run = |chunk: &[T]| -> (Hits, Vec<u32>) {
+        let (mut hits, mut rest) = (Vec::new(), Vec::new());
+        for sorted in chunk.iter().filter_map(&f) {
+            match sorted {
+                Ok(hit) => hits.push(hit),
+                Err(i) => rest.push(i),
+            }
+        }
+        (hits, rest)
+    };
+    if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
+        return run(items);
+    }
+    let chunk_len = items.len().div_ceil(threads);
+    let run = &run;
+    std::thread::scope(|scope| {
+        let mut chunks = items.chunks(chunk_len);
+        let mine = chunks.next().unwrap_or_default();
+        let others: Vec<_> = chunks
+            .map(|chunk| (chunk, scope.spawn(move || run(chunk))))
+            .collect();
+        let (mut hits, mut rest) = run(mine);
+        for (chunk, other) in others {
+            // Matching cannot panic on text; should a thread fail, its share is redone here.
+            let (more_hits, more_rest) = other.join().unwrap_or_else(|_| run(chunk));
+            hits.extend(more_hits);
+            rest.extend(more_rest);
+        }
+        (hits, rest)
+    })
 }
 
 /// `f` over `items`, on several threads when there are many; `f` gets scratch space of its
@@ -719,6 +860,11 @@ mod tests {
             "j",
             "ja",
             "x",
+            "jo.sé",
+            "ja_x",
+            "(anna)",
+            "J5o",
+            "Ǆo",
         ])
         .prop_map(str::to_owned)
     }
@@ -740,9 +886,10 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
-        /// The fast path (query stack, byte searches, groups cut before scoring, scores
-        /// remembered by window) ranks exactly as the plain definition does, while a query
-        /// is typed, edited and deleted.
+        /// The fast path (query stack, detail looked at only when needed, byte searches,
+        /// groups cut before scoring, scores remembered by what fuzzy-matcher sees of a
+        /// window) ranks exactly as the plain definition does, while a query is typed, pasted,
+        /// edited and deleted.
         #[test]
         fn the_fast_path_ranks_as_the_plain_matcher(
             entries in prop::collection::vec(entry(), 1..150),
@@ -759,6 +906,8 @@ mod tests {
             let mut queries: Vec<String> = (1..=typed.len()).map(|n| typed[..n].concat()).collect();
             queries.extend((1..typed.len()).rev().map(|n| typed[..n].concat()));
             queries.push(typed.iter().rev().copied().collect::<Vec<_>>().concat());
+            // The rest pasted after the first character: several characters at once.
+            queries.insert(1, typed.concat());
             for raw in queries {
                 let query = Query::new(&raw);
                 if query.text.is_empty() {
