@@ -1,7 +1,8 @@
 //! The media thread while no call, tone or sound check needs it: it sleeps on its order
 //! channel and does not wake (counted as the context switches of the thread named `media` in
 //! `/proc/<pid>/task/*/status`, which a 20 ms tick would raise by about 50 a second), and it
-//! goes back to sleep after the sound check's level meter has run.
+//! goes back to sleep after the sound check's level meter has run. In a call it wakes once
+//! per 20 ms frame: at its tick, not at each packet that arrives.
 
 mod common;
 
@@ -13,6 +14,13 @@ use common::{secs, Net, Switchboard, SwitchboardConfig};
 
 /// Context switches (voluntary + involuntary) of the `media` thread of process `pid`.
 fn media_switches(pid: u32) -> u64 {
+    media_thread_switches(pid, "ctxt_switches:")
+}
+
+/// The `media` thread's context switches counted by the `/proc/<pid>/task/*/status` lines
+/// containing `which` (`"ctxt_switches:"`: all; `"voluntary_ctxt_switches:"`: the times it
+/// went to sleep, which a busy machine's preemptions do not add to).
+fn media_thread_switches(pid: u32, which: &str) -> u64 {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("reading the process's tasks");
     for task in tasks.filter_map(Result::ok) {
         let comm = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
@@ -22,7 +30,7 @@ fn media_switches(pid: u32) -> u64 {
         let status = fs::read_to_string(task.path().join("status")).expect("a task's status");
         return status
             .lines()
-            .filter(|l| l.contains("ctxt_switches:"))
+            .filter(|l| l.contains(which))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum();
     }
@@ -76,4 +84,62 @@ fn the_media_thread_sleeps_while_idle_and_after_the_level_meter() {
         "after the meter the media thread woke {after} times in 2 s"
     );
     assert!(sb.quit_and_wait(secs(10)).success(), "switchboard quit");
+}
+
+/// At most this many times a second the media thread may go to sleep in a call: once per
+/// 20 ms tick (50), with room for an order from the driver now and then. Waking for each
+/// packet as well as for the tick made it about 100.
+const CALL_SLEEPS_PER_S: u64 = 60;
+
+#[test]
+fn in_a_call_the_media_thread_wakes_once_per_frame() {
+    let net = Net::for_test("media_idle::call");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file_in = common::audio::tone_wav(dir.path(), "in.wav", 440, 1);
+    let audio = format!(
+        "backend = \"file\"\nfile_loop = true\nfile_in = \"{}\"\n",
+        file_in.display()
+    );
+    let caller_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_codecs(&["opus"])
+        .with_audio(&audio);
+    let callee_ip = net.ip(6);
+    let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
+        .with_codecs(&["opus"])
+        .with_audio(&audio);
+    callee_cfg.bind = (callee_ip, 5060).into();
+    callee_cfg.accounts[0].user = "bob".into();
+    callee_cfg.accounts[0].domain = callee_ip.to_string();
+    let mut caller = Switchboard::start(&caller_cfg.to_toml());
+    let mut callee = Switchboard::start(&callee_cfg.to_toml());
+    caller.wait_for(secs(10), "started");
+    callee.wait_for(secs(10), "started");
+    caller.send(&format!("dial sip:bob@{callee_ip}:5060"));
+    callee.wait_for(secs(5), "incoming");
+    callee.send("answer");
+    caller.wait_call_state(secs(5), 1, "connected");
+    callee.wait_call_state(secs(5), 1, "connected");
+    thread::sleep(secs(1)); // the streams start
+
+    let window = secs(3);
+    let before = media_thread_switches(caller.pid(), "voluntary_ctxt_switches:");
+    thread::sleep(window);
+    let sleeps = media_thread_switches(caller.pid(), "voluntary_ctxt_switches:") - before;
+    assert!(
+        sleeps <= CALL_SLEEPS_PER_S * window.as_secs(),
+        "in a call the media thread went to sleep {sleeps} times in {} s",
+        window.as_secs()
+    );
+    // Reading at the ticks still hears the far end: the callee's first quality report has
+    // audio waiting in its jitter buffer and little loss.
+    let quality = callee.wait_for(secs(6), "quality");
+    assert!(
+        quality["buffer_ms"].as_u64().unwrap_or(0) > 0
+            && quality["loss_pct"].as_f64().unwrap_or(100.0) < 5.0,
+        "the callee hears the caller badly: {quality}"
+    );
+    caller.send("hangup");
+    callee.wait_call_state(secs(5), 1, "ended");
+    assert!(caller.quit_and_wait(secs(10)).success(), "caller quit");
+    assert!(callee.quit_and_wait(secs(10)).success(), "callee quit");
 }

@@ -18,8 +18,9 @@
 //!
 //! This module owns the thread and its clock only: the driver sends [`Control`]s (what each
 //! line should do) and receives [`Report`]s through a callback (both in [`super::api`]); the
-//! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline as
-//! they arrive, its packets sent after each tick). The thread owns the device and the RTP
+//! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline at
+//! each tick with their kernel receive times, its packets sent after it). One wake-up per
+//! frame: the thread sleeps between ticks, whatever arrives. The thread owns the device and the RTP
 //! sockets; nothing is shared with locks. The audio callbacks of the device
 //! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
 //! starts, never per frame — with one exception: an SRTP line's packets go through
@@ -117,9 +118,11 @@ fn wallclock() -> std::time::SystemTime {
     std::time::SystemTime::now()
 }
 
-/// The media thread: a tick every 20 ms until the driver hangs up; in between it sleeps in
-/// `poll` and reads packets the moment they arrive (so their arrival times, which the jitter
-/// buffer and RTCP's round-trip time depend on, are exact rather than rounded to a tick).
+/// The media thread: a tick every 20 ms until the driver hangs up, and one wake-up per tick.
+/// In between it sleeps; at the tick it asks the poll (without waiting) which sockets have
+/// datagrams and reads them, each with the kernel's receive time (`net.rs`), so the arrival
+/// times the jitter buffer and RTCP's round-trip time depend on stay exact although nothing
+/// wakes the thread when a packet comes. Orders from the driver are taken at the ticks.
 /// While nothing needs the clock (no call, tone, sound check or recording) it sleeps on the
 /// order channel alone: no timer, no wake-up until the driver says something.
 fn run(
@@ -135,6 +138,8 @@ fn run(
     let frame = Duration::from_millis(u64::from(FRAME_MS));
     let mut events = mio::Events::with_capacity(16);
     let mut next = now();
+    // The previous read of the sockets: nothing read at a tick arrived before it.
+    let mut last_read = next;
     // Tick k reads the k-th microphone frame: with file audio this line lets a test turn
     // sample positions into wall-clock times (and so measure the mouth-to-ear delay).
     let unix_ms = wallclock()
@@ -150,30 +155,34 @@ fn run(
             }
         }
         let t = now();
-        if t >= next {
-            let wall = wallclock();
-            net.receive_all(&mut pipeline, t, wall);
-            pipeline.tick(t, wall);
-            net.flush(&mut pipeline);
-            next += frame;
-            if t > next + frame * 5 {
-                // We fell far behind (suspend, debugger): restart the clock.
-                next = t + frame;
-            }
-            if pipeline.is_idle() && !idle(&mut pipeline, &mut net, &control, &mut next) {
-                return;
-            }
+        if t < next {
+            thread::sleep(next - t);
             continue;
         }
-        match poll.poll(&mut events, Some(next - t)) {
-            Ok(()) if !events.is_empty() => net.receive_all(&mut pipeline, now(), wallclock()),
-            Ok(()) => {}
+        let wall = wallclock();
+        match poll.poll(&mut events, Some(Duration::ZERO)) {
+            Ok(()) => net.mark_ready(&events),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
-                // Should never happen; fall back to reading at the ticks.
+                // Should never happen; read every socket instead.
                 tracing::warn!(error = %e, "media poll failed");
-                thread::sleep(next - t);
+                net.mark_all_ready();
             }
+        }
+        net.receive_ready(&mut pipeline, t, wall, last_read);
+        last_read = t;
+        pipeline.tick(t, wall);
+        net.flush(&mut pipeline);
+        next += frame;
+        if t > next + frame * 5 {
+            // We fell far behind (suspend, debugger): restart the clock.
+            next = t + frame;
+        }
+        if pipeline.is_idle() {
+            if !idle(&mut pipeline, &mut net, &control, &mut next) {
+                return;
+            }
+            last_read = now();
         }
     }
 }

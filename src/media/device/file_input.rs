@@ -9,6 +9,7 @@
 //!
 //! ```text
 //!   input.wav ─ hound (BufReader) ─► f32, channels averaged ─► rubato FFT → 48 kHz ─► i16
+//!             (48 kHz mono 16-bit: the samples as they are)
 //!        reader thread: fills the ring, parks when it is full; looping: seeks back at the end
 //!   ring (2 s) ─► read: 960 samples per tick; unparks the reader below half full
 //!                 underrun: the missing samples are owed (`skip`), so tick k always plays
@@ -185,6 +186,8 @@ enum Format {
 struct Decoder {
     wav: hound::WavReader<BufReader<File>>,
     format: Format,
+    /// Bits per sample.
+    bits: u16,
     channels: usize,
     /// Frames (per channel) in the file, and read in this pass.
     frames: u64,
@@ -257,6 +260,7 @@ impl Decoder {
         Ok(Decoder {
             wav,
             format,
+            bits: spec.bits_per_sample,
             channels,
             frames,
             read: 0,
@@ -338,6 +342,13 @@ impl Decoder {
                 return;
             }
         }
+        let int16 = self.bits == 16 && matches!(self.format, Format::Int(_));
+        if self.resampler.is_none() && self.channels == 1 && int16 {
+            // Already 48 kHz mono 16-bit: the samples as they are, no conversion.
+            let got = self.read_direct();
+            self.left = self.left.saturating_sub(got as u64);
+            return;
+        }
         let got = self.read_mono();
         match &mut self.resampler {
             None => {
@@ -384,6 +395,25 @@ impl Decoder {
             r.fft.reset();
             r.trim = r.fft.output_delay();
         }
+    }
+
+    /// Reads up to one chunk of a 16-bit mono file into `pending` as it is; how many samples
+    /// it read. A read error ends the file where it broke.
+    fn read_direct(&mut self) -> usize {
+        let want = (self.frames - self.read).min(CHUNK as u64) as usize;
+        let mut samples = self.wav.samples::<i16>();
+        for i in 0..want {
+            match samples.next() {
+                Some(Ok(x)) => self.pending.push(x),
+                _ => {
+                    self.frames = self.read + i as u64;
+                    self.read = self.frames;
+                    return i;
+                }
+            }
+        }
+        self.read += want as u64;
+        want
     }
 
     /// Reads up to one chunk of frames into `mono` (channels averaged); how many it read. A
