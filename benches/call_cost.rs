@@ -774,21 +774,19 @@ fn latency(out: &mut String) {
     );
     let _ = writeln!(
         out,
-        "   a sound card adds, by construction (src/media/device/paths.rs, cpal_backend.rs; \
-         not measured):"
+        "   a sound card adds what its adaptive cushions hold (src/media/device/cushion.rs; \
+         not measured here, see benches/latency_pulse.rs):"
     );
     let _ = writeln!(
         out,
-        "     capture ring: 20 ms margin queued beyond the frame read (primes at 40 ms; \
-         trimmed to 40 ms above 120 ms)\n\
+        "     capture: a margin beyond the frame read, from half a device period, growing by a \
+         period when the ring runs dry\n\
          \x20    packetisation: a microphone frame is complete only after its 20 ms \
          (file audio hands it over at once)\n\
-         \x20    playback ring: 40 ms of prefill silence ahead of the frames (rebuilt after \
-         an underrun; frames dropped above 100 ms)\n\
-         \x20    device callback period: 10 ms asked for each way (the device's default if \
-         refused)\n\
-         \x20    => about 20 + 20 + 40 + 2 x 10 = 100 ms on top of D - buffer, plus resampler \
-         delay when the device is not at 48 kHz and the driver's own latency"
+         \x20    playback: a cushion ahead of the frames, adapted the same way (1-2 periods \
+         on a steady device)\n\
+         \x20    plus the device's own periods, resampler delay when it is not at 48 kHz, \
+         and the driver's latency"
     );
 }
 
