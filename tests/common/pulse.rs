@@ -85,21 +85,32 @@ impl SoundServer {
         server
     }
 
-    /// The environment of a client of this server whose default source and sink are these.
-    pub fn client_env(&self, source: &str, sink: &str) -> Vec<(String, String)> {
+    /// The environment of a client of this server, on the server's default source and sink.
+    pub fn server_env(&self) -> Vec<(String, String)> {
         vec![
             (
                 "PULSE_SERVER".into(),
                 format!("unix:{}", self.socket.display()),
             ),
-            ("PULSE_SOURCE".into(), source.into()),
-            ("PULSE_SINK".into(), sink.into()),
             ("XDG_RUNTIME_DIR".into(), self.runtime.display().to_string()),
             (
                 "PULSE_COOKIE".into(),
                 self.home.join("cookie").display().to_string(),
             ),
         ]
+    }
+
+    /// The environment of a client of this server whose default source and sink are these.
+    pub fn client_env(&self, source: &str, sink: &str) -> Vec<(String, String)> {
+        let mut env = self.server_env();
+        env.push(("PULSE_SOURCE".into(), source.into()));
+        env.push(("PULSE_SINK".into(), sink.into()));
+        env
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.peer.try_wait().is_none()
     }
 
     /// A command for one of PulseAudio's own tools (`pactl`, `paplay`, `parec`) talking to

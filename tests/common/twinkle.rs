@@ -20,9 +20,9 @@
 //! process holds makes twinkle fail to bind, and the next block is tried.
 //!
 //! Audio: twinkle only speaks ALSA. With ALSA's `null` device its audio threads spin; so each
-//! instance gets a private PulseAudio daemon (`module-null-sink`, a unix socket in the run
-//! directory) and uses ALSA's `pulse` device, which a real clock paces. Both processes die when
-//! the handle is dropped.
+//! instance gets a private PulseAudio daemon ([`super::pulse::SoundServer`] with
+//! `module-null-sink`, in the run directory) and uses ALSA's `pulse` device, which a real clock
+//! paces. Both processes die when the handle is dropped.
 //!
 //! Other habits worth knowing: twinkle seeds its random generator with the time in seconds,
 //! so two instances started in the same second make the same Call-IDs, tags and CSeqs (harmless
@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use super::net::Net;
 use super::process::{self, Peer};
+use super::pulse::SoundServer;
 use super::{require_tool, run_dir};
 
 /// First port of the range twinkle instances take their port blocks from.
@@ -86,7 +87,7 @@ pub struct Twinkle {
     // Field order matters: twinkle dies before its sound server, both before the port block
     // is released and the run directory removed.
     peer: Peer,
-    pulse: Peer,
+    pulse: SoundServer,
     ports: PortBlock,
     dir: tempfile::TempDir,
 }
@@ -104,16 +105,12 @@ impl Twinkle {
         opts: TwinkleOptions,
     ) -> Twinkle {
         let twinkle = require_tool("twinkle-console", "twinkle-console");
-        let pulseaudio = require_tool("pulseaudio", "pulseaudio");
         require_alsa_pulse_plugin();
         let dir = run_dir("twinkle");
         let home = dir.path().join("home");
         let conf = home.join(".twinkle");
         fs::create_dir_all(&conf).expect("creating twinkle's HOME");
-        let runtime = dir.path().join("pulse");
-        fs::create_dir(&runtime).expect("creating the PulseAudio runtime directory");
-        let socket = runtime.join("native");
-        let pulse = start_pulseaudio(&pulseaudio, dir.path(), &home, &runtime, &socket);
+        let pulse = SoundServer::start(dir.path(), &["module-null-sink"]);
 
         let mut profile = format!(
             "user_name={user}\n\
@@ -187,8 +184,7 @@ impl Twinkle {
             cmd.arg(format!("{user}.cfg"))
                 .current_dir(dir.path())
                 .env("HOME", &home)
-                .env("XDG_RUNTIME_DIR", &runtime)
-                .env("PULSE_SERVER", format!("unix:{}", socket.display()))
+                .envs(pulse.server_env())
                 .stdin(Stdio::piped())
                 .stdout(out.try_clone().expect("cloning a file handle"))
                 .stderr(out);
@@ -377,7 +373,7 @@ impl Twinkle {
 
     /// Whether its PulseAudio daemon is still running.
     pub fn sound_server_running(&mut self) -> bool {
-        self.pulse.try_wait().is_none()
+        self.pulse.is_running()
     }
 
     /// The first RTP port (line 1); line n uses `rtp + 2(n-1)`.
@@ -428,60 +424,6 @@ impl Drop for PortBlock {
             set.remove(&self.index);
         }
     }
-}
-
-/// Starts `pulseaudio` with a null sink and a unix socket at `socket`, all state under
-/// `runtime`/`home`, and waits (at most 5 s) for the socket to appear.
-fn start_pulseaudio(
-    pulseaudio: &Path,
-    dir: &Path,
-    home: &Path,
-    runtime: &Path,
-    socket: &Path,
-) -> Peer {
-    let log = dir.join("pulseaudio.log");
-    let out = fs::File::create(&log).expect("creating pulseaudio.log");
-    let mut cmd = Command::new(pulseaudio);
-    cmd.args([
-        "-n",
-        "--daemonize=no",
-        "--exit-idle-time=-1",
-        "--disable-shm=yes",
-        "--use-pid-file=no",
-        "--system=no",
-        "-L",
-        "module-null-sink",
-    ])
-    .arg("-L")
-    .arg(format!(
-        "module-native-protocol-unix socket={} auth-anonymous=1",
-        socket.display()
-    ))
-    .current_dir(dir)
-    .env("HOME", home)
-    .env("XDG_RUNTIME_DIR", runtime)
-    .env("XDG_CONFIG_HOME", home.join(".config"))
-    .stdin(Stdio::null())
-    .stdout(out.try_clone().expect("cloning a file handle"))
-    .stderr(out);
-    let mut pulse = Peer::spawn("pulseaudio (twinkle)", &mut cmd, vec![log]);
-    let ready = process::wait_until(Duration::from_secs(5), || {
-        if let Some(status) = pulse.try_wait() {
-            panic!(
-                "pulseaudio exited during start-up ({status}):\n{}",
-                pulse.log_tails(40)
-            );
-        }
-        socket.exists().then_some(())
-    });
-    if ready.is_none() {
-        panic!(
-            "pulseaudio did not open {} within 5 s:\n{}",
-            socket.display(),
-            pulse.log_tails(40)
-        );
-    }
-    pulse
 }
 
 /// Panics with the package to install unless ALSA's PulseAudio plugin is there.
