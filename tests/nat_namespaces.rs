@@ -195,21 +195,7 @@ fn a_blind_transfer_from_behind_the_nat_reaches_the_target() {
     alice.send("answer");
     bob.wait_call_state(secs(10), 1, "connected");
     alice.wait_call_state(secs(10), 1, "connected");
-    // Until bob's ACK reaches alice the answer is still being settled and a transfer is
-    // refused ("try the transfer again in a moment"): the operator tries again, so does this.
-    let mut tries = 0;
-    loop {
-        alice.send("transfer carol");
-        let answer = alice.wait_event(secs(5), |e| {
-            e["event"] == "error" || (e["event"] == "transfer" && e["status"] == "requested")
-        });
-        if answer["event"] == "transfer" {
-            break;
-        }
-        tries += 1;
-        assert!(tries < 10, "the transfer is still refused: {answer}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    alice.transfer_when_accepted("carol");
     carol.wait_for(secs(10), "incoming");
     carol.send("answer");
     let done = alice.wait_transfer(secs(15), "succeeded");

@@ -186,6 +186,28 @@ impl Switchboard {
         }
     }
 
+    /// Sends `transfer TARGET` until the core takes it (a `transfer` event with status
+    /// `requested`), at most 10 times 200 ms apart: until the far end's ACK arrives a just
+    /// answered call refuses a transfer ("try the transfer again in a moment"), and the
+    /// operator tries again, as this does.
+    #[track_caller]
+    pub fn transfer_when_accepted(&mut self, target: &str) {
+        for _ in 0..10 {
+            self.send(&format!("transfer {target}"));
+            let answer = self.wait_event(Duration::from_secs(5), |e| {
+                e["event"] == "error" || (e["event"] == "transfer" && e["status"] == "requested")
+            });
+            if answer["event"] == "transfer" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!(
+            "the transfer to {target} is still refused after 10 tries\n{}",
+            self.failure_report()
+        );
+    }
+
     /// Waits for an event whose `"event"` field is `name` (see [`Switchboard::wait_event`]).
     #[track_caller]
     pub fn wait_for(&mut self, timeout: Duration, name: &str) -> Value {
