@@ -53,6 +53,8 @@ pub enum Event {
         transport: String,
         /// The account in use (`user@domain`).
         account: String,
+        /// The names of the accounts that run, the default (the first) first.
+        accounts: Vec<String>,
         /// One line about how we run (e.g. that the embedded default is in use).
         note: String,
         /// How many lines the phone has (`[ui] lines`).

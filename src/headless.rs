@@ -727,10 +727,11 @@ mod tests {
                     local: "127.0.0.1:5060".into(),
                     transport: "udp".into(),
                     account: "100@pbx".into(),
+                    accounts: vec!["desk".into(), "queue".into()],
                     note: "n".into(),
                     lines: 2,
                 },
-                r#"{"event":"started","local":"127.0.0.1:5060","transport":"udp","account":"100@pbx","note":"n","lines":2}"#,
+                r#"{"event":"started","local":"127.0.0.1:5060","transport":"udp","account":"100@pbx","accounts":["desk","queue"],"note":"n","lines":2}"#,
             ),
             (
                 Event::Sip(SipEvent::Call {

@@ -85,7 +85,8 @@ fn two_accounts_on_two_kamailios_take_and_place_calls_each_through_its_own() {
         BaresipOptions::default(),
     );
     let mut sb = Switchboard::start(&config(&desk_net, queue));
-    sb.wait_for(secs(10), "started");
+    let started = sb.wait_for(secs(10), "started");
+    assert_eq!(started["accounts"], serde_json::json!(["desk", "queue"]));
     let desk_reg = wait_account_event(&mut sb, secs(10), "registered", "desk");
     assert_eq!(
         desk_reg["aor"],

@@ -91,6 +91,7 @@ impl Screen {
             local: "192.0.2.10:5060".into(),
             transport: "udp".into(),
             account: "1001@pbx.example.com".into(),
+            accounts: vec!["office".into()],
             note: String::new(),
             lines,
         });

@@ -137,6 +137,10 @@ pub async fn run(
         local: config.local.to_string(),
         transport: config.transport.via_token().to_ascii_lowercase(),
         account: config.account.aor(),
+        accounts: std::iter::once(&config.account)
+            .chain(&config.others)
+            .map(|a| a.name.clone())
+            .collect(),
         note,
         lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
@@ -531,6 +535,7 @@ mod tests {
                         local,
                         transport: "udp".into(),
                         account: "solo@127.0.0.1".into(),
+                        accounts: vec!["t".into()],
                         note: "note".into(),
                         lines: 2,
                     }

@@ -185,6 +185,7 @@ fn started_and_registration_show_in_the_model() {
         local: "127.0.0.1:5060".into(),
         transport: "udp".into(),
         account: "1001@pbx".into(),
+        accounts: vec!["desk".into()],
         note: String::new(),
         lines: 2,
     });
@@ -330,6 +331,7 @@ fn started_sizes_the_lines_and_conference_events_show_on_the_members() {
         local: "127.0.0.1:5060".into(),
         transport: "udp".into(),
         account: "1001@pbx".into(),
+        accounts: vec!["desk".into()],
         note: String::new(),
         lines: 4,
     });
