@@ -67,6 +67,19 @@ impl Router {
             .map_err(|e| e.to_string())?;
         self.next = None;
         let number = routed.number;
+        if let Some(account) = routed
+            .account
+            .as_ref()
+            .filter(|a| !self.accounts.contains(a))
+        {
+            return Err(format!(
+                "route `{}` goes out through account `{account}`, which does not run here \
+                 (`enabled = false`, or a transport other than `{}`'s): enable it, or choose \
+                 another route",
+                routed.route.unwrap_or_default(),
+                self.accounts.first().map_or("", String::as_str)
+            ));
+        }
         if let Some(account) = routed.account.filter(|a| *a != self.account) {
             // A new call can go out through another account; a transfer is the far end's
             // call, made through our own.
@@ -114,6 +127,7 @@ mod tests {
             Routes::from_config(&config.routes).expect("routes"),
             "office",
         )
+        .with_accounts(vec!["office".into(), "hq".into()])
     }
 
     const ROUTES: &str = r#"
@@ -173,6 +187,24 @@ account = "hq"
         assert_eq!(
             err,
             "there is no route `nowhere`; routes: internal, outside, abroad"
+        );
+    }
+
+    #[test]
+    fn a_route_through_an_account_that_does_not_run_is_refused_with_the_reason() {
+        let config = Config::parse(ROUTES, Path::new("test.toml")).expect("valid config");
+        let routes = Routes::from_config(&config.routes).expect("routes");
+        let mut r = Router::new(routes, "office");
+        let err = r.apply(Command::Dial("+3581234".into())).unwrap_err();
+        assert!(
+            err.contains("account `hq`, which does not run here"),
+            "{err}"
+        );
+        assert!(err.contains("enabled = false"), "{err}");
+        // The routes through the running account still work.
+        assert_eq!(
+            r.apply(Command::Dial("9201".into())),
+            Ok(Command::Dial("0201".into()))
         );
     }
 
