@@ -94,6 +94,13 @@ pub struct Hay {
     /// The same for the name and number alone: a query with a character outside it can only
     /// match with help from the detail.
     primary_mask: u128,
+    /// The same for the characters of the name and number at the start of a word (after a
+    /// character that is not alphanumeric, or first): for a one-character ASCII query, whose
+    /// bit is its own, the masks alone tell its [`Class`].
+    word_mask: u128,
+    /// The first character of `text`: a one-character query found there can score more than
+    /// anywhere else (see [`Query::ceiling`]).
+    first: char,
 }
 
 impl Hay {
@@ -153,9 +160,20 @@ pub fn hay_text(
 /// The haystack of `entry`.
 pub fn hay(entry: &Entry) -> Hay {
     let (text, name_len, primary_len) = hay_text(entry, None);
+    let primary = text.get(..primary_len as usize).unwrap_or("");
+    let mut word_mask = 0;
+    let mut before = None;
+    for c in primary.chars() {
+        if before.is_none_or(|b: char| !b.is_alphanumeric()) {
+            word_mask |= char_bit(c);
+        }
+        before = Some(c);
+    }
     Hay {
         mask: mask_of(&text),
-        primary_mask: mask_of(text.get(..primary_len as usize).unwrap_or("")),
+        primary_mask: mask_of(primary),
+        word_mask,
+        first: text.chars().next().unwrap_or(SENTINEL),
         text: text.into_boxed_str(),
         name_len,
         primary_len,
@@ -179,6 +197,8 @@ pub struct Query {
     chars: u8,
     /// A substring searcher for `text`, built once per query rather than once per entry.
     finder: memmem::Finder<'static>,
+    /// The mask bit of a one-character query whose bit is its own (printable ASCII).
+    own_bit: Option<u128>,
 }
 
 impl Query {
@@ -207,6 +227,10 @@ impl Query {
             last: text.chars().next_back().unwrap_or(' '),
             chars: u8::try_from(text.chars().count()).unwrap_or(u8::MAX),
             finder: memmem::Finder::new(text.as_bytes()).into_owned(),
+            own_bit: match text.as_bytes() {
+                &[byte @ b' '..=b'~'] => Some(char_bit(char::from(byte))),
+                _ => None,
+            },
             text,
         }
     }
@@ -265,6 +289,15 @@ impl Query {
         if self.mask & !hay.primary_mask != 0 {
             // A character of the query is missing from the name and number.
             return None;
+        }
+        if let Some(bit) = self.own_bit {
+            // One character with a bit of its own: the masks tell where it is.
+            let class = if hay.word_mask & bit != 0 {
+                Class::WordStart
+            } else {
+                Class::Inside
+            };
+            return Some((class, 1));
         }
         let primary = hay.text.get(..hay.primary_len as usize).unwrap_or("");
         let mut contiguous = None;
@@ -335,6 +368,30 @@ impl Query {
                 fuzzy
             });
         group_score(class, span) + fuzzy
+    }
+
+    /// Upper bounds of fuzzy-matcher's score for a one-character query (`None` for a longer
+    /// one): in a window that starts with the character (when the haystack does), and in any
+    /// other window.
+    ///
+    /// fuzzy-matcher scores the sentinel alike in every call (it is matched in the first
+    /// column), then each matched character 16 plus a bonus of at most 8 for its place (the
+    /// head of a word, after a space, earns the most), and a gap costs 3 plus 1 per character
+    /// skipped. So the query's character scores most right after the sentinel, and in a
+    /// window that starts before it (with the character before its first occurrence, see
+    /// [`Query::window`]), after a gap of one character, a space. Both bounds are
+    /// fuzzy-matcher's own scores of those two windows, and a test checks them against every
+    /// short text of a small alphabet.
+    fn ceilings(&self, matcher: &SkimMatcherV2, buffer: &mut String) -> Option<(i64, i64)> {
+        let mut chars = self.text.chars();
+        let (Some(c), None) = (chars.next(), chars.next()) else {
+            return None;
+        };
+        let spaced = format!(" {c}");
+        Some((
+            self.fuzzy(matcher, &spaced[1..], buffer),
+            self.fuzzy(matcher, &spaced, buffer),
+        ))
     }
 
     /// What fuzzy-matcher can tell of window character `c`: the character itself when the
@@ -448,6 +505,16 @@ fn group(class: Class, span: u8) -> usize {
     (3 - class as usize) * 256 + usize::from(span)
 }
 
+/// The class of a [`group`].
+fn class_of(group: usize) -> Class {
+    match group / 256 {
+        0 => Class::WordStart,
+        1 => Class::Inside,
+        2 => Class::Scattered,
+        _ => Class::Detail,
+    }
+}
+
 /// Hits of one query: entry index, class and span.
 pub type Hits = Vec<(u32, Class, u8)>;
 
@@ -487,7 +554,8 @@ impl Search {
         }
     }
 
-    /// The best `limit` rows for non-empty `query`, best first, with their scores; see [`top`].
+    /// The best `limit` rows for non-empty `query`, best first, with their scores; see [`top`]
+    /// (`order` is every entry by `tie`).
     #[allow(clippy::too_many_arguments)]
     pub fn best(
         &mut self,
@@ -495,6 +563,7 @@ impl Search {
         hays: &[Hay],
         matcher: &SkimMatcherV2,
         tie: &[u64],
+        order: &[u32],
         limit: usize,
         threads: usize,
     ) -> Vec<(u32, i64)> {
@@ -518,7 +587,16 @@ impl Search {
         match &level.top {
             Some((cached, rows)) if *cached == limit => rows.clone(),
             _ => {
-                let rows = top(&level.hits, query, hays, matcher, tie, limit, threads);
+                let rows = top(
+                    &level.hits,
+                    query,
+                    hays,
+                    matcher,
+                    tie,
+                    order,
+                    limit,
+                    threads,
+                );
                 level.top = Some((limit, rows.clone()));
                 rows
             }
@@ -591,14 +669,18 @@ impl Search {
 }
 
 /// The best `limit` of `hits` with their scores, best first: by score, then by `tie` (lower
-/// first). Only the groups of class and span that reach the top `limit` are given to
-/// fuzzy-matcher.
+/// first; `order` is every entry in that order). Only the groups of class and span that reach
+/// the top `limit` are given to fuzzy-matcher; in the last of them, when it holds more hits
+/// than rows are left and the query has [`Query::ceilings`], only its first hits in `order`
+/// until enough reach the ceiling (see [`walk`]).
+#[allow(clippy::too_many_arguments)]
 fn top(
     hits: &Hits,
     query: &Query,
     hays: &[Hay],
     matcher: &SkimMatcherV2,
     tie: &[u64],
+    order: &[u32],
     limit: usize,
     threads: usize,
 ) -> Vec<(u32, i64)> {
@@ -615,15 +697,31 @@ fn top(
             break;
         }
     }
+    // Rows left for the last group, after the groups above it.
+    let left = limit - (seen - counts[cut]);
+    let ceilings = (counts[cut] > left && order.len() == hays.len())
+        .then(|| query.ceilings(matcher, &mut String::new()))
+        .flatten();
     let wanted: Vec<(u32, Class, u8)> = hits
         .iter()
-        .filter(|&&(_, class, span)| group(class, span) <= cut)
+        .filter(|&&(_, class, span)| {
+            let g = group(class, span);
+            g < cut || (g == cut && ceilings.is_none())
+        })
         .copied()
         .collect();
     let mut scored = par_filter_map(&wanted, threads, |&(i, class, span), scratch| {
         let hay = hays.get(i as usize)?;
         Some((i, query.score_cached(matcher, hay, (class, span), scratch)))
     });
+    if let Some(ceilings) = ceilings {
+        let last = Last {
+            group: cut,
+            rows: left,
+            ceilings,
+        };
+        scored.extend(walk(hits, &last, query, hays, matcher, order));
+    }
     let key = |&(i, score): &(u32, i64)| (std::cmp::Reverse(score), tie.get(i as usize).copied());
     if scored.len() > limit {
         scored.select_nth_unstable_by_key(limit - 1, key);
@@ -631,6 +729,73 @@ fn top(
     }
     scored.sort_unstable_by_key(key);
     scored
+}
+
+/// The last group of class and span that reaches the rows asked for, in [`top`].
+struct Last {
+    /// Its rank ([`group`]).
+    group: usize,
+    /// How many of its hits are shown.
+    rows: usize,
+    /// The query's [`Query::ceilings`].
+    ceilings: (i64, i64),
+}
+
+/// Hits of group `last` with their scores, looked at in tie order (`order`) until `last.rows`
+/// of them reach the ceiling of every hit not looked at yet: none of those can rank above
+/// them (a higher score is out of reach, an equal one loses the tie). The 35,000 numbers that
+/// start with the `3` of `+3` need a few dozen scores instead of 35,000.
+fn walk(
+    hits: &Hits,
+    last: &Last,
+    query: &Query,
+    hays: &[Hay],
+    matcher: &SkimMatcherV2,
+    order: &[u32],
+) -> Vec<(u32, i64)> {
+    let (class, span) = (class_of(last.group), (last.group % 256) as u8);
+    let (at_start, elsewhere) = last.ceilings;
+    let mut members = vec![0u64; hays.len().div_ceil(64)];
+    // Members whose haystack starts with the query's character, not looked at yet.
+    let mut starting = 0usize;
+    for &(i, c, s) in hits {
+        if group(c, s) == last.group {
+            if let Some(word) = members.get_mut(i as usize / 64) {
+                *word |= 1 << (i % 64);
+            }
+            starting += usize::from(hays.get(i as usize).is_some_and(|h| h.first == query.first));
+        }
+    }
+    let base = group_score(class, span);
+    let highest = at_start.max(elsewhere);
+    // How many looked at reach `highest`, and `elsewhere`.
+    let (mut reach_highest, mut reach_elsewhere) = (0, 0);
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for &i in order {
+        let member = members
+            .get(i as usize / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0);
+        let Some(hay) = hays.get(i as usize).filter(|_| member) else {
+            continue;
+        };
+        let score = query.score_cached(matcher, hay, (class, span), &mut scratch);
+        out.push((i, score));
+        if hay.first == query.first {
+            starting = starting.saturating_sub(1);
+        }
+        reach_highest += usize::from(score - base >= highest);
+        reach_elsewhere += usize::from(score - base >= elsewhere);
+        let reached = if starting > 0 {
+            reach_highest
+        } else {
+            reach_elsewhere
+        };
+        if reached >= last.rows {
+            break;
+        }
+    }
+    out
 }
 
 /// Scratch space of one thread while scoring: the string handed to fuzzy-matcher, and the
@@ -865,14 +1030,16 @@ mod tests {
             "(anna)",
             "J5o",
             "Ǆo",
+            "34",
+            "6-00",
         ])
         .prop_map(str::to_owned)
     }
 
     fn entry() -> impl Strategy<Value = Entry> {
         (
-            prop::collection::vec(word(), 1..4),
-            "(\\+?[0-9 ()-]{0,12})|(sip:[a-z]{1,6}@[a-z.]{1,8})",
+            prop::collection::vec(word(), 0..4),
+            "(\\+?[0-9 ()-]{0,12})|(\\+34 6[0-9]{2} [0-9]{3} [0-9]{3})|(sip:[a-z]{1,6}@[a-z.]{1,8})",
             prop::collection::vec(word(), 0..3),
         )
             .prop_map(|(name, number, detail)| Entry {
@@ -894,7 +1061,10 @@ mod tests {
         fn the_fast_path_ranks_as_the_plain_matcher(
             entries in prop::collection::vec(entry(), 1..150),
             typed in prop::collection::vec(
-                prop::sample::select(vec!["j", "o", "s", "e", " ", "g", "a", "5", "1", "п", "а", "ö", "n", "-"]),
+                prop::sample::select(vec![
+                    "j", "o", "s", "e", " ", "g", "a", "5", "1", "п", "а", "ö", "n", "-", "+", "3",
+                    "4", "6", "0", "+34 6", "600",
+                ]),
                 1..8,
             ),
             limit in 1usize..12,
@@ -902,6 +1072,8 @@ mod tests {
         ) {
             let hays: Vec<Hay> = entries.iter().map(hay).collect();
             let tie: Vec<u64> = (0..hays.len() as u64).map(|i| (i * 7 + 3) % 1_000_003).collect();
+            let mut order: Vec<u32> = (0..hays.len() as u32).collect();
+            order.sort_by_key(|&i| tie[i as usize]);
             let mut search = Search::default();
             let mut queries: Vec<String> = (1..=typed.len()).map(|n| typed[..n].concat()).collect();
             queries.extend((1..typed.len()).rev().map(|n| typed[..n].concat()));
@@ -916,8 +1088,59 @@ mod tests {
                 for hay in &hays {
                     prop_assert_eq!(query.class(hay), plain_class(&query, hay), "{:?} {:?}", raw, hay.text);
                 }
-                let fast = search.best(&query, &hays, &matcher(), &tie, limit, threads);
+                let fast = search.best(&query, &hays, &matcher(), &tie, &order, limit, threads);
                 prop_assert_eq!(fast, plain_best(&query, &hays, &tie, limit), "query {:?}", raw);
+            }
+        }
+    }
+
+    /// No window scores more than [`Query::ceilings`] for a one-character query: every text of
+    /// up to five characters from an alphabet of the query's character and every kind of
+    /// neighbour fuzzy-matcher tells apart, as a name and as a detail.
+    #[test]
+    fn one_character_scores_stay_under_the_ceilings() {
+        let alphabet = ['a', '3', 'b', ' ', '.', '(', 'п'];
+        let mut texts = Vec::new();
+        let mut level = vec![String::new()];
+        for _ in 0..5 {
+            level = level
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(level.iter().cloned());
+        }
+        let matcher = matcher();
+        let mut buffer = String::new();
+        for query in ["a", "3", "п", "("] {
+            let query = Query::new(query);
+            let (at_start, elsewhere) = query.ceilings(&matcher, &mut buffer).unwrap();
+            assert!(at_start >= elsewhere);
+            for text in &texts {
+                for (name, detail) in [(text.as_str(), ""), ("x", text.as_str())] {
+                    let hay = hay(&Entry {
+                        name: name.to_owned(),
+                        number: String::new(),
+                        detail: detail.to_owned(),
+                        source: super::super::Source::Personal,
+                        internal: false,
+                    });
+                    let Some((class, span)) = query.class(&hay) else {
+                        continue;
+                    };
+                    let fuzzy = query.score(&matcher, &hay, (class, span), &mut buffer)
+                        - group_score(class, span);
+                    let ceiling = if hay.first == query.first {
+                        at_start
+                    } else {
+                        elsewhere
+                    };
+                    assert!(
+                        fuzzy <= ceiling,
+                        "{:?} in {:?}: {fuzzy} > {ceiling}",
+                        query.text,
+                        hay.text
+                    );
+                }
             }
         }
     }
