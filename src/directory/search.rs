@@ -23,15 +23,19 @@
 //!   query that is no subsequence of a name and number does not become one when it grows.
 //! - **Class and span without fuzzy-matcher**: they come from byte searches (`memchr`, and a
 //!   substring searcher built once per query), after a cheap rejection with 128-bit character
-//!   masks of the whole haystack and of the name and number. fuzzy-matcher then scores only the
-//!   hits in the groups of class and span that reach the rows asked for: a few hundred, or
-//!   tens of thousands for a first character.
+//!   masks of the whole haystack and of the name and number; for a query of one ASCII
+//!   character the masks (with one of the characters at word starts) tell the class alone. fuzzy-matcher then scores only the
+//!   hits in the groups of class and span that reach the rows asked for, and in the last of
+//!   those only as many, in tie order, as it takes to fill the rows with scores no other hit
+//!   can beat, when a bound is known (queries of one or two characters, see
+//!   `Query::ceilings`): a few dozen, where the 35,000 numbers starting with `3` were scored
+//!   one by one.
 //! - **A window**: fuzzy-matcher is given only the part of the haystack that can hold the
 //!   match, mostly the short name and number (see `Query::window`).
 //! - **Scores remembered by what fuzzy-matcher can tell of a window** within a pass: it sees
 //!   a character only as equal to one of the pattern's or not, and by its kind (see
-//!   `Query::token`), so ` jose` and ` joan` score alike for `j`, and the 35,000 numbers
-//!   starting with `3` share a few dozen scores instead of costing a call each.
+//!   `Query::token`), so ` jose` and ` joan` score alike for `j`, and numbers that differ only
+//!   in digits the query lacks share a score instead of costing a call each.
 //! - **Both cores** for large passes, and highlight positions only for the rows returned.
 //!
 //! **fuzzy-matcher 0.3.7 keeps state between calls.** Its cached score matrix is not cleared,
@@ -98,8 +102,8 @@ pub struct Hay {
     /// character that is not alphanumeric, or first): for a one-character ASCII query, whose
     /// bit is its own, the masks alone tell its [`Class`].
     word_mask: u128,
-    /// The first character of `text`: a one-character query found there can score more than
-    /// anywhere else (see [`Query::ceiling`]).
+    /// The first character of `text`: a short query starting there can score more than
+    /// anywhere else (see [`Query::ceilings`]).
     first: char,
 }
 
@@ -370,24 +374,25 @@ impl Query {
         group_score(class, span) + fuzzy
     }
 
-    /// Upper bounds of fuzzy-matcher's score for a one-character query (`None` for a longer
-    /// one): in a window that starts with the character (when the haystack does), and in any
-    /// other window.
+    /// Upper bounds of fuzzy-matcher's score for a query of one or two characters (`None`
+    /// for a longer one): in a window that starts with its first character (when the
+    /// haystack does), and in any other window.
     ///
     /// fuzzy-matcher scores the sentinel alike in every call (it is matched in the first
     /// column), then each matched character 16 plus a bonus of at most 8 for its place (the
-    /// head of a word, after a space, earns the most), and a gap costs 3 plus 1 per character
-    /// skipped. So the query's character scores most right after the sentinel, and in a
-    /// window that starts before it (with the character before its first occurrence, see
-    /// [`Query::window`]), after a gap of one character, a space. Both bounds are
-    /// fuzzy-matcher's own scores of those two windows, and a test checks them against every
-    /// short text of a small alphabet.
+    /// head of a word, after a space, earns the most; the second of two consecutive
+    /// characters earns at least 4, and with two rows of its matrix in use, no stale bonus
+    /// reaches it), and a gap costs 3 plus 1 per character skipped. So the query scores most
+    /// in one piece right after the sentinel, and in a window that starts before its first
+    /// character (with the character before that one's first occurrence, see
+    /// [`Query::window`]), in one piece after a gap of one character, a space. Both bounds
+    /// are fuzzy-matcher's own scores of those two windows, and a test checks them against
+    /// every short text of a small alphabet.
     fn ceilings(&self, matcher: &SkimMatcherV2, buffer: &mut String) -> Option<(i64, i64)> {
-        let mut chars = self.text.chars();
-        let (Some(c), None) = (chars.next(), chars.next()) else {
+        if self.chars > 2 {
             return None;
-        };
-        let spaced = format!(" {c}");
+        }
+        let spaced = format!(" {}", self.text);
         Some((
             self.fuzzy(matcher, &spaced[1..], buffer),
             self.fuzzy(matcher, &spaced, buffer),
@@ -744,7 +749,7 @@ struct Last {
 /// Hits of group `last` with their scores, looked at in tie order (`order`) until `last.rows`
 /// of them reach the ceiling of every hit not looked at yet: none of those can rank above
 /// them (a higher score is out of reach, an equal one loses the tie). The 35,000 numbers that
-/// start with the `3` of `+3` need a few dozen scores instead of 35,000.
+/// start with the `3` of `+3`, and the 17,000 with `34`, need a few dozen scores each.
 fn walk(
     hits: &Hits,
     last: &Last,
@@ -1032,6 +1037,9 @@ mod tests {
             "Ǆo",
             "34",
             "6-00",
+            "x-jo",
+            "a.34",
+            "Jo-an",
         ])
         .prop_map(str::to_owned)
     }
@@ -1094,11 +1102,11 @@ mod tests {
         }
     }
 
-    /// No window scores more than [`Query::ceilings`] for a one-character query: every text of
-    /// up to five characters from an alphabet of the query's character and every kind of
-    /// neighbour fuzzy-matcher tells apart, as a name and as a detail.
+    /// No window scores more than [`Query::ceilings`] for a query of one or two characters:
+    /// every text of up to five characters from an alphabet of the queries' characters and
+    /// every kind of neighbour fuzzy-matcher tells apart, as a name and as a detail.
     #[test]
-    fn one_character_scores_stay_under_the_ceilings() {
+    fn short_queries_score_at_most_their_ceilings() {
         let alphabet = ['a', '3', 'b', ' ', '.', '(', 'п'];
         let mut texts = Vec::new();
         let mut level = vec![String::new()];
@@ -1111,7 +1119,7 @@ mod tests {
         }
         let matcher = matcher();
         let mut buffer = String::new();
-        for query in ["a", "3", "п", "("] {
+        for query in ["a", "3", "п", "(", "34", "33", "ab", "a ", "a.", "(a", "aп"] {
             let query = Query::new(query);
             let (at_start, elsewhere) = query.ceilings(&matcher, &mut buffer).unwrap();
             assert!(at_start >= elsewhere);
@@ -1142,6 +1150,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// The walk in tie order goes on past hits that score just under the ceiling (`x-jo`,
+    /// after a dash, ahead in tie order) to those that reach it (`ann jo`, after a space).
+    #[test]
+    fn the_walk_stops_only_at_scores_no_later_hit_can_beat() {
+        let entry = |name: &str, number: &str| Entry {
+            name: name.to_owned(),
+            number: number.to_owned(),
+            detail: String::new(),
+            source: super::super::Source::Corporate,
+            internal: false,
+        };
+        let mut entries: Vec<Entry> = (0..40).map(|_| entry("ann x-jo", "a.34")).collect();
+        entries.extend((0..40).map(|_| entry("ann jo", "+34 600")));
+        let hays: Vec<Hay> = entries.iter().map(hay).collect();
+        let tie: Vec<u64> = (0..hays.len() as u64).collect();
+        let order: Vec<u32> = (0..hays.len() as u32).collect();
+        for raw in ["j", "jo", "3", "34", "+34"] {
+            let query = Query::new(raw);
+            let fast = Search::default().best(&query, &hays, &matcher(), &tie, &order, 5, 1);
+            assert_eq!(fast, plain_best(&query, &hays, &tie, 5), "{raw}");
+            assert!(fast.iter().all(|&(i, _)| i >= 40), "{raw}: {fast:?}");
         }
     }
 
