@@ -277,7 +277,8 @@ impl Query {
         if !self.may_match(hay) {
             return None;
         }
-        self.primary_class(hay).or_else(|| self.detail_class(hay))
+        self.primary_class(hay, false)
+            .or_else(|| self.detail_class(hay))
     }
 
     /// Whether every character of the query occurs in `hay` (by the mask: it may still not
@@ -288,8 +289,10 @@ impl Query {
 
     /// [`Query::class`] when the query matches within the name and number, else `None` (it
     /// may still match with help from the detail). A query that does not match there does
-    /// not either when it grows: its characters are a subsequence of every match.
-    fn primary_class(&self, hay: &Hay) -> Option<(Class, u8)> {
+    /// not either when it grows: its characters are a subsequence of every match. Nor does a
+    /// query that was `scattered` there come in one piece when it grows, so that search is
+    /// skipped.
+    fn primary_class(&self, hay: &Hay, scattered: bool) -> Option<(Class, u8)> {
         if self.mask & !hay.primary_mask != 0 {
             // A character of the query is missing from the name and number.
             return None;
@@ -306,7 +309,12 @@ impl Query {
         let primary = hay.text.get(..hay.primary_len as usize).unwrap_or("");
         let mut contiguous = None;
         // A match of valid UTF-8 in valid UTF-8 starts on a character boundary.
-        for at in self.finder.find_iter(primary.as_bytes()) {
+        let pieces = if scattered {
+            None
+        } else {
+            Some(self.finder.find_iter(primary.as_bytes()))
+        };
+        for at in pieces.into_iter().flatten() {
             let before = primary.get(..at).and_then(|head| head.chars().next_back());
             if before.is_none_or(|c| !c.is_alphanumeric()) {
                 return Some((Class::WordStart, self.chars));
@@ -626,12 +634,13 @@ impl Search {
             return;
         }
         let may_match = |&i: &u32| hays.get(i as usize).is_some_and(|h| query.may_match(h));
-        let sort = |i: u32| -> Option<Result<(u32, Class, u8), u32>> {
+        // `scattered`: the shorter query on the stack matched scattered over the name and number.
+        let sort = |i: u32, scattered: bool| -> Option<Result<(u32, Class, u8), u32>> {
             let hay = hays.get(i as usize)?;
             if !query.may_match(hay) {
                 return None;
             }
-            Some(match query.primary_class(hay) {
+            Some(match query.primary_class(hay, scattered) {
                 Some((class, span)) => Ok((i, class, span)),
                 None => Err(i),
             })
@@ -644,7 +653,7 @@ impl Search {
                             // No match in the name and number then, none now.
                             may_match(&i).then_some(Err(i))
                         } else {
-                            sort(i)
+                            sort(i, class == Class::Scattered)
                         }
                     });
                 if previous.mask == query.mask {
@@ -656,7 +665,7 @@ impl Search {
             }
             None => {
                 let all: Vec<u32> = (0..u32::try_from(hays.len()).unwrap_or(u32::MAX)).collect();
-                par_sort_out(&all, threads, |&i| sort(i))
+                par_sort_out(&all, threads, |&i| sort(i, false))
             }
         };
         if self.levels.len() >= MAX_LEVELS {
