@@ -182,7 +182,8 @@ pub struct Directory {
     usage: Usage,
     /// Per entry, the ranking after the score: use, source, name (lower first).
     tie: Vec<u64>,
-    /// Entry indices in `tie` order, for the empty query; rebuilt when `None`.
+    /// Entry indices in `tie` order, for the empty query and the search's walk in tie order;
+    /// rebuilt when `None`.
     by_tie: Option<Vec<u32>>,
     /// Position of each entry when sorted by name.
     name_rank: Vec<u32>,
@@ -314,13 +315,9 @@ impl Directory {
         if limit == 0 {
             return Vec::new();
         }
+        let tie = &self.tie;
+        let order = self.by_tie.get_or_insert_with(|| by_tie(tie));
         if query.text.is_empty() {
-            let tie = &self.tie;
-            let order = self.by_tie.get_or_insert_with(|| {
-                let mut order: Vec<u32> = (0..tie.len() as u32).collect();
-                order.sort_unstable_by_key(|&i| tie[i as usize]);
-                order
-            });
             return order
                 .iter()
                 .take(limit)
@@ -339,6 +336,7 @@ impl Directory {
                 &self.hays,
                 &self.matcher,
                 &self.tie,
+                order,
                 limit,
                 self.threads,
             )
@@ -538,7 +536,6 @@ impl Directory {
     /// Rebuilds everything derived from the entries; forgets cached searches.
     fn reindex(&mut self) {
         self.search.clear();
-        self.by_tie = None;
         self.keys = self
             .entries
             .iter()
@@ -573,6 +570,7 @@ impl Directory {
             }
         }
         self.tie = (0..self.entries.len()).map(|i| self.tie_of(i)).collect();
+        self.by_tie = Some(by_tie(&self.tie));
     }
 
     /// The ranking of entry `i` after the score: more use first, then source, then name.
@@ -584,6 +582,13 @@ impl Directory {
             | (self.entries[i].source.rank() << 28)
             | u64::from(self.name_rank[i].min((1 << 28) - 1))
     }
+}
+
+/// Entry indices by `tie`, lower first.
+fn by_tie(tie: &[u64]) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..tie.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| tie[i as usize]);
+    order
 }
 
 /// The last [`SUFFIX_DIGITS`] digits of an all-digit key long enough to have them.

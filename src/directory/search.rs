@@ -23,15 +23,19 @@
 //!   query that is no subsequence of a name and number does not become one when it grows.
 //! - **Class and span without fuzzy-matcher**: they come from byte searches (`memchr`, and a
 //!   substring searcher built once per query), after a cheap rejection with 128-bit character
-//!   masks of the whole haystack and of the name and number. fuzzy-matcher then scores only the
-//!   hits in the groups of class and span that reach the rows asked for: a few hundred, or
-//!   tens of thousands for a first character.
+//!   masks of the whole haystack and of the name and number; for a query of one ASCII
+//!   character the masks (with one of the characters at word starts) tell the class alone. fuzzy-matcher then scores only the
+//!   hits in the groups of class and span that reach the rows asked for, and in the last of
+//!   those only as many, in tie order, as it takes to fill the rows with scores no other hit
+//!   can beat, when a bound is known (queries of one or two characters, see
+//!   `Query::ceilings`): a few dozen, where the 35,000 numbers starting with `3` were scored
+//!   one by one.
 //! - **A window**: fuzzy-matcher is given only the part of the haystack that can hold the
 //!   match, mostly the short name and number (see `Query::window`).
 //! - **Scores remembered by what fuzzy-matcher can tell of a window** within a pass: it sees
 //!   a character only as equal to one of the pattern's or not, and by its kind (see
-//!   `Query::token`), so ` jose` and ` joan` score alike for `j`, and the 35,000 numbers
-//!   starting with `3` share a few dozen scores instead of costing a call each.
+//!   `Query::token`), so ` jose` and ` joan` score alike for `j`, and numbers that differ only
+//!   in digits the query lacks share a score instead of costing a call each.
 //! - **Both cores** for large passes, and highlight positions only for the rows returned.
 //!
 //! **fuzzy-matcher 0.3.7 keeps state between calls.** Its cached score matrix is not cleared,
@@ -94,6 +98,13 @@ pub struct Hay {
     /// The same for the name and number alone: a query with a character outside it can only
     /// match with help from the detail.
     primary_mask: u128,
+    /// The same for the characters of the name and number at the start of a word (after a
+    /// character that is not alphanumeric, or first): for a one-character ASCII query, whose
+    /// bit is its own, the masks alone tell its [`Class`].
+    word_mask: u128,
+    /// The first character of `text`: a short query starting there can score more than
+    /// anywhere else (see [`Query::ceilings`]).
+    first: char,
 }
 
 impl Hay {
@@ -153,9 +164,20 @@ pub fn hay_text(
 /// The haystack of `entry`.
 pub fn hay(entry: &Entry) -> Hay {
     let (text, name_len, primary_len) = hay_text(entry, None);
+    let primary = text.get(..primary_len as usize).unwrap_or("");
+    let mut word_mask = 0;
+    let mut before = None;
+    for c in primary.chars() {
+        if before.is_none_or(|b: char| !b.is_alphanumeric()) {
+            word_mask |= char_bit(c);
+        }
+        before = Some(c);
+    }
     Hay {
         mask: mask_of(&text),
-        primary_mask: mask_of(text.get(..primary_len as usize).unwrap_or("")),
+        primary_mask: mask_of(primary),
+        word_mask,
+        first: text.chars().next().unwrap_or(SENTINEL),
         text: text.into_boxed_str(),
         name_len,
         primary_len,
@@ -179,6 +201,8 @@ pub struct Query {
     chars: u8,
     /// A substring searcher for `text`, built once per query rather than once per entry.
     finder: memmem::Finder<'static>,
+    /// The mask bit of a one-character query whose bit is its own (printable ASCII).
+    own_bit: Option<u128>,
 }
 
 impl Query {
@@ -207,6 +231,10 @@ impl Query {
             last: text.chars().next_back().unwrap_or(' '),
             chars: u8::try_from(text.chars().count()).unwrap_or(u8::MAX),
             finder: memmem::Finder::new(text.as_bytes()).into_owned(),
+            own_bit: match text.as_bytes() {
+                &[byte @ b' '..=b'~'] => Some(char_bit(char::from(byte))),
+                _ => None,
+            },
             text,
         }
     }
@@ -249,7 +277,8 @@ impl Query {
         if !self.may_match(hay) {
             return None;
         }
-        self.primary_class(hay).or_else(|| self.detail_class(hay))
+        self.primary_class(hay, false)
+            .or_else(|| self.detail_class(hay))
     }
 
     /// Whether every character of the query occurs in `hay` (by the mask: it may still not
@@ -260,16 +289,32 @@ impl Query {
 
     /// [`Query::class`] when the query matches within the name and number, else `None` (it
     /// may still match with help from the detail). A query that does not match there does
-    /// not either when it grows: its characters are a subsequence of every match.
-    fn primary_class(&self, hay: &Hay) -> Option<(Class, u8)> {
+    /// not either when it grows: its characters are a subsequence of every match. Nor does a
+    /// query that was `scattered` there come in one piece when it grows, so that search is
+    /// skipped.
+    fn primary_class(&self, hay: &Hay, scattered: bool) -> Option<(Class, u8)> {
         if self.mask & !hay.primary_mask != 0 {
             // A character of the query is missing from the name and number.
             return None;
         }
+        if let Some(bit) = self.own_bit {
+            // One character with a bit of its own: the masks tell where it is.
+            let class = if hay.word_mask & bit != 0 {
+                Class::WordStart
+            } else {
+                Class::Inside
+            };
+            return Some((class, 1));
+        }
         let primary = hay.text.get(..hay.primary_len as usize).unwrap_or("");
         let mut contiguous = None;
         // A match of valid UTF-8 in valid UTF-8 starts on a character boundary.
-        for at in self.finder.find_iter(primary.as_bytes()) {
+        let pieces = if scattered {
+            None
+        } else {
+            Some(self.finder.find_iter(primary.as_bytes()))
+        };
+        for at in pieces.into_iter().flatten() {
             let before = primary.get(..at).and_then(|head| head.chars().next_back());
             if before.is_none_or(|c| !c.is_alphanumeric()) {
                 return Some((Class::WordStart, self.chars));
@@ -335,6 +380,31 @@ impl Query {
                 fuzzy
             });
         group_score(class, span) + fuzzy
+    }
+
+    /// Upper bounds of fuzzy-matcher's score for a query of one or two characters (`None`
+    /// for a longer one): in a window that starts with its first character (when the
+    /// haystack does), and in any other window.
+    ///
+    /// fuzzy-matcher scores the sentinel alike in every call (it is matched in the first
+    /// column), then each matched character 16 plus a bonus of at most 8 for its place (the
+    /// head of a word, after a space, earns the most; the second of two consecutive
+    /// characters earns at least 4, and with two rows of its matrix in use, no stale bonus
+    /// reaches it), and a gap costs 3 plus 1 per character skipped. So the query scores most
+    /// in one piece right after the sentinel, and in a window that starts before its first
+    /// character (with the character before that one's first occurrence, see
+    /// [`Query::window`]), in one piece after a gap of one character, a space. Both bounds
+    /// are fuzzy-matcher's own scores of those two windows, and a test checks them against
+    /// every short text of a small alphabet.
+    fn ceilings(&self, matcher: &SkimMatcherV2, buffer: &mut String) -> Option<(i64, i64)> {
+        if self.chars > 2 {
+            return None;
+        }
+        let spaced = format!(" {}", self.text);
+        Some((
+            self.fuzzy(matcher, &spaced[1..], buffer),
+            self.fuzzy(matcher, &spaced, buffer),
+        ))
     }
 
     /// What fuzzy-matcher can tell of window character `c`: the character itself when the
@@ -448,6 +518,16 @@ fn group(class: Class, span: u8) -> usize {
     (3 - class as usize) * 256 + usize::from(span)
 }
 
+/// The class of a [`group`].
+fn class_of(group: usize) -> Class {
+    match group / 256 {
+        0 => Class::WordStart,
+        1 => Class::Inside,
+        2 => Class::Scattered,
+        _ => Class::Detail,
+    }
+}
+
 /// Hits of one query: entry index, class and span.
 pub type Hits = Vec<(u32, Class, u8)>;
 
@@ -487,7 +567,8 @@ impl Search {
         }
     }
 
-    /// The best `limit` rows for non-empty `query`, best first, with their scores; see [`top`].
+    /// The best `limit` rows for non-empty `query`, best first, with their scores; see [`top`]
+    /// (`order` is every entry by `tie`).
     #[allow(clippy::too_many_arguments)]
     pub fn best(
         &mut self,
@@ -495,6 +576,7 @@ impl Search {
         hays: &[Hay],
         matcher: &SkimMatcherV2,
         tie: &[u64],
+        order: &[u32],
         limit: usize,
         threads: usize,
     ) -> Vec<(u32, i64)> {
@@ -518,7 +600,16 @@ impl Search {
         match &level.top {
             Some((cached, rows)) if *cached == limit => rows.clone(),
             _ => {
-                let rows = top(&level.hits, query, hays, matcher, tie, limit, threads);
+                let rows = top(
+                    &level.hits,
+                    query,
+                    hays,
+                    matcher,
+                    tie,
+                    order,
+                    limit,
+                    threads,
+                );
                 level.top = Some((limit, rows.clone()));
                 rows
             }
@@ -543,12 +634,13 @@ impl Search {
             return;
         }
         let may_match = |&i: &u32| hays.get(i as usize).is_some_and(|h| query.may_match(h));
-        let sort = |i: u32| -> Option<Result<(u32, Class, u8), u32>> {
+        // `scattered`: the shorter query on the stack matched scattered over the name and number.
+        let sort = |i: u32, scattered: bool| -> Option<Result<(u32, Class, u8), u32>> {
             let hay = hays.get(i as usize)?;
             if !query.may_match(hay) {
                 return None;
             }
-            Some(match query.primary_class(hay) {
+            Some(match query.primary_class(hay, scattered) {
                 Some((class, span)) => Ok((i, class, span)),
                 None => Err(i),
             })
@@ -561,7 +653,7 @@ impl Search {
                             // No match in the name and number then, none now.
                             may_match(&i).then_some(Err(i))
                         } else {
-                            sort(i)
+                            sort(i, class == Class::Scattered)
                         }
                     });
                 if previous.mask == query.mask {
@@ -573,7 +665,7 @@ impl Search {
             }
             None => {
                 let all: Vec<u32> = (0..u32::try_from(hays.len()).unwrap_or(u32::MAX)).collect();
-                par_sort_out(&all, threads, |&i| sort(i))
+                par_sort_out(&all, threads, |&i| sort(i, false))
             }
         };
         if self.levels.len() >= MAX_LEVELS {
@@ -591,14 +683,18 @@ impl Search {
 }
 
 /// The best `limit` of `hits` with their scores, best first: by score, then by `tie` (lower
-/// first). Only the groups of class and span that reach the top `limit` are given to
-/// fuzzy-matcher.
+/// first; `order` is every entry in that order). Only the groups of class and span that reach
+/// the top `limit` are given to fuzzy-matcher; in the last of them, when it holds more hits
+/// than rows are left and the query has [`Query::ceilings`], only its first hits in `order`
+/// until enough reach the ceiling (see [`walk`]).
+#[allow(clippy::too_many_arguments)]
 fn top(
     hits: &Hits,
     query: &Query,
     hays: &[Hay],
     matcher: &SkimMatcherV2,
     tie: &[u64],
+    order: &[u32],
     limit: usize,
     threads: usize,
 ) -> Vec<(u32, i64)> {
@@ -615,15 +711,31 @@ fn top(
             break;
         }
     }
+    // Rows left for the last group, after the groups above it.
+    let left = limit - (seen - counts[cut]);
+    let ceilings = (counts[cut] > left && order.len() == hays.len())
+        .then(|| query.ceilings(matcher, &mut String::new()))
+        .flatten();
     let wanted: Vec<(u32, Class, u8)> = hits
         .iter()
-        .filter(|&&(_, class, span)| group(class, span) <= cut)
+        .filter(|&&(_, class, span)| {
+            let g = group(class, span);
+            g < cut || (g == cut && ceilings.is_none())
+        })
         .copied()
         .collect();
     let mut scored = par_filter_map(&wanted, threads, |&(i, class, span), scratch| {
         let hay = hays.get(i as usize)?;
         Some((i, query.score_cached(matcher, hay, (class, span), scratch)))
     });
+    if let Some(ceilings) = ceilings {
+        let last = Last {
+            group: cut,
+            rows: left,
+            ceilings,
+        };
+        scored.extend(walk(hits, &last, query, hays, matcher, order));
+    }
     let key = |&(i, score): &(u32, i64)| (std::cmp::Reverse(score), tie.get(i as usize).copied());
     if scored.len() > limit {
         scored.select_nth_unstable_by_key(limit - 1, key);
@@ -631,6 +743,73 @@ fn top(
     }
     scored.sort_unstable_by_key(key);
     scored
+}
+
+/// The last group of class and span that reaches the rows asked for, in [`top`].
+struct Last {
+    /// Its rank ([`group`]).
+    group: usize,
+    /// How many of its hits are shown.
+    rows: usize,
+    /// The query's [`Query::ceilings`].
+    ceilings: (i64, i64),
+}
+
+/// Hits of group `last` with their scores, looked at in tie order (`order`) until `last.rows`
+/// of them reach the ceiling of every hit not looked at yet: none of those can rank above
+/// them (a higher score is out of reach, an equal one loses the tie). The 35,000 numbers that
+/// start with the `3` of `+3`, and the 17,000 with `34`, need a few dozen scores each.
+fn walk(
+    hits: &Hits,
+    last: &Last,
+    query: &Query,
+    hays: &[Hay],
+    matcher: &SkimMatcherV2,
+    order: &[u32],
+) -> Vec<(u32, i64)> {
+    let (class, span) = (class_of(last.group), (last.group % 256) as u8);
+    let (at_start, elsewhere) = last.ceilings;
+    let mut members = vec![0u64; hays.len().div_ceil(64)];
+    // Members whose haystack starts with the query's character, not looked at yet.
+    let mut starting = 0usize;
+    for &(i, c, s) in hits {
+        if group(c, s) == last.group {
+            if let Some(word) = members.get_mut(i as usize / 64) {
+                *word |= 1 << (i % 64);
+            }
+            starting += usize::from(hays.get(i as usize).is_some_and(|h| h.first == query.first));
+        }
+    }
+    let base = group_score(class, span);
+    let highest = at_start.max(elsewhere);
+    // How many looked at reach `highest`, and `elsewhere`.
+    let (mut reach_highest, mut reach_elsewhere) = (0, 0);
+    let mut scratch = Scratch::default();
+    let mut out = Vec::new();
+    for &i in order {
+        let member = members
+            .get(i as usize / 64)
+            .is_some_and(|word| word & (1 << (i % 64)) != 0);
+        let Some(hay) = hays.get(i as usize).filter(|_| member) else {
+            continue;
+        };
+        let score = query.score_cached(matcher, hay, (class, span), &mut scratch);
+        out.push((i, score));
+        if hay.first == query.first {
+            starting = starting.saturating_sub(1);
+        }
+        reach_highest += usize::from(score - base >= highest);
+        reach_elsewhere += usize::from(score - base >= elsewhere);
+        let reached = if starting > 0 {
+            reach_highest
+        } else {
+            reach_elsewhere
+        };
+        if reached >= last.rows {
+            break;
+        }
+    }
+    out
 }
 
 /// Scratch space of one thread while scoring: the string handed to fuzzy-matcher, and the
@@ -865,14 +1044,19 @@ mod tests {
             "(anna)",
             "J5o",
             "Ǆo",
+            "34",
+            "6-00",
+            "x-jo",
+            "a.34",
+            "Jo-an",
         ])
         .prop_map(str::to_owned)
     }
 
     fn entry() -> impl Strategy<Value = Entry> {
         (
-            prop::collection::vec(word(), 1..4),
-            "(\\+?[0-9 ()-]{0,12})|(sip:[a-z]{1,6}@[a-z.]{1,8})",
+            prop::collection::vec(word(), 0..4),
+            "(\\+?[0-9 ()-]{0,12})|(\\+34 6[0-9]{2} [0-9]{3} [0-9]{3})|(sip:[a-z]{1,6}@[a-z.]{1,8})",
             prop::collection::vec(word(), 0..3),
         )
             .prop_map(|(name, number, detail)| Entry {
@@ -894,7 +1078,10 @@ mod tests {
         fn the_fast_path_ranks_as_the_plain_matcher(
             entries in prop::collection::vec(entry(), 1..150),
             typed in prop::collection::vec(
-                prop::sample::select(vec!["j", "o", "s", "e", " ", "g", "a", "5", "1", "п", "а", "ö", "n", "-"]),
+                prop::sample::select(vec![
+                    "j", "o", "s", "e", " ", "g", "a", "5", "1", "п", "а", "ö", "n", "-", "+", "3",
+                    "4", "6", "0", "+34 6", "600",
+                ]),
                 1..8,
             ),
             limit in 1usize..12,
@@ -902,6 +1089,8 @@ mod tests {
         ) {
             let hays: Vec<Hay> = entries.iter().map(hay).collect();
             let tie: Vec<u64> = (0..hays.len() as u64).map(|i| (i * 7 + 3) % 1_000_003).collect();
+            let mut order: Vec<u32> = (0..hays.len() as u32).collect();
+            order.sort_by_key(|&i| tie[i as usize]);
             let mut search = Search::default();
             let mut queries: Vec<String> = (1..=typed.len()).map(|n| typed[..n].concat()).collect();
             queries.extend((1..typed.len()).rev().map(|n| typed[..n].concat()));
@@ -916,9 +1105,84 @@ mod tests {
                 for hay in &hays {
                     prop_assert_eq!(query.class(hay), plain_class(&query, hay), "{:?} {:?}", raw, hay.text);
                 }
-                let fast = search.best(&query, &hays, &matcher(), &tie, limit, threads);
+                let fast = search.best(&query, &hays, &matcher(), &tie, &order, limit, threads);
                 prop_assert_eq!(fast, plain_best(&query, &hays, &tie, limit), "query {:?}", raw);
             }
+        }
+    }
+
+    /// No window scores more than [`Query::ceilings`] for a query of one or two characters:
+    /// every text of up to five characters from an alphabet of the queries' characters and
+    /// every kind of neighbour fuzzy-matcher tells apart, as a name and as a detail.
+    #[test]
+    fn short_queries_score_at_most_their_ceilings() {
+        let alphabet = ['a', '3', 'b', ' ', '.', '(', 'п'];
+        let mut texts = Vec::new();
+        let mut level = vec![String::new()];
+        for _ in 0..5 {
+            level = level
+                .iter()
+                .flat_map(|t| alphabet.iter().map(move |c| format!("{t}{c}")))
+                .collect();
+            texts.extend(level.iter().cloned());
+        }
+        let matcher = matcher();
+        let mut buffer = String::new();
+        for query in ["a", "3", "п", "(", "34", "33", "ab", "a ", "a.", "(a", "aп"] {
+            let query = Query::new(query);
+            let (at_start, elsewhere) = query.ceilings(&matcher, &mut buffer).unwrap();
+            assert!(at_start >= elsewhere);
+            for text in &texts {
+                for (name, detail) in [(text.as_str(), ""), ("x", text.as_str())] {
+                    let hay = hay(&Entry {
+                        name: name.to_owned(),
+                        number: String::new(),
+                        detail: detail.to_owned(),
+                        source: super::super::Source::Personal,
+                        internal: false,
+                    });
+                    let Some((class, span)) = query.class(&hay) else {
+                        continue;
+                    };
+                    let fuzzy = query.score(&matcher, &hay, (class, span), &mut buffer)
+                        - group_score(class, span);
+                    let ceiling = if hay.first == query.first {
+                        at_start
+                    } else {
+                        elsewhere
+                    };
+                    assert!(
+                        fuzzy <= ceiling,
+                        "{:?} in {:?}: {fuzzy} > {ceiling}",
+                        query.text,
+                        hay.text
+                    );
+                }
+            }
+        }
+    }
+
+    /// The walk in tie order goes on past hits that score just under the ceiling (`x-jo`,
+    /// after a dash, ahead in tie order) to those that reach it (`ann jo`, after a space).
+    #[test]
+    fn the_walk_stops_only_at_scores_no_later_hit_can_beat() {
+        let entry = |name: &str, number: &str| Entry {
+            name: name.to_owned(),
+            number: number.to_owned(),
+            detail: String::new(),
+            source: super::super::Source::Corporate,
+            internal: false,
+        };
+        let mut entries: Vec<Entry> = (0..40).map(|_| entry("ann x-jo", "a.34")).collect();
+        entries.extend((0..40).map(|_| entry("ann jo", "+34 600")));
+        let hays: Vec<Hay> = entries.iter().map(hay).collect();
+        let tie: Vec<u64> = (0..hays.len() as u64).collect();
+        let order: Vec<u32> = (0..hays.len() as u32).collect();
+        for raw in ["j", "jo", "3", "34", "+34"] {
+            let query = Query::new(raw);
+            let fast = Search::default().best(&query, &hays, &matcher(), &tie, &order, 5, 1);
+            assert_eq!(fast, plain_best(&query, &hays, &tie, 5), "{raw}");
+            assert!(fast.iter().all(|&(i, _)| i >= 40), "{raw}: {fast:?}");
         }
     }
 
