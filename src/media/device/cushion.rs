@@ -11,19 +11,22 @@
 //! ```text
 //!   ran dry ──► Grow(one period) now; the next shrink waits twice as long (2 s … 16 s)
 //!   a whole window without running dry, least margin m > half a period, excess e = m − period/4
-//!           ──► Shrink(min(e, max(2 ms, e/4)))             (the margin settles in ¼–½ period)
+//!           ──► e > a period: Shrink(e) at once            (a backlog: stale audio, not a cushion)
+//!               else Shrink(min(e, max(2 ms, e/4)))        (the margin settles in ¼–½ period)
 //!   otherwise ─► Hold
 //! ```
 //!
 //! So a stream starts small (half a requested period), grows quickly when the device's
-//! timing is irregular, and gives latency back slowly when it is steady: a quarter of a large
-//! excess per window, 2 ms at a time near the aim.
+//! timing is irregular, and gives latency back when it is steady: a backlog of more than a
+//! period that a whole window never needed (a burst from the audio system, a stream that ran
+//! on while the media thread was idle) at once, 2 ms at a time near the aim.
 
 /// Ticks (20 ms) of the first shrink window: 2 s.
 const BASE_WINDOW: u32 = 100;
 /// The longest shrink window, reached after repeated dropouts: 16 s.
 const MAX_WINDOW: u32 = 800;
-/// Most the cushion shrinks in one window near its aim (ms); a larger excess loses a quarter.
+/// Most the cushion shrinks in one window near its aim (ms); an excess up to a period loses
+/// at most a quarter, a larger one goes at once.
 const MAX_SHRINK_MS: u32 = 2;
 /// Most margin the cushion grows to (ms).
 const MAX_MARGIN_MS: u32 = 80;
@@ -130,7 +133,11 @@ impl Cushion {
             return Move::Hold;
         }
         let excess = low - period / 4;
-        let shrink = excess.min(self.max_shrink.max(excess / 4));
+        let shrink = if excess > period {
+            excess
+        } else {
+            excess.min(self.max_shrink.max(excess / 4))
+        };
         self.margin = self.margin.saturating_sub(shrink);
         self.shrinks += 1;
         Move::Shrink(shrink)
@@ -179,8 +186,17 @@ mod tests {
         }
         assert_eq!(
             c.tick(Some(5000), 480, false),
-            Move::Shrink(1220),
-            "a quarter of a large excess"
+            Move::Shrink(4880),
+            "a backlog beyond a period goes at once, down to a quarter period"
+        );
+        let mut c = Cushion::new(48_000, 480);
+        for _ in 0..99 {
+            c.tick(Some(560), 480, false);
+        }
+        assert_eq!(
+            c.tick(Some(560), 480, false),
+            Move::Shrink(110),
+            "within a period: a quarter of the excess"
         );
     }
 

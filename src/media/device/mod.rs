@@ -42,6 +42,7 @@ mod cushion;
 mod file;
 mod file_input;
 mod file_output;
+mod latency;
 mod paths;
 mod realtime;
 
