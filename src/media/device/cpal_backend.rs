@@ -536,6 +536,10 @@ impl AudioDevice for CpalDevice {
         None
     }
 
+    fn capture_shortfall(&mut self) -> Option<Duration> {
+        self.input.stream()?.path.shortfall()
+    }
+
     fn is_switching(&self) -> bool {
         self.input.is_switching()
             || self.output.is_switching()

@@ -157,6 +157,15 @@ pub trait AudioDevice: Send {
     fn is_switching(&self) -> bool {
         false
     }
+
+    /// How much audio the next [`read_frame`](Self::read_frame) still lacks, as time at the
+    /// device's rate, when the microphone is a sound card that has been delivering and is
+    /// only a little behind (at most a callback period): the media thread may wait that long
+    /// and so phase its tick just after the capture callback that completes the frame.
+    /// `None`: the frame is there, or waiting would not help (files, null, priming, no stream).
+    fn capture_shortfall(&mut self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// Something the operator (or the log) should hear about a device.

@@ -25,6 +25,7 @@
 //! where the device's observed timing needs it (see `cushion.rs`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
@@ -159,6 +160,22 @@ impl CapturePath {
     /// frame read, and the device's delay.
     pub(super) fn take_latency(&mut self) -> StageMeans {
         self.meter.take(self.rate)
+    }
+
+    /// How long until the next [`read`](Self::read) has its frame and margin, when it is
+    /// short by at most one observed period after having been primed; `None` otherwise.
+    pub(super) fn shortfall(&self) -> Option<Duration> {
+        if !self.primed || self.rate == 0 {
+            return None;
+        }
+        let need = self
+            .resampler
+            .as_ref()
+            .map_or(FRAME_SAMPLES, |r| r.input_frames_next());
+        let keep = need + self.cushion.margin();
+        let missing = keep.checked_sub(self.ring.slots()).filter(|&n| n > 0)?;
+        (missing <= self.cushion.period())
+            .then(|| Duration::from_micros(missing as u64 * 1_000_000 / u64::from(self.rate)))
     }
 
     /// The next 20 ms at 48 kHz, or `false` while priming or on underrun.
@@ -461,6 +478,35 @@ mod tests {
         assert_eq!(path.glitches(), 1, "no new glitch while priming");
         let _ = prod.push_partial_slice(&ramp[..120]);
         assert!(path.read(&mut frame), "primed with the larger margin");
+    }
+
+    #[test]
+    fn capture_shortfall_is_the_time_to_the_completing_callback() {
+        let (mut prod, cons) = ring(48_000);
+        let mut path = CapturePath::new(cons, 48_000, flags(), 480).expect("48k");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let audio = vec![0.1f32; 4 * FRAME_SAMPLES];
+        let _ = prod.push_partial_slice(&audio[..FRAME_SAMPLES - 480]);
+        assert_eq!(
+            path.shortfall(),
+            None,
+            "not primed yet: nothing to wait for"
+        );
+        let _ = prod.push_partial_slice(&audio[..FRAME_SAMPLES + 720]);
+        assert!(path.read(&mut frame), "primed");
+        // 960 + 240 queued after the read: a frame and the 5 ms margin are there.
+        assert_eq!(path.shortfall(), None);
+        assert!(path.read(&mut frame));
+        // 240 queued, 1200 wanted: 960 samples short, more than a period: do not wait.
+        assert_eq!(path.shortfall(), None);
+        let _ = prod.push_partial_slice(&audio[..720]);
+        assert_eq!(
+            path.shortfall(),
+            Some(Duration::from_micros(5_000)),
+            "240 short: the next 10 ms callback is due within 5 ms"
+        );
+        let _ = prod.push_partial_slice(&audio[..240]);
+        assert_eq!(path.shortfall(), None, "complete");
     }
 
     #[test]
