@@ -32,6 +32,9 @@
 //!    and Opus' look-ahead and sets the sum beside the measured client-added latency plus
 //!    the server's loopback, so every stage is a number and the numbers can be checked.
 //!
+//! `LATENCY_PULSE_ALSA_UNDERRUN=ignore` gives both switchboards an `.asoundrc` whose `pulse`
+//! device has the plugin's `handle_underrun false`, to compare the xrun bursts without it.
+//!
 //! Run with `cargo bench --bench latency_pulse` (or `cargo test --bench latency_pulse` for a
 //! debug build); it prints one block for the README and exits non-zero only if the call
 //! fails: figures are reported, not asserted.
@@ -84,6 +87,12 @@ const MODULES: &[&str] = &[
     "module-combine-sink sink_name=click slaves=a_mic,ref",
 ];
 
+/// ALSA's `pulse` device with the plugin's underrun handling off
+/// (`LATENCY_PULSE_ALSA_UNDERRUN=ignore`): PulseAudio plays silence for a stream that ran
+/// empty and goes on, instead of the plugin reporting an xrun on which cpal restarts it.
+const ALSA_IGNORE_UNDERRUNS: &str = "pcm.!pulse {\n  type pulse\n  handle_underrun false\n  \
+     hint { show on description \"PulseAudio, underruns not handled\" }\n}\n";
+
 fn main() {
     let seconds = std::env::var("LATENCY_PULSE_SECONDS")
         .ok()
@@ -97,6 +106,9 @@ fn main() {
         "switchboard latency through PulseAudio -- {}",
         command_line("date", &["-u"])
     );
+    if std::env::var("LATENCY_PULSE_ALSA_UNDERRUN").is_ok_and(|v| v == "ignore") {
+        let _ = writeln!(out, "ALSA's pulse device with handle_underrun false");
+    }
     let _ = writeln!(
         out,
         "pulseaudio {}, null sinks at 48 kHz; load average at the start: {}",
@@ -135,7 +147,21 @@ fn main() {
     callee_cfg.bind = (ip, 5060).into();
     callee_cfg.accounts[0].user = "bob".into();
     callee_cfg.accounts[0].domain = ip.to_string();
-    let env = |source: &str, sink: &str| server.client_env(source, sink);
+    let ignore_underruns =
+        std::env::var("LATENCY_PULSE_ALSA_UNDERRUN").is_ok_and(|v| v == "ignore");
+    let alsa_home = dir.path().join("alsa-home");
+    if ignore_underruns {
+        std::fs::create_dir_all(&alsa_home).expect("creating the ALSA home");
+        std::fs::write(alsa_home.join(".asoundrc"), ALSA_IGNORE_UNDERRUNS)
+            .expect("writing .asoundrc");
+    }
+    let env = |source: &str, sink: &str| {
+        let mut env = server.client_env(source, sink);
+        if ignore_underruns {
+            env.push(("HOME".into(), alsa_home.display().to_string()));
+        }
+        env
+    };
     let a_env = env("a_mic.monitor", "a_spk");
     let b_env = env("b_mic.monitor", "b_ear");
     let mut caller = Switchboard::start_with_env(&caller_cfg.to_toml(), &pairs(&a_env));

@@ -23,8 +23,8 @@
 //! frame: the thread sleeps between ticks, whatever arrives. With a sound card the clock
 //! follows the microphone's: when a tick finds its frame a little short (at most a callback
 //! period) it waits for the callback that completes it (at most 6 ms) and keeps that phase,
-//! so audio does not sit in the capture ring for the rest of a tick. The thread owns the device and the RTP
-//! sockets; nothing is shared with locks. The audio callbacks of the device
+//! so audio does not sit in the capture ring for the rest of a tick. The thread owns the
+//! device and the RTP sockets; nothing is shared with locks. The audio callbacks of the device
 //! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
 //! starts, never per frame — with one exception: an SRTP line's packets go through
 //! `rtc-srtp`, which has no in-place API and returns a new buffer per packet (see `srtp.rs`).

@@ -16,6 +16,7 @@
 //!          (else an error listing them); None → the system default
 //!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
 //!          buffer: 5 ms periods if the device allows them, else its default
+//!          then cpal's ALSA workers and libpulse's thread get the media thread's nice value
 //!
 //!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s)──► Reopening
 //!                 ▲            notice *Lost          ▲                    │ helper thread: the

@@ -18,12 +18,13 @@
 //!
 //! ```text
 //!   cpal input callback ──► rtrb ring (200 ms, device rate, mono f32) ──► read_frame ─► Frame
-//!     (downmix to mono,          │ full → xrun                 (prime 40 ms, trim > 120 ms,
-//!      no alloc/lock/log)        ▼                               resample device rate → 48 kHz)
+//!     (downmix to mono,          │ full → xrun       (a frame + the adaptive cushion's margin,
+//!      no alloc/lock/log)        ▼                    backlog dropped; resample → 48 kHz;
+//!                                                     capture_shortfall: how long until then)
 //!
-//!   Frame ─► write_frame ──► rtrb ring (prefill 40 ms, ≤ 100 ms) ──► cpal output callback
-//!            (+ pending ring frame when there is no ring device,      (copy to every channel,
-//!             resample 48 kHz → device rate)                           empty → silence + xrun)
+//!   Frame ─► write_frame ──► rtrb ring (a period + margin, ≤ 30 ms more) ──► cpal output
+//!            (+ pending ring frame when there is no ring device,      callback (copy to every
+//!             resample 48 kHz → device rate)                       channel, empty → silence)
 //!
 //!   Frame ─► write_ring_frame ─► ring device's own stream, as above (or mixed into the headset)
 //! ```
