@@ -20,8 +20,11 @@
 //! line should do) and receives [`Report`]s through a callback (both in [`super::api`]); the
 //! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline at
 //! each tick with their kernel receive times, its packets sent after it). One wake-up per
-//! frame: the thread sleeps between ticks, whatever arrives. The thread owns the device and the RTP
-//! sockets; nothing is shared with locks. The audio callbacks of the device
+//! frame: the thread sleeps between ticks, whatever arrives. With a sound card the clock
+//! follows the microphone's: when a tick finds its frame a little short (at most a callback
+//! period) it waits for the callback that completes it (at most 6 ms) and keeps that phase,
+//! so audio does not sit in the capture ring for the rest of a tick. The thread owns the
+//! device and the RTP sockets; nothing is shared with locks. The audio callbacks of the device
 //! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
 //! starts, never per frame — with one exception: an SRTP line's packets go through
 //! `rtc-srtp`, which has no in-place API and returns a new buffer per packet (see `srtp.rs`).
@@ -38,6 +41,12 @@ use super::net::LineNet;
 use super::pipeline::Pipeline;
 use super::tones::MusicOnHold;
 use super::FRAME_MS;
+
+/// Longest the tick waits for a microphone frame a sound card is a little short of.
+const MAX_CAPTURE_WAIT: Duration = Duration::from_millis(6);
+/// Shortest such wait: the callback that completes the frame may come later than its
+/// samples' duration says.
+const MIN_CAPTURE_WAIT: Duration = Duration::from_micros(500);
 
 /// Why the engine could not start.
 #[derive(Debug, Error)]
@@ -154,10 +163,20 @@ fn run(
                 Err(mpsc::TryRecvError::Disconnected) => return,
             }
         }
-        let t = now();
+        let mut t = now();
         if t < next {
             thread::sleep(next - t);
             continue;
+        }
+        let catching_up = t.saturating_duration_since(next) > MAX_CAPTURE_WAIT;
+        if let Some(waited) = (!catching_up)
+            .then(|| wait_for_capture(&mut pipeline, t))
+            .flatten()
+        {
+            // The tick now follows the capture callback that completes a frame: keep that
+            // phase for the ticks to come.
+            next += waited;
+            t += waited;
         }
         let wall = wallclock();
         match poll.poll(&mut events, Some(Duration::ZERO)) {
@@ -185,6 +204,23 @@ fn run(
             last_read = now();
         }
     }
+}
+
+/// Waits (at most [`MAX_CAPTURE_WAIT`], in steps of at least [`MIN_CAPTURE_WAIT`]) for a
+/// microphone frame the sound card is a little short of; how long it took, if it waited and
+/// the frame came. A frame that does not come in time is the device's dropout, as before.
+fn wait_for_capture(pipeline: &mut Pipeline, since: Instant) -> Option<Duration> {
+    let mut waited = false;
+    while let Some(short) = pipeline.capture_shortfall() {
+        let elapsed = now().saturating_duration_since(since);
+        let wait = short.max(MIN_CAPTURE_WAIT);
+        if elapsed + wait > MAX_CAPTURE_WAIT {
+            return None;
+        }
+        thread::sleep(wait);
+        waited = true;
+    }
+    waited.then(|| now().saturating_duration_since(since))
 }
 
 /// Sleeps until the next order while the pipeline is idle (the device paused), then applies

@@ -457,6 +457,12 @@ impl Pipeline {
         self.recordings.poll(&mut self.reports);
     }
 
+    /// How long the next microphone frame will take to complete, when a sound card is a
+    /// little behind (see [`AudioDevice::capture_shortfall`]).
+    pub(super) fn capture_shortfall(&mut self) -> Option<Duration> {
+        self.device.capture_shortfall()
+    }
+
     /// Nothing needs the clock: no stream, tone, sound check, recording or device switch
     /// under way. The media thread then sleeps until the next order instead of ticking.
     pub(super) fn is_idle(&self) -> bool {

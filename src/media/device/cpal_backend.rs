@@ -15,7 +15,8 @@
 //!   open:  name → exact match (description or id) among the devices of that direction
 //!          (else an error listing them); None → the system default
 //!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
-//!          buffer: 10 ms if the device allows it, else its default
+//!          buffer: 5 ms periods if the device allows them, else its default
+//!          then cpal's ALSA workers and libpulse's thread get the media thread's nice value
 //!
 //!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s)──► Reopening
 //!                 ▲            notice *Lost          ▲                    │ helper thread: the
@@ -36,6 +37,7 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::SupportedStreamConfigRange;
 use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize, SupportedStreamConfig};
 
+use super::latency::tenth;
 use super::paths::{self, CapturePath, PlaybackPath};
 use super::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
 use super::{AudioDevice, DeviceError, DeviceInfo, DeviceNotice, RingMix};
@@ -48,8 +50,10 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
 const RETRY_TICKS: u64 = 100;
 /// Ticks (20 ms) between two xrun reports at most: 5 s.
 const XRUN_REPORT_TICKS: u64 = 250;
+/// Ticks (20 ms) between two latency breakdown lines in the log: 5 s.
+const LATENCY_LOG_TICKS: u64 = 250;
 /// Callback period asked for, in milliseconds.
-const CALLBACK_MS: u32 = 10;
+const CALLBACK_MS: u32 = 5;
 
 /// Which stream an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -506,6 +510,9 @@ impl AudioDevice for CpalDevice {
             self.notices.push_back(n);
         }
         self.log_cushions();
+        if tick % LATENCY_LOG_TICKS == 0 {
+            self.log_latency();
+        }
         self.notices.pop_front()
     }
 
@@ -530,6 +537,10 @@ impl AudioDevice for CpalDevice {
         None
     }
 
+    fn capture_shortfall(&mut self) -> Option<Duration> {
+        self.input.stream()?.path.shortfall()
+    }
+
     fn is_switching(&self) -> bool {
         self.input.is_switching()
             || self.output.is_switching()
@@ -551,6 +562,9 @@ impl AudioDevice for CpalDevice {
             ring.set_running(true);
         }
         self.tick += missed;
+        if let Some(c) = self.input.stream() {
+            c.path.resume();
+        }
         // Rings that ran dry or over while nobody ticked are not dropouts of a call.
         self.xruns.reported = (self.input.xruns(), self.output_xruns());
         if let Some(p) = self.output.stream() {
@@ -576,6 +590,30 @@ impl CpalDevice {
                 "audio cushions (device samples)"
             );
         }
+    }
+
+    /// Logs the latency breakdown of the microphone and headset paths over the last 5 s
+    /// (`latency.rs`): what the rings and the audio system held, and the periods.
+    fn log_latency(&mut self) {
+        let (capture, capture_period) = self
+            .input
+            .stream()
+            .map(|c| (c.path.take_latency(), c.path.period_ms()))
+            .unzip();
+        let (headset, headset_period) = self
+            .output
+            .stream()
+            .map(|p| (p.path.take_latency(), p.path.period_ms()))
+            .unzip();
+        tracing::info!(
+            capture_ring_ms = tenth(capture.and_then(|m| m.ring_ms)),
+            capture_device_ms = tenth(capture.and_then(|m| m.device_ms)),
+            capture_period_ms = tenth(capture_period),
+            headset_ring_ms = tenth(headset.and_then(|m| m.ring_ms)),
+            headset_device_ms = tenth(headset.and_then(|m| m.device_ms)),
+            headset_period_ms = tenth(headset_period),
+            "audio latency"
+        );
     }
 
     /// Dropouts of the headset and ring streams so far.
@@ -708,7 +746,7 @@ fn choose_config(
     })
 }
 
-/// A 10 ms callback period if the device states a range that allows it.
+/// A 5 ms callback period if the device states a range that allows it.
 fn preferred_buffer(config: &SupportedStreamConfig) -> Option<BufferSize> {
     match *config.buffer_size() {
         SupportedBufferSize::Range { min, max } if min <= max => {
@@ -752,7 +790,11 @@ fn build_capture(
             match format {
                 $(SampleFormat::$variant => device.build_input_stream::<$t, _, _>(
                     *config,
-                    move |data: &[$t], _: &cpal::InputCallbackInfo| callback.process(data),
+                    move |data: &[$t], info: &cpal::InputCallbackInfo| {
+                        let at = info.timestamp();
+                        callback.saw_delay(at.callback.duration_since(at.capture));
+                        callback.process(data);
+                    },
                     move |e: cpal::Error| errors.on_error(e.kind()),
                     Some(OPEN_TIMEOUT),
                 ),)+
@@ -779,7 +821,11 @@ fn build_playback(
             match format {
                 $(SampleFormat::$variant => device.build_output_stream::<$t, _, _>(
                     *config,
-                    move |data: &mut [$t], _: &cpal::OutputCallbackInfo| callback.process(data),
+                    move |data: &mut [$t], info: &cpal::OutputCallbackInfo| {
+                        let at = info.timestamp();
+                        callback.saw_delay(at.playback.duration_since(at.callback));
+                        callback.process(data);
+                    },
                     move |e: cpal::Error| errors.on_error(e.kind()),
                     Some(OPEN_TIMEOUT),
                 ),)+
@@ -793,12 +839,13 @@ fn build_playback(
 }
 
 /// Finds the device, chooses its configuration and builds the stream (with a
-/// 10 ms period, or the device's default period if that fails).
+/// 5 ms period, or the device's default period if that fails).
 fn build_on<R>(
     name: Option<&str>,
     direction: Direction,
     build: impl Fn(&cpal::Device, &StreamConfig, SampleFormat) -> Result<Built<R>, cpal::Error>,
 ) -> Result<(Built<R>, String, u32), DeviceError> {
+    let workers_before = threads_named(&[worker_name(direction)]).len();
     let host = cpal::default_host();
     let (device, device_name) = find_device(&host, name, direction)?;
     let stream_error = |reason: String| DeviceError::Stream {
@@ -843,7 +890,67 @@ fn build_on<R>(
         .0
         .play()
         .map_err(|e| stream_error(format!("cannot start: {e}")))?;
+    let raised = raise_new_audio_threads(direction, workers_before);
+    tracing::debug!(raised, "audio threads given the media thread's priority");
     Ok((built, device_name, config.sample_rate))
+}
+
+/// The threads the audio system runs in this process: cpal's ALSA workers, and libpulse's
+/// main loop when ALSA goes through the pulse plugin.
+const AUDIO_THREADS: &[&str] = &["cpal_alsa_in", "cpal_alsa_out", "threaded-ml"];
+
+/// Gives the audio system's threads in this process ([`AUDIO_THREADS`]) the media thread's
+/// nice value. On a busy machine a worker that runs late lets the sound server's short
+/// buffer run empty, and ALSA's pulse plugin turns that underflow into an xrun: cpal then
+/// reconnects the stream and restarts it two thirds full, which underflows again — the
+/// bursts of hundreds of xruns seen under load. Best effort (Linux's `/proc/self/task`; a
+/// refusal changes nothing); returns how many threads have the raised priority.
+fn raise_audio_threads() -> usize {
+    threads_named(AUDIO_THREADS)
+        .into_iter()
+        .filter(|&tid| {
+            rustix::process::setpriority_process(Some(tid), crate::media::priority::MEDIA_NICE)
+                .is_ok()
+        })
+        .count()
+}
+
+/// The threads of this process with one of these names (none where there is no `/proc`).
+fn threads_named(names: &[&str]) -> Vec<rustix::process::Pid> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|comm| names.contains(&comm.trim()))
+        })
+        .filter_map(|task| task.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(rustix::process::Pid::from_raw)
+        .collect()
+}
+
+/// The name cpal gives a stream's ALSA worker thread.
+fn worker_name(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Input => "cpal_alsa_in",
+        Direction::Output | Direction::Ring => "cpal_alsa_out",
+    }
+}
+
+/// Raises the audio threads once a stream just started has its worker: a new thread names
+/// itself once it runs, so it is waited for (at most 50 ms) beyond the `before` workers of
+/// that name there were.
+fn raise_new_audio_threads(direction: Direction, before: usize) -> usize {
+    let worker = [worker_name(direction)];
+    for _ in 0..50 {
+        if threads_named(&worker).len() > before {
+            break;
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    raise_audio_threads()
 }
 
 /// The callback period asked of a device at `rate` Hz, in samples: where its cushion starts.
@@ -1252,8 +1359,8 @@ mod tests {
         assert_eq!((c.channels(), c.sample_format()), (2, SampleFormat::I16));
         assert_eq!(
             preferred_buffer(&c),
-            Some(BufferSize::Fixed(480)),
-            "10 ms at 48 kHz"
+            Some(BufferSize::Fixed(240)),
+            "5 ms at 48 kHz"
         );
     }
 

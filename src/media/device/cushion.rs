@@ -11,19 +11,25 @@
 //! ```text
 //!   ran dry ──► Grow(one period) now; the next shrink waits twice as long (2 s … 16 s)
 //!   a whole window without running dry, least margin m > half a period, excess e = m − period/4
-//!           ──► Shrink(min(e, max(2 ms, e/4)))             (the margin settles in ¼–½ period)
+//!           ──► e > a period: Shrink(e) at once            (a backlog: stale audio, not a cushion)
+//!               else Shrink(min(e, max(2 ms, e/4)))        (the margin settles in ¼–½ period)
+//!   a backlog (e > a period) over the last 1 s, however long the window ──► Shrink(e) at once
 //!   otherwise ─► Hold
 //! ```
 //!
 //! So a stream starts small (half a requested period), grows quickly when the device's
-//! timing is irregular, and gives latency back slowly when it is steady: a quarter of a large
-//! excess per window, 2 ms at a time near the aim.
+//! timing is irregular, and gives latency back when it is steady: a backlog of more than a
+//! period that a whole window never needed (a burst from the audio system, a stream that ran
+//! on while the media thread was idle) at once, 2 ms at a time near the aim.
 
 /// Ticks (20 ms) of the first shrink window: 2 s.
 const BASE_WINDOW: u32 = 100;
+/// Ticks (20 ms) over which a backlog is judged, whatever the shrink window: 1 s.
+const BACKLOG_WINDOW: u32 = 50;
 /// The longest shrink window, reached after repeated dropouts: 16 s.
 const MAX_WINDOW: u32 = 800;
-/// Most the cushion shrinks in one window near its aim (ms); a larger excess loses a quarter.
+/// Most the cushion shrinks in one window near its aim (ms); an excess up to a period loses
+/// at most a quarter, a larger one goes at once.
 const MAX_SHRINK_MS: u32 = 2;
 /// Most margin the cushion grows to (ms).
 const MAX_MARGIN_MS: u32 = 80;
@@ -49,6 +55,9 @@ pub(super) struct Cushion {
     /// Least margin seen in this window (`usize::MAX`: none yet).
     window_low: usize,
     ticks: u32,
+    /// Least margin seen in the current backlog window, and its ticks.
+    backlog_low: usize,
+    backlog_ticks: u32,
     window: u32,
     /// Largest period seen in this window and in the one before.
     period_now: usize,
@@ -70,6 +79,8 @@ impl Cushion {
             max_shrink: ms(MAX_SHRINK_MS).max(1),
             window_low: usize::MAX,
             ticks: 0,
+            backlog_low: usize::MAX,
+            backlog_ticks: 0,
             window: BASE_WINDOW,
             period_now: 0,
             period_before: 0,
@@ -118,6 +129,21 @@ impl Cushion {
         }
         if let Some(low) = low {
             self.window_low = self.window_low.min(low);
+            self.backlog_low = self.backlog_low.min(low);
+        }
+        self.backlog_ticks += 1;
+        if self.backlog_ticks >= BACKLOG_WINDOW {
+            let low = self.backlog_low;
+            let period = self.period();
+            self.backlog_low = usize::MAX;
+            self.backlog_ticks = 0;
+            if low != usize::MAX && low.saturating_sub(period / 4) > period {
+                let excess = low - period / 4;
+                self.margin = self.margin.saturating_sub(excess);
+                self.shrinks += 1;
+                self.new_window();
+                return Move::Shrink(excess);
+            }
         }
         self.ticks += 1;
         if self.ticks < self.window {
@@ -130,7 +156,11 @@ impl Cushion {
             return Move::Hold;
         }
         let excess = low - period / 4;
-        let shrink = excess.min(self.max_shrink.max(excess / 4));
+        let shrink = if excess > period {
+            excess
+        } else {
+            excess.min(self.max_shrink.max(excess / 4))
+        };
         self.margin = self.margin.saturating_sub(shrink);
         self.shrinks += 1;
         Move::Shrink(shrink)
@@ -139,6 +169,8 @@ impl Cushion {
     fn new_window(&mut self) {
         self.window_low = usize::MAX;
         self.ticks = 0;
+        self.backlog_low = usize::MAX;
+        self.backlog_ticks = 0;
         self.period_before = self.period_now;
         self.period_now = 0;
     }
@@ -174,14 +206,47 @@ mod tests {
             "down to a quarter period"
         );
         let mut c = Cushion::new(48_000, 480);
-        for _ in 0..99 {
+        for _ in 0..49 {
             c.tick(Some(5000), 480, false);
         }
         assert_eq!(
             c.tick(Some(5000), 480, false),
-            Move::Shrink(1220),
-            "a quarter of a large excess"
+            Move::Shrink(4880),
+            "a backlog beyond a period goes after 1 s, down to a quarter period"
         );
+        let mut c = Cushion::new(48_000, 480);
+        for _ in 0..99 {
+            c.tick(Some(560), 480, false);
+        }
+        assert_eq!(
+            c.tick(Some(560), 480, false),
+            Move::Shrink(110),
+            "within a period: a quarter of the excess"
+        );
+    }
+
+    /// A backlog goes after 1 s even while a dropout has made the shrink window 4 s long.
+    #[test]
+    fn a_backlog_goes_within_a_second_whatever_the_window() {
+        let mut c = Cushion::new(48_000, 480);
+        assert_eq!(
+            c.tick(Some(0), 480, true),
+            Move::Grow(480),
+            "ran dry: 4 s window"
+        );
+        for _ in 0..49 {
+            assert_eq!(c.tick(Some(3000), 480, false), Move::Hold);
+        }
+        assert_eq!(
+            c.tick(Some(3000), 480, false),
+            Move::Shrink(2880),
+            "down to a quarter period after 1 s"
+        );
+        // Within a period of the aim the 4 s window's gentle shrink applies.
+        for _ in 0..199 {
+            assert_eq!(c.tick(Some(500), 480, false), Move::Hold);
+        }
+        assert_eq!(c.tick(Some(500), 480, false), Move::Shrink(96));
     }
 
     #[test]

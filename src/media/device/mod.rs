@@ -18,12 +18,13 @@
 //!
 //! ```text
 //!   cpal input callback ──► rtrb ring (200 ms, device rate, mono f32) ──► read_frame ─► Frame
-//!     (downmix to mono,          │ full → xrun                 (prime 40 ms, trim > 120 ms,
-//!      no alloc/lock/log)        ▼                               resample device rate → 48 kHz)
+//!     (downmix to mono,          │ full → xrun       (a frame + the adaptive cushion's margin,
+//!      no alloc/lock/log)        ▼                    backlog dropped; resample → 48 kHz;
+//!                                                     capture_shortfall: how long until then)
 //!
-//!   Frame ─► write_frame ──► rtrb ring (prefill 40 ms, ≤ 100 ms) ──► cpal output callback
-//!            (+ pending ring frame when there is no ring device,      (copy to every channel,
-//!             resample 48 kHz → device rate)                           empty → silence + xrun)
+//!   Frame ─► write_frame ──► rtrb ring (a period + margin, ≤ 30 ms more) ──► cpal output
+//!            (+ pending ring frame when there is no ring device,      callback (copy to every
+//!             resample 48 kHz → device rate)                       channel, empty → silence)
 //!
 //!   Frame ─► write_ring_frame ─► ring device's own stream, as above (or mixed into the headset)
 //! ```
@@ -42,6 +43,7 @@ mod cushion;
 mod file;
 mod file_input;
 mod file_output;
+mod latency;
 mod paths;
 mod realtime;
 
@@ -155,6 +157,15 @@ pub trait AudioDevice: Send {
     /// until its outcome is in.
     fn is_switching(&self) -> bool {
         false
+    }
+
+    /// How much audio the next [`read_frame`](Self::read_frame) still lacks, as time at the
+    /// device's rate, when the microphone is a sound card that has been delivering and is
+    /// only a little behind (at most a callback period): the media thread may wait that long
+    /// and so phase its tick just after the capture callback that completes the frame.
+    /// `None`: the frame is there, or waiting would not help (files, null, priming, no stream).
+    fn capture_shortfall(&mut self) -> Option<std::time::Duration> {
+        None
     }
 }
 

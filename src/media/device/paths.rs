@@ -11,25 +11,28 @@
 //! ```text
 //!   capture:  ring (device rate) ─► [prime: one frame + margin] ─► resample → 960 @ 48 kHz ─► Frame
 //!             ran dry → prime again, with a larger margin unless the device reported an xrun
-//!             (audio lost, not late); steady → leave out some of the excess per window
+//!             (audio lost, not late); steady → leave out the excess a window never needed
 //!             more than 120 ms queued (the media thread stalled) → drop down to the margin
+//!             resume after a pause (a device that cannot pause records on) → drop it all, prime
 //!   playback: Frame ─► resample → ≈ 20 ms @ device rate ─► ring
 //!             ring empty → one period + margin of silence first; the callback found the ring
 //!             empty → the margin grows by a period (silence queued now; an xrun the audio
 //!             system reports below the ring does not grow it); steady → frames lose some of
-//!             the excess per window; more than period + margin + 60 ms queued → drop the frame
+//!             the excess per window; more than period + margin + 30 ms queued → drop the frame
 //! ```
 //!
-//! The margin starts at half the period asked of the device (5 ms) and settles
+//! The margin starts at half the period asked of the device (2.5 ms) and settles
 //! where the device's observed timing needs it (see `cushion.rs`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use rtrb::{Consumer, Producer, RingBuffer};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
 use super::cushion::{Cushion, Move};
+use super::latency::{StageMeans, StageMeter};
 use super::realtime::StreamFlags;
 use super::DeviceError;
 use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
@@ -39,8 +42,9 @@ const RING_MS: u32 = 200;
 /// Queued input above this is stale (the media thread stalled): trim it.
 const CAPTURE_MAX_MS: u32 = 120;
 /// Queued output beyond one period and the margin that is tolerated before frames are
-/// dropped (a device slower than the media clock, or stalled).
-const PLAYBACK_SLACK_MS: u32 = 60;
+/// dropped (a device slower than the media clock, or stalled: what piles up meanwhile would
+/// otherwise stay as latency until the cushion gives it back).
+const PLAYBACK_SLACK_MS: u32 = 30;
 
 /// Samples of `ms` milliseconds at `rate` Hz.
 fn samples(rate: u32, ms: u32) -> usize {
@@ -84,6 +88,8 @@ pub(super) struct CapturePath {
     /// The stream's dropouts as of the last read: a shortfall right after one is lost audio,
     /// not late callbacks, and does not grow the margin.
     xruns_seen: u64,
+    rate: u32,
+    meter: StageMeter,
 }
 
 impl CapturePath {
@@ -118,6 +124,8 @@ impl CapturePath {
             max_queued: samples(rate, CAPTURE_MAX_MS),
             glitches: 0,
             xruns_seen: 0,
+            rate,
+            meter: StageMeter::default(),
         })
     }
 
@@ -131,8 +139,48 @@ impl CapturePath {
         self.cushion.margin()
     }
 
+    /// The device's callback period as observed lately, in milliseconds.
+    pub(super) fn period_ms(&self) -> f64 {
+        self.cushion.period() as f64 * 1000.0 / f64::from(self.rate)
+    }
+
+    /// The media thread ticks again after a pause. A device that cannot pause went on
+    /// recording into the ring meanwhile: that audio is stale, so it is dropped and the
+    /// path primes afresh; the device's dropouts during the pause are not the cushion's.
+    pub(super) fn resume(&mut self) {
+        let stale = self.ring.slots();
+        if let Ok(chunk) = self.ring.read_chunk(stale) {
+            chunk.commit_all();
+        }
+        self.primed = false;
+        self.xruns_seen = self.flags.xruns();
+    }
+
+    /// The latency breakdown since the last call: the samples left in the ring behind each
+    /// frame read, and the device's delay.
+    pub(super) fn take_latency(&mut self) -> StageMeans {
+        self.meter.take(self.rate)
+    }
+
+    /// How long until the next [`read`](Self::read) has its frame and margin, when it is
+    /// short by at most one observed period after having been primed; `None` otherwise.
+    pub(super) fn shortfall(&self) -> Option<Duration> {
+        if !self.primed || self.rate == 0 {
+            return None;
+        }
+        let need = self
+            .resampler
+            .as_ref()
+            .map_or(FRAME_SAMPLES, |r| r.input_frames_next());
+        let keep = need + self.cushion.margin();
+        let missing = keep.checked_sub(self.ring.slots()).filter(|&n| n > 0)?;
+        (missing <= self.cushion.period())
+            .then(|| Duration::from_micros(missing as u64 * 1_000_000 / u64::from(self.rate)))
+    }
+
     /// The next 20 ms at 48 kHz, or `false` while priming or on underrun.
     pub(super) fn read(&mut self, frame: &mut Frame) -> bool {
+        self.meter.device(self.flags.take_delays());
         let need = self
             .resampler
             .as_ref()
@@ -176,6 +224,7 @@ impl CapturePath {
         {
             return false;
         }
+        self.meter.ring(self.ring.slots());
         let produced = match &mut self.resampler {
             None => &self.scratch_in[..FRAME_SAMPLES],
             Some(r) => {
@@ -214,6 +263,8 @@ pub(super) struct PlaybackPath {
     glitches: u64,
     /// The previous frame was dropped too (one glitch per run of drops).
     dropping: bool,
+    rate: u32,
+    meter: StageMeter,
 }
 
 impl PlaybackPath {
@@ -246,6 +297,8 @@ impl PlaybackPath {
             resuming: false,
             glitches: 0,
             dropping: false,
+            rate,
+            meter: StageMeter::default(),
         };
         path.queue_silence(path.cushion.period() + path.cushion.margin());
         Ok(path)
@@ -260,6 +313,17 @@ impl PlaybackPath {
     /// The margin the cushion keeps now and the device's observed period, in device samples.
     pub(super) fn cushion(&self) -> (usize, usize) {
         (self.cushion.margin(), self.cushion.period())
+    }
+
+    /// The device's callback period as observed lately, in milliseconds.
+    pub(super) fn period_ms(&self) -> f64 {
+        self.cushion.period() as f64 * 1000.0 / f64::from(self.rate)
+    }
+
+    /// The latency breakdown since the last call: the samples queued ahead of each frame
+    /// written, and the device's delay.
+    pub(super) fn take_latency(&mut self) -> StageMeans {
+        self.meter.take(self.rate)
     }
 
     /// Samples waiting in the ring now (for the simulated-clock tests).
@@ -285,6 +349,7 @@ impl PlaybackPath {
     fn adapt(&mut self) -> Move {
         let period = self.flags.take_period();
         let low = self.flags.take_low_water();
+        self.meter.device(self.flags.take_delays());
         let dry = self.flags.ran_dry();
         let ran_dry = dry > self.dry_seen && !self.resuming;
         self.dry_seen = dry;
@@ -296,7 +361,7 @@ impl PlaybackPath {
 
     /// Converts and queues one frame, building, growing or trimming the cushion first as the
     /// callbacks' timing asks; drops the frame if the ring already holds more than a period,
-    /// the margin and 60 ms.
+    /// the margin and 30 ms.
     pub(super) fn write(&mut self, frame: &Frame) {
         let adapt = self.adapt();
         let out: &[f32] = match &mut self.resampler {
@@ -351,6 +416,8 @@ impl PlaybackPath {
             }
         }
         self.dropping = false;
+        self.meter
+            .ring(self.ring.buffer().capacity() - self.ring.slots());
         let _ = self.ring.push_partial_slice(&out[skip..]);
     }
 }
@@ -411,6 +478,35 @@ mod tests {
         assert_eq!(path.glitches(), 1, "no new glitch while priming");
         let _ = prod.push_partial_slice(&ramp[..120]);
         assert!(path.read(&mut frame), "primed with the larger margin");
+    }
+
+    #[test]
+    fn capture_shortfall_is_the_time_to_the_completing_callback() {
+        let (mut prod, cons) = ring(48_000);
+        let mut path = CapturePath::new(cons, 48_000, flags(), 480).expect("48k");
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let audio = vec![0.1f32; 4 * FRAME_SAMPLES];
+        let _ = prod.push_partial_slice(&audio[..FRAME_SAMPLES - 480]);
+        assert_eq!(
+            path.shortfall(),
+            None,
+            "not primed yet: nothing to wait for"
+        );
+        let _ = prod.push_partial_slice(&audio[..FRAME_SAMPLES + 720]);
+        assert!(path.read(&mut frame), "primed");
+        // 960 + 240 queued after the read: a frame and the 5 ms margin are there.
+        assert_eq!(path.shortfall(), None);
+        assert!(path.read(&mut frame));
+        // 240 queued, 1200 wanted: 960 samples short, more than a period: do not wait.
+        assert_eq!(path.shortfall(), None);
+        let _ = prod.push_partial_slice(&audio[..720]);
+        assert_eq!(
+            path.shortfall(),
+            Some(Duration::from_micros(5_000)),
+            "240 short: the next 10 ms callback is due within 5 ms"
+        );
+        let _ = prod.push_partial_slice(&audio[..240]);
+        assert_eq!(path.shortfall(), None, "complete");
     }
 
     #[test]
@@ -488,14 +584,14 @@ mod tests {
         }
         assert_eq!(
             cons.slots(),
-            samples(48_000, 75),
-            "15 ms + 3 frames: no more than 60 ms beyond the cushion"
+            samples(48_000, 35),
+            "15 ms + a frame: another would be more than 30 ms beyond the cushion"
         );
-        assert_eq!(path.glitches(), 1, "7 frames dropped in one run");
+        assert_eq!(path.glitches(), 1, "9 frames dropped in one run");
         let mut drained = vec![0f32; 960];
         cons.pop_entire_slice(&mut drained).expect("queued");
         path.write(&frame);
-        assert_eq!(cons.slots(), samples(48_000, 75), "room again: queued");
+        assert_eq!(cons.slots(), samples(48_000, 35), "room again: queued");
         path.write(&frame);
         assert_eq!(path.glitches(), 2, "a new run of drops");
     }

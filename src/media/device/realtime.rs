@@ -11,14 +11,17 @@
 //!   device (i16/f32/…, N ch) ── CaptureCallback ──► Producer<f32> (mono, device rate)
 //!   Consumer<f32> ── PlaybackCallback ──► device (every channel; empty ring → silence)
 //!   error callback ──► StreamFlags { xruns++, lost = true }
-//!   every callback ──► StreamFlags { period = max(frames), low water = min(ring fill) }
+//!   every callback ──► StreamFlags { period = max(frames), low water = min(ring fill),
+//!                                    device delay += what cpal's timestamps say }
 //! ```
 //!
 //! The period and low water are what the media thread's adaptive cushion (`cushion.rs`)
-//! learns the device's timing from; it takes them once per tick.
+//! learns the device's timing from; it takes them once per tick. The device delays feed the
+//! latency breakdown (`latency.rs`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use cpal::{FromSample, Sample};
 use rtrb::{Consumer, Producer};
@@ -40,6 +43,11 @@ pub(super) struct StreamFlags {
     /// Least ring fill an output callback found before taking its frames, since the media
     /// thread last took it (`usize::MAX`: none ran).
     low_water: AtomicUsize,
+    /// Sum (µs) and count of the device delays the callbacks saw since the media thread last
+    /// took them: how long a playback callback's samples wait below the ring, or how long a
+    /// capture callback's oldest sample waited above it, as the audio system reports.
+    delay_us: AtomicU64,
+    delays: AtomicU64,
 }
 
 impl Default for StreamFlags {
@@ -50,6 +58,8 @@ impl Default for StreamFlags {
             dry: AtomicU64::new(0),
             period: AtomicUsize::new(0),
             low_water: AtomicUsize::new(usize::MAX),
+            delay_us: AtomicU64::new(0),
+            delays: AtomicU64::new(0),
         }
     }
 }
@@ -66,6 +76,20 @@ impl StreamFlags {
             usize::MAX => None,
             low => Some(low),
         }
+    }
+
+    /// A callback's device delay (lock-free: two atomic adds; capped at an hour).
+    pub(super) fn saw_delay(&self, delay: Duration) {
+        let us = delay.as_micros().min(3_600_000_000) as u64;
+        self.delay_us.fetch_add(us, Ordering::Relaxed);
+        self.delays.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The sum (µs) and count of the device delays since the last call. The two are taken
+    /// one after the other: a callback in between shifts one delay to the next window.
+    pub(super) fn take_delays(&self) -> (u64, u64) {
+        let n = self.delays.swap(0, Ordering::Relaxed);
+        (self.delay_us.swap(0, Ordering::Relaxed), n)
     }
 
     /// A callback carried `frames` (lock-free: one atomic max).
@@ -128,6 +152,12 @@ impl CaptureCallback {
         }
     }
 
+    /// The audio system's delay before this callback: how long the oldest of its samples
+    /// has waited since it was captured.
+    pub(super) fn saw_delay(&self, delay: Duration) {
+        self.flags.saw_delay(delay);
+    }
+
     /// The input callback body: averages each interleaved frame of `data` to
     /// one sample and pushes as many as fit; a full ring drops the rest and
     /// counts one dropout.
@@ -178,6 +208,12 @@ impl PlaybackCallback {
             flags,
             starved: true,
         }
+    }
+
+    /// The audio system's delay after this callback: how long its samples wait before they
+    /// are played.
+    pub(super) fn saw_delay(&self, delay: Duration) {
+        self.flags.saw_delay(delay);
     }
 
     /// The output callback body: fills each interleaved frame of `data` with
@@ -321,6 +357,8 @@ mod tests {
         let before = assert_no_alloc::violation_count();
         assert_no_alloc::assert_no_alloc(|| {
             for round in 0..10 {
+                capture.saw_delay(Duration::from_micros(6_500));
+                playback.saw_delay(Duration::from_micros(12_000));
                 capture.process(&input_i16); // fills, then overflows
                 capture_f.process(&input_f32);
                 for _ in 0..round * 50 {
@@ -335,6 +373,12 @@ mod tests {
         });
         assert_eq!(assert_no_alloc::violation_count() - before, 0);
         assert!(flags.xruns() > 0, "the loops did hit full and empty rings");
+        assert_eq!(
+            flags.take_delays(),
+            (10 * 18_500, 20),
+            "every delay counted"
+        );
+        assert_eq!(flags.take_delays(), (0, 0), "taken once");
         assert_eq!(
             out_i16[0],
             i16::from_sample_(0.25f32),
