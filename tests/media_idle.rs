@@ -37,6 +37,25 @@ fn media_thread_switches(pid: u32, which: &str) -> u64 {
     panic!("switchboard (pid {pid}) has no thread named media");
 }
 
+/// Waits (at most 10 s) until process `pid` has its `media` thread: the engine starts after
+/// the `started` event, later on a busy machine.
+fn wait_media_thread(pid: u32) {
+    let has_media = || {
+        fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "media"))
+    };
+    for _ in 0..200 {
+        if has_media() {
+            return;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    panic!("switchboard (pid {pid}) started no thread named media within 10 s");
+}
+
 /// The media thread's wake-ups over `window` of idleness.
 fn wakeups_over(sb: &Switchboard, window: Duration) -> u64 {
     let before = media_switches(sb.pid());
@@ -60,6 +79,7 @@ fn the_media_thread_sleeps_while_idle_and_after_the_level_meter() {
     ));
     let mut sb = Switchboard::start(&cfg.to_toml());
     sb.wait_for(secs(10), "started");
+    wait_media_thread(sb.pid());
     thread::sleep(Duration::from_millis(300)); // start-up orders settle
 
     let idle = wakeups_over(&sb, secs(2));
