@@ -20,7 +20,11 @@
 //!    the jitter buffer delay; D − buffer is what the client itself adds.
 //!
 //! Run with `cargo bench --bench call_cost` (the bench profile builds the release
-//! `switchboard`; `$SWITCHBOARD_BIN` overrides the binary). It prints one block for the README
+//! `switchboard`; `$SWITCHBOARD_BIN` overrides the binary). The bench profile's binary is
+//! built with the dev-dependencies' features, so its function names differ from a release
+//! build's and `link/hot-functions.txt` does not apply to it (its peak RSS is about 4 MiB
+//! higher): to measure what `scripts/run` gives operators, `cargo build --release` and set
+//! `SWITCHBOARD_BIN=target/release/switchboard`. It prints one block for the README
 //! and exits non-zero only if a call fails: timings are reported, never asserted. Every wait
 //! is bounded; the peers are killed by PID when their handles drop.
 #![allow(clippy::disallowed_methods)] // measuring real processes in real time
