@@ -20,7 +20,11 @@
 //!    the jitter buffer delay; D − buffer is what the client itself adds.
 //!
 //! Run with `cargo bench --bench call_cost` (the bench profile builds the release
-//! `switchboard`; `$SWITCHBOARD_BIN` overrides the binary). It prints one block for the README
+//! `switchboard`; `$SWITCHBOARD_BIN` overrides the binary). The bench profile's binary is
+//! built with the dev-dependencies' features, so its function names differ from a release
+//! build's and `link/hot-functions.txt` does not apply to it (its peak RSS is about 4 MiB
+//! higher): to measure what `scripts/run` gives operators, `cargo build --release` and set
+//! `SWITCHBOARD_BIN=target/release/switchboard`. It prints one block for the README
 //! and exits non-zero only if a call fails: timings are reported, never asserted. Every wait
 //! is bounded; the peers are killed by PID when their handles drop.
 #![allow(clippy::disallowed_methods)] // measuring real processes in real time
@@ -313,6 +317,10 @@ struct Usage {
     cpu_per_min: f64,
     /// `VmHWM`.
     peak_mib: f64,
+    /// Resident at the hangup: mapped from files (code, libraries) and anonymous (heap,
+    /// stacks, relocated data), `RssFile` and `RssAnon`.
+    file_mib: f64,
+    anon_mib: f64,
 }
 
 /// What one call of part 1 measured.
@@ -439,14 +447,14 @@ fn measure_call(ticks: u64, variant: &Variant, speech: &Path, call: Duration) ->
     let wall = to.0.duration_since(from.0).as_secs_f64();
     let total = |(user, sys): (f64, f64)| user + sys;
     let per_min = 60.0 / wall;
-    let ours = Usage {
-        cpu_per_min: (total(to.1) - total(from.1)) * per_min,
-        peak_mib: memory_mib(sb.pid(), "VmHWM:"),
+    let usage = |pid: u32, cpu: f64| Usage {
+        cpu_per_min: cpu * per_min,
+        peak_mib: memory_mib(pid, "VmHWM:"),
+        file_mib: memory_mib(pid, "RssFile:"),
+        anon_mib: memory_mib(pid, "RssAnon:"),
     };
-    let theirs = Usage {
-        cpu_per_min: (total(to.2) - total(from.2)) * per_min,
-        peak_mib: memory_mib(bob.pid(), "VmHWM:"),
-    };
+    let ours = usage(sb.pid(), total(to.1) - total(from.1));
+    let theirs = usage(bob.pid(), total(to.2) - total(from.2));
     // switchboard heard baresip: its last quality report has audio waiting in the jitter
     // buffer and little loss.
     let quality = events
@@ -554,6 +562,14 @@ fn report_variant(out: &mut String, variant: &Variant, calls: &[CallCost]) {
         "   peak RSS (VmHWM) MiB: switchboard {}, baresip {}",
         spread(&ours_peak, 1),
         spread(&pick(&|c| c.theirs.peak_mib), 1)
+    );
+    let _ = writeln!(
+        out,
+        "   resident at the hangup, file-backed + anonymous MiB: switchboard {} + {}, baresip {} + {}",
+        spread(&pick(&|c| c.ours.file_mib), 1),
+        spread(&pick(&|c| c.ours.anon_mib), 1),
+        spread(&pick(&|c| c.theirs.file_mib), 1),
+        spread(&pick(&|c| c.theirs.anon_mib), 1)
     );
     let _ = writeln!(
         out,
