@@ -799,8 +799,8 @@ fn latency(out: &mut String) {
          period when the ring runs dry\n\
          \x20    packetisation: a microphone frame is complete only after its 20 ms \
          (file audio hands it over at once)\n\
-         \x20    playback: a cushion ahead of the frames, adapted the same way (1-2 periods \
-         on a steady device)\n\
+         \x20    playback: a cushion ahead of the frames, adapted the same way (it settles \
+         a quarter to half a period beyond a period on a steady device)\n\
          \x20    plus the device's own periods, resampler delay when it is not at 48 kHz, \
          and the driver's latency"
     );
