@@ -196,33 +196,31 @@ mod tests {
             "2 ms at most near the aim"
         );
         assert_eq!(c.margin(), 1104);
-        let mut c = Cushion::new(48_000, 160);
-        for _ in 0..99 {
-            c.tick(Some(100), 160, false);
-        }
         assert_eq!(
-            c.tick(Some(100), 160, false),
+            steady(160, 100, 100),
             Move::Shrink(60),
             "down to a quarter period"
         );
-        let mut c = Cushion::new(48_000, 480);
-        for _ in 0..49 {
-            c.tick(Some(5000), 480, false);
-        }
         assert_eq!(
-            c.tick(Some(5000), 480, false),
+            steady(480, 5000, 50),
             Move::Shrink(4880),
             "a backlog beyond a period goes after 1 s, down to a quarter period"
         );
-        let mut c = Cushion::new(48_000, 480);
-        for _ in 0..99 {
-            c.tick(Some(560), 480, false);
-        }
         assert_eq!(
-            c.tick(Some(560), 480, false),
+            steady(480, 560, 100),
             Move::Shrink(110),
             "within a period: a quarter of the excess"
         );
+    }
+
+    /// A new cushion for a device of `period` samples at 48 kHz after `ticks` steady ticks
+    /// with `margin` samples left each time: the last tick's move.
+    fn steady(period: usize, margin: usize, ticks: usize) -> Move {
+        let mut c = Cushion::new(48_000, period);
+        for _ in 1..ticks {
+            c.tick(Some(margin), period, false);
+        }
+        c.tick(Some(margin), period, false)
     }
 
     /// A backlog goes after 1 s even while a dropout has made the shrink window 4 s long.
