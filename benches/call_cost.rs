@@ -43,7 +43,7 @@ use std::time::{Duration, Instant};
 use common::signal::{after_onset, align_with_loop, mouth_to_ear_ms, read_wav, write_test_signal};
 use common::switchboard::switchboard_bin;
 use common::{
-    hosts, secs, AudioSource, Baresip, BaresipOptions, Net, Switchboard, SwitchboardConfig,
+    hosts, median, secs, AudioSource, Baresip, BaresipOptions, Net, Switchboard, SwitchboardConfig,
 };
 
 /// How long a measured call of part 1 lasts, unless `$CALL_COST_SECONDS` says otherwise.
@@ -500,16 +500,6 @@ fn spread(values: &[f64], decimals: usize) -> String {
         v.last().copied().unwrap_or(f64::NAN),
     );
     format!("{median:.decimals$} ({min:.decimals$}-{max:.decimals$})")
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn report_variant(out: &mut String, variant: &Variant, calls: &[CallCost]) {

@@ -52,7 +52,7 @@ use std::time::Duration;
 use common::process::{self, Peer};
 use common::pulse::SoundServer;
 use common::signal::read_wav;
-use common::{secs, Net, Switchboard, SwitchboardConfig};
+use common::{median, secs, Net, Switchboard, SwitchboardConfig};
 
 /// How long clicks play during the call, unless `$LATENCY_PULSE_SECONDS` says otherwise.
 const CALL_SECONDS: u64 = 30;
@@ -431,16 +431,6 @@ fn summary(delays: &[f64]) -> String {
         delays.len(),
         median(delays)
     )
-}
-
-fn median(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 fn mean(values: &[f64]) -> f64 {

@@ -858,36 +858,24 @@ fn par_sort_out<T: Sync>(
     threads: usize,
     f: impl Fn(&T) -> Option<Result<(u32, Class, u8), u32>> + Sync,
 ) -> (Hits, Vec<u32>) {
-    let run = |chunk: &[T]| -> (Hits, Vec<u32>) {
-        let (mut hits, mut rest) = (Vec::new(), Vec::new());
-        for sorted in chunk.iter().filter_map(&f) {
-            match sorted {
-                Ok(hit) => hits.push(hit),
-                Err(i) => rest.push(i),
+    par_chunks(
+        items,
+        threads,
+        |chunk| {
+            let (mut hits, mut rest) = (Vec::new(), Vec::new());
+            for sorted in chunk.iter().filter_map(&f) {
+                match sorted {
+                    Ok(hit) => hits.push(hit),
+                    Err(i) => rest.push(i),
+                }
             }
-        }
-        (hits, rest)
-    };
-    if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
-        return run(items);
-    }
-    let chunk_len = items.len().div_ceil(threads);
-    let run = &run;
-    std::thread::scope(|scope| {
-        let mut chunks = items.chunks(chunk_len);
-        let mine = chunks.next().unwrap_or_default();
-        let others: Vec<_> = chunks
-            .map(|chunk| (chunk, scope.spawn(move || run(chunk))))
-            .collect();
-        let (mut hits, mut rest) = run(mine);
-        for (chunk, other) in others {
-            // Matching cannot panic on text; should a thread fail, its share is redone here.
-            let (more_hits, more_rest) = other.join().unwrap_or_else(|_| run(chunk));
+            (hits, rest)
+        },
+        |(hits, rest), (more_hits, more_rest)| {
             hits.extend(more_hits);
             rest.extend(more_rest);
-        }
-        (hits, rest)
-    })
+        },
+    )
 }
 
 /// `f` over `items`, on several threads when there are many; `f` gets scratch space of its
@@ -897,13 +885,28 @@ fn par_filter_map<T: Sync, U: Send, S: Default>(
     threads: usize,
     f: impl Fn(&T, &mut S) -> Option<U> + Sync,
 ) -> Vec<U> {
-    let run = |chunk: &[T]| -> Vec<U> {
-        let mut scratch = S::default();
-        chunk
-            .iter()
-            .filter_map(|item| f(item, &mut scratch))
-            .collect()
-    };
+    par_chunks(
+        items,
+        threads,
+        |chunk| {
+            let mut scratch = S::default();
+            chunk
+                .iter()
+                .filter_map(|item| f(item, &mut scratch))
+                .collect()
+        },
+        Vec::extend,
+    )
+}
+
+/// `run` over `items` in one chunk per thread when there are many (this thread takes the
+/// first), the results joined in order by `join`.
+fn par_chunks<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    run: impl Fn(&[T]) -> R + Sync,
+    join: impl Fn(&mut R, R),
+) -> R {
     if threads <= 1 || items.len() < PARALLEL_THRESHOLD {
         return run(items);
     }
@@ -918,7 +921,7 @@ fn par_filter_map<T: Sync, U: Send, S: Default>(
         let mut out = run(mine);
         for (chunk, other) in others {
             // Matching cannot panic on text; should a thread fail, its share is redone here.
-            out.extend(other.join().unwrap_or_else(|_| run(chunk)));
+            join(&mut out, other.join().unwrap_or_else(|_| run(chunk)));
         }
         out
     })
@@ -928,6 +931,24 @@ fn par_filter_map<T: Sync, U: Send, S: Default>(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn the_parallel_passes_keep_every_result_in_order() {
+        let items: Vec<u32> = (0..3 * PARALLEL_THRESHOLD as u32).collect();
+        let odd = |i: &u32, _: &mut ()| (i % 2 == 1).then_some(*i);
+        let serial = par_filter_map(&items, 1, odd);
+        assert_eq!(serial.len(), items.len() / 2);
+        assert_eq!(par_filter_map(&items, 3, odd), serial);
+        let sort = |i: &u32| match i % 3 {
+            0 => None,
+            1 => Some(Ok((*i, Class::Inside, 0))),
+            _ => Some(Err(*i)),
+        };
+        let (hits, rest) = par_sort_out(&items, 4, sort);
+        assert_eq!((hits.clone(), rest.clone()), par_sort_out(&items, 1, sort));
+        assert!(hits.windows(2).all(|w| w[0].0 < w[1].0), "hits in order");
+        assert_eq!(rest.len(), items.len() / 3);
+    }
 
     proptest! {
         /// A score depends on the text and the query only, not on what was matched before.

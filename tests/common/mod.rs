@@ -113,6 +113,17 @@ pub fn lab_dir() -> PathBuf {
     }
 }
 
+/// The median of `values` (the mean of the middle two for an even count; NaN for none).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Shorthand for `Duration::from_secs`.
 pub fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
