@@ -693,9 +693,7 @@ fn latency(out: &mut String) {
         .with_log_level("info")
         .with_codecs(&["opus"])
         .with_audio(&file_audio(None, &callee_out));
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     let mut caller = Switchboard::start(&caller_cfg.to_toml());
     caller.wait_for(secs(10), "started");
     let mut callee = callee_in_phase(&caller, &callee_cfg.to_toml());

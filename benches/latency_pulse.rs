@@ -144,9 +144,7 @@ fn main() {
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
         .with_codecs(&["opus"])
         .with_audio(audio);
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     let ignore_underruns =
         std::env::var("LATENCY_PULSE_ALSA_UNDERRUN").is_ok_and(|v| v == "ignore");
     let alsa_home = dir.path().join("alsa-home");

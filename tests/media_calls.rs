@@ -68,9 +68,7 @@ fn call_pair(net: &Net, codec: &str, relay: Option<&str>, caller_extra: &str) ->
         .with_network(&media_network(CALLER_RTP, relay));
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(net).with_codecs(&[codec]);
     let ip = net.ip(CALLEE);
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     callee_cfg = callee_cfg
         .with_audio(&audio_toml(None, &callee_out, ""))
         .with_network(&media_network(CALLEE_RTP, relay));

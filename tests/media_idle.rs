@@ -127,9 +127,7 @@ fn in_a_call_the_media_thread_wakes_once_per_frame() {
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
         .with_codecs(&["opus"])
         .with_audio(&audio);
-    callee_cfg.bind = (callee_ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = callee_ip.to_string();
+    callee_cfg = callee_cfg.at(callee_ip, "bob");
     let mut caller = Switchboard::start(&caller_cfg.to_toml());
     let mut callee = Switchboard::start(&callee_cfg.to_toml());
     caller.wait_for(secs(10), "started");

@@ -265,9 +265,7 @@ fn tone_call(
         .with_network(&network(CALLEE_RTP))
         .with_extra(extra);
     let ip = net.ip(BOB);
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     let mut caller = Switchboard::start(&caller_cfg.to_toml());
     let mut callee = Switchboard::start(&callee_cfg.to_toml());
     caller.wait_for(secs(10), "started");

@@ -163,9 +163,7 @@ fn call_pair(net: &Net, recording: &str) -> Pair {
         ));
     let ip = net.ip(CALLEE);
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(net).with_codecs(&["opus"]);
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     let callee_cfg = callee_cfg
         .with_audio(&audio(&callee_in))
         .with_network("rtp_port_min = 31000\nrtp_port_max = 31009\n");

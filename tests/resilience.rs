@@ -33,9 +33,7 @@ fn vanish(sb: &Switchboard) {
 /// bob at `127.X.Y.6:5060`, peer to peer, with `extra` TOML.
 fn bob(net: &Net, extra: &str) -> Switchboard {
     let mut cfg = SwitchboardConfig::peer_to_peer(net).with_extra(extra);
-    cfg.bind = (net.ip(BOB), 5060).into();
-    cfg.accounts[0].user = "bob".into();
-    cfg.accounts[0].domain = net.ip(BOB).to_string();
+    cfg = cfg.at(net.ip(BOB), "bob");
     let mut sb = Switchboard::start(&cfg.to_toml());
     sb.wait_for(secs(10), "started");
     sb

@@ -666,9 +666,7 @@ fn two_switchboards_keep_hearing_each_other_over_srtp_across_the_wrap() {
             &audio::tone_wav(dir.path(), "callee-1000.wav", 1000, 10),
             &callee_heard,
         ));
-    callee_cfg.bind = (callee_ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = callee_ip.to_string();
+    callee_cfg = callee_cfg.at(callee_ip, "bob");
     callee_cfg.accounts[0].extra.push_str(srtp);
     let env = [("SWITCHBOARD_TEST_RTP_SEQ_START", NEAR_THE_WRAP)];
     let mut caller = Switchboard::start_with_env(&caller_cfg.to_toml(), &env);

@@ -161,9 +161,7 @@ fn g722_between_two_switchboards_carries_dtmf_at_8khz() {
     let callee_out = dir.path().join("callee_out.wav");
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net).with_codecs(&["opus", "g722"]);
     let ip = net.ip(CALLEE);
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     callee_cfg = callee_cfg.with_audio(&audio_toml(None, &callee_out, ""));
     let mut caller = Switchboard::start(&caller_cfg.to_toml());
     let mut callee = Switchboard::start(&callee_cfg.to_toml());
@@ -493,9 +491,7 @@ fn noise_suppression_takes_office_noise_out_of_the_pauses_and_keeps_the_speech()
     let callee_out = dir.path().join("callee_out.wav");
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net).with_codecs(&["g722"]);
     let ip = net.ip(CALLEE);
-    callee_cfg.bind = (ip, 5060).into();
-    callee_cfg.accounts[0].user = "bob".into();
-    callee_cfg.accounts[0].domain = ip.to_string();
+    callee_cfg = callee_cfg.at(ip, "bob");
     callee_cfg = callee_cfg.with_audio(&audio_toml(None, &callee_out, ""));
     let mut caller = Switchboard::start(&caller_cfg.to_toml());
     let mut callee = Switchboard::start(&callee_cfg.to_toml());

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ChildStdin, Command, ExitStatus, Stdio};
 use std::thread;
@@ -495,6 +495,15 @@ impl SwitchboardConfig {
             audio: "backend = \"null\"\n".to_owned(),
             extra: String::new(),
         }
+    }
+
+    /// At `ip:5060` as `user@ip` (a peer-to-peer callee on another lab host).
+    pub fn at(mut self, ip: impl Into<IpAddr>, user: &str) -> SwitchboardConfig {
+        let ip = ip.into();
+        self.bind = SocketAddr::from((ip, 5060));
+        self.accounts[0].user = user.to_owned();
+        self.accounts[0].domain = ip.to_string();
+        self
     }
 
     /// Sets `[codecs] order`.
