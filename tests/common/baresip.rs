@@ -338,15 +338,26 @@ impl Baresip {
     }
 
     /// The recordings of what it heard (`*-dec.wav`), sorted by name.
+    ///
+    /// baresip writes a recording's WAV header when it closes the file, a moment after it logs
+    /// `session closed`: this waits (at most 3 s) until each header gives the length.
     pub fn heard_recordings(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = fs::read_dir(&self.rec_dir)
-            .map(|entries| {
-                entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let finished = |p: &PathBuf| hound::WavReader::open(p).is_ok_and(|r| r.len() > 0);
+        let mut files = Vec::new();
+        for _ in 0..60 {
+            files = fs::read_dir(&self.rec_dir)
+                .map(|entries| {
+                    entries
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if files.iter().all(finished) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         files.sort();
         files
     }
