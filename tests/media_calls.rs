@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::relay::{Ends, Impairment, Relay};
 use common::signal::{
-    after_onset, align_with_loop, best_alignment, longest_gap_ms, mouth_to_ear_ms, read_wav,
-    write_test_signal,
+    after_onset, align_with_loop, best_alignment, longest_gap_ms, mouth_to_ear_ms, ncc_by_window,
+    read_wav, write_test_signal,
 };
 use common::{hosts, secs, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig};
 
@@ -108,12 +108,19 @@ fn heard(pair: &Pair) -> (Vec<f32>, usize) {
     (excerpt.to_vec(), start)
 }
 
-/// Correlation of what the callee heard with the looping reference; prints it with the
-/// mouth-to-ear delay (file in to file out, see [`mouth_to_ear_ms`]).
+/// How well the callee's recording matches the looping reference: the median over 1 s windows
+/// of the normalised cross-correlation, each window aligned on its own (a jitter buffer may
+/// move its delay during the call). Prints every window and the mouth-to-ear delay (file in to
+/// file out, see [`mouth_to_ear_ms`]).
 fn correlation(pair: &Pair) -> f32 {
     let (heard, start) = heard(pair);
-    let (lag_ms, ncc) = align_with_loop(&heard, &pair.reference);
-    println!("normalised cross-correlation {ncc:.3}");
+    let (lag_ms, whole) = align_with_loop(&heard, &pair.reference);
+    let windows = ncc_by_window(&heard, &pair.reference, lag_ms, 1.0, 100.0);
+    let shown: Vec<String> = windows.iter().map(|v| format!("{v:.3}")).collect();
+    println!(
+        "normalised cross-correlation: first 1.5 s {whole:.3}, by 1 s window [{}]",
+        shown.join(", ")
+    );
     if let (Some(caller), Some(callee)) = (
         pair.caller.media_clock_start(),
         pair.callee.media_clock_start(),
@@ -121,7 +128,9 @@ fn correlation(pair: &Pair) -> f32 {
         let delay = mouth_to_ear_ms(caller, callee, start, lag_ms, pair.reference.len());
         println!("mouth-to-ear delay (file to file, jitter buffer included): {delay:.0} ms");
     }
-    ncc
+    assert!(windows.len() >= 3, "{} s of audio heard", windows.len());
+    let windows: Vec<f64> = windows.into_iter().map(f64::from).collect();
+    common::median(&windows) as f32
 }
 
 #[test]

@@ -146,6 +146,42 @@ pub fn align_with_loop(heard: &[f32], reference: &[f32]) -> (f32, f32) {
     best_alignment(heard, &looped, period_ms)
 }
 
+/// The normalised cross-correlation of each `window_s` window of `heard` with the looping
+/// `reference`, every window aligned on its own within ±`slack_ms` of `lag_ms` (the lag of
+/// [`align_with_loop`]). A jitter buffer that moves its delay during a call shifts the windows
+/// after the move, which one alignment for the whole recording would count as distortion;
+/// garbled or missing audio lowers every window. Compared at 8 kHz like [`best_alignment`].
+pub fn ncc_by_window(
+    heard: &[f32],
+    reference: &[f32],
+    lag_ms: f32,
+    window_s: f32,
+    slack_ms: f32,
+) -> Vec<f32> {
+    let factor = 6;
+    let h = decimate(heard, factor);
+    let r = decimate(reference, factor);
+    let rate = (RATE as usize / factor) as f32;
+    let len = (window_s * rate) as usize;
+    let slack = (slack_ms / 1000.0 * rate) as isize;
+    let lag = (lag_ms / 1000.0 * rate) as isize;
+    let period = r.len() as isize;
+    let mut nccs = Vec::new();
+    for window in h.chunks_exact(len.max(1)) {
+        let start = (nccs.len() * len) as isize;
+        let energy_h: f32 = window.iter().map(|v| v * v).sum();
+        let mut best = f32::MIN;
+        for shift in -slack..=slack {
+            let at = |i: usize| r[(start + lag + shift + i as isize).rem_euclid(period) as usize];
+            let dot: f32 = window.iter().enumerate().map(|(i, v)| v * at(i)).sum();
+            let energy_r: f32 = (0..window.len()).map(|i| at(i) * at(i)).sum();
+            best = best.max(dot / (energy_h * energy_r).sqrt().max(1e-9));
+        }
+        nccs.push(best);
+    }
+    nccs
+}
+
 /// The mouth-to-ear delay (ms) of a file-to-file call: the sender's media clock started at
 /// `sender_clock` and the receiver's at `receiver_clock` (Unix ms, [`media_clock_start`]); the
 /// receiver's excerpt starting at sample `excerpt_start` of its recording lines up with the
