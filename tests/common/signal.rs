@@ -165,21 +165,62 @@ pub fn ncc_by_window(
     let len = (window_s * rate) as usize;
     let slack = (slack_ms / 1000.0 * rate) as isize;
     let lag = (lag_ms / 1000.0 * rate) as isize;
-    let period = r.len() as isize;
     let mut nccs = Vec::new();
     for window in h.chunks_exact(len.max(1)) {
         let start = (nccs.len() * len) as isize;
-        let energy_h: f32 = window.iter().map(|v| v * v).sum();
-        let mut best = f32::MIN;
-        for shift in -slack..=slack {
-            let at = |i: usize| r[(start + lag + shift + i as isize).rem_euclid(period) as usize];
-            let dot: f32 = window.iter().enumerate().map(|(i, v)| v * at(i)).sum();
-            let energy_r: f32 = (0..window.len()).map(|i| at(i) * at(i)).sum();
-            best = best.max(dot / (energy_h * energy_r).sqrt().max(1e-9));
-        }
-        nccs.push(best);
+        let coarse = (-slack..=slack)
+            .map(|shift| (ncc_at(window, &r, start + lag + shift), shift))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map_or(0, |(_, shift)| shift);
+        // Lined up to the sample at 48 kHz: the decimation's blocks fall on the recording
+        // where its first sound does, so at 8 kHz alone a delay that is not a multiple of six
+        // samples would count as distortion in the upper band.
+        let full = factor as isize;
+        let from = start as usize * factor;
+        let window = &heard[from..from + len * factor];
+        let at = (start + lag + coarse) * full;
+        let fine = (-full..=full)
+            .map(|d| ncc_at(window, reference, at + d))
+            .fold(f32::MIN, f32::max);
+        nccs.push(fine);
     }
     nccs
+}
+
+/// The normalised cross-correlation of `window` with the looping `reference` read from `at`.
+fn ncc_at(window: &[f32], reference: &[f32], at: isize) -> f32 {
+    let period = reference.len() as isize;
+    let (mut dot, mut hh, mut rr) = (0.0f32, 0.0f32, 0.0f32);
+    for (i, v) in window.iter().enumerate() {
+        let x = reference[(at + i as isize).rem_euclid(period) as usize];
+        dot += v * x;
+        hh += v * v;
+        rr += x * x;
+    }
+    dot / (hh * rr).sqrt().max(1e-9)
+}
+
+/// How well `heard`, a recording of a sender that loops `reference`, carries it: the lag of
+/// [`align_with_loop`] and the normalised cross-correlation of every 0.5 s window, each lined
+/// up on its own within ±100 ms ([`ncc_by_window`]). Judge the median of the windows: one
+/// jitter-buffer step on a loaded machine lowers one window, garbled audio lowers them all.
+pub fn windows_heard(heard: &[f32], reference: &[f32]) -> (f32, Vec<f32>) {
+    let (lag_ms, _) = align_with_loop(heard, reference);
+    (lag_ms, ncc_by_window(heard, reference, lag_ms, 0.5, 100.0))
+}
+
+/// The median of the windows' correlations ([`windows_heard`]), printed with each of them
+/// under `label`; at least `min_windows` windows must have been heard.
+pub fn median_ncc(label: &str, windows: &[f32], min_windows: usize) -> f32 {
+    let shown: Vec<String> = windows.iter().map(|v| format!("{v:.3}")).collect();
+    println!("{label}: ncc by 0.5 s window [{}]", shown.join(", "));
+    assert!(
+        windows.len() >= min_windows,
+        "{label}: {} windows of audio heard",
+        windows.len()
+    );
+    let values: Vec<f64> = windows.iter().copied().map(f64::from).collect();
+    super::median(&values) as f32
 }
 
 /// The mouth-to-ear delay (ms) of a file-to-file call: the sender's media clock started at
