@@ -22,13 +22,11 @@ use crate::media::rtp::{is_rtcp, parse_rtp, RtpSender};
 use crate::media::srtp::{self, SrtpKeys, SrtpSession, SrtpSuite};
 use crate::media::{CodecKind, Frame, FRAME_SAMPLES};
 use crate::sip::msg::{Message, Method};
+use crate::sip::policy::Policy;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::{self, Codec, LocalMedia};
 use crate::sip::timer::TimerValues;
-use crate::sip::{
-    AcceptFrom, Account, Command, Direction, Output, PickupConfig, TransferConfig, Transport,
-    UaConfig, UserAgent,
-};
+use crate::sip::{AcceptFrom, Account, Command, Direction, Output, Transport, UaConfig, UserAgent};
 
 /// Where the far end of the fuzzed dialogs sends from.
 const PHONE: &str = "127.0.0.3:5060";
@@ -64,6 +62,14 @@ fn ua_config() -> UaConfig {
             keepalive: None,
             accept_from: AcceptFrom::Any,
             nat: false,
+            policy: Policy {
+                // Keys from a fixed generator: the fuzzed calls offer and take SDES too.
+                srtp: SrtpConfig {
+                    mode: SrtpMode::Optional,
+                    keys: Some(KeySource::new(|| [7; KEY_LEN])),
+                },
+                ..Policy::default()
+            },
         },
         transport: Transport::Udp,
         local: SocketAddr::from(([127, 0, 0, 2], 5060)),
@@ -75,17 +81,8 @@ fn ua_config() -> UaConfig {
         seed: crate::sip::Seed::fixed(7),
         dtmf_info: false,
         opus_bitrate: Some(24_000),
-        transfer: TransferConfig::default(),
         others: Vec::new(),
-        pickup: PickupConfig::default(),
         blf: Vec::new(),
-        // Keys from a fixed generator: the fuzzed calls offer and take SDES too.
-        srtp: SrtpConfig {
-            mode: SrtpMode::Optional,
-            keys: Some(KeySource::new(|| [7; KEY_LEN])),
-        },
-        attendant: crate::sip::AttendantConfig::default(),
-        answer: crate::sip::AnswerConfig::default(),
     }
 }
 

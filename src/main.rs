@@ -473,7 +473,9 @@ fn run(cli: Cli) -> ExitCode {
     let app = App::new(keymap, config.ui.bell, setup.ua.blf.clone())
         .with_favourites(
             switchboard::tui::favourites::Favourites::from_config(&config.favourites),
-            setup.ua.attendant.park.is_some(),
+            std::iter::once(&setup.ua.account)
+                .chain(&setup.ua.others)
+                .any(|a| a.policy.attendant.park.is_some()),
         )
         .with_accounts(running);
     // From here until the screen closes, what libraries print to stderr goes to the log.

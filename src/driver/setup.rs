@@ -29,6 +29,7 @@ use crate::media::device::Backend;
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
 use crate::sip::locate::Plan;
+use crate::sip::policy::Policy;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use crate::sip::sdp::Codec;
 use crate::sip::timer::TimerValues;
@@ -324,6 +325,7 @@ fn sip_account(
             config::AcceptFrom::Any => AcceptFrom::Any,
         },
         nat: account.nat == config::Nat::Auto,
+        policy: Policy::default(),
     })
 }
 
@@ -490,43 +492,13 @@ impl Setup {
             seed: os_seed(),
             dtmf_info: config.media.dtmf == config::DtmfMethod::Info,
             opus_bitrate: Some(config.codecs.opus_bitrate),
-            transfer: TransferConfig {
-                blind: match config.transfer.blind {
-                    config::BlindTransfer::Safe => BlindMode::RingFirst,
-                    config::BlindTransfer::Notify => BlindMode::Notify,
-                    config::BlindTransfer::Immediate => BlindMode::Immediate,
-                },
-                timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),
-                accept_refer: match config.transfer.accept_refer {
-                    config::AcceptRefer::Accept => ReferPolicy::Accept,
-                    config::AcceptRefer::Ask => ReferPolicy::Ask,
-                    config::AcceptRefer::Reject => ReferPolicy::Reject,
-                },
-                fallback_to_blind: config.transfer.attended_fallback
-                    == config::AttendedFallback::Blind,
-                referred_by: account.referred_by,
-                pbx_codes: (account.transfer_method == config::TransferMethod::Dtmf).then(|| {
-                    PbxCodes {
-                        blind: account.transfer_blind_code.clone(),
-                        attended: account.transfer_attended_code.clone(),
-                        cancel: account.transfer_cancel_code.clone(),
-                    }
-                }),
-            },
-            pickup: PickupConfig {
-                method: match account.pickup_method() {
-                    config::PickupMethod::Dialog => PickupMethod::Dialog,
-                    config::PickupMethod::Code => PickupMethod::Code,
-                },
-                code: account.pickup_code.clone(),
-            },
             blf: config.watched(account),
-            srtp: SrtpConfig::default(),
-            attendant: attendant_config(config, account),
-            answer: answer_config(account, &config.wrapup),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));
-        ua.srtp = srtp_config(account);
+        for ua_account in std::iter::once(&mut ua.account).chain(ua.others.iter_mut()) {
+            let own = config.accounts.iter().find(|a| a.name == ua_account.name);
+            ua_account.policy = policy(config, own.unwrap_or(account));
+        }
         let account_names = std::iter::once(&ua.account)
             .chain(&ua.others)
             .map(|a| a.name.clone())
@@ -549,6 +521,45 @@ impl Setup {
                 .as_deref()
                 .map(|uri| resolve_stun(uri, advertised)),
         })
+    }
+}
+
+/// What `account`'s PBX expects beyond registration, from its own keys and the shared
+/// `[transfer]` and `[wrapup]` sections.
+fn policy(config: &Config, account: &config::Account) -> Policy {
+    Policy {
+        transfer: TransferConfig {
+            blind: match config.transfer.blind {
+                config::BlindTransfer::Safe => BlindMode::RingFirst,
+                config::BlindTransfer::Notify => BlindMode::Notify,
+                config::BlindTransfer::Immediate => BlindMode::Immediate,
+            },
+            timeout: Duration::from_secs(u64::from(config.transfer.blind_timeout)),
+            accept_refer: match config.transfer.accept_refer {
+                config::AcceptRefer::Accept => ReferPolicy::Accept,
+                config::AcceptRefer::Ask => ReferPolicy::Ask,
+                config::AcceptRefer::Reject => ReferPolicy::Reject,
+            },
+            fallback_to_blind: config.transfer.attended_fallback == config::AttendedFallback::Blind,
+            referred_by: account.referred_by,
+            pbx_codes: (account.transfer_method == config::TransferMethod::Dtmf).then(|| {
+                PbxCodes {
+                    blind: account.transfer_blind_code.clone(),
+                    attended: account.transfer_attended_code.clone(),
+                    cancel: account.transfer_cancel_code.clone(),
+                }
+            }),
+        },
+        pickup: PickupConfig {
+            method: match account.pickup_method() {
+                config::PickupMethod::Dialog => PickupMethod::Dialog,
+                config::PickupMethod::Code => PickupMethod::Code,
+            },
+            code: account.pickup_code.clone(),
+        },
+        srtp: srtp_config(account),
+        attendant: attendant_config(config, account),
+        answer: answer_config(account, &config.wrapup),
     }
 }
 
@@ -1082,6 +1093,38 @@ mod tests {
             .map(|a| (a.name.as_str(), a.register, a.keepalive.is_some()))
             .collect();
         assert_eq!(others, [("a", false, false)]);
+    }
+
+    #[test]
+    fn each_account_gets_its_own_keys_for_its_pbx() {
+        let cfg = config(&format!(
+            "[network]\nbind = \"127.0.0.1:0\"\nrtp_port_min = 41400\nrtp_port_max = 41500\n\
+             [transfer]\nblind_timeout = 17\n\
+             {ACCOUNT}\
+             [[account]]\nname = \"b\"\nuser = \"200\"\ndomain = \"127.0.0.2\"\n\
+             transfer_method = \"dtmf\"\npickup_code = \"*8{{ext}}\"\nauto_answer = \"on\"\n\
+             park = \"700\"\n"
+        ));
+        let all = Setup::all(&cfg).expect("setup");
+        let (a, b) = (&all.ua.account.policy, &all.ua.others[0].policy);
+        assert!(a.transfer.pbx_codes.is_none());
+        assert!(b.transfer.pbx_codes.is_some());
+        assert_eq!(
+            (a.pickup.method, b.pickup.method),
+            (PickupMethod::Dialog, PickupMethod::Code)
+        );
+        assert_eq!(
+            (a.answer.auto_answer, b.answer.auto_answer),
+            (AutoAnswer::Off, AutoAnswer::On)
+        );
+        assert_eq!(
+            (a.attendant.park.as_deref(), b.attendant.park.as_deref()),
+            (None, Some("700"))
+        );
+        // The shared [transfer] section, in both.
+        for policy in [a, b] {
+            assert_eq!(policy.transfer.timeout, Duration::from_secs(17));
+        }
     }
 
     #[test]

@@ -173,15 +173,19 @@ impl UserAgent {
             .unwrap_or(0)
     }
 
-    /// The address the SDP of a call on line `line` carries: its account's.
-    pub(super) fn media_ip_of_line(&self, line: usize) -> std::net::IpAddr {
-        let account = self
-            .lines
+    /// The account of the call on line `line`; with none there, the account new calls go out
+    /// through.
+    pub(super) fn line_account(&self, line: usize) -> usize {
+        self.lines
             .get(line)
             .and_then(Option::as_ref)
-            .map_or(self.default_account, |c| c.account);
+            .map_or(self.default_account, |c| c.account)
+    }
+
+    /// The address the SDP of a call on line `line` carries: its account's.
+    pub(super) fn media_ip_of_line(&self, line: usize) -> std::net::IpAddr {
         self.accounts
-            .get(account)
+            .get(self.line_account(line))
             .and_then(|a| a.media_ip)
             .unwrap_or(self.cfg.media_ip)
     }

@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use super::api::{Command, Event};
 use super::msg::{Message, Method};
+use super::pbx_transfer::PbxCodes;
+use super::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
 use super::ua_tests::{config, phone_sdp, reply, Bench, REGISTRAR};
-use super::{AcceptFrom, Account, UaConfig};
+use super::{AcceptFrom, Account, AutoAnswer, BlindMode, PickupMethod, UaConfig};
 
 /// The second account's registrar.
 const QUEUE_REGISTRAR: &str = "127.0.0.4:5060";
@@ -32,6 +34,7 @@ fn two_accounts() -> UaConfig {
         keepalive: Some(Duration::from_secs(25)),
         accept_from: AcceptFrom::Registrar,
         nat: false,
+        policy: crate::sip::policy::Policy::default(),
     });
     cfg
 }
@@ -63,7 +66,12 @@ fn request_to(sent: &[(SocketAddr, Message)], dst: &str, method: Method) -> Mess
 
 /// Both accounts registered: the bench, with what it sent and said so far taken.
 fn registered() -> Bench {
-    let mut b = Bench::with_config(two_accounts());
+    registered_with(two_accounts())
+}
+
+/// [`registered`] with the accounts of `cfg`.
+fn registered_with(cfg: UaConfig) -> Bench {
+    let mut b = Bench::with_config(cfg);
     let sent = sent_to(&mut b);
     for (registrar, method) in [
         (REGISTRAR, Method::Register),
@@ -490,4 +498,155 @@ fn an_account_behind_nat_learns_its_own_address_and_the_other_keeps_its_own() {
             .is_some_and(|sdp| sdp.contains("c=IN IP4 203.0.113.7")),
         "the queue's SDP has the public address"
     );
+}
+
+/// [`two_accounts`] where the queue's PBX wants its own ways: transfers by feature codes,
+/// pickup by a code, its calls answered without the operator, SRTP offered; desk keeps the
+/// defaults (REFER, pickup by dialog, ringing until answered, no SRTP).
+fn queue_with_its_own_policy() -> UaConfig {
+    let mut cfg = two_accounts();
+    // A blind transfer by REFER at once (not ringing the target first), to see the REFER.
+    cfg.account.policy.transfer.blind = BlindMode::Notify;
+    let queue = &mut cfg.others[0].policy;
+    queue.transfer.pbx_codes = Some(PbxCodes {
+        blind: "##{target}#".into(),
+        attended: "*2{target}#".into(),
+        cancel: "*0".into(),
+    });
+    queue.pickup.method = PickupMethod::Code;
+    queue.pickup.code = Some("*8{ext}".into());
+    queue.answer.auto_answer = AutoAnswer::On;
+    queue.srtp = SrtpConfig {
+        mode: SrtpMode::Optional,
+        keys: Some(KeySource::new(|| [9; KEY_LEN])),
+    };
+    cfg
+}
+
+/// Places a call through `account` (dial: the default account) and has it answered by the
+/// far end at `registrar`; returns our INVITE.
+fn answered_call(b: &mut Bench, account: Option<&str>, target: &str, registrar: &str) -> Message {
+    b.cmd(match account {
+        Some(account) => Command::DialVia {
+            account: account.into(),
+            target: target.into(),
+        },
+        None => Command::Dial(target.into()),
+    });
+    let sent = sent_to(b);
+    let inv = request_to(&sent, registrar, Method::Invite);
+    let contact = format!("Contact: <sip:{target}@{registrar}>\r\n");
+    b.recv(
+        registrar,
+        &reply(&inv, 200, "t1", &contact, &phone_sdp("sendrecv")),
+    );
+    b.transmits();
+    b.events();
+    inv
+}
+
+#[test]
+fn a_call_is_transferred_the_way_its_own_accounts_pbx_wants() {
+    let mut b = registered_with(queue_with_its_own_policy());
+    answered_call(&mut b, Some("queue"), "302", QUEUE_REGISTRAR);
+    b.cmd(Command::Transfer("400".into()));
+    let events = b.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Transfer { reason: Some(r), .. } if r.contains("##400#")
+        )),
+        "the queue's call is transferred by its PBX's code: {events:#?}"
+    );
+    let sent = sent_to(&mut b);
+    assert!(
+        !sent.iter().any(|(_, m)| m.method() == Method::Refer),
+        "{sent:#?}"
+    );
+    b.cmd(Command::Hangup(None));
+    b.transmits();
+
+    answered_call(&mut b, None, "303", REGISTRAR);
+    b.cmd(Command::Transfer("401".into()));
+    // desk's way: hold the call, then REFER.
+    let sent = sent_to(&mut b);
+    let hold = request_to(&sent, REGISTRAR, Method::Invite);
+    b.recv(
+        REGISTRAR,
+        &reply(&hold, 200, "t1", "", &phone_sdp("recvonly")),
+    );
+    let sent = sent_to(&mut b);
+    let refer = request_to(&sent, REGISTRAR, Method::Refer);
+    assert!(refer
+        .header("Refer-To")
+        .is_some_and(|r| r.contains("sip:401@127.0.0.1")));
+}
+
+#[test]
+fn srtp_is_offered_by_the_policy_of_the_account_a_call_goes_through() {
+    let mut b = registered_with(queue_with_its_own_policy());
+    b.cmd(Command::DialVia {
+        account: "queue".into(),
+        target: "302".into(),
+    });
+    let sent = sent_to(&mut b);
+    let through_queue = request_to(&sent, QUEUE_REGISTRAR, Method::Invite);
+    assert!(
+        through_queue
+            .body_text()
+            .unwrap_or_default()
+            .contains("a=crypto:"),
+        "{}",
+        through_queue.body_text().unwrap_or_default()
+    );
+    b.cmd(Command::Hangup(None));
+    b.transmits();
+    b.cmd(Command::Dial("303".into()));
+    let sent = sent_to(&mut b);
+    let through_desk = request_to(&sent, REGISTRAR, Method::Invite);
+    let body = through_desk.body_text().unwrap_or_default();
+    assert!(
+        !body.contains("a=crypto:") && body.contains("RTP/AVP"),
+        "{body}"
+    );
+}
+
+#[test]
+fn auto_answer_follows_the_account_a_call_is_for() {
+    let mut b = registered_with(queue_with_its_own_policy());
+    b.recv(
+        REGISTRAR,
+        &invite("sip:alice@127.0.0.2:5060", "sip:alice@127.0.0.1", "d1"),
+    );
+    b.advance(Duration::from_secs(2));
+    let sent = b.sent();
+    assert!(sent.iter().any(|m| m.code() == Some(180)), "{sent:#?}");
+    assert!(
+        !sent.iter().any(|m| m.code() == Some(200)),
+        "desk's call rings for the operator: {sent:#?}"
+    );
+    b.cmd(Command::Hangup(None));
+    b.transmits();
+    b.events();
+    b.recv(
+        REGISTRAR,
+        &invite("sip:200@127.0.0.2:5060", "sip:200@127.0.0.4", "q1"),
+    );
+    b.advance(Duration::from_secs(2));
+    let sent = b.sent();
+    assert!(
+        sent.iter()
+            .any(|m| m.code() == Some(200) && m.call_id == "q1"),
+        "the queue's call is answered without the operator: {sent:#?}"
+    );
+}
+
+#[test]
+fn pickup_uses_the_code_and_domain_of_the_account_new_calls_go_out_through() {
+    let mut b = registered_with(queue_with_its_own_policy());
+    b.cmd(Command::Account("queue".into()));
+    b.cmd(Command::Pickup("201".into()));
+    let sent = sent_to(&mut b);
+    let inv = request_to(&sent, QUEUE_REGISTRAR, Method::Invite);
+    assert_eq!(inv.request_uri(), Some("sip:*8201@127.0.0.4"));
 }

@@ -252,8 +252,13 @@ impl UserAgent {
 
     /// Before a new INVITE takes a line: refuses it when do-not-disturb or a busy wrap-up
     /// says so (a `refused` event, no line, no ringing). True when it was refused.
-    pub(super) fn refused_by_policy(&mut self, now: Instant, req: &Message) -> bool {
-        let policy = &self.cfg.answer;
+    pub(super) fn refused_by_policy(
+        &mut self,
+        now: Instant,
+        req: &Message,
+        account: usize,
+    ) -> bool {
+        let policy = &self.policy(account).answer;
         let refusal = if self.answering.dnd && policy.dnd_on_code.is_none() {
             Some((policy.dnd_status, DND_REASON))
         } else if policy.wrapup.busy && !self.answering.wrapups.is_empty() {
@@ -278,7 +283,7 @@ impl UserAgent {
     /// The new call `call_id` rings: arms auto-answer when the account's setting and the
     /// INVITE say so.
     pub(super) fn ringing_by_policy(&mut self, now: Instant, call_id: &str, req: &Message) {
-        let policy = &self.cfg.answer;
+        let policy = &self.policy(self.call_account(call_id)).answer;
         let delay = match (policy.auto_answer, asks_auto_answer(req)) {
             (AutoAnswer::Off, _) | (AutoAnswer::Intercom, None) => return,
             (_, Some(Asked::After(delay))) => delay,
@@ -329,7 +334,7 @@ impl UserAgent {
 
     /// Another call is up (and `auto_answer_second` is off), or a wrap-up holds calls back.
     fn auto_answer_held_back(&self, call_id: &str) -> bool {
-        let policy = &self.cfg.answer;
+        let policy = &self.policy(self.call_account(call_id)).answer;
         let other_up = self.lines.iter().flatten().any(|c| {
             let rings_here = c.role == Role::Callee && c.state() == CallState::Ringing;
             c.call_id != call_id && !c.is_gone() && !rings_here
@@ -385,7 +390,7 @@ impl UserAgent {
     /// `dnd on|off` (`None`: the other way): refuse new calls here, or dial the PBX's code.
     pub(super) fn set_dnd(&mut self, now: Instant, on: Option<bool>) {
         let on = on.unwrap_or(!self.answering.dnd);
-        let policy = &self.cfg.answer;
+        let policy = &self.default_policy().answer;
         let code = if on {
             policy.dnd_on_code.clone()
         } else {
@@ -438,7 +443,7 @@ impl UserAgent {
                 "dnd: the PBX did not take the feature code ({peer}: {status})"
             ));
         }
-        let wanted = self.cfg.answer.wrapup.enabled() && self.quit_deadline.is_none();
+        let wanted = self.shared_policy().answer.wrapup.enabled() && self.quit_deadline.is_none();
         if let Some((true, line, peer)) = call.filter(|_| wanted && !code_call) {
             self.open_wrapup(now, call_id, line, peer);
         }
@@ -448,7 +453,7 @@ impl UserAgent {
     /// Opens a wrap-up for the call; its `started` event goes just before the call's `ended`
     /// event, so that whoever keeps the call (the history) knows to wait for the outcome.
     fn open_wrapup(&mut self, now: Instant, call_id: &str, line: LineNo, peer: String) {
-        let wrapup = &self.cfg.answer.wrapup;
+        let wrapup = &self.shared_policy().answer.wrapup;
         let shown = self.answering.wrapups.is_empty();
         let event = Event::Wrapup {
             line,
@@ -486,7 +491,7 @@ impl UserAgent {
         if self.answering.wrapups.is_empty() {
             return self.error("wrapup: no call is waiting for its wrap-up");
         }
-        let config = self.cfg.answer.wrapup.clone();
+        let config = self.shared_policy().answer.wrapup.clone();
         let list = config.codes.join(", ");
         match choice {
             WrapupChoice::Skip if config.required => {
@@ -541,7 +546,7 @@ impl UserAgent {
             code,
             note,
         });
-        let limit = self.cfg.answer.wrapup.limit;
+        let limit = self.shared_policy().answer.wrapup.limit;
         if let Some(next) = self.answering.wrapups.front_mut() {
             next.until = limit.map(|d| now + d);
         }

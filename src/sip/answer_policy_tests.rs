@@ -8,13 +8,12 @@ use super::api::{CallState, Command, Event};
 use super::media_order::MediaOrder;
 use super::msg::{Message, Method};
 use super::ua_tests::{config, incoming_invite, reply, Bench, PHONE};
-use super::{AnswerConfig, UaConfig, WrapupConfig};
+use super::{AnswerConfig, WrapupConfig};
 
 fn with_answer(answer: AnswerConfig) -> Bench {
-    Bench::with_config(UaConfig {
-        answer,
-        ..config(false)
-    })
+    let mut cfg = config(false);
+    cfg.account.policy.answer = answer;
+    Bench::with_config(cfg)
 }
 
 /// An INVITE like [`incoming_invite`] with `extra` header lines.

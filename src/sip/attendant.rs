@@ -193,7 +193,7 @@ impl UserAgent {
     pub(super) fn favourite(&mut self, now: Instant, which: &str) {
         let Some(number) = self.favourite_number(which) else {
             let names: Vec<&str> = self
-                .cfg
+                .shared_policy()
                 .attendant
                 .favourites
                 .iter()
@@ -210,15 +210,16 @@ impl UserAgent {
         };
         let selected = self.lines.get(self.selected).and_then(Option::as_ref);
         if selected.is_some() {
-            let codes = self.cfg.transfer.pbx_codes.clone();
-            return match (self.cfg.attendant.consult, codes) {
+            let policy = self.line_policy(self.selected);
+            let codes = policy.transfer.pbx_codes.clone();
+            return match (policy.attendant.consult, codes) {
                 (true, Some(codes)) => self.pbx_consult(now, &codes, &number),
                 (true, None) => self.consult(now, &number),
                 (false, Some(codes)) => self.pbx_blind(now, &codes, &number),
                 (false, None) => self.blind_transfer(now, &number),
             };
         }
-        let park = self.cfg.attendant.park.as_deref();
+        let park = self.default_policy().attendant.park.as_deref();
         if park.is_some_and(|p| slot_like(&number, p)) {
             // A park slot's key takes back the call parked there.
             return self.unpark(now, &number);
@@ -233,7 +234,7 @@ impl UserAgent {
     /// number.
     fn favourite_number(&self, which: &str) -> Option<String> {
         let which = which.trim();
-        let favourites = &self.cfg.attendant.favourites;
+        let favourites = &self.shared_policy().attendant.favourites;
         let by_position = which
             .parse::<usize>()
             .ok()
@@ -262,7 +263,7 @@ impl UserAgent {
     /// `favourites`: the list with the lamps.
     pub(super) fn favourites(&mut self) {
         let favourites = self
-            .cfg
+            .shared_policy()
             .attendant
             .favourites
             .iter()
@@ -278,11 +279,12 @@ impl UserAgent {
 
     /// `park [line]`: blind transfer (REFER, reported by NOTIFY) to the park extension.
     pub(super) fn park(&mut self, now: Instant, line: Option<LineNo>) {
-        let Some(ext) = self.cfg.attendant.park.clone() else {
+        let index = line.map_or(self.selected, |l| usize::from(l).saturating_sub(1));
+        let account = self.line_account(index);
+        let Some(ext) = self.policy(account).attendant.park.clone() else {
             return self
                 .error("park: no park extension is configured for this account (park = \"700\")");
         };
-        let index = line.map_or(self.selected, |l| usize::from(l).saturating_sub(1));
         let Some(call) = self.lines.get(index).and_then(Option::as_ref) else {
             return self.error(format!("no call on line {} to park", line_no(index)));
         };
@@ -293,12 +295,12 @@ impl UserAgent {
             ));
         }
         let (call_id, peer) = (call.call_id.clone(), call.peer.clone());
-        if let Some(codes) = self.cfg.transfer.pbx_codes.clone() {
+        if let Some(codes) = self.policy(account).transfer.pbx_codes.clone() {
             // Feature codes act on the selected call: the PBX parks it, no slot is told.
             self.select_line(now, line_no(index));
             return self.pbx_blind(now, &codes, &ext);
         }
-        let target = match Target::parse(&ext, &self.cfg.account.domain) {
+        let target = match Target::parse(&ext, &self.account(account).domain) {
             Ok(target) => target.to_string(),
             Err(e) => return self.error(format!("park: cannot call '{ext}': {e}")),
         };
@@ -332,7 +334,7 @@ impl UserAgent {
         {
             return self.error(format!("unpark: `{slot}` is not a park slot (e.g. 701)"));
         }
-        let number = format!("{}{slot}", self.cfg.attendant.unpark);
+        let number = format!("{}{slot}", self.default_policy().attendant.unpark);
         self.dial(now, &number);
     }
 

@@ -12,8 +12,8 @@ use super::ua_tests::{config, connected_call, incoming_invite, phone_sdp, reply,
 /// A bench with favourite 1 "Sales" at 2000, park at 700, blind transfers by REFER.
 fn bench(consult: bool) -> Bench {
     let mut cfg = config(false);
-    cfg.transfer.blind = BlindMode::Notify;
-    cfg.attendant = AttendantConfig {
+    cfg.account.policy.transfer.blind = BlindMode::Notify;
+    cfg.account.policy.attendant = AttendantConfig {
         favourites: vec![
             FavouriteTarget {
                 label: "Sales".into(),

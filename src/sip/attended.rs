@@ -151,7 +151,7 @@ impl UserAgent {
     /// `transfer <target>` with `blind = "safe"`: hold the call `held` and ring the target
     /// on a free line; joined once the target answers (see the module docs).
     pub(super) fn ring_first(&mut self, now: Instant, held: String, target: String) {
-        let deadline = now + self.cfg.transfer.timeout;
+        let deadline = now + self.call_policy(&held).transfer.timeout;
         if let Some(call) = self.call_mut(&held) {
             call.arm(CallTimer::RingFirst, deadline);
         }
@@ -217,7 +217,7 @@ impl UserAgent {
             .calls()
             .find(|x| x.call_id == c.held)
             .is_some_and(|x| x.remote_replaces);
-        if answered && !supports && self.cfg.transfer.fallback_to_blind {
+        if answered && !supports && self.call_policy(&c.held).transfer.fallback_to_blind {
             return self.fallback_to_blind(
                 now,
                 &c,
@@ -304,7 +304,10 @@ impl UserAgent {
             self.consult = None;
             return false;
         };
-        if t.refer_to.is_some() && code.is_some() && self.cfg.transfer.fallback_to_blind {
+        if t.refer_to.is_some()
+            && code.is_some()
+            && self.call_policy(&c.held).transfer.fallback_to_blind
+        {
             self.fallback_to_blind(now, &c, &format!("attended transfer refused ({reason})"));
             return true;
         }
@@ -437,7 +440,7 @@ impl UserAgent {
         let why = "the caller's phone does not announce attended transfer (Replaces)";
         let refer_to = match refer_to {
             Some(r) if supports => r,
-            _ if self.cfg.transfer.fallback_to_blind => {
+            _ if self.call_policy(&c.held).transfer.fallback_to_blind => {
                 return self.fallback_to_blind(now, c, why);
             }
             _ => return self.ring_first_to_operator(c, why),
@@ -510,7 +513,7 @@ impl UserAgent {
             self.consult_event(c, TransferStatus::Failed, None, &words);
             words
         };
-        let mechanism = match self.cfg.transfer.blind {
+        let mechanism = match self.call_policy(&c.held).transfer.blind {
             BlindMode::Immediate => TransferMechanism::Immediate,
             BlindMode::RingFirst | BlindMode::Notify => TransferMechanism::Notify,
         };

@@ -253,7 +253,7 @@ fn a_refused_replaces_falls_back_to_blind() {
 #[test]
 fn without_fallback_a_refusal_leaves_both_calls_and_cancel_takes_bob_back() {
     let mut cfg = config(false);
-    cfg.transfer.fallback_to_blind = false;
+    cfg.account.policy.transfer.fallback_to_blind = false;
     let mut b = Bench::with_config(cfg);
     let c = consulting(&mut b, false);
     b.cmd(Command::Complete);
@@ -366,7 +366,7 @@ fn hanging_up_the_consultation_cancels_and_the_caller_hanging_up_is_reported() {
 #[test]
 fn transfer_while_consulting_sends_bob_elsewhere_and_consult_replaces_the_target() {
     let mut cfg = config(false);
-    cfg.transfer.blind = BlindMode::Notify;
+    cfg.account.policy.transfer.blind = BlindMode::Notify;
     let mut b = Bench::with_config(cfg);
     let c = consulting(&mut b, true);
     b.cmd(Command::Consult("dave".into()));
@@ -771,7 +771,7 @@ fn ring_first_to_a_phone_without_replaces_follows_attended_fallback() {
 
     // "none": both calls stay with the operator, who can complete, swap or cancel.
     let mut cfg = config(false);
-    cfg.transfer.fallback_to_blind = false;
+    cfg.account.policy.transfer.fallback_to_blind = false;
     let mut b = Bench::with_config(cfg);
     let c = ring_first_ringing(&mut b, false);
     carol_answers(&mut b, &c);
@@ -901,7 +901,7 @@ fn a_target_busy_before_the_hold_is_answered_still_gets_bob_resumed() {
 #[test]
 fn an_attended_failure_notify_without_a_bye_is_told_after_the_drop_window() {
     let mut cfg = config(false);
-    cfg.transfer.fallback_to_blind = false;
+    cfg.account.policy.transfer.fallback_to_blind = false;
     let mut b = Bench::with_config(cfg);
     let c = consulting(&mut b, true);
     b.cmd(Command::Complete);
@@ -942,7 +942,7 @@ fn an_attended_failure_notify_without_a_bye_is_told_after_the_drop_window() {
 #[test]
 fn ring_first_join_refused_without_fallback_leaves_both_calls() {
     let mut cfg = config(false);
-    cfg.transfer.fallback_to_blind = false;
+    cfg.account.policy.transfer.fallback_to_blind = false;
     let mut b = Bench::with_config(cfg);
     let c = ring_first_ringing(&mut b, true);
     carol_answers(&mut b, &c);

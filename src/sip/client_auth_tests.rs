@@ -423,6 +423,7 @@ fn a_trunk_calls_bye_is_answered_with_the_trunks_credentials_after_the_call_ende
         keepalive: None,
         accept_from: AcceptFrom::Any,
         nat: false,
+        policy: crate::sip::policy::Policy::default(),
     });
     let mut b = Bench::with_config(cfg);
     b.cmd(Command::DialVia {

@@ -19,7 +19,8 @@
 //! ([`Output::Resolve`], rules in [`locate`]) and is fed the answer; which target is in use
 //! and the failover between them live in `failover.rs`, NAT contact rewrite in `nat.rs`.
 //! Several accounts run at once, each with its own registration, targets, keep-alive and
-//! NAT address (`accounts.rs`, which also says which account an incoming call is for).
+//! NAT address (`accounts.rs`, which also says which account an incoming call is for) and
+//! its own ways with its PBX (`policy.rs`: transfer, pickup, park, SRTP, answering).
 //! Layers inside: [`msg`] (parsing and
 //! building), [`transaction`] (RFC 3261 §17), [`dialog`] (§12), and the
 //! usages in `register.rs` (REGISTER) and `call/` (INVITE, hold, BYE: a call's
@@ -78,6 +79,7 @@ mod pbx_transfer;
 mod pickup;
 #[cfg(test)]
 mod pickup_tests;
+pub mod policy;
 mod recording;
 #[cfg(test)]
 mod recording_tests;
@@ -231,6 +233,8 @@ pub struct Account {
     /// Correct our Contact (and Via, and SDP's address) from the `received`/`rport` the
     /// registrar reports (contact rewrite behind NAT, over UDP).
     pub nat: bool,
+    /// How its PBX transfers, picks up and parks, SRTP, and how its calls are answered.
+    pub policy: policy::Policy,
 }
 
 /// Which sources may send us an out-of-dialog INVITE.
@@ -303,18 +307,9 @@ pub struct UaConfig {
     pub dtmf_info: bool,
     /// The Opus bitrate we send, declared in SDP as the most we want to receive.
     pub opus_bitrate: Option<u32>,
-    /// How transfers are carried out.
-    pub transfer: TransferConfig,
-    /// How `pickup` works.
-    pub pickup: PickupConfig,
-    /// Extensions whose busy lamps are watched (at most [`MAX_BLF`]).
+    /// Extensions whose busy lamps are watched (at most [`MAX_BLF`]), through the first
+    /// account.
     pub blf: Vec<String>,
-    /// SRTP policy and key source.
-    pub srtp: sdes::SrtpConfig,
-    /// Favourites (one key each) and call park.
-    pub attendant: AttendantConfig,
-    /// Do not disturb, auto-answer and wrap-up.
-    pub answer: AnswerConfig,
 }
 
 /// What the UA supports, for Allow / Supported / Accept.
@@ -688,18 +683,18 @@ impl UserAgent {
             }
             Command::Dtmf(digits) => self.dtmf(now, &digits),
             Command::Mute => self.mute(),
-            Command::Transfer(target) => match self.cfg.transfer.pbx_codes.clone() {
+            Command::Transfer(target) => match self.selected_pbx_codes() {
                 Some(codes) => self.pbx_blind(now, &codes, &target),
                 None => self.blind_transfer(now, &target),
             },
-            Command::Consult(target) => match self.cfg.transfer.pbx_codes.clone() {
+            Command::Consult(target) => match self.selected_pbx_codes() {
                 Some(codes) => self.pbx_consult(now, &codes, &target),
                 None => self.consult(now, &target),
             },
             Command::Complete if self.conference.is_some() => self.leave_conference(now),
-            Command::Complete if self.cfg.transfer.pbx_codes.is_some() => self.pbx_complete(now),
+            Command::Complete if self.selected_pbx_codes().is_some() => self.pbx_complete(now),
             Command::Complete => self.complete(now),
-            Command::Cancel => match self.cfg.transfer.pbx_codes.clone() {
+            Command::Cancel => match self.selected_pbx_codes() {
                 Some(codes) => self.pbx_cancel(now, &codes),
                 None => self.cancel_consult(now),
             },
@@ -788,7 +783,12 @@ impl UserAgent {
     }
 
     fn emit(&mut self, ev: Event) {
-        let follow = self.parking.follow(&ev, self.cfg.attendant.park.as_deref());
+        // A call coming back from park is known by its account's park extension.
+        let park = match &ev {
+            Event::Incoming { call_id, .. } => self.call_policy(call_id).attendant.park.clone(),
+            _ => None,
+        };
+        let follow = self.parking.follow(&ev, park.as_deref());
         self.events.push_back(ev);
         self.events.extend(follow);
     }

@@ -42,7 +42,7 @@ fn peer_config(i: usize) -> UaConfig {
     cfg.local = addr(i);
     cfg.media_ip = addr(i).ip();
     cfg.seed = super::Seed::fixed(1_000 + i as u64);
-    cfg.transfer.blind = BlindMode::Notify;
+    cfg.account.policy.transfer.blind = BlindMode::Notify;
     cfg
 }
 
@@ -606,12 +606,10 @@ fn a_hold_that_never_settles_does_not_wedge_complete() {
 fn a_transferee_recalled_while_the_target_rings_cancels_it_and_resumes() {
     let mut lab = Lab::new(3);
     lab.uas[0] = UserAgent::new(
-        UaConfig {
-            transfer: super::TransferConfig {
-                timeout: Duration::from_secs(5),
-                ..peer_config(0).transfer
-            },
-            ..peer_config(0)
+        {
+            let mut cfg = peer_config(0);
+            cfg.account.policy.transfer.timeout = Duration::from_secs(5);
+            cfg
         },
         lab.now,
     );

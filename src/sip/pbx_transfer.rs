@@ -213,7 +213,8 @@ impl UserAgent {
 
     /// The selected talking call, the number and the digits to key for `code`.
     fn pbx_start(&mut self, typed: &str, code: &str) -> Option<(String, String, String)> {
-        let target = match dtmf_number(typed, &self.cfg.account.domain) {
+        let domain = &self.account(self.line_account(self.selected)).domain;
+        let target = match dtmf_number(typed, domain) {
             Ok(n) => n,
             Err(e) => {
                 self.error(e);
@@ -302,7 +303,7 @@ mod tests {
     /// [`pbx_call`] and our INVITE of the call.
     fn pbx_call_with_invite() -> (Bench, crate::sip::msg::Message) {
         let mut cfg = config(false);
-        cfg.transfer.pbx_codes = Some(PbxCodes {
+        cfg.account.policy.transfer.pbx_codes = Some(PbxCodes {
             blind: "#1{target}#".into(),
             attended: "*2{target}#".into(),
             cancel: "*1".into(),

@@ -58,13 +58,13 @@ impl UserAgent {
         if ext.is_empty() {
             return self.error("pickup needs an extension");
         }
-        if let Err(e) = Target::parse(ext, &self.cfg.account.domain) {
+        if let Err(e) = Target::parse(ext, &self.account(self.default_account).domain) {
             return self.error(format!("pickup: {e}"));
         }
         if self.free_line(self.selected).is_none() {
             return self.error("both lines are busy: hang up or transfer a call first");
         }
-        let config = self.cfg.pickup.clone();
+        let config = self.default_policy().pickup.clone();
         match (config.method, config.code) {
             (PickupMethod::Code, Some(code)) => self.pickup_by_code(now, ext, &code),
             (PickupMethod::Code, None) => {
@@ -145,7 +145,7 @@ impl UserAgent {
     }
 
     fn pickup_fallback(&mut self, now: Instant, ext: &str, reason: &str) {
-        match self.cfg.pickup.code.clone() {
+        match self.default_policy().pickup.code.clone() {
             Some(code) => {
                 tracing::info!(
                     ext,
@@ -160,7 +160,7 @@ impl UserAgent {
 
     /// Dials the feature code for `ext` (its digits: `20-1` and `sip:201@pbx` key `201`).
     fn pickup_by_code(&mut self, now: Instant, ext: &str, code: &str) {
-        let digits = Target::parse(ext, &self.cfg.account.domain)
+        let digits = Target::parse(ext, &self.account(self.default_account).domain)
             .ok()
             .and_then(|t| t.digits());
         let Some(digits) = digits else {

@@ -13,7 +13,7 @@ use super::{PickupConfig, PickupMethod};
 pub(super) fn bench(blf: &[&str], pickup: PickupConfig) -> Bench {
     let mut cfg = config(false);
     cfg.blf = blf.iter().map(|s| s.to_string()).collect();
-    cfg.pickup = pickup;
+    cfg.account.policy.pickup = pickup;
     Bench::with_config(cfg)
 }
 

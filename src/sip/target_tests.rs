@@ -21,7 +21,7 @@ fn bench() -> Bench {
         "sip:127.0.0.1".into(),
         "127.0.0.1:5060".parse().expect("addr"),
     ));
-    cfg.transfer.blind = BlindMode::Notify;
+    cfg.account.policy.transfer.blind = BlindMode::Notify;
     Bench::with_config(cfg)
 }
 

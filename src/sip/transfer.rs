@@ -269,7 +269,7 @@ impl UserAgent {
             Err(e) => return self.error(format!("cannot transfer to '{typed}': {e}")),
         };
         let call_id = call.call_id.clone();
-        let (mechanism, why) = match self.cfg.transfer.blind {
+        let (mechanism, why) = match self.policy(call.account).transfer.blind {
             BlindMode::RingFirst if self.free_line(index).is_some() => {
                 return self.ring_first(now, call_id, target);
             }
@@ -365,7 +365,7 @@ impl UserAgent {
         let account = self.account(self.call_account(call_id));
         let referred_by = format!("<sip:{}@{}>", account.user, account.domain);
         let mut headers = vec![("Refer-To", refer_to)];
-        if self.cfg.transfer.referred_by {
+        if account.policy.transfer.referred_by {
             headers.push(("Referred-By", referred_by));
         }
         match self.send_in_dialog_with(now, call_id, Method::Refer, headers, None) {
@@ -447,7 +447,7 @@ impl UserAgent {
 
     /// 202 Accepted (or the first NOTIFY, which implies it).
     fn transfer_accepted(&mut self, now: Instant, call_id: &str) {
-        let deadline = now + self.cfg.transfer.timeout;
+        let deadline = now + self.call_policy(call_id).transfer.timeout;
         let Some(call) = self.call_mut(call_id) else {
             return;
         };

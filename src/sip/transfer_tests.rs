@@ -25,7 +25,7 @@ fn notify(invite: &Message, cseq: u32, frag: &str, state: &str) -> String {
 /// A bench whose blind transfers REFER and watch the NOTIFYs (`blind = "notify"`).
 pub(super) fn notify_bench() -> Bench {
     let mut cfg = config(false);
-    cfg.transfer.blind = BlindMode::Notify;
+    cfg.account.policy.transfer.blind = BlindMode::Notify;
     Bench::with_config(cfg)
 }
 
@@ -484,7 +484,7 @@ fn a_bye_while_holding_fails_the_transfer_at_once() {
 #[test]
 fn immediate_mode_drops_the_call_once_the_refer_is_accepted() {
     let mut cfg = config(false);
-    cfg.transfer.blind = BlindMode::Immediate;
+    cfg.account.policy.transfer.blind = BlindMode::Immediate;
     let mut b = Bench::with_config(cfg);
     let (_, refer) = transferring(&mut b);
     b.recv(PHONE, &reply(&refer, 202, "", "", ""));
@@ -807,7 +807,7 @@ fn a_transfer_of_us_failing_while_the_hold_is_in_flight_resumes_after_it() {
 #[test]
 fn refers_are_refused_when_configured_or_malformed() {
     let mut cfg = config(false);
-    cfg.transfer.accept_refer = super::ReferPolicy::Reject;
+    cfg.account.policy.transfer.accept_refer = super::ReferPolicy::Reject;
     let mut b = Bench::with_config(cfg);
     let (invite, _) = connected_call(&mut b);
     b.sent();
@@ -858,7 +858,7 @@ fn asked(b: &mut Bench) -> Message {
 
 fn asking_bench() -> Bench {
     let mut cfg = config(false);
-    cfg.transfer.accept_refer = super::ReferPolicy::Ask;
+    cfg.account.policy.transfer.accept_refer = super::ReferPolicy::Ask;
     Bench::with_config(cfg)
 }
 

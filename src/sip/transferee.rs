@@ -65,7 +65,7 @@ pub(super) struct Referral {
 impl UserAgent {
     /// A REFER on the dialog of `call_id`.
     pub(super) fn on_refer(&mut self, now: Instant, call_id: &str, req: &Message) {
-        if self.cfg.transfer.accept_refer == ReferPolicy::Reject {
+        if self.call_policy(call_id).transfer.accept_refer == ReferPolicy::Reject {
             self.respond(now, req, 603, |b| b);
             return;
         }
@@ -96,7 +96,7 @@ impl UserAgent {
                 return;
             }
         };
-        if self.cfg.transfer.accept_refer == ReferPolicy::Ask {
+        if self.call_policy(call_id).transfer.accept_refer == ReferPolicy::Ask {
             return self.ask_operator(now, call_id, req, refer_to);
         }
         self.accept_refer(now, call_id, req, refer_to, TransferStatus::Requested);

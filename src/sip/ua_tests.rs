@@ -11,9 +11,7 @@ use super::media_order::{MediaOrder, Source, Stream, Tone};
 use super::msg::{Message, Method};
 use super::sdp::Codec;
 use super::timer::{epoch, TimerValues};
-use super::{
-    AcceptFrom, Account, Output, Resolve, TransferConfig, Transmit, Transport, UaConfig, UserAgent,
-};
+use super::{AcceptFrom, Account, Output, Resolve, Transmit, Transport, UaConfig, UserAgent};
 
 pub(super) const REGISTRAR: &str = "127.0.0.1:5060";
 pub(super) const PHONE: &str = "127.0.0.3:5060";
@@ -36,6 +34,7 @@ pub(super) fn config(register: bool) -> UaConfig {
             keepalive: None,
             accept_from: AcceptFrom::Any,
             nat: false,
+            policy: crate::sip::policy::Policy::default(),
         },
         transport: Transport::Udp,
         local: "127.0.0.2:5060".parse().expect("addr"),
@@ -47,13 +46,8 @@ pub(super) fn config(register: bool) -> UaConfig {
         seed: super::Seed::fixed(7),
         dtmf_info: false,
         opus_bitrate: Some(24_000),
-        transfer: TransferConfig::default(),
         others: Vec::new(),
-        pickup: super::PickupConfig::default(),
         blf: Vec::new(),
-        srtp: super::sdes::SrtpConfig::default(),
-        attendant: super::AttendantConfig::default(),
-        answer: crate::sip::AnswerConfig::default(),
     }
 }
 
@@ -748,6 +742,7 @@ fn a_call_through_a_trunk_uses_its_identity_proxy_and_credentials() {
         keepalive: None,
         accept_from: AcceptFrom::Any,
         nat: false,
+        policy: crate::sip::policy::Policy::default(),
     });
     let mut b = Bench::with_config(cfg);
     b.sent();

@@ -258,7 +258,9 @@ impl UserAgent {
                 let mut reason = self
                     .pickup_failure_words(call_id, code)
                     .unwrap_or_else(|| failure_reason(code, resp.reason()));
-                if matches!(code, 488 | 606) && self.cfg.srtp.effective() == SrtpMode::Mandatory {
+                if matches!(code, 488 | 606)
+                    && self.call_policy(call_id).srtp.effective() == SrtpMode::Mandatory
+                {
                     reason = format!(
                         "{reason} (this account requires SRTP: the far end may not support it)"
                     );

@@ -141,7 +141,7 @@ impl UserAgent {
                 return;
             }
         };
-        if replaced.is_none() && self.refused_by_policy(now, req) {
+        if replaced.is_none() && self.refused_by_policy(now, req, account) {
             return;
         }
         let line = match &replaced {

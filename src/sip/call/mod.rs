@@ -774,7 +774,7 @@ impl UserAgent {
             codecs: self.cfg.codecs.clone(),
             dtmf: true,
             opus_bitrate: self.cfg.opus_bitrate,
-            srtp: self.cfg.srtp.effective(),
+            srtp: self.line_policy(index).srtp.effective(),
             keys: self.srtp_keys.get(index).copied().unwrap_or_default(),
         }
     }
@@ -782,7 +782,7 @@ impl UserAgent {
     /// Fresh SRTP keys for a new call on line `index` (kept for the call's life, through
     /// hold and resume).
     pub(in crate::sip::call) fn new_srtp_keys(&mut self, index: usize) {
-        let Some(source) = self.cfg.srtp.keys.as_ref() else {
+        let Some(source) = self.line_policy(index).srtp.keys.as_ref() else {
             return;
         };
         let keys = [source.key(), source.key()];
