@@ -246,9 +246,15 @@ impl ActiveStream {
         true
     }
 
-    /// RTCP goes to the RTP port + 1 of where RTP goes.
+    /// Where RTCP goes: where the far end's SDP says (`a=rtcp`, RFC 3605, else the RTP
+    /// port + 1) while RTP goes to the negotiated address; the port above a latched RTP
+    /// source while RTP follows one (a NAT the SDP does not know of).
     fn rtcp_to(&self) -> SocketAddr {
-        SocketAddr::new(self.send_to.ip(), self.send_to.port().wrapping_add(1))
+        if self.send_to == self.params.remote {
+            self.params.remote_rtcp
+        } else {
+            SocketAddr::new(self.send_to.ip(), self.send_to.port().wrapping_add(1))
+        }
     }
 }
 
@@ -535,7 +541,7 @@ impl Pipeline {
             buf = &self.plain;
         }
         if rtcp {
-            if src.ip() == stream.send_to.ip() {
+            if src.ip() == stream.send_to.ip() || src.ip() == stream.params.remote_rtcp.ip() {
                 let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
             }
             return;
@@ -1213,6 +1219,7 @@ mod tests {
             codec,
             payload_type,
             remote,
+            remote_rtcp: SocketAddr::new(remote.ip(), remote.port() + 1),
             send: true,
             receive: true,
             dtmf_payload_type: Some(PT_EVENT),
@@ -2064,6 +2071,40 @@ mod tests {
             }
         }
         assert_eq!(quality_at, [250, 500], "every 5 s");
+    }
+
+    #[test]
+    fn rtcp_goes_where_the_far_ends_sdp_says_until_rtp_is_latched_elsewhere() {
+        let peer = Peer::new();
+        // The far end's a=rtcp names a port that is not next to its RTP port.
+        let elsewhere = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let nat = Peer::new();
+        let mut h = Harness::new(1);
+        let stream = StreamParams {
+            remote_rtcp: elsewhere.local_addr().expect("addr"),
+            ..pcmu(peer.addr())
+        };
+        h.line(0, Some(stream), None);
+        for _ in 0..=50 {
+            h.tick();
+        }
+        let reports = drain(&elsewhere);
+        assert_eq!(reports.len(), 1, "the first report at 1 s, to a=rtcp");
+        assert!(is_rtcp(&reports[0]));
+        assert!(drain(&peer.rtcp).is_empty(), "nothing to RTP + 1");
+        // RTP latched to another source (a NAT the SDP does not know): RTCP follows it.
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 14);
+        // The next report comes within 1.5 report intervals (7.5 s).
+        for _ in 0..=400 {
+            let pkt = talker.next();
+            h.send(&nat.rtp, &pkt);
+            h.tick();
+        }
+        assert!(
+            !drain(&nat.rtcp).is_empty(),
+            "RTCP next to the latched source"
+        );
+        assert!(drain(&elsewhere).is_empty());
     }
 
     // ---- hostile input ----
