@@ -343,3 +343,83 @@ fn a_call_after_the_router_forgot_the_rtp_mapping_offers_the_new_one() {
     );
     drop((kam, stun));
 }
+
+/// The first `quality` event of `sb` that carries a round-trip time: its RTCP sender reports
+/// reached the far end and the far end's receiver reports came back.
+fn round_trip(sb: &mut Switchboard) -> f64 {
+    let quality = sb.wait_event(secs(20), |e| {
+        e["event"] == "quality" && e["rtt_ms"].as_f64().is_some()
+    });
+    quality["rtt_ms"].as_f64().unwrap_or_default()
+}
+
+#[test]
+fn rtcp_reaches_alice_at_the_address_her_a_rtcp_names() {
+    // Mappings held longer than RTCP's report interval (up to 7.5 s): what is tested here is
+    // where the reports go, not how long the router remembers.
+    let lab = NatLab::new(Duration::from_secs(30));
+    // The router maps alice's RTCP socket (the second port of her range) far from her RTP
+    // port's mapping: RTP + 1 at the router leads nowhere.
+    let nft = lab
+        .exec(&lab.router, "nft")
+        .args(["insert", "rule", "ip", "nat", "post"])
+        .args(["ip", "saddr", &HOME_IP.to_string(), "udp", "sport", "40001"])
+        .args(["snat", "to", &format!("{PUBLIC_IP}:45001")])
+        .output()
+        .expect("running nft");
+    assert!(
+        nft.status.success(),
+        "nft: {}",
+        String::from_utf8_lossy(&nft.stderr)
+    );
+    let kam = NsKamailio::start(&lab, &USERS);
+    let stun = NsStun::start(&lab);
+    let mut alice = lab.switchboard(
+        &lab.home,
+        &config(
+            HOME_IP,
+            "alice",
+            "backend = \"null\"\n",
+            &format!("nat = \"off\"\nstun_server = \"{}\"\n", stun.uri()),
+        ),
+    );
+    alice.wait_for(secs(10), "registered");
+    let rtcp = format!("{PUBLIC_IP}:45001");
+    let learnt = alice.wait_event(secs(10), |e| {
+        e["event"] == "network"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1:"))
+    });
+    assert!(
+        learnt["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(&format!("; RTCP at {rtcp} (SDP a=rtcp)"))),
+        "STUN did not report the RTCP mapping: {learnt}"
+    );
+    let mut bob = phone(&lab, 0, "bob", "backend = \"null\"\n");
+    alice.send("trace on");
+    alice.send("dial bob");
+    let (_, sdp) = offered_port(&mut alice);
+    assert!(
+        sdp.contains(&format!("a=rtcp:45001 IN IP4 {PUBLIC_IP}\r\n")),
+        "the offer does not name the STUN-mapped RTCP address {rtcp}:\n{sdp}"
+    );
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    // bob's reports reach alice only at the address her a=rtcp names; hers reach bob.
+    let alice_rtt = round_trip(&mut alice);
+    let bob_rtt = round_trip(&mut bob);
+    assert!(alice_rtt >= 0.0 && bob_rtt >= 0.0, "{alice_rtt} {bob_rtt}");
+    let mappings = lab.router_udp_mappings();
+    assert!(
+        mappings.contains("sport=40001") && mappings.contains("dport=45001"),
+        "no RTCP mapping at the router:\n{mappings}"
+    );
+    alice.send("hangup");
+    bob.wait_call_state(secs(10), 1, "ended");
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+    drop((kam, stun));
+}
