@@ -2,12 +2,12 @@
 //! addresses, bound sockets and the core's [`UaConfig`].
 //!
 //! This module owns everything that happens once, before the run loop: picking the account,
-//! resolving the outbound proxy's and other accounts' host names (the running account's
-//! registrar, when named by a host name, is located later by the core through the driver's
-//! asynchronous DNS, `resolve.rs`), choosing the address we advertise in
+//! reading the registrars' and outbound proxies' addresses when they are IP literals (a server
+//! named by a host name is located later by the core through the driver's asynchronous DNS,
+//! `resolve.rs`: nothing here waits on DNS), choosing the address we advertise in
 //! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
 //! RTP socket per line (dual-stack when bound to `[::]`), and running the account's `password_cmd`. It blocks (DNS, the password
-//! command) and so runs before the tokio runtime takes over. It must not start the user agent
+//! command, a `stun_server` name) and so runs before the tokio runtime takes over. It must not start the user agent
 //! or read the clock.
 
 use super::outlet::Observers;
@@ -254,37 +254,37 @@ impl MediaSetup {
     }
 }
 
-/// The core's view of `account`: names, credentials (`password_cmd` runs here), registrar and
-/// outbound proxy resolved (with TLS's default port 5061 when `over_tls`). The registrar is
-/// resolved when `resolve_registrar` (a trunk whose calls go there); failing that is not
-/// fatal. An outbound proxy that cannot be resolved is, unless `locate_proxy_later` (the
-/// registering account: the core locates a proxy known by name through RFC 3263 before the
-/// first REGISTER, so it gets the unspecified address here).
+/// The core's view of `account`: names, credentials (`password_cmd` runs here), and the
+/// registrar's and outbound proxy's addresses when they are IP literals (with TLS's default
+/// port 5061 when `over_tls`). The registrar's is read when `literal_registrar` (a trunk
+/// whose calls go there). An outbound proxy known by a host name gets the unspecified
+/// address: the core locates it through RFC 3263 (before the first REGISTER, or at start for
+/// an account that does not register), as it does a registrar known by name. Only an
+/// outbound proxy URI that cannot be read is an error.
 fn sip_account(
     account: &config::Account,
-    resolve_registrar: bool,
-    locate_proxy_later: bool,
+    literal_registrar: bool,
     over_tls: bool,
 ) -> Result<Account, SetupError> {
     let registrar = registrar_uri(account);
-    let registrar_addr = if resolve_registrar {
-        match resolve_uri_with(&registrar, over_tls) {
-            Ok(addr) => Some(addr),
-            Err(message) => {
-                tracing::warn!(%registrar, %message, "registrar address unknown");
-                None
+    let registrar_addr =
+        if literal_registrar && matches!(Plan::of_uri(&registrar), Some(Plan::Literal(_))) {
+            match resolve_uri_with(&registrar, over_tls) {
+                Ok(addr) => Some(addr),
+                Err(message) => {
+                    tracing::warn!(%registrar, %message, "registrar address unknown");
+                    None
+                }
             }
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
     let outbound_proxy = match &account.outbound_proxy {
         Some(uri)
-            if locate_proxy_later
-                && matches!(
-                    Plan::of_uri(uri),
-                    Some(Plan::Host { .. } | Plan::Domain { .. })
-                ) =>
+            if matches!(
+                Plan::of_uri(uri),
+                Some(Plan::Host { .. } | Plan::Domain { .. })
+            ) =>
         {
             Some((
                 uri.clone(),
@@ -331,11 +331,7 @@ fn sip_account(
 /// by the core through the driver's asynchronous DNS (RFC 3263), with failover; only an IP
 /// address is taken here.
 fn registering_account(account: &config::Account, over_tls: bool) -> Result<Account, SetupError> {
-    let mut ua_account = sip_account(account, false, account.register, over_tls)?;
-    if account.register && matches!(Plan::of_uri(&ua_account.registrar), Some(Plan::Literal(_))) {
-        ua_account.registrar_addr = resolve_uri_with(&ua_account.registrar, over_tls).ok();
-    }
-    Ok(ua_account)
+    sip_account(account, account.register, over_tls)
 }
 
 impl fmt::Debug for Setup {
@@ -353,9 +349,10 @@ impl fmt::Debug for Setup {
 impl Setup {
     /// Resolves, binds and builds the [`UaConfig`] for `account` of `config`.
     ///
-    /// A registrar whose host cannot be resolved is not fatal (the core reports
-    /// `registration_failed` and retries); an outbound proxy that cannot be resolved is, since
-    /// calls must not silently bypass it.
+    /// Nothing here waits on DNS: registrars and outbound proxies known by host names are
+    /// located by the core (a registrar that cannot be found gives `registration_failed` and
+    /// retries; a call through a proxy that cannot be found fails and says why, never
+    /// bypassing it). An outbound proxy URI that cannot be read is an error.
     ///
     /// Only `account` registers; the other enabled accounts are there for routes, as
     /// non-registering accounts (`--account NAME`).
@@ -409,15 +406,13 @@ impl Setup {
                     // Its calls go to its outbound proxy, else to its registrar's host. Beside
                     // an account run alone (`--account`) it only serves routes: not registered,
                     // not kept alive.
-                    sip_account(other, other.outbound_proxy.is_none(), false, over_tls).map(
-                        |mut a| {
-                            a.register = false;
-                            if !all_register {
-                                a.keepalive = None;
-                            }
-                            a
-                        },
-                    )
+                    sip_account(other, other.outbound_proxy.is_none(), over_tls).map(|mut a| {
+                        a.register = false;
+                        if !all_register {
+                            a.keepalive = None;
+                        }
+                        a
+                    })
                 };
                 match built {
                     Ok(other) => Some(other),
@@ -1183,15 +1178,27 @@ mod tests {
     }
 
     #[test]
-    fn a_registering_accounts_proxy_named_by_domain_is_left_to_the_core() {
+    fn a_proxy_or_trunk_registrar_named_by_domain_is_left_to_the_core() {
         let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
         cfg.accounts[0].outbound_proxy = Some("sip:proxy.invalid".to_owned());
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not looked up here");
         assert_eq!(setup.ua.account.server_uri(), "sip:proxy.invalid");
         assert_eq!(setup.ua.account.proxy_addr(), None, "no address before DNS");
-        // Not registering: nothing locates it later, so it must resolve now.
+        // Not registering: the core locates it too (a name that does not exist is no error
+        // at start: the start never waits on DNS).
         cfg.accounts[0].register = false;
-        assert!(Setup::new(&cfg, &cfg.accounts[0]).is_err());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not looked up here either");
+        assert_eq!(setup.ua.account.proxy_addr(), None, "no address before DNS");
+        // A trunk (an account beside the first that does not register) whose calls go to its
+        // registrar named by a host name: left to the core as well.
+        let mut trunk = cfg.accounts[0].clone();
+        trunk.name = "trunk".to_owned();
+        trunk.outbound_proxy = None;
+        trunk.registrar = Some("sip:trunk.invalid:5080".to_owned());
+        cfg.accounts.push(trunk);
+        let setup = Setup::all(&cfg).expect("not looked up here either");
+        assert_eq!(setup.ua.others[0].registrar, "sip:trunk.invalid:5080");
+        assert_eq!(setup.ua.others[0].registrar_addr, None);
     }
 
     #[test]

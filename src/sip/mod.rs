@@ -492,6 +492,7 @@ impl UserAgent {
                 ua.accounts[index].keepalive = Some(Keepalive::new(interval, dst, now));
             }
         }
+        ua.look_up_servers();
         for ext in ua.cfg.blf.clone().iter().take(MAX_BLF) {
             ua.subscribe(now, ext, subscription::Purpose::Blf);
         }

@@ -12,8 +12,11 @@
 //! registrar (`located_by_dns`, `call_resolved`), and fails over across its targets the same way.
 //!
 //! Calls of a registering account fail over through the server its registration uses (the
-//! outbound proxy when there is one, located by DNS like the registrar); an account that does
-//! not register has one address.
+//! outbound proxy when there is one, located by DNS like the registrar). Calls of an account
+//! that does not register go to its server known by name (`call_through_server`: its outbound
+//! proxy, or its registrar) at the first target of the account's DNS answer while that answer
+//! is within its TTL, else once DNS answers again, and fail over across its targets the same
+//! way.
 
 use super::*;
 use crate::sip::locate;
@@ -100,6 +103,35 @@ impl UserAgent {
             plan,
             transport: self.cfg.transport,
         });
+    }
+
+    /// A call through account `account`'s server known by name `server` (an account that does
+    /// not register, [`UserAgent::unregistered_server`]): its INVITE goes to the first target
+    /// of the account's DNS answer when the answer is within its TTL, else once DNS answers
+    /// again (`call_resolved`); either way the call fails over across those targets.
+    pub(in crate::sip::call) fn call_through_server(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        account: usize,
+        server: &str,
+        plan: locate::Plan,
+    ) {
+        let known = &self.accounts[account].registrar_targets;
+        if known.is_empty() || known.is_stale(now) {
+            self.look_up_call(call_id, server, plan);
+            return;
+        }
+        let targets = known.clone();
+        let first = targets.all().next().copied();
+        let live: Vec<String> = self.calls().map(|c| c.call_id.clone()).collect();
+        self.call_lookups.retain(|(id, _, _)| live.contains(id));
+        self.call_lookups
+            .push((call_id.to_owned(), server.to_owned(), Some(targets)));
+        if let Some(call) = self.call_mut(call_id) {
+            call.first_hop = first;
+        }
+        self.send_invite(now, call_id, None);
     }
 
     /// A DNS answer for `uri`: calls waiting for it send their INVITE to its first target
