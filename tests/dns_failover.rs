@@ -369,3 +369,101 @@ fn an_outbound_proxy_and_another_domain_are_located_by_dns() {
         assert!(sb.quit_and_wait(secs(10)).success());
     }
 }
+
+/// A switchboard `user` at `ip` registering at the kamailio at `registrar` (its address).
+fn registered_at(net: &Net, user: &str, ip: Ipv4Addr, registrar: Ipv4Addr) -> Switchboard {
+    let mut account = AccountConfig::new("hosted", user, DOMAIN);
+    account.registrar = Some(format!("sip:{registrar}:5060"));
+    account.register = true;
+    let mut config = SwitchboardConfig::peer_to_peer(net);
+    config.bind = SocketAddr::from((ip, 5060));
+    config.accounts = vec![account];
+    let mut sb = Switchboard::start(&config.to_toml());
+    sb.wait_for(secs(10), "registered");
+    sb
+}
+
+/// How many times the DNS log shows `query`.
+fn asked(dns: &Dnsmasq, query: &str) -> usize {
+    dns.log().matches(query).count()
+}
+
+#[test]
+fn the_proxy_of_an_account_that_does_not_register_is_located_by_dns_with_ttl_and_failover() {
+    let net = Net::for_test("dns_failover::unregistered_primary");
+    let backup_net = Net::for_test("dns_failover::unregistered_backup");
+    let mut primary = Some(Kamailio::start_for_domain(&net, DOMAIN));
+    let backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    // Answers live 5 s (the least switchboard keeps one).
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        5,
+        &zone_for(
+            "SIP+D2T",
+            "_sip._tcp",
+            net.ip(hosts::KAMAILIO),
+            backup_net.ip(hosts::KAMAILIO),
+        ),
+    );
+    // bob is registered at the primary only, dave at the backup only.
+    let first = primary.as_ref().expect("primary");
+    let mut bob = registered_at(&net, "bob", net.ip(BOB_HOST), first.ip());
+    first.wait_registered("bob", secs(5));
+    let mut dave = registered_at(&backup_net, "dave", backup_net.ip(BOB_HOST), backup.ip());
+    backup.wait_registered("dave", secs(5));
+
+    // alice does not register; her outbound proxy is the domain, over TCP.
+    let mut account = AccountConfig::new("hosted", "alice", DOMAIN);
+    account.transport = "tcp".to_owned();
+    account.outbound_proxy = Some(format!("sip:{DOMAIN}"));
+    let mut config = SwitchboardConfig::peer_to_peer(&net)
+        .with_network(&format!("dns_servers = [\"{}\"]", dns.addr()));
+    config.accounts = vec![account];
+    let mut alice = Switchboard::start(&config.to_toml());
+    alice.wait_for(secs(10), "started");
+    // Looked up at start, in the background: NAPTR, the TCP SRV name, the targets' A records.
+    let naptr = "query[NAPTR] pbx.test";
+    common::process::wait_until(secs(10), || {
+        (asked(&dns, "query[A] backup.pbx.test") > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the proxy was not looked up at start:\n{}", dns.log()));
+    assert!(
+        dns.log().contains("query[SRV] _sip._tcp.pbx.test"),
+        "{}",
+        dns.log()
+    );
+
+    // A call goes through the primary (the only one that knows bob).
+    alice.send(&format!("dial sip:bob@{DOMAIN}"));
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    alice.send("hangup");
+    bob.wait_call_state(secs(10), 1, "ended");
+
+    // Past the answer's TTL the primary dies: the next call looks the proxy up again, finds
+    // the primary refusing the connection and goes on to the backup (which knows dave).
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let naptr_before = asked(&dns, naptr);
+    drop(primary.take());
+    let dialled = Instant::now();
+    alice.send(&format!("dial sip:dave@{DOMAIN}"));
+    dave.wait_for(secs(10), "incoming");
+    eprintln!(
+        "dns_failover (unregistered, tcp): dave's phone rang {:?} after alice dialled",
+        dialled.elapsed()
+    );
+    assert!(
+        asked(&dns, naptr) > naptr_before,
+        "the proxy was not looked up again after the TTL:\n{}",
+        dns.log()
+    );
+    dave.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    alice.send("hangup");
+    dave.wait_call_state(secs(10), 1, "ended");
+    for sb in [&mut alice, &mut bob, &mut dave] {
+        assert!(sb.quit_and_wait(secs(10)).success());
+    }
+}
