@@ -467,3 +467,105 @@ fn the_proxy_of_an_account_that_does_not_register_is_located_by_dns_with_ttl_and
         assert!(sb.quit_and_wait(secs(10)).success());
     }
 }
+
+/// coturn answering STUN binding requests only, on `ip`:3478; stopped when dropped.
+struct LoopbackStun {
+    _peer: common::process::Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl LoopbackStun {
+    /// Starts `turnserver --stun-only` on `ip` and waits (5 s at most) until it listens.
+    fn start(ip: Ipv4Addr) -> LoopbackStun {
+        let turnserver = common::require_tool("turnserver", "coturn");
+        let dir = common::run_dir("coturn");
+        let log = dir.path().join("turnserver.log");
+        let log_file = std::fs::File::create(&log).expect("creating turnserver.log");
+        let mut cmd = std::process::Command::new(turnserver);
+        cmd.args([
+            "-n",
+            "--stun-only",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--simple-log",
+        ])
+        .arg(format!("--listening-ip={ip}"))
+        .arg("--listening-port=3478")
+        .arg("--log-file=stdout")
+        .arg(format!("--db={}", dir.path().join("turndb").display()))
+        .arg(format!(
+            "--pidfile={}",
+            dir.path().join("turnserver.pid").display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone().expect("cloning a file handle"))
+        .stderr(log_file);
+        let peer = common::process::Peer::spawn("coturn", &mut cmd, vec![log.clone()]);
+        let ready = common::process::wait_until(secs(5), || {
+            let out = std::process::Command::new("ss")
+                .args(["-Hlun", "sport = :3478"])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .contains(&ip.to_string())
+                .then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "coturn did not start:\n{}",
+            common::process::tail(&log, 30)
+        );
+        LoopbackStun {
+            _peer: peer,
+            _dir: dir,
+        }
+    }
+}
+
+#[test]
+fn a_stun_server_named_by_host_is_found_through_the_configured_dns() {
+    /// Where coturn listens, in the test's subnet.
+    const STUN_HOST: u8 = 54;
+    let net = Net::for_test("dns_failover::stun_by_name");
+    let stun_ip = net.ip(STUN_HOST);
+    let _stun = LoopbackStun::start(stun_ip);
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        60,
+        &[DnsRecord::A {
+            name: format!("stun.{DOMAIN}"),
+            ip: stun_ip,
+        }],
+    );
+    let mut account = AccountConfig::new("hosted", "alice", DOMAIN);
+    account.extra = format!("stun_server = \"stun:stun.{DOMAIN}\"\n");
+    let mut config = SwitchboardConfig::peer_to_peer(&net)
+        .with_network(&format!("dns_servers = [\"{}\"]", dns.addr()));
+    config.accounts = vec![account];
+    let mut alice = Switchboard::start(&config.to_toml());
+    // On loopback the mapped address is alice's own.
+    let learnt = alice.wait_event(secs(10), |e| {
+        e["event"] == "network"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1:"))
+    });
+    let reached = format!(
+        "line 1: RTP is reached at {}:",
+        net.sip_addr(hosts::SWITCHBOARD).ip()
+    );
+    assert!(
+        learnt["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&reached) && m.ends_with("(STUN)")),
+        "{learnt}"
+    );
+    assert!(
+        dns.log().contains(&format!("query[A] stun.{DOMAIN}")),
+        "{}",
+        dns.log()
+    );
+    assert!(alice.quit_and_wait(secs(10)).success());
+}

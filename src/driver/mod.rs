@@ -145,6 +145,11 @@ pub async fn run(
         lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
+    let stun_server = match stun_server {
+        Some(Ok(target)) => Some(dns.stun_server(&target).await),
+        Some(Err(why)) => Some(Err(why)),
+        None => None,
+    };
     let (rtp, mut stun_refresher, public_rtcp) = match stun_server {
         Some(Ok(server)) => {
             let asked = now();

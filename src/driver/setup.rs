@@ -2,13 +2,13 @@
 //! addresses, bound sockets and the core's [`UaConfig`].
 //!
 //! This module owns everything that happens once, before the run loop: picking the account,
-//! reading the registrars' and outbound proxies' addresses when they are IP literals (a server
-//! named by a host name is located later by the core through the driver's asynchronous DNS,
-//! `resolve.rs`: nothing here waits on DNS), choosing the address we advertise in
-//! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
-//! RTP socket per line (dual-stack when bound to `[::]`), and running the account's `password_cmd`. It blocks (DNS, the password
-//! command, a `stun_server` name) and so runs before the tokio runtime takes over. It must not start the user agent
-//! or read the clock.
+//! reading the registrars', outbound proxies' and STUN server's addresses when they are IP
+//! literals (a server named by a host name is looked up later through the driver's
+//! asynchronous DNS, `resolve.rs`: nothing here waits on DNS), choosing the address we
+//! advertise in Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same
+//! port) and one RTP socket per line (dual-stack when bound to `[::]`), and running the
+//! account's `password_cmd`. It blocks (the password command) and so runs before the tokio
+//! runtime takes over. It must not start the user agent or read the clock.
 
 use super::outlet::Observers;
 use super::router::Router;
@@ -153,9 +153,9 @@ pub struct Setup {
     pub router: Router,
     /// The DNS servers that locate the registrar; empty: the system's configuration.
     pub dns_servers: Vec<SocketAddr>,
-    /// The account's STUN server (`stun_server`), resolved, or why it cannot be used; `None`
-    /// when none is configured.
-    pub stun: Option<Result<SocketAddr, String>>,
+    /// The account's STUN server (`stun_server`), to be looked up by the driver's DNS, or why
+    /// it cannot be used; `None` when none is configured.
+    pub stun: Option<Result<StunTarget, String>>,
 }
 
 /// What the media engine starts from.
@@ -542,7 +542,7 @@ impl Setup {
             stun: account
                 .stun_server
                 .as_deref()
-                .map(|uri| resolve_stun(uri, advertised)),
+                .map(|uri| stun_target(uri, advertised)),
         })
     }
 }
@@ -873,21 +873,47 @@ pub fn bind_rtp(
     Ok(sockets)
 }
 
-/// The address of a `stun:host[:port]` server, of the same family as `local` when the name
-/// has both; the error says why there is none.
-fn resolve_stun(uri: &str, local: IpAddr) -> Result<SocketAddr, String> {
+/// A `stun_server` as the driver looks it up (`resolve.rs`, in the background of the start,
+/// never blocking): its URI as written, host and port, and the address family preferred
+/// when the name has both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StunTarget {
+    /// The URI as configured, for messages.
+    pub uri: String,
+    /// Host (a name or an IP literal) and port.
+    pub server: crate::sip::stun::StunServer,
+    /// The family of our advertised address, tried first.
+    pub prefer: IpAddr,
+}
+
+impl StunTarget {
+    /// The server's address when its host is an IP literal (no DNS needed).
+    pub fn literal(&self) -> Option<SocketAddr> {
+        let ip = self.server.host.parse::<IpAddr>().ok()?;
+        Some(SocketAddr::new(ip, self.server.port))
+    }
+
+    /// Of `addrs` (the host's addresses), the first of the preferred family, else the first.
+    pub fn pick(&self, addrs: &[IpAddr]) -> Result<SocketAddr, String> {
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4() == self.prefer.is_ipv4())
+            .or(addrs.first())
+            .map(|ip| SocketAddr::new(*ip, self.server.port))
+            .ok_or_else(|| format!("stun_server `{}` has no address", self.uri))
+    }
+}
+
+/// The [`StunTarget`] of a `stun:host[:port]` URI, preferring the family of `local`; the
+/// error says what is wrong with the URI.
+fn stun_target(uri: &str, local: IpAddr) -> Result<StunTarget, String> {
     let server = crate::sip::stun::StunServer::parse(uri)
         .map_err(|e| format!("stun_server `{uri}`: {e}"))?;
-    let addrs: Vec<SocketAddr> = (server.host.as_str(), server.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("stun_server `{uri}` cannot be resolved: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4() == local.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| format!("stun_server `{uri}` has no address"))
+    Ok(StunTarget {
+        uri: uri.to_owned(),
+        server,
+        prefer: local,
+    })
 }
 
 /// The core's codec for a configured one.
@@ -1158,7 +1184,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stun_server_is_resolved_at_start_and_its_mistakes_are_kept_for_an_event() {
+    fn the_stun_server_is_left_to_the_driver_and_its_mistakes_are_kept_for_an_event() {
         let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
         assert_eq!(
             Setup::new(&cfg, &cfg.accounts[0]).expect("setup").stun,
@@ -1166,7 +1192,23 @@ mod tests {
         );
         cfg.accounts[0].stun_server = Some("stun:127.0.0.1".to_owned());
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
-        assert_eq!(setup.stun, Some(Ok("127.0.0.1:3478".parse().unwrap())));
+        let target = setup.stun.clone().expect("configured").expect("usable");
+        assert_eq!(target.literal(), Some("127.0.0.1:3478".parse().unwrap()));
+        // A name is left to the driver's DNS: nothing is looked up here.
+        cfg.accounts[0].stun_server = Some("stun:stun.invalid:3479".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        let target = setup.stun.clone().expect("configured").expect("usable");
+        assert_eq!(target.literal(), None);
+        assert_eq!(target.server.host, "stun.invalid");
+        let (v4, v6): (IpAddr, IpAddr) =
+            ("192.0.2.3".parse().unwrap(), "2001:db8::3".parse().unwrap());
+        assert_eq!(
+            target.pick(&[v6, v4]),
+            Ok(SocketAddr::new(v4, 3479)),
+            "our family first"
+        );
+        assert_eq!(target.pick(&[v6]), Ok(SocketAddr::new(v6, 3479)));
+        assert!(target.pick(&[]).is_err());
         // Built by hand: the configuration check would reject it already.
         cfg.accounts[0].stun_server = Some("127.0.0.1".to_owned());
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not fatal");
