@@ -162,7 +162,7 @@ impl UserAgent {
 
     /// Makes the target in use the address account `index`'s REGISTER, calls and keep-alives
     /// go to: the outbound proxy's when there is one, else the registrar's.
-    fn use_registrar_target(&mut self, index: usize) {
+    pub(super) fn use_registrar_target(&mut self, index: usize) {
         if let Some(addr) = self.accounts[index].registrar_targets.current() {
             let account = self.account_mut(index);
             match account.outbound_proxy.as_mut() {
@@ -228,6 +228,8 @@ impl UserAgent {
                     tracing::info!(account = %self.account(index).name, server = %uri, targets = ?list, ttl = ?located.ttl, "server located");
                     let targets = &mut self.accounts[index].registrar_targets;
                     targets.replace(list, located.ttl, now);
+                    // A fresh answer: the best target again (a primary calls had left may be back).
+                    targets.first();
                     self.use_registrar_target(index);
                     self.start_keepalive(now, index);
                 }

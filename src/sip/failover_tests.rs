@@ -586,6 +586,22 @@ fn an_unregistered_accounts_call_fails_over_across_its_proxys_targets() {
     // A 503 there too: none left, the call ends.
     b.recv(BACKUP, &reply(&second[0].1, 503, "x", "", ""));
     assert_eq!(call_ended(&mut b), [Some(503)]);
+    // The account's next call goes to the backup at once (no timer B at the dead primary)...
+    b.cmd(Command::Dial("sip:carol@127.0.0.1".into()));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(BACKUP));
+    b.cmd(Command::Hangup(None));
+    // ...until the answer's TTL (600 s) ends: the next call looks it up again and starts
+    // from the primary.
+    b.advance(Duration::from_secs(600));
+    sent_to(&mut b);
+    b.cmd(Command::Dial("sip:dave@127.0.0.1".into()));
+    let asked = b.next_resolve().expect("looked up again");
+    b.ua.handle_resolved(b.now, &asked.uri, answer(&[PRIMARY, BACKUP], 600));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(PRIMARY), "the primary again after the TTL");
 }
 
 #[test]

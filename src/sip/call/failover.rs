@@ -54,6 +54,12 @@ impl UserAgent {
             return false;
         };
         tracing::warn!(%call_id, failed = ?call.first_hop, %next, %why, "INVITE target failed; trying the next one");
+        if self.unregistered_server(account).is_some() {
+            // An account that does not register: its next calls go there too, until the next
+            // DNS answer (after the TTL) starts again from the best target.
+            self.accounts[account].registrar_targets.prefer(next);
+            self.use_registrar_target(account);
+        }
         let Some(call) = self.call_mut(call_id) else {
             return false;
         };
@@ -106,9 +112,10 @@ impl UserAgent {
     }
 
     /// A call through account `account`'s server known by name `server` (an account that does
-    /// not register, [`UserAgent::unregistered_server`]): its INVITE goes to the first target
-    /// of the account's DNS answer when the answer is within its TTL, else once DNS answers
-    /// again (`call_resolved`); either way the call fails over across those targets.
+    /// not register, [`UserAgent::unregistered_server`]): its INVITE goes to the account's
+    /// target in use (the first of its DNS answer, or the one an earlier call failed over to)
+    /// when the answer is within its TTL, else once DNS answers again (`call_resolved`, the
+    /// first target); either way the call fails over across those targets.
     pub(in crate::sip::call) fn call_through_server(
         &mut self,
         now: Instant,
@@ -123,7 +130,7 @@ impl UserAgent {
             return;
         }
         let targets = known.clone();
-        let first = targets.all().next().copied();
+        let first = targets.current();
         let live: Vec<String> = self.calls().map(|c| c.call_id.clone()).collect();
         self.call_lookups.retain(|(id, _, _)| live.contains(id));
         self.call_lookups
