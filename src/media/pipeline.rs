@@ -154,6 +154,9 @@ struct ActiveStream {
     /// A packet from the negotiated address has been seen (no more latching; a
     /// latched source is dropped from then on).
     heard: bool,
+    /// Where the far end's last RTCP came from: our reports go there (symmetric RTCP,
+    /// RFC 4961), whatever its SDP said.
+    rtcp_from: Option<SocketAddr>,
     /// When RTP from the far end was last accepted (or two-way audio began).
     last_heard: Instant,
     /// The current silence has been reported (re-armed by the next packet).
@@ -203,6 +206,7 @@ impl ActiveStream {
             dtmf_in: DtmfReceiver::default(),
             send_to: params.remote,
             heard: false,
+            rtcp_from: None,
             last_heard: now,
             silence_reported: false,
             timestamp,
@@ -234,6 +238,9 @@ impl ActiveStream {
             self.send_to = params.remote;
             self.heard = false;
         }
+        if params.remote != self.params.remote || params.remote_rtcp != self.params.remote_rtcp {
+            self.rtcp_from = None;
+        }
         if params.send && !self.params.send {
             self.spurt = true;
         }
@@ -246,11 +253,14 @@ impl ActiveStream {
         true
     }
 
-    /// Where RTCP goes: where the far end's SDP says (`a=rtcp`, RFC 3605, else the RTP
-    /// port + 1) while RTP goes to the negotiated address; the port above a latched RTP
-    /// source while RTP follows one (a NAT the SDP does not know of).
+    /// Where RTCP goes: where the far end's RTCP comes from once it came (symmetric RTCP: a
+    /// NAT maps that socket where its SDP cannot know); before that, where its SDP says
+    /// (`a=rtcp`, RFC 3605, else the RTP port + 1) while RTP goes to the negotiated address,
+    /// and the port above a latched RTP source while RTP follows one.
     fn rtcp_to(&self) -> SocketAddr {
-        if self.send_to == self.params.remote {
+        if let Some(from) = self.rtcp_from {
+            from
+        } else if self.send_to == self.params.remote {
             self.params.remote_rtcp
         } else {
             SocketAddr::new(self.send_to.ip(), self.send_to.port().wrapping_add(1))
@@ -542,7 +552,9 @@ impl Pipeline {
         }
         if rtcp {
             if src.ip() == stream.send_to.ip() || src.ip() == stream.params.remote_rtcp.ip() {
-                let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
+                if stream.rtcp.on_rtcp(now, wallclock, buf).is_ok() && port == Port::Rtcp {
+                    stream.rtcp_from = Some(src);
+                }
             }
             return;
         }
@@ -1219,7 +1231,7 @@ mod tests {
             codec,
             payload_type,
             remote,
-            remote_rtcp: SocketAddr::new(remote.ip(), remote.port() + 1),
+            remote_rtcp: rtcp_of(remote),
             send: true,
             receive: true,
             dtmf_payload_type: Some(PT_EVENT),
@@ -1228,6 +1240,11 @@ mod tests {
             muted: false,
             srtp: None,
         }
+    }
+
+    /// The RTCP address next to RTP's `rtp`.
+    fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
+        SocketAddr::new(rtp.ip(), rtp.port() + 1)
     }
 
     fn pcmu(remote: SocketAddr) -> StreamParams {
@@ -1604,17 +1621,27 @@ mod tests {
             a.tick(now, wall);
             b.tick(now, wall);
             while let Some(t) = a.poll_transmit() {
-                let rtcp_to = SocketAddr::new(b_addr.ip(), b_addr.port() + 1);
+                let rtcp_to = rtcp_of(b_addr);
                 assert_eq!(t.to, if t.port == Port::Rtp { b_addr } else { rtcp_to });
                 if t.port == Port::Rtp {
                     sequences.push(parse(t.bytes).seq);
                 }
-                b.handle_datagram(now, wall, 0, t.port, a_addr, t.bytes);
+                let from = if t.port == Port::Rtp {
+                    a_addr
+                } else {
+                    rtcp_of(a_addr)
+                };
+                b.handle_datagram(now, wall, 0, t.port, from, t.bytes);
             }
             while let Some(t) = b.poll_transmit() {
-                let rtcp_to = SocketAddr::new(a_addr.ip(), a_addr.port() + 1);
+                let rtcp_to = rtcp_of(a_addr);
                 assert_eq!(t.to, if t.port == Port::Rtp { a_addr } else { rtcp_to });
-                a.handle_datagram(now, wall, 0, t.port, b_addr, t.bytes);
+                let from = if t.port == Port::Rtp {
+                    b_addr
+                } else {
+                    rtcp_of(b_addr)
+                };
+                a.handle_datagram(now, wall, 0, t.port, from, t.bytes);
             }
         }
         assert_eq!(sequences.first(), Some(&65_500));
@@ -2074,7 +2101,7 @@ mod tests {
     }
 
     #[test]
-    fn rtcp_goes_where_the_far_ends_sdp_says_until_rtp_is_latched_elsewhere() {
+    fn rtcp_goes_where_the_far_ends_sdp_says_then_where_its_rtcp_comes_from() {
         let peer = Peer::new();
         // The far end's a=rtcp names a port that is not next to its RTP port.
         let elsewhere = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -2105,6 +2132,21 @@ mod tests {
             "RTCP next to the latched source"
         );
         assert!(drain(&elsewhere).is_empty());
+        // The far end's own RTCP arrives from a port of its NAT's choosing: reports follow it
+        // (symmetric RTCP).
+        let mapped = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let receiver_report = [0x80, 201, 0, 1, 0, 0, 0, 42];
+        h.send_to_line(0, true, &mapped, &receiver_report);
+        for _ in 0..=400 {
+            let pkt = talker.next();
+            h.send(&nat.rtp, &pkt);
+            h.tick();
+        }
+        assert!(
+            !drain(&mapped).is_empty(),
+            "RTCP to where the far end's came from"
+        );
+        assert!(drain(&nat.rtcp).is_empty());
     }
 
     // ---- hostile input ----
