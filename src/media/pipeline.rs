@@ -551,10 +551,14 @@ impl Pipeline {
             buf = &self.plain;
         }
         if rtcp {
-            if src.ip() == stream.send_to.ip() || src.ip() == stream.params.remote_rtcp.ip() {
-                if stream.rtcp.on_rtcp(now, wallclock, buf).is_ok() && port == Port::Rtcp {
-                    stream.rtcp_from = Some(src);
-                }
+            let from_far_end =
+                src.ip() == stream.send_to.ip() || src.ip() == stream.params.remote_rtcp.ip();
+            // Only a valid report on the RTCP socket moves where ours go.
+            if from_far_end
+                && stream.rtcp.on_rtcp(now, wallclock, buf).is_ok()
+                && port == Port::Rtcp
+            {
+                stream.rtcp_from = Some(src);
             }
             return;
         }
