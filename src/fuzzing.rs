@@ -380,6 +380,7 @@ pub fn sdp_body(data: &[u8]) {
         let local = LocalMedia {
             addr: [127, 0, 0, 2].into(),
             port: 40000,
+            rtcp: ([127, 0, 0, 2], 40001).into(),
             codecs,
             dtmf,
             opus_bitrate: Some(24_000),

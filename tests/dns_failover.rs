@@ -369,3 +369,203 @@ fn an_outbound_proxy_and_another_domain_are_located_by_dns() {
         assert!(sb.quit_and_wait(secs(10)).success());
     }
 }
+
+/// A switchboard `user` at `ip` registering at the kamailio at `registrar` (its address).
+fn registered_at(net: &Net, user: &str, ip: Ipv4Addr, registrar: Ipv4Addr) -> Switchboard {
+    let mut account = AccountConfig::new("hosted", user, DOMAIN);
+    account.registrar = Some(format!("sip:{registrar}:5060"));
+    account.register = true;
+    let mut config = SwitchboardConfig::peer_to_peer(net);
+    config.bind = SocketAddr::from((ip, 5060));
+    config.accounts = vec![account];
+    let mut sb = Switchboard::start(&config.to_toml());
+    sb.wait_for(secs(10), "registered");
+    sb
+}
+
+/// How many times the DNS log shows `query`.
+fn asked(dns: &Dnsmasq, query: &str) -> usize {
+    dns.log().matches(query).count()
+}
+
+#[test]
+fn the_proxy_of_an_account_that_does_not_register_is_located_by_dns_with_ttl_and_failover() {
+    let net = Net::for_test("dns_failover::unregistered_primary");
+    let backup_net = Net::for_test("dns_failover::unregistered_backup");
+    let mut primary = Some(Kamailio::start_for_domain(&net, DOMAIN));
+    let backup = Kamailio::start_for_domain(&backup_net, DOMAIN);
+    // Answers live 5 s (the least switchboard keeps one).
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        5,
+        &zone_for(
+            "SIP+D2T",
+            "_sip._tcp",
+            net.ip(hosts::KAMAILIO),
+            backup_net.ip(hosts::KAMAILIO),
+        ),
+    );
+    // bob is registered at the primary only, dave at the backup only.
+    let first = primary.as_ref().expect("primary");
+    let mut bob = registered_at(&net, "bob", net.ip(BOB_HOST), first.ip());
+    first.wait_registered("bob", secs(5));
+    let mut dave = registered_at(&backup_net, "dave", backup_net.ip(BOB_HOST), backup.ip());
+    backup.wait_registered("dave", secs(5));
+
+    // alice does not register; her outbound proxy is the domain, over TCP.
+    let mut account = AccountConfig::new("hosted", "alice", DOMAIN);
+    account.transport = "tcp".to_owned();
+    account.outbound_proxy = Some(format!("sip:{DOMAIN}"));
+    let mut config = SwitchboardConfig::peer_to_peer(&net)
+        .with_network(&format!("dns_servers = [\"{}\"]", dns.addr()));
+    config.accounts = vec![account];
+    let mut alice = Switchboard::start(&config.to_toml());
+    alice.wait_for(secs(10), "started");
+    // Looked up at start, in the background: NAPTR, the TCP SRV name, the targets' A records.
+    let naptr = "query[NAPTR] pbx.test";
+    common::process::wait_until(secs(10), || {
+        (asked(&dns, "query[A] backup.pbx.test") > 0).then_some(())
+    })
+    .unwrap_or_else(|| panic!("the proxy was not looked up at start:\n{}", dns.log()));
+    assert!(
+        dns.log().contains("query[SRV] _sip._tcp.pbx.test"),
+        "{}",
+        dns.log()
+    );
+
+    // A call goes through the primary (the only one that knows bob).
+    alice.send(&format!("dial sip:bob@{DOMAIN}"));
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    alice.send("hangup");
+    bob.wait_call_state(secs(10), 1, "ended");
+
+    // Past the answer's TTL the primary dies: the next call looks the proxy up again, finds
+    // the primary refusing the connection and goes on to the backup (which knows dave).
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let naptr_before = asked(&dns, naptr);
+    drop(primary.take());
+    let dialled = Instant::now();
+    alice.send(&format!("dial sip:dave@{DOMAIN}"));
+    dave.wait_for(secs(10), "incoming");
+    eprintln!(
+        "dns_failover (unregistered, tcp): dave's phone rang {:?} after alice dialled",
+        dialled.elapsed()
+    );
+    assert!(
+        asked(&dns, naptr) > naptr_before,
+        "the proxy was not looked up again after the TTL:\n{}",
+        dns.log()
+    );
+    dave.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    alice.send("hangup");
+    dave.wait_call_state(secs(10), 1, "ended");
+    for sb in [&mut alice, &mut bob, &mut dave] {
+        assert!(sb.quit_and_wait(secs(10)).success());
+    }
+}
+
+/// coturn answering STUN binding requests only, on `ip`:3478; stopped when dropped.
+struct LoopbackStun {
+    _peer: common::process::Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl LoopbackStun {
+    /// Starts `turnserver --stun-only` on `ip` and waits (5 s at most) until it listens.
+    fn start(ip: Ipv4Addr) -> LoopbackStun {
+        let turnserver = common::require_tool("turnserver", "coturn");
+        let dir = common::run_dir("coturn");
+        let log = dir.path().join("turnserver.log");
+        let log_file = std::fs::File::create(&log).expect("creating turnserver.log");
+        let mut cmd = std::process::Command::new(turnserver);
+        cmd.args([
+            "-n",
+            "--stun-only",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--simple-log",
+        ])
+        .arg(format!("--listening-ip={ip}"))
+        .arg("--listening-port=3478")
+        .arg("--log-file=stdout")
+        .arg(format!("--db={}", dir.path().join("turndb").display()))
+        .arg(format!(
+            "--pidfile={}",
+            dir.path().join("turnserver.pid").display()
+        ))
+        .stdin(std::process::Stdio::null())
+        .stdout(log_file.try_clone().expect("cloning a file handle"))
+        .stderr(log_file);
+        let peer = common::process::Peer::spawn("coturn", &mut cmd, vec![log.clone()]);
+        let ready = common::process::wait_until(secs(5), || {
+            let out = std::process::Command::new("ss")
+                .args(["-Hlun", "sport = :3478"])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&out.stdout)
+                .contains(&ip.to_string())
+                .then_some(())
+        });
+        assert!(
+            ready.is_some(),
+            "coturn did not start:\n{}",
+            common::process::tail(&log, 30)
+        );
+        LoopbackStun {
+            _peer: peer,
+            _dir: dir,
+        }
+    }
+}
+
+#[test]
+fn a_stun_server_named_by_host_is_found_through_the_configured_dns() {
+    /// Where coturn listens, in the test's subnet.
+    const STUN_HOST: u8 = 54;
+    let net = Net::for_test("dns_failover::stun_by_name");
+    let stun_ip = net.ip(STUN_HOST);
+    let _stun = LoopbackStun::start(stun_ip);
+    let dns = Dnsmasq::start(
+        net.ip(DNS_HOST),
+        "test",
+        60,
+        &[DnsRecord::A {
+            name: format!("stun.{DOMAIN}"),
+            ip: stun_ip,
+        }],
+    );
+    let mut account = AccountConfig::new("hosted", "alice", DOMAIN);
+    account.extra = format!("stun_server = \"stun:stun.{DOMAIN}\"\n");
+    let mut config = SwitchboardConfig::peer_to_peer(&net)
+        .with_network(&format!("dns_servers = [\"{}\"]", dns.addr()));
+    config.accounts = vec![account];
+    let mut alice = Switchboard::start(&config.to_toml());
+    // On loopback the mapped address is alice's own.
+    let learnt = alice.wait_event(secs(10), |e| {
+        e["event"] == "network"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1:"))
+    });
+    let reached = format!(
+        "line 1: RTP is reached at {}:",
+        net.sip_addr(hosts::SWITCHBOARD).ip()
+    );
+    assert!(
+        learnt["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&reached) && m.ends_with("(STUN)")),
+        "{learnt}"
+    );
+    assert!(
+        dns.log().contains(&format!("query[A] stun.{DOMAIN}")),
+        "{}",
+        dns.log()
+    );
+    assert!(alice.quit_and_wait(secs(10)).success());
+}

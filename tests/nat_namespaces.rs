@@ -343,3 +343,130 @@ fn a_call_after_the_router_forgot_the_rtp_mapping_offers_the_new_one() {
     );
     drop((kam, stun));
 }
+
+/// The first `quality` event of `sb` that carries a round-trip time (its RTCP sender reports
+/// reached the far end and the far end's receiver reports came back), waiting 20 s at most;
+/// the failure shows the router's UDP mappings.
+fn round_trip(lab: &NatLab, sb: &mut Switchboard) -> f64 {
+    let found = common::process::wait_until(secs(20), || {
+        sb.events().into_iter().find_map(|e| {
+            (e["event"] == "quality")
+                .then(|| e["rtt_ms"].as_f64())
+                .flatten()
+        })
+    });
+    found.unwrap_or_else(|| {
+        panic!(
+            "no round-trip time; the router holds:\n{}\n{}",
+            lab.router_udp_mappings(),
+            sb.failure_report()
+        )
+    })
+}
+
+#[test]
+fn rtcp_reaches_alice_at_the_address_her_a_rtcp_names() {
+    // Mappings held longer than RTCP's report interval (up to 7.5 s): what is tested here is
+    // where the reports go, not how long the router remembers.
+    let lab = NatLab::new(Duration::from_secs(30));
+    // The router maps alice's RTCP socket (the second port of her range) far from her RTP
+    // port's mapping: RTP + 1 at the router leads nowhere. Like a home router's firewall, it
+    // drops what reaches its own ports unasked (an early packet of bob's would otherwise leave
+    // a connection of its own there and push alice's mapping to another port), and counts
+    // what is sent to RTP + 1.
+    nft(
+        &lab,
+        &format!(
+            "insert rule ip nat post ip saddr {HOME_IP} udp sport 40001 snat to {PUBLIC_IP}:45001\n\
+             add table ip guard\n\
+             add chain ip guard input {{ type filter hook input priority 0; policy accept; }}\n\
+             add rule ip guard input udp dport {{ 40000, 45001 }} drop\n\
+             add rule ip guard input udp dport 40001 counter drop\n"
+        ),
+    );
+    let kam = NsKamailio::start(&lab, &USERS);
+    let stun = NsStun::start(&lab);
+    let mut alice = lab.switchboard(
+        &lab.home,
+        &config(
+            HOME_IP,
+            "alice",
+            "backend = \"null\"\n",
+            &format!("nat = \"off\"\nstun_server = \"{}\"\n", stun.uri()),
+        ),
+    );
+    alice.wait_for(secs(10), "registered");
+    let rtcp = format!("{PUBLIC_IP}:45001");
+    let learnt = alice.wait_event(secs(10), |e| {
+        e["event"] == "network"
+            && e["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("line 1:"))
+    });
+    assert!(
+        learnt["message"]
+            .as_str()
+            .is_some_and(|m| m.ends_with(&format!("; RTCP at {rtcp} (SDP a=rtcp)"))),
+        "STUN did not report the RTCP mapping: {learnt}"
+    );
+    let mut bob = phone(&lab, 0, "bob", "backend = \"null\"\n");
+    alice.send("trace on");
+    alice.send("dial bob");
+    let (_, sdp) = offered_port(&mut alice);
+    assert!(
+        sdp.contains(&format!("a=rtcp:45001 IN IP4 {PUBLIC_IP}\r\n")),
+        "the offer does not name the STUN-mapped RTCP address {rtcp}:\n{sdp}"
+    );
+    bob.wait_for(secs(10), "incoming");
+    bob.send("answer");
+    alice.wait_call_state(secs(10), 1, "connected");
+    // bob's reports reach alice only at the address her a=rtcp names; hers reach bob.
+    let alice_rtt = round_trip(&lab, &mut alice);
+    let bob_rtt = round_trip(&lab, &mut bob);
+    assert!(alice_rtt >= 0.0 && bob_rtt >= 0.0, "{alice_rtt} {bob_rtt}");
+    let mappings = lab.router_udp_mappings();
+    assert!(
+        mappings.contains("sport=40001") && mappings.contains("dport=45001"),
+        "no RTCP mapping at the router:\n{mappings}"
+    );
+    // bob never sent RTCP to alice's RTP port + 1: he went by her a=rtcp from the start.
+    let counted = lab
+        .exec(&lab.router, "nft")
+        .args(["list", "chain", "ip", "guard", "input"])
+        .output()
+        .expect("running nft");
+    let counted = String::from_utf8_lossy(&counted.stdout).into_owned();
+    assert!(
+        counted.contains("dport 40001 counter packets 0 "),
+        "RTCP went to RTP + 1:\n{counted}"
+    );
+    alice.send("hangup");
+    bob.wait_call_state(secs(10), 1, "ended");
+    assert!(alice.quit_and_wait(secs(10)).success());
+    assert!(bob.quit_and_wait(secs(10)).success());
+    drop((kam, stun));
+}
+
+/// Runs the nftables `script` in the router's namespace.
+fn nft(lab: &NatLab, script: &str) {
+    use std::io::Write as _;
+    let mut child = lab
+        .exec(&lab.router, "nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running nft");
+    child
+        .stdin
+        .take()
+        .expect("nft's stdin")
+        .write_all(script.as_bytes())
+        .expect("writing nft's script");
+    let out = child.wait_with_output().expect("nft");
+    assert!(
+        out.status.success(),
+        "nft {script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -145,7 +145,12 @@ pub async fn run(
         lines: LineNo::try_from(config.rtp_ports.len()).unwrap_or(LineNo::MAX),
     });
 
-    let (rtp, mut stun_refresher) = match stun_server {
+    let stun_server = match stun_server {
+        Some(Ok(target)) => Some(dns.stun_server(&target).await),
+        Some(Err(why)) => Some(Err(why)),
+        None => None,
+    };
+    let (rtp, mut stun_refresher, public_rtcp) = match stun_server {
         Some(Ok(server)) => {
             let asked = now();
             let (rtp, mappings) = stun::learn(server, rtp).await;
@@ -153,14 +158,16 @@ pub async fn run(
                 events.send(event);
             }
             let refresher = stun::Refresher::new(server, &rtp, &mappings, asked);
-            (rtp, refresher)
+            let public_rtcp: Vec<Option<SocketAddr>> =
+                mappings.iter().map(|m| m.rtcp.clone().ok()).collect();
+            (rtp, refresher, public_rtcp)
         }
         Some(Err(message)) => {
             tracing::warn!(%message, "no STUN");
             events.send(Event::Network { message });
-            (rtp, None)
+            (rtp, None, Vec::new())
         }
-        None => (rtp, None),
+        None => (rtp, None, Vec::new()),
     };
 
     let (report_tx, mut reports) = mpsc::unbounded_channel();
@@ -176,6 +183,11 @@ pub async fn run(
 
     let config_registrar_unknown = config.account.server_addr().is_none();
     let mut ua = UserAgent::new(config, now());
+    for (line, public) in public_rtcp.into_iter().enumerate() {
+        if let Some(public) = public {
+            ua.set_public_rtcp(line, public);
+        }
+    }
     ua.set_record_auto(recording.auto);
     let mut buf = vec![0u8; UDP_RECV_BUFFER];
     let mut commands_open = true;

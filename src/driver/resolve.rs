@@ -22,6 +22,7 @@ use hickory_resolver::TokioResolver;
 use rand::Rng;
 use tokio::sync::mpsc;
 
+use super::setup::StunTarget;
 use crate::sip::locate::{self, Located, Naptr, Plan, Srv};
 use crate::sip::{Resolve, Transport};
 
@@ -93,6 +94,26 @@ impl Dns {
             // The run loop may have ended; nobody is left to tell.
             let _ = answers.send((request.uri, answer));
         });
+    }
+}
+
+impl Dns {
+    /// The address of the STUN server `target`: its IP literal, else its host name's A/AAAA
+    /// records (at most [`LOCATE_TIMEOUT`]), the preferred family first. The error says why
+    /// there is none.
+    pub async fn stun_server(&self, target: &StunTarget) -> Result<SocketAddr, String> {
+        if let Some(addr) = target.literal() {
+            return Ok(addr);
+        }
+        let cannot = |e: String| format!("stun_server `{}` cannot be resolved: {e}", target.uri);
+        let resolver = self.resolver.as_ref().map_err(|e| cannot(e.clone()))?;
+        let mut ttl = Ttl::default();
+        let lookup = addresses(resolver, &target.server.host, &mut ttl);
+        let addrs = tokio::time::timeout(LOCATE_TIMEOUT, lookup)
+            .await
+            .map_err(|_| cannot(format!("no DNS answer within {LOCATE_TIMEOUT:?}")))?
+            .map_err(cannot)?;
+        target.pick(&addrs)
     }
 }
 

@@ -2,13 +2,13 @@
 //! addresses, bound sockets and the core's [`UaConfig`].
 //!
 //! This module owns everything that happens once, before the run loop: picking the account,
-//! resolving the outbound proxy's and other accounts' host names (the running account's
-//! registrar, when named by a host name, is located later by the core through the driver's
-//! asynchronous DNS, `resolve.rs`), choosing the address we advertise in
-//! Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same port) and one
-//! RTP socket per line (dual-stack when bound to `[::]`), and running the account's `password_cmd`. It blocks (DNS, the password
-//! command) and so runs before the tokio runtime takes over. It must not start the user agent
-//! or read the clock.
+//! reading the registrars', outbound proxies' and STUN server's addresses when they are IP
+//! literals (a server named by a host name is looked up later through the driver's
+//! asynchronous DNS, `resolve.rs`: nothing here waits on DNS), choosing the address we
+//! advertise in Via/Contact/SDP, binding the SIP sockets (UDP, and a TCP listener on the same
+//! port) and one RTP socket per line (dual-stack when bound to `[::]`), and running the
+//! account's `password_cmd`. It blocks (the password command) and so runs before the tokio
+//! runtime takes over. It must not start the user agent or read the clock.
 
 use super::outlet::Observers;
 use super::router::Router;
@@ -154,9 +154,9 @@ pub struct Setup {
     pub router: Router,
     /// The DNS servers that locate the registrar; empty: the system's configuration.
     pub dns_servers: Vec<SocketAddr>,
-    /// The account's STUN server (`stun_server`), resolved, or why it cannot be used; `None`
-    /// when none is configured.
-    pub stun: Option<Result<SocketAddr, String>>,
+    /// The account's STUN server (`stun_server`), to be looked up by the driver's DNS, or why
+    /// it cannot be used; `None` when none is configured.
+    pub stun: Option<Result<StunTarget, String>>,
 }
 
 /// What the media engine starts from.
@@ -255,37 +255,37 @@ impl MediaSetup {
     }
 }
 
-/// The core's view of `account`: names, credentials (`password_cmd` runs here), registrar and
-/// outbound proxy resolved (with TLS's default port 5061 when `over_tls`). The registrar is
-/// resolved when `resolve_registrar` (a trunk whose calls go there); failing that is not
-/// fatal. An outbound proxy that cannot be resolved is, unless `locate_proxy_later` (the
-/// registering account: the core locates a proxy known by name through RFC 3263 before the
-/// first REGISTER, so it gets the unspecified address here).
+/// The core's view of `account`: names, credentials (`password_cmd` runs here), and the
+/// registrar's and outbound proxy's addresses when they are IP literals (with TLS's default
+/// port 5061 when `over_tls`). The registrar's is read when `literal_registrar` (a trunk
+/// whose calls go there). An outbound proxy known by a host name gets the unspecified
+/// address: the core locates it through RFC 3263 (before the first REGISTER, or at start for
+/// an account that does not register), as it does a registrar known by name. Only an
+/// outbound proxy URI that cannot be read is an error.
 fn sip_account(
     account: &config::Account,
-    resolve_registrar: bool,
-    locate_proxy_later: bool,
+    literal_registrar: bool,
     over_tls: bool,
 ) -> Result<Account, SetupError> {
     let registrar = registrar_uri(account);
-    let registrar_addr = if resolve_registrar {
-        match resolve_uri_with(&registrar, over_tls) {
-            Ok(addr) => Some(addr),
-            Err(message) => {
-                tracing::warn!(%registrar, %message, "registrar address unknown");
-                None
+    let registrar_addr =
+        if literal_registrar && matches!(Plan::of_uri(&registrar), Some(Plan::Literal(_))) {
+            match resolve_uri_with(&registrar, over_tls) {
+                Ok(addr) => Some(addr),
+                Err(message) => {
+                    tracing::warn!(%registrar, %message, "registrar address unknown");
+                    None
+                }
             }
-        }
-    } else {
-        None
-    };
+        } else {
+            None
+        };
     let outbound_proxy = match &account.outbound_proxy {
         Some(uri)
-            if locate_proxy_later
-                && matches!(
-                    Plan::of_uri(uri),
-                    Some(Plan::Host { .. } | Plan::Domain { .. })
-                ) =>
+            if matches!(
+                Plan::of_uri(uri),
+                Some(Plan::Host { .. } | Plan::Domain { .. })
+            ) =>
         {
             Some((
                 uri.clone(),
@@ -333,11 +333,7 @@ fn sip_account(
 /// by the core through the driver's asynchronous DNS (RFC 3263), with failover; only an IP
 /// address is taken here.
 fn registering_account(account: &config::Account, over_tls: bool) -> Result<Account, SetupError> {
-    let mut ua_account = sip_account(account, false, account.register, over_tls)?;
-    if account.register && matches!(Plan::of_uri(&ua_account.registrar), Some(Plan::Literal(_))) {
-        ua_account.registrar_addr = resolve_uri_with(&ua_account.registrar, over_tls).ok();
-    }
-    Ok(ua_account)
+    sip_account(account, account.register, over_tls)
 }
 
 impl fmt::Debug for Setup {
@@ -355,9 +351,10 @@ impl fmt::Debug for Setup {
 impl Setup {
     /// Resolves, binds and builds the [`UaConfig`] for `account` of `config`.
     ///
-    /// A registrar whose host cannot be resolved is not fatal (the core reports
-    /// `registration_failed` and retries); an outbound proxy that cannot be resolved is, since
-    /// calls must not silently bypass it.
+    /// Nothing here waits on DNS: registrars and outbound proxies known by host names are
+    /// located by the core (a registrar that cannot be found gives `registration_failed` and
+    /// retries; a call through a proxy that cannot be found fails and says why, never
+    /// bypassing it). An outbound proxy URI that cannot be read is an error.
     ///
     /// Only `account` registers; the other enabled accounts are there for routes, as
     /// non-registering accounts (`--account NAME`).
@@ -411,15 +408,13 @@ impl Setup {
                     // Its calls go to its outbound proxy, else to its registrar's host. Beside
                     // an account run alone (`--account`) it only serves routes: not registered,
                     // not kept alive.
-                    sip_account(other, other.outbound_proxy.is_none(), false, over_tls).map(
-                        |mut a| {
-                            a.register = false;
-                            if !all_register {
-                                a.keepalive = None;
-                            }
-                            a
-                        },
-                    )
+                    sip_account(other, other.outbound_proxy.is_none(), over_tls).map(|mut a| {
+                        a.register = false;
+                        if !all_register {
+                            a.keepalive = None;
+                        }
+                        a
+                    })
                 };
                 match built {
                     Ok(other) => Some(other),
@@ -519,7 +514,7 @@ impl Setup {
             stun: account
                 .stun_server
                 .as_deref()
-                .map(|uri| resolve_stun(uri, advertised)),
+                .map(|uri| stun_target(uri, advertised)),
         })
     }
 }
@@ -889,21 +884,47 @@ pub fn bind_rtp(
     Ok(sockets)
 }
 
-/// The address of a `stun:host[:port]` server, of the same family as `local` when the name
-/// has both; the error says why there is none.
-fn resolve_stun(uri: &str, local: IpAddr) -> Result<SocketAddr, String> {
+/// A `stun_server` as the driver looks it up (`resolve.rs`, in the background of the start,
+/// never blocking): its URI as written, host and port, and the address family preferred
+/// when the name has both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StunTarget {
+    /// The URI as configured, for messages.
+    pub uri: String,
+    /// Host (a name or an IP literal) and port.
+    pub server: crate::sip::stun::StunServer,
+    /// The family of our advertised address, tried first.
+    pub prefer: IpAddr,
+}
+
+impl StunTarget {
+    /// The server's address when its host is an IP literal (no DNS needed).
+    pub fn literal(&self) -> Option<SocketAddr> {
+        let ip = self.server.host.parse::<IpAddr>().ok()?;
+        Some(SocketAddr::new(ip, self.server.port))
+    }
+
+    /// Of `addrs` (the host's addresses), the first of the preferred family, else the first.
+    pub fn pick(&self, addrs: &[IpAddr]) -> Result<SocketAddr, String> {
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4() == self.prefer.is_ipv4())
+            .or(addrs.first())
+            .map(|ip| SocketAddr::new(*ip, self.server.port))
+            .ok_or_else(|| format!("stun_server `{}` has no address", self.uri))
+    }
+}
+
+/// The [`StunTarget`] of a `stun:host[:port]` URI, preferring the family of `local`; the
+/// error says what is wrong with the URI.
+fn stun_target(uri: &str, local: IpAddr) -> Result<StunTarget, String> {
     let server = crate::sip::stun::StunServer::parse(uri)
         .map_err(|e| format!("stun_server `{uri}`: {e}"))?;
-    let addrs: Vec<SocketAddr> = (server.host.as_str(), server.port)
-        .to_socket_addrs()
-        .map_err(|e| format!("stun_server `{uri}` cannot be resolved: {e}"))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4() == local.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| format!("stun_server `{uri}` has no address"))
+    Ok(StunTarget {
+        uri: uri.to_owned(),
+        server,
+        prefer: local,
+    })
 }
 
 /// The core's codec for a configured one.
@@ -1206,7 +1227,7 @@ mod tests {
     }
 
     #[test]
-    fn the_stun_server_is_resolved_at_start_and_its_mistakes_are_kept_for_an_event() {
+    fn the_stun_server_is_left_to_the_driver_and_its_mistakes_are_kept_for_an_event() {
         let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
         assert_eq!(
             Setup::new(&cfg, &cfg.accounts[0]).expect("setup").stun,
@@ -1214,7 +1235,23 @@ mod tests {
         );
         cfg.accounts[0].stun_server = Some("stun:127.0.0.1".to_owned());
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
-        assert_eq!(setup.stun, Some(Ok("127.0.0.1:3478".parse().unwrap())));
+        let target = setup.stun.clone().expect("configured").expect("usable");
+        assert_eq!(target.literal(), Some("127.0.0.1:3478".parse().unwrap()));
+        // A name is left to the driver's DNS: nothing is looked up here.
+        cfg.accounts[0].stun_server = Some("stun:stun.invalid:3479".to_owned());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("setup");
+        let target = setup.stun.clone().expect("configured").expect("usable");
+        assert_eq!(target.literal(), None);
+        assert_eq!(target.server.host, "stun.invalid");
+        let (v4, v6): (IpAddr, IpAddr) =
+            ("192.0.2.3".parse().unwrap(), "2001:db8::3".parse().unwrap());
+        assert_eq!(
+            target.pick(&[v6, v4]),
+            Ok(SocketAddr::new(v4, 3479)),
+            "our family first"
+        );
+        assert_eq!(target.pick(&[v6]), Ok(SocketAddr::new(v6, 3479)));
+        assert!(target.pick(&[]).is_err());
         // Built by hand: the configuration check would reject it already.
         cfg.accounts[0].stun_server = Some("127.0.0.1".to_owned());
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not fatal");
@@ -1226,15 +1263,27 @@ mod tests {
     }
 
     #[test]
-    fn a_registering_accounts_proxy_named_by_domain_is_left_to_the_core() {
+    fn a_proxy_or_trunk_registrar_named_by_domain_is_left_to_the_core() {
         let mut cfg = config(&format!("[network]\nbind = \"127.0.0.1:0\"\n{ACCOUNT}"));
         cfg.accounts[0].outbound_proxy = Some("sip:proxy.invalid".to_owned());
         let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not looked up here");
         assert_eq!(setup.ua.account.server_uri(), "sip:proxy.invalid");
         assert_eq!(setup.ua.account.proxy_addr(), None, "no address before DNS");
-        // Not registering: nothing locates it later, so it must resolve now.
+        // Not registering: the core locates it too (a name that does not exist is no error
+        // at start: the start never waits on DNS).
         cfg.accounts[0].register = false;
-        assert!(Setup::new(&cfg, &cfg.accounts[0]).is_err());
+        let setup = Setup::new(&cfg, &cfg.accounts[0]).expect("not looked up here either");
+        assert_eq!(setup.ua.account.proxy_addr(), None, "no address before DNS");
+        // A trunk (an account beside the first that does not register) whose calls go to its
+        // registrar named by a host name: left to the core as well.
+        let mut trunk = cfg.accounts[0].clone();
+        trunk.name = "trunk".to_owned();
+        trunk.outbound_proxy = None;
+        trunk.registrar = Some("sip:trunk.invalid:5080".to_owned());
+        cfg.accounts.push(trunk);
+        let setup = Setup::all(&cfg).expect("not looked up here either");
+        assert_eq!(setup.ua.others[0].registrar, "sip:trunk.invalid:5080");
+        assert_eq!(setup.ua.others[0].registrar_addr, None);
     }
 
     #[test]

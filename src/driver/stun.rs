@@ -10,7 +10,7 @@
 //!
 //! A router forgets an idle mapping (often after 30 s to a few minutes) and may give the socket
 //! another public port when it next sends: so before a call starts with no other call up, if
-//! the last answer is older than [`STALE_AFTER`], every line's RTP socket asks again, and the
+//! the last answer is older than [`STALE_AFTER`], every line's RTP and RTCP socket asks again, and the
 //! call waits for the answers at most [`REFRESH_WAIT`] (then SDP carries the last known
 //! address). The media thread is asleep then (no call), so the answers wait unread on the
 //! sockets for the driver's duplicates of them. Nothing runs while idle: no timer, no wake-up.
@@ -161,12 +161,22 @@ fn stale_after() -> Duration {
 /// How long a new call waits for fresh STUN answers before using the last known ones.
 pub const REFRESH_WAIT: Duration = Duration::from_millis(500);
 
-/// Learns the lines' public RTP addresses again when they may be stale (see the module docs).
+/// One of a line's two media sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Socket {
+    /// The RTP socket.
+    Rtp,
+    /// The RTCP socket (the RTP port + 1 locally).
+    Rtcp,
+}
+
+/// Learns the lines' public RTP and RTCP addresses again when they may be stale (see the
+/// module docs).
 pub struct Refresher {
     server: SocketAddr,
-    /// A duplicate of each line's RTP socket (the media engine has the originals).
-    sockets: Vec<std::net::UdpSocket>,
-    /// The last address learnt per line.
+    /// A duplicate of each line's RTP and RTCP socket (the media engine has the originals).
+    sockets: Vec<(usize, Socket, std::net::UdpSocket)>,
+    /// The last address learnt per entry of `sockets`.
     mapped: Vec<Option<SocketAddr>>,
     /// When STUN was last asked.
     asked: std::time::Instant,
@@ -185,18 +195,27 @@ impl Refresher {
     ) -> Option<Refresher> {
         let duplicates = sockets
             .iter()
-            .map(|s| s.rtp.try_clone())
+            .enumerate()
+            .flat_map(|(line, s)| {
+                [
+                    s.rtp.try_clone().map(|d| (line, Socket::Rtp, d)),
+                    s.rtcp.try_clone().map(|d| (line, Socket::Rtcp, d)),
+                ]
+            })
             .collect::<std::io::Result<Vec<_>>>();
         match duplicates {
             Ok(sockets) => Some(Refresher {
                 server,
                 sockets,
-                mapped: mappings.iter().map(|m| m.rtp.clone().ok()).collect(),
+                mapped: mappings
+                    .iter()
+                    .flat_map(|m| [m.rtp.clone().ok(), m.rtcp.clone().ok()])
+                    .collect(),
                 asked,
                 stale_after: stale_after(),
             }),
             Err(e) => {
-                tracing::warn!(error = %e, "STUN: the RTP sockets cannot be shared; addresses are learnt at start only");
+                tracing::warn!(error = %e, "STUN: the media sockets cannot be shared; addresses are learnt at start only");
                 None
             }
         }
@@ -207,18 +226,19 @@ impl Refresher {
         now.saturating_duration_since(self.asked) >= self.stale_after
     }
 
-    /// Asks again for every line (all at once), waiting at most [`REFRESH_WAIT`]; returns the
-    /// lines whose public address changed, with the new address. A line without an answer
-    /// keeps its last known address. Call it only while no call is up (the media thread
-    /// would read the answers otherwise).
-    pub async fn refresh(&mut self) -> Vec<(usize, SocketAddr)> {
+    /// Asks again for every line's sockets (all at once), waiting at most [`REFRESH_WAIT`];
+    /// returns the sockets whose public address changed, with the new address, by line (RTP
+    /// first). A socket without an answer keeps its last known address. Call it only while
+    /// no call is up (the media thread would read the answers otherwise).
+    pub async fn refresh(&mut self) -> Vec<(usize, Socket, SocketAddr)> {
         self.asked = now();
         tracing::debug!(
             lines = self.sockets.len(),
             "STUN: asking again before a call"
         );
         let mut tasks = JoinSet::new();
-        for (line, socket) in self.sockets.iter().enumerate() {
+        for (index, (line, kind, socket)) in self.sockets.iter().enumerate() {
+            let (line, kind) = (*line, *kind);
             // Non-blocking, as the media engine keeps it (the flag is shared by duplicates).
             let duplicate = socket
                 .try_clone()
@@ -226,36 +246,40 @@ impl Refresher {
             let socket = match duplicate.and_then(UdpSocket::from_std) {
                 Ok(socket) => socket,
                 Err(e) => {
-                    tracing::debug!(line, error = %e, "STUN refresh: socket unusable");
+                    tracing::debug!(line, ?kind, error = %e, "STUN refresh: socket unusable");
                     continue;
                 }
             };
             let server = self.server;
             tasks.spawn(async move {
                 let answer = tokio::time::timeout(REFRESH_WAIT, run(server, &socket)).await;
-                (line, answer)
+                (index, answer)
             });
         }
         let mut changed = Vec::new();
         while let Some(done) = tasks.join_next().await {
-            let Ok((line, answer)) = done else { continue };
+            let Ok((index, answer)) = done else { continue };
+            let (Some((line, kind, _)), Some(slot)) =
+                (self.sockets.get(index), self.mapped.get_mut(index))
+            else {
+                continue;
+            };
+            let (line, kind) = (*line, *kind);
             match answer {
                 Ok(Ok(public)) => {
-                    let Some(slot) = self.mapped.get_mut(line) else {
-                        continue;
-                    };
                     if *slot != Some(public) {
-                        tracing::info!(line = line + 1, %public, old = ?slot, "STUN: the public RTP address changed");
+                        tracing::info!(line = line + 1, ?kind, %public, old = ?slot, "STUN: the public address changed");
                         *slot = Some(public);
-                        changed.push((line, public));
+                        changed.push((line, kind, public));
                     }
                 }
                 Ok(Err(why)) => {
-                    tracing::warn!(line = line + 1, error = %why, "STUN refresh failed; SDP keeps the last known address");
+                    tracing::warn!(line = line + 1, ?kind, error = %why, "STUN refresh failed; SDP keeps the last known address");
                 }
                 Err(_) => {
                     tracing::warn!(
                         line = line + 1,
+                        ?kind,
                         "no STUN answer within {REFRESH_WAIT:?}; SDP keeps the last known address"
                     );
                 }
@@ -268,7 +292,7 @@ impl Refresher {
 }
 
 /// Before something that may start a call (`starts_call`: a dial command, an incoming INVITE)
-/// with no call up: learns the public RTP addresses again if they are stale and gives them to
+/// with no call up: learns the public RTP and RTCP addresses again if they are stale and gives them to
 /// the core. Returns the events that tell the operator about a changed address.
 pub async fn before_call(
     refresher: Option<&mut Refresher>,
@@ -282,11 +306,20 @@ pub async fn before_call(
         return Vec::new();
     }
     let mut events = Vec::new();
-    for (line, public) in refresher.refresh().await {
-        ua.set_public_rtp(line, public);
+    for (line, kind, public) in refresher.refresh().await {
+        let what = match kind {
+            Socket::Rtp => {
+                ua.set_public_rtp(line, public);
+                "RTP"
+            }
+            Socket::Rtcp => {
+                ua.set_public_rtcp(line, public);
+                "RTCP"
+            }
+        };
         events.push(Event::Network {
             message: format!(
-                "line {}: RTP is reached at {public} (STUN, renewed)",
+                "line {}: {what} is reached at {public} (STUN, renewed)",
                 line + 1
             ),
         });
@@ -326,10 +359,12 @@ pub fn apply(media_ip: &mut IpAddr, rtp_ports: &mut [u16], mappings: &[LineMappi
                     *port = addr.port();
                 }
                 let rtcp = match &mapping.rtcp {
-                    Ok(rtcp) if rtcp.port() == addr.port().wrapping_add(1) => String::new(),
-                    Ok(rtcp) => format!(
-                        "; its RTCP is mapped to {rtcp}, not the next port: RTCP from the far end may be lost"
-                    ),
+                    Ok(rtcp)
+                        if *rtcp == SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)) =>
+                    {
+                        String::new()
+                    }
+                    Ok(rtcp) => format!("; RTCP at {rtcp} (SDP a=rtcp)"),
                     Err(why) => format!("; RTCP: {why}"),
                 };
                 tracing::info!(line = line + 1, public = %addr, rtcp = ?mapping.rtcp, "STUN: public RTP address");
@@ -447,14 +482,19 @@ mod tests {
         let mut refresher = Refresher::new(server, &sockets, &mappings, t0).expect("refresher");
         assert!(!refresher.stale(t0 + STALE_AFTER / 2));
         assert!(refresher.stale(t0 + STALE_AFTER));
-        // The new mapping is learnt through a duplicate of the line's socket.
-        assert_eq!(refresher.refresh().await, vec![(0, public)]);
+        // The new mappings are learnt through duplicates of the line's sockets (this server
+        // maps both to one address), RTP first.
+        assert_eq!(
+            refresher.refresh().await,
+            vec![(0, Socket::Rtp, public), (0, Socket::Rtcp, public)]
+        );
         // Asked again with the same answer: nothing changed, nothing to tell.
         assert_eq!(refresher.refresh().await, Vec::new());
         assert!(!refresher.stale(now()));
         // The media engine's socket is still usable and bound where it was.
         assert!(sockets[0].rtp.local_addr().is_ok());
-        assert_eq!(responder.join().expect("responder"), 2);
+        assert!(sockets[0].rtcp.local_addr().is_ok());
+        assert_eq!(responder.join().expect("responder"), 4);
     }
 
     #[tokio::test]
@@ -477,7 +517,7 @@ mod tests {
         assert_eq!(refresher.refresh().await, Vec::new());
         assert_eq!(
             refresher.mapped,
-            vec![Some("203.0.113.9:40000".parse().unwrap())]
+            vec![Some("203.0.113.9:40000".parse().unwrap()), None]
         );
     }
 
@@ -496,7 +536,7 @@ mod tests {
     #[test]
     fn apply_puts_public_ports_in_sdp_and_warns_for_the_rest() {
         let mut media_ip: IpAddr = "192.168.1.20".parse().unwrap();
-        let mut rtp_ports = [40000, 40002];
+        let mut rtp_ports = [40000, 40002, 40004];
         let mappings = [
             LineMapping {
                 rtp: Ok("203.0.113.5:61000".parse().unwrap()),
@@ -506,11 +546,29 @@ mod tests {
                 rtp: Err("no answer from the STUN server".into()),
                 rtcp: Err("no answer".into()),
             },
+            LineMapping {
+                rtp: Ok("203.0.113.5:62000".parse().unwrap()),
+                rtcp: Ok("203.0.113.5:45001".parse().unwrap()),
+            },
         ];
         let events = apply(&mut media_ip, &mut rtp_ports, &mappings);
         assert_eq!(media_ip.to_string(), "203.0.113.5");
-        assert_eq!(rtp_ports, [61000, 40002]);
-        assert_eq!(events.len(), 2);
-        assert!(matches!(&events[1], Event::Network { message } if message.contains("no answer")));
+        assert_eq!(rtp_ports, [61000, 40002, 62000]);
+        let messages: Vec<&str> = events
+            .iter()
+            .map(|e| match e {
+                Event::Network { message } => message.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            messages[0],
+            "line 1: RTP is reached at 203.0.113.5:61000 (STUN)"
+        );
+        assert!(messages[1].contains("no answer"), "{}", messages[1]);
+        assert_eq!(
+            messages[2],
+            "line 3: RTP is reached at 203.0.113.5:62000 (STUN); RTCP at 203.0.113.5:45001 (SDP a=rtcp)"
+        );
     }
 }

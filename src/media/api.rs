@@ -63,8 +63,10 @@ pub struct StreamParams {
     pub codec: CodecKind,
     /// Its RTP payload type.
     pub payload_type: u8,
-    /// Where RTP goes; RTCP goes to the next port.
+    /// Where RTP goes.
     pub remote: SocketAddr,
+    /// Where RTCP goes while RTP goes to `remote` (the peer's `a=rtcp`, else the next port).
+    pub remote_rtcp: SocketAddr,
     /// We send.
     pub send: bool,
     /// We receive (and play, when the line has the microphone).

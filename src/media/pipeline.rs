@@ -154,6 +154,9 @@ struct ActiveStream {
     /// A packet from the negotiated address has been seen (no more latching; a
     /// latched source is dropped from then on).
     heard: bool,
+    /// Where the far end's last RTCP came from: our reports go there (symmetric RTCP,
+    /// RFC 4961), whatever its SDP said.
+    rtcp_from: Option<SocketAddr>,
     /// When RTP from the far end was last accepted (or two-way audio began).
     last_heard: Instant,
     /// The current silence has been reported (re-armed by the next packet).
@@ -203,6 +206,7 @@ impl ActiveStream {
             dtmf_in: DtmfReceiver::default(),
             send_to: params.remote,
             heard: false,
+            rtcp_from: None,
             last_heard: now,
             silence_reported: false,
             timestamp,
@@ -234,6 +238,9 @@ impl ActiveStream {
             self.send_to = params.remote;
             self.heard = false;
         }
+        if params.remote != self.params.remote || params.remote_rtcp != self.params.remote_rtcp {
+            self.rtcp_from = None;
+        }
         if params.send && !self.params.send {
             self.spurt = true;
         }
@@ -246,9 +253,18 @@ impl ActiveStream {
         true
     }
 
-    /// RTCP goes to the RTP port + 1 of where RTP goes.
+    /// Where RTCP goes: where the far end's RTCP comes from once it came (symmetric RTCP: a
+    /// NAT maps that socket where its SDP cannot know); before that, where its SDP says
+    /// (`a=rtcp`, RFC 3605, else the RTP port + 1) while RTP goes to the negotiated address,
+    /// and the port above a latched RTP source while RTP follows one.
     fn rtcp_to(&self) -> SocketAddr {
-        SocketAddr::new(self.send_to.ip(), self.send_to.port().wrapping_add(1))
+        if let Some(from) = self.rtcp_from {
+            from
+        } else if self.send_to == self.params.remote {
+            self.params.remote_rtcp
+        } else {
+            SocketAddr::new(self.send_to.ip(), self.send_to.port().wrapping_add(1))
+        }
     }
 }
 
@@ -535,8 +551,14 @@ impl Pipeline {
             buf = &self.plain;
         }
         if rtcp {
-            if src.ip() == stream.send_to.ip() {
-                let _ = stream.rtcp.on_rtcp(now, wallclock, buf);
+            let from_far_end =
+                src.ip() == stream.send_to.ip() || src.ip() == stream.params.remote_rtcp.ip();
+            // Only a valid report on the RTCP socket moves where ours go.
+            if from_far_end
+                && stream.rtcp.on_rtcp(now, wallclock, buf).is_ok()
+                && port == Port::Rtcp
+            {
+                stream.rtcp_from = Some(src);
             }
             return;
         }
@@ -1213,6 +1235,7 @@ mod tests {
             codec,
             payload_type,
             remote,
+            remote_rtcp: rtcp_of(remote),
             send: true,
             receive: true,
             dtmf_payload_type: Some(PT_EVENT),
@@ -1221,6 +1244,11 @@ mod tests {
             muted: false,
             srtp: None,
         }
+    }
+
+    /// The RTCP address next to RTP's `rtp`.
+    fn rtcp_of(rtp: SocketAddr) -> SocketAddr {
+        SocketAddr::new(rtp.ip(), rtp.port() + 1)
     }
 
     fn pcmu(remote: SocketAddr) -> StreamParams {
@@ -1597,17 +1625,27 @@ mod tests {
             a.tick(now, wall);
             b.tick(now, wall);
             while let Some(t) = a.poll_transmit() {
-                let rtcp_to = SocketAddr::new(b_addr.ip(), b_addr.port() + 1);
+                let rtcp_to = rtcp_of(b_addr);
                 assert_eq!(t.to, if t.port == Port::Rtp { b_addr } else { rtcp_to });
                 if t.port == Port::Rtp {
                     sequences.push(parse(t.bytes).seq);
                 }
-                b.handle_datagram(now, wall, 0, t.port, a_addr, t.bytes);
+                let from = if t.port == Port::Rtp {
+                    a_addr
+                } else {
+                    rtcp_of(a_addr)
+                };
+                b.handle_datagram(now, wall, 0, t.port, from, t.bytes);
             }
             while let Some(t) = b.poll_transmit() {
-                let rtcp_to = SocketAddr::new(a_addr.ip(), a_addr.port() + 1);
+                let rtcp_to = rtcp_of(a_addr);
                 assert_eq!(t.to, if t.port == Port::Rtp { a_addr } else { rtcp_to });
-                a.handle_datagram(now, wall, 0, t.port, b_addr, t.bytes);
+                let from = if t.port == Port::Rtp {
+                    b_addr
+                } else {
+                    rtcp_of(b_addr)
+                };
+                a.handle_datagram(now, wall, 0, t.port, from, t.bytes);
             }
         }
         assert_eq!(sequences.first(), Some(&65_500));
@@ -2064,6 +2102,55 @@ mod tests {
             }
         }
         assert_eq!(quality_at, [250, 500], "every 5 s");
+    }
+
+    #[test]
+    fn rtcp_goes_where_the_far_ends_sdp_says_then_where_its_rtcp_comes_from() {
+        let peer = Peer::new();
+        // The far end's a=rtcp names a port that is not next to its RTP port.
+        let elsewhere = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let nat = Peer::new();
+        let mut h = Harness::new(1);
+        let stream = StreamParams {
+            remote_rtcp: elsewhere.local_addr().expect("addr"),
+            ..pcmu(peer.addr())
+        };
+        h.line(0, Some(stream), None);
+        for _ in 0..=50 {
+            h.tick();
+        }
+        let reports = drain(&elsewhere);
+        assert_eq!(reports.len(), 1, "the first report at 1 s, to a=rtcp");
+        assert!(is_rtcp(&reports[0]));
+        assert!(drain(&peer.rtcp).is_empty(), "nothing to RTP + 1");
+        // RTP latched to another source (a NAT the SDP does not know): RTCP follows it.
+        let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 14);
+        // The next report comes within 1.5 report intervals (7.5 s).
+        for _ in 0..=400 {
+            let pkt = talker.next();
+            h.send(&nat.rtp, &pkt);
+            h.tick();
+        }
+        assert!(
+            !drain(&nat.rtcp).is_empty(),
+            "RTCP next to the latched source"
+        );
+        assert!(drain(&elsewhere).is_empty());
+        // The far end's own RTCP arrives from a port of its NAT's choosing: reports follow it
+        // (symmetric RTCP).
+        let mapped = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let receiver_report = [0x80, 201, 0, 1, 0, 0, 0, 42];
+        h.send_to_line(0, true, &mapped, &receiver_report);
+        for _ in 0..=400 {
+            let pkt = talker.next();
+            h.send(&nat.rtp, &pkt);
+            h.tick();
+        }
+        assert!(
+            !drain(&mapped).is_empty(),
+            "RTCP to where the far end's came from"
+        );
+        assert!(drain(&nat.rtcp).is_empty());
     }
 
     // ---- hostile input ----

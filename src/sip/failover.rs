@@ -14,6 +14,11 @@
 //! Every account has its own targets and lookup (`accounts.rs`). The address in use is kept
 //! in the account (`outbound_proxy`'s address, else `registrar_addr`), which calls and
 //! keep-alives follow. This module owns no socket and does no DNS.
+//!
+//! An account that does not register but sends its calls to a server known by name (its
+//! outbound proxy, or the registrar of an account other than the first) has the same targets:
+//! looked up at start ([`UserAgent::look_up_servers`]), kept for their TTL, looked up again by
+//! the first call after that (`call/failover.rs`), which fails over across them.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -27,6 +32,7 @@ impl UserAgent {
     /// retried after the backoff).
     pub fn handle_resolved(&mut self, now: Instant, uri: &str, answer: Result<Located, String>) {
         let answer = answer.map(|located| located.preferring(self.cfg.local.ip()));
+        self.server_resolved(now, uri, &answer);
         if self.call_resolved(now, uri, &answer) {
             self.collect_finished();
             return;
@@ -156,7 +162,7 @@ impl UserAgent {
 
     /// Makes the target in use the address account `index`'s REGISTER, calls and keep-alives
     /// go to: the outbound proxy's when there is one, else the registrar's.
-    fn use_registrar_target(&mut self, index: usize) {
+    pub(super) fn use_registrar_target(&mut self, index: usize) {
         if let Some(addr) = self.accounts[index].registrar_targets.current() {
             let account = self.account_mut(index);
             match account.outbound_proxy.as_mut() {
@@ -165,6 +171,71 @@ impl UserAgent {
             }
             if let Some(keepalive) = self.accounts[index].keepalive.as_mut() {
                 keepalive.set_dst(addr);
+            }
+        }
+    }
+
+    /// The server account `index` sends its calls to when it does not register and that
+    /// server is known by a DNS name: its outbound proxy, else (an account other than the
+    /// first, whose calls go to its registrar) its registrar. With the plan of its lookup.
+    pub(super) fn unregistered_server(&self, index: usize) -> Option<(String, Plan)> {
+        let account = self.account(index);
+        if account.register || (index == 0 && account.outbound_proxy.is_none()) {
+            return None;
+        }
+        let uri = account.server_uri();
+        let plan =
+            Plan::of_uri(uri).filter(|p| matches!(p, Plan::Host { .. } | Plan::Domain { .. }))?;
+        Some((uri.to_owned(), plan))
+    }
+
+    /// Asks for the lookup of every [`Self::unregistered_server`] (at start, so that their
+    /// addresses are known early; nothing waits for the answers but the calls placed meanwhile).
+    pub(super) fn look_up_servers(&mut self) {
+        for index in 0..self.account_count() {
+            let Some((uri, plan)) = self.unregistered_server(index) else {
+                continue;
+            };
+            if self.resolves.iter().all(|r| r.uri != uri) {
+                self.resolves.push_back(Resolve {
+                    uri,
+                    plan,
+                    transport: self.cfg.transport,
+                });
+            }
+        }
+    }
+
+    /// A DNS answer for `uri`: every account that does not register and whose server it is
+    /// keeps its targets for the answer's TTL; the first one becomes the address its
+    /// requests and keep-alives go to. A failed lookup keeps the targets known before.
+    fn server_resolved(&mut self, now: Instant, uri: &str, answer: &Result<Located, String>) {
+        for index in 0..self.account_count() {
+            if self
+                .unregistered_server(index)
+                .is_none_or(|(server, _)| server != uri)
+            {
+                continue;
+            }
+            match answer {
+                Ok(located) => {
+                    let list: Vec<SocketAddr> = located
+                        .targets
+                        .iter()
+                        .filter(|(_, t)| *t == self.cfg.transport)
+                        .map(|(a, _)| *a)
+                        .collect();
+                    tracing::info!(account = %self.account(index).name, server = %uri, targets = ?list, ttl = ?located.ttl, "server located");
+                    let targets = &mut self.accounts[index].registrar_targets;
+                    targets.replace(list, located.ttl, now);
+                    // A fresh answer: the best target again (a primary calls had left may be back).
+                    targets.first();
+                    self.use_registrar_target(index);
+                    self.start_keepalive(now, index);
+                }
+                Err(why) => {
+                    tracing::warn!(account = %self.account(index).name, server = %uri, error = %why, "server lookup failed");
+                }
             }
         }
     }

@@ -495,3 +495,161 @@ fn with_nat_off_or_no_difference_the_contact_stays() {
     b.recv("127.0.0.1:5060", &ok_seen_at(&req, "127.0.0.2:5060"));
     assert!(b.sent().is_empty(), "seen where we are: nothing to do");
 }
+
+const PROXY_URI: &str = "sip:proxy.example.test;lr";
+
+/// An account that does not register, with an outbound proxy known by a host name only.
+fn unregistered_behind_proxy() -> UaConfig {
+    let mut cfg = config(false);
+    cfg.account.outbound_proxy = Some((PROXY_URI.into(), addr("0.0.0.0:0")));
+    cfg.account.keepalive = Some(Duration::from_secs(25));
+    cfg
+}
+
+#[test]
+fn an_unregistered_accounts_proxy_is_looked_up_at_start_and_kept_for_its_ttl() {
+    let mut b = Bench::with_config(unregistered_behind_proxy());
+    let asked = b.next_resolve().expect("a lookup at start");
+    assert_eq!(asked.uri, PROXY_URI);
+    assert_eq!(
+        asked.plan,
+        Plan::Domain {
+            domain: "proxy.example.test".into(),
+            secure: false
+        }
+    );
+    assert_eq!(b.next_resolve(), None, "asked once");
+    assert!(
+        sent_to(&mut b).is_empty(),
+        "nothing sent before DNS answers"
+    );
+    b.ua.handle_resolved(b.now, PROXY_URI, answer(&[PRIMARY, BACKUP], 60));
+    // Keep-alives start towards the first target.
+    b.advance(Duration::from_secs(25));
+    let pings: Vec<SocketAddr> = b
+        .transmits()
+        .into_iter()
+        .filter(|t| t.payload == b"\r\n\r\n")
+        .map(|t| t.dst)
+        .collect();
+    assert_eq!(pings, [addr(PRIMARY)]);
+    // A call within the TTL goes to the first target at once, the proxy in its Route.
+    b.cmd(Command::Dial("sip:bob@127.0.0.1".into()));
+    assert_eq!(b.next_resolve(), None, "the answer is still fresh");
+    let sent: Vec<(SocketAddr, String)> = b
+        .transmits()
+        .into_iter()
+        .map(|t| (t.dst, String::from_utf8_lossy(&t.payload).into_owned()))
+        .filter(|(_, m)| m.starts_with("INVITE "))
+        .collect();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(PRIMARY));
+    assert!(
+        sent[0].1.contains("\r\nRoute: <sip:proxy.example.test;lr"),
+        "{}",
+        sent[0].1
+    );
+    b.cmd(Command::Hangup(None));
+    b.advance(Duration::from_secs(40));
+    sent_to(&mut b);
+    // Past the TTL (60 s): the next call asks DNS again and waits for the answer, which
+    // now names only the backup.
+    b.cmd(Command::Dial("sip:carol@127.0.0.1".into()));
+    let again = b.next_resolve().expect("looked up again after the TTL");
+    assert_eq!(again.uri, PROXY_URI);
+    assert!(invites_sent(&mut b).is_empty(), "waits for the answer");
+    b.ua.handle_resolved(b.now, PROXY_URI, answer(&[BACKUP], 60));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(BACKUP));
+}
+
+#[test]
+fn an_unregistered_accounts_call_fails_over_across_its_proxys_targets() {
+    let mut b = Bench::with_config(unregistered_behind_proxy());
+    b.next_resolve();
+    b.ua.handle_resolved(b.now, PROXY_URI, answer(&[PRIMARY, BACKUP], 600));
+    b.cmd(Command::Dial("sip:bob@127.0.0.1".into()));
+    let first = invites_sent(&mut b);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].0, addr(PRIMARY));
+    // Timer B at the primary: the same call goes to the backup.
+    b.advance(Duration::from_secs(33));
+    let second: Vec<(SocketAddr, Message)> = invites_sent(&mut b)
+        .into_iter()
+        .filter(|(_, m)| m.via.branch() != first[0].1.via.branch())
+        .collect();
+    assert_eq!(second.len(), 1, "{second:#?}");
+    assert_eq!(second[0].0, addr(BACKUP));
+    assert_eq!(second[0].1.call_id, first[0].1.call_id);
+    assert!(call_ended(&mut b).is_empty(), "the call goes on");
+    // A 503 there too: none left, the call ends.
+    b.recv(BACKUP, &reply(&second[0].1, 503, "x", "", ""));
+    assert_eq!(call_ended(&mut b), [Some(503)]);
+    // The account's next call goes to the backup at once (no timer B at the dead primary)...
+    b.cmd(Command::Dial("sip:carol@127.0.0.1".into()));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(BACKUP));
+    b.cmd(Command::Hangup(None));
+    // ...until the answer's TTL (600 s) ends: the next call looks it up again and starts
+    // from the primary.
+    b.advance(Duration::from_secs(600));
+    sent_to(&mut b);
+    b.cmd(Command::Dial("sip:dave@127.0.0.1".into()));
+    let asked = b.next_resolve().expect("looked up again");
+    b.ua.handle_resolved(b.now, &asked.uri, answer(&[PRIMARY, BACKUP], 600));
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(PRIMARY), "the primary again after the TTL");
+}
+
+#[test]
+fn a_proxy_dns_cannot_locate_ends_the_call_and_never_bypasses_it() {
+    let mut b = Bench::with_config(unregistered_behind_proxy());
+    b.next_resolve();
+    b.ua.handle_resolved(b.now, PROXY_URI, Err("NXDOMAIN".into()));
+    b.cmd(Command::Dial("sip:bob@127.0.0.1".into()));
+    let asked = b.next_resolve().expect("asked again for the call");
+    b.ua.handle_resolved(b.now, &asked.uri, Err("NXDOMAIN".into()));
+    assert!(invites_sent(&mut b).is_empty(), "not sent around the proxy");
+    let reasons: Vec<String> = b
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Call {
+                state: super::api::CallState::Ended,
+                reason,
+                ..
+            } => reason,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [format!("cannot locate {PROXY_URI}: NXDOMAIN")]);
+}
+
+#[test]
+fn a_trunks_registrar_named_by_host_is_located_for_its_calls() {
+    let mut cfg = config(true);
+    let mut trunk = cfg.account.clone();
+    trunk.name = "trunk".into();
+    trunk.register = false;
+    trunk.keepalive = None;
+    trunk.registrar = "sip:trunk.example.test:5080".into();
+    trunk.registrar_addr = None;
+    cfg.others.push(trunk);
+    let mut b = Bench::with_config(cfg);
+    let asked = b
+        .next_resolve()
+        .expect("the trunk's registrar is looked up at start");
+    assert_eq!(asked.uri, "sip:trunk.example.test:5080");
+    b.ua.handle_resolved(b.now, &asked.uri, answer(&[PRIMARY], 60));
+    sent_to(&mut b);
+    b.cmd(Command::DialVia {
+        target: "sip:bob@trunk.example.test".into(),
+        account: "trunk".into(),
+    });
+    let sent = invites_sent(&mut b);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].0, addr(PRIMARY));
+}

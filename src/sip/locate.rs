@@ -344,6 +344,14 @@ impl Targets {
         }
     }
 
+    /// Uses `addr` from now on when it is among the targets (a request succeeded or went on
+    /// there after the one in use failed).
+    pub fn prefer(&mut self, addr: SocketAddr) {
+        if let Some(at) = self.list.iter().position(|a| *a == addr) {
+            self.current = at;
+        }
+    }
+
     /// Goes back to the first (best) target.
     pub fn first(&mut self) {
         self.current = 0;
@@ -619,6 +627,13 @@ mod tests {
         assert_eq!(targets.current(), Some(b));
         // None left: back to the first.
         assert!(!targets.advance());
+        assert_eq!(targets.current(), Some(a));
+        // A request went on at b: b is used; an address not among them changes nothing.
+        targets.prefer(b);
+        assert_eq!(targets.current(), Some(b));
+        targets.prefer("127.0.0.99:5060".parse().unwrap());
+        assert_eq!(targets.current(), Some(b));
+        targets.first();
         assert_eq!(targets.current(), Some(a));
         assert!(!targets.is_stale(t0 + Duration::from_secs(59)));
         assert!(targets.is_stale(t0 + Duration::from_secs(60)));

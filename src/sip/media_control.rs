@@ -39,6 +39,7 @@ fn desired(call: &Call) -> (Option<Stream>, Option<Tone>) {
         codec: m.codec,
         payload_type: m.payload_type,
         remote: m.remote,
+        remote_rtcp: m.remote_rtcp,
         direction: m.direction,
         dtmf_payload_type: m.dtmf_payload_type,
         max_bitrate: m.max_bitrate,

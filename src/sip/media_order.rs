@@ -40,8 +40,10 @@ pub struct Stream {
     pub codec: Codec,
     /// Its payload type (the peer's number).
     pub payload_type: u8,
-    /// Where to send RTP (RTCP goes to the next port).
+    /// Where to send RTP.
     pub remote: SocketAddr,
+    /// Where to send RTCP: the peer's SDP `a=rtcp` (RFC 3605), else the RTP port + 1.
+    pub remote_rtcp: SocketAddr,
     /// Direction from our point of view.
     pub direction: Direction,
     /// telephone-event payload type (at the codec's clock rate), if negotiated.

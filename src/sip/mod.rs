@@ -429,6 +429,9 @@ pub struct UserAgent {
     /// Calls to a domain not ours, located by DNS: Call-ID, the URI asked about, and the
     /// targets once answered (for INVITE failover).
     call_lookups: Vec<(String, String, Option<locate::Targets>)>,
+    /// Each line's RTCP address as STUN mapped it, when it did (SDP `a=rtcp`, RFC 3605);
+    /// `None`: the media address and the RTP port + 1.
+    public_rtcp: Vec<Option<SocketAddr>>,
 }
 
 impl UserAgent {
@@ -459,6 +462,7 @@ impl UserAgent {
             record_auto: false,
             subscriptions: Vec::new(),
             pickups: Vec::new(),
+            public_rtcp: cfg.rtp_ports.iter().map(|_| None).collect(),
             srtp_keys: cfg
                 .rtp_ports
                 .iter()
@@ -483,6 +487,7 @@ impl UserAgent {
                 ua.accounts[index].keepalive = Some(Keepalive::new(interval, dst, now));
             }
         }
+        ua.look_up_servers();
         for ext in ua.cfg.blf.clone().iter().take(MAX_BLF) {
             ua.subscribe(now, ext, subscription::Purpose::Blf);
         }

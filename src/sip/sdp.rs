@@ -123,6 +123,9 @@ pub struct LocalMedia {
     pub addr: IpAddr,
     /// Our RTP port (already bound by the driver).
     pub port: u16,
+    /// Where we receive RTCP, written as `a=rtcp:<port> IN IP4|IP6 <addr>` (RFC 3605): the
+    /// STUN-mapped address of our RTCP socket, else `addr` and the RTP port + 1.
+    pub rtcp: SocketAddr,
     /// Codecs in preference order; duplicates are ignored.
     pub codecs: Vec<Codec>,
     /// Offer/accept telephone-event: `telephone-event/8000` as PT 101 with fmtp `0-16`
@@ -206,6 +209,8 @@ pub struct Media {
     pub ptime: Option<u32>,
     /// The `a=crypto` lines we can use, in order.
     pub cryptos: Vec<Crypto>,
+    /// `a=rtcp` (RFC 3605): the port RTCP is received on, and its address when one is written.
+    pub rtcp: Option<(u16, Option<IpAddr>)>,
 }
 
 impl Media {
@@ -336,6 +341,8 @@ pub struct Negotiated {
     pub payload_type: u8,
     /// Where to send RTP.
     pub remote: SocketAddr,
+    /// Where to send RTCP: what the peer's `a=rtcp` names (RFC 3605), else the RTP port + 1.
+    pub remote_rtcp: SocketAddr,
     /// Our direction, as agreed.
     pub direction: Direction,
     /// Payload type of telephone-event at the codec's clock rate, if negotiated.
@@ -537,7 +544,50 @@ fn parse_media_attribute(m: &mut Media, attr: &str) {
         if let Some(crypto) = Crypto::parse(value) {
             m.cryptos.push(crypto);
         }
+    } else if name.eq_ignore_ascii_case("rtcp") && m.rtcp.is_none() {
+        m.rtcp = parse_rtcp(value);
+        if m.rtcp.is_none() {
+            tracing::debug!(value, "ignoring a malformed a=rtcp");
+        }
     }
+}
+
+/// `<port> [<nettype> <addrtype> <connection-address>]` (RFC 3605 §2.1). Port 0 and an
+/// address that is not an IP literal are refused; an IPv4-mapped IPv6 address is the IPv4 one.
+fn parse_rtcp(value: &str) -> Option<(u16, Option<IpAddr>)> {
+    let mut f = value.split_whitespace();
+    let port = f.next()?.parse::<u16>().ok().filter(|p| *p != 0)?;
+    match (f.next(), f.next(), f.next(), f.next()) {
+        (None, ..) => Some((port, None)),
+        (Some(net), Some(addrtype), Some(addr), None)
+            if net.eq_ignore_ascii_case("IN")
+                && (addrtype.eq_ignore_ascii_case("IP4")
+                    || addrtype.eq_ignore_ascii_case("IP6")) =>
+        {
+            let ip = addr.parse::<IpAddr>().ok()?.to_canonical();
+            Some((port, Some(ip)))
+        }
+        _ => None,
+    }
+}
+
+/// Where the far end receives RTCP: its `a=rtcp` (an absent address is the stream's
+/// connection address), else the next port up from RTP (RFC 3550 §11).
+fn remote_rtcp(audio: &Media, rtp: SocketAddr) -> SocketAddr {
+    match audio.rtcp {
+        Some((port, ip)) => SocketAddr::new(ip.unwrap_or(rtp.ip()), port),
+        None => SocketAddr::new(rtp.ip(), rtp.port().wrapping_add(1)),
+    }
+}
+
+/// Our `a=rtcp` line (RFC 3605): the port and, always, the address (`IN IP4`/`IN IP6`).
+fn rtcp_line(out: &mut String, rtcp: SocketAddr) {
+    let ip = rtcp.ip().to_canonical();
+    out.push_str(&format!(
+        "a=rtcp:{} IN {} {ip}\r\n",
+        rtcp.port(),
+        addr_type(ip)
+    ));
 }
 
 /// `<pt> <rest>` with pt ≤ 127.
@@ -663,6 +713,7 @@ pub fn offer(local: &LocalMedia, dir: Direction, session_id: u64, version: u64) 
         dtmf_lines(&mut out, DTMF_PT_48K, 48_000);
     }
     out.push_str(&format!("a=ptime:{PTIME_MS}\r\n"));
+    rtcp_line(&mut out, local.rtcp);
     out.push_str(&format!("a={}\r\n", direction_attr(dir)));
     if local.srtp != SrtpMode::Off {
         for ((tag, suite), key) in CryptoSuite::OFFERED.iter().zip(&local.keys) {
@@ -804,6 +855,7 @@ pub fn answer(
                 dtmf_lines(&mut out, d, codec.clock_rate());
             }
             out.push_str(&format!("a=ptime:{PTIME_MS}\r\n"));
+            rtcp_line(&mut out, local.rtcp);
             out.push_str(&format!("a={}\r\n", direction_attr(direction)));
             if let Some((tag, material)) = &crypto {
                 out.push_str(&Crypto::line(*tag, material.suite, &material.local));
@@ -817,10 +869,12 @@ pub fn answer(
             out.push_str("\r\n");
         }
     }
+    let remote = SocketAddr::new(remote_ip, audio.port);
     let negotiated = Negotiated {
         codec,
         payload_type: pt,
-        remote: SocketAddr::new(remote_ip, audio.port),
+        remote,
+        remote_rtcp: remote_rtcp(audio, remote),
         direction,
         dtmf_payload_type: dtmf,
         max_bitrate: max_average_bitrate(audio, pt),
@@ -857,10 +911,12 @@ pub fn negotiate_answer(answer: &Sdp, local: &LocalMedia) -> Result<Negotiated, 
         None
     };
     let srtp = answered_crypto(audio, local)?;
+    let remote = SocketAddr::new(remote_ip, audio.port);
     Ok(Negotiated {
         codec,
         payload_type: pt,
-        remote: SocketAddr::new(remote_ip, audio.port),
+        remote,
+        remote_rtcp: remote_rtcp(audio, remote),
         direction: mirror(answer.effective_direction()),
         dtmf_payload_type: dtmf,
         max_bitrate: max_average_bitrate(audio, pt),
@@ -881,6 +937,7 @@ mod tests {
         LocalMedia {
             addr: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             port: 40000,
+            rtcp: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 40001),
             codecs: codecs.to_vec(),
             dtmf,
             opus_bitrate: None,
@@ -983,6 +1040,7 @@ mod tests {
                 "a=rtpmap:110 telephone-event/48000",
                 "a=fmtp:110 0-16",
                 "a=ptime:20",
+                "a=rtcp:40001 IN IP4 192.0.2.1",
                 "a=sendrecv",
             ]
         );
@@ -993,9 +1051,14 @@ mod tests {
             Some(vec![111, 0, 8, 101, 110])
         );
         assert_eq!(p.origin.as_ref().map(|o| o.version.as_str()), Some("1"));
+        assert_eq!(
+            p.audio().and_then(|m| m.rtcp),
+            Some((40001, Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))))
+        );
 
         let mut v6 = local(&[Codec::Pcma, Codec::Pcma], false);
         v6.addr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+        v6.rtcp = SocketAddr::new(v6.addr, 40001);
         let o = offer(&v6, Direction::SendOnly, 7, 8);
         assert_eq!(
             lines(&o),
@@ -1008,6 +1071,7 @@ mod tests {
                 "m=audio 40000 RTP/AVP 8",
                 "a=rtpmap:8 PCMA/8000",
                 "a=ptime:20",
+                "a=rtcp:40001 IN IP6 ::1",
                 "a=sendonly",
             ]
         );
@@ -1037,6 +1101,7 @@ mod tests {
                 "a=rtpmap:96 opus/48000/2",
                 "a=fmtp:96 minptime=10;useinbandfec=1;stereo=0",
                 "a=ptime:20",
+                "a=rtcp:40001 IN IP4 192.0.2.1",
                 "a=sendrecv",
             ]
         );
@@ -1046,6 +1111,7 @@ mod tests {
                 codec: Codec::Opus,
                 payload_type: 96,
                 remote: "198.51.100.7:9006".parse().expect("addr"),
+                remote_rtcp: "198.51.100.7:9007".parse().expect("addr"),
                 direction: Direction::SendRecv,
                 // baresip offers telephone-event only at 8 kHz: not usable with opus.
                 dtmf_payload_type: None,
@@ -1181,6 +1247,7 @@ mod tests {
                 codec: Codec::Pcmu,
                 payload_type: 0,
                 remote: "203.0.113.5:17182".parse().expect("addr"),
+                remote_rtcp: "203.0.113.5:17183".parse().expect("addr"),
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(101),
                 max_bitrate: None,
@@ -1425,6 +1492,7 @@ mod tests {
                 codec: Codec::Opus,
                 payload_type: 98,
                 remote: "198.51.100.30:30000".parse().expect("addr"),
+                remote_rtcp: "198.51.100.30:30001".parse().expect("addr"),
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(97),
                 max_bitrate: None,
@@ -1766,5 +1834,123 @@ mod tests {
             negotiate_answer(&plain_offer("RTP/AVP", ""), &optional).map(|n| n.srtp),
             Ok(None)
         );
+    }
+
+    /// An offer from `addr:port` (PCMU) with `extra` media-level lines.
+    fn offer_with(c: &str, port: u16, extra: &str) -> Sdp {
+        let text = format!(
+            "v=0\no=- 1 1 IN IP4 {c}\ns=-\nc=IN {} {c}\nt=0 0\nm=audio {port} RTP/AVP 0\n\
+             a=rtpmap:0 PCMU/8000\n{extra}",
+            if c.contains(':') { "IP6" } else { "IP4" }
+        );
+        parse(crlf(&text).as_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn our_rtcp_address_is_offered_and_answered_as_stun_mapped_it() {
+        let mut ours = local(&[Codec::Pcmu], false);
+        ours.addr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1));
+        ours.port = 47000;
+        ours.rtcp = "203.0.113.1:45001".parse().expect("addr");
+        let o = offer(&ours, Direction::SendRecv, 1, 1);
+        assert!(
+            lines(&o).contains(&"a=rtcp:45001 IN IP4 203.0.113.1"),
+            "{o}"
+        );
+        let (a, _) = answer(
+            &offer_with("198.51.100.2", 6000, ""),
+            &ours,
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .expect("answers");
+        assert!(
+            lines(&a).contains(&"a=rtcp:45001 IN IP4 203.0.113.1"),
+            "{a}"
+        );
+        // Round trip: our own parser reads what we wrote.
+        let parsed = parse(o.as_bytes()).expect("parses");
+        assert_eq!(
+            parsed.audio().and_then(|m| m.rtcp),
+            Some((45001, Some(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)))))
+        );
+    }
+
+    #[test]
+    fn the_far_ends_rtcp_address_is_where_rtcp_goes() {
+        let ours = local(&[Codec::Pcmu], false);
+        let cases = [
+            // (c=, RTP port, a=rtcp lines, where RTCP goes)
+            ("198.51.100.2", 6000, "", "198.51.100.2:6001"),
+            ("198.51.100.2", 6000, "a=rtcp:7123\n", "198.51.100.2:7123"),
+            (
+                "198.51.100.2",
+                6000,
+                "a=rtcp:53020 IN IP4 203.0.113.9\n",
+                "203.0.113.9:53020",
+            ),
+            (
+                "2001:db8::5",
+                4000,
+                "a=rtcp:4100 IN IP6 2001:db8::6\n",
+                "[2001:db8::6]:4100",
+            ),
+            (
+                "198.51.100.2",
+                6000,
+                "a=rtcp:9 IN IP6 ::ffff:192.0.2.7\n",
+                "192.0.2.7:9",
+            ),
+            // The first one counts.
+            (
+                "198.51.100.2",
+                6000,
+                "a=rtcp:7000\na=rtcp:8000\n",
+                "198.51.100.2:7000",
+            ),
+        ];
+        for (c, port, extra, want) in cases {
+            let want: SocketAddr = want.parse().expect("addr");
+            let sdp = offer_with(c, port, extra);
+            let (_, n) = answer(&sdp, &ours, Direction::SendRecv, 1, 1).expect("answers");
+            assert_eq!(n.remote_rtcp, want, "answering {extra:?}");
+            let n = negotiate_answer(&sdp, &ours).expect("negotiates");
+            assert_eq!(n.remote_rtcp, want, "reading an answer with {extra:?}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_rtcp_attribute_is_ignored() {
+        let ours = local(&[Codec::Pcmu], false);
+        for junk in [
+            "a=rtcp:",
+            "a=rtcp: ",
+            "a=rtcp:abc",
+            "a=rtcp:0",
+            "a=rtcp:70000",
+            "a=rtcp:-1",
+            "a=rtcp:9 IN",
+            "a=rtcp:9 IN IP4",
+            "a=rtcp:9 IN IP4 host.example.com",
+            "a=rtcp:9 XX IP4 192.0.2.7",
+            "a=rtcp:9 IN IPX 192.0.2.7",
+            "a=rtcp:9 IN IP4 192.0.2.7 extra",
+            "a=rtcp:9 IN IP4 192.0.2.7/127",
+            "a=rtcp",
+            "a=rtcp:\u{1F4DE}",
+        ] {
+            let sdp = offer_with("198.51.100.2", 6000, &format!("{junk}\n"));
+            assert_eq!(sdp.audio().and_then(|m| m.rtcp), None, "{junk:?}");
+            let (_, n) = answer(&sdp, &ours, Direction::SendRecv, 1, 1).expect("answers");
+            assert_eq!(
+                n.remote_rtcp,
+                "198.51.100.2:6001".parse().expect("addr"),
+                "{junk:?}: RTP + 1"
+            );
+        }
+        // Other rtcp-* attributes are not a=rtcp.
+        let sdp = offer_with("198.51.100.2", 6000, "a=rtcp-mux\na=rtcp-fb:* nack\n");
+        assert_eq!(sdp.audio().and_then(|m| m.rtcp), None);
     }
 }

@@ -283,6 +283,27 @@ impl super::UserAgent {
         }
         self.cfg.media_ip = public.ip();
     }
+
+    /// STUN learnt line `line`'s RTCP socket at `public` (at start, or anew before a call):
+    /// SDP's `a=rtcp` names it from now on (RFC 3605) instead of the RTP port + 1.
+    pub fn set_public_rtcp(&mut self, line: usize, public: SocketAddr) {
+        if let Some(slot) = self.public_rtcp.get_mut(line) {
+            *slot = Some(public);
+        }
+    }
+
+    /// Where line `line` receives RTCP, as SDP says it: the STUN-mapped address of its RTCP
+    /// socket, else the media address and the RTP port + 1.
+    pub(super) fn rtcp_of_line(&self, line: usize) -> SocketAddr {
+        self.public_rtcp
+            .get(line)
+            .copied()
+            .flatten()
+            .unwrap_or_else(|| {
+                let rtp = self.cfg.rtp_ports.get(line).copied().unwrap_or_default();
+                SocketAddr::new(self.media_ip_of_line(line), rtp.wrapping_add(1))
+            })
+    }
 }
 
 #[cfg(test)]

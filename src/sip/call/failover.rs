@@ -12,8 +12,11 @@
 //! registrar (`located_by_dns`, `call_resolved`), and fails over across its targets the same way.
 //!
 //! Calls of a registering account fail over through the server its registration uses (the
-//! outbound proxy when there is one, located by DNS like the registrar); an account that does
-//! not register has one address.
+//! outbound proxy when there is one, located by DNS like the registrar). Calls of an account
+//! that does not register go to its server known by name (`call_through_server`: its outbound
+//! proxy, or its registrar) at the first target of the account's DNS answer while that answer
+//! is within its TTL, else once DNS answers again, and fail over across its targets the same
+//! way.
 
 use super::*;
 use crate::sip::locate;
@@ -51,6 +54,12 @@ impl UserAgent {
             return false;
         };
         tracing::warn!(%call_id, failed = ?call.first_hop, %next, %why, "INVITE target failed; trying the next one");
+        if self.unregistered_server(account).is_some() {
+            // An account that does not register: its next calls go there too, until the next
+            // DNS answer (after the TTL) starts again from the best target.
+            self.accounts[account].registrar_targets.prefer(next);
+            self.use_registrar_target(account);
+        }
         let Some(call) = self.call_mut(call_id) else {
             return false;
         };
@@ -100,6 +109,36 @@ impl UserAgent {
             plan,
             transport: self.cfg.transport,
         });
+    }
+
+    /// A call through account `account`'s server known by name `server` (an account that does
+    /// not register, [`UserAgent::unregistered_server`]): its INVITE goes to the account's
+    /// target in use (the first of its DNS answer, or the one an earlier call failed over to)
+    /// when the answer is within its TTL, else once DNS answers again (`call_resolved`, the
+    /// first target); either way the call fails over across those targets.
+    pub(in crate::sip::call) fn call_through_server(
+        &mut self,
+        now: Instant,
+        call_id: &str,
+        account: usize,
+        server: &str,
+        plan: locate::Plan,
+    ) {
+        let known = &self.accounts[account].registrar_targets;
+        if known.is_empty() || known.is_stale(now) {
+            self.look_up_call(call_id, server, plan);
+            return;
+        }
+        let targets = known.clone();
+        let first = targets.current();
+        let live: Vec<String> = self.calls().map(|c| c.call_id.clone()).collect();
+        self.call_lookups.retain(|(id, _, _)| live.contains(id));
+        self.call_lookups
+            .push((call_id.to_owned(), server.to_owned(), Some(targets)));
+        if let Some(call) = self.call_mut(call_id) {
+            call.first_hop = first;
+        }
+        self.send_invite(now, call_id, None);
     }
 
     /// A DNS answer for `uri`: calls waiting for it send their INVITE to its first target

@@ -60,8 +60,9 @@ impl UserAgent {
             return Err("every line is busy: hang up or transfer a call first".to_string());
         };
         let lookup = self.located_by_dns(account, &uri);
+        let server = self.unregistered_server(account);
         let dst = self.first_hop_via(account, &uri);
-        if dst.is_none() && lookup.is_none() {
+        if dst.is_none() && lookup.is_none() && server.is_none() {
             return Err(format!(
                 "cannot reach {uri}: give an IP address, or configure a registrar or outbound proxy"
             ));
@@ -92,15 +93,22 @@ impl UserAgent {
             placeholder,
         );
         call.sdp_session = session;
-        call.first_hop = if lookup.is_some() { None } else { dst };
+        call.first_hop = if lookup.is_some() || server.is_some() {
+            None
+        } else {
+            dst
+        };
         call.invite_headers = headers;
         call.account = account;
         self.lines[line] = Some(call);
         self.new_srtp_keys(line);
-        match lookup {
+        match (lookup, server) {
             // The INVITE goes once DNS answers (`call_resolved`).
-            Some(plan) => self.look_up_call(&call_id, &uri, plan),
-            None => self.send_invite(now, &call_id, None),
+            (Some(plan), _) => self.look_up_call(&call_id, &uri, plan),
+            (None, Some((server, plan))) => {
+                self.call_through_server(now, &call_id, account, &server, plan);
+            }
+            (None, None) => self.send_invite(now, &call_id, None),
         }
         self.announce(&call_id, None, None);
         Ok(call_id)

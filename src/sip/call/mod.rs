@@ -771,6 +771,7 @@ impl UserAgent {
         LocalMedia {
             addr: self.media_ip_of_line(index),
             port: self.cfg.rtp_ports.get(index).copied().unwrap_or_default(),
+            rtcp: self.rtcp_of_line(index),
             codecs: self.cfg.codecs.clone(),
             dtmf: true,
             opus_bitrate: self.cfg.opus_bitrate,
