@@ -14,13 +14,16 @@ use common::{secs, Net, Switchboard, SwitchboardConfig};
 
 /// Context switches (voluntary + involuntary) of the `media` thread of process `pid`.
 fn media_switches(pid: u32) -> u64 {
-    media_thread_switches(pid, "ctxt_switches:")
+    media_thread_switches(
+        pid,
+        &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"],
+    )
 }
 
-/// The `media` thread's context switches counted by the `/proc/<pid>/task/*/status` lines
-/// containing `which` (`"ctxt_switches:"`: all; `"voluntary_ctxt_switches:"`: the times it
-/// went to sleep, which a busy machine's preemptions do not add to).
-fn media_thread_switches(pid: u32, which: &str) -> u64 {
+/// The `media` thread's context switches of the `kinds` named by `/proc/<pid>/task/*/status`
+/// (`voluntary_ctxt_switches`: the times it went to sleep, which a busy machine's preemptions,
+/// `nonvoluntary_ctxt_switches`, do not add to).
+fn media_thread_switches(pid: u32, kinds: &[&str]) -> u64 {
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).expect("reading the process's tasks");
     for task in tasks.filter_map(Result::ok) {
         let comm = fs::read_to_string(task.path().join("comm")).unwrap_or_default();
@@ -30,7 +33,7 @@ fn media_thread_switches(pid: u32, which: &str) -> u64 {
         let status = fs::read_to_string(task.path().join("status")).expect("a task's status");
         return status
             .lines()
-            .filter(|l| l.contains(which))
+            .filter(|l| l.split(':').next().is_some_and(|k| kinds.contains(&k)))
             .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
             .sum();
     }
@@ -140,9 +143,9 @@ fn in_a_call_the_media_thread_wakes_once_per_frame() {
     thread::sleep(secs(1)); // the streams start
 
     let window = secs(3);
-    let before = media_thread_switches(caller.pid(), "voluntary_ctxt_switches:");
+    let before = media_thread_switches(caller.pid(), &["voluntary_ctxt_switches"]);
     thread::sleep(window);
-    let sleeps = media_thread_switches(caller.pid(), "voluntary_ctxt_switches:") - before;
+    let sleeps = media_thread_switches(caller.pid(), &["voluntary_ctxt_switches"]) - before;
     assert!(
         sleeps <= CALL_SLEEPS_PER_S * window.as_secs(),
         "in a call the media thread went to sleep {sleeps} times in {} s",
