@@ -43,7 +43,7 @@ pub use directory::{Directory, Extension};
 pub use favourites::{favourite_key, Favourite, MAX_FAVOURITES};
 pub use history::History;
 pub use hooks::Hooks;
-pub use media::{Audio, AudioBackend, DtmfMethod, Media};
+pub use media::{Audio, AudioBackend, AudioHost, DtmfMethod, Media};
 pub use recording::{Recording, RecordingFormat};
 pub use routes::Route;
 pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, FavouriteAction, Transfer};
