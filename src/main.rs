@@ -320,7 +320,14 @@ fn open_log(path: &Path) -> io::Result<File> {
 const LOG_QUEUE_LINES: usize = 4_096;
 
 fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) -> Option<WorkerGuard> {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // cpal's PulseAudio client logs every message on the thread that runs the sound
+    // callbacks: only its warnings, unless the level names it.
+    if !level.contains("pulseaudio") {
+        if let Ok(quiet) = "pulseaudio=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);

@@ -48,6 +48,10 @@ impl SoundServer {
         for d in [&home, &runtime] {
             fs::create_dir_all(d).expect("creating the PulseAudio directories");
         }
+        // The clients' cookie (`PULSE_COOKIE`): the server takes anyone (auth-anonymous), but
+        // the pure-Rust client of cpal's PulseAudio host sends an empty cookie when it finds
+        // no file, which the server refuses as a protocol error; libpulse sends 256 bytes.
+        fs::write(home.join("cookie"), [0u8; 256]).expect("writing the clients' cookie");
         let socket = dir.join("pulse.sock");
         let log = dir.join("pulseaudio.log");
         let out = fs::File::create(&log).expect("creating pulseaudio.log");

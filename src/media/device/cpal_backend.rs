@@ -874,7 +874,7 @@ fn build_on<R>(
     build: impl Fn(&cpal::Device, &StreamConfig, SampleFormat) -> Result<Built<R>, cpal::Error>,
 ) -> Result<(Built<R>, String, u32), DeviceError> {
     let workers_before = threads_named(&[worker_name(direction)]).len();
-    let host = cpal_host(choice)?;
+    let host = cpal_host(choice, Connection::ForStream)?;
     let (device, device_name) = find_device(&host, name, direction)?;
     let stream_error = |reason: String| DeviceError::Stream {
         direction: direction.label(),
@@ -925,25 +925,43 @@ fn build_on<R>(
     Ok((built, device_name, config.sample_rate))
 }
 
-/// The one connection to the PulseAudio server this process keeps. cpal's PulseAudio host
-/// runs a client thread per connection (it reads the server's socket and runs the callbacks
-/// of every stream on it), and that thread lives as long as the connection: so streams and
-/// listings share one, made again only once it no longer answers.
+/// The connection to the PulseAudio server that listings share. cpal's PulseAudio host runs
+/// a client thread per connection (it reads the server's socket and runs the callbacks of
+/// the streams on it), and that thread ends only when the server next writes after the last
+/// handle on the connection is gone: a connection made for a listing alone would keep its
+/// thread for good, so listings share one, made again only once it no longer answers.
+/// Streams get a connection each ([`Connection::ForStream`]): all the playback streams of
+/// one connection form one sync group, which PulseAudio keeps on one sink (a second sink is
+/// refused as an invalid argument); and a stream's connection ends when the stream does
+/// (closing it makes the server answer).
 static PULSE: Mutex<Option<Arc<cpal::Host>>> = Mutex::new(None);
 
-/// The cpal host `choice` means: the shared PulseAudio connection (for [`Host::Auto`] when a
-/// server's socket is named or present and it answers), or ALSA.
-fn cpal_host(choice: Host) -> Result<Arc<cpal::Host>, DeviceError> {
+/// What a PulseAudio connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    /// Listing devices: the shared one ([`PULSE`]).
+    Shared,
+    /// One stream: its own.
+    ForStream,
+}
+
+/// The cpal host `choice` means: PulseAudio (for [`Host::Auto`] when a server's socket is
+/// named or present and it answers), or ALSA.
+fn cpal_host(choice: Host, connection: Connection) -> Result<Arc<cpal::Host>, DeviceError> {
     let alsa = || {
         cpal::host_from_id(cpal::HostId::Alsa)
             .map(Arc::new)
             .map_err(|e| DeviceError::Host(format!("ALSA: {e}")))
     };
+    let pulse = || match connection {
+        Connection::Shared => shared_pulse_host(),
+        Connection::ForStream => pulse_host(),
+    };
     match choice {
         Host::Alsa => alsa(),
-        Host::Pulse => pulse_host(),
+        Host::Pulse => pulse(),
         Host::Auto if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) => {
-            pulse_host().or_else(|e| {
+            pulse().or_else(|e| {
                 tracing::info!(error = %e, "no PulseAudio server answers: using ALSA");
                 alsa()
             })
@@ -953,9 +971,8 @@ fn cpal_host(choice: Host) -> Result<Arc<cpal::Host>, DeviceError> {
 }
 
 /// The shared PulseAudio connection ([`PULSE`]), checked with a device listing; a new one
-/// when there was none or it no longer answers. Its client thread gets the media thread's
-/// priority: it runs the callbacks.
-fn pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
+/// when there was none or it no longer answers.
+fn shared_pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
     let mut shared = PULSE.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(host) = shared.as_ref() {
         if host.devices().is_ok() {
@@ -963,10 +980,26 @@ fn pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
         }
         tracing::info!("the PulseAudio connection is gone: connecting again");
     }
+    let host = pulse_host()?;
+    *shared = Some(host.clone());
+    Ok(host)
+}
+
+/// A new connection to the PulseAudio server. Its client thread gets the media thread's
+/// priority: it runs the callbacks of the streams made on it.
+fn pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
     let before = threads_named(&[]);
     let host = cpal::host_from_id(cpal::HostId::PulseAudio)
         .map(Arc::new)
-        .map_err(|e| DeviceError::Host(format!("PulseAudio: {e}")))?;
+        .map_err(|e| {
+            let hint = if has_pulse_cookie() {
+                ""
+            } else {
+                " (no PulseAudio cookie: $PULSE_COOKIE, ~/.config/pulse/cookie and \
+                 ~/.pulse-cookie are missing, and a server refuses the empty one sent then)"
+            };
+            DeviceError::Host(format!("PulseAudio: {e}{hint}"))
+        })?;
     let raised = threads_named(&[])
         .into_iter()
         .filter(|tid| !before.contains(tid))
@@ -976,8 +1009,20 @@ fn pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
         })
         .count();
     tracing::debug!(raised, "PulseAudio client thread given the media thread's priority");
-    *shared = Some(host.clone());
     Ok(host)
+}
+
+/// Whether PulseAudio's client finds a cookie file where it looks ($PULSE_COOKIE, then
+/// `~/.config/pulse/cookie`, then `~/.pulse-cookie`): without one it sends an empty cookie,
+/// which a server refuses even when it lets anyone in.
+fn has_pulse_cookie() -> bool {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    std::env::var_os("PULSE_COOKIE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(home.iter().map(|h| h.join(".config/pulse/cookie")))
+        .chain(home.iter().map(|h| h.join(".pulse-cookie")))
+        .any(|p| p.exists())
 }
 
 /// The threads the audio system runs in this process: cpal's ALSA workers, and libpulse's
@@ -1072,7 +1117,7 @@ fn open_playback(
 
 /// Every device `choice`'s host lists.
 pub(super) fn list_devices(choice: Host) -> Result<Vec<DeviceInfo>, DeviceError> {
-    let host = cpal_host(choice)?;
+    let host = cpal_host(choice, Connection::Shared)?;
     // By id where there is one: a sound server's devices may share a description.
     let key = |d: &cpal::Device| (device_id(d), device_name(d));
     let default_in = host.default_input_device().map(|d| key(&d));
