@@ -270,10 +270,9 @@ fn use_device_moves_the_headset_between_pulse_sinks_live() {
     let mut env = server.client_env("mic.monitor", "one");
     env.push(("HOME".into(), home.display().to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let cfg = SwitchboardConfig::peer_to_peer(&net)
-        .with_audio(
-            "backend = \"cpal\"\nhost = \"alsa\"\ninput = \"pulse\"\noutput = \"desk_one\"\n",
-        );
+    let cfg = SwitchboardConfig::peer_to_peer(&net).with_audio(
+        "backend = \"cpal\"\nhost = \"alsa\"\ninput = \"pulse\"\noutput = \"desk_one\"\n",
+    );
     let mut sb = Switchboard::start_with_env(&cfg.to_toml(), &env);
     sb.wait_for(secs(10), "started");
     let devices = sb.wait_for(secs(5), "devices");

@@ -1280,6 +1280,18 @@ mod tests {
     }
 
     #[test]
+    fn audio_host_names_the_choices() {
+        let errs = errors("[audio]\nhost = \"jack\"\n");
+        assert!(
+            errs[0].starts_with(
+                "test.toml:2:8: audio.host: unknown value `jack`, expected one of `auto`, \
+                 `pulse`, `alsa`"
+            ),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
     fn array_element_errors_name_the_index() {
         let errs = errors("[codecs]\norder = [\"opus\", \"g729\"]\n");
         assert!(

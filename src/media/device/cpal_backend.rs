@@ -526,14 +526,13 @@ impl AudioDevice for CpalDevice {
         let owned = name.to_owned();
         let host = self.host;
         match role {
-            DeviceRole::Input => self
-                .input
-                .switch(name, open_in_background(owned, move |n| open_capture(host, n))),
+            DeviceRole::Input => self.input.switch(
+                name,
+                open_in_background(owned, move |n| open_capture(host, n)),
+            ),
             DeviceRole::Output => self.output.switch(
                 name,
-                open_in_background(owned, move |n| {
-                    open_playback(host, n, Direction::Output)
-                }),
+                open_in_background(owned, move |n| open_playback(host, n, Direction::Output)),
             ),
             DeviceRole::Ring => self
                 .ring
@@ -960,12 +959,11 @@ fn cpal_host(choice: Host, connection: Connection) -> Result<Arc<cpal::Host>, De
     match choice {
         Host::Alsa => alsa(),
         Host::Pulse => pulse(),
-        Host::Auto if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) => {
-            pulse().or_else(|e| {
+        Host::Auto if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) => pulse()
+            .or_else(|e| {
                 tracing::info!(error = %e, "no PulseAudio server answers: using ALSA");
                 alsa()
-            })
-        }
+            }),
         Host::Auto => alsa(),
     }
 }
@@ -1008,7 +1006,10 @@ fn pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
                 .is_ok()
         })
         .count();
-    tracing::debug!(raised, "PulseAudio client thread given the media thread's priority");
+    tracing::debug!(
+        raised,
+        "PulseAudio client thread given the media thread's priority"
+    );
     Ok(host)
 }
 
@@ -1147,7 +1148,13 @@ pub(super) fn list_devices(choice: Host) -> Result<Vec<DeviceInfo>, DeviceError>
             let is_default = [&default_in, &default_out]
                 .into_iter()
                 .flatten()
-                .any(|(id, n)| if id.is_empty() { *n == name } else { *id == device_id(&d) });
+                .any(|(id, n)| {
+                    if id.is_empty() {
+                        *n == name
+                    } else {
+                        *id == device_id(&d)
+                    }
+                });
             DeviceInfo {
                 id: device_id(&d),
                 name,
