@@ -12,11 +12,13 @@
 //! this module's clock.
 //!
 //! ```text
-//!   open:  name → exact match (description or id) among the devices of that direction
+//!   open:  host: PulseAudio (a connection of the stream's own) or ALSA, as [`Host`] says
+//!          name → exact match (description or id) among the devices of that direction
 //!          (else an error listing them); None → the system default
 //!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
 //!          buffer: 5 ms periods if the device allows them, else its default
-//!          then cpal's ALSA workers and libpulse's thread get the media thread's nice value
+//!          then the audio threads (cpal's ALSA workers and libpulse's thread, or the
+//!          PulseAudio connection's client thread) get the media thread's nice value
 //!
 //!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s)──► Reopening
 //!                 ▲            notice *Lost          ▲                    │ helper thread: the
