@@ -166,14 +166,14 @@ impl SoundServer {
     }
 
     /// How many times so far a client's playback stream ran empty while the server needed
-    /// its audio (its debug log's `Actual underrun of '…'` lines, written once per underrun
-    /// whatever the client did about it); 0 unless started with
-    /// [`start_debug`](Self::start_debug).
+    /// its audio and played silence instead (its debug log's `Implicit underrun of '…'` and
+    /// `Actual underrun of '…'` lines, written once per underrun whatever the client did
+    /// about it); 0 unless started with [`start_debug`](Self::start_debug).
     pub fn underruns(&self) -> usize {
         fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
-            .filter(|l| l.contains("Actual underrun of"))
+            .filter(|l| l.contains("Implicit underrun of") || l.contains("Actual underrun of"))
             .count()
     }
 
