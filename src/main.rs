@@ -129,9 +129,9 @@ fn check_config(file: Option<PathBuf>, account: Option<&str>) -> ExitCode {
 }
 
 /// `switchboard devices`: one line per device, defaults marked, on the audio system the
-/// configuration's `[audio] host` names (`auto` when there is no configuration to read).
+/// configuration's `[audio] host` names (ALSA when there is no configuration to read).
 fn devices(config: Option<&Path>) -> ExitCode {
-    let host = load_config(config).map_or(config::AudioHost::Auto, |(c, _)| c.audio.host);
+    let host = load_config(config).map_or(config::AudioHost::Alsa, |(c, _)| c.audio.host);
     match switchboard::media::device::list_devices(driver::device_host(host)) {
         Ok(list) => {
             print!("{}", describe_devices(&list));

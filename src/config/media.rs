@@ -32,12 +32,13 @@ pub enum AudioBackend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AudioHost {
-    /// PulseAudio's protocol when a server answers, else ALSA (`"auto"`), the default.
-    #[default]
+    /// PulseAudio's protocol when a server answers, else ALSA (`"auto"`).
     Auto,
     /// PulseAudio's protocol, spoken directly to PulseAudio or pipewire-pulse (`"pulse"`).
     Pulse,
-    /// ALSA, its `pulse` and `pipewire` plugins included (`"alsa"`).
+    /// ALSA, its `pulse` and `pipewire` plugins included (`"alsa"`), the default: the
+    /// devices configurations name, and the lower latency measured through PulseAudio.
+    #[default]
     Alsa,
 }
 
@@ -48,7 +49,7 @@ pub struct Audio {
     /// `"cpal"`, `"file"` or `"null"`. Default `"cpal"`.
     pub backend: AudioBackend,
     /// `"auto"`, `"pulse"` or `"alsa"`: the audio system of the `cpal` backend. Default
-    /// `"auto"`.
+    /// `"alsa"`.
     pub host: AudioHost,
     /// cpal input device (the headset microphone) by name; `None`: the default device.
     pub input: Option<String>,
@@ -74,7 +75,7 @@ impl Default for Audio {
     fn default() -> Self {
         Self {
             backend: AudioBackend::Cpal,
-            host: AudioHost::Auto,
+            host: AudioHost::Alsa,
             input: None,
             output: None,
             ring_output: None,

@@ -58,11 +58,11 @@ use crate::sound::DeviceRole;
 pub enum Host {
     /// PulseAudio's protocol when a server answers (`PULSE_SERVER`, or the socket under
     /// `XDG_RUNTIME_DIR`), else ALSA.
-    #[default]
     Auto,
     /// PulseAudio's protocol, spoken directly to the server (PulseAudio or pipewire-pulse).
     Pulse,
-    /// ALSA (its `pulse` and `pipewire` plugins included).
+    /// ALSA (its `pulse` and `pipewire` plugins included), the default.
+    #[default]
     Alsa,
 }
 
