@@ -16,8 +16,7 @@
 //!          name → exact match (description or id) among the devices of that direction
 //!          (else an error listing them); None → the system default
 //!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
-//!          buffer: 5 ms periods (ALSA; 10 ms on PulseAudio) if the device allows them, else
-//!          its default
+//!          buffer: 5 ms periods if the device allows them, else its default
 //!          then the audio threads (cpal's ALSA workers and libpulse's thread, or the
 //!          PulseAudio connection's client thread) get the media thread's nice value
 //!
@@ -55,12 +54,8 @@ const RETRY_TICKS: u64 = 100;
 const XRUN_REPORT_TICKS: u64 = 250;
 /// Ticks (20 ms) between two latency breakdown lines in the log: 5 s.
 const LATENCY_LOG_TICKS: u64 = 250;
-/// Callback period asked of ALSA, in milliseconds.
+/// Callback period asked for, in milliseconds.
 const CALLBACK_MS: u32 = 5;
-/// Callback period asked of PulseAudio, in milliseconds. cpal's PulseAudio host makes it
-/// the record fragment (and the whole record queue) and half the playback buffer: at 5 ms
-/// the sink found a playback stream empty every few seconds (149 times in ten minutes).
-const PULSE_CALLBACK_MS: u32 = 10;
 
 /// Which stream an endpoint is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -779,11 +774,11 @@ fn choose_config(
     })
 }
 
-/// A callback period of `ms` if the device states a range that allows it.
-fn preferred_buffer(config: &SupportedStreamConfig, ms: u32) -> Option<BufferSize> {
+/// A 5 ms callback period if the device states a range that allows it.
+fn preferred_buffer(config: &SupportedStreamConfig) -> Option<BufferSize> {
     match *config.buffer_size() {
         SupportedBufferSize::Range { min, max } if min <= max => {
-            let want = config.sample_rate() * ms / 1000;
+            let want = config.sample_rate() * CALLBACK_MS / 1000;
             Some(BufferSize::Fixed(want.clamp(min, max)))
         }
         _ => None,
@@ -878,7 +873,7 @@ fn build_on<R>(
     name: Option<&str>,
     direction: Direction,
     build: impl Fn(&cpal::Device, &StreamConfig, SampleFormat) -> Result<Built<R>, cpal::Error>,
-) -> Result<(Built<R>, String, u32, usize), DeviceError> {
+) -> Result<(Built<R>, String, u32), DeviceError> {
     let workers_before = threads_named(&[worker_name(direction)]).len();
     let host = cpal_host(choice, Connection::ForStream)?;
     let (device, device_name) = find_device(&host, name, direction)?;
@@ -910,11 +905,7 @@ fn build_on<R>(
         .ok_or_else(|| stream_error("the device offers no stream configuration".into()))?;
     let mut config = chosen.config();
     config.buffer_size = BufferSize::Default;
-    let period_ms = match host.id() {
-        cpal::HostId::PulseAudio => PULSE_CALLBACK_MS,
-        _ => CALLBACK_MS,
-    };
-    let built = match preferred_buffer(&chosen, period_ms) {
+    let built = match preferred_buffer(&chosen) {
         Some(buffer) => {
             let mut fixed = config;
             fixed.buffer_size = buffer;
@@ -932,8 +923,7 @@ fn build_on<R>(
         let raised = raise_new_audio_threads(direction, workers_before);
         tracing::debug!(raised, "audio threads given the media thread's priority");
     }
-    let period = asked_period(config.sample_rate, period_ms);
-    Ok((built, device_name, config.sample_rate, period))
+    Ok((built, device_name, config.sample_rate))
 }
 
 /// The connection to the PulseAudio server that listings share. cpal's PulseAudio host runs
@@ -1097,18 +1087,17 @@ fn raise_new_audio_threads(direction: Direction, before: usize) -> usize {
     raise_audio_threads()
 }
 
-/// The callback period of `ms` asked of a device at `rate` Hz, in samples: where its
-/// cushion starts.
-fn asked_period(rate: u32, ms: u32) -> usize {
-    (u64::from(rate) * u64::from(ms) / 1000) as usize
+/// The callback period asked of a device at `rate` Hz, in samples: where its cushion starts.
+fn asked_period(rate: u32) -> usize {
+    (u64::from(rate) * u64::from(CALLBACK_MS) / 1000) as usize
 }
 
 fn open_capture(host: Host, name: Option<&str>) -> Result<Capture, DeviceError> {
-    let ((stream, consumer, flags), device, rate, period) =
+    let ((stream, consumer, flags), device, rate) =
         build_on(host, name, Direction::Input, build_capture)?;
     Ok(Capture {
         stream,
-        path: CapturePath::new(consumer, rate, flags.clone(), period)?,
+        path: CapturePath::new(consumer, rate, flags.clone(), asked_period(rate))?,
         flags,
         device,
     })
@@ -1119,11 +1108,11 @@ fn open_playback(
     name: Option<&str>,
     direction: Direction,
 ) -> Result<Playback, DeviceError> {
-    let ((stream, producer, flags), device, rate, period) =
+    let ((stream, producer, flags), device, rate) =
         build_on(host, name, direction, build_playback)?;
     Ok(Playback {
         stream,
-        path: PlaybackPath::new(producer, rate, flags.clone(), period)?,
+        path: PlaybackPath::new(producer, rate, flags.clone(), asked_period(rate))?,
         flags,
         device,
     })
@@ -1518,7 +1507,7 @@ mod tests {
         let c = choose_config(&ranges[..2], None, 2).expect("config");
         assert_eq!((c.channels(), c.sample_format()), (2, SampleFormat::I16));
         assert_eq!(
-            preferred_buffer(&c, CALLBACK_MS),
+            preferred_buffer(&c),
             Some(BufferSize::Fixed(240)),
             "5 ms at 48 kHz"
         );
@@ -1531,7 +1520,7 @@ mod tests {
             SupportedStreamConfig::new(4, 44_100, SupportedBufferSize::Unknown, SampleFormat::I32);
         let c = choose_config(&odd, Some(default), 2).expect("config");
         assert_eq!(c, default);
-        assert_eq!(preferred_buffer(&c, CALLBACK_MS), None);
+        assert_eq!(preferred_buffer(&c), None);
         let c = choose_config(&odd, None, 2).expect("config");
         assert_eq!(c.sample_rate(), 44_100);
         assert_eq!(describe(&c), "44100 Hz, 2 ch, i32");
