@@ -1,8 +1,9 @@
 //! Mouth-to-ear latency through a real sound server (not a criterion benchmark).
 //!
 //! A private PulseAudio (`tests/common/pulse.rs`) with null sinks, paced by a real clock, and
-//! two switchboards whose cpal devices are ALSA's `pulse` device pointed at their own source
-//! and sink. A click track is played once into a combine sink that feeds both A's microphone
+//! two switchboards on their own source and sink: through PulseAudio's protocol (cpal's
+//! PulseAudio host, `[audio] host = "pulse"`; the default) or, with
+//! `LATENCY_PULSE_HOST=alsa`, through ALSA's `pulse` device pointed at them. A click track is played once into a combine sink that feeds both A's microphone
 //! sink and, directly, the left channel of the listening sink; B's headset is that sink's
 //! right channel. One stereo recording of the listening sink's monitor therefore holds each
 //! click twice on one clock: left as played, right as B played it after the call.
@@ -17,7 +18,9 @@
 //!    → b_ear, its minimum latency) in place of the two switchboards.
 //! 2. **The call**: A calls B peer to peer on 127.0.0.0/8 (Opus); clicks for
 //!    `$LATENCY_PULSE_SECONDS` (30 s; 600 for the ten-minute run), the jitter buffer's depth
-//!    from B's `quality` events, the dropouts from both ends' `audio` events.
+//!    from B's `quality` events, the dropouts from both ends' `audio` events, and the
+//!    server's own count of playback streams that ran empty (its debug log's underruns;
+//!    ALSA's plugin may hide those from the client).
 //!
 //! Client-added latency, for each click = call delay − median(loopback delay) − mean(B's
 //! jitter buffer delay); its median, mean and max are printed with the clicks lost and the
@@ -31,6 +34,10 @@
 //!    ring, for A's microphone and B's headset. The bench adds them up with packetisation
 //!    and Opus' look-ahead and sets the sum beside the measured client-added latency plus
 //!    the server's loopback, so every stage is a number and the numbers can be checked.
+//!
+//! The dropouts are also told apart, from each end's last `audio latency` line: xruns the
+//! audio system reported, a full microphone ring, a microphone frame short at a tick, the
+//! headset's callback finding its ring empty, headset frames dropped to bound latency.
 //!
 //! `LATENCY_PULSE_ALSA_UNDERRUN=ignore` gives both switchboards an `.asoundrc` whose `pulse`
 //! device has the plugin's `handle_underrun false`, to compare the xrun bursts without it.
@@ -99,12 +106,22 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(CALL_SECONDS);
     let dir = common::run_dir("bench-latency-pulse");
-    let server = SoundServer::start(dir.path(), MODULES);
+    let server = SoundServer::start_debug(dir.path(), MODULES);
+    let alsa = std::env::var("LATENCY_PULSE_HOST").is_ok_and(|v| v == "alsa");
     let mut out = String::new();
     let _ = writeln!(
         out,
         "switchboard latency through PulseAudio -- {}",
         command_line("date", &["-u"])
+    );
+    let _ = writeln!(
+        out,
+        "host: {}",
+        if alsa {
+            "ALSA's pulse device (LATENCY_PULSE_HOST=alsa)"
+        } else {
+            "PulseAudio's protocol (cpal's PulseAudio host)"
+        }
     );
     if std::env::var("LATENCY_PULSE_ALSA_UNDERRUN").is_ok_and(|v| v == "ignore") {
         let _ = writeln!(out, "ALSA's pulse device with handle_underrun false");
@@ -135,15 +152,26 @@ fn main() {
 
     // 2. Two switchboards in a call.
     let net = Net::for_test("bench::latency_pulse");
-    let audio = "backend = \"cpal\"\ninput = \"pulse\"\noutput = \"pulse\"\n\
-                 noise_suppression = false\nagc = false\n";
+    // Through ALSA, `pulse` follows PULSE_SOURCE and PULSE_SINK (below); PulseAudio's own
+    // protocol names the source and sink.
+    let audio = |source: &str, sink: &str| {
+        let (host, input, output) = if alsa {
+            ("alsa", "pulse", "pulse")
+        } else {
+            ("pulse", source, sink)
+        };
+        format!(
+            "backend = \"cpal\"\nhost = \"{host}\"\ninput = \"{input}\"\n\
+             output = \"{output}\"\nnoise_suppression = false\nagc = false\n"
+        )
+    };
     let caller_cfg = SwitchboardConfig::peer_to_peer(&net)
         .with_codecs(&["opus"])
-        .with_audio(audio);
+        .with_audio(&audio("a_mic.monitor", "a_spk"));
     let ip = net.ip(CALLEE);
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
         .with_codecs(&["opus"])
-        .with_audio(audio);
+        .with_audio(&audio("b_mic.monitor", "b_ear"));
     callee_cfg = callee_cfg.at(ip, "bob");
     let ignore_underruns =
         std::env::var("LATENCY_PULSE_ALSA_UNDERRUN").is_ok_and(|v| v == "ignore");
@@ -154,7 +182,11 @@ fn main() {
             .expect("writing .asoundrc");
     }
     let env = |source: &str, sink: &str| {
-        let mut env = server.client_env(source, sink);
+        let mut env = if alsa {
+            server.client_env(source, sink)
+        } else {
+            server.server_env()
+        };
         if ignore_underruns {
             env.push(("HOME".into(), alsa_home.display().to_string()));
         }
@@ -177,7 +209,9 @@ fn main() {
     callee.wait_call_state(secs(5), 1, "connected");
     // Let the jitter buffer and the device cushions settle before clicking.
     thread::sleep(Duration::from_secs(3));
+    let underruns_before = server.underruns();
     let call = clicks_through(&server, dir.path(), "call", seconds);
+    let underruns = server.underruns() - underruns_before;
     caller.send("hangup");
     callee.wait_call_state(secs(5), 1, "ended");
     let buffers: Vec<f64> = callee
@@ -205,7 +239,12 @@ fn main() {
 
     let _ = writeln!(
         out,
-        "2. call A -> B (Opus, cpal on ALSA `pulse`, loopback network), {seconds} s of clicks: {}",
+        "2. call A -> B (Opus, {}, loopback network), {seconds} s of clicks: {}",
+        if alsa {
+            "cpal on ALSA `pulse`"
+        } else {
+            "cpal's PulseAudio host"
+        },
         summary(&call)
     );
     let _ = writeln!(
@@ -234,10 +273,11 @@ fn main() {
         out,
         "   client-added latency (each click: delay - {loop_median:.1} loopback - {buffer:.1} \
          jitter buffer): median {added:.1} ms, mean {:.1}, max {:.1}; clicks lost {lost} of \
-         {seconds}; dropouts reported {dropouts} (aim <= {AIM_MS} ms, none lost): {}",
+         {seconds}; dropouts reported {dropouts}; server underruns {underruns} (aim <= \
+         {AIM_MS} ms, none lost): {}",
         mean(&added_each),
         added_each.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-        if added <= AIM_MS && dropouts == 0 && lost == 0 {
+        if added <= AIM_MS && dropouts == 0 && lost == 0 && underruns == 0 {
             "met"
         } else {
             "NOT met"
@@ -246,6 +286,21 @@ fn main() {
     // The stages, from both ends' `audio latency` log lines (means over the call).
     let a_log = caller_log;
     let b_log = callee_log;
+    let kinds: Vec<String> = DROPOUT_KINDS
+        .iter()
+        .map(|key| {
+            let total: f64 = [&a_log, &b_log]
+                .iter()
+                .filter_map(|log| latency_field(log, key).last().copied())
+                .sum();
+            format!("{key} {total}")
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "   dropouts by kind (both ends, each stream since it opened): {}",
+        kinds.join(", ")
+    );
     let field = |log: &str, key: &str| mean(&latency_field(log, key));
     let (cap_ring, cap_dev, cap_period) = (
         field(&a_log, "capture_ring_ms"),
@@ -276,6 +331,16 @@ fn main() {
     print!("{out}");
     drop(server);
 }
+
+/// The dropout counters of the `audio latency` lines (`cpal_backend.rs`).
+const DROPOUT_KINDS: &[&str] = &[
+    "capture_xruns",
+    "capture_ring_full",
+    "capture_short",
+    "headset_xruns",
+    "headset_dry",
+    "headset_dropped",
+];
 
 /// The values of `key=` in the `audio latency` lines of a switchboard log, the first
 /// (settling) line left out.

@@ -24,7 +24,7 @@ use switchboard::driver::{self, Setup};
 use switchboard::front::{Command, Event, ListedDevice};
 use switchboard::headless;
 use switchboard::history::History;
-use switchboard::media::device::DeviceInfo;
+use switchboard::media::device::{DeviceInfo, Host};
 use switchboard::sip;
 use switchboard::sound::{AudioDevice, DeviceRole, SoundCommand};
 use switchboard::tui::stderr::StderrRedirect;
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Sub::CheckConfig { file }) => check_config(file, cli.account.as_deref()),
-        Some(Sub::Devices) => devices(),
+        Some(Sub::Devices) => devices(cli.config.as_deref()),
         None => run(cli),
     }
 }
@@ -128,9 +128,11 @@ fn check_config(file: Option<PathBuf>, account: Option<&str>) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `switchboard devices`: one line per device, defaults marked.
-fn devices() -> ExitCode {
-    match switchboard::media::device::list_devices() {
+/// `switchboard devices`: one line per device, defaults marked, on the audio system the
+/// configuration's `[audio] host` names (ALSA when there is no configuration to read).
+fn devices(config: Option<&Path>) -> ExitCode {
+    let host = load_config(config).map_or(config::AudioHost::Alsa, |(c, _)| c.audio.host);
+    match switchboard::media::device::list_devices(driver::device_host(host)) {
         Ok(list) => {
             print!("{}", describe_devices(&list));
             ExitCode::SUCCESS
@@ -318,7 +320,14 @@ fn open_log(path: &Path) -> io::Result<File> {
 const LOG_QUEUE_LINES: usize = 4_096;
 
 fn init_logging(path: Option<PathBuf>, level: &str, screen: bool) -> Option<WorkerGuard> {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // cpal's PulseAudio client logs every message on the thread that runs the sound
+    // callbacks: only its warnings, unless the level names it.
+    if !level.contains("pulseaudio") {
+        if let Ok(quiet) = "pulseaudio=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(false);
@@ -428,6 +437,7 @@ fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let host = driver::device_host(config.audio.host);
     let note = note(&origin, &account.name, setup.bound);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -449,6 +459,7 @@ fn run(cli: Cli) -> ExitCode {
         };
         return run_headless(
             runtime,
+            host,
             config_file,
             setup,
             note,
@@ -511,8 +522,9 @@ fn run(cli: Cli) -> ExitCode {
         Origin::Embedded { .. } => None,
     };
     let use_device = |role, device| use_device(config_file.as_deref(), role, device);
+    let list_devices = || sound_devices(host);
     let desk = tui::Workstation {
-        list_devices: &sound_devices,
+        list_devices: &list_devices,
         use_device: &use_device,
     };
     let screen = tui::run(
@@ -559,9 +571,9 @@ async fn quit_on_hangup(commands: mpsc::WeakSender<Command>) {
     }
 }
 
-/// The sound check's device list: every device that can open now, by name.
-fn sound_devices() -> Result<Vec<AudioDevice>, String> {
-    switchboard::media::device::list_devices()
+/// The sound check's device list: every device that can open now on `host`, by name.
+fn sound_devices(host: Host) -> Result<Vec<AudioDevice>, String> {
+    switchboard::media::device::list_devices(host)
         .map(|list| {
             list.into_iter()
                 .map(|d| AudioDevice {
@@ -574,9 +586,9 @@ fn sound_devices() -> Result<Vec<AudioDevice>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// `list-devices`: every device the audio system offers, as one event.
-fn device_list() -> Event {
-    match switchboard::media::device::list_devices() {
+/// `list-devices`: every device the audio system `host` offers, as one event.
+fn device_list(host: Host) -> Event {
+    match switchboard::media::device::list_devices(host) {
         Ok(list) => Event::DeviceList {
             devices: list
                 .into_iter()
@@ -624,6 +636,7 @@ fn use_device(file: Option<&Path>, role: DeviceRole, device: String) -> Event {
 #[allow(clippy::too_many_arguments)]
 fn run_headless(
     runtime: tokio::runtime::Runtime,
+    host: Host,
     config_file: Option<PathBuf>,
     setup: Setup,
     note: String,
@@ -661,7 +674,7 @@ fn run_headless(
                     .name("list-devices".into())
                     .spawn(move || {
                         if let Some(events) = events.upgrade() {
-                            let _ = events.send(device_list());
+                            let _ = events.send(device_list(host));
                         }
                     });
                 if let Err(e) = spawned {

@@ -4,7 +4,11 @@
 //! device into the configuration file with its comments kept and switches to it at once (the
 //! echo going on across the switch; a device that cannot open leaves the old one in use), and
 //! `list-devices` answers with one `device_list` event while the run loop goes on; on the
-//! screen (tmux), `v` opens the sound check with the live level and the echo switch.
+//! screen (tmux), `v` opens the sound check with the live level and the echo switch. On a
+//! private PulseAudio, through ALSA's `pulse` plugin and through PulseAudio's own protocol
+//! (`[audio] host = "pulse"`): the headset moves between null sinks live, the test tone is
+//! heard at the chosen sink's monitor, and the level meter hears a tone played into the
+//! microphone's sink.
 
 mod common;
 
@@ -266,8 +270,9 @@ fn use_device_moves_the_headset_between_pulse_sinks_live() {
     let mut env = server.client_env("mic.monitor", "one");
     env.push(("HOME".into(), home.display().to_string()));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let cfg = SwitchboardConfig::peer_to_peer(&net)
-        .with_audio("backend = \"cpal\"\ninput = \"pulse\"\noutput = \"desk_one\"\n");
+    let cfg = SwitchboardConfig::peer_to_peer(&net).with_audio(
+        "backend = \"cpal\"\nhost = \"alsa\"\ninput = \"pulse\"\noutput = \"desk_one\"\n",
+    );
     let mut sb = Switchboard::start_with_env(&cfg.to_toml(), &env);
     sb.wait_for(secs(10), "started");
     let devices = sb.wait_for(secs(5), "devices");
@@ -309,6 +314,93 @@ fn use_device_moves_the_headset_between_pulse_sinks_live() {
         heard_one < 0.01,
         "nothing reaches the old one after the switch: {heard_one}"
     );
+}
+
+/// cpal's PulseAudio host, talking to a private PulseAudio directly: `list-devices` lists its
+/// sinks and sources by their PulseAudio names; the level meter hears a tone played into the
+/// microphone's sink; `use-device out two` moves the headset live and the test tone is
+/// heard at the second sink's monitor only.
+#[test]
+fn the_native_pulse_host_hears_the_microphone_and_plays_the_tone_where_chosen() {
+    let net = Net::for_test("sound_check::pulse_native");
+    let dir = common::run_dir("pulse-native");
+    let server = common::pulse::SoundServer::start(
+        dir.path(),
+        &[
+            "module-null-sink sink_name=mic rate=48000 channels=1",
+            "module-null-sink sink_name=one rate=48000 channels=1",
+            "module-null-sink sink_name=two rate=48000 channels=1",
+        ],
+    );
+    let env = server.server_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let cfg = SwitchboardConfig::peer_to_peer(&net).with_audio(
+        "backend = \"cpal\"\nhost = \"pulse\"\ninput = \"mic.monitor\"\noutput = \"one\"\n",
+    );
+    let mut sb = Switchboard::start_with_env(&cfg.to_toml(), &env);
+    sb.wait_for(secs(10), "started");
+    let devices = sb.wait_for(secs(5), "devices");
+    assert_eq!(
+        (&devices["input"], &devices["output"]),
+        (&"mic.monitor".into(), &"one".into()),
+        "{devices}"
+    );
+    sb.send("list-devices");
+    let list = sb.wait_for(secs(20), "device_list");
+    let ids: Vec<&str> = list["devices"]
+        .as_array()
+        .expect("a devices array")
+        .iter()
+        .filter_map(|d| d["id"].as_str())
+        .collect();
+    for id in ["pulseaudio:one", "pulseaudio:two", "pulseaudio:mic.monitor"] {
+        assert!(ids.contains(&id), "{id} listed: {list}");
+    }
+
+    // The microphone: a tone played into its sink reaches the level meter.
+    sb.send("level on");
+    let tone = dir.path().join("tone.wav");
+    wav(&tone, 0.0, 3.0, 440.0);
+    let mut play = server.tool("paplay");
+    play.args(["-d", "mic"]).arg(&tone);
+    let mut player = common::process::Peer::spawn("paplay", &mut play, Vec::new());
+    let loud = sb.wait_event(secs(10), |e| {
+        e["event"] == "level" && e["dbfs"].as_f64().is_some_and(|d| d > -20.0)
+    });
+    assert!(loud["dbfs"].as_f64().is_some_and(|d| d < 0.0), "{loud}");
+    let _ = player.wait_timeout(Duration::from_secs(5));
+    sb.send("level off");
+
+    // The headset: chosen live, the tone is heard there and not on the old sink.
+    sb.send("use-device out two");
+    let switched = sb.wait_event(secs(10), |e| {
+        (e["event"] == "devices" && e["output"] == "two")
+            || (e["event"] == "audio"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("cannot use")))
+    });
+    assert_eq!(switched["event"], "devices", "{switched}");
+    let (one, two) = (dir.path().join("one.raw"), dir.path().join("two.raw"));
+    let mut rec_one = record(&server, "one.monitor", &one);
+    let mut rec_two = record(&server, "two.monitor", &two);
+    std::thread::sleep(Duration::from_millis(500));
+    sb.send("tone");
+    std::thread::sleep(Duration::from_millis(2500));
+    for rec in [&mut rec_one, &mut rec_two] {
+        rec.signal("INT");
+        let _ = rec.wait_timeout(Duration::from_secs(5));
+    }
+    assert!(sb.quit_and_wait(secs(10)).success());
+    let level = |path: &Path| {
+        let x = raw_samples(path);
+        x.chunks(4800)
+            .map(|c| common::audio::tone_level(c, 48_000, 1000.0))
+            .fold(0.0, f64::max)
+    };
+    let (heard_one, heard_two) = (level(&one), level(&two));
+    assert!(heard_two > 0.1, "the tone reaches sink two: {heard_two}");
+    assert!(heard_one < 0.01, "nothing reaches sink one: {heard_one}");
 }
 
 #[test]

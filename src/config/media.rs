@@ -28,12 +28,29 @@ pub enum AudioBackend {
     Null,
 }
 
+/// Which audio system the `cpal` backend reaches the sound cards through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AudioHost {
+    /// PulseAudio's protocol when a server answers, else ALSA (`"auto"`).
+    Auto,
+    /// PulseAudio's protocol, spoken directly to PulseAudio or pipewire-pulse (`"pulse"`).
+    Pulse,
+    /// ALSA, its `pulse` and `pipewire` plugins included (`"alsa"`), the default: the
+    /// devices configurations name, and the lower latency measured through PulseAudio.
+    #[default]
+    Alsa,
+}
+
 /// The `[audio]` section.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Audio {
     /// `"cpal"`, `"file"` or `"null"`. Default `"cpal"`.
     pub backend: AudioBackend,
+    /// `"auto"`, `"pulse"` or `"alsa"`: the audio system of the `cpal` backend. Default
+    /// `"alsa"`.
+    pub host: AudioHost,
     /// cpal input device (the headset microphone) by name; `None`: the default device.
     pub input: Option<String>,
     /// cpal output device (the headset) by name; `None`: the default device.
@@ -58,6 +75,7 @@ impl Default for Audio {
     fn default() -> Self {
         Self {
             backend: AudioBackend::Cpal,
+            host: AudioHost::Alsa,
             input: None,
             output: None,
             ring_output: None,

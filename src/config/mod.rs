@@ -43,7 +43,7 @@ pub use directory::{Directory, Extension};
 pub use favourites::{favourite_key, Favourite, MAX_FAVOURITES};
 pub use history::History;
 pub use hooks::Hooks;
-pub use media::{Audio, AudioBackend, DtmfMethod, Media};
+pub use media::{Audio, AudioBackend, AudioHost, DtmfMethod, Media};
 pub use recording::{Recording, RecordingFormat};
 pub use routes::Route;
 pub use transfer::{AcceptRefer, AttendedFallback, BlindTransfer, FavouriteAction, Transfer};
@@ -1276,6 +1276,18 @@ mod tests {
         assert_eq!(
             errs,
             ["test.toml:3:1: account[0].user: missing required key `user`"]
+        );
+    }
+
+    #[test]
+    fn audio_host_names_the_choices() {
+        let errs = errors("[audio]\nhost = \"jack\"\n");
+        assert!(
+            errs[0].starts_with(
+                "test.toml:2:8: audio.host: unknown value `jack`, expected one of `auto`, \
+                 `pulse`, `alsa`"
+            ),
+            "{errs:?}"
         );
     }
 

@@ -59,7 +59,9 @@ use outlet::Outlet;
 /// counts them (the `switchboard` binary does; tests of the library do not): `stats` reports it.
 pub static HEAP_IN_USE: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
 
-pub use setup::{check_accounts, choose_account, MediaSetup, RecordingSetup, Setup, SetupError};
+pub use setup::{
+    check_accounts, choose_account, device_host, MediaSetup, RecordingSetup, Setup, SetupError,
+};
 use tcp::{TcpConnections, TcpInput};
 
 /// Receive buffer for one UDP datagram: the largest a UDP datagram can be (the core never

@@ -25,7 +25,7 @@ use thiserror::Error;
 use crate::config::{self, Config, ConfigError};
 use crate::media::api::{EngineConfig, LineSockets, VoiceSettings};
 use crate::media::codec::OpusSettings;
-use crate::media::device::Backend;
+use crate::media::device::{Backend, Host};
 use crate::media::jitter::JitterConfig;
 use crate::media::recorder::RecordFormat;
 use crate::sip::locate::Plan;
@@ -210,6 +210,7 @@ impl MediaSetup {
         let audio = &config.audio;
         let backend = match audio.backend {
             config::AudioBackend::Cpal => Backend::Cpal {
+                host: device_host(audio.host),
                 input: audio.input.clone(),
                 output: audio.output.clone(),
                 ring_output: audio.ring_output.clone(),
@@ -252,6 +253,15 @@ impl MediaSetup {
             music_on_hold: audio.music_on_hold.clone(),
             recording: RecordingSetup::new(config),
         }
+    }
+}
+
+/// The audio system `[audio] host` names, as the device layer knows it.
+pub fn device_host(host: config::AudioHost) -> Host {
+    match host {
+        config::AudioHost::Auto => Host::Auto,
+        config::AudioHost::Pulse => Host::Pulse,
+        config::AudioHost::Alsa => Host::Alsa,
     }
 }
 

@@ -5,7 +5,9 @@
 //! directory and the modules given (null sinks, remaps, a combine sink…); a client is pointed
 //! at it, and at its own source and sink, with [`SoundServer::client_env`] (`PULSE_SERVER`,
 //! `PULSE_SOURCE`, `PULSE_SINK`: libpulse's defaults, which ALSA's `pulse` device follows).
-//! The daemon dies with the handle, like every lab peer.
+//! The daemon dies with the handle, like every lab peer. Started with
+//! [`SoundServer::start_debug`] it logs at debug level, and
+//! [`SoundServer::underruns`] counts the times a client's playback stream ran empty.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,7 @@ use super::require_tool;
 #[derive(Debug)]
 pub struct SoundServer {
     socket: PathBuf,
+    log: PathBuf,
     home: PathBuf,
     runtime: PathBuf,
     peer: Peer,
@@ -28,6 +31,16 @@ impl SoundServer {
     /// Starts `pulseaudio` under `dir` with these `-L` modules (loaded in order after the
     /// native protocol's socket), and waits (at most 5 s) until `pactl` reaches it.
     pub fn start(dir: &Path, modules: &[&str]) -> SoundServer {
+        SoundServer::start_logging(dir, modules, "notice")
+    }
+
+    /// [`start`](Self::start), logging at debug level: what [`underruns`](Self::underruns)
+    /// reads.
+    pub fn start_debug(dir: &Path, modules: &[&str]) -> SoundServer {
+        SoundServer::start_logging(dir, modules, "debug")
+    }
+
+    fn start_logging(dir: &Path, modules: &[&str], level: &str) -> SoundServer {
         let pulseaudio = require_tool("pulseaudio", "pulseaudio");
         require_tool("pactl", "pulseaudio-utils");
         let home = dir.join("pulse-home");
@@ -35,6 +48,10 @@ impl SoundServer {
         for d in [&home, &runtime] {
             fs::create_dir_all(d).expect("creating the PulseAudio directories");
         }
+        // The clients' cookie (`PULSE_COOKIE`): the server takes anyone (auth-anonymous), but
+        // the pure-Rust client of cpal's PulseAudio host sends an empty cookie when it finds
+        // no file, which the server refuses as a protocol error; libpulse sends 256 bytes.
+        fs::write(home.join("cookie"), [0u8; 256]).expect("writing the clients' cookie");
         let socket = dir.join("pulse.sock");
         let log = dir.join("pulseaudio.log");
         let out = fs::File::create(&log).expect("creating pulseaudio.log");
@@ -46,6 +63,7 @@ impl SoundServer {
             "--disable-shm=yes",
             "--use-pid-file=no",
             "--system=no",
+            &format!("--log-level={level}"),
         ])
         .arg("-L")
         .arg(format!(
@@ -64,6 +82,7 @@ impl SoundServer {
             .stderr(out);
         let mut server = SoundServer {
             socket,
+            log: log.clone(),
             home,
             runtime,
             peer: Peer::spawn("pulseaudio", &mut cmd, vec![log]),
@@ -144,6 +163,18 @@ impl SoundServer {
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// How many times so far a client's playback stream ran empty while the server needed
+    /// its audio and played silence instead (its debug log's `Implicit underrun of '…'` and
+    /// `Actual underrun of '…'` lines, written once per underrun whatever the client did
+    /// about it); 0 unless started with [`start_debug`](Self::start_debug).
+    pub fn underruns(&self) -> usize {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("Implicit underrun of") || l.contains("Actual underrun of"))
+            .count()
     }
 
     /// The daemon's log, for reports.

@@ -12,11 +12,13 @@
 //! this module's clock.
 //!
 //! ```text
-//!   open:  name → exact match (description or id) among the devices of that direction
+//!   open:  host: PulseAudio (a connection of the stream's own) or ALSA, as [`Host`] says
+//!          name → exact match (description or id) among the devices of that direction
 //!          (else an error listing them); None → the system default
 //!          config: 48 kHz, 1–2 ch, f32 or i16 if offered, else the device default (resampled)
 //!          buffer: 5 ms periods if the device allows them, else its default
-//!          then cpal's ALSA workers and libpulse's thread get the media thread's nice value
+//!          then the audio threads (cpal's ALSA workers and libpulse's thread, or the
+//!          PulseAudio connection's client thread) get the media thread's nice value
 //!
 //!   endpoint:   Open ──(error callback: lost)──► Down ──(every 2 s)──► Reopening
 //!                 ▲            notice *Lost          ▲                    │ helper thread: the
@@ -29,7 +31,7 @@
 //! ```
 
 use std::collections::VecDeque;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -40,7 +42,7 @@ use cpal::{BufferSize, SampleFormat, StreamConfig, SupportedBufferSize, Supporte
 use super::latency::tenth;
 use super::paths::{self, CapturePath, PlaybackPath};
 use super::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
-use super::{AudioDevice, DeviceError, DeviceInfo, DeviceNotice, RingMix};
+use super::{AudioDevice, DeviceError, DeviceInfo, DeviceNotice, Host, RingMix};
 use crate::media::{Frame, SAMPLE_RATE};
 use crate::sound::DeviceRole;
 
@@ -412,6 +414,8 @@ impl XrunReporter {
 
 /// Sound cards through cpal.
 pub(super) struct CpalDevice {
+    /// The audio system the devices are on (reopens and switches stay on it).
+    host: Host,
     input: Endpoint<Capture>,
     output: Endpoint<Playback>,
     ring: Option<Endpoint<Playback>>,
@@ -426,21 +430,23 @@ pub(super) struct CpalDevice {
 impl CpalDevice {
     /// Opens the input, the output and, if named, the ring output.
     pub(super) fn open(
+        host: Host,
         input: Option<&str>,
         output: Option<&str>,
         ring_output: Option<&str>,
     ) -> Result<CpalDevice, DeviceError> {
-        let capture = open_capture(input)?;
-        let playback = open_playback(output, Direction::Output)?;
+        let capture = open_capture(host, input)?;
+        let playback = open_playback(host, output, Direction::Output)?;
         let ring = match ring_output {
             Some(name) => Some(Endpoint::new(
                 Direction::Ring,
                 Some(name),
-                open_playback(Some(name), Direction::Ring)?,
+                open_playback(host, Some(name), Direction::Ring)?,
             )),
             None => None,
         };
         Ok(CpalDevice {
+            host,
             input: Endpoint::new(Direction::Input, input, capture),
             output: Endpoint::new(Direction::Output, output, playback),
             ring,
@@ -484,11 +490,13 @@ impl AudioDevice for CpalDevice {
     fn poll_notice(&mut self) -> Option<DeviceNotice> {
         self.tick += 1;
         let tick = self.tick;
-        let open_output = |name: Option<&str>| open_playback(name, Direction::Output);
-        let open_ring = |name: Option<&str>| open_playback(name, Direction::Ring);
+        let host = self.host;
+        let open_input = move |name: Option<&str>| open_capture(host, name);
+        let open_output = move |name: Option<&str>| open_playback(host, name, Direction::Output);
+        let open_ring = move |name: Option<&str>| open_playback(host, name, Direction::Ring);
         if let Some(n) = self
             .input
-            .poll(tick, |name| reopen_in_background(name, open_capture))
+            .poll(tick, |name| reopen_in_background(name, open_input))
         {
             self.notices.push_back(n);
         }
@@ -518,20 +526,22 @@ impl AudioDevice for CpalDevice {
 
     fn switch(&mut self, role: DeviceRole, name: &str) -> Option<DeviceNotice> {
         let owned = name.to_owned();
+        let host = self.host;
         match role {
-            DeviceRole::Input => self
-                .input
-                .switch(name, open_in_background(owned, open_capture)),
+            DeviceRole::Input => self.input.switch(
+                name,
+                open_in_background(owned, move |n| open_capture(host, n)),
+            ),
             DeviceRole::Output => self.output.switch(
                 name,
-                open_in_background(owned, |n| open_playback(n, Direction::Output)),
+                open_in_background(owned, move |n| open_playback(host, n, Direction::Output)),
             ),
             DeviceRole::Ring => self
                 .ring
                 .get_or_insert_with(|| Endpoint::without_stream(Direction::Ring))
                 .switch(
                     name,
-                    open_in_background(owned, |n| open_playback(n, Direction::Ring)),
+                    open_in_background(owned, move |n| open_playback(host, n, Direction::Ring)),
                 ),
         }
         None
@@ -593,18 +603,30 @@ impl CpalDevice {
     }
 
     /// Logs the latency breakdown of the microphone and headset paths over the last 5 s
-    /// (`latency.rs`): what the rings and the audio system held, and the periods.
+    /// (`latency.rs`): what the rings and the audio system held, and the periods; and what
+    /// the dropouts so far were (since each stream opened): xruns the audio system reported,
+    /// a full microphone ring, a microphone frame missing (or a backlog trimmed) at a tick,
+    /// the headset's callback finding its ring empty, headset frames dropped to bound latency.
     fn log_latency(&mut self) {
-        let (capture, capture_period) = self
-            .input
-            .stream()
-            .map(|c| (c.path.take_latency(), c.path.period_ms()))
-            .unzip();
-        let (headset, headset_period) = self
-            .output
-            .stream()
-            .map(|p| (p.path.take_latency(), p.path.period_ms()))
-            .unzip();
+        let (capture, capture_period, capture_drops) = match self.input.stream() {
+            Some(c) => {
+                let errors = c.flags.system_errors();
+                let drops = (errors, c.flags.xruns() - errors, c.path.glitches());
+                (Some(c.path.take_latency()), Some(c.path.period_ms()), drops)
+            }
+            None => (None, None, (0, 0, 0)),
+        };
+        let (headset, headset_period, headset_drops) = match self.output.stream() {
+            Some(p) => {
+                let drops = (
+                    p.flags.system_errors(),
+                    p.flags.ran_dry(),
+                    p.path.glitches(),
+                );
+                (Some(p.path.take_latency()), Some(p.path.period_ms()), drops)
+            }
+            None => (None, None, (0, 0, 0)),
+        };
         tracing::info!(
             capture_ring_ms = tenth(capture.and_then(|m| m.ring_ms)),
             capture_device_ms = tenth(capture.and_then(|m| m.device_ms)),
@@ -612,6 +634,12 @@ impl CpalDevice {
             headset_ring_ms = tenth(headset.and_then(|m| m.ring_ms)),
             headset_device_ms = tenth(headset.and_then(|m| m.device_ms)),
             headset_period_ms = tenth(headset_period),
+            capture_xruns = capture_drops.0,
+            capture_ring_full = capture_drops.1,
+            capture_short = capture_drops.2,
+            headset_xruns = headset_drops.0,
+            headset_dry = headset_drops.1,
+            headset_dropped = headset_drops.2,
             "audio latency"
         );
     }
@@ -841,12 +869,13 @@ fn build_playback(
 /// Finds the device, chooses its configuration and builds the stream (with a
 /// 5 ms period, or the device's default period if that fails).
 fn build_on<R>(
+    choice: Host,
     name: Option<&str>,
     direction: Direction,
     build: impl Fn(&cpal::Device, &StreamConfig, SampleFormat) -> Result<Built<R>, cpal::Error>,
 ) -> Result<(Built<R>, String, u32), DeviceError> {
     let workers_before = threads_named(&[worker_name(direction)]).len();
-    let host = cpal::default_host();
+    let host = cpal_host(choice, Connection::ForStream)?;
     let (device, device_name) = find_device(&host, name, direction)?;
     let stream_error = |reason: String| DeviceError::Stream {
         direction: direction.label(),
@@ -890,9 +919,113 @@ fn build_on<R>(
         .0
         .play()
         .map_err(|e| stream_error(format!("cannot start: {e}")))?;
-    let raised = raise_new_audio_threads(direction, workers_before);
-    tracing::debug!(raised, "audio threads given the media thread's priority");
+    if host.id() == cpal::HostId::Alsa {
+        let raised = raise_new_audio_threads(direction, workers_before);
+        tracing::debug!(raised, "audio threads given the media thread's priority");
+    }
     Ok((built, device_name, config.sample_rate))
+}
+
+/// The connection to the PulseAudio server that listings share. cpal's PulseAudio host runs
+/// a client thread per connection (it reads the server's socket and runs the callbacks of
+/// the streams on it), and that thread ends only when the server next writes after the last
+/// handle on the connection is gone: a connection made for a listing alone would keep its
+/// thread for good, so listings share one, made again only once it no longer answers.
+/// Streams get a connection each ([`Connection::ForStream`]): all the playback streams of
+/// one connection form one sync group, which PulseAudio keeps on one sink (a second sink is
+/// refused as an invalid argument); and a stream's connection ends when the stream does
+/// (closing it makes the server answer).
+static PULSE: Mutex<Option<Arc<cpal::Host>>> = Mutex::new(None);
+
+/// What a PulseAudio connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Connection {
+    /// Listing devices: the shared one ([`PULSE`]).
+    Shared,
+    /// One stream: its own.
+    ForStream,
+}
+
+/// The cpal host `choice` means: PulseAudio (for [`Host::Auto`] when a server's socket is
+/// named or present and it answers), or ALSA.
+fn cpal_host(choice: Host, connection: Connection) -> Result<Arc<cpal::Host>, DeviceError> {
+    let alsa = || {
+        cpal::host_from_id(cpal::HostId::Alsa)
+            .map(Arc::new)
+            .map_err(|e| DeviceError::Host(format!("ALSA: {e}")))
+    };
+    let pulse = || match connection {
+        Connection::Shared => shared_pulse_host(),
+        Connection::ForStream => pulse_host(),
+    };
+    match choice {
+        Host::Alsa => alsa(),
+        Host::Pulse => pulse(),
+        Host::Auto if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) => pulse()
+            .or_else(|e| {
+                tracing::info!(error = %e, "no PulseAudio server answers: using ALSA");
+                alsa()
+            }),
+        Host::Auto => alsa(),
+    }
+}
+
+/// The shared PulseAudio connection ([`PULSE`]), checked with a device listing; a new one
+/// when there was none or it no longer answers.
+fn shared_pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
+    let mut shared = PULSE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(host) = shared.as_ref() {
+        if host.devices().is_ok() {
+            return Ok(host.clone());
+        }
+        tracing::info!("the PulseAudio connection is gone: connecting again");
+    }
+    let host = pulse_host()?;
+    *shared = Some(host.clone());
+    Ok(host)
+}
+
+/// A new connection to the PulseAudio server. Its client thread gets the media thread's
+/// priority: it runs the callbacks of the streams made on it.
+fn pulse_host() -> Result<Arc<cpal::Host>, DeviceError> {
+    let before = threads_named(&[]);
+    let host = cpal::host_from_id(cpal::HostId::PulseAudio)
+        .map(Arc::new)
+        .map_err(|e| {
+            let hint = if has_pulse_cookie() {
+                ""
+            } else {
+                " (no PulseAudio cookie: $PULSE_COOKIE, ~/.config/pulse/cookie and \
+                 ~/.pulse-cookie are missing, and a server refuses the empty one sent then)"
+            };
+            DeviceError::Host(format!("PulseAudio: {e}{hint}"))
+        })?;
+    let raised = threads_named(&[])
+        .into_iter()
+        .filter(|tid| !before.contains(tid))
+        .filter(|&tid| {
+            rustix::process::setpriority_process(Some(tid), crate::media::priority::MEDIA_NICE)
+                .is_ok()
+        })
+        .count();
+    tracing::debug!(
+        raised,
+        "PulseAudio client thread given the media thread's priority"
+    );
+    Ok(host)
+}
+
+/// Whether PulseAudio's client finds a cookie file where it looks ($PULSE_COOKIE, then
+/// `~/.config/pulse/cookie`, then `~/.pulse-cookie`): without one it sends an empty cookie,
+/// which a server refuses even when it lets anyone in.
+fn has_pulse_cookie() -> bool {
+    let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+    std::env::var_os("PULSE_COOKIE")
+        .map(std::path::PathBuf::from)
+        .into_iter()
+        .chain(home.iter().map(|h| h.join(".config/pulse/cookie")))
+        .chain(home.iter().map(|h| h.join(".pulse-cookie")))
+        .any(|p| p.exists())
 }
 
 /// The threads the audio system runs in this process: cpal's ALSA workers, and libpulse's
@@ -915,7 +1048,8 @@ fn raise_audio_threads() -> usize {
         .count()
 }
 
-/// The threads of this process with one of these names (none where there is no `/proc`).
+/// The threads of this process with one of these names, or all of them when `names` is
+/// empty (none where there is no `/proc`).
 fn threads_named(names: &[&str]) -> Vec<rustix::process::Pid> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
@@ -924,7 +1058,7 @@ fn threads_named(names: &[&str]) -> Vec<rustix::process::Pid> {
         .flatten()
         .filter(|task| {
             std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|comm| names.contains(&comm.trim()))
+                .is_ok_and(|comm| names.is_empty() || names.contains(&comm.trim()))
         })
         .filter_map(|task| task.file_name().to_str()?.parse::<i32>().ok())
         .filter_map(rustix::process::Pid::from_raw)
@@ -958,9 +1092,9 @@ fn asked_period(rate: u32) -> usize {
     (u64::from(rate) * u64::from(CALLBACK_MS) / 1000) as usize
 }
 
-fn open_capture(name: Option<&str>) -> Result<Capture, DeviceError> {
+fn open_capture(host: Host, name: Option<&str>) -> Result<Capture, DeviceError> {
     let ((stream, consumer, flags), device, rate) =
-        build_on(name, Direction::Input, build_capture)?;
+        build_on(host, name, Direction::Input, build_capture)?;
     Ok(Capture {
         stream,
         path: CapturePath::new(consumer, rate, flags.clone(), asked_period(rate))?,
@@ -969,8 +1103,13 @@ fn open_capture(name: Option<&str>) -> Result<Capture, DeviceError> {
     })
 }
 
-fn open_playback(name: Option<&str>, direction: Direction) -> Result<Playback, DeviceError> {
-    let ((stream, producer, flags), device, rate) = build_on(name, direction, build_playback)?;
+fn open_playback(
+    host: Host,
+    name: Option<&str>,
+    direction: Direction,
+) -> Result<Playback, DeviceError> {
+    let ((stream, producer, flags), device, rate) =
+        build_on(host, name, direction, build_playback)?;
     Ok(Playback {
         stream,
         path: PlaybackPath::new(producer, rate, flags.clone(), asked_period(rate))?,
@@ -979,11 +1118,13 @@ fn open_playback(name: Option<&str>, direction: Direction) -> Result<Playback, D
     })
 }
 
-/// Every device cpal's default host lists.
-pub(super) fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
-    let host = cpal::default_host();
-    let default_in = host.default_input_device().map(|d| device_name(&d));
-    let default_out = host.default_output_device().map(|d| device_name(&d));
+/// Every device `choice`'s host lists.
+pub(super) fn list_devices(choice: Host) -> Result<Vec<DeviceInfo>, DeviceError> {
+    let host = cpal_host(choice, Connection::Shared)?;
+    // By id where there is one: a sound server's devices may share a description.
+    let key = |d: &cpal::Device| (device_id(d), device_name(d));
+    let default_in = host.default_input_device().map(|d| key(&d));
+    let default_out = host.default_output_device().map(|d| key(&d));
     let devices = host
         .devices()
         .map_err(|e| DeviceError::Host(format!("cannot list devices: {e}")))?;
@@ -1006,8 +1147,16 @@ pub(super) fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
                 (None, Some(i)) => Some(i),
                 (None, None) => None,
             };
-            let is_default =
-                default_in.as_deref() == Some(&name) || default_out.as_deref() == Some(&name);
+            let is_default = [&default_in, &default_out]
+                .into_iter()
+                .flatten()
+                .any(|(id, n)| {
+                    if id.is_empty() {
+                        *n == name
+                    } else {
+                        *id == device_id(&d)
+                    }
+                });
             DeviceInfo {
                 id: device_id(&d),
                 name,
@@ -1385,6 +1534,7 @@ mod tests {
     #[test]
     fn cpal_smoke_open_default_or_clean_error() {
         let default = Backend::Cpal {
+            host: Host::Auto,
             input: None,
             output: None,
             ring_output: None,
@@ -1416,6 +1566,7 @@ mod tests {
             }
         }
         let bogus = Backend::Cpal {
+            host: Host::Auto,
             input: Some("no such device 7f3a".into()),
             output: None,
             ring_output: None,
@@ -1426,7 +1577,7 @@ mod tests {
             "the error names the device: {err}"
         );
         // Listing never panics either.
-        if let Ok(devices) = list_devices() {
+        if let Ok(devices) = list_devices(Host::Auto) {
             for d in devices {
                 assert!(!d.name.is_empty());
                 assert!(d.default_config.as_ref().is_none_or(|c| !c.is_empty()));

@@ -4,9 +4,10 @@
 //! Owns the three back-ends behind one [`AudioDevice`] trait, chosen by
 //! [`Backend`] and built by [`open`]:
 //!
-//! - **cpal** (`cpal_backend`): real sound cards. The only real-time code of
-//!   the program lives in `realtime`: the cpal callbacks, which move samples
-//!   through pre-sized `rtrb` rings and touch atomics, nothing else.
+//! - **cpal** (`cpal_backend`): real sound cards, through the sound server's own protocol
+//!   (PulseAudio, or PipeWire's pipewire-pulse) or through ALSA, as [`Host`] says. The only
+//!   real-time code of the program lives in `realtime`: the cpal callbacks, which move
+//!   samples through pre-sized `rtrb` rings and touch atomics, nothing else.
 //! - **file** (`file`, `file_input`): a WAV file as the microphone (streamed
 //!   by a reader thread and converted to 48 kHz mono, two seconds in memory)
 //!   and a WAV file as the headset, for tests, lab calls and recordings.
@@ -52,6 +53,19 @@ use std::path::PathBuf;
 use super::{Frame, FRAME_SAMPLES};
 use crate::sound::DeviceRole;
 
+/// Which of cpal's audio systems reaches the sound cards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Host {
+    /// PulseAudio's protocol when a server answers (`PULSE_SERVER`, or the socket under
+    /// `XDG_RUNTIME_DIR`), else ALSA.
+    Auto,
+    /// PulseAudio's protocol, spoken directly to the server (PulseAudio or pipewire-pulse).
+    Pulse,
+    /// ALSA (its `pulse` and `pipewire` plugins included), the default.
+    #[default]
+    Alsa,
+}
+
 /// Which audio back-end to open, and on which devices or files.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
@@ -59,6 +73,8 @@ pub enum Backend {
     /// [`DeviceInfo::name`] or [`DeviceInfo::id`]; `None` is the system's
     /// default device.
     Cpal {
+        /// The audio system the devices are on.
+        host: Host,
         /// Microphone device.
         input: Option<String>,
         /// Headset (earpiece) device.
@@ -101,6 +117,7 @@ impl Backend {
                 input,
                 output,
                 ring_output,
+                ..
             } => {
                 let name = |d: &Option<String>| d.clone().unwrap_or_else(|| "default".to_owned());
                 let headset = name(output);
@@ -296,8 +313,9 @@ pub struct DeviceInfo {
     /// The device's description, e.g. `USB Headset, USB Audio`; a
     /// configuration may name a device by this or by [`id`](Self::id).
     pub name: String,
-    /// Its stable identifier, e.g. `alsa:hw:CARD=Headset,DEV=0` (also
-    /// accepted without the `alsa:` prefix); empty if the system gives none.
+    /// Its stable identifier, e.g. `alsa:hw:CARD=Headset,DEV=0` or
+    /// `pulseaudio:alsa_output.usb-Headset-00.analog-stereo` (also accepted without the
+    /// host's prefix); empty if the system gives none.
     pub id: String,
     /// It can record (microphone).
     pub input: bool,
@@ -316,10 +334,12 @@ pub struct DeviceInfo {
 pub fn open(backend: &Backend) -> Result<Box<dyn AudioDevice>, DeviceError> {
     match backend {
         Backend::Cpal {
+            host,
             input,
             output,
             ring_output,
         } => Ok(Box::new(cpal_backend::CpalDevice::open(
+            *host,
             input.as_deref(),
             output.as_deref(),
             ring_output.as_deref(),
@@ -337,9 +357,9 @@ pub fn open(backend: &Backend) -> Result<Box<dyn AudioDevice>, DeviceError> {
     }
 }
 
-/// The sound devices cpal can see, for `switchboard devices`.
-pub fn list_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
-    cpal_backend::list_devices()
+/// The sound devices cpal can see on `host`, for `switchboard devices`.
+pub fn list_devices(host: Host) -> Result<Vec<DeviceInfo>, DeviceError> {
+    cpal_backend::list_devices(host)
 }
 
 /// The ring frame waiting to be mixed into the next headset frame when there

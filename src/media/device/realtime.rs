@@ -38,6 +38,8 @@ pub(super) struct StreamFlags {
     /// ones a larger cushion prevents (an xrun the audio system reports happens below the
     /// ring, and during cpal's restart after one it may report hundreds).
     dry: AtomicU64,
+    /// Of the dropouts, those the audio system reported through the error callback.
+    errors: AtomicU64,
     /// Most frames one callback carried since the media thread last took it.
     period: AtomicUsize,
     /// Least ring fill an output callback found before taking its frames, since the media
@@ -56,6 +58,7 @@ impl Default for StreamFlags {
             xruns: AtomicU64::new(0),
             lost: AtomicBool::new(false),
             dry: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
             period: AtomicUsize::new(0),
             low_water: AtomicUsize::new(usize::MAX),
             delay_us: AtomicU64::new(0),
@@ -107,6 +110,11 @@ impl StreamFlags {
         self.dry.load(Ordering::Relaxed)
     }
 
+    /// Dropouts the audio system reported (its xruns), not the rings'.
+    pub(super) fn system_errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
     /// The stream reported a fatal error.
     pub(super) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::Acquire)
@@ -127,7 +135,10 @@ impl StreamFlags {
             | cpal::ErrorKind::HostUnavailable
             | cpal::ErrorKind::StreamInvalidated => self.lost.store(true, Ordering::Release),
             cpal::ErrorKind::DeviceChanged | cpal::ErrorKind::RealtimeDenied => {}
-            _ => self.count_xrun(),
+            _ => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
+                self.count_xrun();
+            }
         }
     }
 }
