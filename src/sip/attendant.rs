@@ -69,6 +69,8 @@ pub struct AttendantConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Park {
     call_id: String,
+    /// The park extension it was sent to (its account's `park`).
+    ext: String,
     line: LineNo,
     peer: String,
     /// The slot, once the PBX said.
@@ -98,6 +100,7 @@ impl Parking {
     }
 
     /// What `event` means for the parked calls: the event that follows it, if any.
+    /// `park_ext` is the park extension of the account an incoming call is for.
     pub(super) fn follow(&mut self, event: &Event, park_ext: Option<&str>) -> Option<Event> {
         match event {
             Event::Transfer {
@@ -162,12 +165,13 @@ impl Parking {
             Event::Blf {
                 ext,
                 state: BlfState::Busy | BlfState::Ringing,
-            } if park_ext.is_some_and(|p| slot_like(user_of(ext), p)) => {
-                // The newest park, accepted without a slot: the first slot lamp to light is it.
+            } => {
+                // The newest park, accepted without a slot: the first slot lamp to light next
+                // to its park extension is it.
                 let park = self
                     .parks
                     .back_mut()
-                    .filter(|p| p.parked && p.slot.is_none())?;
+                    .filter(|p| p.parked && p.slot.is_none() && slot_like(user_of(ext), &p.ext))?;
                 park.slot = Some(user_of(ext).to_owned());
                 Some(Event::Parked {
                     line: park.line,
@@ -306,6 +310,7 @@ impl UserAgent {
         };
         self.parking.start(Park {
             call_id: call_id.clone(),
+            ext: ext.clone(),
             line: line_no(index),
             peer,
             slot: None,
@@ -448,6 +453,7 @@ mod tests {
     fn parked(parking: &mut Parking, call_id: &str, peer: &str, slot: &[u8]) {
         parking.start(Park {
             call_id: call_id.into(),
+            ext: "700".into(),
             line: 1,
             peer: peer.into(),
             slot: None,
