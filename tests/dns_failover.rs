@@ -479,28 +479,8 @@ impl LoopbackStun {
     fn start(ip: Ipv4Addr) -> LoopbackStun {
         let turnserver = common::require_tool("turnserver", "coturn");
         let dir = common::run_dir("coturn");
-        let log = dir.path().join("turnserver.log");
-        let log_file = std::fs::File::create(&log).expect("creating turnserver.log");
         let mut cmd = std::process::Command::new(turnserver);
-        cmd.args([
-            "-n",
-            "--stun-only",
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            "--simple-log",
-        ])
-        .arg(format!("--listening-ip={ip}"))
-        .arg("--listening-port=3478")
-        .arg("--log-file=stdout")
-        .arg(format!("--db={}", dir.path().join("turndb").display()))
-        .arg(format!(
-            "--pidfile={}",
-            dir.path().join("turnserver.pid").display()
-        ))
-        .stdin(std::process::Stdio::null())
-        .stdout(log_file.try_clone().expect("cloning a file handle"))
-        .stderr(log_file);
+        let log = common::netns::stun_only_coturn(&mut cmd, ip, dir.path());
         let peer = common::process::Peer::spawn("coturn", &mut cmd, vec![log.clone()]);
         let ready = common::process::wait_until(secs(5), || {
             let out = std::process::Command::new("ss")

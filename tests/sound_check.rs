@@ -219,6 +219,44 @@ fn use_device_switches_the_headset_now_and_keeps_it_when_the_new_one_fails() {
     );
 }
 
+/// Moves `sb`'s headset to the sink `to` live (`use-device out`), plays the test tone and
+/// quits; the 1 kHz level heard at the monitors of sinks `one` and `two` (recorded into
+/// `dir`), in that order.
+fn tone_after_switch(
+    sb: &mut Switchboard,
+    server: &common::pulse::SoundServer,
+    dir: &Path,
+    to: &str,
+) -> (f64, f64) {
+    sb.send(&format!("use-device out {to}"));
+    let switched = sb.wait_event(secs(10), |e| {
+        (e["event"] == "devices" && e["output"] == to)
+            || (e["event"] == "audio"
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("cannot use")))
+    });
+    assert_eq!(switched["event"], "devices", "{switched}");
+    let (one, two) = (dir.join("one.raw"), dir.join("two.raw"));
+    let mut rec_one = record(server, "one.monitor", &one);
+    let mut rec_two = record(server, "two.monitor", &two);
+    std::thread::sleep(Duration::from_millis(500));
+    sb.send("tone");
+    std::thread::sleep(Duration::from_millis(2500));
+    for rec in [&mut rec_one, &mut rec_two] {
+        rec.signal("INT");
+        let _ = rec.wait_timeout(Duration::from_secs(5));
+    }
+    assert!(sb.quit_and_wait(secs(10)).success());
+    let level = |path: &Path| {
+        let x = raw_samples(path);
+        x.chunks(4800)
+            .map(|c| common::audio::tone_level(c, 48_000, 1000.0))
+            .fold(0.0, f64::max)
+    };
+    (level(&one), level(&two))
+}
+
 /// Records `source` of `server` as raw 48 kHz mono 16-bit into `path` until stopped.
 fn record(server: &common::pulse::SoundServer, source: &str, path: &Path) -> common::process::Peer {
     let mut cmd = server.tool("parec");
@@ -278,34 +316,7 @@ fn use_device_moves_the_headset_between_pulse_sinks_live() {
     let devices = sb.wait_for(secs(5), "devices");
     assert_eq!(devices["output"], "desk_one", "{devices}");
 
-    sb.send("use-device out desk_two");
-    let switched = sb.wait_event(secs(10), |e| {
-        (e["event"] == "devices" && e["output"] == "desk_two")
-            || (e["event"] == "audio"
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("cannot use")))
-    });
-    assert_eq!(switched["event"], "devices", "{switched}");
-
-    let (one, two) = (dir.path().join("one.raw"), dir.path().join("two.raw"));
-    let mut rec_one = record(&server, "one.monitor", &one);
-    let mut rec_two = record(&server, "two.monitor", &two);
-    std::thread::sleep(Duration::from_millis(500));
-    sb.send("tone");
-    std::thread::sleep(Duration::from_millis(2500));
-    for rec in [&mut rec_one, &mut rec_two] {
-        rec.signal("INT");
-        let _ = rec.wait_timeout(Duration::from_secs(5));
-    }
-    assert!(sb.quit_and_wait(secs(10)).success());
-    let level = |path: &Path| {
-        let x = raw_samples(path);
-        x.chunks(4800)
-            .map(|c| common::audio::tone_level(c, 48_000, 1000.0))
-            .fold(0.0, f64::max)
-    };
-    let (heard_one, heard_two) = (level(&one), level(&two));
+    let (heard_one, heard_two) = tone_after_switch(&mut sb, &server, dir.path(), "desk_two");
     assert!(
         heard_two > 0.1,
         "the tone reaches the new headset sink: {heard_two}"
@@ -372,33 +383,7 @@ fn the_native_pulse_host_hears_the_microphone_and_plays_the_tone_where_chosen() 
     sb.send("level off");
 
     // The headset: chosen live, the tone is heard there and not on the old sink.
-    sb.send("use-device out two");
-    let switched = sb.wait_event(secs(10), |e| {
-        (e["event"] == "devices" && e["output"] == "two")
-            || (e["event"] == "audio"
-                && e["message"]
-                    .as_str()
-                    .is_some_and(|m| m.starts_with("cannot use")))
-    });
-    assert_eq!(switched["event"], "devices", "{switched}");
-    let (one, two) = (dir.path().join("one.raw"), dir.path().join("two.raw"));
-    let mut rec_one = record(&server, "one.monitor", &one);
-    let mut rec_two = record(&server, "two.monitor", &two);
-    std::thread::sleep(Duration::from_millis(500));
-    sb.send("tone");
-    std::thread::sleep(Duration::from_millis(2500));
-    for rec in [&mut rec_one, &mut rec_two] {
-        rec.signal("INT");
-        let _ = rec.wait_timeout(Duration::from_secs(5));
-    }
-    assert!(sb.quit_and_wait(secs(10)).success());
-    let level = |path: &Path| {
-        let x = raw_samples(path);
-        x.chunks(4800)
-            .map(|c| common::audio::tone_level(c, 48_000, 1000.0))
-            .fold(0.0, f64::max)
-    };
-    let (heard_one, heard_two) = (level(&one), level(&two));
+    let (heard_one, heard_two) = tone_after_switch(&mut sb, &server, dir.path(), "two");
     assert!(heard_two > 0.1, "the tone reaches sink two: {heard_two}");
     assert!(heard_one < 0.01, "nothing reaches sink one: {heard_one}");
 }

@@ -60,12 +60,7 @@ impl UserAgent {
         self.accounts[index].awaiting_dns = false;
         match answer {
             Ok(located) => {
-                let list: Vec<SocketAddr> = located
-                    .targets
-                    .iter()
-                    .filter(|(_, t)| *t == self.cfg.transport)
-                    .map(|(a, _)| *a)
-                    .collect();
+                let list = located.over(self.cfg.transport);
                 tracing::info!(registrar = %uri, targets = ?list, ttl = ?located.ttl, "registrar located");
                 self.accounts[index]
                     .registrar_targets
@@ -219,12 +214,7 @@ impl UserAgent {
             }
             match answer {
                 Ok(located) => {
-                    let list: Vec<SocketAddr> = located
-                        .targets
-                        .iter()
-                        .filter(|(_, t)| *t == self.cfg.transport)
-                        .map(|(a, _)| *a)
-                        .collect();
+                    let list = located.over(self.cfg.transport);
                     tracing::info!(account = %self.account(index).name, server = %uri, targets = ?list, ttl = ?located.ttl, "server located");
                     let targets = &mut self.accounts[index].registrar_targets;
                     targets.replace(list, located.ttl, now);

@@ -248,6 +248,15 @@ pub struct Located {
 }
 
 impl Located {
+    /// The addresses of the targets reached over `transport`, in order.
+    pub fn over(&self, transport: Transport) -> Vec<SocketAddr> {
+        self.targets
+            .iter()
+            .filter(|(_, t)| *t == transport)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
     /// The same targets with those `local` can reach best first: RFC 3263 keeps the A and
     /// AAAA addresses of each target, and a socket bound to an IPv6 address (`[::1]`) reaches
     /// IPv6 targets only, an IPv4 one IPv4 only. The other family stays, last (a dual-stack

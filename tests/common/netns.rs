@@ -332,6 +332,33 @@ impl NsKamailio {
     }
 }
 
+/// Sets `cmd` (a `turnserver`) to answer STUN binding requests only, on `ip`:3478, with its
+/// database, pid file and log under `dir`; returns the log's path.
+pub fn stun_only_coturn(cmd: &mut Command, ip: impl std::fmt::Display, dir: &Path) -> PathBuf {
+    let log = dir.join("turnserver.log");
+    let log_file = fs::File::create(&log).expect("creating turnserver.log");
+    cmd.args([
+        "-n",
+        "--stun-only",
+        "--no-cli",
+        "--no-tls",
+        "--no-dtls",
+        "--simple-log",
+    ])
+    .arg(format!("--listening-ip={ip}"))
+    .arg("--listening-port=3478")
+    .arg("--log-file=stdout")
+    .arg(format!("--db={}", dir.join("turndb").display()))
+    .arg(format!(
+        "--pidfile={}",
+        dir.join("turnserver.pid").display()
+    ))
+    .stdin(Stdio::null())
+    .stdout(log_file.try_clone().expect("cloning a file handle"))
+    .stderr(log_file);
+    log
+}
+
 /// coturn as a STUN server on the internet side at [`STUN_IP`]:3478. Dropping it kills it.
 #[derive(Debug)]
 pub struct NsStun {
@@ -345,28 +372,8 @@ impl NsStun {
     pub fn start(lab: &NatLab) -> NsStun {
         let turnserver = require_tool("turnserver", "coturn");
         let dir = run_dir("ns-coturn");
-        let log = dir.path().join("turnserver.log");
-        let log_file = fs::File::create(&log).expect("creating turnserver.log");
         let mut cmd = lab.exec(&lab.internet, turnserver);
-        cmd.args([
-            "-n",
-            "--stun-only",
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            "--simple-log",
-        ])
-        .arg(format!("--listening-ip={STUN_IP}"))
-        .arg("--listening-port=3478")
-        .arg("--log-file=stdout")
-        .arg(format!("--db={}", dir.path().join("turndb").display()))
-        .arg(format!(
-            "--pidfile={}",
-            dir.path().join("turnserver.pid").display()
-        ))
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone().expect("cloning a file handle"))
-        .stderr(log_file);
+        let log = stun_only_coturn(&mut cmd, STUN_IP, dir.path());
         let peer = Peer::spawn("coturn (internet namespace)", &mut cmd, vec![log.clone()]);
         let stun = NsStun { peer, _dir: dir };
         let ready = process::wait_until(Duration::from_secs(5), || {

@@ -157,12 +157,7 @@ impl UserAgent {
             .collect();
         for call_id in &waiting {
             let list: Vec<SocketAddr> = match answer {
-                Ok(located) => located
-                    .targets
-                    .iter()
-                    .filter(|(_, t)| *t == self.cfg.transport)
-                    .map(|(a, _)| *a)
-                    .collect(),
+                Ok(located) => located.over(self.cfg.transport),
                 Err(_) => Vec::new(),
             };
             let mut targets = locate::Targets::default();
