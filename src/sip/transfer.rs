@@ -19,6 +19,8 @@
 //!     │ hold failed         │ ≥300, timeout    │ NOTIFY ≥300, no final NOTIFY in time,
 //!     ▼                     ▼                  ▼ subscription ended without a result
 //!  failed (call stays)    Recalling: resume re-INVITE sent, nothing told yet
+//!                            (Yielding first while the transferee holds the call too: its
+//!                            resume, answered with ours, recalls; else ours after RECALL_YIELD)
 //!                            │ resume answered ─► failed + recalled, "the call is back on line N"
 //!                            │ BYE first ──────► Dropped: one outcome, "the PBX could not reach
 //!                            ▼                   103 (busy) and ended the caller's call"
@@ -132,6 +134,12 @@ enum Phase {
     /// A NOTIFY reported a failure while a consultation is up: told when the timer expires
     /// unless the far end hangs up first (a PBX that dropped the caller).
     Failing,
+    /// The transfer failed while the transferee holds the call too (a phone that pauses on a
+    /// REFER, as Linphone and switchboard do): its own resume, answered with ours, brings the
+    /// call back in one exchange; ours goes when the timer expires ([`RECALL_YIELD`]). Both
+    /// re-INVITEs at once would cross (491 each way), and a phone that never retries its
+    /// resume after a 491 (linphonec) would keep the caller on hold.
+    Yielding,
     /// The transfer failed and the resume re-INVITE is out: the outcome is told when it is
     /// answered, or as a dropped caller if the far end hangs up first.
     Recalling,
@@ -163,6 +171,11 @@ const HUNG_UP: &str = "the caller hung up during the transfer";
 /// a PBX that took the REFER over and dropped the caller (Asterisk sends both within a
 /// millisecond).
 const DROP_WINDOW: Duration = Duration::from_millis(1_000);
+
+/// How long the recall of a call the transferee holds waits for the transferee's own resume
+/// before sending ours: phones resume right after their failure NOTIFY (linphonec and
+/// switchboard within 20 ms of it).
+const RECALL_YIELD: Duration = Duration::from_millis(1_000);
 
 /// How long a dropped call lingers for the answer to its resume re-INVITE (64 × T1).
 const RESUME_LINGER: Duration = Duration::from_secs(32);
@@ -329,7 +342,7 @@ impl UserAgent {
             .map(|t| t.phase);
         match phase {
             Some(Phase::Holding) => {}
-            Some(Phase::Recalling) => return self.recalled(call_id),
+            Some(Phase::Recalling) if !ok => return self.recalled(call_id),
             Some(Phase::Dropped) => {
                 self.take_transfer(call_id);
                 return;
@@ -624,6 +637,13 @@ impl UserAgent {
         };
         let reason = match phase {
             Phase::RetryAt => return self.send_refer(now, call_id),
+            Phase::Yielding => {
+                // The transferee did not resume the call itself: we do.
+                if let Some(t) = self.call_mut(call_id).and_then(|c| c.transfer.as_mut()) {
+                    t.phase = Phase::Recalling;
+                }
+                return self.resume_when_settled(now, call_id);
+            }
             Phase::Accepted => NO_ANSWER,
             Phase::HungUp { .. } => HUNG_UP,
             Phase::Failing => {
@@ -660,7 +680,7 @@ impl UserAgent {
                     call.arm(CallTimer::Transfer, now + AFTER_HANGUP);
                     return;
                 }
-                Phase::Failing | Phase::Recalling => {
+                Phase::Failing | Phase::Yielding | Phase::Recalling => {
                     let recalling = t.phase == Phase::Recalling;
                     let failure = t.failure.clone().unwrap_or(Failure {
                         code: None,
@@ -786,11 +806,50 @@ impl UserAgent {
         }
         // Told once the resume is answered: a PBX that took the REFER over may hang the
         // caller up first, and "the call is back" must not precede "ended".
-        t.phase = Phase::Recalling;
+        let yields = call.local_hold() && !call.is_renegotiating() && call.is_remote_held();
+        t.phase = if yields {
+            Phase::Yielding
+        } else {
+            Phase::Recalling
+        };
         if let Some(call) = self.call_mut(call_id) {
             call.transfer = Some(t);
+            if yields {
+                call.arm(CallTimer::Transfer, now + RECALL_YIELD);
+                return;
+            }
         }
         self.resume_when_settled(now, call_id);
+    }
+
+    /// The transferee's re-INVITE `req` while the recall yields to it: an offer that resumes
+    /// is answered with our resume too (the operator has the line at once; other lines are
+    /// held). Returns true if it was, and the recall is told once the answer is sent.
+    pub(super) fn recall_offered(&mut self, now: Instant, call_id: &str, req: &Message) -> bool {
+        let Some(call) = self.call_mut(call_id) else {
+            return false;
+        };
+        let yielding = call
+            .transfer
+            .as_ref()
+            .is_some_and(|t| t.phase == Phase::Yielding);
+        let resumes = req
+            .body_text()
+            .and_then(|b| super::sdp::parse(b.as_bytes()).ok())
+            .is_some_and(|offer| !offer.is_hold());
+        if !yielding || !resumes {
+            return false;
+        }
+        tracing::info!(call_id, "the transferee resumed the call: recalled with it");
+        call.set_local_hold(false);
+        call.disarm(CallTimer::Transfer);
+        if let Some(t) = call.transfer.as_mut() {
+            t.phase = Phase::Recalling;
+        }
+        let line = call.line;
+        self.hold_others(now, line);
+        self.set_selected(line);
+        true
     }
 
     /// The recall of a failed transfer can happen: `failed` with the reason, then

@@ -193,6 +193,125 @@ fn a_busy_target_brings_the_call_back_and_resumes_it() {
     assert_eq!(line1.state(), CallState::Connected);
 }
 
+/// A re-INVITE from the phone in the call's dialog offering `dir`.
+fn phone_reinvite(invite: &Message, cseq: u32, dir: &str) -> String {
+    let sdp = phone_sdp(dir);
+    format!(
+        "INVITE sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKr{cseq}\r\n\
+         From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+         CSeq: {cseq} INVITE\r\nContact: <sip:bob@127.0.0.3:5060>\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        invite.from.tag().expect("tag"),
+        invite.call_id,
+        sdp.len()
+    )
+}
+
+/// The phone's ACK to our 2xx for its re-INVITE `cseq`.
+fn phone_ack(invite: &Message, cseq: u32) -> String {
+    format!(
+        "ACK sip:alice@127.0.0.2:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.3:5060;branch=z9hG4bKa{cseq}\r\n\
+         From: <sip:bob@127.0.0.1>;tag=bobtag\r\nTo: <sip:alice@127.0.0.1>;tag={}\r\nCall-ID: {}\r\n\
+         CSeq: {cseq} ACK\r\nContent-Length: 0\r\n\r\n",
+        invite.from.tag().expect("tag"),
+        invite.call_id,
+    )
+}
+
+/// A transfer to a target that declines, by a phone that holds the call itself once the
+/// REFER is accepted (as Linphone does): returns our INVITE, with the failure NOTIFY taken.
+fn declined_by_a_phone_that_holds(b: &mut Bench) -> Message {
+    let (invite, refer) = transferring(b);
+    b.recv(PHONE, &reply(&refer, 202, "", "", ""));
+    b.recv(PHONE, &phone_reinvite(&invite, 8, "inactive"));
+    let ok = b.sent().into_iter().find(|m| m.code() == Some(200));
+    assert_eq!(
+        ok.as_ref().map(sdp_direction),
+        Some(Direction::Inactive),
+        "held both ways"
+    );
+    b.recv(PHONE, &phone_ack(&invite, 8));
+    b.recv(
+        PHONE,
+        &notify(
+            &invite,
+            10,
+            "SIP/2.0 603 Decline\r\n",
+            "terminated;reason=noresource",
+        ),
+    );
+    invite
+}
+
+/// Requests we sent (not responses) with `method`.
+fn requests(sent: &[Message], method: Method) -> usize {
+    sent.iter()
+        .filter(|m| m.code().is_none() && m.method() == method)
+        .count()
+}
+
+#[test]
+fn a_phone_that_holds_the_call_itself_resumes_it_and_our_answer_resumes_it_too() {
+    let mut b = notify_bench();
+    let invite = declined_by_a_phone_that_holds(&mut b);
+    assert_eq!(
+        requests(&b.sent(), Method::Invite),
+        0,
+        "our resume yields to the phone's own"
+    );
+    assert_eq!(
+        transfer_events(&mut b)
+            .into_iter()
+            .map(|(s, _, _)| s)
+            .collect::<Vec<_>>(),
+        [TransferStatus::Requested, TransferStatus::Accepted],
+        "the outcome waits for the call to be back"
+    );
+    b.advance(Duration::from_millis(20));
+    b.recv(PHONE, &phone_reinvite(&invite, 12, "sendrecv"));
+    let sent = b.sent();
+    let ok = sent
+        .iter()
+        .find(|m| m.code() == Some(200))
+        .expect("the phone's resume is answered");
+    assert_eq!(sdp_direction(ok), Direction::SendRecv, "and resumes us too");
+    b.recv(PHONE, &phone_ack(&invite, 12));
+    assert_eq!(
+        transfer_events(&mut b)
+            .into_iter()
+            .map(|(s, code, _)| (s, code))
+            .collect::<Vec<_>>(),
+        [
+            (TransferStatus::Failed, Some(603)),
+            (TransferStatus::Recalled, None)
+        ]
+    );
+    let line1 = b.ua.lines[0].as_ref().expect("the call is on line 1");
+    assert_eq!(line1.state(), CallState::Connected);
+    b.advance(Duration::from_secs(3));
+    assert_eq!(
+        requests(&b.sent(), Method::Invite),
+        0,
+        "no resume of ours crosses it"
+    );
+}
+
+#[test]
+fn a_phone_that_holds_the_call_and_never_resumes_it_is_resumed_after_a_second() {
+    let mut b = notify_bench();
+    declined_by_a_phone_that_holds(&mut b);
+    b.sent();
+    b.advance(Duration::from_millis(900));
+    assert_eq!(requests(&b.sent(), Method::Invite), 0, "still yielding");
+    b.advance(Duration::from_millis(200));
+    let sent = b.sent();
+    let events = answer_resume(&mut b, &sent);
+    assert_eq!(
+        events.into_iter().map(|(s, _, _)| s).collect::<Vec<_>>(),
+        [TransferStatus::Failed, TransferStatus::Recalled]
+    );
+}
+
 #[test]
 fn a_rejected_refer_brings_the_call_back() {
     let mut b = notify_bench();

@@ -161,6 +161,7 @@ impl UserAgent {
         let contact = self.contact_uri(call.account);
         let before = call.state();
         self.taken_back(now, call_id, req);
+        let recalled = self.recall_offered(now, call_id, req);
         let Some(call) = self.call_mut(call_id) else {
             return;
         };
@@ -229,6 +230,12 @@ impl UserAgent {
             self.announce(call_id, None, None);
         }
         self.announce_media(call_id);
+        if recalled {
+            self.happen(Happening::HoldSettled {
+                call_id: call_id.to_string(),
+                held: false,
+            });
+        }
     }
 
     /// The call's session timer is due: refresh by re-INVITE, or end a call the far end
