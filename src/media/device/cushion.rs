@@ -8,12 +8,20 @@
 //! for the ring's media-thread end to make. Pure arithmetic: no clock, no allocation, no ring;
 //! tests drive it with a simulated device clock.
 //!
+//! The least margin a shrink leaves, `keep`, is a quarter period plus what dropouts taught:
+//! each raises a *floor* by half a period, and a floor comes down 2 ms only after a minute
+//! in which the margin never fell below half of it. A window sees only the delays that
+//! happened in it; a delay that comes once every few seconds (a scheduler's, a sound
+//! server's) would otherwise be forgotten by the next window and met again as a dropout.
+//!
 //! ```text
-//!   ran dry ──► Grow(one period) now; the next shrink waits twice as long (2 s … 16 s)
-//!   a whole window without running dry, least margin m > half a period, excess e = m − period/4
+//!   ran dry ──► Grow(one period) now, floor += period/2; the next shrink waits twice as long
+//!               (2 s … 16 s)
+//!   a whole window without running dry, least margin m > keep + period/4, excess e = m − keep
 //!           ──► e > a period: Shrink(e) at once            (a backlog: stale audio, not a cushion)
-//!               else Shrink(min(e, max(2 ms, e/4)))        (the margin settles in ¼–½ period)
+//!               else Shrink(min(e, max(2 ms, e/4)))        (the margin settles near keep)
 //!   a backlog (e > a period) over the last 1 s, however long the window ──► Shrink(e) at once
+//!   a minute without running dry, least margin ≥ floor/2 ──► floor −= 2 ms
 //!   otherwise ─► Hold
 //! ```
 //!
@@ -33,6 +41,8 @@ const MAX_WINDOW: u32 = 800;
 const MAX_SHRINK_MS: u32 = 2;
 /// Most margin the cushion grows to (ms).
 const MAX_MARGIN_MS: u32 = 80;
+/// Ticks (20 ms) a floor learned from dropouts is kept before it may come down: 1 min.
+const FLOOR_HOLD: u32 = 3_000;
 
 /// What the ring's media-thread end should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +74,11 @@ pub(super) struct Cushion {
     period_before: usize,
     /// The period assumed until the device has shown its own.
     period_hint: usize,
+    /// Margin that dropouts showed is needed beyond what a window sees, and the ticks and
+    /// least margin since it last changed.
+    floor: usize,
+    floor_ticks: u32,
+    floor_low: usize,
     grows: u64,
     shrinks: u64,
 }
@@ -85,6 +100,9 @@ impl Cushion {
             period_now: 0,
             period_before: 0,
             period_hint: period_hint.max(1),
+            floor: 0,
+            floor_ticks: 0,
+            floor_low: usize::MAX,
             grows: 0,
             shrinks: 0,
         }
@@ -103,6 +121,28 @@ impl Cushion {
         }
     }
 
+    /// The least margin a shrink leaves: a quarter period, or the floor dropouts taught.
+    fn keep(&self) -> usize {
+        (self.period() / 4).max(self.floor)
+    }
+
+    /// A minute without a dropout in which the margin never fell below half the floor:
+    /// the floor comes down 2 ms.
+    fn relax_floor(&mut self, low: Option<usize>) {
+        if let Some(low) = low {
+            self.floor_low = self.floor_low.min(low);
+        }
+        self.floor_ticks += 1;
+        if self.floor_ticks < FLOOR_HOLD {
+            return;
+        }
+        if self.floor_low >= self.floor / 2 {
+            self.floor = self.floor.saturating_sub(self.max_shrink);
+        }
+        self.floor_ticks = 0;
+        self.floor_low = usize::MAX;
+    }
+
     /// Times it grew and shrank so far.
     #[cfg(test)]
     pub(super) fn moves(&self) -> (u64, u64) {
@@ -117,6 +157,9 @@ impl Cushion {
             let grow = self
                 .period()
                 .min(self.max_margin.saturating_sub(self.margin));
+            self.floor = (self.keep() + self.period() / 2).min(self.max_margin);
+            self.floor_ticks = 0;
+            self.floor_low = usize::MAX;
             self.margin += grow;
             self.grows += u64::from(grow > 0);
             self.window = (self.window * 2).min(MAX_WINDOW);
@@ -127,6 +170,7 @@ impl Cushion {
                 Move::Hold
             };
         }
+        self.relax_floor(low);
         if let Some(low) = low {
             self.window_low = self.window_low.min(low);
             self.backlog_low = self.backlog_low.min(low);
@@ -134,11 +178,11 @@ impl Cushion {
         self.backlog_ticks += 1;
         if self.backlog_ticks >= BACKLOG_WINDOW {
             let low = self.backlog_low;
-            let period = self.period();
+            let (period, keep) = (self.period(), self.keep());
             self.backlog_low = usize::MAX;
             self.backlog_ticks = 0;
-            if low != usize::MAX && low.saturating_sub(period / 4) > period {
-                let excess = low - period / 4;
+            if low != usize::MAX && low.saturating_sub(keep) > period {
+                let excess = low - keep;
                 self.margin = self.margin.saturating_sub(excess);
                 self.shrinks += 1;
                 self.new_window();
@@ -150,12 +194,12 @@ impl Cushion {
             return Move::Hold;
         }
         let low = self.window_low;
-        let period = self.period();
+        let (period, keep) = (self.period(), self.keep());
         self.new_window();
-        if low == usize::MAX || low <= period / 2 {
+        if low == usize::MAX || low <= keep + period / 4 {
             return Move::Hold;
         }
-        let excess = low - period / 4;
+        let excess = low - keep;
         let shrink = if excess > period {
             excess
         } else {
@@ -186,12 +230,13 @@ mod tests {
         assert_eq!(c.margin(), 240, "starts at half a period");
         assert_eq!(c.tick(Some(100), 960, true), Move::Grow(960));
         assert_eq!(c.margin(), 1200);
-        // The next window is 4 s long: 199 quiet ticks hold, the 200th shrinks.
+        // The next window is 4 s long: 199 quiet ticks hold, the 200th shrinks (towards the
+        // floor the dropout taught: a quarter period + half a period = 720).
         for _ in 0..199 {
-            assert_eq!(c.tick(Some(500), 960, false), Move::Hold);
+            assert_eq!(c.tick(Some(1100), 960, false), Move::Hold);
         }
         assert_eq!(
-            c.tick(Some(500), 960, false),
+            c.tick(Some(1100), 960, false),
             Move::Shrink(96),
             "2 ms at most near the aim"
         );
@@ -237,14 +282,43 @@ mod tests {
         }
         assert_eq!(
             c.tick(Some(3000), 480, false),
-            Move::Shrink(2880),
-            "down to a quarter period after 1 s"
+            Move::Shrink(2640),
+            "down to the floor the dropout taught (a quarter + half a period) after 1 s"
         );
         // Within a period of the aim the 4 s window's gentle shrink applies.
         for _ in 0..199 {
             assert_eq!(c.tick(Some(500), 480, false), Move::Hold);
         }
         assert_eq!(c.tick(Some(500), 480, false), Move::Shrink(96));
+    }
+
+    /// A dropout raises the least margin a shrink leaves by half a period; it stays while
+    /// the margin is used, and comes down 2 ms after a minute in which it was not.
+    #[test]
+    fn dropouts_raise_the_floor_that_only_a_quiet_minute_lowers() {
+        let mut c = Cushion::new(48_000, 480);
+        assert_eq!(c.keep(), 120, "a quarter period");
+        c.tick(Some(0), 480, true);
+        assert_eq!(c.keep(), 360);
+        c.tick(Some(0), 480, true);
+        assert_eq!(c.keep(), 600, "each dropout adds half a period");
+        // A margin that stays within a quarter period above the floor holds, however long.
+        for _ in 0..(2 * FLOOR_HOLD) {
+            assert_eq!(c.tick(Some(500), 480, false), Move::Hold);
+        }
+        assert_eq!(
+            c.keep(),
+            408,
+            "two quiet minutes: 2 ms less each (600, 504, 408)"
+        );
+        // A minute in which a delay used more than half the floor keeps it.
+        let mut c = Cushion::new(48_000, 480);
+        c.tick(Some(0), 480, true);
+        c.tick(Some(0), 480, true);
+        for i in 0..FLOOR_HOLD {
+            c.tick(Some(if i == 1_000 { 200 } else { 600 }), 480, false);
+        }
+        assert_eq!(c.keep(), 600, "a late callback used the floor: kept");
     }
 
     #[test]

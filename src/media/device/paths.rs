@@ -693,22 +693,38 @@ mod tests {
         }
     }
 
+    /// How a simulated device times its callbacks.
+    #[derive(Clone, Copy)]
+    enum Device {
+        /// Exactly 480 frames every 10 ms.
+        Steady,
+        /// 256-, 480- and 1024-frame callbacks fired up to 4 ms late.
+        Irregular,
+        /// A sound server's 5 ms periods (240 frames) up to 0.5 ms late, and one callback in
+        /// 1,000 (one each 5 s) up to 6 ms late: a scheduler's rare long delay.
+        RareLate,
+    }
+
     /// A device's callbacks on a simulated clock: when each runs (µs) and how many frames it
-    /// carries. `irregular` mixes 256-, 480- and 1024-frame callbacks fired up to 4 ms late
-    /// (a sound server's timing); otherwise exactly 480 frames every 10 ms.
-    fn device_clock(irregular: bool, until_us: u64, dice: &mut Dice) -> Vec<(u64, usize)> {
+    /// carries.
+    fn device_clock(device: Device, until_us: u64, dice: &mut Dice) -> Vec<(u64, usize)> {
         let mut out = Vec::new();
         let mut frames_done = 0u64;
         while frames_done * 1_000_000 / 48_000 < until_us {
-            let n = if irregular {
-                [256, 480, 1024][dice.below(3) as usize]
-            } else {
-                480
+            let n = match device {
+                Device::Steady => 480,
+                Device::Irregular => [256, 480, 1024][dice.below(3) as usize],
+                Device::RareLate => 240,
             };
             // A callback for frames [done, done + n) runs when the device has played up to
             // `done` (it must deliver them before it needs them), possibly late.
             let due = frames_done * 1_000_000 / 48_000;
-            let late = if irregular { dice.below(4000) } else { 0 };
+            let late = match device {
+                Device::Steady => 0,
+                Device::Irregular => dice.below(4000),
+                Device::RareLate if dice.below(1000) == 0 => dice.below(6000),
+                Device::RareLate => dice.below(500),
+            };
             out.push((due + late, n));
             frames_done += n as u64;
         }
@@ -717,10 +733,25 @@ mod tests {
     }
 
     /// The media thread's 20 ms ticks on the simulated clock, starting at `phase_us`, each up
-    /// to `jitter_us` late.
-    fn media_clock(phase_us: u64, jitter_us: u64, until_us: u64, dice: &mut Dice) -> Vec<u64> {
+    /// to `jitter_us` late; with `rare_late`, one tick in 250 (one each 5 s) up to 6 ms late
+    /// (a scheduler's rare long delay, or a capture callback that came late: the tick waits
+    /// for it).
+    fn media_clock(
+        phase_us: u64,
+        jitter_us: u64,
+        rare_late: bool,
+        until_us: u64,
+        dice: &mut Dice,
+    ) -> Vec<u64> {
         (0..until_us / 20_000)
-            .map(|k| phase_us + k * 20_000 + dice.below(jitter_us))
+            .map(|k| {
+                let late = if rare_late && dice.below(250) == 0 {
+                    dice.below(6_000)
+                } else {
+                    dice.below(jitter_us)
+                };
+                phase_us + k * 20_000 + late
+            })
             .collect()
     }
 
@@ -741,15 +772,16 @@ mod tests {
     /// Runs a headset stream for `seconds` on simulated clocks: the media thread writes a
     /// frame per tick, the device's callbacks drain the ring, in time order.
     fn simulate_playback(
-        irregular: bool,
+        device: Device,
         jitter_us: u64,
+        rare_late: bool,
         seconds: u64,
         settle_s: u64,
     ) -> PlaybackRun {
         let mut dice = Dice(0x2545_f491_4f6c_dd1d);
         let until = seconds * 1_000_000;
-        let callbacks = device_clock(irregular, until, &mut dice);
-        let ticks = media_clock(3_000, jitter_us, until, &mut dice);
+        let callbacks = device_clock(device, until, &mut dice);
+        let ticks = media_clock(3_000, jitter_us, rare_late, until, &mut dice);
         let (prod, cons) = ring(48_000);
         let shared = flags();
         let mut cb = PlaybackCallback::new(cons, 1, shared.clone());
@@ -800,7 +832,7 @@ mod tests {
     /// periods — enough to never run dry, no more.
     #[test]
     fn playback_cushion_settles_within_two_periods_on_a_steady_device() {
-        let run = simulate_playback(false, 1, 120, 60);
+        let run = simulate_playback(Device::Steady, 1, false, 120, 60);
         assert_eq!(run.late_xruns, 0, "a steady device never runs dry");
         assert_eq!(run.late_glitches, 0);
         assert_eq!(run.period_ms, 10.0, "the period is observed");
@@ -817,7 +849,7 @@ mod tests {
     /// adaptation a ten-minute call has none, with the headset's queue still short.
     #[test]
     fn playback_cushion_adapts_to_an_irregular_device_then_never_runs_dry() {
-        let run = simulate_playback(true, 5_000, 660, 60);
+        let run = simulate_playback(Device::Irregular, 5_000, false, 660, 60);
         assert_eq!(run.late_xruns, 0, "dropouts after adapting");
         assert_eq!(run.late_glitches, 0);
         assert!(
@@ -841,12 +873,12 @@ mod tests {
         let mut dice = Dice(0x9e37_79b9_7f4a_7c15);
         let until = 660 * 1_000_000;
         // A capture callback runs once its frames are recorded: at the end of its span.
-        let mut callbacks: Vec<_> = device_clock(true, until, &mut dice)
+        let mut callbacks: Vec<_> = device_clock(Device::Irregular, until, &mut dice)
             .into_iter()
             .map(|(at, n)| (at + n as u64 * 1_000_000 / 48_000, n))
             .collect();
         callbacks.sort_by_key(|&(at, _)| at);
-        let ticks = media_clock(7_000, 5_000, until, &mut dice);
+        let ticks = media_clock(7_000, 5_000, false, until, &mut dice);
         let (prod, cons) = ring(48_000);
         let shared = flags();
         let mut cb = CaptureCallback::new(prod, 1, shared.clone());
@@ -881,5 +913,19 @@ mod tests {
             "margin {} samples",
             path.margin()
         );
+    }
+
+    /// A sound server's steady 5 ms callbacks with a rare long delay (one in 1,000 up to 6 ms
+    /// late) and a media thread up to 1 ms late: the rare delays seen in the first minutes
+    /// are remembered, so the rest of a ten-minute call never runs dry.
+    #[test]
+    fn playback_cushion_remembers_rare_late_callbacks() {
+        let run = simulate_playback(Device::RareLate, 1_000, true, 660, 120);
+        assert_eq!(
+            run.late_xruns, 0,
+            "dropouts after adapting (before the floor: 21 in 9 minutes)"
+        );
+        assert_eq!(run.late_glitches, 0);
+        assert!(run.mean_ms < 20.0, "mean fill {} ms", run.mean_ms);
     }
 }
