@@ -15,8 +15,8 @@
 //! server's) would otherwise be forgotten by the next window and met again as a dropout.
 //!
 //! ```text
-//!   ran dry ──► Grow(one period) now, floor += period/2; the next shrink waits twice as long
-//!               (2 s … 16 s)
+//!   ran dry ──► Grow(one period) now, floor += period/2 (once per burst: not again within
+//!               1 s of the last dropout); the next shrink waits twice as long (2 s … 16 s)
 //!   a whole window without running dry, least margin m > keep + period/4, excess e = m − keep
 //!           ──► e > a period: Shrink(e) at once            (a backlog: stale audio, not a cushion)
 //!               else Shrink(min(e, max(2 ms, e/4)))        (the margin settles near keep)
@@ -75,7 +75,7 @@ pub(super) struct Cushion {
     /// The period assumed until the device has shown its own.
     period_hint: usize,
     /// Margin that dropouts showed is needed beyond what a window sees, and the ticks and
-    /// least margin since it last changed.
+    /// least margin since the last dropout or relaxation.
     floor: usize,
     floor_ticks: u32,
     floor_low: usize,
@@ -101,7 +101,7 @@ impl Cushion {
             period_before: 0,
             period_hint: period_hint.max(1),
             floor: 0,
-            floor_ticks: 0,
+            floor_ticks: BACKLOG_WINDOW,
             floor_low: usize::MAX,
             grows: 0,
             shrinks: 0,
@@ -157,7 +157,10 @@ impl Cushion {
             let grow = self
                 .period()
                 .min(self.max_margin.saturating_sub(self.margin));
-            self.floor = (self.keep() + self.period() / 2).min(self.max_margin);
+            if self.floor_ticks >= BACKLOG_WINDOW {
+                // One raise per burst: dropouts within a second of each other are one delay.
+                self.floor = (self.keep() + self.period() / 2).min(self.max_margin);
+            }
             self.floor_ticks = 0;
             self.floor_low = usize::MAX;
             self.margin += grow;
@@ -301,7 +304,16 @@ mod tests {
         c.tick(Some(0), 480, true);
         assert_eq!(c.keep(), 360);
         c.tick(Some(0), 480, true);
-        assert_eq!(c.keep(), 600, "each dropout adds half a period");
+        assert_eq!(c.keep(), 360, "a burst of dropouts raises it once");
+        for _ in 0..BACKLOG_WINDOW {
+            c.tick(Some(400), 480, false);
+        }
+        c.tick(Some(0), 480, true);
+        assert_eq!(
+            c.keep(),
+            600,
+            "each dropout a second apart adds half a period"
+        );
         // A margin that stays within a quarter period above the floor holds, however long.
         for _ in 0..(2 * FLOOR_HOLD) {
             assert_eq!(c.tick(Some(500), 480, false), Move::Hold);
@@ -314,6 +326,9 @@ mod tests {
         // A minute in which a delay used more than half the floor keeps it.
         let mut c = Cushion::new(48_000, 480);
         c.tick(Some(0), 480, true);
+        for _ in 0..BACKLOG_WINDOW {
+            c.tick(Some(400), 480, false);
+        }
         c.tick(Some(0), 480, true);
         for i in 0..FLOOR_HOLD {
             c.tick(Some(if i == 1_000 { 200 } else { 600 }), 480, false);
