@@ -282,6 +282,13 @@ fn raw_samples(path: &Path) -> Vec<f32> {
         .collect()
 }
 
+/// A private PulseAudio's sinks for the live-switch tests: a microphone's and two headsets'.
+const MIC_AND_TWO_HEADSETS: &[&str] = &[
+    "module-null-sink sink_name=mic rate=48000 channels=1",
+    "module-null-sink sink_name=one rate=48000 channels=1",
+    "module-null-sink sink_name=two rate=48000 channels=1",
+];
+
 /// cpal on a private PulseAudio: two ALSA devices, each a null sink; `use-device out` moves the
 /// headset from the first to the second while switchboard runs, and the test tone played
 /// after it is heard on the second sink only.
@@ -289,14 +296,7 @@ fn raw_samples(path: &Path) -> Vec<f32> {
 fn use_device_moves_the_headset_between_pulse_sinks_live() {
     let net = Net::for_test("sound_check::pulse_switch");
     let dir = common::run_dir("pulse-switch");
-    let server = common::pulse::SoundServer::start(
-        dir.path(),
-        &[
-            "module-null-sink sink_name=mic rate=48000 channels=1",
-            "module-null-sink sink_name=one rate=48000 channels=1",
-            "module-null-sink sink_name=two rate=48000 channels=1",
-        ],
-    );
+    let server = common::pulse::SoundServer::start(dir.path(), MIC_AND_TWO_HEADSETS);
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     std::fs::write(
@@ -335,14 +335,7 @@ fn use_device_moves_the_headset_between_pulse_sinks_live() {
 fn the_native_pulse_host_hears_the_microphone_and_plays_the_tone_where_chosen() {
     let net = Net::for_test("sound_check::pulse_native");
     let dir = common::run_dir("pulse-native");
-    let server = common::pulse::SoundServer::start(
-        dir.path(),
-        &[
-            "module-null-sink sink_name=mic rate=48000 channels=1",
-            "module-null-sink sink_name=one rate=48000 channels=1",
-            "module-null-sink sink_name=two rate=48000 channels=1",
-        ],
-    );
+    let server = common::pulse::SoundServer::start(dir.path(), MIC_AND_TWO_HEADSETS);
     let env = server.server_env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let cfg = SwitchboardConfig::peer_to_peer(&net).with_audio(

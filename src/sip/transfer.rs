@@ -833,11 +833,7 @@ impl UserAgent {
             .transfer
             .as_ref()
             .is_some_and(|t| t.phase == Phase::Yielding);
-        let resumes = req
-            .body_text()
-            .and_then(|b| super::sdp::parse(b.as_bytes()).ok())
-            .is_some_and(|offer| !offer.is_hold());
-        if !yielding || !resumes {
+        if !yielding || !super::transferee::offers_resume(req) {
             return false;
         }
         tracing::info!(call_id, "the transferee resumed the call: recalled with it");

@@ -362,11 +362,7 @@ impl UserAgent {
         let Some(referral) = call.referred.clone() else {
             return;
         };
-        let resumes = req
-            .body_text()
-            .and_then(|b| super::sdp::parse(b.as_bytes()).ok())
-            .is_some_and(|offer| !offer.is_hold());
-        if !resumes || !call.is_remote_held() {
+        if !offers_resume(req) || !call.is_remote_held() {
             return;
         }
         tracing::info!(call_id, "the transferor took the call back");
@@ -452,4 +448,12 @@ impl UserAgent {
             reason: Some(reason),
         });
     }
+}
+
+/// Whether a re-INVITE's SDP offer takes the call off hold (an offer that holds, a bad one or
+/// none does not).
+pub(super) fn offers_resume(req: &Message) -> bool {
+    req.body_text()
+        .and_then(|b| super::sdp::parse(b.as_bytes()).ok())
+        .is_some_and(|offer| !offer.is_hold())
 }
