@@ -41,6 +41,8 @@
 //!
 //! `LATENCY_PULSE_ALSA_UNDERRUN=ignore` gives both switchboards an `.asoundrc` whose `pulse`
 //! device has the plugin's `handle_underrun false`, to compare the xrun bursts without it.
+//! `LATENCY_PULSE_LOGS=DIR` keeps both ends' logs there (`caller.log`, `callee.log`): the
+//! `audio latency` lines over the call show how each ring's fill moved.
 //!
 //! Run with `cargo bench --bench latency_pulse` (or `cargo test --bench latency_pulse` for a
 //! debug build); it prints one block for the README and exits non-zero only if the call
@@ -283,6 +285,12 @@ fn main() {
             "NOT met"
         }
     );
+    if let Ok(keep) = std::env::var("LATENCY_PULSE_LOGS") {
+        let keep = Path::new(&keep);
+        std::fs::create_dir_all(keep).expect("creating LATENCY_PULSE_LOGS");
+        std::fs::write(keep.join("caller.log"), &caller_log).expect("writing caller.log");
+        std::fs::write(keep.join("callee.log"), &callee_log).expect("writing callee.log");
+    }
     // The stages, from both ends' `audio latency` log lines (means over the call).
     let a_log = caller_log;
     let b_log = callee_log;

@@ -23,7 +23,10 @@
 //! frame: the thread sleeps between ticks, whatever arrives. With a sound card the clock
 //! follows the microphone's: when a tick finds its frame a little short (at most a callback
 //! period) it waits for the callback that completes it (at most 6 ms) and keeps that phase,
-//! so audio does not sit in the capture ring for the rest of a tick. The thread owns the
+//! so audio does not sit in the capture ring for the rest of a tick; when the frames wait
+//! longer than the device's timing needs, the capture cushion's give-back moves the phase
+//! earlier instead of dropping audio. Both ways, the clock keeps the microphone's pace, and
+//! the headset's ring, filled at the ticks, keeps its fill. The thread owns the
 //! device and the RTP sockets; nothing is shared with locks. The audio callbacks of the device
 //! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
 //! starts, never per frame — with one exception: an SRTP line's packets go through
@@ -193,6 +196,10 @@ fn run(
         pipeline.tick(t, wall);
         net.flush(&mut pipeline);
         next += frame;
+        if let Some(lead) = pipeline.capture_lead() {
+            // The microphone's frames waited longer than its timing needs: come earlier.
+            next = next.checked_sub(lead.min(frame)).unwrap_or(next);
+        }
         if t > next + frame * 5 {
             // We fell far behind (suspend, debugger): restart the clock.
             next = t + frame;

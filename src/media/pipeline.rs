@@ -479,6 +479,11 @@ impl Pipeline {
         self.device.capture_shortfall()
     }
 
+    /// How much earlier the next tick may come (see [`AudioDevice::capture_lead`]).
+    pub(super) fn capture_lead(&mut self) -> Option<Duration> {
+        self.device.capture_lead()
+    }
+
     /// Nothing needs the clock: no stream, tone, sound check, recording or device switch
     /// under way. The media thread then sleeps until the next order instead of ticking.
     pub(super) fn is_idle(&self) -> bool {

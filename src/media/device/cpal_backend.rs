@@ -420,7 +420,11 @@ pub(super) struct CpalDevice {
     output: Endpoint<Playback>,
     ring: Option<Endpoint<Playback>>,
     ring_mix: RingMix,
+    /// Ticks so far (counted at each frame read), and the last one whose devices were polled:
+    /// the pipeline asks for notices until there are none, and only the first ask of a tick
+    /// polls (reopen timers, dropout reports and the latency log run on ticks).
     tick: u64,
+    polled: u64,
     xruns: XrunReporter,
     notices: VecDeque<DeviceNotice>,
     /// The cushions last logged: capture margin, headset margin and period (device samples).
@@ -452,6 +456,7 @@ impl CpalDevice {
             ring,
             ring_mix: RingMix::new(),
             tick: 0,
+            polled: 0,
             // The first report comes after 5 s at the earliest.
             xruns: XrunReporter {
                 reported: (0, 0),
@@ -465,6 +470,7 @@ impl CpalDevice {
 
 impl AudioDevice for CpalDevice {
     fn read_frame(&mut self, frame: &mut Frame) -> bool {
+        self.tick += 1;
         match self.input.stream() {
             Some(c) => c.path.read(frame),
             None => false,
@@ -488,38 +494,9 @@ impl AudioDevice for CpalDevice {
     }
 
     fn poll_notice(&mut self) -> Option<DeviceNotice> {
-        self.tick += 1;
-        let tick = self.tick;
-        let host = self.host;
-        let open_input = move |name: Option<&str>| open_capture(host, name);
-        let open_output = move |name: Option<&str>| open_playback(host, name, Direction::Output);
-        let open_ring = move |name: Option<&str>| open_playback(host, name, Direction::Ring);
-        if let Some(n) = self
-            .input
-            .poll(tick, |name| reopen_in_background(name, open_input))
-        {
-            self.notices.push_back(n);
-        }
-        if let Some(n) = self
-            .output
-            .poll(tick, |name| reopen_in_background(name, open_output))
-        {
-            self.notices.push_back(n);
-        }
-        if let Some(ring) = &mut self.ring {
-            if let Some(n) = ring.poll(tick, |name| reopen_in_background(name, open_ring)) {
-                self.notices.push_back(n);
-            }
-        }
-        if let Some(n) = self
-            .xruns
-            .poll(tick, self.input.xruns(), self.output_xruns())
-        {
-            self.notices.push_back(n);
-        }
-        self.log_cushions();
-        if tick % LATENCY_LOG_TICKS == 0 {
-            self.log_latency();
+        if self.polled != self.tick {
+            self.polled = self.tick;
+            self.poll_devices();
         }
         self.notices.pop_front()
     }
@@ -549,6 +526,10 @@ impl AudioDevice for CpalDevice {
 
     fn capture_shortfall(&mut self) -> Option<Duration> {
         self.input.stream()?.path.shortfall()
+    }
+
+    fn capture_lead(&mut self) -> Option<Duration> {
+        self.input.stream()?.path.take_lead()
     }
 
     fn is_switching(&self) -> bool {
@@ -587,6 +568,43 @@ impl AudioDevice for CpalDevice {
 }
 
 impl CpalDevice {
+    /// This tick's look at the devices: reopens lost ones, queues the notices, logs.
+    fn poll_devices(&mut self) {
+        let tick = self.tick;
+
+        let host = self.host;
+        let open_input = move |name: Option<&str>| open_capture(host, name);
+        let open_output = move |name: Option<&str>| open_playback(host, name, Direction::Output);
+        let open_ring = move |name: Option<&str>| open_playback(host, name, Direction::Ring);
+        if let Some(n) = self
+            .input
+            .poll(tick, |name| reopen_in_background(name, open_input))
+        {
+            self.notices.push_back(n);
+        }
+        if let Some(n) = self
+            .output
+            .poll(tick, |name| reopen_in_background(name, open_output))
+        {
+            self.notices.push_back(n);
+        }
+        if let Some(ring) = &mut self.ring {
+            if let Some(n) = ring.poll(tick, |name| reopen_in_background(name, open_ring)) {
+                self.notices.push_back(n);
+            }
+        }
+        if let Some(n) = self
+            .xruns
+            .poll(tick, self.input.xruns(), self.output_xruns())
+        {
+            self.notices.push_back(n);
+        }
+        self.log_cushions();
+        if tick % LATENCY_LOG_TICKS == 0 {
+            self.log_latency();
+        }
+    }
+
     /// Logs the rings' cushions when they moved (at most every 2 s: they move once a window).
     fn log_cushions(&mut self) {
         let capture = self.input.stream().map_or(0, |c| c.path.margin());
@@ -603,18 +621,20 @@ impl CpalDevice {
     }
 
     /// Logs the latency breakdown of the microphone and headset paths over the last 5 s
-    /// (`latency.rs`): what the rings and the audio system held, and the periods; and what
+    /// (`latency.rs`): what the rings and the audio system held, and the periods; how far the
+    /// capture cushion moved the media clock's phase earlier so far (`capture_led_ms`); and what
     /// the dropouts so far were (since each stream opened): xruns the audio system reported,
     /// a full microphone ring, a microphone frame missing (or a backlog trimmed) at a tick,
     /// the headset's callback finding its ring empty, headset frames dropped to bound latency.
     fn log_latency(&mut self) {
-        let (capture, capture_period, capture_drops) = match self.input.stream() {
+        let (capture, capture_period, capture_drops, capture_led) = match self.input.stream() {
             Some(c) => {
                 let errors = c.flags.system_errors();
                 let drops = (errors, c.flags.xruns() - errors, c.path.glitches());
-                (Some(c.path.take_latency()), Some(c.path.period_ms()), drops)
+                let (latency, period) = (c.path.take_latency(), c.path.period_ms());
+                (Some(latency), Some(period), drops, Some(c.path.led_ms()))
             }
-            None => (None, None, (0, 0, 0)),
+            None => (None, None, (0, 0, 0), None),
         };
         let (headset, headset_period, headset_drops) = match self.output.stream() {
             Some(p) => {
@@ -631,6 +651,7 @@ impl CpalDevice {
             capture_ring_ms = tenth(capture.and_then(|m| m.ring_ms)),
             capture_device_ms = tenth(capture.and_then(|m| m.device_ms)),
             capture_period_ms = tenth(capture_period),
+            capture_led_ms = tenth(capture_led),
             headset_ring_ms = tenth(headset.and_then(|m| m.ring_ms)),
             headset_device_ms = tenth(headset.and_then(|m| m.device_ms)),
             headset_period_ms = tenth(headset_period),

@@ -21,7 +21,8 @@
 //!   cpal input callback ──► rtrb ring (200 ms, device rate, mono f32) ──► read_frame ─► Frame
 //!     (downmix to mono,          │ full → xrun       (a frame + the adaptive cushion's margin,
 //!      no alloc/lock/log)        ▼                    backlog dropped; resample → 48 kHz;
-//!                                                     capture_shortfall: how long until then)
+//!                                                     capture_shortfall: how long until then;
+//!                                                     capture_lead: how much earlier it may come)
 //!
 //!   Frame ─► write_frame ──► rtrb ring (a period + margin, ≤ 30 ms more) ──► cpal output
 //!            (+ pending ring frame when there is no ring device,      callback (copy to every
@@ -182,6 +183,14 @@ pub trait AudioDevice: Send {
     /// and so phase its tick just after the capture callback that completes the frame.
     /// `None`: the frame is there, or waiting would not help (files, null, priming, no stream).
     fn capture_shortfall(&mut self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// How much earlier the media thread's next tick may come, when the microphone's frames
+    /// waited in its ring longer than the sound card's timing needs: the latency the capture
+    /// cushion gives back, taken by moving the clock's phase rather than by dropping audio.
+    /// `None`: nothing to give back (and always for files and null).
+    fn capture_lead(&mut self) -> Option<std::time::Duration> {
         None
     }
 }

@@ -88,6 +88,11 @@ pub(super) struct CapturePath {
     /// The stream's dropouts as of the last read: a shortfall right after one is lost audio,
     /// not late callbacks, and does not grow the margin.
     xruns_seen: u64,
+    /// Device samples the cushion gave back since the media thread last asked: it moves its
+    /// tick that much earlier (see [`CapturePath::take_lead`]).
+    lead: usize,
+    /// All the lead given so far (device samples), for the latency log.
+    led: u64,
     rate: u32,
     meter: StageMeter,
 }
@@ -124,6 +129,8 @@ impl CapturePath {
             max_queued: samples(rate, CAPTURE_MAX_MS),
             glitches: 0,
             xruns_seen: 0,
+            lead: 0,
+            led: 0,
             rate,
             meter: StageMeter::default(),
         })
@@ -154,6 +161,25 @@ impl CapturePath {
         }
         self.primed = false;
         self.xruns_seen = self.flags.xruns();
+        self.lead = 0;
+    }
+
+    /// All the lead given since the stream opened, in milliseconds.
+    pub(super) fn led_ms(&self) -> f64 {
+        self.led as f64 * 1000.0 / f64::from(self.rate.max(1))
+    }
+
+    /// How much earlier the media thread's next tick may come: margin the cushion gave back
+    /// (up to a frame). The audio is not dropped for it: a tick that comes earlier finds less
+    /// waiting in the ring. On a sound card whose clock runs faster than the system's the
+    /// microphone's margin grows steadily; dropping it kept the media clock at the system's
+    /// pace while the headset, on the card's clock, drained its ring faster than the ticks
+    /// filled it and ran dry about once a minute. Moving the tick keeps the card's pace.
+    /// `None` when there is nothing to give back.
+    pub(super) fn take_lead(&mut self) -> Option<Duration> {
+        let lead = std::mem::take(&mut self.lead);
+        (lead > 0 && self.rate > 0)
+            .then(|| Duration::from_micros(lead as u64 * 1_000_000 / u64::from(self.rate)))
     }
 
     /// The latency breakdown since the last call: the samples left in the ring behind each
@@ -213,7 +239,12 @@ impl CapturePath {
             return false;
         }
         if let Move::Shrink(n) = self.cushion.tick(Some(queued - need), period, false) {
-            if let Ok(chunk) = self.ring.read_chunk(n.min(queued - need)) {
+            // The tick comes earlier instead (see `take_lead`), by at most a frame; a backlog
+            // beyond that (a burst from the audio system) is stale audio, dropped at once.
+            let lead = n.min(need);
+            self.lead += lead;
+            self.led += lead as u64;
+            if let Ok(chunk) = self.ring.read_chunk((n - lead).min(queued - need)) {
                 chunk.commit_all();
             }
         }
@@ -913,6 +944,157 @@ mod tests {
             "margin {} samples",
             path.margin()
         );
+    }
+
+    /// One end of a call on a sound server whose microphone and headset share a clock: the
+    /// callbacks in time order, the two streams and what the headset's callbacks found.
+    struct OneEnd {
+        /// (when, is capture): a capture callback runs once its period is recorded, a
+        /// playback callback when the device is about to play its period.
+        callbacks: Vec<(u64, bool)>,
+        done: usize,
+        mic: CaptureCallback,
+        headset: PlaybackCallback,
+        playback: PlaybackPath,
+        input: Vec<f32>,
+        output: Vec<f32>,
+        /// From this time on, the fill each headset callback finds is counted.
+        settle: u64,
+        fills: (usize, usize, usize),
+    }
+
+    impl OneEnd {
+        /// Runs the callbacks due up to `t` (µs).
+        fn run_until(&mut self, t: u64) {
+            while let Some(&(at, is_capture)) = self.callbacks.get(self.done) {
+                if at > t {
+                    break;
+                }
+                if is_capture {
+                    self.mic.process(&self.input);
+                } else {
+                    if at >= self.settle {
+                        let fill = self.playback.queued();
+                        self.fills.0 = self.fills.0.min(fill);
+                        self.fills.1 += fill;
+                        self.fills.2 += 1;
+                    }
+                    self.headset.process(&mut self.output);
+                }
+                self.done += 1;
+            }
+        }
+    }
+
+    /// One end of a call on a sound server whose microphone and headset share a clock
+    /// (3.3 ms periods, callbacks up to 1 ms late, one in 2,000 up to 4 ms late), with the
+    /// media thread's rule from `engine.rs`: a tick that finds its frame short by at most a
+    /// period waits (in steps of at least 0.5 ms, 6 ms at most) for the callback that
+    /// completes it and keeps that phase; the capture cushion's give-back moves the next tick
+    /// earlier (by a frame at most). What the minutes after the first saw: the headset's dropouts, the
+    /// microphone's, and the least and mean fill of the headset's ring (ms).
+    fn simulate_one_end(seconds: u64, fast_ppm: i64) -> (u64, u64, f64, f64) {
+        const PERIOD: usize = 160;
+        let mut dice = Dice(0x5851_f42d_4c95_7f2d);
+        let until = seconds * 1_000_000;
+        let span = |n: u64| n * 1_000_000 / 48_000;
+        let mut callbacks = Vec::new();
+        for k in 0.. {
+            // The sound card's clock runs `fast_ppm` faster than the system's.
+            let on_card = |us: u64| us * 1_000_000 / (1_000_000 + fast_ppm).unsigned_abs();
+            let due = on_card(span(k * PERIOD as u64));
+            if due > until {
+                break;
+            }
+            for is_capture in [true, false] {
+                let late = if dice.below(2_000) == 0 {
+                    dice.below(4_000)
+                } else {
+                    dice.below(1_000)
+                };
+                let at = if is_capture {
+                    due + on_card(span(PERIOD as u64))
+                } else {
+                    due
+                };
+                callbacks.push((at + late, is_capture));
+            }
+        }
+        callbacks.sort_by_key(|&(t, _)| t);
+        let (cap_prod, cap_cons) = ring(48_000);
+        let (play_prod, play_cons) = ring(48_000);
+        let (cap_flags, play_flags) = (flags(), flags());
+        let mut capture =
+            CapturePath::new(cap_cons, 48_000, cap_flags.clone(), PERIOD).expect("48k");
+        let settle = 60_000_000;
+        let mut end = OneEnd {
+            callbacks,
+            done: 0,
+            mic: CaptureCallback::new(cap_prod, 1, cap_flags),
+            headset: PlaybackCallback::new(play_cons, 1, play_flags.clone()),
+            playback: PlaybackPath::new(play_prod, 48_000, play_flags.clone(), PERIOD)
+                .expect("48k"),
+            input: vec![0.25; PERIOD],
+            output: vec![0.0; PERIOD],
+            settle,
+            fills: (usize::MAX, 0, 0),
+        };
+        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut next = 5_000u64;
+        let (mut mic_misses, mut dry_at_settle) = (0, None);
+        while next < until - 100_000 {
+            // The thread wakes up to 0.3 ms late.
+            let start = next + dice.below(300);
+            let mut t = start;
+            end.run_until(t);
+            while let Some(short) = capture.shortfall() {
+                let wait = u64::try_from(short.as_micros()).expect("short").max(500);
+                if t - start + wait > 6_000 {
+                    break;
+                }
+                t += wait;
+                end.run_until(t);
+            }
+            if capture.shortfall().is_none() {
+                next += t - start;
+            }
+            if next >= settle && dry_at_settle.is_none() {
+                dry_at_settle = Some(play_flags.ran_dry());
+            }
+            if !capture.read(&mut frame) && next >= settle {
+                mic_misses += 1;
+            }
+            end.playback.write(&frame);
+            next += 20_000;
+            if let Some(lead) = capture.take_lead() {
+                next -= u64::try_from(lead.as_micros()).expect("lead").min(20_000);
+            }
+        }
+        let dry = play_flags.ran_dry() - dry_at_settle.unwrap_or(0);
+        let ms = |samples: usize| samples as f64 / 48.0;
+        let (low, sum, count) = end.fills;
+        (dry, mic_misses, ms(low), ms(sum) / count.max(1) as f64)
+    }
+
+    /// The media clock keeps the microphone's pace: the capture cushion's give-back moves
+    /// the tick earlier, so the headset's ring, filled at the ticks, does not drain — on a
+    /// sound card whose clock is the system's, and on one 300 ppm faster or slower (a USB
+    /// headset's crystal; the private PulseAudio of the latency bench ran about 300 ppm
+    /// faster than the media clock). When the give-back dropped audio instead, the tick
+    /// never moved earlier: on the faster card the headset's ring ran dry about once a
+    /// minute (10 times in the ten minutes after the first, mean fill 21.8 ms).
+    #[test]
+    fn the_media_clock_keeps_the_microphones_pace_and_the_headset_its_fill() {
+        for fast_ppm in [0, 300, -300] {
+            let (dry, mic_misses, low_ms, mean_ms) = simulate_one_end(660, fast_ppm);
+            assert_eq!(
+                dry, 0,
+                "{fast_ppm} ppm: the headset ran dry (mean fill {mean_ms:.1} ms)"
+            );
+            assert_eq!(mic_misses, 0, "{fast_ppm} ppm: microphone frames missed");
+            assert!(low_ms > 0.0, "{fast_ppm} ppm: least fill {low_ms} ms");
+            assert!(mean_ms < 18.0, "{fast_ppm} ppm: mean fill {mean_ms:.1} ms");
+        }
     }
 
     /// A sound server's steady 5 ms callbacks with a rare long delay (one in 1,000 up to 6 ms
