@@ -178,8 +178,12 @@ impl CapturePath {
     /// `None` when there is nothing to give back.
     pub(super) fn take_lead(&mut self) -> Option<Duration> {
         let lead = std::mem::take(&mut self.lead);
-        (lead > 0 && self.rate > 0)
-            .then(|| Duration::from_micros(lead as u64 * 1_000_000 / u64::from(self.rate)))
+        (lead > 0 && self.rate > 0).then(|| self.time_of(lead))
+    }
+
+    /// How long `samples` last at the device's rate (which is not 0).
+    fn time_of(&self, samples: usize) -> Duration {
+        Duration::from_micros(samples as u64 * 1_000_000 / u64::from(self.rate))
     }
 
     /// The latency breakdown since the last call: the samples left in the ring behind each
@@ -200,8 +204,7 @@ impl CapturePath {
             .map_or(FRAME_SAMPLES, |r| r.input_frames_next());
         let keep = need + self.cushion.margin();
         let missing = keep.checked_sub(self.ring.slots()).filter(|&n| n > 0)?;
-        (missing <= self.cushion.period())
-            .then(|| Duration::from_micros(missing as u64 * 1_000_000 / u64::from(self.rate)))
+        (missing <= self.cushion.period()).then(|| self.time_of(missing))
     }
 
     /// The next 20 ms at 48 kHz, or `false` while priming or on underrun.
