@@ -21,12 +21,11 @@
 //! work of a tick is `pipeline.rs`, the sockets `net.rs` (datagrams read into the pipeline at
 //! each tick with their kernel receive times, its packets sent after it). One wake-up per
 //! frame: the thread sleeps between ticks, whatever arrives. With a sound card the clock
-//! follows the microphone's: when a tick finds its frame a little short (at most a callback
-//! period) it waits for the callback that completes it (at most 6 ms) and keeps that phase,
-//! so audio does not sit in the capture ring for the rest of a tick; when the frames wait
-//! longer than the device's timing needs, the capture cushion's give-back moves the phase
-//! earlier instead of dropping audio. Both ways, the clock keeps the microphone's pace, and
-//! the headset's ring, filled at the ticks, keeps its fill. The thread owns the
+//! follows the microphone's (the rule is `clock.rs`): when a tick finds its frame a little
+//! short (at most a callback period) it waits for the callback that completes it (at most
+//! 6 ms) and keeps that phase, so audio does not sit in the capture ring for the rest of a
+//! tick; when the frames wait longer than the device's timing needs, the capture cushion's
+//! give-back moves the phase earlier instead of dropping audio. The thread owns the
 //! device and the RTP sockets; nothing is shared with locks. The audio callbacks of the device
 //! (`device/realtime.rs`) are the only real-time code; this thread may allocate when a call
 //! starts, never per frame — with one exception: an SRTP line's packets go through
@@ -39,17 +38,11 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 
 use super::api::{Control, EngineConfig, LineSockets, Report};
+use super::clock::MediaClock;
 use super::device::AudioDevice;
 use super::net::LineNet;
 use super::pipeline::Pipeline;
 use super::tones::MusicOnHold;
-use super::FRAME_MS;
-
-/// Longest the tick waits for a microphone frame a sound card is a little short of.
-const MAX_CAPTURE_WAIT: Duration = Duration::from_millis(6);
-/// Shortest such wait: the callback that completes the frame may come later than its
-/// samples' duration says.
-const MIN_CAPTURE_WAIT: Duration = Duration::from_micros(500);
 
 /// Why the engine could not start.
 #[derive(Debug, Error)]
@@ -147,11 +140,10 @@ fn run(
         Ok(nice) => tracing::info!(nice, "media thread priority raised"),
         Err(e) => tracing::info!(error = %e, "media thread keeps the default priority"),
     }
-    let frame = Duration::from_millis(u64::from(FRAME_MS));
     let mut events = mio::Events::with_capacity(16);
-    let mut next = now();
+    let mut clock = MediaClock::new(now());
     // The previous read of the sockets: nothing read at a tick arrived before it.
-    let mut last_read = next;
+    let mut last_read = now();
     // Tick k reads the k-th microphone frame: with file audio this line lets a test turn
     // sample positions into wall-clock times (and so measure the mouth-to-ear delay).
     let unix_ms = wallclock()
@@ -167,18 +159,17 @@ fn run(
             }
         }
         let mut t = now();
-        if t < next {
-            thread::sleep(next - t);
+        if let Some(sleep) = clock.until_due(t) {
+            thread::sleep(sleep);
             continue;
         }
-        let catching_up = t.saturating_duration_since(next) > MAX_CAPTURE_WAIT;
-        if let Some(waited) = (!catching_up)
+        if let Some(waited) = clock
+            .may_wait(t)
             .then(|| wait_for_capture(&mut pipeline, t))
             .flatten()
         {
-            // The tick now follows the capture callback that completes a frame: keep that
-            // phase for the ticks to come.
-            next += waited;
+            // The tick now follows the capture callback that completes a frame.
+            clock.keep_phase(waited);
             t += waited;
         }
         let wall = wallclock();
@@ -195,17 +186,9 @@ fn run(
         last_read = t;
         pipeline.tick(t, wall);
         net.flush(&mut pipeline);
-        next += frame;
-        if let Some(lead) = pipeline.capture_lead() {
-            // The microphone's frames waited longer than its timing needs: come earlier.
-            next = next.checked_sub(lead.min(frame)).unwrap_or(next);
-        }
-        if t > next + frame * 5 {
-            // We fell far behind (suspend, debugger): restart the clock.
-            next = t + frame;
-        }
+        clock.ticked(t, pipeline.capture_lead());
         if pipeline.is_idle() {
-            if !idle(&mut pipeline, &mut net, &control, &mut next) {
+            if !idle(&mut pipeline, &mut net, &control, &mut clock) {
                 return;
             }
             last_read = now();
@@ -213,45 +196,33 @@ fn run(
     }
 }
 
-/// Waits (at most [`MAX_CAPTURE_WAIT`], in steps of at least [`MIN_CAPTURE_WAIT`]) for a
-/// microphone frame the sound card is a little short of; how long it took, if it waited and
-/// the frame came. A frame that does not come in time is the device's dropout, as before.
+/// Waits (as [`MediaClock::wait_for_frame`] says) for a microphone frame the sound card is
+/// a little short of; how long it took, if it waited and the frame came.
 fn wait_for_capture(pipeline: &mut Pipeline, since: Instant) -> Option<Duration> {
-    let mut waited = false;
-    while let Some(short) = pipeline.capture_shortfall() {
-        let elapsed = now().saturating_duration_since(since);
-        let wait = short.max(MIN_CAPTURE_WAIT);
-        if elapsed + wait > MAX_CAPTURE_WAIT {
-            return None;
-        }
-        thread::sleep(wait);
-        waited = true;
-    }
-    waited.then(|| now().saturating_duration_since(since))
+    MediaClock::wait_for_frame(
+        || pipeline.capture_shortfall(),
+        |wait| {
+            thread::sleep(wait);
+            now().saturating_duration_since(since)
+        },
+    )
 }
 
 /// Sleeps until the next order while the pipeline is idle (the device paused), then applies
-/// it, skipping the ticks that went by so the clock keeps its grid (`next` is moved past
-/// now); false when the driver has hung up.
+/// it, skipping the ticks that went by so the clock keeps its grid; false when the driver
+/// has hung up.
 fn idle(
     pipeline: &mut Pipeline,
     net: &mut LineNet,
     control: &mpsc::Receiver<Control>,
-    next: &mut Instant,
+    clock: &mut MediaClock,
 ) -> bool {
     pipeline.pause();
     let Ok(order) = control.recv() else {
         return false;
     };
     let t = now();
-    let frame = Duration::from_millis(u64::from(FRAME_MS));
-    let missed = if t >= *next {
-        u64::try_from(t.duration_since(*next).as_nanos() / frame.as_nanos()).unwrap_or(u64::MAX) + 1
-    } else {
-        0
-    };
-    *next += frame.saturating_mul(u32::try_from(missed).unwrap_or(u32::MAX));
-    pipeline.resume(missed);
+    pipeline.resume(clock.skip_to(t));
     // Datagrams that came while idle belong to no stream: read (and drop) them now, before
     // the order can start one.
     net.receive_all(pipeline, t, wallclock());

@@ -4,12 +4,13 @@
 //! [`CodecKind`] and addresses.
 //!
 //! - [`api`]: the vocabulary between the driver and the media thread (orders, reports).
-//! - [`engine`]: the media thread and its clock; `pipeline` is the work of one tick.
+//! - [`engine`]: the media thread; `clock` the rule of its 20 ms clock, `pipeline` one tick.
 //! - [`device`]: headset and ring device (cpal, WAV files, null).
 //! - [`rtp`] / [`rtcp`]: the RTP wire format and one leg's RTCP state; [`srtp`] protects both.
 //! - [`jitter`], [`codec`], [`g722`], [`dtmf`], [`mixer`], [`tones`], [`voice`], [`recorder`].
 
 pub mod api;
+mod clock;
 pub mod codec;
 pub mod device;
 pub mod dtmf;

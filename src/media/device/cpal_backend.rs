@@ -622,39 +622,51 @@ impl CpalDevice {
 
     /// Logs the latency breakdown of the microphone and headset paths over the last 5 s
     /// (`latency.rs`): what the rings and the audio system held, and the periods; how far the
-    /// capture cushion moved the media clock's phase earlier so far (`capture_led_ms`); and what
+    /// capture cushion moved the media clock's phase earlier so far (`capture_led_ms`); how
+    /// far each stream's callbacks are ahead of the ticks since it started (`*_ahead_ms`,
+    /// `latency.rs`); and what
     /// the dropouts so far were (since each stream opened): xruns the audio system reported,
     /// a full microphone ring, a microphone frame missing (or a backlog trimmed) at a tick,
     /// the headset's callback finding its ring empty, headset frames dropped to bound latency.
     fn log_latency(&mut self) {
-        let (capture, capture_period, capture_drops, capture_led) = match self.input.stream() {
-            Some(c) => {
-                let errors = c.flags.system_errors();
-                let drops = (errors, c.flags.xruns() - errors, c.path.glitches());
-                let (latency, period) = (c.path.take_latency(), c.path.period_ms());
-                (Some(latency), Some(period), drops, Some(c.path.led_ms()))
-            }
-            None => (None, None, (0, 0, 0), None),
-        };
-        let (headset, headset_period, headset_drops) = match self.output.stream() {
+        let (capture, capture_period, capture_drops, capture_led, capture_ahead) =
+            match self.input.stream() {
+                Some(c) => {
+                    let errors = c.flags.system_errors();
+                    let drops = (errors, c.flags.xruns() - errors, c.path.glitches());
+                    let (latency, period) = (c.path.take_latency(), c.path.period_ms());
+                    let (led, pace) = (c.path.led_ms(), c.path.ahead_ms());
+                    (Some(latency), Some(period), drops, Some(led), pace)
+                }
+                None => (None, None, (0, 0, 0), None, None),
+            };
+        let (headset, headset_period, headset_drops, headset_ahead) = match self.output.stream() {
             Some(p) => {
                 let drops = (
                     p.flags.system_errors(),
                     p.flags.ran_dry(),
                     p.path.glitches(),
                 );
-                (Some(p.path.take_latency()), Some(p.path.period_ms()), drops)
+                let latency = p.path.take_latency();
+                (
+                    Some(latency),
+                    Some(p.path.period_ms()),
+                    drops,
+                    p.path.ahead_ms(),
+                )
             }
-            None => (None, None, (0, 0, 0)),
+            None => (None, None, (0, 0, 0), None),
         };
         tracing::info!(
             capture_ring_ms = tenth(capture.and_then(|m| m.ring_ms)),
             capture_device_ms = tenth(capture.and_then(|m| m.device_ms)),
             capture_period_ms = tenth(capture_period),
             capture_led_ms = tenth(capture_led),
+            capture_ahead_ms = tenth(capture_ahead),
             headset_ring_ms = tenth(headset.and_then(|m| m.ring_ms)),
             headset_device_ms = tenth(headset.and_then(|m| m.device_ms)),
             headset_period_ms = tenth(headset_period),
+            headset_ahead_ms = tenth(headset_ahead),
             capture_xruns = capture_drops.0,
             capture_ring_full = capture_drops.1,
             capture_short = capture_drops.2,

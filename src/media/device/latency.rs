@@ -4,7 +4,10 @@
 //! (`paths.rs`): the samples a frame waits in the ring, and the device delays the callbacks
 //! took from cpal's timestamps (`realtime.rs`, atomics only). Every few seconds
 //! `cpal_backend.rs` logs the means (`audio latency` lines), which the latency bench reads.
-//! Pure arithmetic: no clock, no allocation.
+//! Beside the stages, each stream's pace against the media clock (`PaceMeter`): the
+//! samples its callbacks carried per tick, which tells a sound card whose clock parts from
+//! the ticks (a headset that drains its ring, a microphone that fills its) from late
+//! callbacks. Pure arithmetic: no clock, no allocation.
 //!
 //! ```text
 //!   capture:  device delay dc (the audio system's, at a callback: oldest sample's wait)
@@ -14,6 +17,8 @@
 //!             device delay dp (at a callback, before its samples: what is queued below)
 //!             first sample's wait ≈ r + dp + period/2
 //! ```
+
+use crate::media::FRAME_MS;
 
 /// The means of one window, in milliseconds (`None`: nothing was measured).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,6 +62,43 @@ impl StageMeter {
     }
 }
 
+/// A stream's pace against the media clock since the stream started (or resumed): how far
+/// the samples its callbacks carried are ahead of the ticks' (a frame each), in
+/// milliseconds. A steady slope is a sound card whose clock parts from the ticks (a headset
+/// that drains its ring when positive, a microphone that fills its); a step is a burst (the
+/// audio system late, then catching up). Exact to a callback's period.
+#[derive(Debug, Default)]
+pub(super) struct PaceMeter {
+    /// The samples carried at the first tick, and the ticks since.
+    origin: Option<u64>,
+    ticks: u64,
+    carried: u64,
+}
+
+impl PaceMeter {
+    /// One tick, with the samples the stream's callbacks carried so far.
+    pub(super) fn tick(&mut self, carried: u64) {
+        match self.origin {
+            None => self.origin = Some(carried),
+            Some(_) => self.ticks += 1,
+        }
+        self.carried = carried;
+    }
+
+    /// Starts over (the stream resumed after a pause: its idle callbacks are no pace).
+    pub(super) fn restart(&mut self) {
+        *self = PaceMeter::default();
+    }
+
+    /// How far the stream (at `rate` Hz) is ahead of the ticks, in ms; `None` before a tick.
+    pub(super) fn ahead_ms(&self, rate: u32) -> Option<f64> {
+        let origin = self.origin?;
+        let carried = self.carried.saturating_sub(origin) as f64;
+        let ticked = self.ticks as f64 * f64::from(rate) * f64::from(FRAME_MS) / 1000.0;
+        (rate > 0).then(|| (carried - ticked) * 1000.0 / f64::from(rate))
+    }
+}
+
 /// Rounds to 0.1 ms for the log.
 pub(super) fn tenth(ms: Option<f64>) -> f64 {
     ms.map_or(f64::NAN, |x| (x * 10.0).round() / 10.0)
@@ -65,6 +107,31 @@ pub(super) fn tenth(ms: Option<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pace_counts_the_samples_ahead_of_the_ticks_from_the_first_tick_on() {
+        let mut pace = PaceMeter::default();
+        assert_eq!(pace.ahead_ms(48_000), None);
+        // 7,000 samples before the first tick (an idle stream's) are not counted.
+        pace.tick(7_000);
+        assert_eq!(pace.ahead_ms(48_000), Some(0.0));
+        // 1,000 ticks of 20 ms at 48 kHz with 960.288 samples each: 300 ppm fast, 6 ms ahead.
+        for k in 1..=1_000 {
+            pace.tick(7_000 + k * 960 + k * 288 / 1_000);
+        }
+        let ahead = pace.ahead_ms(48_000).expect("a pace");
+        assert!((ahead - 6.0).abs() < 1e-9, "{ahead}");
+        // A device behind the ticks (50 ticks at 16 kHz, 200 samples short); then a restart
+        // forgets all of it.
+        let mut slow = PaceMeter::default();
+        slow.tick(0);
+        for k in 1..=50 {
+            slow.tick(k * 316);
+        }
+        assert!((slow.ahead_ms(16_000).expect("a pace") + 12.5).abs() < 1e-9);
+        slow.restart();
+        assert_eq!(slow.ahead_ms(16_000), None);
+    }
 
     #[test]
     fn means_per_window_then_empty() {

@@ -32,7 +32,7 @@ use rubato::audioadapter_buffers::direct::InterleavedSlice;
 use rubato::{Fft, FixedSync, Resampler};
 
 use super::cushion::{Cushion, Move};
-use super::latency::{StageMeans, StageMeter};
+use super::latency::{PaceMeter, StageMeans, StageMeter};
 use super::realtime::StreamFlags;
 use super::DeviceError;
 use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
@@ -95,6 +95,7 @@ pub(super) struct CapturePath {
     led: u64,
     rate: u32,
     meter: StageMeter,
+    pace: PaceMeter,
 }
 
 impl CapturePath {
@@ -133,6 +134,7 @@ impl CapturePath {
             led: 0,
             rate,
             meter: StageMeter::default(),
+            pace: PaceMeter::default(),
         })
     }
 
@@ -162,6 +164,7 @@ impl CapturePath {
         self.primed = false;
         self.xruns_seen = self.flags.xruns();
         self.lead = 0;
+        self.pace.restart();
     }
 
     /// All the lead given since the stream opened, in milliseconds.
@@ -192,6 +195,12 @@ impl CapturePath {
         self.meter.take(self.rate)
     }
 
+    /// How far the device's callbacks are ahead of the ticks since the stream started or
+    /// resumed, in ms (`latency.rs`).
+    pub(super) fn ahead_ms(&self) -> Option<f64> {
+        self.pace.ahead_ms(self.rate)
+    }
+
     /// How long until the next [`read`](Self::read) has its frame and margin, when it is
     /// short by at most one observed period after having been primed; `None` otherwise.
     pub(super) fn shortfall(&self) -> Option<Duration> {
@@ -210,6 +219,7 @@ impl CapturePath {
     /// The next 20 ms at 48 kHz, or `false` while priming or on underrun.
     pub(super) fn read(&mut self, frame: &mut Frame) -> bool {
         self.meter.device(self.flags.take_delays());
+        self.pace.tick(self.flags.carried());
         let need = self
             .resampler
             .as_ref()
@@ -299,6 +309,7 @@ pub(super) struct PlaybackPath {
     dropping: bool,
     rate: u32,
     meter: StageMeter,
+    pace: PaceMeter,
 }
 
 impl PlaybackPath {
@@ -333,6 +344,7 @@ impl PlaybackPath {
             dropping: false,
             rate,
             meter: StageMeter::default(),
+            pace: PaceMeter::default(),
         };
         path.queue_silence(path.cushion.period() + path.cushion.margin());
         Ok(path)
@@ -370,6 +382,13 @@ impl PlaybackPath {
     /// cushion.
     pub(super) fn resume(&mut self) {
         self.resuming = true;
+        self.pace.restart();
+    }
+
+    /// How far the device's callbacks are ahead of the ticks since the stream started or
+    /// resumed, in ms (`latency.rs`; ahead: draining the ring).
+    pub(super) fn ahead_ms(&self) -> Option<f64> {
+        self.pace.ahead_ms(self.rate)
     }
 
     fn queue_silence(&mut self, n: usize) {
@@ -384,6 +403,7 @@ impl PlaybackPath {
         let period = self.flags.take_period();
         let low = self.flags.take_low_water();
         self.meter.device(self.flags.take_delays());
+        self.pace.tick(self.flags.carried());
         let dry = self.flags.ran_dry();
         let ran_dry = dry > self.dry_seen && !self.resuming;
         self.dry_seen = dry;
@@ -459,7 +479,9 @@ impl PlaybackPath {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::clock::MediaClock;
     use crate::media::device::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
+    use crate::sip::timer::epoch;
     use std::f64::consts::PI;
     use std::sync::Arc;
 
@@ -990,11 +1012,10 @@ mod tests {
     }
 
     /// One end of a call on a sound server whose microphone and headset share a clock
-    /// (3.3 ms periods, callbacks up to 1 ms late, one in 2,000 up to 4 ms late), with the
-    /// media thread's rule from `engine.rs`: a tick that finds its frame short by at most a
-    /// period waits (in steps of at least 0.5 ms, 6 ms at most) for the callback that
-    /// completes it and keeps that phase; the capture cushion's give-back moves the next tick
-    /// earlier (by a frame at most). What the minutes after the first saw: the headset's dropouts, the
+    /// (3.3 ms periods, callbacks up to 1 ms late, one in 2,000 up to 4 ms late), ticked by
+    /// the media thread's clock (`clock.rs`, the engine's rule: a tick waits for a frame a
+    /// little short and keeps that phase; the capture cushion's give-back moves the next
+    /// tick earlier). What the minutes after the first saw: the headset's dropouts, the
     /// microphone's, and the least and mean fill of the headset's ring (ms).
     fn simulate_one_end(seconds: u64, fast_ppm: i64) -> (u64, u64, f64, f64) {
         const PERIOD: usize = 160;
@@ -1043,35 +1064,41 @@ mod tests {
             fills: (usize::MAX, 0, 0),
         };
         let mut frame = [0i16; FRAME_SAMPLES];
-        let mut next = 5_000u64;
+        let t0 = epoch();
+        let micros = |d: Duration| u64::try_from(d.as_micros()).expect("µs");
+        // The simulated time (µs), and the media thread's clock on it.
+        let mut t = 5_000u64;
+        let mut clock = MediaClock::new(t0 + Duration::from_micros(t));
         let (mut mic_misses, mut dry_at_settle) = (0, None);
-        while next < until - 100_000 {
+        while t < until - 100_000 {
+            t += clock
+                .until_due(t0 + Duration::from_micros(t))
+                .map_or(0, micros);
             // The thread wakes up to 0.3 ms late.
-            let start = next + dice.below(300);
-            let mut t = start;
+            t += dice.below(300);
             end.run_until(t);
-            while let Some(short) = capture.shortfall() {
-                let wait = u64::try_from(short.as_micros()).expect("short").max(500);
-                if t - start + wait > 6_000 {
-                    break;
+            if clock.may_wait(t0 + Duration::from_micros(t)) {
+                let woke = t;
+                let waited = MediaClock::wait_for_frame(
+                    || capture.shortfall(),
+                    |wait| {
+                        t += micros(wait);
+                        end.run_until(t);
+                        Duration::from_micros(t - woke)
+                    },
+                );
+                if let Some(waited) = waited {
+                    clock.keep_phase(waited);
                 }
-                t += wait;
-                end.run_until(t);
             }
-            if capture.shortfall().is_none() {
-                next += t - start;
-            }
-            if next >= settle && dry_at_settle.is_none() {
+            if t >= settle && dry_at_settle.is_none() {
                 dry_at_settle = Some(play_flags.ran_dry());
             }
-            if !capture.read(&mut frame) && next >= settle {
+            if !capture.read(&mut frame) && t >= settle {
                 mic_misses += 1;
             }
             end.playback.write(&frame);
-            next += 20_000;
-            if let Some(lead) = capture.take_lead() {
-                next -= u64::try_from(lead.as_micros()).expect("lead").min(20_000);
-            }
+            clock.ticked(t0 + Duration::from_micros(t), capture.take_lead());
         }
         let dry = play_flags.ran_dry() - dry_at_settle.unwrap_or(0);
         let ms = |samples: usize| samples as f64 / 48.0;

@@ -50,6 +50,8 @@ pub(super) struct StreamFlags {
     /// capture callback's oldest sample waited above it, as the audio system reports.
     delay_us: AtomicU64,
     delays: AtomicU64,
+    /// Frames the callbacks carried since the stream opened: the device's pace.
+    carried: AtomicU64,
 }
 
 impl Default for StreamFlags {
@@ -63,6 +65,7 @@ impl Default for StreamFlags {
             low_water: AtomicUsize::new(usize::MAX),
             delay_us: AtomicU64::new(0),
             delays: AtomicU64::new(0),
+            carried: AtomicU64::new(0),
         }
     }
 }
@@ -95,9 +98,15 @@ impl StreamFlags {
         (self.delay_us.swap(0, Ordering::Relaxed), n)
     }
 
-    /// A callback carried `frames` (lock-free: one atomic max).
+    /// A callback carried `frames` (lock-free: an atomic max and an add).
     fn saw_callback(&self, frames: usize) {
         self.period.fetch_max(frames, Ordering::Relaxed);
+        self.carried.fetch_add(frames as u64, Ordering::Relaxed);
+    }
+
+    /// Frames the callbacks carried since the stream opened.
+    pub(super) fn carried(&self) -> u64 {
+        self.carried.load(Ordering::Relaxed)
     }
 
     /// Dropouts counted so far.
