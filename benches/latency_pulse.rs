@@ -212,7 +212,9 @@ fn main() {
     // Let the jitter buffer and the device cushions settle before clicking.
     thread::sleep(Duration::from_secs(3));
     let underruns_before = server.underruns();
+    let cpu_before = cpu_times();
     let call = clicks_through(&server, dir.path(), "call", seconds);
+    let stolen = stolen_share(cpu_before, cpu_times());
     let underruns = server.underruns() - underruns_before;
     caller.send("hangup");
     callee.wait_call_state(secs(5), 1, "ended");
@@ -262,6 +264,12 @@ fn main() {
         buffers.len()
     );
     let _ = writeln!(out, "   audio events: A {:?}, B {:?}", a_audio, b_audio);
+    let _ = writeln!(
+        out,
+        "   host: {stolen:.1} % of the CPU time went to other guests of the machine during the \
+         call (steal in /proc/stat); load average at the end: {}",
+        fs_first_fields("/proc/loadavg", 3)
+    );
     let loop_median = median(&loopback);
     let added_each: Vec<f64> = call.iter().map(|d| d - loop_median - buffer).collect();
     let added = median(&added_each);
@@ -308,6 +316,31 @@ fn main() {
         out,
         "   dropouts by kind (both ends, each stream since it opened): {}",
         kinds.join(", ")
+    );
+    // A headset behind the ticks by as much as the frames dropped: the server played
+    // silence for it instead of taking its audio (late itself, or starved of CPU).
+    // From the first line after the settling one to the last, so the streams' start is left
+    // out (a stream may start taking audio some 0.7 s after the first tick).
+    let behind = |log: &str| {
+        let change = |key| {
+            let values = latency_field(log, key);
+            match (values.first(), values.last()) {
+                (Some(first), Some(last)) => last - first,
+                _ => f64::NAN,
+            }
+        };
+        (
+            -change("headset_ahead_ms"),
+            change("headset_dropped") * PACKET_MS,
+        )
+    };
+    let (a_behind, b_behind) = (behind(&a_log), behind(&b_log));
+    let _ = writeln!(
+        out,
+        "   headsets fallen behind the ticks during the call (audio the server did not take): \
+         A {:.0} ms, B {:.0} ms; headset frames dropped meanwhile to bound the latency: A {:.0} \
+         ms, B {:.0} ms",
+        a_behind.0, b_behind.0, a_behind.1, b_behind.1
     );
     let field = |log: &str, key: &str| mean(&latency_field(log, key));
     let (cap_ring, cap_dev, cap_period) = (
@@ -517,6 +550,31 @@ fn command_line(program: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
         .unwrap_or_default()
+}
+
+/// All CPU time and the stolen part (jiffies), from the first line of /proc/stat.
+fn cpu_times() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (fields.iter().sum(), fields.get(7).copied().unwrap_or(0))
+}
+
+/// The share (%) of the CPU time between two readings that the hypervisor gave elsewhere.
+fn stolen_share(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let total = after.0.saturating_sub(before.0);
+    let stolen = after.1.saturating_sub(before.1);
+    if total == 0 {
+        return f64::NAN;
+    }
+    stolen as f64 * 100.0 / total as f64
 }
 
 fn fs_first_fields(path: &str, n: usize) -> String {
