@@ -624,10 +624,10 @@ impl CpalDevice {
     /// (`latency.rs`): what the rings and the audio system held, and the periods; how far the
     /// capture cushion moved the media clock's phase earlier so far (`capture_led_ms`); how
     /// far each stream's callbacks are ahead of the ticks since it started (`*_ahead_ms`,
-    /// `latency.rs`); and what
-    /// the dropouts so far were (since each stream opened): xruns the audio system reported,
-    /// a full microphone ring, a microphone frame missing (or a backlog trimmed) at a tick,
-    /// the headset's callback finding its ring empty, headset frames dropped to bound latency.
+    /// `latency.rs`); and what the dropouts so far were (since each stream opened): xruns the
+    /// audio system reported, a full microphone ring, a microphone frame missing (or a backlog
+    /// trimmed) at a tick, the headset's callback finding its ring empty, headset frames
+    /// dropped to bound latency.
     fn log_latency(&mut self) {
         let (capture, capture_period, capture_drops, capture_led, capture_ahead) =
             match self.input.stream() {
@@ -635,8 +635,8 @@ impl CpalDevice {
                     let errors = c.flags.system_errors();
                     let drops = (errors, c.flags.xruns() - errors, c.path.glitches());
                     let (latency, period) = (c.path.take_latency(), c.path.period_ms());
-                    let (led, pace) = (c.path.led_ms(), c.path.ahead_ms());
-                    (Some(latency), Some(period), drops, Some(led), pace)
+                    let (led, ahead) = (c.path.led_ms(), c.path.ahead_ms());
+                    (Some(latency), Some(period), drops, Some(led), ahead)
                 }
                 None => (None, None, (0, 0, 0), None, None),
             };
@@ -647,13 +647,8 @@ impl CpalDevice {
                     p.flags.ran_dry(),
                     p.path.glitches(),
                 );
-                let latency = p.path.take_latency();
-                (
-                    Some(latency),
-                    Some(p.path.period_ms()),
-                    drops,
-                    p.path.ahead_ms(),
-                )
+                let (latency, period) = (p.path.take_latency(), p.path.period_ms());
+                (Some(latency), Some(period), drops, p.path.ahead_ms())
             }
             None => (None, None, (0, 0, 0), None),
         };

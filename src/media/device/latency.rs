@@ -4,10 +4,10 @@
 //! (`paths.rs`): the samples a frame waits in the ring, and the device delays the callbacks
 //! took from cpal's timestamps (`realtime.rs`, atomics only). Every few seconds
 //! `cpal_backend.rs` logs the means (`audio latency` lines), which the latency bench reads.
-//! Beside the stages, each stream's pace against the media clock (`PaceMeter`): the
-//! samples its callbacks carried per tick, which tells a sound card whose clock parts from
-//! the ticks (a headset that drains its ring, a microphone that fills its) from late
-//! callbacks. Pure arithmetic: no clock, no allocation.
+//! Beside the stages, each stream's pace against the media clock (`PaceMeter`): how far its
+//! callbacks are ahead of the ticks, which tells a sound card whose clock parts from the
+//! ticks (a slope) from a burst of the audio system (a step). Pure arithmetic: no clock, no
+//! allocation.
 //!
 //! ```text
 //!   capture:  device delay dc (the audio system's, at a callback: oldest sample's wait)

@@ -1065,19 +1065,18 @@ mod tests {
         };
         let mut frame = [0i16; FRAME_SAMPLES];
         let t0 = epoch();
+        let at = |us: u64| t0 + Duration::from_micros(us);
         let micros = |d: Duration| u64::try_from(d.as_micros()).expect("µs");
         // The simulated time (µs), and the media thread's clock on it.
         let mut t = 5_000u64;
-        let mut clock = MediaClock::new(t0 + Duration::from_micros(t));
+        let mut clock = MediaClock::new(at(t));
         let (mut mic_misses, mut dry_at_settle) = (0, None);
         while t < until - 100_000 {
-            t += clock
-                .until_due(t0 + Duration::from_micros(t))
-                .map_or(0, micros);
+            t += clock.until_due(at(t)).map_or(0, micros);
             // The thread wakes up to 0.3 ms late.
             t += dice.below(300);
             end.run_until(t);
-            if clock.may_wait(t0 + Duration::from_micros(t)) {
+            if clock.may_wait(at(t)) {
                 let woke = t;
                 let waited = MediaClock::wait_for_frame(
                     || capture.shortfall(),
@@ -1098,7 +1097,7 @@ mod tests {
                 mic_misses += 1;
             }
             end.playback.write(&frame);
-            clock.ticked(t0 + Duration::from_micros(t), capture.take_lead());
+            clock.ticked(at(t), capture.take_lead());
         }
         let dry = play_flags.ran_dry() - dry_at_settle.unwrap_or(0);
         let ms = |samples: usize| samples as f64 / 48.0;
