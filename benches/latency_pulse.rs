@@ -342,6 +342,21 @@ fn main() {
          ms, B {:.0} ms",
         a_behind.0, b_behind.0, a_behind.1, b_behind.1
     );
+    // How much faster than the ticks each headset's frames were written at the end, to follow
+    // its card (`drift.rs`).
+    let drift = |log: &str| {
+        latency_field(log, "headset_drift_ppm")
+            .last()
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    let _ = writeln!(
+        out,
+        "   headsets' pace followed at the end (frames written faster than the ticks): A {:.0} \
+         ppm, B {:.0} ppm",
+        drift(&a_log),
+        drift(&b_log)
+    );
     let field = |log: &str, key: &str| mean(&latency_field(log, key));
     let (cap_ring, cap_dev, cap_period) = (
         field(&a_log, "capture_ring_ms"),

@@ -33,7 +33,7 @@
 use std::collections::VecDeque;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use cpal::SupportedStreamConfigRange;
@@ -477,17 +477,19 @@ impl AudioDevice for CpalDevice {
         }
     }
 
+    #[allow(clippy::disallowed_methods)] // The media thread: where in the device's period.
     fn write_frame(&mut self, frame: &Frame) {
         let mut out = *frame;
         self.ring_mix.mix_into(&mut out);
         if let Some(p) = self.output.stream() {
-            p.path.write(&out);
+            p.path.write(&out, Instant::now());
         }
     }
 
+    #[allow(clippy::disallowed_methods)] // The media thread: where in the device's period.
     fn write_ring_frame(&mut self, frame: &Frame) {
         match self.ring.as_mut().and_then(Endpoint::stream) {
-            Some(p) => p.path.write(frame),
+            Some(p) => p.path.write(frame, Instant::now()),
             // No ring device, or it is down: ring on the headset.
             None => self.ring_mix.put(frame),
         }
@@ -624,7 +626,8 @@ impl CpalDevice {
     /// (`latency.rs`): what the rings and the audio system held, and the periods; how far the
     /// capture cushion moved the media clock's phase earlier so far (`capture_led_ms`); how
     /// far each stream's callbacks are ahead of the ticks since it started (`*_ahead_ms`,
-    /// `latency.rs`); and what the dropouts so far were (since each stream opened): xruns the
+    /// `latency.rs`); how much faster than the ticks the headset's frames are written to
+    /// follow its card (`headset_drift_ppm`, `drift.rs`); and what the dropouts so far were (since each stream opened): xruns the
     /// audio system reported, a full microphone ring, a microphone frame missing (or a backlog
     /// trimmed) at a tick, the headset's callback finding its ring empty, headset frames
     /// dropped to bound latency.
@@ -640,18 +643,20 @@ impl CpalDevice {
                 }
                 None => (None, None, (0, 0, 0), None, None),
             };
-        let (headset, headset_period, headset_drops, headset_ahead) = match self.output.stream() {
-            Some(p) => {
-                let drops = (
-                    p.flags.system_errors(),
-                    p.flags.ran_dry(),
-                    p.path.glitches(),
-                );
-                let (latency, period) = (p.path.take_latency(), p.path.period_ms());
-                (Some(latency), Some(period), drops, p.path.ahead_ms())
-            }
-            None => (None, None, (0, 0, 0), None),
-        };
+        let (headset, headset_period, headset_drops, headset_ahead, headset_drift) =
+            match self.output.stream() {
+                Some(p) => {
+                    let drops = (
+                        p.flags.system_errors(),
+                        p.flags.ran_dry(),
+                        p.path.glitches(),
+                    );
+                    let (latency, period) = (p.path.take_latency(), p.path.period_ms());
+                    let pace = (p.path.ahead_ms(), Some(p.path.drift_ppm()));
+                    (Some(latency), Some(period), drops, pace.0, pace.1)
+                }
+                None => (None, None, (0, 0, 0), None, None),
+            };
         tracing::info!(
             capture_ring_ms = tenth(capture.and_then(|m| m.ring_ms)),
             capture_device_ms = tenth(capture.and_then(|m| m.device_ms)),
@@ -662,6 +667,7 @@ impl CpalDevice {
             headset_device_ms = tenth(headset.and_then(|m| m.device_ms)),
             headset_period_ms = tenth(headset_period),
             headset_ahead_ms = tenth(headset_ahead),
+            headset_drift_ppm = tenth(headset_drift),
             capture_xruns = capture_drops.0,
             capture_ring_full = capture_drops.1,
             capture_short = capture_drops.2,
@@ -832,13 +838,14 @@ fn unsupported_format(format: SampleFormat) -> cpal::Error {
     )
 }
 
+#[allow(clippy::disallowed_methods)] // The flags' origin: the stream's times count from it.
 fn build_capture(
     device: &cpal::Device,
     config: &StreamConfig,
     format: SampleFormat,
 ) -> Result<Built<rtrb::Consumer<f32>>, cpal::Error> {
     let (producer, consumer) = paths::ring(config.sample_rate);
-    let flags = Arc::new(StreamFlags::default());
+    let flags = Arc::new(StreamFlags::new(Instant::now()));
     let mut callback = CaptureCallback::new(producer, config.channels, flags.clone());
     let errors = flags.clone();
     macro_rules! build {
@@ -863,13 +870,14 @@ fn build_capture(
     Ok((stream, consumer, flags))
 }
 
+#[allow(clippy::disallowed_methods)] // The callback's time enters here (see `realtime.rs`).
 fn build_playback(
     device: &cpal::Device,
     config: &StreamConfig,
     format: SampleFormat,
 ) -> Result<Built<rtrb::Producer<f32>>, cpal::Error> {
     let (producer, consumer) = paths::ring(config.sample_rate);
-    let flags = Arc::new(StreamFlags::default());
+    let flags = Arc::new(StreamFlags::new(Instant::now()));
     let mut callback = PlaybackCallback::new(consumer, config.channels, flags.clone());
     let errors = flags.clone();
     macro_rules! build {
@@ -878,6 +886,7 @@ fn build_playback(
                 $(SampleFormat::$variant => device.build_output_stream::<$t, _, _>(
                     *config,
                     move |data: &mut [$t], info: &cpal::OutputCallbackInfo| {
+                        callback.called_at(Instant::now());
                         let at = info.timestamp();
                         callback.saw_delay(at.playback.duration_since(at.callback));
                         callback.process(data);

@@ -42,6 +42,7 @@
 
 mod cpal_backend;
 mod cushion;
+mod drift;
 mod file;
 mod file_input;
 mod file_output;

@@ -2,11 +2,12 @@
 //! out, sample-rate conversion, and latency bounds.
 //!
 //! Owns one ring end per stream, a fixed-ratio FFT resampler (rubato) when
-//! the device does not run at 48 kHz, pre-sized scratch buffers, and each
+//! the device does not run at 48 kHz, for the headset a slipping clutch (rubato's `Slip`)
+//! that writes at the device's own pace, pre-sized scratch buffers, and each
 //! ring's adaptive cushion (`cushion.rs`), fed with the timing the callbacks
 //! leave in their [`StreamFlags`]. It must not allocate per frame, read a
-//! clock or block; it never talks to cpal, so it is tested with bare rings
-//! and a simulated device clock.
+//! clock or block (the time of a write is handed in); it never talks to cpal, so it is
+//! tested with bare rings and a simulated device clock.
 //!
 //! ```text
 //!   capture:  ring (device rate) ─► [prime: one frame + margin] ─► resample → 960 @ 48 kHz ─► Frame
@@ -14,24 +15,27 @@
 //!             (audio lost, not late); steady → leave out the excess a window never needed
 //!             more than 120 ms queued (the media thread stalled) → drop down to the margin
 //!             resume after a pause (a device that cannot pause records on) → drop it all, prime
-//!   playback: Frame ─► resample → ≈ 20 ms @ device rate ─► ring
-//!             ring empty → one period + margin of silence first; the callback found the ring
-//!             empty → the margin grows by a period (silence queued now; an xrun the audio
-//!             system reports below the ring does not grow it); steady → frames lose some of
-//!             the excess per window; more than period + margin + 30 ms queued → drop the frame
+//!   playback: Frame ─► resample → ≈ 20 ms @ device rate ─► slip to the device's pace ─► ring
+//!             a callback found the ring empty → one period + margin of silence first, the
+//!             margin grown by a period (an xrun the audio system reports below the ring
+//!             does not grow it); steady → frames lose some of the excess per window; more
+//!             than period + margin + 30 ms queued → drop the frame
+//!             the ring's level (what it holds less what the device played since its last
+//!             callback) → the drift controller (`drift.rs`) → a sample slipped now and then
 //! ```
 //!
 //! The margin starts at half the period asked of the device (2.5 ms) and settles
 //! where the device's observed timing needs it (see `cushion.rs`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtrb::{Consumer, Producer, RingBuffer};
 use rubato::audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Fft, FixedSync, Resampler};
+use rubato::{Adjustable, Fft, FixedAsync, FixedSync, Resampler, Resizable, Slip};
 
 use super::cushion::{Cushion, Move};
+use super::drift::Drift;
 use super::latency::{PaceMeter, StageMeans, StageMeter};
 use super::realtime::StreamFlags;
 use super::DeviceError;
@@ -296,8 +300,12 @@ pub(super) struct PlaybackPath {
     ring: Producer<f32>,
     flags: Arc<StreamFlags>,
     resampler: Option<Fft<f32>>,
+    /// Follows the device's own pace (`drift.rs`): a sample slipped now and then.
+    slip: Slip<f32>,
+    drift: Drift,
     scratch_in: Vec<f32>,
     scratch_out: Vec<f32>,
+    scratch_slip: Vec<f32>,
     cushion: Cushion,
     slack: usize,
     /// The times the callback ran dry already fed to the cushion.
@@ -329,13 +337,23 @@ impl PlaybackPath {
         };
         let max_out = resampler
             .as_ref()
-            .map_or(FRAME_SAMPLES, |r| r.output_frames_max());
+            .map_or(FRAME_SAMPLES, |r| r.output_frames_max())
+            .max(FRAME_SAMPLES);
+        let slip =
+            Slip::new(max_out, 1, FixedAsync::Input).map_err(|e| DeviceError::Resampler {
+                from: rate,
+                to: rate,
+                reason: e.to_string(),
+            })?;
         let mut path = PlaybackPath {
             ring,
             flags,
             resampler,
+            scratch_slip: vec![0.0; slip.output_frames_max()],
+            slip,
+            drift: Drift::new(rate),
             scratch_in: vec![0.0; FRAME_SAMPLES],
-            scratch_out: vec![0.0; max_out.max(FRAME_SAMPLES)],
+            scratch_out: vec![0.0; max_out],
             cushion: Cushion::new(rate, period),
             slack: samples(rate, PLAYBACK_SLACK_MS),
             dry_seen: 0,
@@ -354,6 +372,12 @@ impl PlaybackPath {
     /// device stalled or runs slower than the media clock).
     pub(super) fn glitches(&self) -> u64 {
         self.glitches
+    }
+
+    /// How much faster than the ticks the frames are written, in ppm, to follow the device's
+    /// own pace (`drift.rs`).
+    pub(super) fn drift_ppm(&self) -> f64 {
+        self.drift.correction()
     }
 
     /// The margin the cushion keeps now and the device's observed period, in device samples.
@@ -383,6 +407,7 @@ impl PlaybackPath {
     pub(super) fn resume(&mut self) {
         self.resuming = true;
         self.pace.restart();
+        self.drift.reanchor();
     }
 
     /// How far the device's callbacks are ahead of the ticks since the stream started or
@@ -398,64 +423,106 @@ impl PlaybackPath {
         }
     }
 
-    /// Feeds the callbacks' timing since the last frame to the cushion; the move to make.
-    fn adapt(&mut self) -> Move {
+    /// Feeds the callbacks' timing since the last frame and the ring's `level` now to the
+    /// cushion; the move to make, and whether the ring must be built again: a callback ran
+    /// dry since the last frame, or the stream resumed.
+    fn adapt(&mut self, level: f64) -> (Move, bool) {
         let period = self.flags.take_period();
-        let low = self.flags.take_low_water();
+        let taken = period.max(self.cushion.period());
+        // The least margin: what a callback found beyond its period, or the level now, which
+        // is what a callback would find beyond its period if it came now (when the ticks
+        // keep a fixed phase to the callbacks, these come at one point of the level's swing).
+        let now = level.max(0.0) as usize;
+        let low = self
+            .flags
+            .take_low_water()
+            .map_or(now, |l| l.saturating_sub(taken).min(now));
         self.meter.device(self.flags.take_delays());
         self.pace.tick(self.flags.carried());
         let dry = self.flags.ran_dry();
-        let ran_dry = dry > self.dry_seen && !self.resuming;
+        let resumed = std::mem::take(&mut self.resuming);
+        let ran_dry = dry > self.dry_seen;
         self.dry_seen = dry;
-        self.resuming = false;
-        let taken = period.max(self.cushion.period());
-        self.cushion
-            .tick(low.map(|l| l.saturating_sub(taken)), period, ran_dry)
+        let next = self.cushion.tick(Some(low), period, ran_dry && !resumed);
+        (next, ran_dry || resumed)
     }
 
-    /// Converts and queues one frame, building, growing or trimming the cushion first as the
-    /// callbacks' timing asks; drops the frame if the ring already holds more than a period,
-    /// the margin and 30 ms.
-    pub(super) fn write(&mut self, frame: &Frame) {
-        let adapt = self.adapt();
-        let out: &[f32] = match &mut self.resampler {
-            None => {
-                for (o, &s) in self.scratch_out.iter_mut().zip(frame.iter()) {
-                    *o = to_f32(s);
-                }
-                &self.scratch_out[..FRAME_SAMPLES]
+    /// Converts a frame to the device's rate into `scratch_out`; how many samples.
+    fn convert(&mut self, frame: &Frame) -> Option<usize> {
+        let Some(r) = &mut self.resampler else {
+            for (o, &s) in self.scratch_out.iter_mut().zip(frame.iter()) {
+                *o = to_f32(s);
             }
-            Some(r) => {
-                for (o, &s) in self.scratch_in.iter_mut().zip(frame.iter()) {
-                    *o = to_f32(s);
-                }
-                let capacity = self.scratch_out.len();
-                let (Ok(input), Ok(mut output)) = (
-                    InterleavedSlice::new(&self.scratch_in[..], 1, FRAME_SAMPLES),
-                    InterleavedSlice::new_mut(&mut self.scratch_out[..], 1, capacity),
-                ) else {
-                    return;
-                };
-                match r.process_into_buffer(&input, &mut output, None) {
-                    Ok((_, n)) => &self.scratch_out[..n.min(capacity)],
-                    Err(_) => return,
-                }
-            }
+            return Some(FRAME_SAMPLES);
+        };
+        for (o, &s) in self.scratch_in.iter_mut().zip(frame.iter()) {
+            *o = to_f32(s);
+        }
+        let capacity = self.scratch_out.len();
+        let input = InterleavedSlice::new(&self.scratch_in[..], 1, FRAME_SAMPLES).ok()?;
+        let mut output = InterleavedSlice::new_mut(&mut self.scratch_out[..], 1, capacity).ok()?;
+        let (_, n) = r.process_into_buffer(&input, &mut output, None).ok()?;
+        Some(n.min(capacity))
+    }
+
+    /// Slips the `n` converted samples to the device's own pace into `scratch_slip`; how many
+    /// came out (`None`: they could not be slipped and stay as they are).
+    fn slip(&mut self, n: usize) -> Option<usize> {
+        if self.slip.input_frames_next() != n {
+            self.slip.set_chunk_size(n).ok()?;
+        }
+        let capacity = self.scratch_slip.len();
+        let input = InterleavedSlice::new(&self.scratch_out[..n], 1, n).ok()?;
+        let mut output = InterleavedSlice::new_mut(&mut self.scratch_slip[..], 1, capacity).ok()?;
+        let (_, out) = self
+            .slip
+            .process_into_buffer(&input, &mut output, None)
+            .ok()?;
+        Some(out.min(capacity))
+    }
+
+    /// The ring's level at `now`: what it holds, less what the device has played of what its
+    /// last callback took. What the ring holds alone swings by a period with where in the
+    /// device's period a tick falls.
+    fn level(&self, queued: usize, now: Instant) -> f64 {
+        let played = self.flags.last_called().map_or(0.0, |(at, frames)| {
+            let since = now.saturating_duration_since(at).as_secs_f64();
+            (since * f64::from(self.rate)).min(frames as f64)
+        });
+        queued as f64 - played
+    }
+
+    /// Converts and queues one frame (at `now`) at the device's own pace, building, growing
+    /// or trimming the cushion first as the callbacks' timing asks; drops the frame if the
+    /// ring already holds more than a period, the margin and 30 ms.
+    pub(super) fn write(&mut self, frame: &Frame, now: Instant) {
+        let level = self.level(self.ring.buffer().capacity() - self.ring.slots(), now);
+        let (adapt, rebuild) = self.adapt(level);
+        let Some(converted) = self.convert(frame) else {
+            return;
+        };
+        let slipped = self.slip(converted);
+        let out = match slipped {
+            Some(n) => &self.scratch_slip[..n],
+            None => &self.scratch_out[..converted],
         };
         let queued = self.ring.buffer().capacity() - self.ring.slots();
         let n = out.len();
         let mut skip = 0;
-        if queued == 0 {
-            // The callback ran dry (or never had audio): rebuild the cushion.
+        let moved = if queued == 0 && rebuild {
+            // The callback ran dry (or the stream starts again): rebuild the cushion. A ring
+            // a callback emptied exactly is no gap: the frame comes in time.
             let fill = (self.cushion.period() + self.cushion.margin()).min(self.ring.slots());
             if let Ok(chunk) = self.ring.write_chunk(fill) {
                 chunk.commit_all();
             }
+            true
         } else if queued + n > self.cushion.period() + self.cushion.margin() + self.slack {
             if !self.dropping {
                 self.dropping = true;
                 self.glitches += 1;
             }
+            self.drift.reanchor();
             return;
         } else {
             match adapt {
@@ -468,11 +535,18 @@ impl PlaybackPath {
                 Move::Shrink(less) => skip = less.min(n),
                 Move::Hold => {}
             }
-        }
+            adapt != Move::Hold
+        };
         self.dropping = false;
         self.meter
             .ring(self.ring.buffer().capacity() - self.ring.slots());
         let _ = self.ring.push_partial_slice(&out[skip..]);
+        if moved {
+            self.drift.reanchor();
+        } else if let Some(ppm) = self.drift.tick(level) {
+            // Clamped by `Drift` far inside what the slips can carry.
+            let _ = self.slip.set_resample_ratio(1.0 + ppm * 1e-6, false);
+        }
     }
 }
 
@@ -486,7 +560,7 @@ mod tests {
     use std::sync::Arc;
 
     fn flags() -> Arc<StreamFlags> {
-        Arc::new(StreamFlags::default())
+        Arc::new(StreamFlags::new(epoch()))
     }
 
     /// Zero crossings per second of `x` sampled at `rate`: twice the frequency of a sine.
@@ -611,7 +685,8 @@ mod tests {
     #[test]
     fn playback_at_48k_prefills_then_queues_frames() {
         let (prod, mut cons) = ring(48_000);
-        let mut path = PlaybackPath::new(prod, 48_000, flags(), 480).expect("48k");
+        let shared = flags();
+        let mut path = PlaybackPath::new(prod, 48_000, shared.clone(), 480).expect("48k");
         assert_eq!(
             cons.slots(),
             samples(48_000, 15),
@@ -619,15 +694,27 @@ mod tests {
         );
         let mut frame = [0i16; FRAME_SAMPLES];
         frame[0] = 16384;
-        path.write(&frame);
+        path.write(&frame, epoch());
         assert_eq!(cons.slots(), samples(48_000, 35));
         let mut all = vec![0f32; cons.slots()];
         cons.pop_entire_slice(&mut all).expect("queued");
         assert!(all[..720].iter().all(|&s| s == 0.0));
         assert_eq!(all[720], 0.5);
-        // Ring empty (the callback ran dry): silence is queued again first.
-        path.write(&frame);
-        assert_eq!(cons.slots(), samples(48_000, 35));
+        // Emptied exactly, and the frame comes before a callback found it empty: no gap.
+        path.write(&frame, epoch());
+        assert_eq!(cons.slots(), FRAME_SAMPLES);
+        // A callback ran dry: silence is queued again first.
+        let mut cb = PlaybackCallback::new(cons, 1, shared.clone());
+        for _ in 0..3 {
+            cb.process(&mut [0f32; 480]);
+        }
+        assert_eq!(shared.ran_dry(), 1);
+        path.write(&frame, epoch());
+        assert_eq!(
+            path.queued(),
+            samples(48_000, 45),
+            "a period and the margin (grown by a period: 15 ms) of silence, and the frame"
+        );
     }
 
     #[test]
@@ -636,7 +723,7 @@ mod tests {
         let mut path = PlaybackPath::new(prod, 48_000, flags(), 480).expect("48k");
         let frame = [1000i16; FRAME_SAMPLES];
         for _ in 0..10 {
-            path.write(&frame);
+            path.write(&frame, epoch());
         }
         assert_eq!(
             cons.slots(),
@@ -646,9 +733,9 @@ mod tests {
         assert_eq!(path.glitches(), 1, "9 frames dropped in one run");
         let mut drained = vec![0f32; 960];
         cons.pop_entire_slice(&mut drained).expect("queued");
-        path.write(&frame);
+        path.write(&frame, epoch());
         assert_eq!(cons.slots(), samples(48_000, 35), "room again: queued");
-        path.write(&frame);
+        path.write(&frame, epoch());
         assert_eq!(path.glitches(), 2, "a new run of drops");
     }
 
@@ -662,19 +749,19 @@ mod tests {
         let mut path = PlaybackPath::new(prod, 48_000, shared.clone(), 480).expect("48k");
         let frame = [1000i16; FRAME_SAMPLES];
         let mut device = [0f32; 480];
-        path.write(&frame);
+        path.write(&frame, epoch());
         cb.process(&mut device);
         for _ in 0..500 {
             shared.on_error(cpal::ErrorKind::Xrun);
         }
-        path.write(&frame);
+        path.write(&frame, epoch());
         assert_eq!(shared.xruns(), 500);
         assert_eq!(path.cushion().0, 240, "the margin did not move");
         // The callback drains everything and finds the ring empty: that grows it.
         for _ in 0..5 {
             cb.process(&mut device);
         }
-        path.write(&frame);
+        path.write(&frame, epoch());
         assert_eq!(path.cushion().0, 720, "grown by a period");
     }
 
@@ -692,7 +779,7 @@ mod tests {
             for (o, &s) in frame.iter_mut().zip(chunk) {
                 *o = to_i16(s);
             }
-            path.write(&frame);
+            path.write(&frame, epoch());
             cb.process(&mut device);
             left.extend(device.iter().step_by(2));
             assert_eq!(device[0], device[1], "mono on both channels");
@@ -726,7 +813,7 @@ mod tests {
                 if capture.read(&mut frame) {
                     reads += 1;
                 }
-                playback.write(&frame);
+                playback.write(&frame, epoch());
                 playback_cb.process(&mut device_out);
             }
         });
@@ -848,6 +935,8 @@ mod tests {
         let settle = settle_s * 1_000_000;
         let (mut xruns_at_settle, mut glitches_at_settle) = (None, None);
         let (mut low, mut sum, mut count) = (usize::MAX, 0usize, 0usize);
+        let t0 = epoch();
+        let at = |us: u64| t0 + Duration::from_micros(us);
         while c < callbacks.len() || t < ticks.len() {
             let next_cb = callbacks.get(c).map_or(u64::MAX, |&(at, _)| at);
             let next_tick = ticks.get(t).copied().unwrap_or(u64::MAX);
@@ -857,7 +946,7 @@ mod tests {
                 glitches_at_settle = Some(path.glitches());
             }
             if next_tick <= next_cb {
-                path.write(&frame);
+                path.write(&frame, at(now));
                 t += 1;
             } else {
                 let n = callbacks[c].1;
@@ -867,6 +956,7 @@ mod tests {
                     sum += fill;
                     count += 1;
                 }
+                cb.called_at(at(now));
                 cb.process(&mut device[..n]);
                 c += 1;
             }
@@ -914,7 +1004,7 @@ mod tests {
             run.period_ms
         );
         assert!(
-            run.mean_ms < 45.0,
+            run.mean_ms < 48.0,
             "mean fill {} ms (least {} ms, margin {} ms)",
             run.mean_ms,
             run.low_ms,
@@ -985,6 +1075,8 @@ mod tests {
         output: Vec<f32>,
         /// From this time on, the fill each headset callback finds is counted.
         settle: u64,
+        /// The simulation's time 0.
+        t0: Instant,
         fills: (usize, usize, usize),
     }
 
@@ -1004,6 +1096,7 @@ mod tests {
                         self.fills.1 += fill;
                         self.fills.2 += 1;
                     }
+                    self.headset.called_at(self.t0 + Duration::from_micros(at));
                     self.headset.process(&mut self.output);
                 }
                 self.done += 1;
@@ -1011,26 +1104,38 @@ mod tests {
         }
     }
 
-    /// One end of a call on a sound server whose microphone and headset share a clock
-    /// (3.3 ms periods, callbacks up to 1 ms late, one in 2,000 up to 4 ms late), ticked by
-    /// the media thread's clock (`clock.rs`, the engine's rule: a tick waits for a frame a
-    /// little short and keeps that phase; the capture cushion's give-back moves the next
-    /// tick earlier). What the minutes after the first saw: the headset's dropouts, the
-    /// microphone's, and the least and mean fill of the headset's ring (ms).
-    fn simulate_one_end(seconds: u64, fast_ppm: i64) -> (u64, u64, f64, f64) {
+    /// What the minutes after the first saw at one end of a call.
+    #[derive(Debug)]
+    struct EndRun {
+        /// The headset's dropouts, and the times its cushion cut audio out.
+        dry: u64,
+        cuts: u64,
+        /// Microphone frames missing at a tick.
+        mic_misses: u64,
+        /// Least and mean fill a headset callback found (ms).
+        low_ms: f64,
+        mean_ms: f64,
+    }
+
+    /// One end of a call on a sound server (3.3 ms periods, callbacks up to 1 ms late, one in
+    /// 2,000 up to 4 ms late) whose microphone runs `mic_ppm` and headset `headset_ppm`
+    /// faster than the system's clock, ticked by the media thread's clock (`clock.rs`, the
+    /// engine's rule: a tick waits for a frame a little short and keeps that phase; the
+    /// capture cushion's give-back moves the next tick earlier).
+    fn simulate_one_end(seconds: u64, mic_ppm: i64, headset_ppm: i64) -> EndRun {
         const PERIOD: usize = 160;
         let mut dice = Dice(0x5851_f42d_4c95_7f2d);
         let until = seconds * 1_000_000;
         let span = |n: u64| n * 1_000_000 / 48_000;
         let mut callbacks = Vec::new();
-        for k in 0.. {
-            // The sound card's clock runs `fast_ppm` faster than the system's.
+        for (is_capture, fast_ppm) in [(true, mic_ppm), (false, headset_ppm)] {
+            // The stream's clock runs `fast_ppm` faster than the system's.
             let on_card = |us: u64| us * 1_000_000 / (1_000_000 + fast_ppm).unsigned_abs();
-            let due = on_card(span(k * PERIOD as u64));
-            if due > until {
-                break;
-            }
-            for is_capture in [true, false] {
+            for k in 0.. {
+                let due = on_card(span(k * PERIOD as u64));
+                if due > until {
+                    break;
+                }
                 let late = if dice.below(2_000) == 0 {
                     dice.below(4_000)
                 } else {
@@ -1050,6 +1155,7 @@ mod tests {
         let (cap_flags, play_flags) = (flags(), flags());
         let mut capture =
             CapturePath::new(cap_cons, 48_000, cap_flags.clone(), PERIOD).expect("48k");
+        let t0 = epoch();
         let settle = 60_000_000;
         let mut end = OneEnd {
             callbacks,
@@ -1062,15 +1168,15 @@ mod tests {
             output: vec![0.0; PERIOD],
             settle,
             fills: (usize::MAX, 0, 0),
+            t0,
         };
         let mut frame = [0i16; FRAME_SAMPLES];
-        let t0 = epoch();
         let at = |us: u64| t0 + Duration::from_micros(us);
         let micros = |d: Duration| u64::try_from(d.as_micros()).expect("µs");
         // The simulated time (µs), and the media thread's clock on it.
         let mut t = 5_000u64;
         let mut clock = MediaClock::new(at(t));
-        let (mut mic_misses, mut dry_at_settle) = (0, None);
+        let (mut mic_misses, mut dry_at_settle, mut cuts_at_settle) = (0, None, 0);
         while t < until - 100_000 {
             t += clock.until_due(at(t)).map_or(0, micros);
             // The thread wakes up to 0.3 ms late.
@@ -1092,17 +1198,23 @@ mod tests {
             }
             if t >= settle && dry_at_settle.is_none() {
                 dry_at_settle = Some(play_flags.ran_dry());
+                cuts_at_settle = end.playback.cushion.moves().1;
             }
             if !capture.read(&mut frame) && t >= settle {
                 mic_misses += 1;
             }
-            end.playback.write(&frame);
+            end.playback.write(&frame, at(t));
             clock.ticked(at(t), capture.take_lead());
         }
-        let dry = play_flags.ran_dry() - dry_at_settle.unwrap_or(0);
         let ms = |samples: usize| samples as f64 / 48.0;
         let (low, sum, count) = end.fills;
-        (dry, mic_misses, ms(low), ms(sum) / count.max(1) as f64)
+        EndRun {
+            dry: play_flags.ran_dry() - dry_at_settle.unwrap_or(0),
+            cuts: end.playback.cushion.moves().1 - cuts_at_settle,
+            mic_misses,
+            low_ms: ms(low),
+            mean_ms: ms(sum) / count.max(1) as f64,
+        }
     }
 
     /// The media clock keeps the microphone's pace: the capture cushion's give-back moves
@@ -1115,14 +1227,31 @@ mod tests {
     #[test]
     fn the_media_clock_keeps_the_microphones_pace_and_the_headset_its_fill() {
         for fast_ppm in [0, 300, -300] {
-            let (dry, mic_misses, low_ms, mean_ms) = simulate_one_end(660, fast_ppm);
-            assert_eq!(
-                dry, 0,
-                "{fast_ppm} ppm: the headset ran dry (mean fill {mean_ms:.1} ms)"
-            );
-            assert_eq!(mic_misses, 0, "{fast_ppm} ppm: microphone frames missed");
-            assert!(low_ms > 0.0, "{fast_ppm} ppm: least fill {low_ms} ms");
-            assert!(mean_ms < 18.0, "{fast_ppm} ppm: mean fill {mean_ms:.1} ms");
+            let run = simulate_one_end(660, fast_ppm, fast_ppm);
+            assert_eq!(run.dry, 0, "{fast_ppm} ppm: the headset ran dry: {run:?}");
+            assert_eq!(run.mic_misses, 0, "{fast_ppm} ppm: {run:?}");
+            assert!(run.low_ms > 0.0, "{fast_ppm} ppm: {run:?}");
+            assert!(run.mean_ms < 19.0, "{fast_ppm} ppm: {run:?}");
+        }
+    }
+
+    /// A headset on a clock of its own — faster or slower than the microphone that the ticks
+    /// follow, as the lab's PulseAudio plays 150–250 ppm faster than it records, or a headset
+    /// whose speaker and microphone are different cards: the frames are written at the
+    /// headset's pace (`drift.rs`), so in the ten minutes after the first its ring neither
+    /// runs dry nor has audio cut out. Written at the ticks' pace, the faster headset ran dry
+    /// 10 times (+250 ppm) and 9 (+550 against a +300 microphone), the slower one had its
+    /// cushion cut out audio 151 times (−250 ppm).
+    #[test]
+    fn the_headset_follows_its_own_cards_pace() {
+        for (mic_ppm, headset_ppm) in [(0, 250), (0, -250), (300, 550), (0, 100)] {
+            let run = simulate_one_end(660, mic_ppm, headset_ppm);
+            let at = format!("microphone {mic_ppm} ppm, headset {headset_ppm} ppm");
+            assert_eq!(run.dry, 0, "{at}: the headset ran dry: {run:?}");
+            assert!(run.cuts <= 2, "{at}: the cushion cut audio out: {run:?}");
+            assert_eq!(run.mic_misses, 0, "{at}: {run:?}");
+            assert!(run.low_ms > 0.0, "{at}: {run:?}");
+            assert!(run.mean_ms < 19.0, "{at}: {run:?}");
         }
     }
 

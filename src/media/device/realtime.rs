@@ -12,16 +12,20 @@
 //!   Consumer<f32> ── PlaybackCallback ──► device (every channel; empty ring → silence)
 //!   error callback ──► StreamFlags { xruns++, lost = true }
 //!   every callback ──► StreamFlags { period = max(frames), low water = min(ring fill),
-//!                                    device delay += what cpal's timestamps say }
+//!                                    device delay += what cpal's timestamps say,
+//!                                    called = when an output callback ran }
 //! ```
 //!
 //! The period and low water are what the media thread's adaptive cushion (`cushion.rs`)
 //! learns the device's timing from; it takes them once per tick. The device delays feed the
-//! latency breakdown (`latency.rs`).
+//! latency breakdown (`latency.rs`). When the last output callback ran tells the media thread
+//! where in the device's period a tick falls, so that the headset's drift controller
+//! (`drift.rs`) sees the ring's level, not the phase of its periods; the time is read by the
+//! callback's closure (a vDSO clock read: no lock, no system call).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cpal::{FromSample, Sample};
 use rtrb::{Consumer, Producer};
@@ -52,10 +56,17 @@ pub(super) struct StreamFlags {
     delays: AtomicU64,
     /// Frames the callbacks carried since the stream opened: the device's pace.
     carried: AtomicU64,
+    /// When the last output callback ran, in ns after `origin` (0: none yet), and the
+    /// frames the last callback carried.
+    called_ns: AtomicU64,
+    last_frames: AtomicUsize,
+    origin: Instant,
 }
 
-impl Default for StreamFlags {
-    fn default() -> Self {
+impl StreamFlags {
+    /// The flags of a stream whose callback times are counted from `origin` (a time before
+    /// the stream starts).
+    pub(super) fn new(origin: Instant) -> Self {
         StreamFlags {
             xruns: AtomicU64::new(0),
             lost: AtomicBool::new(false),
@@ -66,11 +77,12 @@ impl Default for StreamFlags {
             delay_us: AtomicU64::new(0),
             delays: AtomicU64::new(0),
             carried: AtomicU64::new(0),
+            called_ns: AtomicU64::new(0),
+            last_frames: AtomicUsize::new(0),
+            origin,
         }
     }
-}
 
-impl StreamFlags {
     /// The largest callback (in frames) since the last call; 0 when none ran.
     pub(super) fn take_period(&self) -> usize {
         self.period.swap(0, Ordering::Relaxed)
@@ -98,10 +110,22 @@ impl StreamFlags {
         (self.delay_us.swap(0, Ordering::Relaxed), n)
     }
 
-    /// A callback carried `frames` (lock-free: an atomic max and an add).
+    /// A callback carried `frames` (lock-free: an atomic max, an add and a store).
     fn saw_callback(&self, frames: usize) {
         self.period.fetch_max(frames, Ordering::Relaxed);
         self.carried.fetch_add(frames as u64, Ordering::Relaxed);
+        self.last_frames.store(frames, Ordering::Relaxed);
+    }
+
+    /// When the last output callback ran and the frames it carried (`None`: none yet).
+    pub(super) fn last_called(&self) -> Option<(Instant, usize)> {
+        match self.called_ns.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some((
+                self.origin + Duration::from_nanos(ns),
+                self.last_frames.load(Ordering::Relaxed),
+            )),
+        }
     }
 
     /// Frames the callbacks carried since the stream opened.
@@ -236,6 +260,13 @@ impl PlaybackCallback {
         self.flags.saw_delay(delay);
     }
 
+    /// The callback runs at `now` (one atomic store).
+    pub(super) fn called_at(&self, now: Instant) {
+        let ns = now.saturating_duration_since(self.flags.origin).as_nanos();
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX).max(1);
+        self.flags.called_ns.store(ns, Ordering::Relaxed);
+    }
+
     /// The output callback body: fills each interleaved frame of `data` with
     /// the next ring sample on every channel; when the ring runs dry the rest
     /// is silence and one dropout is counted.
@@ -284,7 +315,7 @@ mod tests {
     #[test]
     fn capture_downmixes_and_counts_one_dropout_per_overflow() {
         let (prod, mut cons) = RingBuffer::new(4);
-        let flags = Arc::new(StreamFlags::default());
+        let flags = Arc::new(StreamFlags::new(crate::sip::timer::epoch()));
         let mut cb = CaptureCallback::new(prod, 2, flags.clone());
         cb.process(&[16384i16, 0, -32768, -32768]);
         assert_eq!(cons.pop(), Ok(0.25));
@@ -305,7 +336,7 @@ mod tests {
     #[test]
     fn capture_from_f32_mono() {
         let (prod, mut cons) = RingBuffer::new(8);
-        let flags = Arc::new(StreamFlags::default());
+        let flags = Arc::new(StreamFlags::new(crate::sip::timer::epoch()));
         let mut cb = CaptureCallback::new(prod, 1, flags);
         cb.process(&[0.5f32, -0.25, 0.125]);
         assert_eq!(cons.pop(), Ok(0.5));
@@ -317,7 +348,7 @@ mod tests {
     #[test]
     fn playback_copies_to_channels_and_pads_with_silence() {
         let (mut prod, cons) = RingBuffer::new(8);
-        let flags = Arc::new(StreamFlags::default());
+        let flags = Arc::new(StreamFlags::new(crate::sip::timer::epoch()));
         let mut cb = PlaybackCallback::new(cons, 2, flags.clone());
         // Before anything was queued: silence, not a dropout.
         let mut out = [1i16; 4];
@@ -340,7 +371,7 @@ mod tests {
 
     #[test]
     fn stream_errors_sort_into_xruns_and_loss() {
-        let flags = StreamFlags::default();
+        let flags = StreamFlags::new(crate::sip::timer::epoch());
         flags.on_error(cpal::ErrorKind::Xrun);
         flags.on_error(cpal::ErrorKind::DeviceChanged);
         flags.on_error(cpal::ErrorKind::RealtimeDenied);
@@ -354,7 +385,7 @@ mod tests {
         assert!(!flags.is_lost());
         flags.on_error(cpal::ErrorKind::DeviceNotAvailable);
         assert!(flags.is_lost());
-        let invalid = StreamFlags::default();
+        let invalid = StreamFlags::new(crate::sip::timer::epoch());
         invalid.on_error(cpal::ErrorKind::StreamInvalidated);
         assert!(invalid.is_lost(), "a stream that must be rebuilt is lost");
     }
@@ -365,7 +396,7 @@ mod tests {
     fn callbacks_do_not_allocate() {
         let (cap_prod, mut cap_cons) = RingBuffer::<f32>::new(1000);
         let (mut play_prod, play_cons) = RingBuffer::<f32>::new(1000);
-        let flags = Arc::new(StreamFlags::default());
+        let flags = Arc::new(StreamFlags::new(crate::sip::timer::epoch()));
         let mut capture = CaptureCallback::new(cap_prod, 2, flags.clone());
         let mut playback = PlaybackCallback::new(play_cons, 2, flags.clone());
         let mut capture_f = CaptureCallback::new(RingBuffer::new(100).0, 1, flags.clone());
