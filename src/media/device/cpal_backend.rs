@@ -886,9 +886,8 @@ fn build_playback(
                 $(SampleFormat::$variant => device.build_output_stream::<$t, _, _>(
                     *config,
                     move |data: &mut [$t], info: &cpal::OutputCallbackInfo| {
-                        callback.called_at(Instant::now());
                         let at = info.timestamp();
-                        callback.saw_delay(at.playback.duration_since(at.callback));
+                        callback.called_at(Instant::now(), at.playback.duration_since(at.callback));
                         callback.process(data);
                     },
                     move |e: cpal::Error| errors.on_error(e.kind()),

@@ -1,29 +1,29 @@
-//! How fast a headset's ring should be filled: the correction that keeps it at its fill when
-//! the headset's sound card keeps its own time.
+//! How fast a headset's ring should be filled: the correction that holds its level when the
+//! headset's sound card keeps its own time.
 //!
 //! The media thread's ticks follow the microphone (`clock.rs`); a headset on another clock —
 //! another card, or another stream of a sound server (the lab's PulseAudio plays 150–250 ppm
 //! faster than it records) — drains or fills its ring by that much. Left alone, a draining
-//! ring empties every half minute or so and a gap of silence is queued; a filling one has its
-//! excess cut out by the cushion (`cushion.rs`). This controller watches the fill the ring
-//! holds when each frame is written, averaged over a second, and steers the rate the frames
-//! are written at (a slip of one sample, crossfaded, now and then: rubato's `Slip`) so that
-//! the fill stays where the cushion last set it: a PI loop whose integral learns the card's
-//! drift (settling in about a minute, within about a millisecond of the fill). The ring's
-//! end re-anchors it whenever it moves the fill itself (silence queued, a frame dropped, the
-//! cushion grown or shrunk): what the cushion decides is the level, the loop only holds it.
-//! Pure arithmetic: no clock, no allocation.
+//! ring runs dry about once a minute; a filling one has its excess cut out by the cushion
+//! (`cushion.rs`). This controller watches the headset's level when each frame is written
+//! (how long until the ring's last sample is played, `paths.rs`), the median of a second, and
+//! steers the rate the frames are written at (a slip of one sample, crossfaded, now and then:
+//! rubato's `Slip`) so that the level stays where the cushion last set it: a PI loop whose
+//! integral learns the card's drift (settling in about a minute, within about 1 ms per 250
+//! ppm of drift). The ring's end re-anchors it whenever it moves the level itself (silence
+//! queued, a frame dropped, the cushion grown or shrunk): what the cushion decides is the
+//! level, the loop only holds it. Pure arithmetic: no clock, no allocation.
 //!
 //! ```text
-//!   each 1 s window without a move of the path's own:  m = mean fill
+//!   each 1 s window without a move of the path's own:  m = median level
 //!     no anchor yet ──► anchor = m
 //!     else e = anchor − m (ms; positive: draining) ──► drift += KI·e, correction = drift + KP·e
 //!   a move of the path's own ──► the window is dropped and the next one anchors; drift kept
 //! ```
 
 /// Ticks (20 ms) in a window: 1 s.
-const WINDOW: u32 = 50;
-/// The proportional gain: ppm of correction per ms of fill away from the anchor.
+const WINDOW: usize = 50;
+/// The proportional gain: ppm of correction per ms of level away from the anchor.
 const KP: f64 = 200.0;
 /// The integral gain: ppm learned per ms away, each window.
 const KI: f64 = 20.0;
@@ -34,9 +34,11 @@ const MAX_PPM: f64 = 2_000.0;
 #[derive(Debug)]
 pub(super) struct Drift {
     rate: u32,
-    sum: f64,
-    ticks: u32,
-    /// The window mean the fill is held at (samples); `None` until a window ends after a move.
+    /// The window's levels so far (samples).
+    levels: [f64; WINDOW],
+    ticks: usize,
+    /// The window median the level is held at (samples); `None` until a window ends after a
+    /// move.
     anchor: Option<f64>,
     /// What the loop has learned of the card's pace (ppm), and the correction now (ppm).
     drift: f64,
@@ -48,7 +50,7 @@ impl Drift {
     pub(super) fn new(rate: u32) -> Drift {
         Drift {
             rate: rate.max(1),
-            sum: 0.0,
+            levels: [0.0; WINDOW],
             ticks: 0,
             anchor: None,
             drift: 0.0,
@@ -56,31 +58,32 @@ impl Drift {
         }
     }
 
-    /// The ring's level when a frame came (samples, before it was written). At the end of a
+    /// The headset's level when a frame came (samples, before it was written). At the end of a
     /// window, the new correction (ppm: samples to write beyond the nominal, per million).
     pub(super) fn tick(&mut self, level: f64) -> Option<f64> {
-        self.sum += level;
+        self.levels[self.ticks] = level;
         self.ticks += 1;
         if self.ticks < WINDOW {
             return None;
         }
-        let mean = self.sum / f64::from(self.ticks);
-        self.sum = 0.0;
         self.ticks = 0;
+        // The median: a sound server's delay now and then far off its usual does not move it.
+        let (_, &mut median, _) = self
+            .levels
+            .select_nth_unstable_by(WINDOW / 2, f64::total_cmp);
         let Some(anchor) = self.anchor else {
-            self.anchor = Some(mean);
+            self.anchor = Some(median);
             return None;
         };
-        let away_ms = (anchor - mean) * 1000.0 / f64::from(self.rate);
+        let away_ms = (anchor - median) * 1000.0 / f64::from(self.rate);
         self.drift = (self.drift + KI * away_ms).clamp(-MAX_PPM, MAX_PPM);
         self.correction = (self.drift + KP * away_ms).clamp(-MAX_PPM, MAX_PPM);
         Some(self.correction)
     }
 
-    /// The ring's end moved the fill itself (or the stream paused): hold it where it is next
+    /// The ring's end moved the level itself (or the stream paused): hold it where it is next
     /// found; what was learned of the card's pace stays.
     pub(super) fn reanchor(&mut self) {
-        self.sum = 0.0;
         self.ticks = 0;
         self.anchor = None;
     }
@@ -96,8 +99,8 @@ mod tests {
     use super::*;
 
     /// A ring drained by a card `ppm` faster than the ticks fill it, starting at 10 ms, the
-    /// frames written at the rate the controller asks for: the anchor (the first window's
-    /// mean, ms), the mean of each window after it (ms), and the last correction.
+    /// frames written at the rate the controller asks for: the first window's mean (ms), the
+    /// mean of each window after it (ms), and the last correction.
     fn follow(ppm: f64, seconds: u32) -> (f64, Vec<f64>, f64) {
         let mut drift = Drift::new(48_000);
         let mut level = 480.0;
@@ -129,7 +132,8 @@ mod tests {
             let bound = f64::abs(ppm) * 0.004;
             assert!(worst <= bound, "{ppm} ppm: {worst:.2} ms from the anchor");
             let last = means.last().copied().unwrap_or_default();
-            assert!((last - anchor).abs() < 0.01, "{ppm} ppm: ends {last:.3} ms");
+            // The anchor is the first window's median, half a tick's drain off its mean.
+            assert!((last - anchor).abs() < 0.02, "{ppm} ppm: ends {last:.3} ms");
             assert!((correction - ppm).abs() < 1.0, "{ppm} ppm: {correction:.1}");
         }
     }

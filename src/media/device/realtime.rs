@@ -13,15 +13,16 @@
 //!   error callback ──► StreamFlags { xruns++, lost = true }
 //!   every callback ──► StreamFlags { period = max(frames), low water = min(ring fill),
 //!                                    device delay += what cpal's timestamps say,
-//!                                    called = when an output callback ran }
+//!                                    called = when an output callback ran, its delay }
 //! ```
 //!
 //! The period and low water are what the media thread's adaptive cushion (`cushion.rs`)
 //! learns the device's timing from; it takes them once per tick. The device delays feed the
-//! latency breakdown (`latency.rs`). When the last output callback ran tells the media thread
-//! where in the device's period a tick falls, so that the headset's drift controller
-//! (`drift.rs`) sees the ring's level, not the phase of its periods; the time is read by the
-//! callback's closure (a vDSO clock read: no lock, no system call).
+//! latency breakdown (`latency.rs`). When the last output callback ran, and how long until
+//! its first sample plays, tell the media thread how much the audio system holds beyond the
+//! ring at a tick, so that the headset's drift controller (`drift.rs`) sees the level, not
+//! where in the device's period the tick falls; the time is read by the callback's closure (a
+//! vDSO clock read: no lock, no system call).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -29,6 +30,15 @@ use std::time::{Duration, Instant};
 
 use cpal::{FromSample, Sample};
 use rtrb::{Consumer, Producer};
+
+/// The last output callback: when it ran, the audio system's delay before its first sample
+/// plays, and the frames it carried.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LastCallback {
+    pub(super) at: Instant,
+    pub(super) delay: Duration,
+    pub(super) frames: usize,
+}
 
 /// What a stream's callbacks tell the media thread: dropouts, loss, and their timing.
 #[derive(Debug)]
@@ -56,9 +66,10 @@ pub(super) struct StreamFlags {
     delays: AtomicU64,
     /// Frames the callbacks carried since the stream opened: the device's pace.
     carried: AtomicU64,
-    /// When the last output callback ran, in ns after `origin` (0: none yet), and the
-    /// frames the last callback carried.
+    /// When the last output callback ran, in ns after `origin` (0: none yet), the audio
+    /// system's delay it saw (µs) and the frames it carried.
     called_ns: AtomicU64,
+    called_delay_us: AtomicU64,
     last_frames: AtomicUsize,
     origin: Instant,
 }
@@ -78,6 +89,7 @@ impl StreamFlags {
             delays: AtomicU64::new(0),
             carried: AtomicU64::new(0),
             called_ns: AtomicU64::new(0),
+            called_delay_us: AtomicU64::new(0),
             last_frames: AtomicUsize::new(0),
             origin,
         }
@@ -117,14 +129,15 @@ impl StreamFlags {
         self.last_frames.store(frames, Ordering::Relaxed);
     }
 
-    /// When the last output callback ran and the frames it carried (`None`: none yet).
-    pub(super) fn last_called(&self) -> Option<(Instant, usize)> {
+    /// The last output callback (`None`: none yet).
+    pub(super) fn last_called(&self) -> Option<LastCallback> {
         match self.called_ns.load(Ordering::Relaxed) {
             0 => None,
-            ns => Some((
-                self.origin + Duration::from_nanos(ns),
-                self.last_frames.load(Ordering::Relaxed),
-            )),
+            ns => Some(LastCallback {
+                at: self.origin + Duration::from_nanos(ns),
+                delay: Duration::from_micros(self.called_delay_us.load(Ordering::Relaxed)),
+                frames: self.last_frames.load(Ordering::Relaxed),
+            }),
         }
     }
 
@@ -254,16 +267,14 @@ impl PlaybackCallback {
         }
     }
 
-    /// The audio system's delay after this callback: how long its samples wait before they
-    /// are played.
-    pub(super) fn saw_delay(&self, delay: Duration) {
+    /// The callback runs at `now`, and the audio system will play its first sample `delay`
+    /// later (atomic stores and adds).
+    pub(super) fn called_at(&self, now: Instant, delay: Duration) {
         self.flags.saw_delay(delay);
-    }
-
-    /// The callback runs at `now` (one atomic store).
-    pub(super) fn called_at(&self, now: Instant) {
         let ns = now.saturating_duration_since(self.flags.origin).as_nanos();
         let ns = u64::try_from(ns).unwrap_or(u64::MAX).max(1);
+        let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+        self.flags.called_delay_us.store(us, Ordering::Relaxed);
         self.flags.called_ns.store(ns, Ordering::Relaxed);
     }
 
@@ -409,7 +420,7 @@ mod tests {
         assert_no_alloc::assert_no_alloc(|| {
             for round in 0..10 {
                 capture.saw_delay(Duration::from_micros(6_500));
-                playback.saw_delay(Duration::from_micros(12_000));
+                playback.called_at(crate::sip::timer::epoch(), Duration::from_micros(12_000));
                 capture.process(&input_i16); // fills, then overflows
                 capture_f.process(&input_f32);
                 for _ in 0..round * 50 {
