@@ -20,8 +20,9 @@
 //!             margin grown by a period (an xrun the audio system reports below the ring
 //!             does not grow it); steady → frames lose some of the excess per window; more
 //!             than period + margin + 30 ms queued → drop the frame
-//!             the ring's level (what it holds less what the device played since its last
-//!             callback) → the drift controller (`drift.rs`) → a sample slipped now and then
+//!             the headset's level (the ring, and what the audio system held after its last
+//!             callback less what it played since) → the drift controller (`drift.rs`) → a
+//!             sample slipped now and then
 //! ```
 //!
 //! The margin starts at half the period asked of the device (2.5 ms) and settles
