@@ -13,6 +13,9 @@
 //! in which the margin never fell below half of it. A window sees only the delays that
 //! happened in it; a delay that comes once every few seconds (a scheduler's, a sound
 //! server's) would otherwise be forgotten by the next window and met again as a dropout.
+//! A dropout after the floor came down shows it came down too far: the hold doubles (up to
+//! 8 minutes), so a delay that comes every minute or two is not met again each time the
+//! floor is given back.
 //!
 //! ```text
 //!   ran dry ──► Grow(one period) now, floor += period/2 (once per burst: not again within
@@ -21,7 +24,8 @@
 //!           ──► e > a period: Shrink(e) at once            (a backlog: stale audio, not a cushion)
 //!               else Shrink(min(e, max(2 ms, e/4)))        (the margin settles near keep)
 //!   a backlog (e > a period) over the last 1 s, however long the window ──► Shrink(e) at once
-//!   a minute without running dry, least margin ≥ floor/2 ──► floor −= 2 ms
+//!   a hold (1 min; doubled by each dropout after the floor came down, up to 8 min) without
+//!   running dry, least margin ≥ floor/2 ──► floor −= 2 ms
 //!   otherwise ─► Hold
 //! ```
 //!
@@ -41,8 +45,10 @@ const MAX_WINDOW: u32 = 800;
 const MAX_SHRINK_MS: u32 = 2;
 /// Most margin the cushion grows to (ms).
 const MAX_MARGIN_MS: u32 = 80;
-/// Ticks (20 ms) a floor learned from dropouts is kept before it may come down: 1 min.
+/// Ticks (20 ms) a floor learned from dropouts is kept before it may come down: 1 min at
+/// first, up to 8 min after dropouts that followed its coming down.
 const FLOOR_HOLD: u32 = 3_000;
+const MAX_FLOOR_HOLD: u32 = 8 * FLOOR_HOLD;
 
 /// What the ring's media-thread end should do now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +85,9 @@ pub(super) struct Cushion {
     floor: usize,
     floor_ticks: u32,
     floor_low: usize,
+    /// Ticks the floor is held, and whether it came down since the last dropout.
+    floor_hold: u32,
+    floor_lowered: bool,
     grows: u64,
     shrinks: u64,
 }
@@ -103,6 +112,8 @@ impl Cushion {
             floor: 0,
             floor_ticks: BACKLOG_WINDOW,
             floor_low: usize::MAX,
+            floor_hold: FLOOR_HOLD,
+            floor_lowered: false,
             grows: 0,
             shrinks: 0,
         }
@@ -126,18 +137,19 @@ impl Cushion {
         (self.period() / 4).max(self.floor)
     }
 
-    /// A minute without a dropout in which the margin never fell below half the floor:
-    /// the floor comes down 2 ms.
+    /// A hold without a dropout in which the margin never fell below half the floor: the
+    /// floor comes down 2 ms.
     fn relax_floor(&mut self, low: Option<usize>) {
         if let Some(low) = low {
             self.floor_low = self.floor_low.min(low);
         }
         self.floor_ticks += 1;
-        if self.floor_ticks < FLOOR_HOLD {
+        if self.floor_ticks < self.floor_hold {
             return;
         }
-        if self.floor_low >= self.floor / 2 {
+        if self.floor_low >= self.floor / 2 && self.floor > 0 {
             self.floor = self.floor.saturating_sub(self.max_shrink);
+            self.floor_lowered = true;
         }
         self.floor_ticks = 0;
         self.floor_low = usize::MAX;
@@ -160,6 +172,9 @@ impl Cushion {
             if self.floor_ticks >= BACKLOG_WINDOW {
                 // One raise per burst: dropouts within a second of each other are one delay.
                 self.floor = (self.keep() + self.period() / 2).min(self.max_margin);
+                if std::mem::take(&mut self.floor_lowered) {
+                    self.floor_hold = (self.floor_hold * 2).min(MAX_FLOOR_HOLD);
+                }
             }
             self.floor_ticks = 0;
             self.floor_low = usize::MAX;
@@ -334,6 +349,40 @@ mod tests {
             c.tick(Some(if i == 1_000 { 200 } else { 600 }), 480, false);
         }
         assert_eq!(c.keep(), 600, "a late callback used the floor: kept");
+    }
+
+    /// A dropout after the floor came down doubles how long the next floor is held.
+    #[test]
+    fn a_dropout_after_the_floor_came_down_holds_the_next_one_longer() {
+        let mut c = Cushion::new(48_000, 480);
+        c.tick(Some(0), 480, true);
+        for _ in 0..FLOOR_HOLD {
+            c.tick(Some(500), 480, false);
+        }
+        assert_eq!(c.keep(), 264, "a quiet minute: 360 − 96");
+        for _ in 0..BACKLOG_WINDOW {
+            c.tick(Some(500), 480, false);
+        }
+        // The delay comes back: the floor it needs is learned anew and held two minutes.
+        c.tick(Some(0), 480, true);
+        assert_eq!(c.keep(), 504);
+        for _ in 0..(2 * FLOOR_HOLD - 1) {
+            c.tick(Some(600), 480, false);
+        }
+        assert_eq!(c.keep(), 504, "held two minutes");
+        c.tick(Some(600), 480, false);
+        assert_eq!(c.keep(), 408);
+        // Dropouts while the floor has not come down (a new delay, a burst) keep the hold.
+        let mut c = Cushion::new(48_000, 480);
+        c.tick(Some(0), 480, true);
+        for _ in 0..BACKLOG_WINDOW {
+            c.tick(Some(400), 480, false);
+        }
+        c.tick(Some(0), 480, true);
+        for _ in 0..FLOOR_HOLD {
+            c.tick(Some(700), 480, false);
+        }
+        assert_eq!(c.keep(), 504, "one minute: 600 − 96");
     }
 
     #[test]

@@ -1289,10 +1289,11 @@ mod tests {
     /// headset's crystal; the private PulseAudio of the latency bench ran about 300 ppm
     /// faster than the media clock). When the give-back dropped audio instead, the tick
     /// never moved earlier: on the faster card the headset's ring ran dry about once a
-    /// minute (10 times in the ten minutes after the first, mean fill 21.8 ms). With the
-    /// headset's drift controller (`drift.rs`) one dropout is allowed: its corrections, noise
-    /// where the two streams share a clock, move the tick's phase to the callbacks, and the
-    /// −300 ppm card meets the cushion's rare short margin once (none without the loop).
+    /// minute (10 times in the ten minutes after the first, mean fill 21.8 ms). The headset's
+    /// drift controller (`drift.rs`) must not undo it: kept wide, its corrections, noise where
+    /// the two streams share a clock, moved the tick's phase to the callbacks and the −300 ppm
+    /// card met the cushion's rare short margin once (mean fill 18.1 ms); narrowed as the
+    /// level's wander asks, none (16.7 ms).
     #[test]
     fn the_media_clock_keeps_the_microphones_pace_and_the_headset_its_fill() {
         for fast_ppm in [0, 300, -300] {
@@ -1301,10 +1302,10 @@ mod tests {
                 burst: 1,
             };
             let run = simulate_one_end(660, fast_ppm, headset, 0x5851_f42d_4c95_7f2d);
-            assert!(run.dry <= 1, "{fast_ppm} ppm: the headset ran dry: {run:?}");
+            assert_eq!(run.dry, 0, "{fast_ppm} ppm: the headset ran dry: {run:?}");
             assert_eq!(run.mic_misses, 0, "{fast_ppm} ppm: {run:?}");
             assert!(run.low_ms > 0.0, "{fast_ppm} ppm: {run:?}");
-            assert!(run.mean_ms < 19.0, "{fast_ppm} ppm: {run:?}");
+            assert!(run.mean_ms < 18.0, "{fast_ppm} ppm: {run:?}");
         }
     }
 
@@ -1313,8 +1314,9 @@ mod tests {
     /// whose speaker and microphone are different cards, taking a period at a time or three
     /// at once (a sound server's burst): the frames are written at the headset's pace
     /// (`drift.rs`). Over three seeds of five such headsets (15 runs, the ten minutes after
-    /// the first): 24 dropouts and 39 cuts of the cushion; written at the ticks' pace, 105
-    /// dropouts and 473 cuts (the −250 ppm headset alone, 136–143 cuts each). What is left
+    /// the first): 24 dropouts and 35 cuts of the cushion (its floor held longer after a
+    /// dropout that followed its coming down: 41 cuts without); written at the ticks' pace,
+    /// 106 dropouts and 473 cuts (the −250 ppm headset alone, 136–143 cuts each). What is left
     /// are the cushion's own dropouts: it gives back margin down to a quarter period and
     /// learns from the rare late callback that then finds it short. A steady headset in
     /// bursts keeps none.
@@ -1342,8 +1344,8 @@ mod tests {
                 cuts += run.cuts;
             }
         }
-        assert!(dry <= 35, "{dry} dropouts in 15 ten-minute runs");
-        assert!(cuts <= 60, "{cuts} cuts in 15 ten-minute runs");
+        assert!(dry <= 30, "{dry} dropouts in 15 ten-minute runs");
+        assert!(cuts <= 45, "{cuts} cuts in 15 ten-minute runs");
     }
 
     /// A sound server's steady 5 ms callbacks with a rare long delay (one in 1,000 up to 6 ms
