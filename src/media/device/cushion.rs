@@ -88,6 +88,8 @@ pub(super) struct Cushion {
     /// Ticks the floor is held, and whether it came down since the last dropout.
     floor_hold: u32,
     floor_lowered: bool,
+    /// Ticks since the last dropout (a burst's dropouts raise the floor once).
+    since_dry: u32,
     grows: u64,
     shrinks: u64,
 }
@@ -114,6 +116,7 @@ impl Cushion {
             floor_low: usize::MAX,
             floor_hold: FLOOR_HOLD,
             floor_lowered: false,
+            since_dry: BACKLOG_WINDOW,
             grows: 0,
             shrinks: 0,
         }
@@ -169,13 +172,14 @@ impl Cushion {
             let grow = self
                 .period()
                 .min(self.max_margin.saturating_sub(self.margin));
-            if self.floor_ticks >= BACKLOG_WINDOW {
+            if self.since_dry >= BACKLOG_WINDOW {
                 // One raise per burst: dropouts within a second of each other are one delay.
                 self.floor = (self.keep() + self.period() / 2).min(self.max_margin);
                 if std::mem::take(&mut self.floor_lowered) {
                     self.floor_hold = (self.floor_hold * 2).min(MAX_FLOOR_HOLD);
                 }
             }
+            self.since_dry = 0;
             self.floor_ticks = 0;
             self.floor_low = usize::MAX;
             self.margin += grow;
@@ -188,6 +192,7 @@ impl Cushion {
                 Move::Hold
             };
         }
+        self.since_dry = self.since_dry.saturating_add(1);
         self.relax_floor(low);
         if let Some(low) = low {
             self.window_low = self.window_low.min(low);
@@ -360,10 +365,8 @@ mod tests {
             c.tick(Some(500), 480, false);
         }
         assert_eq!(c.keep(), 264, "a quiet minute: 360 − 96");
-        for _ in 0..BACKLOG_WINDOW {
-            c.tick(Some(500), 480, false);
-        }
-        // The delay comes back: the floor it needs is learned anew and held two minutes.
+        // The delay comes back at once: the floor it needs is learned anew and held two
+        // minutes.
         c.tick(Some(0), 480, true);
         assert_eq!(c.keep(), 504);
         for _ in 0..(2 * FLOOR_HOLD - 1) {
