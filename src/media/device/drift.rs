@@ -257,8 +257,8 @@ mod tests {
         for (seed, wander) in [(7, 3.0), (4_242, 3.0), (99_991, 3.0), (7, 1.0), (7, 0.5)] {
             let (windows, bandwidth) = follow_wandering((250.0, 250.0), 600, 600, wander, seed);
             // Two minutes to learn and narrow; then the correction stays near the card's pace
-            // (80–103 ppm at most; a loop kept wide swings it by 840–900 ppm with a wander of
-            // 3 ms).
+            // (98–105 ppm at most with a wander of 3 ms, 100 and 111 with 1 and 0.5 ms; a loop
+            // kept wide swings it by 840–900 ppm with a wander of 3 ms).
             let worst = windows[120..]
                 .iter()
                 .fold(0f64, |w, &(c, _)| w.max((c - 250.0).abs()));
