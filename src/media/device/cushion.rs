@@ -344,16 +344,23 @@ mod tests {
             "two quiet minutes: 2 ms less each (600, 504, 408)"
         );
         // A minute in which a delay used more than half the floor keeps it.
+        let mut c = two_dropouts_a_second_apart();
+        for i in 0..FLOOR_HOLD {
+            c.tick(Some(if i == 1_000 { 200 } else { 600 }), 480, false);
+        }
+        assert_eq!(c.keep(), 600, "a late callback used the floor: kept");
+    }
+
+    /// A cushion of 10 ms periods at 48 kHz that ran dry twice, a second apart: its floor
+    /// 600 samples (a quarter period and twice half a period).
+    fn two_dropouts_a_second_apart() -> Cushion {
         let mut c = Cushion::new(48_000, 480);
         c.tick(Some(0), 480, true);
         for _ in 0..BACKLOG_WINDOW {
             c.tick(Some(400), 480, false);
         }
         c.tick(Some(0), 480, true);
-        for i in 0..FLOOR_HOLD {
-            c.tick(Some(if i == 1_000 { 200 } else { 600 }), 480, false);
-        }
-        assert_eq!(c.keep(), 600, "a late callback used the floor: kept");
+        c
     }
 
     /// A dropout after the floor came down doubles how long the next floor is held.
@@ -376,12 +383,7 @@ mod tests {
         c.tick(Some(600), 480, false);
         assert_eq!(c.keep(), 408);
         // Dropouts while the floor has not come down (a new delay, a burst) keep the hold.
-        let mut c = Cushion::new(48_000, 480);
-        c.tick(Some(0), 480, true);
-        for _ in 0..BACKLOG_WINDOW {
-            c.tick(Some(400), 480, false);
-        }
-        c.tick(Some(0), 480, true);
+        let mut c = two_dropouts_a_second_apart();
         for _ in 0..FLOOR_HOLD {
             c.tick(Some(700), 480, false);
         }
