@@ -189,6 +189,7 @@ impl Drift {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::device::dice::Dice;
 
     /// A ring drained by a card `ppm` faster than the ticks fill it, starting at 10 ms, the
     /// frames written at the rate the controller asks for: the first window's mean (ms), the
@@ -226,17 +227,13 @@ mod tests {
         seed: u64,
     ) -> (Vec<(f64, f64)>, f64) {
         let mut drift = Drift::new(48_000);
-        let mut dice = seed;
+        let mut dice = Dice(seed);
         let mut level = 480.0;
         let (mut correction, mut wander, mut sum) = (0.0, 0.0, 0.0);
         let mut windows = Vec::new();
         for tick in 1..=seconds * 50 {
             if tick % 50 == 1 {
-                // xorshift: a fraction in [−1, 1) each second.
-                dice ^= dice << 13;
-                dice ^= dice >> 7;
-                dice ^= dice << 17;
-                wander = ((dice >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * wander_ms * 48.0;
+                wander = dice.signed() * wander_ms * 48.0;
             }
             sum += level;
             if let Some(c) = drift.tick(level + wander) {

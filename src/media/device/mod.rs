@@ -42,6 +42,8 @@
 
 mod cpal_backend;
 mod cushion;
+#[cfg(test)]
+mod dice;
 mod drift;
 mod file;
 mod file_input;

@@ -590,6 +590,7 @@ impl PlaybackPath {
 mod tests {
     use super::*;
     use crate::media::clock::MediaClock;
+    use crate::media::device::dice::Dice;
     use crate::media::device::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
     use crate::sip::timer::epoch;
     use std::f64::consts::PI;
@@ -857,19 +858,6 @@ mod tests {
         assert!(reads > 190);
         assert_eq!(frame[500], 8192);
         assert!(device_out.iter().all(|&s| (s - 8192).abs() < 200));
-    }
-
-    /// A deterministic pseudo-random source for the simulated clocks (xorshift).
-    struct Dice(u64);
-
-    impl Dice {
-        /// Uniform in `0..n`.
-        fn below(&mut self, n: u64) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0 % n.max(1)
-        }
     }
 
     /// How a simulated device times its callbacks.
