@@ -1,11 +1,11 @@
-//! Cost of one 20 ms frame on the media thread, per direction and codec:
+//! Cost of one frame (10 ms) on the media thread, per direction and codec:
 //!
 //! - send path: encode the microphone frame and build its RTP packet;
 //! - receive path: parse the RTP packet, pass it through the jitter buffer, decode it;
 //! - a lost Opus frame rebuilt from the next packet's FEC;
 //! - the microphone's clean-up: noise suppression, AGC, both.
 //!
-//! A frame must cost far less than its 20 ms for the media thread to keep up with every line
+//! A frame must cost far less than its 10 ms for the media thread to keep up with every line
 //! on a busy machine. `cargo bench --bench frame_cost`.
 
 use std::f32::consts::TAU;
@@ -18,7 +18,7 @@ use switchboard::media::codec::{Codec, OpusSettings};
 use switchboard::media::jitter::{JitterBuffer, JitterConfig, Playout};
 use switchboard::media::rtp::{parse_rtp, RtpSender};
 use switchboard::media::voice::{MicCleanup, VoiceSettings};
-use switchboard::media::{CodecKind, Frame, FRAME_SAMPLES, SAMPLE_RATE};
+use switchboard::media::{CodecKind, Frame, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 
 /// A frame of speech-like sound: two partials with a slow vibrato.
 fn voice_frame(index: usize) -> Frame {
@@ -81,14 +81,16 @@ fn frame_paths(c: &mut Criterion) {
         let mut n: u64 = 0;
         c.bench_function(&format!("{name}/receive: parse + jitter + decode"), |b| {
             b.iter(|| {
-                let now = start + Duration::from_millis(20 * n);
+                let now = start + Duration::from_millis(u64::from(FRAME_MS) * n);
                 // The stored packets loop; give each round its own timestamps and sequence.
                 let k = (n % packets.len() as u64) as usize;
                 let rtp = parse_rtp(&packets[k]).expect("parses");
                 let ts = (n as u32).wrapping_mul(spf);
                 jitter.push(now, n as u16, ts, rtp.ssrc, rtp.payload);
                 match jitter.pop(now) {
-                    Playout::Packet(p) => decoder.decode(p, &mut out).expect("decode"),
+                    Playout::Packet(p) => {
+                        decoder.decode(p, &mut out).expect("decode");
+                    }
                     Playout::Missed { next } => decoder.conceal(next, &mut out).expect("conceal"),
                     Playout::Filling => out.fill(0),
                 }

@@ -76,8 +76,9 @@ const CLICK_HZ: f64 = 2000.0;
 /// separates two of them.
 const THRESHOLD: f32 = 0.05;
 const GAP_MS: usize = 200;
-/// A microphone frame is complete only after its 20 ms; Opus' encoder looks 6.5 ms ahead.
-const PACKET_MS: f64 = 20.0;
+/// The packetisation both ends ask for (`LATENCY_PULSE_PTIME`, ms): a packet leaves only
+/// when its last frame is complete. Opus' encoder looks 6.5 ms ahead.
+const DEFAULT_PTIME: u32 = 10;
 const LOOK_AHEAD_MS: f64 = 6.5;
 /// The aim of issue 17: client-added latency at most this, with no dropouts.
 const AIM_MS: f64 = 40.0;
@@ -167,12 +168,19 @@ fn main() {
              output = \"{output}\"\nnoise_suppression = false\nagc = false\n"
         )
     };
+    let ptime = std::env::var("LATENCY_PULSE_PTIME")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_PTIME);
+    let packet_ms = f64::from(ptime);
     let caller_cfg = SwitchboardConfig::peer_to_peer(&net)
         .with_codecs(&["opus"])
+        .with_ptime(ptime)
         .with_audio(&audio("a_mic.monitor", "a_spk"));
     let ip = net.ip(CALLEE);
     let mut callee_cfg = SwitchboardConfig::peer_to_peer(&net)
         .with_codecs(&["opus"])
+        .with_ptime(ptime)
         .with_audio(&audio("b_mic.monitor", "b_ear"));
     callee_cfg = callee_cfg.at(ip, "bob");
     let ignore_underruns =
@@ -331,7 +339,7 @@ fn main() {
         };
         (
             -change("headset_ahead_ms"),
-            change("headset_dropped") * PACKET_MS,
+            change("headset_dropped") * f64::from(switchboard::media::FRAME_MS),
         )
     };
     let (a_behind, b_behind) = (behind(&a_log), behind(&b_log));
@@ -370,14 +378,14 @@ fn main() {
     );
     let capture = cap_ring + cap_dev - cap_period / 2.0;
     let playback = play_ring + play_dev + play_period / 2.0;
-    let stages = capture + PACKET_MS + LOOK_AHEAD_MS + playback;
+    let stages = capture + packet_ms + LOOK_AHEAD_MS + playback;
     let _ = writeln!(
         out,
         "   breakdown (means of the `audio latency` log lines; the jitter buffer, which holds \
          B's wait for its tick ({phase:.1} ms after A's), is excluded):\n   \
          A capture: audio system {cap_dev:.1} ms at a callback (period {cap_period:.1}) + \
          ring {cap_ring:.1} ms behind the frame -> newest sample {capture:.1} ms old at the tick\n   \
-         A encode: packetisation {PACKET_MS} ms + Opus look-ahead {LOOK_AHEAD_MS} ms\n   \
+         A encode: packetisation {packet_ms} ms + Opus look-ahead {LOOK_AHEAD_MS} ms\n   \
          B playback: ring {play_ring:.1} ms ahead of the frame + audio system {play_dev:.1} ms \
          at a callback (period {play_period:.1}) -> {playback:.1} ms\n   \
          sum of the stages {stages:.1} ms; measured client-added + server loopback \

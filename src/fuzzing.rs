@@ -16,11 +16,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::directory::{Directory, Entry, Source};
 use crate::media::codec::{Codec as MediaCodec, OpusSettings};
 use crate::media::dtmf::DtmfReceiver;
-use crate::media::jitter::{JitterBuffer, JitterConfig, Playout};
+use crate::media::inbound::Inbound;
+use crate::media::jitter::JitterConfig;
 use crate::media::rtcp::RtcpSession;
 use crate::media::rtp::{is_rtcp, parse_rtp, RtpSender};
 use crate::media::srtp::{self, SrtpKeys, SrtpSession, SrtpSuite};
-use crate::media::{CodecKind, Frame, FRAME_SAMPLES};
+use crate::media::{CodecKind, Frame, FRAME_MS, FRAME_SAMPLES};
 use crate::sip::msg::{Message, Method};
 use crate::sip::policy::Policy;
 use crate::sip::sdes::{KeySource, SrtpConfig, SrtpMode, KEY_LEN};
@@ -81,6 +82,7 @@ fn ua_config() -> UaConfig {
         seed: crate::sip::Seed::fixed(7),
         dtmf_info: false,
         opus_bitrate: Some(24_000),
+        ptime: 20,
         others: Vec::new(),
         blf: Vec::new(),
     }
@@ -384,6 +386,7 @@ pub fn sdp_body(data: &[u8]) {
             codecs,
             dtmf,
             opus_bitrate: Some(24_000),
+            ptime: 20,
             srtp,
             keys: [[9; KEY_LEN]; 2],
         };
@@ -427,7 +430,7 @@ fn assert_answer_reads_back(answer: &str, negotiated: &sdp::Negotiated, local: &
 /// One line's receive path, as the media pipeline runs it.
 struct Receiver {
     rtcp: RtcpSession,
-    jitter: JitterBuffer,
+    inbound: Inbound,
     dtmf: DtmfReceiver,
     codec: MediaCodec,
     payload_type: u8,
@@ -439,11 +442,7 @@ impl Receiver {
     fn new(kind: CodecKind, payload_type: u8, now: Instant) -> Option<Receiver> {
         Some(Receiver {
             rtcp: RtcpSession::new(0x1234_5678, kind.clock_rate(), now),
-            jitter: JitterBuffer::new(
-                kind.clock_rate(),
-                kind.samples_per_frame(),
-                JitterConfig::default(),
-            ),
+            inbound: Inbound::new(kind, JitterConfig::default()),
             dtmf: DtmfReceiver::default(),
             codec: MediaCodec::new(kind, &OpusSettings::default()).ok()?,
             payload_type,
@@ -466,19 +465,20 @@ impl Receiver {
         if pkt.payload_type == self.dtmf_payload_type {
             std::hint::black_box(self.dtmf.on_packet(pkt.timestamp, pkt.payload));
         } else {
-            self.jitter
-                .push(now, pkt.sequence, pkt.timestamp, pkt.ssrc, pkt.payload);
+            self.inbound.push(
+                now,
+                &self.codec,
+                (pkt.sequence, pkt.timestamp, pkt.ssrc),
+                pkt.payload,
+            );
         }
     }
 
-    /// One 20 ms tick of playout.
+    /// One tick of playout.
     fn tick(&mut self, now: Instant) {
-        let decoded = match self.jitter.pop(now) {
-            Playout::Packet(payload) => self.codec.decode(payload, &mut self.frame),
-            Playout::Missed { next } => self.codec.conceal(next, &mut self.frame),
-            Playout::Filling => Ok(()),
-        };
-        std::hint::black_box(decoded.is_ok());
+        self.inbound
+            .next_frame(now, &mut self.codec, &mut self.frame);
+        std::hint::black_box(&self.frame);
     }
 }
 
@@ -496,7 +496,7 @@ fn primer(sequence: u16) -> Vec<u8> {
 /// telephone-event 101) and of an Opus line (payload type 111) that already
 /// hold a stream (four packets buffered): first as one datagram, then read
 /// as a sequence of datagrams each prefixed by a one-byte length (the first
-/// 16), one per 20 ms tick. Frames are played out (decoded or concealed)
+/// 16), one per tick. Frames are played out (decoded or concealed)
 /// after each, and an RTCP report is written at the end.
 pub fn rtp_packet(data: &[u8]) {
     let mut now = origin();
@@ -504,7 +504,7 @@ pub fn rtp_packet(data: &[u8]) {
         let Some(mut rx) = Receiver::new(kind, pt, now) else {
             continue;
         };
-        let tick = Duration::from_millis(20);
+        let tick = Duration::from_millis(u64::from(FRAME_MS));
         for seq in 100..104u16 {
             let mut p = primer(seq);
             p[1] = pt;
@@ -537,7 +537,7 @@ pub fn rtp_packet(data: &[u8]) {
             "fuzz@127.0.0.2",
             &mut report,
         );
-        std::hint::black_box((rx.rtcp.quality(), rx.jitter.stats(), report.len()));
+        std::hint::black_box((rx.rtcp.quality(), rx.inbound.stats(), report.len()));
     }
 }
 

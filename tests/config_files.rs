@@ -147,6 +147,7 @@ fn example_mentions_every_key() {
         "opus_complexity",
         "opus_fec",
         "opus_dtx",
+        "ptime",
         "[audio]",
         "backend",
         "input",

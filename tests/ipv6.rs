@@ -49,6 +49,7 @@ fn config(kam: &Kamailio, bind: SocketAddr, user: &str, transport: &str, audio: 
         bind,
         accounts: vec![account],
         codecs: vec!["pcmu".to_owned()],
+        ptime: None,
         network: String::new(),
         audio: audio.to_owned(),
         extra: "[transfer]\nblind = \"notify\"\n".to_owned(),

@@ -13,7 +13,9 @@ use common::signal::{
     after_onset, longest_gap_ms, median_ncc, mouth_to_ear_ms, read_wav, windows_heard,
     write_test_signal,
 };
-use common::{hosts, secs, Baresip, BaresipOptions, Kamailio, Net, Switchboard, SwitchboardConfig};
+use common::{
+    hosts, secs, Baresip, BaresipOptions, Capture, Kamailio, Net, Switchboard, SwitchboardConfig,
+};
 
 /// The host number of the second switchboard in the test's /24.
 const CALLEE: u8 = 6;
@@ -287,21 +289,76 @@ fn profile_similarity(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn call_with_baresip_carries_audio_both_ways() {
     let net = Net::for_test("media_calls::baresip");
-    let kam = Kamailio::start(&net, &[("alice", "alicepw"), ("bob", "bobpw")]);
-    let bob = Baresip::start(&net, "bob", "bobpw", kam.ip(), BaresipOptions::default());
+    call_baresip(&net, BaresipOptions::default(), None, false);
+}
+
+/// baresip calls us asking for 40 ms packets (`;ptime=40` gives its offer `a=ptime:40`), we
+/// answer asking for 10 (`[codecs] ptime`): each end sends what the other asked for (baresip
+/// follows a peer's a=ptime), and each plays the other's packets.
+#[test]
+fn call_with_baresip_sends_what_each_end_asks_for() {
+    let net = Net::for_test("media_calls::baresip_ptime");
+    let opts = BaresipOptions {
+        extra_account_params: ";ptime=40".to_owned(),
+        ..BaresipOptions::default()
+    };
+    let mut wire = Capture::start(&net);
+    call_baresip(&net, opts, Some(10), true);
+    // PCMU: one byte a sample at 8 kHz, so 8 bytes per ms after the 12-byte RTP header.
+    // (baresip's packets may leave from 127.0.0.1: they are told by where they go.)
+    let us = net.ip(hosts::SWITCHBOARD);
+    let mut lengths = |filter: String| -> Vec<usize> {
+        wire.rtp_fields(&format!("rtp.p_type == 0 && {filter}"), &["udp.length"])
+            .iter()
+            .filter_map(|f| f.first()?.parse::<usize>().ok())
+            .map(|udp| (udp - 8 - 12) / 8)
+            .collect()
+    };
+    let ours = lengths(format!("ip.src == {us}"));
+    let theirs = lengths(format!("ip.dst == {us}"));
+    println!(
+        "packets: ours {} (ms: {:?}), baresip's {} (ms: {:?})",
+        ours.len(),
+        ours.iter().collect::<std::collections::BTreeSet<_>>(),
+        theirs.len(),
+        theirs.iter().collect::<std::collections::BTreeSet<_>>()
+    );
+    assert!(
+        ours.len() > 50 && ours.iter().all(|&ms| ms == 40),
+        "ours: {ours:?}"
+    );
+    assert!(theirs.len() > 200, "baresip's: {}", theirs.len());
+    assert!(theirs.iter().all(|&ms| ms == 10), "baresip's: {theirs:?}");
+}
+
+/// A call between switchboard (file audio, `[codecs] ptime` when given) and a registered
+/// baresip (a 1 kHz sine, recording what it hears) for 5 s, dialled by switchboard or, with
+/// `they_dial`, by baresip: each hears the other.
+fn call_baresip(net: &Net, opts: BaresipOptions, ptime: Option<u32>, they_dial: bool) {
+    let kam = Kamailio::start(net, &[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Baresip::start(net, "bob", "bobpw", kam.ip(), opts);
     let dir = tempfile::tempdir().expect("tempdir");
     let signal = dir.path().join("signal.wav");
     let reference = write_test_signal(&signal, 3.0);
     let our_out = dir.path().join("heard.wav");
-    let cfg = SwitchboardConfig::registering(&net, "alice", "alicepw").with_audio(&audio_toml(
+    let mut cfg = SwitchboardConfig::registering(net, "alice", "alicepw").with_audio(&audio_toml(
         Some(&signal),
         &our_out,
         "",
     ));
+    if let Some(ms) = ptime {
+        cfg = cfg.with_ptime(ms);
+    }
     let mut sb = Switchboard::start(&cfg.to_toml());
     sb.wait_for(secs(10), "registered");
     bob.wait_registered(secs(10));
-    sb.send("dial bob");
+    if they_dial {
+        bob.dial(&format!("sip:alice@{}", kam.ip()));
+        sb.wait_for(secs(10), "incoming");
+        sb.send("answer");
+    } else {
+        sb.send("dial bob");
+    }
     sb.wait_call_state(secs(10), 1, "connected");
     thread::sleep(Duration::from_secs(5));
     sb.send("hangup");

@@ -1,8 +1,8 @@
 //! The media thread while no call, tone or sound check needs it: it sleeps on its order
 //! channel and does not wake (counted as the context switches of the thread named `media` in
-//! `/proc/<pid>/task/*/status`, which a 20 ms tick would raise by about 50 a second), and it
+//! `/proc/<pid>/task/*/status`, which a 10 ms tick would raise by about 100 a second), and it
 //! goes back to sleep after the sound check's level meter has run. In a call it wakes once
-//! per 20 ms frame: at its tick, not at each packet that arrives.
+//! per 10 ms frame: at its tick, not at each packet that arrives.
 
 mod common;
 
@@ -66,7 +66,7 @@ fn wakeups_over(sb: &Switchboard, window: Duration) -> u64 {
     media_switches(sb.pid()) - before
 }
 
-/// At most this many wake-ups in an idle window (a stray order; a tick would give ~50/s).
+/// At most this many wake-ups in an idle window (a stray order; a tick would give ~100/s).
 const IDLE_WAKEUPS: u64 = 3;
 
 #[test]
@@ -110,9 +110,9 @@ fn the_media_thread_sleeps_while_idle_and_after_the_level_meter() {
 }
 
 /// At most this many times a second the media thread may go to sleep in a call: once per
-/// 20 ms tick (50), with room for an order from the driver now and then. Waking for each
-/// packet as well as for the tick made it about 100.
-const CALL_SLEEPS_PER_S: u64 = 60;
+/// 10 ms tick (100), with room for an order from the driver now and then. Waking for each
+/// 20 ms packet as well as for the tick makes it about 150.
+const CALL_SLEEPS_PER_S: u64 = 110;
 
 #[test]
 fn in_a_call_the_media_thread_wakes_once_per_frame() {

@@ -37,6 +37,7 @@ fn config(ip: Ipv4Addr, user: &str, audio: &str, account_extra: &str) -> String 
         bind: (ip, 5060).into(),
         accounts: vec![account],
         codecs: vec!["pcmu".to_owned()],
+        ptime: None,
         network: "rtp_port_min = 40000\nrtp_port_max = 40099\n".to_owned(),
         audio: audio.to_owned(),
         extra: "[transfer]\nblind = \"notify\"\n".to_owned(),

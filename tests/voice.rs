@@ -371,7 +371,7 @@ fn judge(heard: &[f32], clean: &[f32], noise: &[f32], sent: &[f32]) -> (f32, f32
             }
         }
         // Speech: 100 ms windows while it speaks, each lined up again within ±25 ms (a
-        // skipped tick moves the stream by 20 ms).
+        // skipped tick moves the stream by a frame).
         for start in (1_200..CHUNK - 4_800 - 1_200).step_by(4_800) {
             let k0 = (start + offset) % period;
             if !(0..4_800).all(|i| speaking[(((k0 + i) % period) / 480).min(blocks - 1)]) {
@@ -446,14 +446,15 @@ fn noise_suppression_on_the_media_thread_meets_its_figures() {
         noise_suppression: true,
         agc: false,
     });
-    // Three loops through the clean-up, as the media thread would, 20 ms at a time; the
+    // Three loops through the clean-up, as the media thread would, a frame at a time; the
     // last two are judged (the network has settled by then).
-    let period = clean.len() / 960 * 960;
+    const F: usize = switchboard::media::FRAME_SAMPLES;
+    let period = clean.len() / F * F;
     let mut out = Vec::with_capacity(3 * period);
-    let mut frame = [0i16; 960];
-    for k in 0..3 * period / 960 {
+    let mut frame = [0i16; F];
+    for k in 0..3 * period / F {
         for (j, s) in frame.iter_mut().enumerate() {
-            let i = (k * 960 + j) % clean.len();
+            let i = (k * F + j) % clean.len();
             *s = ((clean[i] + noise[i]) * 32_767.0).clamp(-32_768.0, 32_767.0) as i16;
         }
         cleanup.process(&mut frame);

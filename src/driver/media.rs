@@ -358,6 +358,7 @@ fn stream_params(s: Stream) -> StreamParams {
         receive: matches!(s.direction, Direction::SendRecv | Direction::RecvOnly),
         dtmf_payload_type: s.dtmf_payload_type,
         max_bitrate: s.max_bitrate,
+        ptime: s.ptime,
         source: match s.source {
             Source::Microphone => SendSource::Microphone,
             Source::MusicOnHold => SendSource::MusicOnHold,
@@ -408,6 +409,7 @@ mod tests {
                 direction,
                 dtmf_payload_type: Some(110),
                 max_bitrate: Some(16_000),
+                ptime: Some(20),
                 source: Source::MusicOnHold,
                 muted: false,
                 srtp: None,

@@ -497,6 +497,7 @@ impl Setup {
             seed: os_seed(),
             dtmf_info: config.media.dtmf == config::DtmfMethod::Info,
             opus_bitrate: Some(config.codecs.opus_bitrate),
+            ptime: config.codecs.ptime,
             blf: config.watched(account),
         };
         let media = MediaSetup::new(config, format!("{}@{}", account.user, advertised));

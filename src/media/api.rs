@@ -75,6 +75,8 @@ pub struct StreamParams {
     pub dtmf_payload_type: Option<u8>,
     /// The most the far end wants to receive (bits per second): caps the Opus bitrate.
     pub max_bitrate: Option<u32>,
+    /// The packetisation the far end asks for (`a=ptime`, ms); RFC 3551's 20 ms when `None`.
+    pub ptime: Option<u32>,
     /// What we send.
     pub source: SendSource,
     /// The microphone is muted (silence is sent).

@@ -1,14 +1,14 @@
-//! The media thread's 20 ms clock as a rule, without a clock of its own: the engine
+//! The media thread's frame clock as a rule, without a clock of its own: the engine
 //! (`engine.rs`) hands it the times it reads, the simulations of a sound card
 //! (`device/paths.rs`) hand it simulated ones, so both run the same rule.
 //!
 //! ```text
-//!   grid:   next ──20 ms──► next ──20 ms──► …      a late wake-up does not move it
+//!   grid:   next ──frame──► next ──frame──► …      a late wake-up does not move it
 //!   wait:   the tick finds its microphone frame a little short and waits (0.5–6 ms)
 //!           for the callback that completes it: the grid moves that much later
 //!   lead:   the capture cushion gives margin back: the next tick comes that much
 //!           earlier (a frame at most) instead of the audio being dropped
-//!   behind: more than five frames late (suspend, debugger): the grid starts again
+//!   behind: more than 100 ms late (suspend, debugger): the grid starts again
 //!   idle:   no tick while nothing needs the clock; the ticks that went by are skipped
 //! ```
 //!
@@ -24,8 +24,8 @@ const MAX_CAPTURE_WAIT: Duration = Duration::from_millis(6);
 /// Shortest such wait: the callback that completes the frame may come later than its
 /// samples' duration says.
 const MIN_CAPTURE_WAIT: Duration = Duration::from_micros(500);
-/// A tick this many frames late restarts the grid.
-const BEHIND_FRAMES: u32 = 5;
+/// A tick this late restarts the grid.
+const BEHIND: Duration = Duration::from_millis(100);
 
 /// One frame of the clock.
 const FRAME: Duration = Duration::from_millis(FRAME_MS as u64);
@@ -86,7 +86,7 @@ impl MediaClock {
         if let Some(lead) = lead {
             self.next = self.next.checked_sub(lead.min(FRAME)).unwrap_or(self.next);
         }
-        if t > self.next + FRAME * BEHIND_FRAMES {
+        if t > self.next + BEHIND {
             self.next = t + FRAME;
         }
     }
@@ -124,11 +124,11 @@ mod tests {
         let t0 = epoch();
         let mut clock = MediaClock::new(t0);
         assert_eq!(clock.until_due(t0), None, "the first tick is due at once");
-        // Woken 0.3 ms late each time: the grid stays on 20 ms steps.
+        // Woken 0.3 ms late each time: the grid stays on steps of a frame.
         for k in 1..=3 {
-            clock.ticked(t0 + ms(20 * (k - 1)) + us(300), None);
-            assert_eq!(clock.until_due(t0 + ms(20 * k) - ms(5)), Some(ms(5)));
-            assert_eq!(clock.until_due(t0 + ms(20 * k)), None);
+            clock.ticked(t0 + FRAME * (k - 1) + us(300), None);
+            assert_eq!(clock.until_due(t0 + FRAME * k - FRAME / 4), Some(FRAME / 4));
+            assert_eq!(clock.until_due(t0 + FRAME * k), None);
         }
     }
 
@@ -138,12 +138,12 @@ mod tests {
         let mut clock = MediaClock::new(t0);
         clock.keep_phase(us(1_700));
         clock.ticked(t0 + us(1_700), None);
-        assert_eq!(clock.until_due(t0), Some(us(21_700)));
-        clock.ticked(t0 + us(21_700), Some(us(400)));
-        assert_eq!(clock.until_due(t0), Some(us(41_300)));
+        assert_eq!(clock.until_due(t0), Some(FRAME + us(1_700)));
+        clock.ticked(t0 + FRAME + us(1_700), Some(us(400)));
+        assert_eq!(clock.until_due(t0), Some(FRAME * 2 + us(1_300)));
         // A lead larger than a frame moves the tick by a frame.
-        clock.ticked(t0 + us(41_300), Some(ms(45)));
-        assert_eq!(clock.until_due(t0), Some(us(41_300)));
+        clock.ticked(t0 + FRAME * 2 + us(1_300), Some(FRAME * 2 + ms(5)));
+        assert_eq!(clock.until_due(t0), Some(FRAME * 2 + us(1_300)));
     }
 
     /// A frame that the callbacks complete after `arrives`, waited for by a tick.
@@ -202,12 +202,18 @@ mod tests {
     fn a_stall_restarts_the_grid_and_idle_ticks_are_skipped_on_it() {
         let t0 = epoch();
         let mut clock = MediaClock::new(t0);
+        // A tick only 100 ms late keeps the grid.
+        clock.ticked(t0 + FRAME + ms(100), None);
+        assert_eq!(clock.until_due(t0), Some(FRAME), "the grid is kept");
         // A tick that ran 200 ms late (a suspended process): the next comes a frame after it.
-        clock.ticked(t0 + ms(200), None);
-        assert_eq!(clock.until_due(t0 + ms(200)), Some(ms(20)));
-        // Idle from then until 275 ms: the ticks at 220, 240, 260 went by; next at 280.
-        assert_eq!(clock.skip_to(t0 + ms(275)), 3);
-        assert_eq!(clock.until_due(t0 + ms(275)), Some(ms(5)));
-        assert_eq!(clock.skip_to(t0 + ms(276)), 0, "before the next tick");
+        let late = t0 + ms(200);
+        clock.ticked(late, None);
+        assert_eq!(clock.until_due(late), Some(FRAME));
+        // Idle from then until three frames and three quarters later: the ticks at one, two
+        // and three frames went by; the next is at four.
+        let idle = late + FRAME * 3 + FRAME * 3 / 4;
+        assert_eq!(clock.skip_to(idle), 3);
+        assert_eq!(clock.until_due(idle), Some(FRAME / 4));
+        assert_eq!(clock.skip_to(idle + FRAME / 8), 0, "before the next tick");
     }
 }

@@ -1,4 +1,5 @@
-//! Codecs at the engine's frame: 48 kHz mono, 20 ms ([`Frame`]) in and out.
+//! Codecs at the engine's rate: 48 kHz mono, whole frames ([`FRAME_SAMPLES`]) in and out; one
+//! packet carries one or more frames (the packetisation time, `ptime`).
 //!
 //! Owns one encoder and one decoder per call leg ([`Codec`]): Opus through
 //! libopus (the `opus` crate), G.711 µ-law (PCMU) and A-law (PCMA) written
@@ -7,17 +8,17 @@
 //! It must not read clocks, allocate per frame, log, or panic on a payload.
 //!
 //! ```text
-//!  encode:  Frame (960 @ 48k) ─┬─ Opus ───────────────────────────────► payload (≈60 B @ 24 kb/s)
-//!                              ├─ low-pass FIR ─► ↓6 ─► 160 @ 8k ─ G.711 ─► payload (160 B)
-//!                              └─ low-pass FIR ─► ↓3 ─► 320 @ 16k ─ G.722 ─► payload (160 B)
+//!  encode:  k frames @ 48k ─┬─ Opus (one packet of k frames) ──────────────► payload (≈60 B per 20 ms @ 24 kb/s)
+//!                           ├─ per frame: low-pass FIR ─► ↓6 ─► 8k ─ G.711 ─► payload (8 B per ms)
+//!                           └─ per frame: low-pass FIR ─► ↓3 ─► 16k ─ G.722 ─► payload (8 B per ms)
 //!
-//!  decode:  payload ─┬─ Opus ─────────────────────────────────────────► Frame
-//!                    ├─ G.711 ─► 160 @ 8k ─► ↑6 polyphase FIR ─────────► Frame
-//!                    └─ G.722 ─► 320 @ 16k ─► ↑3 polyphase FIR ────────► Frame
+//!  decode:  payload ─┬─ Opus ─────────────────────────────────────────► k frames
+//!                    ├─ G.711 ─► 8k ─► ↑6 polyphase FIR, per frame ───► k frames
+//!                    └─ G.722 ─► 16k ─► ↑3 polyphase FIR, per frame ──► k frames
 //!
-//!  conceal: Opus  next packet given ─► in-band FEC of the lost frame
+//!  conceal: Opus  next packet given ─► in-band FEC of the lost packet
 //!                 none              ─► libopus PLC (decode of an empty packet)
-//!           G.711, G.722  last good frame repeated, fading by half per frame, then silence
+//!           G.711, G.722  last good frame repeated, fading by half per 20 ms, then silence
 //! ```
 //!
 //! Each resampling filter is one 240-tap Kaiser-windowed sinc (≈ 50 dB stop band) used both
@@ -25,28 +26,34 @@
 //! 3.7 kHz (transition ≈ 3.4–4.0 kHz), six 40-tap phases; for G.722 cut-off 7.4 kHz
 //! (transition ≈ 7.1–7.7 kHz), three 80-tap phases. Its linear-phase delay is 119.5 samples
 //! at 48 kHz (2.5 ms) in each direction. G.722 keeps the RTP clock at 8 kHz although it
-//! samples at 16 kHz (RFC 3551 §4.5.2): a 20 ms frame is 160 timestamp units.
+//! samples at 16 kHz (RFC 3551 §4.5.2): 20 ms are 160 timestamp units.
 
-use super::{g722, CodecKind, Frame, FRAME_SAMPLES};
+use super::{g722, CodecKind, Frame, FRAME_MS, FRAME_SAMPLES};
+
+/// Most frames one packet carries: 120 ms, Opus' longest packet.
+pub const MAX_PACKET_FRAMES: usize = 120 / FRAME_MS as usize;
+
+/// Samples at 48 kHz of the longest packet.
+pub const MAX_PACKET_SAMPLES: usize = MAX_PACKET_FRAMES * FRAME_SAMPLES;
 
 /// Largest payload `decode`/`conceal` accept: 120 ms of Opus at the maximum
 /// frame size (6 × 1275 bytes) rounded up; anything bigger is not audio.
 const MAX_DECODE_PAYLOAD: usize = 8000;
-
-/// Samples of one 20 ms frame at G.711's 8 kHz.
-const NARROW_SAMPLES: usize = 160;
-
-/// Samples of one 20 ms frame at G.722's 16 kHz.
-const WIDE_SAMPLES: usize = 320;
-
-/// Bytes of one 20 ms G.722 frame at 64 kbit/s.
-const G722_BYTES: usize = WIDE_SAMPLES / 2;
 
 /// Decimation / interpolation factor between 48 kHz and 8 kHz.
 const NARROW_FACTOR: usize = 6;
 
 /// Decimation / interpolation factor between 48 kHz and 16 kHz.
 const WIDE_FACTOR: usize = 3;
+
+/// Samples of one frame at G.711's 8 kHz (one byte each).
+const NARROW_SAMPLES: usize = FRAME_SAMPLES / NARROW_FACTOR;
+
+/// Samples of one frame at G.722's 16 kHz.
+const WIDE_SAMPLES: usize = FRAME_SAMPLES / WIDE_FACTOR;
+
+/// Bytes of one G.722 frame at 64 kbit/s.
+const G722_BYTES: usize = WIDE_SAMPLES / 2;
 
 /// Taps of the resampling low-pass filters (a multiple of both factors).
 const TAPS: usize = 240;
@@ -58,7 +65,7 @@ const NARROW_CUTOFF_HZ: f64 = 3_700.0;
 /// passes and little above 8 kHz folds back.
 const WIDE_CUTOFF_HZ: f64 = 7_400.0;
 
-/// Gain applied to each successive concealed G.711 frame (from its start to its end).
+/// Gain applied over each 20 ms of concealment (G.711, G.722).
 const G711_FADE: f32 = 0.5;
 
 /// Below this gain a concealed G.711 frame is plain silence.
@@ -105,14 +112,22 @@ pub enum CodecError {
     /// The payload is larger than any audio packet can be.
     #[error("payload of {0} bytes is too large to be one audio frame")]
     PayloadTooLarge(usize),
-    /// The payload decodes to a different duration than one 20 ms frame.
-    #[error("payload holds {got} samples, expected {expected} (one 20 ms frame: check ptime)")]
+    /// The payload's duration is not a whole number of frames that fits a packet.
+    #[error(
+        "payload holds {got} samples at the codec's rate, not whole frames of {frame} up to {most}"
+    )]
     FrameLength {
-        /// Samples in one 20 ms frame at the codec's rate.
-        expected: usize,
+        /// Samples in one frame at the codec's rate.
+        frame: usize,
+        /// Samples in the longest packet at the codec's rate.
+        most: usize,
         /// Samples the payload holds.
         got: usize,
     },
+    /// The audio given to `encode` or asked of `conceal` is not a whole number of frames
+    /// one packet can carry.
+    #[error("{0} samples are not whole frames of one packet")]
+    Samples(usize),
     /// The output buffer cannot hold one encoded frame.
     #[error("output buffer of {got} bytes is smaller than one encoded frame ({need} bytes)")]
     OutputTooSmall {
@@ -142,7 +157,7 @@ struct OpusCodec {
 }
 
 impl Codec {
-    /// Creates an encoder and a decoder for `kind` at 48 kHz mono, 20 ms.
+    /// Creates an encoder and a decoder for `kind` at 48 kHz mono.
     /// `opus` is used only for [`CodecKind::Opus`]; libopus rejects
     /// out-of-range settings with [`CodecError::Opus`].
     pub fn new(kind: CodecKind, opus: &OpusSettings) -> Result<Codec, CodecError> {
@@ -160,19 +175,24 @@ impl Codec {
         self.kind
     }
 
-    /// Encodes one frame; returns the payload length written to `out`
-    /// (give it at least 1500 bytes). With DTX, 0 means "send nothing".
-    pub fn encode(&mut self, frame: &Frame, out: &mut [u8]) -> Result<usize, CodecError> {
+    /// Encodes `pcm`, one or more whole frames (Opus: 10, 20, 40 or 60 ms … 120 ms), into
+    /// one payload; returns its length in `out` (give it at least 1500 bytes). With DTX, 0
+    /// means "send nothing".
+    pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        if !whole_frames(pcm.len()) {
+            return Err(CodecError::Samples(pcm.len()));
+        }
         match &mut self.inner {
-            Inner::Opus(c) => c.encode(frame, out),
-            Inner::G711(c) => c.encode(frame, out),
-            Inner::G722(c) => c.encode(frame, out),
+            Inner::Opus(c) => c.encode(pcm, out),
+            Inner::G711(c) => c.encode(pcm, out),
+            Inner::G722(c) => c.encode(pcm, out),
         }
     }
 
-    /// Decodes one received payload into one frame. A payload that is empty,
-    /// malformed or not exactly 20 ms long is an error; `out` is then unspecified.
-    pub fn decode(&mut self, payload: &[u8], out: &mut Frame) -> Result<(), CodecError> {
+    /// Decodes one received payload into `out` (room for [`MAX_PACKET_SAMPLES`]); returns the
+    /// samples written, whole frames. A payload that is empty, malformed or not whole frames
+    /// long is an error; `out` is then unspecified.
+    pub fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
         if payload.is_empty() {
             return Err(CodecError::EmptyPayload);
         }
@@ -186,10 +206,13 @@ impl Codec {
         }
     }
 
-    /// Conceals a lost frame: Opus uses the in-band FEC of `next` (the packet
-    /// after the lost one) when given, else its PLC; G.711 and G.722 repeat the
-    /// last good frame, halving its level on each further loss, then play silence.
-    pub fn conceal(&mut self, next: Option<&[u8]>, out: &mut Frame) -> Result<(), CodecError> {
+    /// Conceals a lost packet of `out.len()` samples (whole frames): Opus uses the in-band
+    /// FEC of `next` (the packet after the lost one) when given, else its PLC; G.711 and
+    /// G.722 repeat the last good frame, halving its level every 20 ms, then play silence.
+    pub fn conceal(&mut self, next: Option<&[u8]>, out: &mut [i16]) -> Result<(), CodecError> {
+        if !whole_frames(out.len()) {
+            return Err(CodecError::Samples(out.len()));
+        }
         let next = next.filter(|p| !p.is_empty() && p.len() <= MAX_DECODE_PAYLOAD);
         match &mut self.inner {
             Inner::Opus(c) => c.conceal(next, out),
@@ -202,6 +225,31 @@ impl Codec {
                 Ok(())
             }
         }
+    }
+
+    /// Samples at 48 kHz that `payload` holds, from its length or (Opus) its table of
+    /// contents; `None` when that cannot be told.
+    pub fn packet_samples(&self, payload: &[u8]) -> Option<usize> {
+        match &self.inner {
+            _ if payload.is_empty() => None,
+            Inner::Opus(c) => c.decoder.get_nb_samples(payload).ok(),
+            Inner::G711(_) => Some(payload.len() * NARROW_FACTOR),
+            Inner::G722(_) => Some(payload.len() * 2 * WIDE_FACTOR),
+        }
+    }
+}
+
+/// `samples` (at 48 kHz) are one or more whole frames, at most one packet's.
+pub(crate) fn whole_frames(samples: usize) -> bool {
+    samples > 0 && samples % FRAME_SAMPLES == 0 && samples <= MAX_PACKET_SAMPLES
+}
+
+/// The error for a payload holding `got` samples at a rate `factor` times below 48 kHz.
+fn length_error(got: usize, factor: usize) -> CodecError {
+    CodecError::FrameLength {
+        frame: FRAME_SAMPLES / factor,
+        most: MAX_PACKET_SAMPLES / factor,
+        got,
     }
 }
 
@@ -222,8 +270,8 @@ impl OpusCodec {
         })
     }
 
-    fn encode(&mut self, frame: &Frame, out: &mut [u8]) -> Result<usize, CodecError> {
-        let len = self.encoder.encode(frame, out)?;
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        let len = self.encoder.encode(pcm, out)?;
         // A DTX frame is a bare TOC byte (or two): nothing worth sending.
         if self.dtx && len <= 2 {
             return Ok(0);
@@ -231,33 +279,31 @@ impl OpusCodec {
         Ok(len)
     }
 
-    fn decode(&mut self, payload: &[u8], out: &mut Frame) -> Result<(), CodecError> {
-        let got = self.decoder.decode(payload, out, false)?;
-        check_frame(got)
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        let room = out.len().min(MAX_PACKET_SAMPLES);
+        let got = self.decoder.decode(payload, &mut out[..room], false)?;
+        if whole_frames(got) {
+            Ok(got)
+        } else {
+            Err(length_error(got, 1))
+        }
     }
 
-    fn conceal(&mut self, next: Option<&[u8]>, out: &mut Frame) -> Result<(), CodecError> {
+    fn conceal(&mut self, next: Option<&[u8]>, out: &mut [i16]) -> Result<(), CodecError> {
         if let Some(next) = next {
             if let Ok(got) = self.decoder.decode(next, out, true) {
-                if got == FRAME_SAMPLES {
+                if got == out.len() {
                     return Ok(());
                 }
             }
-            // A malformed `next` cannot rebuild the frame: fall back to PLC.
+            // A malformed `next` cannot rebuild the packet: fall back to PLC.
         }
         let got = self.decoder.decode(&[], out, false)?;
-        check_frame(got)
-    }
-}
-
-fn check_frame(got: usize) -> Result<(), CodecError> {
-    if got == FRAME_SAMPLES {
-        Ok(())
-    } else {
-        Err(CodecError::FrameLength {
-            expected: FRAME_SAMPLES,
-            got,
-        })
+        if got == out.len() {
+            Ok(())
+        } else {
+            Err(CodecError::Samples(got))
+        }
     }
 }
 
@@ -399,41 +445,49 @@ impl G711Codec {
         }
     }
 
-    fn encode(&mut self, frame: &Frame, out: &mut [u8]) -> Result<usize, CodecError> {
-        let Some(out) = out.get_mut(..NARROW_SAMPLES) else {
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        let need = pcm.len() / NARROW_FACTOR;
+        let Some(out) = out.get_mut(..need) else {
             return Err(CodecError::OutputTooSmall {
-                need: NARROW_SAMPLES,
+                need,
                 got: out.len(),
             });
         };
         let mut narrow = [0.0f32; NARROW_SAMPLES];
-        self.down.process(frame, &mut narrow);
-        for (byte, &s) in out.iter_mut().zip(narrow.iter()) {
-            *byte = self.law.encode(to_i16(s));
+        for (frame, bytes) in frames(pcm).zip(out.chunks_exact_mut(NARROW_SAMPLES)) {
+            self.down.process(frame, &mut narrow);
+            for (byte, &s) in bytes.iter_mut().zip(narrow.iter()) {
+                *byte = self.law.encode(to_i16(s));
+            }
         }
-        Ok(NARROW_SAMPLES)
+        Ok(need)
     }
 
-    fn decode(&mut self, payload: &[u8], out: &mut Frame) -> Result<(), CodecError> {
-        if payload.len() != NARROW_SAMPLES {
-            return Err(CodecError::FrameLength {
-                expected: NARROW_SAMPLES,
-                got: payload.len(),
-            });
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        let samples = payload.len() * NARROW_FACTOR;
+        if !whole_frames(samples) || samples > out.len() {
+            return Err(length_error(payload.len(), NARROW_FACTOR));
         }
-        for (s, &byte) in self.last.iter_mut().zip(payload) {
-            *s = f32::from(self.law.decode(byte));
+        for (bytes, frame) in payload
+            .chunks_exact(NARROW_SAMPLES)
+            .zip(frames_mut(&mut out[..samples]))
+        {
+            for (s, &byte) in self.last.iter_mut().zip(bytes) {
+                *s = f32::from(self.law.decode(byte));
+            }
+            self.up.process(&self.last, frame);
         }
         self.conceal_gain = 1.0;
-        self.up.process(&self.last, out);
-        Ok(())
+        Ok(samples)
     }
 
-    fn conceal(&mut self, out: &mut Frame) {
+    fn conceal(&mut self, out: &mut [i16]) {
         let mut narrow = [0.0f32; NARROW_SAMPLES];
-        self.conceal_gain = fade(&self.last, self.conceal_gain, &mut narrow);
-        // Silence still runs through the interpolator so its history stays in step.
-        self.up.process(&narrow, out);
+        for frame in frames_mut(out) {
+            self.conceal_gain = fade(&self.last, self.conceal_gain, &mut narrow);
+            // Silence still runs through the interpolator so its history stays in step.
+            self.up.process(&narrow, frame);
+        }
     }
 }
 
@@ -465,54 +519,75 @@ impl G722Codec {
         }
     }
 
-    fn encode(&mut self, frame: &Frame, out: &mut [u8]) -> Result<usize, CodecError> {
-        let Some(out) = out.get_mut(..G722_BYTES) else {
+    fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
+        let need = pcm.len() / FRAME_SAMPLES * G722_BYTES;
+        let Some(out) = out.get_mut(..need) else {
             return Err(CodecError::OutputTooSmall {
-                need: G722_BYTES,
+                need,
                 got: out.len(),
             });
         };
         let mut wide = [0.0f32; WIDE_SAMPLES];
-        self.down.process(frame, &mut wide);
-        let mut pcm = [0i16; WIDE_SAMPLES];
-        for (p, &s) in pcm.iter_mut().zip(wide.iter()) {
-            *p = to_i16(s);
+        let mut wide_pcm = [0i16; WIDE_SAMPLES];
+        for (frame, bytes) in frames(pcm).zip(out.chunks_exact_mut(G722_BYTES)) {
+            self.down.process(frame, &mut wide);
+            for (p, &s) in wide_pcm.iter_mut().zip(wide.iter()) {
+                *p = to_i16(s);
+            }
+            self.encoder.encode(&wide_pcm, bytes);
         }
-        Ok(self.encoder.encode(&pcm, out))
+        Ok(need)
     }
 
-    fn decode(&mut self, payload: &[u8], out: &mut Frame) -> Result<(), CodecError> {
-        if payload.len() != G722_BYTES {
-            return Err(CodecError::FrameLength {
-                expected: WIDE_SAMPLES,
-                got: 2 * payload.len(),
-            });
+    fn decode(&mut self, payload: &[u8], out: &mut [i16]) -> Result<usize, CodecError> {
+        let samples = payload.len() * 2 * WIDE_FACTOR;
+        if !whole_frames(samples) || samples > out.len() {
+            return Err(length_error(2 * payload.len(), WIDE_FACTOR));
         }
         let mut pcm = [0i16; WIDE_SAMPLES];
-        self.decoder.decode(payload, &mut pcm);
-        for (s, &p) in self.last.iter_mut().zip(pcm.iter()) {
-            *s = f32::from(p);
+        for (bytes, frame) in payload
+            .chunks_exact(G722_BYTES)
+            .zip(frames_mut(&mut out[..samples]))
+        {
+            self.decoder.decode(bytes, &mut pcm);
+            for (s, &p) in self.last.iter_mut().zip(pcm.iter()) {
+                *s = f32::from(p);
+            }
+            self.up.process(&self.last, frame);
         }
         self.conceal_gain = 1.0;
-        self.up.process(&self.last, out);
-        Ok(())
+        Ok(samples)
     }
 
-    fn conceal(&mut self, out: &mut Frame) {
+    fn conceal(&mut self, out: &mut [i16]) {
         let mut wide = [0.0f32; WIDE_SAMPLES];
-        self.conceal_gain = fade(&self.last, self.conceal_gain, &mut wide);
-        // Silence still runs through the interpolator so its history stays in step.
-        self.up.process(&wide, out);
+        for frame in frames_mut(out) {
+            self.conceal_gain = fade(&self.last, self.conceal_gain, &mut wide);
+            // Silence still runs through the interpolator so its history stays in step.
+            self.up.process(&wide, frame);
+        }
     }
 }
 
-/// Writes `last` into `out` fading from `start` to half of it; returns the next frame's
-/// gain. Below [`G711_SILENT_GAIN`] `out` is left silent.
+/// `pcm`'s whole frames.
+fn frames(pcm: &[i16]) -> impl Iterator<Item = &Frame> {
+    pcm.chunks_exact(FRAME_SAMPLES)
+        .filter_map(|chunk| chunk.try_into().ok())
+}
+
+/// `pcm`'s whole frames, to write.
+fn frames_mut(pcm: &mut [i16]) -> impl Iterator<Item = &mut Frame> {
+    pcm.chunks_exact_mut(FRAME_SAMPLES)
+        .filter_map(|chunk| chunk.try_into().ok())
+}
+
+/// Writes `last` into `out` fading from `start` down by [`G711_FADE`] per 20 ms; returns the
+/// next frame's gain. Below [`G711_SILENT_GAIN`] `out` is left silent.
 fn fade(last: &[f32], start: f32, out: &mut [f32]) -> f32 {
     if start <= G711_SILENT_GAIN {
         return start;
     }
-    let end = start * G711_FADE;
+    let end = start * G711_FADE.powf(FRAME_MS as f32 / 20.0);
     let step = (end - start) / out.len() as f32;
     for (i, (n, &s)) in out.iter_mut().zip(last.iter()).enumerate() {
         *n = s * (start + step * i as f32);
@@ -645,10 +720,13 @@ impl Interpolator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One 20 ms packet, the usual packetisation: what these tests encode and decode.
+    const PACKET: usize = 20 / FRAME_MS as usize * FRAME_SAMPLES;
     use std::f64::consts::PI;
 
     fn sine(freq: f64, amplitude: f64, frames: usize) -> Vec<i16> {
-        (0..frames * FRAME_SAMPLES)
+        (0..frames * PACKET)
             .map(|n| (amplitude * (2.0 * PI * freq * n as f64 / 48_000.0).sin()).round() as i16)
             .collect()
     }
@@ -656,9 +734,9 @@ mod tests {
     /// A voiced, speech-like signal: a gliding 120–220 Hz pulse train through
     /// two formant-ish resonances, with a 3 Hz syllable envelope.
     fn speechlike(frames: usize) -> Vec<i16> {
-        let mut out = Vec::with_capacity(frames * FRAME_SAMPLES);
+        let mut out = Vec::with_capacity(frames * PACKET);
         let mut phase = 0.0f64;
-        for n in 0..frames * FRAME_SAMPLES {
+        for n in 0..frames * PACKET {
             let t = n as f64 / 48_000.0;
             let f0 = 170.0 + 50.0 * (2.0 * PI * 0.7 * t).sin();
             phase += f0 / 48_000.0;
@@ -680,11 +758,11 @@ mod tests {
     fn round_trip(codec: &mut Codec, input: &[i16]) -> Vec<i16> {
         let mut out = Vec::with_capacity(input.len());
         let mut payload = [0u8; 1500];
-        let mut frame = [0i16; FRAME_SAMPLES];
-        for chunk in input.chunks_exact(FRAME_SAMPLES) {
+        let mut frame = [0i16; PACKET];
+        for chunk in input.chunks_exact(PACKET) {
             frame.copy_from_slice(chunk);
             let len = codec.encode(&frame, &mut payload).expect("encode");
-            let mut decoded = [0i16; FRAME_SAMPLES];
+            let mut decoded = [0i16; PACKET];
             codec.decode(&payload[..len], &mut decoded).expect("decode");
             out.extend_from_slice(&decoded);
         }
@@ -898,15 +976,13 @@ mod tests {
     fn g722_payload_is_160_bytes_and_timestamps_run_at_8khz() {
         let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
         let mut payload = [0u8; 1500];
-        let len = codec
-            .encode(&[0; FRAME_SAMPLES], &mut payload)
-            .expect("encode");
+        let len = codec.encode(&[0; PACKET], &mut payload).expect("encode");
         assert_eq!(len, 160);
         assert_eq!(CodecKind::G722.clock_rate(), 8_000);
-        assert_eq!(CodecKind::G722.samples_per_frame(), 160);
+        assert_eq!(CodecKind::G722.samples_per_frame() * 20 / FRAME_MS, 160);
         let mut small = [0u8; 159];
         assert!(matches!(
-            codec.encode(&[0; FRAME_SAMPLES], &mut small),
+            codec.encode(&[0; PACKET], &mut small),
             Err(CodecError::OutputTooSmall {
                 need: 160,
                 got: 159
@@ -919,11 +995,11 @@ mod tests {
         for kind in [CodecKind::Pcmu, CodecKind::G722] {
             let mut codec = Codec::new(kind, &OpusSettings::default()).expect("codec");
             let input = sine(6_000.0, 8_000.0, 3);
-            let mut frame = [0i16; FRAME_SAMPLES];
+            let mut frame = [0i16; PACKET];
             let mut payload = [0u8; 1500];
             let before = assert_no_alloc::violation_count();
             assert_no_alloc::assert_no_alloc(|| {
-                for chunk in input.chunks_exact(FRAME_SAMPLES) {
+                for chunk in input.chunks_exact(PACKET) {
                     frame.copy_from_slice(chunk);
                     let len = codec.encode(&frame, &mut payload).expect("encode");
                     codec.decode(&payload[..len], &mut frame).expect("decode");
@@ -939,8 +1015,8 @@ mod tests {
         let mut codec = Codec::new(CodecKind::G722, &OpusSettings::default()).expect("g722");
         let input = sine(440.0, 8_000.0, 10);
         let decoded = round_trip(&mut codec, &input);
-        let good = rms(&decoded[8 * FRAME_SAMPLES..]);
-        let mut out = [0i16; FRAME_SAMPLES];
+        let good = rms(&decoded[8 * PACKET..]);
+        let mut out = [0i16; PACKET];
         let mut levels = Vec::new();
         for _ in 0..7 {
             codec.conceal(None, &mut out).expect("conceal");
@@ -982,9 +1058,9 @@ mod tests {
         let mut encoder = Codec::new(CodecKind::Opus, &settings).expect("opus");
         let input = speechlike(150);
         let mut packets = Vec::new();
-        let mut frame = [0i16; FRAME_SAMPLES];
+        let mut frame = [0i16; PACKET];
         let mut buf = [0u8; 1500];
-        for chunk in input.chunks_exact(FRAME_SAMPLES) {
+        for chunk in input.chunks_exact(PACKET) {
             frame.copy_from_slice(chunk);
             let len = encoder.encode(&frame, &mut buf).expect("encode");
             packets.push(buf[..len].to_vec());
@@ -995,14 +1071,14 @@ mod tests {
         let mut plc = Codec::new(CodecKind::Opus, &settings).expect("opus");
         let mut fec = Codec::new(CodecKind::Opus, &settings).expect("opus");
         let (mut err_plc, mut err_fec, mut energy) = (0.0f64, 0.0f64, 0.0f64);
-        let (mut r, mut p, mut f) = ([0i16; 960], [0i16; 960], [0i16; 960]);
+        let (mut r, mut p, mut f) = ([0i16; PACKET], [0i16; PACKET], [0i16; PACKET]);
         for (i, packet) in packets.iter().enumerate() {
             reference.decode(packet, &mut r).expect("decode");
             if lost(i) {
                 plc.conceal(None, &mut p).expect("plc");
                 fec.conceal(packets.get(i + 1).map(Vec::as_slice), &mut f)
                     .expect("fec");
-                for k in 0..FRAME_SAMPLES {
+                for k in 0..PACKET {
                     let x = f64::from(r[k]);
                     energy += x * x;
                     err_plc += (x - f64::from(p[k])).powi(2);
@@ -1032,7 +1108,7 @@ mod tests {
             ..OpusSettings::default()
         };
         let mut codec = Codec::new(CodecKind::Opus, &settings).expect("opus");
-        let silence = [0i16; FRAME_SAMPLES];
+        let silence = [0i16; PACKET];
         let mut buf = [0u8; 1500];
         let empty = (0..100)
             .filter(|_| codec.encode(&silence, &mut buf).expect("encode") == 0)
@@ -1046,13 +1122,13 @@ mod tests {
     #[test]
     fn g711_concealment_repeats_then_fades_to_silence() {
         let mut codec = Codec::new(CodecKind::Pcma, &OpusSettings::default()).expect("pcma");
-        let mut out = [0i16; FRAME_SAMPLES];
+        let mut out = [0i16; PACKET];
         // Nothing received yet: silence.
         codec.conceal(None, &mut out).expect("conceal");
         assert!(out.iter().all(|&s| s == 0));
         let input = sine(440.0, 8_000.0, 10);
         let decoded = round_trip(&mut codec, &input);
-        let good = rms(&decoded[8 * FRAME_SAMPLES..]);
+        let good = rms(&decoded[8 * PACKET..]);
         let mut levels = Vec::new();
         for _ in 0..6 {
             codec.conceal(None, &mut out).expect("conceal");
@@ -1066,14 +1142,14 @@ mod tests {
         assert!(levels[4] < 0.05, "still loud after five losses: {levels:?}");
         assert_eq!(levels[5], 0.0, "not silent after six losses: {levels:?}");
         // A good frame restores full level.
-        let decoded = round_trip(&mut codec, &input[..2 * FRAME_SAMPLES]);
-        assert!(rms(&decoded[FRAME_SAMPLES..]) / good > 0.9);
+        let decoded = round_trip(&mut codec, &input[..2 * PACKET]);
+        assert!(rms(&decoded[PACKET..]) / good > 0.9);
     }
 
     #[test]
     fn garbage_payloads_are_errors_not_panics() {
         let settings = OpusSettings::default();
-        let mut out = [0i16; FRAME_SAMPLES];
+        let mut out = [0i16; PACKET];
         for kind in [
             CodecKind::Opus,
             CodecKind::Pcmu,
@@ -1092,31 +1168,28 @@ mod tests {
             ));
         }
         let mut pcmu = Codec::new(CodecKind::Pcmu, &settings).expect("pcmu");
+        // 100 bytes are 12.5 ms: not whole frames.
         assert!(matches!(
-            pcmu.decode(&[0u8; 80], &mut out),
-            Err(CodecError::FrameLength {
-                expected: 160,
-                got: 80
-            })
+            pcmu.decode(&[0u8; 100], &mut out),
+            Err(CodecError::FrameLength { got: 100, .. })
         ));
         let mut g722 = Codec::new(CodecKind::G722, &settings).expect("g722");
         assert!(matches!(
-            g722.decode(&[0u8; 80], &mut out),
-            Err(CodecError::FrameLength {
-                expected: 320,
-                got: 160
-            })
+            g722.decode(&[0u8; 100], &mut out),
+            Err(CodecError::FrameLength { got: 200, .. })
         ));
         let mut opus = Codec::new(CodecKind::Opus, &settings).expect("opus");
         // Code-3 packet declaring zero frames: malformed.
         assert!(opus.decode(&[0x03, 0x00], &mut out).is_err());
-        // A 60 ms SILK packet (config 3) is not one 20 ms frame.
+        // A 60 ms SILK packet (config 3) does not fit a 20 ms buffer.
         assert!(opus.decode(&[0x18, 0xAA, 0xBB], &mut out).is_err());
-        // A 10 ms CELT packet (config 30) decodes to 480 samples.
+        // A 2.5 ms CELT packet (config 28) is not whole frames.
         assert!(matches!(
-            opus.decode(&[0xF0, 0x11, 0x22], &mut out),
-            Err(CodecError::FrameLength { got: 480, .. })
+            opus.decode(&[0xE0, 0x11, 0x22], &mut out),
+            Err(CodecError::FrameLength { got: 120, .. })
         ));
+        // A 10 ms CELT packet (config 30) is one.
+        assert_eq!(opus.decode(&[0xF0, 0x11, 0x22], &mut out).ok(), Some(480));
         // Concealment with a garbage `next` falls back to PLC.
         opus.conceal(Some(&[0x03, 0x00]), &mut out)
             .expect("plc fallback");
@@ -1168,7 +1241,7 @@ mod tests {
         let mut codec = Codec::new(CodecKind::Pcmu, &OpusSettings::default()).expect("pcmu");
         let mut small = [0u8; 100];
         assert!(matches!(
-            codec.encode(&[0; FRAME_SAMPLES], &mut small),
+            codec.encode(&[0; PACKET], &mut small),
             Err(CodecError::OutputTooSmall {
                 need: 160,
                 got: 100

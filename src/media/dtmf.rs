@@ -15,7 +15,8 @@
 //!  |     event     |E|R| volume    |          duration             |
 //!  +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 //!
-//!  sender, digits "1#" at 8 kHz (160 timestamp units per 20 ms frame):
+//!  sender, digits "1#" at 8 kHz, drawn with 20 ms frames (160 timestamp units each;
+//!  10 ms frames send twice the packets, 80 units apart, to the same durations):
 //!
 //!  frame   0     1     2     3     4          5   6   7   8     ...
 //!          ├──── tone of '1' (100 ms) ────┤   ├─ gap ──┤  ├─ '#' ...
@@ -26,7 +27,7 @@
 //! ```
 //!
 //! The media thread drives one [`DtmfSender`] per line with this loop, once per
-//! 20 ms frame, `ts` being the RTP timestamp that frame carries:
+//! frame, `ts` being the RTP timestamp that frame carries:
 //!
 //! ```text
 //!  match sender.tick(ts) {
@@ -197,7 +198,7 @@ impl DtmfSender {
         }
     }
 
-    /// Advances by one 20 ms frame whose RTP timestamp would be
+    /// Advances by one frame whose RTP timestamp would be
     /// `frame_timestamp`, and returns the telephone-event packet to send
     /// instead of that frame's voice, if any. Call it for every frame the
     /// stream sends. Durations count calls, so frames not ticked (stream
@@ -362,6 +363,13 @@ fn event_to_digit(code: u8) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::TICKS_PER_SECOND;
+
+    /// Timestamp units in one frame at 8 kHz and at 48 kHz.
+    const AT_8K: u32 = 8_000 / TICKS_PER_SECOND;
+    const AT_48K: u32 = 48_000 / TICKS_PER_SECOND;
+    /// Frames from one digit's start to the next's: its tone and the gap.
+    const CYCLE: u32 = TONE_FRAMES + GAP_FRAMES;
 
     /// Ticks `sender` for `frames` frames from `ts0`, `step` timestamp units
     /// apart; checks `is_active` against each tick; returns each frame's packet.
@@ -415,54 +423,55 @@ mod tests {
         assert!(!tx.is_active());
         tx.queue("1#").expect("queue");
         assert!(tx.is_active());
-        let out = run(&mut tx, 1_000, 160, 20);
+        let frames = 2 * CYCLE + 4;
+        let out = run(&mut tx, 1_000, AT_8K, frames);
         let t1 = 1_000;
-        let t2 = 1_000 + 8 * 160;
-        let mut expected = vec![
-            Some(packet(1, false, 160, t1, true)),
-            Some(packet(1, false, 320, t1, false)),
-            Some(packet(1, false, 480, t1, false)),
-            Some(packet(1, false, 640, t1, false)),
-            Some(packet(1, true, 800, t1, false)),
-            None,
-            None,
-            None,
-            Some(packet(11, false, 160, t2, true)),
-            Some(packet(11, false, 320, t2, false)),
-            Some(packet(11, false, 480, t2, false)),
-            Some(packet(11, false, 640, t2, false)),
-            Some(packet(11, true, 800, t2, false)),
-        ];
-        expected.resize(20, None);
+        let t2 = 1_000 + CYCLE * AT_8K;
+        // Each digit: a packet a frame, its duration growing by a frame's units, the last
+        // one the end; the gap's frames carry voice.
+        let mut expected = Vec::new();
+        for (code, t) in [(1, t1), (11, t2)] {
+            for k in 1..=TONE_FRAMES {
+                let duration = u16::try_from(k * AT_8K).expect("fits");
+                expected.push(Some(packet(code, k == TONE_FRAMES, duration, t, k == 1)));
+            }
+            expected.resize(expected.len() + GAP_FRAMES as usize, None);
+        }
+        expected.resize(frames as usize, None);
         assert_eq!(out, expected);
         assert!(!tx.is_active());
-        // Raw bytes of the end packet: E bit and volume 10, 800 = 0x0320.
-        assert_eq!(out[4].map(|p| p.payload), Some([1, 0x8A, 0x03, 0x20]));
+        // Raw bytes of the end packet: E bit and volume 10, 100 ms = 800 = 0x0320.
+        assert_eq!(
+            out[TONE_FRAMES as usize - 1].map(|p| p.payload),
+            Some([1, 0x8A, 0x03, 0x20])
+        );
     }
 
     #[test]
-    fn opus_clock_steps_duration_by_960() {
+    fn opus_clock_steps_duration_by_a_frame() {
         let mut tx = DtmfSender::new(48_000);
         tx.queue("D").expect("queue");
-        let out = run(&mut tx, 0, 960, 6);
-        let durations: Vec<u16> = out
+        let out = run(&mut tx, 0, AT_48K, TONE_FRAMES + 1);
+        let durations: Vec<u32> = out
             .iter()
             .flatten()
-            .map(|p| u16::from_be_bytes([p.payload[2], p.payload[3]]))
+            .map(|p| u32::from(u16::from_be_bytes([p.payload[2], p.payload[3]])))
             .collect();
-        assert_eq!(durations, vec![960, 1_920, 2_880, 3_840, 4_800]);
+        let expected: Vec<u32> = (1..=TONE_FRAMES).map(|k| k * AT_48K).collect();
+        assert_eq!(durations, expected);
+        assert_eq!(durations.last(), Some(&4_800), "100 ms at 48 kHz");
         assert!(out
             .iter()
             .flatten()
             .all(|p| p.payload[0] == 15 && p.timestamp == 0));
-        assert_eq!(out[5], None);
+        assert_eq!(out[TONE_FRAMES as usize], None);
     }
 
     #[test]
     fn lower_case_letters_map_to_a_to_d() {
         let mut tx = DtmfSender::new(8_000);
         tx.queue("aBcD*0").expect("queue");
-        let codes: Vec<u8> = run(&mut tx, 0, 160, 60)
+        let codes: Vec<u8> = run(&mut tx, 0, AT_8K, 6 * CYCLE + 4)
             .iter()
             .flatten()
             .filter(|p| p.marker)
@@ -479,7 +488,7 @@ mod tests {
         assert_eq!(tx.queue(" "), Err(DtmfError::InvalidDigit(' ')));
         assert_eq!(tx.queue("5é"), Err(DtmfError::InvalidDigit('é')));
         assert!(!tx.is_active());
-        assert!(run(&mut tx, 0, 160, 30).iter().all(Option::is_none));
+        assert!(run(&mut tx, 0, AT_8K, 30).iter().all(Option::is_none));
         assert_eq!(tx.queue(""), Ok(()));
         assert!(!tx.is_active());
     }
@@ -499,9 +508,9 @@ mod tests {
         tx.queue("2345").expect("4 more fit");
         assert!(tx.queue("6").is_err());
         // Sending frees room: after one digit's tone the queue holds 63.
-        run(&mut tx, 0, 160, 5);
+        run(&mut tx, 0, AT_8K, TONE_FRAMES);
         tx.queue("7").expect("room again");
-        let markers = run(&mut tx, 800, 160, 64 * 8 + 10)
+        let markers = run(&mut tx, TONE_FRAMES * AT_8K, AT_8K, 64 * CYCLE + 10)
             .iter()
             .flatten()
             .filter(|p| p.marker)
@@ -513,37 +522,49 @@ mod tests {
     fn comma_pauses_500ms_with_voice_flowing() {
         let mut tx = DtmfSender::new(8_000);
         tx.queue("1,2").expect("queue");
-        let out = run(&mut tx, 0, 160, 50);
-        let starts: Vec<usize> = out
-            .iter()
-            .enumerate()
+        // Tone 100 ms, gap 60 ms, pause 500 ms: the second digit starts 660 ms in.
+        let second = CYCLE + PAUSE_FRAMES;
+        assert_eq!(second * FRAME_MS, 660);
+        let out = run(&mut tx, 0, AT_8K, second + 2 * TONE_FRAMES);
+        let starts: Vec<u32> = (0..)
+            .zip(&out)
             .filter(|(_, p)| p.is_some_and(|p| p.marker))
             .map(|(i, _)| i)
             .collect();
-        // Tone 5 frames, gap 3, pause 25: the second digit starts at frame 33.
-        assert_eq!(starts, vec![0, 33]);
-        assert_eq!(out[33].map(|p| p.timestamp), Some(33 * 160));
-        assert!(out[5..33].iter().all(Option::is_none));
+        assert_eq!(starts, vec![0, second]);
+        let second = second as usize;
+        assert_eq!(out[second].map(|p| p.timestamp), Some(660 * 8));
+        assert!(out[TONE_FRAMES as usize..second]
+            .iter()
+            .all(Option::is_none));
         // A leading pause: voice flows, then the digit.
         let mut tx = DtmfSender::new(8_000);
         tx.queue(",9").expect("queue");
         assert!(!tx.is_active());
-        let out = run(&mut tx, 0, 160, 30);
-        assert!(out[..25].iter().all(Option::is_none));
-        assert!(out[25].is_some_and(|p| p.marker && p.payload[0] == 9));
+        let out = run(&mut tx, 0, AT_8K, PAUSE_FRAMES + TONE_FRAMES);
+        let pause = PAUSE_FRAMES as usize;
+        assert!(out[..pause].iter().all(Option::is_none));
+        assert!(out[pause].is_some_and(|p| p.marker && p.payload[0] == 9));
     }
 
     #[test]
     fn digits_queued_during_the_gap_wait_for_it() {
         let mut tx = DtmfSender::new(8_000);
         tx.queue("4").expect("queue");
-        run(&mut tx, 0, 160, 6); // tone + one gap frame
+        run(&mut tx, 0, AT_8K, TONE_FRAMES + 1); // tone + one gap frame
         tx.queue("5").expect("queue");
         assert!(!tx.is_active(), "still in the gap");
-        let out = run(&mut tx, 6 * 160, 160, 4);
-        assert_eq!(out[0], None);
-        assert_eq!(out[1], None);
-        assert_eq!(out[2], Some(packet(5, false, 160, 8 * 160, true)));
+        let out = run(&mut tx, (TONE_FRAMES + 1) * AT_8K, AT_8K, GAP_FRAMES + 1);
+        let rest = GAP_FRAMES as usize - 1;
+        assert!(
+            out[..rest].iter().all(Option::is_none),
+            "the rest of the gap"
+        );
+        let duration = u16::try_from(AT_8K).expect("fits");
+        assert_eq!(
+            out[rest],
+            Some(packet(5, false, duration, CYCLE * AT_8K, true))
+        );
     }
 
     #[test]
@@ -551,11 +572,13 @@ mod tests {
         let mut tx = DtmfSender::new(8_000);
         tx.queue("78").expect("queue");
         let ts0 = u32::MAX - 500;
-        let out = run(&mut tx, ts0, 160, 16);
-        let first: Vec<u32> = out[..5].iter().flatten().map(|p| p.timestamp).collect();
-        assert_eq!(first, vec![ts0; 5]);
-        assert_eq!(out[8].map(|p| p.timestamp), Some(ts0.wrapping_add(8 * 160)));
-        assert!(ts0.wrapping_add(8 * 160) < 1_000, "really wrapped");
+        let out = run(&mut tx, ts0, AT_8K, 2 * CYCLE);
+        let tone = TONE_FRAMES as usize;
+        let first: Vec<u32> = out[..tone].iter().flatten().map(|p| p.timestamp).collect();
+        assert_eq!(first, vec![ts0; tone]);
+        let t2 = ts0.wrapping_add(CYCLE * AT_8K);
+        assert_eq!(out[CYCLE as usize].map(|p| p.timestamp), Some(t2));
+        assert!(t2 < 1_000, "really wrapped");
         assert_eq!(decode(wire(&out)), "78");
     }
 
@@ -564,7 +587,7 @@ mod tests {
         let digits = "0123456789*#ABCD";
         let mut tx = DtmfSender::new(8_000);
         tx.queue(digits).expect("queue");
-        let out = run(&mut tx, 12_345, 160, 16 * 8 + 5);
+        let out = run(&mut tx, 12_345, AT_8K, 16 * CYCLE + 5);
         let packets = wire(&out);
         assert_eq!(decode(packets.iter().copied()), digits);
         // Each event's first packet lost.
@@ -584,7 +607,7 @@ mod tests {
     fn repeated_digits_are_separate_events() {
         let mut tx = DtmfSender::new(48_000);
         tx.queue("555").expect("queue");
-        let out = run(&mut tx, 7, 960, 30);
+        let out = run(&mut tx, 7, AT_48K, 3 * CYCLE + 6);
         assert_eq!(decode(wire(&out)), "555");
         // Even when every end packet is lost.
         let no_ends = wire(&out).into_iter().filter(|(_, p)| p[1] & 0x80 == 0);
@@ -595,7 +618,7 @@ mod tests {
     fn late_packets_of_an_earlier_event_are_ignored() {
         let mut tx = DtmfSender::new(8_000);
         tx.queue("12").expect("queue");
-        let packets = wire(&run(&mut tx, 0, 160, 16));
+        let packets = wire(&run(&mut tx, 0, AT_8K, 2 * CYCLE));
         let mut rx = DtmfReceiver::default();
         assert_eq!(rx.on_packet(packets[0].0, &packets[0].1), Some('1'));
         let second = packets
@@ -616,14 +639,15 @@ mod tests {
 
     #[test]
     fn long_event_segments_give_one_digit() {
-        // A '#' held for ~20 s at 8 kHz: segments of 0xFFFF (RFC 4733 §2.5.1.3).
+        // A '#' held for 20 s at 8 kHz, a packet a frame: segments of 0xFFFF (RFC 4733
+        // §2.5.1.3).
         let mut rx = DtmfReceiver::default();
         let mut digits = String::new();
         let t0 = u32::MAX - 70_000; // and wrap on the way
         let mut seg_ts = t0;
         let mut seg_dur: u32 = 0;
-        for _ in 0..1_000 {
-            seg_dur += 160;
+        for _ in 0..20 * TICKS_PER_SECOND {
+            seg_dur += AT_8K;
             if seg_dur > 0xFFFF {
                 // The segment ends at 0xFFFF; the next starts where it ended.
                 let p = [11, 10, 0xFF, 0xFF];
@@ -691,10 +715,11 @@ mod tests {
         assert!(digits > 0, "some random packets are new events");
         let mut tx = DtmfSender::new(0);
         tx.queue("1").expect("queue");
-        assert!(run(&mut tx, 0, 0, 10).iter().flatten().count() == 5);
+        let sent = run(&mut tx, 0, 0, CYCLE).iter().flatten().count();
+        assert_eq!(sent, TONE_FRAMES as usize);
         let mut tx = DtmfSender::new(u32::MAX);
         tx.queue("1").expect("queue");
-        let out = run(&mut tx, 0, 0, 10);
+        let out = run(&mut tx, 0, 0, CYCLE);
         assert!(out.iter().flatten().all(|p| p.payload[2..] == [0xFF, 0xFF]));
     }
 

@@ -1,7 +1,7 @@
-//! The media engine: one thread, one 20 ms clock, every line.
+//! The media engine: one thread, one frame clock (10 ms), every line.
 //!
 //! ```text
-//!            ┌──────────────── media thread, every 20 ms ────────────────┐
+//!            ┌──────────────── media thread, every frame ────────────────┐
 //!  headset ─►│ read_frame ─► clean-up (voice.rs: noise suppression, AGC) │
 //!            │               mic ──► line with the mic: encode ─► RTP ──┼─► far end
 //!            │                  MOH ─► held lines:     encode ─► RTP ──┼─►
@@ -123,7 +123,7 @@ fn wallclock() -> std::time::SystemTime {
     std::time::SystemTime::now()
 }
 
-/// The media thread: a tick every 20 ms until the driver hangs up, and one wake-up per tick.
+/// The media thread: a tick every frame until the driver hangs up, and one wake-up per tick.
 /// In between it sleeps; at the tick it asks the poll (without waiting) which sockets have
 /// datagrams and reads them, each with the kernel's receive time (`net.rs`), so the arrival
 /// times the jitter buffer and RTCP's round-trip time depend on stay exact although nothing

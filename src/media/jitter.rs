@@ -1,5 +1,5 @@
-//! Adaptive jitter buffer: RTP payloads in as they arrive, one frame out per
-//! 20 ms tick of the playout clock.
+//! Adaptive jitter buffer: RTP payloads in as they arrive, one packet out each time the
+//! playout has played the one before (every packetisation time).
 //!
 //! Owns, for one call leg's receive direction, the reordering of payloads by
 //! RTP timestamp, the choice of playout delay (the *target*, following the
@@ -71,10 +71,10 @@ const MARGIN_MS: f64 = 5.0;
 
 /// Drop a frame when the delay exceeds the target by more than this.
 const DROP_ABOVE_MS: f64 = 30.0;
-/// Ticks between two drops.
-const DROP_INTERVAL: u32 = 10;
-/// Ticks between two drops when the delay is far above the target.
-const FAST_DROP_INTERVAL: u32 = 2;
+/// Least playout time between two drops (ms).
+const DROP_INTERVAL_MS: f64 = 200.0;
+/// Least playout time between two drops when the delay is far above the target (ms).
+const FAST_DROP_INTERVAL_MS: f64 = 40.0;
 /// "Far above the target".
 const FAR_ABOVE_MS: f64 = 100.0;
 
@@ -179,10 +179,12 @@ pub struct JitterStats {
     pub jitter_ms: f32,
 }
 
-/// An adaptive jitter buffer for one received RTP stream of fixed 20 ms frames.
+/// An adaptive jitter buffer for one received RTP stream of packets of one length.
 pub struct JitterBuffer {
     clock_rate: u32,
     samples_per_frame: i64,
+    /// The packet length the slots were counted for: the shortest taken.
+    shortest: i64,
     frame_ms: f64,
     min_ms: f64,
     max_ms: f64,
@@ -288,7 +290,8 @@ enum Place {
 
 impl JitterBuffer {
     /// Creates an empty buffer for a stream with this RTP clock rate (Hz) and
-    /// frame length (timestamp units per 20 ms), allocating every slot now.
+    /// packet length (timestamp units per packet), allocating every slot now: enough
+    /// for packets of this length or longer ([`JitterBuffer::reframe`]).
     /// Out-of-order bounds are repaired: `min ≤ start ≤ max ≤ 2000`.
     pub fn new(clock_rate: u32, samples_per_frame: u32, config: JitterConfig) -> JitterBuffer {
         let clock_rate = if clock_rate == 0 { 8000 } else { clock_rate };
@@ -308,6 +311,7 @@ impl JitterBuffer {
         let mut jb = JitterBuffer {
             clock_rate,
             samples_per_frame: i64::from(samples_per_frame),
+            shortest: i64::from(samples_per_frame),
             frame_ms,
             min_ms,
             max_ms,
@@ -400,8 +404,8 @@ impl JitterBuffer {
         }
     }
 
-    /// Called exactly once per 20 ms frame tick by the playout clock: the
-    /// frame to play now, or what to do instead.
+    /// Called by the playout clock each time it needs the next packet (or, while
+    /// filling, each tick): the packet to play now, or what to do instead.
     pub fn pop(&mut self, now: Instant) -> Playout<'_> {
         let now_ms = self.ms(now);
         self.ticks_since_drop = self.ticks_since_drop.saturating_add(1);
@@ -473,11 +477,12 @@ impl JitterBuffer {
         };
         let mut c = c;
         let interval = if delay > target + FAR_ABOVE_MS {
-            FAST_DROP_INTERVAL
+            FAST_DROP_INTERVAL_MS
         } else {
-            DROP_INTERVAL
+            DROP_INTERVAL_MS
         };
-        if delay > target + DROP_ABOVE_MS && self.ticks_since_drop >= interval {
+        let since_drop = f64::from(self.ticks_since_drop) * self.frame_ms;
+        if delay > target + DROP_ABOVE_MS && since_drop >= interval - 0.5 {
             if let Some(next) = self.ready_slot(c + 1) {
                 self.slots[idx].state = SlotState::Empty;
                 self.ready = self.ready.saturating_sub(1);
@@ -547,6 +552,32 @@ impl JitterBuffer {
             highest_seq: first.seq,
             last_arrival: first.at,
         });
+    }
+
+    /// Takes packets of `samples_per_frame` timestamp units from now on (the far end changed
+    /// its packetisation): a restart, as for a new stream. Packets shorter than the one
+    /// the buffer was created for would get fewer slots than their delay needs; they are
+    /// refused (false).
+    pub fn reframe(&mut self, samples_per_frame: u32) -> bool {
+        let spf = i64::from(samples_per_frame);
+        if spf == self.samples_per_frame {
+            return true;
+        }
+        if spf < self.shortest {
+            return false;
+        }
+        self.samples_per_frame = spf;
+        self.frame_ms = f64::from(samples_per_frame) * 1000.0 / f64::from(self.clock_rate);
+        self.restart();
+        self.stream = None;
+        self.previous = None;
+        self.candidate = None;
+        true
+    }
+
+    /// Timestamp units per packet the buffer expects.
+    pub fn samples_per_frame(&self) -> u32 {
+        u32::try_from(self.samples_per_frame).unwrap_or(u32::MAX)
     }
 
     /// Empties the slots and the delay measurements; the stream identity stays.

@@ -1,5 +1,5 @@
 //! The local conference's mix-minus: each party hears the operator and every other party,
-//! never itself; the operator hears every party. Pure arithmetic over fixed-size 20 ms frames
+//! never itself; the operator hears every party. Pure arithmetic over fixed-size frames
 //! at the engine's internal rate ([`SAMPLE_RATE`](super::SAMPLE_RATE)); it owns no socket,
 //! codec or clock, and never allocates per frame (the [`Mixer`] keeps its one accumulator).
 //!
@@ -79,6 +79,7 @@ fn clamp(x: i32) -> i16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::TICKS_PER_SECOND;
 
     /// A sine of `hz` at `amp`, phase-continuous within the frame.
     fn tone(hz: f64, amp: f64) -> Frame {
@@ -102,7 +103,9 @@ mod tests {
 
     /// Every party's send holds the mic and the others at full amplitude, and none of its own.
     fn check_parties(n: usize) {
-        let hz: Vec<f64> = (0..n).map(|k| 400.0 + 150.0 * k as f64).collect();
+        // Whole cycles in a frame, three frame rates apart, so each is measured apart.
+        let step = 3.0 * f64::from(TICKS_PER_SECOND);
+        let hz: Vec<f64> = (0..n).map(|k| 400.0 + step * k as f64).collect();
         let parties: Vec<Frame> = hz.iter().map(|h| tone(*h, 2000.0)).collect();
         let mic = tone(3000.0, 2000.0);
         let mut sends = vec![[0i16; FRAME_SAMPLES]; n];

@@ -5,7 +5,7 @@
 //! socket. It must not block (the sockets are non-blocking and registered with
 //! the thread's `mio` poll) or allocate per packet (one receive buffer).
 //!
-//! The thread reads at its ticks, not as datagrams arrive (one wake-up per 20 ms frame):
+//! The thread reads at its ticks, not as datagrams arrive (one wake-up per frame):
 //! the poll says which sockets have something, and each datagram carries the kernel's
 //! receive time (`SO_TIMESTAMPNS`), so the jitter buffer and RTCP still see when it came.
 
@@ -23,7 +23,7 @@ use super::api::LineSockets;
 use super::pipeline::{Pipeline, Port, MAX_PACKET};
 
 /// Datagrams read from one socket per call at most, so a flood cannot stall the clock
-/// (a 20 ms stream delivers one; the rest wait for the next call).
+/// (a stream delivers one per packet; the rest wait for the next call).
 const MAX_PACKETS_PER_READ: usize = 64;
 /// Socket errors skipped in a row before giving up until the next call.
 const MAX_SOCKET_ERRORS: usize = 4;

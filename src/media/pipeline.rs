@@ -11,8 +11,9 @@
 //!    mic  = device.read_frame(); noise suppression + AGC (voice.rs) when a line sends it
 //!    conference members: decode each ─► mix-minus (mixer.rs) ─► headset + what each is sent
 //!    for each line with a stream:
-//!       receive: jitter.pop ─► decode | conceal ─► mix into headset (if it has the mic)
-//!       send:    DTMF event | encode(mic | MOH | silence) ─► RTP
+//!       receive: the packet playing, else jitter.pop ─► decode | conceal (inbound.rs)
+//!                ─► mix into headset (if it has the mic)
+//!       send:    DTMF event | frame (mic | MOH | silence) queued; the packet's last ─► encode ─► RTP
 //!       RTCP report when due, quality report every 5 s
 //!       recording: (frame sent | silence, frame decoded | silence) ─► recorder ring
 //!    tones ─► headset (ringback) / ring device (ring)
@@ -24,10 +25,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::api::{Control, EngineConfig, LineTone, Report, SendSource, StreamParams};
-use super::codec::Codec;
+use super::codec::{Codec, MAX_PACKET_SAMPLES};
 use super::device::AudioDevice;
 use super::dtmf::{DtmfReceiver, DtmfSender};
-use super::jitter::{JitterBuffer, Playout};
+use super::inbound::Inbound;
 use super::mixer::Mixer;
 use super::recorder::Recordings;
 use super::rtcp::RtcpSession;
@@ -144,7 +145,13 @@ impl StreamSeeds {
 struct ActiveStream {
     params: StreamParams,
     codec: Codec,
-    jitter: JitterBuffer,
+    inbound: Inbound,
+    /// Frames queued for the next packet we send, the packet's length in frames (the far
+    /// end's `a=ptime`), how many are queued, and the timestamp of the first.
+    outgoing: Box<[i16; MAX_PACKET_SAMPLES]>,
+    send_frames: usize,
+    queued: usize,
+    packet_ts: u32,
     sender: RtpSender,
     rtcp: RtcpSession,
     dtmf_out: DtmfSender,
@@ -199,7 +206,11 @@ impl ActiveStream {
             timestamp,
         } = seeds;
         Ok(ActiveStream {
-            jitter: JitterBuffer::new(rate, params.codec.samples_per_frame(), config.jitter),
+            inbound: Inbound::new(params.codec, config.jitter),
+            outgoing: Box::new([0; MAX_PACKET_SAMPLES]),
+            send_frames: params.codec.send_frames(params.ptime),
+            queued: 0,
+            packet_ts: timestamp,
             sender: RtpSender::new(ssrc, sequence),
             rtcp: RtcpSession::new(ssrc, rate, now),
             dtmf_out: DtmfSender::new(rate),
@@ -224,6 +235,7 @@ impl ActiveStream {
         if params.codec != self.params.codec
             || params.payload_type != self.params.payload_type
             || params.max_bitrate != self.params.max_bitrate
+            || params.ptime != self.params.ptime
         {
             return false;
         }
@@ -597,9 +609,12 @@ impl Pipeline {
                 (self.reports)(Report::Dtmf { line, digit });
             }
         } else {
-            stream
-                .jitter
-                .push(now, pkt.sequence, pkt.timestamp, pkt.ssrc, pkt.payload);
+            stream.inbound.push(
+                now,
+                &stream.codec,
+                (pkt.sequence, pkt.timestamp, pkt.ssrc),
+                pkt.payload,
+            );
         }
     }
 
@@ -679,7 +694,16 @@ impl Pipeline {
                 stream.params.dtmf_payload_type,
                 stream.dtmf_out.tick(frame_ts),
             ) {
-                for _ in 0..event.redundant_copies.max(1) {
+                // A tone replaces the voice: a packet half queued is not sent.
+                stream.queued = 0;
+                // Updates go at the packet interval (RFC 4733 §2.5.1.2), the first and the
+                // end packets at once.
+                let spf = stream.params.codec.samples_per_frame().max(1);
+                let frames = frame_ts.wrapping_sub(event.timestamp) / spf + 1;
+                let due = event.marker
+                    || event.redundant_copies > 1
+                    || frames as usize % stream.send_frames == 0;
+                for _ in 0..event.redundant_copies.max(1) * u8::from(due) {
                     stream.sender.packet(
                         pt,
                         event.timestamp,
@@ -708,12 +732,28 @@ impl Pipeline {
                     },
                 };
                 sent = source;
-                match stream.codec.encode(source, &mut self.payload) {
+                if stream.queued == 0 {
+                    stream.packet_ts = frame_ts;
+                }
+                let at = stream.queued * FRAME_SAMPLES;
+                stream.outgoing[at..at + FRAME_SAMPLES].copy_from_slice(source);
+                stream.queued += 1;
+                let queued = stream.queued * FRAME_SAMPLES;
+                let encoded = if stream.queued < stream.send_frames {
+                    Ok(0) // more frames to come before the packet is whole
+                } else {
+                    stream.queued = 0;
+                    stream
+                        .codec
+                        .encode(&stream.outgoing[..queued], &mut self.payload)
+                };
+                match encoded {
+                    Ok(0) if stream.queued > 0 => {}
                     Ok(0) => stream.spurt = true, // DTX: nothing to send
                     Ok(len) => {
                         stream.sender.packet(
                             stream.params.payload_type,
-                            frame_ts,
+                            stream.packet_ts,
                             stream.spurt,
                             &self.payload[..len],
                             &mut self.packet,
@@ -777,7 +817,7 @@ impl Pipeline {
                 line,
                 codec: stream.params.codec,
                 quality: stream.rtcp.quality(),
-                buffer_ms: stream.jitter.stats().delay_ms,
+                buffer_ms: stream.inbound.stats().delay_ms,
             });
         }
     }
@@ -831,19 +871,10 @@ fn count_srtp_failure(
     }
 }
 
-/// The stream's next frame out of its jitter buffer: decoded, concealed, or silence.
+/// The stream's next frame: of the packet playing, or decoded or concealed from its jitter
+/// buffer, or silence.
 fn decode_next(stream: &mut ActiveStream, now: Instant, out: &mut Frame) {
-    let decoded = match stream.jitter.pop(now) {
-        Playout::Packet(payload) => stream.codec.decode(payload, out),
-        Playout::Missed { next } => stream.codec.conceal(next, out),
-        Playout::Filling => {
-            out.fill(0);
-            Ok(())
-        }
-    };
-    if decoded.is_err() {
-        out.fill(0);
-    }
+    stream.inbound.next_frame(now, &mut stream.codec, out);
 }
 
 fn tone_kind(tone: LineTone) -> ToneKind {
@@ -874,16 +905,22 @@ mod tests {
     use super::super::api::{
         Control, EngineConfig, LineSockets, LineTone, Report, SendSource, SoundOrder, StreamParams,
     };
-    use super::super::codec::{Codec, OpusSettings};
+    use super::super::codec::{Codec, OpusSettings, MAX_PACKET_SAMPLES};
     use super::super::device::{AudioDevice, DeviceNotice};
+    use super::super::dtmf::{GAP_MS, TONE_MS};
     use super::super::jitter::JitterConfig;
     use super::super::net::LineNet;
     use super::super::rtp::{is_rtcp, parse_rtp, RtpSender};
     use super::super::tones::MusicOnHold;
-    use super::super::{CodecKind, Frame, FRAME_SAMPLES};
+    use super::super::{CodecKind, Frame, FRAME_MS, FRAME_SAMPLES};
     use super::Pipeline;
 
-    const TICK: Duration = Duration::from_millis(20);
+    const TICK: Duration = Duration::from_millis(FRAME_MS as u64);
+
+    /// Ticks in `ms` milliseconds.
+    fn ticks(ms: u32) -> usize {
+        (ms / FRAME_MS) as usize
+    }
     const PT_PCMU: u8 = 0;
     const PT_PCMA: u8 = 8;
     const PT_OPUS: u8 = 111;
@@ -1050,16 +1087,23 @@ mod tests {
         }
 
         fn next(&mut self) -> Vec<u8> {
+            self.next_of(1)
+        }
+
+        /// A packet of `frames` frames of the sine.
+        fn next_of(&mut self, frames: usize) -> Vec<u8> {
+            let mut pcm = Vec::new();
+            for _ in 0..frames {
+                pcm.extend_from_slice(&self.frame);
+            }
             let mut payload = [0u8; 1500];
-            let len = self
-                .codec
-                .encode(&self.frame, &mut payload)
-                .expect("encode");
+            let len = self.codec.encode(&pcm, &mut payload).expect("encode");
             let mut out = Vec::new();
             self.sender
                 .packet(self.pt, self.ts, self.first, &payload[..len], &mut out);
             self.first = false;
-            self.ts = self.ts.wrapping_add(self.codec.kind().samples_per_frame());
+            let step = frames as u32 * self.codec.kind().samples_per_frame();
+            self.ts = self.ts.wrapping_add(step);
             out
         }
 
@@ -1244,6 +1288,8 @@ mod tests {
             send: true,
             receive: true,
             dtmf_payload_type: Some(PT_EVENT),
+            // One packet per tick, so each tick's packet can be checked.
+            ptime: Some(FRAME_MS),
             max_bitrate: None,
             source: SendSource::Microphone,
             muted: false,
@@ -1294,21 +1340,122 @@ mod tests {
         let peer = Peer::new();
         let mut h = Harness::new(1);
         h.line(0, Some(pcmu(peer.addr())), None);
-        assert_steady_stream(&peer, &mut h, PT_PCMU, 160);
+        let spf = CodecKind::Pcmu.samples_per_frame();
+        assert_steady_stream(&peer, &mut h, PT_PCMU, spf);
         h.tick();
         let p = peer.recv();
-        assert_eq!(p.payload.len(), 160, "20 ms of G.711 at 8 kHz");
+        assert_eq!(p.payload.len(), spf as usize, "a frame of G.711 at 8 kHz");
         let heard = decode(CodecKind::Pcmu, &p.payload);
         assert!(rms(&heard) > LOUD, "the microphone's sine is sent");
         assert!(h.take_reports().is_empty());
     }
 
     #[test]
-    fn opus_stream_steps_the_timestamp_by_960() {
+    fn a_packet_carries_the_frames_the_far_end_asks_for() {
+        // (codec, the far end's a=ptime, frames per packet we send)
+        for (kind, pt, ptime, frames) in [
+            (CodecKind::Pcmu, PT_PCMU, None, 20 / FRAME_MS),
+            (CodecKind::Pcmu, PT_PCMU, Some(30), 30 / FRAME_MS),
+            (CodecKind::Pcmu, PT_PCMU, Some(200), 60 / FRAME_MS),
+            (CodecKind::G722, 9, Some(40), 40 / FRAME_MS),
+            // Opus has no 30 ms packet: the next shorter one.
+            (CodecKind::Opus, PT_OPUS, Some(30), 20 / FRAME_MS),
+            (CodecKind::Opus, PT_OPUS, Some(10), 10 / FRAME_MS),
+        ] {
+            let peer = Peer::new();
+            let mut h = Harness::new(1);
+            let stream = StreamParams {
+                ptime,
+                ..params(kind, pt, peer.addr())
+            };
+            h.line(0, Some(stream), None);
+            let frames = frames as usize;
+            let sent = tick_and_collect(&mut h, &peer, 4 * frames);
+            let counts: Vec<usize> = sent.iter().map(Vec::len).collect();
+            let expected: Vec<usize> = (1..=4 * frames)
+                .map(|t| usize::from(t % frames == 0))
+                .collect();
+            assert_eq!(
+                counts, expected,
+                "{kind:?} at {ptime:?}: one packet per {frames} ticks"
+            );
+            let packets: Vec<&Sent> = sent.iter().flatten().collect();
+            let step = frames as u32 * kind.samples_per_frame();
+            for pair in packets.windows(2) {
+                assert_eq!(pair[1].seq, pair[0].seq.wrapping_add(1));
+                assert_eq!(pair[1].ts, pair[0].ts.wrapping_add(step), "{kind:?}");
+            }
+            // The payload holds the packet's frames: decoded, the microphone's sine throughout.
+            let mut codec = Codec::new(kind, &OpusSettings::default()).expect("codec");
+            let mut pcm = [0i16; MAX_PACKET_SAMPLES];
+            for p in &packets {
+                let n = codec.decode(&p.payload, &mut pcm).expect("decodes");
+                assert_eq!(n, frames * FRAME_SAMPLES, "{kind:?} at {ptime:?}");
+            }
+            let last = &pcm[(frames - 1) * FRAME_SAMPLES..frames * FRAME_SAMPLES];
+            assert!(rms(last) > LOUD, "{kind:?}: the sine is sent");
+        }
+    }
+
+    #[test]
+    fn packets_of_any_length_play_without_a_gap() {
+        // The far end's packets: 20, 40 and 30 ms; then it changes from 20 to 10 ms mid-call.
+        for (kind, pt, frames) in [
+            (CodecKind::Pcmu, PT_PCMU, vec![20 / FRAME_MS; 30]),
+            (CodecKind::Opus, PT_OPUS, vec![40 / FRAME_MS; 15]),
+            (CodecKind::G722, 9, vec![30 / FRAME_MS; 20]),
+            (
+                CodecKind::Pcmu,
+                PT_PCMU,
+                [vec![20 / FRAME_MS; 15], vec![1; 30]].concat(),
+            ),
+        ] {
+            let peer = Peer::new();
+            let mut h = Harness::new(1);
+            h.line(0, Some(params(kind, pt, peer.addr())), None);
+            let mut talker = Talker::new(kind, pt, 5);
+            let mut playing_from = Vec::new();
+            for &n in &frames {
+                let pkt = talker.next_of(n as usize);
+                h.send(&peer.rtp, &pkt);
+                for _ in 0..n {
+                    h.tick();
+                }
+                playing_from.push(h.headset().len());
+            }
+            let heard = h.headset();
+            let start = first_loud(&heard).expect("heard");
+            assert!(start <= ticks(100), "{kind:?}: starts after {start} ticks");
+            // Every frame after the first (Opus' onset) carries the sine, but at a change of
+            // packetisation (the first packet of the new length is held back, the buffer
+            // refills).
+            let change = frames.iter().position(|&n| n != frames[0]);
+            let gaps: Vec<usize> = (start + 1..heard.len())
+                .filter(|&i| !(4000.0..7000.0).contains(&rms(&heard[i])))
+                .collect();
+            match change {
+                None => assert!(gaps.is_empty(), "{kind:?}: gaps at {gaps:?}"),
+                Some(k) => {
+                    let at = playing_from[k - 1];
+                    assert!(
+                        gaps.iter().all(|&g| (at..at + ticks(100)).contains(&g)),
+                        "{kind:?}: gaps at {gaps:?}, the change at {at}"
+                    );
+                    assert!(
+                        (heard.len() - ticks(200)..heard.len()).all(|i| rms(&heard[i]) > LOUD),
+                        "{kind:?}: 10 ms packets play after the change"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn opus_stream_steps_the_timestamp_by_one_frame() {
         let peer = Peer::new();
         let mut h = Harness::new(1);
         h.line(0, Some(params(CodecKind::Opus, PT_OPUS, peer.addr())), None);
-        assert_steady_stream(&peer, &mut h, PT_OPUS, 960);
+        assert_steady_stream(&peer, &mut h, PT_OPUS, CodecKind::Opus.samples_per_frame());
     }
 
     #[test]
@@ -1337,7 +1484,7 @@ mod tests {
         h.pipeline
             .control(h.t0, Control::SoundCheck(SoundOrder::Tone));
         assert!(!h.pipeline.is_idle());
-        for _ in 0..100 {
+        for _ in 0..ticks(2_000) {
             h.tick();
         }
         assert!(h.pipeline.is_idle(), "the tone has ended");
@@ -1548,9 +1695,18 @@ mod tests {
         for (kind, pt) in [(CodecKind::Pcmu, PT_PCMU), (CodecKind::Opus, PT_OPUS)] {
             let peer = Peer::new();
             let mut h = Harness::new(1);
-            h.line(0, Some(params(kind, pt, peer.addr())), None);
+            // 20 ms packets: the frames queued for a packet are on the path too.
+            let ptime = Some(20);
+            h.line(
+                0,
+                Some(StreamParams {
+                    ptime,
+                    ..params(kind, pt, peer.addr())
+                }),
+                None,
+            );
             let mut talker = Talker::new(kind, pt, 42);
-            let ticks = 350;
+            let ticks = ticks(7_000);
             // The test device and report sink keep what they get: room for all of it now.
             h.headset.lock().expect("lock").reserve(ticks);
             h.ring.lock().expect("lock").reserve(ticks);
@@ -1686,14 +1842,15 @@ mod tests {
         }
         let frames = h.headset();
         assert_eq!(frames.len(), 15);
-        // Packets arrive exactly on time: the 40 ms start delay is two frames.
+        // Packets arrive exactly on time: the 40 ms start delay is four frames.
+        let start = 40 / FRAME_MS as usize;
         assert_eq!(
             first_loud(&frames),
-            Some(2),
+            Some(start),
             "played after the jitter delay"
         );
-        assert!(frames[..2].iter().all(|f| rms(f) < QUIET));
-        for f in &frames[3..] {
+        assert!(frames[..start].iter().all(|f| rms(f) < QUIET));
+        for f in &frames[start + 1..] {
             let level = rms(f);
             assert!((4000.0..7000.0).contains(&level), "sine rms {level}");
         }
@@ -1738,7 +1895,7 @@ mod tests {
         let mut h = Harness::new(1);
         h.line(0, Some(pcmu(peer.addr())), None);
         let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 1);
-        // Valid-looking RTP with another SSRC and a far-off sequence, 20 per tick (1000 pkt/s),
+        // Valid-looking RTP with another SSRC and a far-off sequence, 20 per tick,
         // plus junk, all from a foreign address, while the peer talks.
         let mut intruder = Talker::new(CodecKind::Pcmu, PT_PCMU, 0xdead);
         intruder.sender = RtpSender::new(0xdead, 30_000);
@@ -1759,12 +1916,13 @@ mod tests {
             h.tick();
         }
         let frames = h.headset();
-        for (i, f) in frames[3..].iter().enumerate() {
+        let start = 40 / FRAME_MS as usize + 1;
+        for (i, f) in frames[start..].iter().enumerate() {
             let level = rms(f);
             assert!(
                 (4000.0..7000.0).contains(&level),
                 "frame {}: the peer's sine, undisturbed (rms {level})",
-                i + 3
+                i + start
             );
         }
         assert!(
@@ -1790,7 +1948,7 @@ mod tests {
         h.line(1, Some(held), None);
         let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 1);
         // Talking for 0.8 s, then silent for 2 s.
-        for _ in 0..40 {
+        for _ in 0..ticks(800) {
             let pkt = talker.next();
             h.send(&peer.rtp, &pkt);
             h.tick();
@@ -1799,7 +1957,7 @@ mod tests {
             .take_reports()
             .iter()
             .all(|r| !matches!(r, Report::Silent { .. })));
-        for _ in 0..100 {
+        for _ in 0..ticks(2_000) {
             h.tick();
         }
         let silent: Vec<Report> = h
@@ -1820,7 +1978,7 @@ mod tests {
         // Heard again, then silent again: reported again.
         let pkt = talker.next();
         h.send(&peer.rtp, &pkt);
-        for _ in 0..60 {
+        for _ in 0..ticks(1_200) {
             h.tick();
         }
         let again = h
@@ -1917,40 +2075,81 @@ mod tests {
         let voice = tick_and_collect(&mut h, &peer, 2);
         let last_voice = voice[1][0].clone();
         h.dtmf(0, "12");
-        let ticks = tick_and_collect(&mut h, &peer, 17);
-        // Each tick sends: 5 event packets per digit (the last one 3 times), 3 voice
-        // frames in the gap after each digit.
+        // Each tick sends: an event packet per frame of the tone (the last one 3 times),
+        // a voice frame per frame of the gap after each digit.
+        let (tone, gap) = ((TONE_MS / FRAME_MS) as usize, (GAP_MS / FRAME_MS) as usize);
+        let spf = CodecKind::Pcmu.samples_per_frame();
+        let ticks = tick_and_collect(&mut h, &peer, 2 * (tone + gap) + 1);
         let counts: Vec<usize> = ticks.iter().map(Vec::len).collect();
-        assert_eq!(counts, [1, 1, 1, 1, 3, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1, 1, 1]);
+        let digit: Vec<usize> = (0..tone + gap)
+            .map(|k| if k == tone - 1 { 3 } else { 1 })
+            .collect();
+        assert_eq!(counts, [&digit[..], &digit[..], &[1]].concat());
         let all: Vec<&Sent> = ticks.iter().flatten().collect();
         let mut seq = last_voice.seq;
         for p in &all {
             seq = seq.wrapping_add(1);
             assert_eq!(p.seq, seq, "one sequence for voice and events");
         }
-        for (digit, first_tick) in [(1u8, 0usize), (2, 8)] {
-            let start = last_voice.ts.wrapping_add(160 * (first_tick as u32 + 1));
-            for (k, tick) in ticks[first_tick..first_tick + 5].iter().enumerate() {
+        for (digit, first_tick) in [(1u8, 0usize), (2, tone + gap)] {
+            let start = last_voice.ts.wrapping_add(spf * (first_tick as u32 + 1));
+            for (k, tick) in ticks[first_tick..first_tick + tone].iter().enumerate() {
                 for p in tick {
                     assert_eq!(p.pt, PT_EVENT);
                     assert_eq!(p.ts, start, "an event keeps its start timestamp");
                     assert_eq!(p.marker, k == 0, "marker on the event's first packet");
                     assert_eq!(p.payload[0], digit);
-                    let end = k == 4;
+                    let end = k == tone - 1;
                     assert_eq!(p.payload[1] & 0x80 != 0, end);
                     let duration = u16::from_be_bytes([p.payload[2], p.payload[3]]);
-                    assert_eq!(u32::from(duration), 160 * (k as u32 + 1));
+                    assert_eq!(u32::from(duration), spf * (k as u32 + 1));
                 }
             }
-            let gap = &ticks[first_tick + 5..first_tick + 8];
+            let gap = &ticks[first_tick + tone..first_tick + tone + gap];
             for (k, tick) in gap.iter().enumerate() {
                 assert_eq!(tick[0].pt, PT_PCMU, "voice between digits");
                 assert_eq!(tick[0].marker, k == 0, "voice resumes with a marker");
-                let frame = first_tick as u32 + 5 + k as u32 + 1;
-                assert_eq!(tick[0].ts, last_voice.ts.wrapping_add(160 * frame));
+                let frame = (first_tick + tone + k) as u32 + 1;
+                assert_eq!(tick[0].ts, last_voice.ts.wrapping_add(spf * frame));
             }
         }
         assert!(h.take_reports().is_empty());
+    }
+
+    #[test]
+    fn dtmf_updates_go_at_the_packet_interval() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        let stream = StreamParams {
+            ptime: Some(20),
+            ..pcmu(peer.addr())
+        };
+        h.line(0, Some(stream), None);
+        tick_and_collect(&mut h, &peer, 4);
+        h.dtmf(0, "7");
+        let tone = (TONE_MS / FRAME_MS) as usize;
+        let ticks = tick_and_collect(&mut h, &peer, tone);
+        let counts: Vec<usize> = ticks.iter().map(Vec::len).collect();
+        // The first packet at once, then one every 20 ms, the end three times.
+        let expected: Vec<usize> = (1..=tone)
+            .map(|k| match k {
+                1 => 1,
+                _ if k == tone => 3,
+                _ => usize::from(k % 2 == 0),
+            })
+            .collect();
+        assert_eq!(counts, expected);
+        let spf = CodecKind::Pcmu.samples_per_frame();
+        for (k, tick) in ticks.iter().enumerate() {
+            for p in tick {
+                let duration = u16::from_be_bytes([p.payload[2], p.payload[3]]);
+                assert_eq!(
+                    u32::from(duration),
+                    spf * (k as u32 + 1),
+                    "the event so far"
+                );
+            }
+        }
     }
 
     #[test]
@@ -2079,17 +2278,18 @@ mod tests {
         h.line(0, Some(pcmu(peer.addr())), None);
         let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 9);
         let mut quality_at = Vec::new();
-        for i in 0..=500usize {
-            if i < 60 {
+        let second = ticks(1_000);
+        for i in 0..=10 * second {
+            if i < ticks(1_200) {
                 let pkt = talker.next();
                 h.send(&peer.rtp, &pkt);
             }
             h.tick();
-            if i < 60 {
+            if i < ticks(1_200) {
                 let rtcp = drain(&peer.rtcp);
-                if i < 50 {
+                if i < second {
                     assert!(rtcp.is_empty(), "no RTCP before 1 s (tick {i})");
-                } else if i == 50 {
+                } else if i == second {
                     assert_eq!(rtcp.len(), 1, "the first report at 1 s");
                     assert!(is_rtcp(&rtcp[0]));
                     assert_eq!(rtcp[0][1], 200, "a sender report: we send");
@@ -2106,7 +2306,7 @@ mod tests {
                 }
             }
         }
-        assert_eq!(quality_at, [250, 500], "every 5 s");
+        assert_eq!(quality_at, [ticks(5_000), ticks(10_000)], "every 5 s");
     }
 
     #[test]
@@ -2121,7 +2321,7 @@ mod tests {
             ..pcmu(peer.addr())
         };
         h.line(0, Some(stream), None);
-        for _ in 0..=50 {
+        for _ in 0..=ticks(1_000) {
             h.tick();
         }
         let reports = drain(&elsewhere);
@@ -2131,7 +2331,7 @@ mod tests {
         // RTP latched to another source (a NAT the SDP does not know): RTCP follows it.
         let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 14);
         // The next report comes within 1.5 report intervals (7.5 s).
-        for _ in 0..=400 {
+        for _ in 0..=ticks(8_000) {
             let pkt = talker.next();
             h.send(&nat.rtp, &pkt);
             h.tick();
@@ -2146,7 +2346,7 @@ mod tests {
         let mapped = UdpSocket::bind("127.0.0.1:0").expect("bind");
         let receiver_report = [0x80, 201, 0, 1, 0, 0, 0, 42];
         h.send_to_line(0, true, &mapped, &receiver_report);
-        for _ in 0..=400 {
+        for _ in 0..=ticks(8_000) {
             let pkt = talker.next();
             h.send(&nat.rtp, &pkt);
             h.tick();
@@ -2229,7 +2429,7 @@ mod tests {
         // The stream is still alive and still sends to the peer.
         assert!(!peer.drain().is_empty());
         let mut talker = Talker::new(CodecKind::Pcmu, PT_PCMU, 77);
-        for _ in 0..5 {
+        for _ in 0..100 / FRAME_MS {
             let pkt = talker.next();
             h.send(&peer.rtp, &pkt);
             h.tick();
@@ -2270,7 +2470,11 @@ mod tests {
         let moved = second.recv();
         assert!(first.drain().is_empty(), "nothing more to the old address");
         assert_eq!(moved.seq, last.seq.wrapping_add(2), "same sequence");
-        assert_eq!(moved.ts, last.ts.wrapping_add(320));
+        assert_eq!(
+            moved.ts,
+            last.ts
+                .wrapping_add(2 * CodecKind::Pcmu.samples_per_frame())
+        );
         assert_eq!(moved.ssrc, last.ssrc, "same stream");
         // Pausing and resuming sending: same stream, a marker, the clock ran on.
         let mut paused = pcmu(second.addr());
@@ -2284,7 +2488,12 @@ mod tests {
         h.tick();
         let resumed = second.recv();
         assert_eq!(resumed.seq, moved.seq.wrapping_add(1));
-        assert_eq!(resumed.ts, moved.ts.wrapping_add(3 * 160));
+        assert_eq!(
+            resumed.ts,
+            moved
+                .ts
+                .wrapping_add(3 * CodecKind::Pcmu.samples_per_frame())
+        );
         assert!(resumed.marker, "a new talk-spurt");
     }
 

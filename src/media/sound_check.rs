@@ -4,29 +4,29 @@
 //!
 //! ```text
 //!   mic frame ─┬─► level meter ── every 100 ms ──► Report::Level (dBFS)
-//!              └─► 1 s delay line (50 frames) ──┐
+//!              └─► 1 s delay line ──────────────┐
 //!   test tone (1 kHz, 2 s) ─────────────────────┴─► mixed into the headset frame
 //! ```
 //!
-//! [`SoundCheck::frame`] runs once per 20 ms tick and never allocates: the delay line is
+//! [`SoundCheck::frame`] runs once per tick and never allocates: the delay line is
 //! allocated when the echo is switched on (an order, not a frame).
 
 use std::f64::consts::TAU;
 
-use super::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
+use super::{Frame, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, TICKS_PER_SECOND};
 
-/// How many frames one level reading covers (100 ms).
-const LEVEL_FRAMES: u32 = 5;
-/// How long the echo waits: one second of 20 ms frames.
-const ECHO_FRAMES: usize = 50;
+/// How many frames one level reading covers: 100 ms.
+const LEVEL_FRAMES: u32 = 100 / FRAME_MS;
+/// How long the echo waits: one second of frames.
+const ECHO_FRAMES: usize = TICKS_PER_SECOND as usize;
 /// The test tone's pitch.
 const TONE_HZ: f64 = 1000.0;
 /// The test tone's amplitude (−12 dBFS).
 const TONE_AMPLITUDE: f64 = 8192.0;
 /// How long the test tone plays: two seconds of frames.
-const TONE_FRAMES: u32 = 100;
+const TONE_FRAMES: u32 = 2 * TICKS_PER_SECOND;
 /// How long the auto-answer beep plays: 200 ms of frames.
-const BEEP_FRAMES: u32 = 10;
+const BEEP_FRAMES: u32 = 200 / FRAME_MS;
 /// The level reported for digital silence.
 pub const SILENCE_DBFS: f32 = -96.0;
 
@@ -90,7 +90,7 @@ impl SoundCheck {
         !self.meter && self.tone_left == 0 && self.echo.is_none()
     }
 
-    /// One 20 ms frame: measures `mic`, mixes the tone and the echo into `headset`; returns a
+    /// One frame: measures `mic`, mixes the tone and the echo into `headset`; returns a
     /// level reading (dBFS) when one is complete. Never allocates.
     pub fn frame(&mut self, mic: &Frame, headset: &mut Frame) -> Option<f32> {
         if let Some(line) = &mut self.echo {
@@ -162,12 +162,13 @@ mod tests {
         assert_eq!(check.frame(&loud(), &mut headset), None, "off by default");
         check.order(SoundOrder::Meter(true));
         let quiet = [0; FRAME_SAMPLES];
-        let readings: Vec<_> = (0..10)
+        // 200 ms of frames: two readings.
+        let readings: Vec<_> = (0..2 * LEVEL_FRAMES)
             .filter_map(|_| check.frame(&quiet, &mut headset))
             .collect();
         assert_eq!(readings, [SILENCE_DBFS, SILENCE_DBFS]);
-        let loud_reading = (0..5).find_map(|_| check.frame(&loud(), &mut headset));
-        let db = loud_reading.expect("a reading after 5 frames");
+        let loud_reading = (0..LEVEL_FRAMES).find_map(|_| check.frame(&loud(), &mut headset));
+        let db = loud_reading.expect("a reading after 100 ms");
         assert!((db - -6.0).abs() < 0.1, "half scale is −6 dBFS: {db}");
         assert_eq!(headset, [0; FRAME_SAMPLES], "the meter plays nothing");
     }
@@ -178,14 +179,15 @@ mod tests {
         check.order(SoundOrder::Echo(true));
         let quiet = [0; FRAME_SAMPLES];
         let mut heard = Vec::new();
-        for i in 0..60 {
+        let frames = ECHO_FRAMES + ECHO_FRAMES / 5;
+        for i in 0..frames {
             let mut headset = [0; FRAME_SAMPLES];
             let mic = if i == 3 { loud() } else { quiet };
             check.frame(&mic, &mut headset);
             heard.push(headset.iter().any(|&s| s != 0));
         }
-        let back: Vec<usize> = (0..60).filter(|&i| heard[i]).collect();
-        assert_eq!(back, [3 + ECHO_FRAMES], "frame 3 is heard at frame 53");
+        let back: Vec<usize> = (0..frames).filter(|&i| heard[i]).collect();
+        assert_eq!(back, [3 + ECHO_FRAMES], "frame 3 is heard one second later");
         check.order(SoundOrder::Echo(false));
         let mut headset = [0; FRAME_SAMPLES];
         check.frame(&loud(), &mut headset);
@@ -197,15 +199,17 @@ mod tests {
         let mut check = SoundCheck::default();
         check.order(SoundOrder::Beep);
         let quiet = [0; FRAME_SAMPLES];
-        let heard: Vec<bool> = (0..20)
+        // 400 ms of frames: the beep is heard in the first half.
+        let beep = (200 / FRAME_MS) as usize;
+        let heard: Vec<bool> = (0..2 * beep)
             .map(|_| {
                 let mut headset = [0; FRAME_SAMPLES];
                 check.frame(&quiet, &mut headset);
                 headset.iter().any(|&s| s != 0)
             })
             .collect();
-        assert_eq!(heard.iter().filter(|h| **h).count(), 10);
-        assert!(heard[..10].iter().all(|h| *h), "from the first frame on");
+        assert_eq!(heard.iter().filter(|h| **h).count(), beep);
+        assert!(heard[..beep].iter().all(|h| *h), "from the first frame on");
     }
 
     #[test]
@@ -218,7 +222,8 @@ mod tests {
         let mut loud_frames = 0;
         let before = assert_no_alloc::violation_count();
         assert_no_alloc::assert_no_alloc(|| {
-            for _ in 0..150 {
+            // Three seconds of frames.
+            for _ in 0..3 * TICKS_PER_SECOND {
                 let mut headset = [0; FRAME_SAMPLES];
                 check.frame(&quiet, &mut headset);
                 if headset.iter().any(|&s| s.unsigned_abs() > 4000) {
@@ -227,6 +232,6 @@ mod tests {
             }
         });
         assert_eq!(assert_no_alloc::violation_count() - before, 0);
-        assert_eq!(loud_frames, TONE_FRAMES);
+        assert_eq!(loud_frames, 2 * TICKS_PER_SECOND, "two seconds");
     }
 }

@@ -1,4 +1,4 @@
-//! Locally played sounds at the engine's frame (48 kHz mono, 20 ms): the call
+//! Locally played sounds at the engine's frame (48 kHz mono): the call
 //! progress tones ([`ToneGenerator`]) and music on hold ([`MusicOnHold`]).
 //!
 //! Owns the tone plans (frequencies, cadences, level, edge fades) and the
@@ -120,7 +120,7 @@ impl ToneGenerator {
         }
     }
 
-    /// Writes the next 20 ms of the tone into `frame`.
+    /// Writes the next frame of the tone into `frame`.
     pub fn fill(&mut self, frame: &mut Frame) {
         for out in frame.iter_mut() {
             let pos = self.pos;
@@ -293,7 +293,7 @@ impl MusicOnHold {
         })
     }
 
-    /// Writes the next 20 ms of the music into `frame`, wrapping to the start.
+    /// Writes the next frame of the music into `frame`, wrapping to the start.
     pub fn fill(&mut self, frame: &mut Frame) {
         let mut filled = 0;
         while filled < frame.len() {
@@ -358,11 +358,12 @@ fn to_i16(x: f32) -> i16 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::FRAME_SAMPLES;
+    use super::super::{FRAME_MS, FRAME_SAMPLES, TICKS_PER_SECOND};
     use super::*;
 
-    /// `frames` frames of `kind`, concatenated.
-    fn tone(kind: ToneKind, frames: usize) -> Vec<i16> {
+    /// `ms` milliseconds of `kind` in frames, concatenated.
+    fn tone(kind: ToneKind, ms: u32) -> Vec<i16> {
+        let frames = (ms / FRAME_MS) as usize;
         let mut g = ToneGenerator::new(kind);
         let mut out = Vec::with_capacity(frames * FRAME_SAMPLES);
         let mut frame = [0i16; FRAME_SAMPLES];
@@ -430,7 +431,7 @@ mod tests {
 
     #[test]
     fn ringback_is_425hz_one_second_in_five() {
-        let x = tone(ToneKind::Ringback, 600); // 12 s
+        let x = tone(ToneKind::Ringback, 12_000);
         let b = bursts(&x);
         assert_eq!(b.len(), 3);
         for (k, &(start, end)) in b.iter().enumerate() {
@@ -454,7 +455,7 @@ mod tests {
 
     #[test]
     fn busy_is_425hz_half_on_half_off() {
-        let x = tone(ToneKind::Busy, 250); // 5 s
+        let x = tone(ToneKind::Busy, 5_000);
         let b = bursts(&x);
         assert_eq!(b.len(), 5);
         for (k, &(start, end)) in b.iter().enumerate() {
@@ -465,15 +466,16 @@ mod tests {
         }
         let hz = zero_crossing_hz(&x[..24_000]);
         assert!((hz - 425.0).abs() < 1.0, "{hz} Hz");
-        // Per-frame view: frames 0..25 on, 25..50 off.
-        for (i, f) in x.chunks_exact(FRAME_SAMPLES).take(50).enumerate() {
-            assert_eq!(rms(f) > 1_000.0, i < 25, "frame {i}");
+        // Per-frame view: the first half second's frames on, the next half second's off.
+        let second = TICKS_PER_SECOND as usize;
+        for (i, f) in x.chunks_exact(FRAME_SAMPLES).take(second).enumerate() {
+            assert_eq!(rms(f) > 1_000.0, i < second / 2, "frame {i}");
         }
     }
 
     #[test]
     fn ring_warbles_two_seconds_in_six() {
-        let x = tone(ToneKind::Ring, 900); // 18 s
+        let x = tone(ToneKind::Ring, 18_000);
         let b = bursts(&x);
         assert_eq!(b.len(), 3);
         for (k, &(start, end)) in b.iter().enumerate() {
@@ -498,7 +500,7 @@ mod tests {
     #[test]
     fn level_is_minus_12_dbfs() {
         for kind in [ToneKind::Ringback, ToneKind::Ring, ToneKind::Busy] {
-            let x = tone(kind, 25);
+            let x = tone(kind, 500);
             let p = peak(&x);
             assert!((8_220..=8_231).contains(&p), "{kind:?} peak {p}");
             let steady = &x[4_800..19_200];
@@ -514,7 +516,7 @@ mod tests {
             (ToneKind::Busy, ETSI_HZ),
             (ToneKind::Ring, RING_HZ[1]),
         ] {
-            let x = tone(kind, 400);
+            let x = tone(kind, 8_000);
             // A full-scale sine moves at most A·2πf/fs per sample; the fade adds A·π/(2·fade).
             let bound = AMPLITUDE
                 * (TAU * max_hz / f64::from(SAMPLE_RATE)
@@ -536,8 +538,8 @@ mod tests {
 
     #[test]
     fn generators_are_independent_and_deterministic() {
-        assert_eq!(tone(ToneKind::Busy, 60), tone(ToneKind::Busy, 60));
-        assert_ne!(tone(ToneKind::Busy, 60), tone(ToneKind::Ringback, 60));
+        assert_eq!(tone(ToneKind::Busy, 1_200), tone(ToneKind::Busy, 1_200));
+        assert_ne!(tone(ToneKind::Busy, 1_200), tone(ToneKind::Ringback, 1_200));
     }
 
     fn asset() -> PathBuf {
@@ -617,7 +619,7 @@ mod tests {
         assert_eq!(moh.samples.len(), 48_000 - 2_400);
         let mut out = Vec::new();
         let mut frame = [0i16; FRAME_SAMPLES];
-        for _ in 0..100 {
+        for _ in 0..2 * TICKS_PER_SECOND {
             moh.fill(&mut frame);
             out.extend_from_slice(&frame);
         }
@@ -653,7 +655,7 @@ mod tests {
         assert_eq!(moh.samples.len(), 48_000 - 2_400);
         let mut frame = [0i16; FRAME_SAMPLES];
         let mut out = Vec::new();
-        for _ in 0..40 {
+        for _ in 0..TICKS_PER_SECOND * 4 / 5 {
             moh.fill(&mut frame);
             out.extend_from_slice(&frame);
         }
@@ -678,7 +680,8 @@ mod tests {
         let mut frame = [0i16; FRAME_SAMPLES];
         moh.fill(&mut frame);
         assert_eq!(frame[..100], frame[100..200]);
-        assert_eq!(frame[900..960], frame[..60]);
+        let end = FRAME_SAMPLES - 60;
+        assert_eq!(frame[end..], frame[end % 100..end % 100 + 60]);
         assert_eq!(frame[1], (32_767.0f64 / 200.0) as i16);
     }
 

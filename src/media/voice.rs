@@ -5,8 +5,8 @@
 //! nothing per frame (its buffers and RNNoise's state are made once).
 //!
 //! ```text
-//!  mic frame (960 @ 48k) ─► [noise suppression: RNNoise, 2 × 480-sample (10 ms) halves]
-//!                        ─► [AGC: speech level ─► gain, held in pauses, peak-limited] ─► encoders
+//!  mic frame (48 kHz) ─► [noise suppression: RNNoise, per 480-sample (10 ms) block]
+//!                     ─► [AGC: speech level ─► gain, held in pauses, peak-limited] ─► encoders
 //! ```
 //!
 //! Noise suppression is RNNoise's recurrent network through the pure-Rust `nnnoiseless`
@@ -17,19 +17,21 @@
 
 use nnnoiseless::DenoiseState;
 
-use super::{Frame, FRAME_SAMPLES};
+use super::{Frame, FRAME_MS, FRAME_SAMPLES};
 
 /// RNNoise's frame: 10 ms at 48 kHz.
 const NS_FRAME: usize = DenoiseState::FRAME_SIZE;
+// A frame is a whole number of RNNoise's (one at 10 ms, two at 20 ms).
+const _: () = assert!(FRAME_SAMPLES % NS_FRAME == 0);
 
-/// The AGC's target speech level, dB re full scale (RMS of a 20 ms speech frame).
+/// The AGC's target speech level, dB re full scale (RMS of a speech frame).
 pub const AGC_TARGET_DBFS: f32 = -20.0;
 /// Largest AGC gain (+20 dB).
 const AGC_MAX_GAIN: f32 = 10.0;
 /// Smallest AGC gain (−6 dB).
 const AGC_MIN_GAIN: f32 = 0.5;
-/// Share of the way to the wanted gain taken per speech frame (≈ 0.4 s time constant).
-const AGC_RATE: f32 = 0.05;
+/// Share of the way to the wanted gain taken per speech frame: a 0.4 s time constant.
+const AGC_RATE: f32 = FRAME_MS as f32 / 400.0;
 /// Peaks are kept below this after gain.
 const AGC_PEAK: f32 = 30_000.0;
 /// RNNoise's voice probability above which a frame is speech.
@@ -38,8 +40,9 @@ const VAD_SPEECH: f32 = 0.6;
 const ENERGY_GATE: f32 = 4.0;
 /// Frames quieter than this (RMS, −60 dBFS) never count as speech.
 const QUIET_RMS: f32 = 33.0;
-/// The noise floor rises by this factor per frame when the signal is above it (≈ 4 dB/s).
-const FLOOR_RISE: f32 = 1.01;
+/// The noise floor rises by this factor per frame when the signal is above it (1 % per
+/// 20 ms: ≈ 4 dB/s).
+const FLOOR_RISE: f32 = 1.0 + FRAME_MS as f32 / 2_000.0;
 
 /// Which clean-up stages run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -86,12 +89,12 @@ impl MicCleanup {
         let mut voice = None;
         if self.settings.noise_suppression {
             let mut vad = 0.0f32;
-            for half in frame.chunks_exact_mut(NS_FRAME) {
-                for (i, &s) in self.input.iter_mut().zip(half.iter()) {
+            for block in frame.chunks_exact_mut(NS_FRAME) {
+                for (i, &s) in self.input.iter_mut().zip(block.iter()) {
                     *i = f32::from(s);
                 }
                 vad = vad.max(self.denoise.process_frame(&mut self.output, &self.input));
-                for (s, &o) in half.iter_mut().zip(self.output.iter()) {
+                for (s, &o) in block.iter_mut().zip(self.output.iter()) {
                     *s = o.round().clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16;
                 }
             }
@@ -168,6 +171,7 @@ impl Agc {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::TICKS_PER_SECOND;
     use std::f32::consts::PI;
 
     fn rms(x: &[i16]) -> f32 {
@@ -206,7 +210,8 @@ mod tests {
         let mut frame = [0i16; FRAME_SAMPLES];
         let (mut before, mut after) = (0.0, 0.0);
         let mut low = 0.0f32;
-        for i in 0..500 {
+        // Ten seconds; the last five measured.
+        for i in 0..10 * TICKS_PER_SECOND {
             noise(&mut state, 1_000.0, &mut frame);
             // Low-passed (one pole at ≈ 1 kHz): a fan- or room-like hiss rather than white.
             for s in frame.iter_mut() {
@@ -215,7 +220,7 @@ mod tests {
             }
             let level = rms(&frame);
             cleanup.process(&mut frame);
-            if i >= 250 {
+            if i >= 5 * TICKS_PER_SECOND {
                 before += level;
                 after += rms(&frame);
             }
@@ -237,8 +242,9 @@ mod tests {
         // A quiet "voice" (−40 dBFS) over a very quiet floor (−70 dBFS), 1 s on, 0.5 s off.
         let mut last_speech = 0.0;
         let mut pause_levels = Vec::new();
-        for i in 0..300 {
-            let talking = (i / 25) % 3 != 2;
+        let half_second = TICKS_PER_SECOND / 2;
+        for i in 0..6 * TICKS_PER_SECOND {
+            let talking = (i / half_second) % 3 != 2;
             noise(&mut state, 10.0, &mut frame);
             if talking {
                 for s in frame.iter_mut() {
@@ -249,7 +255,7 @@ mod tests {
             cleanup.process(&mut frame);
             if talking {
                 last_speech = rms(&frame);
-            } else if i > 200 {
+            } else if i > 4 * TICKS_PER_SECOND {
                 pause_levels.push(rms(&frame));
             }
         }

@@ -67,6 +67,7 @@ impl Default for Warnings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{FRAME_MS, TICKS_PER_SECOND};
 
     #[allow(clippy::disallowed_methods)] // the tests' one clock reading: their epoch
     fn epoch() -> Instant {
@@ -78,16 +79,25 @@ mod tests {
         let start = epoch();
         let at = |ms: u64| start + Duration::from_millis(ms);
         let mut limiter = Limiter::new(Duration::from_secs(10));
-        // A frame every 20 ms for 25 s: lines at 0 s, 10 s and 20 s.
+        // A warning every frame for 25 s: lines at 0 s, 10 s and 20 s.
+        let (frame_ms, per_second) = (u64::from(FRAME_MS), u64::from(TICKS_PER_SECOND));
         let mut lines = Vec::new();
-        for frame in 0..1_250u64 {
-            if let Some(left_out) = limiter.allow(at(frame * 20)) {
-                lines.push((frame * 20, left_out));
+        for frame in 0..25 * per_second {
+            if let Some(left_out) = limiter.allow(at(frame * frame_ms)) {
+                lines.push((frame * frame_ms, left_out));
             }
         }
-        assert_eq!(lines, [(0, 0), (10_000, 499), (20_000, 499)]);
+        let ten_seconds_less_one = 10 * per_second - 1;
+        assert_eq!(
+            lines,
+            [
+                (0, 0),
+                (10_000, ten_seconds_less_one),
+                (20_000, ten_seconds_less_one)
+            ]
+        );
         // After a quiet spell the next occurrence passes at once, with what was left out.
-        assert_eq!(limiter.allow(at(60_000)), Some(249));
+        assert_eq!(limiter.allow(at(60_000)), Some(5 * per_second - 1));
         assert_eq!(limiter.allow(at(60_001)), None);
     }
 

@@ -43,6 +43,7 @@ fn desired(call: &Call) -> (Option<Stream>, Option<Tone>) {
         direction: m.direction,
         dtmf_payload_type: m.dtmf_payload_type,
         max_bitrate: m.max_bitrate,
+        ptime: m.ptime,
         source: if call.local_hold() {
             Source::MusicOnHold
         } else if call.in_conference {

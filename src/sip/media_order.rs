@@ -50,6 +50,8 @@ pub struct Stream {
     pub dtmf_payload_type: Option<u8>,
     /// The most the far end wants to receive (Opus `maxaveragebitrate`), bits per second.
     pub max_bitrate: Option<u32>,
+    /// The packetisation the far end asks for (`a=ptime`, ms).
+    pub ptime: Option<u32>,
     /// What we send.
     pub source: Source,
     /// The microphone is muted on this line.

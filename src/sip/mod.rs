@@ -307,6 +307,8 @@ pub struct UaConfig {
     pub dtmf_info: bool,
     /// The Opus bitrate we send, declared in SDP as the most we want to receive.
     pub opus_bitrate: Option<u32>,
+    /// The packetisation time we ask to receive (`a=ptime`, ms).
+    pub ptime: u32,
     /// Extensions whose busy lamps are watched (at most [`MAX_BLF`]), through the first
     /// account.
     pub blf: Vec<String>,

@@ -25,8 +25,6 @@ use super::sdes::{Crypto, CryptoSuite, Key, SrtpMaterial, SrtpMode};
 const DTMF_PT_8K: u8 = 101;
 /// Payload type of telephone-event at 48 kHz in our offers (only with Opus).
 const DTMF_PT_48K: u8 = 110;
-/// Packetisation time we ask for, in milliseconds.
-const PTIME_MS: u32 = 20;
 
 /// An audio codec we can send and receive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +131,8 @@ pub struct LocalMedia {
     pub dtmf: bool,
     /// The Opus bitrate we send and would like to receive (`maxaveragebitrate`), if set.
     pub opus_bitrate: Option<u32>,
+    /// The packetisation time we ask to receive (`a=ptime`, ms).
+    pub ptime: u32,
     /// Whether SRTP is offered, accepted or required.
     pub srtp: SrtpMode,
     /// Our keys for the suites of [`CryptoSuite::OFFERED`], in that order (the call's; unused
@@ -350,6 +350,8 @@ pub struct Negotiated {
     /// The most the far end wants to receive of the codec (Opus `maxaveragebitrate`), in
     /// bits per second.
     pub max_bitrate: Option<u32>,
+    /// The packetisation the far end asks for (its `a=ptime`, ms), if it says.
+    pub ptime: Option<u32>,
     /// The SRTP keys both sides agreed on; `None`: plain RTP.
     pub srtp: Option<SrtpMaterial>,
 }
@@ -677,7 +679,7 @@ fn dtmf_lines(out: &mut String, pt: u8, rate: u32) {
 ///
 /// One audio `m=` line over RTP/AVP listing our codecs in preference order (Opus 111, G.722 9, PCMU 0,
 /// PCMA 8), then telephone-event 101 (8 kHz) and 110 (48 kHz, only with Opus) when `dtmf`,
-/// `a=ptime:20` and `a=<dir>` (`dir` from our point of view). An empty codec list offers
+/// `a=ptime` (ours, [`LocalMedia::ptime`]) and `a=<dir>` (`dir` from our point of view). An empty codec list offers
 /// PCMU alone, so the SDP stays valid (the configuration layer should forbid it).
 pub fn offer(local: &LocalMedia, dir: Direction, session_id: u64, version: u64) -> String {
     let mut codecs = local_codecs(local);
@@ -712,7 +714,7 @@ pub fn offer(local: &LocalMedia, dir: Direction, session_id: u64, version: u64) 
     if dtmf_48k {
         dtmf_lines(&mut out, DTMF_PT_48K, 48_000);
     }
-    out.push_str(&format!("a=ptime:{PTIME_MS}\r\n"));
+    out.push_str(&format!("a=ptime:{}\r\n", local.ptime));
     rtcp_line(&mut out, local.rtcp);
     out.push_str(&format!("a={}\r\n", direction_attr(dir)));
     if local.srtp != SrtpMode::Off {
@@ -854,7 +856,7 @@ pub fn answer(
             if let Some(d) = dtmf {
                 dtmf_lines(&mut out, d, codec.clock_rate());
             }
-            out.push_str(&format!("a=ptime:{PTIME_MS}\r\n"));
+            out.push_str(&format!("a=ptime:{}\r\n", local.ptime));
             rtcp_line(&mut out, local.rtcp);
             out.push_str(&format!("a={}\r\n", direction_attr(direction)));
             if let Some((tag, material)) = &crypto {
@@ -878,6 +880,7 @@ pub fn answer(
         direction,
         dtmf_payload_type: dtmf,
         max_bitrate: max_average_bitrate(audio, pt),
+        ptime: audio.ptime,
         srtp: crypto.map(|(_, material)| material),
     };
     Ok((out, negotiated))
@@ -920,6 +923,7 @@ pub fn negotiate_answer(answer: &Sdp, local: &LocalMedia) -> Result<Negotiated, 
         direction: mirror(answer.effective_direction()),
         dtmf_payload_type: dtmf,
         max_bitrate: max_average_bitrate(audio, pt),
+        ptime: audio.ptime,
         srtp,
     })
 }
@@ -941,6 +945,7 @@ mod tests {
             codecs: codecs.to_vec(),
             dtmf,
             opus_bitrate: None,
+            ptime: 20,
             srtp: SrtpMode::Off,
             keys: [[0; KEY_LEN]; 2],
         }
@@ -1018,6 +1023,21 @@ mod tests {
         a=ptime:20
         a=maxptime:150
         a=sendrecv";
+
+    #[test]
+    fn our_ptime_is_asked_for_in_offer_and_answer() {
+        let ten = LocalMedia {
+            ptime: 10,
+            ..local(&[Codec::Pcmu], false)
+        };
+        assert!(offer(&ten, Direction::SendRecv, 1, 1).contains("a=ptime:10\r\n"));
+        let theirs =
+            parse(crlf("v=0\nc=IN IP4 203.0.113.9\nm=audio 5004 RTP/AVP 0\na=ptime:30").as_bytes())
+                .expect("parses");
+        let (text, n) = answer(&theirs, &ten, Direction::SendRecv, 1, 1).expect("answers");
+        assert!(text.contains("a=ptime:10\r\n"), "{text}");
+        assert_eq!(n.ptime, Some(30), "what we send follows theirs");
+    }
 
     #[test]
     fn offer_format() {
@@ -1116,6 +1136,7 @@ mod tests {
                 // baresip offers telephone-event only at 8 kHz: not usable with opus.
                 dtmf_payload_type: None,
                 max_bitrate: None,
+                ptime: Some(20),
                 srtp: None,
             }
         );
@@ -1251,6 +1272,7 @@ mod tests {
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(101),
                 max_bitrate: None,
+                ptime: Some(20),
                 srtp: None,
             }
         );
@@ -1496,6 +1518,7 @@ mod tests {
                 direction: Direction::SendRecv,
                 dtmf_payload_type: Some(97),
                 max_bitrate: None,
+                ptime: None,
                 srtp: None,
             }
         );

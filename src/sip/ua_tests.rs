@@ -46,6 +46,7 @@ pub(super) fn config(register: bool) -> UaConfig {
         seed: super::Seed::fixed(7),
         dtmf_info: false,
         opus_bitrate: Some(24_000),
+        ptime: 20,
         others: Vec::new(),
         blf: Vec::new(),
     }

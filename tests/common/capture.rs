@@ -121,6 +121,26 @@ impl Capture {
             .collect()
     }
 
+    /// Stops the capture and returns, for each RTP packet that matches a display filter (UDP
+    /// read as RTP where it looks like it), the values of `fields` (`-T fields -e …`).
+    pub fn rtp_fields(&mut self, display_filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+        let mut args = vec![
+            "-o",
+            "rtp.heuristic_rtp:TRUE",
+            "-Y",
+            display_filter,
+            "-T",
+            "fields",
+        ];
+        for f in fields {
+            args.extend(["-e", f]);
+        }
+        self.read(&args)
+            .lines()
+            .map(|l| l.split('\t').map(str::to_owned).collect())
+            .collect()
+    }
+
     fn read(&mut self, args: &[&str]) -> String {
         self.stop();
         let done = run_bounded(

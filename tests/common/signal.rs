@@ -228,10 +228,10 @@ pub fn median_ncc(label: &str, windows: &[f32], min_windows: usize) -> f32 {
 /// receiver's excerpt starting at sample `excerpt_start` of its recording lines up with the
 /// looping reference (`reference_len` samples) at `lag_ms` ([`align_with_loop`]).
 ///
-/// The sender's tick k reads the reference at `k·960 mod len` and the receiver's tick j
-/// writes recording frame j, so the lag turns into a delay modulo the loop's length (far
-/// longer than any delay). The jitter buffer is included; a real microphone would add one
-/// frame (20 ms) of packetisation, which file audio hands over at once.
+/// The sender's tick k reads the reference at `k·480 mod len` (a 10 ms frame) and the
+/// receiver's tick j writes recording frame j, so the lag turns into a delay modulo the loop's
+/// length (far longer than any delay). The jitter buffer is included; a real microphone would
+/// add one packet (20 ms by default) of packetisation, which file audio hands over at once.
 pub fn mouth_to_ear_ms(
     sender_clock: f64,
     receiver_clock: f64,

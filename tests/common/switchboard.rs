@@ -459,6 +459,8 @@ pub struct SwitchboardConfig {
     pub accounts: Vec<AccountConfig>,
     /// `[codecs] order`.
     pub codecs: Vec<String>,
+    /// `[codecs] ptime`, when set.
+    pub ptime: Option<u32>,
     /// Raw lines of `[network]` after `bind` (e.g. the RTP port range).
     pub network: String,
     /// Raw lines of `[audio]`; default `backend = "null"` (the lab has no sound card).
@@ -491,6 +493,7 @@ impl SwitchboardConfig {
             bind: SocketAddr::from((me, 5060)),
             accounts: vec![AccountConfig::new("lab", "alice", &me.to_string())],
             codecs: vec!["pcmu".to_owned(), "pcma".to_owned()],
+            ptime: None,
             network: String::new(),
             audio: "backend = \"null\"\n".to_owned(),
             extra: String::new(),
@@ -509,6 +512,12 @@ impl SwitchboardConfig {
     /// Sets `[codecs] order`.
     pub fn with_codecs(mut self, codecs: &[&str]) -> Self {
         self.codecs = codecs.iter().map(|c| (*c).to_owned()).collect();
+        self
+    }
+
+    /// Sets `[codecs] ptime` (ms).
+    pub fn with_ptime(mut self, ms: u32) -> Self {
+        self.ptime = Some(ms);
         self
     }
 
@@ -578,7 +587,11 @@ impl SwitchboardConfig {
         }
         let codecs: Vec<String> = self.codecs.iter().map(|c| toml_string(c)).collect();
         let _ = writeln!(out, "[codecs]");
-        let _ = writeln!(out, "order = [{}]\n", codecs.join(", "));
+        let _ = writeln!(out, "order = [{}]", codecs.join(", "));
+        if let Some(ms) = self.ptime {
+            let _ = writeln!(out, "ptime = {ms}");
+        }
+        out.push('\n');
         let _ = writeln!(out, "[audio]\n{}", self.audio);
         if !self.extra.is_empty() {
             out.push('\n');

@@ -6,9 +6,9 @@
 //! media thread (or at open), except reopening a lost device: listing devices
 //! and building a stream can take the audio system seconds, so a helper thread
 //! does it and hands the stream back through a channel while the media thread
-//! goes on sending RTP, playing out and mixing every 20 ms. It must not panic
+//! goes on sending RTP, playing out and mixing every frame. It must not panic
 //! on anything the audio system does, and it must not read a clock:
-//! [`AudioDevice::poll_notice`] is called once per 20 ms tick, so its calls are
+//! [`AudioDevice::poll_notice`] is called once per tick (one frame), so its calls are
 //! this module's clock.
 //!
 //! ```text
@@ -43,17 +43,17 @@ use super::latency::tenth;
 use super::paths::{self, CapturePath, PlaybackPath};
 use super::realtime::{CaptureCallback, PlaybackCallback, StreamFlags};
 use super::{AudioDevice, DeviceError, DeviceInfo, DeviceNotice, Host, RingMix};
-use crate::media::{Frame, SAMPLE_RATE};
+use crate::media::{Frame, SAMPLE_RATE, TICKS_PER_SECOND};
 use crate::sound::DeviceRole;
 
 /// How long the audio system may take to build a stream.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(2);
-/// Ticks (20 ms) between two attempts to reopen a lost device: 2 s.
-const RETRY_TICKS: u64 = 100;
-/// Ticks (20 ms) between two xrun reports at most: 5 s.
-const XRUN_REPORT_TICKS: u64 = 250;
-/// Ticks (20 ms) between two latency breakdown lines in the log: 5 s.
-const LATENCY_LOG_TICKS: u64 = 250;
+/// Ticks between two attempts to reopen a lost device: 2 s.
+const RETRY_TICKS: u64 = 2 * TICKS_PER_SECOND as u64;
+/// Ticks between two xrun reports at most: 5 s.
+const XRUN_REPORT_TICKS: u64 = 5 * TICKS_PER_SECOND as u64;
+/// Ticks between two latency breakdown lines in the log: 5 s.
+const LATENCY_LOG_TICKS: u64 = 5 * TICKS_PER_SECOND as u64;
 /// Callback period asked for, in milliseconds.
 const CALLBACK_MS: u32 = 5;
 
@@ -1304,12 +1304,12 @@ mod tests {
         assert_eq!(
             attempts,
             vec![
-                (102, Some("USB".to_string())),
-                (102, None),
-                (202, Some("USB".to_string())),
-                (202, None)
+                (2 + RETRY_TICKS, Some("USB".to_string())),
+                (2 + RETRY_TICKS, None),
+                (2 + 2 * RETRY_TICKS, Some("USB".to_string())),
+                (2 + 2 * RETRY_TICKS, None)
             ],
-            "the configured device, then the default, every 100 ticks"
+            "the configured device, then the default, every 2 s"
         );
     }
 
@@ -1344,7 +1344,7 @@ mod tests {
             .recv_timeout(Duration::from_secs(10))
             .expect("the helper thread runs the open");
         // A second of ticks while the open is stuck: nothing blocks, nothing is reported.
-        for _ in 0..50 {
+        for _ in 0..TICKS_PER_SECOND {
             tick += 1;
             assert_eq!(ep.poll(tick, |_| unreachable_reopen()), None);
             assert!(matches!(ep.state, State::Reopening(_)), "still opening");
@@ -1425,7 +1425,7 @@ mod tests {
         // A ring device chosen where there was none: silent until it opens.
         let mut ring = Endpoint::<Fake>::without_stream(Direction::Ring);
         assert!(ring.stream().is_none());
-        for tick in 0..300 {
+        for tick in 0..3 * RETRY_TICKS {
             assert_eq!(
                 ring.poll(tick, |_| unreachable_reopen()),
                 None,
@@ -1434,7 +1434,7 @@ mod tests {
         }
         ring.switch("Loud", answered(Ok(Fake::new("Loud", 0))));
         assert_eq!(
-            ring.poll(301, |_| unreachable_reopen()),
+            ring.poll(3 * RETRY_TICKS + 1, |_| unreachable_reopen()),
             Some(DeviceNotice::Chosen {
                 role: DeviceRole::Ring,
                 device: "Loud".into()

@@ -1,5 +1,5 @@
 //! How much audio waits in a device ring: the adaptive cushion between the media thread's
-//! 20 ms ticks and the device's own callbacks.
+//! ticks (one frame each) and the device's own callbacks.
 //!
 //! Owns one controller per stream, fed once per tick with what the ring's two sides saw:
 //! the least *margin* since the last tick (samples beyond what the consumer took at once —
@@ -34,20 +34,22 @@
 //! period that a whole window never needed (a burst from the audio system, a stream that ran
 //! on while the media thread was idle) at once, 2 ms at a time near the aim.
 
-/// Ticks (20 ms) of the first shrink window: 2 s.
-const BASE_WINDOW: u32 = 100;
-/// Ticks (20 ms) over which a backlog is judged, whatever the shrink window: 1 s.
-const BACKLOG_WINDOW: u32 = 50;
-/// The longest shrink window, reached after repeated dropouts: 16 s.
-const MAX_WINDOW: u32 = 800;
+use crate::media::TICKS_PER_SECOND;
+
+/// Ticks of the first shrink window: 2 s.
+const BASE_WINDOW: u32 = 2 * TICKS_PER_SECOND;
+/// Ticks over which a backlog is judged, whatever the shrink window: 1 s.
+const BACKLOG_WINDOW: u32 = TICKS_PER_SECOND;
+/// Ticks of the longest shrink window, reached after repeated dropouts: 16 s.
+const MAX_WINDOW: u32 = 16 * TICKS_PER_SECOND;
 /// Most the cushion shrinks in one window near its aim (ms); an excess up to a period loses
 /// at most a quarter, a larger one goes at once.
 const MAX_SHRINK_MS: u32 = 2;
 /// Most margin the cushion grows to (ms).
 const MAX_MARGIN_MS: u32 = 80;
-/// Ticks (20 ms) a floor learned from dropouts is kept before it may come down: 1 min at
-/// first, up to 8 min after dropouts that followed its coming down.
-const FLOOR_HOLD: u32 = 3_000;
+/// Ticks a floor learned from dropouts is kept before it may come down: 1 min at first, up
+/// to 8 min after dropouts that followed its coming down.
+const FLOOR_HOLD: u32 = 60 * TICKS_PER_SECOND;
 const MAX_FLOOR_HOLD: u32 = 8 * FLOOR_HOLD;
 
 /// What the ring's media-thread end should do now.
@@ -253,9 +255,9 @@ mod tests {
         assert_eq!(c.margin(), 240, "starts at half a period");
         assert_eq!(c.tick(Some(100), 960, true), Move::Grow(960));
         assert_eq!(c.margin(), 1200);
-        // The next window is 4 s long: 199 quiet ticks hold, the 200th shrinks (towards the
+        // The next window is 4 s long: its quiet ticks hold, the last one shrinks (towards the
         // floor the dropout taught: a quarter period + half a period = 720).
-        for _ in 0..199 {
+        for _ in 1..2 * BASE_WINDOW {
             assert_eq!(c.tick(Some(1100), 960, false), Move::Hold);
         }
         assert_eq!(
@@ -265,17 +267,17 @@ mod tests {
         );
         assert_eq!(c.margin(), 1104);
         assert_eq!(
-            steady(160, 100, 100),
+            steady(160, 100, BASE_WINDOW),
             Move::Shrink(60),
             "down to a quarter period"
         );
         assert_eq!(
-            steady(480, 5000, 50),
+            steady(480, 5000, BACKLOG_WINDOW),
             Move::Shrink(4880),
             "a backlog beyond a period goes after 1 s, down to a quarter period"
         );
         assert_eq!(
-            steady(480, 560, 100),
+            steady(480, 560, BASE_WINDOW),
             Move::Shrink(110),
             "within a period: a quarter of the excess"
         );
@@ -283,7 +285,7 @@ mod tests {
 
     /// A new cushion for a device of `period` samples at 48 kHz after `ticks` steady ticks
     /// with `margin` samples left each time: the last tick's move.
-    fn steady(period: usize, margin: usize, ticks: usize) -> Move {
+    fn steady(period: usize, margin: usize, ticks: u32) -> Move {
         let mut c = Cushion::new(48_000, period);
         for _ in 1..ticks {
             c.tick(Some(margin), period, false);
@@ -300,7 +302,7 @@ mod tests {
             Move::Grow(480),
             "ran dry: 4 s window"
         );
-        for _ in 0..49 {
+        for _ in 1..BACKLOG_WINDOW {
             assert_eq!(c.tick(Some(3000), 480, false), Move::Hold);
         }
         assert_eq!(
@@ -309,7 +311,7 @@ mod tests {
             "down to the floor the dropout taught (a quarter + half a period) after 1 s"
         );
         // Within a period of the aim the 4 s window's gentle shrink applies.
-        for _ in 0..199 {
+        for _ in 1..2 * BASE_WINDOW {
             assert_eq!(c.tick(Some(500), 480, false), Move::Hold);
         }
         assert_eq!(c.tick(Some(500), 480, false), Move::Shrink(96));
@@ -346,7 +348,11 @@ mod tests {
         // A minute in which a delay used more than half the floor keeps it.
         let mut c = two_dropouts_a_second_apart();
         for i in 0..FLOOR_HOLD {
-            c.tick(Some(if i == 1_000 { 200 } else { 600 }), 480, false);
+            c.tick(
+                Some(if i == 20 * TICKS_PER_SECOND { 200 } else { 600 }),
+                480,
+                false,
+            );
         }
         assert_eq!(c.keep(), 600, "a late callback used the floor: kept");
     }
@@ -393,12 +399,12 @@ mod tests {
     #[test]
     fn holds_when_the_margin_is_within_half_a_period() {
         let mut c = Cushion::new(48_000, 480);
-        for _ in 0..1000 {
+        for _ in 0..20 * TICKS_PER_SECOND {
             assert_eq!(c.tick(Some(240), 480, false), Move::Hold);
         }
         assert_eq!(c.moves(), (0, 0));
         // No callback at all (paused device): nothing to learn, nothing to do.
-        for _ in 0..1000 {
+        for _ in 0..20 * TICKS_PER_SECOND {
             assert_eq!(c.tick(None, 0, false), Move::Hold);
         }
     }
@@ -418,11 +424,11 @@ mod tests {
         let mut c = Cushion::new(48_000, 480);
         assert_eq!(c.period(), 480, "the hint before any callback");
         c.tick(Some(1000), 2048, false); // one large first callback
-        for _ in 0..99 {
+        for _ in 1..BASE_WINDOW {
             c.tick(Some(1000), 512, false);
         }
         assert_eq!(c.period(), 2048, "still this window's largest");
-        for _ in 0..100 {
+        for _ in 0..BASE_WINDOW {
             c.tick(Some(1000), 512, false);
         }
         assert_eq!(c.period(), 512, "forgotten two windows later");

@@ -34,8 +34,8 @@
 //!   a move of the path's own ──► the window is dropped and the next one anchors; drift and b kept
 //! ```
 
-/// Ticks (20 ms) in a window: 1 s.
-const WINDOW: usize = 50;
+/// Ticks in a window: 1 s.
+const WINDOW: usize = crate::media::TICKS_PER_SECOND as usize;
 /// The proportional gain: ppm of correction per ms of level away from the anchor.
 const KP: f64 = 200.0;
 /// The integral gain: ppm learned per ms away, each window.
@@ -190,6 +190,12 @@ impl Drift {
 mod tests {
     use super::*;
     use crate::media::device::dice::Dice;
+    use crate::media::{FRAME_SAMPLES, TICKS_PER_SECOND};
+
+    /// Samples a frame drains from the ring at 48 kHz.
+    const DRAIN: f64 = FRAME_SAMPLES as f64;
+    /// Ticks in a second, as a float for means.
+    const TICKS: f64 = TICKS_PER_SECOND as f64;
 
     /// A ring drained by a card `ppm` faster than the ticks fill it, starting at 10 ms, the
     /// frames written at the rate the controller asks for: the first window's mean (ms), the
@@ -200,16 +206,16 @@ mod tests {
         let mut correction = 0.0;
         let mut means = Vec::new();
         let mut sum = 0.0;
-        for tick in 1..=seconds * 50 {
+        for tick in 1..=seconds * TICKS_PER_SECOND {
             sum += level;
             if let Some(c) = drift.tick(level) {
                 correction = c;
             }
-            if tick % 50 == 0 {
-                means.push(sum / 50.0 / 48.0);
+            if tick % TICKS_PER_SECOND == 0 {
+                means.push(sum / TICKS / 48.0);
                 sum = 0.0;
             }
-            level += 960.0 * (correction - ppm) * 1e-6;
+            level += DRAIN * (correction - ppm) * 1e-6;
         }
         let anchor = means.remove(0);
         (anchor, means, correction)
@@ -231,20 +237,24 @@ mod tests {
         let mut level = 480.0;
         let (mut correction, mut wander, mut sum) = (0.0, 0.0, 0.0);
         let mut windows = Vec::new();
-        for tick in 1..=seconds * 50 {
-            if tick % 50 == 1 {
+        for tick in 1..=seconds * TICKS_PER_SECOND {
+            if tick % TICKS_PER_SECOND == 1 {
                 wander = dice.signed() * wander_ms * 48.0;
             }
             sum += level;
             if let Some(c) = drift.tick(level + wander) {
                 correction = c;
             }
-            if tick % 50 == 0 {
-                windows.push((correction, sum / 50.0 / 48.0));
+            if tick % TICKS_PER_SECOND == 0 {
+                windows.push((correction, sum / TICKS / 48.0));
                 sum = 0.0;
             }
-            let ppm = if tick <= change * 50 { pace.0 } else { pace.1 };
-            level += 960.0 * (correction - ppm) * 1e-6;
+            let ppm = if tick <= change * TICKS_PER_SECOND {
+                pace.0
+            } else {
+                pace.1
+            };
+            level += DRAIN * (correction - ppm) * 1e-6;
         }
         (windows, drift.bandwidth)
     }
@@ -312,28 +322,28 @@ mod tests {
     fn a_move_of_the_paths_own_re_anchors_and_keeps_the_pace() {
         let mut drift = Drift::new(48_000);
         // Anchored at 480 samples, then a second 4.8 samples (0.1 ms) lower: draining.
-        for _ in 0..50 {
+        for _ in 0..WINDOW {
             drift.tick(480.0);
         }
-        let first = (0..50).filter_map(|_| drift.tick(475.0)).last();
+        let first = (0..WINDOW).filter_map(|_| drift.tick(475.0)).last();
         assert!(first.is_some_and(|c| c > 0.0), "{first:?}");
         let learned = drift.drift;
         // The cushion grew by 5 ms: that new fill is the level, not a filling card.
         drift.reanchor();
         assert_eq!(
-            (0..50).filter_map(|_| drift.tick(720.0)).count(),
+            (0..WINDOW).filter_map(|_| drift.tick(720.0)).count(),
             0,
             "anchors"
         );
-        let next = (0..50).filter_map(|_| drift.tick(720.0)).last();
+        let next = (0..WINDOW).filter_map(|_| drift.tick(720.0)).last();
         assert_eq!(next, Some(learned), "held: the pace learned, no error");
         assert!(drift.correction() > 0.0);
         // Nothing measured in a 16 kHz ring's windows is in ms of 48 kHz.
         let mut slow = Drift::new(16_000);
-        for _ in 0..50 {
+        for _ in 0..WINDOW {
             slow.tick(160.0);
         }
-        let c = (0..50).filter_map(|_| slow.tick(144.0)).last();
+        let c = (0..WINDOW).filter_map(|_| slow.tick(144.0)).last();
         assert_eq!(c, Some(KI + KP), "16 samples at 16 kHz: 1 ms");
     }
 }

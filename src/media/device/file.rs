@@ -215,8 +215,13 @@ impl AudioDevice for FileDevice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::FRAME_SAMPLES;
+    use crate::media::{FRAME_SAMPLES, TICKS_PER_SECOND};
     use std::f64::consts::PI;
+
+    /// Frames in `seconds`.
+    fn frames(seconds: u32) -> usize {
+        (seconds * TICKS_PER_SECOND) as usize
+    }
 
     fn write_wav<S: hound::Sample + Copy>(path: &Path, spec: hound::WavSpec, samples: &[S]) {
         let mut w = hound::WavWriter::create(path, spec).expect("create test wav");
@@ -304,8 +309,8 @@ mod tests {
         }
         write_wav(&path, spec(8000, 2, 16, false), &samples);
         let mut dev = FileDevice::open(Some(&path), false, None).expect("open");
-        let out = read_all(&mut dev, 100);
-        assert_eq!(out.len(), 50 * FRAME_SAMPLES, "1 s is 50 frames");
+        let out = read_all(&mut dev, frames(2));
+        assert_eq!(out.len(), frames(1) * FRAME_SAMPLES, "1 s of frames");
         let mid = &out[4800..43_200];
         let crossings = mid.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
         let freq = crossings as f64 * 48_000.0 / mid.len() as f64 / 2.0;
@@ -346,21 +351,25 @@ mod tests {
     fn once_ends_and_looping_wraps() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("in.wav");
-        let samples: Vec<i16> = (1..=1440).map(|i| i as i16).collect(); // 1.5 frames
+        const F: usize = FRAME_SAMPLES;
+        let samples: Vec<i16> = (1..=3 * F / 2).map(|i| i as i16).collect(); // 1.5 frames
         write_wav(&path, spec(48_000, 1, 16, false), &samples);
         let mut frame = [0i16; FRAME_SAMPLES];
 
         let mut once = FileDevice::open(Some(&path), false, None).expect("open");
         assert!(once.read_frame(&mut frame));
-        assert_eq!(frame[959], 960);
+        assert_eq!(frame[F - 1], F as i16);
         frame.fill(-1);
         assert!(
             once.read_frame(&mut frame),
             "the last partial frame is audio"
         );
-        assert_eq!(frame[0], 961);
-        assert_eq!(frame[479], 1440);
-        assert!(frame[480..].iter().all(|&s| s == 0), "padded with silence");
+        assert_eq!(frame[0], F as i16 + 1);
+        assert_eq!(frame[F / 2 - 1], (3 * F / 2) as i16);
+        assert!(
+            frame[F / 2..].iter().all(|&s| s == 0),
+            "padded with silence"
+        );
         assert!(!once.read_frame(&mut frame), "then the input has ended");
         assert!(!once.read_frame(&mut frame));
 
@@ -368,11 +377,11 @@ mod tests {
         for _ in 0..1000 {
             assert!(read_settled(&mut looping, &mut frame));
         }
-        // 1000 frames = 960000 samples = 666 loops + 960 samples: next starts at 961.
+        // 1000 frames = 666 loops of 1.5 frames + 1 frame: the next starts at sample F + 1.
         assert!(read_settled(&mut looping, &mut frame));
-        assert_eq!(frame[0], 961);
-        assert_eq!(frame[479], 1440);
-        assert_eq!(frame[480], 1, "wrapped seamlessly");
+        assert_eq!(frame[0], F as i16 + 1);
+        assert_eq!(frame[F / 2 - 1], (3 * F / 2) as i16);
+        assert_eq!(frame[F / 2], 1, "wrapped seamlessly");
     }
 
     /// `n` samples counting up (wrapping at 30 000), so a sample's value says where it is.
@@ -387,7 +396,7 @@ mod tests {
         let samples = ramp(5 * 48_000); // 5 s: more than twice the ring
         write_wav(&path, spec(48_000, 1, 16, false), &samples);
         let mut dev = FileDevice::open(Some(&path), false, None).expect("open");
-        assert_eq!(read_all(&mut dev, 1000), samples);
+        assert_eq!(read_all(&mut dev, frames(6)), samples);
     }
 
     #[test]
@@ -401,23 +410,25 @@ mod tests {
         let mut frame = [0i16; FRAME_SAMPLES];
         assert!(read_settled(&mut dev, &mut frame));
         dev.write_frame(&frame);
-        // Idle for 3 s (150 ticks): more than is queued, so the reader owes the rest.
+        // Idle for 3 s: more than is queued, so the reader owes the rest.
+        let idle = frames(3);
         dev.pause();
-        dev.resume(150);
+        dev.resume(idle as u64);
         assert!(read_settled(&mut dev, &mut frame));
+        let k = idle + 1;
         assert_eq!(
             frame[..],
-            samples[151 * FRAME_SAMPLES..152 * FRAME_SAMPLES],
-            "tick 151 reads the file's frame 151"
+            samples[k * FRAME_SAMPLES..(k + 1) * FRAME_SAMPLES],
+            "tick k reads the file's frame k"
         );
         dev.write_frame(&frame);
         drop(dev);
         let (_, written) = read_wav(&out);
-        assert_eq!(written.len(), 152 * FRAME_SAMPLES, "one frame per tick");
-        assert!(written[FRAME_SAMPLES..151 * FRAME_SAMPLES]
+        assert_eq!(written.len(), (k + 1) * FRAME_SAMPLES, "one frame per tick");
+        assert!(written[FRAME_SAMPLES..k * FRAME_SAMPLES]
             .iter()
             .all(|&s| s == 0));
-        assert_eq!(written[151 * FRAME_SAMPLES..], frame);
+        assert_eq!(written[k * FRAME_SAMPLES..], frame);
 
         // Looping: a skip of many passes lands where the clock says.
         let clip = ramp(3 * FRAME_SAMPLES / 2);
@@ -425,9 +436,9 @@ mod tests {
         let mut looping = FileDevice::open(Some(&path), true, None).expect("open");
         looping.resume(1001);
         assert!(read_settled(&mut looping, &mut frame));
-        // Frame 1001 starts at 1001 × 960 = 667 passes of 1440 + 480.
-        assert_eq!(frame[0], 480);
-        assert_eq!(frame[959], 1439);
+        // Frame 1001 starts 667 passes of 1.5 frames and half a frame in.
+        assert_eq!(frame[0], (FRAME_SAMPLES / 2) as i16);
+        assert_eq!(frame[FRAME_SAMPLES - 1], (3 * FRAME_SAMPLES / 2 - 1) as i16);
 
         // Played once and skipped past its end: ended.
         let mut once = FileDevice::open(Some(&path), false, None).expect("open");
@@ -487,14 +498,15 @@ mod tests {
         let path = dir.path().join("out.wav");
         let mut dev = FileDevice::open(None, false, Some(&path)).expect("open");
         let frame: Frame = std::array::from_fn(|i| i as i16 - 480);
-        for _ in 0..60 {
+        let (queued, flushed_at) = (frames(6) / 5, frames(4) / 5);
+        for _ in 0..queued {
             dev.write_frame(&frame);
         }
         // Still open, 1.2 s queued: the writer thread flushes within about a second, with a
         // valid header (waited for, at most 5 s).
         let mut flushed = read_wav(&path);
         for _ in 0..500 {
-            if flushed.1.len() >= 40 * FRAME_SAMPLES {
+            if flushed.1.len() >= flushed_at * FRAME_SAMPLES {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -504,12 +516,16 @@ mod tests {
         assert_eq!(spec.sample_rate, 48_000);
         assert_eq!(spec.channels, 1);
         assert_eq!(spec.bits_per_sample, 16);
-        assert!(samples.len() >= 40 * FRAME_SAMPLES, "{}", samples.len());
+        assert!(
+            samples.len() >= flushed_at * FRAME_SAMPLES,
+            "{}",
+            samples.len()
+        );
         assert_eq!(samples[..FRAME_SAMPLES], frame);
         drop(dev);
         let (_, samples) = read_wav(&path);
-        assert_eq!(samples.len(), 60 * FRAME_SAMPLES);
-        assert_eq!(samples[59 * FRAME_SAMPLES..], frame);
+        assert_eq!(samples.len(), queued * FRAME_SAMPLES);
+        assert_eq!(samples[(queued - 1) * FRAME_SAMPLES..], frame);
         assert_eq!(FileDevice::null().poll_notice(), None);
     }
 
@@ -558,10 +574,14 @@ mod tests {
             frames += 1;
             dev.write_frame(&frame);
         }
-        assert_eq!(frames, 10, "0.2 s at 16 kHz is 10 frames at 48 kHz");
+        let expected = TICKS_PER_SECOND / 5;
+        assert_eq!(
+            frames, expected,
+            "0.2 s at 16 kHz is 0.2 s of frames at 48 kHz"
+        );
         drop(dev);
         let (_, samples) = read_wav(&output);
-        assert_eq!(samples.len(), 10 * FRAME_SAMPLES);
+        assert_eq!(samples.len(), expected as usize * FRAME_SAMPLES);
         assert!(
             (i32::from(samples[4800]) - 1000).abs() < 20,
             "{}",

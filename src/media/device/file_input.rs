@@ -1,6 +1,6 @@
 //! A WAV file as the microphone, streamed: a reader thread decodes it as needed (any rate,
 //! any channel count averaged to mono, 8–32-bit integer or 32-bit float → 48 kHz mono
-//! 16-bit) into a two-second ring the media thread takes 20 ms frames from.
+//! 16-bit) into a two-second ring the media thread takes its frames from.
 //!
 //! Owns the reader thread and the ring. The media thread's side ([`FileInput::read`],
 //! [`FileInput::skip`]) never reads the file, allocates or waits: it pops samples and touches
@@ -11,7 +11,7 @@
 //!   input.wav ─ hound (BufReader) ─► f32, channels averaged ─► rubato FFT → 48 kHz ─► i16
 //!             (48 kHz mono 16-bit: the samples as they are)
 //!        reader thread: fills the ring, parks when it is full; looping: seeks back at the end
-//!   ring (2 s) ─► read: 960 samples per tick; unparks the reader below half full
+//!   ring (2 s) ─► read: one frame per tick; unparks the reader below half full
 //!                 underrun: the missing samples are owed (`skip`), so tick k always plays
 //!                 the file's k-th frame; the reader drops what is owed before queueing
 //! ```
@@ -83,7 +83,7 @@ impl FileInput {
         })
     }
 
-    /// The next 20 ms: `false` once a file played once has ended and everything is taken.
+    /// The next frame: `false` once a file played once has ended and everything is taken.
     /// A short ring (the reader fell behind) gives what there is, padded with silence.
     pub(super) fn read(&mut self, frame: &mut Frame) -> bool {
         // `ended` first: once it is set, every sample the reader will ever queue is in.

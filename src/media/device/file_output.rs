@@ -1,9 +1,9 @@
-//! A WAV file as the headset, written by its own thread: the media thread queues each 20 ms
-//! frame and never touches the disk.
+//! A WAV file as the headset, written by its own thread: the media thread queues each frame
+//! and never touches the disk.
 //!
 //! Owns the writer thread, the ring between it and the media thread, and the file. On a busy
 //! machine a `write` can wait on the disk's writeback for hundreds of milliseconds, and the
-//! media thread must tick every 20 ms: a stalled tick is a burst on the wire instead of a
+//! media thread must tick every frame: a stalled tick is a burst on the wire instead of a
 //! stream, heard as gaps at the far end. The writer flushes the WAV header about once a
 //! second, so a crash loses at most about a second and leaves a valid file, and finalizes it
 //! when dropped.
@@ -11,7 +11,7 @@
 //! ```text
 //!   push (media thread) ─► ring (2 s, i16) ──────────────► writer thread ─► hound ─► out.wav
 //!   pad(missed)         ─► gaps (position, samples) ──────┘ zeros written at that position
-//!   wakes the writer every 10 frames; the writer parks when the ring is empty
+//!   wakes the writer every 200 ms of frames; the writer parks when the ring is empty
 //!   writer fails: the reason is kept, `lost` hands it to the media thread once
 //! ```
 
@@ -25,17 +25,17 @@ use std::thread::{self, JoinHandle};
 use rtrb::{Consumer, Producer, RingBuffer};
 
 use super::DeviceError;
-use crate::media::{Frame, FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::{Frame, FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE};
 
 /// Audio the ring holds for the writer: two seconds.
 const RING_SAMPLES: usize = 2 * SAMPLE_RATE as usize;
 /// Silences (after idle ticks) queued for the writer at most.
 const GAPS: usize = 16;
-/// Frames queued between two wake-ups of the writer (200 ms).
-const WAKE_EVERY: u32 = 10;
+/// Frames queued between two wake-ups of the writer: 200 ms.
+const WAKE_EVERY: u32 = 200 / FRAME_MS;
 /// Samples written between two flushes of the file (0.8 s: with the writer woken every
 /// 200 ms, what is on disk is at most about a second behind).
-const FLUSH_SAMPLES: u64 = 40 * FRAME_SAMPLES as u64;
+const FLUSH_SAMPLES: u64 = 4 * SAMPLE_RATE as u64 / 5;
 
 /// What the writer and the media thread share, besides the rings.
 #[derive(Debug, Default)]

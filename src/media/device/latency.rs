@@ -107,6 +107,7 @@ pub(super) fn tenth(ms: Option<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::{FRAME_SAMPLES, TICKS_PER_SECOND};
 
     #[test]
     fn pace_counts_the_samples_ahead_of_the_ticks_from_the_first_tick_on() {
@@ -115,18 +116,19 @@ mod tests {
         // 7,000 samples before the first tick (an idle stream's) are not counted.
         pace.tick(7_000);
         assert_eq!(pace.ahead_ms(48_000), Some(0.0));
-        // 1,000 ticks of 20 ms at 48 kHz with 960.288 samples each: 300 ppm fast, 6 ms ahead.
-        for k in 1..=1_000 {
-            pace.tick(7_000 + k * 960 + k * 288 / 1_000);
+        // 20 s of ticks at 48 kHz, each a frame and 300 ppm more: 6 ms ahead.
+        let (frame, ticks) = (FRAME_SAMPLES as u64, 20 * u64::from(TICKS_PER_SECOND));
+        for k in 1..=ticks {
+            pace.tick(7_000 + k * frame + k * frame * 3 / 10_000);
         }
         let ahead = pace.ahead_ms(48_000).expect("a pace");
         assert!((ahead - 6.0).abs() < 1e-9, "{ahead}");
-        // A device behind the ticks (50 ticks at 16 kHz, 200 samples short); then a restart
-        // forgets all of it.
+        // A device behind the ticks (50 ticks at 16 kHz, 4 samples short each: 200 in all);
+        // then a restart forgets all of it.
         let mut slow = PaceMeter::default();
         slow.tick(0);
         for k in 1..=50 {
-            slow.tick(k * 316);
+            slow.tick(k * (16 * u64::from(FRAME_MS) - 4));
         }
         assert!((slow.ahead_ms(16_000).expect("a pace") + 12.5).abs() < 1e-9);
         slow.restart();

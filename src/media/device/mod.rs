@@ -1,4 +1,4 @@
-//! Audio devices: where the engine's 20 ms frames meet the headset, the ring
+//! Audio devices: where the engine's frames meet the headset, the ring
 //! device, WAV files, or nothing.
 //!
 //! Owns the three back-ends behind one [`AudioDevice`] trait, chosen by
@@ -14,7 +14,7 @@
 //! - **null**: silence in, everything out discarded.
 //!
 //! It must not read a clock (the media thread paces it, one call of each
-//! method per 20 ms tick; the devices are not the clock), allocate per frame,
+//! method per tick; the devices are not the clock), allocate per frame,
 //! log, or panic on anything a device or a file does.
 //!
 //! ```text
@@ -138,16 +138,16 @@ impl Backend {
     }
 }
 
-/// One audio device as the media thread sees it: 20 ms frames of 48 kHz mono
+/// One audio device as the media thread sees it: frames of 48 kHz mono
 /// in and out. Each method is called once per tick, in the order
 /// `read_frame`, `write_ring_frame`, `write_frame`, `poll_notice`.
 pub trait AudioDevice: Send {
-    /// The next 20 ms of microphone audio (48 kHz mono). `false` = none
+    /// The next frame of microphone audio (48 kHz mono). `false` = none
     /// available (underrun or input ended) → the caller uses silence.
     fn read_frame(&mut self, frame: &mut Frame) -> bool;
-    /// 20 ms for the headset.
+    /// One frame for the headset.
     fn write_frame(&mut self, frame: &Frame);
-    /// 20 ms for the ring device; when there is no separate ring device it is
+    /// One frame for the ring device; when there is no separate ring device it is
     /// mixed (saturating) into the next [`write_frame`](Self::write_frame).
     fn write_ring_frame(&mut self, frame: &Frame);
     /// Problems seen since the last call (device lost or back, xruns), one

@@ -1,7 +1,7 @@
 //! Call recording: a tap on each recorded line, a ring, and a writer thread per file.
 //!
 //! ```text
-//!   media thread, every 20 ms                 writer thread (one per recording)
+//!   media thread, every frame                 writer thread (one per recording)
 //!   ─────────────────────────                 ────────────────────────────────
 //!   left  = the frame sent on the line ─┐
 //!   right = the frame decoded from it  ─┴► push ─► rtrb ring ─► pop ─► WAV | Ogg Opus file
@@ -33,14 +33,14 @@ use std::thread::{self, JoinHandle};
 use thiserror::Error;
 
 use super::api::Report;
-use super::{Frame, FRAME_MS, FRAME_SAMPLES};
+use super::{Frame, FRAME_MS, FRAME_SAMPLES, TICKS_PER_SECOND};
 
 pub use ogg_opus::OggOpusSink;
 pub use wav::WavSink;
 
 /// Frames the ring between the media thread and a writer holds: 5 s of audio, so a writer
 /// stalled by a slow disk loses nothing for that long.
-const RING_FRAMES: usize = 250;
+const RING_FRAMES: usize = 5 * TICKS_PER_SECOND as usize;
 
 /// How a recording is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl RecordFormat {
     }
 }
 
-/// One 20 ms stereo frame: both directions of a call at the same instant.
+/// One stereo frame: both directions of a call at the same instant.
 #[derive(Debug, Clone, Copy)]
 pub struct StereoFrame {
     /// The operator: what the line sent.

@@ -1,4 +1,5 @@
-//! Ogg Opus recording files (RFC 7845): 2 channels at 48 kHz, one 20 ms Opus packet per frame.
+//! Ogg Opus recording files (RFC 7845): 2 channels at 48 kHz, one Opus packet per frame (a
+//! frame's length, 10 or 20 ms, is a valid Opus frame size).
 //!
 //! ```text
 //!   page 0 (BOS): OpusHead      page 1: OpusTags      pages 2…: audio, granule = samples
@@ -15,10 +16,10 @@ use std::fs::File;
 use ogg::writing::{PacketWriteEndInfo, PacketWriter};
 
 use super::{RecordError, Sink, StereoFrame};
-use crate::media::{FRAME_SAMPLES, SAMPLE_RATE};
+use crate::media::{FRAME_SAMPLES, SAMPLE_RATE, TICKS_PER_SECOND};
 
 /// Audio packets per page at most (0.5 s): a page is written out at least this often.
-pub const FLUSH_PACKETS: u32 = 25;
+pub const FLUSH_PACKETS: u32 = TICKS_PER_SECOND / 2;
 /// The recording's Opus bitrate: 32 kb/s per channel is transparent for speech.
 const BITRATE: i32 = 64_000;
 /// Largest Opus packet (RFC 6716 allows 1275 bytes per frame).

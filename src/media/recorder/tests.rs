@@ -10,7 +10,7 @@ use super::writer::FLUSH_FRAMES;
 use super::*;
 use crate::media::api::Report;
 
-/// A frame of a sine at `hz` (a whole number of periods per 20 ms frame for 50 Hz steps).
+/// A frame of a sine at `hz` (a whole number of periods per frame for multiples of 100 Hz).
 fn tone(hz: f64) -> Frame {
     let mut frame = [0i16; FRAME_SAMPLES];
     for (i, s) in frame.iter_mut().enumerate() {
@@ -84,7 +84,9 @@ fn wav_keeps_the_operator_left_and_the_far_end_right() {
         .start(0, "c1".into(), path.clone(), RecordFormat::Wav)
         .expect("start");
     let (left, right) = (tone(1000.0), tone(600.0));
-    for _ in 0..60 {
+    // 1.2 s of frames.
+    let frames = 6 * TICKS_PER_SECOND / 5;
+    for _ in 0..frames {
         recordings.push(0, &left, &right);
         recordings.push(1, &right, &left); // another line: not in this file
     }
@@ -108,7 +110,7 @@ fn wav_keeps_the_operator_left_and_the_far_end_right() {
             sample_format: hound::SampleFormat::Int,
         }
     );
-    assert_eq!(reader.duration(), 60 * FRAME_SAMPLES as u32);
+    assert_eq!(reader.duration(), frames * FRAME_SAMPLES as u32);
     let samples: Vec<i16> = reader
         .samples::<i16>()
         .map(|s| s.expect("sample"))
@@ -366,7 +368,9 @@ fn ogg_opus_has_its_headers_granules_and_both_channels() {
         .start(0, "c1".into(), path.clone(), RecordFormat::OggOpus)
         .expect("start");
     let silence = [0i16; FRAME_SAMPLES];
-    for _ in 0..100 {
+    // 2 s of frames.
+    let frames = 2 * TICKS_PER_SECOND;
+    for _ in 0..frames {
         recordings.push(0, &tone(1000.0), &silence);
     }
     let reports = stop_and_collect(&mut recordings, "c1");
@@ -381,7 +385,7 @@ fn ogg_opus_has_its_headers_granules_and_both_channels() {
     let packets = ogg_packets(&path);
     assert_eq!(
         packets.len(),
-        2 + 100,
+        2 + frames as usize,
         "OpusHead, OpusTags, one packet per frame"
     );
     let head = &packets[0].data;
@@ -399,7 +403,10 @@ fn ogg_opus_has_its_headers_granules_and_both_channels() {
     assert_eq!(packets[1].absgp_page(), 0);
     let last = packets.last().expect("audio");
     assert!(last.last_in_stream(), "the stream is ended");
-    assert_eq!(last.absgp_page(), pre_skip + 100 * FRAME_SAMPLES as u64);
+    assert_eq!(
+        last.absgp_page(),
+        pre_skip + u64::from(frames) * FRAME_SAMPLES as u64
+    );
     // Pages close at least every FLUSH_PACKETS packets.
     let mut in_page = 0;
     for p in &packets[2..] {

@@ -10,10 +10,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::{Notice, OggOpusSink, RecordError, RecordFormat, Sink, StereoFrame, WavSink};
+use crate::media::TICKS_PER_SECOND;
 
 /// Frames between two flushes (0.5 s): at most this much is lost if the process is killed.
-pub const FLUSH_FRAMES: u64 = 25;
-/// How long the writer sleeps when the ring is empty (frames come every 20 ms).
+pub const FLUSH_FRAMES: u64 = TICKS_PER_SECOND as u64 / 2;
+/// How long the writer sleeps when the ring is empty (a frame or two come meanwhile).
 const IDLE: Duration = Duration::from_millis(20);
 /// Names tried when the file already exists: `name.wav`, `name-2.wav`, … `name-99.wav`.
 const MAX_SUFFIX: u32 = 99;

@@ -775,6 +775,7 @@ impl UserAgent {
             codecs: self.cfg.codecs.clone(),
             dtmf: true,
             opus_bitrate: self.cfg.opus_bitrate,
+            ptime: self.cfg.ptime,
             srtp: self.line_policy(index).srtp.effective(),
             keys: self.srtp_keys.get(index).copied().unwrap_or_default(),
         }
