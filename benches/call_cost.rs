@@ -785,8 +785,8 @@ fn latency(out: &mut String) {
         out,
         "     capture: a margin beyond the frame read, from half a device period, growing by a \
          period when the ring runs dry\n\
-         \x20    packetisation: a microphone frame is complete only after its 20 ms \
-         (file audio hands it over at once)\n\
+         \x20    packetisation: a packet is complete only after its last frame, 20 ms by \
+         default (file audio hands it over at once)\n\
          \x20    playback: a cushion ahead of the frames, adapted the same way (it settles \
          a quarter to half a period beyond a period on a steady device)\n\
          \x20    plus the device's own periods, resampler delay when it is not at 48 kHz, \

@@ -3,7 +3,9 @@
 //! A private PulseAudio (`tests/common/pulse.rs`) with null sinks, paced by a real clock, and
 //! two switchboards on their own source and sink: through PulseAudio's protocol (cpal's
 //! PulseAudio host, `[audio] host = "pulse"`; the default) or, with
-//! `LATENCY_PULSE_HOST=alsa`, through ALSA's `pulse` device pointed at them. A click track is played once into a combine sink that feeds both A's microphone
+//! `LATENCY_PULSE_HOST=alsa`, through ALSA's `pulse` device pointed at them. Both ask for
+//! 10 ms packets (`[codecs] ptime`; `LATENCY_PULSE_PTIME` sets another). A click track is
+//! played once into a combine sink that feeds both A's microphone
 //! sink and, directly, the left channel of the listening sink; B's headset is that sink's
 //! right channel. One stereo recording of the listening sink's monitor therefore holds each
 //! click twice on one clock: left as played, right as B played it after the call.
