@@ -235,7 +235,6 @@ impl ActiveStream {
         if params.codec != self.params.codec
             || params.payload_type != self.params.payload_type
             || params.max_bitrate != self.params.max_bitrate
-            || params.ptime != self.params.ptime
         {
             return false;
         }
@@ -252,6 +251,12 @@ impl ActiveStream {
         }
         if params.remote != self.params.remote || params.remote_rtcp != self.params.remote_rtcp {
             self.rtcp_from = None;
+        }
+        if params.ptime != self.params.ptime {
+            // Another packetisation asked (a re-offer): the same stream, a half-queued packet
+            // dropped.
+            self.send_frames = params.codec.send_frames(params.ptime);
+            self.queued = 0;
         }
         if params.send && !self.params.send {
             self.spurt = true;
@@ -1395,6 +1400,44 @@ mod tests {
             let last = &pcm[(frames - 1) * FRAME_SAMPLES..frames * FRAME_SAMPLES];
             assert!(rms(last) > LOUD, "{kind:?}: the sine is sent");
         }
+    }
+
+    #[test]
+    fn a_new_ptime_changes_the_packets_not_the_stream() {
+        let peer = Peer::new();
+        let mut h = Harness::new(1);
+        let twenty = StreamParams {
+            ptime: Some(20),
+            ..pcmu(peer.addr())
+        };
+        h.line(0, Some(twenty.clone()), None);
+        let before: Vec<Sent> = tick_and_collect(&mut h, &peer, 4)
+            .into_iter()
+            .flatten()
+            .collect();
+        h.line(
+            0,
+            Some(StreamParams {
+                ptime: Some(40),
+                ..twenty
+            }),
+            None,
+        );
+        let after: Vec<Sent> = tick_and_collect(&mut h, &peer, 8)
+            .into_iter()
+            .flatten()
+            .collect();
+        let frame = CodecKind::Pcmu.samples_per_frame() as usize;
+        assert!(before.iter().all(|p| p.payload.len() == 2 * frame));
+        assert_eq!(after.len(), 2);
+        assert!(
+            after.iter().all(|p| p.payload.len() == 4 * frame),
+            "40 ms packets now"
+        );
+        let last = before.last().expect("sent");
+        assert_eq!(after[0].ssrc, last.ssrc, "the same stream");
+        assert_eq!(after[0].seq, last.seq.wrapping_add(1));
+        assert!(!after[0].marker);
     }
 
     #[test]
