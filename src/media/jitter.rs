@@ -14,14 +14,14 @@
 //!    │ fits the current stream? (same SSRC, seq and ts move the same way,
 //!    │ arrival consistent with the timestamp)  no ─► probation: reset only once
 //!    │                                               a second packet follows it
-//!    │ frame = round((ts − ts of the stream's first packet) / samples_per_frame)
+//!    │ slot = round((ts − ts of the stream's first packet) / samples_per_frame)
 //!    ▼
 //!  ┌─ slots (frame mod N, 1500 B each, allocated in `new`) ─────────────────┐
 //!  │ played │ played │ ▶cursor: ready │ hole │ ready │ ready │ empty │ …    │
 //!  └────────────────────────────────────────────────────────────────────────┘
-//!  pop(now), once per tick:
-//!    delay D  = now − (when the cursor frame would arrive on the fastest path)
-//!             = now − cursor × 20 ms − min transit over the last second
+//!  pop(now), once per packet played (each tick while filling):
+//!    delay D  = now − (when the cursor packet would arrive on the fastest path)
+//!             = now − cursor × packet length − min transit over the last second
 //!    target T = 97th percentile of (transit − min transit), a histogram with
 //!               forgetting (≈ 2 s memory), + 5 ms, clamped to [min_ms, max_ms]
 //!    D < T                  → Missed { next: None }, cursor stays (stretch)
@@ -80,8 +80,8 @@ const FAR_ABOVE_MS: f64 = 100.0;
 
 /// Transit values older than this do not count for the minimum.
 const WINDOW_MS: f64 = 1000.0;
-/// Transit values remembered (more than one second of 20 ms packets).
-const WINDOW_LEN: usize = 64;
+/// Transit values remembered (more than one second of 10 ms packets).
+const WINDOW_LEN: usize = 128;
 
 /// With nothing buffered and no packet for this long, go back to filling.
 const DRY_MS: f64 = 300.0;
