@@ -575,11 +575,6 @@ impl JitterBuffer {
         true
     }
 
-    /// Timestamp units per packet the buffer expects.
-    pub fn samples_per_frame(&self) -> u32 {
-        u32::try_from(self.samples_per_frame).unwrap_or(u32::MAX)
-    }
-
     /// Empties the slots and the delay measurements; the stream identity stays.
     fn restart(&mut self) {
         if self.stream.is_some() {

@@ -230,6 +230,22 @@ impl ActiveStream {
         })
     }
 
+    /// Queues this tick's frame (`ts` its RTP timestamp) for the next packet; when that is
+    /// the packet's last frame, the samples queued, to encode and send.
+    fn queue_frame(&mut self, frame: &Frame, ts: u32) -> Option<usize> {
+        if self.queued == 0 {
+            self.packet_ts = ts;
+        }
+        let at = self.queued * FRAME_SAMPLES;
+        self.outgoing[at..at + FRAME_SAMPLES].copy_from_slice(frame);
+        self.queued += 1;
+        if self.queued < self.send_frames {
+            return None;
+        }
+        self.queued = 0;
+        Some(at + FRAME_SAMPLES)
+    }
+
     /// Takes new parameters; false when the stream must be rebuilt instead.
     fn update(&mut self, now: Instant, params: StreamParams) -> bool {
         if params.codec != self.params.codec
@@ -737,45 +753,34 @@ impl Pipeline {
                     },
                 };
                 sent = source;
-                if stream.queued == 0 {
-                    stream.packet_ts = frame_ts;
-                }
-                let at = stream.queued * FRAME_SAMPLES;
-                stream.outgoing[at..at + FRAME_SAMPLES].copy_from_slice(source);
-                stream.queued += 1;
-                let queued = stream.queued * FRAME_SAMPLES;
-                let encoded = if stream.queued < stream.send_frames {
-                    Ok(0) // more frames to come before the packet is whole
-                } else {
-                    stream.queued = 0;
-                    stream
+                if let Some(whole) = stream.queue_frame(source, frame_ts) {
+                    match stream
                         .codec
-                        .encode(&stream.outgoing[..queued], &mut self.payload)
-                };
-                match encoded {
-                    Ok(0) if stream.queued > 0 => {}
-                    Ok(0) => stream.spurt = true, // DTX: nothing to send
-                    Ok(len) => {
-                        stream.sender.packet(
-                            stream.params.payload_type,
-                            stream.packet_ts,
-                            stream.spurt,
-                            &self.payload[..len],
-                            &mut self.packet,
-                        );
-                        stream.spurt = false;
-                        send_protected(
-                            &mut self.outbox,
-                            (line, Port::Rtp, stream.send_to),
-                            stream.srtp.as_mut(),
-                            &mut self.packet,
-                            &mut self.warnings.protect,
-                            now,
-                        );
-                    }
-                    Err(e) => {
-                        if let Some(suppressed) = self.warnings.encode.allow(now) {
-                            tracing::warn!(line = line + 1, error = %e, suppressed, "encoding failed");
+                        .encode(&stream.outgoing[..whole], &mut self.payload)
+                    {
+                        Ok(0) => stream.spurt = true, // DTX: nothing to send
+                        Ok(len) => {
+                            stream.sender.packet(
+                                stream.params.payload_type,
+                                stream.packet_ts,
+                                stream.spurt,
+                                &self.payload[..len],
+                                &mut self.packet,
+                            );
+                            stream.spurt = false;
+                            send_protected(
+                                &mut self.outbox,
+                                (line, Port::Rtp, stream.send_to),
+                                stream.srtp.as_mut(),
+                                &mut self.packet,
+                                &mut self.warnings.protect,
+                                now,
+                            );
+                        }
+                        Err(e) => {
+                            if let Some(suppressed) = self.warnings.encode.allow(now) {
+                                tracing::warn!(line = line + 1, error = %e, suppressed, "encoding failed");
+                            }
                         }
                     }
                 }
@@ -1311,6 +1316,14 @@ mod tests {
         params(CodecKind::Pcmu, PT_PCMU, remote)
     }
 
+    /// `stream` with the far end asking for `ms` packets.
+    fn with_ptime(stream: StreamParams, ms: u32) -> StreamParams {
+        StreamParams {
+            ptime: Some(ms),
+            ..stream
+        }
+    }
+
     /// Ticks `n` times and returns, per tick, the RTP packets the peer got.
     fn tick_and_collect(h: &mut Harness, peer: &Peer, n: usize) -> Vec<Vec<Sent>> {
         (0..n)
@@ -1406,23 +1419,13 @@ mod tests {
     fn a_new_ptime_changes_the_packets_not_the_stream() {
         let peer = Peer::new();
         let mut h = Harness::new(1);
-        let twenty = StreamParams {
-            ptime: Some(20),
-            ..pcmu(peer.addr())
-        };
+        let twenty = with_ptime(pcmu(peer.addr()), 20);
         h.line(0, Some(twenty.clone()), None);
         let before: Vec<Sent> = tick_and_collect(&mut h, &peer, 4)
             .into_iter()
             .flatten()
             .collect();
-        h.line(
-            0,
-            Some(StreamParams {
-                ptime: Some(40),
-                ..twenty
-            }),
-            None,
-        );
+        h.line(0, Some(with_ptime(twenty, 40)), None);
         let after: Vec<Sent> = tick_and_collect(&mut h, &peer, 8)
             .into_iter()
             .flatten()
@@ -1739,15 +1742,7 @@ mod tests {
             let peer = Peer::new();
             let mut h = Harness::new(1);
             // 20 ms packets: the frames queued for a packet are on the path too.
-            let ptime = Some(20);
-            h.line(
-                0,
-                Some(StreamParams {
-                    ptime,
-                    ..params(kind, pt, peer.addr())
-                }),
-                None,
-            );
+            h.line(0, Some(with_ptime(params(kind, pt, peer.addr()), 20)), None);
             let mut talker = Talker::new(kind, pt, 42);
             let ticks = ticks(7_000);
             // The test device and report sink keep what they get: room for all of it now.
@@ -2163,11 +2158,7 @@ mod tests {
     fn dtmf_updates_go_at_the_packet_interval() {
         let peer = Peer::new();
         let mut h = Harness::new(1);
-        let stream = StreamParams {
-            ptime: Some(20),
-            ..pcmu(peer.addr())
-        };
-        h.line(0, Some(stream), None);
+        h.line(0, Some(with_ptime(pcmu(peer.addr()), 20)), None);
         tick_and_collect(&mut h, &peer, 4);
         h.dtmf(0, "7");
         let tone = (TONE_MS / FRAME_MS) as usize;
