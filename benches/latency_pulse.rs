@@ -40,11 +40,16 @@
 //! The dropouts are also told apart, from each end's last `audio latency` line: xruns the
 //! audio system reported, a full microphone ring, a microphone frame short at a tick, the
 //! headset's callback finding its ring empty, headset frames dropped to bound latency.
+//! Each dropout during the clicks (its `audio dropout` log line) is set beside the machine's
+//! own stalls, measured meanwhile by a thread per CPU (`tests/common/stalls.rs`): those that
+//! came within 60 ms after every CPU stalled at once for 2 ms or more are counted, the
+//! others listed with their time and kind.
 //!
 //! `LATENCY_PULSE_ALSA_UNDERRUN=ignore` gives both switchboards an `.asoundrc` whose `pulse`
 //! device has the plugin's `handle_underrun false`, to compare the xrun bursts without it.
 //! `LATENCY_PULSE_LOGS=DIR` keeps both ends' logs there (`caller.log`, `callee.log`): the
-//! `audio latency` lines over the call show how each ring's fill moved.
+//! `audio latency` lines over the call show how each ring's fill moved; and the server's
+//! (`pulseaudio.log`, with its underrun lines).
 //!
 //! Run with `cargo bench --bench latency_pulse` (or `cargo test --bench latency_pulse` for a
 //! debug build); it prints one block for the README and exits non-zero only if the call
@@ -58,11 +63,12 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::process::{self, Peer};
 use common::pulse::SoundServer;
 use common::signal::read_wav;
+use common::stalls::{Span, StallMonitor, Stalls};
 use common::{median, secs, Net, Switchboard, SwitchboardConfig};
 
 /// How long clicks play during the call, unless `$LATENCY_PULSE_SECONDS` says otherwise.
@@ -84,6 +90,13 @@ const DEFAULT_PTIME: u32 = 10;
 const LOOK_AHEAD_MS: f64 = 6.5;
 /// The aim of issue 17: client-added latency at most this, with no dropouts.
 const AIM_MS: f64 = 40.0;
+/// The machine's stalls noted during the call (`tests/common/stalls.rs`): wake-ups later
+/// than this; those of at least `STALL_COUNTED_MS` are counted.
+const STALL_NOTED: Duration = Duration::from_millis(1);
+const STALL_COUNTED_MS: f64 = 2.0;
+/// A dropout is logged at the tick after it (10 ms), which a stall may delay as well: a stall
+/// that ended at most this long before the log line, or had begun by it, is set beside it.
+const STALL_REACH: Duration = Duration::from_millis(60);
 
 /// The server's modules: four mono null sinks (A's and B's microphones and headsets), the
 /// stereo listening sink with its two mono halves, and the click's combine sink.
@@ -223,7 +236,11 @@ fn main() {
     thread::sleep(Duration::from_secs(3));
     let underruns_before = server.underruns();
     let cpu_before = cpu_times();
+    let monitor = StallMonitor::start(STALL_NOTED, Duration::from_secs(seconds + 120));
+    let clicking = SystemTime::now();
     let call = clicks_through(&server, dir.path(), "call", seconds);
+    let clicked = SystemTime::now();
+    let stalls = monitor.finish();
     let stolen = stolen_share(cpu_before, cpu_times());
     let underruns = server.underruns() - underruns_before;
     caller.send("hangup");
@@ -308,6 +325,8 @@ fn main() {
         std::fs::create_dir_all(keep).expect("creating LATENCY_PULSE_LOGS");
         std::fs::write(keep.join("caller.log"), &caller_log).expect("writing caller.log");
         std::fs::write(keep.join("callee.log"), &callee_log).expect("writing callee.log");
+        std::fs::copy(server.log_path(), keep.join("pulseaudio.log"))
+            .expect("copying pulseaudio.log");
     }
     // The stages, from both ends' `audio latency` log lines (means over the call).
     let a_log = caller_log;
@@ -326,6 +345,11 @@ fn main() {
         out,
         "   dropouts by kind (both ends, each stream since it opened): {}",
         kinds.join(", ")
+    );
+    let _ = writeln!(
+        out,
+        "{}",
+        beside_stalls(&a_log, &b_log, &stalls, clicking, clicked)
     );
     // A headset behind the ticks by as much as the frames dropped: the server played
     // silence for it instead of taking its audio (late itself, or starved of CPU).
@@ -396,6 +420,97 @@ fn main() {
     );
     print!("{out}");
     drop(server);
+}
+
+/// The machine's stalls during the clicks, and each end's dropouts then (its `audio dropout`
+/// log lines): those within [`STALL_REACH`] after every CPU stalled at once for at least
+/// `STALL_COUNTED_MS`, and the others one by one.
+fn beside_stalls(
+    a_log: &str,
+    b_log: &str,
+    stalls: &Stalls,
+    from: SystemTime,
+    to: SystemTime,
+) -> String {
+    let ms = |span: &Span| {
+        span.1
+            .duration_since(span.0)
+            .unwrap_or_default()
+            .as_secs_f64()
+            * 1e3
+    };
+    let everywhere: Vec<Span> = stalls
+        .everywhere()
+        .into_iter()
+        .filter(|s| ms(s) >= STALL_COUNTED_MS)
+        .collect();
+    let longest = |spans: &mut dyn Iterator<Item = f64>| spans.fold(0.0, f64::max);
+    let at_least = |floor: f64| everywhere.iter().filter(|s| ms(s) >= floor).count();
+    let late = |floor: f64| {
+        stalls
+            .each
+            .iter()
+            .filter(|s| s.late.as_secs_f64() * 1e3 >= floor)
+            .count()
+    };
+    let mut out = format!(
+        "   the machine's stalls during the clicks (a thread per CPU, pinned, at nice {} waking \
+         every 1 ms): wake-ups late by >= {STALL_COUNTED_MS} ms {}, >= 5 ms {}, longest {:.1} ms; \
+         every CPU stalled at once for >= {STALL_COUNTED_MS} ms: {}, >= 5 ms: {}, longest {:.1} ms",
+        switchboard::media::priority::MEDIA_NICE,
+        late(STALL_COUNTED_MS),
+        late(5.0),
+        longest(&mut stalls.each.iter().map(|s| s.late.as_secs_f64() * 1e3)),
+        everywhere.len(),
+        at_least(5.0),
+        longest(&mut everywhere.iter().map(ms)),
+    );
+    let (mut beside, mut longest_beside, mut alone) = (0, 0.0f64, Vec::new());
+    for (end, log) in [("A", a_log), ("B", b_log)] {
+        for (at, kinds) in dropout_lines(log).filter(|(at, _)| (from..=to).contains(at)) {
+            let near = longest(
+                &mut everywhere
+                    .iter()
+                    .filter(|s| s.1 + STALL_REACH >= at && s.0 <= at)
+                    .map(ms),
+            );
+            if near > 0.0 {
+                beside += 1;
+                longest_beside = longest_beside.max(near);
+            } else {
+                alone.push(format!(
+                    "{end} at {:.1} s {kinds}",
+                    at.duration_since(from).unwrap_or_default().as_secs_f64()
+                ));
+            }
+        }
+    }
+    let _ = write!(
+        out,
+        "\n   dropouts logged during the clicks: {}; {beside} within {} ms after every CPU \
+         stalled at once (those stalls up to {longest_beside:.1} ms), {} without such a \
+         stall{}{}",
+        beside + alone.len(),
+        STALL_REACH.as_millis(),
+        alone.len(),
+        if alone.is_empty() { "" } else { ": " },
+        alone.join("; ")
+    );
+    out
+}
+
+/// The `audio dropout` lines of a switchboard log: when, and the kinds that were not 0.
+fn dropout_lines(log: &str) -> impl Iterator<Item = (SystemTime, String)> + '_ {
+    log.lines()
+        .filter(|l| l.contains("audio dropout"))
+        .filter_map(|l| {
+            let at = chrono::DateTime::parse_from_rfc3339(l.split_whitespace().next()?).ok()?;
+            let kinds: Vec<&str> = l
+                .split_whitespace()
+                .filter(|w| w.contains('=') && !w.ends_with("=0"))
+                .collect();
+            Some((SystemTime::from(at), kinds.join(" ")))
+        })
 }
 
 /// The dropout counters of the `audio latency` lines (`cpal_backend.rs`).

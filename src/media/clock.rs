@@ -47,6 +47,11 @@ impl MediaClock {
         (t < self.next).then(|| self.next - t)
     }
 
+    /// How late a tick woken at `t` is (`None`: not late).
+    pub(super) fn late(&self, t: Instant) -> Option<Duration> {
+        t.checked_duration_since(self.next).filter(|d| !d.is_zero())
+    }
+
     /// Whether a tick woken at `t` may wait for its microphone frame: not when it is already
     /// later than a wait could be (catching up after a stall).
     pub(super) fn may_wait(&self, t: Instant) -> bool {
@@ -117,6 +122,15 @@ mod tests {
 
     fn us(n: u64) -> Duration {
         Duration::from_micros(n)
+    }
+
+    #[test]
+    fn a_tick_is_late_only_after_it_was_due() {
+        let t0 = epoch();
+        let clock = MediaClock::new(t0 + ms(10));
+        assert_eq!(clock.late(t0 + ms(9)), None);
+        assert_eq!(clock.late(t0 + ms(10)), None);
+        assert_eq!(clock.late(t0 + ms(13)), Some(ms(3)));
     }
 
     #[test]

@@ -112,6 +112,14 @@ impl Drop for MediaEngine {
     }
 }
 
+/// A tick that woke or waited longer than this is logged (at debug level): the headset's
+/// cushion covers a few milliseconds of it.
+const LATE_LOGGED: Duration = Duration::from_millis(2);
+
+fn ms(d: Duration) -> f64 {
+    (d.as_secs_f64() * 10_000.0).round() / 10.0
+}
+
 /// The media clock: the only place the engine reads the time.
 #[allow(clippy::disallowed_methods)] // the media thread is where its time enters
 fn now() -> Instant {
@@ -129,7 +137,9 @@ fn wallclock() -> std::time::SystemTime {
 /// times the jitter buffer and RTCP's round-trip time depend on stay exact although nothing
 /// wakes the thread when a packet comes. Orders from the driver are taken at the ticks.
 /// While nothing needs the clock (no call, tone, sound check or recording) it sleeps on the
-/// order channel alone: no timer, no wake-up until the driver says something.
+/// order channel alone: no timer, no wake-up until the driver says something. A tick that
+/// woke more than 2 ms late, or waited that long for the microphone, is logged at debug level:
+/// the headset's cushion covers a capture period of it (`device/cushion.rs`).
 fn run(
     mut pipeline: Pipeline,
     mut net: LineNet,
@@ -144,6 +154,8 @@ fn run(
     let mut clock = MediaClock::new(now());
     // The previous read of the sockets: nothing read at a tick arrived before it.
     let mut last_read = now();
+    // The thread slept for the tick to come (only then is a late tick the scheduler's).
+    let mut slept = false;
     // Tick k reads the k-th microphone frame: with file audio this line lets a test turn
     // sample positions into wall-clock times (and so measure the mouth-to-ear delay).
     let unix_ms = wallclock()
@@ -161,7 +173,16 @@ fn run(
         let mut t = now();
         if let Some(sleep) = clock.until_due(t) {
             thread::sleep(sleep);
+            slept = true;
             continue;
+        }
+        // (A tick the capture's give-back moved earlier than now did not sleep: not late.)
+        if let Some(late) = std::mem::take(&mut slept)
+            .then(|| clock.late(t))
+            .flatten()
+            .filter(|&late| late > LATE_LOGGED)
+        {
+            tracing::debug!(late_ms = ms(late), "media tick woke late");
         }
         if let Some(waited) = clock
             .may_wait(t)
@@ -169,6 +190,12 @@ fn run(
             .flatten()
         {
             // The tick now follows the capture callback that completes a frame.
+            if waited > LATE_LOGGED {
+                tracing::debug!(
+                    waited_ms = ms(waited),
+                    "media tick waited for the microphone"
+                );
+            }
             clock.keep_phase(waited);
             t += waited;
         }

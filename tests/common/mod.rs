@@ -80,6 +80,7 @@ pub mod relay;
 pub mod signal;
 pub mod sip_relay;
 pub mod sipp;
+pub mod stalls;
 pub mod switchboard;
 pub mod tls;
 pub mod tmux;

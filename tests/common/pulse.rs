@@ -177,6 +177,11 @@ impl SoundServer {
             .count()
     }
 
+    /// The daemon's log file (at debug level it names each underrun's stream).
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
     /// The daemon's log, for reports.
     pub fn log_tail(&self, lines: usize) -> String {
         self.peer.log_tails(lines)

@@ -82,6 +82,9 @@ pub(super) struct Cushion {
     period_before: usize,
     /// The period assumed until the device has shown its own.
     period_hint: usize,
+    /// Margin kept beyond a quarter period whatever the windows see: how late a tick may be
+    /// by design (it waits for the microphone's callback; see [`Cushion::allow`]).
+    allowance: usize,
     /// Margin that dropouts showed is needed beyond what a window sees, and the ticks and
     /// least margin since the last dropout or relaxation.
     floor: usize,
@@ -113,6 +116,7 @@ impl Cushion {
             period_now: 0,
             period_before: 0,
             period_hint: period_hint.max(1),
+            allowance: 0,
             floor: 0,
             floor_ticks: BACKLOG_WINDOW,
             floor_low: usize::MAX,
@@ -137,9 +141,17 @@ impl Cushion {
         }
     }
 
-    /// The least margin a shrink leaves: a quarter period, or the floor dropouts taught.
+    /// Keeps `samples` more than a quarter period at least: the delay the media thread's
+    /// ticks may take by design (a playback ring's writes wait for the microphone's callback
+    /// that completes a frame).
+    pub(super) fn allow(&mut self, samples: usize) {
+        self.allowance = samples.min(self.max_margin);
+    }
+
+    /// The least margin a shrink leaves: a quarter period and the allowance, or the floor
+    /// dropouts taught.
     fn keep(&self) -> usize {
-        (self.period() / 4).max(self.floor)
+        (self.period() / 4 + self.allowance).max(self.floor)
     }
 
     /// A hold without a dropout in which the margin never fell below half the floor: the
@@ -281,6 +293,33 @@ mod tests {
             Move::Shrink(110),
             "within a period: a quarter of the excess"
         );
+    }
+
+    /// An allowance for late ticks is kept beyond the quarter period: a steady device's
+    /// excess is given back down to both.
+    #[test]
+    fn an_allowance_for_late_ticks_is_kept() {
+        // keep = 40 + 160: an excess of 100 (within a period) loses 2 ms at most.
+        assert_eq!(steady_allowing(160, 300, 160), Move::Shrink(96));
+        assert_eq!(
+            steady_allowing(160, 240, 160),
+            Move::Hold,
+            "within keep and a quarter period"
+        );
+        assert_eq!(
+            steady(160, 240, BASE_WINDOW),
+            Move::Shrink(200),
+            "without the allowance, 200 beyond a quarter period is a backlog"
+        );
+    }
+
+    fn steady_allowing(period: usize, margin: usize, allowance: usize) -> Move {
+        let mut c = Cushion::new(48_000, period);
+        c.allow(allowance);
+        for _ in 1..BASE_WINDOW {
+            c.tick(Some(margin), period, false);
+        }
+        c.tick(Some(margin), period, false)
     }
 
     /// A new cushion for a device of `period` samples at 48 kHz after `ticks` steady ticks

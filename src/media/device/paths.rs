@@ -416,6 +416,14 @@ impl PlaybackPath {
         self.cushion.period() as f64 * 1000.0 / f64::from(self.rate)
     }
 
+    /// The ticks that write here may come `late` by design (they wait for the microphone's
+    /// callback that completes a frame): the cushion keeps that much more.
+    pub(super) fn allow_late_ticks(&mut self, late: Duration) {
+        let samples = late.as_micros() * u128::from(self.rate) / 1_000_000;
+        self.cushion
+            .allow(usize::try_from(samples).unwrap_or(usize::MAX));
+    }
+
     /// The latency breakdown since the last call: the samples queued ahead of each frame
     /// written, and the device's delay.
     pub(super) fn take_latency(&mut self) -> StageMeans {
@@ -544,7 +552,12 @@ impl PlaybackPath {
         };
         let queued = self.ring.buffer().capacity() - self.ring.slots();
         let n = out.len();
-        let mut skip = 0;
+        // What a shrink leaves out of this frame: a backlog cut lowers the bound below too,
+        // so the frame is judged without it.
+        let mut skip = match adapt {
+            Move::Shrink(less) => less.min(n),
+            Move::Grow(_) | Move::Hold => 0,
+        };
         let moved = if queued == 0 && rebuild {
             // The callback ran dry (or the stream starts again): rebuild the cushion. A ring
             // a callback emptied exactly is no gap: the frame comes in time.
@@ -552,8 +565,9 @@ impl PlaybackPath {
             if let Ok(chunk) = self.ring.write_chunk(fill) {
                 chunk.commit_all();
             }
+            skip = 0;
             true
-        } else if queued + n > self.cushion.period() + self.cushion.margin() + self.slack {
+        } else if queued + n - skip > self.cushion.period() + self.cushion.margin() + self.slack {
             if !self.dropping {
                 self.dropping = true;
                 self.glitches += 1;
@@ -561,15 +575,11 @@ impl PlaybackPath {
             self.drift.reanchor();
             return;
         } else {
-            match adapt {
-                Move::Grow(extra) => {
-                    let extra = extra.min(self.ring.slots());
-                    if let Ok(chunk) = self.ring.write_chunk(extra) {
-                        chunk.commit_all();
-                    }
+            if let Move::Grow(extra) = adapt {
+                let extra = extra.min(self.ring.slots());
+                if let Ok(chunk) = self.ring.write_chunk(extra) {
+                    chunk.commit_all();
                 }
-                Move::Shrink(less) => skip = less.min(n),
-                Move::Hold => {}
             }
             adapt != Move::Hold
         };
@@ -779,6 +789,36 @@ mod tests {
         assert_eq!(cons.slots(), full, "room again: queued");
         path.write(&frame, epoch());
         assert_eq!(path.glitches(), 2, "a new run of drops");
+    }
+
+    /// A backlog the cushion cuts lowers the bound on what may wait too: the frame that
+    /// carries the cut is judged without what it leaves out, so it is shortened, not dropped.
+    #[test]
+    fn a_backlog_cut_shortens_the_frame_instead_of_dropping_it() {
+        let (prod, cons) = ring(48_000);
+        let shared = flags();
+        let mut cb = PlaybackCallback::new(cons, 1, shared.clone());
+        let mut path = PlaybackPath::new(prod, 48_000, shared.clone(), 480).expect("48k");
+        let frame = [1000i16; FRAME_SAMPLES];
+        // A backlog of three frames beyond the start-up cushion, up to the bound (2160).
+        for _ in 0..3 {
+            path.write(&frame, epoch());
+        }
+        let mut device = [0f32; 480];
+        let mut levels = Vec::new();
+        for _ in 0..TICKS_PER_SECOND + 5 {
+            cb.process(&mut device);
+            path.write(&frame, epoch());
+            levels.push(path.queued());
+        }
+        assert_eq!(path.glitches(), 0, "nothing dropped");
+        assert_eq!(path.cushion().0, 0, "the backlog was cut");
+        assert_eq!(levels[0], 2160);
+        assert_eq!(
+            *levels.last().expect("ticks"),
+            1680,
+            "a frame's worth left out"
+        );
     }
 
     /// A flood of xruns from the audio system (cpal restarting a stream) is counted but
@@ -1273,6 +1313,9 @@ mod tests {
             if !capture.read(&mut frame) && t >= settle {
                 mic_misses += 1;
             }
+            // As `CpalDevice` does: the headset keeps what a tick may wait for the microphone.
+            end.playback
+                .allow_late_ticks(Duration::from_secs_f64(capture.period_ms() / 1000.0));
             end.playback.write(&frame, at(t));
             clock.ticked(at(t), capture.take_lead());
         }
@@ -1297,10 +1340,13 @@ mod tests {
     /// drift controller (`drift.rs`) must not undo it: kept wide, its corrections, noise where
     /// the two streams share a clock, moved the tick's phase to the callbacks and the −300 ppm
     /// card met the cushion's rare short margin once (mean fill 18.1 ms); narrowed as the
-    /// level's wander asks, none (16.7 ms). (Those figures with 20 ms frames; with 10 ms
-    /// frames the mean fill is 11.0–11.8 ms.) What is left are the cushion's own rare
-    /// dropouts: over 30 other seeds, 24 in 30 runs with 20 ms frames and 19 with 10 ms, at
-    /// most 3 in a run; here none with 20 ms frames, 1, 0 and 1 with 10 ms.
+    /// level's wander asks, none (16.7 ms). (Those figures with 20 ms frames.) What was
+    /// left were the cushion's own rare dropouts — with 10 ms frames 1, 0 and 1 here, 51 in
+    /// 60 runs on other seeds — and they came where a tick waited for the microphone's
+    /// callback (`clock.rs`) and so wrote the headset's frame later than the cushion had
+    /// measured: keeping a capture period more (`Cushion::allow`, as `CpalDevice` does), none
+    /// here and 8 in those 60 runs (at most 1 in a run), mean fill 12.5–13.4 ms (11.0–11.8
+    /// without).
     #[test]
     fn the_media_clock_keeps_the_microphones_pace_and_the_headset_its_fill() {
         for fast_ppm in [0, 300, -300] {
@@ -1309,7 +1355,7 @@ mod tests {
                 burst: 1,
             };
             let run = simulate_one_end(660, fast_ppm, headset, 0x5851_f42d_4c95_7f2d);
-            assert!(run.dry <= 1, "{fast_ppm} ppm: the headset ran dry: {run:?}");
+            assert_eq!(run.dry, 0, "{fast_ppm} ppm: the headset ran dry: {run:?}");
             assert_eq!(run.mic_misses, 0, "{fast_ppm} ppm: {run:?}");
             assert!(run.low_ms > 0.0, "{fast_ppm} ppm: {run:?}");
             assert!(run.mean_ms < 18.0, "{fast_ppm} ppm: {run:?}");
@@ -1323,11 +1369,12 @@ mod tests {
     /// (`drift.rs`). Over three seeds of five such headsets (15 runs, the ten minutes after
     /// the first): 24 dropouts and 35 cuts of the cushion with 20 ms frames, 10 and 40 with
     /// 10 ms (its floor held longer after a dropout that followed its coming down: 41 cuts
-    /// without); written at the ticks' pace, 106 dropouts and 473 cuts (the −250 ppm headset
-    /// alone, 136–143 cuts each; figures with 20 ms frames). What is left
-    /// are the cushion's own dropouts: it gives back margin down to a quarter period and
-    /// learns from the rare late callback that then finds it short. A steady headset in
-    /// bursts keeps none.
+    /// without), 1 and 20 keeping a capture period for the ticks' wait for the microphone
+    /// (`Cushion::allow`); written at the ticks' pace, 106 dropouts and 473 cuts (the −250 ppm
+    /// headset alone, 136–143 cuts each; figures with 20 ms frames). What is left
+    /// are the cushion's own dropouts: it gives back margin down to a quarter period and the
+    /// allowance, and learns from the rare late callback that then finds it short. A steady
+    /// headset in bursts keeps none.
     #[test]
     fn the_headset_follows_its_own_cards_pace() {
         let seeds = [11, 12_345, 987_654_321];
@@ -1352,8 +1399,8 @@ mod tests {
                 cuts += run.cuts;
             }
         }
-        assert!(dry <= 30, "{dry} dropouts in 15 ten-minute runs");
-        assert!(cuts <= 45, "{cuts} cuts in 15 ten-minute runs");
+        assert!(dry <= 3, "{dry} dropouts in 15 ten-minute runs");
+        assert!(cuts <= 30, "{cuts} cuts in 15 ten-minute runs");
     }
 
     /// A sound server's steady 5 ms callbacks with a rare long delay (one in 1,000 up to 6 ms
