@@ -8,7 +8,9 @@
 //! for the ring's media-thread end to make. Pure arithmetic: no clock, no allocation, no ring;
 //! tests drive it with a simulated device clock.
 //!
-//! The least margin a shrink leaves, `keep`, is a quarter period plus what dropouts taught:
+//! The least margin a shrink leaves, `keep`, is a quarter period and an *allowance* for
+//! ticks late by design (a playback ring's owner sets it to a capture period: a tick waits
+//! for the microphone's callback before it writes), or what dropouts taught:
 //! each raises a *floor* by half a period, and a floor comes down 2 ms only after a minute
 //! in which the margin never fell below half of it. A window sees only the delays that
 //! happened in it; a delay that comes once every few seconds (a scheduler's, a sound

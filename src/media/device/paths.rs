@@ -26,7 +26,8 @@
 //! ```
 //!
 //! The margin starts at half the period asked of the device (2.5 ms) and settles
-//! where the device's observed timing needs it (see `cushion.rs`).
+//! where the device's observed timing needs it (see `cushion.rs`); a playback ring keeps,
+//! beyond that, what its ticks may wait for the microphone (`allow_late_ticks`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
