@@ -725,19 +725,12 @@ impl Pipeline {
                     || event.redundant_copies > 1
                     || frames as usize % stream.send_frames == 0;
                 for _ in 0..event.redundant_copies.max(1) * u8::from(due) {
-                    stream.sender.packet(
-                        pt,
-                        event.timestamp,
-                        event.marker,
-                        &event.payload,
-                        &mut self.packet,
-                    );
-                    send_protected(
+                    send_rtp(
                         &mut self.outbox,
-                        (line, Port::Rtp, stream.send_to),
-                        stream.srtp.as_mut(),
                         &mut self.packet,
                         &mut self.warnings.protect,
+                        (line, &mut *stream),
+                        (pt, event.timestamp, event.marker, &event.payload),
                         now,
                     );
                 }
@@ -760,20 +753,14 @@ impl Pipeline {
                     {
                         Ok(0) => stream.spurt = true, // DTX: nothing to send
                         Ok(len) => {
-                            stream.sender.packet(
-                                stream.params.payload_type,
-                                stream.packet_ts,
-                                stream.spurt,
-                                &self.payload[..len],
-                                &mut self.packet,
-                            );
-                            stream.spurt = false;
-                            send_protected(
+                            let (pt, ts) = (stream.params.payload_type, stream.packet_ts);
+                            let marker = std::mem::take(&mut stream.spurt);
+                            send_rtp(
                                 &mut self.outbox,
-                                (line, Port::Rtp, stream.send_to),
-                                stream.srtp.as_mut(),
                                 &mut self.packet,
                                 &mut self.warnings.protect,
+                                (line, &mut *stream),
+                                (pt, ts, marker, &self.payload[..len]),
                                 now,
                             );
                         }
@@ -831,6 +818,29 @@ impl Pipeline {
             });
         }
     }
+}
+
+/// Builds one RTP packet of `line`'s stream in `packet` and sends it (see
+/// [`send_protected`]).
+fn send_rtp(
+    outbox: &mut Outbox,
+    packet: &mut Vec<u8>,
+    warned: &mut Limiter,
+    (line, stream): (usize, &mut ActiveStream),
+    (payload_type, timestamp, marker, payload): (u8, u32, bool, &[u8]),
+    now: Instant,
+) {
+    stream
+        .sender
+        .packet(payload_type, timestamp, marker, payload, packet);
+    send_protected(
+        outbox,
+        (line, Port::Rtp, stream.send_to),
+        stream.srtp.as_mut(),
+        packet,
+        warned,
+        now,
+    );
 }
 
 /// Queues an RTP (or, to the RTCP port, RTCP) packet for `(line, port, to)`, protected first
