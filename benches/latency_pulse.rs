@@ -18,7 +18,10 @@
 //!
 //! 1. **The server's own loopback**: the same recording with `module-loopback` (a_mic.monitor
 //!    → b_ear, its minimum latency) in place of the two switchboards.
-//! 2. **The call**: A calls B peer to peer on 127.0.0.0/8 (Opus); clicks for
+//! 2. **The call**: A calls B peer to peer on 127.0.0.0/8 (Opus), 3 s after both started (an
+//!    operator's softphone runs long before a call comes: the sound server has started its
+//!    streams, which took up to 0.7 s here and dropped the first headset frames of a call
+//!    placed at once); clicks for
 //!    `$LATENCY_PULSE_SECONDS` (30 s; 600 for the ten-minute run), the jitter buffer's depth
 //!    from B's `quality` events, the dropouts from both ends' `audio` events, and the
 //!    server's own count of playback streams that ran empty (its debug log's underruns;
@@ -227,6 +230,8 @@ fn main() {
         caller.wait_for(secs(5), "devices"),
         callee.wait_for(secs(5), "devices"),
     ];
+    // An operator's softphone runs long before a call comes: the streams have started.
+    thread::sleep(Duration::from_secs(3));
     caller.send(&format!("dial sip:bob@{ip}:5060"));
     callee.wait_for(secs(5), "incoming");
     callee.send("answer");

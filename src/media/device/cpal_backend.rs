@@ -429,8 +429,9 @@ pub(super) struct CpalDevice {
     notices: VecDeque<DeviceNotice>,
     /// The cushions last logged: capture margin, headset margin and period (device samples).
     cushions: (usize, usize, usize),
-    /// The dropouts as last logged.
-    dropouts: Dropouts,
+    /// The dropouts as last seen; `None` until the first tick since the streams opened or
+    /// resumed (what happened before it is no call's dropout).
+    dropouts: Option<Dropouts>,
 }
 
 /// The microphone's and the headset's dropouts since each stream opened, by kind.
@@ -483,6 +484,13 @@ impl Dropouts {
         d
     }
 
+    /// What grew since the dropouts `last` seen, if anything did (then these are the last
+    /// seen); nothing the first time (the streams ran before anyone ticked).
+    fn new_since(self, last: &mut Option<Dropouts>) -> Option<Dropouts> {
+        let was = last.replace(self)?;
+        Some(self.grown_since(was)).filter(|new| *new != Dropouts::default())
+    }
+
     /// What grew since `was`, kind by kind (a reopened stream counts from 0 again: nothing).
     fn grown_since(self, was: Dropouts) -> Dropouts {
         Dropouts {
@@ -529,7 +537,7 @@ impl CpalDevice {
             },
             notices: VecDeque::new(),
             cushions: (0, 0, 0),
-            dropouts: Dropouts::default(),
+            dropouts: None,
         })
     }
 }
@@ -632,6 +640,7 @@ impl AudioDevice for CpalDevice {
         }
         // Rings that ran dry or over while nobody ticked are not dropouts of a call.
         self.xruns.reported = (self.input.xruns(), self.output_xruns());
+        self.dropouts = None;
         if let Some(p) = self.output.stream() {
             p.path.resume();
         }
@@ -699,12 +708,9 @@ impl CpalDevice {
     /// happened (the reports to the operator come at most every 5 s).
     fn log_dropouts(&mut self) {
         let now = Dropouts::of(self.input.stream(), self.output.stream());
-        let was = std::mem::replace(&mut self.dropouts, now);
-        let new = now.grown_since(was);
-        if new == Dropouts::default() {
-            return;
+        if let Some(new) = now.new_since(&mut self.dropouts) {
+            tracing::info!("audio dropout {new}");
         }
-        tracing::info!("audio dropout {new}");
     }
 
     /// Logs the latency breakdown of the microphone and headset paths over the last 5 s
@@ -1596,6 +1602,33 @@ mod tests {
             Dropouts::default(),
             "a reopened stream's counters start again: no dropout"
         );
+    }
+
+    #[test]
+    fn dropouts_before_the_first_tick_are_no_calls() {
+        let at_open = Dropouts {
+            headset_xruns: 770,
+            ..Dropouts::default()
+        };
+        let mut last = None;
+        assert_eq!(
+            at_open.new_since(&mut last),
+            None,
+            "the first tick: a baseline"
+        );
+        assert_eq!(at_open.new_since(&mut last), None, "nothing grew");
+        let dry = Dropouts {
+            headset_dry: 1,
+            ..at_open
+        };
+        assert_eq!(
+            dry.new_since(&mut last),
+            Some(Dropouts {
+                headset_dry: 1,
+                ..Dropouts::default()
+            })
+        );
+        assert_eq!(dry.new_since(&mut last), None, "logged once");
     }
 
     #[test]
