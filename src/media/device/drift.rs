@@ -85,6 +85,8 @@ pub(super) struct Drift {
     last_away: Option<f64>,
     /// Windows running with the median [`AWAY_MS`] above (positive) or below the anchor.
     away: i32,
+    /// The last window's median level (samples).
+    median: f64,
 }
 
 impl Drift {
@@ -103,6 +105,7 @@ impl Drift {
             changed: 0,
             last_away: None,
             away: 0,
+            median: 0.0,
         }
     }
 
@@ -119,6 +122,7 @@ impl Drift {
         let (_, &mut median, _) = self
             .levels
             .select_nth_unstable_by(WINDOW / 2, f64::total_cmp);
+        self.median = median;
         let Some(anchor) = self.anchor else {
             self.anchor = Some(median);
             return None;
@@ -183,6 +187,26 @@ impl Drift {
     /// The correction now (ppm).
     pub(super) fn correction(&self) -> f64 {
         self.correction
+    }
+}
+
+/// The loop's state as `key=value` words, for the log: the anchor and the last window's
+/// median level (ms), what it learned of the pace and the correction (ppm), its bandwidth.
+impl std::fmt::Display for Drift {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |samples: f64| samples * 1000.0 / f64::from(self.rate);
+        match self.anchor {
+            Some(anchor) => write!(f, "anchor_ms={:.2} ", ms(anchor))?,
+            None => write!(f, "anchor_ms=none ")?,
+        }
+        write!(
+            f,
+            "median_ms={:.2} drift_ppm={:.1} correction_ppm={:.1} bandwidth={:.3}",
+            ms(self.median),
+            self.drift,
+            self.correction,
+            self.bandwidth
+        )
     }
 }
 
@@ -257,6 +281,23 @@ mod tests {
             level += DRAIN * (correction - ppm) * 1e-6;
         }
         (windows, drift.bandwidth)
+    }
+
+    #[test]
+    fn the_log_words_hold_the_anchor_the_median_and_the_correction() {
+        let mut drift = Drift::new(48_000);
+        assert!(drift.to_string().starts_with("anchor_ms=none "));
+        for _ in 0..WINDOW {
+            drift.tick(480.0);
+        }
+        for _ in 0..WINDOW {
+            drift.tick(432.0);
+        }
+        // 1 ms below the anchor: P 200 ppm and I 20 ppm at full bandwidth.
+        assert_eq!(
+            drift.to_string(),
+            "anchor_ms=10.00 median_ms=9.00 drift_ppm=20.0 correction_ppm=220.0 bandwidth=1.000"
+        );
     }
 
     #[test]

@@ -534,7 +534,7 @@ impl PlaybackPath {
                 .flags
                 .last_called()
                 .map(|c| now.saturating_duration_since(c.at).as_micros()),
-            "headset frames dropped: the ring is full (device samples)"
+            "playback frames dropped: the ring is full (device samples)"
         );
     }
 
@@ -613,6 +613,7 @@ impl PlaybackPath {
         if moved {
             self.drift.reanchor();
         } else if let Some(ppm) = self.drift.tick(level) {
+            tracing::debug!("playback pace {}", self.drift);
             // Clamped by `Drift` far inside what the slips can carry.
             let _ = self.slip.set_resample_ratio(1.0 + ppm * 1e-6, false);
         }
