@@ -379,6 +379,19 @@ impl Tokens {
     }
 }
 
+/// Below this many slots a table keeps what it has: shrinking it would save nothing.
+const SLACK_FLOOR: usize = 64;
+
+/// Gives a burst's memory back once `map` has emptied to a quarter of its room: transactions
+/// linger 32 s after their answer, so a busy minute can hold thousands, and a table never
+/// shrinks by itself. Halving to twice what is left keeps it from shrinking and growing by
+/// turns.
+fn give_back_map<K: Eq + std::hash::Hash, V>(map: &mut HashMap<K, V>) {
+    if map.capacity() > SLACK_FLOOR && map.len() * 4 < map.capacity() {
+        map.shrink_to(map.len() * 2);
+    }
+}
+
 /// The sans-IO SIP user agent. See the module docs for the contract.
 #[derive(Debug, Clone)]
 pub struct UserAgent {
@@ -605,6 +618,9 @@ impl UserAgent {
         self.on_subscription_timers(now);
         self.on_answer_policy_timer(now);
         self.acks.retain(|a| a.until() > now);
+        if self.acks.capacity() > SLACK_FLOOR && self.acks.len() * 4 < self.acks.capacity() {
+            self.acks.shrink_to(self.acks.len() * 2);
+        }
         if self.quit_deadline.is_some_and(|d| d <= now) {
             self.finish_quit();
         }
@@ -1229,6 +1245,8 @@ impl UserAgent {
         let clients = &self.clients;
         self.auth.retain(|key| clients.contains_key(key));
         self.servers.retain(|_, s| !s.tx.is_terminated());
+        give_back_map(&mut self.clients);
+        give_back_map(&mut self.servers);
         for slot in &mut self.lines {
             if slot.as_ref().is_some_and(Call::is_gone) {
                 if let Some(call) = slot.take() {

@@ -521,6 +521,23 @@ impl PlaybackPath {
         self.cushion.period() + self.cushion.margin() + self.slack
     }
 
+    /// The first frame of a run dropped because the ring was full: what it held, and how long
+    /// since the device last took samples (a stalled device, or a sound server that has not
+    /// started the stream yet).
+    fn log_drop(&self, queued: usize, frame: usize, level: f64, now: Instant) {
+        tracing::debug!(
+            queued,
+            frame,
+            bound = self.bound(),
+            level = level as i64,
+            since_callback_us = self
+                .flags
+                .last_called()
+                .map(|c| now.saturating_duration_since(c.at).as_micros()),
+            "playback frames dropped: the ring is full (device samples)"
+        );
+    }
+
     /// Where the ring stands at `now`, with `queued` samples in it (in samples): the margin a
     /// callback would find beyond what it takes if it came now, and the level the drift
     /// controller holds. The level is how long until the ring's last sample is played: the
@@ -576,6 +593,7 @@ impl PlaybackPath {
         } else if queued + n - skip > self.bound() {
             if !std::mem::replace(&mut self.dropping, true) {
                 self.glitches += 1;
+                self.log_drop(queued, n - skip, level, now);
             }
             self.drift.reanchor();
             return;
