@@ -556,19 +556,25 @@ impl AudioDevice for CpalDevice {
         let mut out = *frame;
         self.ring_mix.mix_into(&mut out);
         let wait = self.tick_wait();
+        let now = Instant::now();
+        let mic = self.mic_backlog(now);
         if let Some(p) = self.output.stream() {
             p.path.allow_late_ticks(wait);
-            p.path.write(&out, Instant::now());
+            p.path.follow_microphone(mic);
+            p.path.write(&out, now);
         }
     }
 
     #[allow(clippy::disallowed_methods)] // The media thread: where in the device's period.
     fn write_ring_frame(&mut self, frame: &Frame) {
         let wait = self.tick_wait();
+        let now = Instant::now();
+        let mic = self.mic_backlog(now);
         match self.ring.as_mut().and_then(Endpoint::stream) {
             Some(p) => {
                 p.path.allow_late_ticks(wait);
-                p.path.write(frame, Instant::now());
+                p.path.follow_microphone(mic);
+                p.path.write(frame, now);
             }
             // No ring device, or it is down: ring on the headset.
             None => self.ring_mix.put(frame),
@@ -761,6 +767,12 @@ impl CpalDevice {
     /// completes its frame (`clock.rs`), one capture period when the callbacks keep time.
     /// The playback rings keep that much more (`Cushion::allow`): measured on the lab's sound
     /// server, such a wait before the headset's write was what ran its ring dry.
+    /// What the microphone has recorded at `now` that no tick has read (the headsets' drift
+    /// loops hold their level plus it).
+    fn mic_backlog(&mut self, now: Instant) -> Option<paths::Backlog> {
+        self.input.stream().and_then(|c| c.path.backlog(now))
+    }
+
     fn tick_wait(&mut self) -> Duration {
         self.input.stream().map_or(Duration::ZERO, |c| {
             Duration::from_secs_f64(c.path.period_ms() / 1000.0)
@@ -927,7 +939,7 @@ fn unsupported_format(format: SampleFormat) -> cpal::Error {
     )
 }
 
-#[allow(clippy::disallowed_methods)] // The flags' origin: the stream's times count from it.
+#[allow(clippy::disallowed_methods)] // The flags' origin and the callbacks' times.
 fn build_capture(
     device: &cpal::Device,
     config: &StreamConfig,
@@ -946,6 +958,7 @@ fn build_capture(
                         let at = info.timestamp();
                         callback.saw_delay(at.callback.duration_since(at.capture));
                         callback.process(data);
+                        callback.called_at(Instant::now());
                     },
                     move |e: cpal::Error| errors.on_error(e.kind()),
                     Some(OPEN_TIMEOUT),

@@ -6,9 +6,14 @@
 //! faster than it records) — drains or fills its ring by that much. Left alone, a draining
 //! ring runs dry about once a minute; a filling one has its excess cut out by the cushion
 //! (`cushion.rs`). This controller watches the headset's level when each frame is written
-//! (how long until the ring's last sample is played, `paths.rs`), the median of a second, and
-//! steers the rate the frames are written at (a slip of one sample, crossfaded, now and then:
-//! rubato's `Slip`) so that the level stays where the cushion last set it: a PI loop whose
+//! (how long until the ring's last sample is played, `paths.rs`) plus what the microphone has
+//! recorded that no tick has read yet: a tick the capture cushion's give-back moves earlier,
+//! or one that waits for the microphone, moves the one by as much as the other the other way,
+//! so their sum moves only with the two cards' paces (the level alone made a sawtooth of
+//! such moves, about 4 ms every 15 s in the lab, that the loop chased and mislearned at the
+//! start). Of that it takes the median of a second, and steers the rate the frames are
+//! written at (a slip of one sample, crossfaded, now and then: rubato's `Slip`) so that the
+//! level stays where the cushion last set it: a PI loop whose
 //! integral learns the card's drift (settling in about half a minute, within about 1 ms per
 //! 250 ppm of drift). The ring's end re-anchors it whenever it moves the level itself (silence
 //! queued, a frame dropped, the cushion grown or shrunk): what the cushion decides is the

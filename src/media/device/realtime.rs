@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use cpal::{FromSample, Sample};
 use rtrb::{Consumer, Producer};
 
-/// The last output callback: when it ran, the audio system's delay before its first sample
-/// plays, and the frames it carried.
+/// The last callback: when it ran, the audio system's delay (output: before its first
+/// sample plays; input: 0, not kept), and the frames it carried.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct LastCallback {
     pub(super) at: Instant,
@@ -66,8 +66,8 @@ pub(super) struct StreamFlags {
     delays: AtomicU64,
     /// Frames the callbacks carried since the stream opened: the device's pace.
     carried: AtomicU64,
-    /// When the last output callback ran, in ns after `origin` (0: none yet), the audio
-    /// system's delay it saw (µs) and the frames it carried.
+    /// When the last callback ran, in ns after `origin` (0: none yet), the audio system's
+    /// delay an output callback saw (µs) and the frames it carried.
     called_ns: AtomicU64,
     called_delay_us: AtomicU64,
     last_frames: AtomicUsize,
@@ -129,7 +129,7 @@ impl StreamFlags {
         self.last_frames.store(frames, Ordering::Relaxed);
     }
 
-    /// The last output callback (`None`: none yet).
+    /// The last callback (`None`: none yet).
     pub(super) fn last_called(&self) -> Option<LastCallback> {
         match self.called_ns.load(Ordering::Relaxed) {
             0 => None,
@@ -139,6 +139,13 @@ impl StreamFlags {
                 frames: self.last_frames.load(Ordering::Relaxed),
             }),
         }
+    }
+
+    /// A callback ran at `now` (an atomic store).
+    fn store_called(&self, now: Instant) {
+        let ns = now.saturating_duration_since(self.origin).as_nanos();
+        let ns = u64::try_from(ns).unwrap_or(u64::MAX).max(1);
+        self.called_ns.store(ns, Ordering::Relaxed);
     }
 
     /// Frames the callbacks carried since the stream opened.
@@ -215,6 +222,12 @@ impl CaptureCallback {
         self.flags.saw_delay(delay);
     }
 
+    /// The callback runs at `now` (an atomic store): the microphone's samples up to then are
+    /// in the ring once it returns.
+    pub(super) fn called_at(&self, now: Instant) {
+        self.flags.store_called(now);
+    }
+
     /// The input callback body: averages each interleaved frame of `data` to
     /// one sample and pushes as many as fit; a full ring drops the rest and
     /// counts one dropout.
@@ -271,11 +284,9 @@ impl PlaybackCallback {
     /// later (atomic stores and adds).
     pub(super) fn called_at(&self, now: Instant, delay: Duration) {
         self.flags.saw_delay(delay);
-        let ns = now.saturating_duration_since(self.flags.origin).as_nanos();
-        let ns = u64::try_from(ns).unwrap_or(u64::MAX).max(1);
         let us = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
         self.flags.called_delay_us.store(us, Ordering::Relaxed);
-        self.flags.called_ns.store(ns, Ordering::Relaxed);
+        self.flags.store_called(now);
     }
 
     /// The output callback body: fills each interleaved frame of `data` with
