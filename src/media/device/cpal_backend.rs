@@ -763,16 +763,16 @@ impl CpalDevice {
         );
     }
 
-    /// How late a tick may come by design: it waits for the microphone's callback that
-    /// completes its frame (`clock.rs`), one capture period when the callbacks keep time.
-    /// The playback rings keep that much more (`Cushion::allow`): measured on the lab's sound
-    /// server, such a wait before the headset's write was what ran its ring dry.
     /// What the microphone has recorded at `now` that no tick has read (the headsets' drift
     /// loops hold their level plus it).
     fn mic_backlog(&mut self, now: Instant) -> Option<paths::Backlog> {
         self.input.stream().and_then(|c| c.path.backlog(now))
     }
 
+    /// How late a tick may come by design: it waits for the microphone's callback that
+    /// completes its frame (`clock.rs`), one capture period when the callbacks keep time.
+    /// The playback rings keep that much more (`Cushion::allow`): measured on the lab's sound
+    /// server, such a wait before the headset's write was what ran its ring dry.
     fn tick_wait(&mut self) -> Duration {
         self.input.stream().map_or(Duration::ZERO, |c| {
             Duration::from_secs_f64(c.path.period_ms() / 1000.0)

@@ -13,11 +13,11 @@
 //! such moves, about 4 ms every 15 s in the lab, that the loop chased and mislearned at the
 //! start). Of that it takes the median of a second, and steers the rate the frames are
 //! written at (a slip of one sample, crossfaded, now and then: rubato's `Slip`) so that the
-//! level stays where the cushion last set it: a PI loop whose
-//! integral learns the card's drift (settling in about half a minute, within about 1 ms per
-//! 250 ppm of drift). The ring's end re-anchors it whenever it moves the level itself (silence
-//! queued, a frame dropped, the cushion grown or shrunk): what the cushion decides is the
-//! level, the loop only holds it. Pure arithmetic: no clock, no allocation.
+//! level stays where the cushion last set it: a PI loop whose integral learns the card's
+//! drift (settling in about half a minute, within about 1 ms per 250 ppm of drift). The
+//! ring's end re-anchors it whenever it moves the level itself (silence queued, a frame
+//! dropped, the cushion grown or shrunk): what the cushion decides is the level, the loop
+//! only holds it. Pure arithmetic: no clock, no allocation.
 //!
 //! Once it has had time to learn the pace, its bandwidth narrows as far as the level's
 //! wander asks, as a delay-locked loop's does (PipeWire's DLL goes from a wide to a narrow
