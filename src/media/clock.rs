@@ -10,13 +10,21 @@
 //!           earlier (a frame at most) instead of the audio being dropped
 //!   behind: more than 100 ms late (suspend, debugger): the grid starts again
 //!   idle:   no tick while nothing needs the clock; the ticks that went by are skipped
+//!   pace:   how much faster than the system's clock the microphone's card recorded
+//!           over the last two minutes or so shortens every frame by as much (±1,000 ppm
+//!           at most; learned after 30 s)
 //! ```
 //!
 //! Both ways the clock keeps the microphone's pace, and the headset's ring, filled at the
-//! ticks, keeps its fill.
+//! ticks, keeps its fill. The pace makes it smooth: a microphone 170 ppm faster than the
+//! system's clock otherwise gains a capture period every 20 s or so, given back at once by
+//! a tick that much earlier, and the headset's ring, written at the ticks and held by its
+//! drift loop at the *sum* of its level and the microphone's backlog, rises and falls by as
+//! much (its cushion gave back margin at the top of that swing and ran dry at the bottom).
 
 use std::time::{Duration, Instant};
 
+use super::device::Backlog;
 use super::FRAME_MS;
 
 /// Longest a tick waits for a microphone frame a sound card is a little short of.
@@ -26,6 +34,15 @@ const MAX_CAPTURE_WAIT: Duration = Duration::from_millis(6);
 const MIN_CAPTURE_WAIT: Duration = Duration::from_micros(500);
 /// A tick this late restarts the grid.
 const BEHIND: Duration = Duration::from_millis(100);
+/// How long the phase moves are remembered: each tick forgets this much of them.
+const PACE_MEMORY_S: f64 = 120.0;
+/// A record shorter than this teaches no pace: a few callbacks' jitter would be most of it.
+const PACE_LEARNED_S: f64 = 30.0;
+/// After an idle spell the streams start again: their first moves are not counted.
+const PACE_WARM_UP: Duration = Duration::from_secs(5);
+/// The most the pace shortens or lengthens a frame (ppm); sound cards are within a few
+/// hundred.
+const MAX_PACE_PPM: f64 = 1_000.0;
 
 /// One frame of the clock.
 const FRAME: Duration = Duration::from_millis(FRAME_MS as u64);
@@ -34,12 +51,77 @@ const FRAME: Duration = Duration::from_millis(FRAME_MS as u64);
 #[derive(Debug, Clone)]
 pub(super) struct MediaClock {
     next: Instant,
+    pace: Pace,
+}
+
+/// The microphone's pace against the system's clock, from what the card recorded (its
+/// callbacks' frames) over the ticks' time, both fading with [`PACE_MEMORY_S`]. The card's
+/// own count: what a full ring dropped, a tick's lateness or the cushion's moves do not
+/// change it. An interval in which the capture path primed afresh (a pause, another
+/// device) is left out.
+#[derive(Debug, Clone)]
+struct Pace {
+    /// Seconds the card recorded beyond the system's clock.
+    gained: f64,
+    /// Seconds of the system's clock they were recorded over.
+    span: f64,
+    /// Ticks before this are a stream's start, not its pace.
+    from: Instant,
+    /// How much earlier each frame comes now (ppm; negative: later).
+    ppm: f64,
+    /// The microphone's backlog at the last tick, and when.
+    last: Option<(Instant, Backlog)>,
+}
+
+impl Pace {
+    fn new(from: Instant) -> Pace {
+        Pace {
+            gained: 0.0,
+            span: 0.0,
+            from,
+            ppm: 0.0,
+            last: None,
+        }
+    }
+
+    /// The frame as the pace shortens it.
+    fn frame(&self) -> Duration {
+        FRAME.mul_f64(1.0 - self.ppm * 1e-6)
+    }
+
+    /// A tick at `t` left the microphone's `backlog`: the record grows by the interval since
+    /// the last one, the pace learned anew.
+    fn tick(&mut self, t: Instant, backlog: Option<Backlog>) {
+        let before = std::mem::replace(&mut self.last, backlog.map(|b| (t, b)));
+        let (Some((then, b)), Some(n)) = (before, backlog) else {
+            return;
+        };
+        let elapsed = t.saturating_duration_since(then).as_secs_f64();
+        if then < self.from || b.moves != n.moves || elapsed <= 0.0 {
+            return;
+        }
+        let keep = (-elapsed / PACE_MEMORY_S).exp();
+        self.gained = self.gained * keep + (n.recorded_ms - b.recorded_ms) / 1000.0 - elapsed;
+        self.span = self.span * keep + elapsed;
+        if self.span >= PACE_LEARNED_S {
+            self.ppm = (self.gained / self.span * 1e6).clamp(-MAX_PACE_PPM, MAX_PACE_PPM);
+        }
+    }
 }
 
 impl MediaClock {
     /// A clock whose first tick is due at `start`.
     pub(super) fn new(start: Instant) -> MediaClock {
-        MediaClock { next: start }
+        MediaClock {
+            next: start,
+            pace: Pace::new(start + PACE_WARM_UP),
+        }
+    }
+
+    /// How much earlier than the system's clock says each frame comes, in ppm: the
+    /// microphone's pace as learned (0 until it is).
+    pub(super) fn pace_ppm(&self) -> f64 {
+        self.pace.ppm
     }
 
     /// How long to sleep, woken at `t`, before the next tick is due; `None`: tick now.
@@ -84,13 +166,15 @@ impl MediaClock {
         self.next += waited;
     }
 
-    /// The tick that ran at `t` is done: the next is a frame later, or earlier by the
-    /// microphone's `lead` (a frame at most); a grid far behind `t` starts again from it.
-    pub(super) fn ticked(&mut self, t: Instant, lead: Option<Duration>) {
-        self.next += FRAME;
-        if let Some(lead) = lead {
-            self.next = self.next.checked_sub(lead.min(FRAME)).unwrap_or(self.next);
-        }
+    /// The tick that ran at `t` is done, leaving the microphone's `backlog`: the next is a
+    /// frame (as the pace has it) later, or earlier by the microphone's `lead` (a frame at
+    /// most); a grid far behind `t` starts again from it.
+    pub(super) fn ticked(&mut self, t: Instant, lead: Option<Duration>, backlog: Option<Backlog>) {
+        let frame = self.pace.frame();
+        let lead = lead.map_or(Duration::ZERO, |l| l.min(FRAME));
+        self.pace.tick(t, backlog);
+        self.next += frame;
+        self.next = self.next.checked_sub(lead).unwrap_or(self.next);
         if t > self.next + BEHIND {
             self.next = t + FRAME;
         }
@@ -106,6 +190,7 @@ impl MediaClock {
             .unwrap_or(u64::MAX)
             .saturating_add(1);
         self.next += FRAME.saturating_mul(u32::try_from(missed).unwrap_or(u32::MAX));
+        self.pace.from = t + PACE_WARM_UP;
         missed
     }
 }
@@ -140,7 +225,7 @@ mod tests {
         assert_eq!(clock.until_due(t0), None, "the first tick is due at once");
         // Woken 0.3 ms late each time: the grid stays on steps of a frame.
         for k in 1..=3 {
-            clock.ticked(t0 + FRAME * (k - 1) + us(300), None);
+            clock.ticked(t0 + FRAME * (k - 1) + us(300), None, None);
             assert_eq!(clock.until_due(t0 + FRAME * k - FRAME / 4), Some(FRAME / 4));
             assert_eq!(clock.until_due(t0 + FRAME * k), None);
         }
@@ -151,12 +236,12 @@ mod tests {
         let t0 = epoch();
         let mut clock = MediaClock::new(t0);
         clock.keep_phase(us(1_700));
-        clock.ticked(t0 + us(1_700), None);
+        clock.ticked(t0 + us(1_700), None, None);
         assert_eq!(clock.until_due(t0), Some(FRAME + us(1_700)));
-        clock.ticked(t0 + FRAME + us(1_700), Some(us(400)));
+        clock.ticked(t0 + FRAME + us(1_700), Some(us(400)), None);
         assert_eq!(clock.until_due(t0), Some(FRAME * 2 + us(1_300)));
         // A lead larger than a frame moves the tick by a frame.
-        clock.ticked(t0 + FRAME * 2 + us(1_300), Some(FRAME * 2 + ms(5)));
+        clock.ticked(t0 + FRAME * 2 + us(1_300), Some(FRAME * 2 + ms(5)), None);
         assert_eq!(clock.until_due(t0), Some(FRAME * 2 + us(1_300)));
     }
 
@@ -212,16 +297,97 @@ mod tests {
         assert!(!clock.may_wait(t0 + ms(7)), "catching up: no wait");
     }
 
+    /// Ten minutes of ticks reading a microphone `ppm` faster than the system's clock that
+    /// has recorded `start` seconds more than a frame at the first, as the engine does: a
+    /// frame short is waited for (0.5 ms at least); every 2 s a backlog beyond 4 ms is given
+    /// back by a lead, 2 ms at most, down to 1 ms. At 200 s a tick comes 44 ms late,
+    /// the capture path drops what waits beyond 1 ms, and the ticks that catch up find no
+    /// frame. The leads and the waits over the
+    /// last five minutes (ms), and the pace learned farthest from `ppm` after the first
+    /// minute.
+    fn follow_microphone(ppm: f64, start: f64) -> (f64, f64, f64) {
+        let t0 = epoch();
+        let mut clock = MediaClock::new(t0);
+        let frame = FRAME.as_secs_f64();
+        // Seconds of audio recorded by `t`, and read (or dropped) by the ticks.
+        let recorded = |t: Duration| (t.as_secs_f64() + frame + start) * (1.0 + ppm * 1e-6);
+        let (mut t, mut read, mut moves) = (Duration::ZERO, 0.0, 0);
+        let (mut leads, mut waits, mut pace) = (0.0, 0.0, ppm);
+        for k in 0..60_000 {
+            t += clock.until_due(t0 + t).unwrap_or_default();
+            if k == 20_000 {
+                t += ms(44);
+                read = recorded(t) - frame - 0.001;
+                moves += 1;
+            }
+            let counted = if k >= 30_000 { 1_000.0 } else { 0.0 };
+            let short = read + frame - recorded(t);
+            if short <= 0.0 {
+                read += frame;
+            } else if clock.may_wait(t0 + t) {
+                let wait = Duration::from_secs_f64(short).max(MIN_CAPTURE_WAIT);
+                clock.keep_phase(wait);
+                t += wait;
+                waits += wait.as_secs_f64() * counted;
+                read += frame;
+            } else {
+                // Catching up: the frame is missing and the capture path primes afresh.
+                moves += 1;
+            }
+            let backlog = recorded(t) - read;
+            let lead = (k % 200 == 0 && backlog > 0.004)
+                .then(|| Duration::from_secs_f64((backlog - 0.001).min(0.002)));
+            leads += lead.map_or(0.0, |l| l.as_secs_f64() * counted);
+            let backlog = Backlog {
+                ms: backlog * 1000.0,
+                top_ms: 4.0,
+                moves,
+                recorded_ms: recorded(t) * 1000.0,
+            };
+            clock.ticked(t0 + t, lead, Some(backlog));
+            if k >= 6_000 && (clock.pace_ppm() - ppm).abs() > (pace - ppm).abs() {
+                pace = clock.pace_ppm();
+            }
+        }
+        (leads, waits, pace)
+    }
+
+    /// The clock learns the microphone's pace from what its card recorded: one 200 ppm fast
+    /// or slow then moves the ticks' phase now and then by a fraction of a millisecond,
+    /// where without the pace its backlog is given back 2 ms every 10 s (60 ms in five
+    /// minutes) or a frame waited for every 2.5 s (0.5 ms each): the capture and headset
+    /// rings no longer swing. A stream's start with 20 ms recorded, and a stall whose
+    /// backlog the capture path dropped, teach nothing. (Learned from the phase moves and
+    /// what the backlog gained instead, such a stall in the lab turned +212 ppm into −405.)
+    #[test]
+    fn the_clock_learns_the_microphones_pace() {
+        let (leads, waits, pace) = follow_microphone(200.0, 0.001);
+        assert!((pace - 200.0).abs() < 10.0, "{pace} ppm");
+        assert!(
+            leads < 6.0 && waits < 1.0,
+            "{leads} ms of leads, {waits} of waits"
+        );
+        let (leads, waits, pace) = follow_microphone(-200.0, 0.001);
+        assert!((pace + 200.0).abs() < 10.0, "{pace} ppm");
+        assert!(
+            waits < 6.0 && leads < 1.0,
+            "{leads} ms of leads, {waits} of waits"
+        );
+        let (leads, waits, pace) = follow_microphone(0.0, 0.02);
+        assert!(pace.abs() < 10.0, "{pace} ppm");
+        assert_eq!((leads, waits), (0.0, 0.0), "a microphone on time");
+    }
+
     #[test]
     fn a_stall_restarts_the_grid_and_idle_ticks_are_skipped_on_it() {
         let t0 = epoch();
         let mut clock = MediaClock::new(t0);
         // A tick only 100 ms late keeps the grid.
-        clock.ticked(t0 + FRAME + ms(100), None);
+        clock.ticked(t0 + FRAME + ms(100), None, None);
         assert_eq!(clock.until_due(t0), Some(FRAME), "the grid is kept");
         // A tick that ran 200 ms late (a suspended process): the next comes a frame after it.
         let late = t0 + ms(200);
-        clock.ticked(late, None);
+        clock.ticked(late, None, None);
         assert_eq!(clock.until_due(late), Some(FRAME));
         // Idle from then until three frames and three quarters later: the ticks at one, two
         // and three frames went by; the next is at four.

@@ -115,6 +115,9 @@ impl Drop for MediaEngine {
 /// A tick that woke or waited longer than this is logged (at debug level): the headset's
 /// cushion covers a few milliseconds of it.
 const LATE_LOGGED: Duration = Duration::from_millis(2);
+/// A change of the clock's pace this large is logged (ppm), at most this often.
+const PACE_LOGGED_PPM: f64 = 20.0;
+const PACE_LOGGED_EVERY: Duration = Duration::from_secs(10);
 
 fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 10_000.0).round() / 10.0
@@ -156,6 +159,7 @@ fn run(
     let mut last_read = now();
     // The thread slept for the tick to come (only then is a late tick the scheduler's).
     let mut slept = false;
+    let mut logged_pace = (0.0, now());
     // Tick k reads the k-th microphone frame: with file audio this line lets a test turn
     // sample positions into wall-clock times (and so measure the mouth-to-ear delay).
     let unix_ms = wallclock()
@@ -213,7 +217,17 @@ fn run(
         last_read = t;
         pipeline.tick(t, wall);
         net.flush(&mut pipeline);
-        clock.ticked(t, pipeline.capture_lead());
+        clock.ticked(t, pipeline.capture_lead(), pipeline.capture_backlog(t));
+        let pace = clock.pace_ppm();
+        if (pace - logged_pace.0).abs() >= PACE_LOGGED_PPM
+            && t.saturating_duration_since(logged_pace.1) >= PACE_LOGGED_EVERY
+        {
+            tracing::debug!(
+                pace_ppm = pace.round(),
+                "media clock follows the microphone"
+            );
+            logged_pace = (pace, t);
+        }
         if pipeline.is_idle() {
             if !idle(&mut pipeline, &mut net, &control, &mut clock) {
                 return;

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::api::{Control, EngineConfig, LineTone, Report, SendSource, StreamParams};
 use super::codec::{Codec, MAX_PACKET_SAMPLES};
-use super::device::AudioDevice;
+use super::device::{AudioDevice, Backlog};
 use super::dtmf::{DtmfReceiver, DtmfSender};
 use super::inbound::Inbound;
 use super::mixer::Mixer;
@@ -515,6 +515,12 @@ impl Pipeline {
     /// How much earlier the next tick may come (see [`AudioDevice::capture_lead`]).
     pub(super) fn capture_lead(&mut self) -> Option<Duration> {
         self.device.capture_lead()
+    }
+
+    /// What the microphone recorded that no tick has read (see
+    /// [`AudioDevice::capture_backlog`]).
+    pub(super) fn capture_backlog(&mut self, now: Instant) -> Option<Backlog> {
+        self.device.capture_backlog(now)
     }
 
     /// Nothing needs the clock: no stream, tone, sound check, recording or device switch

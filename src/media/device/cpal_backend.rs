@@ -620,6 +620,10 @@ impl AudioDevice for CpalDevice {
         self.input.stream()?.path.take_lead()
     }
 
+    fn capture_backlog(&mut self, now: Instant) -> Option<paths::Backlog> {
+        self.mic_backlog(now)
+    }
+
     fn is_switching(&self) -> bool {
         self.input.is_switching()
             || self.output.is_switching()

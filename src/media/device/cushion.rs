@@ -156,6 +156,11 @@ impl Cushion {
         (self.period() / 4 + self.allowance).max(self.floor)
     }
 
+    /// The least margin above which a window gives margin back.
+    pub(super) fn top(&self) -> usize {
+        self.keep() + self.period() / 4
+    }
+
     /// A hold without a dropout in which the margin never fell below half the floor: the
     /// floor comes down 2 ms.
     fn relax_floor(&mut self, low: Option<usize>) {

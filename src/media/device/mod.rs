@@ -56,6 +56,7 @@ use std::path::PathBuf;
 
 use super::{Frame, FRAME_SAMPLES};
 use crate::sound::DeviceRole;
+pub use paths::Backlog;
 
 /// Which of cpal's audio systems reaches the sound cards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -194,6 +195,12 @@ pub trait AudioDevice: Send {
     /// cushion gives back, taken by moving the clock's phase rather than by dropping audio.
     /// `None`: nothing to give back (and always for files and null).
     fn capture_lead(&mut self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// What the microphone has recorded at `now` that no tick has read yet (the media
+    /// clock learns the microphone's pace from it). `None`: no sound card records.
+    fn capture_backlog(&mut self, _now: std::time::Instant) -> Option<Backlog> {
         None
     }
 }
