@@ -84,15 +84,15 @@ fn to_f32(x: i16) -> f32 {
 /// many times the capture path has moved it itself (dropped audio or primed afresh). A tick
 /// that comes earlier or later moves the headset's level at its write and this by as much
 /// the other way: the headset's drift loop holds their sum, which only the two cards'
-/// paces move (see [`PlaybackPath::follow_microphone`]). Right after a callback it is what
-/// the ring holds: the capture cushion gives back what the ring held above `top_ms` all
-/// through a window.
+/// paces move (see [`PlaybackPath::follow_microphone`]). Just before a callback it is what
+/// the ring holds and a period: `top_ms` is the most it reaches before the capture cushion
+/// gives margin back.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Backlog {
     /// What waits, in ms.
     pub ms: f64,
-    /// The least the ring holds through a window before the capture cushion gives it
-    /// back, in ms.
+    /// The most it reaches before the capture cushion gives margin back: what the ring may
+    /// hold all through a window, and a period (ms).
     pub top_ms: f64,
     /// The capture path's own moves so far.
     pub moves: u64,
