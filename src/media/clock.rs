@@ -34,11 +34,11 @@ const MAX_CAPTURE_WAIT: Duration = Duration::from_millis(6);
 const MIN_CAPTURE_WAIT: Duration = Duration::from_micros(500);
 /// A tick this late restarts the grid.
 const BEHIND: Duration = Duration::from_millis(100);
-/// How long the phase moves are remembered: each tick forgets this much of them.
+/// How long the card's record is remembered: it fades with this time constant.
 const PACE_MEMORY_S: f64 = 120.0;
 /// A record shorter than this teaches no pace: a few callbacks' jitter would be most of it.
 const PACE_LEARNED_S: f64 = 30.0;
-/// After an idle spell the streams start again: their first moves are not counted.
+/// After an idle spell the streams start again: their first seconds are not counted.
 const PACE_WARM_UP: Duration = Duration::from_secs(5);
 /// The most the pace shortens or lengthens a frame (ppm); sound cards are within a few
 /// hundred.

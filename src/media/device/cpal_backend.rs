@@ -557,7 +557,7 @@ impl AudioDevice for CpalDevice {
         self.ring_mix.mix_into(&mut out);
         let wait = self.tick_wait();
         let now = Instant::now();
-        let mic = self.mic_backlog(now);
+        let mic = self.capture_backlog(now);
         if let Some(p) = self.output.stream() {
             p.path.allow_late_ticks(wait);
             p.path.follow_microphone(mic);
@@ -569,7 +569,7 @@ impl AudioDevice for CpalDevice {
     fn write_ring_frame(&mut self, frame: &Frame) {
         let wait = self.tick_wait();
         let now = Instant::now();
-        let mic = self.mic_backlog(now);
+        let mic = self.capture_backlog(now);
         match self.ring.as_mut().and_then(Endpoint::stream) {
             Some(p) => {
                 p.path.allow_late_ticks(wait);
@@ -621,7 +621,7 @@ impl AudioDevice for CpalDevice {
     }
 
     fn capture_backlog(&mut self, now: Instant) -> Option<paths::Backlog> {
-        self.mic_backlog(now)
+        self.input.stream().and_then(|c| c.path.backlog(now))
     }
 
     fn is_switching(&self) -> bool {
@@ -765,12 +765,6 @@ impl CpalDevice {
             headset_drift_ppm = tenth(headset_drift),
             "audio latency {drops}"
         );
-    }
-
-    /// What the microphone has recorded at `now` that no tick has read (the headsets' drift
-    /// loops hold their level plus it).
-    fn mic_backlog(&mut self, now: Instant) -> Option<paths::Backlog> {
-        self.input.stream().and_then(|c| c.path.backlog(now))
     }
 
     /// How late a tick may come by design: it waits for the microphone's callback that

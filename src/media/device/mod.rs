@@ -198,8 +198,9 @@ pub trait AudioDevice: Send {
         None
     }
 
-    /// What the microphone has recorded at `now` that no tick has read yet (the media
-    /// clock learns the microphone's pace from it). `None`: no sound card records.
+    /// What the microphone has recorded at `now` that no tick has read yet, and all it has
+    /// recorded (the media clock learns the microphone's pace from it, the headsets' drift
+    /// loops hold their level plus it). `None`: no sound card records.
     fn capture_backlog(&mut self, _now: std::time::Instant) -> Option<Backlog> {
         None
     }

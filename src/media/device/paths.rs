@@ -1605,7 +1605,7 @@ mod tests {
     /// here and 8 in those 60 runs (at most 1 in a run), mean fill 12.5–13.4 ms (11.0–11.8
     /// without). With the clock following the microphone's pace (`clock.rs`) and the
     /// headset's margin judged with the microphone's backlog at its top
-    /// (`follow_microphone`): none, mean fill 14.8–16.0 ms.
+    /// (`follow_microphone`): none, mean fill 14.7–15.5 ms.
     #[test]
     fn the_media_clock_keeps_the_microphones_pace_and_the_headset_its_fill() {
         for fast_ppm in [0, 300, -300] {
@@ -1634,7 +1634,7 @@ mod tests {
     /// second instead of the sixtieth, the start included: 2 dropouts and 29 cuts with the
     /// loop holding the headset's level alone, none and 22 holding the level plus the
     /// microphone's backlog (the ticks' phase moves left out, see the test after this one);
-    /// none and 11, mean fill 14.9–17.2 ms against 12.7–16.7, with the clock following the
+    /// none and 11, mean fill 15.2–17.1 ms against 12.7–16.7, with the clock following the
     /// microphone's pace and the margin judged with the microphone's backlog at its top.
     /// A steady headset in bursts keeps none.
     #[test]
